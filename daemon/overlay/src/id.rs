@@ -42,33 +42,50 @@ impl NodeId {
         hex::encode(&self.0[..4])
     }
 
-    /// `self + other (mod 2^256)`.
-    pub fn wrapping_add(&self, other: &NodeId) -> NodeId {
+    fn limbs(&self) -> [u64; 4] {
+        let mut l = [0u64; 4];
+        for (k, chunk) in self.0.chunks_exact(8).enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            l[k] = u64::from_be_bytes(b);
+        }
+        l
+    }
+
+    fn from_limbs(l: [u64; 4]) -> NodeId {
         let mut out = [0u8; 32];
-        let mut carry = 0u16;
-        for i in (0..32).rev() {
-            let s = self.0[i] as u16 + other.0[i] as u16 + carry;
-            out[i] = s as u8;
-            carry = s >> 8;
+        for (k, v) in l.iter().enumerate() {
+            out[k * 8..k * 8 + 8].copy_from_slice(&v.to_be_bytes());
         }
         NodeId(out)
     }
 
+    /// `self + other (mod 2^256)`.
+    pub fn wrapping_add(&self, other: &NodeId) -> NodeId {
+        let (a, b) = (self.limbs(), other.limbs());
+        let mut out = [0u64; 4];
+        let mut carry = false;
+        for k in (0..4).rev() {
+            let (s1, c1) = a[k].overflowing_add(b[k]);
+            let (s2, c2) = s1.overflowing_add(carry as u64);
+            out[k] = s2;
+            carry = c1 || c2;
+        }
+        NodeId::from_limbs(out)
+    }
+
     /// `self - other (mod 2^256)`.
     pub fn wrapping_sub(&self, other: &NodeId) -> NodeId {
-        let mut out = [0u8; 32];
-        let mut borrow = 0i16;
-        for i in (0..32).rev() {
-            let mut d = self.0[i] as i16 - other.0[i] as i16 - borrow;
-            if d < 0 {
-                d += 256;
-                borrow = 1;
-            } else {
-                borrow = 0;
-            }
-            out[i] = d as u8;
+        let (a, b) = (self.limbs(), other.limbs());
+        let mut out = [0u64; 4];
+        let mut borrow = false;
+        for k in (0..4).rev() {
+            let (d1, b1) = a[k].overflowing_sub(b[k]);
+            let (d2, b2) = d1.overflowing_sub(borrow as u64);
+            out[k] = d2;
+            borrow = b1 || b2;
         }
-        NodeId(out)
+        NodeId::from_limbs(out)
     }
 
     /// `2^i` for `i < 256`.

@@ -8,3 +8,13 @@
 pub mod id;
 
 pub use id::{ID_BITS, NodeId, ParseIdError};
+pub mod chord;
+pub mod config;
+pub mod rng;
+pub mod time;
+pub mod wire;
+
+pub use chord::{Event, Input, LookupError, Node, Output, Phase, Timer};
+pub use config::ChordConfig;
+pub use time::Time;
+pub use wire::{Message, Peer};

@@ -1,0 +1,258 @@
+//! Iterative lookups: the asking node walks towards the key one routing step at a time, so it
+//! sees every timeout and routes around dead nodes itself, and it confirms that the successor it
+//! was given is alive before it reports it.
+
+use super::{Event, LookupError, Node, Phase, Purpose as RpcPurpose, Timer};
+use crate::id::NodeId;
+use crate::time::Time;
+use crate::wire::{ErrorCode, Peer, Request, Response};
+
+/// Longest shortlist of candidates a lookup keeps.
+const SHORTLIST: usize = 16;
+
+/// Why a lookup runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// Asked by the application.
+    App(u64),
+    /// A joining node looks for its successor.
+    Join,
+    /// Fix-fingers refreshes finger `k` (exponent `bit`).
+    Finger { k: usize, bit: u32 },
+    /// A rediscovered peer may lead into another ring: find our successor there.
+    Merge,
+}
+
+/// State of one iterative lookup.
+#[derive(Clone, Debug)]
+pub(super) struct Lookup {
+    key: NodeId,
+    purpose: Purpose,
+    /// Nodes preceding the key not yet asked, closest to the key first.
+    shortlist: Vec<Peer>,
+    /// Nodes already asked.
+    asked: Vec<NodeId>,
+    /// The successor candidates from a `Found` answer, to confirm alive in order.
+    found: Vec<Peer>,
+    hops: u32,
+}
+
+impl Node {
+    /// Starts a lookup for the successor of `key`. `seed` gives the first nodes to ask (joins
+    /// and merges); otherwise the node starts from its own table.
+    pub(super) fn start_lookup(
+        &mut self,
+        now: Time,
+        key: NodeId,
+        purpose: Purpose,
+        seed: Option<Vec<Peer>>,
+    ) {
+        let mut l = Lookup {
+            key,
+            purpose,
+            shortlist: Vec::new(),
+            asked: Vec::new(),
+            found: Vec::new(),
+            hops: 0,
+        };
+        if self.lookups.len() >= self.cfg.max_lookups {
+            self.finish(now, l, Err(LookupError::Busy));
+            return;
+        }
+        match seed {
+            Some(mut via) => {
+                via.retain(|p| p.id != self.t.me.id);
+                via.truncate(SHORTLIST);
+                l.shortlist = via;
+            }
+            None => {
+                if self.phase != Phase::Member {
+                    self.finish(now, l, Err(LookupError::NotMember));
+                    return;
+                }
+                let me = self.t.me;
+                let owns = self.t.pred.is_some_and(|p| key.in_half_open(&p.id, &me.id));
+                if self.t.succs.is_empty() || owns {
+                    self.finish(now, l, Ok(me));
+                    return;
+                }
+                if let Some(i) = self.t.successor_index(&key) {
+                    l.found = self.t.succs[i..].to_vec();
+                } else {
+                    l.shortlist = self.t.closest_preceding(&key, SHORTLIST, now);
+                }
+            }
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        self.lookups.insert(id, l);
+        self.set_timer(now + self.cfg.lookup_timeout, Timer::Lookup(id));
+        self.lookup_step(now, id);
+    }
+
+    /// Sends the next request of lookup `id`: confirm a found successor, or ask the best
+    /// remaining candidate for a routing step.
+    fn lookup_step(&mut self, now: Time, id: u64) {
+        let me = self.t.me.id;
+        let Some(l) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        if l.hops >= self.cfg.lookup_max_hops {
+            self.finish_id(now, id, Err(LookupError::Timeout));
+            return;
+        }
+        if !l.found.is_empty() {
+            let s = l.found.remove(0);
+            if s.id == me {
+                self.finish_id(now, id, Ok(s));
+                return;
+            }
+            l.hops += 1;
+            if self
+                .request(now, s, Request::Ping, RpcPurpose::Lookup(id))
+                .is_none()
+            {
+                self.finish_id(now, id, Err(LookupError::Busy));
+            }
+            return;
+        }
+        let next = loop {
+            if l.shortlist.is_empty() {
+                break None;
+            }
+            let c = l.shortlist.remove(0);
+            if !l.asked.contains(&c.id) && !self.t.is_suspect(&c.id, now) {
+                break Some(c);
+            }
+        };
+        let Some(c) = next else {
+            self.finish_id(now, id, Err(LookupError::NoRoute));
+            return;
+        };
+        l.asked.push(c.id);
+        l.hops += 1;
+        let key = l.key;
+        if self
+            .request(
+                now,
+                c,
+                Request::FindSuccessor { key },
+                RpcPurpose::Lookup(id),
+            )
+            .is_none()
+        {
+            self.finish_id(now, id, Err(LookupError::Busy));
+        }
+    }
+
+    /// The responder's side of a routing step.
+    pub(super) fn route_step(&self, now: Time, key: &NodeId) -> Response {
+        if self.phase != Phase::Member {
+            return Response::Error(ErrorCode::NotMember);
+        }
+        let me = self.t.me;
+        if self.t.succs.is_empty() || self.t.pred.is_some_and(|p| key.in_half_open(&p.id, &me.id)) {
+            return Response::Found { succs: vec![me] };
+        }
+        if let Some(i) = self.t.successor_index(key) {
+            let succs: Vec<Peer> = self.t.succs[i..]
+                .iter()
+                .filter(|p| !self.t.is_suspect(&p.id, now))
+                .copied()
+                .collect();
+            if !succs.is_empty() {
+                return Response::Found { succs };
+            }
+        }
+        let peers = self
+            .t
+            .closest_preceding(key, self.cfg.closer_candidates, now);
+        if peers.is_empty() {
+            return Response::Error(ErrorCode::NoRoute);
+        }
+        Response::Closer { peers }
+    }
+
+    pub(super) fn lookup_response(&mut self, now: Time, id: u64, from: Peer, body: Response) {
+        let me = self.t.me.id;
+        let Some(l) = self.lookups.get_mut(&id) else {
+            return;
+        };
+        match body {
+            Response::Pong => {
+                self.finish_id(now, id, Ok(from));
+                return;
+            }
+            Response::Found { succs } => {
+                // The key must fall between the responder and the successor it names.
+                let plausible =
+                    succs[0].id == from.id || l.key.in_half_open(&from.id, &succs[0].id);
+                if !plausible {
+                    self.stats.invalid += 1;
+                } else if succs[0].id == from.id {
+                    self.finish_id(now, id, Ok(from));
+                    return;
+                } else {
+                    l.found = succs;
+                }
+            }
+            Response::Closer { peers } => {
+                let key = l.key;
+                if peers.iter().any(|p| !p.id.in_open(&from.id, &key)) {
+                    // An answer that does not approach the key could make us loop.
+                    self.stats.invalid += 1;
+                } else {
+                    for p in peers {
+                        if p.id != me
+                            && !l.asked.contains(&p.id)
+                            && !l.shortlist.iter().any(|q| q.id == p.id)
+                        {
+                            l.shortlist.push(p);
+                        }
+                    }
+                    l.shortlist.sort_by_key(|p| p.id.distance_to(&key));
+                    l.shortlist.truncate(SHORTLIST);
+                }
+            }
+            Response::State { .. } | Response::Error(_) => {}
+        }
+        self.lookup_step(now, id);
+    }
+
+    pub(super) fn lookup_step_failed(&mut self, now: Time, id: u64, _peer: Peer) {
+        self.lookup_step(now, id);
+    }
+
+    pub(super) fn on_lookup_deadline(&mut self, now: Time, id: u64) {
+        if self.lookups.contains_key(&id) {
+            self.finish_id(now, id, Err(LookupError::Timeout));
+        }
+    }
+
+    fn finish_id(&mut self, now: Time, id: u64, result: Result<Peer, LookupError>) {
+        if let Some(l) = self.lookups.remove(&id) {
+            self.finish(now, l, result);
+        }
+    }
+
+    fn finish(&mut self, now: Time, l: Lookup, result: Result<Peer, LookupError>) {
+        if result.is_ok() {
+            self.stats.lookups_ok += 1;
+        } else {
+            self.stats.lookups_failed += 1;
+        }
+        match l.purpose {
+            Purpose::App(token) => self.event(Event::LookupDone {
+                token,
+                result,
+                hops: l.hops,
+            }),
+            Purpose::Join => match result {
+                Ok(s) => self.join_found(now, s),
+                Err(_) => self.join_failed(now),
+            },
+            Purpose::Finger { k, bit } => self.finger_lookup_done(now, k, bit, result.ok()),
+            Purpose::Merge => self.merge_done(now, result.ok()),
+        }
+    }
+}

@@ -1,0 +1,589 @@
+//! Ring maintenance rules: create, join, stabilize, notify/rectify, check-predecessor,
+//! fix-fingers, graceful leave, and the probing of lost peers that merges partitions.
+
+use super::lookup::Purpose as LookupPurpose;
+use super::{Event, Node, Phase, Purpose, Timer};
+use crate::time::Time;
+use crate::wire::{MAX_PEER_LIST, Message, Notice, Peer, Request, Response};
+
+/// Most predecessors a node walks back through in one stabilize round.
+const MAX_WALK: u8 = 16;
+
+/// Most successor-candidate checks in flight at once.
+const MAX_CANDIDATE_CHECKS: usize = 2;
+
+impl Node {
+    // ---- founding and joining ----------------------------------------------------------------
+
+    pub(super) fn create(&mut self, now: Time) {
+        if self.phase != Phase::Idle {
+            return;
+        }
+        self.become_member(now);
+    }
+
+    pub(super) fn join(&mut self, now: Time, mut via: Vec<Peer>) {
+        if self.phase != Phase::Idle {
+            return;
+        }
+        via.retain(|p| p.id != self.t.me.id);
+        via.truncate(MAX_PEER_LIST);
+        self.join_via = via;
+        self.phase = Phase::Joining;
+        self.retry_join(now);
+    }
+
+    pub(super) fn retry_join(&mut self, now: Time) {
+        if self.phase != Phase::Joining {
+            return;
+        }
+        if self.join_via.is_empty() {
+            self.join_failed(now);
+            return;
+        }
+        // Rotate through the bootstrap peers, one per attempt.
+        let i = self.join_attempt as usize % self.join_via.len();
+        self.join_attempt = self.join_attempt.saturating_add(1);
+        let first = self.join_via[i];
+        let key = self.t.me.id;
+        self.start_lookup(now, key, LookupPurpose::Join, Some(vec![first]));
+    }
+
+    pub(super) fn join_found(&mut self, now: Time, succ: Peer) {
+        if succ.id == self.t.me.id {
+            self.join_failed(now);
+            return;
+        }
+        // Rule 1 and 5: confirm the successor is alive and copy its full list before we count
+        // as a member.
+        if self
+            .request(
+                now,
+                succ,
+                Request::GetState { fingers: true },
+                Purpose::JoinState,
+            )
+            .is_none()
+        {
+            self.join_failed(now);
+        }
+    }
+
+    pub(super) fn join_failed(&mut self, now: Time) {
+        if self.phase != Phase::Joining {
+            return;
+        }
+        let exp = self.join_attempt.saturating_sub(1).min(16);
+        let delay = self
+            .cfg
+            .join_retry_min
+            .saturating_mul(1 << exp)
+            .min(self.cfg.join_retry_max);
+        let retry_at = now + self.jittered(delay);
+        self.set_timer(retry_at, Timer::JoinRetry);
+        self.event(Event::JoinFailed { retry_at });
+    }
+
+    pub(super) fn join_state_response(&mut self, now: Time, from: Peer, body: Response) {
+        if self.phase != Phase::Joining {
+            return;
+        }
+        let Response::State {
+            pred,
+            succs,
+            fingers,
+        } = body
+        else {
+            self.join_failed(now);
+            return;
+        };
+        self.t.set_successors(from, &succs, now, &self.cfg);
+        let mut known = fingers;
+        known.extend(succs);
+        known.push(from);
+        self.t.seed_fingers(&known, now, &self.cfg);
+        self.become_member(now);
+        // If another node joined between us and the successor we found, walk back to it now.
+        self.walk_back_or_notify(now, from, pred, 0);
+    }
+
+    /// `succ` (just confirmed alive) reports predecessor `pred`. If `pred` lies between us and
+    /// `succ`, it is a closer successor: check it (rule 1) and keep walking back, up to
+    /// [`MAX_WALK`] steps per round. Otherwise propose ourselves to `succ`.
+    fn walk_back_or_notify(&mut self, now: Time, succ: Peer, pred: Option<Peer>, steps: u8) {
+        let me = self.t.me.id;
+        match pred {
+            Some(p) if steps < MAX_WALK && p.id != me && p.id.in_open(&me, &succ.id) => {
+                let sent = self.request(
+                    now,
+                    p,
+                    Request::GetState { fingers: false },
+                    Purpose::Candidate { steps: steps + 1 },
+                );
+                if sent.is_none() {
+                    self.notify_successor();
+                }
+            }
+            _ => self.notify_successor(),
+        }
+    }
+
+    fn become_member(&mut self, now: Time) {
+        self.phase = Phase::Member;
+        self.event(Event::Joined);
+        let s = self.jittered(self.cfg.stabilize_interval);
+        self.set_timer(now + s, Timer::Stabilize);
+        let f = self.jittered(self.cfg.fix_fingers_min);
+        self.set_timer(now + f, Timer::FixFingers);
+        let c = self.jittered(self.cfg.check_predecessor_interval);
+        self.set_timer(now + c, Timer::CheckPredecessor);
+        let p = self.jittered(self.cfg.probe_interval);
+        self.set_timer(now + p, Timer::Probe);
+    }
+
+    // ---- leaving -----------------------------------------------------------------------------
+
+    pub(super) fn leave(&mut self) {
+        if self.phase == Phase::Member {
+            let notice = Notice::Leaving {
+                pred: self.t.pred,
+                succs: self.t.succs.clone(),
+            };
+            let mut to: Vec<Peer> = self.t.pred.into_iter().collect();
+            if let Some(s) = self.t.successor()
+                && !to.iter().any(|p| p.id == s.id)
+            {
+                to.push(s);
+            }
+            for p in to {
+                self.send(p, Message::Notice(notice.clone()));
+            }
+        }
+        self.phase = Phase::Left;
+        self.rpcs.clear();
+        self.lookups.clear();
+        self.event(Event::Left);
+    }
+
+    pub(super) fn on_notice(&mut self, now: Time, from: Peer, notice: Notice) {
+        if self.phase != Phase::Member {
+            return;
+        }
+        match notice {
+            Notice::Notify => self.on_notify(now, from),
+            Notice::Leaving { pred, succs } => self.on_leaving(now, from, pred, succs),
+        }
+    }
+
+    fn on_leaving(&mut self, now: Time, from: Peer, pred: Option<Peer>, succs: Vec<Peer>) {
+        let was_succ = self.t.successor().is_some_and(|s| s.id == from.id);
+        let was_pred = self.t.pred.is_some_and(|p| p.id == from.id);
+        // A goodbye: forget the peer everywhere, but do not bury it (no probing).
+        self.t.remove(&from.id);
+        self.t.clear_suspect(&from.id);
+        if was_succ {
+            // Its list continues ours; adopt it only through stabilize, which checks liveness.
+            let mut merged = self.t.succs.clone();
+            merged.extend(succs);
+            merged.sort_by_key(|p| self.t.dist(&p.id));
+            merged.dedup_by_key(|p| p.id);
+            merged.retain(|p| p.id != from.id);
+            if let Some((first, tail)) = merged.split_first() {
+                self.t.set_successors(*first, tail, now, &self.cfg);
+            }
+            self.stabilizing = false;
+            self.stabilize(now);
+        }
+        if was_pred {
+            // Rule 1: the proposed predecessor is adopted once it answers a ping.
+            if let Some(p) = pred.filter(|p| p.id != self.t.me.id) {
+                self.request(now, p, Request::Ping, Purpose::PredCandidate);
+            }
+        }
+    }
+
+    pub(super) fn pred_candidate_alive(&mut self, now: Time, p: Peer) {
+        let me = self.t.me.id;
+        let better = match self.t.pred {
+            None => true,
+            Some(cur) => p.id.in_open(&cur.id, &me),
+        };
+        if better
+            && self.phase == Phase::Member
+            && let Some(old) = self.t.pred.replace(p)
+        {
+            self.t.displaced(old, now, &self.cfg);
+        }
+    }
+
+    // ---- stabilize and notify ----------------------------------------------------------------
+
+    pub(super) fn tick_stabilize(&mut self, now: Time) {
+        if self.phase != Phase::Member {
+            return;
+        }
+        self.t.expire(now, &self.cfg);
+        self.stabilize(now);
+        let s = self.jittered(self.cfg.stabilize_interval);
+        self.set_timer(now + s, Timer::Stabilize);
+    }
+
+    pub(super) fn stabilize(&mut self, now: Time) {
+        if self.phase != Phase::Member || self.stabilizing {
+            return;
+        }
+        match self.t.successor() {
+            Some(s) => {
+                let sent = self.request(
+                    now,
+                    s,
+                    Request::GetState { fingers: false },
+                    Purpose::Stabilize,
+                );
+                self.stabilizing = sent.is_some();
+            }
+            None => self.recover_alone(now),
+        }
+    }
+
+    /// No successor left: take the predecessor as a candidate, or find our place again through
+    /// any peer we still know.
+    fn recover_alone(&mut self, now: Time) {
+        if let Some(p) = self.t.pred {
+            self.request(
+                now,
+                p,
+                Request::GetState { fingers: false },
+                Purpose::Candidate { steps: 0 },
+            );
+            return;
+        }
+        let known: Vec<Peer> = self.t.fingers.iter().map(|f| f.peer).collect();
+        if !known.is_empty() {
+            self.start_merge(now, known);
+        }
+    }
+
+    pub(super) fn stabilize_response(&mut self, now: Time, from: Peer, body: Response) {
+        self.stabilizing = false;
+        let Response::State { pred, succs, .. } = body else {
+            // The successor is alive but no longer a member: drop it without suspicion.
+            self.t.remove(&from.id);
+            self.stabilize(now);
+            return;
+        };
+        if self.t.successor().is_some_and(|s| s.id == from.id) {
+            self.t.set_successors(from, &succs, now, &self.cfg);
+        }
+        // A node joined between us: check it is alive before adopting it (rule 1).
+        self.walk_back_or_notify(now, from, pred, 0);
+    }
+
+    pub(super) fn candidate_response(&mut self, now: Time, from: Peer, body: Response, steps: u8) {
+        if self.phase != Phase::Member {
+            return;
+        }
+        if let Response::State { pred, succs, .. } = body {
+            let better = match self.t.successor() {
+                None => true,
+                Some(s) => from.id.in_open(&self.t.me.id, &s.id),
+            };
+            if better {
+                self.t.set_successors(from, &succs, now, &self.cfg);
+                self.walk_back_or_notify(now, from, pred, steps);
+                return;
+            }
+        }
+        self.notify_successor();
+    }
+
+    pub(super) fn notify_successor(&mut self) {
+        if let Some(s) = self.t.successor() {
+            self.send(s, Message::Notice(Notice::Notify));
+        }
+    }
+
+    /// Rule 4: a notify only proposes; adopt the sender if we have no predecessor or it lies
+    /// between the current one and us.
+    fn on_notify(&mut self, now: Time, from: Peer) {
+        let me = self.t.me.id;
+        let better = match self.t.pred {
+            None => true,
+            Some(p) => from.id.in_open(&p.id, &me),
+        };
+        if better && let Some(old) = self.t.pred.replace(from) {
+            self.t.displaced(old, now, &self.cfg);
+        }
+        if self.t.succs.is_empty() {
+            // We were alone: the notifier is also our successor candidate.
+            self.stabilize(now);
+        }
+    }
+
+    pub(super) fn on_successor_changed(&mut self) {
+        // New neighbourhood: refresh fingers quickly again.
+        self.fix_interval = self.cfg.fix_fingers_min;
+    }
+
+    pub(super) fn state_response(&self, fingers: bool) -> Response {
+        if self.phase != Phase::Member {
+            return Response::Error(crate::wire::ErrorCode::NotMember);
+        }
+        Response::State {
+            pred: self.t.pred,
+            succs: self.t.succs.clone(),
+            fingers: if fingers {
+                self.t.fingers.iter().map(|f| f.peer).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    // ---- check predecessor -------------------------------------------------------------------
+
+    pub(super) fn tick_check_predecessor(&mut self, now: Time) {
+        if self.phase != Phase::Member {
+            return;
+        }
+        if let Some(p) = self.t.pred {
+            self.request(now, p, Request::Ping, Purpose::CheckPred);
+        }
+        let c = self.jittered(self.cfg.check_predecessor_interval);
+        self.set_timer(now + c, Timer::CheckPredecessor);
+    }
+
+    // ---- fix fingers -------------------------------------------------------------------------
+
+    pub(super) fn tick_fix_fingers(&mut self, now: Time) {
+        if self.phase != Phase::Member {
+            return;
+        }
+        self.fix_fingers(now);
+        let f = self.jittered(self.fix_interval);
+        self.set_timer(now + f, Timer::FixFingers);
+    }
+
+    /// Refreshes the next finger of the chain. Fingers that fall inside the successor list are
+    /// filled from it at no cost; the first one beyond needs a lookup.
+    fn fix_fingers(&mut self, now: Time) {
+        if self.fix_inflight {
+            return;
+        }
+        for _ in 0..crate::id::ID_BITS {
+            let k = self.fix_next;
+            let Some(bit) = self.t.finger_bit(k) else {
+                self.finish_finger_cycle(now, k);
+                return;
+            };
+            if self.t.succs.is_empty() {
+                self.finish_finger_cycle(now, 0);
+                return;
+            }
+            let start = self.t.me.id.add_pow2(bit);
+            if let Some(i) = self.t.successor_index(&start) {
+                let s = self.t.succs[i];
+                self.finger_found(now, k, bit, s);
+                continue;
+            }
+            self.fix_inflight = true;
+            self.start_lookup(now, start, LookupPurpose::Finger { k, bit }, None);
+            return;
+        }
+    }
+
+    pub(super) fn finger_found(&mut self, now: Time, k: usize, bit: u32, peer: Peer) {
+        if peer.id == self.t.me.id {
+            // Nothing between the finger's start and us: the chain ends before `k`.
+            self.finish_finger_cycle(now, k);
+            return;
+        }
+        if self.t.finger_bit(k) != Some(bit) {
+            // The chain changed while the lookup ran: this answer is for a finger that no
+            // longer exists. Start the cycle over.
+            self.fix_next = 0;
+            return;
+        }
+        let start = self.t.dist(&self.t.me.id.add_pow2(bit));
+        if self.t.dist(&peer.id) < start {
+            // A stale answer: the successor of the start cannot precede it. Retry next cycle.
+            self.fix_next = k + 1;
+            return;
+        }
+        if self.t.set_finger(k, bit, peer, now, &self.cfg) {
+            self.fix_cycle_changed = true;
+            self.fix_interval = self.cfg.fix_fingers_min;
+        }
+        self.fix_next = k + 1;
+    }
+
+    pub(super) fn finger_lookup_done(&mut self, now: Time, k: usize, bit: u32, r: Option<Peer>) {
+        self.fix_inflight = false;
+        match r {
+            Some(p) => {
+                self.finger_found(now, k, bit, p);
+                // Keep going while the next fingers can be filled locally.
+                if self.fix_next != 0 {
+                    self.fix_fingers(now);
+                }
+            }
+            None => self.fix_next = k,
+        }
+    }
+
+    fn finish_finger_cycle(&mut self, now: Time, len: usize) {
+        if self.t.fingers.len() > len {
+            self.t.truncate_fingers(len, now, &self.cfg);
+            self.fix_cycle_changed = true;
+        }
+        self.fix_next = 0;
+        self.fix_interval = if self.fix_cycle_changed {
+            self.cfg.fix_fingers_min
+        } else {
+            self.fix_interval
+                .saturating_mul(2)
+                .min(self.cfg.fix_fingers_max)
+        };
+        self.fix_cycle_changed = false;
+    }
+
+    // ---- lost peers and partition merge ------------------------------------------------------
+
+    pub(super) fn tick_probe(&mut self, now: Time) {
+        if self.phase != Phase::Member {
+            return;
+        }
+        self.t.expire(now, &self.cfg);
+        let me = self.t.me.id;
+        let mut due: Vec<usize> = (0..self.t.graveyard.len())
+            .filter(|i| self.t.graveyard[*i].next_probe <= now)
+            .collect();
+        // Closest lost peers first: they are the likeliest lost successors.
+        due.sort_by_key(|i| me.distance_to(&self.t.graveyard[*i].peer.id));
+        due.truncate(self.cfg.probe_batch);
+        for i in due {
+            let lost = &mut self.t.graveyard[i];
+            lost.next_probe = now + lost.backoff;
+            let peer = lost.peer;
+            self.request(now, peer, Request::Ping, Purpose::Probe);
+        }
+        let p = self.jittered(self.cfg.probe_interval);
+        self.set_timer(now + p, Timer::Probe);
+    }
+
+    pub(super) fn probe_failed(&mut self, now: Time, peer: Peer) {
+        let max = self.cfg.probe_backoff_max;
+        if let Some(l) = self.t.graveyard.iter_mut().find(|l| l.peer.id == peer.id) {
+            l.backoff = l.backoff.saturating_mul(2).min(max);
+            l.next_probe = now + l.backoff;
+        }
+    }
+
+    /// Any message from `peer` proves it alive. A peer we had lost is rediscovered: it may be
+    /// the successor we lost in a partition, or a door into a ring that split from ours.
+    pub(super) fn heard_from(&mut self, now: Time, peer: Peer) {
+        if !self.t.clear_suspect(&peer.id) || self.phase != Phase::Member {
+            return;
+        }
+        let me = self.t.me.id;
+        let closer = match self.t.successor() {
+            None => true,
+            Some(s) => peer.id.in_open(&me, &s.id),
+        };
+        if closer {
+            self.request(
+                now,
+                peer,
+                Request::GetState { fingers: false },
+                Purpose::Candidate { steps: 0 },
+            );
+        }
+        self.start_merge(now, vec![peer]);
+    }
+
+    /// Every peer a message names (and its sender) may be a member lying between us and our
+    /// successor, which stabilize alone would never find when joins interleave. Such a peer is
+    /// checked as a successor candidate (rule 1: `GetState` first; non-members refuse it).
+    pub(super) fn observe_message(&mut self, now: Time, from: Peer, msg: &Message) {
+        if self.phase != Phase::Member {
+            return;
+        }
+        let Some(succ) = self.t.successor() else {
+            return;
+        };
+        let me = self.t.me.id;
+        let mut best: Option<Peer> = None;
+        let mut consider = |p: &Peer| {
+            if p.id.in_open(&me, &succ.id)
+                && best.is_none_or(|b| me.distance_to(&p.id) < me.distance_to(&b.id))
+            {
+                best = Some(*p);
+            }
+        };
+        consider(&from);
+        if let Message::Response { body, .. } = msg {
+            match body {
+                Response::State {
+                    pred,
+                    succs,
+                    fingers,
+                } => pred
+                    .iter()
+                    .chain(succs)
+                    .chain(fingers)
+                    .for_each(&mut consider),
+                Response::Found { succs } => succs.iter().for_each(&mut consider),
+                Response::Closer { peers } => peers.iter().for_each(&mut consider),
+                Response::Pong | Response::Error(_) => {}
+            }
+        }
+        let Some(c) = best else { return };
+        if self.t.is_suspect(&c.id, now) {
+            return;
+        }
+        let checking = self
+            .rpcs
+            .values()
+            .filter(|p| matches!(p.purpose, Purpose::Candidate { .. }))
+            .count();
+        if checking < MAX_CANDIDATE_CHECKS {
+            self.request(
+                now,
+                c,
+                Request::GetState { fingers: false },
+                Purpose::Candidate { steps: 0 },
+            );
+        }
+    }
+
+    /// Looks our own id up through `via`: in another ring, that finds our successor there.
+    fn start_merge(&mut self, now: Time, via: Vec<Peer>) {
+        if self.merge_inflight {
+            return;
+        }
+        self.merge_inflight = true;
+        let key = self.t.me.id;
+        self.start_lookup(now, key, LookupPurpose::Merge, Some(via));
+    }
+
+    pub(super) fn merge_done(&mut self, now: Time, found: Option<Peer>) {
+        self.merge_inflight = false;
+        let Some(s) = found else { return };
+        let me = self.t.me.id;
+        if s.id == me {
+            return;
+        }
+        let closer = match self.t.successor() {
+            None => true,
+            Some(cur) => s.id.in_open(&me, &cur.id),
+        };
+        if closer {
+            self.request(
+                now,
+                s,
+                Request::GetState { fingers: false },
+                Purpose::Candidate { steps: 0 },
+            );
+        }
+    }
+}

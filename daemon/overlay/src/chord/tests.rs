@@ -1,0 +1,576 @@
+//! Unit and property tests of the Chord state machine: a tiny in-test network drives random
+//! event sequences (reordering, duplication, loss, crashes, forged messages) through a small
+//! ring and checks every node's invariants after each step.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::wire::{Notice, Request, Response};
+
+fn peer(i: u8, id: u64) -> Peer {
+    Peer {
+        id: NodeId::from_high_u64(id),
+        addr: SocketAddr::from((Ipv4Addr::new(10, 0, 0, i), 7400)),
+    }
+}
+
+/// A minimal network: a FIFO of messages plus each node's timers, no latency model.
+struct Net {
+    nodes: Vec<Option<Node>>,
+    peers: Vec<Peer>,
+    msgs: VecDeque<(usize, Peer, Message)>,
+    timers: Vec<(Time, usize, Timer)>,
+    now: Time,
+    events: Vec<(usize, Event)>,
+}
+
+impl Net {
+    fn new(ids: &[u64], cfg: &ChordConfig) -> Net {
+        let peers: Vec<Peer> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| peer(i as u8, *id))
+            .collect();
+        let nodes = peers
+            .iter()
+            .map(|p| Some(Node::new(*p, cfg.clone(), 7)))
+            .collect();
+        Net {
+            nodes,
+            peers,
+            msgs: VecDeque::new(),
+            timers: Vec::new(),
+            now: Time::ZERO,
+            events: Vec::new(),
+        }
+    }
+
+    fn index(&self, p: &Peer) -> Option<usize> {
+        self.peers.iter().position(|q| q.id == p.id)
+    }
+
+    fn input(&mut self, i: usize, input: Input) {
+        let now = self.now;
+        let Some(node) = self.nodes[i].as_mut() else {
+            return;
+        };
+        let dbg_in = format!("{input:?}");
+        let knew = std::env::var("DBG").is_ok()
+            && i == 1
+            && node.knows(&NodeId::from_high_u64(12000 << 40));
+        let outs = node.handle(now, input);
+        if knew && !node.knows(&NodeId::from_high_u64(12000 << 40)) {
+            eprintln!(
+                "node 1 forgot node 4 on {dbg_in}\n succs {:?} pred {:?}",
+                node.successors().iter().map(|p| p.id).collect::<Vec<_>>(),
+                node.predecessor().map(|p| p.id)
+            );
+        }
+        if let Err(e) = node.check_invariants() {
+            panic!("node {i} broke an invariant: {e}");
+        }
+        let from = self.peers[i];
+        for o in outs {
+            match o {
+                Output::Send { to, msg } => {
+                    if let Some(t) = self.index(&to) {
+                        self.msgs.push_back((t, from, msg));
+                    }
+                }
+                Output::SetTimer { at, timer } => self.timers.push((at, i, timer)),
+                Output::Event(e) => self.events.push((i, e)),
+            }
+        }
+    }
+
+    /// Delivers messages and fires due timers until `until`, in order.
+    fn run_until(&mut self, until: Time) {
+        loop {
+            if let Some((to, from, msg)) = self.msgs.pop_front() {
+                self.input(to, Input::Message { from, msg });
+                continue;
+            }
+            let next = self
+                .timers
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.0 <= until)
+                .min_by_key(|(_, t)| t.0)
+                .map(|(k, _)| k);
+            let Some(k) = next else { break };
+            let (at, i, timer) = self.timers.swap_remove(k);
+            self.now = self.now.max(at);
+            self.input(i, Input::Timer(timer));
+        }
+        self.now = until;
+    }
+
+    fn ring_correct(&self) -> bool {
+        let mut live: Vec<Peer> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].as_ref().is_some_and(|n| n.is_member()))
+            .map(|i| self.peers[i])
+            .collect();
+        live.sort_by_key(|p| p.id);
+        (0..live.len()).all(|k| {
+            let n = self.nodes[self.index(&live[k]).unwrap()].as_ref().unwrap();
+            let succ = live[(k + 1) % live.len()];
+            let pred = live[(k + live.len() - 1) % live.len()];
+            if live.len() == 1 {
+                return n.successors().is_empty();
+            }
+            n.successors().first() == Some(&succ) && n.predecessor() == Some(pred)
+        })
+    }
+}
+
+fn build(ids: &[u64]) -> Net {
+    build_with(ids, &ChordConfig::default())
+}
+
+fn build_with(ids: &[u64], cfg: &ChordConfig) -> Net {
+    let mut net = Net::new(ids, cfg);
+    net.input(0, Input::Create);
+    for i in 1..ids.len() {
+        let via = net.peers[0];
+        net.input(i, Input::Join { via: vec![via] });
+        let t = net.now + Duration::from_millis(100);
+        net.run_until(t);
+    }
+    let t = net.now + Duration::from_secs(30);
+    net.run_until(t);
+    net
+}
+
+#[test]
+fn small_ring_forms_and_answers_lookups() {
+    let ids = [10, 900, 50, 7000, 300, 2, 65000, 12345];
+    let mut net = build(&ids);
+    assert!(net.ring_correct());
+    net.input(
+        3,
+        Input::Lookup {
+            key: NodeId::from_high_u64(301),
+            token: 9,
+        },
+    );
+    let t = net.now + Duration::from_secs(5);
+    net.run_until(t);
+    let done = net.events.iter().find_map(|(i, e)| match e {
+        Event::LookupDone {
+            token: 9, result, ..
+        } if *i == 3 => Some(*result),
+        _ => None,
+    });
+    assert_eq!(done, Some(Ok(peer(1, 900))));
+}
+
+#[test]
+fn one_node_ring_owns_everything() {
+    let mut net = build(&[42]);
+    assert!(net.nodes[0].as_ref().unwrap().is_member());
+    net.input(
+        0,
+        Input::Lookup {
+            key: NodeId::from_high_u64(7),
+            token: 1,
+        },
+    );
+    assert!(net.events.iter().any(|(_, e)| matches!(e,
+        Event::LookupDone { token: 1, result: Ok(p), hops: 0 } if p.id == NodeId::from_high_u64(42))));
+}
+
+#[test]
+fn graceful_leave_closes_the_ring_at_once() {
+    let ids = [10, 20, 30, 40, 50];
+    let mut net = build(&ids);
+    assert!(net.ring_correct());
+    net.input(2, Input::Leave);
+    net.nodes[2] = None;
+    // Only the goodbyes and the immediate repair: no periodic round needed.
+    let t = net.now + Duration::from_millis(1);
+    net.run_until(t);
+    assert!(net.ring_correct());
+}
+
+#[test]
+fn crashed_successor_is_routed_around() {
+    let ids = [10, 20, 30, 40, 50, 60];
+    let mut net = build(&ids);
+    net.nodes[2] = None; // 30 crashes
+    let t = net.now + Duration::from_secs(10);
+    net.run_until(t);
+    assert!(net.ring_correct());
+    assert!(
+        net.events
+            .iter()
+            .any(|(i, e)| *i == 1 && *e == Event::PeerSuspected(peer(2, 30).id))
+    );
+}
+
+#[test]
+fn forged_and_stale_messages_change_nothing() {
+    let ids = [10, 20, 30, 40];
+    let mut net = build(&ids);
+    let before: Vec<(Vec<Peer>, Option<Peer>)> = net
+        .nodes
+        .iter()
+        .map(|n| {
+            let n = n.as_ref().unwrap();
+            (n.successors().to_vec(), n.predecessor())
+        })
+        .collect();
+    let stranger = peer(99, 25);
+    // A response to no request, a state list in the wrong order, a self-referencing goodbye,
+    // an over-long list, a message claiming to come from the node itself.
+    let bad = vec![
+        (
+            stranger,
+            Message::Response {
+                id: 12345,
+                body: Response::Pong,
+            },
+        ),
+        (
+            stranger,
+            Message::Response {
+                id: 1,
+                body: Response::State {
+                    pred: None,
+                    succs: vec![peer(1, 40), peer(2, 30)],
+                    fingers: vec![],
+                },
+            },
+        ),
+        (
+            stranger,
+            Message::Notice(Notice::Leaving {
+                pred: Some(stranger),
+                succs: vec![],
+            }),
+        ),
+        (
+            stranger,
+            Message::Notice(Notice::Leaving {
+                pred: None,
+                succs: (0..100).map(|k| peer(3, 26 + k)).collect(),
+            }),
+        ),
+        (peer(0, 10), Message::Notice(Notice::Notify)),
+    ];
+    for (from, msg) in bad {
+        net.input(0, Input::Message { from, msg });
+    }
+    let n0 = net.nodes[0].as_ref().unwrap();
+    assert_eq!((n0.successors().to_vec(), n0.predecessor()), before[0]);
+    assert!(n0.stats().invalid >= 3 && n0.stats().stale >= 1);
+}
+
+#[test]
+fn routing_answer_that_does_not_approach_the_key_is_rejected() {
+    let ids = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+    // Short successor lists, so that the key lies beyond node 0's list and needs routing.
+    let mut net = build_with(
+        &ids,
+        &ChordConfig {
+            successors: 2,
+            ..ChordConfig::default()
+        },
+    );
+    assert!(net.ring_correct());
+    // Node 0 starts a lookup; we answer its first step with a candidate behind the responder.
+    net.msgs.clear();
+    net.input(
+        0,
+        Input::Lookup {
+            key: NodeId::from_high_u64(95),
+            token: 5,
+        },
+    );
+    let (to, _, msg) = net.msgs.pop_front().expect("a routing request");
+    let Message::Request {
+        id,
+        body: Request::FindSuccessor { .. },
+    } = msg
+    else {
+        panic!("expected FindSuccessor, got {msg:?}");
+    };
+    let responder = net.peers[to];
+    let invalid_before = net.nodes[0].as_ref().unwrap().stats().invalid;
+    net.msgs.clear();
+    net.input(
+        0,
+        Input::Message {
+            from: responder,
+            msg: Message::Response {
+                id,
+                body: Response::Closer {
+                    peers: vec![peer(1, 20)],
+                },
+            },
+        },
+    );
+    assert_eq!(
+        net.nodes[0].as_ref().unwrap().stats().invalid,
+        invalid_before + 1
+    );
+}
+
+#[test]
+fn rpc_bound_refuses_instead_of_growing() {
+    let cfg = ChordConfig {
+        max_lookups: 3,
+        ..ChordConfig::default()
+    };
+    let mut n = Node::new(peer(0, 1), cfg, 1);
+    n.handle(
+        Time::ZERO,
+        Input::Join {
+            via: vec![peer(1, 5)],
+        },
+    );
+    let _ = n.handle(Time::ZERO, Input::Create);
+    for t in 0..10 {
+        let outs = n.handle(
+            Time::ZERO,
+            Input::Lookup {
+                key: NodeId::from_high_u64(3),
+                token: t,
+            },
+        );
+        // Not a member: each lookup is refused at once.
+        assert!(
+            outs.iter()
+                .any(|o| matches!(o, Output::Event(Event::LookupDone { result: Err(_), .. })))
+        );
+    }
+    n.check_invariants().unwrap();
+}
+
+/// A random step of the adversarial schedule.
+#[derive(Clone, Debug)]
+enum Step {
+    /// Deliver the k-th queued message (out of order).
+    Deliver(usize),
+    /// Deliver a copy of the k-th queued message, keeping the original.
+    Duplicate(usize),
+    /// Drop the k-th queued message.
+    Drop(usize),
+    /// Let virtual time pass, firing due timers.
+    Advance(u16),
+    /// Crash a node.
+    Crash(usize),
+    /// Node leaves gracefully.
+    Leave(usize),
+    /// A forged message from a stranger or a member to a node.
+    Forge(usize, u8, Vec<u64>, Option<u64>, u64),
+    /// A lookup from a node.
+    Lookup(usize, u64),
+    /// The driver reports a peer unreachable.
+    Unreachable(usize, usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0usize..64).prop_map(Step::Deliver),
+        1 => (0usize..64).prop_map(Step::Duplicate),
+        1 => (0usize..64).prop_map(Step::Drop),
+        2 => (1u16..3000).prop_map(Step::Advance),
+        1 => (0usize..8).prop_map(Step::Crash),
+        1 => (0usize..8).prop_map(Step::Leave),
+        2 => (0usize..8, 0u8..8, prop::collection::vec(any::<u64>(), 0..20), any::<Option<u64>>(), any::<u64>())
+            .prop_map(|(a, b, c, d, e)| Step::Forge(a, b, c, d, e)),
+        1 => (0usize..8, any::<u64>()).prop_map(|(a, b)| Step::Lookup(a, b)),
+        1 => (0usize..8, 0usize..8).prop_map(|(a, b)| Step::Unreachable(a, b)),
+    ]
+}
+
+fn forged(kind: u8, ids: &[u64], pred: Option<u64>, x: u64) -> Message {
+    let list: Vec<Peer> = ids.iter().map(|v| peer(200, *v)).collect();
+    let pred = pred.map(|v| peer(201, v));
+    match kind {
+        0 => Message::Response {
+            id: x,
+            body: Response::State {
+                pred,
+                succs: list.clone(),
+                fingers: list,
+            },
+        },
+        1 => Message::Response {
+            id: x,
+            body: Response::Found { succs: list },
+        },
+        2 => Message::Response {
+            id: x,
+            body: Response::Closer { peers: list },
+        },
+        3 => Message::Notice(Notice::Leaving { pred, succs: list }),
+        4 => Message::Notice(Notice::Notify),
+        5 => Message::Request {
+            id: x,
+            body: Request::FindSuccessor {
+                key: NodeId::from_high_u64(x),
+            },
+        },
+        6 => Message::Request {
+            id: x,
+            body: Request::GetState {
+                fingers: x.is_multiple_of(2),
+            },
+        },
+        _ => Message::Response {
+            id: x,
+            body: Response::Pong,
+        },
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Whatever the schedule, no node panics or breaks an invariant, and once the adversary
+    /// stops and the survivors are left alone, they form a correct ring.
+    #[test]
+    fn random_schedules_keep_invariants(steps in prop::collection::vec(step(), 1..150)) {
+        let net = run_schedule(steps);
+        prop_assert!(net.ring_correct(), "survivors did not repair the ring");
+    }
+}
+
+/// Runs an adversarial schedule on an 8-node ring, then leaves the survivors alone for 120 s.
+fn run_schedule(steps: Vec<Step>) -> Net {
+    let ids = [
+        100u64 << 40,
+        900 << 40,
+        5000 << 40,
+        7000 << 40,
+        12000 << 40,
+        30000 << 40,
+        41000 << 40,
+        60000 << 40,
+    ];
+    let mut net = build(&ids);
+    for s in steps {
+        match s {
+            Step::Deliver(k) if !net.msgs.is_empty() => {
+                let k = k % net.msgs.len();
+                if let Some((to, from, msg)) = net.msgs.remove(k) {
+                    net.input(to, Input::Message { from, msg });
+                }
+            }
+            Step::Duplicate(k) if !net.msgs.is_empty() => {
+                let (to, from, msg) = net.msgs[k % net.msgs.len()].clone();
+                net.input(to, Input::Message { from, msg });
+            }
+            Step::Drop(k) if !net.msgs.is_empty() => {
+                let k = k % net.msgs.len();
+                net.msgs.remove(k);
+            }
+            Step::Advance(ms) => {
+                let until = net.now + Duration::from_millis(ms as u64);
+                let due: Vec<usize> = (0..net.timers.len())
+                    .filter(|k| net.timers[*k].0 <= until)
+                    .collect();
+                for k in due.into_iter().rev() {
+                    let (_, i, timer) = net.timers.swap_remove(k);
+                    net.input(i, Input::Timer(timer));
+                }
+                net.now = until;
+            }
+            // Keep at least two nodes alive.
+            Step::Crash(i) if net.nodes.iter().filter(|n| n.is_some()).count() > 2 => {
+                net.nodes[i] = None;
+            }
+            Step::Leave(i) if net.nodes.iter().filter(|n| n.is_some()).count() > 2 => {
+                net.input(i, Input::Leave);
+                net.nodes[i] = None;
+            }
+            Step::Forge(to, kind, list, pred, x) => {
+                let from = if x % 3 == 0 {
+                    net.peers[(x as usize) % net.peers.len()]
+                } else {
+                    peer(202, x)
+                };
+                net.input(
+                    to,
+                    Input::Message {
+                        from,
+                        msg: forged(kind, &list, pred, x),
+                    },
+                );
+            }
+            Step::Lookup(i, key) => net.input(
+                i,
+                Input::Lookup {
+                    key: NodeId::from_high_u64(key),
+                    token: key,
+                },
+            ),
+            Step::Unreachable(i, j) => {
+                let id = net.peers[j].id;
+                net.input(i, Input::Unreachable(id));
+            }
+            _ => {}
+        }
+    }
+    // The adversary stops: survivors repair on their own.
+    let t = net.now + Duration::from_secs(120);
+    net.run_until(t);
+    net
+}
+
+#[test]
+/// Found by the property test: a long blackout, then most nodes leave; the last two must
+/// find each other again through their graveyards.
+fn regression_blackout_then_leaves() {
+    use Step::*;
+    let net = run_schedule(vec![
+        Advance(2116),
+        Leave(2),
+        Forge(0, 5, vec![], None, 2282954683184331252),
+        Drop(0),
+        Lookup(4, 65970697666560001),
+        Advance(243),
+        Lookup(1, 65970697666560001),
+        Lookup(3, 7696581394432001),
+        Advance(500),
+        Deliver(53),
+        Deliver(0),
+        Deliver(0),
+        Deliver(0),
+        Deliver(0),
+        Leave(5),
+        Leave(0),
+        Deliver(0),
+        Deliver(50),
+        Leave(7),
+        Advance(1),
+        Crash(3),
+        Leave(6),
+    ]);
+    assert!(net.ring_correct());
+}
+
+#[test]
+/// Found by the property test: survivors that knew each other only through stale lists.
+fn regression_leaves_and_crashes_leave_a_ring() {
+    use Step::*;
+    let net = run_schedule(vec![
+        Crash(1),
+        Leave(0),
+        Deliver(0),
+        Forge(0, 0, vec![], None, 679),
+        Leave(0),
+        Deliver(38),
+        Advance(1878),
+        Leave(4),
+        Advance(1071),
+        Crash(6),
+        Crash(5),
+    ]);
+    assert!(net.ring_correct());
+}

@@ -1,0 +1,182 @@
+//! Messages between overlay nodes: serde types, versioned, each with a size bound.
+//!
+//! The daemon encodes a [`Message`] as CBOR inside a length-prefixed frame; the simulator passes
+//! the values directly. Every list has a length bound, and [`Message::validate`] checks the bounds
+//! and the ring positions a message claims before the state machine looks at it.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::NodeId;
+
+/// Version of the overlay wire format; a peer speaking another version is refused.
+pub const WIRE_VERSION: u16 = 1;
+
+/// Longest list of peers in any message.
+pub const MAX_PEER_LIST: usize = 64;
+
+/// Upper bound of an encoded message (CBOR), checked by tests against the largest message.
+pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+
+/// A node as others reach it: its identifier and its overlay address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Peer {
+    /// The node's identifier (hash of its public key).
+    pub id: NodeId,
+    /// Where the node listens.
+    pub addr: SocketAddr,
+}
+
+/// One overlay message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// A request; the answer carries the same `id`.
+    Request { id: u64, body: Request },
+    /// The answer to request `id`.
+    Response { id: u64, body: Response },
+    /// A message that expects no answer.
+    Notice(Notice),
+}
+
+/// Requests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Are you alive?
+    Ping,
+    /// Your predecessor and successor list (and fingers, when asked).
+    GetState { fingers: bool },
+    /// One step of an iterative lookup for the successor of `key`.
+    FindSuccessor { key: NodeId },
+}
+
+/// Responses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to `Ping`.
+    Pong,
+    /// Answer to `GetState`.
+    State {
+        pred: Option<Peer>,
+        succs: Vec<Peer>,
+        fingers: Vec<Peer>,
+    },
+    /// The key's successor is `succs[0]`; the rest follow it on the ring (fallbacks).
+    Found { succs: Vec<Peer> },
+    /// Nodes closer to the key than the responder, best first.
+    Closer { peers: Vec<Peer> },
+    /// The request could not be served.
+    Error(ErrorCode),
+}
+
+/// Why a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The responder is not (yet, or any more) a ring member.
+    NotMember,
+    /// The responder knows no node closer to the key.
+    NoRoute,
+    /// The responder is overloaded.
+    Busy,
+}
+
+/// Messages without an answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Notice {
+    /// "I think I am your predecessor" (Chord's notify; a proposal only).
+    Notify,
+    /// The sender leaves the ring; here are its neighbours so the hole closes at once.
+    Leaving {
+        pred: Option<Peer>,
+        succs: Vec<Peer>,
+    },
+}
+
+/// Why a message was rejected before reaching the state machine.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidMessage {
+    /// A peer list is longer than [`MAX_PEER_LIST`].
+    #[error("peer list of {0} entries exceeds the bound")]
+    ListTooLong(usize),
+    /// A list is not strictly clockwise from the sender, or repeats an entry.
+    #[error("peer list is not in ring order from the sender")]
+    NotInRingOrder,
+    /// A message names the sender as its own neighbour.
+    #[error("message names the sender as its own neighbour")]
+    SelfReference,
+    /// A routing answer does not move towards the key.
+    #[error("routing answer does not lie between the responder and the key")]
+    OutOfRange,
+}
+
+/// Checks that `list` runs strictly clockwise from `origin` without repeats or `origin` itself.
+pub fn check_ring_order(origin: &NodeId, list: &[Peer]) -> Result<(), InvalidMessage> {
+    if list.len() > MAX_PEER_LIST {
+        return Err(InvalidMessage::ListTooLong(list.len()));
+    }
+    let mut last = NodeId::ZERO;
+    for p in list {
+        let d = origin.distance_to(&p.id);
+        if d == NodeId::ZERO {
+            return Err(InvalidMessage::SelfReference);
+        }
+        if d <= last {
+            return Err(InvalidMessage::NotInRingOrder);
+        }
+        last = d;
+    }
+    Ok(())
+}
+
+impl Message {
+    /// Checks bounds and positions that need no context: list lengths, ring order of successor
+    /// lists, and that the sender does not name itself as a neighbour. Checks that need the
+    /// request (does a routing answer approach the key?) are done where the answer is matched.
+    pub fn validate(&self, sender: &NodeId) -> Result<(), InvalidMessage> {
+        match self {
+            Message::Request { .. } => Ok(()),
+            Message::Response { body, .. } => match body {
+                Response::State {
+                    pred,
+                    succs,
+                    fingers,
+                } => {
+                    if pred.is_some_and(|p| p.id == *sender) {
+                        return Err(InvalidMessage::SelfReference);
+                    }
+                    check_ring_order(sender, succs)?;
+                    check_ring_order(sender, fingers)
+                }
+                Response::Found { succs } => {
+                    if succs.is_empty() {
+                        return Err(InvalidMessage::OutOfRange);
+                    }
+                    // The responder may name itself as the successor (first entry only).
+                    let rest = if succs[0].id == *sender {
+                        &succs[1..]
+                    } else {
+                        &succs[..]
+                    };
+                    check_ring_order(sender, rest)
+                }
+                Response::Closer { peers } => {
+                    if peers.len() > MAX_PEER_LIST {
+                        return Err(InvalidMessage::ListTooLong(peers.len()));
+                    }
+                    if peers.iter().any(|p| p.id == *sender) {
+                        return Err(InvalidMessage::SelfReference);
+                    }
+                    Ok(())
+                }
+                Response::Pong | Response::Error(_) => Ok(()),
+            },
+            Message::Notice(Notice::Notify) => Ok(()),
+            Message::Notice(Notice::Leaving { pred, succs }) => {
+                if pred.is_some_and(|p| p.id == *sender) {
+                    return Err(InvalidMessage::SelfReference);
+                }
+                check_ring_order(sender, succs)
+            }
+        }
+    }
+}

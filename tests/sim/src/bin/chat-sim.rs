@@ -1,0 +1,74 @@
+//! `chat-sim`: runs an overlay scenario in the deterministic simulator and reports.
+
+use std::time::Duration;
+
+use chat_sim::{Params, Scenario, run};
+use clap::Parser;
+
+/// Simulate a chatd ring: thousands of real overlay nodes on virtual time.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Nodes in the initial ring.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Seed; the same seed gives the same output.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Scenario to run.
+    #[arg(long, value_enum, default_value_t = Scenario::Join)]
+    scenario: Scenario,
+    /// Fraction of nodes that crash (crash scenario).
+    #[arg(long, default_value_t = 0.5)]
+    crash_fraction: f64,
+    /// Lookups measured at the end (and right after a crash).
+    #[arg(long, default_value_t = 10_000)]
+    lookups: usize,
+    /// Probability that any message is lost.
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Milliseconds between two joins while the ring is built.
+    #[arg(long, default_value_t = 2.0)]
+    join_gap_ms: f64,
+    /// Seconds of churn (churn scenario).
+    #[arg(long, default_value_t = 600)]
+    churn_secs: u64,
+    /// Seconds the partition lasts (partition scenario).
+    #[arg(long, default_value_t = 60)]
+    partition_secs: u64,
+    /// Print the ring's state to stderr while it settles.
+    #[arg(long)]
+    progress: bool,
+    /// Print one JSON object instead of a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    anyhow::ensure!(a.nodes >= 1, "--nodes must be at least 1");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&a.crash_fraction),
+        "--crash-fraction must be in 0..=1"
+    );
+    anyhow::ensure!((0.0..1.0).contains(&a.loss), "--loss must be in 0..1");
+    anyhow::ensure!(
+        a.join_gap_ms >= 0.0 && a.join_gap_ms.is_finite(),
+        "--join-gap-ms must be ≥ 0"
+    );
+    let mut p = Params::new(a.scenario, a.nodes, a.seed);
+    p.crash_fraction = a.crash_fraction;
+    p.lookups = a.lookups;
+    p.sim.loss = a.loss;
+    p.join_gap = Duration::from_secs_f64(a.join_gap_ms / 1000.0);
+    p.churn_duration = Duration::from_secs(a.churn_secs);
+    p.partition_duration = Duration::from_secs(a.partition_secs);
+    p.progress = a.progress;
+    let rep = run(&p);
+    if a.json {
+        println!("{}", serde_json::to_string(&rep)?);
+    } else {
+        print!("{}", rep.human());
+    }
+    Ok(())
+}

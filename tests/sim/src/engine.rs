@@ -1,0 +1,524 @@
+//! The event loop: virtual time, an event queue, links with latency and loss, crashes,
+//! restarts, graceful leaves and partitions. Every node runs the overlay's real [`Node`].
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use chat_overlay::{ChordConfig, Event, Input, Message, Node, NodeId, Output, Peer, Time, Timer};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Network model and protocol settings of one run.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Seed of everything random in the run.
+    pub seed: u64,
+    /// One-way latency of a link is drawn once per link from `latency_min..latency_max`.
+    pub latency_min: Duration,
+    /// See `latency_min`.
+    pub latency_max: Duration,
+    /// Extra per-message delay, uniform in `0..jitter` (reorders messages on a link).
+    pub jitter: Duration,
+    /// Probability that a message is lost.
+    pub loss: f64,
+    /// The overlay's tunables.
+    pub chord: ChordConfig,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 1,
+            latency_min: Duration::from_millis(5),
+            latency_max: Duration::from_millis(60),
+            jitter: Duration::from_millis(4),
+            loss: 0.0,
+            chord: ChordConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Ev {
+    Deliver {
+        to: u32,
+        inc: u32,
+        from: Peer,
+        msg: Message,
+    },
+    Timer {
+        node: u32,
+        inc: u32,
+        timer: Timer,
+    },
+    Input {
+        node: u32,
+        inc: u32,
+        input: Input,
+    },
+}
+
+/// A queue entry: the event itself waits in the slab, so heap moves stay small.
+struct Queued {
+    at: Time,
+    seq: u64,
+    slot: u32,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+/// One simulated host.
+pub struct Host {
+    /// Identity and address.
+    pub peer: Peer,
+    /// The overlay node while the host is up.
+    pub node: Option<Node>,
+    /// Bumped on every restart; stale events of an earlier life are dropped.
+    pub incarnation: u32,
+    /// Partition group.
+    pub group: u8,
+}
+
+/// A finished application lookup.
+#[derive(Clone, Copy, Debug)]
+pub struct LookupRecord {
+    /// Whether the answer was the key's true successor among live members.
+    pub ok: bool,
+    /// Requests the lookup needed.
+    pub hops: u32,
+}
+
+/// Counters of the network.
+#[derive(Clone, Debug, Default)]
+pub struct NetStats {
+    /// Messages handed to a live destination.
+    pub delivered: u64,
+    /// Messages lost to the loss model.
+    pub lost: u64,
+    /// Messages dropped at a partition boundary or a dead host.
+    pub dropped: u64,
+}
+
+/// The simulator.
+pub struct Sim {
+    /// Settings of the run.
+    pub cfg: SimConfig,
+    now: Time,
+    rng: ChaCha8Rng,
+    queue: BinaryHeap<Reverse<Queued>>,
+    slab: Vec<Option<Ev>>,
+    free: Vec<u32>,
+    seq: u64,
+    /// Every host ever created, by index.
+    pub hosts: Vec<Host>,
+    by_id: HashMap<NodeId, u32>,
+    members: BTreeSet<NodeId>,
+    /// Member host indices in no order, for O(1) random picks; `slot[i]` is host i's position.
+    member_list: Vec<u32>,
+    slot: Vec<Option<usize>>,
+    up: usize,
+    partitioned: bool,
+    pending_lookups: HashMap<u64, NodeId>,
+    next_token: u64,
+    /// Finished application lookups since the last [`Sim::take_lookups`].
+    pub lookups: Vec<LookupRecord>,
+    /// Network counters.
+    pub net: NetStats,
+    /// Scenarios print progress to stderr when set.
+    pub progress: bool,
+}
+
+fn host_addr(i: u32) -> SocketAddr {
+    let b = i.to_be_bytes();
+    SocketAddr::from((Ipv4Addr::new(10, b[1], b[2], b[3]), 7400))
+}
+
+fn host_index(addr: &SocketAddr) -> Option<u32> {
+    match addr {
+        SocketAddr::V4(a) => {
+            let o = a.ip().octets();
+            Some(u32::from_be_bytes([0, o[1], o[2], o[3]]))
+        }
+        SocketAddr::V6(_) => None,
+    }
+}
+
+impl Sim {
+    /// An empty network.
+    pub fn new(cfg: SimConfig) -> Sim {
+        Sim {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            cfg,
+            now: Time::ZERO,
+            queue: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            seq: 0,
+            hosts: Vec::new(),
+            by_id: HashMap::new(),
+            members: BTreeSet::new(),
+            member_list: Vec::new(),
+            slot: Vec::new(),
+            up: 0,
+            partitioned: false,
+            pending_lookups: HashMap::new(),
+            next_token: 0,
+            lookups: Vec::new(),
+            net: NetStats::default(),
+            progress: false,
+        }
+    }
+
+    /// Current virtual time.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// The run's random generator (scenarios draw from it so one seed fixes everything).
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
+        &mut self.rng
+    }
+
+    /// Ids of live ring members, sorted.
+    pub fn members(&self) -> &BTreeSet<NodeId> {
+        &self.members
+    }
+
+    /// Number of hosts that are up (members or joining).
+    pub fn live_count(&self) -> usize {
+        self.up
+    }
+
+    fn add_member(&mut self, i: u32) {
+        if self.members.insert(self.hosts[i as usize].peer.id) {
+            self.slot[i as usize] = Some(self.member_list.len());
+            self.member_list.push(i);
+        }
+    }
+
+    fn remove_member(&mut self, i: u32) {
+        if self.members.remove(&self.hosts[i as usize].peer.id)
+            && let Some(k) = self.slot[i as usize].take()
+        {
+            self.member_list.swap_remove(k);
+            if let Some(moved) = self.member_list.get(k) {
+                self.slot[*moved as usize] = Some(k);
+            }
+        }
+    }
+
+    /// The host of a live member.
+    pub fn node(&self, id: &NodeId) -> Option<&Node> {
+        let i = *self.by_id.get(id)?;
+        self.hosts[i as usize].node.as_ref()
+    }
+
+    /// Creates a host with a fresh random id (not started).
+    pub fn add_host(&mut self) -> u32 {
+        let i = self.hosts.len() as u32;
+        let mut id = [0u8; 32];
+        self.rng.fill(&mut id);
+        let peer = Peer {
+            id: NodeId(id),
+            addr: host_addr(i),
+        };
+        self.by_id.insert(peer.id, i);
+        self.hosts.push(Host {
+            peer,
+            node: None,
+            incarnation: 0,
+            group: 0,
+        });
+        self.slot.push(None);
+        i
+    }
+
+    fn boot(&mut self, i: u32, input: Input) {
+        let h = &mut self.hosts[i as usize];
+        h.incarnation += 1;
+        let seed = self.cfg.seed ^ ((i as u64) << 20) ^ h.incarnation as u64;
+        if h.node.is_none() {
+            self.up += 1;
+        }
+        h.node = Some(Node::new(h.peer, self.cfg.chord.clone(), seed));
+        self.apply(i, input);
+    }
+
+    /// Starts host `i` as the founder of a ring.
+    pub fn create(&mut self, i: u32) {
+        self.boot(i, Input::Create);
+    }
+
+    /// Starts host `i` and joins through the live member `via`.
+    pub fn join(&mut self, i: u32, via: u32) {
+        let via = vec![self.hosts[via as usize].peer];
+        self.boot(i, Input::Join { via });
+    }
+
+    /// A random live member's host index, if any.
+    pub fn random_member(&mut self) -> Option<u32> {
+        if self.member_list.is_empty() {
+            return None;
+        }
+        let k = self.rng.random_range(0..self.member_list.len());
+        Some(self.member_list[k])
+    }
+
+    /// Host `i` stops at once, losing its state; messages to it vanish.
+    pub fn crash(&mut self, i: u32) {
+        if self.hosts[i as usize].node.take().is_some() {
+            self.up -= 1;
+            self.remove_member(i);
+        }
+    }
+
+    /// Host `i` leaves gracefully (its goodbyes are sent), then stops.
+    pub fn leave(&mut self, i: u32) {
+        if self.hosts[i as usize].node.is_some() {
+            self.apply(i, Input::Leave);
+            self.crash(i);
+        }
+    }
+
+    /// Whether host `i` is up.
+    pub fn is_up(&self, i: u32) -> bool {
+        self.hosts[i as usize].node.is_some()
+    }
+
+    /// Splits the network: messages between hosts of different groups are dropped.
+    pub fn partition(&mut self, groups: &[u8]) {
+        for (h, g) in self.hosts.iter_mut().zip(groups) {
+            h.group = *g;
+        }
+        self.partitioned = true;
+    }
+
+    /// Heals the partition.
+    pub fn heal(&mut self) {
+        self.partitioned = false;
+    }
+
+    /// Asks host `i` for the successor of `key`; the outcome lands in [`Sim::lookups`].
+    pub fn lookup(&mut self, i: u32, key: NodeId) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending_lookups.insert(token, key);
+        self.apply(i, Input::Lookup { key, token });
+    }
+
+    /// Schedules a lookup from host `i` at time `at`.
+    pub fn lookup_at(&mut self, at: Time, i: u32, key: NodeId) {
+        let token = self.next_token;
+        self.next_token += 1;
+        self.pending_lookups.insert(token, key);
+        let inc = self.hosts[i as usize].incarnation;
+        self.push(
+            at,
+            Ev::Input {
+                node: i,
+                inc,
+                input: Input::Lookup { key, token },
+            },
+        );
+    }
+
+    /// Lookups issued and not yet finished.
+    pub fn lookups_pending(&self) -> usize {
+        self.pending_lookups.len()
+    }
+
+    /// Drops lookups whose host died before answering; returns how many.
+    pub fn abandon_lookups(&mut self) -> usize {
+        let n = self.pending_lookups.len();
+        self.pending_lookups.clear();
+        n
+    }
+
+    fn push(&mut self, at: Time, ev: Ev) {
+        self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slab[s as usize] = Some(ev);
+                s
+            }
+            None => {
+                self.slab.push(Some(ev));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.queue.push(Reverse(Queued {
+            at,
+            seq: self.seq,
+            slot,
+        }));
+    }
+
+    fn link_latency(&mut self, a: u32, b: u32) -> Duration {
+        let (lo, hi) = (
+            self.cfg.latency_min.as_micros() as u64,
+            self.cfg.latency_max.as_micros() as u64,
+        );
+        // A fixed latency per unordered pair: hash the pair with the seed.
+        let (x, y) = if a < b { (a, b) } else { (b, a) };
+        let mut h = (x as u64) << 32 | y as u64;
+        h ^= self.cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h = (h ^ (h >> 33)).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        let base = lo + h % (hi - lo).max(1);
+        let jitter = self.cfg.jitter.as_micros() as u64;
+        let j = if jitter > 0 {
+            self.rng.random_range(0..jitter)
+        } else {
+            0
+        };
+        Duration::from_micros(base + j)
+    }
+
+    /// Feeds `input` to host `i` now and carries out the outputs.
+    fn apply(&mut self, i: u32, input: Input) {
+        let now = self.now;
+        let Some(node) = self.hosts[i as usize].node.as_mut() else {
+            return;
+        };
+        let outs = node.handle(now, input);
+        let inc = self.hosts[i as usize].incarnation;
+        let from = self.hosts[i as usize].peer;
+        for o in outs {
+            match o {
+                Output::Send { to, msg } => {
+                    let Some(t) = host_index(&to.addr) else {
+                        continue;
+                    };
+                    if self.cfg.loss > 0.0 && self.rng.random_bool(self.cfg.loss) {
+                        self.net.lost += 1;
+                        continue;
+                    }
+                    let at = now + self.link_latency(i, t);
+                    let tinc = self.hosts.get(t as usize).map_or(0, |h| h.incarnation);
+                    self.push(
+                        at,
+                        Ev::Deliver {
+                            to: t,
+                            inc: tinc,
+                            from,
+                            msg,
+                        },
+                    );
+                }
+                Output::SetTimer { at, timer } => self.push(
+                    at,
+                    Ev::Timer {
+                        node: i,
+                        inc,
+                        timer,
+                    },
+                ),
+                Output::Event(e) => self.on_event(i, e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, i: u32, e: Event) {
+        match e {
+            Event::Joined => self.add_member(i),
+            Event::Left => self.remove_member(i),
+            Event::LookupDone {
+                token,
+                result,
+                hops,
+            } => {
+                if let Some(key) = self.pending_lookups.remove(&token) {
+                    let truth = self.true_successor(&key);
+                    let ok = matches!((result, truth), (Ok(p), Some(t)) if p.id == t);
+                    self.lookups.push(LookupRecord { ok, hops });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The successor of `key` among live members.
+    pub fn true_successor(&self, key: &NodeId) -> Option<NodeId> {
+        self.members
+            .range(key..)
+            .next()
+            .or_else(|| self.members.iter().next())
+            .copied()
+    }
+
+    /// Runs every event up to and including time `until`.
+    pub fn run_until(&mut self, until: Time) {
+        while let Some(Reverse(q)) = self.queue.peek() {
+            if q.at > until {
+                break;
+            }
+            let Some(Reverse(q)) = self.queue.pop() else {
+                break;
+            };
+            self.now = q.at;
+            let Some(ev) = self.slab[q.slot as usize].take() else {
+                continue;
+            };
+            self.free.push(q.slot);
+            match ev {
+                Ev::Deliver { to, inc, from, msg } => {
+                    let Some(h) = self.hosts.get(to as usize) else {
+                        continue;
+                    };
+                    let cut = self.partitioned
+                        && self
+                            .by_id
+                            .get(&from.id)
+                            .is_some_and(|f| self.hosts[*f as usize].group != h.group);
+                    if h.node.is_none() || h.incarnation != inc || cut {
+                        self.net.dropped += 1;
+                        continue;
+                    }
+                    self.net.delivered += 1;
+                    self.apply(to, Input::Message { from, msg });
+                }
+                Ev::Timer { node, inc, timer } => {
+                    if self.hosts[node as usize].incarnation == inc {
+                        self.apply(node, Input::Timer(timer));
+                    }
+                }
+                Ev::Input { node, inc, input } => {
+                    if self.hosts[node as usize].incarnation == inc {
+                        self.apply(node, input);
+                    } else if let Input::Lookup { token, .. } = input {
+                        self.pending_lookups.remove(&token);
+                    }
+                }
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+
+    /// Removes and returns the finished lookups.
+    pub fn take_lookups(&mut self) -> Vec<LookupRecord> {
+        std::mem::take(&mut self.lookups)
+    }
+}

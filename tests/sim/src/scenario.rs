@@ -1,0 +1,350 @@
+//! The scenarios: join, crash, churn and partition. Each builds a ring, disturbs it, and
+//! reports how the ring and its lookups fared.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use chat_overlay::{NodeId, Time};
+use rand::Rng;
+
+use crate::engine::{Sim, SimConfig};
+use crate::oracle::{self, RingCheck};
+use crate::report::{LookupSummary, Report, peak_rss_mb};
+
+/// Which scenario to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Nodes join one after another through random members; then the ring settles.
+    Join,
+    /// A settled ring loses a fraction of its nodes at once.
+    Crash,
+    /// Continuous joins, graceful leaves and crashes.
+    Churn,
+    /// The network splits in two for a while, then heals.
+    Partition,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Join => "join",
+            Scenario::Crash => "crash",
+            Scenario::Churn => "churn",
+            Scenario::Partition => "partition",
+        }
+    }
+}
+
+/// Parameters of a run.
+#[derive(Clone, Debug)]
+pub struct Params {
+    /// Scenario to run.
+    pub scenario: Scenario,
+    /// Nodes in the initial ring.
+    pub nodes: usize,
+    /// Fraction of nodes that crash (crash scenario).
+    pub crash_fraction: f64,
+    /// Lookups measured on the final ring (and right after a crash).
+    pub lookups: usize,
+    /// Gap between two joins while the ring is built.
+    pub join_gap: Duration,
+    /// Longest time allowed for settling or repair.
+    pub settle_max: Duration,
+    /// How long churn lasts.
+    pub churn_duration: Duration,
+    /// Each of joins, leaves and crashes per minute during churn, as a fraction of the nodes.
+    pub churn_rate: f64,
+    /// How long the partition lasts.
+    pub partition_duration: Duration,
+    /// Network model and protocol settings.
+    pub sim: SimConfig,
+    /// Print the ring's state to stderr while settling.
+    pub progress: bool,
+}
+
+impl Params {
+    /// Defaults for a scenario at a size.
+    pub fn new(scenario: Scenario, nodes: usize, seed: u64) -> Params {
+        Params {
+            scenario,
+            nodes,
+            crash_fraction: 0.5,
+            lookups: 10_000,
+            join_gap: Duration::from_millis(2),
+            settle_max: Duration::from_secs(600),
+            churn_duration: Duration::from_secs(600),
+            churn_rate: 0.01,
+            partition_duration: Duration::from_secs(60),
+            progress: false,
+            sim: SimConfig {
+                seed,
+                ..SimConfig::default()
+            },
+        }
+    }
+}
+
+/// Runs a scenario and reports.
+pub fn run(p: &Params) -> Report {
+    let wall = Instant::now();
+    let mut sim = Sim::new(p.sim.clone());
+    let mut rep = Report {
+        scenario: p.scenario.name().to_string(),
+        seed: p.sim.seed,
+        ..Report::default()
+    };
+    build_ring(&mut sim, p.nodes, p.join_gap);
+    sim.progress = p.progress;
+    let settled = settle(&mut sim, p.settle_max);
+    rep.put("settle_seconds", settled);
+    match p.scenario {
+        Scenario::Join => {}
+        Scenario::Crash => crash(&mut sim, p, &mut rep),
+        Scenario::Churn => churn(&mut sim, p, &mut rep),
+        Scenario::Partition => partition(&mut sim, p, &mut rep),
+    }
+    let check = oracle::check(&sim);
+    let final_lookups = measure_lookups(&mut sim, p.lookups);
+    fill(&mut rep, &sim, &check, &final_lookups);
+    rep.wall_seconds = wall.elapsed().as_secs_f64();
+    rep.peak_rss_mb = peak_rss_mb();
+    rep
+}
+
+fn fill(rep: &mut Report, sim: &Sim, c: &RingCheck, l: &LookupSummary) {
+    rep.nodes = sim.hosts.len();
+    rep.live_nodes = sim.live_count();
+    rep.ring_correct = c.ring_correct;
+    rep.successor_lists_correct = c.successor_lists_correct;
+    rep.fingers_correct = c.fingers_correct;
+    rep.lookups = l.lookups;
+    rep.lookup_failures = l.failures;
+    rep.lookup_hops_mean = l.hops_mean;
+    rep.lookup_hops_p99 = l.hops_p99;
+    rep.virtual_seconds = sim.now().as_micros() as f64 / 1e6;
+    rep.messages = sim.net.delivered;
+}
+
+/// Host 0 founds the ring; the others join one after another, each through a random member,
+/// at most one every `gap`. Joins overlap only as the ring grows: at most one join per hundred
+/// members is in flight, so a ring of a handful of nodes is not flooded by hundreds of
+/// simultaneous joiners.
+pub fn build_ring(sim: &mut Sim, n: usize, gap: Duration) {
+    let first = sim.add_host();
+    sim.create(first);
+    for _ in 1..n {
+        sim.run_for(gap);
+        let mut waited = Duration::ZERO;
+        while sim.live_count() - sim.members().len() >= (sim.members().len() / 100).max(1)
+            && waited < Duration::from_secs(60)
+        {
+            sim.run_for(Duration::from_millis(1));
+            waited += Duration::from_millis(1);
+        }
+        let i = sim.add_host();
+        let via = sim.random_member().unwrap_or(first);
+        sim.join(i, via);
+    }
+}
+
+fn settled(c: &RingCheck) -> bool {
+    c.ring_correct && c.successor_lists_correct >= 0.999 && c.fingers_correct >= 0.999
+}
+
+/// Runs until every live host is a member and the ring is correct with ≥ 99.9 % of successor
+/// entries and fingers right, or `max` passes. Returns the virtual seconds it took.
+pub fn settle(sim: &mut Sim, max: Duration) -> f64 {
+    let start = sim.now();
+    let step = sim.cfg.chord.stabilize_interval;
+    loop {
+        sim.run_for(step);
+        let elapsed = sim.now().since(start);
+        let c = oracle::check(sim);
+        if sim.progress {
+            eprintln!(
+                "t={:.1}s members={}/{} ring={} wrong_succ={} wrong_pred={} succs={:.4} fingers={:.4}",
+                secs(sim.now()),
+                sim.members().len(),
+                sim.live_count(),
+                c.ring_correct,
+                c.wrong_successors,
+                c.wrong_predecessors,
+                c.successor_lists_correct,
+                c.fingers_correct
+            );
+        }
+        if sim.members().len() == sim.live_count() && settled(&c) {
+            return elapsed.as_secs_f64();
+        }
+        if elapsed >= max {
+            return elapsed.as_secs_f64();
+        }
+    }
+}
+
+/// Runs until the ring (successors and predecessors) is correct; returns the seconds taken.
+fn repair(sim: &mut Sim, max: Duration) -> Option<f64> {
+    let start = sim.now();
+    let step = sim.cfg.chord.stabilize_interval / 4;
+    while sim.now().since(start) < max {
+        sim.run_for(step);
+        if sim.members().len() == sim.live_count() && oracle::check(sim).ring_correct {
+            return Some(sim.now().since(start).as_secs_f64());
+        }
+    }
+    None
+}
+
+fn random_key(sim: &mut Sim) -> NodeId {
+    let mut k = [0u8; 32];
+    sim.rng().fill(&mut k);
+    NodeId(k)
+}
+
+/// Issues `count` lookups from random members for random keys over `spread`, without waiting.
+fn issue_lookups(sim: &mut Sim, count: usize, spread: Duration) {
+    let base = sim.now();
+    for _ in 0..count {
+        let Some(i) = sim.random_member() else { return };
+        let key = random_key(sim);
+        let off = sim.rng().random_range(0..spread.as_micros().max(1) as u64);
+        sim.lookup_at(base + Duration::from_micros(off), i, key);
+    }
+}
+
+/// Issues `count` lookups over a few seconds and waits for all of them.
+pub fn measure_lookups(sim: &mut Sim, count: usize) -> LookupSummary {
+    sim.take_lookups();
+    issue_lookups(sim, count, Duration::from_secs(5));
+    let deadline = sim.now() + Duration::from_secs(5) + sim.cfg.chord.lookup_timeout * 2;
+    while sim.lookups_pending() > 0 && sim.now() < deadline {
+        sim.run_for(Duration::from_millis(500));
+    }
+    let abandoned = sim.abandon_lookups();
+    let mut s = LookupSummary::from_records(&sim.take_lookups());
+    s.lookups += abandoned;
+    s.failures += abandoned;
+    s
+}
+
+fn crash(sim: &mut Sim, p: &Params, rep: &mut Report) {
+    let members: Vec<u32> = (0..sim.hosts.len() as u32)
+        .filter(|i| sim.is_up(*i))
+        .collect();
+    let kill = ((members.len() as f64) * p.crash_fraction).round() as usize;
+    let mut order = members;
+    for i in (1..order.len()).rev() {
+        let j = sim.rng().random_range(0..=i);
+        order.swap(i, j);
+    }
+    for i in order.iter().take(kill) {
+        sim.crash(*i);
+    }
+    rep.put("crashed", kill);
+    // Lookups issued right after the crash, before any repair.
+    let during = measure_lookups(sim, p.lookups);
+    rep.put("crash_lookups", during.lookups);
+    rep.put("crash_lookup_failures", during.failures);
+    rep.put("crash_lookup_success", during.success_rate());
+    rep.put("crash_lookup_hops_mean", during.hops_mean);
+    let t = repair(sim, p.settle_max);
+    rep.put("repair_seconds", t);
+    settle(sim, p.settle_max);
+}
+
+fn churn(sim: &mut Sim, p: &Params, rep: &mut Report) {
+    let n = p.nodes as f64;
+    // Events per second of each kind.
+    let rate = p.churn_rate * n / 60.0;
+    let tick = Duration::from_millis(100);
+    let per_tick = rate * tick.as_secs_f64();
+    let lookups_per_tick = 2;
+    let mut crashed: Vec<u32> = Vec::new();
+    let (mut joins, mut leaves, mut crashes, mut restarts) = (0, 0, 0, 0);
+    sim.take_lookups();
+    let end = sim.now() + p.churn_duration;
+    while sim.now() < end {
+        if sim.rng().random_bool(per_tick.min(1.0)) {
+            let restart = !crashed.is_empty() && sim.rng().random_bool(0.5);
+            if let Some(via) = sim.random_member() {
+                let i = if restart {
+                    restarts += 1;
+                    let k = sim.rng().random_range(0..crashed.len());
+                    crashed.swap_remove(k)
+                } else {
+                    joins += 1;
+                    sim.add_host()
+                };
+                sim.join(i, via);
+            }
+        }
+        if sim.rng().random_bool(per_tick.min(1.0))
+            && let Some(i) = sim.random_member()
+        {
+            sim.leave(i);
+            leaves += 1;
+        }
+        if sim.rng().random_bool(per_tick.min(1.0))
+            && let Some(i) = sim.random_member()
+        {
+            sim.crash(i);
+            crashed.push(i);
+            crashes += 1;
+        }
+        issue_lookups(sim, lookups_per_tick, tick);
+        sim.run_for(tick);
+    }
+    // Let the last lookups finish.
+    sim.run_for(sim.cfg.chord.lookup_timeout);
+    let abandoned = sim.abandon_lookups();
+    let during = LookupSummary::from_records(&sim.take_lookups());
+    rep.put("churn_joins", joins);
+    rep.put("churn_restarts", restarts);
+    rep.put("churn_leaves", leaves);
+    rep.put("churn_crashes", crashes);
+    rep.put("churn_lookups", during.lookups);
+    rep.put("churn_lookup_failures", during.failures);
+    rep.put("churn_lookup_success", during.success_rate());
+    rep.put("churn_lookups_abandoned", abandoned);
+    let t = repair(sim, p.settle_max);
+    rep.put("repair_seconds", t);
+    rep.put(
+        "repair_stabilize_rounds",
+        t.map(|s| s / sim.cfg.chord.stabilize_interval.as_secs_f64()),
+    );
+    settle(sim, p.settle_max);
+}
+
+fn partition(sim: &mut Sim, p: &Params, rep: &mut Report) {
+    let groups: Vec<u8> = (0..sim.hosts.len())
+        .map(|_| sim.rng().random_range(0..2u8))
+        .collect();
+    sim.partition(&groups);
+    sim.run_for(p.partition_duration);
+    // Each side should have closed into a ring of its own.
+    let mut sides_ok = true;
+    for g in 0..2u8 {
+        let side: BTreeSet<NodeId> = sim
+            .hosts
+            .iter()
+            .filter(|h| h.group == g && h.node.is_some())
+            .map(|h| h.peer.id)
+            .collect();
+        let c = oracle::check_ring(sim, &side, sim.cfg.chord.successors);
+        rep.put(&format!("side{g}_nodes"), side.len());
+        rep.put(&format!("side{g}_ring_correct"), c.ring_correct);
+        sides_ok &= c.ring_correct;
+    }
+    rep.put("partition_sides_correct", sides_ok);
+    sim.heal();
+    let healed_at = sim.now();
+    let t = repair(sim, p.settle_max);
+    rep.put("merge_seconds", t);
+    let _ = healed_at;
+    settle(sim, p.settle_max);
+}
+
+/// Virtual time as seconds.
+pub fn secs(t: Time) -> f64 {
+    t.as_micros() as f64 / 1e6
+}
