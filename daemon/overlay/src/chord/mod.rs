@@ -85,7 +85,11 @@ struct Pending {
     body: Request,
     purpose: Purpose,
     attempts_left: u8,
+    attempts_used: u8,
 }
+
+/// Consecutive timeouts after which a peer is suspected.
+const SUSPECT_AFTER: u8 = 2;
 
 /// One Chord node.
 #[derive(Debug)]
@@ -226,12 +230,6 @@ impl Node {
         Ok(())
     }
 
-    #[cfg(test)]
-    fn knows(&self, id: &NodeId) -> bool {
-        self.known_peers().iter().any(|p| p.id == *id)
-            || self.t.graveyard.iter().any(|l| l.peer.id == *id)
-    }
-
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -280,9 +278,11 @@ impl Node {
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        // Lookup steps do not resend: the lookup moves on to another candidate instead.
-        let attempts_left = match purpose {
-            Purpose::Lookup(_) => 0,
+        // Routing steps do not resend: the lookup moves on to another candidate instead. The
+        // final liveness check does resend: falling back to the next successor after a lost
+        // ping would give a wrong answer.
+        let attempts_left = match (purpose, &body) {
+            (Purpose::Lookup(_), Request::FindSuccessor { .. }) => 0,
             _ => self.cfg.rpc_retries,
         };
         self.send(
@@ -300,6 +300,7 @@ impl Node {
                 body,
                 purpose,
                 attempts_left,
+                attempts_used: 0,
             },
         );
         Some(id)
@@ -323,6 +324,7 @@ impl Node {
         };
         if p.attempts_left > 0 {
             p.attempts_left -= 1;
+            p.attempts_used += 1;
             let (to, body) = (p.to, p.body.clone());
             self.send(to, Message::Request { id, body });
             self.set_timer(now + self.cfg.rpc_timeout, Timer::Rpc(id));
@@ -345,6 +347,8 @@ impl Node {
         {
             self.suspect(now, peer);
         }
+        // The driver saw the connection fail: as good as repeated timeouts.
+        self.t.strike(id, SUSPECT_AFTER);
         for k in failed {
             if let Some(p) = self.rpcs.remove(&k) {
                 self.rpc_failed(now, p);
@@ -369,7 +373,16 @@ impl Node {
             self.probe_failed(now, p.to);
             return;
         }
-        self.suspect(now, p.to);
+        // A request that was resent has timed out twice: suspect at once. A single timeout of a
+        // routing step only counts; the second one in a row makes the peer a suspect.
+        let strikes = if p.attempts_used > 0 {
+            SUSPECT_AFTER
+        } else {
+            1
+        };
+        if self.t.strike(p.to.id, strikes) >= SUSPECT_AFTER {
+            self.suspect(now, p.to);
+        }
         match p.purpose {
             Purpose::Stabilize => {
                 self.stabilizing = false;

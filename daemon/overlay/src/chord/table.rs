@@ -35,6 +35,8 @@ pub(crate) struct Table {
     pub succs: Vec<Peer>,
     pub fingers: Vec<Finger>,
     suspects: BTreeMap<NodeId, Time>,
+    /// Consecutive timeouts per peer since we last heard from it (bounded like suspects).
+    strikes: BTreeMap<NodeId, u8>,
     pub graveyard: Vec<Lost>,
 }
 
@@ -46,6 +48,7 @@ impl Table {
             succs: Vec::new(),
             fingers: Vec::new(),
             suspects: BTreeMap::new(),
+            strikes: BTreeMap::new(),
             graveyard: Vec::new(),
         }
     }
@@ -80,12 +83,24 @@ impl Table {
             }
         }
         self.suspects.insert(peer.id, now + cfg.suspect_ttl);
+        self.strikes.remove(&peer.id);
         self.remove(&peer.id);
         self.bury(peer, now, cfg);
     }
 
+    /// Counts `n` more timeouts of `id`; returns the count since we last heard from it.
+    pub fn strike(&mut self, id: NodeId, n: u8) -> u8 {
+        if self.strikes.len() >= 1024 && !self.strikes.contains_key(&id) {
+            self.strikes.clear();
+        }
+        let s = self.strikes.entry(id).or_insert(0);
+        *s = s.saturating_add(n);
+        *s
+    }
+
     /// Forgets a suspicion: the peer spoke to us. Returns whether it was suspected or lost.
     pub fn clear_suspect(&mut self, id: &NodeId) -> bool {
+        self.strikes.remove(id);
         let was = self.suspects.remove(id).is_some();
         let before = self.graveyard.len();
         self.graveyard.retain(|l| l.peer.id != *id);

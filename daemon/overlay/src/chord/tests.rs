@@ -58,18 +58,7 @@ impl Net {
         let Some(node) = self.nodes[i].as_mut() else {
             return;
         };
-        let dbg_in = format!("{input:?}");
-        let knew = std::env::var("DBG").is_ok()
-            && i == 1
-            && node.knows(&NodeId::from_high_u64(12000 << 40));
         let outs = node.handle(now, input);
-        if knew && !node.knows(&NodeId::from_high_u64(12000 << 40)) {
-            eprintln!(
-                "node 1 forgot node 4 on {dbg_in}\n succs {:?} pred {:?}",
-                node.successors().iter().map(|p| p.id).collect::<Vec<_>>(),
-                node.predecessor().map(|p| p.id)
-            );
-        }
         if let Err(e) = node.check_invariants() {
             panic!("node {i} broke an invariant: {e}");
         }
