@@ -75,28 +75,24 @@ pub fn default_control_socket(env: &Env) -> PathBuf {
 /// Creates `path` (and missing parents) with mode 0700 if it does not exist; checks that it is
 /// a directory if it does.
 pub fn ensure_dir(what: &'static str, path: &Path) -> Result<(), PathError> {
-    match DirBuilder::new().recursive(true).mode(0o700).create(path) {
-        Ok(()) => {}
-        Err(source) => {
-            return Err(PathError::Io {
-                what,
-                path: path.into(),
-                source,
-            });
-        }
-    }
-    let meta = std::fs::metadata(path).map_err(|source| PathError::Io {
+    let io_err = |source| PathError::Io {
         what,
         path: path.into(),
         source,
-    })?;
-    if !meta.is_dir() {
-        return Err(PathError::NotADirectory {
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(PathError::NotADirectory {
             what,
             path: path.into(),
-        });
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
+            .map_err(io_err),
+        Err(e) => Err(io_err(e)),
     }
-    Ok(())
 }
 
 /// Prepares the directory that will hold the control socket at `socket`.
@@ -209,7 +205,8 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let file = tmp.path().join("f");
         std::fs::write(&file, b"").expect("write");
-        assert!(ensure_dir("test", &file).is_err());
+        let err = ensure_dir("test", &file).expect_err("refused");
+        assert!(matches!(err, PathError::NotADirectory { .. }), "{err}");
     }
 
     #[test]
