@@ -13,6 +13,7 @@ const AFTER_HELP: &str = "\
 Configuration layers, each overriding the previous one: built-in defaults,
 /etc/chatd/chatd.toml (or --config PATH), CHATD_* environment variables
 (e.g. CHATD_NODE__LISTEN), then these flags. CHATD_LOG sets the log filter.
+A repeated flag overrides the earlier one, except --bootstrap, which adds a peer.
 
 Exit status:
   0   stopped cleanly (SIGINT or SIGTERM), or check-config found no problem
@@ -22,7 +23,7 @@ Exit status:
 
 /// chatd: a decentralised chat daemon.
 #[derive(Debug, Parser)]
-#[command(name = "chatd", version, about, after_help = AFTER_HELP)]
+#[command(name = "chatd", version, about, after_help = AFTER_HELP, args_override_self = true)]
 pub struct Cli {
     /// Config file to read instead of /etc/chatd/chatd.toml.
     #[arg(long, global = true, value_name = "PATH")]

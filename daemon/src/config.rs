@@ -157,11 +157,14 @@ impl Settings {
         control.insert("socket".into(), p(&self.control_socket));
         let mut log = Table::new();
         log.insert("filter".into(), s(self.log_filter.clone()));
-        let mut root = Table::new();
-        root.insert("node".into(), T::Table(node));
-        root.insert("control".into(), T::Table(control));
-        root.insert("log".into(), T::Table(log));
-        toml::to_string(&root).unwrap_or_default()
+        // Sections in reading order (a TOML table would sort them).
+        let mut out = String::new();
+        for (name, table) in [("node", node), ("control", control), ("log", log)] {
+            let body = toml::to_string(&table).unwrap_or_default();
+            out.push_str(&format!("[{name}]\n{body}\n"));
+        }
+        out.pop();
+        out
     }
 }
 

@@ -104,29 +104,37 @@ pub fn prepare_socket_dir(socket: &Path) -> Result<(), PathError> {
     ensure_dir(what, dir)?;
     let uid = current_uid();
     if dir == shared_tmp_dir(uid) {
-        let meta = std::fs::symlink_metadata(dir).map_err(|source| PathError::Io {
-            what,
-            path: dir.into(),
-            source,
-        })?;
-        let problem = if meta.file_type().is_symlink() {
-            Some("a symbolic link".to_owned())
-        } else if meta.uid() != uid {
-            Some(format!("owned by uid {}", meta.uid()))
-        } else if meta.mode() & 0o077 != 0 {
-            Some(format!("mode {:04o}", meta.mode() & 0o7777))
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            return Err(PathError::Untrusted {
-                path: dir.into(),
-                problem,
-                uid,
-            });
-        }
+        check_private_dir(dir, uid)?;
     }
     Ok(())
+}
+
+/// Checks that `dir` is a real directory (not a symlink) owned by `uid` and closed to group
+/// and others — what a directory under a world-writable parent must be before we trust it.
+pub fn check_private_dir(dir: &Path, uid: u32) -> Result<(), PathError> {
+    let what = "control socket directory";
+    let meta = std::fs::symlink_metadata(dir).map_err(|source| PathError::Io {
+        what,
+        path: dir.into(),
+        source,
+    })?;
+    let problem = if meta.file_type().is_symlink() {
+        Some("a symbolic link".to_owned())
+    } else if meta.uid() != uid {
+        Some(format!("owned by uid {}", meta.uid()))
+    } else if meta.mode() & 0o077 != 0 {
+        Some(format!("mode {:04o}", meta.mode() & 0o7777))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(PathError::Untrusted {
+            path: dir.into(),
+            problem,
+            uid,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// An exclusive lock on a data directory, held for the daemon's lifetime.
@@ -207,6 +215,31 @@ mod tests {
         std::fs::write(&file, b"").expect("write");
         let err = ensure_dir("test", &file).expect_err("refused");
         assert!(matches!(err, PathError::NotADirectory { .. }), "{err}");
+    }
+
+    #[test]
+    fn private_dir_check_rejects_open_foreign_or_linked_dirs() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("d");
+        ensure_dir("test", &dir).expect("created");
+        let uid = current_uid();
+        check_private_dir(&dir, uid).expect("0700 and ours");
+
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let err = check_private_dir(&dir, uid).expect_err("mode 0755");
+        assert!(err.to_string().contains("is mode 0755"), "{err}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+
+        let err = check_private_dir(&dir, uid.wrapping_add(1)).expect_err("not ours");
+        assert!(
+            err.to_string().contains(&format!("owned by uid {uid}")),
+            "{err}"
+        );
+
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).expect("symlink");
+        let err = check_private_dir(&link, uid).expect_err("symlink");
+        assert!(err.to_string().contains("a symbolic link"), "{err}");
     }
 
     #[test]
