@@ -371,12 +371,14 @@ fn config_precedence_file_then_env_then_flags() {
     assert_eq!(t["node"]["listen"].as_str(), Some("127.0.0.1:1004"));
 }
 
+/// A bad-config case: config file text, environment, flags, expected message.
+type BadConfig<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str], String);
+
 #[test]
 fn every_bad_config_names_the_key() {
     let sandbox = Sandbox::new();
     let file = sandbox.config().display().to_string();
-    // (config file, env, args, expected message)
-    let cases: &[(&str, &[(&str, &str)], &[&str], String)] = &[
+    let cases: &[BadConfig] = &[
         ("[node]\nlisten = \"x\"\n", &[], &[], format!("node.listen: invalid socket address \"x\" (expected IP:PORT) (in {file})")),
         ("[node]\nlisten = 7400\n", &[], &[], format!("node.listen: expected a string, got integer 7400 (in {file})")),
         ("[node]\nfoo = 1\n", &[], &[], format!("node.foo: unknown key (in {file})")),
