@@ -1,8 +1,8 @@
 //! Logging: `tracing` events to stderr.
 //!
 //! The filter comes from the configuration key `log.filter` (the environment variable
-//! `CHATD_LOG` sets it; see [`crate::config`]). Colours only when stderr is a terminal, so logs
-//! captured by journald or a file stay plain text.
+//! `CHATD_LOG` sets it; see [`crate::config`]). Colours only when stderr is a terminal and
+//! `NO_COLOR` is unset, so logs captured by journald or a file stay plain text.
 
 use std::io::IsTerminal;
 
@@ -18,6 +18,25 @@ pub fn init(filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(use_colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR")))
         .try_init();
+}
+
+/// Colours only on a terminal, and not when `NO_COLOR` is set to anything non-empty
+/// (<https://no-color.org>).
+fn use_colour(is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some("".into())));
+        assert!(!use_colour(true, Some("1".into())));
+        assert!(!use_colour(false, None));
+    }
 }
