@@ -2,7 +2,8 @@
 //!
 //! [`ControlSocket::bind`] prepares the socket: it creates the directory (mode 0700) if missing,
 //! replaces a stale socket file that nobody answers on, refuses to start if something does
-//! answer (another chatd), and makes the socket mode 0660 so the owner's group may use it.
+//! answer (another chatd), and makes the socket mode 0660 so the owner's group may use it —
+//! before the socket appears at its path, so it is never there with another mode.
 //! [`ControlSocket::serve`] runs the services until shutdown; the socket file is removed when the
 //! [`ControlSocket`] is dropped, unless another process has replaced it meanwhile.
 //!
@@ -65,14 +66,28 @@ impl ControlSocket {
                 Ok(Ok(_)) | Err(_) => return Err(ControlError::InUse(path.into())),
             },
         }
-        let listener = UnixListener::bind(path).map_err(|e| match e.kind() {
-            io::ErrorKind::AddrInUse => ControlError::InUse(path.into()),
+        // Bind under a temporary name, set the mode, then link it into place: the socket
+        // never appears at `path` with the wrong mode, and link() fails rather than replace a
+        // socket another chatd created meanwhile.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(".chatd-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let tmp_err = |source| ControlError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        let listener = UnixListener::bind(&tmp).map_err(tmp_err)?;
+        let linked = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(SOCKET_MODE))
+            .and_then(|()| std::fs::hard_link(&tmp, path));
+        let _ = std::fs::remove_file(&tmp);
+        linked.map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => ControlError::InUse(path.into()),
             _ => io_err(e),
         })?;
-        // Remove the file on every error path from here on.
         let guard = SocketFile::new(path).map_err(io_err)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
-            .map_err(io_err)?;
         Ok(ControlSocket { listener, guard })
     }
 
@@ -147,6 +162,8 @@ mod tests {
         let socket = ControlSocket::bind(&path).await.expect("bind");
         assert_eq!(mode(path.parent().expect("dir")), 0o700);
         assert_eq!(mode(&path), SOCKET_MODE);
+        let entries = std::fs::read_dir(path.parent().expect("dir")).expect("list").count();
+        assert_eq!(entries, 1, "no temporary socket left behind");
         UnixStream::connect(&path).await.expect("connectable");
         drop(socket);
         assert!(!path.exists(), "socket removed on drop");
