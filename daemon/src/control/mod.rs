@@ -162,7 +162,9 @@ mod tests {
         let socket = ControlSocket::bind(&path).await.expect("bind");
         assert_eq!(mode(path.parent().expect("dir")), 0o700);
         assert_eq!(mode(&path), SOCKET_MODE);
-        let entries = std::fs::read_dir(path.parent().expect("dir")).expect("list").count();
+        let entries = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("list")
+            .count();
         assert_eq!(entries, 1, "no temporary socket left behind");
         UnixStream::connect(&path).await.expect("connectable");
         drop(socket);
