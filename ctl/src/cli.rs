@@ -12,7 +12,7 @@ Exit status:
   0  success
   1  any other error
   2  invalid command line
-  3  cannot reach chatd (not running, or wrong --socket)
+  3  cannot reach chatd (not running, wrong --socket, or no permission)
   4  chatd answered with an error";
 
 /// chatctl: talk to a running chatd.

@@ -23,6 +23,9 @@ pub enum ClientError {
     /// Nobody answers on the socket.
     #[error("cannot reach chatd at {} — is it running?", .0.display())]
     Unreachable(PathBuf),
+    /// The socket exists but we may not connect to it.
+    #[error("permission denied on chatd's socket {} (is your user in the socket's group?)", .0.display())]
+    PermissionDenied(PathBuf),
     /// chatd answered with an error.
     #[error("chatd: {}", .0.message())]
     Remote(tonic::Status),
@@ -42,7 +45,24 @@ pub async fn connect(socket: &Path) -> Result<Channel, ClientError> {
             async move { UnixStream::connect(path).await.map(TokioIo::new) }
         }))
         .await
-        .map_err(|_| unreachable())
+        .map_err(|e| match io_error_kind(&e) {
+            Some(std::io::ErrorKind::PermissionDenied) => {
+                ClientError::PermissionDenied(socket.to_owned())
+            }
+            _ => unreachable(),
+        })
+}
+
+/// The kind of the first `std::io::Error` in `err`'s chain of sources.
+fn io_error_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        current = e.source();
+    }
+    None
 }
 
 /// A `chat.v1.NodeService` client.
@@ -57,5 +77,34 @@ pub fn call_error(socket: &Path, status: tonic::Status) -> ClientError {
             ClientError::Unreachable(socket.to_owned())
         }
         _ => ClientError::Remote(status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("wrapper")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn finds_the_io_error_in_a_chain() {
+        let err = Wrapper(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(
+            io_error_kind(&err),
+            Some(std::io::ErrorKind::PermissionDenied)
+        );
+        let plain = std::fmt::Error;
+        assert_eq!(io_error_kind(&plain), None);
+    }
+
+    #[tokio::test]
+    async fn a_missing_socket_is_unreachable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = connect(&dir.path().join("none.sock"))
+            .await
+            .expect_err("nobody there");
+        assert!(matches!(err, ClientError::Unreachable(_)), "{err}");
     }
 }

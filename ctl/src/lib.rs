@@ -40,7 +40,9 @@ impl Error {
     /// The exit status for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Client(ClientError::Unreachable(_)) => exit::UNREACHABLE,
+            Error::Client(ClientError::Unreachable(_) | ClientError::PermissionDenied(_)) => {
+                exit::UNREACHABLE
+            }
             Error::Client(ClientError::Remote(_)) => exit::REMOTE,
             _ => exit::FAILURE,
         }
