@@ -1,1 +1,65 @@
-//! chatctl (placeholder).
+//! chatctl, the command-line client of chatd's control API.
+//!
+//! - [`cli`]: flags and subcommands (exit codes are listed in `chatctl --help`);
+//! - [`client`]: gRPC over chatd's Unix socket;
+//! - [`cmd`]: one file per subcommand;
+//! - [`output`]: printing for people and `--json`.
+
+pub mod cli;
+pub mod client;
+pub mod cmd;
+pub mod output;
+
+use client::ClientError;
+
+/// Exit codes, as documented in `chatctl --help`.
+pub mod exit {
+    /// Any other error.
+    pub const FAILURE: u8 = 1;
+    /// chatd is not reachable at the socket.
+    pub const UNREACHABLE: u8 = 3;
+    /// chatd answered with an error.
+    pub const REMOTE: u8 = 4;
+}
+
+/// Why a chatctl command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Talking to chatd failed.
+    #[error(transparent)]
+    Client(ClientError),
+    /// Writing the output failed (e.g. a closed pipe).
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl Error {
+    /// The exit status for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Client(ClientError::Unreachable(_) | ClientError::PermissionDenied(_)) => {
+                exit::UNREACHABLE
+            }
+            Error::Client(ClientError::Remote(_)) => exit::REMOTE,
+            _ => exit::FAILURE,
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: cli::Cli) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let socket = cli.socket_path();
+    let printer = output::Printer::new(cli.json);
+    runtime.block_on(async {
+        match cli.command {
+            cli::Command::Status => cmd::status::run(&socket, printer).await,
+        }
+    })
+}

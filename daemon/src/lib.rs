@@ -1,1 +1,35 @@
-//! chatd (placeholder).
+//! chatd, the decentralised chat daemon, as a library: the binary (`main.rs`) only parses the
+//! command line, runs [`app::run`] and maps errors to exit codes.
+//!
+//! One module per job:
+//! - [`cli`]: command-line flags and subcommands;
+//! - [`config`]: layered configuration (defaults → file → `CHATD_*` → flags), checked key by key;
+//! - [`env`]: a snapshot of the environment, so configuration is testable;
+//! - [`paths`]: default directories, and the checks made before trusting them;
+//! - [`identity`]: the node's ed25519 key and `NodeId = blake3(public key)`;
+//! - [`nickname`]: what makes a valid nickname;
+//! - [`node`]: the running node's shared state — the seam where the overlay plugs in;
+//! - [`control`]: the gRPC control server on a Unix socket, one file per service;
+//! - [`shutdown`]: the shutdown signal, from SIGINT/SIGTERM to every task;
+//! - [`logging`]: `tracing` to stderr;
+//! - [`app`]: the startup sequence and shutdown path;
+//! - [`error`]: the top-level error and exit codes.
+//!
+//! The overlay (Chord ring, broadcast, DHT) lives in the sans-IO crate `chat-overlay`
+//! (`daemon/overlay/`), which has no tokio and no sockets.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod env;
+pub mod error;
+pub mod identity;
+pub mod logging;
+pub mod nickname;
+pub mod node;
+pub mod paths;
+pub mod shutdown;
+
+pub use app::run;
+pub use error::Error;

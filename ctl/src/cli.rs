@@ -1,0 +1,84 @@
+//! Command-line interface of `chatctl`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+The default socket is chatd's default: $RUNTIME_DIRECTORY/control.sock, else
+$XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock.
+
+Exit status:
+  0  success
+  1  any other error
+  2  invalid command line
+  3  cannot reach chatd (not running, wrong --socket, or no permission)
+  4  chatd answered with an error";
+
+/// chatctl: talk to a running chatd.
+#[derive(Debug, Parser)]
+#[command(name = "chatctl", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// chatd's control socket.
+    #[arg(long, global = true, env = "CHATCTL_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Print machine-readable JSON (field names as in the chat.v1 protobuf messages).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands; each lives in its own file under `cmd/`.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Show the node's id, nickname, listen address, version and uptime.
+    Status,
+}
+
+impl Cli {
+    /// The socket to use: `--socket`, else `$CHATCTL_SOCKET`, else chatd's default.
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket
+            .clone()
+            .unwrap_or_else(chat_proto::paths::default_control_socket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn json_and_socket_are_accepted_anywhere() {
+        let cli =
+            Cli::try_parse_from(["chatctl", "status", "--json", "--socket", "/s"]).expect("parses");
+        assert!(cli.json);
+        assert_eq!(cli.socket_path(), PathBuf::from("/s"));
+        let cli =
+            Cli::try_parse_from(["chatctl", "--json", "--socket", "/s", "status"]).expect("parses");
+        assert_eq!(cli.command, Command::Status);
+    }
+
+    #[test]
+    fn help_documents_the_exit_codes_in_use() {
+        use crate::exit;
+        let help = Cli::command().render_long_help().to_string();
+        for line in [
+            format!("{}  any other error", exit::FAILURE),
+            format!("{}  cannot reach chatd", exit::UNREACHABLE),
+            format!("{}  chatd answered with an error", exit::REMOTE),
+        ] {
+            assert!(help.contains(&line), "--help lacks {line:?}:\n{help}");
+        }
+    }
+}

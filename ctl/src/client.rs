@@ -1,0 +1,110 @@
+//! Connecting to chatd's control API over its Unix socket.
+//!
+//! tonic speaks HTTP/2 over any stream; the URI given to the endpoint is a placeholder (it only
+//! sets the `:authority` header), the connector dials the socket. Other gRPC clients need the
+//! same trick, e.g. grpc-python's `unix:PATH` target with the `grpc.default_authority` option.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chat_proto::v1::node_service_client::NodeServiceClient;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint};
+
+/// How long to wait for chatd to accept the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a single call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nobody answers on the socket.
+    #[error("cannot reach chatd at {} — is it running?", .0.display())]
+    Unreachable(PathBuf),
+    /// The socket exists but we may not connect to it.
+    #[error("permission denied on chatd's socket {} (is your user in the socket's group?)", .0.display())]
+    PermissionDenied(PathBuf),
+    /// chatd answered with an error.
+    #[error("chatd: {}", .0.message())]
+    Remote(tonic::Status),
+}
+
+/// A channel to chatd at `socket`, connected eagerly so that "not running" shows at once.
+pub async fn connect(socket: &Path) -> Result<Channel, ClientError> {
+    let unreachable = || ClientError::Unreachable(socket.to_owned());
+    let endpoint = Endpoint::try_from("http://chatd.sock")
+        .map_err(|_| unreachable())?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CALL_TIMEOUT);
+    let path = socket.to_owned();
+    endpoint
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move { UnixStream::connect(path).await.map(TokioIo::new) }
+        }))
+        .await
+        .map_err(|e| match io_error_kind(&e) {
+            Some(std::io::ErrorKind::PermissionDenied) => {
+                ClientError::PermissionDenied(socket.to_owned())
+            }
+            _ => unreachable(),
+        })
+}
+
+/// The kind of the first `std::io::Error` in `err`'s chain of sources.
+fn io_error_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// A `chat.v1.NodeService` client.
+pub async fn node_service(socket: &Path) -> Result<NodeServiceClient<Channel>, ClientError> {
+    Ok(NodeServiceClient::new(connect(socket).await?))
+}
+
+/// Turns a failed call into a [`ClientError`]: transport failures mean chatd went away.
+pub fn call_error(socket: &Path, status: tonic::Status) -> ClientError {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Cancelled => {
+            ClientError::Unreachable(socket.to_owned())
+        }
+        _ => ClientError::Remote(status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("wrapper")]
+    struct Wrapper(#[source] std::io::Error);
+
+    #[test]
+    fn finds_the_io_error_in_a_chain() {
+        let err = Wrapper(std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert_eq!(
+            io_error_kind(&err),
+            Some(std::io::ErrorKind::PermissionDenied)
+        );
+        let plain = std::fmt::Error;
+        assert_eq!(io_error_kind(&plain), None);
+    }
+
+    #[tokio::test]
+    async fn a_missing_socket_is_unreachable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = connect(&dir.path().join("none.sock"))
+            .await
+            .expect_err("nobody there");
+        assert!(matches!(err, ClientError::Unreachable(_)), "{err}");
+    }
+}

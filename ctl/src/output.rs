@@ -1,0 +1,80 @@
+//! Printing results: aligned `label  value` lines for a person, or one JSON object per result
+//! with the protobuf field names (`--json`). chatctl prints no colours.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Where and how results are printed.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    json: bool,
+}
+
+impl Printer {
+    /// A printer for `--json` (`true`) or people (`false`).
+    pub fn new(json: bool) -> Printer {
+        Printer { json }
+    }
+
+    /// Prints one result: `value` as JSON, or `fields` as aligned lines.
+    pub fn record<T: Serialize>(&self, value: &T, fields: &[(&str, String)]) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        if self.json {
+            serde_json::to_writer(&mut out, value)?;
+            writeln!(out)
+        } else {
+            out.write_all(render_fields(fields).as_bytes())
+        }
+    }
+}
+
+/// `label  value` lines, labels padded to the longest.
+pub fn render_fields(fields: &[(&str, String)]) -> String {
+    let width = fields
+        .iter()
+        .map(|(label, _)| label.len())
+        .max()
+        .unwrap_or(0);
+    fields
+        .iter()
+        .map(|(label, value)| format!("{label:<width$}  {value}\n"))
+        .collect()
+}
+
+/// A duration for people: `3d 4h 5m 6s`, leading zero units left out.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    let parts = [
+        (s / 86_400, "d"),
+        (s / 3600 % 24, "h"),
+        (s / 60 % 60, "m"),
+        (s % 60, "s"),
+    ];
+    let shown: Vec<String> = parts
+        .iter()
+        .skip_while(|(n, unit)| *n == 0 && *unit != "s")
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    shown.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_secs(0)), "0s");
+        assert_eq!(human_duration(Duration::from_secs(59)), "59s");
+        assert_eq!(human_duration(Duration::from_secs(3600)), "1h 0m 0s");
+        assert_eq!(human_duration(Duration::from_secs(90_061)), "1d 1h 1m 1s");
+    }
+
+    #[test]
+    fn fields_are_aligned() {
+        let text = render_fields(&[("id", "x".into()), ("nickname", "y".into())]);
+        assert_eq!(text, "id        x\nnickname  y\n");
+    }
+}

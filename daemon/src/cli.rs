@@ -1,0 +1,112 @@
+//! Command-line interface of `chatd`.
+//!
+//! Flags set configuration keys (they are the last and strongest layer, see [`crate::config`])
+//! and are accepted before or after a subcommand. Without a subcommand chatd runs the node.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Overrides;
+
+const AFTER_HELP: &str = "\
+Configuration layers, each overriding the previous one: built-in defaults,
+/etc/chatd/chatd.toml (or --config PATH), CHATD_* environment variables
+(e.g. CHATD_NODE__LISTEN), then these flags. CHATD_LOG sets the log filter.
+A repeated flag overrides the earlier one, except --bootstrap, which adds a peer.
+
+Exit status:
+  0   stopped cleanly (SIGINT or SIGTERM), or check-config found no problem
+  1   could not start or failed while running (the message says what and where)
+  2   invalid command line
+  78  invalid configuration (the message names the key)";
+
+/// chatd: a decentralised chat daemon.
+#[derive(Debug, Parser)]
+#[command(name = "chatd", version, about, after_help = AFTER_HELP, args_override_self = true)]
+pub struct Cli {
+    /// Config file to read instead of /etc/chatd/chatd.toml.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// UDP address for peer connections (QUIC) [config: node.listen; default: 0.0.0.0:7400].
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// A peer to join the ring through; repeat for several. None: found a new ring
+    /// [config: node.bootstrap].
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub bootstrap: Vec<String>,
+
+    /// Directory for the node key and state [config: node.data_dir].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Path of the control socket [config: control.socket].
+    #[arg(long, global = true, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+
+    /// Your nickname [config: node.nickname].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub nick: Option<String>,
+
+    /// What to do; without a subcommand, run the node.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Print the effective configuration (TOML) and exit; fail on any unknown key or bad value.
+    CheckConfig,
+}
+
+impl Cli {
+    /// The configuration overrides these flags make.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config: self.config.clone(),
+            listen: self.listen.clone(),
+            bootstrap: self.bootstrap.clone(),
+            data_dir: self.data_dir.clone(),
+            control: self.control.clone(),
+            nick: self.nick.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_work_before_and_after_the_subcommand() {
+        let before = Cli::try_parse_from([
+            "chatd",
+            "--listen",
+            "127.0.0.1:1",
+            "--bootstrap",
+            "10.0.0.1:1",
+            "--bootstrap",
+            "10.0.0.2:2",
+            "check-config",
+        ])
+        .expect("parses");
+        assert_eq!(before.command, Some(Command::CheckConfig));
+        assert_eq!(before.listen.as_deref(), Some("127.0.0.1:1"));
+        assert_eq!(before.overrides().bootstrap.len(), 2);
+        let after = Cli::try_parse_from(["chatd", "check-config", "--nick", "al"]).expect("parses");
+        assert_eq!(after.nick.as_deref(), Some("al"));
+        let run = Cli::try_parse_from(["chatd", "--data-dir", "/d", "--control", "/c.sock"])
+            .expect("parses");
+        assert_eq!(run.command, None);
+        assert_eq!(run.overrides().control, Some(PathBuf::from("/c.sock")));
+    }
+}

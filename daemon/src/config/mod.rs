@@ -1,0 +1,254 @@
+//! Layered configuration: built-in defaults → config file → `CHATD_*` environment → flags.
+//!
+//! The config file is `--config PATH` if given (it must exist), else `/etc/chatd/chatd.toml` if
+//! that exists, else none. Environment variables are `CHATD_` followed by the key with `__`
+//! between section and name, e.g. `CHATD_NODE__LISTEN`; `CHATD_LOG` is a shorthand for
+//! `CHATD_LOG__FILTER`. The `config` crate merges the layers; this module then checks every key
+//! itself so that each error is one line naming the key, the problem and where the value came
+//! from, e.g. `node.listen: invalid socket address "x" (from --listen)`.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+mod check;
+
+use config::{Environment, FileFormat, Map, Source};
+
+use crate::env::Env;
+use crate::nickname::Nickname;
+use crate::paths;
+
+/// The system-wide config file, read when no `--config` is given and it exists.
+pub const SYSTEM_CONFIG: &str = "/etc/chatd/chatd.toml";
+/// Default QUIC listen address.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7400));
+/// Default log filter (tracing-subscriber `EnvFilter` syntax).
+pub const DEFAULT_LOG_FILTER: &str = "info";
+/// Every key chatd understands, as `section.name`.
+pub const KEYS: &[&str] = &[
+    "node.listen",
+    "node.bootstrap",
+    "node.data_dir",
+    "node.nickname",
+    "control.socket",
+    "log.filter",
+];
+
+/// Values given on the command line; they override every other layer.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--config PATH`.
+    pub config: Option<PathBuf>,
+    /// `--listen ADDR`.
+    pub listen: Option<String>,
+    /// `--bootstrap ADDR`, repeatable.
+    pub bootstrap: Vec<String>,
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--control PATH`.
+    pub control: Option<PathBuf>,
+    /// `--nick NAME`.
+    pub nick: Option<String>,
+}
+
+/// The effective configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    /// UDP address for QUIC (`node.listen`).
+    pub listen: SocketAddr,
+    /// Peers to join through; empty means this node founds a new ring (`node.bootstrap`).
+    pub bootstrap: Vec<SocketAddr>,
+    /// Where the node key and state live (`node.data_dir`).
+    pub data_dir: PathBuf,
+    /// The user's nickname, if set (`node.nickname`; empty means none).
+    pub nickname: Option<Nickname>,
+    /// Path of the control socket (`control.socket`).
+    pub control_socket: PathBuf,
+    /// Log filter (`log.filter`).
+    pub log_filter: String,
+}
+
+/// A configuration error: one line that names the key (or file) and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML.
+    #[error("config file {path}, line {line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    /// A key is unknown or its value is bad. `origin` is empty or starts with a space.
+    #[error("{key}: {problem}{origin}")]
+    Key {
+        key: String,
+        problem: String,
+        origin: String,
+    },
+    /// A default could not be derived.
+    #[error(transparent)]
+    Path(#[from] paths::PathError),
+    /// The layers could not be merged.
+    #[error("configuration: {0}")]
+    Merge(#[from] config::ConfigError),
+}
+
+impl Settings {
+    /// Loads the configuration from every layer.
+    pub fn load(overrides: &Overrides, env: &Env) -> Result<Settings, ConfigError> {
+        let file = config_file(overrides)?;
+        let mut builder = config::Config::builder();
+        if let Some(path) = &file {
+            check_toml(path)?;
+            builder =
+                builder.add_source(config::File::from(path.as_path()).format(FileFormat::Toml));
+        }
+        let (environment, env_names) = environment(env)?;
+        builder = builder.add_source(environment);
+        builder = builder
+            .set_override_option("node.listen", overrides.listen.clone())?
+            .set_override_option(
+                "node.data_dir",
+                path_flag("--data-dir", &overrides.data_dir)?,
+            )?
+            .set_override_option(
+                "control.socket",
+                path_flag("--control", &overrides.control)?,
+            )?
+            .set_override_option("node.nickname", overrides.nick.clone())?;
+        if !overrides.bootstrap.is_empty() {
+            builder = builder.set_override("node.bootstrap", overrides.bootstrap.clone())?;
+        }
+        let tree = builder.build()?.collect()?;
+        let mut settings = check::Checker {
+            env_names,
+            file: file.clone(),
+        }
+        .check(tree, env)?;
+        settings.config_file = file;
+        Ok(settings)
+    }
+
+    /// The configuration as a TOML document, every key included.
+    pub fn to_toml(&self) -> String {
+        use toml::{Table, Value as T};
+        let s = |v: String| T::String(v);
+        let p = |v: &Path| T::String(v.to_string_lossy().into_owned());
+        let mut node = Table::new();
+        node.insert("listen".into(), s(self.listen.to_string()));
+        let peers = self.bootstrap.iter().map(|a| s(a.to_string())).collect();
+        node.insert("bootstrap".into(), T::Array(peers));
+        node.insert("data_dir".into(), p(&self.data_dir));
+        let nick = self
+            .nickname
+            .as_ref()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        node.insert("nickname".into(), s(nick));
+        let mut control = Table::new();
+        control.insert("socket".into(), p(&self.control_socket));
+        let mut log = Table::new();
+        log.insert("filter".into(), s(self.log_filter.clone()));
+        // Sections in reading order (a TOML table would sort them).
+        let mut out = String::new();
+        for (name, table) in [("node", node), ("control", control), ("log", log)] {
+            let body = toml::to_string(&table).unwrap_or_default();
+            out.push_str(&format!("[{name}]\n{body}\n"));
+        }
+        out.pop();
+        out
+    }
+}
+
+fn config_file(overrides: &Overrides) -> Result<Option<PathBuf>, ConfigError> {
+    match &overrides.config {
+        Some(path) => Ok(Some(path.clone())),
+        None => Ok(Path::new(SYSTEM_CONFIG)
+            .exists()
+            .then(|| PathBuf::from(SYSTEM_CONFIG))),
+    }
+}
+
+/// Reads and parses the file once ourselves, for an error with a line number and no multi-line
+/// snippet (the `config` crate's own message spans several lines).
+fn check_toml(path: &Path) -> Result<(), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.into(),
+        source,
+    })?;
+    if let Err(e) = text.parse::<toml::Table>() {
+        let offset = e.span().map(|s| s.start).unwrap_or(0).min(text.len());
+        let line = text.as_bytes()[..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        let message = e.message().trim().replace('\n', " ");
+        return Err(ConfigError::Syntax {
+            path: path.into(),
+            line,
+            message,
+        });
+    }
+    Ok(())
+}
+
+/// The `CHATD_*` layer, and the variable each key came from (for error messages).
+fn environment(env: &Env) -> Result<(Environment, BTreeMap<String, String>), ConfigError> {
+    let mut vars = Map::new();
+    let mut names = BTreeMap::new();
+    for (name, value) in env.with_prefix("CHATD_") {
+        let mapped = match name {
+            "CHATD_LOG" if env.var_os("CHATD_LOG__FILTER").is_some() => continue,
+            "CHATD_LOG" => "CHATD_LOG__FILTER",
+            other => other,
+        };
+        let key = mapped["CHATD_".len()..].to_lowercase().replace("__", ".");
+        let Some(value) = value.to_str() else {
+            return Err(key_error(
+                &key,
+                "value is not valid UTF-8",
+                format!(" (from ${name})"),
+            ));
+        };
+        vars.insert(mapped.to_owned(), value.to_owned());
+        names.insert(key, name.to_owned());
+    }
+    let source = Environment::with_prefix("CHATD")
+        .prefix_separator("_")
+        .separator("__")
+        .ignore_empty(true)
+        .source(Some(vars));
+    Ok((source, names))
+}
+
+fn path_flag(flag: &str, path: &Option<PathBuf>) -> Result<Option<String>, ConfigError> {
+    match path {
+        None => Ok(None),
+        Some(p) => match p.to_str() {
+            Some(s) => Ok(Some(s.to_owned())),
+            None => Err(key_error(flag, "path is not valid UTF-8", String::new())),
+        },
+    }
+}
+
+pub(super) fn key_error(key: &str, problem: impl Into<String>, origin: String) -> ConfigError {
+    ConfigError::Key {
+        key: key.to_owned(),
+        problem: problem.into(),
+        origin,
+    }
+}
+
+#[cfg(test)]
+mod tests;

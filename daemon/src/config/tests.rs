@@ -1,0 +1,250 @@
+//! Unit tests for [`super`]: layering, every error message, and the sample config.
+
+use super::*;
+use std::io::Write;
+
+fn home_env(extra: &[(&str, &str)]) -> Env {
+    let mut pairs = vec![("HOME", "/home/test"), ("XDG_RUNTIME_DIR", "/run/user/1")];
+    pairs.extend_from_slice(extra);
+    Env::from_pairs(pairs)
+}
+
+fn file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    f.write_all(text.as_bytes()).expect("write");
+    f
+}
+
+fn with_file(f: &tempfile::NamedTempFile) -> Overrides {
+    Overrides {
+        config: Some(f.path().to_owned()),
+        ..Overrides::default()
+    }
+}
+
+fn err(overrides: &Overrides, env: &Env) -> String {
+    match Settings::load(overrides, env) {
+        Ok(s) => panic!("expected an error, got {s:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn defaults_need_no_file_and_no_root() {
+    let f = file("");
+    let s = Settings::load(&with_file(&f), &home_env(&[])).expect("loads");
+    assert_eq!(s.listen, DEFAULT_LISTEN);
+    assert!(s.bootstrap.is_empty());
+    assert_eq!(s.data_dir, Path::new("/home/test/.local/share/chatd"));
+    assert_eq!(
+        s.control_socket,
+        Path::new("/run/user/1/chatd/control.sock")
+    );
+    assert_eq!(s.nickname, None);
+    assert_eq!(s.log_filter, "info");
+}
+
+#[test]
+fn file_then_env_then_flags() {
+    let f =
+        file("[node]\nlisten = \"127.0.0.1:1\"\nnickname = \"file\"\n[log]\nfilter = \"warn\"\n");
+    let mut ov = with_file(&f);
+    let s = Settings::load(&ov, &home_env(&[])).expect("file");
+    assert_eq!(
+        (s.listen.port(), s.nickname.as_ref().map(|n| n.to_string())),
+        (1, Some("file".into()))
+    );
+
+    let env = home_env(&[
+        ("CHATD_NODE__LISTEN", "127.0.0.1:2"),
+        ("CHATD_LOG", "debug"),
+    ]);
+    let s = Settings::load(&ov, &env).expect("env");
+    assert_eq!(s.listen.port(), 2);
+    assert_eq!(
+        s.nickname.as_ref().map(|n| n.as_str()),
+        Some("file"),
+        "untouched keys keep the file's value"
+    );
+    assert_eq!(s.log_filter, "debug", "CHATD_LOG is CHATD_LOG__FILTER");
+
+    ov.listen = Some("127.0.0.1:3".into());
+    ov.nick = Some("flag".into());
+    let s = Settings::load(&ov, &env).expect("flags");
+    assert_eq!(s.listen.port(), 3);
+    assert_eq!(s.nickname.map(|n| n.to_string()), Some("flag".into()));
+}
+
+#[test]
+fn bootstrap_from_file_env_and_flags() {
+    let f = file("[node]\nbootstrap = [\"10.0.0.1:7400\", \"[::1]:7401\"]\n");
+    let s = Settings::load(&with_file(&f), &home_env(&[])).expect("file");
+    assert_eq!(s.bootstrap.len(), 2);
+    let env = home_env(&[("CHATD_NODE__BOOTSTRAP", "10.0.0.2:1, 10.0.0.3:2")]);
+    let s = Settings::load(&with_file(&f), &env).expect("env");
+    assert_eq!(
+        s.bootstrap,
+        vec!["10.0.0.2:1".parse().unwrap(), "10.0.0.3:2".parse().unwrap()]
+    );
+    let ov = Overrides {
+        bootstrap: vec!["10.0.0.4:4".into()],
+        ..with_file(&f)
+    };
+    let s = Settings::load(&ov, &env).expect("flags");
+    assert_eq!(s.bootstrap, vec!["10.0.0.4:4".parse().unwrap()]);
+}
+
+#[test]
+fn every_bad_input_names_key_and_origin() {
+    let path = |f: &tempfile::NamedTempFile| f.path().display().to_string();
+    let unknown = file("[node]\nlisten = \"0.0.0.0:1\"\nlsten = \"x\"\n");
+    assert_eq!(
+        err(&with_file(&unknown), &home_env(&[])),
+        format!("node.lsten: unknown key (in {})", path(&unknown))
+    );
+    let section = file("[nodes]\n");
+    assert_eq!(
+        err(&with_file(&section), &home_env(&[])),
+        format!("nodes: unknown key (in {})", path(&section))
+    );
+    let bad = file("[node]\nlisten = \"x\"\n");
+    assert_eq!(
+        err(&with_file(&bad), &home_env(&[])),
+        format!(
+            "node.listen: invalid socket address \"x\" (expected IP:PORT) (in {})",
+            path(&bad)
+        )
+    );
+    let typed = file("[node]\nlisten = 7400\n");
+    assert_eq!(
+        err(&with_file(&typed), &home_env(&[])),
+        format!(
+            "node.listen: expected a string, got integer 7400 (in {})",
+            path(&typed)
+        )
+    );
+    let syntax = file("[node]\nlisten = \n");
+    let e = err(&with_file(&syntax), &home_env(&[]));
+    assert!(
+        e.starts_with(&format!("config file {}, line 2: ", path(&syntax))),
+        "{e}"
+    );
+    assert!(!e.contains('\n'));
+
+    let empty = file("");
+    let ov = with_file(&empty);
+    let cases = [
+        (
+            ("CHATD_NODE__LISTEN", "nope"),
+            "node.listen: invalid socket address \"nope\" (expected IP:PORT) (from $CHATD_NODE__LISTEN)",
+        ),
+        (
+            ("CHATD_NODE_LISTEN", "1.2.3.4:5"),
+            "node_listen: unknown key (from $CHATD_NODE_LISTEN)",
+        ),
+        (
+            ("CHATD_NODE__BOOTSTRAP", "1.2.3.4:5,bad"),
+            "node.bootstrap: invalid socket address \"bad\" (expected IP:PORT) (from $CHATD_NODE__BOOTSTRAP)",
+        ),
+        (
+            ("CHATD_NODE__NICKNAME", "*guest"),
+            "node.nickname: invalid nickname \"*guest\": must not start with '*' (reserved for guests of other nodes) (from $CHATD_NODE__NICKNAME)",
+        ),
+        (("CHATD_LOG", "info,=x=y"), "log.filter: invalid filter"),
+    ];
+    for ((name, value), want) in cases {
+        let e = err(&ov, &home_env(&[(name, value)]));
+        assert!(
+            e.starts_with(want),
+            "{name}={value}: got {e:?}, want {want:?}"
+        );
+    }
+
+    let flag = |ov: Overrides| err(&ov, &home_env(&[]));
+    assert_eq!(
+        flag(Overrides {
+            listen: Some("x".into()),
+            ..with_file(&empty)
+        }),
+        "node.listen: invalid socket address \"x\" (expected IP:PORT) (from --listen)"
+    );
+    assert_eq!(
+        flag(Overrides {
+            nick: Some("a b".into()),
+            ..with_file(&empty)
+        }),
+        "node.nickname: invalid nickname \"a b\": contains ' '; allowed are letters, digits, '_', '-' and '.' (from --nick)"
+    );
+    assert_eq!(
+        flag(Overrides {
+            bootstrap: vec!["1.2.3.4".into()],
+            ..with_file(&empty)
+        }),
+        "node.bootstrap: invalid socket address \"1.2.3.4\" (expected IP:PORT) (from --bootstrap)"
+    );
+    let missing = Overrides {
+        config: Some("/nonexistent/chatd.toml".into()),
+        ..Overrides::default()
+    };
+    assert!(err(&missing, &home_env(&[])).starts_with("config file /nonexistent/chatd.toml: "));
+    assert_eq!(
+        err(&with_file(&empty), &Env::default()),
+        paths::PathError::NoDataDir.to_string(),
+        "no HOME and no --data-dir"
+    );
+}
+
+#[test]
+fn effective_config_round_trips() {
+    let f = file(
+        "[node]\nlisten = \"127.0.0.1:9\"\nbootstrap = [\"10.0.0.1:1\"]\nnickname = \"zed\"\n",
+    );
+    let s = Settings::load(&with_file(&f), &home_env(&[])).expect("loads");
+    let printed = file(&s.to_toml());
+    let again =
+        Settings::load(&with_file(&printed), &Env::default()).expect("printed config loads");
+    assert_eq!(again.to_toml(), s.to_toml());
+    let table: toml::Table = s.to_toml().parse().expect("valid TOML");
+    for key in KEYS {
+        let (section, name) = key.split_once('.').expect("section.name");
+        assert!(
+            table[section].get(name).is_some(),
+            "check-config prints {key}"
+        );
+    }
+}
+
+const SAMPLE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/chatd.toml"));
+
+#[test]
+fn sample_config_loads_and_lists_every_key() {
+    let f = file(SAMPLE);
+    let s = Settings::load(&with_file(&f), &home_env(&[])).expect("sample loads as is");
+    assert_eq!(s.listen, DEFAULT_LISTEN, "sample shows the defaults");
+    assert_eq!(s.log_filter, DEFAULT_LOG_FILTER);
+    // Uncomment `# key = value` lines: the result must still load and set every key.
+    let uncommented: String = SAMPLE
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if rest
+                    .split_once(" = ")
+                    .is_some_and(|(k, _)| !k.contains(' ')) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let table: toml::Table = uncommented.parse().expect("uncommented sample is TOML");
+    for key in KEYS {
+        let (section, name) = key.split_once('.').expect("section.name");
+        assert!(
+            table.get(section).and_then(|t| t.get(name)).is_some(),
+            "deploy/chatd.toml lists {key}"
+        );
+    }
+    Settings::load(&with_file(&file(&uncommented)), &home_env(&[]))
+        .expect("uncommented sample loads");
+}

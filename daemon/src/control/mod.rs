@@ -1,0 +1,222 @@
+//! The control server: gRPC (`chat.v1`) on a Unix socket.
+//!
+//! [`ControlSocket::bind`] prepares the socket: it creates the directory (mode 0700) if missing,
+//! replaces a stale socket file that nobody answers on, refuses to start if something does
+//! answer (another chatd), and makes the socket mode 0660 so the owner's group may use it —
+//! before the socket appears at its path, so it is never there with another mode.
+//! [`ControlSocket::serve`] runs the services until shutdown; the socket file is removed when the
+//! [`ControlSocket`] is dropped, unless another process has replaced it meanwhile.
+//!
+//! One file per gRPC service (`node_service.rs`, …); domain errors become `tonic::Status` in
+//! one place, `error.rs`.
+
+mod error;
+mod node_service;
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_proto::v1::node_service_server::NodeServiceServer;
+use tokio::net::{UnixListener, UnixStream};
+use tokio_stream::wrappers::UnixListenerStream;
+use tracing::{info, warn};
+
+pub use error::{ApiError, ControlError};
+pub use node_service::NodeApi;
+
+use crate::node::Node;
+use crate::paths;
+use crate::shutdown::Shutdown;
+
+/// Mode of the control socket: owner and group may connect.
+pub const SOCKET_MODE: u32 = 0o660;
+/// How long to wait for an existing socket's owner to answer before calling it in use.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A bound control socket, removed from the file system on drop.
+#[derive(Debug)]
+pub struct ControlSocket {
+    listener: UnixListener,
+    guard: SocketFile,
+}
+
+impl ControlSocket {
+    /// Binds the control socket at `path` (see the module docs for the checks).
+    pub async fn bind(path: &Path) -> Result<ControlSocket, ControlError> {
+        paths::prepare_socket_dir(path)?;
+        let io_err = |source| ControlError::Io {
+            path: path.into(),
+            source,
+        };
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(e)),
+            Ok(meta) if !meta.file_type().is_socket() => {
+                return Err(ControlError::NotASocket(path.into()));
+            }
+            Ok(_) => match tokio::time::timeout(PROBE_TIMEOUT, UnixStream::connect(path)).await {
+                Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    info!(socket = %path.display(), "replacing stale control socket");
+                    std::fs::remove_file(path).map_err(io_err)?;
+                }
+                Ok(Err(e)) => return Err(io_err(e)),
+                Ok(Ok(_)) | Err(_) => return Err(ControlError::InUse(path.into())),
+            },
+        }
+        // Bind under a temporary name, set the mode, then link it into place: the socket
+        // never appears at `path` with the wrong mode, and link() fails rather than replace a
+        // socket another chatd created meanwhile.
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(".chatd-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let tmp_err = |source| ControlError::Io {
+            path: tmp.clone(),
+            source,
+        };
+        let listener = UnixListener::bind(&tmp).map_err(tmp_err)?;
+        let linked = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(SOCKET_MODE))
+            .and_then(|()| std::fs::hard_link(&tmp, path));
+        let _ = std::fs::remove_file(&tmp);
+        linked.map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => ControlError::InUse(path.into()),
+            _ => io_err(e),
+        })?;
+        let guard = SocketFile::new(path).map_err(io_err)?;
+        Ok(ControlSocket { listener, guard })
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.guard.path
+    }
+}
+
+impl ControlSocket {
+    /// Serves every control service until `shutdown` fires, then stops accepting and lets
+    /// in-flight calls finish; the caller bounds how long it waits for that. The socket file
+    /// is removed when this future completes or is dropped.
+    pub async fn serve(self, node: Arc<Node>, mut shutdown: Shutdown) -> Result<(), ControlError> {
+        let ControlSocket { listener, guard } = self;
+        let result = tonic::transport::Server::builder()
+            .add_service(NodeServiceServer::new(NodeApi::new(node)))
+            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
+                shutdown.recv().await
+            })
+            .await
+            .map_err(ControlError::Serve);
+        drop(guard);
+        result
+    }
+}
+
+/// Removes the socket file on drop, if it is still the one we created (same device and inode).
+#[derive(Debug)]
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    fn new(path: &Path) -> io::Result<SocketFile> {
+        let meta = std::fs::symlink_metadata(path)?;
+        Ok(SocketFile {
+            path: path.into(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => {
+                if let Err(e) = std::fs::remove_file(&self.path) {
+                    warn!(socket = %self.path.display(), error = %e, "cannot remove control socket");
+                }
+            }
+            _ => {} // already gone, or replaced by someone else: not ours to remove
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::symlink_metadata(path).expect("exists").mode() & 0o777
+    }
+
+    #[tokio::test]
+    async fn creates_directory_and_socket_with_modes_and_removes_on_drop() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("run/chatd/control.sock");
+        let socket = ControlSocket::bind(&path).await.expect("bind");
+        assert_eq!(mode(path.parent().expect("dir")), 0o700);
+        assert_eq!(mode(&path), SOCKET_MODE);
+        let entries = std::fs::read_dir(path.parent().expect("dir"))
+            .expect("list")
+            .count();
+        assert_eq!(entries, 1, "no temporary socket left behind");
+        UnixStream::connect(&path).await.expect("connectable");
+        drop(socket);
+        assert!(!path.exists(), "socket removed on drop");
+    }
+
+    #[tokio::test]
+    async fn replaces_a_stale_socket() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("control.sock");
+        drop(std::os::unix::net::UnixListener::bind(&path).expect("stale"));
+        assert!(path.exists(), "stale socket file left behind");
+        let _socket = ControlSocket::bind(&path)
+            .await
+            .expect("stale socket replaced");
+        UnixStream::connect(&path).await.expect("ours now");
+    }
+
+    #[tokio::test]
+    async fn refuses_a_live_socket_and_leaves_it() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("control.sock");
+        let first = ControlSocket::bind(&path).await.expect("first");
+        let err = ControlSocket::bind(&path)
+            .await
+            .expect_err("second refused");
+        assert!(matches!(err, ControlError::InUse(_)), "{err}");
+        assert!(err.to_string().contains("another chatd"), "{err}");
+        UnixStream::connect(&path)
+            .await
+            .expect("first still reachable");
+        drop(first);
+    }
+
+    #[tokio::test]
+    async fn refuses_to_replace_a_regular_file() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("control.sock");
+        std::fs::write(&path, b"precious").expect("write");
+        let err = ControlSocket::bind(&path).await.expect_err("refused");
+        assert!(matches!(err, ControlError::NotASocket(_)), "{err}");
+        assert_eq!(std::fs::read(&path).expect("read"), b"precious");
+    }
+
+    #[tokio::test]
+    async fn does_not_remove_a_socket_someone_else_replaced() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let path = tmp.path().join("control.sock");
+        let ours = ControlSocket::bind(&path).await.expect("bind");
+        std::fs::remove_file(&path).expect("remove");
+        let _theirs = std::os::unix::net::UnixListener::bind(&path).expect("rebind");
+        drop(ours);
+        assert!(path.exists(), "the other process's socket is left alone");
+    }
+}

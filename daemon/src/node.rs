@@ -1,0 +1,110 @@
+//! The running node's shared state: what the control services report and, later, the seam
+//! where the overlay driver plugs in.
+//!
+//! Today a [`Node`] holds the identity-derived facts (id, nickname, listen address, start
+//! time). The QUIC driver will add a handle to the overlay here (ring size, peers, a command
+//! channel), and the control services will keep reading everything through this one struct.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use chat_overlay::NodeId;
+use ed25519_dalek::VerifyingKey;
+
+use crate::nickname::Nickname;
+
+/// The daemon's version, as reported by `GetStatus`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Facts about the running node, shared (behind an `Arc`) with every control service.
+#[derive(Debug)]
+pub struct Node {
+    id: NodeId,
+    public_key: VerifyingKey,
+    nickname: Option<Nickname>,
+    listen_addr: SocketAddr,
+    bootstrap: Vec<SocketAddr>,
+    started: Instant,
+}
+
+/// A point-in-time view of the node, as the control API reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// The node's id on the ring.
+    pub id: NodeId,
+    /// The user's nickname, if set.
+    pub nickname: Option<Nickname>,
+    /// The UDP address bound for QUIC.
+    pub listen_addr: SocketAddr,
+    /// chatd's version.
+    pub version: &'static str,
+    /// Time since start.
+    pub uptime: Duration,
+}
+
+impl Node {
+    /// A node that started now.
+    pub fn new(
+        public_key: VerifyingKey,
+        nickname: Option<Nickname>,
+        listen_addr: SocketAddr,
+        bootstrap: Vec<SocketAddr>,
+    ) -> Node {
+        Node {
+            id: crate::identity::node_id(&public_key),
+            public_key,
+            nickname,
+            listen_addr,
+            bootstrap,
+            started: Instant::now(),
+        }
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The node's public key.
+    pub fn public_key(&self) -> &VerifyingKey {
+        &self.public_key
+    }
+
+    /// The peers this node was told to join through (empty: it founds a ring).
+    pub fn bootstrap(&self) -> &[SocketAddr] {
+        &self.bootstrap
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        Status {
+            id: self.id,
+            nickname: self.nickname.clone(),
+            listen_addr: self.listen_addr,
+            version: VERSION,
+            uptime: self.started.elapsed(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_reports_what_the_node_was_built_with() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key();
+        let addr: SocketAddr = "127.0.0.1:7400".parse().expect("addr");
+        let node = Node::new(key, "alice".parse().ok(), addr, vec![]);
+        let status = node.status();
+        assert_eq!(status.id, crate::identity::node_id(&key));
+        assert_eq!(
+            status.nickname.map(|n| n.to_string()).as_deref(),
+            Some("alice")
+        );
+        assert_eq!(status.listen_addr, addr);
+        assert_eq!(status.version, VERSION);
+        assert!(status.uptime < Duration::from_secs(60));
+        assert!(node.bootstrap().is_empty());
+    }
+}
