@@ -250,12 +250,7 @@ impl Node {
     /// any peer we still know.
     fn recover_alone(&mut self, now: Time) {
         if let Some(p) = self.t.pred {
-            self.request(
-                now,
-                p,
-                Request::GetState { fingers: false },
-                Purpose::Candidate { steps: 0 },
-            );
+            self.check_candidate(now, p);
             return;
         }
         let known: Vec<Peer> = self.t.fingers.iter().map(|f| f.peer).collect();
@@ -283,16 +278,12 @@ impl Node {
         if self.phase != Phase::Member {
             return;
         }
-        if let Response::State { pred, succs, .. } = body {
-            let better = match self.t.successor() {
-                None => true,
-                Some(s) => from.id.in_open(&self.t.me.id, &s.id),
-            };
-            if better {
-                self.t.set_successors(from, &succs, now, &self.cfg);
-                self.walk_back_or_notify(now, from, pred, steps);
-                return;
-            }
+        if let Response::State { pred, succs, .. } = body
+            && self.t.closer_than_successor(&from.id)
+        {
+            self.t.set_successors(from, &succs, now, &self.cfg);
+            self.walk_back_or_notify(now, from, pred, steps);
+            return;
         }
         self.notify_successor();
     }
@@ -485,18 +476,8 @@ impl Node {
         if !self.t.clear_suspect(&peer.id) || self.phase != Phase::Member {
             return;
         }
-        let me = self.t.me.id;
-        let closer = match self.t.successor() {
-            None => true,
-            Some(s) => peer.id.in_open(&me, &s.id),
-        };
-        if closer {
-            self.request(
-                now,
-                peer,
-                Request::GetState { fingers: false },
-                Purpose::Candidate { steps: 0 },
-            );
+        if self.t.closer_than_successor(&peer.id) {
+            self.check_candidate(now, peer);
         }
         self.start_merge(now, vec![peer]);
     }
@@ -547,13 +528,18 @@ impl Node {
             .filter(|p| matches!(p.purpose, Purpose::Candidate { .. }))
             .count();
         if checking < MAX_CANDIDATE_CHECKS {
-            self.request(
-                now,
-                c,
-                Request::GetState { fingers: false },
-                Purpose::Candidate { steps: 0 },
-            );
+            self.check_candidate(now, c);
         }
+    }
+
+    /// Rule 1: a possible closer successor is adopted only after it answers `GetState`.
+    fn check_candidate(&mut self, now: Time, peer: Peer) {
+        self.request(
+            now,
+            peer,
+            Request::GetState { fingers: false },
+            Purpose::Candidate { steps: 0 },
+        );
     }
 
     /// Looks our own id up through `via`: in another ring, that finds our successor there.
@@ -569,21 +555,8 @@ impl Node {
     pub(super) fn merge_done(&mut self, now: Time, found: Option<Peer>) {
         self.merge_inflight = false;
         let Some(s) = found else { return };
-        let me = self.t.me.id;
-        if s.id == me {
-            return;
-        }
-        let closer = match self.t.successor() {
-            None => true,
-            Some(cur) => s.id.in_open(&me, &cur.id),
-        };
-        if closer {
-            self.request(
-                now,
-                s,
-                Request::GetState { fingers: false },
-                Purpose::Candidate { steps: 0 },
-            );
+        if self.t.closer_than_successor(&s.id) {
+            self.check_candidate(now, s);
         }
     }
 }

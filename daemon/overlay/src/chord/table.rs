@@ -62,6 +62,14 @@ impl Table {
         self.succs.first().copied()
     }
 
+    /// Whether `id` lies between us and our successor (any id does when we have none).
+    pub fn closer_than_successor(&self, id: &NodeId) -> bool {
+        match self.successor() {
+            None => *id != self.me.id,
+            Some(s) => id.in_open(&self.me.id, &s.id),
+        }
+    }
+
     pub fn is_suspect(&self, id: &NodeId, now: Time) -> bool {
         self.suspects.get(id).is_some_and(|until| *until > now)
     }
