@@ -241,14 +241,32 @@ fn crash(sim: &mut Sim, p: &Params, rep: &mut Report) {
         sim.crash(*i);
     }
     rep.put("crashed", kill);
-    // Lookups issued right after the crash, before any repair.
-    let during = measure_lookups(sim, p.lookups);
+    // Lookups issued right after the crash, before any repair; meanwhile, note when the ring
+    // is correct again.
+    let crashed_at = sim.now();
+    sim.take_lookups();
+    issue_lookups(sim, p.lookups, Duration::from_secs(5));
+    let deadline = crashed_at + p.settle_max;
+    let mut repaired = None;
+    while sim.now() < deadline && (sim.lookups_pending() > 0 || repaired.is_none()) {
+        sim.run_for(sim.cfg.chord.stabilize_interval / 4);
+        if repaired.is_none()
+            && sim.members().len() == sim.live_count()
+            && oracle::check(sim).ring_correct
+        {
+            repaired = Some(sim.now().since(crashed_at).as_secs_f64());
+        }
+    }
+    let abandoned = sim.abandon_lookups();
+    let mut during = LookupSummary::from_records(&sim.take_lookups());
+    during.lookups += abandoned;
+    during.failures += abandoned;
     rep.put("crash_lookups", during.lookups);
     rep.put("crash_lookup_failures", during.failures);
     rep.put("crash_lookup_success", during.success_rate());
     rep.put("crash_lookup_hops_mean", during.hops_mean);
-    let t = repair(sim, p.settle_max);
-    rep.put("repair_seconds", t);
+    rep.put("crash_lookup_hops_p99", during.hops_p99);
+    rep.put("repair_seconds", repaired);
     settle(sim, p.settle_max);
 }
 
