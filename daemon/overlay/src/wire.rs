@@ -180,3 +180,96 @@ impl Message {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv6Addr, SocketAddr};
+
+    fn peer(i: u8) -> Peer {
+        Peer {
+            id: NodeId([i; 32]),
+            addr: SocketAddr::from((Ipv6Addr::new(0xfd00, 1, 2, 3, 4, 5, 6, u16::from(i)), 65535)),
+        }
+    }
+
+    fn cbor(m: &Message) -> Vec<u8> {
+        let mut buf = Vec::new();
+        ciborium::into_writer(m, &mut buf).expect("encodes");
+        buf
+    }
+
+    #[test]
+    fn largest_message_fits_the_bound_and_round_trips() {
+        let list: Vec<Peer> = (1..=MAX_PEER_LIST as u8).map(peer).collect();
+        let biggest = Message::Response {
+            id: u64::MAX,
+            body: Response::State {
+                pred: Some(peer(0xff)),
+                succs: list.clone(),
+                fingers: list,
+            },
+        };
+        let bytes = cbor(&biggest);
+        assert!(bytes.len() <= MAX_MESSAGE_BYTES, "{} bytes", bytes.len());
+        let back: Message = ciborium::from_reader(bytes.as_slice()).expect("decodes");
+        assert_eq!(back, biggest);
+    }
+
+    #[test]
+    fn validation_rejects_bad_lists() {
+        let sender = NodeId([0; 32]);
+        let too_long = Message::Notice(Notice::Leaving {
+            pred: None,
+            succs: (0..=MAX_PEER_LIST as u8).map(|i| peer(i + 1)).collect(),
+        });
+        assert!(matches!(
+            too_long.validate(&sender),
+            Err(InvalidMessage::ListTooLong(_))
+        ));
+        let backwards = Message::Response {
+            id: 1,
+            body: Response::State {
+                pred: None,
+                succs: vec![peer(9), peer(3)],
+                fingers: vec![],
+            },
+        };
+        assert_eq!(
+            backwards.validate(&sender),
+            Err(InvalidMessage::NotInRingOrder)
+        );
+        let me_as_pred = Message::Notice(Notice::Leaving {
+            pred: Some(peer(0)),
+            succs: vec![],
+        });
+        assert_eq!(
+            me_as_pred.validate(&sender),
+            Err(InvalidMessage::SelfReference)
+        );
+        let empty_found = Message::Response {
+            id: 1,
+            body: Response::Found { succs: vec![] },
+        };
+        assert_eq!(
+            empty_found.validate(&sender),
+            Err(InvalidMessage::OutOfRange)
+        );
+        let good = Message::Response {
+            id: 1,
+            body: Response::State {
+                pred: Some(peer(7)),
+                succs: vec![peer(3), peer(9)],
+                fingers: vec![],
+            },
+        };
+        assert_eq!(good.validate(&sender), Ok(()));
+    }
+
+    #[test]
+    fn garbage_does_not_decode() {
+        for junk in [&[0xffu8, 0x00, 0x13][..], &[], &[0x82, 0x01]] {
+            assert!(ciborium::from_reader::<Message, _>(junk).is_err());
+        }
+    }
+}
