@@ -315,15 +315,7 @@ impl Sim {
         self.partitioned = false;
     }
 
-    /// Asks host `i` for the successor of `key`; the outcome lands in [`Sim::lookups`].
-    pub fn lookup(&mut self, i: u32, key: NodeId) {
-        let token = self.next_token;
-        self.next_token += 1;
-        self.pending_lookups.insert(token, key);
-        self.apply(i, Input::Lookup { key, token });
-    }
-
-    /// Schedules a lookup from host `i` at time `at`.
+    /// Schedules a lookup from host `i` at time `at`; the outcome lands in [`Sim::lookups`].
     pub fn lookup_at(&mut self, at: Time, i: u32, key: NodeId) {
         let token = self.next_token;
         self.next_token += 1;

@@ -220,6 +220,11 @@ pub fn measure_lookups(sim: &mut Sim, count: usize) -> LookupSummary {
     while sim.lookups_pending() > 0 && sim.now() < deadline {
         sim.run_for(Duration::from_millis(500));
     }
+    collect_lookups(sim)
+}
+
+/// Summarises the finished lookups; those still unanswered count as failed.
+fn collect_lookups(sim: &mut Sim) -> LookupSummary {
     let abandoned = sim.abandon_lookups();
     let mut s = LookupSummary::from_records(&sim.take_lookups());
     s.lookups += abandoned;
@@ -257,10 +262,7 @@ fn crash(sim: &mut Sim, p: &Params, rep: &mut Report) {
             repaired = Some(sim.now().since(crashed_at).as_secs_f64());
         }
     }
-    let abandoned = sim.abandon_lookups();
-    let mut during = LookupSummary::from_records(&sim.take_lookups());
-    during.lookups += abandoned;
-    during.failures += abandoned;
+    let during = collect_lookups(sim);
     rep.put("crash_lookups", during.lookups);
     rep.put("crash_lookup_failures", during.failures);
     rep.put("crash_lookup_success", during.success_rate());
@@ -355,10 +357,8 @@ fn partition(sim: &mut Sim, p: &Params, rep: &mut Report) {
     }
     rep.put("partition_sides_correct", sides_ok);
     sim.heal();
-    let healed_at = sim.now();
     let t = repair(sim, p.settle_max);
     rep.put("merge_seconds", t);
-    let _ = healed_at;
     settle(sim, p.settle_max);
 }
 

@@ -70,9 +70,8 @@ impl Node {
                     self.finish(now, l, Err(LookupError::NotMember));
                     return;
                 }
-                let me = self.t.me;
-                let owns = self.t.pred.is_some_and(|p| key.in_half_open(&p.id, &me.id));
-                if self.t.succs.is_empty() || owns {
+                if self.t.owns(&key) {
+                    let me = self.t.me;
                     self.finish(now, l, Ok(me));
                     return;
                 }
@@ -92,7 +91,7 @@ impl Node {
 
     /// Sends the next request of lookup `id`: confirm a found successor, or ask the best
     /// remaining candidate for a routing step.
-    fn lookup_step(&mut self, now: Time, id: u64) {
+    pub(super) fn lookup_step(&mut self, now: Time, id: u64) {
         let me = self.t.me.id;
         let Some(l) = self.lookups.get_mut(&id) else {
             return;
@@ -150,9 +149,10 @@ impl Node {
         if self.phase != Phase::Member {
             return Response::Error(ErrorCode::NotMember);
         }
-        let me = self.t.me;
-        if self.t.succs.is_empty() || self.t.pred.is_some_and(|p| key.in_half_open(&p.id, &me.id)) {
-            return Response::Found { succs: vec![me] };
+        if self.t.owns(key) {
+            return Response::Found {
+                succs: vec![self.t.me],
+            };
         }
         if let Some(i) = self.t.successor_index(key) {
             let succs: Vec<Peer> = self.t.succs[i..]
@@ -216,10 +216,6 @@ impl Node {
             }
             Response::State { .. } | Response::Error(_) => {}
         }
-        self.lookup_step(now, id);
-    }
-
-    pub(super) fn lookup_step_failed(&mut self, now: Time, id: u64, _peer: Peer) {
         self.lookup_step(now, id);
     }
 

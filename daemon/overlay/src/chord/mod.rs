@@ -342,13 +342,13 @@ impl Node {
             .filter(|(_, p)| p.to.id == id)
             .map(|(k, _)| *k)
             .collect();
+        // The driver saw the connection fail: as good as repeated timeouts.
+        self.t.strike(id, SUSPECT_AFTER);
         if failed.is_empty()
             && let Some(peer) = self.known_peers().into_iter().find(|p| p.id == id)
         {
             self.suspect(now, peer);
         }
-        // The driver saw the connection fail: as good as repeated timeouts.
-        self.t.strike(id, SUSPECT_AFTER);
         for k in failed {
             if let Some(p) = self.rpcs.remove(&k) {
                 self.rpc_failed(now, p);
@@ -390,7 +390,7 @@ impl Node {
             }
             Purpose::Candidate { .. } => self.notify_successor(),
             Purpose::CheckPred | Purpose::PredCandidate | Purpose::Probe => {}
-            Purpose::Lookup(lid) => self.lookup_step_failed(now, lid, p.to),
+            Purpose::Lookup(lid) => self.lookup_step(now, lid),
             Purpose::JoinState => self.join_failed(now),
         }
     }

@@ -62,6 +62,14 @@ impl Table {
         self.succs.first().copied()
     }
 
+    /// Whether we are the successor of `key`: we are alone, or `key ∈ (pred, us]`.
+    pub fn owns(&self, key: &NodeId) -> bool {
+        self.succs.is_empty()
+            || self
+                .pred
+                .is_some_and(|p| key.in_half_open(&p.id, &self.me.id))
+    }
+
     /// Whether `id` lies between us and our successor (any id does when we have none).
     pub fn closer_than_successor(&self, id: &NodeId) -> bool {
         match self.successor() {
