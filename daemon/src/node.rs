@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chat_overlay::NodeId;
 use ed25519_dalek::VerifyingKey;
+use tokio::sync::watch;
 
 use crate::nickname::Nickname;
 
@@ -25,6 +26,8 @@ pub struct Node {
     listen_addr: SocketAddr,
     bootstrap: Vec<SocketAddr>,
     started: Instant,
+    /// True once the node has joined or founded a ring (drives READY=1 and gRPC health).
+    joined: watch::Sender<bool>,
 }
 
 /// A point-in-time view of the node, as the control API reports it.
@@ -57,6 +60,7 @@ impl Node {
             listen_addr,
             bootstrap,
             started: Instant::now(),
+            joined: watch::Sender::new(false),
         }
     }
 
@@ -73,6 +77,22 @@ impl Node {
     /// The peers this node was told to join through (empty: it founds a ring).
     pub fn bootstrap(&self) -> &[SocketAddr] {
         &self.bootstrap
+    }
+
+    /// Records whether the node is a ring member (set by the overlay driver).
+    pub fn set_joined(&self, joined: bool) {
+        self.joined
+            .send_if_modified(|j| std::mem::replace(j, joined) != joined);
+    }
+
+    /// Whether the node is a ring member now.
+    pub fn is_joined(&self) -> bool {
+        *self.joined.borrow()
+    }
+
+    /// A receiver that sees every change of ring membership (for sd_notify and gRPC health).
+    pub fn subscribe_joined(&self) -> watch::Receiver<bool> {
+        self.joined.subscribe()
     }
 
     /// The current status.
@@ -106,5 +126,24 @@ mod tests {
         assert_eq!(status.version, VERSION);
         assert!(status.uptime < Duration::from_secs(60));
         assert!(node.bootstrap().is_empty());
+    }
+}
+
+#[cfg(test)]
+mod joined_tests {
+    use super::*;
+
+    #[test]
+    fn joined_changes_are_seen_once() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]).verifying_key();
+        let node = Node::new(key, None, "127.0.0.1:9".parse().expect("addr"), vec![]);
+        let mut rx = node.subscribe_joined();
+        assert!(!node.is_joined());
+        node.set_joined(false);
+        assert!(!rx.has_changed().expect("open"));
+        node.set_joined(true);
+        assert!(rx.has_changed().expect("open"));
+        assert!(*rx.borrow_and_update());
+        assert!(node.is_joined());
     }
 }
