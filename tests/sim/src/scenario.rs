@@ -135,7 +135,7 @@ pub fn build_ring(sim: &mut Sim, n: usize, gap: Duration) {
     for _ in 1..n {
         sim.run_for(gap);
         let mut waited = Duration::ZERO;
-        while sim.live_count() - sim.members().len() >= (sim.members().len() / 100).max(1)
+        while sim.live_count() - sim.members().len() >= (sim.members().len() / 20).max(1)
             && waited < Duration::from_secs(60)
         {
             sim.run_for(Duration::from_millis(1));

@@ -93,7 +93,10 @@ fn message_loss_is_survived() {
     p.lookups = 2000;
     let r = run(&p);
     assert!(r.ring_correct, "{}", r.human());
-    assert_eq!(r.lookup_failures, 0, "{}", r.human());
+    // A lookup confirms its answer with a ping and one resend; when both (or both answers) are
+    // lost, a live successor is taken for dead and the next one is reported: about 4 in 10,000
+    // lookups at 1 % loss. Allow 1 in 1,000 (docs/protocol.md, "Lookups").
+    assert!(r.lookup_failures * 1000 <= r.lookups, "{}", r.human());
 }
 
 #[test]

@@ -12,6 +12,9 @@ const MAX_WALK: u8 = 16;
 /// Most successor-candidate checks in flight at once.
 const MAX_CANDIDATE_CHECKS: usize = 2;
 
+/// Steps a finger check may walk back through predecessors before it falls back to a lookup.
+const MAX_FINGER_WALK: u8 = 4;
+
 impl Node {
     // ---- founding and joining ----------------------------------------------------------------
 
@@ -124,6 +127,8 @@ impl Node {
                     self.notify_successor();
                 }
             }
+            // `succ` already knows us as its predecessor: nothing to propose.
+            Some(p) if p.id == me => {}
             _ => self.notify_successor(),
         }
     }
@@ -378,9 +383,69 @@ impl Node {
                 continue;
             }
             self.fix_inflight = true;
-            self.start_lookup(now, start, LookupPurpose::Finger { k, bit }, None);
+            // A finger we already hold is checked with one request: it is still right when
+            // its predecessor lies before the finger's start. Only a new or failed one needs
+            // a lookup.
+            let held = self
+                .t
+                .fingers
+                .get(k)
+                .filter(|f| u32::from(f.bit) == bit && !self.t.is_suspect(&f.peer.id, now))
+                .map(|f| f.peer);
+            match held {
+                Some(f) => self.check_finger(now, f, k, bit, 0),
+                None => self.start_lookup(now, start, LookupPurpose::Finger { k, bit }, None),
+            }
             return;
         }
+    }
+
+    fn check_finger(&mut self, now: Time, peer: Peer, k: usize, bit: u32, steps: u8) {
+        let purpose = Purpose::FingerCheck { k, bit, steps };
+        if self
+            .request(now, peer, Request::GetState { fingers: false }, purpose)
+            .is_none()
+        {
+            self.fix_inflight = false;
+        }
+    }
+
+    pub(super) fn finger_check_response(
+        &mut self,
+        now: Time,
+        from: Peer,
+        body: Response,
+        k: usize,
+        bit: u32,
+        steps: u8,
+    ) {
+        let start = self.t.me.id.add_pow2(bit);
+        let pred = match body {
+            Response::State { pred, .. } => pred,
+            _ => None,
+        };
+        match pred {
+            // `from` is the first node at or after the start: the finger is right.
+            Some(p) if self.t.dist(&p.id) < self.t.dist(&start) => {
+                self.finger_lookup_done(now, k, bit, Some(from))
+            }
+            // Someone joined between the start and `from`: walk back to it.
+            Some(p)
+                if steps < MAX_FINGER_WALK
+                    && p.id != self.t.me.id
+                    && self.t.dist(&p.id) < self.t.dist(&from.id)
+                    && !self.t.is_suspect(&p.id, now) =>
+            {
+                self.check_finger(now, p, k, bit, steps + 1)
+            }
+            // No predecessor, a refusal or a long walk: ask the ring.
+            _ => self.start_lookup(now, start, LookupPurpose::Finger { k, bit }, None),
+        }
+    }
+
+    pub(super) fn finger_check_failed(&mut self, now: Time, k: usize, bit: u32) {
+        let start = self.t.me.id.add_pow2(bit);
+        self.start_lookup(now, start, LookupPurpose::Finger { k, bit }, None);
     }
 
     pub(super) fn finger_found(&mut self, now: Time, k: usize, bit: u32, peer: Peer) {

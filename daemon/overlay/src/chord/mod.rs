@@ -75,6 +75,10 @@ enum Purpose {
     Probe,
     /// A step of lookup `id`.
     Lookup(u64),
+    /// `GetState` to the node we believe is finger `k` (or a node its predecessor pointer
+    /// showed us), checking it is still the successor of the finger's start; `steps` bounds the
+    /// walk back through predecessors.
+    FingerCheck { k: usize, bit: u32, steps: u8 },
     /// `GetState` to the successor a joining node found.
     JoinState,
 }
@@ -281,6 +285,8 @@ impl Node {
         // Routing steps do not resend: the lookup moves on to another candidate instead. The
         // final liveness check does resend: falling back to the next successor after a lost
         // ping would give a wrong answer.
+        // (More tries for the confirming ping would make lossy links safer but slow down every
+        // lookup that meets a run of crashed successors; see docs/protocol.md.)
         let attempts_left = match (purpose, &body) {
             (Purpose::Lookup(_), Request::FindSuccessor { .. }) => 0,
             _ => self.cfg.rpc_retries,
@@ -392,6 +398,7 @@ impl Node {
             Purpose::CheckPred | Purpose::PredCandidate | Purpose::Probe => {}
             Purpose::Lookup(lid) => self.lookup_step(now, lid),
             Purpose::JoinState => self.join_failed(now),
+            Purpose::FingerCheck { k, bit, .. } => self.finger_check_failed(now, k, bit),
         }
     }
 
@@ -448,6 +455,9 @@ impl Node {
             Purpose::Stabilize => self.stabilize_response(now, from, body),
             Purpose::Candidate { steps } => self.candidate_response(now, from, body, steps),
             Purpose::JoinState => self.join_state_response(now, from, body),
+            Purpose::FingerCheck { k, bit, steps } => {
+                self.finger_check_response(now, from, body, k, bit, steps)
+            }
             Purpose::CheckPred | Purpose::Probe => {}
             Purpose::PredCandidate => self.pred_candidate_alive(now, from),
         }
