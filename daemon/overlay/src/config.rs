@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::broadcast::BroadcastConfig;
+
 /// Ring-maintenance parameters. Every bound the node enforces lives here.
 #[derive(Clone, Debug)]
 pub struct ChordConfig {
@@ -47,6 +49,8 @@ pub struct ChordConfig {
     pub join_retry_max: Duration,
     /// Candidates returned by a routing step.
     pub closer_candidates: usize,
+    /// Broadcast tunables.
+    pub broadcast: BroadcastConfig,
 }
 
 impl Default for ChordConfig {
@@ -73,6 +77,7 @@ impl Default for ChordConfig {
             join_retry_min: Duration::from_millis(500),
             join_retry_max: Duration::from_secs(30),
             closer_candidates: 4,
+            broadcast: BroadcastConfig::default(),
         }
     }
 }

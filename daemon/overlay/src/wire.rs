@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::broadcast::{Envelope, HopState, MAX_DEPTH, MAX_DIGEST, MAX_PAYLOAD, MsgId};
 use crate::id::NodeId;
 
 /// Version of the overlay wire format; a peer speaking another version is refused.
@@ -37,6 +38,36 @@ pub enum Message {
     Response { id: u64, body: Response },
     /// A message that expects no answer.
     Notice(Notice),
+    /// Broadcast traffic.
+    Bcast(Bcast),
+}
+
+/// Broadcast messages (see `docs/protocol.md`, "Broadcast").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Bcast {
+    /// Deliver `env` and cover the arc from the receiver up to (not including) `limit`.
+    /// `hop` names this transmission for its acks; `depth` counts hops from the origin.
+    Data {
+        hop: u64,
+        limit: NodeId,
+        depth: u8,
+        id: MsgId,
+        env: Envelope,
+    },
+    /// The receiver of hop `hop` has stored the message.
+    Ack { hop: u64 },
+    /// The receiver of hop `hop` has covered its whole arc.
+    Done { hop: u64 },
+    /// Anti-entropy: per origin, the highest sequence number below which the sender has
+    /// everything; `complete` says the list names every origin the sender knows; `reply` marks
+    /// an answer (which is not answered again).
+    Digest {
+        heads: Vec<(NodeId, u64)>,
+        complete: bool,
+        reply: bool,
+    },
+    /// Anti-entropy: a message the receiver lacks.
+    Repair { id: MsgId, env: Envelope },
 }
 
 /// Requests.
@@ -48,6 +79,8 @@ pub enum Request {
     GetState { fingers: bool },
     /// One step of an iterative lookup for the successor of `key`.
     FindSuccessor { key: NodeId },
+    /// How far is your part of broadcast `id` (`origin`, `seq`)?
+    BcastStatus { id: MsgId, origin: NodeId, seq: u64 },
 }
 
 /// Responses.
@@ -65,6 +98,8 @@ pub enum Response {
     Found { succs: Vec<Peer> },
     /// Nodes closer to the key than the responder, best first.
     Closer { peers: Vec<Peer> },
+    /// Answer to `BcastStatus`.
+    BcastStatus(HopState),
     /// The request could not be served.
     Error(ErrorCode),
 }
@@ -107,6 +142,39 @@ pub enum InvalidMessage {
     /// A routing answer does not move towards the key.
     #[error("routing answer does not lie between the responder and the key")]
     OutOfRange,
+    /// A broadcast's id is not the hash of its envelope.
+    #[error("broadcast id does not match its envelope")]
+    BadId,
+    /// A broadcast payload or path is over its bound.
+    #[error("broadcast payload or path over its bound")]
+    Oversized,
+}
+
+impl Bcast {
+    fn validate(&self) -> Result<(), InvalidMessage> {
+        let check = |id: &MsgId, env: &Envelope| {
+            if env.payload.len() > MAX_PAYLOAD {
+                return Err(InvalidMessage::Oversized);
+            }
+            if env.id() != *id {
+                return Err(InvalidMessage::BadId);
+            }
+            Ok(())
+        };
+        match self {
+            Bcast::Data { depth, id, env, .. } => {
+                if *depth > MAX_DEPTH {
+                    return Err(InvalidMessage::Oversized);
+                }
+                check(id, env)
+            }
+            Bcast::Repair { id, env } => check(id, env),
+            Bcast::Digest { heads, .. } if heads.len() > MAX_DIGEST => {
+                Err(InvalidMessage::ListTooLong(heads.len()))
+            }
+            Bcast::Digest { .. } | Bcast::Ack { .. } | Bcast::Done { .. } => Ok(()),
+        }
+    }
 }
 
 /// Checks that `list` runs strictly clockwise from `origin` without repeats or `origin` itself.
@@ -168,7 +236,7 @@ impl Message {
                     }
                     Ok(())
                 }
-                Response::Pong | Response::Error(_) => Ok(()),
+                Response::Pong | Response::BcastStatus(_) | Response::Error(_) => Ok(()),
             },
             Message::Notice(Notice::Notify) => Ok(()),
             Message::Notice(Notice::Leaving { pred, succs }) => {
@@ -177,6 +245,7 @@ impl Message {
                 }
                 check_ring_order(sender, succs)
             }
+            Message::Bcast(b) => b.validate(),
         }
     }
 }
@@ -214,6 +283,68 @@ mod tests {
         assert!(bytes.len() <= MAX_MESSAGE_BYTES, "{} bytes", bytes.len());
         let back: Message = ciborium::from_reader(bytes.as_slice()).expect("decodes");
         assert_eq!(back, biggest);
+    }
+
+    #[test]
+    fn largest_broadcast_messages_fit_the_bound() {
+        let env = Envelope {
+            origin: NodeId([0xff; 32]),
+            seq: u64::MAX,
+            payload: vec![0xff; MAX_PAYLOAD],
+        };
+        let data = Message::Bcast(Bcast::Data {
+            hop: u64::MAX,
+            limit: NodeId([0xff; 32]),
+            depth: MAX_DEPTH,
+            id: env.id(),
+            env,
+        });
+        let digest = Message::Bcast(Bcast::Digest {
+            heads: (0..MAX_DIGEST)
+                .map(|_| (NodeId([0xff; 32]), u64::MAX))
+                .collect(),
+            complete: true,
+            reply: true,
+        });
+        for m in [data, digest] {
+            let bytes = cbor(&m);
+            assert!(bytes.len() <= MAX_MESSAGE_BYTES, "{} bytes", bytes.len());
+            let back: Message = ciborium::from_reader(bytes.as_slice()).expect("decodes");
+            assert_eq!(back, m);
+            assert_eq!(m.validate(&NodeId([1; 32])), Ok(()));
+        }
+    }
+
+    #[test]
+    fn broadcast_validation_rejects_bad_ids_and_sizes() {
+        let env = Envelope {
+            origin: NodeId([3; 32]),
+            seq: 1,
+            payload: b"hi".to_vec(),
+        };
+        let mut wrong = env.id();
+        wrong.0[0] ^= 1;
+        let bad_id = Message::Bcast(Bcast::Repair { id: wrong, env });
+        assert_eq!(
+            bad_id.validate(&NodeId([1; 32])),
+            Err(InvalidMessage::BadId)
+        );
+        let big = Envelope {
+            origin: NodeId([3; 32]),
+            seq: 1,
+            payload: vec![0; MAX_PAYLOAD + 1],
+        };
+        let oversized = Message::Bcast(Bcast::Data {
+            hop: 1,
+            limit: NodeId([9; 32]),
+            depth: 1,
+            id: big.id(),
+            env: big,
+        });
+        assert_eq!(
+            oversized.validate(&NodeId([1; 32])),
+            Err(InvalidMessage::Oversized)
+        );
     }
 
     #[test]

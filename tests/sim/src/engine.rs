@@ -6,6 +6,7 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use chat_overlay::wire::Bcast;
 use chat_overlay::{ChordConfig, Event, Input, Message, Node, NodeId, Output, Peer, Time, Timer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -143,6 +144,8 @@ pub struct Sim {
     pub net: NetStats,
     /// Scenarios print progress to stderr when set.
     pub progress: bool,
+    /// Broadcast bookkeeping.
+    pub tracker: crate::tracker::Tracker,
 }
 
 fn host_addr(i: u32) -> SocketAddr {
@@ -183,6 +186,7 @@ impl Sim {
             lookups: Vec::new(),
             net: NetStats::default(),
             progress: false,
+            tracker: crate::tracker::Tracker::default(),
         }
     }
 
@@ -331,6 +335,20 @@ impl Sim {
         );
     }
 
+    /// Host `i` broadcasts `payload` as its message `seq` now.
+    pub fn broadcast(&mut self, i: u32, seq: u64, payload: Vec<u8>) {
+        let Some(node) = self.hosts[i as usize].node.as_ref() else {
+            return;
+        };
+        let env = chat_overlay::broadcast::Envelope {
+            origin: node.me().id,
+            seq,
+            payload: payload.clone(),
+        };
+        self.tracker.start(env.id(), i, self.now);
+        self.apply(i, Input::Broadcast { seq, payload });
+    }
+
     /// Lookups issued and not yet finished.
     pub fn lookups_pending(&self) -> usize {
         self.pending_lookups.len()
@@ -398,6 +416,10 @@ impl Sim {
                     let Some(t) = host_index(&to.addr) else {
                         continue;
                     };
+                    if let Message::Bcast(Bcast::Data { id, .. } | Bcast::Repair { id, .. }) = &msg
+                    {
+                        self.tracker.on_send(id);
+                    }
                     if self.cfg.loss > 0.0 && self.rng.random_bool(self.cfg.loss) {
                         self.net.lost += 1;
                         continue;
@@ -430,6 +452,10 @@ impl Sim {
     fn on_event(&mut self, i: u32, e: Event) {
         match e {
             Event::Joined => self.add_member(i),
+            Event::Deliver { id, depth, .. } => {
+                self.tracker.on_deliver(i, &id, depth, self.now);
+            }
+            Event::BroadcastDone(_) => self.tracker.completed += 1,
             Event::Left => self.remove_member(i),
             Event::LookupDone {
                 token,

@@ -22,6 +22,9 @@ pub enum Scenario {
     Churn,
     /// The network splits in two for a while, then heals.
     Partition,
+    /// Broadcasts from random origins over a settled ring (with crashes, loss or isolated
+    /// nodes as asked).
+    Broadcast,
 }
 
 impl Scenario {
@@ -31,6 +34,7 @@ impl Scenario {
             Scenario::Crash => "crash",
             Scenario::Churn => "churn",
             Scenario::Partition => "partition",
+            Scenario::Broadcast => "broadcast",
         }
     }
 }
@@ -46,6 +50,10 @@ pub struct Params {
     pub crash_fraction: f64,
     /// Lookups measured on the final ring (and right after a crash).
     pub lookups: usize,
+    /// Broadcasts (broadcast scenario).
+    pub broadcasts: usize,
+    /// Nodes cut off from the rest while the broadcasts run (broadcast scenario).
+    pub isolate: usize,
     /// Gap between two joins while the ring is built.
     pub join_gap: Duration,
     /// Longest time allowed for settling or repair.
@@ -70,6 +78,8 @@ impl Params {
             nodes,
             crash_fraction: 0.5,
             lookups: 10_000,
+            broadcasts: 100,
+            isolate: 0,
             join_gap: Duration::from_millis(2),
             settle_max: Duration::from_secs(600),
             churn_duration: Duration::from_secs(600),
@@ -102,6 +112,7 @@ pub fn run(p: &Params) -> Report {
         Scenario::Crash => crash(&mut sim, p, &mut rep),
         Scenario::Churn => churn(&mut sim, p, &mut rep),
         Scenario::Partition => partition(&mut sim, p, &mut rep),
+        Scenario::Broadcast => crate::bcast_scenario::run(&mut sim, p, &mut rep),
     }
     let check = oracle::check(&sim);
     let final_lookups = measure_lookups(&mut sim, p.lookups);

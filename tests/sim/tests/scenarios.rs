@@ -120,3 +120,66 @@ fn same_seed_same_report() {
         "the seed must matter"
     );
 }
+
+fn u(r: &Report, k: &str) -> u64 {
+    get(r, k).as_u64().unwrap_or(u64::MAX)
+}
+
+#[test]
+fn broadcast_on_a_stable_ring_is_exactly_once_with_n_minus_1_sends() {
+    let mut p = Params::new(Scenario::Broadcast, 500, 21);
+    p.crash_fraction = 0.0;
+    p.broadcasts = 50;
+    p.lookups = 0;
+    let r = run(&p);
+    let s = r.human();
+    assert_eq!(u(&r, "missed"), 0, "{s}");
+    assert_eq!(u(&r, "duplicates_delivered"), 0, "{s}");
+    assert_eq!(u(&r, "transmissions_min"), 499, "{s}");
+    assert_eq!(u(&r, "transmissions_max"), 499, "{s}");
+    assert!(u(&r, "depth_max") <= u(&r, "depth_bound"), "{s}");
+    assert_eq!(u(&r, "broadcasts_completed"), 50, "{s}");
+}
+
+#[test]
+fn broadcast_survives_crashes_during_the_broadcasts() {
+    let mut p = Params::new(Scenario::Broadcast, 400, 22);
+    p.crash_fraction = 0.3;
+    p.broadcasts = 50;
+    p.lookups = 0;
+    let r = run(&p);
+    let s = r.human();
+    assert_eq!(r.live_nodes, 280);
+    assert_eq!(u(&r, "missed"), 0, "{s}");
+    assert_eq!(u(&r, "duplicates_delivered"), 0, "{s}");
+}
+
+#[test]
+fn broadcast_survives_message_loss() {
+    let mut p = Params::new(Scenario::Broadcast, 300, 23);
+    p.sim.loss = 0.01;
+    p.crash_fraction = 0.0;
+    p.broadcasts = 50;
+    p.lookups = 0;
+    let r = run(&p);
+    assert_eq!(u(&r, "missed"), 0, "{}", r.human());
+    assert_eq!(u(&r, "duplicates_delivered"), 0, "{}", r.human());
+}
+
+#[test]
+fn a_node_cut_off_during_broadcasts_catches_up_after_the_heal() {
+    let mut p = Params::new(Scenario::Broadcast, 300, 24);
+    p.crash_fraction = 0.0;
+    p.isolate = 1;
+    p.broadcasts = 50;
+    p.lookups = 0;
+    let r = run(&p);
+    let s = r.human();
+    assert_eq!(u(&r, "missed"), 0, "{s}");
+    assert!(u(&r, "delivered_by_anti_entropy") >= 50, "{s}");
+    // A few anti-entropy rounds (2 s each) after the reconnection.
+    let after = get(&r, "all_delivered_seconds_after_heal")
+        .as_f64()
+        .unwrap_or(f64::MAX);
+    assert!(after <= 20.0, "{s}");
+}

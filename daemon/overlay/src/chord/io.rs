@@ -1,5 +1,7 @@
 //! What goes into a [`Node`](super::Node) and what comes out.
 
+use super::bcast::BroadcastError;
+use crate::broadcast::{Envelope, MsgId};
 use crate::id::NodeId;
 use crate::time::Time;
 use crate::wire::{Message, Peer};
@@ -21,6 +23,10 @@ pub enum Input {
     Lookup { key: NodeId, token: u64 },
     /// Leave the ring gracefully.
     Leave,
+    /// Broadcast `payload` to every ring member as this node's message number `seq` (1, 2, …;
+    /// the application numbers its messages and signs the number with the payload).
+    /// Refusals come back as [`Event::BroadcastRefused`].
+    Broadcast { seq: u64, payload: Vec<u8> },
 }
 
 /// Timers are data: the node arms them through [`Output::SetTimer`] and the driver hands them
@@ -42,6 +48,12 @@ pub enum Timer {
     Rpc(u64),
     /// Deadline of the lookup with this id.
     Lookup(u64),
+    /// Deadline of the ack of broadcast hop `id`.
+    BcastAck(u64),
+    /// Deadline of the completion of broadcast hop `id`.
+    BcastDone(u64),
+    /// Periodic anti-entropy with a ring neighbour.
+    AntiEntropy,
 }
 
 /// An action for the driver.
@@ -76,6 +88,18 @@ pub enum Event {
     PeerSuspected(NodeId),
     /// The node left the ring; the driver may close everything.
     Left,
+    /// A broadcast arrived for the first time (validated, stored): hand it to the
+    /// application. `depth` is its distance from the origin in the tree (`None`: it came
+    /// through anti-entropy).
+    Deliver {
+        id: MsgId,
+        env: Envelope,
+        depth: Option<u8>,
+    },
+    /// A broadcast this node originated has been covered by the whole tree.
+    BroadcastDone(MsgId),
+    /// A broadcast was refused.
+    BroadcastRefused { seq: u64, error: BroadcastError },
 }
 
 /// Why a lookup failed.

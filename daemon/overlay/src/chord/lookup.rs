@@ -21,6 +21,8 @@ pub(super) enum Purpose {
     Finger { k: usize, bit: u32 },
     /// A rediscovered peer may lead into another ring: find our successor there.
     Merge,
+    /// The child of broadcast hop `hop` failed: find the next live node after it.
+    Reroute { hop: u64 },
 }
 
 /// State of one iterative lookup.
@@ -214,7 +216,7 @@ impl Node {
                     l.shortlist.truncate(SHORTLIST);
                 }
             }
-            Response::State { .. } | Response::Error(_) => {}
+            Response::State { .. } | Response::BcastStatus(_) | Response::Error(_) => {}
         }
         self.lookup_step(now, id);
     }
@@ -249,6 +251,7 @@ impl Node {
             },
             Purpose::Finger { k, bit } => self.finger_lookup_done(now, k, bit, result.ok()),
             Purpose::Merge => self.merge_done(now, result.ok()),
+            Purpose::Reroute { hop } => self.reroute_found(now, hop, result.ok()),
         }
     }
 }

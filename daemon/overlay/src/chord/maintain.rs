@@ -144,6 +144,8 @@ impl Node {
         self.set_timer(now + c, Timer::CheckPredecessor);
         let p = self.jittered(self.cfg.probe_interval);
         self.set_timer(now + p, Timer::Probe);
+        let a = self.jittered(self.cfg.broadcast.ae_interval);
+        self.set_timer(now + a, Timer::AntiEntropy);
     }
 
     // ---- leaving -----------------------------------------------------------------------------
@@ -580,7 +582,7 @@ impl Node {
                     .for_each(&mut consider),
                 Response::Found { succs } => succs.iter().for_each(&mut consider),
                 Response::Closer { peers } => peers.iter().for_each(&mut consider),
-                Response::Pong | Response::Error(_) => {}
+                Response::Pong | Response::BcastStatus(_) | Response::Error(_) => {}
             }
         }
         let Some(c) = best else { return };

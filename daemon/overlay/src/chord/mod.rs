@@ -7,6 +7,7 @@
 //! is a member only once it holds a full successor list. Peers lost without a goodbye are kept in
 //! a bounded graveyard and probed, which merges rings split by a partition once it heals.
 
+mod bcast;
 mod io;
 mod lookup;
 mod maintain;
@@ -14,6 +15,7 @@ mod table;
 
 use std::collections::BTreeMap;
 
+pub use bcast::BroadcastError;
 pub use io::{Event, Input, LookupError, Output, Timer};
 pub use table::Finger;
 
@@ -81,6 +83,8 @@ enum Purpose {
     FingerCheck { k: usize, bit: u32, steps: u8 },
     /// `GetState` to the successor a joining node found.
     JoinState,
+    /// `BcastStatus` to the child of broadcast hop `hop`.
+    BcastStatus { hop: u64 },
 }
 
 #[derive(Clone, Debug)]
@@ -115,6 +119,7 @@ pub struct Node {
     merge_inflight: bool,
     join_via: Vec<Peer>,
     join_attempt: u32,
+    bc: bcast::BcState,
 }
 
 impl Node {
@@ -122,6 +127,7 @@ impl Node {
     pub fn new(me: Peer, cfg: ChordConfig, seed: u64) -> Node {
         let mut rng = Rng::new(seed ^ me.id.high_u64());
         let next_id = rng.next_u64() >> 16;
+        let bc = bcast::BcState::new(cfg.broadcast.clone());
         Node {
             fix_interval: cfg.fix_fingers_min,
             cfg,
@@ -140,6 +146,7 @@ impl Node {
             merge_inflight: false,
             join_via: Vec::new(),
             join_attempt: 0,
+            bc,
         }
     }
 
@@ -173,6 +180,7 @@ impl Node {
                 self.start_lookup(now, key, LookupPurpose::App(token), None);
             }
             Input::Leave => self.leave(),
+            Input::Broadcast { seq, payload } => self.originate(now, seq, payload),
         }
     }
 
@@ -321,6 +329,9 @@ impl Node {
             Timer::CheckPredecessor => self.tick_check_predecessor(now),
             Timer::Probe => self.tick_probe(now),
             Timer::JoinRetry => self.retry_join(now),
+            Timer::BcastAck(hop) => self.on_bcast_ack_timer(now, hop),
+            Timer::BcastDone(hop) => self.on_bcast_done_timer(now, hop),
+            Timer::AntiEntropy => self.tick_anti_entropy(now),
         }
     }
 
@@ -360,6 +371,7 @@ impl Node {
                 self.rpc_failed(now, p);
             }
         }
+        self.bcast_unreachable(now, id);
     }
 
     fn suspect(&mut self, now: Time, peer: Peer) {
@@ -398,6 +410,7 @@ impl Node {
             Purpose::CheckPred | Purpose::PredCandidate | Purpose::Probe => {}
             Purpose::Lookup(lid) => self.lookup_step(now, lid),
             Purpose::JoinState => self.join_failed(now),
+            Purpose::BcastStatus { hop } => self.bcast_status_failed(now, hop),
             Purpose::FingerCheck { k, bit, .. } => self.finger_check_failed(now, k, bit),
         }
     }
@@ -408,8 +421,13 @@ impl Node {
             self.stats.invalid += 1;
             return;
         }
-        if msg.validate(&from.id).is_err() {
+        if let Err(e) = msg.validate(&from.id) {
             self.stats.invalid += 1;
+            match e {
+                crate::wire::InvalidMessage::BadId => self.bc_dropped_bad_id(),
+                crate::wire::InvalidMessage::Oversized => self.bc_dropped_oversized(),
+                _ => {}
+            }
             // A malformed answer still settles the request it claims to answer: as a failure.
             if let Message::Response { id, .. } = msg
                 && self.rpcs.get(&id).is_some_and(|p| p.to.id == from.id)
@@ -437,6 +455,7 @@ impl Node {
                 }
             }
             Message::Notice(n) => self.on_notice(now, from, n),
+            Message::Bcast(b) => self.on_bcast(now, from, b),
         }
     }
 
@@ -445,6 +464,9 @@ impl Node {
             Request::Ping => Response::Pong,
             Request::GetState { fingers } => self.state_response(fingers),
             Request::FindSuccessor { key } => self.route_step(now, &key),
+            Request::BcastStatus { id, origin, seq } => {
+                Response::BcastStatus(self.hop_state(&id, &origin, seq))
+            }
         };
         self.send(from, Message::Response { id, body: resp });
     }
@@ -460,9 +482,12 @@ impl Node {
             }
             Purpose::CheckPred | Purpose::Probe => {}
             Purpose::PredCandidate => self.pred_candidate_alive(now, from),
+            Purpose::BcastStatus { hop } => self.bcast_status_response(now, hop, body),
         }
     }
 }
 
+#[cfg(test)]
+mod bcast_tests;
 #[cfg(test)]
 mod tests;

@@ -19,13 +19,13 @@ fn peer(i: u8, id: u64) -> Peer {
 }
 
 /// A minimal network: a FIFO of messages plus each node's timers, no latency model.
-struct Net {
-    nodes: Vec<Option<Node>>,
-    peers: Vec<Peer>,
-    msgs: VecDeque<(usize, Peer, Message)>,
+pub(super) struct Net {
+    pub(super) nodes: Vec<Option<Node>>,
+    pub(super) peers: Vec<Peer>,
+    pub(super) msgs: VecDeque<(usize, Peer, Message)>,
     timers: Vec<(Time, usize, Timer)>,
-    now: Time,
-    events: Vec<(usize, Event)>,
+    pub(super) now: Time,
+    pub(super) events: Vec<(usize, Event)>,
 }
 
 impl Net {
@@ -53,7 +53,7 @@ impl Net {
         self.peers.iter().position(|q| q.id == p.id)
     }
 
-    fn input(&mut self, i: usize, input: Input) {
+    pub(super) fn input(&mut self, i: usize, input: Input) {
         let now = self.now;
         let Some(node) = self.nodes[i].as_mut() else {
             return;
@@ -77,7 +77,7 @@ impl Net {
     }
 
     /// Delivers messages and fires due timers until `until`, in order.
-    fn run_until(&mut self, until: Time) {
+    pub(super) fn run_until(&mut self, until: Time) {
         loop {
             if let Some((to, from, msg)) = self.msgs.pop_front() {
                 self.input(to, Input::Message { from, msg });
@@ -116,7 +116,7 @@ impl Net {
     }
 }
 
-fn build(ids: &[u64]) -> Net {
+pub(super) fn build(ids: &[u64]) -> Net {
     build_with(ids, &ChordConfig::default())
 }
 

@@ -18,9 +18,16 @@ struct Args {
     /// Scenario to run.
     #[arg(long, value_enum, default_value_t = Scenario::Join)]
     scenario: Scenario,
-    /// Fraction of nodes that crash (crash scenario).
-    #[arg(long, default_value_t = 0.5)]
-    crash_fraction: f64,
+    /// Fraction of nodes that crash: at once (crash scenario, default 0.5) or spread over the
+    /// broadcasts (broadcast scenario, default 0).
+    #[arg(long)]
+    crash_fraction: Option<f64>,
+    /// Broadcasts from random origins, 20 ms apart (broadcast scenario).
+    #[arg(long, default_value_t = 100)]
+    broadcasts: usize,
+    /// Nodes cut off while the broadcasts run and reconnected after (broadcast scenario).
+    #[arg(long, default_value_t = 0)]
+    isolate: usize,
     /// Lookups measured at the end (and right after a crash).
     #[arg(long, default_value_t = 10_000)]
     lookups: usize,
@@ -47,9 +54,19 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     anyhow::ensure!(a.nodes >= 1, "--nodes must be at least 1");
+    let default_crash = if a.scenario == Scenario::Broadcast {
+        0.0
+    } else {
+        0.5
+    };
+    let crash_fraction = a.crash_fraction.unwrap_or(default_crash);
     anyhow::ensure!(
-        (0.0..=1.0).contains(&a.crash_fraction),
+        (0.0..=1.0).contains(&crash_fraction),
         "--crash-fraction must be in 0..=1"
+    );
+    anyhow::ensure!(
+        a.isolate < a.nodes,
+        "--isolate must be smaller than --nodes"
     );
     anyhow::ensure!((0.0..1.0).contains(&a.loss), "--loss must be in 0..1");
     anyhow::ensure!(
@@ -57,7 +74,9 @@ fn main() -> anyhow::Result<()> {
         "--join-gap-ms must be ≥ 0"
     );
     let mut p = Params::new(a.scenario, a.nodes, a.seed);
-    p.crash_fraction = a.crash_fraction;
+    p.crash_fraction = crash_fraction;
+    p.broadcasts = a.broadcasts;
+    p.isolate = a.isolate;
     p.lookups = a.lookups;
     p.sim.loss = a.loss;
     p.join_gap = Duration::from_secs_f64(a.join_gap_ms / 1000.0);

@@ -1,0 +1,271 @@
+//! Scripted tests of the broadcast: exactly-once delivery over a small ring, a crashed child's
+//! arc re-routed, anti-entropy catching a node up, and every kind of bad broadcast dropped,
+//! counted and never forwarded.
+
+use std::time::Duration;
+
+use super::tests::{Net, build};
+use super::*;
+use crate::broadcast::{Envelope, MsgId};
+use crate::wire::Bcast;
+
+const IDS: [u64; 8] = [10, 900, 50, 7000, 300, 2, 65000, 12345];
+
+fn delivered(net: &Net, id: MsgId) -> Vec<usize> {
+    let mut v: Vec<usize> = net
+        .events
+        .iter()
+        .filter_map(|(i, e)| match e {
+            Event::Deliver { id: d, .. } if *d == id => Some(*i),
+            _ => None,
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+fn env_of(net: &Net, origin: usize, seq: u64, payload: &[u8]) -> Envelope {
+    Envelope {
+        origin: net.peers[origin].id,
+        seq,
+        payload: payload.to_vec(),
+    }
+}
+
+fn run(net: &mut Net, secs: u64) {
+    let t = net.now + Duration::from_secs(secs);
+    net.run_until(t);
+}
+
+fn stats(net: &Net, i: usize) -> crate::broadcast::BroadcastStats {
+    net.nodes[i]
+        .as_ref()
+        .map(|n| n.broadcast_stats().clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn stable_ring_delivers_once_everywhere_with_n_minus_1_sends() {
+    let mut net = build(&IDS);
+    net.events.clear();
+    let env = env_of(&net, 3, 1, b"hello");
+    net.input(
+        3,
+        Input::Broadcast {
+            seq: 1,
+            payload: b"hello".to_vec(),
+        },
+    );
+    run(&mut net, 3);
+    let got = delivered(&net, env.id());
+    assert_eq!(got, vec![0, 1, 2, 4, 5, 6, 7], "every other node once");
+    let sends: u64 = (0..IDS.len()).map(|i| stats(&net, i).payload_sends).sum();
+    assert_eq!(sends, IDS.len() as u64 - 1);
+    assert!(
+        net.events
+            .iter()
+            .any(|(i, e)| *i == 3 && *e == Event::BroadcastDone(env.id()))
+    );
+    // The same sequence number again is refused at the origin.
+    net.input(
+        3,
+        Input::Broadcast {
+            seq: 1,
+            payload: b"other".to_vec(),
+        },
+    );
+    assert!(net.events.iter().any(|(i, e)| *i == 3
+        && matches!(
+            e,
+            Event::BroadcastRefused {
+                seq: 1,
+                error: BroadcastError::SeqUsed
+            }
+        )));
+}
+
+#[test]
+fn a_crashed_child_loses_nothing() {
+    let mut net = build(&IDS);
+    net.events.clear();
+    // Crash the origin's successor: the origin's first child.
+    net.nodes[1] = None; // id 900; origin id 300 (index 4) has 900 as successor
+    let env = env_of(&net, 4, 1, b"x");
+    net.input(
+        4,
+        Input::Broadcast {
+            seq: 1,
+            payload: b"x".to_vec(),
+        },
+    );
+    run(&mut net, 20);
+    let got = delivered(&net, env.id());
+    assert_eq!(got, vec![0, 2, 3, 5, 6, 7]);
+    assert!(stats(&net, 4).reroutes >= 1);
+}
+
+#[test]
+fn anti_entropy_catches_up_a_node_that_missed_messages() {
+    let mut net = build(&IDS);
+    net.events.clear();
+    // Node 6 drops everything addressed to it while two messages go out.
+    for seq in 1..=2 {
+        net.input(
+            0,
+            Input::Broadcast {
+                seq,
+                payload: vec![seq as u8],
+            },
+        );
+        while let Some((to, from, msg)) = net.msgs.pop_front() {
+            if to == 6 {
+                continue;
+            }
+            net.input(to, Input::Message { from, msg });
+        }
+    }
+    assert!(delivered(&net, env_of(&net, 0, 1, &[1]).id()).len() < IDS.len() - 1);
+    run(&mut net, 30);
+    for seq in 1..=2u64 {
+        let id = env_of(&net, 0, seq, &[seq as u8]).id();
+        assert!(
+            delivered(&net, id).contains(&6),
+            "message {seq} reached node 6"
+        );
+        assert_eq!(
+            delivered(&net, id).len(),
+            IDS.len() - 1,
+            "exactly once each"
+        );
+    }
+}
+
+/// Feeds one `Data` from node `from` to node `to` and returns what came out.
+fn feed(
+    net: &mut Net,
+    to: usize,
+    from: usize,
+    limit: NodeId,
+    id: MsgId,
+    env: Envelope,
+) -> Vec<Output> {
+    let now = net.now;
+    let m = Message::Bcast(Bcast::Data {
+        hop: 77,
+        limit,
+        depth: 1,
+        id,
+        env,
+    });
+    let from = net.peers[from];
+    net.nodes[to]
+        .as_mut()
+        .expect("up")
+        .handle(now, Input::Message { from, msg: m })
+}
+
+fn forwarded(outs: &[Output]) -> bool {
+    outs.iter().any(|o| {
+        matches!(
+            o,
+            Output::Send {
+                msg: Message::Bcast(Bcast::Data { .. }),
+                ..
+            }
+        ) || matches!(o, Output::Event(Event::Deliver { .. }))
+    })
+}
+
+#[test]
+fn bad_broadcasts_are_dropped_counted_and_never_forwarded() {
+    let mut net = build(&IDS);
+    // Receiver: index 2 (id 50); sender and origin: index 0 (id 10), which precedes it.
+    let (rx, tx) = (2, 0);
+    let origin_env = env_of(&net, tx, 1, b"ok");
+    let limit_ok = net.peers[tx].id; // whole ring except the origin: fine
+    // Bad id.
+    let mut bad = origin_env.id();
+    bad.0[0] ^= 0xff;
+    assert!(!forwarded(&feed(
+        &mut net,
+        rx,
+        tx,
+        limit_ok,
+        bad,
+        origin_env.clone()
+    )));
+    assert_eq!(stats(&net, rx).dropped_bad_id, 1);
+    // Limit equal to the receiver: the whole ring, which only the origin may claim.
+    let me = net.peers[rx].id;
+    assert!(!forwarded(&feed(
+        &mut net,
+        rx,
+        tx,
+        me,
+        origin_env.id(),
+        origin_env.clone()
+    )));
+    // Limit past the origin (from the receiver's side): out of range.
+    // Clockwise from 50 the arc to 20 would wrap past the origin (10).
+    let past = NodeId::from_high_u64(20);
+    assert!(!forwarded(&feed(
+        &mut net,
+        rx,
+        tx,
+        past,
+        origin_env.id(),
+        origin_env.clone()
+    )));
+    assert_eq!(stats(&net, rx).dropped_out_of_range, 2);
+    // A validator that refuses (bad signature, unknown origin).
+    net.nodes[rx]
+        .as_mut()
+        .expect("up")
+        .set_validator(Box::new(|e: &Envelope| e.payload != b"forged"));
+    let forged = env_of(&net, tx, 2, b"forged");
+    assert!(!forwarded(&feed(
+        &mut net,
+        rx,
+        tx,
+        limit_ok,
+        forged.id(),
+        forged
+    )));
+    assert_eq!(stats(&net, rx).dropped_invalid, 1);
+    // Oversized payload.
+    let big = env_of(&net, tx, 3, &vec![0; crate::broadcast::MAX_PAYLOAD + 1]);
+    assert!(!forwarded(&feed(&mut net, rx, tx, limit_ok, big.id(), big)));
+    assert_eq!(stats(&net, rx).dropped_oversized, 1);
+    // A good one is delivered and forwarded once; its replay is not.
+    assert!(forwarded(&feed(
+        &mut net,
+        rx,
+        tx,
+        limit_ok,
+        origin_env.id(),
+        origin_env.clone()
+    )));
+    assert!(!forwarded(&feed(
+        &mut net,
+        rx,
+        tx,
+        limit_ok,
+        origin_env.id(),
+        origin_env.clone()
+    )));
+    assert_eq!(stats(&net, rx).duplicates, 1);
+    // An origin over its rate: the burst passes, the rest is dropped.
+    let burst = crate::broadcast::BroadcastConfig::default().rate_burst as u64;
+    let mut passed = 0;
+    for seq in 10..10 + burst + 20 {
+        let e = env_of(&net, tx, seq, b"flood");
+        if forwarded(&feed(&mut net, rx, tx, limit_ok, e.id(), e)) {
+            passed += 1;
+        }
+    }
+    assert!(
+        passed < burst + 20 && passed >= burst - 2,
+        "passed {passed}"
+    );
+    assert!(stats(&net, rx).dropped_rate >= 20);
+}
