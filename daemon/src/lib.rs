@@ -30,6 +30,7 @@ pub mod nickname;
 pub mod node;
 pub mod paths;
 pub mod shutdown;
+pub mod transport;
 
 pub use app::run;
 pub use error::Error;
