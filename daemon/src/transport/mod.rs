@@ -184,13 +184,27 @@ impl<M: Wire> Transport<M> {
         cfg: Config,
         inbound: mpsc::Sender<Inbound<M>>,
     ) -> Result<Transport<M>, TransportError> {
+        let socket =
+            std::net::UdpSocket::bind(cfg.listen).map_err(|source| TransportError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        Transport::bind_socket(key, cfg, socket, inbound)
+    }
+
+    /// Like [`Transport::bind`], on a socket the caller bound.
+    pub fn bind_socket(
+        key: &SigningKey,
+        cfg: Config,
+        socket: std::net::UdpSocket,
+        inbound: mpsc::Sender<Inbound<M>>,
+    ) -> Result<Transport<M>, TransportError> {
         let drops = Arc::new(Drops::default());
         let tls = Tls::new(key, cfg.idle_timeout, cfg.keepalive, drops.clone())?;
         let bind_err = |source| TransportError::Bind {
             addr: cfg.listen,
             source,
         };
-        let socket = std::net::UdpSocket::bind(cfg.listen).map_err(bind_err)?;
         let endpoint = quinn::Endpoint::new(
             quinn::EndpointConfig::default(),
             Some(tls.server_config()?),
