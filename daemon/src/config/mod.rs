@@ -220,7 +220,10 @@ impl Settings {
         let mut ring = Table::new();
         ring.insert("stabilize_ms".into(), n(self.ring.stabilize_ms));
         ring.insert("fix_fingers_ms".into(), n(self.ring.fix_fingers_ms));
-        ring.insert("check_predecessor_ms".into(), n(self.ring.check_predecessor_ms));
+        ring.insert(
+            "check_predecessor_ms".into(),
+            n(self.ring.check_predecessor_ms),
+        );
         ring.insert("rpc_timeout_ms".into(), n(self.ring.rpc_timeout_ms));
         // Sections in reading order (a TOML table would sort them).
         let mut out = String::new();

@@ -22,7 +22,11 @@ const FIRST_DELAY: Duration = Duration::from_millis(500);
 const MAX_DELAY: Duration = Duration::from_secs(30);
 
 /// Runs until the join has been handed to the driver (or the driver is gone).
-pub async fn run(transport: Transport<Message>, addrs: Vec<SocketAddr>, driver: mpsc::Sender<Command>) {
+pub async fn run(
+    transport: Transport<Message>,
+    addrs: Vec<SocketAddr>,
+    driver: mpsc::Sender<Command>,
+) {
     let mut delay = FIRST_DELAY;
     let mut round: u64 = 0;
     loop {

@@ -109,7 +109,10 @@ impl Driver {
     fn on_event(&mut self, event: Event) {
         match &event {
             Event::Joined => {
-                info!(ring_size = self.overlay.ring_size_estimate(), "joined the ring");
+                info!(
+                    ring_size = self.overlay.ring_size_estimate(),
+                    "joined the ring"
+                );
                 self.node.set_joined(true);
             }
             Event::Left => {

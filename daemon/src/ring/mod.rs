@@ -115,11 +115,18 @@ pub fn start(
         ^ std::process::id() as u64;
     let overlay = chat_overlay::Node::new(me, cfg.chord.clone(), seed);
     let driver = driver::Driver::new(node, overlay, transport.clone(), events.clone());
-    let task = tokio::spawn(driver.run(inbound_rx, command_rx));
+    let task = tokio::spawn(tracing::Instrument::instrument(
+        driver.run(inbound_rx, command_rx),
+        tracing::Span::current(),
+    ));
     if cfg.bootstrap.is_empty() {
         let _ = commands.try_send(Command::Input(Input::Create));
     } else {
-        tokio::spawn(bootstrap::run(transport.clone(), cfg.bootstrap, commands.clone()));
+        tokio::spawn(bootstrap::run(
+            transport.clone(),
+            cfg.bootstrap,
+            commands.clone(),
+        ));
     }
     Ok((
         RingHandle {
