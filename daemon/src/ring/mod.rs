@@ -122,11 +122,11 @@ pub fn start(
     if cfg.bootstrap.is_empty() {
         let _ = commands.try_send(Command::Input(Input::Create));
     } else {
-        tokio::spawn(bootstrap::run(
+        tokio::spawn(tracing::Instrument::in_current_span(bootstrap::run(
             transport.clone(),
             cfg.bootstrap,
             commands.clone(),
-        ));
+        )));
     }
     Ok((
         RingHandle {

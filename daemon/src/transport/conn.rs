@@ -5,7 +5,9 @@
 //! affected. A frame that does not arrive within [`FRAME_DEADLINE`] only stops its stream.
 
 use std::sync::Arc;
+
 use std::time::Duration;
+use tracing::Instrument;
 
 use chat_overlay::{NodeId, Peer};
 use quinn::{ConnectionError, VarInt};
@@ -34,7 +36,7 @@ impl<M: Wire> Inner<M> {
                 continue;
             };
             let me = self.clone();
-            tokio::spawn(async move {
+            let handshake = async move {
                 let _permit = permit;
                 match tokio::time::timeout(me.cfg.dial_timeout, incoming).await {
                     Ok(Ok(conn)) => match connection_peer_id(&conn) {
@@ -46,7 +48,8 @@ impl<M: Wire> Inner<M> {
                     Ok(Err(e)) => tracing::debug!(error = %e, "incoming handshake failed"),
                     Err(_) => tracing::debug!("incoming handshake timed out"),
                 }
-            });
+            };
+            tokio::spawn(handshake.in_current_span());
         }
     }
 
@@ -68,7 +71,11 @@ impl<M: Wire> Inner<M> {
         };
         let inserted = lock(&self.pool).insert(id, conn.clone(), outbound);
         tracing::debug!(peer = %id.short(), addr = %peer.addr, outbound, "connected");
-        tokio::spawn(self.clone().read_connection(peer, conn.clone()));
+        tokio::spawn(
+            self.clone()
+                .read_connection(peer, conn.clone())
+                .in_current_span(),
+        );
         match inserted {
             Inserted::Kept(old) => {
                 if let Some(old) = old {
@@ -87,7 +94,11 @@ impl<M: Wire> Inner<M> {
         loop {
             match conn.accept_uni().await {
                 Ok(stream) => {
-                    tokio::spawn(self.clone().read_stream(peer, conn.clone(), stream));
+                    tokio::spawn(
+                        self.clone()
+                            .read_stream(peer, conn.clone(), stream)
+                            .in_current_span(),
+                    );
                 }
                 Err(e) => {
                     self.on_closed(peer.id, &conn, e).await;

@@ -9,8 +9,10 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tracing::Instrument;
 
 use chat_overlay::Peer;
 use tokio::sync::{mpsc, oneshot};
@@ -73,7 +75,7 @@ impl<M: Wire> Inner<M> {
         let _ = tx.try_send(cmd);
         let generation = self.link_gen.fetch_add(1, Ordering::Relaxed);
         links.insert(to.id, (generation, tx));
-        tokio::spawn(self.clone().run_link(to, generation, rx));
+        tokio::spawn(self.clone().run_link(to, generation, rx).in_current_span());
     }
 
     async fn run_link(

@@ -38,6 +38,7 @@ use ed25519_dalek::SigningKey;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::Instrument;
 
 pub use drops::{Drops, Reason};
 pub use tls::{ALPN, TlsError};
@@ -226,7 +227,7 @@ impl<M: Wire> Transport<M> {
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
             closing: AtomicBool::new(false),
         });
-        tokio::spawn(inner.clone().accept_loop());
+        tokio::spawn(inner.clone().accept_loop().in_current_span());
         Ok(Transport { inner })
     }
 
