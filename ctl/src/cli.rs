@@ -35,8 +35,12 @@ pub struct Cli {
 /// Subcommands; each lives in its own file under `cmd/`.
 #[derive(Debug, Subcommand, PartialEq, Eq)]
 pub enum Command {
-    /// Show the node's id, nickname, listen address, version and uptime.
+    /// Show the node's id, nickname, address, version, uptime, ring neighbours and counters.
     Status,
+    /// List the peers chatd holds a connection to (NodeId, address, round-trip time).
+    Peers,
+    /// Show the node's ring state: predecessor, successor list and fingers.
+    Ring,
 }
 
 impl Cli {

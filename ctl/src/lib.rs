@@ -60,6 +60,8 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
     runtime.block_on(async {
         match cli.command {
             cli::Command::Status => cmd::status::run(&socket, printer).await,
+            cli::Command::Peers => cmd::peers::run(&socket, printer).await,
+            cli::Command::Ring => cmd::ring::run(&socket, printer).await,
         }
     })
 }

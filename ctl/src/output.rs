@@ -30,6 +30,19 @@ impl Printer {
     }
 }
 
+impl Printer {
+    /// Prints one result: `value` as JSON, or `text` as it is.
+    pub fn table<T: Serialize>(&self, value: &T, text: &str) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        if self.json {
+            serde_json::to_writer(&mut out, value)?;
+            writeln!(out)
+        } else {
+            out.write_all(text.as_bytes())
+        }
+    }
+}
+
 /// `label  value` lines, labels padded to the longest.
 pub fn render_fields(fields: &[(&str, String)]) -> String {
     let width = fields

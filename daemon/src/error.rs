@@ -33,6 +33,9 @@ pub enum Error {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The QUIC transport could not start.
+    #[error(transparent)]
+    Transport(#[from] crate::transport::TransportError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),

@@ -9,6 +9,8 @@
 //! - [`identity`]: the node's ed25519 key and `NodeId = blake3(public key)`;
 //! - [`nickname`]: what makes a valid nickname;
 //! - [`node`]: the running node's shared state — the seam where the overlay plugs in;
+//! - [`transport`]: QUIC (quinn) with identity-bound TLS and CBOR frames;
+//! - [`ring`]: the driver running the overlay over the transport;
 //! - [`control`]: the gRPC control server on a Unix socket, one file per service;
 //! - [`shutdown`]: the shutdown signal, from SIGINT/SIGTERM to every task;
 //! - [`logging`]: `tracing` to stderr;
@@ -29,7 +31,9 @@ pub mod logging;
 pub mod nickname;
 pub mod node;
 pub mod paths;
+pub mod ring;
 pub mod shutdown;
+pub mod transport;
 
 pub use app::run;
 pub use error::Error;

@@ -1,11 +1,12 @@
 //! The running node's shared state: what the control services report and, later, the seam
 //! where the overlay driver plugs in.
 //!
-//! Today a [`Node`] holds the identity-derived facts (id, nickname, listen address, start
-//! time). The QUIC driver will add a handle to the overlay here (ring size, peers, a command
-//! channel), and the control services will keep reading everything through this one struct.
+//! A [`Node`] holds the identity-derived facts (id, nickname, listen address, start time), the
+//! `joined` flag, a handle to the ring driver once it runs ([`Node::ring`]), and a stop request
+//! that the control API's `Leave` uses to end the daemon.
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chat_overlay::NodeId;
@@ -13,6 +14,7 @@ use ed25519_dalek::VerifyingKey;
 use tokio::sync::watch;
 
 use crate::nickname::Nickname;
+use crate::ring::RingHandle;
 
 /// The daemon's version, as reported by `GetStatus`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -28,6 +30,10 @@ pub struct Node {
     started: Instant,
     /// True once the node has joined or founded a ring (drives READY=1 and gRPC health).
     joined: watch::Sender<bool>,
+    /// The ring driver, once started.
+    ring: OnceLock<RingHandle>,
+    /// Set when something (the `Leave` RPC) asks the daemon to stop.
+    stop: watch::Sender<bool>,
 }
 
 /// A point-in-time view of the node, as the control API reports it.
@@ -61,6 +67,8 @@ impl Node {
             bootstrap,
             started: Instant::now(),
             joined: watch::Sender::new(false),
+            ring: OnceLock::new(),
+            stop: watch::Sender::new(false),
         }
     }
 
@@ -93,6 +101,27 @@ impl Node {
     /// A receiver that sees every change of ring membership (for sd_notify and gRPC health).
     pub fn subscribe_joined(&self) -> watch::Receiver<bool> {
         self.joined.subscribe()
+    }
+
+    /// Attaches the running ring driver (once; later calls are ignored).
+    pub fn attach_ring(&self, ring: RingHandle) {
+        let _ = self.ring.set(ring);
+    }
+
+    /// The ring driver, if it runs.
+    pub fn ring(&self) -> Option<&RingHandle> {
+        self.ring.get()
+    }
+
+    /// Asks the daemon to stop (it leaves the ring first).
+    pub fn request_stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Resolves once a stop has been requested.
+    pub async fn stop_requested(&self) {
+        let mut rx = self.stop.subscribe();
+        let _ = rx.wait_for(|&s| s).await;
     }
 
     /// The current status.

@@ -49,9 +49,18 @@ fn chatctl_status_human_and_json() {
     assert_eq!(
         keys,
         [
+            "dropped",
+            "joined",
             "listen_addr",
+            "messages_forwarded",
+            "messages_received",
+            "messages_sent",
             "nickname",
             "node_id",
+            "peers_connected",
+            "predecessor",
+            "ring_size_estimate",
+            "successor",
             "uptime_seconds",
             "version"
         ]

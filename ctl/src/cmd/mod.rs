@@ -1,3 +1,5 @@
 //! One file per subcommand.
 
+pub mod peers;
+pub mod ring;
 pub mod status;

@@ -1,4 +1,5 @@
-//! `chatctl status`: the node's id, nickname, listen address, version and uptime.
+//! `chatctl status`: the node's id, nickname, listen address, version, uptime, ring
+//! neighbours, peers, message counters and drops.
 
 use std::path::Path;
 use std::time::Duration;
@@ -38,7 +39,37 @@ pub fn fields(s: &GetStatusResponse) -> Vec<(&'static str, String)> {
             "uptime",
             human_duration(Duration::from_secs(s.uptime_seconds)),
         ),
+        ("joined", if s.joined { "yes" } else { "no" }.to_owned()),
+        ("predecessor", or_none(&s.predecessor)),
+        ("successor", or_none(&s.successor)),
+        ("ring size (est.)", s.ring_size_estimate.to_string()),
+        ("peers connected", s.peers_connected.to_string()),
+        ("messages sent", s.messages_sent.to_string()),
+        ("messages received", s.messages_received.to_string()),
+        ("messages forwarded", s.messages_forwarded.to_string()),
+        ("dropped", dropped(s)),
     ]
+}
+
+fn or_none(s: &str) -> String {
+    if s.is_empty() {
+        "(none)".to_owned()
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Non-zero drop counters as `reason=n, …`, or `none`.
+fn dropped(s: &GetStatusResponse) -> String {
+    let mut v: Vec<(&String, &u64)> = s.dropped.iter().filter(|(_, n)| **n > 0).collect();
+    v.sort();
+    if v.is_empty() {
+        return "none".to_owned();
+    }
+    v.iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl From<ClientError> for Error {

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 
 use config::{Map, Value, ValueKind};
 
-use super::{ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, Settings, key_error};
+use super::{
+    ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS,
+    MAX_CONNECTIONS_RANGE, RING_MS_RANGE, RingTimers, Settings, key_error,
+};
 use crate::env::Env;
 use crate::nickname::Nickname;
 use crate::paths;
@@ -28,7 +31,22 @@ impl Checker {
         let mut node = self.section(&mut tree, "node")?;
         let mut control = self.section(&mut tree, "control")?;
         let mut log = self.section(&mut tree, "log")?;
+        let mut transport = self.section(&mut tree, "transport")?;
+        let mut ring = self.section(&mut tree, "ring")?;
         self.no_leftovers("", tree)?;
+        let defaults = RingTimers::default();
+        let mut ms = |name: &str, default: u64| -> Result<u64, ConfigError> {
+            match ring.remove(name) {
+                Some(v) => self.integer(&format!("ring.{name}"), v, RING_MS_RANGE),
+                None => Ok(default),
+            }
+        };
+        let ring_timers = RingTimers {
+            stabilize_ms: ms("stabilize_ms", defaults.stabilize_ms)?,
+            fix_fingers_ms: ms("fix_fingers_ms", defaults.fix_fingers_ms)?,
+            check_predecessor_ms: ms("check_predecessor_ms", defaults.check_predecessor_ms)?,
+            rpc_timeout_ms: ms("rpc_timeout_ms", defaults.rpc_timeout_ms)?,
+        };
         let settings = Settings {
             config_file: None,
             listen: match node.remove("listen") {
@@ -55,10 +73,19 @@ impl Checker {
                 Some(v) => self.filter("log.filter", v)?,
                 None => DEFAULT_LOG_FILTER.to_owned(),
             },
+            max_connections: match transport.remove("max_connections") {
+                Some(v) => {
+                    self.integer("transport.max_connections", v, MAX_CONNECTIONS_RANGE)? as usize
+                }
+                None => DEFAULT_MAX_CONNECTIONS,
+            },
+            ring: ring_timers,
         };
         self.no_leftovers("node.", node)?;
         self.no_leftovers("control.", control)?;
         self.no_leftovers("log.", log)?;
+        self.no_leftovers("transport.", transport)?;
+        self.no_leftovers("ring.", ring)?;
         Ok(settings)
     }
 
@@ -173,6 +200,43 @@ impl Checker {
                 })
             })
             .collect()
+    }
+
+    /// A whole number within `range`; a string of digits (from the environment) is accepted.
+    fn integer(
+        &self,
+        key: &str,
+        value: Value,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let origin = self.origin(key, &value);
+        let n = match &value.kind {
+            ValueKind::I64(n) => u64::try_from(*n).ok(),
+            ValueKind::U64(n) => Some(*n),
+            ValueKind::I128(n) => u64::try_from(*n).ok(),
+            ValueKind::U128(n) => u64::try_from(*n).ok(),
+            ValueKind::String(s) => s.trim().parse::<u64>().ok(),
+            _ => {
+                return Err(self.fail(
+                    key,
+                    &value,
+                    format!("expected a whole number, got {}", describe(&value)),
+                ));
+            }
+        };
+        match n {
+            Some(n) if range.contains(&n) => Ok(n),
+            _ => Err(key_error(
+                key,
+                format!(
+                    "{} is out of range (expected {}..={})",
+                    describe(&value),
+                    range.start(),
+                    range.end()
+                ),
+                origin,
+            )),
+        }
     }
 
     fn path(&self, key: &str, value: Value) -> Result<PathBuf, ConfigError> {

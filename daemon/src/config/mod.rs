@@ -34,7 +34,58 @@ pub const KEYS: &[&str] = &[
     "node.nickname",
     "control.socket",
     "log.filter",
+    "transport.max_connections",
+    "ring.stabilize_ms",
+    "ring.fix_fingers_ms",
+    "ring.check_predecessor_ms",
+    "ring.rpc_timeout_ms",
 ];
+/// Default bound on QUIC connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// Accepted range of `transport.max_connections`.
+pub const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<u64> = 8..=65_536;
+/// Accepted range of the `ring.*_ms` timer periods.
+pub const RING_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=600_000;
+
+/// Timer periods of the ring protocol (`[ring]`), in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingTimers {
+    /// `ring.stabilize_ms`.
+    pub stabilize_ms: u64,
+    /// `ring.fix_fingers_ms` (the shortest fix-fingers period).
+    pub fix_fingers_ms: u64,
+    /// `ring.check_predecessor_ms`.
+    pub check_predecessor_ms: u64,
+    /// `ring.rpc_timeout_ms`.
+    pub rpc_timeout_ms: u64,
+}
+
+impl Default for RingTimers {
+    fn default() -> Self {
+        let c = chat_overlay::ChordConfig::default();
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        RingTimers {
+            stabilize_ms: ms(c.stabilize_interval),
+            fix_fingers_ms: ms(c.fix_fingers_min),
+            check_predecessor_ms: ms(c.check_predecessor_interval),
+            rpc_timeout_ms: ms(c.rpc_timeout),
+        }
+    }
+}
+
+impl RingTimers {
+    /// The overlay configuration with these periods.
+    pub fn chord_config(&self) -> chat_overlay::ChordConfig {
+        use std::time::Duration;
+        let mut c = chat_overlay::ChordConfig::default();
+        c.stabilize_interval = Duration::from_millis(self.stabilize_ms);
+        c.fix_fingers_min = Duration::from_millis(self.fix_fingers_ms);
+        c.fix_fingers_max = c.fix_fingers_max.max(c.fix_fingers_min);
+        c.check_predecessor_interval = Duration::from_millis(self.check_predecessor_ms);
+        c.rpc_timeout = Duration::from_millis(self.rpc_timeout_ms);
+        c
+    }
+}
 
 /// Values given on the command line; they override every other layer.
 #[derive(Clone, Debug, Default)]
@@ -70,6 +121,10 @@ pub struct Settings {
     pub control_socket: PathBuf,
     /// Log filter (`log.filter`).
     pub log_filter: String,
+    /// Most QUIC connections held at once (`transport.max_connections`).
+    pub max_connections: usize,
+    /// Ring timer periods (`[ring]`).
+    pub ring: RingTimers,
 }
 
 /// A configuration error: one line that names the key (or file) and the problem.
@@ -159,9 +214,26 @@ impl Settings {
         control.insert("socket".into(), p(&self.control_socket));
         let mut log = Table::new();
         log.insert("filter".into(), s(self.log_filter.clone()));
+        let n = |v: u64| T::Integer(i64::try_from(v).unwrap_or(i64::MAX));
+        let mut transport = Table::new();
+        transport.insert("max_connections".into(), n(self.max_connections as u64));
+        let mut ring = Table::new();
+        ring.insert("stabilize_ms".into(), n(self.ring.stabilize_ms));
+        ring.insert("fix_fingers_ms".into(), n(self.ring.fix_fingers_ms));
+        ring.insert(
+            "check_predecessor_ms".into(),
+            n(self.ring.check_predecessor_ms),
+        );
+        ring.insert("rpc_timeout_ms".into(), n(self.ring.rpc_timeout_ms));
         // Sections in reading order (a TOML table would sort them).
         let mut out = String::new();
-        for (name, table) in [("node", node), ("control", control), ("log", log)] {
+        for (name, table) in [
+            ("node", node),
+            ("control", control),
+            ("log", log),
+            ("transport", transport),
+            ("ring", ring),
+        ] {
             let body = toml::to_string(&table).unwrap_or_default();
             out.push_str(&format!("[{name}]\n{body}\n"));
         }

@@ -248,3 +248,52 @@ fn sample_config_loads_and_lists_every_key() {
     Settings::load(&with_file(&file(&uncommented)), &home_env(&[]))
         .expect("uncommented sample loads");
 }
+
+#[test]
+fn ring_and_transport_keys_are_checked() {
+    let f = file(
+        "[ring]\nstabilize_ms = 150\nrpc_timeout_ms = 300\n[transport]\nmax_connections = 64\n",
+    );
+    let s = Settings::load(&with_file(&f), &home_env(&[])).expect("loads");
+    assert_eq!(s.ring.stabilize_ms, 150);
+    assert_eq!(s.ring.rpc_timeout_ms, 300);
+    assert_eq!(
+        s.ring.check_predecessor_ms,
+        RingTimers::default().check_predecessor_ms
+    );
+    assert_eq!(s.max_connections, 64);
+    let chord = s.ring.chord_config();
+    assert_eq!(
+        chord.stabilize_interval,
+        std::time::Duration::from_millis(150)
+    );
+    let env = home_env(&[("CHATD_RING__FIX_FINGERS_MS", "250")]);
+    let s = Settings::load(&with_file(&file("")), &env).expect("env");
+    assert_eq!(s.ring.fix_fingers_ms, 250);
+    for (text, want) in [
+        (
+            "[ring]\nstabilize_ms = 0\n",
+            "ring.stabilize_ms: integer 0 is out of range (expected 10..=600000)",
+        ),
+        (
+            "[ring]\nrpc_timeout_ms = \"x\"\n",
+            "ring.rpc_timeout_ms: string \"x\" is out of range",
+        ),
+        ("[ring]\nstabilize = 5\n", "ring.stabilize: unknown key"),
+        (
+            "[transport]\nmax_connections = 1\n",
+            "transport.max_connections: integer 1 is out of range",
+        ),
+        (
+            "[transport]\nmax_connections = -3\n",
+            "transport.max_connections: integer -3 is out of range",
+        ),
+        (
+            "[transport]\nmax_connections = 1.5\n",
+            "transport.max_connections: expected a whole number",
+        ),
+    ] {
+        let got = err(&with_file(&file(text)), &home_env(&[]));
+        assert!(got.starts_with(want), "{text:?}: {got}");
+    }
+}

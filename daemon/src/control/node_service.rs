@@ -1,12 +1,22 @@
-//! `chat.v1.NodeService`: status of the node serving the API.
+//! `chat.v1.NodeService`: status of the node serving the API, its peers, its ring state, and
+//! leaving the ring.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use chat_overlay::Peer;
 use chat_proto::v1::node_service_server::NodeService;
-use chat_proto::v1::{GetStatusRequest, GetStatusResponse};
+use chat_proto::v1::{
+    Finger, GetRingRequest, GetRingResponse, GetStatusRequest, GetStatusResponse, LeaveRequest,
+    LeaveResponse, ListPeersRequest, ListPeersResponse, PeerInfo, RingPeer,
+};
 use tonic::{Request, Response, Status};
 
+use super::ApiError;
 use crate::node::Node;
+
+/// How long `Leave` waits for the leave to be announced.
+const LEAVE_DEADLINE: Duration = Duration::from_millis(1500);
 
 /// The `NodeService` implementation.
 #[derive(Debug, Clone)]
@@ -21,6 +31,13 @@ impl NodeApi {
     }
 }
 
+fn ring_peer(p: &Peer) -> RingPeer {
+    RingPeer {
+        node_id: p.id.to_hex(),
+        address: p.addr.to_string(),
+    }
+}
+
 #[tonic::async_trait]
 impl NodeService for NodeApi {
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
@@ -29,13 +46,100 @@ impl NodeService for NodeApi {
         _request: Request<GetStatusRequest>,
     ) -> Result<Response<GetStatusResponse>, Status> {
         let status = self.node.status();
-        Ok(Response::new(GetStatusResponse {
+        let ring = self.node.ring();
+        let view = match ring {
+            Some(r) => r.view().await,
+            None => None,
+        };
+        let mut resp = GetStatusResponse {
             node_id: status.id.to_hex(),
             nickname: status.nickname.map(|n| n.to_string()).unwrap_or_default(),
             listen_addr: status.listen_addr.to_string(),
             version: status.version.to_owned(),
             uptime_seconds: status.uptime.as_secs(),
-        }))
+            joined: self.node.is_joined(),
+            ..Default::default()
+        };
+        if let Some(v) = &view {
+            resp.predecessor = v.predecessor.map(|p| p.id.to_hex()).unwrap_or_default();
+            resp.successor = v
+                .successors
+                .first()
+                .map(|p| p.id.to_hex())
+                .unwrap_or_default();
+            resp.ring_size_estimate = if v.member { v.size_estimate } else { 0 };
+        }
+        if let Some(r) = ring {
+            resp.peers_connected = u32::try_from(r.peers().len()).unwrap_or(u32::MAX);
+            resp.dropped = r
+                .dropped(view.as_ref().map(|v| &v.stats))
+                .into_iter()
+                .collect();
+        }
+        Ok(Response::new(resp))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn list_peers(
+        &self,
+        _request: Request<ListPeersRequest>,
+    ) -> Result<Response<ListPeersResponse>, Status> {
+        let peers = self
+            .node
+            .ring()
+            .map(|r| r.peers())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| PeerInfo {
+                node_id: p.id.to_hex(),
+                address: p.addr.to_string(),
+                rtt_micros: u64::try_from(p.rtt.as_micros()).unwrap_or(u64::MAX),
+            })
+            .collect();
+        Ok(Response::new(ListPeersResponse { peers }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn get_ring(
+        &self,
+        _request: Request<GetRingRequest>,
+    ) -> Result<Response<GetRingResponse>, Status> {
+        let mut resp = GetRingResponse {
+            node_id: self.node.id().to_hex(),
+            ..Default::default()
+        };
+        let Some(ring) = self.node.ring() else {
+            return Ok(Response::new(resp));
+        };
+        let view = ring
+            .view()
+            .await
+            .ok_or_else(|| ApiError::Unavailable("the ring driver has stopped".into()))?;
+        resp.predecessor = view.predecessor.as_ref().map(ring_peer);
+        resp.successors = view.successors.iter().map(ring_peer).collect();
+        resp.fingers = view
+            .fingers
+            .iter()
+            .map(|f| Finger {
+                index: u32::from(f.bit),
+                peer: Some(ring_peer(&f.peer)),
+            })
+            .collect();
+        Ok(Response::new(resp))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn leave(
+        &self,
+        _request: Request<LeaveRequest>,
+    ) -> Result<Response<LeaveResponse>, Status> {
+        if let Some(ring) = self.node.ring()
+            && !ring.leave(LEAVE_DEADLINE).await
+        {
+            tracing::warn!("leave not confirmed within {LEAVE_DEADLINE:?}; stopping anyway");
+        }
+        self.node.request_stop();
+        Ok(Response::new(LeaveResponse {}))
     }
 }
 
@@ -64,5 +168,14 @@ mod tests {
         assert_eq!(resp.listen_addr, "127.0.0.1:9");
         assert_eq!(resp.version, crate::node::VERSION);
         assert_eq!(resp.uptime_seconds, 0);
+        assert!(!resp.joined);
+        assert!(resp.successor.is_empty() && resp.predecessor.is_empty());
+        let ring = api
+            .get_ring(Request::new(GetRingRequest {}))
+            .await
+            .expect("ok")
+            .into_inner();
+        assert_eq!(ring.node_id, node.id().to_hex());
+        assert!(ring.successors.is_empty());
     }
 }

@@ -1,0 +1,156 @@
+//! The driver task: one loop that owns the overlay node.
+//!
+//! Inputs come from the transport (messages from authenticated peers — the sender's NodeId is
+//! the one its certificate proved, never one the message claims — and unreachable peers), from
+//! the overlay's own timers, and from [`Command`]s. After each input the outputs are executed
+//! at once: `Send` goes to the transport (which never blocks), `SetTimer` to the timer heap,
+//! `Event`s update the node's `joined` flag and go to subscribers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chat_overlay::{Event, Input, Message, Output, Phase, Time};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::timers::Timers;
+use super::{Command, RingView};
+use crate::node::Node;
+use crate::transport::{Inbound, Transport};
+
+pub(super) struct Driver {
+    node: Arc<Node>,
+    overlay: chat_overlay::Node,
+    transport: Transport<Message>,
+    events: broadcast::Sender<Event>,
+    timers: Timers,
+    epoch: Instant,
+    leave_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl Driver {
+    pub(super) fn new(
+        node: Arc<Node>,
+        overlay: chat_overlay::Node,
+        transport: Transport<Message>,
+        events: broadcast::Sender<Event>,
+    ) -> Driver {
+        Driver {
+            node,
+            overlay,
+            transport,
+            events,
+            timers: Timers::default(),
+            epoch: Instant::now(),
+            leave_waiters: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time::from_micros(u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+
+    fn instant(&self, at: Time) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.epoch + Duration::from_micros(at.as_micros()))
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound<Message>>,
+        mut commands: mpsc::Receiver<Command>,
+    ) {
+        loop {
+            let next = self.timers.next().map(|at| self.instant(at));
+            tokio::select! {
+                Some(item) = inbound.recv() => match item {
+                    Inbound::Message { from, msg } => self.feed(Input::Message { from, msg }),
+                    Inbound::Unreachable(id) => self.feed(Input::Unreachable(id)),
+                },
+                cmd = commands.recv() => match cmd {
+                    None => return,
+                    Some(Command::Input(input)) => self.feed(input),
+                    Some(Command::View(reply)) => {
+                        let _ = reply.send(self.view());
+                    }
+                    Some(Command::Leave(reply)) => {
+                        self.feed(Input::Leave);
+                        if self.overlay.phase() == Phase::Left {
+                            let _ = reply.send(());
+                        } else {
+                            self.leave_waiters.push(reply);
+                        }
+                    }
+                },
+                () = sleep_until(next) => {
+                    let now = self.now();
+                    for timer in self.timers.due(now) {
+                        self.feed(Input::Timer(timer));
+                    }
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, input: Input) {
+        let now = self.now();
+        for output in self.overlay.handle(now, input) {
+            match output {
+                Output::Send { to, msg } => self.transport.send(to, &msg),
+                Output::SetTimer { at, timer } => {
+                    if !self.timers.arm(at, timer) {
+                        warn!(?timer, "timer heap full; timer dropped");
+                    }
+                }
+                Output::Event(event) => self.on_event(event),
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match &event {
+            Event::Joined => {
+                info!(
+                    ring_size = self.overlay.ring_size_estimate(),
+                    "joined the ring"
+                );
+                self.node.set_joined(true);
+            }
+            Event::Left => {
+                info!("left the ring");
+                self.node.set_joined(false);
+                for w in self.leave_waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+            Event::JoinFailed { .. } => info!("join attempt failed; retrying"),
+            Event::PeerSuspected(id) => debug!(peer = %id.short(), "peer suspected"),
+            Event::SuccessorChanged(p) => {
+                debug!(successor = ?p.map(|p| p.id.short()), "successor changed")
+            }
+            Event::PredecessorChanged(p) => {
+                debug!(predecessor = ?p.map(|p| p.id.short()), "predecessor changed")
+            }
+            _ => {}
+        }
+        let _ = self.events.send(event);
+    }
+
+    fn view(&self) -> RingView {
+        RingView {
+            me: self.overlay.me(),
+            member: self.overlay.is_member(),
+            predecessor: self.overlay.predecessor(),
+            successors: self.overlay.successors().to_vec(),
+            fingers: self.overlay.fingers().to_vec(),
+            size_estimate: self.overlay.ring_size_estimate(),
+            stats: self.overlay.stats().clone(),
+        }
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,207 @@
+//! The ring driver: runs the sans-IO overlay (`chat_overlay::chord::Node`) over the QUIC
+//! transport.
+//!
+//! - [`driver`]: the task that owns the overlay node, feeds it inputs (authenticated messages,
+//!   timers, unreachable peers, commands) and executes its outputs;
+//! - [`timers`]: the overlay's timers on tokio;
+//! - [`bootstrap`]: first contact with `--bootstrap` addresses of unknown NodeId.
+//!
+//! The driver never looks inside a `wire::Message`: whatever variants the overlay defines are
+//! carried as they are. Everything else talks to the driver through a [`RingHandle`].
+
+pub mod bootstrap;
+mod driver;
+pub mod timers;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_overlay::chord::{Finger, Stats};
+use chat_overlay::{ChordConfig, Event, Input, Message, Peer};
+use ed25519_dalek::SigningKey;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::node::Node;
+use crate::transport::{self, PeerInfo, Transport, TransportError};
+
+/// Commands queued to the driver before it stops taking more.
+const COMMAND_QUEUE: usize = 256;
+/// Messages from peers queued to the driver (beyond this, readers wait: QUIC flow control
+/// then slows the peers down).
+const INBOUND_QUEUE: usize = 1024;
+/// Events buffered per subscriber.
+const EVENT_BUFFER: usize = 256;
+
+/// What the driver is asked to do.
+#[derive(Debug)]
+pub enum Command {
+    /// Feed this input to the overlay.
+    Input(Input),
+    /// Report the routing state.
+    View(oneshot::Sender<RingView>),
+    /// Leave gracefully; answered once the overlay reports `Left`.
+    Leave(oneshot::Sender<()>),
+}
+
+/// A snapshot of the node's routing state.
+#[derive(Debug, Clone)]
+pub struct RingView {
+    /// This node.
+    pub me: Peer,
+    /// Whether the node is a ring member.
+    pub member: bool,
+    /// The predecessor, if known.
+    pub predecessor: Option<Peer>,
+    /// The successor list, nearest first.
+    pub successors: Vec<Peer>,
+    /// The distinct fingers, nearest first.
+    pub fingers: Vec<Finger>,
+    /// Estimated ring size.
+    pub size_estimate: u64,
+    /// The overlay's counters.
+    pub stats: Stats,
+}
+
+/// Settings of the driver and its transport.
+#[derive(Debug, Clone)]
+pub struct RingConfig {
+    /// The transport.
+    pub transport: transport::Config,
+    /// The overlay.
+    pub chord: ChordConfig,
+    /// Addresses to join through; empty founds a ring.
+    pub bootstrap: Vec<SocketAddr>,
+}
+
+/// A handle to the running driver; cheap to clone.
+#[derive(Clone)]
+pub struct RingHandle {
+    commands: mpsc::Sender<Command>,
+    transport: Transport<Message>,
+    events: broadcast::Sender<Event>,
+}
+
+impl std::fmt::Debug for RingHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingHandle").finish_non_exhaustive()
+    }
+}
+
+/// Starts the transport on `socket` and starts the driver (and, with bootstrap addresses, the first
+/// contact). Must run inside a tokio runtime.
+pub fn start(
+    node: Arc<Node>,
+    key: &SigningKey,
+    cfg: RingConfig,
+    socket: std::net::UdpSocket,
+) -> Result<(RingHandle, tokio::task::JoinHandle<()>), TransportError> {
+    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+    let transport = Transport::bind_socket(key, cfg.transport.clone(), socket, inbound_tx)?;
+    let listen = transport
+        .local_addr()
+        .map_err(|source| TransportError::Bind {
+            addr: cfg.transport.listen,
+            source,
+        })?;
+    let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let me = Peer {
+        id: node.id(),
+        addr: advertised(listen),
+    };
+    let seed = u64::from_le_bytes(node.id().0[..8].try_into().unwrap_or_default())
+        ^ std::process::id() as u64;
+    let overlay = chat_overlay::Node::new(me, cfg.chord.clone(), seed);
+    let driver = driver::Driver::new(node, overlay, transport.clone(), events.clone());
+    let task = tokio::spawn(tracing::Instrument::instrument(
+        driver.run(inbound_rx, command_rx),
+        tracing::Span::current(),
+    ));
+    if cfg.bootstrap.is_empty() {
+        let _ = commands.try_send(Command::Input(Input::Create));
+    } else {
+        tokio::spawn(tracing::Instrument::in_current_span(bootstrap::run(
+            transport.clone(),
+            cfg.bootstrap,
+            commands.clone(),
+        )));
+    }
+    Ok((
+        RingHandle {
+            commands,
+            transport,
+            events,
+        },
+        task,
+    ))
+}
+
+/// The address other nodes see for us: a wildcard listen address is not dialable, so the
+/// peers' view (the source address of our packets) is what counts; we report the bound one.
+fn advertised(listen: SocketAddr) -> SocketAddr {
+    listen
+}
+
+impl RingHandle {
+    /// The routing state, or `None` when the driver has stopped.
+    pub async fn view(&self) -> Option<RingView> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::View(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Feeds an input to the overlay (e.g. a lookup, or a broadcast once the overlay has one).
+    /// Returns false when the driver's queue is full or it has stopped.
+    pub fn submit(&self, input: Input) -> bool {
+        self.commands.try_send(Command::Input(input)).is_ok()
+    }
+
+    /// Leaves the ring gracefully: the overlay hands our neighbours to each other, and the
+    /// goodbyes are flushed to the peers. Returns true if the leave completed within `deadline`.
+    pub async fn leave(&self, deadline: Duration) -> bool {
+        let work = async {
+            let (tx, rx) = oneshot::channel();
+            self.commands.send(Command::Leave(tx)).await.ok()?;
+            rx.await.ok()?;
+            self.transport.flush(deadline).await;
+            Some(())
+        };
+        matches!(tokio::time::timeout(deadline, work).await, Ok(Some(())))
+    }
+
+    /// Closes every connection (after [`RingHandle::leave`]).
+    pub async fn close(&self, deadline: Duration) {
+        self.transport.close(deadline).await;
+    }
+
+    /// Connected peers, ordered by NodeId.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.transport.peers()
+    }
+
+    /// Drops by reason: the transport's, plus the overlay's invalid and stale messages.
+    pub fn dropped(&self, stats: Option<&Stats>) -> BTreeMap<String, u64> {
+        let mut m: BTreeMap<String, u64> = self
+            .transport
+            .drops()
+            .snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        m.insert("invalid_message".into(), stats.map_or(0, |s| s.invalid));
+        m.insert("stale_response".into(), stats.map_or(0, |s| s.stale));
+        m
+    }
+
+    /// Overlay events (joined, neighbours changed, lookups done, …) from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// The transport, for sending wire messages directly.
+    pub fn transport(&self) -> &Transport<Message> {
+        &self.transport
+    }
+}

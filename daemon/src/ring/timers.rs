@@ -1,0 +1,78 @@
+//! The overlay's timers on tokio: a min-heap of `(deadline, timer)`, polled by the driver.
+//!
+//! The overlay never cancels a timer (an unwanted one is ignored when it fires), so this is a
+//! plain heap. Its size follows the overlay's own bounds (pending requests and lookups); a hard
+//! cap guards against a bug turning into unbounded memory.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use chat_overlay::{Time, Timer};
+
+/// Most timers held at once.
+pub const MAX_TIMERS: usize = 65_536;
+
+/// Armed timers.
+#[derive(Debug, Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(Time, Timer)>>,
+}
+
+impl Timers {
+    /// Arms `timer` for `at`. Returns false (and arms nothing) when the cap is reached.
+    pub fn arm(&mut self, at: Time, timer: Timer) -> bool {
+        if self.heap.len() >= MAX_TIMERS {
+            return false;
+        }
+        self.heap.push(Reverse((at, timer)));
+        true
+    }
+
+    /// The earliest deadline.
+    pub fn next(&self) -> Option<Time> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Removes and returns every timer due at `now`, earliest first.
+    pub fn due(&mut self, now: Time) -> Vec<Timer> {
+        let mut out = Vec::new();
+        while let Some(Reverse((at, _))) = self.heap.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, t))) = self.heap.pop() {
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    /// Number of armed timers.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Whether no timer is armed.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_timers_come_out_in_order_and_later_ones_stay() {
+        let mut t = Timers::default();
+        assert!(t.arm(Time(30), Timer::Stabilize));
+        assert!(t.arm(Time(10), Timer::Rpc(1)));
+        assert!(t.arm(Time(20), Timer::Probe));
+        assert_eq!(t.next(), Some(Time(10)));
+        assert_eq!(t.due(Time(20)), vec![Timer::Rpc(1), Timer::Probe]);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.due(Time(29)), vec![]);
+        assert_eq!(t.due(Time(31)), vec![Timer::Stabilize]);
+        assert!(t.is_empty());
+    }
+}

@@ -1,0 +1,116 @@
+//! In-process tests of the transport: two endpoints on loopback.
+
+use std::time::Duration;
+
+use chat_overlay::wire::{Message, Notice};
+use ed25519_dalek::SigningKey;
+use tokio::sync::mpsc;
+
+use super::*;
+
+fn node(
+    seed: u8,
+) -> (
+    Transport<Message>,
+    mpsc::Receiver<Inbound<Message>>,
+    SigningKey,
+) {
+    let key = SigningKey::from_bytes(&[seed; 32]);
+    let (tx, rx) = mpsc::channel(64);
+    let cfg = Config::new("127.0.0.1:0".parse().expect("addr"), 8);
+    let t = Transport::bind(&key, cfg, tx).expect("binds");
+    (t, rx, key)
+}
+
+fn peer_of(t: &Transport<Message>) -> Peer {
+    Peer {
+        id: t.me(),
+        addr: t.local_addr().expect("addr"),
+    }
+}
+
+async fn next(rx: &mut mpsc::Receiver<Inbound<Message>>) -> Inbound<Message> {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("in time")
+        .expect("open")
+}
+
+#[tokio::test]
+async fn messages_carry_the_certified_sender_both_ways_on_one_connection() {
+    let (a, mut a_rx, _) = node(1);
+    let (b, mut b_rx, _) = node(2);
+    a.send(peer_of(&b), &Message::Notice(Notice::Notify));
+    match next(&mut b_rx).await {
+        Inbound::Message { from, msg } => {
+            assert_eq!(from.id, a.me());
+            assert_eq!(from.addr, a.local_addr().expect("addr"));
+            assert_eq!(msg, Message::Notice(Notice::Notify));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    b.send(peer_of(&a), &Message::Notice(Notice::Notify));
+    assert!(matches!(next(&mut a_rx).await, Inbound::Message { from, .. } if from.id == b.me()));
+    assert_eq!(a.peers().len(), 1, "one connection, reused");
+    assert_eq!(b.peers().len(), 1);
+    assert_eq!(a.peers()[0].id, b.me());
+}
+
+#[tokio::test]
+async fn a_peer_with_another_key_than_expected_is_refused() {
+    let (a, mut a_rx, _) = node(3);
+    let (b, _b_rx, _) = node(4);
+    let (c, _c_rx, _) = node(5);
+    // A believes C lives at B's address: B's certificate proves B, not C.
+    let wrong = Peer {
+        id: c.me(),
+        addr: b.local_addr().expect("addr"),
+    };
+    a.send(wrong, &Message::Notice(Notice::Notify));
+    assert!(matches!(next(&mut a_rx).await, Inbound::Unreachable(id) if id == c.me()));
+    assert_eq!(a.drops().get(Reason::PeerIdMismatch), 1);
+    assert!(a.peers().is_empty());
+    // First contact learns B's real id.
+    let learned = a
+        .first_contact(b.local_addr().expect("addr"))
+        .await
+        .expect("contact");
+    assert_eq!(learned.id, b.me());
+    // Dialling oneself is recognised.
+    let me = a.first_contact(a.local_addr().expect("addr")).await;
+    assert!(matches!(me, Err(TransportError::SelfDial { .. })), "{me:?}");
+}
+
+#[tokio::test]
+async fn bad_frames_close_only_the_offending_connection() {
+    let (a, mut a_rx, _) = node(6);
+    let (bad, _bad_rx, _) = node(7);
+    let (good, _good_rx, _) = node(8);
+    let target = a.local_addr().expect("addr");
+    for (payload, reason) in [
+        (u32::MAX.to_be_bytes().to_vec(), Reason::OversizedFrame),
+        (
+            [&3u32.to_be_bytes()[..], &[0xff, 0xff, 0xff]].concat(),
+            Reason::UndecodableFrame,
+        ),
+        (vec![0, 0, 0, 9, 1], Reason::TruncatedFrame),
+    ] {
+        let conn = bad
+            .dial_raw(target, Expect::Id(a.me()))
+            .await
+            .expect("dial");
+        let mut s = conn.open_uni().await.expect("stream");
+        s.write_all(&payload).await.expect("write");
+        s.finish().expect("finish");
+        let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed())
+            .await
+            .expect("closed by the peer");
+        assert!(
+            matches!(closed, quinn::ConnectionError::ApplicationClosed(ref c) if c.error_code == quinn::VarInt::from_u32(close::PROTOCOL)),
+            "{closed:?}"
+        );
+        assert_eq!(a.drops().get(reason), 1, "{reason:?}");
+    }
+    good.send(peer_of(&a), &Message::Notice(Notice::Notify));
+    assert!(matches!(next(&mut a_rx).await, Inbound::Message { from, .. } if from.id == good.me()));
+}

@@ -1,0 +1,204 @@
+//! A cluster of real chatd processes on distinct 127.0.N.x addresses, with short ring timers,
+//! and checks of the ring they form through `chatctl ring --json`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::{Daemon, Sandbox};
+
+/// Ring timers for tests (the `[ring]` section); the defaults would make the suite slow.
+pub const CONFIG: &str = "[ring]\nstabilize_ms = 150\nfix_fingers_ms = 150\ncheck_predecessor_ms = 300\nrpc_timeout_ms = 300\n";
+
+/// Polls `f` every `every` until it returns `Some` or `deadline` passes.
+pub fn poll<T>(deadline: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// One node of the cluster.
+pub struct Member {
+    pub daemon: Option<Daemon>,
+    pub dir: PathBuf,
+    pub listen: SocketAddr,
+    pub id: String,
+}
+
+/// The cluster.
+pub struct Cluster {
+    pub sandbox: Sandbox,
+    pub net: u8,
+    pub members: Vec<Member>,
+}
+
+impl Cluster {
+    /// An empty cluster whose nodes listen on 127.0.`net`.x.
+    pub fn new(net: u8) -> Cluster {
+        let sandbox = Sandbox::new();
+        sandbox.write_config(CONFIG);
+        Cluster {
+            sandbox,
+            net,
+            members: Vec::new(),
+        }
+    }
+
+    fn socket(dir: &std::path::Path) -> PathBuf {
+        dir.join("run/control.sock")
+    }
+
+    fn command(
+        &self,
+        dir: &std::path::Path,
+        listen: SocketAddr,
+        bootstrap: &[SocketAddr],
+    ) -> Command {
+        let mut cmd = self.sandbox.chatd_bare();
+        cmd.arg("--config")
+            .arg(self.sandbox.config())
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--control")
+            .arg(Self::socket(dir));
+        for b in bootstrap {
+            cmd.arg("--bootstrap").arg(b.to_string());
+        }
+        cmd
+    }
+
+    /// Starts a new node (port chosen by the system) joining through `bootstrap`.
+    pub fn add(&mut self, bootstrap: &[SocketAddr]) -> usize {
+        let i = self.members.len();
+        let dir = self.sandbox.path().join(format!("n{i}"));
+        let ip = format!("127.0.{}.{}", self.net, 10 + i);
+        let listen: SocketAddr = format!("{ip}:0").parse().expect("addr");
+        self.start_at(dir, listen, bootstrap)
+    }
+
+    /// Starts a node with data in `dir` on exactly `listen`.
+    pub fn start_at(
+        &mut self,
+        dir: PathBuf,
+        listen: SocketAddr,
+        bootstrap: &[SocketAddr],
+    ) -> usize {
+        let cmd = self.command(&dir, listen, bootstrap);
+        let daemon = self.sandbox.start(cmd, &Self::socket(&dir));
+        let status = self.json(&dir, &["status", "--json"]).expect("status");
+        let member = Member {
+            daemon: Some(daemon),
+            listen: status["listen_addr"]
+                .as_str()
+                .expect("addr")
+                .parse()
+                .expect("addr"),
+            id: status["node_id"].as_str().expect("id").to_owned(),
+            dir,
+        };
+        self.members.push(member);
+        self.members.len() - 1
+    }
+
+    /// Restarts member `i` (stopped) on its old address with its old data directory.
+    pub fn restart(&mut self, i: usize, bootstrap: &[SocketAddr]) -> String {
+        let m = &self.members[i];
+        let cmd = self.command(&m.dir, m.listen, bootstrap);
+        let daemon = self.sandbox.start(cmd, &Self::socket(&m.dir));
+        let status = self
+            .json(&m.dir.clone(), &["status", "--json"])
+            .expect("status");
+        self.members[i].daemon = Some(daemon);
+        status["node_id"].as_str().expect("id").to_owned()
+    }
+
+    /// `chatctl ARGS --json` against the node in `dir`, parsed; `None` if it failed.
+    pub fn json(&self, dir: &std::path::Path, args: &[&str]) -> Option<serde_json::Value> {
+        let out = self.sandbox.chatctl_at(&Self::socket(dir), args);
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// `chatctl status --json` of member `i`.
+    pub fn status(&self, i: usize) -> Option<serde_json::Value> {
+        self.json(&self.members[i].dir, &["status", "--json"])
+    }
+
+    /// Indices of running members.
+    pub fn live(&self) -> Vec<usize> {
+        (0..self.members.len())
+            .filter(|&i| self.members[i].daemon.is_some())
+            .collect()
+    }
+
+    /// `None` if every live node's successor and predecessor are its neighbours in NodeId
+    /// order; otherwise a description of the first mismatch.
+    pub fn ring_error(&self) -> Option<String> {
+        let live = self.live();
+        let mut ids: Vec<&str> = live.iter().map(|&i| self.members[i].id.as_str()).collect();
+        ids.sort_unstable();
+        for &i in &live {
+            let m = &self.members[i];
+            let Some(ring) = self.json(&m.dir, &["ring", "--json"]) else {
+                return Some(format!("node {i} did not answer"));
+            };
+            let pos = ids.iter().position(|id| *id == m.id).expect("listed");
+            let want_succ = ids[(pos + 1) % ids.len()];
+            let want_pred = ids[(pos + ids.len() - 1) % ids.len()];
+            let succ = ring["successors"][0]["node_id"].as_str().unwrap_or("");
+            let pred = ring["predecessor"]["node_id"].as_str().unwrap_or("");
+            if succ != want_succ || pred != want_pred {
+                return Some(format!(
+                    "node {i} ({}): successor {} want {}, predecessor {} want {}",
+                    &m.id[..8],
+                    short(succ),
+                    &want_succ[..8],
+                    short(pred),
+                    &want_pred[..8]
+                ));
+            }
+        }
+        None
+    }
+
+    /// Waits until the ring is correct; panics with the last mismatch otherwise.
+    pub fn await_ring(&self, deadline: Duration) {
+        let mut last = None;
+        let ok = poll(deadline, Duration::from_millis(250), || {
+            last = self.ring_error();
+            last.is_none().then_some(())
+        });
+        assert!(
+            ok.is_some(),
+            "ring not correct within {deadline:?}: {last:?}"
+        );
+    }
+
+    /// The address of member `i`.
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.members[i].listen
+    }
+
+    /// A drop counter of member `i`.
+    pub fn dropped(&self, i: usize, reason: &str) -> u64 {
+        self.status(i)
+            .and_then(|s| s["dropped"][reason].as_u64())
+            .unwrap_or(0)
+    }
+}
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or("(none)")
+}
