@@ -8,6 +8,7 @@
 //! - [`paths`]: default directories, and the checks made before trusting them;
 //! - [`identity`]: the node's ed25519 key and `NodeId = blake3(public key)`;
 //! - [`nickname`]: what makes a valid nickname;
+//! - [`chat`]: the chat core — signed envelopes, clock, history, live fan-out;
 //! - [`node`]: the running node's shared state — the seam where the overlay plugs in;
 //! - [`control`]: the gRPC control server on a Unix socket, one file per service;
 //! - [`shutdown`]: the shutdown signal, from SIGINT/SIGTERM to every task;
@@ -19,6 +20,7 @@
 //! (`daemon/overlay/`), which has no tokio and no sockets.
 
 pub mod app;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod control;
