@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::chat::Chat;
 use crate::config::Settings;
 use crate::control::ControlSocket;
 use crate::error::Error;
@@ -46,15 +47,27 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             listen_addr,
             settings.bootstrap.clone(),
         ));
+        let (chat, outbound) = Chat::open(
+            &settings.data_dir,
+            identity.signing_key().clone(),
+            settings.nickname.clone(),
+            &settings.chat,
+        )?;
+        // The broadcast layer (QUIC transport) takes `outbound` and feeds
+        // `chat.accept_remote`; until it is wired in, local messages only reach local
+        // subscribers.
+        let _outbound = outbound;
         if node.bootstrap().is_empty() {
             info!("no bootstrap peers: this node founds a new ring");
+            // Founding a ring makes the node its only member at once.
+            node.set_joined(true);
         } else {
             info!(peers = ?node.bootstrap(), "bootstrap peers configured (joining arrives with the QUIC transport)");
         }
 
         let (trigger, stop) = shutdown::channel();
         info!(control = %control.path().display(), listen = %listen_addr, "chatd is running");
-        let server = control.serve(node, stop);
+        let server = control.serve(node, chat, &settings.access, stop);
         tokio::pin!(server);
         tokio::select! {
             sig = signal => {
