@@ -137,10 +137,10 @@ pub enum EnvelopeError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
     /// Empty or only whitespace.
-    #[error("text must not be empty")]
+    #[error("must not be empty or only whitespace")]
     Empty,
     /// Longer than [`MAX_TEXT_BYTES`].
-    #[error("text of {0} bytes exceeds the limit of {MAX_TEXT_BYTES}")]
+    #[error("is {0} bytes; at most {MAX_TEXT_BYTES} are allowed")]
     TooLong(usize),
 }
 

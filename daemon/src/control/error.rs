@@ -158,7 +158,7 @@ mod tests {
             (
                 SendError::Text(crate::chat::envelope::TextError::Empty).into(),
                 Code::InvalidArgument,
-                "text: text must not be empty",
+                "text: must not be empty or only whitespace",
             ),
         ];
         for (err, code, message) in cases {
