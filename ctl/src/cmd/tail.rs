@@ -103,13 +103,26 @@ async fn follow(socket: &Path, printer: Printer, room: String, backlog: u32) -> 
                 },
                 // The stream ended (chatd stopping) or broke: resubscribe after last_id.
                 Ok(None) => break,
-                Err(s) => match client::call_error(socket, s) {
-                    ClientError::Unreachable(_) => break,
-                    other => return Err(other.into()),
-                },
+                Err(s) if is_final(s.code()) => return Err(client::call_error(socket, s).into()),
+                Err(_) => break,
             }
         }
     }
+}
+
+/// Errors that reconnecting cannot fix. Anything else on an open stream (a reset connection
+/// reads as UNKNOWN "h2 protocol error") means chatd went away.
+fn is_final(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        InvalidArgument
+            | NotFound
+            | PermissionDenied
+            | Unauthenticated
+            | FailedPrecondition
+            | Unimplemented
+    )
 }
 
 /// The JSON form of a message: one object per line.
