@@ -61,12 +61,10 @@ async fn send_one(
             Err(s) => return Err(client::call_error(socket, s).into()),
         }
     };
-    if printer.is_json() {
-        if let Some(message) = &response.message {
-            printer
-                .json_line(&crate::cmd::tail::message_json(message))
-                .map_err(Error::Output)?;
-        }
+    if let (true, Some(message)) = (printer.is_json(), &response.message) {
+        printer
+            .json_line(&crate::cmd::tail::message_json(message))
+            .map_err(Error::Output)?;
     }
     Ok(())
 }
