@@ -37,7 +37,8 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             Origin::Created => info!(node_id = %identity.id(), data_dir = %settings.data_dir.display(), "created a new node identity"),
             Origin::Loaded => info!(node_id = %identity.id(), data_dir = %settings.data_dir.display(), "loaded node identity"),
         }
-        let control = ControlSocket::bind(&settings.control_socket).await?;
+        let group = settings.access.group.as_ref().map(|g| g.1);
+        let control = ControlSocket::bind_for_group(&settings.control_socket, group).await?;
         let udp = UdpSocket::bind(settings.listen)
             .map_err(|source| Error::Listen { addr: settings.listen, source })?;
         let listen_addr = udp.local_addr().map_err(|source| Error::Listen { addr: settings.listen, source })?;

@@ -64,6 +64,16 @@ pub struct ControlSocket {
 impl ControlSocket {
     /// Binds the control socket at `path` (see the module docs for the checks).
     pub async fn bind(path: &Path) -> Result<ControlSocket, ControlError> {
+        ControlSocket::bind_for_group(path, None).await
+    }
+
+    /// Binds the control socket at `path`, owned by group `gid` (`control.group`) if given, so
+    /// that the group's members pass the file mode; their credentials are checked again on
+    /// every connection.
+    pub async fn bind_for_group(
+        path: &Path,
+        gid: Option<u32>,
+    ) -> Result<ControlSocket, ControlError> {
         paths::prepare_socket_dir(path)?;
         let io_err = |source| ControlError::Io {
             path: path.into(),
@@ -99,6 +109,10 @@ impl ControlSocket {
         };
         let listener = UnixListener::bind(&tmp).map_err(tmp_err)?;
         let linked = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(SOCKET_MODE))
+            .and_then(|()| match gid {
+                Some(gid) => std::os::unix::fs::chown(&tmp, None, Some(gid)),
+                None => Ok(()),
+            })
             .and_then(|()| std::fs::hard_link(&tmp, path));
         let _ = std::fs::remove_file(&tmp);
         linked.map_err(|e| match e.kind() {
