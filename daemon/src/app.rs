@@ -56,8 +56,9 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         )?;
         // The broadcast layer (QUIC transport) takes `outbound` and feeds
         // `chat.accept_remote`; until it is wired in, local messages only reach local
-        // subscribers.
-        let _outbound = outbound;
+        // subscribers and the queue is drained here so that it never fills.
+        let mut outbound = outbound;
+        tokio::spawn(async move { while outbound.recv().await.is_some() {} });
         if node.bootstrap().is_empty() {
             info!("no bootstrap peers: this node founds a new ring");
             // Founding a ring makes the node its only member at once.
