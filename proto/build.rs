@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["chat/v1/node_service.proto"];
+    let protos = ["chat/v1/chat_service.proto", "chat/v1/node_service.proto"];
     println!("cargo:rerun-if-changed=chat");
 
     let fds = protox::compile(protos, ["."])?;
@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         // Lets chatctl print any message as JSON with exactly the proto's field names.
         .message_attribute(".chat.v1", "#[derive(serde::Serialize)]")
+        .enum_attribute(".chat.v1", "#[derive(serde::Serialize)]")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -13,7 +13,9 @@ Exit status:
   1  any other error
   2  invalid command line
   3  cannot reach chatd (not running, wrong --socket, or no permission)
-  4  chatd answered with an error";
+  4  chatd answered with an error (e.g. invalid argument, rate limited)
+
+Set NO_COLOR to turn off colours (they are only used on a terminal).";
 
 /// chatctl: talk to a running chatd.
 #[derive(Debug, Parser)]
@@ -41,6 +43,35 @@ pub enum Command {
     Peers,
     /// Show the node's ring state: predecessor, successor list and fingers.
     Ring,
+    /// Send a message (no TEXT: one message per line of standard input).
+    Send(SendArgs),
+    /// Show the latest messages, and with -f follow new ones.
+    Tail(TailArgs),
+}
+
+/// `chatctl send`.
+#[derive(Debug, clap::Args, PartialEq, Eq)]
+pub struct SendArgs {
+    /// The room [default: lobby].
+    #[arg(long, short = 'r', value_name = "ROOM")]
+    pub room: Option<String>,
+    /// The message; several words are joined with spaces.
+    #[arg(value_name = "TEXT")]
+    pub text: Vec<String>,
+}
+
+/// `chatctl tail`.
+#[derive(Debug, clap::Args, PartialEq, Eq)]
+pub struct TailArgs {
+    /// Keep printing new messages as they arrive; survives a chatd restart.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// How many of the latest messages to show first (0 with -f: only new ones).
+    #[arg(long, short = 'n', default_value_t = 10, value_name = "N")]
+    pub lines: u32,
+    /// Only this room [default: every room].
+    #[arg(long, short = 'r', value_name = "ROOM")]
+    pub room: Option<String>,
 }
 
 impl Cli {

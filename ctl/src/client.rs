@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::node_service_client::NodeServiceClient;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
@@ -33,11 +34,17 @@ pub enum ClientError {
 
 /// A channel to chatd at `socket`, connected eagerly so that "not running" shows at once.
 pub async fn connect(socket: &Path) -> Result<Channel, ClientError> {
+    connect_with(socket, Some(CALL_TIMEOUT)).await
+}
+
+async fn connect_with(socket: &Path, timeout: Option<Duration>) -> Result<Channel, ClientError> {
     let unreachable = || ClientError::Unreachable(socket.to_owned());
-    let endpoint = Endpoint::try_from("http://chatd.sock")
+    let mut endpoint = Endpoint::try_from("http://chatd.sock")
         .map_err(|_| unreachable())?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(CALL_TIMEOUT);
+        .connect_timeout(CONNECT_TIMEOUT);
+    if let Some(t) = timeout {
+        endpoint = endpoint.timeout(t);
+    }
     let path = socket.to_owned();
     endpoint
         .connect_with_connector(tower::service_fn(move |_| {
@@ -68,6 +75,16 @@ fn io_error_kind(err: &(dyn std::error::Error + 'static)) -> Option<std::io::Err
 /// A `chat.v1.NodeService` client.
 pub async fn node_service(socket: &Path) -> Result<NodeServiceClient<Channel>, ClientError> {
     Ok(NodeServiceClient::new(connect(socket).await?))
+}
+
+/// A `chat.v1.ChatService` client.
+pub async fn chat_service(socket: &Path) -> Result<ChatServiceClient<Channel>, ClientError> {
+    Ok(ChatServiceClient::new(connect(socket).await?))
+}
+
+/// A `chat.v1.ChatService` client without a per-call deadline (for endless streams).
+pub async fn chat_stream(socket: &Path) -> Result<ChatServiceClient<Channel>, ClientError> {
+    Ok(ChatServiceClient::new(connect_with(socket, None).await?))
 }
 
 /// Turns a failed call into a [`ClientError`]: transport failures mean chatd went away.

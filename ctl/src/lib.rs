@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod output;
+pub mod time;
 
 use client::ClientError;
 
@@ -31,6 +32,9 @@ pub enum Error {
     /// Writing the output failed (e.g. a closed pipe).
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    /// Reading standard input failed.
+    #[error("cannot read standard input: {0}")]
+    Input(std::io::Error),
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
@@ -62,6 +66,8 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::Status => cmd::status::run(&socket, printer).await,
             cli::Command::Peers => cmd::peers::run(&socket, printer).await,
             cli::Command::Ring => cmd::ring::run(&socket, printer).await,
+            cli::Command::Send(args) => cmd::send::run(&socket, printer, args).await,
+            cli::Command::Tail(args) => cmd::tail::run(&socket, printer, args).await,
         }
     })
 }

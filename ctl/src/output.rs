@@ -1,5 +1,6 @@
 //! Printing results: aligned `label  value` lines for a person, or one JSON object per result
-//! with the protobuf field names (`--json`). chatctl prints no colours.
+//! with the protobuf field names (`--json`). Colours only on a terminal, and never when
+//! `NO_COLOR` is set (<https://no-color.org>).
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -16,6 +17,27 @@ impl Printer {
     /// A printer for `--json` (`true`) or people (`false`).
     pub fn new(json: bool) -> Printer {
         Printer { json }
+    }
+
+    /// Whether `--json` was given.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Whether to colour the human output: stdout is a terminal and `NO_COLOR` is unset or
+    /// empty.
+    pub fn colour(&self) -> bool {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        !self.json && !no_color && io::stdout().is_terminal()
+    }
+
+    /// Prints `value` as one JSON line and flushes.
+    pub fn json_line<T: Serialize>(&self, value: &T) -> io::Result<()> {
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(&mut out, value)?;
+        writeln!(out)?;
+        out.flush()
     }
 
     /// Prints one result: `value` as JSON, or `fields` as aligned lines.

@@ -13,14 +13,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{Instrument, info, info_span, warn};
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::chat::{Chat, Outbound};
 use crate::config::Settings;
 use crate::control::ControlSocket;
 use crate::error::Error;
 use crate::identity::{Identity, Origin};
 use crate::node::Node;
-use crate::ring::{self, RingConfig};
+use crate::ring::{self, RingConfig, RingHandle};
 use crate::{paths, shutdown, transport};
 
 /// How long in-flight control calls may run after a shutdown signal.
@@ -41,7 +43,8 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             Origin::Created => info!(node_id = %identity.id(), data_dir = %settings.data_dir.display(), "created a new node identity"),
             Origin::Loaded => info!(node_id = %identity.id(), data_dir = %settings.data_dir.display(), "loaded node identity"),
         }
-        let control = ControlSocket::bind(&settings.control_socket).await?;
+        let group = settings.access.group.as_ref().map(|g| g.1);
+        let control = ControlSocket::bind_for_group(&settings.control_socket, group).await?;
         // Bound here (not in the transport) to learn the real port before anything else runs.
         let udp = std::net::UdpSocket::bind(settings.listen)
             .map_err(|source| Error::Listen { addr: settings.listen, source })?;
@@ -52,6 +55,12 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             listen_addr,
             settings.bootstrap.clone(),
         ));
+        let (chat, outbound) = Chat::open(
+            &settings.data_dir,
+            identity.signing_key().clone(),
+            settings.nickname.clone(),
+            &settings.chat,
+        )?;
         if node.bootstrap().is_empty() {
             info!("no bootstrap peers: this node founds a new ring");
         } else {
@@ -62,12 +71,22 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             chord: settings.ring.chord_config(),
             bootstrap: settings.bootstrap.clone(),
         };
-        let (ring, _driver) = ring::start(node.clone(), identity.signing_key(), ring_cfg, udp)?;
+        // Broadcasts that reach us go to the chat store (which verifies again and dedupes);
+        // what our users send goes out as broadcasts.
+        let inbox = chat.clone();
+        let deliver = Box::new(move |env: &chat_overlay::broadcast::Envelope| {
+            if let Err(e) = inbox.accept_remote(&env.payload) {
+                debug!(reason = e.reason(), "broadcast not accepted by the chat store");
+            }
+        });
+        let (ring, _driver) =
+            ring::start(node.clone(), identity.signing_key(), ring_cfg, udp, deliver)?;
         node.attach_ring(ring.clone());
+        tokio::spawn(forward_outbound(outbound, ring.clone()).in_current_span());
 
         let (trigger, stop) = shutdown::channel();
         info!(control = %control.path().display(), listen = %listen_addr, "chatd is running");
-        let server = control.serve(node.clone(), stop);
+        let server = control.serve(node.clone(), chat, &settings.access, stop);
         tokio::pin!(server);
         tokio::select! {
             sig = signal => info!(signal = ?sig, "shutting down"),
@@ -90,4 +109,18 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
     }
     .instrument(span)
     .await
+}
+
+/// Hands every message our users send to the overlay as a broadcast, numbered like the signed
+/// envelope it carries.
+async fn forward_outbound(mut outbound: mpsc::Receiver<Outbound>, ring: RingHandle) {
+    while let Some(msg) = outbound.recv().await {
+        let input = chat_overlay::Input::Broadcast {
+            seq: msg.seq,
+            payload: msg.wire.to_vec(),
+        };
+        if !ring.submit(input) {
+            warn!(id = %msg.id.to_hex(), "ring driver busy or stopped; message kept locally only");
+        }
+    }
 }

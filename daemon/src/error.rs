@@ -27,6 +27,9 @@ pub enum Error {
     /// The control socket could not be served.
     #[error(transparent)]
     Control(#[from] ControlError),
+    /// The chat history could not be opened.
+    #[error(transparent)]
+    Chat(#[from] crate::chat::ChatError),
     /// The peer-facing UDP address could not be bound.
     #[error("node.listen: cannot bind UDP {addr}: {source}")]
     Listen {

@@ -8,6 +8,7 @@
 //! - [`paths`]: default directories, and the checks made before trusting them;
 //! - [`identity`]: the node's ed25519 key and `NodeId = blake3(public key)`;
 //! - [`nickname`]: what makes a valid nickname;
+//! - [`chat`]: the chat core — signed envelopes, clock, history, live fan-out;
 //! - [`node`]: the running node's shared state — the seam where the overlay plugs in;
 //! - [`transport`]: QUIC (quinn) with identity-bound TLS and CBOR frames;
 //! - [`ring`]: the driver running the overlay over the transport;
@@ -21,6 +22,7 @@
 //! (`daemon/overlay/`), which has no tokio and no sockets.
 
 pub mod app;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod control;

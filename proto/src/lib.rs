@@ -35,3 +35,26 @@ mod tests {
         assert!(file.service.iter().any(|s| s.name() == "NodeService"));
     }
 }
+
+#[cfg(test)]
+mod chat_service_tests {
+    use prost::Message;
+
+    #[test]
+    fn descriptor_set_describes_chat_service() {
+        let fds = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET)
+            .expect("descriptor set decodes");
+        let file = fds
+            .file
+            .iter()
+            .find(|f| f.name() == "chat/v1/chat_service.proto")
+            .expect("chat_service.proto is in the set");
+        let service = file
+            .service
+            .iter()
+            .find(|s| s.name() == "ChatService")
+            .expect("ChatService");
+        let methods: Vec<&str> = service.method.iter().map(|m| m.name()).collect();
+        assert_eq!(methods, ["Send", "Subscribe", "History", "ListRooms"]);
+    }
+}

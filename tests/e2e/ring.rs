@@ -1,11 +1,14 @@
 //! End-to-end tests of the ring over QUIC: real chatd processes on 127.0.N.x addresses form a
-//! Chord ring, leave it gracefully, crash, rejoin, and shrug off hostile input.
+//! Chord ring, leave it gracefully, crash, rejoin, and shrug off hostile input; chat messages
+//! sent on any node reach every node exactly once.
 //!
 //! Every wait polls a condition (through `chatctl … --json`) until a deadline; nothing sleeps
 //! and hopes. Ring timers are shortened through the `[ring]` config section.
 
 mod support;
 
+#[path = "ring/chat.rs"]
+mod chat;
 #[path = "ring/cluster.rs"]
 mod cluster;
 #[path = "ring/hostile.rs"]

@@ -2,4 +2,6 @@
 
 pub mod peers;
 pub mod ring;
+pub mod send;
 pub mod status;
+pub mod tail;

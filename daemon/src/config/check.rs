@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use config::{Map, Value, ValueKind};
 
 use super::{
-    ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS,
+    Access, ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS,
     MAX_CONNECTIONS_RANGE, RING_MS_RANGE, RingTimers, Settings, key_error,
 };
+use crate::chat::ChatConfig;
 use crate::env::Env;
 use crate::nickname::Nickname;
 use crate::paths;
@@ -30,6 +31,7 @@ impl Checker {
     ) -> Result<Settings, ConfigError> {
         let mut node = self.section(&mut tree, "node")?;
         let mut control = self.section(&mut tree, "control")?;
+        let mut chat = self.section(&mut tree, "chat")?;
         let mut log = self.section(&mut tree, "log")?;
         let mut transport = self.section(&mut tree, "transport")?;
         let mut ring = self.section(&mut tree, "ring")?;
@@ -69,6 +71,8 @@ impl Checker {
                 Some(v) => self.path("control.socket", v)?,
                 None => paths::default_control_socket(env),
             },
+            access: self.access(&mut control)?,
+            chat: self.chat(&mut chat)?,
             log_filter: match log.remove("filter") {
                 Some(v) => self.filter("log.filter", v)?,
                 None => DEFAULT_LOG_FILTER.to_owned(),
@@ -83,6 +87,7 @@ impl Checker {
         };
         self.no_leftovers("node.", node)?;
         self.no_leftovers("control.", control)?;
+        self.no_leftovers("chat.", chat)?;
         self.no_leftovers("log.", log)?;
         self.no_leftovers("transport.", transport)?;
         self.no_leftovers("ring.", ring)?;
@@ -111,6 +116,141 @@ impl Checker {
                     None => String::new(),
                 },
             },
+        }
+    }
+
+    fn access(&self, control: &mut Map<String, Value>) -> Result<Access, ConfigError> {
+        let d = Access::default();
+        let group = match control.remove("group") {
+            Some(v) => self.group("control.group", v)?,
+            None => None,
+        };
+        let tcp_listen = match control.remove("tcp_listen") {
+            Some(v) => {
+                let origin = self.origin("control.tcp_listen", &v);
+                let text = self.string("control.tcp_listen", v)?;
+                match text.trim() {
+                    "" => None,
+                    t => Some(t.parse().map_err(|_| {
+                        key_error(
+                            "control.tcp_listen",
+                            format!(
+                                "invalid socket address {t:?} (expected IP:PORT, or empty for none)"
+                            ),
+                            origin,
+                        )
+                    })?),
+                }
+            }
+            None => None,
+        };
+        let token = match control.remove("token_file") {
+            Some(v) => {
+                let origin = self.origin("control.token_file", &v);
+                let text = self.string("control.token_file", v)?;
+                match text.trim() {
+                    "" => None,
+                    t => Some(
+                        super::token::read(std::path::Path::new(t))
+                            .map_err(|problem| key_error("control.token_file", problem, origin))?,
+                    ),
+                }
+            }
+            None => None,
+        };
+        if tcp_listen.is_some() && token.is_none() {
+            return Err(key_error(
+                "control.token_file",
+                "must be set when control.tcp_listen is (the TCP listener requires a bearer token)",
+                String::new(),
+            ));
+        }
+        let send_rate = match control.remove("send_rate") {
+            Some(v) => self.number("control.send_rate", v, 0.001, 1e6)?,
+            None => d.send_rate,
+        };
+        let send_burst = match control.remove("send_burst") {
+            Some(v) => self.uint("control.send_burst", v, 1, 1_000_000)? as u32,
+            None => d.send_burst,
+        };
+        Ok(Access {
+            group,
+            tcp_listen,
+            token,
+            send_rate,
+            send_burst,
+        })
+    }
+
+    fn chat(&self, chat: &mut Map<String, Value>) -> Result<ChatConfig, ConfigError> {
+        let d = ChatConfig::default();
+        let mut get = |name: &str, default: u64, max: u64| -> Result<u64, ConfigError> {
+            let key = format!("chat.{name}");
+            match chat.remove(name) {
+                Some(v) => self.uint(&key, v, 1, max),
+                None => Ok(default),
+            }
+        };
+        Ok(ChatConfig {
+            retention_messages: get("retention_messages", d.retention_messages, 1 << 40)?,
+            subscriber_queue: get("subscriber_queue", d.subscriber_queue as u64, 1 << 20)? as usize,
+            max_subscribers: get("max_subscribers", d.max_subscribers as u64, 1 << 20)? as usize,
+            outbound_queue: get("outbound_queue", d.outbound_queue as u64, 1 << 20)? as usize,
+        })
+    }
+
+    fn group(&self, key: &str, value: Value) -> Result<Option<(String, u32)>, ConfigError> {
+        let origin = self.origin(key, &value);
+        let name = self.string(key, value)?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Ok(None);
+        }
+        super::token::lookup_group(name)
+            .map(|gid| Some((name.to_owned(), gid)))
+            .ok_or_else(|| key_error(key, format!("no such group {name:?}"), origin))
+    }
+
+    fn uint(&self, key: &str, value: Value, min: u64, max: u64) -> Result<u64, ConfigError> {
+        let origin = self.origin(key, &value);
+        let n = match &value.kind {
+            ValueKind::I64(n) => u64::try_from(*n).ok(),
+            ValueKind::U64(n) => Some(*n),
+            ValueKind::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if (min..=max).contains(&n) => Ok(n),
+            _ => Err(key_error(
+                key,
+                format!(
+                    "expected a whole number from {min} to {max}, got {}",
+                    describe(&value)
+                ),
+                origin,
+            )),
+        }
+    }
+
+    fn number(&self, key: &str, value: Value, min: f64, max: f64) -> Result<f64, ConfigError> {
+        let origin = self.origin(key, &value);
+        let n = match &value.kind {
+            ValueKind::I64(n) => Some(*n as f64),
+            ValueKind::U64(n) => Some(*n as f64),
+            ValueKind::Float(x) => Some(*x),
+            ValueKind::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        match n {
+            Some(n) if n.is_finite() && (min..=max).contains(&n) => Ok(n),
+            _ => Err(key_error(
+                key,
+                format!(
+                    "expected a number from {min} to {max}, got {}",
+                    describe(&value)
+                ),
+                origin,
+            )),
         }
     }
 

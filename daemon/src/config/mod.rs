@@ -12,6 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 mod check;
+mod token;
 
 use config::{Environment, FileFormat, Map, Source};
 
@@ -33,6 +34,15 @@ pub const KEYS: &[&str] = &[
     "node.data_dir",
     "node.nickname",
     "control.socket",
+    "control.group",
+    "control.tcp_listen",
+    "control.token_file",
+    "control.send_rate",
+    "control.send_burst",
+    "chat.retention_messages",
+    "chat.subscriber_queue",
+    "chat.max_subscribers",
+    "chat.outbound_queue",
     "log.filter",
     "transport.max_connections",
     "ring.stabilize_ms",
@@ -119,12 +129,58 @@ pub struct Settings {
     pub nickname: Option<Nickname>,
     /// Path of the control socket (`control.socket`).
     pub control_socket: PathBuf,
+    /// Access to the control API (`control.*`).
+    pub access: Access,
+    /// Chat core limits (`chat.*`).
+    pub chat: crate::chat::ChatConfig,
     /// Log filter (`log.filter`).
     pub log_filter: String,
     /// Most QUIC connections held at once (`transport.max_connections`).
     pub max_connections: usize,
     /// Ring timer periods (`[ring]`).
     pub ring: RingTimers,
+}
+
+/// Who may use the control API, and how fast (`control.*` keys besides `socket`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Access {
+    /// `control.group`: a group whose members may use the Unix socket, as (name, gid).
+    pub group: Option<(String, u32)>,
+    /// `control.tcp_listen`: a TCP address for remote clients (bearer token required).
+    pub tcp_listen: Option<SocketAddr>,
+    /// `control.token_file`: where the bearer token was read from, and the token.
+    pub token: Option<(PathBuf, Token)>,
+    /// `control.send_rate`: messages per second one client may send (sustained).
+    pub send_rate: f64,
+    /// `control.send_burst`: messages one client may send at once.
+    pub send_burst: u32,
+}
+
+/// Default `control.send_rate`.
+pub const DEFAULT_SEND_RATE: f64 = 5.0;
+/// Default `control.send_burst`.
+pub const DEFAULT_SEND_BURST: u32 = 20;
+
+impl Default for Access {
+    fn default() -> Self {
+        Access {
+            group: None,
+            tcp_listen: None,
+            token: None,
+            send_rate: DEFAULT_SEND_RATE,
+            send_burst: DEFAULT_SEND_BURST,
+        }
+    }
+}
+
+/// A bearer token; never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(pub zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(…)")
+    }
 }
 
 /// A configuration error: one line that names the key (or file) and the problem.
@@ -212,6 +268,22 @@ impl Settings {
         node.insert("nickname".into(), s(nick));
         let mut control = Table::new();
         control.insert("socket".into(), p(&self.control_socket));
+        let a = &self.access;
+        let group = a.group.as_ref().map(|g| g.0.clone()).unwrap_or_default();
+        control.insert("group".into(), s(group));
+        let tcp = a.tcp_listen.map(|t| t.to_string()).unwrap_or_default();
+        control.insert("tcp_listen".into(), s(tcp));
+        let token = a.token.as_ref().map(|t| t.0.to_string_lossy().into_owned());
+        control.insert("token_file".into(), s(token.unwrap_or_default()));
+        control.insert("send_rate".into(), T::Float(a.send_rate));
+        control.insert("send_burst".into(), T::Integer(a.send_burst.into()));
+        let mut chat = Table::new();
+        let int = |n: u64| T::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        let c = &self.chat;
+        chat.insert("retention_messages".into(), int(c.retention_messages));
+        chat.insert("subscriber_queue".into(), int(c.subscriber_queue as u64));
+        chat.insert("max_subscribers".into(), int(c.max_subscribers as u64));
+        chat.insert("outbound_queue".into(), int(c.outbound_queue as u64));
         let mut log = Table::new();
         log.insert("filter".into(), s(self.log_filter.clone()));
         let n = |v: u64| T::Integer(i64::try_from(v).unwrap_or(i64::MAX));
@@ -230,6 +302,7 @@ impl Settings {
         for (name, table) in [
             ("node", node),
             ("control", control),
+            ("chat", chat),
             ("log", log),
             ("transport", transport),
             ("ring", ring),

@@ -297,3 +297,57 @@ fn ring_and_transport_keys_are_checked() {
         assert!(got.starts_with(want), "{text:?}: {got}");
     }
 }
+
+#[test]
+fn control_and_chat_keys_are_checked_by_name() {
+    let cases = [
+        (
+            "[control]\nsend_rate = -1\n",
+            "control.send_rate: expected a number",
+        ),
+        (
+            "[control]\nsend_burst = 0\n",
+            "control.send_burst: expected a whole number",
+        ),
+        (
+            "[control]\ngroup = \"no-such-group-x\"\n",
+            "control.group: no such group",
+        ),
+        (
+            "[control]\ntcp_listen = \"nope\"\n",
+            "control.tcp_listen: invalid socket address",
+        ),
+        (
+            "[control]\ntcp_listen = \"127.0.0.1:1\"\n",
+            "control.token_file: must be set",
+        ),
+        (
+            "[control]\ntoken_file = \"/nonexistent/token\"\n",
+            "control.token_file: cannot read",
+        ),
+        (
+            "[chat]\nretention_messages = 0\n",
+            "chat.retention_messages: expected a whole number",
+        ),
+        (
+            "[chat]\nsubscriber_queue = \"x\"\n",
+            "chat.subscriber_queue: expected a whole number",
+        ),
+        ("[chat]\ncolour = 1\n", "chat.colour: unknown key"),
+    ];
+    for (text, want) in cases {
+        let f = file(text);
+        let got = err(&with_file(&f), &home_env(&[]));
+        assert!(
+            got.starts_with(want),
+            "{text:?}: want {want:?}, got {got:?}"
+        );
+    }
+    let env = home_env(&[
+        ("CHATD_CHAT__SUBSCRIBER_QUEUE", "16"),
+        ("CHATD_CONTROL__GROUP", "0"),
+    ]);
+    let s = Settings::load(&with_file(&file("")), &env).expect("env values");
+    assert_eq!(s.chat.subscriber_queue, 16);
+    assert_eq!(s.access.group, Some(("0".to_owned(), 0)));
+}

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use tonic::{Code, Status};
 
+use crate::chat::{ChatError, SendError};
 use crate::paths::PathError;
 
 /// Why the control server could not start or stopped with an error.
@@ -27,6 +28,15 @@ pub enum ControlError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The TCP listener could not be bound.
+    #[error("control.tcp_listen: cannot listen on {addr}: {source}")]
+    Tcp {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// The reflection service could not be built.
+    #[error("control server: reflection: {0}")]
+    Reflection(String),
     /// The gRPC server failed.
     #[error("control server: {0}")]
     Serve(#[source] tonic::transport::Error),
@@ -44,9 +54,41 @@ pub enum ApiError {
     /// The node cannot serve this now (e.g. it has not joined a ring yet); retrying may help.
     #[error("{0}")]
     Unavailable(String),
+    /// A rate or capacity limit was hit; retrying later may help.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// The client did not prove who it is (missing or wrong bearer token).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The client is known but not allowed (e.g. not in `control.group`).
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A bug or an unexpected failure inside chatd. Details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ApiError {
+    /// A bad request field: the message starts with the field's name.
+    pub fn field(name: &str, problem: impl std::fmt::Display) -> ApiError {
+        ApiError::InvalidArgument(format!("{name}: {problem}"))
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(err: ChatError) -> ApiError {
+        ApiError::Internal(err.to_string())
+    }
+}
+
+impl From<SendError> for ApiError {
+    fn from(err: SendError) -> ApiError {
+        match err {
+            SendError::Text(e) => ApiError::field("text", e),
+            SendError::Busy => ApiError::ResourceExhausted(err.to_string()),
+            SendError::Chat(e) => e.into(),
+        }
+    }
 }
 
 impl From<ApiError> for Status {
@@ -55,6 +97,9 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument(m) => Status::new(Code::InvalidArgument, m),
             ApiError::NotFound(m) => Status::new(Code::NotFound, m),
             ApiError::Unavailable(m) => Status::new(Code::Unavailable, m),
+            ApiError::ResourceExhausted(m) => Status::new(Code::ResourceExhausted, m),
+            ApiError::Unauthenticated(m) => Status::new(Code::Unauthenticated, m),
+            ApiError::PermissionDenied(m) => Status::new(Code::PermissionDenied, m),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error in control API");
                 Status::new(Code::Internal, "internal error (see chatd's log)")
@@ -84,6 +129,36 @@ mod tests {
                 ApiError::Unavailable("not joined".into()),
                 Code::Unavailable,
                 "not joined",
+            ),
+            (
+                ApiError::ResourceExhausted("slow down".into()),
+                Code::ResourceExhausted,
+                "slow down",
+            ),
+            (
+                ApiError::Unauthenticated("token".into()),
+                Code::Unauthenticated,
+                "token",
+            ),
+            (
+                ApiError::PermissionDenied("group".into()),
+                Code::PermissionDenied,
+                "group",
+            ),
+            (
+                ApiError::field("room", "bad"),
+                Code::InvalidArgument,
+                "room: bad",
+            ),
+            (
+                SendError::Busy.into(),
+                Code::ResourceExhausted,
+                "too many messages waiting to be sent to the ring; try again shortly",
+            ),
+            (
+                SendError::Text(crate::chat::envelope::TextError::Empty).into(),
+                Code::InvalidArgument,
+                "text: must not be empty or only whitespace",
             ),
         ];
         for (err, code, message) in cases {

@@ -7,11 +7,16 @@
 //! [`ControlSocket::serve`] runs the services until shutdown; the socket file is removed when the
 //! [`ControlSocket`] is dropped, unless another process has replaced it meanwhile.
 //!
-//! One file per gRPC service (`node_service.rs`, …); domain errors become `tonic::Status` in
-//! one place, `error.rs`.
+//! One file per gRPC service (`node_service.rs`, `chat_service.rs`; the standard health and
+//! reflection services in `standard.rs`); who may call is decided in `access.rs` (peer
+//! credentials on the socket, a bearer token on the optional TCP listener); domain errors
+//! become `tonic::Status` in one place, `error.rs`.
 
+pub mod access;
+mod chat_service;
 mod error;
 mod node_service;
+mod standard;
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -21,11 +26,24 @@ use std::time::Duration;
 
 use chat_proto::v1::node_service_server::NodeServiceServer;
 use tokio::net::{UnixListener, UnixStream};
-use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tracing::{info, warn};
 
+pub use chat_service::ChatApi;
 pub use error::{ApiError, ControlError};
 pub use node_service::NodeApi;
+
+use access::{Conn, Gate, UnixPolicy};
+use chat_proto::v1::chat_service_server::ChatServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::chat::Chat;
+use crate::chat::ratelimit::Rate;
+use crate::config::Access;
+
+/// Connections accepted but not yet picked up by the server, at most.
+const ACCEPT_BACKLOG: usize = 64;
 
 use crate::node::Node;
 use crate::paths;
@@ -46,6 +64,16 @@ pub struct ControlSocket {
 impl ControlSocket {
     /// Binds the control socket at `path` (see the module docs for the checks).
     pub async fn bind(path: &Path) -> Result<ControlSocket, ControlError> {
+        ControlSocket::bind_for_group(path, None).await
+    }
+
+    /// Binds the control socket at `path`, owned by group `gid` (`control.group`) if given, so
+    /// that the group's members pass the file mode; their credentials are checked again on
+    /// every connection.
+    pub async fn bind_for_group(
+        path: &Path,
+        gid: Option<u32>,
+    ) -> Result<ControlSocket, ControlError> {
         paths::prepare_socket_dir(path)?;
         let io_err = |source| ControlError::Io {
             path: path.into(),
@@ -81,6 +109,10 @@ impl ControlSocket {
         };
         let listener = UnixListener::bind(&tmp).map_err(tmp_err)?;
         let linked = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(SOCKET_MODE))
+            .and_then(|()| match gid {
+                Some(gid) => std::os::unix::fs::chown(&tmp, None, Some(gid)),
+                None => Ok(()),
+            })
             .and_then(|()| std::fs::hard_link(&tmp, path));
         let _ = std::fs::remove_file(&tmp);
         linked.map_err(|e| match e.kind() {
@@ -100,18 +132,109 @@ impl ControlSocket {
 impl ControlSocket {
     /// Serves every control service until `shutdown` fires, then stops accepting and lets
     /// in-flight calls finish; the caller bounds how long it waits for that. The socket file
-    /// is removed when this future completes or is dropped.
-    pub async fn serve(self, node: Arc<Node>, mut shutdown: Shutdown) -> Result<(), ControlError> {
+    /// is removed when this future completes or is dropped. With `access.tcp_listen` set, the
+    /// same services are served there too (bearer token required).
+    pub async fn serve(
+        self,
+        node: Arc<Node>,
+        chat: Chat,
+        access: &Access,
+        mut shutdown: Shutdown,
+    ) -> Result<(), ControlError> {
         let ControlSocket { listener, guard } = self;
+        let (tx, rx) = mpsc::channel::<io::Result<Conn>>(ACCEPT_BACKLOG);
+        let policy = UnixPolicy {
+            own_uid: rustix::process::geteuid().as_raw(),
+            group: access.group.as_ref().map(|g| g.1),
+        };
+        let mut accepters = vec![tokio::spawn(accept_unix(listener, policy, tx.clone()))];
+        if let Some(addr) = access.tcp_listen {
+            let tcp = TcpListener::bind(addr)
+                .await
+                .map_err(|source| ControlError::Tcp { addr, source })?;
+            let local = tcp.local_addr().unwrap_or(addr);
+            info!(tcp = %local, "control API also on TCP (bearer token required)");
+            accepters.push(tokio::spawn(accept_tcp(tcp, tx)));
+        } else {
+            drop(tx);
+        }
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in standard::HEALTH_SERVICES {
+            health
+                .set_service_status(*name, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+        let health_task = tokio::spawn(standard::follow_membership(health, node.clone()));
+        let (reflection_v1, reflection_v1alpha) =
+            standard::reflection().map_err(|e| ControlError::Reflection(e.to_string()))?;
+        let rate = Rate {
+            per_second: access.send_rate,
+            burst: f64::from(access.send_burst),
+        };
+        let gate = Gate::new(access.token.as_ref().map(|t| t.1.clone()));
         let result = tonic::transport::Server::builder()
-            .add_service(NodeServiceServer::new(NodeApi::new(node)))
-            .serve_with_incoming_shutdown(UnixListenerStream::new(listener), async move {
-                shutdown.recv().await
-            })
+            .layer(tonic::service::InterceptorLayer::new(move |r| {
+                gate.check(r)
+            }))
+            .add_service(NodeServiceServer::new(NodeApi::new(node.clone())))
+            .add_service(ChatServiceServer::new(ChatApi::new(chat, node, rate)))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .serve_with_incoming_shutdown(
+                ReceiverStream::new(rx),
+                async move { shutdown.recv().await },
+            )
             .await
             .map_err(ControlError::Serve);
+        for task in accepters {
+            task.abort();
+        }
+        health_task.abort();
         drop(guard);
         result
+    }
+}
+
+/// Accepts Unix connections, recording each peer's credentials.
+async fn accept_unix(
+    listener: UnixListener,
+    policy: UnixPolicy,
+    tx: mpsc::Sender<io::Result<Conn>>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let info = policy.classify(&stream);
+                if tx.send(Ok(Conn::Unix(stream, info))).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "control socket: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Accepts TCP connections.
+async fn accept_tcp(listener: TcpListener, tx: mpsc::Sender<io::Result<Conn>>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, addr)) => {
+                let _ = stream.set_nodelay(true);
+                let conn = Conn::Tcp(stream, access::ClientInfo::Tcp { addr });
+                if tx.send(Ok(conn)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "control TCP listener: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 

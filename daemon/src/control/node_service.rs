@@ -68,13 +68,13 @@ impl NodeService for NodeApi {
                 .map(|p| p.id.to_hex())
                 .unwrap_or_default();
             resp.ring_size_estimate = if v.member { v.size_estimate } else { 0 };
+            resp.messages_sent = v.broadcast.originated;
+            resp.messages_received = v.broadcast.delivered;
+            resp.messages_forwarded = v.broadcast.payload_sends;
         }
         if let Some(r) = ring {
             resp.peers_connected = u32::try_from(r.peers().len()).unwrap_or(u32::MAX);
-            resp.dropped = r
-                .dropped(view.as_ref().map(|v| &v.stats))
-                .into_iter()
-                .collect();
+            resp.dropped = r.dropped(view.as_ref()).into_iter().collect();
         }
         Ok(Response::new(resp))
     }

@@ -26,6 +26,7 @@ pub(super) struct Driver {
     timers: Timers,
     epoch: Instant,
     leave_waiters: Vec<oneshot::Sender<()>>,
+    deliver: super::Deliver,
 }
 
 impl Driver {
@@ -34,6 +35,7 @@ impl Driver {
         overlay: chat_overlay::Node,
         transport: Transport<Message>,
         events: broadcast::Sender<Event>,
+        deliver: super::Deliver,
     ) -> Driver {
         Driver {
             node,
@@ -43,6 +45,7 @@ impl Driver {
             timers: Timers::default(),
             epoch: Instant::now(),
             leave_waiters: Vec::new(),
+            deliver,
         }
     }
 
@@ -130,6 +133,10 @@ impl Driver {
             Event::PredecessorChanged(p) => {
                 debug!(predecessor = ?p.map(|p| p.id.short()), "predecessor changed")
             }
+            Event::Deliver { env, .. } => (self.deliver)(env),
+            Event::BroadcastRefused { seq, error } => {
+                warn!(seq, %error, "broadcast refused by the overlay")
+            }
             _ => {}
         }
         let _ = self.events.send(event);
@@ -144,6 +151,7 @@ impl Driver {
             fingers: self.overlay.fingers().to_vec(),
             size_estimate: self.overlay.ring_size_estimate(),
             stats: self.overlay.stats().clone(),
+            broadcast: self.overlay.broadcast_stats().clone(),
         }
     }
 }

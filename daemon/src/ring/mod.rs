@@ -62,7 +62,13 @@ pub struct RingView {
     pub size_estimate: u64,
     /// The overlay's counters.
     pub stats: Stats,
+    /// The broadcast counters.
+    pub broadcast: chat_overlay::broadcast::BroadcastStats,
 }
+
+/// Where the driver hands each broadcast the first time it arrives (validated, de-duplicated).
+/// Called inline, so nothing is lost between the overlay and the application.
+pub type Deliver = Box<dyn FnMut(&chat_overlay::broadcast::Envelope) + Send>;
 
 /// Settings of the driver and its transport.
 #[derive(Debug, Clone)]
@@ -96,6 +102,7 @@ pub fn start(
     key: &SigningKey,
     cfg: RingConfig,
     socket: std::net::UdpSocket,
+    deliver: Deliver,
 ) -> Result<(RingHandle, tokio::task::JoinHandle<()>), TransportError> {
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let transport = Transport::bind_socket(key, cfg.transport.clone(), socket, inbound_tx)?;
@@ -113,8 +120,9 @@ pub fn start(
     };
     let seed = u64::from_le_bytes(node.id().0[..8].try_into().unwrap_or_default())
         ^ std::process::id() as u64;
-    let overlay = chat_overlay::Node::new(me, cfg.chord.clone(), seed);
-    let driver = driver::Driver::new(node, overlay, transport.clone(), events.clone());
+    let mut overlay = chat_overlay::Node::new(me, cfg.chord.clone(), seed);
+    overlay.set_validator(Box::new(crate::chat::Chat::validate_broadcast));
+    let driver = driver::Driver::new(node, overlay, transport.clone(), events.clone(), deliver);
     let task = tokio::spawn(tracing::Instrument::instrument(
         driver.run(inbound_rx, command_rx),
         tracing::Span::current(),
@@ -182,7 +190,8 @@ impl RingHandle {
     }
 
     /// Drops by reason: the transport's, plus the overlay's invalid and stale messages.
-    pub fn dropped(&self, stats: Option<&Stats>) -> BTreeMap<String, u64> {
+    pub fn dropped(&self, view: Option<&RingView>) -> BTreeMap<String, u64> {
+        let stats = view.map(|v| &v.stats);
         let mut m: BTreeMap<String, u64> = self
             .transport
             .drops()
@@ -192,6 +201,18 @@ impl RingHandle {
             .collect();
         m.insert("invalid_message".into(), stats.map_or(0, |s| s.invalid));
         m.insert("stale_response".into(), stats.map_or(0, |s| s.stale));
+        if let Some(b) = view.map(|v| &v.broadcast) {
+            for (k, n) in [
+                ("broadcast_bad_id", b.dropped_bad_id),
+                ("bad_signature", b.dropped_invalid),
+                ("broadcast_out_of_range", b.dropped_out_of_range),
+                ("broadcast_oversized", b.dropped_oversized),
+                ("rate_limited", b.dropped_rate),
+                ("broadcast_busy", b.dropped_busy),
+            ] {
+                m.insert(k.into(), n);
+            }
+        }
         m
     }
 

@@ -1,0 +1,167 @@
+//! `chatctl tail [-f] [-n N] [--room R]`: the latest messages, then (with `-f`) new ones.
+//!
+//! Without `-f` it reads History. With `-f` it subscribes with a backlog of N, remembers the
+//! id of the last message printed, and whenever the stream ends — chatd restarted, or this
+//! client lagged — subscribes again after that id, so nothing is printed twice or skipped.
+//! While chatd is away it retries with a capped backoff (and says so once on a terminal).
+//! `--json` prints one object per line: id, room, from, from_id, text, ts (RFC 3339), and more.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use chat_proto::v1::{ChatMessage, HistoryRequest, SubscribeRequest, subscribe_response};
+use serde_json::json;
+
+use crate::Error;
+use crate::cli::TailArgs;
+use crate::client::{self, ClientError};
+use crate::output::Printer;
+
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Runs `tail`.
+pub async fn run(socket: &Path, printer: Printer, args: TailArgs) -> Result<(), Error> {
+    let room = args.room.clone().unwrap_or_default();
+    if !args.follow {
+        let mut api = client::chat_service(socket).await?;
+        let page = api
+            .history(HistoryRequest {
+                room,
+                limit: args.lines.max(1),
+                ..HistoryRequest::default()
+            })
+            .await
+            .map_err(|s| client::call_error(socket, s))?
+            .into_inner();
+        if args.lines == 0 {
+            return Ok(());
+        }
+        for m in &page.messages {
+            print(printer, m)?;
+        }
+        return Ok(());
+    }
+    follow(socket, printer, room, args.lines).await
+}
+
+async fn follow(socket: &Path, printer: Printer, room: String, backlog: u32) -> Result<(), Error> {
+    let mut last_id = String::new();
+    let mut backoff = Duration::from_millis(100);
+    let mut first = true;
+    let mut said_away = false;
+    loop {
+        let attempt = async {
+            let mut api = client::chat_stream(socket).await?;
+            let request = SubscribeRequest {
+                room: room.clone(),
+                resume_after_id: last_id.clone(),
+                backlog: if first { backlog } else { 0 },
+            };
+            api.subscribe(request)
+                .await
+                .map_err(|s| client::call_error(socket, s))
+                .map(|r| r.into_inner())
+        };
+        let mut stream = match attempt.await {
+            Ok(stream) => stream,
+            Err(ClientError::Unreachable(_)) if !first => {
+                if !said_away && std::io::stderr().is_terminal() {
+                    eprintln!("chatctl: chatd went away; reconnecting…");
+                    said_away = true;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        first = false;
+        said_away = false;
+        backoff = Duration::from_millis(100);
+        loop {
+            match stream.message().await {
+                Ok(Some(event)) => match event.event {
+                    Some(subscribe_response::Event::Message(m)) => {
+                        print(printer, &m)?;
+                        last_id = m.id;
+                    }
+                    Some(subscribe_response::Event::Lagged(lag)) => {
+                        if std::io::stderr().is_terminal() {
+                            eprintln!(
+                                "chatctl: fell behind by {} messages; catching up",
+                                lag.missed
+                            );
+                        }
+                        if !lag.resume_after_id.is_empty() {
+                            last_id = lag.resume_after_id;
+                        }
+                        break;
+                    }
+                    None => {}
+                },
+                // The stream ended (chatd stopping) or broke: resubscribe after last_id.
+                Ok(None) => break,
+                Err(s) if is_final(s.code()) => return Err(client::call_error(socket, s).into()),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Errors that reconnecting cannot fix. Anything else on an open stream (a reset connection
+/// reads as UNKNOWN "h2 protocol error") means chatd went away.
+fn is_final(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        InvalidArgument
+            | NotFound
+            | PermissionDenied
+            | Unauthenticated
+            | FailedPrecondition
+            | Unimplemented
+    )
+}
+
+/// The JSON form of a message: one object per line.
+pub fn message_json(m: &ChatMessage) -> serde_json::Value {
+    json!({
+        "id": m.id,
+        "room": m.room,
+        "from": m.from,
+        "from_id": m.from_id,
+        "text": m.text,
+        "ts": crate::time::rfc3339(m.sent_at_unix_ms),
+        "sequence": m.sequence,
+        "hlc": m.hlc,
+    })
+}
+
+fn print(printer: Printer, m: &ChatMessage) -> Result<(), Error> {
+    if printer.is_json() {
+        return printer.json_line(&message_json(m)).map_err(Error::Output);
+    }
+    let from = if m.from.is_empty() {
+        format!("{}…", m.from_id.get(..8).unwrap_or(&m.from_id))
+    } else {
+        m.from.clone()
+    };
+    let from = if printer.colour() {
+        format!("\x1b[1;36m{from}\x1b[0m")
+    } else {
+        from
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}  [{}] {}: {}",
+        crate::time::short(m.sent_at_unix_ms),
+        m.room,
+        from,
+        m.text.replace(['\n', '\r'], " ")
+    )
+    .and_then(|()| out.flush())
+    .map_err(Error::Output)
+}

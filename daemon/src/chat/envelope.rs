@@ -1,0 +1,297 @@
+//! Signed chat envelopes: the unit every node verifies, stores and forwards.
+//!
+//! Wire form (CBOR, ciborium): `[signed: bytes, signature: bytes(64)]`, where `signed` is the
+//! CBOR encoding of `[1 (version), origin: bytes(32), seq: uint, hlc: uint, kind: uint,
+//! room: text, body: text, nick: text]`. The ed25519 signature covers exactly the `signed`
+//! bytes, and the message id is `blake3(signed)`, so re-encoding the outer array cannot change
+//! a message's identity. Every limit is checked before anything is trusted: the whole frame is
+//! at most [`MAX_WIRE_BYTES`], the text at most [`MAX_TEXT_BYTES`], the room a valid [`Room`],
+//! the nickname empty or a valid [`Nickname`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use chat_overlay::NodeId;
+use ciborium::Value;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+
+use super::hlc::Timestamp;
+use super::room::Room;
+use crate::nickname::Nickname;
+
+/// Envelope format version.
+const VERSION: u64 = 1;
+/// Longest message text, in bytes of UTF-8.
+pub const MAX_TEXT_BYTES: usize = 4096;
+/// Longest encoded envelope accepted from anywhere.
+pub const MAX_WIRE_BYTES: usize = 8192;
+
+/// A message id: blake3 of the signed envelope bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub [u8; 32]);
+
+impl MessageId {
+    /// 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageId({})", &self.to_hex()[..12])
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// A string that is not a message id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a message id (expected 64 hex digits)")]
+pub struct BadMessageId;
+
+impl FromStr for MessageId {
+    type Err = BadMessageId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(|_| BadMessageId)?;
+        Ok(MessageId(out))
+    }
+}
+
+/// What a message does. Only text messages exist so far; later kinds (edit, delete, join,
+/// leave, presence, nick) get new numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An ordinary text message.
+    Text,
+}
+
+impl Kind {
+    /// The number on the wire and in the store.
+    pub fn code(self) -> u64 {
+        match self {
+            Kind::Text => 1,
+        }
+    }
+
+    /// The kind for a wire number.
+    pub fn from_code(code: u64) -> Option<Kind> {
+        match code {
+            1 => Some(Kind::Text),
+            _ => None,
+        }
+    }
+}
+
+/// A verified chat message (or one this node just signed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// blake3 of the signed bytes.
+    pub id: MessageId,
+    /// The origin's public key.
+    pub origin: VerifyingKey,
+    /// The origin's sequence number (1, 2, …).
+    pub seq: u64,
+    /// The origin's hybrid logical timestamp.
+    pub hlc: Timestamp,
+    /// What the message does.
+    pub kind: Kind,
+    /// The room.
+    pub room: Room,
+    /// The text.
+    pub text: String,
+    /// The origin's nickname when it sent the message.
+    pub nick: Option<Nickname>,
+    /// The wire form, to forward unchanged.
+    pub wire: Vec<u8>,
+}
+
+impl Message {
+    /// The origin's node id.
+    pub fn from_id(&self) -> NodeId {
+        crate::identity::node_id(&self.origin)
+    }
+}
+
+/// Why bytes are not a valid envelope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// Larger than [`MAX_WIRE_BYTES`].
+    #[error("envelope of {0} bytes exceeds the limit of {MAX_WIRE_BYTES}")]
+    Oversized(usize),
+    /// Not the expected CBOR structure, or a field out of range.
+    #[error("malformed envelope: {0}")]
+    Malformed(&'static str),
+    /// The signature does not verify with the origin key.
+    #[error("bad signature")]
+    BadSignature,
+}
+
+/// Why a local message cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    /// Empty or only whitespace.
+    #[error("must not be empty or only whitespace")]
+    Empty,
+    /// Longer than [`MAX_TEXT_BYTES`].
+    #[error("is {0} bytes; at most {MAX_TEXT_BYTES} are allowed")]
+    TooLong(usize),
+}
+
+/// Checks a text before it is signed.
+pub fn check_text(text: &str) -> Result<(), TextError> {
+    if text.trim().is_empty() {
+        return Err(TextError::Empty);
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(TextError::TooLong(text.len()));
+    }
+    Ok(())
+}
+
+/// The fields of a message to sign.
+#[derive(Debug, Clone)]
+pub struct Draft<'a> {
+    /// Sequence number.
+    pub seq: u64,
+    /// Timestamp.
+    pub hlc: Timestamp,
+    /// Room.
+    pub room: &'a Room,
+    /// Text (checked with [`check_text`]).
+    pub text: &'a str,
+    /// Nickname.
+    pub nick: Option<&'a Nickname>,
+}
+
+/// Signs a draft with `key`.
+pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<Message, TextError> {
+    check_text(draft.text)?;
+    let origin = key.verifying_key();
+    let signed_value = Value::Array(vec![
+        Value::from(VERSION),
+        Value::Bytes(origin.as_bytes().to_vec()),
+        Value::from(draft.seq),
+        Value::from(draft.hlc.0),
+        Value::from(Kind::Text.code()),
+        Value::Text(draft.room.as_str().to_owned()),
+        Value::Text(draft.text.to_owned()),
+        Value::Text(draft.nick.map(|n| n.to_string()).unwrap_or_default()),
+    ]);
+    let signed = to_vec(&signed_value);
+    let signature = key.sign(&signed);
+    let wire = to_vec(&Value::Array(vec![
+        Value::Bytes(signed.clone()),
+        Value::Bytes(signature.to_bytes().to_vec()),
+    ]));
+    Ok(Message {
+        id: MessageId(blake3::hash(&signed).into()),
+        origin,
+        seq: draft.seq,
+        hlc: draft.hlc,
+        kind: Kind::Text,
+        room: draft.room.clone(),
+        text: draft.text.to_owned(),
+        nick: draft.nick.cloned(),
+        wire,
+    })
+}
+
+fn to_vec(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = ciborium::into_writer(value, &mut out);
+    out
+}
+
+/// Decodes and verifies an envelope from anywhere (peer, store).
+pub fn open(wire: &[u8]) -> Result<Message, EnvelopeError> {
+    use EnvelopeError::{BadSignature, Malformed};
+    if wire.len() > MAX_WIRE_BYTES {
+        return Err(EnvelopeError::Oversized(wire.len()));
+    }
+    let outer: Value = ciborium::from_reader(wire).map_err(|_| Malformed("not CBOR"))?;
+    let [signed, sig] = array::<2>(outer).ok_or(Malformed("expected [signed, signature]"))?;
+    let signed = bytes(signed).ok_or(Malformed("signed part is not bytes"))?;
+    let sig: [u8; 64] = bytes(sig)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(Malformed("signature is not 64 bytes"))?;
+    let inner: Value = ciborium::from_reader(signed.as_slice())
+        .map_err(|_| Malformed("signed part is not CBOR"))?;
+    let [version, origin, seq, hlc, kind, room, body, nick] =
+        array::<8>(inner).ok_or(Malformed("expected 8 envelope fields"))?;
+    if uint(version) != Some(VERSION) {
+        return Err(Malformed("unknown envelope version"));
+    }
+    let origin: [u8; 32] = bytes(origin)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(Malformed("origin is not a 32-byte key"))?;
+    let origin = VerifyingKey::from_bytes(&origin).map_err(|_| Malformed("origin is not a key"))?;
+    let in_range = |v: Option<u64>| v.filter(|n| (1..=i64::MAX as u64).contains(n));
+    let seq = in_range(uint(seq)).ok_or(Malformed("sequence number out of range"))?;
+    let hlc = in_range(uint(hlc)).ok_or(Malformed("timestamp out of range"))?;
+    let kind = uint(kind)
+        .and_then(Kind::from_code)
+        .ok_or(Malformed("unknown kind"))?;
+    let room: Room = text(room)
+        .and_then(|r| r.parse().ok())
+        .ok_or(Malformed("invalid room"))?;
+    let body = text(body).ok_or(Malformed("body is not text"))?;
+    check_text(&body).map_err(|_| Malformed("empty or oversized text"))?;
+    let nick = match text(nick).ok_or(Malformed("nickname is not text"))? {
+        n if n.is_empty() => None,
+        n => Some(n.parse().map_err(|_| Malformed("invalid nickname"))?),
+    };
+    origin
+        .verify_strict(&signed, &Signature::from_bytes(&sig))
+        .map_err(|_| BadSignature)?;
+    Ok(Message {
+        id: MessageId(blake3::hash(&signed).into()),
+        origin,
+        seq,
+        hlc: Timestamp(hlc),
+        kind,
+        room,
+        text: body,
+        nick,
+        wire: wire.to_vec(),
+    })
+}
+
+fn array<const N: usize>(v: Value) -> Option<[Value; N]> {
+    match v {
+        Value::Array(items) => items.try_into().ok(),
+        _ => None,
+    }
+}
+
+fn bytes(v: Value) -> Option<Vec<u8>> {
+    match v {
+        Value::Bytes(b) => Some(b),
+        _ => None,
+    }
+}
+
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::Text(t) => Some(t),
+        _ => None,
+    }
+}
+
+fn uint(v: Value) -> Option<u64> {
+    match v {
+        Value::Integer(i) => u64::try_from(i128::from(i)).ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[path = "envelope_tests.rs"]
+mod tests;

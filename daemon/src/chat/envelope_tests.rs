@@ -1,0 +1,90 @@
+//! Unit tests for [`super`]: round trip, tampering, limits and malformed input.
+
+use super::*;
+
+fn key() -> SigningKey {
+    SigningKey::from_bytes(&[4; 32])
+}
+
+fn draft<'a>(room: &'a Room, text: &'a str, nick: Option<&'a Nickname>) -> Draft<'a> {
+    Draft {
+        seq: 1,
+        hlc: Timestamp::new(1_700_000_000_000, 0),
+        room,
+        text,
+        nick,
+    }
+}
+
+#[test]
+fn signed_messages_open_to_the_same_message() {
+    let room = Room::lobby();
+    let nick: Nickname = "alice".parse().expect("nick");
+    let msg = sign(&key(), &draft(&room, "hello", Some(&nick))).expect("signs");
+    let opened = open(&msg.wire).expect("opens");
+    assert_eq!(opened, msg);
+    assert_eq!(
+        opened.from_id(),
+        crate::identity::node_id(&key().verifying_key())
+    );
+    assert_eq!(opened.id.to_hex().parse::<MessageId>(), Ok(opened.id));
+}
+
+#[test]
+fn any_flipped_bit_is_refused() {
+    let room = Room::lobby();
+    let msg = sign(&key(), &draft(&room, "hello", None)).expect("signs");
+    for i in 0..msg.wire.len() {
+        for bit in 0..8 {
+            let mut bad = msg.wire.clone();
+            bad[i] ^= 1 << bit;
+            if let Ok(m) = open(&bad) {
+                // A flip in CBOR framing can only re-encode the same content.
+                assert_eq!(m.id, msg.id, "byte {i} bit {bit} changed the message");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_signature_from_another_key_is_refused() {
+    let room = Room::lobby();
+    let msg = sign(&key(), &draft(&room, "hello", None)).expect("signs");
+    let other = SigningKey::from_bytes(&[5; 32]);
+    let outer: Value = ciborium::from_reader(msg.wire.as_slice()).expect("cbor");
+    let [signed, _] = array::<2>(outer).expect("pair");
+    let signed = bytes(signed).expect("bytes");
+    let forged = to_vec(&Value::Array(vec![
+        Value::Bytes(signed.clone()),
+        Value::Bytes(other.sign(&signed).to_bytes().to_vec()),
+    ]));
+    assert_eq!(open(&forged), Err(EnvelopeError::BadSignature));
+}
+
+#[test]
+fn limits_and_garbage_are_refused() {
+    let room = Room::lobby();
+    assert_eq!(
+        sign(&key(), &draft(&room, " \n", None)),
+        Err(TextError::Empty)
+    );
+    let long = "x".repeat(MAX_TEXT_BYTES + 1);
+    assert_eq!(
+        sign(&key(), &draft(&room, &long, None)),
+        Err(TextError::TooLong(MAX_TEXT_BYTES + 1))
+    );
+    let max = "x".repeat(MAX_TEXT_BYTES);
+    let big = sign(&key(), &draft(&room, &max, None)).expect("largest text signs");
+    assert!(big.wire.len() <= MAX_WIRE_BYTES);
+    assert!(open(&big.wire).is_ok());
+    assert_eq!(
+        open(&vec![0u8; MAX_WIRE_BYTES + 1]),
+        Err(EnvelopeError::Oversized(MAX_WIRE_BYTES + 1))
+    );
+    for garbage in [&b""[..], b"\xff\xff", b"\x80", b"\x82\x01\x02"] {
+        assert!(
+            matches!(open(garbage), Err(EnvelopeError::Malformed(_))),
+            "{garbage:?}"
+        );
+    }
+}

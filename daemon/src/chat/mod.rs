@@ -1,0 +1,388 @@
+//! The chat core: signed envelopes, the hybrid logical clock, the SQLite history, and the hub
+//! that fans messages out to subscribers — behind one cloneable [`Chat`] handle.
+//!
+//! - [`room`]: valid room names; [`envelope`]: signing, encoding and verifying messages;
+//! - [`hlc`]: timestamps; [`store`]: history; [`hub`] and [`subscription`]: live delivery;
+//! - [`ratelimit`]: token buckets (per-client send limits, failed-login limits).
+//!
+//! Data flow: [`Chat::send_local`] signs, stores, publishes to local subscribers and queues the
+//! wire bytes on the outbound channel (the broadcast layer drains it);
+//! [`Chat::accept_remote`] takes wire bytes from the broadcast layer, verifies, dedupes,
+//! stores and publishes. Storing and publishing happen under one lock, so subscribers see
+//! messages in store order.
+
+pub mod envelope;
+pub mod hlc;
+pub mod hub;
+pub mod ratelimit;
+pub mod room;
+pub mod store;
+pub mod subscription;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ed25519_dalek::SigningKey;
+use tokio::sync::{Semaphore, mpsc};
+
+pub use envelope::{Message, MessageId};
+pub use room::Room;
+pub use store::Stored;
+pub use subscription::{Event, Start};
+
+use crate::nickname::Nickname;
+use envelope::{Draft, EnvelopeError, TextError};
+use hlc::Clock;
+use hub::Hub;
+use store::{Insert, Store, StoreError};
+
+/// Limits of the chat core (from the `chat.*` configuration keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatConfig {
+    /// Messages kept in the history (`chat.retention_messages`).
+    pub retention_messages: u64,
+    /// How far a subscriber may fall behind before it is told it lagged
+    /// (`chat.subscriber_queue`).
+    pub subscriber_queue: usize,
+    /// Open subscriptions at most (`chat.max_subscribers`).
+    pub max_subscribers: usize,
+    /// Local messages waiting for the broadcast layer at most (`chat.outbound_queue`).
+    pub outbound_queue: usize,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            retention_messages: 100_000,
+            subscriber_queue: 1024,
+            max_subscribers: 1024,
+            outbound_queue: 1024,
+        }
+    }
+}
+
+/// Wire bytes of a local message for the broadcast layer to send to the ring.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outbound {
+    /// The message id.
+    pub id: MessageId,
+    /// The origin's sequence number (the broadcast layer numbers it the same way).
+    pub seq: u64,
+    /// The signed envelope, as [`Chat::accept_remote`] takes it on other nodes.
+    pub wire: Arc<[u8]>,
+}
+
+/// A chat-layer failure that is not the caller's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// The history store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why [`Chat::send_local`] refused a message.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The text is empty or too long.
+    #[error(transparent)]
+    Text(#[from] TextError),
+    /// The broadcast layer is that far behind; try again later.
+    #[error("too many messages waiting to be sent to the ring; try again shortly")]
+    Busy,
+    /// The store failed.
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+}
+
+/// Why [`Chat::accept_remote`] refused bytes from the ring.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    /// Larger than [`envelope::MAX_WIRE_BYTES`].
+    #[error("oversized envelope: {0} bytes")]
+    Oversized(usize),
+    /// Not a well-formed envelope.
+    #[error("malformed envelope: {0}")]
+    Malformed(&'static str),
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// Already accepted (the normal fate of a message that arrives twice; not forwarded again).
+    #[error("duplicate message")]
+    Duplicate,
+    /// A replay: the origin's sequence number is taken by another message, or the message is
+    /// older than the history keeps.
+    #[error("replayed message: {0}")]
+    Replay(&'static str),
+    /// Timestamp too far in the future.
+    #[error(transparent)]
+    FromFuture(#[from] hlc::TooFarAhead),
+    /// The store failed.
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+}
+
+impl AcceptError {
+    /// A short counter name for status reports, e.g. `bad_signature`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AcceptError::Oversized(_) => "oversized_envelope",
+            AcceptError::Malformed(_) => "malformed_envelope",
+            AcceptError::BadSignature => "bad_signature",
+            AcceptError::Duplicate => "duplicate",
+            AcceptError::Replay(_) => "replay",
+            AcceptError::FromFuture(_) => "from_future",
+            AcceptError::Chat(_) => "store_error",
+        }
+    }
+}
+
+/// Counters for status reports.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Local messages sent.
+    pub sent: AtomicU64,
+    /// Remote messages accepted.
+    pub received: AtomicU64,
+    /// Remote messages refused (any reason but duplicates).
+    pub refused: AtomicU64,
+}
+
+/// The chat core; clone it freely.
+#[derive(Clone, Debug)]
+pub struct Chat {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    key: SigningKey,
+    nick: Option<Nickname>,
+    clock: Clock,
+    state: Mutex<State>,
+    hub: Hub,
+    outbound: mpsc::Sender<Outbound>,
+    subscriptions: Arc<Semaphore>,
+    counters: Counters,
+}
+
+#[derive(Debug)]
+struct State {
+    store: Store,
+    seq: u64,
+}
+
+impl Chat {
+    /// Opens the history in `data_dir` and returns the handle and the receiver of local
+    /// messages for the broadcast layer.
+    pub fn open(
+        data_dir: &Path,
+        key: SigningKey,
+        nick: Option<Nickname>,
+        config: &ChatConfig,
+    ) -> Result<(Chat, mpsc::Receiver<Outbound>), ChatError> {
+        let store = Store::open(data_dir, config.retention_messages)?;
+        Ok(Chat::with_store(store, key, nick, config)?)
+    }
+
+    /// The same with an in-memory history (tests).
+    pub fn in_memory(
+        key: SigningKey,
+        nick: Option<Nickname>,
+        config: &ChatConfig,
+    ) -> Result<(Chat, mpsc::Receiver<Outbound>), ChatError> {
+        let store = Store::in_memory(config.retention_messages)?;
+        Ok(Chat::with_store(store, key, nick, config)?)
+    }
+
+    fn with_store(
+        store: Store,
+        key: SigningKey,
+        nick: Option<Nickname>,
+        config: &ChatConfig,
+    ) -> Result<(Chat, mpsc::Receiver<Outbound>), StoreError> {
+        let (seq, newest) = store.resume_point(&key.verifying_key())?;
+        let (tx, rx) = mpsc::channel(config.outbound_queue.max(1));
+        let chat = Chat {
+            inner: Arc::new(Inner {
+                key,
+                nick,
+                clock: Clock::starting_at(newest),
+                state: Mutex::new(State { store, seq }),
+                hub: Hub::new(config.subscriber_queue),
+                outbound: tx,
+                subscriptions: Arc::new(Semaphore::new(config.max_subscribers)),
+                counters: Counters::default(),
+            }),
+        };
+        Ok((chat, rx))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Signs `text` for `room`, stores it, shows it to local subscribers and queues it for the
+    /// ring.
+    pub fn send_local(&self, room: &Room, text: &str) -> Result<Arc<Stored>, SendError> {
+        envelope::check_text(text)?;
+        let permit = self
+            .inner
+            .outbound
+            .try_reserve()
+            .map_err(|_| SendError::Busy)?;
+        let mut state = self.state();
+        let seq = state.seq + 1;
+        let message = envelope::sign(
+            &self.inner.key,
+            &Draft {
+                seq,
+                hlc: self.inner.clock.tick(),
+                room,
+                text,
+                nick: self.inner.nick.as_ref(),
+            },
+        )?;
+        let pos = match state.store.insert(&message).map_err(ChatError::from)? {
+            Insert::New(pos) => pos,
+            // Only possible if the database was edited behind our back.
+            _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused")).into()),
+        };
+        state.seq = seq;
+        state.store.set_own_seq(seq).map_err(ChatError::from)?;
+        let stored = Arc::new(Stored { pos, message });
+        self.inner.hub.publish(stored.clone());
+        drop(state);
+        permit.send(Outbound {
+            id: stored.message.id,
+            seq: stored.message.seq,
+            wire: stored.message.wire.as_slice().into(),
+        });
+        self.inner.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(stored)
+    }
+
+    /// The overlay's check of a broadcast before it stores or forwards it: the payload must be a
+    /// validly signed envelope from the broadcast's origin with the same sequence number.
+    pub fn validate_broadcast(env: &chat_overlay::broadcast::Envelope) -> bool {
+        envelope::open(&env.payload).is_ok_and(|m| m.from_id() == env.origin && m.seq == env.seq)
+    }
+
+    /// Verifies, dedupes, stores and publishes an envelope from the ring. `Ok` means the
+    /// message is new here (forward it); [`AcceptError::Duplicate`] means it was seen before.
+    pub fn accept_remote(&self, wire: &[u8]) -> Result<Arc<Stored>, AcceptError> {
+        let result = self.accept(wire);
+        match &result {
+            Ok(_) => self.inner.counters.received.fetch_add(1, Ordering::Relaxed),
+            Err(AcceptError::Duplicate) => 0,
+            Err(_) => self.inner.counters.refused.fetch_add(1, Ordering::Relaxed),
+        };
+        result
+    }
+
+    fn accept(&self, wire: &[u8]) -> Result<Arc<Stored>, AcceptError> {
+        let message = envelope::open(wire).map_err(|e| match e {
+            EnvelopeError::Oversized(n) => AcceptError::Oversized(n),
+            EnvelopeError::Malformed(why) => AcceptError::Malformed(why),
+            EnvelopeError::BadSignature => AcceptError::BadSignature,
+        })?;
+        let mut state = self.state();
+        if state
+            .store
+            .position(&message.id)
+            .map_err(ChatError::from)?
+            .is_some()
+        {
+            return Err(AcceptError::Duplicate);
+        }
+        self.inner.clock.observe(message.hlc)?;
+        let pos = match state.store.insert(&message).map_err(ChatError::from)? {
+            Insert::New(pos) => pos,
+            Insert::Duplicate => return Err(AcceptError::Duplicate),
+            Insert::SeqReused => {
+                return Err(AcceptError::Replay("sequence number already used"));
+            }
+            Insert::Stale => return Err(AcceptError::Replay("older than the kept history")),
+        };
+        let stored = Arc::new(Stored { pos, message });
+        self.inner.hub.publish(stored.clone());
+        Ok(stored)
+    }
+
+    /// Starts a subscription to `room` (all rooms if `None`). Returns `Ok(None)` when
+    /// `chat.max_subscribers` subscriptions are open.
+    pub fn subscribe(
+        &self,
+        room: Option<Room>,
+        start: Start,
+    ) -> Result<Option<mpsc::Receiver<Event>>, ChatError> {
+        let Ok(permit) = self.inner.subscriptions.clone().try_acquire_owned() else {
+            return Ok(None);
+        };
+        subscription::spawn(self.clone(), room, start, permit).map(Some)
+    }
+
+    /// The local position of message `id`, if stored.
+    pub fn position(&self, id: &MessageId) -> Result<Option<i64>, ChatError> {
+        Ok(self.state().store.position(id)?)
+    }
+
+    /// Up to `limit` messages after position `after`, oldest first.
+    pub fn after(
+        &self,
+        after: i64,
+        room: Option<&Room>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, ChatError> {
+        Ok(self.state().store.after(after, room, limit)?)
+    }
+
+    /// Up to `limit` newest messages before position `before`, oldest first.
+    pub fn before(
+        &self,
+        before: i64,
+        room: Option<&Room>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, ChatError> {
+        Ok(self.state().store.before(before, room, limit)?)
+    }
+
+    /// The newest `n` messages and the newest position overall (0 when empty), read at once.
+    fn backlog(&self, room: Option<&Room>, n: usize) -> Result<(i64, Vec<Stored>), ChatError> {
+        let state = self.state();
+        let head = state
+            .store
+            .before(i64::MAX, None, 1)?
+            .last()
+            .map_or(0, |s| s.pos);
+        let backlog = if n == 0 {
+            Vec::new()
+        } else {
+            state.store.before(i64::MAX, room, n)?
+        };
+        Ok((head, backlog))
+    }
+
+    /// Rooms with stored messages.
+    pub fn rooms(&self) -> Result<Vec<store::RoomSummary>, ChatError> {
+        Ok(self.state().store.rooms()?)
+    }
+
+    fn hub_subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Stored>> {
+        self.inner.hub.subscribe()
+    }
+
+    /// Open subscriptions.
+    pub fn subscribers(&self) -> usize {
+        self.inner.hub.subscribers()
+    }
+
+    /// Message counters.
+    pub fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

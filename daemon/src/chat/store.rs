@@ -1,0 +1,348 @@
+//! Message history in SQLite (`chat.sqlite3` in the data directory).
+//!
+//! One table of verified messages in the order this node accepted them (`pos`, its local
+//! position, which is what subscriptions resume from), deduplicated by id and by
+//! `(origin, sequence)`. Retention is bounded: past `chat.retention_messages` rows the oldest
+//! are deleted, and the newest deleted timestamp becomes the *horizon*: older messages arriving
+//! later are refused, because the store can no longer tell them from replays.
+
+use std::path::Path;
+
+use ed25519_dalek::VerifyingKey;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::envelope::{Kind, Message, MessageId};
+use super::hlc::Timestamp;
+use super::room::Room;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "chat.sqlite3";
+
+/// A stored message and its local position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stored {
+    /// Local acceptance order (1, 2, …; never reused).
+    pub pos: i64,
+    /// The message.
+    pub message: Message,
+}
+
+/// What the store thinks of a message offered to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Insert {
+    /// Stored at this position.
+    New(i64),
+    /// Already stored.
+    Duplicate,
+    /// The origin already used this sequence number for a different message.
+    SeqReused,
+    /// Older than the retention horizon.
+    Stale,
+}
+
+/// A store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("chat store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A row does not decode (the file was damaged or edited).
+    #[error("chat store: corrupt row: {0}")]
+    Corrupt(&'static str),
+}
+
+/// A summary of one room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomSummary {
+    /// The room.
+    pub name: String,
+    /// Stored messages in it.
+    pub count: u64,
+    /// Its newest message.
+    pub last_id: MessageId,
+    /// Its newest message's timestamp.
+    pub last_hlc: Timestamp,
+}
+
+/// The SQLite history.
+#[derive(Debug)]
+pub struct Store {
+    db: Connection,
+    retention: u64,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    pos    INTEGER PRIMARY KEY AUTOINCREMENT,
+    id     BLOB    NOT NULL UNIQUE,
+    origin BLOB    NOT NULL,
+    seq    INTEGER NOT NULL,
+    hlc    INTEGER NOT NULL,
+    kind   INTEGER NOT NULL,
+    room   TEXT    NOT NULL,
+    nick   TEXT    NOT NULL,
+    body   TEXT    NOT NULL,
+    wire   BLOB    NOT NULL,
+    UNIQUE (origin, seq)
+);
+CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, pos);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+const COLUMNS: &str = "pos, id, origin, seq, hlc, kind, room, nick, body, wire";
+
+impl Store {
+    /// Opens (creating if needed) `DIR/chat.sqlite3`, keeping at most `retention` messages.
+    pub fn open(dir: &Path, retention: u64) -> Result<Store, StoreError> {
+        Store::with_connection(Connection::open(dir.join(DB_FILE))?, retention)
+    }
+
+    /// An in-memory store (tests).
+    pub fn in_memory(retention: u64) -> Result<Store, StoreError> {
+        Store::with_connection(Connection::open_in_memory()?, retention)
+    }
+
+    fn with_connection(db: Connection, retention: u64) -> Result<Store, StoreError> {
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "synchronous", "NORMAL")?;
+        db.execute_batch(SCHEMA)?;
+        Ok(Store {
+            db,
+            retention: retention.max(1),
+        })
+    }
+
+    /// Offers a verified message.
+    pub fn insert(&mut self, m: &Message) -> Result<Insert, StoreError> {
+        let tx = self.db.transaction()?;
+        let known: Option<i64> = tx
+            .query_row(
+                "SELECT pos FROM messages WHERE id = ?1",
+                [&m.id.0[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if known.is_some() {
+            return Ok(Insert::Duplicate);
+        }
+        let same_seq: Option<i64> = tx
+            .query_row(
+                "SELECT pos FROM messages WHERE origin = ?1 AND seq = ?2",
+                params![&m.origin.as_bytes()[..], m.seq as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if same_seq.is_some() {
+            return Ok(Insert::SeqReused);
+        }
+        let horizon: i64 = meta(&tx, "horizon")?.unwrap_or(0);
+        if (m.hlc.0 as i64) <= horizon {
+            return Ok(Insert::Stale);
+        }
+        tx.execute(
+            "INSERT INTO messages (id, origin, seq, hlc, kind, room, nick, body, wire)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                &m.id.0[..],
+                &m.origin.as_bytes()[..],
+                m.seq as i64,
+                m.hlc.0 as i64,
+                m.kind.code() as i64,
+                m.room.as_str(),
+                m.nick.as_ref().map(|n| n.as_str()).unwrap_or(""),
+                m.text,
+                m.wire
+            ],
+        )?;
+        let pos = tx.last_insert_rowid();
+        let cut = pos - self.retention as i64;
+        if cut > 0 {
+            let dropped: Option<i64> = tx.query_row(
+                "SELECT MAX(hlc) FROM messages WHERE pos <= ?1",
+                [cut],
+                |r| r.get(0),
+            )?;
+            if let Some(h) = dropped {
+                tx.execute("DELETE FROM messages WHERE pos <= ?1", [cut])?;
+                set_meta(&tx, "horizon", h.max(horizon))?;
+            }
+        }
+        tx.commit()?;
+        Ok(Insert::New(pos))
+    }
+
+    /// The highest sequence number `origin` used in a stored (or pruned) message, and the newest
+    /// timestamp stored: where this node's own counters resume after a restart.
+    pub fn resume_point(&self, origin: &VerifyingKey) -> Result<(u64, Timestamp), StoreError> {
+        let (seq, hlc): (Option<i64>, Option<i64>) = self.db.query_row(
+            "SELECT (SELECT MAX(seq) FROM messages WHERE origin = ?1), (SELECT MAX(hlc) FROM messages)",
+            [&origin.as_bytes()[..]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let own = meta(&self.db, "own_seq")?.unwrap_or(0);
+        let horizon = meta(&self.db, "horizon")?.unwrap_or(0);
+        Ok((
+            seq.unwrap_or(0).max(own) as u64,
+            Timestamp(hlc.unwrap_or(0).max(horizon) as u64),
+        ))
+    }
+
+    /// Records this node's latest own sequence number (survives pruning).
+    pub fn set_own_seq(&mut self, seq: u64) -> Result<(), StoreError> {
+        set_meta(&self.db, "own_seq", seq as i64)
+    }
+
+    /// The local position of message `id`, if stored.
+    pub fn position(&self, id: &MessageId) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .db
+            .query_row("SELECT pos FROM messages WHERE id = ?1", [&id.0[..]], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// Up to `limit` messages after position `after` (oldest first), optionally of one room.
+    pub fn after(
+        &self,
+        after: i64,
+        room: Option<&Room>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE pos > ?1 AND (?2 IS NULL OR room = ?2)
+             ORDER BY pos ASC LIMIT ?3"
+        );
+        self.query(&sql, after, room, limit)
+    }
+
+    /// Up to `limit` newest messages before position `before` (returned oldest first).
+    pub fn before(
+        &self,
+        before: i64,
+        room: Option<&Room>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM messages WHERE pos < ?1 AND (?2 IS NULL OR room = ?2)
+             ORDER BY pos DESC LIMIT ?3"
+        );
+        let mut rows = self.query(&sql, before, room, limit)?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    fn query(
+        &self,
+        sql: &str,
+        bound: i64,
+        room: Option<&Room>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, StoreError> {
+        let mut stmt = self.db.prepare_cached(sql)?;
+        let rows = stmt.query_map(
+            params![bound, room.map(Room::as_str), limit as i64],
+            raw_row,
+        )?;
+        rows.map(|r| r.map_err(StoreError::from).and_then(decode))
+            .collect()
+    }
+
+    /// Every room with stored messages, by name.
+    pub fn rooms(&self) -> Result<Vec<RoomSummary>, StoreError> {
+        let mut stmt = self.db.prepare_cached(
+            "SELECT m.room, c.n, m.id, m.hlc FROM
+               (SELECT room, COUNT(*) AS n, MAX(pos) AS p FROM messages GROUP BY room) AS c
+             JOIN messages AS m ON m.pos = c.p ORDER BY m.room",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (name, n, id, hlc) = row?;
+            Ok(RoomSummary {
+                name,
+                count: n as u64,
+                last_id: MessageId(id.try_into().map_err(|_| StoreError::Corrupt("id"))?),
+                last_hlc: Timestamp(hlc as u64),
+            })
+        })
+        .collect()
+    }
+}
+
+type RawRow = (
+    i64,
+    Vec<u8>,
+    Vec<u8>,
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    Vec<u8>,
+);
+
+fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}
+
+fn decode(row: RawRow) -> Result<Stored, StoreError> {
+    let (pos, id, origin, seq, hlc, kind, room, nick, body, wire) = row;
+    let origin: [u8; 32] = origin
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("origin"))?;
+    Ok(Stored {
+        pos,
+        message: Message {
+            id: MessageId(id.try_into().map_err(|_| StoreError::Corrupt("id"))?),
+            origin: VerifyingKey::from_bytes(&origin).map_err(|_| StoreError::Corrupt("origin"))?,
+            seq: seq as u64,
+            hlc: Timestamp(hlc as u64),
+            kind: Kind::from_code(kind as u64).ok_or(StoreError::Corrupt("kind"))?,
+            room: room.parse().map_err(|_| StoreError::Corrupt("room"))?,
+            nick: match nick.as_str() {
+                "" => None,
+                n => Some(n.parse().map_err(|_| StoreError::Corrupt("nick"))?),
+            },
+            text: body,
+            wire,
+        },
+    })
+}
+
+fn meta(db: &Connection, key: &str) -> Result<Option<i64>, StoreError> {
+    Ok(db
+        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?)
+}
+
+fn set_meta(db: &Connection, key: &str, value: i64) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

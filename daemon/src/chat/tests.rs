@@ -1,0 +1,224 @@
+//! Unit tests of the [`Chat`] handle: two chat cores exchange envelopes the way the broadcast
+//! layer will, and subscriptions replay, follow and lag.
+
+use std::time::Duration;
+
+use super::*;
+
+fn core(seed: u8, nick: &str, config: &ChatConfig) -> (Chat, mpsc::Receiver<Outbound>) {
+    Chat::in_memory(
+        SigningKey::from_bytes(&[seed; 32]),
+        nick.parse().ok(),
+        config,
+    )
+    .expect("chat core")
+}
+
+async fn next(rx: &mut mpsc::Receiver<Event>) -> Event {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("an event in time")
+        .expect("subscription open")
+}
+
+fn text(event: &Event) -> &str {
+    match event {
+        Event::Message(s) => &s.message.text,
+        Event::Lagged { .. } => panic!("unexpected lag: {event:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_local_message_reaches_another_core_once() {
+    let config = ChatConfig::default();
+    let (alice, mut alice_out) = core(1, "alice", &config);
+    let (bob, _bob_out) = core(2, "bob", &config);
+    let lobby = Room::lobby();
+    let sent = alice.send_local(&lobby, "hi bob").expect("sent");
+    assert_eq!(sent.message.seq, 1);
+    let out = alice_out.try_recv().expect("queued for the ring");
+    assert_eq!(out.id, sent.message.id);
+
+    let got = bob.accept_remote(&out.wire).expect("accepted");
+    assert_eq!(got.message.id, sent.message.id);
+    assert_eq!(got.message.nick.as_ref().map(|n| n.as_str()), Some("alice"));
+    assert!(matches!(
+        bob.accept_remote(&out.wire),
+        Err(AcceptError::Duplicate)
+    ));
+    assert_eq!(bob.counters().received.load(Ordering::Relaxed), 1);
+    assert_eq!(bob.after(0, None, 10).expect("history").len(), 1);
+
+    let mut tampered = out.wire.to_vec();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    assert!(matches!(
+        bob.accept_remote(&tampered),
+        Err(AcceptError::BadSignature)
+    ));
+    assert!(matches!(
+        bob.accept_remote(b"junk"),
+        Err(AcceptError::Malformed(_))
+    ));
+    assert!(matches!(
+        bob.accept_remote(&vec![0; envelope::MAX_WIRE_BYTES + 1]),
+        Err(AcceptError::Oversized(_))
+    ));
+    assert_eq!(bob.counters().refused.load(Ordering::Relaxed), 3);
+}
+
+#[tokio::test]
+async fn refuses_bad_texts_and_reports_a_full_outbound_queue() {
+    let config = ChatConfig {
+        outbound_queue: 1,
+        ..ChatConfig::default()
+    };
+    let (alice, mut out) = core(1, "alice", &config);
+    let lobby = Room::lobby();
+    assert!(matches!(
+        alice.send_local(&lobby, ""),
+        Err(SendError::Text(_))
+    ));
+    alice.send_local(&lobby, "one").expect("fits");
+    assert!(matches!(
+        alice.send_local(&lobby, "two"),
+        Err(SendError::Busy)
+    ));
+    out.recv().await.expect("drained");
+    let third = alice.send_local(&lobby, "three").expect("room again");
+    assert_eq!(
+        third.message.seq, 2,
+        "a refused send uses no sequence number"
+    );
+}
+
+#[tokio::test]
+async fn sequence_numbers_continue_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = SigningKey::from_bytes(&[3; 32]);
+    let config = ChatConfig::default();
+    let lobby = Room::lobby();
+    let first = {
+        let (chat, _out) = Chat::open(dir.path(), key.clone(), None, &config).expect("open");
+        chat.send_local(&lobby, "before").expect("sent")
+    };
+    let (chat, _out) = Chat::open(dir.path(), key, None, &config).expect("reopen");
+    let second = chat.send_local(&lobby, "after").expect("sent");
+    assert_eq!(second.message.seq, first.message.seq + 1);
+    assert!(second.message.hlc > first.message.hlc);
+}
+
+#[tokio::test]
+async fn subscriptions_replay_then_follow_by_room() {
+    let (chat, _out) = core(1, "alice", &ChatConfig::default());
+    let lobby = Room::lobby();
+    let dev: Room = "dev".parse().expect("room");
+    let first = chat.send_local(&lobby, "l1").expect("sent");
+    chat.send_local(&dev, "d1").expect("sent");
+    chat.send_local(&lobby, "l2").expect("sent");
+
+    let mut all = chat
+        .subscribe(None, Start::Backlog(2))
+        .expect("ok")
+        .expect("subscribed");
+    assert_eq!(text(&next(&mut all).await), "d1");
+    assert_eq!(text(&next(&mut all).await), "l2");
+    let mut lobby_only = chat
+        .subscribe(
+            Some(lobby.clone()),
+            Start::After {
+                id: first.message.id,
+                pos: first.pos,
+            },
+        )
+        .expect("ok")
+        .expect("subscribed");
+    assert_eq!(text(&next(&mut lobby_only).await), "l2");
+    let mut only_new = chat
+        .subscribe(None, Start::Backlog(0))
+        .expect("ok")
+        .expect("subscribed");
+
+    chat.send_local(&dev, "d2").expect("sent");
+    chat.send_local(&lobby, "l3").expect("sent");
+    assert_eq!(text(&next(&mut all).await), "d2");
+    assert_eq!(text(&next(&mut all).await), "l3");
+    assert_eq!(text(&next(&mut lobby_only).await), "l3");
+    assert_eq!(text(&next(&mut only_new).await), "d2");
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_lags_without_holding_anyone_up() {
+    let config = ChatConfig {
+        subscriber_queue: 4,
+        outbound_queue: 10_000,
+        ..ChatConfig::default()
+    };
+    let (chat, _out) = core(1, "alice", &config);
+    let lobby = Room::lobby();
+    let mut slow = chat
+        .subscribe(None, Start::Backlog(0))
+        .expect("ok")
+        .expect("subscribed");
+    // Let the subscription reach its live phase before flooding.
+    let first = chat.send_local(&lobby, "first").expect("sent");
+    assert_eq!(text(&next(&mut slow).await), "first");
+    for i in 0..500 {
+        chat.send_local(&lobby, &format!("m{i}"))
+            .expect("never blocks");
+    }
+    let mut delivered = vec![first.message.id];
+    let (missed, resume_after) = loop {
+        match next(&mut slow).await {
+            Event::Message(s) => delivered.push(s.message.id),
+            Event::Lagged {
+                missed,
+                resume_after,
+            } => break (missed, resume_after),
+        }
+    };
+    assert!(missed > 0);
+    assert!(delivered.len() < 501, "it did fall behind");
+    assert_eq!(resume_after, delivered.last().copied());
+    assert!(slow.recv().await.is_none(), "the stream ends after Lagged");
+    let resume = resume_after.expect("something was delivered");
+    let pos = chat.position(&resume).expect("pos").expect("stored");
+    let rest = chat.after(pos, None, 1000).expect("rest");
+    assert_eq!(
+        delivered.len() + rest.len(),
+        501,
+        "nothing is lost for good"
+    );
+}
+
+#[tokio::test]
+async fn subscriptions_are_bounded_and_released() {
+    let config = ChatConfig {
+        max_subscribers: 1,
+        ..ChatConfig::default()
+    };
+    let (chat, _out) = core(1, "alice", &config);
+    let first = chat
+        .subscribe(None, Start::Backlog(0))
+        .expect("ok")
+        .expect("first");
+    assert!(
+        chat.subscribe(None, Start::Backlog(0))
+            .expect("ok")
+            .is_none()
+    );
+    drop(first);
+    let again = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(Some(s)) = chat.subscribe(None, Start::Backlog(0)) {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(
+        again.is_ok(),
+        "the slot is released when the client goes away"
+    );
+}

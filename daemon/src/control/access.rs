@@ -1,0 +1,316 @@
+//! Who may call the control API.
+//!
+//! - Unix socket: the connecting process's credentials (`SO_PEERCRED`) are read when the
+//!   connection is accepted. Root, chatd's own user and members (primary or supplementary, from
+//!   `/proc/PID/status`) of `control.group` are admitted; the socket's file mode is only a
+//!   first fence. Anyone else gets PERMISSION_DENIED on every call.
+//! - TCP (`control.tcp_listen`): every call must carry `authorization: Bearer TOKEN`; a missing
+//!   or wrong token gets UNAUTHENTICATED. Failures are counted per source address (token
+//!   bucket: [`FAILURE_BURST`] at once, then one per [`FAILURE_REFILL`]); past that the address
+//!   gets RESOURCE_EXHAUSTED, even with the right token, until the bucket refills.
+//!
+//! [`Conn`] carries a [`ClientInfo`] into every request's extensions; [`Gate`] is the
+//! interceptor applied to every service, health and reflection included.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpStream, UnixStream};
+use tonic::transport::server::Connected;
+use tonic::{Request, Status};
+
+use super::ApiError;
+use crate::chat::ratelimit::{Keyed, Rate};
+use crate::config::Token;
+
+/// Failed logins an address may make at once.
+pub const FAILURE_BURST: f64 = 5.0;
+/// Time for one more failed login to be allowed.
+pub const FAILURE_REFILL: Duration = Duration::from_secs(2);
+/// Addresses remembered by the failure limiter.
+const FAILURE_KEYS: usize = 4096;
+
+/// Who is on the other end of a control connection.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientInfo {
+    /// A local process on the Unix socket.
+    Unix {
+        /// Its user id.
+        uid: u32,
+        /// Whether it may use the API.
+        admitted: bool,
+    },
+    /// A remote client over TCP.
+    Tcp {
+        /// Its address.
+        addr: SocketAddr,
+    },
+}
+
+impl ClientInfo {
+    /// The key the per-client send rate limit uses: the user, or the IP address.
+    pub fn rate_key(&self) -> String {
+        match self {
+            ClientInfo::Unix { uid, .. } => format!("uid:{uid}"),
+            ClientInfo::Tcp { addr } => format!("ip:{}", addr.ip()),
+        }
+    }
+}
+
+/// Decides whether a Unix peer is admitted.
+#[derive(Clone, Debug)]
+pub struct UnixPolicy {
+    /// chatd's own user.
+    pub own_uid: u32,
+    /// `control.group`.
+    pub group: Option<u32>,
+}
+
+impl UnixPolicy {
+    /// Whether the process (uid, gid, pid) may use the API.
+    pub fn admits(&self, uid: u32, gid: u32, pid: Option<i32>) -> bool {
+        if uid == 0 || uid == self.own_uid {
+            return true;
+        }
+        let Some(group) = self.group else {
+            return false;
+        };
+        gid == group || pid.is_some_and(|pid| supplementary_groups(pid).contains(&group))
+    }
+
+    /// Reads the credentials of a newly accepted connection.
+    pub fn classify(&self, stream: &UnixStream) -> ClientInfo {
+        match stream.peer_cred() {
+            Ok(cred) => ClientInfo::Unix {
+                uid: cred.uid(),
+                admitted: self.admits(cred.uid(), cred.gid(), cred.pid()),
+            },
+            Err(_) => ClientInfo::Unix {
+                uid: u32::MAX,
+                admitted: false,
+            },
+        }
+    }
+}
+
+/// The supplementary groups of process `pid` (empty if unknown).
+fn supplementary_groups(pid: i32) -> Vec<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .map(|g| {
+            g.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The interceptor in front of every service.
+#[derive(Clone)]
+pub struct Gate {
+    token: Option<Arc<Token>>,
+    failures: Arc<Keyed<IpAddr>>,
+}
+
+impl Gate {
+    /// A gate checking TCP clients against `token`.
+    pub fn new(token: Option<Token>) -> Gate {
+        let rate = Rate {
+            per_second: 1.0 / FAILURE_REFILL.as_secs_f64(),
+            burst: FAILURE_BURST,
+        };
+        Gate {
+            token: token.map(Arc::new),
+            failures: Arc::new(Keyed::new(rate, FAILURE_KEYS)),
+        }
+    }
+
+    /// Admits or refuses one call.
+    pub fn check(&self, request: Request<()>) -> Result<Request<()>, Status> {
+        match request.extensions().get::<ClientInfo>() {
+            Some(ClientInfo::Unix { admitted: true, .. }) => Ok(request),
+            Some(ClientInfo::Unix { uid, .. }) => Err(ApiError::PermissionDenied(format!(
+                "uid {uid} may not use chatd's control API (not root, not chatd's user, not in control.group)"
+            ))
+            .into()),
+            Some(ClientInfo::Tcp { addr }) => {
+                let ip = addr.ip();
+                if !self.failures.allows(&ip) {
+                    return Err(ApiError::ResourceExhausted(
+                        "too many failed authentication attempts from this address; wait and retry".into(),
+                    )
+                    .into());
+                }
+                let presented = request
+                    .metadata()
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "));
+                let ok = match (&self.token, presented) {
+                    (Some(token), Some(given)) => constant_time_eq(token.0.as_bytes(), given.as_bytes()),
+                    _ => false,
+                };
+                if ok {
+                    return Ok(request);
+                }
+                let _ = self.failures.take(&ip);
+                tracing::warn!(client = %addr, "control API: missing or wrong bearer token");
+                Err(ApiError::Unauthenticated(match presented {
+                    None => "missing bearer token (send the header \"authorization: Bearer TOKEN\")".into(),
+                    Some(_) => "wrong bearer token".into(),
+                })
+                .into())
+            }
+            None => Err(ApiError::Internal("connection without client info".into()).into()),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An accepted control connection and who is on the other end.
+pub enum Conn {
+    /// Unix socket.
+    Unix(UnixStream, ClientInfo),
+    /// TCP.
+    Tcp(TcpStream, ClientInfo),
+}
+
+impl Connected for Conn {
+    type ConnectInfo = ClientInfo;
+
+    fn connect_info(&self) -> ClientInfo {
+        match self {
+            Conn::Unix(_, info) | Conn::Tcp(_, info) => info.clone(),
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Unix(s, _) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tcp(s, _) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Conn::Unix(s, _) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tcp(s, _) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Unix(s, _) => Pin::new(s).poll_flush(cx),
+            Conn::Tcp(s, _) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Conn::Unix(s, _) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tcp(s, _) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(info: ClientInfo, auth: Option<&str>) -> Request<()> {
+        let mut r = Request::new(());
+        r.extensions_mut().insert(info);
+        if let Some(a) = auth {
+            r.metadata_mut()
+                .insert("authorization", a.parse().expect("ascii"));
+        }
+        r
+    }
+
+    #[test]
+    fn unix_policy_admits_root_self_and_group() {
+        let policy = UnixPolicy {
+            own_uid: 1000,
+            group: Some(50),
+        };
+        assert!(policy.admits(0, 0, None));
+        assert!(policy.admits(1000, 1000, None));
+        assert!(policy.admits(2000, 50, None));
+        assert!(!policy.admits(2000, 2000, None));
+        let closed = UnixPolicy {
+            own_uid: 1000,
+            group: None,
+        };
+        assert!(!closed.admits(2000, 50, None));
+    }
+
+    #[test]
+    fn gate_codes() {
+        let gate = Gate::new(Some(Token(zeroize::Zeroizing::new(
+            "s3cret-token-0123".into(),
+        ))));
+        let unix_ok = ClientInfo::Unix {
+            uid: 1,
+            admitted: true,
+        };
+        assert!(gate.check(with(unix_ok, None)).is_ok());
+        let unix_no = ClientInfo::Unix {
+            uid: 7,
+            admitted: false,
+        };
+        assert_eq!(
+            gate.check(with(unix_no, None)).expect_err("denied").code(),
+            tonic::Code::PermissionDenied
+        );
+        let tcp = ClientInfo::Tcp {
+            addr: "127.0.0.9:5".parse().expect("addr"),
+        };
+        assert!(
+            gate.check(with(tcp.clone(), Some("Bearer s3cret-token-0123")))
+                .is_ok()
+        );
+        let missing = gate.check(with(tcp.clone(), None)).expect_err("missing");
+        assert_eq!(missing.code(), tonic::Code::Unauthenticated);
+        assert!(missing.message().contains("missing"));
+        for _ in 1..FAILURE_BURST as usize {
+            let wrong = gate
+                .check(with(tcp.clone(), Some("Bearer nope")))
+                .expect_err("wrong");
+            assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
+        }
+        let limited = gate
+            .check(with(tcp.clone(), Some("Bearer s3cret-token-0123")))
+            .expect_err("limited even with the right token");
+        assert_eq!(limited.code(), tonic::Code::ResourceExhausted);
+        let other = ClientInfo::Tcp {
+            addr: "127.0.0.10:5".parse().expect("addr"),
+        };
+        assert!(
+            gate.check(with(other, Some("Bearer s3cret-token-0123")))
+                .is_ok(),
+            "per address"
+        );
+    }
+}

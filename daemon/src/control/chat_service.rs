@@ -1,0 +1,238 @@
+//! `chat.v1.ChatService`: send, subscribe, history and rooms, on top of the chat core.
+//!
+//! Requests are checked field by field (INVALID_ARGUMENT names the field); sends are limited
+//! per client (a Unix user or a TCP address) by `control.send_rate`/`control.send_burst`, and
+//! refused with UNAVAILABLE while the node is not a ring member. Errors become statuses in
+//! `error.rs` only.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chat_proto::v1::chat_service_server::ChatService;
+use chat_proto::v1::{
+    ChatMessage, HistoryRequest, HistoryResponse, Lagged, ListRoomsRequest, ListRoomsResponse,
+    MessageKind, RoomInfo, SendRequest, SendResponse, SubscribeRequest, SubscribeResponse,
+    subscribe_response,
+};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use super::ApiError;
+use super::access::ClientInfo;
+use crate::chat::envelope::Kind;
+use crate::chat::ratelimit::{Keyed, Rate};
+use crate::chat::{Chat, Event, MessageId, Room, Start, Stored};
+use crate::node::Node;
+
+/// Largest `limit` of History and `backlog` of Subscribe.
+pub const MAX_PAGE: u32 = 1000;
+/// `limit` when the client gives 0.
+pub const DEFAULT_PAGE: u32 = 100;
+/// Clients remembered by the send rate limiter.
+const RATE_KEYS: usize = 4096;
+
+/// The `ChatService` implementation.
+#[derive(Clone)]
+pub struct ChatApi {
+    chat: Chat,
+    node: Arc<Node>,
+    limiter: Arc<Keyed<String>>,
+}
+
+impl ChatApi {
+    /// The service over `chat`, limiting each client's sends to `rate`.
+    pub fn new(chat: Chat, node: Arc<Node>, rate: Rate) -> ChatApi {
+        ChatApi {
+            chat,
+            node,
+            limiter: Arc::new(Keyed::new(rate, RATE_KEYS)),
+        }
+    }
+}
+
+/// A room filter: empty means every room.
+fn room_filter(field: &str, room: &str) -> Result<Option<Room>, ApiError> {
+    match room {
+        "" => Ok(None),
+        r => r.parse().map(Some).map_err(|e| ApiError::field(field, e)),
+    }
+}
+
+/// A message id field: empty means none; unknown ids are NOT_FOUND.
+fn position(chat: &Chat, field: &str, id: &str) -> Result<Option<(MessageId, i64)>, ApiError> {
+    if id.is_empty() {
+        return Ok(None);
+    }
+    let id: MessageId = id.parse().map_err(|e| ApiError::field(field, e))?;
+    match chat.position(&id)? {
+        Some(pos) => Ok(Some((id, pos))),
+        None => Err(ApiError::NotFound(format!(
+            "{field}: no message {id} in this node's history (never seen, or expired)"
+        ))),
+    }
+}
+
+fn page(field: &str, n: u32, default: u32) -> Result<usize, ApiError> {
+    match n {
+        0 => Ok(default as usize),
+        n if n <= MAX_PAGE => Ok(n as usize),
+        n => Err(ApiError::field(
+            field,
+            format!("{n} is more than the maximum {MAX_PAGE}"),
+        )),
+    }
+}
+
+/// The API form of a stored message.
+pub fn to_proto(stored: &Stored) -> ChatMessage {
+    let m = &stored.message;
+    ChatMessage {
+        id: m.id.to_hex(),
+        room: m.room.to_string(),
+        from: m.nick.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+        from_id: m.from_id().to_hex(),
+        text: m.text.clone(),
+        sent_at_unix_ms: i64::try_from(m.hlc.millis()).unwrap_or(i64::MAX),
+        hlc: m.hlc.0,
+        sequence: m.seq,
+        kind: match m.kind {
+            Kind::Text => MessageKind::Text as i32,
+        },
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ChatService for ChatApi {
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
+        let client = request
+            .extensions()
+            .get::<ClientInfo>()
+            .map(ClientInfo::rate_key)
+            .unwrap_or_default();
+        let req = request.into_inner();
+        let room = match req.room.as_str() {
+            "" => Room::lobby(),
+            r => r.parse().map_err(|e| ApiError::field("room", e))?,
+        };
+        crate::chat::envelope::check_text(&req.text).map_err(|e| ApiError::field("text", e))?;
+        if !self.node.is_joined() {
+            return Err(ApiError::Unavailable(
+                "this node has not joined a ring yet; messages cannot be sent".into(),
+            )
+            .into());
+        }
+        if let Err(wait) = self.limiter.take(&client) {
+            return Err(ApiError::ResourceExhausted(format!(
+                "sending too fast (control.send_rate); retry in {} ms",
+                wait.as_millis().max(1)
+            ))
+            .into());
+        }
+        let stored = self
+            .chat
+            .send_local(&room, &req.text)
+            .map_err(ApiError::from)?;
+        Ok(Response::new(SendResponse {
+            message: Some(to_proto(&stored)),
+        }))
+    }
+
+    type SubscribeStream = EventStream;
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let req = request.into_inner();
+        let room = room_filter("room", &req.room)?;
+        let start = match position(&self.chat, "resume_after_id", &req.resume_after_id)? {
+            Some((id, pos)) => Start::After { id, pos },
+            None => Start::Backlog(match req.backlog {
+                0 => 0,
+                n => page("backlog", n, 0)?,
+            }),
+        };
+        let Some(events) = self.chat.subscribe(room, start).map_err(ApiError::from)? else {
+            return Err(ApiError::ResourceExhausted(
+                "too many open subscriptions (chat.max_subscribers)".into(),
+            )
+            .into());
+        };
+        let stream = ReceiverStream::new(events).map(|event| {
+            Ok(SubscribeResponse {
+                event: Some(match event {
+                    Event::Message(stored) => subscribe_response::Event::Message(to_proto(&stored)),
+                    Event::Lagged {
+                        missed,
+                        resume_after,
+                    } => subscribe_response::Event::Lagged(Lagged {
+                        missed,
+                        resume_after_id: resume_after.map(|id| id.to_hex()).unwrap_or_default(),
+                    }),
+                }),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn history(
+        &self,
+        request: Request<HistoryRequest>,
+    ) -> Result<Response<HistoryResponse>, Status> {
+        let req = request.into_inner();
+        let room = room_filter("room", &req.room)?;
+        let limit = page("limit", req.limit, DEFAULT_PAGE)?;
+        let before = position(&self.chat, "before_id", &req.before_id)?.map(|(_, p)| p);
+        let after = position(&self.chat, "after_id", &req.after_id)?.map(|(_, p)| p);
+        let mut rows = match after {
+            Some(after) => self
+                .chat
+                .after(after, room.as_ref(), limit + 1)
+                .map_err(ApiError::from)?,
+            None => self
+                .chat
+                .before(before.unwrap_or(i64::MAX), room.as_ref(), limit + 1)
+                .map_err(ApiError::from)?,
+        };
+        if let (Some(_), Some(before)) = (after, before) {
+            rows.retain(|s| s.pos < before);
+        }
+        let more = rows.len() > limit;
+        if more {
+            if after.is_some() {
+                rows.truncate(limit);
+            } else {
+                rows.remove(0);
+            }
+        }
+        Ok(Response::new(HistoryResponse {
+            messages: rows.iter().map(to_proto).collect(),
+            more,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn list_rooms(
+        &self,
+        _request: Request<ListRoomsRequest>,
+    ) -> Result<Response<ListRoomsResponse>, Status> {
+        let rooms = self.chat.rooms().map_err(ApiError::from)?;
+        Ok(Response::new(ListRoomsResponse {
+            rooms: rooms
+                .into_iter()
+                .map(|r| RoomInfo {
+                    name: r.name,
+                    message_count: r.count,
+                    last_message_id: r.last_id.to_hex(),
+                    last_sent_at_unix_ms: i64::try_from(r.last_hlc.millis()).unwrap_or(i64::MAX),
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,230 @@
+//! `chatctl send` and `chatctl tail`: JSON fields, exactly-once display, following across a
+//! daemon restart, and quiet exit on a closed pipe.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::support::{Sandbox, wait_until};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "chatctl failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn lines_json(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn send_then_tail_shows_it_once_with_every_field() {
+    let sandbox = Sandbox::new();
+    let mut cmd = sandbox.chatd();
+    cmd.args(["--nick", "alice"]);
+    let _daemon = sandbox.start(cmd, &sandbox.socket());
+    let socket = sandbox.socket();
+
+    ok(&sandbox.chatctl_at(&socket, &["send", "hello", "world"]));
+    ok(&sandbox.chatctl_at(&socket, &["send", "--room", "dev", "elsewhere"]));
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&sandbox.chatctl_at(&socket, &["status", "--json"])))
+            .expect("json");
+
+    let all = lines_json(&ok(
+        &sandbox.chatctl_at(&socket, &["tail", "--json", "-n", "50"])
+    ));
+    let hello: Vec<_> = all.iter().filter(|m| m["text"] == "hello world").collect();
+    assert_eq!(hello.len(), 1, "shown exactly once: {all:?}");
+    let m = hello[0];
+    for key in ["id", "room", "from", "from_id", "text", "ts"] {
+        assert!(m.get(key).is_some(), "{key} missing in {m}");
+    }
+    let id = m["id"].as_str().expect("id");
+    assert!(
+        id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    assert_eq!(m["room"], "lobby");
+    assert_eq!(m["from"], "alice");
+    assert_eq!(m["from_id"], status["node_id"]);
+    let ts = m["ts"].as_str().expect("ts");
+    assert!(
+        ts.len() == 24 && &ts[10..11] == "T" && ts.ends_with('Z'),
+        "RFC 3339: {ts}"
+    );
+    assert_eq!(all.len(), 2);
+
+    let dev = lines_json(&ok(
+        &sandbox.chatctl_at(&socket, &["tail", "--json", "--room", "dev"])
+    ));
+    assert_eq!(dev.len(), 1);
+    assert_eq!(dev[0]["text"], "elsewhere");
+
+    // One message per line of standard input.
+    let mut send = sandbox.chatctl();
+    let mut child = send
+        .arg("--socket")
+        .arg(&socket)
+        .args(["send", "--room", "dev"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), b"one\n\ntwo\n")
+        .expect("write");
+    ok(&child.wait_with_output().expect("wait"));
+    let dev = lines_json(&ok(
+        &sandbox.chatctl_at(&socket, &["tail", "--json", "--room", "dev"])
+    ));
+    let texts: Vec<_> = dev
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(texts, ["elsewhere", "one", "two"]);
+}
+
+/// Reads a child's stdout lines into a channel.
+fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_for_text(rx: &mpsc::Receiver<String>, seen: &mut Vec<String>, text: &str) -> bool {
+    wait_until(DEADLINE, || {
+        while let Ok(line) = rx.try_recv() {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json line");
+            seen.push(v["text"].as_str().unwrap_or("").to_owned());
+        }
+        seen.iter().any(|t| t == text)
+    })
+}
+
+#[test]
+fn tail_follow_keeps_going_across_a_daemon_restart() {
+    let sandbox = Sandbox::new();
+    let socket = sandbox.socket();
+    let mut daemon = sandbox.start(sandbox.chatd(), &socket);
+    ok(&sandbox.chatctl_at(&socket, &["send", "old"]));
+
+    let mut tail = sandbox
+        .chatctl()
+        .arg("--socket")
+        .arg(&socket)
+        .args(["tail", "-f", "-n", "0", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tail -f");
+    let rx = line_reader(&mut tail);
+    let mut seen = Vec::new();
+    // Until tail has subscribed, "before" may be sent ahead of it: send until one shows.
+    let mut n = 0;
+    assert!(
+        wait_until(DEADLINE, || {
+            n += 1;
+            ok(&sandbox.chatctl_at(&socket, &["send", &format!("before {n}")]));
+            wait_until(Duration::from_millis(300), || {
+                while let Ok(line) = rx.try_recv() {
+                    let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+                    seen.push(v["text"].as_str().unwrap_or("").to_owned());
+                }
+                !seen.is_empty()
+            })
+        }),
+        "tail -f shows new messages"
+    );
+    assert!(
+        !seen.iter().any(|t| t == "old"),
+        "-n 0 shows only new messages: {seen:?}"
+    );
+
+    daemon.signal(rustix::process::Signal::TERM);
+    assert!(
+        daemon.wait_exit(DEADLINE).is_some_and(|s| s.success()),
+        "clean stop"
+    );
+    let _daemon = sandbox.start(sandbox.chatd(), &socket);
+    ok(&sandbox.chatctl_at(&socket, &["send", "after restart"]));
+    assert!(
+        wait_for_text(&rx, &mut seen, "after restart"),
+        "tail -f resumed: {seen:?}"
+    );
+    ok(&sandbox.chatctl_at(&socket, &["send", "later"]));
+    assert!(
+        wait_for_text(&rx, &mut seen, "later"),
+        "and keeps following: {seen:?}"
+    );
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "nothing shown twice: {seen:?}");
+    assert_eq!(seen.last().map(String::as_str), Some("later"));
+    assert_eq!(seen[seen.len() - 2], "after restart");
+}
+
+#[test]
+fn tail_into_a_closed_pipe_exits_quietly() {
+    let sandbox = Sandbox::new();
+    let socket = sandbox.socket();
+    let _daemon = sandbox.start(sandbox.chatd(), &socket);
+    for i in 0..30 {
+        ok(&sandbox.chatctl_at(&socket, &["send", &format!("line {i}")]));
+    }
+    let mut tail = sandbox
+        .chatctl()
+        .arg("--socket")
+        .arg(&socket)
+        .args(["tail", "-f", "-n", "30"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tail");
+    // Read one line, then close the pipe like `head -1` does.
+    let mut stdout = BufReader::new(tail.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("a line");
+    drop(stdout);
+    // The next message written to the closed pipe must end tail quietly.
+    let mut status = None;
+    assert!(
+        wait_until(DEADLINE, || {
+            ok(&sandbox.chatctl_at(&socket, &["send", "poke"]));
+            wait_until(Duration::from_millis(200), || {
+                status = tail.try_wait().expect("try_wait");
+                status.is_some()
+            })
+        }),
+        "tail exits once its output is gone"
+    );
+    let out = tail.wait_with_output().expect("output");
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit 0, got {status:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && stderr.is_empty(),
+        "quiet: {stderr}"
+    );
+}
