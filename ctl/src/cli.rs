@@ -37,6 +37,15 @@ pub struct Cli {
 pub enum Command {
     /// Show the node's id, nickname, listen address, version and uptime.
     Status,
+    /// Print a shell completion script, e.g.
+    /// `chatctl completions bash > ~/.local/share/bash-completion/completions/chatctl`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print chatctl's man page (roff), e.g. `chatctl man | man -l -`.
+    #[command(hide = true)]
+    Man,
 }
 
 impl Cli {

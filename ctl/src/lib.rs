@@ -51,6 +51,14 @@ impl Error {
 
 /// Runs the parsed command line.
 pub fn run(cli: cli::Cli) -> Result<(), Error> {
+    // Commands that need no daemon.
+    match cli.command {
+        cli::Command::Completions { shell } => {
+            return cmd::completions::print(&cmd::completions::script(shell));
+        }
+        cli::Command::Man => return cmd::completions::print(&cmd::completions::man_page()),
+        cli::Command::Status => {}
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -60,6 +68,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
     runtime.block_on(async {
         match cli.command {
             cli::Command::Status => cmd::status::run(&socket, printer).await,
+            cli::Command::Completions { .. } | cli::Command::Man => Ok(()),
         }
     })
 }
