@@ -3,8 +3,9 @@
 //!
 //! - **Journal** when `JOURNAL_STREAM` names the device and inode of our stderr — what systemd
 //!   sets when stderr is connected to the journal (see systemd.exec(5), "JOURNAL_STREAM"). Events
-//!   then go over the native journal protocol (tracing-journald), with the level as priority
-//!   and span fields (the node id) as journal fields. If the journal socket cannot be opened,
+//!   then go over the native journal protocol (tracing-journald): the level becomes the
+//!   priority (ERROR 3, WARN 4, INFO 5, DEBUG 6, TRACE 7) and fields become journal fields with
+//!   an `F_` prefix (`F_ID`, the short node id, from the `node` span). If the journal socket cannot be opened,
 //!   stderr is used.
 //! - **stderr** otherwise, as plain text. Colours only when stderr is a terminal and `NO_COLOR`
 //!   is unset, so logs captured by a file stay plain.
@@ -93,7 +94,9 @@ pub fn init(filter: &str, env: &Env) -> LogHandle {
     };
     let (filter_layer, handle) = reload::Layer::new(parsed);
     let journal = if stderr_is_journal(env) {
-        tracing_journald::layer().ok()
+        tracing_journald::layer()
+            .ok()
+            .map(|l| l.with_syslog_identifier("chatd".to_owned()))
     } else {
         None
     };
