@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-const AFTER_HELP: &str = "\
+pub(crate) const AFTER_HELP: &str = "\
 The default socket is chatd's default: $RUNTIME_DIRECTORY/control.sock, else
 $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock.
+chatd run by its systemd unit serves /run/chatd/control.sock: pass --socket
+or set CHATCTL_SOCKET=/run/chatd/control.sock (members of group chatd may use it).
 
 Exit status:
   0  success

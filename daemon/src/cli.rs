@@ -78,9 +78,25 @@ pub enum Command {
 /// The man page, generated from the command-line definition.
 pub fn man_page() -> Vec<u8> {
     use clap::CommandFactory;
+    render_man(Cli::command(), AFTER_HELP)
+}
+
+/// Renders `cmd`'s man page with `notes` (the `after_help` text: exit codes, layouts) as a
+/// verbatim NOTES section, since roff would otherwise refill its aligned lines.
+fn render_man(cmd: clap::Command, notes: &str) -> Vec<u8> {
     let mut out = Vec::new();
     // Rendering into a Vec cannot fail.
-    let _ = clap_mangen::Man::new(Cli::command()).render(&mut out);
+    let _ = clap_mangen::Man::new(cmd.after_help(None::<&str>)).render(&mut out);
+    out.extend_from_slice(b".SH NOTES\n.nf\n");
+    for line in notes.lines() {
+        let line = line.replace('\\', "\\e").replace('-', "\\-");
+        if line.starts_with('.') || line.starts_with('\'') {
+            out.extend_from_slice(b"\\&");
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b".fi\n");
     out
 }
 
@@ -117,7 +133,13 @@ mod tests {
             &page[..page.len().min(80)]
         );
         assert!(page.contains(".TH chatd 1"), "title line");
-        for want in ["\\-\\-listen", "\\-\\-bootstrap", "check\\-config", "78"] {
+        for want in [
+            "\\-\\-listen",
+            "\\-\\-bootstrap",
+            "check\\-config",
+            ".SH NOTES\n.nf\n",
+            "\n  78  invalid configuration",
+        ] {
             assert!(page.contains(want), "man page lacks {want:?}");
         }
         assert!(

@@ -21,9 +21,25 @@ pub fn script(shell: Shell) -> Vec<u8> {
 
 /// The man page (roff).
 pub fn man_page() -> Vec<u8> {
+    render_man(Cli::command(), crate::cli::AFTER_HELP)
+}
+
+/// Renders `cmd`'s man page with `notes` (the `after_help` text: exit codes, layouts) as a
+/// verbatim NOTES section, since roff would otherwise refill its aligned lines.
+fn render_man(cmd: clap::Command, notes: &str) -> Vec<u8> {
     let mut out = Vec::new();
     // Rendering into a Vec cannot fail.
-    let _ = clap_mangen::Man::new(Cli::command()).render(&mut out);
+    let _ = clap_mangen::Man::new(cmd.after_help(None::<&str>)).render(&mut out);
+    out.extend_from_slice(b".SH NOTES\n.nf\n");
+    for line in notes.lines() {
+        let line = line.replace('\\', "\\e").replace('-', "\\-");
+        if line.starts_with('.') || line.starts_with('\'') {
+            out.extend_from_slice(b"\\&");
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b".fi\n");
     out
 }
 
@@ -67,7 +83,8 @@ mod tests {
             "chatctl\\-status",
             "chatctl\\-completions",
             "\\-\\-socket",
-            "cannot reach chatd",
+            "\n  3  cannot reach chatd",
+            ".SH NOTES\n.nf\n",
         ] {
             assert!(page.contains(want), "man page lacks {want:?}");
         }
