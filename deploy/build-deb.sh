@@ -27,7 +27,7 @@ mkdir -p "$assets"
 
 rm -rf "$target/debian"
 # (cargo-deb warns that dev profiles may become unsupported; CI pins cargo-deb 3.8.0.)
-cargo deb --locked -p chatd --no-build --profile "$profile" --output "$target/debian/" 2>&1 \
+cargo deb --locked -p chatd --no-build --strip --profile "$profile" --output "$target/debian/" 2>&1 \
   | { grep -v "dev profile is not supported\|debug symbols set\|^$" || true; } >&2
 deb=$(ls "$target"/debian/chatd_*.deb)
 
