@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-const AFTER_HELP: &str = "\
+pub(crate) const AFTER_HELP: &str = "\
 The default socket is chatd's default: $RUNTIME_DIRECTORY/control.sock, else
 $XDG_RUNTIME_DIR/chatd/control.sock, else /tmp/chatd-$UID/control.sock.
+chatd run by its systemd unit serves /run/chatd/control.sock: pass --socket
+or set CHATCTL_SOCKET=/run/chatd/control.sock (members of group chatd may use it).
 
 Exit status:
   0  success
@@ -47,6 +49,15 @@ pub enum Command {
     Send(SendArgs),
     /// Show the latest messages, and with -f follow new ones.
     Tail(TailArgs),
+    /// Print a shell completion script, e.g.
+    /// `chatctl completions bash > ~/.local/share/bash-completion/completions/chatctl`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print chatctl's man page (roff), e.g. `chatctl man | man -l -`.
+    #[command(hide = true)]
+    Man,
 }
 
 /// `chatctl send`.

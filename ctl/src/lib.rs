@@ -55,6 +55,14 @@ impl Error {
 
 /// Runs the parsed command line.
 pub fn run(cli: cli::Cli) -> Result<(), Error> {
+    // Commands that need no daemon.
+    match cli.command {
+        cli::Command::Completions { shell } => {
+            return cmd::completions::print(&cmd::completions::script(shell));
+        }
+        cli::Command::Man => return cmd::completions::print(&cmd::completions::man_page()),
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -68,6 +76,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::Ring => cmd::ring::run(&socket, printer).await,
             cli::Command::Send(args) => cmd::send::run(&socket, printer, args).await,
             cli::Command::Tail(args) => cmd::tail::run(&socket, printer, args).await,
+            cli::Command::Completions { .. } | cli::Command::Man => Ok(()),
         }
     })
 }

@@ -5,7 +5,12 @@
 //! endpoint on the listen address and start the ring driver (founding a ring, or joining
 //! through `--bootstrap`) → serve.
 //!
-//! Shutdown on SIGINT/SIGTERM (or the `Leave` RPC): leave the ring gracefully — the overlay
+//! Readiness: the ring driver sets [`Node::set_joined`] on `Event::Joined`, which drives
+//! READY=1 (see [`crate::notify`]); STATUS= lines carry the ring-size estimate and the peer
+//! count. SIGHUP re-reads the configuration and applies what can change at run time
+//! ([`Reloader`]).
+//!
+//! Shutdown on SIGINT/SIGTERM (or the `Leave` RPC): STOPPING=1, then leave the ring gracefully — the overlay
 //! hands our neighbours to each other and the goodbyes are flushed, within [`LEAVE_DEADLINE`] —
 //! then close the QUIC endpoint, stop accepting control calls, give in-flight calls [`GRACE`] to
 //! finish, remove the socket, return `Ok` (exit 0). The whole path is bounded by a few seconds.
@@ -14,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::chat::{Chat, Outbound};
 use crate::config::Settings;
@@ -22,6 +27,8 @@ use crate::control::ControlSocket;
 use crate::error::Error;
 use crate::identity::{Identity, Origin};
 use crate::node::Node;
+use crate::notify::{Notifier, RingCounts};
+use crate::reload::Reloader;
 use crate::ring::{self, RingConfig, RingHandle};
 use crate::{paths, shutdown, transport};
 
@@ -33,8 +40,10 @@ pub const LEAVE_DEADLINE: Duration = Duration::from_millis(1500);
 const CLOSE_DEADLINE: Duration = Duration::from_millis(500);
 
 /// Runs the node until SIGINT or SIGTERM.
-pub async fn run(settings: Settings) -> Result<(), Error> {
+pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> Result<(), Error> {
     let signal = shutdown::signal().map_err(Error::Signals)?;
+    let mut hangups = crate::reload::hangups().map_err(Error::Signals)?;
+    let mut reloader = reloader;
     let _lock = paths::lock_data_dir(&settings.data_dir)?;
     let (identity, origin) = Identity::load_or_create(&settings.data_dir)?;
     let span = info_span!("node", id = %identity.id().short());
@@ -84,15 +93,44 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         node.attach_ring(ring.clone());
         tokio::spawn(forward_outbound(outbound, ring.clone()).in_current_span());
 
+        // STATUS= numbers: the driver's ring-size estimate and the open connections.
+        let ring_counts = {
+            let (node, ring) = (node.clone(), ring.clone());
+            move || RingCounts {
+                ring_size: node.ring_size(),
+                peers: ring.peers().len() as u64,
+            }
+        };
+        let notifier = Arc::new(notifier);
+        let notify_task = tokio::spawn({
+            let (notifier, joined, bootstrap) =
+                (notifier.clone(), node.subscribe_joined(), node.bootstrap().len());
+            async move { notifier.run(joined, ring_counts, bootstrap).await }
+        });
+
         let (trigger, stop) = shutdown::channel();
         info!(control = %control.path().display(), listen = %listen_addr, "chatd is running");
         let server = control.serve(node.clone(), chat, &settings.access, stop);
         tokio::pin!(server);
-        tokio::select! {
-            sig = signal => info!(signal = ?sig, "shutting down"),
-            () = node.stop_requested() => info!("stop requested over the control API"),
-            result = &mut server => return result.map_err(Error::from),
+        tokio::pin!(signal);
+        loop {
+            tokio::select! {
+                sig = &mut signal => {
+                    info!(signal = ?sig, "shutting down");
+                    break;
+                }
+                () = node.stop_requested() => {
+                    info!("stop requested over the control API");
+                    break;
+                }
+                Some(()) = hangups.recv() => reload(&mut reloader, &notifier),
+                result = &mut server => {
+                    notify_task.abort();
+                    return result.map_err(Error::from);
+                }
+            }
         }
+        notifier.stopping();
         if ring.leave(LEAVE_DEADLINE).await {
             info!("left the ring");
         } else {
@@ -104,6 +142,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             Ok(result) => result?,
             Err(_) => warn!("control calls still running after {GRACE:?}; closing them"),
         }
+        notify_task.abort();
         info!("stopped");
         Ok(())
     }
@@ -121,6 +160,33 @@ async fn forward_outbound(mut outbound: mpsc::Receiver<Outbound>, ring: RingHand
         };
         if !ring.submit(input) {
             warn!(id = %msg.id.to_hex(), "ring driver busy or stopped; message kept locally only");
+        }
+    }
+}
+
+/// Handles one SIGHUP: reload, log what changed, tell systemd.
+fn reload(reloader: &mut Reloader, notifier: &Notifier) {
+    notifier.reloading();
+    info!("SIGHUP: reloading the configuration");
+    match reloader.reload() {
+        Ok(outcome) => {
+            for (key, old, new) in &outcome.applied {
+                info!(key, old = %old, new = %new, "reloaded: {key} is now {new:?} (was {old:?})");
+            }
+            for key in &outcome.needs_restart {
+                warn!(
+                    key,
+                    "{key} changed in the configuration but needs a restart to apply; keeping the running value"
+                );
+            }
+            if outcome.applied.is_empty() && outcome.needs_restart.is_empty() {
+                info!("reloaded: nothing changed");
+            }
+            notifier.reloaded();
+        }
+        Err(e) => {
+            error!("reload refused, keeping the running configuration: {e}");
+            notifier.reloaded();
         }
     }
 }

@@ -15,10 +15,16 @@ Configuration layers, each overriding the previous one: built-in defaults,
 (e.g. CHATD_NODE__LISTEN), then these flags. CHATD_LOG sets the log filter.
 A repeated flag overrides the earlier one, except --bootstrap, which adds a peer.
 
+Signals: SIGTERM or SIGINT stop the node; SIGHUP re-reads the configuration and
+applies log.filter (other keys need a restart, and the log says which changed).
+
 Exit status:
   0   stopped cleanly (SIGINT or SIGTERM), or check-config found no problem
   1   could not start or failed while running (the message says what and where)
   2   invalid command line
+  75  node.listen: the UDP port is in use (retrying later may work)
+  77  permission problem: data directory or node key owned by another user or
+      open to others, or a path chatd may not use
   78  invalid configuration (the message names the key)";
 
 /// chatd: a decentralised chat daemon.
@@ -59,7 +65,39 @@ pub struct Cli {
 #[derive(Debug, Subcommand, PartialEq, Eq)]
 pub enum Command {
     /// Print the effective configuration (TOML) and exit; fail on any unknown key or bad value.
-    CheckConfig,
+    CheckConfig {
+        /// Print nothing when the configuration is valid (for ExecReload= and scripts).
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Print chatd's man page (roff) on stdout, e.g. `chatd man | man -l -`.
+    #[command(hide = true)]
+    Man,
+}
+
+/// The man page, generated from the command-line definition.
+pub fn man_page() -> Vec<u8> {
+    use clap::CommandFactory;
+    render_man(Cli::command(), AFTER_HELP)
+}
+
+/// Renders `cmd`'s man page with `notes` (the `after_help` text: exit codes, layouts) as a
+/// verbatim NOTES section, since roff would otherwise refill its aligned lines.
+fn render_man(cmd: clap::Command, notes: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Rendering into a Vec cannot fail.
+    let _ = clap_mangen::Man::new(cmd.after_help(None::<&str>)).render(&mut out);
+    out.extend_from_slice(b".SH NOTES\n.nf\n");
+    for line in notes.lines() {
+        let line = line.replace('\\', "\\e").replace('-', "\\-");
+        if line.starts_with('.') || line.starts_with('\'') {
+            out.extend_from_slice(b"\\&");
+        }
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b".fi\n");
+    out
 }
 
 impl Cli {
@@ -87,6 +125,30 @@ mod tests {
     }
 
     #[test]
+    fn the_man_page_covers_every_flag_and_the_exit_codes() {
+        let page = String::from_utf8(man_page()).expect("UTF-8");
+        assert!(
+            page.starts_with(".ie"),
+            "roff: {}",
+            &page[..page.len().min(80)]
+        );
+        assert!(page.contains(".TH chatd 1"), "title line");
+        for want in [
+            "\\-\\-listen",
+            "\\-\\-bootstrap",
+            "check\\-config",
+            ".SH NOTES\n.nf\n",
+            "\n  78  invalid configuration",
+        ] {
+            assert!(page.contains(want), "man page lacks {want:?}");
+        }
+        assert!(
+            !page.contains("chatd\\-man"),
+            "the hidden subcommand stays hidden"
+        );
+    }
+
+    #[test]
     fn flags_work_before_and_after_the_subcommand() {
         let before = Cli::try_parse_from([
             "chatd",
@@ -99,11 +161,13 @@ mod tests {
             "check-config",
         ])
         .expect("parses");
-        assert_eq!(before.command, Some(Command::CheckConfig));
+        assert_eq!(before.command, Some(Command::CheckConfig { quiet: false }));
         assert_eq!(before.listen.as_deref(), Some("127.0.0.1:1"));
         assert_eq!(before.overrides().bootstrap.len(), 2);
-        let after = Cli::try_parse_from(["chatd", "check-config", "--nick", "al"]).expect("parses");
+        let after =
+            Cli::try_parse_from(["chatd", "check-config", "--nick", "al", "-q"]).expect("parses");
         assert_eq!(after.nick.as_deref(), Some("al"));
+        assert_eq!(after.command, Some(Command::CheckConfig { quiet: true }));
         let run = Cli::try_parse_from(["chatd", "--data-dir", "/d", "--control", "/c.sock"])
             .expect("parses");
         assert_eq!(run.command, None);

@@ -9,7 +9,14 @@ use crate::paths::PathError;
 
 /// Exit status: could not start, or failed while running.
 pub const EXIT_FAILURE: u8 = 1;
-/// Exit status: invalid configuration (`EX_CONFIG` from sysexits.h).
+/// Exit status: the UDP port is in use (`EX_TEMPFAIL`: a later retry may work, so the unit
+/// restarts on it).
+pub const EXIT_PORT_IN_USE: u8 = 75;
+/// Exit status: a permission problem — a directory or key owned by another user, open to
+/// others, or not accessible (`EX_NOPERM`; the unit does not restart on it).
+pub const EXIT_PERMISSION: u8 = 77;
+/// Exit status: invalid configuration (`EX_CONFIG` from sysexits.h; the unit does not restart
+/// on it).
 pub const EXIT_CONFIG: u8 = 78;
 
 /// Why chatd stopped with an error. Every variant displays as one line saying what and where.
@@ -47,8 +54,23 @@ pub enum Error {
 impl Error {
     /// The process exit status for this error.
     pub fn exit_code(&self) -> u8 {
+        use std::io::ErrorKind::{AddrInUse, PermissionDenied};
         match self {
             Error::Config(_) => EXIT_CONFIG,
+            Error::Listen { source, .. } if source.kind() == AddrInUse => EXIT_PORT_IN_USE,
+            Error::Listen { source, .. } if source.kind() == PermissionDenied => EXIT_PERMISSION,
+            Error::Path(PathError::WrongOwner { .. } | PathError::Untrusted { .. }) => {
+                EXIT_PERMISSION
+            }
+            Error::Path(PathError::Io { source, .. }) if source.kind() == PermissionDenied => {
+                EXIT_PERMISSION
+            }
+            Error::Identity(IdentityError::Permissions { .. }) => EXIT_PERMISSION,
+            Error::Identity(IdentityError::Io { source, .. })
+                if source.kind() == PermissionDenied =>
+            {
+                EXIT_PERMISSION
+            }
             _ => EXIT_FAILURE,
         }
     }

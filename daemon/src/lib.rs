@@ -14,7 +14,9 @@
 //! - [`ring`]: the driver running the overlay over the transport;
 //! - [`control`]: the gRPC control server on a Unix socket, one file per service;
 //! - [`shutdown`]: the shutdown signal, from SIGINT/SIGTERM to every task;
-//! - [`logging`]: `tracing` to stderr;
+//! - [`logging`]: `tracing` to the systemd journal or stderr, with a reloadable filter;
+//! - [`notify`]: the systemd notification protocol (READY, STATUS, WATCHDOG, STOPPING);
+//! - [`reload`]: SIGHUP — re-read the configuration, apply what can change at run time;
 //! - [`app`]: the startup sequence and shutdown path;
 //! - [`error`]: the top-level error and exit codes.
 //!
@@ -32,7 +34,9 @@ pub mod identity;
 pub mod logging;
 pub mod nickname;
 pub mod node;
+pub mod notify;
 pub mod paths;
+pub mod reload;
 pub mod ring;
 pub mod shutdown;
 pub mod transport;

@@ -30,6 +30,8 @@ pub struct Node {
     started: Instant,
     /// True once the node has joined or founded a ring (drives READY=1 and gRPC health).
     joined: watch::Sender<bool>,
+    /// The driver's latest ring-size estimate (for STATUS= lines).
+    ring_size: std::sync::atomic::AtomicU64,
     /// The ring driver, once started.
     ring: OnceLock<RingHandle>,
     /// Set when something (the `Leave` RPC) asks the daemon to stop.
@@ -67,6 +69,7 @@ impl Node {
             bootstrap,
             started: Instant::now(),
             joined: watch::Sender::new(false),
+            ring_size: std::sync::atomic::AtomicU64::new(0),
             ring: OnceLock::new(),
             stop: watch::Sender::new(false),
         }
@@ -91,6 +94,21 @@ impl Node {
     pub fn set_joined(&self, joined: bool) {
         self.joined
             .send_if_modified(|j| std::mem::replace(j, joined) != joined);
+    }
+
+    /// Records the driver's ring-size estimate.
+    pub fn set_ring_size(&self, n: u64) {
+        self.ring_size
+            .store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The latest ring-size estimate (0 while not a member).
+    pub fn ring_size(&self) -> u64 {
+        if self.is_joined() {
+            self.ring_size.load(std::sync::atomic::Ordering::Relaxed)
+        } else {
+            0
+        }
     }
 
     /// Whether the node is a ring member now.

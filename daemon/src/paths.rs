@@ -47,6 +47,11 @@ pub enum PathError {
         problem: String,
         uid: u32,
     },
+    /// The data directory belongs to another user.
+    #[error(
+        "data directory {path} is owned by uid {owner}, but chatd runs as uid {uid}; give it to chatd's user (chown -R {uid} {path}) or pass another --data-dir"
+    )]
+    WrongOwner { path: PathBuf, owner: u32, uid: u32 },
     /// Another process holds the data directory's lock.
     #[error("data directory {0} is in use by another chatd")]
     DataDirInUse(PathBuf),
@@ -137,15 +142,34 @@ pub fn check_private_dir(dir: &Path, uid: u32) -> Result<(), PathError> {
     }
 }
 
+/// Checks that the data directory belongs to `uid`: it holds the node's identity, and another
+/// user's directory (even one we can write, e.g. as root) is a mistake to refuse, not to repair.
+pub fn check_owner(dir: &Path, uid: u32) -> Result<(), PathError> {
+    let meta = std::fs::metadata(dir).map_err(|source| PathError::Io {
+        what: "data directory",
+        path: dir.into(),
+        source,
+    })?;
+    if meta.uid() != uid {
+        return Err(PathError::WrongOwner {
+            path: dir.into(),
+            owner: meta.uid(),
+            uid,
+        });
+    }
+    Ok(())
+}
+
 /// An exclusive lock on a data directory, held for the daemon's lifetime.
 #[derive(Debug)]
 pub struct DataDirLock {
     _file: File,
 }
 
-/// Creates the data directory if needed and takes its lock.
+/// Creates the data directory if needed, checks that it is ours, and takes its lock.
 pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock, PathError> {
     ensure_dir("data directory", dir)?;
+    check_owner(dir, current_uid())?;
     let path = dir.join(LOCK_FILE);
     let io_err = |source| PathError::Io {
         what: "data directory",
@@ -240,6 +264,19 @@ mod tests {
         std::os::unix::fs::symlink(&dir, &link).expect("symlink");
         let err = check_private_dir(&link, uid).expect_err("symlink");
         assert!(err.to_string().contains("a symbolic link"), "{err}");
+    }
+
+    #[test]
+    fn a_data_dir_of_another_user_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let uid = current_uid();
+        check_owner(tmp.path(), uid).expect("ours");
+        let err = check_owner(tmp.path(), uid.wrapping_add(1)).expect_err("not ours");
+        assert!(
+            matches!(err, PathError::WrongOwner { owner, .. } if owner == uid),
+            "{err}"
+        );
+        assert!(err.to_string().contains("chown -R"), "{err}");
     }
 
     #[test]

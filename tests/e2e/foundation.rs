@@ -200,7 +200,7 @@ fn bad_key_files_are_refused_and_left_alone() {
     let before = std::fs::read(&key).expect("read");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let out = sandbox.run(sandbox.chatd());
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(77), "EX_NOPERM");
     let err = stderr(&out);
     assert!(
         err.contains("has mode 0644") && err.contains("chmod 600"),
@@ -287,7 +287,7 @@ fn a_busy_listen_port_is_reported() {
     let mut cmd = sandbox.chatd();
     cmd.arg("--listen").arg(addr.to_string());
     let out = sandbox.run(cmd);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(75), "EX_TEMPFAIL");
     assert!(
         stderr(&out).contains(&format!("node.listen: cannot bind UDP {addr}")),
         "{}",

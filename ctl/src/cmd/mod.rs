@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod completions;
 pub mod peers;
 pub mod ring;
 pub mod send;

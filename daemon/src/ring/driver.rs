@@ -107,6 +107,7 @@ impl Driver {
                 Output::Event(event) => self.on_event(event),
             }
         }
+        self.node.set_ring_size(self.overlay.ring_size_estimate());
     }
 
     fn on_event(&mut self, event: Event) {
