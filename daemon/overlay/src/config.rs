@@ -63,7 +63,7 @@ impl Default for ChordConfig {
             check_predecessor_interval: Duration::from_millis(2000),
             rpc_timeout: Duration::from_millis(500),
             rpc_retries: 1,
-            lookup_timeout: Duration::from_secs(10),
+            lookup_timeout: Duration::from_secs(20),
             lookup_max_hops: 64,
             max_pending_rpcs: 4096,
             max_lookups: 1024,
