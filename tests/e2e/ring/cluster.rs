@@ -4,26 +4,14 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::{Daemon, Sandbox};
 
 /// Ring timers for tests (the `[ring]` section); the defaults would make the suite slow.
 pub const CONFIG: &str = "[ring]\nstabilize_ms = 150\nfix_fingers_ms = 150\ncheck_predecessor_ms = 300\nrpc_timeout_ms = 300\n";
 
-/// Polls `f` every `every` until it returns `Some` or `deadline` passes.
-pub fn poll<T>(deadline: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(every);
-    }
-}
+pub use crate::support::poll;
 
 /// One node of the cluster.
 pub struct Member {

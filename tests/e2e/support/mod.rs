@@ -31,18 +31,26 @@ pub fn chatctl_bin() -> PathBuf {
     path
 }
 
-/// Polls `condition` every few milliseconds until it holds or `deadline` passes.
-pub fn wait_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
+/// Polls `f` every `every` until it returns `Some` or `deadline` passes.
+pub fn poll<T>(deadline: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let end = Instant::now() + deadline;
     loop {
-        if condition() {
-            return true;
+        if let Some(v) = f() {
+            return Some(v);
         }
         if Instant::now() >= end {
-            return false;
+            return None;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(every);
     }
+}
+
+/// Polls `condition` every few milliseconds until it holds or `deadline` passes.
+pub fn wait_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    poll(deadline, Duration::from_millis(10), || {
+        condition().then_some(())
+    })
+    .is_some()
 }
 
 /// A private directory tree for one test.

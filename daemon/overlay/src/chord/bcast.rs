@@ -138,8 +138,7 @@ impl Node {
 
     /// `id` lies in the arc from us up to `limit` (exclusive); `limit == me` is the whole ring.
     fn in_arc(&self, id: &NodeId, limit: &NodeId) -> bool {
-        let d = self.t.dist(id);
-        d != NodeId::ZERO && (*limit == self.t.me.id || d < self.t.dist(limit))
+        id.in_open(&self.t.me.id, limit)
     }
 
     fn valid(&self, env: &Envelope) -> bool {
@@ -214,12 +213,12 @@ impl Node {
         for i in 0..peers.len() {
             let child = peers[i];
             let child_limit = peers.get(i + 1).map_or(limit, |p| p.id);
-            if let Some(cov) = covered {
-                let done = self.in_arc(&child.id, &cov)
-                    && (child_limit == cov || self.in_arc(&child_limit, &cov));
-                if done {
-                    continue;
-                }
+            // Already sent, child and sub-arc, by an earlier pass that covered up to `cov`.
+            let me = self.t.me.id;
+            if covered.is_some_and(|cov| {
+                self.in_arc(&child.id, &cov) && child_limit.in_half_open(&me, &cov)
+            }) {
+                continue;
             }
             let hop = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
@@ -238,13 +237,9 @@ impl Node {
             self.send_data(now, hop, child, child_limit, depth, id, env.clone());
             opened += 1;
         }
-        let extends = match covered {
-            None => true,
-            Some(cov) => {
-                cov != self.t.me.id && (limit == self.t.me.id || self.in_arc(&cov, &limit))
-            }
-        };
-        if extends && let Some(m) = self.bc.store.get_mut(&env.origin, env.seq) {
+        if covered.is_none_or(|cov| self.in_arc(&cov, &limit))
+            && let Some(m) = self.bc.store.get_mut(&env.origin, env.seq)
+        {
             m.covered = Some(limit);
         }
         opened
@@ -441,13 +436,8 @@ impl Node {
         }
         if h.attempts < self.bc.cfg.ack_retries {
             h.attempts += 1;
-            let (child, limit, msg) = (h.child, h.limit, h.msg);
-            let Some(t) = self.bc.tasks.get(&msg) else {
-                return;
-            };
-            let (env, depth) = (t.env.clone(), t.depth);
             self.bc.stats.resends += 1;
-            self.send_data(now, hop, child, limit, depth, msg, env);
+            self.send_hop(now, hop);
             return;
         }
         let child = h.child;
@@ -597,12 +587,20 @@ impl Node {
         h.stage = Stage::Ack;
         h.attempts = 0;
         h.waits = 0;
-        let (limit, msg) = (h.limit, h.msg);
+        self.send_hop(now, hop);
+    }
+
+    /// (Re)sends hop `hop`'s message to its current child.
+    fn send_hop(&mut self, now: Time, hop: u64) {
+        let Some(h) = self.bc.hops.get(&hop) else {
+            return;
+        };
+        let (child, limit, msg) = (h.child, h.limit, h.msg);
         let Some(t) = self.bc.tasks.get(&msg) else {
             return;
         };
         let (env, depth) = (t.env.clone(), t.depth);
-        self.send_data(now, hop, to, limit, depth, msg, env);
+        self.send_data(now, hop, child, limit, depth, msg, env);
     }
 
     /// A child hop is finished (done, empty, or given up): maybe the whole message is.
