@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::chat::{Chat, Outbound};
+use crate::chat::{Chat, Outbound, RingInbox};
 use crate::config::Settings;
 use crate::control::ControlSocket;
 use crate::error::Error;
@@ -80,16 +80,10 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             chord: settings.ring.chord_config(),
             bootstrap: settings.bootstrap.clone(),
         };
-        // Broadcasts that reach us go to the chat store (which verifies again and dedupes);
-        // what our users send goes out as broadcasts.
-        let inbox = chat.clone();
-        let deliver = Box::new(move |env: &chat_overlay::broadcast::Envelope| {
-            if let Err(e) = inbox.accept_remote(&env.payload) {
-                debug!(reason = e.reason(), "broadcast not accepted by the chat store");
-            }
-        });
+        // Broadcasts are verified once, by the ring's validator, and stored by the chat core.
+        let inbox = Arc::new(RingInbox::new(chat.clone()));
         let (ring, _driver) =
-            ring::start(node.clone(), identity.signing_key(), ring_cfg, udp, deliver)?;
+            ring::start(node.clone(), identity.signing_key(), ring_cfg, udp, inbox)?;
         node.attach_ring(ring.clone());
         tokio::spawn(forward_outbound(outbound, ring.clone()).in_current_span());
 

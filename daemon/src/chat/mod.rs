@@ -2,18 +2,22 @@
 //! that fans messages out to subscribers — behind one cloneable [`Chat`] handle.
 //!
 //! - [`room`]: valid room names; [`envelope`]: signing, encoding and verifying messages;
-//! - [`hlc`]: timestamps; [`store`]: history; [`hub`] and [`subscription`]: live delivery;
+//! - [`hlc`]: timestamps; [`store`]: history (its log checkpointed by `checkpoint`);
+//!   [`hub`] and [`subscription`]: live delivery;
 //! - [`ratelimit`]: token buckets (per-client send limits, failed-login limits).
 //!
 //! Data flow: [`Chat::send_local`] signs, stores, publishes to local subscribers and queues the
 //! wire bytes on the outbound channel (the broadcast layer drains it);
-//! [`Chat::accept_remote`] takes wire bytes from the broadcast layer, verifies, dedupes,
-//! stores and publishes. Storing and publishing happen under one lock, so subscribers see
+//! [`RingInbox`] verifies what the ring brings (once) and hands it to
+//! [`Chat::accept_verified`], which dedupes, stores and publishes ([`Chat::accept_remote`]
+//! takes wire bytes and verifies them first). Storing and publishing happen under one lock, so subscribers see
 //! messages in store order.
 
+mod checkpoint;
 pub mod envelope;
 pub mod hlc;
 pub mod hub;
+mod inbox;
 pub mod ratelimit;
 pub mod room;
 pub mod store;
@@ -27,6 +31,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::{Semaphore, mpsc};
 
 pub use envelope::{Message, MessageId};
+pub use inbox::RingInbox;
 pub use room::Room;
 pub use store::Stored;
 pub use subscription::{Event, Start};
@@ -243,13 +248,12 @@ impl Chat {
                 nick: self.inner.nick.as_ref(),
             },
         )?;
-        let pos = match state.store.insert(&message).map_err(ChatError::from)? {
+        let pos = match state.store.insert_own(&message).map_err(ChatError::from)? {
             Insert::New(pos) => pos,
             // Only possible if the database was edited behind our back.
             _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused")).into()),
         };
         state.seq = seq;
-        state.store.set_own_seq(seq).map_err(ChatError::from)?;
         let stored = Arc::new(Stored { pos, message });
         self.inner.hub.publish(stored.clone());
         drop(state);
@@ -262,16 +266,24 @@ impl Chat {
         Ok(stored)
     }
 
-    /// The overlay's check of a broadcast before it stores or forwards it: the payload must be a
-    /// validly signed envelope from the broadcast's origin with the same sequence number.
-    pub fn validate_broadcast(env: &chat_overlay::broadcast::Envelope) -> bool {
-        envelope::open(&env.payload).is_ok_and(|m| m.from_id() == env.origin && m.seq == env.seq)
-    }
-
     /// Verifies, dedupes, stores and publishes an envelope from the ring. `Ok` means the
     /// message is new here (forward it); [`AcceptError::Duplicate`] means it was seen before.
     pub fn accept_remote(&self, wire: &[u8]) -> Result<Arc<Stored>, AcceptError> {
-        let result = self.accept(wire);
+        let message = envelope::open(wire).map_err(|e| match e {
+            EnvelopeError::Oversized(n) => AcceptError::Oversized(n),
+            EnvelopeError::Malformed(why) => AcceptError::Malformed(why),
+            EnvelopeError::BadSignature => AcceptError::BadSignature,
+        });
+        self.count(message.and_then(|m| self.accept_message(m)))
+    }
+
+    /// [`Chat::accept_remote`] for a message already verified in this process (by the ring's
+    /// validator, [`RingInbox`]).
+    pub fn accept_verified(&self, message: Message) -> Result<Arc<Stored>, AcceptError> {
+        self.count(self.accept_message(message))
+    }
+
+    fn count(&self, result: Result<Arc<Stored>, AcceptError>) -> Result<Arc<Stored>, AcceptError> {
         match &result {
             Ok(_) => self.inner.counters.received.fetch_add(1, Ordering::Relaxed),
             Err(AcceptError::Duplicate) => 0,
@@ -280,21 +292,9 @@ impl Chat {
         result
     }
 
-    fn accept(&self, wire: &[u8]) -> Result<Arc<Stored>, AcceptError> {
-        let message = envelope::open(wire).map_err(|e| match e {
-            EnvelopeError::Oversized(n) => AcceptError::Oversized(n),
-            EnvelopeError::Malformed(why) => AcceptError::Malformed(why),
-            EnvelopeError::BadSignature => AcceptError::BadSignature,
-        })?;
+    fn accept_message(&self, message: Message) -> Result<Arc<Stored>, AcceptError> {
         let mut state = self.state();
-        if state
-            .store
-            .position(&message.id)
-            .map_err(ChatError::from)?
-            .is_some()
-        {
-            return Err(AcceptError::Duplicate);
-        }
+        // The store recognises duplicates itself (in the insert's transaction).
         self.inner.clock.observe(message.hlc)?;
         let pos = match state.store.insert(&message).map_err(ChatError::from)? {
             Insert::New(pos) => pos,

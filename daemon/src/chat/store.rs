@@ -5,12 +5,16 @@
 //! `(origin, sequence)`. Retention is bounded: past `chat.retention_messages` rows the oldest
 //! are deleted, and the newest deleted timestamp becomes the *horizon*: older messages arriving
 //! later are refused, because the store can no longer tell them from replays.
+//!
+//! Statements are prepared once and cached; the log is checkpointed by a
+//! [`Checkpointer`] thread, never inside a commit.
 
 use std::path::Path;
 
 use ed25519_dalek::VerifyingKey;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::checkpoint::Checkpointer;
 use super::envelope::{Kind, Message, MessageId};
 use super::hlc::Timestamp;
 use super::room::Room;
@@ -69,6 +73,8 @@ pub struct RoomSummary {
 pub struct Store {
     db: Connection,
     retention: u64,
+    /// Checkpoints the log off the write path (file databases only).
+    checkpointer: Option<Checkpointer>,
 }
 
 const SCHEMA: &str = "
@@ -94,7 +100,13 @@ const COLUMNS: &str = "pos, id, origin, seq, hlc, kind, room, nick, body, wire";
 impl Store {
     /// Opens (creating if needed) `DIR/chat.sqlite3`, keeping at most `retention` messages.
     pub fn open(dir: &Path, retention: u64) -> Result<Store, StoreError> {
-        Store::with_connection(Connection::open(dir.join(DB_FILE))?, retention)
+        let path = dir.join(DB_FILE);
+        let mut store = Store::with_connection(Connection::open(&path)?, retention)?;
+        store.checkpointer = Checkpointer::start(&path);
+        if store.checkpointer.is_some() {
+            store.db.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
+        Ok(store)
     }
 
     /// An in-memory store (tests).
@@ -109,65 +121,102 @@ impl Store {
         Ok(Store {
             db,
             retention: retention.max(1),
+            checkpointer: None,
         })
     }
 
     /// Offers a verified message.
     pub fn insert(&mut self, m: &Message) -> Result<Insert, StoreError> {
-        let tx = self.db.transaction()?;
+        self.insert_with(m, None)
+    }
+
+    /// Offers this node's own message `m` and records its sequence number as the latest own
+    /// one (see [`Store::set_own_seq`]), in one transaction.
+    pub fn insert_own(&mut self, m: &Message) -> Result<Insert, StoreError> {
+        self.insert_with(m, Some(m.seq))
+    }
+
+    fn insert_with(&mut self, m: &Message, own_seq: Option<u64>) -> Result<Insert, StoreError> {
+        // BEGIN and COMMIT as cached statements: rusqlite's `transaction()` parses them anew
+        // each time, which costs as much as the insert itself.
+        self.db.prepare_cached("BEGIN")?.execute([])?;
+        let result = self.insert_in_transaction(m, own_seq);
+        let end = match result {
+            Ok(Insert::New(_)) => "COMMIT",
+            _ => "ROLLBACK",
+        };
+        match self.db.prepare_cached(end)?.execute([]) {
+            Ok(_) => {}
+            Err(e) => {
+                // Leave no transaction open behind a failed COMMIT.
+                if !self.db.is_autocommit() {
+                    let _ = self.db.execute_batch("ROLLBACK");
+                }
+                return Err(e.into());
+            }
+        }
+        if end == "COMMIT" {
+            self.written();
+        }
+        result
+    }
+
+    fn insert_in_transaction(
+        &self,
+        m: &Message,
+        own_seq: Option<u64>,
+    ) -> Result<Insert, StoreError> {
+        let tx = &self.db;
         let known: Option<i64> = tx
-            .query_row(
-                "SELECT pos FROM messages WHERE id = ?1",
-                [&m.id.0[..]],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT pos FROM messages WHERE id = ?1")?
+            .query_row([&m.id.0[..]], |r| r.get(0))
             .optional()?;
         if known.is_some() {
             return Ok(Insert::Duplicate);
         }
         let same_seq: Option<i64> = tx
-            .query_row(
-                "SELECT pos FROM messages WHERE origin = ?1 AND seq = ?2",
-                params![&m.origin.as_bytes()[..], m.seq as i64],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT pos FROM messages WHERE origin = ?1 AND seq = ?2")?
+            .query_row(params![&m.origin.as_bytes()[..], m.seq as i64], |r| {
+                r.get(0)
+            })
             .optional()?;
         if same_seq.is_some() {
             return Ok(Insert::SeqReused);
         }
-        let horizon: i64 = meta(&tx, "horizon")?.unwrap_or(0);
+        let horizon: i64 = meta(tx, "horizon")?.unwrap_or(0);
         if (m.hlc.0 as i64) <= horizon {
             return Ok(Insert::Stale);
         }
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO messages (id, origin, seq, hlc, kind, room, nick, body, wire)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                &m.id.0[..],
-                &m.origin.as_bytes()[..],
-                m.seq as i64,
-                m.hlc.0 as i64,
-                m.kind.code() as i64,
-                m.room.as_str(),
-                m.nick.as_ref().map(|n| n.as_str()).unwrap_or(""),
-                m.text,
-                m.wire
-            ],
-        )?;
+        )?
+        .execute(params![
+            &m.id.0[..],
+            &m.origin.as_bytes()[..],
+            m.seq as i64,
+            m.hlc.0 as i64,
+            m.kind.code() as i64,
+            m.room.as_str(),
+            m.nick.as_ref().map(|n| n.as_str()).unwrap_or(""),
+            m.text,
+            m.wire
+        ])?;
         let pos = tx.last_insert_rowid();
         let cut = pos - self.retention as i64;
         if cut > 0 {
-            let dropped: Option<i64> = tx.query_row(
-                "SELECT MAX(hlc) FROM messages WHERE pos <= ?1",
-                [cut],
-                |r| r.get(0),
-            )?;
+            let dropped: Option<i64> = tx
+                .prepare_cached("SELECT MAX(hlc) FROM messages WHERE pos <= ?1")?
+                .query_row([cut], |r| r.get(0))?;
             if let Some(h) = dropped {
-                tx.execute("DELETE FROM messages WHERE pos <= ?1", [cut])?;
-                set_meta(&tx, "horizon", h.max(horizon))?;
+                tx.prepare_cached("DELETE FROM messages WHERE pos <= ?1")?
+                    .execute([cut])?;
+                set_meta(tx, "horizon", h.max(horizon))?;
             }
         }
-        tx.commit()?;
+        if let Some(seq) = own_seq {
+            set_meta(tx, "own_seq", seq as i64)?;
+        }
         Ok(Insert::New(pos))
     }
 
@@ -189,16 +238,23 @@ impl Store {
 
     /// Records this node's latest own sequence number (survives pruning).
     pub fn set_own_seq(&mut self, seq: u64) -> Result<(), StoreError> {
-        set_meta(&self.db, "own_seq", seq as i64)
+        set_meta(&self.db, "own_seq", seq as i64)?;
+        self.written();
+        Ok(())
+    }
+
+    fn written(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.written();
+        }
     }
 
     /// The local position of message `id`, if stored.
     pub fn position(&self, id: &MessageId) -> Result<Option<i64>, StoreError> {
         Ok(self
             .db
-            .query_row("SELECT pos FROM messages WHERE id = ?1", [&id.0[..]], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT pos FROM messages WHERE id = ?1")?
+            .query_row([&id.0[..]], |r| r.get(0))
             .optional()?)
     }
 
@@ -330,16 +386,17 @@ fn decode(row: RawRow) -> Result<Stored, StoreError> {
 
 fn meta(db: &Connection, key: &str) -> Result<Option<i64>, StoreError> {
     Ok(db
-        .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
         .optional()?)
 }
 
 fn set_meta(db: &Connection, key: &str, value: i64) -> Result<(), StoreError> {
-    db.execute(
+    db.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![key, value],
-    )?;
+    )?
+    .execute(params![key, value])?;
     Ok(())
 }
 

@@ -105,9 +105,41 @@ fn survives_reopening() {
         let mut store = Store::open(dir.path(), 10).expect("open");
         store.insert(&a).expect("insert");
         store.set_own_seq(7).expect("own seq");
+        // An own message records its sequence number with it, in the same transaction.
+        assert_eq!(
+            store
+                .insert_own(&msg(9, 12, 1001, "lobby", "mine"))
+                .expect("insert own"),
+            Insert::New(2)
+        );
     }
     let store = Store::open(dir.path(), 10).expect("reopen");
     assert_eq!(store.position(&a.id).expect("pos"), Some(1));
-    let key = SigningKey::from_bytes(&[9; 32]).verifying_key();
-    assert_eq!(store.resume_point(&key).expect("resume").0, 7);
+    let other = SigningKey::from_bytes(&[5; 32]).verifying_key();
+    assert_eq!(store.resume_point(&other).expect("resume").0, 12);
+}
+
+#[test]
+fn the_log_is_checkpointed_off_the_write_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path(), 10_000).expect("open");
+    let auto: i64 = store
+        .db
+        .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+        .expect("pragma");
+    assert_eq!(auto, 0, "commits never checkpoint");
+    let body = "x".repeat(1000);
+    for seq in 1..=200 {
+        store
+            .insert(&msg(1, seq, 1000 + seq, "lobby", &body))
+            .expect("insert");
+    }
+    // 200 KB of messages reach the database file only through the checkpoint thread.
+    let db_file = dir.path().join(DB_FILE);
+    let size = || std::fs::metadata(&db_file).map_or(0, |m| m.len());
+    let deadline = std::time::Instant::now() + super::super::checkpoint::INTERVAL * 10;
+    while size() < 200_000 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(size() >= 200_000, "database file is {} bytes", size());
 }

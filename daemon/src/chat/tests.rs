@@ -65,6 +65,32 @@ async fn a_local_message_reaches_another_core_once() {
         Err(AcceptError::Oversized(_))
     ));
     assert_eq!(bob.counters().refused.load(Ordering::Relaxed), 3);
+
+    // From the ring: the inbox verifies once, in the validator, and stores on delivery.
+    use crate::ring::Inbox;
+    let env = |seq, payload: &[u8]| chat_overlay::broadcast::Envelope {
+        origin: sent.message.from_id(),
+        seq,
+        payload: payload.to_vec(),
+    };
+    let (carol, _carol_out) = core(3, "carol", &config);
+    let inbox = RingInbox::new(carol.clone());
+    assert!(!inbox.validate(&env(1, &tampered)), "bad signature");
+    assert!(
+        !inbox.validate(&env(2, &out.wire)),
+        "sequence number differs"
+    );
+    assert!(!inbox.validate(&env(1, b"junk")));
+    assert!(inbox.validate(&env(1, &out.wire)));
+    inbox.deliver(&env(1, &out.wire));
+    assert_eq!(carol.counters().received.load(Ordering::Relaxed), 1);
+    assert_eq!(carol.counters().refused.load(Ordering::Relaxed), 0);
+    assert_eq!(carol.after(0, None, 10).expect("history").len(), 1);
+    // A delivery that was not validated here is verified, not trusted.
+    let (dave, _dave_out) = core(4, "dave", &config);
+    RingInbox::new(dave.clone()).deliver(&env(1, &tampered));
+    assert_eq!(dave.counters().received.load(Ordering::Relaxed), 0);
+    assert_eq!(dave.counters().refused.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]

@@ -9,7 +9,8 @@ use config::{Map, Value, ValueKind};
 
 use super::{
     Access, ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS,
-    MAX_CONNECTIONS_RANGE, RING_MS_RANGE, RingTimers, Settings, key_error,
+    MAX_CONNECTIONS_RANGE, ORIGIN_BURST_RANGE, ORIGIN_RATE_RANGE, RING_MS_RANGE, RingSettings,
+    Settings, key_error,
 };
 use crate::chat::ChatConfig;
 use crate::env::Env;
@@ -36,18 +37,26 @@ impl Checker {
         let mut transport = self.section(&mut tree, "transport")?;
         let mut ring = self.section(&mut tree, "ring")?;
         self.no_leftovers("", tree)?;
-        let defaults = RingTimers::default();
+        let defaults = RingSettings::default();
         let mut ms = |name: &str, default: u64| -> Result<u64, ConfigError> {
             match ring.remove(name) {
                 Some(v) => self.integer(&format!("ring.{name}"), v, RING_MS_RANGE),
                 None => Ok(default),
             }
         };
-        let ring_timers = RingTimers {
+        let ring_timers = RingSettings {
             stabilize_ms: ms("stabilize_ms", defaults.stabilize_ms)?,
             fix_fingers_ms: ms("fix_fingers_ms", defaults.fix_fingers_ms)?,
             check_predecessor_ms: ms("check_predecessor_ms", defaults.check_predecessor_ms)?,
             rpc_timeout_ms: ms("rpc_timeout_ms", defaults.rpc_timeout_ms)?,
+            origin_rate: match ring.remove("origin_rate") {
+                Some(v) => self.integer("ring.origin_rate", v, ORIGIN_RATE_RANGE)? as u32,
+                None => defaults.origin_rate,
+            },
+            origin_burst: match ring.remove("origin_burst") {
+                Some(v) => self.integer("ring.origin_burst", v, ORIGIN_BURST_RANGE)? as u32,
+                None => defaults.origin_burst,
+            },
         };
         let settings = Settings {
             config_file: None,

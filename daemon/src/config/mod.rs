@@ -49,6 +49,8 @@ pub const KEYS: &[&str] = &[
     "ring.fix_fingers_ms",
     "ring.check_predecessor_ms",
     "ring.rpc_timeout_ms",
+    "ring.origin_rate",
+    "ring.origin_burst",
 ];
 /// Default bound on QUIC connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
@@ -57,9 +59,15 @@ pub const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<u64> = 8..=65_536;
 /// Accepted range of the `ring.*_ms` timer periods.
 pub const RING_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=600_000;
 
-/// Timer periods of the ring protocol (`[ring]`), in milliseconds.
+/// Accepted range of `ring.origin_rate` (messages per second).
+pub const ORIGIN_RATE_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
+/// Accepted range of `ring.origin_burst` (messages).
+pub const ORIGIN_BURST_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
+
+/// The ring protocol's settings (`[ring]`): timer periods in milliseconds and the per-origin
+/// broadcast rate every node enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RingTimers {
+pub struct RingSettings {
     /// `ring.stabilize_ms`.
     pub stabilize_ms: u64,
     /// `ring.fix_fingers_ms` (the shortest fix-fingers period).
@@ -68,22 +76,28 @@ pub struct RingTimers {
     pub check_predecessor_ms: u64,
     /// `ring.rpc_timeout_ms`.
     pub rpc_timeout_ms: u64,
+    /// `ring.origin_rate`: broadcasts per second accepted from one origin, at every hop.
+    pub origin_rate: u32,
+    /// `ring.origin_burst`: broadcasts accepted from one origin at once.
+    pub origin_burst: u32,
 }
 
-impl Default for RingTimers {
+impl Default for RingSettings {
     fn default() -> Self {
         let c = chat_overlay::ChordConfig::default();
         let ms = |d: std::time::Duration| d.as_millis() as u64;
-        RingTimers {
+        RingSettings {
             stabilize_ms: ms(c.stabilize_interval),
             fix_fingers_ms: ms(c.fix_fingers_min),
             check_predecessor_ms: ms(c.check_predecessor_interval),
             rpc_timeout_ms: ms(c.rpc_timeout),
+            origin_rate: c.broadcast.rate_per_sec,
+            origin_burst: c.broadcast.rate_burst,
         }
     }
 }
 
-impl RingTimers {
+impl RingSettings {
     /// The overlay configuration with these periods.
     pub fn chord_config(&self) -> chat_overlay::ChordConfig {
         use std::time::Duration;
@@ -93,6 +107,8 @@ impl RingTimers {
         c.fix_fingers_max = c.fix_fingers_max.max(c.fix_fingers_min);
         c.check_predecessor_interval = Duration::from_millis(self.check_predecessor_ms);
         c.rpc_timeout = Duration::from_millis(self.rpc_timeout_ms);
+        c.broadcast.rate_per_sec = self.origin_rate;
+        c.broadcast.rate_burst = self.origin_burst;
         c
     }
 }
@@ -137,8 +153,8 @@ pub struct Settings {
     pub log_filter: String,
     /// Most QUIC connections held at once (`transport.max_connections`).
     pub max_connections: usize,
-    /// Ring timer periods (`[ring]`).
-    pub ring: RingTimers,
+    /// Ring timer periods and per-origin rate (`[ring]`).
+    pub ring: RingSettings,
 }
 
 /// Who may use the control API, and how fast (`control.*` keys besides `socket`).
@@ -297,6 +313,8 @@ impl Settings {
             n(self.ring.check_predecessor_ms),
         );
         ring.insert("rpc_timeout_ms".into(), n(self.ring.rpc_timeout_ms));
+        ring.insert("origin_rate".into(), n(u64::from(self.ring.origin_rate)));
+        ring.insert("origin_burst".into(), n(u64::from(self.ring.origin_burst)));
         // Sections in reading order (a TOML table would sort them).
         let mut out = String::new();
         for (name, table) in [

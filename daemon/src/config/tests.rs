@@ -252,17 +252,22 @@ fn sample_config_loads_and_lists_every_key() {
 #[test]
 fn ring_and_transport_keys_are_checked() {
     let f = file(
-        "[ring]\nstabilize_ms = 150\nrpc_timeout_ms = 300\n[transport]\nmax_connections = 64\n",
+        "[ring]\nstabilize_ms = 150\nrpc_timeout_ms = 300\norigin_rate = 500\n[transport]\nmax_connections = 64\n",
     );
     let s = Settings::load(&with_file(&f), &home_env(&[])).expect("loads");
     assert_eq!(s.ring.stabilize_ms, 150);
     assert_eq!(s.ring.rpc_timeout_ms, 300);
     assert_eq!(
         s.ring.check_predecessor_ms,
-        RingTimers::default().check_predecessor_ms
+        RingSettings::default().check_predecessor_ms
     );
     assert_eq!(s.max_connections, 64);
     let chord = s.ring.chord_config();
+    assert_eq!(chord.broadcast.rate_per_sec, 500);
+    assert_eq!(
+        chord.broadcast.rate_burst,
+        RingSettings::default().origin_burst
+    );
     assert_eq!(
         chord.stabilize_interval,
         std::time::Duration::from_millis(150)
@@ -280,6 +285,14 @@ fn ring_and_transport_keys_are_checked() {
             "ring.rpc_timeout_ms: string \"x\" is out of range",
         ),
         ("[ring]\nstabilize = 5\n", "ring.stabilize: unknown key"),
+        (
+            "[ring]\norigin_rate = 0\n",
+            "ring.origin_rate: integer 0 is out of range",
+        ),
+        (
+            "[ring]\norigin_burst = 2000000\n",
+            "ring.origin_burst: integer 2000000 is out of range",
+        ),
         (
             "[transport]\nmax_connections = 1\n",
             "transport.max_connections: integer 1 is out of range",

@@ -66,9 +66,15 @@ pub struct RingView {
     pub broadcast: chat_overlay::broadcast::BroadcastStats,
 }
 
-/// Where the driver hands each broadcast the first time it arrives (validated, de-duplicated).
-/// Called inline, so nothing is lost between the overlay and the application.
-pub type Deliver = Box<dyn FnMut(&chat_overlay::broadcast::Envelope) + Send>;
+/// The application behind the ring: it judges every broadcast before the overlay stores,
+/// forwards or delivers it, and receives each new one once. Both are called inline by the
+/// driver, so nothing is lost between the overlay and the application.
+pub trait Inbox: Send + Sync + 'static {
+    /// Whether `env` is acceptable (for chat: a validly signed envelope from `env.origin`).
+    fn validate(&self, env: &chat_overlay::broadcast::Envelope) -> bool;
+    /// `env`, validated and seen for the first time here.
+    fn deliver(&self, env: &chat_overlay::broadcast::Envelope);
+}
 
 /// Settings of the driver and its transport.
 #[derive(Debug, Clone)]
@@ -102,7 +108,7 @@ pub fn start(
     key: &SigningKey,
     cfg: RingConfig,
     socket: std::net::UdpSocket,
-    deliver: Deliver,
+    inbox: Arc<dyn Inbox>,
 ) -> Result<(RingHandle, tokio::task::JoinHandle<()>), TransportError> {
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let transport = Transport::bind_socket(key, cfg.transport.clone(), socket, inbound_tx)?;
@@ -121,8 +127,9 @@ pub fn start(
     let seed = u64::from_le_bytes(node.id().0[..8].try_into().unwrap_or_default())
         ^ std::process::id() as u64;
     let mut overlay = chat_overlay::Node::new(me, cfg.chord.clone(), seed);
-    overlay.set_validator(Box::new(crate::chat::Chat::validate_broadcast));
-    let driver = driver::Driver::new(node, overlay, transport.clone(), events.clone(), deliver);
+    let validator = inbox.clone();
+    overlay.set_validator(Box::new(move |env| validator.validate(env)));
+    let driver = driver::Driver::new(node, overlay, transport.clone(), events.clone(), inbox);
     let task = tokio::spawn(tracing::Instrument::instrument(
         driver.run(inbound_rx, command_rx),
         tracing::Span::current(),

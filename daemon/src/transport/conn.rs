@@ -2,7 +2,8 @@
 //!
 //! A peer at fault (oversized, truncated or undecodable frame) gets its connection closed with
 //! [`close::PROTOCOL`](super::close::PROTOCOL) and the drop is counted; nothing else is
-//! affected. A frame that does not arrive within [`FRAME_DEADLINE`] only stops its stream.
+//! affected. A frame whose length has arrived but whose payload does not arrive within
+//! [`FRAME_DEADLINE`] only stops its stream.
 
 use std::sync::Arc;
 
@@ -129,13 +130,19 @@ impl<M: Wire> Inner<M> {
         mut stream: quinn::RecvStream,
     ) {
         loop {
+            // Between frames the stream may stay quiet as long as the connection lives; once a
+            // frame is announced, it must arrive within the deadline.
+            let len = match frame::read_len(&mut stream, self.cfg.max_frame).await {
+                Ok(Some(len)) => len,
+                Ok(None) => return,
+                Err(FrameError::Io(_)) => return, // the stream or connection went away
+                Err(e) => return self.fault(&conn, from, &e),
+            };
             let read =
-                tokio::time::timeout(FRAME_DEADLINE, frame::read(&mut stream, self.cfg.max_frame))
-                    .await;
+                tokio::time::timeout(FRAME_DEADLINE, frame::read_payload(&mut stream, len)).await;
             let payload = match read {
-                Ok(Ok(Some(p))) => p,
-                Ok(Ok(None)) => return,
-                Ok(Err(FrameError::Io(_))) => return, // the stream or connection went away
+                Ok(Ok(p)) => p,
+                Ok(Err(FrameError::Io(_))) => return,
                 Ok(Err(e)) => return self.fault(&conn, from, &e),
                 Err(_) => {
                     self.drops.count(Reason::SlowFrame);

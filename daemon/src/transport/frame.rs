@@ -1,6 +1,7 @@
 //! Frames on the wire: a 4-byte big-endian length, then that many bytes of CBOR (one message).
 //!
-//! A stream carries frames back to back and ends at a frame boundary. The reader checks the
+//! A stream carries frames back to back (a link keeps one open while it has traffic) and ends
+//! at a frame boundary. The reader checks the
 //! announced length against the maximum before reading or allocating anything, and insists
 //! that the payload is exactly one CBOR value of the expected type.
 
@@ -60,6 +61,18 @@ pub async fn read<R: AsyncRead + Unpin>(
     stream: &mut R,
     max: usize,
 ) -> Result<Option<Vec<u8>>, FrameError> {
+    match read_len(stream, max).await? {
+        Some(len) => read_payload(stream, len).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Reads the next frame's length prefix and checks it against `max`; `Ok(None)` at a clean
+/// end of stream. A link's stream stays open between frames, so this may wait long.
+pub async fn read_len<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    max: usize,
+) -> Result<Option<usize>, FrameError> {
     let mut header = [0u8; HEADER];
     let mut got = 0;
     while got < HEADER {
@@ -77,6 +90,14 @@ pub async fn read<R: AsyncRead + Unpin>(
     if len > max {
         return Err(FrameError::Oversized { len, max });
     }
+    Ok(Some(len))
+}
+
+/// Reads a payload of `len` bytes (checked by [`read_len`]).
+pub async fn read_payload<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    len: usize,
+) -> Result<Vec<u8>, FrameError> {
     let mut payload = vec![0u8; len];
     stream
         .read_exact(&mut payload)
@@ -85,7 +106,7 @@ pub async fn read<R: AsyncRead + Unpin>(
             std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
             _ => FrameError::Io(e),
         })?;
-    Ok(Some(payload))
+    Ok(payload)
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
-//! The sending side: one task per peer that dials when needed and writes its frames in order,
-//! each on a new unidirectional stream.
+//! The sending side: one task per peer that dials when needed and writes its frames in order
+//! on one unidirectional stream, kept open while the link lives (a new stream per frame would
+//! cost a stream opening, a reader task and flow-control updates for every message).
 //!
 //! A peer's queue is bounded ([`super::Config::send_queue`]); a full queue drops the new frame
 //! and counts it. A failed dial or a connection lost while writing reports the peer as
 //! unreachable once and drops what was queued for it (the overlay retries what matters). A link
 //! that has been idle for [`LINK_IDLE`] ends; the next frame starts a new one.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -25,10 +25,30 @@ use super::{Expect, Inbound, Inner, Reason, TransportError, Wire, connection_pee
 pub const LINK_IDLE: Duration = Duration::from_secs(30);
 /// Longest wait to open a stream and write one frame.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Streams remembered per link so that a flush can wait for their acknowledgement.
-const RECENT_STREAMS: usize = 16;
 /// Most links (peers with a send queue) at once, beyond the connection bound.
 const EXTRA_LINKS: usize = 64;
+
+/// A link's open stream and the connection it belongs to.
+struct LinkStream {
+    conn: usize,
+    send: quinn::SendStream,
+}
+
+/// Ends a link's stream and waits (bounded) until the peer has read all of it.
+async fn finish(stream: Option<LinkStream>) {
+    if let Some(mut s) = stream
+        && s.send.finish().is_ok()
+    {
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, s.send.stopped()).await;
+    }
+}
+
+/// Ends a link's stream without waiting.
+fn finish_now(stream: Option<LinkStream>) {
+    if let Some(mut s) = stream {
+        let _ = s.send.finish();
+    }
+}
 
 /// Work for a link.
 #[derive(Debug)]
@@ -84,38 +104,34 @@ impl<M: Wire> Inner<M> {
         generation: u64,
         mut rx: mpsc::Receiver<LinkCmd>,
     ) {
-        let mut recent: VecDeque<quinn::SendStream> = VecDeque::new();
+        let mut stream: Option<LinkStream> = None;
         loop {
             let cmd = match tokio::time::timeout(LINK_IDLE, rx.recv()).await {
                 Ok(Some(cmd)) => cmd,
-                Ok(None) => return,
+                Ok(None) => return finish(stream).await,
                 Err(_) => {
                     // Idle: leave, unless a frame slipped in (enqueue holds the same lock).
-                    let mut links = lock(&self.links);
-                    if rx.is_empty() {
-                        if links.get(&peer.id).is_some_and(|(g, _)| *g == generation) {
+                    let idle = {
+                        let mut links = lock(&self.links);
+                        let idle = rx.is_empty();
+                        if idle && links.get(&peer.id).is_some_and(|(g, _)| *g == generation) {
                             links.remove(&peer.id);
                         }
-                        return;
+                        idle
+                    };
+                    if idle {
+                        return finish(stream).await;
                     }
                     continue;
                 }
             };
             match cmd {
                 LinkCmd::Flush(done) => {
-                    for s in recent.drain(..) {
-                        let _ = tokio::time::timeout(WRITE_TIMEOUT, s.stopped()).await;
-                    }
+                    finish(stream.take()).await;
                     let _ = done.send(());
                 }
-                LinkCmd::Frame(bytes) => match self.write(peer, &bytes).await {
-                    Ok(stream) => {
-                        recent.push_back(stream);
-                        if recent.len() > RECENT_STREAMS {
-                            recent.pop_front();
-                        }
-                    }
-                    Err(e) => {
+                LinkCmd::Frame(bytes) => {
+                    if let Err(e) = self.write(peer, &mut stream, &bytes).await {
                         let mut dropped = 1;
                         while let Ok(cmd) = rx.try_recv() {
                             match cmd {
@@ -131,32 +147,42 @@ impl<M: Wire> Inner<M> {
                             let _ = self.inbound.send(Inbound::Unreachable(peer.id)).await;
                         }
                     }
-                },
+                }
             }
         }
     }
 
-    /// Writes one frame to `peer` on a new stream, dialling first if needed. A connection
-    /// that was just replaced by another is retried once on the new one.
+    /// Writes one frame to `peer` on the link's stream, opening one (and dialling) if needed.
+    /// A stream on a connection that is no longer the pooled one is finished and replaced; a
+    /// failed write is retried once on a new connection.
     async fn write(
         self: &Arc<Self>,
         peer: Peer,
+        stream: &mut Option<LinkStream>,
         bytes: &[u8],
-    ) -> Result<quinn::SendStream, TransportError> {
+    ) -> Result<(), TransportError> {
         let mut last = None;
         for _ in 0..2 {
             let conn = self.connection(peer).await?;
+            if stream.as_ref().is_some_and(|s| s.conn != conn.stable_id()) {
+                finish_now(stream.take());
+            }
             let attempt = async {
-                let mut s = conn.open_uni().await.map_err(|e| e.to_string())?;
-                s.write_all(bytes).await.map_err(|e| e.to_string())?;
-                s.finish().map_err(|e| e.to_string())?;
-                Ok::<_, String>(s)
+                let s = match stream {
+                    Some(s) => s,
+                    None => stream.insert(LinkStream {
+                        conn: conn.stable_id(),
+                        send: conn.open_uni().await.map_err(|e| e.to_string())?,
+                    }),
+                };
+                s.send.write_all(bytes).await.map_err(|e| e.to_string())
             };
             match tokio::time::timeout(WRITE_TIMEOUT, attempt).await {
-                Ok(Ok(s)) => return Ok(s),
+                Ok(Ok(())) => return Ok(()),
                 Ok(Err(reason)) => last = Some(reason),
                 Err(_) => last = Some("write timed out".to_owned()),
             }
+            *stream = None;
             lock(&self.pool).remove(&peer.id, conn.stable_id());
         }
         Err(TransportError::Dial {

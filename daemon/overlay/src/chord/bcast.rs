@@ -335,10 +335,11 @@ impl Node {
             self.cover_again(now, from, hop, limit, id, env);
             return;
         }
+        // A `Done` also acknowledges: a hop that finishes at once (a leaf of the tree, a busy
+        // node, an origin over its rate) answers with `Done` alone.
         if !self.bc.rate.allow(&env.origin, now) {
-            // Acknowledged so the parent does not re-route it, but neither kept nor forwarded.
+            // Answered so the parent does not re-route it, but neither kept nor forwarded.
             self.bc.stats.dropped_rate += 1;
-            self.send(from, Message::Bcast(Bcast::Ack { hop }));
             self.send(from, Message::Bcast(Bcast::Done { hop }));
             return;
         }
@@ -349,7 +350,6 @@ impl Node {
             env: env.clone(),
             depth: Some(depth),
         });
-        self.send(from, Message::Bcast(Bcast::Ack { hop }));
         if self.bc.tasks.len() >= self.bc.cfg.max_tasks {
             self.bc.stats.dropped_busy += 1;
             self.send(from, Message::Bcast(Bcast::Done { hop }));
@@ -360,6 +360,7 @@ impl Node {
         if opened == 0 {
             self.send(from, Message::Bcast(Bcast::Done { hop }));
         } else {
+            self.send(from, Message::Bcast(Bcast::Ack { hop }));
             self.bc.tasks.insert(
                 id,
                 Task {
