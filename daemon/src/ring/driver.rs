@@ -113,10 +113,11 @@ impl Driver {
                 Output::Event(event) => events.push(event),
             }
         }
+        // The size first: an event (Joined) may wake readers of it (the READY=1 status).
+        self.node.set_ring_size(self.overlay.ring_size_estimate());
         for event in events {
             self.on_event(event);
         }
-        self.node.set_ring_size(self.overlay.ring_size_estimate());
     }
 
     fn on_event(&mut self, event: Event) {
