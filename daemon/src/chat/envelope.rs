@@ -212,18 +212,7 @@ fn to_vec(value: &Value) -> Vec<u8> {
 
 /// Decodes and verifies an envelope from anywhere (peer, store).
 pub fn open(wire: &[u8]) -> Result<Message, EnvelopeError> {
-    let (message, signed, sig) = parse(wire)?;
-    message
-        .origin
-        .verify_strict(&signed, &Signature::from_bytes(&sig))
-        .map_err(|_| EnvelopeError::BadSignature)?;
-    Ok(message)
-}
-
-/// Decodes and checks everything but the signature: the message, its signed bytes and the
-/// signature.
-fn parse(wire: &[u8]) -> Result<(Message, Vec<u8>, [u8; 64]), EnvelopeError> {
-    use EnvelopeError::Malformed;
+    use EnvelopeError::{BadSignature, Malformed};
     if wire.len() > MAX_WIRE_BYTES {
         return Err(EnvelopeError::Oversized(wire.len()));
     }
@@ -259,7 +248,10 @@ fn parse(wire: &[u8]) -> Result<(Message, Vec<u8>, [u8; 64]), EnvelopeError> {
         n if n.is_empty() => None,
         n => Some(n.parse().map_err(|_| Malformed("invalid nickname"))?),
     };
-    let message = Message {
+    origin
+        .verify_strict(&signed, &Signature::from_bytes(&sig))
+        .map_err(|_| BadSignature)?;
+    Ok(Message {
         id: MessageId(blake3::hash(&signed).into()),
         origin,
         seq,
@@ -269,8 +261,7 @@ fn parse(wire: &[u8]) -> Result<(Message, Vec<u8>, [u8; 64]), EnvelopeError> {
         text: body,
         nick,
         wire: wire.to_vec(),
-    };
-    Ok((message, signed, sig))
+    })
 }
 
 fn array<const N: usize>(v: Value) -> Option<[Value; N]> {

@@ -131,7 +131,7 @@ impl Store {
     }
 
     /// Offers this node's own message `m` and records its sequence number as the latest own
-    /// one (see [`Store::set_own_seq`]), in one transaction.
+    /// one (which survives pruning; see [`Store::resume_point`]), in one transaction.
     pub fn insert_own(&mut self, m: &Message) -> Result<Insert, StoreError> {
         self.insert_with(m, Some(m.seq))
     }
@@ -141,22 +141,20 @@ impl Store {
         // each time, which costs as much as the insert itself.
         self.db.prepare_cached("BEGIN")?.execute([])?;
         let result = self.insert_in_transaction(m, own_seq);
-        let end = match result {
-            Ok(Insert::New(_)) => "COMMIT",
-            _ => "ROLLBACK",
-        };
-        match self.db.prepare_cached(end)?.execute([]) {
-            Ok(_) => {}
-            Err(e) => {
-                // Leave no transaction open behind a failed COMMIT.
-                if !self.db.is_autocommit() {
-                    let _ = self.db.execute_batch("ROLLBACK");
-                }
-                return Err(e.into());
+        let commit = matches!(result, Ok(Insert::New(_)));
+        let end = self
+            .db
+            .prepare_cached(if commit { "COMMIT" } else { "ROLLBACK" })
+            .and_then(|mut end| end.execute([]));
+        if let Err(e) = end {
+            // Leave no transaction open behind a failed COMMIT.
+            if !self.db.is_autocommit() {
+                let _ = self.db.execute_batch("ROLLBACK");
             }
+            return Err(e.into());
         }
-        if end == "COMMIT" {
-            self.written();
+        if commit && let Some(c) = &self.checkpointer {
+            c.written();
         }
         result
     }
@@ -234,19 +232,6 @@ impl Store {
             seq.unwrap_or(0).max(own) as u64,
             Timestamp(hlc.unwrap_or(0).max(horizon) as u64),
         ))
-    }
-
-    /// Records this node's latest own sequence number (survives pruning).
-    pub fn set_own_seq(&mut self, seq: u64) -> Result<(), StoreError> {
-        set_meta(&self.db, "own_seq", seq as i64)?;
-        self.written();
-        Ok(())
-    }
-
-    fn written(&self) {
-        if let Some(c) = &self.checkpointer {
-            c.written();
-        }
     }
 
     /// The local position of message `id`, if stored.

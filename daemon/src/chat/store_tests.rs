@@ -104,7 +104,6 @@ fn survives_reopening() {
     {
         let mut store = Store::open(dir.path(), 10).expect("open");
         store.insert(&a).expect("insert");
-        store.set_own_seq(7).expect("own seq");
         // An own message records its sequence number with it, in the same transaction.
         assert_eq!(
             store

@@ -56,17 +56,6 @@ pub fn decode<M: DeserializeOwned>(payload: &[u8]) -> Result<M, FrameError> {
     Ok(msg)
 }
 
-/// Reads the next frame's payload; `Ok(None)` at a clean end of stream.
-pub async fn read<R: AsyncRead + Unpin>(
-    stream: &mut R,
-    max: usize,
-) -> Result<Option<Vec<u8>>, FrameError> {
-    match read_len(stream, max).await? {
-        Some(len) => read_payload(stream, len).await.map(Some),
-        None => Ok(None),
-    }
-}
-
 /// Reads the next frame's length prefix and checks it against `max`; `Ok(None)` at a clean
 /// end of stream. A link's stream stays open between frames, so this may wait long.
 pub async fn read_len<R: AsyncRead + Unpin>(
@@ -113,6 +102,17 @@ pub async fn read_payload<R: AsyncRead + Unpin>(
 mod tests {
     use super::*;
     use chat_overlay::wire::{MAX_MESSAGE_BYTES, Message, Notice};
+
+    /// The next frame's payload, as the reader takes it (length, then payload).
+    async fn read<R: AsyncRead + Unpin>(
+        stream: &mut R,
+        max: usize,
+    ) -> Result<Option<Vec<u8>>, FrameError> {
+        match read_len(stream, max).await? {
+            Some(len) => read_payload(stream, len).await.map(Some),
+            None => Ok(None),
+        }
+    }
 
     #[tokio::test]
     async fn round_trip_and_clean_end() {

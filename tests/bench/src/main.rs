@@ -284,7 +284,8 @@ async fn bench(args: &Args, chatd: &std::path::Path) -> Result<Report> {
             rate *= 2.0;
         }
     }
-    report.after_load = Some(usage(&samples(&pids)?, &samples(&pids)?, 0.0));
+    let end = samples(&pids)?;
+    report.after_load = Some(usage(&end, &end, 0.0));
     drop(subs);
     drop(cluster);
     Ok(report)
