@@ -22,6 +22,9 @@ use super::room::Room;
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "chat.sqlite3";
 
+/// Bytes of write-ahead log kept when the log restarts.
+const LOG_SIZE_LIMIT: i64 = 16 << 20;
+
 /// A stored message and its local position.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stored {
@@ -77,9 +80,12 @@ pub struct Store {
     checkpointer: Option<Checkpointer>,
 }
 
+// `pos` is the rowid without AUTOINCREMENT (which costs a write of `sqlite_sequence` per
+// insert): a rowid is reused only after the largest one is deleted, and pruning always keeps
+// the newest message. Databases created with AUTOINCREMENT keep it; both behave the same.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
-    pos    INTEGER PRIMARY KEY AUTOINCREMENT,
+    pos    INTEGER PRIMARY KEY,
     id     BLOB    NOT NULL UNIQUE,
     origin BLOB    NOT NULL,
     seq    INTEGER NOT NULL,
@@ -106,6 +112,11 @@ impl Store {
         if store.checkpointer.is_some() {
             store.db.pragma_update(None, "wal_autocheckpoint", 0)?;
         }
+        // A log that grew past this (a burst the checkpoints could not keep up with) is cut
+        // back when it restarts; below it, restarts rewrite pages already in the page cache.
+        store
+            .db
+            .pragma_update(None, "journal_size_limit", LOG_SIZE_LIMIT)?;
         Ok(store)
     }
 

@@ -3,9 +3,9 @@
 //! Inputs come from the transport (messages from authenticated peers — the sender's NodeId is
 //! the one its certificate proved, never one the message claims — and unreachable peers), from
 //! the overlay's own timers, and from [`Command`]s. After each input the outputs are executed
-//! at once: `Send` goes to the transport (which never blocks), `SetTimer` to the timer heap,
-//! then `Event`s update the node's `joined` flag, hand deliveries to the [`super::Inbox`] and go
-//! to subscribers.
+//! at once: `Send` goes to the transport (which never blocks), `SetTimer` to the timer heap
+//! (the driver sleeps until the earliest timer the overlay still wants), then `Event`s update
+//! the node's `joined` flag, hand deliveries to the [`super::Inbox`] and go to subscribers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -64,6 +64,8 @@ impl Driver {
         mut commands: mpsc::Receiver<Command>,
     ) {
         loop {
+            let overlay = &self.overlay;
+            self.timers.drop_front_while(|t| !overlay.wants_timer(t));
             let next = self.timers.next().map(|at| self.instant(at));
             tokio::select! {
                 Some(item) = inbound.recv() => match item {
@@ -88,7 +90,9 @@ impl Driver {
                 () = sleep_until(next) => {
                     let now = self.now();
                     for timer in self.timers.due(now) {
-                        self.feed(Input::Timer(timer));
+                        if self.overlay.wants_timer(&timer) {
+                            self.feed(Input::Timer(timer));
+                        }
                     }
                 }
             }

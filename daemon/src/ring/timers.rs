@@ -3,6 +3,10 @@
 //! The overlay never cancels a timer (an unwanted one is ignored when it fires), so this is a
 //! plain heap. Its size follows the overlay's own bounds (pending requests and lookups); a hard
 //! cap guards against a bug turning into unbounded memory.
+//!
+//! Most deadlines are met: every broadcast hop arms one, and its child answers long before.
+//! The driver drops such timers from the front of the heap ([`Timers::drop_front_while`]) as
+//! soon as the overlay no longer wants them, rather than waking up once per hop to fire them.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -31,6 +35,17 @@ impl Timers {
     /// The earliest deadline.
     pub fn next(&self) -> Option<Time> {
         self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Drops timers from the front of the heap (earliest first) while `unwanted` holds for
+    /// them; returns how many were dropped.
+    pub fn drop_front_while(&mut self, unwanted: impl Fn(&Timer) -> bool) -> usize {
+        let mut dropped = 0;
+        while self.heap.peek().is_some_and(|Reverse((_, t))| unwanted(t)) {
+            self.heap.pop();
+            dropped += 1;
+        }
+        dropped
     }
 
     /// Removes and returns every timer due at `now`, earliest first.
@@ -73,6 +88,21 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert_eq!(t.due(Time(29)), vec![]);
         assert_eq!(t.due(Time(31)), vec![Timer::Stabilize]);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn unwanted_timers_are_dropped_only_from_the_front() {
+        let mut t = Timers::default();
+        assert!(t.arm(Time(10), Timer::BcastAck(1)));
+        assert!(t.arm(Time(20), Timer::Stabilize));
+        assert!(t.arm(Time(30), Timer::BcastAck(2)));
+        let unwanted = |t: &Timer| matches!(t, Timer::BcastAck(_));
+        assert_eq!(t.drop_front_while(unwanted), 1);
+        // BcastAck(2) stays behind a wanted timer until that one fires.
+        assert_eq!(t.next(), Some(Time(20)));
+        assert_eq!(t.due(Time(25)), vec![Timer::Stabilize]);
+        assert_eq!(t.drop_front_while(unwanted), 1);
         assert!(t.is_empty());
     }
 }

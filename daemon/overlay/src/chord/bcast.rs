@@ -69,6 +69,10 @@ struct Hop {
     child: Peer,
     limit: NodeId,
     stage: Stage,
+    /// When the timer of the current stage fires: an earlier timer of the hop (one armed
+    /// before a resend or a re-route) is ignored, so a timer that is not wanted once is never
+    /// wanted again ([`super::Node::wants_timer`]).
+    deadline: Time,
     attempts: u8,
     waits: u32,
     reroutes: u8,
@@ -229,6 +233,7 @@ impl Node {
                     child,
                     limit: child_limit,
                     stage: Stage::Ack,
+                    deadline: now,
                     attempts: 0,
                     waits: 0,
                     reroutes: 0,
@@ -267,7 +272,26 @@ impl Node {
                 env,
             }),
         );
-        self.set_timer(now + self.bc.cfg.ack_timeout, Timer::BcastAck(hop));
+        self.arm_hop(hop, now + self.bc.cfg.ack_timeout, Timer::BcastAck(hop));
+    }
+
+    /// Arms the timer of `hop`'s current stage.
+    fn arm_hop(&mut self, hop: u64, at: Time, timer: Timer) {
+        if let Some(h) = self.bc.hops.get_mut(&hop) {
+            h.deadline = at;
+        }
+        self.set_timer(at, timer);
+    }
+
+    /// Whether broadcast timer `timer` would act if it fired now: its hop is still waiting in
+    /// the stage the timer is for.
+    pub(super) fn wants_bcast_timer(&self, timer: &Timer) -> bool {
+        let (hop, stage) = match timer {
+            Timer::BcastAck(hop) => (hop, Stage::Ack),
+            Timer::BcastDone(hop) => (hop, Stage::Done),
+            _ => return true,
+        };
+        self.bc.hops.get(hop).is_some_and(|h| h.stage == stage)
     }
 
     // ---- receiving ---------------------------------------------------------------------------
@@ -423,7 +447,7 @@ impl Node {
             return;
         }
         h.stage = Stage::Done;
-        self.set_timer(now + self.bc.cfg.done_timeout, Timer::BcastDone(hop));
+        self.arm_hop(hop, now + self.bc.cfg.done_timeout, Timer::BcastDone(hop));
     }
 
     // ---- failures ----------------------------------------------------------------------------
@@ -432,7 +456,7 @@ impl Node {
         let Some(h) = self.bc.hops.get_mut(&hop) else {
             return;
         };
-        if h.stage != Stage::Ack {
+        if h.stage != Stage::Ack || now < h.deadline {
             return;
         }
         if h.attempts < self.bc.cfg.ack_retries {
@@ -452,7 +476,7 @@ impl Node {
         let Some(h) = self.bc.hops.get_mut(&hop) else {
             return;
         };
-        if h.stage != Stage::Done {
+        if h.stage != Stage::Done || now < h.deadline {
             return;
         }
         let (child, msg) = (h.child, h.msg);
@@ -472,7 +496,7 @@ impl Node {
                 h.stage = Stage::Status;
             }
         } else {
-            self.set_timer(now + self.bc.cfg.done_timeout, Timer::BcastDone(hop));
+            self.arm_hop(hop, now + self.bc.cfg.done_timeout, Timer::BcastDone(hop));
         }
     }
 
@@ -492,7 +516,7 @@ impl Node {
                     self.resolve(hop);
                 } else {
                     h.stage = Stage::Done;
-                    self.set_timer(now + self.bc.cfg.done_timeout, Timer::BcastDone(hop));
+                    self.arm_hop(hop, now + self.bc.cfg.done_timeout, Timer::BcastDone(hop));
                 }
             }
             Response::BcastStatus(HopState::Unknown) => {

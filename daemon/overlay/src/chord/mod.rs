@@ -242,6 +242,24 @@ impl Node {
         Ok(())
     }
 
+    /// Whether `timer` would do anything if it fired now. Deadlines of requests, lookups and
+    /// broadcast hops that have completed are not wanted, and such a timer never becomes
+    /// wanted again (a retry arms a new one), so a driver may drop it instead of waking up for
+    /// it. Periodic timers are always wanted.
+    pub fn wants_timer(&self, timer: &Timer) -> bool {
+        match timer {
+            Timer::Rpc(id) => self.rpcs.contains_key(id),
+            Timer::Lookup(id) => self.lookups.contains_key(id),
+            Timer::BcastAck(_) | Timer::BcastDone(_) => self.wants_bcast_timer(timer),
+            Timer::Stabilize
+            | Timer::FixFingers
+            | Timer::CheckPredecessor
+            | Timer::Probe
+            | Timer::JoinRetry
+            | Timer::AntiEntropy => true,
+        }
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats

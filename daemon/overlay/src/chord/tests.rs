@@ -19,11 +19,15 @@ fn peer(i: u8, id: u64) -> Peer {
 }
 
 /// A minimal network: a FIFO of messages plus each node's timers, no latency model.
+///
+/// It also checks [`Node::wants_timer`]'s promise: a timer its node once reported unwanted
+/// does nothing when it fires.
 pub(super) struct Net {
     pub(super) nodes: Vec<Option<Node>>,
     pub(super) peers: Vec<Peer>,
     pub(super) msgs: VecDeque<(usize, Peer, Message)>,
-    timers: Vec<(Time, usize, Timer)>,
+    /// (deadline, node, timer, reported unwanted since it was armed)
+    timers: Vec<(Time, usize, Timer, bool)>,
     pub(super) now: Time,
     pub(super) events: Vec<(usize, Event)>,
 }
@@ -62,6 +66,9 @@ impl Net {
         if let Err(e) = node.check_invariants() {
             panic!("node {i} broke an invariant: {e}");
         }
+        for t in self.timers.iter_mut().filter(|t| t.1 == i) {
+            t.3 |= !node.wants_timer(&t.2);
+        }
         let from = self.peers[i];
         for o in outs {
             match o {
@@ -70,10 +77,59 @@ impl Net {
                         self.msgs.push_back((t, from, msg));
                     }
                 }
-                Output::SetTimer { at, timer } => self.timers.push((at, i, timer)),
+                Output::SetTimer { at, timer } => self.timers.push((at, i, timer, false)),
                 Output::Event(e) => self.events.push((i, e)),
             }
         }
+    }
+
+    /// Fires timer `k` at its deadline (or now, if that is later).
+    fn fire(&mut self, k: usize) {
+        let (at, i, timer, unwanted) = self.timers.swap_remove(k);
+        self.now = self.now.max(at);
+        let before = (self.msgs.len(), self.timers.len(), self.events.len());
+        self.input(i, Input::Timer(timer));
+        if unwanted {
+            let after = (self.msgs.len(), self.timers.len(), self.events.len());
+            assert_eq!(
+                before, after,
+                "node {i}: {timer:?} acted after it was unwanted"
+            );
+        }
+    }
+
+    /// Fires every timer due by `until`, earliest first, without delivering messages.
+    fn fire_due(&mut self, until: Time) {
+        while let Some(k) = self.next_due(until) {
+            self.fire(k);
+        }
+        self.now = self.now.max(until);
+    }
+
+    /// Armed broadcast-hop timers: (all, still wanted by their node).
+    pub(super) fn hop_timers(&self) -> (usize, usize) {
+        let hop = self
+            .timers
+            .iter()
+            .filter(|t| matches!(t.2, Timer::BcastAck(_) | Timer::BcastDone(_)));
+        let wanted = hop
+            .clone()
+            .filter(|t| {
+                self.nodes[t.1]
+                    .as_ref()
+                    .is_some_and(|n| n.wants_timer(&t.2))
+            })
+            .count();
+        (hop.count(), wanted)
+    }
+
+    fn next_due(&self, until: Time) -> Option<usize> {
+        self.timers
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.0 <= until)
+            .min_by_key(|(_, t)| t.0)
+            .map(|(k, _)| k)
     }
 
     /// Delivers messages and fires due timers until `until`, in order.
@@ -83,17 +139,8 @@ impl Net {
                 self.input(to, Input::Message { from, msg });
                 continue;
             }
-            let next = self
-                .timers
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.0 <= until)
-                .min_by_key(|(_, t)| t.0)
-                .map(|(k, _)| k);
-            let Some(k) = next else { break };
-            let (at, i, timer) = self.timers.swap_remove(k);
-            self.now = self.now.max(at);
-            self.input(i, Input::Timer(timer));
+            let Some(k) = self.next_due(until) else { break };
+            self.fire(k);
         }
         self.now = until;
     }
@@ -461,14 +508,7 @@ fn run_schedule(steps: Vec<Step>) -> Net {
             }
             Step::Advance(ms) => {
                 let until = net.now + Duration::from_millis(ms as u64);
-                let due: Vec<usize> = (0..net.timers.len())
-                    .filter(|k| net.timers[*k].0 <= until)
-                    .collect();
-                for k in due.into_iter().rev() {
-                    let (_, i, timer) = net.timers.swap_remove(k);
-                    net.input(i, Input::Timer(timer));
-                }
-                net.now = until;
+                net.fire_due(until);
             }
             // Keep at least two nodes alive.
             Step::Crash(i) if net.nodes.iter().filter(|n| n.is_some()).count() > 2 => {
