@@ -104,7 +104,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
 
         let (trigger, stop) = shutdown::channel();
         info!(control = %control.path().display(), listen = %listen_addr, "chatd is running");
-        let server = control.serve(node.clone(), chat, &settings.access, stop);
+        let server = control.serve(node.clone(), chat.clone(), &settings.access, stop);
         tokio::pin!(server);
         tokio::pin!(signal);
         loop {
@@ -131,6 +131,10 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             warn!("could not leave the ring gracefully within {LEAVE_DEADLINE:?}");
         }
         ring.close(CLOSE_DEADLINE).await;
+        // Messages from the ring still waiting for their group commit.
+        if let Err(e) = chat.commit() {
+            warn!(error = %e, "could not commit the last messages from the ring");
+        }
         trigger.fire();
         match tokio::time::timeout(GRACE, &mut server).await {
             Ok(result) => result?,

@@ -6,9 +6,15 @@
 //! it (in the same driver step), and the store takes it without decoding or verifying it
 //! again: one ed25519 verification per message per node. A delivery whose message is not in
 //! the buffer (not possible with the current overlay) is verified again, never trusted.
+//!
+//! The store commits messages from the ring in groups; the driver calls [`Inbox::flush`] when
+//! a group is due (after its sends have left), so no extra task or wake-up is needed.
+//!
+//! [`Inbox::flush`]: crate::ring::Inbox::flush
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use chat_overlay::broadcast::Envelope;
 use tracing::debug;
@@ -73,5 +79,18 @@ impl crate::ring::Inbox for RingInbox {
                 "broadcast not accepted by the chat store"
             );
         }
+    }
+
+    fn flush_due(&self, now: Instant) -> bool {
+        self.chat.commit_due(now)
+    }
+
+    fn flush_deadline(&self) -> Option<Instant> {
+        self.chat.commit_deadline()
+    }
+
+    fn flush(&self) {
+        // The store logged the failure and rolled the batch back.
+        let _ = self.chat.commit();
     }
 }

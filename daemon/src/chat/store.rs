@@ -8,8 +8,20 @@
 //!
 //! Statements are prepared once and cached; the log is checkpointed by a
 //! [`Checkpointer`] thread, never inside a commit.
+//!
+//! **Group commit.** Messages relayed from the ring join an open write transaction (a
+//! *batch*) that is committed once it is `commit_delay` old — by the ring driver, after the
+//! sends of the message at hand have left ([`Store::commit_due`], [`Store::commit_deadline`]) —
+//! or when it holds [`MAX_BATCH`] messages, when this node's own message is stored (a `Send`
+//! returns only once its message is committed), and when the store is dropped. Reads on this
+//! connection see the batch, so history and subscriptions never disagree with what was shown.
+//! What a crash (`kill -9`) takes is at most `commit_delay` of relayed messages from this
+//! node's disk, never from the ring: the restarted node's overlay remembers nothing, so its
+//! neighbours' anti-entropy sends them again. Committing every message instead cost about four
+//! page writes per message and most of the store's time (docs/performance.md).
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -24,6 +36,9 @@ pub const DB_FILE: &str = "chat.sqlite3";
 
 /// Bytes of write-ahead log kept when the log restarts.
 const LOG_SIZE_LIMIT: i64 = 16 << 20;
+
+/// Messages one batch holds at most; the insert that fills it commits it.
+pub const MAX_BATCH: usize = 256;
 
 /// A stored message and its local position.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +93,18 @@ pub struct Store {
     retention: u64,
     /// Checkpoints the log off the write path (file databases only).
     checkpointer: Option<Checkpointer>,
+    /// How long relayed messages may wait uncommitted (zero: commit each one).
+    commit_delay: Duration,
+    /// The open write transaction, if any.
+    batch: Option<Batch>,
+}
+
+/// The open write transaction.
+#[derive(Debug)]
+struct Batch {
+    opened: Instant,
+    /// New messages in it.
+    messages: usize,
 }
 
 // `pos` is the rowid without AUTOINCREMENT (which costs a write of `sqlite_sequence` per
@@ -133,41 +160,113 @@ impl Store {
             db,
             retention: retention.max(1),
             checkpointer: None,
+            commit_delay: Duration::ZERO,
+            batch: None,
         })
     }
 
-    /// Offers a verified message.
+    /// Lets relayed messages wait up to `delay` in an open transaction (zero, the default:
+    /// commit each message).
+    pub fn set_commit_delay(&mut self, delay: Duration) {
+        self.commit_delay = delay;
+    }
+
+    /// Offers a verified message relayed from the ring. A new one joins the batch: it is
+    /// visible to reads at once and committed within the commit delay.
     pub fn insert(&mut self, m: &Message) -> Result<Insert, StoreError> {
-        self.insert_with(m, None)
+        let result = self.insert_with(m, None)?;
+        let batch = self.batch.as_ref().map_or(0, |b| b.messages);
+        if self.commit_delay.is_zero() || batch == 0 || batch >= MAX_BATCH {
+            self.commit()?;
+        }
+        Ok(result)
     }
 
     /// Offers this node's own message `m` and records its sequence number as the latest own
-    /// one (which survives pruning; see [`Store::resume_point`]), in one transaction.
+    /// one (which survives pruning; see [`Store::resume_point`]); commits it, with the batch,
+    /// before returning.
     pub fn insert_own(&mut self, m: &Message) -> Result<Insert, StoreError> {
-        self.insert_with(m, Some(m.seq))
+        let result = self.insert_with(m, Some(m.seq))?;
+        self.commit()?;
+        Ok(result)
     }
 
     fn insert_with(&mut self, m: &Message, own_seq: Option<u64>) -> Result<Insert, StoreError> {
-        // BEGIN and COMMIT as cached statements: rusqlite's `transaction()` parses them anew
-        // each time, which costs as much as the insert itself.
-        self.db.prepare_cached("BEGIN")?.execute([])?;
-        let result = self.insert_in_transaction(m, own_seq);
-        let commit = matches!(result, Ok(Insert::New(_)));
-        let end = self
-            .db
-            .prepare_cached(if commit { "COMMIT" } else { "ROLLBACK" })
-            .and_then(|mut end| end.execute([]));
-        if let Err(e) = end {
-            // Leave no transaction open behind a failed COMMIT.
-            if !self.db.is_autocommit() {
-                let _ = self.db.execute_batch("ROLLBACK");
+        if self.batch.is_none() {
+            // BEGIN and COMMIT as cached statements: rusqlite's `transaction()` parses them
+            // anew each time, which costs as much as the insert itself.
+            self.db.prepare_cached("BEGIN")?.execute([])?;
+            self.batch = Some(Batch {
+                opened: Instant::now(),
+                messages: 0,
+            });
+        }
+        match self.insert_in_transaction(m, own_seq) {
+            Ok(insert) => {
+                if let (Insert::New(_), Some(b)) = (&insert, self.batch.as_mut()) {
+                    b.messages += 1;
+                }
+                Ok(insert)
             }
-            return Err(e.into());
+            Err(e) => {
+                // A statement failed half way (I/O error, disk full): nothing of the
+                // transaction can be trusted.
+                self.roll_back(&e);
+                Err(e)
+            }
         }
-        if commit && let Some(c) = &self.checkpointer {
-            c.written();
+    }
+
+    /// Commits the batch, if one is open. On failure the batch is rolled back (its messages
+    /// come back from the ring's anti-entropy after a restart) and the error returned.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if self.batch.is_none() {
+            return Ok(());
         }
-        result
+        let committed = self
+            .db
+            .prepare_cached("COMMIT")
+            .and_then(|mut c| c.execute([]));
+        match committed {
+            Ok(_) => {
+                if self.batch.take().is_some_and(|b| b.messages > 0)
+                    && let Some(c) = &self.checkpointer
+                {
+                    c.written();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let e = StoreError::from(e);
+                self.roll_back(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn roll_back(&mut self, why: &StoreError) {
+        let lost = self.batch.take().map_or(0, |b| b.messages);
+        // Leave no transaction open behind a failed statement or COMMIT.
+        if !self.db.is_autocommit() {
+            let _ = self.db.execute_batch("ROLLBACK");
+        }
+        if lost > 0 {
+            tracing::error!(messages = lost, error = %why, "chat store: uncommitted messages dropped");
+        }
+    }
+
+    /// Whether the batch has waited the commit delay at `now`.
+    pub fn commit_due(&self, now: Instant) -> bool {
+        self.batch
+            .as_ref()
+            .is_some_and(|b| now.saturating_duration_since(b.opened) >= self.commit_delay)
+    }
+
+    /// When the batch must be committed even if nothing else happens: twice the delay after
+    /// it opened (a message arriving after one delay commits it sooner).
+    pub fn commit_deadline(&self) -> Option<Instant> {
+        let b = self.batch.as_ref()?;
+        Some(b.opened + self.commit_delay * 2)
     }
 
     fn insert_in_transaction(
@@ -325,6 +424,13 @@ impl Store {
             })
         })
         .collect()
+    }
+}
+
+impl Drop for Store {
+    /// Commits the batch: a node that stops keeps what it showed.
+    fn drop(&mut self) {
+        let _ = self.commit();
     }
 }
 

@@ -1,4 +1,7 @@
-//! Unit tests for [`super`]: dedupe, sequence reuse, paging, rooms and retention.
+//! Unit tests for [`super`]: dedupe, sequence reuse, paging, rooms, retention, the log and
+//! group commit.
+
+use std::time::{Duration, Instant};
 
 use super::*;
 use crate::chat::envelope::{Draft, sign};
@@ -176,4 +179,94 @@ fn the_log_restarts_while_messages_keep_arriving() {
         );
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
+}
+
+/// Messages another connection sees in `dir`'s database: the committed ones.
+fn committed(dir: &Path) -> i64 {
+    let db = Connection::open(dir.join(DB_FILE)).expect("open");
+    db.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+        .expect("count")
+}
+
+#[test]
+fn relayed_messages_are_committed_in_groups() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path(), 1000).expect("open");
+    let hour = Duration::from_secs(3600);
+    store.set_commit_delay(hour);
+    let before = Instant::now();
+    for seq in 1..=3 {
+        let m = msg(1, seq, 1000 + seq, "lobby", "relayed");
+        assert_eq!(store.insert(&m).expect("insert"), Insert::New(seq as i64));
+    }
+    // Readers on the store's connection see the batch; the file does not have it yet.
+    assert_eq!(store.after(0, None, 10).expect("after").len(), 3);
+    assert_eq!(committed(dir.path()), 0);
+    assert!(!store.commit_due(Instant::now()));
+    assert!(store.commit_due(before + hour + Duration::from_secs(1)));
+    let deadline = store.commit_deadline().expect("a batch is open");
+    assert!(
+        deadline >= before + hour * 2,
+        "twice the delay after it opened"
+    );
+    assert_eq!(
+        store
+            .insert(&msg(1, 2, 1002, "lobby", "relayed"))
+            .expect("insert"),
+        Insert::Duplicate
+    );
+    assert_eq!(committed(dir.path()), 0, "a duplicate commits nothing");
+
+    store.commit().expect("commit");
+    assert_eq!(committed(dir.path()), 3);
+    assert_eq!(store.commit_deadline(), None);
+    assert!(!store.commit_due(before + hour * 10));
+    // A duplicate with no batch open leaves none open.
+    store
+        .insert(&msg(1, 1, 1001, "lobby", "relayed"))
+        .expect("insert");
+    assert_eq!(store.commit_deadline(), None);
+
+    // This node's own message is committed before insert_own returns, with the batch.
+    store
+        .insert(&msg(1, 4, 1004, "lobby", "relayed"))
+        .expect("insert");
+    assert_eq!(committed(dir.path()), 3);
+    store
+        .insert_own(&msg(9, 1, 1005, "lobby", "mine"))
+        .expect("insert own");
+    assert_eq!(committed(dir.path()), 5);
+
+    // A store that is dropped (the daemon stopping) commits its batch.
+    store
+        .insert(&msg(1, 5, 1006, "lobby", "relayed"))
+        .expect("insert");
+    assert_eq!(committed(dir.path()), 5);
+    drop(store);
+    assert_eq!(committed(dir.path()), 6);
+}
+
+#[test]
+fn a_full_batch_is_committed_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path(), 10_000).expect("open");
+    store.set_commit_delay(Duration::from_secs(3600));
+    for seq in 1..=MAX_BATCH as u64 + 1 {
+        store
+            .insert(&msg(1, seq, 1000 + seq, "lobby", "burst"))
+            .expect("insert");
+    }
+    assert_eq!(committed(dir.path()), MAX_BATCH as i64);
+    assert!(store.commit_deadline().is_some(), "the next batch is open");
+}
+
+#[test]
+fn without_a_delay_each_message_is_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut store = Store::open(dir.path(), 10).expect("open");
+    store
+        .insert(&msg(1, 1, 1000, "lobby", "at once"))
+        .expect("insert");
+    assert_eq!(committed(dir.path()), 1);
+    assert_eq!(store.commit_deadline(), None);
 }

@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use config::{Map, Value, ValueKind};
 
 use super::{
     Access, ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS,
-    MAX_CONNECTIONS_RANGE, ORIGIN_BURST_RANGE, ORIGIN_RATE_RANGE, RING_MS_RANGE, RingSettings,
-    Settings, key_error,
+    MAX_COMMIT_DELAY_MS, MAX_CONNECTIONS_RANGE, ORIGIN_BURST_RANGE, ORIGIN_RATE_RANGE,
+    RING_MS_RANGE, RingSettings, Settings, key_error,
 };
 use crate::chat::ChatConfig;
 use crate::env::Env;
@@ -205,6 +206,15 @@ impl Checker {
             subscriber_queue: get("subscriber_queue", d.subscriber_queue as u64, 1 << 20)? as usize,
             max_subscribers: get("max_subscribers", d.max_subscribers as u64, 1 << 20)? as usize,
             outbound_queue: get("outbound_queue", d.outbound_queue as u64, 1 << 20)? as usize,
+            commit_delay: match chat.remove("commit_delay_ms") {
+                Some(v) => Duration::from_millis(self.uint(
+                    "chat.commit_delay_ms",
+                    v,
+                    0,
+                    MAX_COMMIT_DELAY_MS,
+                )?),
+                None => d.commit_delay,
+            },
         })
     }
 

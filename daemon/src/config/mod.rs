@@ -43,6 +43,7 @@ pub const KEYS: &[&str] = &[
     "chat.subscriber_queue",
     "chat.max_subscribers",
     "chat.outbound_queue",
+    "chat.commit_delay_ms",
     "log.filter",
     "transport.max_connections",
     "ring.stabilize_ms",
@@ -56,6 +57,8 @@ pub const KEYS: &[&str] = &[
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Accepted range of `transport.max_connections`.
 pub const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<u64> = 8..=65_536;
+/// Largest `chat.commit_delay_ms`.
+pub const MAX_COMMIT_DELAY_MS: u64 = 10_000;
 /// Accepted range of the `ring.*_ms` timer periods.
 pub const RING_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=600_000;
 
@@ -300,6 +303,8 @@ impl Settings {
         chat.insert("subscriber_queue".into(), int(c.subscriber_queue as u64));
         chat.insert("max_subscribers".into(), int(c.max_subscribers as u64));
         chat.insert("outbound_queue".into(), int(c.outbound_queue as u64));
+        let delay = u64::try_from(c.commit_delay.as_millis()).unwrap_or(u64::MAX);
+        chat.insert("commit_delay_ms".into(), int(delay));
         let mut log = Table::new();
         log.insert("filter".into(), s(self.log_filter.clone()));
         let n = |v: u64| T::Integer(i64::try_from(v).unwrap_or(i64::MAX));

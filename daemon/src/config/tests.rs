@@ -346,6 +346,10 @@ fn control_and_chat_keys_are_checked_by_name() {
             "[chat]\nsubscriber_queue = \"x\"\n",
             "chat.subscriber_queue: expected a whole number",
         ),
+        (
+            "[chat]\ncommit_delay_ms = 10001\n",
+            "chat.commit_delay_ms: expected a whole number",
+        ),
         ("[chat]\ncolour = 1\n", "chat.colour: unknown key"),
     ];
     for (text, want) in cases {
@@ -363,4 +367,8 @@ fn control_and_chat_keys_are_checked_by_name() {
     let s = Settings::load(&with_file(&file("")), &env).expect("env values");
     assert_eq!(s.chat.subscriber_queue, 16);
     assert_eq!(s.access.group, Some(("0".to_owned(), 0)));
+    assert_eq!(s.chat.commit_delay, crate::chat::DEFAULT_COMMIT_DELAY);
+    let env = home_env(&[("CHATD_CHAT__COMMIT_DELAY_MS", "0")]);
+    let s = Settings::load(&with_file(&file("")), &env).expect("zero commits each message");
+    assert!(s.chat.commit_delay.is_zero());
 }

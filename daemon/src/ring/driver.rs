@@ -64,9 +64,23 @@ impl Driver {
         mut commands: mpsc::Receiver<Command>,
     ) {
         loop {
+            if self.inbox.flush_due(Instant::now()) {
+                // The sends queued by the last input leave first (their link tasks run
+                // during the yield); then the inbox's deferred commit.
+                tokio::task::yield_now().await;
+                self.inbox.flush();
+            }
             let overlay = &self.overlay;
             self.timers.drop_front_while(|t| !overlay.wants_timer(t));
-            let next = self.timers.next().map(|at| self.instant(at));
+            let timer = self.timers.next().map(|at| self.instant(at));
+            let flush = self
+                .inbox
+                .flush_deadline()
+                .map(tokio::time::Instant::from_std);
+            let next = match (timer, flush) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tokio::select! {
                 Some(item) = inbound.recv() => match item {
                     Inbound::Message { from, msg } => self.feed(Input::Message { from, msg }),

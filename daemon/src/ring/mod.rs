@@ -74,6 +74,17 @@ pub trait Inbox: Send + Sync + 'static {
     fn validate(&self, env: &chat_overlay::broadcast::Envelope) -> bool;
     /// `env`, validated and seen for the first time here.
     fn deliver(&self, env: &chat_overlay::broadcast::Envelope);
+    /// Whether work deferred by [`Inbox::deliver`] (the chat store's group commit) is due at
+    /// `now`; the driver then calls [`Inbox::flush`] once the sends of its last input have left.
+    fn flush_due(&self, _now: std::time::Instant) -> bool {
+        false
+    }
+    /// When deferred work must be done even if no input arrives: the driver wakes by then.
+    fn flush_deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
+    /// Does the deferred work.
+    fn flush(&self) {}
 }
 
 /// Settings of the driver and its transport.

@@ -1,6 +1,6 @@
 //! Chat over a real ring: a message sent on any node reaches every node's tail exactly once,
 //! `kill -9` of a quarter of the nodes while messages flow loses nothing for the survivors,
-//! and a restarted node catches up on what it missed.
+//! and a restarted node catches up on what it missed; group commit loses nothing either.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -104,4 +104,82 @@ fn messages_reach_every_node_once_and_survive_crashes_and_restarts() {
     c.restart(5, &[c.addr(0)]);
     c.await_ring(FORM);
     await_all(&c, &want);
+}
+
+/// How many messages with `text` member `i`'s database file holds: what another connection
+/// sees, i.e. what is committed.
+fn on_disk(c: &Cluster, i: usize, text: &str) -> i64 {
+    let path = c.members[i].dir.join("data/chat.sqlite3");
+    let db = rusqlite::Connection::open(&path).expect("open the node's database");
+    db.query_row(
+        "SELECT COUNT(*) FROM messages WHERE body = ?1",
+        [text],
+        |r| r.get(0),
+    )
+    .expect("count")
+}
+
+/// Whether member `i`'s tail shows `text` exactly once.
+fn shows_once(c: &Cluster, i: usize, text: &str) -> bool {
+    texts(c, i).is_some_and(|m| m.get(text) == Some(&1))
+}
+
+/// Messages from the ring are committed in groups. With a long delay (10 s) a relay shows a
+/// message before its disk has it; `kill -9` then loses it from that disk but not from the
+/// node (its neighbours send it again after the restart), and SIGTERM commits it. With the
+/// default delay a relayed message reaches the disk while the node idles.
+#[test]
+fn group_commit_loses_nothing_on_crash_or_stop() {
+    let mut c = Cluster::new(4);
+    let first = c.add(&[]);
+    let seed = [c.addr(first)];
+    let plain = c.add(&seed);
+    let late = [("CHATD_CHAT__COMMIT_DELAY_MS", "10000")];
+    let crashing = c.add_with_env(&seed, &late);
+    let stopping = c.add_with_env(&seed, &late);
+    c.await_ring(FORM);
+    let everywhere = |c: &Cluster, text: &str| {
+        poll(SPREAD, Duration::from_millis(100), || {
+            c.live()
+                .into_iter()
+                .all(|i| shows_once(c, i, text))
+                .then_some(())
+        })
+        .is_some()
+    };
+
+    send(&c, first, "held back");
+    assert!(
+        everywhere(&c, "held back"),
+        "the message reached every node"
+    );
+    assert_eq!(on_disk(&c, first, "held back"), 1, "own messages at once");
+    assert_eq!(on_disk(&c, crashing, "held back"), 0, "not committed yet");
+    assert_eq!(on_disk(&c, stopping, "held back"), 0, "not committed yet");
+
+    c.members[crashing].daemon = None; // SIGKILL
+    assert_eq!(on_disk(&c, crashing, "held back"), 0, "gone from the disk");
+
+    let daemon = c.members[stopping].daemon.as_mut().expect("running");
+    daemon.signal(rustix::process::Signal::TERM);
+    assert!(daemon.wait_exit(Duration::from_secs(20)).is_some(), "stops");
+    assert_eq!(
+        on_disk(&c, stopping, "held back"),
+        1,
+        "committed on the way out"
+    );
+    c.members[stopping].daemon = None;
+
+    c.restart(crashing, &seed);
+    let back = poll(SPREAD, Duration::from_millis(200), || {
+        shows_once(&c, crashing, "held back").then_some(())
+    });
+    assert!(back.is_some(), "the restarted node got the message again");
+
+    send(&c, first, "soon on disk");
+    assert!(everywhere(&c, "soon on disk"));
+    let committed = poll(SPREAD, Duration::from_millis(50), || {
+        (on_disk(&c, plain, "soon on disk") == 1).then_some(())
+    });
+    assert!(committed.is_some(), "committed within the default delay");
 }

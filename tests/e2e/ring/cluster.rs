@@ -19,6 +19,8 @@ pub struct Member {
     pub dir: PathBuf,
     pub listen: SocketAddr,
     pub id: String,
+    /// Extra environment (`CHATD_*` settings of this node only), kept for restarts.
+    pub env: Vec<(String, String)>,
 }
 
 /// The cluster.
@@ -49,8 +51,10 @@ impl Cluster {
         dir: &std::path::Path,
         listen: SocketAddr,
         bootstrap: &[SocketAddr],
+        env: &[(String, String)],
     ) -> Command {
         let mut cmd = self.sandbox.chatd_bare();
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         cmd.arg("--config")
             .arg(self.sandbox.config())
             .arg("--listen")
@@ -67,11 +71,20 @@ impl Cluster {
 
     /// Starts a new node (port chosen by the system) joining through `bootstrap`.
     pub fn add(&mut self, bootstrap: &[SocketAddr]) -> usize {
+        self.add_with_env(bootstrap, &[])
+    }
+
+    /// [`Cluster::add`] with extra environment for this node, e.g. a `CHATD_*` setting.
+    pub fn add_with_env(&mut self, bootstrap: &[SocketAddr], env: &[(&str, &str)]) -> usize {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let i = self.members.len();
         let dir = self.sandbox.path().join(format!("n{i}"));
         let ip = format!("127.0.{}.{}", self.net, 10 + i);
         let listen: SocketAddr = format!("{ip}:0").parse().expect("addr");
-        self.start_at(dir, listen, bootstrap)
+        self.start_at(dir, listen, bootstrap, env)
     }
 
     /// Starts a node with data in `dir` on exactly `listen`.
@@ -80,8 +93,9 @@ impl Cluster {
         dir: PathBuf,
         listen: SocketAddr,
         bootstrap: &[SocketAddr],
+        env: Vec<(String, String)>,
     ) -> usize {
-        let cmd = self.command(&dir, listen, bootstrap);
+        let cmd = self.command(&dir, listen, bootstrap, &env);
         let daemon = self.sandbox.start(cmd, &Self::socket(&dir));
         let status = self.json(&dir, &["status", "--json"]).expect("status");
         let member = Member {
@@ -93,6 +107,7 @@ impl Cluster {
                 .expect("addr"),
             id: status["node_id"].as_str().expect("id").to_owned(),
             dir,
+            env,
         };
         self.members.push(member);
         self.members.len() - 1
@@ -101,7 +116,7 @@ impl Cluster {
     /// Restarts member `i` (stopped) on its old address with its old data directory.
     pub fn restart(&mut self, i: usize, bootstrap: &[SocketAddr]) -> String {
         let m = &self.members[i];
-        let cmd = self.command(&m.dir, m.listen, bootstrap);
+        let cmd = self.command(&m.dir, m.listen, bootstrap, &m.env);
         let daemon = self.sandbox.start(cmd, &Self::socket(&m.dir));
         let status = self
             .json(&m.dir.clone(), &["status", "--json"])

@@ -24,7 +24,7 @@ fn a_peer_with_another_key_at_a_known_address_is_refused() {
     c.members[victim].daemon = None;
     let listen = c.addr(victim);
     let dir = c.sandbox.path().join("impostor");
-    let impostor = c.start_at(dir, listen, &[c.addr(a)]);
+    let impostor = c.start_at(dir, listen, &[c.addr(a)], Vec::new());
     assert_ne!(c.members[impostor].id, c.members[victim].id);
     let refused = poll(Duration::from_secs(30), Duration::from_millis(200), || {
         let n: u64 = (0..3).map(|i| c.dropped(i, "peer_id_mismatch")).sum();
