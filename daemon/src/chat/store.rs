@@ -97,6 +97,9 @@ pub struct Store {
     commit_delay: Duration,
     /// The open write transaction, if any.
     batch: Option<Batch>,
+    /// The retention horizon (a copy of the `meta` row, which the batch may not have
+    /// committed yet).
+    horizon: i64,
 }
 
 /// The open write transaction.
@@ -156,7 +159,9 @@ impl Store {
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.execute_batch(SCHEMA)?;
+        let horizon = meta(&db, "horizon")?.unwrap_or(0);
         Ok(Store {
+            horizon,
             db,
             retention: retention.max(1),
             checkpointer: None,
@@ -250,6 +255,10 @@ impl Store {
         if !self.db.is_autocommit() {
             let _ = self.db.execute_batch("ROLLBACK");
         }
+        // A pruning insert of the batch may have moved the horizon.
+        if let Ok(h) = meta(&self.db, "horizon") {
+            self.horizon = h.unwrap_or(0);
+        }
         if lost > 0 {
             tracing::error!(messages = lost, error = %why, "chat store: uncommitted messages dropped");
         }
@@ -270,46 +279,49 @@ impl Store {
     }
 
     fn insert_in_transaction(
-        &self,
+        &mut self,
         m: &Message,
         own_seq: Option<u64>,
     ) -> Result<Insert, StoreError> {
+        let known = |db: &Connection| -> Result<bool, StoreError> {
+            Ok(db
+                .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?
+                .exists([&m.id.0[..]])?)
+        };
+        if (m.hlc.0 as i64) <= self.horizon {
+            return Ok(if known(&self.db)? {
+                Insert::Duplicate
+            } else {
+                Insert::Stale
+            });
+        }
+        // One statement in the common case: the unique indexes on `id` and `(origin, seq)`
+        // find a conflict, and only then is it told apart.
+        let inserted = self
+            .db
+            .prepare_cached(
+                "INSERT INTO messages (id, origin, seq, hlc, kind, room, nick, body, wire)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                &m.id.0[..],
+                &m.origin.as_bytes()[..],
+                m.seq as i64,
+                m.hlc.0 as i64,
+                m.kind.code() as i64,
+                m.room.as_str(),
+                m.nick.as_ref().map(|n| n.as_str()).unwrap_or(""),
+                m.text,
+                m.wire
+            ])?;
+        if inserted == 0 {
+            return Ok(if known(&self.db)? {
+                Insert::Duplicate
+            } else {
+                Insert::SeqReused
+            });
+        }
         let tx = &self.db;
-        let known: Option<i64> = tx
-            .prepare_cached("SELECT pos FROM messages WHERE id = ?1")?
-            .query_row([&m.id.0[..]], |r| r.get(0))
-            .optional()?;
-        if known.is_some() {
-            return Ok(Insert::Duplicate);
-        }
-        let same_seq: Option<i64> = tx
-            .prepare_cached("SELECT pos FROM messages WHERE origin = ?1 AND seq = ?2")?
-            .query_row(params![&m.origin.as_bytes()[..], m.seq as i64], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if same_seq.is_some() {
-            return Ok(Insert::SeqReused);
-        }
-        let horizon: i64 = meta(tx, "horizon")?.unwrap_or(0);
-        if (m.hlc.0 as i64) <= horizon {
-            return Ok(Insert::Stale);
-        }
-        tx.prepare_cached(
-            "INSERT INTO messages (id, origin, seq, hlc, kind, room, nick, body, wire)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![
-            &m.id.0[..],
-            &m.origin.as_bytes()[..],
-            m.seq as i64,
-            m.hlc.0 as i64,
-            m.kind.code() as i64,
-            m.room.as_str(),
-            m.nick.as_ref().map(|n| n.as_str()).unwrap_or(""),
-            m.text,
-            m.wire
-        ])?;
         let pos = tx.last_insert_rowid();
         let cut = pos - self.retention as i64;
         if cut > 0 {
@@ -319,7 +331,8 @@ impl Store {
             if let Some(h) = dropped {
                 tx.prepare_cached("DELETE FROM messages WHERE pos <= ?1")?
                     .execute([cut])?;
-                set_meta(tx, "horizon", h.max(horizon))?;
+                self.horizon = h.max(self.horizon);
+                set_meta(tx, "horizon", self.horizon)?;
             }
         }
         if let Some(seq) = own_seq {

@@ -96,8 +96,33 @@ fn retention_prunes_and_refuses_what_is_older_than_the_horizon() {
             .expect("insert"),
         Insert::Stale
     );
+    // A kept message older than the horizon is still recognised as a duplicate.
+    let mut late = Store::in_memory(3).expect("store");
+    let old = msg(2, 1, 900, "lobby", "late but kept");
+    late.insert(&msg(1, 1, 1001, "lobby", "x")).expect("insert");
+    late.insert(&msg(1, 2, 1002, "lobby", "x")).expect("insert");
+    late.insert(&old).expect("insert");
+    late.insert(&msg(1, 3, 1003, "lobby", "x")).expect("insert");
+    assert_eq!(late.insert(&old).expect("insert"), Insert::Duplicate);
+    assert_eq!(
+        late.insert(&msg(2, 2, 950, "lobby", "new but old"))
+            .expect("insert"),
+        Insert::Stale
+    );
     let key = SigningKey::from_bytes(&[1; 32]).verifying_key();
     assert_eq!(store.resume_point(&key).expect("resume").0, 5);
+    // The horizon survives reopening (it is read back from the meta table).
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut s = Store::open(dir.path(), 1).expect("open");
+        s.insert(&msg(1, 1, 1001, "lobby", "a")).expect("insert");
+        s.insert(&msg(1, 2, 1002, "lobby", "b")).expect("insert");
+    }
+    let mut s = Store::open(dir.path(), 1).expect("reopen");
+    assert_eq!(
+        s.insert(&msg(1, 1, 1001, "lobby", "a")).expect("insert"),
+        Insert::Stale
+    );
 }
 
 #[test]
