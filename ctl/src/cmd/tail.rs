@@ -4,11 +4,14 @@
 //! id of the last message printed, and whenever the stream ends — chatd restarted, or this
 //! client lagged — subscribes again after that id, so nothing is printed twice or skipped.
 //! While chatd is away it retries with a capped backoff (and says so once on a terminal).
+//! If chatd came back without that message (it crashed before committing a message from the
+//! ring; its neighbours send it again within seconds), it keeps asking for up to
+//! [`RESUME_WAIT`], then says so and follows new messages.
 //! `--json` prints one object per line: id, room, from, from_id, text, ts (RFC 3339), and more.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chat_proto::v1::{ChatMessage, HistoryRequest, SubscribeRequest, subscribe_response};
 use serde_json::json;
@@ -20,6 +23,8 @@ use crate::output::Printer;
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long to wait for the message to resume after to come back to a restarted chatd.
+const RESUME_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs `tail`.
 pub async fn run(socket: &Path, printer: Printer, args: TailArgs) -> Result<(), Error> {
@@ -51,6 +56,7 @@ async fn follow(socket: &Path, printer: Printer, room: String, backlog: u32) -> 
     let mut backoff = Duration::from_millis(100);
     let mut first = true;
     let mut said_away = false;
+    let mut lost_since: Option<Instant> = None;
     loop {
         let attempt = async {
             let mut api = client::chat_stream(socket).await?;
@@ -75,9 +81,27 @@ async fn follow(socket: &Path, printer: Printer, room: String, backlog: u32) -> 
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
+            Err(ClientError::Remote(s))
+                if !first && !last_id.is_empty() && s.code() == tonic::Code::NotFound =>
+            {
+                let since = *lost_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < RESUME_WAIT {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                } else {
+                    eprintln!(
+                        "chatctl: chatd no longer has message {last_id} (it restarted after a \
+                         crash); following new messages, some may have been missed"
+                    );
+                    last_id.clear();
+                    lost_since = None;
+                }
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         first = false;
+        lost_since = None;
         said_away = false;
         backoff = Duration::from_millis(100);
         loop {

@@ -3,6 +3,9 @@
 //! and a restarted node catches up on what it missed; group commit loses nothing either.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::cluster::{Cluster, poll};
@@ -157,6 +160,21 @@ fn group_commit_loses_nothing_on_crash_or_stop() {
     assert_eq!(on_disk(&c, crashing, "held back"), 0, "not committed yet");
     assert_eq!(on_disk(&c, stopping, "held back"), 0, "not committed yet");
 
+    // A follower of the crashing node has seen the message; it must keep following.
+    let mut tail = c
+        .sandbox
+        .chatctl()
+        .arg("--socket")
+        .arg(c.members[crashing].dir.join("run/control.sock"))
+        .args(["tail", "-f", "-n", "1", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tail -f");
+    let lines = line_reader(&mut tail);
+    let mut followed = Vec::new();
+    assert!(shown(&lines, &mut followed, "held back"), "{followed:?}");
+
     c.members[crashing].daemon = None; // SIGKILL
     assert_eq!(on_disk(&c, crashing, "held back"), 0, "gone from the disk");
 
@@ -182,4 +200,40 @@ fn group_commit_loses_nothing_on_crash_or_stop() {
         (on_disk(&c, plain, "soon on disk") == 1).then_some(())
     });
     assert!(committed.is_some(), "committed within the default delay");
+
+    // The follower resumed after the message the crash had taken from the disk.
+    assert!(
+        shown(&lines, &mut followed, "soon on disk"),
+        "tail -f kept following: {followed:?}"
+    );
+    let _ = tail.kill();
+    let _ = tail.wait();
+    assert_eq!(followed, ["held back", "soon on disk"]);
+}
+
+/// Reads a child's stdout lines into a channel.
+fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Collects the texts of `tail --json` lines into `seen` until `text` is among them.
+fn shown(rx: &mpsc::Receiver<String>, seen: &mut Vec<String>, text: &str) -> bool {
+    poll(SPREAD, Duration::from_millis(50), || {
+        while let Ok(line) = rx.try_recv() {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("json line");
+            seen.push(v["text"].as_str().unwrap_or("").to_owned());
+        }
+        seen.iter().any(|t| t == text).then_some(())
+    })
+    .is_some()
 }
