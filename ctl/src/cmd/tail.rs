@@ -98,6 +98,12 @@ async fn follow(socket: &Path, printer: Printer, room: String, backlog: u32) -> 
                 }
                 continue;
             }
+            // chatd restarting can also reset the call; only final errors end a follower.
+            Err(ClientError::Remote(s)) if !first && !is_final(s.code()) => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
             Err(e) => return Err(e.into()),
         };
         first = false;

@@ -168,7 +168,7 @@ fn group_commit_loses_nothing_on_crash_or_stop() {
         .arg(c.members[crashing].dir.join("run/control.sock"))
         .args(["tail", "-f", "-n", "1", "--json"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(c.sandbox.path().join("tail.err")).expect("stderr file"))
         .spawn()
         .expect("tail -f");
     let lines = line_reader(&mut tail);
@@ -204,7 +204,9 @@ fn group_commit_loses_nothing_on_crash_or_stop() {
     // The follower resumed after the message the crash had taken from the disk.
     assert!(
         shown(&lines, &mut followed, "soon on disk"),
-        "tail -f kept following: {followed:?}"
+        "tail -f kept following: {followed:?}, exited: {:?}, stderr: {}",
+        tail.try_wait(),
+        std::fs::read_to_string(c.sandbox.path().join("tail.err")).unwrap_or_default()
     );
     let _ = tail.kill();
     let _ = tail.wait();
