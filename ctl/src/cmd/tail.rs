@@ -77,8 +77,7 @@ async fn follow(socket: &Path, printer: Printer, room: String, backlog: u32) -> 
                     eprintln!("chatctl: chatd went away; reconnecting…");
                     said_away = true;
                 }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                back_off(&mut backoff).await;
                 continue;
             }
             Err(ClientError::Remote(s))
@@ -86,8 +85,7 @@ async fn follow(socket: &Path, printer: Printer, room: String, backlog: u32) -> 
             {
                 let since = *lost_since.get_or_insert_with(Instant::now);
                 if since.elapsed() < RESUME_WAIT {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    back_off(&mut backoff).await;
                 } else {
                     eprintln!(
                         "chatctl: chatd no longer has message {last_id} (it restarted after a \
@@ -100,8 +98,7 @@ async fn follow(socket: &Path, printer: Printer, room: String, backlog: u32) -> 
             }
             // chatd restarting can also reset the call; only final errors end a follower.
             Err(ClientError::Remote(s)) if !first && !is_final(s.code()) => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                back_off(&mut backoff).await;
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -138,6 +135,12 @@ async fn follow(socket: &Path, printer: Printer, room: String, backlog: u32) -> 
             }
         }
     }
+}
+
+/// Waits `backoff` before the next attempt and doubles it, up to [`MAX_BACKOFF`].
+async fn back_off(backoff: &mut Duration) {
+    tokio::time::sleep(*backoff).await;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
 }
 
 /// Errors that reconnecting cannot fix. Anything else on an open stream (a reset connection

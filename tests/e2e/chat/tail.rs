@@ -2,11 +2,10 @@
 //! daemon restart, and quiet exit on a closed pipe.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{Sandbox, wait_until};
+use crate::support::{Sandbox, drain_texts, line_reader, wait_for_text, wait_until};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -93,31 +92,6 @@ fn send_then_tail_shows_it_once_with_every_field() {
     assert_eq!(texts, ["elsewhere", "one", "two"]);
 }
 
-/// Reads a child's stdout lines into a channel.
-fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
-    let stdout = child.stdout.take().expect("stdout piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_for_text(rx: &mpsc::Receiver<String>, seen: &mut Vec<String>, text: &str) -> bool {
-    wait_until(DEADLINE, || {
-        while let Ok(line) = rx.try_recv() {
-            let v: serde_json::Value = serde_json::from_str(&line).expect("json line");
-            seen.push(v["text"].as_str().unwrap_or("").to_owned());
-        }
-        seen.iter().any(|t| t == text)
-    })
-}
-
 #[test]
 fn tail_follow_keeps_going_across_a_daemon_restart() {
     let sandbox = Sandbox::new();
@@ -143,10 +117,7 @@ fn tail_follow_keeps_going_across_a_daemon_restart() {
             n += 1;
             ok(&sandbox.chatctl_at(&socket, &["send", &format!("before {n}")]));
             wait_until(Duration::from_millis(300), || {
-                while let Ok(line) = rx.try_recv() {
-                    let v: serde_json::Value = serde_json::from_str(&line).expect("json");
-                    seen.push(v["text"].as_str().unwrap_or("").to_owned());
-                }
+                drain_texts(&rx, &mut seen);
                 !seen.is_empty()
             })
         }),
@@ -165,12 +136,12 @@ fn tail_follow_keeps_going_across_a_daemon_restart() {
     let _daemon = sandbox.start(sandbox.chatd(), &socket);
     ok(&sandbox.chatctl_at(&socket, &["send", "after restart"]));
     assert!(
-        wait_for_text(&rx, &mut seen, "after restart"),
+        wait_for_text(&rx, &mut seen, "after restart", DEADLINE),
         "tail -f resumed: {seen:?}"
     );
     ok(&sandbox.chatctl_at(&socket, &["send", "later"]));
     assert!(
-        wait_for_text(&rx, &mut seen, "later"),
+        wait_for_text(&rx, &mut seen, "later", DEADLINE),
         "and keeps following: {seen:?}"
     );
     let _ = tail.kill();

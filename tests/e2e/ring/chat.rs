@@ -3,12 +3,11 @@
 //! and a restarted node catches up on what it missed; group commit loses nothing either.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::Duration;
 
 use crate::cluster::{Cluster, poll};
+use crate::support::{line_reader, wait_for_text};
 
 const FORM: Duration = Duration::from_secs(60);
 const SPREAD: Duration = Duration::from_secs(60);
@@ -173,7 +172,10 @@ fn group_commit_loses_nothing_on_crash_or_stop() {
         .expect("tail -f");
     let lines = line_reader(&mut tail);
     let mut followed = Vec::new();
-    assert!(shown(&lines, &mut followed, "held back"), "{followed:?}");
+    assert!(
+        wait_for_text(&lines, &mut followed, "held back", SPREAD),
+        "{followed:?}"
+    );
 
     c.members[crashing].daemon = None; // SIGKILL
     assert_eq!(on_disk(&c, crashing, "held back"), 0, "gone from the disk");
@@ -203,7 +205,7 @@ fn group_commit_loses_nothing_on_crash_or_stop() {
 
     // The follower resumed after the message the crash had taken from the disk.
     assert!(
-        shown(&lines, &mut followed, "soon on disk"),
+        wait_for_text(&lines, &mut followed, "soon on disk", SPREAD),
         "tail -f kept following: {followed:?}, exited: {:?}, stderr: {}",
         tail.try_wait(),
         std::fs::read_to_string(c.sandbox.path().join("tail.err")).unwrap_or_default()
@@ -211,31 +213,4 @@ fn group_commit_loses_nothing_on_crash_or_stop() {
     let _ = tail.kill();
     let _ = tail.wait();
     assert_eq!(followed, ["held back", "soon on disk"]);
-}
-
-/// Reads a child's stdout lines into a channel.
-fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
-    let stdout = child.stdout.take().expect("stdout piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// Collects the texts of `tail --json` lines into `seen` until `text` is among them.
-fn shown(rx: &mpsc::Receiver<String>, seen: &mut Vec<String>, text: &str) -> bool {
-    poll(SPREAD, Duration::from_millis(50), || {
-        while let Ok(line) = rx.try_recv() {
-            let v: serde_json::Value = serde_json::from_str(&line).expect("json line");
-            seen.push(v["text"].as_str().unwrap_or("").to_owned());
-        }
-        seen.iter().any(|t| t == text).then_some(())
-    })
-    .is_some()
 }

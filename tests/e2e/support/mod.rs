@@ -7,9 +7,11 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::fs::File;
+use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How long chatd may take to start (first builds on a loaded CI machine are slow).
@@ -51,6 +53,42 @@ pub fn wait_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> bo
         condition().then_some(())
     })
     .is_some()
+}
+
+/// Reads a child's stdout lines into a channel (one thread per child).
+pub fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Appends the text of each `chatctl tail --json` line received so far to `seen`.
+pub fn drain_texts(rx: &mpsc::Receiver<String>, seen: &mut Vec<String>) {
+    while let Ok(line) = rx.try_recv() {
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json line");
+        seen.push(v["text"].as_str().unwrap_or("").to_owned());
+    }
+}
+
+/// Collects `tail --json` texts into `seen` until `text` is among them or `deadline` passes.
+pub fn wait_for_text(
+    rx: &mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    text: &str,
+    deadline: Duration,
+) -> bool {
+    wait_until(deadline, || {
+        drain_texts(rx, seen);
+        seen.iter().any(|t| t == text)
+    })
 }
 
 /// A private directory tree for one test.
