@@ -180,7 +180,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// An accepted control connection and who is on the other end.
 pub enum Conn {
     /// Unix socket.
-    Unix(UnixStream, ClientInfo),
+    Unix(super::quiet::QuietUnix, ClientInfo),
     /// TCP.
     Tcp(TcpStream, ClientInfo),
 }

@@ -16,6 +16,7 @@ pub mod access;
 mod chat_service;
 mod error;
 mod node_service;
+mod quiet;
 mod standard;
 
 use std::io;
@@ -207,6 +208,13 @@ async fn accept_unix(
         match listener.accept().await {
             Ok((stream, _)) => {
                 let info = policy.classify(&stream);
+                let stream = match quiet::QuietUnix::new(stream) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(error = %e, "control socket: cannot watch a new connection");
+                        continue;
+                    }
+                };
                 if tx.send(Ok(Conn::Unix(stream, info))).await.is_err() {
                     return;
                 }

@@ -20,6 +20,11 @@ pub const ALPN: &[u8] = b"chatd/1";
 pub const SERVER_NAME: &str = "chatd";
 /// Incoming streams a peer may have open at once on one connection.
 pub const MAX_STREAMS: u32 = 64;
+/// Packets a peer may receive before it must acknowledge at once (QUIC ACK frequency
+/// extension); below this it waits up to its `max_ack_delay` (25 ms). The overlay's own
+/// answers (held up to 20 ms, `chord/replies.rs`) then carry the acknowledgements, instead of
+/// a packet of their own every second message.
+const ACK_ELICITING_THRESHOLD: u32 = 16;
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +64,12 @@ impl Tls {
             .keep_alive_interval(Some(keepalive))
             .max_concurrent_bidi_streams(VarInt::from_u32(0))
             .max_concurrent_uni_streams(VarInt::from_u32(MAX_STREAMS))
-            .datagram_receive_buffer_size(None);
+            .datagram_receive_buffer_size(None)
+            .ack_frequency_config(Some({
+                let mut a = quinn::AckFrequencyConfig::default();
+                a.ack_eliciting_threshold(VarInt::from_u32(ACK_ELICITING_THRESHOLD));
+                a
+            }));
         Ok(Tls {
             provider: Arc::new(rustls::crypto::ring::default_provider()),
             cert,

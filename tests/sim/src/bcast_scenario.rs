@@ -132,6 +132,9 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     rep.put("transmissions_per_broadcast", t.transmissions_mean());
     rep.put("transmissions_min", tmin);
     rep.put("transmissions_max", tmax);
+    let per = |x: u64| x as f64 / t.broadcasts().max(1) as f64;
+    rep.put("replies_per_broadcast", per(t.replies));
+    rep.put("reply_groups_per_broadcast", per(t.reply_groups));
     rep.put("ring_nodes_at_start", n);
     rep.put("depth_max", t.depth_max);
     rep.put("depth_bound", (n as f64).log2().ceil() as u32);

@@ -410,15 +410,25 @@ impl Sim {
         let outs = node.handle(now, input);
         let inc = self.hosts[i as usize].incarnation;
         let from = self.hosts[i as usize].peer;
+        let mut replied_to: Vec<u32> = Vec::new();
         for o in outs {
             match o {
                 Output::Send { to, msg } => {
                     let Some(t) = host_index(&to.addr) else {
                         continue;
                     };
-                    if let Message::Bcast(Bcast::Data { id, .. } | Bcast::Repair { id, .. }) = &msg
-                    {
-                        self.tracker.on_send(id);
+                    match &msg {
+                        Message::Bcast(Bcast::Data { id, .. } | Bcast::Repair { id, .. }) => {
+                            self.tracker.on_send(id);
+                        }
+                        Message::Bcast(Bcast::Ack { .. } | Bcast::Done { .. }) => {
+                            self.tracker.replies += 1;
+                            if !replied_to.contains(&t) {
+                                replied_to.push(t);
+                                self.tracker.reply_groups += 1;
+                            }
+                        }
+                        _ => {}
                     }
                     if self.cfg.loss > 0.0 && self.rng.random_bool(self.cfg.loss) {
                         self.net.lost += 1;

@@ -46,6 +46,10 @@ pub struct Tracker {
     pub latencies_us: Vec<u64>,
     /// Broadcasts whose origin saw the whole tree complete.
     pub completed: u64,
+    /// Answers to parents (`Ack`, `Done`) sent.
+    pub replies: u64,
+    /// Groups they left in: distinct parents per node step (a datagram each on a real link).
+    pub reply_groups: u64,
 }
 
 impl Tracker {

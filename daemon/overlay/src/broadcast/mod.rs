@@ -84,6 +84,10 @@ pub enum HopState {
 pub struct BroadcastConfig {
     /// Wait for a child's ack before resending.
     pub ack_timeout: Duration,
+    /// How long a node may hold its answers (`Ack`, `Done`) to a parent so that several leave
+    /// together (`chord/replies.rs`); zero sends each at once. Keep it well under
+    /// `ack_timeout`.
+    pub reply_delay: Duration,
     /// Resends to the same child before it counts as failed and its arc is re-routed.
     pub ack_retries: u8,
     /// Wait for a child's completion before asking it how far it is.
@@ -118,6 +122,7 @@ impl Default for BroadcastConfig {
     fn default() -> Self {
         BroadcastConfig {
             ack_timeout: Duration::from_millis(500),
+            reply_delay: Duration::from_millis(20),
             ack_retries: 1,
             done_timeout: Duration::from_secs(3),
             max_done_waits: 20,
@@ -168,4 +173,8 @@ pub struct BroadcastStats {
     pub dropped_rate: u64,
     /// Forwarding skipped because too many messages were in flight.
     pub dropped_busy: u64,
+    /// Answers (`Ack`, `Done`) sent to parents.
+    pub replies: u64,
+    /// Groups those answers left in: one per parent per flush (each usually one datagram).
+    pub reply_batches: u64,
 }

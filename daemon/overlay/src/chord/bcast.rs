@@ -122,6 +122,17 @@ impl Node {
         self.bc.validator = Some(v);
     }
 
+    /// How long answers to a parent may be held (`replies.rs`).
+    pub(super) fn bc_reply_delay(&self) -> std::time::Duration {
+        self.bc.cfg.reply_delay
+    }
+
+    /// Counts `n` answers sent to one parent together.
+    pub(super) fn bc_count_replies(&mut self, n: u64) {
+        self.bc.stats.replies += n;
+        self.bc.stats.reply_batches += 1;
+    }
+
     /// Broadcast counters.
     pub fn broadcast_stats(&self) -> &BroadcastStats {
         &self.bc.stats
@@ -316,7 +327,7 @@ impl Node {
                     .get(&hop)
                     .is_some_and(|h| h.child.id == from.id)
                 {
-                    self.resolve(hop);
+                    self.resolve(now, hop);
                 }
             }
             Bcast::Digest {
@@ -355,7 +366,7 @@ impl Node {
         }
         if self.bc.store.is_seen(&env.origin, env.seq) {
             self.bc.stats.duplicates += 1;
-            self.send(from, Message::Bcast(Bcast::Ack { hop }));
+            self.reply_ack(now, from, hop);
             self.cover_again(now, from, hop, limit, id, env);
             return;
         }
@@ -364,7 +375,7 @@ impl Node {
         if !self.bc.rate.allow(&env.origin, now) {
             // Answered so the parent does not re-route it, but neither kept nor forwarded.
             self.bc.stats.dropped_rate += 1;
-            self.send(from, Message::Bcast(Bcast::Done { hop }));
+            self.reply_done(now, from, hop);
             return;
         }
         self.bc.store.insert(now, env.clone(), id);
@@ -376,15 +387,15 @@ impl Node {
         });
         if self.bc.tasks.len() >= self.bc.cfg.max_tasks {
             self.bc.stats.dropped_busy += 1;
-            self.send(from, Message::Bcast(Bcast::Done { hop }));
+            self.reply_done(now, from, hop);
             return;
         }
         let next = depth.saturating_add(1);
         let opened = self.fan_out(now, id, &env, limit, next);
         if opened == 0 {
-            self.send(from, Message::Bcast(Bcast::Done { hop }));
+            self.reply_done(now, from, hop);
         } else {
-            self.send(from, Message::Bcast(Bcast::Ack { hop }));
+            self.reply_ack(now, from, hop);
             self.bc.tasks.insert(
                 id,
                 Task {
@@ -422,7 +433,7 @@ impl Node {
             }
             Some(t) => {
                 t.open += opened;
-                self.send(from, Message::Bcast(Bcast::Done { hop }));
+                self.reply_done(now, from, hop);
             }
             None if opened > 0 => {
                 self.bc.tasks.insert(
@@ -435,7 +446,7 @@ impl Node {
                     },
                 );
             }
-            None => self.send(from, Message::Bcast(Bcast::Done { hop })),
+            None => self.reply_done(now, from, hop),
         }
     }
 
@@ -508,12 +519,12 @@ impl Node {
             return;
         }
         match body {
-            Response::BcastStatus(HopState::Done) => self.resolve(hop),
+            Response::BcastStatus(HopState::Done) => self.resolve(now, hop),
             Response::BcastStatus(HopState::Working) => {
                 h.waits += 1;
                 if h.waits > self.bc.cfg.max_done_waits {
                     self.bc.stats.abandoned += 1;
-                    self.resolve(hop);
+                    self.resolve(now, hop);
                 } else {
                     h.stage = Stage::Done;
                     self.arm_hop(hop, now + self.bc.cfg.done_timeout, Timer::BcastDone(hop));
@@ -563,7 +574,7 @@ impl Node {
         h.reroutes += 1;
         if h.reroutes > self.bc.cfg.max_reroutes {
             self.bc.stats.abandoned += 1;
-            self.resolve(hop);
+            self.resolve(now, hop);
             return;
         }
         self.bc.stats.reroutes += 1;
@@ -576,7 +587,7 @@ impl Node {
             match next {
                 Some(n) if self.in_arc(&n.id, &limit) => return self.retarget(now, hop, n),
                 // The next live node is at or past the limit: the arc held only the child.
-                Some(_) => return self.resolve(hop),
+                Some(_) => return self.resolve(now, hop),
                 None => {}
             }
         }
@@ -596,10 +607,10 @@ impl Node {
         }
         match found {
             Some(p) if self.in_arc(&p.id, &h.limit) => self.retarget(now, hop, p),
-            Some(_) => self.resolve(hop),
+            Some(_) => self.resolve(now, hop),
             None => {
                 self.bc.stats.abandoned += 1;
-                self.resolve(hop);
+                self.resolve(now, hop);
             }
         }
     }
@@ -629,7 +640,7 @@ impl Node {
     }
 
     /// A child hop is finished (done, empty, or given up): maybe the whole message is.
-    fn resolve(&mut self, hop: u64) {
+    fn resolve(&mut self, now: Time, hop: u64) {
         let Some(h) = self.bc.hops.remove(&hop) else {
             return;
         };
@@ -645,7 +656,7 @@ impl Node {
                 self.event(Event::BroadcastDone(h.msg));
             }
             for (parent, phop) in t.parents {
-                self.send(parent, Message::Bcast(Bcast::Done { hop: phop }));
+                self.reply_done(now, parent, phop);
             }
         }
     }

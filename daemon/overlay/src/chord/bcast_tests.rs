@@ -56,9 +56,9 @@ fn stable_ring_delivers_once_everywhere_with_n_minus_1_sends() {
             payload: b"hello".to_vec(),
         },
     );
-    // No time passes: every hop is answered before its deadline, so the deadlines are armed
-    // and none is wanted any more (a driver need not wake up for them).
-    run(&mut net, 0);
+    // Every hop is answered (after the reply delay) long before its deadline, so the deadlines
+    // are armed and none is wanted any more (a driver need not wake up for them).
+    net.run_until(net.now + Duration::from_millis(100));
     assert_eq!(net.hop_timers(), (IDS.len() - 1, 0), "(armed, wanted)");
     run(&mut net, 3);
     let got = delivered(&net, env.id());
@@ -86,6 +86,92 @@ fn stable_ring_delivers_once_everywhere_with_n_minus_1_sends() {
                 error: BroadcastError::SeqUsed
             }
         )));
+}
+
+/// Broadcasts `count` messages from node 3, one every `gap`, and returns the answers sent
+/// to parents and the groups they left in, summed over the ring.
+fn replies_for_burst(cfg: &ChordConfig, count: u64, gap: Duration) -> (u64, u64) {
+    let mut net = super::tests::build_with(&IDS, cfg);
+    net.events.clear();
+    let before: Vec<_> = (0..IDS.len()).map(|i| stats(&net, i)).collect();
+    for seq in 1..=count {
+        net.input(
+            3,
+            Input::Broadcast {
+                seq,
+                payload: vec![seq as u8],
+            },
+        );
+        net.run_until(net.now + gap);
+    }
+    run(&mut net, 5);
+    for seq in 1..=count {
+        let id = env_of(&net, 3, seq, &[seq as u8]).id();
+        assert_eq!(
+            delivered(&net, id),
+            vec![0, 1, 2, 4, 5, 6, 7],
+            "message {seq}"
+        );
+        assert!(net.events.contains(&(3, Event::BroadcastDone(id))));
+    }
+    assert_eq!(net.hop_timers().1, 0, "no hop waits");
+    let sum = |f: fn(&crate::broadcast::BroadcastStats) -> u64| -> u64 {
+        (0..IDS.len())
+            .map(|i| f(&stats(&net, i)) - f(&before[i]))
+            .sum()
+    };
+    (sum(|s| s.replies), sum(|s| s.reply_batches))
+}
+
+#[test]
+fn answers_to_a_parent_leave_together() {
+    let mut cfg = ChordConfig::default();
+    cfg.broadcast.rate_per_sec = 1000;
+    // Two successors: the tree has inner nodes (with 16, the origin reaches all 7 directly).
+    cfg.successors = 2;
+    // At once: one group per answer; the 7 hops of each message need 7 `Done`s and an
+    // `Ack` per inner node of the tree.
+    cfg.broadcast.reply_delay = Duration::ZERO;
+    let (replies, batches) = replies_for_burst(&cfg, 8, Duration::from_millis(2));
+    assert_eq!(replies, batches);
+    assert!(replies > 8 * 7, "inner nodes also ack: {replies}");
+    // Held for 20 ms: messages 2 ms apart share groups, and an inner node whose children
+    // finished within the wait answers with `Done` alone.
+    cfg.broadcast.reply_delay = Duration::from_millis(20);
+    let (held, held_batches) = replies_for_burst(&cfg, 8, Duration::from_millis(2));
+    assert!(held >= 8 * 7 && held <= replies, "{held} answers");
+    assert!(
+        held_batches * 3 <= held,
+        "{held} answers in {held_batches} groups"
+    );
+}
+
+#[test]
+fn leaving_sends_held_answers_first() {
+    let mut net = build(&IDS);
+    net.events.clear();
+    net.input(
+        3,
+        Input::Broadcast {
+            seq: 1,
+            payload: b"bye".to_vec(),
+        },
+    );
+    // Deliver the data only: every child now holds its answer.
+    while let Some((to, from, msg)) = net.msgs.pop_front() {
+        net.input(to, Input::Message { from, msg });
+    }
+    let leaver = 7;
+    assert!(stats(&net, leaver).reply_batches == 0 || net.msgs.is_empty());
+    net.input(leaver, Input::Leave);
+    assert!(
+        net.msgs
+            .iter()
+            .any(|(to, from, m)| *from == net.peers[leaver]
+                && *to != leaver
+                && matches!(m, Message::Bcast(Bcast::Done { .. } | Bcast::Ack { .. }))),
+        "the leaver's answers went out with its goodbye"
+    );
 }
 
 #[test]

@@ -52,6 +52,8 @@ pub enum Timer {
     BcastAck(u64),
     /// Deadline of the completion of broadcast hop `id`.
     BcastDone(u64),
+    /// Held answers to parents (batch number) must leave.
+    BcastReplies(u64),
     /// Periodic anti-entropy with a ring neighbour.
     AntiEntropy,
 }

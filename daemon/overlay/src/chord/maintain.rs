@@ -151,6 +151,8 @@ impl Node {
     // ---- leaving -----------------------------------------------------------------------------
 
     pub(super) fn leave(&mut self) {
+        // Parents learn of finished hops now rather than ask after their timeout.
+        self.flush_replies();
         if self.phase == Phase::Member {
             let notice = Notice::Leaving {
                 pred: self.t.pred,
@@ -187,7 +189,7 @@ impl Node {
         let was_pred = self.t.pred.is_some_and(|p| p.id == from.id);
         // A goodbye: forget the peer everywhere, but do not bury it (no probing).
         self.t.remove(&from.id);
-        self.t.clear_suspect(&from.id);
+        self.t.forget(&from.id);
         if was_succ {
             // Its list continues ours; adopt it only through stabilize, which checks liveness.
             let mut merged = self.t.succs.clone();
@@ -540,7 +542,7 @@ impl Node {
     /// Any message from `peer` proves it alive. A peer we had lost is rediscovered: it may be
     /// the successor we lost in a partition, or a door into a ring that split from ours.
     pub(super) fn heard_from(&mut self, now: Time, peer: Peer) {
-        if !self.t.clear_suspect(&peer.id) || self.phase != Phase::Member {
+        if !self.t.heard_from(&peer.id, now, &self.cfg) || self.phase != Phase::Member {
             return;
         }
         if self.t.closer_than_successor(&peer.id) {

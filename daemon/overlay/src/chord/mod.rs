@@ -11,6 +11,7 @@ mod bcast;
 mod io;
 mod lookup;
 mod maintain;
+mod replies;
 mod table;
 
 use std::collections::BTreeMap;
@@ -120,6 +121,7 @@ pub struct Node {
     join_via: Vec<Peer>,
     join_attempt: u32,
     bc: bcast::BcState,
+    replies: replies::Replies,
 }
 
 impl Node {
@@ -147,6 +149,7 @@ impl Node {
             join_via: Vec::new(),
             join_attempt: 0,
             bc,
+            replies: replies::Replies::default(),
         }
     }
 
@@ -155,7 +158,12 @@ impl Node {
         let succ = self.t.successor();
         let pred = self.t.pred;
         if self.phase != Phase::Left {
+            // A timer nobody wants must do nothing at all (`wants_timer`'s promise).
+            let idle = matches!(&input, Input::Timer(t) if !self.wants_timer(t));
             self.dispatch(now, input);
+            if !idle {
+                self.flush_replies_if_due(now);
+            }
         }
         if self.phase == Phase::Member {
             if self.t.successor() != succ {
@@ -239,6 +247,9 @@ impl Node {
         if self.t.graveyard.len() > self.cfg.graveyard_size {
             return Err("graveyard over its bound".into());
         }
+        if self.replies.len() > replies::MAX_HELD {
+            return Err("held replies over their bound".into());
+        }
         Ok(())
     }
 
@@ -251,6 +262,7 @@ impl Node {
             Timer::Rpc(id) => self.rpcs.contains_key(id),
             Timer::Lookup(id) => self.lookups.contains_key(id),
             Timer::BcastAck(_) | Timer::BcastDone(_) => self.wants_bcast_timer(timer),
+            Timer::BcastReplies(batch) => self.wants_replies_timer(*batch),
             Timer::Stabilize
             | Timer::FixFingers
             | Timer::CheckPredecessor
@@ -349,6 +361,7 @@ impl Node {
             Timer::JoinRetry => self.retry_join(now),
             Timer::BcastAck(hop) => self.on_bcast_ack_timer(now, hop),
             Timer::BcastDone(hop) => self.on_bcast_done_timer(now, hop),
+            Timer::BcastReplies(batch) => self.on_replies_timer(batch),
             Timer::AntiEntropy => self.tick_anti_entropy(now),
         }
     }

@@ -25,6 +25,9 @@ pub(crate) struct Lost {
     pub since: Time,
     pub next_probe: Time,
     pub backoff: Duration,
+    /// When it last spoke to us while buried: the rediscovery it started may fail as well, so
+    /// it stays buried (and probed) until it is back in our tables.
+    pub heard: Option<Time>,
 }
 
 /// Routing state.
@@ -114,13 +117,35 @@ impl Table {
         *s
     }
 
-    /// Forgets a suspicion: the peer spoke to us. Returns whether it was suspected or lost.
-    pub fn clear_suspect(&mut self, id: &NodeId) -> bool {
+    /// The peer spoke to us: its suspicion is over. Returns whether it was suspected, or lost
+    /// and not already heard from in the last `probe_interval` — whether to rediscover it. A lost
+    /// peer stays buried until it is back in our tables ([`Table::expire`]): if the messages
+    /// that would bring it back are lost too, probing it is our only way to it.
+    pub fn heard_from(&mut self, id: &NodeId, now: Time, cfg: &ChordConfig) -> bool {
         self.strikes.remove(id);
         let was = self.suspects.remove(id).is_some();
-        let before = self.graveyard.len();
+        let lost = match self.graveyard.iter_mut().find(|l| l.peer.id == *id) {
+            Some(l) if l.heard.is_none_or(|t| now.since(t) >= cfg.probe_interval) => {
+                l.heard = Some(now);
+                true
+            }
+            _ => false,
+        };
+        was || lost
+    }
+
+    /// Forgets everything about a peer's failures: it said goodbye.
+    pub fn forget(&mut self, id: &NodeId) {
+        self.strikes.remove(id);
+        self.suspects.remove(id);
         self.graveyard.retain(|l| l.peer.id != *id);
-        was || before != self.graveyard.len()
+    }
+
+    /// Whether `id` is our predecessor, a successor or a finger.
+    fn routes_to(&self, id: &NodeId) -> bool {
+        self.pred.is_some_and(|p| p.id == *id)
+            || self.succs.iter().any(|p| p.id == *id)
+            || self.fingers.iter().any(|f| f.peer.id == *id)
     }
 
     /// Removes `id` from predecessor, successor list and fingers (not from suspects).
@@ -133,7 +158,22 @@ impl Table {
     }
 
     fn bury(&mut self, peer: Peer, now: Time, cfg: &ChordConfig) {
-        if cfg.graveyard_size == 0 || self.graveyard.iter().any(|l| l.peer.id == peer.id) {
+        if cfg.graveyard_size == 0 {
+            return;
+        }
+        let fresh = Lost {
+            peer,
+            since: now,
+            next_probe: now + cfg.probe_interval,
+            backoff: cfg.probe_interval,
+            heard: None,
+        };
+        if let Some(l) = self.graveyard.iter_mut().find(|l| l.peer.id == peer.id) {
+            // Lost again (after it spoke to us): buried afresh, so the next message from it
+            // rediscovers it at once and probing starts over.
+            if l.heard.is_some() {
+                *l = fresh;
+            }
             return;
         }
         if self.graveyard.len() >= cfg.graveyard_size {
@@ -142,12 +182,7 @@ impl Table {
                 self.graveyard.swap_remove(i);
             }
         }
-        self.graveyard.push(Lost {
-            peer,
-            since: now,
-            next_probe: now + cfg.probe_interval,
-            backoff: cfg.probe_interval,
-        });
+        self.graveyard.push(fresh);
     }
 
     /// Rule 3: successor list = `first` + `first`'s list, without us, in ring order, truncated.
@@ -335,11 +370,12 @@ impl Table {
         (n.round() as u64).max(self.succs.len() as u64 + 1)
     }
 
-    /// Drops suspicions and lost peers past their time.
+    /// Drops suspicions and lost peers past their time, and lost peers back in our tables.
     pub fn expire(&mut self, now: Time, cfg: &ChordConfig) {
         self.suspects.retain(|_, until| *until > now);
-        self.graveyard
-            .retain(|l| now.since(l.since) < cfg.graveyard_ttl);
+        let mut graveyard = std::mem::take(&mut self.graveyard);
+        graveyard.retain(|l| now.since(l.since) < cfg.graveyard_ttl && !self.routes_to(&l.peer.id));
+        self.graveyard = graveyard;
     }
 }
 
@@ -425,8 +461,19 @@ mod tests {
         assert!(t.pred.is_none() && t.fingers.is_empty());
         assert!(t.is_suspect(&peer(10).id, Time::ZERO));
         assert_eq!(t.graveyard.len(), 1);
-        assert!(t.clear_suspect(&peer(10).id));
+        assert!(t.heard_from(&peer(10).id, Time::ZERO, &cfg));
+        assert!(!t.is_suspect(&peer(10).id, Time::ZERO));
+        // Still buried until it is back in the tables; heard again soon after: nothing new.
+        assert_eq!(t.graveyard.len(), 1);
+        assert!(!t.heard_from(&peer(10).id, Time::from_micros(1000), &cfg));
+        t.expire(Time::from_micros(1000), &cfg);
+        assert_eq!(t.graveyard.len(), 1);
+        t.succs.insert(0, peer(10));
+        t.expire(Time::from_micros(2000), &cfg);
         assert!(t.graveyard.is_empty());
+        t.suspect(peer(10), Time::ZERO, &cfg);
+        t.forget(&peer(10).id);
+        assert!(t.graveyard.is_empty() && !t.is_suspect(&peer(10).id, Time::ZERO));
     }
 
     #[test]

@@ -43,6 +43,10 @@ struct Args {
     /// Seconds the partition lasts (partition scenario).
     #[arg(long, default_value_t = 60)]
     partition_secs: u64,
+    /// How long a node holds its answers to a parent (`Ack`, `Done`) so that several leave
+    /// together; 0 sends each at once.
+    #[arg(long, default_value_t = 20)]
+    reply_delay_ms: u64,
     /// Print the ring's state to stderr while it settles.
     #[arg(long)]
     progress: bool,
@@ -79,6 +83,11 @@ fn main() -> anyhow::Result<()> {
     p.isolate = a.isolate;
     p.lookups = a.lookups;
     p.sim.loss = a.loss;
+    anyhow::ensure!(
+        a.reply_delay_ms <= 1000,
+        "--reply-delay-ms must be at most 1000"
+    );
+    p.sim.chord.broadcast.reply_delay = Duration::from_millis(a.reply_delay_ms);
     p.join_gap = Duration::from_secs_f64(a.join_gap_ms / 1000.0);
     p.churn_duration = Duration::from_secs(a.churn_secs);
     p.partition_duration = Duration::from_secs(a.partition_secs);

@@ -1,0 +1,141 @@
+//! Answers to a parent (`Ack`, `Done`) wait up to `BroadcastConfig::reply_delay` and leave
+//! together.
+//!
+//! Without the wait every broadcast hop costs two datagrams, `Data` down and `Done` up, and
+//! the `Done` wakes the parent once per child per message. Held for a few milliseconds, a
+//! child's answers to the same parent share one datagram (and carry the transport's
+//! acknowledgements with them), and an inner node of the tree whose children all finish within
+//! the wait answers with `Done` alone instead of `Ack` then `Done`. `Data` is never held, so
+//! delivery is not slowed; only the parent's bookkeeping learns a little later that a hop is
+//! finished, which the ack and done timeouts (hundreds of milliseconds and more) absorb.
+//!
+//! Held answers leave when the oldest is `reply_delay` old (a timer), earlier when the node is
+//! awake anyway and the oldest is half that old, at once when [`MAX_HELD`] are held, and before
+//! the node leaves the ring. A zero delay sends every answer at once.
+
+use std::collections::BTreeMap;
+
+use super::{Node, Timer};
+use crate::id::NodeId;
+use crate::time::Time;
+use crate::wire::{Bcast, Message, Peer};
+
+/// Answers held at once, over every parent; the next one sends them all.
+pub const MAX_HELD: usize = 4096;
+
+/// One held answer, for the parent's hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reply {
+    Ack(u64),
+    Done(u64),
+}
+
+impl Reply {
+    fn message(self) -> Message {
+        Message::Bcast(match self {
+            Reply::Ack(hop) => Bcast::Ack { hop },
+            Reply::Done(hop) => Bcast::Done { hop },
+        })
+    }
+}
+
+/// The held answers, per parent in the order they were given.
+#[derive(Debug, Default)]
+pub(super) struct Replies {
+    held: BTreeMap<NodeId, (Peer, Vec<Reply>)>,
+    count: usize,
+    /// When the oldest held answer was given.
+    since: Option<Time>,
+    /// Number of the current batch: its timer carries it, so a timer armed for a batch that
+    /// has left is never wanted again.
+    batch: u64,
+}
+
+impl Replies {
+    /// Answers held now.
+    pub(super) fn len(&self) -> usize {
+        self.count
+    }
+}
+
+impl Node {
+    /// Tells `parent` that its hop `hop` arrived and is being forwarded.
+    pub(super) fn reply_ack(&mut self, now: Time, parent: Peer, hop: u64) {
+        self.hold(now, parent, Reply::Ack(hop));
+    }
+
+    /// Tells `parent` that its hop `hop` is finished (which also acknowledges it).
+    pub(super) fn reply_done(&mut self, now: Time, parent: Peer, hop: u64) {
+        self.hold(now, parent, Reply::Done(hop));
+    }
+
+    fn hold(&mut self, now: Time, parent: Peer, reply: Reply) {
+        let delay = self.bc_reply_delay();
+        if delay.is_zero() {
+            self.bc_count_replies(1);
+            self.send(parent, reply.message());
+            return;
+        }
+        let r = &mut self.replies;
+        let entry = r.held.entry(parent.id).or_insert((parent, Vec::new()));
+        entry.0 = parent;
+        let list = &mut entry.1;
+        match reply {
+            // A `Done` replaces the `Ack` of the same hop that has not left yet.
+            Reply::Done(hop) if list.contains(&Reply::Ack(hop)) => {
+                for x in list.iter_mut().filter(|x| **x == Reply::Ack(hop)) {
+                    *x = reply;
+                }
+                return;
+            }
+            _ if list.contains(&reply) => return,
+            _ => list.push(reply),
+        }
+        r.count += 1;
+        if r.since.is_none() {
+            r.since = Some(now);
+            let batch = r.batch;
+            self.set_timer(now + delay, Timer::BcastReplies(batch));
+        }
+        if self.replies.count >= MAX_HELD {
+            self.flush_replies();
+        }
+    }
+
+    /// Sends every held answer.
+    pub(super) fn flush_replies(&mut self) {
+        let r = &mut self.replies;
+        if r.since.take().is_none() {
+            return;
+        }
+        r.batch = r.batch.wrapping_add(1);
+        r.count = 0;
+        let held = std::mem::take(&mut r.held);
+        for (parent, list) in held.into_values() {
+            self.bc_count_replies(list.len() as u64);
+            for reply in list {
+                self.send(parent, reply.message());
+            }
+        }
+    }
+
+    /// Called after every input: the node is awake anyway, so answers at least half the delay
+    /// old leave now rather than waking it again at the deadline.
+    pub(super) fn flush_replies_if_due(&mut self, now: Time) {
+        let half = self.bc_reply_delay() / 2;
+        if self.replies.since.is_some_and(|t| now >= t + half) {
+            self.flush_replies();
+        }
+    }
+
+    /// Whether the timer of batch `batch` would send anything.
+    pub(super) fn wants_replies_timer(&self, batch: u64) -> bool {
+        self.replies.since.is_some() && self.replies.batch == batch
+    }
+
+    pub(super) fn on_replies_timer(&mut self, batch: u64) {
+        if self.wants_replies_timer(batch) {
+            self.flush_replies();
+        }
+    }
+}
