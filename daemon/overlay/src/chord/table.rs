@@ -265,12 +265,7 @@ impl Table {
     /// While the successor list is short of `r`, every peer we know may be a lifeline back to
     /// the rest of the ring, so it is remembered and probed rather than forgotten.
     pub fn displaced(&mut self, peer: Peer, now: Time, cfg: &ChordConfig) {
-        if self.succs.len() < cfg.successors
-            && peer.id != self.me.id
-            && !self.succs.iter().any(|p| p.id == peer.id)
-            && !self.fingers.iter().any(|f| f.peer.id == peer.id)
-            && self.pred.is_none_or(|p| p.id != peer.id)
-        {
+        if self.succs.len() < cfg.successors && peer.id != self.me.id && !self.routes_to(&peer.id) {
             self.bury(peer, now, cfg);
         }
     }
