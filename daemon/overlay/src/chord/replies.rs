@@ -80,17 +80,17 @@ impl Node {
         let entry = r.held.entry(parent.id).or_insert((parent, Vec::new()));
         entry.0 = parent;
         let list = &mut entry.1;
-        match reply {
-            // A `Done` replaces the `Ack` of the same hop that has not left yet.
-            Reply::Done(hop) if list.contains(&Reply::Ack(hop)) => {
-                for x in list.iter_mut().filter(|x| **x == Reply::Ack(hop)) {
-                    *x = reply;
-                }
-                return;
-            }
-            _ if list.contains(&reply) => return,
-            _ => list.push(reply),
+        // A `Done` replaces the `Ack` of the same hop that has not left yet (held once).
+        if let Reply::Done(hop) = reply
+            && let Some(x) = list.iter_mut().find(|x| **x == Reply::Ack(hop))
+        {
+            *x = reply;
+            return;
         }
+        if list.contains(&reply) {
+            return;
+        }
+        list.push(reply);
         r.count += 1;
         if r.since.is_none() {
             r.since = Some(now);

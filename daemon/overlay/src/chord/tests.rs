@@ -605,62 +605,6 @@ fn regression_leaves_and_crashes_leave_a_ring() {
 }
 
 #[test]
-fn tmp_regression_replies() {
-    use Step::*;
-    let net = run_schedule(vec![
-        Crash(1),
-        Crash(6),
-        Crash(3),
-        Crash(4),
-        Advance(517),
-        Advance(1653),
-        Advance(1318),
-        Drop(58),
-        Leave(2),
-        Deliver(6),
-        Deliver(24),
-        Deliver(0),
-        Deliver(8),
-        Deliver(11),
-        Deliver(8),
-        Lookup(0, 124649964709),
-        Deliver(55),
-        Drop(5),
-        Duplicate(2),
-        Advance(544),
-        Deliver(22),
-        Deliver(61),
-        Forge(7, 3, vec![2597600741612672710], None, 220558079381770467),
-        Drop(7),
-        Leave(5),
-        Drop(42),
-        Deliver(46),
-        Advance(2855),
-        Advance(2632),
-    ]);
-    for (i, n) in net.nodes.iter().enumerate() {
-        if let Some(n) = n {
-            eprintln!(
-                "node {i} {:?} phase {:?} pred {:?} succs {:?} fingers {:?} grave {:?}",
-                n.me().id.short(),
-                n.phase(),
-                n.predecessor().map(|p| p.id.short()),
-                n.successors()
-                    .iter()
-                    .map(|p| p.id.short())
-                    .collect::<Vec<_>>(),
-                n.fingers()
-                    .iter()
-                    .map(|f| f.peer.id.short())
-                    .collect::<Vec<_>>(),
-                n.t.graveyard
-            );
-        }
-    }
-    assert!(net.ring_correct());
-}
-
-#[test]
 /// Found by the property test: a node heard from a lost peer only through a message that
 /// started its rediscovery, whose own messages were then lost; the peer, already dug out of
 /// the graveyard, was never probed again and the last two survivors stayed apart.
