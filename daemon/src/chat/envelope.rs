@@ -7,7 +7,12 @@
 //! a message's identity. Every limit is checked before anything is trusted: the whole frame is
 //! at most [`MAX_WIRE_BYTES`], the text at most [`MAX_TEXT_BYTES`], the room a valid [`Room`],
 //! the nickname empty or a valid [`Nickname`].
+//!
+//! Decompressing an origin's public key costs about a fifth of a signature check; a receiver
+//! that opens many messages keeps the keys of recently verified origins in [`OriginKeys`]
+//! (bounded) and decompresses only new ones.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -210,8 +215,72 @@ fn to_vec(value: &Value) -> Vec<u8> {
     out
 }
 
+/// Origin keys [`OriginKeys`] holds at most; past it the one that verified least recently is
+/// forgotten.
+pub const MAX_ORIGIN_KEYS: usize = 512;
+
+/// Decompressed public keys of origins whose messages verified, by their 32 bytes.
+///
+/// Only a key that verified a signature is remembered, so garbage cannot fill the cache; a
+/// flood of validly signed messages from fresh keys only costs the decompressions it saves.
+#[derive(Debug, Default)]
+pub struct OriginKeys {
+    keys: HashMap<[u8; 32], (VerifyingKey, u64)>,
+    /// Counts verifications: each key carries the count at its latest, to forget the least
+    /// recently used one.
+    tick: u64,
+}
+
+impl OriginKeys {
+    /// The key for `bytes`: remembered, or decompressed (not remembered: see
+    /// [`OriginKeys::remember`]).
+    fn key(&self, bytes: &[u8; 32]) -> Option<VerifyingKey> {
+        match self.keys.get(bytes) {
+            Some((key, _)) => Some(*key),
+            None => VerifyingKey::from_bytes(bytes).ok(),
+        }
+    }
+
+    /// Remembers `key`, which just verified a signature.
+    fn remember(&mut self, key: VerifyingKey) {
+        self.tick += 1;
+        if let Some((_, used)) = self.keys.get_mut(key.as_bytes()) {
+            *used = self.tick;
+            return;
+        }
+        if self.keys.len() >= MAX_ORIGIN_KEYS {
+            // Linear, but only when a new origin arrives at a full cache.
+            let oldest = self
+                .keys
+                .iter()
+                .min_by_key(|(_, (_, t))| *t)
+                .map(|(b, _)| *b);
+            if let Some(oldest) = oldest {
+                self.keys.remove(&oldest);
+            }
+        }
+        self.keys.insert(key.to_bytes(), (key, self.tick));
+    }
+
+    /// Keys remembered.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no key is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 /// Decodes and verifies an envelope from anywhere (peer, store).
 pub fn open(wire: &[u8]) -> Result<Message, EnvelopeError> {
+    open_with(wire, &mut OriginKeys::default())
+}
+
+/// [`open`], taking the origin's key from `keys` when it is there and remembering it there
+/// once the signature verifies.
+pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<Message, EnvelopeError> {
     use EnvelopeError::{BadSignature, Malformed};
     if wire.len() > MAX_WIRE_BYTES {
         return Err(EnvelopeError::Oversized(wire.len()));
@@ -232,7 +301,7 @@ pub fn open(wire: &[u8]) -> Result<Message, EnvelopeError> {
     let origin: [u8; 32] = bytes(origin)
         .and_then(|b| b.try_into().ok())
         .ok_or(Malformed("origin is not a 32-byte key"))?;
-    let origin = VerifyingKey::from_bytes(&origin).map_err(|_| Malformed("origin is not a key"))?;
+    let origin = keys.key(&origin).ok_or(Malformed("origin is not a key"))?;
     let in_range = |v: Option<u64>| v.filter(|n| (1..=i64::MAX as u64).contains(n));
     let seq = in_range(uint(seq)).ok_or(Malformed("sequence number out of range"))?;
     let hlc = in_range(uint(hlc)).ok_or(Malformed("timestamp out of range"))?;
@@ -251,6 +320,7 @@ pub fn open(wire: &[u8]) -> Result<Message, EnvelopeError> {
     origin
         .verify_strict(&signed, &Signature::from_bytes(&sig))
         .map_err(|_| BadSignature)?;
+    keys.remember(origin);
     Ok(Message {
         id: MessageId(blake3::hash(&signed).into()),
         origin,

@@ -50,15 +50,60 @@ fn any_flipped_bit_is_refused() {
 fn a_signature_from_another_key_is_refused() {
     let room = Room::lobby();
     let msg = sign(&key(), &draft(&room, "hello", None)).expect("signs");
-    let other = SigningKey::from_bytes(&[5; 32]);
+    let forged = resigned(&msg, &SigningKey::from_bytes(&[5; 32]));
+    assert_eq!(open(&forged), Err(EnvelopeError::BadSignature));
+}
+
+/// `msg`'s signed part with a signature by `by`.
+fn resigned(msg: &Message, by: &SigningKey) -> Vec<u8> {
     let outer: Value = ciborium::from_reader(msg.wire.as_slice()).expect("cbor");
     let [signed, _] = array::<2>(outer).expect("pair");
     let signed = bytes(signed).expect("bytes");
-    let forged = to_vec(&Value::Array(vec![
+    to_vec(&Value::Array(vec![
         Value::Bytes(signed.clone()),
-        Value::Bytes(other.sign(&signed).to_bytes().to_vec()),
-    ]));
-    assert_eq!(open(&forged), Err(EnvelopeError::BadSignature));
+        Value::Bytes(by.sign(&signed).to_bytes().to_vec()),
+    ]))
+}
+
+#[test]
+fn remembered_keys_verify_like_fresh_ones() {
+    let room = Room::lobby();
+    let mut keys = OriginKeys::default();
+    let msg = sign(&key(), &draft(&room, "hello", None)).expect("signs");
+    let forged = resigned(&msg, &SigningKey::from_bytes(&[5; 32]));
+    // A forgery teaches the cache nothing; a good message is remembered.
+    assert_eq!(
+        open_with(&forged, &mut keys),
+        Err(EnvelopeError::BadSignature)
+    );
+    assert!(keys.is_empty());
+    assert_eq!(open_with(&msg.wire, &mut keys), Ok(msg.clone()));
+    assert_eq!(keys.len(), 1);
+    // With the key remembered, the forgery is still refused and the message still opens.
+    assert_eq!(
+        open_with(&forged, &mut keys),
+        Err(EnvelopeError::BadSignature)
+    );
+    assert_eq!(open_with(&msg.wire, &mut keys), Ok(msg));
+    assert_eq!(keys.len(), 1);
+}
+
+#[test]
+fn origin_keys_are_bounded_and_keep_the_busy_ones() {
+    let room = Room::lobby();
+    let mut keys = OriginKeys::default();
+    let busy = sign(&key(), &draft(&room, "busy", None)).expect("signs");
+    for i in 0..MAX_ORIGIN_KEYS as u64 + 10 {
+        let mut seed = [0u8; 32];
+        seed[..8].copy_from_slice(&i.to_le_bytes());
+        seed[8] = 1;
+        let msg = sign(&SigningKey::from_bytes(&seed), &draft(&room, "hi", None)).expect("signs");
+        assert!(open_with(&msg.wire, &mut keys).is_ok());
+        assert!(open_with(&busy.wire, &mut keys).is_ok());
+        assert!(keys.len() <= MAX_ORIGIN_KEYS);
+    }
+    assert_eq!(keys.len(), MAX_ORIGIN_KEYS);
+    assert!(keys.keys.contains_key(busy.origin.as_bytes()));
 }
 
 #[test]

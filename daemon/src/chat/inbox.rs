@@ -4,7 +4,8 @@
 //! hashing to the broadcast's origin, same sequence number — before the overlay stores or
 //! forwards it. The verified message then waits in a small buffer until the overlay delivers
 //! it (in the same driver step), and the store takes it without decoding or verifying it
-//! again: one ed25519 verification per message per node. A delivery whose message is not in
+//! again: one ed25519 verification per message per node, with the origin keys of recent
+//! messages kept decompressed ([`envelope::OriginKeys`]). A delivery whose message is not in
 //! the buffer (not possible with the current overlay) is verified again, never trusted.
 //!
 //! The store commits messages from the ring in groups; the driver calls [`Inbox::flush`] when
@@ -19,6 +20,7 @@ use std::time::Instant;
 use chat_overlay::broadcast::Envelope;
 use tracing::debug;
 
+use super::envelope::OriginKeys;
 use super::{Chat, Message, envelope};
 
 /// Verified messages waiting for their delivery; older ones (validated but never delivered:
@@ -29,6 +31,7 @@ const VERIFIED_SLOTS: usize = 16;
 pub struct RingInbox {
     chat: Chat,
     verified: Mutex<VecDeque<Message>>,
+    keys: Mutex<OriginKeys>,
 }
 
 impl RingInbox {
@@ -37,6 +40,7 @@ impl RingInbox {
         RingInbox {
             chat,
             verified: Mutex::new(VecDeque::with_capacity(VERIFIED_SLOTS)),
+            keys: Mutex::default(),
         }
     }
 
@@ -54,7 +58,8 @@ impl RingInbox {
 
 impl crate::ring::Inbox for RingInbox {
     fn validate(&self, env: &Envelope) -> bool {
-        let Ok(message) = envelope::open(&env.payload) else {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        let Ok(message) = envelope::open_with(&env.payload, &mut keys) else {
             return false;
         };
         if message.from_id() != env.origin || message.seq != env.seq {
