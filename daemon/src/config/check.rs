@@ -11,7 +11,7 @@ use config::{Map, Value, ValueKind};
 use super::{
     Access, ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS,
     MAX_COMMIT_DELAY_MS, MAX_CONNECTIONS_RANGE, ORIGIN_BURST_RANGE, ORIGIN_RATE_RANGE,
-    RING_MS_RANGE, RingSettings, Settings, key_error,
+    REPLY_DELAY_RANGE, RING_MS_RANGE, RingSettings, Settings, key_error,
 };
 use crate::chat::ChatConfig;
 use crate::env::Env;
@@ -57,6 +57,10 @@ impl Checker {
             origin_burst: match ring.remove("origin_burst") {
                 Some(v) => self.integer("ring.origin_burst", v, ORIGIN_BURST_RANGE)? as u32,
                 None => defaults.origin_burst,
+            },
+            reply_delay_ms: match ring.remove("reply_delay_ms") {
+                Some(v) => self.integer("ring.reply_delay_ms", v, REPLY_DELAY_RANGE)?,
+                None => defaults.reply_delay_ms,
             },
         };
         let settings = Settings {

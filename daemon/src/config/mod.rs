@@ -52,6 +52,7 @@ pub const KEYS: &[&str] = &[
     "ring.rpc_timeout_ms",
     "ring.origin_rate",
     "ring.origin_burst",
+    "ring.reply_delay_ms",
 ];
 /// Default bound on QUIC connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
@@ -66,6 +67,9 @@ pub const RING_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=600_000;
 pub const ORIGIN_RATE_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
 /// Accepted range of `ring.origin_burst` (messages).
 pub const ORIGIN_BURST_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
+/// Accepted range of `ring.reply_delay_ms`: well under the broadcast's 500 ms ack timeout, so
+/// held answers never make a parent resend.
+pub const REPLY_DELAY_RANGE: std::ops::RangeInclusive<u64> = 0..=100;
 
 /// The ring protocol's settings (`[ring]`): timer periods in milliseconds and the per-origin
 /// broadcast rate every node enforces.
@@ -83,6 +87,9 @@ pub struct RingSettings {
     pub origin_rate: u32,
     /// `ring.origin_burst`: broadcasts accepted from one origin at once.
     pub origin_burst: u32,
+    /// `ring.reply_delay_ms`: how long broadcast answers to a parent may be held so that
+    /// several leave together (0: each at once).
+    pub reply_delay_ms: u64,
 }
 
 impl Default for RingSettings {
@@ -96,6 +103,7 @@ impl Default for RingSettings {
             rpc_timeout_ms: ms(c.rpc_timeout),
             origin_rate: c.broadcast.rate_per_sec,
             origin_burst: c.broadcast.rate_burst,
+            reply_delay_ms: ms(c.broadcast.reply_delay),
         }
     }
 }
@@ -112,6 +120,7 @@ impl RingSettings {
         c.rpc_timeout = Duration::from_millis(self.rpc_timeout_ms);
         c.broadcast.rate_per_sec = self.origin_rate;
         c.broadcast.rate_burst = self.origin_burst;
+        c.broadcast.reply_delay = Duration::from_millis(self.reply_delay_ms);
         c
     }
 }
@@ -320,6 +329,7 @@ impl Settings {
         ring.insert("rpc_timeout_ms".into(), n(self.ring.rpc_timeout_ms));
         ring.insert("origin_rate".into(), n(u64::from(self.ring.origin_rate)));
         ring.insert("origin_burst".into(), n(u64::from(self.ring.origin_burst)));
+        ring.insert("reply_delay_ms".into(), n(self.ring.reply_delay_ms));
         // Sections in reading order (a TOML table would sort them).
         let mut out = String::new();
         for (name, table) in [

@@ -275,6 +275,14 @@ fn ring_and_transport_keys_are_checked() {
     let env = home_env(&[("CHATD_RING__FIX_FINGERS_MS", "250")]);
     let s = Settings::load(&with_file(&file("")), &env).expect("env");
     assert_eq!(s.ring.fix_fingers_ms, 250);
+    assert_eq!(
+        s.ring.chord_config().broadcast.reply_delay,
+        chat_overlay::ChordConfig::default().broadcast.reply_delay
+    );
+    let env = home_env(&[("CHATD_RING__REPLY_DELAY_MS", "0")]);
+    let s = Settings::load(&with_file(&file("")), &env).expect("env");
+    assert_eq!(s.ring.reply_delay_ms, 0);
+    assert!(s.ring.chord_config().broadcast.reply_delay.is_zero());
     for (text, want) in [
         (
             "[ring]\nstabilize_ms = 0\n",
@@ -292,6 +300,14 @@ fn ring_and_transport_keys_are_checked() {
         (
             "[ring]\norigin_burst = 2000000\n",
             "ring.origin_burst: integer 2000000 is out of range",
+        ),
+        (
+            "[ring]\nreply_delay_ms = 101\n",
+            "ring.reply_delay_ms: integer 101 is out of range (expected 0..=100)",
+        ),
+        (
+            "[ring]\nreply_delay_ms = -1\n",
+            "ring.reply_delay_ms: integer -1 is out of range",
         ),
         (
             "[transport]\nmax_connections = 1\n",
