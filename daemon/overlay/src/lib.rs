@@ -1,22 +1,28 @@
 //! chatd's overlay core, written sans-IO.
 //!
 //! Nothing in this crate touches a socket, a clock, a thread or a global random number
-//! generator. A [`chord::Node`] is driven by `handle(now, input)` and answers with outputs
-//! (messages to send, timers to arm, events for the application): Chord ring maintenance,
-//! lookups, and broadcast along the finger table. The daemon's QUIC driver and
+//! generator. An [`Overlay`] is driven by `handle(now, input)` and answers with outputs
+//! (messages to send, timers to arm, events for the application). It is a ring core
+//! ([`ring`]: Chord maintenance, lookups, the one RPC engine) with sub-protocols on top, each
+//! in its own folder with its own state, messages, timers and events ([`broadcast`]: broadcast
+//! along the finger table), meeting the core through [`protocol`]. The daemon's QUIC driver and
 //! the deterministic simulator (`tests/sim`) run this very same code.
 
-pub mod id;
-
-pub use id::{ID_BITS, NodeId, ParseIdError};
 pub mod broadcast;
-pub mod chord;
 pub mod config;
+pub mod id;
+pub mod overlay;
+pub mod protocol;
+pub mod ring;
 pub mod rng;
+pub mod testing;
 pub mod time;
 pub mod wire;
 
-pub use chord::{Event, Input, LookupError, Node, Output, Phase, Timer};
+pub use broadcast::{BroadcastError, BroadcastEvent};
 pub use config::ChordConfig;
+pub use id::{ID_BITS, NodeId, ParseIdError};
+pub use overlay::{Event, Input, LookupError, Output, Overlay, Timer};
+pub use ring::{Phase, Ring};
 pub use time::Time;
 pub use wire::{Message, Peer};

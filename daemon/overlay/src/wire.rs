@@ -1,18 +1,39 @@
-//! Messages between overlay nodes: serde types, versioned, each with a size bound.
+//! Messages between overlay nodes: one envelope for every service, each service's messages in
+//! its own module, and the frame format that lets the wire evolve.
 //!
-//! The daemon encodes a [`Message`] as CBOR inside a length-prefixed frame; the simulator passes
-//! the values directly. Every list has a length bound, and [`Message::validate`] checks the bounds
-//! and the ring positions a message claims before the state machine looks at it.
+//! A [`Message`] is a request (answered with the same id), a response, or a notice (no answer);
+//! its body belongs to one *service*: the ring core ([`RING`], `ring/wire.rs`), broadcast
+//! ([`BROADCAST`], `broadcast/wire.rs`), or a service this build does not know, carried as
+//! [`Opaque`] bytes. On the wire a message is one CBOR array
+//! `[service, version, call, id, body]` whose body is the service's own CBOR. A receiver that
+//! does not know a service, a version or a message type of a service gets an [`Opaque`] body
+//! rather than a decoding error: the node counts it and ignores it, answering a request with
+//! [`Response::Unsupported`] so the sender does not wait for a timeout and does not take a
+//! healthy peer for a dead one. Only a frame whose header does not decode is an error (the
+//! transport closes such a connection). The compatibility rules are in `docs/protocol.md`.
+//!
+//! The simulator passes the values directly (or, to test mixed versions, through
+//! [`encode`]/[`decode`]).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use serde::{Deserialize, Serialize};
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::broadcast::{Envelope, HopState, MAX_DEPTH, MAX_DIGEST, MAX_PAYLOAD, MsgId};
+use crate::broadcast::wire::{self as bwire, Bcast, BroadcastRequest, BroadcastResponse};
 use crate::id::NodeId;
+use crate::ring::wire::{self as rwire, RingNotice, RingRequest, RingResponse};
 
-/// Version of the overlay wire format; a peer speaking another version is refused.
-pub const WIRE_VERSION: u16 = 1;
+/// The frame layer itself (the body of [`Response::Unsupported`]).
+pub const FRAME: u16 = 0;
+/// The ring core: membership, stabilization, fingers, lookups.
+pub const RING: u16 = 1;
+/// Broadcast along the finger table.
+pub const BROADCAST: u16 = 2;
+/// A service used only by tests, to prove that nodes without it are not disturbed by it.
+pub const TEST_ECHO: u16 = 0x7e57;
 
 /// Longest list of peers in any message.
 pub const MAX_PEER_LIST: usize = 64;
@@ -30,7 +51,7 @@ pub struct Peer {
 }
 
 /// One overlay message.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Message {
     /// A request; the answer carries the same `id`.
     Request { id: u64, body: Request },
@@ -38,93 +59,84 @@ pub enum Message {
     Response { id: u64, body: Response },
     /// A message that expects no answer.
     Notice(Notice),
-    /// Broadcast traffic.
-    Bcast(Bcast),
 }
 
-/// Broadcast messages (see `docs/protocol.md`, "Broadcast").
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Bcast {
-    /// Deliver `env` and cover the arc from the receiver up to (not including) `limit`.
-    /// `hop` names this transmission for its acks; `depth` counts hops from the origin.
-    Data {
-        hop: u64,
-        limit: NodeId,
-        depth: u8,
-        id: MsgId,
-        env: Envelope,
-    },
-    /// The receiver of hop `hop` has stored the message.
-    Ack { hop: u64 },
-    /// The receiver of hop `hop` has covered its whole arc.
-    Done { hop: u64 },
-    /// Anti-entropy: per origin, the highest sequence number below which the sender has
-    /// everything; `complete` says the list names every origin the sender knows; `reply` marks
-    /// an answer (which is not answered again).
-    Digest {
-        heads: Vec<(NodeId, u64)>,
-        complete: bool,
-        reply: bool,
-    },
-    /// Anti-entropy: a message the receiver lacks.
-    Repair { id: MsgId, env: Envelope },
-}
-
-/// Requests.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A request, by service.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Request {
-    /// Are you alive?
-    Ping,
-    /// Your predecessor and successor list (and fingers, when asked).
-    GetState { fingers: bool },
-    /// One step of an iterative lookup for the successor of `key`.
-    FindSuccessor { key: NodeId },
-    /// How far is your part of broadcast `id` (`origin`, `seq`)?
-    BcastStatus { id: MsgId, origin: NodeId, seq: u64 },
+    /// Ring core.
+    Ring(RingRequest),
+    /// Broadcast.
+    Broadcast(BroadcastRequest),
+    /// Another service, or a message type or version of a known one this build cannot read.
+    Other(Opaque),
 }
 
-/// Responses.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A response, by service.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Response {
-    /// Answer to `Ping`.
-    Pong,
-    /// Answer to `GetState`.
-    State {
-        pred: Option<Peer>,
-        succs: Vec<Peer>,
-        fingers: Vec<Peer>,
-    },
-    /// The key's successor is `succs[0]`; the rest follow it on the ring (fallbacks).
-    Found { succs: Vec<Peer> },
-    /// Nodes closer to the key than the responder, best first.
-    Closer { peers: Vec<Peer> },
-    /// Answer to `BcastStatus`.
-    BcastStatus(HopState),
-    /// The request could not be served.
-    Error(ErrorCode),
+    /// Ring core.
+    Ring(RingResponse),
+    /// Broadcast.
+    Broadcast(BroadcastResponse),
+    /// Another service (or one this build cannot read).
+    Other(Opaque),
+    /// The responder does not speak the request's service, version or message type.
+    Unsupported,
 }
 
-/// Why a request was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ErrorCode {
-    /// The responder is not (yet, or any more) a ring member.
-    NotMember,
-    /// The responder knows no node closer to the key.
-    NoRoute,
-    /// The responder is overloaded.
-    Busy,
-}
-
-/// Messages without an answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A notice, by service.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Notice {
-    /// "I think I am your predecessor" (Chord's notify; a proposal only).
-    Notify,
-    /// The sender leaves the ring; here are its neighbours so the hole closes at once.
-    Leaving {
-        pred: Option<Peer>,
-        succs: Vec<Peer>,
-    },
+    /// Ring core.
+    Ring(RingNotice),
+    /// Broadcast.
+    Broadcast(Bcast),
+    /// Another service (or one this build cannot read).
+    Other(Opaque),
+}
+
+/// A body kept as bytes: a service this build does not know, or one it knows but whose
+/// version or message type it cannot read. Extensions ([`crate::protocol::Extension`]) speak
+/// through it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opaque {
+    /// The service number.
+    pub service: u16,
+    /// The service's wire version.
+    pub version: u16,
+    /// The service's own encoding of the message.
+    pub body: Vec<u8>,
+}
+
+impl Opaque {
+    /// The service number of `self`.
+    pub fn service(&self) -> u16 {
+        self.service
+    }
+}
+
+impl From<RingRequest> for Request {
+    fn from(r: RingRequest) -> Self {
+        Request::Ring(r)
+    }
+}
+
+impl From<RingResponse> for Response {
+    fn from(r: RingResponse) -> Self {
+        Response::Ring(r)
+    }
+}
+
+impl Request {
+    /// The service the request belongs to.
+    pub fn service(&self) -> u16 {
+        match self {
+            Request::Ring(_) => RING,
+            Request::Broadcast(_) => BROADCAST,
+            Request::Other(o) => o.service,
+        }
+    }
 }
 
 /// Why a message was rejected before reaching the state machine.
@@ -150,33 +162,6 @@ pub enum InvalidMessage {
     Oversized,
 }
 
-impl Bcast {
-    fn validate(&self) -> Result<(), InvalidMessage> {
-        let check = |id: &MsgId, env: &Envelope| {
-            if env.payload.len() > MAX_PAYLOAD {
-                return Err(InvalidMessage::Oversized);
-            }
-            if env.id() != *id {
-                return Err(InvalidMessage::BadId);
-            }
-            Ok(())
-        };
-        match self {
-            Bcast::Data { depth, id, env, .. } => {
-                if *depth > MAX_DEPTH {
-                    return Err(InvalidMessage::Oversized);
-                }
-                check(id, env)
-            }
-            Bcast::Repair { id, env } => check(id, env),
-            Bcast::Digest { heads, .. } if heads.len() > MAX_DIGEST => {
-                Err(InvalidMessage::ListTooLong(heads.len()))
-            }
-            Bcast::Digest { .. } | Bcast::Ack { .. } | Bcast::Done { .. } => Ok(()),
-        }
-    }
-}
-
 /// Checks that `list` runs strictly clockwise from `origin` without repeats or `origin` itself.
 pub fn check_ring_order(origin: &NodeId, list: &[Peer]) -> Result<(), InvalidMessage> {
     if list.len() > MAX_PEER_LIST {
@@ -196,211 +181,132 @@ pub fn check_ring_order(origin: &NodeId, list: &[Peer]) -> Result<(), InvalidMes
     Ok(())
 }
 
-impl Message {
-    /// Checks bounds and positions that need no context: list lengths, ring order of successor
-    /// lists, and that the sender does not name itself as a neighbour. Checks that need the
-    /// request (does a routing answer approach the key?) are done where the answer is matched.
-    pub fn validate(&self, sender: &NodeId) -> Result<(), InvalidMessage> {
-        match self {
-            Message::Request { .. } => Ok(()),
-            Message::Response { body, .. } => match body {
-                Response::State {
-                    pred,
-                    succs,
-                    fingers,
-                } => {
-                    if pred.is_some_and(|p| p.id == *sender) {
-                        return Err(InvalidMessage::SelfReference);
-                    }
-                    check_ring_order(sender, succs)?;
-                    check_ring_order(sender, fingers)
-                }
-                Response::Found { succs } => {
-                    if succs.is_empty() {
-                        return Err(InvalidMessage::OutOfRange);
-                    }
-                    // The responder may name itself as the successor (first entry only).
-                    let rest = if succs[0].id == *sender {
-                        &succs[1..]
-                    } else {
-                        &succs[..]
-                    };
-                    check_ring_order(sender, rest)
-                }
-                Response::Closer { peers } => {
-                    if peers.len() > MAX_PEER_LIST {
-                        return Err(InvalidMessage::ListTooLong(peers.len()));
-                    }
-                    if peers.iter().any(|p| p.id == *sender) {
-                        return Err(InvalidMessage::SelfReference);
-                    }
-                    Ok(())
-                }
-                Response::Pong | Response::BcastStatus(_) | Response::Error(_) => Ok(()),
-            },
-            Message::Notice(Notice::Notify) => Ok(()),
-            Message::Notice(Notice::Leaving { pred, succs }) => {
-                if pred.is_some_and(|p| p.id == *sender) {
-                    return Err(InvalidMessage::SelfReference);
-                }
-                check_ring_order(sender, succs)
-            }
-            Message::Bcast(b) => b.validate(),
-        }
+// ---- the frame -------------------------------------------------------------------------------
+
+/// `call` of a notice, a request and a response in the frame header.
+const NOTICE: u8 = 0;
+const REQUEST: u8 = 1;
+const RESPONSE: u8 = 2;
+
+/// The frame as it is read: `[service, version, call, id, body]`.
+#[derive(Deserialize)]
+struct RawFrame(u16, u16, u8, u64, #[serde(with = "serde_bytes")] Vec<u8>);
+
+/// The frame as it is written.
+#[derive(Serialize)]
+struct FrameRef<'a>(u16, u16, u8, u64, &'a serde_bytes::Bytes);
+
+type Body<'a> = (u16, u16, Cow<'a, [u8]>);
+
+fn cbor<T: Serialize>(service: u16, version: u16, v: &T) -> Result<Body<'static>, String> {
+    let mut buf = Vec::with_capacity(128);
+    ciborium::into_writer(v, &mut buf).map_err(|e| e.to_string())?;
+    Ok((service, version, Cow::Owned(buf)))
+}
+
+fn opaque(o: &Opaque) -> Body<'_> {
+    (o.service, o.version, Cow::Borrowed(&o.body))
+}
+
+/// Reads a known service's body, or keeps it opaque when this build cannot read it.
+fn read<T: serde::de::DeserializeOwned>(o: &Opaque, service: u16, version: u16) -> Option<T> {
+    if o.service != service || o.version != version {
+        return None;
     }
+    ciborium::from_reader(o.body.as_slice()).ok()
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (call, id, body) = match self {
+            Message::Notice(n) => (
+                NOTICE,
+                0,
+                match n {
+                    Notice::Ring(r) => cbor(RING, rwire::VERSION, r),
+                    Notice::Broadcast(b) => cbor(BROADCAST, bwire::VERSION, b),
+                    Notice::Other(o) => Ok(opaque(o)),
+                },
+            ),
+            Message::Request { id, body } => (
+                REQUEST,
+                *id,
+                match body {
+                    Request::Ring(r) => cbor(RING, rwire::VERSION, r),
+                    Request::Broadcast(b) => cbor(BROADCAST, bwire::VERSION, b),
+                    Request::Other(o) => Ok(opaque(o)),
+                },
+            ),
+            Message::Response { id, body } => (
+                RESPONSE,
+                *id,
+                match body {
+                    Response::Ring(r) => cbor(RING, rwire::VERSION, r),
+                    Response::Broadcast(b) => cbor(BROADCAST, bwire::VERSION, b),
+                    Response::Other(o) => Ok(opaque(o)),
+                    Response::Unsupported => Ok((FRAME, 1, Cow::Borrowed(&[][..]))),
+                },
+            ),
+        };
+        let (service, version, bytes) = body.map_err(S::Error::custom)?;
+        FrameRef(service, version, call, id, serde_bytes::Bytes::new(&bytes)).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let RawFrame(service, version, call, id, body) = RawFrame::deserialize(d)?;
+        let o = Opaque {
+            service,
+            version,
+            body,
+        };
+        Ok(match call {
+            NOTICE => Message::Notice(if let Some(r) = read(&o, RING, rwire::VERSION) {
+                Notice::Ring(r)
+            } else if let Some(b) = read(&o, BROADCAST, bwire::VERSION) {
+                Notice::Broadcast(b)
+            } else {
+                Notice::Other(o)
+            }),
+            REQUEST => Message::Request {
+                id,
+                body: if let Some(r) = read(&o, RING, rwire::VERSION) {
+                    Request::Ring(r)
+                } else if let Some(b) = read(&o, BROADCAST, bwire::VERSION) {
+                    Request::Broadcast(b)
+                } else {
+                    Request::Other(o)
+                },
+            },
+            RESPONSE => Message::Response {
+                id,
+                body: if o.service == FRAME {
+                    Response::Unsupported
+                } else if let Some(r) = read(&o, RING, rwire::VERSION) {
+                    Response::Ring(r)
+                } else if let Some(b) = read(&o, BROADCAST, bwire::VERSION) {
+                    Response::Broadcast(b)
+                } else {
+                    Response::Other(o)
+                },
+            },
+            other => return Err(D::Error::custom(format!("unknown call kind {other}"))),
+        })
+    }
+}
+
+/// Encodes `msg` as one CBOR frame.
+pub fn encode(msg: &Message) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::with_capacity(256);
+    ciborium::into_writer(msg, &mut buf).map_err(|e| e.to_string())?;
+    Ok(buf)
+}
+
+/// Decodes one CBOR frame. Only a frame whose header is unreadable is an error.
+pub fn decode(bytes: &[u8]) -> Result<Message, String> {
+    ciborium::from_reader(bytes).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::{Ipv6Addr, SocketAddr};
-
-    fn peer(i: u8) -> Peer {
-        Peer {
-            id: NodeId([i; 32]),
-            addr: SocketAddr::from((Ipv6Addr::new(0xfd00, 1, 2, 3, 4, 5, 6, u16::from(i)), 65535)),
-        }
-    }
-
-    fn cbor(m: &Message) -> Vec<u8> {
-        let mut buf = Vec::new();
-        ciborium::into_writer(m, &mut buf).expect("encodes");
-        buf
-    }
-
-    #[test]
-    fn largest_message_fits_the_bound_and_round_trips() {
-        let list: Vec<Peer> = (1..=MAX_PEER_LIST as u8).map(peer).collect();
-        let biggest = Message::Response {
-            id: u64::MAX,
-            body: Response::State {
-                pred: Some(peer(0xff)),
-                succs: list.clone(),
-                fingers: list,
-            },
-        };
-        let bytes = cbor(&biggest);
-        assert!(bytes.len() <= MAX_MESSAGE_BYTES, "{} bytes", bytes.len());
-        let back: Message = ciborium::from_reader(bytes.as_slice()).expect("decodes");
-        assert_eq!(back, biggest);
-    }
-
-    #[test]
-    fn largest_broadcast_messages_fit_the_bound() {
-        let env = Envelope {
-            origin: NodeId([0xff; 32]),
-            seq: u64::MAX,
-            payload: vec![0xff; MAX_PAYLOAD],
-        };
-        let data = Message::Bcast(Bcast::Data {
-            hop: u64::MAX,
-            limit: NodeId([0xff; 32]),
-            depth: MAX_DEPTH,
-            id: env.id(),
-            env,
-        });
-        let digest = Message::Bcast(Bcast::Digest {
-            heads: (0..MAX_DIGEST)
-                .map(|_| (NodeId([0xff; 32]), u64::MAX))
-                .collect(),
-            complete: true,
-            reply: true,
-        });
-        for m in [data, digest] {
-            let bytes = cbor(&m);
-            assert!(bytes.len() <= MAX_MESSAGE_BYTES, "{} bytes", bytes.len());
-            let back: Message = ciborium::from_reader(bytes.as_slice()).expect("decodes");
-            assert_eq!(back, m);
-            assert_eq!(m.validate(&NodeId([1; 32])), Ok(()));
-        }
-    }
-
-    #[test]
-    fn broadcast_validation_rejects_bad_ids_and_sizes() {
-        let env = Envelope {
-            origin: NodeId([3; 32]),
-            seq: 1,
-            payload: b"hi".to_vec(),
-        };
-        let mut wrong = env.id();
-        wrong.0[0] ^= 1;
-        let bad_id = Message::Bcast(Bcast::Repair { id: wrong, env });
-        assert_eq!(
-            bad_id.validate(&NodeId([1; 32])),
-            Err(InvalidMessage::BadId)
-        );
-        let big = Envelope {
-            origin: NodeId([3; 32]),
-            seq: 1,
-            payload: vec![0; MAX_PAYLOAD + 1],
-        };
-        let oversized = Message::Bcast(Bcast::Data {
-            hop: 1,
-            limit: NodeId([9; 32]),
-            depth: 1,
-            id: big.id(),
-            env: big,
-        });
-        assert_eq!(
-            oversized.validate(&NodeId([1; 32])),
-            Err(InvalidMessage::Oversized)
-        );
-    }
-
-    #[test]
-    fn validation_rejects_bad_lists() {
-        let sender = NodeId([0; 32]);
-        let too_long = Message::Notice(Notice::Leaving {
-            pred: None,
-            succs: (0..=MAX_PEER_LIST as u8).map(|i| peer(i + 1)).collect(),
-        });
-        assert!(matches!(
-            too_long.validate(&sender),
-            Err(InvalidMessage::ListTooLong(_))
-        ));
-        let backwards = Message::Response {
-            id: 1,
-            body: Response::State {
-                pred: None,
-                succs: vec![peer(9), peer(3)],
-                fingers: vec![],
-            },
-        };
-        assert_eq!(
-            backwards.validate(&sender),
-            Err(InvalidMessage::NotInRingOrder)
-        );
-        let me_as_pred = Message::Notice(Notice::Leaving {
-            pred: Some(peer(0)),
-            succs: vec![],
-        });
-        assert_eq!(
-            me_as_pred.validate(&sender),
-            Err(InvalidMessage::SelfReference)
-        );
-        let empty_found = Message::Response {
-            id: 1,
-            body: Response::Found { succs: vec![] },
-        };
-        assert_eq!(
-            empty_found.validate(&sender),
-            Err(InvalidMessage::OutOfRange)
-        );
-        let good = Message::Response {
-            id: 1,
-            body: Response::State {
-                pred: Some(peer(7)),
-                succs: vec![peer(3), peer(9)],
-                fingers: vec![],
-            },
-        };
-        assert_eq!(good.validate(&sender), Ok(()));
-    }
-
-    #[test]
-    fn garbage_does_not_decode() {
-        for junk in [&[0xffu8, 0x00, 0x13][..], &[], &[0x82, 0x01]] {
-            assert!(ciborium::from_reader::<Message, _>(junk).is_err());
-        }
-    }
-}
+mod tests;

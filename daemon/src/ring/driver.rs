@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_overlay::{Event, Input, Message, Output, Phase, Time};
+use chat_overlay::{BroadcastEvent, Event, Input, Message, Output, Phase, Time};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -21,7 +21,7 @@ use crate::transport::{Inbound, Transport};
 
 pub(super) struct Driver {
     node: Arc<Node>,
-    overlay: chat_overlay::Node,
+    overlay: chat_overlay::Overlay,
     transport: Transport<Message>,
     events: broadcast::Sender<Event>,
     timers: Timers,
@@ -33,7 +33,7 @@ pub(super) struct Driver {
 impl Driver {
     pub(super) fn new(
         node: Arc<Node>,
-        overlay: chat_overlay::Node,
+        overlay: chat_overlay::Overlay,
         transport: Transport<Message>,
         events: broadcast::Sender<Event>,
         inbox: Arc<dyn super::Inbox>,
@@ -162,8 +162,8 @@ impl Driver {
             Event::PredecessorChanged(p) => {
                 debug!(predecessor = ?p.map(|p| p.id.short()), "predecessor changed")
             }
-            Event::Deliver { env, .. } => self.inbox.deliver(env),
-            Event::BroadcastRefused { seq, error } => {
+            Event::Broadcast(BroadcastEvent::Deliver { env, .. }) => self.inbox.deliver(env),
+            Event::Broadcast(BroadcastEvent::Refused { seq, error }) => {
                 warn!(seq, %error, "broadcast refused by the overlay")
             }
             _ => {}
@@ -175,12 +175,12 @@ impl Driver {
         RingView {
             me: self.overlay.me(),
             member: self.overlay.is_member(),
-            predecessor: self.overlay.predecessor(),
-            successors: self.overlay.successors().to_vec(),
-            fingers: self.overlay.fingers().to_vec(),
+            predecessor: self.overlay.ring().predecessor(),
+            successors: self.overlay.ring().successors().to_vec(),
+            fingers: self.overlay.ring().fingers().to_vec(),
             size_estimate: self.overlay.ring_size_estimate(),
-            stats: self.overlay.stats().clone(),
-            broadcast: self.overlay.broadcast_stats().clone(),
+            stats: self.overlay.ring().stats().clone(),
+            broadcast: self.overlay.broadcast().stats().clone(),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_overlay::chord::{Finger, Stats};
+use chat_overlay::ring::{Finger, Stats};
 use chat_overlay::{ChordConfig, Event, Input, Message, Peer};
 use ed25519_dalek::SigningKey;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -137,7 +137,7 @@ pub fn start(
     };
     let seed = u64::from_le_bytes(node.id().0[..8].try_into().unwrap_or_default())
         ^ std::process::id() as u64;
-    let mut overlay = chat_overlay::Node::new(me, cfg.chord.clone(), seed);
+    let mut overlay = chat_overlay::Overlay::new(me, cfg.chord.clone(), seed);
     let validator = inbox.clone();
     overlay.set_validator(Box::new(move |env| validator.validate(env)));
     let driver = driver::Driver::new(node, overlay, transport.clone(), events.clone(), inbox);

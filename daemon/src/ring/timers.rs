@@ -76,32 +76,40 @@ impl Timers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_overlay::broadcast::BroadcastTimer;
+    use chat_overlay::ring::RingTimer;
 
     #[test]
     fn due_timers_come_out_in_order_and_later_ones_stay() {
         let mut t = Timers::default();
-        assert!(t.arm(Time(30), Timer::Stabilize));
-        assert!(t.arm(Time(10), Timer::Rpc(1)));
-        assert!(t.arm(Time(20), Timer::Probe));
+        assert!(t.arm(Time(30), Timer::Ring(RingTimer::Stabilize)));
+        assert!(t.arm(Time(10), Timer::Ring(RingTimer::Rpc(1))));
+        assert!(t.arm(Time(20), Timer::Ring(RingTimer::Probe)));
         assert_eq!(t.next(), Some(Time(10)));
-        assert_eq!(t.due(Time(20)), vec![Timer::Rpc(1), Timer::Probe]);
+        assert_eq!(
+            t.due(Time(20)),
+            vec![
+                Timer::Ring(RingTimer::Rpc(1)),
+                Timer::Ring(RingTimer::Probe)
+            ]
+        );
         assert_eq!(t.len(), 1);
         assert_eq!(t.due(Time(29)), vec![]);
-        assert_eq!(t.due(Time(31)), vec![Timer::Stabilize]);
+        assert_eq!(t.due(Time(31)), vec![Timer::Ring(RingTimer::Stabilize)]);
         assert!(t.is_empty());
     }
 
     #[test]
     fn unwanted_timers_are_dropped_only_from_the_front() {
         let mut t = Timers::default();
-        assert!(t.arm(Time(10), Timer::BcastAck(1)));
-        assert!(t.arm(Time(20), Timer::Stabilize));
-        assert!(t.arm(Time(30), Timer::BcastAck(2)));
-        let unwanted = |t: &Timer| matches!(t, Timer::BcastAck(_));
+        assert!(t.arm(Time(10), Timer::Broadcast(BroadcastTimer::Ack(1))));
+        assert!(t.arm(Time(20), Timer::Ring(RingTimer::Stabilize)));
+        assert!(t.arm(Time(30), Timer::Broadcast(BroadcastTimer::Ack(2))));
+        let unwanted = |t: &Timer| matches!(t, Timer::Broadcast(BroadcastTimer::Ack(_)));
         assert_eq!(t.drop_front_while(unwanted), 1);
         // BcastAck(2) stays behind a wanted timer until that one fires.
         assert_eq!(t.next(), Some(Time(20)));
-        assert_eq!(t.due(Time(25)), vec![Timer::Stabilize]);
+        assert_eq!(t.due(Time(25)), vec![Timer::Ring(RingTimer::Stabilize)]);
         assert_eq!(t.drop_front_while(unwanted), 1);
         assert!(t.is_empty());
     }

@@ -101,6 +101,7 @@ pub async fn read_payload<R: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_overlay::ring::RingNotice;
     use chat_overlay::wire::{MAX_MESSAGE_BYTES, Message, Notice};
 
     /// The next frame's payload, as the reader takes it (length, then payload).
@@ -116,7 +117,7 @@ mod tests {
 
     #[tokio::test]
     async fn round_trip_and_clean_end() {
-        let msg = Message::Notice(Notice::Notify);
+        let msg = Message::Notice(Notice::Ring(RingNotice::Notify));
         let mut bytes = encode(&msg, MAX_MESSAGE_BYTES).expect("encodes");
         bytes.extend(encode(&msg, MAX_MESSAGE_BYTES).expect("encodes"));
         let mut r = bytes.as_slice();
@@ -154,7 +155,8 @@ mod tests {
         ));
         assert!(decode::<Message>(&[0xff, 0x00]).is_err());
         let mut two = Vec::new();
-        ciborium::into_writer(&Message::Notice(Notice::Notify), &mut two).expect("enc");
+        ciborium::into_writer(&Message::Notice(Notice::Ring(RingNotice::Notify)), &mut two)
+            .expect("enc");
         two.push(0);
         assert!(matches!(
             decode::<Message>(&two),

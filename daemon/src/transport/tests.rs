@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chat_overlay::ring::RingNotice;
 use chat_overlay::wire::{Message, Notice};
 use ed25519_dalek::SigningKey;
 use tokio::sync::mpsc;
@@ -40,16 +41,22 @@ async fn next(rx: &mut mpsc::Receiver<Inbound<Message>>) -> Inbound<Message> {
 async fn messages_carry_the_certified_sender_both_ways_on_one_connection() {
     let (a, mut a_rx, _) = node(1);
     let (b, mut b_rx, _) = node(2);
-    a.send(peer_of(&b), &Message::Notice(Notice::Notify));
+    a.send(
+        peer_of(&b),
+        &Message::Notice(Notice::Ring(RingNotice::Notify)),
+    );
     match next(&mut b_rx).await {
         Inbound::Message { from, msg } => {
             assert_eq!(from.id, a.me());
             assert_eq!(from.addr, a.local_addr().expect("addr"));
-            assert_eq!(msg, Message::Notice(Notice::Notify));
+            assert_eq!(msg, Message::Notice(Notice::Ring(RingNotice::Notify)));
         }
         other => panic!("unexpected {other:?}"),
     }
-    b.send(peer_of(&a), &Message::Notice(Notice::Notify));
+    b.send(
+        peer_of(&a),
+        &Message::Notice(Notice::Ring(RingNotice::Notify)),
+    );
     assert!(matches!(next(&mut a_rx).await, Inbound::Message { from, .. } if from.id == b.me()));
     assert_eq!(a.peers().len(), 1, "one connection, reused");
     assert_eq!(b.peers().len(), 1);
@@ -66,7 +73,7 @@ async fn a_peer_with_another_key_than_expected_is_refused() {
         id: c.me(),
         addr: b.local_addr().expect("addr"),
     };
-    a.send(wrong, &Message::Notice(Notice::Notify));
+    a.send(wrong, &Message::Notice(Notice::Ring(RingNotice::Notify)));
     assert!(matches!(next(&mut a_rx).await, Inbound::Unreachable(id) if id == c.me()));
     assert_eq!(a.drops().get(Reason::PeerIdMismatch), 1);
     assert!(a.peers().is_empty());
@@ -111,6 +118,9 @@ async fn bad_frames_close_only_the_offending_connection() {
         );
         assert_eq!(a.drops().get(reason), 1, "{reason:?}");
     }
-    good.send(peer_of(&a), &Message::Notice(Notice::Notify));
+    good.send(
+        peer_of(&a),
+        &Message::Notice(Notice::Ring(RingNotice::Notify)),
+    );
     assert!(matches!(next(&mut a_rx).await, Inbound::Message { from, .. } if from.id == good.me()));
 }

@@ -6,8 +6,12 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use chat_overlay::wire::Bcast;
-use chat_overlay::{ChordConfig, Event, Input, Message, Node, NodeId, Output, Peer, Time, Timer};
+use chat_overlay::broadcast::wire::Bcast;
+use chat_overlay::wire::Notice;
+use chat_overlay::{
+    BroadcastEvent, ChordConfig, Event, Input, Message, NodeId, Output, Overlay as Node, Peer,
+    Time, Timer,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -418,10 +422,14 @@ impl Sim {
                         continue;
                     };
                     match &msg {
-                        Message::Bcast(Bcast::Data { id, .. } | Bcast::Repair { id, .. }) => {
+                        Message::Notice(Notice::Broadcast(
+                            Bcast::Data { id, .. } | Bcast::Repair { id, .. },
+                        )) => {
                             self.tracker.on_send(id);
                         }
-                        Message::Bcast(Bcast::Ack { .. } | Bcast::Done { .. }) => {
+                        Message::Notice(Notice::Broadcast(
+                            Bcast::Ack { .. } | Bcast::Done { .. },
+                        )) => {
                             self.tracker.replies += 1;
                             if !replied_to.contains(&t) {
                                 replied_to.push(t);
@@ -462,10 +470,10 @@ impl Sim {
     fn on_event(&mut self, i: u32, e: Event) {
         match e {
             Event::Joined => self.add_member(i),
-            Event::Deliver { id, depth, .. } => {
+            Event::Broadcast(BroadcastEvent::Deliver { id, depth, .. }) => {
                 self.tracker.on_deliver(i, &id, depth, self.now);
             }
-            Event::BroadcastDone(_) => self.tracker.completed += 1,
+            Event::Broadcast(BroadcastEvent::Done(_)) => self.tracker.completed += 1,
             Event::Left => self.remove_member(i),
             Event::LookupDone {
                 token,

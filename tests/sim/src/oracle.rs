@@ -57,12 +57,12 @@ pub fn check_ring(sim: &Sim, members: &BTreeSet<NodeId>, r: usize) -> RingCheck 
     let (mut fing_ok, mut fing_total) = (0usize, 0usize);
     for id in members {
         let Some(node) = sim.node(id) else { continue };
-        let succs = node.successors();
+        let succs = node.ring().successors();
         let true_succ = next_of(members, id);
         if succs.first().map(|p| p.id) != true_succ {
             c.wrong_successors += 1;
         }
-        if node.predecessor().map(|p| p.id) != prev_of(members, id) {
+        if node.ring().predecessor().map(|p| p.id) != prev_of(members, id) {
             c.wrong_predecessors += 1;
         }
         // Successor list: the next min(r, n-1) members.
@@ -89,6 +89,7 @@ pub fn check_ring(sim: &Sim, members: &BTreeSet<NodeId>, r: usize) -> RingCheck 
             }
             fing_total += 1;
             if node
+                .ring()
                 .fingers()
                 .iter()
                 .any(|e| u32::from(e.bit) == bit && e.peer.id == f)

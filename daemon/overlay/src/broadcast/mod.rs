@@ -1,15 +1,22 @@
 //! Broadcast along the finger table (El-Ansary et al., IPTPS 2003): the message types' payload
 //! ([`Envelope`]), the tunables, and the bounded per-message and per-origin state.
 //!
-//! The protocol runs inside [`crate::chord::Node`] (`chord/bcast.rs`) because it routes over the
-//! ring's tables: the origin splits the ring into arcs, one per distinct finger; every receiver
+//! A sub-protocol of the overlay ([`Broadcast`], `tree.rs`): it routes over the ring's tables,
+//! which it reads through [`crate::protocol::Ctx`]: the origin splits the ring into arcs, one per distinct finger; every receiver
 //! splits its arc the same way, so a stable ring delivers each message to every node exactly once
 //! with N−1 transmissions. Per-hop acks, completion acks, re-routing around dead children and
 //! anti-entropy between ring neighbours make it lossless under crashes, loss and partitions
 //! (`docs/protocol.md`, "Broadcast").
 
 pub mod rate;
+mod replies;
 pub mod store;
+#[cfg(test)]
+mod tests;
+mod tree;
+pub mod wire;
+
+pub use tree::{Broadcast, BroadcastError};
 
 use std::fmt;
 use std::time::Duration;
@@ -26,6 +33,42 @@ pub const MAX_DEPTH: u8 = 64;
 
 /// Longest anti-entropy digest (origins per message).
 pub const MAX_DIGEST: usize = 128;
+
+/// Broadcast's timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BroadcastTimer {
+    /// Deadline of the ack of hop `id`.
+    Ack(u64),
+    /// Deadline of the completion of hop `id`.
+    Done(u64),
+    /// Held answers to parents (batch number) must leave.
+    Replies(u64),
+    /// Periodic anti-entropy with a ring neighbour.
+    AntiEntropy,
+}
+
+impl From<BroadcastTimer> for crate::overlay::Timer {
+    fn from(t: BroadcastTimer) -> Self {
+        crate::overlay::Timer::Broadcast(t)
+    }
+}
+
+/// What broadcast tells the application.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BroadcastEvent {
+    /// A broadcast arrived for the first time (validated, stored): hand it to the
+    /// application. `depth` is its distance from the origin in the tree (`None`: it came
+    /// through anti-entropy).
+    Deliver {
+        id: MsgId,
+        env: Envelope,
+        depth: Option<u8>,
+    },
+    /// A broadcast this node originated has been covered by the whole tree.
+    Done(MsgId),
+    /// A broadcast was refused (raised in the outputs of the input that asked for it).
+    Refused { seq: u64, error: BroadcastError },
+}
 
 /// A message's identity: blake3 of its envelope.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -85,7 +128,7 @@ pub struct BroadcastConfig {
     /// Wait for a child's ack before resending.
     pub ack_timeout: Duration,
     /// How long a node may hold its answers (`Ack`, `Done`) to a parent so that several leave
-    /// together (`chord/replies.rs`); zero sends each at once. Keep it well under
+    /// together (`broadcast/replies.rs`); zero sends each at once. Keep it well under
     /// `ack_timeout`.
     pub reply_delay: Duration,
     /// Resends to the same child before it counts as failed and its arc is re-routed.

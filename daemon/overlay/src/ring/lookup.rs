@@ -2,17 +2,18 @@
 //! sees every timeout and routes around dead nodes itself, and it confirms that the successor it
 //! was given is alive before it reports it.
 
-use super::{Event, LookupError, Node, Phase, Purpose as RpcPurpose, Timer};
+use super::wire::{ErrorCode, RingRequest, RingResponse};
+use super::{Event, LookupError, Phase, Purpose as RpcPurpose, Ring, RingTimer, Up};
 use crate::id::NodeId;
 use crate::time::Time;
-use crate::wire::{ErrorCode, Peer, Request, Response};
+use crate::wire::Peer;
 
 /// Longest shortlist of candidates a lookup keeps.
 const SHORTLIST: usize = 16;
 
 /// Why a lookup runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Purpose {
+pub(super) enum LookupFor {
     /// Asked by the application.
     App(u64),
     /// A joining node looks for its successor.
@@ -21,15 +22,15 @@ pub(super) enum Purpose {
     Finger { k: usize, bit: u32 },
     /// A rediscovered peer may lead into another ring: find our successor there.
     Merge,
-    /// The child of broadcast hop `hop` failed: find the next live node after it.
-    Reroute { hop: u64 },
+    /// Asked by a sub-protocol: the result goes back to `service` with `token`.
+    Service { service: u16, token: u64 },
 }
 
 /// State of one iterative lookup.
 #[derive(Clone, Debug)]
 pub(super) struct Lookup {
     key: NodeId,
-    purpose: Purpose,
+    purpose: LookupFor,
     /// Nodes preceding the key not yet asked, closest to the key first.
     shortlist: Vec<Peer>,
     /// Nodes already asked.
@@ -39,14 +40,14 @@ pub(super) struct Lookup {
     hops: u32,
 }
 
-impl Node {
+impl Ring {
     /// Starts a lookup for the successor of `key`. `seed` gives the first nodes to ask (joins
     /// and merges); otherwise the node starts from its own table.
     pub(super) fn start_lookup(
         &mut self,
         now: Time,
         key: NodeId,
-        purpose: Purpose,
+        purpose: LookupFor,
         seed: Option<Vec<Peer>>,
     ) {
         let mut l = Lookup {
@@ -87,7 +88,7 @@ impl Node {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         self.lookups.insert(id, l);
-        self.set_timer(now + self.cfg.lookup_timeout, Timer::Lookup(id));
+        self.set_timer(now + self.cfg.lookup_timeout, RingTimer::Lookup(id));
         self.lookup_step(now, id);
     }
 
@@ -110,7 +111,7 @@ impl Node {
             }
             l.hops += 1;
             if self
-                .request(now, s, Request::Ping, RpcPurpose::Lookup(id))
+                .request(now, s, RingRequest::Ping, RpcPurpose::Lookup(id))
                 .is_none()
             {
                 self.finish_id(now, id, Err(LookupError::Busy));
@@ -137,7 +138,7 @@ impl Node {
             .request(
                 now,
                 c,
-                Request::FindSuccessor { key },
+                RingRequest::FindSuccessor { key },
                 RpcPurpose::Lookup(id),
             )
             .is_none()
@@ -147,12 +148,12 @@ impl Node {
     }
 
     /// The responder's side of a routing step.
-    pub(super) fn route_step(&self, now: Time, key: &NodeId) -> Response {
+    pub(super) fn route_step(&self, now: Time, key: &NodeId) -> RingResponse {
         if self.phase != Phase::Member {
-            return Response::Error(ErrorCode::NotMember);
+            return RingResponse::Error(ErrorCode::NotMember);
         }
         if self.t.owns(key) {
-            return Response::Found {
+            return RingResponse::Found {
                 succs: vec![self.t.me],
             };
         }
@@ -163,29 +164,29 @@ impl Node {
                 .copied()
                 .collect();
             if !succs.is_empty() {
-                return Response::Found { succs };
+                return RingResponse::Found { succs };
             }
         }
         let peers = self
             .t
             .closest_preceding(key, self.cfg.closer_candidates, now);
         if peers.is_empty() {
-            return Response::Error(ErrorCode::NoRoute);
+            return RingResponse::Error(ErrorCode::NoRoute);
         }
-        Response::Closer { peers }
+        RingResponse::Closer { peers }
     }
 
-    pub(super) fn lookup_response(&mut self, now: Time, id: u64, from: Peer, body: Response) {
+    pub(super) fn lookup_response(&mut self, now: Time, id: u64, from: Peer, body: RingResponse) {
         let me = self.t.me.id;
         let Some(l) = self.lookups.get_mut(&id) else {
             return;
         };
         match body {
-            Response::Pong => {
+            RingResponse::Pong => {
                 self.finish_id(now, id, Ok(from));
                 return;
             }
-            Response::Found { succs } => {
+            RingResponse::Found { succs } => {
                 // The key must fall between the responder and the successor it names.
                 let plausible =
                     succs[0].id == from.id || l.key.in_half_open(&from.id, &succs[0].id);
@@ -198,7 +199,7 @@ impl Node {
                     l.found = succs;
                 }
             }
-            Response::Closer { peers } => {
+            RingResponse::Closer { peers } => {
                 let key = l.key;
                 if peers.iter().any(|p| !p.id.in_open(&from.id, &key)) {
                     // An answer that does not approach the key could make us loop.
@@ -216,7 +217,7 @@ impl Node {
                     l.shortlist.truncate(SHORTLIST);
                 }
             }
-            Response::State { .. } | Response::BcastStatus(_) | Response::Error(_) => {}
+            RingResponse::State { .. } | RingResponse::Error(_) => {}
         }
         self.lookup_step(now, id);
     }
@@ -240,18 +241,22 @@ impl Node {
             self.stats.lookups_failed += 1;
         }
         match l.purpose {
-            Purpose::App(token) => self.event(Event::LookupDone {
+            LookupFor::App(token) => self.event(Event::LookupDone {
                 token,
                 result,
                 hops: l.hops,
             }),
-            Purpose::Join => match result {
+            LookupFor::Join => match result {
                 Ok(s) => self.join_found(now, s),
                 Err(_) => self.join_failed(now),
             },
-            Purpose::Finger { k, bit } => self.finger_lookup_done(now, k, bit, result.ok()),
-            Purpose::Merge => self.merge_done(now, result.ok()),
-            Purpose::Reroute { hop } => self.reroute_found(now, hop, result.ok()),
+            LookupFor::Finger { k, bit } => self.finger_lookup_done(now, k, bit, result.ok()),
+            LookupFor::Merge => self.merge_done(now, result.ok()),
+            LookupFor::Service { service, token } => self.up.push_back(Up::Lookup {
+                service,
+                token,
+                result: result.ok(),
+            }),
         }
     }
 }

@@ -1,31 +1,34 @@
-//! Chord ring maintenance and lookups as a deterministic state machine.
+//! The ring core: Chord ring maintenance, lookups and the one RPC engine, as a deterministic
+//! state machine.
 //!
-//! A [`Node`] is driven by [`Node::handle`]: the driver passes the current [`Time`] and one
-//! [`Input`]; the node answers with [`Output`]s (messages to send, timers to arm, events). The
-//! rules follow Zave's corrected Chord (see `docs/protocol.md`): never adopt a neighbour without
-//! checking it is alive, successor list = successor + its list, `notify` only proposes, a joiner
-//! is a member only once it holds a full successor list. Peers lost without a goodbye are kept in
-//! a bounded graveyard and probed, which merges rings split by a partition once it heals.
+//! [`Ring`] holds the routing table and drives membership: create, join, stabilize,
+//! notify/rectify, check-predecessor, fix-fingers, graceful leave, the probing of lost peers
+//! that merges partitions, and iterative lookups. Its RPC engine (request ids, deadlines,
+//! resends, strikes and suspicion) serves the sub-protocols too ([`crate::protocol::Ctx`]).
+//! The rules follow Zave's corrected Chord (see `docs/protocol.md`): never adopt a neighbour
+//! without checking it is alive, successor list = successor + its list, `notify` only
+//! proposes, a joiner is a member only once it holds a full successor list. Peers lost without
+//! a goodbye are kept in a bounded graveyard and probed, which merges rings split by a
+//! partition once it heals. It is driven through [`crate::Overlay`].
 
-mod bcast;
-mod io;
 mod lookup;
 mod maintain;
-mod replies;
 mod table;
+pub mod wire;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
-pub use bcast::BroadcastError;
-pub use io::{Event, Input, LookupError, Output, Timer};
 pub use table::Finger;
+pub use wire::{ErrorCode, RingNotice, RingRequest, RingResponse};
 
 use crate::config::ChordConfig;
 use crate::id::NodeId;
+use crate::overlay::{Event, LookupError, Output, Timer};
+use crate::protocol::{Reply, RingEvent, Up};
 use crate::rng::Rng;
 use crate::time::Time;
-use crate::wire::{Message, Peer, Request, Response};
-use lookup::{Lookup, Purpose as LookupPurpose};
+use crate::wire::{Message, Notice, Peer, Request, Response};
+use lookup::{Lookup, LookupFor};
 use table::Table;
 
 /// Where the node is in its life.
@@ -41,6 +44,31 @@ pub enum Phase {
     Left,
 }
 
+/// The ring core's timers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RingTimer {
+    /// Periodic stabilize.
+    Stabilize,
+    /// Periodic fix-fingers.
+    FixFingers,
+    /// Periodic check-predecessor.
+    CheckPredecessor,
+    /// Periodic probe of lost peers (partition merge).
+    Probe,
+    /// Retry a failed join.
+    JoinRetry,
+    /// Deadline of the request with this id.
+    Rpc(u64),
+    /// Deadline of the lookup with this id.
+    Lookup(u64),
+}
+
+impl From<RingTimer> for Timer {
+    fn from(t: RingTimer) -> Timer {
+        Timer::Ring(t)
+    }
+}
+
 /// Counters for status pages and the simulator.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -50,6 +78,11 @@ pub struct Stats {
     pub messages_out: u64,
     /// Messages dropped because they failed validation.
     pub invalid: u64,
+    /// Messages of a service, version or message type this node does not speak (ignored;
+    /// requests answered "unsupported").
+    pub unknown: u64,
+    /// Requests of ours that a peer answered "unsupported".
+    pub unsupported: u64,
     /// Responses that matched no outstanding request (late, duplicated or forged).
     pub stale: u64,
     /// Requests that ran out of attempts.
@@ -84,8 +117,8 @@ enum Purpose {
     FingerCheck { k: usize, bit: u32, steps: u8 },
     /// `GetState` to the successor a joining node found.
     JoinState,
-    /// `BcastStatus` to the child of broadcast hop `hop`.
-    BcastStatus { hop: u64 },
+    /// A sub-protocol's request; the answer goes back to `service` with `token`.
+    Service { service: u16, token: u64 },
 }
 
 #[derive(Clone, Debug)]
@@ -100,9 +133,9 @@ struct Pending {
 /// Consecutive timeouts after which a peer is suspected.
 const SUSPECT_AFTER: u8 = 2;
 
-/// One Chord node.
+/// The ring core of one node.
 #[derive(Debug)]
-pub struct Node {
+pub struct Ring {
     cfg: ChordConfig,
     phase: Phase,
     t: Table,
@@ -111,6 +144,7 @@ pub struct Node {
     next_id: u64,
     rng: Rng,
     out: Vec<Output>,
+    up: VecDeque<Up>,
     stats: Stats,
     stabilizing: bool,
     fix_next: usize,
@@ -120,17 +154,15 @@ pub struct Node {
     merge_inflight: bool,
     join_via: Vec<Peer>,
     join_attempt: u32,
-    bc: bcast::BcState,
-    replies: replies::Replies,
 }
 
-impl Node {
-    /// A node with identity `me`; `seed` makes its timer jitter and request ids reproducible.
-    pub fn new(me: Peer, cfg: ChordConfig, seed: u64) -> Node {
+impl Ring {
+    /// A ring core with identity `me`; `seed` makes its timer jitter and request ids
+    /// reproducible.
+    pub(crate) fn new(me: Peer, cfg: ChordConfig, seed: u64) -> Ring {
         let mut rng = Rng::new(seed ^ me.id.high_u64());
         let next_id = rng.next_u64() >> 16;
-        let bc = bcast::BcState::new(cfg.broadcast.clone());
-        Node {
+        Ring {
             fix_interval: cfg.fix_fingers_min,
             cfg,
             phase: Phase::Idle,
@@ -140,6 +172,7 @@ impl Node {
             next_id,
             rng,
             out: Vec::new(),
+            up: VecDeque::new(),
             stats: Stats::default(),
             stabilizing: false,
             fix_next: 0,
@@ -148,47 +181,6 @@ impl Node {
             merge_inflight: false,
             join_via: Vec::new(),
             join_attempt: 0,
-            bc,
-            replies: replies::Replies::default(),
-        }
-    }
-
-    /// Feeds one input at time `now` and returns what the driver must do.
-    pub fn handle(&mut self, now: Time, input: Input) -> Vec<Output> {
-        let succ = self.t.successor();
-        let pred = self.t.pred;
-        if self.phase != Phase::Left {
-            // A timer nobody wants must do nothing at all (`wants_timer`'s promise).
-            let idle = matches!(&input, Input::Timer(t) if !self.wants_timer(t));
-            self.dispatch(now, input);
-            if !idle {
-                self.flush_replies_if_due(now);
-            }
-        }
-        if self.phase == Phase::Member {
-            if self.t.successor() != succ {
-                self.on_successor_changed();
-                self.event(Event::SuccessorChanged(self.t.successor()));
-            }
-            if self.t.pred != pred {
-                self.event(Event::PredecessorChanged(self.t.pred));
-            }
-        }
-        std::mem::take(&mut self.out)
-    }
-
-    fn dispatch(&mut self, now: Time, input: Input) {
-        match input {
-            Input::Create => self.create(now),
-            Input::Join { via } => self.join(now, via),
-            Input::Message { from, msg } => self.on_message(now, from, msg),
-            Input::Timer(timer) => self.on_timer(now, timer),
-            Input::Unreachable(id) => self.on_unreachable(now, id),
-            Input::Lookup { key, token } => {
-                self.start_lookup(now, key, LookupPurpose::App(token), None);
-            }
-            Input::Leave => self.leave(),
-            Input::Broadcast { seq, payload } => self.originate(now, seq, payload),
         }
     }
 
@@ -210,6 +202,10 @@ impl Node {
     pub fn predecessor(&self) -> Option<Peer> {
         self.t.pred
     }
+    /// The first successor, if any.
+    pub fn successor(&self) -> Option<Peer> {
+        self.t.successor()
+    }
     /// The successor list (empty: alone in the ring).
     pub fn successors(&self) -> &[Peer] {
         &self.t.succs
@@ -218,10 +214,36 @@ impl Node {
     pub fn fingers(&self) -> &[Finger] {
         &self.t.fingers
     }
+    /// Whether `id` failed recently and is routed around.
+    pub fn is_suspect(&self, id: &NodeId, now: Time) -> bool {
+        self.t.is_suspect(id, now)
+    }
+    /// Clockwise distance from this node to `id`.
+    pub fn dist(&self, id: &NodeId) -> NodeId {
+        self.t.dist(id)
+    }
     /// Estimated number of ring members.
     pub fn ring_size_estimate(&self) -> u64 {
         self.t.size_estimate()
     }
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    /// The configuration in force.
+    pub fn config(&self) -> &ChordConfig {
+        &self.cfg
+    }
+    /// Live peers this node knows (successors, fingers, predecessor), without repeats.
+    pub fn known_peers(&self) -> Vec<Peer> {
+        let mut v: Vec<Peer> = self.t.succs.clone();
+        v.extend(self.t.fingers.iter().map(|f| f.peer));
+        v.extend(self.t.pred);
+        v.sort_by_key(|p| p.id);
+        v.dedup_by_key(|p| p.id);
+        v
+    }
+
     /// Checks the local invariants that must hold after every input, whatever the input was:
     /// the successor list runs clockwise without repeats or us and within its bound, fingers are
     /// distinct and ordered, no neighbour is us, and every queue is within its bound.
@@ -247,47 +269,94 @@ impl Node {
         if self.t.graveyard.len() > self.cfg.graveyard_size {
             return Err("graveyard over its bound".into());
         }
-        if self.replies.len() > replies::MAX_HELD {
-            return Err("held replies over their bound".into());
-        }
         Ok(())
     }
 
-    /// Whether `timer` would do anything if it fired now. Deadlines of requests, lookups and
-    /// broadcast hops that have completed are not wanted, and such a timer never becomes
-    /// wanted again (a retry arms a new one), so a driver may drop it instead of waking up for
-    /// it. Periodic timers are always wanted.
-    pub fn wants_timer(&self, timer: &Timer) -> bool {
+    /// Whether ring timer `timer` would do anything if it fired now.
+    pub fn wants_timer(&self, timer: &RingTimer) -> bool {
         match timer {
-            Timer::Rpc(id) => self.rpcs.contains_key(id),
-            Timer::Lookup(id) => self.lookups.contains_key(id),
-            Timer::BcastAck(_) | Timer::BcastDone(_) => self.wants_bcast_timer(timer),
-            Timer::BcastReplies(batch) => self.wants_replies_timer(*batch),
-            Timer::Stabilize
-            | Timer::FixFingers
-            | Timer::CheckPredecessor
-            | Timer::Probe
-            | Timer::JoinRetry
-            | Timer::AntiEntropy => true,
+            RingTimer::Rpc(id) => self.rpcs.contains_key(id),
+            RingTimer::Lookup(id) => self.lookups.contains_key(id),
+            RingTimer::Stabilize
+            | RingTimer::FixFingers
+            | RingTimer::CheckPredecessor
+            | RingTimer::Probe
+            | RingTimer::JoinRetry => true,
         }
     }
 
-    /// Counters.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    // ---- for the overlay -------------------------------------------------------------------
+
+    /// Successor and predecessor, to compare after an input.
+    pub(crate) fn neighbours(&self) -> (Option<Peer>, Option<Peer>) {
+        (self.t.successor(), self.t.pred)
     }
-    /// The configuration in force.
-    pub fn config(&self) -> &ChordConfig {
-        &self.cfg
+
+    /// Raises the neighbour-change events for what changed since `before`.
+    pub(crate) fn report_neighbour_changes(&mut self, before: (Option<Peer>, Option<Peer>)) {
+        if self.phase != Phase::Member {
+            return;
+        }
+        let (succ, pred) = before;
+        if self.t.successor() != succ {
+            self.on_successor_changed();
+            self.event(Event::SuccessorChanged(self.t.successor()));
+        }
+        if self.t.pred != pred {
+            self.event(Event::PredecessorChanged(self.t.pred));
+        }
     }
-    /// Live peers this node knows (successors, fingers, predecessor), without repeats.
-    pub fn known_peers(&self) -> Vec<Peer> {
-        let mut v: Vec<Peer> = self.t.succs.clone();
-        v.extend(self.t.fingers.iter().map(|f| f.peer));
-        v.extend(self.t.pred);
-        v.sort_by_key(|p| p.id);
-        v.dedup_by_key(|p| p.id);
-        v
+
+    pub(crate) fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.out)
+    }
+
+    pub(crate) fn next_up(&mut self) -> Option<Up> {
+        self.up.pop_front()
+    }
+
+    pub(crate) fn push(&mut self, o: Output) {
+        self.out.push(o);
+    }
+
+    pub(crate) fn count_invalid(&mut self) {
+        self.stats.invalid += 1;
+    }
+
+    pub(crate) fn count_unknown(&mut self) {
+        self.stats.unknown += 1;
+    }
+
+    pub(crate) fn app_lookup(&mut self, now: Time, key: NodeId, token: u64) {
+        self.start_lookup(now, key, LookupFor::App(token), None);
+    }
+
+    pub(crate) fn service_lookup(&mut self, now: Time, key: NodeId, service: u16, token: u64) {
+        self.start_lookup(now, key, LookupFor::Service { service, token }, None);
+    }
+
+    pub(crate) fn service_request(
+        &mut self,
+        now: Time,
+        to: Peer,
+        body: Request,
+        service: u16,
+        token: u64,
+    ) -> bool {
+        self.request(now, to, body, Purpose::Service { service, token })
+            .is_some()
+    }
+
+    /// A sub-protocol saw `peer` fail as badly as repeated timeouts.
+    pub(crate) fn peer_failed(&mut self, now: Time, peer: Peer) {
+        if self.t.strike(peer.id, SUSPECT_AFTER) >= SUSPECT_AFTER {
+            self.suspect(now, peer);
+        }
+    }
+
+    /// `base` with ±25 % jitter, so that nodes do not act in lockstep.
+    pub(crate) fn jittered(&mut self, base: std::time::Duration) -> std::time::Duration {
+        crate::overlay::jitter(&mut self.rng, base)
     }
 
     // ---- plumbing --------------------------------------------------------------------------
@@ -296,24 +365,27 @@ impl Node {
         self.out.push(Output::Event(e));
     }
 
-    fn send(&mut self, to: Peer, msg: Message) {
+    pub(crate) fn send(&mut self, to: Peer, msg: Message) {
         self.stats.messages_out += 1;
         self.out.push(Output::Send { to, msg });
     }
 
-    fn set_timer(&mut self, at: Time, timer: Timer) {
-        self.out.push(Output::SetTimer { at, timer });
-    }
-
-    /// `base` with ±25 % jitter, so that nodes do not act in lockstep.
-    fn jittered(&mut self, base: std::time::Duration) -> std::time::Duration {
-        let us = base.as_micros() as u64;
-        let spread = us / 2;
-        std::time::Duration::from_micros(us - us / 4 + self.rng.below(spread.max(1)))
+    fn set_timer(&mut self, at: Time, timer: RingTimer) {
+        self.out.push(Output::SetTimer {
+            at,
+            timer: Timer::Ring(timer),
+        });
     }
 
     /// Sends a request and arms its deadline. Returns `None` when too many are outstanding.
-    fn request(&mut self, now: Time, to: Peer, body: Request, purpose: Purpose) -> Option<u64> {
+    fn request(
+        &mut self,
+        now: Time,
+        to: Peer,
+        body: impl Into<Request>,
+        purpose: Purpose,
+    ) -> Option<u64> {
+        let body = body.into();
         if self.rpcs.len() >= self.cfg.max_pending_rpcs {
             self.stats.rpc_refused += 1;
             return None;
@@ -326,7 +398,7 @@ impl Node {
         // (More tries for the confirming ping would make lossy links safer but slow down every
         // lookup that meets a run of crashed successors; see docs/protocol.md.)
         let attempts_left = match (purpose, &body) {
-            (Purpose::Lookup(_), Request::FindSuccessor { .. }) => 0,
+            (Purpose::Lookup(_), Request::Ring(RingRequest::FindSuccessor { .. })) => 0,
             _ => self.cfg.rpc_retries,
         };
         self.send(
@@ -336,7 +408,7 @@ impl Node {
                 body: body.clone(),
             },
         );
-        self.set_timer(now + self.cfg.rpc_timeout, Timer::Rpc(id));
+        self.set_timer(now + self.cfg.rpc_timeout, RingTimer::Rpc(id));
         self.rpcs.insert(
             id,
             Pending {
@@ -350,19 +422,15 @@ impl Node {
         Some(id)
     }
 
-    fn on_timer(&mut self, now: Time, timer: Timer) {
+    pub(crate) fn on_timer(&mut self, now: Time, timer: RingTimer) {
         match timer {
-            Timer::Rpc(id) => self.on_rpc_timeout(now, id),
-            Timer::Lookup(id) => self.on_lookup_deadline(now, id),
-            Timer::Stabilize => self.tick_stabilize(now),
-            Timer::FixFingers => self.tick_fix_fingers(now),
-            Timer::CheckPredecessor => self.tick_check_predecessor(now),
-            Timer::Probe => self.tick_probe(now),
-            Timer::JoinRetry => self.retry_join(now),
-            Timer::BcastAck(hop) => self.on_bcast_ack_timer(now, hop),
-            Timer::BcastDone(hop) => self.on_bcast_done_timer(now, hop),
-            Timer::BcastReplies(batch) => self.on_replies_timer(batch),
-            Timer::AntiEntropy => self.tick_anti_entropy(now),
+            RingTimer::Rpc(id) => self.on_rpc_timeout(now, id),
+            RingTimer::Lookup(id) => self.on_lookup_deadline(now, id),
+            RingTimer::Stabilize => self.tick_stabilize(now),
+            RingTimer::FixFingers => self.tick_fix_fingers(now),
+            RingTimer::CheckPredecessor => self.tick_check_predecessor(now),
+            RingTimer::Probe => self.tick_probe(now),
+            RingTimer::JoinRetry => self.retry_join(now),
         }
     }
 
@@ -375,7 +443,7 @@ impl Node {
             p.attempts_used += 1;
             let (to, body) = (p.to, p.body.clone());
             self.send(to, Message::Request { id, body });
-            self.set_timer(now + self.cfg.rpc_timeout, Timer::Rpc(id));
+            self.set_timer(now + self.cfg.rpc_timeout, RingTimer::Rpc(id));
             return;
         }
         if let Some(p) = self.rpcs.remove(&id) {
@@ -383,7 +451,7 @@ impl Node {
         }
     }
 
-    fn on_unreachable(&mut self, now: Time, id: NodeId) {
+    pub(crate) fn on_unreachable(&mut self, now: Time, id: NodeId) {
         let failed: Vec<u64> = self
             .rpcs
             .iter()
@@ -402,7 +470,7 @@ impl Node {
                 self.rpc_failed(now, p);
             }
         }
-        self.bcast_unreachable(now, id);
+        self.up.push_back(Up::Ring(RingEvent::Unreachable(id)));
     }
 
     fn suspect(&mut self, now: Time, peer: Peer) {
@@ -432,7 +500,12 @@ impl Node {
         if self.t.strike(p.to.id, strikes) >= SUSPECT_AFTER {
             self.suspect(now, p.to);
         }
-        match p.purpose {
+        self.purpose_failed(now, p.purpose, p.to);
+    }
+
+    /// What a request was for could not be done (no answer, or no answer it could use).
+    fn purpose_failed(&mut self, now: Time, purpose: Purpose, to: Peer) {
+        match purpose {
             Purpose::Stabilize => {
                 self.stabilizing = false;
                 self.stabilize(now);
@@ -441,24 +514,31 @@ impl Node {
             Purpose::CheckPred | Purpose::PredCandidate | Purpose::Probe => {}
             Purpose::Lookup(lid) => self.lookup_step(now, lid),
             Purpose::JoinState => self.join_failed(now),
-            Purpose::BcastStatus { hop } => self.bcast_status_failed(now, hop),
             Purpose::FingerCheck { k, bit, .. } => self.finger_check_failed(now, k, bit),
+            Purpose::Service { service, token } => self.up.push_back(Up::Reply {
+                service,
+                token,
+                reply: Reply::Failed { to },
+            }),
         }
     }
 
-    fn on_message(&mut self, now: Time, from: Peer, msg: Message) {
+    pub(crate) fn on_message(&mut self, now: Time, from: Peer, msg: Message) {
         self.stats.messages_in += 1;
         if from.id == self.t.me.id {
             self.stats.invalid += 1;
             return;
         }
-        if let Err(e) = msg.validate(&from.id) {
+        let valid = match &msg {
+            Message::Response {
+                body: Response::Ring(r),
+                ..
+            } => r.validate(&from.id),
+            Message::Notice(Notice::Ring(n)) => n.validate(&from.id),
+            _ => Ok(()),
+        };
+        if valid.is_err() {
             self.stats.invalid += 1;
-            match e {
-                crate::wire::InvalidMessage::BadId => self.bc_dropped_bad_id(),
-                crate::wire::InvalidMessage::Oversized => self.bc_dropped_oversized(),
-                _ => {}
-            }
             // A malformed answer still settles the request it claims to answer: as a failure.
             if let Message::Response { id, .. } = msg
                 && self.rpcs.get(&id).is_some_and(|p| p.to.id == from.id)
@@ -471,7 +551,11 @@ impl Node {
         self.heard_from(now, from);
         self.observe_message(now, from, &msg);
         match msg {
-            Message::Request { id, body } => self.on_request(now, from, id, body),
+            Message::Request {
+                id,
+                body: Request::Ring(body),
+            } => self.on_request(now, from, id, body),
+            Message::Request { id, body } => self.up.push_back(Up::Request { from, id, body }),
             Message::Response { id, body } => {
                 let Some(p) = self.rpcs.get(&id) else {
                     self.stats.stale += 1;
@@ -485,24 +569,48 @@ impl Node {
                     self.on_response(now, p, from, body);
                 }
             }
-            Message::Notice(n) => self.on_notice(now, from, n),
-            Message::Bcast(b) => self.on_bcast(now, from, b),
+            Message::Notice(Notice::Ring(n)) => self.on_notice(now, from, n),
+            Message::Notice(notice) => self.up.push_back(Up::Notice { from, notice }),
         }
     }
 
-    fn on_request(&mut self, now: Time, from: Peer, id: u64, body: Request) {
+    fn on_request(&mut self, now: Time, from: Peer, id: u64, body: RingRequest) {
         let resp = match body {
-            Request::Ping => Response::Pong,
-            Request::GetState { fingers } => self.state_response(fingers),
-            Request::FindSuccessor { key } => self.route_step(now, &key),
-            Request::BcastStatus { id, origin, seq } => {
-                Response::BcastStatus(self.hop_state(&id, &origin, seq))
-            }
+            RingRequest::Ping => RingResponse::Pong,
+            RingRequest::GetState { fingers } => self.state_response(fingers),
+            RingRequest::FindSuccessor { key } => self.route_step(now, &key),
         };
-        self.send(from, Message::Response { id, body: resp });
+        self.send(
+            from,
+            Message::Response {
+                id,
+                body: Response::Ring(resp),
+            },
+        );
     }
 
     fn on_response(&mut self, now: Time, p: Pending, from: Peer, body: Response) {
+        if body == Response::Unsupported {
+            self.stats.unsupported += 1;
+        }
+        let body = match (p.purpose, body) {
+            (Purpose::Service { service, token }, body) => {
+                let reply = match body {
+                    Response::Unsupported => Reply::Unsupported { from },
+                    body => Reply::Answer { from, body },
+                };
+                self.up.push_back(Up::Reply {
+                    service,
+                    token,
+                    reply,
+                });
+                return;
+            }
+            (_, Response::Ring(r)) => r,
+            // A ring request answered in another service's words (or "unsupported"): the
+            // peer is alive but cannot serve it, like a node that is not a member.
+            (_, _) => RingResponse::Error(ErrorCode::NotMember),
+        };
         match p.purpose {
             Purpose::Lookup(lid) => self.lookup_response(now, lid, from, body),
             Purpose::Stabilize => self.stabilize_response(now, from, body),
@@ -513,12 +621,10 @@ impl Node {
             }
             Purpose::CheckPred | Purpose::Probe => {}
             Purpose::PredCandidate => self.pred_candidate_alive(now, from),
-            Purpose::BcastStatus { hop } => self.bcast_status_response(now, hop, body),
+            Purpose::Service { .. } => {}
         }
     }
 }
 
 #[cfg(test)]
-mod bcast_tests;
-#[cfg(test)]
-mod tests;
+pub(crate) mod tests;

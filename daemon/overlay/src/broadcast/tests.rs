@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
-use super::tests::{Net, build};
-use super::*;
-use crate::broadcast::{Envelope, MsgId};
-use crate::wire::Bcast;
+use super::wire::Bcast;
+use super::{BroadcastError, BroadcastEvent, Envelope, MsgId};
+use crate::overlay::{Event, Input, Output};
+use crate::ring::tests::{Net, build};
+use crate::wire::{Message, Notice};
+use crate::{ChordConfig, NodeId};
 
 const IDS: [u64; 8] = [10, 900, 50, 7000, 300, 2, 65000, 12345];
 
@@ -16,7 +18,7 @@ fn delivered(net: &Net, id: MsgId) -> Vec<usize> {
         .events
         .iter()
         .filter_map(|(i, e)| match e {
-            Event::Deliver { id: d, .. } if *d == id => Some(*i),
+            Event::Broadcast(BroadcastEvent::Deliver { id: d, .. }) if *d == id => Some(*i),
             _ => None,
         })
         .collect();
@@ -40,7 +42,7 @@ fn run(net: &mut Net, secs: u64) {
 fn stats(net: &Net, i: usize) -> crate::broadcast::BroadcastStats {
     net.nodes[i]
         .as_ref()
-        .map(|n| n.broadcast_stats().clone())
+        .map(|n| n.broadcast().stats().clone())
         .unwrap_or_default()
 }
 
@@ -68,7 +70,7 @@ fn stable_ring_delivers_once_everywhere_with_n_minus_1_sends() {
     assert!(
         net.events
             .iter()
-            .any(|(i, e)| *i == 3 && *e == Event::BroadcastDone(env.id()))
+            .any(|(i, e)| *i == 3 && *e == Event::Broadcast(BroadcastEvent::Done(env.id())))
     );
     // The same sequence number again is refused at the origin.
     net.input(
@@ -81,17 +83,17 @@ fn stable_ring_delivers_once_everywhere_with_n_minus_1_sends() {
     assert!(net.events.iter().any(|(i, e)| *i == 3
         && matches!(
             e,
-            Event::BroadcastRefused {
+            Event::Broadcast(BroadcastEvent::Refused {
                 seq: 1,
                 error: BroadcastError::SeqUsed
-            }
+            })
         )));
 }
 
 /// Broadcasts `count` messages from node 3, one every `gap`, and returns the answers sent
 /// to parents and the groups they left in, summed over the ring.
 fn replies_for_burst(cfg: &ChordConfig, count: u64, gap: Duration) -> (u64, u64) {
-    let mut net = super::tests::build_with(&IDS, cfg);
+    let mut net = crate::ring::tests::build_with(&IDS, cfg);
     net.events.clear();
     let before: Vec<_> = (0..IDS.len()).map(|i| stats(&net, i)).collect();
     for seq in 1..=count {
@@ -112,7 +114,10 @@ fn replies_for_burst(cfg: &ChordConfig, count: u64, gap: Duration) -> (u64, u64)
             vec![0, 1, 2, 4, 5, 6, 7],
             "message {seq}"
         );
-        assert!(net.events.contains(&(3, Event::BroadcastDone(id))));
+        assert!(
+            net.events
+                .contains(&(3, Event::Broadcast(BroadcastEvent::Done(id))))
+        );
     }
     assert_eq!(net.hop_timers().1, 0, "no hop waits");
     let sum = |f: fn(&crate::broadcast::BroadcastStats) -> u64| -> u64 {
@@ -173,7 +178,10 @@ fn leaving_sends_held_answers_first() {
             .iter()
             .any(|(to, from, m)| *from == net.peers[leaver]
                 && *to != leaver
-                && matches!(m, Message::Bcast(Bcast::Done { .. } | Bcast::Ack { .. }))),
+                && matches!(
+                    m,
+                    Message::Notice(Notice::Broadcast(Bcast::Done { .. } | Bcast::Ack { .. }))
+                )),
         "the leaver's answers went out with its goodbye"
     );
 }
@@ -244,13 +252,13 @@ fn feed(
     env: Envelope,
 ) -> Vec<Output> {
     let now = net.now;
-    let m = Message::Bcast(Bcast::Data {
+    let m = Message::Notice(Notice::Broadcast(Bcast::Data {
         hop: 77,
         limit,
         depth: 1,
         id,
         env,
-    });
+    }));
     let from = net.peers[from];
     net.nodes[to]
         .as_mut()
@@ -263,10 +271,13 @@ fn forwarded(outs: &[Output]) -> bool {
         matches!(
             o,
             Output::Send {
-                msg: Message::Bcast(Bcast::Data { .. }),
+                msg: Message::Notice(Notice::Broadcast(Bcast::Data { .. })),
                 ..
             }
-        ) || matches!(o, Output::Event(Event::Deliver { .. }))
+        ) || matches!(
+            o,
+            Output::Event(Event::Broadcast(BroadcastEvent::Deliver { .. }))
+        )
     })
 }
 

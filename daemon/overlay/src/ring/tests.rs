@@ -9,6 +9,9 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
+use crate::Overlay as Node;
+use crate::broadcast::BroadcastTimer;
+use crate::overlay::Input;
 use crate::wire::{Notice, Request, Response};
 
 fn peer(i: u8, id: u64) -> Peer {
@@ -22,14 +25,14 @@ fn peer(i: u8, id: u64) -> Peer {
 ///
 /// It also checks [`Node::wants_timer`]'s promise: a timer its node once reported unwanted
 /// does nothing when it fires.
-pub(super) struct Net {
-    pub(super) nodes: Vec<Option<Node>>,
-    pub(super) peers: Vec<Peer>,
-    pub(super) msgs: VecDeque<(usize, Peer, Message)>,
+pub(crate) struct Net {
+    pub(crate) nodes: Vec<Option<Node>>,
+    pub(crate) peers: Vec<Peer>,
+    pub(crate) msgs: VecDeque<(usize, Peer, Message)>,
     /// (deadline, node, timer, reported unwanted since it was armed)
     timers: Vec<(Time, usize, Timer, bool)>,
-    pub(super) now: Time,
-    pub(super) events: Vec<(usize, Event)>,
+    pub(crate) now: Time,
+    pub(crate) events: Vec<(usize, Event)>,
 }
 
 impl Net {
@@ -57,7 +60,7 @@ impl Net {
         self.peers.iter().position(|q| q.id == p.id)
     }
 
-    pub(super) fn input(&mut self, i: usize, input: Input) {
+    pub(crate) fn input(&mut self, i: usize, input: Input) {
         let now = self.now;
         let Some(node) = self.nodes[i].as_mut() else {
             return;
@@ -107,11 +110,13 @@ impl Net {
     }
 
     /// Armed broadcast-hop timers: (all, still wanted by their node).
-    pub(super) fn hop_timers(&self) -> (usize, usize) {
-        let hop = self
-            .timers
-            .iter()
-            .filter(|t| matches!(t.2, Timer::BcastAck(_) | Timer::BcastDone(_)));
+    pub(crate) fn hop_timers(&self) -> (usize, usize) {
+        let hop = self.timers.iter().filter(|t| {
+            matches!(
+                t.2,
+                Timer::Broadcast(BroadcastTimer::Ack(_) | BroadcastTimer::Done(_))
+            )
+        });
         let wanted = hop
             .clone()
             .filter(|t| {
@@ -133,7 +138,7 @@ impl Net {
     }
 
     /// Delivers messages and fires due timers until `until`, in order.
-    pub(super) fn run_until(&mut self, until: Time) {
+    pub(crate) fn run_until(&mut self, until: Time) {
         loop {
             if let Some((to, from, msg)) = self.msgs.pop_front() {
                 self.input(to, Input::Message { from, msg });
@@ -156,18 +161,18 @@ impl Net {
             let succ = live[(k + 1) % live.len()];
             let pred = live[(k + live.len() - 1) % live.len()];
             if live.len() == 1 {
-                return n.successors().is_empty();
+                return n.ring().successors().is_empty();
             }
-            n.successors().first() == Some(&succ) && n.predecessor() == Some(pred)
+            n.ring().successors().first() == Some(&succ) && n.ring().predecessor() == Some(pred)
         })
     }
 }
 
-pub(super) fn build(ids: &[u64]) -> Net {
+pub(crate) fn build(ids: &[u64]) -> Net {
     build_with(ids, &ChordConfig::default())
 }
 
-pub(super) fn build_with(ids: &[u64], cfg: &ChordConfig) -> Net {
+pub(crate) fn build_with(ids: &[u64], cfg: &ChordConfig) -> Net {
     let mut net = Net::new(ids, cfg);
     net.input(0, Input::Create);
     for i in 1..ids.len() {
@@ -256,7 +261,7 @@ fn forged_and_stale_messages_change_nothing() {
         .iter()
         .map(|n| {
             let n = n.as_ref().unwrap();
-            (n.successors().to_vec(), n.predecessor())
+            (n.ring().successors().to_vec(), n.ring().predecessor())
         })
         .collect();
     let stranger = peer(99, 25);
@@ -267,42 +272,48 @@ fn forged_and_stale_messages_change_nothing() {
             stranger,
             Message::Response {
                 id: 12345,
-                body: Response::Pong,
+                body: Response::Ring(RingResponse::Pong),
             },
         ),
         (
             stranger,
             Message::Response {
                 id: 1,
-                body: Response::State {
+                body: Response::Ring(RingResponse::State {
                     pred: None,
                     succs: vec![peer(1, 40), peer(2, 30)],
                     fingers: vec![],
-                },
+                }),
             },
         ),
         (
             stranger,
-            Message::Notice(Notice::Leaving {
+            Message::Notice(Notice::Ring(RingNotice::Leaving {
                 pred: Some(stranger),
                 succs: vec![],
-            }),
+            })),
         ),
         (
             stranger,
-            Message::Notice(Notice::Leaving {
+            Message::Notice(Notice::Ring(RingNotice::Leaving {
                 pred: None,
                 succs: (0..100).map(|k| peer(3, 26 + k)).collect(),
-            }),
+            })),
         ),
-        (peer(0, 10), Message::Notice(Notice::Notify)),
+        (
+            peer(0, 10),
+            Message::Notice(Notice::Ring(RingNotice::Notify)),
+        ),
     ];
     for (from, msg) in bad {
         net.input(0, Input::Message { from, msg });
     }
     let n0 = net.nodes[0].as_ref().unwrap();
-    assert_eq!((n0.successors().to_vec(), n0.predecessor()), before[0]);
-    assert!(n0.stats().invalid >= 3 && n0.stats().stale >= 1);
+    assert_eq!(
+        (n0.ring().successors().to_vec(), n0.ring().predecessor()),
+        before[0]
+    );
+    assert!(n0.ring().stats().invalid >= 3 && n0.ring().stats().stale >= 1);
 }
 
 #[test]
@@ -329,13 +340,13 @@ fn routing_answer_that_does_not_approach_the_key_is_rejected() {
     let (to, _, msg) = net.msgs.pop_front().expect("a routing request");
     let Message::Request {
         id,
-        body: Request::FindSuccessor { .. },
+        body: Request::Ring(RingRequest::FindSuccessor { .. }),
     } = msg
     else {
         panic!("expected FindSuccessor, got {msg:?}");
     };
     let responder = net.peers[to];
-    let invalid_before = net.nodes[0].as_ref().unwrap().stats().invalid;
+    let invalid_before = net.nodes[0].as_ref().unwrap().ring().stats().invalid;
     net.msgs.clear();
     net.input(
         0,
@@ -343,14 +354,14 @@ fn routing_answer_that_does_not_approach_the_key_is_rejected() {
             from: responder,
             msg: Message::Response {
                 id,
-                body: Response::Closer {
+                body: Response::Ring(RingResponse::Closer {
                     peers: vec![peer(1, 20)],
-                },
+                }),
             },
         },
     );
     assert_eq!(
-        net.nodes[0].as_ref().unwrap().stats().invalid,
+        net.nodes[0].as_ref().unwrap().ring().stats().invalid,
         invalid_before + 1
     );
 }
@@ -430,37 +441,37 @@ fn forged(kind: u8, ids: &[u64], pred: Option<u64>, x: u64) -> Message {
     match kind {
         0 => Message::Response {
             id: x,
-            body: Response::State {
+            body: Response::Ring(RingResponse::State {
                 pred,
                 succs: list.clone(),
                 fingers: list,
-            },
+            }),
         },
         1 => Message::Response {
             id: x,
-            body: Response::Found { succs: list },
+            body: Response::Ring(RingResponse::Found { succs: list }),
         },
         2 => Message::Response {
             id: x,
-            body: Response::Closer { peers: list },
+            body: Response::Ring(RingResponse::Closer { peers: list }),
         },
-        3 => Message::Notice(Notice::Leaving { pred, succs: list }),
-        4 => Message::Notice(Notice::Notify),
+        3 => Message::Notice(Notice::Ring(RingNotice::Leaving { pred, succs: list })),
+        4 => Message::Notice(Notice::Ring(RingNotice::Notify)),
         5 => Message::Request {
             id: x,
-            body: Request::FindSuccessor {
+            body: Request::Ring(RingRequest::FindSuccessor {
                 key: NodeId::from_high_u64(x),
-            },
+            }),
         },
         6 => Message::Request {
             id: x,
-            body: Request::GetState {
+            body: Request::Ring(RingRequest::GetState {
                 fingers: x.is_multiple_of(2),
-            },
+            }),
         },
         _ => Message::Response {
             id: x,
-            body: Response::Pong,
+            body: Response::Ring(RingResponse::Pong),
         },
     }
 }

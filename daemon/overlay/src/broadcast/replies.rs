@@ -15,10 +15,12 @@
 
 use std::collections::BTreeMap;
 
-use super::{Node, Timer};
+use super::wire::Bcast;
+use super::{Broadcast, BroadcastTimer};
 use crate::id::NodeId;
+use crate::protocol::Ctx;
 use crate::time::Time;
-use crate::wire::{Bcast, Message, Peer};
+use crate::wire::{Message, Notice, Peer};
 
 /// Answers held at once, over every parent; the next one sends them all.
 pub const MAX_HELD: usize = 4096;
@@ -32,16 +34,16 @@ enum Reply {
 
 impl Reply {
     fn message(self) -> Message {
-        Message::Bcast(match self {
+        Message::Notice(Notice::Broadcast(match self {
             Reply::Ack(hop) => Bcast::Ack { hop },
             Reply::Done(hop) => Bcast::Done { hop },
-        })
+        }))
     }
 }
 
 /// The held answers, per parent in the order they were given.
 #[derive(Debug, Default)]
-pub(super) struct Replies {
+pub(crate) struct Replies {
     held: BTreeMap<NodeId, (Peer, Vec<Reply>)>,
     count: usize,
     /// When the oldest held answer was given.
@@ -58,22 +60,23 @@ impl Replies {
     }
 }
 
-impl Node {
+impl Broadcast {
     /// Tells `parent` that its hop `hop` arrived and is being forwarded.
-    pub(super) fn reply_ack(&mut self, now: Time, parent: Peer, hop: u64) {
-        self.hold(now, parent, Reply::Ack(hop));
+    pub(super) fn reply_ack(&mut self, cx: &mut Ctx<'_>, parent: Peer, hop: u64) {
+        self.hold(cx, parent, Reply::Ack(hop));
     }
 
     /// Tells `parent` that its hop `hop` is finished (which also acknowledges it).
-    pub(super) fn reply_done(&mut self, now: Time, parent: Peer, hop: u64) {
-        self.hold(now, parent, Reply::Done(hop));
+    pub(super) fn reply_done(&mut self, cx: &mut Ctx<'_>, parent: Peer, hop: u64) {
+        self.hold(cx, parent, Reply::Done(hop));
     }
 
-    fn hold(&mut self, now: Time, parent: Peer, reply: Reply) {
-        let delay = self.bc_reply_delay();
+    fn hold(&mut self, cx: &mut Ctx<'_>, parent: Peer, reply: Reply) {
+        let now = cx.now();
+        let delay = self.reply_delay();
         if delay.is_zero() {
-            self.bc_count_replies(1);
-            self.send(parent, reply.message());
+            self.count_replies(1);
+            cx.send(parent, reply.message());
             return;
         }
         let r = &mut self.replies;
@@ -95,15 +98,15 @@ impl Node {
         if r.since.is_none() {
             r.since = Some(now);
             let batch = r.batch;
-            self.set_timer(now + delay, Timer::BcastReplies(batch));
+            cx.set_timer(now + delay, BroadcastTimer::Replies(batch).into());
         }
         if self.replies.count >= MAX_HELD {
-            self.flush_replies();
+            self.flush_replies(cx);
         }
     }
 
     /// Sends every held answer.
-    pub(super) fn flush_replies(&mut self) {
+    pub(crate) fn flush_replies(&mut self, cx: &mut Ctx<'_>) {
         let r = &mut self.replies;
         if r.since.take().is_none() {
             return;
@@ -112,19 +115,19 @@ impl Node {
         r.count = 0;
         let held = std::mem::take(&mut r.held);
         for (parent, list) in held.into_values() {
-            self.bc_count_replies(list.len() as u64);
+            self.count_replies(list.len() as u64);
             for reply in list {
-                self.send(parent, reply.message());
+                cx.send(parent, reply.message());
             }
         }
     }
 
     /// Called after every input: the node is awake anyway, so answers at least half the delay
     /// old leave now rather than waking it again at the deadline.
-    pub(super) fn flush_replies_if_due(&mut self, now: Time) {
-        let half = self.bc_reply_delay() / 2;
-        if self.replies.since.is_some_and(|t| now >= t + half) {
-            self.flush_replies();
+    pub(crate) fn flush_replies_if_due(&mut self, cx: &mut Ctx<'_>) {
+        let half = self.reply_delay() / 2;
+        if self.replies.since.is_some_and(|t| cx.now() >= t + half) {
+            self.flush_replies(cx);
         }
     }
 
@@ -133,9 +136,9 @@ impl Node {
         self.replies.since.is_some() && self.replies.batch == batch
     }
 
-    pub(super) fn on_replies_timer(&mut self, batch: u64) {
+    pub(super) fn on_replies_timer(&mut self, cx: &mut Ctx<'_>, batch: u64) {
         if self.wants_replies_timer(batch) {
-            self.flush_replies();
+            self.flush_replies(cx);
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Ring maintenance rules: create, join, stabilize, notify/rectify, check-predecessor,
 //! fix-fingers, graceful leave, and the probing of lost peers that merges partitions.
 
-use super::lookup::Purpose as LookupPurpose;
-use super::{Event, Node, Phase, Purpose, Timer};
+use super::lookup::LookupFor as LookupPurpose;
+use super::wire::{ErrorCode, RingNotice, RingRequest, RingResponse};
+use super::{Event, Phase, Purpose, Ring, RingTimer, Up};
+use crate::protocol::RingEvent;
 use crate::time::Time;
-use crate::wire::{MAX_PEER_LIST, Message, Notice, Peer, Request, Response};
+use crate::wire::{MAX_PEER_LIST, Message, Notice, Peer, Response};
 
 /// Most predecessors a node walks back through in one stabilize round.
 const MAX_WALK: u8 = 16;
@@ -15,17 +17,17 @@ const MAX_CANDIDATE_CHECKS: usize = 2;
 /// Steps a finger check may walk back through predecessors before it falls back to a lookup.
 const MAX_FINGER_WALK: u8 = 4;
 
-impl Node {
+impl Ring {
     // ---- founding and joining ----------------------------------------------------------------
 
-    pub(super) fn create(&mut self, now: Time) {
+    pub(crate) fn create(&mut self, now: Time) {
         if self.phase != Phase::Idle {
             return;
         }
         self.become_member(now);
     }
 
-    pub(super) fn join(&mut self, now: Time, mut via: Vec<Peer>) {
+    pub(crate) fn join(&mut self, now: Time, mut via: Vec<Peer>) {
         if self.phase != Phase::Idle {
             return;
         }
@@ -63,7 +65,7 @@ impl Node {
             .request(
                 now,
                 succ,
-                Request::GetState { fingers: true },
+                RingRequest::GetState { fingers: true },
                 Purpose::JoinState,
             )
             .is_none()
@@ -83,15 +85,15 @@ impl Node {
             .saturating_mul(1 << exp)
             .min(self.cfg.join_retry_max);
         let retry_at = now + self.jittered(delay);
-        self.set_timer(retry_at, Timer::JoinRetry);
+        self.set_timer(retry_at, RingTimer::JoinRetry);
         self.event(Event::JoinFailed { retry_at });
     }
 
-    pub(super) fn join_state_response(&mut self, now: Time, from: Peer, body: Response) {
+    pub(super) fn join_state_response(&mut self, now: Time, from: Peer, body: RingResponse) {
         if self.phase != Phase::Joining {
             return;
         }
-        let Response::State {
+        let RingResponse::State {
             pred,
             succs,
             fingers,
@@ -120,7 +122,7 @@ impl Node {
                 let sent = self.request(
                     now,
                     p,
-                    Request::GetState { fingers: false },
+                    RingRequest::GetState { fingers: false },
                     Purpose::Candidate { steps: steps + 1 },
                 );
                 if sent.is_none() {
@@ -136,25 +138,22 @@ impl Node {
     fn become_member(&mut self, now: Time) {
         self.phase = Phase::Member;
         self.event(Event::Joined);
+        self.up.push_back(Up::Ring(RingEvent::Joined));
         let s = self.jittered(self.cfg.stabilize_interval);
-        self.set_timer(now + s, Timer::Stabilize);
+        self.set_timer(now + s, RingTimer::Stabilize);
         let f = self.jittered(self.cfg.fix_fingers_min);
-        self.set_timer(now + f, Timer::FixFingers);
+        self.set_timer(now + f, RingTimer::FixFingers);
         let c = self.jittered(self.cfg.check_predecessor_interval);
-        self.set_timer(now + c, Timer::CheckPredecessor);
+        self.set_timer(now + c, RingTimer::CheckPredecessor);
         let p = self.jittered(self.cfg.probe_interval);
-        self.set_timer(now + p, Timer::Probe);
-        let a = self.jittered(self.cfg.broadcast.ae_interval);
-        self.set_timer(now + a, Timer::AntiEntropy);
+        self.set_timer(now + p, RingTimer::Probe);
     }
 
     // ---- leaving -----------------------------------------------------------------------------
 
-    pub(super) fn leave(&mut self) {
-        // Parents learn of finished hops now rather than ask after their timeout.
-        self.flush_replies();
+    pub(crate) fn leave(&mut self) {
         if self.phase == Phase::Member {
-            let notice = Notice::Leaving {
+            let notice = RingNotice::Leaving {
                 pred: self.t.pred,
                 succs: self.t.succs.clone(),
             };
@@ -165,7 +164,7 @@ impl Node {
                 to.push(s);
             }
             for p in to {
-                self.send(p, Message::Notice(notice.clone()));
+                self.send(p, Message::Notice(Notice::Ring(notice.clone())));
             }
         }
         self.phase = Phase::Left;
@@ -174,13 +173,13 @@ impl Node {
         self.event(Event::Left);
     }
 
-    pub(super) fn on_notice(&mut self, now: Time, from: Peer, notice: Notice) {
+    pub(super) fn on_notice(&mut self, now: Time, from: Peer, notice: RingNotice) {
         if self.phase != Phase::Member {
             return;
         }
         match notice {
-            Notice::Notify => self.on_notify(now, from),
-            Notice::Leaving { pred, succs } => self.on_leaving(now, from, pred, succs),
+            RingNotice::Notify => self.on_notify(now, from),
+            RingNotice::Leaving { pred, succs } => self.on_leaving(now, from, pred, succs),
         }
     }
 
@@ -206,7 +205,7 @@ impl Node {
         if was_pred {
             // Rule 1: the proposed predecessor is adopted once it answers a ping.
             if let Some(p) = pred.filter(|p| p.id != self.t.me.id) {
-                self.request(now, p, Request::Ping, Purpose::PredCandidate);
+                self.request(now, p, RingRequest::Ping, Purpose::PredCandidate);
             }
         }
     }
@@ -234,7 +233,7 @@ impl Node {
         self.t.expire(now, &self.cfg);
         self.stabilize(now);
         let s = self.jittered(self.cfg.stabilize_interval);
-        self.set_timer(now + s, Timer::Stabilize);
+        self.set_timer(now + s, RingTimer::Stabilize);
     }
 
     pub(super) fn stabilize(&mut self, now: Time) {
@@ -246,7 +245,7 @@ impl Node {
                 let sent = self.request(
                     now,
                     s,
-                    Request::GetState { fingers: false },
+                    RingRequest::GetState { fingers: false },
                     Purpose::Stabilize,
                 );
                 self.stabilizing = sent.is_some();
@@ -268,9 +267,9 @@ impl Node {
         }
     }
 
-    pub(super) fn stabilize_response(&mut self, now: Time, from: Peer, body: Response) {
+    pub(super) fn stabilize_response(&mut self, now: Time, from: Peer, body: RingResponse) {
         self.stabilizing = false;
-        let Response::State { pred, succs, .. } = body else {
+        let RingResponse::State { pred, succs, .. } = body else {
             // The successor is alive but no longer a member: drop it without suspicion.
             self.t.remove(&from.id);
             self.stabilize(now);
@@ -283,11 +282,17 @@ impl Node {
         self.walk_back_or_notify(now, from, pred, 0);
     }
 
-    pub(super) fn candidate_response(&mut self, now: Time, from: Peer, body: Response, steps: u8) {
+    pub(super) fn candidate_response(
+        &mut self,
+        now: Time,
+        from: Peer,
+        body: RingResponse,
+        steps: u8,
+    ) {
         if self.phase != Phase::Member {
             return;
         }
-        if let Response::State { pred, succs, .. } = body
+        if let RingResponse::State { pred, succs, .. } = body
             && self.t.closer_than_successor(&from.id)
         {
             self.t.set_successors(from, &succs, now, &self.cfg);
@@ -299,7 +304,7 @@ impl Node {
 
     pub(super) fn notify_successor(&mut self) {
         if let Some(s) = self.t.successor() {
-            self.send(s, Message::Notice(Notice::Notify));
+            self.send(s, Message::Notice(Notice::Ring(RingNotice::Notify)));
         }
     }
 
@@ -325,11 +330,11 @@ impl Node {
         self.fix_interval = self.cfg.fix_fingers_min;
     }
 
-    pub(super) fn state_response(&self, fingers: bool) -> Response {
+    pub(super) fn state_response(&self, fingers: bool) -> RingResponse {
         if self.phase != Phase::Member {
-            return Response::Error(crate::wire::ErrorCode::NotMember);
+            return RingResponse::Error(ErrorCode::NotMember);
         }
-        Response::State {
+        RingResponse::State {
             pred: self.t.pred,
             succs: self.t.succs.clone(),
             fingers: if fingers {
@@ -347,10 +352,10 @@ impl Node {
             return;
         }
         if let Some(p) = self.t.pred {
-            self.request(now, p, Request::Ping, Purpose::CheckPred);
+            self.request(now, p, RingRequest::Ping, Purpose::CheckPred);
         }
         let c = self.jittered(self.cfg.check_predecessor_interval);
-        self.set_timer(now + c, Timer::CheckPredecessor);
+        self.set_timer(now + c, RingTimer::CheckPredecessor);
     }
 
     // ---- fix fingers -------------------------------------------------------------------------
@@ -361,7 +366,7 @@ impl Node {
         }
         self.fix_fingers(now);
         let f = self.jittered(self.fix_interval);
-        self.set_timer(now + f, Timer::FixFingers);
+        self.set_timer(now + f, RingTimer::FixFingers);
     }
 
     /// Refreshes the next finger of the chain. Fingers that fall inside the successor list are
@@ -407,7 +412,7 @@ impl Node {
     fn check_finger(&mut self, now: Time, peer: Peer, k: usize, bit: u32, steps: u8) {
         let purpose = Purpose::FingerCheck { k, bit, steps };
         if self
-            .request(now, peer, Request::GetState { fingers: false }, purpose)
+            .request(now, peer, RingRequest::GetState { fingers: false }, purpose)
             .is_none()
         {
             self.fix_inflight = false;
@@ -418,14 +423,14 @@ impl Node {
         &mut self,
         now: Time,
         from: Peer,
-        body: Response,
+        body: RingResponse,
         k: usize,
         bit: u32,
         steps: u8,
     ) {
         let start = self.t.me.id.add_pow2(bit);
         let pred = match body {
-            Response::State { pred, .. } => pred,
+            RingResponse::State { pred, .. } => pred,
             _ => None,
         };
         match pred {
@@ -525,10 +530,10 @@ impl Node {
             let lost = &mut self.t.graveyard[i];
             lost.next_probe = now + lost.backoff;
             let peer = lost.peer;
-            self.request(now, peer, Request::Ping, Purpose::Probe);
+            self.request(now, peer, RingRequest::Ping, Purpose::Probe);
         }
         let p = self.jittered(self.cfg.probe_interval);
-        self.set_timer(now + p, Timer::Probe);
+        self.set_timer(now + p, RingTimer::Probe);
     }
 
     pub(super) fn probe_failed(&mut self, now: Time, peer: Peer) {
@@ -571,9 +576,13 @@ impl Node {
             }
         };
         consider(&from);
-        if let Message::Response { body, .. } = msg {
+        if let Message::Response {
+            body: Response::Ring(body),
+            ..
+        } = msg
+        {
             match body {
-                Response::State {
+                RingResponse::State {
                     pred,
                     succs,
                     fingers,
@@ -582,9 +591,9 @@ impl Node {
                     .chain(succs)
                     .chain(fingers)
                     .for_each(&mut consider),
-                Response::Found { succs } => succs.iter().for_each(&mut consider),
-                Response::Closer { peers } => peers.iter().for_each(&mut consider),
-                Response::Pong | Response::BcastStatus(_) | Response::Error(_) => {}
+                RingResponse::Found { succs } => succs.iter().for_each(&mut consider),
+                RingResponse::Closer { peers } => peers.iter().for_each(&mut consider),
+                RingResponse::Pong | RingResponse::Error(_) => {}
             }
         }
         let Some(c) = best else { return };
@@ -606,7 +615,7 @@ impl Node {
         self.request(
             now,
             peer,
-            Request::GetState { fingers: false },
+            RingRequest::GetState { fingers: false },
             Purpose::Candidate { steps: 0 },
         );
     }

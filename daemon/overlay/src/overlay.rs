@@ -1,0 +1,349 @@
+//! The overlay node: the ring core and the sub-protocols composed behind one
+//! `handle(now, input) -> outputs`, and what goes in and out of it.
+//!
+//! The [`Ring`] handles membership, routing and the one RPC engine. Everything it cannot
+//! handle itself (another service's notices and requests, answers to requests a sub-protocol
+//! made, lookups it asked for, ring events) it queues ([`crate::protocol::Up`]); after each
+//! input [`Overlay`] hands the queue to the sub-protocol that owns each item, each with a
+//! [`Ctx`]: a read-only view of the ring plus the right to send, arm timers, make requests and
+//! lookups, and report a failed peer. A new sub-protocol is a folder with its state, messages,
+//! timers and events, and one registration here (a field, its arms in `drain`, `wants_timer`
+//! and `check_invariants`). Services this build does not know are counted and ignored
+//! (requests answered [`Response::Unsupported`]); [`Extension`]s add services at run time.
+
+use std::time::Duration;
+
+use crate::broadcast::{Broadcast, BroadcastError, BroadcastEvent, BroadcastTimer, Validator};
+use crate::config::ChordConfig;
+use crate::id::NodeId;
+use crate::protocol::{Ctx, Extension, Up};
+use crate::ring::{Phase, Ring, RingTimer};
+use crate::time::Time;
+use crate::wire::{BROADCAST, Message, Notice, Peer, Request, Response};
+
+/// An event the driver feeds to the node.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Found a new ring with this node as its only member.
+    Create,
+    /// Join the ring through any of these members (tried in turn, retried with backoff).
+    Join { via: Vec<Peer> },
+    /// A message arrived from `from` (the driver has authenticated `from.id`).
+    Message { from: Peer, msg: Message },
+    /// A timer the node armed has expired.
+    Timer(Timer),
+    /// The driver could not reach this peer (connection refused, reset or timed out).
+    Unreachable(NodeId),
+    /// The application asks for the successor of `key`; answered by [`Event::LookupDone`].
+    Lookup { key: NodeId, token: u64 },
+    /// Leave the ring gracefully.
+    Leave,
+    /// Broadcast `payload` to every ring member as this node's message number `seq` (1, 2, …;
+    /// the application numbers its messages and signs the number with the payload).
+    /// A refusal comes back in the same call's outputs as [`BroadcastEvent::Refused`].
+    Broadcast { seq: u64, payload: Vec<u8> },
+}
+
+/// Timers are data: the node arms them through [`Output::SetTimer`] and the driver hands them
+/// back through [`Input::Timer`] when they expire. Timers are never cancelled: a timer that is
+/// no longer wanted is ignored when it fires ([`Overlay::wants_timer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Timer {
+    /// The ring core's.
+    Ring(RingTimer),
+    /// Broadcast's.
+    Broadcast(BroadcastTimer),
+    /// An extension's: its service and its own number.
+    Extension { service: u16, id: u64 },
+}
+
+/// An action for the driver.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Send `msg` to `to`.
+    Send { to: Peer, msg: Message },
+    /// Hand `timer` back at `at`.
+    SetTimer { at: Time, timer: Timer },
+    /// Something the application may want to know.
+    Event(Event),
+}
+
+/// Notifications for the application.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The node is a ring member (founded a ring, or joined with a full successor list).
+    Joined,
+    /// A join attempt failed; another follows at `retry_at`.
+    JoinFailed { retry_at: Time },
+    /// An application lookup finished.
+    LookupDone {
+        token: u64,
+        result: Result<Peer, LookupError>,
+        hops: u32,
+    },
+    /// The first successor changed.
+    SuccessorChanged(Option<Peer>),
+    /// The predecessor changed.
+    PredecessorChanged(Option<Peer>),
+    /// A peer stopped answering and is routed around.
+    PeerSuspected(NodeId),
+    /// The node left the ring; the driver may close everything.
+    Left,
+    /// From broadcast.
+    Broadcast(BroadcastEvent),
+}
+
+/// Why a lookup failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LookupError {
+    /// This node is not a ring member.
+    #[error("this node is not a ring member")]
+    NotMember,
+    /// Too many lookups in flight.
+    #[error("too many lookups in flight")]
+    Busy,
+    /// Every candidate on the way failed.
+    #[error("no live route towards the key")]
+    NoRoute,
+    /// The lookup took longer than its deadline or hop bound.
+    #[error("lookup timed out")]
+    Timeout,
+}
+
+/// One overlay node: the ring core and its sub-protocols.
+#[derive(Debug)]
+pub struct Overlay {
+    ring: Ring,
+    broadcast: Broadcast,
+    extensions: Vec<Box<dyn Extension>>,
+}
+
+impl Overlay {
+    /// A node with identity `me`; `seed` makes its timer jitter and request ids reproducible.
+    pub fn new(me: Peer, cfg: ChordConfig, seed: u64) -> Overlay {
+        let broadcast = Broadcast::new(
+            cfg.broadcast.clone(),
+            seed ^ me.id.high_u64().rotate_left(17),
+        );
+        Overlay {
+            ring: Ring::new(me, cfg, seed),
+            broadcast,
+            extensions: Vec::new(),
+        }
+    }
+
+    /// Adds a service handled by `ext` (one per service number; a second one replaces it).
+    pub fn add_extension(&mut self, ext: Box<dyn Extension>) {
+        self.extensions.retain(|e| e.service() != ext.service());
+        self.extensions.push(ext);
+    }
+
+    /// The extension serving `service`, if any.
+    pub fn extension(&self, service: u16) -> Option<&dyn Extension> {
+        self.extensions
+            .iter()
+            .find(|e| e.service() == service)
+            .map(|e| e.as_ref())
+    }
+
+    /// Installs the application's envelope check (signature against the origin's key).
+    pub fn set_validator(&mut self, v: Validator) {
+        self.broadcast.set_validator(v);
+    }
+
+    /// The ring core (read-only): membership, tables, counters.
+    pub fn ring(&self) -> &Ring {
+        &self.ring
+    }
+
+    /// Broadcast's state (read-only): counters, messages in flight.
+    pub fn broadcast(&self) -> &Broadcast {
+        &self.broadcast
+    }
+
+    /// Feeds one input at time `now` and returns what the driver must do.
+    pub fn handle(&mut self, now: Time, input: Input) -> Vec<Output> {
+        if self.ring.phase() != Phase::Left {
+            // A timer nobody wants must do nothing at all (`wants_timer`'s promise).
+            let idle = matches!(&input, Input::Timer(t) if !self.wants_timer(t));
+            let before = self.ring.neighbours();
+            self.dispatch(now, input);
+            self.drain(now);
+            if !idle {
+                self.broadcast
+                    .flush_replies_if_due(&mut Ctx::new(&mut self.ring, now));
+            }
+            self.ring.report_neighbour_changes(before);
+        }
+        self.ring.take_outputs()
+    }
+
+    fn dispatch(&mut self, now: Time, input: Input) {
+        match input {
+            Input::Timer(Timer::Broadcast(t)) => self
+                .broadcast
+                .on_timer(&mut Ctx::new(&mut self.ring, now), t),
+            Input::Timer(Timer::Extension { service, id }) => {
+                if let Some(e) = self.extensions.iter_mut().find(|e| e.service() == service) {
+                    e.on_timer(&mut Ctx::new(&mut self.ring, now), id);
+                }
+            }
+            Input::Broadcast { seq, payload } => {
+                self.broadcast
+                    .originate(&mut Ctx::new(&mut self.ring, now), seq, payload)
+            }
+            Input::Leave => {
+                // Parents learn of finished hops now rather than ask after their timeout.
+                self.broadcast
+                    .flush_replies(&mut Ctx::new(&mut self.ring, now));
+                self.ring.leave();
+            }
+            Input::Timer(Timer::Ring(t)) => self.ring.on_timer(now, t),
+            Input::Create => self.ring.create(now),
+            Input::Join { via } => self.ring.join(now, via),
+            Input::Message { from, msg } => self.ring.on_message(now, from, msg),
+            Input::Unreachable(id) => self.ring.on_unreachable(now, id),
+            Input::Lookup { key, token } => self.ring.app_lookup(now, key, token),
+        }
+    }
+
+    /// Hands what the ring core queued to the sub-protocols, until nothing is left (a handler
+    /// may queue more: a lookup that ends at once, a request that cannot be sent).
+    fn drain(&mut self, now: Time) {
+        while let Some(up) = self.ring.next_up() {
+            let cx = &mut Ctx::new(&mut self.ring, now);
+            match up {
+                Up::Ring(ev) => {
+                    self.broadcast.on_ring_event(cx, &ev);
+                    for e in &mut self.extensions {
+                        e.on_ring_event(cx, &ev);
+                    }
+                }
+                Up::Notice { from, notice } => match notice {
+                    Notice::Broadcast(b) => self.broadcast.on_notice(cx, from, b),
+                    Notice::Other(o) => {
+                        match self
+                            .extensions
+                            .iter_mut()
+                            .find(|e| e.service() == o.service)
+                        {
+                            Some(e) => e.on_notice(cx, from, &o),
+                            None => cx.count_unknown(),
+                        }
+                    }
+                    // The ring core keeps its own notices.
+                    Notice::Ring(_) => {}
+                },
+                Up::Request { from, id, body } => {
+                    let answer = match body {
+                        Request::Broadcast(r) => {
+                            Response::Broadcast(self.broadcast.on_request(cx, r))
+                        }
+                        Request::Other(o) => {
+                            match self
+                                .extensions
+                                .iter_mut()
+                                .find(|e| e.service() == o.service)
+                            {
+                                Some(e) => e
+                                    .on_request(cx, from, &o)
+                                    .map_or(Response::Unsupported, Response::Other),
+                                None => {
+                                    cx.count_unknown();
+                                    Response::Unsupported
+                                }
+                            }
+                        }
+                        Request::Ring(_) => Response::Unsupported,
+                    };
+                    cx.send(from, Message::Response { id, body: answer });
+                }
+                Up::Reply {
+                    service,
+                    token,
+                    reply,
+                } => {
+                    if service == BROADCAST {
+                        self.broadcast.on_reply(cx, token, reply);
+                    } else if let Some(e) =
+                        self.extensions.iter_mut().find(|e| e.service() == service)
+                    {
+                        e.on_reply(cx, token, reply);
+                    }
+                }
+                Up::Lookup {
+                    service,
+                    token,
+                    result,
+                } => {
+                    if service == BROADCAST {
+                        self.broadcast.on_lookup(cx, token, result);
+                    } else if let Some(e) =
+                        self.extensions.iter_mut().find(|e| e.service() == service)
+                    {
+                        e.on_lookup(cx, token, result);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `timer` would do anything if it fired now. Deadlines of requests, lookups and
+    /// broadcast hops that have completed are not wanted, and such a timer never becomes
+    /// wanted again (a retry arms a new one), so a driver may drop it instead of waking up for
+    /// it. Periodic timers are always wanted.
+    pub fn wants_timer(&self, timer: &Timer) -> bool {
+        match timer {
+            Timer::Ring(t) => self.ring.wants_timer(t),
+            Timer::Broadcast(t) => self.broadcast.wants_timer(t),
+            Timer::Extension { service, id } => self
+                .extensions
+                .iter()
+                .find(|e| e.service() == *service)
+                .is_some_and(|e| e.wants_timer(*id)),
+        }
+    }
+
+    /// Checks the local invariants that must hold after every input, whatever the input was
+    /// (the ring core's and every sub-protocol's bounds).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.ring.check_invariants()?;
+        self.broadcast.check_invariants()
+    }
+
+    // ---- shortcuts for drivers -------------------------------------------------------------
+
+    /// This node.
+    pub fn me(&self) -> Peer {
+        self.ring.me()
+    }
+    /// Lifecycle phase.
+    pub fn phase(&self) -> Phase {
+        self.ring.phase()
+    }
+    /// Whether the node is a ring member.
+    pub fn is_member(&self) -> bool {
+        self.ring.is_member()
+    }
+    /// Estimated number of ring members.
+    pub fn ring_size_estimate(&self) -> u64 {
+        self.ring.ring_size_estimate()
+    }
+}
+
+/// A broadcast refusal, for drivers that look for it in a call's outputs.
+pub fn refusal(outputs: &[Output], seq: u64) -> Option<BroadcastError> {
+    outputs.iter().find_map(|o| match o {
+        Output::Event(Event::Broadcast(BroadcastEvent::Refused { seq: s, error })) if *s == seq => {
+            Some(*error)
+        }
+        _ => None,
+    })
+}
+
+/// `base` with ±25 % jitter drawn from `r`, so that nodes do not act in lockstep.
+pub(crate) fn jitter(r: &mut crate::rng::Rng, base: Duration) -> Duration {
+    let us = base.as_micros() as u64;
+    let spread = us / 2;
+    Duration::from_micros(us - us / 4 + r.below(spread.max(1)))
+}

@@ -1,0 +1,123 @@
+//! A service for tests only: [`Echo`], an [`Extension`] on service [`TEST_ECHO`] that a test
+//! installs on some nodes of a ring and not on others, to prove that a new service can be rolled
+//! out into a running network: nodes without it count its messages and ignore them, answer its
+//! requests "unsupported", and keep the ring and the broadcast whole.
+//!
+//! A node with it sends, every [`Echo::PERIOD`], a notice to its successor and a request to
+//! its predecessor, and counts what comes back.
+
+use std::any::Any;
+use std::time::Duration;
+
+use crate::overlay::Timer;
+use crate::protocol::{Ctx, Extension, Reply, RingEvent};
+use crate::wire::{Message, Notice, Opaque, Peer, Request, Response, TEST_ECHO};
+
+/// What an [`Echo`] saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EchoStats {
+    /// Notices sent and received.
+    pub notices_sent: u64,
+    pub notices_received: u64,
+    /// Requests sent, and their outcomes.
+    pub requests_sent: u64,
+    pub answered: u64,
+    pub unsupported: u64,
+    pub failed: u64,
+    /// Requests this node answered.
+    pub served: u64,
+}
+
+/// The test-only echo service.
+#[derive(Debug, Default)]
+pub struct Echo {
+    stats: EchoStats,
+    next_token: u64,
+}
+
+impl Echo {
+    /// How often a node with the service speaks.
+    pub const PERIOD: Duration = Duration::from_secs(1);
+
+    /// What it saw.
+    pub fn stats(&self) -> &EchoStats {
+        &self.stats
+    }
+
+    fn body(text: &[u8]) -> Opaque {
+        Opaque {
+            service: TEST_ECHO,
+            version: 1,
+            body: text.to_vec(),
+        }
+    }
+
+    fn arm(cx: &mut Ctx<'_>) {
+        let at = cx.now() + Self::PERIOD;
+        cx.set_timer(
+            at,
+            Timer::Extension {
+                service: TEST_ECHO,
+                id: 0,
+            },
+        );
+    }
+}
+
+impl Extension for Echo {
+    fn service(&self) -> u16 {
+        TEST_ECHO
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn on_ring_event(&mut self, cx: &mut Ctx<'_>, ev: &RingEvent) {
+        if *ev == RingEvent::Joined {
+            Self::arm(cx);
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut Ctx<'_>, _id: u64) {
+        if !cx.ring().is_member() {
+            return;
+        }
+        if let Some(s) = cx.ring().successor() {
+            self.stats.notices_sent += 1;
+            cx.send(s, Message::Notice(Notice::Other(Self::body(b"echo"))));
+        }
+        if let Some(p) = cx.ring().predecessor() {
+            self.next_token += 1;
+            if cx.request(
+                p,
+                Request::Other(Self::body(b"ping")),
+                TEST_ECHO,
+                self.next_token,
+            ) {
+                self.stats.requests_sent += 1;
+            }
+        }
+        Self::arm(cx);
+    }
+
+    fn on_notice(&mut self, _cx: &mut Ctx<'_>, _from: Peer, _body: &Opaque) {
+        self.stats.notices_received += 1;
+    }
+
+    fn on_request(&mut self, _cx: &mut Ctx<'_>, _from: Peer, body: &Opaque) -> Option<Opaque> {
+        self.stats.served += 1;
+        (body.body == b"ping").then(|| Self::body(b"pong"))
+    }
+
+    fn on_reply(&mut self, _cx: &mut Ctx<'_>, _token: u64, reply: Reply) {
+        match reply {
+            Reply::Answer {
+                body: Response::Other(_),
+                ..
+            } => self.stats.answered += 1,
+            Reply::Answer { .. } | Reply::Unsupported { .. } => self.stats.unsupported += 1,
+            Reply::Failed { .. } => self.stats.failed += 1,
+        }
+    }
+}
