@@ -15,6 +15,8 @@ pub mod overlay;
 pub mod protocol;
 pub mod ring;
 pub mod rng;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;
 pub mod testing;
 pub mod time;
 pub mod wire;

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::engine::Sim;
 use crate::report::{Report, percentile};
 use crate::scenario::Params;
+use chat_overlay::sim::Sim;
 
 /// Gap between two broadcasts.
 const INTERVAL: Duration = Duration::from_millis(20);

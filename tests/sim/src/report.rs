@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::engine::LookupRecord;
+use chat_overlay::sim::LookupRecord;
 
 /// Lookup outcomes summed up.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use chat_overlay::{NodeId, Time};
 use rand::Rng;
 
-use crate::engine::{Sim, SimConfig};
-use crate::oracle::{self, RingCheck};
 use crate::report::{LookupSummary, Report, peak_rss_mb};
+use chat_overlay::sim::oracle::{self, RingCheck};
+use chat_overlay::sim::{Sim, SimConfig};
 
 /// Which scenario to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

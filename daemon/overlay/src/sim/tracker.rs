@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use chat_overlay::Time;
-use chat_overlay::broadcast::MsgId;
+use crate::Time;
+use crate::broadcast::MsgId;
 
 #[derive(Debug)]
 struct One {

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use chat_overlay::NodeId;
+use crate::NodeId;
 
-use crate::engine::Sim;
+use super::Sim;
 
 /// How close the ring is to correct.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -79,7 +79,7 @@ pub fn check_ring(sim: &Sim, members: &BTreeSet<NodeId>, r: usize) -> RingCheck 
         }
         // Fingers: the true distinct chain, entry by entry.
         let mut bit = 0u32;
-        while bit < chat_overlay::ID_BITS {
+        while bit < crate::ID_BITS {
             let start = id.add_pow2(bit);
             let Some(f) = successor_of_key(members, &start) else {
                 break;

@@ -1,16 +1,31 @@
-//! The event loop: virtual time, an event queue, links with latency and loss, crashes,
-//! restarts, graceful leaves and partitions. Every node runs the overlay's real [`Node`].
+//! The deterministic simulator: thousands of real [`Overlay`] nodes in one process on virtual
+//! time — a seeded RNG, an event queue, per-link latency, loss, crashes, restarts with the same
+//! id, graceful leaves and partitions — fed every input the daemon's driver produces: messages,
+//! timers, `Unreachable` when a destination is down or cut off (after
+//! [`SimConfig::unreachable_after`], as a failed dial), and an application validator on every
+//! node ([`sign`]/[`verify`] stand in for the chat layer's signatures).
+//!
+//! The overlay's own tests and the `chat-sim` binary (`tests/sim`) both use it. For property
+//! tests it can hold messages ([`Sim::set_hold`]) so an adversary delivers, duplicates or drops
+//! them in any order, check every node's invariants after every input and the promise of
+//! [`Overlay::wants_timer`] ([`SimConfig::checks`]), and pass every message through the wire
+//! encoding ([`SimConfig::wire`]) so nodes built with and without a service can be mixed.
+//! [`oracle`] compares the nodes' tables with the true ring; [`tracker`] follows broadcasts.
+
+pub mod oracle;
+pub mod tracker;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use chat_overlay::broadcast::wire::Bcast;
-use chat_overlay::wire::Notice;
-use chat_overlay::{
-    BroadcastEvent, ChordConfig, Event, Input, Message, NodeId, Output, Overlay as Node, Peer,
-    Time, Timer,
+use crate::broadcast::Envelope;
+use crate::broadcast::wire::Bcast;
+use crate::protocol::Extension;
+use crate::wire::Notice;
+use crate::{
+    BroadcastEvent, ChordConfig, Event, Input, Message, NodeId, Output, Overlay, Peer, Time, Timer,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -30,6 +45,18 @@ pub struct SimConfig {
     pub loss: f64,
     /// The overlay's tunables.
     pub chord: ChordConfig,
+    /// A node that sends to a host that is down or cut off is told `Unreachable` this long
+    /// after the message was lost (the daemon's dial timeout), once per pair and period;
+    /// `None` never tells it (timeouts alone).
+    pub unreachable_after: Option<Duration>,
+    /// Install the [`verify`] validator on every node.
+    pub validate: bool,
+    /// Pass every message through [`crate::wire::encode`] and [`crate::wire::decode`].
+    pub wire: bool,
+    /// After every input: check the node's invariants and that a timer it once reported
+    /// unwanted does nothing when it fires (panics otherwise), and record every event in
+    /// [`Sim::events`]. For tests: it costs a scan of the event queue per input.
+    pub checks: bool,
 }
 
 impl Default for SimConfig {
@@ -41,6 +68,10 @@ impl Default for SimConfig {
             jitter: Duration::from_millis(4),
             loss: 0.0,
             chord: ChordConfig::default(),
+            unreachable_after: Some(Duration::from_secs(3)),
+            validate: true,
+            wire: false,
+            checks: false,
         }
     }
 }
@@ -57,6 +88,8 @@ enum Ev {
         node: u32,
         inc: u32,
         timer: Timer,
+        /// The node reported it unwanted since it was armed (with [`SimConfig::checks`]).
+        unwanted: bool,
     },
     Input {
         node: u32,
@@ -89,12 +122,17 @@ impl Ord for Queued {
     }
 }
 
+/// Makes a fresh instance of a service for a host (at every start).
+pub type ExtensionFactory = fn() -> Box<dyn Extension>;
+
 /// One simulated host.
 pub struct Host {
     /// Identity and address.
     pub peer: Peer,
     /// The overlay node while the host is up.
-    pub node: Option<Node>,
+    pub node: Option<Overlay>,
+    /// Services this host's build adds.
+    pub extensions: Vec<ExtensionFactory>,
     /// Bumped on every restart; stale events of an earlier life are dropped.
     pub incarnation: u32,
     /// Partition group.
@@ -119,7 +157,12 @@ pub struct NetStats {
     pub lost: u64,
     /// Messages dropped at a partition boundary or a dead host.
     pub dropped: u64,
+    /// `Unreachable` inputs given to senders.
+    pub unreachable: u64,
 }
+
+/// A message held for an adversary ([`Sim::set_hold`]): destination host, sender, message.
+pub type Held = (u32, Peer, Message);
 
 /// The simulator.
 pub struct Sim {
@@ -149,7 +192,14 @@ pub struct Sim {
     /// Scenarios print progress to stderr when set.
     pub progress: bool,
     /// Broadcast bookkeeping.
-    pub tracker: crate::tracker::Tracker,
+    pub tracker: tracker::Tracker,
+    /// Every event, by host, with [`SimConfig::checks`].
+    pub events: Vec<(u32, Event)>,
+    /// Messages waiting for an adversary while holding.
+    pub held: VecDeque<Held>,
+    hold: bool,
+    /// When each (sender, destination) pair was last told `Unreachable`.
+    told: HashMap<(u32, u32), Time>,
 }
 
 fn host_addr(i: u32) -> SocketAddr {
@@ -190,7 +240,11 @@ impl Sim {
             lookups: Vec::new(),
             net: NetStats::default(),
             progress: false,
-            tracker: crate::tracker::Tracker::default(),
+            tracker: tracker::Tracker::default(),
+            events: Vec::new(),
+            held: VecDeque::new(),
+            hold: false,
+            told: HashMap::new(),
         }
     }
 
@@ -233,7 +287,7 @@ impl Sim {
     }
 
     /// The host of a live member.
-    pub fn node(&self, id: &NodeId) -> Option<&Node> {
+    pub fn node(&self, id: &NodeId) -> Option<&Overlay> {
         let i = *self.by_id.get(id)?;
         self.hosts[i as usize].node.as_ref()
     }
@@ -251,6 +305,7 @@ impl Sim {
         self.hosts.push(Host {
             peer,
             node: None,
+            extensions: Vec::new(),
             incarnation: 0,
             group: 0,
         });
@@ -265,7 +320,14 @@ impl Sim {
         if h.node.is_none() {
             self.up += 1;
         }
-        h.node = Some(Node::new(h.peer, self.cfg.chord.clone(), seed));
+        let mut node = Overlay::new(h.peer, self.cfg.chord.clone(), seed);
+        if self.cfg.validate {
+            node.set_validator(Box::new(verify));
+        }
+        for make in &h.extensions {
+            node.add_extension(make());
+        }
+        h.node = Some(node);
         self.apply(i, input);
     }
 
@@ -339,18 +401,64 @@ impl Sim {
         );
     }
 
-    /// Host `i` broadcasts `payload` as its message `seq` now.
+    /// Host `i` broadcasts `payload` as its message `seq` now, signed for [`verify`].
     pub fn broadcast(&mut self, i: u32, seq: u64, payload: Vec<u8>) {
         let Some(node) = self.hosts[i as usize].node.as_ref() else {
             return;
         };
-        let env = chat_overlay::broadcast::Envelope {
+        let payload = sign(&node.me().id, seq, payload);
+        let env = Envelope {
             origin: node.me().id,
             seq,
             payload: payload.clone(),
         };
         self.tracker.start(env.id(), i, self.now);
         self.apply(i, Input::Broadcast { seq, payload });
+    }
+
+    /// Host `i`'s build adds the service `make` makes (from its next start on).
+    pub fn add_extension(&mut self, i: u32, make: ExtensionFactory) {
+        self.hosts[i as usize].extensions.push(make);
+    }
+
+    /// The host index of `id`.
+    pub fn host_of(&self, id: &NodeId) -> Option<u32> {
+        self.by_id.get(id).copied()
+    }
+
+    /// Feeds `input` to host `i` now (as its driver would) and carries out the outputs.
+    pub fn input(&mut self, i: u32, input: Input) {
+        self.apply(i, input);
+    }
+
+    /// While holding, messages wait in [`Sim::held`] for [`Sim::deliver_held`] instead of
+    /// travelling; releasing puts every held message on its way.
+    pub fn set_hold(&mut self, hold: bool) {
+        self.hold = hold;
+        if !hold {
+            while let Some((to, from, msg)) = self.held.pop_front() {
+                self.travel(to, from, msg);
+            }
+        }
+    }
+
+    /// Delivers held message `k` now (keeping a copy when `duplicate`).
+    pub fn deliver_held(&mut self, k: usize, duplicate: bool) {
+        let item = if duplicate {
+            self.held.get(k).cloned()
+        } else {
+            self.held.remove(k)
+        };
+        if let Some((to, from, msg)) = item
+            && self.hosts[to as usize].node.is_some()
+        {
+            self.apply(to, Input::Message { from, msg });
+        }
+    }
+
+    /// Runs only the timers due by `until` (messages stay held).
+    pub fn fire_due(&mut self, until: Time) {
+        self.run_until(until);
     }
 
     /// Lookups issued and not yet finished.
@@ -405,13 +513,20 @@ impl Sim {
         Duration::from_micros(base + j)
     }
 
-    /// Feeds `input` to host `i` now and carries out the outputs.
-    fn apply(&mut self, i: u32, input: Input) {
+    /// Feeds `input` to host `i` now and carries out the outputs; returns how many there
+    /// were.
+    fn apply(&mut self, i: u32, input: Input) -> usize {
         let now = self.now;
         let Some(node) = self.hosts[i as usize].node.as_mut() else {
-            return;
+            return 0;
         };
         let outs = node.handle(now, input);
+        let n = outs.len();
+        if self.cfg.checks
+            && let Err(e) = node.check_invariants()
+        {
+            panic!("host {i} broke an invariant: {e}");
+        }
         let inc = self.hosts[i as usize].incarnation;
         let from = self.hosts[i as usize].peer;
         let mut replied_to: Vec<u32> = Vec::new();
@@ -438,21 +553,19 @@ impl Sim {
                         }
                         _ => {}
                     }
-                    if self.cfg.loss > 0.0 && self.rng.random_bool(self.cfg.loss) {
-                        self.net.lost += 1;
-                        continue;
+                    let msg = if self.cfg.wire {
+                        match crate::wire::encode(&msg).and_then(|b| crate::wire::decode(&b)) {
+                            Ok(m) => m,
+                            Err(e) => panic!("host {i} sent a message that does not encode: {e}"),
+                        }
+                    } else {
+                        msg
+                    };
+                    if self.hold {
+                        self.held.push_back((t, from, msg));
+                    } else {
+                        self.travel_from(i, t, from, msg);
                     }
-                    let at = now + self.link_latency(i, t);
-                    let tinc = self.hosts.get(t as usize).map_or(0, |h| h.incarnation);
-                    self.push(
-                        at,
-                        Ev::Deliver {
-                            to: t,
-                            inc: tinc,
-                            from,
-                            msg,
-                        },
-                    );
                 }
                 Output::SetTimer { at, timer } => self.push(
                     at,
@@ -460,14 +573,93 @@ impl Sim {
                         node: i,
                         inc,
                         timer,
+                        unwanted: false,
                     },
                 ),
                 Output::Event(e) => self.on_event(i, e),
             }
         }
+        if self.cfg.checks {
+            self.mark_unwanted(i);
+        }
+        n
+    }
+
+    /// Sends `msg` from host `i` to host `t` through the loss and latency model.
+    fn travel_from(&mut self, i: u32, t: u32, from: Peer, msg: Message) {
+        if self.cfg.loss > 0.0 && self.rng.random_bool(self.cfg.loss) {
+            self.net.lost += 1;
+            return;
+        }
+        let at = self.now + self.link_latency(i, t);
+        let tinc = self.hosts.get(t as usize).map_or(0, |h| h.incarnation);
+        self.push(
+            at,
+            Ev::Deliver {
+                to: t,
+                inc: tinc,
+                from,
+                msg,
+            },
+        );
+    }
+
+    /// A released held message travels like any other.
+    fn travel(&mut self, to: u32, from: Peer, msg: Message) {
+        let i = self.host_of(&from.id).unwrap_or(to);
+        self.travel_from(i, to, from, msg);
+    }
+
+    /// Records, for every timer of host `i` in the queue, whether the node still wants it.
+    fn mark_unwanted(&mut self, i: u32) {
+        let h = &self.hosts[i as usize];
+        let Some(node) = h.node.as_ref() else { return };
+        for ev in self.slab.iter_mut().flatten() {
+            if let Ev::Timer {
+                node: n,
+                inc,
+                timer,
+                unwanted,
+            } = ev
+                && *n == i
+                && *inc == h.incarnation
+            {
+                *unwanted |= !node.wants_timer(timer);
+            }
+        }
+    }
+
+    /// A message from `from` to host `to` was lost because `to` is down or cut off: the
+    /// sender's driver notices, as a failed dial does, once per period.
+    fn tell_unreachable(&mut self, from: &Peer, to: u32) {
+        let Some(after) = self.cfg.unreachable_after else {
+            return;
+        };
+        let Some(f) = self.host_of(&from.id) else {
+            return;
+        };
+        let now = self.now;
+        if self.told.get(&(f, to)).is_some_and(|t| now < *t + after) {
+            return;
+        }
+        self.told.insert((f, to), now);
+        self.net.unreachable += 1;
+        let inc = self.hosts[f as usize].incarnation;
+        let id = self.hosts[to as usize].peer.id;
+        self.push(
+            now + after,
+            Ev::Input {
+                node: f,
+                inc,
+                input: Input::Unreachable(id),
+            },
+        );
     }
 
     fn on_event(&mut self, i: u32, e: Event) {
+        if self.cfg.checks {
+            self.events.push((i, e.clone()));
+        }
         match e {
             Event::Joined => self.add_member(i),
             Event::Broadcast(BroadcastEvent::Deliver { id, depth, .. }) => {
@@ -525,14 +717,26 @@ impl Sim {
                             .is_some_and(|f| self.hosts[*f as usize].group != h.group);
                     if h.node.is_none() || h.incarnation != inc || cut {
                         self.net.dropped += 1;
+                        if h.node.is_none() || cut {
+                            self.tell_unreachable(&from, to);
+                        }
                         continue;
                     }
                     self.net.delivered += 1;
                     self.apply(to, Input::Message { from, msg });
                 }
-                Ev::Timer { node, inc, timer } => {
+                Ev::Timer {
+                    node,
+                    inc,
+                    timer,
+                    unwanted,
+                } => {
                     if self.hosts[node as usize].incarnation == inc {
-                        self.apply(node, Input::Timer(timer));
+                        let outputs = self.apply(node, Input::Timer(timer));
+                        assert!(
+                            !unwanted || outputs == 0,
+                            "host {node}: {timer:?} acted after it was unwanted"
+                        );
                     }
                 }
                 Ev::Input { node, inc, input } => {
@@ -558,3 +762,33 @@ impl Sim {
         std::mem::take(&mut self.lookups)
     }
 }
+
+/// The stand-in for the chat layer's signature: an 8-byte keyed hash of origin, sequence
+/// number and body, appended to the body.
+pub fn sign(origin: &NodeId, seq: u64, mut body: Vec<u8>) -> Vec<u8> {
+    let tag = tag(origin, seq, &body);
+    body.extend_from_slice(&tag);
+    body
+}
+
+/// The validator every simulated node installs: the payload carries [`sign`]'s tag.
+pub fn verify(env: &Envelope) -> bool {
+    let Some(split) = env.payload.len().checked_sub(8) else {
+        return false;
+    };
+    let (body, t) = env.payload.split_at(split);
+    tag(&env.origin, env.seq, body) == t
+}
+
+fn tag(origin: &NodeId, seq: u64, body: &[u8]) -> [u8; 8] {
+    let mut h = blake3::Hasher::new_derive_key("chatd sim signature");
+    h.update(&origin.0);
+    h.update(&seq.to_be_bytes());
+    h.update(body);
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&h.finalize().as_bytes()[..8]);
+    t
+}
+
+#[cfg(test)]
+mod tests;
