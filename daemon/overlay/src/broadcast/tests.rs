@@ -18,7 +18,9 @@ fn delivered(net: &Net, id: MsgId) -> Vec<usize> {
         .events
         .iter()
         .filter_map(|(i, e)| match e {
-            Event::Broadcast(BroadcastEvent::Deliver { id: d, .. }) if *d == id => Some(*i),
+            Event::Broadcast(BroadcastEvent::Deliver { id: d, .. }) if *d == id => {
+                Some(*i as usize)
+            }
             _ => None,
         })
         .collect();
@@ -35,13 +37,12 @@ fn env_of(net: &Net, origin: usize, seq: u64, payload: &[u8]) -> Envelope {
 }
 
 fn run(net: &mut Net, secs: u64) {
-    let t = net.now + Duration::from_secs(secs);
+    let t = net.now() + Duration::from_secs(secs);
     net.run_until(t);
 }
 
 fn stats(net: &Net, i: usize) -> crate::broadcast::BroadcastStats {
-    net.nodes[i]
-        .as_ref()
+    net.node(i)
         .map(|n| n.broadcast().stats().clone())
         .unwrap_or_default()
 }
@@ -60,7 +61,8 @@ fn stable_ring_delivers_once_everywhere_with_n_minus_1_sends() {
     );
     // Every hop is answered (after the reply delay) long before its deadline, so the deadlines
     // are armed and none is wanted any more (a driver need not wake up for them).
-    net.run_until(net.now + Duration::from_millis(100));
+    let t = net.now() + Duration::from_millis(100);
+    net.run_until(t);
     assert_eq!(net.hop_timers(), (IDS.len() - 1, 0), "(armed, wanted)");
     run(&mut net, 3);
     let got = delivered(&net, env.id());
@@ -104,7 +106,8 @@ fn replies_for_burst(cfg: &ChordConfig, count: u64, gap: Duration) -> (u64, u64)
                 payload: vec![seq as u8],
             },
         );
-        net.run_until(net.now + gap);
+        let t = net.now() + gap;
+        net.run_until(t);
     }
     run(&mut net, 5);
     for seq in 1..=count {
@@ -155,6 +158,7 @@ fn answers_to_a_parent_leave_together() {
 fn leaving_sends_held_answers_first() {
     let mut net = build(&IDS);
     net.events.clear();
+    net.set_hold(true);
     net.input(
         3,
         Input::Broadcast {
@@ -163,8 +167,8 @@ fn leaving_sends_held_answers_first() {
         },
     );
     // Deliver the data only: every child now holds its answer.
-    while let Some((to, from, msg)) = net.msgs.pop_front() {
-        net.input(to, Input::Message { from, msg });
+    while let Some((to, from, msg)) = net.held.pop_front() {
+        net.input(to as usize, Input::Message { from, msg });
     }
     let leaver = 7;
     assert_eq!(
@@ -174,10 +178,10 @@ fn leaving_sends_held_answers_first() {
     );
     net.input(leaver, Input::Leave);
     assert!(
-        net.msgs
+        net.held
             .iter()
             .any(|(to, from, m)| *from == net.peers[leaver]
-                && *to != leaver
+                && *to as usize != leaver
                 && matches!(
                     m,
                     Message::Notice(Notice::Broadcast(Bcast::Done { .. } | Bcast::Ack { .. }))
@@ -191,7 +195,7 @@ fn a_crashed_child_loses_nothing() {
     let mut net = build(&IDS);
     net.events.clear();
     // Crash the origin's successor: the origin's first child.
-    net.nodes[1] = None; // id 900; origin id 300 (index 4) has 900 as successor
+    net.crash(1); // id 900; origin id 300 (index 4) has 900 as successor
     let env = env_of(&net, 4, 1, b"x");
     net.input(
         4,
@@ -211,6 +215,7 @@ fn anti_entropy_catches_up_a_node_that_missed_messages() {
     let mut net = build(&IDS);
     net.events.clear();
     // Node 6 drops everything addressed to it while two messages go out.
+    net.set_hold(true);
     for seq in 1..=2 {
         net.input(
             0,
@@ -219,13 +224,14 @@ fn anti_entropy_catches_up_a_node_that_missed_messages() {
                 payload: vec![seq as u8],
             },
         );
-        while let Some((to, from, msg)) = net.msgs.pop_front() {
+        while let Some((to, from, msg)) = net.held.pop_front() {
             if to == 6 {
                 continue;
             }
-            net.input(to, Input::Message { from, msg });
+            net.input(to as usize, Input::Message { from, msg });
         }
     }
+    net.set_hold(false);
     assert!(delivered(&net, env_of(&net, 0, 1, &[1]).id()).len() < IDS.len() - 1);
     run(&mut net, 30);
     for seq in 1..=2u64 {
@@ -251,7 +257,7 @@ fn feed(
     id: MsgId,
     env: Envelope,
 ) -> Vec<Output> {
-    let now = net.now;
+    let now = net.now();
     let m = Message::Notice(Notice::Broadcast(Bcast::Data {
         hop: 77,
         limit,
@@ -260,7 +266,8 @@ fn feed(
         env,
     }));
     let from = net.peers[from];
-    net.nodes[to]
+    net.sim.hosts[to]
+        .node
         .as_mut()
         .expect("up")
         .handle(now, Input::Message { from, msg: m })
@@ -323,7 +330,8 @@ fn bad_broadcasts_are_dropped_counted_and_never_forwarded() {
     )));
     assert_eq!(stats(&net, rx).dropped_out_of_range, 2);
     // A validator that refuses (bad signature, unknown origin).
-    net.nodes[rx]
+    net.sim.hosts[rx]
+        .node
         .as_mut()
         .expect("up")
         .set_validator(Box::new(|e: &Envelope| e.payload != b"forged"));

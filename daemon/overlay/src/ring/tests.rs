@@ -2,7 +2,6 @@
 //! event sequences (reordering, duplication, loss, crashes, forged messages) through a small
 //! ring and checks every node's invariants after each step.
 
-use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use super::*;
 use crate::Overlay as Node;
 use crate::broadcast::BroadcastTimer;
 use crate::overlay::Input;
+use crate::sim::{Sim, SimConfig, oracle};
 use crate::wire::{Notice, Request, Response};
 
 fn peer(i: u8, id: u64) -> Peer {
@@ -21,150 +21,93 @@ fn peer(i: u8, id: u64) -> Peer {
     }
 }
 
-/// A minimal network: a FIFO of messages plus each node's timers, no latency model.
-///
-/// It also checks [`Node::wants_timer`]'s promise: a timer its node once reported unwanted
-/// does nothing when it fires.
+/// The one simulator ([`crate::sim`]) as these tests use it: no latency, every check on after
+/// every input (invariants, `wants_timer`'s promise, events recorded), no `Unreachable` unless
+/// a test gives it, and no validator (the tests broadcast raw payloads). Host `i` has the id
+/// the test chose and the address of `peer(i, _)`.
 pub(crate) struct Net {
-    pub(crate) nodes: Vec<Option<Node>>,
+    pub(crate) sim: Sim,
     pub(crate) peers: Vec<Peer>,
-    pub(crate) msgs: VecDeque<(usize, Peer, Message)>,
-    /// (deadline, node, timer, reported unwanted since it was armed)
-    timers: Vec<(Time, usize, Timer, bool)>,
-    pub(crate) now: Time,
-    pub(crate) events: Vec<(usize, Event)>,
+}
+
+impl std::ops::Deref for Net {
+    type Target = Sim;
+    fn deref(&self) -> &Sim {
+        &self.sim
+    }
+}
+
+impl std::ops::DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut Sim {
+        &mut self.sim
+    }
 }
 
 impl Net {
     fn new(ids: &[u64], cfg: &ChordConfig) -> Net {
-        let peers: Vec<Peer> = ids
+        let mut sim = Sim::new(SimConfig {
+            seed: 7,
+            latency_min: Duration::ZERO,
+            latency_max: Duration::ZERO,
+            jitter: Duration::ZERO,
+            loss: 0.0,
+            chord: cfg.clone(),
+            unreachable_after: None,
+            validate: false,
+            wire: false,
+            checks: true,
+        });
+        let peers = ids
             .iter()
-            .enumerate()
-            .map(|(i, id)| peer(i as u8, *id))
+            .map(|id| {
+                let h = sim.add_host_with_id(NodeId::from_high_u64(*id));
+                sim.hosts[h as usize].peer
+            })
             .collect();
-        let nodes = peers
-            .iter()
-            .map(|p| Some(Node::new(*p, cfg.clone(), 7)))
-            .collect();
-        Net {
-            nodes,
-            peers,
-            msgs: VecDeque::new(),
-            timers: Vec::new(),
-            now: Time::ZERO,
-            events: Vec::new(),
-        }
+        Net { sim, peers }
     }
 
-    fn index(&self, p: &Peer) -> Option<usize> {
-        self.peers.iter().position(|q| q.id == p.id)
+    /// Host `i`'s node, while it is up.
+    pub(crate) fn node(&self, i: usize) -> Option<&Node> {
+        self.sim.hosts[i].node.as_ref()
     }
 
     pub(crate) fn input(&mut self, i: usize, input: Input) {
-        let now = self.now;
-        let Some(node) = self.nodes[i].as_mut() else {
-            return;
-        };
-        let outs = node.handle(now, input);
-        if let Err(e) = node.check_invariants() {
-            panic!("node {i} broke an invariant: {e}");
-        }
-        for t in self.timers.iter_mut().filter(|t| t.1 == i) {
-            t.3 |= !node.wants_timer(&t.2);
-        }
-        let from = self.peers[i];
-        for o in outs {
-            match o {
-                Output::Send { to, msg } => {
-                    if let Some(t) = self.index(&to) {
-                        self.msgs.push_back((t, from, msg));
-                    }
-                }
-                Output::SetTimer { at, timer } => self.timers.push((at, i, timer, false)),
-                Output::Event(e) => self.events.push((i, e)),
-            }
-        }
+        self.sim.input(i as u32, input);
     }
 
-    /// Fires timer `k` at its deadline (or now, if that is later).
-    fn fire(&mut self, k: usize) {
-        let (at, i, timer, unwanted) = self.timers.swap_remove(k);
-        self.now = self.now.max(at);
-        let before = (self.msgs.len(), self.timers.len(), self.events.len());
-        self.input(i, Input::Timer(timer));
-        if unwanted {
-            let after = (self.msgs.len(), self.timers.len(), self.events.len());
-            assert_eq!(
-                before, after,
-                "node {i}: {timer:?} acted after it was unwanted"
-            );
-        }
+    /// Host `i` crashes.
+    pub(crate) fn crash(&mut self, i: usize) {
+        self.sim.crash(i as u32);
     }
 
-    /// Fires every timer due by `until`, earliest first, without delivering messages.
-    fn fire_due(&mut self, until: Time) {
-        while let Some(k) = self.next_due(until) {
-            self.fire(k);
-        }
-        self.now = self.now.max(until);
+    /// Hosts up.
+    pub(crate) fn live(&self) -> usize {
+        self.sim.live_count()
     }
 
     /// Armed broadcast-hop timers: (all, still wanted by their node).
     pub(crate) fn hop_timers(&self) -> (usize, usize) {
-        let hop = self.timers.iter().filter(|t| {
-            matches!(
-                t.2,
-                Timer::Broadcast(BroadcastTimer::Ack(_) | BroadcastTimer::Done(_))
-            )
-        });
-        let wanted = hop
-            .clone()
+        let hop: Vec<(u32, Timer)> = self
+            .sim
+            .armed_timers()
+            .into_iter()
             .filter(|t| {
-                self.nodes[t.1]
-                    .as_ref()
-                    .is_some_and(|n| n.wants_timer(&t.2))
+                matches!(
+                    t.1,
+                    Timer::Broadcast(BroadcastTimer::Ack(_) | BroadcastTimer::Done(_))
+                )
             })
-            .count();
-        (hop.count(), wanted)
-    }
-
-    fn next_due(&self, until: Time) -> Option<usize> {
-        self.timers
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.0 <= until)
-            .min_by_key(|(_, t)| t.0)
-            .map(|(k, _)| k)
-    }
-
-    /// Delivers messages and fires due timers until `until`, in order.
-    pub(crate) fn run_until(&mut self, until: Time) {
-        loop {
-            if let Some((to, from, msg)) = self.msgs.pop_front() {
-                self.input(to, Input::Message { from, msg });
-                continue;
-            }
-            let Some(k) = self.next_due(until) else { break };
-            self.fire(k);
-        }
-        self.now = until;
-    }
-
-    fn ring_correct(&self) -> bool {
-        let mut live: Vec<Peer> = (0..self.nodes.len())
-            .filter(|i| self.nodes[*i].as_ref().is_some_and(|n| n.is_member()))
-            .map(|i| self.peers[i])
             .collect();
-        live.sort_by_key(|p| p.id);
-        (0..live.len()).all(|k| {
-            let n = self.nodes[self.index(&live[k]).unwrap()].as_ref().unwrap();
-            let succ = live[(k + 1) % live.len()];
-            let pred = live[(k + live.len() - 1) % live.len()];
-            if live.len() == 1 {
-                return n.ring().successors().is_empty();
-            }
-            n.ring().successors().first() == Some(&succ) && n.ring().predecessor() == Some(pred)
-        })
+        let wanted = hop
+            .iter()
+            .filter(|t| self.node(t.0 as usize).is_some_and(|n| n.wants_timer(&t.1)))
+            .count();
+        (hop.len(), wanted)
+    }
+
+    pub(crate) fn ring_correct(&self) -> bool {
+        oracle::check(&self.sim).ring_correct
     }
 }
 
@@ -174,14 +117,13 @@ pub(crate) fn build(ids: &[u64]) -> Net {
 
 pub(crate) fn build_with(ids: &[u64], cfg: &ChordConfig) -> Net {
     let mut net = Net::new(ids, cfg);
-    net.input(0, Input::Create);
+    net.sim.create(0);
     for i in 1..ids.len() {
-        let via = net.peers[0];
-        net.input(i, Input::Join { via: vec![via] });
-        let t = net.now + Duration::from_millis(100);
+        net.sim.join(i as u32, 0);
+        let t = net.now() + Duration::from_millis(100);
         net.run_until(t);
     }
-    let t = net.now + Duration::from_secs(30);
+    let t = net.now() + Duration::from_secs(30);
     net.run_until(t);
     net
 }
@@ -198,7 +140,7 @@ fn small_ring_forms_and_answers_lookups() {
             token: 9,
         },
     );
-    let t = net.now + Duration::from_secs(5);
+    let t = net.now() + Duration::from_secs(5);
     net.run_until(t);
     let done = net.events.iter().find_map(|(i, e)| match e {
         Event::LookupDone {
@@ -212,7 +154,7 @@ fn small_ring_forms_and_answers_lookups() {
 #[test]
 fn one_node_ring_owns_everything() {
     let mut net = build(&[42]);
-    assert!(net.nodes[0].as_ref().unwrap().is_member());
+    assert!(net.node(0).unwrap().is_member());
     net.input(
         0,
         Input::Lookup {
@@ -230,9 +172,9 @@ fn graceful_leave_closes_the_ring_at_once() {
     let mut net = build(&ids);
     assert!(net.ring_correct());
     net.input(2, Input::Leave);
-    net.nodes[2] = None;
+    net.crash(2);
     // Only the goodbyes and the immediate repair: no periodic round needed.
-    let t = net.now + Duration::from_millis(1);
+    let t = net.now() + Duration::from_millis(1);
     net.run_until(t);
     assert!(net.ring_correct());
 }
@@ -241,8 +183,8 @@ fn graceful_leave_closes_the_ring_at_once() {
 fn crashed_successor_is_routed_around() {
     let ids = [10, 20, 30, 40, 50, 60];
     let mut net = build(&ids);
-    net.nodes[2] = None; // 30 crashes
-    let t = net.now + Duration::from_secs(10);
+    net.crash(2); // 30 crashes
+    let t = net.now() + Duration::from_secs(10);
     net.run_until(t);
     assert!(net.ring_correct());
     assert!(
@@ -256,11 +198,9 @@ fn crashed_successor_is_routed_around() {
 fn forged_and_stale_messages_change_nothing() {
     let ids = [10, 20, 30, 40];
     let mut net = build(&ids);
-    let before: Vec<(Vec<Peer>, Option<Peer>)> = net
-        .nodes
-        .iter()
-        .map(|n| {
-            let n = n.as_ref().unwrap();
+    let before: Vec<(Vec<Peer>, Option<Peer>)> = (0..ids.len())
+        .map(|i| {
+            let n = net.node(i).unwrap();
             (n.ring().successors().to_vec(), n.ring().predecessor())
         })
         .collect();
@@ -308,7 +248,7 @@ fn forged_and_stale_messages_change_nothing() {
     for (from, msg) in bad {
         net.input(0, Input::Message { from, msg });
     }
-    let n0 = net.nodes[0].as_ref().unwrap();
+    let n0 = net.node(0).unwrap();
     assert_eq!(
         (n0.ring().successors().to_vec(), n0.ring().predecessor()),
         before[0]
@@ -329,7 +269,7 @@ fn routing_answer_that_does_not_approach_the_key_is_rejected() {
     );
     assert!(net.ring_correct());
     // Node 0 starts a lookup; we answer its first step with a candidate behind the responder.
-    net.msgs.clear();
+    net.set_hold(true);
     net.input(
         0,
         Input::Lookup {
@@ -337,7 +277,7 @@ fn routing_answer_that_does_not_approach_the_key_is_rejected() {
             token: 5,
         },
     );
-    let (to, _, msg) = net.msgs.pop_front().expect("a routing request");
+    let (to, _, msg) = net.held.pop_front().expect("a routing request");
     let Message::Request {
         id,
         body: Request::Ring(RingRequest::FindSuccessor { .. }),
@@ -345,9 +285,9 @@ fn routing_answer_that_does_not_approach_the_key_is_rejected() {
     else {
         panic!("expected FindSuccessor, got {msg:?}");
     };
-    let responder = net.peers[to];
-    let invalid_before = net.nodes[0].as_ref().unwrap().ring().stats().invalid;
-    net.msgs.clear();
+    let responder = net.peers[to as usize];
+    let invalid_before = net.node(0).unwrap().ring().stats().invalid;
+    net.held.clear();
     net.input(
         0,
         Input::Message {
@@ -361,7 +301,7 @@ fn routing_answer_that_does_not_approach_the_key_is_rejected() {
         },
     );
     assert_eq!(
-        net.nodes[0].as_ref().unwrap().ring().stats().invalid,
+        net.node(0).unwrap().ring().stats().invalid,
         invalid_before + 1
     );
 }
@@ -501,33 +441,33 @@ fn run_schedule(steps: Vec<Step>) -> Net {
         60000 << 40,
     ];
     let mut net = build(&ids);
+    // The adversary holds every message and picks what arrives, twice or never.
+    net.set_hold(true);
     for s in steps {
         match s {
-            Step::Deliver(k) if !net.msgs.is_empty() => {
-                let k = k % net.msgs.len();
-                if let Some((to, from, msg)) = net.msgs.remove(k) {
-                    net.input(to, Input::Message { from, msg });
-                }
+            Step::Deliver(k) if !net.held.is_empty() => {
+                let k = k % net.held.len();
+                net.deliver_held(k, false);
             }
-            Step::Duplicate(k) if !net.msgs.is_empty() => {
-                let (to, from, msg) = net.msgs[k % net.msgs.len()].clone();
-                net.input(to, Input::Message { from, msg });
+            Step::Duplicate(k) if !net.held.is_empty() => {
+                let k = k % net.held.len();
+                net.deliver_held(k, true);
             }
-            Step::Drop(k) if !net.msgs.is_empty() => {
-                let k = k % net.msgs.len();
-                net.msgs.remove(k);
+            Step::Drop(k) if !net.held.is_empty() => {
+                let k = k % net.held.len();
+                net.held.remove(k);
             }
             Step::Advance(ms) => {
-                let until = net.now + Duration::from_millis(ms as u64);
+                let until = net.now() + Duration::from_millis(ms as u64);
                 net.fire_due(until);
             }
             // Keep at least two nodes alive.
-            Step::Crash(i) if net.nodes.iter().filter(|n| n.is_some()).count() > 2 => {
-                net.nodes[i] = None;
+            Step::Crash(i) if net.live() > 2 => {
+                net.crash(i);
             }
-            Step::Leave(i) if net.nodes.iter().filter(|n| n.is_some()).count() > 2 => {
+            Step::Leave(i) if net.live() > 2 => {
                 net.input(i, Input::Leave);
-                net.nodes[i] = None;
+                net.crash(i);
             }
             Step::Forge(to, kind, list, pred, x) => {
                 let from = if x % 3 == 0 {
@@ -558,7 +498,8 @@ fn run_schedule(steps: Vec<Step>) -> Net {
         }
     }
     // The adversary stops: survivors repair on their own.
-    let t = net.now + Duration::from_secs(120);
+    net.set_hold(false);
+    let t = net.now() + Duration::from_secs(120);
     net.run_until(t);
     net
 }

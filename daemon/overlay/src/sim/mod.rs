@@ -294,11 +294,16 @@ impl Sim {
 
     /// Creates a host with a fresh random id (not started).
     pub fn add_host(&mut self) -> u32 {
-        let i = self.hosts.len() as u32;
         let mut id = [0u8; 32];
         self.rng.fill(&mut id);
+        self.add_host_with_id(NodeId(id))
+    }
+
+    /// Creates a host with identifier `id` (not started).
+    pub fn add_host_with_id(&mut self, id: NodeId) -> u32 {
+        let i = self.hosts.len() as u32;
         let peer = Peer {
-            id: NodeId(id),
+            id,
             addr: host_addr(i),
         };
         self.by_id.insert(peer.id, i);
@@ -450,10 +455,27 @@ impl Sim {
             self.held.remove(k)
         };
         if let Some((to, from, msg)) = item
-            && self.hosts[to as usize].node.is_some()
+            && self
+                .hosts
+                .get(to as usize)
+                .is_some_and(|h| h.node.is_some())
         {
             self.apply(to, Input::Message { from, msg });
         }
+    }
+
+    /// Timers in the queue of hosts' current lives: (host, timer).
+    pub fn armed_timers(&self) -> Vec<(u32, Timer)> {
+        self.slab
+            .iter()
+            .flatten()
+            .filter_map(|ev| match ev {
+                Ev::Timer {
+                    node, inc, timer, ..
+                } if self.hosts[*node as usize].incarnation == *inc => Some((*node, *timer)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Runs only the timers due by `until` (messages stay held).
