@@ -207,7 +207,7 @@ impl RingHandle {
         self.transport.peers()
     }
 
-    /// Drops by reason: the transport's, plus the overlay's invalid and stale messages.
+    /// Drops by reason: the transport's, plus the overlay's invalid, stale and unknown messages.
     pub fn dropped(&self, view: Option<&RingView>) -> BTreeMap<String, u64> {
         let stats = view.map(|v| &v.stats);
         let mut m: BTreeMap<String, u64> = self
@@ -219,6 +219,8 @@ impl RingHandle {
             .collect();
         m.insert("invalid_message".into(), stats.map_or(0, |s| s.invalid));
         m.insert("stale_response".into(), stats.map_or(0, |s| s.stale));
+        // A service, version or message type this build does not speak (ignored).
+        m.insert("unknown_message".into(), stats.map_or(0, |s| s.unknown));
         if let Some(b) = view.map(|v| &v.broadcast) {
             for (k, n) in [
                 ("broadcast_bad_id", b.dropped_bad_id),
