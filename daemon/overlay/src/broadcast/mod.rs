@@ -8,9 +8,9 @@
 //! anti-entropy between ring neighbours make it lossless under crashes, loss and partitions
 //! (`docs/protocol.md`, "Broadcast").
 
+pub mod memory;
 pub mod rate;
 mod replies;
-pub mod store;
 #[cfg(test)]
 mod tests;
 mod tree;

@@ -27,16 +27,16 @@ pub const MAX_HELD: usize = 4096;
 
 /// One held answer, for the parent's hop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Reply {
+enum Answer {
     Ack(u64),
     Done(u64),
 }
 
-impl Reply {
+impl Answer {
     fn message(self) -> Message {
         Message::Notice(Notice::Broadcast(match self {
-            Reply::Ack(hop) => Bcast::Ack { hop },
-            Reply::Done(hop) => Bcast::Done { hop },
+            Answer::Ack(hop) => Bcast::Ack { hop },
+            Answer::Done(hop) => Bcast::Done { hop },
         }))
     }
 }
@@ -44,7 +44,7 @@ impl Reply {
 /// The held answers, per parent in the order they were given.
 #[derive(Debug, Default)]
 pub(crate) struct Replies {
-    held: BTreeMap<NodeId, (Peer, Vec<Reply>)>,
+    held: BTreeMap<NodeId, (Peer, Vec<Answer>)>,
     count: usize,
     /// When the oldest held answer was given.
     since: Option<Time>,
@@ -63,15 +63,15 @@ impl Replies {
 impl Broadcast {
     /// Tells `parent` that its hop `hop` arrived and is being forwarded.
     pub(super) fn reply_ack(&mut self, cx: &mut Ctx<'_>, parent: Peer, hop: u64) {
-        self.hold(cx, parent, Reply::Ack(hop));
+        self.hold(cx, parent, Answer::Ack(hop));
     }
 
     /// Tells `parent` that its hop `hop` is finished (which also acknowledges it).
     pub(super) fn reply_done(&mut self, cx: &mut Ctx<'_>, parent: Peer, hop: u64) {
-        self.hold(cx, parent, Reply::Done(hop));
+        self.hold(cx, parent, Answer::Done(hop));
     }
 
-    fn hold(&mut self, cx: &mut Ctx<'_>, parent: Peer, reply: Reply) {
+    fn hold(&mut self, cx: &mut Ctx<'_>, parent: Peer, reply: Answer) {
         let now = cx.now();
         let delay = self.reply_delay();
         if delay.is_zero() {
@@ -84,8 +84,8 @@ impl Broadcast {
         entry.0 = parent;
         let list = &mut entry.1;
         // A `Done` replaces the `Ack` of the same hop that has not left yet (held once).
-        if let Reply::Done(hop) = reply
-            && let Some(x) = list.iter_mut().find(|x| **x == Reply::Ack(hop))
+        if let Answer::Done(hop) = reply
+            && let Some(x) = list.iter_mut().find(|x| **x == Answer::Ack(hop))
         {
             *x = reply;
             return;

@@ -1,14 +1,14 @@
 //! The broadcast state machine: the El-Ansary spanning tree over our fingers and successors,
 //! per-hop acks with resend and re-routing, completion acks, and anti-entropy with the ring
 //! neighbours. It reads the ring and acts through a [`Ctx`]; types, bounds and the message
-//! store live in [`crate::broadcast`].
+//! memory live in [`crate::broadcast`].
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::memory::Memory;
 use super::rate::RateLimiter;
 use super::replies::Replies;
-use super::store::Store;
 use super::wire::{Bcast, BroadcastRequest, BroadcastResponse};
 use super::{
     BroadcastConfig, BroadcastEvent, BroadcastStats, BroadcastTimer, Envelope, HopState,
@@ -86,7 +86,7 @@ struct Hop {
 /// The node's broadcast state.
 pub struct Broadcast {
     cfg: BroadcastConfig,
-    store: Store,
+    memory: Memory,
     rate: RateLimiter,
     tasks: BTreeMap<MsgId, Task>,
     hops: BTreeMap<u64, Hop>,
@@ -101,7 +101,7 @@ pub struct Broadcast {
 impl fmt::Debug for Broadcast {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broadcast")
-            .field("stored", &self.store.len())
+            .field("stored", &self.memory.len())
             .field("tasks", &self.tasks.len())
             .field("hops", &self.hops.len())
             .field("stats", &self.stats)
@@ -112,7 +112,7 @@ impl fmt::Debug for Broadcast {
 impl Broadcast {
     pub(crate) fn new(cfg: BroadcastConfig, seed: u64) -> Broadcast {
         Broadcast {
-            store: Store::new(cfg.max_stored, cfg.max_origins, cfg.max_out_of_order),
+            memory: Memory::new(cfg.max_stored, cfg.max_origins, cfg.max_out_of_order),
             rate: RateLimiter::new(cfg.rate_per_sec, cfg.rate_burst, cfg.max_origins),
             tasks: BTreeMap::new(),
             hops: BTreeMap::new(),
@@ -171,7 +171,7 @@ impl Broadcast {
             Some(BroadcastError::NotMember)
         } else if payload.len() > MAX_PAYLOAD {
             Some(BroadcastError::TooLarge)
-        } else if seq == 0 || self.store.is_seen(&me, seq) {
+        } else if seq == 0 || self.memory.is_seen(&me, seq) {
             Some(BroadcastError::SeqUsed)
         } else if self.tasks.len() >= self.cfg.max_tasks {
             Some(BroadcastError::Busy)
@@ -190,7 +190,7 @@ impl Broadcast {
             payload,
         };
         let id = env.id();
-        self.store.insert(cx.now(), env.clone(), id);
+        self.memory.insert(cx.now(), env.clone(), id);
         self.stats.originated += 1;
         let opened = self.fan_out(cx, id, &env, me, 1);
         if opened == 0 {
@@ -230,7 +230,10 @@ impl Broadcast {
             .collect();
         peers.sort_by_key(|p| ring.dist(&p.id));
         peers.dedup_by_key(|p| p.id);
-        let covered = self.store.get(&env.origin, env.seq).and_then(|m| m.covered);
+        let covered = self
+            .memory
+            .get(&env.origin, env.seq)
+            .and_then(|m| m.covered);
         let mut opened = 0;
         for i in 0..peers.len() {
             let child = peers[i];
@@ -260,7 +263,7 @@ impl Broadcast {
             opened += 1;
         }
         if covered.is_none_or(|cov| in_arc(&me, &cov, &limit))
-            && let Some(m) = self.store.get_mut(&env.origin, env.seq)
+            && let Some(m) = self.memory.get_mut(&env.origin, env.seq)
         {
             m.covered = Some(limit);
         }
@@ -402,7 +405,7 @@ impl Broadcast {
             self.stats.dropped_invalid += 1;
             return;
         }
-        if self.store.is_seen(&env.origin, env.seq) {
+        if self.memory.is_seen(&env.origin, env.seq) {
             self.stats.duplicates += 1;
             self.reply_ack(cx, from, hop);
             self.cover_again(cx, from, hop, limit, id, env);
@@ -416,7 +419,7 @@ impl Broadcast {
             self.reply_done(cx, from, hop);
             return;
         }
-        self.store.insert(cx.now(), env.clone(), id);
+        self.memory.insert(cx.now(), env.clone(), id);
         self.stats.delivered += 1;
         cx.event(Event::Broadcast(BroadcastEvent::Deliver {
             id,
@@ -458,7 +461,7 @@ impl Broadcast {
         env: Envelope,
     ) {
         let depth = self.tasks.get(&id).map_or(1, |t| t.depth);
-        let known = self.store.get(&env.origin, env.seq).is_some();
+        let known = self.memory.get(&env.origin, env.seq).is_some();
         let opened = if known && env.origin != cx.me().id {
             self.fan_out(cx, id, &env, limit, depth)
         } else {
@@ -724,7 +727,7 @@ impl Broadcast {
     fn hop_state(&self, id: &MsgId, origin: &NodeId, seq: u64) -> HopState {
         if self.tasks.contains_key(id) {
             HopState::Working
-        } else if self.store.is_seen(origin, seq) {
+        } else if self.memory.is_seen(origin, seq) {
             HopState::Done
         } else {
             HopState::Unknown
@@ -751,7 +754,7 @@ impl Broadcast {
     }
 
     fn send_digest(&mut self, cx: &mut Ctx<'_>, to: Peer, reply: bool) {
-        let (heads, complete) = self.store.digest(MAX_DIGEST);
+        let (heads, complete) = self.memory.digest(MAX_DIGEST);
         cx.send(
             to,
             Message::Notice(Notice::Broadcast(Bcast::Digest {
@@ -772,7 +775,7 @@ impl Broadcast {
     ) {
         let cfg = &self.cfg;
         let repairs: Vec<(MsgId, Envelope)> = self
-            .store
+            .memory
             .missing_for(&heads, complete, cx.now(), cfg.ae_grace, cfg.ae_max_repairs)
             .into_iter()
             .map(|m| (m.id, m.env.clone()))
@@ -785,7 +788,7 @@ impl Broadcast {
                 Message::Notice(Notice::Broadcast(Bcast::Repair { id, env })),
             );
         }
-        if !reply && self.store.lacks_any(&heads) {
+        if !reply && self.memory.lacks_any(&heads) {
             self.send_digest(cx, from, true);
         }
     }
@@ -795,7 +798,7 @@ impl Broadcast {
     /// wave runs at network speed instead of one anti-entropy round per node. It stops at the
     /// first node that has the message.
     fn on_repair(&mut self, cx: &mut Ctx<'_>, from: Peer, id: MsgId, env: Envelope) {
-        if self.store.is_seen(&env.origin, env.seq) {
+        if self.memory.is_seen(&env.origin, env.seq) {
             self.stats.duplicates += 1;
             return;
         }
@@ -807,7 +810,7 @@ impl Broadcast {
             self.stats.dropped_rate += 1;
             return;
         }
-        self.store.insert(cx.now(), env.clone(), id);
+        self.memory.insert(cx.now(), env.clone(), id);
         self.stats.delivered += 1;
         self.stats.repairs_received += 1;
         let onward = if cx.ring().successor().is_some_and(|s| s.id == from.id) {

@@ -19,7 +19,7 @@ struct Seen {
 
 /// A stored message.
 #[derive(Clone, Debug)]
-pub struct Stored {
+pub struct Remembered {
     /// The message.
     pub env: Envelope,
     /// Its id.
@@ -32,19 +32,19 @@ pub struct Stored {
 
 /// Bounded broadcast memory.
 #[derive(Debug)]
-pub struct Store {
+pub struct Memory {
     seen: BTreeMap<NodeId, Seen>,
-    msgs: BTreeMap<(NodeId, u64), Stored>,
+    msgs: BTreeMap<(NodeId, u64), Remembered>,
     order: VecDeque<(NodeId, u64)>,
     max_stored: usize,
     max_origins: usize,
     max_out_of_order: usize,
 }
 
-impl Store {
+impl Memory {
     /// An empty store with these bounds.
-    pub fn new(max_stored: usize, max_origins: usize, max_out_of_order: usize) -> Store {
-        Store {
+    pub fn new(max_stored: usize, max_origins: usize, max_out_of_order: usize) -> Memory {
+        Memory {
             seen: BTreeMap::new(),
             msgs: BTreeMap::new(),
             order: VecDeque::new(),
@@ -61,14 +61,14 @@ impl Store {
             .is_some_and(|s| seq <= s.high || s.above.contains(&seq))
     }
 
-    /// Records a new message (the caller checked [`Store::is_seen`]) and keeps it for
+    /// Records a new message (the caller checked [`Memory::is_seen`]) and keeps it for
     /// anti-entropy, evicting the oldest beyond the bound.
     pub fn insert(&mut self, now: Time, env: Envelope, id: MsgId) {
         let key = (env.origin, env.seq);
         self.mark_seen(now, env.origin, env.seq);
         self.msgs.insert(
             key,
-            Stored {
+            Remembered {
                 env,
                 id,
                 at: now,
@@ -114,12 +114,12 @@ impl Store {
     }
 
     /// The stored message `(origin, seq)`.
-    pub fn get(&self, origin: &NodeId, seq: u64) -> Option<&Stored> {
+    pub fn get(&self, origin: &NodeId, seq: u64) -> Option<&Remembered> {
         self.msgs.get(&(*origin, seq))
     }
 
     /// The stored message `(origin, seq)`, mutable.
-    pub fn get_mut(&mut self, origin: &NodeId, seq: u64) -> Option<&mut Stored> {
+    pub fn get_mut(&mut self, origin: &NodeId, seq: u64) -> Option<&mut Remembered> {
         self.msgs.get_mut(&(*origin, seq))
     }
 
@@ -145,7 +145,7 @@ impl Store {
         (v.into_iter().map(|(o, s)| (*o, s.high)).collect(), complete)
     }
 
-    /// Stored messages, at least `grace` old, that a neighbour with this digest lacks (at most
+    /// Remembered messages, at least `grace` old, that a neighbour with this digest lacks (at most
     /// `max`). Origins missing from a complete digest are unknown to the neighbour.
     pub fn missing_for(
         &self,
@@ -154,7 +154,7 @@ impl Store {
         now: Time,
         grace: Duration,
         max: usize,
-    ) -> Vec<&Stored> {
+    ) -> Vec<&Remembered> {
         let theirs: BTreeMap<&NodeId, u64> = heads.iter().map(|(o, h)| (o, *h)).collect();
         let mut out = Vec::new();
         for ((origin, seq), m) in &self.msgs {
@@ -192,14 +192,14 @@ mod tests {
         }
     }
 
-    fn put(s: &mut Store, t: u64, e: Envelope) {
+    fn put(s: &mut Memory, t: u64, e: Envelope) {
         let id = e.id();
         s.insert(Time::ZERO + Duration::from_secs(t), e, id);
     }
 
     #[test]
     fn dedup_tracks_gaps() {
-        let mut s = Store::new(100, 10, 10);
+        let mut s = Memory::new(100, 10, 10);
         let o = NodeId([1; 32]);
         put(&mut s, 0, env(1, 1));
         put(&mut s, 0, env(1, 3));
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn bounds_hold() {
-        let mut s = Store::new(5, 3, 4);
+        let mut s = Memory::new(5, 3, 4);
         for i in 1..=20u8 {
             put(&mut s, u64::from(i), env(i, 1));
         }
@@ -226,7 +226,7 @@ mod tests {
 
     #[test]
     fn anti_entropy_offers_what_the_neighbour_lacks() {
-        let mut s = Store::new(100, 10, 10);
+        let mut s = Memory::new(100, 10, 10);
         put(&mut s, 0, env(1, 1));
         put(&mut s, 0, env(1, 2));
         put(&mut s, 0, env(2, 1));
