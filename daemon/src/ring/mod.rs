@@ -112,6 +112,11 @@ impl std::fmt::Debug for RingHandle {
     }
 }
 
+/// Test builds only (debug assertions on): when this variable is set, the node also runs the
+/// overlay's test-only echo service, so a test can mix nodes with and without a service.
+/// Release builds ignore it.
+pub const TEST_ECHO_ENV: &str = "CHAT_OVERLAY_TEST_ECHO";
+
 /// Starts the transport on `socket` and starts the driver (and, with bootstrap addresses, the first
 /// contact). Must run inside a tokio runtime.
 pub fn start(
@@ -140,6 +145,10 @@ pub fn start(
     let mut overlay = chat_overlay::Overlay::new(me, cfg.chord.clone(), seed);
     let validator = inbox.clone();
     overlay.set_validator(Box::new(move |env| validator.validate(env)));
+    if cfg!(debug_assertions) && std::env::var_os(TEST_ECHO_ENV).is_some() {
+        // A build "with a newer service", for the mixed-ring test (tests/e2e/ring/chat.rs).
+        overlay.add_extension(Box::new(chat_overlay::testing::Echo::default()));
+    }
     let driver = driver::Driver::new(node, overlay, transport.clone(), events.clone(), inbox);
     let task = tokio::spawn(tracing::Instrument::instrument(
         driver.run(inbound_rx, command_rx),

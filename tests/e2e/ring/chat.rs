@@ -108,6 +108,48 @@ fn messages_reach_every_node_once_and_survive_crashes_and_restarts() {
     await_all(&c, &want);
 }
 
+/// A rolling upgrade that adds a service: half the nodes run a build with the overlay's
+/// test-only echo service (debug builds honour `CHAT_OVERLAY_TEST_ECHO`). The others count its
+/// messages as unknown and answer its requests "unsupported"; nobody closes a connection or
+/// takes a peer for dead, the ring stays correct and every message reaches every node once.
+#[test]
+fn a_ring_mixing_builds_with_and_without_a_service_loses_no_message() {
+    let mut c = Cluster::new(5);
+    let first = c.add(&[]);
+    let seed = [c.addr(first)];
+    for i in 1..6 {
+        if i % 2 == 1 {
+            c.add_with_env(&seed, &[("CHAT_OVERLAY_TEST_ECHO", "1")]);
+        } else {
+            c.add(&seed);
+        }
+    }
+    c.await_ring(FORM);
+    // Old nodes hear the echo service (its period is 1 s) and ignore it.
+    let heard = poll(FORM, Duration::from_millis(200), || {
+        [0, 2, 4]
+            .into_iter()
+            .all(|i| c.dropped(i, "unknown_message") > 0)
+            .then_some(())
+    });
+    assert!(heard.is_some(), "old nodes never saw the new service");
+    let mut want = Vec::new();
+    for (k, i) in [0, 1, 2, 3, 4, 5, 0, 3].into_iter().enumerate() {
+        let t = format!("mixed {k} from node {i}");
+        send(&c, i, &t);
+        want.push(t);
+    }
+    await_all(&c, &want);
+    assert!(c.ring_error().is_none(), "{:?}", c.ring_error());
+    for i in 0..6 {
+        assert_eq!(
+            c.dropped(i, "undecodable_frame"),
+            0,
+            "node {i} closed a connection"
+        );
+    }
+}
+
 /// How many messages with `text` member `i`'s database file holds: what another connection
 /// sees, i.e. what is committed.
 fn on_disk(c: &Cluster, i: usize, text: &str) -> i64 {
