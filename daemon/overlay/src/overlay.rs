@@ -174,6 +174,7 @@ impl Overlay {
                     .flush_replies_if_due(&mut Ctx::new(&mut self.ring, now));
             }
             self.ring.report_neighbour_changes(before);
+            self.drain(now);
         }
         self.ring.take_outputs()
     }

@@ -25,6 +25,11 @@ pub enum RingEvent {
     Joined,
     /// The driver could not reach this peer (its connection failed).
     Unreachable(NodeId),
+    /// The ring core stopped routing through this peer (it failed requests).
+    PeerSuspected(NodeId),
+    /// The successor list or the predecessor changed (raised once per input, after the
+    /// core's and the sub-protocols' work on it): replicas may have moved.
+    NeighboursChanged,
 }
 
 /// The outcome of a request a sub-protocol made.

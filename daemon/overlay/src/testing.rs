@@ -26,6 +26,9 @@ pub struct EchoStats {
     pub failed: u64,
     /// Requests this node answered.
     pub served: u64,
+    /// Ring events seen: neighbours changed, peers suspected.
+    pub neighbours_changed: u64,
+    pub suspected: u64,
 }
 
 /// The test-only echo service.
@@ -74,8 +77,11 @@ impl Extension for Echo {
     }
 
     fn on_ring_event(&mut self, cx: &mut Ctx<'_>, ev: &RingEvent) {
-        if *ev == RingEvent::Joined {
-            Self::arm(cx);
+        match ev {
+            RingEvent::Joined => Self::arm(cx),
+            RingEvent::NeighboursChanged => self.stats.neighbours_changed += 1,
+            RingEvent::PeerSuspected(_) => self.stats.suspected += 1,
+            RingEvent::Unreachable(_) => {}
         }
     }
 

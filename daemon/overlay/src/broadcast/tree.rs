@@ -340,6 +340,9 @@ impl Broadcast {
                 cx.set_timer(cx.now() + a, BroadcastTimer::AntiEntropy.into());
             }
             RingEvent::Unreachable(id) => self.on_unreachable(cx, *id),
+            // Arcs are re-routed on a child's failure, not on suspicion alone; the tree is
+            // cut from the tables at each message.
+            RingEvent::PeerSuspected(_) | RingEvent::NeighboursChanged => {}
         }
     }
 

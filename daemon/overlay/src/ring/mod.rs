@@ -130,6 +130,14 @@ struct Pending {
     attempts_used: u8,
 }
 
+/// What [`Ring::report_neighbour_changes`] compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Neighbours {
+    succ: Option<Peer>,
+    pred: Option<Peer>,
+    list: u64,
+}
+
 /// Consecutive timeouts after which a peer is suspected.
 const SUSPECT_AFTER: u8 = 2;
 
@@ -287,23 +295,34 @@ impl Ring {
 
     // ---- for the overlay -------------------------------------------------------------------
 
-    /// Successor and predecessor, to compare after an input.
-    pub(crate) fn neighbours(&self) -> (Option<Peer>, Option<Peer>) {
-        (self.t.successor(), self.t.pred)
+    /// Successor, predecessor and a fingerprint of the successor list, to compare after an
+    /// input.
+    pub(crate) fn neighbours(&self) -> Neighbours {
+        Neighbours {
+            succ: self.t.successor(),
+            pred: self.t.pred,
+            list: self.t.succs.iter().fold(self.t.succs.len() as u64, |h, p| {
+                h.rotate_left(7) ^ p.id.high_u64()
+            }),
+        }
     }
 
-    /// Raises the neighbour-change events for what changed since `before`.
-    pub(crate) fn report_neighbour_changes(&mut self, before: (Option<Peer>, Option<Peer>)) {
+    /// Raises the neighbour-change events for what changed since `before`, for the
+    /// application and (as [`RingEvent::NeighboursChanged`]) for the sub-protocols.
+    pub(crate) fn report_neighbour_changes(&mut self, before: Neighbours) {
         if self.phase != Phase::Member {
             return;
         }
-        let (succ, pred) = before;
-        if self.t.successor() != succ {
+        let now = self.neighbours();
+        if now.succ != before.succ {
             self.on_successor_changed();
-            self.event(Event::SuccessorChanged(self.t.successor()));
+            self.event(Event::SuccessorChanged(now.succ));
         }
-        if self.t.pred != pred {
-            self.event(Event::PredecessorChanged(self.t.pred));
+        if now.pred != before.pred {
+            self.event(Event::PredecessorChanged(now.pred));
+        }
+        if now != before {
+            self.up.push_back(Up::Ring(RingEvent::NeighboursChanged));
         }
     }
 
@@ -481,6 +500,8 @@ impl Ring {
         self.t.suspect(peer, now, &self.cfg);
         if !was {
             self.event(Event::PeerSuspected(peer.id));
+            self.up
+                .push_back(Up::Ring(RingEvent::PeerSuspected(peer.id)));
         }
     }
 

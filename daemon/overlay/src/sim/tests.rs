@@ -107,7 +107,11 @@ fn nodes_with_and_without_a_new_service_keep_one_ring_and_lose_no_broadcast() {
 
 #[test]
 fn a_message_to_a_crashed_host_makes_its_sender_unreachable_and_the_ring_repairs() {
-    let mut sim = ring(SimConfig::default(), 12, |_| false);
+    let mut sim = ring(SimConfig::default(), 12, |_| true);
+    let before: Vec<(u64, u64)> = (0..12u32)
+        .map(|i| echo(&sim, i).map_or((0, 0), |e| (e.neighbours_changed, e.suspected)))
+        .collect();
+    let crashed = sim.hosts[5].peer.id;
     sim.crash(5);
     let deadline = sim.now() + Duration::from_secs(60);
     while !oracle::check(&sim).ring_correct {
@@ -115,6 +119,24 @@ fn a_message_to_a_crashed_host_makes_its_sender_unreachable_and_the_ring_repairs
         sim.run_for(Duration::from_millis(500));
     }
     assert!(sim.net.unreachable > 0);
+    // The crashed host's ring neighbours told their sub-protocols: it was suspected and
+    // their neighbourhood changed.
+    let pred = (0..12u32)
+        .filter(|i| *i != 5)
+        .find(|i| {
+            sim.hosts[*i as usize]
+                .node
+                .as_ref()
+                .is_some_and(|n| n.ring().successors().first().is_some())
+                && sim.hosts[*i as usize].node.as_ref().is_some_and(|n| {
+                    let succ = n.ring().successors()[0].id;
+                    crashed.in_open(&n.me().id, &succ)
+                })
+        })
+        .expect("the crashed host's predecessor");
+    let e = echo(&sim, pred).expect("echo");
+    assert!(e.neighbours_changed > before[pred as usize].0);
+    assert!(e.suspected > before[pred as usize].1);
     assert!(broadcast_all(
         &mut sim,
         10,
