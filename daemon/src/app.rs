@@ -18,10 +18,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::chat::{Chat, Outbound, RingInbox};
+use crate::chat::{Chat, RingInbox};
 use crate::config::Settings;
 use crate::control::ControlSocket;
 use crate::error::Error;
@@ -29,7 +28,7 @@ use crate::identity::{Identity, Origin};
 use crate::node::Node;
 use crate::notify::{Notifier, RingCounts};
 use crate::reload::Reloader;
-use crate::ring::{self, RingConfig, RingHandle};
+use crate::ring::{self, RingConfig};
 use crate::{paths, shutdown, transport};
 
 /// How long in-flight control calls may run after a shutdown signal.
@@ -64,7 +63,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             listen_addr,
             settings.bootstrap.clone(),
         ));
-        let (chat, outbound) = Chat::open(
+        let chat = Chat::open(
             &settings.data_dir,
             identity.signing_key().clone(),
             settings.nickname.clone(),
@@ -85,7 +84,6 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         let (ring, _driver) =
             ring::start(node.clone(), identity.signing_key(), ring_cfg, udp, inbox)?;
         node.attach_ring(ring.clone());
-        tokio::spawn(forward_outbound(outbound, ring.clone()).in_current_span());
 
         // STATUS= numbers: the driver's ring-size estimate and the open connections.
         let ring_counts = {
@@ -146,20 +144,6 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
     }
     .instrument(span)
     .await
-}
-
-/// Hands every message our users send to the overlay as a broadcast, numbered like the signed
-/// envelope it carries.
-async fn forward_outbound(mut outbound: mpsc::Receiver<Outbound>, ring: RingHandle) {
-    while let Some(msg) = outbound.recv().await {
-        let input = chat_overlay::Input::Broadcast {
-            seq: msg.seq,
-            payload: msg.wire.to_vec(),
-        };
-        if !ring.submit(input) {
-            warn!(id = %msg.id.to_hex(), "ring driver busy or stopped; message kept locally only");
-        }
-    }
 }
 
 /// Handles one SIGHUP: reload, log what changed, tell systemd.

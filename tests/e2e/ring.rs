@@ -1,6 +1,6 @@
 //! End-to-end tests of the ring over QUIC: real chatd processes on 127.0.N.x addresses form a
 //! Chord ring, leave it gracefully, crash, rejoin, and shrug off hostile input; chat messages
-//! sent on any node reach every node exactly once.
+//! sent on any node reach every node exactly once, and a send answered OK is really sent.
 //!
 //! Every wait polls a condition (through `chatctl … --json`) until a deadline; nothing sleeps
 //! and hopes. Ring timers are shortened through the `[ring]` config section.
@@ -9,9 +9,15 @@ mod support;
 
 #[path = "ring/chat.rs"]
 mod chat;
+// The gRPC client of the chat tests (this binary uses only its Unix-socket part).
+#[allow(dead_code)]
+#[path = "chat/client.rs"]
+mod client;
 #[path = "ring/cluster.rs"]
 mod cluster;
 #[path = "ring/hostile.rs"]
 mod hostile;
 #[path = "ring/membership.rs"]
 mod membership;
+#[path = "ring/send.rs"]
+mod send;

@@ -161,6 +161,14 @@ impl Overlay {
         &self.broadcast
     }
 
+    /// Whether [`Input::Broadcast`] would be accepted at `now` (for a payload within
+    /// [`crate::broadcast::MAX_PAYLOAD`] and an unused sequence number). Takes nothing, so a
+    /// driver can ask before it numbers, signs and stores a message, and tell its client the
+    /// truth: an `Ok` here and a broadcast fed at the same or a later time is accepted.
+    pub fn admits_broadcast(&self, now: Time) -> Result<(), BroadcastError> {
+        self.broadcast.admits(&self.ring, now)
+    }
+
     /// Feeds one input at time `now` and returns what the driver must do.
     pub fn handle(&mut self, now: Time, input: Input) -> Vec<Output> {
         if self.ring.phase() != Phase::Left {

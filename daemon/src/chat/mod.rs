@@ -6,8 +6,9 @@
 //!   [`hub`] and [`subscription`]: live delivery;
 //! - [`ratelimit`]: token buckets (per-client send limits, failed-login limits).
 //!
-//! Data flow: [`Chat::send_local`] signs, stores, publishes to local subscribers and queues the
-//! wire bytes on the outbound channel (the broadcast layer drains it);
+//! Data flow: [`Chat::send_local`] numbers, signs, stores and publishes to local subscribers,
+//! and returns the wire bytes for the broadcast; the control API calls it on the ring driver
+//! only once the overlay admits the broadcast (`ring::originate`), so "sent" is true;
 //! [`RingInbox`] verifies what the ring brings (once) and hands it to
 //! [`Chat::accept_verified`], which dedupes, stores and publishes ([`Chat::accept_remote`]
 //! takes wire bytes and verifies them first). Storing and publishing happen under one lock, so subscribers see
@@ -29,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 pub use envelope::{Message, MessageId};
 pub use inbox::RingInbox;
@@ -57,7 +58,8 @@ pub struct ChatConfig {
     pub subscriber_queue: usize,
     /// Open subscriptions at most (`chat.max_subscribers`).
     pub max_subscribers: usize,
-    /// Local messages waiting for the broadcast layer at most (`chat.outbound_queue`).
+    /// Local messages waiting for the ring driver at most (`chat.outbound_queue`); a send
+    /// beyond it is refused at once as busy.
     pub outbound_queue: usize,
     /// How long messages from the ring may wait before they are committed to the history
     /// (`chat.commit_delay_ms`; zero commits each one). See [`store`].
@@ -76,15 +78,16 @@ impl Default for ChatConfig {
     }
 }
 
-/// Wire bytes of a local message for the broadcast layer to send to the ring.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outbound {
-    /// The message id.
-    pub id: MessageId,
-    /// The origin's sequence number (the broadcast layer numbers it the same way).
+/// A local message, numbered, signed, stored and shown to local subscribers: what the
+/// broadcast takes.
+#[derive(Clone, Debug)]
+pub struct Local {
+    /// The stored message.
+    pub stored: Arc<Stored>,
+    /// The origin's sequence number (the broadcast numbers it the same way).
     pub seq: u64,
     /// The signed envelope, as [`Chat::accept_remote`] takes it on other nodes.
-    pub wire: Arc<[u8]>,
+    pub wire: Vec<u8>,
 }
 
 /// A chat-layer failure that is not the caller's fault.
@@ -101,7 +104,7 @@ pub enum SendError {
     /// The text is empty or too long.
     #[error(transparent)]
     Text(#[from] TextError),
-    /// The broadcast layer is that far behind; try again later.
+    /// `chat.outbound_queue` sends already wait for the ring driver; try again later.
     #[error("too many messages waiting to be sent to the ring; try again shortly")]
     Busy,
     /// The store failed.
@@ -175,7 +178,7 @@ struct Inner {
     clock: Clock,
     state: Mutex<State>,
     hub: Hub,
-    outbound: mpsc::Sender<Outbound>,
+    sending: Arc<Semaphore>,
     subscriptions: Arc<Semaphore>,
     counters: Counters,
 }
@@ -187,14 +190,13 @@ struct State {
 }
 
 impl Chat {
-    /// Opens the history in `data_dir` and returns the handle and the receiver of local
-    /// messages for the broadcast layer.
+    /// Opens the history in `data_dir`.
     pub fn open(
         data_dir: &Path,
         key: SigningKey,
         nick: Option<Nickname>,
         config: &ChatConfig,
-    ) -> Result<(Chat, mpsc::Receiver<Outbound>), ChatError> {
+    ) -> Result<Chat, ChatError> {
         let store = Store::open(data_dir, config.retention_messages)?;
         Ok(Chat::with_store(store, key, nick, config)?)
     }
@@ -204,7 +206,7 @@ impl Chat {
         key: SigningKey,
         nick: Option<Nickname>,
         config: &ChatConfig,
-    ) -> Result<(Chat, mpsc::Receiver<Outbound>), ChatError> {
+    ) -> Result<Chat, ChatError> {
         let store = Store::in_memory(config.retention_messages)?;
         Ok(Chat::with_store(store, key, nick, config)?)
     }
@@ -214,10 +216,9 @@ impl Chat {
         key: SigningKey,
         nick: Option<Nickname>,
         config: &ChatConfig,
-    ) -> Result<(Chat, mpsc::Receiver<Outbound>), StoreError> {
+    ) -> Result<Chat, StoreError> {
         store.set_commit_delay(config.commit_delay);
         let (seq, newest) = store.resume_point(&key.verifying_key())?;
-        let (tx, rx) = mpsc::channel(config.outbound_queue.max(1));
         let chat = Chat {
             inner: Arc::new(Inner {
                 key,
@@ -225,27 +226,33 @@ impl Chat {
                 clock: Clock::starting_at(newest),
                 state: Mutex::new(State { store, seq }),
                 hub: Hub::new(config.subscriber_queue),
-                outbound: tx,
+                sending: Arc::new(Semaphore::new(config.outbound_queue.max(1))),
                 subscriptions: Arc::new(Semaphore::new(config.max_subscribers)),
                 counters: Counters::default(),
             }),
         };
-        Ok((chat, rx))
+        Ok(chat)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Signs `text` for `room`, stores it, shows it to local subscribers and queues it for the
-    /// ring.
-    pub fn send_local(&self, room: &Room, text: &str) -> Result<Arc<Stored>, SendError> {
+    /// A place among the `chat.outbound_queue` sends that may wait for the ring driver at
+    /// once, held until the send is answered; [`SendError::Busy`] when none is free.
+    pub fn sending_permit(&self) -> Result<OwnedSemaphorePermit, SendError> {
+        self.inner
+            .sending
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| SendError::Busy)
+    }
+
+    /// Numbers and signs `text` for `room`, stores it and shows it to local subscribers. The
+    /// caller broadcasts it at once: the control API runs this on the ring driver, only once
+    /// the overlay admits the broadcast.
+    pub fn send_local(&self, room: &Room, text: &str) -> Result<Local, SendError> {
         envelope::check_text(text)?;
-        let permit = self
-            .inner
-            .outbound
-            .try_reserve()
-            .map_err(|_| SendError::Busy)?;
         let mut state = self.state();
         let seq = state.seq + 1;
         let message = envelope::sign(
@@ -267,13 +274,12 @@ impl Chat {
         let stored = Arc::new(Stored { pos, message });
         self.inner.hub.publish(stored.clone());
         drop(state);
-        permit.send(Outbound {
-            id: stored.message.id,
-            seq: stored.message.seq,
-            wire: stored.message.wire.as_slice().into(),
-        });
         self.inner.counters.sent.fetch_add(1, Ordering::Relaxed);
-        Ok(stored)
+        Ok(Local {
+            seq: stored.message.seq,
+            wire: stored.message.wire.to_vec(),
+            stored,
+        })
     }
 
     /// Verifies, dedupes, stores and publishes an envelope from the ring. `Ok` means the

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::*;
 
-fn core(seed: u8, nick: &str, config: &ChatConfig) -> (Chat, mpsc::Receiver<Outbound>) {
+fn core(seed: u8, nick: &str, config: &ChatConfig) -> Chat {
     Chat::in_memory(
         SigningKey::from_bytes(&[seed; 32]),
         nick.parse().ok(),
@@ -31,13 +31,12 @@ fn text(event: &Event) -> &str {
 #[tokio::test]
 async fn a_local_message_reaches_another_core_once() {
     let config = ChatConfig::default();
-    let (alice, mut alice_out) = core(1, "alice", &config);
-    let (bob, _bob_out) = core(2, "bob", &config);
+    let alice = core(1, "alice", &config);
+    let bob = core(2, "bob", &config);
     let lobby = Room::lobby();
-    let sent = alice.send_local(&lobby, "hi bob").expect("sent");
-    assert_eq!(sent.message.seq, 1);
-    let out = alice_out.try_recv().expect("queued for the ring");
-    assert_eq!(out.id, sent.message.id);
+    let out = alice.send_local(&lobby, "hi bob").expect("sent");
+    let sent = out.stored.clone();
+    assert_eq!((sent.message.seq, out.seq), (1, 1));
 
     let got = bob.accept_remote(&out.wire).expect("accepted");
     assert_eq!(got.message.id, sent.message.id);
@@ -73,7 +72,7 @@ async fn a_local_message_reaches_another_core_once() {
         seq,
         payload: payload.to_vec(),
     };
-    let (carol, _carol_out) = core(3, "carol", &config);
+    let carol = core(3, "carol", &config);
     let inbox = RingInbox::new(carol.clone());
     assert!(!inbox.validate(&env(1, &tampered)), "bad signature");
     assert!(
@@ -87,35 +86,30 @@ async fn a_local_message_reaches_another_core_once() {
     assert_eq!(carol.counters().refused.load(Ordering::Relaxed), 0);
     assert_eq!(carol.after(0, None, 10).expect("history").len(), 1);
     // A delivery that was not validated here is verified, not trusted.
-    let (dave, _dave_out) = core(4, "dave", &config);
+    let dave = core(4, "dave", &config);
     RingInbox::new(dave.clone()).deliver(&env(1, &tampered));
     assert_eq!(dave.counters().received.load(Ordering::Relaxed), 0);
     assert_eq!(dave.counters().refused.load(Ordering::Relaxed), 1);
 }
 
 #[tokio::test]
-async fn refuses_bad_texts_and_reports_a_full_outbound_queue() {
+async fn refuses_bad_texts_and_bounds_the_sends_waiting_for_the_ring() {
     let config = ChatConfig {
         outbound_queue: 1,
         ..ChatConfig::default()
     };
-    let (alice, mut out) = core(1, "alice", &config);
+    let alice = core(1, "alice", &config);
     let lobby = Room::lobby();
     assert!(matches!(
         alice.send_local(&lobby, ""),
         Err(SendError::Text(_))
     ));
-    alice.send_local(&lobby, "one").expect("fits");
-    assert!(matches!(
-        alice.send_local(&lobby, "two"),
-        Err(SendError::Busy)
-    ));
-    out.recv().await.expect("drained");
-    let third = alice.send_local(&lobby, "three").expect("room again");
-    assert_eq!(
-        third.message.seq, 2,
-        "a refused send uses no sequence number"
-    );
+    let waiting = alice.sending_permit().expect("one may wait");
+    assert!(matches!(alice.sending_permit(), Err(SendError::Busy)));
+    drop(waiting);
+    let _again = alice.sending_permit().expect("room again");
+    let first = alice.send_local(&lobby, "one").expect("sent");
+    assert_eq!(first.seq, 1, "a refused text uses no sequence number");
 }
 
 #[tokio::test]
@@ -125,21 +119,21 @@ async fn sequence_numbers_continue_after_a_restart() {
     let config = ChatConfig::default();
     let lobby = Room::lobby();
     let first = {
-        let (chat, _out) = Chat::open(dir.path(), key.clone(), None, &config).expect("open");
-        chat.send_local(&lobby, "before").expect("sent")
+        let chat = Chat::open(dir.path(), key.clone(), None, &config).expect("open");
+        chat.send_local(&lobby, "before").expect("sent").stored
     };
-    let (chat, _out) = Chat::open(dir.path(), key, None, &config).expect("reopen");
-    let second = chat.send_local(&lobby, "after").expect("sent");
+    let chat = Chat::open(dir.path(), key, None, &config).expect("reopen");
+    let second = chat.send_local(&lobby, "after").expect("sent").stored;
     assert_eq!(second.message.seq, first.message.seq + 1);
     assert!(second.message.hlc > first.message.hlc);
 }
 
 #[tokio::test]
 async fn subscriptions_replay_then_follow_by_room() {
-    let (chat, _out) = core(1, "alice", &ChatConfig::default());
+    let chat = core(1, "alice", &ChatConfig::default());
     let lobby = Room::lobby();
     let dev: Room = "dev".parse().expect("room");
-    let first = chat.send_local(&lobby, "l1").expect("sent");
+    let first = chat.send_local(&lobby, "l1").expect("sent").stored;
     chat.send_local(&dev, "d1").expect("sent");
     chat.send_local(&lobby, "l2").expect("sent");
 
@@ -180,14 +174,14 @@ async fn a_slow_subscriber_lags_without_holding_anyone_up() {
         outbound_queue: 10_000,
         ..ChatConfig::default()
     };
-    let (chat, _out) = core(1, "alice", &config);
+    let chat = core(1, "alice", &config);
     let lobby = Room::lobby();
     let mut slow = chat
         .subscribe(None, Start::Backlog(0))
         .expect("ok")
         .expect("subscribed");
     // Let the subscription reach its live phase before flooding.
-    let first = chat.send_local(&lobby, "first").expect("sent");
+    let first = chat.send_local(&lobby, "first").expect("sent").stored;
     assert_eq!(text(&next(&mut slow).await), "first");
     for i in 0..500 {
         chat.send_local(&lobby, &format!("m{i}"))
@@ -223,7 +217,7 @@ async fn subscriptions_are_bounded_and_released() {
         max_subscribers: 1,
         ..ChatConfig::default()
     };
-    let (chat, _out) = core(1, "alice", &config);
+    let chat = core(1, "alice", &config);
     let first = chat
         .subscribe(None, Start::Backlog(0))
         .expect("ok")

@@ -132,9 +132,20 @@ impl ChatService for ChatApi {
             ))
             .into());
         }
-        let stored = self
-            .chat
-            .send_local(&room, &req.text)
+        let ring = self.node.ring().ok_or_else(|| {
+            ApiError::Unavailable("the ring is not running; messages cannot be sent".into())
+        })?;
+        // Bounded: at most `chat.outbound_queue` sends wait for the driver at once.
+        let _waiting = self.chat.sending_permit().map_err(ApiError::from)?;
+        let chat = self.chat.clone();
+        // Numbered, signed and stored on the driver only once the overlay admits the
+        // broadcast: OK means the overlay has taken it (ring/originate.rs).
+        let stored = ring
+            .originate(move || {
+                chat.send_local(&room, &req.text)
+                    .map(|l| (l.seq, l.wire, l.stored))
+            })
+            .await
             .map_err(ApiError::from)?;
         Ok(Response::new(SendResponse {
             message: Some(to_proto(&stored)),

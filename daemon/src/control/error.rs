@@ -7,8 +7,11 @@ use std::path::PathBuf;
 
 use tonic::{Code, Status};
 
+use chat_overlay::BroadcastError;
+
 use crate::chat::{ChatError, SendError};
 use crate::paths::PathError;
+use crate::ring::originate::OriginateError;
 
 /// Why the control server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +90,33 @@ impl From<SendError> for ApiError {
             SendError::Text(e) => ApiError::field("text", e),
             SendError::Busy => ApiError::ResourceExhausted(err.to_string()),
             SendError::Chat(e) => e.into(),
+        }
+    }
+}
+
+impl From<OriginateError<SendError>> for ApiError {
+    fn from(err: OriginateError<SendError>) -> ApiError {
+        match err {
+            OriginateError::Job(e) => e.into(),
+            OriginateError::DriverGone => ApiError::Unavailable(
+                "the ring driver is not running; the message was not sent".into(),
+            ),
+            OriginateError::Refused(e) => match e {
+                BroadcastError::RateLimited { retry_after } => {
+                    ApiError::ResourceExhausted(format!(
+                        "this node is sending more than ring.origin_rate allows (all its clients together); retry in {} ms",
+                        retry_after.as_millis().max(1)
+                    ))
+                }
+                BroadcastError::Busy => ApiError::ResourceExhausted(
+                    "too many broadcasts of this node in flight; try again shortly".into(),
+                ),
+                BroadcastError::NotMember => ApiError::Unavailable(
+                    "this node is not a ring member; the message was not sent".into(),
+                ),
+                BroadcastError::TooLarge => ApiError::field("text", e),
+                BroadcastError::SeqUsed => ApiError::Internal(e.to_string()),
+            },
         }
     }
 }

@@ -10,9 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_overlay::{BroadcastEvent, Event, Input, Message, Output, Phase, Time};
+use chat_overlay::{BroadcastError, BroadcastEvent, Event, Input, Message, Output, Phase, Time};
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::timers::Timers;
 use super::{Command, RingView};
@@ -83,14 +83,23 @@ impl Driver {
             };
             tokio::select! {
                 Some(item) = inbound.recv() => match item {
-                    Inbound::Message { from, msg } => self.feed(Input::Message { from, msg }),
-                    Inbound::Unreachable(id) => self.feed(Input::Unreachable(id)),
+                    Inbound::Message { from, msg } => {
+                        self.feed(Input::Message { from, msg });
+                    }
+                    Inbound::Unreachable(id) => {
+                        self.feed(Input::Unreachable(id));
+                    }
                 },
                 cmd = commands.recv() => match cmd {
                     None => return,
-                    Some(Command::Input(input)) => self.feed(input),
+                    Some(Command::Input(input)) => {
+                        self.feed(input);
+                    }
                     Some(Command::View(reply)) => {
                         let _ = reply.send(self.view());
+                    }
+                    Some(Command::Originate { job, reply }) => {
+                        let _ = reply.send(self.originate(job));
                     }
                     Some(Command::Leave(reply)) => {
                         self.feed(Input::Leave);
@@ -117,10 +126,18 @@ impl Driver {
     /// broadcast is queued for the next hops before it is stored here. (Yielding to the
     /// runtime between the two, so the sends leave before the store write, was measured: it
     /// halves the sustained throughput and does not improve latency; docs/performance.md.)
-    fn feed(&mut self, input: Input) {
+    ///
+    /// Returns the refusal of a broadcast this input asked for, if any.
+    fn feed(&mut self, input: Input) -> Option<BroadcastError> {
         let now = self.now();
         let mut events = Vec::new();
-        for output in self.overlay.handle(now, input) {
+        let seq = match &input {
+            Input::Broadcast { seq, .. } => Some(*seq),
+            _ => None,
+        };
+        let outputs = self.overlay.handle(now, input);
+        let refusal = seq.and_then(|seq| chat_overlay::overlay::refusal(&outputs, seq));
+        for output in outputs {
             match output {
                 Output::Send { to, msg } => self.transport.send(to, &msg),
                 Output::SetTimer { at, timer } => {
@@ -135,6 +152,26 @@ impl Driver {
         self.node.set_ring_size(self.overlay.ring_size_estimate());
         for event in events {
             self.on_event(event);
+        }
+        refusal
+    }
+
+    /// Runs `job` and broadcasts what it made if the overlay admits a broadcast now; the
+    /// job's store write happens only then ([`super::originate`]).
+    fn originate(&mut self, job: super::originate::Job) -> Result<(), BroadcastError> {
+        self.overlay.admits_broadcast(self.now())?;
+        let Some((seq, payload)) = job() else {
+            // The job failed before anything was stored; it told its caller why.
+            return Ok(());
+        };
+        match self.feed(Input::Broadcast { seq, payload }) {
+            Some(refusal) => {
+                // Cannot happen: the overlay admitted this very broadcast a moment ago. The
+                // message is stored here and anti-entropy will still offer it to neighbours.
+                error!(seq, %refusal, "an admitted broadcast was refused");
+                Err(refusal)
+            }
+            None => Ok(()),
         }
     }
 

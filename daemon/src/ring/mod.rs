@@ -1,16 +1,18 @@
-//! The ring driver: runs the sans-IO overlay (`chat_overlay::chord::Node`) over the QUIC
+//! The ring driver: runs the sans-IO overlay (`chat_overlay::Overlay`) over the QUIC
 //! transport.
 //!
 //! - [`driver`]: the task that owns the overlay node, feeds it inputs (authenticated messages,
 //!   timers, unreachable peers, commands) and executes its outputs;
 //! - [`timers`]: the overlay's timers on tokio;
-//! - [`bootstrap`]: first contact with `--bootstrap` addresses of unknown NodeId.
+//! - [`bootstrap`]: first contact with `--bootstrap` addresses of unknown NodeId;
+//! - [`originate`]: our own broadcasts, answered only once the overlay took them.
 //!
 //! The driver never looks inside a `wire::Message`: whatever variants the overlay defines are
 //! carried as they are. Everything else talks to the driver through a [`RingHandle`].
 
 pub mod bootstrap;
 mod driver;
+pub mod originate;
 pub mod timers;
 
 use std::collections::BTreeMap;
@@ -35,7 +37,6 @@ const INBOUND_QUEUE: usize = 1024;
 const EVENT_BUFFER: usize = 256;
 
 /// What the driver is asked to do.
-#[derive(Debug)]
 pub enum Command {
     /// Feed this input to the overlay.
     Input(Input),
@@ -43,6 +44,22 @@ pub enum Command {
     View(oneshot::Sender<RingView>),
     /// Leave gracefully; answered once the overlay reports `Left`.
     Leave(oneshot::Sender<()>),
+    /// Broadcast a message of ours if the overlay admits it now ([`originate`]).
+    Originate {
+        job: originate::Job,
+        reply: oneshot::Sender<Result<(), chat_overlay::BroadcastError>>,
+    },
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Input(i) => f.debug_tuple("Input").field(i).finish(),
+            Command::View(_) => f.write_str("View"),
+            Command::Leave(_) => f.write_str("Leave"),
+            Command::Originate { .. } => f.write_str("Originate"),
+        }
+    }
 }
 
 /// A snapshot of the node's routing state.

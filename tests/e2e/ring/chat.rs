@@ -13,7 +13,7 @@ const FORM: Duration = Duration::from_secs(60);
 const SPREAD: Duration = Duration::from_secs(60);
 
 /// Texts in member `i`'s history, with how often each appears.
-fn texts(c: &Cluster, i: usize) -> Option<BTreeMap<String, usize>> {
+pub(crate) fn texts(c: &Cluster, i: usize) -> Option<BTreeMap<String, usize>> {
     let socket = c.members[i].dir.join("run/control.sock");
     let out = c
         .sandbox
@@ -40,7 +40,7 @@ fn send(c: &Cluster, i: usize, text: &str) {
 }
 
 /// Waits until every live member shows exactly `want`, each once.
-fn await_all(c: &Cluster, want: &[String]) {
+pub(crate) fn await_all(c: &Cluster, want: &[String]) {
     let ok = poll(SPREAD, Duration::from_millis(200), || {
         c.live()
             .into_iter()

@@ -33,6 +33,22 @@ impl RateLimiter {
         }
     }
 
+    /// How long until `origin` has a token at `now` (zero: it has one). Takes nothing.
+    pub fn wait(&self, origin: &NodeId, now: Time) -> std::time::Duration {
+        let Some(b) = self.buckets.get(origin) else {
+            return std::time::Duration::ZERO;
+        };
+        let full = self.burst * 1_000_000;
+        let elapsed = now.since(b.last).as_micros() as u64;
+        let micros = (b.micros + elapsed.saturating_mul(self.rate_per_sec)).min(full);
+        if micros >= 1_000_000 {
+            return std::time::Duration::ZERO;
+        }
+        // Each microsecond adds `rate_per_sec` millionths of a token.
+        let missing = 1_000_000 - micros;
+        std::time::Duration::from_micros(missing.div_ceil(self.rate_per_sec.max(1)))
+    }
+
     /// Takes a token for `origin` if it has one.
     pub fn allow(&mut self, origin: &NodeId, now: Time) -> bool {
         let full = self.burst * 1_000_000;
@@ -79,6 +95,24 @@ mod tests {
         assert!(!r.allow(&o, t0 + Duration::from_millis(150)));
         // Another origin has its own bucket.
         assert!(r.allow(&NodeId([2; 32]), t0));
+    }
+
+    #[test]
+    fn wait_says_when_the_next_token_comes_and_takes_nothing() {
+        let mut r = RateLimiter::new(10, 2, 4);
+        let o = NodeId([1; 32]);
+        let t0 = Time::ZERO;
+        assert_eq!(r.wait(&o, t0), Duration::ZERO);
+        assert!(r.allow(&o, t0) && r.allow(&o, t0));
+        assert_eq!(r.wait(&o, t0), Duration::from_millis(100));
+        assert_eq!(
+            r.wait(&o, t0 + Duration::from_millis(40)),
+            Duration::from_millis(60)
+        );
+        assert_eq!(r.wait(&o, t0 + Duration::from_millis(100)), Duration::ZERO);
+        // Asking took nothing: the token is still there.
+        assert!(r.allow(&o, t0 + Duration::from_millis(100)));
+        assert!(!r.allow(&o, t0 + Duration::from_millis(100)));
     }
 
     #[test]

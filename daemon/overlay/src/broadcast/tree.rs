@@ -37,9 +37,9 @@ pub enum BroadcastError {
     /// This sequence number was used before.
     #[error("sequence number already used")]
     SeqUsed,
-    /// This node's own rate limit is exhausted.
-    #[error("over the broadcast rate")]
-    RateLimited,
+    /// This node's own rate limit is exhausted; a token comes after `retry_after`.
+    #[error("this node is over its broadcast rate; retry in {} ms", retry_after.as_millis().max(1))]
+    RateLimited { retry_after: std::time::Duration },
     /// Too many broadcasts are in flight.
     #[error("too many broadcasts in flight")]
     Busy,
@@ -165,18 +165,35 @@ impl Broadcast {
 
     // ---- origin ------------------------------------------------------------------------------
 
+    /// Whether this node may broadcast at `now`: a member, not too many broadcasts in flight,
+    /// a token in its own bucket. Takes nothing: [`Broadcast::originate`] checks the same.
+    pub fn admits(&self, ring: &crate::Ring, now: Time) -> Result<(), BroadcastError> {
+        if !ring.is_member() {
+            return Err(BroadcastError::NotMember);
+        }
+        if self.tasks.len() >= self.cfg.max_tasks {
+            return Err(BroadcastError::Busy);
+        }
+        let retry_after = self.rate.wait(&ring.me().id, now);
+        if !retry_after.is_zero() {
+            return Err(BroadcastError::RateLimited { retry_after });
+        }
+        Ok(())
+    }
+
     pub(crate) fn originate(&mut self, cx: &mut Ctx<'_>, seq: u64, payload: Vec<u8>) {
         let me = cx.me().id;
-        let refuse = if !cx.ring().is_member() {
-            Some(BroadcastError::NotMember)
+        let refuse = if let Err(e) = self.admits(cx.ring(), cx.now()) {
+            Some(e)
         } else if payload.len() > MAX_PAYLOAD {
             Some(BroadcastError::TooLarge)
         } else if seq == 0 || self.memory.is_seen(&me, seq) {
             Some(BroadcastError::SeqUsed)
-        } else if self.tasks.len() >= self.cfg.max_tasks {
-            Some(BroadcastError::Busy)
         } else if !self.rate.allow(&me, cx.now()) {
-            Some(BroadcastError::RateLimited)
+            // `admits` saw a token at this very time.
+            Some(BroadcastError::RateLimited {
+                retry_after: self.rate.wait(&me, cx.now()),
+            })
         } else {
             None
         };
