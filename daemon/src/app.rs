@@ -5,7 +5,11 @@
 //! endpoint on the listen address and start the ring driver (founding a ring, or joining
 //! through `--bootstrap`) → serve.
 //!
-//! Readiness: the ring driver sets [`Node::set_joined`] on `Event::Joined`, which drives
+//! Supervision: the ring driver, the transport's accept loop and the systemd notifier run in
+//! the app's [`Tasks`]; the first that ends (returns or panics) while the node runs stops the
+//! daemon with exit status 1, so systemd restarts it instead of leaving it half alive.
+//!
+//! Readiness: the ring driver sets the node's `joined` flag on `Event::Joined`, which drives
 //! READY=1 (see [`crate::notify`]); STATUS= lines carry the ring-size estimate and the peer
 //! count. SIGHUP re-reads the configuration and applies what can change at run time
 //! ([`Reloader`]).
@@ -29,6 +33,7 @@ use crate::node::Node;
 use crate::notify::{Notifier, RingCounts};
 use crate::reload::Reloader;
 use crate::ring::{self, RingConfig};
+use crate::supervise::{Ended, Tasks};
 use crate::{paths, shutdown, transport};
 
 /// How long in-flight control calls may run after a shutdown signal.
@@ -81,20 +86,30 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         };
         // Broadcasts are verified once, by the ring's validator, and stored by the chat core.
         let inbox = Arc::new(RingInbox::new(chat.clone()));
-        let (ring, _driver) =
-            ring::start(node.clone(), identity.signing_key(), ring_cfg, udp, inbox)?;
+        // Every long-lived task is ours: one that ends on its own ends the daemon (supervise.rs).
+        let mut tasks = Tasks::default();
+        let ring = ring::start(
+            &node,
+            identity.signing_key(),
+            ring_cfg,
+            udp,
+            inbox,
+            &mut tasks,
+        )?;
         node.attach_ring(ring.clone());
 
-        // STATUS= numbers: the driver's ring-size estimate and the open connections.
+        // STATUS= numbers: the driver's ring-size estimate and the open connections; the
+        // driver's heartbeat gates the watchdog pings.
         let ring_counts = {
-            let (node, ring) = (node.clone(), ring.clone());
+            let (membership, transport) = (node.membership(), ring.transport().clone());
             move || RingCounts {
-                ring_size: node.ring_size(),
-                peers: ring.peers().len() as u64,
+                ring_size: membership.ring_size(),
+                peers: transport.peers().len() as u64,
+                driver_turns: membership.turns(),
             }
         };
         let notifier = Arc::new(notifier);
-        let notify_task = tokio::spawn({
+        tasks.spawn("the systemd notifier", {
             let (notifier, joined, bootstrap) =
                 (notifier.clone(), node.subscribe_joined(), node.bootstrap().len());
             async move { notifier.run(joined, ring_counts, bootstrap).await }
@@ -116,9 +131,15 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
                     break;
                 }
                 Some(()) = hangups.recv() => reload(&mut reloader, &notifier),
+                ended = tasks.ended() => {
+                    error!("{ended} unexpectedly; stopping so that the service manager restarts chatd");
+                    tasks.shutdown().await;
+                    return Err(Error::TaskEnded(ended));
+                }
                 result = &mut server => {
-                    notify_task.abort();
-                    return result.map_err(Error::from);
+                    tasks.shutdown().await;
+                    result?;
+                    return Err(Error::TaskEnded(Ended { name: "the control server", panicked: false }));
                 }
             }
         }
@@ -138,7 +159,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             Ok(result) => result?,
             Err(_) => warn!("control calls still running after {GRACE:?}; closing them"),
         }
-        notify_task.abort();
+        tasks.shutdown().await;
         info!("stopped");
         Ok(())
     }

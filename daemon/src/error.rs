@@ -49,6 +49,9 @@ pub enum Error {
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// A part of the daemon that must run as long as it does ended.
+    #[error("{0} unexpectedly")]
+    TaskEnded(crate::supervise::Ended),
 }
 
 impl Error {

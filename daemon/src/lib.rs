@@ -14,6 +14,7 @@
 //! - [`ring`]: the driver running the overlay over the transport;
 //! - [`control`]: the gRPC control server on a Unix socket, one file per service;
 //! - [`shutdown`]: the shutdown signal, from SIGINT/SIGTERM to every task;
+//! - [`supervise`]: the app's long-lived tasks; one that ends on its own ends the daemon;
 //! - [`logging`]: `tracing` to the systemd journal or stderr, with a reloadable filter;
 //! - [`notify`]: the systemd notification protocol (READY, STATUS, WATCHDOG, STOPPING);
 //! - [`reload`]: SIGHUP — re-read the configuration, apply what can change at run time;
@@ -39,6 +40,7 @@ pub mod paths;
 pub mod reload;
 pub mod ring;
 pub mod shutdown;
+pub mod supervise;
 pub mod transport;
 
 pub use app::run;

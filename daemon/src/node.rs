@@ -2,11 +2,15 @@
 //! where the overlay driver plugs in.
 //!
 //! A [`Node`] holds the identity-derived facts (id, nickname, listen address, start time), the
-//! `joined` flag, a handle to the ring driver once it runs ([`Node::ring`]), and a stop request
-//! that the control API's `Leave` uses to end the daemon.
+//! ring driver's [`Membership`] (joined, ring size, the driver's heartbeat), a handle to the ring
+//! driver once it runs ([`Node::ring`]), and a stop request that the control API's `Leave` uses
+//! to end the daemon. The driver holds only the `Membership`, never the `Node`: the node holds
+//! the driver's handle, so the other way round would keep the driver's command channel open
+//! for ever.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use chat_overlay::NodeId;
@@ -28,14 +32,70 @@ pub struct Node {
     listen_addr: SocketAddr,
     bootstrap: Vec<SocketAddr>,
     started: Instant,
-    /// True once the node has joined or founded a ring (drives READY=1 and gRPC health).
-    joined: watch::Sender<bool>,
-    /// The driver's latest ring-size estimate (for STATUS= lines).
-    ring_size: std::sync::atomic::AtomicU64,
+    /// What the ring driver reports: joined (drives READY=1 and gRPC health), ring size,
+    /// heartbeat.
+    membership: Arc<Membership>,
     /// The ring driver, once started.
     ring: OnceLock<RingHandle>,
     /// Set when something (the `Leave` RPC) asks the daemon to stop.
     stop: watch::Sender<bool>,
+}
+
+/// What the ring driver tells the rest of the daemon: whether the node is a member, the ring
+/// size, and a heartbeat that moves while the driver's loop turns (the watchdog pings only
+/// then).
+#[derive(Debug)]
+pub struct Membership {
+    joined: watch::Sender<bool>,
+    ring_size: AtomicU64,
+    turns: AtomicU64,
+}
+
+impl Default for Membership {
+    fn default() -> Self {
+        Membership {
+            joined: watch::Sender::new(false),
+            ring_size: AtomicU64::new(0),
+            turns: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Membership {
+    /// Sets the `joined` flag (subscribers hear of a change).
+    pub fn set_joined(&self, joined: bool) {
+        self.joined
+            .send_if_modified(|j| std::mem::replace(j, joined) != joined);
+    }
+
+    /// Whether the node is a ring member.
+    pub fn is_joined(&self) -> bool {
+        *self.joined.borrow()
+    }
+
+    /// Records the driver's ring-size estimate.
+    pub fn set_ring_size(&self, n: u64) {
+        self.ring_size.store(n, Ordering::Relaxed);
+    }
+
+    /// Estimated ring size (0 while not a member).
+    pub fn ring_size(&self) -> u64 {
+        if self.is_joined() {
+            self.ring_size.load(Ordering::Relaxed)
+        } else {
+            0
+        }
+    }
+
+    /// The driver's loop turned once more.
+    pub fn turned(&self) {
+        self.turns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Turns of the driver's loop so far.
+    pub fn turns(&self) -> u64 {
+        self.turns.load(Ordering::Relaxed)
+    }
 }
 
 /// A point-in-time view of the node, as the control API reports it.
@@ -68,8 +128,7 @@ impl Node {
             listen_addr,
             bootstrap,
             started: Instant::now(),
-            joined: watch::Sender::new(false),
-            ring_size: std::sync::atomic::AtomicU64::new(0),
+            membership: Arc::new(Membership::default()),
             ring: OnceLock::new(),
             stop: watch::Sender::new(false),
         }
@@ -90,35 +149,24 @@ impl Node {
         &self.bootstrap
     }
 
-    /// Records whether the node is a ring member (set by the overlay driver).
-    pub fn set_joined(&self, joined: bool) {
-        self.joined
-            .send_if_modified(|j| std::mem::replace(j, joined) != joined);
+    /// What the ring driver reports (the driver holds a clone).
+    pub fn membership(&self) -> Arc<Membership> {
+        self.membership.clone()
     }
 
-    /// Records the driver's ring-size estimate.
-    pub fn set_ring_size(&self, n: u64) {
-        self.ring_size
-            .store(n, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// The latest ring-size estimate (0 while not a member).
+    /// Estimated ring size (0 while not a member).
     pub fn ring_size(&self) -> u64 {
-        if self.is_joined() {
-            self.ring_size.load(std::sync::atomic::Ordering::Relaxed)
-        } else {
-            0
-        }
+        self.membership.ring_size()
     }
 
-    /// Whether the node is a ring member now.
+    /// Whether the node is a ring member.
     pub fn is_joined(&self) -> bool {
-        *self.joined.borrow()
+        self.membership.is_joined()
     }
 
-    /// A receiver that sees every change of ring membership (for sd_notify and gRPC health).
+    /// Follows the `joined` flag.
     pub fn subscribe_joined(&self) -> watch::Receiver<bool> {
-        self.joined.subscribe()
+        self.membership.joined.subscribe()
     }
 
     /// Attaches the running ring driver (once; later calls are ignored).
@@ -186,9 +234,9 @@ mod joined_tests {
         let node = Node::new(key, None, "127.0.0.1:9".parse().expect("addr"), vec![]);
         let mut rx = node.subscribe_joined();
         assert!(!node.is_joined());
-        node.set_joined(false);
+        node.membership().set_joined(false);
         assert!(!rx.has_changed().expect("open"));
-        node.set_joined(true);
+        node.membership().set_joined(true);
         assert!(rx.has_changed().expect("open"));
         assert!(*rx.borrow_and_update());
         assert!(node.is_joined());

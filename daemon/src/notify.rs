@@ -4,10 +4,12 @@
 //! - `READY=1` once the node is a ring member — [`Node::subscribe_joined`] turns true (founding
 //!   a ring counts) — never before, and only once;
 //! - `STATUS=` a line for `systemctl status`: joining or in a ring, with the ring size and peer
-//!   count read through a [`RingView`] (so the overlay driver can feed real numbers), refreshed
-//!   every [`STATUS_INTERVAL`] when it changed;
+//!   count read through a [`CountsSource`] (so the overlay driver can feed real numbers),
+//!   refreshed every [`STATUS_INTERVAL`] when it changed;
 //! - `WATCHDOG=1` every third of `WATCHDOG_USEC` (systemd asks for less than half) when it is set
-//!   and `WATCHDOG_PID`, if set, is our process id;
+//!   and `WATCHDOG_PID`, if set, is our process id — and only while the ring driver's loop is
+//!   turning: its heartbeat (`RingCounts::driver_turns`, at least once a second) must have moved
+//!   within [`STALL_AFTER`], so a stuck driver stops the pings and systemd restarts chatd;
 //! - `STOPPING=1` at the start of a shutdown, `RELOADING=1` … `READY=1` around a SIGHUP reload.
 //!
 //! Without `NOTIFY_SOCKET` (not run by systemd) every call does nothing. A failed send is
@@ -35,15 +37,45 @@ pub struct RingCounts {
     pub ring_size: u64,
     /// Peers this node is connected to.
     pub peers: u64,
+    /// Turns of the ring driver's loop so far (its heartbeat).
+    pub driver_turns: u64,
+}
+
+/// A driver whose heartbeat has not moved for this long is stuck: no more watchdog pings.
+pub const STALL_AFTER: Duration = Duration::from_secs(3);
+
+/// Follows the driver's heartbeat as the watchdog ticks sample it.
+#[derive(Debug)]
+struct Heartbeat {
+    turns: u64,
+    moved: tokio::time::Instant,
+}
+
+impl Heartbeat {
+    fn new(now: tokio::time::Instant) -> Heartbeat {
+        Heartbeat {
+            turns: 0,
+            moved: now,
+        }
+    }
+
+    /// Whether the driver turned within [`STALL_AFTER`] of `now`, given its count now.
+    fn alive(&mut self, turns: u64, now: tokio::time::Instant) -> bool {
+        if turns != self.turns {
+            self.turns = turns;
+            self.moved = now;
+        }
+        now.duration_since(self.moved) <= STALL_AFTER
+    }
 }
 
 /// Where the STATUS= numbers come from. Any `Fn() -> RingCounts` is one.
-pub trait RingView: Send + Sync + 'static {
+pub trait CountsSource: Send + Sync + 'static {
     /// The numbers now.
     fn counts(&self) -> RingCounts;
 }
 
-impl<F: Fn() -> RingCounts + Send + Sync + 'static> RingView for F {
+impl<F: Fn() -> RingCounts + Send + Sync + 'static> CountsSource for F {
     fn counts(&self) -> RingCounts {
         self()
     }
@@ -111,7 +143,7 @@ impl Notifier {
     pub async fn run(
         &self,
         mut joined: watch::Receiver<bool>,
-        view: impl RingView,
+        view: impl CountsSource,
         bootstrap_peers: usize,
     ) {
         // Without a watchdog the interval exists but its branch is disabled.
@@ -122,6 +154,8 @@ impl Notifier {
         refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_status = String::new();
         let mut watching = true;
+        let mut heartbeat = Heartbeat::new(tokio::time::Instant::now());
+        let mut stalled = false;
         loop {
             let is_joined = *joined.borrow_and_update();
             let status = status_line(is_joined, view.counts(), bootstrap_peers);
@@ -138,8 +172,14 @@ impl Notifier {
                     // The sender lives in the Node; if it is gone, keep pinging the watchdog.
                     watching = changed.is_ok();
                 }
-                _ = watchdog.tick(), if self.watchdog.is_some() => {
-                    self.send(&[NotifyState::Watchdog]);
+                now = watchdog.tick(), if self.watchdog.is_some() => {
+                    if heartbeat.alive(view.counts().driver_turns, now) {
+                        self.send(&[NotifyState::Watchdog]);
+                        stalled = false;
+                    } else if !stalled {
+                        stalled = true;
+                        warn!("the ring driver has not turned for {STALL_AFTER:?}; no more watchdog pings");
+                    }
                 }
                 _ = refresh.tick() => {}
             }
@@ -222,7 +262,11 @@ mod tests {
 
     #[test]
     fn status_lines_say_what_the_node_is_doing() {
-        let c = |ring_size, peers| RingCounts { ring_size, peers };
+        let c = |ring_size, peers| RingCounts {
+            ring_size,
+            peers,
+            driver_turns: 0,
+        };
         assert_eq!(status_line(false, c(0, 0), 0), "founding a new ring");
         assert_eq!(
             status_line(false, c(0, 0), 2),
@@ -240,6 +284,26 @@ mod tests {
             status_line(true, c(12, 5), 3),
             "in a ring of 12 nodes, 5 peers connected"
         );
+    }
+
+    #[test]
+    fn the_watchdog_is_fed_only_while_the_driver_turns() {
+        let t0 = tokio::time::Instant::now();
+        let mut h = Heartbeat::new(t0);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // Turning: every sample sees a new count.
+        assert!(h.alive(1, at(100)));
+        assert!(h.alive(5, at(1_100)));
+        // Between heartbeats the count may stand still for a while.
+        assert!(h.alive(5, at(2_000)));
+        assert!(h.alive(5, at(1_100) + STALL_AFTER));
+        // Stuck past STALL_AFTER: no more pings, until it turns again.
+        assert!(!h.alive(5, at(1_101) + STALL_AFTER));
+        assert!(!h.alive(5, at(60_000)));
+        assert!(h.alive(6, at(60_001)));
+        // A driver that never turned is not alive either.
+        let mut never = Heartbeat::new(t0);
+        assert!(!never.alive(0, at(1) + STALL_AFTER));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use chatd::notify::STALL_AFTER;
 use rustix::process::Signal;
 use support::{Daemon, START_DEADLINE, Sandbox};
 
@@ -104,6 +105,77 @@ fn chatd_notified(sandbox: &Sandbox, notify: &NotifySocket, env: &[(&str, &str)]
         cmd.env(k, v);
     }
     sandbox.spawn(cmd, &sandbox.socket())
+}
+
+/// Supervision: a ring driver that panics (a test build's injected fault) ends the daemon with
+/// exit status 1 — systemd's `Restart=on-failure` then starts it again — and, the process being
+/// gone, the watchdog pings stop.
+#[test]
+fn a_panicking_ring_driver_ends_the_daemon_with_an_error() {
+    let sandbox = Sandbox::new();
+    let mut notify = NotifySocket::new(&sandbox, "notify.sock");
+    let mut daemon = chatd_notified(
+        &sandbox,
+        &notify,
+        &[
+            ("WATCHDOG_USEC", "600000"),
+            ("CHAT_TEST_DRIVER_FAULT", "panic"),
+        ],
+    );
+    let status = daemon.wait_exit(START_DEADLINE);
+    let log = daemon.log();
+    let status = status.unwrap_or_else(|| panic!("chatd kept running:\n{log}"));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("the ring driver panicked unexpectedly"),
+        "{log}"
+    );
+    notify.wait_for(Duration::ZERO, &mut daemon, |_| true);
+    assert!(
+        notify.count("READY=1") == 1,
+        "it had founded its ring:\n{}",
+        notify.dump()
+    );
+    let pings = notify.count("WATCHDOG=1");
+    // Nothing arrives once the process is gone (read until a quiet read timeout).
+    notify.wait_for(Duration::from_millis(200), &mut daemon, |_| false);
+    assert_eq!(notify.count("WATCHDOG=1"), pings);
+}
+
+/// A ring driver that is stuck (a test build's injected fault blocks its thread) gets no more
+/// watchdog pings once its heartbeat has stood still for `STALL_AFTER` (3 s) at most, so
+/// systemd kills and restarts chatd; the process itself is still there.
+#[test]
+fn a_stuck_ring_driver_stops_the_watchdog() {
+    let sandbox = Sandbox::new();
+    let mut notify = NotifySocket::new(&sandbox, "notify.sock");
+    // Pings every 200 ms while the driver turns.
+    let mut daemon = chatd_notified(
+        &sandbox,
+        &notify,
+        &[
+            ("WATCHDOG_USEC", "600000"),
+            ("CHAT_TEST_DRIVER_FAULT", "stall"),
+        ],
+    );
+    // Pings stop: after READY=1 the last ping grows older than five ping periods, within
+    // the stall bound plus the start-up deadline.
+    let quiet = Duration::from_millis(1000);
+    let stopped = notify.wait_for(START_DEADLINE + STALL_AFTER, &mut daemon, |m| {
+        let last_ping = m
+            .iter()
+            .rev()
+            .find(|(_, l)| l.lines().any(|l| l == "WATCHDOG=1"));
+        count(m, "READY=1") == 1 && last_ping.is_some_and(|(t, _)| t.elapsed() >= quiet)
+    });
+    assert!(
+        stopped,
+        "the pings went on:\n{}\n{}",
+        notify.dump(),
+        daemon.log()
+    );
+    // And chatd did not exit on its own: systemd's watchdog is what ends it.
+    assert!(daemon.wait_exit(Duration::ZERO).is_none());
 }
 
 #[test]

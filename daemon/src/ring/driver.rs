@@ -16,11 +16,48 @@ use tracing::{debug, error, info, warn};
 
 use super::timers::Timers;
 use super::{Command, RingView};
-use crate::node::Node;
+use crate::node::Membership;
 use crate::transport::{Inbound, Transport};
 
+/// The longest the driver's loop waits without turning.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Test builds only (debug assertions on): `CHAT_TEST_DRIVER_FAULT=panic` makes the driver
+/// panic, `=stall` makes it block its thread, once the node has joined; release builds ignore
+/// it. The supervision tests use it (tests/e2e/ops/failures.rs).
+pub const FAULT_ENV: &str = "CHAT_TEST_DRIVER_FAULT";
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Panic,
+    Stall,
+}
+
+impl Fault {
+    fn from_env() -> Option<Fault> {
+        if !cfg!(debug_assertions) {
+            return None;
+        }
+        match std::env::var(FAULT_ENV).ok()?.as_str() {
+            "panic" => Some(Fault::Panic),
+            "stall" => Some(Fault::Stall),
+            _ => None,
+        }
+    }
+
+    fn strike(self) {
+        match self {
+            Fault::Panic => panic!("injected fault: the ring driver panics ({FAULT_ENV})"),
+            Fault::Stall => {
+                error!("injected fault: the ring driver stalls ({FAULT_ENV})");
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
+    }
+}
+
 pub(super) struct Driver {
-    node: Arc<Node>,
+    membership: Arc<Membership>,
     overlay: chat_overlay::Overlay,
     transport: Transport<Message>,
     events: broadcast::Sender<Event>,
@@ -32,14 +69,14 @@ pub(super) struct Driver {
 
 impl Driver {
     pub(super) fn new(
-        node: Arc<Node>,
+        membership: Arc<Membership>,
         overlay: chat_overlay::Overlay,
         transport: Transport<Message>,
         events: broadcast::Sender<Event>,
         inbox: Arc<dyn super::Inbox>,
     ) -> Driver {
         Driver {
-            node,
+            membership,
             overlay,
             transport,
             events,
@@ -63,7 +100,17 @@ impl Driver {
         mut inbound: mpsc::Receiver<Inbound<Message>>,
         mut commands: mpsc::Receiver<Command>,
     ) {
+        // The loop turns at least this often, so its heartbeat proves it is not stuck.
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let fault = Fault::from_env();
         loop {
+            self.membership.turned();
+            if let Some(fault) = fault
+                && self.membership.is_joined()
+            {
+                fault.strike();
+            }
             if self.inbox.flush_due(Instant::now()) {
                 // The sends queued by the last input leave first (their link tasks run
                 // during the yield); then the inbox's deferred commit.
@@ -110,6 +157,7 @@ impl Driver {
                         }
                     }
                 },
+                _ = heartbeat.tick() => {}
                 () = sleep_until(next) => {
                     let now = self.now();
                     for timer in self.timers.due(now) {
@@ -149,7 +197,8 @@ impl Driver {
             }
         }
         // The size first: an event (Joined) may wake readers of it (the READY=1 status).
-        self.node.set_ring_size(self.overlay.ring_size_estimate());
+        self.membership
+            .set_ring_size(self.overlay.ring_size_estimate());
         for event in events {
             self.on_event(event);
         }
@@ -182,11 +231,11 @@ impl Driver {
                     ring_size = self.overlay.ring_size_estimate(),
                     "joined the ring"
                 );
-                self.node.set_joined(true);
+                self.membership.set_joined(true);
             }
             Event::Left => {
                 info!("left the ring");
-                self.node.set_joined(false);
+                self.membership.set_joined(false);
                 for w in self.leave_waiters.drain(..) {
                     let _ = w.send(());
                 }

@@ -26,6 +26,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::node::Node;
+use crate::supervise::Tasks;
 use crate::transport::{self, PeerInfo, Transport, TransportError};
 
 /// Commands queued to the driver before it stops taking more.
@@ -135,14 +136,17 @@ impl std::fmt::Debug for RingHandle {
 pub const TEST_ECHO_ENV: &str = "CHAT_OVERLAY_TEST_ECHO";
 
 /// Starts the transport on `socket` and starts the driver (and, with bootstrap addresses, the first
-/// contact). Must run inside a tokio runtime.
+/// contact). The driver and the transport's accept loop join `tasks`, which the app supervises.
+/// The driver holds the node's [`crate::node::Membership`], not the node. Must run inside a
+/// tokio runtime.
 pub fn start(
-    node: Arc<Node>,
+    node: &Node,
     key: &SigningKey,
     cfg: RingConfig,
     socket: std::net::UdpSocket,
     inbox: Arc<dyn Inbox>,
-) -> Result<(RingHandle, tokio::task::JoinHandle<()>), TransportError> {
+    tasks: &mut Tasks,
+) -> Result<RingHandle, TransportError> {
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let transport = Transport::bind_socket(key, cfg.transport.clone(), socket, inbound_tx)?;
     let listen = transport
@@ -166,11 +170,23 @@ pub fn start(
         // A build "with a newer service", for the mixed-ring test (tests/e2e/ring/chat.rs).
         overlay.add_extension(Box::new(chat_overlay::testing::Echo::default()));
     }
-    let driver = driver::Driver::new(node, overlay, transport.clone(), events.clone(), inbox);
-    let task = tokio::spawn(tracing::Instrument::instrument(
-        driver.run(inbound_rx, command_rx),
-        tracing::Span::current(),
-    ));
+    let driver = driver::Driver::new(
+        node.membership(),
+        overlay,
+        transport.clone(),
+        events.clone(),
+        inbox,
+    );
+    tasks.spawn("the ring driver", driver.run(inbound_rx, command_rx));
+    if let Some(accept) = transport.take_accept_task() {
+        tasks.spawn("the QUIC accept loop", async move {
+            if let Err(e) = accept.await
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        });
+    }
     if cfg.bootstrap.is_empty() {
         let _ = commands.try_send(Command::Input(Input::Create));
     } else {
@@ -180,14 +196,11 @@ pub fn start(
             commands.clone(),
         )));
     }
-    Ok((
-        RingHandle {
-            commands,
-            transport,
-            events,
-        },
-        task,
-    ))
+    Ok(RingHandle {
+        commands,
+        transport,
+        events,
+    })
 }
 
 /// The address other nodes see for us: a wildcard listen address is not dialable, so the

@@ -168,6 +168,8 @@ struct Inner<M> {
     inbound: mpsc::Sender<Inbound<M>>,
     handshakes: Arc<Semaphore>,
     closing: AtomicBool,
+    /// The accept loop, until its owner takes it ([`Transport::take_accept_task`]).
+    accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Handshakes in progress at once on the accepting side.
@@ -226,9 +228,17 @@ impl<M: Wire> Transport<M> {
             inbound,
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
             closing: AtomicBool::new(false),
+            accept: Mutex::new(None),
         });
-        tokio::spawn(inner.clone().accept_loop().in_current_span());
+        let accept = tokio::spawn(inner.clone().accept_loop().in_current_span());
+        *lock(&inner.accept) = Some(accept);
         Ok(Transport { inner })
+    }
+
+    /// The task accepting connections, for its owner to supervise (once; it ends when the
+    /// endpoint closes).
+    pub fn take_accept_task(&self) -> Option<tokio::task::JoinHandle<()>> {
+        lock(&self.inner.accept).take()
     }
 
     /// The bound UDP address (the real port when 0 was asked for).

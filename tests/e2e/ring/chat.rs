@@ -125,11 +125,12 @@ fn a_ring_mixing_builds_with_and_without_a_service_loses_no_message() {
         }
     }
     c.await_ring(FORM);
-    // Old nodes hear the echo service (its period is 1 s) and ignore it.
+    // Old nodes next to a new one hear the echo service (its period is 1 s) and ignore it
+    // (which old nodes are next to a new one depends on the random ids).
     let heard = poll(FORM, Duration::from_millis(200), || {
         [0, 2, 4]
             .into_iter()
-            .all(|i| c.dropped(i, "unknown_message") > 0)
+            .any(|i| c.dropped(i, "unknown_message") > 0)
             .then_some(())
     });
     assert!(heard.is_some(), "old nodes never saw the new service");
