@@ -19,7 +19,9 @@ pub mod envelope;
 pub mod hlc;
 pub mod hub;
 mod inbox;
+mod queries;
 pub mod ratelimit;
+mod reader;
 pub mod room;
 pub mod store;
 pub mod subscription;
@@ -177,6 +179,8 @@ struct Inner {
     nick: Option<Nickname>,
     clock: Clock,
     state: Mutex<State>,
+    /// The control API's reads (file histories only; an in-memory one reads from `state`).
+    reader: Option<Mutex<reader::Reader>>,
     hub: Hub,
     sending: Arc<Semaphore>,
     subscriptions: Arc<Semaphore>,
@@ -198,7 +202,8 @@ impl Chat {
         config: &ChatConfig,
     ) -> Result<Chat, ChatError> {
         let store = Store::open(data_dir, config.retention_messages)?;
-        Ok(Chat::with_store(store, key, nick, config)?)
+        let reader = reader::Reader::open(data_dir)?;
+        Ok(Chat::with_store(store, Some(reader), key, nick, config)?)
     }
 
     /// The same with an in-memory history (tests).
@@ -208,11 +213,12 @@ impl Chat {
         config: &ChatConfig,
     ) -> Result<Chat, ChatError> {
         let store = Store::in_memory(config.retention_messages)?;
-        Ok(Chat::with_store(store, key, nick, config)?)
+        Ok(Chat::with_store(store, None, key, nick, config)?)
     }
 
     fn with_store(
         mut store: Store,
+        reader: Option<reader::Reader>,
         key: SigningKey,
         nick: Option<Nickname>,
         config: &ChatConfig,
@@ -225,6 +231,7 @@ impl Chat {
                 nick,
                 clock: Clock::starting_at(newest),
                 state: Mutex::new(State { store, seq }),
+                reader: reader.map(Mutex::new),
                 hub: Hub::new(config.subscriber_queue),
                 sending: Arc::new(Semaphore::new(config.outbound_queue.max(1))),
                 subscriptions: Arc::new(Semaphore::new(config.max_subscribers)),
@@ -359,45 +366,115 @@ impl Chat {
         Ok(self.state().store.position(id)?)
     }
 
-    /// Up to `limit` messages after position `after`, oldest first.
+    /// A page of history on the reader's connection (never the writer's lock), or on the
+    /// writer's for an in-memory history: after `bound` (oldest first) or, with `after` false,
+    /// the newest before it.
+    fn page(
+        &self,
+        bound: i64,
+        room: Option<&Room>,
+        limit: usize,
+        after: bool,
+    ) -> Result<Vec<Stored>, ChatError> {
+        let rows = match &self.inner.reader {
+            Some(r) => {
+                let r = r.lock().unwrap_or_else(|p| p.into_inner());
+                if after {
+                    r.after(bound, room, limit)
+                } else {
+                    r.before(bound, room, limit)
+                }
+            }
+            None => {
+                let state = self.state();
+                if after {
+                    state.store.after(bound, room, limit)
+                } else {
+                    state.store.before(bound, room, limit)
+                }
+            }
+        };
+        Ok(rows?)
+    }
+
+    /// Up to `limit` messages after position `after`, oldest first. Committed rows come from
+    /// the reader's connection ([`reader`]); the last few that the ring's group commit has not
+    /// committed yet (at most `store::MAX_BATCH`, the newest) from the writer's, in a short
+    /// indexed read.
     pub fn after(
         &self,
         after: i64,
         room: Option<&Room>,
         limit: usize,
     ) -> Result<Vec<Stored>, ChatError> {
-        Ok(self.state().store.after(after, room, limit)?)
+        let mut rows = self.page(after, room, limit, true)?;
+        if rows.len() < limit && self.inner.reader.is_some() {
+            // Every committed row after `after` is in `rows`: what follows is newer.
+            let from = rows.last().map_or(after, |s| s.pos);
+            let more = self.state().store.after(from, room, limit - rows.len())?;
+            rows.extend(more);
+        }
+        Ok(rows)
     }
 
-    /// Up to `limit` newest messages before position `before`, oldest first.
+    /// Up to `limit` newest messages before position `before`, oldest first: the uncommitted
+    /// newest from the writer's connection, the rest from the reader's (as [`Chat::after`]).
     pub fn before(
         &self,
         before: i64,
         room: Option<&Room>,
         limit: usize,
     ) -> Result<Vec<Stored>, ChatError> {
-        Ok(self.state().store.before(before, room, limit)?)
+        if self.inner.reader.is_none() {
+            return self.page(before, room, limit, false);
+        }
+        // Rows after the committed head are the group commit's (or committed since).
+        let head = self.committed_head()?;
+        let newest = self.state().store.between(head, before, room, limit)?;
+        if newest.len() >= limit {
+            return Ok(newest);
+        }
+        let mut rows = self.page(before.min(head + 1), room, limit - newest.len(), false)?;
+        rows.extend(newest);
+        Ok(rows)
     }
 
-    /// The newest `n` messages and the newest position overall (0 when empty), read at once.
-    fn backlog(&self, room: Option<&Room>, n: usize) -> Result<(i64, Vec<Stored>), ChatError> {
-        let state = self.state();
-        let head = state
-            .store
-            .before(i64::MAX, None, 1)?
+    /// The newest committed position (0 when empty).
+    fn committed_head(&self) -> Result<i64, ChatError> {
+        Ok(self
+            .page(i64::MAX, None, 1, false)?
             .last()
-            .map_or(0, |s| s.pos);
-        let backlog = if n == 0 {
+            .map_or(0, |s| s.pos))
+    }
+
+    /// The newest position overall (0 when empty) and the newest `n` messages up to it. The
+    /// head is read first: a message stored meanwhile lies after it and comes with the replay
+    /// that follows.
+    fn backlog(&self, room: Option<&Room>, n: usize) -> Result<(i64, Vec<Stored>), ChatError> {
+        let head = self.before(i64::MAX, None, 1)?.last().map_or(0, |s| s.pos);
+        let backlog = if n == 0 || head == 0 {
             Vec::new()
         } else {
-            state.store.before(i64::MAX, room, n)?
+            self.before(head + 1, room, n)?
         };
         Ok((head, backlog))
     }
 
-    /// Rooms with stored messages.
+    /// Rooms with stored messages (committed ones; the reader's connection).
     pub fn rooms(&self) -> Result<Vec<store::RoomSummary>, ChatError> {
-        Ok(self.state().store.rooms()?)
+        match &self.inner.reader {
+            Some(r) => Ok(r.lock().unwrap_or_else(|p| p.into_inner()).rooms()?),
+            None => Ok(self.state().store.rooms()?),
+        }
+    }
+
+    /// Holds the reader's connection as a slow read would (tests).
+    #[cfg(test)]
+    fn hold_reader(&self) -> Option<MutexGuard<'_, reader::Reader>> {
+        self.inner
+            .reader
+            .as_ref()
+            .map(|r| r.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn hub_subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Stored>> {

@@ -2,9 +2,10 @@
 //! detection.
 //!
 //! A subscription first sends what it was asked for from the store (the last N messages, or
-//! everything after a given message), then switches to the hub without gap or duplicate: it
-//! subscribes to the hub, reads the store once more, and from then on skips hub messages it
-//! already sent (by local position). Events go into a small bounded channel that the client
+//! everything after a given message; [`Chat::after`] reads committed rows on the reader's
+//! connection and only the uncommitted newest on the writer's), then switches to the hub
+//! without gap or duplicate: it subscribes to the hub, reads the store once more, and from
+//! then on skips hub messages it already sent (by local position). Events go into a small bounded channel that the client
 //! drains; if the client reads too slowly, the hub's buffer overflows for this subscriber only,
 //! and the subscription sends [`Event::Lagged`] with the last message it delivered, then ends.
 //! The task also ends when the client goes away.

@@ -242,3 +242,68 @@ async fn subscriptions_are_bounded_and_released() {
         "the slot is released when the client goes away"
     );
 }
+
+/// The ring never waits on a reader: while a History or ListRooms call holds the reader's
+/// connection (a slow query), messages from the ring are still stored, committed and shown to
+/// subscribers; the read itself waits for its own connection only.
+#[test]
+fn a_slow_read_does_not_hold_up_deliveries_from_the_ring() {
+    use crate::ring::Inbox;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = ChatConfig {
+        commit_delay: Duration::from_millis(20),
+        ..ChatConfig::default()
+    };
+    let chat =
+        Chat::open(dir.path(), SigningKey::from_bytes(&[9; 32]), None, &config).expect("open");
+    let bob = core(2, "bob", &config);
+    let lobby = Room::lobby();
+    let sent: Vec<Local> = (0..50)
+        .map(|i| bob.send_local(&lobby, &format!("m{i}")).expect("sent"))
+        .collect();
+    let envs: Vec<chat_overlay::broadcast::Envelope> = sent
+        .iter()
+        .map(|l| chat_overlay::broadcast::Envelope {
+            origin: l.stored.message.from_id(),
+            seq: l.seq,
+            payload: l.wire.clone(),
+        })
+        .collect();
+
+    let held = chat
+        .hold_reader()
+        .expect("a file history has its own reader");
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let inbox = RingInbox::new(chat.clone());
+    std::thread::spawn(move || {
+        for env in &envs {
+            assert!(inbox.validate(env));
+            inbox.deliver(env);
+        }
+        inbox.flush();
+        let _ = done_tx.send(());
+    });
+    done_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the ring stored everything while a read was stuck");
+    // The read is what waits: it needs the held connection.
+    let (read_tx, read_rx) = std::sync::mpsc::channel();
+    let reading = chat.clone();
+    std::thread::spawn(move || {
+        let _ = read_tx.send(
+            reading
+                .rooms()
+                .map(|r| r.iter().map(|s| s.count).sum::<u64>()),
+        );
+    });
+    assert!(
+        read_rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "ListRooms did not use the held reader"
+    );
+    drop(held);
+    let count = read_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the read finishes once its connection is free")
+        .expect("rooms");
+    assert_eq!(count, 50, "committed and visible to readers");
+}

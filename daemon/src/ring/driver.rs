@@ -23,8 +23,8 @@ use crate::transport::{Inbound, Transport};
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Test builds only (debug assertions on): `CHAT_TEST_DRIVER_FAULT=panic` makes the driver
-/// panic, `=stall` makes it block its thread, once the node has joined; release builds ignore
-/// it. The supervision tests use it (tests/e2e/ops/failures.rs).
+/// panic, `=stall` makes it block its thread, a second after the node has joined; release
+/// builds ignore it. The supervision tests use it (tests/e2e/ops/failures.rs).
 pub const FAULT_ENV: &str = "CHAT_TEST_DRIVER_FAULT";
 
 #[derive(Clone, Copy, Debug)]
@@ -104,12 +104,17 @@ impl Driver {
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let fault = Fault::from_env();
+        let mut fault_at = None;
         loop {
             self.membership.turned();
             if let Some(fault) = fault
                 && self.membership.is_joined()
             {
-                fault.strike();
+                // A second after joining, once READY=1 and the first pings are out.
+                let at = *fault_at.get_or_insert_with(|| Instant::now() + HEARTBEAT);
+                if Instant::now() >= at {
+                    fault.strike();
+                }
             }
             if self.inbox.flush_due(Instant::now()) {
                 // The sends queued by the last input leave first (their link tasks run
