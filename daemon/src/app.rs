@@ -81,7 +81,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         }
         let ring_cfg = RingConfig {
             transport: transport::Config::new(listen_addr, settings.max_connections),
-            chord: settings.ring.chord_config(),
+            chord: ring::chord_config(&settings.ring),
             bootstrap: settings.bootstrap.clone(),
         };
         // Broadcasts are verified once, by the ring's validator, and stored by the chat core.

@@ -29,7 +29,7 @@ pub mod subscription;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -46,39 +46,7 @@ use hlc::Clock;
 use hub::Hub;
 use store::{Insert, Store, StoreError};
 
-/// The default of `chat.commit_delay_ms`: at 200 messages a second a commit takes about four
-/// messages, a quarter of the page writes (docs/performance.md).
-pub const DEFAULT_COMMIT_DELAY: Duration = Duration::from_millis(20);
-
-/// Limits of the chat core (from the `chat.*` configuration keys).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ChatConfig {
-    /// Messages kept in the history (`chat.retention_messages`).
-    pub retention_messages: u64,
-    /// How far a subscriber may fall behind before it is told it lagged
-    /// (`chat.subscriber_queue`).
-    pub subscriber_queue: usize,
-    /// Open subscriptions at most (`chat.max_subscribers`).
-    pub max_subscribers: usize,
-    /// Local messages waiting for the ring driver at most (`chat.outbound_queue`); a send
-    /// beyond it is refused at once as busy.
-    pub outbound_queue: usize,
-    /// How long messages from the ring may wait before they are committed to the history
-    /// (`chat.commit_delay_ms`; zero commits each one). See [`store`].
-    pub commit_delay: Duration,
-}
-
-impl Default for ChatConfig {
-    fn default() -> Self {
-        ChatConfig {
-            retention_messages: 100_000,
-            subscriber_queue: 1024,
-            max_subscribers: 1024,
-            outbound_queue: 1024,
-            commit_delay: DEFAULT_COMMIT_DELAY,
-        }
-    }
-}
+pub use crate::config::{ChatConfig, DEFAULT_COMMIT_DELAY};
 
 /// A local message, numbered, signed, stored and shown to local subscribers: what the
 /// broadcast takes.

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use config::{Map, Value, ValueKind};
 
+use super::ChatConfig;
 use super::{
     Access, ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS,
     MAX_COMMIT_DELAY_MS, MAX_CONNECTIONS_RANGE, ORIGIN_BURST_RANGE, ORIGIN_RATE_RANGE,
     REPLY_DELAY_RANGE, RING_MS_RANGE, RingSettings, Settings, key_error,
 };
-use crate::chat::ChatConfig;
 use crate::env::Env;
 use crate::nickname::Nickname;
 use crate::paths;

@@ -12,7 +12,10 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 mod check;
+pub mod keys;
 mod token;
+
+pub use keys::{KEYS, Key};
 
 use config::{Environment, FileFormat, Map, Source};
 
@@ -27,33 +30,6 @@ pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7400));
 /// Default log filter (tracing-subscriber `EnvFilter` syntax).
 pub const DEFAULT_LOG_FILTER: &str = "info";
-/// Every key chatd understands, as `section.name`.
-pub const KEYS: &[&str] = &[
-    "node.listen",
-    "node.bootstrap",
-    "node.data_dir",
-    "node.nickname",
-    "control.socket",
-    "control.group",
-    "control.tcp_listen",
-    "control.token_file",
-    "control.send_rate",
-    "control.send_burst",
-    "chat.retention_messages",
-    "chat.subscriber_queue",
-    "chat.max_subscribers",
-    "chat.outbound_queue",
-    "chat.commit_delay_ms",
-    "log.filter",
-    "transport.max_connections",
-    "ring.stabilize_ms",
-    "ring.fix_fingers_ms",
-    "ring.check_predecessor_ms",
-    "ring.rpc_timeout_ms",
-    "ring.origin_rate",
-    "ring.origin_burst",
-    "ring.reply_delay_ms",
-];
 /// Default bound on QUIC connections.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 /// Accepted range of `transport.max_connections`.
@@ -93,35 +69,51 @@ pub struct RingSettings {
 }
 
 impl Default for RingSettings {
+    /// The overlay's own defaults (a test in `ring` keeps them equal).
     fn default() -> Self {
-        let c = chat_overlay::ChordConfig::default();
-        let ms = |d: std::time::Duration| d.as_millis() as u64;
         RingSettings {
-            stabilize_ms: ms(c.stabilize_interval),
-            fix_fingers_ms: ms(c.fix_fingers_min),
-            check_predecessor_ms: ms(c.check_predecessor_interval),
-            rpc_timeout_ms: ms(c.rpc_timeout),
-            origin_rate: c.broadcast.rate_per_sec,
-            origin_burst: c.broadcast.rate_burst,
-            reply_delay_ms: ms(c.broadcast.reply_delay),
+            stabilize_ms: 1000,
+            fix_fingers_ms: 500,
+            check_predecessor_ms: 2000,
+            rpc_timeout_ms: 500,
+            origin_rate: 20,
+            origin_burst: 200,
+            reply_delay_ms: 20,
         }
     }
 }
 
-impl RingSettings {
-    /// The overlay configuration with these periods.
-    pub fn chord_config(&self) -> chat_overlay::ChordConfig {
-        use std::time::Duration;
-        let mut c = chat_overlay::ChordConfig::default();
-        c.stabilize_interval = Duration::from_millis(self.stabilize_ms);
-        c.fix_fingers_min = Duration::from_millis(self.fix_fingers_ms);
-        c.fix_fingers_max = c.fix_fingers_max.max(c.fix_fingers_min);
-        c.check_predecessor_interval = Duration::from_millis(self.check_predecessor_ms);
-        c.rpc_timeout = Duration::from_millis(self.rpc_timeout_ms);
-        c.broadcast.rate_per_sec = self.origin_rate;
-        c.broadcast.rate_burst = self.origin_burst;
-        c.broadcast.reply_delay = Duration::from_millis(self.reply_delay_ms);
-        c
+/// Limits of the chat core (the `chat.*` keys).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatConfig {
+    /// Messages kept in the history (`chat.retention_messages`).
+    pub retention_messages: u64,
+    /// How far a subscriber may fall behind before it is told it lagged
+    /// (`chat.subscriber_queue`).
+    pub subscriber_queue: usize,
+    /// Open subscriptions at most (`chat.max_subscribers`).
+    pub max_subscribers: usize,
+    /// Local messages waiting for the ring driver at most (`chat.outbound_queue`); a send
+    /// beyond it is refused at once as busy.
+    pub outbound_queue: usize,
+    /// How long messages from the ring may wait before they are committed to the history
+    /// (`chat.commit_delay_ms`; zero commits each one).
+    pub commit_delay: std::time::Duration,
+}
+
+/// The default of `chat.commit_delay_ms`: at 200 messages a second a commit takes about four
+/// messages, a quarter of the page writes (docs/performance.md).
+pub const DEFAULT_COMMIT_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            retention_messages: 100_000,
+            subscriber_queue: 1024,
+            max_subscribers: 1024,
+            outbound_queue: 1024,
+            commit_delay: DEFAULT_COMMIT_DELAY,
+        }
     }
 }
 
@@ -160,7 +152,7 @@ pub struct Settings {
     /// Access to the control API (`control.*`).
     pub access: Access,
     /// Chat core limits (`chat.*`).
-    pub chat: crate::chat::ChatConfig,
+    pub chat: ChatConfig,
     /// Log filter (`log.filter`).
     pub log_filter: String,
     /// Most QUIC connections held at once (`transport.max_connections`).
@@ -276,6 +268,22 @@ impl Settings {
         .check(tree, env)?;
         settings.config_file = file;
         Ok(settings)
+    }
+
+    /// Every key's value, as `check-config` prints it (TOML), by name.
+    pub fn values(&self) -> BTreeMap<&'static str, String> {
+        let table: toml::Table = self.to_toml().parse().unwrap_or_default();
+        KEYS.iter()
+            .map(|k| {
+                let (section, name) = k.name.split_once('.').unwrap_or((k.name, ""));
+                let value = table
+                    .get(section)
+                    .and_then(|t| t.get(name))
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
+                (k.name, value)
+            })
+            .collect()
     }
 
     /// The configuration as a TOML document, every key included.

@@ -205,7 +205,7 @@ fn effective_config_round_trips() {
         Settings::load(&with_file(&printed), &Env::default()).expect("printed config loads");
     assert_eq!(again.to_toml(), s.to_toml());
     let table: toml::Table = s.to_toml().parse().expect("valid TOML");
-    for key in KEYS {
+    for key in KEYS.iter().map(|k| k.name) {
         let (section, name) = key.split_once('.').expect("section.name");
         assert!(
             table[section].get(name).is_some(),
@@ -238,7 +238,7 @@ fn sample_config_loads_and_lists_every_key() {
         .collect::<Vec<_>>()
         .join("\n");
     let table: toml::Table = uncommented.parse().expect("uncommented sample is TOML");
-    for key in KEYS {
+    for key in KEYS.iter().map(|k| k.name) {
         let (section, name) = key.split_once('.').expect("section.name");
         assert!(
             table.get(section).and_then(|t| t.get(name)).is_some(),
@@ -262,7 +262,7 @@ fn ring_and_transport_keys_are_checked() {
         RingSettings::default().check_predecessor_ms
     );
     assert_eq!(s.max_connections, 64);
-    let chord = s.ring.chord_config();
+    let chord = crate::ring::chord_config(&s.ring);
     assert_eq!(chord.broadcast.rate_per_sec, 500);
     assert_eq!(
         chord.broadcast.rate_burst,
@@ -276,13 +276,18 @@ fn ring_and_transport_keys_are_checked() {
     let s = Settings::load(&with_file(&file("")), &env).expect("env");
     assert_eq!(s.ring.fix_fingers_ms, 250);
     assert_eq!(
-        s.ring.chord_config().broadcast.reply_delay,
+        crate::ring::chord_config(&s.ring).broadcast.reply_delay,
         chat_overlay::ChordConfig::default().broadcast.reply_delay
     );
     let env = home_env(&[("CHATD_RING__REPLY_DELAY_MS", "0")]);
     let s = Settings::load(&with_file(&file("")), &env).expect("env");
     assert_eq!(s.ring.reply_delay_ms, 0);
-    assert!(s.ring.chord_config().broadcast.reply_delay.is_zero());
+    assert!(
+        crate::ring::chord_config(&s.ring)
+            .broadcast
+            .reply_delay
+            .is_zero()
+    );
     for (text, want) in [
         (
             "[ring]\nstabilize_ms = 0\n",
@@ -383,8 +388,32 @@ fn control_and_chat_keys_are_checked_by_name() {
     let s = Settings::load(&with_file(&file("")), &env).expect("env values");
     assert_eq!(s.chat.subscriber_queue, 16);
     assert_eq!(s.access.group, Some(("0".to_owned(), 0)));
-    assert_eq!(s.chat.commit_delay, crate::chat::DEFAULT_COMMIT_DELAY);
+    assert_eq!(s.chat.commit_delay, super::DEFAULT_COMMIT_DELAY);
     let env = home_env(&[("CHATD_CHAT__COMMIT_DELAY_MS", "0")]);
     let s = Settings::load(&with_file(&file("")), &env).expect("zero commits each message");
     assert!(s.chat.commit_delay.is_zero());
+}
+
+#[test]
+fn the_sample_config_shows_every_default() {
+    let sample = Settings::load(&with_file(&file(SAMPLE)), &home_env(&[])).expect("loads");
+    let defaults = Settings::load(&with_file(&file("")), &home_env(&[])).expect("loads");
+    assert_eq!(sample.values(), defaults.values());
+    assert_eq!(sample.values().len(), KEYS.len());
+}
+
+#[test]
+fn operations_md_documents_every_key() {
+    let doc = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/operations.md"
+    ));
+    for key in KEYS {
+        assert!(
+            doc.contains(&format!("| `{}`", key.name))
+                || doc.contains(&format!("/ `{}`", key.name)),
+            "docs/operations.md has no row for {}",
+            key.name
+        );
+    }
 }

@@ -203,6 +203,20 @@ pub fn start(
     })
 }
 
+/// The overlay configuration for the `[ring]` settings.
+pub fn chord_config(ring: &crate::config::RingSettings) -> ChordConfig {
+    let mut c = ChordConfig::default();
+    c.stabilize_interval = Duration::from_millis(ring.stabilize_ms);
+    c.fix_fingers_min = Duration::from_millis(ring.fix_fingers_ms);
+    c.fix_fingers_max = c.fix_fingers_max.max(c.fix_fingers_min);
+    c.check_predecessor_interval = Duration::from_millis(ring.check_predecessor_ms);
+    c.rpc_timeout = Duration::from_millis(ring.rpc_timeout_ms);
+    c.broadcast.rate_per_sec = ring.origin_rate;
+    c.broadcast.rate_burst = ring.origin_burst;
+    c.broadcast.reply_delay = Duration::from_millis(ring.reply_delay_ms);
+    c
+}
+
 /// The address other nodes see for us: a wildcard listen address is not dialable, so the
 /// peers' view (the source address of our packets) is what counts; we report the bound one.
 fn advertised(listen: SocketAddr) -> SocketAddr {
@@ -283,5 +297,27 @@ impl RingHandle {
     /// The transport, for sending wire messages directly.
     pub fn transport(&self) -> &Transport<Message> {
         &self.transport
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_keys_default_to_the_overlay_defaults() {
+        let ours = chord_config(&crate::config::RingSettings::default());
+        let overlay = ChordConfig::default();
+        assert_eq!(ours.stabilize_interval, overlay.stabilize_interval);
+        assert_eq!(ours.fix_fingers_min, overlay.fix_fingers_min);
+        assert_eq!(ours.fix_fingers_max, overlay.fix_fingers_max);
+        assert_eq!(
+            ours.check_predecessor_interval,
+            overlay.check_predecessor_interval
+        );
+        assert_eq!(ours.rpc_timeout, overlay.rpc_timeout);
+        assert_eq!(ours.broadcast.rate_per_sec, overlay.broadcast.rate_per_sec);
+        assert_eq!(ours.broadcast.rate_burst, overlay.broadcast.rate_burst);
+        assert_eq!(ours.broadcast.reply_delay, overlay.broadcast.reply_delay);
     }
 }

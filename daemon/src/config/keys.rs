@@ -1,0 +1,102 @@
+//! Every configuration key in one list: its name, what it does, and whether a SIGHUP reload
+//! applies it to the running node. `check-config`, the sample `deploy/chatd.toml`, the table in
+//! `docs/operations.md` and the reloader are all checked against (or derived from) this list,
+//! so a key cannot be added in one place and forgotten in another.
+
+/// One key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    /// `section.name`.
+    pub name: &'static str,
+    /// Whether SIGHUP applies a new value without a restart.
+    pub live: bool,
+    /// One line on what it does.
+    pub doc: &'static str,
+}
+
+const fn key(name: &'static str, doc: &'static str) -> Key {
+    Key {
+        name,
+        live: false,
+        doc,
+    }
+}
+
+/// Every key chatd understands, in the order `check-config` prints them.
+pub const KEYS: &[Key] = &[
+    key(
+        "node.listen",
+        "UDP address (IP:PORT) for QUIC connections from peers",
+    ),
+    key(
+        "node.bootstrap",
+        "peers to join the ring through; empty founds a new ring",
+    ),
+    key("node.data_dir", "directory of the node key and the history"),
+    key(
+        "node.nickname",
+        "the nickname on this node's messages; empty for none",
+    ),
+    key("control.socket", "Unix socket of the gRPC control API"),
+    key(
+        "control.group",
+        "a group whose members may use the control socket",
+    ),
+    key(
+        "control.tcp_listen",
+        "TCP address for remote gRPC clients (bearer token)",
+    ),
+    key(
+        "control.token_file",
+        "file holding the TCP listener's bearer token",
+    ),
+    key(
+        "control.send_rate",
+        "messages per second one client may send",
+    ),
+    key("control.send_burst", "messages one client may send at once"),
+    key("chat.retention_messages", "messages kept in the history"),
+    key(
+        "chat.subscriber_queue",
+        "how far a subscriber may fall behind",
+    ),
+    key("chat.max_subscribers", "open subscriptions at most"),
+    key(
+        "chat.outbound_queue",
+        "sends waiting for the ring driver at once",
+    ),
+    key(
+        "chat.commit_delay_ms",
+        "how long messages from the ring may wait to be committed",
+    ),
+    Key {
+        name: "log.filter",
+        live: true,
+        doc: "what is logged (tracing EnvFilter syntax)",
+    },
+    key("transport.max_connections", "QUIC connections held at once"),
+    key("ring.stabilize_ms", "period of stabilize"),
+    key("ring.fix_fingers_ms", "shortest period of fix-fingers"),
+    key("ring.check_predecessor_ms", "period of check-predecessor"),
+    key(
+        "ring.rpc_timeout_ms",
+        "wait for an answer before resending or giving up",
+    ),
+    key(
+        "ring.origin_rate",
+        "broadcasts per second accepted from one origin, at every hop",
+    ),
+    key(
+        "ring.origin_burst",
+        "broadcasts accepted from one origin at once",
+    ),
+    key(
+        "ring.reply_delay_ms",
+        "how long answers to a broadcast's parent may be held",
+    ),
+];
+
+/// The key named `name`, if chatd has one.
+pub fn find(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
