@@ -96,7 +96,7 @@ impl Kind {
 
 /// A verified chat message (or one this node just signed).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message {
+pub struct ChatMessage {
     /// blake3 of the signed bytes.
     pub id: MessageId,
     /// The origin's public key.
@@ -117,7 +117,7 @@ pub struct Message {
     pub wire: Vec<u8>,
 }
 
-impl Message {
+impl ChatMessage {
     /// The origin's node id.
     pub fn from_id(&self) -> NodeId {
         crate::identity::node_id(&self.origin)
@@ -176,7 +176,7 @@ pub struct Draft<'a> {
 }
 
 /// Signs a draft with `key`.
-pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<Message, TextError> {
+pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<ChatMessage, TextError> {
     check_text(draft.text)?;
     let origin = key.verifying_key();
     let signed_value = Value::Array(vec![
@@ -195,7 +195,7 @@ pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<Message, TextError> {
         Value::Bytes(signed.clone()),
         Value::Bytes(signature.to_bytes().to_vec()),
     ]));
-    Ok(Message {
+    Ok(ChatMessage {
         id: MessageId(blake3::hash(&signed).into()),
         origin,
         seq: draft.seq,
@@ -274,13 +274,13 @@ impl OriginKeys {
 }
 
 /// Decodes and verifies an envelope from anywhere (peer, store).
-pub fn open(wire: &[u8]) -> Result<Message, EnvelopeError> {
+pub fn open(wire: &[u8]) -> Result<ChatMessage, EnvelopeError> {
     open_with(wire, &mut OriginKeys::default())
 }
 
 /// [`open`], taking the origin's key from `keys` when it is there and remembering it there
 /// once the signature verifies.
-pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<Message, EnvelopeError> {
+pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<ChatMessage, EnvelopeError> {
     use EnvelopeError::{BadSignature, Malformed};
     if wire.len() > MAX_WIRE_BYTES {
         return Err(EnvelopeError::Oversized(wire.len()));
@@ -321,7 +321,7 @@ pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<Message, Envelope
         .verify_strict(&signed, &Signature::from_bytes(&sig))
         .map_err(|_| BadSignature)?;
     keys.remember(origin);
-    Ok(Message {
+    Ok(ChatMessage {
         id: MessageId(blake3::hash(&signed).into()),
         origin,
         seq,

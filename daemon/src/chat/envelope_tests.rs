@@ -55,7 +55,7 @@ fn a_signature_from_another_key_is_refused() {
 }
 
 /// `msg`'s signed part with a signature by `by`.
-fn resigned(msg: &Message, by: &SigningKey) -> Vec<u8> {
+fn resigned(msg: &ChatMessage, by: &SigningKey) -> Vec<u8> {
     let outer: Value = ciborium::from_reader(msg.wire.as_slice()).expect("cbor");
     let [signed, _] = array::<2>(outer).expect("pair");
     let signed = bytes(signed).expect("bytes");

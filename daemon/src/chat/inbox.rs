@@ -21,7 +21,7 @@ use chat_overlay::broadcast::Envelope;
 use tracing::debug;
 
 use super::envelope::OriginKeys;
-use super::{Chat, Message, envelope};
+use super::{Chat, ChatMessage, envelope};
 
 /// Verified messages waiting for their delivery; older ones (validated but never delivered:
 /// duplicates, over-rate origins) are forgotten first.
@@ -30,7 +30,7 @@ const VERIFIED_SLOTS: usize = 16;
 #[derive(Debug)]
 pub struct RingInbox {
     chat: Chat,
-    verified: Mutex<VecDeque<Message>>,
+    verified: Mutex<VecDeque<ChatMessage>>,
     keys: Mutex<OriginKeys>,
 }
 
@@ -44,12 +44,12 @@ impl RingInbox {
         }
     }
 
-    fn verified(&self) -> MutexGuard<'_, VecDeque<Message>> {
+    fn verified(&self) -> MutexGuard<'_, VecDeque<ChatMessage>> {
         self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The verified message whose wire bytes are `payload`, taken out of the buffer.
-    fn take(&self, payload: &[u8]) -> Option<Message> {
+    fn take(&self, payload: &[u8]) -> Option<ChatMessage> {
         let mut verified = self.verified();
         let i = verified.iter().rposition(|m| m.wire == payload)?;
         verified.remove(i)

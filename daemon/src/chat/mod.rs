@@ -34,11 +34,11 @@ use std::time::Instant;
 use ed25519_dalek::SigningKey;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-pub use envelope::{Message, MessageId};
+pub use envelope::{ChatMessage, MessageId};
 pub use inbox::RingInbox;
 pub use room::Room;
 pub use store::Stored;
-pub use subscription::{Event, Start};
+pub use subscription::{FeedEvent, Start};
 
 use crate::nickname::Nickname;
 use envelope::{Draft, EnvelopeError, TextError};
@@ -270,7 +270,7 @@ impl Chat {
 
     /// [`Chat::accept_remote`] for a message already verified in this process (by the ring's
     /// validator, [`RingInbox`]).
-    pub fn accept_verified(&self, message: Message) -> Result<Arc<Stored>, AcceptError> {
+    pub fn accept_verified(&self, message: ChatMessage) -> Result<Arc<Stored>, AcceptError> {
         self.count(self.accept_message(message))
     }
 
@@ -283,7 +283,7 @@ impl Chat {
         result
     }
 
-    fn accept_message(&self, message: Message) -> Result<Arc<Stored>, AcceptError> {
+    fn accept_message(&self, message: ChatMessage) -> Result<Arc<Stored>, AcceptError> {
         let mut state = self.state();
         // The store recognises duplicates itself (in the insert's transaction).
         self.inner.clock.observe(message.hlc)?;
@@ -322,7 +322,7 @@ impl Chat {
         &self,
         room: Option<Room>,
         start: Start,
-    ) -> Result<Option<mpsc::Receiver<Event>>, ChatError> {
+    ) -> Result<Option<mpsc::Receiver<FeedEvent>>, ChatError> {
         let Ok(permit) = self.inner.subscriptions.clone().try_acquire_owned() else {
             return Ok(None);
         };
@@ -454,7 +454,7 @@ impl Chat {
         self.inner.hub.subscribers()
     }
 
-    /// Message counters.
+    /// ChatMessage counters.
     pub fn counters(&self) -> &Counters {
         &self.inner.counters
     }

@@ -4,7 +4,7 @@
 use ed25519_dalek::VerifyingKey;
 use rusqlite::{Connection, params};
 
-use super::envelope::{Kind, Message, MessageId};
+use super::envelope::{ChatMessage, Kind, MessageId};
 use super::hlc::Timestamp;
 use super::room::Room;
 use super::store::{RoomSummary, StoreError, Stored};
@@ -143,7 +143,7 @@ fn decode(row: RawRow) -> Result<Stored, StoreError> {
         .map_err(|_| StoreError::Corrupt("origin"))?;
     Ok(Stored {
         pos,
-        message: Message {
+        message: ChatMessage {
             id: MessageId(id.try_into().map_err(|_| StoreError::Corrupt("id"))?),
             origin: VerifyingKey::from_bytes(&origin).map_err(|_| StoreError::Corrupt("origin"))?,
             seq: seq as u64,

@@ -1,4 +1,4 @@
-//! Message history in SQLite (`chat.sqlite3` in the data directory).
+//! ChatMessage history in SQLite (`chat.sqlite3` in the data directory).
 //!
 //! One table of verified messages in the order this node accepted them (`pos`, its local
 //! position, which is what subscriptions resume from), deduplicated by id and by
@@ -27,7 +27,7 @@ use ed25519_dalek::VerifyingKey;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::checkpoint::Checkpointer;
-use super::envelope::{Message, MessageId};
+use super::envelope::{ChatMessage, MessageId};
 use super::hlc::Timestamp;
 use super::queries;
 use super::room::Room;
@@ -47,7 +47,7 @@ pub struct Stored {
     /// Local acceptance order (1, 2, …; never reused).
     pub pos: i64,
     /// The message.
-    pub message: Message,
+    pub message: ChatMessage,
 }
 
 /// What the store thinks of a message offered to it.
@@ -177,7 +177,7 @@ impl Store {
 
     /// Offers a verified message relayed from the ring. A new one joins the batch: it is
     /// visible to reads at once and committed within the commit delay.
-    pub fn insert(&mut self, m: &Message) -> Result<Insert, StoreError> {
+    pub fn insert(&mut self, m: &ChatMessage) -> Result<Insert, StoreError> {
         let result = self.insert_with(m, None)?;
         let batch = self.batch.as_ref().map_or(0, |b| b.messages);
         if self.commit_delay.is_zero() || batch == 0 || batch >= MAX_BATCH {
@@ -189,13 +189,13 @@ impl Store {
     /// Offers this node's own message `m` and records its sequence number as the latest own
     /// one (which survives pruning; see [`Store::resume_point`]); commits it, with the batch,
     /// before returning.
-    pub fn insert_own(&mut self, m: &Message) -> Result<Insert, StoreError> {
+    pub fn insert_own(&mut self, m: &ChatMessage) -> Result<Insert, StoreError> {
         let result = self.insert_with(m, Some(m.seq))?;
         self.commit()?;
         Ok(result)
     }
 
-    fn insert_with(&mut self, m: &Message, own_seq: Option<u64>) -> Result<Insert, StoreError> {
+    fn insert_with(&mut self, m: &ChatMessage, own_seq: Option<u64>) -> Result<Insert, StoreError> {
         if self.batch.is_none() {
             // BEGIN and COMMIT as cached statements: rusqlite's `transaction()` parses them
             // anew each time, which costs as much as the insert itself.
@@ -279,7 +279,7 @@ impl Store {
 
     fn insert_in_transaction(
         &mut self,
-        m: &Message,
+        m: &ChatMessage,
         own_seq: Option<u64>,
     ) -> Result<Insert, StoreError> {
         let known = |db: &Connection| -> Result<bool, StoreError> {

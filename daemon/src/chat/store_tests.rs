@@ -7,7 +7,7 @@ use super::*;
 use crate::chat::envelope::{Draft, sign};
 use ed25519_dalek::SigningKey;
 
-fn msg(key: u8, seq: u64, ms: u64, room: &str, text: &str) -> Message {
+fn msg(key: u8, seq: u64, ms: u64, room: &str, text: &str) -> ChatMessage {
     let room: Room = room.parse().expect("room");
     sign(
         &SigningKey::from_bytes(&[key; 32]),

@@ -7,7 +7,7 @@
 //! without gap or duplicate: it subscribes to the hub, reads the store once more, and from
 //! then on skips hub messages it already sent (by local position). Events go into a small bounded channel that the client
 //! drains; if the client reads too slowly, the hub's buffer overflows for this subscriber only,
-//! and the subscription sends [`Event::Lagged`] with the last message it delivered, then ends.
+//! and the subscription sends [`FeedEvent::Lagged`] with the last message it delivered, then ends.
 //! The task also ends when the client goes away.
 
 use std::sync::Arc;
@@ -35,7 +35,7 @@ pub enum Start {
 
 /// What a subscriber receives.
 #[derive(Clone, Debug)]
-pub enum Event {
+pub enum FeedEvent {
     /// A message.
     Message(Arc<Stored>),
     /// The subscriber fell behind and missed up to `missed` messages; resume after
@@ -51,7 +51,7 @@ pub enum Event {
 struct Task {
     chat: Chat,
     room: Option<Room>,
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<FeedEvent>,
     last_pos: i64,
     last_id: Option<MessageId>,
 }
@@ -68,7 +68,7 @@ pub(super) fn spawn(
     room: Option<Room>,
     start: Start,
     permit: OwnedSemaphorePermit,
-) -> Result<mpsc::Receiver<Event>, ChatError> {
+) -> Result<mpsc::Receiver<FeedEvent>, ChatError> {
     let initial = match start {
         Start::After { id, pos } => Initial::After { id, pos },
         Start::Backlog(n) => {
@@ -135,7 +135,7 @@ impl Task {
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     let _ = self
                         .tx
-                        .send(Event::Lagged {
+                        .send(FeedEvent::Lagged {
                             missed,
                             resume_after: self.last_id,
                         })
@@ -175,6 +175,9 @@ impl Task {
             return Ok(());
         }
         self.last_id = Some(stored.message.id);
-        self.tx.send(Event::Message(stored)).await.map_err(|_| Gone)
+        self.tx
+            .send(FeedEvent::Message(stored))
+            .await
+            .map_err(|_| Gone)
     }
 }

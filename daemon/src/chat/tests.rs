@@ -14,17 +14,17 @@ fn core(seed: u8, nick: &str, config: &ChatConfig) -> Chat {
     .expect("chat core")
 }
 
-async fn next(rx: &mut mpsc::Receiver<Event>) -> Event {
+async fn next(rx: &mut mpsc::Receiver<FeedEvent>) -> FeedEvent {
     tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .expect("an event in time")
         .expect("subscription open")
 }
 
-fn text(event: &Event) -> &str {
+fn text(event: &FeedEvent) -> &str {
     match event {
-        Event::Message(s) => &s.message.text,
-        Event::Lagged { .. } => panic!("unexpected lag: {event:?}"),
+        FeedEvent::Message(s) => &s.message.text,
+        FeedEvent::Lagged { .. } => panic!("unexpected lag: {event:?}"),
     }
 }
 
@@ -190,8 +190,8 @@ async fn a_slow_subscriber_lags_without_holding_anyone_up() {
     let mut delivered = vec![first.message.id];
     let (missed, resume_after) = loop {
         match next(&mut slow).await {
-            Event::Message(s) => delivered.push(s.message.id),
-            Event::Lagged {
+            FeedEvent::Message(s) => delivered.push(s.message.id),
+            FeedEvent::Lagged {
                 missed,
                 resume_after,
             } => break (missed, resume_after),

@@ -22,7 +22,7 @@ use super::ApiError;
 use super::access::ClientInfo;
 use crate::chat::envelope::Kind;
 use crate::chat::ratelimit::{Keyed, Rate};
-use crate::chat::{Chat, Event, MessageId, Room, Start, Stored};
+use crate::chat::{Chat, FeedEvent, MessageId, Room, Start, Stored};
 use crate::node::Node;
 
 /// Largest `limit` of History and `backlog` of Subscribe.
@@ -177,8 +177,10 @@ impl ChatService for ChatApi {
         let stream = ReceiverStream::new(events).map(|event| {
             Ok(SubscribeResponse {
                 event: Some(match event {
-                    Event::Message(stored) => subscribe_response::Event::Message(to_proto(&stored)),
-                    Event::Lagged {
+                    FeedEvent::Message(stored) => {
+                        subscribe_response::Event::Message(to_proto(&stored))
+                    }
+                    FeedEvent::Lagged {
                         missed,
                         resume_after,
                     } => subscribe_response::Event::Lagged(Lagged {

@@ -15,7 +15,7 @@ use chat_overlay::{Input, Message};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::Command;
+use super::DriverCommand;
 use crate::transport::{Transport, TransportError};
 
 const FIRST_DELAY: Duration = Duration::from_millis(500);
@@ -25,7 +25,7 @@ const MAX_DELAY: Duration = Duration::from_secs(30);
 pub async fn run(
     transport: Transport<Message>,
     addrs: Vec<SocketAddr>,
-    driver: mpsc::Sender<Command>,
+    driver: mpsc::Sender<DriverCommand>,
 ) {
     let mut delay = FIRST_DELAY;
     let mut round: u64 = 0;
@@ -55,7 +55,7 @@ pub async fn run(
             None
         };
         if let Some(input) = input {
-            let _ = driver.send(Command::Input(input)).await;
+            let _ = driver.send(DriverCommand::Input(input)).await;
             return;
         }
         if driver.is_closed() {

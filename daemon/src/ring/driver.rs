@@ -2,7 +2,7 @@
 //!
 //! Inputs come from the transport (messages from authenticated peers — the sender's NodeId is
 //! the one its certificate proved, never one the message claims — and unreachable peers), from
-//! the overlay's own timers, and from [`Command`]s. After each input the outputs are executed
+//! the overlay's own timers, and from [`DriverCommand`]s. After each input the outputs are executed
 //! at once: `Send` goes to the transport (which never blocks), `SetTimer` to the timer heap
 //! (the driver sleeps until the earliest timer the overlay still wants), then `Event`s update
 //! the node's `joined` flag, hand deliveries to the [`super::Inbox`] and go to subscribers.
@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::timers::Timers;
-use super::{Command, RingView};
+use super::{DriverCommand, RingView};
 use crate::node::Membership;
 use crate::transport::{Inbound, Transport};
 
@@ -98,7 +98,7 @@ impl Driver {
     pub(super) async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Inbound<Message>>,
-        mut commands: mpsc::Receiver<Command>,
+        mut commands: mpsc::Receiver<DriverCommand>,
     ) {
         // The loop turns at least this often, so its heartbeat proves it is not stuck.
         let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -144,16 +144,16 @@ impl Driver {
                 },
                 cmd = commands.recv() => match cmd {
                     None => return,
-                    Some(Command::Input(input)) => {
+                    Some(DriverCommand::Input(input)) => {
                         self.feed(input);
                     }
-                    Some(Command::View(reply)) => {
+                    Some(DriverCommand::View(reply)) => {
                         let _ = reply.send(self.view());
                     }
-                    Some(Command::Originate { job, reply }) => {
+                    Some(DriverCommand::Originate { job, reply }) => {
                         let _ = reply.send(self.originate(job));
                     }
-                    Some(Command::Leave(reply)) => {
+                    Some(DriverCommand::Leave(reply)) => {
                         self.feed(Input::Leave);
                         if self.overlay.phase() == Phase::Left {
                             let _ = reply.send(());

@@ -38,7 +38,7 @@ const INBOUND_QUEUE: usize = 1024;
 const EVENT_BUFFER: usize = 256;
 
 /// What the driver is asked to do.
-pub enum Command {
+pub enum DriverCommand {
     /// Feed this input to the overlay.
     Input(Input),
     /// Report the routing state.
@@ -52,13 +52,13 @@ pub enum Command {
     },
 }
 
-impl std::fmt::Debug for Command {
+impl std::fmt::Debug for DriverCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Command::Input(i) => f.debug_tuple("Input").field(i).finish(),
-            Command::View(_) => f.write_str("View"),
-            Command::Leave(_) => f.write_str("Leave"),
-            Command::Originate { .. } => f.write_str("Originate"),
+            DriverCommand::Input(i) => f.debug_tuple("Input").field(i).finish(),
+            DriverCommand::View(_) => f.write_str("View"),
+            DriverCommand::Leave(_) => f.write_str("Leave"),
+            DriverCommand::Originate { .. } => f.write_str("Originate"),
         }
     }
 }
@@ -119,7 +119,7 @@ pub struct RingConfig {
 /// A handle to the running driver; cheap to clone.
 #[derive(Clone)]
 pub struct RingHandle {
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<DriverCommand>,
     transport: Transport<Message>,
     events: broadcast::Sender<Event>,
 }
@@ -188,7 +188,7 @@ pub fn start(
         });
     }
     if cfg.bootstrap.is_empty() {
-        let _ = commands.try_send(Command::Input(Input::Create));
+        let _ = commands.try_send(DriverCommand::Input(Input::Create));
     } else {
         tokio::spawn(tracing::Instrument::in_current_span(bootstrap::run(
             transport.clone(),
@@ -227,14 +227,14 @@ impl RingHandle {
     /// The routing state, or `None` when the driver has stopped.
     pub async fn view(&self) -> Option<RingView> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::View(tx)).await.ok()?;
+        self.commands.send(DriverCommand::View(tx)).await.ok()?;
         rx.await.ok()
     }
 
     /// Feeds an input to the overlay (e.g. a lookup, or a broadcast once the overlay has one).
     /// Returns false when the driver's queue is full or it has stopped.
     pub fn submit(&self, input: Input) -> bool {
-        self.commands.try_send(Command::Input(input)).is_ok()
+        self.commands.try_send(DriverCommand::Input(input)).is_ok()
     }
 
     /// Leaves the ring gracefully: the overlay hands our neighbours to each other, and the
@@ -242,7 +242,7 @@ impl RingHandle {
     pub async fn leave(&self, deadline: Duration) -> bool {
         let work = async {
             let (tx, rx) = oneshot::channel();
-            self.commands.send(Command::Leave(tx)).await.ok()?;
+            self.commands.send(DriverCommand::Leave(tx)).await.ok()?;
             rx.await.ok()?;
             self.transport.flush(deadline).await;
             Some(())

@@ -14,7 +14,7 @@ use std::time::Duration;
 use chat_overlay::BroadcastError;
 use tokio::sync::oneshot;
 
-use super::{Command, RingHandle};
+use super::{DriverCommand, RingHandle};
 
 /// How long a send may wait for room in the driver's command queue.
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
@@ -61,7 +61,7 @@ impl RingHandle {
         let (reply, verdict) = oneshot::channel();
         let queued = tokio::time::timeout(
             QUEUE_WAIT,
-            self.commands.send(Command::Originate { job, reply }),
+            self.commands.send(DriverCommand::Originate { job, reply }),
         )
         .await;
         if !matches!(queued, Ok(Ok(()))) {

@@ -7,7 +7,7 @@ use crate::id::NodeId;
 use crate::time::Time;
 
 #[derive(Clone, Copy, Debug)]
-struct Bucket {
+struct Tokens {
     /// Tokens in millionths.
     micros: u64,
     last: Time,
@@ -19,7 +19,7 @@ pub struct RateLimiter {
     rate_per_sec: u64,
     burst: u64,
     max: usize,
-    buckets: BTreeMap<NodeId, Bucket>,
+    buckets: BTreeMap<NodeId, Tokens>,
 }
 
 impl RateLimiter {
@@ -63,7 +63,7 @@ impl RateLimiter {
                 self.buckets.remove(&k);
             }
         }
-        let b = self.buckets.entry(*origin).or_insert(Bucket {
+        let b = self.buckets.entry(*origin).or_insert(Tokens {
             micros: full,
             last: now,
         });
