@@ -193,7 +193,7 @@ impl Overlay {
                 .broadcast
                 .on_timer(&mut Ctx::new(&mut self.ring, now), t),
             Input::Timer(Timer::Extension { service, id }) => {
-                if let Some(e) = self.extensions.iter_mut().find(|e| e.service() == service) {
+                if let Some(e) = serving(&mut self.extensions, service) {
                     e.on_timer(&mut Ctx::new(&mut self.ring, now), id);
                 }
             }
@@ -230,16 +230,10 @@ impl Overlay {
                 }
                 Up::Notice { from, notice } => match notice {
                     Notice::Broadcast(b) => self.broadcast.on_notice(cx, from, b),
-                    Notice::Other(o) => {
-                        match self
-                            .extensions
-                            .iter_mut()
-                            .find(|e| e.service() == o.service)
-                        {
-                            Some(e) => e.on_notice(cx, from, &o),
-                            None => cx.count_unknown(),
-                        }
-                    }
+                    Notice::Other(o) => match serving(&mut self.extensions, o.service) {
+                        Some(e) => e.on_notice(cx, from, &o),
+                        None => cx.count_unknown(),
+                    },
                     // The ring core keeps its own notices.
                     Notice::Ring(_) => {}
                 },
@@ -248,21 +242,15 @@ impl Overlay {
                         Request::Broadcast(r) => {
                             Response::Broadcast(self.broadcast.on_request(cx, r))
                         }
-                        Request::Other(o) => {
-                            match self
-                                .extensions
-                                .iter_mut()
-                                .find(|e| e.service() == o.service)
-                            {
-                                Some(e) => e
-                                    .on_request(cx, from, &o)
-                                    .map_or(Response::Unsupported, Response::Other),
-                                None => {
-                                    cx.count_unknown();
-                                    Response::Unsupported
-                                }
+                        Request::Other(o) => match serving(&mut self.extensions, o.service) {
+                            Some(e) => e
+                                .on_request(cx, from, &o)
+                                .map_or(Response::Unsupported, Response::Other),
+                            None => {
+                                cx.count_unknown();
+                                Response::Unsupported
                             }
-                        }
+                        },
                         Request::Ring(_) => Response::Unsupported,
                     };
                     cx.send(from, Message::Response { id, body: answer });
@@ -274,9 +262,7 @@ impl Overlay {
                 } => {
                     if service == BROADCAST {
                         self.broadcast.on_reply(cx, token, reply);
-                    } else if let Some(e) =
-                        self.extensions.iter_mut().find(|e| e.service() == service)
-                    {
+                    } else if let Some(e) = serving(&mut self.extensions, service) {
                         e.on_reply(cx, token, reply);
                     }
                 }
@@ -287,9 +273,7 @@ impl Overlay {
                 } => {
                     if service == BROADCAST {
                         self.broadcast.on_lookup(cx, token, result);
-                    } else if let Some(e) =
-                        self.extensions.iter_mut().find(|e| e.service() == service)
-                    {
+                    } else if let Some(e) = serving(&mut self.extensions, service) {
                         e.on_lookup(cx, token, result);
                     }
                 }
@@ -355,4 +339,9 @@ pub(crate) fn jitter(r: &mut crate::rng::Rng, base: Duration) -> Duration {
     let us = base.as_micros() as u64;
     let spread = us / 2;
     Duration::from_micros(us - us / 4 + r.below(spread.max(1)))
+}
+
+/// The extension serving `service` among `exts`.
+fn serving(exts: &mut [Box<dyn Extension>], service: u16) -> Option<&mut Box<dyn Extension>> {
+    exts.iter_mut().find(|e| e.service() == service)
 }
