@@ -348,9 +348,9 @@ impl Chat {
             Some(r) => {
                 let r = r.lock().unwrap_or_else(|p| p.into_inner());
                 if after {
-                    r.after(bound, room, limit)
+                    queries::after(&r.db, bound, room, limit)
                 } else {
-                    r.before(bound, room, limit)
+                    queries::before(&r.db, bound, room, limit)
                 }
             }
             None => {
@@ -431,7 +431,9 @@ impl Chat {
     /// Rooms with stored messages (committed ones; the reader's connection).
     pub fn rooms(&self) -> Result<Vec<store::RoomSummary>, ChatError> {
         match &self.inner.reader {
-            Some(r) => Ok(r.lock().unwrap_or_else(|p| p.into_inner()).rooms()?),
+            Some(r) => Ok(queries::rooms(
+                &r.lock().unwrap_or_else(|p| p.into_inner()).db,
+            )?),
             None => Ok(self.state().store.rooms()?),
         }
     }

@@ -12,14 +12,13 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::queries;
-use super::room::Room;
-use super::store::{DB_FILE, RoomSummary, StoreError, Stored};
+use super::store::{DB_FILE, StoreError};
 
-/// A read-only connection to the history.
+/// A read-only connection to the history; the queries are `queries.rs`'s, shared with the
+/// writer.
 #[derive(Debug)]
 pub struct Reader {
-    db: Connection,
+    pub(super) db: Connection,
 }
 
 impl Reader {
@@ -28,30 +27,5 @@ impl Reader {
         let db = Connection::open(dir.join(DB_FILE))?;
         db.pragma_update(None, "query_only", true)?;
         Ok(Reader { db })
-    }
-
-    /// Up to `limit` messages after position `after` (oldest first).
-    pub fn after(
-        &self,
-        after: i64,
-        room: Option<&Room>,
-        limit: usize,
-    ) -> Result<Vec<Stored>, StoreError> {
-        queries::after(&self.db, after, room, limit)
-    }
-
-    /// Up to `limit` newest messages before position `before` (returned oldest first).
-    pub fn before(
-        &self,
-        before: i64,
-        room: Option<&Room>,
-        limit: usize,
-    ) -> Result<Vec<Stored>, StoreError> {
-        queries::before(&self.db, before, room, limit)
-    }
-
-    /// Every room with stored messages.
-    pub fn rooms(&self) -> Result<Vec<RoomSummary>, StoreError> {
-        queries::rooms(&self.db)
     }
 }
