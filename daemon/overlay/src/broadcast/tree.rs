@@ -518,7 +518,14 @@ impl Broadcast {
         if h.child.id != from.id || h.stage != Stage::Ack {
             return;
         }
-        h.stage = Stage::Done;
+        self.await_done(cx, hop);
+    }
+
+    /// Hop `hop` was acknowledged: wait for its completion, up to `done_timeout`.
+    fn await_done(&mut self, cx: &mut Ctx<'_>, hop: u64) {
+        if let Some(h) = self.hops.get_mut(&hop) {
+            h.stage = Stage::Done;
+        }
         self.arm_hop(
             cx,
             hop,
@@ -568,12 +575,8 @@ impl Broadcast {
                 h.stage = Stage::Status;
             }
         } else {
-            self.arm_hop(
-                cx,
-                hop,
-                cx.now() + self.cfg.done_timeout,
-                BroadcastTimer::Done(hop),
-            );
+            // Too many requests outstanding: ask again after another wait.
+            self.await_done(cx, hop);
         }
     }
 
@@ -601,13 +604,7 @@ impl Broadcast {
                     self.stats.abandoned += 1;
                     self.resolve(cx, hop);
                 } else {
-                    h.stage = Stage::Done;
-                    self.arm_hop(
-                        cx,
-                        hop,
-                        cx.now() + self.cfg.done_timeout,
-                        BroadcastTimer::Done(hop),
-                    );
+                    self.await_done(cx, hop);
                 }
             }
             HopState::Unknown => {
