@@ -11,8 +11,6 @@
 //! and `check_invariants`). Services this build does not know are counted and ignored
 //! (requests answered [`Response::Unsupported`]); [`Extension`]s add services at run time.
 
-use std::time::Duration;
-
 use crate::broadcast::{Broadcast, BroadcastError, BroadcastEvent, BroadcastTimer, Validator};
 use crate::config::ChordConfig;
 use crate::id::NodeId;
@@ -164,7 +162,8 @@ impl Overlay {
     /// Whether [`Input::Broadcast`] would be accepted at `now` (for a payload within
     /// [`crate::broadcast::MAX_PAYLOAD`] and an unused sequence number). Takes nothing, so a
     /// driver can ask before it numbers, signs and stores a message, and tell its client the
-    /// truth: an `Ok` here and a broadcast fed at the same or a later time is accepted.
+    /// truth: after an `Ok` here, a broadcast fed at the same or a later time with no other
+    /// broadcast in between is accepted.
     pub fn admits_broadcast(&self, now: Time) -> Result<(), BroadcastError> {
         self.broadcast.admits(&self.ring, now)
     }
@@ -332,13 +331,6 @@ pub fn refusal(outputs: &[Output], seq: u64) -> Option<BroadcastError> {
         }
         _ => None,
     })
-}
-
-/// `base` with ±25 % jitter drawn from `r`, so that nodes do not act in lockstep.
-pub(crate) fn jitter(r: &mut crate::rng::Rng, base: Duration) -> Duration {
-    let us = base.as_micros() as u64;
-    let spread = us / 2;
-    Duration::from_micros(us - us / 4 + r.below(spread.max(1)))
 }
 
 /// The extension serving `service` among `exts`.

@@ -375,7 +375,9 @@ impl Ring {
 
     /// `base` with ±25 % jitter, so that nodes do not act in lockstep.
     pub(crate) fn jittered(&mut self, base: std::time::Duration) -> std::time::Duration {
-        crate::overlay::jitter(&mut self.rng, base)
+        let us = base.as_micros() as u64;
+        let spread = us / 2;
+        std::time::Duration::from_micros(us - us / 4 + self.rng.below(spread.max(1)))
     }
 
     // ---- plumbing --------------------------------------------------------------------------
