@@ -8,6 +8,7 @@
 //! anti-entropy between ring neighbours make it lossless under crashes, loss and partitions
 //! (`docs/protocol.md`, "Broadcast").
 
+mod entropy;
 pub mod memory;
 pub mod rate;
 mod replies;

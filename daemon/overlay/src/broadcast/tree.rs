@@ -1,7 +1,7 @@
 //! The broadcast state machine: the El-Ansary spanning tree over our fingers and successors,
-//! per-hop acks with resend and re-routing, completion acks, and anti-entropy with the ring
-//! neighbours. It reads the ring and acts through a [`Ctx`]; types, bounds and the message
-//! memory live in [`crate::broadcast`].
+//! per-hop acks with resend and re-routing, completion acks; anti-entropy with the ring
+//! neighbours is `entropy.rs`. It reads the ring and acts through a [`Ctx`]; types, bounds and
+//! the message memory live in [`crate::broadcast`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,7 +12,7 @@ use super::replies::Replies;
 use super::wire::{Bcast, BroadcastRequest, BroadcastResponse};
 use super::{
     BroadcastConfig, BroadcastEvent, BroadcastStats, BroadcastTimer, Envelope, HopState,
-    MAX_DIGEST, MAX_PAYLOAD, MsgId, Validator,
+    MAX_PAYLOAD, MsgId, Validator,
 };
 use crate::id::NodeId;
 use crate::overlay::Event;
@@ -85,14 +85,14 @@ struct Hop {
 
 /// The node's broadcast state.
 pub struct Broadcast {
-    cfg: BroadcastConfig,
-    memory: Memory,
-    rate: RateLimiter,
+    pub(super) cfg: BroadcastConfig,
+    pub(super) memory: Memory,
+    pub(super) rate: RateLimiter,
     tasks: BTreeMap<MsgId, Task>,
     hops: BTreeMap<u64, Hop>,
     validator: Option<Validator>,
-    stats: BroadcastStats,
-    ae_to_pred: bool,
+    pub(super) stats: BroadcastStats,
+    pub(super) ae_to_pred: bool,
     /// Names of our child hops (starting at a random number).
     next_hop: u64,
     pub(super) replies: Replies,
@@ -159,7 +159,7 @@ impl Broadcast {
         Ok(())
     }
 
-    fn valid(&self, env: &Envelope) -> bool {
+    pub(super) fn valid(&self, env: &Envelope) -> bool {
         self.validator.as_ref().is_none_or(|v| v(env))
     }
 
@@ -749,108 +749,6 @@ impl Broadcast {
         } else {
             HopState::Unknown
         }
-    }
-
-    // ---- anti-entropy ------------------------------------------------------------------------
-
-    fn tick_anti_entropy(&mut self, cx: &mut Ctx<'_>) {
-        if !cx.ring().is_member() {
-            return;
-        }
-        self.ae_to_pred = !self.ae_to_pred;
-        let to = if self.ae_to_pred {
-            cx.ring().predecessor().or(cx.ring().successor())
-        } else {
-            cx.ring().successor().or(cx.ring().predecessor())
-        };
-        if let Some(to) = to {
-            self.send_digest(cx, to, false);
-        }
-        let d = cx.jittered(self.cfg.ae_interval);
-        cx.set_timer(cx.now() + d, BroadcastTimer::AntiEntropy.into());
-    }
-
-    fn send_digest(&mut self, cx: &mut Ctx<'_>, to: Peer, reply: bool) {
-        let (heads, complete) = self.memory.digest(MAX_DIGEST);
-        cx.send(
-            to,
-            Message::Notice(Notice::Broadcast(Bcast::Digest {
-                heads,
-                complete,
-                reply,
-            })),
-        );
-    }
-
-    fn on_digest(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        from: Peer,
-        heads: Vec<(NodeId, u64)>,
-        complete: bool,
-        reply: bool,
-    ) {
-        let cfg = &self.cfg;
-        let repairs: Vec<(MsgId, Envelope)> = self
-            .memory
-            .missing_for(&heads, complete, cx.now(), cfg.ae_grace, cfg.ae_max_repairs)
-            .into_iter()
-            .map(|m| (m.id, m.env.clone()))
-            .collect();
-        for (id, env) in repairs {
-            self.stats.repairs_sent += 1;
-            self.stats.payload_sends += 1;
-            cx.send(
-                from,
-                Message::Notice(Notice::Broadcast(Bcast::Repair { id, env })),
-            );
-        }
-        if !reply && self.memory.lacks_any(&heads) {
-            self.send_digest(cx, from, true);
-        }
-    }
-
-    /// A neighbour pushed a message we lacked. Pass it on along the ring, away from the
-    /// sender: a neighbour that missed a message often shares the hole (a lost arc), and the
-    /// wave runs at network speed instead of one anti-entropy round per node. It stops at the
-    /// first node that has the message.
-    fn on_repair(&mut self, cx: &mut Ctx<'_>, from: Peer, id: MsgId, env: Envelope) {
-        if self.memory.is_seen(&env.origin, env.seq) {
-            self.stats.duplicates += 1;
-            return;
-        }
-        if !self.valid(&env) {
-            self.stats.dropped_invalid += 1;
-            return;
-        }
-        if !self.rate.allow(&env.origin, cx.now()) {
-            self.stats.dropped_rate += 1;
-            return;
-        }
-        self.memory.insert(cx.now(), env.clone(), id);
-        self.stats.delivered += 1;
-        self.stats.repairs_received += 1;
-        let onward = if cx.ring().successor().is_some_and(|s| s.id == from.id) {
-            cx.ring().predecessor()
-        } else {
-            cx.ring().successor()
-        };
-        if let Some(to) = onward.filter(|p| p.id != from.id) {
-            self.stats.repairs_sent += 1;
-            self.stats.payload_sends += 1;
-            cx.send(
-                to,
-                Message::Notice(Notice::Broadcast(Bcast::Repair {
-                    id,
-                    env: env.clone(),
-                })),
-            );
-        }
-        cx.event(Event::Broadcast(BroadcastEvent::Deliver {
-            id,
-            env,
-            depth: None,
-        }));
     }
 }
 
