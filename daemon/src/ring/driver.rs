@@ -24,7 +24,7 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// Test builds only (debug assertions on): `CHAT_TEST_DRIVER_FAULT=panic` makes the driver
 /// panic, `=stall` makes it block its thread, a second after the node has joined; release
-/// builds ignore it. The supervision tests use it (tests/e2e/ops/failures.rs).
+/// builds ignore it. The supervision tests use it (tests/e2e/ops.rs).
 pub const FAULT_ENV: &str = "CHAT_TEST_DRIVER_FAULT";
 
 #[derive(Clone, Copy, Debug)]
