@@ -107,21 +107,28 @@ fn chatd_notified(sandbox: &Sandbox, notify: &NotifySocket, env: &[(&str, &str)]
     sandbox.spawn(cmd, &sandbox.socket())
 }
 
+/// chatd (a test build) whose ring driver suffers `fault` a second after joining, with a
+/// watchdog of 600 ms (pings every 200 ms while the driver turns).
+fn faulty_chatd(sandbox: &Sandbox, fault: &str) -> (NotifySocket, Daemon) {
+    let notify = NotifySocket::new(sandbox, "notify.sock");
+    let daemon = chatd_notified(
+        sandbox,
+        &notify,
+        &[
+            ("WATCHDOG_USEC", "600000"),
+            ("CHAT_TEST_DRIVER_FAULT", fault),
+        ],
+    );
+    (notify, daemon)
+}
+
 /// Supervision: a ring driver that panics (a test build's injected fault) ends the daemon with
 /// exit status 1 — systemd's `Restart=on-failure` then starts it again — and, the process being
 /// gone, the watchdog pings stop.
 #[test]
 fn a_panicking_ring_driver_ends_the_daemon_with_an_error() {
     let sandbox = Sandbox::new();
-    let mut notify = NotifySocket::new(&sandbox, "notify.sock");
-    let mut daemon = chatd_notified(
-        &sandbox,
-        &notify,
-        &[
-            ("WATCHDOG_USEC", "600000"),
-            ("CHAT_TEST_DRIVER_FAULT", "panic"),
-        ],
-    );
+    let (mut notify, mut daemon) = faulty_chatd(&sandbox, "panic");
     let status = daemon.wait_exit(START_DEADLINE);
     let log = daemon.log();
     let status = status.unwrap_or_else(|| panic!("chatd kept running:\n{log}"));
@@ -148,16 +155,7 @@ fn a_panicking_ring_driver_ends_the_daemon_with_an_error() {
 #[test]
 fn a_stuck_ring_driver_stops_the_watchdog() {
     let sandbox = Sandbox::new();
-    let mut notify = NotifySocket::new(&sandbox, "notify.sock");
-    // Pings every 200 ms while the driver turns.
-    let mut daemon = chatd_notified(
-        &sandbox,
-        &notify,
-        &[
-            ("WATCHDOG_USEC", "600000"),
-            ("CHAT_TEST_DRIVER_FAULT", "stall"),
-        ],
-    );
+    let (mut notify, mut daemon) = faulty_chatd(&sandbox, "stall");
     // Pings stop: after READY=1 the last ping grows older than five ping periods, within
     // the stall bound plus the start-up deadline.
     let quiet = Duration::from_millis(1000);
