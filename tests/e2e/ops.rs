@@ -314,7 +314,10 @@ fn sighup_reloads_the_log_filter_and_names_what_needs_a_restart() {
     let mut daemon = sandbox.spawn(cmd, &sandbox.socket());
     assert!(notify.wait_for(START_DEADLINE, &mut daemon, |m| count(m, "READY=1") == 1));
 
-    sandbox.write_config("[log]\nfilter = \"debug\"\n[node]\nnickname = \"carol\"\n");
+    sandbox.write_config(
+        "[log]\nfilter = \"debug\"\n[node]\nnickname = \"carol\"\n[ring]\nstabilize_ms = 777\n\
+         [chat]\nretention_messages = 12\n[transport]\nmax_connections = 33\n",
+    );
     daemon.signal(Signal::HUP);
     let reloaded = notify.wait_for(START_DEADLINE, &mut daemon, |m| {
         count(m, "RELOADING=1") == 1 && count(m, "READY=1") == 2
@@ -325,10 +328,19 @@ fn sighup_reloads_the_log_filter_and_names_what_needs_a_restart() {
         log.contains(r#"reloaded: log.filter is now "debug" (was "info")"#),
         "{log}"
     );
-    assert!(
-        log.contains("node.nickname changed in the configuration but needs a restart"),
-        "{log}"
-    );
+    for key in [
+        "node.nickname",
+        "ring.stabilize_ms",
+        "chat.retention_messages",
+        "transport.max_connections",
+    ] {
+        assert!(
+            log.contains(&format!(
+                "{key} changed in the configuration but needs a restart"
+            )),
+            "{key}: {log}"
+        );
+    }
 
     // A broken file is refused whole; the node keeps running.
     sandbox.write_config("[log]\nfilter = \"debug\"\n[node]\nnickname = \"*x\"\n");
