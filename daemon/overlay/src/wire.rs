@@ -216,6 +216,28 @@ fn read<T: serde::de::DeserializeOwned>(o: &Opaque, service: u16, version: u16) 
     ciborium::from_reader(o.body.as_slice()).ok()
 }
 
+/// The body read as the service it names, when this build speaks that service's version and
+/// the body is one of its message types; otherwise kept opaque. The one place that lists the
+/// services a build reads.
+fn typed<T, R, B>(
+    o: Opaque,
+    ring: impl FnOnce(R) -> T,
+    broadcast: impl FnOnce(B) -> T,
+    other: impl FnOnce(Opaque) -> T,
+) -> T
+where
+    R: serde::de::DeserializeOwned,
+    B: serde::de::DeserializeOwned,
+{
+    if let Some(r) = read(&o, RING, rwire::VERSION) {
+        ring(r)
+    } else if let Some(b) = read(&o, BROADCAST, bwire::VERSION) {
+        broadcast(b)
+    } else {
+        other(o)
+    }
+}
+
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (call, id, body) = match self {
@@ -262,34 +284,18 @@ impl<'de> Deserialize<'de> for Message {
             body,
         };
         Ok(match call {
-            NOTICE => Message::Notice(if let Some(r) = read(&o, RING, rwire::VERSION) {
-                Notice::Ring(r)
-            } else if let Some(b) = read(&o, BROADCAST, bwire::VERSION) {
-                Notice::Broadcast(b)
-            } else {
-                Notice::Other(o)
-            }),
+            NOTICE => Message::Notice(typed(o, Notice::Ring, Notice::Broadcast, Notice::Other)),
             REQUEST => Message::Request {
                 id,
-                body: if let Some(r) = read(&o, RING, rwire::VERSION) {
-                    Request::Ring(r)
-                } else if let Some(b) = read(&o, BROADCAST, bwire::VERSION) {
-                    Request::Broadcast(b)
-                } else {
-                    Request::Other(o)
-                },
+                body: typed(o, Request::Ring, Request::Broadcast, Request::Other),
+            },
+            RESPONSE if o.service == FRAME => Message::Response {
+                id,
+                body: Response::Unsupported,
             },
             RESPONSE => Message::Response {
                 id,
-                body: if o.service == FRAME {
-                    Response::Unsupported
-                } else if let Some(r) = read(&o, RING, rwire::VERSION) {
-                    Response::Ring(r)
-                } else if let Some(b) = read(&o, BROADCAST, bwire::VERSION) {
-                    Response::Broadcast(b)
-                } else {
-                    Response::Other(o)
-                },
+                body: typed(o, Response::Ring, Response::Broadcast, Response::Other),
             },
             other => return Err(D::Error::custom(format!("unknown call kind {other}"))),
         })
