@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::broadcast::BroadcastConfig;
+use crate::records::RecordsConfig;
 
 /// Ring-maintenance parameters. Every bound the node enforces lives here.
 #[derive(Clone, Debug)]
@@ -51,6 +52,8 @@ pub struct ChordConfig {
     pub closer_candidates: usize,
     /// Broadcast tunables.
     pub broadcast: BroadcastConfig,
+    /// Records tunables.
+    pub records: RecordsConfig,
 }
 
 impl Default for ChordConfig {
@@ -78,6 +81,7 @@ impl Default for ChordConfig {
             join_retry_max: Duration::from_secs(30),
             closer_candidates: 4,
             broadcast: BroadcastConfig::default(),
+            records: RecordsConfig::default(),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! (messages to send, timers to arm, events for the application). It is a ring core
 //! ([`ring`]: Chord maintenance, lookups, the one RPC engine) with sub-protocols on top, each
 //! in its own folder with its own state, messages, timers and events ([`broadcast`]: broadcast
-//! along the finger table), meeting the core through [`protocol`]. The daemon's QUIC driver and
+//! along the finger table; [`records`]: the DHT of signed records), meeting the core through [`protocol`]. The daemon's QUIC driver and
 //! the deterministic simulator (`tests/sim`) run this very same code.
 
 pub mod broadcast;
@@ -13,6 +13,7 @@ pub mod config;
 pub mod id;
 pub mod overlay;
 pub mod protocol;
+pub mod records;
 pub mod ring;
 pub mod rng;
 #[cfg(any(test, feature = "sim"))]

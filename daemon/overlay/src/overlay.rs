@@ -15,9 +15,10 @@ use crate::broadcast::{Broadcast, BroadcastError, BroadcastEvent, BroadcastTimer
 use crate::config::ChordConfig;
 use crate::id::NodeId;
 use crate::protocol::{Ctx, Extension, Up};
+use crate::records::{Records, RecordsEvent, RecordsInput, RecordsTimer};
 use crate::ring::{Phase, Ring, RingTimer};
 use crate::time::Time;
-use crate::wire::{BROADCAST, Message, Notice, Peer, Request, Response};
+use crate::wire::{BROADCAST, Message, Notice, Peer, RECORDS, Request, Response};
 
 /// An event the driver feeds to the node.
 #[derive(Clone, Debug)]
@@ -40,6 +41,8 @@ pub enum Input {
     /// the application numbers its messages and signs the number with the payload).
     /// A refusal comes back in the same call's outputs as [`BroadcastEvent::Refused`].
     Broadcast { seq: u64, payload: Vec<u8> },
+    /// A records operation; answers come back as [`Event::Records`].
+    Records(RecordsInput),
 }
 
 /// Timers are data: the node arms them through [`Output::SetTimer`] and the driver hands them
@@ -51,6 +54,8 @@ pub enum Timer {
     Ring(RingTimer),
     /// Broadcast's.
     Broadcast(BroadcastTimer),
+    /// Records'.
+    Records(RecordsTimer),
     /// An extension's: its service and its own number.
     Extension { service: u16, id: u64 },
 }
@@ -89,6 +94,8 @@ pub enum Event {
     Left,
     /// From broadcast.
     Broadcast(BroadcastEvent),
+    /// From records.
+    Records(RecordsEvent),
 }
 
 /// Why a lookup failed.
@@ -113,6 +120,7 @@ pub enum LookupError {
 pub struct Overlay {
     ring: Ring,
     broadcast: Broadcast,
+    records: Records,
     extensions: Vec<Box<dyn Extension>>,
 }
 
@@ -124,6 +132,7 @@ impl Overlay {
             seed ^ me.id.high_u64().rotate_left(17),
         );
         Overlay {
+            records: Records::new(cfg.records.clone()),
             ring: Ring::new(me, cfg, seed),
             broadcast,
             extensions: Vec::new(),
@@ -157,6 +166,11 @@ impl Overlay {
     /// Broadcast's state (read-only): counters, messages in flight.
     pub fn broadcast(&self) -> &Broadcast {
         &self.broadcast
+    }
+
+    /// Records' state (read-only): the store, counters, operations in flight.
+    pub fn records(&self) -> &Records {
+        &self.records
     }
 
     /// Whether [`Input::Broadcast`] would be accepted at `now` (for a payload within
@@ -200,10 +214,16 @@ impl Overlay {
                 self.broadcast
                     .originate(&mut Ctx::new(&mut self.ring, now), seq, payload)
             }
+            Input::Records(r) => self.records.on_input(&mut Ctx::new(&mut self.ring, now), r),
+            Input::Timer(Timer::Records(t)) => {
+                self.records.on_timer(&mut Ctx::new(&mut self.ring, now), t)
+            }
             Input::Leave => {
-                // Parents learn of finished hops now rather than ask after their timeout.
-                self.broadcast
-                    .flush_replies(&mut Ctx::new(&mut self.ring, now));
+                // Parents learn of finished hops now rather than ask after their timeout;
+                // held records go to the successors that hold them next.
+                let cx = &mut Ctx::new(&mut self.ring, now);
+                self.broadcast.flush_replies(cx);
+                self.records.on_leave(cx);
                 self.ring.leave();
             }
             Input::Timer(Timer::Ring(t)) => self.ring.on_timer(now, t),
@@ -223,12 +243,14 @@ impl Overlay {
             match up {
                 Up::Ring(ev) => {
                     self.broadcast.on_ring_event(cx, &ev);
+                    self.records.on_ring_event(cx, &ev);
                     for e in &mut self.extensions {
                         e.on_ring_event(cx, &ev);
                     }
                 }
                 Up::Notice { from, notice } => match notice {
                     Notice::Broadcast(b) => self.broadcast.on_notice(cx, from, b),
+                    Notice::Records(d) => self.records.on_notice(cx, from, d),
                     Notice::Other(o) => match serving(&mut self.extensions, o.service) {
                         Some(e) => e.on_notice(cx, from, &o),
                         None => cx.count_unknown(),
@@ -240,6 +262,9 @@ impl Overlay {
                     let answer = match body {
                         Request::Broadcast(r) => {
                             Response::Broadcast(self.broadcast.on_request(cx, r))
+                        }
+                        Request::Records(r) => {
+                            Response::Records(self.records.on_request(cx, from, r))
                         }
                         Request::Other(o) => match serving(&mut self.extensions, o.service) {
                             Some(e) => e
@@ -261,6 +286,8 @@ impl Overlay {
                 } => {
                     if service == BROADCAST {
                         self.broadcast.on_reply(cx, token, reply);
+                    } else if service == RECORDS {
+                        self.records.on_reply(cx, token, reply);
                     } else if let Some(e) = serving(&mut self.extensions, service) {
                         e.on_reply(cx, token, reply);
                     }
@@ -272,6 +299,8 @@ impl Overlay {
                 } => {
                     if service == BROADCAST {
                         self.broadcast.on_lookup(cx, token, result);
+                    } else if service == RECORDS {
+                        self.records.on_lookup(cx, token, result);
                     } else if let Some(e) = serving(&mut self.extensions, service) {
                         e.on_lookup(cx, token, result);
                     }
@@ -288,6 +317,7 @@ impl Overlay {
         match timer {
             Timer::Ring(t) => self.ring.wants_timer(t),
             Timer::Broadcast(t) => self.broadcast.wants_timer(t),
+            Timer::Records(t) => self.records.wants_timer(t),
             Timer::Extension { service, id } => self
                 .extensions
                 .iter()
@@ -300,7 +330,8 @@ impl Overlay {
     /// (the ring core's and every sub-protocol's bounds).
     pub fn check_invariants(&self) -> Result<(), String> {
         self.ring.check_invariants()?;
-        self.broadcast.check_invariants()
+        self.broadcast.check_invariants()?;
+        self.records.check_invariants()
     }
 
     // ---- shortcuts for drivers -------------------------------------------------------------

@@ -3,7 +3,7 @@
 //!
 //! A [`Message`] is a request (answered with the same id), a response, or a notice (no answer);
 //! its body belongs to one *service*: the ring core ([`RING`], `ring/wire.rs`), broadcast
-//! ([`BROADCAST`], `broadcast/wire.rs`), or a service this build does not know, carried as
+//! ([`BROADCAST`], `broadcast/wire.rs`), records ([`RECORDS`], `records/wire.rs`), or a service this build does not know, carried as
 //! [`Opaque`] bytes. On the wire a message is one CBOR array
 //! `[service, version, call, id, body]` whose body is the service's own CBOR. A receiver that
 //! does not know a service, a version or a message type of a service gets an [`Opaque`] body
@@ -24,6 +24,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::broadcast::wire::{self as bwire, Bcast, BroadcastRequest, BroadcastResponse};
 use crate::id::NodeId;
+use crate::records::wire::{self as dwire, RecordsNotice, RecordsRequest, RecordsResponse};
 use crate::ring::wire::{self as rwire, RingNotice, RingRequest, RingResponse};
 
 /// The frame layer itself (the body of [`Response::Unsupported`]).
@@ -32,6 +33,8 @@ pub const FRAME: u16 = 0;
 pub const RING: u16 = 1;
 /// Broadcast along the finger table.
 pub const BROADCAST: u16 = 2;
+/// DHT records.
+pub const RECORDS: u16 = 3;
 /// A service used only by tests, to prove that nodes without it are not disturbed by it.
 pub const TEST_ECHO: u16 = 0x7e57;
 
@@ -39,7 +42,7 @@ pub const TEST_ECHO: u16 = 0x7e57;
 pub const MAX_PEER_LIST: usize = 64;
 
 /// Upper bound of an encoded message (CBOR), checked by tests against the largest message.
-pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// A node as others reach it: its identifier and its overlay address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -68,6 +71,8 @@ pub enum Request {
     Ring(RingRequest),
     /// Broadcast.
     Broadcast(BroadcastRequest),
+    /// Records.
+    Records(RecordsRequest),
     /// Another service, or a message type or version of a known one this build cannot read.
     Other(Opaque),
 }
@@ -79,6 +84,8 @@ pub enum Response {
     Ring(RingResponse),
     /// Broadcast.
     Broadcast(BroadcastResponse),
+    /// Records.
+    Records(RecordsResponse),
     /// Another service (or one this build cannot read).
     Other(Opaque),
     /// The responder does not speak the request's service, version or message type.
@@ -92,6 +99,8 @@ pub enum Notice {
     Ring(RingNotice),
     /// Broadcast.
     Broadcast(Bcast),
+    /// Records.
+    Records(RecordsNotice),
     /// Another service (or one this build cannot read).
     Other(Opaque),
 }
@@ -134,6 +143,7 @@ impl Request {
         match self {
             Request::Ring(_) => RING,
             Request::Broadcast(_) => BROADCAST,
+            Request::Records(_) => RECORDS,
             Request::Other(o) => o.service,
         }
     }
@@ -219,20 +229,24 @@ fn read<T: serde::de::DeserializeOwned>(o: &Opaque, service: u16, version: u16) 
 /// The body read as the service it names, when this build speaks that service's version and
 /// the body is one of its message types; otherwise kept opaque. The one place that lists the
 /// services a build reads.
-fn typed<T, R, B>(
+fn typed<T, R, B, D>(
     o: Opaque,
     ring: impl FnOnce(R) -> T,
     broadcast: impl FnOnce(B) -> T,
+    records: impl FnOnce(D) -> T,
     other: impl FnOnce(Opaque) -> T,
 ) -> T
 where
     R: serde::de::DeserializeOwned,
     B: serde::de::DeserializeOwned,
+    D: serde::de::DeserializeOwned,
 {
     if let Some(r) = read(&o, RING, rwire::VERSION) {
         ring(r)
     } else if let Some(b) = read(&o, BROADCAST, bwire::VERSION) {
         broadcast(b)
+    } else if let Some(d) = read(&o, RECORDS, dwire::VERSION) {
+        records(d)
     } else {
         other(o)
     }
@@ -247,6 +261,7 @@ impl Serialize for Message {
                 match n {
                     Notice::Ring(r) => cbor(RING, rwire::VERSION, r),
                     Notice::Broadcast(b) => cbor(BROADCAST, bwire::VERSION, b),
+                    Notice::Records(d) => cbor(RECORDS, dwire::VERSION, d),
                     Notice::Other(o) => Ok(opaque(o)),
                 },
             ),
@@ -256,6 +271,7 @@ impl Serialize for Message {
                 match body {
                     Request::Ring(r) => cbor(RING, rwire::VERSION, r),
                     Request::Broadcast(b) => cbor(BROADCAST, bwire::VERSION, b),
+                    Request::Records(d) => cbor(RECORDS, dwire::VERSION, d),
                     Request::Other(o) => Ok(opaque(o)),
                 },
             ),
@@ -265,6 +281,7 @@ impl Serialize for Message {
                 match body {
                     Response::Ring(r) => cbor(RING, rwire::VERSION, r),
                     Response::Broadcast(b) => cbor(BROADCAST, bwire::VERSION, b),
+                    Response::Records(d) => cbor(RECORDS, dwire::VERSION, d),
                     Response::Other(o) => Ok(opaque(o)),
                     Response::Unsupported => Ok((FRAME, 1, Cow::Borrowed(&[][..]))),
                 },
@@ -284,10 +301,22 @@ impl<'de> Deserialize<'de> for Message {
             body,
         };
         Ok(match call {
-            NOTICE => Message::Notice(typed(o, Notice::Ring, Notice::Broadcast, Notice::Other)),
+            NOTICE => Message::Notice(typed(
+                o,
+                Notice::Ring,
+                Notice::Broadcast,
+                Notice::Records,
+                Notice::Other,
+            )),
             REQUEST => Message::Request {
                 id,
-                body: typed(o, Request::Ring, Request::Broadcast, Request::Other),
+                body: typed(
+                    o,
+                    Request::Ring,
+                    Request::Broadcast,
+                    Request::Records,
+                    Request::Other,
+                ),
             },
             RESPONSE if o.service == FRAME => Message::Response {
                 id,
@@ -295,7 +324,13 @@ impl<'de> Deserialize<'de> for Message {
             },
             RESPONSE => Message::Response {
                 id,
-                body: typed(o, Response::Ring, Response::Broadcast, Response::Other),
+                body: typed(
+                    o,
+                    Response::Ring,
+                    Response::Broadcast,
+                    Response::Records,
+                    Response::Other,
+                ),
             },
             other => return Err(D::Error::custom(format!("unknown call kind {other}"))),
         })

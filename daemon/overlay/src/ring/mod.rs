@@ -210,6 +210,10 @@ impl Ring {
     pub fn predecessor(&self) -> Option<Peer> {
         self.t.pred
     }
+    /// Whether this node is the successor of `key` (it is alone, or `key ∈ (pred, self]`).
+    pub fn owns(&self, key: &NodeId) -> bool {
+        self.t.owns(key)
+    }
     /// The first successor, if any.
     pub fn successor(&self) -> Option<Peer> {
         self.t.successor()

@@ -11,6 +11,8 @@ use super::*;
 use crate::Overlay as Node;
 use crate::broadcast::BroadcastTimer;
 use crate::overlay::Input;
+use crate::records::wire::{RecordsNotice, RecordsRequest, RecordsResponse};
+use crate::records::{Hash, Kind, Record, RecordsInput, Value};
 use crate::sim::{Sim, SimConfig, oracle};
 use crate::wire::{Notice, Request, Response};
 
@@ -358,6 +360,10 @@ enum Step {
     Lookup(usize, u64),
     /// The driver reports a peer unreachable.
     Unreachable(usize, usize),
+    /// A node puts owner `o`'s profile, version `v` (owned when `v` is even).
+    PutRecord(usize, u8, u64),
+    /// A node reads owner `o`'s profile.
+    GetRecord(usize, u8),
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -368,14 +374,81 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (1u16..3000).prop_map(Step::Advance),
         1 => (0usize..8).prop_map(Step::Crash),
         1 => (0usize..8).prop_map(Step::Leave),
-        2 => (0usize..8, 0u8..8, prop::collection::vec(any::<u64>(), 0..20), any::<Option<u64>>(), any::<u64>())
+        2 => (0usize..8, 0u8..13, prop::collection::vec(any::<u64>(), 0..20), any::<Option<u64>>(), any::<u64>())
             .prop_map(|(a, b, c, d, e)| Step::Forge(a, b, c, d, e)),
         1 => (0usize..8, any::<u64>()).prop_map(|(a, b)| Step::Lookup(a, b)),
         1 => (0usize..8, 0usize..8).prop_map(|(a, b)| Step::Unreachable(a, b)),
+        2 => (0usize..8, 0u8..4, 1u64..6).prop_map(|(a, b, c)| Step::PutRecord(a, b, c)),
+        1 => (0usize..8, 0u8..4).prop_map(|(a, b)| Step::GetRecord(a, b)),
     ]
 }
 
+/// Owner `o`'s profile, version `v`, signed now (wall time `ms`).
+fn profile(o: u8, v: u64, ms: u64) -> Record {
+    let k = ed25519_dalek::SigningKey::from_bytes(&[o + 1; 32]);
+    Record::sign(
+        Kind::Profile,
+        k.verifying_key().to_bytes().to_vec(),
+        Value::Data(vec![o; 16]),
+        &k,
+        v,
+        ms,
+        ms + 600_000,
+    )
+}
+
+/// A record message a hostile or broken peer might send: forged signatures, foreign keys,
+/// bogus ranges and hashes.
+fn forged_record(kind: u8, ids: &[u64], x: u64) -> Message {
+    let mut r = profile((x % 4) as u8, x % 7, 1_800_000_000_000 + x % 100_000);
+    if x.is_multiple_of(2) {
+        r.version += 1; // the signature no longer matches
+    }
+    if x.is_multiple_of(5) {
+        r.key = vec![0; 70]; // over the key bound
+    }
+    let hashes: Vec<Hash> = ids
+        .iter()
+        .map(|v| Hash(*blake3::hash(&v.to_be_bytes()).as_bytes()))
+        .collect();
+    match kind {
+        8 => Message::Notice(Notice::Records(RecordsNotice::Store(vec![
+            r;
+            ids.len().min(20)
+        ]))),
+        9 => Message::Request {
+            id: x,
+            body: Request::Records(RecordsRequest::Put(r)),
+        },
+        10 => Message::Request {
+            id: x,
+            body: Request::Records(RecordsRequest::Sync {
+                from: NodeId::from_high_u64(x),
+                to: NodeId::from_high_u64(ids.first().copied().unwrap_or(x)),
+                digest: [x as u8; 32],
+                count: ids.len() as u32,
+            }),
+        },
+        11 => Message::Request {
+            id: x,
+            body: Request::Records(RecordsRequest::Fetch(hashes)),
+        },
+        _ => Message::Response {
+            id: x,
+            body: Response::Records(RecordsResponse::Got {
+                records: vec![r],
+                replicas: ids.iter().map(|v| peer(200, *v)).collect(),
+                more: hashes.first().copied(),
+                primary: x.is_multiple_of(2),
+            }),
+        },
+    }
+}
+
 fn forged(kind: u8, ids: &[u64], pred: Option<u64>, x: u64) -> Message {
+    if kind >= 8 {
+        return forged_record(kind, ids, x);
+    }
     let list: Vec<Peer> = ids.iter().map(|v| peer(200, *v)).collect();
     let pred = pred.map(|v| peer(201, v));
     match kind {
@@ -493,6 +566,29 @@ fn run_schedule(steps: Vec<Step>) -> Net {
             Step::Unreachable(i, j) => {
                 let id = net.peers[j].id;
                 net.input(i, Input::Unreachable(id));
+            }
+            Step::PutRecord(i, o, v) => {
+                let ms = net.cfg.chord.records.wall_ms(net.now());
+                let record = profile(o, v, ms);
+                net.input(
+                    i,
+                    Input::Records(RecordsInput::Put {
+                        token: v,
+                        record,
+                        own: v.is_multiple_of(2),
+                    }),
+                );
+            }
+            Step::GetRecord(i, o) => {
+                let key = profile(o, 1, 0).key;
+                net.input(
+                    i,
+                    Input::Records(RecordsInput::Get {
+                        token: 0,
+                        kind: Kind::Profile as u8,
+                        key,
+                    }),
+                );
             }
             _ => {}
         }

@@ -26,7 +26,8 @@ use std::time::Duration;
 use crate::broadcast::Envelope;
 use crate::broadcast::wire::Bcast;
 use crate::protocol::Extension;
-use crate::wire::Notice;
+use crate::records::{Record, RecordsEvent, RecordsInput};
+use crate::wire::{Notice, Request, Response};
 use crate::{
     BroadcastEvent, ChordConfig, Event, Input, Message, NodeId, Output, Overlay, Peer, Time, Timer,
 };
@@ -162,6 +163,8 @@ pub struct NetStats {
     pub dropped: u64,
     /// `Unreachable` inputs given to senders.
     pub unreachable: u64,
+    /// Records messages sent (requests, responses, notices).
+    pub records_messages: u64,
 }
 
 /// A message held for an adversary ([`Sim::set_hold`]): destination host, sender, message.
@@ -198,6 +201,8 @@ pub struct Sim {
     pub tracker: tracker::Tracker,
     /// Every event, by host, with [`SimConfig::checks`].
     pub events: Vec<(u32, Event)>,
+    /// Records' answers and notices, by host: every event but `Held` and `Released`.
+    pub record_events: Vec<(u32, RecordsEvent)>,
     /// Messages waiting for an adversary while holding.
     pub held: VecDeque<Held>,
     hold: bool,
@@ -245,6 +250,7 @@ impl Sim {
             progress: false,
             tracker: tracker::Tracker::default(),
             events: Vec::new(),
+            record_events: Vec::new(),
             held: VecDeque::new(),
             hold: false,
             told: HashMap::new(),
@@ -424,6 +430,17 @@ impl Sim {
         self.apply(i, Input::Broadcast { seq, payload });
     }
 
+    /// Host `i` puts `record` now (answered in [`Sim::record_events`] with `token`); `own`:
+    /// it re-puts it every renewal period.
+    pub fn put_record(&mut self, i: u32, token: u64, record: Record, own: bool) {
+        self.apply(i, Input::Records(RecordsInput::Put { token, record, own }));
+    }
+
+    /// Host `i` reads `kind` and `key` now (answered in [`Sim::record_events`]).
+    pub fn get_record(&mut self, i: u32, token: u64, kind: u8, key: Vec<u8>) {
+        self.apply(i, Input::Records(RecordsInput::Get { token, kind, key }));
+    }
+
     /// Host `i`'s build adds the service `make` makes (from its next start on).
     pub fn add_extension(&mut self, i: u32, make: ExtensionFactory) {
         self.hosts[i as usize].extensions.push(make);
@@ -561,6 +578,20 @@ impl Sim {
                     let Some(t) = host_index(&to.addr) else {
                         continue;
                     };
+                    if matches!(
+                        &msg,
+                        Message::Notice(Notice::Records(_))
+                            | Message::Request {
+                                body: Request::Records(_),
+                                ..
+                            }
+                            | Message::Response {
+                                body: Response::Records(_),
+                                ..
+                            }
+                    ) {
+                        self.net.records_messages += 1;
+                    }
                     match &msg {
                         Message::Notice(Notice::Broadcast(
                             Bcast::Data { id, .. } | Bcast::Repair { id, .. },
@@ -691,6 +722,8 @@ impl Sim {
                 self.tracker.on_deliver(i, &id, depth, self.now);
             }
             Event::Broadcast(BroadcastEvent::Done(_)) => self.tracker.completed += 1,
+            Event::Records(RecordsEvent::Held(_) | RecordsEvent::Released(_)) => {}
+            Event::Records(r) => self.record_events.push((i, r)),
             Event::Left => self.remove_member(i),
             Event::LookupDone {
                 token,
@@ -714,6 +747,17 @@ impl Sim {
             .next()
             .or_else(|| self.members.iter().next())
             .copied()
+    }
+
+    /// The `k` live members that should hold a record located at `loc`: its successor and
+    /// the next `k − 1`.
+    pub fn true_holders(&self, loc: &NodeId, k: usize) -> Vec<NodeId> {
+        self.members
+            .range(loc..)
+            .chain(self.members.range(..loc))
+            .take(k)
+            .copied()
+            .collect()
     }
 
     /// Runs every event up to and including time `until`.
