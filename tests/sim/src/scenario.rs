@@ -25,6 +25,9 @@ pub enum Scenario {
     /// Broadcasts from random origins over a settled ring (with crashes, loss or isolated
     /// nodes as asked).
     Broadcast,
+    /// DHT records put, replicated and read back (with a crash, churn or a partition as
+    /// asked).
+    Records,
 }
 
 impl Scenario {
@@ -35,6 +38,7 @@ impl Scenario {
             Scenario::Churn => "churn",
             Scenario::Partition => "partition",
             Scenario::Broadcast => "broadcast",
+            Scenario::Records => "records",
         }
     }
 }
@@ -64,6 +68,12 @@ pub struct Params {
     pub churn_rate: f64,
     /// How long the partition lasts.
     pub partition_duration: Duration,
+    /// Records put (records scenario).
+    pub records: usize,
+    /// Records read back at each check (records scenario; all when fewer).
+    pub reads: usize,
+    /// Names claimed on both sides of the partition (records scenario).
+    pub claims: usize,
     /// Network model and protocol settings.
     pub sim: SimConfig,
     /// Print the ring's state to stderr while settling.
@@ -85,6 +95,9 @@ impl Params {
             churn_duration: Duration::from_secs(600),
             churn_rate: 0.01,
             partition_duration: Duration::from_secs(60),
+            records: 1000,
+            reads: 10_000,
+            claims: 100,
             progress: false,
             sim: SimConfig {
                 seed,
@@ -113,6 +126,7 @@ pub fn run(p: &Params) -> Report {
         Scenario::Churn => churn(&mut sim, p, &mut rep),
         Scenario::Partition => partition(&mut sim, p, &mut rep),
         Scenario::Broadcast => crate::bcast_scenario::run(&mut sim, p, &mut rep),
+        Scenario::Records => crate::records_scenario::run(&mut sim, p, &mut rep),
     }
     let check = oracle::check(&sim);
     let final_lookups = measure_lookups(&mut sim, p.lookups);

@@ -107,7 +107,7 @@ impl Store {
         &self,
         from: NodeId,
         to: NodeId,
-    ) -> Box<dyn Iterator<Item = (&NodeId, &Record)> + '_> {
+    ) -> Box<dyn Iterator<Item = (&NodeId, &Hash, &Record)> + '_> {
         let slots: Box<dyn Iterator<Item = (&NodeId, &Slot)>> = if from < to {
             Box::new(
                 self.slots
@@ -120,15 +120,14 @@ impl Store {
                     .chain(self.slots.range((Bound::Unbounded, Bound::Included(to)))),
             )
         };
-        Box::new(slots.flat_map(|(loc, s)| s.items.values().map(move |r| (loc, r))))
+        Box::new(slots.flat_map(|(loc, s)| s.items.iter().map(move |(h, r)| (loc, h, r))))
     }
 
     /// The digest of `(from, to]`: XOR of the held hashes and their count.
     pub fn digest(&self, from: NodeId, to: NodeId) -> ([u8; 32], u32) {
         let mut x = [0u8; 32];
         let mut n = 0u32;
-        for (_, r) in self.range(from, to) {
-            let h = r.hash();
+        for (_, h, _) in self.range(from, to) {
             for (a, b) in x.iter_mut().zip(h.0) {
                 *a ^= b;
             }

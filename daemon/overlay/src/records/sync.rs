@@ -120,14 +120,14 @@ impl Records {
         let mut hashes = Vec::new();
         let mut upto = None;
         let mut last: Option<NodeId> = None;
-        for (loc, r) in self.store.range(from, to) {
+        for (loc, h, _) in self.store.range(from, to) {
             // Cut only between locations (a mailbox's items stay together), and in any case
             // at the wire's bound.
             if (hashes.len() >= CUT && last != Some(*loc)) || hashes.len() >= MAX_HASHES {
                 upto = last;
                 break;
             }
-            hashes.push(r.hash());
+            hashes.push(*h);
             last = Some(*loc);
         }
         RecordsResponse::Sync {
@@ -162,9 +162,9 @@ impl Records {
         let push: Vec<Record> = self
             .store
             .range(task.from, covered)
-            .filter(|(_, r)| !theirs_set.contains(&r.hash()))
+            .filter(|(_, h, _)| !theirs_set.contains(h))
             .take(MAX_PUSH)
-            .map(|(_, r)| r.clone())
+            .map(|(_, _, r)| r.clone())
             .collect();
         for batch in rwire::batches(push) {
             self.stats.pushed += batch.len() as u64;

@@ -37,12 +37,24 @@ struct Args {
     /// Milliseconds between two joins while the ring is built.
     #[arg(long, default_value_t = 2.0)]
     join_gap_ms: f64,
-    /// Seconds of churn (churn scenario).
-    #[arg(long, default_value_t = 600)]
-    churn_secs: u64,
-    /// Seconds the partition lasts (partition scenario).
-    #[arg(long, default_value_t = 60)]
-    partition_secs: u64,
+    /// Seconds of churn (churn scenario; records scenario: default none).
+    #[arg(long)]
+    churn_secs: Option<u64>,
+    /// Seconds the partition lasts (partition scenario; records scenario: default none).
+    #[arg(long)]
+    partition_secs: Option<u64>,
+    /// Records put (records scenario).
+    #[arg(long, default_value_t = 1000)]
+    records: usize,
+    /// Records read back at each check, all when fewer (records scenario).
+    #[arg(long, default_value_t = 10_000)]
+    reads: usize,
+    /// Names claimed on both sides of the partition (records scenario with --partition-secs).
+    #[arg(long, default_value_t = 100)]
+    claims: usize,
+    /// Churn: each of joins, leaves and crashes per minute, as a fraction of the nodes.
+    #[arg(long, default_value_t = 0.01)]
+    churn_rate: f64,
     /// How long a node holds its answers to a parent (`Ack`, `Done`) so that several leave
     /// together; 0 sends each at once.
     #[arg(long, default_value_t = 20)]
@@ -58,7 +70,8 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     anyhow::ensure!(a.nodes >= 1, "--nodes must be at least 1");
-    let default_crash = if a.scenario == Scenario::Broadcast {
+    let records = a.scenario == Scenario::Records;
+    let default_crash = if a.scenario == Scenario::Broadcast || records {
         0.0
     } else {
         0.5
@@ -89,8 +102,21 @@ fn main() -> anyhow::Result<()> {
     );
     p.sim.chord.broadcast.reply_delay = Duration::from_millis(a.reply_delay_ms);
     p.join_gap = Duration::from_secs_f64(a.join_gap_ms / 1000.0);
-    p.churn_duration = Duration::from_secs(a.churn_secs);
-    p.partition_duration = Duration::from_secs(a.partition_secs);
+    let (churn_default, partition_default) = if records { (0, 0) } else { (600, 60) };
+    p.churn_duration = Duration::from_secs(a.churn_secs.unwrap_or(churn_default));
+    p.partition_duration = Duration::from_secs(a.partition_secs.unwrap_or(partition_default));
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&a.churn_rate),
+        "--churn-rate must be in 0..=1"
+    );
+    p.churn_rate = a.churn_rate;
+    anyhow::ensure!(
+        a.records <= 10_000_000 && a.reads <= 10_000_000 && a.claims <= 1_000_000,
+        "--records, --reads and --claims are bounded (10 M, 10 M, 1 M)"
+    );
+    p.records = a.records;
+    p.reads = a.reads;
+    p.claims = a.claims;
     p.progress = a.progress;
     let rep = run(&p);
     if a.json {
