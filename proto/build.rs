@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use prost::Message;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["chat/v1/chat_service.proto", "chat/v1/node_service.proto"];
+    let protos = [
+        "chat/v1/chat_service.proto",
+        "chat/v1/node_service.proto",
+        "chat/v1/record_service.proto",
+    ];
     println!("cargo:rerun-if-changed=chat");
 
     let fds = protox::compile(protos, ["."])?;

@@ -49,6 +49,8 @@ pub enum Command {
     Send(SendArgs),
     /// Show the latest messages, and with -f follow new ones.
     Tail(TailArgs),
+    /// Put, read or delete a DHT record (nickname claim, profile, presence, keys, mailbox).
+    Record(RecordArgs),
     /// Print a shell completion script, e.g.
     /// `chatctl completions bash > ~/.local/share/bash-completion/completions/chatctl`.
     Completions {
@@ -83,6 +85,50 @@ pub struct TailArgs {
     /// Only this room [default: every room].
     #[arg(long, short = 'r', value_name = "ROOM")]
     pub room: Option<String>,
+}
+
+/// `chatctl record`.
+#[derive(Debug, clap::Args, PartialEq, Eq)]
+pub struct RecordArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RecordCommand,
+}
+
+/// `chatctl record` subcommands.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum RecordCommand {
+    /// Store a record signed by the node (chatd renews it while it runs).
+    Put {
+        /// nick, profile, presence, keys or mailbox.
+        kind: String,
+        /// The name (nick), `me` (profile, presence, keys) or a 64-hex-digit key (mailbox).
+        key: String,
+        /// The value (at most 4096 bytes); `-` reads it from standard input.
+        value: String,
+        /// Lifetime in seconds (1-604800) [default: 3600].
+        #[arg(
+            long,
+            default_value_t = 0,
+            hide_default_value = true,
+            value_name = "SECS"
+        )]
+        ttl: u32,
+    },
+    /// Read a record from its holders.
+    Get {
+        /// nick, profile, presence, keys or mailbox.
+        kind: String,
+        /// The name (nick), `me` or a 64-hex-digit key.
+        key: String,
+    },
+    /// Replace the node's record with a signed tombstone.
+    Delete {
+        /// nick, profile, presence or keys.
+        kind: String,
+        /// The name (nick) or `me`.
+        key: String,
+    },
 }
 
 impl Cli {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::node_service_client::NodeServiceClient;
+use chat_proto::v1::record_service_client::RecordServiceClient;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint};
@@ -17,6 +18,8 @@ use tonic::transport::{Channel, Endpoint};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a single call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a record call may take (chatd gives up after 120 s).
+const RECORD_CALL_TIMEOUT: Duration = Duration::from_secs(130);
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +85,14 @@ pub async fn chat_service(socket: &Path) -> Result<ChatServiceClient<Channel>, C
     Ok(ChatServiceClient::new(connect(socket).await?))
 }
 
+/// A `chat.v1.RecordService` client; a record operation may take as long as chatd's own
+/// bound (lookups retried around failed holders), so its deadline is longer.
+pub async fn record_service(socket: &Path) -> Result<RecordServiceClient<Channel>, ClientError> {
+    Ok(RecordServiceClient::new(
+        connect_with(socket, Some(RECORD_CALL_TIMEOUT)).await?,
+    ))
+}
+
 /// A `chat.v1.ChatService` client without a per-call deadline (for endless streams).
 pub async fn chat_stream(socket: &Path) -> Result<ChatServiceClient<Channel>, ClientError> {
     Ok(ChatServiceClient::new(connect_with(socket, None).await?))
@@ -89,8 +100,11 @@ pub async fn chat_stream(socket: &Path) -> Result<ChatServiceClient<Channel>, Cl
 
 /// Turns a failed call into a [`ClientError`]: transport failures mean chatd went away.
 pub fn call_error(socket: &Path, status: tonic::Status) -> ClientError {
+    // A status chatd sent carries its response headers (content-type at least); one the
+    // client made up because the connection failed carries none.
+    let from_chatd = status.metadata().get("content-type").is_some();
     match status.code() {
-        tonic::Code::Unavailable | tonic::Code::Cancelled => {
+        tonic::Code::Unavailable | tonic::Code::Cancelled if !from_chatd => {
             ClientError::Unreachable(socket.to_owned())
         }
         _ => ClientError::Remote(status),

@@ -38,6 +38,9 @@ pub enum Error {
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// An argument is not what the command takes (exit status 2, like clap's own errors).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Error {
@@ -48,6 +51,7 @@ impl Error {
                 exit::UNREACHABLE
             }
             Error::Client(ClientError::Remote(_)) => exit::REMOTE,
+            Error::Usage(_) => 2,
             _ => exit::FAILURE,
         }
     }
@@ -76,6 +80,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::Ring => cmd::ring::run(&socket, printer).await,
             cli::Command::Send(args) => cmd::send::run(&socket, printer, args).await,
             cli::Command::Tail(args) => cmd::tail::run(&socket, printer, args).await,
+            cli::Command::Record(args) => cmd::record::run(&socket, printer, args).await,
             cli::Command::Completions { .. } | cli::Command::Man => Ok(()),
         }
     })

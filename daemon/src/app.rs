@@ -31,6 +31,7 @@ use crate::error::Error;
 use crate::identity::{Identity, Origin};
 use crate::node::Node;
 use crate::notify::{Notifier, RingCounts};
+use crate::records::Records;
 use crate::reload::Reloader;
 use crate::ring::{self, RingConfig};
 use crate::supervise::{Ended, Tasks};
@@ -86,6 +87,8 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         };
         // Broadcasts are verified once, by the ring's validator, and stored by the chat core.
         let inbox = Arc::new(RingInbox::new(chat.clone()));
+        // DHT records held before a restart come back from the record file.
+        let (records, held) = Records::open(&settings.data_dir, identity.signing_key().clone())?;
         // Every long-lived task is ours: one that ends on its own ends the daemon (supervise.rs).
         let mut tasks = Tasks::default();
         let ring = ring::start(
@@ -94,9 +97,11 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             ring_cfg,
             udp,
             inbox,
+            records.clone(),
             &mut tasks,
         )?;
         node.attach_ring(ring.clone());
+        records.attach(ring.clone(), held);
 
         // STATUS= numbers: the driver's ring-size estimate and the open connections; the
         // driver's heartbeat gates the watchdog pings.
@@ -117,7 +122,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
 
         let (trigger, stop) = shutdown::channel();
         info!(control = %control.path().display(), listen = %listen_addr, "chatd is running");
-        let server = control.serve(node.clone(), chat.clone(), &settings.access, stop);
+        let server = control.serve(node.clone(), chat.clone(), records.clone(), &settings.access, stop);
         tokio::pin!(server);
         tokio::pin!(signal);
         loop {
@@ -134,6 +139,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
                 ended = tasks.ended() => {
                     error!("{ended} unexpectedly; stopping so that the service manager restarts chatd");
                     tasks.shutdown().await;
+                    records.close();
                     return Err(Error::TaskEnded(ended));
                 }
                 result = &mut server => {
@@ -160,6 +166,8 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             Err(_) => warn!("control calls still running after {GRACE:?}; closing them"),
         }
         tasks.shutdown().await;
+        // The driver has stopped: nothing more to persist; the writer finishes its queue.
+        records.close();
         info!("stopped");
         Ok(())
     }

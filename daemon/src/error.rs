@@ -37,6 +37,9 @@ pub enum Error {
     /// The chat history could not be opened.
     #[error(transparent)]
     Chat(#[from] crate::chat::ChatError),
+    /// The DHT record file could not be opened.
+    #[error(transparent)]
+    Records(#[from] crate::records::RecordStoreError),
     /// The peer-facing UDP address could not be bound.
     #[error("node.listen: cannot bind UDP {addr}: {source}")]
     Listen {

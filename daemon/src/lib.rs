@@ -37,6 +37,7 @@ pub mod nickname;
 pub mod node;
 pub mod notify;
 pub mod paths;
+pub mod records;
 pub mod reload;
 pub mod ring;
 pub mod shutdown;

@@ -59,6 +59,8 @@ fn chatctl_status_human_and_json() {
             "node_id",
             "peers_connected",
             "predecessor",
+            "records_bytes",
+            "records_held",
             "ring_size_estimate",
             "successor",
             "uptime_seconds",

@@ -1,6 +1,7 @@
 //! End-to-end tests of the ring over QUIC: real chatd processes on 127.0.N.x addresses form a
 //! Chord ring, leave it gracefully, crash, rejoin, and shrug off hostile input; chat messages
-//! sent on any node reach every node exactly once, and a send answered OK is really sent.
+//! sent on any node reach every node exactly once, and a send answered OK is really sent; DHT
+//! records survive killed holders and restarts.
 //!
 //! Every wait polls a condition (through `chatctl … --json`) until a deadline; nothing sleeps
 //! and hopes. Ring timers are shortened through the `[ring]` config section.
@@ -19,5 +20,7 @@ mod cluster;
 mod hostile;
 #[path = "ring/membership.rs"]
 mod membership;
+#[path = "ring/records.rs"]
+mod records;
 #[path = "ring/send.rs"]
 mod send;

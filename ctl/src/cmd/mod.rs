@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod peers;
+pub mod record;
 pub mod ring;
 pub mod send;
 pub mod status;

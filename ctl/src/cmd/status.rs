@@ -47,6 +47,10 @@ pub fn fields(s: &GetStatusResponse) -> Vec<(&'static str, String)> {
         ("messages sent", s.messages_sent.to_string()),
         ("messages received", s.messages_received.to_string()),
         ("messages forwarded", s.messages_forwarded.to_string()),
+        (
+            "records held",
+            format!("{} ({} bytes)", s.records_held, s.records_bytes),
+        ),
         ("dropped", dropped(s)),
     ]
 }

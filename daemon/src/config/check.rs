@@ -12,7 +12,8 @@ use super::ChatConfig;
 use super::{
     Access, ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS,
     MAX_COMMIT_DELAY_MS, MAX_CONNECTIONS_RANGE, ORIGIN_BURST_RANGE, ORIGIN_RATE_RANGE,
-    REPLY_DELAY_RANGE, RING_MS_RANGE, RingSettings, Settings, key_error,
+    RECORD_REPLICAS_RANGE, RECORD_STORE_MB_RANGE, REPLY_DELAY_RANGE, RING_MS_RANGE, RingSettings,
+    Settings, key_error,
 };
 use crate::env::Env;
 use crate::nickname::Nickname;
@@ -50,6 +51,7 @@ impl Checker {
             fix_fingers_ms: ms("fix_fingers_ms", defaults.fix_fingers_ms)?,
             check_predecessor_ms: ms("check_predecessor_ms", defaults.check_predecessor_ms)?,
             rpc_timeout_ms: ms("rpc_timeout_ms", defaults.rpc_timeout_ms)?,
+            record_sync_ms: ms("record_sync_ms", defaults.record_sync_ms)?,
             origin_rate: match ring.remove("origin_rate") {
                 Some(v) => self.integer("ring.origin_rate", v, ORIGIN_RATE_RANGE)? as u32,
                 None => defaults.origin_rate,
@@ -61,6 +63,14 @@ impl Checker {
             reply_delay_ms: match ring.remove("reply_delay_ms") {
                 Some(v) => self.integer("ring.reply_delay_ms", v, REPLY_DELAY_RANGE)?,
                 None => defaults.reply_delay_ms,
+            },
+            record_replicas: match ring.remove("record_replicas") {
+                Some(v) => self.integer("ring.record_replicas", v, RECORD_REPLICAS_RANGE)?,
+                None => defaults.record_replicas,
+            },
+            record_store_mb: match ring.remove("record_store_mb") {
+                Some(v) => self.integer("ring.record_store_mb", v, RECORD_STORE_MB_RANGE)?,
+                None => defaults.record_store_mb,
             },
         };
         let settings = Settings {

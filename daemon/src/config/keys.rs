@@ -94,6 +94,15 @@ pub const KEYS: &[Key] = &[
         "ring.reply_delay_ms",
         "how long answers to a broadcast's parent may be held",
     ),
+    key("ring.record_replicas", "copies of every DHT record"),
+    key(
+        "ring.record_store_mb",
+        "MiB of DHT records this node holds for others",
+    ),
+    key(
+        "ring.record_sync_ms",
+        "period of the record holders' digest comparison",
+    ),
 ];
 
 /// The key named `name`, if chatd has one.

@@ -46,6 +46,10 @@ pub const ORIGIN_BURST_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
 /// Accepted range of `ring.reply_delay_ms`: well under the broadcast's 500 ms ack timeout, so
 /// held answers never make a parent resend.
 pub const REPLY_DELAY_RANGE: std::ops::RangeInclusive<u64> = 0..=100;
+/// Accepted range of `ring.record_replicas` (copies of every DHT record).
+pub const RECORD_REPLICAS_RANGE: std::ops::RangeInclusive<u64> = 1..=8;
+/// Accepted range of `ring.record_store_mb` (MiB of DHT records a node holds).
+pub const RECORD_STORE_MB_RANGE: std::ops::RangeInclusive<u64> = 1..=4096;
 
 /// The ring protocol's settings (`[ring]`): timer periods in milliseconds and the per-origin
 /// broadcast rate every node enforces.
@@ -66,6 +70,13 @@ pub struct RingSettings {
     /// `ring.reply_delay_ms`: how long broadcast answers to a parent may be held so that
     /// several leave together (0: each at once).
     pub reply_delay_ms: u64,
+    /// `ring.record_replicas`: copies of every DHT record (its primary holder and the next
+    /// successors).
+    pub record_replicas: u64,
+    /// `ring.record_store_mb`: MiB of DHT records this node holds for others.
+    pub record_store_mb: u64,
+    /// `ring.record_sync_ms`: period of the record holders' digest comparison.
+    pub record_sync_ms: u64,
 }
 
 impl Default for RingSettings {
@@ -79,6 +90,9 @@ impl Default for RingSettings {
             origin_rate: 20,
             origin_burst: 200,
             reply_delay_ms: 20,
+            record_replicas: 3,
+            record_store_mb: 64,
+            record_sync_ms: 3000,
         }
     }
 }
@@ -338,6 +352,9 @@ impl Settings {
         ring.insert("origin_rate".into(), n(u64::from(self.ring.origin_rate)));
         ring.insert("origin_burst".into(), n(u64::from(self.ring.origin_burst)));
         ring.insert("reply_delay_ms".into(), n(self.ring.reply_delay_ms));
+        ring.insert("record_replicas".into(), n(self.ring.record_replicas));
+        ring.insert("record_store_mb".into(), n(self.ring.record_store_mb));
+        ring.insert("record_sync_ms".into(), n(self.ring.record_sync_ms));
         // Sections in reading order (a TOML table would sort them).
         let mut out = String::new();
         for (name, table) in [

@@ -11,7 +11,9 @@ use chat_overlay::BroadcastError;
 
 use crate::chat::{ChatError, SendError};
 use crate::paths::PathError;
+use crate::records::RecordsError;
 use crate::ring::originate::OriginateError;
+use chat_overlay::records::RecordError;
 
 /// Why the control server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,12 @@ pub enum ApiError {
     /// The node cannot serve this now (e.g. it has not joined a ring yet); retrying may help.
     #[error("{0}")]
     Unavailable(String),
+    /// The thing to create exists already (e.g. a name held by another key).
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// The state does not allow it (e.g. a newer version is held).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// A rate or capacity limit was hit; retrying later may help.
     #[error("{0}")]
     ResourceExhausted(String),
@@ -121,11 +129,44 @@ impl From<OriginateError<SendError>> for ApiError {
     }
 }
 
+impl From<RecordsError> for ApiError {
+    fn from(err: RecordsError) -> ApiError {
+        match err {
+            RecordsError::Invalid { field, problem } => ApiError::field(field, problem),
+            RecordsError::Busy => ApiError::ResourceExhausted(err.to_string()),
+            RecordsError::NoAnswer => ApiError::Unavailable(err.to_string()),
+            RecordsError::Refused(e) => {
+                let m = e.to_string();
+                match e {
+                    RecordError::UnknownKind(_)
+                    | RecordError::BadKey(_)
+                    | RecordError::BadSignature
+                    | RecordError::TooLarge { .. }
+                    | RecordError::Expired
+                    | RecordError::ExpiryTooFar { .. } => ApiError::InvalidArgument(m),
+                    RecordError::Taken { .. } => ApiError::AlreadyExists(m),
+                    RecordError::Stale { .. } | RecordError::Removed => {
+                        ApiError::FailedPrecondition(m)
+                    }
+                    RecordError::Quota(_) | RecordError::RateLimited { .. } | RecordError::Busy => {
+                        ApiError::ResourceExhausted(m)
+                    }
+                    RecordError::NotResponsible
+                    | RecordError::NotMember
+                    | RecordError::Unavailable => ApiError::Unavailable(m),
+                }
+            }
+        }
+    }
+}
+
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
         match err {
             ApiError::InvalidArgument(m) => Status::new(Code::InvalidArgument, m),
             ApiError::NotFound(m) => Status::new(Code::NotFound, m),
+            ApiError::AlreadyExists(m) => Status::new(Code::AlreadyExists, m),
+            ApiError::FailedPrecondition(m) => Status::new(Code::FailedPrecondition, m),
             ApiError::Unavailable(m) => Status::new(Code::Unavailable, m),
             ApiError::ResourceExhausted(m) => Status::new(Code::ResourceExhausted, m),
             ApiError::Unauthenticated(m) => Status::new(Code::Unauthenticated, m),

@@ -7,7 +7,8 @@
 //! [`ControlSocket::serve`] runs the services until shutdown; the socket file is removed when the
 //! [`ControlSocket`] is dropped, unless another process has replaced it meanwhile.
 //!
-//! One file per gRPC service (`node_service.rs`, `chat_service.rs`; the standard health and
+//! One file per gRPC service (`node_service.rs`, `chat_service.rs`, `record_service.rs`; the
+//! standard health and
 //! reflection services in `standard.rs`); who may call is decided in `access.rs` (peer
 //! credentials on the socket, a bearer token on the optional TCP listener); domain errors
 //! become `tonic::Status` in one place, `error.rs`.
@@ -17,6 +18,7 @@ mod chat_service;
 mod error;
 mod node_service;
 mod quiet;
+mod record_service;
 mod standard;
 
 use std::io;
@@ -33,9 +35,11 @@ use tracing::{info, warn};
 pub use chat_service::ChatApi;
 pub use error::{ApiError, ControlError};
 pub use node_service::NodeApi;
+pub use record_service::RecordApi;
 
 use access::{Conn, Gate, UnixPolicy};
 use chat_proto::v1::chat_service_server::ChatServiceServer;
+use chat_proto::v1::record_service_server::RecordServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -139,6 +143,7 @@ impl ControlSocket {
         self,
         node: Arc<Node>,
         chat: Chat,
+        records: Arc<crate::records::Records>,
         access: &Access,
         mut shutdown: Shutdown,
     ) -> Result<(), ControlError> {
@@ -180,6 +185,7 @@ impl ControlSocket {
             }))
             .add_service(NodeServiceServer::new(NodeApi::new(node.clone())))
             .add_service(ChatServiceServer::new(ChatApi::new(chat, node, rate)))
+            .add_service(RecordServiceServer::new(RecordApi::new(records)))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

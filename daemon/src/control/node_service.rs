@@ -71,6 +71,8 @@ impl NodeService for NodeApi {
             resp.messages_sent = v.broadcast.originated;
             resp.messages_received = v.broadcast.delivered;
             resp.messages_forwarded = v.broadcast.payload_sends;
+            resp.records_held = v.records_held as u64;
+            resp.records_bytes = v.records_bytes as u64;
         }
         if let Some(r) = ring {
             resp.peers_connected = u32::try_from(r.peers().len()).unwrap_or(u32::MAX);

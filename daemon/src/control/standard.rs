@@ -1,7 +1,8 @@
 //! The standard gRPC services every client expects: `grpc.health.v1` and server reflection
 //! (`grpc.reflection.v1` and `v1alpha`; grpcio's reflection client only speaks v1alpha).
 //!
-//! Health reports NOT_SERVING for the server as a whole ("") and for `chat.v1.ChatService`
+//! Health reports NOT_SERVING for the server as a whole (""), `chat.v1.ChatService` and
+//! `chat.v1.RecordService`
 //! until the node has joined or founded a ring, following [`Node::subscribe_joined`].
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use tonic_health::server::HealthReporter;
 use crate::node::Node;
 
 /// Service names whose health follows ring membership.
-pub const HEALTH_SERVICES: &[&str] = &["", "chat.v1.ChatService"];
+pub const HEALTH_SERVICES: &[&str] = &["", "chat.v1.ChatService", "chat.v1.RecordService"];
 
 /// Keeps the health statuses equal to the node's membership until the node is dropped.
 pub async fn follow_membership(reporter: HealthReporter, node: Arc<Node>) {

@@ -65,6 +65,7 @@ pub(super) struct Driver {
     epoch: Instant,
     leave_waiters: Vec<oneshot::Sender<()>>,
     inbox: Arc<dyn super::Inbox>,
+    records: Arc<dyn super::RecordSink>,
 }
 
 impl Driver {
@@ -74,6 +75,7 @@ impl Driver {
         transport: Transport<Message>,
         events: broadcast::Sender<Event>,
         inbox: Arc<dyn super::Inbox>,
+        records: Arc<dyn super::RecordSink>,
     ) -> Driver {
         Driver {
             membership,
@@ -84,6 +86,7 @@ impl Driver {
             epoch: Instant::now(),
             leave_waiters: Vec::new(),
             inbox,
+            records,
         }
     }
 
@@ -230,6 +233,15 @@ impl Driver {
     }
 
     fn on_event(&mut self, event: Event) {
+        let event = match event {
+            // Records' events go to the records service only (they may carry records, and
+            // answers must not be lost to a lagging subscriber).
+            Event::Records(e) => {
+                self.records.event(e);
+                return;
+            }
+            e => e,
+        };
         match &event {
             Event::Joined => {
                 info!(
@@ -272,6 +284,9 @@ impl Driver {
             size_estimate: self.overlay.ring_size_estimate(),
             stats: self.overlay.ring().stats().clone(),
             broadcast: self.overlay.broadcast().stats().clone(),
+            records: self.overlay.records().stats().clone(),
+            records_held: self.overlay.records().store().len(),
+            records_bytes: self.overlay.records().store().bytes(),
         }
     }
 }

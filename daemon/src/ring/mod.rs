@@ -82,6 +82,20 @@ pub struct RingView {
     pub stats: Stats,
     /// The broadcast counters.
     pub broadcast: chat_overlay::broadcast::BroadcastStats,
+    /// The records counters.
+    pub records: chat_overlay::records::RecordsStats,
+    /// DHT records held.
+    pub records_held: usize,
+    /// Their size as the record store counts it.
+    pub records_bytes: usize,
+}
+
+/// The application behind the DHT records: it hears every records event inline (answers to
+/// its puts and gets, records to persist or forget, owned records to re-sign). It must not
+/// block: the driver calls it on the ring's path.
+pub trait RecordSink: Send + Sync + 'static {
+    /// One records event.
+    fn event(&self, e: chat_overlay::records::RecordsEvent);
 }
 
 /// The application behind the ring: it judges every broadcast before the overlay stores,
@@ -145,6 +159,7 @@ pub fn start(
     cfg: RingConfig,
     socket: std::net::UdpSocket,
     inbox: Arc<dyn Inbox>,
+    records: Arc<dyn RecordSink>,
     tasks: &mut Tasks,
 ) -> Result<RingHandle, TransportError> {
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
@@ -163,7 +178,10 @@ pub fn start(
     };
     let seed = u64::from_le_bytes(node.id().0[..8].try_into().unwrap_or_default())
         ^ std::process::id() as u64;
-    let mut overlay = chat_overlay::Overlay::new(me, cfg.chord.clone(), seed);
+    let mut chord = cfg.chord.clone();
+    // Records' times are wall-clock times; the driver's epoch is "now".
+    chord.records.epoch_unix_ms = crate::records::unix_ms();
+    let mut overlay = chat_overlay::Overlay::new(me, chord, seed);
     let validator = inbox.clone();
     overlay.set_validator(Box::new(move |env| validator.validate(env)));
     if cfg!(debug_assertions) && std::env::var_os(TEST_ECHO_ENV).is_some() {
@@ -176,6 +194,7 @@ pub fn start(
         transport.clone(),
         events.clone(),
         inbox,
+        records,
     );
     tasks.spawn("the ring driver", driver.run(inbound_rx, command_rx));
     if let Some(accept) = transport.take_accept_task() {
@@ -214,6 +233,9 @@ pub fn chord_config(ring: &crate::config::RingSettings) -> ChordConfig {
     c.broadcast.rate_per_sec = ring.origin_rate;
     c.broadcast.rate_burst = ring.origin_burst;
     c.broadcast.reply_delay = Duration::from_millis(ring.reply_delay_ms);
+    c.records.replicas = ring.record_replicas as usize;
+    c.records.max_bytes = (ring.record_store_mb as usize).saturating_mul(1024 * 1024);
+    c.records.sync_interval = Duration::from_millis(ring.record_sync_ms);
     c
 }
 
@@ -319,5 +341,8 @@ mod tests {
         assert_eq!(ours.broadcast.rate_per_sec, overlay.broadcast.rate_per_sec);
         assert_eq!(ours.broadcast.rate_burst, overlay.broadcast.rate_burst);
         assert_eq!(ours.broadcast.reply_delay, overlay.broadcast.reply_delay);
+        assert_eq!(ours.records.replicas, overlay.records.replicas);
+        assert_eq!(ours.records.max_bytes, overlay.records.max_bytes);
+        assert_eq!(ours.records.sync_interval, overlay.records.sync_interval);
     }
 }

@@ -446,7 +446,7 @@ pub enum RecordsEvent {
         loser: [u8; 32],
     },
     /// An owned record expires within [`RecordsConfig::renew_before`]: sign a new version.
-    Expiring { kind: u8, key: Vec<u8>, hash: Hash },
+    Expiring(Record),
     /// An owned claim was refused at renewal: `holder` has the name now.
     Lost {
         kind: u8,

@@ -503,14 +503,12 @@ impl Records {
         let before = self.cfg.renew_before.as_millis() as u64;
         self.owned.retain(|_, o| o.record.expires > now_ms);
         let mut again = Vec::new();
-        for (h, o) in &mut self.owned {
+        for o in self.owned.values_mut() {
             if !o.told && o.record.expires <= now_ms.saturating_add(before) {
                 o.told = true;
-                cx.event(crate::overlay::Event::Records(RecordsEvent::Expiring {
-                    kind: o.record.kind,
-                    key: o.record.key.clone(),
-                    hash: *h,
-                }));
+                cx.event(crate::overlay::Event::Records(RecordsEvent::Expiring(
+                    o.record.clone(),
+                )));
             }
             again.push(o.record.clone());
         }

@@ -1,0 +1,372 @@
+//! The records service: DHT records put and read through this node, signed with the node's
+//! key, and the node's part as a holder — persistence of what it holds (`store.rs`) and
+//! re-signing of its own records before they expire.
+//!
+//! It hears the overlay's records events inline from the ring driver ([`RecordSink`]): answers
+//! to its puts and gets complete the waiting API calls; `Held` and `Released` go to the record
+//! file; `Expiring` re-signs an own record with a later expiry and puts it again; `Lost`
+//! (another key holds a name this node claimed) is logged.
+
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chat_overlay::Input;
+use chat_overlay::records::{Kind, Policy, Record, RecordError, RecordsEvent, RecordsInput, Value};
+use ed25519_dalek::SigningKey;
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use crate::ring::{RecordSink, RingHandle};
+pub use store::RecordStoreError;
+use store::{RecordFile, Write};
+
+/// Operations of the API waiting for the overlay, at most.
+pub const MAX_PENDING: usize = 1024;
+/// How long an API call waits for the overlay's answer (the overlay bounds every operation by
+/// its lookups' deadlines; this only guards against a driver that stopped).
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+/// Lifetime of a record put without one.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+/// Longest lifetime a client may ask for.
+pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Why a records call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordsError {
+    /// The request itself is wrong.
+    #[error("{field}: {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
+    /// The overlay (here or at a holder) refused or could not do it.
+    #[error(transparent)]
+    Refused(#[from] RecordError),
+    /// Too many calls are waiting.
+    #[error("too many record operations in flight; try again shortly")]
+    Busy,
+    /// The ring driver is not running or did not answer.
+    #[error("the ring driver did not answer; the operation may or may not have happened")]
+    NoAnswer,
+}
+
+enum Waiter {
+    Put(oneshot::Sender<Result<u8, RecordError>>),
+    Get(oneshot::Sender<Result<Vec<Record>, RecordError>>),
+}
+
+/// An own record's lifetime, for re-signing.
+#[derive(Clone, Copy, Debug)]
+struct Own {
+    ttl: Duration,
+    version: u64,
+    created: u64,
+}
+
+/// The records service.
+pub struct Records {
+    key: SigningKey,
+    ring: OnceLock<RingHandle>,
+    waiters: Mutex<HashMap<u64, Waiter>>,
+    next: AtomicU64,
+    own: Mutex<HashMap<(u8, Vec<u8>), Own>>,
+    file: Mutex<Option<RecordFile>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Records").finish_non_exhaustive()
+    }
+}
+
+impl Records {
+    /// Opens the record file in `data_dir`; returns the service and the records to restore
+    /// into the overlay once it runs ([`Records::restore`]).
+    pub fn open(
+        data_dir: &Path,
+        key: SigningKey,
+    ) -> Result<(Arc<Records>, Vec<Record>), RecordStoreError> {
+        let (held, file, writer) = store::open(data_dir, unix_ms())?;
+        let r = Records {
+            key,
+            ring: OnceLock::new(),
+            waiters: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(1),
+            own: Mutex::new(HashMap::new()),
+            file: Mutex::new(Some(file)),
+            writer: Mutex::new(Some(writer)),
+        };
+        Ok((Arc::new(r), held))
+    }
+
+    /// Connects the service to the running ring and hands it the records held before the
+    /// restart.
+    pub fn attach(&self, ring: RingHandle, held: Vec<Record>) {
+        if !held.is_empty() {
+            info!(
+                records = held.len(),
+                "restoring the DHT records held before"
+            );
+            if !ring.submit(Input::Records(RecordsInput::Restore(held))) {
+                warn!("could not hand the restored records to the ring driver");
+            }
+        }
+        let _ = self.ring.set(ring);
+    }
+
+    /// Stops the record file's writer after it wrote what is queued (at shutdown, after the
+    /// ring driver stopped).
+    pub fn close(&self) {
+        if let Ok(mut f) = self.file.lock() {
+            f.take();
+        }
+        let writer = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(w) = writer
+            && w.join().is_err()
+        {
+            warn!("record store: the writer thread panicked");
+        }
+    }
+
+    /// The node's public key (the owner of the records it signs).
+    pub fn owner(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// Signs a record of `kind` and `key` (empty: this node's key, for the kinds keyed by
+    /// owner) with `value` (`None`: a tombstone) living `ttl`, and puts it.
+    pub async fn put(
+        &self,
+        kind: Kind,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        ttl: Duration,
+    ) -> Result<(Record, u8), RecordsError> {
+        let key = self.key_for(kind, key)?;
+        if ttl.is_zero() || ttl > MAX_TTL {
+            return Err(RecordsError::Invalid {
+                field: "ttl_seconds",
+                problem: format!("must be 1 to {}", MAX_TTL.as_secs()),
+            });
+        }
+        let value = match value {
+            Some(v) => Value::Data(v),
+            None if kind.policy() == Policy::Set => {
+                return Err(RecordsError::Invalid {
+                    field: "kind",
+                    problem: "mailbox items are removed by their recipient, not deleted".into(),
+                });
+            }
+            None => Value::Deleted,
+        };
+        let record = self.sign(kind, key, value, ttl);
+        let copies = self.put_signed(record.clone()).await?;
+        Ok((record, copies))
+    }
+
+    /// Reads `kind` and `key` (empty: this node's key, for the kinds keyed by owner).
+    pub async fn get(&self, kind: Kind, key: Vec<u8>) -> Result<Vec<Record>, RecordsError> {
+        let key = self.key_for(kind, key)?;
+        let (tx, rx) = oneshot::channel();
+        let token = self.wait(Waiter::Get(tx))?;
+        self.submit(
+            token,
+            Input::Records(RecordsInput::Get {
+                token,
+                kind: kind as u8,
+                key,
+            }),
+        )?;
+        Ok(self.answer(token, rx).await??)
+    }
+
+    fn key_for(&self, kind: Kind, key: Vec<u8>) -> Result<Vec<u8>, RecordsError> {
+        if key.is_empty() && kind.policy() == Policy::Latest {
+            return Ok(self.owner().to_vec());
+        }
+        let ok = match kind.policy() {
+            Policy::Claim => chat_overlay::records::policy::valid_nick(&key),
+            Policy::Latest => key == self.owner(),
+            Policy::Set => key.len() == 32,
+        };
+        if ok {
+            Ok(key)
+        } else {
+            let problem = match kind.policy() {
+                Policy::Claim => "a name is 1-32 of a-z 0-9 . _ - starting with a letter or digit",
+                Policy::Latest => "empty (this node's key) or this node's 32-byte key",
+                Policy::Set => "the recipient's 32-byte public key",
+            };
+            Err(RecordsError::Invalid {
+                field: "key",
+                problem: problem.into(),
+            })
+        }
+    }
+
+    /// Signs a new version: the version and creation time continue the node's earlier ones
+    /// (a claim keeps its first creation time, which decides conflicts).
+    fn sign(&self, kind: Kind, key: Vec<u8>, value: Value, ttl: Duration) -> Record {
+        let now = unix_ms();
+        let mut own = self.own.lock().unwrap_or_else(|p| p.into_inner());
+        let prev = own.get(&(kind as u8, key.clone())).copied();
+        let version = prev.map_or(now, |p| now.max(p.version + 1));
+        let created = match (kind.policy(), prev) {
+            (Policy::Claim, Some(p)) => p.created,
+            _ => now,
+        };
+        let expires = now.saturating_add(ttl.as_millis() as u64);
+        if kind.policy() != Policy::Set {
+            own.insert(
+                (kind as u8, key.clone()),
+                Own {
+                    ttl,
+                    version,
+                    created,
+                },
+            );
+        }
+        Record::sign(kind, key, value, &self.key, version, created, expires)
+    }
+
+    async fn put_signed(&self, record: Record) -> Result<u8, RecordsError> {
+        let (tx, rx) = oneshot::channel();
+        let token = self.wait(Waiter::Put(tx))?;
+        self.submit(
+            token,
+            Input::Records(RecordsInput::Put {
+                token,
+                record,
+                own: true,
+            }),
+        )?;
+        Ok(self.answer(token, rx).await??)
+    }
+
+    fn wait(&self, w: Waiter) -> Result<u64, RecordsError> {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if waiters.len() >= MAX_PENDING {
+            return Err(RecordsError::Busy);
+        }
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        waiters.insert(token, w);
+        Ok(token)
+    }
+
+    fn forget(&self, token: u64) {
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&token);
+    }
+
+    fn submit(&self, token: u64, input: Input) -> Result<(), RecordsError> {
+        let sent = self.ring.get().is_some_and(|r| r.submit(input));
+        if !sent {
+            self.forget(token);
+            return Err(RecordsError::Busy);
+        }
+        Ok(())
+    }
+
+    async fn answer<T>(&self, token: u64, rx: oneshot::Receiver<T>) -> Result<T, RecordsError> {
+        match tokio::time::timeout(ANSWER_TIMEOUT, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            _ => {
+                self.forget(token);
+                Err(RecordsError::NoAnswer)
+            }
+        }
+    }
+
+    /// An own record is about to expire: sign it again with a fresh expiry and put it.
+    fn renew(&self, old: &Record) {
+        if old.owner != self.owner() {
+            return;
+        }
+        let Some(kind) = Kind::from_u8(old.kind) else {
+            return;
+        };
+        let ttl = self
+            .own
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(old.kind, old.key.clone()))
+            .map_or(DEFAULT_TTL, |o| o.ttl);
+        let record = self.sign(kind, old.key.clone(), old.value.clone(), ttl);
+        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        let input = Input::Records(RecordsInput::Put {
+            token,
+            record,
+            own: true,
+        });
+        if !self.ring.get().is_some_and(|r| r.submit(input)) {
+            warn!(
+                kind = kind.name(),
+                "could not re-sign an expiring record: the driver is busy"
+            );
+        }
+    }
+}
+
+impl RecordSink for Records {
+    fn event(&self, e: RecordsEvent) {
+        match e {
+            RecordsEvent::PutDone { token, result } => {
+                let w = self
+                    .waiters
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&token);
+                if let Some(Waiter::Put(tx)) = w {
+                    let _ = tx.send(result);
+                }
+            }
+            RecordsEvent::GetDone { token, result } => {
+                let w = self
+                    .waiters
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&token);
+                if let Some(Waiter::Get(tx)) = w {
+                    let _ = tx.send(result);
+                }
+            }
+            RecordsEvent::Held(r) => self.persist(Write::Hold(Box::new(r))),
+            RecordsEvent::Released(h) => self.persist(Write::Release(h)),
+            RecordsEvent::Expiring(r) => self.renew(&r),
+            RecordsEvent::Lost { kind, key, holder } => warn!(
+                kind,
+                key = %String::from_utf8_lossy(&key),
+                holder = %hex::encode(holder),
+                "a name this node claimed is held by another key"
+            ),
+            RecordsEvent::Conflict { key, .. } => info!(
+                key = %String::from_utf8_lossy(&key),
+                "two claims of one name met here; the earlier one keeps it"
+            ),
+        }
+    }
+}
+
+impl Records {
+    fn persist(&self, w: Write) {
+        if let Some(f) = self.file.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            f.write(w);
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! DHT records on real daemons: a record put through one chatd survives SIGKILL of two of
+//! its three holders and is read from a third node; a holder killed and restarted serves the
+//! record from its record file before any other holder could have sent it again.
+
+use std::time::Duration;
+
+use chat_overlay::NodeId;
+use chat_overlay::records::{Kind, location};
+use rustix::process::Signal;
+
+use crate::cluster::{CONFIG, Cluster, poll};
+
+/// `chatctl record get nick NAME --json` at member `i`: the value of the one record.
+fn read(c: &Cluster, i: usize, name: &str) -> Option<Vec<u8>> {
+    let v = c.json(
+        &c.members[i].dir,
+        &["record", "get", "nick", name, "--json"],
+    )?;
+    let rec = v["records"].as_array()?.first()?.clone();
+    rec["value"]
+        .as_array()?
+        .iter()
+        .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+        .collect()
+}
+
+/// Member indices of the `k` true holders of `nick NAME`: the successor of its location and
+/// the next ones, among the live members.
+fn holders(c: &Cluster, name: &str, k: usize) -> Vec<usize> {
+    let loc = location(Kind::Nick as u8, name.as_bytes());
+    let mut live: Vec<(NodeId, usize)> = c
+        .live()
+        .into_iter()
+        .map(|i| (c.members[i].id.parse().expect("node id"), i))
+        .collect();
+    live.sort();
+    let start = live.iter().position(|(id, _)| *id >= loc).unwrap_or(0);
+    (0..k).map(|j| live[(start + j) % live.len()].1).collect()
+}
+
+fn held(c: &Cluster, i: usize) -> u64 {
+    c.status(i)
+        .and_then(|s| s["records_held"].as_u64())
+        .unwrap_or(0)
+}
+
+fn cluster(net: u8, n: usize, extra: &str) -> Cluster {
+    let mut c = Cluster::new(net);
+    c.sandbox.write_config(&format!("{CONFIG}{extra}"));
+    let first = c.add(&[]);
+    for _ in 1..n {
+        c.add(&[c.addr(first)]);
+    }
+    c.await_ring(Duration::from_secs(60));
+    c
+}
+
+fn put(c: &Cluster, i: usize, name: &str, value: &str) {
+    let out = c.sandbox.chatctl_at(
+        &c.members[i].dir.join("run/control.sock"),
+        &["record", "put", "nick", name, value],
+    );
+    assert!(
+        out.status.success(),
+        "put failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_record_survives_two_of_its_holders_killed() {
+    let mut c = cluster(7, 6, "");
+    put(&c, 0, "alice", "hello");
+    let hs = holders(&c, "alice", 3);
+    // Every holder has it (pushed by the primary at once).
+    assert!(
+        poll(Duration::from_secs(20), Duration::from_millis(200), || hs
+            .iter()
+            .all(|&h| held(&c, h) >= 1)
+            .then_some(()))
+        .is_some(),
+        "the holders {hs:?} did not all get the record"
+    );
+    // Kill two holders (not the node that put it), read from a node that is neither.
+    let victims: Vec<usize> = hs.iter().copied().filter(|&h| h != 0).take(2).collect();
+    for &v in &victims {
+        let d = c.members[v].daemon.as_mut().expect("running");
+        d.signal(Signal::KILL);
+        d.wait_exit(Duration::from_secs(10)).expect("killed");
+        c.members[v].daemon = None;
+    }
+    let reader = c
+        .live()
+        .into_iter()
+        .find(|i| *i != 0 && !hs.contains(i))
+        .expect("a reader that is no holder");
+    let got = poll(Duration::from_secs(60), Duration::from_millis(300), || {
+        read(&c, reader, "alice")
+    });
+    assert_eq!(got.as_deref(), Some(&b"hello"[..]));
+    // The survivors restore three copies among the live nodes.
+    let restored = poll(Duration::from_secs(60), Duration::from_millis(300), || {
+        holders(&c, "alice", 3)
+            .iter()
+            .all(|&h| held(&c, h) >= 1)
+            .then_some(())
+    });
+    assert!(restored.is_some(), "three copies were not restored");
+}
+
+#[test]
+fn a_restarted_holder_serves_its_records_from_disk() {
+    // Holders compare digests only every ten minutes here: whatever a restarted holder has
+    // within the test, it read from its own record file.
+    let mut c = cluster(8, 5, "record_sync_ms = 600000\n");
+    put(&c, 1, "bob", "from disk");
+    let hs = holders(&c, "bob", 3);
+    assert!(
+        poll(Duration::from_secs(20), Duration::from_millis(200), || hs
+            .iter()
+            .all(|&h| held(&c, h) >= 1)
+            .then_some(()))
+        .is_some(),
+        "the holders {hs:?} did not all get the record"
+    );
+    let h = *hs
+        .iter()
+        .find(|&&h| h != 0)
+        .expect("a holder other than the first node");
+    let d = c.members[h].daemon.as_mut().expect("running");
+    d.signal(Signal::KILL);
+    d.wait_exit(Duration::from_secs(10)).expect("killed");
+    c.members[h].daemon = None;
+    let via = c.addr(c.live()[0]);
+    c.restart(h, &[via]);
+    assert!(
+        held(&c, h) >= 1,
+        "the restarted holder did not restore the record"
+    );
+    // Now the other holders die: the record can only come from the restarted one.
+    for &o in hs.iter().filter(|&&o| o != h) {
+        if let Some(d) = c.members[o].daemon.as_mut() {
+            d.signal(Signal::KILL);
+            d.wait_exit(Duration::from_secs(10)).expect("killed");
+        }
+        c.members[o].daemon = None;
+    }
+    let reader = c.live().into_iter().find(|i| *i != h).expect("a reader");
+    let got = poll(Duration::from_secs(60), Duration::from_millis(300), || {
+        read(&c, reader, "bob")
+    });
+    assert_eq!(got.as_deref(), Some(&b"from disk"[..]));
+}
