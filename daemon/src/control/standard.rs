@@ -2,8 +2,8 @@
 //! (`grpc.reflection.v1` and `v1alpha`; grpcio's reflection client only speaks v1alpha).
 //!
 //! Health reports NOT_SERVING for the server as a whole (""), `chat.v1.ChatService` and
-//! `chat.v1.RecordService`
-//! until the node has joined or founded a ring, following [`Node::subscribe_joined`].
+//! `chat.v1.RecordService` until the node has joined or founded a ring, following
+//! [`Node::subscribe_joined`].
 
 use std::sync::Arc;
 

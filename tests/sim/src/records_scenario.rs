@@ -358,6 +358,7 @@ fn churn(sim: &mut Sim, p: &Params, rep: &mut Report, run: &mut Run) {
     let ok: Vec<usize> = (0..run.puts.len()).filter(|i| run.puts[*i].ok).collect();
     let first = run.next_token;
     let mut asked: Vec<usize> = Vec::new();
+    let mut readers: Vec<u32> = Vec::new();
     let m0 = sim.net.records_messages;
     let start = sim.now();
     let end = start + p.churn_duration;
@@ -389,6 +390,7 @@ fn churn(sim: &mut Sim, p: &Params, rep: &mut Report, run: &mut Run) {
             sim.get_record(h, run.next_token, kind, key);
             run.next_token += 1;
             asked.push(i);
+            readers.push(h);
         }
         sim.run_for(tick);
     }
@@ -409,6 +411,15 @@ fn churn(sim: &mut Sim, p: &Params, rep: &mut Report, run: &mut Run) {
     rep.put("churn_crashes", crashes);
     rep.put("churn_reads", asked.len());
     rep.put("churn_reads_ok", good);
+    let reader_gone = asked
+        .iter()
+        .zip(&results)
+        .zip(&readers)
+        .filter(|((i, r), h)| {
+            !matches!(r, Ok(v) if v.len() == 1 && v[0] == run.puts[**i].record) && !sim.is_up(**h)
+        })
+        .count();
+    rep.put("churn_reads_failed_reader_gone", reader_gone);
     rep.put(
         "churn_read_success",
         good as f64 / asked.len().max(1) as f64,

@@ -183,3 +183,93 @@ fn a_node_cut_off_during_broadcasts_catches_up_after_the_heal() {
         .unwrap_or(f64::MAX);
     assert!(after <= 20.0, "{s}");
 }
+
+#[test]
+fn records_on_a_stable_ring_are_all_readable_on_k_holders() {
+    let mut p = Params::new(Scenario::Records, 300, 21);
+    p.records = 3000;
+    p.lookups = 100;
+    let r = run(&p);
+    assert_eq!(u(&r, "puts_ok"), 3000, "{}", r.human());
+    assert_eq!(u(&r, "replicas_min"), 3, "{}", r.human());
+    assert_eq!(f(&r, "readable_fraction"), 1.0, "{}", r.human());
+    assert_eq!(u(&r, "reads"), 3000, "{}", r.human());
+}
+
+#[test]
+fn records_survive_a_crash_of_30_percent_and_come_back_with_their_owners() {
+    let mut p = Params::new(Scenario::Records, 400, 22);
+    p.records = 4000;
+    p.crash_fraction = 0.3;
+    p.lookups = 100;
+    let r = run(&p);
+    // Right after the repair: everything but the records whose every holder died.
+    let lost = f(&r, "records_lost_all_replicas") / 4000.0;
+    assert!(
+        f(&r, "readable_fraction_after_repair") >= 1.0 - lost,
+        "{}",
+        r.human()
+    );
+    assert!(
+        get(&r, "repair_seconds")
+            .as_f64()
+            .is_some_and(|s| s <= 30.0),
+        "{}",
+        r.human()
+    );
+    assert_eq!(u(&r, "replicas_min_after_repair"), 3, "{}", r.human());
+    // One renewal period later, every record whose owner's node lives is back.
+    assert_eq!(
+        f(&r, "readable_fraction_owner_alive_after_renewal"),
+        1.0,
+        "{}",
+        r.human()
+    );
+}
+
+#[test]
+fn records_stay_readable_under_churn() {
+    let mut p = Params::new(Scenario::Records, 300, 23);
+    p.records = 2000;
+    p.churn_duration = std::time::Duration::from_secs(240);
+    p.churn_rate = 0.01;
+    p.lookups = 100;
+    p.reads = 2000;
+    let r = run(&p);
+    let reads = f(&r, "churn_reads");
+    let lost =
+        f(&r, "churn_reads") - f(&r, "churn_reads_ok") - f(&r, "churn_reads_failed_reader_gone");
+    assert!(reads >= 4000.0, "{}", r.human());
+    assert!(lost / reads <= 0.001, "{}", r.human());
+    assert_eq!(
+        u(&r, "records_without_copy_after_churn"),
+        0,
+        "{}",
+        r.human()
+    );
+    assert_eq!(f(&r, "readable_fraction"), 1.0, "{}", r.human());
+}
+
+#[test]
+fn names_claimed_on_both_sides_of_a_partition_converge_on_one_owner() {
+    let mut p = Params::new(Scenario::Records, 200, 24);
+    p.records = 500;
+    p.claims = 40;
+    p.partition_duration = std::time::Duration::from_secs(60);
+    p.lookups = 100;
+    let r = run(&p);
+    assert!(u(&r, "conflicts") >= 30, "{}", r.human());
+    assert_eq!(
+        u(&r, "conflicts_converged"),
+        u(&r, "conflicts"),
+        "{}",
+        r.human()
+    );
+    assert_eq!(
+        u(&r, "claim_reads_agree"),
+        u(&r, "conflicts"),
+        "{}",
+        r.human()
+    );
+    assert_eq!(u(&r, "losers_told"), u(&r, "conflicts"), "{}", r.human());
+}
