@@ -139,7 +139,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
                 ended = tasks.ended() => {
                     error!("{ended} unexpectedly; stopping so that the service manager restarts chatd");
                     tasks.shutdown().await;
-                    records.close();
+                    records.close().await;
                     return Err(Error::TaskEnded(ended));
                 }
                 result = &mut server => {
@@ -167,7 +167,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         }
         tasks.shutdown().await;
         // The driver has stopped: nothing more to persist; the writer finishes its queue.
-        records.close();
+        records.close().await;
         info!("stopped");
         Ok(())
     }

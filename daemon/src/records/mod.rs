@@ -33,6 +33,8 @@ pub const MAX_PENDING: usize = 1024;
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 /// Lifetime of a record put without one.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+/// How long shutdown waits for the record file's writer.
+pub const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
 /// Longest lifetime a client may ask for.
 pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -129,16 +131,25 @@ impl Records {
     }
 
     /// Stops the record file's writer after it wrote what is queued (at shutdown, after the
-    /// ring driver stopped).
-    pub fn close(&self) {
+    /// ring driver stopped); waits at most [`CLOSE_DEADLINE`].
+    pub async fn close(&self) {
         if let Ok(mut f) = self.file.lock() {
             f.take();
         }
         let writer = self.writer.lock().ok().and_then(|mut w| w.take());
-        if let Some(w) = writer
-            && w.join().is_err()
-        {
-            warn!("record store: the writer thread panicked");
+        if let Some(w) = writer {
+            match tokio::time::timeout(
+                CLOSE_DEADLINE,
+                tokio::task::spawn_blocking(move || w.join()),
+            )
+            .await
+            {
+                Ok(Ok(Ok(()))) => {}
+                Ok(_) => warn!("record store: the writer thread panicked"),
+                Err(_) => {
+                    warn!("record store: the writer did not finish within {CLOSE_DEADLINE:?}")
+                }
+            }
         }
     }
 

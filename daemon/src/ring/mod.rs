@@ -308,6 +308,16 @@ impl RingHandle {
                 m.insert(k.into(), n);
             }
         }
+        if let Some(r) = view.map(|v| &v.records) {
+            for (k, n) in [
+                ("record_invalid", r.refused_invalid),
+                ("record_not_holder", r.refused_range),
+                ("record_rate_limited", r.refused_rate),
+                ("record_over_quota", r.refused_quota),
+            ] {
+                m.insert(k.into(), n);
+            }
+        }
         m
     }
 

@@ -131,11 +131,25 @@ fn a_restarted_holder_serves_its_records_from_disk() {
     d.signal(Signal::KILL);
     d.wait_exit(Duration::from_secs(10)).expect("killed");
     c.members[h].daemon = None;
-    let via = c.addr(c.live()[0]);
+    // Rejoin through a node that stays up, and be a member before the others go.
+    let via = c
+        .live()
+        .into_iter()
+        .find(|i| !hs.contains(i))
+        .expect("a node that is no holder");
+    let via = c.addr(via);
     c.restart(h, &[via]);
     assert!(
         held(&c, h) >= 1,
         "the restarted holder did not restore the record"
+    );
+    assert!(
+        poll(Duration::from_secs(30), Duration::from_millis(200), || c
+            .status(h)
+            .and_then(|s| s["joined"].as_bool())
+            .filter(|j| *j))
+        .is_some(),
+        "the restarted holder did not rejoin"
     );
     // Now the other holders die: the record can only come from the restarted one.
     for &o in hs.iter().filter(|&&o| o != h) {

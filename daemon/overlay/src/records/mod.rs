@@ -341,6 +341,10 @@ pub struct RecordsConfig {
     pub put_rate_per_sec: u32,
     /// Burst of writes accepted from one origin node.
     pub put_burst: u32,
+    /// Reads, comparisons and fetches answered per second for one origin node.
+    pub read_rate_per_sec: u32,
+    /// Burst of those.
+    pub read_burst: u32,
     /// Period of the digest comparison with the successors.
     pub sync_interval: Duration,
     /// Period at which an owner's node re-puts the records it owns.
@@ -368,6 +372,8 @@ impl Default for RecordsConfig {
             mailbox_bytes: 1024 * 1024,
             put_rate_per_sec: 20,
             put_burst: 200,
+            read_rate_per_sec: 200,
+            read_burst: 1000,
             sync_interval: Duration::from_secs(3),
             renew_interval: Duration::from_secs(120),
             renew_before: Duration::from_secs(3600),

@@ -45,6 +45,7 @@ pub struct Records {
     pub(super) fetches: BTreeMap<u64, Peer>,
     pub(super) next_sync: u64,
     limiter: RateLimiter,
+    readers: RateLimiter,
     pub(super) soon_armed: bool,
     /// Ranges other holders compared with this node lately: `(from, to]` and when.
     pub(super) covered: std::collections::VecDeque<(NodeId, NodeId, crate::time::Time)>,
@@ -61,6 +62,7 @@ impl Records {
     pub fn new(cfg: RecordsConfig) -> Records {
         Records {
             limiter: RateLimiter::new(cfg.put_rate_per_sec, cfg.put_burst, 4096),
+            readers: RateLimiter::new(cfg.read_rate_per_sec, cfg.read_burst, 4096),
             cfg,
             store: Store::default(),
             ops: BTreeMap::new(),
@@ -214,8 +216,19 @@ impl Records {
         req: RecordsRequest,
     ) -> RecordsResponse {
         if req.validate().is_err() {
+            self.stats.refused_invalid += 1;
             cx.count_invalid();
-            return RecordsResponse::Fetched(Vec::new());
+            return RecordsResponse::Refused(RecordError::TooLarge {
+                max: rwire::MAX_HASHES,
+            });
+        }
+        let now = cx.now();
+        if !matches!(req, RecordsRequest::Put(_)) && !self.readers.allow(&from.id, now) {
+            self.stats.refused_rate += 1;
+            let wait = self.readers.wait(&from.id, now);
+            return RecordsResponse::Refused(RecordError::RateLimited {
+                retry_after_ms: wait.as_millis().max(1) as u64,
+            });
         }
         match req {
             RecordsRequest::Put(r) => RecordsResponse::Put(self.put_here(cx, from.id, r)),

@@ -65,6 +65,8 @@ pub enum RecordsResponse {
     },
     /// Answer to `Fetch`: the records still held.
     Fetched(Vec<Record>),
+    /// The request was not served: malformed, or its origin is over its rate.
+    Refused(RecordError),
 }
 
 /// Records notices.
