@@ -145,13 +145,44 @@ def check_bad_input(channel, metadata=None):
         raise AssertionError("empty text accepted")
 
 
+def check_records(channel, metadata=None):
+    from chat.v1 import record_service_pb2 as rpb
+    from chat.v1 import record_service_pb2_grpc as rgrpc
+
+    stub = rgrpc.RecordServiceStub(channel)
+    put = stub.PutRecord(rpb.PutRecordRequest(kind="profile", value=b"from python"),
+                         metadata=metadata, timeout=30)
+    assert put.record.value == b"from python" and len(put.record.owner) == 32, put
+    got = stub.GetRecord(rpb.GetRecordRequest(kind="profile"), metadata=metadata, timeout=30)
+    assert [r.value for r in got.records] == [b"from python"], got
+    claim = stub.PutRecord(rpb.PutRecordRequest(kind="nick", key=b"py-user", value=b"x"),
+                           metadata=metadata, timeout=30)
+    assert claim.record.key == b"py-user", claim
+    for bad in [rpb.PutRecordRequest(kind="nick", key=b"Not Normal", value=b"x"),
+                rpb.PutRecordRequest(kind="weird", value=b"x")]:
+        try:
+            stub.PutRecord(bad, metadata=metadata, timeout=30)
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.INVALID_ARGUMENT, e
+        else:
+            raise AssertionError(f"accepted {bad}")
+    try:
+        stub.GetRecord(rpb.GetRecordRequest(kind="nick", key=b"nobody-has-this"),
+                       metadata=metadata, timeout=30)
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.NOT_FOUND, e
+    else:
+        raise AssertionError("found a record nobody put")
+
+
 def check_reflection(channel):
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
         ProtoReflectionDescriptorDatabase,
     )
 
     services = ProtoReflectionDescriptorDatabase(channel).get_services()
-    for name in ["chat.v1.ChatService", "chat.v1.NodeService", "grpc.health.v1.Health"]:
+    for name in ["chat.v1.ChatService", "chat.v1.NodeService", "chat.v1.RecordService",
+                 "grpc.health.v1.Health"]:
         assert name in services, services
 
 
@@ -209,6 +240,7 @@ def main():
                 checks.run("unix: GetStatus", check_status, channel)
                 checks.run("unix: Send, Subscribe, History, ListRooms", check_send_subscribe_history, channel)
                 checks.run("unix: INVALID_ARGUMENT names the field", check_bad_input, channel)
+                checks.run("unix: PutRecord, GetRecord, refusals", check_records, channel)
                 checks.run("unix: reflection v1alpha lists the services", check_reflection, channel)
             wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", int(addr.split(":")[1]))) == 0, "TCP")
             checks.run("tcp: token required, then everything works", check_tcp_token, addr)

@@ -38,7 +38,7 @@ pub async fn run(socket: &Path, printer: Printer, args: RecordArgs) -> Result<()
                 value.into_bytes()
             };
             let resp = api
-                .put(PutRecordRequest {
+                .put_record(PutRecordRequest {
                     kind,
                     key,
                     value,
@@ -54,7 +54,7 @@ pub async fn run(socket: &Path, printer: Printer, args: RecordArgs) -> Result<()
         RecordCommand::Get { kind, key } => {
             let key = parse_key(&kind, &key)?;
             let resp = api
-                .get(GetRecordRequest { kind, key })
+                .get_record(GetRecordRequest { kind, key })
                 .await
                 .map_err(call)?
                 .into_inner();
@@ -69,7 +69,7 @@ pub async fn run(socket: &Path, printer: Printer, args: RecordArgs) -> Result<()
         RecordCommand::Delete { kind, key } => {
             let key = parse_key(&kind, &key)?;
             let resp = api
-                .delete(DeleteRecordRequest { kind, key })
+                .delete_record(DeleteRecordRequest { kind, key })
                 .await
                 .map_err(call)?
                 .into_inner();

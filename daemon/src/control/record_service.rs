@@ -58,7 +58,7 @@ pub fn to_proto(r: &DhtRecord) -> Record {
 #[tonic::async_trait]
 impl RecordService for RecordApi {
     #[tracing::instrument(skip_all)]
-    async fn put(
+    async fn put_record(
         &self,
         request: Request<PutRecordRequest>,
     ) -> Result<Response<PutRecordResponse>, Status> {
@@ -87,7 +87,7 @@ impl RecordService for RecordApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn get(
+    async fn get_record(
         &self,
         request: Request<GetRecordRequest>,
     ) -> Result<Response<GetRecordResponse>, Status> {
@@ -109,7 +109,7 @@ impl RecordService for RecordApi {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn delete(
+    async fn delete_record(
         &self,
         request: Request<DeleteRecordRequest>,
     ) -> Result<Response<DeleteRecordResponse>, Status> {
