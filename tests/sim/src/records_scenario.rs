@@ -264,10 +264,14 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     } else if p.crash_fraction > 0.0 {
         crash(sim, p, rep, &mut run);
     }
+    // Every run reports the same keys: zero conflicts, no repair where nothing was disturbed.
     for key in ["conflicts", "conflicts_converged"] {
         if !rep.extra.contains_key(key) {
             rep.put(key, 0);
         }
+    }
+    if !rep.extra.contains_key("repair_seconds") {
+        rep.put("repair_seconds", Option::<f64>::None);
     }
 }
 
