@@ -42,7 +42,7 @@ pub const MAX_REMOVED: usize = 128;
 /// A record's hash: blake3 of its signed bytes and signature. Names a version (and a mailbox
 /// item) everywhere.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Hash(pub [u8; 32]);
+pub struct Hash(#[serde(with = "serde_bytes")] pub [u8; 32]);
 
 impl fmt::Debug for Hash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,6 +129,7 @@ pub struct Record {
     /// The value.
     pub value: Value,
     /// The owner's ed25519 public key.
+    #[serde(with = "serde_bytes")]
     pub owner: [u8; 32],
     /// The owner's version number (higher wins for *latest*; a mailbox item's nonce).
     pub version: u64,
@@ -295,7 +296,10 @@ pub enum RecordError {
     Stale { have: u64 },
     /// The name is claimed by another key.
     #[error("the name is taken by {}", hex::encode(holder))]
-    Taken { holder: [u8; 32] },
+    Taken {
+        #[serde(with = "serde_bytes")]
+        holder: [u8; 32],
+    },
     /// The mailbox item was removed by its recipient.
     #[error("the item was removed by its recipient")]
     Removed,

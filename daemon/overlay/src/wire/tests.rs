@@ -45,6 +45,49 @@ fn largest_message_fits_the_bound_and_round_trips() {
 }
 
 #[test]
+fn the_largest_records_messages_fit_the_bound_and_round_trip() {
+    use crate::records::wire::{MAX_HASHES, RecordsNotice, RecordsResponse, batches};
+    use crate::records::{Hash, Kind, MAX_KEY, MAX_VALUE, Record, Value};
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    // Records as large as the policy allows (a 64-byte key, a full value), in the batches the
+    // holders send.
+    let big: Vec<Record> = (0..40)
+        .map(|n| {
+            Record::sign(
+                Kind::Mailbox,
+                vec![n; MAX_KEY],
+                Value::Data(vec![n; MAX_VALUE]),
+                &key,
+                u64::MAX - u64::from(n),
+                u64::MAX,
+                u64::MAX,
+            )
+        })
+        .collect();
+    let batch = batches(big).remove(0);
+    let list: Vec<Peer> = (1..=MAX_PEER_LIST as u8).map(peer).collect();
+    round_trip(&Message::Response {
+        id: u64::MAX,
+        body: Response::Records(RecordsResponse::Got {
+            records: batch.clone(),
+            replicas: list,
+            more: Some(Hash([0xff; 32])),
+            primary: true,
+        }),
+    });
+    round_trip(&Message::Notice(Notice::Records(RecordsNotice::Store(
+        batch,
+    ))));
+    round_trip(&Message::Response {
+        id: u64::MAX,
+        body: Response::Records(RecordsResponse::Sync {
+            hashes: Some(vec![Hash([0xff; 32]); MAX_HASHES]),
+            upto: Some(NodeId([0xff; 32])),
+        }),
+    });
+}
+
+#[test]
 fn every_kind_of_message_round_trips() {
     let env = Envelope {
         origin: NodeId([7; 32]),
