@@ -35,8 +35,11 @@ pub(super) struct Lookup {
     shortlist: Vec<Peer>,
     /// Nodes already asked.
     asked: Vec<NodeId>,
-    /// The successor candidates from a `Found` answer, to confirm alive in order.
+    /// The successor candidates from a `Found` answer, to confirm in order.
     found: Vec<Peer>,
+    /// The candidate being asked for its state (its predecessor decides whether it is the
+    /// key's successor).
+    confirming: Option<NodeId>,
     hops: u32,
 }
 
@@ -56,6 +59,7 @@ impl Ring {
             shortlist: Vec::new(),
             asked: Vec::new(),
             found: Vec::new(),
+            confirming: None,
             hops: 0,
         };
         if self.lookups.len() >= self.cfg.max_lookups {
@@ -110,10 +114,19 @@ impl Ring {
                 return;
             }
             l.hops += 1;
-            if self
-                .request(now, s, RingRequest::Ping, RpcPurpose::Lookup(id))
-                .is_none()
-            {
+            // A candidate is confirmed by its own predecessor: a successor list that is still
+            // filling in (nodes joined before the candidate) can name a node past the key's
+            // true successor. A candidate asked once already (its predecessor, named instead,
+            // did not answer) only has to be alive.
+            let body = if l.asked.contains(&s.id) {
+                l.confirming = None;
+                RingRequest::Ping
+            } else {
+                l.asked.push(s.id);
+                l.confirming = Some(s.id);
+                RingRequest::GetState { fingers: false }
+            };
+            if self.request(now, s, body, RpcPurpose::Lookup(id)).is_none() {
                 self.finish_id(now, id, Err(LookupError::Busy));
             }
             return;
@@ -181,8 +194,37 @@ impl Ring {
         let Some(l) = self.lookups.get_mut(&id) else {
             return;
         };
+        let confirming = l.confirming.take() == Some(from.id);
         match body {
             RingResponse::Pong => {
+                self.finish_id(now, id, Ok(from));
+                return;
+            }
+            RingResponse::State { pred, .. } if confirming => {
+                match pred {
+                    // Its predecessor lies between the key and it: that node (or one before
+                    // it) is the successor. Ask it, keeping this one as the fallback.
+                    // Not when that node is the asker: a joiner whose earlier attempt made it
+                    // the candidate's predecessor already is looking for exactly this node.
+                    Some(p)
+                        if !l.key.in_half_open(&p.id, &from.id)
+                            && p.id != me
+                            && !l.asked.contains(&p.id)
+                            && !self.t.is_suspect(&p.id, now) =>
+                    {
+                        l.found.insert(0, from);
+                        l.found.insert(0, p);
+                    }
+                    // The key lies between its predecessor and it, or it knows no predecessor
+                    // (it cannot tell): it is the answer.
+                    _ => {
+                        self.finish_id(now, id, Ok(from));
+                        return;
+                    }
+                }
+            }
+            // A node that is not a member (yet) answers like a live one that cannot tell.
+            RingResponse::Error(ErrorCode::NotMember) if confirming => {
                 self.finish_id(now, id, Ok(from));
                 return;
             }

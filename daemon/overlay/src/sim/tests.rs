@@ -171,3 +171,72 @@ fn an_unsigned_broadcast_is_refused_by_every_validator() {
         .sum();
     assert!(invalid > 0);
 }
+
+#[test]
+fn lookups_are_exact_while_successor_lists_still_fill_in() {
+    // Right after the joins the ring is correct (successors and predecessors) but most
+    // successor lists still miss the newest nodes; a list with such a gap must not make a
+    // lookup answer a node past the key's successor.
+    let mut sim = Sim::new(SimConfig {
+        seed: 21,
+        checks: true,
+        ..SimConfig::default()
+    });
+    for _ in 0..24 {
+        sim.add_host();
+    }
+    sim.create(0);
+    for i in 1..24 {
+        sim.join(i, 0);
+        sim.run_for(Duration::from_millis(50));
+    }
+    let deadline = sim.now() + Duration::from_secs(120);
+    while !(sim.members().len() == 24 && oracle::check(&sim).ring_correct) {
+        assert!(sim.now() < deadline, "the ring did not form");
+        sim.run_for(Duration::from_millis(100));
+    }
+    let lists = oracle::check(&sim).successor_lists_correct;
+    assert!(
+        lists < 1.0,
+        "the lists were already complete ({lists}): no gap to test"
+    );
+    sim.take_lookups();
+    let now = sim.now();
+    for k in 0..200u64 {
+        let key = NodeId::from_high_u64(k.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        sim.lookup_at(now, (k % 24) as u32, key);
+    }
+    sim.run_for(Duration::from_secs(5));
+    let done = sim.take_lookups();
+    assert_eq!(done.len(), 200);
+    let wrong = done.iter().filter(|l| !l.ok).count();
+    assert_eq!(wrong, 0, "{wrong} of 200 lookups named the wrong node");
+}
+
+#[test]
+fn a_node_restarting_at_once_rejoins_where_its_successor_still_names_it() {
+    // Its successor still has the old incarnation as predecessor when the join's lookup asks
+    // for its state: the joiner must take that successor, not itself.
+    let mut sim = ring(
+        SimConfig {
+            seed: 31,
+            checks: true,
+            ..SimConfig::default()
+        },
+        16,
+        |_| false,
+    );
+    sim.run_for(Duration::from_secs(20));
+    for victim in [3u32, 7, 11] {
+        sim.crash(victim);
+        sim.join(victim, 0);
+        let deadline = sim.now() + Duration::from_secs(60);
+        while !(sim.members().len() == 16 && oracle::check(&sim).ring_correct) {
+            assert!(
+                sim.now() < deadline,
+                "host {victim} did not rejoin a correct ring"
+            );
+            sim.run_for(Duration::from_millis(200));
+        }
+    }
+}
