@@ -27,6 +27,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::chat::{Chat, RingInbox};
 use crate::config::Settings;
 use crate::control::ControlSocket;
+use crate::discovery::cache;
 use crate::error::Error;
 use crate::identity::{Identity, Origin};
 use crate::node::Node;
@@ -80,10 +81,17 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         } else {
             info!(peers = ?node.bootstrap(), "joining through the bootstrap peers");
         }
+        // Peers seen in an earlier run: tried beside the bootstrap, so the ring is found again
+        // while any of them is up.
+        let remembered = cache::load(&settings.data_dir);
+        if !remembered.is_empty() {
+            info!(peers = remembered.len(), "trying the peers remembered from the last run too");
+        }
         let ring_cfg = RingConfig {
             transport: transport::Config::new(listen_addr, settings.max_connections),
             chord: ring::chord_config(&settings.ring),
             bootstrap: settings.bootstrap.clone(),
+            remembered: remembered.iter().map(|r| r.addr).collect(),
         };
         // Broadcasts are verified once, by the ring's validator, and stored by the chat core.
         let inbox = Arc::new(RingInbox::new(chat.clone()));
@@ -102,6 +110,10 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         )?;
         node.attach_ring(ring.clone());
         records.attach(ring.clone(), held);
+        tasks.spawn(
+            "the peer cache",
+            cache::run(ring.clone(), settings.data_dir.clone(), remembered),
+        );
 
         // STATUS= numbers: the driver's ring-size estimate and the open connections; the
         // driver's heartbeat gates the watchdog pings.

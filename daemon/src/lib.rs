@@ -29,6 +29,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod discovery;
 pub mod env;
 pub mod error;
 pub mod identity;

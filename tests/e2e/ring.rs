@@ -22,5 +22,7 @@ mod hostile;
 mod membership;
 #[path = "ring/records.rs"]
 mod records;
+#[path = "ring/rejoin.rs"]
+mod rejoin;
 #[path = "ring/send.rs"]
 mod send;

@@ -1,17 +1,20 @@
-//! First contact with the `--bootstrap` addresses, whose NodeIds are not known yet.
+//! First contact with the `--bootstrap` addresses and the remembered peers
+//! (`crate::discovery::cache`), whose NodeIds are not known yet.
 //!
-//! Each address is dialled accepting any valid self-signed ed25519 certificate; the NodeId the
-//! certificate proves is learned from it, and from then on that peer is bound to it like any
-//! other (see "First contact" in docs/protocol.md). The peers learned are handed to the overlay
-//! as `Input::Join { via }`; the overlay's own `JoinRetry` then retries the join with backoff
-//! through them. While no address answers at all, this task retries with exponential backoff
-//! (0.5 s doubling to 30 s, with jitter). An address that turns out to be this node is skipped;
-//! if every address is this node, the node founds a ring.
+//! Each address is dialled (all at once) accepting any valid self-signed ed25519 certificate;
+//! the NodeId the certificate proves is learned from it, and from then on that peer is bound
+//! to it like any other (see "First contact" in docs/protocol.md). The peers learned are handed
+//! to the overlay as `Input::Join { via }`; the overlay's own `JoinRetry` then retries the join
+//! with backoff through them. While no address answers at all, this task retries with
+//! exponential backoff (0.5 s doubling to 30 s, jittered per node so that nodes restarted
+//! together do not retry in lockstep). An address that turns out to be this node is skipped;
+//! if every address is this node, the node founds a ring. A node with no bootstrap configured
+//! that only has remembered peers founds a ring if none of them answers in the first round.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use chat_overlay::{Input, Message};
+use chat_overlay::{Input, Message, NodeId};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -21,23 +24,42 @@ use crate::transport::{Transport, TransportError};
 const FIRST_DELAY: Duration = Duration::from_millis(500);
 const MAX_DELAY: Duration = Duration::from_secs(30);
 
+/// Where to look for the ring.
+#[derive(Debug, Clone)]
+pub struct Contacts {
+    /// Addresses to try: the configured bootstrap first, then the remembered peers.
+    pub addrs: Vec<SocketAddr>,
+    /// Found a ring if nobody answers the first round (no bootstrap was configured).
+    pub found_if_silent: bool,
+    /// This node, for the retry jitter.
+    pub me: NodeId,
+}
+
 /// Runs until the join has been handed to the driver (or the driver is gone).
 pub async fn run(
     transport: Transport<Message>,
-    addrs: Vec<SocketAddr>,
+    contacts: Contacts,
     driver: mpsc::Sender<DriverCommand>,
 ) {
     let mut delay = FIRST_DELAY;
     let mut round: u64 = 0;
     loop {
+        let mut tries = tokio::task::JoinSet::new();
+        for &addr in &contacts.addrs {
+            let t = transport.clone();
+            tries.spawn(async move { (addr, t.first_contact(addr).await) });
+        }
         let mut via = Vec::new();
         let mut only_self = true;
-        for &addr in &addrs {
-            match transport.first_contact(addr).await {
+        while let Some(done) = tries.join_next().await {
+            let Ok((addr, result)) = done else { continue };
+            match result {
                 Ok(peer) => {
                     info!(%addr, peer = %peer.id.short(), "bootstrap peer answered");
                     only_self = false;
-                    via.push(peer);
+                    if !via.iter().any(|p: &chat_overlay::Peer| p.id == peer.id) {
+                        via.push(peer);
+                    }
                 }
                 Err(TransportError::SelfDial { .. }) => {}
                 Err(e) => {
@@ -51,6 +73,9 @@ pub async fn run(
         } else if only_self {
             info!("every bootstrap address is this node: founding a new ring");
             Some(Input::Create)
+        } else if contacts.found_if_silent {
+            info!("no remembered peer answered: founding a new ring");
+            Some(Input::Create)
         } else {
             None
         };
@@ -62,12 +87,36 @@ pub async fn run(
             return;
         }
         round += 1;
-        // Jitter ±25 % from the round number and our address, without a global RNG.
-        let spread = (delay.as_millis() as u64 / 2).max(1);
-        let jitter = (round.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) % spread;
-        let wait = delay - delay / 4 + Duration::from_millis(jitter);
+        let wait = jittered(delay, contacts.me, round);
         info!(retry_in = ?wait, "no bootstrap peer reachable yet");
         tokio::time::sleep(wait).await;
         delay = (delay * 2).min(MAX_DELAY);
+    }
+}
+
+/// `delay` ±25 %, from this node's id and the round number (no global RNG): nodes restarted
+/// together spread their retries.
+fn jittered(delay: Duration, me: NodeId, round: u64) -> Duration {
+    let spread = (delay.as_millis() as u64 / 2).max(1);
+    let x = (me.high_u64() ^ round).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let jitter = (x >> 32) % spread;
+    delay - delay / 4 + Duration::from_millis(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_are_jittered_per_node_within_a_quarter() {
+        let d = Duration::from_secs(8);
+        let waits: Vec<Duration> = (1..=20u64)
+            .map(|n| jittered(d, NodeId::from_high_u64(n * 7919), 1))
+            .collect();
+        assert!(waits.iter().all(|w| *w >= d * 3 / 4 && *w <= d * 5 / 4));
+        let mut distinct = waits.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(distinct.len() > 10, "nodes retry in lockstep: {waits:?}");
     }
 }

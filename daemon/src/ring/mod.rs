@@ -126,8 +126,10 @@ pub struct RingConfig {
     pub transport: transport::Config,
     /// The overlay.
     pub chord: ChordConfig,
-    /// Addresses to join through; empty founds a ring.
+    /// Addresses to join through; empty founds a ring (unless a remembered peer answers).
     pub bootstrap: Vec<SocketAddr>,
+    /// Peers remembered from an earlier run, tried beside the bootstrap.
+    pub remembered: Vec<SocketAddr>,
 }
 
 /// A handle to the running driver; cheap to clone.
@@ -206,12 +208,23 @@ pub fn start(
             }
         });
     }
-    if cfg.bootstrap.is_empty() {
+    let mut addrs = cfg.bootstrap.clone();
+    for a in &cfg.remembered {
+        if !addrs.contains(a) && *a != listen {
+            addrs.push(*a);
+        }
+    }
+    if addrs.is_empty() {
         let _ = commands.try_send(DriverCommand::Input(Input::Create));
     } else {
+        let contacts = bootstrap::Contacts {
+            addrs,
+            found_if_silent: cfg.bootstrap.is_empty(),
+            me: node.id(),
+        };
         tokio::spawn(tracing::Instrument::in_current_span(bootstrap::run(
             transport.clone(),
-            cfg.bootstrap,
+            contacts,
             commands.clone(),
         )));
     }
