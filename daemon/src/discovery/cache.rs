@@ -77,7 +77,7 @@ pub fn parse(text: &str, now: u64) -> (Vec<Remembered>, usize) {
             None => bad += 1,
         }
     }
-    out.sort_by(|a, b| b.seen.cmp(&a.seen));
+    out.sort_by_key(|r| std::cmp::Reverse(r.seen));
     out.truncate(MAX_PEERS);
     (out, bad)
 }
