@@ -123,6 +123,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
                 ring_size: membership.ring_size(),
                 peers: transport.peers().len() as u64,
                 driver_turns: membership.turns(),
+                retry_at_unix_ms: membership.retry().map_or(0, |r| r.next_unix_ms),
             }
         };
         let notifier = Arc::new(notifier);

@@ -39,7 +39,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "ADDR")]
     pub listen: Option<String>,
 
-    /// A peer to join the ring through; repeat for several. None: found a new ring
+    /// A peer to join the ring through (IP:PORT, [IPv6]:PORT or HOST:PORT); repeat for
+    /// several. None: found a new ring, unless a peer remembered from the last run answers
     /// [config: node.bootstrap].
     #[arg(long, global = true, value_name = "ADDR")]
     pub bootstrap: Vec<String>,

@@ -9,6 +9,8 @@
 //! for ever.
 
 use std::net::SocketAddr;
+
+use crate::config::PeerAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -30,7 +32,7 @@ pub struct Node {
     public_key: VerifyingKey,
     nickname: Option<Nickname>,
     listen_addr: SocketAddr,
-    bootstrap: Vec<SocketAddr>,
+    bootstrap: Vec<PeerAddr>,
     started: Instant,
     /// What the ring driver reports: joined (drives READY=1 and gRPC health), ring size,
     /// heartbeat.
@@ -49,6 +51,16 @@ pub struct Membership {
     joined: watch::Sender<bool>,
     ring_size: AtomicU64,
     turns: AtomicU64,
+    retry: std::sync::Mutex<Option<Retry>>,
+}
+
+/// The first contact is waiting to try the bootstrap peers again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// Why the last round failed (each address's error, shortened).
+    pub reason: String,
+    /// When the next round starts, Unix milliseconds.
+    pub next_unix_ms: u64,
 }
 
 impl Default for Membership {
@@ -57,6 +69,7 @@ impl Default for Membership {
             joined: watch::Sender::new(false),
             ring_size: AtomicU64::new(0),
             turns: AtomicU64::new(0),
+            retry: std::sync::Mutex::new(None),
         }
     }
 }
@@ -85,6 +98,16 @@ impl Membership {
         } else {
             0
         }
+    }
+
+    /// Records that the bootstrap is retried (`None`: it is not, or no longer).
+    pub fn set_retry(&self, retry: Option<Retry>) {
+        *self.retry.lock().unwrap_or_else(|p| p.into_inner()) = retry;
+    }
+
+    /// Whether (and why, and until when) the bootstrap is being retried.
+    pub fn retry(&self) -> Option<Retry> {
+        self.retry.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The driver's loop turned once more.
@@ -119,7 +142,7 @@ impl Node {
         public_key: VerifyingKey,
         nickname: Option<Nickname>,
         listen_addr: SocketAddr,
-        bootstrap: Vec<SocketAddr>,
+        bootstrap: Vec<PeerAddr>,
     ) -> Node {
         Node {
             id: crate::identity::node_id(&public_key),
@@ -145,7 +168,7 @@ impl Node {
     }
 
     /// The peers this node was told to join through (empty: it founds a ring).
-    pub fn bootstrap(&self) -> &[SocketAddr] {
+    pub fn bootstrap(&self) -> &[PeerAddr] {
         &self.bootstrap
     }
 

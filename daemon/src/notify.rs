@@ -39,6 +39,8 @@ pub struct RingCounts {
     pub peers: u64,
     /// Turns of the ring driver's loop so far (its heartbeat).
     pub driver_turns: u64,
+    /// When the bootstrap is tried again, Unix milliseconds (0: it is not being retried).
+    pub retry_at_unix_ms: u64,
 }
 
 /// A driver whose heartbeat has not moved for this long is stuck: no more watchdog pings.
@@ -197,6 +199,15 @@ pub fn status_line(joined: bool, counts: RingCounts, bootstrap_peers: usize) -> 
             counts.peers,
             plural(counts.peers)
         ),
+        (false, _) if counts.retry_at_unix_ms > 0 => {
+            let secs = counts.retry_at_unix_ms / 1000;
+            format!(
+                "no bootstrap peer reachable; retrying at {:02}:{:02}:{:02} UTC",
+                secs / 3600 % 24,
+                secs / 60 % 60,
+                secs % 60
+            )
+        }
         (false, 0) => "founding a new ring".to_owned(),
         (false, n) => format!(
             "joining the ring through {n} bootstrap peer{}",
@@ -265,7 +276,7 @@ mod tests {
         let c = |ring_size, peers| RingCounts {
             ring_size,
             peers,
-            driver_turns: 0,
+            ..RingCounts::default()
         };
         assert_eq!(status_line(false, c(0, 0), 0), "founding a new ring");
         assert_eq!(
@@ -283,6 +294,14 @@ mod tests {
         assert_eq!(
             status_line(true, c(12, 5), 3),
             "in a ring of 12 nodes, 5 peers connected"
+        );
+        let retrying = RingCounts {
+            retry_at_unix_ms: 1_800_000_123_000,
+            ..RingCounts::default()
+        };
+        assert_eq!(
+            status_line(false, retrying, 1),
+            "no bootstrap peer reachable; retrying at 08:02:03 UTC"
         );
     }
 

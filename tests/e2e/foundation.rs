@@ -49,6 +49,8 @@ fn chatctl_status_human_and_json() {
     assert_eq!(
         keys,
         [
+            "bootstrap_retry_at_unix_ms",
+            "bootstrap_retry_reason",
             "dropped",
             "joined",
             "listen_addr",

@@ -30,7 +30,7 @@ pub fn fields(s: &GetStatusResponse) -> Vec<(&'static str, String)> {
     } else {
         s.nickname.clone()
     };
-    vec![
+    let mut fields = vec![
         ("node id", s.node_id.clone()),
         ("nickname", nickname),
         ("listening on", s.listen_addr.clone()),
@@ -52,7 +52,25 @@ pub fn fields(s: &GetStatusResponse) -> Vec<(&'static str, String)> {
             format!("{} ({} bytes)", s.records_held, s.records_bytes),
         ),
         ("dropped", dropped(s)),
-    ]
+    ];
+    if s.bootstrap_retry_at_unix_ms > 0 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let wait = s.bootstrap_retry_at_unix_ms.saturating_sub(now);
+        fields.insert(
+            5,
+            (
+                "bootstrap",
+                format!(
+                    "unreachable, retrying in {}: {}",
+                    human_duration(Duration::from_millis(wait)),
+                    s.bootstrap_retry_reason
+                ),
+            ),
+        );
+    }
+    fields
 }
 
 fn or_none(s: &str) -> String {

@@ -11,7 +11,7 @@ use config::{Map, Value, ValueKind};
 use super::ChatConfig;
 use super::{
     Access, ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS,
-    MAX_COMMIT_DELAY_MS, MAX_CONNECTIONS_RANGE, ORIGIN_BURST_RANGE, ORIGIN_RATE_RANGE,
+    MAX_COMMIT_DELAY_MS, MAX_CONNECTIONS_RANGE, ORIGIN_BURST_RANGE, ORIGIN_RATE_RANGE, PeerAddr,
     RECORD_REPLICAS_RANGE, RECORD_STORE_MB_RANGE, REPLY_DELAY_RANGE, RING_MS_RANGE, RingSettings,
     Settings, key_error,
 };
@@ -342,7 +342,7 @@ impl Checker {
     }
 
     /// A list of addresses: a TOML array, or one comma-separated string (from the environment).
-    fn addrs(&self, key: &str, value: Value) -> Result<Vec<SocketAddr>, ConfigError> {
+    fn addrs(&self, key: &str, value: Value) -> Result<Vec<PeerAddr>, ConfigError> {
         let origin = self.origin(key, &value);
         let source = value.origin().map(str::to_owned);
         let items = match value.kind {
@@ -364,13 +364,9 @@ impl Checker {
             .into_iter()
             .map(|item| {
                 let s = self.string(key, item)?;
-                s.trim().parse().map_err(|_| {
-                    key_error(
-                        key,
-                        format!("invalid socket address {s:?} (expected IP:PORT)"),
-                        origin.clone(),
-                    )
-                })
+                s.trim()
+                    .parse::<PeerAddr>()
+                    .map_err(|e| key_error(key, e.to_string(), origin.clone()))
             })
             .collect()
     }

@@ -13,9 +13,11 @@ use std::path::{Path, PathBuf};
 
 mod check;
 pub mod keys;
+pub mod peer;
 mod token;
 
 pub use keys::{KEYS, Key};
+pub use peer::PeerAddr;
 
 use config::{Environment, FileFormat, Map, Source};
 
@@ -156,7 +158,7 @@ pub struct Settings {
     /// UDP address for QUIC (`node.listen`).
     pub listen: SocketAddr,
     /// Peers to join through; empty means this node founds a new ring (`node.bootstrap`).
-    pub bootstrap: Vec<SocketAddr>,
+    pub bootstrap: Vec<PeerAddr>,
     /// Where the node key and state live (`node.data_dir`).
     pub data_dir: PathBuf,
     /// The user's nickname, if set (`node.nickname`; empty means none).

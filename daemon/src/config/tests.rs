@@ -144,7 +144,7 @@ fn every_bad_input_names_key_and_origin() {
         ),
         (
             ("CHATD_NODE__BOOTSTRAP", "1.2.3.4:5,bad"),
-            "node.bootstrap: invalid socket address \"bad\" (expected IP:PORT) (from $CHATD_NODE__BOOTSTRAP)",
+            "node.bootstrap: invalid address \"bad\" (expected IP:PORT, [IPv6]:PORT or HOST:PORT) (from $CHATD_NODE__BOOTSTRAP)",
         ),
         (
             ("CHATD_NODE__NICKNAME", "*guest"),
@@ -180,7 +180,7 @@ fn every_bad_input_names_key_and_origin() {
             bootstrap: vec!["1.2.3.4".into()],
             ..with_file(&empty)
         }),
-        "node.bootstrap: invalid socket address \"1.2.3.4\" (expected IP:PORT) (from --bootstrap)"
+        "node.bootstrap: invalid address \"1.2.3.4\" (expected IP:PORT, [IPv6]:PORT or HOST:PORT) (from --bootstrap)"
     );
     let missing = Overrides {
         config: Some("/nonexistent/chatd.toml".into()),

@@ -74,6 +74,10 @@ impl NodeService for NodeApi {
             resp.records_held = v.records_held as u64;
             resp.records_bytes = v.records_bytes as u64;
         }
+        if let Some(retry) = self.node.membership().retry() {
+            resp.bootstrap_retry_reason = retry.reason;
+            resp.bootstrap_retry_at_unix_ms = retry.next_unix_ms;
+        }
         if let Some(r) = ring {
             resp.peers_connected = u32::try_from(r.peers().len()).unwrap_or(u32::MAX);
             resp.dropped = r.dropped(view.as_ref()).into_iter().collect();

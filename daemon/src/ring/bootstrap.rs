@@ -1,6 +1,11 @@
 //! First contact with the `--bootstrap` addresses and the remembered peers
 //! (`crate::discovery::cache`), whose NodeIds are not known yet.
 //!
+//! A bootstrap given by name (`host:port`) is resolved again at every round, so a name that
+//! moves or comes up later is followed; every address it resolves to is tried. While a round
+//! finds nobody, the node's [`Membership`] says why and when the next round starts (shown by
+//! `chatctl status` and systemd's STATUS= line).
+//!
 //! Each address is dialled (all at once) accepting any valid self-signed ed25519 certificate;
 //! the NodeId the certificate proves is learned from it, and from then on that peer is bound
 //! to it like any other (see "First contact" in docs/protocol.md). The peers learned are handed
@@ -12,14 +17,22 @@
 //! that only has remembered peers founds a ring if none of them answers in the first round.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat_overlay::{Input, Message, NodeId};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::DriverCommand;
+use crate::config::PeerAddr;
+use crate::node::{Membership, Retry};
 use crate::transport::{Transport, TransportError};
+
+/// How long resolving one name may take.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Addresses tried per name at most.
+const MAX_PER_NAME: usize = 8;
 
 const FIRST_DELAY: Duration = Duration::from_millis(500);
 const MAX_DELAY: Duration = Duration::from_secs(30);
@@ -28,11 +41,40 @@ const MAX_DELAY: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Contacts {
     /// Addresses to try: the configured bootstrap first, then the remembered peers.
-    pub addrs: Vec<SocketAddr>,
+    pub addrs: Vec<PeerAddr>,
     /// Found a ring if nobody answers the first round (no bootstrap was configured).
     pub found_if_silent: bool,
     /// This node, for the retry jitter.
     pub me: NodeId,
+    /// Where the retry state is shown.
+    pub membership: Arc<Membership>,
+}
+
+/// The socket addresses of `addrs` now: IPs as they are, names resolved (errors collected).
+async fn resolve(addrs: &[PeerAddr], errors: &mut Vec<String>) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for a in addrs {
+        match a {
+            PeerAddr::Ip(ip) => out.push(*ip),
+            PeerAddr::Name { host, port } => {
+                let lookup = tokio::net::lookup_host((host.as_str(), *port));
+                match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+                    Ok(Ok(found)) => {
+                        let before = out.len();
+                        out.extend(found.take(MAX_PER_NAME));
+                        if out.len() == before {
+                            errors.push(format!("{a}: the name has no address"));
+                        }
+                    }
+                    Ok(Err(e)) => errors.push(format!("{a}: cannot resolve: {e}")),
+                    Err(_) => errors.push(format!("{a}: resolving took over {RESOLVE_TIMEOUT:?}")),
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Runs until the join has been handed to the driver (or the driver is gone).
@@ -44,8 +86,10 @@ pub async fn run(
     let mut delay = FIRST_DELAY;
     let mut round: u64 = 0;
     loop {
+        let mut errors = Vec::new();
+        let addrs = resolve(&contacts.addrs, &mut errors).await;
         let mut tries = tokio::task::JoinSet::new();
-        for &addr in &contacts.addrs {
+        for &addr in &addrs {
             let t = transport.clone();
             tries.spawn(async move { (addr, t.first_contact(addr).await) });
         }
@@ -65,8 +109,12 @@ pub async fn run(
                 Err(e) => {
                     only_self = false;
                     warn!(%addr, error = %e, "bootstrap peer unreachable");
+                    errors.push(format!("{addr}: {e}"));
                 }
             }
+        }
+        if !errors.is_empty() {
+            only_self = false;
         }
         let input = if !via.is_empty() {
             Some(Input::Join { via })
@@ -80,6 +128,7 @@ pub async fn run(
             None
         };
         if let Some(input) = input {
+            contacts.membership.set_retry(None);
             let _ = driver.send(DriverCommand::Input(input)).await;
             return;
         }
@@ -89,6 +138,18 @@ pub async fn run(
         round += 1;
         let wait = jittered(delay, contacts.me, round);
         info!(retry_in = ?wait, "no bootstrap peer reachable yet");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        errors.truncate(8);
+        contacts.membership.set_retry(Some(Retry {
+            reason: if errors.is_empty() {
+                "no bootstrap peer answered".to_owned()
+            } else {
+                errors.join("; ")
+            },
+            next_unix_ms: now + wait.as_millis() as u64,
+        }));
         tokio::time::sleep(wait).await;
         delay = (delay * 2).min(MAX_DELAY);
     }

@@ -127,7 +127,7 @@ pub struct RingConfig {
     /// The overlay.
     pub chord: ChordConfig,
     /// Addresses to join through; empty founds a ring (unless a remembered peer answers).
-    pub bootstrap: Vec<SocketAddr>,
+    pub bootstrap: Vec<crate::config::PeerAddr>,
     /// Peers remembered from an earlier run, tried beside the bootstrap.
     pub remembered: Vec<SocketAddr>,
 }
@@ -210,8 +210,9 @@ pub fn start(
     }
     let mut addrs = cfg.bootstrap.clone();
     for a in &cfg.remembered {
-        if !addrs.contains(a) && *a != listen {
-            addrs.push(*a);
+        let a = crate::config::PeerAddr::Ip(*a);
+        if !addrs.contains(&a) && a != crate::config::PeerAddr::Ip(listen) {
+            addrs.push(a);
         }
     }
     if addrs.is_empty() {
@@ -221,6 +222,7 @@ pub fn start(
             addrs,
             found_if_silent: cfg.bootstrap.is_empty(),
             me: node.id(),
+            membership: node.membership(),
         };
         tokio::spawn(tracing::Instrument::in_current_span(bootstrap::run(
             transport.clone(),
