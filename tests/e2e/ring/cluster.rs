@@ -139,6 +139,14 @@ impl Cluster {
         self.json(&self.members[i].dir, &["status", "--json"])
     }
 
+    /// Kills member `i` with SIGKILL and waits for it to exit.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut d) = self.members[i].daemon.take() {
+            d.signal(rustix::process::Signal::KILL);
+            d.wait_exit(Duration::from_secs(10)).expect("killed");
+        }
+    }
+
     /// Indices of running members.
     pub fn live(&self) -> Vec<usize> {
         (0..self.members.len())

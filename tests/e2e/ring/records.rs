@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use chat_overlay::NodeId;
 use chat_overlay::records::{Kind, location};
-use rustix::process::Signal;
 
 use crate::cluster::{CONFIG, Cluster, poll};
 
@@ -36,6 +35,17 @@ fn holders(c: &Cluster, name: &str, k: usize) -> Vec<usize> {
     live.sort();
     let start = live.iter().position(|(id, _)| *id >= loc).unwrap_or(0);
     (0..k).map(|j| live[(start + j) % live.len()].1).collect()
+}
+
+/// Waits until every member of `hs` holds at least one record.
+fn all_hold(c: &Cluster, hs: &[usize], deadline: Duration) {
+    let ok = poll(deadline, Duration::from_millis(200), || {
+        hs.iter().all(|&h| held(c, h) >= 1).then_some(())
+    });
+    assert!(
+        ok.is_some(),
+        "the holders {hs:?} did not all get the record"
+    );
 }
 
 fn held(c: &Cluster, i: usize) -> u64 {
@@ -73,21 +83,11 @@ fn a_record_survives_two_of_its_holders_killed() {
     put(&c, 0, "alice", "hello");
     let hs = holders(&c, "alice", 3);
     // Every holder has it (pushed by the primary at once).
-    assert!(
-        poll(Duration::from_secs(20), Duration::from_millis(200), || hs
-            .iter()
-            .all(|&h| held(&c, h) >= 1)
-            .then_some(()))
-        .is_some(),
-        "the holders {hs:?} did not all get the record"
-    );
+    all_hold(&c, &hs, Duration::from_secs(20));
     // Kill two holders (not the node that put it), read from a node that is neither.
     let victims: Vec<usize> = hs.iter().copied().filter(|&h| h != 0).take(2).collect();
     for &v in &victims {
-        let d = c.members[v].daemon.as_mut().expect("running");
-        d.signal(Signal::KILL);
-        d.wait_exit(Duration::from_secs(10)).expect("killed");
-        c.members[v].daemon = None;
+        c.kill(v);
     }
     let reader = c
         .live()
@@ -99,13 +99,7 @@ fn a_record_survives_two_of_its_holders_killed() {
     });
     assert_eq!(got.as_deref(), Some(&b"hello"[..]));
     // The survivors restore three copies among the live nodes.
-    let restored = poll(Duration::from_secs(60), Duration::from_millis(300), || {
-        holders(&c, "alice", 3)
-            .iter()
-            .all(|&h| held(&c, h) >= 1)
-            .then_some(())
-    });
-    assert!(restored.is_some(), "three copies were not restored");
+    all_hold(&c, &holders(&c, "alice", 3), Duration::from_secs(60));
 }
 
 #[test]
@@ -115,22 +109,12 @@ fn a_restarted_holder_serves_its_records_from_disk() {
     let mut c = cluster(8, 5, "record_sync_ms = 600000\n");
     put(&c, 1, "bob", "from disk");
     let hs = holders(&c, "bob", 3);
-    assert!(
-        poll(Duration::from_secs(20), Duration::from_millis(200), || hs
-            .iter()
-            .all(|&h| held(&c, h) >= 1)
-            .then_some(()))
-        .is_some(),
-        "the holders {hs:?} did not all get the record"
-    );
+    all_hold(&c, &hs, Duration::from_secs(20));
     let h = *hs
         .iter()
         .find(|&&h| h != 0)
         .expect("a holder other than the first node");
-    let d = c.members[h].daemon.as_mut().expect("running");
-    d.signal(Signal::KILL);
-    d.wait_exit(Duration::from_secs(10)).expect("killed");
-    c.members[h].daemon = None;
+    c.kill(h);
     // Rejoin through a node that stays up, and be a member before the others go.
     let via = c
         .live()
@@ -153,11 +137,7 @@ fn a_restarted_holder_serves_its_records_from_disk() {
     );
     // Now the other holders die: the record can only come from the restarted one.
     for &o in hs.iter().filter(|&&o| o != h) {
-        if let Some(d) = c.members[o].daemon.as_mut() {
-            d.signal(Signal::KILL);
-            d.wait_exit(Duration::from_secs(10)).expect("killed");
-        }
-        c.members[o].daemon = None;
+        c.kill(o);
     }
     let reader = c.live().into_iter().find(|i| *i != h).expect("a reader");
     let got = poll(Duration::from_secs(60), Duration::from_millis(300), || {

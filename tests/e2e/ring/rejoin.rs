@@ -4,16 +4,7 @@
 
 use std::time::Duration;
 
-use rustix::process::Signal;
-
 use crate::cluster::{Cluster, poll};
-
-fn kill(c: &mut Cluster, i: usize) {
-    let d = c.members[i].daemon.as_mut().expect("running");
-    d.signal(Signal::KILL);
-    d.wait_exit(Duration::from_secs(10)).expect("killed");
-    c.members[i].daemon = None;
-}
 
 /// Waits until member `i` has written the ids of `others` to its remembered peers.
 fn remembers(c: &Cluster, i: usize, others: &[usize]) {
@@ -38,8 +29,8 @@ fn a_restarted_node_rejoins_through_remembered_peers() {
     remembers(&c, d, &[a, b]);
     remembers(&c, a, &[b, d]);
     // The bootstrap (a) and d go down; d comes back with only a as its bootstrap.
-    kill(&mut c, d);
-    kill(&mut c, a);
+    c.kill(d);
+    c.kill(a);
     let bootstrap = c.addr(a);
     c.restart(d, &[bootstrap]);
     c.await_ring(Duration::from_secs(60));

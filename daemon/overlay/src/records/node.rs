@@ -277,22 +277,8 @@ impl Records {
     /// the one that becomes a holder when this node is gone).
     pub fn on_leave(&mut self, cx: &mut Ctx<'_>) {
         let all: Vec<Record> = self.store.iter().cloned().collect();
-        let to: Vec<Peer> = cx
-            .ring()
-            .successors()
-            .iter()
-            .take(self.cfg.replicas)
-            .copied()
-            .collect();
-        for batch in rwire::batches(all) {
-            for p in &to {
-                self.stats.pushed += batch.len() as u64;
-                cx.send(
-                    *p,
-                    Message::Notice(Notice::Records(RecordsNotice::Store(batch.clone()))),
-                );
-            }
-        }
+        let to = Self::successors(cx, self.cfg.replicas);
+        self.push(cx, &to, all);
     }
 
     /// A client's put at this node (the primary holder): rate, responsibility, validity,
@@ -409,15 +395,19 @@ impl Records {
 
     /// Sends copies of `records` to the next `k − 1` successors.
     pub(super) fn replicate(&mut self, cx: &mut Ctx<'_>, records: Vec<Record>) {
-        let to: Vec<Peer> = cx
-            .ring()
-            .successors()
-            .iter()
-            .take(self.cfg.replicas.saturating_sub(1))
-            .copied()
-            .collect();
+        let to = Self::successors(cx, self.cfg.replicas.saturating_sub(1));
+        self.push(cx, &to, records);
+    }
+
+    /// The first `n` successors.
+    fn successors(cx: &Ctx<'_>, n: usize) -> Vec<Peer> {
+        cx.ring().successors().iter().take(n).copied().collect()
+    }
+
+    /// Sends `records` to each of `to`, in bounded batches ([`rwire::batches`]).
+    pub(super) fn push(&mut self, cx: &mut Ctx<'_>, to: &[Peer], records: Vec<Record>) {
         for batch in rwire::batches(records) {
-            for p in &to {
+            for p in to {
                 self.stats.pushed += batch.len() as u64;
                 cx.send(
                     *p,

@@ -96,14 +96,7 @@ impl Records {
             None
         };
         if let Some(e) = refused {
-            self.stats.gets_failed += 1;
-            Self::event(
-                cx,
-                RecordsEvent::GetDone {
-                    token,
-                    result: Err(e),
-                },
-            );
+            self.get_failed(cx, token, e);
             return;
         }
         let loc = super::location(kind, &key);
@@ -411,20 +404,19 @@ impl Records {
             OpKind::Put { record, own, token } => {
                 self.put_finished(cx, token, &record, own, Err(e))
             }
-            OpKind::Get {
-                token, answered, ..
-            } => {
-                let _ = answered;
-                self.stats.gets_failed += 1;
-                Self::event(
-                    cx,
-                    RecordsEvent::GetDone {
-                        token,
-                        result: Err(e),
-                    },
-                );
-            }
+            OpKind::Get { token, .. } => self.get_failed(cx, token, e),
         }
+    }
+
+    fn get_failed(&mut self, cx: &mut Ctx<'_>, token: u64, e: RecordError) {
+        self.stats.gets_failed += 1;
+        Self::event(
+            cx,
+            RecordsEvent::GetDone {
+                token,
+                result: Err(e),
+            },
+        );
     }
 
     /// A put ended: tell the application (or, for a renewal, act on a refusal), and keep an

@@ -14,12 +14,12 @@
 use std::collections::BTreeSet;
 
 use super::node::{FETCH, Records, STRAY, SYNC};
-use super::wire::{self as rwire, MAX_HASHES, RecordsNotice, RecordsRequest, RecordsResponse};
+use super::wire::{self as rwire, MAX_HASHES, RecordsRequest, RecordsResponse};
 use super::{Hash, Record, RecordsEvent};
 use crate::id::NodeId;
 use crate::protocol::{Ctx, Reply};
 use crate::time::Time;
-use crate::wire::{Message, Notice, Peer, RECORDS, Request, Response};
+use crate::wire::{Peer, RECORDS, Request, Response};
 
 /// Follow-up comparisons of one range when the successor's list was cut.
 const MAX_CHAIN: u8 = 16;
@@ -166,13 +166,7 @@ impl Records {
             .take(MAX_PUSH)
             .map(|(_, _, r)| r.clone())
             .collect();
-        for batch in rwire::batches(push) {
-            self.stats.pushed += batch.len() as u64;
-            cx.send(
-                task.peer,
-                Message::Notice(Notice::Records(RecordsNotice::Store(batch))),
-            );
-        }
+        self.push(cx, &[task.peer], push);
         let want: Vec<Hash> = theirs
             .into_iter()
             .filter(|h| !self.store.contains(h))
@@ -270,13 +264,7 @@ impl Records {
             return;
         }
         let here: Vec<Record> = self.store.at(&loc).cloned().collect();
-        for batch in rwire::batches(here.clone()) {
-            self.stats.pushed += batch.len() as u64;
-            cx.send(
-                p,
-                Message::Notice(Notice::Records(RecordsNotice::Store(batch))),
-            );
-        }
+        self.push(cx, &[p], here.clone());
         for r in here {
             self.stats.handed_off += 1;
             let h = r.hash();
