@@ -13,6 +13,8 @@
 //! [`oracle`] compares the nodes' tables with the true ring; [`tracker`] follows broadcasts.
 
 pub mod oracle;
+mod queue;
+mod records;
 mod signature;
 pub mod tracker;
 
@@ -26,13 +28,15 @@ use std::time::Duration;
 use crate::broadcast::Envelope;
 use crate::broadcast::wire::Bcast;
 use crate::protocol::Extension;
-use crate::records::{Record, RecordsEvent, RecordsInput};
+use crate::records::RecordsEvent;
 use crate::wire::{Notice, Request, Response};
 use crate::{
     BroadcastEvent, ChordConfig, Event, Input, Message, NodeId, Output, Overlay, Peer, Time, Timer,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use queue::Queued;
 
 /// Network model and protocol settings of one run.
 #[derive(Clone, Debug)]
@@ -100,30 +104,6 @@ enum Ev {
         inc: u32,
         input: Input,
     },
-}
-
-/// A queue entry: the event itself waits in the slab, so heap moves stay small.
-struct Queued {
-    at: Time,
-    seq: u64,
-    slot: u32,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
 }
 
 /// Makes a fresh instance of a service for a host (at every start).
@@ -430,17 +410,6 @@ impl Sim {
         self.apply(i, Input::Broadcast { seq, payload });
     }
 
-    /// Host `i` puts `record` now (answered in [`Sim::record_events`] with `token`); `own`:
-    /// it re-puts it every renewal period.
-    pub fn put_record(&mut self, i: u32, token: u64, record: Record, own: bool) {
-        self.apply(i, Input::Records(RecordsInput::Put { token, record, own }));
-    }
-
-    /// Host `i` reads `kind` and `key` now (answered in [`Sim::record_events`]).
-    pub fn get_record(&mut self, i: u32, token: u64, kind: u8, key: Vec<u8>) {
-        self.apply(i, Input::Records(RecordsInput::Get { token, kind, key }));
-    }
-
     /// Host `i`'s build adds the service `make` makes (from its next start on).
     pub fn add_extension(&mut self, i: u32, make: ExtensionFactory) {
         self.hosts[i as usize].extensions.push(make);
@@ -557,7 +526,7 @@ impl Sim {
 
     /// Feeds `input` to host `i` now and carries out the outputs; returns how many there
     /// were.
-    fn apply(&mut self, i: u32, input: Input) -> usize {
+    pub(crate) fn apply(&mut self, i: u32, input: Input) -> usize {
         let now = self.now;
         let Some(node) = self.hosts[i as usize].node.as_mut() else {
             return 0;
@@ -747,17 +716,6 @@ impl Sim {
             .next()
             .or_else(|| self.members.iter().next())
             .copied()
-    }
-
-    /// The `k` live members that should hold a record located at `loc`: its successor and
-    /// the next `k − 1`.
-    pub fn true_holders(&self, loc: &NodeId, k: usize) -> Vec<NodeId> {
-        self.members
-            .range(loc..)
-            .chain(self.members.range(..loc))
-            .take(k)
-            .copied()
-            .collect()
     }
 
     /// Runs every event up to and including time `until`.
