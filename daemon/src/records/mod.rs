@@ -278,11 +278,16 @@ impl Records {
         Ok(token)
     }
 
-    fn forget(&self, token: u64) {
+    /// The call waiting for `token`, no longer waiting.
+    fn take(&self, token: u64) -> Option<Waiter> {
         self.waiters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&token);
+            .remove(&token)
+    }
+
+    fn forget(&self, token: u64) {
+        self.take(token);
     }
 
     fn submit(&self, token: u64, input: Input) -> Result<(), RecordsError> {
@@ -338,22 +343,12 @@ impl RecordSink for Records {
     fn event(&self, e: RecordsEvent) {
         match e {
             RecordsEvent::PutDone { token, result } => {
-                let w = self
-                    .waiters
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&token);
-                if let Some(Waiter::Put(tx)) = w {
+                if let Some(Waiter::Put(tx)) = self.take(token) {
                     let _ = tx.send(result);
                 }
             }
             RecordsEvent::GetDone { token, result } => {
-                let w = self
-                    .waiters
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&token);
-                if let Some(Waiter::Get(tx)) = w {
+                if let Some(Waiter::Get(tx)) = self.take(token) {
                     let _ = tx.send(result);
                 }
             }

@@ -146,6 +146,19 @@ fn wait_results<T: Clone>(
         .collect()
 }
 
+/// Waits for the answers to the gets with tokens `first..first + count`.
+fn wait_gets(sim: &mut Sim, first: u64, count: usize) -> Vec<Result<Vec<Record>, RecordError>> {
+    wait_results(sim, first, count, |e| match e {
+        RecordsEvent::GetDone { token, result } => Some((*token, result.clone())),
+        _ => None,
+    })
+}
+
+/// Whether a read returned exactly `want`.
+fn read_as(res: &Result<Vec<Record>, RecordError>, want: &Record) -> bool {
+    matches!(res, Ok(v) if v.len() == 1 && v[0] == *want)
+}
+
 /// Copies of each record's put version on its true holders: (min, mean, records with none).
 fn replicas(sim: &Sim, run: &Run, which: impl Fn(&Put) -> bool) -> (usize, f64, usize) {
     let mut min = usize::MAX;
@@ -208,14 +221,11 @@ fn read_back(
         sim.get_record(h, run.next_token, kind, key);
         run.next_token += 1;
     }
-    let results = wait_results(sim, first, n, |e| match e {
-        RecordsEvent::GetDone { token, result } => Some((*token, result.clone())),
-        _ => None,
-    });
+    let results = wait_gets(sim, first, n);
     let ok = chosen
         .iter()
         .zip(&results)
-        .filter(|(i, res)| matches!(res, Ok(v) if v.len() == 1 && v[0] == run.puts[**i].record))
+        .filter(|(i, res)| read_as(res, &run.puts[**i].record))
         .count();
     (n, ok as f64 / n as f64)
 }
@@ -400,15 +410,12 @@ fn churn(sim: &mut Sim, p: &Params, rep: &mut Report, run: &mut Run) {
     }
     let window = sim.now().since(start).as_secs_f64().max(1.0);
     let msgs = sim.net.records_messages - m0;
-    let results = wait_results(sim, first, asked.len(), |e| match e {
-        RecordsEvent::GetDone { token, result } => Some((*token, result.clone())),
-        _ => None,
-    });
+    let results = wait_gets(sim, first, asked.len());
     // A read whose reader left or crashed before the answer counts as failed too.
     let good = asked
         .iter()
         .zip(&results)
-        .filter(|(i, r)| matches!(r, Ok(v) if v.len() == 1 && v[0] == run.puts[**i].record))
+        .filter(|(i, r)| read_as(r, &run.puts[**i].record))
         .count();
     rep.put("churn_joins", joins);
     rep.put("churn_leaves", leaves);
@@ -419,9 +426,7 @@ fn churn(sim: &mut Sim, p: &Params, rep: &mut Report, run: &mut Run) {
         .iter()
         .zip(&results)
         .zip(&readers)
-        .filter(|((i, r), h)| {
-            !matches!(r, Ok(v) if v.len() == 1 && v[0] == run.puts[**i].record) && !sim.is_up(**h)
-        })
+        .filter(|((i, r), h)| !read_as(r, &run.puts[**i].record) && !sim.is_up(**h))
         .count();
     rep.put("churn_reads_failed_reader_gone", reader_gone);
     rep.put(
@@ -530,14 +535,11 @@ fn partition(sim: &mut Sim, p: &Params, rep: &mut Report, run: &mut Run) {
         sim.get_record(h, run.next_token, w.kind, w.key.clone());
         run.next_token += 1;
     }
-    let got = wait_results(sim, first_t, winners.len(), |e| match e {
-        RecordsEvent::GetDone { token, result } => Some((*token, result.clone())),
-        _ => None,
-    });
+    let got = wait_gets(sim, first_t, winners.len());
     let agree = winners
         .iter()
         .zip(&got)
-        .filter(|(w, g)| matches!(g, Ok(v) if v.len() == 1 && v[0] == **w))
+        .filter(|(w, g)| read_as(g, w))
         .count();
     rep.put("claim_reads_agree", agree);
     // The losers' nodes learn at their next renewal.
