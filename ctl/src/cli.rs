@@ -45,6 +45,8 @@ pub enum Command {
     Peers,
     /// Show the node's ring state: predecessor, successor list and fingers.
     Ring,
+    /// List the peers seen on the LAN by chatd's mDNS discovery (`chatd --lan`).
+    Discover,
     /// Send a message (no TEXT: one message per line of standard input).
     Send(SendArgs),
     /// Show the latest messages, and with -f follow new ones.

@@ -27,7 +27,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::chat::{Chat, RingInbox};
 use crate::config::Settings;
 use crate::control::ControlSocket;
-use crate::discovery::cache;
+use crate::discovery::mdns::Lan;
+use crate::discovery::{cache, hints};
 use crate::error::Error;
 use crate::identity::{Identity, Origin};
 use crate::node::Node;
@@ -76,7 +77,9 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             settings.nickname.clone(),
             &settings.chat,
         )?;
-        if node.bootstrap().is_empty() {
+        if node.bootstrap().is_empty() && settings.discovery.mdns {
+            info!("no bootstrap peers: joining the nodes found on the LAN, if any");
+        } else if node.bootstrap().is_empty() {
             info!("no bootstrap peers: this node founds a new ring");
         } else {
             info!(peers = ?node.bootstrap(), "joining through the bootstrap peers");
@@ -87,11 +90,20 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         if !remembered.is_empty() {
             info!(peers = remembered.len(), "trying the peers remembered from the last run too");
         }
+        // LAN discovery (mDNS), only when asked for: it multicasts on the local network.
+        let lan = if settings.discovery.mdns {
+            let lan = Lan::start(identity.id(), listen_addr, &settings.discovery.interfaces)?;
+            node.attach_lan(lan.clone());
+            Some(lan)
+        } else {
+            None
+        };
         let ring_cfg = RingConfig {
             transport: transport::Config::new(listen_addr, settings.max_connections),
             chord: ring::chord_config(&settings.ring),
             bootstrap: settings.bootstrap.clone(),
             remembered: remembered.iter().map(|r| r.addr).collect(),
+            lan: lan.clone(),
         };
         // Broadcasts are verified once, by the ring's validator, and stored by the chat core.
         let inbox = Arc::new(RingInbox::new(chat.clone()));
@@ -114,6 +126,9 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             "the peer cache",
             cache::run(ring.clone(), settings.data_dir.clone(), remembered),
         );
+        if let Some(lan) = &lan {
+            tasks.spawn("the LAN discovery hints", hints::run(ring.clone(), lan.clone()));
+        }
 
         // STATUS= numbers: the driver's ring-size estimate and the open connections; the
         // driver's heartbeat gates the watchdog pings.
@@ -169,6 +184,10 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             warn!("could not leave the ring gracefully within {LEAVE_DEADLINE:?}");
         }
         ring.close(CLOSE_DEADLINE).await;
+        if let Some(lan) = &lan {
+            // Goodbye packets: the LAN forgets us now rather than when our records expire.
+            lan.shutdown();
+        }
         // Messages from the ring still waiting for their group commit.
         if let Err(e) = chat.commit() {
             warn!(error = %e, "could not commit the last messages from the ring");

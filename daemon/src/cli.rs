@@ -57,6 +57,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     pub nick: Option<String>,
 
+    /// Find peers on the local network (mDNS/DNS-SD, `_chatd._udp.local.`) and be found by them
+    /// [config: discovery.mdns; default: off].
+    #[arg(long, global = true)]
+    pub lan: bool,
+
     /// What to do; without a subcommand, run the node.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -111,6 +116,7 @@ impl Cli {
             data_dir: self.data_dir.clone(),
             control: self.control.clone(),
             nick: self.nick.clone(),
+            lan: self.lan,
         }
     }
 }

@@ -49,6 +49,9 @@ pub enum Error {
     /// The QUIC transport could not start.
     #[error(transparent)]
     Transport(#[from] crate::transport::TransportError),
+    /// LAN discovery (`discovery.mdns`) could not start.
+    #[error("discovery.mdns: {0}")]
+    Lan(#[from] crate::discovery::mdns::LanError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),

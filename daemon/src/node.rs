@@ -39,6 +39,8 @@ pub struct Node {
     membership: Arc<Membership>,
     /// The ring driver, once started.
     ring: OnceLock<RingHandle>,
+    /// LAN discovery, when on.
+    lan: OnceLock<Arc<crate::discovery::mdns::Lan>>,
     /// Set when something (the `Leave` RPC) asks the daemon to stop.
     stop: watch::Sender<bool>,
 }
@@ -153,6 +155,7 @@ impl Node {
             started: Instant::now(),
             membership: Arc::new(Membership::default()),
             ring: OnceLock::new(),
+            lan: OnceLock::new(),
             stop: watch::Sender::new(false),
         }
     }
@@ -200,6 +203,16 @@ impl Node {
     /// The ring driver, if it runs.
     pub fn ring(&self) -> Option<&RingHandle> {
         self.ring.get()
+    }
+
+    /// Attaches LAN discovery (once).
+    pub fn attach_lan(&self, lan: Arc<crate::discovery::mdns::Lan>) {
+        let _ = self.lan.set(lan);
+    }
+
+    /// LAN discovery, if it runs.
+    pub fn lan(&self) -> Option<&Arc<crate::discovery::mdns::Lan>> {
+        self.lan.get()
     }
 
     /// Asks the daemon to stop (it leaves the ring first).

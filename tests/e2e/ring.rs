@@ -18,6 +18,8 @@ mod client;
 mod cluster;
 #[path = "ring/hostile.rs"]
 mod hostile;
+#[path = "ring/lan.rs"]
+mod lan;
 #[path = "ring/membership.rs"]
 mod membership;
 #[path = "ring/records.rs"]

@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub mod completions;
+pub mod discover;
 pub mod peers;
 pub mod record;
 pub mod ring;

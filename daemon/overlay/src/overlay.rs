@@ -27,6 +27,10 @@ pub enum Input {
     Create,
     /// Join the ring through any of these members (tried in turn, retried with backoff).
     Join { via: Vec<Peer> },
+    /// Join through any of these peers, which may be waiting for a ring themselves (peers
+    /// remembered from an earlier run, or found on the LAN): when a whole round of attempts
+    /// finds every one of them not a member, the node whose id is lowest founds the ring.
+    JoinOrFound { via: Vec<Peer> },
     /// A message arrived from `from` (the driver has authenticated `from.id`).
     Message { from: Peer, msg: Message },
     /// A timer the node armed has expired.
@@ -43,6 +47,11 @@ pub enum Input {
     Broadcast { seq: u64, payload: Vec<u8> },
     /// A records operation; answers come back as [`Event::Records`].
     Records(RecordsInput),
+    /// A peer found outside the ring protocol (LAN discovery). A member looks its own id up
+    /// through it: when the peer belongs to another ring, that finds this node's successor
+    /// there and the two rings merge as after a partition. Ignored while not a member, for a
+    /// peer already in the routing state, and while another merge lookup runs.
+    Discovered(Peer),
 }
 
 /// Timers are data: the node arms them through [`Output::SetTimer`] and the driver hands them
@@ -229,9 +238,11 @@ impl Overlay {
             Input::Timer(Timer::Ring(t)) => self.ring.on_timer(now, t),
             Input::Create => self.ring.create(now),
             Input::Join { via } => self.ring.join(now, via),
+            Input::JoinOrFound { via } => self.ring.join_or_found(now, via),
             Input::Message { from, msg } => self.ring.on_message(now, from, msg),
             Input::Unreachable(id) => self.ring.on_unreachable(now, id),
             Input::Lookup { key, token } => self.ring.app_lookup(now, key, token),
+            Input::Discovered(peer) => self.ring.discovered(now, peer),
         }
     }
 

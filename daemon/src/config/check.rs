@@ -10,10 +10,10 @@ use config::{Map, Value, ValueKind};
 
 use super::ChatConfig;
 use super::{
-    Access, ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS,
-    MAX_COMMIT_DELAY_MS, MAX_CONNECTIONS_RANGE, ORIGIN_BURST_RANGE, ORIGIN_RATE_RANGE, PeerAddr,
-    RECORD_REPLICAS_RANGE, RECORD_STORE_MB_RANGE, REPLY_DELAY_RANGE, RING_MS_RANGE, RingSettings,
-    Settings, key_error,
+    Access, ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS, Discovery,
+    MAX_COMMIT_DELAY_MS, MAX_CONNECTIONS_RANGE, MAX_INTERFACES, ORIGIN_BURST_RANGE,
+    ORIGIN_RATE_RANGE, PeerAddr, RECORD_REPLICAS_RANGE, RECORD_STORE_MB_RANGE, REPLY_DELAY_RANGE,
+    RING_MS_RANGE, RingSettings, Settings, key_error,
 };
 use crate::env::Env;
 use crate::nickname::Nickname;
@@ -38,6 +38,7 @@ impl Checker {
         let mut log = self.section(&mut tree, "log")?;
         let mut transport = self.section(&mut tree, "transport")?;
         let mut ring = self.section(&mut tree, "ring")?;
+        let mut discovery = self.section(&mut tree, "discovery")?;
         self.no_leftovers("", tree)?;
         let defaults = RingSettings::default();
         let mut ms = |name: &str, default: u64| -> Result<u64, ConfigError> {
@@ -108,6 +109,16 @@ impl Checker {
                 None => DEFAULT_MAX_CONNECTIONS,
             },
             ring: ring_timers,
+            discovery: Discovery {
+                mdns: match discovery.remove("mdns") {
+                    Some(v) => self.boolean("discovery.mdns", v)?,
+                    None => false,
+                },
+                interfaces: match discovery.remove("interfaces") {
+                    Some(v) => self.interfaces("discovery.interfaces", v)?,
+                    None => Vec::new(),
+                },
+            },
         };
         self.no_leftovers("node.", node)?;
         self.no_leftovers("control.", control)?;
@@ -115,6 +126,7 @@ impl Checker {
         self.no_leftovers("log.", log)?;
         self.no_leftovers("transport.", transport)?;
         self.no_leftovers("ring.", ring)?;
+        self.no_leftovers("discovery.", discovery)?;
         Ok(settings)
     }
 
@@ -134,6 +146,7 @@ impl Checker {
                 "node.bootstrap" => " (from --bootstrap)".to_owned(),
                 "node.data_dir" => " (from --data-dir)".to_owned(),
                 "node.nickname" => " (from --nick)".to_owned(),
+                "discovery.mdns" => " (from --lan)".to_owned(),
                 "control.socket" => " (from --control)".to_owned(),
                 _ => match &self.file {
                     Some(file) => format!(" (in {})", file.display()),
@@ -406,6 +419,84 @@ impl Checker {
                 origin,
             )),
         }
+    }
+
+    /// `true` or `false`; from the environment also `1`/`0`, `yes`/`no`, `on`/`off`.
+    fn boolean(&self, key: &str, value: Value) -> Result<bool, ConfigError> {
+        match &value.kind {
+            ValueKind::Boolean(b) => Ok(*b),
+            ValueKind::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(self.fail(
+                    key,
+                    &value,
+                    format!("expected true or false, got {}", describe(&value)),
+                )),
+            },
+            _ => Err(self.fail(
+                key,
+                &value,
+                format!("expected true or false, got {}", describe(&value)),
+            )),
+        }
+    }
+
+    /// A list of network interface names: a TOML array, or one comma-separated string.
+    fn interfaces(&self, key: &str, value: Value) -> Result<Vec<String>, ConfigError> {
+        let origin = self.origin(key, &value);
+        let names: Vec<String> = match value.kind {
+            ValueKind::Array(items) => items
+                .into_iter()
+                .map(|item| self.string(key, item))
+                .collect::<Result<_, _>>()?,
+            ValueKind::String(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            _ => {
+                return Err(self.fail(
+                    key,
+                    &value,
+                    format!(
+                        "expected a list of interface names, got {}",
+                        describe(&value)
+                    ),
+                ));
+            }
+        };
+        if names.len() > MAX_INTERFACES {
+            return Err(key_error(
+                key,
+                format!("{} interfaces (at most {MAX_INTERFACES})", names.len()),
+                origin,
+            ));
+        }
+        for name in &names {
+            // Linux interface names: 1 to 15 bytes, no '/', whitespace or ':'.
+            let ok = (1..=15).contains(&name.len())
+                && !name
+                    .chars()
+                    .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control());
+            if !ok {
+                return Err(key_error(
+                    key,
+                    format!(
+                        "invalid interface name {name:?} (1 to 15 characters, no '/', ':' or spaces)"
+                    ),
+                    origin,
+                ));
+            }
+        }
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        if unique.len() != names.len() {
+            return Err(key_error(key, "an interface is named twice", origin));
+        }
+        Ok(names)
     }
 
     fn path(&self, key: &str, value: Value) -> Result<PathBuf, ConfigError> {

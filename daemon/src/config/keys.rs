@@ -103,6 +103,14 @@ pub const KEYS: &[Key] = &[
         "ring.record_sync_ms",
         "period of the record holders' digest comparison",
     ),
+    key(
+        "discovery.mdns",
+        "find and be found by peers on the LAN (mDNS); off by default",
+    ),
+    key(
+        "discovery.interfaces",
+        "interfaces for mDNS; empty for all but loopback",
+    ),
 ];
 
 /// The key named `name`, if chatd has one.

@@ -148,6 +148,8 @@ pub struct Overrides {
     pub control: Option<PathBuf>,
     /// `--nick NAME`.
     pub nick: Option<String>,
+    /// `--lan`.
+    pub lan: bool,
 }
 
 /// The effective configuration.
@@ -175,7 +177,22 @@ pub struct Settings {
     pub max_connections: usize,
     /// Ring timer periods and per-origin rate (`[ring]`).
     pub ring: RingSettings,
+    /// LAN discovery (`[discovery]`).
+    pub discovery: Discovery,
 }
+
+/// LAN discovery (`discovery.*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Discovery {
+    /// `discovery.mdns`: advertise this node and browse for others with mDNS.
+    pub mdns: bool,
+    /// `discovery.interfaces`: the network interfaces mDNS runs on; empty for every interface
+    /// but loopback.
+    pub interfaces: Vec<String>,
+}
+
+/// Most entries of `discovery.interfaces`.
+pub const MAX_INTERFACES: usize = 32;
 
 /// Who may use the control API, and how fast (`control.*` keys besides `socket`).
 #[derive(Clone, Debug, PartialEq)]
@@ -276,6 +293,9 @@ impl Settings {
         if !overrides.bootstrap.is_empty() {
             builder = builder.set_override("node.bootstrap", overrides.bootstrap.clone())?;
         }
+        if overrides.lan {
+            builder = builder.set_override("discovery.mdns", true)?;
+        }
         let tree = builder.build()?.collect()?;
         let mut settings = check::Checker {
             env_names,
@@ -357,6 +377,10 @@ impl Settings {
         ring.insert("record_replicas".into(), n(self.ring.record_replicas));
         ring.insert("record_store_mb".into(), n(self.ring.record_store_mb));
         ring.insert("record_sync_ms".into(), n(self.ring.record_sync_ms));
+        let mut discovery = Table::new();
+        discovery.insert("mdns".into(), T::Boolean(self.discovery.mdns));
+        let names = self.discovery.interfaces.iter().map(|i| s(i.clone()));
+        discovery.insert("interfaces".into(), T::Array(names.collect()));
         // Sections in reading order (a TOML table would sort them).
         let mut out = String::new();
         for (name, table) in [
@@ -366,6 +390,7 @@ impl Settings {
             ("log", log),
             ("transport", transport),
             ("ring", ring),
+            ("discovery", discovery),
         ] {
             let body = toml::to_string(&table).unwrap_or_default();
             out.push_str(&format!("[{name}]\n{body}\n"));

@@ -7,8 +7,9 @@ use std::time::Duration;
 use chat_overlay::Peer;
 use chat_proto::v1::node_service_server::NodeService;
 use chat_proto::v1::{
-    Finger, GetRingRequest, GetRingResponse, GetStatusRequest, GetStatusResponse, LeaveRequest,
-    LeaveResponse, ListPeersRequest, ListPeersResponse, PeerInfo, RingPeer,
+    DiscoveredPeer, Finger, GetRingRequest, GetRingResponse, GetStatusRequest, GetStatusResponse,
+    LeaveRequest, LeaveResponse, ListDiscoveredRequest, ListDiscoveredResponse, ListPeersRequest,
+    ListPeersResponse, PeerInfo, RingPeer,
 };
 use tonic::{Request, Response, Status};
 
@@ -103,6 +104,40 @@ impl NodeService for NodeApi {
             })
             .collect();
         Ok(Response::new(ListPeersResponse { peers }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn list_discovered(
+        &self,
+        _request: Request<ListDiscoveredRequest>,
+    ) -> Result<Response<ListDiscoveredResponse>, Status> {
+        let Some(lan) = self.node.lan() else {
+            return Ok(Response::new(ListDiscoveredResponse::default()));
+        };
+        let connected: Vec<chat_overlay::NodeId> = self
+            .node
+            .ring()
+            .map(|r| r.peers().into_iter().map(|p| p.id).collect())
+            .unwrap_or_default();
+        let (ignored, dropped) = lan.counters();
+        let peers = lan
+            .seen()
+            .into_iter()
+            .map(|s| DiscoveredPeer {
+                node_id: s.id.to_hex(),
+                addresses: s.addrs.iter().map(|a| a.to_string()).collect(),
+                instance: s.instance,
+                first_seen_unix_ms: s.first_seen_ms,
+                last_seen_unix_ms: s.last_seen_ms,
+                connected: connected.contains(&s.id),
+            })
+            .collect();
+        Ok(Response::new(ListDiscoveredResponse {
+            enabled: true,
+            peers,
+            ignored_announcements: ignored,
+            dropped_announcements: dropped,
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]

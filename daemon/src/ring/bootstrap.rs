@@ -15,6 +15,12 @@
 //! together do not retry in lockstep). An address that turns out to be this node is skipped;
 //! if every address is this node, the node founds a ring. A node with no bootstrap configured
 //! that only has remembered peers founds a ring if none of them answers in the first round.
+//!
+//! With LAN discovery on (`crate::discovery::mdns`), the peers seen on the LAN are tried too;
+//! a node with no bootstrap first listens for announcements for up to [`LAN_WINDOW`]. Without
+//! a configured bootstrap the join is `Input::JoinOrFound`: the contacts may be waiting for a
+//! ring themselves (started together on one LAN, or restarted together remembering each
+//! other), and then the one with the lowest NodeId founds the ring the others join.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +32,7 @@ use tracing::{info, warn};
 
 use super::DriverCommand;
 use crate::config::PeerAddr;
+use crate::discovery::mdns::Lan;
 use crate::node::{Membership, Retry};
 use crate::transport::{Transport, TransportError};
 
@@ -33,6 +40,12 @@ use crate::transport::{Transport, TransportError};
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Addresses tried per name at most.
 const MAX_PER_NAME: usize = 8;
+
+/// How long a node with no bootstrap listens for LAN announcements before its first round.
+pub const LAN_WINDOW: Duration = Duration::from_secs(3);
+/// Once a first LAN peer is seen, how long to wait for more (the rest of a LAN answers a query
+/// within about a second).
+const LAN_GRACE: Duration = Duration::from_millis(1200);
 
 const FIRST_DELAY: Duration = Duration::from_millis(500);
 const MAX_DELAY: Duration = Duration::from_secs(30);
@@ -48,6 +61,24 @@ pub struct Contacts {
     pub me: NodeId,
     /// Where the retry state is shown.
     pub membership: Arc<Membership>,
+    /// Peers seen on the LAN, when discovery is on.
+    pub lan: Option<Arc<Lan>>,
+}
+
+/// Waits until the LAN has had time to answer: [`LAN_GRACE`] after the first peer is seen, at
+/// most [`LAN_WINDOW`] in all.
+async fn listen_to_lan(lan: &Lan) {
+    let start = tokio::time::Instant::now();
+    let mut changed = lan.watch();
+    while lan.seen().is_empty() && start.elapsed() < LAN_WINDOW {
+        let left = LAN_WINDOW.saturating_sub(start.elapsed());
+        let _ = tokio::time::timeout(left, changed.changed()).await;
+    }
+    if !lan.seen().is_empty() {
+        let left = LAN_WINDOW.saturating_sub(start.elapsed()).min(LAN_GRACE);
+        tokio::time::sleep(left).await;
+    }
+    info!(peers = lan.seen().len(), "listened for peers on the LAN");
 }
 
 /// The socket addresses of `addrs` now: IPs as they are, names resolved (errors collected).
@@ -85,9 +116,19 @@ pub async fn run(
 ) {
     let mut delay = FIRST_DELAY;
     let mut round: u64 = 0;
+    if let Some(lan) = &contacts.lan
+        && contacts.found_if_silent
+    {
+        listen_to_lan(lan).await;
+    }
     loop {
         let mut errors = Vec::new();
-        let addrs = resolve(&contacts.addrs, &mut errors).await;
+        let mut addrs = resolve(&contacts.addrs, &mut errors).await;
+        if let Some(lan) = &contacts.lan {
+            addrs.extend(lan.seen().iter().flat_map(|s| s.addrs.iter().copied()));
+            addrs.sort();
+            addrs.dedup();
+        }
         let mut tries = tokio::task::JoinSet::new();
         for &addr in &addrs {
             let t = transport.clone();
@@ -116,13 +157,21 @@ pub async fn run(
         if !errors.is_empty() {
             only_self = false;
         }
-        let input = if !via.is_empty() {
+        let input = if !via.is_empty() && contacts.found_if_silent {
+            // Nobody was named to join through: the peers may be waiting too.
+            Some(Input::JoinOrFound { via })
+        } else if !via.is_empty() {
             Some(Input::Join { via })
+        } else if only_self && addrs.is_empty() {
+            info!(
+                "no peer to try (none configured, remembered or on the LAN): founding a new ring"
+            );
+            Some(Input::Create)
         } else if only_self {
             info!("every bootstrap address is this node: founding a new ring");
             Some(Input::Create)
         } else if contacts.found_if_silent {
-            info!("no remembered peer answered: founding a new ring");
+            info!("no remembered or LAN peer answered: founding a new ring");
             Some(Input::Create)
         } else {
             None

@@ -130,6 +130,8 @@ pub struct RingConfig {
     pub bootstrap: Vec<crate::config::PeerAddr>,
     /// Peers remembered from an earlier run, tried beside the bootstrap.
     pub remembered: Vec<SocketAddr>,
+    /// LAN discovery, when on: its peers are tried too.
+    pub lan: Option<Arc<crate::discovery::mdns::Lan>>,
 }
 
 /// A handle to the running driver; cheap to clone.
@@ -215,7 +217,7 @@ pub fn start(
             addrs.push(a);
         }
     }
-    if addrs.is_empty() {
+    if addrs.is_empty() && cfg.lan.is_none() {
         let _ = commands.try_send(DriverCommand::Input(Input::Create));
     } else {
         let contacts = bootstrap::Contacts {
@@ -223,6 +225,7 @@ pub fn start(
             found_if_silent: cfg.bootstrap.is_empty(),
             me: node.id(),
             membership: node.membership(),
+            lan: cfg.lan.clone(),
         };
         tokio::spawn(tracing::Instrument::in_current_span(bootstrap::run(
             transport.clone(),
@@ -266,6 +269,11 @@ impl RingHandle {
         let (tx, rx) = oneshot::channel();
         self.commands.send(DriverCommand::View(tx)).await.ok()?;
         rx.await.ok()
+    }
+
+    /// Whether the driver has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
     }
 
     /// Feeds an input to the overlay (e.g. a lookup, or a broadcast once the overlay has one).

@@ -28,6 +28,9 @@ pub enum Scenario {
     /// DHT records put, replicated and read back (with a crash, churn or a partition as
     /// asked).
     Records,
+    /// A second ring of the same size, founded apart (as on a LAN where two groups could not
+    /// hear each other at first), merges with the first through one discovery hint.
+    Merge,
 }
 
 impl Scenario {
@@ -39,6 +42,7 @@ impl Scenario {
             Scenario::Partition => "partition",
             Scenario::Broadcast => "broadcast",
             Scenario::Records => "records",
+            Scenario::Merge => "merge",
         }
     }
 }
@@ -129,6 +133,7 @@ pub fn run(p: &Params) -> Report {
         Scenario::Partition => partition(&mut sim, p, &mut rep),
         Scenario::Broadcast => crate::bcast_scenario::run(&mut sim, p, &mut rep),
         Scenario::Records => crate::records_scenario::run(&mut sim, p, &mut rep),
+        Scenario::Merge => merge(&mut sim, p, &mut rep),
     }
     let check = oracle::check(&sim);
     let final_lookups = measure_lookups(&mut sim, p.lookups);
@@ -386,6 +391,44 @@ fn partition(sim: &mut Sim, p: &Params, rep: &mut Report) {
     sim.heal();
     let t = repair(sim, p.settle_max);
     rep.put("merge_seconds", t);
+    settle(sim, p.settle_max);
+}
+
+/// Builds a second ring of `p.nodes` hosts beside the settled first one (its own founder, each
+/// joiner through a random member of its own ring), lets it settle, then gives one node of the
+/// first ring one node of the second as an `Input::Discovered` hint, once.
+fn merge(sim: &mut Sim, p: &Params, rep: &mut Report) {
+    let founder = sim.add_host();
+    sim.create(founder);
+    let mut second = vec![founder];
+    for _ in 1..p.nodes {
+        sim.run_for(p.join_gap.max(Duration::from_millis(20)));
+        let i = sim.add_host();
+        let k = sim.rng().random_range(0..second.len());
+        sim.join(i, second[k]);
+        second.push(i);
+    }
+    // Each ring on its own: wait until every host is a member, plus a settling while.
+    let start = sim.now();
+    while sim.members().len() < sim.live_count() && sim.now().since(start) < p.settle_max {
+        sim.run_for(Duration::from_secs(1));
+    }
+    sim.run_for(Duration::from_secs(30));
+    let side: BTreeSet<NodeId> = second
+        .iter()
+        .map(|&i| sim.hosts[i as usize].peer.id)
+        .collect();
+    let c = oracle::check_ring(sim, &side, sim.cfg.chord.successors);
+    rep.put("second_ring_correct", c.ring_correct);
+    rep.put("two_rings_before", !oracle::check(sim).ring_correct);
+    let at = sim.rng().random_range(0..founder);
+    let to = second[sim.rng().random_range(0..second.len())];
+    let peer = sim.hosts[to as usize].peer;
+    let before = sim.net.delivered;
+    sim.input(at, chat_overlay::Input::Discovered(peer));
+    let t = repair(sim, p.settle_max);
+    rep.put("merge_seconds", t);
+    rep.put("merge_messages", sim.net.delivered - before);
     settle(sim, p.settle_max);
 }
 

@@ -66,24 +66,45 @@ fn churn_keeps_lookups_succeeding_and_the_ring_repairs() {
     assert!(r.ring_correct && r.lookup_failures == 0, "{}", r.human());
 }
 
-#[test]
-fn a_healed_partition_merges_into_one_ring() {
-    let mut p = Params::new(Scenario::Partition, 400, 14);
-    p.lookups = 2000;
-    let r = run(&p);
+/// Asserts that the report's flag `key` is `true`.
+fn assert_flag(r: &Report, key: &str) {
     assert_eq!(
-        get(&r, "partition_sides_correct"),
+        get(r, key),
         serde_json::Value::Bool(true),
-        "{}",
+        "{key}: {}",
         r.human()
     );
+}
+
+/// Asserts that two rings became one correct ring that answers every lookup.
+fn assert_merged(r: &Report) {
     assert!(
-        get(&r, "merge_seconds").is_number(),
+        get(r, "merge_seconds").is_number(),
         "rings never merged: {}",
         r.human()
     );
     assert!(r.ring_correct, "{}", r.human());
     assert_eq!(r.lookup_failures, 0, "{}", r.human());
+}
+
+#[test]
+fn a_healed_partition_merges_into_one_ring() {
+    let mut p = Params::new(Scenario::Partition, 400, 14);
+    p.lookups = 2000;
+    let r = run(&p);
+    assert_flag(&r, "partition_sides_correct");
+    assert_merged(&r);
+}
+
+#[test]
+fn two_rings_founded_apart_merge_through_one_discovery_hint() {
+    let mut p = Params::new(Scenario::Merge, 300, 16);
+    p.lookups = 2000;
+    let r = run(&p);
+    assert_flag(&r, "two_rings_before");
+    assert_flag(&r, "second_ring_correct");
+    assert_merged(&r);
+    assert_eq!(r.nodes, 600);
 }
 
 #[test]

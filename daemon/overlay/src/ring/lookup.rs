@@ -259,6 +259,9 @@ impl Ring {
                     l.shortlist.truncate(SHORTLIST);
                 }
             }
+            RingResponse::Error(ErrorCode::NotMember) if l.purpose == LookupFor::Join => {
+                self.join_peer_waiting(from.id);
+            }
             RingResponse::State { .. } | RingResponse::Error(_) => {}
         }
         self.lookup_step(now, id);

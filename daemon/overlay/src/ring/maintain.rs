@@ -4,6 +4,7 @@
 use super::lookup::LookupFor as LookupPurpose;
 use super::wire::{ErrorCode, RingNotice, RingRequest, RingResponse};
 use super::{Event, Phase, Purpose, Ring, RingTimer, Up};
+use crate::id::NodeId;
 use crate::protocol::RingEvent;
 use crate::time::Time;
 use crate::wire::{MAX_PEER_LIST, Message, Notice, Peer, Response};
@@ -38,12 +39,52 @@ impl Ring {
         self.retry_join(now);
     }
 
+    /// Like [`Ring::join`], but when every peer of `via` answers that it is not a member
+    /// either (nodes started together, each trying the others) and this node's id is lower than
+    /// all of theirs, this node founds the ring the others then join. Every node that sees the
+    /// same peers picks the same founder; one that sees a lower waiting peer keeps trying.
+    pub(crate) fn join_or_found(&mut self, now: Time, via: Vec<Peer>) {
+        if self.phase != Phase::Idle {
+            return;
+        }
+        self.found_if_waiting = true;
+        self.join(now, via);
+    }
+
+    /// A peer asked during a join answered that it is not a member.
+    pub(super) fn join_peer_waiting(&mut self, peer: NodeId) {
+        if self.join_via.iter().any(|p| p.id == peer) {
+            self.join_waiting.insert(peer, self.join_attempt);
+        }
+    }
+
+    /// Whether, in the last round over `join_via`, every peer said it was not a member, and
+    /// every one of them has a higher id than ours.
+    fn founder_among_waiting(&self) -> bool {
+        let n = self.join_via.len() as u32;
+        self.found_if_waiting
+            && n > 0
+            && self.join_via.iter().all(|p| {
+                p.id > self.t.me.id
+                    && self
+                        .join_waiting
+                        .get(&p.id)
+                        .is_some_and(|at| at.saturating_add(n) >= self.join_attempt)
+            })
+    }
+
     pub(super) fn retry_join(&mut self, now: Time) {
         if self.phase != Phase::Joining {
             return;
         }
         if self.join_via.is_empty() {
             self.join_failed(now);
+            return;
+        }
+        if self.founder_among_waiting() {
+            self.join_via.clear();
+            self.join_waiting.clear();
+            self.become_member(now);
             return;
         }
         // Rotate through the bootstrap peers, one per attempt.
@@ -78,13 +119,24 @@ impl Ring {
         if self.phase != Phase::Joining {
             return;
         }
-        let exp = self.join_attempt.saturating_sub(1).min(16);
-        let delay = self
-            .cfg
-            .join_retry_min
-            .saturating_mul(1 << exp)
-            .min(self.cfg.join_retry_max);
-        let retry_at = now + self.jittered(delay);
+        // A round over peers that may all be waiting asks them one after the other at once and
+        // backs off between rounds, not between peers.
+        let per = if self.found_if_waiting {
+            self.join_via.len().max(1) as u32
+        } else {
+            1
+        };
+        let retry_at = if !self.join_attempt.is_multiple_of(per) {
+            now
+        } else {
+            let exp = (self.join_attempt.saturating_sub(1) / per).min(16);
+            let delay = self
+                .cfg
+                .join_retry_min
+                .saturating_mul(1 << exp)
+                .min(self.cfg.join_retry_max);
+            now + self.jittered(delay)
+        };
         self.set_timer(retry_at, RingTimer::JoinRetry);
         self.event(Event::JoinFailed { retry_at });
     }
@@ -620,6 +672,15 @@ impl Ring {
         );
     }
 
+    /// A peer found by LAN discovery: unless it is already in our routing state, it may be a
+    /// door into another ring (two nodes that founded rings of their own on one LAN).
+    pub(crate) fn discovered(&mut self, now: Time, peer: Peer) {
+        if self.phase != Phase::Member || peer.id == self.t.me.id || self.t.routes_to(&peer.id) {
+            return;
+        }
+        self.start_merge(now, vec![peer]);
+    }
+
     /// Looks our own id up through `via`: in another ring, that finds our successor there.
     fn start_merge(&mut self, now: Time, via: Vec<Peer>) {
         if self.merge_inflight {
@@ -633,8 +694,16 @@ impl Ring {
     pub(super) fn merge_done(&mut self, now: Time, found: Option<Peer>) {
         self.merge_inflight = false;
         let Some(s) = found else { return };
+        if s.id == self.t.me.id || self.t.routes_to(&s.id) {
+            // Our own ring: nothing to merge.
+            return;
+        }
         if self.t.closer_than_successor(&s.id) {
             self.check_candidate(now, s);
         }
+        // In the other ring we lie between `s` and its predecessor: propose ourselves to `s`
+        // (rule 4), so that its ring's stabilize walks back to us too. Without it a ring whose
+        // nodes all have closer successors at home would never take the first step.
+        self.send(s, Message::Notice(Notice::Ring(RingNotice::Notify)));
     }
 }

@@ -162,6 +162,11 @@ pub struct Ring {
     merge_inflight: bool,
     join_via: Vec<Peer>,
     join_attempt: u32,
+    /// `Input::JoinOrFound`: found a ring when every `join_via` peer is waiting too and this
+    /// node's id is the lowest.
+    found_if_waiting: bool,
+    /// The join attempt at which each `join_via` peer last answered "not a member".
+    join_waiting: BTreeMap<NodeId, u32>,
 }
 
 impl Ring {
@@ -189,6 +194,8 @@ impl Ring {
             merge_inflight: false,
             join_via: Vec::new(),
             join_attempt: 0,
+            found_if_waiting: false,
+            join_waiting: BTreeMap::new(),
         }
     }
 

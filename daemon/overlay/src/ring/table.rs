@@ -142,7 +142,7 @@ impl Table {
     }
 
     /// Whether `id` is our predecessor, a successor or a finger.
-    fn routes_to(&self, id: &NodeId) -> bool {
+    pub fn routes_to(&self, id: &NodeId) -> bool {
         self.pred.is_some_and(|p| p.id == *id)
             || self.succs.iter().any(|p| p.id == *id)
             || self.fingers.iter().any(|f| f.peer.id == *id)
@@ -278,7 +278,9 @@ impl Table {
         }
     }
 
-    /// Installs finger `k` and drops later entries it overtakes, keeping the chain distinct.
+    /// Installs finger `k` and drops later entries it overtakes (in distance or in exponent:
+    /// after a ring grows, e.g. by a merge, finger `k` may cover a larger exponent than the
+    /// old finger `k + 1`), keeping the chain distinct and ordered.
     /// Returns whether anything changed.
     pub fn set_finger(
         &mut self,
@@ -310,7 +312,7 @@ impl Table {
         }
         let mut j = k + 1;
         while j < self.fingers.len() {
-            if self.dist(&self.fingers[j].peer.id) <= d {
+            if self.dist(&self.fingers[j].peer.id) <= d || u32::from(self.fingers[j].bit) <= bit {
                 gone.push(self.fingers.remove(j).peer);
             } else {
                 j += 1;
