@@ -51,6 +51,22 @@ pub enum Command {
     Send(SendArgs),
     /// Show the latest messages, and with -f follow new ones.
     Tail(TailArgs),
+    /// List the people of the network: nickname, presence, away message, since when, ids.
+    Users,
+    /// Change your nickname (unique on the network; a taken one gets a numeric suffix).
+    Nick {
+        /// The new nickname: 1-32 of A-Z a-z 0-9 _ - ., starting with a letter or digit.
+        #[arg(value_name = "NICK")]
+        name: String,
+    },
+    /// Show as away, with an optional message.
+    Away {
+        /// The away message; several words are joined with spaces.
+        #[arg(value_name = "MESSAGE")]
+        message: Vec<String>,
+    },
+    /// Show as online again.
+    Back,
     /// Put, read or delete a DHT record (nickname claim, profile, presence, keys, mailbox).
     Record(RecordArgs),
     /// Print a shell completion script, e.g.

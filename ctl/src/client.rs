@@ -10,6 +10,7 @@ use std::time::Duration;
 use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::node_service_client::NodeServiceClient;
 use chat_proto::v1::record_service_client::RecordServiceClient;
+use chat_proto::v1::user_service_client::UserServiceClient;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 use tonic::transport::{Channel, Endpoint};
@@ -89,6 +90,14 @@ pub async fn chat_service(socket: &Path) -> Result<ChatServiceClient<Channel>, C
 /// bound (lookups retried around failed holders), so its deadline is longer.
 pub async fn record_service(socket: &Path) -> Result<RecordServiceClient<Channel>, ClientError> {
     Ok(RecordServiceClient::new(
+        connect_with(socket, Some(RECORD_CALL_TIMEOUT)).await?,
+    ))
+}
+
+/// A `chat.v1.UserService` client; claiming a nickname is a DHT operation, so its deadline
+/// is the records one.
+pub async fn user_service(socket: &Path) -> Result<UserServiceClient<Channel>, ClientError> {
+    Ok(UserServiceClient::new(
         connect_with(socket, Some(RECORD_CALL_TIMEOUT)).await?,
     ))
 }

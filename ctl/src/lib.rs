@@ -82,6 +82,14 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::Send(args) => cmd::send::run(&socket, printer, args).await,
             cli::Command::Tail(args) => cmd::tail::run(&socket, printer, args).await,
             cli::Command::Record(args) => cmd::record::run(&socket, printer, args).await,
+            cli::Command::Users => cmd::users::run(&socket, printer).await,
+            cli::Command::Nick { name } => cmd::users::nick(&socket, printer, name).await,
+            cli::Command::Away { message } => {
+                cmd::users::presence(&socket, printer, true, message.join(" ")).await
+            }
+            cli::Command::Back => {
+                cmd::users::presence(&socket, printer, false, String::new()).await
+            }
             cli::Command::Completions { .. } | cli::Command::Man => Ok(()),
         }
     })

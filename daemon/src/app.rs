@@ -31,8 +31,10 @@ use crate::discovery::mdns::Lan;
 use crate::discovery::{cache, hints};
 use crate::error::Error;
 use crate::identity::{Identity, Origin};
+use crate::nickname::Nickname;
 use crate::node::Node;
 use crate::notify::{Notifier, RingCounts};
+use crate::people::{People, PeopleConfig};
 use crate::records::Records;
 use crate::reload::Reloader;
 use crate::ring::{self, RingConfig};
@@ -43,6 +45,8 @@ use crate::{paths, shutdown, transport};
 pub const GRACE: Duration = Duration::from_millis(1000);
 /// How long leaving the ring may take at shutdown.
 pub const LEAVE_DEADLINE: Duration = Duration::from_millis(1500);
+/// How long announcing the node's user offline may take at shutdown.
+const OFFLINE_DEADLINE: Duration = Duration::from_millis(1000);
 /// How long closing the QUIC endpoint may take at shutdown.
 const CLOSE_DEADLINE: Duration = Duration::from_millis(500);
 
@@ -109,6 +113,18 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         let inbox = Arc::new(RingInbox::new(chat.clone()));
         // DHT records held before a restart come back from the record file.
         let (records, held) = Records::open(&settings.data_dir, identity.signing_key().clone())?;
+        // The person this node hosts: account key, nickname claim, presence, user directory.
+        let people = People::open(
+            &settings.data_dir,
+            identity.id(),
+            chat.clone(),
+            records.clone(),
+            PeopleConfig {
+                wish: settings.nickname.clone().unwrap_or_else(default_nickname),
+                away_after: Duration::from_secs(settings.chat.away_after_secs),
+                nick_ttl: Duration::from_secs(settings.chat.nick_release_days * 24 * 3600),
+            },
+        )?;
         // Every long-lived task is ours: one that ends on its own ends the daemon (supervise.rs).
         let mut tasks = Tasks::default();
         let ring = ring::start(
@@ -122,6 +138,10 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         )?;
         node.attach_ring(ring.clone());
         records.attach(ring.clone(), held);
+        tasks.spawn(
+            "the people service",
+            people.clone().run(ring.clone(), node.subscribe_joined()),
+        );
         tasks.spawn(
             "the peer cache",
             cache::run(ring.clone(), settings.data_dir.clone(), remembered),
@@ -150,7 +170,14 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
 
         let (trigger, stop) = shutdown::channel();
         info!(control = %control.path().display(), listen = %listen_addr, "chatd is running");
-        let server = control.serve(node.clone(), chat.clone(), records.clone(), &settings.access, stop);
+        let server = control.serve(
+            node.clone(),
+            chat.clone(),
+            records.clone(),
+            people.clone(),
+            &settings.access,
+            stop,
+        );
         tokio::pin!(server);
         tokio::pin!(signal);
         loop {
@@ -178,6 +205,8 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             }
         }
         notifier.stopping();
+        // Everybody sees this node's user leave now, not when a neighbour notices.
+        people.go_offline(&ring, OFFLINE_DEADLINE).await;
         if ring.leave(LEAVE_DEADLINE).await {
             info!("left the ring");
         } else {
@@ -205,6 +234,15 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
     }
     .instrument(span)
     .await
+}
+
+/// The nickname wished for when none is configured: the Unix login name where it is a valid
+/// nickname, else `user`.
+fn default_nickname() -> Nickname {
+    std::env::var("USER")
+        .ok()
+        .and_then(|u| u.parse().ok())
+        .unwrap_or_else(Nickname::user)
 }
 
 /// Handles one SIGHUP: reload, log what changed, tell systemd.

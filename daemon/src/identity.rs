@@ -70,7 +70,16 @@ pub enum Origin {
 impl Identity {
     /// Loads `DIR/node.key`, creating it if it does not exist. `dir` must exist.
     pub fn load_or_create(dir: &Path) -> Result<(Identity, Origin), IdentityError> {
-        let path = dir.join(KEY_FILE);
+        Identity::load_or_create_file(dir, KEY_FILE)
+    }
+
+    /// Loads `DIR/FILE` (same format and rules as the node key), creating it if it does not
+    /// exist: the key of an account this node hosts.
+    pub fn load_or_create_file(
+        dir: &Path,
+        file: &str,
+    ) -> Result<(Identity, Origin), IdentityError> {
+        let path = dir.join(file);
         match load(&path) {
             Ok(identity) => Ok((identity, Origin::Loaded)),
             Err(IdentityError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {

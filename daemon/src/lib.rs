@@ -38,6 +38,7 @@ pub mod nickname;
 pub mod node;
 pub mod notify;
 pub mod paths;
+pub mod people;
 pub mod records;
 pub mod reload;
 pub mod ring;

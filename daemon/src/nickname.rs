@@ -36,6 +36,11 @@ pub enum NicknameError {
 }
 
 impl Nickname {
+    /// `user`: the name wished for when nothing better is known.
+    pub fn user() -> Nickname {
+        Nickname("user".to_owned())
+    }
+
     /// The nickname as a string slice.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -58,21 +58,32 @@ fn chatctl_status_human_and_json() {
             "messages_received",
             "messages_sent",
             "nickname",
+            "nickname_note",
             "node_id",
             "peers_connected",
             "predecessor",
+            "presence",
             "records_bytes",
             "records_held",
             "ring_size_estimate",
             "successor",
             "uptime_seconds",
+            "user_id",
             "version"
         ]
     );
     let node_id = json["node_id"].as_str().expect("node_id is a string");
     assert_eq!(node_id.len(), 64);
     assert!(node_id.parse::<chat_overlay::NodeId>().is_ok());
-    assert_eq!(json["nickname"], "alice");
+    // The nickname is claimed on the network just after the node founds its ring.
+    let claimed = support::poll(Duration::from_secs(20), Duration::from_millis(100), || {
+        let s = status_json(&sandbox, &sandbox.socket());
+        (s["nickname"] == "alice").then_some(s)
+    });
+    let claimed = claimed.expect("the nickname alice is claimed");
+    assert_eq!(claimed["nickname_note"], "");
+    assert_eq!(claimed["presence"], "online");
+    assert_eq!(claimed["user_id"].as_str().map(str::len), Some(64));
     assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
     assert!(json["uptime_seconds"].as_u64().is_some());
     let listen: std::net::SocketAddr = json["listen_addr"]

@@ -22,6 +22,8 @@ mod hostile;
 mod lan;
 #[path = "ring/membership.rs"]
 mod membership;
+#[path = "ring/people.rs"]
+mod people;
 #[path = "ring/records.rs"]
 mod records;
 #[path = "ring/rejoin.rs"]

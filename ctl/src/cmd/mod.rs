@@ -8,3 +8,4 @@ pub mod ring;
 pub mod send;
 pub mod status;
 pub mod tail;
+pub mod users;

@@ -25,14 +25,15 @@ pub async fn run(socket: &Path, printer: Printer) -> Result<(), Error> {
 
 /// The human-readable lines.
 pub fn fields(s: &GetStatusResponse) -> Vec<(&'static str, String)> {
-    let nickname = if s.nickname.is_empty() {
-        "(none)".to_owned()
-    } else {
-        s.nickname.clone()
+    let nickname = match (s.nickname.is_empty(), s.nickname_note.is_empty()) {
+        (true, _) => "(not claimed yet)".to_owned(),
+        (false, true) => s.nickname.clone(),
+        (false, false) => format!("{} ({})", s.nickname, s.nickname_note),
     };
     let mut fields = vec![
         ("node id", s.node_id.clone()),
         ("nickname", nickname),
+        ("presence", or_none(&s.presence)),
         ("listening on", s.listen_addr.clone()),
         ("version", s.version.clone()),
         (

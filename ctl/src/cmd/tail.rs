@@ -13,7 +13,9 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use chat_proto::v1::{ChatMessage, HistoryRequest, SubscribeRequest, subscribe_response};
+use chat_proto::v1::{
+    ChatMessage, HistoryRequest, MessageKind, SubscribeRequest, subscribe_response,
+};
 use serde_json::json;
 
 use crate::Error;
@@ -160,7 +162,13 @@ fn is_final(code: tonic::Code) -> bool {
 
 /// The JSON form of a message: one object per line.
 pub fn message_json(m: &ChatMessage) -> serde_json::Value {
+    let kind = if m.kind == MessageKind::Event as i32 {
+        "event"
+    } else {
+        "message"
+    };
     json!({
+        "kind": kind,
         "id": m.id,
         "room": m.room,
         "from": m.from,
@@ -175,6 +183,19 @@ pub fn message_json(m: &ChatMessage) -> serde_json::Value {
 fn print(printer: Printer, m: &ChatMessage) -> Result<(), Error> {
     if printer.is_json() {
         return printer.json_line(&message_json(m)).map_err(Error::Output);
+    }
+    if m.kind == MessageKind::Event as i32 {
+        // Joins, leaves, away/back and renames: one dimmed line, no author.
+        let line = m.text.replace(['\n', '\r'], " ");
+        let line = if printer.colour() {
+            format!("\x1b[2m{line}\x1b[0m")
+        } else {
+            line
+        };
+        let mut out = std::io::stdout().lock();
+        return writeln!(out, "{}  {line}", crate::time::short(m.sent_at_unix_ms))
+            .and_then(|()| out.flush())
+            .map_err(Error::Output);
     }
     let from = if m.from.is_empty() {
         format!("{}…", m.from_id.get(..8).unwrap_or(&m.from_id))

@@ -2,7 +2,8 @@
 //!
 //! Wire form (CBOR, ciborium): `[signed: bytes, signature: bytes(64)]`, where `signed` is the
 //! CBOR encoding of `[1 (version), origin: bytes(32), seq: uint, hlc: uint, kind: uint,
-//! room: text, body: text, nick: text]`. The ed25519 signature covers exactly the `signed`
+//! room: text, body, nick: text]`; `body` is text for a message (kind 1) and bytes for a
+//! people event (kind 2: an account's signed profile or a node-down report, `people/event.rs`). The ed25519 signature covers exactly the `signed`
 //! bytes, and the message id is `blake3(signed)`, so re-encoding the outer array cannot change
 //! a message's identity. Every limit is checked before anything is trusted: the whole frame is
 //! at most [`MAX_WIRE_BYTES`], the text at most [`MAX_TEXT_BYTES`], the room a valid [`Room`],
@@ -69,12 +70,14 @@ impl FromStr for MessageId {
     }
 }
 
-/// What a message does. Only text messages exist so far; later kinds (edit, delete, join,
-/// leave, presence, nick) get new numbers.
+/// What a message does. Later kinds (edit, delete) get new numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// An ordinary text message.
     Text,
+    /// A people event (join, leave, away, back, nickname change, node down): the body is the
+    /// event's bytes, read by `people::event`.
+    People,
 }
 
 impl Kind {
@@ -82,6 +85,7 @@ impl Kind {
     pub fn code(self) -> u64 {
         match self {
             Kind::Text => 1,
+            Kind::People => 2,
         }
     }
 
@@ -89,10 +93,14 @@ impl Kind {
     pub fn from_code(code: u64) -> Option<Kind> {
         match code {
             1 => Some(Kind::Text),
+            2 => Some(Kind::People),
             _ => None,
         }
     }
 }
+
+/// Longest people event body, in bytes.
+pub const MAX_EVENT_BYTES: usize = 2048;
 
 /// A verified chat message (or one this node just signed).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,8 +117,10 @@ pub struct ChatMessage {
     pub kind: Kind,
     /// The room.
     pub room: Room,
-    /// The text.
+    /// The text (of a people event: the line shown for it, filled in by this node).
     pub text: String,
+    /// A people event's bytes (empty for a text message).
+    pub event: Vec<u8>,
     /// The origin's nickname when it sent the message.
     pub nick: Option<Nickname>,
     /// The wire form, to forward unchanged.
@@ -171,22 +181,34 @@ pub struct Draft<'a> {
     pub room: &'a Room,
     /// Text (checked with [`check_text`]).
     pub text: &'a str,
+    /// A people event's bytes: when set, the envelope is of kind [`Kind::People`] and
+    /// `text` is only kept locally.
+    pub event: Option<&'a [u8]>,
     /// Nickname.
     pub nick: Option<&'a Nickname>,
 }
 
 /// Signs a draft with `key`.
 pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<ChatMessage, TextError> {
-    check_text(draft.text)?;
+    let (kind, body) = match draft.event {
+        Some(event) if event.is_empty() || event.len() > MAX_EVENT_BYTES => {
+            return Err(TextError::TooLong(event.len()));
+        }
+        Some(event) => (Kind::People, Value::Bytes(event.to_vec())),
+        None => {
+            check_text(draft.text)?;
+            (Kind::Text, Value::Text(draft.text.to_owned()))
+        }
+    };
     let origin = key.verifying_key();
     let signed_value = Value::Array(vec![
         Value::from(VERSION),
         Value::Bytes(origin.as_bytes().to_vec()),
         Value::from(draft.seq),
         Value::from(draft.hlc.0),
-        Value::from(Kind::Text.code()),
+        Value::from(kind.code()),
         Value::Text(draft.room.as_str().to_owned()),
-        Value::Text(draft.text.to_owned()),
+        body,
         Value::Text(draft.nick.map(|n| n.to_string()).unwrap_or_default()),
     ]);
     let signed = to_vec(&signed_value);
@@ -200,9 +222,10 @@ pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<ChatMessage, TextErro
         origin,
         seq: draft.seq,
         hlc: draft.hlc,
-        kind: Kind::Text,
+        kind,
         room: draft.room.clone(),
         text: draft.text.to_owned(),
+        event: draft.event.map(<[u8]>::to_vec).unwrap_or_default(),
         nick: draft.nick.cloned(),
         wire,
     })
@@ -311,8 +334,20 @@ pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<ChatMessage, Enve
     let room: Room = text(room)
         .and_then(|r| r.parse().ok())
         .ok_or(Malformed("invalid room"))?;
-    let body = text(body).ok_or(Malformed("body is not text"))?;
-    check_text(&body).map_err(|_| Malformed("empty or oversized text"))?;
+    let (body, event) = match kind {
+        Kind::Text => {
+            let body = text(body).ok_or(Malformed("body is not text"))?;
+            check_text(&body).map_err(|_| Malformed("empty or oversized text"))?;
+            (body, Vec::new())
+        }
+        Kind::People => {
+            let event = bytes(body).ok_or(Malformed("event is not bytes"))?;
+            if event.is_empty() || event.len() > MAX_EVENT_BYTES {
+                return Err(Malformed("empty or oversized event"));
+            }
+            (String::new(), event)
+        }
+    };
     let nick = match text(nick).ok_or(Malformed("nickname is not text"))? {
         n if n.is_empty() => None,
         n => Some(n.parse().map_err(|_| Malformed("invalid nickname"))?),
@@ -329,9 +364,20 @@ pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<ChatMessage, Enve
         kind,
         room,
         text: body,
+        event,
         nick,
         wire: wire.to_vec(),
     })
+}
+
+/// The event bytes of a stored people envelope (verified before it was stored), without
+/// checking the signature again.
+pub fn stored_event(wire: &[u8]) -> Option<Vec<u8>> {
+    let outer: Value = ciborium::from_reader(wire).ok()?;
+    let [signed, _] = array::<2>(outer)?;
+    let inner: Value = ciborium::from_reader(bytes(signed)?.as_slice()).ok()?;
+    let [_, _, _, _, _, _, body, _] = array::<8>(inner)?;
+    bytes(body)
 }
 
 fn array<const N: usize>(v: Value) -> Option<[Value; N]> {

@@ -12,6 +12,7 @@ fn draft<'a>(room: &'a Room, text: &'a str, nick: Option<&'a Nickname>) -> Draft
         hlc: Timestamp::new(1_700_000_000_000, 0),
         room,
         text,
+        event: None,
         nick,
     }
 }
@@ -132,4 +133,20 @@ fn limits_and_garbage_are_refused() {
             "{garbage:?}"
         );
     }
+}
+
+#[test]
+fn people_events_carry_bytes_and_round_trip() {
+    let room = Room::lobby();
+    let mut d = draft(&room, "", None);
+    let event = [7u8; 40];
+    d.event = Some(&event);
+    let msg = sign(&key(), &d).expect("signs");
+    assert_eq!(msg.kind, Kind::People);
+    let opened = open(&msg.wire).expect("opens");
+    assert_eq!(opened.event, event.to_vec());
+    assert_eq!(stored_event(&msg.wire), Some(event.to_vec()));
+    let big = vec![1u8; MAX_EVENT_BYTES + 1];
+    d.event = Some(&big);
+    assert!(sign(&key(), &d).is_err());
 }

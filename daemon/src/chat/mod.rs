@@ -28,7 +28,7 @@ pub mod subscription;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
@@ -41,7 +41,7 @@ pub use store::Stored;
 pub use subscription::{FeedEvent, Start};
 
 use crate::nickname::Nickname;
-use envelope::{Draft, EnvelopeError, TextError};
+use envelope::{Draft, EnvelopeError, Kind, TextError};
 use hlc::Clock;
 use hub::Hub;
 use store::{Insert, Store, StoreError};
@@ -135,6 +135,18 @@ pub struct Counters {
     pub refused: AtomicU64,
 }
 
+/// Where people events go (the people service): it reads an event, applies it to the user
+/// directory and returns the line shown for it (empty when nothing visible changed). Called
+/// with the chat state locked: it must not call back into [`Chat`].
+pub trait PeopleSink: Send + Sync + std::fmt::Debug {
+    /// Applies a verified people event from node `from`.
+    fn apply(&self, from: &ChatMessage) -> String;
+}
+
+/// People events [`Chat::people_events`] returns at most (the directory is rebuilt from them
+/// at start).
+pub const MAX_PEOPLE_EVENTS: usize = 100_000;
+
 /// The chat core; clone it freely.
 #[derive(Clone, Debug)]
 pub struct Chat {
@@ -153,6 +165,7 @@ struct Inner {
     sending: Arc<Semaphore>,
     subscriptions: Arc<Semaphore>,
     counters: Counters,
+    people: OnceLock<Arc<dyn PeopleSink>>,
 }
 
 #[derive(Debug)]
@@ -204,9 +217,61 @@ impl Chat {
                 sending: Arc::new(Semaphore::new(config.outbound_queue.max(1))),
                 subscriptions: Arc::new(Semaphore::new(config.max_subscribers)),
                 counters: Counters::default(),
+                people: OnceLock::new(),
             }),
         };
         Ok(chat)
+    }
+
+    /// Hands people events (from the ring and local) to `sink` from now on.
+    pub fn set_people(&self, sink: Arc<dyn PeopleSink>) {
+        let _ = self.inner.people.set(sink);
+    }
+
+    /// Numbers, signs and stores a people event of this node (its line `text` is shown to
+    /// local subscribers), as [`Chat::send_local`] does a message; the caller broadcasts it.
+    pub fn send_event(&self, event: &[u8], text: &str) -> Result<Local, SendError> {
+        let mut state = self.state();
+        let seq = state.seq + 1;
+        let mut message = envelope::sign(
+            &self.inner.key,
+            &Draft {
+                seq,
+                hlc: self.inner.clock.tick(),
+                room: &Room::lobby(),
+                text: "",
+                event: Some(event),
+                nick: self.inner.nick.as_ref(),
+            },
+        )?;
+        message.text = text.to_owned();
+        let pos = match state.store.insert_own(&message).map_err(ChatError::from)? {
+            Insert::New(pos) => pos,
+            _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused")).into()),
+        };
+        state.seq = seq;
+        let stored = Arc::new(Stored { pos, message });
+        if !text.is_empty() {
+            self.inner.hub.publish(stored.clone());
+        }
+        drop(state);
+        Ok(Local {
+            seq: stored.message.seq,
+            wire: stored.message.wire.to_vec(),
+            stored,
+        })
+    }
+
+    /// The stored people events, oldest first (at most [`MAX_PEOPLE_EVENTS`], the newest).
+    pub fn people_events(&self) -> Result<Vec<ChatMessage>, ChatError> {
+        let rows = match &self.inner.reader {
+            Some(r) => queries::people_events(
+                &r.lock().unwrap_or_else(|p| p.into_inner()).db,
+                MAX_PEOPLE_EVENTS,
+            ),
+            None => self.state().store.people_events(MAX_PEOPLE_EVENTS),
+        }?;
+        Ok(rows.into_iter().map(|s| s.message).collect())
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -238,6 +303,7 @@ impl Chat {
                 room,
                 text,
                 nick: self.inner.nick.as_ref(),
+                event: None,
             },
         )?;
         let pos = match state.store.insert_own(&message).map_err(ChatError::from)? {
@@ -283,10 +349,24 @@ impl Chat {
         result
     }
 
-    fn accept_message(&self, message: ChatMessage) -> Result<Arc<Stored>, AcceptError> {
+    fn accept_message(&self, mut message: ChatMessage) -> Result<Arc<Stored>, AcceptError> {
         let mut state = self.state();
         // The store recognises duplicates itself (in the insert's transaction).
         self.inner.clock.observe(message.hlc)?;
+        if message.kind == Kind::People {
+            if state
+                .store
+                .position(&message.id)
+                .map_err(ChatError::from)?
+                .is_some()
+            {
+                return Err(AcceptError::Duplicate);
+            }
+            message.text = match self.inner.people.get() {
+                Some(p) => p.apply(&message),
+                None => String::new(),
+            };
+        }
         let pos = match state.store.insert(&message).map_err(ChatError::from)? {
             Insert::New(pos) => pos,
             Insert::Duplicate => return Err(AcceptError::Duplicate),
@@ -296,7 +376,9 @@ impl Chat {
             Insert::Stale => return Err(AcceptError::Replay("older than the kept history")),
         };
         let stored = Arc::new(Stored { pos, message });
-        self.inner.hub.publish(stored.clone());
+        if stored.message.kind == Kind::Text || !stored.message.text.is_empty() {
+            self.inner.hub.publish(stored.clone());
+        }
         Ok(stored)
     }
 

@@ -19,7 +19,7 @@ pub(super) fn after(
     limit: usize,
 ) -> Result<Vec<Stored>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE pos > ?1 AND (?2 IS NULL OR room = ?2)
+        "SELECT {COLUMNS} FROM messages WHERE pos > ?1 AND (?2 IS NULL OR room = ?2) AND (kind = 1 OR body != '')
          ORDER BY pos ASC LIMIT ?3"
     );
     query(db, &sql, after, room, limit)
@@ -33,7 +33,7 @@ pub(super) fn before(
     limit: usize,
 ) -> Result<Vec<Stored>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE pos < ?1 AND (?2 IS NULL OR room = ?2)
+        "SELECT {COLUMNS} FROM messages WHERE pos < ?1 AND (?2 IS NULL OR room = ?2) AND (kind = 1 OR body != '')
          ORDER BY pos DESC LIMIT ?3"
     );
     let mut rows = query(db, &sql, before, room, limit)?;
@@ -50,7 +50,7 @@ pub(super) fn between(
     limit: usize,
 ) -> Result<Vec<Stored>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE pos > ?4 AND pos < ?1 AND (?2 IS NULL OR room = ?2)
+        "SELECT {COLUMNS} FROM messages WHERE pos > ?4 AND pos < ?1 AND (?2 IS NULL OR room = ?2) AND (kind = 1 OR body != '')
          ORDER BY pos DESC LIMIT ?3"
     );
     let mut stmt = db.prepare_cached(&sql)?;
@@ -81,11 +81,23 @@ fn query(
         .collect()
 }
 
+/// The newest `limit` people events, oldest first.
+pub(super) fn people_events(db: &Connection, limit: usize) -> Result<Vec<Stored>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE kind = 2 ORDER BY pos DESC LIMIT ?1");
+    let mut stmt = db.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![limit as i64], raw_row)?;
+    let mut out = rows
+        .map(|r| r.map_err(StoreError::from).and_then(decode))
+        .collect::<Result<Vec<_>, _>>()?;
+    out.reverse();
+    Ok(out)
+}
+
 /// Every room with stored messages, by name.
 pub(super) fn rooms(db: &Connection) -> Result<Vec<RoomSummary>, StoreError> {
     let mut stmt = db.prepare_cached(
         "SELECT m.room, c.n, m.id, m.hlc FROM
-           (SELECT room, COUNT(*) AS n, MAX(pos) AS p FROM messages GROUP BY room) AS c
+           (SELECT room, COUNT(*) AS n, MAX(pos) AS p FROM messages WHERE kind = 1 GROUP BY room) AS c
          JOIN messages AS m ON m.pos = c.p ORDER BY m.room",
     )?;
     let rows = stmt.query_map([], |r| {
@@ -141,6 +153,11 @@ fn decode(row: RawRow) -> Result<Stored, StoreError> {
     let origin: [u8; 32] = origin
         .try_into()
         .map_err(|_| StoreError::Corrupt("origin"))?;
+    let kind = Kind::from_code(kind as u64).ok_or(StoreError::Corrupt("kind"))?;
+    let event = match kind {
+        Kind::Text => Vec::new(),
+        Kind::People => super::envelope::stored_event(&wire).ok_or(StoreError::Corrupt("event"))?,
+    };
     Ok(Stored {
         pos,
         message: ChatMessage {
@@ -148,13 +165,14 @@ fn decode(row: RawRow) -> Result<Stored, StoreError> {
             origin: VerifyingKey::from_bytes(&origin).map_err(|_| StoreError::Corrupt("origin"))?,
             seq: seq as u64,
             hlc: Timestamp(hlc as u64),
-            kind: Kind::from_code(kind as u64).ok_or(StoreError::Corrupt("kind"))?,
+            kind,
             room: room.parse().map_err(|_| StoreError::Corrupt("room"))?,
             nick: match nick.as_str() {
                 "" => None,
                 n => Some(n.parse().map_err(|_| StoreError::Corrupt("nick"))?),
             },
             text: body,
+            event,
             wire,
         },
     })

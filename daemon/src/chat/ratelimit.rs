@@ -24,7 +24,8 @@ pub struct Rate {
 }
 
 impl Bucket {
-    fn full(rate: Rate, now: Instant) -> Bucket {
+    /// A full bucket at `now`.
+    pub fn full(rate: Rate, now: Instant) -> Bucket {
         Bucket {
             tokens: rate.burst,
             updated: now,

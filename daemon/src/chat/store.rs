@@ -396,6 +396,11 @@ impl Store {
         queries::between(&self.db, low, high, room, limit)
     }
 
+    /// The newest `limit` people events, oldest first.
+    pub fn people_events(&self, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        queries::people_events(&self.db, limit)
+    }
+
     /// Every room with stored messages, by name.
     pub fn rooms(&self) -> Result<Vec<RoomSummary>, StoreError> {
         queries::rooms(&self.db)

@@ -17,6 +17,7 @@ fn msg(key: u8, seq: u64, ms: u64, room: &str, text: &str) -> ChatMessage {
             room: &room,
             text,
             nick: None,
+            event: None,
         },
     )
     .expect("signs")

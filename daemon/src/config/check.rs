@@ -242,6 +242,14 @@ impl Checker {
                 )?),
                 None => d.commit_delay,
             },
+            away_after_secs: match chat.remove("away_after_secs") {
+                Some(v) => self.uint("chat.away_after_secs", v, 0, 30 * 24 * 3600)?,
+                None => d.away_after_secs,
+            },
+            nick_release_days: match chat.remove("nick_release_days") {
+                Some(v) => self.uint("chat.nick_release_days", v, 1, 90)?,
+                None => d.nick_release_days,
+            },
         })
     }
 

@@ -35,7 +35,7 @@ pub const KEYS: &[Key] = &[
     key("node.data_dir", "directory of the node key and the history"),
     key(
         "node.nickname",
-        "the nickname on this node's messages; empty for none",
+        "the nickname wished for this node's user (unique on the network: a taken one gets a numeric suffix); empty: the Unix login name",
     ),
     key("control.socket", "Unix socket of the gRPC control API"),
     key(
@@ -68,6 +68,14 @@ pub const KEYS: &[Key] = &[
     key(
         "chat.commit_delay_ms",
         "how long messages from the ring may wait to be committed",
+    ),
+    key(
+        "chat.away_after_secs",
+        "inactivity after which the node's user shows as away (0: never)",
+    ),
+    key(
+        "chat.nick_release_days",
+        "how long a nickname stays reserved after its account stops renewing it",
     ),
     Key {
         name: "log.filter",

@@ -115,6 +115,11 @@ pub struct ChatConfig {
     /// How long messages from the ring may wait before they are committed to the history
     /// (`chat.commit_delay_ms`; zero commits each one).
     pub commit_delay: std::time::Duration,
+    /// Inactivity after which the node's user is away (`chat.away_after_secs`; 0: never).
+    pub away_after_secs: u64,
+    /// Days a nickname stays reserved after its account stops renewing it
+    /// (`chat.nick_release_days`).
+    pub nick_release_days: u64,
 }
 
 /// The default of `chat.commit_delay_ms`: at 200 messages a second a commit takes about four
@@ -129,6 +134,8 @@ impl Default for ChatConfig {
             max_subscribers: 1024,
             outbound_queue: 1024,
             commit_delay: DEFAULT_COMMIT_DELAY,
+            away_after_secs: 600,
+            nick_release_days: 30,
         }
     }
 }
@@ -358,6 +365,8 @@ impl Settings {
         chat.insert("outbound_queue".into(), int(c.outbound_queue as u64));
         let delay = u64::try_from(c.commit_delay.as_millis()).unwrap_or(u64::MAX);
         chat.insert("commit_delay_ms".into(), int(delay));
+        chat.insert("away_after_secs".into(), int(c.away_after_secs));
+        chat.insert("nick_release_days".into(), int(c.nick_release_days));
         let mut log = Table::new();
         log.insert("filter".into(), s(self.log_filter.clone()));
         let n = |v: u64| T::Integer(i64::try_from(v).unwrap_or(i64::MAX));

@@ -24,6 +24,7 @@ use crate::chat::envelope::Kind;
 use crate::chat::ratelimit::{Keyed, Rate};
 use crate::chat::{Chat, FeedEvent, MessageId, Room, Start, Stored};
 use crate::node::Node;
+use crate::people::People;
 
 /// Largest `limit` of History and `backlog` of Subscribe.
 pub const MAX_PAGE: u32 = 1000;
@@ -37,15 +38,18 @@ const RATE_KEYS: usize = 4096;
 pub struct ChatApi {
     chat: Chat,
     node: Arc<Node>,
+    people: Arc<People>,
     limiter: Arc<Keyed<String>>,
 }
 
 impl ChatApi {
-    /// The service over `chat`, limiting each client's sends to `rate`.
-    pub fn new(chat: Chat, node: Arc<Node>, rate: Rate) -> ChatApi {
+    /// The service over `chat`, naming authors through `people`, limiting each client's
+    /// sends to `rate`.
+    pub fn new(chat: Chat, node: Arc<Node>, people: Arc<People>, rate: Rate) -> ChatApi {
         ChatApi {
             chat,
             node,
+            people,
             limiter: Arc::new(Keyed::new(rate, RATE_KEYS)),
         }
     }
@@ -84,13 +88,17 @@ fn page(field: &str, n: u32, default: u32) -> Result<usize, ApiError> {
     }
 }
 
-/// The API form of a stored message.
-pub fn to_proto(stored: &Stored) -> ChatMessage {
+/// The API form of a stored message. Its author is named by what `people` verified (the
+/// nickname of the account the signing node hosts), never by the name inside the envelope.
+pub fn to_proto(stored: &Stored, people: &People) -> ChatMessage {
     let m = &stored.message;
     ChatMessage {
         id: m.id.to_hex(),
         room: m.room.to_string(),
-        from: m.nick.as_ref().map(|n| n.to_string()).unwrap_or_default(),
+        from: match m.kind {
+            Kind::Text => people.name_for_node(&m.from_id()),
+            Kind::People => String::new(),
+        },
         from_id: m.from_id().to_hex(),
         text: m.text.clone(),
         sent_at_unix_ms: i64::try_from(m.hlc.millis()).unwrap_or(i64::MAX),
@@ -98,6 +106,7 @@ pub fn to_proto(stored: &Stored) -> ChatMessage {
         sequence: m.seq,
         kind: match m.kind {
             Kind::Text => MessageKind::Text as i32,
+            Kind::People => MessageKind::Event as i32,
         },
     }
 }
@@ -140,6 +149,7 @@ impl ChatService for ChatApi {
         let chat = self.chat.clone();
         // Numbered, signed and stored on the driver only once the overlay admits the
         // broadcast: OK means the overlay has taken it (ring/originate.rs).
+        self.people.touch();
         let stored = ring
             .originate(move || {
                 chat.send_local(&room, &req.text)
@@ -148,7 +158,7 @@ impl ChatService for ChatApi {
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(SendResponse {
-            message: Some(to_proto(&stored)),
+            message: Some(to_proto(&stored, &self.people)),
         }))
     }
 
@@ -174,11 +184,12 @@ impl ChatService for ChatApi {
             )
             .into());
         };
-        let stream = ReceiverStream::new(events).map(|event| {
+        let people = self.people.clone();
+        let stream = ReceiverStream::new(events).map(move |event| {
             Ok(SubscribeResponse {
                 event: Some(match event {
                     FeedEvent::Message(stored) => {
-                        subscribe_response::Event::Message(to_proto(&stored))
+                        subscribe_response::Event::Message(to_proto(&stored, &people))
                     }
                     FeedEvent::Lagged {
                         missed,
@@ -225,7 +236,7 @@ impl ChatService for ChatApi {
             }
         }
         Ok(Response::new(HistoryResponse {
-            messages: rows.iter().map(to_proto).collect(),
+            messages: rows.iter().map(|s| to_proto(s, &self.people)).collect(),
             more,
         }))
     }

@@ -11,6 +11,7 @@ use chat_overlay::BroadcastError;
 
 use crate::chat::{ChatError, SendError};
 use crate::paths::PathError;
+use crate::people::PeopleError;
 use crate::records::RecordsError;
 use crate::ring::originate::OriginateError;
 use chat_overlay::records::RecordError;
@@ -156,6 +157,19 @@ impl From<RecordsError> for ApiError {
                     | RecordError::Unavailable => ApiError::Unavailable(m),
                 }
             }
+        }
+    }
+}
+
+impl From<PeopleError> for ApiError {
+    fn from(err: PeopleError) -> ApiError {
+        match err {
+            PeopleError::Nickname(e) => ApiError::field("nickname", e),
+            PeopleError::AwayTooLong => ApiError::field("away_message", err),
+            PeopleError::TooFast(_) => ApiError::ResourceExhausted(err.to_string()),
+            PeopleError::NotJoined | PeopleError::Ring(_) => ApiError::Unavailable(err.to_string()),
+            PeopleError::AllTaken(_) => ApiError::AlreadyExists(err.to_string()),
+            PeopleError::Records(e) => e.into(),
         }
     }
 }

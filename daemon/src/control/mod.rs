@@ -7,8 +7,8 @@
 //! [`ControlSocket::serve`] runs the services until shutdown; the socket file is removed when the
 //! [`ControlSocket`] is dropped, unless another process has replaced it meanwhile.
 //!
-//! One file per gRPC service (`node_service.rs`, `chat_service.rs`, `record_service.rs`; the
-//! standard health and
+//! One file per gRPC service (`node_service.rs`, `chat_service.rs`, `record_service.rs`,
+//! `user_service.rs`; the standard health and
 //! reflection services in `standard.rs`); who may call is decided in `access.rs` (peer
 //! credentials on the socket, a bearer token on the optional TCP listener); domain errors
 //! become `tonic::Status` in one place, `error.rs`.
@@ -20,6 +20,7 @@ mod node_service;
 mod quiet;
 mod record_service;
 mod standard;
+mod user_service;
 
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -36,10 +37,12 @@ pub use chat_service::ChatApi;
 pub use error::{ApiError, ControlError};
 pub use node_service::NodeApi;
 pub use record_service::RecordApi;
+pub use user_service::UserApi;
 
 use access::{Conn, Gate, UnixPolicy};
 use chat_proto::v1::chat_service_server::ChatServiceServer;
 use chat_proto::v1::record_service_server::RecordServiceServer;
+use chat_proto::v1::user_service_server::UserServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -144,6 +147,7 @@ impl ControlSocket {
         node: Arc<Node>,
         chat: Chat,
         records: Arc<crate::records::Records>,
+        people: Arc<crate::people::People>,
         access: &Access,
         mut shutdown: Shutdown,
     ) -> Result<(), ControlError> {
@@ -183,8 +187,17 @@ impl ControlSocket {
             .layer(tonic::service::InterceptorLayer::new(move |r| {
                 gate.check(r)
             }))
-            .add_service(NodeServiceServer::new(NodeApi::new(node.clone())))
-            .add_service(ChatServiceServer::new(ChatApi::new(chat, node, rate)))
+            .add_service(NodeServiceServer::new(NodeApi::new(
+                node.clone(),
+                people.clone(),
+            )))
+            .add_service(UserServiceServer::new(UserApi::new(
+                people.clone(),
+                node.clone(),
+            )))
+            .add_service(ChatServiceServer::new(ChatApi::new(
+                chat, node, people, rate,
+            )))
             .add_service(RecordServiceServer::new(RecordApi::new(records)))
             .add_service(health_service)
             .add_service(reflection_v1)

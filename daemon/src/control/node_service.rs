@@ -15,6 +15,7 @@ use tonic::{Request, Response, Status};
 
 use super::ApiError;
 use crate::node::Node;
+use crate::people::People;
 
 /// How long `Leave` waits for the leave to be announced.
 const LEAVE_DEADLINE: Duration = Duration::from_millis(1500);
@@ -23,12 +24,13 @@ const LEAVE_DEADLINE: Duration = Duration::from_millis(1500);
 #[derive(Debug, Clone)]
 pub struct NodeApi {
     node: Arc<Node>,
+    people: Arc<People>,
 }
 
 impl NodeApi {
-    /// A service reporting on `node`.
-    pub fn new(node: Arc<Node>) -> NodeApi {
-        NodeApi { node }
+    /// A service reporting on `node` (and its user, from `people`).
+    pub fn new(node: Arc<Node>, people: Arc<People>) -> NodeApi {
+        NodeApi { node, people }
     }
 }
 
@@ -52,9 +54,14 @@ impl NodeService for NodeApi {
             Some(r) => r.view().await,
             None => None,
         };
+        let (nickname, nickname_note) = self.people.nickname();
+        let (presence, _) = self.people.presence();
         let mut resp = GetStatusResponse {
             node_id: status.id.to_hex(),
-            nickname: status.nickname.map(|n| n.to_string()).unwrap_or_default(),
+            nickname: nickname.unwrap_or_default(),
+            nickname_note,
+            user_id: hex::encode(self.people.account()),
+            presence: presence.as_str().to_owned(),
             listen_addr: status.listen_addr.to_string(),
             version: status.version.to_owned(),
             uptime_seconds: status.uptime.as_secs(),
@@ -197,7 +204,31 @@ mod tests {
             "127.0.0.1:9".parse().expect("addr"),
             vec![],
         ));
-        let api = NodeApi::new(node.clone());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chat = crate::chat::Chat::in_memory(
+            ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
+            None,
+            &crate::chat::ChatConfig::default(),
+        )
+        .expect("chat");
+        let (records, _) = crate::records::Records::open(
+            dir.path(),
+            ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
+        )
+        .expect("records");
+        let people = People::open(
+            dir.path(),
+            node.id(),
+            chat,
+            records,
+            crate::people::PeopleConfig {
+                wish: "bob".parse().expect("nick"),
+                away_after: Duration::ZERO,
+                nick_ttl: Duration::from_secs(3600),
+            },
+        )
+        .expect("people");
+        let api = NodeApi::new(node.clone(), people.clone());
         let resp = api
             .get_status(Request::new(GetStatusRequest {}))
             .await
@@ -205,7 +236,10 @@ mod tests {
             .into_inner();
         assert_eq!(resp.node_id, node.id().to_hex());
         assert_eq!(resp.node_id.len(), 64);
-        assert_eq!(resp.nickname, "bob");
+        // Not claimed before the node joins a ring.
+        assert_eq!(resp.nickname, "");
+        assert_eq!(resp.user_id, hex::encode(people.account()));
+        assert_eq!(resp.presence, "online");
         assert_eq!(resp.listen_addr, "127.0.0.1:9");
         assert_eq!(resp.version, crate::node::VERSION);
         assert_eq!(resp.uptime_seconds, 0);

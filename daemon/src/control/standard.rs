@@ -13,7 +13,12 @@ use tonic_health::server::HealthReporter;
 use crate::node::Node;
 
 /// Service names whose health follows ring membership.
-pub const HEALTH_SERVICES: &[&str] = &["", "chat.v1.ChatService", "chat.v1.RecordService"];
+pub const HEALTH_SERVICES: &[&str] = &[
+    "",
+    "chat.v1.ChatService",
+    "chat.v1.RecordService",
+    "chat.v1.UserService",
+];
 
 /// Keeps the health statuses equal to the node's membership until the node is dropped.
 pub async fn follow_membership(reporter: HealthReporter, node: Arc<Node>) {

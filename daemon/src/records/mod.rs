@@ -70,6 +70,21 @@ enum Waiter {
     Get(oneshot::Sender<Result<Vec<Record>, RecordError>>),
 }
 
+/// A name an account of this node claimed turned out to be held by another key (at renewal,
+/// or where two claims met after a partition).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostName {
+    /// The account that lost it.
+    pub owner: [u8; 32],
+    /// The normalised name.
+    pub name: Vec<u8>,
+    /// The key that holds it.
+    pub holder: [u8; 32],
+}
+
+/// An own record: its owner, kind and key.
+type OwnKey = ([u8; 32], u8, Vec<u8>);
+
 /// An own record's lifetime, for re-signing.
 #[derive(Clone, Copy, Debug)]
 struct Own {
@@ -84,7 +99,11 @@ pub struct Records {
     ring: OnceLock<RingHandle>,
     waiters: Mutex<HashMap<u64, Waiter>>,
     next: AtomicU64,
-    own: Mutex<HashMap<(u8, Vec<u8>), Own>>,
+    own: Mutex<HashMap<OwnKey, Own>>,
+    /// Keys of the accounts this node hosts, by public key: their records are re-signed too.
+    signers: Mutex<HashMap<[u8; 32], SigningKey>>,
+    /// Where "a name an account claimed is held by another key" goes (the people service).
+    lost: OnceLock<tokio::sync::mpsc::Sender<LostName>>,
     file: Mutex<Option<RecordFile>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -109,6 +128,8 @@ impl Records {
             waiters: Mutex::new(HashMap::new()),
             next: AtomicU64::new(1),
             own: Mutex::new(HashMap::new()),
+            signers: Mutex::new(HashMap::new()),
+            lost: OnceLock::new(),
             file: Mutex::new(Some(file)),
             writer: Mutex::new(Some(writer)),
         };
@@ -184,7 +205,37 @@ impl Records {
             }
             None => Value::Deleted,
         };
-        let record = self.sign(kind, key, value, ttl);
+        let record = self.sign(&self.key, kind, key, value, ttl, None);
+        let copies = self.put_signed(record.clone()).await?;
+        Ok((record, copies))
+    }
+
+    /// Hosts `key`'s records: they are re-signed before they expire like the node's own.
+    pub fn add_signer(&self, key: SigningKey) {
+        self.signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.verifying_key().to_bytes(), key);
+    }
+
+    /// Where lost names of hosted accounts are reported from now on (one receiver).
+    pub fn lost_names(&self) -> Option<tokio::sync::mpsc::Receiver<LostName>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        self.lost.set(tx).ok().map(|()| rx)
+    }
+
+    /// Signs a record with a hosted account's `signer` (any lifetime the overlay accepts;
+    /// `created`: a claim's first creation time, kept across restarts) and puts it.
+    pub async fn put_as(
+        &self,
+        signer: &SigningKey,
+        kind: Kind,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        ttl: Duration,
+        created: Option<u64>,
+    ) -> Result<(Record, u8), RecordsError> {
+        let record = self.sign(signer, kind, key, Value::Data(value), ttl, created);
         let copies = self.put_signed(record.clone()).await?;
         Ok((record, copies))
     }
@@ -229,21 +280,32 @@ impl Records {
         }
     }
 
-    /// Signs a new version: the version and creation time continue the node's earlier ones
-    /// (a claim keeps its first creation time, which decides conflicts).
-    fn sign(&self, kind: Kind, key: Vec<u8>, value: Value, ttl: Duration) -> Record {
+    /// Signs a new version with `signer`: the version and creation time continue the
+    /// signer's earlier ones (a claim keeps its first creation time, which decides conflicts;
+    /// `created` gives it when this process has not signed the claim before).
+    fn sign(
+        &self,
+        signer: &SigningKey,
+        kind: Kind,
+        key: Vec<u8>,
+        value: Value,
+        ttl: Duration,
+        created: Option<u64>,
+    ) -> Record {
         let now = unix_ms();
+        let owner = signer.verifying_key().to_bytes();
         let mut own = self.own.lock().unwrap_or_else(|p| p.into_inner());
-        let prev = own.get(&(kind as u8, key.clone())).copied();
+        let prev = own.get(&(owner, kind as u8, key.clone())).copied();
         let version = prev.map_or(now, |p| now.max(p.version + 1));
-        let created = match (kind.policy(), prev) {
-            (Policy::Claim, Some(p)) => p.created,
+        let created = match (kind.policy(), prev, created) {
+            (Policy::Claim, Some(p), _) => p.created,
+            (Policy::Claim, None, Some(c)) => c.min(now),
             _ => now,
         };
         let expires = now.saturating_add(ttl.as_millis() as u64);
         if kind.policy() != Policy::Set {
             own.insert(
-                (kind as u8, key.clone()),
+                (owner, kind as u8, key.clone()),
                 Own {
                     ttl,
                     version,
@@ -251,7 +313,7 @@ impl Records {
                 },
             );
         }
-        Record::sign(kind, key, value, &self.key, version, created, expires)
+        Record::sign(kind, key, value, signer, version, created, expires)
     }
 
     async fn put_signed(&self, record: Record) -> Result<u8, RecordsError> {
@@ -311,9 +373,19 @@ impl Records {
 
     /// An own record is about to expire: sign it again with a fresh expiry and put it.
     fn renew(&self, old: &Record) {
-        if old.owner != self.owner() {
-            return;
-        }
+        let signer = if old.owner == self.owner() {
+            self.key.clone()
+        } else {
+            match self
+                .signers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&old.owner)
+            {
+                Some(k) => k.clone(),
+                None => return,
+            }
+        };
         let Some(kind) = Kind::from_u8(old.kind) else {
             return;
         };
@@ -321,9 +393,9 @@ impl Records {
             .own
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&(old.kind, old.key.clone()))
+            .get(&(old.owner, old.kind, old.key.clone()))
             .map_or(DEFAULT_TTL, |o| o.ttl);
-        let record = self.sign(kind, old.key.clone(), old.value.clone(), ttl);
+        let record = self.sign(&signer, kind, old.key.clone(), old.value.clone(), ttl, None);
         let token = self.next.fetch_add(1, Ordering::Relaxed);
         let input = Input::Records(RecordsInput::Put {
             token,
@@ -355,21 +427,49 @@ impl RecordSink for Records {
             RecordsEvent::Held(r) => self.persist(Write::Hold(Box::new(r))),
             RecordsEvent::Released(h) => self.persist(Write::Release(h)),
             RecordsEvent::Expiring(r) => self.renew(&r),
-            RecordsEvent::Lost { kind, key, holder } => warn!(
-                kind,
-                key = %String::from_utf8_lossy(&key),
-                holder = %hex::encode(holder),
-                "a name this node claimed is held by another key"
-            ),
-            RecordsEvent::Conflict { key, .. } => info!(
-                key = %String::from_utf8_lossy(&key),
-                "two claims of one name met here; the earlier one keeps it"
-            ),
+            RecordsEvent::Lost { kind, key, holder } => {
+                warn!(
+                    kind,
+                    key = %String::from_utf8_lossy(&key),
+                    holder = %hex::encode(holder),
+                    "a name this node claimed is held by another key"
+                );
+                self.report_lost(None, key, holder);
+            }
+            RecordsEvent::Conflict { key, winner, loser } => {
+                info!(
+                    key = %String::from_utf8_lossy(&key),
+                    "two claims of one name met here; the earlier one keeps it"
+                );
+                self.report_lost(Some(loser), key, winner);
+            }
         }
     }
 }
 
 impl Records {
+    /// Tells the people service that a hosted account lost `name` (`owner` when known; else
+    /// every hosted account that claimed it is asked to check).
+    fn report_lost(&self, owner: Option<[u8; 32]>, name: Vec<u8>, holder: [u8; 32]) {
+        let hosted: Vec<[u8; 32]> = {
+            let signers = self.signers.lock().unwrap_or_else(|p| p.into_inner());
+            match owner {
+                Some(o) if signers.contains_key(&o) => vec![o],
+                Some(_) => Vec::new(),
+                None => signers.keys().copied().collect(),
+            }
+        };
+        if let Some(tx) = self.lost.get() {
+            for owner in hosted.into_iter().filter(|o| *o != holder) {
+                let _ = tx.try_send(LostName {
+                    owner,
+                    name: name.clone(),
+                    holder,
+                });
+            }
+        }
+    }
+
     fn persist(&self, w: Write) {
         if let Some(f) = self.file.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
             f.write(w);

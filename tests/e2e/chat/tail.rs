@@ -61,7 +61,13 @@ fn send_then_tail_shows_it_once_with_every_field() {
         ts.len() == 24 && &ts[10..11] == "T" && ts.ends_with('Z'),
         "RFC 3339: {ts}"
     );
-    assert_eq!(all.len(), 2);
+    // Besides the messages, the node user's "joined" line is an event.
+    assert_eq!(all.iter().filter(|m| m["kind"] == "message").count(), 2);
+    assert!(
+        all.iter()
+            .any(|m| m["kind"] == "event" && m["text"] == "→ alice joined"),
+        "{all:?}"
+    );
 
     let dev = lines_json(&ok(
         &sandbox.chatctl_at(&socket, &["tail", "--json", "--room", "dev"])

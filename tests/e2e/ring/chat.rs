@@ -24,6 +24,9 @@ pub(crate) fn texts(c: &Cluster, i: usize) -> Option<BTreeMap<String, usize>> {
     let mut m = BTreeMap::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        if v["kind"] == "event" {
+            continue;
+        }
         *m.entry(v["text"].as_str()?.to_owned()).or_insert(0) += 1;
     }
     Some(m)

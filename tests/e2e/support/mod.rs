@@ -83,6 +83,9 @@ pub fn line_reader(child: &mut Child) -> mpsc::Receiver<String> {
 pub fn drain_texts(rx: &mpsc::Receiver<String>, seen: &mut Vec<String>) {
     while let Ok(line) = rx.try_recv() {
         let v: serde_json::Value = serde_json::from_str(&line).expect("json line");
+        if v["kind"] == "event" {
+            continue;
+        }
         seen.push(v["text"].as_str().unwrap_or("").to_owned());
     }
 }

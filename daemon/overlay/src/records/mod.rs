@@ -368,7 +368,7 @@ impl Default for RecordsConfig {
     fn default() -> Self {
         RecordsConfig {
             replicas: 3,
-            max_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_ttl: Duration::from_secs(90 * 24 * 3600),
             max_skew: Duration::from_secs(300),
             max_per_owner: 1024,
             max_bytes: 64 * 1024 * 1024,

@@ -1,0 +1,302 @@
+//! The user directory: every account this node has heard of, with its verified nickname,
+//! presence and hosting node, built only from verified people events (`event.rs`).
+//!
+//! Names are unique regardless of case. Should two accounts show the same name (two claims
+//! granted on both sides of a partition, before the loser's node renames it), the one whose
+//! claim wins by the records layer's rule (created first; ties: the smaller `blake3(owner)`)
+//! is shown with the name, the other as `name#abcd` (the first hex digits of its key) — a
+//! form no nickname can take — until it renames itself. Bounded by [`MAX_USERS`].
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::event::{Presence, Profile, normalise};
+
+/// Accounts remembered at most; profiles of new accounts past it are ignored (and counted).
+pub const MAX_USERS: usize = 100_000;
+
+/// One account as this node knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// The account's public key.
+    pub account: [u8; 32],
+    /// The node hosting it.
+    pub node: [u8; 32],
+    /// Its nickname as written (without the guest's `*`).
+    pub nick: String,
+    /// A guest of its node's API.
+    pub guest: bool,
+    /// Presence.
+    pub presence: Presence,
+    /// Away message.
+    pub away: String,
+    /// Since when (Unix milliseconds).
+    pub since_ms: u64,
+    /// The version of the profile applied last.
+    pub version: u64,
+    /// The claim's rank among claims of one name (lower wins).
+    rank: (u64, [u8; 32]),
+}
+
+/// A claim's rank and the account holding it: the first of a name's set shows the name.
+type Claimant = ((u64, [u8; 32]), [u8; 32]);
+
+/// The directory.
+#[derive(Debug, Default)]
+pub struct Directory {
+    users: HashMap<[u8; 32], User>,
+    /// Normalised name → (rank, account) of every account showing it.
+    names: HashMap<String, BTreeSet<Claimant>>,
+    /// Profiles ignored because the directory was full.
+    pub ignored: u64,
+}
+
+impl Directory {
+    /// Applies a verified profile; returns the line to show for it (empty if nothing visible
+    /// changed, or the profile is not newer than the one held).
+    pub fn apply(&mut self, p: Profile) -> String {
+        let old = self.users.get(&p.account).cloned();
+        if old.as_ref().is_some_and(|o| o.version >= p.version) {
+            return String::new();
+        }
+        if old.is_none() && self.users.len() >= MAX_USERS {
+            self.ignored += 1;
+            return String::new();
+        }
+        let before = old.as_ref().map(|o| self.display(o));
+        if let Some(o) = &old {
+            self.unname(o);
+        }
+        let rank = (p.claim.created, *blake3::hash(&p.account).as_bytes());
+        let user = User {
+            account: p.account,
+            node: p.node,
+            nick: p.nick.trim_start_matches('*').to_owned(),
+            guest: p.guest,
+            presence: p.presence,
+            away: p.away,
+            since_ms: p.since_ms,
+            version: p.version,
+            rank,
+        };
+        self.names
+            .entry(normalise(&user.nick))
+            .or_default()
+            .insert((rank, user.account));
+        let name = self.display(&user);
+        let line = describe(old.as_ref(), before.as_deref(), &user, &name);
+        self.users.insert(user.account, user);
+        line
+    }
+
+    /// Node `node` was seen dead: its accounts go offline. Returns a line per account.
+    pub fn node_down(&mut self, node: &[u8; 32], now_ms: u64) -> Vec<String> {
+        let gone: Vec<[u8; 32]> = self
+            .users
+            .values()
+            .filter(|u| &u.node == node && u.presence != Presence::Offline)
+            .map(|u| u.account)
+            .collect();
+        let mut lines = Vec::new();
+        for a in gone {
+            let name = match self.users.get(&a) {
+                Some(u) => self.display(u),
+                None => continue,
+            };
+            if let Some(u) = self.users.get_mut(&a) {
+                u.presence = Presence::Offline;
+                u.since_ms = now_ms;
+                u.away.clear();
+                lines.push(format!("← {name} left (its node stopped answering)"));
+            }
+        }
+        lines
+    }
+
+    /// The name shown for `u`: `*nick` for a guest, `nick#abcd` for the loser of a name
+    /// conflict.
+    pub fn display(&self, u: &User) -> String {
+        let star = if u.guest { "*" } else { "" };
+        let wins = self
+            .names
+            .get(&normalise(&u.nick))
+            .and_then(|s| s.first())
+            .is_none_or(|(_, a)| *a == u.account);
+        if wins {
+            format!("{star}{}", u.nick)
+        } else {
+            format!("{star}{}#{}", u.nick, hex::encode(&u.account[..2]))
+        }
+    }
+
+    /// Whether `account` shows a name another account's claim beats (it is shown as
+    /// `name#abcd`).
+    pub fn loses_name(&self, account: &[u8; 32]) -> bool {
+        self.users
+            .get(account)
+            .is_some_and(|u| self.display(u).contains('#'))
+    }
+
+    /// The account `account`.
+    pub fn get(&self, account: &[u8; 32]) -> Option<&User> {
+        self.users.get(account)
+    }
+
+    /// The (non-guest) account hosted by `node`, if known.
+    pub fn host_of(&self, node: &[u8; 32]) -> Option<&User> {
+        self.users
+            .values()
+            .filter(|u| &u.node == node && !u.guest)
+            .max_by_key(|u| u.version)
+    }
+
+    /// Every account, by shown name.
+    pub fn list(&self) -> Vec<(String, User)> {
+        let mut all: Vec<(String, User)> = self
+            .users
+            .values()
+            .map(|u| (self.display(u), u.clone()))
+            .collect();
+        all.sort_by(|a, b| {
+            a.0.to_lowercase()
+                .cmp(&b.0.to_lowercase())
+                .then(a.0.cmp(&b.0))
+        });
+        all
+    }
+
+    /// Accounts known.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Whether no account is known.
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    fn unname(&mut self, u: &User) {
+        let key = normalise(&u.nick);
+        if let Some(set) = self.names.get_mut(&key) {
+            set.remove(&(u.rank, u.account));
+            if set.is_empty() {
+                self.names.remove(&key);
+            }
+        }
+    }
+}
+
+/// The line for a change from `old` (shown as `before`) to `new` (shown as `name`).
+fn describe(old: Option<&User>, before: Option<&str>, new: &User, name: &str) -> String {
+    let mut parts = Vec::new();
+    if let (Some(before), Some(_)) = (before, old)
+        && before != name
+    {
+        parts.push(format!("{before} is now {name}"));
+    }
+    let was = old.map_or(Presence::Offline, |o| o.presence);
+    let change = match (was, new.presence) {
+        (Presence::Offline, Presence::Online) => Some(format!("→ {name} joined")),
+        (Presence::Offline, Presence::Away) => Some(format!("→ {name} joined (away)")),
+        (Presence::Online | Presence::Away, Presence::Offline) => Some(format!("← {name} left")),
+        (Presence::Online, Presence::Away) if new.away.is_empty() => {
+            Some(format!("{name} is away"))
+        }
+        (Presence::Online, Presence::Away) => Some(format!("{name} is away: {}", new.away)),
+        (Presence::Away, Presence::Online) => Some(format!("{name} is back")),
+        (Presence::Away, Presence::Away) if old.is_some_and(|o| o.away != new.away) => {
+            Some(format!("{name} is away: {}", new.away))
+        }
+        _ => None,
+    };
+    parts.extend(change);
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chat_overlay::records::{Kind, Record, Value};
+    use ed25519_dalek::SigningKey;
+
+    fn profile(seed: u8, nick: &str, created: u64, version: u64, presence: Presence) -> Profile {
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        Profile {
+            account: key.verifying_key().to_bytes(),
+            node: [seed; 32],
+            nick: nick.into(),
+            claim: Record::sign(
+                Kind::Nick,
+                normalise(nick).into_bytes(),
+                Value::Data(nick.as_bytes().to_vec()),
+                &key,
+                1,
+                created,
+                u64::MAX / 2,
+            ),
+            guest: false,
+            presence,
+            away: String::new(),
+            since_ms: version,
+            version,
+        }
+    }
+
+    #[test]
+    fn joins_renames_away_and_leaves_read_as_lines() {
+        let mut d = Directory::default();
+        assert_eq!(
+            d.apply(profile(1, "bob", 1, 10, Presence::Online)),
+            "→ bob joined"
+        );
+        // Stale and repeated profiles change nothing.
+        assert_eq!(d.apply(profile(1, "bob", 1, 10, Presence::Online)), "");
+        assert_eq!(
+            d.apply(profile(1, "robert", 1, 11, Presence::Online)),
+            "bob is now robert"
+        );
+        let mut away = profile(1, "robert", 1, 12, Presence::Away);
+        away.away = "lunch".into();
+        assert_eq!(d.apply(away), "robert is away: lunch");
+        assert_eq!(
+            d.apply(profile(1, "robert", 1, 13, Presence::Online)),
+            "robert is back"
+        );
+        assert_eq!(
+            d.apply(profile(1, "robert", 1, 14, Presence::Offline)),
+            "← robert left"
+        );
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn a_name_shown_twice_goes_to_the_earlier_claim() {
+        let mut d = Directory::default();
+        d.apply(profile(1, "alice", 200, 10, Presence::Online));
+        d.apply(profile(2, "Alice", 100, 10, Presence::Online));
+        let names: Vec<String> = d.list().into_iter().map(|(n, _)| n).collect();
+        assert!(names.contains(&"Alice".to_string()), "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with("alice#")), "{names:?}");
+        // The loser renames: both show plainly.
+        d.apply(profile(1, "alice4821", 300, 11, Presence::Online));
+        let names: Vec<String> = d.list().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["Alice".to_string(), "alice4821".to_string()]);
+    }
+
+    #[test]
+    fn a_dead_node_takes_its_accounts_offline_until_they_speak_again() {
+        let mut d = Directory::default();
+        d.apply(profile(1, "carol", 1, 10, Presence::Online));
+        assert_eq!(d.node_down(&[1; 32], 99).len(), 1);
+        assert_eq!(
+            d.host_of(&[1; 32]).map(|u| u.presence),
+            Some(Presence::Offline)
+        );
+        assert!(d.node_down(&[1; 32], 100).is_empty());
+        // The old profile again does not bring it back; a newer one does.
+        assert_eq!(d.apply(profile(1, "carol", 1, 10, Presence::Online)), "");
+        assert_eq!(
+            d.apply(profile(1, "carol", 1, 11, Presence::Online)),
+            "→ carol joined"
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! People over a real ring: network-wide unique nicknames (a collision resolved with a
+//! suffix, a reserved `*` name refused with the rule), one user list on every node, presence
+//! (away, back, offline after SIGTERM within 5 s and after SIGKILL within 45 s), a nickname
+//! change seen everywhere, and messages named by their author's verified nickname.
+
+use std::time::{Duration, Instant};
+
+use crate::cluster::{Cluster, poll};
+
+/// How long the ring and the first announcements may take.
+const FORM: Duration = Duration::from_secs(60);
+
+/// Member `i`'s user list as (nickname, presence, away message, user id) rows.
+fn users(c: &Cluster, i: usize) -> Option<Vec<(String, String, String, String)>> {
+    let v = c.json(&c.members[i].dir, &["users", "--json"])?;
+    let rows = v["users"]
+        .as_array()?
+        .iter()
+        .map(|u| {
+            let s = |k: &str| u[k].as_str().unwrap_or("").to_owned();
+            (
+                s("nickname"),
+                s("presence"),
+                s("away_message"),
+                s("user_id"),
+            )
+        })
+        .collect();
+    Some(rows)
+}
+
+/// Waits until every live member's user list satisfies `ok` and all lists are equal.
+fn await_lists(
+    c: &Cluster,
+    deadline: Duration,
+    what: &str,
+    ok: impl Fn(&[(String, String, String, String)]) -> bool,
+) -> Vec<(String, String, String, String)> {
+    let found = poll(deadline, Duration::from_millis(200), || {
+        let lists: Vec<_> = c
+            .live()
+            .into_iter()
+            .map(|i| users(c, i))
+            .collect::<Option<_>>()?;
+        let first = lists.first()?.clone();
+        (ok(&first) && lists.iter().all(|l| *l == first)).then_some(first)
+    });
+    found.unwrap_or_else(|| {
+        let lists: Vec<_> = c.live().into_iter().map(|i| users(c, i)).collect();
+        panic!("{what}: the user lists never agreed: {lists:#?}")
+    })
+}
+
+fn status(c: &Cluster, i: usize) -> serde_json::Value {
+    c.status(i).expect("status")
+}
+
+fn nick_of(c: &Cluster, i: usize) -> String {
+    status(c, i)["nickname"].as_str().unwrap_or("").to_owned()
+}
+
+fn presence_of(list: &[(String, String, String, String)], nick: &str) -> Option<String> {
+    list.iter().find(|u| u.0 == nick).map(|u| u.1.clone())
+}
+
+#[test]
+fn nicknames_are_unique_and_presence_reaches_every_node() {
+    let mut c = Cluster::new(12);
+    let nick = |n: &'static str| [("CHATD_NODE__NICKNAME", n)];
+    c.add_with_env(&[], &nick("alice"));
+    let boot = [c.addr(0)];
+    c.add_with_env(&boot, &nick("Alice"));
+    c.add_with_env(&boot, &nick("carol"));
+    c.add_with_env(&boot, &nick("dave"));
+    c.await_ring(FORM);
+
+    // Names are claimed once the nodes joined; the second "alice" (any case) gets a suffix and
+    // is told why — at once when the claim finds the name taken, or shortly after when both
+    // claims were granted while the ring was still forming (the later one renames itself).
+    let suffixed = |s: &str| {
+        s.len() == "Alice".len() + 4
+            && s.starts_with("Alice")
+            && s[5..].chars().all(|ch| ch.is_ascii_digit())
+    };
+    let claimed = poll(FORM, Duration::from_millis(200), || {
+        let n: Vec<String> = (0..4).map(|i| nick_of(&c, i)).collect();
+        (n[0] == "alice" && suffixed(&n[1]) && n.iter().all(|s| !s.is_empty())).then_some(n)
+    });
+    let claimed = claimed.unwrap_or_else(|| {
+        panic!(
+            "names: {:?}",
+            (0..4).map(|i| nick_of(&c, i)).collect::<Vec<_>>()
+        )
+    });
+    let second = &claimed[1];
+    let note = status(&c, 1)["nickname_note"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(note.contains("alice") || note.contains("Alice"), "{note}");
+
+    // One user list everywhere, everybody online.
+    let list = await_lists(&c, FORM, "after joining", |l| {
+        l.len() == 4 && l.iter().all(|u| u.1 == "online")
+    });
+    let names: Vec<&str> = list.iter().map(|u| u.0.as_str()).collect();
+    assert!(
+        names.contains(&"alice") && names.contains(&"carol") && names.contains(&second.as_str()),
+        "{names:?}"
+    );
+
+    // A reserved or malformed name is refused with the rule; nothing changes.
+    for bad in ["*carol", "", "al ice", &"x".repeat(33)] {
+        let out = c
+            .sandbox
+            .chatctl_at(&c.members[2].dir.join("run/control.sock"), &["nick", bad]);
+        assert!(!out.status.success(), "{bad:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("nickname"), "{bad:?}: {err}");
+        if bad.starts_with('*') {
+            assert!(err.contains("reserved for guests"), "{err}");
+        }
+    }
+    // A name another user holds is not taken from them (in any case): a suffixed one is.
+    let taken = c
+        .json(&c.members[2].dir, &["nick", "ALICE", "--json"])
+        .expect("nick");
+    let got = taken["nickname"].as_str().expect("nickname").to_owned();
+    assert!(got.starts_with("ALICE") && got.len() == 9, "{taken}");
+    assert_eq!(nick_of(&c, 0), "alice");
+
+    // A rename is seen everywhere, as an event line too.
+    let renamed = c
+        .json(&c.members[2].dir, &["nick", "caroline", "--json"])
+        .expect("nick");
+    assert_eq!(renamed["nickname"], "caroline");
+    await_lists(&c, FORM, "after a rename", |l| {
+        l.iter().any(|u| u.0 == "caroline") && !l.iter().any(|u| u.0 == got)
+    });
+
+    // Away with a message, then back.
+    let away = c.sandbox.chatctl_at(
+        &c.members[3].dir.join("run/control.sock"),
+        &["away", "at", "lunch"],
+    );
+    assert!(
+        away.status.success(),
+        "{}",
+        String::from_utf8_lossy(&away.stderr)
+    );
+    await_lists(&c, FORM, "away", |l| {
+        l.iter()
+            .any(|u| u.0 == "dave" && u.1 == "away" && u.2 == "at lunch")
+    });
+    let long = "x".repeat(201);
+    let out = c
+        .sandbox
+        .chatctl_at(&c.members[3].dir.join("run/control.sock"), &["away", &long]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("away_message"));
+    assert!(
+        c.sandbox
+            .chatctl_at(&c.members[3].dir.join("run/control.sock"), &["back"])
+            .status
+            .success()
+    );
+    await_lists(&c, FORM, "back", |l| {
+        presence_of(l, "dave").as_deref() == Some("online")
+    });
+
+    // A message is named by its author's verified nickname on every node.
+    let sent = c.sandbox.chatctl_at(
+        &c.members[2].dir.join("run/control.sock"),
+        &["send", "hi from caroline"],
+    );
+    assert!(sent.status.success());
+    let named = poll(FORM, Duration::from_millis(200), || {
+        c.live()
+            .into_iter()
+            .all(|i| {
+                let out = c.sandbox.chatctl_at(
+                    &c.members[i].dir.join("run/control.sock"),
+                    &["tail", "--json", "-n", "100"],
+                );
+                String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).is_ok_and(|v| {
+                        v["text"] == "hi from caroline"
+                            && v["from"] == "caroline"
+                            && v["kind"] == "message"
+                    })
+                })
+            })
+            .then_some(())
+    });
+    assert!(
+        named.is_some(),
+        "the message was not named caroline everywhere"
+    );
+    // Event lines are in tail, marked as events.
+    let out = c.sandbox.chatctl_at(
+        &c.members[0].dir.join("run/control.sock"),
+        &["tail", "--json", "-n", "100"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"kind\":\"event\"") && l.contains("is now caroline")),
+        "{text}"
+    );
+
+    // SIGTERM: offline everywhere within 5 s.
+    let t = Instant::now();
+    if let Some(d) = c.members[3].daemon.as_mut() {
+        d.signal(rustix::process::Signal::TERM);
+        assert!(
+            d.wait_exit(Duration::from_secs(10))
+                .is_some_and(|s| s.success())
+        );
+    }
+    c.members[3].daemon = None;
+    await_lists(&c, Duration::from_secs(5), "after SIGTERM", |l| {
+        presence_of(l, "dave").as_deref() == Some("offline")
+    });
+    eprintln!(
+        "offline after SIGTERM seen everywhere after {:?}",
+        t.elapsed()
+    );
+
+    // SIGKILL: offline everywhere within 45 s, through the ring neighbour's report.
+    let t = Instant::now();
+    c.kill(2);
+    await_lists(&c, Duration::from_secs(45), "after SIGKILL", |l| {
+        presence_of(l, "caroline").as_deref() == Some("offline")
+    });
+    eprintln!(
+        "offline after SIGKILL seen everywhere after {:?}",
+        t.elapsed()
+    );
+}
