@@ -40,6 +40,9 @@ pub enum Error {
     /// The DHT record file could not be opened.
     #[error(transparent)]
     Records(#[from] crate::records::RecordStoreError),
+    /// The operator's account could not be opened.
+    #[error("the operator's account: {0}")]
+    People(#[from] crate::people::PeopleError),
     /// The peer-facing UDP address could not be bound.
     #[error("node.listen: cannot bind UDP {addr}: {source}")]
     Listen {

@@ -4,6 +4,8 @@
 
 mod support;
 
+#[path = "chat/accounts.rs"]
+mod accounts;
 #[path = "chat/api.rs"]
 mod api;
 #[path = "chat/client.rs"]

@@ -2,8 +2,12 @@
 //!
 //! Wire form (CBOR, ciborium): `[signed: bytes, signature: bytes(64)]`, where `signed` is the
 //! CBOR encoding of `[1 (version), origin: bytes(32), seq: uint, hlc: uint, kind: uint,
-//! room: text, body, nick: text]`; `body` is text for a message (kind 1) and bytes for a
-//! people event (kind 2: an account's signed profile or a node-down report, `people/event.rs`). The ed25519 signature covers exactly the `signed`
+//! room: text, body, nick: text, author: bytes(32)]`; `body` is text for a message (kind 1)
+//! and bytes for a people event (kind 2: an account's signed profile or a node-down report,
+//! `people/event.rs`); `author` is the public key of the account the node sends for (a node
+//! hosts several: its operator's, local Unix users', guests'), absent in people events and in
+//! envelopes of the first format. A node can only sign as itself, and a receiver names the
+//! author only if that account's verified profile says this node hosts it. The ed25519 signature covers exactly the `signed`
 //! bytes, and the message id is `blake3(signed)`, so re-encoding the outer array cannot change
 //! a message's identity. Every limit is checked before anything is trusted: the whole frame is
 //! at most [`MAX_WIRE_BYTES`], the text at most [`MAX_TEXT_BYTES`], the room a valid [`Room`],
@@ -121,6 +125,8 @@ pub struct ChatMessage {
     pub text: String,
     /// A people event's bytes (empty for a text message).
     pub event: Vec<u8>,
+    /// The account the message is from (`None`: the node's own, in the first format).
+    pub author: Option<[u8; 32]>,
     /// The origin's nickname when it sent the message.
     pub nick: Option<Nickname>,
     /// The wire form, to forward unchanged.
@@ -184,6 +190,8 @@ pub struct Draft<'a> {
     /// A people event's bytes: when set, the envelope is of kind [`Kind::People`] and
     /// `text` is only kept locally.
     pub event: Option<&'a [u8]>,
+    /// The account the message is from.
+    pub author: Option<[u8; 32]>,
     /// Nickname.
     pub nick: Option<&'a Nickname>,
 }
@@ -201,7 +209,7 @@ pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<ChatMessage, TextErro
         }
     };
     let origin = key.verifying_key();
-    let signed_value = Value::Array(vec![
+    let mut fields = vec![
         Value::from(VERSION),
         Value::Bytes(origin.as_bytes().to_vec()),
         Value::from(draft.seq),
@@ -210,7 +218,11 @@ pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<ChatMessage, TextErro
         Value::Text(draft.room.as_str().to_owned()),
         body,
         Value::Text(draft.nick.map(|n| n.to_string()).unwrap_or_default()),
-    ]);
+    ];
+    if let Some(author) = draft.author {
+        fields.push(Value::Bytes(author.to_vec()));
+    }
+    let signed_value = Value::Array(fields);
     let signed = to_vec(&signed_value);
     let signature = key.sign(&signed);
     let wire = to_vec(&Value::Array(vec![
@@ -226,6 +238,7 @@ pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<ChatMessage, TextErro
         room: draft.room.clone(),
         text: draft.text.to_owned(),
         event: draft.event.map(<[u8]>::to_vec).unwrap_or_default(),
+        author: draft.author,
         nick: draft.nick.cloned(),
         wire,
     })
@@ -316,8 +329,17 @@ pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<ChatMessage, Enve
         .ok_or(Malformed("signature is not 64 bytes"))?;
     let inner: Value = ciborium::from_reader(signed.as_slice())
         .map_err(|_| Malformed("signed part is not CBOR"))?;
-    let [version, origin, seq, hlc, kind, room, body, nick] =
-        array::<8>(inner).ok_or(Malformed("expected 8 envelope fields"))?;
+    let (fields, author) =
+        split_author(inner).ok_or(Malformed("expected 8 or 9 envelope fields"))?;
+    let author = match author {
+        None => None,
+        Some(a) => Some(
+            bytes(a)
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or(Malformed("author is not a 32-byte key"))?,
+        ),
+    };
+    let [version, origin, seq, hlc, kind, room, body, nick] = fields;
     if uint(version) != Some(VERSION) {
         return Err(Malformed("unknown envelope version"));
     }
@@ -365,19 +387,42 @@ pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<ChatMessage, Enve
         room,
         text: body,
         event,
+        author,
         nick,
         wire: wire.to_vec(),
     })
 }
 
-/// The event bytes of a stored people envelope (verified before it was stored), without
+/// The eight fields every envelope has, and the author where there is one.
+fn split_author(inner: Value) -> Option<([Value; 8], Option<Value>)> {
+    let Value::Array(mut items) = inner else {
+        return None;
+    };
+    let author = match items.len() {
+        8 => None,
+        9 => items.pop(),
+        _ => return None,
+    };
+    Some((items.try_into().ok()?, author))
+}
+
+/// What a stored envelope (verified before it was stored) carries beyond the store's
+/// columns: a people event's bytes (empty for a message) and the author, read without
 /// checking the signature again.
-pub fn stored_event(wire: &[u8]) -> Option<Vec<u8>> {
+pub fn stored_extra(wire: &[u8]) -> Option<(Vec<u8>, Option<[u8; 32]>)> {
     let outer: Value = ciborium::from_reader(wire).ok()?;
     let [signed, _] = array::<2>(outer)?;
     let inner: Value = ciborium::from_reader(bytes(signed)?.as_slice()).ok()?;
-    let [_, _, _, _, _, _, body, _] = array::<8>(inner)?;
-    bytes(body)
+    let ([_, _, _, _, kind, _, body, _], author) = split_author(inner)?;
+    let event = match uint(kind).and_then(Kind::from_code)? {
+        Kind::People => bytes(body)?,
+        Kind::Text => Vec::new(),
+    };
+    let author = match author {
+        Some(a) => Some(bytes(a)?.try_into().ok()?),
+        None => None,
+    };
+    Some((event, author))
 }
 
 fn array<const N: usize>(v: Value) -> Option<[Value; N]> {

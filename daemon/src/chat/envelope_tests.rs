@@ -13,6 +13,7 @@ fn draft<'a>(room: &'a Room, text: &'a str, nick: Option<&'a Nickname>) -> Draft
         room,
         text,
         event: None,
+        author: None,
         nick,
     }
 }
@@ -145,8 +146,22 @@ fn people_events_carry_bytes_and_round_trip() {
     assert_eq!(msg.kind, Kind::People);
     let opened = open(&msg.wire).expect("opens");
     assert_eq!(opened.event, event.to_vec());
-    assert_eq!(stored_event(&msg.wire), Some(event.to_vec()));
+    assert_eq!(stored_extra(&msg.wire), Some((event.to_vec(), None)));
     let big = vec![1u8; MAX_EVENT_BYTES + 1];
     d.event = Some(&big);
     assert!(sign(&key(), &d).is_err());
+}
+
+#[test]
+fn the_author_is_signed_and_read_back() {
+    let room = Room::lobby();
+    let mut d = draft(&room, "hello", None);
+    d.author = Some([8; 32]);
+    let msg = sign(&key(), &d).expect("signs");
+    let opened = open(&msg.wire).expect("opens");
+    assert_eq!(opened.author, Some([8; 32]));
+    assert_eq!(stored_extra(&msg.wire), Some((Vec::new(), Some([8; 32]))));
+    // Without an author: the first format, still read.
+    let plain = sign(&key(), &draft(&room, "hello", None)).expect("signs");
+    assert_eq!(open(&plain.wire).expect("opens").author, None);
 }

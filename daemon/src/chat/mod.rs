@@ -241,6 +241,7 @@ impl Chat {
                 room: &Room::lobby(),
                 text: "",
                 event: Some(event),
+                author: None,
                 nick: self.inner.nick.as_ref(),
             },
         )?;
@@ -292,6 +293,16 @@ impl Chat {
     /// caller broadcasts it at once: the control API runs this on the ring driver, only once
     /// the overlay admits the broadcast.
     pub fn send_local(&self, room: &Room, text: &str) -> Result<Local, SendError> {
+        self.send_as(room, text, None)
+    }
+
+    /// [`Chat::send_local`] for the hosted account `author`.
+    pub fn send_as(
+        &self,
+        room: &Room,
+        text: &str,
+        author: Option<[u8; 32]>,
+    ) -> Result<Local, SendError> {
         envelope::check_text(text)?;
         let mut state = self.state();
         let seq = state.seq + 1;
@@ -304,6 +315,7 @@ impl Chat {
                 text,
                 nick: self.inner.nick.as_ref(),
                 event: None,
+                author,
             },
         )?;
         let pos = match state.store.insert_own(&message).map_err(ChatError::from)? {

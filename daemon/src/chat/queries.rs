@@ -154,10 +154,11 @@ fn decode(row: RawRow) -> Result<Stored, StoreError> {
         .try_into()
         .map_err(|_| StoreError::Corrupt("origin"))?;
     let kind = Kind::from_code(kind as u64).ok_or(StoreError::Corrupt("kind"))?;
-    let event = match kind {
-        Kind::Text => Vec::new(),
-        Kind::People => super::envelope::stored_event(&wire).ok_or(StoreError::Corrupt("event"))?,
-    };
+    let (event, author) =
+        super::envelope::stored_extra(&wire).ok_or(StoreError::Corrupt("envelope"))?;
+    if kind == Kind::People && event.is_empty() {
+        return Err(StoreError::Corrupt("event"));
+    }
     Ok(Stored {
         pos,
         message: ChatMessage {
@@ -173,6 +174,7 @@ fn decode(row: RawRow) -> Result<Stored, StoreError> {
             },
             text: body,
             event,
+            author,
             wire,
         },
     })

@@ -18,6 +18,7 @@ fn msg(key: u8, seq: u64, ms: u64, room: &str, text: &str) -> ChatMessage {
             text,
             nick: None,
             event: None,
+            author: None,
         },
     )
     .expect("signs")

@@ -96,7 +96,7 @@ pub fn to_proto(stored: &Stored, people: &People) -> ChatMessage {
         id: m.id.to_hex(),
         room: m.room.to_string(),
         from: match m.kind {
-            Kind::Text => people.name_for_node(&m.from_id()),
+            Kind::Text => people.name_for(m.author.as_ref(), &m.from_id()),
             Kind::People => String::new(),
         },
         from_id: m.from_id().to_hex(),
@@ -117,11 +117,9 @@ type EventStream = Pin<Box<dyn Stream<Item = Result<SubscribeResponse, Status>> 
 impl ChatService for ChatApi {
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
-        let client = request
-            .extensions()
-            .get::<ClientInfo>()
-            .map(ClientInfo::rate_key)
-            .unwrap_or_default();
+        let info = request.extensions().get::<ClientInfo>().cloned();
+        let client = info.as_ref().map(ClientInfo::rate_key).unwrap_or_default();
+        let who = self.people.who(info.as_ref());
         let req = request.into_inner();
         let room = match req.room.as_str() {
             "" => Room::lobby(),
@@ -149,10 +147,12 @@ impl ChatService for ChatApi {
         let chat = self.chat.clone();
         // Numbered, signed and stored on the driver only once the overlay admits the
         // broadcast: OK means the overlay has taken it (ring/originate.rs).
-        self.people.touch();
+        // The message is signed by this node for the caller's account (its author).
+        let author = self.people.account_of(who).map_err(ApiError::from)?;
+        self.people.touch(who);
         let stored = ring
             .originate(move || {
-                chat.send_local(&room, &req.text)
+                chat.send_as(&room, &req.text, Some(author))
                     .map(|l| (l.seq, l.wire, l.stored))
             })
             .await

@@ -169,6 +169,8 @@ impl From<PeopleError> for ApiError {
             PeopleError::TooFast(_) => ApiError::ResourceExhausted(err.to_string()),
             PeopleError::NotJoined | PeopleError::Ring(_) => ApiError::Unavailable(err.to_string()),
             PeopleError::AllTaken(_) => ApiError::AlreadyExists(err.to_string()),
+            PeopleError::TooManyAccounts => ApiError::ResourceExhausted(err.to_string()),
+            PeopleError::Key(_) => ApiError::Internal(err.to_string()),
             PeopleError::Records(e) => e.into(),
         }
     }

@@ -14,6 +14,7 @@ use chat_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
+use super::access::ClientInfo;
 use crate::node::Node;
 use crate::people::People;
 
@@ -46,21 +47,26 @@ impl NodeService for NodeApi {
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
     async fn get_status(
         &self,
-        _request: Request<GetStatusRequest>,
+        request: Request<GetStatusRequest>,
     ) -> Result<Response<GetStatusResponse>, Status> {
+        let who = self.people.who(request.extensions().get::<ClientInfo>());
         let status = self.node.status();
         let ring = self.node.ring();
         let view = match ring {
             Some(r) => r.view().await,
             None => None,
         };
-        let (nickname, nickname_note) = self.people.nickname();
-        let (presence, _) = self.people.presence();
+        let (nickname, nickname_note) = self.people.nickname(who);
+        let presence = self.people.presence(who);
         let mut resp = GetStatusResponse {
             node_id: status.id.to_hex(),
             nickname: nickname.unwrap_or_default(),
             nickname_note,
-            user_id: hex::encode(self.people.account()),
+            user_id: self
+                .people
+                .account_of(who)
+                .map(hex::encode)
+                .unwrap_or_default(),
             presence: presence.as_str().to_owned(),
             listen_addr: status.listen_addr.to_string(),
             version: status.version.to_owned(),
@@ -238,7 +244,10 @@ mod tests {
         assert_eq!(resp.node_id.len(), 64);
         // Not claimed before the node joins a ring.
         assert_eq!(resp.nickname, "");
-        assert_eq!(resp.user_id, hex::encode(people.account()));
+        let operator = people
+            .account_of(crate::people::Who::Operator)
+            .expect("account");
+        assert_eq!(resp.user_id, hex::encode(operator));
         assert_eq!(resp.presence, "online");
         assert_eq!(resp.listen_addr, "127.0.0.1:9");
         assert_eq!(resp.version, crate::node::VERSION);

@@ -15,6 +15,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
+use super::access::ClientInfo;
 use crate::node::Node;
 use crate::people::event::Presence;
 use crate::people::{People, PeopleError};
@@ -59,9 +60,10 @@ impl UserService for UserApi {
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
     async fn list_users(
         &self,
-        _request: Request<ListUsersRequest>,
+        request: Request<ListUsersRequest>,
     ) -> Result<Response<ListUsersResponse>, Status> {
-        let me = self.people.account();
+        let who = self.people.who(request.extensions().get::<ClientInfo>());
+        let me = self.people.account_of(who).map_err(ApiError::from)?;
         let users = self
             .people
             .list()
@@ -120,6 +122,7 @@ impl UserService for UserApi {
         &self,
         request: Request<SetNicknameRequest>,
     ) -> Result<Response<SetNicknameResponse>, Status> {
+        let who = self.people.who(request.extensions().get::<ClientInfo>());
         let wish = request.into_inner().nickname;
         // Checked before anything else: a bad name is the caller's error even off the ring.
         wish.parse::<crate::nickname::Nickname>()
@@ -127,7 +130,7 @@ impl UserService for UserApi {
         let ring = self.ring()?;
         let (nickname, note) = self
             .people
-            .set_nick(ring, &wish)
+            .set_nick(ring, who, &wish)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(SetNicknameResponse { nickname, note }))
@@ -138,11 +141,12 @@ impl UserService for UserApi {
         &self,
         request: Request<SetPresenceRequest>,
     ) -> Result<Response<SetPresenceResponse>, Status> {
+        let who = self.people.who(request.extensions().get::<ClientInfo>());
         let req = request.into_inner();
         let ring = self.ring()?;
         let message = req.away.then_some(req.away_message);
         self.people
-            .set_away(ring, message)
+            .set_away(ring, who, message)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(SetPresenceResponse {}))

@@ -1,66 +1,57 @@
-//! The people service: the account this node hosts, its network-wide unique nickname, its
+//! The people service: the accounts this node hosts, their network-wide unique nicknames and
 //! presence, and the directory of every account on the network.
 //!
+//! - `account.rs`: hosted accounts — the operator's, local Unix users', the TCP token's guest
+//!   — with their keys and own state;
 //! - `event.rs`: people events on the wire (signed profiles, node-down reports);
 //! - `directory.rs`: the user list built from verified events;
-//! - this file: the hosted account's life — claiming its nickname (a *claim* record signed by
-//!   the account; a taken name gets a random numeric suffix, and the person is told why),
-//!   announcing its profile (a people event broadcast like a message), going away after
-//!   `chat.away_after_secs` without activity, going offline at a graceful stop, reporting a
-//!   predecessor that died without leaving, renaming itself when a partition heals and its
-//!   name turns out to be another's, and refuting a false report of its own death.
+//! - `life.rs`: an account's life — claiming its nickname (a *claim* record signed by the
+//!   account; a taken name gets a random numeric suffix and the person is told why),
+//!   announcing its profile, going away after `chat.away_after_secs` without activity,
+//!   renaming when its name turns out to be another's;
+//! - this file: the service — accounts by client, the directory, the events the chat core
+//!   hands over, the service's task (ticks, dead predecessors, lost names), and going offline
+//!   at a graceful stop.
 //!
 //! See `docs/protocol.md`, "People", and `docs/security.md` for who holds which key.
 
+pub mod account;
 pub mod directory;
 pub mod event;
+mod life;
 
-use std::hash::{BuildHasher, Hasher};
-use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
-use chat_overlay::records::{Kind as RecordKind, Record, RecordError};
 use chat_overlay::{Event as RingEvent, NodeId, Peer};
-use ed25519_dalek::SigningKey;
 use tokio::sync::{Notify, broadcast, watch};
 use tracing::{debug, info, warn};
 
 use crate::chat::envelope::Kind;
-use crate::chat::ratelimit::{Bucket, Rate};
 use crate::chat::{Chat, ChatMessage, PeopleSink};
-use crate::identity::{Identity, IdentityError};
-use crate::nickname::{MAX_LEN, Nickname, NicknameError};
+use crate::control::access::ClientInfo;
+use crate::identity::IdentityError;
+use crate::nickname::{Nickname, NicknameError};
 use crate::records::{LostName, Records, RecordsError, unix_ms};
 use crate::ring::RingHandle;
+pub use account::Who;
+use account::{Hosted, MAX_HOSTED, login_name};
 use directory::{Directory, User};
-use event::{Event, MAX_AWAY_BYTES, Presence, Profile};
+use event::{Event, MAX_AWAY_BYTES, Presence};
 
-/// The file of the node operator's account key in the data directory.
-pub const ACCOUNT_KEY_FILE: &str = "account.key";
-/// The file remembering the nickname held (and the configured wish it came from), so that a
-/// name changed with `chatctl nick` or suffixed survives a restart.
-pub const NICK_FILE: &str = "account.nick";
-/// Suffixed names tried when the wished one is taken.
-const SUFFIX_ATTEMPTS: usize = 8;
-/// How often the service looks at its clocks (auto-away, claim renewal, pending announces).
+/// How often the service looks at its clocks (claims, auto-away, renewals, announcements).
 const TICK: Duration = Duration::from_secs(2);
-/// How often the nickname claim is signed again with a fresh expiry.
-const RECLAIM: Duration = Duration::from_secs(24 * 3600);
-/// Name and presence changes an account may make: per second, and in a burst.
-const CHANGES: Rate = Rate {
-    per_second: 0.2,
-    burst: 10.0,
-};
 /// User events a slow watcher may fall behind by.
 const WATCH_QUEUE: usize = 1024;
 
 /// The service's settings.
 #[derive(Clone, Debug)]
 pub struct PeopleConfig {
-    /// The nickname wished for.
+    /// The nickname the operator wishes for.
     pub wish: Nickname,
-    /// Inactivity after which the account goes away (`chat.away_after_secs`; zero: never).
+    /// Inactivity after which an account goes away (`chat.away_after_secs`; zero: never).
     pub away_after: Duration,
     /// Lifetime of a nickname claim that is no longer renewed (`chat.nick_release_days`).
     pub nick_ttl: Duration,
@@ -78,12 +69,18 @@ pub enum PeopleError {
     /// Too many changes.
     #[error("changing name or presence too often; retry in {} s", .0.as_secs().max(1))]
     TooFast(Duration),
-    /// Not a ring member yet.
+    /// Not a ring member yet, or the account has no name yet.
     #[error("this node has not joined a ring yet")]
     NotJoined,
     /// The name and every suffixed form tried are taken.
-    #[error("{0} and {SUFFIX_ATTEMPTS} suffixed forms of it are taken; choose another name")]
+    #[error("{0} and several suffixed forms of it are taken; choose another name")]
     AllTaken(String),
+    /// The node hosts as many accounts as it may.
+    #[error("this node already hosts {MAX_HOSTED} accounts")]
+    TooManyAccounts,
+    /// An account's key could not be loaded or created.
+    #[error("account key: {0}")]
+    Key(#[from] IdentityError),
     /// The records layer failed.
     #[error(transparent)]
     Records(#[from] RecordsError),
@@ -103,82 +100,51 @@ pub struct UserEvent {
     pub at_ms: u64,
 }
 
-/// The hosted account's own state.
-#[derive(Debug)]
-struct Me {
-    nick: Option<String>,
-    claim: Option<Record>,
-    /// Why the name is not the one wished for (empty when it is).
-    note: String,
-    presence: Presence,
-    away: String,
-    /// Away because of inactivity (activity brings it back).
-    auto_away: bool,
-    since_ms: u64,
-    version: u64,
-    last_active: Instant,
-    claimed_at: Option<Instant>,
-    /// A profile waits to be broadcast (the last try was refused, or a refutation is due).
-    dirty: bool,
-    changes: Bucket,
-}
-
 /// The people service.
 #[derive(Debug)]
 pub struct People {
-    key: SigningKey,
-    nick_file: std::path::PathBuf,
-    account: [u8; 32],
+    data_dir: PathBuf,
+    own_uid: u32,
     node: [u8; 32],
     cfg: PeopleConfig,
     chat: Chat,
     records: Arc<Records>,
+    hosted: Mutex<HashMap<Who, Arc<Hosted>>>,
     dir: Mutex<Directory>,
-    me: Mutex<Me>,
     events: broadcast::Sender<UserEvent>,
     wake: Notify,
+    ring: OnceLock<RingHandle>,
 }
 
 impl People {
-    /// Loads (or creates) the operator's account key in `data_dir`, registers it with the
-    /// records service and rebuilds the directory from the stored people events.
+    /// Opens the operator's account (its key in `data_dir`, created if missing) and the
+    /// accounts hosted before, and rebuilds the directory from the stored people events.
     pub fn open(
         data_dir: &Path,
         node: NodeId,
         chat: Chat,
         records: Arc<Records>,
         cfg: PeopleConfig,
-    ) -> Result<Arc<People>, IdentityError> {
-        let (identity, _) = Identity::load_or_create_file(data_dir, ACCOUNT_KEY_FILE)?;
-        let key = identity.signing_key().clone();
-        records.add_signer(key.clone());
-        let now = Instant::now();
+    ) -> Result<Arc<People>, PeopleError> {
         let people = Arc::new(People {
-            nick_file: data_dir.join(NICK_FILE),
-            account: key.verifying_key().to_bytes(),
-            key,
+            data_dir: data_dir.to_owned(),
+            own_uid: rustix::process::geteuid().as_raw(),
             node: node.0,
             cfg,
             chat: chat.clone(),
             records,
+            hosted: Mutex::new(HashMap::new()),
             dir: Mutex::new(Directory::default()),
-            me: Mutex::new(Me {
-                nick: None,
-                claim: None,
-                note: String::new(),
-                presence: Presence::Online,
-                away: String::new(),
-                auto_away: false,
-                since_ms: unix_ms(),
-                version: 0,
-                last_active: now,
-                claimed_at: None,
-                dirty: false,
-                changes: Bucket::full(CHANGES, now),
-            }),
             events: broadcast::channel(WATCH_QUEUE).0,
             wake: Notify::new(),
+            ring: OnceLock::new(),
         });
+        people.host(Who::Operator)?;
+        for who in hosted_before(data_dir) {
+            if let Err(e) = people.host(who) {
+                warn!(?who, error = %e, "could not open a hosted account");
+            }
+        }
         match chat.people_events() {
             Ok(stored) => {
                 for m in &stored {
@@ -191,9 +157,11 @@ impl People {
             }
             Err(e) => warn!(error = %e, "could not read the stored people events"),
         }
-        // Our own last profile, from before the restart, is history now.
-        if let Some(u) = people.directory().get(&people.account) {
-            people.lock_me().version = u.version;
+        // Our own last profiles, from before the restart, are history: sign newer ones.
+        for h in people.all_hosted() {
+            if let Some(u) = people.directory().get(&h.account) {
+                h.me().version = u.version;
+            }
         }
         chat.set_people(people.clone());
         Ok(people)
@@ -203,25 +171,68 @@ impl People {
         self.dir.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lock_me(&self) -> MutexGuard<'_, Me> {
-        self.me.lock().unwrap_or_else(|p| p.into_inner())
+    fn all_hosted(&self) -> Vec<Arc<Hosted>> {
+        let mut all: Vec<Arc<Hosted>> = self
+            .hosted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by_key(|h| h.who);
+        all
     }
 
-    /// The account's public key.
-    pub fn account(&self) -> [u8; 32] {
-        self.account
+    /// The account hosted for `who`, opened (key created) on first use.
+    fn host(&self, who: Who) -> Result<Arc<Hosted>, PeopleError> {
+        let mut hosted = self.hosted.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = hosted.get(&who) {
+            return Ok(h.clone());
+        }
+        if hosted.len() >= MAX_HOSTED {
+            return Err(PeopleError::TooManyAccounts);
+        }
+        let wish = match who {
+            Who::Operator => self.cfg.wish.clone(),
+            Who::Unix(uid) => login_name(uid),
+            Who::Token => "guest".parse().unwrap_or_else(|_| Nickname::user()),
+        };
+        let h = Arc::new(Hosted::open(&self.data_dir, who, wish)?);
+        self.records.add_signer(h.key.clone());
+        if who != Who::Operator {
+            info!(?who, account = %hex::encode(&h.account[..6]), "hosting an account for a new control client");
+        }
+        hosted.insert(who, h.clone());
+        drop(hosted);
+        self.wake.notify_one();
+        Ok(h)
     }
 
-    /// The effective nickname (none until claimed) and why it differs from the wish.
-    pub fn nickname(&self) -> (Option<String>, String) {
-        let me = self.lock_me();
-        (me.nick.clone(), me.note.clone())
+    /// The account of a control client.
+    pub fn who(&self, client: Option<&ClientInfo>) -> Who {
+        Who::of(client, self.own_uid)
     }
 
-    /// The hosted account's presence and away message.
-    pub fn presence(&self) -> (Presence, String) {
-        let me = self.lock_me();
-        (me.presence, me.away.clone())
+    /// The public key of `who`'s account (opening it if needed).
+    pub fn account_of(&self, who: Who) -> Result<[u8; 32], PeopleError> {
+        Ok(self.host(who)?.account)
+    }
+
+    /// `who`'s nickname (none until claimed) and why it differs from the wish.
+    pub fn nickname(&self, who: Who) -> (Option<String>, String) {
+        match self.host(who) {
+            Ok(h) => {
+                let me = h.me();
+                (me.nick.clone(), me.note.clone())
+            }
+            Err(e) => (None, e.to_string()),
+        }
+    }
+
+    /// `who`'s presence.
+    pub fn presence(&self, who: Who) -> Presence {
+        self.host(who)
+            .map_or(Presence::Offline, |h| h.me().presence)
     }
 
     /// Every account known, by shown name.
@@ -234,21 +245,28 @@ impl People {
         self.events.subscribe()
     }
 
-    /// The name shown for messages signed by node `node`: its account's verified nickname,
-    /// or `?` and the node's short id when no verified profile names that node.
-    pub fn name_for_node(&self, node: &NodeId) -> String {
+    /// The name shown for a message from `author` (`None`: the node's operator, in envelopes
+    /// of the first format) signed by node `node`: the account's verified nickname if its
+    /// profile says `node` hosts it; else `?` and the node's short id.
+    pub fn name_for(&self, author: Option<&[u8; 32]>, node: &NodeId) -> String {
         let dir = self.directory();
-        match dir.host_of(&node.0) {
+        let user = match author {
+            Some(a) => dir.get(a).filter(|u| u.node == node.0),
+            None => dir.host_of(&node.0),
+        };
+        match user {
             Some(u) => dir.display(u),
             None => format!("?{}", node.short()),
         }
     }
 
-    /// The person did something (sent, changed presence): resets the inactivity clock and
-    /// ends an automatic away.
-    pub fn touch(&self) {
-        let mut me = self.lock_me();
-        me.last_active = Instant::now();
+    /// `who` did something: resets its inactivity clock and ends an automatic away.
+    pub fn touch(&self, who: Who) {
+        let Ok(h) = self.host(who) else {
+            return;
+        };
+        let mut me = h.me();
+        me.last_active = std::time::Instant::now();
         if me.auto_away && me.presence == Presence::Away {
             me.auto_away = false;
             me.presence = Presence::Online;
@@ -260,17 +278,11 @@ impl People {
         }
     }
 
-    fn take_change(&self) -> Result<(), PeopleError> {
-        let mut me = self.lock_me();
-        me.changes
-            .take(CHANGES, Instant::now())
-            .map_err(PeopleError::TooFast)
-    }
-
-    /// Goes away with `message` (`None`: back online). Announced at once.
+    /// `who` goes away with `message` (`None`: back online); announced at once.
     pub async fn set_away(
         &self,
         ring: &RingHandle,
+        who: Who,
         message: Option<String>,
     ) -> Result<(), PeopleError> {
         if let Some(m) = &message
@@ -278,10 +290,14 @@ impl People {
         {
             return Err(PeopleError::AwayTooLong);
         }
-        self.take_change()?;
+        let h = self.host(who)?;
+        if h.me().nick.is_none() {
+            return Err(PeopleError::NotJoined);
+        }
+        life::take_change(&h)?;
         {
-            let mut me = self.lock_me();
-            me.last_active = Instant::now();
+            let mut me = h.me();
+            me.last_active = std::time::Instant::now();
             me.auto_away = false;
             me.presence = if message.is_some() {
                 Presence::Away
@@ -291,154 +307,31 @@ impl People {
             me.away = message.unwrap_or_default();
             me.since_ms = unix_ms();
         }
-        self.announce(ring).await
+        self.announce(ring, &h).await
     }
 
-    /// Changes the nickname to `wish` (with a suffix if it is taken); returns the name got
-    /// and, when it differs, why.
+    /// `who` changes nickname to `wish` (a suffixed form if it is taken); returns the name
+    /// got and, when it differs, why.
     pub async fn set_nick(
         &self,
         ring: &RingHandle,
+        who: Who,
         wish: &str,
     ) -> Result<(String, String), PeopleError> {
         let wish: Nickname = wish.parse()?;
-        self.take_change()?;
-        let (nick, claim, note) = self.claim(&wish).await?;
+        let h = self.host(who)?;
+        life::take_change(&h)?;
+        let (nick, claim, note) = self.claim(&h, &wish).await?;
         {
-            let mut me = self.lock_me();
+            let mut me = h.me();
             me.nick = Some(nick.clone());
             me.claim = Some(claim);
             me.note = note.clone();
-            me.claimed_at = Some(Instant::now());
-            me.last_active = Instant::now();
+            me.claimed_at = Some(std::time::Instant::now());
+            me.last_active = std::time::Instant::now();
         }
-        self.announce(ring).await?;
+        self.announce(ring, &h).await?;
         Ok((nick, note))
-    }
-
-    /// Claims `wish` or, while it is taken, a suffixed form of it; the third value says why
-    /// the name got differs from the wish (empty when it does not).
-    async fn claim(&self, wish: &Nickname) -> Result<(String, Record, String), PeopleError> {
-        for attempt in 0..=SUFFIX_ATTEMPTS {
-            let name = if attempt == 0 {
-                wish.to_string()
-            } else {
-                suffixed(wish.as_str())
-            };
-            let key = event::normalise(&name).into_bytes();
-            // A claim of ours from before a restart keeps its first creation time.
-            let created = match self.records.get(RecordKind::Nick, key.clone()).await {
-                Ok(held) => held
-                    .iter()
-                    .find(|r| r.owner == self.account)
-                    .map(|r| r.created),
-                Err(_) => None,
-            };
-            let put = self
-                .records
-                .put_as(
-                    &self.key,
-                    RecordKind::Nick,
-                    key,
-                    name.clone().into_bytes(),
-                    self.cfg.nick_ttl,
-                    created,
-                )
-                .await;
-            match put {
-                Ok((record, _)) if attempt == 0 => {
-                    info!(nickname = %name, "nickname claimed");
-                    self.remember_nick(&name);
-                    return Ok((name, record, String::new()));
-                }
-                Ok((record, _)) => {
-                    warn!(wished = %wish, got = %name, "the nickname is taken by another user; using a suffixed form");
-                    let note = format!(
-                        "the nickname {wish} is taken by another user on the network; you are {name} instead"
-                    );
-                    self.remember_nick(&name);
-                    return Ok((name, record, note));
-                }
-                Err(RecordsError::Refused(RecordError::Taken { .. })) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(PeopleError::AllTaken(wish.to_string()))
-    }
-
-    /// The nickname held before a restart, if the configured wish is still the one it came
-    /// from (a new `--nick` starts over).
-    fn remembered_nick(&self) -> Option<Nickname> {
-        let text = std::fs::read_to_string(&self.nick_file).ok()?;
-        let mut lines = text.lines();
-        let (wish, held) = (lines.next()?, lines.next()?);
-        if wish != self.cfg.wish.as_str() {
-            return None;
-        }
-        held.parse().ok()
-    }
-
-    /// Remembers the nickname held now (a failure is logged: the name is only re-derived
-    /// from the configured one at the next start).
-    fn remember_nick(&self, held: &str) {
-        let tmp = self.nick_file.with_extension("nick.tmp");
-        let result = std::fs::write(&tmp, format!("{}\n{held}\n", self.cfg.wish))
-            .and_then(|()| std::fs::rename(&tmp, &self.nick_file));
-        if let Err(e) = result {
-            warn!(error = %e, file = %self.nick_file.display(), "could not remember the nickname");
-        }
-    }
-
-    /// Signs the current profile and broadcasts it.
-    async fn announce(&self, ring: &RingHandle) -> Result<(), PeopleError> {
-        let Some(bytes) = self.profile_event() else {
-            return Ok(());
-        };
-        let line = match Event::decode(&bytes) {
-            Ok(Event::Profile(sp)) => match sp.open(&self.node) {
-                Ok(p) => self.directory().apply(p),
-                Err(_) => String::new(),
-            },
-            _ => String::new(),
-        };
-        let chat = self.chat.clone();
-        let shown = line.clone();
-        let result = ring
-            .originate(move || chat.send_event(&bytes, &shown).map(|l| (l.seq, l.wire, ())))
-            .await;
-        match result {
-            Ok(()) => {
-                self.lock_me().dirty = false;
-                if !line.is_empty() {
-                    self.publish(line, self.account);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                self.lock_me().dirty = true;
-                Err(PeopleError::Ring(e.to_string()))
-            }
-        }
-    }
-
-    /// The event bytes of the current profile with a new version (`None` before the
-    /// nickname is claimed).
-    fn profile_event(&self) -> Option<Vec<u8>> {
-        let mut me = self.lock_me();
-        let (nick, claim) = (me.nick.clone()?, me.claim.clone()?);
-        me.version = unix_ms().max(me.version + 1);
-        let p = Profile {
-            account: self.account,
-            node: self.node,
-            nick,
-            claim,
-            guest: false,
-            presence: me.presence,
-            away: me.away.clone(),
-            since_ms: me.since_ms,
-            version: me.version,
-        };
-        Some(Event::Profile(p.sign(&self.key)).encode())
     }
 
     fn publish(&self, line: String, account: [u8; 32]) {
@@ -454,7 +347,11 @@ impl People {
         let from = m.from_id();
         match Event::decode(&m.event) {
             Ok(Event::Profile(sp)) => match sp.open(&from.0) {
-                Ok(p) if p.account == self.account && live => String::new(),
+                Ok(p) if from.0 == self.node && live => {
+                    // Our own, back through anti-entropy: already applied when signed.
+                    let _ = p;
+                    String::new()
+                }
                 Ok(p) => {
                     let account = p.account;
                     let line = self.directory().apply(p);
@@ -471,7 +368,10 @@ impl People {
             Ok(Event::NodeDown(node)) if node == self.node => {
                 if live {
                     info!(reporter = %from.short(), "a neighbour reported this node dead; saying otherwise");
-                    self.lock_me().dirty = true;
+                    for h in self.all_hosted() {
+                        let mut me = h.me();
+                        me.dirty |= me.nick.is_some();
+                    }
                     self.wake.notify_one();
                 }
                 String::new()
@@ -503,9 +403,8 @@ impl People {
         let line = lines.join("; ");
         let bytes = Event::NodeDown(dead.0).encode();
         let chat = self.chat.clone();
-        let shown = line.clone();
         match ring
-            .originate(move || chat.send_event(&bytes, &shown).map(|l| (l.seq, l.wire, ())))
+            .originate(move || chat.send_event(&bytes, &line).map(|l| (l.seq, l.wire, ())))
             .await
         {
             Ok(()) => {
@@ -518,52 +417,40 @@ impl People {
         }
     }
 
-    /// At a graceful stop: says the account is offline (bounded by `deadline`).
+    /// At a graceful stop: every hosted account goes offline (bounded by `deadline`).
     pub async fn go_offline(&self, ring: &RingHandle, deadline: Duration) {
-        {
-            let mut me = self.lock_me();
-            if me.nick.is_none() {
-                return;
+        let all = self.all_hosted();
+        let work = async {
+            for h in &all {
+                {
+                    let mut me = h.me();
+                    if me.nick.is_none() {
+                        continue;
+                    }
+                    me.presence = Presence::Offline;
+                    me.away.clear();
+                    me.since_ms = unix_ms();
+                }
+                if let Err(e) = self.announce(ring, h).await {
+                    warn!(error = %e, "could not announce going offline");
+                }
             }
-            me.presence = Presence::Offline;
-            me.away.clear();
-            me.since_ms = unix_ms();
-        }
-        match tokio::time::timeout(deadline, self.announce(ring)).await {
-            Ok(Ok(())) => info!("told the network this node's users are offline"),
-            Ok(Err(e)) => warn!(error = %e, "could not announce going offline"),
+        };
+        match tokio::time::timeout(deadline, work).await {
+            Ok(()) => info!("told the network this node's users are offline"),
             Err(_) => warn!("announcing going offline took longer than {deadline:?}"),
         }
     }
 
-    /// The service's life: claim the name once joined, announce, then keep presence true.
+    /// The service's life: once joined, claim every hosted account's name and announce it,
+    /// then keep presence true.
     pub async fn run(self: Arc<Self>, ring: RingHandle, mut joined: watch::Receiver<bool>) {
+        let _ = self.ring.set(ring.clone());
         let mut lost = self.records.lost_names();
         let mut ring_events = ring.subscribe();
         while !*joined.borrow_and_update() {
             if joined.changed().await.is_err() {
                 return;
-            }
-        }
-        // The first claim: retried until it works (the ring may still be settling).
-        let first = self
-            .remembered_nick()
-            .unwrap_or_else(|| self.cfg.wish.clone());
-        loop {
-            match self.claim(&first).await {
-                Ok((nick, claim, note)) => {
-                    let mut me = self.lock_me();
-                    me.nick = Some(nick);
-                    me.claim = Some(claim);
-                    me.note = note;
-                    me.claimed_at = Some(Instant::now());
-                    me.dirty = true;
-                    break;
-                }
-                Err(e) => {
-                    warn!(error = %e, "could not claim the nickname yet; retrying");
-                    tokio::time::sleep(Duration::from_secs(3)).await;
-                }
             }
         }
         let mut predecessor: Option<Peer> = None;
@@ -582,141 +469,20 @@ impl People {
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                Some(l) = recv_lost(&mut lost) => self.on_lost(&ring, l).await,
+                Some(l) = recv_lost(&mut lost) => {
+                    let h = self.all_hosted().into_iter().find(|h| h.account == l.owner);
+                    if let Some(h) = h {
+                        self.on_lost(&ring, &h, l).await;
+                    }
+                }
             }
         }
     }
 
     async fn on_tick(&self, ring: &RingHandle) {
-        let (dirty, reclaim) = {
-            let mut me = self.lock_me();
-            let idle = me.last_active.elapsed();
-            if !self.cfg.away_after.is_zero()
-                && me.presence == Presence::Online
-                && idle >= self.cfg.away_after
-            {
-                info!(idle_secs = idle.as_secs(), "inactive: away");
-                me.presence = Presence::Away;
-                me.auto_away = true;
-                me.since_ms = unix_ms();
-                me.dirty = true;
-            }
-            let reclaim = me.claimed_at.is_some_and(|t| t.elapsed() >= RECLAIM);
-            (me.dirty, reclaim)
-        };
-        if reclaim {
-            let wish = self.lock_me().nick.clone();
-            if let Some(Ok(n)) = wish.map(|w| w.parse::<Nickname>()) {
-                match self.claim(&n).await {
-                    Ok((nick, claim, note)) => {
-                        let mut me = self.lock_me();
-                        me.dirty |= me.nick.as_deref() != Some(&nick);
-                        if !note.is_empty() {
-                            me.note = note;
-                        }
-                        me.nick = Some(nick);
-                        me.claim = Some(claim);
-                        me.claimed_at = Some(Instant::now());
-                    }
-                    Err(e) => warn!(error = %e, "could not renew the nickname claim"),
-                }
-            }
+        for h in self.all_hosted() {
+            self.tick_account(ring, &h).await;
         }
-        if dirty && let Err(e) = self.announce(ring).await {
-            debug!(error = %e, "announcement not taken yet; retrying");
-        }
-        self.check_conflict(ring).await;
-    }
-
-    /// Another account shows our name with an earlier claim (both were granted at once, on
-    /// both sides of a split or by holders that did not yet agree): ask the DHT who holds it,
-    /// and take a suffixed name if it is not us.
-    async fn check_conflict(&self, ring: &RingHandle) {
-        if !self.directory().loses_name(&self.account) {
-            return;
-        }
-        let Some(nick) = self.lock_me().nick.clone() else {
-            return;
-        };
-        let name = event::normalise(&nick).into_bytes();
-        match self.records.get(RecordKind::Nick, name.clone()).await {
-            Ok(held) => {
-                if let Some(holder) = held.first().map(|r| r.owner)
-                    && holder != self.account
-                {
-                    self.on_lost(
-                        ring,
-                        LostName {
-                            owner: self.account,
-                            name,
-                            holder,
-                        },
-                    )
-                    .await;
-                }
-            }
-            Err(e) => debug!(error = %e, "could not check who holds our nickname"),
-        }
-    }
-
-    /// Our name is held by another account (a partition healed): take a suffixed form.
-    async fn on_lost(&self, ring: &RingHandle, lost: LostName) {
-        let current = self.lock_me().nick.clone();
-        let Some(current) = current else {
-            return;
-        };
-        if lost.owner != self.account || event::normalise(&current).into_bytes() != lost.name {
-            return;
-        }
-        warn!(nickname = %current, "another user holds this nickname (claimed first, on the other side of a partition); renaming");
-        let Ok(base) = current.parse::<Nickname>() else {
-            return;
-        };
-        let base: Nickname = strip_suffix(base.as_str()).parse().unwrap_or(base);
-        match self.claim_suffixed(&base).await {
-            Ok((nick, claim)) => {
-                let note = format!(
-                    "the nickname {current} was also granted to another user who claimed it first (at the same time, or while the network was split); you are {nick} now"
-                );
-                {
-                    let mut me = self.lock_me();
-                    me.nick = Some(nick);
-                    me.claim = Some(claim);
-                    me.note = note;
-                    me.claimed_at = Some(Instant::now());
-                }
-                if let Err(e) = self.announce(ring).await {
-                    warn!(error = %e, "could not announce the new nickname yet");
-                }
-            }
-            Err(e) => warn!(error = %e, "could not rename after losing the nickname"),
-        }
-    }
-
-    async fn claim_suffixed(&self, base: &Nickname) -> Result<(String, Record), PeopleError> {
-        for _ in 0..SUFFIX_ATTEMPTS {
-            let name = suffixed(base.as_str());
-            match self
-                .records
-                .put_as(
-                    &self.key,
-                    RecordKind::Nick,
-                    event::normalise(&name).into_bytes(),
-                    name.clone().into_bytes(),
-                    self.cfg.nick_ttl,
-                    None,
-                )
-                .await
-            {
-                Ok((record, _)) => {
-                    self.remember_nick(&name);
-                    return Ok((name, record));
-                }
-                Err(RecordsError::Refused(RecordError::Taken { .. })) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(PeopleError::AllTaken(base.to_string()))
     }
 }
 
@@ -727,6 +493,27 @@ impl PeopleSink for People {
         }
         self.apply_event(m, true)
     }
+}
+
+/// The accounts whose keys lie in the data directory from an earlier run.
+fn hosted_before(data_dir: &Path) -> Vec<Who> {
+    let Ok(dir) = std::fs::read_dir(data_dir.join("accounts")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Who> = dir
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(".key")?;
+            match stem {
+                "token" => Some(Who::Token),
+                s => s.strip_prefix("uid-")?.parse().ok().map(Who::Unix),
+            }
+        })
+        .collect();
+    out.sort();
+    out.truncate(MAX_HOSTED - 1);
+    out
 }
 
 async fn recv_lost(lost: &mut Option<tokio::sync::mpsc::Receiver<LostName>>) -> Option<LostName> {
@@ -747,31 +534,9 @@ fn vanished(old: Option<Peer>, new: Option<Peer>, me: NodeId) -> Option<NodeId> 
     }
 }
 
-/// `base` with a random four-digit suffix, shortened to fit [`MAX_LEN`].
-fn suffixed(base: &str) -> String {
-    let n = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish()
-        % 9000
-        + 1000;
-    let keep = base.len().min(MAX_LEN - 4);
-    format!("{}{n}", &base[..keep])
-}
-
-/// `name` without a four-digit suffix a collision gave it.
-fn strip_suffix(name: &str) -> &str {
-    let b = name.as_bytes();
-    if b.len() > 4 && b[b.len() - 4..].iter().all(u8::is_ascii_digit) {
-        &name[..name.len() - 4]
-    } else {
-        name
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chat_overlay::Peer;
 
     fn peer(b: u8) -> Option<Peer> {
         Some(Peer {
@@ -794,12 +559,12 @@ mod tests {
     }
 
     #[test]
-    fn suffixes_fit_and_come_off() {
-        let long = "a".repeat(MAX_LEN);
-        let s = suffixed(&long);
-        assert_eq!(s.len(), MAX_LEN);
-        assert!(s.parse::<Nickname>().is_ok());
-        assert_eq!(strip_suffix("alice4821"), "alice");
-        assert_eq!(strip_suffix("bob"), "bob");
+    fn accounts_hosted_before_are_found_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("accounts")).expect("dir");
+        for f in ["uid-7.key", "token.key", "uid-x.key", "uid-8.nick", "other"] {
+            std::fs::write(dir.path().join("accounts").join(f), "").expect("write");
+        }
+        assert_eq!(hosted_before(dir.path()), vec![Who::Unix(7), Who::Token]);
     }
 }
