@@ -79,14 +79,37 @@ def check_health(channel, metadata=None):
         assert resp.status == health_pb2.HealthCheckResponse.SERVING, (service, resp.status)
 
 
-def check_status(channel, metadata=None):
+def check_status(channel, metadata=None, nickname="py"):
     from chat.v1 import node_service_pb2, node_service_pb2_grpc
 
-    resp = node_service_pb2_grpc.NodeServiceStub(channel).GetStatus(
-        node_service_pb2.GetStatusRequest(), metadata=metadata, timeout=5
-    )
-    assert len(resp.node_id) == 64, resp
-    assert resp.nickname == "py", resp
+    stub = node_service_pb2_grpc.NodeServiceStub(channel)
+    status = lambda: stub.GetStatus(node_service_pb2.GetStatusRequest(), metadata=metadata, timeout=5)
+    # The nickname is claimed on the network just after the node founds its ring.
+    wait_for(lambda: status().nickname == nickname, f"the nickname {nickname}")
+    resp = status()
+    assert len(resp.node_id) == 64 and len(resp.user_id) == 64, resp
+    assert resp.presence == "online", resp
+
+
+def check_users(channel, metadata=None):
+    from chat.v1 import user_service_pb2 as u
+    from chat.v1 import user_service_pb2_grpc as ug
+
+    stub = ug.UserServiceStub(channel)
+    users = stub.ListUsers(u.ListUsersRequest(), metadata=metadata, timeout=5).users
+    me = [x for x in users if x.is_self]
+    assert len(me) == 1 and me[0].nickname == "py" and me[0].presence == u.PRESENCE_ONLINE, users
+    stub.SetPresence(u.SetPresenceRequest(away=True, away_message="tea"), metadata=metadata, timeout=5)
+    users = stub.ListUsers(u.ListUsersRequest(), metadata=metadata, timeout=5).users
+    me = [x for x in users if x.is_self][0]
+    assert me.presence == u.PRESENCE_AWAY and me.away_message == "tea", me
+    stub.SetPresence(u.SetPresenceRequest(away=False), metadata=metadata, timeout=5)
+    try:
+        stub.SetNickname(u.SetNicknameRequest(nickname="*py"), metadata=metadata, timeout=5)
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.INVALID_ARGUMENT and "nickname" in e.details(), e
+    else:
+        raise AssertionError("a '*' nickname was accepted")
 
 
 def check_send_subscribe_history(channel, metadata=None, room="python"):
@@ -201,7 +224,8 @@ def check_tcp_token(addr):
                 raise AssertionError(f"accepted with {metadata}")
         good = [("authorization", f"Bearer {TOKEN}")]
         check_health(channel, good)
-        check_status(channel, good)
+        # Over TCP the caller is the token's guest: an account of its own.
+        check_status(channel, good, nickname="guest")
         check_send_subscribe_history(channel, good, "python-tcp")
 
 
@@ -238,6 +262,7 @@ def main():
             with grpc.insecure_channel(f"unix:{sock}", options=options) as channel:
                 checks.run("unix: health is SERVING", check_health, channel)
                 checks.run("unix: GetStatus", check_status, channel)
+                checks.run("unix: ListUsers, SetPresence, SetNickname refusal", check_users, channel)
                 checks.run("unix: Send, Subscribe, History, ListRooms", check_send_subscribe_history, channel)
                 checks.run("unix: INVALID_ARGUMENT names the field", check_bad_input, channel)
                 checks.run("unix: PutRecord, GetRecord, refusals", check_records, channel)

@@ -28,6 +28,9 @@ pub enum Scenario {
     /// DHT records put, replicated and read back (with a crash, churn or a partition as
     /// asked).
     Records,
+    /// Churn with the people service's presence events (join, leave, crash reports)
+    /// broadcast as the daemon does: what presence costs per node.
+    Presence,
     /// A second ring of the same size, founded apart (as on a LAN where two groups could not
     /// hear each other at first), merges with the first through one discovery hint.
     Merge,
@@ -43,6 +46,7 @@ impl Scenario {
             Scenario::Broadcast => "broadcast",
             Scenario::Records => "records",
             Scenario::Merge => "merge",
+            Scenario::Presence => "presence",
         }
     }
 }
@@ -134,6 +138,7 @@ pub fn run(p: &Params) -> Report {
         Scenario::Broadcast => crate::bcast_scenario::run(&mut sim, p, &mut rep),
         Scenario::Records => crate::records_scenario::run(&mut sim, p, &mut rep),
         Scenario::Merge => merge(&mut sim, p, &mut rep),
+        Scenario::Presence => crate::presence_scenario::run(&mut sim, p, &mut rep),
     }
     let check = oracle::check(&sim);
     let final_lookups = measure_lookups(&mut sim, p.lookups);

@@ -183,6 +183,9 @@ pub struct Sim {
     pub events: Vec<(u32, Event)>,
     /// Records' answers and notices, by host: every event but `Held` and `Released`.
     pub record_events: Vec<(u32, RecordsEvent)>,
+    /// When set, `Joined` and `PredecessorChanged` events by host (what an application
+    /// watching its ring neighbours sees; the presence scenario takes them out as it runs).
+    pub ring_events: Option<Vec<(u32, Event)>>,
     /// Messages waiting for an adversary while holding.
     pub held: VecDeque<Held>,
     hold: bool,
@@ -231,6 +234,7 @@ impl Sim {
             tracker: tracker::Tracker::default(),
             events: Vec::new(),
             record_events: Vec::new(),
+            ring_events: None,
             held: VecDeque::new(),
             hold: false,
             told: HashMap::new(),
@@ -684,6 +688,11 @@ impl Sim {
     fn on_event(&mut self, i: u32, e: Event) {
         if self.cfg.checks {
             self.events.push((i, e.clone()));
+        }
+        if let Some(watch) = &mut self.ring_events
+            && matches!(e, Event::Joined | Event::PredecessorChanged(_))
+        {
+            watch.push((i, e.clone()));
         }
         match e {
             Event::Joined => self.add_member(i),

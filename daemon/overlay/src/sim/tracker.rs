@@ -112,6 +112,11 @@ impl Tracker {
         self.all.iter().map(|o| o.sends as f64).sum::<f64>() / self.all.len() as f64
     }
 
+    /// Payload transmissions of every broadcast so far.
+    pub fn transmissions_total(&self) -> u64 {
+        self.all.iter().map(|o| o.sends).sum()
+    }
+
     /// Fewest and most transmissions of one broadcast.
     pub fn transmissions_range(&self) -> (u64, u64) {
         let it = self.all.iter().map(|o| o.sends);

@@ -1,0 +1,195 @@
+//! The presence scenario: what telling everybody who is online costs, measured on the same
+//! overlay code the daemon runs. A settled ring churns (joins, graceful leaves and crashes,
+//! each `--churn-rate` of the nodes per minute) and every node does what the daemon's people
+//! service does (`daemon/src/people`): a node that joins broadcasts its user's profile; a
+//! node that leaves broadcasts its user offline first (then leaves 300 ms later, as the
+//! daemon's shutdown does); a node whose predecessor vanished without leaving (the new
+//! predecessor does not lie between the old one and itself) broadcasts a node-down report.
+//! Payloads are the size of a signed profile. Reports presence events per second, the
+//! broadcast messages they cost per node per second (payloads, and payloads with the per-hop
+//! and completion acks), and how long a crash takes to be reported.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chat_overlay::sim::Sim;
+use chat_overlay::{Event, NodeId, Peer, Time};
+use rand::Rng;
+
+use crate::report::{Report, percentile};
+use crate::scenario::{Params, secs};
+
+/// Bytes of a people event: a signed profile with its nickname claim.
+const EVENT_BYTES: usize = 420;
+/// How long after announcing offline a leaving node leaves the ring.
+const LEAVE_AFTER: Duration = Duration::from_millis(300);
+/// Churn decisions are taken this often.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Per-host state the scenario keeps, as each daemon would.
+#[derive(Default)]
+struct Watch {
+    seqs: Vec<u64>,
+    preds: HashMap<u32, Option<Peer>>,
+    crashed_at: HashMap<NodeId, Time>,
+    left: std::collections::HashSet<NodeId>,
+    reported: std::collections::HashSet<NodeId>,
+    report_delays_ms: Vec<u32>,
+    events: u64,
+}
+
+impl Watch {
+    fn announce(&mut self, sim: &mut Sim, host: u32) {
+        let i = host as usize;
+        if self.seqs.len() <= i {
+            self.seqs.resize(i + 1, 0);
+        }
+        self.seqs[i] += 1;
+        let mut payload = vec![0u8; EVENT_BYTES];
+        sim.rng().fill(&mut payload[..]);
+        sim.broadcast(host, self.seqs[i], payload);
+        self.events += 1;
+    }
+
+    /// Acts on the ring events since the last call: joined nodes announce, nodes whose
+    /// predecessor vanished report it.
+    fn react(&mut self, sim: &mut Sim) {
+        let evs = sim.ring_events.replace(Vec::new()).unwrap_or_default();
+        for (host, ev) in evs {
+            if !sim.is_up(host) {
+                continue;
+            }
+            match ev {
+                Event::Joined => {
+                    self.preds.insert(host, None);
+                    self.announce(sim, host);
+                }
+                Event::PredecessorChanged(new) => {
+                    let old = self.preds.insert(host, new).flatten();
+                    let me = sim.hosts[host as usize].peer.id;
+                    let Some(old) = old else { continue };
+                    let passed = new.is_some_and(|n| n.id == old.id || n.id.in_open(&old.id, &me));
+                    // The daemon reports only users it still shows online: not after a
+                    // graceful leave's goodbye, not twice.
+                    if passed || self.left.contains(&old.id) || self.reported.contains(&old.id) {
+                        continue;
+                    }
+                    self.reported.insert(old.id);
+                    if let Some(t) = self.crashed_at.get(&old.id) {
+                        let ms = sim.now().since(*t).as_millis();
+                        self.report_delays_ms
+                            .push(ms.min(u128::from(u32::MAX)) as u32);
+                    }
+                    self.announce(sim, host);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs the churn with presence and fills the report.
+pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
+    let n = p.nodes as f64;
+    let rate = p.churn_rate * n / 60.0;
+    let per_tick = (rate * TICK.as_secs_f64()).min(1.0);
+    let mut w = Watch::default();
+    sim.ring_events = Some(Vec::new());
+    // Every member knows its predecessor as churn starts.
+    for h in 0..sim.hosts.len() as u32 {
+        if sim.is_up(h) {
+            let pred = sim.hosts[h as usize]
+                .node
+                .as_ref()
+                .and_then(|o| o.ring().predecessor());
+            w.preds.insert(h, pred);
+        }
+    }
+    let before_sends: u64 = sim.tracker.transmissions_total();
+    let before_replies = sim.tracker.replies;
+    let before_delivered = sim.net.delivered;
+    let (mut joins, mut leaves, mut crashes) = (0u64, 0u64, 0u64);
+    let mut leaving: Vec<(Time, u32)> = Vec::new();
+    let mut live_sum = 0.0;
+    let mut ticks = 0u64;
+    let start = sim.now();
+    let end = start + p.churn_duration;
+    while sim.now() < end {
+        if sim.rng().random_bool(per_tick)
+            && let Some(via) = sim.random_member()
+        {
+            let i = sim.add_host();
+            sim.join(i, via);
+            joins += 1;
+        }
+        if sim.rng().random_bool(per_tick)
+            && let Some(i) = sim.random_member()
+            && !leaving.iter().any(|(_, h)| *h == i)
+        {
+            // Offline first, then leave (the daemon's shutdown order).
+            w.left.insert(sim.hosts[i as usize].peer.id);
+            w.announce(sim, i);
+            leaving.push((sim.now() + LEAVE_AFTER, i));
+            leaves += 1;
+        }
+        if sim.rng().random_bool(per_tick)
+            && let Some(i) = sim.random_member()
+            && !leaving.iter().any(|(_, h)| *h == i)
+        {
+            w.crashed_at
+                .insert(sim.hosts[i as usize].peer.id, sim.now());
+            sim.crash(i);
+            crashes += 1;
+        }
+        let now = sim.now();
+        leaving.retain(|(at, h)| {
+            if *at <= now {
+                sim.leave(*h);
+                false
+            } else {
+                true
+            }
+        });
+        sim.run_for(TICK);
+        w.react(sim);
+        live_sum += sim.members().len() as f64;
+        ticks += 1;
+    }
+    let seconds = secs(sim.now()) - secs(start);
+    let live = live_sum / ticks.max(1) as f64;
+    let sends = sim.tracker.transmissions_total() - before_sends;
+    let replies = sim.tracker.replies - before_replies;
+    let per_node_s = |x: u64| x as f64 / live / seconds;
+    w.report_delays_ms.sort_unstable();
+    rep.put("presence_seconds", seconds);
+    rep.put("presence_live_nodes_mean", live);
+    rep.put("churn_joins", joins);
+    rep.put("churn_leaves", leaves);
+    rep.put("churn_crashes", crashes);
+    rep.put("presence_events", w.events);
+    rep.put("presence_events_per_second", w.events as f64 / seconds);
+    rep.put("crashes_reported", w.report_delays_ms.len());
+    rep.put("crash_report_ms_p50", percentile(&w.report_delays_ms, 0.5));
+    rep.put("crash_report_ms_p99", percentile(&w.report_delays_ms, 0.99));
+    rep.put("presence_payloads_per_node_per_second", per_node_s(sends));
+    rep.put(
+        "presence_messages_per_node_per_second",
+        per_node_s(sends + replies),
+    );
+    rep.put(
+        "all_messages_per_node_per_second",
+        per_node_s(sim.net.delivered - before_delivered),
+    );
+    let mut lat: Vec<u32> = sim
+        .tracker
+        .latencies_us
+        .iter()
+        .map(|us| (*us / 1000).min(u64::from(u32::MAX)) as u32)
+        .collect();
+    lat.sort_unstable();
+    rep.put("event_latency_ms_p50", percentile(&lat, 0.5));
+    rep.put("event_latency_ms_p99", percentile(&lat, 0.99));
+    sim.ring_events = None;
+    let t = crate::scenario::settle(sim, p.settle_max);
+    rep.put("settle_after_churn_seconds", t);
+}
