@@ -118,6 +118,11 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// The node id of the public key whose 32 bytes are `public`.
+pub fn node_id_of_bytes(public: &[u8; 32]) -> NodeId {
+    NodeId(blake3::hash(public).into())
+}
+
 /// `blake3(public key)`.
 pub fn node_id(public: &VerifyingKey) -> NodeId {
     NodeId(blake3::hash(public.as_bytes()).into())

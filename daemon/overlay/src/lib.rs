@@ -12,6 +12,7 @@ pub mod broadcast;
 pub mod config;
 pub mod id;
 pub mod overlay;
+pub mod presence;
 pub mod protocol;
 pub mod records;
 pub mod ring;

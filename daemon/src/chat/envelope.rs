@@ -104,7 +104,7 @@ impl Kind {
 }
 
 /// Longest people event body, in bytes.
-pub const MAX_EVENT_BYTES: usize = 2048;
+pub const MAX_EVENT_BYTES: usize = 7 * 1024;
 
 /// A verified chat message (or one this node just signed).
 #[derive(Clone, Debug, PartialEq, Eq)]

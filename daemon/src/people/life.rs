@@ -99,22 +99,18 @@ impl People {
             },
             _ => String::new(),
         };
-        let chat = self.chat.clone();
-        let shown = line.clone();
-        let result = ring
-            .originate(move || chat.send_event(&bytes, &shown).map(|l| (l.seq, l.wire, ())))
-            .await;
+        let result = self.publish_event(ring, bytes, line.clone()).await;
         match result {
             Ok(()) => {
                 h.me().dirty = false;
                 if !line.is_empty() {
-                    self.publish(line, h.account);
+                    self.notify_watchers(line, h.account);
                 }
                 Ok(())
             }
             Err(e) => {
                 h.me().dirty = true;
-                Err(PeopleError::Ring(e.to_string()))
+                Err(e)
             }
         }
     }

@@ -5,6 +5,9 @@
 //!   — with their keys and own state;
 //! - `event.rs`: people events on the wire (signed profiles, node-down reports);
 //! - `directory.rs`: the user list built from verified events;
+//! - `publish.rs` (with the overlay's `presence` rules): how events travel — gathered per presence epoch at one
+//!   node and broadcast together, so presence costs each node a bounded number of messages
+//!   per second whatever the network's size;
 //! - `life.rs`: an account's life — claiming its nickname (a *claim* record signed by the
 //!   account; a taken name gets a random numeric suffix and the person is told why),
 //!   announcing its profile, going away after `chat.away_after_secs` without activity,
@@ -19,6 +22,7 @@ pub mod account;
 pub mod directory;
 pub mod event;
 mod life;
+mod publish;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,20 +33,25 @@ use chat_overlay::{Event as RingEvent, NodeId, Peer};
 use tokio::sync::{Notify, broadcast, watch};
 use tracing::{debug, info, warn};
 
+use chat_overlay::presence as batch;
+
 use crate::chat::envelope::Kind;
 use crate::chat::{Chat, ChatMessage, PeopleSink};
 use crate::control::access::ClientInfo;
 use crate::identity::IdentityError;
 use crate::nickname::{Nickname, NicknameError};
-use crate::records::{LostName, Records, RecordsError, unix_ms};
+use crate::records::{Records, RecordsError, unix_ms};
 use crate::ring::RingHandle;
 pub use account::Who;
 use account::{Hosted, MAX_HOSTED, login_name};
+use chat_overlay::records::{Kind as RecordKind, Record, Value};
 use directory::{Directory, User};
 use event::{Event, MAX_AWAY_BYTES, Presence};
 
 /// How often the service looks at its clocks (claims, auto-away, renewals, announcements).
 const TICK: Duration = Duration::from_secs(2);
+/// How often the node looks for ended presence epochs it holds.
+const FLUSH: Duration = Duration::from_millis(250);
 /// User events a slow watcher may fall behind by.
 const WATCH_QUEUE: usize = 1024;
 
@@ -114,6 +123,9 @@ pub struct People {
     events: broadcast::Sender<UserEvent>,
     wake: Notify,
     ring: OnceLock<RingHandle>,
+    pending: Mutex<Vec<publish::Pending>>,
+    held: Mutex<batch::Held>,
+    predecessor: Mutex<Option<Peer>>,
 }
 
 impl People {
@@ -138,6 +150,9 @@ impl People {
             events: broadcast::channel(WATCH_QUEUE).0,
             wake: Notify::new(),
             ring: OnceLock::new(),
+            pending: Mutex::new(Vec::new()),
+            held: Mutex::new(batch::Held::default()),
+            predecessor: Mutex::new(None),
         });
         people.host(Who::Operator)?;
         for who in hosted_before(data_dir) {
@@ -169,6 +184,14 @@ impl People {
 
     fn directory(&self) -> MutexGuard<'_, Directory> {
         self.dir.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Vec<publish::Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn held_items(&self) -> MutexGuard<'_, batch::Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn all_hosted(&self) -> Vec<Arc<Hosted>> {
@@ -334,7 +357,7 @@ impl People {
         Ok((nick, note))
     }
 
-    fn publish(&self, line: String, account: [u8; 32]) {
+    fn notify_watchers(&self, line: String, account: [u8; 32]) {
         let _ = self.events.send(UserEvent {
             line,
             account,
@@ -346,17 +369,61 @@ impl People {
     fn apply_event(&self, m: &ChatMessage, live: bool) -> String {
         let from = m.from_id();
         match Event::decode(&m.event) {
-            Ok(Event::Profile(sp)) => match sp.open(&from.0) {
-                Ok(p) if from.0 == self.node && live => {
+            Ok(Event::Batch(items)) => self.apply_batch(&items, live),
+            Ok(e) => self.apply_one(e, from, m.hlc.millis(), live),
+            Err(e) => {
+                debug!(error = %e, from = %from.short(), "people event refused");
+                String::new()
+            }
+        }
+    }
+
+    /// Applies the items of an epoch's batch, each as from the node that signed it; our own
+    /// items confirm what we published (and show the line we kept for them).
+    fn apply_batch(&self, items: &[Record], live: bool) -> String {
+        let mut lines = Vec::new();
+        for r in items {
+            if r.kind != RecordKind::Mailbox as u8 || !r.verify() {
+                debug!("a batch item that is not a verified mailbox record; skipped");
+                continue;
+            }
+            let Value::Data(bytes) = &r.value else {
+                continue;
+            };
+            let from = crate::identity::node_id_of_bytes(&r.owner);
+            if from.0 == self.node {
+                if let Some(line) = self.confirm(&r.hash()) {
+                    lines.push(line);
+                    continue;
+                }
+                if live {
+                    continue;
+                }
+            }
+            match Event::decode(bytes) {
+                Ok(Event::Batch(_)) | Err(_) => {
+                    debug!("a batch item that is not one event; skipped")
+                }
+                Ok(e) => lines.push(self.apply_one(e, from, r.created, live)),
+            }
+        }
+        lines.retain(|l| !l.is_empty());
+        lines.join("; ")
+    }
+
+    /// Applies one event from node `from` (seen at `at_ms`); returns its line.
+    fn apply_one(&self, e: Event, from: NodeId, at_ms: u64, live: bool) -> String {
+        match e {
+            Event::Profile(sp) => match sp.open(&from.0) {
+                Ok(_) if from.0 == self.node && live => {
                     // Our own, back through anti-entropy: already applied when signed.
-                    let _ = p;
                     String::new()
                 }
                 Ok(p) => {
                     let account = p.account;
                     let line = self.directory().apply(p);
                     if live && !line.is_empty() {
-                        self.publish(line.clone(), account);
+                        self.notify_watchers(line.clone(), account);
                     }
                     line
                 }
@@ -365,7 +432,7 @@ impl People {
                     String::new()
                 }
             },
-            Ok(Event::NodeDown(node)) if node == self.node => {
+            Event::NodeDown(node) if node == self.node => {
                 if live {
                     info!(reporter = %from.short(), "a neighbour reported this node dead; saying otherwise");
                     for h in self.all_hosted() {
@@ -376,19 +443,16 @@ impl People {
                 }
                 String::new()
             }
-            Ok(Event::NodeDown(node)) => {
-                let lines = self.directory().node_down(&node, m.hlc.millis());
+            Event::NodeDown(node) => {
+                let lines = self.directory().node_down(&node, at_ms);
                 if live {
                     for l in &lines {
-                        self.publish(l.clone(), [0; 32]);
+                        self.notify_watchers(l.clone(), [0; 32]);
                     }
                 }
                 lines.join("; ")
             }
-            Err(e) => {
-                debug!(error = %e, from = %from.short(), "people event refused");
-                String::new()
-            }
+            Event::Batch(_) => String::new(),
         }
     }
 
@@ -400,19 +464,12 @@ impl People {
             debug!(node = %dead.short(), "predecessor gone; nobody to report offline");
             return;
         }
-        let line = lines.join("; ");
+        for l in &lines {
+            self.notify_watchers(l.clone(), [0; 32]);
+        }
         let bytes = Event::NodeDown(dead.0).encode();
-        let chat = self.chat.clone();
-        match ring
-            .originate(move || chat.send_event(&bytes, &line).map(|l| (l.seq, l.wire, ())))
-            .await
-        {
-            Ok(()) => {
-                info!(node = %dead.short(), "reported a dead neighbour's users offline");
-                for l in lines {
-                    self.publish(l, [0; 32]);
-                }
-            }
+        match self.publish_event(ring, bytes, lines.join("; ")).await {
+            Ok(()) => info!(node = %dead.short(), "reported a dead neighbour's users offline"),
             Err(e) => warn!(node = %dead.short(), error = %e, "could not report a dead neighbour"),
         }
     }
@@ -447,6 +504,7 @@ impl People {
     pub async fn run(self: Arc<Self>, ring: RingHandle, mut joined: watch::Receiver<bool>) {
         let _ = self.ring.set(ring.clone());
         let mut lost = self.records.lost_names();
+        let mut held = self.records.held_items();
         let mut ring_events = ring.subscribe();
         while !*joined.borrow_and_update() {
             if joined.changed().await.is_err() {
@@ -455,12 +513,16 @@ impl People {
         }
         let mut predecessor: Option<Peer> = None;
         let mut tick = tokio::time::interval(TICK);
+        let mut flush = tokio::time::interval(FLUSH);
         loop {
             tokio::select! {
                 _ = tick.tick() => self.on_tick(&ring).await,
+                _ = flush.tick() => self.flush_epochs(&ring).await,
+                Some(r) = recv(&mut held) => self.held_items().offer(r, unix_ms()),
                 () = self.wake.notified() => self.on_tick(&ring).await,
                 ev = ring_events.recv() => match ev {
                     Ok(RingEvent::PredecessorChanged(new)) => {
+                        *self.predecessor.lock().unwrap_or_else(|p| p.into_inner()) = new;
                         if let Some(dead) = vanished(predecessor, new, NodeId(self.node)) {
                             self.report_down(&ring, dead).await;
                         }
@@ -469,7 +531,7 @@ impl People {
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                Some(l) = recv_lost(&mut lost) => {
+                Some(l) = recv(&mut lost) => {
                     let h = self.all_hosted().into_iter().find(|h| h.account == l.owner);
                     if let Some(h) = h {
                         self.on_lost(&ring, &h, l).await;
@@ -483,6 +545,7 @@ impl People {
         for h in self.all_hosted() {
             self.tick_account(ring, &h).await;
         }
+        self.resubmit(ring).await;
     }
 }
 
@@ -516,8 +579,8 @@ fn hosted_before(data_dir: &Path) -> Vec<Who> {
     out
 }
 
-async fn recv_lost(lost: &mut Option<tokio::sync::mpsc::Receiver<LostName>>) -> Option<LostName> {
-    match lost {
+async fn recv<T>(rx: &mut Option<tokio::sync::mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }

@@ -104,6 +104,9 @@ pub struct Records {
     signers: Mutex<HashMap<[u8; 32], SigningKey>>,
     /// Where "a name an account claimed is held by another key" goes (the people service).
     lost: OnceLock<tokio::sync::mpsc::Sender<LostName>>,
+    /// Where mailbox items this node comes to hold go (the people service collects the
+    /// presence epochs' items from them).
+    held_items: OnceLock<tokio::sync::mpsc::Sender<Record>>,
     file: Mutex<Option<RecordFile>>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -130,6 +133,7 @@ impl Records {
             own: Mutex::new(HashMap::new()),
             signers: Mutex::new(HashMap::new()),
             lost: OnceLock::new(),
+            held_items: OnceLock::new(),
             file: Mutex::new(Some(file)),
             writer: Mutex::new(Some(writer)),
         };
@@ -216,6 +220,13 @@ impl Records {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key.verifying_key().to_bytes(), key);
+    }
+
+    /// Where mailbox items this node comes to hold are reported from now on (one receiver;
+    /// a full queue drops them: presence resubmits what was not broadcast).
+    pub fn held_items(&self) -> Option<tokio::sync::mpsc::Receiver<Record>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(4096);
+        self.held_items.set(tx).ok().map(|()| rx)
     }
 
     /// Where lost names of hosted accounts are reported from now on (one receiver).
@@ -424,7 +435,14 @@ impl RecordSink for Records {
                     let _ = tx.send(result);
                 }
             }
-            RecordsEvent::Held(r) => self.persist(Write::Hold(Box::new(r))),
+            RecordsEvent::Held(r) => {
+                if r.kind == Kind::Mailbox as u8
+                    && let Some(tx) = self.held_items.get()
+                {
+                    let _ = tx.try_send(r.clone());
+                }
+                self.persist(Write::Hold(Box::new(r)));
+            }
             RecordsEvent::Released(h) => self.persist(Write::Release(h)),
             RecordsEvent::Expiring(r) => self.renew(&r),
             RecordsEvent::Lost { kind, key, holder } => {

@@ -5,15 +5,24 @@
 //! node that leaves broadcasts its user offline first (then leaves 300 ms later, as the
 //! daemon's shutdown does); a node whose predecessor vanished without leaving (the new
 //! predecessor does not lie between the old one and itself) broadcasts a node-down report.
-//! Payloads are the size of a signed profile. Reports presence events per second, the
-//! broadcast messages they cost per node per second (payloads, and payloads with the per-hop
-//! and completion acks), and how long a crash takes to be reported.
+//! Payloads are the size of a signed profile.
+//!
+//! Events travel as the daemon sends them: gathered per presence epoch
+//! ([`chat_overlay::presence`]: each event is put as a mailbox item under the epoch's key, and
+//! the epoch's primary holder broadcasts the items together once the epoch is over), or, with
+//! `--presence-direct`, each broadcast on its own (the daemon's fallback). Reports presence
+//! events per second, the broadcast messages they cost per node per second (payloads, and
+//! payloads with the per-hop and completion acks), the records messages (the epochs' puts, on
+//! top of the records layer's own sync), and how long a crash takes to be reported.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
+use chat_overlay::presence::{self, EPOCH, GRACE, ITEM_TTL};
+use chat_overlay::records::{Kind, Record, Value};
 use chat_overlay::sim::Sim;
 use chat_overlay::{Event, NodeId, Peer, Time};
+use ed25519_dalek::SigningKey;
 use rand::Rng;
 
 use crate::report::{Report, percentile};
@@ -25,6 +34,8 @@ const EVENT_BYTES: usize = 420;
 const LEAVE_AFTER: Duration = Duration::from_millis(300);
 /// Churn decisions are taken this often.
 const TICK: Duration = Duration::from_millis(100);
+/// Holders look for ended epochs this often (as the daemon's people service does).
+const FLUSH: Duration = Duration::from_millis(250);
 
 /// Per-host state the scenario keeps, as each daemon would.
 #[derive(Default)]
@@ -36,19 +47,111 @@ struct Watch {
     reported: std::collections::HashSet<NodeId>,
     report_delays_ms: Vec<u32>,
     events: u64,
+    /// Gather events per epoch (the daemon's way) rather than broadcast each.
+    batched: bool,
+    /// Each holder's view of the epochs' items.
+    held: HashMap<u32, presence::Held>,
+    /// Epochs with items, and when each item was put.
+    open: BTreeMap<u64, Vec<Time>>,
+    batches: u64,
+    epoch_waits_ms: Vec<u32>,
+    next_flush: Option<Time>,
 }
 
 impl Watch {
-    fn announce(&mut self, sim: &mut Sim, host: u32) {
+    fn next_seq(&mut self, host: u32) -> u64 {
         let i = host as usize;
         if self.seqs.len() <= i {
             self.seqs.resize(i + 1, 0);
         }
         self.seqs[i] += 1;
+        self.seqs[i]
+    }
+
+    fn announce(&mut self, sim: &mut Sim, host: u32) {
+        self.events += 1;
         let mut payload = vec![0u8; EVENT_BYTES];
         sim.rng().fill(&mut payload[..]);
-        sim.broadcast(host, self.seqs[i], payload);
-        self.events += 1;
+        if !self.batched {
+            let seq = self.next_seq(host);
+            sim.broadcast(host, seq, payload);
+            return;
+        }
+        let now_ms = sim.cfg.chord.records.wall_ms(sim.now());
+        let e = presence::epoch_of(now_ms);
+        let key = SigningKey::from_bytes(blake3::hash(&host.to_be_bytes()).as_bytes());
+        let item = Record::sign(
+            Kind::Mailbox,
+            presence::epoch_key(e).to_vec(),
+            Value::Data(payload),
+            &key,
+            self.events,
+            now_ms,
+            now_ms + ITEM_TTL.as_millis() as u64,
+        );
+        sim.put_record(host, self.events, item, false);
+        self.open.entry(e).or_default().push(sim.now());
+    }
+
+    /// The epochs' holders broadcast what they hold for ended epochs, as the daemon does
+    /// (`flush_epochs`): a holder sees its items in its store, decides by its own
+    /// predecessor whether it holds the epoch first, and broadcasts the items in batches.
+    fn flush(&mut self, sim: &mut Sim) {
+        let now_ms = sim.cfg.chord.records.wall_ms(sim.now());
+        let epoch_ms = EPOCH.as_millis() as u64;
+        let grace = GRACE.as_millis() as u64;
+        let due: Vec<u64> = self
+            .open
+            .keys()
+            .copied()
+            .filter(|e| (e + 1) * epoch_ms + grace <= now_ms)
+            .collect();
+        for e in due {
+            let loc = presence::epoch_location(e);
+            let key = presence::epoch_key(e);
+            for id in sim.true_holders(&loc, 3) {
+                let Some(host) = sim.host_of(&id) else {
+                    continue;
+                };
+                let Some(node) = sim.hosts[host as usize].node.as_ref() else {
+                    continue;
+                };
+                let me = node.me().id;
+                let pred = node.ring().predecessor();
+                let items: Vec<Record> = node
+                    .records()
+                    .store()
+                    .get(&loc, Kind::Mailbox as u8, &key, now_ms)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                let held = self.held.entry(host).or_default();
+                for r in items {
+                    held.offer(r, now_ms);
+                }
+                let ready = held.due(now_ms, |l| {
+                    pred.is_none_or(|p| *l == me || l.in_open(&p.id, &me))
+                });
+                for (ep, its) in ready {
+                    for part in presence::chunks(its) {
+                        let size: usize = part.iter().map(|r| r.value_len() + 200).sum();
+                        let seq = self.next_seq(host);
+                        sim.broadcast(host, seq, vec![0u8; size]);
+                        self.batches += 1;
+                    }
+                    // Each item's wait counts once, at its epoch's first broadcast.
+                    let now = sim.now();
+                    for t in self.open.get_mut(&ep).into_iter().flat_map(|v| v.drain(..)) {
+                        let ms = now.since(t).as_millis();
+                        self.epoch_waits_ms
+                            .push(ms.min(u128::from(u32::MAX)) as u32);
+                    }
+                }
+            }
+        }
+        // Epochs long over are done (their holders keep nothing older either).
+        let old = presence::epoch_of(now_ms).saturating_sub(30);
+        self.open.retain(|e, _| *e >= old);
     }
 
     /// Acts on the ring events since the last call: joined nodes announce, nodes whose
@@ -93,7 +196,10 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     let n = p.nodes as f64;
     let rate = p.churn_rate * n / 60.0;
     let per_tick = (rate * TICK.as_secs_f64()).min(1.0);
-    let mut w = Watch::default();
+    let mut w = Watch {
+        batched: !p.presence_direct,
+        ..Watch::default()
+    };
     sim.ring_events = Some(Vec::new());
     // Every member knows its predecessor as churn starts.
     for h in 0..sim.hosts.len() as u32 {
@@ -108,6 +214,7 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     let before_sends: u64 = sim.tracker.transmissions_total();
     let before_replies = sim.tracker.replies;
     let before_delivered = sim.net.delivered;
+    let before_records = sim.net.records_messages;
     let (mut joins, mut leaves, mut crashes) = (0u64, 0u64, 0u64);
     let mut leaving: Vec<(Time, u32)> = Vec::new();
     let mut live_sum = 0.0;
@@ -152,6 +259,10 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
         });
         sim.run_for(TICK);
         w.react(sim);
+        if w.batched && w.next_flush.is_none_or(|t| sim.now() >= t) {
+            w.flush(sim);
+            w.next_flush = Some(sim.now() + FLUSH);
+        }
         live_sum += sim.members().len() as f64;
         ticks += 1;
     }
@@ -161,6 +272,15 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     let replies = sim.tracker.replies - before_replies;
     let per_node_s = |x: u64| x as f64 / live / seconds;
     w.report_delays_ms.sort_unstable();
+    // The last epochs: let them end and be broadcast.
+    if w.batched {
+        let until = sim.now() + EPOCH * 2;
+        while sim.now() < until {
+            sim.run_for(FLUSH);
+            w.flush(sim);
+        }
+    }
+    rep.put("presence_mode", if w.batched { "epochs" } else { "direct" });
     rep.put("presence_seconds", seconds);
     rep.put("presence_live_nodes_mean", live);
     rep.put("churn_joins", joins);
@@ -180,6 +300,14 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
         "all_messages_per_node_per_second",
         per_node_s(sim.net.delivered - before_delivered),
     );
+    rep.put(
+        "records_messages_per_node_per_second",
+        per_node_s(sim.net.records_messages - before_records),
+    );
+    rep.put("presence_batches", w.batches);
+    w.epoch_waits_ms.sort_unstable();
+    rep.put("epoch_wait_ms_p50", percentile(&w.epoch_waits_ms, 0.5));
+    rep.put("epoch_wait_ms_p99", percentile(&w.epoch_waits_ms, 0.99));
     let mut lat: Vec<u32> = sim
         .tracker
         .latencies_us

@@ -74,6 +74,9 @@ pub struct Params {
     pub churn_duration: Duration,
     /// Each of joins, leaves and crashes per minute during churn, as a fraction of the nodes.
     pub churn_rate: f64,
+    /// Presence scenario: broadcast each event on its own instead of gathering them per
+    /// epoch.
+    pub presence_direct: bool,
     /// How long the partition lasts.
     pub partition_duration: Duration,
     /// Records put (records scenario).
@@ -104,6 +107,7 @@ impl Params {
             settle_max: Duration::from_secs(600),
             churn_duration: Duration::from_secs(if quiet { 0 } else { 600 }),
             churn_rate: 0.01,
+            presence_direct: false,
             partition_duration: Duration::from_secs(if quiet { 0 } else { 60 }),
             records: 1000,
             reads: 10_000,

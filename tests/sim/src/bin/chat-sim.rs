@@ -59,6 +59,10 @@ struct Args {
     /// together; 0 sends each at once.
     #[arg(long, default_value_t = 20)]
     reply_delay_ms: u64,
+    /// Presence scenario: broadcast each people event on its own instead of gathering them
+    /// per presence epoch.
+    #[arg(long)]
+    presence_direct: bool,
     /// Print the ring's state to stderr while it settles.
     #[arg(long)]
     progress: bool,
@@ -110,6 +114,7 @@ fn main() -> anyhow::Result<()> {
         "--churn-rate must be in 0..=1"
     );
     p.churn_rate = a.churn_rate;
+    p.presence_direct = a.presence_direct;
     anyhow::ensure!(
         a.records <= 10_000_000 && a.reads <= 10_000_000 && a.claims <= 1_000_000,
         "--records, --reads and --claims are bounded (10 M, 10 M, 1 M)"
