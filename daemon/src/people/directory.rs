@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use chat_overlay::NodeId;
+
 use super::event::{Presence, Profile, normalise};
 
 /// Accounts remembered at most; profiles of new accounts past it are ignored (and counted).
@@ -86,6 +88,22 @@ impl Directory {
         let line = describe(old.as_ref(), before.as_deref(), &user, &name);
         self.users.insert(user.account, user);
         line
+    }
+
+    /// The nodes hosting accounts shown online or away whose ids lie strictly between `from`
+    /// and `to` on the ring (at most 64).
+    pub fn online_nodes_between(&self, from: &NodeId, to: &NodeId) -> Vec<NodeId> {
+        let mut out: Vec<NodeId> = self
+            .users
+            .values()
+            .filter(|u| u.presence != Presence::Offline)
+            .map(|u| NodeId(u.node))
+            .filter(|n| n.in_open(from, to))
+            .collect();
+        out.sort();
+        out.dedup();
+        out.truncate(64);
+        out
     }
 
     /// Node `node` was seen dead: its accounts go offline. Returns a line per account.
@@ -292,6 +310,14 @@ mod tests {
             Some(Presence::Offline)
         );
         assert!(d.node_down(&[1; 32], 100).is_empty());
+        // Only nodes with users online count as members that should be there.
+        d.apply(profile(5, "erin", 1, 10, Presence::Online));
+        let between = d.online_nodes_between(&NodeId([0; 32]), &NodeId([9; 32]));
+        assert_eq!(between, vec![NodeId([5; 32])]);
+        assert!(
+            d.online_nodes_between(&NodeId([6; 32]), &NodeId([9; 32]))
+                .is_empty()
+        );
         // The old profile again does not bring it back; a newer one does.
         assert_eq!(d.apply(profile(1, "carol", 1, 10, Presence::Online)), "");
         assert_eq!(

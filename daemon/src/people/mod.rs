@@ -52,6 +52,11 @@ use event::{Event, MAX_AWAY_BYTES, Presence};
 const TICK: Duration = Duration::from_secs(2);
 /// How often the node looks for ended presence epochs it holds.
 const FLUSH: Duration = Duration::from_millis(250);
+/// How long after its predecessor vanished a node reports it down: time for a graceful
+/// goodbye, which travels in its presence epoch, to arrive first (then nothing is reported).
+const REPORT_AFTER: Duration = Duration::from_millis(3000);
+/// Vanished predecessors waiting to be reported, at most.
+const MAX_SUSPECTS: usize = 64;
 /// User events a slow watcher may fall behind by.
 const WATCH_QUEUE: usize = 1024;
 
@@ -514,17 +519,45 @@ impl People {
         let mut predecessor: Option<Peer> = None;
         let mut tick = tokio::time::interval(TICK);
         let mut flush = tokio::time::interval(FLUSH);
+        let mut suspects: Vec<(NodeId, std::time::Instant)> = Vec::new();
         loop {
             tokio::select! {
                 _ = tick.tick() => self.on_tick(&ring).await,
-                _ = flush.tick() => self.flush_epochs(&ring).await,
+                _ = flush.tick() => {
+                    self.flush_epochs(&ring).await;
+                    // Predecessors gone long enough for their goodbyes to have arrived.
+                    let now = std::time::Instant::now();
+                    let (due, wait): (Vec<_>, Vec<_>) =
+                        suspects.drain(..).partition(|(_, at)| *at <= now);
+                    suspects = wait;
+                    let pred = *self.predecessor.lock().unwrap_or_else(|p| p.into_inner());
+                    for (dead, _) in due {
+                        // Still outside the ring (not back as our predecessor, nor between it
+                        // and us)?
+                        let back = pred.is_some_and(|p| p.id == dead || !dead.in_open(&p.id, &NodeId(self.node)));
+                        if !back {
+                            self.report_down(&ring, dead).await;
+                        }
+                    }
+                }
                 Some(r) = recv(&mut held) => self.held_items().offer(r, unix_ms()),
                 () = self.wake.notified() => self.on_tick(&ring).await,
                 ev = ring_events.recv() => match ev {
                     Ok(RingEvent::PredecessorChanged(new)) => {
                         *self.predecessor.lock().unwrap_or_else(|p| p.into_inner()) = new;
-                        if let Some(dead) = vanished(predecessor, new, NodeId(self.node)) {
-                            self.report_down(&ring, dead).await;
+                        let me = NodeId(self.node);
+                        let mut gone: Vec<NodeId> = vanished(predecessor, new, me).into_iter().collect();
+                        // Nodes whose users show online but that lie between our new
+                        // predecessor and us are not in the ring either (the predecessor we
+                        // knew may have died after them, before reporting them).
+                        if let Some(p) = new {
+                            gone.extend(self.directory().online_nodes_between(&p.id, &me));
+                        }
+                        let at = std::time::Instant::now() + REPORT_AFTER;
+                        for dead in gone {
+                            if suspects.len() < MAX_SUSPECTS && !suspects.iter().any(|(d, _)| *d == dead) {
+                                suspects.push((dead, at));
+                            }
                         }
                         predecessor = new;
                     }

@@ -4,7 +4,7 @@
 //! service does (`daemon/src/people`): a node that joins broadcasts its user's profile; a
 //! node that leaves broadcasts its user offline first (then leaves 300 ms later, as the
 //! daemon's shutdown does); a node whose predecessor vanished without leaving (the new
-//! predecessor does not lie between the old one and itself) broadcasts a node-down report.
+//! predecessor does not lie between the old one and itself) reports it down 3 s later.
 //! Payloads are the size of a signed profile.
 //!
 //! Events travel as the daemon sends them: gathered per presence epoch
@@ -36,6 +36,9 @@ const LEAVE_AFTER: Duration = Duration::from_millis(300);
 const TICK: Duration = Duration::from_millis(100);
 /// Holders look for ended epochs this often (as the daemon's people service does).
 const FLUSH: Duration = Duration::from_millis(250);
+/// How long a node waits for a vanished predecessor's goodbye before reporting it (the
+/// daemon's `REPORT_AFTER`).
+const REPORT_AFTER: Duration = Duration::from_millis(3000);
 
 /// Per-host state the scenario keeps, as each daemon would.
 #[derive(Default)]
@@ -55,6 +58,10 @@ struct Watch {
     open: BTreeMap<u64, Vec<Time>>,
     batches: u64,
     epoch_waits_ms: Vec<u32>,
+    /// Vanished predecessors to report: when, by whom, which.
+    suspects: Vec<(Time, u32, NodeId)>,
+    /// Nodes whose users every directory shows online.
+    online: std::collections::BTreeSet<NodeId>,
     next_flush: Option<Time>,
 }
 
@@ -91,6 +98,34 @@ impl Watch {
         );
         sim.put_record(host, self.events, item, false);
         self.open.entry(e).or_default().push(sim.now());
+    }
+
+    /// Reports the vanished predecessors whose wait is over (by a reporter still up).
+    fn report(&mut self, sim: &mut Sim) {
+        let now = sim.now();
+        let (due, wait): (Vec<_>, Vec<_>) =
+            self.suspects.drain(..).partition(|(t, _, _)| *t <= now);
+        self.suspects = wait;
+        for (_, host, dead) in due {
+            if !sim.is_up(host) {
+                // Its reporter went too: the next one will see the gap.
+                self.reported.remove(&dead);
+                continue;
+            }
+            let me = sim.hosts[host as usize].peer.id;
+            let pred = self.preds.get(&host).copied().flatten();
+            if pred.is_some_and(|p| p.id == dead || !dead.in_open(&p.id, &me)) {
+                self.reported.remove(&dead);
+                continue;
+            }
+            self.online.remove(&dead);
+            if let Some(t) = self.crashed_at.get(&dead) {
+                let ms = now.since(*t).as_millis();
+                self.report_delays_ms
+                    .push(ms.min(u128::from(u32::MAX)) as u32);
+            }
+            self.announce(sim, host);
+        }
     }
 
     /// The epochs' holders broadcast what they hold for ended epochs, as the daemon does
@@ -165,25 +200,41 @@ impl Watch {
             match ev {
                 Event::Joined => {
                     self.preds.insert(host, None);
+                    let id = sim.hosts[host as usize].peer.id;
+                    self.online.insert(id);
+                    self.reported.remove(&id);
                     self.announce(sim, host);
                 }
                 Event::PredecessorChanged(new) => {
                     let old = self.preds.insert(host, new).flatten();
                     let me = sim.hosts[host as usize].peer.id;
-                    let Some(old) = old else { continue };
-                    let passed = new.is_some_and(|n| n.id == old.id || n.id.in_open(&old.id, &me));
-                    // The daemon reports only users it still shows online: not after a
-                    // graceful leave's goodbye, not twice.
-                    if passed || self.left.contains(&old.id) || self.reported.contains(&old.id) {
-                        continue;
+                    let mut gone: Vec<NodeId> = Vec::new();
+                    if let Some(old) = old {
+                        let passed =
+                            new.is_some_and(|n| n.id == old.id || n.id.in_open(&old.id, &me));
+                        if !passed {
+                            gone.push(old.id);
+                        }
                     }
-                    self.reported.insert(old.id);
-                    if let Some(t) = self.crashed_at.get(&old.id) {
-                        let ms = sim.now().since(*t).as_millis();
-                        self.report_delays_ms
-                            .push(ms.min(u128::from(u32::MAX)) as u32);
+                    // As the daemon: nodes shown online between the new predecessor and us
+                    // are not in the ring either.
+                    if let Some(p) = new {
+                        gone.extend(
+                            self.online
+                                .iter()
+                                .filter(|n| n.in_open(&p.id, &me))
+                                .take(64),
+                        );
                     }
-                    self.announce(sim, host);
+                    for dead in gone {
+                        // Only users still shown online: not after a goodbye, not twice.
+                        if self.left.contains(&dead) || self.reported.contains(&dead) {
+                            continue;
+                        }
+                        self.reported.insert(dead);
+                        // Reported after the daemon's wait for a goodbye (`REPORT_AFTER`).
+                        self.suspects.push((sim.now() + REPORT_AFTER, host, dead));
+                    }
                 }
                 _ => {}
             }
@@ -209,10 +260,12 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
                 .as_ref()
                 .and_then(|o| o.ring().predecessor());
             w.preds.insert(h, pred);
+            w.online.insert(sim.hosts[h as usize].peer.id);
         }
     }
     let before_sends: u64 = sim.tracker.transmissions_total();
     let before_replies = sim.tracker.replies;
+    let before_groups = sim.tracker.reply_groups;
     let before_delivered = sim.net.delivered;
     let before_records = sim.net.records_messages;
     let (mut joins, mut leaves, mut crashes) = (0u64, 0u64, 0u64);
@@ -235,6 +288,7 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
         {
             // Offline first, then leave (the daemon's shutdown order).
             w.left.insert(sim.hosts[i as usize].peer.id);
+            w.online.remove(&sim.hosts[i as usize].peer.id);
             w.announce(sim, i);
             leaving.push((sim.now() + LEAVE_AFTER, i));
             leaves += 1;
@@ -259,6 +313,7 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
         });
         sim.run_for(TICK);
         w.react(sim);
+        w.report(sim);
         if w.batched && w.next_flush.is_none_or(|t| sim.now() >= t) {
             w.flush(sim);
             w.next_flush = Some(sim.now() + FLUSH);
@@ -270,6 +325,7 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     let live = live_sum / ticks.max(1) as f64;
     let sends = sim.tracker.transmissions_total() - before_sends;
     let replies = sim.tracker.replies - before_replies;
+    let groups = sim.tracker.reply_groups - before_groups;
     let per_node_s = |x: u64| x as f64 / live / seconds;
     w.report_delays_ms.sort_unstable();
     // The last epochs: let them end and be broadcast.
@@ -295,6 +351,11 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     rep.put(
         "presence_messages_per_node_per_second",
         per_node_s(sends + replies),
+    );
+    // Acks leave grouped per parent and node step: a datagram each on a real link.
+    rep.put(
+        "presence_datagrams_per_node_per_second",
+        per_node_s(sends + groups),
     );
     rep.put(
         "all_messages_per_node_per_second",
