@@ -321,21 +321,26 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
         live_sum += sim.members().len() as f64;
         ticks += 1;
     }
+    // The last reports and epochs (no more churn): let them be made and broadcast; their
+    // cost and time count.
+    let until = sim.now() + REPORT_AFTER + EPOCH * 2;
+    while sim.now() < until {
+        sim.run_for(FLUSH);
+        w.react(sim);
+        w.report(sim);
+        if w.batched {
+            w.flush(sim);
+        }
+        live_sum += sim.members().len() as f64;
+        ticks += 1;
+    }
+    w.report_delays_ms.sort_unstable();
     let seconds = secs(sim.now()) - secs(start);
     let live = live_sum / ticks.max(1) as f64;
     let sends = sim.tracker.transmissions_total() - before_sends;
     let replies = sim.tracker.replies - before_replies;
     let groups = sim.tracker.reply_groups - before_groups;
     let per_node_s = |x: u64| x as f64 / live / seconds;
-    w.report_delays_ms.sort_unstable();
-    // The last epochs: let them end and be broadcast.
-    if w.batched {
-        let until = sim.now() + EPOCH * 2;
-        while sim.now() < until {
-            sim.run_for(FLUSH);
-            w.flush(sim);
-        }
-    }
     rep.put("presence_mode", if w.batched { "epochs" } else { "direct" });
     rep.put("presence_seconds", seconds);
     rep.put("presence_live_nodes_mean", live);

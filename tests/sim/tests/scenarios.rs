@@ -294,3 +294,42 @@ fn names_claimed_on_both_sides_of_a_partition_converge_on_one_owner() {
     );
     assert_eq!(u(&r, "losers_told"), u(&r, "conflicts"), "{}", r.human());
 }
+
+#[test]
+fn presence_in_epochs_costs_fewer_broadcasts_and_reports_every_crash() {
+    let run_mode = |direct: bool| {
+        let mut p = Params::new(Scenario::Presence, 300, 21);
+        p.lookups = 200;
+        p.churn_rate = 0.05;
+        p.churn_duration = std::time::Duration::from_secs(60);
+        p.presence_direct = direct;
+        run(&p)
+    };
+    let (epochs, direct) = (run_mode(false), run_mode(true));
+    for r in [&epochs, &direct] {
+        assert!(r.ring_correct, "{}", r.human());
+        assert!(f(r, "presence_events") >= 20.0, "{}", r.human());
+        // Every crash is reported by a ring neighbour (within the run's tail).
+        assert_eq!(
+            f(r, "crashes_reported"),
+            f(r, "churn_crashes"),
+            "{}",
+            r.human()
+        );
+    }
+    assert!(f(&epochs, "presence_batches") >= 1.0, "{}", epochs.human());
+    // Several events travel in one broadcast: fewer payloads per node than one each.
+    assert!(
+        f(&epochs, "presence_payloads_per_node_per_second")
+            < f(&direct, "presence_payloads_per_node_per_second"),
+        "{}\n{}",
+        epochs.human(),
+        direct.human()
+    );
+    // An event waits for its epoch's end and grace: at most one epoch and a bit more.
+    assert!(
+        f(&epochs, "epoch_wait_ms_p99") <= 3000.0,
+        "{}",
+        epochs.human()
+    );
+}
