@@ -318,6 +318,32 @@ async fn tcp_requires_the_bearer_token() {
         .expect("accepted with the token")
         .into_inner();
     assert_eq!(sent.message.expect("message").text, "right token");
+    // The token's holder is a guest: an account of its own, shown as `*nick` everywhere —
+    // in the user list and on its messages (once its profile has spread).
+    let socket = sandbox.socket();
+    let guest_seen = wait_until(Duration::from_secs(30), || {
+        let out = sandbox.chatctl_at(&socket, &["users", "--json"]);
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out.stdout) else {
+            return false;
+        };
+        v["users"].as_array().is_some_and(|us| {
+            us.iter()
+                .any(|u| u["nickname"] == "*guest" && u["guest"] == true && u["self"] == false)
+        })
+    });
+    assert!(guest_seen, "the guest is not listed as *guest");
+    let history = client::chat(client::unix(&socket).await)
+        .history(HistoryRequest::default())
+        .await
+        .expect("history")
+        .into_inner();
+    let from: Vec<&str> = history
+        .messages
+        .iter()
+        .filter(|m| m.text == "right token")
+        .map(|m| m.from.as_str())
+        .collect();
+    assert_eq!(from, ["*guest"]);
     // Repeated failures from one address are cut off, even with the right token afterwards.
     let mut limited = false;
     for _ in 0..10 {

@@ -167,6 +167,17 @@ fn nicknames_are_unique_and_presence_reaches_every_node() {
         presence_of(l, "dave").as_deref() == Some("online")
     });
 
+    // A flood of presence changes is cut off per account, with the wait.
+    let sock0 = c.members[0].dir.join("run/control.sock");
+    let refused = (0..14).find_map(|i| {
+        let out = c
+            .sandbox
+            .chatctl_at(&sock0, &["away", &format!("flood {i}")]);
+        (!out.status.success()).then(|| String::from_utf8_lossy(&out.stderr).into_owned())
+    });
+    let refused = refused.expect("14 changes in a row were all accepted");
+    assert!(refused.contains("too often"), "{refused}");
+
     // A message is named by its author's verified nickname on every node.
     let sent = c.sandbox.chatctl_at(
         &c.members[2].dir.join("run/control.sock"),
