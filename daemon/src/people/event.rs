@@ -268,3 +268,38 @@ mod tests {
         assert!(Event::decode(b"\xff\x00garbage").is_err());
     }
 }
+
+#[cfg(test)]
+mod size {
+    use super::*;
+    use chat_overlay::records::Value;
+
+    /// The simulator's presence scenario sizes its events after this (`EVENT_BYTES`).
+    #[test]
+    fn a_profile_event_is_about_the_size_the_simulator_uses() {
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let nick = "a-typical-name";
+        let claim = Record::sign(
+            RecordKind::Nick,
+            normalise(nick).into_bytes(),
+            Value::Data(nick.as_bytes().to_vec()),
+            &key,
+            1_800_000_000_000,
+            1_800_000_000_000,
+            1_802_592_000_000,
+        );
+        let p = Profile {
+            account: key.verifying_key().to_bytes(),
+            node: [1; 32],
+            nick: nick.into(),
+            claim,
+            guest: false,
+            presence: Presence::Away,
+            away: "back at three".into(),
+            since_ms: 1_800_000_000_000,
+            version: 1_800_000_000_000,
+        };
+        let n = Event::Profile(p.sign(&key)).encode().len();
+        assert!((440..=540).contains(&n), "a profile event is {n} bytes");
+    }
+}
