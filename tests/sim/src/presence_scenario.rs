@@ -276,11 +276,7 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     let start = sim.now();
     let end = start + p.churn_duration;
     while sim.now() < end {
-        if sim.rng().random_bool(per_tick)
-            && let Some(via) = sim.random_member()
-        {
-            let i = sim.add_host();
-            sim.join(i, via);
+        if crate::scenario::maybe_join(sim, per_tick) {
             joins += 1;
         }
         if sim.rng().random_bool(per_tick)

@@ -377,11 +377,7 @@ fn churn(sim: &mut Sim, p: &Params, rep: &mut Report, run: &mut Run) {
     let start = sim.now();
     let end = start + p.churn_duration;
     while sim.now() < end && !ok.is_empty() {
-        if sim.rng().random_bool(per_tick)
-            && let Some(via) = sim.random_member()
-        {
-            let i = sim.add_host();
-            sim.join(i, via);
+        if crate::scenario::maybe_join(sim, per_tick) {
             joins += 1;
         }
         if sim.rng().random_bool(per_tick)

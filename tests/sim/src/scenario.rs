@@ -441,6 +441,19 @@ fn merge(sim: &mut Sim, p: &Params, rep: &mut Report) {
     settle(sim, p.settle_max);
 }
 
+/// One churn step's join: with probability `p` a new host joins through a random member.
+/// Whether one did.
+pub fn maybe_join(sim: &mut Sim, p: f64) -> bool {
+    if sim.rng().random_bool(p)
+        && let Some(via) = sim.random_member()
+    {
+        let i = sim.add_host();
+        sim.join(i, via);
+        return true;
+    }
+    false
+}
+
 /// Virtual time as seconds.
 pub fn secs(t: Time) -> f64 {
     t.as_micros() as f64 / 1e6
