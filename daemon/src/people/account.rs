@@ -92,6 +92,15 @@ pub struct Me {
     pub changes: Bucket,
 }
 
+impl Me {
+    /// Holds `nick` by `claim`, claimed now.
+    pub fn hold(&mut self, nick: String, claim: Record) {
+        self.nick = Some(nick);
+        self.claim = Some(claim);
+        self.claimed_at = Some(Instant::now());
+    }
+}
+
 /// One hosted account.
 #[derive(Debug)]
 pub struct Hosted {

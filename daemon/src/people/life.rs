@@ -36,7 +36,18 @@ impl People {
         h: &Hosted,
         wish: &Nickname,
     ) -> Result<(String, Record, String), PeopleError> {
-        for attempt in 0..=SUFFIX_ATTEMPTS {
+        self.claim_from(h, wish, 0).await
+    }
+
+    /// [`People::claim`], starting at attempt `first` (0: the wish itself; 1: straight to
+    /// the suffixed forms).
+    async fn claim_from(
+        &self,
+        h: &Hosted,
+        wish: &Nickname,
+        first: usize,
+    ) -> Result<(String, Record, String), PeopleError> {
+        for attempt in first..=SUFFIX_ATTEMPTS {
             let name = if attempt == 0 {
                 wish.to_string()
             } else {
@@ -143,10 +154,8 @@ impl People {
             match self.claim(h, &first).await {
                 Ok((nick, claim, note)) => {
                     let mut me = h.me();
-                    me.nick = Some(nick);
-                    me.claim = Some(claim);
+                    me.hold(nick, claim);
                     me.note = note;
-                    me.claimed_at = Some(Instant::now());
                     me.dirty = true;
                 }
                 Err(e) => {
@@ -181,9 +190,7 @@ impl People {
                         if !note.is_empty() {
                             me.note = note;
                         }
-                        me.nick = Some(nick);
-                        me.claim = Some(claim);
-                        me.claimed_at = Some(Instant::now());
+                        me.hold(nick, claim);
                     }
                     Err(e) => warn!(error = %e, "could not renew the nickname claim"),
                 }
@@ -235,30 +242,20 @@ impl People {
         let Ok(base) = strip_suffix(&current).parse::<Nickname>() else {
             return;
         };
-        for _ in 0..SUFFIX_ATTEMPTS {
-            let name = suffixed(base.as_str());
-            match self.put_claim(h, &name).await {
-                Ok(claim) => {
-                    {
-                        let mut me = h.me();
-                        me.note = format!(
-                            "the nickname {current} was also granted to another user who claimed it first (at the same time, or while the network was split); you are {name} now"
-                        );
-                        me.nick = Some(name);
-                        me.claim = Some(claim);
-                        me.claimed_at = Some(Instant::now());
-                    }
-                    if let Err(e) = self.announce(ring, h).await {
-                        warn!(error = %e, "could not announce the new nickname yet");
-                    }
-                    return;
+        match self.claim_from(h, &base, 1).await {
+            Ok((name, claim, _)) => {
+                {
+                    let mut me = h.me();
+                    me.note = format!(
+                        "the nickname {current} was also granted to another user who claimed it first (at the same time, or while the network was split); you are {name} now"
+                    );
+                    me.hold(name, claim);
                 }
-                Err(RecordsError::Refused(RecordError::Taken { .. })) => continue,
-                Err(e) => {
-                    warn!(error = %e, "could not rename after losing the nickname");
-                    return;
+                if let Err(e) = self.announce(ring, h).await {
+                    warn!(error = %e, "could not announce the new nickname yet");
                 }
             }
+            Err(e) => warn!(error = %e, "could not rename after losing the nickname"),
         }
     }
 }

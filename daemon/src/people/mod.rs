@@ -26,7 +26,7 @@ mod publish;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chat_overlay::{Event as RingEvent, NodeId, Peer};
@@ -127,7 +127,6 @@ pub struct People {
     dir: Mutex<Directory>,
     events: broadcast::Sender<UserEvent>,
     wake: Notify,
-    ring: OnceLock<RingHandle>,
     pending: Mutex<Vec<publish::Pending>>,
     held: Mutex<batch::Held>,
     predecessor: Mutex<Option<Peer>>,
@@ -154,7 +153,6 @@ impl People {
             dir: Mutex::new(Directory::default()),
             events: broadcast::channel(WATCH_QUEUE).0,
             wake: Notify::new(),
-            ring: OnceLock::new(),
             pending: Mutex::new(Vec::new()),
             held: Mutex::new(batch::Held::default()),
             predecessor: Mutex::new(None),
@@ -352,10 +350,8 @@ impl People {
         let (nick, claim, note) = self.claim(&h, &wish).await?;
         {
             let mut me = h.me();
-            me.nick = Some(nick.clone());
-            me.claim = Some(claim);
+            me.hold(nick.clone(), claim);
             me.note = note.clone();
-            me.claimed_at = Some(std::time::Instant::now());
             me.last_active = std::time::Instant::now();
         }
         self.announce(ring, &h).await?;
@@ -507,7 +503,6 @@ impl People {
     /// The service's life: once joined, claim every hosted account's name and announce it,
     /// then keep presence true.
     pub async fn run(self: Arc<Self>, ring: RingHandle, mut joined: watch::Receiver<bool>) {
-        let _ = self.ring.set(ring.clone());
         let mut lost = self.records.lost_names();
         let mut held = self.records.held_items();
         let mut ring_events = ring.subscribe();
