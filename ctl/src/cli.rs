@@ -47,6 +47,8 @@ pub enum Command {
     Ring,
     /// List the peers seen on the LAN by chatd's mDNS discovery (`chatd --lan`).
     Discover,
+    /// Print a link that opens chatd's web view (web.listen) able to send as you.
+    Web,
     /// Send a message (no TEXT: one message per line of standard input).
     Send(SendArgs),
     /// Show the latest messages, and with -f follow new ones.

@@ -79,6 +79,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::Peers => cmd::peers::run(&socket, printer).await,
             cli::Command::Ring => cmd::ring::run(&socket, printer).await,
             cli::Command::Discover => cmd::discover::run(&socket, printer).await,
+            cli::Command::Web => cmd::web::run(&socket, printer).await,
             cli::Command::Send(args) => cmd::send::run(&socket, printer, args).await,
             cli::Command::Tail(args) => cmd::tail::run(&socket, printer, args).await,
             cli::Command::Record(args) => cmd::record::run(&socket, printer, args).await,

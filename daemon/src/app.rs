@@ -39,6 +39,7 @@ use crate::records::Records;
 use crate::reload::Reloader;
 use crate::ring::{self, RingConfig};
 use crate::supervise::{Ended, Tasks};
+use crate::web::WebListener;
 use crate::{paths, shutdown, transport};
 
 /// How long in-flight control calls may run after a shutdown signal.
@@ -65,6 +66,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         }
         let group = settings.access.group.as_ref().map(|g| g.1);
         let control = ControlSocket::bind_for_group(&settings.control_socket, group).await?;
+        let web = WebListener::bind(&settings.web, &settings.access, &settings.data_dir).await?;
         // Bound here (not in the transport) to learn the real port before anything else runs.
         let udp = std::net::UdpSocket::bind(settings.listen)
             .map_err(|source| Error::Listen { addr: settings.listen, source })?;
@@ -170,9 +172,19 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
 
         let (trigger, stop) = shutdown::channel();
         info!(control = %control.path().display(), listen = %listen_addr, "chatd is running");
+        let chat_api = crate::control::chat_api(chat.clone(), node.clone(), people.clone(), &settings.access);
+        if let Some(web) = web {
+            node.attach_web(web.link());
+            let serve = web.serve(node.clone(), chat.clone(), people.clone(), chat_api.clone(), stop.clone());
+            tasks.spawn("the web view", async move {
+                if let Err(e) = serve.await {
+                    error!(error = %e, "the web view stopped");
+                }
+            });
+        }
         let server = control.serve(
             node.clone(),
-            chat.clone(),
+            chat_api,
             records.clone(),
             people.clone(),
             &settings.access,

@@ -62,6 +62,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub lan: bool,
 
+    /// Serve the web view, /metrics and /healthz on ADDR (IP:PORT); "" turns them off
+    /// [config: web.listen; default: 127.0.0.1:7480].
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub web: Option<String>,
+
     /// What to do; without a subcommand, run the node.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -117,6 +122,7 @@ impl Cli {
             control: self.control.clone(),
             nick: self.nick.clone(),
             lan: self.lan,
+            web: self.web.clone(),
         }
     }
 }

@@ -55,6 +55,9 @@ pub enum Error {
     /// LAN discovery (`discovery.mdns`) could not start.
     #[error("discovery.mdns: {0}")]
     Lan(#[from] crate::discovery::mdns::LanError),
+    /// The web view could not start.
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -71,6 +74,9 @@ impl Error {
             Error::Config(_) => EXIT_CONFIG,
             Error::Listen { source, .. } if source.kind() == AddrInUse => EXIT_PORT_IN_USE,
             Error::Listen { source, .. } if source.kind() == PermissionDenied => EXIT_PERMISSION,
+            Error::Web(crate::web::WebError::Bind { source, .. }) if source.kind() == AddrInUse => {
+                EXIT_PORT_IN_USE
+            }
             Error::Path(PathError::WrongOwner { .. } | PathError::Untrusted { .. }) => {
                 EXIT_PERMISSION
             }

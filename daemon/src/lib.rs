@@ -13,6 +13,8 @@
 //! - [`transport`]: QUIC (quinn) with identity-bound TLS and CBOR frames;
 //! - [`ring`]: the driver running the overlay over the transport;
 //! - [`control`]: the gRPC control server on a Unix socket, one file per service;
+//! - [`web`]: the web live view, `/metrics` and `/healthz` over HTTP (axum);
+//! - [`metrics`]: the histograms and counters only `/metrics` shows;
 //! - [`shutdown`]: the shutdown signal, from SIGINT/SIGTERM to every task;
 //! - [`supervise`]: the app's long-lived tasks; one that ends on its own ends the daemon;
 //! - [`logging`]: `tracing` to the systemd journal or stderr, with a reloadable filter;
@@ -34,6 +36,7 @@ pub mod env;
 pub mod error;
 pub mod identity;
 pub mod logging;
+pub mod metrics;
 pub mod nickname;
 pub mod node;
 pub mod notify;
@@ -45,6 +48,7 @@ pub mod ring;
 pub mod shutdown;
 pub mod supervise;
 pub mod transport;
+pub mod web;
 
 pub use app::run;
 pub use error::Error;

@@ -41,6 +41,7 @@ pub struct Node {
     ring: OnceLock<RingHandle>,
     /// LAN discovery, when on.
     lan: OnceLock<Arc<crate::discovery::mdns::Lan>>,
+    web: OnceLock<crate::web::WebLink>,
     /// Set when something (the `Leave` RPC) asks the daemon to stop.
     stop: watch::Sender<bool>,
 }
@@ -156,6 +157,7 @@ impl Node {
             membership: Arc::new(Membership::default()),
             ring: OnceLock::new(),
             lan: OnceLock::new(),
+            web: OnceLock::new(),
             stop: watch::Sender::new(false),
         }
     }
@@ -213,6 +215,16 @@ impl Node {
     /// LAN discovery, if it runs.
     pub fn lan(&self) -> Option<&Arc<crate::discovery::mdns::Lan>> {
         self.lan.get()
+    }
+
+    /// Records that the web view runs, and how to make login links for it.
+    pub fn attach_web(&self, link: crate::web::WebLink) {
+        let _ = self.web.set(link);
+    }
+
+    /// The web view's login links, if it runs.
+    pub fn web(&self) -> Option<&crate::web::WebLink> {
+        self.web.get()
     }
 
     /// Asks the daemon to stop (it leaves the ring first).

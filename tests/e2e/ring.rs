@@ -30,3 +30,5 @@ mod records;
 mod rejoin;
 #[path = "ring/send.rs"]
 mod send;
+#[path = "ring/web.rs"]
+mod web;

@@ -9,3 +9,4 @@ pub mod send;
 pub mod status;
 pub mod tail;
 pub mod users;
+pub mod web;

@@ -40,6 +40,7 @@ pub use room::Room;
 pub use store::Stored;
 pub use subscription::{FeedEvent, Start};
 
+use crate::metrics::Metrics;
 use crate::nickname::Nickname;
 use envelope::{Draft, EnvelopeError, Kind, TextError};
 use hlc::Clock;
@@ -166,6 +167,7 @@ struct Inner {
     subscriptions: Arc<Semaphore>,
     counters: Counters,
     people: OnceLock<Arc<dyn PeopleSink>>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug)]
@@ -218,6 +220,7 @@ impl Chat {
                 subscriptions: Arc::new(Semaphore::new(config.max_subscribers)),
                 counters: Counters::default(),
                 people: OnceLock::new(),
+                metrics: Arc::default(),
             }),
         };
         Ok(chat)
@@ -388,6 +391,16 @@ impl Chat {
             Insert::Stale => return Err(AcceptError::Replay("older than the kept history")),
         };
         let stored = Arc::new(Stored { pos, message });
+        if stored.message.kind == Kind::Text {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            let late_ms = now_ms.saturating_sub(stored.message.hlc.millis());
+            self.inner
+                .metrics
+                .delivery_latency
+                .observe(late_ms as f64 / 1000.0);
+        }
         if stored.message.kind == Kind::Text || !stored.message.text.is_empty() {
             self.inner.hub.publish(stored.clone());
         }
@@ -407,7 +420,15 @@ impl Chat {
     /// Commits messages from the ring that wait uncommitted (a failure is logged by the store
     /// and rolls them back).
     pub fn commit(&self) -> Result<(), ChatError> {
-        Ok(self.state().store.commit()?)
+        let mut state = self.state();
+        let pending = state.store.commit_deadline().is_some();
+        let started = Instant::now();
+        state.store.commit()?;
+        if pending {
+            let took = started.elapsed().as_secs_f64();
+            self.inner.metrics.commit_seconds.observe(took);
+        }
+        Ok(())
     }
 
     /// Starts a subscription to `room` (all rooms if `None`). Returns `Ok(None)` when
@@ -553,6 +574,11 @@ impl Chat {
     /// ChatMessage counters.
     pub fn counters(&self) -> &Counters {
         &self.inner.counters
+    }
+
+    /// The histograms and delivery counter `/metrics` shows.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 }
 

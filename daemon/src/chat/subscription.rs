@@ -178,6 +178,8 @@ impl Task {
         self.tx
             .send(FeedEvent::Message(stored))
             .await
-            .map_err(|_| Gone)
+            .map_err(|_| Gone)?;
+        self.chat.metrics().deliveries.inc();
+        Ok(())
     }
 }

@@ -13,7 +13,7 @@ use super::{
     Access, ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS, Discovery,
     MAX_COMMIT_DELAY_MS, MAX_CONNECTIONS_RANGE, MAX_INTERFACES, ORIGIN_BURST_RANGE,
     ORIGIN_RATE_RANGE, PeerAddr, RECORD_REPLICAS_RANGE, RECORD_STORE_MB_RANGE, REPLY_DELAY_RANGE,
-    RING_MS_RANGE, RingSettings, Settings, key_error,
+    RING_MS_RANGE, RingSettings, Settings, Web, key_error,
 };
 use crate::env::Env;
 use crate::nickname::Nickname;
@@ -39,6 +39,7 @@ impl Checker {
         let mut transport = self.section(&mut tree, "transport")?;
         let mut ring = self.section(&mut tree, "ring")?;
         let mut discovery = self.section(&mut tree, "discovery")?;
+        let mut web = self.section(&mut tree, "web")?;
         self.no_leftovers("", tree)?;
         let defaults = RingSettings::default();
         let mut ms = |name: &str, default: u64| -> Result<u64, ConfigError> {
@@ -119,6 +120,13 @@ impl Checker {
                     None => Vec::new(),
                 },
             },
+            web: match web.remove("listen") {
+                Some(v) => Web {
+                    listen: self.optional_addr("web.listen", v)?,
+                    explicit: true,
+                },
+                None => Web::default(),
+            },
         };
         self.no_leftovers("node.", node)?;
         self.no_leftovers("control.", control)?;
@@ -127,6 +135,20 @@ impl Checker {
         self.no_leftovers("transport.", transport)?;
         self.no_leftovers("ring.", ring)?;
         self.no_leftovers("discovery.", discovery)?;
+        self.no_leftovers("web.", web)?;
+        if let Some(addr) = settings.web.listen
+            && !addr.ip().is_loopback()
+            && settings.access.token.is_none()
+        {
+            return Err(key_error(
+                "web.listen",
+                format!(
+                    "{addr} is not a loopback address: the web view there needs the bearer \
+                     token of control.token_file, which is not set"
+                ),
+                String::new(),
+            ));
+        }
         Ok(settings)
     }
 
@@ -147,6 +169,7 @@ impl Checker {
                 "node.data_dir" => " (from --data-dir)".to_owned(),
                 "node.nickname" => " (from --nick)".to_owned(),
                 "discovery.mdns" => " (from --lan)".to_owned(),
+                "web.listen" => " (from --web)".to_owned(),
                 "control.socket" => " (from --control)".to_owned(),
                 _ => match &self.file {
                     Some(file) => format!(" (in {})", file.display()),
@@ -347,6 +370,22 @@ impl Checker {
                 &value,
                 format!("expected a string, got {}", describe(&value)),
             )),
+        }
+    }
+
+    /// An address, or none for an empty value.
+    fn optional_addr(&self, key: &str, value: Value) -> Result<Option<SocketAddr>, ConfigError> {
+        let origin = self.origin(key, &value);
+        let s = self.string(key, value)?;
+        match s.trim() {
+            "" => Ok(None),
+            t => t.parse().map(Some).map_err(|_| {
+                key_error(
+                    key,
+                    format!("invalid socket address {s:?} (expected IP:PORT, or empty for none)"),
+                    origin,
+                )
+            }),
         }
     }
 

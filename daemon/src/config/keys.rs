@@ -119,6 +119,10 @@ pub const KEYS: &[Key] = &[
         "discovery.interfaces",
         "interfaces for mDNS; empty for all but loopback",
     ),
+    key(
+        "web.listen",
+        "HTTP address of the web view and /metrics; empty turns them off",
+    ),
 ];
 
 /// The key named `name`, if chatd has one.

@@ -157,6 +157,8 @@ pub struct Overrides {
     pub nick: Option<String>,
     /// `--lan`.
     pub lan: bool,
+    /// `--web ADDR` (empty: no web view).
+    pub web: Option<String>,
 }
 
 /// The effective configuration.
@@ -186,6 +188,31 @@ pub struct Settings {
     pub ring: RingSettings,
     /// LAN discovery (`[discovery]`).
     pub discovery: Discovery,
+    /// The web view and metrics (`[web]`).
+    pub web: Web,
+}
+
+/// The web view and `/metrics` (`web.*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Web {
+    /// `web.listen`: the HTTP address; `None` (an empty value) turns the web view off.
+    pub listen: Option<SocketAddr>,
+    /// Whether `web.listen` was given (file, environment or `--web`) rather than defaulted:
+    /// a default address that is taken is skipped with a warning, a given one is an error.
+    pub explicit: bool,
+}
+
+/// `web.listen` by default: loopback only.
+pub const DEFAULT_WEB_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 7480);
+
+impl Default for Web {
+    fn default() -> Web {
+        Web {
+            listen: Some(DEFAULT_WEB_LISTEN),
+            explicit: false,
+        }
+    }
 }
 
 /// LAN discovery (`discovery.*`).
@@ -303,6 +330,7 @@ impl Settings {
         if overrides.lan {
             builder = builder.set_override("discovery.mdns", true)?;
         }
+        builder = builder.set_override_option("web.listen", overrides.web.clone())?;
         let tree = builder.build()?.collect()?;
         let mut settings = check::Checker {
             env_names,
@@ -390,6 +418,11 @@ impl Settings {
         discovery.insert("mdns".into(), T::Boolean(self.discovery.mdns));
         let names = self.discovery.interfaces.iter().map(|i| s(i.clone()));
         discovery.insert("interfaces".into(), T::Array(names.collect()));
+        let mut web = Table::new();
+        web.insert(
+            "listen".into(),
+            s(self.web.listen.map(|a| a.to_string()).unwrap_or_default()),
+        );
         // Sections in reading order (a TOML table would sort them).
         let mut out = String::new();
         for (name, table) in [
@@ -400,6 +433,7 @@ impl Settings {
             ("transport", transport),
             ("ring", ring),
             ("discovery", discovery),
+            ("web", web),
         ] {
             let body = toml::to_string(&table).unwrap_or_default();
             out.push_str(&format!("[{name}]\n{body}\n"));

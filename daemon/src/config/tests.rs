@@ -417,3 +417,38 @@ fn operations_md_documents_every_key() {
         );
     }
 }
+
+#[test]
+fn web_listen_defaults_to_loopback_can_be_turned_off_and_is_checked() {
+    let f = file("");
+    let s = Settings::load(&with_file(&f), &home_env(&[])).expect("loads");
+    assert_eq!(s.web, Web::default());
+    assert_eq!(s.web.listen, Some(DEFAULT_WEB_LISTEN));
+    assert!(!s.web.explicit);
+
+    // `--web ""` (or `listen = ""`) turns it off; a given address is explicit.
+    let mut ov = with_file(&f);
+    ov.web = Some(String::new());
+    let s = Settings::load(&ov, &home_env(&[])).expect("off");
+    assert_eq!(s.web.listen, None);
+    let f2 = file("[web]\nlisten = \"127.0.0.1:9999\"\n");
+    let s = Settings::load(&with_file(&f2), &home_env(&[])).expect("given");
+    assert_eq!(s.web.listen, Some("127.0.0.1:9999".parse().expect("addr")));
+    assert!(s.web.explicit);
+
+    ov.web = Some("nonsense".into());
+    let e = err(&ov, &home_env(&[]));
+    assert!(
+        e.contains("web.listen") && e.contains("(from --web)"),
+        "{e}"
+    );
+    // Off loopback only with the bearer token.
+    ov.web = Some("0.0.0.0:7480".into());
+    let e = err(&ov, &home_env(&[]));
+    assert!(
+        e.contains("web.listen") && e.contains("control.token_file"),
+        "{e}"
+    );
+    let f3 = file("[web]\nlisten = \"127.0.0.1:1\"\ncolour = 1\n");
+    assert!(err(&with_file(&f3), &home_env(&[])).contains("web.colour"));
+}

@@ -50,6 +50,21 @@ use crate::chat::Chat;
 use crate::chat::ratelimit::Rate;
 use crate::config::Access;
 
+/// The chat service for `access`'s send limits; the control server and the web view share
+/// it, so a client's limit holds across both.
+pub fn chat_api(
+    chat: Chat,
+    node: Arc<Node>,
+    people: Arc<crate::people::People>,
+    access: &Access,
+) -> ChatApi {
+    let rate = Rate {
+        per_second: access.send_rate,
+        burst: f64::from(access.send_burst),
+    };
+    ChatApi::new(chat, node, people, rate)
+}
+
 /// Connections accepted but not yet picked up by the server, at most.
 const ACCEPT_BACKLOG: usize = 64;
 
@@ -145,7 +160,7 @@ impl ControlSocket {
     pub async fn serve(
         self,
         node: Arc<Node>,
-        chat: Chat,
+        chat_api: ChatApi,
         records: Arc<crate::records::Records>,
         people: Arc<crate::people::People>,
         access: &Access,
@@ -178,10 +193,6 @@ impl ControlSocket {
         let health_task = tokio::spawn(standard::follow_membership(health, node.clone()));
         let (reflection_v1, reflection_v1alpha) =
             standard::reflection().map_err(|e| ControlError::Reflection(e.to_string()))?;
-        let rate = Rate {
-            per_second: access.send_rate,
-            burst: f64::from(access.send_burst),
-        };
         let gate = Gate::new(access.token.as_ref().map(|t| t.1.clone()));
         let result = tonic::transport::Server::builder()
             .layer(tonic::service::InterceptorLayer::new(move |r| {
@@ -195,9 +206,7 @@ impl ControlSocket {
                 people.clone(),
                 node.clone(),
             )))
-            .add_service(ChatServiceServer::new(ChatApi::new(
-                chat, node, people, rate,
-            )))
+            .add_service(ChatServiceServer::new(chat_api))
             .add_service(RecordServiceServer::new(RecordApi::new(records)))
             .add_service(health_service)
             .add_service(reflection_v1)

@@ -8,8 +8,8 @@ use chat_overlay::Peer;
 use chat_proto::v1::node_service_server::NodeService;
 use chat_proto::v1::{
     DiscoveredPeer, Finger, GetRingRequest, GetRingResponse, GetStatusRequest, GetStatusResponse,
-    LeaveRequest, LeaveResponse, ListDiscoveredRequest, ListDiscoveredResponse, ListPeersRequest,
-    ListPeersResponse, PeerInfo, RingPeer,
+    GetWebLinkRequest, GetWebLinkResponse, LeaveRequest, LeaveResponse, ListDiscoveredRequest,
+    ListDiscoveredResponse, ListPeersRequest, ListPeersResponse, PeerInfo, RingPeer,
 };
 use tonic::{Request, Response, Status};
 
@@ -97,6 +97,26 @@ impl NodeService for NodeApi {
             resp.dropped = r.dropped(view.as_ref()).into_iter().collect();
         }
         Ok(Response::new(resp))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn get_web_link(
+        &self,
+        request: Request<GetWebLinkRequest>,
+    ) -> Result<Response<GetWebLinkResponse>, Status> {
+        let who = self.people.who(request.extensions().get::<ClientInfo>());
+        let Some(web) = self.node.web() else {
+            return Err(ApiError::FailedPrecondition(
+                "the web view is off (web.listen is empty, or its default address was taken)"
+                    .into(),
+            )
+            .into());
+        };
+        let (url, expires_at_unix_ms) = web.link(who);
+        Ok(Response::new(GetWebLinkResponse {
+            url,
+            expires_at_unix_ms,
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]

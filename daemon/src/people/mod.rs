@@ -46,7 +46,8 @@ pub use account::Who;
 use account::{Hosted, MAX_HOSTED, login_name};
 use chat_overlay::records::{Kind as RecordKind, Record, Value};
 use directory::{Directory, User};
-use event::{Event, MAX_AWAY_BYTES, Presence};
+pub use event::Presence;
+use event::{Event, MAX_AWAY_BYTES};
 
 /// How often the service looks at its clocks (claims, auto-away, renewals, announcements).
 const TICK: Duration = Duration::from_secs(2);
@@ -191,6 +192,11 @@ impl People {
 
     fn pending(&self) -> MutexGuard<'_, Vec<publish::Pending>> {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Presence items (mailbox records of recent epochs) this node holds for broadcasting.
+    pub fn presence_items_held(&self) -> usize {
+        self.held_items().len()
     }
 
     fn held_items(&self) -> MutexGuard<'_, batch::Held> {

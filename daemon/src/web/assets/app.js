@@ -1,0 +1,220 @@
+// chatd's web view: one WebSocket (/ws) feeds the timeline, the users, the event log and the
+// status line. Everything from the network is written with textContent, never as HTML.
+'use strict';
+
+const MAX_PER_ROOM = 2000;   // lines kept per room
+const MAX_SEEN = 50000;      // message ids remembered against repeats
+const MAX_EVENTS = 500;      // event log lines kept
+
+const state = {
+  ws: null,
+  lastId: '',                // resume point: the newest message id this page saw
+  seen: new Set(),
+  seenOrder: [],
+  rooms: new Map(),          // room -> {lines: [], unread: 0}
+  current: '',               // '' = every room
+  canSend: false,
+  me: { node: '', nick: '' },
+  ref: 0,
+  pending: new Map(),        // ref -> text
+  retry: 500,
+};
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function hhmmss(ms) {
+  const d = new Date(ms);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
+}
+
+function remember(id) {
+  if (state.seen.has(id)) return false;
+  state.seen.add(id);
+  state.seenOrder.push(id);
+  if (state.seenOrder.length > MAX_SEEN) state.seen.delete(state.seenOrder.shift());
+  return true;
+}
+
+function room(name) {
+  let r = state.rooms.get(name);
+  if (!r) {
+    r = { lines: [], unread: 0 };
+    state.rooms.set(name, r);
+  }
+  return r;
+}
+
+function line(m) {
+  const li = el('li', m.mine ? 'mine' : '');
+  li.dataset.id = m.id;
+  li.append(el('span', 'time', hhmmss(m.at)));
+  if (state.current === '') li.append(el('span', 'room', '#' + m.room));
+  li.append(el('span', 'nick', m.from || '?'));
+  li.append(el('span', 'text', m.text));
+  return li;
+}
+
+function onMessage(m) {
+  if (!remember(m.id)) return;
+  state.lastId = m.id;
+  if (m.kind === 'event') {
+    const log = $('events');
+    const li = el('li', '', hhmmss(m.at) + '  ' + m.text);
+    log.append(li);
+    while (log.children.length > MAX_EVENTS) log.firstChild.remove();
+    log.scrollTop = log.scrollHeight;
+    return;
+  }
+  m.mine = m.from_id === state.me.node && m.from === state.me.nick;
+  const r = room(m.room);
+  r.lines.push(m);
+  if (r.lines.length > MAX_PER_ROOM) r.lines.shift();
+  if (state.current === '' || state.current === m.room) {
+    const tl = $('timeline');
+    const atBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 40;
+    tl.append(line(m));
+    while (tl.children.length > MAX_PER_ROOM) tl.firstChild.remove();
+    if (atBottom) tl.scrollTop = tl.scrollHeight;
+  } else {
+    r.unread += 1;
+  }
+  renderRooms();
+}
+
+function renderRooms() {
+  const ul = $('rooms');
+  ul.replaceChildren();
+  const all = el('li', state.current === '' ? 'current' : '');
+  all.append(el('span', '', 'all rooms'));
+  all.addEventListener('click', () => switchRoom(''));
+  ul.append(all);
+  for (const name of [...state.rooms.keys()].sort()) {
+    const r = state.rooms.get(name);
+    const li = el('li', state.current === name ? 'current' : '');
+    li.append(el('span', '', '#' + name));
+    if (r.unread > 0) li.append(el('span', 'unread', String(r.unread)));
+    li.addEventListener('click', () => switchRoom(name));
+    ul.append(li);
+  }
+}
+
+function switchRoom(name) {
+  state.current = name;
+  const tl = $('timeline');
+  tl.replaceChildren();
+  const lines = name === ''
+    ? [...state.rooms.values()].flatMap((r) => r.lines).sort((a, b) => a.at - b.at).slice(-MAX_PER_ROOM)
+    : room(name).lines;
+  if (name !== '') room(name).unread = 0;
+  for (const m of lines) tl.append(line(m));
+  tl.scrollTop = tl.scrollHeight;
+  $('text').placeholder = 'Message #' + (name || 'lobby');
+  renderRooms();
+}
+
+function renderUsers(users) {
+  const rank = { online: 0, away: 1, offline: 2 };
+  users.sort((a, b) => (rank[a.presence] - rank[b.presence]) || a.nickname.localeCompare(b.nickname));
+  const ul = $('users');
+  ul.replaceChildren();
+  for (const u of users) {
+    const li = el('li', u.presence);
+    li.title = u.presence + (u.away_message ? ': ' + u.away_message : '') + '\nuser ' + u.user_id + '\nnode ' + u.node_id;
+    li.append(el('span', 'dot'));
+    li.append(el('span', '', u.nickname + (u.self ? ' (you)' : '')));
+    if (u.away_message) li.append(el('span', 'note', u.away_message));
+    ul.append(li);
+  }
+}
+
+function renderStatus(s) {
+  state.me.node = s.node_id;
+  state.me.nick = s.nickname;
+  $('status').textContent = 'node ' + s.node_id.slice(0, 12) + '  ·  ring ≈ ' + s.ring_size +
+    '  ·  peers ' + s.peers + '  ·  ' + (s.joined ? 'joined' : 'not joined') +
+    (s.nickname ? '  ·  you are ' + s.nickname : '') + '  ·  chatd ' + s.version;
+}
+
+function setConnected(up) {
+  const c = $('conn');
+  c.textContent = up ? 'live' : 'offline';
+  c.className = 'conn ' + (up ? 'up' : 'down');
+  document.body.dataset.conn = up ? 'up' : 'down';
+  const b = $('banner');
+  b.hidden = up;
+  b.textContent = up ? '' : 'Disconnected from chatd — reconnecting…';
+  setCanSend(up && state.canSend);
+}
+
+function setCanSend(ok) {
+  $('text').disabled = !ok;
+  $('send').disabled = !ok;
+  if (!state.canSend) {
+    $('hint').textContent = 'Read only: to send from this page, run `chatctl web` and open the link it prints.';
+  }
+}
+
+function onFrame(ev) {
+  let f;
+  try { f = JSON.parse(ev.data); } catch (_) { return; }
+  switch (f.t) {
+    case 'hello':
+      state.canSend = !!f.can_send;
+      state.me.nick = f.nickname || state.me.nick;
+      state.retry = 500;
+      setConnected(true);
+      break;
+    case 'msg': onMessage(f); break;
+    case 'users': renderUsers(f.users || []); break;
+    case 'status': renderStatus(f); break;
+    case 'sent':
+      if (state.pending.get(f.ref) === $('text').value) $('text').value = '';
+      state.pending.delete(f.ref);
+      $('hint').textContent = '';
+      break;
+    case 'error':
+      state.pending.delete(f.ref);
+      $('hint').textContent = f.message;
+      break;
+    case 'lagged':
+      if (f.resume) state.lastId = f.resume;
+      break;
+    case 'reset':
+      state.lastId = '';
+      break;
+  }
+}
+
+function connect() {
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  const q = state.lastId ? '?after=' + encodeURIComponent(state.lastId) : '';
+  const ws = new WebSocket(proto + '://' + location.host + '/ws' + q);
+  state.ws = ws;
+  ws.onmessage = onFrame;
+  ws.onclose = () => {
+    if (state.ws !== ws) return;
+    setConnected(false);
+    setTimeout(connect, state.retry);
+    state.retry = Math.min(state.retry * 2, 5000);
+  };
+}
+
+$('compose').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = $('text').value;
+  if (!text.trim() || !state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+  state.ref += 1;
+  state.pending.set(state.ref, text);
+  state.ws.send(JSON.stringify({ t: 'send', ref: state.ref, room: state.current || 'lobby', text }));
+});
+
+renderRooms();
+setConnected(false);
+connect();

@@ -1,0 +1,218 @@
+//! `/metrics`: the node's numbers in the Prometheus (OpenMetrics) text format, with
+//! `prometheus-client`.
+//!
+//! The counters `chatctl status` shows are read at each scrape from the same place
+//! (`NodeService.GetStatus`, called in process), so the two always agree; the histograms and
+//! the delivery counter live in [`crate::metrics::Metrics`]. Peers' round-trip times are
+//! sampled every [`RTT_EVERY`] while the web view runs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chat_proto::v1::node_service_server::NodeService;
+use chat_proto::v1::{GetStatusRequest, GetStatusResponse};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use tonic::Request;
+
+use super::listener::Client;
+use super::{AppState, MAX_CLIENTS, Shared};
+use crate::chat::Chat;
+use crate::node::Node;
+use crate::people::Presence;
+
+/// How often the open connections' round-trip times are sampled.
+pub const RTT_EVERY: Duration = Duration::from_secs(5);
+
+/// The OpenMetrics content type.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+pub(super) async fn metrics(
+    State(s): AppState,
+    ConnectInfo(from): ConnectInfo<Client>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = s.admit(&headers, &from) {
+        return super::refusal(r);
+    }
+    let status = match s
+        .node_api
+        .get_status(Request::new(GetStatusRequest {}))
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("{}\n", e.message()),
+            )
+                .into_response();
+        }
+    };
+    let mut body = String::new();
+    match encode(&mut body, &registry(&s, &status)) {
+        Ok(()) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
+    }
+}
+
+fn counter(r: &mut Registry, name: &str, help: &str, v: u64) {
+    let c: Counter = Counter::default();
+    c.inc_by(v);
+    r.register(name, help, c);
+}
+
+fn gauge(r: &mut Registry, name: &str, help: &str, v: u64) {
+    let g: Gauge = Gauge::default();
+    g.set(i64::try_from(v).unwrap_or(i64::MAX));
+    r.register(name, help, g);
+}
+
+/// One scrape's registry: fresh values from `status`, the long-lived histograms by handle.
+fn registry(s: &Shared, status: &GetStatusResponse) -> Registry {
+    let mut r = Registry::with_prefix("chatd");
+    counter(
+        &mut r,
+        "messages_sent",
+        "Chat messages this node originated",
+        status.messages_sent,
+    );
+    counter(
+        &mut r,
+        "messages_received",
+        "Chat messages received from the ring and accepted",
+        status.messages_received,
+    );
+    counter(
+        &mut r,
+        "messages_forwarded",
+        "Broadcast payloads this node sent to other nodes",
+        status.messages_forwarded,
+    );
+    let m = s.chat.metrics();
+    r.register(
+        "deliveries",
+        "Messages handed to local subscribers (API streams and web pages)",
+        m.deliveries.clone(),
+    );
+    let dropped = Family::<Vec<(String, String)>, Counter>::default();
+    for (reason, n) in &status.dropped {
+        dropped
+            .get_or_create(&vec![("reason".to_owned(), reason.clone())])
+            .inc_by(*n);
+    }
+    r.register(
+        "dropped",
+        "Things dropped because they were malformed, unauthenticated or over a limit",
+        dropped,
+    );
+    gauge(
+        &mut r,
+        "ring_size_estimate",
+        "Estimated ring members",
+        status.ring_size_estimate,
+    );
+    gauge(
+        &mut r,
+        "peers",
+        "Peers with an open connection",
+        u64::from(status.peers_connected),
+    );
+    gauge(
+        &mut r,
+        "joined",
+        "1 once the node is a ring member",
+        u64::from(status.joined),
+    );
+    gauge(
+        &mut r,
+        "uptime_seconds",
+        "Seconds since the daemon started",
+        status.uptime_seconds,
+    );
+    gauge(
+        &mut r,
+        "subscribers",
+        "Open subscriptions (API streams and web pages)",
+        s.chat.subscribers() as u64,
+    );
+    gauge(
+        &mut r,
+        "web_clients",
+        "Web pages connected over /ws",
+        (MAX_CLIENTS - s.clients.available_permits()) as u64,
+    );
+    counter(
+        &mut r,
+        "web_connections_refused",
+        "Web connections closed for being over the limit",
+        s.refused(),
+    );
+    gauge(
+        &mut r,
+        "records_held",
+        "DHT records this node holds",
+        status.records_held,
+    );
+    gauge(
+        &mut r,
+        "records_bytes",
+        "Bytes of the DHT records this node holds",
+        status.records_bytes,
+    );
+    gauge(
+        &mut r,
+        "mailbox_items",
+        "Presence mailbox items held for broadcasting",
+        s.people.presence_items_held() as u64,
+    );
+    let users = Family::<Vec<(String, String)>, Gauge>::default();
+    for p in [Presence::Online, Presence::Away, Presence::Offline] {
+        let _ = users.get_or_create(&vec![("presence".to_owned(), p.as_str().to_owned())]);
+    }
+    for (_, u) in s.people.list() {
+        users
+            .get_or_create(&vec![(
+                "presence".to_owned(),
+                u.presence.as_str().to_owned(),
+            )])
+            .inc();
+    }
+    r.register("users", "People in the user directory, by presence", users);
+    r.register(
+        "delivery_latency_seconds",
+        "From a message's timestamp (its sender's clock) to its acceptance here",
+        m.delivery_latency.clone(),
+    );
+    r.register(
+        "store_commit_seconds",
+        "Time of one group commit of the message history",
+        m.commit_seconds.clone(),
+    );
+    r.register(
+        "peer_rtt_seconds",
+        "Round-trip times of the open peer connections, sampled every 5 s",
+        m.peer_rtt.clone(),
+    );
+    r
+}
+
+/// Samples every open connection's round-trip time into the histogram, forever.
+pub(super) async fn sample_rtt(node: Arc<Node>, chat: Chat) {
+    let mut every = tokio::time::interval(RTT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Some(ring) = node.ring() {
+            for p in ring.peers() {
+                chat.metrics().peer_rtt.observe(p.rtt.as_secs_f64());
+            }
+        }
+    }
+}

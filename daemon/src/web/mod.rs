@@ -1,0 +1,470 @@
+//! The web live view, `/metrics` and `/healthz`, served by chatd itself on `web.listen`
+//! (default `127.0.0.1:7480`) with axum.
+//!
+//! - `/`: one page (HTML, CSS and JS embedded in the binary, `assets/`) with the rooms' live
+//!   timeline, a room switcher, the users with their presence, the event log, the ring's status
+//!   and a box to send; it talks to `/ws` ([`ws`]).
+//! - `/metrics`: Prometheus (OpenMetrics) text, with `prometheus-client` ([`metrics`]).
+//! - `/healthz`: 200 once the node has joined a ring, 503 before.
+//! - `/login?ticket=…`: turns a link from `chatctl web` into a session cookie ([`auth`]).
+//!
+//! The page reads through the very services the gRPC API runs — the same bounded
+//! subscriptions, the same per-client send limits — called in process, so a web client can no
+//! more slow the ring than an API client can. Connections are bounded
+//! ([`MAX_CONNECTIONS`], more are closed at once), and so are WebSocket clients
+//! ([`MAX_CLIENTS`]) and their frames ([`MAX_FRAME`]). Every response carries a strict
+//! Content-Security-Policy; the page writes what it receives as text, never as HTML.
+
+pub mod auth;
+mod listener;
+mod metrics;
+mod ws;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::chat::Chat;
+use crate::config::{Access, Web};
+use crate::control::{ChatApi, NodeApi, UserApi};
+use crate::node::Node;
+use crate::people::People;
+use crate::shutdown::Shutdown;
+use auth::{Auth, Proof};
+use listener::{Client, Limited};
+
+/// Open HTTP connections at most; more are closed as soon as they are accepted.
+pub const MAX_CONNECTIONS: usize = 128;
+/// WebSocket clients at most; more get 503.
+pub const MAX_CLIENTS: usize = 64;
+/// Largest WebSocket message or frame a client may send.
+pub const MAX_FRAME: usize = 16 * 1024;
+
+/// The policy every response carries: nothing but this origin's own files and WebSocket.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// Why the web view cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// An address given in the configuration cannot be bound.
+    #[error("web.listen: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The session key cannot be read or written.
+    #[error("web view: {0}")]
+    Key(std::io::Error),
+}
+
+/// A bound web listener, ready to serve.
+pub struct WebListener {
+    listener: TcpListener,
+    auth: Arc<Auth>,
+    addr: SocketAddr,
+}
+
+/// What `GetWebLink` needs: where the web view listens and how to sign a login ticket.
+pub struct WebLink {
+    auth: Arc<Auth>,
+    addr: SocketAddr,
+}
+
+impl std::fmt::Debug for WebLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebLink").field("addr", &self.addr).finish()
+    }
+}
+
+impl WebLink {
+    /// A login link for `who`, and when it expires (Unix milliseconds).
+    pub fn link(&self, who: crate::people::Who) -> (String, u64) {
+        let (ticket, exp) = self.auth.ticket(who);
+        let mut host = self.addr;
+        if host.ip().is_unspecified() {
+            host.set_ip(match host {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        (format!("http://{host}/login?ticket={ticket}"), exp)
+    }
+}
+
+impl WebListener {
+    /// Binds `web.listen`. A default address that is taken (another chatd on this machine)
+    /// logs one warning and gives `None`; an address given explicitly is an error.
+    pub async fn bind(
+        web: &Web,
+        access: &Access,
+        data_dir: &Path,
+    ) -> Result<Option<WebListener>, WebError> {
+        let Some(addr) = web.listen else {
+            return Ok(None);
+        };
+        let listener = match TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) if !web.explicit => {
+                warn!(
+                    "web.listen: the default address {addr} is not available ({e}); running without the web view"
+                );
+                return Ok(None);
+            }
+            Err(source) => return Err(WebError::Bind { addr, source }),
+        };
+        let addr = listener.local_addr().unwrap_or(addr);
+        let closed = !addr.ip().is_loopback();
+        let token = access.token.as_ref().map(|t| t.1.clone());
+        let auth = Arc::new(Auth::open(data_dir, token, closed).map_err(WebError::Key)?);
+        Ok(Some(WebListener {
+            listener,
+            auth,
+            addr,
+        }))
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What `GetWebLink` uses.
+    pub fn link(&self) -> WebLink {
+        WebLink {
+            auth: self.auth.clone(),
+            addr: self.addr,
+        }
+    }
+
+    /// Serves until `shutdown` fires.
+    pub async fn serve(
+        self,
+        node: Arc<Node>,
+        chat: Chat,
+        people: Arc<People>,
+        chat_api: ChatApi,
+        mut shutdown: Shutdown,
+    ) -> std::io::Result<()> {
+        let refused = Arc::new(AtomicU64::new(0));
+        let state = Arc::new(Shared {
+            node_api: NodeApi::new(node.clone(), people.clone()),
+            user_api: UserApi::new(people.clone(), node.clone()),
+            chat_api,
+            node: node.clone(),
+            chat: chat.clone(),
+            people,
+            auth: self.auth.clone(),
+            clients: Arc::new(Semaphore::new(MAX_CLIENTS)),
+            refused: refused.clone(),
+        });
+        let sampler = tokio::spawn(metrics::sample_rtt(node, chat));
+        info!(web = %self.addr, "web view on http://{}/ (metrics on /metrics)", self.addr);
+        let app = Router::new()
+            .route("/", get(page))
+            .route("/app.js", get(script))
+            .route("/style.css", get(style))
+            .route("/healthz", get(healthz))
+            .route("/login", get(login))
+            .route("/metrics", get(metrics::metrics))
+            .route("/ws", get(ws::upgrade))
+            .fallback(not_found)
+            .layer(axum::middleware::map_response(secure))
+            .with_state(state);
+        let listener = Limited::new(self.listener, MAX_CONNECTIONS, refused);
+        let result = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<Client>(),
+        )
+        .with_graceful_shutdown(async move { shutdown.recv().await })
+        .await;
+        sampler.abort();
+        result
+    }
+}
+
+/// What every handler shares.
+pub(crate) struct Shared {
+    node_api: NodeApi,
+    user_api: UserApi,
+    chat_api: ChatApi,
+    node: Arc<Node>,
+    chat: Chat,
+    people: Arc<People>,
+    auth: Arc<Auth>,
+    clients: Arc<Semaphore>,
+    refused: Arc<AtomicU64>,
+}
+
+type AppState = State<Arc<Shared>>;
+
+impl Shared {
+    /// What the request proved, or why it is refused.
+    fn admit(&self, headers: &HeaderMap, from: &Client) -> Result<Proof, Refusal> {
+        let ip = from.0.ip();
+        if self.auth.closed && !self.auth.may_try(ip) {
+            return Err(Refusal::LockedOut);
+        }
+        let proof = self.auth.proof(headers);
+        if self.auth.closed && proof == Proof::Wrong {
+            self.auth.failed(ip);
+        }
+        decide(self.auth.closed, proof)
+    }
+
+    /// Connections refused for being over [`MAX_CONNECTIONS`].
+    fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A wrong or expired token or session where one is required.
+    Wrong,
+    /// No proof where one is required.
+    Missing,
+    /// Too many wrong ones from this address lately.
+    LockedOut,
+}
+
+/// What a proof allows. Where reading is open (loopback), a wrong or expired session only
+/// reads — a browser with a stale cookie still sees the page; elsewhere it is refused.
+fn decide(closed: bool, proof: Proof) -> Result<Proof, Refusal> {
+    match (closed, proof) {
+        (false, Proof::Wrong) => Ok(Proof::None),
+        (true, Proof::Wrong) => Err(Refusal::Wrong),
+        (true, Proof::None) => Err(Refusal::Missing),
+        (_, p) => Ok(p),
+    }
+}
+
+pub(crate) fn refusal(r: Refusal) -> Response {
+    let (code, text) = match r {
+        Refusal::Wrong => (
+            StatusCode::UNAUTHORIZED,
+            "wrong or expired token or session; run `chatctl web` for a new link\n",
+        ),
+        Refusal::Missing => (
+            StatusCode::UNAUTHORIZED,
+            "this web view needs a session (run `chatctl web`) or the bearer token of control.token_file\n",
+        ),
+        Refusal::LockedOut => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed authentication attempts from this address; wait and retry\n",
+        ),
+    };
+    (code, text).into_response()
+}
+
+async fn secure(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    r
+}
+
+fn asset(
+    s: &Shared,
+    headers: &HeaderMap,
+    from: &Client,
+    kind: &'static str,
+    body: &'static str,
+) -> Response {
+    match s.admit(headers, from) {
+        Ok(_) => ([(header::CONTENT_TYPE, kind)], body).into_response(),
+        Err(r) => refusal(r),
+    }
+}
+
+async fn page(
+    State(s): AppState,
+    ConnectInfo(from): ConnectInfo<Client>,
+    h: HeaderMap,
+) -> Response {
+    asset(
+        &s,
+        &h,
+        &from,
+        "text/html; charset=utf-8",
+        include_str!("assets/index.html"),
+    )
+}
+
+async fn script(
+    State(s): AppState,
+    ConnectInfo(from): ConnectInfo<Client>,
+    h: HeaderMap,
+) -> Response {
+    asset(
+        &s,
+        &h,
+        &from,
+        "text/javascript; charset=utf-8",
+        include_str!("assets/app.js"),
+    )
+}
+
+async fn style(
+    State(s): AppState,
+    ConnectInfo(from): ConnectInfo<Client>,
+    h: HeaderMap,
+) -> Response {
+    asset(
+        &s,
+        &h,
+        &from,
+        "text/css; charset=utf-8",
+        include_str!("assets/style.css"),
+    )
+}
+
+async fn healthz(State(s): AppState) -> Response {
+    if s.node.is_joined() {
+        (StatusCode::OK, "ok\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not joined to a ring yet\n",
+        )
+            .into_response()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct LoginQuery {
+    ticket: String,
+}
+
+async fn login(State(s): AppState, q: Result<Query<LoginQuery>, QueryRejection>) -> Response {
+    let session = q
+        .ok()
+        .and_then(|Query(q)| s.auth.session_from_ticket(&q.ticket));
+    let Some(session) = session else {
+        return (
+            StatusCode::FORBIDDEN,
+            "this login link is invalid or expired (links work for 2 minutes); run `chatctl web` again\n",
+        )
+            .into_response();
+    };
+    let cookie = format!(
+        "{}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        auth::COOKIE,
+        auth::SESSION_TTL.as_secs()
+    );
+    let mut r = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn web(listen: SocketAddr, explicit: bool) -> Web {
+        Web {
+            listen: Some(listen),
+            explicit,
+        }
+    }
+
+    #[test]
+    fn off_loopback_a_proof_is_required_on_loopback_a_bad_one_only_reads() {
+        let who = Proof::Session(crate::people::Who::Operator);
+        assert_eq!(decide(false, Proof::None), Ok(Proof::None));
+        assert_eq!(decide(false, Proof::Wrong), Ok(Proof::None));
+        assert_eq!(decide(false, who), Ok(who));
+        assert_eq!(decide(true, Proof::None), Err(Refusal::Missing));
+        assert_eq!(decide(true, Proof::Wrong), Err(Refusal::Wrong));
+        assert_eq!(decide(true, Proof::Token), Ok(Proof::Token));
+        assert_eq!(decide(true, who), Ok(who));
+        assert_eq!(refusal(Refusal::Missing).status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            refusal(Refusal::LockedOut).status(),
+            StatusCode::TOO_MANY_REQUESTS
+        );
+    }
+
+    #[tokio::test]
+    async fn a_taken_default_address_is_skipped_a_taken_given_one_is_an_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let access = Access::default();
+        let skipped = WebListener::bind(&web(addr, false), &access, dir.path())
+            .await
+            .expect("no error");
+        assert!(skipped.is_none());
+        let err = WebListener::bind(&web(addr, true), &access, dir.path())
+            .await
+            .err()
+            .expect("an error");
+        assert!(matches!(err, WebError::Bind { .. }));
+        assert!(
+            err.to_string().starts_with("web.listen: cannot listen on"),
+            "{err}"
+        );
+        let off = Web {
+            listen: None,
+            explicit: true,
+        };
+        assert!(
+            WebListener::bind(&off, &access, dir.path())
+                .await
+                .expect("ok")
+                .is_none()
+        );
+        // A free address binds, creates the session key (0600) and says where it listens.
+        let free = WebListener::bind(
+            &web("127.0.0.1:0".parse().expect("a"), true),
+            &access,
+            dir.path(),
+        )
+        .await
+        .expect("binds")
+        .expect("serves");
+        assert_ne!(free.addr().port(), 0);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path().join("web.key"))
+                .expect("key")
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+        let (url, _) = free.link().link(crate::people::Who::Operator);
+        assert!(
+            url.starts_with(&format!("http://{}/login?ticket=login.op.", free.addr())),
+            "{url}"
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! `/ws`: one page's live feed, and its sends.
+//!
+//! Server → page, one JSON object per text frame, by `t`:
+//! `hello` (`can_send`, `nickname`), `msg` (`id`, `room`, `from`, `from_id`, `text`, `at`,
+//! `kind`: `text` or `event`), `users` (the whole list), `status` (node, ring size, peers…,
+//! every 2 s), `sent`/`error` (the answer to a send, by `ref`), `lagged` (`resume`: reconnect
+//! after this id), `reset` (the id to resume after is gone: start over).
+//! Page → server: `{"t":"send","ref":N,"room":R,"text":T}`.
+//!
+//! The feed is a `Subscribe` call of the chat service, in process: `?after=ID` resumes right
+//! after the last message the page saw, so a reconnect neither loses nor repeats one; a page
+//! that reads too slowly gets `lagged` and reconnects, as an API client does. Sends go through
+//! the chat service's `Send` with the session's account, under the same per-client limit.
+//! A binary frame, a frame over [`super::MAX_FRAME`], or a page that stops reading for
+//! [`WRITE_TIMEOUT`] ends the connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chat_proto::v1::chat_service_server::ChatService;
+use chat_proto::v1::node_service_server::NodeService;
+use chat_proto::v1::user_service_server::UserService;
+use chat_proto::v1::{
+    GetStatusRequest, ListUsersRequest, MessageKind, Presence as ApiPresence, SendRequest,
+    SubscribeRequest, WatchUserEventsRequest, subscribe_response,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_stream::StreamExt;
+use tonic::{Code, Request};
+
+use super::auth::Proof;
+use super::listener::Client;
+use super::{AppState, MAX_FRAME, Shared};
+use crate::control::access::ClientInfo;
+use crate::people::Who;
+
+/// Messages replayed to a page that connects without `after`.
+const BACKLOG: u32 = 200;
+/// How often the page gets the ring's status.
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+/// Longest wait for a page to take a frame.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Least time between two user lists sent on changes.
+const USERS_EVERY: Duration = Duration::from_millis(300);
+
+#[derive(Deserialize)]
+pub(super) struct WsQuery {
+    #[serde(default)]
+    after: String,
+}
+
+pub(super) async fn upgrade(
+    State(s): AppState,
+    ConnectInfo(from): ConnectInfo<Client>,
+    headers: HeaderMap,
+    query: Result<Query<WsQuery>, QueryRejection>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !same_origin(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "cross-origin WebSocket refused: the Origin must be this web view's own address\n",
+        )
+            .into_response();
+    }
+    let proof = match s.admit(&headers, &from) {
+        Ok(p) => p,
+        Err(r) => return super::refusal(r),
+    };
+    let Ok(Query(q)) = query else {
+        return (StatusCode::BAD_REQUEST, "after: not a message id\n").into_response();
+    };
+    if !q.after.is_empty()
+        && (q.after.len() != 64 || !q.after.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            "after: not a message id (64 hex digits)\n",
+        )
+            .into_response();
+    }
+    let Ok(permit) = s.clients.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many web clients; retry later\n",
+        )
+            .into_response();
+    };
+    let sender = match proof {
+        Proof::Session(who) => Some(client_info(who, from)),
+        Proof::Token => Some(Some(ClientInfo::Tcp { addr: from.0 })),
+        Proof::None | Proof::Wrong => None,
+    };
+    ws.max_message_size(MAX_FRAME)
+        .max_frame_size(MAX_FRAME)
+        .on_upgrade(move |socket| async move {
+            let page = Page {
+                s,
+                sender,
+                _permit: permit,
+            };
+            page.run(socket, q.after).await;
+        })
+}
+
+/// The gRPC client identity a web session sends as (`None`: the operator).
+fn client_info(who: Who, from: Client) -> Option<ClientInfo> {
+    match who {
+        Who::Operator => None,
+        Who::Unix(uid) => Some(ClientInfo::Unix {
+            uid,
+            admitted: true,
+        }),
+        Who::Token => Some(ClientInfo::Tcp { addr: from.0 }),
+    }
+}
+
+/// Whether the request's `Origin` (sent by every browser) is the host it was sent to. A
+/// request without one comes from a program, not a page another site could have opened.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match (origin.to_str().ok(), host) {
+        (Some(o), Some(h)) => o == format!("http://{h}") || o == format!("https://{h}"),
+        _ => false,
+    }
+}
+
+struct Page {
+    s: Arc<Shared>,
+    /// Who sends from this page (`Some(None)`: the operator); `None`: read only.
+    sender: Option<Option<ClientInfo>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Why a page's connection ends.
+enum End {
+    Gone,
+    Close(u16, &'static str),
+}
+
+impl Page {
+    async fn run(self, mut socket: WebSocket, after: String) {
+        let end = self.feed(&mut socket, after).await;
+        if let End::Close(code, reason) = end {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
+            let _ =
+                tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+        }
+    }
+
+    fn request<T>(&self, body: T) -> Request<T> {
+        let mut r = Request::new(body);
+        if let Some(Some(info)) = &self.sender {
+            r.extensions_mut().insert(info.clone());
+        }
+        r
+    }
+
+    async fn feed(&self, socket: &mut WebSocket, mut after: String) -> End {
+        let nickname = self
+            .s
+            .node_api
+            .get_status(self.request(GetStatusRequest {}))
+            .await
+            .map(|r| r.into_inner().nickname)
+            .unwrap_or_default();
+        let hello = json!({"t": "hello", "can_send": self.sender.is_some(), "nickname": nickname});
+        if let Err(e) = send(socket, &hello).await {
+            return e;
+        }
+        let mut feed = loop {
+            let req = SubscribeRequest {
+                room: String::new(),
+                backlog: if after.is_empty() { BACKLOG } else { 0 },
+                resume_after_id: after.clone(),
+            };
+            match self.s.chat_api.subscribe(Request::new(req)).await {
+                Ok(r) => break r.into_inner(),
+                Err(e) if e.code() == Code::NotFound && !after.is_empty() => {
+                    // The message is no longer stored here: start over with the backlog.
+                    after.clear();
+                    if let Err(e) = send(socket, &json!({"t": "reset"})).await {
+                        return e;
+                    }
+                }
+                Err(_) => return End::Close(close_code::AGAIN, "too many subscribers; retry"),
+            }
+        };
+        let mut users = match self
+            .s
+            .user_api
+            .watch_user_events(Request::new(WatchUserEventsRequest {}))
+            .await
+        {
+            Ok(r) => r.into_inner(),
+            Err(_) => return End::Close(close_code::AGAIN, "too many watchers; retry"),
+        };
+        let mut status = tokio::time::interval(STATUS_EVERY);
+        let mut users_due = true;
+        let mut users_tick = tokio::time::interval(USERS_EVERY);
+        loop {
+            tokio::select! {
+                event = feed.next() => {
+                    let frame = match event {
+                        Some(Ok(r)) => match r.event {
+                            Some(subscribe_response::Event::Message(m)) => json!({
+                                "t": "msg", "id": m.id, "room": m.room, "from": m.from,
+                                "from_id": m.from_id, "text": m.text, "at": m.sent_at_unix_ms,
+                                "kind": if m.kind == MessageKind::Event as i32 { "event" } else { "text" },
+                            }),
+                            Some(subscribe_response::Event::Lagged(l)) => {
+                                let _ = send(socket, &json!({"t": "lagged", "resume": l.resume_after_id})).await;
+                                return End::Close(close_code::AGAIN, "lagged; reconnect");
+                            }
+                            None => continue,
+                        },
+                        _ => return End::Close(close_code::AGAIN, "feed ended; reconnect"),
+                    };
+                    if let Err(e) = send(socket, &frame).await {
+                        return e;
+                    }
+                }
+                event = users.next() => match event {
+                    Some(Ok(_)) => users_due = true,
+                    _ => return End::Close(close_code::AGAIN, "user events ended; reconnect"),
+                },
+                _ = users_tick.tick(), if users_due => {
+                    users_due = false;
+                    if let Err(e) = self.send_users(socket).await {
+                        return e;
+                    }
+                }
+                _ = status.tick() => {
+                    if let Err(e) = self.send_status(socket).await {
+                        return e;
+                    }
+                }
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(t))) => {
+                        let answer = self.on_text(t.as_str()).await;
+                        if let Err(e) = send(socket, &answer).await {
+                            return e;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        return End::Close(close_code::UNSUPPORTED, "binary frames are not accepted");
+                    }
+                    Some(Ok(Message::Close(_))) | None => return End::Gone,
+                    Some(Ok(_)) => {} // ping/pong: answered by the library
+                    Some(Err(_)) => return End::Close(close_code::POLICY, "malformed or oversized frame"),
+                },
+            }
+        }
+    }
+
+    async fn send_users(&self, socket: &mut WebSocket) -> Result<(), End> {
+        let list = match self
+            .s
+            .user_api
+            .list_users(self.request(ListUsersRequest {}))
+            .await
+        {
+            Ok(r) => r.into_inner().users,
+            Err(_) => return Ok(()),
+        };
+        let users: Vec<Value> = list
+            .into_iter()
+            .map(|u| {
+                let presence = match ApiPresence::try_from(u.presence) {
+                    Ok(ApiPresence::Online) => "online",
+                    Ok(ApiPresence::Away) => "away",
+                    _ => "offline",
+                };
+                json!({"nickname": u.nickname, "user_id": u.user_id, "node_id": u.node_id,
+                       "presence": presence, "away_message": u.away_message,
+                       "since": u.since_unix_ms, "guest": u.guest, "self": u.is_self})
+            })
+            .collect();
+        send(socket, &json!({"t": "users", "users": users})).await
+    }
+
+    async fn send_status(&self, socket: &mut WebSocket) -> Result<(), End> {
+        let Ok(st) = self
+            .s
+            .node_api
+            .get_status(self.request(GetStatusRequest {}))
+            .await
+        else {
+            return Ok(());
+        };
+        let st = st.into_inner();
+        let frame = json!({"t": "status", "node_id": st.node_id, "nickname": st.nickname,
+            "ring_size": st.ring_size_estimate, "peers": st.peers_connected, "joined": st.joined,
+            "version": st.version, "presence": st.presence});
+        send(socket, &frame).await
+    }
+
+    async fn on_text(&self, text: &str) -> Value {
+        #[derive(Deserialize)]
+        struct Send {
+            t: String,
+            #[serde(default)]
+            r#ref: u64,
+            #[serde(default)]
+            room: String,
+            #[serde(default)]
+            text: String,
+        }
+        let req: Send = match serde_json::from_str(text) {
+            Ok(r) => r,
+            Err(e) => {
+                return json!({"t": "error", "ref": 0, "message": format!("not a request: {e}")});
+            }
+        };
+        if req.t != "send" {
+            return json!({"t": "error", "ref": req.r#ref, "message": format!("unknown request {:?}", req.t)});
+        }
+        if self.sender.is_none() {
+            return json!({"t": "error", "ref": req.r#ref,
+                "message": "this page may only read: run `chatctl web` and open the link it prints to send from it"});
+        }
+        let call = self.request(SendRequest {
+            room: req.room,
+            text: req.text,
+        });
+        match self.s.chat_api.send(call).await {
+            Ok(r) => {
+                let id = r.into_inner().message.map(|m| m.id).unwrap_or_default();
+                json!({"t": "sent", "ref": req.r#ref, "id": id})
+            }
+            Err(e) => json!({"t": "error", "ref": req.r#ref, "message": e.message()}),
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, v: &Value) -> Result<(), End> {
+    match tokio::time::timeout(
+        WRITE_TIMEOUT,
+        socket.send(Message::Text(v.to_string().into())),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Gone),
+        Err(_) => Err(End::Close(close_code::AGAIN, "the page is not reading")),
+    }
+}
