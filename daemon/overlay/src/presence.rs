@@ -13,14 +13,14 @@
 //! A publisher that does not see its item come back in a batch within three epochs puts it
 //! again under the epoch of the moment, twice; then it broadcasts it on its own.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use crate::NodeId;
-use crate::records::{Hash, Kind as RecordKind, Record, location};
+use crate::records::{Kind as RecordKind, Record, location};
 
 /// Length of an epoch.
-pub const EPOCH: Duration = Duration::from_secs(2);
+pub const EPOCH: Duration = Duration::from_millis(2500);
 /// How long after an epoch ends its holder waits for late items before broadcasting.
 pub const GRACE: Duration = Duration::from_millis(300);
 /// Lifetime of an epoch's items at their holders.
@@ -30,7 +30,7 @@ pub const MAX_HELD: usize = 4096;
 /// How many epochs back items are still collected and broadcast.
 const KEEP_EPOCHS: u64 = 30;
 /// Most bytes of items in one batch event (the envelope's limit leaves room for the rest).
-pub const BATCH_BYTES: usize = 6 * 1024;
+pub const BATCH_BYTES: usize = 12 * 1024;
 
 /// The epoch at Unix time `ms`.
 pub fn epoch_of(ms: u64) -> u64 {
@@ -53,7 +53,7 @@ pub fn epoch_location(e: u64) -> NodeId {
 #[derive(Debug, Default)]
 pub struct Held {
     epochs: BTreeMap<u64, Vec<Record>>,
-    flushed: HashMap<u64, HashSet<Hash>>,
+    flushed: HashSet<u64>,
     count: usize,
 }
 
@@ -84,9 +84,12 @@ impl Held {
         }
     }
 
-    /// The items of every ended epoch (ended [`GRACE`] ago) not yet broadcast, for the
-    /// epochs `primary` says this node holds first; marks them broadcast. Old epochs are
-    /// forgotten.
+    /// The items of every epoch that ended [`GRACE`] ago — but less than an epoch before
+    /// that — and that this node has not broadcast yet, for the epochs `primary` says this
+    /// node holds first; marks them broadcast. An epoch goes out once: items that reach a
+    /// holder later (a put that took too long, records handed to a new holder after the old
+    /// one broadcast) stay unsent, and their publishers put them again under a new epoch
+    /// when they do not see them come back. Old epochs are forgotten.
     pub fn due(
         &mut self,
         now_ms: u64,
@@ -97,20 +100,16 @@ impl Held {
         let now = epoch_of(now_ms);
         let mut out = Vec::new();
         for (e, items) in &self.epochs {
-            if (e + 1) * epoch_ms + grace > now_ms || !primary(&epoch_location(*e)) {
+            let due_at = (e + 1) * epoch_ms + grace;
+            if now_ms < due_at
+                || now_ms >= due_at + epoch_ms
+                || self.flushed.contains(e)
+                || !primary(&epoch_location(*e))
+            {
                 continue;
             }
-            let done = self.flushed.entry(*e).or_default();
-            let fresh: Vec<Record> = items
-                .iter()
-                .filter(|r| !done.contains(&r.hash()))
-                .cloned()
-                .collect();
-            if fresh.is_empty() {
-                continue;
-            }
-            done.extend(fresh.iter().map(Record::hash));
-            out.push((*e, fresh));
+            self.flushed.insert(*e);
+            out.push((*e, items.clone()));
         }
         let old = now.saturating_sub(KEEP_EPOCHS);
         while let Some((e, items)) = self.epochs.first_key_value() {
@@ -120,7 +119,7 @@ impl Held {
             self.count -= items.len();
             self.epochs.pop_first();
         }
-        self.flushed.retain(|e, _| *e >= old);
+        self.flushed.retain(|e| *e >= old);
         out
     }
 
@@ -174,26 +173,36 @@ mod tests {
     #[test]
     fn an_epoch_is_broadcast_once_by_its_holder_after_it_ended() {
         let mut h = Held::default();
+        let (len, grace) = (EPOCH.as_millis() as u64, GRACE.as_millis() as u64);
         let e = 1000;
-        let start = e * 2000;
+        let start = e * len;
+        let end = start + len;
         h.offer(item(e, 1), start + 10);
         h.offer(item(e, 1), start + 20);
         h.offer(item(e, 2), start + 30);
         // Not another kind's or a far epoch's.
         h.offer(item(e + 50, 3), start);
         assert_eq!(h.len(), 2);
-        assert!(h.due(start + 1999, |_| true).is_empty(), "not ended");
-        assert!(h.due(start + 2200, |_| true).is_empty(), "grace");
-        assert!(h.due(start + 2400, |_| false).is_empty(), "not the holder");
-        let due = h.due(start + 2400, |_| true);
+        assert!(h.due(end - 1, |_| true).is_empty(), "not ended");
+        assert!(h.due(end + grace - 1, |_| true).is_empty(), "grace");
+        assert!(h.due(end + grace, |_| false).is_empty(), "not the holder");
+        let due = h.due(end + grace, |_| true);
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].1.len(), 2);
-        assert!(h.due(start + 2600, |_| true).is_empty(), "once");
-        // A late item goes out in a follow-up.
-        h.offer(item(e, 4), start + 2700);
-        assert_eq!(h.due(start + 2800, |_| true)[0].1.len(), 1);
+        assert!(h.due(end + grace + 200, |_| true).is_empty(), "once");
+        // A late item is not broadcast again (its publisher puts it anew).
+        h.offer(item(e, 4), end + grace + 300);
+        assert!(
+            h.due(end + grace + 400, |_| true).is_empty(),
+            "no follow-up"
+        );
+        // A holder that gets an epoch's items only long after it ended (a handover) does
+        // not broadcast them again.
+        let mut late = Held::default();
+        late.offer(item(e, 1), end + grace + len);
+        assert!(late.due(end + grace + len, |_| true).is_empty(), "too old");
         // Old epochs are forgotten.
-        h.due(start + 2000 * (KEEP_EPOCHS + 3), |_| true);
+        h.due(start + len * (KEEP_EPOCHS + 3), |_| true);
         assert!(h.is_empty());
     }
 

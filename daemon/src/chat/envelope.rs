@@ -34,7 +34,7 @@ const VERSION: u64 = 1;
 /// Longest message text, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 4096;
 /// Longest encoded envelope accepted from anywhere.
-pub const MAX_WIRE_BYTES: usize = 8192;
+pub const MAX_WIRE_BYTES: usize = 16 * 1024;
 
 /// A message id: blake3 of the signed envelope bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -104,7 +104,7 @@ impl Kind {
 }
 
 /// Longest people event body, in bytes.
-pub const MAX_EVENT_BYTES: usize = 7 * 1024;
+pub const MAX_EVENT_BYTES: usize = 14 * 1024;
 
 /// A verified chat message (or one this node just signed).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,9 +1,9 @@
 //! The presence scenario: what telling everybody who is online costs, measured on the same
 //! overlay code the daemon runs. A settled ring churns (joins, graceful leaves and crashes,
 //! each `--churn-rate` of the nodes per minute) and every node does what the daemon's people
-//! service does (`daemon/src/people`): a node that joins broadcasts its user's profile; a
-//! node that leaves broadcasts its user offline first (then leaves 300 ms later, as the
-//! daemon's shutdown does); a node whose predecessor vanished without leaving (the new
+//! service does (`daemon/src/people`): a node that joins publishes its user's profile; a
+//! node that leaves publishes its user offline first and leaves 1 s later (the daemon's bound
+//! on waiting for that); a node whose predecessor vanished without leaving (the new
 //! predecessor does not lie between the old one and itself) reports it down 3 s later.
 //! Payloads are the size of a signed profile.
 //!
@@ -15,11 +15,11 @@
 //! payloads with the per-hop and completion acks), the records messages (the epochs' puts, on
 //! top of the records layer's own sync), and how long a crash takes to be reported.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use chat_overlay::presence::{self, EPOCH, GRACE, ITEM_TTL};
-use chat_overlay::records::{Kind, Record, Value};
+use chat_overlay::records::{Hash, Kind, Record, Value};
 use chat_overlay::sim::Sim;
 use chat_overlay::{Event, NodeId, Peer, Time};
 use ed25519_dalek::SigningKey;
@@ -31,8 +31,9 @@ use crate::scenario::{Params, secs};
 /// Bytes of a people event: a signed profile with its nickname claim (486 for a typical one,
 /// `daemon/src/people/event.rs`, test `a_profile_event_is_about_the_size_the_simulator_uses`).
 const EVENT_BYTES: usize = 490;
-/// How long after announcing offline a leaving node leaves the ring.
-const LEAVE_AFTER: Duration = Duration::from_millis(300);
+/// How long after announcing offline a leaving node leaves the ring (the daemon waits for
+/// the put to be stored, at most `OFFLINE_DEADLINE`, 1 s).
+const LEAVE_AFTER: Duration = Duration::from_millis(1000);
 /// Churn decisions are taken this often.
 const TICK: Duration = Duration::from_millis(100);
 /// Holders look for ended epochs this often (as the daemon's people service does).
@@ -41,22 +42,44 @@ const FLUSH: Duration = Duration::from_millis(250);
 /// daemon's `REPORT_AFTER`).
 const REPORT_AFTER: Duration = Duration::from_millis(3000);
 
+/// How many times a publisher puts an item before broadcasting it alone (the daemon's `TRIES`).
+const TRIES: u32 = 3;
+
+/// An item a publisher waits to see in a batch.
+struct Pending {
+    host: u32,
+    payload: Vec<u8>,
+    /// When the event happened (its wait counts from here).
+    born: Time,
+    /// When it was last put.
+    put_at: Time,
+    tries: u32,
+}
+
 /// Per-host state the scenario keeps, as each daemon would.
 #[derive(Default)]
 struct Watch {
     seqs: Vec<u64>,
+    /// Items put (numbers their records).
+    puts: u64,
     preds: HashMap<u32, Option<Peer>>,
     crashed_at: HashMap<NodeId, Time>,
     left: std::collections::HashSet<NodeId>,
-    reported: std::collections::HashSet<NodeId>,
     report_delays_ms: Vec<u32>,
     events: u64,
     /// Gather events per epoch (the daemon's way) rather than broadcast each.
     batched: bool,
     /// Each holder's view of the epochs' items.
     held: HashMap<u32, presence::Held>,
-    /// Epochs with items, and when each item was put.
-    open: BTreeMap<u64, Vec<Time>>,
+    /// Epochs with items put.
+    open: BTreeSet<u64>,
+    /// Items put and not yet seen in a batch, by hash (the daemon's `pending`).
+    pending: HashMap<Hash, Pending>,
+    /// Items put again (their epoch went out without them), broadcast alone after
+    /// [`TRIES`] puts, and dropped because their publisher's node went down.
+    resubmits: u64,
+    fallbacks: u64,
+    publisher_gone: u64,
     batches: u64,
     epoch_waits_ms: Vec<u32>,
     /// Vanished predecessors to report: when, by whom, which.
@@ -85,20 +108,66 @@ impl Watch {
             sim.broadcast(host, seq, payload);
             return;
         }
+        let now = sim.now();
+        self.put(sim, host, payload, now, 1);
+    }
+
+    /// Puts an item under the current epoch, as the daemon's `put_item`.
+    fn put(&mut self, sim: &mut Sim, host: u32, payload: Vec<u8>, born: Time, tries: u32) {
+        self.puts += 1;
         let now_ms = sim.cfg.chord.records.wall_ms(sim.now());
         let e = presence::epoch_of(now_ms);
         let key = SigningKey::from_bytes(blake3::hash(&host.to_be_bytes()).as_bytes());
         let item = Record::sign(
             Kind::Mailbox,
             presence::epoch_key(e).to_vec(),
-            Value::Data(payload),
+            Value::Data(payload.clone()),
             &key,
-            self.events,
+            self.puts,
             now_ms,
             now_ms + ITEM_TTL.as_millis() as u64,
         );
-        sim.put_record(host, self.events, item, false);
-        self.open.entry(e).or_default().push(sim.now());
+        let pending = Pending {
+            host,
+            payload,
+            born,
+            put_at: sim.now(),
+            tries,
+        };
+        self.pending.insert(item.hash(), pending);
+        sim.put_record(host, self.puts, item, false);
+        self.open.insert(e);
+    }
+
+    /// Items that did not come back in a batch within three epochs: put again, or after
+    /// [`TRIES`] puts broadcast alone (the daemon's `resubmit`).
+    fn resubmit(&mut self, sim: &mut Sim) {
+        let now = sim.now();
+        let late = EPOCH * 3 + GRACE;
+        let stale: Vec<Hash> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.since(p.put_at) > late)
+            .map(|(h, _)| *h)
+            .collect();
+        for h in stale {
+            let Some(p) = self.pending.remove(&h) else {
+                continue;
+            };
+            if !sim.is_up(p.host) {
+                self.publisher_gone += 1;
+            } else if p.tries < TRIES {
+                self.resubmits += 1;
+                self.put(sim, p.host, p.payload, p.born, p.tries + 1);
+            } else {
+                self.fallbacks += 1;
+                let seq = self.next_seq(p.host);
+                sim.broadcast(p.host, seq, p.payload);
+                let ms = now.since(p.born).as_millis();
+                self.epoch_waits_ms
+                    .push(ms.min(u128::from(u32::MAX)) as u32);
+            }
+        }
     }
 
     /// Reports the vanished predecessors whose wait is over (by a reporter still up).
@@ -108,15 +177,14 @@ impl Watch {
             self.suspects.drain(..).partition(|(t, _, _)| *t <= now);
         self.suspects = wait;
         for (_, host, dead) in due {
-            if !sim.is_up(host) {
-                // Its reporter went too: the next one will see the gap.
-                self.reported.remove(&dead);
+            // Its reporter went too (the next one sees the gap), or another reported it
+            // first (the daemon's directory shows it offline already).
+            if !sim.is_up(host) || !self.online.contains(&dead) {
                 continue;
             }
             let me = sim.hosts[host as usize].peer.id;
             let pred = self.preds.get(&host).copied().flatten();
             if pred.is_some_and(|p| p.id == dead || !dead.in_open(&p.id, &me)) {
-                self.reported.remove(&dead);
                 continue;
             }
             self.online.remove(&dead);
@@ -138,7 +206,7 @@ impl Watch {
         let grace = GRACE.as_millis() as u64;
         let due: Vec<u64> = self
             .open
-            .keys()
+            .iter()
             .copied()
             .filter(|e| (e + 1) * epoch_ms + grace <= now_ms)
             .collect();
@@ -168,26 +236,29 @@ impl Watch {
                 let ready = held.due(now_ms, |l| {
                     pred.is_none_or(|p| *l == me || l.in_open(&p.id, &me))
                 });
-                for (ep, its) in ready {
+                for (_, its) in ready {
+                    // Each item's wait counts once, when it first goes out in a batch.
+                    let now = sim.now();
+                    for r in &its {
+                        if let Some(p) = self.pending.remove(&r.hash()) {
+                            let ms = now.since(p.born).as_millis();
+                            self.epoch_waits_ms
+                                .push(ms.min(u128::from(u32::MAX)) as u32);
+                        }
+                    }
                     for part in presence::chunks(its) {
                         let size: usize = part.iter().map(|r| r.value_len() + 200).sum();
                         let seq = self.next_seq(host);
                         sim.broadcast(host, seq, vec![0u8; size]);
                         self.batches += 1;
                     }
-                    // Each item's wait counts once, at its epoch's first broadcast.
-                    let now = sim.now();
-                    for t in self.open.get_mut(&ep).into_iter().flat_map(|v| v.drain(..)) {
-                        let ms = now.since(t).as_millis();
-                        self.epoch_waits_ms
-                            .push(ms.min(u128::from(u32::MAX)) as u32);
-                    }
                 }
             }
         }
         // Epochs long over are done (their holders keep nothing older either).
         let old = presence::epoch_of(now_ms).saturating_sub(30);
-        self.open.retain(|e, _| *e >= old);
+        self.open.retain(|e| *e >= old);
+        self.resubmit(sim);
     }
 
     /// Acts on the ring events since the last call: joined nodes announce, nodes whose
@@ -203,7 +274,6 @@ impl Watch {
                     self.preds.insert(host, None);
                     let id = sim.hosts[host as usize].peer.id;
                     self.online.insert(id);
-                    self.reported.remove(&id);
                     self.announce(sim, host);
                 }
                 Event::PredecessorChanged(new) => {
@@ -228,11 +298,12 @@ impl Watch {
                         );
                     }
                     for dead in gone {
-                        // Only users still shown online: not after a goodbye, not twice.
-                        if self.left.contains(&dead) || self.reported.contains(&dead) {
+                        // Only users still shown online: not after a goodbye, not once
+                        // reported (several neighbours may suspect one node; the first
+                        // report makes it offline and the others then see that).
+                        if self.left.contains(&dead) || !self.online.contains(&dead) {
                             continue;
                         }
-                        self.reported.insert(dead);
                         // Reported after the daemon's wait for a goodbye (`REPORT_AFTER`).
                         self.suspects.push((sim.now() + REPORT_AFTER, host, dead));
                     }
@@ -320,8 +391,10 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     }
     // The last reports and epochs (no more churn): let them be made and broadcast; their
     // cost and time count.
+    // Items put again late in the run get their epochs too (bounded: 30 s at most).
     let until = sim.now() + REPORT_AFTER + EPOCH * 2;
-    while sim.now() < until {
+    let limit = sim.now() + Duration::from_secs(30);
+    while sim.now() < until || (!w.pending.is_empty() && sim.now() < limit) {
         sim.run_for(FLUSH);
         w.react(sim);
         w.report(sim);
@@ -368,6 +441,11 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
         per_node_s(sim.net.records_messages - before_records),
     );
     rep.put("presence_batches", w.batches);
+    rep.put("presence_items_put", w.puts);
+    rep.put("presence_items_put_again", w.resubmits);
+    rep.put("presence_items_broadcast_alone", w.fallbacks);
+    rep.put("presence_items_publisher_gone", w.publisher_gone);
+    rep.put("presence_items_undelivered", w.pending.len());
     w.epoch_waits_ms.sort_unstable();
     rep.put("epoch_wait_ms_p50", percentile(&w.epoch_waits_ms, 0.5));
     rep.put("epoch_wait_ms_p99", percentile(&w.epoch_waits_ms, 0.99));

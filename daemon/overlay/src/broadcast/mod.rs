@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::id::NodeId;
 
 /// Largest application payload of a broadcast.
-pub const MAX_PAYLOAD: usize = 8 * 1024;
+pub const MAX_PAYLOAD: usize = 16 * 1024;
 
 /// Longest path a broadcast may take (a sanity bound; a correct tree is ⌈log2 N⌉ deep).
 pub const MAX_DEPTH: u8 = 64;
