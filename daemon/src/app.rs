@@ -176,11 +176,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         if let Some(web) = web {
             node.attach_web(web.link());
             let serve = web.serve(node.clone(), chat.clone(), people.clone(), chat_api.clone(), stop.clone());
-            tasks.spawn("the web view", async move {
-                if let Err(e) = serve.await {
-                    error!(error = %e, "the web view stopped");
-                }
-            });
+            tasks.spawn("the web view", serve);
         }
         let server = control.serve(
             node.clone(),

@@ -17,7 +17,7 @@ pub async fn run(socket: &Path, printer: Printer) -> Result<(), Error> {
         .map_err(|s| client::call_error(socket, s))?
         .into_inner();
     let text = format!(
-        "{}\nopen it within 2 minutes: your browser then keeps a session for 30 days (keep the link to yourself)\n",
+        "{}\nopen it within 2 minutes: the page then keeps a session for 7 days (keep the link to yourself)\n",
         resp.url
     );
     printer.table(&resp, &text).map_err(Error::Output)

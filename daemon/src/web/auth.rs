@@ -2,19 +2,24 @@
 //!
 //! On a loopback address anyone who can connect may read (public rooms, the user list, the
 //! ring's status, `/metrics`): the same people can read the ring's traffic anyway. Sending
-//! speaks for an account, so it needs a *session*: a browser gets one by opening the link
-//! `chatctl web` prints (`GetWebLink`), which carries a *ticket* valid for two minutes and bound
-//! to the caller's account, exactly as the control socket knows it (the operator, a local Unix
-//! user, or the token's holder). Opening it sets an HttpOnly, SameSite=Strict cookie holding
-//! the session (30 days). On any other address every request but `/healthz` needs a session
-//! or `Authorization: Bearer` with `control.token_file`'s token (Prometheus uses the latter).
+//! speaks for an account, so it needs a *session*. A browser gets one from the link
+//! `chatctl web` prints (`GetWebLink`): `http://ADDR/#login=TICKET`, a ticket valid for two
+//! minutes and bound to the caller's account exactly as the control socket knows it (the
+//! operator, a local Unix user, or the token's holder). The ticket travels in the fragment (no
+//! server or proxy log sees it); the page trades it over `/ws` for a session (7 days), which it
+//! keeps in its origin's `localStorage` and presents as the first WebSocket frame. No cookie
+//! is used: a cookie for `127.0.0.1` would go to every port of the host, i.e. to any other local
+//! user's server the browser visits. On any other address `/ws` needs a session (or the bearer
+//! token) and `/metrics` the bearer token of `control.token_file`.
 //!
-//! Tickets and sessions are `kind.who.expiry.mac`, the MAC a keyed BLAKE3 hash under a
-//! 32-byte key kept in the data directory (`web.key`, mode 0600): nothing to store, and they
-//! survive a restart. Comparing MACs goes through `blake3::Hash`'s constant-time equality.
+//! Tickets and sessions are `kind.who.expiry.mac`; the MAC is a keyed BLAKE3 hash under a key
+//! derived from a 32-byte secret in the data directory (`web.key`, mode 0600), the web view's
+//! address and the bearer token: nothing to store, they survive a restart, a session of one
+//! chatd is worthless at another, and rotating the token or deleting `web.key` ends them all.
+//! MACs are compared through `blake3::Hash`'s constant-time equality.
 
 use std::io::Write;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,10 +34,8 @@ use crate::people::Who;
 /// How long a login link works.
 pub const TICKET_TTL: Duration = Duration::from_secs(120);
 /// How long a browser session lasts.
-pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// The session cookie's name.
-pub const COOKIE: &str = "chatd_session";
-/// Failed token checks allowed per address: a burst, then one per 10 s.
+pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Failed token or session checks allowed per address: a burst, then one per 10 s.
 const FAILURE_BURST: f64 = 10.0;
 const FAILURE_REFILL: Duration = Duration::from_secs(10);
 
@@ -54,15 +57,22 @@ pub enum Proof {
     Session(Who),
     /// The bearer token: it may read and send as the token's holder.
     Token,
-    /// A wrong token or session was presented.
+    /// A session of ours that has expired: as `None`, and the page is told.
+    Expired,
+    /// A wrong token, or a session or ticket that is not ours.
     Wrong,
 }
 
 impl Auth {
-    /// Loads (or creates) `web.key` in `data_dir`.
-    pub fn open(data_dir: &Path, token: Option<Token>, closed: bool) -> std::io::Result<Auth> {
+    /// Loads (or creates) `web.key` in `data_dir`, for the web view on `addr`.
+    pub fn open(
+        data_dir: &Path,
+        addr: SocketAddr,
+        token: Option<Token>,
+        closed: bool,
+    ) -> std::io::Result<Auth> {
         let path = data_dir.join("web.key");
-        let key = match std::fs::read(&path) {
+        let secret = match std::fs::read(&path) {
             Ok(bytes) if bytes.len() == 32 => {
                 let mut k = Zeroizing::new([0u8; 32]);
                 k.copy_from_slice(&bytes);
@@ -91,6 +101,14 @@ impl Auth {
             }
             Err(e) => return Err(e),
         };
+        let mut h = blake3::Hasher::new_keyed(&secret);
+        h.update(b"chatd web session key\0");
+        h.update(addr.to_string().as_bytes());
+        h.update(b"\0");
+        if let Some(t) = &token {
+            h.update(t.0.as_bytes());
+        }
+        let key = Zeroizing::new(*h.finalize().as_bytes());
         let rate = Rate {
             per_second: 1.0 / FAILURE_REFILL.as_secs_f64(),
             burst: FAILURE_BURST,
@@ -103,39 +121,41 @@ impl Auth {
         })
     }
 
-    /// A login ticket for `who` (the `ticket` query of `/login`).
+    /// A login ticket for `who`, and when it expires (Unix milliseconds).
     pub fn ticket(&self, who: Who) -> (String, u64) {
         let exp = unix_ms() + TICKET_TTL.as_millis() as u64;
         (self.sign("login", who, exp), exp)
     }
 
-    /// A session for `who`, from a valid ticket.
-    pub fn session_from_ticket(&self, ticket: &str) -> Option<String> {
+    /// A session for the account of a valid ticket.
+    pub fn session_from_ticket(&self, ticket: &str) -> Result<(Who, String), Proof> {
         let who = self.verify("login", ticket)?;
         let exp = unix_ms() + SESSION_TTL.as_millis() as u64;
-        Some(self.sign("session", who, exp))
+        Ok((who, self.sign("session", who, exp)))
     }
 
-    /// What the request's cookie or `Authorization` header proves.
-    pub fn proof(&self, headers: &HeaderMap) -> Proof {
-        if let Some(given) = headers
+    /// What a session string proves.
+    pub fn session(&self, s: &str) -> Proof {
+        match self.verify("session", s) {
+            Ok(who) => Proof::Session(who),
+            Err(p) => p,
+        }
+    }
+
+    /// What the request's `Authorization: Bearer` header proves (`None` without one).
+    pub fn bearer(&self, headers: &HeaderMap) -> Proof {
+        let Some(given) = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-        {
-            let ok = self
-                .token
-                .as_ref()
-                .is_some_and(|t| blake3::hash(t.0.as_bytes()) == blake3::hash(given.as_bytes()));
-            return if ok { Proof::Token } else { Proof::Wrong };
-        }
-        match cookie(headers, COOKIE) {
-            None => Proof::None,
-            Some(s) => match self.verify("session", s) {
-                Some(who) => Proof::Session(who),
-                None => Proof::Wrong,
-            },
-        }
+        else {
+            return Proof::None;
+        };
+        let ok = self
+            .token
+            .as_ref()
+            .is_some_and(|t| blake3::hash(t.0.as_bytes()) == blake3::hash(given.as_bytes()));
+        if ok { Proof::Token } else { Proof::Wrong }
     }
 
     /// Whether `from` may try again (too many wrong tokens or sessions lock it out a while).
@@ -154,18 +174,28 @@ impl Auth {
         format!("{body}.{}", mac.to_hex())
     }
 
-    fn verify(&self, kind: &str, s: &str) -> Option<Who> {
-        let (body, mac) = s.rsplit_once('.')?;
-        let mac = blake3::Hash::from_hex(mac).ok()?;
+    /// The account of a valid token of `kind`; `Expired` for one of ours past its expiry,
+    /// `Wrong` for anything else.
+    fn verify(&self, kind: &str, s: &str) -> Result<Who, Proof> {
+        let (body, mac) = s.rsplit_once('.').ok_or(Proof::Wrong)?;
+        let mac = blake3::Hash::from_hex(mac).map_err(|_| Proof::Wrong)?;
         if blake3::keyed_hash(&self.key, body.as_bytes()) != mac {
-            return None;
+            return Err(Proof::Wrong);
         }
         let mut parts = body.split('.');
-        let (k, who, exp) = (parts.next()?, parts.next()?, parts.next()?);
-        if k != kind || parts.next().is_some() || exp.parse::<u64>().ok()? < unix_ms() {
-            return None;
+        let (k, who, exp) = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(k), Some(w), Some(e), None) => (k, w, e),
+            _ => return Err(Proof::Wrong),
+        };
+        let who = parse_who(who).ok_or(Proof::Wrong)?;
+        let exp: u64 = exp.parse().map_err(|_| Proof::Wrong)?;
+        if k != kind {
+            return Err(Proof::Wrong);
         }
-        parse_who(who)
+        if exp < unix_ms() {
+            return Err(Proof::Expired);
+        }
+        Ok(who)
     }
 }
 
@@ -185,18 +215,6 @@ fn parse_who(s: &str) -> Option<Who> {
     }
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all("cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -208,17 +226,18 @@ mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
-    fn auth(dir: &Path) -> Auth {
-        Auth::open(dir, Some(Token(Zeroizing::new("s3cret".into()))), false).expect("auth")
+    fn addr() -> SocketAddr {
+        "127.0.0.1:7480".parse().expect("addr")
     }
 
-    fn with_cookie(v: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "cookie",
-            HeaderValue::from_str(&format!("a=b; {COOKIE}={v}")).expect("hv"),
-        );
-        h
+    fn auth(dir: &Path) -> Auth {
+        Auth::open(
+            dir,
+            addr(),
+            Some(Token(Zeroizing::new("s3cret".into()))),
+            false,
+        )
+        .expect("auth")
     }
 
     #[test]
@@ -226,37 +245,49 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let a = auth(dir.path());
         let (ticket, _) = a.ticket(Who::Unix(1001));
-        let session = a.session_from_ticket(&ticket).expect("session");
-        assert_eq!(
-            a.proof(&with_cookie(&session)),
-            Proof::Session(Who::Unix(1001))
-        );
+        let (who, session) = a.session_from_ticket(&ticket).expect("session");
+        assert_eq!(who, Who::Unix(1001));
+        assert_eq!(a.session(&session), Proof::Session(Who::Unix(1001)));
         // The key is kept: a new process accepts the same session.
         let b = auth(dir.path());
-        assert_eq!(
-            b.proof(&with_cookie(&session)),
-            Proof::Session(Who::Unix(1001))
-        );
+        assert_eq!(b.session(&session), Proof::Session(Who::Unix(1001)));
         // A session is not a ticket, nor the other way round.
-        assert!(a.session_from_ticket(&session).is_none());
-        assert_eq!(a.proof(&with_cookie(&ticket)), Proof::Wrong);
+        assert_eq!(a.session_from_ticket(&session).err(), Some(Proof::Wrong));
+        assert_eq!(a.session(&ticket), Proof::Wrong);
     }
 
     #[test]
-    fn forged_changed_or_foreign_sessions_are_refused() {
+    fn forged_changed_foreign_or_expired_sessions_are_refused() {
         let dir = tempfile::tempdir().expect("tmp");
         let a = auth(dir.path());
         let (t, _) = a.ticket(Who::Unix(1001));
-        let s = a.session_from_ticket(&t).expect("session");
+        let (_, s) = a.session_from_ticket(&t).expect("session");
         let raised = s.replacen(".u1001.", ".op.", 1);
-        assert_eq!(a.proof(&with_cookie(&raised)), Proof::Wrong);
+        assert_eq!(a.session(&raised), Proof::Wrong);
+        // Another data directory, another address, another token: not ours.
         let other = tempfile::tempdir().expect("tmp");
-        let b = auth(other.path());
-        assert_eq!(b.proof(&with_cookie(&s)), Proof::Wrong);
-        for junk in ["", "x", "session.op.1.zz", "...."] {
-            assert_eq!(a.proof(&with_cookie(junk)), Proof::Wrong, "{junk:?}");
+        assert_eq!(auth(other.path()).session(&s), Proof::Wrong);
+        let port = Auth::open(
+            dir.path(),
+            "127.0.0.1:7481".parse().expect("a"),
+            Some(Token(Zeroizing::new("s3cret".into()))),
+            false,
+        )
+        .expect("auth");
+        assert_eq!(port.session(&s), Proof::Wrong);
+        let rotated = Auth::open(
+            dir.path(),
+            addr(),
+            Some(Token(Zeroizing::new("n3w-s3cret".into()))),
+            false,
+        )
+        .expect("auth");
+        assert_eq!(rotated.session(&s), Proof::Wrong);
+        for junk in ["", "x", "session.op.1.zz", "....", "session.op.1.2.3"] {
+            assert_eq!(a.session(junk), Proof::Wrong, "{junk:?}");
         }
-        assert_eq!(a.proof(&HeaderMap::new()), Proof::None);
+        let old = a.sign("session", Who::Operator, unix_ms() - 1);
+        assert_eq!(a.session(&old), Proof::Expired);
     }
 
     #[test]
@@ -265,11 +296,12 @@ mod tests {
         let a = auth(dir.path());
         let ip: IpAddr = "10.0.0.9".parse().expect("ip");
         let mut h = HeaderMap::new();
+        assert_eq!(a.bearer(&h), Proof::None);
         h.insert("authorization", HeaderValue::from_static("Bearer s3cret"));
-        assert_eq!(a.proof(&h), Proof::Token);
+        assert_eq!(a.bearer(&h), Proof::Token);
         h.insert("authorization", HeaderValue::from_static("Bearer nope"));
         for _ in 0..20 {
-            assert_eq!(a.proof(&h), Proof::Wrong);
+            assert_eq!(a.bearer(&h), Proof::Wrong);
             a.failed(ip);
         }
         assert!(!a.may_try(ip));
@@ -280,7 +312,9 @@ mod tests {
     fn a_key_file_of_the_wrong_size_is_an_error_not_replaced() {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::write(dir.path().join("web.key"), b"short").expect("write");
-        let err = Auth::open(dir.path(), None, false).err().expect("refused");
+        let err = Auth::open(dir.path(), addr(), None, false)
+            .err()
+            .expect("refused");
         assert!(err.to_string().contains("32-byte"), "{err}");
         assert_eq!(
             std::fs::read(dir.path().join("web.key")).expect("read"),

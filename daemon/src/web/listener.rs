@@ -1,122 +1,82 @@
-//! The web view's TCP listener, bounded: at most N connections are open at once; a connection
-//! accepted beyond that is closed at once (and counted), so a flood of connections costs the
-//! daemon a file descriptor for a moment and nothing else.
+//! The web view's accept loop, bounded: at most [`super::MAX_CONNECTIONS`] connections are
+//! open at once, and one accepted beyond that is closed at once (and counted). Each connection
+//! is served by hyper's HTTP/1 with a timer: a client must send a request's headers within
+//! [`HEADER_TIMEOUT`] (a slow-headers client holds a slot that long at most), and an idle
+//! keep-alive connection is closed when its next request does not come in that time either.
+//! An upgraded WebSocket lives on under `ws.rs`'s own liveness checks. At shutdown the loop
+//! stops accepting and every connection is dropped (pages reconnect to the next chatd).
 
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tracing::debug;
 
-/// A listener that holds one permit per open connection.
-pub struct Limited {
-    inner: TcpListener,
-    slots: Arc<Semaphore>,
-    refused: Arc<AtomicU64>,
-}
+use crate::shutdown::Shutdown;
 
-impl Limited {
-    /// At most `max` connections of `inner` at once; those refused are counted in `refused`.
-    pub fn new(inner: TcpListener, max: usize, refused: Arc<AtomicU64>) -> Limited {
-        Limited {
-            inner,
-            slots: Arc::new(Semaphore::new(max)),
-            refused,
-        }
-    }
-}
+/// Longest wait for a request's headers (the first, or the next on a kept-alive connection).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-impl Listener for Limited {
-    type Io = Slot;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Slot, SocketAddr) {
-        loop {
-            let (stream, addr) = Listener::accept(&mut self.inner).await;
-            match self.slots.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    let _ = stream.set_nodelay(true);
-                    return (
-                        Slot {
-                            stream,
-                            _permit: permit,
-                        },
-                        addr,
-                    );
-                }
-                Err(_) => {
-                    self.refused.fetch_add(1, Ordering::Relaxed);
-                    debug!(%addr, "web: too many connections; closing a new one");
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
-/// The client's address, as handlers see it.
+/// The client's address, as handlers see it (`ConnectInfo<Client>`).
 #[derive(Clone, Copy, Debug)]
 pub struct Client(pub SocketAddr);
 
-impl Connected<IncomingStream<'_, Limited>> for Client {
-    fn connect_info(stream: IncomingStream<'_, Limited>) -> Client {
-        Client(*stream.remote_addr())
+/// Serves `app` on `listener` until `shutdown` fires, with at most `max` connections open.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    max: usize,
+    refused: Arc<AtomicU64>,
+    mut shutdown: Shutdown,
+) {
+    let slots = Arc::new(Semaphore::new(max));
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = shutdown.recv() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+        };
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors and the like: wait a little rather than spin.
+                debug!(error = %e, "web: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            refused.fetch_add(1, Ordering::Relaxed);
+            debug!(%addr, "web: too many connections; closing a new one");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        conns.spawn(async move {
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(Client(addr)));
+                let mut app = app.clone();
+                async move { tower::Service::call(&mut app, req).await }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            if let Err(e) = conn.await {
+                debug!(%addr, error = %e, "web: connection ended");
+            }
+            drop(permit);
+        });
     }
-}
-
-/// An open connection and its permit.
-pub struct Slot {
-    stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl AsyncRead for Slot {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Slot {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
+    conns.shutdown().await;
 }

@@ -38,7 +38,7 @@ pub(super) async fn metrics(
     ConnectInfo(from): ConnectInfo<Client>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = s.admit(&headers, &from) {
+    if let Err(r) = s.admit_metrics(&headers, &from) {
         return super::refusal(r);
     }
     let status = match s

@@ -6,13 +6,14 @@
 //!   and a box to send; it talks to `/ws` ([`ws`]).
 //! - `/metrics`: Prometheus (OpenMetrics) text, with `prometheus-client` ([`metrics`]).
 //! - `/healthz`: 200 once the node has joined a ring, 503 before.
-//! - `/login?ticket=…`: turns a link from `chatctl web` into a session cookie ([`auth`]).
 //!
-//! The page reads through the very services the gRPC API runs — the same bounded
-//! subscriptions, the same per-client send limits — called in process, so a web client can no
-//! more slow the ring than an API client can. Connections are bounded
-//! ([`MAX_CONNECTIONS`], more are closed at once), and so are WebSocket clients
-//! ([`MAX_CLIENTS`]) and their frames ([`MAX_FRAME`]). Every response carries a strict
+//! Who may read and send is [`auth`]'s business. The page reads through the very services the
+//! gRPC API runs — the same bounded subscriptions, the same per-client send limits — called in
+//! process, so a web client can no more slow the ring than an API client can. Connections are
+//! bounded ([`MAX_CONNECTIONS`], more are closed at once; headers must come within
+//! [`listener::HEADER_TIMEOUT`]), and so are WebSocket clients ([`MAX_CLIENTS`]) and their
+//! frames ([`MAX_FRAME`]). On loopback a request must name a loopback host (`Host`), so a web
+//! site cannot read the view through DNS rebinding. Every response carries a strict
 //! Content-Security-Policy; the page writes what it receives as text, never as HTML.
 
 pub mod auth;
@@ -26,10 +27,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -42,7 +43,7 @@ use crate::node::Node;
 use crate::people::People;
 use crate::shutdown::Shutdown;
 use auth::{Auth, Proof};
-use listener::{Client, Limited};
+use listener::Client;
 
 /// Open HTTP connections at most; more are closed as soon as they are accepted.
 pub const MAX_CONNECTIONS: usize = 128;
@@ -99,7 +100,7 @@ impl WebLink {
                 SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             });
         }
-        (format!("http://{host}/login?ticket={ticket}"), exp)
+        (format!("http://{host}/#login={ticket}"), exp)
     }
 }
 
@@ -127,7 +128,7 @@ impl WebListener {
         let addr = listener.local_addr().unwrap_or(addr);
         let closed = !addr.ip().is_loopback();
         let token = access.token.as_ref().map(|t| t.1.clone());
-        let auth = Arc::new(Auth::open(data_dir, token, closed).map_err(WebError::Key)?);
+        let auth = Arc::new(Auth::open(data_dir, addr, token, closed).map_err(WebError::Key)?);
         Ok(Some(WebListener {
             listener,
             auth,
@@ -155,8 +156,8 @@ impl WebListener {
         chat: Chat,
         people: Arc<People>,
         chat_api: ChatApi,
-        mut shutdown: Shutdown,
-    ) -> std::io::Result<()> {
+        shutdown: Shutdown,
+    ) {
         let refused = Arc::new(AtomicU64::new(0));
         let state = Arc::new(Shared {
             node_api: NodeApi::new(node.clone(), people.clone()),
@@ -168,6 +169,7 @@ impl WebListener {
             auth: self.auth.clone(),
             clients: Arc::new(Semaphore::new(MAX_CLIENTS)),
             refused: refused.clone(),
+            port: self.addr.port(),
         });
         let sampler = tokio::spawn(metrics::sample_rtt(node, chat));
         info!(web = %self.addr, "web view on http://{}/ (metrics on /metrics)", self.addr);
@@ -176,21 +178,17 @@ impl WebListener {
             .route("/app.js", get(script))
             .route("/style.css", get(style))
             .route("/healthz", get(healthz))
-            .route("/login", get(login))
             .route("/metrics", get(metrics::metrics))
             .route("/ws", get(ws::upgrade))
             .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                local_host,
+            ))
             .layer(axum::middleware::map_response(secure))
             .with_state(state);
-        let listener = Limited::new(self.listener, MAX_CONNECTIONS, refused);
-        let result = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<Client>(),
-        )
-        .with_graceful_shutdown(async move { shutdown.recv().await })
-        .await;
+        listener::serve(self.listener, app, MAX_CONNECTIONS, refused, shutdown).await;
         sampler.abort();
-        result
     }
 }
 
@@ -205,22 +203,38 @@ pub(crate) struct Shared {
     auth: Arc<Auth>,
     clients: Arc<Semaphore>,
     refused: Arc<AtomicU64>,
+    /// The port the web view listens on (allowed `Host` headers on loopback).
+    port: u16,
 }
 
 type AppState = State<Arc<Shared>>;
 
 impl Shared {
-    /// What the request proved, or why it is refused.
-    fn admit(&self, headers: &HeaderMap, from: &Client) -> Result<Proof, Refusal> {
+    /// Whether `/metrics` may be read: freely on loopback, with the bearer token elsewhere.
+    fn admit_metrics(&self, headers: &HeaderMap, from: &Client) -> Result<(), Refusal> {
+        if !self.auth.closed {
+            return Ok(());
+        }
         let ip = from.0.ip();
-        if self.auth.closed && !self.auth.may_try(ip) {
+        if !self.auth.may_try(ip) {
             return Err(Refusal::LockedOut);
         }
-        let proof = self.auth.proof(headers);
-        if self.auth.closed && proof == Proof::Wrong {
-            self.auth.failed(ip);
+        match self.auth.bearer(headers) {
+            Proof::Token => Ok(()),
+            Proof::None => Err(Refusal::Missing),
+            _ => {
+                self.auth.failed(ip);
+                Err(Refusal::Wrong)
+            }
         }
-        decide(self.auth.closed, proof)
+    }
+
+    /// Whether `host` (a `Host` header) names this web view on loopback.
+    fn is_local_host(&self, host: &str) -> bool {
+        let p = self.port;
+        host == format!("127.0.0.1:{p}")
+            || host == format!("localhost:{p}")
+            || host == format!("[::1]:{p}")
     }
 
     /// Connections refused for being over [`MAX_CONNECTIONS`].
@@ -238,17 +252,8 @@ pub(crate) enum Refusal {
     Missing,
     /// Too many wrong ones from this address lately.
     LockedOut,
-}
-
-/// What a proof allows. Where reading is open (loopback), a wrong or expired session only
-/// reads — a browser with a stale cookie still sees the page; elsewhere it is refused.
-fn decide(closed: bool, proof: Proof) -> Result<Proof, Refusal> {
-    match (closed, proof) {
-        (false, Proof::Wrong) => Ok(Proof::None),
-        (true, Proof::Wrong) => Err(Refusal::Wrong),
-        (true, Proof::None) => Err(Refusal::Missing),
-        (_, p) => Ok(p),
-    }
+    /// A `Host` that is not this loopback web view (DNS rebinding).
+    Host,
 }
 
 pub(crate) fn refusal(r: Refusal) -> Response {
@@ -259,7 +264,11 @@ pub(crate) fn refusal(r: Refusal) -> Response {
         ),
         Refusal::Missing => (
             StatusCode::UNAUTHORIZED,
-            "this web view needs a session (run `chatctl web`) or the bearer token of control.token_file\n",
+            "this needs the bearer token of control.token_file (Authorization: Bearer …)\n",
+        ),
+        Refusal::Host => (
+            StatusCode::MISDIRECTED_REQUEST,
+            "this web view answers only to 127.0.0.1, localhost or [::1] on its own port\n",
         ),
         Refusal::LockedOut => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -267,6 +276,22 @@ pub(crate) fn refusal(r: Refusal) -> Response {
         ),
     };
     (code, text).into_response()
+}
+
+/// On loopback, refuses requests for another host name: a web site whose name the attacker
+/// points at 127.0.0.1 (DNS rebinding) gets nothing.
+async fn local_host(State(s): AppState, req: Request, next: Next) -> Response {
+    if !s.auth.closed {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        if !s.is_local_host(host) {
+            return refusal(Refusal::Host);
+        }
+    }
+    next.run(req).await
 }
 
 async fn secure(mut r: Response) -> Response {
@@ -289,59 +314,26 @@ async fn secure(mut r: Response) -> Response {
     r
 }
 
-fn asset(
-    s: &Shared,
-    headers: &HeaderMap,
-    from: &Client,
-    kind: &'static str,
-    body: &'static str,
-) -> Response {
-    match s.admit(headers, from) {
-        Ok(_) => ([(header::CONTENT_TYPE, kind)], body).into_response(),
-        Err(r) => refusal(r),
-    }
+fn asset(kind: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
 }
 
-async fn page(
-    State(s): AppState,
-    ConnectInfo(from): ConnectInfo<Client>,
-    h: HeaderMap,
-) -> Response {
+async fn page() -> Response {
     asset(
-        &s,
-        &h,
-        &from,
         "text/html; charset=utf-8",
         include_str!("assets/index.html"),
     )
 }
 
-async fn script(
-    State(s): AppState,
-    ConnectInfo(from): ConnectInfo<Client>,
-    h: HeaderMap,
-) -> Response {
+async fn script() -> Response {
     asset(
-        &s,
-        &h,
-        &from,
         "text/javascript; charset=utf-8",
         include_str!("assets/app.js"),
     )
 }
 
-async fn style(
-    State(s): AppState,
-    ConnectInfo(from): ConnectInfo<Client>,
-    h: HeaderMap,
-) -> Response {
-    asset(
-        &s,
-        &h,
-        &from,
-        "text/css; charset=utf-8",
-        include_str!("assets/style.css"),
-    )
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", include_str!("assets/style.css"))
 }
 
 async fn healthz(State(s): AppState) -> Response {
@@ -354,34 +346,6 @@ async fn healthz(State(s): AppState) -> Response {
         )
             .into_response()
     }
-}
-
-#[derive(serde::Deserialize)]
-struct LoginQuery {
-    ticket: String,
-}
-
-async fn login(State(s): AppState, q: Result<Query<LoginQuery>, QueryRejection>) -> Response {
-    let session = q
-        .ok()
-        .and_then(|Query(q)| s.auth.session_from_ticket(&q.ticket));
-    let Some(session) = session else {
-        return (
-            StatusCode::FORBIDDEN,
-            "this login link is invalid or expired (links work for 2 minutes); run `chatctl web` again\n",
-        )
-            .into_response();
-    };
-    let cookie = format!(
-        "{}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        auth::COOKIE,
-        auth::SESSION_TTL.as_secs()
-    );
-    let mut r = Redirect::to("/").into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    r
 }
 
 async fn not_found() -> Response {
@@ -400,19 +364,16 @@ mod tests {
     }
 
     #[test]
-    fn off_loopback_a_proof_is_required_on_loopback_a_bad_one_only_reads() {
-        let who = Proof::Session(crate::people::Who::Operator);
-        assert_eq!(decide(false, Proof::None), Ok(Proof::None));
-        assert_eq!(decide(false, Proof::Wrong), Ok(Proof::None));
-        assert_eq!(decide(false, who), Ok(who));
-        assert_eq!(decide(true, Proof::None), Err(Refusal::Missing));
-        assert_eq!(decide(true, Proof::Wrong), Err(Refusal::Wrong));
-        assert_eq!(decide(true, Proof::Token), Ok(Proof::Token));
-        assert_eq!(decide(true, who), Ok(who));
+    fn refusals_say_why_with_the_right_status() {
         assert_eq!(refusal(Refusal::Missing).status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(refusal(Refusal::Wrong).status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
             refusal(Refusal::LockedOut).status(),
             StatusCode::TOO_MANY_REQUESTS
+        );
+        assert_eq!(
+            refusal(Refusal::Host).status(),
+            StatusCode::MISDIRECTED_REQUEST
         );
     }
 
@@ -463,7 +424,7 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let (url, _) = free.link().link(crate::people::Who::Operator);
         assert!(
-            url.starts_with(&format!("http://{}/login?ticket=login.op.", free.addr())),
+            url.starts_with(&format!("http://{}/#login=login.op.", free.addr())),
             "{url}"
         );
     }

@@ -1,18 +1,23 @@
 //! `/ws`: one page's live feed, and its sends.
 //!
+//! Page → server first: `{"t":"auth"}`, with `"ticket": T` (from a `chatctl web` link) or
+//! `"session": S` (kept from an earlier `hello`) to send as an account; within [`AUTH_WAIT`].
 //! Server → page, one JSON object per text frame, by `t`:
-//! `hello` (`can_send`, `nickname`), `msg` (`id`, `room`, `from`, `from_id`, `text`, `at`,
+//! `hello` (`can_send`, `nickname`, `session` when a ticket was traded, `expired` when the
+//! session presented is over), `msg` (`id`, `room`, `from`, `from_id`, `text`, `at`,
 //! `kind`: `text` or `event`), `users` (the whole list), `status` (node, ring size, peers…,
 //! every 2 s), `sent`/`error` (the answer to a send, by `ref`), `lagged` (`resume`: reconnect
 //! after this id), `reset` (the id to resume after is gone: start over).
-//! Page → server: `{"t":"send","ref":N,"room":R,"text":T}`.
+//! Page → server then: `{"t":"send","ref":N,"room":R,"text":T}`.
 //!
 //! The feed is a `Subscribe` call of the chat service, in process: `?after=ID` resumes right
 //! after the last message the page saw, so a reconnect neither loses nor repeats one; a page
 //! that reads too slowly gets `lagged` and reconnects, as an API client does. Sends go through
 //! the chat service's `Send` with the session's account, under the same per-client limit.
-//! A binary frame, a frame over [`super::MAX_FRAME`], or a page that stops reading for
-//! [`WRITE_TIMEOUT`] ends the connection.
+//! A binary frame, a frame over [`super::MAX_FRAME`], a write the page does not take within
+//! [`WRITE_TIMEOUT`], or no frame at all from the page (not even the pong to our ping every
+//! [`PING_EVERY`]) for [`SILENCE`] ends the connection. Off loopback a page without a valid
+//! session (or the bearer token) is closed with code 4401.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +37,7 @@ use chat_proto::v1::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::MissedTickBehavior;
 use tokio_stream::StreamExt;
 use tonic::{Code, Request};
 
@@ -49,6 +55,14 @@ const STATUS_EVERY: Duration = Duration::from_secs(2);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Least time between two user lists sent on changes.
 const USERS_EVERY: Duration = Duration::from_millis(300);
+/// How long a page has to send its `auth` frame.
+pub const AUTH_WAIT: Duration = Duration::from_secs(5);
+/// How often the page is pinged.
+pub const PING_EVERY: Duration = Duration::from_secs(15);
+/// How long a page may send nothing (no pong either) before it is taken for gone.
+pub const SILENCE: Duration = Duration::from_secs(45);
+/// Close code: authentication required or refused.
+const UNAUTHORIZED: u16 = 4401;
 
 #[derive(Deserialize)]
 pub(super) struct WsQuery {
@@ -70,9 +84,16 @@ pub(super) async fn upgrade(
         )
             .into_response();
     }
-    let proof = match s.admit(&headers, &from) {
-        Ok(p) => p,
-        Err(r) => return super::refusal(r),
+    let ip = from.0.ip();
+    if s.auth.closed && !s.auth.may_try(ip) {
+        return super::refusal(super::Refusal::LockedOut);
+    }
+    let bearer = match s.auth.bearer(&headers) {
+        Proof::Wrong if s.auth.closed => {
+            s.auth.failed(ip);
+            return super::refusal(super::Refusal::Wrong);
+        }
+        p => p == Proof::Token,
     };
     let Ok(Query(q)) = query else {
         return (StatusCode::BAD_REQUEST, "after: not a message id\n").into_response();
@@ -93,17 +114,13 @@ pub(super) async fn upgrade(
         )
             .into_response();
     };
-    let sender = match proof {
-        Proof::Session(who) => Some(client_info(who, from)),
-        Proof::Token => Some(Some(ClientInfo::Tcp { addr: from.0 })),
-        Proof::None | Proof::Wrong => None,
-    };
     ws.max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
         .on_upgrade(move |socket| async move {
-            let page = Page {
+            let mut page = Page {
                 s,
-                sender,
+                from,
+                sender: bearer.then_some(Some(ClientInfo::Tcp { addr: from.0 })),
                 _permit: permit,
             };
             page.run(socket, q.after).await;
@@ -137,6 +154,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
 
 struct Page {
     s: Arc<Shared>,
+    from: Client,
     /// Who sends from this page (`Some(None)`: the operator); `None`: read only.
     sender: Option<Option<ClientInfo>>,
     _permit: OwnedSemaphorePermit,
@@ -148,9 +166,22 @@ enum End {
     Close(u16, &'static str),
 }
 
+/// What the page's `auth` frame says.
+#[derive(Deserialize)]
+struct AuthFrame {
+    t: String,
+    #[serde(default)]
+    ticket: Option<String>,
+    #[serde(default)]
+    session: Option<String>,
+}
+
 impl Page {
-    async fn run(self, mut socket: WebSocket, after: String) {
-        let end = self.feed(&mut socket, after).await;
+    async fn run(&mut self, mut socket: WebSocket, after: String) {
+        let end = match self.authenticate(&mut socket).await {
+            Ok(hello) => self.feed(&mut socket, after, hello).await,
+            Err(e) => e,
+        };
         if let End::Close(code, reason) = end {
             let frame = CloseFrame {
                 code,
@@ -169,7 +200,54 @@ impl Page {
         r
     }
 
-    async fn feed(&self, socket: &mut WebSocket, mut after: String) -> End {
+    /// Reads the `auth` frame; sets who sends from this page; returns the `hello` extras.
+    async fn authenticate(&mut self, socket: &mut WebSocket) -> Result<Value, End> {
+        let first = match tokio::time::timeout(AUTH_WAIT, socket.recv()).await {
+            Ok(Some(Ok(Message::Text(t)))) => t,
+            Ok(Some(Ok(Message::Close(_))) | None) => return Err(End::Gone),
+            Ok(_) => return Err(End::Close(close_code::POLICY, "expected an auth frame")),
+            Err(_) => return Err(End::Close(close_code::POLICY, "no auth frame in time")),
+        };
+        let Ok(frame) = serde_json::from_str::<AuthFrame>(first.as_str()) else {
+            return Err(End::Close(close_code::POLICY, "expected an auth frame"));
+        };
+        if frame.t != "auth" {
+            return Err(End::Close(close_code::POLICY, "expected an auth frame"));
+        }
+        let auth = &self.s.auth;
+        let (proof, session) = match (&frame.ticket, &frame.session) {
+            (Some(t), _) => match auth.session_from_ticket(t) {
+                Ok((who, session)) => (Proof::Session(who), Some(session)),
+                Err(p) => (p, None),
+            },
+            (None, Some(s)) => (auth.session(s), None),
+            (None, None) => (Proof::None, None),
+        };
+        let mut extra = json!({});
+        match proof {
+            Proof::Session(who) => self.sender = Some(client_info(who, self.from)),
+            Proof::Expired => extra["expired"] = json!(true),
+            Proof::Wrong if auth.closed => {
+                auth.failed(self.from.0.ip());
+                return Err(End::Close(UNAUTHORIZED, "wrong session or login link"));
+            }
+            // Not ours (another chatd's, or from before `web.key` changed): the page forgets it.
+            Proof::Wrong => extra["expired"] = json!(true),
+            Proof::None | Proof::Token => {}
+        }
+        if auth.closed && self.sender.is_none() {
+            return Err(End::Close(
+                UNAUTHORIZED,
+                "this web view needs a login link (chatctl web)",
+            ));
+        }
+        if let Some(s) = session {
+            extra["session"] = json!(s);
+        }
+        Ok(extra)
+    }
+
+    async fn feed(&self, socket: &mut WebSocket, mut after: String, extra: Value) -> End {
         let nickname = self
             .s
             .node_api
@@ -177,7 +255,11 @@ impl Page {
             .await
             .map(|r| r.into_inner().nickname)
             .unwrap_or_default();
-        let hello = json!({"t": "hello", "can_send": self.sender.is_some(), "nickname": nickname});
+        let mut hello =
+            json!({"t": "hello", "can_send": self.sender.is_some(), "nickname": nickname});
+        if let (Some(h), Some(x)) = (hello.as_object_mut(), extra.as_object()) {
+            h.extend(x.clone());
+        }
         if let Err(e) = send(socket, &hello).await {
             return e;
         }
@@ -209,8 +291,13 @@ impl Page {
             Err(_) => return End::Close(close_code::AGAIN, "too many watchers; retry"),
         };
         let mut status = tokio::time::interval(STATUS_EVERY);
+        status.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut users_due = true;
         let mut users_tick = tokio::time::interval(USERS_EVERY);
+        users_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut heard = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 event = feed.next() => {
@@ -248,7 +335,16 @@ impl Page {
                         return e;
                     }
                 }
-                incoming = socket.recv() => match incoming {
+                _ = ping.tick() => {
+                    if heard.elapsed() > SILENCE {
+                        return End::Close(close_code::AWAY, "no answer to pings");
+                    }
+                    let sent = tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Ping(Vec::new().into()))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        return End::Gone;
+                    }
+                }
+                incoming = socket.recv() => match incoming.inspect(|_| heard = tokio::time::Instant::now()) {
                     Some(Ok(Message::Text(t))) => {
                         let answer = self.on_text(t.as_str()).await;
                         if let Err(e) = send(socket, &answer).await {

@@ -293,7 +293,7 @@ fn web_view_metrics_and_hostile_clients() {
         .expect("chatctl web");
     let url = link["url"].as_str().expect("url").to_owned();
     assert!(
-        url.starts_with(&format!("http://{web}/login?ticket=")),
+        url.starts_with(&format!("http://{web}/#login=login.")),
         "{url}"
     );
     let profile = c.sandbox.path().join("chromium");
@@ -441,23 +441,32 @@ fn hostile(web: SocketAddr) {
                 other.map(|_| ())
             ),
         }
-        // A forged session on loopback: the page may read, not send.
-        let mut req = url.as_str().into_client_request().expect("request");
-        req.headers_mut().insert(
-            "cookie",
-            "chatd_session=session.op.99999999999999.00"
-                .parse()
-                .expect("header"),
-        );
-        let (mut forged, _) = tokio_tungstenite::connect_async(req)
+        // A forged session on loopback: the page may read, not send, and is told to forget it.
+        let (mut forged, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .expect("connect");
+        let auth = r#"{"t":"auth","session":"session.op.99999999999999.0000"}"#;
+        forged.send(Message::Text(auth.into())).await.expect("send");
         let hello = next_json(&mut forged).await;
         assert_eq!(
             hello["can_send"], false,
             "a forged session may not send: {hello}"
         );
+        assert_eq!(hello["expired"], true, "{hello}");
         drop(forged);
+        // A page that never says who it is is closed.
+        let (mut silent, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .expect("connect");
+        assert!(closes(&mut silent).await, "no auth frame: closed");
+        // DNS rebinding: another host name for the loopback address gets nothing.
+        let mut req = url.as_str().into_client_request().expect("request");
+        req.headers_mut()
+            .insert("host", "evil.example:80".parse().expect("header"));
+        match tokio_tungstenite::connect_async(req).await {
+            Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 421),
+            other => panic!("a foreign Host was not refused: {:?}", other.map(|_| ())),
+        }
         let bad = format!("ws://{web}/ws?after=not-an-id");
         assert!(
             tokio_tungstenite::connect_async(bad.as_str())
@@ -469,6 +478,9 @@ fn hostile(web: SocketAddr) {
         let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .expect("connect");
+        ws.send(Message::Text(r#"{"t":"auth"}"#.into()))
+            .await
+            .expect("send");
         let hello = next_json(&mut ws).await;
         assert_eq!(hello["t"], "hello");
         assert_eq!(hello["can_send"], false);
@@ -512,6 +524,9 @@ fn hostile(web: SocketAddr) {
         let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .expect("connect");
+        ws.send(Message::Text(r#"{"t":"auth"}"#.into()))
+            .await
+            .expect("send");
         ws.send(Message::Binary(vec![0u8; 10].into()))
             .await
             .expect("send");
@@ -544,6 +559,25 @@ fn hostile(web: SocketAddr) {
             "connections over the bound are closed ({closed} of 200)"
         );
         drop(held);
+        // A client that starts a request and never finishes its headers is cut off.
+        let mut slow = tokio::net::TcpStream::connect(web).await.expect("connect");
+        tokio::io::AsyncWriteExt::write_all(&mut slow, b"GET / HTTP/1.1\r\nHost: x")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 512];
+        let cut = tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match tokio::io::AsyncReadExt::read(&mut slow, &mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            cut.is_ok(),
+            "a connection with unfinished headers stays open"
+        );
     });
     let ok = poll(Duration::from_secs(10), Duration::from_millis(100), || {
         (http(web, "/healthz", &[]).0 == 200).then_some(())

@@ -5,6 +5,7 @@
 const MAX_PER_ROOM = 2000;   // lines kept per room
 const MAX_SEEN = 50000;      // message ids remembered against repeats
 const MAX_EVENTS = 500;      // event log lines kept
+const SESSION = 'chatd.session';   // localStorage key (localStorage is per origin: per port)
 
 const state = {
   ws: null,
@@ -18,7 +19,24 @@ const state = {
   ref: 0,
   pending: new Map(),        // ref -> text
   retry: 500,
+  ticket: '',                // a login link's ticket, traded for a session on connect
+  stopped: false,            // refused for good (4401): no more reconnects
 };
+
+// A `chatctl web` link carries its ticket in the fragment, which no server sees: take it and
+// clear it from the address bar.
+if (location.hash.startsWith('#login=')) {
+  state.ticket = decodeURIComponent(location.hash.slice('#login='.length));
+  history.replaceState(null, '', location.pathname);
+}
+
+function storedSession() {
+  try { return localStorage.getItem(SESSION) || ''; } catch (_) { return ''; }
+}
+
+function storeSession(s) {
+  try { if (s) localStorage.setItem(SESSION, s); else localStorage.removeItem(SESSION); } catch (_) { /* private mode */ }
+}
 
 const $ = (id) => document.getElementById(id);
 
@@ -62,8 +80,9 @@ function line(m) {
 }
 
 function onMessage(m) {
-  if (!remember(m.id)) return;
+  // The feed comes in this node's order: resume after the newest frame, seen before or not.
   state.lastId = m.id;
+  if (!remember(m.id)) return;
   if (m.kind === 'event') {
     const log = $('events');
     const li = el('li', '', hhmmss(m.at) + '  ' + m.text);
@@ -166,6 +185,11 @@ function onFrame(ev) {
   try { f = JSON.parse(ev.data); } catch (_) { return; }
   switch (f.t) {
     case 'hello':
+      if (f.session) storeSession(f.session);
+      if (f.expired) {
+        storeSession('');
+        $('hint').textContent = 'Your session has expired: run `chatctl web` for a new link.';
+      }
       state.canSend = !!f.can_send;
       state.me.nick = f.nickname || state.me.nick;
       state.retry = 500;
@@ -197,10 +221,23 @@ function connect() {
   const q = state.lastId ? '?after=' + encodeURIComponent(state.lastId) : '';
   const ws = new WebSocket(proto + '://' + location.host + '/ws' + q);
   state.ws = ws;
+  ws.onopen = () => {
+    const auth = { t: 'auth' };
+    if (state.ticket) auth.ticket = state.ticket;
+    else if (storedSession()) auth.session = storedSession();
+    state.ticket = '';
+    ws.send(JSON.stringify(auth));
+  };
   ws.onmessage = onFrame;
-  ws.onclose = () => {
+  ws.onclose = (ev) => {
     if (state.ws !== ws) return;
     setConnected(false);
+    if (ev.code === 4401) {
+      storeSession('');
+      state.stopped = true;
+      $('banner').textContent = 'This web view needs a login link: run `chatctl web` and open the link it prints.';
+      return;
+    }
     setTimeout(connect, state.retry);
     state.retry = Math.min(state.retry * 2, 5000);
   };
