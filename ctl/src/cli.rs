@@ -17,6 +17,9 @@ Exit status:
   3  cannot reach chatd (not running, wrong --socket, or no permission)
   4  chatd answered with an error (e.g. invalid argument, rate limited)
 
+A chatd elsewhere: --remote HOST:PORT --token-file FILE (its control.tcp_listen and
+control.token_file); you are then that node's guest, shown as *nick.
+
 Set NO_COLOR to turn off colours (they are only used on a terminal).";
 
 /// chatctl: talk to a running chatd.
@@ -26,6 +29,21 @@ pub struct Cli {
     /// chatd's control socket.
     #[arg(long, global = true, env = "CHATCTL_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+
+    /// A chatd reached over TCP (its control.tcp_listen) instead of the socket; needs
+    /// --token-file. You are then the token's guest on that node (shown as *nick).
+    #[arg(
+        long,
+        global = true,
+        env = "CHATCTL_REMOTE",
+        value_name = "HOST:PORT",
+        conflicts_with = "socket"
+    )]
+    pub remote: Option<String>,
+
+    /// The file holding the bearer token for --remote (its first line; keep it mode 0600).
+    #[arg(long, global = true, env = "CHATCTL_TOKEN_FILE", value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
 
     /// Print machine-readable JSON (field names as in the chat.v1 protobuf messages).
     #[arg(long, global = true)]
@@ -49,6 +67,13 @@ pub enum Command {
     Discover,
     /// Print a link that opens chatd's web view (web.listen) able to send as you.
     Web,
+    /// Chat in this terminal: rooms, the timeline and the people online, with commands
+    /// (/join, /nick, /away, /back, /me, /users, /help, /quit).
+    Chat {
+        /// The room to show first.
+        #[arg(long, short = 'r', value_name = "ROOM", default_value = "lobby")]
+        room: String,
+    },
     /// Send a message (no TEXT: one message per line of standard input).
     Send(SendArgs),
     /// Show the latest messages, and with -f follow new ones.
@@ -157,6 +182,32 @@ impl Cli {
         self.socket
             .clone()
             .unwrap_or_else(chat_proto::paths::default_control_socket)
+    }
+
+    /// Where chatd is: `--remote` with the token of `--token-file`, else the socket.
+    pub fn target(&self) -> Result<crate::client::Target, String> {
+        let Some(addr) = &self.remote else {
+            if self.token_file.is_some() {
+                return Err("--token-file goes with --remote HOST:PORT".into());
+            }
+            return Ok(crate::client::Target::Unix(self.socket_path()));
+        };
+        let Some(file) = &self.token_file else {
+            return Err("--remote needs --token-file (the file with chatd's bearer token)".into());
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("--token-file {}: {e}", file.display()))?;
+        let token = text.lines().next().unwrap_or("").trim().to_owned();
+        if token.is_empty() {
+            return Err(format!(
+                "--token-file {}: the first line is empty",
+                file.display()
+            ));
+        }
+        Ok(crate::client::Target::Tcp {
+            addr: addr.clone(),
+            token,
+        })
     }
 }
 

@@ -1,15 +1,17 @@
 //! chatctl, the command-line client of chatd's control API.
 //!
 //! - [`cli`]: flags and subcommands (exit codes are listed in `chatctl --help`);
-//! - [`client`]: gRPC over chatd's Unix socket;
+//! - [`client`]: gRPC over chatd's Unix socket, or TCP with the bearer token;
 //! - [`cmd`]: one file per subcommand;
-//! - [`output`]: printing for people and `--json`.
+//! - [`output`]: printing for people and `--json`;
+//! - [`tui`]: `chatctl chat`, the interactive terminal chat.
 
 pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod output;
 pub mod time;
+pub mod tui;
 
 use client::ClientError;
 
@@ -71,7 +73,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    let socket = cli.socket_path();
+    let socket = cli.target().map_err(Error::Usage)?;
     let printer = output::Printer::new(cli.json);
     runtime.block_on(async {
         match cli.command {
@@ -80,6 +82,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::Ring => cmd::ring::run(&socket, printer).await,
             cli::Command::Discover => cmd::discover::run(&socket, printer).await,
             cli::Command::Web => cmd::web::run(&socket, printer).await,
+            cli::Command::Chat { room } => cmd::chat::run(&socket, room).await,
             cli::Command::Send(args) => cmd::send::run(&socket, printer, args).await,
             cli::Command::Tail(args) => cmd::tail::run(&socket, printer, args).await,
             cli::Command::Record(args) => cmd::record::run(&socket, printer, args).await,

@@ -30,5 +30,7 @@ mod records;
 mod rejoin;
 #[path = "ring/send.rs"]
 mod send;
+#[path = "ring/tui.rs"]
+mod tui;
 #[path = "ring/web.rs"]
 mod web;

@@ -1,6 +1,6 @@
 //! `chatctl discover`: the peers chatd's LAN discovery (mDNS, `chatd --lan`) has seen.
 
-use std::path::Path;
+use crate::client::Target;
 
 use chat_proto::v1::{ListDiscoveredRequest, ListDiscoveredResponse};
 
@@ -10,7 +10,7 @@ use crate::output::Printer;
 use crate::time;
 
 /// Asks chatd at `socket` what it has seen on the LAN and prints it.
-pub async fn run(socket: &Path, printer: Printer) -> Result<(), Error> {
+pub async fn run(socket: &Target, printer: Printer) -> Result<(), Error> {
     let mut api = client::node_service(socket).await?;
     let resp = api
         .list_discovered(ListDiscoveredRequest {})

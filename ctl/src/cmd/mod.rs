@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod chat;
 pub mod completions;
 pub mod discover;
 pub mod peers;

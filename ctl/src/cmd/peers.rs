@@ -1,6 +1,6 @@
 //! `chatctl peers`: the peers chatd holds a QUIC connection to, with address and RTT.
 
-use std::path::Path;
+use crate::client::Target;
 
 use chat_proto::v1::{ListPeersRequest, ListPeersResponse};
 
@@ -9,7 +9,7 @@ use crate::client;
 use crate::output::Printer;
 
 /// Asks chatd at `socket` for its peers and prints them.
-pub async fn run(socket: &Path, printer: Printer) -> Result<(), Error> {
+pub async fn run(socket: &Target, printer: Printer) -> Result<(), Error> {
     let mut api = client::node_service(socket).await?;
     let resp = api
         .list_peers(ListPeersRequest {})

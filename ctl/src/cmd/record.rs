@@ -4,8 +4,8 @@
 //! `presence` and `keys`, and the recipient's key in hex for `mailbox`. VALUE `-` reads the
 //! value from standard input.
 
+use crate::client::Target;
 use std::io::Read;
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat_proto::v1::{DeleteRecordRequest, GetRecordRequest, PutRecordRequest, Record};
@@ -16,7 +16,7 @@ use crate::client;
 use crate::output::{Printer, human_duration};
 
 /// Runs a `record` subcommand against chatd at `socket`.
-pub async fn run(socket: &Path, printer: Printer, args: RecordArgs) -> Result<(), Error> {
+pub async fn run(socket: &Target, printer: Printer, args: RecordArgs) -> Result<(), Error> {
     let mut api = client::record_service(socket).await?;
     let call = |s| Error::Client(client::call_error(socket, s));
     match args.command {

@@ -1,6 +1,6 @@
 //! `chatctl ring`: the node's routing state — predecessor, successor list and fingers.
 
-use std::path::Path;
+use crate::client::Target;
 
 use chat_proto::v1::{GetRingRequest, GetRingResponse, RingPeer};
 
@@ -9,7 +9,7 @@ use crate::client;
 use crate::output::Printer;
 
 /// Asks chatd at `socket` for its ring state and prints it.
-pub async fn run(socket: &Path, printer: Printer) -> Result<(), Error> {
+pub async fn run(socket: &Target, printer: Printer) -> Result<(), Error> {
     let mut api = client::node_service(socket).await?;
     let resp = api
         .get_ring(GetRingRequest {})

@@ -3,13 +3,13 @@
 //! message. When chatd says the client sends too fast, waits and retries (bounded), so piping a
 //! file in works.
 
+use crate::client::Target;
 use std::io::BufRead;
-use std::path::Path;
 use std::time::Duration;
 
+use crate::client::Conn;
 use chat_proto::v1::SendRequest;
 use chat_proto::v1::chat_service_client::ChatServiceClient;
-use tonic::transport::Channel;
 
 use crate::Error;
 use crate::cli::SendArgs;
@@ -22,7 +22,7 @@ const MAX_RETRIES: u32 = 120;
 const RETRY_WAIT: Duration = Duration::from_millis(250);
 
 /// Sends the message(s).
-pub async fn run(socket: &Path, printer: Printer, args: SendArgs) -> Result<(), Error> {
+pub async fn run(socket: &Target, printer: Printer, args: SendArgs) -> Result<(), Error> {
     let mut api = client::chat_service(socket).await?;
     let room = args.room.unwrap_or_default();
     if !args.text.is_empty() {
@@ -40,8 +40,8 @@ pub async fn run(socket: &Path, printer: Printer, args: SendArgs) -> Result<(), 
 }
 
 async fn send_one(
-    api: &mut ChatServiceClient<Channel>,
-    socket: &Path,
+    api: &mut ChatServiceClient<Conn>,
+    socket: &Target,
     printer: Printer,
     room: &str,
     text: String,

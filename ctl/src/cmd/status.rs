@@ -1,7 +1,7 @@
 //! `chatctl status`: the node's id, nickname, listen address, version, uptime, ring
 //! neighbours, peers, message counters and drops.
 
-use std::path::Path;
+use crate::client::Target;
 use std::time::Duration;
 
 use chat_proto::v1::{GetStatusRequest, GetStatusResponse};
@@ -11,7 +11,7 @@ use crate::client::{self, ClientError};
 use crate::output::{Printer, human_duration};
 
 /// Asks chatd at `socket` for its status and prints it.
-pub async fn run(socket: &Path, printer: Printer) -> Result<(), Error> {
+pub async fn run(socket: &Target, printer: Printer) -> Result<(), Error> {
     let mut api = client::node_service(socket).await?;
     let status = api
         .get_status(GetStatusRequest {})

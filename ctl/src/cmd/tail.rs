@@ -9,8 +9,8 @@
 //! [`RESUME_WAIT`], then says so and follows new messages.
 //! `--json` prints one object per line: id, room, from, from_id, text, ts (RFC 3339), and more.
 
+use crate::client::Target;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chat_proto::v1::{
@@ -29,7 +29,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const RESUME_WAIT: Duration = Duration::from_secs(30);
 
 /// Runs `tail`.
-pub async fn run(socket: &Path, printer: Printer, args: TailArgs) -> Result<(), Error> {
+pub async fn run(socket: &Target, printer: Printer, args: TailArgs) -> Result<(), Error> {
     let room = args.room.clone().unwrap_or_default();
     if !args.follow {
         let mut api = client::chat_service(socket).await?;
@@ -53,7 +53,12 @@ pub async fn run(socket: &Path, printer: Printer, args: TailArgs) -> Result<(), 
     follow(socket, printer, room, args.lines).await
 }
 
-async fn follow(socket: &Path, printer: Printer, room: String, backlog: u32) -> Result<(), Error> {
+async fn follow(
+    socket: &Target,
+    printer: Printer,
+    room: String,
+    backlog: u32,
+) -> Result<(), Error> {
     let mut last_id = String::new();
     let mut backoff = Duration::from_millis(100);
     let mut first = true;

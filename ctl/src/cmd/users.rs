@@ -1,7 +1,7 @@
 //! `chatctl users`: the people of the network — nickname, presence, away message, since
 //! when, user and node ids — and `chatctl nick`, `away`, `back` for this node's user.
 
-use std::path::Path;
+use crate::client::Target;
 
 use chat_proto::v1::{
     ListUsersRequest, ListUsersResponse, Presence, SetNicknameRequest, SetPresenceRequest,
@@ -13,7 +13,7 @@ use crate::client;
 use crate::output::Printer;
 
 /// Prints the user list.
-pub async fn run(socket: &Path, printer: Printer) -> Result<(), Error> {
+pub async fn run(socket: &Target, printer: Printer) -> Result<(), Error> {
     let mut api = client::user_service(socket).await?;
     let resp = api
         .list_users(ListUsersRequest {})
@@ -89,7 +89,7 @@ pub fn render(resp: &ListUsersResponse) -> String {
 }
 
 /// `chatctl nick NEW`.
-pub async fn nick(socket: &Path, printer: Printer, name: String) -> Result<(), Error> {
+pub async fn nick(socket: &Target, printer: Printer, name: String) -> Result<(), Error> {
     let mut api = client::user_service(socket).await?;
     let resp = api
         .set_nickname(SetNicknameRequest { nickname: name })
@@ -111,7 +111,7 @@ pub async fn nick(socket: &Path, printer: Printer, name: String) -> Result<(), E
 
 /// `chatctl away [MESSAGE]` (`message: None` with `away` false: `chatctl back`).
 pub async fn presence(
-    socket: &Path,
+    socket: &Target,
     printer: Printer,
     away: bool,
     message: String,

@@ -1,6 +1,6 @@
 //! `chatctl web`: a link that opens chatd's web view able to send as you.
 
-use std::path::Path;
+use crate::client::Target;
 
 use chat_proto::v1::GetWebLinkRequest;
 
@@ -9,7 +9,7 @@ use crate::client;
 use crate::output::Printer;
 
 /// Asks chatd at `socket` for a login link to its web view and prints it.
-pub async fn run(socket: &Path, printer: Printer) -> Result<(), Error> {
+pub async fn run(socket: &Target, printer: Printer) -> Result<(), Error> {
     let mut api = client::node_service(socket).await?;
     let resp = api
         .get_web_link(GetWebLinkRequest {})

@@ -138,7 +138,8 @@ impl Cluster {
             if let Some(status) = node.child.try_wait().context("waiting for chatd")? {
                 bail!("chatd {i} exited ({status}); log:\n{}", node.log_tail());
             }
-            if let Ok(mut client) = chatctl::client::node_service(&node.socket).await
+            if let Ok(mut client) =
+                chatctl::client::node_service(&chatctl::client::Target::unix(&node.socket)).await
                 && let Ok(r) = client.get_status(GetStatusRequest {}).await
             {
                 return Ok(r.into_inner());
@@ -173,10 +174,13 @@ impl Cluster {
 
     async fn ring_problem(&self, ids: &[&str]) -> Option<String> {
         for (i, node) in self.nodes.iter().enumerate() {
-            let ring = match chatctl::client::node_service(&node.socket).await {
-                Ok(mut c) => c.get_ring(GetRingRequest {}).await.map(|r| r.into_inner()),
-                Err(e) => return Some(format!("node {i}: {e}")),
-            };
+            let ring =
+                match chatctl::client::node_service(&chatctl::client::Target::unix(&node.socket))
+                    .await
+                {
+                    Ok(mut c) => c.get_ring(GetRingRequest {}).await.map(|r| r.into_inner()),
+                    Err(e) => return Some(format!("node {i}: {e}")),
+                };
             let ring = match ring {
                 Ok(r) => r,
                 Err(e) => return Some(format!("node {i}: {}", e.message())),
@@ -199,7 +203,8 @@ impl Cluster {
     pub async fn drops(&self) -> Result<BTreeMap<String, u64>> {
         let mut sum = BTreeMap::new();
         for node in &self.nodes {
-            let mut client = chatctl::client::node_service(&node.socket).await?;
+            let mut client =
+                chatctl::client::node_service(&chatctl::client::Target::unix(&node.socket)).await?;
             let status = client
                 .get_status(GetStatusRequest {})
                 .await

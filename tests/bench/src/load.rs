@@ -46,7 +46,8 @@ impl Subscribers {
             tasks: Vec::new(),
         };
         for socket in sockets {
-            let mut client = chatctl::client::chat_stream(socket).await?;
+            let mut client =
+                chatctl::client::chat_stream(&chatctl::client::Target::unix(socket)).await?;
             let request = SubscribeRequest {
                 room: ROOM.into(),
                 resume_after_id: String::new(),
@@ -88,7 +89,7 @@ fn lock(m: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
 
 /// Reads one subscription; after a lag notice it resubscribes where the stream stopped.
 async fn follow(
-    mut client: chat_proto::v1::chat_service_client::ChatServiceClient<tonic::transport::Channel>,
+    mut client: chat_proto::v1::chat_service_client::ChatServiceClient<chatctl::client::Conn>,
     mut stream: tonic::Streaming<chat_proto::v1::SubscribeResponse>,
     seen: Arc<Mutex<Seen>>,
 ) {
@@ -207,7 +208,7 @@ pub async fn run(
     step: Step,
     drain: Duration,
 ) -> Result<Outcome> {
-    let client = chatctl::client::chat_service(publisher).await?;
+    let client = chatctl::client::chat_service(&chatctl::client::Target::unix(publisher)).await?;
     let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let period = Duration::from_secs_f64(1.0 / step.rate);
     let t0 = Instant::now() + Duration::from_millis(50);

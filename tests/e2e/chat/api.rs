@@ -344,6 +344,51 @@ async fn tcp_requires_the_bearer_token() {
         .map(|m| m.from.as_str())
         .collect();
     assert_eq!(from, ["*guest"]);
+    // chatctl reaches the same node over TCP with the token, as its guest.
+    let remote = |file: &std::path::Path, args: &[&str]| {
+        sandbox
+            .chatctl()
+            .arg("--remote")
+            .arg(addr.to_string())
+            .arg("--token-file")
+            .arg(file)
+            .args(args)
+            .output()
+            .expect("chatctl runs")
+    };
+    let out = remote(&token_file, &["send", "via chatctl over TCP"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = remote(&token_file, &["tail", "-n", "5", "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.contains("via chatctl over TCP") && l.contains("\"from\":\"*guest\"")),
+        "{text}"
+    );
+    let wrong = sandbox.path().join("wrong-token");
+    std::fs::write(&wrong, "not-the-token-at-all\n").expect("write");
+    let out = remote(&wrong, &["status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "a wrong token is chatd's refusal"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("token"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = sandbox
+        .chatctl()
+        .args(["--remote", &addr.to_string(), "status"])
+        .output()
+        .expect("chatctl runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--token-file"));
     // Repeated failures from one address are cut off, even with the right token afterwards.
     let mut limited = false;
     for _ in 0..10 {

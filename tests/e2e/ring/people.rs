@@ -1,7 +1,8 @@
 //! People over a real ring: network-wide unique nicknames (a collision resolved with a
 //! suffix, a reserved `*` name refused with the rule), one user list on every node, presence
 //! (away, back, offline after SIGTERM within 5 s and after SIGKILL within 45 s), a nickname
-//! change seen everywhere, and messages named by their author's verified nickname.
+//! change seen everywhere, and messages named by their author's verified nickname (never by
+//! the name a node writes into its envelopes).
 
 use std::time::{Duration, Instant};
 
@@ -107,6 +108,37 @@ fn nicknames_are_unique_and_presence_reaches_every_node() {
     assert!(
         names.contains(&"alice") && names.contains(&"carol") && names.contains(&second.as_str()),
         "{names:?}"
+    );
+
+    // A forged name is not shown: node 1 still writes the name it wished for ("Alice") into
+    // its envelopes, but what every node shows is what its account's claim proves.
+    let sent = c.sandbox.chatctl_at(
+        &c.members[1].dir.join("run/control.sock"),
+        &["send", "hi from the second alice"],
+    );
+    assert!(sent.status.success());
+    let shown = poll(FORM, Duration::from_millis(200), || {
+        let froms: Vec<String> = c
+            .live()
+            .into_iter()
+            .filter_map(|i| {
+                let out = c.sandbox.chatctl_at(
+                    &c.members[i].dir.join("run/control.sock"),
+                    &["tail", "--json", "-n", "100"],
+                );
+                String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                    (v["text"] == "hi from the second alice")
+                        .then(|| v["from"].as_str().unwrap_or("").to_owned())
+                })
+            })
+            .collect();
+        (froms.len() == c.live().len()).then_some(froms)
+    })
+    .expect("the message reached every node");
+    assert!(
+        shown.iter().all(|f| f == second),
+        "shown as {shown:?}, not {second}"
     );
 
     // A reserved or malformed name is refused with the rule; nothing changes.

@@ -1,0 +1,255 @@
+//! The chat window's link to chatd: one task that follows every room (`Subscribe`), the user
+//! list (`WatchUserEvents`, `ListUsers`) and the status (`GetStatus`, every 2 s), and carries
+//! out the window's actions (`Send`, `SetNickname`, `SetPresence`).
+//!
+//! When chatd goes away (restart, crash, lost connection) it says so, retries with a capped
+//! backoff, and resumes the feed right after the last message it passed on — nothing skipped,
+//! nothing twice. Actions that arrive meanwhile are answered `NotSent` at once, so the window
+//! gives the text back to the user instead of waiting.
+
+use std::time::Duration;
+
+use chat_proto::v1::{
+    GetStatusRequest, HistoryRequest, ListUsersRequest, Presence, SendRequest, SetNicknameRequest,
+    SetPresenceRequest, SubscribeRequest, WatchUserEventsRequest, subscribe_response,
+};
+use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
+
+use super::app::{Action, NetEvent, Status, User};
+use crate::client::{self, Target};
+
+/// Messages replayed when the window opens.
+pub const BACKLOG: u32 = 200;
+/// How often the status line is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(2);
+/// Least time between two user-list refreshes.
+const USERS_EVERY: Duration = Duration::from_millis(300);
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Runs until the window goes (its action channel closes).
+pub async fn run(socket: Target, tx: mpsc::Sender<NetEvent>, mut actions: mpsc::Receiver<Action>) {
+    let mut last_id = String::new();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let why = match session(&socket, &tx, &mut actions, &mut last_id, &mut backoff).await {
+            Ok(()) => return,
+            Err(why) => why,
+        };
+        if tx.send(NetEvent::Down(why)).await.is_err() {
+            return;
+        }
+        // Wait, answering actions at once: nothing can be sent now.
+        let until = tokio::time::Instant::now() + backoff;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => break,
+                a = actions.recv() => match a {
+                    None => return,
+                    Some(a) => refuse(&tx, a).await,
+                },
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn refuse(tx: &mpsc::Sender<NetEvent>, a: Action) {
+    let ev = match a {
+        Action::Send { reference, .. } => {
+            NetEvent::NotSent(reference, "chatd is not reachable".into())
+        }
+        Action::Older { room, .. } => NetEvent::Older {
+            room,
+            lines: Vec::new(),
+            more: true,
+        },
+        _ => NetEvent::Notice("chatd is not reachable; try again once it is back".into()),
+    };
+    let _ = tx.send(ev).await;
+}
+
+fn presence_name(p: i32) -> &'static str {
+    match Presence::try_from(p) {
+        Ok(Presence::Online) => "online",
+        Ok(Presence::Away) => "away",
+        _ => "offline",
+    }
+}
+
+/// One connection's life; `Ok` when the window closed, `Err(why)` when chatd went away.
+async fn session(
+    socket: &Target,
+    tx: &mpsc::Sender<NetEvent>,
+    actions: &mut mpsc::Receiver<Action>,
+    last_id: &mut String,
+    backoff: &mut Duration,
+) -> Result<(), String> {
+    let gone = |e: client::ClientError| e.to_string();
+    let mut node = client::node_service(socket).await.map_err(gone)?;
+    let mut chat = client::chat_service(socket).await.map_err(gone)?;
+    let mut people = client::user_service(socket).await.map_err(gone)?;
+    let mut stream = client::chat_stream(socket).await.map_err(gone)?;
+    let call = |s: tonic::Status| client::call_error(socket, s).to_string();
+
+    let request = |after: &str| SubscribeRequest {
+        room: String::new(),
+        resume_after_id: after.to_owned(),
+        backlog: if after.is_empty() { BACKLOG } else { 0 },
+    };
+    let mut feed = match stream.subscribe(request(last_id)).await {
+        Ok(r) => r.into_inner(),
+        Err(s) if s.code() == tonic::Code::NotFound => {
+            // chatd no longer has the message we stopped at: start from its newest.
+            let _ = tx
+                .send(NetEvent::Notice(
+                    "chatd restarted without the last message seen here; following from its newest"
+                        .into(),
+                ))
+                .await;
+            stream
+                .subscribe(request(""))
+                .await
+                .map_err(call)?
+                .into_inner()
+        }
+        Err(s) => return Err(call(s)),
+    };
+    let mut watch = people
+        .watch_user_events(WatchUserEventsRequest {})
+        .await
+        .map_err(call)?
+        .into_inner();
+    if tx.send(NetEvent::Up).await.is_err() {
+        return Ok(());
+    }
+    *backoff = Duration::from_millis(100);
+    let mut status = tokio::time::interval(STATUS_EVERY);
+    status.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut users_tick = tokio::time::interval(USERS_EVERY);
+    users_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut users_due = true;
+    loop {
+        tokio::select! {
+            m = feed.message() => match m.map_err(call)? {
+                None => return Err("the message stream ended".into()),
+                Some(r) => match r.event {
+                    Some(subscribe_response::Event::Message(m)) => {
+                        *last_id = m.id.clone();
+                        let ev = NetEvent::Message {
+                            id: m.id,
+                            room: m.room,
+                            from: m.from,
+                            text: m.text,
+                            at_ms: m.sent_at_unix_ms,
+                            event: m.kind == chat_proto::v1::MessageKind::Event as i32,
+                        };
+                        if tx.send(ev).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Some(subscribe_response::Event::Lagged(l)) => {
+                        if !l.resume_after_id.is_empty() {
+                            *last_id = l.resume_after_id;
+                        }
+                        *backoff = Duration::ZERO;
+                        return Err("fell behind the room; catching up".into());
+                    }
+                    None => {}
+                },
+            },
+            e = watch.message() => match e.map_err(call)? {
+                None => return Err("the user events ended".into()),
+                Some(_) => users_due = true,
+            },
+            _ = users_tick.tick(), if users_due => {
+                users_due = false;
+                let list = people.list_users(ListUsersRequest {}).await.map_err(call)?.into_inner();
+                let users = list
+                    .users
+                    .into_iter()
+                    .map(|u| User {
+                        presence: presence_name(u.presence).to_owned(),
+                        nickname: u.nickname,
+                        away: u.away_message,
+                        me: u.is_self,
+                    })
+                    .collect();
+                if tx.send(NetEvent::Users(users)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            _ = status.tick() => {
+                let s = node.get_status(GetStatusRequest {}).await.map_err(call)?.into_inner();
+                let ev = NetEvent::Status(Status {
+                    node_id: s.node_id,
+                    nickname: s.nickname,
+                    ring_size: s.ring_size_estimate,
+                    peers: s.peers_connected,
+                });
+                if tx.send(ev).await.is_err() {
+                    return Ok(());
+                }
+            }
+            a = actions.recv() => {
+                let Some(a) = a else { return Ok(()) };
+                let ev = match a {
+                    Action::Send { reference, room, text } => {
+                        match chat.send(SendRequest { room, text }).await {
+                            Ok(_) => NetEvent::Sent(reference),
+                            Err(s) => NetEvent::NotSent(reference, client::call_error(socket, s).to_string()),
+                        }
+                    }
+                    Action::Nick(name) => match people.set_nickname(SetNicknameRequest { nickname: name }).await {
+                        Ok(r) => {
+                            let r = r.into_inner();
+                            let note = if r.note.is_empty() { String::new() } else { format!(" ({})", r.note) };
+                            NetEvent::Notice(format!("you are now {}{note}", r.nickname))
+                        }
+                        Err(s) => NetEvent::Notice(client::call_error(socket, s).to_string()),
+                    },
+                    Action::Away(message) => {
+                        let req = SetPresenceRequest { away: true, away_message: message };
+                        match people.set_presence(req).await {
+                            Ok(_) => NetEvent::Notice("you are away".into()),
+                            Err(s) => NetEvent::Notice(client::call_error(socket, s).to_string()),
+                        }
+                    }
+                    Action::Older { room, before } => {
+                        let req = HistoryRequest { room: room.clone(), before_id: before, limit: BACKLOG, ..HistoryRequest::default() };
+                        match chat.history(req).await {
+                            Ok(r) => {
+                                let r = r.into_inner();
+                                let lines = r.messages.into_iter().map(|m| NetEvent::Message {
+                                    event: m.kind == chat_proto::v1::MessageKind::Event as i32,
+                                    id: m.id,
+                                    room: m.room,
+                                    from: m.from,
+                                    text: m.text,
+                                    at_ms: m.sent_at_unix_ms,
+                                }).collect();
+                                NetEvent::Older { room, lines, more: r.more }
+                            }
+                            Err(s) => {
+                                let why = client::call_error(socket, s).to_string();
+                                let _ = tx.send(NetEvent::Older { room, lines: Vec::new(), more: true }).await;
+                                NetEvent::Notice(format!("older lines: {why}"))
+                            }
+                        }
+                    }
+                    Action::Back => {
+                        let req = SetPresenceRequest { away: false, away_message: String::new() };
+                        match people.set_presence(req).await {
+                            Ok(_) => NetEvent::Notice("you are back".into()),
+                            Err(s) => NetEvent::Notice(client::call_error(socket, s).to_string()),
+                        }
+                    }
+                };
+                if tx.send(ev).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

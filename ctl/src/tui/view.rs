@@ -1,0 +1,458 @@
+//! Drawing the window: conversations | timeline | users, a status line and the input line.
+//!
+//! Only what is visible is laid out: the timeline wraps lines from the bottom up until the
+//! pane is full, so 10,000 lines of scrollback cost no more per frame than 40.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Direction, Layout, Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line as TextLine, Span};
+use ratatui::widgets::{Block, Borders, List, ListItem, Paragraph};
+
+use super::app::{App, Conn, Line, LineKind};
+use super::text::{nick_colour, width, wrap};
+
+/// Narrower than this, only the timeline is shown.
+const SIDE_PANES_FROM: u16 = 70;
+
+/// Colours on or off (`NO_COLOR`).
+#[derive(Clone, Copy, Debug)]
+pub struct Theme {
+    /// Use colours.
+    pub colour: bool,
+}
+
+impl Theme {
+    fn fg(self, c: Color) -> Style {
+        if self.colour {
+            Style::default().fg(c)
+        } else {
+            Style::default()
+        }
+    }
+}
+
+/// Draws `app` into `frame`.
+pub fn draw(frame: &mut Frame, app: &App, theme: Theme) {
+    let rows = Layout::default()
+        .direction(Direction::Vertical)
+        .constraints([
+            Constraint::Min(3),
+            Constraint::Length(1),
+            Constraint::Length(1),
+        ])
+        .split(frame.area());
+    let wide = frame.area().width >= SIDE_PANES_FROM;
+    let cols = Layout::default()
+        .direction(Direction::Horizontal)
+        .constraints(if wide {
+            vec![
+                Constraint::Length(16),
+                Constraint::Min(20),
+                Constraint::Length(22),
+            ]
+        } else {
+            vec![
+                Constraint::Length(0),
+                Constraint::Min(1),
+                Constraint::Length(0),
+            ]
+        })
+        .split(rows[0]);
+    if wide {
+        conversations(frame, app, cols[0], theme);
+        users(frame, app, cols[2], theme);
+    }
+    timeline(frame, app, cols[1], theme);
+    status_line(frame, app, rows[1], theme);
+    input_line(frame, app, rows[2]);
+}
+
+fn conversations(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
+    let items: Vec<ListItem> = app
+        .convs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut style = Style::default();
+            if i == app.current {
+                style = style.add_modifier(Modifier::REVERSED);
+            } else if c.highlight {
+                style = theme.fg(Color::Yellow).add_modifier(Modifier::BOLD);
+            } else if c.unread > 0 {
+                style = style.add_modifier(Modifier::BOLD);
+            }
+            let unread = if c.unread > 0 && i != app.current {
+                format!(" ({})", c.unread)
+            } else {
+                String::new()
+            };
+            ListItem::new(format!("#{}{unread}", c.room)).style(style)
+        })
+        .collect();
+    let block = Block::default().borders(Borders::RIGHT).title("Rooms");
+    frame.render_widget(List::new(items).block(block), area);
+}
+
+fn users(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
+    let mut shown: Vec<_> = app
+        .users
+        .iter()
+        .filter(|u| u.presence != "offline")
+        .collect();
+    shown.sort_by(|a, b| {
+        (a.presence != "online", a.nickname.to_lowercase())
+            .cmp(&(b.presence != "online", b.nickname.to_lowercase()))
+    });
+    let items: Vec<ListItem> = shown
+        .iter()
+        .map(|u| {
+            let (mark, style) = match u.presence.as_str() {
+                "online" => ("●", theme.fg(Color::Green)),
+                _ => ("◐", theme.fg(Color::Yellow).add_modifier(Modifier::DIM)),
+            };
+            let mut spans = vec![
+                Span::styled(format!("{mark} "), style),
+                Span::styled(
+                    super::text::sanitize(&u.nickname),
+                    theme.fg(nick_colour(&u.nickname)),
+                ),
+            ];
+            if u.me {
+                spans.push(Span::raw(" (you)"));
+            }
+            if u.presence == "away" {
+                spans.push(Span::styled(
+                    " away",
+                    Style::default().add_modifier(Modifier::DIM),
+                ));
+            }
+            ListItem::new(TextLine::from(spans))
+        })
+        .collect();
+    let block = Block::default()
+        .borders(Borders::LEFT)
+        .title(format!("Users ({})", shown.len()));
+    frame.render_widget(List::new(items).block(block), area);
+}
+
+/// The rows one line takes at `w` cells: a prefix (time, nickname) on the first.
+fn rows_of(line: &Line, w: usize, theme: Theme) -> Vec<TextLine<'static>> {
+    let time = hhmm(line.at_ms);
+    let dim = Style::default().add_modifier(Modifier::DIM);
+    let (prefix, prefix_style, text_style) = match line.kind {
+        LineKind::Text => (
+            format!("{} ", line.from),
+            theme
+                .fg(nick_colour(&line.from))
+                .add_modifier(Modifier::BOLD),
+            if line.mention {
+                theme.fg(Color::Yellow).add_modifier(Modifier::BOLD)
+            } else if line.mine {
+                theme.fg(Color::Gray)
+            } else {
+                Style::default()
+            },
+        ),
+        LineKind::Action => (
+            format!("* {} ", line.from),
+            theme.fg(nick_colour(&line.from)),
+            Style::default().add_modifier(Modifier::ITALIC),
+        ),
+        LineKind::Event => ("— ".to_owned(), dim, dim.add_modifier(Modifier::ITALIC)),
+        LineKind::Notice => ("-!- ".to_owned(), theme.fg(Color::Blue), dim),
+    };
+    let lead = width(&time) + 1 + width(&prefix);
+    let body_w = w.saturating_sub(lead).max(8);
+    let mut out = Vec::new();
+    for (i, row) in wrap(&line.text, body_w).into_iter().enumerate() {
+        let spans = if i == 0 {
+            vec![
+                Span::styled(format!("{time} "), dim),
+                Span::styled(prefix.clone(), prefix_style),
+                Span::styled(row, text_style),
+            ]
+        } else {
+            vec![
+                Span::raw(" ".repeat(lead.min(w.saturating_sub(8)))),
+                Span::styled(row, text_style),
+            ]
+        };
+        out.push(TextLine::from(spans));
+    }
+    out
+}
+
+fn timeline(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
+    let conv = app.shown();
+    let mut top = area;
+    if let Conn::Down(why) = &app.conn {
+        let banner = Paragraph::new(format!(
+            "chatd is not reachable ({why}) — reconnecting; what you type is kept"
+        ))
+        .style(
+            theme
+                .fg(Color::White)
+                .bg(if theme.colour {
+                    Color::Red
+                } else {
+                    Color::Reset
+                })
+                .add_modifier(Modifier::BOLD),
+        );
+        frame.render_widget(banner, Rect { height: 1, ..area });
+        top = Rect {
+            y: area.y + 1,
+            height: area.height.saturating_sub(1),
+            ..area
+        };
+    }
+    let h = top.height as usize;
+    let w = top.width as usize;
+    if conv.lines.is_empty() {
+        let hint = match app.conn {
+            Conn::Connecting => "connecting to chatd…".to_owned(),
+            _ => format!(
+                "#{} — no messages yet. Type to write; /help lists the commands.",
+                conv.room
+            ),
+        };
+        frame.render_widget(
+            Paragraph::new(hint).style(Style::default().add_modifier(Modifier::DIM)),
+            top,
+        );
+        return;
+    }
+    // From the bottom, skipping `scroll` rows, until the pane is full.
+    let mut rows: Vec<TextLine> = Vec::with_capacity(h);
+    let mut skip = app.scroll;
+    for line in conv.lines.iter().rev() {
+        let mut lr = rows_of(line, w, theme);
+        while let Some(r) = lr.pop() {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            rows.push(r);
+            if rows.len() == h {
+                break;
+            }
+        }
+        if rows.len() == h {
+            break;
+        }
+    }
+    rows.reverse();
+    // Bottom-aligned: the newest line sits just above the status line.
+    let pad = h.saturating_sub(rows.len());
+    let area = Rect {
+        y: top.y + pad as u16,
+        height: rows.len() as u16,
+        ..top
+    };
+    frame.render_widget(Paragraph::new(rows), area);
+}
+
+fn status_line(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
+    let s = &app.status;
+    let conn = match &app.conn {
+        Conn::Up => Span::styled("connected", theme.fg(Color::Green)),
+        Conn::Connecting => Span::styled("connecting…", theme.fg(Color::Yellow)),
+        Conn::Down(_) => Span::styled(
+            "reconnecting…",
+            theme.fg(Color::Red).add_modifier(Modifier::BOLD),
+        ),
+    };
+    let node = s.node_id.get(..8).unwrap_or(&s.node_id);
+    let mut spans = vec![
+        Span::raw(format!(
+            " {} · node {node} · ring {} · peers {} · ",
+            if s.nickname.is_empty() {
+                "?"
+            } else {
+                &s.nickname
+            },
+            s.ring_size,
+            s.peers
+        )),
+        conn,
+    ];
+    if app.scroll > 0 {
+        spans.push(Span::raw(format!(" · scrolled up {} (PgDn)", app.scroll)));
+    }
+    let style = Style::default().add_modifier(Modifier::REVERSED);
+    frame.render_widget(Paragraph::new(TextLine::from(spans)).style(style), area);
+}
+
+fn input_line(frame: &mut Frame, app: &App, area: Rect) {
+    let prompt = format!("[#{}] ", app.shown().room);
+    let text = app.input.text();
+    let before: String = text.chars().take(app.input.cursor()).collect();
+    let avail = (area.width as usize)
+        .saturating_sub(width(&prompt) + 1)
+        .max(1);
+    // Keep the cursor in view on a line longer than the screen.
+    let cursor_w = width(&before);
+    let skip_w = cursor_w.saturating_sub(avail);
+    let mut shown = String::new();
+    let mut acc = 0;
+    for c in text.chars() {
+        let cw = width(&c.to_string());
+        if acc >= skip_w {
+            shown.push(c);
+        }
+        acc += cw;
+    }
+    frame.render_widget(
+        Paragraph::new(TextLine::from(vec![
+            Span::styled(
+                prompt.clone(),
+                Style::default().add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(shown),
+        ])),
+        area,
+    );
+    let x = area.x + (width(&prompt) + cursor_w - skip_w).min(area.width as usize - 1) as u16;
+    frame.set_cursor_position(Position { x, y: area.y });
+}
+
+fn hhmm(ms: i64) -> String {
+    // Local time would need the time zone database; the terminal shows UTC, as `chatctl tail`.
+    let secs = ms.div_euclid(1000);
+    let day = secs.rem_euclid(86_400);
+    format!("{:02}:{:02}", day / 3600, day % 3600 / 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::app::{NetEvent, Status, User};
+    use super::*;
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    fn screen(app: &App, w: u16, h: u16) -> String {
+        let mut t = Terminal::new(TestBackend::new(w, h)).expect("terminal");
+        t.draw(|f| draw(f, app, Theme { colour: true }))
+            .expect("draw");
+        let buf = t.backend().buffer().clone();
+        let mut out = String::new();
+        for y in 0..h {
+            for x in 0..w {
+                out.push_str(buf[(x, y)].symbol());
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    fn msg(id: &str, room: &str, from: &str, text: &str) -> NetEvent {
+        NetEvent::Message {
+            id: id.into(),
+            room: room.into(),
+            from: from.into(),
+            text: text.into(),
+            at_ms: 45_296_000,
+            event: false,
+        }
+    }
+
+    fn connected() -> App {
+        let mut app = App::new("lobby");
+        app.on_net(NetEvent::Up);
+        app.on_net(NetEvent::Status(Status {
+            node_id: "abcdef0123456789".into(),
+            nickname: "alice".into(),
+            ring_size: 4,
+            peers: 3,
+        }));
+        app
+    }
+
+    #[test]
+    fn empty_window_says_how_to_start() {
+        let s = screen(&connected(), 100, 12);
+        assert!(s.contains("#lobby — no messages yet"), "{s}");
+        assert!(
+            s.contains("alice · node abcdef01 · ring 4 · peers 3 · connected"),
+            "{s}"
+        );
+        assert!(s.contains("[#lobby]"), "{s}");
+        assert!(s.contains("Rooms") && s.contains("Users (0)"), "{s}");
+    }
+
+    #[test]
+    fn a_busy_room_shows_its_newest_lines_at_the_bottom() {
+        let mut app = connected();
+        for i in 0..10_000 {
+            app.on_net(msg(&i.to_string(), "lobby", "bob", &format!("line {i}")));
+        }
+        let s = screen(&app, 100, 12);
+        assert!(s.contains("12:34 bob line 9999"), "{s}");
+        assert!(s.contains("line 9990") && !s.contains("line 9989"), "{s}");
+        // Scrolling up shows older lines.
+        app.scroll = 5;
+        let s = screen(&app, 100, 12);
+        assert!(s.contains("line 9994") && !s.contains("line 9999"), "{s}");
+        assert!(s.contains("scrolled up 5"), "{s}");
+    }
+
+    #[test]
+    fn the_user_list_shows_presence_and_hides_who_left() {
+        let mut app = connected();
+        let u = |n: &str, p: &str, me: bool| User {
+            nickname: n.into(),
+            presence: p.into(),
+            away: String::new(),
+            me,
+        };
+        app.on_net(NetEvent::Users(vec![
+            u("alice", "online", true),
+            u("bob", "away", false),
+            u("carol", "offline", false),
+            u("*guest", "online", false),
+        ]));
+        let s = screen(&app, 100, 12);
+        assert!(s.contains("● alice (you)"), "{s}");
+        assert!(s.contains("◐ bob away"), "{s}");
+        assert!(s.contains("● *guest"), "{s}");
+        assert!(!s.contains("carol"), "{s}");
+        assert!(s.contains("Users (3)"), "{s}");
+    }
+
+    #[test]
+    fn a_lost_chatd_shows_a_banner_and_keeps_the_typed_text() {
+        let mut app = connected();
+        app.input.set("half a thought");
+        app.on_net(NetEvent::Down("connection refused".into()));
+        let s = screen(&app, 100, 12);
+        assert!(
+            s.contains("chatd is not reachable (connection refused) — reconnecting"),
+            "{s}"
+        );
+        assert!(s.contains("reconnecting…"), "{s}");
+        assert!(s.contains("[#lobby] half a thought"), "{s}");
+    }
+
+    #[test]
+    fn long_lines_wrap_and_escapes_never_reach_the_terminal() {
+        let mut app = connected();
+        app.on_net(msg("1", "lobby", "bob", &"word ".repeat(60)));
+        app.on_net(msg(
+            "2",
+            "lobby",
+            "e\u{1b}[31mve",
+            "\u{1b}[2J\u{1b}]0;title\u{7}",
+        ));
+        let s = screen(&app, 80, 20);
+        assert!(!s.contains('\u{1b}'), "{s:?}");
+        assert!(s.contains("␛[2J"), "{s}");
+        assert!(
+            s.lines().filter(|l| l.contains("word word")).count() >= 3,
+            "{s}"
+        );
+        // Narrow terminals keep only the timeline.
+        let s = screen(&app, 40, 10);
+        assert!(!s.contains("Rooms"), "{s}");
+    }
+}

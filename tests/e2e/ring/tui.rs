@@ -1,0 +1,161 @@
+//! `chatctl chat` driven as a person would, in tmux (`send-keys`, `capture-pane`), against
+//! a two-node ring: a line typed in the window reaches the other node's `chatctl tail`; the
+//! other node's message shows; chatd restarting is shown, the window reconnects and the text
+//! being typed survives; a user who stops leaves the users pane; `/quit` exits 0 and gives
+//! the terminal back. Skips without tmux (fails under `CHATD_TEST_STRICT=1`).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::cluster::{Cluster, poll};
+use crate::support::{chatctl_bin, skip_or_fail};
+
+const FORM: Duration = Duration::from_secs(60);
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.name, "-f", "/dev/null"]);
+        c
+    }
+
+    fn send(&self, keys: &[&str]) {
+        let ok = self
+            .cmd()
+            .args(["send-keys", "-t", "chat"])
+            .args(keys)
+            .status()
+            .expect("tmux send-keys");
+        assert!(ok.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "chat"])
+            .output()
+            .expect("tmux capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the pane shows `what`; panics with the pane otherwise.
+    fn wait_for(&self, deadline: Duration, what: &str) {
+        let found = poll(deadline, Duration::from_millis(100), || {
+            self.screen().contains(what).then_some(())
+        });
+        assert!(found.is_some(), "never showed {what:?}:\n{}", self.screen());
+    }
+
+    fn wait_gone(&self, deadline: Duration, what: &str) {
+        let gone = poll(deadline, Duration::from_millis(100), || {
+            (!self.screen().contains(what)).then_some(())
+        });
+        assert!(gone.is_some(), "{what:?} still shown:\n{}", self.screen());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+fn has_tmux() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_terminal_chat_as_a_person_uses_it() {
+    if !has_tmux() {
+        skip_or_fail("tmux is not installed (apt install tmux): the terminal chat test");
+        return;
+    }
+    let mut c = Cluster::new(21);
+    c.add_with_env(&[], &[("CHATD_NODE__NICKNAME", "tuiuser")]);
+    c.add_with_env(&[c.addr(0)], &[("CHATD_NODE__NICKNAME", "other")]);
+    c.await_ring(FORM);
+    let sock = |i: usize| -> PathBuf { c.members[i].dir.join("run/control.sock") };
+
+    let tmux = Tmux {
+        name: format!("chatd-test-{}", std::process::id()),
+    };
+    let line = format!(
+        "{} --socket {} chat; echo EXITED:$?; sleep 60",
+        chatctl_bin().display(),
+        sock(0).display()
+    );
+    let started = tmux
+        .cmd()
+        .args(["new-session", "-d", "-s", "chat", "-x", "120", "-y", "30"])
+        .arg(line)
+        .status()
+        .expect("tmux new-session");
+    assert!(started.success());
+    tmux.wait_for(FORM, "connected");
+    tmux.wait_for(FORM, "Users (2)");
+    assert!(tmux.screen().contains("tuiuser (you)"), "{}", tmux.screen());
+
+    // A line typed here reaches the other node.
+    tmux.send(&["hello from the terminal", "Enter"]);
+    let tail = poll(FORM, Duration::from_millis(200), || {
+        let out = c
+            .sandbox
+            .chatctl_at(&sock(1), &["tail", "-n", "20", "--json"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.contains("hello from the terminal"))
+            .map(str::to_owned)
+    })
+    .expect("the typed line reaches the other node");
+    assert!(tail.contains("\"from\":\"tuiuser\""), "{tail}");
+
+    // The other node's message shows, with a hostile escape made harmless.
+    let sent = c
+        .sandbox
+        .chatctl_at(&sock(1), &["send", "hello back \u{1b}[2J tuiuser"]);
+    assert!(sent.status.success());
+    tmux.wait_for(FORM, "other hello back ␛[2J tuiuser");
+
+    // chatd restarts: the window says so, keeps what is being typed, and reconnects.
+    let d = c.members[0].daemon.as_mut().expect("running");
+    d.signal(rustix::process::Signal::TERM);
+    assert!(d.wait_exit(Duration::from_secs(10)).is_some());
+    c.members[0].daemon = None;
+    tmux.wait_for(Duration::from_secs(15), "chatd is not reachable");
+    tmux.send(&["half typed"]);
+    c.restart(0, &[c.addr(1)]);
+    tmux.wait_for(FORM, "connected to chatd again");
+    tmux.wait_gone(Duration::from_secs(15), "chatd is not reachable");
+    assert!(
+        tmux.screen().contains("[#lobby] half typed"),
+        "{}",
+        tmux.screen()
+    );
+    tmux.send(&["C-u"]);
+
+    // A user who stops leaves the users pane.
+    tmux.wait_for(FORM, "● other");
+    let d = c.members[1].daemon.as_mut().expect("running");
+    d.signal(rustix::process::Signal::TERM);
+    assert!(d.wait_exit(Duration::from_secs(10)).is_some());
+    c.members[1].daemon = None;
+    tmux.wait_gone(Duration::from_secs(15), "● other");
+
+    // /quit exits 0 and gives the terminal back (the window's frame is gone).
+    tmux.send(&["/quit", "Enter"]);
+    tmux.wait_for(Duration::from_secs(10), "EXITED:0");
+    let after = tmux.screen();
+    assert!(
+        !after.contains("Users ("),
+        "the window is still drawn:\n{after}"
+    );
+}
