@@ -79,11 +79,20 @@ pub enum ClientError {
     Remote(tonic::Status),
 }
 
-/// A connection to chatd: the channel, and the bearer token every call carries over TCP.
-#[derive(Clone, Debug)]
+/// A connection to chatd: the channel, and the bearer token every call carries over TCP
+/// (marked sensitive: HTTP/2 never indexes it, and `Debug` never prints it).
+#[derive(Clone)]
 pub struct Conn {
     channel: Channel,
     token: Option<http::HeaderValue>,
+}
+
+impl fmt::Debug for Conn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conn")
+            .field("token", &self.token.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 impl tower::Service<http::Request<tonic::body::Body>> for Conn {
@@ -132,11 +141,13 @@ async fn connect_with(target: &Target, timeout: Option<Duration>) -> Result<Conn
             (channel, None)
         }
         Target::Tcp { token, .. } => {
-            let value = http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
-                ClientError::Remote(tonic::Status::invalid_argument(
-                    "the token holds characters a header cannot carry",
-                ))
-            })?;
+            let mut value =
+                http::HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                    ClientError::Remote(tonic::Status::invalid_argument(
+                        "the token holds characters a header cannot carry",
+                    ))
+                })?;
+            value.set_sensitive(true);
             (endpoint.connect().await, Some(value))
         }
     };

@@ -281,11 +281,7 @@ impl App {
                 }
                 self.conn = Conn::Up;
             }
-            NetEvent::Down(why) => {
-                if self.conn != Conn::Down(why.clone()) {
-                    self.conn = Conn::Down(why);
-                }
-            }
+            NetEvent::Down(why) => self.conn = Conn::Down(sanitize(&why)),
             NetEvent::Message {
                 id,
                 room,
@@ -293,9 +289,24 @@ impl App {
                 text,
                 at_ms,
                 event,
-            } => self.message(id, &room, &from, &text, at_ms, event),
-            NetEvent::Users(users) => self.users = users,
-            NetEvent::Status(s) => self.status = s,
+            } => self.message(id, &sanitize(&room), &from, &text, at_ms, event),
+            NetEvent::Users(users) => {
+                self.users = users
+                    .into_iter()
+                    .map(|u| User {
+                        nickname: sanitize(&u.nickname),
+                        away: sanitize(&u.away),
+                        ..u
+                    })
+                    .collect();
+            }
+            NetEvent::Status(s) => {
+                self.status = Status {
+                    node_id: sanitize(&s.node_id),
+                    nickname: sanitize(&s.nickname),
+                    ..s
+                };
+            }
             NetEvent::Sent(r) => {
                 self.pending.remove(&r);
             }
@@ -305,11 +316,27 @@ impl App {
                     self.input.set(&text);
                     self.notice(&format!("not sent: {why} — your line is back in the input"));
                 } else {
-                    self.notice(&format!("not sent: {why}: {text}"));
+                    self.input.remember(&text);
+                    self.notice(&format!("not sent: {why} — ↑ brings the line back: {text}"));
                 }
             }
             NetEvent::Notice(text) => self.notice(&text),
-            NetEvent::Older { room, lines, more } => self.older(&room, lines, more),
+            NetEvent::Older { room, lines, more } => self.older(&sanitize(&room), lines, more),
+        }
+    }
+
+    /// An action chatd could not be asked to do (the link is busy): said so, and a line to
+    /// send comes back.
+    pub fn not_sent(&mut self, action: Action) {
+        match action {
+            Action::Send { reference, .. } => {
+                self.on_net(NetEvent::NotSent(reference, "chatd is busy".into()));
+            }
+            Action::Older { room, .. } => {
+                let i = self.conv(&room);
+                self.convs[i].loading = false;
+            }
+            _ => self.notice("chatd is busy; try again in a moment"),
         }
     }
 
@@ -386,7 +413,8 @@ impl App {
         }
     }
 
-    /// Handles a key; returns what to ask chatd.
+    /// Handles a key; returns what to ask chatd (the loop hands it on without waiting; see
+    /// [`App::not_sent`] for what cannot be handed on).
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<Action> {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
@@ -413,17 +441,18 @@ impl App {
             KeyCode::Up => self.input.walk(true),
             KeyCode::Down => self.input.walk(false),
             KeyCode::PageUp => {
-                self.scroll = self.scroll.saturating_add(10);
+                // At most back to the oldest line loaded (each is one row or more).
+                let most = self.shown().lines.len().saturating_sub(1);
+                self.scroll = self.scroll.saturating_add(10).min(most);
                 return self.maybe_older();
             }
             KeyCode::PageDown => self.scroll = self.scroll.saturating_sub(10),
             KeyCode::Tab => {
-                let mut names: Vec<String> =
-                    if self.input.text().starts_with('/') && !self.input.text().contains(' ') {
-                        COMMANDS.iter().map(|(c, _)| (*c).to_owned()).collect()
-                    } else {
-                        self.users.iter().map(|u| u.nickname.clone()).collect()
-                    };
+                let mut names: Vec<String> = if self.input.completing_command() {
+                    COMMANDS.iter().map(|(c, _)| (*c).to_owned()).collect()
+                } else {
+                    self.users.iter().map(|u| u.nickname.clone()).collect()
+                };
                 names.sort();
                 self.input.complete(&names);
             }

@@ -98,17 +98,40 @@ impl Input {
         let at = self.byte_at(self.cursor);
         self.text.replace_range(..at, "");
         self.cursor = 0;
+        self.completing = None;
     }
 
     /// Moves the cursor by `by` characters.
     pub fn move_by(&mut self, by: isize) {
         let n = self.text.chars().count() as isize;
         self.cursor = (self.cursor as isize + by).clamp(0, n) as usize;
+        self.completing = None;
     }
 
     /// Moves the cursor to the start or the end.
     pub fn home(&mut self, end: bool) {
         self.cursor = if end { self.text.chars().count() } else { 0 };
+        self.completing = None;
+    }
+
+    /// Keeps `line` for ↑ without putting it in the input (a line that could not be sent
+    /// while something else was being typed).
+    pub fn remember(&mut self, line: &str) {
+        if !line.trim().is_empty() {
+            self.history.push(line.to_owned());
+            if self.history.len() > HISTORY {
+                self.history.remove(0);
+            }
+        }
+    }
+
+    /// Whether Tab would complete a command (a `/word` at the start of the line).
+    pub fn completing_command(&self) -> bool {
+        if let Some((p, _, s)) = &self.completing {
+            return *s == 0 && p.starts_with('/');
+        }
+        let before: String = self.text.chars().take(self.cursor).collect();
+        before.starts_with('/') && !before.contains(' ')
     }
 
     /// Takes the line (Enter): it goes into the history and the input is empty again.
@@ -155,6 +178,13 @@ impl Input {
     /// with it (any case); repeated Tabs cycle through them.
     pub fn complete(&mut self, candidates: &[String]) {
         let chars: Vec<char> = self.text.chars().collect();
+        if self
+            .completing
+            .as_ref()
+            .is_some_and(|(_, _, s)| *s > self.cursor || self.cursor > chars.len())
+        {
+            self.completing = None;
+        }
         let (prefix, from, start) = match &self.completing {
             Some((p, i, s)) => (p.clone(), *i, *s),
             None => {
@@ -262,6 +292,30 @@ mod tests {
         let mut i = typed("/j");
         i.complete(&cmds);
         assert_eq!(i.text(), "/join ");
+    }
+
+    #[test]
+    fn moving_the_cursor_ends_a_completion_without_panicking() {
+        let names = vec!["bob".to_owned()];
+        let mut i = typed("hi b");
+        i.complete(&names);
+        i.home(false);
+        i.complete(&names);
+        let mut i = typed("hi b");
+        i.complete(&names);
+        i.delete_to_start();
+        i.complete(&names);
+        i.backspace();
+        i.move_by(-100);
+        i.complete(&names);
+        assert!(i.cursor() <= i.text().chars().count());
+        let mut i = typed("/j");
+        assert!(i.completing_command());
+        i.complete(&["/join".to_owned(), "/jump".to_owned()]);
+        assert!(
+            i.completing_command(),
+            "cycling commands goes on after the space"
+        );
     }
 
     #[test]

@@ -49,7 +49,15 @@ pub async fn run(socket: &Target, room: &str) -> Result<(), Error> {
     let (news_tx, mut news) = mpsc::channel(NEWS);
     let (act_tx, act_rx) = mpsc::channel(64);
     let link = tokio::spawn(net::run(socket.clone(), news_tx, act_rx));
-    let mut terminal = ratatui::try_init().map_err(Error::Output)?;
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            // It may have got as far as raw mode.
+            let _ = ratatui::try_restore();
+            link.abort();
+            return Err(Error::Output(e));
+        }
+    };
     let mut app = App::new(room);
     let mut keys = EventStream::new();
     let mut dirty = true;
@@ -66,9 +74,13 @@ pub async fn run(socket: &Target, room: &str) -> Result<(), Error> {
             () = tokio::time::sleep_until(drawn + FRAME), if dirty => {}
             ev = keys.next() => match ev {
                 Some(Ok(Event::Key(k))) => {
+                    // Never wait for the link here: keys (Ctrl-C too) must always work.
                     for a in app.on_key(k) {
-                        if act_tx.send(a).await.is_err() {
-                            break;
+                        if let Err(e) = act_tx.try_send(a) {
+                            let a = match e {
+                                mpsc::error::TrySendError::Full(a) | mpsc::error::TrySendError::Closed(a) => a,
+                            };
+                            app.not_sent(a);
                         }
                     }
                     dirty = true;
@@ -99,7 +111,17 @@ pub async fn run(socket: &Target, room: &str) -> Result<(), Error> {
         }
     };
     let restored = ratatui::try_restore();
-    link.abort();
+    if link.is_finished() {
+        if let Err(e) = link.await
+            && e.is_panic()
+        {
+            return Err(Error::Runtime(std::io::Error::other(
+                "the link to chatd failed unexpectedly (a bug: please report it)",
+            )));
+        }
+    } else {
+        link.abort();
+    }
     result?;
     restored.map_err(Error::Output)
 }

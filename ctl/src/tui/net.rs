@@ -16,8 +16,11 @@ use chat_proto::v1::{
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
+use chat_proto::v1::chat_service_client::ChatServiceClient;
+use chat_proto::v1::user_service_client::UserServiceClient;
+
 use super::app::{Action, NetEvent, Status, User};
-use crate::client::{self, Target};
+use crate::client::{self, Conn, Target};
 
 /// Messages replayed when the window opens.
 pub const BACKLOG: u32 = 200;
@@ -25,7 +28,8 @@ pub const BACKLOG: u32 = 200;
 const STATUS_EVERY: Duration = Duration::from_secs(2);
 /// Least time between two user-list refreshes.
 const USERS_EVERY: Duration = Duration::from_millis(300);
-/// Longest wait between reconnection attempts.
+/// Shortest and longest wait between reconnection attempts.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Runs until the window goes (its action channel closes).
@@ -35,7 +39,9 @@ pub async fn run(socket: Target, tx: mpsc::Sender<NetEvent>, mut actions: mpsc::
     loop {
         let why = match session(&socket, &tx, &mut actions, &mut last_id, &mut backoff).await {
             Ok(()) => return,
-            Err(why) => why,
+            // Fell behind: subscribe again after the last message at once, no banner.
+            Err(Gone::Lagged) => continue,
+            Err(Gone::Down(why)) => why,
         };
         if tx.send(NetEvent::Down(why)).await.is_err() {
             return;
@@ -51,7 +57,21 @@ pub async fn run(socket: Target, tx: mpsc::Sender<NetEvent>, mut actions: mpsc::
                 },
             }
         }
-        backoff = (backoff * 2).min(MAX_BACKOFF);
+        backoff = (backoff * 2).clamp(MIN_BACKOFF, MAX_BACKOFF);
+    }
+}
+
+/// Why a session ended.
+enum Gone {
+    /// chatd went away (or refused): why.
+    Down(String),
+    /// The window read too slowly and missed messages: resume after the last one.
+    Lagged,
+}
+
+impl From<String> for Gone {
+    fn from(why: String) -> Gone {
+        Gone::Down(why)
     }
 }
 
@@ -78,20 +98,21 @@ fn presence_name(p: i32) -> &'static str {
     }
 }
 
-/// One connection's life; `Ok` when the window closed, `Err(why)` when chatd went away.
+/// One connection's life; `Ok` when the window closed, `Err` when chatd went away or the
+/// feed lagged.
 async fn session(
     socket: &Target,
     tx: &mpsc::Sender<NetEvent>,
     actions: &mut mpsc::Receiver<Action>,
     last_id: &mut String,
     backoff: &mut Duration,
-) -> Result<(), String> {
-    let gone = |e: client::ClientError| e.to_string();
+) -> Result<(), Gone> {
+    let gone = |e: client::ClientError| Gone::Down(e.to_string());
     let mut node = client::node_service(socket).await.map_err(gone)?;
-    let mut chat = client::chat_service(socket).await.map_err(gone)?;
+    let chat = client::chat_service(socket).await.map_err(gone)?;
     let mut people = client::user_service(socket).await.map_err(gone)?;
     let mut stream = client::chat_stream(socket).await.map_err(gone)?;
-    let call = |s: tonic::Status| client::call_error(socket, s).to_string();
+    let call = |s: tonic::Status| Gone::Down(client::call_error(socket, s).to_string());
 
     let request = |after: &str| SubscribeRequest {
         room: String::new(),
@@ -124,7 +145,7 @@ async fn session(
     if tx.send(NetEvent::Up).await.is_err() {
         return Ok(());
     }
-    *backoff = Duration::from_millis(100);
+    *backoff = MIN_BACKOFF;
     let mut status = tokio::time::interval(STATUS_EVERY);
     status.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut users_tick = tokio::time::interval(USERS_EVERY);
@@ -133,7 +154,7 @@ async fn session(
     loop {
         tokio::select! {
             m = feed.message() => match m.map_err(call)? {
-                None => return Err("the message stream ended".into()),
+                None => return Err(Gone::Down("the message stream ended".into())),
                 Some(r) => match r.event {
                     Some(subscribe_response::Event::Message(m)) => {
                         *last_id = m.id.clone();
@@ -153,14 +174,13 @@ async fn session(
                         if !l.resume_after_id.is_empty() {
                             *last_id = l.resume_after_id;
                         }
-                        *backoff = Duration::ZERO;
-                        return Err("fell behind the room; catching up".into());
+                        return Err(Gone::Lagged);
                     }
                     None => {}
                 },
             },
             e = watch.message() => match e.map_err(call)? {
-                None => return Err("the user events ended".into()),
+                None => return Err(Gone::Down("the user events ended".into())),
                 Some(_) => users_due = true,
             },
             _ = users_tick.tick(), if users_due => {
@@ -194,60 +214,107 @@ async fn session(
             }
             a = actions.recv() => {
                 let Some(a) = a else { return Ok(()) };
-                let ev = match a {
-                    Action::Send { reference, room, text } => {
-                        match chat.send(SendRequest { room, text }).await {
-                            Ok(_) => NetEvent::Sent(reference),
-                            Err(s) => NetEvent::NotSent(reference, client::call_error(socket, s).to_string()),
-                        }
-                    }
-                    Action::Nick(name) => match people.set_nickname(SetNicknameRequest { nickname: name }).await {
-                        Ok(r) => {
-                            let r = r.into_inner();
-                            let note = if r.note.is_empty() { String::new() } else { format!(" ({})", r.note) };
-                            NetEvent::Notice(format!("you are now {}{note}", r.nickname))
-                        }
-                        Err(s) => NetEvent::Notice(client::call_error(socket, s).to_string()),
-                    },
-                    Action::Away(message) => {
-                        let req = SetPresenceRequest { away: true, away_message: message };
-                        match people.set_presence(req).await {
-                            Ok(_) => NetEvent::Notice("you are away".into()),
-                            Err(s) => NetEvent::Notice(client::call_error(socket, s).to_string()),
-                        }
-                    }
-                    Action::Older { room, before } => {
-                        let req = HistoryRequest { room: room.clone(), before_id: before, limit: BACKLOG, ..HistoryRequest::default() };
-                        match chat.history(req).await {
-                            Ok(r) => {
-                                let r = r.into_inner();
-                                let lines = r.messages.into_iter().map(|m| NetEvent::Message {
-                                    event: m.kind == chat_proto::v1::MessageKind::Event as i32,
-                                    id: m.id,
-                                    room: m.room,
-                                    from: m.from,
-                                    text: m.text,
-                                    at_ms: m.sent_at_unix_ms,
-                                }).collect();
-                                NetEvent::Older { room, lines, more: r.more }
-                            }
-                            Err(s) => {
-                                let why = client::call_error(socket, s).to_string();
-                                let _ = tx.send(NetEvent::Older { room, lines: Vec::new(), more: true }).await;
-                                NetEvent::Notice(format!("older lines: {why}"))
-                            }
-                        }
-                    }
-                    Action::Back => {
-                        let req = SetPresenceRequest { away: false, away_message: String::new() };
-                        match people.set_presence(req).await {
-                            Ok(_) => NetEvent::Notice("you are back".into()),
-                            Err(s) => NetEvent::Notice(client::call_error(socket, s).to_string()),
-                        }
-                    }
+                // Each action runs on its own, so a slow one never holds up the feed.
+                let (chat, people, tx, socket) = (chat.clone(), people.clone(), tx.clone(), socket.clone());
+                tokio::spawn(async move {
+                    let ev = act(a, chat, people, &tx, &socket).await;
+                    let _ = tx.send(ev).await;
+                });
+            }
+        }
+    }
+}
+
+/// Carries out one action; its answer for the window.
+async fn act(
+    a: Action,
+    mut chat: ChatServiceClient<Conn>,
+    mut people: UserServiceClient<Conn>,
+    tx: &mpsc::Sender<NetEvent>,
+    socket: &Target,
+) -> NetEvent {
+    let why = |s: tonic::Status| client::call_error(socket, s).to_string();
+    match a {
+        Action::Send {
+            reference,
+            room,
+            text,
+        } => match chat.send(SendRequest { room, text }).await {
+            Ok(_) => NetEvent::Sent(reference),
+            Err(s) => NetEvent::NotSent(reference, why(s)),
+        },
+        Action::Nick(name) => match people
+            .set_nickname(SetNicknameRequest { nickname: name })
+            .await
+        {
+            Ok(r) => {
+                let r = r.into_inner();
+                let note = if r.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", r.note)
                 };
-                if tx.send(ev).await.is_err() {
-                    return Ok(());
+                NetEvent::Notice(format!("you are now {}{note}", r.nickname))
+            }
+            Err(s) => NetEvent::Notice(why(s)),
+        },
+        Action::Away(message) => {
+            let req = SetPresenceRequest {
+                away: true,
+                away_message: message,
+            };
+            match people.set_presence(req).await {
+                Ok(_) => NetEvent::Notice("you are away".into()),
+                Err(s) => NetEvent::Notice(why(s)),
+            }
+        }
+        Action::Back => {
+            let req = SetPresenceRequest {
+                away: false,
+                away_message: String::new(),
+            };
+            match people.set_presence(req).await {
+                Ok(_) => NetEvent::Notice("you are back".into()),
+                Err(s) => NetEvent::Notice(why(s)),
+            }
+        }
+        Action::Older { room, before } => {
+            let req = HistoryRequest {
+                room: room.clone(),
+                before_id: before,
+                limit: BACKLOG,
+                ..HistoryRequest::default()
+            };
+            match chat.history(req).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    let lines = r
+                        .messages
+                        .into_iter()
+                        .map(|m| NetEvent::Message {
+                            event: m.kind == chat_proto::v1::MessageKind::Event as i32,
+                            id: m.id,
+                            room: m.room,
+                            from: m.from,
+                            text: m.text,
+                            at_ms: m.sent_at_unix_ms,
+                        })
+                        .collect();
+                    NetEvent::Older {
+                        room,
+                        lines,
+                        more: r.more,
+                    }
+                }
+                Err(s) => {
+                    let _ = tx
+                        .send(NetEvent::Older {
+                            room,
+                            lines: Vec::new(),
+                            more: true,
+                        })
+                        .await;
+                    NetEvent::Notice(format!("older lines: {}", why(s)))
                 }
             }
         }

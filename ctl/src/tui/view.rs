@@ -209,6 +209,9 @@ fn timeline(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
     }
     let h = top.height as usize;
     let w = top.width as usize;
+    if h == 0 || w == 0 {
+        return;
+    }
     if conv.lines.is_empty() {
         let hint = match app.conn {
             Conn::Connecting => "connecting to chatd…".to_owned(),
@@ -313,7 +316,8 @@ fn input_line(frame: &mut Frame, app: &App, area: Rect) {
         ])),
         area,
     );
-    let x = area.x + (width(&prompt) + cursor_w - skip_w).min(area.width as usize - 1) as u16;
+    let x = area.x
+        + (width(&prompt) + cursor_w - skip_w).min((area.width as usize).saturating_sub(1)) as u16;
     frame.set_cursor_position(Position { x, y: area.y });
 }
 
@@ -432,6 +436,18 @@ mod tests {
         );
         assert!(s.contains("reconnecting…"), "{s}");
         assert!(s.contains("[#lobby] half a thought"), "{s}");
+    }
+
+    #[test]
+    fn tiny_terminals_draw_without_panicking() {
+        let mut app = connected();
+        for i in 0..100 {
+            app.on_net(msg(&i.to_string(), "lobby", "bob", "日本語 text"));
+        }
+        app.on_net(NetEvent::Down("gone".into()));
+        for (w, h) in [(1, 1), (1, 3), (3, 1), (2, 4), (10, 3), (0, 0)] {
+            let _ = screen(&app, w, h);
+        }
     }
 
     #[test]
