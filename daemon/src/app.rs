@@ -144,6 +144,10 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             "the people service",
             people.clone().run(ring.clone(), node.subscribe_joined()),
         );
+        if settings.chat.retention_days > 0 {
+            let max_age = Duration::from_secs(settings.chat.retention_days * 24 * 3600);
+            tasks.spawn("the history's age limit", prune_history(chat.clone(), max_age));
+        }
         tasks.spawn(
             "the peer cache",
             cache::run(ring.clone(), settings.data_dir.clone(), remembered),
@@ -242,6 +246,27 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
     }
     .instrument(span)
     .await
+}
+
+/// Deletes the messages older than `max_age` (`chat.retention_days`) at start and every
+/// minute, off the async threads.
+async fn prune_history(chat: Chat, max_age: Duration) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        let chat = chat.clone();
+        match tokio::task::spawn_blocking(move || chat.prune_expired(max_age)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => info!(
+                messages = n,
+                "deleted messages older than chat.retention_days"
+            ),
+            Ok(Err(e)) => {
+                warn!(error = %e, "could not delete expired messages; retrying in a minute")
+            }
+            Err(e) => warn!(error = %e, "the pruning of expired messages failed"),
+        }
+    }
 }
 
 /// The nickname wished for when none is configured: the Unix login name where it is a valid

@@ -407,6 +407,23 @@ impl Chat {
         Ok(stored)
     }
 
+    /// Deletes the messages older than `max_age` (`chat.retention_days`), in chunks so that
+    /// the writer is never held for long; returns how many went.
+    pub fn prune_expired(&self, max_age: std::time::Duration) -> Result<usize, ChatError> {
+        /// Messages deleted per hold of the writer.
+        const CHUNK: usize = 5000;
+        let now = hlc::wall_millis();
+        let cut = now.saturating_sub(u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX));
+        let mut total = 0;
+        loop {
+            let n = self.state().store.prune_older(cut, CHUNK)?;
+            total += n;
+            if n < CHUNK {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Whether messages from the ring have waited the commit delay at `now`.
     pub fn commit_due(&self, now: Instant) -> bool {
         self.state().store.commit_due(now)

@@ -157,6 +157,9 @@ impl Store {
     fn with_connection(db: Connection, retention: u64) -> Result<Store, StoreError> {
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "NORMAL")?;
+        // Deleted and moved content is zeroed within the pages being written anyway (no extra
+        // I/O), so an expired message leaves no stale copy behind (`prune_older`).
+        db.pragma_update(None, "secure_delete", "fast")?;
         db.execute_batch(SCHEMA)?;
         let horizon = meta(&db, "horizon")?.unwrap_or(0);
         Ok(Store {
@@ -261,6 +264,43 @@ impl Store {
         if lost > 0 {
             tracing::error!(messages = lost, error = %why, "chat store: uncommitted messages dropped");
         }
+    }
+
+    /// Deletes up to `limit` messages timestamped before `cut` (Unix milliseconds) — the age
+    /// bound of `chat.retention_days` — with their bytes overwritten (`secure_delete`), and
+    /// moves the horizon to `cut` so that the ring cannot bring them back. Commits the open
+    /// batch first and its own deletion at once; the checkpointer then takes the deleted
+    /// pages out of the write-ahead log. Returns how many were deleted (call again while it
+    /// is `limit`).
+    pub fn prune_older(&mut self, cut_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        self.commit()?;
+        let cut = Timestamp::new(cut_ms, 0).0 as i64;
+        self.db.pragma_update(None, "secure_delete", true)?;
+        let result = (|| -> Result<usize, StoreError> {
+            let tx = self.db.unchecked_transaction()?;
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM messages WHERE pos IN
+                     (SELECT pos FROM messages WHERE hlc < ?1 ORDER BY pos LIMIT ?2)",
+                )?
+                .execute(params![cut, limit as i64])?;
+            if cut > self.horizon {
+                set_meta(&tx, "horizon", cut)?;
+            }
+            tx.commit()?;
+            Ok(n)
+        })();
+        let _ = self.db.pragma_update(None, "secure_delete", "fast");
+        let n = result?;
+        self.horizon = self.horizon.max(cut);
+        if n > 0 {
+            // Out of the write-ahead log too: copy it into the file and empty it (a reader
+            // holding an old snapshot makes this a no-op; the next pruning tries again).
+            let _ = self
+                .db
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
+        Ok(n)
     }
 
     /// Whether the batch has waited the commit delay at `now`.

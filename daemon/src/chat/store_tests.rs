@@ -297,3 +297,58 @@ fn without_a_delay_each_message_is_committed() {
     assert_eq!(committed(dir.path()), 1);
     assert_eq!(store.commit_deadline(), None);
 }
+
+#[test]
+fn messages_past_the_age_limit_go_from_the_history_the_file_and_the_log() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut store = Store::open(dir.path(), 1000).expect("store");
+    for i in 0..20u64 {
+        let text = format!("secret-old-{i:02}");
+        store
+            .insert(&msg(1, i + 1, 1_000 + i, "lobby", &text))
+            .expect("insert");
+    }
+    for i in 0..5u64 {
+        let text = format!("kept-new-{i}");
+        store
+            .insert(&msg(2, i + 1, 9_000 + i, "lobby", &text))
+            .expect("insert");
+    }
+    store.commit().expect("commit");
+    // Chunked: 8, 8, then the last 4 (fewer than the chunk: done).
+    assert_eq!(store.prune_older(5_000, 8).expect("prune"), 8);
+    assert_eq!(store.prune_older(5_000, 8).expect("prune"), 8);
+    assert_eq!(store.prune_older(5_000, 8).expect("prune"), 4);
+    assert_eq!(store.prune_older(5_000, 8).expect("prune"), 0);
+    let left: Vec<String> = store
+        .after(0, None, 100)
+        .expect("after")
+        .into_iter()
+        .map(|s| s.message.text)
+        .collect();
+    assert_eq!(
+        left,
+        [
+            "kept-new-0",
+            "kept-new-1",
+            "kept-new-2",
+            "kept-new-3",
+            "kept-new-4"
+        ]
+    );
+    // The ring offering an expired message again is refused.
+    assert_eq!(
+        store
+            .insert(&msg(3, 1, 4_000, "lobby", "late and old"))
+            .expect("insert"),
+        Insert::Stale
+    );
+    // Not in the database file nor its log any more (overwritten, log emptied).
+    drop(store);
+    for entry in std::fs::read_dir(dir.path()).expect("dir") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        let found = bytes.windows(11).any(|w| w == b"secret-old-");
+        assert!(!found, "{} still holds expired text", path.display());
+    }
+}

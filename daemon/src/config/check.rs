@@ -244,6 +244,10 @@ impl Checker {
 
     fn chat(&self, chat: &mut Map<String, Value>) -> Result<ChatConfig, ConfigError> {
         let d = ChatConfig::default();
+        let retention_days = match chat.remove("retention_days") {
+            Some(v) => self.uint("chat.retention_days", v, 0, 36_500)?,
+            None => d.retention_days,
+        };
         let mut get = |name: &str, default: u64, max: u64| -> Result<u64, ConfigError> {
             let key = format!("chat.{name}");
             match chat.remove(name) {
@@ -253,6 +257,7 @@ impl Checker {
         };
         Ok(ChatConfig {
             retention_messages: get("retention_messages", d.retention_messages, 1 << 40)?,
+            retention_days,
             subscriber_queue: get("subscriber_queue", d.subscriber_queue as u64, 1 << 20)? as usize,
             max_subscribers: get("max_subscribers", d.max_subscribers as u64, 1 << 20)? as usize,
             outbound_queue: get("outbound_queue", d.outbound_queue as u64, 1 << 20)? as usize,

@@ -57,6 +57,10 @@ pub const KEYS: &[Key] = &[
     key("control.send_burst", "messages one client may send at once"),
     key("chat.retention_messages", "messages kept in the history"),
     key(
+        "chat.retention_days",
+        "days a message is kept at most (0: no age limit)",
+    ),
+    key(
         "chat.subscriber_queue",
         "how far a subscriber may fall behind",
     ),

@@ -104,6 +104,8 @@ impl Default for RingSettings {
 pub struct ChatConfig {
     /// Messages kept in the history (`chat.retention_messages`).
     pub retention_messages: u64,
+    /// Days a message is kept at most (`chat.retention_days`; 0: no age limit).
+    pub retention_days: u64,
     /// How far a subscriber may fall behind before it is told it lagged
     /// (`chat.subscriber_queue`).
     pub subscriber_queue: usize,
@@ -130,6 +132,7 @@ impl Default for ChatConfig {
     fn default() -> Self {
         ChatConfig {
             retention_messages: 100_000,
+            retention_days: 0,
             subscriber_queue: 1024,
             max_subscribers: 1024,
             outbound_queue: 1024,
@@ -388,6 +391,7 @@ impl Settings {
         let int = |n: u64| T::Integer(i64::try_from(n).unwrap_or(i64::MAX));
         let c = &self.chat;
         chat.insert("retention_messages".into(), int(c.retention_messages));
+        chat.insert("retention_days".into(), int(c.retention_days));
         chat.insert("subscriber_queue".into(), int(c.subscriber_queue as u64));
         chat.insert("max_subscribers".into(), int(c.max_subscribers as u64));
         chat.insert("outbound_queue".into(), int(c.outbound_queue as u64));

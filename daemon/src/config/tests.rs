@@ -452,3 +452,15 @@ fn web_listen_defaults_to_loopback_can_be_turned_off_and_is_checked() {
     let f3 = file("[web]\nlisten = \"127.0.0.1:1\"\ncolour = 1\n");
     assert!(err(&with_file(&f3), &home_env(&[])).contains("web.colour"));
 }
+
+#[test]
+fn retention_days_is_off_by_default_and_bounded() {
+    let f = file("");
+    let s = Settings::load(&with_file(&f), &home_env(&[])).expect("loads");
+    assert_eq!(s.chat.retention_days, 0);
+    let f = file("[chat]\nretention_days = 30\n");
+    let s = Settings::load(&with_file(&f), &home_env(&[])).expect("loads");
+    assert_eq!(s.chat.retention_days, 30);
+    let f = file("[chat]\nretention_days = 36501\n");
+    assert!(err(&with_file(&f), &home_env(&[])).contains("chat.retention_days"));
+}
