@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 pub(crate) const AFTER_HELP: &str = "\
 The default socket is chatd's default: $RUNTIME_DIRECTORY/control.sock, else
@@ -76,6 +76,8 @@ pub enum Command {
     },
     /// Send a message (no TEXT: one message per line of standard input).
     Send(SendArgs),
+    /// Search the stored messages for words (all must appear; `word*` for a prefix).
+    Search(SearchArgs),
     /// Show the latest messages, and with -f follow new ones.
     Tail(TailArgs),
     /// List the people of the network: nickname, presence, away message, since when, ids.
@@ -116,6 +118,27 @@ pub struct SendArgs {
     /// The message; several words are joined with spaces.
     #[arg(value_name = "TEXT")]
     pub text: Vec<String>,
+}
+
+/// `chatctl search`.
+#[derive(Debug, Args, PartialEq, Eq)]
+pub struct SearchArgs {
+    /// The words to look for.
+    #[arg(required = true, value_name = "WORD")]
+    pub words: Vec<String>,
+    /// Only this room.
+    #[arg(long, short = 'r', value_name = "ROOM")]
+    pub room: Option<String>,
+    /// Only messages of this nickname.
+    #[arg(long, value_name = "NICK")]
+    pub from: Option<String>,
+    /// Only messages since: an RFC 3339 time or date (2026-12-01, 2026-12-01T10:00:00Z), or
+    /// an age (30m, 2h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Matches to show at most (1-1000).
+    #[arg(long, short = 'n', default_value_t = 50, value_name = "N")]
+    pub limit: u32,
 }
 
 /// `chatctl tail`.

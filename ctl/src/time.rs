@@ -23,6 +23,68 @@ pub fn short(unix_ms: i64) -> String {
     )
 }
 
+/// A time given on the command line: an age (`45s`, `30m`, `2h`, `7d`, before `now_ms`), a
+/// date (`2026-12-01`, midnight UTC) or an RFC 3339 time in UTC (`2026-12-01T10:00:00Z`).
+pub fn parse(text: &str, now_ms: i64) -> Result<i64, String> {
+    let t = text.trim();
+    let bad = || {
+        format!(
+            "{t:?}: expected an age (30m, 2h, 7d) or a UTC date/time (2026-12-01, 2026-12-01T10:00:00Z)"
+        )
+    };
+    if let Some(unit) = t.chars().last().filter(|c| "smhd".contains(*c))
+        && let Ok(n) = t[..t.len() - 1].parse::<i64>()
+    {
+        let ms = match unit {
+            's' => 1_000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            _ => 86_400_000,
+        };
+        return n
+            .checked_mul(ms)
+            .filter(|d| *d >= 0)
+            .map(|d| now_ms - d)
+            .ok_or_else(bad);
+    }
+    let (date, time) = match t.split_once(['T', ' ']) {
+        Some((d, rest)) => (d, Some(rest.trim_end_matches('Z'))),
+        None => (t, None),
+    };
+    let mut parts = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (Some(Some(y)), Some(Some(m)), Some(Some(d)), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    let mut ms = days_from_civil(y, m, d) * 86_400_000;
+    if let Some(time) = time {
+        let mut hms = time.split(':').map(|p| p.parse::<f64>().ok());
+        let (Some(Some(h)), Some(Some(mi)), sec) = (hms.next(), hms.next(), hms.next()) else {
+            return Err(bad());
+        };
+        let sec = sec.flatten().unwrap_or(0.0);
+        if !(0.0..24.0).contains(&h) || !(0.0..60.0).contains(&mi) || !(0.0..61.0).contains(&sec) {
+            return Err(bad());
+        }
+        ms += ((h * 3600.0 + mi * 60.0 + sec) * 1000.0) as i64;
+    }
+    Ok(ms)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 fn split(unix_ms: i64) -> (String, i64, i64) {
     let days = unix_ms.div_euclid(86_400_000);
     let rest = unix_ms.rem_euclid(86_400_000);
@@ -45,6 +107,34 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn parses_ages_dates_and_times() {
+        let now = 1_764_633_600_000; // 2025-12-02T00:00:00Z
+        assert_eq!(super::parse("2h", now), Ok(now - 7_200_000));
+        assert_eq!(super::parse("7d", now), Ok(now - 7 * 86_400_000));
+        assert_eq!(super::parse("2025-12-02", now), Ok(now));
+        assert_eq!(
+            super::parse("2025-12-02T01:00:00Z", now),
+            Ok(now + 3_600_000)
+        );
+        assert_eq!(
+            super::rfc3339(super::parse("2024-02-29T12:34:56Z", now).expect("t")),
+            "2024-02-29T12:34:56.000Z"
+        );
+        for bad in [
+            "",
+            "x",
+            "2h30",
+            "-5m",
+            "2025-13-01",
+            "2025-12-02T25:00",
+            "1-2-3-4",
+        ] {
+            assert!(super::parse(bad, now).is_err(), "{bad:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

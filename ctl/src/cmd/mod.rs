@@ -6,6 +6,7 @@ pub mod discover;
 pub mod peers;
 pub mod record;
 pub mod ring;
+pub mod search;
 pub mod send;
 pub mod status;
 pub mod tail;

@@ -22,6 +22,7 @@ use crate::Error;
 use crate::cli::TailArgs;
 use crate::client::{self, ClientError};
 use crate::output::Printer;
+use crate::tui::text::sanitize;
 
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -185,13 +186,15 @@ pub fn message_json(m: &ChatMessage) -> serde_json::Value {
     })
 }
 
-fn print(printer: Printer, m: &ChatMessage) -> Result<(), Error> {
+/// Prints one message: a line for people (what came from the network made harmless for the
+/// terminal: escapes and controls shown, never acted on), or a JSON object.
+pub(crate) fn print(printer: Printer, m: &ChatMessage) -> Result<(), Error> {
     if printer.is_json() {
         return printer.json_line(&message_json(m)).map_err(Error::Output);
     }
     if m.kind == MessageKind::Event as i32 {
         // Joins, leaves, away/back and renames: one dimmed line, no author.
-        let line = m.text.replace(['\n', '\r'], " ");
+        let line = sanitize(&m.text);
         let line = if printer.colour() {
             format!("\x1b[2m{line}\x1b[0m")
         } else {
@@ -203,9 +206,9 @@ fn print(printer: Printer, m: &ChatMessage) -> Result<(), Error> {
             .map_err(Error::Output);
     }
     let from = if m.from.is_empty() {
-        format!("{}…", m.from_id.get(..8).unwrap_or(&m.from_id))
+        format!("{}…", sanitize(m.from_id.get(..8).unwrap_or(&m.from_id)))
     } else {
-        m.from.clone()
+        sanitize(&m.from)
     };
     let from = if printer.colour() {
         format!("\x1b[1;36m{from}\x1b[0m")
@@ -217,9 +220,9 @@ fn print(printer: Printer, m: &ChatMessage) -> Result<(), Error> {
         out,
         "{}  [{}] {}: {}",
         crate::time::short(m.sent_at_unix_ms),
-        m.room,
+        sanitize(&m.room),
         from,
-        m.text.replace(['\n', '\r'], " ")
+        sanitize(&m.text)
     )
     .and_then(|()| out.flush())
     .map_err(Error::Output)

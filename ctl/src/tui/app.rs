@@ -26,6 +26,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/me", "TEXT — say what you do"),
     ("/users", "— list the people of the network here"),
     (
+        "/search",
+        "WORDS — find stored messages holding every word (newest first)",
+    ),
+    (
         "/msg",
         "NICK TEXT — a private message (not in this chatd yet)",
     ),
@@ -34,7 +38,7 @@ pub const COMMANDS: &[(&str, &str)] = &[
 ];
 
 /// Commands of features this chatd does not have yet: said so, not pretended.
-const LATER: &[&str] = &["/msg", "/edit", "/delete", "/block", "/unblock", "/search"];
+const LATER: &[&str] = &["/msg", "/edit", "/delete", "/block", "/unblock"];
 
 /// A line of a conversation.
 #[derive(Clone, Debug, PartialEq)]
@@ -193,6 +197,8 @@ pub enum Action {
     Back,
     /// Load lines of `room` older than message `before`.
     Older { room: String, before: String },
+    /// Search the stored messages.
+    Search(String),
 }
 
 /// The whole window.
@@ -320,7 +326,11 @@ impl App {
                     self.notice(&format!("not sent: {why} — ↑ brings the line back: {text}"));
                 }
             }
-            NetEvent::Notice(text) => self.notice(&text),
+            NetEvent::Notice(text) => {
+                for line in text.lines() {
+                    self.notice(line);
+                }
+            }
             NetEvent::Older { room, lines, more } => self.older(&sanitize(&room), lines, more),
         }
     }
@@ -540,6 +550,7 @@ impl App {
             "/nick" if !rest.is_empty() => return vec![Action::Nick(rest.to_owned())],
             "/away" => return vec![Action::Away(rest.to_owned())],
             "/back" => return vec![Action::Back],
+            "/search" if !rest.is_empty() => return vec![Action::Search(rest.to_owned())],
             "/me" if !rest.is_empty() => return self.send(format!("/me {rest}")),
             "/users" => {
                 let list: Vec<String> = self
@@ -553,7 +564,7 @@ impl App {
             c if LATER.contains(&c) => {
                 self.notice(&format!("{c}: not available with this chatd yet"));
             }
-            "/join" | "/nick" | "/me" => self.notice(&format!(
+            "/join" | "/nick" | "/me" | "/search" => self.notice(&format!(
                 "{cmd} needs an argument; /help lists the commands"
             )),
             _ => self.notice(&format!("unknown command {cmd}; /help lists the commands")),
@@ -645,6 +656,10 @@ mod tests {
             vec![Action::Away("lunch".into())]
         );
         assert_eq!(typed(&mut app, "/back"), vec![Action::Back]);
+        assert_eq!(
+            typed(&mut app, "/search tea time"),
+            vec![Action::Search("tea time".into())]
+        );
         typed(&mut app, "/join #dev");
         assert_eq!(app.shown().room, "dev");
         let acts = typed(&mut app, "/me waves");

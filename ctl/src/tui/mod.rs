@@ -14,7 +14,7 @@
 mod app;
 mod input;
 mod net;
-mod text;
+pub(crate) mod text;
 mod view;
 
 use crate::client::Target;

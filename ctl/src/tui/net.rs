@@ -10,8 +10,9 @@
 use std::time::Duration;
 
 use chat_proto::v1::{
-    GetStatusRequest, HistoryRequest, ListUsersRequest, Presence, SendRequest, SetNicknameRequest,
-    SetPresenceRequest, SubscribeRequest, WatchUserEventsRequest, subscribe_response,
+    GetStatusRequest, HistoryRequest, ListUsersRequest, Presence, SearchRequest, SendRequest,
+    SetNicknameRequest, SetPresenceRequest, SubscribeRequest, WatchUserEventsRequest,
+    subscribe_response,
 };
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
@@ -276,6 +277,39 @@ async fn act(
             match people.set_presence(req).await {
                 Ok(_) => NetEvent::Notice("you are back".into()),
                 Err(s) => NetEvent::Notice(why(s)),
+            }
+        }
+        Action::Search(query) => {
+            let req = SearchRequest {
+                query: query.clone(),
+                limit: 20,
+                ..SearchRequest::default()
+            };
+            match chat.search(req).await {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    let mut lines = vec![format!(
+                        "search {query:?}: {} found{}",
+                        r.messages.len(),
+                        if r.more {
+                            " (the newest; more with chatctl search)"
+                        } else {
+                            ""
+                        }
+                    )];
+                    for m in r.messages.iter().rev() {
+                        // Each line is sanitised when shown; keep one message per line.
+                        lines.push(format!(
+                            "  {} #{} {}: {}",
+                            crate::time::short(m.sent_at_unix_ms),
+                            m.room,
+                            m.from,
+                            m.text.replace(['\n', '\r'], " ")
+                        ));
+                    }
+                    NetEvent::Notice(lines.join("\n"))
+                }
+                Err(s) => NetEvent::Notice(format!("search: {}", why(s))),
             }
         }
         Action::Older { room, before } => {

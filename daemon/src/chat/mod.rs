@@ -23,6 +23,7 @@ mod queries;
 pub mod ratelimit;
 mod reader;
 pub mod room;
+pub mod search;
 pub mod store;
 pub mod subscription;
 
@@ -168,6 +169,8 @@ struct Inner {
     counters: Counters,
     people: OnceLock<Arc<dyn PeopleSink>>,
     metrics: Arc<Metrics>,
+    /// The search index's thread (file histories only).
+    indexer: OnceLock<search::Indexer>,
 }
 
 #[derive(Debug)]
@@ -185,8 +188,11 @@ impl Chat {
         config: &ChatConfig,
     ) -> Result<Chat, ChatError> {
         let store = Store::open(data_dir, config.retention_messages)?;
+        search::create(data_dir)?;
         let reader = reader::Reader::open(data_dir)?;
-        Ok(Chat::with_store(store, Some(reader), key, nick, config)?)
+        let chat = Chat::with_store(store, Some(reader), key, nick, config)?;
+        let _ = chat.inner.indexer.set(search::Indexer::start(data_dir)?);
+        Ok(chat)
     }
 
     /// The same with an in-memory history (tests).
@@ -221,6 +227,7 @@ impl Chat {
                 counters: Counters::default(),
                 people: OnceLock::new(),
                 metrics: Arc::default(),
+                indexer: OnceLock::new(),
             }),
         };
         Ok(chat)
@@ -405,6 +412,17 @@ impl Chat {
             self.inner.hub.publish(stored.clone());
         }
         Ok(stored)
+    }
+
+    /// Messages matching `s`, newest first (committed ones: a message is searchable once
+    /// the indexer's next pass has seen it, within about a second). `None` for a history
+    /// kept in memory, which has no index.
+    pub fn search(&self, s: &search::Search<'_>) -> Result<Option<Vec<Stored>>, ChatError> {
+        let Some(reader) = &self.inner.reader else {
+            return Ok(None);
+        };
+        let r = reader.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(Some(search::query(&r.db, s)?))
     }
 
     /// Deletes the messages older than `max_age` (`chat.retention_days`), in chunks so that

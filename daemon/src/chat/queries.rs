@@ -10,6 +10,9 @@ use super::room::Room;
 use super::store::{RoomSummary, StoreError, Stored};
 
 const COLUMNS: &str = "pos, id, origin, seq, hlc, kind, room, nick, body, wire";
+/// The same columns of a table aliased `m`.
+pub(super) const COLUMNS_M: &str =
+    "m.pos, m.id, m.origin, m.seq, m.hlc, m.kind, m.room, m.nick, m.body, m.wire";
 
 /// Up to `limit` messages after position `after` (oldest first), optionally of one room.
 pub(super) fn after(
@@ -120,7 +123,7 @@ pub(super) fn rooms(db: &Connection) -> Result<Vec<RoomSummary>, StoreError> {
     .collect()
 }
 
-type RawRow = (
+pub(super) type RawRow = (
     i64,
     Vec<u8>,
     Vec<u8>,
@@ -133,7 +136,7 @@ type RawRow = (
     Vec<u8>,
 );
 
-fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+pub(super) fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -148,7 +151,7 @@ fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     ))
 }
 
-fn decode(row: RawRow) -> Result<Stored, StoreError> {
+pub(super) fn decode(row: RawRow) -> Result<Stored, StoreError> {
     let (pos, id, origin, seq, hlc, kind, room, nick, body, wire) = row;
     let origin: [u8; 32] = origin
         .try_into()

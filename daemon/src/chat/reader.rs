@@ -22,9 +22,11 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Opens `DIR/chat.sqlite3`, which the writer has created.
+    /// Opens `DIR/chat.sqlite3`, which the writer has created, with the search index
+    /// (`search.sqlite3`, see `search.rs`) attached.
     pub fn open(dir: &Path) -> Result<Reader, StoreError> {
         let db = Connection::open(dir.join(DB_FILE))?;
+        super::search::attach(&db, dir)?;
         db.pragma_update(None, "query_only", true)?;
         Ok(Reader { db })
     }

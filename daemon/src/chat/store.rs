@@ -72,6 +72,9 @@ pub enum StoreError {
     /// A row does not decode (the file was damaged or edited).
     #[error("chat store: corrupt row: {0}")]
     Corrupt(&'static str),
+    /// A thread of the store could not start.
+    #[error("chat store: {0}")]
+    Thread(std::io::Error),
 }
 
 /// A summary of one room.

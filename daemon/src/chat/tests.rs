@@ -307,3 +307,63 @@ fn a_slow_read_does_not_hold_up_deliveries_from_the_ring() {
         .expect("rooms");
     assert_eq!(count, 50, "committed and visible to readers");
 }
+
+#[test]
+fn stored_messages_are_found_by_their_words_newest_first() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let chat = Chat::open(
+        dir.path(),
+        SigningKey::from_bytes(&[7; 32]),
+        None,
+        &ChatConfig::default(),
+    )
+    .expect("chat");
+    let lobby: Room = "lobby".parse().expect("room");
+    let dev: Room = "dev".parse().expect("room");
+    chat.send_local(&lobby, "Tea at five, anyone?")
+        .expect("send");
+    chat.send_local(&dev, "the build needs tea too")
+        .expect("send");
+    chat.send_local(&lobby, "coffee instead").expect("send");
+    chat.send_local(&lobby, "\u{1b}[2J\" OR * NEAR(tea")
+        .expect("send");
+    let find = |q: &str, room: Option<&str>| -> Vec<String> {
+        let s = search::Search {
+            expression: search::expression(q).expect("query"),
+            room,
+            since_hlc: 0,
+            before_pos: i64::MAX,
+            limit: 10,
+        };
+        chat.search(&s)
+            .expect("search")
+            .expect("on disk")
+            .into_iter()
+            .map(|m| m.message.text)
+            .collect()
+    };
+    // The indexer's pass (every 500 ms) makes them searchable.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while find("tea", None).len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        find("TEA", None),
+        [
+            "\u{1b}[2J\" OR * NEAR(tea",
+            "the build needs tea too",
+            "Tea at five, anyone?"
+        ],
+        "any case, newest first, query syntax in a message is just text"
+    );
+    assert_eq!(find("tea", Some("dev")), ["the build needs tea too"]);
+    assert_eq!(find("co*", None), ["coffee instead"]);
+    assert_eq!(find("tea five", None), ["Tea at five, anyone?"]);
+    assert!(find("nothing-here", None).is_empty());
+    // Syntax in a query is not interpreted either.
+    assert_eq!(
+        find("\" OR tea", None).len(),
+        1,
+        "only the message holding the quote and OR"
+    );
+}

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use chat_proto::v1::chat_service_server::ChatService;
 use chat_proto::v1::{
     ChatMessage, HistoryRequest, HistoryResponse, Lagged, ListRoomsRequest, ListRoomsResponse,
-    MessageKind, RoomInfo, SendRequest, SendResponse, SubscribeRequest, SubscribeResponse,
-    subscribe_response,
+    MessageKind, RoomInfo, SearchRequest, SearchResponse, SendRequest, SendResponse,
+    SubscribeRequest, SubscribeResponse, subscribe_response,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -21,7 +21,9 @@ use tonic::{Request, Response, Status};
 use super::ApiError;
 use super::access::ClientInfo;
 use crate::chat::envelope::Kind;
+use crate::chat::hlc::Timestamp;
 use crate::chat::ratelimit::{Keyed, Rate};
+use crate::chat::search;
 use crate::chat::{Chat, FeedEvent, MessageId, Room, Start, Stored};
 use crate::node::Node;
 use crate::people::People;
@@ -237,6 +239,69 @@ impl ChatService for ChatApi {
         }
         Ok(Response::new(HistoryResponse {
             messages: rows.iter().map(|s| to_proto(s, &self.people)).collect(),
+            more,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn search(
+        &self,
+        request: Request<SearchRequest>,
+    ) -> Result<Response<SearchResponse>, Status> {
+        /// Candidates examined at most for one page (an author filter drops some).
+        const MAX_SCAN: usize = 20_000;
+        let req = request.into_inner();
+        let expression = search::expression(&req.query).map_err(|e| ApiError::field("query", e))?;
+        let room = room_filter("room", &req.room)?;
+        let limit = page("limit", req.limit, 50)?;
+        let since = match req.since_unix_ms {
+            0 => 0,
+            ms if ms > 0 => Timestamp::new(ms as u64, 0).0 as i64,
+            _ => return Err(ApiError::field("since_unix_ms", "must not be negative").into()),
+        };
+        let mut before =
+            position(&self.chat, "before_id", &req.before_id)?.map_or(i64::MAX, |(_, p)| p);
+        let from = req.from.trim().to_lowercase();
+        let chunk = if from.is_empty() {
+            limit + 1
+        } else {
+            (limit * 4).max(200)
+        };
+        let mut found = Vec::new();
+        let mut scanned = 0;
+        let mut exhausted;
+        loop {
+            let q = search::Search {
+                expression: expression.clone(),
+                room: room.as_ref().map(Room::as_str),
+                since_hlc: since,
+                before_pos: before,
+                limit: chunk,
+            };
+            let Some(rows) = self.chat.search(&q).map_err(ApiError::from)? else {
+                return Err(ApiError::FailedPrecondition(
+                    "this node keeps its history in memory, without a search index".into(),
+                )
+                .into());
+            };
+            let n = rows.len();
+            scanned += n;
+            for s in &rows {
+                before = s.pos;
+                let m = to_proto(s, &self.people);
+                if from.is_empty() || m.from.to_lowercase() == from {
+                    found.push(m);
+                }
+            }
+            exhausted = n < chunk;
+            if found.len() > limit || exhausted || scanned >= MAX_SCAN {
+                break;
+            }
+        }
+        let more = found.len() > limit || !exhausted;
+        found.truncate(limit);
+        Ok(Response::new(SearchResponse {
+            messages: found,
             more,
         }))
     }

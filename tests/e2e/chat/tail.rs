@@ -209,3 +209,47 @@ fn tail_into_a_closed_pipe_exits_quietly() {
         "quiet: {stderr}"
     );
 }
+
+#[test]
+fn search_finds_words_with_filters_and_refuses_bad_queries() {
+    let sandbox = Sandbox::new();
+    let mut cmd = sandbox.chatd();
+    cmd.args(["--nick", "alice"]);
+    let _daemon = sandbox.start(cmd, &sandbox.socket());
+    let socket = sandbox.socket();
+    ok(&sandbox.chatctl_at(&socket, &["send", "tea at five?"]));
+    ok(&sandbox.chatctl_at(&socket, &["send", "--room", "dev", "the build wants tea"]));
+    ok(&sandbox.chatctl_at(&socket, &["send", "coffee instead"]));
+    // Searchable within about a second (the indexer's pass).
+    let found = wait_until(DEADLINE, || {
+        let out = sandbox.chatctl_at(&socket, &["search", "tea", "--json"]);
+        out.status.success() && lines_json(&String::from_utf8_lossy(&out.stdout)).len() == 2
+    });
+    assert!(found, "both tea messages found");
+    let all = lines_json(&ok(
+        &sandbox.chatctl_at(&socket, &["search", "TEA", "--json"])
+    ));
+    assert_eq!(all[0]["text"], "the build wants tea", "newest first");
+    assert_eq!(all[1]["text"], "tea at five?");
+    let dev = lines_json(&ok(
+        &sandbox.chatctl_at(&socket, &["search", "tea", "--room", "dev", "--json"])
+    ));
+    assert_eq!(dev.len(), 1);
+    let mine = lines_json(&ok(&sandbox.chatctl_at(
+        &socket,
+        &[
+            "search", "co*", "--from", "ALICE", "--since", "1h", "--json",
+        ],
+    )));
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["text"], "coffee instead");
+    let nobody = ok(&sandbox.chatctl_at(&socket, &["search", "tea", "--from", "bob", "--json"]));
+    assert!(nobody.trim().is_empty(), "{nobody}");
+    // A query of punctuation only, or a bad --since: clear errors.
+    let out = sandbox.chatctl_at(&socket, &["search", "!!!"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("query"));
+    let out = sandbox.chatctl_at(&socket, &["search", "tea", "--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
+}
