@@ -55,6 +55,9 @@ mod chat_service_tests {
             .find(|s| s.name() == "ChatService")
             .expect("ChatService");
         let methods: Vec<&str> = service.method.iter().map(|m| m.name()).collect();
-        assert_eq!(methods, ["Send", "Subscribe", "History", "Search", "ListRooms"]);
+        assert_eq!(
+            methods,
+            ["Send", "Subscribe", "History", "Search", "ListRooms"]
+        );
     }
 }
