@@ -78,6 +78,8 @@ pub enum Command {
     Send(SendArgs),
     /// Search the stored messages for words (all must appear; `word*` for a prefix).
     Search(SearchArgs),
+    /// Export the stored messages of public rooms (JSON lines or CSV), optionally anonymised.
+    Export(ExportArgs),
     /// Show the latest messages, and with -f follow new ones.
     Tail(TailArgs),
     /// List the people of the network: nickname, presence, away message, since when, ids.
@@ -118,6 +120,30 @@ pub struct SendArgs {
     /// The message; several words are joined with spaces.
     #[arg(value_name = "TEXT")]
     pub text: Vec<String>,
+}
+
+/// `chatctl export`.
+#[derive(Debug, Args, PartialEq, Eq)]
+pub struct ExportArgs {
+    /// Only this room.
+    #[arg(long, short = 'r', value_name = "ROOM")]
+    pub room: Option<String>,
+    /// Only messages since: an RFC 3339 time or date, or an age (30m, 2h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// `jsonl` (one JSON object per line) or `csv`.
+    #[arg(long, default_value = "jsonl", value_name = "FORMAT")]
+    pub format: String,
+    /// Replace every user id, node id and nickname (in texts too) with a pseudonym from a key
+    /// drawn for this export only; message ids are left out.
+    #[arg(long)]
+    pub anonymize: bool,
+    /// Round timestamps down to this duration (1m, 1h, 1d).
+    #[arg(long, value_name = "DURATION")]
+    pub coarsen: Option<String>,
+    /// Write to this new file (mode 0600) instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `chatctl search`.

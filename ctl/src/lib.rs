@@ -85,6 +85,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::Chat { room } => cmd::chat::run(&socket, room).await,
             cli::Command::Send(args) => cmd::send::run(&socket, printer, args).await,
             cli::Command::Search(args) => cmd::search::run(&socket, printer, args).await,
+            cli::Command::Export(args) => cmd::export::run(&socket, args).await,
             cli::Command::Tail(args) => cmd::tail::run(&socket, printer, args).await,
             cli::Command::Record(args) => cmd::record::run(&socket, printer, args).await,
             cli::Command::Users => cmd::users::run(&socket, printer).await,

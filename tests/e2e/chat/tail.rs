@@ -253,3 +253,85 @@ fn search_finds_words_with_filters_and_refuses_bad_queries() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--since"));
 }
+
+#[test]
+fn an_anonymised_export_names_nobody() {
+    let sandbox = Sandbox::new();
+    let mut cmd = sandbox.chatd();
+    cmd.args(["--nick", "alice"]);
+    let _daemon = sandbox.start(cmd, &sandbox.socket());
+    let socket = sandbox.socket();
+    ok(&sandbox.chatctl_at(
+        &socket,
+        &["send", "hello from alice, mention @Alice and ALICE."],
+    ));
+    ok(&sandbox.chatctl_at(&socket, &["send", "--room", "dev", "a, \"quoted\" line"]));
+    let status: serde_json::Value =
+        serde_json::from_str(&ok(&sandbox.chatctl_at(&socket, &["status", "--json"])))
+            .expect("json");
+    let plain = lines_json(&ok(&sandbox.chatctl_at(&socket, &["export"])));
+    assert_eq!(plain.len(), 2, "{plain:?}");
+    assert_eq!(plain[0]["from"], "alice");
+    let ids: Vec<String> = plain
+        .iter()
+        .map(|m| m["id"].as_str().expect("id").to_owned())
+        .collect();
+
+    let anon = ok(&sandbox.chatctl_at(&socket, &["export", "--anonymize", "--coarsen", "1h"]));
+    let lower = anon.to_lowercase();
+    for secret in [
+        "alice".to_owned(),
+        status["node_id"].as_str().expect("node").to_owned(),
+        status["user_id"].as_str().expect("user").to_owned(),
+    ]
+    .iter()
+    .chain(&ids)
+    {
+        assert!(
+            !lower.contains(&secret.to_lowercase()),
+            "{secret} in {anon}"
+        );
+    }
+    let rows = lines_json(&anon);
+    assert_eq!(rows.len(), 2);
+    let who = rows[0]["from"].as_str().expect("from");
+    assert!(who.starts_with("user-"), "{who}");
+    assert!(
+        rows[0]["text"].as_str().expect("text").contains(who),
+        "mentions become the same pseudonym"
+    );
+    assert!(
+        rows[0]["ts"].as_str().expect("ts").ends_with(":00:00.000Z"),
+        "coarsened to the hour"
+    );
+    // Another export, another key: not linkable.
+    let again = lines_json(&ok(&sandbox.chatctl_at(&socket, &["export", "--anonymize"])));
+    assert_ne!(again[0]["from"], rows[0]["from"]);
+
+    let csv = ok(&sandbox.chatctl_at(&socket, &["export", "--format", "csv", "--room", "dev"]));
+    assert_eq!(csv.lines().next(), Some("time,room,from,from_id,text"));
+    assert!(csv.contains("\"a, \"\"quoted\"\" line\""), "{csv}");
+    // Bad input: clear errors, nothing overwritten.
+    let out = sandbox.chatctl_at(&socket, &["export", "--format", "xml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let existing = sandbox.path().join("keep.txt");
+    std::fs::write(&existing, "precious").expect("write");
+    let out = sandbox.chatctl_at(&socket, &["export", "-o", existing.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(&existing).expect("read"),
+        "precious"
+    );
+    let file = sandbox.path().join("export.jsonl");
+    ok(&sandbox.chatctl_at(&socket, &["export", "-o", file.to_str().expect("path")]));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).expect("file").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(
+        std::fs::read_to_string(&file)
+            .expect("read")
+            .lines()
+            .count(),
+        2
+    );
+}
