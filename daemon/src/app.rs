@@ -144,8 +144,8 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             "the people service",
             people.clone().run(ring.clone(), node.subscribe_joined()),
         );
-        if settings.chat.retention_days > 0 {
-            let max_age = Duration::from_secs(settings.chat.retention_days * 24 * 3600);
+        if !settings.chat.retention_age.is_zero() {
+            let max_age = settings.chat.retention_age;
             tasks.spawn("the history's age limit", prune_history(chat.clone(), max_age));
         }
         tasks.spawn(
@@ -248,10 +248,12 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
     .await
 }
 
-/// Deletes the messages older than `max_age` (`chat.retention_days`) at start and every
-/// minute, off the async threads.
+/// Deletes the messages older than `max_age` (`chat.retention_days`) at start and then every
+/// minute (a quarter of `max_age` when that is shorter, at least every second), off the async
+/// threads.
 async fn prune_history(chat: Chat, max_age: Duration) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
+    let period = (max_age / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut every = tokio::time::interval(period);
     loop {
         every.tick().await;
         let chat = chat.clone();

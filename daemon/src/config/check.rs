@@ -244,9 +244,11 @@ impl Checker {
 
     fn chat(&self, chat: &mut Map<String, Value>) -> Result<ChatConfig, ConfigError> {
         let d = ChatConfig::default();
-        let retention_days = match chat.remove("retention_days") {
-            Some(v) => self.uint("chat.retention_days", v, 0, 36_500)?,
-            None => d.retention_days,
+        let retention_age = match chat.remove("retention_days") {
+            Some(v) => Duration::from_secs_f64(
+                self.number("chat.retention_days", v, 0.0, 36_500.0)? * 86_400.0,
+            ),
+            None => d.retention_age,
         };
         let mut get = |name: &str, default: u64, max: u64| -> Result<u64, ConfigError> {
             let key = format!("chat.{name}");
@@ -257,7 +259,7 @@ impl Checker {
         };
         Ok(ChatConfig {
             retention_messages: get("retention_messages", d.retention_messages, 1 << 40)?,
-            retention_days,
+            retention_age,
             subscriber_queue: get("subscriber_queue", d.subscriber_queue as u64, 1 << 20)? as usize,
             max_subscribers: get("max_subscribers", d.max_subscribers as u64, 1 << 20)? as usize,
             outbound_queue: get("outbound_queue", d.outbound_queue as u64, 1 << 20)? as usize,

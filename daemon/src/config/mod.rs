@@ -104,8 +104,9 @@ impl Default for RingSettings {
 pub struct ChatConfig {
     /// Messages kept in the history (`chat.retention_messages`).
     pub retention_messages: u64,
-    /// Days a message is kept at most (`chat.retention_days`; 0: no age limit).
-    pub retention_days: u64,
+    /// How long a message is kept at most (`chat.retention_days`, fractions allowed; zero:
+    /// no age limit).
+    pub retention_age: std::time::Duration,
     /// How far a subscriber may fall behind before it is told it lagged
     /// (`chat.subscriber_queue`).
     pub subscriber_queue: usize,
@@ -132,7 +133,7 @@ impl Default for ChatConfig {
     fn default() -> Self {
         ChatConfig {
             retention_messages: 100_000,
-            retention_days: 0,
+            retention_age: std::time::Duration::ZERO,
             subscriber_queue: 1024,
             max_subscribers: 1024,
             outbound_queue: 1024,
@@ -391,7 +392,15 @@ impl Settings {
         let int = |n: u64| T::Integer(i64::try_from(n).unwrap_or(i64::MAX));
         let c = &self.chat;
         chat.insert("retention_messages".into(), int(c.retention_messages));
-        chat.insert("retention_days".into(), int(c.retention_days));
+        let days = c.retention_age.as_secs_f64() / 86_400.0;
+        chat.insert(
+            "retention_days".into(),
+            if days.fract() == 0.0 {
+                int(days as u64)
+            } else {
+                T::Float(days)
+            },
+        );
         chat.insert("subscriber_queue".into(), int(c.subscriber_queue as u64));
         chat.insert("max_subscribers".into(), int(c.max_subscribers as u64));
         chat.insert("outbound_queue".into(), int(c.outbound_queue as u64));

@@ -457,10 +457,16 @@ fn web_listen_defaults_to_loopback_can_be_turned_off_and_is_checked() {
 fn retention_days_is_off_by_default_and_bounded() {
     let f = file("");
     let s = Settings::load(&with_file(&f), &home_env(&[])).expect("loads");
-    assert_eq!(s.chat.retention_days, 0);
+    assert!(s.chat.retention_age.is_zero());
     let f = file("[chat]\nretention_days = 30\n");
     let s = Settings::load(&with_file(&f), &home_env(&[])).expect("loads");
-    assert_eq!(s.chat.retention_days, 30);
+    assert_eq!(
+        s.chat.retention_age,
+        std::time::Duration::from_secs(30 * 86_400)
+    );
+    let f = file("[chat]\nretention_days = 0.5\n");
+    let s = Settings::load(&with_file(&f), &home_env(&[])).expect("loads");
+    assert_eq!(s.chat.retention_age, std::time::Duration::from_secs(43_200));
     let f = file("[chat]\nretention_days = 36501\n");
     assert!(err(&with_file(&f), &home_env(&[])).contains("chat.retention_days"));
 }

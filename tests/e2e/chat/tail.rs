@@ -335,3 +335,53 @@ fn an_anonymised_export_names_nobody() {
         2
     );
 }
+
+#[test]
+fn retention_removes_old_messages_from_history_and_search() {
+    let sandbox = Sandbox::new();
+    // 0.00005 days: 4.3 s.
+    sandbox.write_config("[chat]\nretention_days = 0.00005\n");
+    let _daemon = sandbox.start(sandbox.chatd(), &sandbox.socket());
+    let socket = sandbox.socket();
+    ok(&sandbox.chatctl_at(&socket, &["send", "ephemeral words here"]));
+    let texts = || -> Vec<String> {
+        lines_json(&ok(
+            &sandbox.chatctl_at(&socket, &["tail", "-n", "20", "--json"])
+        ))
+        .iter()
+        .filter(|m| m["kind"] == "message")
+        .map(|m| m["text"].as_str().unwrap_or("").to_owned())
+        .collect()
+    };
+    assert_eq!(texts(), ["ephemeral words here"]);
+    let indexed = wait_until(DEADLINE, || {
+        !ok(&sandbox.chatctl_at(&socket, &["search", "ephemeral", "--json"]))
+            .trim()
+            .is_empty()
+    });
+    assert!(indexed, "searchable before it expires");
+    // Gone from the history and from search once older than the limit.
+    assert!(
+        wait_until(Duration::from_secs(30), || texts().is_empty()),
+        "expired message still in the history"
+    );
+    let found = ok(&sandbox.chatctl_at(&socket, &["search", "ephemeral", "--json"]));
+    assert!(
+        found.trim().is_empty(),
+        "expired message still found: {found}"
+    );
+    // Not on disk either (overwritten, and the log emptied into the file).
+    let data = sandbox.data_dir();
+    assert!(
+        data.join("chat.sqlite3").exists(),
+        "the history is where the test looks"
+    );
+    for name in ["chat.sqlite3", "chat.sqlite3-wal"] {
+        if let Ok(bytes) = std::fs::read(data.join(name)) {
+            assert!(
+                !bytes.windows(9).any(|w| w == b"ephemeral"),
+                "{name} still holds the expired text"
+            );
+        }
+    }
+}
