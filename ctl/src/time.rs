@@ -1,6 +1,21 @@
 //! Timestamps for people and for JSON: RFC 3339 in UTC, from milliseconds since the Unix
 //! epoch, without a date library (the civil-from-days algorithm of Howard Hinnant).
 
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The `--since` flag of `search` and `export` (see [`parse`]); 0 without one.
+pub fn since_flag(value: Option<&str>, now_ms: i64) -> Result<i64, crate::Error> {
+    match value {
+        Some(s) => parse(s, now_ms).map_err(|e| crate::Error::Usage(format!("--since {e}"))),
+        None => Ok(0),
+    }
+}
+
 /// `2026-01-02T03:04:05.678Z`.
 pub fn rfc3339(unix_ms: i64) -> String {
     let (date, secs, ms) = split(unix_ms);

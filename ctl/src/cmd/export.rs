@@ -94,13 +94,8 @@ fn scrub(d: &Pseudonyms, m: &ChatMessage, nicks: &BTreeSet<String>) -> (String, 
 
 /// Runs `export`.
 pub async fn run(socket: &Target, args: ExportArgs) -> Result<(), Error> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let since = match &args.since {
-        Some(s) => crate::time::parse(s, now).map_err(|e| Error::Usage(format!("--since {e}")))?,
-        None => 0,
-    };
+    let now = crate::time::now_ms();
+    let since = crate::time::since_flag(args.since.as_deref(), now)?;
     let coarsen = match &args.coarsen {
         Some(s) => {
             let ms = now

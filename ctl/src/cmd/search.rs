@@ -10,13 +10,7 @@ use crate::output::Printer;
 
 /// Runs `search`.
 pub async fn run(socket: &Target, printer: Printer, args: SearchArgs) -> Result<(), Error> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    let since = match &args.since {
-        Some(s) => crate::time::parse(s, now).map_err(|e| Error::Usage(format!("--since {e}")))?,
-        None => 0,
-    };
+    let since = crate::time::since_flag(args.since.as_deref(), crate::time::now_ms())?;
     let mut api = client::chat_service(socket).await?;
     let resp = api
         .search(SearchRequest {

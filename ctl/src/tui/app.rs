@@ -267,7 +267,7 @@ impl App {
     pub fn notice(&mut self, text: &str) {
         let line = Line {
             id: String::new(),
-            at_ms: now_ms(),
+            at_ms: crate::time::now_ms(),
             from: String::new(),
             text: sanitize(text),
             kind: LineKind::Notice,
@@ -571,12 +571,6 @@ impl App {
         }
         Vec::new()
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -399,10 +399,7 @@ impl Chat {
         };
         let stored = Arc::new(Stored { pos, message });
         if stored.message.kind == Kind::Text {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64);
-            let late_ms = now_ms.saturating_sub(stored.message.hlc.millis());
+            let late_ms = hlc::wall_millis().saturating_sub(stored.message.hlc.millis());
             self.inner
                 .metrics
                 .delivery_latency

@@ -22,7 +22,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use zeroize::Zeroizing;
@@ -30,6 +30,7 @@ use zeroize::Zeroizing;
 use crate::chat::ratelimit::{Keyed, Rate};
 use crate::config::Token;
 use crate::people::Who;
+use crate::records::unix_ms;
 
 /// How long a login link works.
 pub const TICKET_TTL: Duration = Duration::from_secs(120);
@@ -213,12 +214,6 @@ fn parse_who(s: &str) -> Option<Who> {
         "tok" => Some(Who::Token),
         _ => s.strip_prefix('u')?.parse().ok().map(Who::Unix),
     }
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -157,16 +157,9 @@ impl Browser {
         self.rt.block_on(async {
             ws.send(Message::Text(msg.into())).await.expect("send");
             loop {
-                let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
-                    .await
-                    .expect("DevTools answers")
-                    .expect("open")
-                    .expect("frame");
-                if let Message::Text(t) = m {
-                    let v: Value = serde_json::from_str(t.as_str()).expect("json");
-                    if v["id"] == id {
-                        return v["result"].clone();
-                    }
+                let v = next_json_within(ws, Duration::from_secs(20)).await;
+                if v["id"] == id {
+                    return v["result"].clone();
                 }
             }
         })
@@ -589,8 +582,16 @@ async fn next_json<S>(ws: &mut S) -> Value
 where
     S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
 {
+    next_json_within(ws, Duration::from_secs(10)).await
+}
+
+/// The next text frame, as JSON, within `limit`.
+async fn next_json_within<S>(ws: &mut S, limit: Duration) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
     loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        let m = tokio::time::timeout(limit, ws.next())
             .await
             .expect("a frame in time")
             .expect("open")
