@@ -111,12 +111,16 @@ fn the_terminal_chat_as_a_person_uses_it() {
             .sandbox
             .chatctl_at(&sock(1), &["tail", "-n", "20", "--json"]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // The name is resolved when read: until the other node has verified this account's
+        // profile the line says `?node`, then the nickname.
         text.lines()
-            .find(|l| l.contains("hello from the terminal"))
+            .find(|l| l.contains("hello from the terminal") && l.contains("\"from\":\"tuiuser\""))
             .map(str::to_owned)
-    })
-    .expect("the typed line reaches the other node");
-    assert!(tail.contains("\"from\":\"tuiuser\""), "{tail}");
+    });
+    assert!(
+        tail.is_some(),
+        "the typed line reaches the other node, shown as tuiuser's"
+    );
 
     // The other node's message shows, with a hostile escape made harmless.
     let sent = c
