@@ -1,0 +1,515 @@
+//! The engine end to end between accounts over a simulated, lossy, reordering network, and
+//! the hostile cases: wrong keys, re-wrapped ciphertexts, replays, forged bundles and group
+//! states, the size bound.
+
+use std::collections::HashMap;
+
+use ed25519_dalek::SigningKey;
+
+use crate::bundle::{Bundle, BundleError};
+use crate::engine::{Action, Delivery, Engine, Shown, Status};
+use crate::payload::{Body, Payload};
+use crate::seal::{Inner, seal};
+use crate::{Dropped, MAX_TEXT};
+
+const TTL: u64 = 30 * 24 * 3_600_000;
+
+fn account(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+/// Accounts, and the items in flight between them.
+struct Net {
+    now: u64,
+    engines: HashMap<[u8; 32], Engine>,
+    /// (recipient, value)
+    wire: Vec<([u8; 32], Vec<u8>)>,
+    shown: HashMap<[u8; 32], Vec<Shown>>,
+    status: HashMap<[u8; 16], Status>,
+}
+
+impl Net {
+    fn new(n: u8) -> Net {
+        let mut engines = HashMap::new();
+        for i in 1..=n {
+            let e = Engine::new(account(i), TTL, 1_000);
+            engines.insert(e.me(), e);
+        }
+        Net {
+            now: 1_000,
+            engines,
+            wire: Vec::new(),
+            shown: HashMap::new(),
+            status: HashMap::new(),
+        }
+    }
+
+    fn key(n: u8) -> [u8; 32] {
+        account(n).verifying_key().to_bytes()
+    }
+
+    /// Carries out `actions` of `who`: bundles are fetched at once, sends go on the wire and
+    /// count as stored.
+    fn run(&mut self, who: [u8; 32], actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::FetchBundle { peer } => {
+                    let b = self.engines.get(&peer).map(Engine::bundle);
+                    let now = self.now;
+                    let more = self
+                        .engines
+                        .get_mut(&who)
+                        .expect("engine")
+                        .bundle_fetched(peer, b, now);
+                    self.run(who, more);
+                }
+                Action::Send { to, seq, value, .. } => {
+                    assert!(value.len() <= 4096, "a sealed item fits a record value");
+                    self.wire.push((to, value.clone()));
+                    if seq > 0 {
+                        let now = self.now;
+                        let rec = crate::engine::item_record(&to, value, now, now + 1000);
+                        let more = self.engines.get_mut(&who).expect("engine").outcome(
+                            to,
+                            seq,
+                            Delivery::Stored(rec),
+                            now,
+                        );
+                        self.run(who, more);
+                    }
+                }
+                Action::Show(s) => self.shown.entry(who).or_default().push(s),
+                Action::Status { id, status, .. } => {
+                    self.status.insert(id, status);
+                }
+                Action::Reput { .. } | Action::Remove(_) | Action::Group(_) => {}
+            }
+        }
+    }
+
+    fn tick_all(&mut self) {
+        let keys: Vec<[u8; 32]> = self.engines.keys().copied().collect();
+        for k in keys {
+            let now = self.now;
+            let a = self.engines.get_mut(&k).expect("engine").tick(now);
+            self.run(k, a);
+        }
+    }
+
+    /// Delivers everything on the wire (in the order given by `order`), repeatedly.
+    fn deliver_all(&mut self, mut order: impl FnMut(&mut Vec<([u8; 32], Vec<u8>)>)) {
+        for _ in 0..20 {
+            if self.wire.is_empty() {
+                return;
+            }
+            let mut batch = std::mem::take(&mut self.wire);
+            order(&mut batch);
+            let mut per: HashMap<[u8; 32], Vec<crate::engine::Item>> = HashMap::new();
+            for (to, v) in batch {
+                per.entry(to).or_default().push((None, v));
+            }
+            for (to, items) in per {
+                let now = self.now;
+                let a = self
+                    .engines
+                    .get_mut(&to)
+                    .expect("engine")
+                    .receive(items, now);
+                self.run(to, a);
+            }
+        }
+    }
+
+    fn texts(&self, who: u8) -> Vec<String> {
+        self.shown
+            .get(&Net::key(who))
+            .map(|v| v.iter().map(|s| s.text.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[test]
+fn a_message_is_shown_once_and_acknowledged() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    let sent = net
+        .engines
+        .get_mut(&a)
+        .expect("a")
+        .send_text(b, "hello bob", net.now)
+        .expect("sends");
+    net.tick_all();
+    net.deliver_all(|_| {});
+    assert_eq!(net.texts(2), vec!["hello bob"]);
+    assert_eq!(net.status.get(&sent.id), Some(&Status::Delivered));
+    assert!(net.engines[&a].pending().is_empty());
+    // The reply goes the other way in the now established session.
+    net.engines
+        .get_mut(&b)
+        .expect("b")
+        .send_text(a, "hi alice", net.now)
+        .expect("sends");
+    net.tick_all();
+    net.deliver_all(|_| {});
+    assert_eq!(net.texts(1), vec!["hi alice"]);
+}
+
+#[test]
+fn shuffled_duplicated_items_show_each_message_once_in_order() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    for i in 0..25 {
+        net.engines
+            .get_mut(&a)
+            .expect("a")
+            .send_text(b, &format!("m{i}"), net.now)
+            .expect("sends");
+    }
+    net.tick_all();
+    // Every item twice, in a scrambled order (a fixed permutation).
+    let mut seed = 7u64;
+    net.deliver_all(|batch| {
+        let copy = batch.clone();
+        batch.extend(copy);
+        for i in (1..batch.len()).rev() {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            batch.swap(i, (seed >> 33) as usize % (i + 1));
+        }
+    });
+    let want: Vec<String> = (0..25).map(|i| format!("m{i}")).collect();
+    assert_eq!(net.texts(2), want);
+    assert!(net.engines[&a].pending().is_empty(), "all acknowledged");
+    assert!(
+        net.engines[&b]
+            .drops()
+            .get(&Dropped::Replay)
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+}
+
+#[test]
+fn a_lost_item_is_sent_again_and_nothing_is_shown_twice() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    for i in 0..5 {
+        net.engines
+            .get_mut(&a)
+            .expect("a")
+            .send_text(b, &format!("m{i}"), net.now)
+            .expect("sends");
+    }
+    net.tick_all();
+    // The second item is lost.
+    net.wire.remove(1);
+    net.deliver_all(|_| {});
+    assert_eq!(net.texts(2), vec!["m0"]);
+    // Retries come once the outcome's wait passed; the fresh items fill the gap.
+    net.now += crate::engine::OUTCOME_WAIT_MS * 200;
+    net.tick_all();
+    net.deliver_all(|_| {});
+    let want: Vec<String> = (0..5).map(|i| format!("m{i}")).collect();
+    assert_eq!(net.texts(2), want);
+    assert!(net.engines[&a].pending().is_empty());
+}
+
+#[test]
+fn items_to_another_key_or_rewrapped_are_refused() {
+    let mut net = Net::new(3);
+    let (a, b, c) = (Net::key(1), Net::key(2), Net::key(3));
+    net.engines
+        .get_mut(&a)
+        .expect("a")
+        .send_text(b, "for bob only", net.now)
+        .expect("sends");
+    net.tick_all();
+    let (_, item) = net.wire[0].clone();
+    // Carol cannot open it.
+    let acts = net
+        .engines
+        .get_mut(&c)
+        .expect("c")
+        .receive(vec![(None, item.clone())], net.now);
+    assert!(acts.iter().all(|a| !matches!(a, Action::Show(_))));
+    assert_eq!(net.engines[&c].drops().get(&Dropped::Unsealable), Some(&1));
+    // Carol re-wraps an Olm message under her own name for Bob: refused.
+    let inner = Inner {
+        sender: c,
+        olm_type: 0,
+        olm: vec![1, 2, 3],
+    };
+    let bundle = net.engines[&b].bundle();
+    let forged = seal(&inner, &bundle.seal, &b).expect("seals");
+    let acts = net
+        .engines
+        .get_mut(&b)
+        .expect("b")
+        .receive(vec![(None, forged)], net.now);
+    net.run(b, acts);
+    assert!(net.texts(2).is_empty());
+    // The genuine item still works once, and its replay is refused.
+    net.deliver_all(|_| {});
+    assert_eq!(net.texts(2), vec!["for bob only"]);
+    let acts = net
+        .engines
+        .get_mut(&b)
+        .expect("b")
+        .receive(vec![(None, item)], net.now);
+    net.run(b, acts);
+    assert_eq!(net.texts(2).len(), 1);
+}
+
+#[test]
+fn a_forged_bundle_is_refused() {
+    let e = Engine::new(account(1), TTL, 0);
+    let other = Engine::new(account(2), TTL, 0);
+    let me = e.me();
+    let good = e.bundle();
+    assert_eq!(Bundle::decode(&good.encode(), &me), Ok(good.clone()));
+    assert_eq!(
+        Bundle::decode(&good.encode(), &other.me()),
+        Err(BundleError::WrongAccount)
+    );
+    // Another account's Olm keys under this account.
+    let mut stolen = other.bundle();
+    stolen.account = me;
+    assert_eq!(
+        Bundle::decode(&stolen.encode(), &me),
+        Err(BundleError::BadSignature)
+    );
+    let mut swapped = good.clone();
+    swapped.seal = [9; 32];
+    assert_eq!(
+        Bundle::decode(&swapped.encode(), &me),
+        Err(BundleError::BadSignature)
+    );
+    assert_eq!(
+        Bundle::decode(b"\xff\x00", &me),
+        Err(BundleError::Malformed)
+    );
+}
+
+#[test]
+fn the_largest_message_fits_a_record() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    let text: String = "€".repeat(MAX_TEXT / 3);
+    assert!(text.len() <= MAX_TEXT);
+    net.engines
+        .get_mut(&a)
+        .expect("a")
+        .send_text(b, &text, net.now)
+        .expect("sends");
+    let too_long = "x".repeat(MAX_TEXT + 1);
+    assert!(
+        net.engines
+            .get_mut(&a)
+            .expect("a")
+            .send_text(b, &too_long, net.now)
+            .is_err()
+    );
+    net.tick_all();
+    let (_, item) = &net.wire[0];
+    assert!(item.len() <= 3700, "{} bytes", item.len());
+    net.deliver_all(|_| {});
+    assert_eq!(net.texts(2), vec![text]);
+}
+
+#[test]
+fn keys_rotated_twice_still_reach_the_account_through_a_fresh_bundle() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    // Alice fetches Bob's bundle, then Bob rotates twice before her message arrives.
+    net.engines
+        .get_mut(&a)
+        .expect("a")
+        .send_text(b, "old keys", net.now)
+        .expect("sends");
+    net.tick_all();
+    let lost = std::mem::take(&mut net.wire);
+    for _ in 0..2 {
+        net.engines.get_mut(&b).expect("b").rotate(net.now);
+    }
+    let acts = net
+        .engines
+        .get_mut(&b)
+        .expect("b")
+        .receive(vec![(None, lost[0].1.clone())], net.now);
+    net.run(b, acts);
+    assert!(net.texts(2).is_empty(), "sealed to a key Bob no longer has");
+    // Alice's retry fetches the new bundle (her session was never answered) and gets through.
+    net.now += crate::engine::BUNDLE_MAX_AGE_MS + crate::engine::OUTCOME_WAIT_MS * 200;
+    net.tick_all();
+    net.deliver_all(|_| {});
+    assert_eq!(net.texts(2), vec!["old keys"]);
+}
+
+#[test]
+fn state_survives_a_restart_mid_conversation() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    net.engines
+        .get_mut(&a)
+        .expect("a")
+        .send_text(b, "one", net.now)
+        .expect("sends");
+    net.tick_all();
+    net.deliver_all(|_| {});
+    // Bob restarts from what he stored.
+    let eb = net.engines.remove(&b).expect("b");
+    let core = eb.export_core();
+    let peer = eb.export_peer(&a).expect("alice known");
+    let (restored, bad) =
+        Engine::restore(account(2), TTL, &core, vec![(a, peer)]).expect("restores");
+    assert_eq!(bad, 0);
+    net.engines.insert(b, restored);
+    net.engines
+        .get_mut(&a)
+        .expect("a")
+        .send_text(b, "two", net.now)
+        .expect("sends");
+    net.tick_all();
+    net.deliver_all(|_| {});
+    assert_eq!(net.texts(2), vec!["one", "two"]);
+}
+
+#[test]
+fn a_blocked_sender_is_acknowledged_but_never_shown() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    net.engines.get_mut(&b).expect("b").block(a);
+    let sent = net
+        .engines
+        .get_mut(&a)
+        .expect("a")
+        .send_text(b, "let me in", net.now)
+        .expect("sends");
+    net.tick_all();
+    net.deliver_all(|_| {});
+    assert!(net.texts(2).is_empty());
+    assert_eq!(net.status.get(&sent.id), Some(&Status::Delivered));
+}
+
+#[test]
+fn a_group_reaches_its_members_and_no_one_else() {
+    let mut net = Net::new(4);
+    let (a, b, c, d) = (Net::key(1), Net::key(2), Net::key(3), Net::key(4));
+    let g = net
+        .engines
+        .get_mut(&a)
+        .expect("a")
+        .create_group("friends", &[b, c], net.now)
+        .expect("creates");
+    net.engines
+        .get_mut(&a)
+        .expect("a")
+        .send_group(&g.id, "hi all", net.now)
+        .expect("sends");
+    net.tick_all();
+    net.deliver_all(|_| {});
+    assert_eq!(net.texts(2), vec!["hi all"]);
+    assert_eq!(net.texts(3), vec!["hi all"]);
+    assert!(net.texts(4).is_empty());
+    // Bob answers the group; Dan (not a member) cannot post into it.
+    net.engines
+        .get_mut(&b)
+        .expect("b")
+        .send_group(&g.id, "hi from bob", net.now)
+        .expect("sends");
+    assert!(
+        net.engines
+            .get_mut(&d)
+            .expect("d")
+            .send_group(&g.id, "me too", net.now)
+            .is_err()
+    );
+    net.tick_all();
+    net.deliver_all(|_| {});
+    assert_eq!(net.texts(1), vec!["hi from bob"]);
+    assert_eq!(net.texts(3), vec!["hi all", "hi from bob"]);
+    // Only the creator removes; after Carol's removal she receives nothing more.
+    assert!(
+        net.engines
+            .get_mut(&b)
+            .expect("b")
+            .change_members(&g.id, &[], &[c], net.now)
+            .is_err()
+    );
+    net.engines
+        .get_mut(&a)
+        .expect("a")
+        .change_members(&g.id, &[], &[c], net.now)
+        .expect("removes");
+    net.tick_all();
+    net.deliver_all(|_| {});
+    assert!(net.engines[&c].group(&g.id).is_none(), "Carol is out");
+    net.engines
+        .get_mut(&b)
+        .expect("b")
+        .send_group(&g.id, "after carol", net.now)
+        .expect("sends");
+    net.tick_all();
+    net.deliver_all(|_| {});
+    assert_eq!(net.texts(1), vec!["hi from bob", "after carol"]);
+    assert_eq!(net.texts(3), vec!["hi all", "hi from bob"]);
+}
+
+#[test]
+fn a_group_message_from_a_non_member_is_dropped() {
+    let mut net = Net::new(3);
+    let (a, b, c) = (Net::key(1), Net::key(2), Net::key(3));
+    let g = net
+        .engines
+        .get_mut(&a)
+        .expect("a")
+        .create_group("pair", &[b], net.now)
+        .expect("creates");
+    net.tick_all();
+    net.deliver_all(|_| {});
+    // Carol crafts a group message for Bob (a genuine Olm message from her).
+    let bundle = net.engines[&b].bundle();
+    let ec = net.engines.get_mut(&c).expect("c");
+    let _ = ec.bundle_fetched(b, Some(bundle), net.now);
+    let spoof = Payload {
+        from: c,
+        to: b,
+        seq: 1,
+        floor: 1,
+        sent_ms: 0,
+        body: Body::Text {
+            conv: crate::payload::Conv::Group(g.id),
+            nonce: [1; 16],
+            text: "spoof".into(),
+        },
+    };
+    let value = ec.encrypt(&b, &spoof).expect("encrypts");
+    let acts = net
+        .engines
+        .get_mut(&b)
+        .expect("b")
+        .receive(vec![(None, value)], net.now);
+    net.run(b, acts);
+    assert!(net.texts(2).is_empty());
+    assert_eq!(net.engines[&b].drops().get(&Dropped::NotMember), Some(&1));
+}
+
+#[test]
+fn undelivered_messages_expire_and_the_sender_is_told() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    let sent = net
+        .engines
+        .get_mut(&a)
+        .expect("a")
+        .send_text(b, "into the void", net.now)
+        .expect("sends");
+    net.tick_all();
+    net.wire.clear();
+    net.now += TTL;
+    net.tick_all();
+    assert_eq!(net.status.get(&sent.id), Some(&Status::Expired));
+    assert!(net.engines[&a].pending().is_empty());
+}
