@@ -27,6 +27,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::chat::{Chat, RingInbox};
 use crate::config::Settings;
 use crate::control::ControlSocket;
+use crate::direct::Direct;
 use crate::discovery::mdns::Lan;
 use crate::discovery::{cache, hints};
 use crate::error::Error;
@@ -115,6 +116,9 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         let inbox = Arc::new(RingInbox::new(chat.clone()));
         // DHT records held before a restart come back from the record file.
         let (records, held) = Records::open(&settings.data_dir, identity.signing_key().clone())?;
+        // Direct delivery (one body to one node, acknowledged): the transport of private
+        // messages; the service that encrypts them takes `direct.clone()` and its receiver.
+        let direct = Direct::new();
         // The person this node hosts: account key, nickname claim, presence, user directory.
         let people = People::open(
             &settings.data_dir,
@@ -134,12 +138,16 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             identity.signing_key(),
             ring_cfg,
             udp,
-            inbox,
-            records.clone(),
+            ring::Apps {
+                inbox,
+                records: records.clone(),
+                direct: direct.clone(),
+            },
             &mut tasks,
         )?;
         node.attach_ring(ring.clone());
         records.attach(ring.clone(), held);
+        direct.attach(ring.clone());
         tasks.spawn(
             "the people service",
             people.clone().run(ring.clone(), node.subscribe_joined()),

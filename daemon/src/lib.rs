@@ -9,6 +9,7 @@
 //! - [`identity`]: the node's ed25519 key and `NodeId = blake3(public key)`;
 //! - [`nickname`]: what makes a valid nickname;
 //! - [`chat`]: the chat core — signed envelopes, clock, history, live fan-out;
+//! - [`direct`]: one opaque body to one node, acknowledged (the private messages' transport);
 //! - [`node`]: the running node's shared state — the seam where the overlay plugs in;
 //! - [`transport`]: QUIC (quinn) with identity-bound TLS and CBOR frames;
 //! - [`ring`]: the driver running the overlay over the transport;
@@ -31,6 +32,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod direct;
 pub mod discovery;
 pub mod env;
 pub mod error;

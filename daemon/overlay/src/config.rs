@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::broadcast::BroadcastConfig;
+use crate::direct::DirectConfig;
 use crate::records::RecordsConfig;
 
 /// Ring-maintenance parameters. Every bound the node enforces lives here.
@@ -54,6 +55,8 @@ pub struct ChordConfig {
     pub broadcast: BroadcastConfig,
     /// Records tunables.
     pub records: RecordsConfig,
+    /// Direct delivery tunables.
+    pub direct: DirectConfig,
 }
 
 impl Default for ChordConfig {
@@ -82,6 +85,7 @@ impl Default for ChordConfig {
             closer_candidates: 4,
             broadcast: BroadcastConfig::default(),
             records: RecordsConfig::default(),
+            direct: DirectConfig::default(),
         }
     }
 }

@@ -5,11 +5,13 @@
 //! (messages to send, timers to arm, events for the application). It is a ring core
 //! ([`ring`]: Chord maintenance, lookups, the one RPC engine) with sub-protocols on top, each
 //! in its own folder with its own state, messages, timers and events ([`broadcast`]: broadcast
-//! along the finger table; [`records`]: the DHT of signed records), meeting the core through [`protocol`]. The daemon's QUIC driver and
+//! along the finger table; [`records`]: the DHT of signed records; [`direct`]: one body to one
+//! node, acknowledged), meeting the core through [`protocol`]. The daemon's QUIC driver and
 //! the deterministic simulator (`tests/sim`) run this very same code.
 
 pub mod broadcast;
 pub mod config;
+pub mod direct;
 pub mod id;
 pub mod overlay;
 pub mod presence;
@@ -25,6 +27,7 @@ pub mod wire;
 
 pub use broadcast::{BroadcastError, BroadcastEvent};
 pub use config::ChordConfig;
+pub use direct::{DirectError, DirectEvent, DirectInput};
 pub use id::{ID_BITS, NodeId, ParseIdError};
 pub use overlay::{Event, Input, LookupError, Output, Overlay, Timer};
 pub use ring::{Phase, Ring};

@@ -13,12 +13,13 @@
 
 use crate::broadcast::{Broadcast, BroadcastError, BroadcastEvent, BroadcastTimer, Validator};
 use crate::config::ChordConfig;
+use crate::direct::{Direct, DirectEvent, DirectInput};
 use crate::id::NodeId;
 use crate::protocol::{Ctx, Extension, Up};
 use crate::records::{Records, RecordsEvent, RecordsInput, RecordsTimer};
 use crate::ring::{Phase, Ring, RingTimer};
 use crate::time::Time;
-use crate::wire::{BROADCAST, Message, Notice, Peer, RECORDS, Request, Response};
+use crate::wire::{BROADCAST, DIRECT, Message, Notice, Peer, RECORDS, Request, Response};
 
 /// An event the driver feeds to the node.
 #[derive(Clone, Debug)]
@@ -47,6 +48,8 @@ pub enum Input {
     Broadcast { seq: u64, payload: Vec<u8> },
     /// A records operation; answers come back as [`Event::Records`].
     Records(RecordsInput),
+    /// A direct-delivery send; answered by [`Event::Direct`] (`DirectEvent::Done`).
+    Direct(DirectInput),
     /// A peer found outside the ring protocol (LAN discovery). A member looks its own id up
     /// through it: when the peer belongs to another ring, that finds this node's successor
     /// there and the two rings merge as after a partition. Ignored while not a member, for a
@@ -105,6 +108,8 @@ pub enum Event {
     Broadcast(BroadcastEvent),
     /// From records.
     Records(RecordsEvent),
+    /// From direct delivery: a send's outcome, or a body for this node.
+    Direct(DirectEvent),
 }
 
 /// Why a lookup failed.
@@ -130,6 +135,7 @@ pub struct Overlay {
     ring: Ring,
     broadcast: Broadcast,
     records: Records,
+    direct: Direct,
     extensions: Vec<Box<dyn Extension>>,
 }
 
@@ -142,6 +148,7 @@ impl Overlay {
         );
         Overlay {
             records: Records::new(cfg.records.clone()),
+            direct: Direct::new(cfg.direct.clone()),
             ring: Ring::new(me, cfg, seed),
             broadcast,
             extensions: Vec::new(),
@@ -180,6 +187,11 @@ impl Overlay {
     /// Records' state (read-only): the store, counters, operations in flight.
     pub fn records(&self) -> &Records {
         &self.records
+    }
+
+    /// Direct delivery's state (read-only): counters, sends in flight.
+    pub fn direct(&self) -> &Direct {
+        &self.direct
     }
 
     /// Whether [`Input::Broadcast`] would be accepted at `now` (for a payload within
@@ -224,6 +236,7 @@ impl Overlay {
                     .originate(&mut Ctx::new(&mut self.ring, now), seq, payload)
             }
             Input::Records(r) => self.records.on_input(&mut Ctx::new(&mut self.ring, now), r),
+            Input::Direct(d) => self.direct.on_input(&mut Ctx::new(&mut self.ring, now), d),
             Input::Timer(Timer::Records(t)) => {
                 self.records.on_timer(&mut Ctx::new(&mut self.ring, now), t)
             }
@@ -233,6 +246,7 @@ impl Overlay {
                 let cx = &mut Ctx::new(&mut self.ring, now);
                 self.broadcast.flush_replies(cx);
                 self.records.on_leave(cx);
+                self.direct.on_leave(cx);
                 self.ring.leave();
             }
             Input::Timer(Timer::Ring(t)) => self.ring.on_timer(now, t),
@@ -255,6 +269,7 @@ impl Overlay {
                 Up::Ring(ev) => {
                     self.broadcast.on_ring_event(cx, &ev);
                     self.records.on_ring_event(cx, &ev);
+                    self.direct.on_ring_event(cx, &ev);
                     for e in &mut self.extensions {
                         e.on_ring_event(cx, &ev);
                     }
@@ -276,6 +291,9 @@ impl Overlay {
                         }
                         Request::Records(r) => {
                             Response::Records(self.records.on_request(cx, from, r))
+                        }
+                        Request::Direct(r) => {
+                            Response::Direct(self.direct.on_request(cx, from, id, r))
                         }
                         Request::Other(o) => match serving(&mut self.extensions, o.service) {
                             Some(e) => e
@@ -299,6 +317,8 @@ impl Overlay {
                         self.broadcast.on_reply(cx, token, reply);
                     } else if service == RECORDS {
                         self.records.on_reply(cx, token, reply);
+                    } else if service == DIRECT {
+                        self.direct.on_reply(cx, token, reply);
                     } else if let Some(e) = serving(&mut self.extensions, service) {
                         e.on_reply(cx, token, reply);
                     }
@@ -312,6 +332,8 @@ impl Overlay {
                         self.broadcast.on_lookup(cx, token, result);
                     } else if service == RECORDS {
                         self.records.on_lookup(cx, token, result);
+                    } else if service == DIRECT {
+                        self.direct.on_lookup(cx, token, result);
                     } else if let Some(e) = serving(&mut self.extensions, service) {
                         e.on_lookup(cx, token, result);
                     }
@@ -342,7 +364,8 @@ impl Overlay {
     pub fn check_invariants(&self) -> Result<(), String> {
         self.ring.check_invariants()?;
         self.broadcast.check_invariants()?;
-        self.records.check_invariants()
+        self.records.check_invariants()?;
+        self.direct.check_invariants()
     }
 
     // ---- shortcuts for drivers -------------------------------------------------------------

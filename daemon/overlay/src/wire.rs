@@ -3,7 +3,8 @@
 //!
 //! A [`Message`] is a request (answered with the same id), a response, or a notice (no answer);
 //! its body belongs to one *service*: the ring core ([`RING`], `ring/wire.rs`), broadcast
-//! ([`BROADCAST`], `broadcast/wire.rs`), records ([`RECORDS`], `records/wire.rs`), or a service this build does not know, carried as
+//! ([`BROADCAST`], `broadcast/wire.rs`), records ([`RECORDS`], `records/wire.rs`), direct
+//! delivery ([`DIRECT`], `direct/wire.rs`), or a service this build does not know, carried as
 //! [`Opaque`] bytes. On the wire a message is one CBOR array
 //! `[service, version, call, id, body]` whose body is the service's own CBOR. A receiver that
 //! does not know a service, a version or a message type of a service gets an [`Opaque`] body
@@ -23,6 +24,7 @@ use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::broadcast::wire::{self as bwire, Bcast, BroadcastRequest, BroadcastResponse};
+use crate::direct::wire::{self as xwire, DirectNotice, DirectRequest, DirectResponse};
 use crate::id::NodeId;
 use crate::records::wire::{self as dwire, RecordsNotice, RecordsRequest, RecordsResponse};
 use crate::ring::wire::{self as rwire, RingNotice, RingRequest, RingResponse};
@@ -35,6 +37,8 @@ pub const RING: u16 = 1;
 pub const BROADCAST: u16 = 2;
 /// DHT records.
 pub const RECORDS: u16 = 3;
+/// Direct delivery of one body to one node.
+pub const DIRECT: u16 = 4;
 /// A service used only by tests, to prove that nodes without it are not disturbed by it.
 pub const TEST_ECHO: u16 = 0x7e57;
 
@@ -73,6 +77,8 @@ pub enum Request {
     Broadcast(BroadcastRequest),
     /// Records.
     Records(RecordsRequest),
+    /// Direct delivery.
+    Direct(DirectRequest),
     /// Another service, or a message type or version of a known one this build cannot read.
     Other(Opaque),
 }
@@ -86,6 +92,8 @@ pub enum Response {
     Broadcast(BroadcastResponse),
     /// Records.
     Records(RecordsResponse),
+    /// Direct delivery.
+    Direct(DirectResponse),
     /// Another service (or one this build cannot read).
     Other(Opaque),
     /// The responder does not speak the request's service, version or message type.
@@ -144,6 +152,7 @@ impl Request {
             Request::Ring(_) => RING,
             Request::Broadcast(_) => BROADCAST,
             Request::Records(_) => RECORDS,
+            Request::Direct(_) => DIRECT,
             Request::Other(o) => o.service,
         }
     }
@@ -229,17 +238,19 @@ fn read<T: serde::de::DeserializeOwned>(o: &Opaque, service: u16, version: u16) 
 /// The body read as the service it names, when this build speaks that service's version and
 /// the body is one of its message types; otherwise kept opaque. The one place that lists the
 /// services a build reads.
-fn typed<T, R, B, D>(
+fn typed<T, R, B, D, X>(
     o: Opaque,
     ring: impl FnOnce(R) -> T,
     broadcast: impl FnOnce(B) -> T,
     records: impl FnOnce(D) -> T,
+    direct: impl FnOnce(X) -> T,
     other: impl FnOnce(Opaque) -> T,
 ) -> T
 where
     R: serde::de::DeserializeOwned,
     B: serde::de::DeserializeOwned,
     D: serde::de::DeserializeOwned,
+    X: serde::de::DeserializeOwned,
 {
     if let Some(r) = read(&o, RING, rwire::VERSION) {
         ring(r)
@@ -247,6 +258,8 @@ where
         broadcast(b)
     } else if let Some(d) = read(&o, RECORDS, dwire::VERSION) {
         records(d)
+    } else if let Some(x) = read(&o, DIRECT, xwire::VERSION) {
+        direct(x)
     } else {
         other(o)
     }
@@ -272,6 +285,7 @@ impl Serialize for Message {
                     Request::Ring(r) => cbor(RING, rwire::VERSION, r),
                     Request::Broadcast(b) => cbor(BROADCAST, bwire::VERSION, b),
                     Request::Records(d) => cbor(RECORDS, dwire::VERSION, d),
+                    Request::Direct(x) => cbor(DIRECT, xwire::VERSION, x),
                     Request::Other(o) => Ok(opaque(o)),
                 },
             ),
@@ -282,6 +296,7 @@ impl Serialize for Message {
                     Response::Ring(r) => cbor(RING, rwire::VERSION, r),
                     Response::Broadcast(b) => cbor(BROADCAST, bwire::VERSION, b),
                     Response::Records(d) => cbor(RECORDS, dwire::VERSION, d),
+                    Response::Direct(x) => cbor(DIRECT, xwire::VERSION, x),
                     Response::Other(o) => Ok(opaque(o)),
                     Response::Unsupported => Ok((FRAME, 1, Cow::Borrowed(&[][..]))),
                 },
@@ -306,6 +321,7 @@ impl<'de> Deserialize<'de> for Message {
                 Notice::Ring,
                 Notice::Broadcast,
                 Notice::Records,
+                |n: DirectNotice| match n {},
                 Notice::Other,
             )),
             REQUEST => Message::Request {
@@ -315,6 +331,7 @@ impl<'de> Deserialize<'de> for Message {
                     Request::Ring,
                     Request::Broadcast,
                     Request::Records,
+                    Request::Direct,
                     Request::Other,
                 ),
             },
@@ -329,6 +346,7 @@ impl<'de> Deserialize<'de> for Message {
                     Response::Ring,
                     Response::Broadcast,
                     Response::Records,
+                    Response::Direct,
                     Response::Other,
                 ),
             },

@@ -5,7 +5,9 @@
 //! the overlay's own timers, and from [`DriverCommand`]s. After each input the outputs are executed
 //! at once: `Send` goes to the transport (which never blocks), `SetTimer` to the timer heap
 //! (the driver sleeps until the earliest timer the overlay still wants), then `Event`s update
-//! the node's `joined` flag, hand deliveries to the [`super::Inbox`] and go to subscribers.
+//! the node's `joined` flag, hand deliveries to the [`super::Inbox`], records' events to the
+//! [`super::RecordSink`] and direct delivery's to the [`super::DirectSink`], and the rest go to
+//! subscribers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,6 +68,7 @@ pub(super) struct Driver {
     leave_waiters: Vec<oneshot::Sender<()>>,
     inbox: Arc<dyn super::Inbox>,
     records: Arc<dyn super::RecordSink>,
+    direct: Arc<dyn super::DirectSink>,
 }
 
 impl Driver {
@@ -76,6 +79,7 @@ impl Driver {
         events: broadcast::Sender<Event>,
         inbox: Arc<dyn super::Inbox>,
         records: Arc<dyn super::RecordSink>,
+        direct: Arc<dyn super::DirectSink>,
     ) -> Driver {
         Driver {
             membership,
@@ -87,6 +91,7 @@ impl Driver {
             leave_waiters: Vec::new(),
             inbox,
             records,
+            direct,
         }
     }
 
@@ -240,6 +245,12 @@ impl Driver {
                 self.records.event(e);
                 return;
             }
+            // Direct events go to the direct service only (bodies are private, and outcomes
+            // must not be lost to a lagging subscriber).
+            Event::Direct(e) => {
+                self.direct.event(e);
+                return;
+            }
             e => e,
         };
         match &event {
@@ -287,6 +298,7 @@ impl Driver {
             records: self.overlay.records().stats().clone(),
             records_held: self.overlay.records().store().len(),
             records_bytes: self.overlay.records().store().bytes(),
+            direct: self.overlay.direct().stats().clone(),
         }
     }
 }

@@ -88,6 +88,8 @@ pub struct RingView {
     pub records_held: usize,
     /// Their size as the record store counts it.
     pub records_bytes: usize,
+    /// The direct-delivery counters.
+    pub direct: chat_overlay::direct::DirectStats,
 }
 
 /// The application behind the DHT records: it hears every records event inline (answers to
@@ -96,6 +98,13 @@ pub struct RingView {
 pub trait RecordSink: Send + Sync + 'static {
     /// One records event.
     fn event(&self, e: chat_overlay::records::RecordsEvent);
+}
+
+/// The application behind direct delivery: it hears every direct event inline (outcomes of
+/// its sends, bodies for this node). It must not block: the driver calls it on the ring's path.
+pub trait DirectSink: Send + Sync + 'static {
+    /// One direct-delivery event.
+    fn event(&self, e: chat_overlay::DirectEvent);
 }
 
 /// The application behind the ring: it judges every broadcast before the overlay stores,
@@ -117,6 +126,16 @@ pub trait Inbox: Send + Sync + 'static {
     }
     /// Does the deferred work.
     fn flush(&self) {}
+}
+
+/// The applications the driver hands the overlay's events to, inline.
+pub struct Apps {
+    /// Broadcasts: validation and delivery.
+    pub inbox: Arc<dyn Inbox>,
+    /// DHT records' events.
+    pub records: Arc<dyn RecordSink>,
+    /// Direct delivery's events.
+    pub direct: Arc<dyn DirectSink>,
 }
 
 /// Settings of the driver and its transport.
@@ -162,10 +181,14 @@ pub fn start(
     key: &SigningKey,
     cfg: RingConfig,
     socket: std::net::UdpSocket,
-    inbox: Arc<dyn Inbox>,
-    records: Arc<dyn RecordSink>,
+    apps: Apps,
     tasks: &mut Tasks,
 ) -> Result<RingHandle, TransportError> {
+    let Apps {
+        inbox,
+        records,
+        direct,
+    } = apps;
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
     let transport = Transport::bind_socket(key, cfg.transport.clone(), socket, inbound_tx)?;
     let listen = transport
@@ -199,6 +222,7 @@ pub fn start(
         events.clone(),
         inbox,
         records,
+        direct,
     );
     tasks.spawn("the ring driver", driver.run(inbound_rx, command_rx));
     if let Some(accept) = transport.take_accept_task() {
@@ -340,6 +364,10 @@ impl RingHandle {
             ] {
                 m.insert(k.into(), n);
             }
+        }
+        if let Some(d) = view.map(|v| &v.direct) {
+            m.insert("direct_rate_limited".into(), d.refused_rate);
+            m.insert("direct_oversized".into(), d.refused_size);
         }
         m
     }

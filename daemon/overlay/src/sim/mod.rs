@@ -12,6 +12,7 @@
 //! encoding ([`SimConfig::wire`]) so nodes built with and without a service can be mixed.
 //! [`oracle`] compares the nodes' tables with the true ring; [`tracker`] follows broadcasts.
 
+mod direct;
 pub mod oracle;
 mod queue;
 mod records;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use crate::broadcast::Envelope;
 use crate::broadcast::wire::Bcast;
+use crate::direct::DirectEvent;
 use crate::protocol::Extension;
 use crate::records::RecordsEvent;
 use crate::wire::{Notice, Request, Response};
@@ -183,6 +185,8 @@ pub struct Sim {
     pub events: Vec<(u32, Event)>,
     /// Records' answers and notices, by host: every event but `Held` and `Released`.
     pub record_events: Vec<(u32, RecordsEvent)>,
+    /// Direct delivery's outcomes and deliveries, by host.
+    pub direct_events: Vec<(u32, DirectEvent)>,
     /// When set, `Joined` and `PredecessorChanged` events by host (what an application
     /// watching its ring neighbours sees; the presence scenario takes them out as it runs).
     pub ring_events: Option<Vec<(u32, Event)>>,
@@ -234,6 +238,7 @@ impl Sim {
             tracker: tracker::Tracker::default(),
             events: Vec::new(),
             record_events: Vec::new(),
+            direct_events: Vec::new(),
             ring_events: None,
             held: VecDeque::new(),
             hold: false,
@@ -702,6 +707,7 @@ impl Sim {
             Event::Broadcast(BroadcastEvent::Done(_)) => self.tracker.completed += 1,
             Event::Records(RecordsEvent::Held(_) | RecordsEvent::Released(_)) => {}
             Event::Records(r) => self.record_events.push((i, r)),
+            Event::Direct(d) => self.direct_events.push((i, d)),
             Event::Left => self.remove_member(i),
             Event::LookupDone {
                 token,
