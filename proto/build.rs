@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "chat/v1/node_service.proto",
         "chat/v1/record_service.proto",
         "chat/v1/user_service.proto",
+        "chat/v1/private_service.proto",
     ];
     println!("cargo:rerun-if-changed=chat");
 

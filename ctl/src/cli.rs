@@ -74,8 +74,44 @@ pub enum Command {
         #[arg(long, short = 'r', value_name = "ROOM", default_value = "lobby")]
         room: String,
     },
-    /// Send a message (no TEXT: one message per line of standard input).
+    /// Send a message (no TEXT: one message per line of standard input). A text starting
+    /// with `@NICK ` goes privately to NICK (unless --room is given).
     Send(SendArgs),
+    /// Send an end-to-end encrypted private message (no TEXT: one per line of standard
+    /// input); it reaches NICK even if they are offline now.
+    Dm {
+        /// The recipient's nickname.
+        #[arg(value_name = "NICK")]
+        nick: String,
+        /// The message; several words are joined with spaces.
+        #[arg(value_name = "TEXT")]
+        text: Vec<String>,
+    },
+    /// Show your private messages (both directions), oldest first, with their delivery
+    /// status.
+    Dms {
+        /// Only the conversation with this nickname or group.
+        #[arg(value_name = "WITH")]
+        with: Option<String>,
+        /// How many of the newest.
+        #[arg(short = 'n', long = "lines", default_value_t = 20)]
+        lines: u32,
+    },
+    /// Private group conversations: create, add, remove, leave, list, send.
+    #[command(subcommand)]
+    Group(GroupCommand),
+    /// Refuse NICK's private messages and hide their public ones from what you see.
+    Block {
+        #[arg(value_name = "NICK")]
+        nick: String,
+    },
+    /// Undo `block`.
+    Unblock {
+        #[arg(value_name = "NICK")]
+        nick: String,
+    },
+    /// List the people you blocked.
+    Blocks,
     /// Search the stored messages for words (all must appear; `word*` for a prefix).
     Search(SearchArgs),
     /// Export the stored messages of public rooms (JSON lines or CSV), optionally anonymised.
@@ -109,6 +145,49 @@ pub enum Command {
     /// Print chatctl's man page (roff), e.g. `chatctl man | man -l -`.
     #[command(hide = true)]
     Man,
+}
+
+/// `chatctl group …`.
+#[derive(Debug, clap::Subcommand, PartialEq, Eq)]
+pub enum GroupCommand {
+    /// Create a group of you and the people named.
+    Create {
+        /// The group's name (1-64 bytes).
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Nicknames of the other members.
+        #[arg(value_name = "NICK", required = true)]
+        members: Vec<String>,
+    },
+    /// Add people (the group's creator only).
+    Add {
+        #[arg(value_name = "GROUP")]
+        group: String,
+        #[arg(value_name = "NICK", required = true)]
+        members: Vec<String>,
+    },
+    /// Remove people (the group's creator only).
+    Remove {
+        #[arg(value_name = "GROUP")]
+        group: String,
+        #[arg(value_name = "NICK", required = true)]
+        members: Vec<String>,
+    },
+    /// Leave a group.
+    Leave {
+        #[arg(value_name = "GROUP")]
+        group: String,
+    },
+    /// List your groups and their members.
+    List,
+    /// Send to a group (no TEXT: one message per line of standard input).
+    Send {
+        /// The group's name or id.
+        #[arg(value_name = "GROUP")]
+        group: String,
+        #[arg(value_name = "TEXT")]
+        text: Vec<String>,
+    },
 }
 
 /// `chatctl send`.

@@ -15,6 +15,7 @@ use std::time::Duration;
 use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::node_service_client::NodeServiceClient;
 use chat_proto::v1::record_service_client::RecordServiceClient;
+use chat_proto::v1::private_service_client::PrivateServiceClient;
 use chat_proto::v1::user_service_client::UserServiceClient;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
@@ -196,6 +197,15 @@ pub async fn user_service(socket: &Target) -> Result<UserServiceClient<Conn>, Cl
     Ok(UserServiceClient::new(
         connect_with(socket, Some(RECORD_CALL_TIMEOUT)).await?,
     ))
+}
+
+/// A `chat.v1.PrivateService` client (with `stream`: no per-call deadline, for the watch).
+pub async fn private_service(
+    socket: &Target,
+    stream: bool,
+) -> Result<PrivateServiceClient<Conn>, ClientError> {
+    let deadline = if stream { None } else { Some(RECORD_CALL_TIMEOUT) };
+    Ok(PrivateServiceClient::new(connect_with(socket, deadline).await?))
 }
 
 /// A `chat.v1.ChatService` client without a per-call deadline (for endless streams).

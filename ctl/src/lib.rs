@@ -84,6 +84,18 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::Web => cmd::web::run(&socket, printer).await,
             cli::Command::Chat { room } => cmd::chat::run(&socket, room).await,
             cli::Command::Send(args) => cmd::send::run(&socket, printer, args).await,
+            cli::Command::Dm { nick, text } => {
+                cmd::private::dm(&socket, printer, cmd::private::To::Nick(nick), text).await
+            }
+            cli::Command::Dms { with, lines } => {
+                cmd::private::history(&socket, printer, with.unwrap_or_default(), lines).await
+            }
+            cli::Command::Group(g) => cmd::private::group(&socket, printer, g).await,
+            cli::Command::Block { nick } => cmd::private::block(&socket, printer, nick, true).await,
+            cli::Command::Unblock { nick } => {
+                cmd::private::block(&socket, printer, nick, false).await
+            }
+            cli::Command::Blocks => cmd::private::blocks(&socket, printer).await,
             cli::Command::Search(args) => cmd::search::run(&socket, printer, args).await,
             cli::Command::Export(args) => cmd::export::run(&socket, args).await,
             cli::Command::Tail(args) => cmd::tail::run(&socket, printer, args).await,

@@ -152,6 +152,22 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             "the people service",
             people.clone().run(ring.clone(), node.subscribe_joined()),
         );
+        // Private conversations: end-to-end encrypted, through direct delivery and mailboxes.
+        let dm = crate::dm::Dm::open(
+            &settings.data_dir,
+            crate::dm::DmConfig {
+                ttl: settings.chat.mailbox_ttl,
+                retention: (!settings.chat.retention_age.is_zero())
+                    .then_some(settings.chat.retention_age),
+            },
+            people.clone(),
+            records.clone(),
+            direct.clone(),
+        )?;
+        tasks.spawn(
+            "the private-conversations service",
+            dm.clone().run(node.subscribe_joined(), direct.received()),
+        );
         if !settings.chat.retention_age.is_zero() {
             let max_age = settings.chat.retention_age;
             tasks.spawn("the history's age limit", prune_history(chat.clone(), max_age));
@@ -195,6 +211,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             chat_api,
             records.clone(),
             people.clone(),
+            dm.clone(),
             &settings.access,
             stop,
         );

@@ -40,6 +40,9 @@ pub enum Error {
     /// The DHT record file could not be opened.
     #[error(transparent)]
     Records(#[from] crate::records::RecordStoreError),
+    /// The private-message store could not be opened.
+    #[error(transparent)]
+    Private(#[from] crate::dm::store::StoreError),
     /// The operator's account could not be opened.
     #[error("the operator's account: {0}")]
     People(#[from] crate::people::PeopleError),

@@ -34,6 +34,7 @@ pub mod config;
 pub mod control;
 pub mod direct;
 pub mod discovery;
+pub mod dm;
 pub mod env;
 pub mod error;
 pub mod identity;

@@ -24,6 +24,8 @@ mod lan;
 mod membership;
 #[path = "ring/people.rs"]
 mod people;
+#[path = "ring/private.rs"]
+mod private;
 #[path = "ring/records.rs"]
 mod records;
 #[path = "ring/rejoin.rs"]

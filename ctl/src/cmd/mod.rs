@@ -5,6 +5,7 @@ pub mod completions;
 pub mod discover;
 pub mod export;
 pub mod peers;
+pub mod private;
 pub mod record;
 pub mod ring;
 pub mod search;

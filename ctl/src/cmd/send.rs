@@ -1,5 +1,6 @@
 //! `chatctl send [--room R] TEXT…`: send one message, or with no TEXT one message per line of
-//! standard input (blank lines skipped). Prints nothing on success, or with `--json` the sent
+//! standard input (blank lines skipped). A text `@nick words…` goes privately to nick
+//! (`chatctl dm`), unless `--room` names a room. Prints nothing on success, or with `--json` the sent
 //! message. When chatd says the client sends too fast, waits and retries (bounded), so piping a
 //! file in works.
 
@@ -24,9 +25,21 @@ const RETRY_WAIT: Duration = Duration::from_millis(250);
 /// Sends the message(s).
 pub async fn run(socket: &Target, printer: Printer, args: SendArgs) -> Result<(), Error> {
     let mut api = client::chat_service(socket).await?;
+    let explicit_room = args.room.is_some();
     let room = args.room.unwrap_or_default();
     if !args.text.is_empty() {
-        return send_one(&mut api, socket, printer, &room, args.text.join(" ")).await;
+        let text = args.text.join(" ");
+        // The seeds' syntax: `@nick text` is a private message (unless a room is named).
+        if let (false, Some((nick, rest))) = (explicit_room, private_target(&text)) {
+            return crate::cmd::private::dm(
+                socket,
+                printer,
+                crate::cmd::private::To::Nick(nick),
+                vec![rest],
+            )
+            .await;
+        }
+        return send_one(&mut api, socket, printer, &room, text).await;
     }
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
@@ -34,9 +47,27 @@ pub async fn run(socket: &Target, printer: Printer, args: SendArgs) -> Result<()
         if line.trim().is_empty() {
             continue;
         }
+        if let (false, Some((nick, rest))) = (explicit_room, private_target(&line)) {
+            crate::cmd::private::dm(
+                socket,
+                printer,
+                crate::cmd::private::To::Nick(nick),
+                vec![rest],
+            )
+            .await?;
+            continue;
+        }
         send_one(&mut api, socket, printer, &room, line).await?;
     }
     Ok(())
+}
+
+/// `@nick text` → (`nick`, `text`).
+pub fn private_target(text: &str) -> Option<(String, String)> {
+    let rest = text.strip_prefix('@')?;
+    let (nick, body) = rest.split_once(char::is_whitespace)?;
+    let body = body.trim();
+    (!nick.is_empty() && !body.is_empty()).then(|| (nick.to_owned(), body.to_owned()))
 }
 
 async fn send_one(

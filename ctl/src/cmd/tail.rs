@@ -8,6 +8,8 @@
 //! ring; its neighbours send it again within seconds), it keeps asking for up to
 //! [`RESUME_WAIT`], then says so and follows new messages.
 //! `--json` prints one object per line: id, room, from, from_id, text, ts (RFC 3339), and more.
+//! Without `--room`, the caller's private messages are shown too, marked `[alice → you]`
+//! (in JSON: `"kind": "private"` with `to` or `group`).
 
 use crate::client::Target;
 use std::io::{IsTerminal, Write};
@@ -46,12 +48,79 @@ pub async fn run(socket: &Target, printer: Printer, args: TailArgs) -> Result<()
         if args.lines == 0 {
             return Ok(());
         }
-        for m in &page.messages {
-            print(printer, m)?;
+        // Without --room, the caller's private messages too, in time order.
+        let private = if args.room.is_none() {
+            crate::cmd::private::fetch_history(socket, String::new(), args.lines)
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut all: Vec<(i64, Line<'_>)> = page
+            .messages
+            .iter()
+            .map(|m| (m.sent_at_unix_ms, Line::Public(m)))
+            .chain(private.iter().map(|m| (m.sent_unix_ms, Line::Private(m))))
+            .collect();
+        all.sort_by_key(|(t, _)| *t);
+        let skip = all.len().saturating_sub(args.lines as usize);
+        for (_, line) in all.into_iter().skip(skip) {
+            match line {
+                Line::Public(m) => print(printer, m)?,
+                Line::Private(m) => crate::cmd::private::print(printer, m)?,
+            }
         }
         return Ok(());
     }
+    if args.room.is_none() {
+        tokio::spawn(follow_private(socket.clone(), printer));
+    }
     follow(socket, printer, room, args.lines).await
+}
+
+enum Line<'a> {
+    Public(&'a ChatMessage),
+    Private(&'a chat_proto::v1::PrivateMessage),
+}
+
+/// Prints the caller's private messages as they come, watching again after chatd restarts.
+async fn follow_private(socket: Target, printer: Printer) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let stream = async {
+            let mut api = client::private_service(&socket, true).await.ok()?;
+            api.watch_private(chat_proto::v1::WatchPrivateRequest {})
+                .await
+                .ok()
+                .map(|r| r.into_inner())
+        };
+        let Some(mut stream) = stream.await else {
+            back_off(&mut backoff).await;
+            continue;
+        };
+        backoff = Duration::from_millis(100);
+        while let Ok(Some(ev)) = stream.message().await {
+            use chat_proto::v1::private_event::Event;
+            let done = match ev.event {
+                // Messages this client sent show once sent; others' arrive here.
+                Some(Event::Message(m)) => crate::cmd::private::print(printer, &m).is_err(),
+                Some(Event::Status(st)) if printer.is_json() => printer
+                    .json_line(&serde_json::json!({
+                        "kind": "status",
+                        "id": st.id,
+                        "to": st.to,
+                        "to_id": st.to_id,
+                        "status": crate::cmd::private::status_name(st.status),
+                    }))
+                    .is_err(),
+                _ => false,
+            };
+            if done {
+                return;
+            }
+        }
+        back_off(&mut backoff).await;
+    }
 }
 
 async fn follow(

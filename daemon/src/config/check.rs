@@ -250,6 +250,12 @@ impl Checker {
             ),
             None => d.retention_age,
         };
+        let mailbox_ttl = match chat.remove("mailbox_ttl_days") {
+            Some(v) => Duration::from_secs_f64(
+                self.number("chat.mailbox_ttl_days", v, 0.001, 90.0)? * 86_400.0,
+            ),
+            None => d.mailbox_ttl,
+        };
         let mut get = |name: &str, default: u64, max: u64| -> Result<u64, ConfigError> {
             let key = format!("chat.{name}");
             match chat.remove(name) {
@@ -260,6 +266,7 @@ impl Checker {
         Ok(ChatConfig {
             retention_messages: get("retention_messages", d.retention_messages, 1 << 40)?,
             retention_age,
+            mailbox_ttl,
             subscriber_queue: get("subscriber_queue", d.subscriber_queue as u64, 1 << 20)? as usize,
             max_subscribers: get("max_subscribers", d.max_subscribers as u64, 1 << 20)? as usize,
             outbound_queue: get("outbound_queue", d.outbound_queue as u64, 1 << 20)? as usize,

@@ -61,6 +61,10 @@ pub const KEYS: &[Key] = &[
         "days a message is kept at most (0: no age limit)",
     ),
     key(
+        "chat.mailbox_ttl_days",
+        "days an undelivered private message is tried before it expires",
+    ),
+    key(
         "chat.subscriber_queue",
         "how far a subscriber may fall behind",
     ),

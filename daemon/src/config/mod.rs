@@ -107,6 +107,9 @@ pub struct ChatConfig {
     /// How long a message is kept at most (`chat.retention_days`, fractions allowed; zero:
     /// no age limit).
     pub retention_age: std::time::Duration,
+    /// How long an undelivered private message is tried before its sender is told it
+    /// expired (`chat.mailbox_ttl_days`, 1 to 90).
+    pub mailbox_ttl: std::time::Duration,
     /// How far a subscriber may fall behind before it is told it lagged
     /// (`chat.subscriber_queue`).
     pub subscriber_queue: usize,
@@ -134,6 +137,7 @@ impl Default for ChatConfig {
         ChatConfig {
             retention_messages: 100_000,
             retention_age: std::time::Duration::ZERO,
+            mailbox_ttl: std::time::Duration::from_secs(30 * 86_400),
             subscriber_queue: 1024,
             max_subscribers: 1024,
             outbound_queue: 1024,
@@ -399,6 +403,15 @@ impl Settings {
                 int(days as u64)
             } else {
                 T::Float(days)
+            },
+        );
+        let ttl = c.mailbox_ttl.as_secs_f64() / 86_400.0;
+        chat.insert(
+            "mailbox_ttl_days".into(),
+            if ttl.fract() == 0.0 {
+                int(ttl as u64)
+            } else {
+                T::Float(ttl)
             },
         );
         chat.insert("subscriber_queue".into(), int(c.subscriber_queue as u64));

@@ -11,7 +11,9 @@ use chat_overlay::BroadcastError;
 
 use crate::chat::{ChatError, SendError};
 use crate::paths::PathError;
+use crate::dm::PrivateError;
 use crate::people::PeopleError;
+use chat_dm::DmError;
 use crate::records::RecordsError;
 use crate::ring::originate::OriginateError;
 use chat_overlay::records::RecordError;
@@ -172,6 +174,26 @@ impl From<PeopleError> for ApiError {
             PeopleError::TooManyAccounts => ApiError::ResourceExhausted(err.to_string()),
             PeopleError::Key(_) => ApiError::Internal(err.to_string()),
             PeopleError::Records(e) => e.into(),
+        }
+    }
+}
+
+impl From<PrivateError> for ApiError {
+    fn from(err: PrivateError) -> ApiError {
+        let m = err.to_string();
+        match err {
+            PrivateError::Engine(e) => match e {
+                DmError::TextSize { .. } | DmError::ToSelf => ApiError::field("text", e),
+                DmError::Backlog(_) | DmError::RateLimited { .. } | DmError::GroupLimit(_) => {
+                    ApiError::ResourceExhausted(m)
+                }
+                DmError::NoGroup => ApiError::NotFound(m),
+                DmError::NotAllowed(_) => ApiError::FailedPrecondition(m),
+            },
+            PrivateError::UnknownNick(_) | PrivateError::UnknownGroup(_) => ApiError::NotFound(m),
+            PrivateError::AmbiguousGroup(_) => ApiError::InvalidArgument(m),
+            PrivateError::People(e) => e.into(),
+            PrivateError::Store(_) => ApiError::Internal(m),
         }
     }
 }

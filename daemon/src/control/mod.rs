@@ -8,7 +8,7 @@
 //! [`ControlSocket`] is dropped, unless another process has replaced it meanwhile.
 //!
 //! One file per gRPC service (`node_service.rs`, `chat_service.rs`, `record_service.rs`,
-//! `user_service.rs`; the standard health and
+//! `user_service.rs`, `private_service.rs`; the standard health and
 //! reflection services in `standard.rs`); who may call is decided in `access.rs` (peer
 //! credentials on the socket, a bearer token on the optional TCP listener); domain errors
 //! become `tonic::Status` in one place, `error.rs`.
@@ -18,6 +18,7 @@ mod chat_service;
 mod error;
 mod node_service;
 mod quiet;
+mod private_service;
 mod record_service;
 mod standard;
 mod user_service;
@@ -36,11 +37,13 @@ use tracing::{info, warn};
 pub use chat_service::ChatApi;
 pub use error::{ApiError, ControlError};
 pub use node_service::NodeApi;
+pub use private_service::PrivateApi;
 pub use record_service::RecordApi;
 pub use user_service::UserApi;
 
 use access::{Conn, Gate, UnixPolicy};
 use chat_proto::v1::chat_service_server::ChatServiceServer;
+use chat_proto::v1::private_service_server::PrivateServiceServer;
 use chat_proto::v1::record_service_server::RecordServiceServer;
 use chat_proto::v1::user_service_server::UserServiceServer;
 use tokio::net::TcpListener;
@@ -163,6 +166,7 @@ impl ControlSocket {
         chat_api: ChatApi,
         records: Arc<crate::records::Records>,
         people: Arc<crate::people::People>,
+        dm: Arc<crate::dm::Dm>,
         access: &Access,
         mut shutdown: Shutdown,
     ) -> Result<(), ControlError> {
@@ -208,6 +212,11 @@ impl ControlSocket {
             )))
             .add_service(ChatServiceServer::new(chat_api))
             .add_service(RecordServiceServer::new(RecordApi::new(records)))
+            .add_service(PrivateServiceServer::new(PrivateApi::new(
+                dm,
+                people.clone(),
+                node.clone(),
+            )))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -18,6 +18,7 @@ pub const HEALTH_SERVICES: &[&str] = &[
     "chat.v1.ChatService",
     "chat.v1.RecordService",
     "chat.v1.UserService",
+    "chat.v1.PrivateService",
 ];
 
 /// Keeps the health statuses equal to the node's membership until the node is dropped.

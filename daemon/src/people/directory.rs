@@ -159,6 +159,23 @@ impl Directory {
         self.users.get(account)
     }
 
+    /// The account shown as `name` (`*guest`, `nick`, any case; `nick#abcd` names the
+    /// conflict's loser).
+    pub fn find(&self, name: &str) -> Option<&User> {
+        let name = name.strip_prefix('@').unwrap_or(name);
+        let bare = name.strip_prefix('*').unwrap_or(name);
+        let (nick, tag) = match bare.split_once('#') {
+            Some((n, t)) => (n, Some(t.to_ascii_lowercase())),
+            None => (bare, None),
+        };
+        let set = self.names.get(&normalise(nick))?;
+        let account = match tag {
+            None => set.first()?.1,
+            Some(t) => set.iter().find(|(_, a)| hex::encode(&a[..2]) == t)?.1,
+        };
+        self.users.get(&account)
+    }
+
     /// The (non-guest) account hosted by `node`, if known.
     pub fn host_of(&self, node: &[u8; 32]) -> Option<&User> {
         self.users

@@ -250,6 +250,36 @@ impl People {
         Ok(self.host(who)?.account)
     }
 
+    /// The signing key of `who`'s account (opening it if needed).
+    pub fn signer_of(&self, who: Who) -> Result<ed25519_dalek::SigningKey, PeopleError> {
+        Ok(self.host(who)?.key.clone())
+    }
+
+    /// Every hosted account: whose, and its signing key.
+    pub fn hosted_keys(&self) -> Vec<(Who, ed25519_dalek::SigningKey)> {
+        self.all_hosted()
+            .into_iter()
+            .map(|h| (h.who, h.key.clone()))
+            .collect()
+    }
+
+    /// The account shown as `name` (see [`Directory::find`]).
+    pub fn find(&self, name: &str) -> Option<User> {
+        self.directory().find(name).cloned()
+    }
+
+    /// What the directory knows of `account`, and the name it shows.
+    pub fn user(&self, account: &[u8; 32]) -> Option<(String, User)> {
+        let dir = self.directory();
+        dir.get(account).map(|u| (dir.display(u), u.clone()))
+    }
+
+    /// The name shown for `account` (`?` and its short key when unknown).
+    pub fn display_account(&self, account: &[u8; 32]) -> String {
+        self.user(account)
+            .map_or_else(|| format!("?{}", hex::encode(&account[..4])), |(n, _)| n)
+    }
+
     /// `who`'s nickname (none until claimed) and why it differs from the wish.
     pub fn nickname(&self, who: Who) -> (Option<String>, String) {
         match self.host(who) {

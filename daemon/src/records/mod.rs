@@ -252,8 +252,13 @@ impl Records {
     }
 
     /// Reads `kind` and `key` (empty: this node's key, for the kinds keyed by owner).
+    /// Any account's record of a kind keyed by owner may be read (its 32-byte key).
     pub async fn get(&self, kind: Kind, key: Vec<u8>) -> Result<Vec<Record>, RecordsError> {
-        let key = self.key_for(kind, key)?;
+        let key = if kind.policy() == Policy::Latest && key.len() == 32 {
+            key
+        } else {
+            self.key_for(kind, key)?
+        };
         let (tx, rx) = oneshot::channel();
         let token = self.wait(Waiter::Get(tx))?;
         self.submit(
@@ -328,15 +333,34 @@ impl Records {
     }
 
     async fn put_signed(&self, record: Record) -> Result<u8, RecordsError> {
+        self.put_with(record, true).await
+    }
+
+    /// Puts a record signed elsewhere (a private message's mailbox item, signed by a key of
+    /// its own) once: this node does not renew it; its maker puts it again if it must.
+    pub async fn put_record(&self, record: Record) -> Result<u8, RecordsError> {
+        self.put_with(record, false).await
+    }
+
+    /// Removes `items` from the mailbox of `recipient`'s account (signed by it), for `ttl`
+    /// (at least as long as the items would have lived).
+    pub async fn remove_items(
+        &self,
+        recipient: &SigningKey,
+        items: Vec<chat_overlay::records::Hash>,
+        ttl: Duration,
+    ) -> Result<u8, RecordsError> {
+        let key = recipient.verifying_key().to_bytes().to_vec();
+        let record = self.sign(recipient, Kind::Mailbox, key, Value::Removed(items), ttl, None);
+        self.put_with(record, true).await
+    }
+
+    async fn put_with(&self, record: Record, own: bool) -> Result<u8, RecordsError> {
         let (tx, rx) = oneshot::channel();
         let token = self.wait(Waiter::Put(tx))?;
         self.submit(
             token,
-            Input::Records(RecordsInput::Put {
-                token,
-                record,
-                own: true,
-            }),
+            Input::Records(RecordsInput::Put { token, record, own }),
         )?;
         Ok(self.answer(token, rx).await??)
     }

@@ -1,0 +1,329 @@
+//! `chat.v1.PrivateService`: the caller's private messages and groups (`crate::dm`). The
+//! caller's account is the one the control connection maps to (the operator's, a local Unix
+//! user's, the TCP token's guest); nobody reads or sends as another account.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chat_dm::Status as DmStatus;
+use chat_dm::group::GroupState;
+use chat_proto::v1::private_service_server::PrivateService;
+use chat_proto::v1::{
+    BlockRequest, BlockResponse, BlockedUser, ChangeGroupRequest, ChangeGroupResponse,
+    CreateGroupRequest, CreateGroupResponse, DeliveryStatus, Group, LeaveGroupRequest,
+    LeaveGroupResponse, ListBlocksRequest, ListBlocksResponse, ListGroupsRequest,
+    ListGroupsResponse, PrivateEvent, PrivateHistoryRequest, PrivateHistoryResponse,
+    PrivateMessage, SendPrivateRequest, SendPrivateResponse, StatusChange, UnblockRequest,
+    UnblockResponse, WatchPrivateRequest, private_event,
+};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::ApiError;
+use super::access::ClientInfo;
+use crate::dm::{Dm, DmEvent, Message};
+use crate::node::Node;
+use crate::people::{People, PeopleError, Who};
+
+/// Most messages one history call returns.
+const MAX_HISTORY: u32 = 1000;
+
+/// The `PrivateService` implementation.
+#[derive(Clone, Debug)]
+pub struct PrivateApi {
+    dm: Arc<Dm>,
+    people: Arc<People>,
+    node: Arc<Node>,
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<PrivateEvent, Status>> + Send>>;
+
+/// The API's form of a delivery status.
+pub fn delivery(code: u8) -> DeliveryStatus {
+    match code {
+        1 => DeliveryStatus::Queued,
+        2 => DeliveryStatus::Sent,
+        3 => DeliveryStatus::Stored,
+        4 => DeliveryStatus::Delivered,
+        5 => DeliveryStatus::Expired,
+        _ => DeliveryStatus::Unspecified,
+    }
+}
+
+impl PrivateApi {
+    /// The service over `dm`.
+    pub fn new(dm: Arc<Dm>, people: Arc<People>, node: Arc<Node>) -> PrivateApi {
+        PrivateApi { dm, people, node }
+    }
+
+    fn caller<T>(&self, r: &Request<T>) -> Result<Who, ApiError> {
+        if !self.node.is_joined() {
+            return Err(PeopleError::NotJoined.into());
+        }
+        Ok(self.people.who(r.extensions().get::<ClientInfo>()))
+    }
+
+    /// A message as the API shows it (group names from `groups`).
+    pub fn message(&self, m: &Message, groups: &[GroupState]) -> PrivateMessage {
+        let r = &m.row;
+        let (to, to_id) = match (r.group, r.outgoing, r.peer) {
+            (None, true, Some(p)) => (self.people.display_account(&p), hex::encode(p)),
+            (None, false, _) => (
+                self.people.display_account(&m.account),
+                hex::encode(m.account),
+            ),
+            _ => (String::new(), String::new()),
+        };
+        let group = r
+            .group
+            .and_then(|g| groups.iter().find(|s| s.id == g))
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        PrivateMessage {
+            id: hex::encode(r.id),
+            from: self.people.display_account(&r.from),
+            from_id: hex::encode(r.from),
+            to,
+            to_id,
+            group_id: r.group.map(hex::encode).unwrap_or_default(),
+            group,
+            text: r.text.clone(),
+            sent_unix_ms: i64::try_from(r.sent_ms).unwrap_or(i64::MAX),
+            outgoing: r.outgoing,
+            status: delivery(r.status) as i32,
+        }
+    }
+
+    fn group(&self, g: &GroupState, me: &[u8; 32]) -> Group {
+        Group {
+            id: hex::encode(g.id),
+            name: g.name.clone(),
+            creator: self.people.display_account(&g.creator),
+            creator_id: hex::encode(g.creator),
+            members: g
+                .member_keys()
+                .iter()
+                .map(|m| self.people.display_account(m))
+                .collect(),
+            version: g.version,
+            left: !g.has(me),
+        }
+    }
+}
+
+fn status_code(s: DmStatus) -> u8 {
+    crate::dm::status_code(s)
+}
+
+#[tonic::async_trait]
+impl PrivateService for PrivateApi {
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn send_private(
+        &self,
+        request: Request<SendPrivateRequest>,
+    ) -> Result<Response<SendPrivateResponse>, Status> {
+        let who = self.caller(&request)?;
+        let r = request.into_inner();
+        let m = match (r.to.trim().is_empty(), r.group_id.trim().is_empty()) {
+            (false, true) => self.dm.send_to(who, &r.to, &r.text),
+            (true, false) => self.dm.send_group(who, &r.group_id, &r.text),
+            _ => {
+                return Err(ApiError::field("to", "give exactly one of `to` and `group_id`").into());
+            }
+        }
+        .map_err(ApiError::from)?;
+        self.people.touch(who);
+        let groups = self.dm.groups(who).map_err(ApiError::from)?;
+        Ok(Response::new(SendPrivateResponse {
+            message: Some(self.message(&m, &groups)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn private_history(
+        &self,
+        request: Request<PrivateHistoryRequest>,
+    ) -> Result<Response<PrivateHistoryResponse>, Status> {
+        let who = self.caller(&request)?;
+        let r = request.into_inner();
+        let limit = match r.limit {
+            0 => 100,
+            n => n.min(MAX_HISTORY),
+        };
+        let rows = self.dm.history(who, &r.with, limit).map_err(ApiError::from)?;
+        let groups = self.dm.groups(who).map_err(ApiError::from)?;
+        Ok(Response::new(PrivateHistoryResponse {
+            messages: rows.iter().map(|m| self.message(m, &groups)).collect(),
+        }))
+    }
+
+    type WatchPrivateStream = EventStream;
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn watch_private(
+        &self,
+        request: Request<WatchPrivateRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let who = self.caller(&request)?;
+        let me = self.people.account_of(who).map_err(ApiError::from)?;
+        let mut rx = self.dm.watch();
+        let api = self.clone();
+        let stream = async_stream(move |tx| async move {
+            loop {
+                let ev = match rx.recv().await {
+                    Ok(ev) => ev,
+                    Err(RecvError::Lagged(n)) => {
+                        let _ = tx
+                            .send(Err(Status::resource_exhausted(format!(
+                                "this watcher fell {n} events behind; watch again and read \
+                                 the history"
+                            ))))
+                            .await;
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                let event = match ev {
+                    DmEvent::Message(m) if m.account == me => {
+                        let groups = api.dm.groups(who).unwrap_or_default();
+                        private_event::Event::Message(api.message(&m, &groups))
+                    }
+                    DmEvent::Status {
+                        account,
+                        id,
+                        to,
+                        status,
+                    } if account == me => private_event::Event::Status(StatusChange {
+                        id: hex::encode(id),
+                        to: api.people.display_account(&to),
+                        to_id: hex::encode(to),
+                        status: delivery(status_code(status)) as i32,
+                    }),
+                    DmEvent::Group { account, state } if account == me => {
+                        private_event::Event::Group(api.group(&state, &me))
+                    }
+                    _ => continue,
+                };
+                if tx
+                    .send(Ok(PrivateEvent { event: Some(event) }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+
+    async fn create_group(
+        &self,
+        request: Request<CreateGroupRequest>,
+    ) -> Result<Response<CreateGroupResponse>, Status> {
+        let who = self.caller(&request)?;
+        let me = self.people.account_of(who).map_err(ApiError::from)?;
+        let r = request.into_inner();
+        let g = self
+            .dm
+            .create_group(who, &r.name, &r.members)
+            .map_err(ApiError::from)?;
+        Ok(Response::new(CreateGroupResponse {
+            group: Some(self.group(&g, &me)),
+        }))
+    }
+
+    async fn change_group(
+        &self,
+        request: Request<ChangeGroupRequest>,
+    ) -> Result<Response<ChangeGroupResponse>, Status> {
+        let who = self.caller(&request)?;
+        let me = self.people.account_of(who).map_err(ApiError::from)?;
+        let r = request.into_inner();
+        let g = self
+            .dm
+            .change_group(who, &r.group_id, &r.add, &r.remove)
+            .map_err(ApiError::from)?;
+        Ok(Response::new(ChangeGroupResponse {
+            group: Some(self.group(&g, &me)),
+        }))
+    }
+
+    async fn leave_group(
+        &self,
+        request: Request<LeaveGroupRequest>,
+    ) -> Result<Response<LeaveGroupResponse>, Status> {
+        let who = self.caller(&request)?;
+        let r = request.into_inner();
+        self.dm
+            .leave_group(who, &r.group_id)
+            .map_err(ApiError::from)?;
+        Ok(Response::new(LeaveGroupResponse {}))
+    }
+
+    async fn list_groups(
+        &self,
+        request: Request<ListGroupsRequest>,
+    ) -> Result<Response<ListGroupsResponse>, Status> {
+        let who = self.caller(&request)?;
+        let me = self.people.account_of(who).map_err(ApiError::from)?;
+        let groups = self.dm.groups(who).map_err(ApiError::from)?;
+        Ok(Response::new(ListGroupsResponse {
+            groups: groups.iter().map(|g| self.group(g, &me)).collect(),
+        }))
+    }
+
+    async fn block(
+        &self,
+        request: Request<BlockRequest>,
+    ) -> Result<Response<BlockResponse>, Status> {
+        let who = self.caller(&request)?;
+        let r = request.into_inner();
+        let changed = self
+            .dm
+            .set_blocked(who, &r.nickname, true)
+            .map_err(ApiError::from)?;
+        Ok(Response::new(BlockResponse { changed }))
+    }
+
+    async fn unblock(
+        &self,
+        request: Request<UnblockRequest>,
+    ) -> Result<Response<UnblockResponse>, Status> {
+        let who = self.caller(&request)?;
+        let r = request.into_inner();
+        let changed = self
+            .dm
+            .set_blocked(who, &r.nickname, false)
+            .map_err(ApiError::from)?;
+        Ok(Response::new(UnblockResponse { changed }))
+    }
+
+    async fn list_blocks(
+        &self,
+        request: Request<ListBlocksRequest>,
+    ) -> Result<Response<ListBlocksResponse>, Status> {
+        let who = self.caller(&request)?;
+        let blocked = self.dm.blocked(who).map_err(ApiError::from)?;
+        Ok(Response::new(ListBlocksResponse {
+            users: blocked
+                .iter()
+                .map(|b| BlockedUser {
+                    nickname: self.people.display_account(b),
+                    user_id: hex::encode(b),
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// A stream fed by `f` through a bounded channel.
+fn async_stream<F, Fut>(f: F) -> EventStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<PrivateEvent, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

@@ -1,0 +1,485 @@
+//! The private-conversations service: end-to-end encrypted direct and group messages of the
+//! accounts this node hosts (`docs/protocol.md`, "Private messages"; `docs/security.md`).
+//!
+//! The rules live in the sans-IO `chat-dm` crate ([`chat_dm::Engine`], one per hosted
+//! account); this service drives them:
+//! - `store.rs`: `dm.sqlite3` — engine state and the accounts' own private messages;
+//! - `net.rs`: what the engines ask for — fetch a key bundle, deliver an item directly to the
+//!   recipient's node or put it in its mailbox, put it again, remove drained items;
+//! - `run.rs`: the service's task — publishing each account's key bundle, rotating keys,
+//!   ticking the engines, draining the mailboxes, taking direct deliveries;
+//! - this file: the service and what the control API calls.
+//!
+//! Every engine call's changes, with the messages it shows, are committed to the store before
+//! its actions (acknowledgements, removals) go out. No plaintext is logged.
+
+mod net;
+mod run;
+pub mod store;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chat_dm::group::GroupState;
+use chat_dm::{Action, DmError, Engine, Shown, Status};
+use ed25519_dalek::SigningKey;
+use tokio::sync::{Notify, broadcast};
+use tracing::warn;
+
+use crate::direct::Direct;
+use crate::people::{People, PeopleError, Who};
+use crate::records::{Records, unix_ms};
+use store::{Batch, Row, Store, StoreError};
+
+/// Events a slow watcher may fall behind by.
+const WATCH_QUEUE: usize = 1024;
+
+/// The service's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct DmConfig {
+    /// How long an undelivered message is tried (`chat.mailbox_ttl_days`).
+    pub ttl: Duration,
+    /// How long private messages are kept (`chat.retention_days`; `None`: by count only).
+    pub retention: Option<Duration>,
+}
+
+/// Why a private-conversation call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateError {
+    /// The engine refused (size, rate, backlog, group rules).
+    #[error(transparent)]
+    Engine(#[from] DmError),
+    /// No account shows this name.
+    #[error("nobody is called {0} (chatctl users lists who is known)")]
+    UnknownNick(String),
+    /// No group of the caller's has this id or name.
+    #[error("you are in no group {0:?} (chatctl group list)")]
+    UnknownGroup(String),
+    /// Two groups of the caller's have this name.
+    #[error("several of your groups are called {0:?}: name it by id")]
+    AmbiguousGroup(String),
+    /// The caller's account.
+    #[error(transparent)]
+    People(#[from] PeopleError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A private message as watchers and the history see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// The local account it belongs to.
+    pub account: [u8; 32],
+    pub row: Row,
+}
+
+/// What watchers are told.
+#[derive(Clone, Debug)]
+pub enum DmEvent {
+    Message(Message),
+    Status {
+        account: [u8; 32],
+        id: [u8; 16],
+        to: [u8; 32],
+        status: Status,
+    },
+    Group {
+        account: [u8; 32],
+        state: GroupState,
+    },
+}
+
+/// The service.
+pub struct Dm {
+    cfg: DmConfig,
+    people: Arc<People>,
+    records: Arc<Records>,
+    direct: Arc<Direct>,
+    store: Mutex<Store>,
+    engines: Mutex<HashMap<[u8; 32], Engine>>,
+    events: broadcast::Sender<DmEvent>,
+    /// Wakes the task (a new engine to publish, an early drain).
+    wake: Notify,
+}
+
+impl std::fmt::Debug for Dm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dm").finish_non_exhaustive()
+    }
+}
+
+/// The store's number for a status.
+pub fn status_code(s: Status) -> u8 {
+    match s {
+        Status::Queued => 1,
+        Status::Sent => 2,
+        Status::Stored => 3,
+        Status::Delivered => 4,
+        Status::Expired => 5,
+    }
+}
+
+impl Dm {
+    /// Opens the store in `data_dir`.
+    pub fn open(
+        data_dir: &Path,
+        cfg: DmConfig,
+        people: Arc<People>,
+        records: Arc<Records>,
+        direct: Arc<Direct>,
+    ) -> Result<Arc<Dm>, StoreError> {
+        Ok(Arc::new(Dm {
+            cfg,
+            people,
+            records,
+            direct,
+            store: Mutex::new(Store::open(data_dir)?),
+            engines: Mutex::new(HashMap::new()),
+            events: broadcast::channel(WATCH_QUEUE).0,
+            wake: Notify::new(),
+        }))
+    }
+
+    fn engines(&self) -> MutexGuard<'_, HashMap<[u8; 32], Engine>> {
+        self.engines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Events from now on.
+    pub fn watch(&self) -> broadcast::Receiver<DmEvent> {
+        self.events.subscribe()
+    }
+
+    /// The account of `who` and its key.
+    fn account(&self, who: Who) -> Result<([u8; 32], SigningKey), PrivateError> {
+        let key = self.people.signer_of(who)?;
+        Ok((key.verifying_key().to_bytes(), key))
+    }
+
+    /// Runs `f` on `signer`'s engine (loaded or made on first use), commits what changed
+    /// with the messages it shows, tells watchers, and carries out the network actions.
+    fn act<R>(
+        self: &Arc<Self>,
+        signer: &SigningKey,
+        f: impl FnOnce(&mut Engine, u64) -> (R, Vec<Action>),
+    ) -> Result<R, PrivateError> {
+        let account = signer.verifying_key().to_bytes();
+        let now = unix_ms();
+        let mut engines = self.engines();
+        if !engines.contains_key(&account) {
+            let e = self.load_engine(signer, now)?;
+            engines.insert(account, e);
+            self.wake.notify_one();
+        }
+        let Some(engine) = engines.get_mut(&account) else {
+            return Err(PrivateError::UnknownNick("self".into()));
+        };
+        let (r, actions) = f(engine, now);
+        let mut batch = Batch::default();
+        let (core, peers) = engine.take_dirty();
+        if core {
+            batch.core = Some(engine.export_core());
+        }
+        for p in peers {
+            if let Some(state) = engine.export_peer(&p) {
+                batch.peers.push((p, state));
+            }
+        }
+        let mut events = Vec::new();
+        let mut network = Vec::new();
+        for a in actions {
+            match a {
+                Action::Show(s) => {
+                    let m = Message {
+                        account,
+                        row: row_of(&s),
+                    };
+                    batch.messages.push(m.row.clone());
+                    events.push(DmEvent::Message(m));
+                }
+                Action::Status { id, to, status } => {
+                    batch.statuses.push((id, status_code(status)));
+                    events.push(DmEvent::Status {
+                        account,
+                        id,
+                        to,
+                        status,
+                    });
+                }
+                Action::Group(state) => events.push(DmEvent::Group { account, state }),
+                other => network.push(other),
+            }
+        }
+        self.store().commit(&account, &batch)?;
+        drop(engines);
+        for e in events {
+            let _ = self.events.send(e);
+        }
+        self.execute(signer, network);
+        Ok(r)
+    }
+
+    fn load_engine(&self, signer: &SigningKey, now: u64) -> Result<Engine, PrivateError> {
+        let account = signer.verifying_key().to_bytes();
+        let ttl = u64::try_from(self.cfg.ttl.as_millis()).unwrap_or(u64::MAX);
+        if let Some((core, peers)) = self.store().load(&account)? {
+            match Engine::restore(signer.clone(), ttl, &core, peers) {
+                Some((e, bad)) => {
+                    if bad > 0 {
+                        warn!(bad, "private conversations: some peer states did not decode");
+                    }
+                    return Ok(e);
+                }
+                None => warn!(
+                    "private conversations: the stored keys do not decode; making new ones \
+                     (messages sealed to the old keys cannot be read)"
+                ),
+            }
+        }
+        Ok(Engine::new(signer.clone(), ttl, now))
+    }
+
+    /// The caller's outgoing message to the person shown as `nick`.
+    pub fn send_to(
+        self: &Arc<Self>,
+        who: Who,
+        nick: &str,
+        text: &str,
+    ) -> Result<Message, PrivateError> {
+        let (account, signer) = self.account(who)?;
+        let nick = nick.trim();
+        let to = self
+            .people
+            .find(nick)
+            .ok_or_else(|| PrivateError::UnknownNick(nick.to_owned()))?
+            .account;
+        let shown = self.act(&signer, |e, now| match e.send_text(to, text, now) {
+            Ok(s) => {
+                let a = e.tick(now);
+                (Ok(s), a)
+            }
+            Err(err) => (Err(err), Vec::new()),
+        })??;
+        self.record_outgoing(account, &shown)
+    }
+
+    /// The caller's outgoing message to group `group` (id or name).
+    pub fn send_group(
+        self: &Arc<Self>,
+        who: Who,
+        group: &str,
+        text: &str,
+    ) -> Result<Message, PrivateError> {
+        let (account, signer) = self.account(who)?;
+        let id = self.group_id(&signer, group)?;
+        let shown = self.act(&signer, |e, now| match e.send_group(&id, text, now) {
+            Ok(s) => {
+                let a = e.tick(now);
+                (Ok(s), a)
+            }
+            Err(err) => (Err(err), Vec::new()),
+        })??;
+        self.record_outgoing(account, &shown)
+    }
+
+    /// Stores and announces a message the caller sent.
+    fn record_outgoing(&self, account: [u8; 32], s: &Shown) -> Result<Message, PrivateError> {
+        let mut row = row_of(s);
+        row.status = status_code(Status::Queued);
+        let batch = Batch {
+            messages: vec![row.clone()],
+            ..Batch::default()
+        };
+        self.store().commit(&account, &batch)?;
+        let m = Message { account, row };
+        let _ = self.events.send(DmEvent::Message(m.clone()));
+        Ok(m)
+    }
+
+    /// The group of the caller's with this id (hex) or name.
+    fn group_id(self: &Arc<Self>, signer: &SigningKey, group: &str) -> Result<[u8; 16], PrivateError> {
+        let groups = self.act(signer, |e, _| (e.groups(), Vec::new()))?;
+        let group = group.trim().trim_start_matches('#');
+        if let Some(g) = groups.iter().find(|g| hex::encode(g.id) == group) {
+            return Ok(g.id);
+        }
+        let named: Vec<&GroupState> = groups
+            .iter()
+            .filter(|g| g.name.eq_ignore_ascii_case(group))
+            .collect();
+        match named.as_slice() {
+            [g] => Ok(g.id),
+            [] => Err(PrivateError::UnknownGroup(group.to_owned())),
+            _ => Err(PrivateError::AmbiguousGroup(group.to_owned())),
+        }
+    }
+
+    /// The caller's private messages (with `with`: one person's or one group's).
+    pub fn history(
+        self: &Arc<Self>,
+        who: Who,
+        with: &str,
+        limit: u32,
+    ) -> Result<Vec<Message>, PrivateError> {
+        let (account, signer) = self.account(who)?;
+        let with = with.trim();
+        let (peer, group) = if with.is_empty() {
+            (None, None)
+        } else if let Some(u) = self.people.find(with) {
+            (Some(u.account), None)
+        } else {
+            match self.group_id(&signer, with) {
+                Ok(g) => (None, Some(g)),
+                Err(_) => return Err(PrivateError::UnknownNick(with.to_owned())),
+            }
+        };
+        let rows = self
+            .store()
+            .history(&account, peer.as_ref(), group.as_ref(), limit)?;
+        Ok(rows.into_iter().map(|row| Message { account, row }).collect())
+    }
+
+    /// Creates a group of the caller and the people named.
+    pub fn create_group(
+        self: &Arc<Self>,
+        who: Who,
+        name: &str,
+        members: &[String],
+    ) -> Result<GroupState, PrivateError> {
+        let (_, signer) = self.account(who)?;
+        let keys = self.resolve(members)?;
+        let state = self.act(&signer, |e, now| match e.create_group(name, &keys, now) {
+            Ok(s) => {
+                let a = e.tick(now);
+                (Ok(s), a)
+            }
+            Err(err) => (Err(err), Vec::new()),
+        })??;
+        Ok(state)
+    }
+
+    /// Adds and removes members of a group of the caller's.
+    pub fn change_group(
+        self: &Arc<Self>,
+        who: Who,
+        group: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<GroupState, PrivateError> {
+        let (_, signer) = self.account(who)?;
+        let id = self.group_id(&signer, group)?;
+        let (add, remove) = (self.resolve(add)?, self.resolve(remove)?);
+        let state = self.act(&signer, |e, now| {
+            match e.change_members(&id, &add, &remove, now) {
+                Ok(s) => {
+                    let a = e.tick(now);
+                    (Ok(s), a)
+                }
+                Err(err) => (Err(err), Vec::new()),
+            }
+        })??;
+        Ok(state)
+    }
+
+    /// Leaves a group.
+    pub fn leave_group(self: &Arc<Self>, who: Who, group: &str) -> Result<(), PrivateError> {
+        let (_, signer) = self.account(who)?;
+        let id = self.group_id(&signer, group)?;
+        self.act(&signer, |e, now| match e.leave_group(&id, now) {
+            Ok(()) => {
+                let a = e.tick(now);
+                (Ok(()), a)
+            }
+            Err(err) => (Err(err), Vec::new()),
+        })??;
+        Ok(())
+    }
+
+    /// The caller's groups.
+    pub fn groups(self: &Arc<Self>, who: Who) -> Result<Vec<GroupState>, PrivateError> {
+        let (_, signer) = self.account(who)?;
+        self.act(&signer, |e, _| (e.groups(), Vec::new()))
+    }
+
+    /// Blocks (`true`) or unblocks the person shown as `nick`; whether that changed anything.
+    pub fn set_blocked(
+        self: &Arc<Self>,
+        who: Who,
+        nick: &str,
+        block: bool,
+    ) -> Result<bool, PrivateError> {
+        let (_, signer) = self.account(who)?;
+        let target = self
+            .people
+            .find(nick.trim())
+            .ok_or_else(|| PrivateError::UnknownNick(nick.trim().to_owned()))?
+            .account;
+        self.act(&signer, |e, _| {
+            let changed = if block {
+                e.block(target)
+            } else {
+                e.unblock(&target)
+            };
+            (changed, Vec::new())
+        })
+    }
+
+    /// The accounts the caller blocked.
+    pub fn blocked(self: &Arc<Self>, who: Who) -> Result<Vec<[u8; 32]>, PrivateError> {
+        let (_, signer) = self.account(who)?;
+        self.act(&signer, |e, _| (e.blocked().copied().collect(), Vec::new()))
+    }
+
+    /// Whether `account`'s owner (a hosted account) blocked `author` (hides public messages).
+    pub fn blocks(&self, account: &[u8; 32], author: &[u8; 32]) -> bool {
+        self.engines()
+            .get(account)
+            .is_some_and(|e| e.is_blocked(author))
+    }
+
+    fn resolve(&self, names: &[String]) -> Result<Vec<[u8; 32]>, PrivateError> {
+        names
+            .iter()
+            .map(|n| {
+                self.people
+                    .find(n.trim())
+                    .map(|u| u.account)
+                    .ok_or_else(|| PrivateError::UnknownNick(n.trim().to_owned()))
+            })
+            .collect()
+    }
+
+    /// Dropped network input by reason, over every engine (metrics).
+    pub fn drops(&self) -> HashMap<&'static str, u64> {
+        let mut out = HashMap::new();
+        for e in self.engines().values() {
+            for (d, n) in e.drops() {
+                *out.entry(d.name()).or_insert(0) += n;
+            }
+        }
+        out
+    }
+}
+
+fn row_of(s: &Shown) -> Row {
+    Row {
+        id: s.id,
+        from: s.from,
+        peer: match (s.group, s.outgoing) {
+            (Some(_), _) => None,
+            (None, true) => Some(s.to),
+            (None, false) => Some(s.from),
+        },
+        group: s.group,
+        text: s.text.clone(),
+        sent_ms: s.sent_ms,
+        outgoing: s.outgoing,
+        status: 0,
+    }
+}

@@ -1,0 +1,122 @@
+//! Carrying out what the engines ask of the network, each in a task of its own: fetching a
+//! key bundle, delivering an item (straight to the recipient's node when the directory says
+//! it is online, else into its mailbox), putting a pending item again, removing drained items.
+//! Every outcome goes back to the engine through [`Dm::act`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_dm::bundle::Bundle;
+use chat_dm::{Action, Delivery};
+use chat_overlay::NodeId;
+use chat_overlay::records::{Kind, MAX_REMOVED, RecordError, Value};
+use ed25519_dalek::SigningKey;
+use tracing::debug;
+
+use super::Dm;
+use crate::people::event::Presence;
+use crate::records::{RecordsError, unix_ms};
+
+/// How long removals of drained items live at their holders: longer than any item.
+const REMOVAL_TTL: Duration = Duration::from_secs(8 * 24 * 3600);
+
+impl Dm {
+    /// Starts the network actions of `signer`'s engine.
+    pub(super) fn execute(self: &Arc<Self>, signer: &SigningKey, actions: Vec<Action>) {
+        for a in actions {
+            let dm = self.clone();
+            let signer = signer.clone();
+            tokio::spawn(async move { dm.carry_out(&signer, a).await });
+        }
+    }
+
+    async fn carry_out(self: Arc<Self>, signer: &SigningKey, a: Action) {
+        match a {
+            Action::FetchBundle { peer } => {
+                let bundle = match self.records.get(Kind::Keys, peer.to_vec()).await {
+                    Ok(recs) => recs.into_iter().find_map(|r| match r.value {
+                        Value::Data(v) if r.owner == peer => Bundle::decode(&v, &peer).ok(),
+                        _ => None,
+                    }),
+                    Err(e) => {
+                        debug!(error = %e, "fetching a key bundle failed");
+                        None
+                    }
+                };
+                let found = bundle.is_some();
+                let _ = self.act(signer, |e, now| ((), e.bundle_fetched(peer, bundle, now)));
+                if found {
+                    // Items that waited in the mailbox for this bundle.
+                    self.wake.notify_one();
+                }
+            }
+            Action::Send {
+                to,
+                seq,
+                value,
+                mailbox,
+                expires_ms,
+            } => {
+                let outcome = self.deliver(to, value, mailbox, expires_ms).await;
+                if seq > 0 {
+                    let _ = self.act(signer, |e, now| ((), e.outcome(to, seq, outcome, now)));
+                }
+            }
+            Action::Reput { to, seq, record } => {
+                if let Err(RecordsError::Refused(RecordError::Removed)) =
+                    self.records.put_record(record).await
+                {
+                    let _ = self.act(signer, |e, now| {
+                        e.item_removed(to, seq, now);
+                        ((), Vec::new())
+                    });
+                }
+            }
+            Action::Remove(hashes) => {
+                for chunk in hashes.chunks(MAX_REMOVED) {
+                    if let Err(e) = self
+                        .records
+                        .remove_items(signer, chunk.to_vec(), REMOVAL_TTL)
+                        .await
+                    {
+                        // The items stay until they expire; drained again, they are known
+                        // replays and are removed then.
+                        debug!(error = %e, items = chunk.len(), "removing drained items failed");
+                    }
+                }
+            }
+            Action::Show(_) | Action::Status { .. } | Action::Group(_) => {}
+        }
+    }
+
+    /// Delivers `value` to account `to`: directly if its node is online (and `mailbox` is
+    /// not asked for), else as a mailbox item.
+    async fn deliver(&self, to: [u8; 32], value: Vec<u8>, mailbox: bool, expires_ms: u64) -> Delivery {
+        if !mailbox
+            && let Some((_, u)) = self.people.user(&to)
+            && u.presence != Presence::Offline
+        {
+            let mut body = Vec::with_capacity(32 + value.len());
+            body.extend_from_slice(&to);
+            body.extend_from_slice(&value);
+            match self.direct.send(NodeId(u.node), body).await {
+                Ok(()) => return Delivery::Direct,
+                Err(e) => debug!(error = %e, "direct delivery failed; using the mailbox"),
+            }
+        }
+        let now = unix_ms();
+        let record = chat_dm::item_record(&to, value, now, expires_ms.max(now + 60_000));
+        match self.records.put_record(record.clone()).await {
+            Ok(_) => Delivery::Stored(record),
+            Err(RecordsError::Refused(RecordError::RateLimited { retry_after_ms })) => {
+                Delivery::Failed {
+                    retry_ms: retry_after_ms.max(1000),
+                }
+            }
+            Err(e) => {
+                debug!(error = %e, "putting a mailbox item failed");
+                Delivery::Failed { retry_ms: 15_000 }
+            }
+        }
+    }
+}

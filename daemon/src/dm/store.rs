@@ -1,0 +1,271 @@
+//! `dm.sqlite` (mode 0600): each hosted account's private-conversation state — its keys,
+//! groups and blocks (`core`), per peer its Olm sessions and streams (`peer`) — and its
+//! private messages, both directions (`message`). The engine's changes and the messages they
+//! show are written in one transaction before anything is acknowledged to the network, so a
+//! crash can neither lose an acknowledged message nor show one twice.
+//!
+//! The file holds secrets (Olm keys) and plaintext of this node's own users only; it never
+//! holds another node's users' messages (those pass as sealed items in `records.sqlite`).
+
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// File name in the data directory.
+pub const FILE: &str = "dm.sqlite3";
+/// Private messages kept per account, at most (the oldest go first).
+pub const MAX_MESSAGES: i64 = 100_000;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("private message store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("private message store {path}: {source}")]
+    Mode {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("private message store: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// A stored private message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub id: [u8; 16],
+    pub from: [u8; 32],
+    /// The other account of a direct conversation (sender or recipient).
+    pub peer: Option<[u8; 32]>,
+    pub group: Option<[u8; 16]>,
+    pub text: String,
+    pub sent_ms: u64,
+    pub outgoing: bool,
+    /// 0 for received messages; the engine's status number otherwise.
+    pub status: u8,
+}
+
+/// One transaction's worth of writes.
+#[derive(Default)]
+pub struct Batch {
+    pub core: Option<Vec<u8>>,
+    pub peers: Vec<([u8; 32], Vec<u8>)>,
+    pub messages: Vec<Row>,
+    /// (message id, status)
+    pub statuses: Vec<([u8; 16], u8)>,
+}
+
+/// The store.
+pub struct Store {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+fn key16(v: Option<Vec<u8>>) -> Option<[u8; 16]> {
+    v.and_then(|v| v.try_into().ok())
+}
+
+fn key32(v: Option<Vec<u8>>) -> Option<[u8; 32]> {
+    v.and_then(|v| v.try_into().ok())
+}
+
+impl Store {
+    /// Opens (creating) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join(FILE);
+        // Created with mode 0600 before SQLite opens it; an existing file is tightened.
+        let created = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path);
+        let mode = |source| StoreError::Mode {
+            path: path.clone(),
+            source,
+        };
+        created.map_err(mode)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(mode)?;
+        let conn = Connection::open(&path).map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA secure_delete = ON;
+             CREATE TABLE IF NOT EXISTS core (
+                 account BLOB PRIMARY KEY, state BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS peer (
+                 account BLOB NOT NULL, peer BLOB NOT NULL, state BLOB NOT NULL,
+                 PRIMARY KEY (account, peer));
+             CREATE TABLE IF NOT EXISTS message (
+                 n INTEGER PRIMARY KEY, account BLOB NOT NULL, id BLOB NOT NULL,
+                 sender BLOB NOT NULL, peer BLOB, grp BLOB, text TEXT NOT NULL,
+                 sent_ms INTEGER NOT NULL, outgoing INTEGER NOT NULL, status INTEGER NOT NULL,
+                 UNIQUE (account, id));
+             CREATE INDEX IF NOT EXISTS message_account ON message (account, n);",
+        )
+        .map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        // The WAL and shared-memory files get SQLite's default mode: tighten them too.
+        for ext in ["-wal", "-shm"] {
+            let p = PathBuf::from(format!("{}{ext}", path.display()));
+            if p.exists() {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    .map_err(mode)?;
+            }
+        }
+        Ok(Store { conn })
+    }
+
+    /// The stored state of `account`: its core and its peers.
+    pub fn load(
+        &self,
+        account: &[u8; 32],
+    ) -> Result<Option<(Vec<u8>, Vec<([u8; 32], Vec<u8>)>)>, StoreError> {
+        let core: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT state FROM core WHERE account = ?1",
+                params![&account[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(core) = core else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare("SELECT peer, state FROM peer WHERE account = ?1")?;
+        let peers = stmt
+            .query_map(params![&account[..]], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?
+            .filter_map(|r| r.ok())
+            .filter_map(|(k, v)| Some((k.try_into().ok()?, v)))
+            .collect();
+        Ok(Some((core, peers)))
+    }
+
+    /// Writes `batch` for `account` in one transaction.
+    pub fn commit(&mut self, account: &[u8; 32], batch: &Batch) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        if let Some(core) = &batch.core {
+            tx.execute(
+                "INSERT OR REPLACE INTO core (account, state) VALUES (?1, ?2)",
+                params![&account[..], core],
+            )?;
+        }
+        for (peer, state) in &batch.peers {
+            tx.execute(
+                "INSERT OR REPLACE INTO peer (account, peer, state) VALUES (?1, ?2, ?3)",
+                params![&account[..], &peer[..], state],
+            )?;
+        }
+        for m in &batch.messages {
+            tx.execute(
+                "INSERT OR IGNORE INTO message
+                     (account, id, sender, peer, grp, text, sent_ms, outgoing, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    &account[..],
+                    &m.id[..],
+                    &m.from[..],
+                    m.peer.as_ref().map(|p| p.to_vec()),
+                    m.group.as_ref().map(|g| g.to_vec()),
+                    m.text,
+                    i64::try_from(m.sent_ms).unwrap_or(i64::MAX),
+                    m.outgoing,
+                    m.status,
+                ],
+            )?;
+        }
+        for (id, status) in &batch.statuses {
+            tx.execute(
+                "UPDATE message SET status = ?3 WHERE account = ?1 AND id = ?2",
+                params![&account[..], &id[..], status],
+            )?;
+        }
+        if !batch.messages.is_empty() {
+            tx.execute(
+                "DELETE FROM message WHERE account = ?1 AND n <= (
+                     SELECT n FROM message WHERE account = ?1 ORDER BY n DESC LIMIT 1 OFFSET ?2)",
+                params![&account[..], MAX_MESSAGES],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The newest `limit` messages of `account` (oldest first), optionally only those with
+    /// `peer` or in `group`.
+    pub fn history(
+        &self,
+        account: &[u8; 32],
+        peer: Option<&[u8; 32]>,
+        group: Option<&[u8; 16]>,
+        limit: u32,
+    ) -> Result<Vec<Row>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, sender, peer, grp, text, sent_ms, outgoing, status FROM message
+             WHERE account = ?1 AND (?2 IS NULL OR peer = ?2) AND (?3 IS NULL OR grp = ?3)
+             ORDER BY n DESC LIMIT ?4",
+        )?;
+        let mut rows: Vec<Row> = stmt
+            .query_map(
+                params![
+                    &account[..],
+                    peer.map(|p| p.to_vec()),
+                    group.map(|g| g.to_vec()),
+                    limit
+                ],
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, Option<Vec<u8>>>(2)?,
+                        r.get::<_, Option<Vec<u8>>>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, i64>(5)?,
+                        r.get::<_, bool>(6)?,
+                        r.get::<_, u8>(7)?,
+                    ))
+                },
+            )?
+            .filter_map(|r| r.ok())
+            .filter_map(|(id, from, peer, grp, text, sent, outgoing, status)| {
+                Some(Row {
+                    id: id.try_into().ok()?,
+                    from: from.try_into().ok()?,
+                    peer: key32(peer),
+                    group: key16(grp),
+                    text,
+                    sent_ms: u64::try_from(sent).unwrap_or(0),
+                    outgoing,
+                    status,
+                })
+            })
+            .collect();
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// Deletes messages sent before `before_ms` (`chat.retention_days`); returns how many.
+    pub fn prune(&mut self, before_ms: u64) -> Result<usize, StoreError> {
+        Ok(self.conn.execute(
+            "DELETE FROM message WHERE sent_ms < ?1",
+            params![i64::try_from(before_ms).unwrap_or(i64::MAX)],
+        )?)
+    }
+}

@@ -1,0 +1,197 @@
+//! Private messages over a real ring: a direct message reaches only its recipient and its
+//! text is found in no other node's data directory and in no log; a message to a stopped
+//! recipient, with two other nodes killed meanwhile, arrives once when the recipient returns;
+//! a group message reaches every member and no one else; a blocked sender's message never
+//! shows (and the sender is not told).
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::cluster::{Cluster, poll};
+
+/// How long the ring, the names and the key bundles may take.
+const FORM: Duration = Duration::from_secs(60);
+/// How long a message may take to arrive.
+const ARRIVE: Duration = Duration::from_secs(45);
+
+/// Member `i`'s private messages (`chatctl dms --json`) as JSON objects.
+fn dms(c: &Cluster, i: usize) -> Vec<serde_json::Value> {
+    let out = c
+        .sandbox
+        .chatctl_at(&c.members[i].dir.join("run/control.sock"), &["dms", "-n", "200", "--json"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn texts(c: &Cluster, i: usize) -> Vec<String> {
+    dms(c, i)
+        .iter()
+        .filter(|m| m["outgoing"] == false)
+        .map(|m| m["text"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
+    c.sandbox
+        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
+}
+
+/// The status of member `i`'s sent message with `text`.
+fn status_of(c: &Cluster, i: usize, text: &str) -> Option<String> {
+    dms(c, i)
+        .into_iter()
+        .find(|m| m["outgoing"] == true && m["text"] == text)
+        .and_then(|m| m["status"].as_str().map(str::to_owned))
+}
+
+/// Whether any file under `dir` contains `needle`.
+fn found_in(dir: &Path, needle: &[u8]) -> Option<String> {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                return Some(p.display().to_string());
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn private_messages_reach_only_their_recipients_even_offline() {
+    let mut c = Cluster::new(22);
+    let names = ["alice", "bob", "carol", "dave", "erin"];
+    c.add_with_env(&[], &[("CHATD_NODE__NICKNAME", names[0])]);
+    let boot = [c.addr(0)];
+    for n in &names[1..] {
+        c.add_with_env(&boot, &[("CHATD_NODE__NICKNAME", n)]);
+    }
+    c.await_ring(FORM);
+    // Everyone knows everyone's name.
+    poll(FORM, Duration::from_millis(300), || {
+        c.live()
+            .into_iter()
+            .all(|i| {
+                let v = c.json(&c.members[i].dir, &["users", "--json"]);
+                v.is_some_and(|v| {
+                    names.iter().all(|n| {
+                        v["users"]
+                            .as_array()
+                            .is_some_and(|u| u.iter().any(|x| x["nickname"] == *n))
+                    })
+                })
+            })
+            .then_some(())
+    })
+    .expect("every node lists every name");
+
+    // 1. A direct message reaches Bob only, and is acknowledged end to end.
+    let secret = "private-marker-7d1f0c";
+    let sent = ctl(&c, 0, &["dm", "bob", secret]);
+    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    poll(ARRIVE, Duration::from_millis(200), || {
+        texts(&c, 1).iter().any(|t| t == secret).then_some(())
+    })
+    .expect("bob gets alice's message");
+    let shown = dms(&c, 1);
+    let m = shown.iter().find(|m| m["text"] == secret).expect("shown");
+    assert_eq!(m["from"], "alice");
+    assert_eq!(m["to"], "bob");
+    poll(ARRIVE, Duration::from_millis(200), || {
+        (status_of(&c, 0, secret).as_deref() == Some("delivered")).then_some(())
+    })
+    .expect("alice sees it delivered");
+    for i in [2, 3, 4] {
+        assert!(texts(&c, i).is_empty(), "{} got a message", names[i]);
+    }
+    // The text is in Alice's and Bob's private stores only; in no other node's files; in no
+    // log at all.
+    for i in [2, 3, 4] {
+        assert_eq!(found_in(&c.members[i].dir, secret.as_bytes()), None);
+    }
+    for i in 0..5 {
+        let log = c.members[i].daemon.as_ref().map(|d| d.log()).unwrap_or_default();
+        assert!(!log.contains(secret), "{}'s log holds the text", names[i]);
+    }
+
+    // 2. `send "@bob …"` is private too; a group reaches its members only.
+    let out = ctl(&c, 2, &["send", "@bob from carol with the seeds' syntax"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ctl(&c, 0, &["group", "create", "team", "bob", "carol"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ctl(&c, 0, &["group", "send", "team", "group-marker"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    poll(ARRIVE, Duration::from_millis(200), || {
+        (texts(&c, 1).iter().any(|t| t == "group-marker")
+            && texts(&c, 2).iter().any(|t| t == "group-marker")
+            && texts(&c, 1)
+                .iter()
+                .any(|t| t == "from carol with the seeds' syntax"))
+        .then_some(())
+    })
+    .expect("bob and carol get the group message, bob carol's");
+    let g = dms(&c, 2)
+        .into_iter()
+        .find(|m| m["text"] == "group-marker")
+        .expect("carol's copy");
+    assert_eq!(g["group"], "team");
+    assert!(texts(&c, 3).is_empty() && texts(&c, 4).is_empty());
+    // Dave is no member: he cannot post to it.
+    assert!(!ctl(&c, 3, &["group", "send", "team", "intruder"]).status.success());
+
+    // 3. Bob blocks Carol: her next message is acknowledged and never shown.
+    assert!(ctl(&c, 1, &["block", "carol"]).status.success());
+    assert!(ctl(&c, 2, &["dm", "bob", "blocked-marker"]).status.success());
+    poll(ARRIVE, Duration::from_millis(200), || {
+        (status_of(&c, 2, "blocked-marker").as_deref() == Some("delivered")).then_some(())
+    })
+    .expect("carol sees it delivered (she is not told)");
+    assert!(!texts(&c, 1).iter().any(|t| t == "blocked-marker"));
+
+    // 4. Bob stops; Alice writes; two other nodes are killed; Bob comes back and gets it once.
+    let d = c.members[1].daemon.as_mut().expect("bob runs");
+    d.signal(rustix::process::Signal::TERM);
+    assert!(d.wait_exit(Duration::from_secs(10)).is_some());
+    c.members[1].daemon = None;
+    poll(ARRIVE, Duration::from_millis(300), || {
+        let v = c.json(&c.members[0].dir, &["users", "--json"])?;
+        v["users"]
+            .as_array()?
+            .iter()
+            .any(|u| u["nickname"] == "bob" && u["presence"] == "offline")
+            .then_some(())
+    })
+    .expect("alice sees bob offline");
+    let later = "offline-marker-42";
+    assert!(ctl(&c, 0, &["dm", "bob", later]).status.success());
+    poll(ARRIVE, Duration::from_millis(200), || {
+        (status_of(&c, 0, later).as_deref() == Some("stored")).then_some(())
+    })
+    .expect("alice's message is stored for later");
+    c.kill(3);
+    c.kill(4);
+    c.restart(1, &[c.addr(0)]);
+    poll(Duration::from_secs(90), Duration::from_millis(300), || {
+        texts(&c, 1).iter().any(|t| t == later).then_some(())
+    })
+    .expect("bob gets the message sent while he was away");
+    poll(ARRIVE, Duration::from_millis(300), || {
+        (status_of(&c, 0, later).as_deref() == Some("delivered")).then_some(())
+    })
+    .expect("alice sees it delivered");
+    let count = texts(&c, 1).iter().filter(|t| *t == later).count();
+    assert_eq!(count, 1, "shown once");
+    assert_eq!(
+        texts(&c, 1).iter().filter(|t| *t == secret).count(),
+        1,
+        "nothing shown twice after the restart"
+    );
+    assert_eq!(found_in(&c.members[2].dir, later.as_bytes()), None);
+}
