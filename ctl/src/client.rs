@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::node_service_client::NodeServiceClient;
-use chat_proto::v1::record_service_client::RecordServiceClient;
 use chat_proto::v1::private_service_client::PrivateServiceClient;
+use chat_proto::v1::record_service_client::RecordServiceClient;
 use chat_proto::v1::user_service_client::UserServiceClient;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
@@ -204,8 +204,14 @@ pub async fn private_service(
     socket: &Target,
     stream: bool,
 ) -> Result<PrivateServiceClient<Conn>, ClientError> {
-    let deadline = if stream { None } else { Some(RECORD_CALL_TIMEOUT) };
-    Ok(PrivateServiceClient::new(connect_with(socket, deadline).await?))
+    let deadline = if stream {
+        None
+    } else {
+        Some(RECORD_CALL_TIMEOUT)
+    };
+    Ok(PrivateServiceClient::new(
+        connect_with(socket, deadline).await?,
+    ))
 }
 
 /// A `chat.v1.ChatService` client without a per-call deadline (for endless streams).

@@ -200,21 +200,21 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
 
         let (trigger, stop) = shutdown::channel();
         info!(control = %control.path().display(), listen = %listen_addr, "chatd is running");
-        let chat_api = crate::control::chat_api(chat.clone(), node.clone(), people.clone(), &settings.access);
+        let chat_api = crate::control::chat_api(chat.clone(), node.clone(), people.clone(), &settings.access)
+            .with_private(dm.clone());
         if let Some(web) = web {
             node.attach_web(web.link());
             let serve = web.serve(node.clone(), chat.clone(), people.clone(), chat_api.clone(), stop.clone());
             tasks.spawn("the web view", serve);
         }
-        let server = control.serve(
-            node.clone(),
+        let services = crate::control::Services {
+            node: node.clone(),
             chat_api,
-            records.clone(),
-            people.clone(),
-            dm.clone(),
-            &settings.access,
-            stop,
-        );
+            records: records.clone(),
+            people: people.clone(),
+            dm: dm.clone(),
+        };
+        let server = control.serve(services, &settings.access, stop);
         tokio::pin!(server);
         tokio::pin!(signal);
         loop {

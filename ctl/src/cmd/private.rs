@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use chat_proto::v1::private_service_client::PrivateServiceClient;
 use chat_proto::v1::{
-    BlockRequest, ChangeGroupRequest, CreateGroupRequest, DeliveryStatus, Group,
-    LeaveGroupRequest, ListBlocksRequest, ListGroupsRequest, PrivateHistoryRequest,
-    PrivateMessage, SendPrivateRequest, UnblockRequest,
+    BlockRequest, ChangeGroupRequest, CreateGroupRequest, DeliveryStatus, Group, LeaveGroupRequest,
+    ListBlocksRequest, ListGroupsRequest, PrivateHistoryRequest, PrivateMessage,
+    SendPrivateRequest, UnblockRequest,
 };
 use serde_json::json;
 
@@ -288,13 +288,17 @@ pub async fn group(socket: &Target, printer: Printer, cmd: GroupCommand) -> Resu
 pub async fn block(socket: &Target, printer: Printer, nick: String, on: bool) -> Result<(), Error> {
     let mut api = client::private_service(socket, false).await?;
     let changed = if on {
-        api.block(BlockRequest { nickname: nick.clone() })
-            .await
-            .map(|r| r.into_inner().changed)
+        api.block(BlockRequest {
+            nickname: nick.clone(),
+        })
+        .await
+        .map(|r| r.into_inner().changed)
     } else {
-        api.unblock(UnblockRequest { nickname: nick.clone() })
-            .await
-            .map(|r| r.into_inner().changed)
+        api.unblock(UnblockRequest {
+            nickname: nick.clone(),
+        })
+        .await
+        .map(|r| r.into_inner().changed)
     }
     .map_err(|s| client::call_error(socket, s))?;
     if printer.is_json() {

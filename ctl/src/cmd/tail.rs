@@ -100,7 +100,7 @@ async fn follow_private(socket: Target, printer: Printer) {
         };
         backoff = Duration::from_millis(100);
         while let Ok(Some(ev)) = stream.message().await {
-            use chat_proto::v1::private_event::Event;
+            use chat_proto::v1::watch_private_response::Event;
             let done = match ev.event {
                 // Messages this client sent show once sent; others' arrive here.
                 Some(Event::Message(m)) => crate::cmd::private::print(printer, &m).is_err(),

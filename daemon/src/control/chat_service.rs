@@ -42,6 +42,8 @@ pub struct ChatApi {
     node: Arc<Node>,
     people: Arc<People>,
     limiter: Arc<Keyed<String>>,
+    /// Whom each account blocked (their public messages are hidden from it).
+    dm: Option<Arc<crate::dm::Dm>>,
 }
 
 impl ChatApi {
@@ -53,6 +55,32 @@ impl ChatApi {
             node,
             people,
             limiter: Arc::new(Keyed::new(rate, RATE_KEYS)),
+            dm: None,
+        }
+    }
+}
+
+impl ChatApi {
+    /// Hides from each account the public messages of the people it blocked.
+    pub fn with_private(mut self, dm: Arc<crate::dm::Dm>) -> ChatApi {
+        self.dm = Some(dm);
+        self
+    }
+
+    /// Whether the caller (`client`) blocked a message's author.
+    fn hider(&self, client: Option<&ClientInfo>) -> impl Fn(&Stored) -> bool + Send + 'static {
+        let dm = self.dm.clone();
+        let people = self.people.clone();
+        let me = people.account_of(people.who(client)).ok();
+        move |s: &Stored| {
+            let (Some(dm), Some(me)) = (&dm, me) else {
+                return false;
+            };
+            let m = &s.message;
+            m.kind == Kind::Text
+                && people
+                    .author_of(m.author.as_ref(), &m.from_id())
+                    .is_some_and(|a| dm.blocks(&me, &a))
         }
     }
 }
@@ -171,6 +199,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<EventStream>, Status> {
+        let hidden = self.hider(request.extensions().get::<ClientInfo>());
         let req = request.into_inner();
         let room = room_filter("room", &req.room)?;
         let start = match position(&self.chat, "resume_after_id", &req.resume_after_id)? {
@@ -187,22 +216,24 @@ impl ChatService for ChatApi {
             .into());
         };
         let people = self.people.clone();
-        let stream = ReceiverStream::new(events).map(move |event| {
-            Ok(SubscribeResponse {
-                event: Some(match event {
-                    FeedEvent::Message(stored) => {
-                        subscribe_response::Event::Message(to_proto(&stored, &people))
-                    }
-                    FeedEvent::Lagged {
-                        missed,
-                        resume_after,
-                    } => subscribe_response::Event::Lagged(Lagged {
-                        missed,
-                        resume_after_id: resume_after.map(|id| id.to_hex()).unwrap_or_default(),
+        let stream = ReceiverStream::new(events)
+            .filter(move |event| !matches!(event, FeedEvent::Message(s) if hidden(s)))
+            .map(move |event| {
+                Ok(SubscribeResponse {
+                    event: Some(match event {
+                        FeedEvent::Message(stored) => {
+                            subscribe_response::Event::Message(to_proto(&stored, &people))
+                        }
+                        FeedEvent::Lagged {
+                            missed,
+                            resume_after,
+                        } => subscribe_response::Event::Lagged(Lagged {
+                            missed,
+                            resume_after_id: resume_after.map(|id| id.to_hex()).unwrap_or_default(),
+                        }),
                     }),
-                }),
-            })
-        });
+                })
+            });
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -211,6 +242,7 @@ impl ChatService for ChatApi {
         &self,
         request: Request<HistoryRequest>,
     ) -> Result<Response<HistoryResponse>, Status> {
+        let hidden = self.hider(request.extensions().get::<ClientInfo>());
         let req = request.into_inner();
         let room = room_filter("room", &req.room)?;
         let limit = page("limit", req.limit, DEFAULT_PAGE)?;
@@ -238,7 +270,11 @@ impl ChatService for ChatApi {
             }
         }
         Ok(Response::new(HistoryResponse {
-            messages: rows.iter().map(|s| to_proto(s, &self.people)).collect(),
+            messages: rows
+                .iter()
+                .filter(|s| !hidden(s))
+                .map(|s| to_proto(s, &self.people))
+                .collect(),
             more,
         }))
     }
@@ -250,6 +286,7 @@ impl ChatService for ChatApi {
     ) -> Result<Response<SearchResponse>, Status> {
         /// Candidates examined at most for one page (an author filter drops some).
         const MAX_SCAN: usize = 20_000;
+        let hidden = self.hider(request.extensions().get::<ClientInfo>());
         let req = request.into_inner();
         let expression = search::expression(&req.query).map_err(|e| ApiError::field("query", e))?;
         let room = room_filter("room", &req.room)?;
@@ -288,6 +325,9 @@ impl ChatService for ChatApi {
             scanned += n;
             for s in &rows {
                 before = s.pos;
+                if hidden(s) {
+                    continue;
+                }
                 let m = to_proto(s, &self.people);
                 if from.is_empty() || m.from.to_lowercase() == from {
                     found.push(m);

@@ -10,12 +10,12 @@ use tonic::{Code, Status};
 use chat_overlay::BroadcastError;
 
 use crate::chat::{ChatError, SendError};
-use crate::paths::PathError;
 use crate::dm::PrivateError;
+use crate::paths::PathError;
 use crate::people::PeopleError;
-use chat_dm::DmError;
 use crate::records::RecordsError;
 use crate::ring::originate::OriginateError;
+use chat_dm::DmError;
 use chat_overlay::records::RecordError;
 
 /// Why the control server could not start or stopped with an error.

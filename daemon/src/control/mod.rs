@@ -17,8 +17,8 @@ pub mod access;
 mod chat_service;
 mod error;
 mod node_service;
-mod quiet;
 mod private_service;
+mod quiet;
 mod record_service;
 mod standard;
 mod user_service;
@@ -66,6 +66,15 @@ pub fn chat_api(
         burst: f64::from(access.send_burst),
     };
     ChatApi::new(chat, node, people, rate)
+}
+
+/// What the control services serve.
+pub struct Services {
+    pub node: Arc<Node>,
+    pub chat_api: ChatApi,
+    pub records: Arc<crate::records::Records>,
+    pub people: Arc<crate::people::People>,
+    pub dm: Arc<crate::dm::Dm>,
 }
 
 /// Connections accepted but not yet picked up by the server, at most.
@@ -162,14 +171,17 @@ impl ControlSocket {
     /// same services are served there too (bearer token required).
     pub async fn serve(
         self,
-        node: Arc<Node>,
-        chat_api: ChatApi,
-        records: Arc<crate::records::Records>,
-        people: Arc<crate::people::People>,
-        dm: Arc<crate::dm::Dm>,
+        services: Services,
         access: &Access,
         mut shutdown: Shutdown,
     ) -> Result<(), ControlError> {
+        let Services {
+            node,
+            chat_api,
+            records,
+            people,
+            dm,
+        } = services;
         let ControlSocket { listener, guard } = self;
         let (tx, rx) = mpsc::channel::<io::Result<Conn>>(ACCEPT_BACKLOG);
         let policy = UnixPolicy {

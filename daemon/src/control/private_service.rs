@@ -12,9 +12,9 @@ use chat_proto::v1::{
     BlockRequest, BlockResponse, BlockedUser, ChangeGroupRequest, ChangeGroupResponse,
     CreateGroupRequest, CreateGroupResponse, DeliveryStatus, Group, LeaveGroupRequest,
     LeaveGroupResponse, ListBlocksRequest, ListBlocksResponse, ListGroupsRequest,
-    ListGroupsResponse, PrivateEvent, PrivateHistoryRequest, PrivateHistoryResponse,
+    ListGroupsResponse, WatchPrivateResponse, PrivateHistoryRequest, PrivateHistoryResponse,
     PrivateMessage, SendPrivateRequest, SendPrivateResponse, StatusChange, UnblockRequest,
-    UnblockResponse, WatchPrivateRequest, private_event,
+    UnblockResponse, WatchPrivateRequest, watch_private_response,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
@@ -37,7 +37,7 @@ pub struct PrivateApi {
     node: Arc<Node>,
 }
 
-type EventStream = Pin<Box<dyn Stream<Item = Result<PrivateEvent, Status>> + Send>>;
+type EventStream = Pin<Box<dyn Stream<Item = Result<WatchPrivateResponse, Status>> + Send>>;
 
 /// The API's form of a delivery status.
 pub fn delivery(code: u8) -> DeliveryStatus {
@@ -129,7 +129,9 @@ impl PrivateService for PrivateApi {
             (false, true) => self.dm.send_to(who, &r.to, &r.text),
             (true, false) => self.dm.send_group(who, &r.group_id, &r.text),
             _ => {
-                return Err(ApiError::field("to", "give exactly one of `to` and `group_id`").into());
+                return Err(
+                    ApiError::field("to", "give exactly one of `to` and `group_id`").into(),
+                );
             }
         }
         .map_err(ApiError::from)?;
@@ -151,7 +153,10 @@ impl PrivateService for PrivateApi {
             0 => 100,
             n => n.min(MAX_HISTORY),
         };
-        let rows = self.dm.history(who, &r.with, limit).map_err(ApiError::from)?;
+        let rows = self
+            .dm
+            .history(who, &r.with, limit)
+            .map_err(ApiError::from)?;
         let groups = self.dm.groups(who).map_err(ApiError::from)?;
         Ok(Response::new(PrivateHistoryResponse {
             messages: rows.iter().map(|m| self.message(m, &groups)).collect(),
@@ -187,26 +192,26 @@ impl PrivateService for PrivateApi {
                 let event = match ev {
                     DmEvent::Message(m) if m.account == me => {
                         let groups = api.dm.groups(who).unwrap_or_default();
-                        private_event::Event::Message(api.message(&m, &groups))
+                        watch_private_response::Event::Message(api.message(&m, &groups))
                     }
                     DmEvent::Status {
                         account,
                         id,
                         to,
                         status,
-                    } if account == me => private_event::Event::Status(StatusChange {
+                    } if account == me => watch_private_response::Event::Status(StatusChange {
                         id: hex::encode(id),
                         to: api.people.display_account(&to),
                         to_id: hex::encode(to),
                         status: delivery(status_code(status)) as i32,
                     }),
                     DmEvent::Group { account, state } if account == me => {
-                        private_event::Event::Group(api.group(&state, &me))
+                        watch_private_response::Event::Group(api.group(&state, &me))
                     }
                     _ => continue,
                 };
                 if tx
-                    .send(Ok(PrivateEvent { event: Some(event) }))
+                    .send(Ok(WatchPrivateResponse { event: Some(event) }))
                     .await
                     .is_err()
                 {
@@ -320,7 +325,7 @@ impl PrivateService for PrivateApi {
 /// A stream fed by `f` through a bounded channel.
 fn async_stream<F, Fut>(f: F) -> EventStream
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<PrivateEvent, Status>>) -> Fut,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<WatchPrivateResponse, Status>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(64);

@@ -172,13 +172,12 @@ impl Dm {
         let account = signer.verifying_key().to_bytes();
         let now = unix_ms();
         let mut engines = self.engines();
-        if !engines.contains_key(&account) {
-            let e = self.load_engine(signer, now)?;
-            engines.insert(account, e);
-            self.wake.notify_one();
-        }
-        let Some(engine) = engines.get_mut(&account) else {
-            return Err(PrivateError::UnknownNick("self".into()));
+        let engine = match engines.entry(account) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                self.wake.notify_one();
+                v.insert(self.load_engine(signer, now)?)
+            }
         };
         let (r, actions) = f(engine, now);
         let mut batch = Batch::default();
@@ -232,7 +231,10 @@ impl Dm {
             match Engine::restore(signer.clone(), ttl, &core, peers) {
                 Some((e, bad)) => {
                     if bad > 0 {
-                        warn!(bad, "private conversations: some peer states did not decode");
+                        warn!(
+                            bad,
+                            "private conversations: some peer states did not decode"
+                        );
                     }
                     return Ok(e);
                 }
@@ -303,7 +305,11 @@ impl Dm {
     }
 
     /// The group of the caller's with this id (hex) or name.
-    fn group_id(self: &Arc<Self>, signer: &SigningKey, group: &str) -> Result<[u8; 16], PrivateError> {
+    fn group_id(
+        self: &Arc<Self>,
+        signer: &SigningKey,
+        group: &str,
+    ) -> Result<[u8; 16], PrivateError> {
         let groups = self.act(signer, |e, _| (e.groups(), Vec::new()))?;
         let group = group.trim().trim_start_matches('#');
         if let Some(g) = groups.iter().find(|g| hex::encode(g.id) == group) {
@@ -342,7 +348,10 @@ impl Dm {
         let rows = self
             .store()
             .history(&account, peer.as_ref(), group.as_ref(), limit)?;
-        Ok(rows.into_iter().map(|row| Message { account, row }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| Message { account, row })
+            .collect())
     }
 
     /// Creates a group of the caller and the people named.

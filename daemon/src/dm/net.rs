@@ -91,7 +91,13 @@ impl Dm {
 
     /// Delivers `value` to account `to`: directly if its node is online (and `mailbox` is
     /// not asked for), else as a mailbox item.
-    async fn deliver(&self, to: [u8; 32], value: Vec<u8>, mailbox: bool, expires_ms: u64) -> Delivery {
+    async fn deliver(
+        &self,
+        to: [u8; 32],
+        value: Vec<u8>,
+        mailbox: bool,
+        expires_ms: u64,
+    ) -> Delivery {
         if !mailbox
             && let Some((_, u)) = self.people.user(&to)
             && u.presence != Presence::Offline

@@ -78,7 +78,10 @@ impl Dm {
                 let before = now.saturating_sub(keep.as_millis() as u64);
                 match self.store().prune(before) {
                     Ok(0) => {}
-                    Ok(n) => info!(messages = n, "deleted private messages older than chat.retention_days"),
+                    Ok(n) => info!(
+                        messages = n,
+                        "deleted private messages older than chat.retention_days"
+                    ),
                     Err(e) => warn!(error = %e, "pruning private messages failed"),
                 }
             }
@@ -108,7 +111,14 @@ impl Dm {
         let account = signer.verifying_key().to_bytes();
         match self
             .records
-            .put_as(signer, Kind::Keys, account.to_vec(), bundle.encode(), BUNDLE_TTL, None)
+            .put_as(
+                signer,
+                Kind::Keys,
+                account.to_vec(),
+                bundle.encode(),
+                BUNDLE_TTL,
+                None,
+            )
             .await
         {
             Ok(_) => {

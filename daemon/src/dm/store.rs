@@ -49,6 +49,9 @@ pub struct Row {
     pub status: u8,
 }
 
+/// An account's stored engine: its core and its peers' parts.
+pub type Stored = (Vec<u8>, Vec<([u8; 32], Vec<u8>)>);
+
 /// One transaction's worth of writes.
 #[derive(Default)]
 pub struct Batch {
@@ -130,10 +133,7 @@ impl Store {
     }
 
     /// The stored state of `account`: its core and its peers.
-    pub fn load(
-        &self,
-        account: &[u8; 32],
-    ) -> Result<Option<(Vec<u8>, Vec<([u8; 32], Vec<u8>)>)>, StoreError> {
+    pub fn load(&self, account: &[u8; 32]) -> Result<Option<Stored>, StoreError> {
         let core: Option<Vec<u8>> = self
             .conn
             .query_row(

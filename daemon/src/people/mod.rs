@@ -322,6 +322,16 @@ impl People {
         }
     }
 
+    /// The account that wrote a message from `author` signed by `node`, as [`People::name_for`]
+    /// resolves it.
+    pub fn author_of(&self, author: Option<&[u8; 32]>, node: &NodeId) -> Option<[u8; 32]> {
+        let dir = self.directory();
+        match author {
+            Some(a) => dir.get(a).filter(|u| u.node == node.0).map(|u| u.account),
+            None => dir.host_of(&node.0).map(|u| u.account),
+        }
+    }
+
     /// `who` did something: resets its inactivity clock and ends an automatic away.
     pub fn touch(&self, who: Who) {
         let Ok(h) = self.host(who) else {

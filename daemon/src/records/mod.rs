@@ -351,7 +351,14 @@ impl Records {
         ttl: Duration,
     ) -> Result<u8, RecordsError> {
         let key = recipient.verifying_key().to_bytes().to_vec();
-        let record = self.sign(recipient, Kind::Mailbox, key, Value::Removed(items), ttl, None);
+        let record = self.sign(
+            recipient,
+            Kind::Mailbox,
+            key,
+            Value::Removed(items),
+            ttl,
+            None,
+        );
         self.put_with(record, true).await
     }
 

@@ -16,9 +16,10 @@ const ARRIVE: Duration = Duration::from_secs(45);
 
 /// Member `i`'s private messages (`chatctl dms --json`) as JSON objects.
 fn dms(c: &Cluster, i: usize) -> Vec<serde_json::Value> {
-    let out = c
-        .sandbox
-        .chatctl_at(&c.members[i].dir.join("run/control.sock"), &["dms", "-n", "200", "--json"]);
+    let out = c.sandbox.chatctl_at(
+        &c.members[i].dir.join("run/control.sock"),
+        &["dms", "-n", "200", "--json"],
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -95,7 +96,11 @@ fn private_messages_reach_only_their_recipients_even_offline() {
     // 1. A direct message reaches Bob only, and is acknowledged end to end.
     let secret = "private-marker-7d1f0c";
     let sent = ctl(&c, 0, &["dm", "bob", secret]);
-    assert!(sent.status.success(), "{}", String::from_utf8_lossy(&sent.stderr));
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
     poll(ARRIVE, Duration::from_millis(200), || {
         texts(&c, 1).iter().any(|t| t == secret).then_some(())
     })
@@ -116,18 +121,30 @@ fn private_messages_reach_only_their_recipients_even_offline() {
     for i in [2, 3, 4] {
         assert_eq!(found_in(&c.members[i].dir, secret.as_bytes()), None);
     }
-    for i in 0..5 {
-        let log = c.members[i].daemon.as_ref().map(|d| d.log()).unwrap_or_default();
-        assert!(!log.contains(secret), "{}'s log holds the text", names[i]);
+    for (m, name) in c.members.iter().zip(names) {
+        let log = m.daemon.as_ref().map(|d| d.log()).unwrap_or_default();
+        assert!(!log.contains(secret), "{name}'s log holds the text");
     }
 
     // 2. `send "@bob …"` is private too; a group reaches its members only.
     let out = ctl(&c, 2, &["send", "@bob from carol with the seeds' syntax"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = ctl(&c, 0, &["group", "create", "team", "bob", "carol"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = ctl(&c, 0, &["group", "send", "team", "group-marker"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     poll(ARRIVE, Duration::from_millis(200), || {
         (texts(&c, 1).iter().any(|t| t == "group-marker")
             && texts(&c, 2).iter().any(|t| t == "group-marker")
@@ -144,16 +161,37 @@ fn private_messages_reach_only_their_recipients_even_offline() {
     assert_eq!(g["group"], "team");
     assert!(texts(&c, 3).is_empty() && texts(&c, 4).is_empty());
     // Dave is no member: he cannot post to it.
-    assert!(!ctl(&c, 3, &["group", "send", "team", "intruder"]).status.success());
+    assert!(
+        !ctl(&c, 3, &["group", "send", "team", "intruder"])
+            .status
+            .success()
+    );
 
     // 3. Bob blocks Carol: her next message is acknowledged and never shown.
     assert!(ctl(&c, 1, &["block", "carol"]).status.success());
-    assert!(ctl(&c, 2, &["dm", "bob", "blocked-marker"]).status.success());
+    assert!(
+        ctl(&c, 2, &["dm", "bob", "blocked-marker"])
+            .status
+            .success()
+    );
     poll(ARRIVE, Duration::from_millis(200), || {
         (status_of(&c, 2, "blocked-marker").as_deref() == Some("delivered")).then_some(())
     })
     .expect("carol sees it delivered (she is not told)");
     assert!(!texts(&c, 1).iter().any(|t| t == "blocked-marker"));
+    // Her public messages are hidden from Bob, not from the others.
+    assert!(ctl(&c, 2, &["send", "public-from-carol"]).status.success());
+    for i in [0, 3] {
+        poll(ARRIVE, Duration::from_millis(200), || {
+            let out = ctl(&c, i, &["tail", "-n", "50", "--room", "lobby"]);
+            String::from_utf8_lossy(&out.stdout)
+                .contains("public-from-carol")
+                .then_some(())
+        })
+        .expect("the others see carol's public message");
+    }
+    let bob_tail = ctl(&c, 1, &["tail", "-n", "50", "--room", "lobby"]);
+    assert!(!String::from_utf8_lossy(&bob_tail.stdout).contains("public-from-carol"));
 
     // 4. Bob stops; Alice writes; two other nodes are killed; Bob comes back and gets it once.
     let d = c.members[1].daemon.as_mut().expect("bob runs");
