@@ -513,3 +513,45 @@ fn undelivered_messages_expire_and_the_sender_is_told() {
     assert_eq!(net.status.get(&sent.id), Some(&Status::Expired));
     assert!(net.engines[&a].pending().is_empty());
 }
+
+#[test]
+fn a_mailbox_item_taken_after_its_senders_bundle_arrived_is_removed() {
+    // Bob reads a first message from Alice, whose bundle he does not have yet: the item waits
+    // for it, and once it came the item is shown and removed from his mailbox (not left there
+    // for the next read to find again).
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    net.engines
+        .get_mut(&a)
+        .expect("a")
+        .send_text(b, "first", net.now)
+        .expect("sends");
+    net.tick_all();
+    let (_, value) = net.wire.remove(0);
+    let rec = crate::engine::item_record(&b, value.clone(), net.now, net.now + 1000);
+    let hash = rec.hash();
+    let now = net.now;
+    let eb = net.engines.get_mut(&b).expect("b");
+    let acts = eb.receive(vec![(Some(hash), value)], now);
+    assert!(
+        acts.iter()
+            .any(|x| matches!(x, Action::FetchBundle { peer } if *peer == a)),
+        "{acts:?}"
+    );
+    assert!(!acts.iter().any(|x| matches!(x, Action::Remove(_))));
+    let bundle = net.engines[&a].bundle();
+    let acts = net
+        .engines
+        .get_mut(&b)
+        .expect("b")
+        .bundle_fetched(a, Some(bundle), now);
+    assert!(
+        acts.iter()
+            .any(|x| matches!(x, Action::Show(s) if s.text == "first"))
+    );
+    assert!(
+        acts.iter()
+            .any(|x| matches!(x, Action::Remove(h) if *h == vec![hash])),
+        "{acts:?}"
+    );
+}

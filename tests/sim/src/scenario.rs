@@ -34,6 +34,9 @@ pub enum Scenario {
     /// A second ring of the same size, founded apart (as on a LAN where two groups could not
     /// hear each other at first), merges with the first through one discovery hint.
     Merge,
+    /// Private messages to offline recipients while nodes crash: every node hosts an account
+    /// with a real `chat_dm` engine; the recipients come back and read their mailboxes.
+    Dm,
 }
 
 impl Scenario {
@@ -47,6 +50,7 @@ impl Scenario {
             Scenario::Records => "records",
             Scenario::Merge => "merge",
             Scenario::Presence => "presence",
+            Scenario::Dm => "dm",
         }
     }
 }
@@ -85,6 +89,10 @@ pub struct Params {
     pub reads: usize,
     /// Names claimed on both sides of the partition (records scenario).
     pub claims: usize,
+    /// Recipients that go offline (dm scenario; default a tenth of the nodes).
+    pub recipients: Option<usize>,
+    /// Private messages sent to them (dm scenario; default one per node).
+    pub messages: Option<usize>,
     /// Network model and protocol settings.
     pub sim: SimConfig,
     /// Print the ring's state to stderr while settling.
@@ -99,7 +107,11 @@ impl Params {
         Params {
             scenario,
             nodes,
-            crash_fraction: if quiet { 0.0 } else { 0.5 },
+            crash_fraction: match scenario {
+                Scenario::Records => 0.0,
+                Scenario::Dm => 0.3,
+                _ => 0.5,
+            },
             lookups: 10_000,
             broadcasts: 100,
             isolate: 0,
@@ -112,6 +124,8 @@ impl Params {
             records: 1000,
             reads: 10_000,
             claims: 100,
+            recipients: None,
+            messages: None,
             progress: false,
             sim: SimConfig {
                 seed,
@@ -143,6 +157,7 @@ pub fn run(p: &Params) -> Report {
         Scenario::Records => crate::records_scenario::run(&mut sim, p, &mut rep),
         Scenario::Merge => merge(&mut sim, p, &mut rep),
         Scenario::Presence => crate::presence_scenario::run(&mut sim, p, &mut rep),
+        Scenario::Dm => crate::dm_scenario::run(&mut sim, p, &mut rep),
     }
     let check = oracle::check(&sim);
     let final_lookups = measure_lookups(&mut sim, p.lookups);

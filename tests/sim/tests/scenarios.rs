@@ -333,3 +333,35 @@ fn presence_in_epochs_costs_fewer_broadcasts_and_reports_every_crash() {
         epochs.human()
     );
 }
+
+#[test]
+fn private_messages_to_offline_recipients_survive_crashes_exactly_once() {
+    // The scenario at a twentieth of its size: 500 accounts, 50 recipients offline,
+    // 500 messages while 30 % of the other nodes crash in three waves (crashed senders
+    // restart from what their engine persisted); then the recipients return.
+    let mut p = Params::new(Scenario::Dm, 500, 31);
+    p.lookups = 100;
+    let r = run(&p);
+    let s = r.human();
+    assert_eq!(u(&r, "messages"), 500, "{s}");
+    assert_eq!(u(&r, "lost"), 0, "{s}");
+    assert_eq!(u(&r, "duplicates"), 0, "{s}");
+    assert_eq!(u(&r, "out_of_order_pairs"), 0, "{s}");
+    assert_eq!(u(&r, "misrouted"), 0, "{s}");
+    assert_eq!(u(&r, "outboxes_pending"), 0, "{s}");
+    assert_eq!(u(&r, "delivered_status"), 500, "{s}");
+    assert_eq!(u(&r, "crashed"), 135, "{s}");
+    assert!(u(&r, "senders_crashed") >= 1, "{s}");
+    assert_eq!(
+        get(&r, "restarts_done"),
+        serde_json::Value::Bool(true),
+        "{s}"
+    );
+    // Messages went to the mailbox after a failed direct attempt (the recipients were away;
+    // a few waited for a bundle whose every copy a crash took, until its owner returned), and
+    // the re-puts brought back what a crash wave took entirely.
+    assert!(u(&r, "direct_failed") >= 450, "{s}");
+    assert!(u(&r, "items_put_before_return") >= 450, "{s}");
+    assert_eq!(u(&r, "items_without_copy_when_recipients_return"), 0, "{s}");
+    assert!(u(&r, "reputs") >= 450, "{s}");
+}

@@ -143,8 +143,9 @@ pub(crate) struct Peer {
     pub out: OutStream,
     pub inn: InStream,
     pub ack_owed: bool,
-    /// Items waiting for this peer's bundle (not persisted: the sender sends again).
-    pub unbundled: Vec<Vec<u8>>,
+    /// Items waiting for this peer's bundle, with their mailbox hashes so that they are removed
+    /// once taken (not persisted: the sender sends again).
+    pub unbundled: Vec<Item>,
 }
 
 impl Peer {
@@ -534,7 +535,7 @@ impl Engine {
             .collect();
         self.dirty.insert(peer);
         if !waiting.is_empty() {
-            actions.extend(self.receive(waiting.into_iter().map(|v| (None, v)).collect(), now_ms));
+            actions.extend(self.receive(waiting, now_ms));
         }
         if !seqs.is_empty() {
             self.attempt(peer, &seqs, now_ms, &mut actions);

@@ -43,7 +43,7 @@ impl Engine {
         // Each chain in order (pre-key messages first: they make the session).
         opened.sort_by_key(|(_, o)| (o.sender, !o.prekey, o.chain));
         for (hash, o) in opened {
-            match self.decrypt(&o, now_ms, &mut actions) {
+            match self.decrypt(hash, &o, now_ms, &mut actions) {
                 Ok(Some(payload)) => self.take(payload, now_ms, &mut actions),
                 Ok(None) => {
                     // Waits for the sender's bundle: the item stays in the mailbox.
@@ -105,9 +105,11 @@ impl Engine {
         })
     }
 
-    /// The payload of `o`, `None` if it must wait for the sender's bundle.
+    /// The payload of `o` (the mailbox item `hash`, if from the mailbox), `None` if it must
+    /// wait for the sender's bundle.
     fn decrypt(
         &mut self,
+        hash: Option<chat_overlay::records::Hash>,
         o: &Opened,
         now_ms: u64,
         actions: &mut Vec<Action>,
@@ -144,7 +146,7 @@ impl Engine {
         {
             let Some(bundle) = &peer.bundle else {
                 if peer.unbundled.len() < MAX_UNBUNDLED {
-                    peer.unbundled.push(o.raw.clone());
+                    peer.unbundled.push((hash, o.raw.clone()));
                 }
                 if peer.fetch_ms == 0 || now_ms.saturating_sub(peer.fetch_ms) >= 5_000 {
                     peer.fetch_ms = now_ms;

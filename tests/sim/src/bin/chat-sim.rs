@@ -19,7 +19,8 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Scenario::Join)]
     scenario: Scenario,
     /// Fraction of nodes that crash: at once (crash scenario, default 0.5) or spread over the
-    /// broadcasts (broadcast scenario, default 0).
+    /// broadcasts (broadcast scenario, default 0), or in three waves among the nodes that stay
+    /// online while private messages are sent (dm scenario, default 0.3).
     #[arg(long)]
     crash_fraction: Option<f64>,
     /// Broadcasts from random origins, 20 ms apart (broadcast scenario).
@@ -52,6 +53,13 @@ struct Args {
     /// Names claimed on both sides of the partition (records scenario with --partition-secs).
     #[arg(long, default_value_t = 100)]
     claims: usize,
+    /// Recipients that go offline and get the messages (dm scenario; default a tenth of the
+    /// nodes).
+    #[arg(long)]
+    recipients: Option<usize>,
+    /// Private messages sent to the offline recipients (dm scenario; default one per node).
+    #[arg(long)]
+    messages: Option<usize>,
     /// Churn: each of joins, leaves and crashes per minute, as a fraction of the nodes.
     #[arg(long, default_value_t = 0.01)]
     churn_rate: f64,
@@ -75,10 +83,10 @@ fn main() -> anyhow::Result<()> {
     let a = Args::parse();
     anyhow::ensure!(a.nodes >= 1, "--nodes must be at least 1");
     let records = a.scenario == Scenario::Records;
-    let default_crash = if a.scenario == Scenario::Broadcast || records {
-        0.0
-    } else {
-        0.5
+    let default_crash = match a.scenario {
+        Scenario::Broadcast | Scenario::Records => 0.0,
+        Scenario::Dm => 0.3,
+        _ => 0.5,
     };
     let crash_fraction = a.crash_fraction.unwrap_or(default_crash);
     anyhow::ensure!(
@@ -122,6 +130,13 @@ fn main() -> anyhow::Result<()> {
     p.records = a.records;
     p.reads = a.reads;
     p.claims = a.claims;
+    anyhow::ensure!(
+        a.recipients.is_none_or(|r| r >= 1 && r <= a.nodes / 3)
+            && a.messages.is_none_or(|m| m <= 10_000_000),
+        "--recipients must be in 1..=nodes/3 and --messages at most 10 M"
+    );
+    p.recipients = a.recipients;
+    p.messages = a.messages;
     p.progress = a.progress;
     let rep = run(&p);
     if a.json {
