@@ -12,9 +12,9 @@ use chat_proto::v1::{
     BlockRequest, BlockResponse, BlockedUser, ChangeGroupRequest, ChangeGroupResponse,
     CreateGroupRequest, CreateGroupResponse, DeliveryStatus, Group, LeaveGroupRequest,
     LeaveGroupResponse, ListBlocksRequest, ListBlocksResponse, ListGroupsRequest,
-    ListGroupsResponse, WatchPrivateResponse, PrivateHistoryRequest, PrivateHistoryResponse,
-    PrivateMessage, SendPrivateRequest, SendPrivateResponse, StatusChange, UnblockRequest,
-    UnblockResponse, WatchPrivateRequest, watch_private_response,
+    ListGroupsResponse, PrivateHistoryRequest, PrivateHistoryResponse, PrivateMessage,
+    SendPrivateRequest, SendPrivateResponse, StatusChange, UnblockRequest, UnblockResponse,
+    WatchPrivateRequest, WatchPrivateResponse, watch_private_response,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
