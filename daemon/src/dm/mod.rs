@@ -261,12 +261,8 @@ impl Dm {
             .find(nick)
             .ok_or_else(|| PrivateError::UnknownNick(nick.to_owned()))?
             .account;
-        let shown = self.act(&signer, |e, now| match e.send_text(to, text, now) {
-            Ok(s) => {
-                let a = e.tick(now);
-                (Ok(s), a)
-            }
-            Err(err) => (Err(err), Vec::new()),
+        let shown = self.act(&signer, |e, now| {
+            then_tick(e, now, |e| e.send_text(to, text, now))
         })??;
         self.record_outgoing(account, &shown)
     }
@@ -280,12 +276,8 @@ impl Dm {
     ) -> Result<Message, PrivateError> {
         let (account, signer) = self.account(who)?;
         let id = self.group_id(&signer, group)?;
-        let shown = self.act(&signer, |e, now| match e.send_group(&id, text, now) {
-            Ok(s) => {
-                let a = e.tick(now);
-                (Ok(s), a)
-            }
-            Err(err) => (Err(err), Vec::new()),
+        let shown = self.act(&signer, |e, now| {
+            then_tick(e, now, |e| e.send_group(&id, text, now))
         })??;
         self.record_outgoing(account, &shown)
     }
@@ -363,12 +355,8 @@ impl Dm {
     ) -> Result<GroupState, PrivateError> {
         let (_, signer) = self.account(who)?;
         let keys = self.resolve(members)?;
-        let state = self.act(&signer, |e, now| match e.create_group(name, &keys, now) {
-            Ok(s) => {
-                let a = e.tick(now);
-                (Ok(s), a)
-            }
-            Err(err) => (Err(err), Vec::new()),
+        let state = self.act(&signer, |e, now| {
+            then_tick(e, now, |e| e.create_group(name, &keys, now))
         })??;
         Ok(state)
     }
@@ -385,13 +373,7 @@ impl Dm {
         let id = self.group_id(&signer, group)?;
         let (add, remove) = (self.resolve(add)?, self.resolve(remove)?);
         let state = self.act(&signer, |e, now| {
-            match e.change_members(&id, &add, &remove, now) {
-                Ok(s) => {
-                    let a = e.tick(now);
-                    (Ok(s), a)
-                }
-                Err(err) => (Err(err), Vec::new()),
-            }
+            then_tick(e, now, |e| e.change_members(&id, &add, &remove, now))
         })??;
         Ok(state)
     }
@@ -400,12 +382,8 @@ impl Dm {
     pub fn leave_group(self: &Arc<Self>, who: Who, group: &str) -> Result<(), PrivateError> {
         let (_, signer) = self.account(who)?;
         let id = self.group_id(&signer, group)?;
-        self.act(&signer, |e, now| match e.leave_group(&id, now) {
-            Ok(()) => {
-                let a = e.tick(now);
-                (Ok(()), a)
-            }
-            Err(err) => (Err(err), Vec::new()),
+        self.act(&signer, |e, now| {
+            then_tick(e, now, |e| e.leave_group(&id, now))
         })??;
         Ok(())
     }
@@ -473,6 +451,22 @@ impl Dm {
             }
         }
         out
+    }
+}
+
+/// Runs a user's request on the engine and, if it was taken, ticks at once so its first
+/// attempt goes out now rather than at the next tick.
+fn then_tick<T>(
+    e: &mut Engine,
+    now: u64,
+    f: impl FnOnce(&mut Engine) -> Result<T, DmError>,
+) -> (Result<T, DmError>, Vec<Action>) {
+    match f(e) {
+        Ok(v) => {
+            let a = e.tick(now);
+            (Ok(v), a)
+        }
+        Err(err) => (Err(err), Vec::new()),
     }
 }
 
