@@ -67,8 +67,9 @@ pub enum Command {
     Discover,
     /// Print a link that opens chatd's web view (web.listen) able to send as you.
     Web,
-    /// Chat in this terminal: rooms, the timeline and the people online, with commands
-    /// (/join, /nick, /away, /back, /me, /users, /help, /quit).
+    /// Chat in this terminal: rooms, private conversations (a window each), the timeline and
+    /// the people online, with commands (/join, /msg, @nick, /block, /nick, /away, /back, /me,
+    /// /users, /search, /help, /quit).
     Chat {
         /// The room to show first.
         #[arg(long, short = 'r', value_name = "ROOM", default_value = "lobby")]

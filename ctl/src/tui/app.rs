@@ -31,14 +31,19 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ),
     (
         "/msg",
-        "NICK TEXT — a private message (not in this chatd yet)",
+        "NICK [TEXT] — a private message in NICK's window (`@nick text` too)",
     ),
+    (
+        "/block",
+        "NICK — refuse NICK's private messages, hide their public ones",
+    ),
+    ("/unblock", "NICK — undo /block"),
     ("/help", "— this list"),
     ("/quit", "— leave (Ctrl-C too)"),
 ];
 
 /// Commands of features this chatd does not have yet: said so, not pretended.
-const LATER: &[&str] = &["/msg", "/edit", "/delete", "/block", "/unblock"];
+const LATER: &[&str] = &["/edit", "/delete"];
 
 /// A line of a conversation.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,6 +95,15 @@ pub struct Conversation {
 }
 
 impl Conversation {
+    /// What the window is called: `#room`, `@nick` (a private conversation) or `+group`.
+    pub fn title(&self) -> String {
+        if self.room.starts_with('@') || self.room.starts_with('+') {
+            self.room.clone()
+        } else {
+            format!("#{}", self.room)
+        }
+    }
+
     fn new(room: &str) -> Conversation {
         Conversation {
             room: room.to_owned(),
@@ -162,6 +176,18 @@ pub enum NetEvent {
         at_ms: i64,
         event: bool,
     },
+    /// A private message (received, or sent by this user from anywhere).
+    Private {
+        id: String,
+        from: String,
+        /// The other person of a direct conversation (empty for a group).
+        peer: String,
+        /// The group's name (empty for a direct conversation).
+        group: String,
+        text: String,
+        at_ms: i64,
+        outgoing: bool,
+    },
     /// The user list.
     Users(Vec<User>),
     /// The node's status.
@@ -189,6 +215,15 @@ pub enum Action {
         room: String,
         text: String,
     },
+    /// Send `text` privately to `to` (a nickname) or, with `group`, to a group.
+    SendPrivate {
+        reference: u64,
+        to: String,
+        group: String,
+        text: String,
+    },
+    /// Block (`true`) or unblock a nickname.
+    Block(String, bool),
     /// Change the nickname.
     Nick(String),
     /// Show as away.
@@ -296,6 +331,22 @@ impl App {
                 at_ms,
                 event,
             } => self.message(id, &sanitize(&room), &from, &text, at_ms, event),
+            NetEvent::Private {
+                id,
+                from,
+                peer,
+                group,
+                text,
+                at_ms,
+                outgoing,
+            } => {
+                let key = if group.is_empty() {
+                    format!("@{}", sanitize(&peer))
+                } else {
+                    format!("+{}", sanitize(&group))
+                };
+                self.private(id, &key, &from, &text, at_ms, outgoing);
+            }
             NetEvent::Users(users) => {
                 self.users = users
                     .into_iter()
@@ -339,7 +390,7 @@ impl App {
     /// send comes back.
     pub fn not_sent(&mut self, action: Action) {
         match action {
-            Action::Send { reference, .. } => {
+            Action::Send { reference, .. } | Action::SendPrivate { reference, .. } => {
                 self.on_net(NetEvent::NotSent(reference, "chatd is busy".into()));
             }
             Action::Older { room, .. } => {
@@ -393,6 +444,43 @@ impl App {
             text: sanitize(text),
             kind,
             mine,
+        }
+    }
+
+    /// A private message: its window opens (or lights up) on arrival.
+    fn private(
+        &mut self,
+        id: String,
+        key: &str,
+        from: &str,
+        text: &str,
+        at_ms: i64,
+        outgoing: bool,
+    ) {
+        let id = format!("dm:{id}");
+        if !self.seen.insert(id.clone()) {
+            return;
+        }
+        self.seen_order.push_back(id.clone());
+        if self.seen_order.len() > SEEN
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        let mut line = self.line(String::new(), from, text, at_ms, false);
+        line.mine = outgoing;
+        let i = self.conv(key);
+        let shown = i == self.current;
+        let conv = &mut self.convs[i];
+        conv.older = false;
+        if !shown && !outgoing {
+            conv.unread += 1;
+            // Somebody wrote to you in person: that deserves attention like a mention.
+            conv.highlight = true;
+        }
+        conv.push(line);
+        if shown && self.scroll > 0 {
+            self.scroll += 1;
         }
     }
 
@@ -508,11 +596,45 @@ impl App {
         let reference = self.next_ref;
         self.pending.insert(reference, text.clone());
         self.scroll = 0;
+        let room = self.shown().room.clone();
+        if let Some(nick) = room.strip_prefix('@') {
+            return vec![Action::SendPrivate {
+                reference,
+                to: nick.to_owned(),
+                group: String::new(),
+                text,
+            }];
+        }
+        if let Some(group) = room.strip_prefix('+') {
+            return vec![Action::SendPrivate {
+                reference,
+                to: String::new(),
+                group: group.to_owned(),
+                text,
+            }];
+        }
         vec![Action::Send {
             reference,
-            room: self.shown().room.clone(),
+            room,
             text,
         }]
+    }
+
+    /// Opens (and shows) the private window with `nick`; sends `text` there if any.
+    fn query(&mut self, nick: &str, text: &str) -> Vec<Action> {
+        let nick = nick.trim_start_matches('@');
+        if nick.is_empty() {
+            self.notice("whom? /msg NICK [TEXT]");
+            return Vec::new();
+        }
+        self.current = self.conv(&format!("@{nick}"));
+        self.convs[self.current].older = false;
+        self.switch(0);
+        if text.is_empty() {
+            Vec::new()
+        } else {
+            self.send(text.to_owned())
+        }
     }
 
     fn submit(&mut self) -> Vec<Action> {
@@ -520,6 +642,14 @@ impl App {
         let trimmed = line.trim();
         if trimmed.is_empty() {
             return Vec::new();
+        }
+        // `@nick text`: the seeds' way to write to somebody privately.
+        if let Some(rest) = trimmed.strip_prefix('@')
+            && let Some((nick, text)) = rest.split_once(' ')
+            && !nick.is_empty()
+            && !text.trim().is_empty()
+        {
+            return self.query(nick, text.trim());
         }
         if !trimmed.starts_with('/') || trimmed.starts_with("//") {
             // "//text" sends "/text".
@@ -547,6 +677,16 @@ impl App {
                 self.switch(0);
             }
             "/part" => self.notice("this is the last window; /quit leaves"),
+            "/msg" | "/query" if !rest.is_empty() => {
+                let (nick, text) = rest.split_once(' ').unwrap_or((rest, ""));
+                return self.query(nick, text.trim());
+            }
+            "/block" | "/unblock" if !rest.is_empty() => {
+                return vec![Action::Block(
+                    rest.trim_start_matches('@').to_owned(),
+                    cmd == "/block",
+                )];
+            }
             "/nick" if !rest.is_empty() => return vec![Action::Nick(rest.to_owned())],
             "/away" => return vec![Action::Away(rest.to_owned())],
             "/back" => return vec![Action::Back],
@@ -564,9 +704,11 @@ impl App {
             c if LATER.contains(&c) => {
                 self.notice(&format!("{c}: not available with this chatd yet"));
             }
-            "/join" | "/nick" | "/me" | "/search" => self.notice(&format!(
-                "{cmd} needs an argument; /help lists the commands"
-            )),
+            "/join" | "/nick" | "/me" | "/search" | "/msg" | "/query" | "/block" | "/unblock" => {
+                self.notice(&format!(
+                    "{cmd} needs an argument; /help lists the commands"
+                ))
+            }
             _ => self.notice(&format!("unknown command {cmd}; /help lists the commands")),
         }
         Vec::new()
@@ -669,7 +811,7 @@ mod tests {
                 .back()
                 .is_some_and(|l| l.text.contains("unknown command"))
         );
-        typed(&mut app, "/msg bob hi");
+        typed(&mut app, "/edit 1 better");
         assert!(
             app.shown()
                 .lines
@@ -711,6 +853,86 @@ mod tests {
         assert!(
             app.on_key(key(KeyCode::PageUp)).is_empty(),
             "nothing older left"
+        );
+    }
+
+    #[test]
+    fn private_conversations_get_their_own_windows() {
+        let mut app = App::new("lobby");
+        app.on_net(NetEvent::Status(Status {
+            nickname: "alice".into(),
+            ..Status::default()
+        }));
+        // `@bob text` opens bob's window and sends there privately.
+        let acts = typed(&mut app, "@bob hello there");
+        assert!(matches!(
+            &acts[0],
+            Action::SendPrivate { to, text, group, .. } if to == "bob" && text == "hello there" && group.is_empty()
+        ));
+        assert_eq!(app.shown().title(), "@bob");
+        // What is typed in it goes to bob too.
+        let acts = typed(&mut app, "and more");
+        assert!(matches!(&acts[0], Action::SendPrivate { to, .. } if to == "bob"));
+        // `/msg carol` opens a window without sending.
+        assert!(typed(&mut app, "/msg carol").is_empty());
+        assert_eq!(app.shown().title(), "@carol");
+        // A message from dave opens his window in the background, lit.
+        app.on_net(NetEvent::Private {
+            id: "x1".into(),
+            from: "dave".into(),
+            peer: "dave".into(),
+            group: String::new(),
+            text: "hi alice".into(),
+            at_ms: 1,
+            outgoing: false,
+        });
+        let dave = app
+            .convs
+            .iter()
+            .find(|c| c.room == "@dave")
+            .expect("opened");
+        assert_eq!((dave.unread, dave.highlight), (1, true));
+        // The same message again (history after a reconnect) is not shown twice.
+        app.on_net(NetEvent::Private {
+            id: "x1".into(),
+            from: "dave".into(),
+            peer: "dave".into(),
+            group: String::new(),
+            text: "hi alice".into(),
+            at_ms: 1,
+            outgoing: false,
+        });
+        let dave = app
+            .convs
+            .iter()
+            .find(|c| c.room == "@dave")
+            .expect("opened");
+        assert_eq!(dave.lines.len(), 1);
+        // A group's messages go to its window, and typing there sends to the group.
+        app.on_net(NetEvent::Private {
+            id: "g1".into(),
+            from: "erin".into(),
+            peer: String::new(),
+            group: "team".into(),
+            text: "standup?".into(),
+            at_ms: 2,
+            outgoing: false,
+        });
+        app.current = app
+            .convs
+            .iter()
+            .position(|c| c.room == "+team")
+            .expect("group");
+        let acts = typed(&mut app, "yes");
+        assert!(matches!(&acts[0], Action::SendPrivate { group, .. } if group == "team"));
+        // Blocking.
+        assert_eq!(
+            typed(&mut app, "/block @mallory"),
+            vec![Action::Block("mallory".into(), true)]
+        );
+        assert_eq!(
+            typed(&mut app, "/unblock mallory"),
+            vec![Action::Block("mallory".into(), false)]
         );
     }
 

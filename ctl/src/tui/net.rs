@@ -1,6 +1,8 @@
-//! The chat window's link to chatd: one task that follows every room (`Subscribe`), the user
-//! list (`WatchUserEvents`, `ListUsers`) and the status (`GetStatus`, every 2 s), and carries
-//! out the window's actions (`Send`, `SetNickname`, `SetPresence`).
+//! The chat window's link to chatd: one task that follows every room (`Subscribe`), the
+//! caller's private messages (`WatchPrivate`, with the recent `PrivateHistory` at each
+//! connect), the user list (`WatchUserEvents`, `ListUsers`) and the status (`GetStatus`,
+//! every 2 s), and carries out the window's actions (`Send`, `SendPrivate`, `Block`,
+//! `SetNickname`, `SetPresence`).
 //!
 //! When chatd goes away (restart, crash, lost connection) it says so, retries with a capped
 //! backoff, and resumes the feed right after the last message it passed on — nothing skipped,
@@ -18,7 +20,12 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 
 use chat_proto::v1::chat_service_client::ChatServiceClient;
+use chat_proto::v1::private_service_client::PrivateServiceClient;
 use chat_proto::v1::user_service_client::UserServiceClient;
+use chat_proto::v1::{
+    BlockRequest, PrivateHistoryRequest, PrivateMessage, SendPrivateRequest, UnblockRequest,
+    WatchPrivateRequest, watch_private_response,
+};
 
 use super::app::{Action, NetEvent, Status, User};
 use crate::client::{self, Conn, Target};
@@ -78,7 +85,7 @@ impl From<String> for Gone {
 
 async fn refuse(tx: &mpsc::Sender<NetEvent>, a: Action) {
     let ev = match a {
-        Action::Send { reference, .. } => {
+        Action::Send { reference, .. } | Action::SendPrivate { reference, .. } => {
             NetEvent::NotSent(reference, "chatd is not reachable".into())
         }
         Action::Older { room, .. } => NetEvent::Older {
@@ -143,8 +150,33 @@ async fn session(
         .await
         .map_err(call)?
         .into_inner();
+    // Private conversations: watch first, then the recent history (the window shows each
+    // message once, whichever way it comes).
+    let private = client::private_service(socket, false).await.map_err(gone)?;
+    let mut dms = client::private_service(socket, true)
+        .await
+        .map_err(gone)?
+        .watch_private(WatchPrivateRequest {})
+        .await
+        .map_err(call)?
+        .into_inner();
+    let recent = private
+        .clone()
+        .private_history(PrivateHistoryRequest {
+            with: String::new(),
+            limit: BACKLOG,
+        })
+        .await
+        .map_err(call)?
+        .into_inner()
+        .messages;
     if tx.send(NetEvent::Up).await.is_err() {
         return Ok(());
+    }
+    for m in recent {
+        if tx.send(private_event(m)).await.is_err() {
+            return Ok(());
+        }
     }
     *backoff = MIN_BACKOFF;
     let mut status = tokio::time::interval(STATUS_EVERY);
@@ -179,6 +211,16 @@ async fn session(
                     }
                     None => {}
                 },
+            },
+            d = dms.message() => match d.map_err(call)? {
+                None => return Err(Gone::Down("the private messages ended".into())),
+                Some(r) => {
+                    if let Some(watch_private_response::Event::Message(m)) = r.event
+                        && tx.send(private_event(m)).await.is_err()
+                    {
+                        return Ok(());
+                    }
+                }
             },
             e = watch.message() => match e.map_err(call)? {
                 None => return Err(Gone::Down("the user events ended".into())),
@@ -216,13 +258,85 @@ async fn session(
             a = actions.recv() => {
                 let Some(a) = a else { return Ok(()) };
                 // Each action runs on its own, so a slow one never holds up the feed.
-                let (chat, people, tx, socket) = (chat.clone(), people.clone(), tx.clone(), socket.clone());
+                let (chat, people, private, tx, socket) =
+                    (chat.clone(), people.clone(), private.clone(), tx.clone(), socket.clone());
                 tokio::spawn(async move {
-                    let ev = act(a, chat, people, &tx, &socket).await;
+                    let ev = match a {
+                        Action::SendPrivate { .. } | Action::Block(..) => {
+                            act_private(a, private, &socket).await
+                        }
+                        a => act(a, chat, people, &tx, &socket).await,
+                    };
                     let _ = tx.send(ev).await;
                 });
             }
         }
+    }
+}
+
+/// The window's form of a private message.
+fn private_event(m: PrivateMessage) -> NetEvent {
+    let peer = if m.outgoing { m.to } else { m.from.clone() };
+    NetEvent::Private {
+        id: m.id,
+        from: m.from,
+        peer,
+        group: m.group,
+        text: m.text,
+        at_ms: m.sent_unix_ms,
+        outgoing: m.outgoing,
+    }
+}
+
+/// Carries out a private-conversation action.
+async fn act_private(
+    a: Action,
+    mut private: PrivateServiceClient<Conn>,
+    socket: &Target,
+) -> NetEvent {
+    let why = |s: tonic::Status| client::call_error(socket, s).to_string();
+    match a {
+        Action::SendPrivate {
+            reference,
+            to,
+            group,
+            text,
+        } => {
+            let req = SendPrivateRequest {
+                to,
+                group_id: group,
+                text,
+            };
+            match private.send_private(req).await {
+                Ok(_) => NetEvent::Sent(reference),
+                Err(s) => NetEvent::NotSent(reference, why(s)),
+            }
+        }
+        Action::Block(nick, on) => {
+            let done = if on {
+                private
+                    .block(BlockRequest {
+                        nickname: nick.clone(),
+                    })
+                    .await
+                    .map(|_| ())
+            } else {
+                private
+                    .unblock(UnblockRequest {
+                        nickname: nick.clone(),
+                    })
+                    .await
+                    .map(|_| ())
+            };
+            match done {
+                Ok(()) if on => NetEvent::Notice(format!(
+                    "{nick} is blocked: their private messages are refused, their public ones hidden"
+                )),
+                Ok(()) => NetEvent::Notice(format!("{nick} is unblocked")),
+                Err(s) => NetEvent::Notice(why(s)),
+            }
+        }
+        _ => NetEvent::Notice("internal: not a private action".into()),
     }
 }
 
@@ -312,6 +426,10 @@ async fn act(
                 Err(s) => NetEvent::Notice(format!("search: {}", why(s))),
             }
         }
+        Action::SendPrivate { reference, .. } => {
+            NetEvent::NotSent(reference, "internal: sent the wrong way".into())
+        }
+        Action::Block(..) => NetEvent::Notice("internal: sent the wrong way".into()),
         Action::Older { room, before } => {
             let req = HistoryRequest {
                 room: room.clone(),

@@ -87,7 +87,7 @@ fn conversations(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
             } else {
                 String::new()
             };
-            ListItem::new(format!("#{}{unread}", c.room)).style(style)
+            ListItem::new(format!("{}{unread}", c.title())).style(style)
         })
         .collect();
     let block = Block::default().borders(Borders::RIGHT).title("Rooms");
@@ -216,8 +216,8 @@ fn timeline(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
         let hint = match app.conn {
             Conn::Connecting => "connecting to chatd…".to_owned(),
             _ => format!(
-                "#{} — no messages yet. Type to write; /help lists the commands.",
-                conv.room
+                "{} — no messages yet. Type to write; /help lists the commands.",
+                conv.title()
             ),
         };
         frame.render_widget(
@@ -288,7 +288,7 @@ fn status_line(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
 }
 
 fn input_line(frame: &mut Frame, app: &App, area: Rect) {
-    let prompt = format!("[#{}] ", app.shown().room);
+    let prompt = format!("[{}] ", app.shown().title());
     let text = app.input.text();
     let before: String = text.chars().take(app.input.cursor()).collect();
     let avail = (area.width as usize)
@@ -399,6 +399,36 @@ mod tests {
         let s = screen(&app, 100, 12);
         assert!(s.contains("line 9994") && !s.contains("line 9999"), "{s}");
         assert!(s.contains("scrolled up 5"), "{s}");
+    }
+
+    fn private(id: &str, from: &str, peer: &str, text: &str, outgoing: bool) -> NetEvent {
+        NetEvent::Private {
+            id: id.into(),
+            from: from.into(),
+            peer: peer.into(),
+            group: String::new(),
+            text: text.into(),
+            at_ms: 45_296_000,
+            outgoing,
+        }
+    }
+
+    #[test]
+    fn a_private_message_opens_its_own_highlighted_tab() {
+        let mut app = connected();
+        app.on_net(msg("1", "lobby", "bob", "public hello"));
+        app.on_net(private("p1", "carol", "carol", "psst, alice", false));
+        let s = screen(&app, 100, 12);
+        // Still in the lobby; carol's window is listed, lit, with one unread line.
+        assert!(s.contains("@carol (1)"), "{s}");
+        assert!(!s.contains("psst"), "{s}");
+        app.on_key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('n'),
+            crossterm::event::KeyModifiers::CONTROL,
+        ));
+        let s = screen(&app, 100, 12);
+        assert!(s.contains("12:34 carol psst, alice"), "{s}");
+        assert!(s.contains("[@carol]"), "{s}");
     }
 
     #[test]

@@ -13,8 +13,9 @@ use chat_proto::v1::{
     CreateGroupRequest, CreateGroupResponse, DeliveryStatus, Group, LeaveGroupRequest,
     LeaveGroupResponse, ListBlocksRequest, ListBlocksResponse, ListGroupsRequest,
     ListGroupsResponse, PrivateHistoryRequest, PrivateHistoryResponse, PrivateMessage,
-    SendPrivateRequest, SendPrivateResponse, StatusChange, UnblockRequest, UnblockResponse,
-    WatchPrivateRequest, WatchPrivateResponse, watch_private_response,
+    SearchPrivateRequest, SearchPrivateResponse, SendPrivateRequest, SendPrivateResponse,
+    StatusChange, UnblockRequest, UnblockResponse, WatchPrivateRequest, WatchPrivateResponse,
+    watch_private_response,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
@@ -220,6 +221,32 @@ impl PrivateService for PrivateApi {
             }
         });
         Ok(Response::new(stream))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn search_private(
+        &self,
+        request: Request<SearchPrivateRequest>,
+    ) -> Result<Response<SearchPrivateResponse>, Status> {
+        let who = self.caller(&request)?;
+        let r = request.into_inner();
+        let expression =
+            crate::chat::search::expression(&r.query).map_err(|e| ApiError::field("query", e))?;
+        if r.since_unix_ms < 0 {
+            return Err(ApiError::field("since_unix_ms", "must not be negative").into());
+        }
+        let limit = match r.limit {
+            0 => 50,
+            n => n.min(MAX_HISTORY),
+        };
+        let rows = self
+            .dm
+            .search(who, &expression, &r.from, r.since_unix_ms as u64, limit)
+            .map_err(ApiError::from)?;
+        let groups = self.dm.groups(who).map_err(ApiError::from)?;
+        Ok(Response::new(SearchPrivateResponse {
+            messages: rows.iter().map(|m| self.message(m, &groups)).collect(),
+        }))
     }
 
     async fn create_group(

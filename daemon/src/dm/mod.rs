@@ -92,6 +92,9 @@ pub enum DmEvent {
     },
 }
 
+/// Items an account took from its mailbox and will remove: its key and their hashes.
+type Removals = (SigningKey, Vec<chat_overlay::records::Hash>);
+
 /// The service.
 pub struct Dm {
     cfg: DmConfig,
@@ -101,6 +104,9 @@ pub struct Dm {
     store: Mutex<Store>,
     engines: Mutex<HashMap<[u8; 32], Engine>>,
     events: broadcast::Sender<DmEvent>,
+    /// Items taken from each account's mailbox, removed together once a second (each
+    /// removal record takes a slot of the mailbox until it expires).
+    removals: Mutex<HashMap<[u8; 32], Removals>>,
     /// Wakes the task (a new engine to publish, an early drain).
     wake: Notify,
 }
@@ -139,6 +145,7 @@ impl Dm {
             store: Mutex::new(Store::open(data_dir)?),
             engines: Mutex::new(HashMap::new()),
             events: broadcast::channel(WATCH_QUEUE).0,
+            removals: Mutex::new(HashMap::new()),
             wake: Notify::new(),
         }))
     }
@@ -215,7 +222,9 @@ impl Dm {
                 other => network.push(other),
             }
         }
-        self.store().commit(&account, &batch)?;
+        if !batch.is_empty() {
+            self.store().commit(&account, &batch)?;
+        }
         drop(engines);
         for e in events {
             let _ = self.events.send(e);
@@ -346,6 +355,44 @@ impl Dm {
             .collect())
     }
 
+    /// The caller's private messages holding every word of `expression` (an FTS5 expression
+    /// from [`crate::chat::search::expression`]), from `from` (a shown name) if given, sent at
+    /// or after `since_ms`; newest first.
+    pub fn search(
+        self: &Arc<Self>,
+        who: Who,
+        expression: &str,
+        from: &str,
+        since_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, PrivateError> {
+        let (account, _) = self.account(who)?;
+        let from = from.trim();
+        let author = if from.is_empty() {
+            None
+        } else {
+            Some(
+                self.people
+                    .find(from)
+                    .ok_or_else(|| PrivateError::UnknownNick(from.to_owned()))?
+                    .account,
+            )
+        };
+        // With an author filter, look further and keep theirs.
+        let scan = if author.is_some() {
+            limit.saturating_mul(20).min(20_000)
+        } else {
+            limit
+        };
+        let rows = self.store().search(&account, expression, since_ms, scan)?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| author.is_none_or(|a| r.from == a))
+            .take(limit as usize)
+            .map(|row| Message { account, row })
+            .collect())
+    }
+
     /// Creates a group of the caller and the people named.
     pub fn create_group(
         self: &Arc<Self>,
@@ -390,7 +437,10 @@ impl Dm {
 
     /// The caller's groups.
     pub fn groups(self: &Arc<Self>, who: Who) -> Result<Vec<GroupState>, PrivateError> {
-        let (_, signer) = self.account(who)?;
+        let (account, signer) = self.account(who)?;
+        if let Some(e) = self.engines().get(&account) {
+            return Ok(e.groups());
+        }
         self.act(&signer, |e, _| (e.groups(), Vec::new()))
     }
 

@@ -21,12 +21,34 @@ use crate::records::{RecordsError, unix_ms};
 const REMOVAL_TTL: Duration = Duration::from_secs(8 * 24 * 3600);
 
 impl Dm {
-    /// Starts the network actions of `signer`'s engine.
+    /// Starts the network actions of `signer`'s engine; removals wait for
+    /// [`Dm::flush_removals`].
     pub(super) fn execute(self: &Arc<Self>, signer: &SigningKey, actions: Vec<Action>) {
         for a in actions {
+            if let Action::Remove(hashes) = a {
+                let account = signer.verifying_key().to_bytes();
+                let mut removals = self.removals.lock().unwrap_or_else(|p| p.into_inner());
+                let entry = removals
+                    .entry(account)
+                    .or_insert_with(|| (signer.clone(), Vec::new()));
+                entry.1.extend(hashes);
+                continue;
+            }
             let dm = self.clone();
             let signer = signer.clone();
             tokio::spawn(async move { dm.carry_out(&signer, a).await });
+        }
+    }
+
+    /// Removes what each account took from its mailbox since the last call: one removal
+    /// record per 128 items.
+    pub(super) fn flush_removals(self: &Arc<Self>) {
+        let all = std::mem::take(&mut *self.removals.lock().unwrap_or_else(|p| p.into_inner()));
+        for (_, (signer, mut hashes)) in all {
+            hashes.sort_unstable();
+            hashes.dedup();
+            let dm = self.clone();
+            tokio::spawn(async move { dm.carry_out(&signer, Action::Remove(hashes)).await });
         }
     }
 

@@ -71,6 +71,7 @@ impl Dm {
                     self.publish(&signer, true).await;
                 }
             }
+            self.flush_removals();
             if let Some(keep) = self.cfg.retention
                 && now.saturating_sub(prune_ms) >= 60_000
             {

@@ -17,6 +17,29 @@ pub const FILE: &str = "dm.sqlite3";
 /// Private messages kept per account, at most (the oldest go first).
 pub const MAX_MESSAGES: i64 = 100_000;
 
+/// A message row of a query selecting `id, sender, peer, grp, text, sent_ms, outgoing,
+/// status` (`None` if a key column has the wrong length).
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Row>> {
+    let id: Vec<u8> = r.get(0)?;
+    let from: Vec<u8> = r.get(1)?;
+    Ok(Some(Row {
+        id: match id.try_into() {
+            Ok(id) => id,
+            Err(_) => return Ok(None),
+        },
+        from: match from.try_into() {
+            Ok(f) => f,
+            Err(_) => return Ok(None),
+        },
+        peer: key32(r.get(2)?),
+        group: key16(r.get(3)?),
+        text: r.get(4)?,
+        sent_ms: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
+        outgoing: r.get(6)?,
+        status: r.get(7)?,
+    }))
+}
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,6 +83,16 @@ pub struct Batch {
     pub messages: Vec<Row>,
     /// (message id, status)
     pub statuses: Vec<([u8; 16], u8)>,
+}
+
+impl Batch {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.core.is_none()
+            && self.peers.is_empty()
+            && self.messages.is_empty()
+            && self.statuses.is_empty()
+    }
 }
 
 /// The store.
@@ -115,7 +148,17 @@ impl Store {
                  sender BLOB NOT NULL, peer BLOB, grp BLOB, text TEXT NOT NULL,
                  sent_ms INTEGER NOT NULL, outgoing INTEGER NOT NULL, status INTEGER NOT NULL,
                  UNIQUE (account, id));
-             CREATE INDEX IF NOT EXISTS message_account ON message (account, n);",
+             CREATE INDEX IF NOT EXISTS message_account ON message (account, n);
+             CREATE VIRTUAL TABLE IF NOT EXISTS message_fts USING fts5(
+                 text, content = 'message', content_rowid = 'n',
+                 tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3');
+             CREATE TRIGGER IF NOT EXISTS message_fts_add AFTER INSERT ON message BEGIN
+                 INSERT INTO message_fts (rowid, text) VALUES (new.n, new.text);
+             END;
+             CREATE TRIGGER IF NOT EXISTS message_fts_del AFTER DELETE ON message BEGIN
+                 INSERT INTO message_fts (message_fts, rowid, text)
+                     VALUES ('delete', old.n, old.text);
+             END;",
         )
         .map_err(|source| StoreError::Open {
             path: path.clone(),
@@ -230,34 +273,43 @@ impl Store {
                     group.map(|g| g.to_vec()),
                     limit
                 ],
-                |r| {
-                    Ok((
-                        r.get::<_, Vec<u8>>(0)?,
-                        r.get::<_, Vec<u8>>(1)?,
-                        r.get::<_, Option<Vec<u8>>>(2)?,
-                        r.get::<_, Option<Vec<u8>>>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, i64>(5)?,
-                        r.get::<_, bool>(6)?,
-                        r.get::<_, u8>(7)?,
-                    ))
-                },
+                row,
             )?
             .filter_map(|r| r.ok())
-            .filter_map(|(id, from, peer, grp, text, sent, outgoing, status)| {
-                Some(Row {
-                    id: id.try_into().ok()?,
-                    from: from.try_into().ok()?,
-                    peer: key32(peer),
-                    group: key16(grp),
-                    text,
-                    sent_ms: u64::try_from(sent).unwrap_or(0),
-                    outgoing,
-                    status,
-                })
-            })
+            .flatten()
             .collect();
         rows.reverse();
+        Ok(rows)
+    }
+
+    /// `account`'s messages matching the FTS5 `expression` (from [`crate::chat::search`]),
+    /// sent at or after `since_ms`, newest first.
+    pub fn search(
+        &self,
+        account: &[u8; 32],
+        expression: &str,
+        since_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<Row>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT m.id, m.sender, m.peer, m.grp, m.text, m.sent_ms, m.outgoing, m.status
+             FROM message_fts f JOIN message m ON m.n = f.rowid
+             WHERE message_fts MATCH ?1 AND m.account = ?2 AND m.sent_ms >= ?3
+             ORDER BY m.n DESC LIMIT ?4",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![
+                    expression,
+                    &account[..],
+                    i64::try_from(since_ms).unwrap_or(i64::MAX),
+                    limit
+                ],
+                row,
+            )?
+            .filter_map(|r| r.ok())
+            .flatten()
+            .collect();
         Ok(rows)
     }
 

@@ -13,6 +13,7 @@
 //! benchmark, not a test: it reports what it measured and fails only when a message is lost.
 
 mod cluster;
+mod dm;
 mod load;
 mod procstat;
 
@@ -67,6 +68,10 @@ struct Args {
     /// Highest rate the throughput search tries, in messages per second.
     #[arg(long, default_value_t = 25_600.0)]
     max_rate: f64,
+    /// Measure private messages instead: `--rate` end-to-end encrypted messages a second,
+    /// each node writing to four others, for `--seconds` (no throughput search).
+    #[arg(long)]
+    dm: bool,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
@@ -97,6 +102,7 @@ struct Report {
     latency: Option<StepReport>,
     throughput_steps: Vec<StepReport>,
     max_sustained: Option<StepReport>,
+    dm: Option<dm::DmReport>,
     after_load: Option<Usage>,
 }
 
@@ -165,6 +171,17 @@ fn main() -> Result<()> {
     } else {
         print_report(&report);
     }
+    if let Some(d) = &report.dm
+        && (d.shown != d.sent || d.send_errors > 0 || d.duplicates > 0)
+    {
+        bail!(
+            "private messages: {} of {} shown, {} duplicates, {} refused",
+            d.shown,
+            d.sent,
+            d.duplicates,
+            d.send_errors
+        );
+    }
     if let Some(l) = &report.latency
         && (l.delivered != l.deliveries_expected || l.send_errors > 0)
     {
@@ -220,6 +237,28 @@ async fn bench(args: &Args, chatd: &std::path::Path) -> Result<Report> {
     }
 
     let sockets: Vec<PathBuf> = cluster.nodes.iter().map(|d| d.socket.clone()).collect();
+    if args.dm {
+        let r = dm::run(&sockets, &pids, args.rate, args.seconds, &say).await?;
+        say(format!(
+            "dm at {:.0}/s: shown p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
+             delivered (ack back) p50 {:.2} ms, p99 {:.2} ms; {} of {} shown, {} duplicates; \
+             {:.0} µs CPU per message",
+            r.rate,
+            r.p50_ms,
+            r.p90_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.ack_p50_ms,
+            r.ack_p99_ms,
+            r.shown,
+            r.sent,
+            r.duplicates,
+            r.cpu_us_per_message
+        ));
+        report.dm = Some(r);
+        drop(cluster);
+        return Ok(report);
+    }
     let subs = load::Subscribers::start(&sockets).await?;
     let publisher = sockets[0].clone();
     let sustain = Duration::from_millis(args.sustain_p99_ms);

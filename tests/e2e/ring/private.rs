@@ -126,6 +126,16 @@ fn private_messages_reach_only_their_recipients_even_offline() {
         assert!(!log.contains(secret), "{name}'s log holds the text");
     }
 
+    // Bob finds it by a word (his own node's index of his private messages); Carol does not.
+    let found = ctl(&c, 1, &["search", "private-marker-7d1f0c", "--json"]);
+    let found = String::from_utf8_lossy(&found.stdout);
+    assert!(
+        found.contains("\"kind\":\"private\"") && found.contains(secret),
+        "{found}"
+    );
+    let none = ctl(&c, 2, &["search", "private-marker-7d1f0c", "--json"]);
+    assert!(!String::from_utf8_lossy(&none.stdout).contains(secret));
+
     // 2. `send "@bob …"` is private too; a group reaches its members only.
     let out = ctl(&c, 2, &["send", "@bob from carol with the seeds' syntax"]);
     assert!(

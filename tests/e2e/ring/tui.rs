@@ -129,6 +129,31 @@ fn the_terminal_chat_as_a_person_uses_it() {
     assert!(sent.status.success());
     tmux.wait_for(FORM, "other hello back ␛[2J tuiuser");
 
+    // A private message from the other node opens its window; what is typed there goes back
+    // privately.
+    let sent = c
+        .sandbox
+        .chatctl_at(&sock(1), &["dm", "tuiuser", "psst from other"]);
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    tmux.wait_for(FORM, "@other (1)");
+    tmux.send(&["C-n"]);
+    tmux.wait_for(FORM, "other psst from other");
+    tmux.send(&["private answer", "Enter"]);
+    poll(FORM, Duration::from_millis(200), || {
+        let out = c.sandbox.chatctl_at(&sock(1), &["dms", "--json"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| l.contains("\"private answer\"") && l.contains("\"from\":\"tuiuser\""))
+            .then_some(())
+    })
+    .expect("the answer typed in the private window reaches the other node privately");
+    tmux.send(&["C-p"]);
+    tmux.wait_for(FORM, "[#lobby]");
+
     // chatd restarts: the window says so, keeps what is being typed, and reconnects.
     let d = c.members[0].daemon.as_mut().expect("running");
     d.signal(rustix::process::Signal::TERM);

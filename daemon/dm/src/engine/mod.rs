@@ -177,7 +177,7 @@ pub struct Engine {
     signer: SigningKey,
     keys: Keys,
     ttl_ms: u64,
-    peers: HashMap<[u8; 32], Peer>,
+    peers: BTreeMap<[u8; 32], Peer>,
     groups: BTreeMap<[u8; 16], Group>,
     /// Group messages whose group is not known yet.
     waiting: Vec<Payload>,
@@ -210,7 +210,7 @@ impl Engine {
             signer,
             keys,
             ttl_ms,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             groups: BTreeMap::new(),
             waiting: Vec::new(),
             blocked: BTreeSet::new(),
