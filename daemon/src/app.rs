@@ -164,6 +164,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             records.clone(),
             direct.clone(),
         )?;
+        node.attach_private(dm.clone());
         tasks.spawn(
             "the private-conversations service",
             dm.clone().run(node.subscribe_joined(), direct.received()),

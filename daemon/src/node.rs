@@ -42,6 +42,8 @@ pub struct Node {
     /// LAN discovery, when on.
     lan: OnceLock<Arc<crate::discovery::mdns::Lan>>,
     web: OnceLock<crate::web::WebLink>,
+    /// The private-conversations service (its drop counters join the node's).
+    private: OnceLock<std::sync::Arc<crate::dm::Dm>>,
     /// Set when something (the `Leave` RPC) asks the daemon to stop.
     stop: watch::Sender<bool>,
 }
@@ -158,6 +160,7 @@ impl Node {
             ring: OnceLock::new(),
             lan: OnceLock::new(),
             web: OnceLock::new(),
+            private: OnceLock::new(),
             stop: watch::Sender::new(false),
         }
     }
@@ -220,6 +223,21 @@ impl Node {
     /// Records that the web view runs, and how to make login links for it.
     pub fn attach_web(&self, link: crate::web::WebLink) {
         let _ = self.web.set(link);
+    }
+
+    /// Connects the private-conversations service (once).
+    pub fn attach_private(&self, dm: std::sync::Arc<crate::dm::Dm>) {
+        let _ = self.private.set(dm);
+    }
+
+    /// Private-message input dropped from the network, by reason (`dm_` and the reason).
+    pub fn private_drops(&self) -> Vec<(String, u64)> {
+        self.private.get().map_or_else(Vec::new, |dm| {
+            dm.drops()
+                .into_iter()
+                .map(|(r, n)| (format!("dm_{r}"), n))
+                .collect()
+        })
     }
 
     /// The web view's login links, if it runs.

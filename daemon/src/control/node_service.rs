@@ -96,6 +96,7 @@ impl NodeService for NodeApi {
             resp.peers_connected = u32::try_from(r.peers().len()).unwrap_or(u32::MAX);
             resp.dropped = r.dropped(view.as_ref()).into_iter().collect();
         }
+        resp.dropped.extend(self.node.private_drops());
         Ok(Response::new(resp))
     }
 

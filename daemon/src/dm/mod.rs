@@ -371,12 +371,12 @@ impl Dm {
         let author = if from.is_empty() {
             None
         } else {
-            Some(
-                self.people
-                    .find(from)
-                    .ok_or_else(|| PrivateError::UnknownNick(from.to_owned()))?
-                    .account,
-            )
+            match self.people.find(from) {
+                Some(u) => Some(u.account),
+                // Nobody by that name: no private message from them either (as the public
+                // search, which filters by shown name, finds nothing).
+                None => return Ok(Vec::new()),
+            }
         };
         // With an author filter, look further and keep theirs.
         let scan = if author.is_some() {
