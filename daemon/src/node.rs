@@ -230,6 +230,11 @@ impl Node {
         let _ = self.private.set(dm);
     }
 
+    /// The private-conversations service, once attached.
+    pub fn private(&self) -> Option<std::sync::Arc<crate::dm::Dm>> {
+        self.private.get().cloned()
+    }
+
     /// Private-message input dropped from the network, by reason (`dm_` and the reason).
     pub fn private_drops(&self) -> Vec<(String, u64)> {
         self.private.get().map_or_else(Vec::new, |dm| {

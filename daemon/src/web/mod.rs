@@ -163,6 +163,9 @@ impl WebListener {
             node_api: NodeApi::new(node.clone(), people.clone()),
             user_api: UserApi::new(people.clone(), node.clone()),
             chat_api,
+            private_api: node
+                .private()
+                .map(|dm| crate::control::PrivateApi::new(dm, people.clone(), node.clone())),
             node: node.clone(),
             chat: chat.clone(),
             people,
@@ -197,6 +200,8 @@ pub(crate) struct Shared {
     node_api: NodeApi,
     user_api: UserApi,
     chat_api: ChatApi,
+    /// Private conversations, for pages logged in as an account.
+    private_api: Option<crate::control::PrivateApi>,
     node: Arc<Node>,
     chat: Chat,
     people: Arc<People>,

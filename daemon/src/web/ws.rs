@@ -8,7 +8,10 @@
 //! `kind`: `text` or `event`), `users` (the whole list), `status` (node, ring size, peers…,
 //! every 2 s), `sent`/`error` (the answer to a send, by `ref`), `lagged` (`resume`: reconnect
 //! after this id), `reset` (the id to resume after is gone: start over).
-//! Page → server then: `{"t":"send","ref":N,"room":R,"text":T}`.
+//! A page logged in as an account also gets `pmsg` (`id`, `from`, `to`, `group`, `text`,
+//! `at`, `outgoing`): that account's private messages, the recent ones first.
+//! Page → server then: `{"t":"send","ref":N,"room":R,"text":T}`, or
+//! `{"t":"psend","ref":N,"to":NICK,"text":T}` (or `"group":G`) for a private message.
 //!
 //! The feed is a `Subscribe` call of the chat service, in process: `?after=ID` resumes right
 //! after the last message the page saw, so a reconnect neither loses nor repeats one; a page
@@ -29,10 +32,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chat_proto::v1::chat_service_server::ChatService;
 use chat_proto::v1::node_service_server::NodeService;
+use chat_proto::v1::private_service_server::PrivateService;
 use chat_proto::v1::user_service_server::UserService;
 use chat_proto::v1::{
-    GetStatusRequest, ListUsersRequest, MessageKind, Presence as ApiPresence, SendRequest,
-    SubscribeRequest, WatchUserEventsRequest, subscribe_response,
+    GetStatusRequest, ListUsersRequest, MessageKind, Presence as ApiPresence,
+    PrivateHistoryRequest, PrivateMessage, SendPrivateRequest, SendRequest, SubscribeRequest,
+    WatchPrivateRequest, WatchPrivateResponse, WatchUserEventsRequest, subscribe_response,
+    watch_private_response,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -290,6 +296,30 @@ impl Page {
             Ok(r) => r.into_inner(),
             Err(_) => return End::Close(close_code::AGAIN, "too many watchers; retry"),
         };
+        // A page logged in as an account also gets that account's private messages: the
+        // recent ones, then as they come. A read-only page gets none.
+        let mut private: PrivateStream = Box::pin(tokio_stream::pending());
+        if let (Some(_), Some(api)) = (&self.sender, &self.s.private_api) {
+            if let Ok(w) = api
+                .watch_private(self.request(WatchPrivateRequest {}))
+                .await
+            {
+                private = Box::pin(w.into_inner());
+            }
+            let recent = api
+                .private_history(self.request(PrivateHistoryRequest {
+                    with: String::new(),
+                    limit: BACKLOG,
+                }))
+                .await
+                .map(|r| r.into_inner().messages)
+                .unwrap_or_default();
+            for m in &recent {
+                if let Err(e) = send(socket, &private_frame(m)).await {
+                    return e;
+                }
+            }
+        }
         let mut status = tokio::time::interval(STATUS_EVERY);
         status.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut users_due = true;
@@ -320,6 +350,15 @@ impl Page {
                         return e;
                     }
                 }
+                event = private.next() => match event {
+                    Some(Ok(WatchPrivateResponse { event: Some(watch_private_response::Event::Message(m)) })) => {
+                        if let Err(e) = send(socket, &private_frame(&m)).await {
+                            return e;
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return End::Close(close_code::AGAIN, "private messages ended; reconnect"),
+                },
                 event = users.next() => match event {
                     Some(Ok(_)) => users_due = true,
                     _ => return End::Close(close_code::AGAIN, "user events ended; reconnect"),
@@ -413,6 +452,10 @@ impl Page {
             #[serde(default)]
             room: String,
             #[serde(default)]
+            to: String,
+            #[serde(default)]
+            group: String,
+            #[serde(default)]
             text: String,
         }
         let req: Send = match serde_json::from_str(text) {
@@ -421,12 +464,29 @@ impl Page {
                 return json!({"t": "error", "ref": 0, "message": format!("not a request: {e}")});
             }
         };
-        if req.t != "send" {
+        if req.t != "send" && req.t != "psend" {
             return json!({"t": "error", "ref": req.r#ref, "message": format!("unknown request {:?}", req.t)});
         }
         if self.sender.is_none() {
             return json!({"t": "error", "ref": req.r#ref,
                 "message": "this page may only read: run `chatctl web` and open the link it prints to send from it"});
+        }
+        if req.t == "psend" {
+            let Some(api) = &self.s.private_api else {
+                return json!({"t": "error", "ref": req.r#ref, "message": "private messages are not available"});
+            };
+            let call = self.request(SendPrivateRequest {
+                to: req.to,
+                group_id: req.group,
+                text: req.text,
+            });
+            return match api.send_private(call).await {
+                Ok(r) => {
+                    let id = r.into_inner().message.map(|m| m.id).unwrap_or_default();
+                    json!({"t": "sent", "ref": req.r#ref, "id": id})
+                }
+                Err(e) => json!({"t": "error", "ref": req.r#ref, "message": e.message()}),
+            };
         }
         let call = self.request(SendRequest {
             room: req.room,
@@ -440,6 +500,18 @@ impl Page {
             Err(e) => json!({"t": "error", "ref": req.r#ref, "message": e.message()}),
         }
     }
+}
+
+type PrivateStream = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<WatchPrivateResponse, tonic::Status>> + Send>,
+>;
+
+/// The page's frame for a private message.
+fn private_frame(m: &PrivateMessage) -> Value {
+    json!({
+        "t": "pmsg", "id": m.id, "from": m.from, "to": m.to, "group": m.group,
+        "text": m.text, "at": m.sent_unix_ms, "outgoing": m.outgoing,
+    })
 }
 
 async fn send(socket: &mut WebSocket, v: &Value) -> Result<(), End> {

@@ -365,6 +365,47 @@ fn web_view_metrics_and_hostile_clients() {
         "the box clears once sent",
     );
 
+    // A private message to the page's account opens its window there; an answer typed in that
+    // window goes back privately.
+    let out = c
+        .sandbox
+        .chatctl_at(&sock, &["dm", "webber", "private to the page"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let private_window =
+        "[...document.querySelectorAll('#rooms li')].find(l => l.textContent.includes('@other'))";
+    b.wait(
+        Duration::from_secs(20),
+        &format!("!!{private_window}"),
+        "the private window appears",
+    );
+    b.eval(&format!("{private_window}.click(); true"));
+    b.wait(
+        Duration::from_secs(5),
+        "document.getElementById('timeline').innerText.includes('private to the page')",
+        "the private message shows in its window",
+    );
+    b.eval(
+        "document.getElementById('text').value = 'private answer from the page'; \
+         document.getElementById('send').click(); true",
+    );
+    poll(Duration::from_secs(20), Duration::from_millis(200), || {
+        let out = c.sandbox.chatctl_at(&sock, &["dms", "--json"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| {
+                l.contains("private answer from the page") && l.contains("\"from\":\"webber\"")
+            })
+            .then_some(())
+    })
+    .expect("the answer reaches the other node privately");
+    b.eval(
+        "[...document.querySelectorAll('#rooms li')].find(l => l.textContent.includes('all rooms')).click(); true",
+    );
+
     // chatd restarts: the page reconnects and shows what was sent meanwhile, once.
     let daemon = c.members[0].daemon.as_mut().expect("running");
     daemon.signal(rustix::process::Signal::TERM);

@@ -69,11 +69,16 @@ function room(name) {
   return r;
 }
 
+// A window's label: `#room`, `@nick` (a private conversation) or `+group`.
+function label(name) {
+  return name.startsWith('@') || name.startsWith('+') ? name : '#' + name;
+}
+
 function line(m) {
-  const li = el('li', m.mine ? 'mine' : '');
+  const li = el('li', (m.mine ? 'mine' : '') + (m.private ? ' private' : ''));
   li.dataset.id = m.id;
   li.append(el('span', 'time', hhmmss(m.at)));
-  if (state.current === '') li.append(el('span', 'room', '#' + m.room));
+  if (state.current === '') li.append(el('span', 'room', label(m.room)));
   li.append(el('span', 'nick', m.from || '?'));
   li.append(el('span', 'text', m.text));
   return li;
@@ -92,6 +97,20 @@ function onMessage(m) {
     return;
   }
   m.mine = m.from_id === state.me.node && m.from === state.me.nick;
+  show(m);
+}
+
+// A private message of this page's account (only pages logged in with `chatctl web` get them).
+function onPrivate(f) {
+  if (!remember('dm:' + f.id)) return;
+  const m = {
+    id: f.id, at: f.at, from: f.from, text: f.text, mine: !!f.outgoing, private: true,
+    room: f.group ? '+' + f.group : '@' + (f.outgoing ? f.to : f.from),
+  };
+  show(m);
+}
+
+function show(m) {
   const r = room(m.room);
   r.lines.push(m);
   if (r.lines.length > MAX_PER_ROOM) r.lines.shift();
@@ -117,7 +136,7 @@ function renderRooms() {
   for (const name of [...state.rooms.keys()].sort()) {
     const r = state.rooms.get(name);
     const li = el('li', state.current === name ? 'current' : '');
-    li.append(el('span', '', '#' + name));
+    li.append(el('span', '', label(name)));
     if (r.unread > 0) li.append(el('span', 'unread', String(r.unread)));
     li.addEventListener('click', () => switchRoom(name));
     ul.append(li);
@@ -134,7 +153,7 @@ function switchRoom(name) {
   if (name !== '') room(name).unread = 0;
   for (const m of lines) tl.append(line(m));
   tl.scrollTop = tl.scrollHeight;
-  $('text').placeholder = 'Message #' + (name || 'lobby');
+  $('text').placeholder = 'Message ' + label(name || 'lobby');
   renderRooms();
 }
 
@@ -196,6 +215,7 @@ function onFrame(ev) {
       setConnected(true);
       break;
     case 'msg': onMessage(f); break;
+    case 'pmsg': onPrivate(f); break;
     case 'users': renderUsers(f.users || []); break;
     case 'status': renderStatus(f); break;
     case 'sent':
@@ -249,7 +269,11 @@ $('compose').addEventListener('submit', (e) => {
   if (!text.trim() || !state.ws || state.ws.readyState !== WebSocket.OPEN) return;
   state.ref += 1;
   state.pending.set(state.ref, text);
-  state.ws.send(JSON.stringify({ t: 'send', ref: state.ref, room: state.current || 'lobby', text }));
+  const to = state.current;
+  const frame = to.startsWith('@') ? { t: 'psend', ref: state.ref, to: to.slice(1), text }
+    : to.startsWith('+') ? { t: 'psend', ref: state.ref, group: to.slice(1), text }
+    : { t: 'send', ref: state.ref, room: to || 'lobby', text };
+  state.ws.send(JSON.stringify(frame));
 });
 
 renderRooms();
