@@ -218,6 +218,10 @@ pub struct ExportArgs {
     /// drawn for this export only; message ids are left out.
     #[arg(long)]
     pub anonymize: bool,
+    /// Add your own private messages (both directions, groups too): `"private": true` with
+    /// `to` or `group` (anonymised like the rest). Only ever the caller's own.
+    #[arg(long)]
+    pub include_private: bool,
     /// Round timestamps down to this duration (1m, 1h, 1d).
     #[arg(long, value_name = "DURATION")]
     pub coarsen: Option<String>,

@@ -1,5 +1,7 @@
 //! `chatctl export [--room R] [--since T] [--format jsonl|csv] [--anonymize] [--coarsen D]
-//! [-o FILE]`: the stored history of public rooms, oldest first, for analysis.
+//! [--include-private] [-o FILE]`: the stored history of public rooms, oldest first, for
+//! analysis; with `--include-private`, then the caller's own private messages (`"private":
+//! true`, `to` or `group`; in CSV the room column is `@nick` or `+group`), anonymised alike.
 //!
 //! With `--anonymize` every user id, node id and nickname — the authors', and every nickname
 //! of the network's user list or of an author appearing inside a text — becomes a pseudonym
@@ -205,6 +207,62 @@ pub async fn run(socket: &Target, args: ExportArgs) -> Result<(), Error> {
         match page.messages.last() {
             Some(last) if page.more => after = last.id.clone(),
             _ => break,
+        }
+    }
+    if args.include_private {
+        let private = crate::cmd::private::all_history(socket).await?;
+        if pseudo.is_some() {
+            nicks.extend(
+                private
+                    .iter()
+                    .flat_map(|m| [&m.from, &m.to])
+                    .filter(|n| !n.is_empty())
+                    .map(|n| n.trim_start_matches('*').to_lowercase()),
+            );
+        }
+        for m in private.iter().filter(|m| m.sent_unix_ms >= since) {
+            let at = m.sent_unix_ms - m.sent_unix_ms.rem_euclid(coarsen);
+            let user = |name: &str| match &pseudo {
+                Some(d) if !name.is_empty() => d.of("user", name.trim_start_matches('*')),
+                _ => name.to_owned(),
+            };
+            let (from, to, text) = (
+                user(&m.from),
+                user(&m.to),
+                match &pseudo {
+                    Some(d) => d.text(&m.text, &nicks),
+                    None => m.text.clone(),
+                },
+            );
+            let group = match &pseudo {
+                Some(d) if !m.group.is_empty() => d.of("group", &m.group_id),
+                _ => m.group.clone(),
+            };
+            let time = crate::time::rfc3339(at);
+            let line = if csv {
+                let room = if group.is_empty() {
+                    format!("@{to}")
+                } else {
+                    format!("+{group}")
+                };
+                [time, room, from, String::new(), text]
+                    .iter()
+                    .map(|f| csv_field(f))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            } else {
+                let mut v = json!({"ts": time, "private": true, "from": from, "text": text});
+                if group.is_empty() {
+                    v["to"] = json!(to);
+                } else {
+                    v["group"] = json!(group);
+                }
+                if pseudo.is_none() {
+                    v["id"] = json!(m.id);
+                }
+                v.to_string()
+            };
+            writeln!(out, "{line}").map_err(Error::Output)?;
         }
     }
     out.flush().map_err(Error::Output)

@@ -172,6 +172,32 @@ pub async fn history(
     Ok(())
 }
 
+/// Every private message of the caller's, oldest first (pages of 1,000 back from the newest).
+pub async fn all_history(socket: &Target) -> Result<Vec<PrivateMessage>, Error> {
+    let mut api = client::private_service(socket, false).await?;
+    let mut all: Vec<PrivateMessage> = Vec::new();
+    let mut before = String::new();
+    loop {
+        let page = api
+            .private_history(PrivateHistoryRequest {
+                with: String::new(),
+                limit: 1000,
+                before_id: before.clone(),
+            })
+            .await
+            .map_err(|s| client::call_error(socket, s))?
+            .into_inner();
+        let first = page.messages.first().map(|m| m.id.clone());
+        let mut older = page.messages;
+        older.append(&mut all);
+        all = older;
+        match first {
+            Some(id) if page.more => before = id,
+            _ => return Ok(all),
+        }
+    }
+}
+
 /// The caller's newest `limit` private messages (oldest first).
 pub async fn fetch_history(
     socket: &Target,
@@ -183,6 +209,7 @@ pub async fn fetch_history(
         .private_history(PrivateHistoryRequest {
             with,
             limit: limit.max(1),
+            before_id: String::new(),
         })
         .await
         .map_err(|s| client::call_error(socket, s))?

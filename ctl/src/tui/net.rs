@@ -165,6 +165,7 @@ async fn session(
         .private_history(PrivateHistoryRequest {
             with: String::new(),
             limit: BACKLOG,
+            before_id: String::new(),
         })
         .await
         .map_err(call)?

@@ -154,13 +154,28 @@ impl PrivateService for PrivateApi {
             0 => 100,
             n => n.min(MAX_HISTORY),
         };
-        let rows = self
+        let before: Option<[u8; 16]> = match r.before_id.trim() {
+            "" => None,
+            id => Some(
+                hex::decode(id)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| ApiError::field("before_id", "a message id is 32 hex digits"))?,
+            ),
+        };
+        // One more than asked tells whether there are more.
+        let mut rows = self
             .dm
-            .history(who, &r.with, limit)
+            .history(who, &r.with, before.as_ref(), limit + 1)
             .map_err(ApiError::from)?;
+        let more = rows.len() > limit as usize;
+        if more {
+            rows.remove(0);
+        }
         let groups = self.dm.groups(who).map_err(ApiError::from)?;
         Ok(Response::new(PrivateHistoryResponse {
             messages: rows.iter().map(|m| self.message(m, &groups)).collect(),
+            more,
         }))
     }
 

@@ -332,6 +332,7 @@ impl Dm {
         self: &Arc<Self>,
         who: Who,
         with: &str,
+        before: Option<&[u8; 16]>,
         limit: u32,
     ) -> Result<Vec<Message>, PrivateError> {
         let (account, signer) = self.account(who)?;
@@ -348,7 +349,7 @@ impl Dm {
         };
         let rows = self
             .store()
-            .history(&account, peer.as_ref(), group.as_ref(), limit)?;
+            .history(&account, peer.as_ref(), group.as_ref(), before, limit)?;
         Ok(rows
             .into_iter()
             .map(|row| Message { account, row })

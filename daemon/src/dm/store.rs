@@ -258,11 +258,13 @@ impl Store {
         account: &[u8; 32],
         peer: Option<&[u8; 32]>,
         group: Option<&[u8; 16]>,
+        before: Option<&[u8; 16]>,
         limit: u32,
     ) -> Result<Vec<Row>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, sender, peer, grp, text, sent_ms, outgoing, status FROM message
              WHERE account = ?1 AND (?2 IS NULL OR peer = ?2) AND (?3 IS NULL OR grp = ?3)
+               AND (?5 IS NULL OR n < (SELECT n FROM message WHERE account = ?1 AND id = ?5))
              ORDER BY n DESC LIMIT ?4",
         )?;
         let mut rows: Vec<Row> = stmt
@@ -271,7 +273,8 @@ impl Store {
                     &account[..],
                     peer.map(|p| p.to_vec()),
                     group.map(|g| g.to_vec()),
-                    limit
+                    limit,
+                    before.map(|b| b.to_vec()),
                 ],
                 row,
             )?

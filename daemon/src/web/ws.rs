@@ -310,6 +310,7 @@ impl Page {
                 .private_history(self.request(PrivateHistoryRequest {
                     with: String::new(),
                     limit: BACKLOG,
+                    before_id: String::new(),
                 }))
                 .await
                 .map(|r| r.into_inner().messages)

@@ -136,6 +136,20 @@ fn private_messages_reach_only_their_recipients_even_offline() {
     let none = ctl(&c, 2, &["search", "private-marker-7d1f0c", "--json"]);
     assert!(!String::from_utf8_lossy(&none.stdout).contains(secret));
 
+    // Bob's export has his private messages only when asked, anonymised like the rest.
+    let plain = ctl(&c, 1, &["export"]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains(secret));
+    let out = ctl(&c, 1, &["export", "--include-private", "--anonymize"]);
+    let with = String::from_utf8_lossy(&out.stdout);
+    let line = with.lines().find(|l| l.contains(secret)).unwrap_or_else(|| {
+        panic!(
+            "the private message is exported: {with} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(line.contains("\"private\":true"), "{line}");
+    assert!(!line.contains("alice") && !line.contains("bob"), "{line}");
+
     // 2. `send "@bob …"` is private too; a group reaches its members only.
     let out = ctl(&c, 2, &["send", "@bob from carol with the seeds' syntax"]);
     assert!(

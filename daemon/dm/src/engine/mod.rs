@@ -44,7 +44,8 @@ pub const ITEM_LIFE_MS: u64 = 7 * 24 * 3_600_000;
 const FRESH_BEFORE_MS: u64 = 3_600_000;
 /// A peer's bundle is fetched again when a session must be made and it is older than this.
 pub const BUNDLE_MAX_AGE_MS: u64 = 3_600_000;
-const FETCH_RETRY_MS: u64 = 30_000;
+/// A missing bundle (not yet published, or the lookup failed) is fetched again this soon.
+const FETCH_RETRY_MS: u64 = 5_000;
 /// Keys are rotated this often (of running time).
 pub const ROTATE_MS: u64 = 7 * 24 * 3_600_000;
 /// Olm sessions kept per peer.
