@@ -141,12 +141,15 @@ fn private_messages_reach_only_their_recipients_even_offline() {
     assert!(!String::from_utf8_lossy(&plain.stdout).contains(secret));
     let out = ctl(&c, 1, &["export", "--include-private", "--anonymize"]);
     let with = String::from_utf8_lossy(&out.stdout);
-    let line = with.lines().find(|l| l.contains(secret)).unwrap_or_else(|| {
-        panic!(
-            "the private message is exported: {with} {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let line = with
+        .lines()
+        .find(|l| l.contains(secret))
+        .unwrap_or_else(|| {
+            panic!(
+                "the private message is exported: {with} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     assert!(line.contains("\"private\":true"), "{line}");
     assert!(!line.contains("alice") && !line.contains("bob"), "{line}");
 
