@@ -62,6 +62,21 @@ fn cluster(net: u8, n: usize, extra: &str) -> Cluster {
         c.add(&[c.addr(first)]);
     }
     c.await_ring(Duration::from_secs(60));
+    // A correct ring may still have short successor lists (they fill one stabilisation at a
+    // time): wait until every node has as many as it can, so a put's copies go to the
+    // holders this test names (the sync that would repair it is off in some tests).
+    let want = (n - 1).min(3);
+    let full = poll(Duration::from_secs(60), Duration::from_millis(200), || {
+        c.live()
+            .into_iter()
+            .all(|i| {
+                c.json(&c.members[i].dir, &["ring", "--json"])
+                    .and_then(|r| r["successors"].as_array().map(Vec::len))
+                    .is_some_and(|len| len >= want)
+            })
+            .then_some(())
+    });
+    assert!(full.is_some(), "the successor lists never filled");
     c
 }
 
