@@ -219,8 +219,24 @@ pub async fn run(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Let the acknowledgements of the warm-up settle.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The warm-up's acknowledgements are back too (every session answered), so the
+    // measurement starts from quiet conversations.
+    loop {
+        let (_, delivered) = counts(&seen);
+        if delivered >= (n * FAN) as u64 {
+            break;
+        }
+        if Instant::now() > warm_end {
+            bail!(
+                "only {delivered} of {} warm-up messages were acknowledged",
+                n * FAN
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for s in &seen {
+        lock(s).delivered.clear();
+    }
     say(format!("dm: {rate} messages/s for {seconds} s …"));
     let messages = (rate * seconds as f64).round().max(1.0) as u64;
     let before: Vec<_> = pids

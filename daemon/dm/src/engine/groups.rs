@@ -131,19 +131,23 @@ impl Engine {
         Ok(())
     }
 
-    /// Leaves a group: the other members are told.
-    pub fn leave_group(&mut self, id: &[u8; 16], now_ms: u64) -> Result<(), DmError> {
+    /// The members of group `id` (one this account is in) other than this account.
+    fn others(&self, id: &[u8; 16]) -> Result<Vec<[u8; 32]>, DmError> {
         let g = self
             .groups
             .get(id)
             .filter(|g| !g.left)
             .ok_or(DmError::NoGroup)?;
-        let others: Vec<[u8; 32]> = g
-            .state
+        Ok(g.state
             .member_keys()
             .into_iter()
             .filter(|m| *m != self.me)
-            .collect();
+            .collect())
+    }
+
+    /// Leaves a group: the other members are told.
+    pub fn leave_group(&mut self, id: &[u8; 16], now_ms: u64) -> Result<(), DmError> {
+        let others = self.others(id)?;
         for m in others {
             self.enqueue(m, Body::Leave { group: *id }, now_ms)?;
         }
@@ -157,17 +161,7 @@ impl Engine {
     /// Sends `text` to every other member of group `id`.
     pub fn send_group(&mut self, id: &[u8; 16], text: &str, now_ms: u64) -> Result<Shown, DmError> {
         check_text(text)?;
-        let g = self
-            .groups
-            .get(id)
-            .filter(|g| !g.left)
-            .ok_or(DmError::NoGroup)?;
-        let others: Vec<[u8; 32]> = g
-            .state
-            .member_keys()
-            .into_iter()
-            .filter(|m| *m != self.me)
-            .collect();
+        let others = self.others(id)?;
         let mut key = [0u8; 32];
         key[..16].copy_from_slice(id);
         self.admit(key, now_ms)?;
