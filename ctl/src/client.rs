@@ -219,6 +219,29 @@ pub async fn chat_stream(socket: &Target) -> Result<ChatServiceClient<Conn>, Cli
     Ok(ChatServiceClient::new(connect_with(socket, None).await?))
 }
 
+/// Makes `call` until it succeeds or fails other than with RESOURCE_EXHAUSTED (chatd's "too
+/// fast"), at most `retries` more times, `wait` apart; the last answer.
+pub async fn retry_exhausted<T, F, Fut>(
+    retries: u32,
+    wait: std::time::Duration,
+    mut call: F,
+) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let mut left = retries;
+    loop {
+        match call().await {
+            Err(s) if s.code() == tonic::Code::ResourceExhausted && left > 0 => {
+                left -= 1;
+                tokio::time::sleep(wait).await;
+            }
+            answer => return answer,
+        }
+    }
+}
+
 /// Turns a failed call into a [`ClientError`]: transport failures mean chatd went away.
 pub fn call_error(socket: &Target, status: tonic::Status) -> ClientError {
     // A status chatd sent carries its response headers (content-type at least); one the

@@ -66,17 +66,13 @@ async fn send_one(
             text,
         },
     };
-    let mut retries = 0;
-    let response = loop {
-        match api.send_private(request.clone()).await {
-            Ok(r) => break r.into_inner(),
-            Err(s) if s.code() == tonic::Code::ResourceExhausted && retries < MAX_RETRIES => {
-                retries += 1;
-                tokio::time::sleep(RETRY_WAIT).await;
-            }
-            Err(s) => return Err(client::call_error(socket, s).into()),
-        }
-    };
+    let response = client::retry_exhausted(MAX_RETRIES, RETRY_WAIT, || {
+        let (mut api, request) = (api.clone(), request.clone());
+        async move { api.send_private(request).await }
+    })
+    .await
+    .map_err(|s| client::call_error(socket, s))?
+    .into_inner();
     if let (true, Some(m)) = (printer.is_json(), &response.message) {
         printer.json_line(&message_json(m)).map_err(Error::Output)?;
     }

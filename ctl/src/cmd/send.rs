@@ -81,17 +81,13 @@ async fn send_one(
         room: room.to_owned(),
         text,
     };
-    let mut retries = 0;
-    let response = loop {
-        match api.send(request.clone()).await {
-            Ok(r) => break r.into_inner(),
-            Err(s) if s.code() == tonic::Code::ResourceExhausted && retries < MAX_RETRIES => {
-                retries += 1;
-                tokio::time::sleep(RETRY_WAIT).await;
-            }
-            Err(s) => return Err(client::call_error(socket, s).into()),
-        }
-    };
+    let response = client::retry_exhausted(MAX_RETRIES, RETRY_WAIT, || {
+        let (mut api, request) = (api.clone(), request.clone());
+        async move { api.send(request).await }
+    })
+    .await
+    .map_err(|s| client::call_error(socket, s))?
+    .into_inner();
     if let (true, Some(message)) = (printer.is_json(), &response.message) {
         printer
             .json_line(&crate::cmd::tail::message_json(message))

@@ -447,6 +447,20 @@ impl App {
         }
     }
 
+    /// Whether `id` is new (then it is remembered, up to [`SEEN`] ids).
+    fn remember(&mut self, id: String) -> bool {
+        if !self.seen.insert(id.clone()) {
+            return false;
+        }
+        self.seen_order.push_back(id);
+        if self.seen_order.len() > SEEN
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        true
+    }
+
     /// A private message: its window opens (or lights up) on arrival.
     fn private(
         &mut self,
@@ -457,15 +471,8 @@ impl App {
         at_ms: i64,
         outgoing: bool,
     ) {
-        let id = format!("dm:{id}");
-        if !self.seen.insert(id.clone()) {
+        if !self.remember(format!("dm:{id}")) {
             return;
-        }
-        self.seen_order.push_back(id.clone());
-        if self.seen_order.len() > SEEN
-            && let Some(old) = self.seen_order.pop_front()
-        {
-            self.seen.remove(&old);
         }
         let mut line = self.line(String::new(), from, text, at_ms, false);
         line.mine = outgoing;
@@ -487,14 +494,8 @@ impl App {
     fn message(&mut self, id: String, room: &str, from: &str, text: &str, at_ms: i64, event: bool) {
         // The feed comes in chatd's order: resume after the newest, seen before or not.
         self.last_id = id.clone();
-        if !self.seen.insert(id.clone()) {
+        if !self.remember(id.clone()) {
             return;
-        }
-        self.seen_order.push_back(id.clone());
-        if self.seen_order.len() > SEEN
-            && let Some(old) = self.seen_order.pop_front()
-        {
-            self.seen.remove(&old);
         }
         let line = self.line(id, from, text, at_ms, event);
         // Events (joins, leaves…) belong to the network, not a room: show them where you are.
@@ -856,6 +857,19 @@ mod tests {
         );
     }
 
+    /// A private message received: from `from`, with `peer` (direct) or in `group`.
+    fn private(id: &str, from: &str, peer: &str, group: &str, text: &str, at_ms: i64) -> NetEvent {
+        NetEvent::Private {
+            id: id.into(),
+            from: from.into(),
+            peer: peer.into(),
+            group: group.into(),
+            text: text.into(),
+            at_ms,
+            outgoing: false,
+        }
+    }
+
     #[test]
     fn private_conversations_get_their_own_windows() {
         let mut app = App::new("lobby");
@@ -877,15 +891,7 @@ mod tests {
         assert!(typed(&mut app, "/msg carol").is_empty());
         assert_eq!(app.shown().title(), "@carol");
         // A message from dave opens his window in the background, lit.
-        app.on_net(NetEvent::Private {
-            id: "x1".into(),
-            from: "dave".into(),
-            peer: "dave".into(),
-            group: String::new(),
-            text: "hi alice".into(),
-            at_ms: 1,
-            outgoing: false,
-        });
+        app.on_net(private("x1", "dave", "dave", "", "hi alice", 1));
         let dave = app
             .convs
             .iter()
@@ -893,15 +899,7 @@ mod tests {
             .expect("opened");
         assert_eq!((dave.unread, dave.highlight), (1, true));
         // The same message again (history after a reconnect) is not shown twice.
-        app.on_net(NetEvent::Private {
-            id: "x1".into(),
-            from: "dave".into(),
-            peer: "dave".into(),
-            group: String::new(),
-            text: "hi alice".into(),
-            at_ms: 1,
-            outgoing: false,
-        });
+        app.on_net(private("x1", "dave", "dave", "", "hi alice", 1));
         let dave = app
             .convs
             .iter()
@@ -909,15 +907,7 @@ mod tests {
             .expect("opened");
         assert_eq!(dave.lines.len(), 1);
         // A group's messages go to its window, and typing there sends to the group.
-        app.on_net(NetEvent::Private {
-            id: "g1".into(),
-            from: "erin".into(),
-            peer: String::new(),
-            group: "team".into(),
-            text: "standup?".into(),
-            at_ms: 2,
-            outgoing: false,
-        });
+        app.on_net(private("g1", "erin", "", "team", "standup?", 2));
         app.current = app
             .convs
             .iter()

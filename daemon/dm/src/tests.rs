@@ -120,6 +120,12 @@ impl Net {
         }
     }
 
+    /// Runs `f` on `who`'s engine at the network's time.
+    fn with<R>(&mut self, who: [u8; 32], f: impl FnOnce(&mut Engine, u64) -> R) -> R {
+        let now = self.now;
+        f(self.engines.get_mut(&who).expect("engine"), now)
+    }
+
     fn texts(&self, who: u8) -> Vec<String> {
         self.shown
             .get(&Net::key(who))
@@ -133,10 +139,7 @@ fn a_message_is_shown_once_and_acknowledged() {
     let mut net = Net::new(2);
     let (a, b) = (Net::key(1), Net::key(2));
     let sent = net
-        .engines
-        .get_mut(&a)
-        .expect("a")
-        .send_text(b, "hello bob", net.now)
+        .with(a, |e, now| e.send_text(b, "hello bob", now))
         .expect("sends");
     net.tick_all();
     net.deliver_all(|_| {});
@@ -144,10 +147,7 @@ fn a_message_is_shown_once_and_acknowledged() {
     assert_eq!(net.status.get(&sent.id), Some(&Status::Delivered));
     assert!(net.engines[&a].pending().is_empty());
     // The reply goes the other way in the now established session.
-    net.engines
-        .get_mut(&b)
-        .expect("b")
-        .send_text(a, "hi alice", net.now)
+    net.with(b, |e, now| e.send_text(a, "hi alice", now))
         .expect("sends");
     net.tick_all();
     net.deliver_all(|_| {});
@@ -159,10 +159,7 @@ fn shuffled_duplicated_items_show_each_message_once_in_order() {
     let mut net = Net::new(2);
     let (a, b) = (Net::key(1), Net::key(2));
     for i in 0..25 {
-        net.engines
-            .get_mut(&a)
-            .expect("a")
-            .send_text(b, &format!("m{i}"), net.now)
+        net.with(a, |e, now| e.send_text(b, &format!("m{i}"), now))
             .expect("sends");
     }
     net.tick_all();
@@ -196,10 +193,7 @@ fn a_lost_item_is_sent_again_and_nothing_is_shown_twice() {
     let mut net = Net::new(2);
     let (a, b) = (Net::key(1), Net::key(2));
     for i in 0..5 {
-        net.engines
-            .get_mut(&a)
-            .expect("a")
-            .send_text(b, &format!("m{i}"), net.now)
+        net.with(a, |e, now| e.send_text(b, &format!("m{i}"), now))
             .expect("sends");
     }
     net.tick_all();
@@ -220,10 +214,7 @@ fn a_lost_item_is_sent_again_and_nothing_is_shown_twice() {
 fn items_to_another_key_or_rewrapped_are_refused() {
     let mut net = Net::new(3);
     let (a, b, c) = (Net::key(1), Net::key(2), Net::key(3));
-    net.engines
-        .get_mut(&a)
-        .expect("a")
-        .send_text(b, "for bob only", net.now)
+    net.with(a, |e, now| e.send_text(b, "for bob only", now))
         .expect("sends");
     net.tick_all();
     let (_, item) = net.wire[0].clone();
@@ -243,21 +234,13 @@ fn items_to_another_key_or_rewrapped_are_refused() {
     };
     let bundle = net.engines[&b].bundle();
     let forged = seal(&inner, &bundle.seal, &b).expect("seals");
-    let acts = net
-        .engines
-        .get_mut(&b)
-        .expect("b")
-        .receive(vec![(None, forged)], net.now);
+    let acts = net.with(b, |e, now| e.receive(vec![(None, forged)], now));
     net.run(b, acts);
     assert!(net.texts(2).is_empty());
     // The genuine item still works once, and its replay is refused.
     net.deliver_all(|_| {});
     assert_eq!(net.texts(2), vec!["for bob only"]);
-    let acts = net
-        .engines
-        .get_mut(&b)
-        .expect("b")
-        .receive(vec![(None, item)], net.now);
+    let acts = net.with(b, |e, now| e.receive(vec![(None, item)], now));
     net.run(b, acts);
     assert_eq!(net.texts(2).len(), 1);
 }
@@ -298,17 +281,11 @@ fn the_largest_message_fits_a_record() {
     let (a, b) = (Net::key(1), Net::key(2));
     let text: String = "€".repeat(MAX_TEXT / 3);
     assert!(text.len() <= MAX_TEXT);
-    net.engines
-        .get_mut(&a)
-        .expect("a")
-        .send_text(b, &text, net.now)
+    net.with(a, |e, now| e.send_text(b, &text, now))
         .expect("sends");
     let too_long = "x".repeat(MAX_TEXT + 1);
     assert!(
-        net.engines
-            .get_mut(&a)
-            .expect("a")
-            .send_text(b, &too_long, net.now)
+        net.with(a, |e, now| e.send_text(b, &too_long, now))
             .is_err()
     );
     net.tick_all();
@@ -323,10 +300,7 @@ fn keys_rotated_twice_still_reach_the_account_through_a_fresh_bundle() {
     let mut net = Net::new(2);
     let (a, b) = (Net::key(1), Net::key(2));
     // Alice fetches Bob's bundle, then Bob rotates twice before her message arrives.
-    net.engines
-        .get_mut(&a)
-        .expect("a")
-        .send_text(b, "old keys", net.now)
+    net.with(a, |e, now| e.send_text(b, "old keys", now))
         .expect("sends");
     net.tick_all();
     let lost = std::mem::take(&mut net.wire);
@@ -351,10 +325,7 @@ fn keys_rotated_twice_still_reach_the_account_through_a_fresh_bundle() {
 fn state_survives_a_restart_mid_conversation() {
     let mut net = Net::new(2);
     let (a, b) = (Net::key(1), Net::key(2));
-    net.engines
-        .get_mut(&a)
-        .expect("a")
-        .send_text(b, "one", net.now)
+    net.with(a, |e, now| e.send_text(b, "one", now))
         .expect("sends");
     net.tick_all();
     net.deliver_all(|_| {});
@@ -366,10 +337,7 @@ fn state_survives_a_restart_mid_conversation() {
         Engine::restore(account(2), TTL, &core, vec![(a, peer)]).expect("restores");
     assert_eq!(bad, 0);
     net.engines.insert(b, restored);
-    net.engines
-        .get_mut(&a)
-        .expect("a")
-        .send_text(b, "two", net.now)
+    net.with(a, |e, now| e.send_text(b, "two", now))
         .expect("sends");
     net.tick_all();
     net.deliver_all(|_| {});
@@ -382,10 +350,7 @@ fn a_blocked_sender_is_acknowledged_but_never_shown() {
     let (a, b) = (Net::key(1), Net::key(2));
     net.engines.get_mut(&b).expect("b").block(a);
     let sent = net
-        .engines
-        .get_mut(&a)
-        .expect("a")
-        .send_text(b, "let me in", net.now)
+        .with(a, |e, now| e.send_text(b, "let me in", now))
         .expect("sends");
     net.tick_all();
     net.deliver_all(|_| {});
@@ -398,15 +363,9 @@ fn a_group_reaches_its_members_and_no_one_else() {
     let mut net = Net::new(4);
     let (a, b, c, d) = (Net::key(1), Net::key(2), Net::key(3), Net::key(4));
     let g = net
-        .engines
-        .get_mut(&a)
-        .expect("a")
-        .create_group("friends", &[b, c], net.now)
+        .with(a, |e, now| e.create_group("friends", &[b, c], now))
         .expect("creates");
-    net.engines
-        .get_mut(&a)
-        .expect("a")
-        .send_group(&g.id, "hi all", net.now)
+    net.with(a, |e, now| e.send_group(&g.id, "hi all", now))
         .expect("sends");
     net.tick_all();
     net.deliver_all(|_| {});
@@ -414,16 +373,10 @@ fn a_group_reaches_its_members_and_no_one_else() {
     assert_eq!(net.texts(3), vec!["hi all"]);
     assert!(net.texts(4).is_empty());
     // Bob answers the group; Dan (not a member) cannot post into it.
-    net.engines
-        .get_mut(&b)
-        .expect("b")
-        .send_group(&g.id, "hi from bob", net.now)
+    net.with(b, |e, now| e.send_group(&g.id, "hi from bob", now))
         .expect("sends");
     assert!(
-        net.engines
-            .get_mut(&d)
-            .expect("d")
-            .send_group(&g.id, "me too", net.now)
+        net.with(d, |e, now| e.send_group(&g.id, "me too", now))
             .is_err()
     );
     net.tick_all();
@@ -432,24 +385,15 @@ fn a_group_reaches_its_members_and_no_one_else() {
     assert_eq!(net.texts(3), vec!["hi all", "hi from bob"]);
     // Only the creator removes; after Carol's removal she receives nothing more.
     assert!(
-        net.engines
-            .get_mut(&b)
-            .expect("b")
-            .change_members(&g.id, &[], &[c], net.now)
+        net.with(b, |e, now| e.change_members(&g.id, &[], &[c], now))
             .is_err()
     );
-    net.engines
-        .get_mut(&a)
-        .expect("a")
-        .change_members(&g.id, &[], &[c], net.now)
+    net.with(a, |e, now| e.change_members(&g.id, &[], &[c], now))
         .expect("removes");
     net.tick_all();
     net.deliver_all(|_| {});
     assert!(net.engines[&c].group(&g.id).is_none(), "Carol is out");
-    net.engines
-        .get_mut(&b)
-        .expect("b")
-        .send_group(&g.id, "after carol", net.now)
+    net.with(b, |e, now| e.send_group(&g.id, "after carol", now))
         .expect("sends");
     net.tick_all();
     net.deliver_all(|_| {});
@@ -462,10 +406,7 @@ fn a_group_message_from_a_non_member_is_dropped() {
     let mut net = Net::new(3);
     let (a, b, c) = (Net::key(1), Net::key(2), Net::key(3));
     let g = net
-        .engines
-        .get_mut(&a)
-        .expect("a")
-        .create_group("pair", &[b], net.now)
+        .with(a, |e, now| e.create_group("pair", &[b], now))
         .expect("creates");
     net.tick_all();
     net.deliver_all(|_| {});
@@ -486,11 +427,7 @@ fn a_group_message_from_a_non_member_is_dropped() {
         },
     };
     let value = ec.encrypt(&b, &spoof).expect("encrypts");
-    let acts = net
-        .engines
-        .get_mut(&b)
-        .expect("b")
-        .receive(vec![(None, value)], net.now);
+    let acts = net.with(b, |e, now| e.receive(vec![(None, value)], now));
     net.run(b, acts);
     assert!(net.texts(2).is_empty());
     assert_eq!(net.engines[&b].drops().get(&Dropped::NotMember), Some(&1));
@@ -501,10 +438,7 @@ fn undelivered_messages_expire_and_the_sender_is_told() {
     let mut net = Net::new(2);
     let (a, b) = (Net::key(1), Net::key(2));
     let sent = net
-        .engines
-        .get_mut(&a)
-        .expect("a")
-        .send_text(b, "into the void", net.now)
+        .with(a, |e, now| e.send_text(b, "into the void", now))
         .expect("sends");
     net.tick_all();
     net.wire.clear();
@@ -521,10 +455,7 @@ fn a_mailbox_item_taken_after_its_senders_bundle_arrived_is_removed() {
     // for the next read to find again).
     let mut net = Net::new(2);
     let (a, b) = (Net::key(1), Net::key(2));
-    net.engines
-        .get_mut(&a)
-        .expect("a")
-        .send_text(b, "first", net.now)
+    net.with(a, |e, now| e.send_text(b, "first", now))
         .expect("sends");
     net.tick_all();
     let (_, value) = net.wire.remove(0);

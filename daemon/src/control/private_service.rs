@@ -5,7 +5,6 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use chat_dm::Status as DmStatus;
 use chat_dm::group::GroupState;
 use chat_proto::v1::private_service_server::PrivateService;
 use chat_proto::v1::{
@@ -113,10 +112,6 @@ impl PrivateApi {
     }
 }
 
-fn status_code(s: DmStatus) -> u8 {
-    crate::dm::status_code(s)
-}
-
 #[tonic::async_trait]
 impl PrivateService for PrivateApi {
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
@@ -219,7 +214,7 @@ impl PrivateService for PrivateApi {
                         id: hex::encode(id),
                         to: api.people.display_account(&to),
                         to_id: hex::encode(to),
-                        status: delivery(status_code(status)) as i32,
+                        status: delivery(crate::dm::status_code(status)) as i32,
                     }),
                     DmEvent::Group { account, state } if account == me => {
                         watch_private_response::Event::Group(api.group(&state, &me))

@@ -271,9 +271,12 @@ impl Dm {
             .ok_or_else(|| PrivateError::UnknownNick(nick.to_owned()))?
             .account;
         let shown = self.act(&signer, |e, now| {
-            then_tick(e, now, |e| e.send_text(to, text, now))
+            send_and_tick(e, now, |e| e.send_text(to, text, now))
         })??;
-        self.record_outgoing(account, &shown)
+        Ok(Message {
+            account,
+            row: row_of(&shown),
+        })
     }
 
     /// The caller's outgoing message to group `group` (id or name).
@@ -286,23 +289,12 @@ impl Dm {
         let (account, signer) = self.account(who)?;
         let id = self.group_id(&signer, group)?;
         let shown = self.act(&signer, |e, now| {
-            then_tick(e, now, |e| e.send_group(&id, text, now))
+            send_and_tick(e, now, |e| e.send_group(&id, text, now))
         })??;
-        self.record_outgoing(account, &shown)
-    }
-
-    /// Stores and announces a message the caller sent.
-    fn record_outgoing(&self, account: [u8; 32], s: &Shown) -> Result<Message, PrivateError> {
-        let mut row = row_of(s);
-        row.status = status_code(Status::Queued);
-        let batch = Batch {
-            messages: vec![row.clone()],
-            ..Batch::default()
-        };
-        self.store().commit(&account, &batch)?;
-        let m = Message { account, row };
-        let _ = self.events.send(DmEvent::Message(m.clone()));
-        Ok(m)
+        Ok(Message {
+            account,
+            row: row_of(&shown),
+        })
     }
 
     /// The group of the caller's with this id (hex) or name.
@@ -521,6 +513,21 @@ fn then_tick<T>(
     }
 }
 
+/// [`then_tick`] for a message the user sends: it is shown (stored, told to watchers) in the
+/// same transaction as the engine's changes.
+fn send_and_tick(
+    e: &mut Engine,
+    now: u64,
+    f: impl FnOnce(&mut Engine) -> Result<Shown, DmError>,
+) -> (Result<Shown, DmError>, Vec<Action>) {
+    let (r, mut actions) = then_tick(e, now, f);
+    if let Ok(s) = &r {
+        actions.insert(0, Action::Show(s.clone()));
+    }
+    (r, actions)
+}
+
+/// The stored row of a message shown; an outgoing one starts queued.
 fn row_of(s: &Shown) -> Row {
     Row {
         id: s.id,
@@ -534,6 +541,10 @@ fn row_of(s: &Shown) -> Row {
         text: s.text.clone(),
         sent_ms: s.sent_ms,
         outgoing: s.outgoing,
-        status: 0,
+        status: if s.outgoing {
+            status_code(Status::Queued)
+        } else {
+            0
+        },
     }
 }

@@ -312,11 +312,7 @@ impl People {
     /// profile says `node` hosts it; else `?` and the node's short id.
     pub fn name_for(&self, author: Option<&[u8; 32]>, node: &NodeId) -> String {
         let dir = self.directory();
-        let user = match author {
-            Some(a) => dir.get(a).filter(|u| u.node == node.0),
-            None => dir.host_of(&node.0),
-        };
-        match user {
+        match verified_author(&dir, author, node) {
             Some(u) => dir.display(u),
             None => format!("?{}", node.short()),
         }
@@ -325,11 +321,7 @@ impl People {
     /// The account that wrote a message from `author` signed by `node`, as [`People::name_for`]
     /// resolves it.
     pub fn author_of(&self, author: Option<&[u8; 32]>, node: &NodeId) -> Option<[u8; 32]> {
-        let dir = self.directory();
-        match author {
-            Some(a) => dir.get(a).filter(|u| u.node == node.0).map(|u| u.account),
-            None => dir.host_of(&node.0).map(|u| u.account),
-        }
+        verified_author(&self.directory(), author, node).map(|u| u.account)
     }
 
     /// `who` did something: resets its inactivity clock and ends an automatic away.
@@ -668,6 +660,19 @@ fn vanished(old: Option<Peer>, new: Option<Peer>, me: NodeId) -> Option<NodeId> 
         Some(n) if n.id == old.id => None,
         Some(n) if n.id.in_open(&old.id, &me) => None,
         _ => Some(old.id),
+    }
+}
+
+/// The account a message from `author` (`None`: the node's operator, in envelopes of the
+/// first format) signed by node `node` is from: only if its profile says `node` hosts it.
+fn verified_author<'a>(
+    dir: &'a Directory,
+    author: Option<&[u8; 32]>,
+    node: &NodeId,
+) -> Option<&'a User> {
+    match author {
+        Some(a) => dir.get(a).filter(|u| u.node == node.0),
+        None => dir.host_of(&node.0),
     }
 }
 

@@ -481,25 +481,29 @@ impl Page {
                 group_id: req.group,
                 text: req.text,
             });
-            return match api.send_private(call).await {
-                Ok(r) => {
-                    let id = r.into_inner().message.map(|m| m.id).unwrap_or_default();
-                    json!({"t": "sent", "ref": req.r#ref, "id": id})
-                }
-                Err(e) => json!({"t": "error", "ref": req.r#ref, "message": e.message()}),
-            };
+            let sent = api.send_private(call).await;
+            return answer(
+                req.r#ref,
+                sent.map(|r| r.into_inner().message.map(|m| m.id)),
+            );
         }
         let call = self.request(SendRequest {
             room: req.room,
             text: req.text,
         });
-        match self.s.chat_api.send(call).await {
-            Ok(r) => {
-                let id = r.into_inner().message.map(|m| m.id).unwrap_or_default();
-                json!({"t": "sent", "ref": req.r#ref, "id": id})
-            }
-            Err(e) => json!({"t": "error", "ref": req.r#ref, "message": e.message()}),
-        }
+        let sent = self.s.chat_api.send(call).await;
+        answer(
+            req.r#ref,
+            sent.map(|r| r.into_inner().message.map(|m| m.id)),
+        )
+    }
+}
+
+/// The answer to a send of the page's, by its `ref`: `sent` with the message id, or `error`.
+fn answer(r: u64, sent: Result<Option<String>, tonic::Status>) -> Value {
+    match sent {
+        Ok(id) => json!({"t": "sent", "ref": r, "id": id.unwrap_or_default()}),
+        Err(e) => json!({"t": "error", "ref": r, "message": e.message()}),
     }
 }
 
