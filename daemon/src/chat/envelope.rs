@@ -74,7 +74,7 @@ impl FromStr for MessageId {
     }
 }
 
-/// What a message does. Later kinds (edit, delete) get new numbers.
+/// What a message does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// An ordinary text message.
@@ -82,6 +82,15 @@ pub enum Kind {
     /// A people event (join, leave, away, back, nickname change, node down): the body is the
     /// event's bytes, read by `people::event`.
     People,
+    /// A new text for an earlier message of the same author: the body is
+    /// `[target: bytes(32), text]`.
+    Edit,
+    /// The end of an earlier message of the same author and of every edit of it: the body is
+    /// `target: bytes(32)`.
+    Delete,
+    /// A text message that was deleted, as the store keeps it: no text, and the wire form of
+    /// the delete instead of its own. Never on the wire.
+    Deleted,
 }
 
 impl Kind {
@@ -90,6 +99,9 @@ impl Kind {
         match self {
             Kind::Text => 1,
             Kind::People => 2,
+            Kind::Edit => 3,
+            Kind::Delete => 4,
+            Kind::Deleted => 5,
         }
     }
 
@@ -98,8 +110,16 @@ impl Kind {
         match code {
             1 => Some(Kind::Text),
             2 => Some(Kind::People),
+            3 => Some(Kind::Edit),
+            4 => Some(Kind::Delete),
+            5 => Some(Kind::Deleted),
             _ => None,
         }
+    }
+
+    /// The kind for a number on the wire (where [`Kind::Deleted`] never is).
+    pub fn from_wire(code: u64) -> Option<Kind> {
+        Kind::from_code(code).filter(|k| *k != Kind::Deleted)
     }
 }
 
@@ -121,8 +141,13 @@ pub struct ChatMessage {
     pub kind: Kind,
     /// The room.
     pub room: Room,
-    /// The text (of a people event: the line shown for it, filled in by this node).
+    /// The text (of a people event: the line shown for it, filled in by this node; of an
+    /// edit: the new text; of a text message read from the store: its newest edit's text).
     pub text: String,
+    /// The message an edit or delete changes.
+    pub target: Option<MessageId>,
+    /// When a stored text message was last edited (the winning edit's timestamp).
+    pub edited: Option<Timestamp>,
     /// A people event's bytes (empty for a text message).
     pub event: Vec<u8>,
     /// The account the message is from (`None`: the node's own, in the first format).
@@ -194,19 +219,48 @@ pub struct Draft<'a> {
     pub author: Option<[u8; 32]>,
     /// Nickname.
     pub nick: Option<&'a Nickname>,
+    /// When set, the envelope edits (kind [`Kind::Edit`], `text` the new text) or deletes
+    /// (kind [`Kind::Delete`], `text` unused) this earlier message.
+    pub change: Option<Change>,
+}
+
+/// What an edit or delete envelope does to its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Gives the message the draft's text.
+    Edit(MessageId),
+    /// Removes the message.
+    Delete(MessageId),
 }
 
 /// Signs a draft with `key`.
 pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<ChatMessage, TextError> {
-    let (kind, body) = match draft.event {
-        Some(event) if event.is_empty() || event.len() > MAX_EVENT_BYTES => {
+    let (kind, body) = match (draft.event, draft.change) {
+        (Some(event), _) if event.is_empty() || event.len() > MAX_EVENT_BYTES => {
             return Err(TextError::TooLong(event.len()));
         }
-        Some(event) => (Kind::People, Value::Bytes(event.to_vec())),
-        None => {
+        (Some(event), _) => (Kind::People, Value::Bytes(event.to_vec())),
+        (None, Some(Change::Edit(target))) => {
+            check_text(draft.text)?;
+            let body = vec![
+                Value::Bytes(target.0.to_vec()),
+                Value::Text(draft.text.to_owned()),
+            ];
+            (Kind::Edit, Value::Array(body))
+        }
+        (None, Some(Change::Delete(target))) => (Kind::Delete, Value::Bytes(target.0.to_vec())),
+        (None, None) => {
             check_text(draft.text)?;
             (Kind::Text, Value::Text(draft.text.to_owned()))
         }
+    };
+    let text = match kind {
+        Kind::Delete => "",
+        _ => draft.text,
+    };
+    let target = match draft.change {
+        Some(Change::Edit(t) | Change::Delete(t)) if draft.event.is_none() => Some(t),
+        _ => None,
     };
     let origin = key.verifying_key();
     let mut fields = vec![
@@ -236,7 +290,9 @@ pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<ChatMessage, TextErro
         hlc: draft.hlc,
         kind,
         room: draft.room.clone(),
-        text: draft.text.to_owned(),
+        text: text.to_owned(),
+        target,
+        edited: None,
         event: draft.event.map(<[u8]>::to_vec).unwrap_or_default(),
         author: draft.author,
         nick: draft.nick.cloned(),
@@ -351,24 +407,36 @@ pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<ChatMessage, Enve
     let seq = in_range(uint(seq)).ok_or(Malformed("sequence number out of range"))?;
     let hlc = in_range(uint(hlc)).ok_or(Malformed("timestamp out of range"))?;
     let kind = uint(kind)
-        .and_then(Kind::from_code)
+        .and_then(Kind::from_wire)
         .ok_or(Malformed("unknown kind"))?;
     let room: Room = text(room)
         .and_then(|r| r.parse().ok())
         .ok_or(Malformed("invalid room"))?;
-    let (body, event) = match kind {
+    let (body, event, target) = match kind {
         Kind::Text => {
             let body = text(body).ok_or(Malformed("body is not text"))?;
             check_text(&body).map_err(|_| Malformed("empty or oversized text"))?;
-            (body, Vec::new())
+            (body, Vec::new(), None)
         }
         Kind::People => {
             let event = bytes(body).ok_or(Malformed("event is not bytes"))?;
             if event.is_empty() || event.len() > MAX_EVENT_BYTES {
                 return Err(Malformed("empty or oversized event"));
             }
-            (String::new(), event)
+            (String::new(), event, None)
         }
+        Kind::Edit => {
+            let [target, body] = array::<2>(body).ok_or(Malformed("edit is not [target, text]"))?;
+            let target = message_id(target).ok_or(Malformed("edit target is not an id"))?;
+            let body = text(body).ok_or(Malformed("edit text is not text"))?;
+            check_text(&body).map_err(|_| Malformed("empty or oversized edit text"))?;
+            (body, Vec::new(), Some(target))
+        }
+        Kind::Delete => {
+            let target = message_id(body).ok_or(Malformed("delete target is not an id"))?;
+            (String::new(), Vec::new(), Some(target))
+        }
+        Kind::Deleted => return Err(Malformed("unknown kind")),
     };
     let nick = match text(nick).ok_or(Malformed("nickname is not text"))? {
         n if n.is_empty() => None,
@@ -386,11 +454,17 @@ pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<ChatMessage, Enve
         kind,
         room,
         text: body,
+        target,
+        edited: None,
         event,
         author,
         nick,
         wire: wire.to_vec(),
     })
+}
+
+fn message_id(v: Value) -> Option<MessageId> {
+    Some(MessageId(bytes(v)?.try_into().ok()?))
 }
 
 /// The eight fields every envelope has, and the author where there is one.
@@ -406,23 +480,42 @@ fn split_author(inner: Value) -> Option<([Value; 8], Option<Value>)> {
     Some((items.try_into().ok()?, author))
 }
 
-/// What a stored envelope (verified before it was stored) carries beyond the store's
-/// columns: a people event's bytes (empty for a message) and the author, read without
-/// checking the signature again.
-pub fn stored_extra(wire: &[u8]) -> Option<(Vec<u8>, Option<[u8; 32]>)> {
+/// What a stored envelope carries beyond the store's columns, read without checking the
+/// signature again (it was verified before it was stored).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// A people event's bytes (empty for any other kind).
+    pub event: Vec<u8>,
+    /// The author, where the envelope names one.
+    pub author: Option<[u8; 32]>,
+    /// An edit's or delete's target.
+    pub target: Option<MessageId>,
+}
+
+/// The [`Extra`] of a stored envelope.
+pub fn stored_extra(wire: &[u8]) -> Option<Extra> {
     let outer: Value = ciborium::from_reader(wire).ok()?;
     let [signed, _] = array::<2>(outer)?;
     let inner: Value = ciborium::from_reader(bytes(signed)?.as_slice()).ok()?;
     let ([_, _, _, _, kind, _, body, _], author) = split_author(inner)?;
-    let event = match uint(kind).and_then(Kind::from_code)? {
-        Kind::People => bytes(body)?,
-        Kind::Text => Vec::new(),
+    let (event, target) = match uint(kind).and_then(Kind::from_wire)? {
+        Kind::People => (bytes(body)?, None),
+        Kind::Text | Kind::Deleted => (Vec::new(), None),
+        Kind::Edit => (
+            Vec::new(),
+            Some(message_id(array::<2>(body)?.into_iter().next()?)?),
+        ),
+        Kind::Delete => (Vec::new(), Some(message_id(body)?)),
     };
     let author = match author {
         Some(a) => Some(bytes(a)?.try_into().ok()?),
         None => None,
     };
-    Some((event, author))
+    Some(Extra {
+        event,
+        author,
+        target,
+    })
 }
 
 fn array<const N: usize>(v: Value) -> Option<[Value; N]> {

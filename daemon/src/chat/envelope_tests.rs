@@ -15,6 +15,7 @@ fn draft<'a>(room: &'a Room, text: &'a str, nick: Option<&'a Nickname>) -> Draft
         event: None,
         author: None,
         nick,
+        change: None,
     }
 }
 
@@ -146,7 +147,8 @@ fn people_events_carry_bytes_and_round_trip() {
     assert_eq!(msg.kind, Kind::People);
     let opened = open(&msg.wire).expect("opens");
     assert_eq!(opened.event, event.to_vec());
-    assert_eq!(stored_extra(&msg.wire), Some((event.to_vec(), None)));
+    let extra = stored_extra(&msg.wire).expect("extra");
+    assert_eq!((extra.event, extra.author), (event.to_vec(), None));
     let big = vec![1u8; MAX_EVENT_BYTES + 1];
     d.event = Some(&big);
     assert!(sign(&key(), &d).is_err());
@@ -160,8 +162,62 @@ fn the_author_is_signed_and_read_back() {
     let msg = sign(&key(), &d).expect("signs");
     let opened = open(&msg.wire).expect("opens");
     assert_eq!(opened.author, Some([8; 32]));
-    assert_eq!(stored_extra(&msg.wire), Some((Vec::new(), Some([8; 32]))));
+    let extra = stored_extra(&msg.wire).expect("extra");
+    assert_eq!((extra.event, extra.author), (Vec::new(), Some([8; 32])));
     // Without an author: the first format, still read.
     let plain = sign(&key(), &draft(&room, "hello", None)).expect("signs");
     assert_eq!(open(&plain.wire).expect("opens").author, None);
+}
+
+#[test]
+fn edits_and_deletes_name_their_target_under_the_signature() {
+    let room = Room::lobby();
+    let target = MessageId([7; 32]);
+    let mut d = draft(&room, "new words", None);
+    d.seq = 2;
+    d.author = Some([8; 32]);
+    d.change = Some(Change::Edit(target));
+    let edit = sign(&key(), &d).expect("signs");
+    let opened = open(&edit.wire).expect("opens");
+    assert_eq!(opened.kind, Kind::Edit);
+    assert_eq!(opened.target, Some(target));
+    assert_eq!(opened.text, "new words");
+    assert_eq!(
+        stored_extra(&edit.wire).expect("extra").target,
+        Some(target)
+    );
+    d.change = Some(Change::Delete(target));
+    let delete = sign(&key(), &d).expect("signs");
+    let opened = open(&delete.wire).expect("opens");
+    assert_eq!((opened.kind, opened.target), (Kind::Delete, Some(target)));
+    assert_eq!(opened.text, "", "a delete carries no text");
+    // An edit's text obeys the message bounds.
+    let long = "x".repeat(MAX_TEXT_BYTES + 1);
+    let mut d = draft(&room, &long, None);
+    d.change = Some(Change::Edit(target));
+    assert!(sign(&key(), &d).is_err());
+    // A target that is not a 32-byte id is refused by a receiver, however well signed.
+    let short = |n: usize| Value::Bytes(vec![1; n]);
+    for (kind, body) in [
+        (3u64, Value::Array(vec![short(5), Value::Text("x".into())])),
+        (3, short(32)),
+        (4, short(31)),
+        (4, Value::Text("x".into())),
+    ] {
+        let signed = to_vec(&Value::Array(vec![
+            Value::from(1u64),
+            Value::Bytes(key().verifying_key().as_bytes().to_vec()),
+            Value::from(3u64),
+            Value::from(Timestamp::new(1_700_000_000_000, 0).0),
+            Value::from(kind),
+            Value::Text("lobby".into()),
+            body,
+            Value::Text(String::new()),
+        ]));
+        let wire = to_vec(&Value::Array(vec![
+            Value::Bytes(signed.clone()),
+            Value::Bytes(key().sign(&signed).to_bytes().to_vec()),
+        ]));
+        assert!(matches!(open(&wire), Err(EnvelopeError::Malformed(_))));
+    }
 }

@@ -14,6 +14,7 @@
 //! takes wire bytes and verifies them first). Storing and publishing happen under one lock, so subscribers see
 //! messages in store order.
 
+mod changes;
 mod checkpoint;
 pub mod envelope;
 pub mod hlc;
@@ -43,9 +44,10 @@ pub use subscription::{FeedEvent, Start};
 
 use crate::metrics::Metrics;
 use crate::nickname::Nickname;
-use envelope::{Draft, EnvelopeError, Kind, TextError};
+use envelope::{Change, Draft, EnvelopeError, Kind, TextError};
 use hlc::Clock;
 use hub::Hub;
+pub use queries::Rows;
 use store::{Insert, Store, StoreError};
 
 pub use crate::config::{ChatConfig, DEFAULT_COMMIT_DELAY};
@@ -84,6 +86,29 @@ pub enum SendError {
     Chat(#[from] ChatError),
 }
 
+/// Why [`Chat::change_as`] refused an edit or delete.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    /// No such message here.
+    #[error("no message {0} in this node's history (never seen, or expired)")]
+    NotFound(MessageId),
+    /// Deleted already.
+    #[error("message {0} was deleted")]
+    Deleted(MessageId),
+    /// Somebody else's message, or not a text message.
+    #[error("message {0} is not yours: only its author can edit or delete it")]
+    NotYours(MessageId),
+    /// The new text is refused, the queue is full, or the store failed.
+    #[error(transparent)]
+    Send(#[from] SendError),
+}
+
+impl From<ChatError> for ChangeError {
+    fn from(e: ChatError) -> Self {
+        ChangeError::Send(SendError::Chat(e))
+    }
+}
+
 /// Why [`Chat::accept_remote`] refused bytes from the ring.
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
@@ -106,6 +131,9 @@ pub enum AcceptError {
     /// Timestamp too far in the future.
     #[error(transparent)]
     FromFuture(#[from] hlc::TooFarAhead),
+    /// An edit or delete of a message by another author (or of another room or kind).
+    #[error("an edit or delete of somebody else's message")]
+    NotAuthor,
     /// The store failed.
     #[error(transparent)]
     Chat(#[from] ChatError),
@@ -121,6 +149,7 @@ impl AcceptError {
             AcceptError::Duplicate => "duplicate",
             AcceptError::Replay(_) => "replay",
             AcceptError::FromFuture(_) => "from_future",
+            AcceptError::NotAuthor => "not_author",
             AcceptError::Chat(_) => "store_error",
         }
     }
@@ -253,6 +282,7 @@ impl Chat {
                 event: Some(event),
                 author: None,
                 nick: self.inner.nick.as_ref(),
+                change: None,
             },
         )?;
         message.text = text.to_owned();
@@ -326,6 +356,7 @@ impl Chat {
                 nick: self.inner.nick.as_ref(),
                 event: None,
                 author,
+                change: None,
             },
         )?;
         let pos = match state.store.insert_own(&message).map_err(ChatError::from)? {
@@ -343,6 +374,68 @@ impl Chat {
             wire: stored.message.wire.to_vec(),
             stored,
         })
+    }
+
+    /// Edits (`edit` the new text) or deletes (`edit` `None`) the message `target` of the
+    /// hosted account `author`: checks that it is this node's and that account's, signs the
+    /// change, stores it (applying it) and shows it to local subscribers; the caller
+    /// broadcasts it at once, as after [`Chat::send_as`].
+    pub fn change_as(
+        &self,
+        target: MessageId,
+        edit: Option<&str>,
+        author: Option<[u8; 32]>,
+    ) -> Result<Local, ChangeError> {
+        if let Some(text) = edit {
+            envelope::check_text(text).map_err(SendError::from)?;
+        }
+        let mut state = self.state();
+        let Some(old) = state.store.find(&target).map_err(ChatError::from)? else {
+            return Err(ChangeError::NotFound(target));
+        };
+        let old = old.message;
+        match old.kind {
+            Kind::Deleted => return Err(ChangeError::Deleted(target)),
+            Kind::Text if old.origin == self.inner.key.verifying_key() && old.author == author => {}
+            _ => return Err(ChangeError::NotYours(target)),
+        }
+        let seq = state.seq + 1;
+        let message = envelope::sign(
+            &self.inner.key,
+            &Draft {
+                seq,
+                hlc: self.inner.clock.tick(),
+                room: &old.room,
+                text: edit.unwrap_or(""),
+                nick: self.inner.nick.as_ref(),
+                event: None,
+                author,
+                change: Some(match edit {
+                    Some(_) => Change::Edit(target),
+                    None => Change::Delete(target),
+                }),
+            },
+        )
+        .map_err(SendError::from)?;
+        let pos = match state.store.insert_own(&message).map_err(ChatError::from)? {
+            Insert::New(pos) | Insert::Superseded(pos) => pos,
+            _ => return Err(ChatError::Store(StoreError::Corrupt("own change refused")).into()),
+        };
+        state.seq = seq;
+        let stored = Arc::new(Stored { pos, message });
+        self.inner.hub.publish(stored.clone());
+        drop(state);
+        self.inner.counters.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(Local {
+            seq: stored.message.seq,
+            wire: stored.message.wire.to_vec(),
+            stored,
+        })
+    }
+
+    /// The stored message `id` as it stands now (edited, or deleted), if stored.
+    pub fn find(&self, id: &MessageId) -> Result<Option<Stored>, ChatError> {
+        Ok(self.state().store.find(id)?)
     }
 
     /// Verifies, dedupes, stores and publishes an envelope from the ring. `Ok` means the
@@ -389,15 +482,27 @@ impl Chat {
                 None => String::new(),
             };
         }
-        let pos = match state.store.insert(&message).map_err(ChatError::from)? {
-            Insert::New(pos) => pos,
-            Insert::Duplicate => return Err(AcceptError::Duplicate),
+        let (pos, shown) = match state.store.insert(&message).map_err(ChatError::from)? {
+            Insert::New(pos) => (pos, true),
+            Insert::Amended(pos) => {
+                // Edits came first: show the message as they left it.
+                if let Some(now) = state.store.get(pos).map_err(ChatError::from)? {
+                    message = now.message;
+                }
+                (pos, true)
+            }
+            Insert::Redacted(pos) | Insert::Held(pos) | Insert::Superseded(pos) => (pos, false),
+            Insert::Duplicate | Insert::Deleted => return Err(AcceptError::Duplicate),
             Insert::SeqReused => {
                 return Err(AcceptError::Replay("sequence number already used"));
             }
             Insert::Stale => return Err(AcceptError::Replay("older than the kept history")),
+            Insert::Forbidden => return Err(AcceptError::NotAuthor),
         };
         let stored = Arc::new(Stored { pos, message });
+        if !shown {
+            return Ok(stored);
+        }
         if stored.message.kind == Kind::Text {
             let late_ms = hlc::wall_millis().saturating_sub(stored.message.hlc.millis());
             self.inner
@@ -405,7 +510,7 @@ impl Chat {
                 .delivery_latency
                 .observe(late_ms as f64 / 1000.0);
         }
-        if stored.message.kind == Kind::Text || !stored.message.text.is_empty() {
+        if stored.message.kind != Kind::People || !stored.message.text.is_empty() {
             self.inner.hub.publish(stored.clone());
         }
         Ok(stored)
@@ -489,23 +594,21 @@ impl Chat {
         bound: i64,
         room: Option<&Room>,
         limit: usize,
-        after: bool,
+        after: Option<Rows>,
     ) -> Result<Vec<Stored>, ChatError> {
         let rows = match &self.inner.reader {
             Some(r) => {
                 let r = r.lock().unwrap_or_else(|p| p.into_inner());
-                if after {
-                    queries::after(&r.db, bound, room, limit)
-                } else {
-                    queries::before(&r.db, bound, room, limit)
+                match after {
+                    Some(rows) => queries::after(&r.db, bound, room, limit, rows),
+                    None => queries::before(&r.db, bound, room, limit),
                 }
             }
             None => {
                 let state = self.state();
-                if after {
-                    state.store.after(bound, room, limit)
-                } else {
-                    state.store.before(bound, room, limit)
+                match after {
+                    Some(rows) => state.store.after_rows(bound, room, limit, rows),
+                    None => state.store.before(bound, room, limit),
                 }
             }
         };
@@ -522,11 +625,34 @@ impl Chat {
         room: Option<&Room>,
         limit: usize,
     ) -> Result<Vec<Stored>, ChatError> {
-        let mut rows = self.page(after, room, limit, true)?;
+        self.after_rows(after, room, limit, Rows::History)
+    }
+
+    /// [`Chat::after`] with the edits and deletes a subscription replays.
+    pub fn feed_after(
+        &self,
+        after: i64,
+        room: Option<&Room>,
+        limit: usize,
+    ) -> Result<Vec<Stored>, ChatError> {
+        self.after_rows(after, room, limit, Rows::Feed)
+    }
+
+    fn after_rows(
+        &self,
+        after: i64,
+        room: Option<&Room>,
+        limit: usize,
+        which: Rows,
+    ) -> Result<Vec<Stored>, ChatError> {
+        let mut rows = self.page(after, room, limit, Some(which))?;
         if rows.len() < limit && self.inner.reader.is_some() {
             // Every committed row after `after` is in `rows`: what follows is newer.
             let from = rows.last().map_or(after, |s| s.pos);
-            let more = self.state().store.after(from, room, limit - rows.len())?;
+            let more = self
+                .state()
+                .store
+                .after_rows(from, room, limit - rows.len(), which)?;
             rows.extend(more);
         }
         Ok(rows)
@@ -541,7 +667,7 @@ impl Chat {
         limit: usize,
     ) -> Result<Vec<Stored>, ChatError> {
         if self.inner.reader.is_none() {
-            return self.page(before, room, limit, false);
+            return self.page(before, room, limit, None);
         }
         // Rows after the committed head are the group commit's (or committed since).
         let head = self.committed_head()?;
@@ -549,7 +675,7 @@ impl Chat {
         if newest.len() >= limit {
             return Ok(newest);
         }
-        let mut rows = self.page(before.min(head + 1), room, limit - newest.len(), false)?;
+        let mut rows = self.page(before.min(head + 1), room, limit - newest.len(), None)?;
         rows.extend(newest);
         Ok(rows)
     }
@@ -557,7 +683,7 @@ impl Chat {
     /// The newest committed position (0 when empty).
     fn committed_head(&self) -> Result<i64, ChatError> {
         Ok(self
-            .page(i64::MAX, None, 1, false)?
+            .page(i64::MAX, None, 1, None)?
             .last()
             .map_or(0, |s| s.pos))
     }
@@ -617,3 +743,7 @@ impl Chat {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "changes_tests.rs"]
+mod changes_tests;

@@ -9,10 +9,48 @@ use super::hlc::Timestamp;
 use super::room::Room;
 use super::store::{RoomSummary, StoreError, Stored};
 
-const COLUMNS: &str = "pos, id, origin, seq, hlc, kind, room, nick, body, wire";
-/// The same columns of a table aliased `m`.
-pub(super) const COLUMNS_M: &str =
-    "m.pos, m.id, m.origin, m.seq, m.hlc, m.kind, m.room, m.nick, m.body, m.wire";
+/// A stored row's columns: the message `m` with the text of its winning edit `e`, if any
+/// (`changes.rs`); select them `FROM` [`MESSAGES`].
+pub(super) const COLUMNS_M: &str = "m.pos, m.id, m.origin, m.seq, m.hlc, m.kind, m.room, m.nick,
+    COALESCE(e.body, m.body), m.wire, e.hlc, m.target";
+const COLUMNS: &str = COLUMNS_M;
+/// The winning edit `e` (the highest timestamp, then id) of a message `m`, if any.
+macro_rules! edit_join {
+    () => {
+        "LEFT JOIN messages AS e ON e.pos =
+    (SELECT x.pos FROM messages AS x WHERE x.target = m.id AND x.kind = 3
+     ORDER BY x.hlc DESC, x.id DESC LIMIT 1)"
+    };
+}
+pub(super) use edit_join;
+/// The messages `m`, each with its winning edit `e`.
+pub(super) const MESSAGES: &str = concat!("messages AS m ", edit_join!());
+/// The rows a history shows: text messages (deleted ones as such) and the lines of people
+/// events.
+const SHOWN: &str = "(m.kind IN (1, 5) OR (m.kind = 2 AND m.body != ''))";
+/// The rows a subscription replays: those, and the edits and deletes that apply (an edit
+/// only while it wins).
+const FEED: &str = "(m.kind IN (1, 4, 5) OR (m.kind = 2 AND m.body != '')
+    OR (m.kind = 3 AND m.pos = (SELECT x.pos FROM messages AS x WHERE x.target = m.target
+        AND x.kind = 3 ORDER BY x.hlc DESC, x.id DESC LIMIT 1))) AND m.held = 0";
+
+/// Which rows a read returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rows {
+    /// What a history shows ([`SHOWN`]).
+    History,
+    /// What a subscription replays ([`FEED`]).
+    Feed,
+}
+
+impl Rows {
+    fn filter(self) -> &'static str {
+        match self {
+            Rows::History => SHOWN,
+            Rows::Feed => FEED,
+        }
+    }
+}
 
 /// Up to `limit` messages after position `after` (oldest first), optionally of one room.
 pub(super) fn after(
@@ -20,10 +58,12 @@ pub(super) fn after(
     after: i64,
     room: Option<&Room>,
     limit: usize,
+    rows: Rows,
 ) -> Result<Vec<Stored>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE pos > ?1 AND (?2 IS NULL OR room = ?2) AND (kind = 1 OR body != '')
-         ORDER BY pos ASC LIMIT ?3"
+        "SELECT {COLUMNS} FROM {MESSAGES} WHERE m.pos > ?1 AND (?2 IS NULL OR m.room = ?2) AND {}
+         ORDER BY m.pos ASC LIMIT ?3",
+        rows.filter()
     );
     query(db, &sql, after, room, limit)
 }
@@ -36,8 +76,8 @@ pub(super) fn before(
     limit: usize,
 ) -> Result<Vec<Stored>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE pos < ?1 AND (?2 IS NULL OR room = ?2) AND (kind = 1 OR body != '')
-         ORDER BY pos DESC LIMIT ?3"
+        "SELECT {COLUMNS} FROM {MESSAGES} WHERE m.pos < ?1 AND (?2 IS NULL OR m.room = ?2) AND {SHOWN}
+         ORDER BY m.pos DESC LIMIT ?3"
     );
     let mut rows = query(db, &sql, before, room, limit)?;
     rows.reverse();
@@ -53,8 +93,8 @@ pub(super) fn between(
     limit: usize,
 ) -> Result<Vec<Stored>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM messages WHERE pos > ?4 AND pos < ?1 AND (?2 IS NULL OR room = ?2) AND (kind = 1 OR body != '')
-         ORDER BY pos DESC LIMIT ?3"
+        "SELECT {COLUMNS} FROM {MESSAGES} WHERE m.pos > ?4 AND m.pos < ?1 AND (?2 IS NULL OR m.room = ?2) AND {SHOWN}
+         ORDER BY m.pos DESC LIMIT ?3"
     );
     let mut stmt = db.prepare_cached(&sql)?;
     let rows = stmt.query_map(
@@ -84,9 +124,24 @@ fn query(
         .collect()
 }
 
+/// The row whose `column` (`m.id` or `m.pos`) is `value`.
+pub(super) fn by(
+    db: &Connection,
+    column: &str,
+    value: impl rusqlite::ToSql,
+) -> Result<Option<Stored>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM {MESSAGES} WHERE {column} = ?1");
+    let mut stmt = db.prepare_cached(&sql)?;
+    let mut rows = stmt.query_map([value], raw_row)?;
+    rows.next()
+        .map(|r| r.map_err(StoreError::from).and_then(decode))
+        .transpose()
+}
+
 /// The newest `limit` people events, oldest first.
 pub(super) fn people_events(db: &Connection, limit: usize) -> Result<Vec<Stored>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM messages WHERE kind = 2 ORDER BY pos DESC LIMIT ?1");
+    let sql =
+        format!("SELECT {COLUMNS} FROM {MESSAGES} WHERE m.kind = 2 ORDER BY m.pos DESC LIMIT ?1");
     let mut stmt = db.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![limit as i64], raw_row)?;
     let mut out = rows
@@ -134,6 +189,8 @@ pub(super) type RawRow = (
     String,
     String,
     Vec<u8>,
+    Option<i64>,
+    Option<Vec<u8>>,
 );
 
 pub(super) fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
@@ -148,20 +205,28 @@ pub(super) fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         r.get(7)?,
         r.get(8)?,
         r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
     ))
 }
 
 pub(super) fn decode(row: RawRow) -> Result<Stored, StoreError> {
-    let (pos, id, origin, seq, hlc, kind, room, nick, body, wire) = row;
+    let (pos, id, origin, seq, hlc, kind, room, nick, body, wire, edited, target) = row;
     let origin: [u8; 32] = origin
         .try_into()
         .map_err(|_| StoreError::Corrupt("origin"))?;
     let kind = Kind::from_code(kind as u64).ok_or(StoreError::Corrupt("kind"))?;
-    let (event, author) =
-        super::envelope::stored_extra(&wire).ok_or(StoreError::Corrupt("envelope"))?;
-    if kind == Kind::People && event.is_empty() {
+    let extra = super::envelope::stored_extra(&wire).ok_or(StoreError::Corrupt("envelope"))?;
+    if kind == Kind::People && extra.event.is_empty() {
         return Err(StoreError::Corrupt("event"));
     }
+    let target = match (kind, target) {
+        (Kind::Edit | Kind::Delete, Some(t)) => Some(MessageId(
+            t.try_into().map_err(|_| StoreError::Corrupt("target"))?,
+        )),
+        (Kind::Edit | Kind::Delete, None) => return Err(StoreError::Corrupt("target")),
+        _ => None,
+    };
     Ok(Stored {
         pos,
         message: ChatMessage {
@@ -176,8 +241,10 @@ pub(super) fn decode(row: RawRow) -> Result<Stored, StoreError> {
                 n => Some(n.parse().map_err(|_| StoreError::Corrupt("nick"))?),
             },
             text: body,
-            event,
-            author,
+            target,
+            edited: edited.map(|h| Timestamp(h as u64)),
+            event: extra.event,
+            author: extra.author,
             wire,
         },
     })

@@ -111,10 +111,11 @@ pub struct Search<'a> {
 /// Matching messages, newest first (on a connection with the index attached).
 pub fn query(db: &Connection, s: &Search<'_>) -> Result<Vec<Stored>, StoreError> {
     let sql = format!(
-        "SELECT {} FROM s.idx AS f JOIN messages AS m ON m.pos = f.rowid
-         WHERE f.idx MATCH ?1 AND f.rowid < ?2 AND (?3 IS NULL OR m.room = ?3) AND m.hlc >= ?4
+        "SELECT {} FROM s.idx AS f JOIN messages AS m ON m.pos = f.rowid {}
+         WHERE f.idx MATCH ?1 AND m.kind = 1 AND f.rowid < ?2 AND (?3 IS NULL OR m.room = ?3) AND m.hlc >= ?4
          ORDER BY f.rowid DESC LIMIT ?5",
-        super::queries::COLUMNS_M
+        super::queries::COLUMNS_M,
+        super::queries::edit_join!(),
     );
     let mut stmt = db.prepare_cached(&sql)?;
     let rows = stmt.query_map(
@@ -186,12 +187,17 @@ pub fn index_pass(db: &Connection) -> Result<usize, StoreError> {
         params![mark, BATCH],
         |r| r.get(0),
     )?;
+    let changed = reindex(&tx, mark)?;
     let Some(top) = top else {
-        return Ok(0);
+        tx.commit()?;
+        return Ok(changed);
     };
     let n = tx.execute(
-        "INSERT INTO s.idx (rowid, body) SELECT pos, body FROM messages
-         WHERE pos > ?1 AND pos <= ?2 AND kind = 1",
+        &format!(
+            "INSERT INTO s.idx (rowid, body) SELECT m.pos, COALESCE(e.body, m.body)
+             FROM {} WHERE m.pos > ?1 AND m.pos <= ?2 AND m.kind = 1",
+            super::queries::MESSAGES
+        ),
         params![mark, top],
     )?;
     tx.execute(
@@ -206,7 +212,48 @@ pub fn index_pass(db: &Connection) -> Result<usize, StoreError> {
         [low.unwrap_or(top + 1)],
     )?;
     tx.commit()?;
-    Ok(n.max((top - mark) as usize))
+    Ok(n.max((top - mark) as usize).max(changed))
+}
+
+/// Indexes again the messages up to `mark` (already indexed) whose text an edit or delete
+/// changed since the last pass (the store's `reindex` rows); returns how many requests it
+/// took. Those above `mark` are indexed with their current text by the pass itself.
+fn reindex(tx: &rusqlite::Transaction<'_>, mark: i64) -> Result<usize, StoreError> {
+    let mut done: i64 = tx
+        .query_row(
+            "SELECT value FROM s.meta WHERE key = 'reindexed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or(0);
+    let newest: Option<i64> = tx.query_row("SELECT MAX(n) FROM reindex", [], |r| r.get(0))?;
+    if done > newest.unwrap_or(0) {
+        // Another history's requests (the file was replaced): start over.
+        done = 0;
+    }
+    let asked: Vec<(i64, i64)> = tx
+        .prepare_cached("SELECT n, pos FROM reindex WHERE n > ?1 ORDER BY n LIMIT ?2")?
+        .query_map(params![done, BATCH], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let Some(&(last, _)) = asked.last() else {
+        return Ok(0);
+    };
+    let add = format!(
+        "INSERT INTO s.idx (rowid, body) SELECT m.pos, COALESCE(e.body, m.body)
+         FROM {} WHERE m.pos = ?1 AND m.kind = 1",
+        super::queries::MESSAGES
+    );
+    for &(_, pos) in asked.iter().filter(|(_, pos)| *pos <= mark) {
+        tx.prepare_cached("DELETE FROM s.idx WHERE rowid = ?1")?
+            .execute([pos])?;
+        tx.prepare_cached(&add)?.execute([pos])?;
+    }
+    tx.execute(
+        "INSERT INTO s.meta (key, value) VALUES ('reindexed', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [last],
+    )?;
+    Ok(asked.len())
 }
 
 #[cfg(test)]
@@ -288,6 +335,7 @@ mod bench {
                     nick: None,
                     event: None,
                     author: None,
+                    change: None,
                 },
             )
             .expect("signs");

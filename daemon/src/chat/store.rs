@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::VerifyingKey;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::changes;
 use super::checkpoint::Checkpointer;
-use super::envelope::{ChatMessage, MessageId};
+use super::envelope::{ChatMessage, Kind, MessageId};
 use super::hlc::Timestamp;
 use super::queries;
 use super::room::Room;
@@ -61,6 +62,34 @@ pub enum Insert {
     SeqReused,
     /// Older than the retention horizon.
     Stale,
+    /// A text message stored at this position, with edits that came before it: read it
+    /// back to show its current text.
+    Amended(i64),
+    /// A text message whose delete came before it: stored deleted (nothing to show).
+    Redacted(i64),
+    /// An edit or delete stored at this position, held until its target arrives.
+    Held(i64),
+    /// An edit stored at this position that a later one (by timestamp, then id) overrides.
+    Superseded(i64),
+    /// A change of a message that is deleted, or the message itself after its delete: not
+    /// stored again.
+    Deleted,
+    /// An edit or delete of a message of another author, room or kind: refused.
+    Forbidden,
+}
+
+impl Insert {
+    /// Where the message was stored, if it was.
+    pub fn stored_at(&self) -> Option<i64> {
+        match *self {
+            Insert::New(p)
+            | Insert::Amended(p)
+            | Insert::Redacted(p)
+            | Insert::Held(p)
+            | Insert::Superseded(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// A store failure.
@@ -135,6 +164,19 @@ CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, pos);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ";
 
+/// Edits and deletes (`changes.rs`): the changed message's id (`target`), whether the change
+/// waits for it (`held`), and the positions whose text the search index must read again.
+/// Added to a history of an earlier version when it is opened.
+const CHANGES: &str = "
+ALTER TABLE messages ADD COLUMN target BLOB;
+ALTER TABLE messages ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+";
+const CHANGE_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS messages_by_target ON messages (target, hlc, id) WHERE target IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_held ON messages (pos) WHERE held = 1;
+CREATE TABLE IF NOT EXISTS reindex (n INTEGER PRIMARY KEY, pos INTEGER NOT NULL);
+";
+
 impl Store {
     /// Opens (creating if needed) `DIR/chat.sqlite3`, keeping at most `retention` messages.
     pub fn open(dir: &Path, retention: u64) -> Result<Store, StoreError> {
@@ -164,6 +206,15 @@ impl Store {
         // I/O), so an expired message leaves no stale copy behind (`prune_older`).
         db.pragma_update(None, "secure_delete", "fast")?;
         db.execute_batch(SCHEMA)?;
+        let has_changes: bool = db.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('messages') WHERE name = 'target'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_changes {
+            db.execute_batch(CHANGES)?;
+        }
+        db.execute_batch(CHANGE_INDEXES)?;
         let horizon = meta(&db, "horizon")?.unwrap_or(0);
         Ok(Store {
             horizon,
@@ -213,7 +264,7 @@ impl Store {
         }
         match self.insert_in_transaction(m, own_seq) {
             Ok(insert) => {
-                if let (Insert::New(_), Some(b)) = (&insert, self.batch.as_mut()) {
+                if let (Some(_), Some(b)) = (insert.stored_at(), self.batch.as_mut()) {
                     b.messages += 1;
                 }
                 Ok(insert)
@@ -337,24 +388,38 @@ impl Store {
                 Insert::Stale
             });
         }
+        let plan = changes::plan(&self.db, m)?;
+        if let changes::Plan::Refuse(answer) = plan {
+            return Ok(if known(&self.db)? {
+                Insert::Duplicate
+            } else {
+                answer
+            });
+        }
+        let (kind, text, wire) = match &plan {
+            changes::Plan::Redact { wire, .. } => (Kind::Deleted, "", wire),
+            _ => (m.kind, m.text.as_str(), &m.wire),
+        };
         // One statement in the common case: the unique indexes on `id` and `(origin, seq)`
         // find a conflict, and only then is it told apart.
         let inserted = self
             .db
             .prepare_cached(
-                "INSERT INTO messages (id, origin, seq, hlc, kind, room, nick, body, wire)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+                "INSERT INTO messages (id, origin, seq, hlc, kind, room, nick, body, wire, target, held)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
             )?
             .execute(params![
                 &m.id.0[..],
                 &m.origin.as_bytes()[..],
                 m.seq as i64,
                 m.hlc.0 as i64,
-                m.kind.code() as i64,
+                kind.code() as i64,
                 m.room.as_str(),
                 m.nick.as_ref().map(|n| n.as_str()).unwrap_or(""),
-                m.text,
-                m.wire
+                text,
+                wire,
+                m.target.as_ref().map(|t| &t.0[..]),
+                changes::held(&plan),
             ])?;
         if inserted == 0 {
             return Ok(if known(&self.db)? {
@@ -365,6 +430,7 @@ impl Store {
         }
         let tx = &self.db;
         let pos = tx.last_insert_rowid();
+        let answer = changes::apply(tx, m, pos, plan)?;
         let cut = pos - self.retention as i64;
         if cut > 0 {
             let dropped: Option<i64> = tx
@@ -380,7 +446,7 @@ impl Store {
         if let Some(seq) = own_seq {
             set_meta(tx, "own_seq", seq as i64)?;
         }
-        Ok(Insert::New(pos))
+        Ok(answer)
     }
 
     /// The highest sequence number `origin` used in a stored (or pruned) message, and the newest
@@ -415,7 +481,36 @@ impl Store {
         room: Option<&Room>,
         limit: usize,
     ) -> Result<Vec<Stored>, StoreError> {
-        queries::after(&self.db, after, room, limit)
+        queries::after(&self.db, after, room, limit, queries::Rows::History)
+    }
+
+    /// [`Store::after`] choosing the rows.
+    pub fn after_rows(
+        &self,
+        after: i64,
+        room: Option<&Room>,
+        limit: usize,
+        rows: queries::Rows,
+    ) -> Result<Vec<Stored>, StoreError> {
+        queries::after(&self.db, after, room, limit, rows)
+    }
+
+    /// The stored message `id` as it stands now, if stored.
+    pub fn find(&self, id: &MessageId) -> Result<Option<Stored>, StoreError> {
+        queries::by(&self.db, "m.id", &id.0[..])
+    }
+
+    /// Changes held for targets not yet here.
+    pub fn count_held(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .db
+            .prepare_cached("SELECT COUNT(*) FROM messages WHERE held = 1")?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// The message stored at `pos` as it stands now.
+    pub fn get(&self, pos: i64) -> Result<Option<Stored>, StoreError> {
+        queries::by(&self.db, "m.pos", pos)
     }
 
     /// Up to `limit` newest messages before position `before` (returned oldest first).

@@ -19,6 +19,7 @@ fn msg(key: u8, seq: u64, ms: u64, room: &str, text: &str) -> ChatMessage {
             nick: None,
             event: None,
             author: None,
+            change: None,
         },
     )
     .expect("signs")

@@ -150,7 +150,9 @@ impl Task {
     /// Sends everything stored after `last_pos`.
     async fn replay(&mut self) -> Result<Result<(), Gone>, ChatError> {
         loop {
-            let page = self.chat.after(self.last_pos, self.room.as_ref(), PAGE)?;
+            let page = self
+                .chat
+                .feed_after(self.last_pos, self.room.as_ref(), PAGE)?;
             if page.is_empty() {
                 return Ok(Ok(()));
             }

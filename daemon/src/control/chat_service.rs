@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use chat_proto::v1::chat_service_server::ChatService;
 use chat_proto::v1::{
-    ChatMessage, HistoryRequest, HistoryResponse, Lagged, ListRoomsRequest, ListRoomsResponse,
-    MessageKind, RoomInfo, SearchRequest, SearchResponse, SendRequest, SendResponse,
-    SubscribeRequest, SubscribeResponse, subscribe_response,
+    ChatMessage, DeleteRequest, DeleteResponse, EditRequest, EditResponse, HistoryRequest,
+    HistoryResponse, Lagged, ListRoomsRequest, ListRoomsResponse, MessageKind, RoomInfo,
+    SearchRequest, SearchResponse, SendRequest, SendResponse, SubscribeRequest, SubscribeResponse,
+    subscribe_response,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -77,11 +78,78 @@ impl ChatApi {
                 return false;
             };
             let m = &s.message;
-            m.kind == Kind::Text
+            m.kind != Kind::People
                 && people
                     .author_of(m.author.as_ref(), &m.from_id())
                     .is_some_and(|a| dm.blocks(&me, &a))
         }
+    }
+}
+
+/// What a send needs once it is allowed: the ring, a place in the queue, the author.
+struct Sending {
+    ring: crate::ring::RingHandle,
+    _waiting: tokio::sync::OwnedSemaphorePermit,
+    author: [u8; 32],
+}
+
+impl ChatApi {
+    /// Checks that the caller may send now (the node is joined, the client within its rate,
+    /// the queue not full) and names its account.
+    fn sending(&self, info: Option<&ClientInfo>) -> Result<Sending, ApiError> {
+        let client = info.map(ClientInfo::rate_key).unwrap_or_default();
+        let who = self.people.who(info);
+        if !self.node.is_joined() {
+            return Err(ApiError::Unavailable(
+                "this node has not joined a ring yet; messages cannot be sent".into(),
+            ));
+        }
+        if let Err(wait) = self.limiter.take(&client) {
+            return Err(ApiError::ResourceExhausted(format!(
+                "sending too fast (control.send_rate); retry in {} ms",
+                wait.as_millis().max(1)
+            )));
+        }
+        let ring = self.node.ring().ok_or_else(|| {
+            ApiError::Unavailable("the ring is not running; messages cannot be sent".into())
+        })?;
+        // Bounded: at most `chat.outbound_queue` sends wait for the driver at once.
+        let waiting = self.chat.sending_permit().map_err(ApiError::from)?;
+        let author = self.people.account_of(who).map_err(ApiError::from)?;
+        self.people.touch(who);
+        Ok(Sending {
+            ring: ring.clone(),
+            _waiting: waiting,
+            author,
+        })
+    }
+
+    /// Signs, stores and broadcasts an edit (`text`) or delete (`None`) of `target`.
+    async fn change(
+        &self,
+        info: Option<&ClientInfo>,
+        target: MessageId,
+        text: Option<String>,
+    ) -> Result<ChatMessage, ApiError> {
+        // Answered before the rate is charged: a wrong id costs the client nothing.
+        match self.chat.find(&target)? {
+            None => return Err(crate::chat::ChangeError::NotFound(target).into()),
+            Some(s) if s.message.kind == Kind::Deleted => {
+                return Err(crate::chat::ChangeError::Deleted(target).into());
+            }
+            Some(_) => {}
+        }
+        let go = self.sending(info)?;
+        let chat = self.chat.clone();
+        let author = go.author;
+        let stored = go
+            .ring
+            .originate(move || {
+                chat.change_as(target, text.as_deref(), Some(author))
+                    .map(|l| (l.seq, l.wire, l.stored))
+            })
+            .await?;
+        Ok(to_proto(&stored, &self.people))
     }
 }
 
@@ -122,22 +190,28 @@ fn page(field: &str, n: u32, default: u32) -> Result<usize, ApiError> {
 /// nickname of the account the signing node hosts), never by the name inside the envelope.
 pub fn to_proto(stored: &Stored, people: &People) -> ChatMessage {
     let m = &stored.message;
+    let millis = |t: Timestamp| i64::try_from(t.millis()).unwrap_or(i64::MAX);
     ChatMessage {
         id: m.id.to_hex(),
         room: m.room.to_string(),
         from: match m.kind {
-            Kind::Text => people.name_for(m.author.as_ref(), &m.from_id()),
             Kind::People => String::new(),
+            _ => people.name_for(m.author.as_ref(), &m.from_id()),
         },
         from_id: m.from_id().to_hex(),
         text: m.text.clone(),
-        sent_at_unix_ms: i64::try_from(m.hlc.millis()).unwrap_or(i64::MAX),
+        sent_at_unix_ms: millis(m.hlc),
         hlc: m.hlc.0,
         sequence: m.seq,
         kind: match m.kind {
-            Kind::Text => MessageKind::Text as i32,
+            Kind::Text | Kind::Deleted => MessageKind::Text as i32,
             Kind::People => MessageKind::Event as i32,
+            Kind::Edit => MessageKind::Edit as i32,
+            Kind::Delete => MessageKind::Delete as i32,
         },
+        target_id: m.target.map(|t| t.to_hex()).unwrap_or_default(),
+        edited_at_unix_ms: m.edited.map_or(0, millis),
+        deleted: m.kind == Kind::Deleted,
     }
 }
 
@@ -148,39 +222,20 @@ impl ChatService for ChatApi {
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
         let info = request.extensions().get::<ClientInfo>().cloned();
-        let client = info.as_ref().map(ClientInfo::rate_key).unwrap_or_default();
-        let who = self.people.who(info.as_ref());
         let req = request.into_inner();
         let room = match req.room.as_str() {
             "" => Room::lobby(),
             r => r.parse().map_err(|e| ApiError::field("room", e))?,
         };
         crate::chat::envelope::check_text(&req.text).map_err(|e| ApiError::field("text", e))?;
-        if !self.node.is_joined() {
-            return Err(ApiError::Unavailable(
-                "this node has not joined a ring yet; messages cannot be sent".into(),
-            )
-            .into());
-        }
-        if let Err(wait) = self.limiter.take(&client) {
-            return Err(ApiError::ResourceExhausted(format!(
-                "sending too fast (control.send_rate); retry in {} ms",
-                wait.as_millis().max(1)
-            ))
-            .into());
-        }
-        let ring = self.node.ring().ok_or_else(|| {
-            ApiError::Unavailable("the ring is not running; messages cannot be sent".into())
-        })?;
-        // Bounded: at most `chat.outbound_queue` sends wait for the driver at once.
-        let _waiting = self.chat.sending_permit().map_err(ApiError::from)?;
+        let go = self.sending(info.as_ref())?;
         let chat = self.chat.clone();
         // Numbered, signed and stored on the driver only once the overlay admits the
         // broadcast: OK means the overlay has taken it (ring/originate.rs).
         // The message is signed by this node for the caller's account (its author).
-        let author = self.people.account_of(who).map_err(ApiError::from)?;
-        self.people.touch(who);
-        let stored = ring
+        let author = go.author;
+        let stored = go
+            .ring
             .originate(move || {
                 chat.send_as(&room, &req.text, Some(author))
                     .map(|l| (l.seq, l.wire, l.stored))
@@ -189,6 +244,33 @@ impl ChatService for ChatApi {
             .map_err(ApiError::from)?;
         Ok(Response::new(SendResponse {
             message: Some(to_proto(&stored, &self.people)),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn edit(&self, request: Request<EditRequest>) -> Result<Response<EditResponse>, Status> {
+        let info = request.extensions().get::<ClientInfo>().cloned();
+        let req = request.into_inner();
+        let target: MessageId = req.id.parse().map_err(|e| ApiError::field("id", e))?;
+        crate::chat::envelope::check_text(&req.text).map_err(|e| ApiError::field("text", e))?;
+        let edit = self.change(info.as_ref(), target, Some(req.text)).await?;
+        Ok(Response::new(EditResponse { edit: Some(edit) }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn delete(
+        &self,
+        request: Request<DeleteRequest>,
+    ) -> Result<Response<DeleteResponse>, Status> {
+        let info = request.extensions().get::<ClientInfo>().cloned();
+        let target: MessageId = request
+            .into_inner()
+            .id
+            .parse()
+            .map_err(|e| ApiError::field("id", e))?;
+        let delete = self.change(info.as_ref(), target, None).await?;
+        Ok(Response::new(DeleteResponse {
+            delete: Some(delete),
         }))
     }
 

@@ -9,7 +9,7 @@ use tonic::{Code, Status};
 
 use chat_overlay::BroadcastError;
 
-use crate::chat::{ChatError, SendError};
+use crate::chat::{ChangeError, ChatError, SendError};
 use crate::dm::PrivateError;
 use crate::paths::PathError;
 use crate::people::PeopleError;
@@ -105,8 +105,20 @@ impl From<SendError> for ApiError {
     }
 }
 
-impl From<OriginateError<SendError>> for ApiError {
-    fn from(err: OriginateError<SendError>) -> ApiError {
+impl From<ChangeError> for ApiError {
+    fn from(err: ChangeError) -> ApiError {
+        match err {
+            ChangeError::NotFound(_) | ChangeError::Deleted(_) => {
+                ApiError::NotFound(format!("id: {err}"))
+            }
+            ChangeError::NotYours(_) => ApiError::PermissionDenied(format!("id: {err}")),
+            ChangeError::Send(e) => e.into(),
+        }
+    }
+}
+
+impl<E: Into<ApiError>> From<OriginateError<E>> for ApiError {
+    fn from(err: OriginateError<E>) -> ApiError {
         match err {
             OriginateError::Job(e) => e.into(),
             OriginateError::DriverGone => ApiError::Unavailable(
