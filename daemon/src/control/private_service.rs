@@ -9,7 +9,8 @@ use chat_dm::group::GroupState;
 use chat_proto::v1::private_service_server::PrivateService;
 use chat_proto::v1::{
     BlockRequest, BlockResponse, BlockedUser, ChangeGroupRequest, ChangeGroupResponse,
-    CreateGroupRequest, CreateGroupResponse, DeliveryStatus, Group, LeaveGroupRequest,
+    CreateGroupRequest, CreateGroupResponse, DeletePrivateRequest, DeletePrivateResponse,
+    DeliveryStatus, EditPrivateRequest, EditPrivateResponse, Group, LeaveGroupRequest,
     LeaveGroupResponse, ListBlocksRequest, ListBlocksResponse, ListGroupsRequest,
     ListGroupsResponse, PrivateHistoryRequest, PrivateHistoryResponse, PrivateMessage,
     SearchPrivateRequest, SearchPrivateResponse, SendPrivateRequest, SendPrivateResponse,
@@ -92,6 +93,8 @@ impl PrivateApi {
             sent_unix_ms: i64::try_from(r.sent_ms).unwrap_or(i64::MAX),
             outgoing: r.outgoing,
             status: delivery(r.status) as i32,
+            edited_unix_ms: 0,
+            deleted: false,
         }
     }
 
@@ -231,6 +234,22 @@ impl PrivateService for PrivateApi {
             }
         });
         Ok(Response::new(stream))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn edit_private(
+        &self,
+        _request: Request<EditPrivateRequest>,
+    ) -> Result<Response<EditPrivateResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn delete_private(
+        &self,
+        _request: Request<DeletePrivateRequest>,
+    ) -> Result<Response<DeletePrivateResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
