@@ -113,6 +113,20 @@ pub enum Command {
     },
     /// List the people you blocked.
     Blocks,
+    /// Give one of your messages a new text, on every node that holds it (ID: as `tail
+    /// --json` or `dms --json` show it, or a unique prefix of at least 6 digits).
+    Edit {
+        #[arg(value_name = "ID")]
+        id: String,
+        /// The new text; several words are joined with spaces.
+        #[arg(value_name = "TEXT", required = true)]
+        text: Vec<String>,
+    },
+    /// Delete one of your messages and its edits, on every node that holds it.
+    Delete {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
     /// Search the stored messages for words (all must appear; `word*` for a prefix).
     Search(SearchArgs),
     /// Export the stored messages of public rooms (JSON lines or CSV), optionally anonymised.

@@ -96,6 +96,10 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
                 cmd::private::block(&socket, printer, nick, false).await
             }
             cli::Command::Blocks => cmd::private::blocks(&socket, printer).await,
+            cli::Command::Edit { id, text } => {
+                cmd::edit::run(&socket, printer, id, Some(text.join(" "))).await
+            }
+            cli::Command::Delete { id } => cmd::edit::run(&socket, printer, id, None).await,
             cli::Command::Search(args) => cmd::search::run(&socket, printer, args).await,
             cli::Command::Export(args) => cmd::export::run(&socket, args).await,
             cli::Command::Tail(args) => cmd::tail::run(&socket, printer, args).await,

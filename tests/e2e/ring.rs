@@ -16,6 +16,8 @@ mod chat;
 mod client;
 #[path = "ring/cluster.rs"]
 mod cluster;
+#[path = "ring/edits.rs"]
+mod edits;
 #[path = "ring/hostile.rs"]
 mod hostile;
 #[path = "ring/lan.rs"]

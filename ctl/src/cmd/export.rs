@@ -175,7 +175,7 @@ pub async fn run(socket: &Target, args: ExportArgs) -> Result<(), Error> {
             );
         }
         for m in &page.messages {
-            if m.kind != MessageKind::Text as i32 || m.sent_at_unix_ms < since {
+            if m.kind != MessageKind::Text as i32 || m.deleted || m.sent_at_unix_ms < since {
                 continue;
             }
             let at = m.sent_at_unix_ms - m.sent_at_unix_ms.rem_euclid(coarsen);

@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod completions;
 pub mod discover;
+pub mod edit;
 pub mod export;
 pub mod peers;
 pub mod private;

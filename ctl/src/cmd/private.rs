@@ -113,6 +113,12 @@ pub fn message_json(m: &PrivateMessage) -> serde_json::Value {
     if m.outgoing {
         v["status"] = json!(status_name(m.status));
     }
+    if m.edited_unix_ms != 0 {
+        v["edited"] = json!(crate::time::rfc3339(m.edited_unix_ms));
+    }
+    if m.deleted {
+        v["deleted"] = json!(true);
+    }
     v
 }
 
@@ -144,12 +150,25 @@ pub fn print(printer: Printer, m: &PrivateMessage) -> Result<(), Error> {
         (true, s) if !s.is_empty() => format!("  ({s})"),
         _ => String::new(),
     };
+    let dim = |s: &str| {
+        if printer.colour() {
+            format!("\x1b[2m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    };
+    let text = if m.deleted {
+        dim("(deleted)")
+    } else if m.edited_unix_ms != 0 {
+        format!("{} {}", sanitize(&m.text), dim("(edited)"))
+    } else {
+        sanitize(&m.text)
+    };
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{}  {head} {}{status}",
+        "{}  {head} {text}{status}",
         crate::time::short(m.sent_unix_ms),
-        sanitize(&m.text)
     )
     .and_then(|()| out.flush())
     .map_err(Error::Output)

@@ -237,12 +237,13 @@ fn is_final(code: tonic::Code) -> bool {
 
 /// The JSON form of a message: one object per line.
 pub fn message_json(m: &ChatMessage) -> serde_json::Value {
-    let kind = if m.kind == MessageKind::Event as i32 {
-        "event"
-    } else {
-        "message"
+    let kind = match MessageKind::try_from(m.kind) {
+        Ok(MessageKind::Event) => "event",
+        Ok(MessageKind::Edit) => "edit",
+        Ok(MessageKind::Delete) => "delete",
+        _ => "message",
     };
-    json!({
+    let mut v = json!({
         "kind": kind,
         "id": m.id,
         "room": m.room,
@@ -252,7 +253,17 @@ pub fn message_json(m: &ChatMessage) -> serde_json::Value {
         "ts": crate::time::rfc3339(m.sent_at_unix_ms),
         "sequence": m.sequence,
         "hlc": m.hlc,
-    })
+    });
+    if !m.target_id.is_empty() {
+        v["target"] = json!(m.target_id);
+    }
+    if m.edited_at_unix_ms != 0 {
+        v["edited"] = json!(crate::time::rfc3339(m.edited_at_unix_ms));
+    }
+    if m.deleted {
+        v["deleted"] = json!(true);
+    }
+    v
 }
 
 /// Prints one message: a line for people (what came from the network made harmless for the
@@ -284,6 +295,25 @@ pub(crate) fn print(printer: Printer, m: &ChatMessage) -> Result<(), Error> {
     } else {
         from
     };
+    let dim = |s: &str| {
+        if printer.colour() {
+            format!("\x1b[2m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    };
+    let target = sanitize(m.target_id.get(..8).unwrap_or(&m.target_id));
+    let text = match MessageKind::try_from(m.kind) {
+        _ if m.deleted => dim("(deleted)"),
+        Ok(MessageKind::Edit) => format!(
+            "{} {}",
+            dim(&format!("(edit of {target}…)")),
+            sanitize(&m.text)
+        ),
+        Ok(MessageKind::Delete) => dim(&format!("(deleted {target}…)")),
+        _ if m.edited_at_unix_ms != 0 => format!("{} {}", sanitize(&m.text), dim("(edited)")),
+        _ => sanitize(&m.text),
+    };
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -291,7 +321,7 @@ pub(crate) fn print(printer: Printer, m: &ChatMessage) -> Result<(), Error> {
         crate::time::short(m.sent_at_unix_ms),
         sanitize(&m.room),
         from,
-        sanitize(&m.text)
+        text
     )
     .and_then(|()| out.flush())
     .map_err(Error::Output)

@@ -28,7 +28,7 @@ pub mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{Action, Delivery, Engine, Item, Shown, Status, item_record};
+pub use engine::{Action, Changed, Delivery, Engine, Item, Shown, Status, item_record};
 pub use error::{DmError, Dropped};
 
 /// Longest text of one private message, in bytes (UTF-8). With every header, the sealed item

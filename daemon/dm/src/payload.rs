@@ -35,6 +35,13 @@ pub enum Body {
     Ack { upto: u64 },
     /// A group's membership, signed by its admin.
     Group(SignedGroup),
+    /// The sender edits (`text`) or deletes (`None`) its own message `id` of `conv`.
+    Change {
+        conv: Conv,
+        #[serde(with = "serde_bytes")]
+        id: [u8; 16],
+        text: Option<String>,
+    },
     /// The sender leaves the group.
     Leave {
         #[serde(with = "serde_bytes")]

@@ -26,6 +26,7 @@ struct Net {
     wire: Vec<([u8; 32], Vec<u8>)>,
     shown: HashMap<[u8; 32], Vec<Shown>>,
     status: HashMap<[u8; 16], Status>,
+    changes: HashMap<[u8; 32], Vec<crate::Changed>>,
 }
 
 impl Net {
@@ -41,6 +42,7 @@ impl Net {
             wire: Vec::new(),
             shown: HashMap::new(),
             status: HashMap::new(),
+            changes: HashMap::new(),
         }
     }
 
@@ -79,6 +81,7 @@ impl Net {
                     }
                 }
                 Action::Show(s) => self.shown.entry(who).or_default().push(s),
+                Action::Change(c) => self.changes.entry(who).or_default().push(c),
                 Action::Status { id, status, .. } => {
                     self.status.insert(id, status);
                 }
@@ -485,4 +488,59 @@ fn a_mailbox_item_taken_after_its_senders_bundle_arrived_is_removed() {
             .any(|x| matches!(x, Action::Remove(h) if *h == vec![hash])),
         "{acts:?}"
     );
+}
+
+#[test]
+fn edits_and_deletes_follow_their_message_to_every_recipient() {
+    let mut net = Net::new(3);
+    let (a, b, c) = (Net::key(1), Net::key(2), Net::key(3));
+    let direct = net
+        .with(a, |e, now| e.send_text(b, "helo", now))
+        .expect("sends");
+    let mine = net
+        .with(a, |e, now| {
+            e.change_direct(b, direct.id, Some("hello"), now)
+        })
+        .expect("edit");
+    assert_eq!((mine.from, mine.text.as_deref()), (a, Some("hello")));
+    let group = net
+        .with(a, |e, now| e.create_group("g", &[b, c], now))
+        .expect("group");
+    let said = net
+        .with(a, |e, now| e.send_group(&group.id, "in the group", now))
+        .expect("sends");
+    net.with(a, |e, now| e.change_group(group.id, said.id, None, now))
+        .expect("delete");
+    net.tick_all();
+    // Reversed delivery: the streams still put each change after its message.
+    net.deliver_all(|batch| batch.reverse());
+    assert_eq!(net.texts(2), ["helo", "in the group"]);
+    let seen = |net: &Net, n: u8| -> Vec<([u8; 16], [u8; 32], Option<String>)> {
+        net.changes
+            .get(&Net::key(n))
+            .map(|v| v.iter().map(|c| (c.id, c.from, c.text.clone())).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        seen(&net, 2),
+        [(direct.id, a, Some("hello".to_owned())), (said.id, a, None)]
+    );
+    assert_eq!(
+        seen(&net, 3),
+        [(said.id, a, None)],
+        "only the group's change"
+    );
+    // Bounded like a message: an oversized edit is refused before anything is queued.
+    let long = "x".repeat(MAX_TEXT + 1);
+    assert!(
+        net.with(a, |e, now| e.change_direct(b, direct.id, Some(&long), now))
+            .is_err()
+    );
+    // A blocked sender's changes are dropped like its messages.
+    net.with(b, |e, _| e.block(a));
+    net.with(a, |e, now| e.change_direct(b, direct.id, None, now))
+        .expect("delete");
+    net.tick_all();
+    net.deliver_all(|_| {});
+    assert_eq!(seen(&net, 2).len(), 2);
 }

@@ -203,7 +203,11 @@ impl From<PrivateError> for ApiError {
                 DmError::NotAllowed(_) => ApiError::FailedPrecondition(m),
             },
             PrivateError::UnknownNick(_) | PrivateError::UnknownGroup(_) => ApiError::NotFound(m),
-            PrivateError::AmbiguousGroup(_) => ApiError::InvalidArgument(m),
+            PrivateError::AmbiguousGroup(_) | PrivateError::BadId(_) => {
+                ApiError::InvalidArgument(m)
+            }
+            PrivateError::NoMessage(_) => ApiError::NotFound(m),
+            PrivateError::NotYours(_) => ApiError::PermissionDenied(m),
             PrivateError::People(e) => e.into(),
             PrivateError::Store(_) => ApiError::Internal(m),
         }

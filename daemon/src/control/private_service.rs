@@ -93,8 +93,8 @@ impl PrivateApi {
             sent_unix_ms: i64::try_from(r.sent_ms).unwrap_or(i64::MAX),
             outgoing: r.outgoing,
             status: delivery(r.status) as i32,
-            edited_unix_ms: 0,
-            deleted: false,
+            edited_unix_ms: i64::try_from(r.edited_ms).unwrap_or(i64::MAX),
+            deleted: r.deleted,
         }
     }
 
@@ -239,17 +239,30 @@ impl PrivateService for PrivateApi {
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
     async fn edit_private(
         &self,
-        _request: Request<EditPrivateRequest>,
+        request: Request<EditPrivateRequest>,
     ) -> Result<Response<EditPrivateResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let who = self.caller(&request)?;
+        let req = request.into_inner();
+        let m = self
+            .dm
+            .change(who, &req.id, Some(&req.text))
+            .map_err(ApiError::from)?;
+        Ok(Response::new(EditPrivateResponse {
+            message: Some(self.message(&m, &self.dm.groups(who).map_err(ApiError::from)?)),
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
     async fn delete_private(
         &self,
-        _request: Request<DeletePrivateRequest>,
+        request: Request<DeletePrivateRequest>,
     ) -> Result<Response<DeletePrivateResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let who = self.caller(&request)?;
+        let req = request.into_inner();
+        let m = self.dm.change(who, &req.id, None).map_err(ApiError::from)?;
+        Ok(Response::new(DeletePrivateResponse {
+            message: Some(self.message(&m, &self.dm.groups(who).map_err(ApiError::from)?)),
+        }))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]

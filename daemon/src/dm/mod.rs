@@ -31,7 +31,7 @@ use tracing::warn;
 use crate::direct::Direct;
 use crate::people::{People, PeopleError, Who};
 use crate::records::{Records, unix_ms};
-use store::{Batch, Row, Store, StoreError};
+use store::{Batch, Change, Row, Store, StoreError};
 
 /// Events a slow watcher may fall behind by.
 const WATCH_QUEUE: usize = 1024;
@@ -57,6 +57,15 @@ pub enum PrivateError {
     /// No group of the caller's has this id or name.
     #[error("you are in no group {0:?} (chatctl group list)")]
     UnknownGroup(String),
+    /// Not a message id.
+    #[error("{0:?} is not a private message id (32 hex digits)")]
+    BadId(String),
+    /// No such message of the caller's (or it was deleted).
+    #[error("no private message {0} of yours (unknown, expired or deleted)")]
+    NoMessage(String),
+    /// A message the caller received.
+    #[error("private message {0} is not yours: only its sender can edit or delete it")]
+    NotYours(String),
     /// Two groups of the caller's have this name.
     #[error("several of your groups are called {0:?}: name it by id")]
     AmbiguousGroup(String),
@@ -219,11 +228,22 @@ impl Dm {
                     });
                 }
                 Action::Group(state) => events.push(DmEvent::Group { account, state }),
+                Action::Change(c) => batch.changes.push(Change {
+                    id: c.id,
+                    from: c.from,
+                    text: c.text,
+                    sent_ms: c.sent_ms,
+                }),
                 other => network.push(other),
             }
         }
         if !batch.is_empty() {
-            self.store().commit(&account, &batch)?;
+            let mut store = self.store();
+            for id in store.commit(&account, &batch)? {
+                if let Some(row) = store.get(&account, &id)? {
+                    events.push(DmEvent::Message(Message { account, row }));
+                }
+            }
         }
         drop(engines);
         for e in events {
@@ -295,6 +315,43 @@ impl Dm {
             account,
             row: row_of(&shown),
         })
+    }
+
+    /// Edits (`text`) or deletes the caller's own message `id` (hex), at the caller and at
+    /// its recipients; returns it as it now stands.
+    pub fn change(
+        self: &Arc<Self>,
+        who: Who,
+        id: &str,
+        text: Option<&str>,
+    ) -> Result<Message, PrivateError> {
+        let (account, signer) = self.account(who)?;
+        let mut key = [0u8; 16];
+        hex::decode_to_slice(id, &mut key).map_err(|_| PrivateError::BadId(id.to_owned()))?;
+        let row = self
+            .store()
+            .get(&account, &key)?
+            .filter(|r| !r.deleted)
+            .ok_or_else(|| PrivateError::NoMessage(id.to_owned()))?;
+        if !row.outgoing || row.from != account {
+            return Err(PrivateError::NotYours(id.to_owned()));
+        }
+        self.act(&signer, |e, now| {
+            let (r, mut actions) = then_tick(e, now, |e| match (row.group, row.peer) {
+                (Some(g), _) => e.change_group(g, key, text, now),
+                (None, Some(p)) => e.change_direct(p, key, text, now),
+                (None, None) => Err(DmError::Backlog("a message without a recipient".into())),
+            });
+            if let Ok(c) = &r {
+                actions.insert(0, Action::Change(c.clone()));
+            }
+            (r, actions)
+        })??;
+        let row = self
+            .store()
+            .get(&account, &key)?
+            .ok_or_else(|| PrivateError::NoMessage(id.to_owned()))?;
+        Ok(Message { account, row })
     }
 
     /// The group of the caller's with this id (hex) or name.
@@ -546,5 +603,7 @@ fn row_of(s: &Shown) -> Row {
         } else {
             0
         },
+        edited_ms: 0,
+        deleted: false,
     }
 }

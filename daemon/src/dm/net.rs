@@ -107,7 +107,7 @@ impl Dm {
                     }
                 }
             }
-            Action::Show(_) | Action::Status { .. } | Action::Group(_) => {}
+            Action::Show(_) | Action::Status { .. } | Action::Group(_) | Action::Change(_) => {}
         }
     }
 

@@ -17,8 +17,12 @@ pub const FILE: &str = "dm.sqlite3";
 /// Private messages kept per account, at most (the oldest go first).
 pub const MAX_MESSAGES: i64 = 100_000;
 
-/// A message row of a query selecting `id, sender, peer, grp, text, sent_ms, outgoing,
-/// status` (`None` if a key column has the wrong length).
+/// The columns [`row`] reads.
+const COLUMNS: &str = "m.id, m.sender, m.peer, m.grp, m.text, m.sent_ms, m.outgoing, m.status,
+    m.edited_ms, m.deleted";
+
+/// A message row of a query selecting [`COLUMNS`] (`None` if a key column has the wrong
+/// length).
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Row>> {
     let id: Vec<u8> = r.get(0)?;
     let from: Vec<u8> = r.get(1)?;
@@ -37,6 +41,8 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Row>> {
         sent_ms: u64::try_from(r.get::<_, i64>(5)?).unwrap_or(0),
         outgoing: r.get(6)?,
         status: r.get(7)?,
+        edited_ms: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
+        deleted: r.get(9)?,
     }))
 }
 
@@ -70,6 +76,19 @@ pub struct Row {
     pub outgoing: bool,
     /// 0 for received messages; the engine's status number otherwise.
     pub status: u8,
+    /// When its sender last edited it (the sender's clock); 0 if never.
+    pub edited_ms: u64,
+    /// Its sender deleted it (the text is gone).
+    pub deleted: bool,
+}
+
+/// An edit (`text`) or delete of message `id`, applied only to a message sent by `from`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub id: [u8; 16],
+    pub from: [u8; 32],
+    pub text: Option<String>,
+    pub sent_ms: u64,
 }
 
 /// An account's stored engine: its core and its peers' parts.
@@ -83,6 +102,7 @@ pub struct Batch {
     pub messages: Vec<Row>,
     /// (message id, status)
     pub statuses: Vec<([u8; 16], u8)>,
+    pub changes: Vec<Change>,
 }
 
 impl Batch {
@@ -92,6 +112,7 @@ impl Batch {
             && self.peers.is_empty()
             && self.messages.is_empty()
             && self.statuses.is_empty()
+            && self.changes.is_empty()
     }
 }
 
@@ -158,12 +179,29 @@ impl Store {
              CREATE TRIGGER IF NOT EXISTS message_fts_del AFTER DELETE ON message BEGIN
                  INSERT INTO message_fts (message_fts, rowid, text)
                      VALUES ('delete', old.n, old.text);
+             END;
+             CREATE TRIGGER IF NOT EXISTS message_fts_upd AFTER UPDATE OF text ON message BEGIN
+                 INSERT INTO message_fts (message_fts, rowid, text)
+                     VALUES ('delete', old.n, old.text);
+                 INSERT INTO message_fts (rowid, text) VALUES (new.n, new.text);
              END;",
         )
         .map_err(|source| StoreError::Open {
             path: path.clone(),
             source,
         })?;
+        // Edits and deletes: added to a store of an earlier version.
+        let edits: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('message') WHERE name = 'edited_ms'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !edits {
+            conn.execute_batch(
+                "ALTER TABLE message ADD COLUMN edited_ms INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE message ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;",
+            )?;
+        }
         // The WAL and shared-memory files get SQLite's default mode: tighten them too.
         for ext in ["-wal", "-shm"] {
             let p = PathBuf::from(format!("{}{ext}", path.display()));
@@ -201,8 +239,14 @@ impl Store {
         Ok(Some((core, peers)))
     }
 
-    /// Writes `batch` for `account` in one transaction.
-    pub fn commit(&mut self, account: &[u8; 32], batch: &Batch) -> Result<(), StoreError> {
+    /// Writes `batch` for `account` in one transaction; returns the ids of the messages its
+    /// changes changed (a change of a message that is not its sender's, of a deleted one,
+    /// or older than the message's last edit, changes nothing).
+    pub fn commit(
+        &mut self,
+        account: &[u8; 32],
+        batch: &Batch,
+    ) -> Result<Vec<[u8; 16]>, StoreError> {
         let tx = self.conn.transaction()?;
         if let Some(core) = &batch.core {
             tx.execute(
@@ -240,6 +284,26 @@ impl Store {
                 params![&account[..], &id[..], status],
             )?;
         }
+        let mut changed = Vec::new();
+        for c in &batch.changes {
+            let sent = i64::try_from(c.sent_ms).unwrap_or(i64::MAX);
+            let n = match &c.text {
+                Some(text) => tx.execute(
+                    "UPDATE message SET text = ?4, edited_ms = ?5
+                     WHERE account = ?1 AND id = ?2 AND sender = ?3 AND deleted = 0
+                       AND edited_ms <= ?5",
+                    params![&account[..], &c.id[..], &c.from[..], text, sent],
+                )?,
+                None => tx.execute(
+                    "UPDATE message SET text = '', edited_ms = 0, deleted = 1
+                     WHERE account = ?1 AND id = ?2 AND sender = ?3 AND deleted = 0",
+                    params![&account[..], &c.id[..], &c.from[..]],
+                )?,
+            };
+            if n > 0 {
+                changed.push(c.id);
+            }
+        }
         if !batch.messages.is_empty() {
             tx.execute(
                 "DELETE FROM message WHERE account = ?1 AND n <= (
@@ -248,7 +312,17 @@ impl Store {
             )?;
         }
         tx.commit()?;
-        Ok(())
+        Ok(changed)
+    }
+
+    /// `account`'s message `id`.
+    pub fn get(&self, account: &[u8; 32], id: &[u8; 16]) -> Result<Option<Row>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM message AS m WHERE m.account = ?1 AND m.id = ?2");
+        Ok(self
+            .conn
+            .query_row(&sql, params![&account[..], &id[..]], row)
+            .optional()?
+            .flatten())
     }
 
     /// The newest `limit` messages of `account` (oldest first), optionally only those with
@@ -261,12 +335,12 @@ impl Store {
         before: Option<&[u8; 16]>,
         limit: u32,
     ) -> Result<Vec<Row>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, sender, peer, grp, text, sent_ms, outgoing, status FROM message
-             WHERE account = ?1 AND (?2 IS NULL OR peer = ?2) AND (?3 IS NULL OR grp = ?3)
-               AND (?5 IS NULL OR n < (SELECT n FROM message WHERE account = ?1 AND id = ?5))
-             ORDER BY n DESC LIMIT ?4",
-        )?;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM message AS m
+             WHERE m.account = ?1 AND (?2 IS NULL OR m.peer = ?2) AND (?3 IS NULL OR m.grp = ?3)
+               AND (?5 IS NULL OR m.n < (SELECT n FROM message WHERE account = ?1 AND id = ?5))
+             ORDER BY m.n DESC LIMIT ?4"
+        ))?;
         let mut rows: Vec<Row> = stmt
             .query_map(
                 params![
@@ -294,12 +368,11 @@ impl Store {
         since_ms: u64,
         limit: u32,
     ) -> Result<Vec<Row>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT m.id, m.sender, m.peer, m.grp, m.text, m.sent_ms, m.outgoing, m.status
-             FROM message_fts f JOIN message m ON m.n = f.rowid
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM message_fts f JOIN message m ON m.n = f.rowid
              WHERE message_fts MATCH ?1 AND m.account = ?2 AND m.sent_ms >= ?3
-             ORDER BY m.n DESC LIMIT ?4",
-        )?;
+             ORDER BY m.n DESC LIMIT ?4"
+        ))?;
         let rows = stmt
             .query_map(
                 params![

@@ -615,7 +615,7 @@ impl Driver {
                 }
                 Action::Show(s) => self.shown.push((host, s)),
                 Action::Status { id, status, .. } => self.statuses.push((host, id, status)),
-                Action::Group(_) => {}
+                Action::Group(_) | Action::Change(_) => {}
             }
         }
     }

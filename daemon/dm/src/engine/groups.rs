@@ -132,7 +132,7 @@ impl Engine {
     }
 
     /// The members of group `id` (one this account is in) other than this account.
-    fn others(&self, id: &[u8; 16]) -> Result<Vec<[u8; 32]>, DmError> {
+    pub(super) fn others(&self, id: &[u8; 16]) -> Result<Vec<[u8; 32]>, DmError> {
         let g = self
             .groups
             .get(id)

@@ -26,10 +26,12 @@ pub use crate::stream::Status;
 use crate::stream::{InStream, OutStream, Pending};
 use crate::{DmError, Dropped, MAX_PENDING, MAX_PENDING_PER_PEER, MAX_TEXT, SEND_PER_MIN};
 
+mod changes;
 mod groups;
 mod persist;
 mod receive;
 
+pub use changes::Changed;
 pub use persist::{StoredCore, StoredPeer};
 
 /// Without an outcome for an attempt this long, it is made again.
@@ -106,6 +108,8 @@ pub enum Action {
     Remove(Vec<Hash>),
     /// Show a message.
     Show(Shown),
+    /// Apply an edit or delete to a stored message — only if it is the change's sender's.
+    Change(Changed),
     /// A sent message's status changed.
     Status {
         id: [u8; 16],

@@ -261,6 +261,9 @@ impl Engine {
                     outgoing: false,
                 }));
             }
+            Body::Change { conv, id, text } => {
+                self.deliver_change(p.from, conv, id, text, p.sent_ms, actions)
+            }
             Body::Group(signed) => self.group_state(p.from, signed, now_ms, actions),
             Body::Leave { group } => self.group_leave(p.from, group, now_ms, actions),
             Body::Ack { .. } => {}

@@ -1,0 +1,217 @@
+//! Edits and deletes over a real ring: an edit and a delete made while one node is stopped
+//! reach it after its restart (anti-entropy); every node shows the edited text and the
+//! deleted message as deleted, in history and in search; another user's attempt to edit is
+//! refused and changes nothing; private messages are edited and deleted at their recipient.
+
+use std::time::Duration;
+
+use crate::cluster::{Cluster, poll};
+
+/// How long the ring and the names may take.
+const FORM: Duration = Duration::from_secs(60);
+/// How long a message or change may take to arrive (a restarted node's through anti-entropy).
+const ARRIVE: Duration = Duration::from_secs(60);
+
+fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
+    c.sandbox
+        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
+}
+
+/// Member `i`'s history (`tail -n 200 --json`) as JSON objects.
+fn history(c: &Cluster, i: usize) -> Vec<serde_json::Value> {
+    lines(&ctl(c, i, &["tail", "-n", "200", "--json"]))
+}
+
+fn lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Member `i`'s stored message `id`.
+fn message(c: &Cluster, i: usize, id: &str) -> Option<serde_json::Value> {
+    history(c, i).into_iter().find(|m| m["id"] == id)
+}
+
+/// The texts of member `i`'s search for `q` (public rooms only).
+fn search(c: &Cluster, i: usize, q: &str) -> Vec<String> {
+    lines(&ctl(c, i, &["search", q, "--room", "lobby", "--json"]))
+        .iter()
+        .map(|m| m["text"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn edits_and_deletes_reach_every_node_even_one_that_was_down() {
+    let mut c = Cluster::new(23);
+    let names = ["alice", "bob", "carol", "dave"];
+    c.add_with_env(&[], &[("CHATD_NODE__NICKNAME", names[0])]);
+    let boot = [c.addr(0)];
+    for n in &names[1..] {
+        c.add_with_env(&boot, &[("CHATD_NODE__NICKNAME", n)]);
+    }
+    c.await_ring(FORM);
+    poll(FORM, Duration::from_millis(300), || {
+        c.live()
+            .into_iter()
+            .all(|i| {
+                c.json(&c.members[i].dir, &["users", "--json"])
+                    .and_then(|v| v["users"].as_array().map(|u| u.len() >= names.len()))
+                    .unwrap_or(false)
+            })
+            .then_some(())
+    })
+    .expect("every node lists every name");
+
+    // Alice says two things; everyone has both.
+    let send = |text: &str| -> String {
+        let out = ctl(&c, 0, &["send", text, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lines(&out)
+            .first()
+            .and_then(|m| m["id"].as_str().map(str::to_owned))
+            .expect("the sent message's id")
+    };
+    let kept = send("meet at the harbour, edit-marker");
+    let gone = send("the lantern is under the stairs, delete-marker");
+    for i in 0..names.len() {
+        poll(ARRIVE, Duration::from_millis(200), || {
+            (message(&c, i, &kept).is_some() && message(&c, i, &gone).is_some()).then_some(())
+        })
+        .unwrap_or_else(|| panic!("{} has both messages", names[i]));
+    }
+
+    // Carol stops; Alice edits one and deletes the other.
+    let d = c.members[2].daemon.as_mut().expect("carol runs");
+    d.signal(rustix::process::Signal::TERM);
+    assert!(d.wait_exit(Duration::from_secs(10)).is_some());
+    c.members[2].daemon = None;
+    let edit = ctl(&c, 0, &["edit", &kept, "meet at the station instead"]);
+    assert!(
+        edit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&edit.stderr)
+    );
+    // A prefix names the message as well as the whole id.
+    let delete = ctl(&c, 0, &["delete", &gone[..10]]);
+    assert!(
+        delete.status.success(),
+        "{}",
+        String::from_utf8_lossy(&delete.stderr)
+    );
+
+    // Bob cannot change Alice's message: refused, with a reason, and nothing changes.
+    let hack = ctl(&c, 1, &["edit", &kept, "hacked by bob"]);
+    assert_eq!(hack.status.code(), Some(4), "a refusal by chatd");
+    let why = String::from_utf8_lossy(&hack.stderr);
+    assert!(why.contains("not yours"), "{why}");
+    // Nor can anyone edit what does not exist, or with an empty text.
+    let unknown = ctl(&c, 1, &["edit", &"ab".repeat(32), "x"]);
+    assert_eq!(unknown.status.code(), Some(4));
+    assert_eq!(ctl(&c, 0, &["edit", &kept, " "]).status.code(), Some(2));
+
+    let settled = |c: &Cluster, i: usize| -> Option<()> {
+        let k = message(c, i, &kept)?;
+        let g = message(c, i, &gone)?;
+        (k["text"] == "meet at the station instead"
+            && k["edited"].is_string()
+            && g["deleted"] == true
+            && g["text"] == "")
+            .then_some(())
+    };
+    for i in [0, 1, 3] {
+        poll(ARRIVE, Duration::from_millis(200), || settled(&c, i))
+            .unwrap_or_else(|| panic!("{} shows the edit and the delete", names[i]));
+    }
+    // Carol comes back: anti-entropy brings her both changes.
+    c.restart(2, &[c.addr(0)]);
+    poll(ARRIVE, Duration::from_millis(300), || settled(&c, 2))
+        .expect("carol, down during both changes, shows them after her restart");
+    // Bob's attempt changed nothing anywhere.
+    for i in 0..names.len() {
+        assert!(
+            !history(&c, i).iter().any(|m| m["text"] == "hacked by bob"),
+            "{}",
+            names[i]
+        );
+    }
+
+    // Search finds the edited text, not the old one, and never the deleted message.
+    for i in 0..names.len() {
+        poll(ARRIVE, Duration::from_millis(300), || {
+            (search(&c, i, "station") == ["meet at the station instead"]
+                && search(&c, i, "harbour").is_empty()
+                && search(&c, i, "lantern").is_empty())
+            .then_some(())
+        })
+        .unwrap_or_else(|| panic!("{}'s search is up to date", names[i]));
+    }
+}
+
+#[test]
+fn private_messages_are_edited_and_deleted_at_their_recipient() {
+    let mut c = Cluster::new(24);
+    let names = ["alice", "bob"];
+    c.add_with_env(&[], &[("CHATD_NODE__NICKNAME", names[0])]);
+    c.add_with_env(&[c.addr(0)], &[("CHATD_NODE__NICKNAME", names[1])]);
+    c.await_ring(FORM);
+    poll(FORM, Duration::from_millis(300), || {
+        c.json(&c.members[0].dir, &["users", "--json"])
+            .and_then(|v| v["users"].as_array().map(|u| u.len() >= 2))
+            .unwrap_or(false)
+            .then_some(())
+    })
+    .expect("alice knows bob");
+    let dms = |i: usize| lines(&ctl(&c, i, &["dms", "-n", "50", "--json"]));
+    for text in ["private-one", "private-two"] {
+        let out = ctl(&c, 0, &["dm", "bob", text]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    poll(ARRIVE, Duration::from_millis(200), || {
+        (dms(1).iter().filter(|m| m["outgoing"] == false).count() == 2).then_some(())
+    })
+    .expect("bob has both");
+    let id_of = |i: usize, text: &str| -> String {
+        dms(i)
+            .iter()
+            .find(|m| m["text"] == text)
+            .and_then(|m| m["id"].as_str().map(str::to_owned))
+            .expect("an id")
+    };
+    let one = id_of(0, "private-one");
+    let two = id_of(0, "private-two");
+    // Bob cannot change Alice's message, even on his own node.
+    let hack = ctl(&c, 1, &["edit", &one, "hacked"]);
+    assert_eq!(hack.status.code(), Some(4));
+    assert!(
+        ctl(&c, 0, &["edit", &one, "private-one, edited"])
+            .status
+            .success()
+    );
+    assert!(ctl(&c, 0, &["delete", &two]).status.success());
+    poll(ARRIVE, Duration::from_millis(200), || {
+        let got = dms(1);
+        let one = got.iter().find(|m| m["id"] == one.as_str())?;
+        let two = got.iter().find(|m| m["id"] == two.as_str())?;
+        (one["text"] == "private-one, edited"
+            && one["edited"].is_string()
+            && two["deleted"] == true
+            && two["text"] == "")
+            .then_some(())
+    })
+    .expect("bob sees the edit and the delete");
+    // Gone from Bob's search too.
+    let found = ctl(&c, 1, &["search", "private", "--json"]);
+    let found = String::from_utf8_lossy(&found.stdout);
+    assert!(found.contains("private-one, edited"), "{found}");
+    assert!(!found.contains("private-two"), "{found}");
+}
