@@ -14,6 +14,7 @@
 
 mod cluster;
 mod dm;
+mod edits;
 mod load;
 mod procstat;
 
@@ -72,6 +73,10 @@ struct Args {
     /// each node writing to four others, for `--seconds` (no throughput search).
     #[arg(long)]
     dm: bool,
+    /// Measure edits instead: node 0 edits its messages, `--rate` a second for `--seconds`;
+    /// every node's subscription times the edit's arrival.
+    #[arg(long)]
+    edits: bool,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
@@ -103,6 +108,7 @@ struct Report {
     throughput_steps: Vec<StepReport>,
     max_sustained: Option<StepReport>,
     dm: Option<dm::DmReport>,
+    edits: Option<edits::EditReport>,
     after_load: Option<Usage>,
 }
 
@@ -256,6 +262,17 @@ async fn bench(args: &Args, chatd: &std::path::Path) -> Result<Report> {
             r.cpu_us_per_message
         ));
         report.dm = Some(r);
+        drop(cluster);
+        return Ok(report);
+    }
+    if args.edits {
+        let n = (args.rate * args.seconds as f64).round().max(1.0) as u64;
+        let r = edits::run(&sockets, args.rate, n).await?;
+        say(format!(
+            "edits at {:.0}/s: {} of {} arrivals, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            r.rate, r.seen, r.expected, r.p50_ms, r.p99_ms, r.max_ms
+        ));
+        report.edits = Some(r);
         drop(cluster);
         return Ok(report);
     }
