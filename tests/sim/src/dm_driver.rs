@@ -135,6 +135,8 @@ pub struct Driver {
     next_token: u64,
     /// Messages shown, by the host that showed them, in order.
     pub shown: Vec<(u32, Shown)>,
+    /// Edits and deletes to apply, by the host that got them, in order.
+    pub changes: Vec<(u32, chat_dm::Changed)>,
     /// Status changes reported to the senders: (sender host, message id, status).
     pub statuses: Vec<(u32, [u8; 16], Status)>,
     /// Mailbox items (of messages, not acks) accepted by the DHT: (recipient, record).
@@ -227,6 +229,28 @@ impl Driver {
         let actions = e.tick(now);
         self.run(sim, host, actions);
         Ok(shown)
+    }
+
+    /// The user of `host` edits its message `id` to `to` (the driver's
+    /// [`Driver::send_text`] for a change).
+    pub fn edit_text(
+        &mut self,
+        sim: &mut Sim,
+        host: u32,
+        to: [u8; 32],
+        id: [u8; 16],
+        text: &str,
+    ) -> Result<(), chat_dm::DmError> {
+        let now = now_ms(sim);
+        let h = self
+            .hosts
+            .get_mut(&host)
+            .expect("edits only from hosted accounts");
+        let e = h.engine.as_mut().expect("edits only from a running node");
+        e.change_direct(to, id, Some(text), now)?;
+        let actions = e.tick(now);
+        self.run(sim, host, actions);
+        Ok(())
     }
 
     /// `host` stops: gracefully (`leave`) or by a crash. What was persisted stays.
@@ -615,7 +639,8 @@ impl Driver {
                 }
                 Action::Show(s) => self.shown.push((host, s)),
                 Action::Status { id, status, .. } => self.statuses.push((host, id, status)),
-                Action::Group(_) | Action::Change(_) => {}
+                Action::Change(c) => self.changes.push((host, c)),
+                Action::Group(_) => {}
             }
         }
     }

@@ -168,6 +168,8 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     // Per (sender, recipient) the message numbers in the order the sender's engine took them.
     let mut sent_order: BTreeMap<([u8; 32], [u8; 32]), Vec<usize>> = BTreeMap::new();
     let mut sent_ids: HashMap<[u8; 16], usize> = HashMap::new();
+    let mut edits: HashMap<[u8; 16], usize> = HashMap::new();
+    let mut edits_refused = 0usize;
     let mut refused = 0usize;
     let mut deferred: Vec<usize> = Vec::new();
     let mut targets: Vec<(usize, [u8; 32])> = Vec::with_capacity(m);
@@ -243,6 +245,18 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
                 let me = w.d.account(from).expect("hosted");
                 sent_order.entry((me, to)).or_default().push(kk);
                 sent_ids.insert(shown.id, kk);
+                // Every tenth message is edited at once (in the same stream, behind it).
+                if kk % 10 == 0 {
+                    match w
+                        .d
+                        .edit_text(sim, from, to, shown.id, &format!("{kk} edited"))
+                    {
+                        Ok(()) => {
+                            edits.insert(shown.id, kk);
+                        }
+                        Err(_) => edits_refused += 1,
+                    }
+                }
             }
             Err(_) => {
                 refused += 1;
@@ -250,6 +264,8 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
             }
         }
     }
+    rep.put("edits_sent", edits.len());
+    rep.put("edits_refused", edits_refused);
     rep.put("send_seconds", sim.now().since(send_start).as_secs_f64());
     rep.put("sends_refused_then_retried", refused);
     rep.put("crash_waves", waves_done);
@@ -347,6 +363,36 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
             .iter()
             .filter(|(_, _, st)| *st == Status::Expired)
             .count();
+    // Each edit reaches its message's recipient once, after the message, from its sender.
+    let mut edit_count: HashMap<[u8; 16], usize> = HashMap::new();
+    let mut edits_wrong = 0usize;
+    for (host, c) in &w.d.changes {
+        let right = edits.get(&c.id).is_some_and(|kk| {
+            targets
+                .get(*kk)
+                .is_some_and(|(_, to)| w.d.account(*host) == Some(*to))
+                && c.text.as_deref() == Some(&format!("{kk} edited"))
+        });
+        if !right {
+            edits_wrong += 1;
+        }
+        *edit_count.entry(c.id).or_insert(0) += 1;
+    }
+    rep.put(
+        "edits_lost",
+        edits
+            .keys()
+            .filter(|id| !edit_count.contains_key(*id))
+            .count(),
+    );
+    rep.put(
+        "edits_twice",
+        edit_count
+            .values()
+            .map(|c| c.saturating_sub(1))
+            .sum::<usize>(),
+    );
+    rep.put("edits_wrong", edits_wrong);
     rep.put("shown", w.d.shown.len());
     rep.put("lost", lost);
     rep.put("duplicates", duplicates);

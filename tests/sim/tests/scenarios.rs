@@ -350,6 +350,12 @@ fn private_messages_to_offline_recipients_survive_crashes_exactly_once() {
     assert_eq!(u(&r, "misrouted"), 0, "{s}");
     assert_eq!(u(&r, "outboxes_pending"), 0, "{s}");
     assert_eq!(u(&r, "delivered_status"), 500, "{s}");
+    // Every tenth message was edited right after it was sent: each edit reached its
+    // recipient once, with the right text, from its sender.
+    assert!(u(&r, "edits_sent") >= 45, "{s}");
+    assert_eq!(u(&r, "edits_lost"), 0, "{s}");
+    assert_eq!(u(&r, "edits_twice"), 0, "{s}");
+    assert_eq!(u(&r, "edits_wrong"), 0, "{s}");
     assert_eq!(u(&r, "crashed"), 135, "{s}");
     assert!(u(&r, "senders_crashed") >= 1, "{s}");
     assert_eq!(
