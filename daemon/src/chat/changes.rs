@@ -60,11 +60,14 @@ impl Row {
     }
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, Vec<u8>, String, Vec<u8>)> {
+/// `pos, kind, origin, room, wire` as read.
+type RawRow = (i64, i64, Vec<u8>, String, Vec<u8>);
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn decode((pos, kind, origin, room, wire): (i64, i64, Vec<u8>, String, Vec<u8>)) -> Option<Row> {
+fn decode((pos, kind, origin, room, wire): RawRow) -> Option<Row> {
     Some(Row {
         pos,
         kind: Kind::from_code(kind as u64)?,

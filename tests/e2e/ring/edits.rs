@@ -79,11 +79,11 @@ fn edits_and_deletes_reach_every_node_even_one_that_was_down() {
     };
     let kept = send("meet at the harbour, edit-marker");
     let gone = send("the lantern is under the stairs, delete-marker");
-    for i in 0..names.len() {
+    for (i, name) in names.iter().enumerate() {
         poll(ARRIVE, Duration::from_millis(200), || {
             (message(&c, i, &kept).is_some() && message(&c, i, &gone).is_some()).then_some(())
         })
-        .unwrap_or_else(|| panic!("{} has both messages", names[i]));
+        .unwrap_or_else(|| panic!("{name} has both messages"));
     }
 
     // Carol stops; Alice edits one and deletes the other.
@@ -133,23 +133,22 @@ fn edits_and_deletes_reach_every_node_even_one_that_was_down() {
     poll(ARRIVE, Duration::from_millis(300), || settled(&c, 2))
         .expect("carol, down during both changes, shows them after her restart");
     // Bob's attempt changed nothing anywhere.
-    for i in 0..names.len() {
+    for (i, name) in names.iter().enumerate() {
         assert!(
             !history(&c, i).iter().any(|m| m["text"] == "hacked by bob"),
-            "{}",
-            names[i]
+            "{name}"
         );
     }
 
     // Search finds the edited text, not the old one, and never the deleted message.
-    for i in 0..names.len() {
+    for (i, name) in names.iter().enumerate() {
         poll(ARRIVE, Duration::from_millis(300), || {
             (search(&c, i, "station") == ["meet at the station instead"]
                 && search(&c, i, "harbour").is_empty()
                 && search(&c, i, "lantern").is_empty())
             .then_some(())
         })
-        .unwrap_or_else(|| panic!("{}'s search is up to date", names[i]));
+        .unwrap_or_else(|| panic!("{name}'s search is up to date"));
     }
 }
 
