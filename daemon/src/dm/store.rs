@@ -312,6 +312,12 @@ impl Store {
             )?;
         }
         tx.commit()?;
+        if batch.changes.iter().any(|c| c.text.is_none()) && !changed.is_empty() {
+            // A deleted text leaves no old copy in the write-ahead log either.
+            let _ = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        }
         Ok(changed)
     }
 

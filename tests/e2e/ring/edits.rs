@@ -42,6 +42,24 @@ fn search(c: &Cluster, i: usize, q: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether any file under `dir` contains `needle`.
+fn found_in(dir: &std::path::Path, needle: &[u8]) -> Option<String> {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                return Some(p.display().to_string());
+            }
+        }
+    }
+    None
+}
+
 #[test]
 fn edits_and_deletes_reach_every_node_even_one_that_was_down() {
     let mut c = Cluster::new(23);
@@ -140,6 +158,15 @@ fn edits_and_deletes_reach_every_node_even_one_that_was_down() {
         );
     }
 
+    // The deleted text is in no file of any node (history, its log, the search index, logs).
+    for (m, name) in c.members.iter().zip(names) {
+        assert_eq!(
+            found_in(&m.dir, b"the lantern is under the stairs"),
+            None,
+            "{name}"
+        );
+    }
+
     // Search finds the edited text, not the old one, and never the deleted message.
     for (i, name) in names.iter().enumerate() {
         poll(ARRIVE, Duration::from_millis(300), || {
@@ -208,7 +235,15 @@ fn private_messages_are_edited_and_deleted_at_their_recipient() {
             .then_some(())
     })
     .expect("bob sees the edit and the delete");
-    // Gone from Bob's search too.
+    // Gone from both stores' files, and from Bob's search.
+    for i in 0..2 {
+        assert_eq!(
+            found_in(&c.members[i].dir, b"private-two"),
+            None,
+            "{}",
+            names[i]
+        );
+    }
     let found = ctl(&c, 1, &["search", "private", "--json"]);
     let found = String::from_utf8_lossy(&found.stdout);
     assert!(found.contains("private-one, edited"), "{found}");
