@@ -1,9 +1,9 @@
 //! Running the node: the startup sequence and the shutdown path.
 //!
 //! Startup: install signal handlers → lock and open the data directory → load or create the
-//! node key → bind the control socket (refusing if another chatd serves it) → bind the QUIC
-//! endpoint on the listen address and start the ring driver (founding a ring, or joining
-//! through `--bootstrap`) → serve.
+//! node key → bind the control socket (refusing if another chatd serves it) → open the history
+//! and the event log (`log.events`) → bind the QUIC endpoint on the listen address and start
+//! the ring driver (founding a ring, or joining through `--bootstrap`) → serve.
 //!
 //! Supervision: the ring driver, the transport's accept loop and the systemd notifier run in
 //! the app's [`Tasks`]; the first that ends (returns or panics) while the node runs stops the

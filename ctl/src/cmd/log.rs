@@ -85,10 +85,15 @@ pub fn human(r: &Value) -> String {
             field("text")
         ),
         "private" => {
-            let to = if r["group_id"].as_str().is_some_and(|g| !g.is_empty()) {
-                format!("group {}", short(&field("group_id")))
-            } else {
-                name(&field("to"), &field("to_id"))
+            let group = field("group_id");
+            let to = match (field("to_id").is_empty(), group.is_empty()) {
+                (true, false) => format!("group {}", short(&group)),
+                (false, false) => format!(
+                    "{} in group {}",
+                    name(&field("to"), &field("to_id")),
+                    short(&group)
+                ),
+                _ => name(&field("to"), &field("to_id")),
             };
             format!(
                 "{} → {to}, sent {} (id {}; {})",
@@ -142,5 +147,28 @@ mod tests {
         let j: Value = serde_json::from_str(r#"{"ts_ms":0,"kind":"join","text":"→ bob joined"}"#)
             .expect("json");
         assert_eq!(human(&j), "1970-01-01 00:00:00  join      → bob joined");
+    }
+
+    #[test]
+    fn group_messages_name_the_group_and_missing_names_show_the_id() {
+        let g: Value = serde_json::from_str(
+            r#"{"ts_ms":0,"kind":"private","from_id":"aabbccddeeff","group_id":"0011223344556677","id":"ff","sent_ms":0,"direction":"sent"}"#,
+        )
+        .expect("json");
+        assert_eq!(
+            human(&g),
+            "1970-01-01 00:00:00  private   aabbccdd… → group 00112233, sent 1970-01-01 00:00:00 (id ff; sent)"
+        );
+        let mut g = g;
+        g["to"] = "bob".into();
+        g["to_id"] = "bb".into();
+        assert!(
+            human(&g).contains(" → bob in group 00112233, "),
+            "{}",
+            human(&g)
+        );
+        let odd: Value =
+            serde_json::from_str(r#"{"ts_ms":0,"kind":"future\u001b","text":"x"}"#).expect("json");
+        assert_eq!(human(&odd), "1970-01-01 00:00:00  future␛   x");
     }
 }

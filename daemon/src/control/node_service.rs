@@ -244,7 +244,7 @@ impl NodeService for NodeApi {
             .snapshot()
             .await
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-        let chunks = crate::eventlog::read::stream(snapshot, r.last as usize, r.follow);
+        let chunks = crate::eventlog::read(snapshot, r.last as usize, r.follow);
         let stream = ReceiverStream::new(chunks).map(|c| {
             Ok(ReadLogResponse {
                 lines: c.lines,

@@ -149,10 +149,12 @@ impl Feed {
             return;
         }
         let named = |a: &[u8; 32]| (self.people.display_account(a), hex::encode(a));
-        let to = match (row.group, row.outgoing, row.peer) {
-            (Some(_), _, _) => (String::new(), String::new()),
-            (None, true, Some(peer)) => named(&peer),
-            (None, _, _) => named(&m.account),
+        // The recipient: the other account of a direct message sent; the account of this
+        // node a message was received for (a group's too); none for a group message sent.
+        let to = match (row.outgoing, row.group, row.peer) {
+            (true, None, Some(peer)) => named(&peer),
+            (true, _, _) => (String::new(), String::new()),
+            (false, _, _) => named(&m.account),
         };
         let facts = PrivateFacts {
             from: named(&row.from),

@@ -5,8 +5,8 @@
 //!
 //! - `record.rs`: a record and its JSON-lines form (escaping; no private text, ever);
 //! - `file.rs`: the size-bounded rotating files (`log.events_max_bytes` × `log.events_files`);
-//! - `writer.rs`: the thread that owns the files, fed by a bounded channel;
-//! - `read.rs`: `NodeService.ReadLog` (`chatctl log [-f]`): the newest records, then new ones;
+//! - `writer.rs`: the thread that owns the files, fed by a bounded channel, and [`read`] for
+//!   `NodeService.ReadLog` (`chatctl log [-f]`): the newest records, then new ones;
 //! - `feed.rs`: the task that turns the chat hub's, people's and private service's events
 //!   into records, and writes the statistics line (`log.stats_interval_secs`);
 //! - `stats.rs`: what `chatctl status` adds about clients and private messages.
@@ -18,7 +18,6 @@
 
 pub mod feed;
 mod file;
-pub mod read;
 pub mod record;
 pub mod stats;
 mod writer;
@@ -32,7 +31,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 pub use file::{FILE, MODE};
 pub use record::{Kind, PrivateFacts, Record};
-pub use writer::Snapshot;
+pub use writer::{Chunk, Snapshot, read};
 
 use crate::config::EventLogConfig;
 use writer::{Input, Writer};

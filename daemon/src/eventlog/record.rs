@@ -112,7 +112,7 @@ pub struct Record {
 pub struct PrivateFacts {
     /// The sender's shown name and account.
     pub from: (String, String),
-    /// The recipient's shown name and account (empty for a group message).
+    /// The recipient's shown name and account (empty for a group message sent).
     pub to: (String, String),
     /// The group's id (empty for a message to a person).
     pub group_id: String,

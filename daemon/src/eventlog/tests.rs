@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use super::read::{Chunk, stream};
 use super::*;
 use crate::records::unix_ms;
 
@@ -45,7 +44,7 @@ async fn lines(rx: &mut mpsc::Receiver<Chunk>, want: usize) -> Vec<Record> {
 
 /// The newest `last` records, as `chatctl log -n LAST` gets them.
 async fn tail(log: &EventLog, last: usize) -> Vec<Record> {
-    let mut rx = stream(log.snapshot().await.expect("snapshot"), last, false);
+    let mut rx = read(log.snapshot().await.expect("snapshot"), last, false);
     let got = lines(&mut rx, usize::MAX).await;
     assert!(rx.recv().await.is_none(), "the stream ends");
     got
@@ -64,7 +63,7 @@ async fn records_read_back_newest_last_then_followed_once_each() {
     assert_eq!(ids, ["7", "8", "9"]);
     assert_eq!(got[2].text, "hello 9");
 
-    let mut follow = stream(log.snapshot().await.expect("snapshot"), 2, true);
+    let mut follow = read(log.snapshot().await.expect("snapshot"), 2, true);
     assert_eq!(lines(&mut follow, 2).await.len(), 2);
     for i in 10..15 {
         log.record(message(i, "later"));
@@ -143,4 +142,55 @@ async fn zero_last_sends_nothing_and_a_reopened_log_goes_on() {
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(mode.permissions().mode() & 0o777, MODE);
     log.close(DEADLINE).await;
+}
+
+#[tokio::test]
+async fn a_hostile_record_is_one_line_in_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = EventLog::open(dir.path(), &config(1 << 20, 2), None).expect("open");
+    let mut r = message(
+        1,
+        "a\nb\r\n{\"kind\":\"private\",\"text\":\"forged\"}\u{0}\u{1b}[2J",
+    );
+    r.from = "eve\n\"".into();
+    log.record(r.clone());
+    log.close(DEADLINE).await;
+    let text = std::fs::read_to_string(dir.path().join(FILE)).expect("read");
+    assert_eq!(text.lines().count(), 1, "{text:?}");
+    assert_eq!(Record::parse(&text), Some(r));
+}
+
+#[tokio::test]
+async fn a_slow_follower_is_told_what_it_missed_and_the_feeds_lag_is_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = EventLog::open(dir.path(), &config(1 << 26, 2), None).expect("open");
+    let mut follow = read(log.snapshot().await.expect("snapshot"), 0, true);
+    // The follower reads nothing while 3,000 records are written: more than its queue.
+    for i in 0..3000 {
+        log.record(message(i, "x"));
+    }
+    log.record(Record::line_of(Kind::Stop, unix_ms(), "chatd stopped"));
+    log.close(DEADLINE).await;
+    let (mut got, mut missed) = (0, 0);
+    let drain = async {
+        while let Some(c) = follow.recv().await {
+            got += c.lines.len() as u64;
+            missed += c.missed;
+        }
+    };
+    tokio::time::timeout(DEADLINE, drain)
+        .await
+        .expect("in time");
+    assert!(missed > 0, "the follower fell behind");
+    assert_eq!(
+        got + missed,
+        3001,
+        "each record either seen or counted as missed"
+    );
+    log.lagged(7);
+    let lagged = log
+        .drops()
+        .into_iter()
+        .find(|(k, _)| k == "eventlog_lagged");
+    assert_eq!(lagged, Some(("eventlog_lagged".to_owned(), 7)));
 }
