@@ -84,7 +84,18 @@ pub fn human(r: &Value) -> String {
             name(&field("from"), &field("from_id")),
             field("text")
         ),
-        "private" => {
+        "edit" | "delete" => {
+            let did = if kind == "edit" { "edited" } else { "deleted" };
+            let text = field("text");
+            format!(
+                "[{}] {} {did} {}{}{text}",
+                field("room"),
+                name(&field("from"), &field("from_id")),
+                short(&field("target")),
+                if text.is_empty() { "" } else { ": " },
+            )
+        }
+        "private" | "private_edit" | "private_delete" => {
             let group = field("group_id");
             let to = match (field("to_id").is_empty(), group.is_empty()) {
                 (true, false) => format!("group {}", short(&group)),
@@ -159,6 +170,16 @@ mod tests {
             human(&g),
             "1970-01-01 00:00:00  private   aabbccdd… → group 00112233, sent 1970-01-01 00:00:00 (id ff; sent)"
         );
+        let e: Value = serde_json::from_str(
+            r#"{"ts_ms":0,"kind":"edit","room":"lobby","from":"al","target":"0123456789","text":"new"}"#,
+        )
+        .expect("json");
+        assert!(human(&e).ends_with("edit      [lobby] al edited 01234567: new"));
+        let d: Value = serde_json::from_str(
+            r#"{"ts_ms":0,"kind":"delete","room":"lobby","from":"al","target":"0123456789"}"#,
+        )
+        .expect("json");
+        assert!(human(&d).ends_with("delete    [lobby] al deleted 01234567"));
         let mut g = g;
         g["to"] = "bob".into();
         g["to_id"] = "bb".into();

@@ -1,11 +1,11 @@
 //! The feed: one task that watches what happens on the node and turns it into event-log
 //! records and counters, and writes the periodic statistics line.
 //!
-//! It reads three broadcasts, none of which ever waits for it: the chat hub (public messages,
-//! with their text), the people service's user events (join, leave, away/back, nickname,
+//! It reads three broadcasts, none of which ever waits for it: the chat hub (public messages
+//! and edits, with their text, and deletes), the people service's user events (join, leave, away/back, nickname,
 //! node down) and the private-conversations service's events (a private message shown to an
-//! account of this node: its sender, recipient or group, time and id — the text is in the
-//! event, and stays there). Missing some because it fell behind is counted
+//! account of this node, or shown again edited or deleted: its sender, recipient or group,
+//! time and id — the text is in the event, and stays there). Missing some because it fell behind is counted
 //! (`eventlog_lagged`). Private messages are counted for `chatctl status` even with the
 //! event log off. Every `log.stats_interval_secs` it reads the node's status in process (as
 //! `/metrics` does) and writes it as one line to chatd's log (INFO) and as a `stats` record.
@@ -106,20 +106,26 @@ impl Feed {
         }
     }
 
-    /// A public message (other kinds of envelope are not messages).
+    /// A public message, edit or delete (people events come from the people service).
     fn message(&self, stored: &Stored) {
         let m = &stored.message;
-        if m.kind != envelope::Kind::Text {
-            return;
-        }
+        let kind = match m.kind {
+            envelope::Kind::Text => Kind::Message,
+            envelope::Kind::Edit => Kind::Edit,
+            envelope::Kind::Delete => Kind::Delete,
+            envelope::Kind::People | envelope::Kind::Deleted => return,
+        };
         let node = m.from_id();
-        let mut r = Record::new(Kind::Message, unix_ms());
+        let mut r = Record::new(kind, unix_ms());
         r.room = m.room.to_string();
         r.from = self.people.name_for(m.author.as_ref(), &node);
         r.from_id = node.to_hex();
         r.id = m.id.to_hex();
+        r.target = m.target.map(|t| t.to_hex()).unwrap_or_default();
         r.sent_ms = Some(m.hlc.millis());
-        r.text = m.text.clone();
+        if kind != Kind::Delete {
+            r.text = m.text.clone();
+        }
         self.write(r);
     }
 
@@ -144,7 +150,15 @@ impl Feed {
     /// text.
     fn private(&self, m: &crate::dm::Message) {
         let row = &m.row;
-        self.activity.private_message(row.outgoing);
+        // A message shown again because its sender edited or deleted it is no new message.
+        let kind = if row.deleted {
+            Kind::PrivateDelete
+        } else if row.edited_ms > 0 {
+            Kind::PrivateEdit
+        } else {
+            self.activity.private_message(row.outgoing);
+            Kind::Private
+        };
         if self.log.is_none() {
             return;
         }
@@ -164,7 +178,7 @@ impl Feed {
             sent_ms: row.sent_ms,
             outgoing: row.outgoing,
         };
-        self.write(Record::private(unix_ms(), facts));
+        self.write(Record::private(kind, unix_ms(), facts));
     }
 
     /// The statistics line, to chatd's log and the event log.

@@ -2,7 +2,9 @@
 //! `events.log.N-1` (oldest), each at most `max_bytes`, so the whole log never takes more than
 //! `max_bytes × N` (`log.events_max_bytes`, `log.events_files`).
 //!
-//! Lines are appended, never rewritten in place. When the next line would take `events.log`
+//! Lines are appended; the one change in place is [`Files::redact`]: when a message is deleted,
+//! the text of its record and of its edits' records is blanked (the line keeps its length,
+//! padded with spaces, which JSON allows). When the next line would take `events.log`
 //! past its bound, the oldest copy is deleted, each other one is renamed one number up, and
 //! `events.log` becomes `events.log.1`. Files are created mode 0600 (an existing one that
 //! group or others can read is made 0600). A line cut off by a crash is removed at the next
@@ -12,10 +14,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use super::record::{MAX_LINE, Record};
+use super::record::{Kind, MAX_LINE, Record};
 
 /// The current file's name in the data directory.
 pub const FILE: &str = "events.log";
@@ -173,6 +175,61 @@ impl Files {
         Ok(removed)
     }
 
+    /// Blanks the text of message `target`'s record and of its edits' records (64 hex
+    /// digits), newest file first, back to the file that holds the message; returns how many
+    /// records it blanked. The bytes are overwritten in place and forced to the disk.
+    pub fn redact(&mut self, target: &str) -> io::Result<usize> {
+        let needle = format!("\"{target}\"");
+        let mut blanked = 0;
+        for n in 0..self.files {
+            let path = self.path(n);
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let len = if n == 0 { self.size } else { u64::MAX };
+            let (mut hits, mut origin) = (Vec::new(), false);
+            for_each_line_at(file, len, |offset, line| {
+                if !line.contains(&needle) {
+                    return true;
+                }
+                let Some(r) = Record::parse(line) else {
+                    return true;
+                };
+                let message = r.kind == Kind::Message && r.id == target;
+                origin |= message;
+                let edit = r.kind == Kind::Edit && r.target == target;
+                if (message || edit) && !r.text.is_empty() {
+                    hits.push((offset, line.len(), r));
+                }
+                true
+            })?;
+            if !hits.is_empty() {
+                // Not the append handle: pwrite on an O_APPEND file writes at the end.
+                let out = OpenOptions::new().write(true).open(&path)?;
+                for (offset, len, mut r) in hits {
+                    r.text.clear();
+                    let mut line = r.line();
+                    line.pop();
+                    if line.len() >= len {
+                        continue; // cannot be: the same record without its text is shorter
+                    }
+                    let pad = len - 1 - line.len();
+                    line.extend(std::iter::repeat_n(' ', pad));
+                    line.push('\n');
+                    out.write_all_at(line.as_bytes(), offset)?;
+                    blanked += 1;
+                }
+                out.sync_data()?;
+            }
+            if origin {
+                break;
+            }
+        }
+        Ok(blanked)
+    }
+
     /// Forces what was written to the disk.
     pub fn sync(&self) -> io::Result<()> {
         self.current.sync_data()
@@ -229,10 +286,20 @@ fn trim_partial_line(f: &File) -> io::Result<u64> {
 /// Calls `f` with each line (newline included) of the first `len` bytes of `file`, from its
 /// start, until `f` returns false. Lines longer than twice [`MAX_LINE`] (not ours) and bytes
 /// that are not UTF-8 are skipped; a last line without its newline is left out.
-pub fn for_each_line(mut file: File, len: u64, mut f: impl FnMut(&str) -> bool) -> io::Result<()> {
+pub fn for_each_line(file: File, len: u64, mut f: impl FnMut(&str) -> bool) -> io::Result<()> {
+    for_each_line_at(file, len, |_, line| f(line))
+}
+
+/// [`for_each_line`], with each line's offset in the file.
+pub fn for_each_line_at(
+    mut file: File,
+    len: u64,
+    mut f: impl FnMut(u64, &str) -> bool,
+) -> io::Result<()> {
     file.seek(SeekFrom::Start(0))?;
     let mut reader = BufReader::new(file.take(len));
     let mut line = Vec::with_capacity(1024);
+    let mut offset = 0u64;
     loop {
         line.clear();
         let n = (&mut reader)
@@ -241,16 +308,18 @@ pub fn for_each_line(mut file: File, len: u64, mut f: impl FnMut(&str) -> bool) 
         if n == 0 {
             return Ok(());
         }
+        let at = offset;
+        offset += n as u64;
         if line.last() != Some(&b'\n') {
             if n < 2 * MAX_LINE {
                 return Ok(()); // the end of the data, mid-line
             }
             // Too long: skip to the next newline.
-            reader.skip_until(b'\n')?;
+            offset += reader.skip_until(b'\n')? as u64;
             continue;
         }
         if let Ok(text) = std::str::from_utf8(&line)
-            && !f(text)
+            && !f(at, text)
         {
             return Ok(());
         }

@@ -169,3 +169,57 @@ fn lines_that_are_not_ours_are_skipped() {
     .expect("read");
     assert_eq!(seen, [Some(1), Some(2)]);
 }
+
+#[test]
+fn a_delete_blanks_the_message_and_its_edits_in_place_in_every_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Files::open(dir.path(), MAX, 3).expect("open");
+    let (target, other) = ("ab".repeat(32), "cd".repeat(32));
+    let mut m = Record::new(Kind::Message, 1);
+    m.id = target.clone();
+    m.text = "the lantern is under the stairs".into();
+    files.append(&m.line()).expect("append");
+    // Enough to push the message into a rotated file, then an edit in the current one.
+    for i in 0..800 {
+        files.append(&line(i + 2, &"p".repeat(60))).expect("append");
+    }
+    let mut e = Record::new(Kind::Edit, 900);
+    e.target = target.clone();
+    e.id = "ef".repeat(32);
+    e.text = "the lantern is in the attic".into();
+    files.append(&e.line()).expect("append");
+    let mut keep = Record::new(Kind::Message, 901);
+    keep.id = other.clone();
+    keep.text = format!("quoting {target}: lantern");
+    files.append(&keep.line()).expect("append");
+    let before = on_disk(dir.path());
+    assert!(before.len() >= 2, "the message is in a rotated file");
+
+    assert_eq!(files.redact(&target).expect("redact"), 2);
+    let after = on_disk(dir.path());
+    assert_eq!(before, after, "same files, same sizes, same modes");
+    let all: Vec<u8> = after
+        .iter()
+        .flat_map(|(n, _, _)| std::fs::read(dir.path().join(n)).expect("read"))
+        .collect();
+    for gone in ["under the stairs", "in the attic"] {
+        assert!(
+            !all.windows(gone.len()).any(|w| w == gone.as_bytes()),
+            "{gone}"
+        );
+    }
+    let records = lines_of(&files);
+    let blank = records.iter().find(|r| r.id == target).expect("kept");
+    assert!(blank.text.is_empty() && blank.kind == Kind::Message);
+    let edit = records.iter().find(|r| r.target == target).expect("kept");
+    assert!(edit.text.is_empty());
+    // Another message that only mentions the id keeps its text; appending goes on.
+    assert!(records.iter().any(|r| r.id == other && r.text == keep.text));
+    files.append(&line(902, "after")).expect("append");
+    assert_eq!(lines_of(&files).last().map(|r| r.ts_ms), Some(902));
+    assert_eq!(
+        files.redact(&target).expect("again"),
+        0,
+        "nothing left to blank"
+    );
+}

@@ -2,14 +2,15 @@
 //!
 //! A record is one JSON object on one line of `events.log`: `ts_ms` (when this node logged it,
 //! Unix milliseconds), `kind`, and the fields that kind has — `room`, `from`/`from_id`,
-//! `to`/`to_id`, `group_id`, `id`, `sent_ms` (the sender's timestamp), `direction`, `text`,
-//! `counts`. Empty fields are left out.
+//! `to`/`to_id`, `group_id`, `id`, `target` (the message an edit or delete changes), `sent_ms`
+//! (the sender's timestamp), `direction`, `text`, `counts`. Empty fields are left out.
 //!
 //! Whatever a hostile peer puts in a nickname, room or text, the line stays one line:
 //! serde_json escapes every control character (`\n`, `\r`, `\u0000`, …) and quote, so a
 //! record can neither end early nor forge another. A record of kind `private` never carries
 //! text: [`Record::private`] takes none, and [`Record::line`] leaves `text` out of a private
-//! record even if some caller set it.
+//! record even if some caller set it. When a message is deleted, the writer blanks the text of
+//! its record and of its edits' records in place (`file.rs`).
 
 use std::collections::BTreeMap;
 
@@ -30,9 +31,18 @@ pub enum Kind {
     Stop,
     /// A public message, with its text.
     Message,
+    /// A new text for a public message (`target`), with the text.
+    Edit,
+    /// A public message (`target`) deleted by its author: its text and its edits' texts are
+    /// blanked in the log.
+    Delete,
     /// A private message of an account this node hosts: sender, recipient, time, id — never
     /// its text.
     Private,
+    /// A private message (`id`) edited by its sender; no text.
+    PrivateEdit,
+    /// A private message (`id`) deleted by its sender.
+    PrivateDelete,
     /// Somebody came online.
     Join,
     /// Somebody went offline.
@@ -54,7 +64,11 @@ impl Kind {
             Kind::Start => "start",
             Kind::Stop => "stop",
             Kind::Message => "message",
+            Kind::Edit => "edit",
+            Kind::Delete => "delete",
             Kind::Private => "private",
+            Kind::PrivateEdit => "private_edit",
+            Kind::PrivateDelete => "private_delete",
             Kind::Join => "join",
             Kind::Leave => "leave",
             Kind::Presence => "presence",
@@ -62,6 +76,14 @@ impl Kind {
             Kind::NodeDown => "node_down",
             Kind::Stats => "stats",
         }
+    }
+
+    /// Whether it is about a private message (then it never carries text).
+    pub fn is_private(self) -> bool {
+        matches!(
+            self,
+            Kind::Private | Kind::PrivateEdit | Kind::PrivateDelete
+        )
     }
 }
 
@@ -93,6 +115,9 @@ pub struct Record {
     /// The message's id.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
+    /// The message an edit or delete changes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target: String,
     /// The sender's timestamp of a message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_ms: Option<u64>,
@@ -137,6 +162,7 @@ impl Record {
             to_id: String::new(),
             group_id: String::new(),
             id: String::new(),
+            target: String::new(),
             sent_ms: None,
             direction: String::new(),
             text: String::new(),
@@ -152,9 +178,11 @@ impl Record {
         r
     }
 
-    /// A private message's record: metadata only, there is no way to give it the text.
-    pub fn private(ts_ms: u64, p: PrivateFacts) -> Record {
-        let mut r = Record::new(Kind::Private, ts_ms);
+    /// A private message's record (`kind` one of the private kinds): metadata only, there is
+    /// no way to give it the text.
+    pub fn private(kind: Kind, ts_ms: u64, p: PrivateFacts) -> Record {
+        debug_assert!(kind.is_private());
+        let mut r = Record::new(kind, ts_ms);
         (r.from, r.from_id) = p.from;
         (r.to, r.to_id) = p.to;
         r.group_id = p.group_id;
@@ -166,14 +194,14 @@ impl Record {
 
     /// The record as one line of JSON, newline included, at most [`MAX_LINE`] bytes.
     pub fn line(&self) -> String {
-        if self.kind != Kind::Private {
+        if !self.kind.is_private() {
             let out = self.encode();
             if out.len() <= MAX_LINE {
                 return out;
             }
         }
         let mut cut = self.clone();
-        if cut.kind == Kind::Private {
+        if cut.kind.is_private() {
             // The constructor takes no text; this guards against a caller that set it anyway.
             cut.text.clear();
         }
@@ -233,7 +261,7 @@ mod tests {
 
     #[test]
     fn a_private_record_never_holds_text() {
-        let r = Record::private(5, facts());
+        let r = Record::private(Kind::Private, 5, facts());
         let line = r.line();
         assert!(!line.contains("\"text\""), "{line}");
         let back = Record::parse(&line).expect("parses");
@@ -246,6 +274,11 @@ mod tests {
         let mut leaky = r.clone();
         leaky.text = "the secret".into();
         assert!(!leaky.line().contains("the secret"));
+        for kind in [Kind::PrivateEdit, Kind::PrivateDelete] {
+            let mut r = Record::private(kind, 5, facts());
+            r.text = "the secret".into();
+            assert!(!r.line().contains("the secret"), "{kind:?}");
+        }
     }
 
     #[test]
@@ -255,7 +288,12 @@ mod tests {
             line,
             "{\"ts_ms\":9,\"kind\":\"node_down\",\"text\":\"← bob left\"}\n"
         );
-        for k in [Kind::Start, Kind::Stats, Kind::Presence] {
+        for k in [
+            Kind::Start,
+            Kind::Stats,
+            Kind::Presence,
+            Kind::PrivateDelete,
+        ] {
             let l = Record::new(k, 1).line();
             assert!(l.contains(&format!("\"kind\":\"{}\"", k.as_str())), "{l}");
         }

@@ -194,3 +194,23 @@ async fn a_slow_follower_is_told_what_it_missed_and_the_feeds_lag_is_counted() {
         .find(|(k, _)| k == "eventlog_lagged");
     assert_eq!(lagged, Some(("eventlog_lagged".to_owned(), 7)));
 }
+
+#[tokio::test]
+async fn a_delete_record_blanks_the_deleted_text_before_anyone_reads_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = EventLog::open(dir.path(), &config(1 << 20, 2), None).expect("open");
+    let target = "12".repeat(32);
+    let mut m = message(1, "delete-me-please");
+    m.id = target.clone();
+    log.record(m);
+    let mut d = Record::new(Kind::Delete, unix_ms());
+    d.target = target.clone();
+    log.record(d);
+    let got = tail(&log, 10).await;
+    assert_eq!(got.len(), 2);
+    assert!(got[0].text.is_empty() && got[0].id == target);
+    assert_eq!(got[1].kind, Kind::Delete);
+    let file = std::fs::read_to_string(dir.path().join(FILE)).expect("read");
+    assert!(!file.contains("delete-me-please"), "{file}");
+    log.close(DEADLINE).await;
+}

@@ -3,7 +3,8 @@
 //! It takes [`Input`]s from a bounded channel: records (sent with `try_send`, so whoever logs
 //! never waits: a full channel is a counted drop), snapshot requests (for `ReadLog`), ticks
 //! (retention, once a minute) and the final close. It writes what it has, drains what else
-//! waits, and tells followers each line it wrote. A failing disk is counted and logged at
+//! waits, and tells followers each line it wrote; a `delete` record first blanks the deleted
+//! message's text (and its edits') in the files. A failing disk is counted and logged at
 //! most once a minute; the writer goes on with the next record.
 //!
 //! Reading (`NodeService.ReadLog`) starts from a [`Snapshot`], which the writer takes between
@@ -23,7 +24,7 @@ use tracing::{info, warn};
 
 use super::Drops;
 use super::file::{Files, Part, for_each_line};
-use super::record::Record;
+use super::record::{Kind, Record};
 
 /// How often a failing disk is reported in chatd's own log, at most.
 const WARN_EVERY: Duration = Duration::from_secs(60);
@@ -110,6 +111,15 @@ impl Writer {
                 self.drops.write_failed.fetch_add(1, Ordering::Relaxed);
                 self.warn("could not write to the event log", &e);
             }
+        }
+        if r.kind == Kind::Delete
+            && !r.target.is_empty()
+            && let Err(e) = self.files.redact(&r.target)
+        {
+            self.warn(
+                "could not blank a deleted message's text in the event log",
+                &e,
+            );
         }
     }
 

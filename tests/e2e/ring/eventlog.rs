@@ -1,7 +1,8 @@
 //! The event log over a real ring: the recipient's `chatctl log --json` shows a public
 //! message with its text and a private one with its sender, recipient and times, while the
 //! private text is in no `events.log*` file, no `chatctl log` output and no chatd log; the
-//! status counts private messages and clients, and the statistics line comes every second;
+//! status counts private messages and clients, and the statistics line comes every second; a
+//! deleted message's text leaves the files;
 //! `chatctl log -f` follows a burst that rotates the files within their bound, and ends with
 //! the `stop` record; records older than `chat.retention_days` leave the files; a TCP guest
 //! may not read the log.
@@ -191,6 +192,34 @@ fn the_recipients_log_shows_public_texts_and_private_metadata_only() {
     .expect("a stats record with the private message counted");
     let bob_log = c.members[1].daemon.as_ref().expect("runs").log();
     assert!(bob_log.contains("stats: ring"), "{bob_log}");
+
+    // Alice deletes a message: Bob's log says so, and its text leaves his files.
+    let doomed = "doomed-marker-5e0d, soon deleted";
+    let sent = ok(c
+        .sandbox
+        .chatctl_at(&socket(&c, 0), &["send", doomed, "--json"]));
+    let id: Value = serde_json::from_str(sent.trim()).expect("the sent message");
+    let id = id["id"].as_str().expect("its id").to_owned();
+    poll(ARRIVE, Duration::from_millis(200), || {
+        records(&c, 1)
+            .iter()
+            .any(|r| r["kind"] == "message" && r["id"] == id.as_str())
+            .then_some(())
+    })
+    .expect("bob logs the message");
+    ok(c.sandbox.chatctl_at(&socket(&c, 0), &["delete", &id]));
+    poll(ARRIVE, Duration::from_millis(200), || {
+        let all = records(&c, 1);
+        let deleted = all
+            .iter()
+            .any(|r| r["kind"] == "delete" && r["target"] == id.as_str());
+        let blank = all
+            .iter()
+            .any(|r| r["id"] == id.as_str() && r.get("text").is_none());
+        (deleted && blank && !holds(&log_files(&c.members[1].dir.join("data")), "doomed-marker"))
+            .then_some(())
+    })
+    .expect("bob's log records the delete and no longer holds the text");
 
     // Follow Bob's log while Alice sends a burst of 40 messages of 4,000 bytes: more than
     // twice the 64 KiB bound of each of his two files.
