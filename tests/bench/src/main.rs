@@ -77,6 +77,9 @@ struct Args {
     /// every node's subscription times the edit's arrival.
     #[arg(long)]
     edits: bool,
+    /// Turn the daemons' event log (`[log] events`, on by default) off, to measure its cost.
+    #[arg(long)]
+    no_event_log: bool,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
@@ -212,11 +215,16 @@ async fn bench(args: &Args, chatd: &std::path::Path) -> Result<Report> {
         "starting {n} daemons on 127.0.{}.x, {} worker thread(s) each …",
         args.net, args.worker_threads
     ));
+    let config = if args.no_event_log {
+        format!("{CONFIG}[log]\nevents = false\n")
+    } else {
+        CONFIG.to_owned()
+    };
     let cluster = cluster::Cluster::start(
         chatd,
         n,
         args.net,
-        CONFIG,
+        &config,
         args.worker_threads,
         args.dir.as_deref(),
     )
