@@ -1,7 +1,8 @@
 //! `chatctl chat` driven as a person would, in tmux (`send-keys`, `capture-pane`), against
 //! a two-node ring: a line typed in the window reaches the other node's `chatctl tail`;
 //! `/edit` and `/delete` change it in place here and in the other node's window; the other
-//! node's message shows; a private message opens its window, chosen in the users pane;
+//! node's message shows; a private message opens its window, chosen in the users pane, and
+//! `/edit` there edits the answer privately;
 //! chatd restarting is shown, the window reconnects and the text being typed survives; a
 //! user who stops leaves the users pane; `/quit` exits 0 and gives the terminal back. Skips
 //! without tmux (fails under `CHATD_TEST_STRICT=1`).
@@ -222,6 +223,17 @@ fn the_terminal_chat_as_a_person_uses_it() {
             .then_some(())
     })
     .expect("the answer typed in the private window reaches the other node privately");
+    // `/edit` there edits it privately, at the other node too.
+    tmux.wait_for(FORM, "tuiuser private answer");
+    tmux.send(&["/edit private answer, edited", "Enter"]);
+    tmux.wait_for(FORM, "tuiuser private answer, edited (edited)");
+    poll(FORM, Duration::from_millis(200), || {
+        let out = c.sandbox.chatctl_at(&sock(1), &["dms", "--json"]);
+        let dms = String::from_utf8_lossy(&out.stdout).into_owned();
+        (dms.contains("\"private answer, edited\"") && !dms.contains("\"private answer\""))
+            .then_some(())
+    })
+    .expect("the private edit reaches the other node");
     tmux.send(&["C-p"]);
     tmux.wait_for(FORM, "[#lobby]");
 

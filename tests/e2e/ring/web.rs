@@ -527,22 +527,27 @@ fn deleted_line(key: &str) -> String {
     )
 }
 
-/// The other node's user edits and deletes public messages (through the API, as `chatctl
-/// edit`/`delete` do), and a private message to the page's account: the page changes each
-/// line in place — marked edited, or a placeholder — and never shows a change as a line of
-/// its own. The private part is skipped while chatd answers `EditPrivate` UNIMPLEMENTED.
+/// The other node's user edits and deletes public messages with `chatctl edit`/`delete`, and
+/// a private message to the page's account: the page changes each line in place — marked
+/// edited, or a placeholder — and never shows a change as a line of its own.
 fn changes(c: &Cluster, b: &mut Browser) -> Changed {
     use chat_proto::v1::private_service_client::PrivateServiceClient;
-    use chat_proto::v1::{
-        DeletePrivateRequest, DeleteRequest, EditPrivateRequest, EditRequest, SendPrivateRequest,
-        SendRequest,
-    };
+    use chat_proto::v1::{SendPrivateRequest, SendRequest};
     let sock = c.members[1].dir.join("run/control.sock");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let channel = rt.block_on(crate::client::unix(&sock));
+    // `chatctl edit ID TEXT` / `chatctl delete ID` on the other node.
+    let chatctl = |args: &[&str]| {
+        let out = c.sandbox.chatctl_at(&sock, args);
+        assert!(
+            out.status.success(),
+            "chatctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
     let mut chat = crate::client::chat(channel.clone());
     let pid = std::process::id();
     let (typo, fixed, regret) = (
@@ -572,11 +577,7 @@ fn changes(c: &Cluster, b: &mut Browser) -> Changed {
         ),
         "the messages to change",
     );
-    rt.block_on(chat.edit(EditRequest {
-        id: edited.clone(),
-        text: fixed.clone(),
-    }))
-    .expect("edit");
+    chatctl(&["edit", &edited, &fixed]);
     b.wait(
         Duration::from_secs(10),
         &edited_line(&edited, &fixed),
@@ -593,10 +594,7 @@ fn changes(c: &Cluster, b: &mut Browser) -> Changed {
         json!(0),
         "an edit's text is text"
     );
-    rt.block_on(chat.delete(DeleteRequest {
-        id: deleted.clone(),
-    }))
-    .expect("delete");
+    chatctl(&["delete", &deleted]);
     b.wait(
         Duration::from_secs(10),
         &deleted_line(&deleted),
@@ -634,18 +632,15 @@ fn changes(c: &Cluster, b: &mut Browser) -> Changed {
         "the private message to change",
     );
     let fixed_dm = format!("private, fixed {pid}");
-    // The page is handed a frame as if it came over its WebSocket: the same message again,
-    // with `text`, edited at `edited` (0: never), or deleted.
-    let frame = |b: &mut Browser, text: &str, edited: u64, deleted: bool| {
-        let f = json!({"t": "pmsg", "id": dm, "from": "other", "to": "webber", "group": "",
-            "text": text, "at": 0, "outgoing": false, "edited": edited, "deleted": deleted});
-        b.eval(&format!(
-            "onFrame({{data: {}}}); true",
-            json!(f.to_string())
-        ));
-    };
-    // Repeated as it is (as after a reconnect), it is not marked edited.
-    frame(b, &format!("private tpyo {pid}"), 0, false);
+    // Repeated as it is (as after a reconnect; handed to the page as if it came over its
+    // WebSocket), it stays one line, not marked edited.
+    let again = json!({"t": "pmsg", "id": dm, "from": "other", "to": "webber", "group": "",
+        "text": format!("private tpyo {pid}"), "at": 0, "outgoing": false, "edited": 0,
+        "deleted": false});
+    b.eval(&format!(
+        "onFrame({{data: {}}}); true",
+        json!(again.to_string())
+    ));
     assert_eq!(
         b.eval(&format!(
             "[...document.querySelectorAll('#timeline li')].filter(l => l.dataset.key === {} && !l.querySelector('.edited')).length",
@@ -654,32 +649,13 @@ fn changes(c: &Cluster, b: &mut Browser) -> Changed {
         json!(1),
         "a private message repeated unchanged is one line, not marked edited"
     );
-    // Until chatd serves EditPrivate, the page is handed the frames it will send.
-    let served = match rt.block_on(private.edit_private(EditPrivateRequest {
-        id: dm.clone(),
-        text: fixed_dm.clone(),
-    })) {
-        Err(s) if s.code() == tonic::Code::Unimplemented => {
-            eprintln!(
-                "EditPrivate is not served by this chatd yet: the page gets its frames by hand"
-            );
-            frame(b, &fixed_dm, 1, false);
-            false
-        }
-        Err(s) => panic!("EditPrivate: {s}"),
-        Ok(_) => true,
-    };
+    chatctl(&["edit", &dm, &fixed_dm]);
     b.wait(
         Duration::from_secs(20),
         &edited_line(&key, &fixed_dm),
         "the private edit, in place and marked",
     );
-    if served {
-        rt.block_on(private.delete_private(DeletePrivateRequest { id: dm.clone() }))
-            .expect("delete_private");
-    } else {
-        frame(b, "", 0, true);
-    }
+    chatctl(&["delete", &dm]);
     b.wait(
         Duration::from_secs(20),
         &deleted_line(&key),
