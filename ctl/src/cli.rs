@@ -68,8 +68,8 @@ pub enum Command {
     /// Print a link that opens chatd's web view (web.listen) able to send as you.
     Web,
     /// Chat in this terminal: rooms, private conversations (a window each), the timeline and
-    /// the people online, with commands (/join, /msg, @nick, /block, /nick, /away, /back, /me,
-    /// /users, /search, /help, /quit).
+    /// the people online, with commands (/join, /msg, @nick, /edit, /delete, /block, /nick,
+    /// /away, /back, /me, /users, /search, /help, /quit); Alt-U or F2 picks a user to write to.
     Chat {
         /// The room to show first.
         #[arg(long, short = 'r', value_name = "ROOM", default_value = "lobby")]
