@@ -13,6 +13,7 @@
 //! benchmark, not a test: it reports what it measured and fails only when a message is lost.
 
 mod cluster;
+mod compare;
 mod dm;
 mod edits;
 mod load;
@@ -30,9 +31,9 @@ use serde::Serialize;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Daemons to start.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(2..=200))]
-    nodes: u16,
+    /// Daemons to start (default 10; with --compare 20, and as many servers of each anchor).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(2..=200))]
+    nodes: Option<u16>,
     /// The chatd binary (default: `chatd` next to this program).
     #[arg(long)]
     chatd: Option<PathBuf>,
@@ -77,9 +78,28 @@ struct Args {
     /// every node's subscription times the edit's arrival.
     #[arg(long)]
     edits: bool,
+    /// Compare with IRC and NATS (issue 24): the latency step through a tree of ngircd
+    /// servers, a cluster of nats-server processes, then the chatd ring, in one run; prints one
+    /// table with the ratios chatd ÷ best anchor. The anchors listen on 127.0.(net+1).x and
+    /// 127.0.(net+2).x; install them with tests/bench/scripts/install-anchors.sh.
+    #[arg(long, conflicts_with_all = ["dm", "edits"])]
+    compare: bool,
+    /// The ngircd binary for --compare.
+    #[arg(long, default_value = "/usr/sbin/ngircd")]
+    ngircd: PathBuf,
+    /// The nats-server binary for --compare.
+    #[arg(long, default_value = "/usr/sbin/nats-server")]
+    nats_server: PathBuf,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
+}
+
+impl Args {
+    /// How many daemons (and anchor servers) to start.
+    fn node_count(&self) -> u16 {
+        self.nodes.unwrap_or(if self.compare { 20 } else { 10 })
+    }
 }
 
 /// Settings of the benchmarked daemons: default ring timers; client and origin rate limits
@@ -171,6 +191,20 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if args.compare {
+        let report = runtime.block_on(compare::run(&args, &chatd))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            compare::print_table(&report);
+        }
+        if let Some(l) = report.rows.iter().find(|r| r.system == "chatd").and_then(|r| r.step.as_ref())
+            && (l.delivered != l.deliveries_expected || l.send_errors > 0)
+        {
+            bail!("chatd lost messages: {} of {} deliveries", l.delivered, l.deliveries_expected);
+        }
+        return Ok(());
+    }
     let report = runtime.block_on(bench(&args, &chatd))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -202,7 +236,7 @@ fn main() -> Result<()> {
 }
 
 async fn bench(args: &Args, chatd: &std::path::Path) -> Result<Report> {
-    let n = usize::from(args.nodes);
+    let n = usize::from(args.node_count());
     let say = |msg: String| {
         if !args.json {
             eprintln!("{msg}");
