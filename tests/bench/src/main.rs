@@ -198,10 +198,18 @@ fn main() -> Result<()> {
         } else {
             compare::print_table(&report);
         }
-        if let Some(l) = report.rows.iter().find(|r| r.system == "chatd").and_then(|r| r.step.as_ref())
+        if let Some(l) = report
+            .rows
+            .iter()
+            .find(|r| r.system == "chatd")
+            .and_then(|r| r.step.as_ref())
             && (l.delivered != l.deliveries_expected || l.send_errors > 0)
         {
-            bail!("chatd lost messages: {} of {} deliveries", l.delivered, l.deliveries_expected);
+            bail!(
+                "chatd lost messages: {} of {} deliveries",
+                l.delivered,
+                l.deliveries_expected
+            );
         }
         return Ok(());
     }

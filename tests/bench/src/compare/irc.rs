@@ -216,7 +216,8 @@ async fn register(
 async fn follow(mut reader: BufReader<OwnedReadHalf>, writer: Writer, seen: Option<Seen>) {
     while let Ok(text) = next_line(&mut reader, &writer).await {
         let at = std::time::Instant::now();
-        if let (Some(seen), Some((step, seq))) = (&seen, parse_line(&text).as_ref().and_then(bench_message))
+        if let (Some(seen), Some((step, seq))) =
+            (&seen, parse_line(&text).as_ref().and_then(bench_message))
         {
             super::lock(seen).push((step, seq, at));
         }
@@ -229,7 +230,13 @@ fn privmsg(text: &str) -> String {
 
 /// Starts the tree of `n` servers of `ngircd`, one subscriber on each and the publisher on the
 /// root, and measures the step; stops every server before returning.
-pub async fn measure(ngircd: &Path, n: usize, net: u8, rate: f64, seconds: u64) -> Result<StepReport> {
+pub async fn measure(
+    ngircd: &Path,
+    n: usize,
+    net: u8,
+    rate: f64,
+    seconds: u64,
+) -> Result<StepReport> {
     let mut procs = Procs::new()?;
     for i in 0..n {
         let conf = procs.dir().join(format!("ngircd{i}.conf"));
@@ -246,7 +253,9 @@ pub async fn measure(ngircd: &Path, n: usize, net: u8, rate: f64, seconds: u64) 
     for i in 0..n {
         let (reader, writer) = client(addr(net, i), &format!("sub{i}")).await?;
         let seen = Seen::default();
-        tasks.0.push(tokio::spawn(follow(reader, writer, Some(seen.clone()))));
+        tasks
+            .0
+            .push(tokio::spawn(follow(reader, writer, Some(seen.clone()))));
         subs.push(seen);
     }
     let (reader, writer) = client(addr(net, 0), "pub").await?;
@@ -277,7 +286,10 @@ mod tests {
         assert_eq!(bench_message(&l), Some((1, 42)));
 
         let ping = parse_line("PING :s0.bench").expect("ping");
-        assert_eq!((ping.prefix, ping.command, ping.params), (None, "PING", vec!["s0.bench"]));
+        assert_eq!(
+            (ping.prefix, ping.command, ping.params),
+            (None, "PING", vec!["s0.bench"])
+        );
 
         let num = parse_line(":s0.bench 366 sub0 #bench :End of NAMES list").expect("366");
         assert_eq!(num.command, "366");
@@ -300,7 +312,10 @@ mod tests {
 
     #[test]
     fn the_tree_is_binary_and_every_link_is_configured_at_both_ends() {
-        assert_eq!((depth(1), depth(2), depth(20), depth(30), depth(31)), (0, 1, 4, 4, 4));
+        assert_eq!(
+            (depth(1), depth(2), depth(20), depth(30), depth(31)),
+            (0, 1, 4, 4, 4)
+        );
         assert_eq!(depth(32), 5);
         let n = 20;
         for i in 1..n {
@@ -311,6 +326,9 @@ mod tests {
             assert!(child_side.contains(&format!("Name = s{}.bench", parent(i))));
             assert!(child_side.contains("Passive = no"));
         }
-        assert!(!config(0, n, 91).contains("Passive = no"), "the root connects to no one");
+        assert!(
+            !config(0, n, 91).contains("Passive = no"),
+            "the root connects to no one"
+        );
     }
 }

@@ -163,9 +163,12 @@ async fn client(
     let (r, w) = stream.into_split();
     let mut reader = BufReader::new(r);
     let writer: Writer = Arc::new(tokio::sync::Mutex::new(w));
-    tokio::time::timeout(CLIENT_DEADLINE, hello(&mut reader, &writer, name, subscribe))
-        .await
-        .with_context(|| format!("{name} at {server}: no PONG within {CLIENT_DEADLINE:?}"))??;
+    tokio::time::timeout(
+        CLIENT_DEADLINE,
+        hello(&mut reader, &writer, name, subscribe),
+    )
+    .await
+    .with_context(|| format!("{name} at {server}: no PONG within {CLIENT_DEADLINE:?}"))??;
     Ok((reader, writer))
 }
 
@@ -233,7 +236,8 @@ pub async fn measure(
             .push(tokio::spawn(follow(reader, writer, Some(seen.clone()))));
         subs.push(seen);
     }
-    let (reader, writer) = client(SocketAddr::from((ip(net, 0), CLIENT_PORT)), "pub", false).await?;
+    let (reader, writer) =
+        client(SocketAddr::from((ip(net, 0), CLIENT_PORT)), "pub", false).await?;
     let publisher = Publisher {
         writer: writer.clone(),
         frame: publish,

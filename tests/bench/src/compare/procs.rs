@@ -133,10 +133,7 @@ mod tests {
 
     #[test]
     fn dropping_stops_what_was_started_and_only_that() {
-        let mut other = Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("sleep runs");
+        let mut other = Command::new("sleep").arg("30").spawn().expect("sleep runs");
         let mut procs = Procs::new().expect("procs");
         let mut cmd = Command::new("sleep");
         cmd.arg("30");
@@ -162,6 +159,9 @@ mod tests {
             .await
             .expect_err("exits");
         let text = format!("{err:#}");
-        assert!(text.contains("broken exited") && text.contains("no such option"), "{text}");
+        assert!(
+            text.contains("broken exited") && text.contains("no such option"),
+            "{text}"
+        );
     }
 }
