@@ -129,7 +129,7 @@ pub fn print_table(r: &CompareReport) {
                 "| {} | {} | — | — | — | skipped: {} |",
                 row.system,
                 row.nodes,
-                why.as_deref().unwrap_or("not measured")
+                cell(why.as_deref().unwrap_or("not measured"))
             ),
         }
     }
@@ -141,9 +141,32 @@ pub fn print_table(r: &CompareReport) {
     }
 }
 
+/// `text` fit for one Markdown table cell: one line, no `|`, at most 300 characters (the whole
+/// reason, with a server's log, went to stderr already).
+fn cell(text: &str) -> String {
+    let flat: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "/");
+    match flat.char_indices().nth(300) {
+        Some((i, _)) => format!("{} …", &flat[..i]),
+        None => flat,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_fit_in_one_cell() {
+        assert_eq!(
+            cell("nats0 exited; log:\n a | b\n"),
+            "nats0 exited; log: a / b"
+        );
+        assert_eq!(cell(&"x".repeat(400)).chars().count(), 302);
+    }
 
     #[test]
     fn ratios_divide_by_the_best_anchor() {
