@@ -68,8 +68,8 @@ pub enum Command {
     /// Print a link that opens chatd's web view (web.listen) able to send as you.
     Web,
     /// Chat in this terminal: rooms, private conversations (a window each), the timeline and
-    /// the people online, with commands (/join, /msg, @nick, /block, /nick, /away, /back, /me,
-    /// /users, /search, /help, /quit).
+    /// the people online, with commands (/join, /msg, @nick, /edit, /delete, /block, /nick,
+    /// /away, /back, /me, /users, /search, /help, /quit); Alt-U or F2 picks a user to write to.
     Chat {
         /// The room to show first.
         #[arg(long, short = 'r', value_name = "ROOM", default_value = "lobby")]
@@ -133,6 +133,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Show the latest messages, and with -f follow new ones.
     Tail(TailArgs),
+    /// Show the node's event log (messages and events with their times; private messages as
+    /// sender, recipient and time only), and with -f follow it. The node's operator only
+    /// (root or chatd's user).
+    Log(LogArgs),
     /// List the people of the network: nickname, presence, away message, since when, ids.
     Users,
     /// Change your nickname (unique on the network; a taken one gets a numeric suffix).
@@ -277,6 +281,17 @@ pub struct TailArgs {
     /// Only this room [default: every room].
     #[arg(long, short = 'r', value_name = "ROOM")]
     pub room: Option<String>,
+}
+
+/// `chatctl log`.
+#[derive(Debug, clap::Args, PartialEq, Eq)]
+pub struct LogArgs {
+    /// Keep printing new records as chatd writes them (until it stops).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// How many of the newest records to show first (0 with -f: only new ones).
+    #[arg(long, short = 'n', default_value_t = 20, value_name = "N")]
+    pub lines: u32,
 }
 
 /// `chatctl record`.

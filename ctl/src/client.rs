@@ -178,6 +178,11 @@ pub async fn node_service(socket: &Target) -> Result<NodeServiceClient<Conn>, Cl
     Ok(NodeServiceClient::new(connect(socket).await?))
 }
 
+/// A `chat.v1.NodeService` client without a per-call deadline (for `ReadLog` with follow).
+pub async fn node_stream(socket: &Target) -> Result<NodeServiceClient<Conn>, ClientError> {
+    Ok(NodeServiceClient::new(connect_with(socket, None).await?))
+}
+
 /// A `chat.v1.ChatService` client.
 pub async fn chat_service(socket: &Target) -> Result<ChatServiceClient<Conn>, ClientError> {
     Ok(ChatServiceClient::new(connect(socket).await?))

@@ -103,6 +103,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::Search(args) => cmd::search::run(&socket, printer, args).await,
             cli::Command::Export(args) => cmd::export::run(&socket, args).await,
             cli::Command::Tail(args) => cmd::tail::run(&socket, printer, args).await,
+            cli::Command::Log(args) => cmd::log::run(&socket, printer, args).await,
             cli::Command::Record(args) => cmd::record::run(&socket, printer, args).await,
             cli::Command::Users => cmd::users::run(&socket, printer).await,
             cli::Command::Nick { name } => cmd::users::nick(&socket, printer, name).await,

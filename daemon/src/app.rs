@@ -1,9 +1,9 @@
 //! Running the node: the startup sequence and the shutdown path.
 //!
 //! Startup: install signal handlers → lock and open the data directory → load or create the
-//! node key → bind the control socket (refusing if another chatd serves it) → bind the QUIC
-//! endpoint on the listen address and start the ring driver (founding a ring, or joining
-//! through `--bootstrap`) → serve.
+//! node key → bind the control socket (refusing if another chatd serves it) → open the history
+//! and the event log (`log.events`) → bind the QUIC endpoint on the listen address and start
+//! the ring driver (founding a ring, or joining through `--bootstrap`) → serve.
 //!
 //! Supervision: the ring driver, the transport's accept loop and the systemd notifier run in
 //! the app's [`Tasks`]; the first that ends (returns or panics) while the node runs stops the
@@ -31,6 +31,8 @@ use crate::direct::Direct;
 use crate::discovery::mdns::Lan;
 use crate::discovery::{cache, hints};
 use crate::error::Error;
+use crate::eventlog::feed::Feed;
+use crate::eventlog::{EventLog, Kind, Record};
 use crate::identity::{Identity, Origin};
 use crate::nickname::Nickname;
 use crate::node::Node;
@@ -84,6 +86,25 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             settings.nickname.clone(),
             &settings.chat,
         )?;
+        node.activity().attach_chat(chat.clone());
+        // The event log (log.events): messages and events with their times, in the data
+        // directory; private messages as metadata only.
+        let retention =
+            (!settings.chat.retention_age.is_zero()).then_some(settings.chat.retention_age);
+        let event_log = if settings.event_log.enabled {
+            let log = EventLog::open(&settings.data_dir, &settings.event_log, retention)?;
+            let mut start = Record::line_of(
+                Kind::Start,
+                crate::records::unix_ms(),
+                format!("chatd {} started, listening on {listen_addr}", crate::node::VERSION),
+            );
+            start.from_id = identity.id().to_hex();
+            log.record(start);
+            node.attach_event_log(log.clone());
+            Some(log)
+        } else {
+            None
+        };
         if node.bootstrap().is_empty() && settings.discovery.mdns {
             info!("no bootstrap peers: joining the nodes found on the LAN, if any");
         } else if node.bootstrap().is_empty() {
@@ -157,8 +178,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             &settings.data_dir,
             crate::dm::DmConfig {
                 ttl: settings.chat.mailbox_ttl,
-                retention: (!settings.chat.retention_age.is_zero())
-                    .then_some(settings.chat.retention_age),
+                retention,
             },
             people.clone(),
             records.clone(),
@@ -169,6 +189,18 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             "the private-conversations service",
             dm.clone().run(node.subscribe_joined(), direct.received()),
         );
+        // The event log's records, the private-message counts and the statistics line.
+        let feed = Feed {
+            log: event_log.clone(),
+            activity: node.activity().clone(),
+            chat: chat.clone(),
+            people: people.clone(),
+            dm: dm.clone(),
+            status: crate::control::NodeApi::new(node.clone(), people.clone()),
+            stats_every: settings.event_log.stats_interval,
+            retention,
+        };
+        tasks.spawn("the event log's feed", feed.run());
         if !settings.chat.retention_age.is_zero() {
             let max_age = settings.chat.retention_age;
             tasks.spawn("the history's age limit", prune_history(chat.clone(), max_age));
@@ -258,6 +290,15 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         // Messages from the ring still waiting for their group commit.
         if let Err(e) = chat.commit() {
             warn!(error = %e, "could not commit the last messages from the ring");
+        }
+        if let Some(log) = &event_log {
+            log.record(Record::line_of(
+                Kind::Stop,
+                crate::records::unix_ms(),
+                "chatd stopped",
+            ));
+            // Followers of the log (chatctl log -f) see its end.
+            log.close(CLOSE_DEADLINE).await;
         }
         trigger.fire();
         match tokio::time::timeout(GRACE, &mut server).await {

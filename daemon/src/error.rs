@@ -61,6 +61,9 @@ pub enum Error {
     /// The web view could not start.
     #[error(transparent)]
     Web(#[from] crate::web::WebError),
+    /// The event log (`log.events`) could not start.
+    #[error("log.events: {0}")]
+    EventLog(#[from] crate::eventlog::EventLogError),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -87,6 +90,11 @@ impl Error {
                 EXIT_PERMISSION
             }
             Error::Identity(IdentityError::Permissions { .. }) => EXIT_PERMISSION,
+            Error::EventLog(crate::eventlog::EventLogError::Open { source, .. })
+                if source.kind() == PermissionDenied =>
+            {
+                EXIT_PERMISSION
+            }
             Error::Identity(IdentityError::Io { source, .. })
                 if source.kind() == PermissionDenied =>
             {

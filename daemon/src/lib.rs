@@ -10,6 +10,8 @@
 //! - [`nickname`]: what makes a valid nickname;
 //! - [`chat`]: the chat core — signed envelopes, clock, history, live fan-out;
 //! - [`direct`]: one opaque body to one node, acknowledged (the private messages' transport);
+//! - [`eventlog`]: the event log (`events.log`: messages and events with their times, private
+//!   messages as metadata only) and the periodic statistics line;
 //! - [`node`]: the running node's shared state — the seam where the overlay plugs in;
 //! - [`transport`]: QUIC (quinn) with identity-bound TLS and CBOR frames;
 //! - [`ring`]: the driver running the overlay over the transport;
@@ -37,6 +39,7 @@ pub mod discovery;
 pub mod dm;
 pub mod env;
 pub mod error;
+pub mod eventlog;
 pub mod identity;
 pub mod logging;
 pub mod metrics;

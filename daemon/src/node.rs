@@ -44,6 +44,10 @@ pub struct Node {
     web: OnceLock<crate::web::WebLink>,
     /// The private-conversations service (its drop counters join the node's).
     private: OnceLock<std::sync::Arc<crate::dm::Dm>>,
+    /// The event log, when `log.events` is on.
+    event_log: OnceLock<crate::eventlog::EventLog>,
+    /// Clients connected and private messages, for the status.
+    activity: Arc<crate::eventlog::stats::Activity>,
     /// Set when something (the `Leave` RPC) asks the daemon to stop.
     stop: watch::Sender<bool>,
 }
@@ -161,6 +165,8 @@ impl Node {
             lan: OnceLock::new(),
             web: OnceLock::new(),
             private: OnceLock::new(),
+            event_log: OnceLock::new(),
+            activity: Arc::default(),
             stop: watch::Sender::new(false),
         }
     }
@@ -243,6 +249,21 @@ impl Node {
                 .map(|(r, n)| (format!("dm_{r}"), n))
                 .collect()
         })
+    }
+
+    /// Connects the event log (once).
+    pub fn attach_event_log(&self, log: crate::eventlog::EventLog) {
+        let _ = self.event_log.set(log);
+    }
+
+    /// The event log, when it runs.
+    pub fn event_log(&self) -> Option<&crate::eventlog::EventLog> {
+        self.event_log.get()
+    }
+
+    /// Clients connected and private messages counted since the start.
+    pub fn activity(&self) -> &Arc<crate::eventlog::stats::Activity> {
+        &self.activity
     }
 
     /// The web view's login links, if it runs.

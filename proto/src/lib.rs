@@ -57,7 +57,15 @@ mod chat_service_tests {
         let methods: Vec<&str> = service.method.iter().map(|m| m.name()).collect();
         assert_eq!(
             methods,
-            ["Send", "Subscribe", "History", "Search", "ListRooms"]
+            [
+                "Send",
+                "Subscribe",
+                "History",
+                "Search",
+                "ListRooms",
+                "Edit",
+                "Delete"
+            ]
         );
     }
 }

@@ -51,6 +51,7 @@ fn chatctl_status_human_and_json() {
         [
             "bootstrap_retry_at_unix_ms",
             "bootstrap_retry_reason",
+            "control_connections",
             "dropped",
             "joined",
             "listen_addr",
@@ -63,13 +64,17 @@ fn chatctl_status_human_and_json() {
             "peers_connected",
             "predecessor",
             "presence",
+            "private_received",
+            "private_sent",
             "records_bytes",
             "records_held",
             "ring_size_estimate",
+            "subscriptions",
             "successor",
             "uptime_seconds",
             "user_id",
-            "version"
+            "version",
+            "web_clients"
         ]
     );
     let node_id = json["node_id"].as_str().expect("node_id is a string");
@@ -93,6 +98,10 @@ fn chatctl_status_human_and_json() {
         .expect("an address");
     assert_eq!(listen.ip().to_string(), "127.0.0.1");
     assert_ne!(listen.port(), 0, "the real bound port is reported");
+    // Clients connected: this very call, and nobody subscribed.
+    assert!(json["control_connections"].as_u64() >= Some(1), "{json}");
+    assert_eq!(json["subscriptions"], 0);
+    assert_eq!(json["private_sent"], 0);
 
     let out = sandbox.chatctl_at(&sandbox.socket(), &["status"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -103,6 +112,9 @@ fn chatctl_status_human_and_json() {
         &listen.to_string(),
         env!("CARGO_PKG_VERSION"),
         "uptime",
+        "0 sent, 0 received",
+        "subscriptions",
+        "control connections",
     ] {
         assert!(text.contains(want), "human output lacks {want:?}:\n{text}");
     }

@@ -18,6 +18,8 @@ mod client;
 mod cluster;
 #[path = "ring/edits.rs"]
 mod edits;
+#[path = "ring/eventlog.rs"]
+mod eventlog;
 #[path = "ring/hostile.rs"]
 mod hostile;
 #[path = "ring/lan.rs"]

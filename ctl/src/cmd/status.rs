@@ -1,5 +1,5 @@
 //! `chatctl status`: the node's id, nickname, listen address, version, uptime, ring
-//! neighbours, peers, message counters and drops.
+//! neighbours, peers, message counters (public and private), clients connected and drops.
 
 use crate::client::Target;
 use std::time::Duration;
@@ -48,6 +48,17 @@ pub fn fields(s: &GetStatusResponse) -> Vec<(&'static str, String)> {
         ("messages sent", s.messages_sent.to_string()),
         ("messages received", s.messages_received.to_string()),
         ("messages forwarded", s.messages_forwarded.to_string()),
+        (
+            "private messages",
+            format!("{} sent, {} received", s.private_sent, s.private_received),
+        ),
+        (
+            "clients",
+            format!(
+                "{} subscriptions, {} control connections, {} web pages",
+                s.subscriptions, s.control_connections, s.web_clients
+            ),
+        ),
         (
             "records held",
             format!("{} ({} bytes)", s.records_held, s.records_bytes),

@@ -1,10 +1,12 @@
-//! The chat window's state and what keys and chatd's events do to it — no terminal and no
-//! network here, so every behaviour is testable (`view.rs` draws it, `net.rs` feeds it).
+//! The chat window's state and what chatd's events and keys do to it — no terminal and no
+//! network here, so every behaviour is testable (`view.rs` draws it, `net.rs` feeds it,
+//! `commands.rs` holds what the input line's Enter does).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use super::commands::COMMANDS;
 use super::input::Input;
 use super::text::{mentions, sanitize};
 
@@ -12,38 +14,6 @@ use super::text::{mentions, sanitize};
 pub const SCROLLBACK: usize = 10_000;
 /// Message ids remembered against showing one twice.
 const SEEN: usize = 50_000;
-
-/// Commands the input line understands (for `/help` and Tab completion).
-pub const COMMANDS: &[(&str, &str)] = &[
-    (
-        "/join",
-        "ROOM — open a room (it exists once somebody writes in it)",
-    ),
-    ("/part", "— close this room's window"),
-    ("/nick", "NAME — change your nickname"),
-    ("/away", "[MESSAGE] — show as away"),
-    ("/back", "— show as online again"),
-    ("/me", "TEXT — say what you do"),
-    ("/users", "— list the people of the network here"),
-    (
-        "/search",
-        "WORDS — find stored messages holding every word (newest first)",
-    ),
-    (
-        "/msg",
-        "NICK [TEXT] — a private message in NICK's window (`@nick text` too)",
-    ),
-    (
-        "/block",
-        "NICK — refuse NICK's private messages, hide their public ones",
-    ),
-    ("/unblock", "NICK — undo /block"),
-    ("/help", "— this list"),
-    ("/quit", "— leave (Ctrl-C too)"),
-];
-
-/// Commands of features this chatd does not have yet: said so, not pretended.
-const LATER: &[&str] = &["/edit", "/delete"];
 
 /// A line of a conversation.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +24,7 @@ pub struct Line {
     pub at_ms: i64,
     /// Who wrote it (empty for events and notices).
     pub from: String,
-    /// The text, safe to draw.
+    /// The text, safe to draw (empty once deleted).
     pub text: String,
     /// What kind of line.
     pub kind: LineKind,
@@ -62,6 +32,10 @@ pub struct Line {
     pub mine: bool,
     /// Mentions this user's nickname.
     pub mention: bool,
+    /// Its author edited it (`text` is the newest edit).
+    pub edited: bool,
+    /// Its author deleted it.
+    pub deleted: bool,
 }
 
 /// What kind of line.
@@ -97,11 +71,16 @@ pub struct Conversation {
 impl Conversation {
     /// What the window is called: `#room`, `@nick` (a private conversation) or `+group`.
     pub fn title(&self) -> String {
-        if self.room.starts_with('@') || self.room.starts_with('+') {
+        if self.is_private() {
             self.room.clone()
         } else {
             format!("#{}", self.room)
         }
+    }
+
+    /// A private conversation (`@nick`) or a group's (`+group`).
+    pub fn is_private(&self) -> bool {
+        self.room.starts_with('@') || self.room.starts_with('+')
     }
 
     fn new(room: &str) -> Conversation {
@@ -115,7 +94,7 @@ impl Conversation {
         }
     }
 
-    fn push(&mut self, line: Line) {
+    pub(super) fn push(&mut self, line: Line) {
         self.lines.push_back(line);
         if self.lines.len() > SCROLLBACK {
             self.lines.pop_front();
@@ -160,6 +139,23 @@ pub enum Conn {
     Down(String),
 }
 
+/// A message as chatd states it now (public or private).
+#[derive(Clone, Debug, Default)]
+pub struct Body {
+    /// Its id.
+    pub id: String,
+    /// Who wrote it.
+    pub from: String,
+    /// Its text: the newest edit's; empty when deleted.
+    pub text: String,
+    /// When it was sent, Unix milliseconds.
+    pub at_ms: i64,
+    /// Its author edited it.
+    pub edited: bool,
+    /// Its author deleted it.
+    pub deleted: bool,
+}
+
 /// What chatd said (from `net.rs`).
 #[derive(Clone, Debug)]
 pub enum NetEvent {
@@ -167,34 +163,37 @@ pub enum NetEvent {
     Up,
     /// The connection is gone; reconnecting.
     Down(String),
-    /// A message or event.
+    /// A message or (`event`) a people event of a room.
     Message {
+        room: String,
+        event: bool,
+        body: Body,
+    },
+    /// A public message of `room` changed: `target` now reads `text`, or (`None`) was
+    /// deleted. `id` is the change's own id (the feed resumes after it).
+    Change {
         id: String,
         room: String,
-        from: String,
-        text: String,
-        at_ms: i64,
-        event: bool,
+        target: String,
+        text: Option<String>,
     },
-    /// A private message (received, or sent by this user from anywhere).
+    /// A private message (received, or sent by this user from anywhere); the same id again
+    /// is that message edited or deleted.
     Private {
-        id: String,
-        from: String,
         /// The other person of a direct conversation (empty for a group).
         peer: String,
         /// The group's name (empty for a direct conversation).
         group: String,
-        text: String,
-        at_ms: i64,
         outgoing: bool,
+        body: Body,
     },
     /// The user list.
     Users(Vec<User>),
     /// The node's status.
     Status(Status),
-    /// A send went through.
+    /// A send (or an edit, a delete) went through.
     Sent(u64),
-    /// A send failed: its reference and why.
+    /// A send (or an edit, a delete) failed: its reference and why.
     NotSent(u64, String),
     /// An answer worth showing (nickname changed, away set, an error).
     Notice(String),
@@ -222,6 +221,14 @@ pub enum Action {
         group: String,
         text: String,
     },
+    /// Edit (`text`) or delete (`None`) one's own message `id`, a `private` one or a public
+    /// one; `reference` comes back in `Sent` or `NotSent`.
+    Change {
+        reference: u64,
+        id: String,
+        private: bool,
+        text: Option<String>,
+    },
     /// Block (`true`) or unblock a nickname.
     Block(String, bool),
     /// Change the nickname.
@@ -234,6 +241,15 @@ pub enum Action {
     Older { room: String, before: String },
     /// Search the stored messages.
     Search(String),
+}
+
+/// A line handed to chatd and not yet answered: given back if it fails.
+#[derive(Debug)]
+pub(super) struct Pending {
+    /// What was typed.
+    pub line: String,
+    /// What failing means: "not sent", "not edited"…
+    pub failed: &'static str,
 }
 
 /// The whole window.
@@ -257,10 +273,14 @@ pub struct App {
     pub quit: bool,
     /// The newest message id seen (the feed resumes after it).
     pub last_id: String,
+    /// Keys go to the users pane (↑/↓ choose, Enter opens a private window), not the input.
+    pub picking: bool,
+    /// The user chosen in the users pane (a nickname).
+    pub picked: Option<String>,
     seen: HashSet<String>,
     seen_order: VecDeque<String>,
-    pending: HashMap<u64, String>,
-    next_ref: u64,
+    pub(super) pending: HashMap<u64, Pending>,
+    pub(super) next_ref: u64,
 }
 
 impl App {
@@ -276,6 +296,8 @@ impl App {
             scroll: 0,
             quit: false,
             last_id: String::new(),
+            picking: false,
+            picked: None,
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             pending: HashMap::new(),
@@ -288,7 +310,7 @@ impl App {
         &self.convs[self.current]
     }
 
-    fn conv(&mut self, room: &str) -> usize {
+    pub(super) fn conv(&mut self, room: &str) -> usize {
         match self.convs.iter().position(|c| c.room == room) {
             Some(i) => i,
             None => {
@@ -308,6 +330,8 @@ impl App {
             kind: LineKind::Notice,
             mine: false,
             mention: false,
+            edited: false,
+            deleted: false,
         };
         let i = self.current;
         self.convs[i].push(line);
@@ -323,29 +347,29 @@ impl App {
                 self.conn = Conn::Up;
             }
             NetEvent::Down(why) => self.conn = Conn::Down(sanitize(&why)),
-            NetEvent::Message {
+            NetEvent::Message { room, event, body } => self.message(&sanitize(&room), event, body),
+            NetEvent::Change {
                 id,
                 room,
-                from,
+                target,
                 text,
-                at_ms,
-                event,
-            } => self.message(id, &sanitize(&room), &from, &text, at_ms, event),
+            } => {
+                // The feed comes in chatd's order: resume after the change too.
+                self.last_id = id;
+                self.change(&sanitize(&room), &target, text.as_deref());
+            }
             NetEvent::Private {
-                id,
-                from,
                 peer,
                 group,
-                text,
-                at_ms,
                 outgoing,
+                body,
             } => {
                 let key = if group.is_empty() {
                     format!("@{}", sanitize(&peer))
                 } else {
                     format!("+{}", sanitize(&group))
                 };
-                self.private(id, &key, &from, &text, at_ms, outgoing);
+                self.private(&key, outgoing, body);
             }
             NetEvent::Users(users) => {
                 self.users = users
@@ -368,13 +392,16 @@ impl App {
                 self.pending.remove(&r);
             }
             NetEvent::NotSent(r, why) => {
-                let text = self.pending.remove(&r).unwrap_or_default();
+                let Some(Pending { line, failed }) = self.pending.remove(&r) else {
+                    self.notice(&format!("not done: {why}"));
+                    return;
+                };
                 if self.input.text().is_empty() {
-                    self.input.set(&text);
-                    self.notice(&format!("not sent: {why} — your line is back in the input"));
+                    self.input.set(&line);
+                    self.notice(&format!("{failed}: {why} — your line is back in the input"));
                 } else {
-                    self.input.remember(&text);
-                    self.notice(&format!("not sent: {why} — ↑ brings the line back: {text}"));
+                    self.input.remember(&line);
+                    self.notice(&format!("{failed}: {why} — ↑ brings the line back: {line}"));
                 }
             }
             NetEvent::Notice(text) => {
@@ -390,7 +417,9 @@ impl App {
     /// send comes back.
     pub fn not_sent(&mut self, action: Action) {
         match action {
-            Action::Send { reference, .. } | Action::SendPrivate { reference, .. } => {
+            Action::Send { reference, .. }
+            | Action::SendPrivate { reference, .. }
+            | Action::Change { reference, .. } => {
                 self.on_net(NetEvent::NotSent(reference, "chatd is busy".into()));
             }
             Action::Older { room, .. } => {
@@ -405,17 +434,10 @@ impl App {
         let i = self.conv(room);
         let mut got = Vec::new();
         for ev in lines {
-            if let NetEvent::Message {
-                id,
-                from,
-                text,
-                at_ms,
-                event,
-                ..
-            } = ev
-                && self.seen.insert(id.clone())
+            if let NetEvent::Message { event, body, .. } = ev
+                && self.remember(body.id.clone())
             {
-                got.push(self.line(id, &from, &text, at_ms, event));
+                got.push(self.line(body, event));
             }
         }
         let conv = &mut self.convs[i];
@@ -427,23 +449,26 @@ impl App {
         }
     }
 
-    /// The line for a message (sanitised, marked mine or mentioning me).
-    fn line(&self, id: String, from: &str, text: &str, at_ms: i64, event: bool) -> Line {
+    /// The line for a message (sanitised, marked mine or mentioning me, edited, deleted).
+    fn line(&self, body: Body, event: bool) -> Line {
         let me = &self.status.nickname;
-        let mine = !event && !me.is_empty() && from == me;
+        let mine = !event && !me.is_empty() && body.from == *me;
+        let text = if body.deleted { "" } else { &body.text };
         let (kind, text) = match text.strip_prefix("/me ") {
             Some(rest) if !event => (LineKind::Action, rest),
             _ if event => (LineKind::Event, text),
             _ => (LineKind::Text, text),
         };
         Line {
-            id,
-            at_ms,
-            from: sanitize(from),
+            from: sanitize(&body.from),
             mention: !mine && !event && mentions(text, me),
             text: sanitize(text),
+            id: body.id,
+            at_ms: body.at_ms,
             kind,
             mine,
+            edited: body.edited && !body.deleted,
+            deleted: body.deleted,
         }
     }
 
@@ -461,21 +486,58 @@ impl App {
         true
     }
 
-    /// A private message: its window opens (or lights up) on arrival.
-    fn private(
-        &mut self,
-        id: String,
-        key: &str,
-        from: &str,
-        text: &str,
-        at_ms: i64,
-        outgoing: bool,
-    ) {
-        if !self.remember(format!("dm:{id}")) {
+    /// An edit (`Some(text)`) or delete of the message `target` of `room`: its line changes
+    /// in place. A message no longer (or never) loaded here is left alone.
+    fn change(&mut self, room: &str, target: &str, text: Option<&str>) {
+        // A room's messages are in its window only (events, shown where one was, are never
+        // changed): one window to look through, from its newest line.
+        let Some(c) = self
+            .convs
+            .iter()
+            .position(|c| c.room == room && !c.is_private())
+        else {
+            return;
+        };
+        let Some(i) = self.convs[c]
+            .lines
+            .iter()
+            .rposition(|l| l.id == target && matches!(l.kind, LineKind::Text | LineKind::Action))
+        else {
+            return;
+        };
+        let old = &self.convs[c].lines[i];
+        let body = Body {
+            id: old.id.clone(),
+            from: old.from.clone(),
+            text: text.unwrap_or_default().to_owned(),
+            at_ms: old.at_ms,
+            edited: text.is_some(),
+            deleted: text.is_none(),
+        };
+        let mine = old.mine;
+        let mut line = self.line(body, false);
+        line.mine |= mine;
+        self.convs[c].lines[i] = line;
+    }
+
+    /// A private message: its window opens (or lights up) on arrival; the same message again
+    /// (edited, deleted, or repeated after a reconnect) changes its line in place.
+    fn private(&mut self, key: &str, outgoing: bool, body: Body) {
+        let id = body.id.clone();
+        let first = self.remember(format!("dm:{id}"));
+        let mut line = self.line(body, false);
+        line.mine = outgoing;
+        if !first {
+            if let Some(l) = self
+                .convs
+                .iter_mut()
+                .find(|c| c.room == key)
+                .and_then(|c| c.lines.iter_mut().rev().find(|l| l.id == id))
+            {
+                *l = line;
+            }
             return;
         }
-        let mut line = self.line(String::new(), from, text, at_ms, false);
-        line.mine = outgoing;
         let i = self.conv(key);
         let shown = i == self.current;
         let conv = &mut self.convs[i];
@@ -491,13 +553,13 @@ impl App {
         }
     }
 
-    fn message(&mut self, id: String, room: &str, from: &str, text: &str, at_ms: i64, event: bool) {
+    fn message(&mut self, room: &str, event: bool, body: Body) {
         // The feed comes in chatd's order: resume after the newest, seen before or not.
-        self.last_id = id.clone();
-        if !self.remember(id.clone()) {
+        self.last_id = body.id.clone();
+        if !self.remember(body.id.clone()) {
             return;
         }
-        let line = self.line(id, from, text, at_ms, event);
+        let line = self.line(body, event);
         // Events (joins, leaves…) belong to the network, not a room: show them where you are.
         let i = if event { self.current } else { self.conv(room) };
         let shown = i == self.current;
@@ -518,6 +580,13 @@ impl App {
         if key.kind == KeyEventKind::Release {
             return Vec::new();
         }
+        if self.picking {
+            if let Some(acts) = self.on_users_key(key) {
+                return acts;
+            }
+            // Any other key goes back to the input line, and does there what it does.
+            self.picking = false;
+        }
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
         match key.code {
@@ -530,6 +599,8 @@ impl App {
             KeyCode::Char('p') if ctrl => self.switch(-1),
             KeyCode::Right if alt => self.switch(1),
             KeyCode::Left if alt => self.switch(-1),
+            KeyCode::Char('u') | KeyCode::Char('U') if alt => self.pick_users(),
+            KeyCode::F(2) => self.pick_users(),
             KeyCode::Char(c) if !ctrl => self.input.insert(c),
             KeyCode::Backspace => self.input.backspace(),
             KeyCode::Delete => self.input.delete(),
@@ -583,7 +654,7 @@ impl App {
         }]
     }
 
-    fn switch(&mut self, by: isize) {
+    pub(super) fn switch(&mut self, by: isize) {
         let n = self.convs.len() as isize;
         self.current = ((self.current as isize + by).rem_euclid(n)) as usize;
         self.scroll = 0;
@@ -591,352 +662,8 @@ impl App {
         c.unread = 0;
         c.highlight = false;
     }
-
-    fn send(&mut self, text: String) -> Vec<Action> {
-        self.next_ref += 1;
-        let reference = self.next_ref;
-        self.pending.insert(reference, text.clone());
-        self.scroll = 0;
-        let room = self.shown().room.clone();
-        if let Some(nick) = room.strip_prefix('@') {
-            return vec![Action::SendPrivate {
-                reference,
-                to: nick.to_owned(),
-                group: String::new(),
-                text,
-            }];
-        }
-        if let Some(group) = room.strip_prefix('+') {
-            return vec![Action::SendPrivate {
-                reference,
-                to: String::new(),
-                group: group.to_owned(),
-                text,
-            }];
-        }
-        vec![Action::Send {
-            reference,
-            room,
-            text,
-        }]
-    }
-
-    /// Opens (and shows) the private window with `nick`; sends `text` there if any.
-    fn query(&mut self, nick: &str, text: &str) -> Vec<Action> {
-        let nick = nick.trim_start_matches('@');
-        if nick.is_empty() {
-            self.notice("whom? /msg NICK [TEXT]");
-            return Vec::new();
-        }
-        self.current = self.conv(&format!("@{nick}"));
-        self.convs[self.current].older = false;
-        self.switch(0);
-        if text.is_empty() {
-            Vec::new()
-        } else {
-            self.send(text.to_owned())
-        }
-    }
-
-    fn submit(&mut self) -> Vec<Action> {
-        let line = self.input.take();
-        let trimmed = line.trim();
-        if trimmed.is_empty() {
-            return Vec::new();
-        }
-        // `@nick text`: the seeds' way to write to somebody privately.
-        if let Some(rest) = trimmed.strip_prefix('@')
-            && let Some((nick, text)) = rest.split_once(' ')
-            && !nick.is_empty()
-            && !text.trim().is_empty()
-        {
-            return self.query(nick, text.trim());
-        }
-        if !trimmed.starts_with('/') || trimmed.starts_with("//") {
-            // "//text" sends "/text".
-            let text = line.strip_prefix('/').filter(|_| trimmed.starts_with("//"));
-            return self.send(text.map_or(line.clone(), str::to_owned));
-        }
-        let (cmd, rest) = trimmed.split_once(' ').unwrap_or((trimmed, ""));
-        let rest = rest.trim();
-        match cmd {
-            "/quit" | "/exit" => self.quit = true,
-            "/help" => {
-                for (c, what) in COMMANDS {
-                    self.notice(&format!("{c} {what}"));
-                }
-                self.notice("Keys: Tab completes, ↑/↓ history, PgUp/PgDn scroll, Ctrl-N/Ctrl-P (or Alt-→/←) switch windows, Ctrl-C quits; //text sends /text");
-            }
-            "/join" if !rest.is_empty() => {
-                let room = rest.trim_start_matches('#').to_owned();
-                self.current = self.conv(&room);
-                self.switch(0);
-            }
-            "/part" if self.convs.len() > 1 => {
-                self.convs.remove(self.current);
-                self.current = self.current.min(self.convs.len() - 1);
-                self.switch(0);
-            }
-            "/part" => self.notice("this is the last window; /quit leaves"),
-            "/msg" | "/query" if !rest.is_empty() => {
-                let (nick, text) = rest.split_once(' ').unwrap_or((rest, ""));
-                return self.query(nick, text.trim());
-            }
-            "/block" | "/unblock" if !rest.is_empty() => {
-                return vec![Action::Block(
-                    rest.trim_start_matches('@').to_owned(),
-                    cmd == "/block",
-                )];
-            }
-            "/nick" if !rest.is_empty() => return vec![Action::Nick(rest.to_owned())],
-            "/away" => return vec![Action::Away(rest.to_owned())],
-            "/back" => return vec![Action::Back],
-            "/search" if !rest.is_empty() => return vec![Action::Search(rest.to_owned())],
-            "/me" if !rest.is_empty() => return self.send(format!("/me {rest}")),
-            "/users" => {
-                let list: Vec<String> = self
-                    .users
-                    .iter()
-                    .filter(|u| u.presence != "offline")
-                    .map(|u| format!("{} ({})", u.nickname, u.presence))
-                    .collect();
-                self.notice(&format!("{} here: {}", list.len(), list.join(", ")));
-            }
-            c if LATER.contains(&c) => {
-                self.notice(&format!("{c}: not available with this chatd yet"));
-            }
-            "/join" | "/nick" | "/me" | "/search" | "/msg" | "/query" | "/block" | "/unblock" => {
-                self.notice(&format!(
-                    "{cmd} needs an argument; /help lists the commands"
-                ))
-            }
-            _ => self.notice(&format!("unknown command {cmd}; /help lists the commands")),
-        }
-        Vec::new()
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(c: KeyCode) -> KeyEvent {
-        KeyEvent::new(c, KeyModifiers::NONE)
-    }
-
-    fn typed(app: &mut App, s: &str) -> Vec<Action> {
-        for c in s.chars() {
-            app.on_key(key(KeyCode::Char(c)));
-        }
-        app.on_key(key(KeyCode::Enter))
-    }
-
-    pub fn msg(id: &str, room: &str, from: &str, text: &str) -> NetEvent {
-        NetEvent::Message {
-            id: id.into(),
-            room: room.into(),
-            from: from.into(),
-            text: text.into(),
-            at_ms: 0,
-            event: false,
-        }
-    }
-
-    #[test]
-    fn a_line_is_sent_to_the_room_shown_and_comes_back_if_it_fails() {
-        let mut app = App::new("lobby");
-        let acts = typed(&mut app, "hello");
-        assert_eq!(
-            acts,
-            vec![Action::Send {
-                reference: 1,
-                room: "lobby".into(),
-                text: "hello".into()
-            }]
-        );
-        assert_eq!(app.input.text(), "");
-        app.on_net(NetEvent::NotSent(1, "chatd is not reachable".into()));
-        assert_eq!(app.input.text(), "hello", "nothing typed is lost");
-        assert!(
-            app.shown()
-                .lines
-                .back()
-                .is_some_and(|l| l.text.contains("not sent"))
-        );
-    }
-
-    #[test]
-    fn messages_go_to_their_room_once_with_unread_counts_and_mentions() {
-        let mut app = App::new("lobby");
-        app.status.nickname = "alice".into();
-        app.on_net(msg("1", "lobby", "bob", "hi"));
-        app.on_net(msg("1", "lobby", "bob", "hi"));
-        app.on_net(msg("2", "dev", "bob", "ping alice"));
-        assert_eq!(app.convs[0].lines.len(), 1, "shown once");
-        assert_eq!(app.convs[1].unread, 1);
-        assert!(app.convs[1].highlight);
-        assert_eq!(app.last_id, "2");
-        app.on_key(KeyEvent::new(KeyCode::Char('n'), KeyModifiers::CONTROL));
-        assert_eq!(app.shown().room, "dev");
-        assert_eq!(app.shown().unread, 0);
-    }
-
-    #[test]
-    fn commands_do_what_they_say() {
-        let mut app = App::new("lobby");
-        assert_eq!(
-            typed(&mut app, "/nick robert"),
-            vec![Action::Nick("robert".into())]
-        );
-        assert_eq!(
-            typed(&mut app, "/away lunch"),
-            vec![Action::Away("lunch".into())]
-        );
-        assert_eq!(typed(&mut app, "/back"), vec![Action::Back]);
-        assert_eq!(
-            typed(&mut app, "/search tea time"),
-            vec![Action::Search("tea time".into())]
-        );
-        typed(&mut app, "/join #dev");
-        assert_eq!(app.shown().room, "dev");
-        let acts = typed(&mut app, "/me waves");
-        assert!(
-            matches!(&acts[0], Action::Send { text, room, .. } if text == "/me waves" && room == "dev")
-        );
-        let acts = typed(&mut app, "//not a command");
-        assert!(matches!(&acts[0], Action::Send { text, .. } if text == "/not a command"));
-        typed(&mut app, "/frobnicate");
-        assert!(
-            app.shown()
-                .lines
-                .back()
-                .is_some_and(|l| l.text.contains("unknown command"))
-        );
-        typed(&mut app, "/edit 1 better");
-        assert!(
-            app.shown()
-                .lines
-                .back()
-                .is_some_and(|l| l.text.contains("not available"))
-        );
-        typed(&mut app, "/quit");
-        assert!(app.quit);
-    }
-
-    #[test]
-    fn paging_up_loads_older_lines_once_and_puts_them_first() {
-        let mut app = App::new("lobby");
-        for i in 10..15 {
-            app.on_net(msg(&i.to_string(), "lobby", "bob", &format!("m{i}")));
-        }
-        let acts = app.on_key(key(KeyCode::PageUp));
-        assert_eq!(
-            acts,
-            vec![Action::Older {
-                room: "lobby".into(),
-                before: "10".into()
-            }]
-        );
-        assert!(
-            app.on_key(key(KeyCode::PageUp)).is_empty(),
-            "one request at a time"
-        );
-        let older = (8..11)
-            .map(|i| msg(&i.to_string(), "lobby", "bob", &format!("m{i}")))
-            .collect();
-        app.on_net(NetEvent::Older {
-            room: "lobby".into(),
-            lines: older,
-            more: false,
-        });
-        let texts: Vec<&str> = app.shown().lines.iter().map(|l| l.text.as_str()).collect();
-        assert_eq!(texts, ["m8", "m9", "m10", "m11", "m12", "m13", "m14"]);
-        assert!(
-            app.on_key(key(KeyCode::PageUp)).is_empty(),
-            "nothing older left"
-        );
-    }
-
-    /// A private message received: from `from`, with `peer` (direct) or in `group`.
-    fn private(id: &str, from: &str, peer: &str, group: &str, text: &str, at_ms: i64) -> NetEvent {
-        NetEvent::Private {
-            id: id.into(),
-            from: from.into(),
-            peer: peer.into(),
-            group: group.into(),
-            text: text.into(),
-            at_ms,
-            outgoing: false,
-        }
-    }
-
-    #[test]
-    fn private_conversations_get_their_own_windows() {
-        let mut app = App::new("lobby");
-        app.on_net(NetEvent::Status(Status {
-            nickname: "alice".into(),
-            ..Status::default()
-        }));
-        // `@bob text` opens bob's window and sends there privately.
-        let acts = typed(&mut app, "@bob hello there");
-        assert!(matches!(
-            &acts[0],
-            Action::SendPrivate { to, text, group, .. } if to == "bob" && text == "hello there" && group.is_empty()
-        ));
-        assert_eq!(app.shown().title(), "@bob");
-        // What is typed in it goes to bob too.
-        let acts = typed(&mut app, "and more");
-        assert!(matches!(&acts[0], Action::SendPrivate { to, .. } if to == "bob"));
-        // `/msg carol` opens a window without sending.
-        assert!(typed(&mut app, "/msg carol").is_empty());
-        assert_eq!(app.shown().title(), "@carol");
-        // A message from dave opens his window in the background, lit.
-        app.on_net(private("x1", "dave", "dave", "", "hi alice", 1));
-        let dave = app
-            .convs
-            .iter()
-            .find(|c| c.room == "@dave")
-            .expect("opened");
-        assert_eq!((dave.unread, dave.highlight), (1, true));
-        // The same message again (history after a reconnect) is not shown twice.
-        app.on_net(private("x1", "dave", "dave", "", "hi alice", 1));
-        let dave = app
-            .convs
-            .iter()
-            .find(|c| c.room == "@dave")
-            .expect("opened");
-        assert_eq!(dave.lines.len(), 1);
-        // A group's messages go to its window, and typing there sends to the group.
-        app.on_net(private("g1", "erin", "", "team", "standup?", 2));
-        app.current = app
-            .convs
-            .iter()
-            .position(|c| c.room == "+team")
-            .expect("group");
-        let acts = typed(&mut app, "yes");
-        assert!(matches!(&acts[0], Action::SendPrivate { group, .. } if group == "team"));
-        // Blocking.
-        assert_eq!(
-            typed(&mut app, "/block @mallory"),
-            vec![Action::Block("mallory".into(), true)]
-        );
-        assert_eq!(
-            typed(&mut app, "/unblock mallory"),
-            vec![Action::Block("mallory".into(), false)]
-        );
-    }
-
-    #[test]
-    fn hostile_text_is_made_harmless() {
-        let mut app = App::new("lobby");
-        app.on_net(msg(
-            "9",
-            "lobby",
-            "e\u{1b}[31mvil",
-            "\u{1b}]0;owned\u{7}\u{1b}[2J",
-        ));
-        let l = app.shown().lines.back().expect("line");
-        assert!(!l.text.contains('\u{1b}') && !l.from.contains('\u{1b}'));
-        assert!(!l.text.chars().any(char::is_control));
-    }
-}
+#[path = "app_tests.rs"]
+mod tests;

@@ -1,6 +1,8 @@
 //! `chatctl chat`: the interactive terminal chat (ratatui + crossterm).
 //!
 //! - `app.rs`: the window's state and what keys and chatd's events do to it (no I/O);
+//! - `commands.rs`: what Enter does with the input line (messages, `/commands`);
+//! - `users.rs`: the users pane as a chooser of whom to write to privately;
 //! - `view.rs`: drawing it — conversations | timeline | users, status and input lines;
 //! - `net.rs`: the task that talks to chatd and reconnects when it goes away;
 //! - `input.rs`: the input line (editing, history, Tab completion);
@@ -12,9 +14,13 @@
 //! panic (ratatui's `init` installs the panic hook).
 
 mod app;
+mod commands;
 mod input;
+#[cfg(test)]
+mod kit;
 mod net;
 pub(crate) mod text;
+mod users;
 mod view;
 
 use crate::client::Target;

@@ -1,8 +1,8 @@
 //! The chat window's link to chatd: one task that follows every room (`Subscribe`), the
 //! caller's private messages (`WatchPrivate`, with the recent `PrivateHistory` at each
 //! connect), the user list (`WatchUserEvents`, `ListUsers`) and the status (`GetStatus`,
-//! every 2 s), and carries out the window's actions (`Send`, `SendPrivate`, `Block`,
-//! `SetNickname`, `SetPresence`).
+//! every 2 s), and carries out the window's actions (`Send`, `SendPrivate`, `Edit`, `Delete`,
+//! `EditPrivate`, `DeletePrivate`, `Block`, `SetNickname`, `SetPresence`).
 //!
 //! When chatd goes away (restart, crash, lost connection) it says so, retries with a capped
 //! backoff, and resumes the feed right after the last message it passed on — nothing skipped,
@@ -12,9 +12,9 @@
 use std::time::Duration;
 
 use chat_proto::v1::{
-    GetStatusRequest, HistoryRequest, ListUsersRequest, Presence, SearchRequest, SendRequest,
-    SetNicknameRequest, SetPresenceRequest, SubscribeRequest, WatchUserEventsRequest,
-    subscribe_response,
+    ChatMessage, DeleteRequest, EditRequest, GetStatusRequest, HistoryRequest, ListUsersRequest,
+    MessageKind, Presence, SearchRequest, SendRequest, SetNicknameRequest, SetPresenceRequest,
+    SubscribeRequest, WatchUserEventsRequest, subscribe_response,
 };
 use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
@@ -23,11 +23,11 @@ use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::private_service_client::PrivateServiceClient;
 use chat_proto::v1::user_service_client::UserServiceClient;
 use chat_proto::v1::{
-    BlockRequest, PrivateHistoryRequest, PrivateMessage, SendPrivateRequest, UnblockRequest,
-    WatchPrivateRequest, watch_private_response,
+    BlockRequest, DeletePrivateRequest, EditPrivateRequest, PrivateHistoryRequest, PrivateMessage,
+    SendPrivateRequest, UnblockRequest, WatchPrivateRequest, watch_private_response,
 };
 
-use super::app::{Action, NetEvent, Status, User};
+use super::app::{Action, Body, NetEvent, Status, User};
 use crate::client::{self, Conn, Target};
 
 /// Messages replayed when the window opens.
@@ -85,7 +85,9 @@ impl From<String> for Gone {
 
 async fn refuse(tx: &mpsc::Sender<NetEvent>, a: Action) {
     let ev = match a {
-        Action::Send { reference, .. } | Action::SendPrivate { reference, .. } => {
+        Action::Send { reference, .. }
+        | Action::SendPrivate { reference, .. }
+        | Action::Change { reference, .. } => {
             NetEvent::NotSent(reference, "chatd is not reachable".into())
         }
         Action::Older { room, .. } => NetEvent::Older {
@@ -192,15 +194,9 @@ async fn session(
                 Some(r) => match r.event {
                     Some(subscribe_response::Event::Message(m)) => {
                         *last_id = m.id.clone();
-                        let ev = NetEvent::Message {
-                            id: m.id,
-                            room: m.room,
-                            from: m.from,
-                            text: m.text,
-                            at_ms: m.sent_at_unix_ms,
-                            event: m.kind == chat_proto::v1::MessageKind::Event as i32,
-                        };
-                        if tx.send(ev).await.is_err() {
+                        if let Some(ev) = feed_event(m)
+                            && tx.send(ev).await.is_err()
+                        {
                             return Ok(());
                         }
                     }
@@ -263,7 +259,9 @@ async fn session(
                     (chat.clone(), people.clone(), private.clone(), tx.clone(), socket.clone());
                 tokio::spawn(async move {
                     let ev = match a {
-                        Action::SendPrivate { .. } | Action::Block(..) => {
+                        Action::SendPrivate { .. }
+                        | Action::Block(..)
+                        | Action::Change { private: true, .. } => {
                             act_private(a, private, &socket).await
                         }
                         a => act(a, chat, people, &tx, &socket).await,
@@ -275,17 +273,66 @@ async fn session(
     }
 }
 
+/// The window's form of a message of the feed (or of a history page): a message, an event,
+/// or an edit or delete of one; `None` for a kind newer than this program.
+fn feed_event(m: ChatMessage) -> Option<NetEvent> {
+    let kind = MessageKind::try_from(m.kind).unwrap_or(MessageKind::Unspecified);
+    Some(match kind {
+        MessageKind::Text | MessageKind::Event => NetEvent::Message {
+            room: m.room,
+            event: kind == MessageKind::Event,
+            body: Body {
+                id: m.id,
+                from: m.from,
+                text: m.text,
+                at_ms: m.sent_at_unix_ms,
+                edited: m.edited_at_unix_ms != 0,
+                deleted: m.deleted,
+            },
+        },
+        MessageKind::Edit | MessageKind::Delete => NetEvent::Change {
+            id: m.id,
+            room: m.room,
+            target: m.target_id,
+            text: (kind == MessageKind::Edit).then_some(m.text),
+        },
+        MessageKind::Unspecified => return None,
+    })
+}
+
 /// The window's form of a private message.
 fn private_event(m: PrivateMessage) -> NetEvent {
     let peer = if m.outgoing { m.to } else { m.from.clone() };
     NetEvent::Private {
-        id: m.id,
-        from: m.from,
         peer,
         group: m.group,
-        text: m.text,
-        at_ms: m.sent_unix_ms,
         outgoing: m.outgoing,
+        body: Body {
+            id: m.id,
+            from: m.from,
+            text: m.text,
+            at_ms: m.sent_unix_ms,
+            edited: m.edited_unix_ms != 0,
+            deleted: m.deleted,
+        },
+    }
+}
+
+/// Why chatd refused an edit or a delete, in words.
+fn refusal(socket: &Target, s: tonic::Status, private: bool) -> String {
+    let said = s.message().to_owned();
+    match s.code() {
+        tonic::Code::Unimplemented if private => {
+            "this chatd cannot edit or delete private messages yet".into()
+        }
+        tonic::Code::Unimplemented => "this chatd cannot edit or delete messages".into(),
+        tonic::Code::NotFound => {
+            format!("that message is gone (deleted, or not stored on this node): {said}")
+        }
+        tonic::Code::PermissionDenied => {
+            format!("only its author may change a message: {said}")
+        }
+        _ => client::call_error(socket, s).to_string(),
     }
 }
 
@@ -311,6 +358,27 @@ async fn act_private(
             match private.send_private(req).await {
                 Ok(_) => NetEvent::Sent(reference),
                 Err(s) => NetEvent::NotSent(reference, why(s)),
+            }
+        }
+        Action::Change {
+            reference,
+            id,
+            text,
+            ..
+        } => {
+            let done = match text {
+                Some(text) => private
+                    .edit_private(EditPrivateRequest { id, text })
+                    .await
+                    .map(|_| ()),
+                None => private
+                    .delete_private(DeletePrivateRequest { id })
+                    .await
+                    .map(|_| ()),
+            };
+            match done {
+                Ok(()) => NetEvent::Sent(reference),
+                Err(s) => NetEvent::NotSent(reference, refusal(socket, s, true)),
             }
         }
         Action::Block(nick, on) => {
@@ -427,6 +495,21 @@ async fn act(
                 Err(s) => NetEvent::Notice(format!("search: {}", why(s))),
             }
         }
+        Action::Change {
+            reference,
+            id,
+            text,
+            ..
+        } => {
+            let done = match text {
+                Some(text) => chat.edit(EditRequest { id, text }).await.map(|_| ()),
+                None => chat.delete(DeleteRequest { id }).await.map(|_| ()),
+            };
+            match done {
+                Ok(()) => NetEvent::Sent(reference),
+                Err(s) => NetEvent::NotSent(reference, refusal(socket, s, false)),
+            }
+        }
         Action::SendPrivate { reference, .. } => {
             NetEvent::NotSent(reference, "internal: sent the wrong way".into())
         }
@@ -441,18 +524,7 @@ async fn act(
             match chat.history(req).await {
                 Ok(r) => {
                     let r = r.into_inner();
-                    let lines = r
-                        .messages
-                        .into_iter()
-                        .map(|m| NetEvent::Message {
-                            event: m.kind == chat_proto::v1::MessageKind::Event as i32,
-                            id: m.id,
-                            room: m.room,
-                            from: m.from,
-                            text: m.text,
-                            at_ms: m.sent_at_unix_ms,
-                        })
-                        .collect();
+                    let lines = r.messages.into_iter().filter_map(feed_event).collect();
                     NetEvent::Older {
                         room,
                         lines,

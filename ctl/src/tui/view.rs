@@ -7,7 +7,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Direction, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line as TextLine, Span};
-use ratatui::widgets::{Block, Borders, List, ListItem, Paragraph};
+use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph};
 
 use super::app::{App, Conn, Line, LineKind};
 use super::text::{nick_colour, width, wrap};
@@ -95,18 +95,13 @@ fn conversations(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
 }
 
 fn users(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
-    let mut shown: Vec<_> = app
-        .users
-        .iter()
-        .filter(|u| u.presence != "offline")
-        .collect();
-    shown.sort_by(|a, b| {
-        (a.presence != "online", a.nickname.to_lowercase())
-            .cmp(&(b.presence != "online", b.nickname.to_lowercase()))
-    });
+    let shown = app.listed_users();
+    let picked = app.picked.as_deref().filter(|_| app.picking);
+    let mut at = None;
     let items: Vec<ListItem> = shown
         .iter()
-        .map(|u| {
+        .enumerate()
+        .map(|(i, u)| {
             let (mark, style) = match u.presence.as_str() {
                 "online" => ("●", theme.fg(Color::Green)),
                 _ => ("◐", theme.fg(Color::Yellow).add_modifier(Modifier::DIM)),
@@ -127,13 +122,24 @@ fn users(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
                     Style::default().add_modifier(Modifier::DIM),
                 ));
             }
-            ListItem::new(TextLine::from(spans))
+            let item = ListItem::new(TextLine::from(spans));
+            if picked == Some(u.nickname.as_str()) {
+                at = Some(i);
+                item.style(Style::default().add_modifier(Modifier::REVERSED))
+            } else {
+                item
+            }
         })
         .collect();
-    let block = Block::default()
-        .borders(Borders::LEFT)
-        .title(format!("Users ({})", shown.len()));
-    frame.render_widget(List::new(items).block(block), area);
+    let title = if app.picking {
+        format!("Users ({}) ↑↓ ⏎", shown.len())
+    } else {
+        format!("Users ({})", shown.len())
+    };
+    let block = Block::default().borders(Borders::LEFT).title(title);
+    // The list scrolls to keep the person chosen in view.
+    let mut state = ListState::default().with_selected(at);
+    frame.render_stateful_widget(List::new(items).block(block), area, &mut state);
 }
 
 /// The rows one line takes at `w` cells: a prefix (time, nickname) on the first.
@@ -164,24 +170,43 @@ fn rows_of(line: &Line, w: usize, theme: Theme) -> Vec<TextLine<'static>> {
     };
     let lead = width(&time) + 1 + width(&prefix);
     let body_w = w.saturating_sub(lead).max(8);
-    let mut out = Vec::new();
-    for (i, row) in wrap(&line.text, body_w).into_iter().enumerate() {
-        let spans = if i == 0 {
+    // A deleted message is a dim placeholder; an edited one ends with a dim mark (a word of
+    // 8 cells: it always ends the last row whole, as rows are at least 8 wide).
+    let (body, text_style) = if line.deleted {
+        (DELETED.to_owned(), dim.add_modifier(Modifier::ITALIC))
+    } else if line.edited {
+        (format!("{} {EDITED}", line.text), text_style)
+    } else {
+        (line.text.clone(), text_style)
+    };
+    let rows = wrap(&body, body_w);
+    let last = rows.len() - 1;
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, row) in rows.into_iter().enumerate() {
+        let mut spans = if i == 0 {
             vec![
                 Span::styled(format!("{time} "), dim),
                 Span::styled(prefix.clone(), prefix_style),
-                Span::styled(row, text_style),
             ]
         } else {
-            vec![
-                Span::raw(" ".repeat(lead.min(w.saturating_sub(8)))),
-                Span::styled(row, text_style),
-            ]
+            vec![Span::raw(" ".repeat(lead.min(w.saturating_sub(8))))]
         };
+        match row.strip_suffix(EDITED) {
+            Some(text) if i == last && line.edited && !line.deleted => {
+                spans.push(Span::styled(text.to_owned(), text_style));
+                spans.push(Span::styled(EDITED, dim));
+            }
+            _ => spans.push(Span::styled(row, text_style)),
+        }
         out.push(TextLine::from(spans));
     }
     out
 }
+
+/// The mark of an edited message.
+const EDITED: &str = "(edited)";
+/// What a deleted message shows.
+const DELETED: &str = "(deleted)";
 
 fn timeline(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
     let conv = app.shown();
@@ -283,6 +308,17 @@ fn status_line(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
     if app.scroll > 0 {
         spans.push(Span::raw(format!(" · scrolled up {} (PgDn)", app.scroll)));
     }
+    if app.picking {
+        // What the keys do now says more than the node's state (which comes back on Esc).
+        let to = match &app.picked {
+            Some(nick) => format!("Enter writes to @{nick}"),
+            None => "nobody listed".to_owned(),
+        };
+        spans = vec![Span::styled(
+            format!(" choosing a user: ↑/↓, {to}, Esc returns"),
+            Style::default().add_modifier(Modifier::BOLD),
+        )];
+    }
     let style = Style::default().add_modifier(Modifier::REVERSED);
     frame.render_widget(Paragraph::new(TextLine::from(spans)).style(style), area);
 }
@@ -330,7 +366,8 @@ fn hhmm(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::app::{NetEvent, Status, User};
+    use super::super::app::NetEvent;
+    use super::super::kit::{as_alice, key, msg, private, user};
     use super::*;
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
@@ -350,27 +387,8 @@ mod tests {
         out
     }
 
-    fn msg(id: &str, room: &str, from: &str, text: &str) -> NetEvent {
-        NetEvent::Message {
-            id: id.into(),
-            room: room.into(),
-            from: from.into(),
-            text: text.into(),
-            at_ms: 45_296_000,
-            event: false,
-        }
-    }
-
     fn connected() -> App {
-        let mut app = App::new("lobby");
-        app.on_net(NetEvent::Up);
-        app.on_net(NetEvent::Status(Status {
-            node_id: "abcdef0123456789".into(),
-            nickname: "alice".into(),
-            ring_size: 4,
-            peers: 3,
-        }));
-        app
+        as_alice()
     }
 
     #[test]
@@ -401,23 +419,11 @@ mod tests {
         assert!(s.contains("scrolled up 5"), "{s}");
     }
 
-    fn private(id: &str, from: &str, peer: &str, text: &str, outgoing: bool) -> NetEvent {
-        NetEvent::Private {
-            id: id.into(),
-            from: from.into(),
-            peer: peer.into(),
-            group: String::new(),
-            text: text.into(),
-            at_ms: 45_296_000,
-            outgoing,
-        }
-    }
-
     #[test]
     fn a_private_message_opens_its_own_highlighted_tab() {
         let mut app = connected();
         app.on_net(msg("1", "lobby", "bob", "public hello"));
-        app.on_net(private("p1", "carol", "carol", "psst, alice", false));
+        app.on_net(private("p1", "carol", "carol", "", "psst, alice", false));
         let s = screen(&app, 100, 12);
         // Still in the lobby; carol's window is listed, lit, with one unread line.
         assert!(s.contains("@carol (1)"), "{s}");
@@ -434,17 +440,11 @@ mod tests {
     #[test]
     fn the_user_list_shows_presence_and_hides_who_left() {
         let mut app = connected();
-        let u = |n: &str, p: &str, me: bool| User {
-            nickname: n.into(),
-            presence: p.into(),
-            away: String::new(),
-            me,
-        };
         app.on_net(NetEvent::Users(vec![
-            u("alice", "online", true),
-            u("bob", "away", false),
-            u("carol", "offline", false),
-            u("*guest", "online", false),
+            user("alice", "online", true),
+            user("bob", "away", false),
+            user("carol", "offline", false),
+            user("*guest", "online", false),
         ]));
         let s = screen(&app, 100, 12);
         assert!(s.contains("● alice (you)"), "{s}");
@@ -500,5 +500,107 @@ mod tests {
         // Narrow terminals keep only the timeline.
         let s = screen(&app, 40, 10);
         assert!(!s.contains("Rooms"), "{s}");
+    }
+
+    #[test]
+    fn edited_and_deleted_lines_are_marked() {
+        let mut app = connected();
+        app.on_net(msg("1", "lobby", "bob", "helo wrld"));
+        app.on_net(msg("2", "lobby", "bob", "regrettable"));
+        app.on_net(msg("3", "lobby", "carol", "still here"));
+        app.on_net(NetEvent::Change {
+            id: "e".into(),
+            room: "lobby".into(),
+            target: "1".into(),
+            text: Some("hello world".into()),
+        });
+        app.on_net(NetEvent::Change {
+            id: "d".into(),
+            room: "lobby".into(),
+            target: "2".into(),
+            text: None,
+        });
+        let mut t = Terminal::new(TestBackend::new(100, 12)).expect("terminal");
+        t.draw(|f| draw(f, &app, Theme { colour: true }))
+            .expect("draw");
+        let s = screen(&app, 100, 12);
+        assert!(s.contains("12:34 bob hello world (edited)"), "{s}");
+        assert!(s.contains("12:34 bob (deleted)"), "{s}");
+        assert!(!s.contains("regrettable") && !s.contains("helo"), "{s}");
+        assert!(s.contains("12:34 carol still here  "), "no mark: {s}");
+        // The marks are dim, the edited text is not.
+        let buf = t.backend().buffer().clone();
+        let find = |what: &str| {
+            (0..12u16)
+                .find_map(|y| {
+                    let row: String = (0..100u16)
+                        .map(|x| buf[(x, y)].symbol().to_owned())
+                        .collect();
+                    row.find(what)
+                        .map(|at| (row[..at].chars().count() as u16, y))
+                })
+                .expect(what)
+        };
+        let (x, y) = find("(edited)");
+        assert!(buf[(x, y)].modifier.contains(Modifier::DIM));
+        let (x, y) = find("hello world");
+        assert!(!buf[(x, y)].modifier.contains(Modifier::DIM));
+        let (x, y) = find("(deleted)");
+        assert!(buf[(x, y)].modifier.contains(Modifier::DIM));
+        // A long edited line wraps with its mark on the last row.
+        app.on_net(NetEvent::Change {
+            id: "e2".into(),
+            room: "lobby".into(),
+            target: "3".into(),
+            text: Some("word ".repeat(40).trim_end().to_owned()),
+        });
+        let s = screen(&app, 60, 12);
+        let rows: Vec<&str> = s.lines().filter(|l| l.contains("word")).collect();
+        assert!(rows.len() >= 3, "{s}");
+        assert!(
+            rows.last().is_some_and(|r| r.contains("word (edited)")),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn the_users_pane_shows_who_is_chosen_and_opens_their_window() {
+        let mut app = connected();
+        app.on_net(NetEvent::Users(vec![
+            user("alice", "online", true),
+            user("bob", "online", false),
+            user("carol", "away", false),
+        ]));
+        app.on_key(key(crossterm::event::KeyCode::F(2)));
+        app.on_key(key(crossterm::event::KeyCode::Down));
+        let mut t = Terminal::new(TestBackend::new(100, 12)).expect("terminal");
+        t.draw(|f| draw(f, &app, Theme { colour: true }))
+            .expect("draw");
+        let s = screen(&app, 100, 12);
+        assert!(s.contains("Users (3) ↑↓ ⏎"), "{s}");
+        assert!(
+            s.contains("choosing a user: ↑/↓, Enter writes to @bob, Esc returns"),
+            "{s}"
+        );
+        // bob's row, and only his, is drawn reversed.
+        let buf = t.backend().buffer().clone();
+        let reversed = |name: &str| {
+            (0..12u16).any(|y| {
+                let row: String = (0..100u16)
+                    .map(|x| buf[(x, y)].symbol().to_owned())
+                    .collect();
+                row.find(name).is_some_and(|at| {
+                    let x = row[..at].chars().count() as u16;
+                    buf[(x, y)].modifier.contains(Modifier::REVERSED)
+                })
+            })
+        };
+        assert!(reversed("● bob"));
+        assert!(!reversed("● alice") && !reversed("◐ carol"));
+        app.on_key(key(crossterm::event::KeyCode::Enter));
+        let s = screen(&app, 100, 12);
+        assert!(s.contains("[@bob]"), "{s}");
+        assert!(s.contains("@bob — no messages yet"), "{s}");
+        assert!(s.contains("Users (3) ") && !s.contains("↑↓ ⏎"), "{s}");
     }
 }

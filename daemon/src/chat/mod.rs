@@ -720,7 +720,10 @@ impl Chat {
             .map(|r| r.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn hub_subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Stored>> {
+    /// Every message and shown event published from now on, straight from the hub (never
+    /// waits; falling behind loses the oldest): the event log's feed. Counted in
+    /// [`Chat::subscribers`].
+    pub fn hub_subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<Stored>> {
         self.inner.hub.subscribe()
     }
 

@@ -259,8 +259,12 @@ impl Store {
     fn insert_with(&mut self, m: &ChatMessage, own_seq: Option<u64>) -> Result<Insert, StoreError> {
         if self.batch.is_none() {
             // BEGIN and COMMIT as cached statements: rusqlite's `transaction()` parses them
-            // anew each time, which costs as much as the insert itself.
-            self.db.prepare_cached("BEGIN")?.execute([])?;
+            // anew each time, which costs as much as the insert itself. IMMEDIATE: the write
+            // lock is taken at once (waiting, if need be, for a checkpoint that holds it).
+            // A transaction that began by reading (the insert's checks do) and then writes
+            // would instead fail with "database is locked", without waiting, whenever the
+            // checkpointer's RESTART held the lock at that moment.
+            self.db.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
             self.batch = Some(Batch {
                 opened: Instant::now(),
                 messages: 0,

@@ -103,6 +103,7 @@ impl Checker {
                 Some(v) => self.filter("log.filter", v)?,
                 None => DEFAULT_LOG_FILTER.to_owned(),
             },
+            event_log: self.event_log(&mut log)?,
             max_connections: match transport.remove("max_connections") {
                 Some(v) => {
                     self.integer("transport.max_connections", v, MAX_CONNECTIONS_RANGE)? as usize
@@ -446,7 +447,7 @@ impl Checker {
     }
 
     /// A whole number within `range`; a string of digits (from the environment) is accepted.
-    fn integer(
+    pub(super) fn integer(
         &self,
         key: &str,
         value: Value,
@@ -483,7 +484,7 @@ impl Checker {
     }
 
     /// `true` or `false`; from the environment also `1`/`0`, `yes`/`no`, `on`/`off`.
-    fn boolean(&self, key: &str, value: Value) -> Result<bool, ConfigError> {
+    pub(super) fn boolean(&self, key: &str, value: Value) -> Result<bool, ConfigError> {
         match &value.kind {
             ValueKind::Boolean(b) => Ok(*b),
             ValueKind::String(s) => match s.trim().to_ascii_lowercase().as_str() {

@@ -90,6 +90,22 @@ pub const KEYS: &[Key] = &[
         live: true,
         doc: "what is logged (tracing EnvFilter syntax)",
     },
+    key(
+        "log.events",
+        "keep the event log (messages and events with their times; private messages as sender, recipient and time only) in the data directory",
+    ),
+    key(
+        "log.events_max_bytes",
+        "size at which events.log is rotated",
+    ),
+    key(
+        "log.events_files",
+        "event log files kept, events.log included",
+    ),
+    key(
+        "log.stats_interval_secs",
+        "period of the one-line statistics summary in the log and the event log (0: none)",
+    ),
     key("transport.max_connections", "QUIC connections held at once"),
     key("ring.stabilize_ms", "period of stabilize"),
     key("ring.fix_fingers_ms", "shortest period of fix-fingers"),

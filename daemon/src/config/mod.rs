@@ -13,10 +13,12 @@ use std::path::{Path, PathBuf};
 
 mod check;
 pub mod keys;
+pub mod log;
 pub mod peer;
 mod token;
 
 pub use keys::{KEYS, Key};
+pub use log::EventLogConfig;
 pub use peer::PeerAddr;
 
 use config::{Environment, FileFormat, Map, Source};
@@ -190,6 +192,8 @@ pub struct Settings {
     pub chat: ChatConfig,
     /// Log filter (`log.filter`).
     pub log_filter: String,
+    /// The event log and the statistics line (`log.events*`, `log.stats_interval_secs`).
+    pub event_log: EventLogConfig,
     /// Most QUIC connections held at once (`transport.max_connections`).
     pub max_connections: usize,
     /// Ring timer periods and per-origin rate (`[ring]`).
@@ -423,6 +427,7 @@ impl Settings {
         chat.insert("nick_release_days".into(), int(c.nick_release_days));
         let mut log = Table::new();
         log.insert("filter".into(), s(self.log_filter.clone()));
+        self.event_log.to_toml(&mut log);
         let n = |v: u64| T::Integer(i64::try_from(v).unwrap_or(i64::MAX));
         let mut transport = Table::new();
         transport.insert("max_connections".into(), n(self.max_connections as u64));

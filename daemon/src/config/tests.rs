@@ -3,26 +3,26 @@
 use super::*;
 use std::io::Write;
 
-fn home_env(extra: &[(&str, &str)]) -> Env {
+pub(super) fn home_env(extra: &[(&str, &str)]) -> Env {
     let mut pairs = vec![("HOME", "/home/test"), ("XDG_RUNTIME_DIR", "/run/user/1")];
     pairs.extend_from_slice(extra);
     Env::from_pairs(pairs)
 }
 
-fn file(text: &str) -> tempfile::NamedTempFile {
+pub(super) fn file(text: &str) -> tempfile::NamedTempFile {
     let mut f = tempfile::NamedTempFile::new().expect("temp file");
     f.write_all(text.as_bytes()).expect("write");
     f
 }
 
-fn with_file(f: &tempfile::NamedTempFile) -> Overrides {
+pub(super) fn with_file(f: &tempfile::NamedTempFile) -> Overrides {
     Overrides {
         config: Some(f.path().to_owned()),
         ..Overrides::default()
     }
 }
 
-fn err(overrides: &Overrides, env: &Env) -> String {
+pub(super) fn err(overrides: &Overrides, env: &Env) -> String {
     match Settings::load(overrides, env) {
         Ok(s) => panic!("expected an error, got {s:?}"),
         Err(e) => e.to_string(),

@@ -27,6 +27,7 @@ use tonic::{Request, Status};
 use super::ApiError;
 use crate::chat::ratelimit::{Keyed, Rate};
 use crate::config::Token;
+use crate::eventlog::stats::Connection;
 
 /// Failed logins an address may make at once.
 pub const FAILURE_BURST: f64 = 5.0;
@@ -177,12 +178,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// An accepted control connection and who is on the other end.
+/// An accepted control connection, who is on the other end, and its place in the count of
+/// open connections (`control_connections` in the status).
 pub enum Conn {
     /// Unix socket.
-    Unix(super::quiet::QuietUnix, ClientInfo),
+    Unix(super::quiet::QuietUnix, ClientInfo, Connection),
     /// TCP.
-    Tcp(TcpStream, ClientInfo),
+    Tcp(TcpStream, ClientInfo, Connection),
+}
+
+/// Whether the caller is the node's operator: root or chatd's own user (`own_uid`) on the
+/// Unix socket — the users who can read the data directory anyway. Members of
+/// `control.group`, TCP clients and in-process calls are not.
+pub fn is_operator(client: Option<&ClientInfo>, own_uid: u32) -> bool {
+    matches!(
+        client,
+        Some(ClientInfo::Unix { uid, admitted: true }) if *uid == 0 || *uid == own_uid
+    )
 }
 
 impl Connected for Conn {
@@ -190,7 +202,7 @@ impl Connected for Conn {
 
     fn connect_info(&self) -> ClientInfo {
         match self {
-            Conn::Unix(_, info) | Conn::Tcp(_, info) => info.clone(),
+            Conn::Unix(_, info, _) | Conn::Tcp(_, info, _) => info.clone(),
         }
     }
 }
@@ -202,8 +214,8 @@ impl AsyncRead for Conn {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Conn::Unix(s, _) => Pin::new(s).poll_read(cx, buf),
-            Conn::Tcp(s, _) => Pin::new(s).poll_read(cx, buf),
+            Conn::Unix(s, ..) => Pin::new(s).poll_read(cx, buf),
+            Conn::Tcp(s, ..) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -215,22 +227,22 @@ impl AsyncWrite for Conn {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Conn::Unix(s, _) => Pin::new(s).poll_write(cx, buf),
-            Conn::Tcp(s, _) => Pin::new(s).poll_write(cx, buf),
+            Conn::Unix(s, ..) => Pin::new(s).poll_write(cx, buf),
+            Conn::Tcp(s, ..) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Conn::Unix(s, _) => Pin::new(s).poll_flush(cx),
-            Conn::Tcp(s, _) => Pin::new(s).poll_flush(cx),
+            Conn::Unix(s, ..) => Pin::new(s).poll_flush(cx),
+            Conn::Tcp(s, ..) => Pin::new(s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Conn::Unix(s, _) => Pin::new(s).poll_shutdown(cx),
-            Conn::Tcp(s, _) => Pin::new(s).poll_shutdown(cx),
+            Conn::Unix(s, ..) => Pin::new(s).poll_shutdown(cx),
+            Conn::Tcp(s, ..) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -264,6 +276,20 @@ mod tests {
             group: None,
         };
         assert!(!closed.admits(2000, 50, None));
+    }
+
+    #[test]
+    fn only_root_and_chatds_user_are_the_operator() {
+        let unix = |uid, admitted| ClientInfo::Unix { uid, admitted };
+        assert!(is_operator(Some(&unix(0, true)), 1000));
+        assert!(is_operator(Some(&unix(1000, true)), 1000));
+        assert!(!is_operator(Some(&unix(2000, true)), 1000), "control.group");
+        assert!(!is_operator(Some(&unix(1000, false)), 1000));
+        let tcp = ClientInfo::Tcp {
+            addr: "127.0.0.1:5".parse().expect("addr"),
+        };
+        assert!(!is_operator(Some(&tcp), 1000));
+        assert!(!is_operator(None, 1000));
     }
 
     #[test]

@@ -52,6 +52,7 @@ use tokio::sync::mpsc;
 use crate::chat::Chat;
 use crate::chat::ratelimit::Rate;
 use crate::config::Access;
+use crate::eventlog::stats::Activity;
 
 /// The chat service for `access`'s send limits; the control server and the web view share
 /// it, so a client's limit holds across both.
@@ -188,14 +189,20 @@ impl ControlSocket {
             own_uid: rustix::process::geteuid().as_raw(),
             group: access.group.as_ref().map(|g| g.1),
         };
-        let mut accepters = vec![tokio::spawn(accept_unix(listener, policy, tx.clone()))];
+        let activity = node.activity().clone();
+        let mut accepters = vec![tokio::spawn(accept_unix(
+            listener,
+            policy,
+            tx.clone(),
+            activity.clone(),
+        ))];
         if let Some(addr) = access.tcp_listen {
             let tcp = TcpListener::bind(addr)
                 .await
                 .map_err(|source| ControlError::Tcp { addr, source })?;
             let local = tcp.local_addr().unwrap_or(addr);
             info!(tcp = %local, "control API also on TCP (bearer token required)");
-            accepters.push(tokio::spawn(accept_tcp(tcp, tx)));
+            accepters.push(tokio::spawn(accept_tcp(tcp, tx, activity)));
         } else {
             drop(tx);
         }
@@ -252,6 +259,7 @@ async fn accept_unix(
     listener: UnixListener,
     policy: UnixPolicy,
     tx: mpsc::Sender<io::Result<Conn>>,
+    activity: Arc<Activity>,
 ) {
     loop {
         match listener.accept().await {
@@ -264,7 +272,8 @@ async fn accept_unix(
                         continue;
                     }
                 };
-                if tx.send(Ok(Conn::Unix(stream, info))).await.is_err() {
+                let conn = Conn::Unix(stream, info, activity.connection());
+                if tx.send(Ok(conn)).await.is_err() {
                     return;
                 }
             }
@@ -277,12 +286,17 @@ async fn accept_unix(
 }
 
 /// Accepts TCP connections.
-async fn accept_tcp(listener: TcpListener, tx: mpsc::Sender<io::Result<Conn>>) {
+async fn accept_tcp(
+    listener: TcpListener,
+    tx: mpsc::Sender<io::Result<Conn>>,
+    activity: Arc<Activity>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
                 let _ = stream.set_nodelay(true);
-                let conn = Conn::Tcp(stream, access::ClientInfo::Tcp { addr });
+                let info = access::ClientInfo::Tcp { addr };
+                let conn = Conn::Tcp(stream, info, activity.connection());
                 if tx.send(Ok(conn)).await.is_err() {
                     return;
                 }

@@ -1,6 +1,7 @@
-//! `chat.v1.NodeService`: status of the node serving the API, its peers, its ring state, and
-//! leaving the ring.
+//! `chat.v1.NodeService`: status of the node serving the API, its peers, its ring state,
+//! leaving the ring, and its event log (`ReadLog`, for the node's operator only).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,8 +10,10 @@ use chat_proto::v1::node_service_server::NodeService;
 use chat_proto::v1::{
     DiscoveredPeer, Finger, GetRingRequest, GetRingResponse, GetStatusRequest, GetStatusResponse,
     GetWebLinkRequest, GetWebLinkResponse, LeaveRequest, LeaveResponse, ListDiscoveredRequest,
-    ListDiscoveredResponse, ListPeersRequest, ListPeersResponse, PeerInfo, RingPeer,
+    ListDiscoveredResponse, ListPeersRequest, ListPeersResponse, PeerInfo, ReadLogRequest,
+    ReadLogResponse, RingPeer,
 };
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
@@ -20,6 +23,8 @@ use crate::people::People;
 
 /// How long `Leave` waits for the leave to be announced.
 const LEAVE_DEADLINE: Duration = Duration::from_millis(1500);
+
+type LogStream = Pin<Box<dyn Stream<Item = Result<ReadLogResponse, Status>> + Send>>;
 
 /// The `NodeService` implementation.
 #[derive(Debug, Clone)]
@@ -97,6 +102,15 @@ impl NodeService for NodeApi {
             resp.dropped = r.dropped(view.as_ref()).into_iter().collect();
         }
         resp.dropped.extend(self.node.private_drops());
+        let activity = self.node.activity();
+        (resp.private_sent, resp.private_received) = activity.private_counts();
+        let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        resp.subscriptions = count(activity.subscriptions());
+        resp.control_connections = count(activity.control_connections());
+        resp.web_clients = count(self.node.web().map_or(0, |w| w.pages() as u64));
+        if let Some(log) = self.node.event_log() {
+            resp.dropped.extend(log.drops());
+        }
         Ok(Response::new(resp))
     }
 
@@ -201,6 +215,43 @@ impl NodeService for NodeApi {
             })
             .collect();
         Ok(Response::new(resp))
+    }
+
+    type ReadLogStream = LogStream;
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn read_log(
+        &self,
+        request: Request<ReadLogRequest>,
+    ) -> Result<Response<LogStream>, Status> {
+        let own_uid = rustix::process::geteuid().as_raw();
+        if !super::access::is_operator(request.extensions().get::<ClientInfo>(), own_uid) {
+            return Err(ApiError::PermissionDenied(
+                "the event log is the node operator's: only root and chatd's own user may read \
+                 it (try sudo)"
+                    .into(),
+            )
+            .into());
+        }
+        let Some(log) = self.node.event_log() else {
+            return Err(ApiError::FailedPrecondition(
+                "the event log is off (log.events = false in chatd's configuration)".into(),
+            )
+            .into());
+        };
+        let r = request.into_inner();
+        let snapshot = log
+            .snapshot()
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let chunks = crate::eventlog::read(snapshot, r.last as usize, r.follow);
+        let stream = ReceiverStream::new(chunks).map(|c| {
+            Ok(ReadLogResponse {
+                lines: c.lines,
+                missed: c.missed,
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]

@@ -52,17 +52,37 @@ pub struct Directory {
     pub ignored: u64,
 }
 
+/// What a directory line reports (the event log's kind for it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Came online (or away) from offline.
+    Join,
+    /// Went offline.
+    Leave,
+    /// Went away, came back, or changed the away message.
+    Presence,
+    /// Changed nickname (and nothing of the above).
+    Nick,
+    /// Shown offline because its node stopped answering.
+    NodeDown,
+}
+
 impl Directory {
     /// Applies a verified profile; returns the line to show for it (empty if nothing visible
     /// changed, or the profile is not newer than the one held).
     pub fn apply(&mut self, p: Profile) -> String {
+        self.apply_change(p).0
+    }
+
+    /// [`Directory::apply`], with what kind of change the line reports.
+    pub fn apply_change(&mut self, p: Profile) -> (String, Change) {
         let old = self.users.get(&p.account).cloned();
         if old.as_ref().is_some_and(|o| o.version >= p.version) {
-            return String::new();
+            return (String::new(), Change::Nick);
         }
         if old.is_none() && self.users.len() >= MAX_USERS {
             self.ignored += 1;
-            return String::new();
+            return (String::new(), Change::Nick);
         }
         let before = old.as_ref().map(|o| self.display(o));
         if let Some(o) = &old {
@@ -85,9 +105,9 @@ impl Directory {
             .or_default()
             .insert((rank, user.account));
         let name = self.display(&user);
-        let line = describe(old.as_ref(), before.as_deref(), &user, &name);
+        let described = describe(old.as_ref(), before.as_deref(), &user, &name);
         self.users.insert(user.account, user);
-        line
+        described
     }
 
     /// The nodes hosting accounts shown online or away whose ids lie strictly between `from`
@@ -220,8 +240,9 @@ impl Directory {
     }
 }
 
-/// The line for a change from `old` (shown as `before`) to `new` (shown as `name`).
-fn describe(old: Option<&User>, before: Option<&str>, new: &User, name: &str) -> String {
+/// The line for a change from `old` (shown as `before`) to `new` (shown as `name`), and what
+/// it reports: a change of presence, else a rename.
+fn describe(old: Option<&User>, before: Option<&str>, new: &User, name: &str) -> (String, Change) {
     let mut parts = Vec::new();
     if let (Some(before), Some(_)) = (before, old)
         && before != name
@@ -230,21 +251,28 @@ fn describe(old: Option<&User>, before: Option<&str>, new: &User, name: &str) ->
     }
     let was = old.map_or(Presence::Offline, |o| o.presence);
     let change = match (was, new.presence) {
-        (Presence::Offline, Presence::Online) => Some(format!("→ {name} joined")),
-        (Presence::Offline, Presence::Away) => Some(format!("→ {name} joined (away)")),
-        (Presence::Online | Presence::Away, Presence::Offline) => Some(format!("← {name} left")),
-        (Presence::Online, Presence::Away) if new.away.is_empty() => {
-            Some(format!("{name} is away"))
+        (Presence::Offline, Presence::Online) => Some((Change::Join, format!("→ {name} joined"))),
+        (Presence::Offline, Presence::Away) => {
+            Some((Change::Join, format!("→ {name} joined (away)")))
         }
-        (Presence::Online, Presence::Away) => Some(format!("{name} is away: {}", new.away)),
-        (Presence::Away, Presence::Online) => Some(format!("{name} is back")),
+        (Presence::Online | Presence::Away, Presence::Offline) => {
+            Some((Change::Leave, format!("← {name} left")))
+        }
+        (Presence::Online, Presence::Away) if new.away.is_empty() => {
+            Some((Change::Presence, format!("{name} is away")))
+        }
+        (Presence::Online, Presence::Away) => {
+            Some((Change::Presence, format!("{name} is away: {}", new.away)))
+        }
+        (Presence::Away, Presence::Online) => Some((Change::Presence, format!("{name} is back"))),
         (Presence::Away, Presence::Away) if old.is_some_and(|o| o.away != new.away) => {
-            Some(format!("{name} is away: {}", new.away))
+            Some((Change::Presence, format!("{name} is away: {}", new.away)))
         }
         _ => None,
     };
-    parts.extend(change);
-    parts.join("; ")
+    let kind = change.as_ref().map_or(Change::Nick, |(k, _)| *k);
+    parts.extend(change.map(|(_, line)| line));
+    (parts.join("; "), kind)
 }
 
 #[cfg(test)]
@@ -301,6 +329,19 @@ mod tests {
             "← robert left"
         );
         assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn each_line_says_what_kind_of_change_it_reports() {
+        let mut d = Directory::default();
+        let kind =
+            |d: &mut Directory, v, nick: &str, p| d.apply_change(profile(1, nick, 1, v, p)).1;
+        assert_eq!(kind(&mut d, 10, "bob", Presence::Away), Change::Join);
+        assert_eq!(kind(&mut d, 11, "bob", Presence::Online), Change::Presence);
+        assert_eq!(kind(&mut d, 12, "rob", Presence::Online), Change::Nick);
+        // A rename with a presence change reports the presence change.
+        assert_eq!(kind(&mut d, 13, "bob", Presence::Offline), Change::Leave);
+        assert_eq!(kind(&mut d, 14, "bob", Presence::Online), Change::Join);
     }
 
     #[test]

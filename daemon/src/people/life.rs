@@ -103,19 +103,19 @@ impl People {
         let Some(bytes) = self.profile_event(h) else {
             return Ok(());
         };
-        let line = match Event::decode(&bytes) {
+        let (line, change) = match Event::decode(&bytes) {
             Ok(Event::Profile(sp)) => match sp.open(&self.node) {
-                Ok(p) => self.directory().apply(p),
-                Err(_) => String::new(),
+                Ok(p) => self.directory().apply_change(p),
+                Err(_) => (String::new(), super::Change::Nick),
             },
-            _ => String::new(),
+            _ => (String::new(), super::Change::Nick),
         };
         let result = self.publish_event(ring, bytes, line.clone()).await;
         match result {
             Ok(()) => {
                 h.me().dirty = false;
                 if !line.is_empty() {
-                    self.notify_watchers(line, h.account);
+                    self.notify_watchers(line, h.account, change);
                 }
                 Ok(())
             }

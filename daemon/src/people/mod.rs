@@ -45,6 +45,7 @@ use crate::ring::RingHandle;
 pub use account::Who;
 use account::{Hosted, MAX_HOSTED, login_name};
 use chat_overlay::records::{Kind as RecordKind, Record, Value};
+pub use directory::Change;
 use directory::{Directory, User};
 pub use event::Presence;
 use event::{Event, MAX_AWAY_BYTES};
@@ -109,6 +110,8 @@ pub enum PeopleError {
 pub struct UserEvent {
     /// The line shown for it.
     pub line: String,
+    /// What kind of change it is.
+    pub change: Change,
     /// The account (zero for a node-down report).
     pub account: [u8; 32],
     /// When (Unix milliseconds).
@@ -396,9 +399,10 @@ impl People {
         Ok((nick, note))
     }
 
-    fn notify_watchers(&self, line: String, account: [u8; 32]) {
+    fn notify_watchers(&self, line: String, account: [u8; 32], change: Change) {
         let _ = self.events.send(UserEvent {
             line,
+            change,
             account,
             at_ms: unix_ms(),
         });
@@ -460,9 +464,9 @@ impl People {
                 }
                 Ok(p) => {
                     let account = p.account;
-                    let line = self.directory().apply(p);
+                    let (line, change) = self.directory().apply_change(p);
                     if live && !line.is_empty() {
-                        self.notify_watchers(line.clone(), account);
+                        self.notify_watchers(line.clone(), account, change);
                     }
                     line
                 }
@@ -486,7 +490,7 @@ impl People {
                 let lines = self.directory().node_down(&node, at_ms);
                 if live {
                     for l in &lines {
-                        self.notify_watchers(l.clone(), [0; 32]);
+                        self.notify_watchers(l.clone(), [0; 32], Change::NodeDown);
                     }
                 }
                 lines.join("; ")
@@ -504,7 +508,7 @@ impl People {
             return;
         }
         for l in &lines {
-            self.notify_watchers(l.clone(), [0; 32]);
+            self.notify_watchers(l.clone(), [0; 32], Change::NodeDown);
         }
         let bytes = Event::NodeDown(dead.0).encode();
         match self.publish_event(ring, bytes, lines.join("; ")).await {

@@ -140,7 +140,25 @@ fn registry(s: &Shared, status: &GetStatusResponse) -> Registry {
         &mut r,
         "subscribers",
         "Open subscriptions (API streams and web pages)",
-        s.chat.subscribers() as u64,
+        u64::from(status.subscriptions),
+    );
+    gauge(
+        &mut r,
+        "control_connections",
+        "Open control API connections (Unix socket and TCP)",
+        u64::from(status.control_connections),
+    );
+    counter(
+        &mut r,
+        "private_sent",
+        "Private messages sent by the accounts this node hosts",
+        status.private_sent,
+    );
+    counter(
+        &mut r,
+        "private_received",
+        "Private messages received for the accounts this node hosts",
+        status.private_received,
     );
     gauge(
         &mut r,

@@ -75,12 +75,15 @@ pub struct WebListener {
     listener: TcpListener,
     auth: Arc<Auth>,
     addr: SocketAddr,
+    clients: Arc<Semaphore>,
 }
 
-/// What `GetWebLink` needs: where the web view listens and how to sign a login ticket.
+/// What `GetWebLink` needs: where the web view listens and how to sign a login ticket; and
+/// how many pages are connected, for `GetStatus`.
 pub struct WebLink {
     auth: Arc<Auth>,
     addr: SocketAddr,
+    clients: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for WebLink {
@@ -101,6 +104,11 @@ impl WebLink {
             });
         }
         (format!("http://{host}/#login={ticket}"), exp)
+    }
+
+    /// Pages connected over `/ws`.
+    pub fn pages(&self) -> usize {
+        MAX_CLIENTS - self.clients.available_permits()
     }
 }
 
@@ -133,6 +141,7 @@ impl WebListener {
             listener,
             auth,
             addr,
+            clients: Arc::new(Semaphore::new(MAX_CLIENTS)),
         }))
     }
 
@@ -146,6 +155,7 @@ impl WebListener {
         WebLink {
             auth: self.auth.clone(),
             addr: self.addr,
+            clients: self.clients.clone(),
         }
     }
 
@@ -170,7 +180,7 @@ impl WebListener {
             chat: chat.clone(),
             people,
             auth: self.auth.clone(),
-            clients: Arc::new(Semaphore::new(MAX_CLIENTS)),
+            clients: self.clients.clone(),
             refused: refused.clone(),
             port: self.addr.port(),
         });

@@ -5,11 +5,16 @@
 //! Server → page, one JSON object per text frame, by `t`:
 //! `hello` (`can_send`, `nickname`, `session` when a ticket was traded, `expired` when the
 //! session presented is over), `msg` (`id`, `room`, `from`, `from_id`, `text`, `at`,
-//! `kind`: `text` or `event`), `users` (the whole list), `status` (node, ring size, peers…,
+//! `kind`: `text`, `event`, `edit` — the message `target` now reads `text` — or `delete` — the
+//! message `target` is gone; a `text` message also says `edited`, when its shown text was
+//! written (Unix ms, 0: never edited), and `deleted`; a kind newer than the page is `other`),
+//! `users` (the whole list), `status` (node, ring size, peers…,
 //! every 2 s), `sent`/`error` (the answer to a send, by `ref`), `lagged` (`resume`: reconnect
 //! after this id), `reset` (the id to resume after is gone: start over).
 //! A page logged in as an account also gets `pmsg` (`id`, `from`, `to`, `group`, `text`,
-//! `at`, `outgoing`): that account's private messages, the recent ones first.
+//! `at`, `outgoing`, `edited`, `deleted`): that account's private messages, the recent ones
+//! first; a `pmsg` with an id already shown is that message edited or deleted (it replaces
+//! the line).
 //! Page → server then: `{"t":"send","ref":N,"room":R,"text":T}`, or
 //! `{"t":"psend","ref":N,"to":NICK,"text":T}` (or `"group":G`) for a private message.
 //!
@@ -35,7 +40,7 @@ use chat_proto::v1::node_service_server::NodeService;
 use chat_proto::v1::private_service_server::PrivateService;
 use chat_proto::v1::user_service_server::UserService;
 use chat_proto::v1::{
-    GetStatusRequest, ListUsersRequest, MessageKind, Presence as ApiPresence,
+    ChatMessage, GetStatusRequest, ListUsersRequest, MessageKind, Presence as ApiPresence,
     PrivateHistoryRequest, PrivateMessage, SendPrivateRequest, SendRequest, SubscribeRequest,
     WatchPrivateRequest, WatchPrivateResponse, WatchUserEventsRequest, subscribe_response,
     watch_private_response,
@@ -334,11 +339,7 @@ impl Page {
                 event = feed.next() => {
                     let frame = match event {
                         Some(Ok(r)) => match r.event {
-                            Some(subscribe_response::Event::Message(m)) => json!({
-                                "t": "msg", "id": m.id, "room": m.room, "from": m.from,
-                                "from_id": m.from_id, "text": m.text, "at": m.sent_at_unix_ms,
-                                "kind": if m.kind == MessageKind::Event as i32 { "event" } else { "text" },
-                            }),
+                            Some(subscribe_response::Event::Message(m)) => message_frame(&m),
                             Some(subscribe_response::Event::Lagged(l)) => {
                                 let _ = send(socket, &json!({"t": "lagged", "resume": l.resume_after_id})).await;
                                 return End::Close(close_code::AGAIN, "lagged; reconnect");
@@ -511,11 +512,28 @@ type PrivateStream = std::pin::Pin<
     Box<dyn tokio_stream::Stream<Item = Result<WatchPrivateResponse, tonic::Status>> + Send>,
 >;
 
+/// The page's frame for a public message, a people event, or an edit or delete of a message.
+fn message_frame(m: &ChatMessage) -> Value {
+    let kind = match MessageKind::try_from(m.kind) {
+        Ok(MessageKind::Text) => "text",
+        Ok(MessageKind::Event) => "event",
+        Ok(MessageKind::Edit) => "edit",
+        Ok(MessageKind::Delete) => "delete",
+        _ => "other",
+    };
+    json!({
+        "t": "msg", "id": m.id, "room": m.room, "from": m.from, "from_id": m.from_id,
+        "text": m.text, "at": m.sent_at_unix_ms, "kind": kind, "target": m.target_id,
+        "edited": m.edited_at_unix_ms, "deleted": m.deleted,
+    })
+}
+
 /// The page's frame for a private message.
 fn private_frame(m: &PrivateMessage) -> Value {
     json!({
         "t": "pmsg", "id": m.id, "from": m.from, "to": m.to, "group": m.group,
         "text": m.text, "at": m.sent_unix_ms, "outgoing": m.outgoing,
+        "edited": m.edited_unix_ms, "deleted": m.deleted,
     })
 }
 
@@ -529,5 +547,61 @@ async fn send(socket: &mut WebSocket, v: &Value) -> Result<(), End> {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Gone),
         Err(_) => Err(End::Close(close_code::AGAIN, "the page is not reading")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_say_what_changed() {
+        let edit = message_frame(&ChatMessage {
+            id: "e".into(),
+            kind: MessageKind::Edit as i32,
+            target_id: "t".into(),
+            text: "new".into(),
+            ..ChatMessage::default()
+        });
+        assert_eq!(
+            (&edit["kind"], &edit["target"], &edit["text"]),
+            (&json!("edit"), &json!("t"), &json!("new"))
+        );
+        let delete = message_frame(&ChatMessage {
+            kind: MessageKind::Delete as i32,
+            target_id: "t".into(),
+            ..ChatMessage::default()
+        });
+        assert_eq!(delete["kind"], "delete");
+        let shown = message_frame(&ChatMessage {
+            kind: MessageKind::Text as i32,
+            edited_at_unix_ms: 5,
+            ..ChatMessage::default()
+        });
+        assert_eq!(
+            (&shown["kind"], &shown["edited"]),
+            (&json!("text"), &json!(5))
+        );
+        let gone = message_frame(&ChatMessage {
+            kind: MessageKind::Text as i32,
+            deleted: true,
+            ..ChatMessage::default()
+        });
+        assert_eq!(gone["deleted"], true);
+        let newer = message_frame(&ChatMessage {
+            kind: 99,
+            ..ChatMessage::default()
+        });
+        assert_eq!(
+            newer["kind"], "other",
+            "a kind newer than the page is not shown as text"
+        );
+        let p = private_frame(&PrivateMessage {
+            id: "p".into(),
+            edited_unix_ms: 7,
+            deleted: false,
+            ..PrivateMessage::default()
+        });
+        assert_eq!((&p["edited"], &p["deleted"]), (&json!(7), &json!(false)));
     }
 }

@@ -90,6 +90,9 @@ struct Args {
     /// The nats-server binary for --compare.
     #[arg(long, default_value = "/usr/sbin/nats-server")]
     nats_server: PathBuf,
+    /// Turn the daemons' event log (`[log] events`, on by default) off, to measure its cost.
+    #[arg(long)]
+    no_event_log: bool,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
@@ -99,6 +102,15 @@ impl Args {
     /// How many daemons (and anchor servers) to start.
     fn node_count(&self) -> u16 {
         self.nodes.unwrap_or(if self.compare { 20 } else { 10 })
+    }
+
+    /// The daemons' configuration file: [`CONFIG`], the event log off with --no-event-log.
+    fn config(&self) -> String {
+        if self.no_event_log {
+            format!("{CONFIG}[log]\nevents = false\n")
+        } else {
+            CONFIG.to_owned()
+        }
     }
 }
 
@@ -254,11 +266,12 @@ async fn bench(args: &Args, chatd: &std::path::Path) -> Result<Report> {
         "starting {n} daemons on 127.0.{}.x, {} worker thread(s) each …",
         args.net, args.worker_threads
     ));
+    let config = args.config();
     let cluster = cluster::Cluster::start(
         chatd,
         n,
         args.net,
-        CONFIG,
+        &config,
         args.worker_threads,
         args.dir.as_deref(),
     )

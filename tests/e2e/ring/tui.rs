@@ -1,8 +1,11 @@
 //! `chatctl chat` driven as a person would, in tmux (`send-keys`, `capture-pane`), against
-//! a two-node ring: a line typed in the window reaches the other node's `chatctl tail`; the
-//! other node's message shows; chatd restarting is shown, the window reconnects and the text
-//! being typed survives; a user who stops leaves the users pane; `/quit` exits 0 and gives
-//! the terminal back. Skips without tmux (fails under `CHATD_TEST_STRICT=1`).
+//! a two-node ring: a line typed in the window reaches the other node's `chatctl tail`;
+//! `/edit` and `/delete` change it in place here and in the other node's window; the other
+//! node's message shows; a private message opens its window, chosen in the users pane, and
+//! `/edit` there edits the answer privately;
+//! chatd restarting is shown, the window reconnects and the text being typed survives; a
+//! user who stops leaves the users pane; `/quit` exits 0 and gives the terminal back. Skips
+//! without tmux (fails under `CHATD_TEST_STRICT=1`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -13,9 +16,12 @@ use crate::support::{chatctl_bin, skip_or_fail};
 
 const FORM: Duration = Duration::from_secs(60);
 
-/// A tmux server of our own (its own socket), killed on drop.
+/// A tmux server of our own (its own socket), killed when its `owner` handle drops; the
+/// handle drives its session `session`.
 struct Tmux {
     name: String,
+    session: &'static str,
+    owner: bool,
 }
 
 impl Tmux {
@@ -25,10 +31,36 @@ impl Tmux {
         c
     }
 
+    /// The same tmux server, driving its session `session`.
+    fn session(&self, session: &'static str) -> Tmux {
+        Tmux {
+            name: self.name.clone(),
+            session,
+            owner: false,
+        }
+    }
+
+    /// Starts `chatctl chat` on `socket` in a new 120×30 session `session`.
+    fn start(&self, session: &'static str, socket: &std::path::Path) -> Tmux {
+        let line = format!(
+            "{} --socket {} chat; echo EXITED:$?; sleep 60",
+            chatctl_bin().display(),
+            socket.display()
+        );
+        let started = self
+            .cmd()
+            .args(["new-session", "-d", "-s", session, "-x", "120", "-y", "30"])
+            .arg(line)
+            .status()
+            .expect("tmux new-session");
+        assert!(started.success());
+        self.session(session)
+    }
+
     fn send(&self, keys: &[&str]) {
         let ok = self
             .cmd()
-            .args(["send-keys", "-t", "chat"])
+            .args(["send-keys", "-t", self.session])
             .args(keys)
             .status()
             .expect("tmux send-keys");
@@ -38,7 +70,7 @@ impl Tmux {
     fn screen(&self) -> String {
         let out = self
             .cmd()
-            .args(["capture-pane", "-p", "-t", "chat"])
+            .args(["capture-pane", "-p", "-t", self.session])
             .output()
             .expect("tmux capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -62,7 +94,9 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
+        if self.owner {
+            let _ = self.cmd().arg("kill-server").status();
+        }
     }
 }
 
@@ -85,21 +119,14 @@ fn the_terminal_chat_as_a_person_uses_it() {
     c.await_ring(FORM);
     let sock = |i: usize| -> PathBuf { c.members[i].dir.join("run/control.sock") };
 
-    let tmux = Tmux {
+    let server = Tmux {
         name: format!("chatd-test-{}", std::process::id()),
+        session: "chat",
+        owner: true,
     };
-    let line = format!(
-        "{} --socket {} chat; echo EXITED:$?; sleep 60",
-        chatctl_bin().display(),
-        sock(0).display()
-    );
-    let started = tmux
-        .cmd()
-        .args(["new-session", "-d", "-s", "chat", "-x", "120", "-y", "30"])
-        .arg(line)
-        .status()
-        .expect("tmux new-session");
-    assert!(started.success());
+    let tmux = server.start("chat", &sock(0));
+    // The other node's user watches in a window of their own.
+    let peer = server.start("peer", &sock(1));
     tmux.wait_for(FORM, "connected");
     tmux.wait_for(FORM, "Users (2)");
     assert!(tmux.screen().contains("tuiuser (you)"), "{}", tmux.screen());
@@ -122,6 +149,43 @@ fn the_terminal_chat_as_a_person_uses_it() {
         "the typed line reaches the other node, shown as tuiuser's"
     );
 
+    // `/edit` changes it in place, here and in the other node's window; `/delete` leaves a
+    // placeholder there and takes the text from the other node's history.
+    tmux.wait_for(FORM, "tuiuser hello from the terminal");
+    // (The other node names the author once it has verified their profile: not checked.)
+    peer.wait_for(FORM, "hello from the terminal");
+    tmux.send(&["/edit hello, edited in the terminal", "Enter"]);
+    let edited = "tuiuser hello, edited in the terminal (edited)";
+    tmux.wait_for(FORM, edited);
+    peer.wait_for(FORM, "hello, edited in the terminal (edited)");
+    tmux.wait_gone(FORM, "hello from the terminal");
+    let tail = |c: &Cluster| {
+        let out = c
+            .sandbox
+            .chatctl_at(&sock(1), &["tail", "-n", "50", "--json"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    poll(FORM, Duration::from_millis(200), || {
+        let t = tail(&c);
+        (t.contains("hello, edited in the terminal") && !t.contains("hello from the terminal"))
+            .then_some(())
+    })
+    .expect("the other node's history holds the edited text only");
+    tmux.send(&["/delete", "Enter"]);
+    tmux.wait_for(FORM, "tuiuser (deleted)");
+    peer.wait_for(FORM, "(deleted)");
+    tmux.wait_gone(FORM, "edited in the terminal");
+    peer.wait_gone(FORM, "edited in the terminal");
+    poll(FORM, Duration::from_millis(200), || {
+        (!tail(&c).contains("edited in the terminal")).then_some(())
+    })
+    .expect("the deleted text is gone from the other node's history");
+    // Nothing more of one's own to delete: said so, and the line stays in the input.
+    tmux.send(&["/delete", "Enter"]);
+    tmux.wait_for(FORM, "no message of yours in this window");
+    tmux.wait_for(FORM, "[#lobby] /delete");
+    tmux.send(&["C-u"]);
+
     // The other node's message shows, with a hostile escape made harmless.
     let sent = c
         .sandbox
@@ -140,7 +204,15 @@ fn the_terminal_chat_as_a_person_uses_it() {
         String::from_utf8_lossy(&sent.stderr)
     );
     tmux.wait_for(FORM, "@other (1)");
-    tmux.send(&["C-n"]);
+    // Chosen in the users pane (F2, ↓ past oneself if listed first, Enter).
+    tmux.send(&["F2"]);
+    tmux.wait_for(FORM, "choosing a user");
+    if tmux.screen().contains("Enter writes to @tuiuser") {
+        tmux.send(&["Down"]);
+    }
+    tmux.wait_for(FORM, "Enter writes to @other");
+    tmux.send(&["Enter"]);
+    tmux.wait_for(FORM, "[@other]");
     tmux.wait_for(FORM, "other psst from other");
     tmux.send(&["private answer", "Enter"]);
     poll(FORM, Duration::from_millis(200), || {
@@ -151,6 +223,17 @@ fn the_terminal_chat_as_a_person_uses_it() {
             .then_some(())
     })
     .expect("the answer typed in the private window reaches the other node privately");
+    // `/edit` there edits it privately, at the other node too.
+    tmux.wait_for(FORM, "tuiuser private answer");
+    tmux.send(&["/edit private answer, edited", "Enter"]);
+    tmux.wait_for(FORM, "tuiuser private answer, edited (edited)");
+    poll(FORM, Duration::from_millis(200), || {
+        let out = c.sandbox.chatctl_at(&sock(1), &["dms", "--json"]);
+        let dms = String::from_utf8_lossy(&out.stdout).into_owned();
+        (dms.contains("\"private answer, edited\"") && !dms.contains("\"private answer\""))
+            .then_some(())
+    })
+    .expect("the private edit reaches the other node");
     tmux.send(&["C-p"]);
     tmux.wait_for(FORM, "[#lobby]");
 

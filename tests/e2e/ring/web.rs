@@ -3,8 +3,9 @@
 //! Headless Chromium (Debian's `chromium`) is driven over the DevTools protocol: the page,
 //! opened through a `chatctl web` login link, shows a message sent with `chatctl` on the other
 //! node within 2 s, shows `<script>` and `<img onerror>` as text without running them, sends
-//! from its box, and after chatd restarts reconnects and shows the messages sent meanwhile,
-//! each once. `/metrics` is parsed with Python's `prometheus_client` and its counters are
+//! from its box, changes lines in place when their messages are edited or deleted (public and
+//! private ones), after chatd restarts reconnects and shows the messages sent meanwhile,
+//! each once, and loaded anew shows edited and deleted messages as such. `/metrics` is parsed with Python's `prometheus_client` and its counters are
 //! checked against `chatctl status --json`. Hostile clients — a cross-origin WebSocket,
 //! binary and oversized frames, a wrong session, a flood of connections — are refused.
 //! Without Chromium or `prometheus_client` the parts that need them skip (and fail under
@@ -18,11 +19,14 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::cluster::{Cluster, poll};
 use crate::support::skip_or_fail;
+
+// Beside this file: tests/e2e/ring/web_hostile.rs.
+#[path = "web_hostile.rs"]
+mod hostile;
 
 const FORM: Duration = Duration::from_secs(60);
 
@@ -272,7 +276,7 @@ fn web_view_metrics_and_hostile_clients() {
     let (code, _, _) = http(web_addr, "/nope", &[]);
     assert_eq!(code, 404);
 
-    hostile(web_addr);
+    hostile::hostile(web_addr);
     metrics(&c, web_addr);
 
     let Some(bin) = chromium() else {
@@ -406,6 +410,9 @@ fn web_view_metrics_and_hostile_clients() {
         "[...document.querySelectorAll('#rooms li')].find(l => l.textContent.includes('all rooms')).click(); true",
     );
 
+    // Edits and deletes made on the other node change the page's lines in place.
+    let changed = changes(&c, &mut b);
+
     // chatd restarts: the page reconnects and shows what was sent meanwhile, once.
     let daemon = c.members[0].daemon.as_mut().expect("running");
     daemon.signal(rustix::process::Signal::TERM);
@@ -445,6 +452,24 @@ fn web_view_metrics_and_hostile_clients() {
         assert_eq!(b.count_lines(m), 1, "{m:?} shown once");
     }
 
+    // A page loaded anew shows the history as it now stands: edited, deleted.
+    b.eval("window.before_reload = 1; location.reload(); true");
+    b.wait(
+        Duration::from_secs(30),
+        "typeof window.before_reload === 'undefined' && document.body.dataset.conn === 'up'",
+        "the page reloads and connects",
+    );
+    b.wait(
+        Duration::from_secs(20),
+        &edited_line(&changed.edited, &changed.text),
+        "the edited message, marked, from the backlog",
+    );
+    b.wait(
+        Duration::from_secs(20),
+        &deleted_line(&changed.deleted),
+        "the deleted message's placeholder, from the backlog",
+    );
+
     // The screenshot in docs/ comes from here (CHATD_WEB_SCREENSHOT=PATH).
     if let Some(path) = std::env::var_os("CHATD_WEB_SCREENSHOT") {
         let shot = b.call("Page.captureScreenshot", json!({"format": "png"}));
@@ -455,175 +480,6 @@ fn web_view_metrics_and_hostile_clients() {
         .expect("png");
         std::fs::write(path, png).expect("screenshot written");
     }
-}
-
-/// Cross-origin, binary, oversized and unauthenticated WebSocket clients, and a flood.
-fn hostile(web: SocketAddr) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let url = format!("ws://{web}/ws");
-        let mut req = url.as_str().into_client_request().expect("request");
-        req.headers_mut()
-            .insert("origin", "http://evil.example".parse().expect("header"));
-        match tokio_tungstenite::connect_async(req).await {
-            Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 403),
-            other => panic!(
-                "a cross-origin WebSocket was not refused: {:?}",
-                other.map(|_| ())
-            ),
-        }
-        // A forged session on loopback: the page may read, not send, and is told to forget it.
-        let (mut forged, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .expect("connect");
-        let auth = r#"{"t":"auth","session":"session.op.99999999999999.0000"}"#;
-        forged.send(Message::Text(auth.into())).await.expect("send");
-        let hello = next_json(&mut forged).await;
-        assert_eq!(
-            hello["can_send"], false,
-            "a forged session may not send: {hello}"
-        );
-        assert_eq!(hello["expired"], true, "{hello}");
-        drop(forged);
-        // A page that never says who it is is closed.
-        let (mut silent, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .expect("connect");
-        assert!(closes(&mut silent).await, "no auth frame: closed");
-        // DNS rebinding: another host name for the loopback address gets nothing.
-        let mut req = url.as_str().into_client_request().expect("request");
-        req.headers_mut()
-            .insert("host", "evil.example:80".parse().expect("header"));
-        match tokio_tungstenite::connect_async(req).await {
-            Err(tungstenite::Error::Http(r)) => assert_eq!(r.status(), 421),
-            other => panic!("a foreign Host was not refused: {:?}", other.map(|_| ())),
-        }
-        let bad = format!("ws://{web}/ws?after=not-an-id");
-        assert!(
-            tokio_tungstenite::connect_async(bad.as_str())
-                .await
-                .is_err()
-        );
-
-        // A reader without a session: it may read but not send.
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .expect("connect");
-        ws.send(Message::Text(r#"{"t":"auth"}"#.into()))
-            .await
-            .expect("send");
-        let hello = next_json(&mut ws).await;
-        assert_eq!(hello["t"], "hello");
-        assert_eq!(hello["can_send"], false);
-        ws.send(Message::Text(
-            r#"{"t":"send","ref":7,"room":"lobby","text":"hi"}"#.into(),
-        ))
-        .await
-        .expect("send");
-        ws.send(Message::Text("{not json".into()))
-            .await
-            .expect("send");
-        let (mut refused, mut malformed) = (false, false);
-        for _ in 0..200 {
-            let v = next_json(&mut ws).await;
-            if v["t"] == "error" && v["ref"] == 7 {
-                assert!(
-                    v["message"].as_str().unwrap_or("").contains("chatctl web"),
-                    "{v}"
-                );
-                refused = true;
-            }
-            if v["t"] == "error" && v["ref"] == 0 {
-                malformed = true;
-            }
-            if refused && malformed {
-                break;
-            }
-        }
-        assert!(
-            refused && malformed,
-            "read-only send and malformed request answered"
-        );
-        // Oversized and binary frames end the connection.
-        ws.send(Message::Text("x".repeat(64 * 1024).into()))
-            .await
-            .ok();
-        assert!(
-            closes(&mut ws).await,
-            "an oversized frame closes the connection"
-        );
-        let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .expect("connect");
-        ws.send(Message::Text(r#"{"t":"auth"}"#.into()))
-            .await
-            .expect("send");
-        ws.send(Message::Binary(vec![0u8; 10].into()))
-            .await
-            .expect("send");
-        assert!(
-            closes(&mut ws).await,
-            "a binary frame closes the connection"
-        );
-
-        // A flood of connections: bounded, the rest closed at once, and the view still serves.
-        let mut held = Vec::new();
-        for _ in 0..200 {
-            if let Ok(s) = tokio::net::TcpStream::connect(web).await {
-                held.push(s);
-            }
-        }
-        let mut closed = 0;
-        for s in &mut held {
-            let mut buf = [0u8; 1];
-            if let Ok(Ok(0)) = tokio::time::timeout(
-                Duration::from_millis(20),
-                tokio::io::AsyncReadExt::read(s, &mut buf),
-            )
-            .await
-            {
-                closed += 1;
-            }
-        }
-        assert!(
-            closed >= 200 - chatd::web::MAX_CONNECTIONS,
-            "connections over the bound are closed ({closed} of 200)"
-        );
-        drop(held);
-        // A client that starts a request and never finishes its headers is cut off.
-        let mut slow = tokio::net::TcpStream::connect(web).await.expect("connect");
-        tokio::io::AsyncWriteExt::write_all(&mut slow, b"GET / HTTP/1.1\r\nHost: x")
-            .await
-            .expect("write");
-        let mut buf = [0u8; 512];
-        let cut = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                match tokio::io::AsyncReadExt::read(&mut slow, &mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
-        assert!(
-            cut.is_ok(),
-            "a connection with unfinished headers stays open"
-        );
-    });
-    let ok = poll(Duration::from_secs(10), Duration::from_millis(100), || {
-        (http(web, "/healthz", &[]).0 == 200).then_some(())
-    });
-    assert!(ok.is_some(), "the web view serves again after the flood");
-}
-
-async fn next_json<S>(ws: &mut S) -> Value
-where
-    S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
-{
-    next_json_within(ws, Duration::from_secs(10)).await
 }
 
 /// The next text frame, as JSON, within `limit`.
@@ -643,20 +499,173 @@ where
     }
 }
 
-/// Whether the server closes the connection (a close frame, or the end) within 10 s.
-async fn closes<S>(ws: &mut S) -> bool
-where
-    S: futures_util::Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
-{
-    let end = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < end {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
-            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => return true,
-            Ok(Some(Ok(_))) => continue,
-            Err(_) => return false,
-        }
+/// What [`changes`] changed: the id of the message edited and its new text, and the id of
+/// the message deleted.
+struct Changed {
+    edited: String,
+    text: String,
+    deleted: String,
+}
+
+/// A JS test: the line of message `key` (an id; `dm:` and the id for a private one) reads
+/// `text` and is marked edited.
+fn edited_line(key: &str, text: &str) -> String {
+    format!(
+        "(() => {{ const li = [...document.querySelectorAll('#timeline li')].find(l => l.dataset.key === {}); \
+         return !!li && li.querySelector('.text')?.textContent === {} && li.querySelector('.edited')?.textContent === '(edited)'; }})()",
+        json!(key),
+        json!(text)
+    )
+}
+
+/// A JS test: the line of message `key` is the deleted placeholder, without its text.
+fn deleted_line(key: &str) -> String {
+    format!(
+        "(() => {{ const li = [...document.querySelectorAll('#timeline li')].find(l => l.dataset.key === {}); \
+         return !!li && li.querySelector('.gone')?.textContent === '(deleted)' && !li.querySelector('.text'); }})()",
+        json!(key)
+    )
+}
+
+/// The other node's user edits and deletes public messages with `chatctl edit`/`delete`, and
+/// a private message to the page's account: the page changes each line in place — marked
+/// edited, or a placeholder — and never shows a change as a line of its own.
+fn changes(c: &Cluster, b: &mut Browser) -> Changed {
+    use chat_proto::v1::private_service_client::PrivateServiceClient;
+    use chat_proto::v1::{SendPrivateRequest, SendRequest};
+    let sock = c.members[1].dir.join("run/control.sock");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let channel = rt.block_on(crate::client::unix(&sock));
+    // `chatctl edit ID TEXT` / `chatctl delete ID` on the other node.
+    let chatctl = |args: &[&str]| {
+        let out = c.sandbox.chatctl_at(&sock, args);
+        assert!(
+            out.status.success(),
+            "chatctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mut chat = crate::client::chat(channel.clone());
+    let pid = std::process::id();
+    let (typo, fixed, regret) = (
+        format!("a tpyo {pid}"),
+        format!("fixed in place {pid} <b>still text</b>"),
+        format!("regrettable {pid}"),
+    );
+    let mut sent = |text: &str| {
+        rt.block_on(chat.send(SendRequest {
+            room: "lobby".into(),
+            text: text.into(),
+        }))
+        .expect("send")
+        .into_inner()
+        .message
+        .expect("the message sent")
+        .id
+    };
+    let edited = sent(&typo);
+    let deleted = sent(&regret);
+    b.wait(
+        Duration::from_secs(20),
+        &format!(
+            "document.getElementById('timeline').innerText.includes({}) && document.getElementById('timeline').innerText.includes({})",
+            json!(typo),
+            json!(regret)
+        ),
+        "the messages to change",
+    );
+    chatctl(&["edit", &edited, &fixed]);
+    b.wait(
+        Duration::from_secs(10),
+        &edited_line(&edited, &fixed),
+        "the edit, in place and marked",
+    );
+    assert_eq!(b.count_lines(&typo), 0, "the old text is gone");
+    assert_eq!(
+        b.count_lines(&fixed),
+        1,
+        "the edit is not a line of its own"
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('#timeline b').length"),
+        json!(0),
+        "an edit's text is text"
+    );
+    chatctl(&["delete", &deleted]);
+    b.wait(
+        Duration::from_secs(10),
+        &deleted_line(&deleted),
+        "the delete's placeholder",
+    );
+    assert_eq!(
+        b.eval(&format!(
+            "document.getElementById('timeline').innerText.includes({})",
+            json!(regret)
+        )),
+        json!(false),
+        "the deleted text is gone"
+    );
+
+    // A private message to the page's account, edited and deleted by its sender.
+    let mut private = PrivateServiceClient::new(channel);
+    let dm = rt
+        .block_on(private.send_private(SendPrivateRequest {
+            to: "webber".into(),
+            group_id: String::new(),
+            text: format!("private tpyo {pid}"),
+        }))
+        .expect("send_private")
+        .into_inner()
+        .message
+        .expect("the message sent")
+        .id;
+    let key = format!("dm:{dm}");
+    b.wait(
+        Duration::from_secs(20),
+        &format!(
+            "[...document.querySelectorAll('#timeline li')].some(l => l.dataset.key === {})",
+            json!(key)
+        ),
+        "the private message to change",
+    );
+    let fixed_dm = format!("private, fixed {pid}");
+    // Repeated as it is (as after a reconnect; handed to the page as if it came over its
+    // WebSocket), it stays one line, not marked edited.
+    let again = json!({"t": "pmsg", "id": dm, "from": "other", "to": "webber", "group": "",
+        "text": format!("private tpyo {pid}"), "at": 0, "outgoing": false, "edited": 0,
+        "deleted": false});
+    b.eval(&format!(
+        "onFrame({{data: {}}}); true",
+        json!(again.to_string())
+    ));
+    assert_eq!(
+        b.eval(&format!(
+            "[...document.querySelectorAll('#timeline li')].filter(l => l.dataset.key === {} && !l.querySelector('.edited')).length",
+            json!(key)
+        )),
+        json!(1),
+        "a private message repeated unchanged is one line, not marked edited"
+    );
+    chatctl(&["edit", &dm, &fixed_dm]);
+    b.wait(
+        Duration::from_secs(20),
+        &edited_line(&key, &fixed_dm),
+        "the private edit, in place and marked",
+    );
+    chatctl(&["delete", &dm]);
+    b.wait(
+        Duration::from_secs(20),
+        &deleted_line(&key),
+        "the private delete's placeholder",
+    );
+    Changed {
+        edited,
+        text: fixed,
+        deleted,
     }
-    false
 }
 
 /// `/metrics` parses, and its counters agree with `chatctl status --json`.

@@ -13,6 +13,7 @@ const state = {
   seen: new Set(),
   seenOrder: [],
   rooms: new Map(),          // room -> {lines: [], unread: 0}
+  byKey: new Map(),          // a shown message's key (its id; 'dm:' + id if private) -> it
   current: '',               // '' = every room
   canSend: false,
   me: { node: '', nick: '' },
@@ -75,19 +76,48 @@ function label(name) {
 }
 
 function line(m) {
-  const li = el('li', (m.mine ? 'mine' : '') + (m.private ? ' private' : ''));
-  li.dataset.id = m.id;
+  const li = el('li', (m.mine ? 'mine' : '') + (m.private ? ' private' : '') + (m.deleted ? ' deleted' : ''));
+  li.dataset.key = m.key;
   li.append(el('span', 'time', hhmmss(m.at)));
   if (state.current === '') li.append(el('span', 'room', label(m.room)));
   li.append(el('span', 'nick', m.from || '?'));
-  li.append(el('span', 'text', m.text));
+  if (m.deleted) {
+    li.append(el('span', 'gone', '(deleted)'));
+  } else {
+    li.append(el('span', 'text', m.text));
+    if (m.edited) {
+      const mark = el('span', 'edited', '(edited)');
+      mark.title = 'edited ' + hhmmss(m.edited);
+      li.append(mark);
+    }
+  }
   return li;
+}
+
+// A shown message now reads `text`, edited at `edited` (Unix ms; 0: never), or is gone
+// (`text` null: deleted). One not shown here (never, or no longer kept) is left alone.
+function change(key, text, edited) {
+  const m = state.byKey.get(key);
+  if (!m) return;
+  const deleted = text === null;
+  const now = { deleted, text: deleted ? '' : text, edited: deleted ? 0 : (edited || 0) };
+  if (m.deleted === now.deleted && m.text === now.text && m.edited === now.edited) return;
+  Object.assign(m, now);
+  for (const li of $('timeline').children) {
+    if (li.dataset.key === key) li.replaceWith(line(m));
+  }
 }
 
 function onMessage(m) {
   // The feed comes in this node's order: resume after the newest frame, seen before or not.
   state.lastId = m.id;
+  if (m.kind === 'edit' || m.kind === 'delete') {
+    change(m.target, m.kind === 'edit' ? m.text : null, m.at || 1);
+    return;
+  }
+  if (m.kind !== 'text' && m.kind !== 'event') return;   // newer than this page
   if (!remember(m.id)) return;
+  m.key = m.id;
   if (m.kind === 'event') {
     const log = $('events');
     const li = el('li', '', hhmmss(m.at) + '  ' + m.text);
@@ -101,10 +131,16 @@ function onMessage(m) {
 }
 
 // A private message of this page's account (only pages logged in with `chatctl web` get them).
+// The same message again is that message edited or deleted: its line is replaced.
 function onPrivate(f) {
-  if (!remember('dm:' + f.id)) return;
+  const key = 'dm:' + f.id;
+  if (!remember(key)) {
+    change(key, f.deleted ? null : f.text, f.edited);
+    return;
+  }
   const m = {
-    id: f.id, at: f.at, from: f.from, text: f.text, mine: !!f.outgoing, private: true,
+    id: f.id, key, at: f.at, from: f.from, text: f.deleted ? '' : f.text, mine: !!f.outgoing,
+    private: true, edited: f.deleted ? 0 : f.edited, deleted: !!f.deleted,
     room: f.group ? '+' + f.group : '@' + (f.outgoing ? f.to : f.from),
   };
   show(m);
@@ -113,7 +149,8 @@ function onPrivate(f) {
 function show(m) {
   const r = room(m.room);
   r.lines.push(m);
-  if (r.lines.length > MAX_PER_ROOM) r.lines.shift();
+  state.byKey.set(m.key, m);
+  if (r.lines.length > MAX_PER_ROOM) state.byKey.delete(r.lines.shift().key);
   if (state.current === '' || state.current === m.room) {
     const tl = $('timeline');
     const atBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 40;

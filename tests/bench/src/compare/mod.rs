@@ -172,7 +172,7 @@ async fn chatd_step(args: &crate::Args, chatd: &std::path::Path, n: usize) -> Re
         chatd,
         n,
         args.net,
-        crate::CONFIG,
+        &args.config(),
         args.worker_threads,
         args.dir.as_deref(),
     )
