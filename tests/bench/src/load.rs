@@ -22,7 +22,7 @@ const MAX_IN_FLIGHT: usize = 512;
 const ROOM: &str = "lobby";
 
 /// One arrival: step, sequence number, when.
-type Arrival = (u32, u64, Instant);
+pub type Arrival = (u32, u64, Instant);
 
 /// What one subscriber saw.
 #[derive(Default)]
@@ -128,11 +128,13 @@ async fn follow(
     }
 }
 
-fn text(step: u32, seq: u64) -> String {
+/// The text of message `seq` of step `step`.
+pub fn text(step: u32, seq: u64) -> String {
     format!("bench {step} {seq}")
 }
 
-fn parse_text(text: &str) -> Option<(u32, u64)> {
+/// The step and sequence number of a message's text, if it is one of [`text`]'s.
+pub fn parse_text(text: &str) -> Option<(u32, u64)> {
     let mut words = text.strip_prefix("bench ")?.split(' ');
     let step = words.next()?.parse().ok()?;
     let seq = words.next()?.parse().ok()?;
@@ -258,30 +260,53 @@ pub async fn run(
     let mut last = t0;
     for seen in &subs.seen {
         let seen = lock(seen);
-        let mut mine = Vec::new();
         out.lagged += seen.lagged;
         out.stream_errors += seen.errors;
-        let mut seqs = std::collections::HashSet::new();
-        for &(_, seq, at) in seen.arrivals.iter().filter(|a| a.0 == step.id) {
-            if !seqs.insert(seq) {
-                out.duplicates += 1;
-                continue;
-            }
-            let Some(Some(start)) = starts.get(seq as usize) else {
-                continue; // not a message of this step's successful sends
-            };
-            let us = micros(at.saturating_duration_since(*start));
-            out.latencies_us.push(us);
-            mine.push(us);
+        if let Some(at) = tally(&mut out, step.id, &starts, &seen.arrivals) {
             last = last.max(at);
         }
-        mine.sort_unstable();
-        out.node_p50.push(quantile(&mine, 0.5));
     }
+    finish(&mut out, t0, last);
+    Ok(out)
+}
+
+/// Adds one subscriber's arrivals of step `step` to `out`: the latency of each from the start of
+/// its send (`starts[seq]`, `None` for a failed send), duplicates counted apart, and the
+/// subscriber's median. Returns the last arrival's time, if any.
+pub fn tally(
+    out: &mut Outcome,
+    step: u32,
+    starts: &[Option<Instant>],
+    arrivals: &[Arrival],
+) -> Option<Instant> {
+    let micros = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let mut last = None::<Instant>;
+    let mut mine = Vec::new();
+    let mut seqs = std::collections::HashSet::new();
+    for &(_, seq, at) in arrivals.iter().filter(|a| a.0 == step) {
+        if !seqs.insert(seq) {
+            out.duplicates += 1;
+            continue;
+        }
+        let Some(Some(start)) = starts.get(seq as usize) else {
+            continue; // not a message of this step's successful sends
+        };
+        let us = micros(at.saturating_duration_since(*start));
+        out.latencies_us.push(us);
+        mine.push(us);
+        last = Some(last.map_or(at, |l| l.max(at)));
+    }
+    mine.sort_unstable();
+    out.node_p50.push(quantile(&mine, 0.5));
+    last
+}
+
+/// Completes `out` after every subscriber was [`tally`]ed: delivered count, sorted latencies,
+/// span from `t0` (the first message's due time) to `last` (the last arrival).
+pub fn finish(out: &mut Outcome, t0: Instant, last: Instant) {
     out.delivered = out.latencies_us.len() as u64;
     out.latencies_us.sort_unstable();
     out.span = last.saturating_duration_since(t0);
-    Ok(out)
 }
 
 /// Forgets what the subscribers saw so far (between steps).

@@ -13,6 +13,7 @@
 //! benchmark, not a test: it reports what it measured and fails only when a message is lost.
 
 mod cluster;
+mod compare;
 mod dm;
 mod edits;
 mod load;
@@ -30,9 +31,9 @@ use serde::Serialize;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Daemons to start.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(2..=200))]
-    nodes: u16,
+    /// Daemons to start (default 10; with --compare 20, and as many servers of each anchor).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(2..=200))]
+    nodes: Option<u16>,
     /// The chatd binary (default: `chatd` next to this program).
     #[arg(long)]
     chatd: Option<PathBuf>,
@@ -77,12 +78,40 @@ struct Args {
     /// every node's subscription times the edit's arrival.
     #[arg(long)]
     edits: bool,
+    /// Compare with IRC and NATS (issue 24): the latency step through a tree of ngircd
+    /// servers, a cluster of nats-server processes, then the chatd ring, in one run; prints one
+    /// table with the ratios chatd ÷ best anchor. The anchors listen on 127.0.(net+1).x and
+    /// 127.0.(net+2).x; install them with tests/bench/scripts/install-anchors.sh.
+    #[arg(long, conflicts_with_all = ["dm", "edits"])]
+    compare: bool,
+    /// The ngircd binary for --compare.
+    #[arg(long, default_value = "/usr/sbin/ngircd")]
+    ngircd: PathBuf,
+    /// The nats-server binary for --compare.
+    #[arg(long, default_value = "/usr/sbin/nats-server")]
+    nats_server: PathBuf,
     /// Turn the daemons' event log (`[log] events`, on by default) off, to measure its cost.
     #[arg(long)]
     no_event_log: bool,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
+}
+
+impl Args {
+    /// How many daemons (and anchor servers) to start.
+    fn node_count(&self) -> u16 {
+        self.nodes.unwrap_or(if self.compare { 20 } else { 10 })
+    }
+
+    /// The daemons' configuration file: [`CONFIG`], the event log off with --no-event-log.
+    fn config(&self) -> String {
+        if self.no_event_log {
+            format!("{CONFIG}[log]\nevents = false\n")
+        } else {
+            CONFIG.to_owned()
+        }
+    }
 }
 
 /// Settings of the benchmarked daemons: default ring timers; client and origin rate limits
@@ -174,6 +203,28 @@ fn main() -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    if args.compare {
+        let report = runtime.block_on(compare::run(&args, &chatd))?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            compare::print_table(&report);
+        }
+        if let Some(l) = report
+            .rows
+            .iter()
+            .find(|r| r.system == "chatd")
+            .and_then(|r| r.step.as_ref())
+            && (l.delivered != l.deliveries_expected || l.send_errors > 0)
+        {
+            bail!(
+                "chatd lost messages: {} of {} deliveries",
+                l.delivered,
+                l.deliveries_expected
+            );
+        }
+        return Ok(());
+    }
     let report = runtime.block_on(bench(&args, &chatd))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -205,7 +256,7 @@ fn main() -> Result<()> {
 }
 
 async fn bench(args: &Args, chatd: &std::path::Path) -> Result<Report> {
-    let n = usize::from(args.nodes);
+    let n = usize::from(args.node_count());
     let say = |msg: String| {
         if !args.json {
             eprintln!("{msg}");
@@ -215,11 +266,7 @@ async fn bench(args: &Args, chatd: &std::path::Path) -> Result<Report> {
         "starting {n} daemons on 127.0.{}.x, {} worker thread(s) each …",
         args.net, args.worker_threads
     ));
-    let config = if args.no_event_log {
-        format!("{CONFIG}[log]\nevents = false\n")
-    } else {
-        CONFIG.to_owned()
-    };
+    let config = args.config();
     let cluster = cluster::Cluster::start(
         chatd,
         n,
