@@ -344,7 +344,7 @@ impl Chat {
         author: Option<[u8; 32]>,
     ) -> Result<Local, SendError> {
         envelope::check_text(text)?;
-        let mut state = self.state();
+        let state = self.state();
         let seq = state.seq + 1;
         let message = envelope::sign(
             &self.inner.key,
@@ -359,12 +359,22 @@ impl Chat {
                 change: None,
             },
         )?;
-        let pos = match state.store.insert_own(&message).map_err(ChatError::from)? {
-            Insert::New(pos) => pos,
+        Ok(self.store_own(state, message)?)
+    }
+
+    /// Stores this node's own message or change `message` (numbered next), shows it to
+    /// local subscribers and counts it as sent.
+    fn store_own(
+        &self,
+        mut state: MutexGuard<'_, State>,
+        message: ChatMessage,
+    ) -> Result<Local, ChatError> {
+        let pos = match state.store.insert_own(&message)? {
+            Insert::New(pos) | Insert::Superseded(pos) => pos,
             // Only possible if the database was edited behind our back.
-            _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused")).into()),
+            _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused"))),
         };
-        state.seq = seq;
+        state.seq = message.seq;
         let stored = Arc::new(Stored { pos, message });
         self.inner.hub.publish(stored.clone());
         drop(state);
@@ -389,7 +399,7 @@ impl Chat {
         if let Some(text) = edit {
             envelope::check_text(text).map_err(SendError::from)?;
         }
-        let mut state = self.state();
+        let state = self.state();
         let Some(old) = state.store.find(&target).map_err(ChatError::from)? else {
             return Err(ChangeError::NotFound(target));
         };
@@ -417,20 +427,7 @@ impl Chat {
             },
         )
         .map_err(SendError::from)?;
-        let pos = match state.store.insert_own(&message).map_err(ChatError::from)? {
-            Insert::New(pos) | Insert::Superseded(pos) => pos,
-            _ => return Err(ChatError::Store(StoreError::Corrupt("own change refused")).into()),
-        };
-        state.seq = seq;
-        let stored = Arc::new(Stored { pos, message });
-        self.inner.hub.publish(stored.clone());
-        drop(state);
-        self.inner.counters.sent.fetch_add(1, Ordering::Relaxed);
-        Ok(Local {
-            seq: stored.message.seq,
-            wire: stored.message.wire.to_vec(),
-            stored,
-        })
+        Ok(self.store_own(state, message)?)
     }
 
     /// The stored message `id` as it stands now (edited, or deleted), if stored.
