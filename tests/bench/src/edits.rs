@@ -30,10 +30,13 @@ pub struct EditReport {
 }
 
 type Seen = Arc<Mutex<Vec<(String, Instant)>>>;
+/// Text messages a subscriber has seen.
+type Texts = Arc<std::sync::atomic::AtomicU64>;
 
 /// Runs `edits` edits at `rate` a second through `sockets[0]`, watched on every socket.
 pub async fn run(sockets: &[PathBuf], rate: f64, edits: u64) -> Result<EditReport> {
     let mut seen: Vec<Seen> = Vec::new();
+    let mut texts: Vec<Texts> = Vec::new();
     let mut tasks = Vec::new();
     for socket in sockets {
         let mut client =
@@ -47,19 +50,24 @@ pub async fn run(sockets: &[PathBuf], rate: f64, edits: u64) -> Result<EditRepor
             .with_context(|| format!("subscribing at {}", socket.display()))?
             .into_inner();
         let s: Seen = Arc::default();
-        let mine = s.clone();
+        let t: Texts = Arc::default();
+        let (mine, my_texts) = (s.clone(), t.clone());
         tasks.push(tokio::spawn(async move {
             let _keep = client;
             while let Ok(Some(r)) = stream.message().await {
-                if let Some(subscribe_response::Event::Message(m)) = r.event
-                    && m.kind == MessageKind::Edit as i32
-                {
+                let Some(subscribe_response::Event::Message(m)) = r.event else {
+                    continue;
+                };
+                if m.kind == MessageKind::Edit as i32 {
                     let mut v = mine.lock().unwrap_or_else(|e| e.into_inner());
                     v.push((m.target_id, Instant::now()));
+                } else if m.kind == MessageKind::Text as i32 {
+                    my_texts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }));
         seen.push(s);
+        texts.push(t);
     }
     let target = chatctl::client::Target::unix(&sockets[0]);
     let mut api = chatctl::client::chat_service(&target).await?;
@@ -77,7 +85,18 @@ pub async fn run(sockets: &[PathBuf], rate: f64, edits: u64) -> Result<EditRepor
             .context("a sent message")?;
         ids.push(m.id);
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every node has every message before the first edit (else an edit could wait, held,
+    // for its message and measure the message's delay).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while texts
+        .iter()
+        .any(|t| t.load(std::sync::atomic::Ordering::Relaxed) < edits)
+    {
+        if Instant::now() > deadline {
+            anyhow::bail!("the messages to edit did not reach every node within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let t0 = Instant::now();
     let mut started: HashMap<String, Instant> = HashMap::new();
     for (i, id) in ids.iter().enumerate() {

@@ -213,3 +213,21 @@ impl Cluster {
 fn short(id: &str) -> &str {
     id.get(..8).unwrap_or("(none)")
 }
+
+/// Whether any file under `dir` contains `needle`: the path of the first that does.
+pub fn found_in(dir: &std::path::Path, needle: &[u8]) -> Option<String> {
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p)
+                && bytes.windows(needle.len()).any(|w| w == needle)
+            {
+                return Some(p.display().to_string());
+            }
+        }
+    }
+    None
+}

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::cluster::{Cluster, poll};
+use crate::cluster::{Cluster, found_in, poll};
 
 /// How long the ring and the names may take.
 const FORM: Duration = Duration::from_secs(60);
@@ -40,24 +40,6 @@ fn search(c: &Cluster, i: usize, q: &str) -> Vec<String> {
         .iter()
         .map(|m| m["text"].as_str().unwrap_or("").to_owned())
         .collect()
-}
-
-/// Whether any file under `dir` contains `needle`.
-fn found_in(dir: &std::path::Path, needle: &[u8]) -> Option<String> {
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p)
-                && bytes.windows(needle.len()).any(|w| w == needle)
-            {
-                return Some(p.display().to_string());
-            }
-        }
-    }
-    None
 }
 
 #[test]

@@ -4,10 +4,9 @@
 //! a group message reaches every member and no one else; a blocked sender's message never
 //! shows (and the sender is not told).
 
-use std::path::Path;
 use std::time::Duration;
 
-use crate::cluster::{Cluster, poll};
+use crate::cluster::{Cluster, found_in, poll};
 
 /// How long the ring, the names and the key bundles may take.
 const FORM: Duration = Duration::from_secs(60);
@@ -45,24 +44,6 @@ fn status_of(c: &Cluster, i: usize, text: &str) -> Option<String> {
         .into_iter()
         .find(|m| m["outgoing"] == true && m["text"] == text)
         .and_then(|m| m["status"].as_str().map(str::to_owned))
-}
-
-/// Whether any file under `dir` contains `needle`.
-fn found_in(dir: &Path, needle: &[u8]) -> Option<String> {
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p)
-                && bytes.windows(needle.len()).any(|w| w == needle)
-            {
-                return Some(p.display().to_string());
-            }
-        }
-    }
-    None
 }
 
 #[test]
