@@ -113,6 +113,36 @@ impl Cluster {
         self.members.len() - 1
     }
 
+    /// A ring of nodes whose users hold `names` (node 0 founds it, the others join through
+    /// it), returned once the ring is correct and every node lists every name, within
+    /// `deadline` each.
+    pub fn named(net: u8, names: &[&str], deadline: Duration) -> Cluster {
+        let mut c = Cluster::new(net);
+        c.add_with_env(&[], &[("CHATD_NODE__NICKNAME", names[0])]);
+        let boot = [c.addr(0)];
+        for n in &names[1..] {
+            c.add_with_env(&boot, &[("CHATD_NODE__NICKNAME", n)]);
+        }
+        c.await_ring(deadline);
+        poll(deadline, Duration::from_millis(300), || {
+            c.live()
+                .into_iter()
+                .all(|i| {
+                    let v = c.json(&c.members[i].dir, &["users", "--json"]);
+                    v.is_some_and(|v| {
+                        names.iter().all(|n| {
+                            v["users"]
+                                .as_array()
+                                .is_some_and(|u| u.iter().any(|x| x["nickname"] == *n))
+                        })
+                    })
+                })
+                .then_some(())
+        })
+        .expect("every node lists every name");
+        c
+    }
+
     /// Restarts member `i` (stopped) on its old address with its old data directory.
     pub fn restart(&mut self, i: usize, bootstrap: &[SocketAddr]) -> String {
         let m = &self.members[i];

@@ -44,25 +44,8 @@ fn search(c: &Cluster, i: usize, q: &str) -> Vec<String> {
 
 #[test]
 fn edits_and_deletes_reach_every_node_even_one_that_was_down() {
-    let mut c = Cluster::new(23);
     let names = ["alice", "bob", "carol", "dave"];
-    c.add_with_env(&[], &[("CHATD_NODE__NICKNAME", names[0])]);
-    let boot = [c.addr(0)];
-    for n in &names[1..] {
-        c.add_with_env(&boot, &[("CHATD_NODE__NICKNAME", n)]);
-    }
-    c.await_ring(FORM);
-    poll(FORM, Duration::from_millis(300), || {
-        c.live()
-            .into_iter()
-            .all(|i| {
-                c.json(&c.members[i].dir, &["users", "--json"])
-                    .and_then(|v| v["users"].as_array().map(|u| u.len() >= names.len()))
-                    .unwrap_or(false)
-            })
-            .then_some(())
-    })
-    .expect("every node lists every name");
+    let mut c = Cluster::named(23, &names, FORM);
 
     // Alice says two things; everyone has both.
     let send = |text: &str| -> String {
@@ -169,18 +152,8 @@ fn edits_and_deletes_reach_every_node_even_one_that_was_down() {
 
 #[test]
 fn private_messages_are_edited_and_deleted_at_their_recipient() {
-    let mut c = Cluster::new(24);
     let names = ["alice", "bob"];
-    c.add_with_env(&[], &[("CHATD_NODE__NICKNAME", names[0])]);
-    c.add_with_env(&[c.addr(0)], &[("CHATD_NODE__NICKNAME", names[1])]);
-    c.await_ring(FORM);
-    poll(FORM, Duration::from_millis(300), || {
-        c.json(&c.members[0].dir, &["users", "--json"])
-            .and_then(|v| v["users"].as_array().map(|u| u.len() >= 2))
-            .unwrap_or(false)
-            .then_some(())
-    })
-    .expect("alice knows bob");
+    let c = Cluster::named(24, &names, FORM);
     let dms = |i: usize| lines(&ctl(&c, i, &["dms", "-n", "50", "--json"]));
     for text in ["private-one", "private-two"] {
         let out = ctl(&c, 0, &["dm", "bob", text]);

@@ -48,31 +48,8 @@ fn status_of(c: &Cluster, i: usize, text: &str) -> Option<String> {
 
 #[test]
 fn private_messages_reach_only_their_recipients_even_offline() {
-    let mut c = Cluster::new(22);
     let names = ["alice", "bob", "carol", "dave", "erin"];
-    c.add_with_env(&[], &[("CHATD_NODE__NICKNAME", names[0])]);
-    let boot = [c.addr(0)];
-    for n in &names[1..] {
-        c.add_with_env(&boot, &[("CHATD_NODE__NICKNAME", n)]);
-    }
-    c.await_ring(FORM);
-    // Everyone knows everyone's name.
-    poll(FORM, Duration::from_millis(300), || {
-        c.live()
-            .into_iter()
-            .all(|i| {
-                let v = c.json(&c.members[i].dir, &["users", "--json"]);
-                v.is_some_and(|v| {
-                    names.iter().all(|n| {
-                        v["users"]
-                            .as_array()
-                            .is_some_and(|u| u.iter().any(|x| x["nickname"] == *n))
-                    })
-                })
-            })
-            .then_some(())
-    })
-    .expect("every node lists every name");
+    let mut c = Cluster::named(22, &names, FORM);
 
     // 1. A direct message reaches Bob only, and is acknowledged end to end.
     let secret = "private-marker-7d1f0c";
