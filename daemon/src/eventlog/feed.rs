@@ -69,11 +69,27 @@ impl Feed {
             )
         });
         let mut stats = (!self.stats_every.is_zero()).then(|| every(self.stats_every, true));
+        // The last message written: after a lag of the hub, the rest comes from the store.
+        let mut last_pos = self
+            .chat
+            .before(i64::MAX, None, 1)
+            .ok()
+            .and_then(|rows| rows.last().map(|s| s.pos))
+            .unwrap_or(0);
         loop {
             tokio::select! {
                 r = next(&mut hub) => match r {
-                    Ok(stored) => self.message(&stored),
-                    Err(n) => self.missed(n),
+                    Ok(stored) if stored.pos > last_pos => {
+                        last_pos = stored.pos;
+                        self.message(&stored);
+                    }
+                    Ok(_) => {}
+                    Err(n) => {
+                        if let Err(e) = self.catch_up(&mut last_pos) {
+                            tracing::warn!(error = %e, "event log: cannot read the history after a lag");
+                            self.missed(n);
+                        }
+                    }
                 },
                 r = next(&mut users) => match r {
                     Ok(event) => self.user(&event),
@@ -90,6 +106,23 @@ impl Feed {
                     }
                 }
                 () = tick(&mut stats) => self.stats().await,
+            }
+        }
+    }
+
+    /// Writes what the store holds after `last_pos` (what a lag of the hub skipped), as a
+    /// subscription does after one.
+    fn catch_up(&self, last_pos: &mut i64) -> Result<(), crate::chat::ChatError> {
+        /// Rows read at a time.
+        const PAGE: usize = 256;
+        loop {
+            let page = self.chat.feed_after(*last_pos, None, PAGE)?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            *last_pos = last.pos;
+            for stored in &page {
+                self.message(stored);
             }
         }
     }
