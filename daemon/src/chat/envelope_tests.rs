@@ -68,6 +68,42 @@ fn resigned(msg: &ChatMessage, by: &SigningKey) -> Vec<u8> {
     ]))
 }
 
+/// The encoding of the curve's identity point (y = 1): a key of small order.
+const IDENTITY: [u8; 32] = {
+    let mut b = [0u8; 32];
+    b[0] = 1;
+    b
+};
+
+#[test]
+fn a_key_of_small_order_is_refused_even_with_a_signature_that_fits_every_message() {
+    // With the identity as key, R = identity and s = 0 satisfy RFC 8032's equation for any
+    // message: only the small-order check refuses it.
+    let room = Room::lobby();
+    let msg = sign(&key(), &draft(&room, "hello", None)).expect("signs");
+    let outer: Value = ciborium::from_reader(msg.wire.as_slice()).expect("cbor");
+    let [signed, _] = array::<2>(outer).expect("pair");
+    let inner: Value =
+        ciborium::from_reader(bytes(signed).expect("bytes").as_slice()).expect("cbor");
+    let Value::Array(mut fields) = inner else {
+        panic!("fields")
+    };
+    fields[1] = Value::Bytes(IDENTITY.to_vec());
+    let signed = to_vec(&Value::Array(fields));
+    let mut sig = IDENTITY.to_vec();
+    sig.extend_from_slice(&[0; 32]);
+    let forged = to_vec(&Value::Array(vec![Value::Bytes(signed), Value::Bytes(sig)]));
+    let weak = VerifyingKey::from_bytes(&IDENTITY).expect("decompresses");
+    assert!(weak.is_weak());
+    assert_eq!(open(&forged), Err(EnvelopeError::BadSignature));
+    let mut keys = OriginKeys::default();
+    assert_eq!(
+        open_with(&forged, &mut keys),
+        Err(EnvelopeError::BadSignature)
+    );
+    assert!(keys.is_empty(), "a refused key is not remembered");
+}
+
 #[test]
 fn remembered_keys_verify_like_fresh_ones() {
     let room = Room::lobby();

@@ -31,7 +31,14 @@ pub struct Files {
     max_bytes: u64,
     files: u32,
     current: File,
+    /// Bytes in `events.log`, those still in `pending` included.
     size: u64,
+    /// Lines appended but not yet written (one `write` per batch: [`Files::flush`]).
+    pending: Vec<u8>,
+    /// How many lines `pending` holds.
+    pending_lines: u64,
+    /// Lines dropped because writing them failed, not yet counted ([`Files::take_lost`]).
+    lost: u64,
 }
 
 /// One file of a snapshot: an open handle and the length to read up to.
@@ -57,6 +64,9 @@ impl Files {
             files,
             current,
             size,
+            pending: Vec::new(),
+            pending_lines: 0,
+            lost: 0,
         })
     }
 
@@ -72,18 +82,45 @@ impl Files {
     }
 
     /// Appends `line` (one record, newline included), rotating first if it would not fit.
+    /// The line is buffered: [`Files::flush`] writes it (every other method flushes first).
     pub fn append(&mut self, line: &str) -> io::Result<()> {
         let len = line.len() as u64;
         if self.size > 0 && self.size + len > self.max_bytes {
             self.rotate()?;
         }
-        self.current.write_all(line.as_bytes())?;
+        self.pending.extend_from_slice(line.as_bytes());
+        self.pending_lines += 1;
         self.size += len;
         Ok(())
     }
 
+    /// Writes the buffered lines with one `write`. On failure they are dropped (not retried
+    /// forever) and counted for [`Files::take_lost`].
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let result = self.current.write_all(&self.pending);
+        let lines = std::mem::take(&mut self.pending_lines);
+        let bytes = self.pending.len() as u64;
+        self.pending.clear();
+        if result.is_err() {
+            // What was not written is not in the file (a partial line is trimmed at the next
+            // start); the size counts what the file may hold at most.
+            self.size = self.size.saturating_sub(bytes);
+            self.lost += lines;
+        }
+        result
+    }
+
+    /// Lines dropped since the last call because writing them failed.
+    pub fn take_lost(&mut self) -> u64 {
+        std::mem::take(&mut self.lost)
+    }
+
     /// `events.log` becomes `events.log.1` (the oldest copy goes), and a new one starts.
     fn rotate(&mut self) -> io::Result<()> {
+        self.flush()?;
         let last = self.files - 1;
         if last == 0 {
             // A single file: start it over.
@@ -108,7 +145,8 @@ impl Files {
     }
 
     /// Every file, oldest first, opened now with its current length.
-    pub fn snapshot(&self) -> io::Result<Vec<Part>> {
+    pub fn snapshot(&mut self) -> io::Result<Vec<Part>> {
+        self.flush()?;
         let mut parts = Vec::new();
         for n in (1..self.files).rev() {
             match File::open(self.path(n)) {
@@ -127,6 +165,7 @@ impl Files {
     /// Removes the records logged before `cut_ms`: each file that starts with one is
     /// rewritten without them (a rotated file left empty is deleted). Returns how many went.
     pub fn prune(&mut self, cut_ms: u64) -> io::Result<usize> {
+        self.flush()?;
         let mut removed = 0;
         for n in (0..self.files).rev() {
             let path = self.path(n);
@@ -179,6 +218,7 @@ impl Files {
     /// digits), newest file first, back to the file that holds the message; returns how many
     /// records it blanked. The bytes are overwritten in place and forced to the disk.
     pub fn redact(&mut self, target: &str) -> io::Result<usize> {
+        self.flush()?;
         let needle = format!("\"{target}\"");
         let mut blanked = 0;
         for n in 0..self.files {
@@ -231,7 +271,8 @@ impl Files {
     }
 
     /// Forces what was written to the disk.
-    pub fn sync(&self) -> io::Result<()> {
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.flush()?;
         self.current.sync_data()
     }
 }

@@ -12,7 +12,7 @@ fn line(i: u64, text: &str) -> String {
     Record::line_of(Kind::Message, i, format!("{i} {text}")).line()
 }
 
-fn lines_of(files: &Files) -> Vec<Record> {
+fn lines_of(files: &mut Files) -> Vec<Record> {
     let mut out = Vec::new();
     for (f, len) in files.snapshot().expect("snapshot") {
         for_each_line(f, len, |l| {
@@ -47,6 +47,7 @@ fn a_burst_rotates_within_the_bound_and_keeps_the_newest_in_order() {
         files.append(&line(i, &"x".repeat(60))).expect("append");
         assert!(files.size() <= MAX);
     }
+    files.flush().expect("flush");
     let disk = on_disk(dir.path());
     let names: Vec<&str> = disk.iter().map(|(n, _, _)| n.as_str()).collect();
     assert_eq!(names, ["events.log", "events.log.1", "events.log.2"]);
@@ -56,7 +57,7 @@ fn a_burst_rotates_within_the_bound_and_keeps_the_newest_in_order() {
     }
     let total: u64 = disk.iter().map(|(_, l, _)| l).sum();
     assert!(total <= 3 * MAX && total > 2 * MAX, "{total}");
-    let kept = lines_of(&files);
+    let kept = lines_of(&mut files);
     // Oldest first, consecutive, ending with the last one written.
     assert_eq!(kept.last().map(|r| r.ts_ms), Some(19_999));
     for pair in kept.windows(2) {
@@ -71,17 +72,20 @@ fn one_file_starts_over_and_a_smaller_count_removes_the_extra_copies() {
     for i in 0..3000 {
         files.append(&line(i, &"y".repeat(60))).expect("append");
     }
+    files.flush().expect("flush");
     assert_eq!(on_disk(dir.path()).len(), 4);
     drop(files);
     let mut files = Files::open(dir.path(), MAX, 1).expect("reopen with one file");
+    files.flush().expect("flush");
     assert_eq!(on_disk(dir.path()).len(), 1, "rotated copies removed");
     for i in 3000..6000 {
         files.append(&line(i, &"y".repeat(60))).expect("append");
     }
+    files.flush().expect("flush");
     let disk = on_disk(dir.path());
     assert_eq!(disk.len(), 1);
     assert!(disk[0].1 <= MAX);
-    assert_eq!(lines_of(&files).last().map(|r| r.ts_ms), Some(5999));
+    assert_eq!(lines_of(&mut files).last().map(|r| r.ts_ms), Some(5999));
 }
 
 #[test]
@@ -93,9 +97,10 @@ fn a_line_cut_by_a_crash_is_removed_and_a_loose_mode_tightened() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let mut files = Files::open(dir.path(), MAX, 2).expect("open");
     assert_eq!(files.size(), whole.len() as u64);
+    files.flush().expect("flush");
     assert_eq!(on_disk(dir.path())[0].2, MODE);
     files.append(&line(3, "next")).expect("append");
-    let ts: Vec<u64> = lines_of(&files).iter().map(|r| r.ts_ms).collect();
+    let ts: Vec<u64> = lines_of(&mut files).iter().map(|r| r.ts_ms).collect();
     assert_eq!(ts, [1, 3]);
 }
 
@@ -130,13 +135,14 @@ fn prune_removes_old_records_from_every_file() {
         files.append(&line(i, &"w".repeat(60))).expect("append");
     }
     // Everything in the oldest copy and some of the next goes.
-    let first_kept = lines_of(&files)[0].ts_ms;
+    let first_kept = lines_of(&mut files)[0].ts_ms;
     let cut = first_kept + 800;
     let removed = files.prune(cut).expect("prune");
     assert_eq!(removed, 800);
-    let kept = lines_of(&files);
+    let kept = lines_of(&mut files);
     assert_eq!(kept.first().map(|r| r.ts_ms), Some(cut));
     assert_eq!(kept.last().map(|r| r.ts_ms), Some(1999));
+    files.flush().expect("flush");
     for (name, _, mode) in on_disk(dir.path()) {
         assert_eq!(mode, MODE, "{name}");
         assert!(!name.starts_with('.'), "no temporary file left: {name}");
@@ -144,8 +150,9 @@ fn prune_removes_old_records_from_every_file() {
     // Appending goes on in the rewritten file; pruning everything leaves an empty log.
     files.append(&line(5000, "after")).expect("append");
     assert_eq!(files.prune(u64::MAX).expect("prune all"), kept.len() + 1);
-    assert!(lines_of(&files).is_empty());
+    assert!(lines_of(&mut files).is_empty());
     assert_eq!(files.size(), 0);
+    files.flush().expect("flush");
     assert_eq!(on_disk(dir.path()).len(), 1, "empty rotated copies deleted");
     assert_eq!(files.prune(u64::MAX).expect("nothing"), 0);
 }
@@ -192,6 +199,7 @@ fn a_delete_blanks_the_message_and_its_edits_in_place_in_every_file() {
     keep.id = other.clone();
     keep.text = format!("quoting {target}: lantern");
     files.append(&keep.line()).expect("append");
+    files.flush().expect("flush");
     let before = on_disk(dir.path());
     assert!(before.len() >= 2, "the message is in a rotated file");
 
@@ -208,7 +216,7 @@ fn a_delete_blanks_the_message_and_its_edits_in_place_in_every_file() {
             "{gone}"
         );
     }
-    let records = lines_of(&files);
+    let records = lines_of(&mut files);
     let blank = records.iter().find(|r| r.id == target).expect("kept");
     assert!(blank.text.is_empty() && blank.kind == Kind::Message);
     let edit = records.iter().find(|r| r.target == target).expect("kept");
@@ -216,10 +224,38 @@ fn a_delete_blanks_the_message_and_its_edits_in_place_in_every_file() {
     // Another message that only mentions the id keeps its text; appending goes on.
     assert!(records.iter().any(|r| r.id == other && r.text == keep.text));
     files.append(&line(902, "after")).expect("append");
-    assert_eq!(lines_of(&files).last().map(|r| r.ts_ms), Some(902));
+    assert_eq!(lines_of(&mut files).last().map(|r| r.ts_ms), Some(902));
     assert_eq!(
         files.redact(&target).expect("again"),
         0,
         "nothing left to blank"
     );
+}
+
+#[test]
+fn lines_are_written_in_one_batch_and_a_failed_write_is_counted_not_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = Files::open(dir.path(), MAX, 2).expect("open");
+    files.append(&line(1, "first")).expect("append");
+    files.append(&line(2, "second")).expect("append");
+    let path = files.path(0);
+    assert_eq!(std::fs::metadata(&path).expect("meta").len(), 0, "buffered");
+    files.flush().expect("flush");
+    let written = std::fs::metadata(&path).expect("meta").len();
+    assert_eq!(written, files.size());
+    assert_eq!(files.take_lost(), 0);
+
+    // A handle that refuses writes: the batch is dropped and counted, the size stays true.
+    let writable = std::mem::replace(&mut files.current, File::open(&path).expect("read-only"));
+    for i in 3..6 {
+        files.append(&line(i, "lost")).expect("append");
+    }
+    assert!(files.flush().is_err());
+    assert_eq!(files.take_lost(), 3);
+    assert_eq!(files.take_lost(), 0, "counted once");
+    assert_eq!(files.size(), written);
+    files.current = writable;
+    files.append(&line(6, "after")).expect("append");
+    let ts: Vec<u64> = lines_of(&mut files).iter().map(|r| r.ts_ms).collect();
+    assert_eq!(ts, [1, 2, 6]);
 }
