@@ -102,6 +102,7 @@ impl EventLog {
             drops: drops.clone(),
             retention,
             last_warning: None,
+            unsent: Vec::new(),
         };
         let span = tracing::Span::current();
         let thread = std::thread::Builder::new()

@@ -64,6 +64,9 @@ pub(super) struct Writer {
     /// `chat.retention_days`.
     pub(super) retention: Option<Duration>,
     pub(super) last_warning: Option<Instant>,
+    /// Lines appended but not yet told to followers: a follower sees a line once it is in
+    /// the file ([`Writer::flush`]).
+    pub(super) unsent: Vec<Arc<str>>,
 }
 
 impl Writer {
@@ -93,8 +96,8 @@ impl Writer {
         self.sync();
     }
 
-    /// Writes the buffered lines, and counts those lost to a failed write (here or in a
-    /// rotation, snapshot, pruning or blanking, which write what is buffered first).
+    /// Writes the buffered lines, then tells followers; counts the lines lost to a failed
+    /// write (here or in a rotation, pruning or blanking, which write what is buffered first).
     fn flush(&mut self) {
         if let Err(e) = self.files.flush() {
             self.warn("could not write to the event log", &e);
@@ -102,6 +105,13 @@ impl Writer {
         let lost = self.files.take_lost();
         if lost > 0 {
             self.drops.write_failed.fetch_add(lost, Ordering::Relaxed);
+            // Which of the batch's lines reached the file is not known: followers are not
+            // shown lines the file may lack.
+            self.unsent.clear();
+        }
+        for line in self.unsent.drain(..) {
+            // Nobody following is not an error.
+            let _ = self.live.send(line);
         }
     }
 
@@ -110,6 +120,8 @@ impl Writer {
         match input {
             Input::Record(r) => self.write(&r),
             Input::Snapshot(reply) => {
+                // Lines written before the snapshot are in its files, not in its follower.
+                self.flush();
                 let snap = self.files.snapshot().map(|parts| Snapshot {
                     parts,
                     live: self.live.subscribe(),
@@ -128,10 +140,7 @@ impl Writer {
     fn write(&mut self, r: &Record) {
         let line = r.line();
         match self.files.append(&line) {
-            Ok(()) => {
-                // Followers only; nobody following is not an error.
-                let _ = self.live.send(Arc::from(line.as_str()));
-            }
+            Ok(()) => self.unsent.push(Arc::from(line.as_str())),
             Err(e) => {
                 self.drops.write_failed.fetch_add(1, Ordering::Relaxed);
                 self.warn("could not write to the event log", &e);
