@@ -6,8 +6,8 @@
 //! at once: `Send` goes to the transport (which never blocks), `SetTimer` to the timer heap
 //! (the driver sleeps until the earliest timer the overlay still wants), then `Event`s update
 //! the node's `joined` flag, hand deliveries to the [`super::Inbox`], records' events to the
-//! [`super::RecordSink`] and direct delivery's to the [`super::DirectSink`], and the rest
-//! (not deliveries) go to subscribers.
+//! [`super::RecordSink`] and direct delivery's to the [`super::DirectSink`], and the rest go to
+//! subscribers.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -276,18 +276,9 @@ impl Driver {
             Event::PredecessorChanged(p) => {
                 debug!(predecessor = ?p.map(|p| p.id.short()), "predecessor changed")
             }
-            // Broadcasts' events stay here: deliveries go to the inbox only (nobody else
-            // reads them, and a copy of every message for the event channel's readers would
-            // cost each of them a wake-up).
-            Event::Broadcast(e) => {
-                match e {
-                    BroadcastEvent::Deliver { env, .. } => self.inbox.deliver(env),
-                    BroadcastEvent::Refused { seq, error } => {
-                        warn!(seq, %error, "broadcast refused by the overlay")
-                    }
-                    BroadcastEvent::Done(_) => {}
-                }
-                return;
+            Event::Broadcast(BroadcastEvent::Deliver { env, .. }) => self.inbox.deliver(env),
+            Event::Broadcast(BroadcastEvent::Refused { seq, error }) => {
+                warn!(seq, %error, "broadcast refused by the overlay")
             }
             _ => {}
         }
