@@ -35,8 +35,6 @@ pub struct Files {
     size: u64,
     /// Lines appended but not yet written (one `write` per batch: [`Files::flush`]).
     pending: Vec<u8>,
-    /// How many lines `pending` holds.
-    pending_lines: u64,
     /// Lines dropped because writing them failed, not yet counted ([`Files::take_lost`]).
     lost: u64,
 }
@@ -65,7 +63,6 @@ impl Files {
             current,
             size,
             pending: Vec::new(),
-            pending_lines: 0,
             lost: 0,
         })
     }
@@ -89,7 +86,6 @@ impl Files {
             self.rotate()?;
         }
         self.pending.extend_from_slice(line.as_bytes());
-        self.pending_lines += 1;
         self.size += len;
         Ok(())
     }
@@ -101,15 +97,14 @@ impl Files {
             return Ok(());
         }
         let result = self.current.write_all(&self.pending);
-        let lines = std::mem::take(&mut self.pending_lines);
-        let bytes = self.pending.len() as u64;
-        self.pending.clear();
         if result.is_err() {
             // What was not written is not in the file (a partial line is trimmed at the next
-            // start); the size counts what the file may hold at most.
-            self.size = self.size.saturating_sub(bytes);
-            self.lost += lines;
+            // start); the size counts what the file may hold at most. A record's line holds
+            // one newline, its last byte (JSON escapes any other).
+            self.size = self.size.saturating_sub(self.pending.len() as u64);
+            self.lost += self.pending.iter().filter(|&&b| b == b'\n').count() as u64;
         }
+        self.pending.clear();
         result
     }
 

@@ -76,7 +76,6 @@ fn one_file_starts_over_and_a_smaller_count_removes_the_extra_copies() {
     assert_eq!(on_disk(dir.path()).len(), 4);
     drop(files);
     let mut files = Files::open(dir.path(), MAX, 1).expect("reopen with one file");
-    files.flush().expect("flush");
     assert_eq!(on_disk(dir.path()).len(), 1, "rotated copies removed");
     for i in 3000..6000 {
         files.append(&line(i, &"y".repeat(60))).expect("append");
@@ -97,7 +96,6 @@ fn a_line_cut_by_a_crash_is_removed_and_a_loose_mode_tightened() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let mut files = Files::open(dir.path(), MAX, 2).expect("open");
     assert_eq!(files.size(), whole.len() as u64);
-    files.flush().expect("flush");
     assert_eq!(on_disk(dir.path())[0].2, MODE);
     files.append(&line(3, "next")).expect("append");
     let ts: Vec<u64> = lines_of(&mut files).iter().map(|r| r.ts_ms).collect();
@@ -142,7 +140,6 @@ fn prune_removes_old_records_from_every_file() {
     let kept = lines_of(&mut files);
     assert_eq!(kept.first().map(|r| r.ts_ms), Some(cut));
     assert_eq!(kept.last().map(|r| r.ts_ms), Some(1999));
-    files.flush().expect("flush");
     for (name, _, mode) in on_disk(dir.path()) {
         assert_eq!(mode, MODE, "{name}");
         assert!(!name.starts_with('.'), "no temporary file left: {name}");
@@ -152,7 +149,6 @@ fn prune_removes_old_records_from_every_file() {
     assert_eq!(files.prune(u64::MAX).expect("prune all"), kept.len() + 1);
     assert!(lines_of(&mut files).is_empty());
     assert_eq!(files.size(), 0);
-    files.flush().expect("flush");
     assert_eq!(on_disk(dir.path()).len(), 1, "empty rotated copies deleted");
     assert_eq!(files.prune(u64::MAX).expect("nothing"), 0);
 }
