@@ -491,6 +491,60 @@ fn a_mailbox_item_taken_after_its_senders_bundle_arrived_is_removed() {
 }
 
 #[test]
+fn a_failed_fetch_of_the_senders_bundle_is_retried_until_the_waiting_item_shows() {
+    // Bob's first lookup of Alice's bundle finds nothing (not yet where the lookup went): the
+    // item waits, the fetch is asked again on a later tick (not only when another item
+    // comes), and once it succeeds the message shows. Items waiting too long are let go.
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    net.with(a, |e, now| e.send_text(b, "first", now))
+        .expect("sends");
+    net.tick_all();
+    let (_, value) = net.wire.remove(0);
+    let fetches = |acts: &[Action]| {
+        acts.iter()
+            .filter(|x| matches!(x, Action::FetchBundle { peer } if *peer == a))
+            .count()
+    };
+    let acts = net.with(b, |e, now| e.receive(vec![(None, value.clone())], now));
+    assert_eq!(fetches(&acts), 1, "{acts:?}");
+    assert!(
+        net.with(b, |e, now| e.bundle_fetched(a, None, now))
+            .is_empty()
+    );
+    // Not again before the retry interval, then again.
+    net.now += 1_000;
+    assert_eq!(fetches(&net.with(b, Engine::tick)), 0);
+    net.now += crate::engine::FETCH_RETRY_MS;
+    let acts = net.with(b, Engine::tick);
+    assert_eq!(fetches(&acts), 1, "{acts:?}");
+    let bundle = net.engines[&a].bundle();
+    let acts = net.with(b, |e, now| e.bundle_fetched(a, Some(bundle), now));
+    assert!(
+        acts.iter()
+            .any(|x| matches!(x, Action::Show(s) if s.text == "first")),
+        "{acts:?}"
+    );
+    // Nothing waits now: no more fetches.
+    net.now += crate::engine::FETCH_RETRY_MS;
+    assert_eq!(fetches(&net.with(b, Engine::tick)), 0);
+
+    // A sender whose bundle never appears: retried until the items are let go, then not.
+    let mut net = Net::new(2);
+    net.with(a, |e, now| e.send_text(b, "lost", now))
+        .expect("sends");
+    net.tick_all();
+    let (_, value) = net.wire.remove(0);
+    net.with(b, |e, now| e.receive(vec![(None, value)], now));
+    net.now += crate::engine::UNBUNDLED_WAIT_MS - 1;
+    assert_eq!(fetches(&net.with(b, Engine::tick)), 1);
+    net.now += 1;
+    assert_eq!(fetches(&net.with(b, Engine::tick)), 0);
+    net.now += crate::engine::FETCH_RETRY_MS;
+    assert_eq!(fetches(&net.with(b, Engine::tick)), 0);
+}
+
+#[test]
 fn edits_and_deletes_follow_their_message_to_every_recipient() {
     let mut net = Net::new(3);
     let (a, b, c) = (Net::key(1), Net::key(2), Net::key(3));

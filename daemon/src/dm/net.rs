@@ -66,6 +66,9 @@ impl Dm {
                     }
                 };
                 let found = bundle.is_some();
+                if !found {
+                    debug!("no key bundle found for a peer (yet); the engine asks again");
+                }
                 let _ = self.act(signer, |e, now| ((), e.bundle_fetched(peer, bundle, now)));
                 if found {
                     // Items that waited in the mailbox for this bundle.

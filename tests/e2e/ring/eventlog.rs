@@ -261,7 +261,29 @@ fn the_recipients_log_shows_public_texts_and_private_metadata_only() {
             .iter()
             .all(|b| seen.iter().any(|r| r["text"] == b.as_str()))
     });
-    assert!(all_seen, "the follower saw every message of the burst");
+    if !all_seen {
+        let missing: Vec<usize> = (0..burst.len())
+            .filter(|&i| !seen.iter().any(|r| r["text"] == burst[i].as_str()))
+            .collect();
+        let in_file: Vec<usize> = missing
+            .iter()
+            .copied()
+            .filter(|&i| holds(&log_files(&c.members[1].dir.join("data")), &burst[i][..9]))
+            .collect();
+        let status = c.status(1);
+        let log = c.members[1]
+            .daemon
+            .as_ref()
+            .map(|d| d.log())
+            .unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "the follower missed burst messages {missing:?} (in bob's files: {in_file:?}); \
+             follower exited: {:?}; bob's status: {status:?}\nbob's log, newest first:\n{}",
+            follower.try_wait(),
+            tail.join("\n")
+        );
+    }
     let files = log_files(&c.members[1].dir.join("data"));
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["events.log", "events.log.1"]);

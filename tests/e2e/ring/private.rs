@@ -38,6 +38,29 @@ fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
         .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
 }
 
+/// What a failed wait needs to be understood: each of `members`' private messages (their
+/// status; the texts are the test's own markers), its view of the users, and the last lines
+/// of its log.
+fn diagnose(c: &Cluster, members: &[usize]) -> String {
+    let mut out = String::new();
+    for &i in members {
+        let users = ctl(c, i, &["users", "--json"]);
+        let log = c.members[i]
+            .daemon
+            .as_ref()
+            .map(|d| d.log())
+            .unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        out += &format!(
+            "--- member {i}: dms {:?}\nusers {}\nlog (last 60 lines, newest first):\n{}\n",
+            dms(c, i),
+            String::from_utf8_lossy(&users.stdout),
+            tail.join("\n")
+        );
+    }
+    out
+}
+
 /// The status of member `i`'s sent message with `text`.
 fn status_of(c: &Cluster, i: usize, text: &str) -> Option<String> {
     dms(c, i)
@@ -59,10 +82,16 @@ fn private_messages_reach_only_their_recipients_even_offline() {
         "{}",
         String::from_utf8_lossy(&sent.stderr)
     );
-    poll(ARRIVE, Duration::from_millis(200), || {
+    if poll(ARRIVE, Duration::from_millis(200), || {
         texts(&c, 1).iter().any(|t| t == secret).then_some(())
     })
-    .expect("bob gets alice's message");
+    .is_none()
+    {
+        panic!(
+            "bob does not get alice's message\n{}",
+            diagnose(&c, &[0, 1])
+        );
+    }
     let shown = dms(&c, 1);
     let m = shown.iter().find(|m| m["text"] == secret).expect("shown");
     assert_eq!(m["from"], "alice");

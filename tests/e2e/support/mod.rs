@@ -167,7 +167,12 @@ impl Sandbox {
         cmd.env_clear()
             .env("HOME", self.home())
             .env("XDG_RUNTIME_DIR", self.runtime_dir())
-            .env("CHATD_LOG", "info")
+            // `CHATD_TEST_LOG` (a filter, e.g. `info,chatd::dm=debug`) sets the daemons' log
+            // filter for a test run under investigation.
+            .env(
+                "CHATD_LOG",
+                std::env::var("CHATD_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null());
     }
 

@@ -47,7 +47,11 @@ const FRESH_BEFORE_MS: u64 = 3_600_000;
 /// A peer's bundle is fetched again when a session must be made and it is older than this.
 pub const BUNDLE_MAX_AGE_MS: u64 = 3_600_000;
 /// A missing bundle (not yet published, or the lookup failed) is fetched again this soon.
-const FETCH_RETRY_MS: u64 = 5_000;
+pub(crate) const FETCH_RETRY_MS: u64 = 5_000;
+/// Items waiting for their sender's bundle are kept this long at most while its fetch is
+/// retried; then they are let go (the sender sends again until acknowledged, and a mailbox
+/// item is read again at the next drain).
+pub const UNBUNDLED_WAIT_MS: u64 = 10 * 60_000;
 /// Keys are rotated this often (of running time).
 pub const ROTATE_MS: u64 = 7 * 24 * 3_600_000;
 /// Olm sessions kept per peer.
@@ -151,6 +155,8 @@ pub(crate) struct Peer {
     /// Items waiting for this peer's bundle, with their mailbox hashes so that they are removed
     /// once taken (not persisted: the sender sends again).
     pub unbundled: Vec<Item>,
+    /// When the oldest of `unbundled` arrived.
+    pub unbundled_ms: u64,
 }
 
 impl Peer {
@@ -165,6 +171,7 @@ impl Peer {
             inn: InStream::default(),
             ack_owed: false,
             unbundled: Vec::new(),
+            unbundled_ms: 0,
         }
     }
 }
@@ -368,6 +375,16 @@ impl Engine {
         let mut actions = Vec::new();
         let mut due: Vec<([u8; 32], Vec<u64>)> = Vec::new();
         for (to, peer) in &mut self.peers {
+            if !peer.unbundled.is_empty() && peer.bundle.is_none() {
+                // Received items wait for the sender's bundle: its fetch failed or found
+                // nothing (not yet stored where the lookup went); ask again.
+                if now_ms.saturating_sub(peer.unbundled_ms) >= UNBUNDLED_WAIT_MS {
+                    peer.unbundled.clear();
+                } else if now_ms.saturating_sub(peer.fetch_ms) >= FETCH_RETRY_MS {
+                    peer.fetch_ms = now_ms;
+                    actions.push(Action::FetchBundle { peer: *to });
+                }
+            }
             let mut seqs = Vec::new();
             let mut expired = Vec::new();
             for (seq, p) in &mut peer.out.pending {

@@ -7,7 +7,7 @@
 
 use vodozemac::olm::{DecryptionError, OlmMessage, SessionConfig};
 
-use super::{Action, Engine, Item, Peer, Shown};
+use super::{Action, Engine, FETCH_RETRY_MS, Item, Peer, Shown};
 use crate::payload::{Body, Conv, Payload};
 use crate::stream::{Accepted, Status};
 use crate::{Dropped, MAX_HELD_PER_PEER, MAX_PEERS};
@@ -145,10 +145,13 @@ impl Engine {
             && !replay
         {
             let Some(bundle) = &peer.bundle else {
+                if peer.unbundled.is_empty() {
+                    peer.unbundled_ms = now_ms;
+                }
                 if peer.unbundled.len() < MAX_UNBUNDLED {
                     peer.unbundled.push((hash, o.raw.clone()));
                 }
-                if peer.fetch_ms == 0 || now_ms.saturating_sub(peer.fetch_ms) >= 5_000 {
+                if peer.fetch_ms == 0 || now_ms.saturating_sub(peer.fetch_ms) >= FETCH_RETRY_MS {
                     peer.fetch_ms = now_ms;
                     actions.push(Action::FetchBundle { peer: o.sender });
                 }
