@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chat_overlay::{Event as RingEvent, NodeId, Peer};
+use chat_overlay::{NodeId, Peer};
 use tokio::sync::{Notify, broadcast, watch};
 use tracing::{debug, info, warn};
 
@@ -133,7 +133,6 @@ pub struct People {
     wake: Notify,
     pending: Mutex<Vec<publish::Pending>>,
     held: Mutex<batch::Held>,
-    predecessor: Mutex<Option<Peer>>,
 }
 
 impl People {
@@ -159,7 +158,6 @@ impl People {
             wake: Notify::new(),
             pending: Mutex::new(Vec::new()),
             held: Mutex::new(batch::Held::default()),
-            predecessor: Mutex::new(None),
         });
         people.host(Who::Operator)?;
         for who in hosted_before(data_dir) {
@@ -547,7 +545,7 @@ impl People {
     pub async fn run(self: Arc<Self>, ring: RingHandle, mut joined: watch::Receiver<bool>) {
         let mut lost = self.records.lost_names();
         let mut held = self.records.held_items();
-        let mut ring_events = ring.subscribe();
+        let mut predecessors = ring.predecessor();
         while !*joined.borrow_and_update() {
             if joined.changed().await.is_err() {
                 return;
@@ -567,7 +565,7 @@ impl People {
                     let (due, wait): (Vec<_>, Vec<_>) =
                         suspects.drain(..).partition(|(_, at)| *at <= now);
                     suspects = wait;
-                    let pred = *self.predecessor.lock().unwrap_or_else(|p| p.into_inner());
+                    let pred = *predecessors.borrow();
                     for (dead, _) in due {
                         // Still outside the ring (not back as our predecessor, nor between it
                         // and us)?
@@ -579,28 +577,27 @@ impl People {
                 }
                 Some(r) = recv(&mut held) => self.held_items().offer(r, unix_ms()),
                 () = self.wake.notified() => self.on_tick(&ring).await,
-                ev = ring_events.recv() => match ev {
-                    Ok(RingEvent::PredecessorChanged(new)) => {
-                        *self.predecessor.lock().unwrap_or_else(|p| p.into_inner()) = new;
-                        let me = NodeId(self.node);
-                        let mut gone: Vec<NodeId> = vanished(predecessor, new, me).into_iter().collect();
-                        // Nodes whose users show online but that lie between our new
-                        // predecessor and us are not in the ring either (the predecessor we
-                        // knew may have died after them, before reporting them).
-                        if let Some(p) = new {
-                            gone.extend(self.directory().online_nodes_between(&p.id, &me));
-                        }
-                        let at = std::time::Instant::now() + REPORT_AFTER;
-                        for dead in gone {
-                            if suspects.len() < MAX_SUSPECTS && !suspects.iter().any(|(d, _)| *d == dead) {
-                                suspects.push((dead, at));
-                            }
-                        }
-                        predecessor = new;
+                changed = predecessors.changed() => {
+                    if changed.is_err() {
+                        return; // the ring driver is gone
                     }
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
+                    let new = *predecessors.borrow_and_update();
+                    let me = NodeId(self.node);
+                    let mut gone: Vec<NodeId> = vanished(predecessor, new, me).into_iter().collect();
+                    // Nodes whose users show online but that lie between our new
+                    // predecessor and us are not in the ring either (the predecessor we
+                    // knew may have died after them, before reporting them).
+                    if let Some(p) = new {
+                        gone.extend(self.directory().online_nodes_between(&p.id, &me));
+                    }
+                    let at = std::time::Instant::now() + REPORT_AFTER;
+                    for dead in gone {
+                        if suspects.len() < MAX_SUSPECTS && !suspects.iter().any(|(d, _)| *d == dead) {
+                            suspects.push((dead, at));
+                        }
+                    }
+                    predecessor = new;
+                }
                 Some(l) = recv(&mut lost) => {
                     let h = self.all_hosted().into_iter().find(|h| h.account == l.owner);
                     if let Some(h) = h {

@@ -136,7 +136,7 @@ impl People {
     /// On the node holding an ended epoch: broadcasts its items (in as few events as fit).
     pub(super) async fn flush_epochs(&self, ring: &RingHandle) {
         let me = NodeId(self.node);
-        let pred = *self.predecessor.lock().unwrap_or_else(|p| p.into_inner());
+        let pred = *ring.predecessor().borrow();
         let due = self.held_items().due(unix_ms(), |loc| match pred {
             None => true,
             Some(p) => *loc == me || loc.in_open(&p.id, &me),

@@ -5,15 +5,17 @@
 //! the overlay's own timers, and from [`DriverCommand`]s. After each input the outputs are executed
 //! at once: `Send` goes to the transport (which never blocks), `SetTimer` to the timer heap
 //! (the driver sleeps until the earliest timer the overlay still wants), then `Event`s update
-//! the node's `joined` flag, hand deliveries to the [`super::Inbox`], records' events to the
-//! [`super::RecordSink`] and direct delivery's to the [`super::DirectSink`], and the rest go to
-//! subscribers.
+//! the node's `joined` flag and its predecessor watch ([`super::RingHandle::predecessor`]),
+//! hand deliveries to the [`super::Inbox`], records' events to the [`super::RecordSink`] and
+//! direct delivery's to the [`super::DirectSink`], all inline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_overlay::{BroadcastError, BroadcastEvent, Event, Input, Message, Output, Phase, Time};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use chat_overlay::{
+    BroadcastError, BroadcastEvent, Event, Input, Message, Output, Peer, Phase, Time,
+};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use super::timers::Timers;
@@ -62,7 +64,7 @@ pub(super) struct Driver {
     membership: Arc<Membership>,
     overlay: chat_overlay::Overlay,
     transport: Transport<Message>,
-    events: broadcast::Sender<Event>,
+    predecessor: watch::Sender<Option<Peer>>,
     timers: Timers,
     epoch: Instant,
     leave_waiters: Vec<oneshot::Sender<()>>,
@@ -76,7 +78,7 @@ impl Driver {
         membership: Arc<Membership>,
         overlay: chat_overlay::Overlay,
         transport: Transport<Message>,
-        events: broadcast::Sender<Event>,
+        predecessor: watch::Sender<Option<Peer>>,
         inbox: Arc<dyn super::Inbox>,
         records: Arc<dyn super::RecordSink>,
         direct: Arc<dyn super::DirectSink>,
@@ -85,7 +87,7 @@ impl Driver {
             membership,
             overlay,
             transport,
-            events,
+            predecessor,
             timers: Timers::default(),
             epoch: Instant::now(),
             leave_waiters: Vec::new(),
@@ -237,23 +239,17 @@ impl Driver {
         }
     }
 
+    /// Hands one event to whoever needs it, inline: no event is copied into a channel that
+    /// readers must wake for (a delivery is the inbox's alone; a copy of every message for
+    /// other readers cost each of them a wake-up per message).
     fn on_event(&mut self, event: Event) {
-        let event = match event {
-            // Records' events go to the records service only (they may carry records, and
-            // answers must not be lost to a lagging subscriber).
-            Event::Records(e) => {
-                self.records.event(e);
-                return;
+        match event {
+            Event::Records(e) => self.records.event(e),
+            Event::Direct(e) => self.direct.event(e),
+            Event::Broadcast(BroadcastEvent::Deliver { env, .. }) => self.inbox.deliver(&env),
+            Event::Broadcast(BroadcastEvent::Refused { seq, error }) => {
+                warn!(seq, %error, "broadcast refused by the overlay")
             }
-            // Direct events go to the direct service only (bodies are private, and outcomes
-            // must not be lost to a lagging subscriber).
-            Event::Direct(e) => {
-                self.direct.event(e);
-                return;
-            }
-            e => e,
-        };
-        match &event {
             Event::Joined => {
                 info!(
                     ring_size = self.overlay.ring_size_estimate(),
@@ -274,15 +270,11 @@ impl Driver {
                 debug!(successor = ?p.map(|p| p.id.short()), "successor changed")
             }
             Event::PredecessorChanged(p) => {
-                debug!(predecessor = ?p.map(|p| p.id.short()), "predecessor changed")
-            }
-            Event::Broadcast(BroadcastEvent::Deliver { env, .. }) => self.inbox.deliver(env),
-            Event::Broadcast(BroadcastEvent::Refused { seq, error }) => {
-                warn!(seq, %error, "broadcast refused by the overlay")
+                debug!(predecessor = ?p.map(|p| p.id.short()), "predecessor changed");
+                self.predecessor.send_replace(p);
             }
             _ => {}
         }
-        let _ = self.events.send(event);
     }
 
     fn view(&self) -> RingView {

@@ -21,9 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_overlay::ring::{Finger, Stats};
-use chat_overlay::{ChordConfig, Event, Input, Message, Peer};
+use chat_overlay::{ChordConfig, Input, Message, Peer};
 use ed25519_dalek::SigningKey;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::node::Node;
 use crate::supervise::Tasks;
@@ -34,8 +34,6 @@ const COMMAND_QUEUE: usize = 256;
 /// Messages from peers queued to the driver (beyond this, readers wait: QUIC flow control
 /// then slows the peers down).
 const INBOUND_QUEUE: usize = 1024;
-/// Events buffered per subscriber.
-const EVENT_BUFFER: usize = 256;
 
 /// What the driver is asked to do.
 pub enum DriverCommand {
@@ -158,7 +156,7 @@ pub struct RingConfig {
 pub struct RingHandle {
     commands: mpsc::Sender<DriverCommand>,
     transport: Transport<Message>,
-    events: broadcast::Sender<Event>,
+    predecessor: watch::Receiver<Option<Peer>>,
 }
 
 impl std::fmt::Debug for RingHandle {
@@ -198,7 +196,7 @@ pub fn start(
             source,
         })?;
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let (predecessor_tx, predecessor) = watch::channel(None);
     let me = Peer {
         id: node.id(),
         addr: advertised(listen),
@@ -219,7 +217,7 @@ pub fn start(
         node.membership(),
         overlay,
         transport.clone(),
-        events.clone(),
+        predecessor_tx,
         inbox,
         records,
         direct,
@@ -260,7 +258,7 @@ pub fn start(
     Ok(RingHandle {
         commands,
         transport,
-        events,
+        predecessor,
     })
 }
 
@@ -372,9 +370,11 @@ impl RingHandle {
         m
     }
 
-    /// Overlay events (joined, neighbours changed, lookups done, …) from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+    /// The node's predecessor on the ring as the overlay last reported it (`None`: none
+    /// known). A watch, not a queue: a reader that was busy sees the latest value, never a
+    /// backlog of stale ones, and nothing else the driver does wakes it.
+    pub fn predecessor(&self) -> watch::Receiver<Option<Peer>> {
+        self.predecessor.clone()
     }
 
     /// The transport, for sending wire messages directly.
