@@ -233,6 +233,16 @@ fn the_recipients_log_shows_public_texts_and_private_metadata_only() {
         .spawn()
         .expect("chatctl log -f");
     let lines = line_reader(&mut follower);
+    // The follower is attached once it shows a record (Bob writes a `stats` record every
+    // second): a burst sent before that would partly precede the follow (`-n 0`).
+    let mut seen: Vec<Value> = Vec::new();
+    let attached = wait_until(ARRIVE, || {
+        while let Ok(l) = lines.try_recv() {
+            seen.push(serde_json::from_str(&l).expect("json"));
+        }
+        !seen.is_empty()
+    });
+    assert!(attached, "chatctl log -f shows the next stats record");
     let burst: Vec<String> = (0..40)
         .map(|i| format!("burst-{i:02}-{}", "x".repeat(3990)))
         .collect();
@@ -251,7 +261,6 @@ fn the_recipients_log_shows_public_texts_and_private_metadata_only() {
         .expect("write");
     drop(stdin);
     assert!(send.wait().expect("send exits").success());
-    let mut seen = Vec::new();
     let all_seen = wait_until(ARRIVE, || {
         while let Ok(l) = lines.try_recv() {
             let v: Value = serde_json::from_str(&l).expect("json");
