@@ -129,6 +129,16 @@ impl Net {
         f(self.engines.get_mut(&who).expect("engine"), now)
     }
 
+    /// Account `from`'s message `text` to `to`, sealed, as it left (taken off the wire).
+    fn sealed(&mut self, from: u8, to: u8, text: &str) -> Vec<u8> {
+        self.with(Net::key(from), |e, now| {
+            e.send_text(Net::key(to), text, now)
+        })
+        .expect("sends");
+        self.tick_all();
+        self.wire.remove(0).1
+    }
+
     fn texts(&self, who: u8) -> Vec<String> {
         self.shown
             .get(&Net::key(who))
@@ -458,10 +468,7 @@ fn a_mailbox_item_taken_after_its_senders_bundle_arrived_is_removed() {
     // for the next read to find again).
     let mut net = Net::new(2);
     let (a, b) = (Net::key(1), Net::key(2));
-    net.with(a, |e, now| e.send_text(b, "first", now))
-        .expect("sends");
-    net.tick_all();
-    let (_, value) = net.wire.remove(0);
+    let value = net.sealed(1, 2, "first");
     let rec = crate::engine::item_record(&b, value.clone(), net.now, net.now + 1000);
     let hash = rec.hash();
     let now = net.now;
@@ -497,10 +504,7 @@ fn a_failed_fetch_of_the_senders_bundle_is_retried_until_the_waiting_item_shows(
     // comes), and once it succeeds the message shows. Items waiting too long are let go.
     let mut net = Net::new(2);
     let (a, b) = (Net::key(1), Net::key(2));
-    net.with(a, |e, now| e.send_text(b, "first", now))
-        .expect("sends");
-    net.tick_all();
-    let (_, value) = net.wire.remove(0);
+    let value = net.sealed(1, 2, "first");
     let fetches = |acts: &[Action]| {
         acts.iter()
             .filter(|x| matches!(x, Action::FetchBundle { peer } if *peer == a))
@@ -531,10 +535,7 @@ fn a_failed_fetch_of_the_senders_bundle_is_retried_until_the_waiting_item_shows(
 
     // A sender whose bundle never appears: retried until the items are let go, then not.
     let mut net = Net::new(2);
-    net.with(a, |e, now| e.send_text(b, "lost", now))
-        .expect("sends");
-    net.tick_all();
-    let (_, value) = net.wire.remove(0);
+    let value = net.sealed(1, 2, "lost");
     net.with(b, |e, now| e.receive(vec![(None, value)], now));
     net.now += crate::engine::UNBUNDLED_WAIT_MS - 1;
     assert_eq!(fetches(&net.with(b, Engine::tick)), 1);
