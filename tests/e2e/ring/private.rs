@@ -45,17 +45,16 @@ fn diagnose(c: &Cluster, members: &[usize]) -> String {
     let mut out = String::new();
     for &i in members {
         let users = ctl(c, i, &["users", "--json"]);
-        let log = c.members[i]
+        let tail = c.members[i]
             .daemon
             .as_ref()
-            .map(|d| d.log())
+            .map(|d| d.log_tail(60))
             .unwrap_or_default();
-        let tail: Vec<&str> = log.lines().rev().take(60).collect();
         out += &format!(
             "--- member {i}: dms {:?}\nusers {}\nlog (last 60 lines, newest first):\n{}\n",
             dms(c, i),
             String::from_utf8_lossy(&users.stdout),
-            tail.join("\n")
+            tail
         );
     }
     out

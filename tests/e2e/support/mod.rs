@@ -299,6 +299,12 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The last `n` lines of chatd's stderr, newest first (for a failed wait's message).
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.log();
+        log.lines().rev().take(n).collect::<Vec<_>>().join("\n")
+    }
+
     /// Sends `signal` to chatd.
     pub fn signal(&self, signal: rustix::process::Signal) {
         let pid = rustix::process::Pid::from_child(&self.child);
