@@ -174,6 +174,16 @@ impl Peer {
             unbundled_ms: 0,
         }
     }
+
+    /// Whether this peer's bundle is to be fetched now (never yet, or the last fetch was
+    /// [`FETCH_RETRY_MS`] ago); if so, the fetch is noted as made now.
+    pub(crate) fn fetch_due(&mut self, now_ms: u64) -> bool {
+        let due = self.fetch_ms == 0 || now_ms.saturating_sub(self.fetch_ms) >= FETCH_RETRY_MS;
+        if due {
+            self.fetch_ms = now_ms;
+        }
+        due
+    }
 }
 
 /// A local group: its state, signed, and whether this account is out of it.
@@ -380,8 +390,7 @@ impl Engine {
                 // nothing (not yet stored where the lookup went); ask again.
                 if now_ms.saturating_sub(peer.unbundled_ms) >= UNBUNDLED_WAIT_MS {
                     peer.unbundled.clear();
-                } else if now_ms.saturating_sub(peer.fetch_ms) >= FETCH_RETRY_MS {
-                    peer.fetch_ms = now_ms;
+                } else if peer.fetch_due(now_ms) {
                     actions.push(Action::FetchBundle { peer: *to });
                 }
             }
@@ -440,8 +449,7 @@ impl Engine {
         let established = peer.sessions.iter().any(|s| s.has_received_message());
         let stale = now_ms.saturating_sub(peer.bundle_ms) > BUNDLE_MAX_AGE_MS;
         if peer.bundle.is_none() || (!established && stale) {
-            if peer.fetch_ms == 0 || now_ms.saturating_sub(peer.fetch_ms) >= FETCH_RETRY_MS {
-                peer.fetch_ms = now_ms;
+            if peer.fetch_due(now_ms) {
                 actions.push(Action::FetchBundle { peer: to });
             }
             if peer.bundle.is_none() {

@@ -7,7 +7,7 @@
 
 use vodozemac::olm::{DecryptionError, OlmMessage, SessionConfig};
 
-use super::{Action, Engine, FETCH_RETRY_MS, Item, Peer, Shown};
+use super::{Action, Engine, Item, Peer, Shown};
 use crate::payload::{Body, Conv, Payload};
 use crate::stream::{Accepted, Status};
 use crate::{Dropped, MAX_HELD_PER_PEER, MAX_PEERS};
@@ -151,8 +151,7 @@ impl Engine {
                 if peer.unbundled.len() < MAX_UNBUNDLED {
                     peer.unbundled.push((hash, o.raw.clone()));
                 }
-                if peer.fetch_ms == 0 || now_ms.saturating_sub(peer.fetch_ms) >= FETCH_RETRY_MS {
-                    peer.fetch_ms = now_ms;
+                if peer.fetch_due(now_ms) {
                     actions.push(Action::FetchBundle { peer: o.sender });
                 }
                 return Ok(None);
