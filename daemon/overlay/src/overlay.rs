@@ -184,6 +184,13 @@ impl Overlay {
         &self.broadcast
     }
 
+    /// Plants `r` in this node's record store with no policy, as a modified node would: for
+    /// the adversarial tests and the simulator only.
+    #[doc(hidden)]
+    pub fn plant_record(&mut self, r: crate::records::Record) {
+        self.records.plant(r);
+    }
+
     /// Records' state (read-only): the store, counters, operations in flight.
     pub fn records(&self) -> &Records {
         &self.records

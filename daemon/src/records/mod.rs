@@ -297,8 +297,8 @@ impl Records {
     }
 
     /// Signs a new version with `signer`: the version and creation time continue the
-    /// signer's earlier ones (a claim keeps its first creation time, which decides conflicts;
-    /// `created` gives it when this process has not signed the claim before).
+    /// signer's earlier ones (a claim keeps its first creation time; `created` gives it when
+    /// this process has not signed the claim before).
     fn sign(
         &self,
         signer: &SigningKey,
@@ -488,7 +488,9 @@ impl RecordSink for Records {
             RecordsEvent::Conflict { key, winner, loser } => {
                 info!(
                     key = %String::from_utf8_lossy(&key),
-                    "two claims of one name met here; the earlier one keeps it"
+                    winner = %hex::encode(winner),
+                    loser = %hex::encode(loser),
+                    "two claims of one name met here; the holders' answers settled it"
                 );
                 self.report_lost(Some(loser), key, winner);
             }

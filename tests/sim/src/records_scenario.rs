@@ -1,13 +1,14 @@
 //! The records scenario: a settled ring, `R` signed records put by random members (each the
 //! owner's node, which renews them), then — as asked — nothing, a crash of a fraction of the
-//! nodes at once, churn, or a partition in which the same names are claimed on both sides.
+//! nodes at once, churn, or a partition in which the same names are claimed on both sides;
+//! and, if asked, held names each attacked by a lying holder with a backdated claim.
 //! Every record is checked against the true holders (the `k` live members from its location
 //! on) and read back through the overlay from random members.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chat_overlay::records::{Kind, Record, RecordError, RecordsEvent, Value, policy};
+use chat_overlay::records::{Kind, Record, RecordError, RecordsEvent, Value};
 use chat_overlay::sim::Sim;
 use ed25519_dalek::SigningKey;
 use rand::Rng;
@@ -267,6 +268,9 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     let (reads, frac) = read_back(sim, &mut run, p.reads, Duration::from_secs(10), |_| true);
     rep.put("reads", reads);
     rep.put("readable_fraction", frac);
+    if p.liars > 0 {
+        liars(sim, p, rep, &mut run);
+    }
     if p.partition_duration > Duration::ZERO && p.claims > 0 {
         partition(sim, p, rep, &mut run);
     } else if p.churn_duration > Duration::ZERO {
@@ -485,24 +489,27 @@ fn partition(sim: &mut Sim, p: &Params, rep: &mut Report, run: &mut Run) {
         results.iter().filter(|r| r.is_err()).count(),
     );
     rep.put("conflicts", pairs.len());
+    // The claim every true holder keeps and no member keeps the other of, if any: the holders'
+    // election (`policy::elect`) decides, not the claims' own fields.
+    let settled = |sim: &Sim, a: &Record, b: &Record| -> Option<Record> {
+        let holders = sim.true_holders(&a.location(), run.k);
+        [(a, b), (b, a)].into_iter().find_map(|(w, l)| {
+            let (wh, lh) = (w.hash(), l.hash());
+            let kept = holders.iter().all(|id| {
+                sim.node(id)
+                    .is_some_and(|n| n.records().store().contains(&wh))
+            });
+            let gone = sim.members().iter().all(|id| {
+                sim.node(id)
+                    .is_none_or(|n| !n.records().store().contains(&lh))
+            });
+            (kept && gone).then(|| w.clone())
+        })
+    };
     let converged = |sim: &Sim| -> usize {
         pairs
             .iter()
-            .filter(|(a, b)| {
-                let w = if policy::claim_beats(a, b) { a } else { b };
-                let l = if policy::claim_beats(a, b) { b } else { a };
-                let (wh, lh) = (w.hash(), l.hash());
-                let holders = sim.true_holders(&w.location(), run.k);
-                holders.iter().all(|id| {
-                    sim.node(id).is_some_and(|n| {
-                        let s = n.records().store();
-                        s.contains(&wh) && !s.contains(&lh)
-                    })
-                }) && sim.members().iter().all(|id| {
-                    sim.node(id)
-                        .is_none_or(|n| !n.records().store().contains(&lh))
-                })
-            })
+            .filter(|(a, b)| settled(sim, a, b).is_some())
             .count()
     };
     let mut t = None;
@@ -520,10 +527,10 @@ fn partition(sim: &mut Sim, p: &Params, rep: &mut Report, run: &mut Run) {
         "converge_sync_rounds",
         t.map(|s| s / sim.cfg.chord.records.sync_interval.as_secs_f64()),
     );
-    // Reads from random members agree on the winner.
+    // Reads from random members agree with the holders.
     let winners: Vec<Record> = pairs
         .iter()
-        .map(|(a, b)| if policy::claim_beats(a, b) { a } else { b }.clone())
+        .filter_map(|(a, b)| settled(sim, a, b))
         .collect();
     let first_t = run.next_token;
     for w in &winners {
@@ -546,6 +553,107 @@ fn partition(sim: &mut Sim, p: &Params, rep: &mut Report, run: &mut Run) {
         .filter(|(_, e)| matches!(e, RecordsEvent::Lost { .. }))
         .count();
     rep.put("losers_told", told);
+}
+
+/// Held names under attack: `p.liars` names are claimed; then one true holder of each (chosen
+/// at random) becomes a modified node that keeps a claim of the name by its own key, backdated
+/// to `created = 1`, planted in its store — so it answers reads with it and pushes it to the
+/// other holders — and also puts it. Reports how many honest true holders end with a forged
+/// claim and how many reads from honest members return one (both must be 0).
+fn liars(sim: &mut Sim, p: &Params, rep: &mut Report, run: &mut Run) {
+    let names: Vec<(Record, Option<u32>)> = (0..p.liars)
+        .map(|i| (claim(sim, &format!("held{i}")), None))
+        .collect();
+    let first = run.puts.len();
+    let results = put_all(sim, run, names, Duration::from_secs(5));
+    sim.run_for(sim.cfg.chord.records.sync_interval * 2);
+    let mut attacks: Vec<(Record, Record, u32)> = Vec::new();
+    for (i, res) in results.iter().enumerate() {
+        if res.is_err() {
+            continue;
+        }
+        let real = run.puts[first + i].record.clone();
+        let holders = sim.true_holders(&real.location(), run.k);
+        let pick = sim.rng().random_range(0..holders.len().max(1));
+        let Some(liar) = holders.get(pick).and_then(|id| sim.host_of(id)) else {
+            continue;
+        };
+        let k = signer(sim);
+        let forged = Record::sign(
+            Kind::Nick,
+            real.key.clone(),
+            Value::Data(b"profile".to_vec()),
+            &k,
+            1,
+            1,
+            wall(sim) + TTL_MS,
+        );
+        attacks.push((real, forged, liar));
+    }
+    let liar_hosts: std::collections::BTreeSet<u32> = attacks.iter().map(|a| a.2).collect();
+    let plant = |sim: &mut Sim| {
+        for (_, forged, liar) in &attacks {
+            sim.plant_record(*liar, forged.clone());
+        }
+    };
+    for (_, forged, liar) in &attacks {
+        sim.put_record(*liar, run.next_token, forged.clone(), true);
+        run.next_token += 1;
+    }
+    // Four sync periods with the liars re-planting every half second.
+    let end = sim.now() + sim.cfg.chord.records.sync_interval * 4;
+    while sim.now() < end {
+        plant(sim);
+        sim.run_for(Duration::from_millis(500));
+    }
+    let forged_held = attacks
+        .iter()
+        .map(|(real, forged, liar)| {
+            let h = forged.hash();
+            sim.true_holders(&real.location(), run.k)
+                .iter()
+                .filter(|id| sim.host_of(id) != Some(*liar))
+                .filter(|id| {
+                    sim.node(id)
+                        .is_some_and(|n| n.records().store().contains(&h))
+                })
+                .count()
+        })
+        .sum::<usize>();
+    // Reads from honest members while the liars keep lying.
+    let first_t = run.next_token;
+    let mut asked = 0;
+    for (real, _, _) in &attacks {
+        let reader = loop {
+            let h = sim.random_member().expect("members");
+            if !liar_hosts.contains(&h) {
+                break h;
+            }
+        };
+        sim.get_record(reader, run.next_token, real.kind, real.key.clone());
+        run.next_token += 1;
+        asked += 1;
+    }
+    let end = sim.now() + Duration::from_secs(10);
+    while sim.now() < end {
+        plant(sim);
+        sim.run_for(Duration::from_millis(500));
+    }
+    let got = wait_gets(sim, first_t, asked);
+    let forged_reads = attacks
+        .iter()
+        .zip(&got)
+        .filter(|((_, forged, _), g)| read_as(g, forged))
+        .count();
+    let real_reads = attacks
+        .iter()
+        .zip(&got)
+        .filter(|((real, _, _), g)| read_as(g, real))
+        .count();
+    rep.put("attacked_names", attacks.len());
+    rep.put("forged_claims_on_honest_holders", forged_held);
+    rep.put("forged_claim_reads", forged_reads);
+    rep.put("attacked_name_reads_real", real_reads);
 }
 
 fn oracle_ok(sim: &Sim) -> bool {

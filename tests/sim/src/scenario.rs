@@ -89,6 +89,9 @@ pub struct Params {
     pub reads: usize,
     /// Names claimed on both sides of the partition (records scenario).
     pub claims: usize,
+    /// Held names attacked by a lying holder each: it keeps a backdated claim of its own
+    /// planted in its store (records scenario).
+    pub liars: usize,
     /// Recipients that go offline (dm scenario; default a tenth of the nodes).
     pub recipients: Option<usize>,
     /// Private messages sent to them (dm scenario; default one per node).
@@ -124,6 +127,7 @@ impl Params {
             records: 1000,
             reads: 10_000,
             claims: 100,
+            liars: 0,
             recipients: None,
             messages: None,
             progress: false,

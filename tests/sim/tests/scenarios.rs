@@ -296,6 +296,25 @@ fn names_claimed_on_both_sides_of_a_partition_converge_on_one_owner() {
 }
 
 #[test]
+fn held_names_stay_with_their_owners_when_a_holder_of_each_lies() {
+    let mut p = Params::new(Scenario::Records, 200, 25);
+    p.records = 200;
+    p.reads = 200;
+    p.liars = 40;
+    p.lookups = 100;
+    let r = run(&p);
+    assert!(u(&r, "attacked_names") >= 35, "{}", r.human());
+    assert_eq!(u(&r, "forged_claims_on_honest_holders"), 0, "{}", r.human());
+    assert_eq!(u(&r, "forged_claim_reads"), 0, "{}", r.human());
+    assert_eq!(
+        u(&r, "attacked_name_reads_real"),
+        u(&r, "attacked_names"),
+        "{}",
+        r.human()
+    );
+}
+
+#[test]
 fn presence_in_epochs_costs_fewer_broadcasts_and_reports_every_crash() {
     let run_mode = |direct: bool| {
         let mut p = Params::new(Scenario::Presence, 300, 21);

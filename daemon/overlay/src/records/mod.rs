@@ -13,6 +13,7 @@
 mod node;
 mod ops;
 pub mod policy;
+mod settle;
 mod store;
 mod sync;
 #[cfg(test)]
@@ -449,7 +450,8 @@ pub enum RecordsEvent {
     Held(Record),
     /// This node no longer holds the record with this hash (replaced, removed or expired).
     Released(Hash),
-    /// Two claims for one name met here (after a partition healed); `winner` keeps it.
+    /// Two claims for one name met here (after a partition healed, or a copy from a lying
+    /// node) and the holders' answers settled it ([`policy::elect`]): `winner` keeps it.
     Conflict {
         key: Vec<u8>,
         winner: [u8; 32],
@@ -490,7 +492,7 @@ pub struct RecordsStats {
     pub refused_range: u64,
     /// Refused: the origin is over its rate.
     pub refused_rate: u64,
-    /// Claims for one name by two keys that met here.
+    /// Disputes over a name settled here (two keys' claims met).
     pub conflicts: u64,
     /// Records dropped at expiry.
     pub expired: u64,

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 
 use super::ops::Op;
+use super::policy::Via;
+use super::settle::Dispute;
 use super::store::{Offered, Store};
 use super::sync::SyncTask;
 use super::wire::{self as rwire, RecordsNotice, RecordsRequest, RecordsResponse};
@@ -51,6 +53,8 @@ pub struct Records {
     pub(super) covered: std::collections::VecDeque<(NodeId, NodeId, crate::time::Time)>,
     /// Lookups of the holders of records this node holds but nobody compares with it.
     pub(super) strays: BTreeMap<u64, NodeId>,
+    /// Names whose held claim a copy disputed, by location: settled by asking the holders.
+    pub(super) disputes: BTreeMap<NodeId, Dispute>,
     /// When the node became a member.
     pub(super) joined_at: Option<crate::time::Time>,
     started: bool,
@@ -74,10 +78,18 @@ impl Records {
             soon_armed: false,
             covered: std::collections::VecDeque::new(),
             strays: BTreeMap::new(),
+            disputes: BTreeMap::new(),
             joined_at: None,
             started: false,
             stats: RecordsStats::default(),
         }
+    }
+
+    /// Plants `r` in this node's store with no policy, as a modified node would
+    /// ([`Store::plant`]); for the adversarial tests and the simulator only.
+    #[doc(hidden)]
+    pub fn plant(&mut self, r: Record) {
+        self.store.plant(r);
     }
 
     /// Counters.
@@ -119,14 +131,16 @@ impl Records {
             RecordsInput::Put { token, record, own } => {
                 self.start_put(cx, Some(token), record, own)
             }
-            RecordsInput::Get { token, kind, key } => self.start_get(cx, token, kind, key),
+            RecordsInput::Get { token, kind, key } => self.start_get(cx, Some(token), kind, key),
             RecordsInput::Restore(records) => {
                 let now_ms = self.now_ms(cx);
                 for r in records {
                     let h = r.hash();
                     let kept = match policy::validate(&r, &self.cfg, now_ms) {
+                        // A second claim of one name in the file is not kept: the holders'
+                        // answers settle the name once this node is back on the ring.
                         Ok(kind) => matches!(
-                            self.store.offer(r, kind, false, now_ms, &self.cfg),
+                            self.store.offer(r, kind, Via::Copy, now_ms, &self.cfg),
                             Offered::Stored { .. } | Offered::Same
                         ),
                         Err(_) => false,
@@ -305,19 +319,20 @@ impl Records {
             return Err(RecordError::NotResponsible);
         }
         let copies = (cx.ring().successors().len() + 1).min(self.cfg.replicas) as u8;
-        if self.offer(cx, r.clone(), true)? {
+        if self.offer(cx, r.clone(), Via::Put)? {
             self.replicate(cx, vec![r]);
         }
         Ok(copies)
     }
 
-    /// Validates and offers `r`; `Ok(true)`: newly stored (events raised), `Ok(false)`:
-    /// already held.
+    /// Validates and offers `r`, arriving `via` a put, a copy or a settled dispute;
+    /// `Ok(true)`: newly stored (events raised), `Ok(false)`: already held. A copy that
+    /// disputes a held claim starts the holders' settlement ([`Records::dispute`]).
     pub(super) fn offer(
         &mut self,
         cx: &mut Ctx<'_>,
         r: Record,
-        fresh: bool,
+        via: Via,
     ) -> Result<bool, RecordError> {
         let now_ms = self.now_ms(cx);
         if self.store.contains(&r.hash()) {
@@ -334,7 +349,7 @@ impl Records {
         };
         let key = r.key.clone();
         let held = r.clone();
-        match self.store.offer(r, kind, fresh, now_ms, &self.cfg) {
+        match self.store.offer(r, kind, via, now_ms, &self.cfg) {
             Offered::Stored { released, conflict } => {
                 self.stats.stored += 1;
                 for h in released {
@@ -351,10 +366,9 @@ impl Records {
                 self.stats.duplicates += 1;
                 Ok(false)
             }
-            Offered::LostConflict(winner, loser) => {
-                self.stats.conflicts += 1;
-                Self::event(cx, RecordsEvent::Conflict { key, winner, loser });
-                Err(RecordError::Taken { holder: winner })
+            Offered::Disputed(holder) => {
+                self.dispute(cx, &held);
+                Err(RecordError::Taken { holder })
             }
             Offered::Refused(e) => {
                 match e {
@@ -374,7 +388,7 @@ impl Records {
             cx.count_invalid();
             return;
         }
-        let _ = self.offer(cx, r, false);
+        let _ = self.offer(cx, r, Via::Copy);
     }
 
     /// Whether this node may be one of the `k` holders of `loc`: it is the key's successor,
@@ -471,6 +485,7 @@ impl Records {
             || self.fetches.len() > 1024
             || self.strays.len() > super::sync::MAX_STRAYS
             || self.covered.len() > super::sync::MAX_COVERED
+            || self.disputes.len() > super::settle::MAX_DISPUTES
         {
             return Err("too many digest comparisons in flight".into());
         }

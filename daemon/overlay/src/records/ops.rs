@@ -20,6 +20,8 @@ const TRIES: u8 = 5;
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Pages read from one holder.
 const MAX_PAGES: u8 = 64;
+/// Holders' answers counted by one read (a claim's votes).
+const MAX_VOTES: usize = 64;
 
 #[derive(Debug)]
 pub(super) enum OpKind {
@@ -30,10 +32,13 @@ pub(super) enum OpKind {
         token: Option<u64>,
     },
     Get {
-        token: u64,
+        /// The application's token; `None` for the settlement of a disputed name.
+        token: Option<u64>,
         kind: u8,
         key: Vec<u8>,
         found: Vec<Record>,
+        /// Which holder answered which record (a claim's votes, [`policy::elect`]).
+        votes: Vec<(NodeId, super::Hash)>,
         /// Holders asked and not yet done.
         waiting: BTreeSet<NodeId>,
         /// Holders that answered.
@@ -83,7 +88,15 @@ impl Records {
         cx.lookup(loc, RECORDS, OP | id);
     }
 
-    pub(super) fn start_get(&mut self, cx: &mut Ctx<'_>, token: u64, kind: u8, key: Vec<u8>) {
+    /// Starts a read of `kind` and `key` for the application (`token`) or, with `None`, to
+    /// settle a disputed name ([`Records::settled`]).
+    pub(super) fn start_get(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        token: Option<u64>,
+        kind: u8,
+        key: Vec<u8>,
+    ) {
         let refused = if !cx.ring().is_member() {
             Some(RecordError::NotMember)
         } else if self.ops.len() >= self.cfg.max_ops {
@@ -96,7 +109,10 @@ impl Records {
             None
         };
         if let Some(e) = refused {
-            self.get_failed(cx, token, e);
+            match token {
+                Some(token) => self.get_failed(cx, token, e),
+                None => self.settle_failed(kind, &key),
+            }
             return;
         }
         let loc = super::location(kind, &key);
@@ -105,6 +121,7 @@ impl Records {
             kind,
             key,
             found: Vec::new(),
+            votes: Vec::new(),
             waiting: BTreeSet::new(),
             answered: 0,
             fanned: false,
@@ -238,6 +255,7 @@ impl Records {
                     kind,
                     key,
                     found,
+                    votes,
                     fanned,
                     pages,
                     primary,
@@ -257,6 +275,9 @@ impl Records {
             }
             let already = found.iter().any(|f| f.sig == r.sig);
             if already || policy::validate(&r, &self.cfg, now_ms).is_ok() {
+                if votes.len() < MAX_VOTES && !votes.iter().any(|(v, _)| *v == from.id) {
+                    votes.push((from.id, r.hash()));
+                }
                 if !already {
                     found.push(r);
                 }
@@ -335,7 +356,9 @@ impl Records {
                 OpKind::Get {
                     token,
                     kind,
+                    key,
                     found,
+                    votes,
                     answered,
                     ..
                 },
@@ -344,13 +367,18 @@ impl Records {
         else {
             return;
         };
+        let Some(token) = token else {
+            self.settled(cx, kind, key, found, votes);
+            return;
+        };
         let result = if answered == 0 {
             self.stats.gets_failed += 1;
             Err(RecordError::Unavailable)
         } else {
             self.stats.gets_ok += 1;
             let p = Kind::from_u8(kind).map_or(Policy::Latest, Kind::policy);
-            Ok(policy::resolve(p, found))
+            let loc = super::location(kind, &key);
+            Ok(policy::resolve(p, &loc, found, &votes))
         };
         Self::event(cx, RecordsEvent::GetDone { token, result });
     }
@@ -404,7 +432,16 @@ impl Records {
             OpKind::Put { record, own, token } => {
                 self.put_finished(cx, token, &record, own, Err(e))
             }
-            OpKind::Get { token, .. } => self.get_failed(cx, token, e),
+            OpKind::Get {
+                token: Some(token), ..
+            } => self.get_failed(cx, token, e),
+            // A settlement that reached no holder: the next copy that disputes starts another.
+            OpKind::Get {
+                token: None,
+                kind,
+                key,
+                ..
+            } => self.settle_failed(kind, &key),
         }
     }
 

@@ -2,8 +2,11 @@
 //! meets the version already held (`docs/protocol.md`, "Records").
 //!
 //! - *claim* (nicknames): the first valid claim of a name wins; a later claim by another key
-//!   is refused with the holder's key. Where two claims meet after a partition, the one
-//!   created first wins (ties: the smaller `blake3(owner)`), the same on every node.
+//!   is refused with the holder's key. A held, live claim is never replaced on the strength
+//!   of anything its claimer chose (its `created`, its key): a copy from another holder, a
+//!   stray hand-over or a restore that names another owner is a *dispute*, which the holder
+//!   settles by asking the key's current holders ([`elect`]): every holder is one vote, the
+//!   owner most holders name wins, the same on every node that hears the same answers.
 //! - *latest* (profile, presence, key bundle): the key is the owner's key; the highest
 //!   version wins (ties: the larger hash), so only the owner can write and every copy
 //!   converges.
@@ -15,6 +18,7 @@ use std::collections::BTreeMap;
 use super::{
     Hash, Kind, MAX_KEY, MAX_REMOVED, MAX_VALUE, Record, RecordError, RecordsConfig, Value,
 };
+use crate::id::NodeId;
 
 /// How a kind validates and merges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +119,20 @@ pub fn check_shape(r: &Record, cfg: &RecordsConfig, now_ms: u64) -> Result<Kind,
     Ok(kind)
 }
 
+/// Where a record offered to a store comes from: the rule for two claims of one name depends
+/// on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// A client's put at the primary holder: a claim for a name held by another key is
+    /// refused ([`RecordError::Taken`]).
+    Put,
+    /// A copy from another holder, a hand-over, a stray or a restore: a claim for a name held
+    /// live by another key is a [`Merge::Disputed`], never a replacement.
+    Copy,
+    /// The winner of a settled dispute ([`elect`]): it replaces a live claim of another key.
+    Settle,
+}
+
 /// What a store does with an incoming record of a *claim* or *latest* kind.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Merge {
@@ -126,10 +144,11 @@ pub enum Merge {
     Same,
     /// It is refused.
     Refuse(RecordError),
-    /// Two claims met and the incoming one won (replaces this hash).
+    /// A settled dispute's winner replaces another key's claim (this hash).
     Won(Hash),
-    /// Two claims met and the held one won.
-    Lost,
+    /// A copy names another owner than the live claim held: the held one stays until the
+    /// holders' answers settle it ([`elect`]).
+    Disputed,
 }
 
 /// `a` is a newer version than `b` of the same owner's record.
@@ -137,35 +156,9 @@ pub fn newer(a: &Record, b: &Record) -> bool {
     (a.version, a.hash()) > (b.version, b.hash())
 }
 
-/// `a` beats `b` where two owners' claims of one name meet: a live claim beats a deleted
-/// one; then the one created first; then the smaller `blake3(owner)`.
-pub fn claim_beats(a: &Record, b: &Record) -> bool {
-    let deleted = |r: &Record| matches!(r.value, Value::Deleted);
-    if deleted(a) != deleted(b) {
-        return deleted(b);
-    }
-    let rank = |r: &Record| (r.created, *blake3::hash(&r.owner).as_bytes());
-    rank(a) < rank(b)
-}
-
-/// `a` is preferred to `b` (one kind, one key) by `policy` — the order reads use.
-pub fn better(policy: Policy, a: &Record, b: &Record) -> bool {
-    match policy {
-        Policy::Claim if a.owner != b.owner => claim_beats(a, b),
-        _ => newer(a, b),
-    }
-}
-
-/// Merges `new` into `held` for a *claim* or *latest* kind at wall time `now_ms`. `fresh`:
-/// a client's put (a claim for a taken name is refused) rather than a copy between holders
-/// (where two claims meeting are settled by [`claim_beats`]).
-pub fn merge(
-    policy: Policy,
-    held: Option<&Record>,
-    new: &Record,
-    fresh: bool,
-    now_ms: u64,
-) -> Merge {
+/// Merges `new` into `held` for a *claim* or *latest* kind at wall time `now_ms`, arriving
+/// `via` a put, a copy or a settled dispute.
+pub fn merge(policy: Policy, held: Option<&Record>, new: &Record, via: Via, now_ms: u64) -> Merge {
     let Some(h) = held else {
         return Merge::Insert;
     };
@@ -183,24 +176,74 @@ pub fn merge(
             Merge::Refuse(RecordError::Stale { have: h.version })
         };
     }
-    // Two keys, one name.
+    // Two keys, one name. A released name (its owner's tombstone) is free.
     if matches!(h.value, Value::Deleted) && !matches!(new.value, Value::Deleted) {
         return Merge::Replace(hh);
     }
-    if fresh {
-        return Merge::Refuse(RecordError::Taken { holder: h.owner });
-    }
-    if claim_beats(new, h) {
-        Merge::Won(hh)
-    } else {
-        Merge::Lost
+    match via {
+        Via::Put => Merge::Refuse(RecordError::Taken { holder: h.owner }),
+        Via::Copy => Merge::Disputed,
+        Via::Settle => Merge::Won(hh),
     }
 }
 
-/// What a reader returns from the copies it gathered of one kind and key: for *claim* and
-/// *latest* the best record (none if it is a tombstone); for *set* every item no removal
-/// names, in hash order. Every input must have been verified.
-pub fn resolve(policy: Policy, copies: Vec<Record>) -> Vec<Record> {
+/// The owner whose claim of one name the holders' `answers` elect: `(holder, its claim)`, one
+/// answer counted per holder, tombstones not counted (a released name is nobody's). The owner
+/// most holders name wins. A tie goes to `incumbent` if it is among the tied (a holder keeps
+/// what it holds until the answers say otherwise), else to the tied owner named by the holder
+/// nearest `loc` clockwise (the key's primary first) — so nodes that hear the same answers
+/// elect the same owner. Nothing a claimer chooses (its `created`, its key) counts; a holder
+/// that lies is one vote.
+pub fn elect<'a>(
+    loc: &NodeId,
+    answers: impl IntoIterator<Item = (NodeId, &'a Record)>,
+    incumbent: Option<[u8; 32]>,
+) -> Option<[u8; 32]> {
+    let mut voted: BTreeMap<NodeId, [u8; 32]> = BTreeMap::new();
+    for (holder, r) in answers {
+        if !matches!(r.value, Value::Deleted) {
+            voted.entry(holder).or_insert(r.owner);
+        }
+    }
+    let mut counts: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+    for owner in voted.values() {
+        *counts.entry(*owner).or_insert(0) += 1;
+    }
+    let top = counts.values().copied().max()?;
+    let tied: Vec<[u8; 32]> = counts
+        .iter()
+        .filter(|(_, n)| **n == top)
+        .map(|(o, _)| *o)
+        .collect();
+    if tied.len() == 1 {
+        return tied.first().copied();
+    }
+    if let Some(i) = incumbent.filter(|i| tied.contains(i)) {
+        return Some(i);
+    }
+    voted
+        .iter()
+        .filter(|(_, o)| tied.contains(o))
+        .min_by(|(a, _), (b, _)| loc.cmp_from(a, b))
+        .map(|(_, o)| *o)
+}
+
+/// `a` is preferred to `b` (one kind, one key, one owner) — the order reads use.
+pub fn better(a: &Record, b: &Record) -> bool {
+    newer(a, b)
+}
+
+/// What a reader returns from the copies it gathered of one kind and key: for *latest* the
+/// newest record (none if it is a tombstone); for *claim* the newest record of the owner the
+/// holders elect ([`elect`]: `votes` names which holder answered which copy) or, if no live
+/// claim was answered, none; for *set* every item no removal names, in hash order. Every input
+/// must have been verified.
+pub fn resolve(
+    policy: Policy,
+    loc: &NodeId,
+    copies: Vec<Record>,
+    votes: &[(NodeId, Hash)],
+) -> Vec<Record> {
     match policy {
         Policy::Set => {
             let mut items: BTreeMap<Hash, Record> = BTreeMap::new();
@@ -219,10 +262,26 @@ pub fn resolve(policy: Policy, copies: Vec<Record>) -> Vec<Record> {
                 .map(|(_, r)| r)
                 .collect()
         }
-        _ => {
+        Policy::Claim => {
+            let by_hash: BTreeMap<Hash, &Record> = copies.iter().map(|r| (r.hash(), r)).collect();
+            let answers = votes
+                .iter()
+                .filter_map(|(holder, h)| by_hash.get(h).map(|r| (*holder, *r)));
+            let Some(winner) = elect(loc, answers, None) else {
+                return Vec::new();
+            };
             let best = copies
                 .into_iter()
-                .reduce(|a, b| if better(policy, &b, &a) { b } else { a });
+                .filter(|r| r.owner == winner)
+                .reduce(|a, b| if better(&b, &a) { b } else { a });
+            best.into_iter()
+                .filter(|r| !matches!(r.value, Value::Deleted))
+                .collect()
+        }
+        Policy::Latest => {
+            let best = copies
+                .into_iter()
+                .reduce(|a, b| if better(&b, &a) { b } else { a });
             best.into_iter()
                 .filter(|r| !matches!(r.value, Value::Deleted))
                 .collect()

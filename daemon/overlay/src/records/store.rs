@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
-use super::policy::{self, Merge, Policy};
+use super::policy::{self, Merge, Policy, Via};
 use super::{Hash, Kind, Record, RecordError, RecordsConfig, Value};
 use crate::id::NodeId;
 
@@ -31,8 +31,9 @@ pub enum Offered {
     Same,
     /// Refused.
     Refused(RecordError),
-    /// Two claims met and the held one stays: (winner's owner, loser's owner).
-    LostConflict([u8; 32], [u8; 32]),
+    /// A copy names another owner than the live claim held, which stays until the holders
+    /// settle it ([`policy::elect`]): the held claim's owner.
+    Disputed([u8; 32]),
 }
 
 /// A node's held records.
@@ -136,13 +137,13 @@ impl Store {
         (x, n)
     }
 
-    /// Offers `r` (already validated as `kind`) at wall time `now_ms`; `fresh` as in
-    /// [`policy::merge`].
+    /// Offers `r` (already validated as `kind`) at wall time `now_ms`, arriving `via` a put,
+    /// a copy or a settled dispute ([`policy::merge`]).
     pub fn offer(
         &mut self,
         r: Record,
         kind: Kind,
-        fresh: bool,
+        via: Via,
         now_ms: u64,
         cfg: &RecordsConfig,
     ) -> Offered {
@@ -179,7 +180,7 @@ impl Store {
             }
             p => {
                 let held = slot.and_then(|s| s.items.values().next());
-                match policy::merge(p, held, &r, fresh, now_ms) {
+                match policy::merge(p, held, &r, via, now_ms) {
                     Merge::Insert => Vec::new(),
                     Merge::Replace(old) => vec![old],
                     Merge::Won(old) => {
@@ -188,9 +189,8 @@ impl Store {
                     }
                     Merge::Same => return Offered::Same,
                     Merge::Refuse(e) => return Offered::Refused(e),
-                    Merge::Lost => {
-                        let o = held.map_or([0; 32], |o| o.owner);
-                        return Offered::LostConflict(o, r.owner);
+                    Merge::Disputed => {
+                        return Offered::Disputed(held.map_or([0; 32], |o| o.owner));
                     }
                 }
             }
@@ -215,6 +215,31 @@ impl Store {
         self.locs.insert(h, loc);
         slot.items.insert(h, r);
         Offered::Stored { released, conflict }
+    }
+
+    /// Puts `r` in place of whatever is held for its kind and key, with no policy: what a
+    /// modified node does to its own store. For the adversarial tests and the simulator only;
+    /// returns the released hashes.
+    #[doc(hidden)]
+    pub fn plant(&mut self, r: Record) -> Vec<Hash> {
+        let loc = r.location();
+        let old: Vec<Hash> = self
+            .slots
+            .get(&loc)
+            .map(|s| s.items.keys().copied().collect())
+            .unwrap_or_default();
+        for h in &old {
+            self.take(&loc, h);
+        }
+        let size = r.size();
+        let slot = self.slots.entry(loc).or_default();
+        slot.bytes += size;
+        self.bytes += size;
+        *self.per_owner.entry(r.owner).or_insert(0) += 1;
+        let h = r.hash();
+        self.locs.insert(h, loc);
+        slot.items.insert(h, r);
+        old
     }
 
     /// Whether `r` fits once `released` are gone.

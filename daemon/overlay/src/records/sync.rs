@@ -4,7 +4,7 @@
 //! hashes in the range, the node pushes what the successor lacks and fetches what it lacks
 //! itself, and both merge by policy — so a new successor gets its copies, a joiner gets the
 //! range it took over, a node back from a crash, restart or partition converges, and two
-//! claims that met are settled the same way everywhere. Expired records are swept first.
+//! claims that met are settled by the holders' answers (`settle.rs`) the same way everywhere. Expired records are swept first.
 //!
 //! A record no holder has compared with this node for a few periods is a stray: the node is
 //! not among its holders any more (the ring moved past it, a partition healed, the node
@@ -54,6 +54,7 @@ impl Records {
             Self::event(cx, RecordsEvent::Released(h));
         }
         self.hand_off_strays(cx);
+        self.settle_due(cx);
         let ring = cx.ring();
         let (Some(pred), true) = (ring.predecessor(), ring.is_member()) else {
             return;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 
-use super::policy::{self, Merge, Policy};
+use super::policy::{self, Merge, Policy, Via};
 use super::store::{Offered, Store};
 use super::*;
 use crate::sim::{Sim, SimConfig, oracle};
@@ -59,9 +59,9 @@ fn cfg() -> RecordsConfig {
     RecordsConfig::default()
 }
 
-fn offer(s: &mut Store, r: Record, fresh: bool) -> Offered {
+fn offer(s: &mut Store, r: Record, via: Via) -> Offered {
     let kind = policy::validate(&r, &cfg(), NOW).expect("valid");
-    s.offer(r, kind, fresh, NOW, &cfg())
+    s.offer(r, kind, via, NOW, &cfg())
 }
 
 #[test]
@@ -171,16 +171,16 @@ fn keys_sizes_and_times_follow_the_kind_rules() {
 fn latest_keeps_the_highest_version_and_refuses_stale_ones_and_replays() {
     let mut s = Store::default();
     assert!(matches!(
-        offer(&mut s, profile(1, 2, b"b"), true),
+        offer(&mut s, profile(1, 2, b"b"), Via::Put),
         Offered::Stored { .. }
     ));
-    assert_eq!(offer(&mut s, profile(1, 2, b"b"), true), Offered::Same);
+    assert_eq!(offer(&mut s, profile(1, 2, b"b"), Via::Put), Offered::Same);
     assert_eq!(
-        offer(&mut s, profile(1, 1, b"a"), true),
+        offer(&mut s, profile(1, 1, b"a"), Via::Put),
         Offered::Refused(RecordError::Stale { have: 2 })
     );
     let v3 = profile(1, 3, b"c");
-    let Offered::Stored { released, .. } = offer(&mut s, v3.clone(), true) else {
+    let Offered::Stored { released, .. } = offer(&mut s, v3.clone(), Via::Put) else {
         panic!("v3 refused")
     };
     assert_eq!(released, vec![profile(1, 2, b"b").hash()]);
@@ -191,42 +191,121 @@ fn latest_keeps_the_highest_version_and_refuses_stale_ones_and_replays() {
 }
 
 #[test]
-fn a_claim_is_first_come_and_a_healed_conflict_has_one_winner_everywhere() {
+fn a_held_claim_is_replaced_by_no_put_or_copy_only_by_a_settled_dispute() {
     let alice = nick("alice", 1, 1, NOW);
     let mallory = nick("alice", 2, 1, NOW - 1000);
     let mut s = Store::default();
     assert!(matches!(
-        offer(&mut s, alice.clone(), true),
+        offer(&mut s, alice.clone(), Via::Put),
         Offered::Stored { .. }
     ));
     // A client's later claim is refused with the holder's key, whatever its creation time.
     assert_eq!(
-        offer(&mut s, mallory.clone(), true),
+        offer(&mut s, mallory.clone(), Via::Put),
         Offered::Refused(RecordError::Taken {
             holder: alice.owner
         })
     );
     // The owner renews.
     assert!(matches!(
-        offer(&mut s, nick("alice", 1, 2, NOW), true),
+        offer(&mut s, nick("alice", 1, 2, NOW), Via::Put),
         Offered::Stored { .. }
     ));
-    // Two partitions granted the name: the earlier claim wins, in either order of arrival.
-    for (first, second) in [(&alice, &mallory), (&mallory, &alice)] {
-        let mut a = Store::default();
-        offer(&mut a, first.clone(), true);
-        let _ = offer(&mut a, second.clone(), false);
-        let held = a.get(&alice.location(), alice.kind, &alice.key, NOW);
-        assert_eq!(held, vec![&mallory], "the earlier claim wins");
-    }
-    assert!(policy::claim_beats(&mallory, &alice));
-    // Equal times: the smaller hash of the owner's key decides, the same both ways.
-    let x = nick("bob", 3, 1, NOW);
-    let y = nick("bob", 4, 1, NOW);
-    assert_ne!(policy::claim_beats(&x, &y), policy::claim_beats(&y, &x));
+    // A copy naming another owner never replaces the live claim, whatever its creation time:
+    // it is a dispute, for the holders' answers to settle.
     assert_eq!(
-        policy::merge(Policy::Claim, Some(&x), &y, false, NOW) == Merge::Lost,
-        policy::claim_beats(&x, &y)
+        offer(&mut s, mallory.clone(), Via::Copy),
+        Offered::Disputed(alice.owner)
+    );
+    assert_eq!(
+        policy::merge(Policy::Claim, Some(&alice), &mallory, Via::Copy, NOW),
+        Merge::Disputed
+    );
+    // Only a settled dispute's winner replaces it.
+    let Offered::Stored { conflict, .. } = offer(&mut s, mallory.clone(), Via::Settle) else {
+        panic!("the settled winner is stored");
+    };
+    assert_eq!(conflict, Some((mallory.owner, alice.owner)));
+    // A released name (the owner's tombstone) is free for a copy of another's claim.
+    let mut t = Store::default();
+    let gone = Record::sign(
+        Kind::Nick,
+        b"dave".to_vec(),
+        Value::Deleted,
+        &key(5),
+        2,
+        NOW,
+        NOW + HOUR,
+    );
+    offer(&mut t, gone, Via::Put);
+    assert!(matches!(
+        offer(&mut t, nick("dave", 6, 1, NOW), Via::Copy),
+        Offered::Stored { .. }
+    ));
+}
+
+#[test]
+fn the_holders_elect_an_owner_and_nothing_the_claimer_chose_counts() {
+    let loc = nick("erin", 1, 1, NOW).location();
+    let holder = |n: u8| loc.wrapping_add(&NodeId::from_high_u64(u64::from(n) << 40));
+    let a = nick("erin", 1, 1, NOW);
+    // Backdated to the epoch: still one vote.
+    let m = Record::sign(
+        Kind::Nick,
+        b"erin".to_vec(),
+        Value::Data(b"profile".to_vec()),
+        &key(2),
+        1,
+        1,
+        NOW + HOUR,
+    );
+    let gone = Record::sign(
+        Kind::Nick,
+        b"erin".to_vec(),
+        Value::Deleted,
+        &key(3),
+        9,
+        NOW,
+        NOW + HOUR,
+    );
+    let elect = |answers: &[(u8, &Record)], inc: Option<[u8; 32]>| {
+        policy::elect(&loc, answers.iter().map(|(h, r)| (holder(*h), *r)), inc)
+    };
+    // The majority wins, in any order of answers, whoever holds it now.
+    assert_eq!(elect(&[(1, &m), (2, &a), (3, &a)], None), Some(a.owner));
+    assert_eq!(
+        elect(&[(3, &a), (1, &m), (2, &a)], Some(m.owner)),
+        Some(a.owner)
+    );
+    // A lying holder answering twice is still one vote; a tombstone is nobody's vote.
+    assert_eq!(
+        elect(&[(1, &m), (1, &m), (2, &a), (3, &gone)], None),
+        Some(m.owner),
+        "one vote each: the nearest holder breaks the 1-1 tie"
+    );
+    // A tie keeps the incumbent where one is given (a holder keeps what it holds) …
+    assert_eq!(elect(&[(1, &m), (2, &a)], Some(a.owner)), Some(a.owner));
+    assert_eq!(elect(&[(1, &m), (2, &a)], Some(m.owner)), Some(m.owner));
+    // … and otherwise goes to the holder nearest the key, not to the earlier `created`.
+    assert_eq!(elect(&[(2, &m), (1, &a)], None), Some(a.owner));
+    assert_eq!(elect(&[(1, &m), (2, &a)], None), Some(m.owner));
+    // Nothing live answered: no owner.
+    assert_eq!(elect(&[(1, &gone)], None), None);
+    // A reader's resolve returns the elected owner's newest version.
+    let a2 = nick("erin", 1, 2, NOW);
+    let votes = vec![
+        (holder(1), m.hash()),
+        (holder(2), a.hash()),
+        (holder(3), a2.hash()),
+    ];
+    assert_eq!(
+        policy::resolve(
+            Policy::Claim,
+            &loc,
+            vec![m.clone(), a.clone(), a2.clone()],
+            &votes
+        ),
+        vec![a2]
     );
 }
 
@@ -241,13 +320,13 @@ fn a_mailbox_takes_items_within_quota_and_the_recipients_removal_keeps_them_out(
     for it in &items[..4] {
         let k = policy::validate(it, &c, NOW).expect("valid");
         assert!(matches!(
-            s.offer(it.clone(), k, true, NOW, &c),
+            s.offer(it.clone(), k, Via::Put, NOW, &c),
             Offered::Stored { .. }
         ));
     }
     let k = policy::validate(&items[4], &c, NOW).expect("valid");
     assert!(matches!(
-        s.offer(items[4].clone(), k, true, NOW, &c),
+        s.offer(items[4].clone(), k, Via::Put, NOW, &c),
         Offered::Refused(RecordError::Quota(_))
     ));
     let rk = key(9);
@@ -261,14 +340,14 @@ fn a_mailbox_takes_items_within_quota_and_the_recipients_removal_keeps_them_out(
         NOW + HOUR,
     );
     let k = policy::validate(&removal, &c, NOW).expect("valid");
-    let Offered::Stored { released, .. } = s.offer(removal.clone(), k, false, NOW, &c) else {
+    let Offered::Stored { released, .. } = s.offer(removal.clone(), k, Via::Copy, NOW, &c) else {
         panic!("removal refused")
     };
     assert_eq!(released.len(), 2);
     // A replayed item stays out.
     let k = policy::validate(&items[0], &c, NOW).expect("valid");
     assert_eq!(
-        s.offer(items[0].clone(), k, false, NOW, &c),
+        s.offer(items[0].clone(), k, Via::Copy, NOW, &c),
         Offered::Refused(RecordError::Removed)
     );
     let loc = removal.location();
@@ -277,7 +356,10 @@ fn a_mailbox_takes_items_within_quota_and_the_recipients_removal_keeps_them_out(
         .into_iter()
         .cloned()
         .collect();
-    assert_eq!(policy::resolve(Policy::Set, all), items[2..4].to_vec());
+    assert_eq!(
+        policy::resolve(Policy::Set, &NodeId::ZERO, all, &[]),
+        items[2..4].to_vec()
+    );
     s.check(&c).expect("accounting");
     // Everything expires.
     assert_eq!(s.sweep(NOW + 2 * HOUR).len(), 3);
@@ -295,14 +377,14 @@ fn owner_and_node_bounds_refuse_with_a_reason() {
         let r = item(9, 1, n, 10);
         let k = policy::validate(&r, &c, NOW).expect("valid");
         assert!(matches!(
-            s.offer(r, k, true, NOW, &c),
+            s.offer(r, k, Via::Put, NOW, &c),
             Offered::Stored { .. }
         ));
     }
     let r = item(9, 1, 2, 10);
     let k = policy::validate(&r, &c, NOW).expect("valid");
     assert!(matches!(
-        s.offer(r, k, true, NOW, &c),
+        s.offer(r, k, Via::Put, NOW, &c),
         Offered::Refused(RecordError::Quota(_))
     ));
     let c = RecordsConfig {
@@ -313,7 +395,7 @@ fn owner_and_node_bounds_refuse_with_a_reason() {
     let r = profile(1, 1, &[0; 900]);
     let k = policy::validate(&r, &c, NOW).expect("valid");
     assert!(matches!(
-        s.offer(r, k, true, NOW, &c),
+        s.offer(r, k, Via::Put, NOW, &c),
         Offered::Refused(RecordError::Quota(_))
     ));
 }
@@ -563,16 +645,20 @@ fn a_name_claimed_on_both_sides_of_a_partition_has_one_owner_after_the_heal() {
         put_done(&sim, 2)
     );
     sim.heal();
-    let winner = if policy::claim_beats(&a, &b) { &a } else { &b };
     wait(&mut sim, Duration::from_secs(120), |s| {
         oracle::check(s).ring_correct.then_some(())
     });
-    wait(&mut sim, Duration::from_secs(60), |s| {
+    // The holders' answers elect one owner; every true holder ends with its claim and no
+    // member keeps the other.
+    let winner = wait(&mut sim, Duration::from_secs(60), |s| {
         let t = s.true_holders(&a.location(), 3);
-        t.iter()
-            .all(|id| copies(s, winner).contains(id))
-            .then_some(())
+        [&a, &b].into_iter().find_map(|w| {
+            let l = if w == &a { &b } else { &a };
+            let all = t.iter().all(|id| copies(s, w).contains(id));
+            (all && copies(s, l).is_empty()).then(|| w.clone())
+        })
     });
+    let winner = &winner;
     sim.get_record(3, 3, a.kind, a.key.clone());
     assert_eq!(
         wait(&mut sim, Duration::from_secs(10), |s| get_done(s, 3)),
@@ -583,4 +669,123 @@ fn a_name_claimed_on_both_sides_of_a_partition_has_one_owner_after_the_heal() {
             .iter()
             .any(|(_, e)| matches!(e, RecordsEvent::Conflict { .. }))
     );
+}
+
+/// Runs `sim` for `d` while the modified nodes `liars` keep `forged` planted in their stores
+/// (so they answer reads and push copies with it, however often honest copies reach them).
+fn run_lying(sim: &mut Sim, d: Duration, liars: &[u32], forged: &Record) {
+    let end = sim.now() + d;
+    while sim.now() < end {
+        for &l in liars {
+            sim.plant_record(l, forged.clone());
+        }
+        sim.run_for(Duration::from_millis(250));
+    }
+}
+
+/// A held name under attack by modified nodes: `lying_holder` of the name's true holders
+/// (0 = its primary, which also wins ties of reads) and, if `outsider`, a node that holds no
+/// copy keep a backdated claim by mallory planted in their stores, and mallory's node puts it
+/// too. Honest holders keep alice's claim and every honest read names her.
+fn attack_a_held_name(seed: u64, n: u32, lying_holder: usize, outsider: bool) {
+    let mut sim = ring(seed, n);
+    let now = wall(&sim);
+    let alice = nick("alice", 1, 1, now);
+    // Backdated to the epoch, expiring when alice's does.
+    let forged = Record::sign(
+        Kind::Nick,
+        b"alice".to_vec(),
+        Value::Data(b"profile".to_vec()),
+        &key(9),
+        1,
+        1,
+        alice.expires,
+    );
+    assert!(policy::validate(&forged, &sim.cfg.chord.records, now).is_ok());
+    sim.put_record(0, 1, alice.clone(), true);
+    assert!(matches!(
+        wait(&mut sim, Duration::from_secs(10), |s| put_done(s, 1)),
+        Ok(_)
+    ));
+    let loc = alice.location();
+    let truth = sim.true_holders(&loc, 3);
+    wait(&mut sim, Duration::from_secs(10), |s| {
+        truth
+            .iter()
+            .all(|id| copies(s, &alice).contains(id))
+            .then_some(())
+    });
+    let mut liars = vec![sim.host_of(&truth[lying_holder]).expect("a holder's host")];
+    if outsider {
+        let far = (0..n)
+            .find(|h| {
+                let id = sim.hosts[*h as usize].peer.id;
+                !sim.true_holders(&loc, 6).contains(&id) && *h != 0
+            })
+            .expect("a node far from the name");
+        liars.push(far);
+    }
+    // Mallory's node claims the held name for itself too: refused, whatever its `created`.
+    sim.put_record(liars[0], 2, forged.clone(), true);
+    run_lying(&mut sim, Duration::from_secs(30), &liars, &forged);
+    assert!(
+        matches!(put_done(&sim, 2), Some(Err(_))),
+        "mallory's put of a held name: {:?}",
+        put_done(&sim, 2)
+    );
+    let liar_ids: Vec<NodeId> = liars
+        .iter()
+        .map(|h| sim.hosts[*h as usize].peer.id)
+        .collect();
+    for id in sim.true_holders(&loc, 3) {
+        if !liar_ids.contains(&id) {
+            assert!(
+                copies(&sim, &alice).contains(&id),
+                "seed {seed}: honest holder {} lost alice's claim",
+                id.short()
+            );
+        }
+    }
+    // Reads from honest nodes name alice (reads while the liars keep lying).
+    let readers: Vec<u32> = (0..n).filter(|h| !liars.contains(h)).take(6).collect();
+    for (t, h) in readers.iter().enumerate() {
+        sim.get_record(*h, 100 + t as u64, alice.kind, alice.key.clone());
+    }
+    run_lying(&mut sim, Duration::from_secs(10), &liars, &forged);
+    for t in 0..readers.len() as u64 {
+        assert_eq!(
+            get_done(&sim, 100 + t),
+            Some(Ok(vec![alice.clone()])),
+            "seed {seed}: read {t}"
+        );
+    }
+    // Where the dispute was settled, mallory is named the loser, never the winner.
+    assert!(sim.record_events.iter().all(|(_, e)| !matches!(
+        e,
+        RecordsEvent::Conflict { winner, .. } if *winner == forged.owner
+    )));
+}
+
+#[test]
+fn a_backdated_claim_planted_by_a_lying_primary_never_takes_a_held_name() {
+    attack_a_held_name(41, 16, 0, false);
+}
+
+#[test]
+fn a_lying_replica_and_a_lying_outsider_never_take_a_held_name() {
+    attack_a_held_name(42, 16, 2, true);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 6, ..Default::default() })]
+    /// Any seed, ring size and lying holder, with or without a lying outsider.
+    #[test]
+    fn no_lying_holder_or_backdating_claimer_takes_a_held_name(
+        seed in 100u64..10_000,
+        n in 8u32..20,
+        lying in 0usize..3,
+        outsider in proptest::bool::ANY,
+    ) {
+        attack_a_held_name(seed, n, lying, outsider);
+    }
 }

@@ -17,6 +17,14 @@ impl Sim {
         self.apply(i, Input::Records(RecordsInput::Get { token, kind, key }));
     }
 
+    /// A modified node: host `i` (if live) plants `record` in its own store with no policy,
+    /// and answers and pushes it as if it held it ([`crate::Overlay::plant_record`]).
+    pub fn plant_record(&mut self, i: u32, record: Record) {
+        if let Some(node) = self.hosts[i as usize].node.as_mut() {
+            node.plant_record(record);
+        }
+    }
+
     /// The `k` live members that should hold a record located at `loc`: its successor and
     /// the next `k − 1`.
     pub fn true_holders(&self, loc: &NodeId, k: usize) -> Vec<NodeId> {

@@ -53,6 +53,10 @@ struct Args {
     /// Names claimed on both sides of the partition (records scenario with --partition-secs).
     #[arg(long, default_value_t = 100)]
     claims: usize,
+    /// Held names attacked by a lying holder each, which keeps a backdated claim of its own
+    /// planted in its store (records scenario).
+    #[arg(long, default_value_t = 0)]
+    liars: usize,
     /// Recipients that go offline and get the messages (dm scenario; default a tenth of the
     /// nodes).
     #[arg(long)]
@@ -124,12 +128,16 @@ fn main() -> anyhow::Result<()> {
     p.churn_rate = a.churn_rate;
     p.presence_direct = a.presence_direct;
     anyhow::ensure!(
-        a.records <= 10_000_000 && a.reads <= 10_000_000 && a.claims <= 1_000_000,
-        "--records, --reads and --claims are bounded (10 M, 10 M, 1 M)"
+        a.records <= 10_000_000
+            && a.reads <= 10_000_000
+            && a.claims <= 1_000_000
+            && a.liars <= a.nodes,
+        "--records, --reads and --claims are bounded (10 M, 10 M, 1 M), --liars by --nodes"
     );
     p.records = a.records;
     p.reads = a.reads;
     p.claims = a.claims;
+    p.liars = a.liars;
     anyhow::ensure!(
         a.recipients.is_none_or(|r| r >= 1 && r <= a.nodes / 3)
             && a.messages.is_none_or(|m| m <= 10_000_000),

@@ -1,0 +1,168 @@
+//! Disputed names: a copy (from another holder, a hand-over, a stray or a restore) that names
+//! another owner than the live claim a holder keeps never replaces it on its own. The holder
+//! keeps its claim and asks the key's current holders what they hold (a read, `ops.rs`); the
+//! owner most of them name wins ([`policy::elect`]), the same on every holder that hears the
+//! same answers, so a holder that lies — or a node that planted a backdated claim in its own
+//! store — is one vote. The loser is told by a [`RecordsEvent::Conflict`] where the dispute is
+//! settled and by a refused renewal ([`RecordsEvent::Lost`]) at its owner's node.
+//!
+//! Settlements are bounded: one in flight per name, one per name per [`SETTLE_GAP`] sync
+//! periods, at most [`MAX_DISPUTES`] names remembered.
+
+use std::collections::BTreeSet;
+
+use super::node::Records;
+use super::policy::{self, Via};
+use super::{Hash, Record, Value};
+use crate::id::NodeId;
+use crate::protocol::Ctx;
+use crate::time::Time;
+
+/// Disputed names a node remembers at once.
+pub(super) const MAX_DISPUTES: usize = 256;
+/// Challengers remembered per name (each told when the name is settled).
+const MAX_CHALLENGERS: usize = 8;
+/// Sync periods between two settlements of one name.
+const SETTLE_GAP: u32 = 2;
+
+/// A name whose held claim a copy disputed.
+#[derive(Debug)]
+pub(super) struct Dispute {
+    kind: u8,
+    key: Vec<u8>,
+    /// Owners of the copies that disputed it since the last settlement.
+    challengers: BTreeSet<[u8; 32]>,
+    /// A settlement's read is in flight.
+    running: bool,
+    /// When the last settlement started.
+    last: Option<Time>,
+}
+
+impl Records {
+    /// A copy of `r` disputed the claim held for its name: remember it and settle the name
+    /// when it is due.
+    pub(super) fn dispute(&mut self, cx: &mut Ctx<'_>, r: &Record) {
+        let loc = r.location();
+        if !self.disputes.contains_key(&loc) {
+            self.prune_disputes(cx.now());
+            if self.disputes.len() >= MAX_DISPUTES {
+                return;
+            }
+        }
+        let d = self.disputes.entry(loc).or_insert_with(|| Dispute {
+            kind: r.kind,
+            key: r.key.clone(),
+            challengers: BTreeSet::new(),
+            running: false,
+            last: None,
+        });
+        if d.challengers.len() < MAX_CHALLENGERS {
+            d.challengers.insert(r.owner);
+        }
+        self.settle_if_due(cx, loc);
+    }
+
+    /// Starts the settlements that are due (the sync round calls it, so a dispute whose
+    /// copy came while the last settlement was recent is not forgotten).
+    pub(super) fn settle_due(&mut self, cx: &mut Ctx<'_>) {
+        self.prune_disputes(cx.now());
+        let due: Vec<NodeId> = self
+            .disputes
+            .iter()
+            .filter(|(_, d)| !d.challengers.is_empty())
+            .map(|(loc, _)| *loc)
+            .collect();
+        for loc in due {
+            self.settle_if_due(cx, loc);
+        }
+    }
+
+    fn gap(&self) -> std::time::Duration {
+        self.cfg.sync_interval * SETTLE_GAP
+    }
+
+    fn settle_if_due(&mut self, cx: &mut Ctx<'_>, loc: NodeId) {
+        let now = cx.now();
+        let gap = self.gap();
+        let Some(d) = self.disputes.get_mut(&loc) else {
+            return;
+        };
+        if d.running || d.last.is_some_and(|t| now.since(t) < gap) || !cx.ring().is_member() {
+            return;
+        }
+        d.running = true;
+        d.last = Some(now);
+        let (kind, key) = (d.kind, d.key.clone());
+        self.start_get(cx, None, kind, key);
+    }
+
+    /// Forgets settled names whose pause is over.
+    fn prune_disputes(&mut self, now: Time) {
+        let gap = self.gap();
+        self.disputes.retain(|_, d| {
+            d.running || !d.challengers.is_empty() || d.last.is_some_and(|t| now.since(t) < gap)
+        });
+    }
+
+    /// A settlement's read reached no holder: the next copy or sync round tries again.
+    pub(super) fn settle_failed(&mut self, kind: u8, key: &[u8]) {
+        if let Some(d) = self.disputes.get_mut(&super::location(kind, key)) {
+            d.running = false;
+        }
+    }
+
+    /// The holders answered a settlement's read: `found` the verified copies, `votes` which
+    /// holder answered which. The elected owner keeps the name here; each loser is reported.
+    pub(super) fn settled(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        kind: u8,
+        key: Vec<u8>,
+        found: Vec<Record>,
+        votes: Vec<(NodeId, Hash)>,
+    ) {
+        let loc = super::location(kind, &key);
+        let challengers = match self.disputes.get_mut(&loc) {
+            Some(d) => {
+                d.running = false;
+                std::mem::take(&mut d.challengers)
+            }
+            None => BTreeSet::new(),
+        };
+        let now_ms = self.now_ms(cx);
+        let incumbent = self
+            .store
+            .get(&loc, kind, &key, now_ms)
+            .into_iter()
+            .find(|r| !matches!(r.value, Value::Deleted))
+            .map(|r| r.owner);
+        let answers = votes
+            .iter()
+            .filter_map(|(holder, h)| found.iter().find(|r| r.hash() == *h).map(|r| (*holder, r)));
+        let Some(winner) = policy::elect(&loc, answers, incumbent) else {
+            return;
+        };
+        if Some(winner) == incumbent {
+            for loser in challengers.into_iter().filter(|c| *c != winner) {
+                self.stats.conflicts += 1;
+                Self::event(
+                    cx,
+                    super::RecordsEvent::Conflict {
+                        key: key.clone(),
+                        winner,
+                        loser,
+                    },
+                );
+            }
+            return;
+        }
+        let best = found
+            .into_iter()
+            .filter(|r| r.owner == winner && !matches!(r.value, Value::Deleted))
+            .reduce(|a, b| if policy::newer(&b, &a) { b } else { a });
+        if let Some(r) = best {
+            // Raises the conflict (winner, the incumbent) and the Held / Released events.
+            let _ = self.offer(cx, r, Via::Settle);
+        }
+    }
+}
