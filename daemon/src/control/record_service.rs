@@ -51,11 +51,10 @@ impl RecordApi {
             .people
             .signer_of(self.people.who(caller))
             .map_err(ApiError::from)?;
-        Ok(self
-            .records
+        self.records
             .put_by(&signer, kind, key, value, ttl)
             .await
-            .map_err(ApiError::from)?)
+            .map_err(ApiError::from)
     }
 }
 
