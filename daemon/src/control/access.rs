@@ -227,6 +227,15 @@ pub fn is_operator(client: Option<&ClientInfo>, own_uid: u32) -> bool {
     )
 }
 
+/// chatd itself as its operator, for the in-process calls it makes on the operator's behalf
+/// (the statistics line of the operator's logs).
+pub fn this_process() -> ClientInfo {
+    ClientInfo::Unix {
+        uid: rustix::process::geteuid().as_raw(),
+        admitted: true,
+    }
+}
+
 /// [`is_operator`] for this process's user: `Ok` for the operator, else PERMISSION_DENIED
 /// saying that `what` is the operator's (how the operator-only calls refuse everyone else).
 pub fn require_operator(client: Option<&ClientInfo>, what: &str) -> Result<(), ApiError> {
