@@ -10,8 +10,10 @@
 //! One file per gRPC service (`node_service.rs`, `chat_service.rs`, `record_service.rs`,
 //! `user_service.rs`, `private_service.rs`; the standard health and
 //! reflection services in `standard.rs`); who may call is decided in `access.rs` (peer
-//! credentials on the socket, a bearer token on the optional TCP listener); domain errors
-//! become `tonic::Status` in one place, `error.rs`.
+//! credentials on the socket, a bearer token on the optional TCP listener, and
+//! `access::require_operator` for the operator's calls: `Leave`, `ReadLog`); the TCP
+//! listener's connection caps and timeouts are in `tcp.rs`; domain errors become
+//! `tonic::Status` in one place, `error.rs`.
 
 pub mod access;
 mod chat_service;
