@@ -153,7 +153,7 @@ pub enum Command {
     },
     /// Show as online again.
     Back,
-    /// Put, read or delete a DHT record (nickname claim, profile, presence, keys, mailbox).
+    /// Read any DHT record; put or delete your own nickname claims.
     Record(RecordArgs),
     /// Print a shell completion script, e.g.
     /// `chatctl completions bash > ~/.local/share/bash-completion/completions/chatctl`.
@@ -305,9 +305,10 @@ pub struct RecordArgs {
 /// `chatctl record` subcommands.
 #[derive(Debug, Subcommand, PartialEq, Eq)]
 pub enum RecordCommand {
-    /// Store a record signed by the node (chatd renews it while it runs).
+    /// Store a name claim signed by your account (chatd renews it while it runs). The other
+    /// kinds (profile, presence, keys, mailbox) are written only by chatd's own services.
     Put {
-        /// nick, profile, presence, keys or mailbox.
+        /// nick (the other kinds are refused).
         kind: String,
         /// The name (nick), `me` (profile, presence, keys) or a 64-hex-digit key (mailbox).
         key: String,
@@ -329,9 +330,9 @@ pub enum RecordCommand {
         /// The name (nick), `me` or a 64-hex-digit key.
         key: String,
     },
-    /// Replace the node's record with a signed tombstone.
+    /// Replace your name claim with a signed tombstone.
     Delete {
-        /// nick, profile, presence or keys.
+        /// nick (the other kinds are refused).
         kind: String,
         /// The name (nick) or `me`.
         key: String,

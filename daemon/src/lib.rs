@@ -52,6 +52,7 @@ pub mod records;
 pub mod reload;
 pub mod ring;
 pub mod shutdown;
+pub mod sigctx;
 pub mod supervise;
 pub mod transport;
 pub mod web;

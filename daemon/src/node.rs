@@ -276,6 +276,11 @@ impl Node {
         self.stop.send_replace(true);
     }
 
+    /// Whether a stop has been requested.
+    pub fn is_stop_requested(&self) -> bool {
+        *self.stop.borrow()
+    }
+
     /// Resolves once a stop has been requested.
     pub async fn stop_requested(&self) {
         let mut rx = self.stop.subscribe();

@@ -10,5 +10,7 @@ mod accounts;
 mod api;
 #[path = "chat/client.rs"]
 mod client;
+#[path = "chat/hostile_guest.rs"]
+mod hostile_guest;
 #[path = "chat/tail.rs"]
 mod tail;

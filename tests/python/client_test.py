@@ -173,14 +173,22 @@ def check_records(channel, metadata=None):
     from chat.v1 import record_service_pb2_grpc as rgrpc
 
     stub = rgrpc.RecordServiceStub(channel)
-    put = stub.PutRecord(rpb.PutRecordRequest(kind="profile", value=b"from python"),
+    put = stub.PutRecord(rpb.PutRecordRequest(kind="nick", key=b"py-user", value=b"from python"),
                          metadata=metadata, timeout=30)
     assert put.record.value == b"from python" and len(put.record.owner) == 32, put
-    got = stub.GetRecord(rpb.GetRecordRequest(kind="profile"), metadata=metadata, timeout=30)
+    assert put.record.key == b"py-user", put
+    got = stub.GetRecord(rpb.GetRecordRequest(kind="nick", key=b"py-user"),
+                         metadata=metadata, timeout=30)
     assert [r.value for r in got.records] == [b"from python"], got
-    claim = stub.PutRecord(rpb.PutRecordRequest(kind="nick", key=b"py-user", value=b"x"),
+    # The kinds chatd's services own are not the client's to write.
+    for kind in ["profile", "presence", "keys", "mailbox"]:
+        try:
+            stub.PutRecord(rpb.PutRecordRequest(kind=kind, key=b"\x07" * 32, value=b"x"),
                            metadata=metadata, timeout=30)
-    assert claim.record.key == b"py-user", claim
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.PERMISSION_DENIED, e
+        else:
+            raise AssertionError(f"a client wrote a {kind} record")
     for bad in [rpb.PutRecordRequest(kind="nick", key=b"Not Normal", value=b"x"),
                 rpb.PutRecordRequest(kind="weird", value=b"x")]:
         try:

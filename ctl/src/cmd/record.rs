@@ -1,4 +1,5 @@
-//! `chatctl record put|get|delete`: DHT records through chatd (signed by the node's key).
+//! `chatctl record put|get|delete`: DHT records through chatd (what you put or delete is
+//! signed by your account's key; only name claims may be written).
 //!
 //! KEY is a nickname for `nick`, `me` (this node's key) or 64 hex digits for `profile`,
 //! `presence` and `keys`, and the recipient's key in hex for `mailbox`. VALUE `-` reads the

@@ -278,7 +278,7 @@ pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<ChatMessage, TextErro
     }
     let signed_value = Value::Array(fields);
     let signed = to_vec(&signed_value);
-    let signature = key.sign(&signed);
+    let signature = key.sign(&crate::sigctx::with(crate::sigctx::ENVELOPE, &signed));
     let wire = to_vec(&Value::Array(vec![
         Value::Bytes(signed.clone()),
         Value::Bytes(signature.to_bytes().to_vec()),
@@ -477,7 +477,7 @@ fn check_signature(
         return Err(EnvelopeError::BadSignature);
     }
     origin
-        .verify(signed, sig)
+        .verify(&crate::sigctx::with(crate::sigctx::ENVELOPE, signed), sig)
         .map_err(|_| EnvelopeError::BadSignature)
 }
 

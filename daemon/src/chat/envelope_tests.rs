@@ -57,6 +57,34 @@ fn a_signature_from_another_key_is_refused() {
     assert_eq!(open(&forged), Err(EnvelopeError::BadSignature));
 }
 
+#[test]
+fn a_signature_without_the_envelope_context_is_refused() {
+    let room = Room::lobby();
+    let msg = sign(&key(), &draft(&room, "hello", None)).expect("signs");
+    let outer: Value = ciborium::from_reader(msg.wire.as_slice()).expect("cbor");
+    let [signed, _] = array::<2>(outer).expect("pair");
+    let signed = bytes(signed).expect("bytes");
+    // The origin's own key over the same fields, for another purpose (or none): refused.
+    for context in [b"".as_slice(), crate::sigctx::PROFILE, b"chatd/record/v1\0"] {
+        let wire = to_vec(&Value::Array(vec![
+            Value::Bytes(signed.clone()),
+            Value::Bytes(
+                key()
+                    .sign(&crate::sigctx::with(context, &signed))
+                    .to_bytes()
+                    .to_vec(),
+            ),
+        ]));
+        assert_eq!(open(&wire), Err(EnvelopeError::BadSignature));
+    }
+    assert_eq!(open(&resigned(&msg, &key())).map(|m| m.id), Ok(msg.id));
+}
+
+/// What an envelope's signature covers.
+fn ctx(signed: &[u8]) -> Vec<u8> {
+    crate::sigctx::with(crate::sigctx::ENVELOPE, signed)
+}
+
 /// `msg`'s signed part with a signature by `by`.
 fn resigned(msg: &ChatMessage, by: &SigningKey) -> Vec<u8> {
     let outer: Value = ciborium::from_reader(msg.wire.as_slice()).expect("cbor");
@@ -64,7 +92,7 @@ fn resigned(msg: &ChatMessage, by: &SigningKey) -> Vec<u8> {
     let signed = bytes(signed).expect("bytes");
     to_vec(&Value::Array(vec![
         Value::Bytes(signed.clone()),
-        Value::Bytes(by.sign(&signed).to_bytes().to_vec()),
+        Value::Bytes(by.sign(&ctx(&signed)).to_bytes().to_vec()),
     ]))
 }
 
@@ -252,7 +280,7 @@ fn edits_and_deletes_name_their_target_under_the_signature() {
         ]));
         let wire = to_vec(&Value::Array(vec![
             Value::Bytes(signed.clone()),
-            Value::Bytes(key().sign(&signed).to_bytes().to_vec()),
+            Value::Bytes(key().sign(&ctx(&signed)).to_bytes().to_vec()),
         ]));
         assert!(matches!(open(&wire), Err(EnvelopeError::Malformed(_))));
     }

@@ -1,8 +1,10 @@
 //! Who may call the control API.
 //!
-//! - Unix socket: the connecting process's credentials (`SO_PEERCRED`) are read when the
-//!   connection is accepted. Root, chatd's own user and members (primary or supplementary, from
-//!   `/proc/PID/status`) of `control.group` are admitted; the socket's file mode is only a
+//! - Unix socket: the connecting process's credentials (`SO_PEERCRED`, and its supplementary
+//!   groups from `SO_PEERGROUPS`) are read when the connection is accepted — both as the
+//!   kernel recorded them at `connect()`, so no later change of the process (or reuse of its
+//!   PID) matters. Root, chatd's own user and members (primary or supplementary) of
+//!   `control.group` are admitted; the socket's file mode is only a
 //!   first fence. Anyone else gets PERMISSION_DENIED on every call.
 //! - TCP (`control.tcp_listen`): every call must carry `authorization: Bearer TOKEN`; a missing
 //!   or wrong token gets UNAUTHENTICATED. Failures are counted per source address (token
@@ -20,7 +22,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::UnixStream;
 use tonic::transport::server::Connected;
 use tonic::{Request, Status};
 
@@ -73,15 +75,16 @@ pub struct UnixPolicy {
 }
 
 impl UnixPolicy {
-    /// Whether the process (uid, gid, pid) may use the API.
-    pub fn admits(&self, uid: u32, gid: u32, pid: Option<i32>) -> bool {
+    /// Whether the process (uid, primary gid, `supplementary` groups, asked only if needed)
+    /// may use the API.
+    pub fn admits(&self, uid: u32, gid: u32, supplementary: impl FnOnce() -> Vec<u32>) -> bool {
         if uid == 0 || uid == self.own_uid {
             return true;
         }
         let Some(group) = self.group else {
             return false;
         };
-        gid == group || pid.is_some_and(|pid| supplementary_groups(pid).contains(&group))
+        gid == group || supplementary().contains(&group)
     }
 
     /// Reads the credentials of a newly accepted connection.
@@ -89,7 +92,12 @@ impl UnixPolicy {
         match stream.peer_cred() {
             Ok(cred) => ClientInfo::Unix {
                 uid: cred.uid(),
-                admitted: self.admits(cred.uid(), cred.gid(), cred.pid()),
+                admitted: self.admits(cred.uid(), cred.gid(), || {
+                    peer_groups(stream).unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "control socket: cannot read the peer's groups (SO_PEERGROUPS)");
+                        Vec::new()
+                    })
+                }),
             },
             Err(_) => ClientInfo::Unix {
                 uid: u32::MAX,
@@ -99,18 +107,40 @@ impl UnixPolicy {
     }
 }
 
-/// The supplementary groups of process `pid` (empty if unknown).
-fn supplementary_groups(pid: i32) -> Vec<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| {
-            g.split_whitespace()
-                .filter_map(|n| n.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+/// Most supplementary groups read for a peer (Linux's `NGROUPS_MAX`).
+const MAX_GROUPS: usize = 65_536;
+
+/// The supplementary groups of a Unix socket's peer, as the kernel recorded them when it
+/// connected (`SO_PEERGROUPS`, Linux 4.13 and later).
+pub fn peer_groups(socket: &impl std::os::fd::AsRawFd) -> io::Result<Vec<u32>> {
+    const GID: usize = std::mem::size_of::<libc::gid_t>();
+    let mut groups: Vec<libc::gid_t> = vec![0; 64];
+    loop {
+        let mut len = libc::socklen_t::try_from(groups.len() * GID).unwrap_or(libc::socklen_t::MAX);
+        // SAFETY: `groups` is valid for writes of `len` bytes; the kernel writes at most `len`
+        // bytes into it and stores the length it needs (or wrote) in `len`.
+        let r = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let needed = len as usize / GID;
+        if r == 0 {
+            groups.truncate(needed.min(groups.len()));
+            return Ok(groups);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ERANGE) && needed > groups.len() && needed <= MAX_GROUPS
+        {
+            groups.resize(needed, 0);
+            continue;
+        }
+        return Err(err);
+    }
 }
 
 /// The interceptor in front of every service.
@@ -183,8 +213,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub enum Conn {
     /// Unix socket.
     Unix(super::quiet::QuietUnix, ClientInfo, Connection),
-    /// TCP.
-    Tcp(TcpStream, ClientInfo, Connection),
+    /// TCP, under the listener's caps and timeouts.
+    Tcp(super::tcp::Guarded, ClientInfo, Connection),
 }
 
 /// Whether the caller is the node's operator: root or chatd's own user (`own_uid`) on the
@@ -195,6 +225,27 @@ pub fn is_operator(client: Option<&ClientInfo>, own_uid: u32) -> bool {
         client,
         Some(ClientInfo::Unix { uid, admitted: true }) if *uid == 0 || *uid == own_uid
     )
+}
+
+/// chatd itself as its operator, for the in-process calls it makes on the operator's behalf
+/// (the statistics line of the operator's logs).
+pub fn this_process() -> ClientInfo {
+    ClientInfo::Unix {
+        uid: rustix::process::geteuid().as_raw(),
+        admitted: true,
+    }
+}
+
+/// [`is_operator`] for this process's user: `Ok` for the operator, else PERMISSION_DENIED
+/// saying that `what` is the operator's (how the operator-only calls refuse everyone else).
+pub fn require_operator(client: Option<&ClientInfo>, what: &str) -> Result<(), ApiError> {
+    if is_operator(client, rustix::process::geteuid().as_raw()) {
+        return Ok(());
+    }
+    Err(ApiError::PermissionDenied(format!(
+        "{what} is the node operator's: only root and chatd's own user on the Unix socket may \
+         do it (not control.group members, not TCP clients; try sudo)"
+    )))
 }
 
 impl Connected for Conn {
@@ -267,15 +318,36 @@ mod tests {
             own_uid: 1000,
             group: Some(50),
         };
-        assert!(policy.admits(0, 0, None));
-        assert!(policy.admits(1000, 1000, None));
-        assert!(policy.admits(2000, 50, None));
-        assert!(!policy.admits(2000, 2000, None));
+        let none = Vec::new;
+        assert!(policy.admits(0, 0, none));
+        assert!(policy.admits(1000, 1000, none));
+        assert!(policy.admits(2000, 50, none));
+        assert!(!policy.admits(2000, 2000, none));
+        assert!(policy.admits(2000, 2000, || vec![7, 50]), "supplementary");
+        assert!(!policy.admits(2000, 2000, || vec![7, 51]));
         let closed = UnixPolicy {
             own_uid: 1000,
             group: None,
         };
-        assert!(!closed.admits(2000, 50, None));
+        assert!(!closed.admits(2000, 50, || vec![50]));
+    }
+
+    #[test]
+    fn peer_groups_are_the_connecting_processs_supplementary_groups() {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("pair");
+        let mut got = peer_groups(&ours).expect("SO_PEERGROUPS");
+        let mut own: Vec<u32> = rustix::process::getgroups()
+            .expect("getgroups")
+            .into_iter()
+            .map(|g| g.as_raw())
+            .collect();
+        got.sort_unstable();
+        own.sort_unstable();
+        assert_eq!(got, own);
+        // Not a socket: an error, not an empty list.
+        let file = std::fs::File::open("/dev/null").expect("open");
+        assert!(peer_groups(&file).is_err());
+        drop(theirs);
     }
 
     #[test]

@@ -10,8 +10,10 @@
 //! One file per gRPC service (`node_service.rs`, `chat_service.rs`, `record_service.rs`,
 //! `user_service.rs`, `private_service.rs`; the standard health and
 //! reflection services in `standard.rs`); who may call is decided in `access.rs` (peer
-//! credentials on the socket, a bearer token on the optional TCP listener); domain errors
-//! become `tonic::Status` in one place, `error.rs`.
+//! credentials on the socket, a bearer token on the optional TCP listener, and
+//! `access::require_operator` for the operator's calls: `Leave`, `ReadLog`); the TCP
+//! listener's connection caps and timeouts are in `tcp.rs`; domain errors become
+//! `tonic::Status` in one place, `error.rs`.
 
 pub mod access;
 mod chat_service;
@@ -21,6 +23,9 @@ mod private_service;
 mod quiet;
 mod record_service;
 mod standard;
+pub mod tcp;
+#[cfg(test)]
+mod testkit;
 mod user_service;
 
 use std::io;
@@ -202,7 +207,8 @@ impl ControlSocket {
                 .map_err(|source| ControlError::Tcp { addr, source })?;
             let local = tcp.local_addr().unwrap_or(addr);
             info!(tcp = %local, "control API also on TCP (bearer token required)");
-            accepters.push(tokio::spawn(accept_tcp(tcp, tx, activity)));
+            let admission = tcp::Admission::new(tcp::Limits::default());
+            accepters.push(tokio::spawn(accept_tcp(tcp, admission, tx, activity)));
         } else {
             drop(tx);
         }
@@ -218,6 +224,8 @@ impl ControlSocket {
             standard::reflection().map_err(|e| ControlError::Reflection(e.to_string()))?;
         let gate = Gate::new(access.token.as_ref().map(|t| t.1.clone()));
         let result = tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(tcp::KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(tcp::KEEPALIVE_TIMEOUT))
             .layer(tonic::service::InterceptorLayer::new(move |r| {
                 gate.check(r)
             }))
@@ -230,7 +238,10 @@ impl ControlSocket {
                 node.clone(),
             )))
             .add_service(ChatServiceServer::new(chat_api))
-            .add_service(RecordServiceServer::new(RecordApi::new(records)))
+            .add_service(RecordServiceServer::new(RecordApi::new(
+                records,
+                people.clone(),
+            )))
             .add_service(PrivateServiceServer::new(PrivateApi::new(
                 dm,
                 people.clone(),
@@ -285,18 +296,30 @@ async fn accept_unix(
     }
 }
 
-/// Accepts TCP connections.
+/// Accepts TCP connections within `admission`'s caps (see `tcp.rs`); one over a cap is
+/// closed at once.
 async fn accept_tcp(
     listener: TcpListener,
+    admission: tcp::Admission,
     tx: mpsc::Sender<io::Result<Conn>>,
     activity: Arc<Activity>,
 ) {
+    let mut refused: u64 = 0;
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
+                let Some(slot) = admission.admit(addr.ip()) else {
+                    drop(stream);
+                    refused += 1;
+                    if refused.is_power_of_two() {
+                        warn!(client = %addr, refused, open = admission.open(),
+                            "control TCP listener: connection cap reached; closing new connections");
+                    }
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let info = access::ClientInfo::Tcp { addr };
-                let conn = Conn::Tcp(stream, info, activity.connection());
+                let conn = Conn::Tcp(admission.guard(stream, slot), info, activity.connection());
                 if tx.send(Ok(conn)).await.is_err() {
                     return;
                 }

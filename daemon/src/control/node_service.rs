@@ -17,7 +17,7 @@ use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use super::ApiError;
-use super::access::ClientInfo;
+use super::access::{ClientInfo, is_operator, require_operator};
 use crate::node::Node;
 use crate::people::People;
 
@@ -103,7 +103,12 @@ impl NodeService for NodeApi {
         }
         resp.dropped.extend(self.node.private_drops());
         let activity = self.node.activity();
-        (resp.private_sent, resp.private_received) = activity.private_counts();
+        // Node-wide private-message counts say when this node's people talk privately: the
+        // operator's to see, zero for everyone else.
+        let own_uid = rustix::process::geteuid().as_raw();
+        if is_operator(request.extensions().get::<ClientInfo>(), own_uid) {
+            (resp.private_sent, resp.private_received) = activity.private_counts();
+        }
         let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
         resp.subscriptions = count(activity.subscriptions());
         resp.control_connections = count(activity.control_connections());
@@ -224,15 +229,10 @@ impl NodeService for NodeApi {
         &self,
         request: Request<ReadLogRequest>,
     ) -> Result<Response<LogStream>, Status> {
-        let own_uid = rustix::process::geteuid().as_raw();
-        if !super::access::is_operator(request.extensions().get::<ClientInfo>(), own_uid) {
-            return Err(ApiError::PermissionDenied(
-                "the event log is the node operator's: only root and chatd's own user may read \
-                 it (try sudo)"
-                    .into(),
-            )
-            .into());
-        }
+        require_operator(
+            request.extensions().get::<ClientInfo>(),
+            "reading the event log",
+        )?;
         let Some(log) = self.node.event_log() else {
             return Err(ApiError::FailedPrecondition(
                 "the event log is off (log.events = false in chatd's configuration)".into(),
@@ -257,8 +257,14 @@ impl NodeService for NodeApi {
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
     async fn leave(
         &self,
-        _request: Request<LeaveRequest>,
+        request: Request<LeaveRequest>,
     ) -> Result<Response<LeaveResponse>, Status> {
+        // Stopping the node stops it for every account it hosts (and a clean stop is not
+        // restarted by systemd): the operator's alone.
+        require_operator(
+            request.extensions().get::<ClientInfo>(),
+            "stopping the node (Leave)",
+        )?;
         if let Some(ring) = self.node.ring()
             && !ring.leave(LEAVE_DEADLINE).await
         {
@@ -272,40 +278,12 @@ impl NodeService for NodeApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::testkit::{fixture, from, guest, local_account, operator};
 
     #[tokio::test]
     async fn get_status_fills_every_field() {
-        let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]).verifying_key();
-        let node = Arc::new(Node::new(
-            key,
-            "bob".parse().ok(),
-            "127.0.0.1:9".parse().expect("addr"),
-            vec![],
-        ));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let chat = crate::chat::Chat::in_memory(
-            ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
-            None,
-            &crate::chat::ChatConfig::default(),
-        )
-        .expect("chat");
-        let (records, _) = crate::records::Records::open(
-            dir.path(),
-            ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
-        )
-        .expect("records");
-        let people = People::open(
-            dir.path(),
-            node.id(),
-            chat,
-            records,
-            crate::people::PeopleConfig {
-                wish: "bob".parse().expect("nick"),
-                away_after: Duration::ZERO,
-                nick_ttl: Duration::from_secs(3600),
-            },
-        )
-        .expect("people");
+        let f = fixture();
+        let (node, people) = (f.node.clone(), f.people.clone());
         let api = NodeApi::new(node.clone(), people.clone());
         let resp = api
             .get_status(Request::new(GetStatusRequest {}))
@@ -314,7 +292,6 @@ mod tests {
             .into_inner();
         assert_eq!(resp.node_id, node.id().to_hex());
         assert_eq!(resp.node_id.len(), 64);
-        // Not claimed before the node joins a ring.
         assert_eq!(resp.nickname, "");
         let operator = people
             .account_of(crate::people::Who::Operator)
@@ -333,5 +310,65 @@ mod tests {
             .into_inner();
         assert_eq!(ring.node_id, node.id().to_hex());
         assert!(ring.successors.is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_the_operator_stops_the_node() {
+        let f = fixture();
+        let api = NodeApi::new(f.node.clone(), f.people.clone());
+        for caller in [local_account(), guest()] {
+            let err = api
+                .leave(from(caller.clone(), LeaveRequest {}))
+                .await
+                .expect_err("refused");
+            assert_eq!(err.code(), tonic::Code::PermissionDenied, "{caller:?}");
+            assert!(err.message().contains("operator"), "{}", err.message());
+            assert!(!f.node.is_stop_requested(), "{caller:?} stopped the node");
+        }
+        let err = api
+            .leave(Request::new(LeaveRequest {}))
+            .await
+            .expect_err("no connection info: not the operator");
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        assert!(!f.node.is_stop_requested());
+        api.leave(from(operator(), LeaveRequest {}))
+            .await
+            .expect("the operator may");
+        assert!(f.node.is_stop_requested());
+    }
+
+    #[tokio::test]
+    async fn only_the_operator_reads_the_event_log() {
+        let f = fixture();
+        let api = NodeApi::new(f.node.clone(), f.people.clone());
+        for caller in [local_account(), guest()] {
+            let err = api
+                .read_log(from(caller.clone(), ReadLogRequest::default()))
+                .await
+                .err()
+                .expect("refused");
+            assert_eq!(err.code(), tonic::Code::PermissionDenied, "{caller:?}");
+        }
+        // The operator passes the check (and learns the log is off here).
+        let err = api
+            .read_log(from(operator(), ReadLogRequest::default()))
+            .await
+            .err()
+            .expect("no log in the fixture");
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    }
+
+    #[tokio::test]
+    async fn private_counts_are_the_operators() {
+        let f = fixture();
+        f.node.activity().private_message(true);
+        let api = NodeApi::new(f.node.clone(), f.people.clone());
+        let status = |c| api.get_status(from(c, GetStatusRequest {}));
+        let mine = status(operator()).await.expect("ok").into_inner();
+        assert_eq!(mine.private_sent, 1);
+        for caller in [local_account(), guest()] {
+            let theirs = status(caller.clone()).await.expect("ok").into_inner();
+            assert_eq!(theirs.private_sent, 0, "{caller:?}");
+        }
     }
 }

@@ -216,11 +216,12 @@ impl Feed {
 
     /// The statistics line, to chatd's log and the event log.
     async fn stats(&self) {
-        let status = match self
-            .status
-            .get_status(tonic::Request::new(GetStatusRequest {}))
-            .await
-        {
+        // The line goes to the operator's logs: asked as the operator (private counts included).
+        let mut request = tonic::Request::new(GetStatusRequest {});
+        request
+            .extensions_mut()
+            .insert(crate::control::access::this_process());
+        let status = match self.status.get_status(request).await {
             Ok(r) => r.into_inner(),
             Err(e) => {
                 warn!(error = %e.message(), "statistics: could not read the status");

@@ -65,7 +65,8 @@ pub struct Profile {
     pub version: u64,
 }
 
-/// A profile and the account's signature over its CBOR bytes.
+/// A profile and the account's signature over its CBOR bytes (behind the context
+/// [`crate::sigctx::PROFILE`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedProfile {
     /// The CBOR encoding of a [`Profile`].
@@ -132,7 +133,10 @@ impl Profile {
     pub fn sign(&self, key: &SigningKey) -> SignedProfile {
         let mut bytes = Vec::new();
         let _ = ciborium::into_writer(self, &mut bytes);
-        let sig = key.sign(&bytes).to_bytes().to_vec();
+        let sig = key
+            .sign(&crate::sigctx::with(crate::sigctx::PROFILE, &bytes))
+            .to_bytes()
+            .to_vec();
         SignedProfile { bytes, sig }
     }
 }
@@ -153,7 +157,8 @@ impl SignedProfile {
             .as_slice()
             .try_into()
             .map_err(|_| EventError::Malformed("signature is not 64 bytes"))?;
-        key.verify_strict(&self.bytes, &Signature::from_bytes(&sig))
+        let signed = crate::sigctx::with(crate::sigctx::PROFILE, &self.bytes);
+        key.verify_strict(&signed, &Signature::from_bytes(&sig))
             .map_err(|_| EventError::BadSignature)?;
         let bare = p
             .nick
@@ -225,6 +230,14 @@ mod tests {
         assert_eq!(signed.open(&[2; 32]), Err(EventError::WrongNode));
         let round = Event::decode(&Event::Profile(signed.clone()).encode()).expect("decodes");
         assert_eq!(round, Event::Profile(signed));
+    }
+
+    #[test]
+    fn a_profile_signed_without_its_context_is_refused() {
+        let p = profile("alice");
+        let mut signed = p.sign(&account());
+        signed.sig = account().sign(&signed.bytes).to_bytes().to_vec();
+        assert_eq!(signed.open(&[1; 32]), Err(EventError::BadSignature));
     }
 
     #[test]

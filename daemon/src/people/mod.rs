@@ -428,7 +428,11 @@ impl People {
                 debug!("a batch item that is not a verified mailbox record; skipped");
                 continue;
             }
-            let Value::Data(bytes) = &r.value else {
+            let Value::Data(value) = &r.value else {
+                continue;
+            };
+            let Some(bytes) = value.strip_prefix(crate::sigctx::PRESENCE_EPOCH_ITEM) else {
+                debug!("a batch item not made as a presence epoch item; skipped");
                 continue;
             };
             let from = crate::identity::node_id_of_bytes(&r.owner);
@@ -676,6 +680,10 @@ fn verified_author<'a>(
         None => dir.host_of(&node.0),
     }
 }
+
+#[cfg(test)]
+#[path = "batch_tests.rs"]
+mod batch_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
 //! How a people event leaves this node: into its presence epoch (`chat_overlay::presence`) as a mailbox
-//! item under the epoch's key, confirmed when it comes back in the epoch's batch, put again
+//! item under the epoch's key (its value the event behind `sigctx::PRESENCE_EPOCH_ITEM`), confirmed when it comes back in the epoch's batch, put again
 //! when it does not, broadcast on its own as the last resort; and, on the node that holds an
 //! epoch, the batch broadcast when the epoch is over.
 
@@ -51,9 +51,12 @@ impl People {
         tries: u32,
     ) -> Result<(), PeopleError> {
         let key = batch::epoch_key(batch::epoch_of(unix_ms())).to_vec();
+        // The value names its purpose: a record the node signed for anything else is never
+        // taken for one of its people events (`crate::sigctx`).
+        let value = crate::sigctx::with(crate::sigctx::PRESENCE_EPOCH_ITEM, &bytes);
         let put = self
             .records
-            .put(RecordKind::Mailbox, key, Some(bytes.clone()), ITEM_TTL);
+            .put(RecordKind::Mailbox, key, Some(value), ITEM_TTL);
         match tokio::time::timeout(PUT_WAIT, put).await {
             Ok(Ok((record, _))) => {
                 let overflow = {

@@ -192,7 +192,21 @@ impl Records {
         value: Option<Vec<u8>>,
         ttl: Duration,
     ) -> Result<(Record, u8), RecordsError> {
-        let key = self.key_for(kind, key)?;
+        let key_pair = self.key.clone();
+        self.put_by(&key_pair, kind, key, value, ttl).await
+    }
+
+    /// [`Records::put`] signed by `signer` (a hosted account, for a client's own records):
+    /// a key left empty, for the kinds keyed by owner, is the signer's.
+    pub async fn put_by(
+        &self,
+        signer: &SigningKey,
+        kind: Kind,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+        ttl: Duration,
+    ) -> Result<(Record, u8), RecordsError> {
+        let key = key_for(signer.verifying_key().to_bytes(), kind, key)?;
         if ttl.is_zero() || ttl > MAX_TTL {
             return Err(RecordsError::Invalid {
                 field: "ttl_seconds",
@@ -209,7 +223,7 @@ impl Records {
             }
             None => Value::Deleted,
         };
-        let record = self.sign(&self.key, kind, key, value, ttl, None);
+        let record = self.sign(signer, kind, key, value, ttl, None);
         let copies = self.put_signed(record.clone()).await?;
         Ok((record, copies))
     }
@@ -257,7 +271,7 @@ impl Records {
         let key = if kind.policy() == Policy::Latest && key.len() == 32 {
             key
         } else {
-            self.key_for(kind, key)?
+            key_for(self.owner(), kind, key)?
         };
         let (tx, rx) = oneshot::channel();
         let token = self.wait(Waiter::Get(tx))?;
@@ -270,30 +284,6 @@ impl Records {
             }),
         )?;
         Ok(self.answer(token, rx).await??)
-    }
-
-    fn key_for(&self, kind: Kind, key: Vec<u8>) -> Result<Vec<u8>, RecordsError> {
-        if key.is_empty() && kind.policy() == Policy::Latest {
-            return Ok(self.owner().to_vec());
-        }
-        let ok = match kind.policy() {
-            Policy::Claim => chat_overlay::records::policy::valid_nick(&key),
-            Policy::Latest => key == self.owner(),
-            Policy::Set => key.len() == 32,
-        };
-        if ok {
-            Ok(key)
-        } else {
-            let problem = match kind.policy() {
-                Policy::Claim => "a name is 1-32 of a-z 0-9 . _ - starting with a letter or digit",
-                Policy::Latest => "empty (this node's key) or this node's 32-byte key",
-                Policy::Set => "the recipient's 32-byte public key",
-            };
-            Err(RecordsError::Invalid {
-                field: "key",
-                problem: problem.into(),
-            })
-        }
     }
 
     /// Signs a new version with `signer`: the version and creation time continue the
@@ -450,6 +440,32 @@ impl Records {
                 "could not re-sign an expiring record: the driver is busy"
             );
         }
+    }
+}
+
+/// The key a record of `kind` put by `owner` goes under: `key` checked against the kind
+/// (empty: `owner`'s key, for the kinds keyed by owner).
+fn key_for(owner: [u8; 32], kind: Kind, key: Vec<u8>) -> Result<Vec<u8>, RecordsError> {
+    if key.is_empty() && kind.policy() == Policy::Latest {
+        return Ok(owner.to_vec());
+    }
+    let ok = match kind.policy() {
+        Policy::Claim => chat_overlay::records::policy::valid_nick(&key),
+        Policy::Latest => key == owner,
+        Policy::Set => key.len() == 32,
+    };
+    if ok {
+        Ok(key)
+    } else {
+        let problem = match kind.policy() {
+            Policy::Claim => "a name is 1-32 of a-z 0-9 . _ - starting with a letter or digit",
+            Policy::Latest => "empty (the owner's key) or the owner's 32-byte key",
+            Policy::Set => "the recipient's 32-byte public key",
+        };
+        Err(RecordsError::Invalid {
+            field: "key",
+            problem: problem.into(),
+        })
     }
 }
 

@@ -12,16 +12,22 @@
 //! user's server the browser visits. On any other address `/ws` needs a session (or the bearer
 //! token) and `/metrics` the bearer token of `control.token_file`.
 //!
+//! A ticket works once: the first session made from it spends it (this process remembers
+//! spent tickets until they expire), so a login link that leaked after use — or one an
+//! attacker used himself before planting it — logs nobody in.
+//!
 //! Tickets and sessions are `kind.who.expiry.mac`; the MAC is a keyed BLAKE3 hash under a key
 //! derived from a 32-byte secret in the data directory (`web.key`, mode 0600), the web view's
 //! address and the bearer token: nothing to store, they survive a restart, a session of one
 //! chatd is worthless at another, and rotating the token or deleting `web.key` ends them all.
 //! MACs are compared through `blake3::Hash`'s constant-time equality.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -39,6 +45,9 @@ pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Failed token or session checks allowed per address: a burst, then one per 10 s.
 const FAILURE_BURST: f64 = 10.0;
 const FAILURE_REFILL: Duration = Duration::from_secs(10);
+/// Spent tickets remembered at most (each only until it expires); past that, no ticket is
+/// accepted until some expire.
+const MAX_SPENT: usize = 65_536;
 
 /// The web view's keys and rules.
 pub struct Auth {
@@ -47,6 +56,8 @@ pub struct Auth {
     /// Reading needs a session or the token too (the web view is not on loopback).
     pub closed: bool,
     failures: Keyed<IpAddr>,
+    /// Tickets already traded for a session (their hash), with their expiry.
+    spent: Mutex<HashMap<blake3::Hash, u64>>,
 }
 
 /// What a request proved.
@@ -119,6 +130,7 @@ impl Auth {
             token,
             closed,
             failures: Keyed::new(rate, 1024),
+            spent: Mutex::new(HashMap::new()),
         })
     }
 
@@ -128,9 +140,13 @@ impl Auth {
         (self.sign("login", who, exp), exp)
     }
 
-    /// A session for the account of a valid ticket.
+    /// A session for the account of a valid ticket not used before (a spent one is
+    /// `Expired`: the page is told to ask for a new link).
     pub fn session_from_ticket(&self, ticket: &str) -> Result<(Who, String), Proof> {
-        let who = self.verify("login", ticket)?;
+        let (who, ticket_exp) = self.verify_until("login", ticket)?;
+        if !self.spend(ticket, ticket_exp) {
+            return Err(Proof::Expired);
+        }
         let exp = unix_ms() + SESSION_TTL.as_millis() as u64;
         Ok((who, self.sign("session", who, exp)))
     }
@@ -175,9 +191,26 @@ impl Auth {
         format!("{body}.{}", mac.to_hex())
     }
 
+    /// Marks `ticket` (valid until `exp`) spent; false if it was already, or if too many
+    /// unexpired tickets are spent to remember one more.
+    fn spend(&self, ticket: &str, exp: u64) -> bool {
+        let now = unix_ms();
+        let mut spent = self.spent.lock().unwrap_or_else(|p| p.into_inner());
+        spent.retain(|_, e| *e >= now);
+        if spent.len() >= MAX_SPENT {
+            return false;
+        }
+        spent.insert(blake3::hash(ticket.as_bytes()), exp).is_none()
+    }
+
     /// The account of a valid token of `kind`; `Expired` for one of ours past its expiry,
     /// `Wrong` for anything else.
     fn verify(&self, kind: &str, s: &str) -> Result<Who, Proof> {
+        self.verify_until(kind, s).map(|(who, _)| who)
+    }
+
+    /// [`Auth::verify`], with the token's expiry.
+    fn verify_until(&self, kind: &str, s: &str) -> Result<(Who, u64), Proof> {
         let (body, mac) = s.rsplit_once('.').ok_or(Proof::Wrong)?;
         let mac = blake3::Hash::from_hex(mac).map_err(|_| Proof::Wrong)?;
         if blake3::keyed_hash(&self.key, body.as_bytes()) != mac {
@@ -196,7 +229,7 @@ impl Auth {
         if exp < unix_ms() {
             return Err(Proof::Expired);
         }
-        Ok(who)
+        Ok((who, exp))
     }
 }
 
@@ -249,6 +282,34 @@ mod tests {
         // A session is not a ticket, nor the other way round.
         assert_eq!(a.session_from_ticket(&session).err(), Some(Proof::Wrong));
         assert_eq!(a.session(&ticket), Proof::Wrong);
+    }
+
+    #[test]
+    fn a_ticket_works_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = auth(dir.path());
+        let (ticket, _) = a.ticket(Who::Operator);
+        let (who, _) = a.session_from_ticket(&ticket).expect("first use");
+        assert_eq!(who, Who::Operator);
+        assert_eq!(
+            a.session_from_ticket(&ticket).err(),
+            Some(Proof::Expired),
+            "a second use"
+        );
+        // Another account's ticket is another ticket.
+        let (other, _) = a.ticket(Who::Unix(1001));
+        assert!(a.session_from_ticket(&other).is_ok());
+        // A wrong ticket spends nothing and stays wrong.
+        let forged = other.replacen(".u1001.", ".op.", 1);
+        assert_eq!(a.session_from_ticket(&forged).err(), Some(Proof::Wrong));
+        // Expired tickets are forgotten: the memory holds unexpired ones only.
+        a.spent
+            .lock()
+            .expect("lock")
+            .insert(blake3::hash(b"old"), unix_ms() - 1);
+        let (third, _) = a.ticket(Who::Token);
+        assert!(a.session_from_ticket(&third).is_ok());
+        assert_eq!(a.spent.lock().expect("lock").len(), 3);
     }
 
     #[test]

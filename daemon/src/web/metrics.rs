@@ -5,6 +5,11 @@
 //! (`NodeService.GetStatus`, called in process), so the two always agree; the histograms and
 //! the delivery counter live in [`crate::metrics::Metrics`]. Peers' round-trip times are
 //! sampled every [`RTT_EVERY`] while the web view runs.
+//!
+//! The private-message counters (`chatd_private_sent_total`, `chatd_private_received_total`)
+//! say when this node's people talk privately: they are exported only to a scrape that
+//! presents the bearer token of `control.token_file`, never to any local user who can reach
+//! a loopback web view.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,9 +43,10 @@ pub(super) async fn metrics(
     ConnectInfo(from): ConnectInfo<Client>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = s.admit_metrics(&headers, &from) {
-        return super::refusal(r);
-    }
+    let private = match s.admit_metrics(&headers, &from) {
+        Ok(token) => token.then(|| s.node.activity().private_counts()),
+        Err(r) => return super::refusal(r),
+    };
     let status = match s
         .node_api
         .get_status(Request::new(GetStatusRequest {}))
@@ -56,7 +62,7 @@ pub(super) async fn metrics(
         }
     };
     let mut body = String::new();
-    match encode(&mut body, &registry(&s, &status)) {
+    match encode(&mut body, &registry(&s, &status, private)) {
         Ok(()) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n").into_response(),
     }
@@ -74,8 +80,9 @@ fn gauge(r: &mut Registry, name: &str, help: &str, v: u64) {
     r.register(name, help, g);
 }
 
-/// One scrape's registry: fresh values from `status`, the long-lived histograms by handle.
-fn registry(s: &Shared, status: &GetStatusResponse) -> Registry {
+/// One scrape's registry: fresh values from `status`, the long-lived histograms by handle,
+/// and the private-message counts (sent, received) if the scrape may see them.
+fn registry(s: &Shared, status: &GetStatusResponse, private: Option<(u64, u64)>) -> Registry {
     let mut r = Registry::with_prefix("chatd");
     counter(
         &mut r,
@@ -148,18 +155,20 @@ fn registry(s: &Shared, status: &GetStatusResponse) -> Registry {
         "Open control API connections (Unix socket and TCP)",
         u64::from(status.control_connections),
     );
-    counter(
-        &mut r,
-        "private_sent",
-        "Private messages sent by the accounts this node hosts",
-        status.private_sent,
-    );
-    counter(
-        &mut r,
-        "private_received",
-        "Private messages received for the accounts this node hosts",
-        status.private_received,
-    );
+    if let Some((sent, received)) = private {
+        counter(
+            &mut r,
+            "private_sent",
+            "Private messages sent by the accounts this node hosts",
+            sent,
+        );
+        counter(
+            &mut r,
+            "private_received",
+            "Private messages received for the accounts this node hosts",
+            received,
+        );
+    }
     gauge(
         &mut r,
         "web_clients",

@@ -225,17 +225,19 @@ pub(crate) struct Shared {
 type AppState = State<Arc<Shared>>;
 
 impl Shared {
-    /// Whether `/metrics` may be read: freely on loopback, with the bearer token elsewhere.
-    fn admit_metrics(&self, headers: &HeaderMap, from: &Client) -> Result<(), Refusal> {
+    /// Whether `/metrics` may be read: freely on loopback, with the bearer token elsewhere;
+    /// `Ok(true)` when the request presented the bearer token (it then sees the private
+    /// message counters too).
+    fn admit_metrics(&self, headers: &HeaderMap, from: &Client) -> Result<bool, Refusal> {
         if !self.auth.closed {
-            return Ok(());
+            return Ok(self.auth.bearer(headers) == Proof::Token);
         }
         let ip = from.0.ip();
         if !self.auth.may_try(ip) {
             return Err(Refusal::LockedOut);
         }
         match self.auth.bearer(headers) {
-            Proof::Token => Ok(()),
+            Proof::Token => Ok(true),
             Proof::None => Err(Refusal::Missing),
             _ => {
                 self.auth.failed(ip);
