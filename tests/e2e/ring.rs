@@ -22,6 +22,8 @@ mod edits;
 mod eventlog;
 #[path = "ring/hostile.rs"]
 mod hostile;
+#[path = "ring/hostile_names.rs"]
+mod hostile_names;
 #[path = "ring/lan.rs"]
 mod lan;
 #[path = "ring/membership.rs"]

@@ -51,6 +51,8 @@ pub fn users_json(resp: &ListUsersResponse) -> serde_json::Value {
                 "since_unix_ms": u.since_unix_ms,
                 "guest": u.guest,
                 "self": u.is_self,
+                "verified": u.verified,
+                "key_changed": u.key_changed,
             })
         })
         .collect();
@@ -71,8 +73,15 @@ pub fn render(resp: &ListUsersResponse) -> String {
     let mut out = String::new();
     for u in &resp.users {
         let me = if u.is_self { "  (you)" } else { "" };
+        let mark = if u.key_changed {
+            "  ⚠ key changed (chatctl verify)"
+        } else if u.verified {
+            "  ✓ verified"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "{:<width$}  {:<8} since {}  user {}  node {}{}{me}\n",
+            "{:<width$}  {:<8} since {}  user {}  node {}{}{me}{mark}\n",
             u.nickname,
             presence_name(u.presence),
             crate::time::short(u.since_unix_ms),
@@ -148,6 +157,8 @@ mod tests {
             since_unix_ms: 1_700_000_000_000,
             guest: false,
             is_self: nick == "alice",
+            verified: false,
+            key_changed: false,
         }
     }
 

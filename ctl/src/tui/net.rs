@@ -234,6 +234,8 @@ async fn session(
                         nickname: u.nickname,
                         away: u.away_message,
                         me: u.is_self,
+                        verified: u.verified,
+                        key_changed: u.key_changed,
                     })
                     .collect();
                 if tx.send(NetEvent::Users(users)).await.is_err() {
@@ -354,6 +356,7 @@ async fn act_private(
                 to,
                 group_id: group,
                 text,
+                accept_new_key: false,
             };
             match private.send_private(req).await {
                 Ok(_) => NetEvent::Sent(reference),

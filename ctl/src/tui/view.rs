@@ -116,6 +116,11 @@ fn users(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
             if u.me {
                 spans.push(Span::raw(" (you)"));
             }
+            if u.key_changed {
+                spans.push(Span::styled(" ⚠", theme.fg(Color::Red)));
+            } else if u.verified {
+                spans.push(Span::styled(" ✓", theme.fg(Color::Green)));
+            }
             if u.presence == "away" {
                 spans.push(Span::styled(
                     " away",
