@@ -57,6 +57,24 @@ fn users(c: &Cluster, i: usize) -> Vec<(String, String, serde_json::Value)> {
         .collect()
 }
 
+/// Each of `members`' private messages, users and last log lines, for a failed wait.
+fn diagnose(c: &Cluster, members: &[usize]) -> String {
+    let mut out = String::new();
+    for &i in members {
+        let tail = c.members[i]
+            .daemon
+            .as_ref()
+            .map(|d| d.log_tail(60))
+            .unwrap_or_default();
+        let list: Vec<(String, String)> = users(c, i).into_iter().map(|u| (u.0, u.1)).collect();
+        out += &format!(
+            "--- member {i}: dms {:?}\nusers {list:?}\nlog (newest first):\n{tail}\n",
+            dms(c, i),
+        );
+    }
+    out
+}
+
 /// Member `i`'s own account (hex).
 fn own_id(c: &Cluster, i: usize) -> String {
     users(c, i)
@@ -230,6 +248,21 @@ fn a_new_key_behind_a_name_is_refused_until_the_sender_accepts_it() {
     c.await_ring(FORM);
     let new_alice = own_id(&c, new);
     assert_ne!(new_alice, old_alice);
+    // Carol shows the new key with the plain name (the DHT's holders name it) and the old
+    // one with a suffix, marked: the conversation under "alice" is bound to the old key.
+    let shown = poll(FORM, Duration::from_millis(250), || {
+        let list = users(&c, 1);
+        let now = list.iter().find(|u| u.1 == new_alice)?;
+        let before = list.iter().find(|u| u.1 == old_alice)?;
+        (now.0 == "alice" && before.0.starts_with("alice#")).then(|| now.2.clone())
+    });
+    let shown = shown.unwrap_or_else(|| {
+        panic!(
+            "carol never showed the new alice: {}",
+            diagnose(&c, &[1, new])
+        )
+    });
+    assert_eq!(shown["key_changed"], true, "{shown}");
 
     // Carol's next message to "alice" is refused, with the way out in the message.
     let second = "after-the-change-3d9f";
@@ -283,7 +316,8 @@ fn a_new_key_behind_a_name_is_refused_until_the_sender_accepts_it() {
     });
     assert!(
         both.is_some(),
-        "the new alice never got the accepted messages"
+        "the new alice never got the accepted messages: {}",
+        diagnose(&c, &[1, new])
     );
     assert!(
         !received(&c, new, second),
@@ -304,6 +338,13 @@ fn a_new_key_behind_a_name_is_refused_until_the_sender_accepts_it() {
     let marked = users(&c, 1)
         .into_iter()
         .find(|u| u.1 == new_alice)
-        .map(|u| u.2["verified"].clone());
-    assert_eq!(marked, Some(serde_json::json!(true)));
+        .map(|u| (u.0, u.2["verified"].clone(), u.2["key_changed"].clone()));
+    assert_eq!(
+        marked,
+        Some((
+            "alice".into(),
+            serde_json::json!(true),
+            serde_json::json!(false)
+        ))
+    );
 }
