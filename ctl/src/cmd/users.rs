@@ -163,6 +163,27 @@ mod tests {
     }
 
     #[test]
+    fn verified_and_changed_keys_are_marked() {
+        let mut bob = user("bob", Presence::Online, "");
+        bob.verified = true;
+        let mut carol = user("carol", Presence::Online, "");
+        carol.key_changed = true;
+        let resp = ListUsersResponse {
+            users: vec![bob, carol, user("dave", Presence::Online, "")],
+        };
+        let text = render(&resp);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with("✓ verified"), "{text}");
+        assert!(lines[1].contains("⚠ key changed"), "{text}");
+        assert!(!lines[2].contains('✓') && !lines[2].contains('⚠'), "{text}");
+        let j = users_json(&resp);
+        assert_eq!(
+            (&j["users"][0]["verified"], &j["users"][1]["key_changed"]),
+            (&json!(true), &json!(true))
+        );
+    }
+
+    #[test]
     fn the_list_reads_by_name_with_presence() {
         let resp = ListUsersResponse {
             users: vec![

@@ -409,6 +409,25 @@ mod tests {
     }
 
     #[test]
+    fn verified_and_changed_keys_are_marked_in_the_users_pane() {
+        let mut app = connected();
+        let mut bob = user("bob", "online", false);
+        bob.verified = true;
+        let mut carol = user("carol", "online", false);
+        carol.key_changed = true;
+        app.on_net(NetEvent::Users(vec![
+            user("alice", "online", true),
+            bob,
+            carol,
+            user("dave", "online", false),
+        ]));
+        let s = screen(&app, 100, 12);
+        assert!(s.contains("bob ✓"), "{s}");
+        assert!(s.contains("carol ⚠"), "{s}");
+        assert!(!s.contains("dave ✓") && !s.contains("dave ⚠"), "{s}");
+    }
+
+    #[test]
     fn a_busy_room_shows_its_newest_lines_at_the_bottom() {
         let mut app = connected();
         for i in 0..10_000 {
