@@ -296,6 +296,27 @@ fn a_new_key_behind_a_name_is_refused_until_the_sender_accepts_it() {
     .expect("alice's verify");
     assert_eq!(theirs["safety_number"], number.as_str(), "{theirs}");
 
+    // A message from the new key reaches carol marked: "alice" is bound to the old key.
+    let hello = "hello-from-the-new-key-2b77";
+    let out = ctl(&c, new, &["dm", "carol", hello]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let marked = poll(ARRIVE, Duration::from_millis(250), || {
+        dms(&c, 1)
+            .into_iter()
+            .find(|m| m["outgoing"] == false && m["text"] == hello)
+    });
+    let marked = marked.unwrap_or_else(|| {
+        panic!(
+            "carol never got the new alice's message: {}",
+            diagnose(&c, &[1, new])
+        )
+    });
+    assert_eq!(marked["key_changed"], true, "{marked}");
+
     // Accepted: sent to the new key, and from then on without the flag.
     let third = "accepted-new-key-61c2";
     let out = ctl(&c, 1, &["dm", "--accept-new-key", "alice", third]);
@@ -347,4 +368,15 @@ fn a_new_key_behind_a_name_is_refused_until_the_sender_accepts_it() {
             serde_json::json!(false)
         ))
     );
+    // The new alice's message is no longer marked changed but verified; the old alice's
+    // first one now is marked.
+    let now = dms(&c, 1);
+    let of = |text: &str, key: &str| {
+        now.iter()
+            .find(|m| m["text"] == text)
+            .map(|m| m[key].clone())
+    };
+    assert_eq!(of(hello, "key_changed"), Some(serde_json::Value::Null));
+    assert_eq!(of(hello, "verified"), Some(serde_json::json!(true)));
+    assert_eq!(of(first, "key_changed"), Some(serde_json::json!(true)));
 }
