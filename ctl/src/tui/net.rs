@@ -305,13 +305,20 @@ fn feed_event(m: ChatMessage) -> Option<NetEvent> {
 /// The window's form of a private message.
 fn private_event(m: PrivateMessage) -> NetEvent {
     let peer = if m.outgoing { m.to } else { m.from.clone() };
+    // A received direct message carries the sender's trust mark after the name: ⚠ (their
+    // name is bound to another key), ✓ (safety number confirmed).
+    let from = match (m.outgoing, m.key_changed, m.peer_verified) {
+        (false, true, _) => format!("{} ⚠", m.from),
+        (false, false, true) => format!("{} ✓", m.from),
+        _ => m.from,
+    };
     NetEvent::Private {
         peer,
         group: m.group,
         outgoing: m.outgoing,
         body: Body {
             id: m.id,
-            from: m.from,
+            from,
             text: m.text,
             at_ms: m.sent_unix_ms,
             edited: m.edited_unix_ms != 0,
@@ -546,5 +553,34 @@ async fn act(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_of(e: NetEvent) -> String {
+        match e {
+            NetEvent::Private { body, .. } => body.from,
+            _ => String::new(),
+        }
+    }
+
+    #[test]
+    fn a_received_message_carries_its_senders_trust_mark() {
+        let m = |outgoing, key_changed, peer_verified| PrivateMessage {
+            from: "alice".into(),
+            to: "bob".into(),
+            outgoing,
+            key_changed,
+            peer_verified,
+            ..PrivateMessage::default()
+        };
+        assert_eq!(from_of(private_event(m(false, true, false))), "alice ⚠");
+        assert_eq!(from_of(private_event(m(false, false, true))), "alice ✓");
+        assert_eq!(from_of(private_event(m(false, false, false))), "alice");
+        // The caller's own lines keep its name (it tells them apart by it).
+        assert_eq!(from_of(private_event(m(true, true, false))), "alice");
     }
 }
