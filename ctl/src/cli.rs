@@ -81,12 +81,27 @@ pub enum Command {
     /// Send an end-to-end encrypted private message (no TEXT: one per line of standard
     /// input); it reaches NICK even if they are offline now.
     Dm {
+        /// Send even though NICK now stands for another key than your conversation is bound
+        /// to (compare the safety number with `chatctl verify NICK` first), and bind it to
+        /// the new key.
+        #[arg(long)]
+        accept_new_key: bool,
         /// The recipient's nickname.
         #[arg(value_name = "NICK")]
         nick: String,
         /// The message; several words are joined with spaces.
         #[arg(value_name = "TEXT")]
         text: Vec<String>,
+    },
+    /// Show the safety number of your account and NICK's (the account the network's name
+    /// holders name): compare it with NICK in person or over another channel; both of you see
+    /// the same number. With --confirm, mark NICK verified (✓).
+    Verify {
+        /// The numbers matched: mark NICK verified (and bind your conversation to this key).
+        #[arg(long)]
+        confirm: bool,
+        #[arg(value_name = "NICK")]
+        nick: String,
     },
     /// Show your private messages (both directions), oldest first, with their delivery
     /// status.

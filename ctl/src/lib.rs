@@ -84,8 +84,20 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::Web => cmd::web::run(&socket, printer).await,
             cli::Command::Chat { room } => cmd::chat::run(&socket, room).await,
             cli::Command::Send(args) => cmd::send::run(&socket, printer, args).await,
-            cli::Command::Dm { nick, text } => {
-                cmd::private::dm(&socket, printer, cmd::private::To::Nick(nick), text).await
+            cli::Command::Dm {
+                nick,
+                text,
+                accept_new_key,
+            } => {
+                let to = if accept_new_key {
+                    cmd::private::To::NickNewKey(nick)
+                } else {
+                    cmd::private::To::Nick(nick)
+                };
+                cmd::private::dm(&socket, printer, to, text).await
+            }
+            cli::Command::Verify { nick, confirm } => {
+                cmd::verify::run(&socket, printer, nick, confirm).await
             }
             cli::Command::Dms { with, lines } => {
                 cmd::private::history(&socket, printer, with.unwrap_or_default(), lines).await

@@ -24,6 +24,8 @@ mod eventlog;
 mod hostile;
 #[path = "ring/hostile_claims.rs"]
 mod hostile_claims;
+#[path = "ring/hostile_names.rs"]
+mod hostile_names;
 #[path = "ring/lan.rs"]
 mod lan;
 #[path = "ring/membership.rs"]

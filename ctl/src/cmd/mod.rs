@@ -15,4 +15,5 @@ pub mod send;
 pub mod status;
 pub mod tail;
 pub mod users;
+pub mod verify;
 pub mod web;

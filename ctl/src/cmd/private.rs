@@ -29,6 +29,9 @@ const RETRY_WAIT: Duration = Duration::from_millis(500);
 /// Whom a message goes to.
 pub enum To {
     Nick(String),
+    /// A person whose name may now stand for another key than the conversation is bound
+    /// to: send anyway and bind the new key (`dm --accept-new-key`).
+    NickNewKey(String),
     Group(String),
 }
 
@@ -55,15 +58,17 @@ async fn send_one(
     text: String,
 ) -> Result<(), Error> {
     let request = match to {
-        To::Nick(n) => SendPrivateRequest {
+        To::Nick(n) | To::NickNewKey(n) => SendPrivateRequest {
             to: n.clone(),
             group_id: String::new(),
             text,
+            accept_new_key: matches!(to, To::NickNewKey(_)),
         },
         To::Group(g) => SendPrivateRequest {
             to: String::new(),
             group_id: g.clone(),
             text,
+            accept_new_key: false,
         },
     };
     let response = client::retry_exhausted(MAX_RETRIES, RETRY_WAIT, || {
@@ -119,7 +124,25 @@ pub fn message_json(m: &PrivateMessage) -> serde_json::Value {
     if m.deleted {
         v["deleted"] = json!(true);
     }
+    if m.peer_verified {
+        v["verified"] = json!(true);
+    }
+    if m.key_changed {
+        v["key_changed"] = json!(true);
+    }
     v
+}
+
+/// The mark after the other person's name of a direct message: ` ✓` (safety number
+/// confirmed), ` ⚠` (their name is bound to another key), or nothing.
+pub fn mark(m: &PrivateMessage) -> &'static str {
+    if m.key_changed {
+        " ⚠"
+    } else if m.peer_verified {
+        " ✓"
+    } else {
+        ""
+    }
 }
 
 /// Prints one private message: `12:00  [alice → you] text` (made harmless for the terminal),
@@ -131,12 +154,12 @@ pub fn print(printer: Printer, m: &PrivateMessage) -> Result<(), Error> {
     let from = if m.outgoing {
         "you".to_owned()
     } else {
-        sanitize(&m.from)
+        format!("{}{}", sanitize(&m.from), mark(m))
     };
     let to = if !m.group_id.is_empty() {
         format!("#{}", sanitize(&m.group))
     } else if m.outgoing {
-        sanitize(&m.to)
+        format!("{}{}", sanitize(&m.to), mark(m))
     } else {
         "you".to_owned()
     };

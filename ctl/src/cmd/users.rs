@@ -51,6 +51,8 @@ pub fn users_json(resp: &ListUsersResponse) -> serde_json::Value {
                 "since_unix_ms": u.since_unix_ms,
                 "guest": u.guest,
                 "self": u.is_self,
+                "verified": u.verified,
+                "key_changed": u.key_changed,
             })
         })
         .collect();
@@ -71,8 +73,15 @@ pub fn render(resp: &ListUsersResponse) -> String {
     let mut out = String::new();
     for u in &resp.users {
         let me = if u.is_self { "  (you)" } else { "" };
+        let mark = if u.key_changed {
+            "  ⚠ key changed (chatctl verify)"
+        } else if u.verified {
+            "  ✓ verified"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "{:<width$}  {:<8} since {}  user {}  node {}{}{me}\n",
+            "{:<width$}  {:<8} since {}  user {}  node {}{}{me}{mark}\n",
             u.nickname,
             presence_name(u.presence),
             crate::time::short(u.since_unix_ms),
@@ -148,7 +157,30 @@ mod tests {
             since_unix_ms: 1_700_000_000_000,
             guest: false,
             is_self: nick == "alice",
+            verified: false,
+            key_changed: false,
         }
+    }
+
+    #[test]
+    fn verified_and_changed_keys_are_marked() {
+        let mut bob = user("bob", Presence::Online, "");
+        bob.verified = true;
+        let mut carol = user("carol", Presence::Online, "");
+        carol.key_changed = true;
+        let resp = ListUsersResponse {
+            users: vec![bob, carol, user("dave", Presence::Online, "")],
+        };
+        let text = render(&resp);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].ends_with("✓ verified"), "{text}");
+        assert!(lines[1].contains("⚠ key changed"), "{text}");
+        assert!(!lines[2].contains('✓') && !lines[2].contains('⚠'), "{text}");
+        let j = users_json(&resp);
+        assert_eq!(
+            (&j["users"][0]["verified"], &j["users"][1]["key_changed"]),
+            (&json!(true), &json!(true))
+        );
     }
 
     #[test]

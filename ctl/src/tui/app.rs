@@ -113,6 +113,10 @@ pub struct User {
     pub away: String,
     /// This user.
     pub me: bool,
+    /// The safety number was confirmed (`chatctl verify --confirm`): shown ✓.
+    pub verified: bool,
+    /// The conversation under this name is bound to another key: shown ⚠.
+    pub key_changed: bool,
 }
 
 /// The node's state, for the status line.

@@ -62,6 +62,8 @@ pub fn user(nickname: &str, presence: &str, me: bool) -> User {
         presence: presence.into(),
         away: String::new(),
         me,
+        verified: false,
+        key_changed: false,
     }
 }
 

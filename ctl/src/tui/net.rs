@@ -234,6 +234,8 @@ async fn session(
                         nickname: u.nickname,
                         away: u.away_message,
                         me: u.is_self,
+                        verified: u.verified,
+                        key_changed: u.key_changed,
                     })
                     .collect();
                 if tx.send(NetEvent::Users(users)).await.is_err() {
@@ -303,13 +305,20 @@ fn feed_event(m: ChatMessage) -> Option<NetEvent> {
 /// The window's form of a private message.
 fn private_event(m: PrivateMessage) -> NetEvent {
     let peer = if m.outgoing { m.to } else { m.from.clone() };
+    // A received direct message carries the sender's trust mark after the name: ⚠ (their
+    // name is bound to another key), ✓ (safety number confirmed).
+    let from = match (m.outgoing, m.key_changed, m.peer_verified) {
+        (false, true, _) => format!("{} ⚠", m.from),
+        (false, false, true) => format!("{} ✓", m.from),
+        _ => m.from,
+    };
     NetEvent::Private {
         peer,
         group: m.group,
         outgoing: m.outgoing,
         body: Body {
             id: m.id,
-            from: m.from,
+            from,
             text: m.text,
             at_ms: m.sent_unix_ms,
             edited: m.edited_unix_ms != 0,
@@ -354,6 +363,7 @@ async fn act_private(
                 to,
                 group_id: group,
                 text,
+                accept_new_key: false,
             };
             match private.send_private(req).await {
                 Ok(_) => NetEvent::Sent(reference),
@@ -543,5 +553,34 @@ async fn act(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_of(e: NetEvent) -> String {
+        match e {
+            NetEvent::Private { body, .. } => body.from,
+            _ => String::new(),
+        }
+    }
+
+    #[test]
+    fn a_received_message_carries_its_senders_trust_mark() {
+        let m = |outgoing, key_changed, peer_verified| PrivateMessage {
+            from: "alice".into(),
+            to: "bob".into(),
+            outgoing,
+            key_changed,
+            peer_verified,
+            ..PrivateMessage::default()
+        };
+        assert_eq!(from_of(private_event(m(false, true, false))), "alice ⚠");
+        assert_eq!(from_of(private_event(m(false, false, true))), "alice ✓");
+        assert_eq!(from_of(private_event(m(false, false, false))), "alice");
+        // The caller's own lines keep its name (it tells them apart by it).
+        assert_eq!(from_of(private_event(m(true, true, false))), "alice");
     }
 }

@@ -116,6 +116,11 @@ fn users(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
             if u.me {
                 spans.push(Span::raw(" (you)"));
             }
+            if u.key_changed {
+                spans.push(Span::styled(" ⚠", theme.fg(Color::Red)));
+            } else if u.verified {
+                spans.push(Span::styled(" ✓", theme.fg(Color::Green)));
+            }
             if u.presence == "away" {
                 spans.push(Span::styled(
                     " away",
@@ -401,6 +406,25 @@ mod tests {
         );
         assert!(s.contains("[#lobby]"), "{s}");
         assert!(s.contains("Rooms") && s.contains("Users (0)"), "{s}");
+    }
+
+    #[test]
+    fn verified_and_changed_keys_are_marked_in_the_users_pane() {
+        let mut app = connected();
+        let mut bob = user("bob", "online", false);
+        bob.verified = true;
+        let mut carol = user("carol", "online", false);
+        carol.key_changed = true;
+        app.on_net(NetEvent::Users(vec![
+            user("alice", "online", true),
+            bob,
+            carol,
+            user("dave", "online", false),
+        ]));
+        let s = screen(&app, 100, 12);
+        assert!(s.contains("bob ✓"), "{s}");
+        assert!(s.contains("carol ⚠"), "{s}");
+        assert!(!s.contains("dave ✓") && !s.contains("dave ⚠"), "{s}");
     }
 
     #[test]

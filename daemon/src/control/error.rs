@@ -207,6 +207,8 @@ impl From<PrivateError> for ApiError {
                 ApiError::InvalidArgument(m)
             }
             PrivateError::NoMessage(_) => ApiError::NotFound(m),
+            PrivateError::KeyChanged { .. } => ApiError::FailedPrecondition(m),
+            PrivateError::VerifyByName(_) => ApiError::InvalidArgument(m),
             PrivateError::NotYours(_) => ApiError::PermissionDenied(m),
             PrivateError::People(e) => e.into(),
             PrivateError::Store(_) => ApiError::Internal(m),

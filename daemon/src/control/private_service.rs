@@ -14,8 +14,8 @@ use chat_proto::v1::{
     LeaveGroupResponse, ListBlocksRequest, ListBlocksResponse, ListGroupsRequest,
     ListGroupsResponse, PrivateHistoryRequest, PrivateHistoryResponse, PrivateMessage,
     SearchPrivateRequest, SearchPrivateResponse, SendPrivateRequest, SendPrivateResponse,
-    StatusChange, UnblockRequest, UnblockResponse, WatchPrivateRequest, WatchPrivateResponse,
-    watch_private_response,
+    StatusChange, UnblockRequest, UnblockResponse, VerifyRequest, VerifyResponse,
+    WatchPrivateRequest, WatchPrivateResponse, watch_private_response,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
@@ -23,6 +23,7 @@ use tonic::{Request, Response, Status};
 
 use super::ApiError;
 use super::access::ClientInfo;
+use crate::dm::contacts::{Contacts, Marks};
 use crate::dm::{Dm, DmEvent, Message};
 use crate::node::Node;
 use crate::people::{People, PeopleError, Who};
@@ -67,7 +68,21 @@ impl PrivateApi {
 
     /// A message as the API shows it (group names from `groups`).
     pub fn message(&self, m: &Message, groups: &[GroupState]) -> PrivateMessage {
+        self.message_marked(m, groups, &self.dm.contacts(&m.account))
+    }
+
+    /// [`PrivateApi::message`] with the marks of the account's bindings `contacts`.
+    fn message_marked(
+        &self,
+        m: &Message,
+        groups: &[GroupState],
+        contacts: &Contacts,
+    ) -> PrivateMessage {
         let r = &m.row;
+        let marks = match (r.group, r.peer) {
+            (None, Some(p)) => self.dm.marks(contacts, &p),
+            _ => Marks::default(),
+        };
         let (to, to_id) = match (r.group, r.outgoing, r.peer) {
             (None, true, Some(p)) => (self.people.display_account(&p), hex::encode(p)),
             (None, false, _) => (
@@ -95,7 +110,15 @@ impl PrivateApi {
             status: delivery(r.status) as i32,
             edited_unix_ms: i64::try_from(r.edited_ms).unwrap_or(i64::MAX),
             deleted: r.deleted,
+            peer_verified: marks.verified,
+            key_changed: marks.key_changed,
         }
+    }
+
+    /// The bindings of `who`'s account.
+    fn contacts_of(&self, who: Who) -> Result<Contacts, ApiError> {
+        let me = self.people.account_of(who).map_err(ApiError::from)?;
+        Ok(self.dm.contacts(&me))
     }
 
     fn group(&self, g: &GroupState, me: &[u8; 32]) -> Group {
@@ -125,7 +148,7 @@ impl PrivateService for PrivateApi {
         let who = self.caller(&request)?;
         let r = request.into_inner();
         let m = match (r.to.trim().is_empty(), r.group_id.trim().is_empty()) {
-            (false, true) => self.dm.send_to(who, &r.to, &r.text),
+            (false, true) => self.dm.send_to(who, &r.to, &r.text, r.accept_new_key).await,
             (true, false) => self.dm.send_group(who, &r.group_id, &r.text),
             _ => {
                 return Err(
@@ -171,8 +194,12 @@ impl PrivateService for PrivateApi {
             rows.remove(0);
         }
         let groups = self.dm.groups(who).map_err(ApiError::from)?;
+        let contacts = self.contacts_of(who)?;
         Ok(Response::new(PrivateHistoryResponse {
-            messages: rows.iter().map(|m| self.message(m, &groups)).collect(),
+            messages: rows
+                .iter()
+                .map(|m| self.message_marked(m, &groups, &contacts))
+                .collect(),
             more,
         }))
     }
@@ -286,8 +313,12 @@ impl PrivateService for PrivateApi {
             .search(who, &expression, &r.from, r.since_unix_ms as u64, limit)
             .map_err(ApiError::from)?;
         let groups = self.dm.groups(who).map_err(ApiError::from)?;
+        let contacts = self.contacts_of(who)?;
         Ok(Response::new(SearchPrivateResponse {
-            messages: rows.iter().map(|m| self.message(m, &groups)).collect(),
+            messages: rows
+                .iter()
+                .map(|m| self.message_marked(m, &groups, &contacts))
+                .collect(),
         }))
     }
 
@@ -371,6 +402,29 @@ impl PrivateService for PrivateApi {
             .set_blocked(who, &r.nickname, false)
             .map_err(ApiError::from)?;
         Ok(Response::new(UnblockResponse { changed }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn verify(
+        &self,
+        request: Request<VerifyRequest>,
+    ) -> Result<Response<VerifyResponse>, Status> {
+        let who = self.caller(&request)?;
+        let r = request.into_inner();
+        let v = self
+            .dm
+            .verify(who, &r.nickname, r.confirm)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(VerifyResponse {
+            nickname: v.shown.clone(),
+            user_id: hex::encode(v.account),
+            own_user_id: hex::encode(v.own),
+            safety_number: v.number.clone(),
+            verified: v.verified,
+            key_changed: v.key_changed(),
+            bound_user_id: v.bound.map(hex::encode).unwrap_or_default(),
+        }))
     }
 
     async fn list_blocks(

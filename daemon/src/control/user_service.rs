@@ -64,11 +64,23 @@ impl UserService for UserApi {
     ) -> Result<Response<ListUsersResponse>, Status> {
         let who = self.people.who(request.extensions().get::<ClientInfo>());
         let me = self.people.account_of(who).map_err(ApiError::from)?;
+        // The caller's conversations bound to keys: verified and changed-key marks.
+        let dm = self.node.private();
+        let contacts = dm.as_ref().map(|d| d.contacts(&me)).unwrap_or_default();
         let users = self
             .people
             .list()
             .into_iter()
-            .map(|(name, u)| User {
+            .map(|(name, u)| {
+                let marks = dm
+                    .as_ref()
+                    .map(|d| d.marks(&contacts, &u.account))
+                    .unwrap_or_default();
+                (name, u, marks)
+            })
+            .map(|(name, u, marks)| User {
+                verified: marks.verified,
+                key_changed: marks.key_changed,
                 nickname: name,
                 user_id: hex::encode(u.account),
                 node_id: hex::encode(u.node),

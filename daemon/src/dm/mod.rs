@@ -6,6 +6,9 @@
 //! - `store.rs`: `dm.sqlite3` — engine state and the accounts' own private messages;
 //! - `net.rs`: what the engines ask for — fetch a key bundle, deliver an item directly to the
 //!   recipient's node or put it in its mailbox, put it again, remove drained items;
+//! - `trust.rs` and `contacts.rs`: whom a direct message goes to — the account the DHT
+//!   names for the nickname — and the conversation's binding to that key (trust on first
+//!   use), safety numbers;
 //! - `run.rs`: the service's task — publishing each account's key bundle, rotating keys,
 //!   ticking the engines, draining the mailboxes, taking direct deliveries;
 //! - this file: the service and what the control API calls.
@@ -13,9 +16,11 @@
 //! Every engine call's changes, with the messages it shows, are committed to the store before
 //! its actions (acknowledgements, removals) go out. No plaintext is logged.
 
+pub mod contacts;
 mod net;
 mod run;
 pub mod store;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -69,6 +74,21 @@ pub enum PrivateError {
     /// Two groups of the caller's have this name.
     #[error("several of your groups are called {0:?}: name it by id")]
     AmbiguousGroup(String),
+    /// The name stands for another key than the conversation is bound to.
+    #[error(
+        "{name}'s key changed (the conversation is bound to key {old}…, the name now stands \
+         for key {new}…): this may be a new device or somebody else. Compare the safety \
+         number with `chatctl verify {name}` and then send with `chatctl dm --accept-new-key \
+         {name} …` (or `chatctl verify --confirm {name}`)"
+    )]
+    KeyChanged {
+        name: String,
+        old: String,
+        new: String,
+    },
+    /// A key form (`nick#abcd`) where a name is needed.
+    #[error("verify {0:?} by the nickname the network knows it by, not by a key form")]
+    VerifyByName(String),
     /// The caller's account.
     #[error(transparent)]
     People(#[from] PeopleError),
@@ -208,9 +228,13 @@ impl Dm {
         }
         let mut events = Vec::new();
         let mut network = Vec::new();
+        let mut received = Vec::new();
         for a in actions {
             match a {
                 Action::Show(s) => {
+                    if !s.outgoing && s.group.is_none() {
+                        received.push(s.from);
+                    }
                     let m = Message {
                         account,
                         row: row_of(&s),
@@ -246,6 +270,9 @@ impl Dm {
             }
         }
         drop(engines);
+        for from in received {
+            self.bind_received(&account, &from);
+        }
         for e in events {
             let _ = self.events.send(e);
         }
@@ -274,29 +301,6 @@ impl Dm {
             }
         }
         Ok(Engine::new(signer.clone(), ttl, now))
-    }
-
-    /// The caller's outgoing message to the person shown as `nick`.
-    pub fn send_to(
-        self: &Arc<Self>,
-        who: Who,
-        nick: &str,
-        text: &str,
-    ) -> Result<Message, PrivateError> {
-        let (account, signer) = self.account(who)?;
-        let nick = nick.trim();
-        let to = self
-            .people
-            .find(nick)
-            .ok_or_else(|| PrivateError::UnknownNick(nick.to_owned()))?
-            .account;
-        let shown = self.act(&signer, |e, now| {
-            send_and_tick(e, now, |e| e.send_text(to, text, now))
-        })??;
-        Ok(Message {
-            account,
-            row: row_of(&shown),
-        })
     }
 
     /// The caller's outgoing message to group `group` (id or name).

@@ -1,6 +1,7 @@
 //! `dm.sqlite` (mode 0600): each hosted account's private-conversation state — its keys,
 //! groups and blocks (`core`), per peer its Olm sessions and streams (`peer`) — and its
-//! private messages, both directions (`message`). The engine's changes and the messages they
+//! private messages, both directions (`message`); and the conversations bound to keys
+//! (`contact`, `contacts.rs`). The engine's changes and the messages they
 //! show are written in one transaction before anything is acknowledged to the network, so a
 //! crash can neither lose an acknowledged message nor show one twice.
 //!
@@ -118,7 +119,7 @@ impl Batch {
 
 /// The store.
 pub struct Store {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
 impl std::fmt::Debug for Store {
@@ -202,6 +203,8 @@ impl Store {
                  ALTER TABLE message ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;",
             )?;
         }
+        // Conversations bound to keys (`contacts.rs`): added to a store of an earlier version.
+        super::contacts::create(&conn)?;
         // The WAL and shared-memory files get SQLite's default mode: tighten them too.
         for ext in ["-wal", "-shm"] {
             let p = PathBuf::from(format!("{}{ext}", path.display()));

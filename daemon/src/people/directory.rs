@@ -1,11 +1,14 @@
 //! The user directory: every account this node has heard of, with its verified nickname,
 //! presence and hosting node, built only from verified people events (`event.rs`).
 //!
-//! Names are unique regardless of case. Should two accounts show the same name (two claims
-//! granted on both sides of a partition, before the loser's node renames it), the one whose
-//! claim wins by the records layer's rule (created first; ties: the smaller `blake3(owner)`)
-//! is shown with the name, the other as `name#abcd` (the first hex digits of its key) — a
-//! form no nickname can take — until it renames itself. Bounded by [`MAX_USERS`].
+//! Names are unique regardless of case. A profile's claim is only the account's word: the
+//! plain name goes to the account the DHT's holders name for it ([`Directory::confirm`], fed
+//! by the people service's look-ups, `names.rs`). Every other account showing the name —
+//! a forged profile, the loser of a conflict after a partition before its node renames it —
+//! is shown as `name#abcd` (the first hex digits of its key), a form no nickname can take.
+//! Until the DHT has answered for a name, a sole claimant shows it plainly and several
+//! claimants all show the suffixed form: no field a claimer chose (such as the claim's
+//! `created`) ever decides who gets the name. Bounded by [`MAX_USERS`].
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -15,6 +18,17 @@ use super::event::{Presence, Profile, normalise};
 
 /// Accounts remembered at most; profiles of new accounts past it are ignored (and counted).
 pub const MAX_USERS: usize = 100_000;
+/// How old the DHT's answer for a name that is not settled (several accounts show it, or
+/// none of them is the holder) may grow before the name is looked up again.
+pub const RECHECK_MS: u64 = 30_000;
+
+/// The DHT's answer for a name: the account its holders name (`None`: nobody holds it), and
+/// when it came (Unix milliseconds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Answer {
+    holder: Option<[u8; 32]>,
+    at_ms: u64,
+}
 
 /// One account as this node knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,11 +49,12 @@ pub struct User {
     pub since_ms: u64,
     /// The version of the profile applied last.
     pub version: u64,
-    /// The claim's rank among claims of one name (lower wins).
+    /// The claim's rank among claims of one name: orders them only (who shows the name is
+    /// the DHT's answer, never this).
     rank: (u64, [u8; 32]),
 }
 
-/// A claim's rank and the account holding it: the first of a name's set shows the name.
+/// A claim's rank and the account holding it.
 type Claimant = ((u64, [u8; 32]), [u8; 32]);
 
 /// The directory.
@@ -48,6 +63,8 @@ pub struct Directory {
     users: HashMap<[u8; 32], User>,
     /// Normalised name → (rank, account) of every account showing it.
     names: HashMap<String, BTreeSet<Claimant>>,
+    /// Normalised name → the DHT's last answer for it (names some account shows only).
+    answers: HashMap<String, Answer>,
     /// Profiles ignored because the directory was full.
     pub ignored: u64,
 }
@@ -150,15 +167,22 @@ impl Directory {
         lines
     }
 
-    /// The name shown for `u`: `*nick` for a guest, `nick#abcd` for the loser of a name
-    /// conflict.
+    /// The account shown with the plain name `key` (normalised): the one the DHT names if
+    /// it shows the name; before any answer, a sole claimant; else nobody.
+    fn owner_of(&self, key: &str) -> Option<[u8; 32]> {
+        let set = self.names.get(key)?;
+        match self.answers.get(key) {
+            Some(a) => a.holder.filter(|h| set.iter().any(|(_, acc)| acc == h)),
+            None if set.len() == 1 => set.first().map(|(_, a)| *a),
+            None => None,
+        }
+    }
+
+    /// The name shown for `u`: `*nick` for a guest, `nick#abcd` for an account the DHT does
+    /// not name as the holder of its nickname.
     pub fn display(&self, u: &User) -> String {
         let star = if u.guest { "*" } else { "" };
-        let wins = self
-            .names
-            .get(&normalise(&u.nick))
-            .and_then(|s| s.first())
-            .is_none_or(|(_, a)| *a == u.account);
+        let wins = self.owner_of(&normalise(&u.nick)) == Some(u.account);
         if wins {
             format!("{star}{}", u.nick)
         } else {
@@ -188,12 +212,83 @@ impl Directory {
             Some((n, t)) => (n, Some(t.to_ascii_lowercase())),
             None => (bare, None),
         };
-        let set = self.names.get(&normalise(nick))?;
+        let key = normalise(nick);
+        let set = self.names.get(&key)?;
         let account = match tag {
-            None => set.first()?.1,
+            None => self.owner_of(&key)?,
             Some(t) => set.iter().find(|(_, a)| hex::encode(&a[..2]) == t)?.1,
         };
         self.users.get(&account)
+    }
+
+    /// The DHT's holders answered for `name` (normalised): `holder` holds it (`None`:
+    /// nobody). Returns a line per account whose shown name changed.
+    pub fn confirm(&mut self, name: &str, holder: Option<[u8; 32]>, now_ms: u64) -> Vec<String> {
+        let accounts: Vec<[u8; 32]> = self
+            .names
+            .get(name)
+            .map(|set| set.iter().map(|(_, a)| *a).collect())
+            .unwrap_or_default();
+        let before: Vec<Option<String>> = accounts
+            .iter()
+            .map(|a| self.users.get(a).map(|u| self.display(u)))
+            .collect();
+        if self.answers.len() >= MAX_USERS && !self.answers.contains_key(name) {
+            let names = &self.names;
+            self.answers.retain(|n, _| names.contains_key(n));
+            if self.answers.len() >= MAX_USERS {
+                return Vec::new();
+            }
+        }
+        self.answers.insert(
+            name.to_owned(),
+            Answer {
+                holder,
+                at_ms: now_ms,
+            },
+        );
+        let mut lines = Vec::new();
+        for (a, was) in accounts.iter().zip(before) {
+            if let (Some(u), Some(was)) = (self.users.get(a), was) {
+                let now = self.display(u);
+                if now != was {
+                    lines.push(format!("{was} is now {now}"));
+                }
+            }
+        }
+        lines
+    }
+
+    /// Whether the account named by the DHT for `name` (normalised) is known and confirmed.
+    pub fn confirmed(&self, name: &str) -> Option<[u8; 32]> {
+        self.answers.get(name).and_then(|a| a.holder)
+    }
+
+    /// Whether `name` (normalised) should be looked up in the DHT (again) at `now_ms`: never
+    /// answered for, or answered for more than [`RECHECK_MS`] ago without settling it (several
+    /// accounts show it, or none of them is the holder).
+    pub fn needs_check(&self, name: &str, now_ms: u64) -> bool {
+        let Some(set) = self.names.get(name) else {
+            return false;
+        };
+        match self.answers.get(name) {
+            None => true,
+            Some(a) => {
+                let settled =
+                    set.len() == 1 && a.holder.is_some_and(|h| set.iter().any(|(_, x)| *x == h));
+                !settled && now_ms.saturating_sub(a.at_ms) > RECHECK_MS
+            }
+        }
+    }
+
+    /// Up to `max` names to look up (again) at `now_ms` ([`Directory::needs_check`]).
+    pub fn unchecked(&self, now_ms: u64, max: usize) -> Vec<String> {
+        self.names
+            .keys()
+            .filter(|n| self.needs_check(n, now_ms))
+            .take(max)
+            .cloned()
+            .collect()
     }
 
     /// The (non-guest) account hosted by `node`, if known.
@@ -235,6 +330,7 @@ impl Directory {
             set.remove(&(u.rank, u.account));
             if set.is_empty() {
                 self.names.remove(&key);
+                self.answers.remove(&key);
             }
         }
     }
@@ -344,18 +440,81 @@ mod tests {
         assert_eq!(kind(&mut d, 14, "bob", Presence::Online), Change::Join);
     }
 
+    fn names(d: &Directory) -> Vec<String> {
+        d.list().into_iter().map(|(n, _)| n).collect()
+    }
+
+    fn account(seed: u8) -> [u8; 32] {
+        SigningKey::from_bytes(&[seed; 32])
+            .verifying_key()
+            .to_bytes()
+    }
+
     #[test]
-    fn a_name_shown_twice_goes_to_the_earlier_claim() {
+    fn a_name_shown_twice_goes_to_the_account_the_dht_names() {
         let mut d = Directory::default();
         d.apply(profile(1, "alice", 200, 10, Presence::Online));
+        assert_eq!(names(&d), vec!["alice".to_string()], "a sole claimant");
+        // A second claimant with an earlier `created` (its own word): neither shows the name
+        // until the DHT answers.
         d.apply(profile(2, "Alice", 100, 10, Presence::Online));
-        let names: Vec<String> = d.list().into_iter().map(|(n, _)| n).collect();
-        assert!(names.contains(&"Alice".to_string()), "{names:?}");
-        assert!(names.iter().any(|n| n.starts_with("alice#")), "{names:?}");
+        assert!(names(&d).iter().all(|n| n.contains('#')), "{:?}", names(&d));
+        assert!(d.find("alice").is_none());
+        assert!(d.needs_check("alice", 1_000));
+        // The DHT names the later claimant: it shows the name, the other the suffixed form.
+        let lines = d.confirm("alice", Some(account(1)), 1_000);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(names(&d).contains(&"alice".to_string()), "{:?}", names(&d));
+        assert!(names(&d).iter().any(|n| n.starts_with("Alice#")));
+        assert_eq!(d.find("ALICE").map(|u| u.account), Some(account(1)));
+        assert!(
+            d.find(&format!("alice#{}", hex::encode(&account(2)[..2])))
+                .is_some()
+        );
+        assert!(d.loses_name(&account(2)) && !d.loses_name(&account(1)));
+        assert!(
+            !d.needs_check("alice", 1_000 + RECHECK_MS),
+            "answered lately"
+        );
+        assert!(
+            d.needs_check("alice", 1_001 + RECHECK_MS),
+            "two accounts show it: asked again later"
+        );
         // The loser renames: both show plainly.
-        d.apply(profile(1, "alice4821", 300, 11, Presence::Online));
-        let names: Vec<String> = d.list().into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, vec!["Alice".to_string(), "alice4821".to_string()]);
+        d.apply(profile(2, "alice4821", 300, 11, Presence::Online));
+        assert_eq!(
+            names(&d),
+            vec!["alice".to_string(), "alice4821".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_profile_the_dht_does_not_confirm_never_shows_the_plain_name() {
+        let mut d = Directory::default();
+        // A forged profile, alone: the DHT says another account (unknown here) holds it.
+        d.apply(profile(3, "bob", 1, 10, Presence::Online));
+        assert!(d.needs_check("bob", 5));
+        d.confirm("bob", Some(account(4)), 5);
+        assert!(names(&d)[0].starts_with("bob#"), "{:?}", names(&d));
+        assert!(d.find("bob").is_none());
+        // Nobody holds it: still not the plain name; asked again later.
+        d.confirm("bob", None, 10);
+        assert!(names(&d)[0].starts_with("bob#"));
+        assert!(!d.needs_check("bob", 10 + RECHECK_MS));
+        assert!(d.needs_check("bob", 11 + RECHECK_MS));
+        assert_eq!(d.unchecked(11 + RECHECK_MS, 8), vec!["bob".to_string()]);
+        // The holder's profile arrives: it gets the name.
+        d.apply(profile(4, "bob", 2, 10, Presence::Online));
+        d.confirm("bob", Some(account(4)), 20);
+        assert_eq!(d.find("bob").map(|u| u.account), Some(account(4)));
+        assert!(!d.needs_check("bob", 20 + RECHECK_MS));
+        assert!(
+            d.needs_check("bob", 21 + RECHECK_MS),
+            "the forged one still shows it"
+        );
+        // The forged profile's account renames: the name is settled, never asked again.
+        d.apply(profile(3, "bobby", 1, 11, Presence::Online));
+        assert!(!d.needs_check("bob", 20 + 10 * RECHECK_MS));
     }
 
     #[test]

@@ -95,6 +95,8 @@ impl People {
             )
             .await?;
         h.remember_nick(name);
+        // The holders granted it: an answer for the name like a look-up's.
+        self.learn(&event::normalise(name), Some(h.account));
         Ok(record)
     }
 

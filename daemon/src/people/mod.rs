@@ -8,6 +8,8 @@
 //! - `publish.rs` (with the overlay's `presence` rules): how events travel — gathered per presence epoch at one
 //!   node and broadcast together, so presence costs each node a bounded number of messages
 //!   per second whatever the network's size;
+//! - `names.rs`: names resolved through the DHT — who holds a nickname is what the claim's
+//!   holders answer (cached briefly), never what a profile says;
 //! - `life.rs`: an account's life — claiming its nickname (a *claim* record signed by the
 //!   account; a taken name gets a random numeric suffix and the person is told why),
 //!   announcing its profile, going away after `chat.away_after_secs` without activity,
@@ -22,6 +24,7 @@ pub mod account;
 pub mod directory;
 pub mod event;
 mod life;
+pub mod names;
 mod publish;
 
 use std::collections::HashMap;
@@ -133,6 +136,11 @@ pub struct People {
     wake: Notify,
     pending: Mutex<Vec<publish::Pending>>,
     held: Mutex<batch::Held>,
+    /// The holders' recent answers for names used as recipients.
+    names: Mutex<names::NameCache>,
+    /// Names waiting for a background look-up, and what wakes the look-ups.
+    checks: Mutex<names::CheckQueue>,
+    check_wake: Notify,
 }
 
 impl People {
@@ -158,6 +166,9 @@ impl People {
             wake: Notify::new(),
             pending: Mutex::new(Vec::new()),
             held: Mutex::new(batch::Held::default()),
+            names: Mutex::new(names::NameCache::default()),
+            checks: Mutex::new(names::CheckQueue::default()),
+            check_wake: Notify::new(),
         });
         people.host(Who::Operator)?;
         for who in hosted_before(data_dir) {
@@ -189,6 +200,14 @@ impl People {
 
     fn directory(&self) -> MutexGuard<'_, Directory> {
         self.dir.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cache(&self) -> MutexGuard<'_, names::NameCache> {
+        self.names.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn checks(&self) -> MutexGuard<'_, names::CheckQueue> {
+        self.checks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn pending(&self) -> MutexGuard<'_, Vec<publish::Pending>> {
@@ -466,7 +485,10 @@ impl People {
                 }
                 Ok(p) => {
                     let account = p.account;
+                    let nick = p.nick.clone();
                     let (line, change) = self.directory().apply_change(p);
+                    // Its claim is only its word: ask the holders who has the name.
+                    self.want_check(&nick);
                     if live && !line.is_empty() {
                         self.notify_watchers(line.clone(), account, change);
                     }
@@ -559,8 +581,11 @@ impl People {
         let mut tick = tokio::time::interval(TICK);
         let mut flush = tokio::time::interval(FLUSH);
         let mut suspects: Vec<(NodeId, std::time::Instant)> = Vec::new();
+        let checker = self.check_names();
+        tokio::pin!(checker);
         loop {
             tokio::select! {
+                () = &mut checker => return,
                 _ = tick.tick() => self.on_tick(&ring).await,
                 _ = flush.tick() => {
                     self.flush_epochs(&ring).await;

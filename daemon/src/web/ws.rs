@@ -423,7 +423,8 @@ impl Page {
                 };
                 json!({"nickname": u.nickname, "user_id": u.user_id, "node_id": u.node_id,
                        "presence": presence, "away_message": u.away_message,
-                       "since": u.since_unix_ms, "guest": u.guest, "self": u.is_self})
+                       "since": u.since_unix_ms, "guest": u.guest, "self": u.is_self,
+                       "verified": u.verified, "key_changed": u.key_changed})
             })
             .collect();
         send(socket, &json!({"t": "users", "users": users})).await
@@ -481,6 +482,7 @@ impl Page {
                 to: req.to,
                 group_id: req.group,
                 text: req.text,
+                accept_new_key: false,
             });
             let sent = api.send_private(call).await;
             return answer(
@@ -534,6 +536,7 @@ fn private_frame(m: &PrivateMessage) -> Value {
         "t": "pmsg", "id": m.id, "from": m.from, "to": m.to, "group": m.group,
         "text": m.text, "at": m.sent_unix_ms, "outgoing": m.outgoing,
         "edited": m.edited_unix_ms, "deleted": m.deleted,
+        "verified": m.peer_verified, "key_changed": m.key_changed,
     })
 }
 

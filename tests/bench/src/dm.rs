@@ -168,6 +168,7 @@ async fn send(
             to: names[to].clone(),
             group_id: String::new(),
             text,
+            accept_new_key: false,
         })
         .await
         .ok()?;

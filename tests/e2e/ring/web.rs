@@ -616,6 +616,7 @@ fn changes(c: &Cluster, b: &mut Browser) -> Changed {
             to: "webber".into(),
             group_id: String::new(),
             text: format!("private tpyo {pid}"),
+            accept_new_key: false,
         }))
         .expect("send_private")
         .into_inner()

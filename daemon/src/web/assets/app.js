@@ -81,6 +81,15 @@ function line(m) {
   li.append(el('span', 'time', hhmmss(m.at)));
   if (state.current === '') li.append(el('span', 'room', label(m.room)));
   li.append(el('span', 'nick', m.from || '?'));
+  if (m.keyChanged) {
+    const w = el('span', 'keychanged', '⚠');
+    w.title = 'this name is bound to another key in your conversations (chatctl verify)';
+    li.append(w);
+  } else if (m.verified) {
+    const v = el('span', 'verified', '✓');
+    v.title = 'safety number confirmed';
+    li.append(v);
+  }
   if (m.deleted) {
     li.append(el('span', 'gone', '(deleted)'));
   } else {
@@ -141,6 +150,7 @@ function onPrivate(f) {
   const m = {
     id: f.id, key, at: f.at, from: f.from, text: f.deleted ? '' : f.text, mine: !!f.outgoing,
     private: true, edited: f.deleted ? 0 : f.edited, deleted: !!f.deleted,
+    verified: !!f.verified, keyChanged: !!f.key_changed,
     room: f.group ? '+' + f.group : '@' + (f.outgoing ? f.to : f.from),
   };
   show(m);
@@ -204,6 +214,17 @@ function renderUsers(users) {
     li.title = u.presence + (u.away_message ? ': ' + u.away_message : '') + '\nuser ' + u.user_id + '\nnode ' + u.node_id;
     li.append(el('span', 'dot'));
     li.append(el('span', '', u.nickname + (u.self ? ' (you)' : '')));
+    // Trust marks: the caller confirmed the safety number (✓), or the name is bound to
+    // another key in the caller's conversations (⚠; `chatctl verify`).
+    if (u.key_changed) {
+      const w = el('span', 'keychanged', '⚠');
+      w.title = u.nickname + "'s key changed: compare the safety number (chatctl verify " + u.nickname + ')';
+      li.append(w);
+    } else if (u.verified) {
+      const v = el('span', 'verified', '✓');
+      v.title = 'safety number confirmed';
+      li.append(v);
+    }
     if (u.away_message) li.append(el('span', 'note', u.away_message));
     ul.append(li);
   }
