@@ -52,6 +52,10 @@ pub enum Dropped {
     NotMember,
     #[error("an acknowledgement of messages never sent")]
     BadAck,
+    #[error("pushed out of the full queue of items waiting for their sender's key bundle")]
+    WaitEvicted,
+    #[error("the sender's key bundle was not found in time")]
+    WaitExpired,
 }
 
 impl Dropped {
@@ -68,6 +72,8 @@ impl Dropped {
             Dropped::Blocked => "blocked",
             Dropped::NotMember => "not_member",
             Dropped::BadAck => "bad_ack",
+            Dropped::WaitEvicted => "waiting_evicted",
+            Dropped::WaitExpired => "waiting_expired",
         }
     }
 }
