@@ -9,6 +9,11 @@ pub enum DmError {
     /// The text is empty or over [`crate::MAX_TEXT`].
     #[error("a private message is 1 to {max} bytes of text (this one has {len})")]
     TextSize { len: usize, max: usize },
+    /// The text holds a control character other than newline and tab ([`crate::text`]).
+    #[error(
+        "a private message may not contain control characters (found U+{code:04X}); only newline and tab are allowed"
+    )]
+    ControlChar { code: u32 },
     /// Messages to oneself are pointless.
     #[error("you cannot send a private message to yourself")]
     ToSelf,

@@ -692,13 +692,16 @@ impl Engine {
     }
 }
 
-/// Checks a text's size.
+/// Checks a text's size and characters.
 pub(crate) fn check_text(text: &str) -> Result<(), DmError> {
     if text.is_empty() || text.len() > MAX_TEXT {
         return Err(DmError::TextSize {
             len: text.len(),
             max: MAX_TEXT,
         });
+    }
+    if let Some(c) = crate::text::first_forbidden(text) {
+        return Err(DmError::ControlChar { code: u32::from(c) });
     }
     Ok(())
 }

@@ -254,7 +254,8 @@ impl Engine {
                     from: p.from,
                     to: self.me,
                     group,
-                    text,
+                    // The sender's engine refuses control characters; another's may not.
+                    text: crate::text::sanitize(&text).into_owned(),
                     sent_ms: p.sent_ms,
                     outgoing: false,
                 }));
