@@ -22,6 +22,8 @@ mod edits;
 mod eventlog;
 #[path = "ring/hostile.rs"]
 mod hostile;
+#[path = "ring/hostile_pool.rs"]
+mod hostile_pool;
 #[path = "ring/lan.rs"]
 mod lan;
 #[path = "ring/membership.rs"]
