@@ -78,6 +78,65 @@ pub enum ClientError {
     /// chatd answered with an error.
     #[error("chatd: {}", .0.message())]
     Remote(tonic::Status),
+    /// The socket's directory is the shared `/tmp/chatd-UID` fallback, and somebody else could
+    /// have put the socket there.
+    #[error(
+        "refusing chatd's socket directory {dir}: it is {problem}; it must be owned by you (uid {uid}) and not writable by group or others, or another user could stand in for chatd (remove it, or pass --socket)"
+    )]
+    UntrustedSocketDir {
+        dir: String,
+        problem: String,
+        uid: u32,
+    },
+}
+
+/// Checks the directory of the socket at `path` before chatctl talks to what is there: the
+/// shared fallback `/tmp/chatd-UID` (which anyone could create first) must be a directory, not
+/// a symbolic link, owned by the current user and not writable by group or others — the
+/// checks chatd makes before it puts its socket there (`daemon/src/paths.rs`). Other
+/// directories are the operator's choice and are not checked. A missing directory is left to
+/// the connection, which reports chatd as unreachable.
+pub fn check_socket_dir(path: &Path) -> Result<(), ClientError> {
+    let uid = chat_proto::paths::current_uid();
+    check_socket_dir_with(path, &chat_proto::paths::shared_tmp_dir(uid), uid)
+}
+
+/// [`check_socket_dir`] with the shared directory `shared` of user `uid`.
+fn check_socket_dir_with(path: &Path, shared: &Path, uid: u32) -> Result<(), ClientError> {
+    match path.parent() {
+        Some(dir) if dir == shared => untrusted(dir, uid).map_or(Ok(()), |problem| {
+            Err(ClientError::UntrustedSocketDir {
+                dir: dir.display().to_string(),
+                problem,
+                uid,
+            })
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// What is wrong with `dir` as a private directory of `uid`, if anything.
+fn untrusted(dir: &Path, uid: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(format!("unreadable ({e})")),
+    };
+    if meta.file_type().is_symlink() {
+        Some("a symbolic link".to_owned())
+    } else if !meta.is_dir() {
+        Some("not a directory".to_owned())
+    } else if meta.uid() != uid {
+        Some(format!("owned by uid {}", meta.uid()))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(format!(
+            "writable by group or others (mode {:04o})",
+            meta.mode() & 0o7777
+        ))
+    } else {
+        None
+    }
 }
 
 /// A connection to chatd: the channel, and the bearer token every call carries over TCP
@@ -132,6 +191,7 @@ async fn connect_with(target: &Target, timeout: Option<Duration>) -> Result<Conn
     }
     let (channel, token) = match target {
         Target::Unix(path) => {
+            check_socket_dir(path)?;
             let path = path.clone();
             let channel = endpoint
                 .connect_with_connector(tower::service_fn(move |_| {
@@ -277,6 +337,63 @@ mod tests {
         );
         let plain = std::fmt::Error;
         assert_eq!(io_error_kind(&plain), None);
+    }
+
+    #[test]
+    fn a_socket_directory_another_user_could_control_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let uid = chat_proto::paths::current_uid();
+        let base = tempfile::tempdir().expect("tempdir");
+        let dir = base.path().join("chatd");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let mode = |m: u32| {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(m)).expect("chmod")
+        };
+        mode(0o700);
+        assert_eq!(untrusted(&dir, uid), None);
+        mode(0o755);
+        assert_eq!(untrusted(&dir, uid), None, "readable is fine");
+        mode(0o770);
+        assert!(untrusted(&dir, uid).is_some_and(|p| p.contains("mode 0770")));
+        mode(0o1777);
+        assert!(untrusted(&dir, uid).is_some_and(|p| p.contains("writable")));
+        mode(0o700);
+        // Owned by somebody else (as seen by another uid).
+        assert!(untrusted(&dir, uid.wrapping_add(1)).is_some_and(|p| p.contains("owned by uid")));
+        // A symbolic link to our own directory is refused too.
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).expect("symlink");
+        assert_eq!(untrusted(&link, uid).as_deref(), Some("a symbolic link"));
+        // Nothing there: left to the connection.
+        assert_eq!(untrusted(&base.path().join("none"), uid), None);
+    }
+
+    #[test]
+    fn only_the_shared_fallback_directory_is_checked_and_the_error_says_why() {
+        use std::os::unix::fs::PermissionsExt;
+        let uid = chat_proto::paths::current_uid();
+        let base = tempfile::tempdir().expect("tempdir");
+        let shared = base.path().join("chatd-shared");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let socket = shared.join(chat_proto::paths::SOCKET_FILE);
+        let err = check_socket_dir_with(&socket, &shared, uid).expect_err("refused");
+        assert!(
+            matches!(err, ClientError::UntrustedSocketDir { .. }),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("writable by group or others") && msg.contains("--socket"),
+            "{msg}"
+        );
+        // The same directory chosen by the operator (not the shared fallback) is not checked.
+        let elsewhere = base.path().join("other");
+        assert!(check_socket_dir_with(&socket, &elsewhere, uid).is_ok());
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        assert!(check_socket_dir_with(&socket, &shared, uid).is_ok());
+        // Somebody else's.
+        assert!(check_socket_dir_with(&socket, &shared, uid.wrapping_add(1)).is_err());
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! Printing results: aligned `label  value` lines for a person, or one JSON object per result
 //! with the protobuf field names (`--json`). Colours only on a terminal, and never when
-//! `NO_COLOR` is set (<https://no-color.org>).
+//! `NO_COLOR` is set (<https://no-color.org>). Human output never carries a control character
+//! other than the line breaks between lines: whatever a value holds (it may come from the
+//! network) is shown through [`crate::tui::text::sanitize`].
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -40,7 +42,8 @@ impl Printer {
         out.flush()
     }
 
-    /// Prints one result: `value` as JSON, or `fields` as aligned lines.
+    /// Prints one result: `value` as JSON, or `fields` as aligned lines (their values made
+    /// safe for a terminal).
     pub fn record<T: Serialize>(&self, value: &T, fields: &[(&str, String)]) -> io::Result<()> {
         let mut out = io::stdout().lock();
         if self.json {
@@ -53,16 +56,26 @@ impl Printer {
 }
 
 impl Printer {
-    /// Prints one result: `value` as JSON, or `text` as it is.
+    /// Prints one result: `value` as JSON, or `text` line by line, made safe for a terminal.
     pub fn table<T: Serialize>(&self, value: &T, text: &str) -> io::Result<()> {
         let mut out = io::stdout().lock();
         if self.json {
             serde_json::to_writer(&mut out, value)?;
             writeln!(out)
         } else {
-            out.write_all(text.as_bytes())
+            out.write_all(terminal_safe(text).as_bytes())
         }
     }
+}
+
+/// `text` with each line made safe for a terminal; the line breaks stay.
+pub fn terminal_safe(text: &str) -> String {
+    text.split_inclusive('\n')
+        .map(|line| match line.strip_suffix('\n') {
+            Some(l) => format!("{}\n", crate::tui::text::sanitize(l)),
+            None => crate::tui::text::sanitize(line),
+        })
+        .collect()
 }
 
 /// `label  value` lines, labels padded to the longest.
@@ -74,7 +87,7 @@ pub fn render_fields(fields: &[(&str, String)]) -> String {
         .unwrap_or(0);
     fields
         .iter()
-        .map(|(label, value)| format!("{label:<width$}  {value}\n"))
+        .map(|(label, value)| format!("{label:<width$}  {}\n", crate::tui::text::sanitize(value)))
         .collect()
 }
 
@@ -111,5 +124,21 @@ mod tests {
     fn fields_are_aligned() {
         let text = render_fields(&[("id", "x".into()), ("nickname", "y".into())]);
         assert_eq!(text, "id        x\nnickname  y\n");
+    }
+
+    #[test]
+    fn human_output_carries_no_control_characters() {
+        let text = render_fields(&[("away", "brb\u{1b}]0;pwned\u{7}\u{9b}2J\r\nx".into())]);
+        assert_eq!(text.matches('\n').count(), 1, "{text:?}");
+        assert!(
+            !text.trim_end_matches('\n').chars().any(char::is_control),
+            "{text:?}"
+        );
+        let table = terminal_safe("NICK  AWAY\nbob   \u{1b}[2Jgone\u{85}\n");
+        assert_eq!(table.lines().count(), 2);
+        assert!(
+            !table.chars().any(|c| c.is_control() && c != '\n'),
+            "{table:?}"
+        );
     }
 }

@@ -26,6 +26,8 @@ mod hostile;
 mod hostile_claims;
 #[path = "ring/hostile_names.rs"]
 mod hostile_names;
+#[path = "ring/hostile_pool.rs"]
+mod hostile_pool;
 #[path = "ring/lan.rs"]
 mod lan;
 #[path = "ring/membership.rs"]

@@ -268,12 +268,20 @@ pub async fn run(socket: &Target, args: ExportArgs) -> Result<(), Error> {
     out.flush().map_err(Error::Output)
 }
 
-/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break.
+/// A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break. A field a
+/// spreadsheet would take for a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return) gets a leading `'` first, as OWASP's guidance on CSV injection asks, so that a
+/// message like `=HYPERLINK(…)` is shown as text and never evaluated.
 fn csv_field(f: &str) -> String {
+    let f = if f.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{f}")
+    } else {
+        f.to_owned()
+    };
     if f.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", f.replace('"', "\"\""))
     } else {
-        f.to_owned()
+        f
     }
 }
 
@@ -302,5 +310,22 @@ mod tests {
         assert_eq!(csv_field("plain"), "plain");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+
+    #[test]
+    fn csv_fields_a_spreadsheet_would_evaluate_are_neutralised() {
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://evil.example\",\"click\")"),
+            "\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"click\"\")\""
+        );
+        assert_eq!(csv_field("=1+2"), "'=1+2");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\t=1"), "'\t=1");
+        assert_eq!(csv_field("\r=1"), "\"'\r=1\"");
+        // Only the first character counts.
+        assert_eq!(csv_field("a=b"), "a=b");
+        assert_eq!(csv_field("2026-12-06T19:00:00Z"), "2026-12-06T19:00:00Z");
     }
 }

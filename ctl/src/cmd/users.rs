@@ -110,10 +110,14 @@ pub async fn nick(socket: &Target, printer: Printer, name: String) -> Result<(),
             .json_line(&json!({"nickname": resp.nickname, "note": resp.note}))
             .map_err(Error::Output);
     }
+    let nick = crate::tui::text::sanitize(&resp.nickname);
     if resp.note.is_empty() {
-        println!("you are now {}", resp.nickname);
+        println!("you are now {nick}");
     } else {
-        println!("you are now {} ({})", resp.nickname, resp.note);
+        println!(
+            "you are now {nick} ({})",
+            crate::tui::text::sanitize(&resp.note)
+        );
     }
     Ok(())
 }

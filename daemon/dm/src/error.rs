@@ -9,6 +9,11 @@ pub enum DmError {
     /// The text is empty or over [`crate::MAX_TEXT`].
     #[error("a private message is 1 to {max} bytes of text (this one has {len})")]
     TextSize { len: usize, max: usize },
+    /// The text holds a control character other than newline and tab ([`crate::text`]).
+    #[error(
+        "a private message may not contain control characters (found U+{code:04X}); only newline and tab are allowed"
+    )]
+    ControlChar { code: u32 },
     /// Messages to oneself are pointless.
     #[error("you cannot send a private message to yourself")]
     ToSelf,
@@ -52,6 +57,10 @@ pub enum Dropped {
     NotMember,
     #[error("an acknowledgement of messages never sent")]
     BadAck,
+    #[error("pushed out of the full queue of items waiting for their sender's key bundle")]
+    WaitEvicted,
+    #[error("the sender's key bundle was not found in time")]
+    WaitExpired,
 }
 
 impl Dropped {
@@ -68,6 +77,8 @@ impl Dropped {
             Dropped::Blocked => "blocked",
             Dropped::NotMember => "not_member",
             Dropped::BadAck => "bad_ack",
+            Dropped::WaitEvicted => "waiting_evicted",
+            Dropped::WaitExpired => "waiting_expired",
         }
     }
 }

@@ -86,7 +86,7 @@ impl SignedGroup {
         if self.state.len() > 4096 {
             return None;
         }
-        let s: GroupState = ciborium::from_reader(&self.state[..]).ok()?;
+        let mut s: GroupState = ciborium::from_reader(&self.state[..]).ok()?;
         if s.id != group_id(&s.creator, &s.nonce)
             || s.name.len() > MAX_NAME
             || s.members.len() > MAX_GROUP_MEMBERS
@@ -97,6 +97,8 @@ impl SignedGroup {
         let key = VerifyingKey::from_bytes(&s.creator).ok()?;
         let sig = Signature::from_slice(&self.sig).ok()?;
         key.verify(&signed(&self.state), &sig).ok()?;
+        // The creator's engine refuses control characters in a name; another's may not.
+        s.name = crate::text::sanitize(&s.name).into_owned();
         Some(s)
     }
 }

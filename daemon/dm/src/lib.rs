@@ -16,6 +16,7 @@
 //!   what it asks for (put a mailbox item, deliver directly, fetch a bundle, persist, show).
 //! - [`group`]: group conversations (membership signed by the group's creator; messages sent
 //!   pairwise to every member).
+//! - [`text`]: the characters a message's text may hold (shared with the public chat).
 
 pub mod bundle;
 pub mod engine;
@@ -27,6 +28,7 @@ pub mod seal;
 pub mod stream;
 #[cfg(test)]
 mod tests;
+pub mod text;
 
 pub use engine::{Action, Changed, Delivery, Engine, Item, Shown, Status, item_record};
 pub use error::{DmError, Dropped};

@@ -11,7 +11,9 @@
 //! bytes, and the message id is `blake3(signed)`, so re-encoding the outer array cannot change
 //! a message's identity. Every limit is checked before anything is trusted: the whole frame is
 //! at most [`MAX_WIRE_BYTES`], the text at most [`MAX_TEXT_BYTES`], the room a valid [`Room`],
-//! the nickname empty or a valid [`Nickname`].
+//! the nickname empty or a valid [`Nickname`]. A text is signed only without control
+//! characters (but newline and tab); one from the network that has them (a modified node's) is
+//! kept and shown with each replaced by U+FFFD, and forwarded unchanged.
 //!
 //! Decompressing an origin's public key costs about a fifth of a signature check; a receiver
 //! that opens many messages keeps the keys of recently verified origins in [`OriginKeys`]
@@ -188,10 +190,25 @@ pub enum TextError {
     /// Longer than [`MAX_TEXT_BYTES`].
     #[error("is {0} bytes; at most {MAX_TEXT_BYTES} are allowed")]
     TooLong(usize),
+    /// Holds a control character other than newline and tab ([`chat_dm::text`]).
+    #[error("contains the control character U+{0:04X}; only newline and tab are allowed")]
+    Control(u32),
 }
 
-/// Checks a text before it is signed.
+/// Checks a text before it is signed: its size ([`check_size`]) and its characters (no
+/// control characters but newline and tab, the rule of [`chat_dm::text`]).
 pub fn check_text(text: &str) -> Result<(), TextError> {
+    check_size(text)?;
+    if let Some(c) = chat_dm::text::first_forbidden(text) {
+        return Err(TextError::Control(u32::from(c)));
+    }
+    Ok(())
+}
+
+/// Checks a text's size only: not empty or only whitespace, at most [`MAX_TEXT_BYTES`]. A
+/// text from the network is checked so and then sanitised (its envelope is signed, so it
+/// cannot be changed on the wire and is forwarded as it came).
+pub fn check_size(text: &str) -> Result<(), TextError> {
     if text.trim().is_empty() {
         return Err(TextError::Empty);
     }
@@ -199,6 +216,15 @@ pub fn check_text(text: &str) -> Result<(), TextError> {
         return Err(TextError::TooLong(text.len()));
     }
     Ok(())
+}
+
+/// A text from the network as it is kept and shown: each control character other than
+/// newline and tab replaced by U+FFFD.
+fn sanitized(text: String) -> String {
+    match chat_dm::text::sanitize(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(clean) => clean,
+    }
 }
 
 /// The fields of a message to sign.
@@ -415,8 +441,8 @@ pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<ChatMessage, Enve
     let (body, event, target) = match kind {
         Kind::Text => {
             let body = text(body).ok_or(Malformed("body is not text"))?;
-            check_text(&body).map_err(|_| Malformed("empty or oversized text"))?;
-            (body, Vec::new(), None)
+            check_size(&body).map_err(|_| Malformed("empty or oversized text"))?;
+            (sanitized(body), Vec::new(), None)
         }
         Kind::People => {
             let event = bytes(body).ok_or(Malformed("event is not bytes"))?;
@@ -429,8 +455,8 @@ pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<ChatMessage, Enve
             let [target, body] = array::<2>(body).ok_or(Malformed("edit is not [target, text]"))?;
             let target = message_id(target).ok_or(Malformed("edit target is not an id"))?;
             let body = text(body).ok_or(Malformed("edit text is not text"))?;
-            check_text(&body).map_err(|_| Malformed("empty or oversized edit text"))?;
-            (body, Vec::new(), Some(target))
+            check_size(&body).map_err(|_| Malformed("empty or oversized edit text"))?;
+            (sanitized(body), Vec::new(), Some(target))
         }
         Kind::Delete => {
             let target = message_id(body).ok_or(Malformed("delete target is not an id"))?;

@@ -285,3 +285,41 @@ fn edits_and_deletes_name_their_target_under_the_signature() {
         assert!(matches!(open(&wire), Err(EnvelopeError::Malformed(_))));
     }
 }
+
+#[test]
+fn control_characters_are_not_signed_and_are_neutralised_when_received() {
+    let room = Room::lobby();
+    assert_eq!(
+        sign(&key(), &draft(&room, "hi\u{1b}[2J", None)),
+        Err(TextError::Control(0x1b))
+    );
+    assert_eq!(
+        sign(&key(), &draft(&room, "C1 \u{9b}31m", None)),
+        Err(TextError::Control(0x9b))
+    );
+    let fine = sign(&key(), &draft(&room, "two\nlines\tand a tab", None)).expect("signs");
+    assert_eq!(
+        open(&fine.wire).expect("opens").text,
+        "two\nlines\tand a tab"
+    );
+    // A modified node signs one anyway: it opens (and is forwarded as it came), its text
+    // neutralised.
+    let hostile = "\u{1b}]0;owned\u{7}\rhi\u{85}";
+    let signed = to_vec(&Value::Array(vec![
+        Value::from(1u64),
+        Value::Bytes(key().verifying_key().as_bytes().to_vec()),
+        Value::from(3u64),
+        Value::from(Timestamp::new(1_700_000_000_000, 0).0),
+        Value::from(Kind::Text.code()),
+        Value::Text("lobby".into()),
+        Value::Text(hostile.into()),
+        Value::Text(String::new()),
+    ]));
+    let wire = to_vec(&Value::Array(vec![
+        Value::Bytes(signed.clone()),
+        Value::Bytes(key().sign(&signed).to_bytes().to_vec()),
+    ]));
+    let opened = open(&wire).expect("opens");
+    assert_eq!(opened.text, "\u{fffd}]0;owned\u{fffd}\u{fffd}hi\u{fffd}");
+    assert_eq!(opened.wire, wire, "forwarded unchanged");
+}

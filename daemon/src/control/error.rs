@@ -195,7 +195,9 @@ impl From<PrivateError> for ApiError {
         let m = err.to_string();
         match err {
             PrivateError::Engine(e) => match e {
-                DmError::TextSize { .. } | DmError::ToSelf => ApiError::field("text", e),
+                DmError::TextSize { .. } | DmError::ControlChar { .. } | DmError::ToSelf => {
+                    ApiError::field("text", e)
+                }
                 DmError::Backlog(_) | DmError::RateLimited { .. } | DmError::GroupLimit(_) => {
                     ApiError::ResourceExhausted(m)
                 }
@@ -286,6 +288,11 @@ mod tests {
                 SendError::Text(crate::chat::envelope::TextError::Empty).into(),
                 Code::InvalidArgument,
                 "text: must not be empty or only whitespace",
+            ),
+            (
+                SendError::Text(crate::chat::envelope::TextError::Control(0x1b)).into(),
+                Code::InvalidArgument,
+                "text: contains the control character U+001B; only newline and tab are allowed",
             ),
         ];
         for (err, code, message) in cases {

@@ -172,7 +172,11 @@ impl Driver {
                         }
                     }
                 },
-                _ = heartbeat.tick() => {}
+                _ = heartbeat.tick() => {
+                    // The pool keeps the connections of the routing state when it is full.
+                    self.transport
+                        .set_routing(self.overlay.ring().known_peers().into_iter().map(|p| p.id));
+                }
                 () = sleep_until(next) => {
                     let now = self.now();
                     for timer in self.timers.due(now) {

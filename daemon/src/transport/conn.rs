@@ -25,7 +25,9 @@ const LOSER_GRACE: Duration = Duration::from_secs(1);
 impl<M: Wire> Inner<M> {
     pub(super) async fn accept_loop(self: Arc<Self>) {
         while let Some(incoming) = self.endpoint.accept().await {
-            let full = lock(&self.pool).is_full();
+            // A full pool still takes a newcomer if it can make room (`pool.rs`); the choice is
+            // made again once the handshake proved who it is.
+            let full = !lock(&self.pool).can_admit();
             let permit = self.handshakes.clone().try_acquire_owned();
             let Ok(permit) = permit
                 .map_err(|_| ())
@@ -55,7 +57,9 @@ impl<M: Wire> Inner<M> {
     }
 
     /// Puts a fresh connection to `id` in the pool and starts reading it. Returns the
-    /// connection to send on (this one, or the one that won the one-per-peer decision).
+    /// connection to send on (this one, or the one that won the one-per-peer decision);
+    /// `None` if `id` is this node, or an inbound connection found the pool full of
+    /// connections it may not evict.
     pub(super) fn register(
         self: &Arc<Self>,
         id: NodeId,
@@ -70,7 +74,28 @@ impl<M: Wire> Inner<M> {
             id,
             addr: canonical(conn.remote_address()),
         };
-        let inserted = lock(&self.pool).insert(id, conn.clone(), outbound);
+        let inserted = {
+            let mut pool = lock(&self.pool);
+            // An inbound connection to a full pool takes an evictable one's place or is
+            // refused (`pool.rs`); a dial of ours made room before it started.
+            if !outbound {
+                match pool.make_room(&id) {
+                    Ok(None) => {}
+                    Ok(Some(victim)) => {
+                        self.drops.count(Reason::Evicted);
+                        tracing::debug!(peer = %id.short(), "evicted an idle connection to admit a new peer");
+                        victim.close(VarInt::from_u32(close::EVICTED), b"evicted");
+                    }
+                    Err(()) => {
+                        drop(pool);
+                        self.drops.count(Reason::ConnectionLimit);
+                        conn.close(VarInt::from_u32(close::EVICTED), b"full");
+                        return None;
+                    }
+                }
+            }
+            pool.insert(id, conn.clone(), outbound)
+        };
         tracing::debug!(peer = %id.short(), addr = %peer.addr, outbound, "connected");
         tokio::spawn(
             self.clone()

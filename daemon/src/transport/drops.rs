@@ -29,11 +29,13 @@ pub enum Reason {
     Unreachable,
     /// An outgoing message was larger than the maximum frame size.
     OversizedOutgoing,
+    /// An idle, unproven connection was closed to admit a new peer into the full pool.
+    Evicted,
 }
 
 impl Reason {
     /// Every reason, in the order reported.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::OversizedFrame,
         Reason::UndecodableFrame,
         Reason::TruncatedFrame,
@@ -44,6 +46,7 @@ impl Reason {
         Reason::SendQueueFull,
         Reason::Unreachable,
         Reason::OversizedOutgoing,
+        Reason::Evicted,
     ];
 
     /// The name reported in `GetStatus.dropped`.
@@ -59,6 +62,7 @@ impl Reason {
             Reason::SendQueueFull => "send_queue_full",
             Reason::Unreachable => "unreachable",
             Reason::OversizedOutgoing => "oversized_outgoing",
+            Reason::Evicted => "evicted_idle",
         }
     }
 }

@@ -231,7 +231,7 @@ impl<M: Wire> Inner<M> {
         let evicted = {
             let mut pool = lock(&self.pool);
             if pool.is_full() {
-                pool.evict_lru()
+                pool.evict_for_dial()
             } else {
                 None
             }

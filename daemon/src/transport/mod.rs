@@ -5,7 +5,9 @@
 //! - [`verify`]: rustls verifiers binding a peer's certificate key to its NodeId;
 //! - [`tls`]: TLS 1.3 / ALPN `chatd/1` / QUIC limits (idle timeout, keepalive, streams);
 //! - [`frame`]: 4-byte length + CBOR frames with a maximum size;
-//! - [`pool`]: at most one connection per peer, at most `max_connections` in all;
+//! - [`pool`]: at most one connection per peer, at most `max_connections` in all (a full
+//!   pool evicts an idle, unproven connection outside the ring's routing state to admit a new
+//!   one);
 //! - [`conn`]: accepting connections and reading frames from them;
 //! - [`link`]: one sender task per peer: dialling, queueing and writing frames;
 //! - [`drops`]: what was dropped, by reason.
@@ -83,6 +85,9 @@ pub struct Config {
     pub dial_timeout: Duration,
     /// Frames queued per peer before new ones are dropped.
     pub send_queue: usize,
+    /// A new connection is not evicted to make room for another for this long
+    /// ([`pool::EVICT_GRACE`]).
+    pub evict_grace: Duration,
 }
 
 impl Config {
@@ -96,6 +101,7 @@ impl Config {
             keepalive: Duration::from_secs(2),
             dial_timeout: Duration::from_secs(3),
             send_queue: 256,
+            evict_grace: pool::EVICT_GRACE,
         }
     }
 }
@@ -220,7 +226,7 @@ impl<M: Wire> Transport<M> {
             me,
             endpoint,
             tls,
-            pool: Mutex::new(Pool::new(me, cfg.max_connections)),
+            pool: Mutex::new(Pool::with_grace(me, cfg.max_connections, cfg.evict_grace)),
             cfg,
             drops,
             links: Mutex::new(HashMap::new()),
@@ -282,6 +288,12 @@ impl<M: Wire> Transport<M> {
             .collect();
         v.sort_by_key(|p| p.id);
         v
+    }
+
+    /// Tells the transport which peers are in the ring's routing state (successors,
+    /// predecessor, fingers): their connections are not evicted to admit new ones.
+    pub fn set_routing(&self, ids: impl IntoIterator<Item = NodeId>) {
+        lock(&self.inner.pool).set_routing(ids.into_iter().collect());
     }
 
     /// The drop counters.

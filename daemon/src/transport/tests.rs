@@ -124,3 +124,54 @@ async fn bad_frames_close_only_the_offending_connection() {
     );
     assert!(matches!(next(&mut a_rx).await, Inbound::Message { from, .. } if from.id == good.me()));
 }
+
+#[tokio::test]
+async fn a_full_pool_evicts_an_idle_unproven_peer_to_admit_a_new_one() {
+    let key = SigningKey::from_bytes(&[20; 32]);
+    let (tx, _a_rx) = mpsc::channel(64);
+    let mut cfg = Config::new("127.0.0.1:0".parse().expect("addr"), 2);
+    cfg.evict_grace = Duration::from_millis(1500);
+    let a: Transport<Message> = Transport::bind(&key, cfg, tx).expect("binds");
+    let target = a.local_addr().expect("addr");
+    let (x, _x_rx, _) = node(21);
+    let (y, _y_rx, _) = node(22);
+    let (z, _z_rx, _) = node(23);
+    // Two peers take both places and idle; X is in the ring's routing state, Y only connected.
+    x.first_contact(target).await.expect("x connects");
+    y.first_contact(target).await.expect("y connects");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    // A registers each once its side of the handshake is done too.
+    while a.peers().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A holds {:?}",
+            a.peers()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let full_at = std::time::Instant::now();
+    a.set_routing([x.me()]);
+    // Within the grace period nobody is evicted: Z is refused.
+    let early = z.first_contact(target).await;
+    if full_at.elapsed() < Duration::from_millis(1500) {
+        assert!(early.is_err(), "admitted within the grace period");
+        assert!(a.drops().get(Reason::ConnectionLimit) >= 1);
+    }
+    // Then Z gets in, in Y's place (X is protected as a routing peer).
+    while z.first_contact(target).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "Z never got in");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut want = vec![x.me(), z.me()];
+    want.sort();
+    loop {
+        // A registers Z once its side of the handshake is done too.
+        let ids: Vec<NodeId> = a.peers().iter().map(|p| p.id).collect();
+        if ids == want {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "A holds {ids:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.drops().get(Reason::Evicted), 1);
+}

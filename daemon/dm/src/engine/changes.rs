@@ -91,7 +91,7 @@ impl Engine {
         actions.push(Action::Change(Changed {
             id,
             from,
-            text,
+            text: text.map(|t| crate::text::sanitize(&t).into_owned()),
             sent_ms,
         }));
     }

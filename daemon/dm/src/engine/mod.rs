@@ -30,9 +30,11 @@ mod changes;
 mod groups;
 mod persist;
 mod receive;
+pub mod waiting;
 
 pub use changes::Changed;
 pub use persist::{StoredCore, StoredPeer};
+pub use waiting::WaitingStats;
 
 /// Without an outcome for an attempt this long, it is made again.
 pub const OUTCOME_WAIT_MS: u64 = 60_000;
@@ -49,8 +51,8 @@ pub const BUNDLE_MAX_AGE_MS: u64 = 3_600_000;
 /// A missing bundle (not yet published, or the lookup failed) is fetched again this soon.
 pub(crate) const FETCH_RETRY_MS: u64 = 5_000;
 /// Items waiting for their sender's bundle are kept this long at most while its fetch is
-/// retried; then they are let go (the sender sends again until acknowledged, and a mailbox
-/// item is read again at the next drain).
+/// retried (with a backoff, `waiting.rs`); then they are let go (the sender sends again until
+/// acknowledged, and a mailbox item is read again at the next drain).
 pub const UNBUNDLED_WAIT_MS: u64 = 10 * 60_000;
 /// Keys are rotated this often (of running time).
 pub const ROTATE_MS: u64 = 7 * 24 * 3_600_000;
@@ -152,11 +154,6 @@ pub(crate) struct Peer {
     pub out: OutStream,
     pub inn: InStream,
     pub ack_owed: bool,
-    /// Items waiting for this peer's bundle, with their mailbox hashes so that they are removed
-    /// once taken (not persisted: the sender sends again).
-    pub unbundled: Vec<Item>,
-    /// When the oldest of `unbundled` arrived.
-    pub unbundled_ms: u64,
 }
 
 impl Peer {
@@ -170,8 +167,6 @@ impl Peer {
             out: OutStream::default(),
             inn: InStream::default(),
             ack_owed: false,
-            unbundled: Vec::new(),
-            unbundled_ms: 0,
         }
     }
 
@@ -203,6 +198,9 @@ pub struct Engine {
     groups: BTreeMap<[u8; 16], Group>,
     /// Group messages whose group is not known yet.
     waiting: Vec<Payload>,
+    /// Items waiting for their (claimed) sender's bundle: the only state kept for a sender
+    /// before it is authenticated.
+    unbundled: waiting::Waiting,
     blocked: BTreeSet<[u8; 32]>,
     buckets: HashMap<[u8; 32], (f64, u64)>,
     dirty: BTreeSet<[u8; 32]>,
@@ -235,6 +233,7 @@ impl Engine {
             peers: BTreeMap::new(),
             groups: BTreeMap::new(),
             waiting: Vec::new(),
+            unbundled: waiting::Waiting::default(),
             blocked: BTreeSet::new(),
             buckets: HashMap::new(),
             dirty: BTreeSet::new(),
@@ -267,6 +266,16 @@ impl Engine {
     /// Dropped network input, by reason.
     pub fn drops(&self) -> &BTreeMap<Dropped, u64> {
         &self.drops
+    }
+
+    /// The items waiting for their senders' bundles, and the fetches of those.
+    pub fn waiting_stats(&self) -> WaitingStats {
+        self.unbundled.stats()
+    }
+
+    /// How many peers (authenticated correspondents, and recipients of this account) are known.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
     }
 
     /// Messages waiting for acknowledgements: (recipient, message id, status).
@@ -383,17 +392,13 @@ impl Engine {
     /// What is due at `now_ms`: attempts, re-puts, bundle fetches, expiries.
     pub fn tick(&mut self, now_ms: u64) -> Vec<Action> {
         let mut actions = Vec::new();
+        // Received items wait for their senders' bundles: a fetch failed or found nothing
+        // (not yet stored where the lookup went); ask again, within the bounds.
+        let gone = self.unbundled.expire(now_ms);
+        self.count_n(Dropped::WaitExpired, gone);
+        self.start_fetches(now_ms, &mut actions);
         let mut due: Vec<([u8; 32], Vec<u64>)> = Vec::new();
         for (to, peer) in &mut self.peers {
-            if !peer.unbundled.is_empty() && peer.bundle.is_none() {
-                // Received items wait for the sender's bundle: its fetch failed or found
-                // nothing (not yet stored where the lookup went); ask again.
-                if now_ms.saturating_sub(peer.unbundled_ms) >= UNBUNDLED_WAIT_MS {
-                    peer.unbundled.clear();
-                } else if peer.fetch_due(now_ms) {
-                    actions.push(Action::FetchBundle { peer: *to });
-                }
-            }
             let mut seqs = Vec::new();
             let mut expired = Vec::new();
             for (seq, p) in &mut peer.out.pending {
@@ -542,6 +547,9 @@ impl Engine {
     }
 
     /// `peer`'s bundle arrived (`None`: it has none, or it did not verify).
+    ///
+    /// A peer not known yet is only taken on if items wait for it, and kept only if one of
+    /// them made a session with that bundle (the sender proved it holds the bundle's keys).
     pub fn bundle_fetched(
         &mut self,
         peer: [u8; 32],
@@ -549,13 +557,26 @@ impl Engine {
         now_ms: u64,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
-        let Some(b) = bundle.filter(|b| b.account == peer) else {
+        let bundle = bundle.filter(|b| b.account == peer);
+        self.unbundled.fetched(&peer, bundle.is_some(), now_ms);
+        let Some(b) = bundle else {
             return actions;
         };
+        let known = self.peers.contains_key(&peer);
+        let waiting = self.unbundled.take(&peer);
+        if !known {
+            if waiting.is_empty() {
+                // Nobody here waits for it (given up, or never asked): no state.
+                return actions;
+            }
+            if self.peers.len() >= crate::MAX_PEERS {
+                self.count_n(Dropped::HeldFull, waiting.len());
+                return actions;
+            }
+        }
         let p = self.peers.entry(peer).or_insert_with(Peer::new);
         p.bundle = Some(b);
         p.bundle_ms = now_ms;
-        let waiting = std::mem::take(&mut p.unbundled);
         let seqs: Vec<u64> = p
             .out
             .pending
@@ -570,7 +591,33 @@ impl Engine {
         if !seqs.is_empty() {
             self.attempt(peer, &seqs, now_ms, &mut actions);
         }
+        if !known
+            && self
+                .peers
+                .get(&peer)
+                .is_some_and(|p| p.sessions.is_empty() && p.out.pending.is_empty())
+        {
+            // None of the items came from the bundle's owner: forget the peer again.
+            self.peers.remove(&peer);
+            self.dirty.remove(&peer);
+        }
         actions
+    }
+
+    /// Takes `peer`'s bundle as if a fetch had brought it, without anything waiting for it
+    /// (tests that play a sender by hand).
+    #[cfg(test)]
+    pub(crate) fn learn_bundle(&mut self, peer: [u8; 32], bundle: Bundle, now_ms: u64) {
+        let p = self.peers.entry(peer).or_insert_with(Peer::new);
+        p.bundle = Some(bundle);
+        p.bundle_ms = now_ms;
+    }
+
+    /// Starts the due fetches of waiting senders' bundles, within the bound of fetches.
+    pub(crate) fn start_fetches(&mut self, now_ms: u64, actions: &mut Vec<Action>) {
+        for peer in self.unbundled.due_fetches(now_ms) {
+            actions.push(Action::FetchBundle { peer });
+        }
     }
 
     /// How the attempt to send `seq` to `to` went.
@@ -635,17 +682,26 @@ impl Engine {
     }
 
     pub(crate) fn count(&mut self, d: Dropped) {
-        *self.drops.entry(d).or_insert(0) += 1;
+        self.count_n(d, 1);
+    }
+
+    pub(crate) fn count_n(&mut self, d: Dropped, n: usize) {
+        if n > 0 {
+            *self.drops.entry(d).or_insert(0) += n as u64;
+        }
     }
 }
 
-/// Checks a text's size.
+/// Checks a text's size and characters.
 pub(crate) fn check_text(text: &str) -> Result<(), DmError> {
     if text.is_empty() || text.len() > MAX_TEXT {
         return Err(DmError::TextSize {
             len: text.len(),
             max: MAX_TEXT,
         });
+    }
+    if let Some(c) = crate::text::first_forbidden(text) {
+        return Err(DmError::ControlChar { code: u32::from(c) });
     }
     Ok(())
 }

@@ -7,13 +7,11 @@
 
 use vodozemac::olm::{DecryptionError, OlmMessage, SessionConfig};
 
-use super::{Action, Engine, Item, Peer, Shown};
+use super::{Action, Engine, Item, Shown};
 use crate::payload::{Body, Conv, Payload};
 use crate::stream::{Accepted, Status};
-use crate::{Dropped, MAX_HELD_PER_PEER, MAX_PEERS};
+use crate::{Dropped, MAX_HELD_PER_PEER};
 
-/// Items waiting for a sender's bundle, per sender.
-const MAX_UNBUNDLED: usize = 64;
 /// Group messages waiting for their group's state.
 const MAX_WAITING: usize = 256;
 
@@ -43,7 +41,7 @@ impl Engine {
         // Each chain in order (pre-key messages first: they make the session).
         opened.sort_by_key(|(_, o)| (o.sender, !o.prekey, o.chain));
         for (hash, o) in opened {
-            match self.decrypt(hash, &o, now_ms, &mut actions) {
+            match self.decrypt(hash, &o, now_ms) {
                 Ok(Some(payload)) => self.take(payload, now_ms, &mut actions),
                 Ok(None) => {
                     // Waits for the sender's bundle: the item stays in the mailbox.
@@ -53,6 +51,7 @@ impl Engine {
             }
             remove.extend(hash);
         }
+        self.start_fetches(now_ms, &mut actions);
         let owed: Vec<[u8; 32]> = self
             .peers
             .iter()
@@ -106,57 +105,54 @@ impl Engine {
     }
 
     /// The payload of `o` (the mailbox item `hash`, if from the mailbox), `None` if it must
-    /// wait for the sender's bundle.
+    /// wait for the sender's bundle. The sender `o` names is only claimed until a session
+    /// decrypts it: nothing is kept for it before that but its place in the one bounded queue
+    /// of waiting items (`waiting.rs`).
     fn decrypt(
         &mut self,
         hash: Option<chat_overlay::records::Hash>,
         o: &Opened,
         now_ms: u64,
-        actions: &mut Vec<Action>,
     ) -> Result<Option<Payload>, Dropped> {
         if o.sender == self.me {
             return Err(Dropped::Misaddressed);
         }
-        if !self.peers.contains_key(&o.sender) && self.peers.len() >= MAX_PEERS {
-            return Err(Dropped::HeldFull);
-        }
-        let peer = self.peers.entry(o.sender).or_insert_with(Peer::new);
         let mut plain = None;
         let mut replay = false;
-        for i in 0..peer.sessions.len() {
-            if let OlmMessage::PreKey(m) = &o.msg
-                && m.session_id() != peer.sessions[i].session_id()
-            {
-                continue;
-            }
-            match peer.sessions[i].decrypt(&o.msg) {
-                Ok(p) => {
-                    let s = peer.sessions.remove(i);
-                    peer.sessions.insert(0, s);
-                    plain = Some(p);
-                    break;
+        let mut bundle_curve = None;
+        if let Some(peer) = self.peers.get_mut(&o.sender) {
+            bundle_curve = peer.bundle.as_ref().map(|b| b.olm_curve25519);
+            for i in 0..peer.sessions.len() {
+                if let OlmMessage::PreKey(m) = &o.msg
+                    && m.session_id() != peer.sessions[i].session_id()
+                {
+                    continue;
                 }
-                Err(DecryptionError::MissingMessageKey(_)) => replay = true,
-                Err(_) => {}
+                match peer.sessions[i].decrypt(&o.msg) {
+                    Ok(p) => {
+                        let s = peer.sessions.remove(i);
+                        peer.sessions.insert(0, s);
+                        plain = Some(p);
+                        break;
+                    }
+                    Err(DecryptionError::MissingMessageKey(_)) => replay = true,
+                    Err(_) => {}
+                }
             }
         }
         if plain.is_none()
             && let OlmMessage::PreKey(m) = &o.msg
             && !replay
         {
-            let Some(bundle) = &peer.bundle else {
-                if peer.unbundled.is_empty() {
-                    peer.unbundled_ms = now_ms;
-                }
-                if peer.unbundled.len() < MAX_UNBUNDLED {
-                    peer.unbundled.push((hash, o.raw.clone()));
-                }
-                if peer.fetch_due(now_ms) {
-                    actions.push(Action::FetchBundle { peer: o.sender });
+            let Some(curve) = bundle_curve else {
+                let pushed = self.unbundled.push(o.sender, hash, &o.raw, now_ms);
+                self.count_n(Dropped::WaitEvicted, pushed.evicted);
+                if pushed.duplicate {
+                    self.count(Dropped::Replay);
                 }
                 return Ok(None);
             };
-            if m.identity_key().to_bytes() != bundle.olm_curve25519 {
+            if m.identity_key().to_bytes() != curve {
                 return Err(Dropped::NoBundle);
             }
             let created = self
@@ -258,7 +254,8 @@ impl Engine {
                     from: p.from,
                     to: self.me,
                     group,
-                    text,
+                    // The sender's engine refuses control characters; another's may not.
+                    text: crate::text::sanitize(&text).into_owned(),
                     sent_ms: p.sent_ms,
                     outgoing: false,
                 }));

@@ -12,6 +12,8 @@ use crate::payload::{Body, Payload};
 use crate::seal::{Inner, seal};
 use crate::{Dropped, MAX_TEXT};
 
+mod junk;
+
 const TTL: u64 = 30 * 24 * 3_600_000;
 
 fn account(n: u8) -> SigningKey {
@@ -426,7 +428,7 @@ fn a_group_message_from_a_non_member_is_dropped() {
     // Carol crafts a group message for Bob (a genuine Olm message from her).
     let bundle = net.engines[&b].bundle();
     let ec = net.engines.get_mut(&c).expect("c");
-    let _ = ec.bundle_fetched(b, Some(bundle), net.now);
+    ec.learn_bundle(b, bundle, net.now);
     let spoof = Payload {
         from: c,
         to: b,
@@ -598,4 +600,42 @@ fn edits_and_deletes_follow_their_message_to_every_recipient() {
     net.tick_all();
     net.deliver_all(|_| {});
     assert_eq!(seen(&net, 2).len(), 2);
+}
+
+#[test]
+fn control_characters_are_refused_when_sent_and_neutralised_when_received() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    let err = net
+        .with(a, |e, now| e.send_text(b, "hi\u{1b}]0;owned\u{7}", now))
+        .expect_err("refused");
+    assert_eq!(err, crate::DmError::ControlChar { code: 0x1b });
+    net.with(a, |e, now| e.send_text(b, "two\nlines\tand a tab", now))
+        .expect("newline and tab are fine");
+    net.tick_all();
+    net.deliver_all(|_| {});
+    assert_eq!(net.texts(2), vec!["two\nlines\tand a tab"]);
+    // A modified sender's engine does not check: the text is neutralised on receipt.
+    let bundle = net.engines[&b].bundle();
+    let ea = net.engines.get_mut(&a).expect("a");
+    let _ = ea.bundle_fetched(b, Some(bundle), net.now);
+    let hostile = Payload {
+        from: a,
+        to: b,
+        seq: 2,
+        floor: 1,
+        sent_ms: 0,
+        body: Body::Text {
+            conv: crate::payload::Conv::Direct,
+            nonce: [3; 16],
+            text: "\u{1b}[2Jgotcha\u{9b}".into(),
+        },
+    };
+    let value = ea.encrypt(&b, &hostile).expect("encrypts");
+    let acts = net.with(b, |e, now| e.receive(vec![(None, value)], now));
+    net.run(b, acts);
+    assert_eq!(
+        net.texts(2),
+        vec!["two\nlines\tand a tab", "\u{fffd}[2Jgotcha\u{fffd}"]
+    );
 }
