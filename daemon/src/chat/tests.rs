@@ -325,7 +325,7 @@ fn stored_messages_are_found_by_their_words_newest_first() {
     chat.send_local(&dev, "the build needs tea too")
         .expect("send");
     chat.send_local(&lobby, "coffee instead").expect("send");
-    chat.send_local(&lobby, "\u{1b}[2J\" OR * NEAR(tea")
+    chat.send_local(&lobby, "[2J\" OR * NEAR(tea")
         .expect("send");
     let find = |q: &str, room: Option<&str>| -> Vec<String> {
         let s = search::Search {
@@ -350,7 +350,7 @@ fn stored_messages_are_found_by_their_words_newest_first() {
     assert_eq!(
         find("TEA", None),
         [
-            "\u{1b}[2J\" OR * NEAR(tea",
+            "[2J\" OR * NEAR(tea",
             "the build needs tea too",
             "Tea at five, anyone?"
         ],

@@ -186,12 +186,22 @@ fn the_terminal_chat_as_a_person_uses_it() {
     tmux.wait_for(FORM, "[#lobby] /delete");
     tmux.send(&["C-u"]);
 
-    // The other node's message shows, with a hostile escape made harmless.
-    let sent = c
+    // A text with a terminal escape is refused where it enters (a modified node's is shown
+    // with U+FFFD instead, `chat/envelope.rs`); the other node's message shows.
+    let refused = c
         .sandbox
         .chatctl_at(&sock(1), &["send", "hello back \u{1b}[2J tuiuser"]);
+    assert_eq!(refused.status.code(), Some(4));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("control character U+001B"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let sent = c
+        .sandbox
+        .chatctl_at(&sock(1), &["send", "hello back tuiuser"]);
     assert!(sent.status.success());
-    tmux.wait_for(FORM, "other hello back ␛[2J tuiuser");
+    tmux.wait_for(FORM, "other hello back tuiuser");
 
     // A private message from the other node opens its window; what is typed there goes back
     // privately.
