@@ -317,7 +317,7 @@ fn control_characters_are_not_signed_and_are_neutralised_when_received() {
     ]));
     let wire = to_vec(&Value::Array(vec![
         Value::Bytes(signed.clone()),
-        Value::Bytes(key().sign(&signed).to_bytes().to_vec()),
+        Value::Bytes(key().sign(&ctx(&signed)).to_bytes().to_vec()),
     ]));
     let opened = open(&wire).expect("opens");
     assert_eq!(opened.text, "\u{fffd}]0;owned\u{fffd}\u{fffd}hi\u{fffd}");
