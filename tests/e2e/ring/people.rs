@@ -77,15 +77,19 @@ fn nicknames_are_unique_and_presence_reaches_every_node() {
 
     // Names are claimed once the nodes joined; the second "alice" (any case) gets a suffix and
     // is told why — at once when the claim finds the name taken, or shortly after when both
-    // claims were granted while the ring was still forming (the later one renames itself).
-    let suffixed = |s: &str| {
-        s.len() == "Alice".len() + 4
-            && s.starts_with("Alice")
+    // claims were granted while the ring was still forming (then the name's holders elect one
+    // owner, `docs/protocol.md` "Disputed names", and the other renames itself).
+    let wishes = ["alice", "Alice"];
+    let suffixed = |i: usize, s: &str| {
+        s.len() == wishes[i].len() + 4
+            && s.starts_with(wishes[i])
             && s[5..].chars().all(|ch| ch.is_ascii_digit())
     };
     let claimed = poll(FORM, Duration::from_millis(200), || {
         let n: Vec<String> = (0..4).map(|i| nick_of(&c, i)).collect();
-        (n[0] == "alice" && suffixed(&n[1]) && n.iter().all(|s| !s.is_empty())).then_some(n)
+        let one_owner =
+            (n[0] == wishes[0] && suffixed(1, &n[1])) || (n[1] == wishes[1] && suffixed(0, &n[0]));
+        (one_owner && n.iter().all(|s| !s.is_empty())).then_some(n)
     });
     let claimed = claimed.unwrap_or_else(|| {
         panic!(
@@ -93,8 +97,14 @@ fn nicknames_are_unique_and_presence_reaches_every_node() {
             (0..4).map(|i| nick_of(&c, i)).collect::<Vec<_>>()
         )
     });
-    let second = &claimed[1];
-    let note = status(&c, 1)["nickname_note"]
+    let (winner, loser) = if claimed[0] == wishes[0] {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    let owner = claimed[winner].clone();
+    let second = &claimed[loser];
+    let note = status(&c, loser)["nickname_note"]
         .as_str()
         .unwrap_or("")
         .to_owned();
@@ -106,14 +116,16 @@ fn nicknames_are_unique_and_presence_reaches_every_node() {
     });
     let names: Vec<&str> = list.iter().map(|u| u.0.as_str()).collect();
     assert!(
-        names.contains(&"alice") && names.contains(&"carol") && names.contains(&second.as_str()),
+        names.contains(&owner.as_str())
+            && names.contains(&"carol")
+            && names.contains(&second.as_str()),
         "{names:?}"
     );
 
-    // A forged name is not shown: node 1 still writes the name it wished for ("Alice") into
-    // its envelopes, but what every node shows is what its account's claim proves.
+    // A forged name is not shown: the loser still writes the name it wished for into its
+    // envelopes, but what every node shows is what its account's claim proves.
     let sent = c.sandbox.chatctl_at(
-        &c.members[1].dir.join("run/control.sock"),
+        &c.members[loser].dir.join("run/control.sock"),
         &["send", "hi from the second alice"],
     );
     assert!(sent.status.success());
@@ -159,7 +171,7 @@ fn nicknames_are_unique_and_presence_reaches_every_node() {
         .expect("nick");
     let got = taken["nickname"].as_str().expect("nickname").to_owned();
     assert!(got.starts_with("ALICE") && got.len() == 9, "{taken}");
-    assert_eq!(nick_of(&c, 0), "alice");
+    assert_eq!(nick_of(&c, winner), owner);
 
     // A rename is seen everywhere, as an event line too.
     let renamed = c
