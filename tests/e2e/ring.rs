@@ -24,6 +24,8 @@ mod eventlog;
 mod hostile;
 #[path = "ring/hostile_claims.rs"]
 mod hostile_claims;
+#[path = "ring/hostile_junk.rs"]
+mod hostile_junk;
 #[path = "ring/hostile_names.rs"]
 mod hostile_names;
 #[path = "ring/hostile_pool.rs"]
