@@ -24,8 +24,9 @@ use crate::cluster::{Cluster, poll};
 const FORM: Duration = Duration::from_secs(60);
 /// How long a message may take to arrive.
 const ARRIVE: Duration = Duration::from_secs(60);
-/// Junk items sent, in all.
-const JUNK: usize = 6_000;
+/// Junk items sent, in all: enough that more than [`OLD_PEER_TABLE`] reach the engine even
+/// where a loaded machine's direct queue drops a few thousand of them.
+const JUNK: usize = 8_000;
 /// Hostile keys (origins) sharing the flood: Bob's node limits each origin to 50 bodies a
 /// second after a burst of 100, so the flood comes from many keys, each paced under that
 /// (750 items a second in all, about what one node takes in).
@@ -218,48 +219,47 @@ fn junk_private_items_stay_bounded_and_a_new_correspondent_still_gets_through() 
         "too few junk items were accepted: {answers:?}"
     );
 
-    // The junk is dropped, not kept: once the engine has taken every accepted item (the
-    // counter stops moving), all but the queue's bound were pushed out. Without junk this
-    // counter is 0 (checked above).
-    let mut last = (u64::MAX, 0);
+    // The junk is dropped, not kept: every accepted item is dropped at the direct service's
+    // own bounded queue (logged with a running count; not in `status`), evicted from the
+    // waiting queue, or still waits there (at most its bound). Wait until the engine has taken
+    // enough of them for that to hold. Without junk the eviction counter is 0 (checked above).
+    let accepted = answers.accepted as u64;
+    let queue_full = |c: &Cluster| -> u64 {
+        let log = c.members[bob]
+            .daemon
+            .as_ref()
+            .map(|d| d.log())
+            .unwrap_or_default();
+        log.lines()
+            .filter(|l| l.contains("the receiving queue is full"))
+            .filter_map(|l| {
+                l.split("dropped=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .max()
+            .unwrap_or(0u64)
+    };
     let settled = poll(ARRIVE, Duration::from_millis(300), || {
-        let n = counter(&c.status(bob)?, "dm_waiting_evicted");
-        last = if n == last.0 { (n, last.1 + 1) } else { (n, 0) };
-        (n > 0 && last.1 >= 5).then_some(n)
+        let evicted = counter(&c.status(bob)?, "dm_waiting_evicted");
+        let dropped = queue_full(&c);
+        (evicted > 0 && accepted <= evicted + dropped + MAX_WAITING).then_some((evicted, dropped))
     });
     let s = c.status(bob).expect("bob's node still answers");
-    let evicted = settled.unwrap_or_else(|| panic!("junk was not evicted: {s}"));
+    let (evicted, queue_full) = settled.unwrap_or_else(|| panic!("junk was not evicted: {s}"));
     let dm: Vec<(&String, &serde_json::Value)> = s["dropped"]
         .as_object()
         .map(|m| m.iter().filter(|(k, _)| k.starts_with("dm_")).collect())
         .unwrap_or_default();
-    eprintln!("bob's node evicted {evicted} junk items; its private drops: {dm:?}");
-    // Items the direct service's own bounded queue dropped (before the engine) are logged
-    // with a running count; not in `status`.
-    let log = c.members[bob]
-        .daemon
-        .as_ref()
-        .map(|d| d.log())
-        .unwrap_or_default();
-    let queue_full = log
-        .lines()
-        .filter(|l| l.contains("the receiving queue is full"))
-        .filter_map(|l| {
-            l.split("dropped=")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .max()
-        .unwrap_or(0u64);
-    eprintln!("bob's direct queue dropped {queue_full} items");
-    // Every accepted item was dropped at the direct queue, evicted from the waiting queue, or
-    // still waits there (at most its bound).
-    let accepted = answers.accepted as u64;
+    eprintln!(
+        "bob's node evicted {evicted} junk items, its direct queue dropped {queue_full}; its \
+         private drops: {dm:?}"
+    );
     assert!(
-        evicted + queue_full <= accepted && accepted <= evicted + queue_full + MAX_WAITING,
+        evicted + queue_full <= accepted,
         "{evicted} evicted, {queue_full} dropped at the direct queue, of {answers:?}: {s}"
     );
     assert!(
