@@ -1,7 +1,7 @@
 //! Signed chat envelopes: the unit every node verifies, stores and forwards.
 //!
 //! Wire form (CBOR, ciborium): `[signed: bytes, signature: bytes(64)]`, where `signed` is the
-//! CBOR encoding of `[1 (version), origin: bytes(32), seq: uint, hlc: uint, kind: uint,
+//! CBOR encoding of `[2 (version), origin: bytes(32), seq: uint, hlc: uint, kind: uint,
 //! room: text, body, nick: text, author: bytes(32)]`; `body` is text for a message (kind 1)
 //! and bytes for a people event (kind 2: an account's signed profile or a node-down report,
 //! `people/event.rs`); `author` is the public key of the account the node sends for (a node
@@ -31,8 +31,9 @@ use super::hlc::Timestamp;
 use super::room::Room;
 use crate::nickname::Nickname;
 
-/// Envelope format version.
-const VERSION: u64 = 1;
+/// Envelope format version: 2 since the signature covers the [`crate::sigctx::ENVELOPE`]
+/// context (a node of an older build refuses these as an unknown version, not as forged).
+const VERSION: u64 = 2;
 /// Longest message text, in bytes of UTF-8.
 pub const MAX_TEXT_BYTES: usize = 4096;
 /// Longest encoded envelope accepted from anywhere.

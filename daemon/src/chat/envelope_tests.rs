@@ -269,7 +269,7 @@ fn edits_and_deletes_name_their_target_under_the_signature() {
         (4, Value::Text("x".into())),
     ] {
         let signed = to_vec(&Value::Array(vec![
-            Value::from(1u64),
+            Value::from(VERSION),
             Value::Bytes(key().verifying_key().as_bytes().to_vec()),
             Value::from(3u64),
             Value::from(Timestamp::new(1_700_000_000_000, 0).0),
@@ -306,7 +306,7 @@ fn control_characters_are_not_signed_and_are_neutralised_when_received() {
     // neutralised.
     let hostile = "\u{1b}]0;owned\u{7}\rhi\u{85}";
     let signed = to_vec(&Value::Array(vec![
-        Value::from(1u64),
+        Value::from(VERSION),
         Value::Bytes(key().verifying_key().as_bytes().to_vec()),
         Value::from(3u64),
         Value::from(Timestamp::new(1_700_000_000_000, 0).0),
