@@ -155,6 +155,20 @@ impl Cluster {
         status["node_id"].as_str().expect("id").to_owned()
     }
 
+    /// Texts of the private messages member `i` received (`chatctl dms --json`, newest 200).
+    pub fn received(&self, i: usize) -> Vec<String> {
+        let out = self.sandbox.chatctl_at(
+            &Self::socket(&self.members[i].dir),
+            &["dms", "-n", "200", "--json"],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|m| m["outgoing"] == false)
+            .map(|m| m["text"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+
     /// `chatctl ARGS --json` against the node in `dir`, parsed; `None` if it failed.
     pub fn json(&self, dir: &std::path::Path, args: &[&str]) -> Option<serde_json::Value> {
         let out = self.sandbox.chatctl_at(&Self::socket(dir), args);

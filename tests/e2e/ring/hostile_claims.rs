@@ -45,20 +45,6 @@ fn holder_of(c: &Cluster, i: usize, name: &str) -> Option<String> {
     }
 }
 
-/// Texts of the private messages member `i` received.
-fn received(c: &Cluster, i: usize) -> Vec<String> {
-    let out = c.sandbox.chatctl_at(
-        &c.members[i].dir.join("run/control.sock"),
-        &["dms", "-n", "200", "--json"],
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["outgoing"] == false)
-        .filter_map(|m| m["text"].as_str().map(str::to_owned))
-        .collect()
-}
-
 /// Replaces every `nick NAME` row of the record file in `dir` by `forged`.
 fn plant(dir: &Path, name: &str, forged: &Record) {
     let db = rusqlite::Connection::open(dir.join("data/records.sqlite")).expect("record file");
@@ -187,11 +173,8 @@ fn a_backdated_claim_planted_in_a_nodes_record_file_does_not_take_a_held_name() 
         String::from_utf8_lossy(&sent.stderr)
     );
     poll(SETTLE, Duration::from_millis(300), || {
-        received(&c, alice)
-            .iter()
-            .any(|t| t == secret)
-            .then_some(())
+        c.received(alice).iter().any(|t| t == secret).then_some(())
     })
     .expect("alice gets carol's message");
-    assert!(!received(&c, mallory).iter().any(|t| t == secret));
+    assert!(!c.received(mallory).iter().any(|t| t == secret));
 }

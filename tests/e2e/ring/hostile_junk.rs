@@ -175,20 +175,6 @@ fn flood(net: u8, target: SocketAddr, bodies: Vec<Vec<u8>>) -> Answers {
     })
 }
 
-/// Member `i`'s incoming private texts (`chatctl dms --json`).
-fn received(c: &Cluster, i: usize) -> Vec<String> {
-    let out = c.sandbox.chatctl_at(
-        &c.members[i].dir.join("run/control.sock"),
-        &["dms", "-n", "200", "--json"],
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["outgoing"] == false)
-        .map(|m| m["text"].as_str().unwrap_or("").to_owned())
-        .collect()
-}
-
 /// The resident memory of process `pid` in KiB (Linux), if it can be read.
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -280,7 +266,7 @@ fn junk_private_items_stay_bounded_and_a_new_correspondent_still_gets_through() 
         String::from_utf8_lossy(&sent.stderr)
     );
     let got = poll(ARRIVE, Duration::from_millis(250), || {
-        received(&c, bob).iter().any(|t| t == text).then_some(())
+        c.received(bob).iter().any(|t| t == text).then_some(())
     });
     let s = c.status(bob).expect("bob's node still answers");
     assert!(got.is_some(), "bob does not get alice's message: {s}");
