@@ -228,9 +228,25 @@ pub fn elect<'a>(
         .map(|(_, o)| *o)
 }
 
-/// `a` is preferred to `b` (one kind, one key, one owner) — the order reads use.
-pub fn better(a: &Record, b: &Record) -> bool {
-    newer(a, b)
+/// The newest of `copies` (one kind, one key, one owner) by [`newer`].
+pub fn newest(copies: impl IntoIterator<Item = Record>) -> Option<Record> {
+    copies
+        .into_iter()
+        .reduce(|a, b| if newer(&b, &a) { b } else { a })
+}
+
+/// [`elect`] over the copies a read gathered: `votes` names which holder answered which copy.
+pub fn elect_read(
+    loc: &NodeId,
+    copies: &[Record],
+    votes: &[(NodeId, Hash)],
+    incumbent: Option<[u8; 32]>,
+) -> Option<[u8; 32]> {
+    let by_hash: BTreeMap<Hash, &Record> = copies.iter().map(|r| (r.hash(), r)).collect();
+    let answers = votes
+        .iter()
+        .filter_map(|(holder, h)| by_hash.get(h).map(|r| (*holder, *r)));
+    elect(loc, answers, incumbent)
 }
 
 /// What a reader returns from the copies it gathered of one kind and key: for *latest* the
@@ -263,28 +279,17 @@ pub fn resolve(
                 .collect()
         }
         Policy::Claim => {
-            let by_hash: BTreeMap<Hash, &Record> = copies.iter().map(|r| (r.hash(), r)).collect();
-            let answers = votes
-                .iter()
-                .filter_map(|(holder, h)| by_hash.get(h).map(|r| (*holder, *r)));
-            let Some(winner) = elect(loc, answers, None) else {
+            let Some(winner) = elect_read(loc, &copies, votes, None) else {
                 return Vec::new();
             };
-            let best = copies
+            newest(copies.into_iter().filter(|r| r.owner == winner))
                 .into_iter()
-                .filter(|r| r.owner == winner)
-                .reduce(|a, b| if better(&b, &a) { b } else { a });
-            best.into_iter()
                 .filter(|r| !matches!(r.value, Value::Deleted))
                 .collect()
         }
-        Policy::Latest => {
-            let best = copies
-                .into_iter()
-                .reduce(|a, b| if better(&b, &a) { b } else { a });
-            best.into_iter()
-                .filter(|r| !matches!(r.value, Value::Deleted))
-                .collect()
-        }
+        Policy::Latest => newest(copies)
+            .into_iter()
+            .filter(|r| !matches!(r.value, Value::Deleted))
+            .collect(),
     }
 }

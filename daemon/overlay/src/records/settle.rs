@@ -136,10 +136,7 @@ impl Records {
             .into_iter()
             .find(|r| !matches!(r.value, Value::Deleted))
             .map(|r| r.owner);
-        let answers = votes
-            .iter()
-            .filter_map(|(holder, h)| found.iter().find(|r| r.hash() == *h).map(|r| (*holder, r)));
-        let Some(winner) = policy::elect(&loc, answers, incumbent) else {
+        let Some(winner) = policy::elect_read(&loc, &found, &votes, incumbent) else {
             return;
         };
         if Some(winner) == incumbent {
@@ -156,11 +153,10 @@ impl Records {
             }
             return;
         }
-        let best = found
+        let live = found
             .into_iter()
-            .filter(|r| r.owner == winner && !matches!(r.value, Value::Deleted))
-            .reduce(|a, b| if policy::newer(&b, &a) { b } else { a });
-        if let Some(r) = best {
+            .filter(|r| r.owner == winner && !matches!(r.value, Value::Deleted));
+        if let Some(r) = policy::newest(live) {
             // Raises the conflict (winner, the incumbent) and the Held / Released events.
             let _ = self.offer(cx, r, Via::Settle);
         }
