@@ -33,11 +33,14 @@ pub struct RecordApi {
 }
 
 impl RecordApi {
+    /// A service reading records through `records` and writing them as the caller's account
+    /// (`people`).
     pub fn new(records: Arc<Records>, people: Arc<People>) -> RecordApi {
         RecordApi { records, people }
     }
 
-    /// Puts (`value`) or deletes (`None`) the caller's own record of `kind`.
+    /// Puts (`value`) or deletes (`None`) the caller's own record of `kind` (already checked
+    /// [`writable`]).
     async fn write(
         &self,
         caller: Option<&ClientInfo>,
@@ -46,7 +49,6 @@ impl RecordApi {
         value: Option<Vec<u8>>,
         ttl: Duration,
     ) -> Result<(DhtRecord, u8), ApiError> {
-        writable(kind)?;
         let signer = self
             .people
             .signer_of(self.people.who(caller))
@@ -160,6 +162,7 @@ impl RecordService for RecordApi {
         let caller = request.extensions().get::<ClientInfo>().cloned();
         let req = request.into_inner();
         let kind = kind(&req.kind)?;
+        writable(kind)?;
         let (record, _) = self
             .write(caller.as_ref(), kind, req.key, None, DEFAULT_TTL)
             .await?;
