@@ -137,6 +137,13 @@ pub enum Command {
         #[arg(value_name = "TEXT", required = true)]
         text: Vec<String>,
     },
+    /// Show how a public message travelled through the ring: the broadcast tree with each
+    /// hop's time and each node's wait, the slowest path, and nodes that did not answer (ID: as
+    /// `tail --json` shows it, or a unique prefix of at least 6 digits).
+    Trace {
+        #[arg(value_name = "ID")]
+        id: String,
+    },
     /// Delete one of your messages and its edits, on every node that holds it.
     Delete {
         #[arg(value_name = "ID")]

@@ -112,6 +112,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
                 cmd::edit::run(&socket, printer, id, Some(text.join(" "))).await
             }
             cli::Command::Delete { id } => cmd::edit::run(&socket, printer, id, None).await,
+            cli::Command::Trace { id } => cmd::trace::run(&socket, printer, id).await,
             cli::Command::Search(args) => cmd::search::run(&socket, printer, args).await,
             cli::Command::Export(args) => cmd::export::run(&socket, args).await,
             cli::Command::Tail(args) => cmd::tail::run(&socket, printer, args).await,

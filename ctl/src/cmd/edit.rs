@@ -87,6 +87,17 @@ pub async fn run(
     Ok(())
 }
 
+/// The full id of the public message `given` names (a whole id or a unique prefix), for
+/// commands that take only public messages (`chatctl trace`).
+pub async fn public_id(socket: &Target, given: &str) -> Result<String, Error> {
+    match resolve(socket, &given.to_ascii_lowercase()).await? {
+        Named::Public(id) => Ok(id),
+        Named::Private(_) => Err(Error::Usage(
+            "that is a private message: only public messages can be traced".into(),
+        )),
+    }
+}
+
 /// The full id `given` names: itself when it has 64 (public) or 32 (private) hex digits,
 /// else the one message among the newest whose id starts with it.
 async fn resolve(socket: &Target, given: &str) -> Result<Named, Error> {

@@ -14,6 +14,7 @@ pub mod search;
 pub mod send;
 pub mod status;
 pub mod tail;
+pub mod trace;
 pub mod users;
 pub mod verify;
 pub mod web;

@@ -55,6 +55,14 @@ pub enum Input {
     /// there and the two rings merge as after a partition. Ignored while not a member, for a
     /// peer already in the routing state, and while another merge lookup runs.
     Discovered(Peer),
+    /// Ask the ring how broadcast (`origin`, `seq`) travelled: every node the answers lead to
+    /// is asked for its part (`broadcast/trace.rs`); answered by
+    /// [`BroadcastEvent::Traced`] with the same `token`.
+    Trace {
+        origin: NodeId,
+        seq: u64,
+        token: u64,
+    },
 }
 
 /// Timers are data: the node arms them through [`Output::SetTimer`] and the driver hands them
@@ -210,6 +218,22 @@ impl Overlay {
         self.broadcast.admits(&self.ring, now)
     }
 
+    /// Tells the node its driver's epoch as Unix time in microseconds, so that trace answers
+    /// carry times other nodes can compare (the simulator leaves it at zero).
+    pub fn set_wall_clock(&mut self, epoch_unix_us: u64) {
+        self.broadcast.set_wall_clock(epoch_unix_us);
+    }
+
+    /// [`Overlay::handle`] for an input that reached the driver at `arrived` (before `now`:
+    /// it waited in a queue). Only the trace log reads it (when a message arrived, so the
+    /// wait before it was sent on counts as the node's).
+    pub fn handle_arrived(&mut self, now: Time, arrived: Time, input: Input) -> Vec<Output> {
+        self.broadcast.set_arrival(Some(arrived));
+        let out = self.handle(now, input);
+        self.broadcast.set_arrival(None);
+        out
+    }
+
     /// Feeds one input at time `now` and returns what the driver must do.
     pub fn handle(&mut self, now: Time, input: Input) -> Vec<Output> {
         if self.ring.phase() != Phase::Left {
@@ -264,6 +288,10 @@ impl Overlay {
             Input::Unreachable(id) => self.ring.on_unreachable(now, id),
             Input::Lookup { key, token } => self.ring.app_lookup(now, key, token),
             Input::Discovered(peer) => self.ring.discovered(now, peer),
+            Input::Trace { origin, seq, token } => {
+                self.broadcast
+                    .trace(&mut Ctx::new(&mut self.ring, now), origin, seq, token)
+            }
         }
     }
 
@@ -294,7 +322,7 @@ impl Overlay {
                 Up::Request { from, id, body } => {
                     let answer = match body {
                         Request::Broadcast(r) => {
-                            Response::Broadcast(self.broadcast.on_request(cx, r))
+                            Response::Broadcast(self.broadcast.on_request(cx, from, r))
                         }
                         Request::Records(r) => {
                             Response::Records(self.records.on_request(cx, from, r))

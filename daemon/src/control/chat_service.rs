@@ -13,7 +13,7 @@ use chat_proto::v1::{
     ChatMessage, DeleteRequest, DeleteResponse, EditRequest, EditResponse, HistoryRequest,
     HistoryResponse, Lagged, ListRoomsRequest, ListRoomsResponse, MessageKind, RoomInfo,
     SearchRequest, SearchResponse, SendRequest, SendResponse, SubscribeRequest, SubscribeResponse,
-    subscribe_response,
+    TraceRequest, TraceResponse, subscribe_response,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -272,6 +272,26 @@ impl ChatService for ChatApi {
         Ok(Response::new(DeleteResponse {
             delete: Some(delete),
         }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn trace(
+        &self,
+        request: Request<TraceRequest>,
+    ) -> Result<Response<TraceResponse>, Status> {
+        let id = request.into_inner().id;
+        if id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(ApiError::field(
+                "id",
+                "a private message's id: only public messages can be traced",
+            )
+            .into());
+        }
+        let id: MessageId = id.parse().map_err(|e| ApiError::field("id", e))?;
+        let traced = crate::ring::trace::trace_message(&self.chat, self.node.ring(), id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(super::trace::response(&traced)))
     }
 
     type SubscribeStream = EventStream;

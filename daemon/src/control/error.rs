@@ -95,6 +95,19 @@ impl From<ChatError> for ApiError {
     }
 }
 
+impl From<crate::ring::trace::TraceError> for ApiError {
+    fn from(err: crate::ring::trace::TraceError) -> ApiError {
+        use crate::ring::trace::TraceError;
+        match err {
+            TraceError::NotFound(_) => ApiError::NotFound(format!("id: {err}")),
+            TraceError::NotJoined => ApiError::Unavailable(err.to_string()),
+            TraceError::Busy => ApiError::ResourceExhausted(err.to_string()),
+            TraceError::Store(e) => e.into(),
+            TraceError::Task(_) => ApiError::Internal(err.to_string()),
+        }
+    }
+}
+
 impl From<SendError> for ApiError {
     fn from(err: SendError) -> ApiError {
         match err {

@@ -26,6 +26,7 @@ mod standard;
 pub mod tcp;
 #[cfg(test)]
 mod testkit;
+mod trace;
 mod user_service;
 
 use std::io;

@@ -68,6 +68,9 @@ pub(super) struct Driver {
     timers: Timers,
     epoch: Instant,
     leave_waiters: Vec<oneshot::Sender<()>>,
+    /// Trace walks running, by token (the overlay bounds them and always answers).
+    traces: std::collections::HashMap<u64, oneshot::Sender<super::TraceOutcome>>,
+    next_trace: u64,
     inbox: Arc<dyn super::Inbox>,
     records: Arc<dyn super::RecordSink>,
     direct: Arc<dyn super::DirectSink>,
@@ -83,14 +86,22 @@ impl Driver {
         records: Arc<dyn super::RecordSink>,
         direct: Arc<dyn super::DirectSink>,
     ) -> Driver {
+        let epoch = Instant::now();
+        let mut overlay = overlay;
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        overlay.set_wall_clock(u64::try_from(unix.as_micros()).unwrap_or(u64::MAX));
         Driver {
             membership,
             overlay,
             transport,
             predecessor,
             timers: Timers::default(),
-            epoch: Instant::now(),
+            epoch,
             leave_waiters: Vec::new(),
+            traces: std::collections::HashMap::new(),
+            next_trace: 0,
             inbox,
             records,
             direct,
@@ -145,8 +156,8 @@ impl Driver {
             };
             tokio::select! {
                 Some(item) = inbound.recv() => match item {
-                    Inbound::Message { from, msg } => {
-                        self.feed(Input::Message { from, msg });
+                    Inbound::Message { from, msg, at } => {
+                        self.feed_arrived(Input::Message { from, msg }, Some(at));
                     }
                     Inbound::Unreachable(id) => {
                         self.feed(Input::Unreachable(id));
@@ -162,6 +173,12 @@ impl Driver {
                     }
                     Some(DriverCommand::Originate { job, reply }) => {
                         let _ = reply.send(self.originate(job));
+                    }
+                    Some(DriverCommand::Trace { origin, seq, reply }) => {
+                        let token = self.next_trace;
+                        self.next_trace = self.next_trace.wrapping_add(1);
+                        self.traces.insert(token, reply);
+                        self.feed(Input::Trace { origin, seq, token });
                     }
                     Some(DriverCommand::Leave(reply)) => {
                         self.feed(Input::Leave);
@@ -196,13 +213,26 @@ impl Driver {
     ///
     /// Returns the refusal of a broadcast this input asked for, if any.
     fn feed(&mut self, input: Input) -> Option<BroadcastError> {
+        self.feed_arrived(input, None)
+    }
+
+    /// [`Driver::feed`] for an input that reached the driver at `at` (a message that waited
+    /// in the inbound queue: the trace log counts the wait as this node's).
+    fn feed_arrived(&mut self, input: Input, at: Option<Instant>) -> Option<BroadcastError> {
         let now = self.now();
         let mut events = Vec::new();
         let seq = match &input {
             Input::Broadcast { seq, .. } => Some(*seq),
             _ => None,
         };
-        let outputs = self.overlay.handle(now, input);
+        let outputs = match at {
+            Some(at) => {
+                let since = at.saturating_duration_since(self.epoch);
+                let arrived = Time::from_micros(u64::try_from(since.as_micros()).unwrap_or(0));
+                self.overlay.handle_arrived(now, arrived, input)
+            }
+            None => self.overlay.handle(now, input),
+        };
         let refusal = seq.and_then(|seq| chat_overlay::overlay::refusal(&outputs, seq));
         for output in outputs {
             match output {
@@ -253,6 +283,11 @@ impl Driver {
             Event::Broadcast(BroadcastEvent::Deliver { env, .. }) => self.inbox.deliver(&env),
             Event::Broadcast(BroadcastEvent::Refused { seq, error }) => {
                 warn!(seq, %error, "broadcast refused by the overlay")
+            }
+            Event::Broadcast(BroadcastEvent::Traced { token, result }) => {
+                if let Some(reply) = self.traces.remove(&token) {
+                    let _ = reply.send(result);
+                }
             }
             Event::Joined => {
                 info!(

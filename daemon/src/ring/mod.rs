@@ -14,6 +14,7 @@ pub mod bootstrap;
 mod driver;
 pub mod originate;
 pub mod timers;
+pub mod trace;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_overlay::ring::{Finger, Stats};
-use chat_overlay::{ChordConfig, Input, Message, Peer};
+use chat_overlay::{ChordConfig, Input, Message, NodeId, Peer};
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -48,7 +49,17 @@ pub enum DriverCommand {
         job: originate::Job,
         reply: oneshot::Sender<Result<(), chat_overlay::BroadcastError>>,
     },
+    /// Ask the ring how broadcast (`origin`, `seq`) travelled.
+    Trace {
+        origin: NodeId,
+        seq: u64,
+        reply: oneshot::Sender<TraceOutcome>,
+    },
 }
+
+/// What a trace of one broadcast found, or why none ran.
+pub type TraceOutcome =
+    Result<chat_overlay::broadcast::trace::TraceResult, chat_overlay::BroadcastError>;
 
 impl std::fmt::Debug for DriverCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,6 +68,11 @@ impl std::fmt::Debug for DriverCommand {
             DriverCommand::View(_) => f.write_str("View"),
             DriverCommand::Leave(_) => f.write_str("Leave"),
             DriverCommand::Originate { .. } => f.write_str("Originate"),
+            DriverCommand::Trace { origin, seq, .. } => f
+                .debug_struct("Trace")
+                .field("origin", origin)
+                .field("seq", seq)
+                .finish(),
         }
     }
 }
@@ -290,6 +306,21 @@ impl RingHandle {
     pub async fn view(&self) -> Option<RingView> {
         let (tx, rx) = oneshot::channel();
         self.commands.send(DriverCommand::View(tx)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Asks the ring how broadcast (`origin`, `seq`) travelled (`None` when the driver has
+    /// stopped). The walk ends by itself: every question is answered or times out.
+    pub async fn trace(&self, origin: NodeId, seq: u64) -> Option<TraceOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(DriverCommand::Trace {
+                origin,
+                seq,
+                reply: tx,
+            })
+            .await
+            .ok()?;
         rx.await.ok()
     }
 

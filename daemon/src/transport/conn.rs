@@ -179,7 +179,11 @@ impl<M: Wire> Inner<M> {
                 Ok(msg) => {
                     if self
                         .inbound
-                        .send(Inbound::Message { from, msg })
+                        .send(Inbound::Message {
+                            from,
+                            msg,
+                            at: std::time::Instant::now(),
+                        })
                         .await
                         .is_err()
                     {

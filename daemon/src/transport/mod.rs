@@ -109,8 +109,12 @@ impl Config {
 /// What the transport hands to its owner.
 #[derive(Debug)]
 pub enum Inbound<M> {
-    /// A message from an authenticated peer.
-    Message { from: Peer, msg: M },
+    /// A message from an authenticated peer, decoded at `at`.
+    Message {
+        from: Peer,
+        msg: M,
+        at: std::time::Instant,
+    },
     /// A peer could not be reached (dial failed, connection lost while sending).
     Unreachable(NodeId),
 }

@@ -46,7 +46,7 @@ async fn messages_carry_the_certified_sender_both_ways_on_one_connection() {
         &Message::Notice(Notice::Ring(RingNotice::Notify)),
     );
     match next(&mut b_rx).await {
-        Inbound::Message { from, msg } => {
+        Inbound::Message { from, msg, .. } => {
             assert_eq!(from.id, a.me());
             assert_eq!(from.addr, a.local_addr().expect("addr"));
             assert_eq!(msg, Message::Notice(Notice::Ring(RingNotice::Notify)));

@@ -10,6 +10,11 @@ use rand::Rng;
 
 use crate::report::{Report, percentile};
 use crate::scenario::Params;
+use std::collections::HashMap;
+
+use chat_overlay::NodeId;
+use chat_overlay::broadcast::MsgId;
+use chat_overlay::broadcast::trace::{TraceHop, TraceOutcome};
 use chat_overlay::sim::Sim;
 
 /// Gap between two broadcasts.
@@ -17,6 +22,9 @@ const INTERVAL: Duration = Duration::from_millis(20);
 
 /// Payload bytes per broadcast.
 const PAYLOAD: usize = 64;
+
+/// The last broadcasts of a run are traced (`trace_*` figures).
+const TRACED: usize = 3;
 
 fn live_hosts(sim: &Sim) -> Vec<u32> {
     (0..sim.hosts.len() as u32)
@@ -60,6 +68,8 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
         sim.partition(&groups);
     }
     let mut seqs = vec![0u64; sim.hosts.len()];
+    // The last broadcasts are traced at the end (every host's delivery time kept).
+    let mut watched = Vec::new();
     let mut next_crash = 0;
     for b in 0..p.broadcasts {
         let at = start + INTERVAL * b as u32;
@@ -82,7 +92,14 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
         seqs[origin as usize] += 1;
         let mut payload = vec![0u8; PAYLOAD];
         sim.rng().fill(&mut payload[..]);
-        sim.broadcast(origin, seqs[origin as usize], payload);
+        let seq = seqs[origin as usize];
+        if let Some(id) = sim.broadcast(origin, seq, payload)
+            && b + TRACED >= p.broadcasts
+        {
+            let now = sim.now();
+            sim.tracker.watch(id, origin, now);
+            watched.push((id, origin, seq));
+        }
     }
     for (t, h) in crashes.iter().skip(next_crash) {
         sim.run_until(start + *t);
@@ -146,4 +163,100 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     rep.put("isolated", isolated.len());
     rep.put("send_window_seconds", sent_done.since(start).as_secs_f64());
     rep.put("all_delivered_seconds_after_heal", caught_up);
+    trace_check(sim, &watched, rep);
+}
+
+/// Traces each watched broadcast from a random live host and compares the walk's result with
+/// what the simulator saw: who answered, the tree's edges and depth, each node's latency by
+/// the trace against its delivery time, and each parent naming its child.
+fn trace_check(sim: &mut Sim, watched: &[(MsgId, u32, u64)], rep: &mut Report) {
+    let mut sums = TraceSums::default();
+    for (token, (id, origin, seq)) in watched.iter().enumerate() {
+        let alive = live_hosts(sim);
+        let Some(origin_id) = sim.hosts[*origin as usize].node.as_ref().map(|n| n.me().id) else {
+            continue;
+        };
+        let tracer = alive[sim.rng().random_range(0..alive.len())];
+        sim.trace(tracer, origin_id, *seq, token as u64);
+        let deadline = sim.now() + Duration::from_secs(60);
+        while !sim.traces.iter().any(|t| t.1 == token as u64) && sim.now() < deadline {
+            sim.run_for(Duration::from_millis(100));
+        }
+        let Some(Ok(result)) = sim
+            .traces
+            .iter()
+            .find(|t| t.1 == token as u64)
+            .map(|t| t.2.clone())
+        else {
+            sums.failed += 1;
+            continue;
+        };
+        sums.walks += 1;
+        sums.truncated |= result.truncated;
+        sums.expected += alive.len() as u64;
+        let hops: HashMap<NodeId, &TraceHop> = result
+            .nodes
+            .iter()
+            .filter_map(|(p, o)| match o {
+                TraceOutcome::Hop(h) => Some((p.id, h)),
+                _ => None,
+            })
+            .collect();
+        sums.answered += hops.len() as u64;
+        sums.no_answer += result
+            .nodes
+            .iter()
+            .filter(|(_, o)| matches!(o, TraceOutcome::NoAnswer))
+            .count() as u64;
+        let times = sim.tracker.watched.get(id).cloned().unwrap_or_default();
+        let started = times.get(origin).copied();
+        let origin_at = hops.get(&origin_id).map(|h| h.received_us);
+        for (node, h) in &hops {
+            if let Some(parent) = h.from {
+                sums.edges += 1;
+                if !hops
+                    .get(&parent.id)
+                    .is_some_and(|p| p.children.iter().any(|c| c.id == *node))
+                {
+                    sums.parent_mismatches += 1;
+                }
+            }
+            if let Some(d) = h.depth {
+                sums.depth_max = sums.depth_max.max(d);
+            }
+            let seen = sim
+                .host_of(node)
+                .and_then(|host| times.get(&host))
+                .zip(started)
+                .map(|(t, s)| t.since(s).as_micros() as u64);
+            let traced = origin_at.map(|o| h.received_us.saturating_sub(o));
+            if seen.is_none() || seen != traced {
+                sums.latency_mismatches += 1;
+            }
+        }
+    }
+    rep.put("trace_walks", sums.walks);
+    rep.put("trace_failed", sums.failed);
+    rep.put("trace_nodes_expected", sums.expected);
+    rep.put("trace_nodes_answered", sums.answered);
+    rep.put("trace_no_answer", sums.no_answer);
+    rep.put("trace_edges", sums.edges);
+    rep.put("trace_depth_max", sums.depth_max);
+    rep.put("trace_truncated", sums.truncated);
+    rep.put("trace_latency_mismatches", sums.latency_mismatches);
+    rep.put("trace_parent_mismatches", sums.parent_mismatches);
+}
+
+#[derive(Default)]
+struct TraceSums {
+    walks: u64,
+    failed: u64,
+    expected: u64,
+    answered: u64,
+    no_answer: u64,
+    edges: u64,
+    depth_max: u8,
+    truncated: bool,
+    latency_mismatches: u64,
+    parent_mismatches: u64,
 }

@@ -159,7 +159,14 @@ fn broadcast_on_a_stable_ring_is_exactly_once_with_n_minus_1_sends() {
     assert_eq!(u(&r, "transmissions_min"), 499, "{s}");
     assert_eq!(u(&r, "transmissions_max"), 499, "{s}");
     assert!(u(&r, "depth_max") <= u(&r, "depth_bound"), "{s}");
-    assert_eq!(u(&r, "broadcasts_completed"), 50, "{s}");
+    assert_eq!(u(&r, "broadcasts_completed"), 50, "{s}"); // Traces of the last broadcasts: every node answers, the tree has N−1 edges, each parent
+    // names its child, and each node's latency by the trace is its delivery time.
+    assert_eq!(u(&r, "trace_walks"), 3, "{s}");
+    assert_eq!(u(&r, "trace_nodes_answered"), 3 * 500, "{s}");
+    assert_eq!(u(&r, "trace_edges"), 3 * 499, "{s}");
+    assert!(u(&r, "trace_depth_max") <= u(&r, "depth_bound"), "{s}");
+    assert_eq!(u(&r, "trace_parent_mismatches"), 0, "{s}");
+    assert_eq!(u(&r, "trace_latency_mismatches"), 0, "{s}");
 }
 
 #[test]
@@ -172,7 +179,9 @@ fn broadcast_survives_crashes_during_the_broadcasts() {
     let s = r.human();
     assert_eq!(r.live_nodes, 280);
     assert_eq!(u(&r, "missed"), 0, "{s}");
-    assert_eq!(u(&r, "duplicates_delivered"), 0, "{s}");
+    assert_eq!(u(&r, "duplicates_delivered"), 0, "{s}"); // The crashed do not answer; every survivor does, and its latency is what it saw.
+    assert_eq!(u(&r, "trace_nodes_answered"), 3 * 280, "{s}");
+    assert_eq!(u(&r, "trace_latency_mismatches"), 0, "{s}");
 }
 
 #[test]

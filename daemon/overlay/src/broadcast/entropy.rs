@@ -5,6 +5,7 @@
 //! on along the ring away from its sender until it meets a node that has it, so a hole left by
 //! a lost arc closes at network speed.
 
+use super::trace::Via;
 use super::tree::Broadcast;
 use super::wire::Bcast;
 use super::{BroadcastEvent, BroadcastTimer, Envelope, MAX_DIGEST, MsgId};
@@ -61,6 +62,7 @@ impl Broadcast {
         for (id, env) in repairs {
             self.stats.repairs_sent += 1;
             self.stats.payload_sends += 1;
+            self.tracing.log.sent(env.origin, env.seq, from, cx.now());
             cx.send(
                 from,
                 Message::Notice(Notice::Broadcast(Bcast::Repair { id, env })),
@@ -89,6 +91,10 @@ impl Broadcast {
             return;
         }
         self.memory.insert(cx.now(), env.clone(), id);
+        let arrived = self.tracing.arrival(cx.now());
+        self.tracing
+            .log
+            .received(env.origin, env.seq, Some(from), Via::Repair, None, arrived);
         self.stats.delivered += 1;
         self.stats.repairs_received += 1;
         let onward = if cx.ring().successor().is_some_and(|s| s.id == from.id) {
@@ -99,6 +105,7 @@ impl Broadcast {
         if let Some(to) = onward.filter(|p| p.id != from.id) {
             self.stats.repairs_sent += 1;
             self.stats.payload_sends += 1;
+            self.tracing.log.sent(env.origin, env.seq, to, cx.now());
             cx.send(
                 to,
                 Message::Notice(Notice::Broadcast(Bcast::Repair {

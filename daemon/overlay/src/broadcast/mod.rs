@@ -14,6 +14,7 @@ pub mod rate;
 mod replies;
 #[cfg(test)]
 mod tests;
+pub mod trace;
 mod tree;
 pub mod wire;
 
@@ -69,6 +70,12 @@ pub enum BroadcastEvent {
     Done(MsgId),
     /// A broadcast was refused (raised in the outputs of the input that asked for it).
     Refused { seq: u64, error: BroadcastError },
+    /// The walk of [`crate::Input::Trace`] with this `token` ended: every node it asked and
+    /// what each said, or why it could not start.
+    Traced {
+        token: u64,
+        result: Result<trace::TraceResult, BroadcastError>,
+    },
 }
 
 /// A message's identity: blake3 of its envelope.
@@ -156,6 +163,9 @@ pub struct BroadcastConfig {
     pub ae_grace: Duration,
     /// Messages pushed to one neighbour per anti-entropy exchange.
     pub ae_max_repairs: usize,
+    /// Messages whose path this node remembers for traces (`broadcast/trace.rs`; oldest
+    /// forgotten first; 0 keeps none).
+    pub trace_keep: usize,
     /// Sustained messages per second accepted from one origin, at every hop.
     pub rate_per_sec: u32,
     /// Burst accepted from one origin.
@@ -178,6 +188,7 @@ impl Default for BroadcastConfig {
             ae_interval: Duration::from_secs(2),
             ae_grace: Duration::from_secs(5),
             ae_max_repairs: 32,
+            trace_keep: 4096,
             rate_per_sec: 20,
             rate_burst: 200,
         }

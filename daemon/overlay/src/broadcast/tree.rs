@@ -9,6 +9,7 @@ use std::fmt;
 use super::memory::Memory;
 use super::rate::RateLimiter;
 use super::replies::Replies;
+use super::trace::{TRACE_TOKEN, Tracing, Via};
 use super::wire::{Bcast, BroadcastRequest, BroadcastResponse};
 use super::{
     BroadcastConfig, BroadcastEvent, BroadcastStats, BroadcastTimer, Envelope, HopState,
@@ -96,6 +97,7 @@ pub struct Broadcast {
     /// Names of our child hops (starting at a random number).
     next_hop: u64,
     pub(super) replies: Replies,
+    pub(super) tracing: Tracing,
 }
 
 impl fmt::Debug for Broadcast {
@@ -121,6 +123,7 @@ impl Broadcast {
             ae_to_pred: false,
             next_hop: Rng::new(seed).next_u64() >> 16,
             replies: Replies::default(),
+            tracing: Tracing::new(cfg.trace_keep),
             cfg,
         }
     }
@@ -156,7 +159,7 @@ impl Broadcast {
         if self.replies.len() > super::replies::MAX_HELD {
             return Err("held replies over their bound".into());
         }
-        Ok(())
+        self.tracing.check_invariants()
     }
 
     pub(super) fn valid(&self, env: &Envelope) -> bool {
@@ -208,6 +211,9 @@ impl Broadcast {
         };
         let id = env.id();
         self.memory.insert(cx.now(), env.clone(), id);
+        self.tracing
+            .log
+            .received(me, seq, None, Via::Origin, Some(0), cx.now());
         self.stats.originated += 1;
         let opened = self.fan_out(cx, id, &env, me, 1);
         if opened == 0 {
@@ -299,6 +305,7 @@ impl Broadcast {
         env: Envelope,
     ) {
         self.stats.payload_sends += 1;
+        self.tracing.log.sent(env.origin, env.seq, to, cx.now());
         cx.send(
             to,
             Message::Notice(Notice::Broadcast(Bcast::Data {
@@ -440,6 +447,15 @@ impl Broadcast {
             return;
         }
         self.memory.insert(cx.now(), env.clone(), id);
+        let arrived = self.tracing.arrival(cx.now());
+        self.tracing.log.received(
+            env.origin,
+            env.seq,
+            Some(from),
+            Via::Tree,
+            Some(depth),
+            arrived,
+        );
         self.stats.delivered += 1;
         cx.event(Event::Broadcast(BroadcastEvent::Deliver {
             id,
@@ -580,8 +596,11 @@ impl Broadcast {
         }
     }
 
-    /// The outcome of a status request about hop `hop`.
+    /// The outcome of a request: a status request about hop `hop`, or a trace question.
     pub(crate) fn on_reply(&mut self, cx: &mut Ctx<'_>, hop: u64, reply: Reply) {
+        if hop & TRACE_TOKEN != 0 {
+            return self.tracing.on_reply(cx, hop, reply);
+        }
         let Some(h) = self.hops.get_mut(&hop) else {
             return;
         };
@@ -615,15 +634,19 @@ impl Broadcast {
         }
     }
 
-    /// A status question from a parent.
+    /// A status question from a parent, or a trace question.
     pub(crate) fn on_request(
         &mut self,
-        _cx: &mut Ctx<'_>,
+        cx: &mut Ctx<'_>,
+        from: Peer,
         r: BroadcastRequest,
     ) -> BroadcastResponse {
         match r {
             BroadcastRequest::Status { id, origin, seq } => {
                 BroadcastResponse::Status(self.hop_state(&id, &origin, seq))
+            }
+            BroadcastRequest::Trace { origin, seq } => {
+                BroadcastResponse::Trace(self.tracing.answer(from, origin, seq, cx.now()))
             }
         }
     }

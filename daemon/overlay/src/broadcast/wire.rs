@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::trace::TraceReply;
 use super::{Envelope, HopState, MAX_DEPTH, MAX_DIGEST, MAX_PAYLOAD, MsgId};
 use crate::id::NodeId;
 use crate::wire::InvalidMessage;
@@ -44,6 +45,9 @@ pub enum Bcast {
 pub enum BroadcastRequest {
     /// How far is your part of broadcast `id` (`origin`, `seq`)?
     Status { id: MsgId, origin: NodeId, seq: u64 },
+    /// How did broadcast (`origin`, `seq`) reach you, and where did you send it on
+    /// (`broadcast/trace.rs`)?
+    Trace { origin: NodeId, seq: u64 },
 }
 
 /// Broadcast responses.
@@ -51,6 +55,8 @@ pub enum BroadcastRequest {
 pub enum BroadcastResponse {
     /// Answer to `Status`.
     Status(HopState),
+    /// Answer to `Trace`.
+    Trace(TraceReply),
 }
 
 impl Bcast {

@@ -26,8 +26,9 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::broadcast::Envelope;
+use crate::broadcast::trace::TraceResult;
 use crate::broadcast::wire::Bcast;
+use crate::broadcast::{Envelope, MsgId};
 use crate::direct::DirectEvent;
 use crate::protocol::Extension;
 use crate::records::RecordsEvent;
@@ -187,6 +188,8 @@ pub struct Sim {
     pub record_events: Vec<(u32, RecordsEvent)>,
     /// Direct delivery's outcomes and deliveries, by host.
     pub direct_events: Vec<(u32, DirectEvent)>,
+    /// Ended trace walks: the host that traced, its token, and the result.
+    pub traces: Vec<(u32, u64, Result<TraceResult, crate::BroadcastError>)>,
     /// When set, `Joined` and `PredecessorChanged` events by host (what an application
     /// watching its ring neighbours sees; the presence scenario takes them out as it runs).
     pub ring_events: Option<Vec<(u32, Event)>>,
@@ -239,6 +242,7 @@ impl Sim {
             events: Vec::new(),
             record_events: Vec::new(),
             direct_events: Vec::new(),
+            traces: Vec::new(),
             ring_events: None,
             held: VecDeque::new(),
             hold: false,
@@ -404,19 +408,26 @@ impl Sim {
         );
     }
 
-    /// Host `i` broadcasts `payload` as its message `seq` now, signed for [`verify`].
-    pub fn broadcast(&mut self, i: u32, seq: u64, payload: Vec<u8>) {
-        let Some(node) = self.hosts[i as usize].node.as_ref() else {
-            return;
-        };
+    /// Host `i` traces broadcast (`origin`, `seq`) now; the result lands in [`Sim::traces`]
+    /// with `token`.
+    pub fn trace(&mut self, i: u32, origin: NodeId, seq: u64, token: u64) {
+        self.apply(i, Input::Trace { origin, seq, token });
+    }
+
+    /// Host `i` broadcasts `payload` as its message `seq` now, signed for [`verify`]. Returns
+    /// the message's id (`None`: the host is down).
+    pub fn broadcast(&mut self, i: u32, seq: u64, payload: Vec<u8>) -> Option<MsgId> {
+        let node = self.hosts[i as usize].node.as_ref()?;
         let payload = sign(&node.me().id, seq, payload);
         let env = Envelope {
             origin: node.me().id,
             seq,
             payload: payload.clone(),
         };
-        self.tracker.start(env.id(), i, self.now);
+        let id = env.id();
+        self.tracker.start(id, i, self.now);
         self.apply(i, Input::Broadcast { seq, payload });
+        Some(id)
     }
 
     /// Host `i`'s build adds the service `make` makes (from its next start on).
@@ -705,6 +716,9 @@ impl Sim {
                 self.tracker.on_deliver(i, &id, depth, self.now);
             }
             Event::Broadcast(BroadcastEvent::Done(_)) => self.tracker.completed += 1,
+            Event::Broadcast(BroadcastEvent::Traced { token, result }) => {
+                self.traces.push((i, token, result))
+            }
             Event::Records(RecordsEvent::Held(_) | RecordsEvent::Released(_)) => {}
             Event::Records(r) => self.record_events.push((i, r)),
             Event::Direct(d) => self.direct_events.push((i, d)),

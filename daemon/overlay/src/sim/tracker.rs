@@ -50,6 +50,8 @@ pub struct Tracker {
     pub replies: u64,
     /// Groups they left in: distinct parents per node step (a datagram each on a real link).
     pub reply_groups: u64,
+    /// For the messages [`Tracker::watch`] names: when each host got them.
+    pub watched: HashMap<MsgId, HashMap<u32, Time>>,
 }
 
 impl Tracker {
@@ -63,6 +65,12 @@ impl Tracker {
         one.set(origin);
         self.index.insert(id, self.all.len());
         self.all.push(one);
+    }
+
+    /// Keeps every host's delivery time of message `id` (started at `origin` at `at`), in
+    /// [`Tracker::watched`].
+    pub fn watch(&mut self, id: MsgId, origin: u32, at: Time) {
+        self.watched.entry(id).or_default().insert(origin, at);
     }
 
     /// A payload left a node (tree send, resend, re-route or repair).
@@ -83,6 +91,9 @@ impl Tracker {
             return;
         }
         one.set(host);
+        if let Some(w) = self.watched.get_mut(id) {
+            w.insert(host, now);
+        }
         self.latencies_us
             .push(now.since(one.started).as_micros() as u64);
         match depth {
