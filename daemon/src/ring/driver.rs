@@ -71,6 +71,7 @@ pub(super) struct Driver {
     inbox: Arc<dyn super::Inbox>,
     records: Arc<dyn super::RecordSink>,
     direct: Arc<dyn super::DirectSink>,
+    met: super::met::Met,
 }
 
 impl Driver {
@@ -94,6 +95,7 @@ impl Driver {
             inbox,
             records,
             direct,
+            met: super::met::Met::default(),
         }
     }
 
@@ -158,6 +160,7 @@ impl Driver {
                         self.feed(input);
                     }
                     Some(DriverCommand::View(reply)) => {
+                        self.meet();
                         let _ = reply.send(self.view());
                     }
                     Some(DriverCommand::Originate { job, reply }) => {
@@ -176,6 +179,7 @@ impl Driver {
                     // The pool keeps the connections of the routing state when it is full.
                     self.transport
                         .set_routing(self.overlay.ring().known_peers().into_iter().map(|p| p.id));
+                    self.meet();
                 }
                 () = sleep_until(next) => {
                     let now = self.now();
@@ -281,6 +285,19 @@ impl Driver {
         }
     }
 
+    /// Notes the peers connected now and those in the routing state as met.
+    fn meet(&mut self) {
+        let (at, unix_ms) = (Instant::now(), crate::records::unix_ms());
+        self.met.expire(at);
+        let connected = self.transport.peers().into_iter().map(|p| Peer {
+            id: p.id,
+            addr: p.addr,
+        });
+        for p in connected.chain(self.overlay.ring().known_peers()) {
+            self.met.saw(p, at, unix_ms);
+        }
+    }
+
     fn view(&self) -> RingView {
         RingView {
             me: self.overlay.me(),
@@ -289,6 +306,9 @@ impl Driver {
             successors: self.overlay.ring().successors().to_vec(),
             fingers: self.overlay.ring().fingers().to_vec(),
             size_estimate: self.overlay.ring_size_estimate(),
+            size_exact: self.overlay.ring_size_exact(),
+            suspects: self.overlay.ring().suspects(self.now()),
+            met: self.met.list(),
             stats: self.overlay.ring().stats().clone(),
             broadcast: self.overlay.broadcast().stats().clone(),
             records: self.overlay.records().stats().clone(),
