@@ -27,6 +27,9 @@ use crate::support::skip_or_fail;
 // Beside this file: tests/e2e/ring/web_hostile.rs.
 #[path = "web_hostile.rs"]
 mod hostile;
+// The Network view: tests/e2e/ring/web_map.rs.
+#[path = "web_map.rs"]
+mod map;
 
 const FORM: Duration = Duration::from_secs(60);
 

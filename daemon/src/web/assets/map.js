@@ -7,7 +7,7 @@
 'use strict';
 
 const NS = 'http://www.w3.org/2000/svg';
-const RING_R = 300;          // the ring's radius in SVG units
+let RING_R = 220;            // the ring's radius in SVG units (grows with the nodes drawn)
 const FULL_LABELS = 40;      // up to this many nodes, every node is offered a label
 const MAX_TRACE = 1000;      // trace edges drawn at most
 const RTT_BANDS = [          // upper bound (ms), colour, legend
@@ -26,6 +26,8 @@ const ROLES = {              // fill, legend
 };
 
 const net = { frame: null, trace: null };
+
+const byId = (id) => document.getElementById(id);
 
 function svgEl(tag, attrs, text) {
   const e = document.createElementNS(NS, tag);
@@ -117,7 +119,7 @@ function placeLabels(layer, nodes, me, taken) {
       const anchor = Math.abs(c) < 0.3 ? 'middle' : c > 0 ? 'start' : 'end';
       const x0 = anchor === 'start' ? p.x : anchor === 'middle' ? p.x - w / 2 : p.x - w;
       const box = { x0, y0: p.y - h / 2, x1: x0 + w, y1: p.y + h / 2 };
-      if (overlaps(box) || box.x0 < -600 || box.x1 > 600 || box.y0 < -470 || box.y1 > 470) continue;
+      if (overlaps(box)) continue;
       taken.push(box);
       if (lane > 0) {
         const from = ringAt(n.id, RING_R + 8);
@@ -135,25 +137,31 @@ function placeLabels(layer, nodes, me, taken) {
   }
 }
 
-function legend(svg) {
-  const g = svgEl('g', { class: 'legend', transform: 'translate(-590,-455)' });
-  let y = 0;
+// The legend (HTML beside the map): node kinds and link colours.
+function buildLegend() {
+  const box = byId('netlegend');
+  const swatch = (draw) => {
+    const sv = svgEl('svg', { width: 16, height: 14, viewBox: '-8 -7 16 14', 'aria-hidden': 'true' });
+    sv.append(draw);
+    return sv;
+  };
+  const row = (icon, text) => {
+    const li = document.createElement('li');
+    li.append(icon, document.createTextNode(text));
+    box.append(li);
+  };
   for (const [role, [fill, name]] of Object.entries(ROLES)) {
-    g.append(svgEl('circle', { cx: 6, cy: y, r: role === 'me' ? 7 : 5, fill }));
-    g.append(svgEl('text', { x: 20, y, 'dominant-baseline': 'middle' }, name));
-    y += 18;
+    row(swatch(svgEl('circle', { cx: 0, cy: 0, r: role === 'me' ? 6 : 4.5, fill })), name);
   }
-  g.append(svgEl('path', { d: 'M1,' + (y - 5) + ' l10,10 M11,' + (y - 5) + ' l-10,10', class: 'cross' }));
-  g.append(svgEl('text', { x: 20, y, 'dominant-baseline': 'middle' }, 'failed to answer'));
-  y += 26;
-  g.append(svgEl('text', { x: 0, y, 'dominant-baseline': 'middle', class: 'head' }, 'link RTT'));
-  y += 18;
+  row(swatch(svgEl('path', { d: 'M-5,-5 L5,5 M5,-5 L-5,5', class: 'cross' })), 'failed to answer');
+  const head = document.createElement('li');
+  head.className = 'head';
+  head.textContent = 'link round-trip time';
+  box.append(head);
   for (const [, colour, name] of RTT_BANDS) {
-    g.append(svgEl('line', { x1: 0, y1: y, x2: 14, y2: y, stroke: colour, 'stroke-width': 3 }));
-    g.append(svgEl('text', { x: 20, y, 'dominant-baseline': 'middle' }, name));
-    y += 18;
+    row(swatch(svgEl('line', { x1: -7, y1: 0, x2: 7, y2: 0, stroke: colour, 'stroke-width': 3 })), name);
   }
-  svg.append(g);
+  row(swatch(svgEl('line', { x1: -7, y1: 0, x2: 5, y2: 0, class: 'hop', 'stroke-width': 3 })), 'message path (trace)');
 }
 
 // Draws the map of the last `ring` frame (and the trace over it, if any).
@@ -167,11 +175,13 @@ function renderRing(frame) {
       : 'Not in a ring yet';
   const live = nodes.filter((n) => n.live).length;
   const failed = nodes.filter((n) => n.failed).length;
-  $('netinfo').textContent = sizeText + '  ·  ' + nodes.length + ' other node' + (nodes.length === 1 ? '' : 's') +
+  byId('netinfo').textContent = sizeText + '  ·  ' + nodes.length + ' other node' + (nodes.length === 1 ? '' : 's') +
     ' met  ·  ' + live + ' connected  ·  ' + failed + ' failed' +
     (frame.omitted > 0 ? '  ·  ' + frame.omitted + ' more met, not shown' : '');
 
-  const svg = svgEl('svg', { id: 'map', viewBox: '-600 -470 1200 940', preserveAspectRatio: 'xMidYMid meet', role: 'img' });
+  // A bigger ring for more nodes: the gaps between them stay wide enough to see.
+  RING_R = Math.round(Math.min(330, Math.max(200, 150 + all.length * 2)));
+  const svg = svgEl('svg', { id: 'map', preserveAspectRatio: 'xMidYMid meet', role: 'img' });
   svg.append(svgEl('title', {}, 'The ring as node ' + shortId(me) + ' sees it'));
   const defs = svgEl('defs');
   const marker = svgEl('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' });
@@ -179,7 +189,6 @@ function renderRing(frame) {
   defs.append(marker);
   svg.append(defs);
   svg.append(svgEl('circle', { cx: 0, cy: 0, r: RING_R, class: 'ring' }));
-  legend(svg);
 
   const centre = ringAt(me, RING_R);
   const links = svgEl('g', { class: 'links' });
@@ -216,8 +225,14 @@ function renderRing(frame) {
   const labels = svgEl('g', { class: 'labels' });
   placeLabels(labels, all, me, taken);
   svg.append(labels);
+  // Fit the view to what was drawn: the ring and every label.
+  const ext = taken.reduce((e, b) => ({
+    x0: Math.min(e.x0, b.x0), y0: Math.min(e.y0, b.y0), x1: Math.max(e.x1, b.x1), y1: Math.max(e.y1, b.y1),
+  }), { x0: -RING_R - 20, y0: -RING_R - 20, x1: RING_R + 20, y1: RING_R + 20 });
+  const pad = 12;
+  svg.setAttribute('viewBox', [ext.x0 - pad, ext.y0 - pad, ext.x1 - ext.x0 + 2 * pad, ext.y1 - ext.y0 + 2 * pad].map(fmt).join(' '));
   svg.append(svgEl('g', { id: 'trace-layer' }));
-  $('netmap').replaceChildren(svg);
+  byId('netmap').replaceChildren(svg);
   renderTrace();
 }
 
@@ -237,11 +252,13 @@ function clearTrace() {
 
 function renderTrace() {
   const layer = document.getElementById('trace-layer');
-  $('trace-clear').hidden = !net.trace;
+  byId('trace-clear').hidden = !net.trace;
   if (!layer) return;
   layer.replaceChildren();
   if (!net.trace) return;
   const known = new Set([net.frame.node_id, ...(net.frame.nodes || []).map((n) => n.id)]);
+  const taken = [];
+  const overlaps = (b) => taken.some((t) => b.x0 < t.x1 && b.x1 > t.x0 && b.y0 < t.y1 && b.y1 > t.y0);
   for (const e of net.trace) {
     if (typeof e.from !== 'string' || typeof e.to !== 'string' || e.from === e.to) continue;
     const p = ringAt(e.from, RING_R);
@@ -257,8 +274,18 @@ function renderTrace() {
     const msText = Number.isFinite(ms) ? (ms < 10 ? ms.toFixed(1) : String(Math.round(ms))) + ' ms' : '? ms';
     hop.append(svgEl('title', {}, shortId(e.from) + ' → ' + shortId(e.to) + ': ' + msText));
     layer.append(hop);
-    const mid = { x: 0.25 * p.x + 0.5 * c.x + 0.25 * q.x, y: 0.25 * p.y + 0.5 * c.y + 0.25 * q.y };
-    layer.append(svgEl('text', { x: fmt(mid.x), y: fmt(mid.y), 'text-anchor': 'middle', 'dominant-baseline': 'middle', class: 'hopms' }, msText));
+    // The time on the curve, where it covers no other hop's time.
+    const w = msText.length * 7 + 4;
+    let spot = null;
+    for (const t of [0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8]) {
+      const u = 1 - t;
+      const m = { x: u * u * p.x + 2 * u * t * c.x + t * t * q.x, y: u * u * p.y + 2 * u * t * c.y + t * t * q.y };
+      const box = { x0: m.x - w / 2, y0: m.y - 8, x1: m.x + w / 2, y1: m.y + 8 };
+      if (!overlaps(box)) { spot = { m, box }; break; }
+      if (spot === null && t === 0.8) spot = { m, box };
+    }
+    taken.push(spot.box);
+    layer.append(svgEl('text', { x: fmt(spot.m.x), y: fmt(spot.m.y), 'text-anchor': 'middle', 'dominant-baseline': 'middle', class: 'hopms' }, msText));
     for (const id of [e.from, e.to]) {
       if (known.has(id)) continue;
       known.add(id);
@@ -269,6 +296,8 @@ function renderTrace() {
     }
   }
 }
+
+buildLegend();
 
 // Shows the chat or the network view.
 function showView(name) {
