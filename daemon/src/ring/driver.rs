@@ -220,8 +220,11 @@ impl Driver {
             }
         }
         // The size first: an event (Joined) may wake readers of it (the READY=1 status).
-        self.membership
-            .set_ring_size(self.overlay.ring_size_estimate());
+        let exact = self.overlay.ring_size_exact();
+        self.membership.set_ring_size(
+            exact.unwrap_or_else(|| self.overlay.ring_size_estimate()),
+            exact.is_some(),
+        );
         for event in events {
             self.on_event(event);
         }

@@ -686,6 +686,7 @@ fn metrics(c: &Cluster, web: SocketAddr) {
         "chatd_messages_forwarded_total",
         "chatd_deliveries_total",
         "chatd_ring_size_estimate",
+        "chatd_ring_size_exact",
         "chatd_peers",
         "chatd_delivery_latency_seconds_bucket",
         "chatd_store_commit_seconds_bucket",
