@@ -259,8 +259,9 @@ function renderTrace() {
   const known = new Set([net.frame.node_id, ...(net.frame.nodes || []).map((n) => n.id)]);
   const taken = [];
   const overlaps = (b) => taken.some((t) => b.x0 < t.x1 && b.x1 > t.x0 && b.y0 < t.y1 && b.y1 > t.y0);
+  const isId = (v) => typeof v === 'string' && /^[0-9a-f]{64}$/.test(v);
   for (const e of net.trace) {
-    if (typeof e.from !== 'string' || typeof e.to !== 'string' || e.from === e.to) continue;
+    if (!e || !isId(e.from) || !isId(e.to) || e.from === e.to) continue;
     const p = ringAt(e.from, RING_R);
     const q = ringAt(e.to, RING_R);
     const c = bend(p, q);
