@@ -200,7 +200,7 @@ impl Node {
         self.membership.clone()
     }
 
-    /// Estimated ring size (0 while not a member).
+    /// The ring size, exact when the node can know it, else estimated (0 while not a member).
     pub fn ring_size(&self) -> u64 {
         self.membership.ring_size()
     }
