@@ -213,12 +213,13 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             tasks.spawn("the LAN discovery hints", hints::run(ring.clone(), lan.clone()));
         }
 
-        // STATUS= numbers: the driver's ring-size estimate and the open connections; the
+        // STATUS= numbers: the driver's ring size (exact or estimated) and the open connections; the
         // driver's heartbeat gates the watchdog pings.
         let ring_counts = {
             let (membership, transport) = (node.membership(), ring.transport().clone());
             move || RingCounts {
                 ring_size: membership.ring_size(),
+                ring_exact: membership.ring_size_is_exact(),
                 peers: transport.peers().len() as u64,
                 driver_turns: membership.turns(),
                 retry_at_unix_ms: membership.retry().map_or(0, |r| r.next_unix_ms),

@@ -59,6 +59,7 @@ pub struct Node {
 pub struct Membership {
     joined: watch::Sender<bool>,
     ring_size: AtomicU64,
+    ring_exact: std::sync::atomic::AtomicBool,
     turns: AtomicU64,
     retry: std::sync::Mutex<Option<Retry>>,
 }
@@ -77,6 +78,7 @@ impl Default for Membership {
         Membership {
             joined: watch::Sender::new(false),
             ring_size: AtomicU64::new(0),
+            ring_exact: std::sync::atomic::AtomicBool::new(false),
             turns: AtomicU64::new(0),
             retry: std::sync::Mutex::new(None),
         }
@@ -95,12 +97,19 @@ impl Membership {
         *self.joined.borrow()
     }
 
-    /// Records the driver's ring-size estimate.
-    pub fn set_ring_size(&self, n: u64) {
+    /// Records the driver's ring size: the exact count (`exact`) or the estimate.
+    pub fn set_ring_size(&self, n: u64, exact: bool) {
         self.ring_size.store(n, Ordering::Relaxed);
+        self.ring_exact.store(exact, Ordering::Relaxed);
     }
 
-    /// Estimated ring size (0 while not a member).
+    /// Whether [`Membership::ring_size`] is the exact count rather than an estimate.
+    pub fn ring_size_is_exact(&self) -> bool {
+        self.ring_exact.load(Ordering::Relaxed)
+    }
+
+    /// The ring size, exact or estimated ([`Membership::ring_size_is_exact`]); 0 while not a
+    /// member.
     pub fn ring_size(&self) -> u64 {
         if self.is_joined() {
             self.ring_size.load(Ordering::Relaxed)
@@ -191,7 +200,7 @@ impl Node {
         self.membership.clone()
     }
 
-    /// Estimated ring size (0 while not a member).
+    /// The ring size, exact when the node can know it, else estimated (0 while not a member).
     pub fn ring_size(&self) -> u64 {
         self.membership.ring_size()
     }

@@ -33,8 +33,11 @@ pub const STATUS_INTERVAL: Duration = Duration::from_secs(5);
 /// The numbers STATUS= reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RingCounts {
-    /// Estimated number of nodes in the ring (this one included).
+    /// Number of nodes in the ring (this one included): exact when `ring_exact`, else an
+    /// estimate.
     pub ring_size: u64,
+    /// Whether `ring_size` is the exact count.
+    pub ring_exact: bool,
     /// Peers this node is connected to.
     pub peers: u64,
     /// Turns of the ring driver's loop so far (its heartbeat).
@@ -193,7 +196,8 @@ impl Notifier {
 pub fn status_line(joined: bool, counts: RingCounts, bootstrap_peers: usize) -> String {
     match (joined, bootstrap_peers) {
         (true, _) => format!(
-            "in a ring of {} node{}, {} peer{} connected",
+            "in a ring of {}{} node{}, {} peer{} connected",
+            if counts.ring_exact { "" } else { "about " },
             counts.ring_size,
             plural(counts.ring_size),
             counts.peers,
@@ -276,6 +280,7 @@ mod tests {
         let c = |ring_size, peers| RingCounts {
             ring_size,
             peers,
+            ring_exact: true,
             ..RingCounts::default()
         };
         assert_eq!(status_line(false, c(0, 0), 0), "founding a new ring");
@@ -294,6 +299,14 @@ mod tests {
         assert_eq!(
             status_line(true, c(12, 5), 3),
             "in a ring of 12 nodes, 5 peers connected"
+        );
+        let estimated = RingCounts {
+            ring_exact: false,
+            ..c(40, 9)
+        };
+        assert_eq!(
+            status_line(true, estimated, 3),
+            "in a ring of about 40 nodes, 9 peers connected"
         );
         let retrying = RingCounts {
             retry_at_unix_ms: 1_800_000_123_000,

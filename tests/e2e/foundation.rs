@@ -69,6 +69,7 @@ fn chatctl_status_human_and_json() {
             "records_bytes",
             "records_held",
             "ring_size_estimate",
+            "ring_size_exact",
             "subscriptions",
             "successor",
             "uptime_seconds",

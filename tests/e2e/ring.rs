@@ -32,6 +32,8 @@ mod hostile_names;
 mod hostile_pool;
 #[path = "ring/lan.rs"]
 mod lan;
+#[path = "ring/map.rs"]
+mod map;
 #[path = "ring/membership.rs"]
 mod membership;
 #[path = "ring/people.rs"]

@@ -43,7 +43,10 @@ pub fn fields(s: &GetStatusResponse) -> Vec<(&'static str, String)> {
         ("joined", if s.joined { "yes" } else { "no" }.to_owned()),
         ("predecessor", or_none(&s.predecessor)),
         ("successor", or_none(&s.successor)),
-        ("ring size (est.)", s.ring_size_estimate.to_string()),
+        (
+            "ring size",
+            ring_size(s.ring_size_exact, s.ring_size_estimate),
+        ),
         ("peers connected", s.peers_connected.to_string()),
         ("messages sent", s.messages_sent.to_string()),
         ("messages received", s.messages_received.to_string()),
@@ -85,6 +88,16 @@ pub fn fields(s: &GetStatusResponse) -> Vec<(&'static str, String)> {
     fields
 }
 
+/// The ring size as a person should read it: the exact count when the node knows it, else
+/// the estimate, marked as one (`≈ 8 (estimate)`); `(not in a ring)` for 0.
+pub fn ring_size(exact: u64, estimate: u64) -> String {
+    match (exact, estimate) {
+        (0, 0) => "(not in a ring)".to_owned(),
+        (0, n) => format!("≈ {n} (estimate)"),
+        (n, _) => n.to_string(),
+    }
+}
+
 fn or_none(s: &str) -> String {
     if s.is_empty() {
         "(none)".to_owned()
@@ -109,5 +122,23 @@ fn dropped(s: &GetStatusResponse) -> String {
 impl From<ClientError> for Error {
     fn from(e: ClientError) -> Error {
         Error::Client(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_size_is_exact_or_says_it_is_an_estimate() {
+        assert_eq!(ring_size(2, 8), "2");
+        assert_eq!(ring_size(0, 8), "≈ 8 (estimate)");
+        assert_eq!(ring_size(0, 0), "(not in a ring)");
+        let s = GetStatusResponse {
+            ring_size_exact: 2,
+            ring_size_estimate: 8,
+            ..Default::default()
+        };
+        assert!(fields(&s).contains(&("ring size", "2".to_owned())));
     }
 }

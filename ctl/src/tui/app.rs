@@ -126,8 +126,10 @@ pub struct Status {
     pub node_id: String,
     /// This user's nickname.
     pub nickname: String,
-    /// Ring size estimate.
+    /// Ring size: exact when `ring_exact`, else the estimate.
     pub ring_size: u64,
+    /// Whether `ring_size` is the exact count (else an estimate, shown as `≈N`).
+    pub ring_exact: bool,
     /// Connected peers.
     pub peers: u32,
 }

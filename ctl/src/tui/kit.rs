@@ -75,6 +75,7 @@ pub fn as_alice() -> App {
         node_id: "abcdef0123456789".into(),
         nickname: "alice".into(),
         ring_size: 4,
+        ring_exact: true,
         peers: 3,
     }));
     app

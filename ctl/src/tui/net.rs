@@ -247,7 +247,8 @@ async fn session(
                 let ev = NetEvent::Status(Status {
                     node_id: s.node_id,
                     nickname: s.nickname,
-                    ring_size: s.ring_size_estimate,
+                    ring_size: if s.ring_size_exact > 0 { s.ring_size_exact } else { s.ring_size_estimate },
+                    ring_exact: s.ring_size_exact > 0,
                     peers: s.peers_connected,
                 });
                 if tx.send(ev).await.is_err() {

@@ -297,9 +297,11 @@ fn status_line(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
         ),
     };
     let node = s.node_id.get(..8).unwrap_or(&s.node_id);
+    // An estimate says so: a 2-node ring must not read "ring 8".
+    let approx = if s.ring_exact { "" } else { "≈" };
     let mut spans = vec![
         Span::raw(format!(
-            " {} · node {node} · ring {} · peers {} · ",
+            " {} · node {node} · ring {approx}{} · peers {} · ",
             if s.nickname.is_empty() {
                 "?"
             } else {
@@ -371,7 +373,7 @@ fn hhmm(ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::app::NetEvent;
+    use super::super::app::{NetEvent, Status};
     use super::super::kit::{as_alice, key, msg, private, user};
     use super::*;
     use ratatui::Terminal;
@@ -406,6 +408,15 @@ mod tests {
         );
         assert!(s.contains("[#lobby]"), "{s}");
         assert!(s.contains("Rooms") && s.contains("Users (0)"), "{s}");
+        // An estimate is marked as one.
+        let mut app = connected();
+        app.on_net(NetEvent::Status(Status {
+            ring_size: 8,
+            ring_exact: false,
+            ..app.status.clone()
+        }));
+        let s = screen(&app, 100, 12);
+        assert!(s.contains("· ring ≈8 ·"), "{s}");
     }
 
     #[test]

@@ -421,6 +421,11 @@ impl Overlay {
     pub fn ring_size_estimate(&self) -> u64 {
         self.ring.ring_size_estimate()
     }
+    /// The exact number of ring members, when this node can know it
+    /// ([`crate::ring::Ring::ring_size_exact`]).
+    pub fn ring_size_exact(&self) -> Option<u64> {
+        self.ring.ring_size_exact()
+    }
 }
 
 /// A broadcast refusal, for drivers that look for it in a call's outputs.

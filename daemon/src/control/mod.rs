@@ -22,6 +22,7 @@ mod node_service;
 mod private_service;
 mod quiet;
 mod record_service;
+pub mod ring_data;
 mod standard;
 pub mod tcp;
 #[cfg(test)]

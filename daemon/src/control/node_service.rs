@@ -16,8 +16,8 @@ use chat_proto::v1::{
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
-use super::ApiError;
 use super::access::{ClientInfo, is_operator, require_operator};
+use super::{ApiError, ring_data};
 use crate::node::Node;
 use crate::people::People;
 
@@ -87,6 +87,7 @@ impl NodeService for NodeApi {
                 .map(|p| p.id.to_hex())
                 .unwrap_or_default();
             resp.ring_size_estimate = if v.member { v.size_estimate } else { 0 };
+            resp.ring_size_exact = v.size_exact.unwrap_or(0);
             resp.messages_sent = v.broadcast.originated;
             resp.messages_received = v.broadcast.delivered;
             resp.messages_forwarded = v.broadcast.payload_sends;
@@ -209,6 +210,15 @@ impl NodeService for NodeApi {
             .view()
             .await
             .ok_or_else(|| ApiError::Unavailable("the ring driver has stopped".into()))?;
+        let connected = ring.peers();
+        let names = self
+            .people
+            .names_by_node(&ring_data::ids(&view, &connected), ring_data::MAX_NAMES);
+        (resp.known, resp.known_omitted) =
+            ring_data::known_nodes(&view, &connected, &names, crate::records::unix_ms());
+        resp.nicknames = names.get(&view.me.id.0).cloned().unwrap_or_default();
+        resp.ring_size_exact = view.size_exact.unwrap_or(0);
+        resp.ring_size_estimate = if view.member { view.size_estimate } else { 0 };
         resp.predecessor = view.predecessor.as_ref().map(ring_peer);
         resp.successors = view.successors.iter().map(ring_peer).collect();
         resp.fingers = view

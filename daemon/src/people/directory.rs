@@ -10,7 +10,7 @@
 //! claimants all show the suffixed form: no field a claimer chose (such as the claim's
 //! `created`) ever decides who gets the name. Bounded by [`MAX_USERS`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chat_overlay::NodeId;
 
@@ -299,6 +299,24 @@ impl Directory {
             .max_by_key(|u| u.version)
     }
 
+    /// The names shown for the accounts each node of `nodes` hosts (guests included, as
+    /// `*name`), sorted, at most `per_node` a node; nodes hosting none known are left out.
+    pub fn names_by_node(
+        &self,
+        nodes: &HashSet<[u8; 32]>,
+        per_node: usize,
+    ) -> HashMap<[u8; 32], Vec<String>> {
+        let mut out: HashMap<[u8; 32], Vec<String>> = HashMap::new();
+        for u in self.users.values().filter(|u| nodes.contains(&u.node)) {
+            out.entry(u.node).or_default().push(self.display(u));
+        }
+        for names in out.values_mut() {
+            names.sort();
+            names.truncate(per_node);
+        }
+        out
+    }
+
     /// Every account, by shown name.
     pub fn list(&self) -> Vec<(String, User)> {
         let mut all: Vec<(String, User)> = self
@@ -398,6 +416,29 @@ mod tests {
             since_ms: version,
             version,
         }
+    }
+
+    #[test]
+    fn names_by_node_groups_sorts_and_bounds() {
+        let mut d = Directory::default();
+        d.apply(profile(1, "zed", 1, 10, Presence::Online));
+        d.apply(profile(2, "amy", 1, 10, Presence::Online));
+        let mut guest = profile(3, "gus", 1, 10, Presence::Online);
+        guest.node = [1; 32];
+        guest.guest = true;
+        d.apply(guest);
+        let nodes: HashSet<[u8; 32]> = [[1; 32], [9; 32]].into_iter().collect();
+        let m = d.names_by_node(&nodes, 4);
+        assert_eq!(
+            m.len(),
+            1,
+            "node 2 not asked for, node 9 hosts nobody known"
+        );
+        let names = &m[&[1; 32]];
+        assert_eq!(names.len(), 2);
+        assert!(names[0].starts_with("*gus"), "{names:?}");
+        assert!(names[1].starts_with("zed"), "{names:?}");
+        assert_eq!(d.names_by_node(&nodes, 1)[&[1; 32]].len(), 1, "bounded");
     }
 
     #[test]

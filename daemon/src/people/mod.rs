@@ -322,6 +322,16 @@ impl People {
         self.directory().list()
     }
 
+    /// The names shown for the accounts each of `nodes` hosts, at most `per_node` a node
+    /// ([`Directory::names_by_node`]).
+    pub fn names_by_node(
+        &self,
+        nodes: &std::collections::HashSet<[u8; 32]>,
+        per_node: usize,
+    ) -> std::collections::HashMap<[u8; 32], Vec<String>> {
+        self.directory().names_by_node(nodes, per_node)
+    }
+
     /// User events from now on.
     pub fn watch(&self) -> broadcast::Receiver<UserEvent> {
         self.events.subscribe()

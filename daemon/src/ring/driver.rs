@@ -74,6 +74,7 @@ pub(super) struct Driver {
     inbox: Arc<dyn super::Inbox>,
     records: Arc<dyn super::RecordSink>,
     direct: Arc<dyn super::DirectSink>,
+    met: super::met::Met,
 }
 
 impl Driver {
@@ -105,6 +106,7 @@ impl Driver {
             inbox,
             records,
             direct,
+            met: super::met::Met::default(),
         }
     }
 
@@ -169,6 +171,7 @@ impl Driver {
                         self.feed(input);
                     }
                     Some(DriverCommand::View(reply)) => {
+                        self.meet();
                         let _ = reply.send(self.view());
                     }
                     Some(DriverCommand::Originate { job, reply }) => {
@@ -193,6 +196,7 @@ impl Driver {
                     // The pool keeps the connections of the routing state when it is full.
                     self.transport
                         .set_routing(self.overlay.ring().known_peers().into_iter().map(|p| p.id));
+                    self.meet();
                 }
                 () = sleep_until(next) => {
                     let now = self.now();
@@ -246,8 +250,11 @@ impl Driver {
             }
         }
         // The size first: an event (Joined) may wake readers of it (the READY=1 status).
-        self.membership
-            .set_ring_size(self.overlay.ring_size_estimate());
+        let exact = self.overlay.ring_size_exact();
+        self.membership.set_ring_size(
+            exact.unwrap_or_else(|| self.overlay.ring_size_estimate()),
+            exact.is_some(),
+        );
         for event in events {
             self.on_event(event);
         }
@@ -316,6 +323,19 @@ impl Driver {
         }
     }
 
+    /// Notes the peers connected now and those in the routing state as met.
+    fn meet(&mut self) {
+        let (at, unix_ms) = (Instant::now(), crate::records::unix_ms());
+        self.met.expire(at);
+        let connected = self.transport.peers().into_iter().map(|p| Peer {
+            id: p.id,
+            addr: p.addr,
+        });
+        for p in connected.chain(self.overlay.ring().known_peers()) {
+            self.met.saw(p, at, unix_ms);
+        }
+    }
+
     fn view(&self) -> RingView {
         RingView {
             me: self.overlay.me(),
@@ -324,6 +344,9 @@ impl Driver {
             successors: self.overlay.ring().successors().to_vec(),
             fingers: self.overlay.ring().fingers().to_vec(),
             size_estimate: self.overlay.ring_size_estimate(),
+            size_exact: self.overlay.ring_size_exact(),
+            suspects: self.overlay.ring().suspects(self.now()),
+            met: self.met.list(),
             stats: self.overlay.ring().stats().clone(),
             broadcast: self.overlay.broadcast().stats().clone(),
             records: self.overlay.records().stats().clone(),

@@ -5,13 +5,15 @@
 //!   timers, unreachable peers, commands) and executes its outputs;
 //! - [`timers`]: the overlay's timers on tokio;
 //! - [`bootstrap`]: first contact with `--bootstrap` addresses of unknown NodeId;
-//! - [`originate`]: our own broadcasts, answered only once the overlay took them.
+//! - [`originate`]: our own broadcasts, answered only once the overlay took them;
+//! - [`met`]: the nodes this node has met lately, for maps of the ring.
 //!
 //! The driver never looks inside a `wire::Message`: whatever variants the overlay defines are
 //! carried as they are. Everything else talks to the driver through a [`RingHandle`].
 
 pub mod bootstrap;
 mod driver;
+pub mod met;
 pub mod originate;
 pub mod timers;
 pub mod trace;
@@ -92,6 +94,13 @@ pub struct RingView {
     pub fingers: Vec<Finger>,
     /// Estimated ring size.
     pub size_estimate: u64,
+    /// The exact ring size, when the node can know it
+    /// ([`chat_overlay::Overlay::ring_size_exact`]).
+    pub size_exact: Option<u64>,
+    /// The peers the ring suspects of having failed, now.
+    pub suspects: Vec<chat_overlay::NodeId>,
+    /// The nodes met lately ([`met`]), ordered by node id.
+    pub met: Vec<met::MetNode>,
     /// The overlay's counters.
     pub stats: Stats,
     /// The broadcast counters.

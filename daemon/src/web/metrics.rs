@@ -127,6 +127,12 @@ fn registry(s: &Shared, status: &GetStatusResponse, private: Option<(u64, u64)>)
     );
     gauge(
         &mut r,
+        "ring_size_exact",
+        "Ring members counted exactly (the successor list runs round to this node); 0 when unknown",
+        status.ring_size_exact,
+    );
+    gauge(
+        &mut r,
         "peers",
         "Peers with an open connection",
         u64::from(status.peers_connected),

@@ -3,7 +3,8 @@
 //!
 //! - `/`: one page (HTML, CSS and JS embedded in the binary, `assets/`) with the rooms' live
 //!   timeline, a room switcher, the users with their presence, the event log, the ring's status
-//!   and a box to send; it talks to `/ws` ([`ws`]).
+//!   and a box to send, and a Network view drawing the ring as this node sees it ([`map`]);
+//!   it talks to `/ws` ([`ws`]).
 //! - `/metrics`: Prometheus (OpenMetrics) text, with `prometheus-client` ([`metrics`]).
 //! - `/healthz`: 200 once the node has joined a ring, 503 before.
 //!
@@ -18,6 +19,7 @@
 
 pub mod auth;
 mod listener;
+mod map;
 mod metrics;
 mod ws;
 
@@ -189,6 +191,7 @@ impl WebListener {
         let app = Router::new()
             .route("/", get(page))
             .route("/app.js", get(script))
+            .route("/map.js", get(map_script))
             .route("/style.css", get(style))
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics::metrics))
@@ -346,6 +349,13 @@ async fn script() -> Response {
     asset(
         "text/javascript; charset=utf-8",
         include_str!("assets/app.js"),
+    )
+}
+
+async fn map_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/map.js"),
     )
 }
 

@@ -8,8 +8,10 @@
 //! `kind`: `text`, `event`, `edit` — the message `target` now reads `text` — or `delete` — the
 //! message `target` is gone; a `text` message also says `edited`, when its shown text was
 //! written (Unix ms, 0: never edited), and `deleted`; a kind newer than the page is `other`),
-//! `users` (the whole list), `status` (node, ring size, peers…,
-//! every 2 s), `sent`/`error` (the answer to a send, by `ref`), `lagged` (`resume`: reconnect
+//! `users` (the whole list), `status` (node, ring size — `ring_exact` says whether it is the
+//! exact count or an estimate —, peers…, every 2 s), `ring` (the Network view's map: this
+//! node, the ring size, every node met with its roles, connection, RTT, failure and nicknames,
+//! at most 256; [`super::map`]; looked at every 2 s, sent when it changed), `sent`/`error` (the answer to a send, by `ref`), `lagged` (`resume`: reconnect
 //! after this id), `reset` (the id to resume after is gone: start over).
 //! A page logged in as an account also gets `pmsg` (`id`, `from`, `to`, `group`, `text`,
 //! `at`, `outgoing`, `edited`, `deleted`): that account's private messages, the recent ones
@@ -40,10 +42,10 @@ use chat_proto::v1::node_service_server::NodeService;
 use chat_proto::v1::private_service_server::PrivateService;
 use chat_proto::v1::user_service_server::UserService;
 use chat_proto::v1::{
-    ChatMessage, GetStatusRequest, ListUsersRequest, MessageKind, Presence as ApiPresence,
-    PrivateHistoryRequest, PrivateMessage, SendPrivateRequest, SendRequest, SubscribeRequest,
-    WatchPrivateRequest, WatchPrivateResponse, WatchUserEventsRequest, subscribe_response,
-    watch_private_response,
+    ChatMessage, GetRingRequest, GetStatusRequest, ListUsersRequest, MessageKind,
+    Presence as ApiPresence, PrivateHistoryRequest, PrivateMessage, SendPrivateRequest,
+    SendRequest, SubscribeRequest, WatchPrivateRequest, WatchPrivateResponse,
+    WatchUserEventsRequest, subscribe_response, watch_private_response,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -62,6 +64,8 @@ use crate::people::Who;
 const BACKLOG: u32 = 200;
 /// How often the page gets the ring's status.
 const STATUS_EVERY: Duration = Duration::from_secs(2);
+/// How often the ring's map is looked at (and sent if it changed).
+const RING_EVERY: Duration = Duration::from_secs(2);
 /// Longest wait for a page to take a frame.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Least time between two user lists sent on changes.
@@ -334,6 +338,9 @@ impl Page {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut heard = tokio::time::Instant::now();
+        let mut ring = tokio::time::interval(RING_EVERY);
+        ring.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut last_ring = String::new();
         loop {
             tokio::select! {
                 event = feed.next() => {
@@ -373,6 +380,11 @@ impl Page {
                 }
                 _ = status.tick() => {
                     if let Err(e) = self.send_status(socket).await {
+                        return e;
+                    }
+                }
+                _ = ring.tick() => {
+                    if let Err(e) = self.send_ring(socket, &mut last_ring).await {
                         return e;
                     }
                 }
@@ -441,9 +453,30 @@ impl Page {
         };
         let st = st.into_inner();
         let frame = json!({"t": "status", "node_id": st.node_id, "nickname": st.nickname,
-            "ring_size": st.ring_size_estimate, "peers": st.peers_connected, "joined": st.joined,
+            "ring_size": if st.ring_size_exact > 0 { st.ring_size_exact } else { st.ring_size_estimate },
+            "ring_exact": st.ring_size_exact > 0,
+            "peers": st.peers_connected, "joined": st.joined,
             "version": st.version, "presence": st.presence});
         send(socket, &frame).await
+    }
+
+    /// Sends the `ring` frame if it differs from `last` (the text of the one sent before).
+    async fn send_ring(&self, socket: &mut WebSocket, last: &mut String) -> Result<(), End> {
+        let Ok(r) = self
+            .s
+            .node_api
+            .get_ring(self.request(GetRingRequest {}))
+            .await
+        else {
+            return Ok(());
+        };
+        let text = super::map::ring_frame(&r.into_inner()).to_string();
+        if text == *last {
+            return Ok(());
+        }
+        send_text(socket, &text).await?;
+        *last = text;
+        Ok(())
     }
 
     async fn on_text(&self, text: &str) -> Value {
@@ -541,9 +574,13 @@ fn private_frame(m: &PrivateMessage) -> Value {
 }
 
 async fn send(socket: &mut WebSocket, v: &Value) -> Result<(), End> {
+    send_text(socket, &v.to_string()).await
+}
+
+async fn send_text(socket: &mut WebSocket, text: &str) -> Result<(), End> {
     match tokio::time::timeout(
         WRITE_TIMEOUT,
-        socket.send(Message::Text(v.to_string().into())),
+        socket.send(Message::Text(text.to_owned().into())),
     )
     .await
     {

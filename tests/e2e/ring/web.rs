@@ -27,6 +27,9 @@ use crate::support::skip_or_fail;
 // Beside this file: tests/e2e/ring/web_hostile.rs.
 #[path = "web_hostile.rs"]
 mod hostile;
+// The Network view: tests/e2e/ring/web_map.rs.
+#[path = "web_map.rs"]
+mod map;
 
 const FORM: Duration = Duration::from_secs(60);
 
@@ -683,6 +686,7 @@ fn metrics(c: &Cluster, web: SocketAddr) {
         "chatd_messages_forwarded_total",
         "chatd_deliveries_total",
         "chatd_ring_size_estimate",
+        "chatd_ring_size_exact",
         "chatd_peers",
         "chatd_delivery_latency_seconds_bucket",
         "chatd_store_commit_seconds_bucket",

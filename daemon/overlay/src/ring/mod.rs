@@ -245,6 +245,20 @@ impl Ring {
     pub fn ring_size_estimate(&self) -> u64 {
         self.t.size_estimate()
     }
+    /// The exact number of ring members, when this node can know it: it is a member and its
+    /// successor list runs all the way round to itself (or it is alone and lost nobody).
+    /// `None` otherwise: then only [`Ring::ring_size_estimate`] is known.
+    pub fn ring_size_exact(&self) -> Option<u64> {
+        if self.phase != Phase::Member {
+            return None;
+        }
+        self.t.exact_size()
+    }
+    /// The peers suspected of having failed (they did not answer, or their connection
+    /// failed) whose suspicion has not yet expired at `now`; at most `max_suspects`.
+    pub fn suspects(&self, now: Time) -> Vec<NodeId> {
+        self.t.suspects(now)
+    }
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats

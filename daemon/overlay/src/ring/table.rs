@@ -36,6 +36,9 @@ pub(crate) struct Table {
     pub me: Peer,
     pub pred: Option<Peer>,
     pub succs: Vec<Peer>,
+    /// Whether the successor list, as last built, ran all the way round to us: then it holds
+    /// every other live member and the ring's size is known exactly ([`Table::exact_size`]).
+    wrapped: bool,
     pub fingers: Vec<Finger>,
     suspects: BTreeMap<NodeId, Time>,
     /// Consecutive timeouts per peer since we last heard from it (bounded like suspects).
@@ -49,6 +52,7 @@ impl Table {
             me,
             pred: None,
             succs: Vec::new(),
+            wrapped: false,
             fingers: Vec::new(),
             suspects: BTreeMap::new(),
             strikes: BTreeMap::new(),
@@ -79,6 +83,15 @@ impl Table {
             None => *id != self.me.id,
             Some(s) => id.in_open(&self.me.id, &s.id),
         }
+    }
+
+    /// The suspects whose suspicion lasts past `now`.
+    pub fn suspects(&self, now: Time) -> Vec<NodeId> {
+        self.suspects
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     pub fn is_suspect(&self, id: &NodeId, now: Time) -> bool {
@@ -206,10 +219,17 @@ impl Table {
     fn build_successors(&mut self, first: Peer, tail: &[Peer], now: Time, r: usize) {
         let mut list = Vec::with_capacity(r);
         let mut last = NodeId::ZERO;
-        for p in std::iter::once(&first).chain(tail.iter()) {
+        let mut wrapped = false;
+        let mut chain = std::iter::once(&first).chain(tail.iter());
+        while let Some(p) = chain.next() {
             let d = self.dist(&p.id);
-            if d <= last || d == NodeId::ZERO {
-                // Wrapped around to us (or out of order): the list ends here.
+            if d == NodeId::ZERO {
+                // Wrapped around to us: the list holds every other member.
+                wrapped = !list.is_empty();
+                break;
+            }
+            if d <= last {
+                // Out of order: the list ends here.
                 break;
             }
             last = d;
@@ -218,10 +238,22 @@ impl Table {
             }
             list.push(*p);
             if list.len() >= r {
+                // Full: it covers the whole ring only if we come right after it.
+                wrapped = chain.next().is_some_and(|p| p.id == self.me.id);
                 break;
             }
         }
         self.succs = list;
+        self.wrapped = wrapped;
+    }
+
+    /// The number of ring members, when this node can know it: its successor list ran round
+    /// to itself (every other member is in it), or it is alone and has lost nobody.
+    pub fn exact_size(&self) -> Option<u64> {
+        if self.succs.is_empty() {
+            return self.graveyard.is_empty().then_some(1);
+        }
+        self.wrapped.then_some(self.succs.len() as u64 + 1)
     }
 
     /// Index of the first successor `s_i` with `key ∈ (s_{i-1}, s_i]` (`s_{-1}` = us).
@@ -400,6 +432,7 @@ mod tests {
         );
         let ids: Vec<_> = t.succs.iter().map(|p| p.id.high_u64()).collect();
         assert_eq!(ids, vec![200, 300, 50]);
+        assert_eq!(t.exact_size(), Some(4), "the list came round to us");
         assert_eq!(t.successor_index(&NodeId::from_high_u64(250)), Some(1));
         assert_eq!(t.successor_index(&NodeId::from_high_u64(40)), Some(2));
         assert_eq!(t.successor_index(&NodeId::from_high_u64(60)), None);
@@ -492,5 +525,51 @@ mod tests {
         assert!(t.set_finger(1, t.finger_bit(1).unwrap(), peer(1 << 20), Time::ZERO, &cfg));
         let ids: Vec<_> = t.fingers.iter().map(|f| f.peer.id.high_u64()).collect();
         assert_eq!(ids, vec![5, 1 << 20, 1 << 40]);
+    }
+
+    #[test]
+    fn the_size_is_exact_only_when_the_list_comes_round() {
+        let cfg = ChordConfig::default();
+        let mut t = Table::new(peer(100));
+        assert_eq!(t.exact_size(), Some(1), "alone, nobody lost");
+        // Two nodes: the successor's list is us.
+        t.set_successors(peer(200), &[peer(100)], Time::ZERO, &cfg);
+        assert_eq!(t.exact_size(), Some(2));
+        // A successor that does not list us yet (it has not heard of us): unknown.
+        t.set_successors(peer(200), &[peer(300)], Time::ZERO, &cfg);
+        assert_eq!(t.exact_size(), None);
+        // A list that stops out of order, past us without naming us: unknown.
+        t.set_successors(peer(200), &[peer(300), peer(150)], Time::ZERO, &cfg);
+        assert_eq!(t.exact_size(), None);
+        // A full list of r that we follow at once: r + 1 members.
+        let cfg3 = ChordConfig {
+            successors: 3,
+            ..cfg.clone()
+        };
+        t.set_successors(
+            peer(200),
+            &[peer(300), peer(400), peer(100)],
+            Time::ZERO,
+            &cfg3,
+        );
+        assert_eq!(t.succs.len(), 3);
+        assert_eq!(t.exact_size(), Some(4));
+        // A full list with more members after it: unknown.
+        t.set_successors(
+            peer(200),
+            &[peer(300), peer(400), peer(500), peer(100)],
+            Time::ZERO,
+            &cfg3,
+        );
+        assert_eq!(t.exact_size(), None);
+        // A dead member removed from a list that came round: one fewer.
+        t.set_successors(peer(200), &[peer(300), peer(100)], Time::ZERO, &cfg);
+        assert_eq!(t.exact_size(), Some(3));
+        t.suspect(peer(300), Time::ZERO, &cfg);
+        assert_eq!(t.exact_size(), Some(2));
+        // Everyone lost: alone, but not knowingly.
+        t.suspect(peer(200), Time::ZERO, &cfg);
+        assert!(t.succs.is_empty());
+        assert_eq!(t.exact_size(), None);
     }
 }

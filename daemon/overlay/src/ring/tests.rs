@@ -169,6 +169,50 @@ fn one_node_ring_owns_everything() {
 }
 
 #[test]
+fn ring_size_is_exact_where_the_successor_list_comes_round() {
+    // Two nodes an eighth of the ring apart: the estimate from the successor's distance says
+    // 8 on one of them; the successor list (which names the node itself) says 2 on both.
+    let net = build(&[10, 1 << 61]);
+    let a = net.node(0).unwrap();
+    assert_eq!(a.ring_size_estimate(), 8, "the estimate this test is about");
+    for i in 0..2 {
+        assert_eq!(net.node(i).unwrap().ring_size_exact(), Some(2), "node {i}");
+    }
+    assert_eq!(build(&[42]).node(0).unwrap().ring_size_exact(), Some(1));
+    // Ten nodes (fewer than the 16 successors kept): exact everywhere; a crash is seen.
+    let ids: Vec<u64> = (1..=10).map(|i| (i * 7919 + i * i) << 40).collect();
+    let mut net = build(&ids);
+    assert!(net.ring_correct());
+    for i in 0..ids.len() {
+        assert_eq!(net.node(i).unwrap().ring_size_exact(), Some(10), "node {i}");
+    }
+    net.crash(4);
+    let t = net.now() + Duration::from_secs(30);
+    net.run_until(t);
+    for i in (0..ids.len()).filter(|i| *i != 4) {
+        assert_eq!(net.node(i).unwrap().ring_size_exact(), Some(9), "node {i}");
+    }
+    // More members than the successor list covers: not known, only estimated.
+    let cfg = ChordConfig {
+        successors: 4,
+        ..ChordConfig::default()
+    };
+    let net = build_with(&ids, &cfg);
+    assert!(net.ring_correct());
+    for i in 0..ids.len() {
+        let n = net.node(i).unwrap();
+        assert_eq!(n.ring_size_exact(), None, "node {i}");
+        assert!(n.ring_size_estimate() > 1);
+    }
+    // A node that is not a member (yet) knows nothing exactly.
+    let mut net = Net::new(&[5, 6], &ChordConfig::default());
+    net.sim.create(0);
+    net.sim.join(1, 0);
+    assert_eq!(net.node(1).unwrap().ring_size_exact(), None, "joining");
+    assert_eq!(net.node(0).unwrap().ring_size_exact(), Some(1));
+}
+
+#[test]
 fn graceful_leave_closes_the_ring_at_once() {
     let ids = [10, 20, 30, 40, 50];
     let mut net = build(&ids);

@@ -1,5 +1,6 @@
-// chatd's web view: one WebSocket (/ws) feeds the timeline, the users, the event log and the
-// status line. Everything from the network is written with textContent, never as HTML.
+// chatd's web view: one WebSocket (/ws) feeds the timeline, the users, the event log, the
+// status line and the Network view (map.js). Everything from the network is written with
+// textContent, never as HTML.
 'use strict';
 
 const MAX_PER_ROOM = 2000;   // lines kept per room
@@ -233,7 +234,9 @@ function renderUsers(users) {
 function renderStatus(s) {
   state.me.node = s.node_id;
   state.me.nick = s.nickname;
-  $('status').textContent = 'node ' + s.node_id.slice(0, 12) + '  ·  ring ≈ ' + s.ring_size +
+  // The exact size when the node knows it; an estimate says so.
+  const ring = s.ring_exact ? 'ring ' + s.ring_size : 'ring ≈ ' + s.ring_size + ' (est.)';
+  $('status').textContent = 'node ' + s.node_id.slice(0, 12) + '  ·  ' + ring +
     '  ·  peers ' + s.peers + '  ·  ' + (s.joined ? 'joined' : 'not joined') +
     (s.nickname ? '  ·  you are ' + s.nickname : '') + '  ·  chatd ' + s.version;
 }
@@ -249,12 +252,23 @@ function setConnected(up) {
   setCanSend(up && state.canSend);
 }
 
+// The hint under the box says what the page may do now: read only (and how to send), or
+// send as whom. A note of another kind (an error, an expired session) stays until replaced.
+const READ_ONLY = 'Read only: to send from this page, run `chatctl web` and open the link it prints.';
+
+function hint(text, kind) {
+  const h = $('hint');
+  h.textContent = text;
+  h.dataset.kind = kind || '';
+}
+
 function setCanSend(ok) {
   $('text').disabled = !ok;
   $('send').disabled = !ok;
-  if (!state.canSend) {
-    $('hint').textContent = 'Read only: to send from this page, run `chatctl web` and open the link it prints.';
-  }
+  const kind = $('hint').dataset.kind || '';
+  if (kind !== '' && kind !== 'mode') return;
+  if (!state.canSend) hint(READ_ONLY, 'mode');
+  else hint(state.me.nick ? 'Sending as ' + state.me.nick + '.' : '', 'mode');
 }
 
 function onFrame(ev) {
@@ -265,7 +279,7 @@ function onFrame(ev) {
       if (f.session) storeSession(f.session);
       if (f.expired) {
         storeSession('');
-        $('hint').textContent = 'Your session has expired: run `chatctl web` for a new link.';
+        hint('Your session has expired: run `chatctl web` for a new link.', 'note');
       }
       state.canSend = !!f.can_send;
       state.me.nick = f.nickname || state.me.nick;
@@ -276,14 +290,16 @@ function onFrame(ev) {
     case 'pmsg': onPrivate(f); break;
     case 'users': renderUsers(f.users || []); break;
     case 'status': renderStatus(f); break;
+    case 'ring': renderRing(f); break;
     case 'sent':
       if (state.pending.get(f.ref) === $('text').value) $('text').value = '';
       state.pending.delete(f.ref);
-      $('hint').textContent = '';
+      hint('', '');
+      setCanSend(!$('send').disabled);
       break;
     case 'error':
       state.pending.delete(f.ref);
-      $('hint').textContent = f.message;
+      hint(f.message, 'note');
       break;
     case 'lagged':
       if (f.resume) state.lastId = f.resume;
@@ -334,6 +350,12 @@ $('compose').addEventListener('submit', (e) => {
   state.ws.send(JSON.stringify(frame));
 });
 
+for (const b of document.querySelectorAll('#views button')) {
+  b.addEventListener('click', () => showView(b.dataset.view));
+}
+$('trace-clear').addEventListener('click', () => clearTrace());
+
 renderRooms();
+showView(location.hash === '#network' ? 'network' : 'chat');
 setConnected(false);
 connect();
