@@ -46,6 +46,8 @@ mod records;
 mod rejoin;
 #[path = "ring/send.rs"]
 mod send;
+#[path = "ring/trace.rs"]
+mod trace;
 #[path = "ring/tui.rs"]
 mod tui;
 #[path = "ring/web.rs"]

@@ -19,6 +19,10 @@
 //! the line).
 //! Page → server then: `{"t":"send","ref":N,"room":R,"text":T}`, or
 //! `{"t":"psend","ref":N,"to":NICK,"text":T}` (or `"group":G`) for a private message.
+//! Any page may also ask `{"t":"trace","id":ID}` (a public message's id): the node traces it
+//! through the ring ([`crate::ring::trace`]) while the feed goes on, and answers with a
+//! `trace` frame (`edges` of `from`, `to`, `ms`; `answered`, `silent`, `depth`,
+//! `slowest_ms`; or `error`), one trace per page at a time.
 //!
 //! The feed is a `Subscribe` call of the chat service, in process: `?after=ID` resumes right
 //! after the last message the page saw, so a reconnect neither loses nor repeats one; a page
@@ -341,8 +345,16 @@ impl Page {
         let mut ring = tokio::time::interval(RING_EVERY);
         ring.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut last_ring = String::new();
+        // The page's trace in progress (one at a time): its answer frame.
+        let mut tracing: Option<std::pin::Pin<Box<dyn Future<Output = Value> + Send>>> = None;
         loop {
             tokio::select! {
+                frame = async { tracing.as_mut().expect("guarded").await }, if tracing.is_some() => {
+                    tracing = None;
+                    if let Err(e) = send(socket, &frame).await {
+                        return e;
+                    }
+                }
                 event = feed.next() => {
                     let frame = match event {
                         Some(Ok(r)) => match r.event {
@@ -399,6 +411,20 @@ impl Page {
                 }
                 incoming = socket.recv() => match incoming.inspect(|_| heard = tokio::time::Instant::now()) {
                     Some(Ok(Message::Text(t))) => {
+                        if let Some(ask) = super::map::trace_request(t.as_str()) {
+                            let frame = match (ask, &tracing) {
+                                (Err(why), _) => super::map::trace_error("", &why),
+                                (Ok(id), Some(_)) => super::map::trace_error(&id.to_hex(), "a trace of this page is still running"),
+                                (Ok(id), None) => {
+                                    tracing = Some(Box::pin(self.trace(id)));
+                                    continue;
+                                }
+                            };
+                            if let Err(e) = send(socket, &frame).await {
+                                return e;
+                            }
+                            continue;
+                        }
                         let answer = self.on_text(t.as_str()).await;
                         if let Err(e) = send(socket, &answer).await {
                             return e;
@@ -477,6 +503,18 @@ impl Page {
         send_text(socket, &text).await?;
         *last = text;
         Ok(())
+    }
+
+    /// Traces public message `id` (any page may: it shows only public messages and the
+    /// ring); the answer is the page's `trace` frame.
+    fn trace(&self, id: crate::chat::MessageId) -> impl Future<Output = Value> + Send + 'static {
+        let (chat, node) = (self.s.chat.clone(), self.s.node.clone());
+        async move {
+            match crate::ring::trace::trace_message(&chat, node.ring(), id).await {
+                Ok(t) => super::map::trace_frame(&t),
+                Err(e) => super::map::trace_error(&id.to_hex(), &e.to_string()),
+            }
+        }
     }
 
     async fn on_text(&self, text: &str) -> Value {

@@ -214,6 +214,47 @@ fn network_view_maps_a_ten_node_ring() {
         json!(0)
     );
 
+    // A real trace: a message from node 3, traced from its line in the chat view, drawn as
+    // a tree of nine hops, with its figures under the map.
+    let sock3 = c.members[3].dir.join("run/control.sock");
+    let out = c
+        .sandbox
+        .chatctl_at(&sock3, &["send", "--json", "trace this one"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    b.eval("showView('chat'); true");
+    b.wait(
+        Duration::from_secs(20),
+        "[...document.querySelectorAll('#timeline li')].some(li => li.textContent.includes('trace this one'))",
+        "the message shows in the chat view",
+    );
+    b.eval("[...document.querySelectorAll('#timeline li')].find(li => li.textContent.includes('trace this one')).querySelector('button.trace').click(); true");
+    b.wait(
+        Duration::from_secs(30),
+        "document.getElementById('trace-note').textContent.includes('10 nodes answered, 9 hops')",
+        "the page traces the message through all ten nodes",
+    );
+    assert_eq!(b.eval("document.body.dataset.view"), json!("network"));
+    assert_eq!(
+        b.eval("document.querySelectorAll('#trace-layer path.hop').length"),
+        json!(9)
+    );
+    // Every hop starts at a node of the ring, and the tree's root is node 3.
+    let froms = b.eval("[...document.querySelectorAll('#trace-layer path.hop')].map(p => p.dataset.from)");
+    let froms: Vec<&str> = froms
+        .as_array()
+        .expect("hops")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(froms.iter().all(|f| ids.iter().any(|i| i == f)), "{froms:?}");
+    assert!(froms.contains(&ids[3].as_str()), "{froms:?}");
+    screenshot(&mut b, &dir.join("ringmap-10-realtrace.png"));
+    let _ = std::fs::copy(
+        dir.join("ringmap-10-realtrace.png"),
+        "/tmp/ringmap-10-realtrace.png",
+    );
+    b.eval("document.getElementById('trace-clear').click(); true");
+
     // A hundred nodes (a fabricated frame): drawn all, labelled where there is room (the near
     // and connected ones first), no two labels overlapping, every node with its hover title.
     let hundred = b.eval(

@@ -94,6 +94,13 @@ function line(m) {
   if (m.deleted) {
     li.append(el('span', 'gone', '(deleted)'));
   } else {
+    if (!m.private && /^[0-9a-f]{64}$/.test(m.id)) {
+      const t = el('button', 'trace', '⤳');
+      t.type = 'button';
+      t.title = 'trace: how this message travelled through the ring';
+      t.addEventListener('click', () => askTrace(m.id));
+      li.append(t);
+    }
     li.append(el('span', 'text', m.text));
     if (m.edited) {
       const mark = el('span', 'edited', '(edited)');
@@ -271,6 +278,29 @@ function setCanSend(ok) {
   else hint(state.me.nick ? 'Sending as ' + state.me.nick + '.' : '', 'mode');
 }
 
+// Asks the node how public message `id` travelled; the answer (`trace`) is drawn on the map.
+function askTrace(id) {
+  if (!state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+  state.ws.send(JSON.stringify({ t: 'trace', id }));
+  clearTrace();
+  $('trace-note').textContent = 'Tracing message ' + id.slice(0, 8) + '…';
+  showView('network');
+}
+
+// The answer to askTrace: the tree on the map, its figures under it.
+function onTrace(f) {
+  if (f.error) {
+    $('trace-note').textContent = 'Trace of ' + String(f.id || '').slice(0, 8) + ' failed: ' + f.error;
+    return;
+  }
+  drawTrace(f.edges || []);
+  const silent = (f.silent || []).map((id) => String(id).slice(0, 8));
+  $('trace-note').textContent = 'Message ' + String(f.id).slice(0, 8) + ': ' + f.answered +
+    ' nodes answered, ' + (f.edges || []).length + ' hops, depth ' + f.depth +
+    (f.slowest_ms !== null && f.slowest_ms !== undefined ? ', last reached after ' + Number(f.slowest_ms).toFixed(2) + ' ms' : '') +
+    (silent.length ? '; no answer from ' + silent.join(', ') : '') + '.';
+}
+
 function onFrame(ev) {
   let f;
   try { f = JSON.parse(ev.data); } catch (_) { return; }
@@ -291,6 +321,7 @@ function onFrame(ev) {
     case 'users': renderUsers(f.users || []); break;
     case 'status': renderStatus(f); break;
     case 'ring': renderRing(f); break;
+    case 'trace': onTrace(f); break;
     case 'sent':
       if (state.pending.get(f.ref) === $('text').value) $('text').value = '';
       state.pending.delete(f.ref);
@@ -353,7 +384,7 @@ $('compose').addEventListener('submit', (e) => {
 for (const b of document.querySelectorAll('#views button')) {
   b.addEventListener('click', () => showView(b.dataset.view));
 }
-$('trace-clear').addEventListener('click', () => clearTrace());
+$('trace-clear').addEventListener('click', () => { clearTrace(); $('trace-note').textContent = ''; });
 
 renderRooms();
 showView(location.hash === '#network' ? 'network' : 'chat');
