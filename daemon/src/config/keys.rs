@@ -147,6 +147,10 @@ pub const KEYS: &[Key] = &[
         "web.listen",
         "HTTP address of the web view and /metrics; empty turns them off",
     ),
+    key(
+        "irc.listen",
+        "TCP address of the IRC front door (loopback only: no TLS yet); empty turns it off",
+    ),
 ];
 
 /// The key named `name`, if chatd has one.

@@ -202,6 +202,31 @@ pub struct Settings {
     pub discovery: Discovery,
     /// The web view and metrics (`[web]`).
     pub web: Web,
+    /// The IRC front door (`[irc]`).
+    pub irc: Irc,
+}
+
+/// The IRC front door (`irc.*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Irc {
+    /// `irc.listen`: the TCP address; `None` (an empty value) turns the IRC listener off.
+    pub listen: Option<SocketAddr>,
+    /// Whether `irc.listen` was given rather than defaulted: a default address that is taken
+    /// is skipped with a warning, a given one is an error.
+    pub explicit: bool,
+}
+
+/// `irc.listen` by default: loopback only, the IRC port.
+pub const DEFAULT_IRC_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 6667);
+
+impl Default for Irc {
+    fn default() -> Irc {
+        Irc {
+            listen: Some(DEFAULT_IRC_LISTEN),
+            explicit: false,
+        }
+    }
 }
 
 /// The web view and `/metrics` (`web.*`).
@@ -454,6 +479,11 @@ impl Settings {
             "listen".into(),
             s(self.web.listen.map(|a| a.to_string()).unwrap_or_default()),
         );
+        let mut irc = Table::new();
+        irc.insert(
+            "listen".into(),
+            s(self.irc.listen.map(|a| a.to_string()).unwrap_or_default()),
+        );
         // Sections in reading order (a TOML table would sort them).
         let mut out = String::new();
         for (name, table) in [
@@ -465,6 +495,7 @@ impl Settings {
             ("ring", ring),
             ("discovery", discovery),
             ("web", web),
+            ("irc", irc),
         ] {
             let body = toml::to_string(&table).unwrap_or_default();
             out.push_str(&format!("[{name}]\n{body}\n"));
