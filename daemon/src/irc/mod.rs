@@ -170,3 +170,53 @@ async fn accept_loop(
     }
     conns.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_taken_default_address_is_skipped_a_taken_given_one_is_an_error() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let irc = |explicit| Irc {
+            listen: Some(addr),
+            explicit,
+        };
+        assert!(
+            IrcListener::bind(&irc(false), dir.path())
+                .await
+                .expect("no error")
+                .is_none()
+        );
+        let err = IrcListener::bind(&irc(true), dir.path())
+            .await
+            .err()
+            .expect("an error");
+        assert!(
+            err.to_string().starts_with("irc.listen: cannot listen on"),
+            "{err}"
+        );
+        let off = Irc {
+            listen: None,
+            explicit: true,
+        };
+        assert!(
+            IrcListener::bind(&off, dir.path())
+                .await
+                .expect("ok")
+                .is_none()
+        );
+        let free = Irc {
+            listen: Some("127.0.0.1:0".parse().expect("addr")),
+            explicit: true,
+        };
+        let l = IrcListener::bind(&free, dir.path())
+            .await
+            .expect("binds")
+            .expect("serves");
+        assert_ne!(l.addr().port(), 0);
+        assert!(dir.path().join("irc.key").exists());
+    }
+}
