@@ -102,11 +102,9 @@ impl Session {
         };
         let before = self.names.insert(e.account, name.clone());
         if e.account == self.account {
-            // Our own rename (made elsewhere too: chatctl nick, a lost name): follow it.
-            return match e.change {
-                Change::Nick => self.rename(name),
-                _ => Ok(()),
-            };
+            // Our own name as the network shows it (a first claim, a rename made elsewhere —
+            // chatctl nick —, a name lost to an earlier claim): follow it.
+            return self.rename(name);
         }
         let mask = reply::mask(&name, &e.account, &user.node);
         match e.change {

@@ -172,7 +172,10 @@ impl Message {
         let n = self.params.len();
         for (i, p) in self.params.iter().enumerate() {
             out.push(' ');
-            if i + 1 == n && (p.is_empty() || p.contains(' ') || p.starts_with(':')) {
+            // The last parameter of a multi-parameter message (a text, a numeric's message)
+            // and of AWAY, QUIT and ERROR is written as a trailing one, as servers do.
+            let trailing = n >= 2 || matches!(self.command.as_str(), "AWAY" | "QUIT" | "ERROR");
+            if i + 1 == n && (trailing || p.is_empty() || p.contains(' ') || p.starts_with(':')) {
                 out.push(':');
             }
             out.push_str(p);

@@ -42,6 +42,8 @@ pub const REGISTER_WAIT: Duration = Duration::from_secs(30);
 pub const PING_AFTER: Duration = Duration::from_secs(90);
 /// Silence after which the client is taken for gone.
 pub const IDLE: Duration = Duration::from_secs(180);
+/// How long a new account's first nickname claim is waited for at login.
+const NAME_WAIT: Duration = Duration::from_secs(5);
 /// Ids remembered of what this session sent, and of private messages shown.
 const REMEMBERED: usize = 1024;
 
@@ -187,6 +189,12 @@ async fn run(
         Ok(r) => r?,
         Err(_) => return Err(End::Close("Registration timed out".into())),
     };
+    // A new account (the first login of a local user or of the guest) claims its name
+    // in the background: wait for it a little, so the client starts with the right nick.
+    let named = Instant::now() + NAME_WAIT;
+    while bridge.people.nickname(who).0.is_none() && Instant::now() < named {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut s = Session::start(bridge.clone(), who, addr, caps, out.clone(), &wish)?;
     let mut feed = s.subscribe(Start::Backlog(0))?;
     let mut users = bridge.people.watch();
@@ -337,6 +345,7 @@ impl Session {
         let nick = match held {
             Some(n) if who == Who::Token => format!("*{n}"),
             Some(n) => n,
+            None if who == Who::Token => "*guest".to_owned(),
             None => wish.to_owned(),
         };
         let mut s = Session {
