@@ -75,7 +75,7 @@ impl Session {
                     .params
                     .iter()
                     .take(5)
-                    .filter_map(|n| self.person(n).map(|(name, u)| (name, u)))
+                    .filter_map(|n| self.person(n))
                     .map(|(name, u)| {
                         let away = if u.presence == Presence::Away {
                             '-'
@@ -453,10 +453,8 @@ impl Session {
     }
 
     async fn private(&mut self, target: &str, text: &str, notice: bool) -> Result<(), End> {
+        // A name not in the directory may still be known to the DHT: the send resolves it.
         let person = self.person(target);
-        if person.is_none() && self.bridge.people.find(target).is_none() {
-            // Not in the directory: the DHT may still know the name; the send resolves it.
-        }
         match self
             .bridge
             .send_private(self.who, &self.key, target, text)
