@@ -4,6 +4,7 @@
 //! registration. Everything else gets `421`.
 
 use crate::chat::Room;
+use crate::chat::envelope::Kind;
 use crate::people::Presence;
 
 use super::bridge::{Bridge, BridgeError, Person};
@@ -12,6 +13,8 @@ use super::register::valid_nick;
 use super::reply::{self, SERVER};
 use super::session::{End, Session};
 
+/// Messages replayed after a JOIN, at most.
+const REPLAY: usize = 50;
 /// The topic shown for every room (chatd rooms have no topics).
 const NO_TOPIC: &str = "No topic is set (chatd rooms have no topics)";
 
@@ -160,7 +163,46 @@ impl Session {
         self.out
             .send(Message::new(Some(&self.me()), "JOIN", &[&ch]))?;
         self.num("331", &[&ch, NO_TOPIC])?;
-        self.names(&ch)
+        self.names(&ch)?;
+        self.replay(&room)
+    }
+
+    /// The room's recent messages after a JOIN, for a client with server-time (it shows
+    /// them at their own times): in a `chathistory` batch when the client has `batch`.
+    fn replay(&self, room: &Room) -> Result<(), End> {
+        if !self.caps.server_time {
+            return Ok(());
+        }
+        let rows = match self.bridge.chat.before(i64::MAX, Some(room), REPLAY) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "irc: no history to replay");
+                return Ok(());
+            }
+        };
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter(|s| matches!(s.message.kind, Kind::Text))
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = self.caps.batch.then(|| format!("h{}", rows[0].pos));
+        if let Some(b) = &batch {
+            self.out.send(Message::new(
+                Some(SERVER),
+                "BATCH",
+                &[&format!("+{b}"), "chathistory", &channel(room)],
+            ))?;
+        }
+        for s in &rows {
+            self.out.all(self.public_lines(s, batch.as_deref()))?;
+        }
+        if let Some(b) = &batch {
+            self.out
+                .send(Message::new(Some(SERVER), "BATCH", &[&format!("-{b}")]))?;
+        }
+        Ok(())
     }
 
     fn part(&mut self, c: &str, reason: Option<&str>) -> Result<(), End> {

@@ -33,63 +33,76 @@ impl Session {
         if m.kind == Kind::People || !self.joined.contains(&m.room) {
             return Ok(());
         }
+        let mine = self
+            .bridge
+            .people
+            .author_of(m.author.as_ref(), &m.from_id())
+            == Some(self.account);
+        if mine && !self.caps.echo_message && self.sent.contains(&m.id) {
+            return Ok(());
+        }
+        self.out.all(self.public_lines(stored, None))
+    }
+
+    /// The lines showing a stored public message (several for a long or multi-line text),
+    /// tagged as the client asked, and in `batch` if given.
+    pub fn public_lines(&self, stored: &Stored, batch: Option<&str>) -> Vec<Message> {
+        let m = &stored.message;
         let people = &self.bridge.people;
         let author = people.author_of(m.author.as_ref(), &m.from_id());
-        let mine = author == Some(self.account);
-        let (name, source) = if mine {
-            (self.nick.clone(), self.me())
+        let source = if author == Some(self.account) {
+            self.me()
         } else {
             let name = people.name_for(m.author.as_ref(), &m.from_id());
-            let mask = match author {
+            match author {
                 Some(a) => self.mask_of(&name, &a),
                 None => reply::mask(&name, &[0; 32], &m.from_id().0),
-            };
-            (name, mask)
+            }
         };
-        let _ = name;
         let ch = channel(&m.room);
         let id = m.id.to_hex();
-        let line = match m.kind {
-            Kind::Text | Kind::Deleted => {
-                if mine && !self.caps.echo_message && self.sent.contains(&m.id) {
-                    return Ok(());
-                }
+        let target = m.target.map(|t| t.to_hex()).unwrap_or_default();
+        let short = target.get(..8).unwrap_or("").to_owned();
+        let mut lines = match m.kind {
+            Kind::Text => {
                 // A long or multi-line message is several lines, each within the bound.
                 let room = MAX_BODY.saturating_sub(source.len() + ch.len() + 16);
-                for part in split_text(&m.text, room) {
-                    let text = match part.strip_prefix("/me ") {
-                        Some(action) => format!("\u{1}ACTION {action}\u{1}"),
-                        None => part,
-                    };
-                    let line = Message::new(Some(&source), "PRIVMSG", &[&ch, &text]);
-                    self.out.send(self.tags(line, m.hlc.millis(), &id))?;
-                }
-                return Ok(());
+                split_text(&m.text, room)
+                    .into_iter()
+                    .map(|part| {
+                        let text = match part.strip_prefix("/me ") {
+                            Some(action) => format!("\u{1}ACTION {action}\u{1}"),
+                            None => part,
+                        };
+                        Message::new(Some(&source), "PRIVMSG", &[&ch, &text])
+                    })
+                    .collect()
             }
-            Kind::Edit => {
-                let target = m.target.map(|t| t.to_hex()).unwrap_or_default();
-                let short = target.get(..8).unwrap_or("");
-                let text = format!("(edited message {short}) {}", clean(&m.text));
+            Kind::Deleted => vec![Message::new(
+                Some(&source),
+                "NOTICE",
+                &[&ch, "(a deleted message)"],
+            )],
+            Kind::Edit | Kind::Delete => {
+                let text = match m.kind {
+                    Kind::Edit => format!("(edited message {short}) {}", clean(&m.text)),
+                    _ => format!("(deleted message {short})"),
+                };
                 let mut line = Message::new(Some(&source), "NOTICE", &[&ch, &text]);
                 if self.caps.message_tags {
                     line = line.tag("+draft/reply", Some(&target));
                 }
-                line
+                vec![line]
             }
-            Kind::Delete => {
-                let target = m.target.map(|t| t.to_hex()).unwrap_or_default();
-                let short = target.get(..8).unwrap_or("");
-                let text = format!("(deleted message {short})");
-                let mut line = Message::new(Some(&source), "NOTICE", &[&ch, &text]);
-                if self.caps.message_tags {
-                    line = line.tag("+draft/reply", Some(&target));
-                }
-                line
-            }
-            Kind::People => return Ok(()),
+            Kind::People => Vec::new(),
         };
-        let line = self.tags(line, m.hlc.millis(), &id);
-        self.out.send(line)
+        for l in &mut lines {
+            *l = self.tags(std::mem::take(l), m.hlc.millis(), &id);
+            if let Some(b) = batch {
+                *l = std::mem::take(l).tag("batch", Some(b));
+            }
+        }
+        lines
     }
 
     /// A change in the user directory.

@@ -14,6 +14,9 @@ use crate::cluster::{Cluster, poll};
 // Beside this file: tests/e2e/ring/irc_hostile.rs.
 #[path = "irc_hostile.rs"]
 mod hostile;
+// And tests/e2e/ring/irc_weechat.rs.
+#[path = "irc_weechat.rs"]
+mod weechat;
 
 /// How long the ring and the names may take to form.
 pub const FORM: Duration = Duration::from_secs(60);
