@@ -478,3 +478,42 @@ impl Session {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_that_does_not_read_is_closed_when_its_queue_is_full() {
+        let (tx, mut rx) = mpsc::channel(OUT_QUEUE);
+        let out = Out(tx);
+        for i in 0..OUT_QUEUE {
+            out.send(Message::new(None, "PING", &[&i.to_string()]))
+                .expect("room in the queue");
+        }
+        match out.send(Message::new(None, "PING", &["one more"])) {
+            Err(End::Close(reason)) => assert!(reason.contains("Slow reader"), "{reason}"),
+            other => panic!("expected a close, got {other:?}"),
+        }
+        assert_eq!(rx.try_recv().ok().as_deref(), Some("PING 0\r\n"));
+        drop(rx);
+        assert!(matches!(
+            out.send(Message::new(None, "PING", &["x"])),
+            Err(End::Gone)
+        ));
+    }
+
+    #[test]
+    fn refused_lines_say_why() {
+        assert!(
+            refusal("me", &LineError::TooLong)
+                .to_line()
+                .contains(" 417 me ")
+        );
+        assert!(
+            refusal("me", &LineError::Control)
+                .to_line()
+                .starts_with(":chatd FAIL * INVALID_LINE")
+        );
+    }
+}

@@ -201,6 +201,19 @@ pub fn tail_ts(c: &Cluster, i: usize, text: &str) -> Option<String> {
         })
 }
 
+/// The id of the message with `text` in member `i`'s `chatctl tail --json`.
+pub fn tail_id(c: &Cluster, i: usize, text: &str) -> Option<String> {
+    let out = c.sandbox.chatctl_at(
+        &c.members[i].dir.join("run/control.sock"),
+        &["tail", "-n", "1000", "--json"],
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["text"] == text)
+        .and_then(|v| v["id"].as_str().map(str::to_owned))
+}
+
 /// A ring of `names` where only node 0 listens for IRC, on `irc`.
 pub fn irc_ring(net: u8, names: &[&str], irc: SocketAddr) -> Cluster {
     Cluster::named_with_env(net, names, FORM, |i| {
@@ -248,6 +261,22 @@ fn an_irc_client_talks_with_chatctl_users_on_other_nodes() {
         format!("{} bob", time_tag(&line).expect("a time tag")),
         ts,
         "server-time is the message's time"
+    );
+
+    // bob edits and then deletes it: NOTICEs in the room naming the message.
+    let id = tail_id(&c, 1, hello).expect("the message's id");
+    ctl(&c, 1, &["edit", &id, "hello-edited-5c1e"]);
+    let edit = a.expect("hello-edited-5c1e", ARRIVE);
+    assert!(
+        edit.contains(" :bob!")
+            && edit.contains(&format!("NOTICE #lobby :(edited message {}", &id[..8])),
+        "{edit}"
+    );
+    ctl(&c, 1, &["delete", &id]);
+    let gone = a.expect(&format!("(deleted message {}", &id[..8]), ARRIVE);
+    assert!(
+        gone.contains(" :bob!") && gone.contains("NOTICE #lobby"),
+        "{gone}"
     );
 
     // The client's public message reaches carol's node, from alice; echo-message echoes it.
