@@ -1,7 +1,7 @@
 //! The commands of a registered IRC client, each carried out through the bridge
 //! ([`super::bridge`]): JOIN, PART, PRIVMSG/NOTICE (a room or a person), NAMES, WHO, WHOIS,
-//! TOPIC, LIST, AWAY, NICK, MODE, USERHOST, ISON, PING/PONG, QUIT, and CAP after
-//! registration. Everything else gets `421`.
+//! TOPIC, LIST, AWAY, NICK, MODE, USERHOST, ISON, PING/PONG, QUIT, CHATHISTORY
+//! (`history.rs`), and CAP after registration. Everything else gets `421`.
 
 use crate::chat::Room;
 use crate::chat::envelope::Kind;
@@ -99,6 +99,7 @@ impl Session {
                     .collect();
                 self.num("303", &[&on.join(" ")])
             }
+            "CHATHISTORY" => self.chathistory(&m),
             "MOTD" => self.num("422", &["MOTD File is missing"]),
             "LUSERS" => {
                 let n = self.bridge.present().len().to_string();
@@ -170,7 +171,8 @@ impl Session {
     /// The room's recent messages after a JOIN, for a client with server-time (it shows
     /// them at their own times): in a `chathistory` batch when the client has `batch`.
     fn replay(&self, room: &Room) -> Result<(), End> {
-        if !self.caps.server_time {
+        // A client with draft/chathistory asks for what it wants itself.
+        if !self.caps.server_time || self.caps.chathistory {
             return Ok(());
         }
         let rows = match self.bridge.chat.before(i64::MAX, Some(room), REPLAY) {

@@ -10,6 +10,7 @@
 //! - `bridge.rs`: the mapping onto the chat, people and private-conversation services;
 //! - `session.rs`: one connection (bounded queues, timeouts) and its event loop;
 //! - `commands.rs`: the client's commands; `events.rs`: the network's events as IRC lines;
+//! - `history.rs`: `CHATHISTORY` (draft/chathistory) from this node's history;
 //! - this file: binding `irc.listen` and the bounded accept loop.
 //!
 //! The IRC service sits behind the other services: it uses them, nothing uses it (the gRPC
@@ -19,6 +20,7 @@ mod bridge;
 mod caps;
 mod commands;
 mod events;
+mod history;
 pub mod line;
 mod register;
 mod reply;

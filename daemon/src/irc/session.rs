@@ -429,6 +429,8 @@ impl Session {
                 &format!("AWAYLEN={}", crate::people::event::MAX_AWAY_BYTES),
                 "TARGMAX=PRIVMSG:1,NOTICE:1,JOIN:,PART:,WHOIS:1",
                 "NETWORK=chatd",
+                &format!("CHATHISTORY={}", super::history::MAX_HISTORY),
+                "MSGREFTYPES=msgid,timestamp",
                 "UTF8ONLY",
                 "are supported by this server",
             ],

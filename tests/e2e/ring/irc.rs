@@ -233,7 +233,7 @@ fn an_irc_client_talks_with_chatctl_users_on_other_nodes() {
     let mut a = IrcClient::login(
         irc,
         &password(&c, 0),
-        "server-time echo-message message-tags away-notify",
+        "server-time echo-message message-tags away-notify batch draft/chathistory",
     );
     // The client is the operator's account: its nickname, whatever it asked for.
     assert!(
@@ -295,6 +295,20 @@ fn an_irc_client_talks_with_chatctl_users_on_other_nodes() {
         format!("{} alice", time_tag(&echo).expect("time")),
         "the echo carries the message's time"
     );
+
+    // CHATHISTORY (draft/chathistory): the room's newest messages, in a batch, at their times.
+    a.send("CHATHISTORY LATEST #lobby * 10");
+    let open = a.expect("BATCH +", ARRIVE);
+    assert!(open.contains("chathistory"), "{open}");
+    let again = a.expect(&format!("PRIVMSG #lobby :{hi}"), ARRIVE);
+    assert!(
+        again.contains(";batch=") || again.contains("@batch="),
+        "{again}"
+    );
+    assert_eq!(time_tag(&again), time_tag(&echo));
+    a.expect("BATCH -", ARRIVE);
+    a.send("CHATHISTORY LATEST #lobby nonsense 10");
+    a.expect("FAIL CHATHISTORY INVALID_PARAMS", ARRIVE);
 
     // Private messages both ways, end to end.
     let secret = "irc-private-3f9b";
