@@ -27,6 +27,9 @@ fn hostile_irc_clients_are_refused_and_bounded() {
                 "CHATD_CONTROL__TOKEN_FILE".into(),
                 token_file.display().to_string(),
             ),
+            // A small send limit, so the flood below is judged whatever the machine's speed.
+            ("CHATD_CONTROL__SEND_RATE".into(), "1".into()),
+            ("CHATD_CONTROL__SEND_BURST".into(), "5".into()),
         ]
     });
     let pass = password(&c, 0);
@@ -89,19 +92,22 @@ fn hostile_irc_clients_are_refused_and_bounded() {
     assert!(tail_ts(&c, 0, "injected-cr").is_none());
     assert!(tail_ts(&c, 0, "injected").is_none());
 
-    // A flood: the per-client limit (control.send_burst = 20 by default) refuses the excess.
+    // A flood: the per-client limit (control.send_rate = 1, send_burst = 5 here) refuses the
+    // excess; what passes is at most the burst plus one per second the flood took.
+    let started = std::time::Instant::now();
     for i in 0..60 {
         a.send(&format!("PRIVMSG #lobby :flood-{i}"));
     }
     let refused = a.expect("sending too fast", ARRIVE);
     assert!(refused.contains(" 404 "), "{refused}");
-    assert!(a.alive());
+    assert!(a.alive(), "the flooding client is refused, not dropped");
+    let took = started.elapsed().as_secs() + 1;
     let stored = (0..60)
         .filter(|i| tail_ts(&c, 0, &format!("flood-{i}")).is_some())
-        .count();
+        .count() as u64;
     assert!(
-        (1..=30).contains(&stored),
-        "the burst passes and the excess is refused: {stored} of 60 stored"
+        stored >= 1 && stored <= 5 + took,
+        "the burst passes and the excess is refused: {stored} of 60 stored in {took} s"
     );
 
     // A line longer than the reader's bound, without an end: the connection is closed.
