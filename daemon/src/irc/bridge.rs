@@ -255,3 +255,31 @@ impl Bridge {
             .map_err(|e| BridgeError::Room(channel.to_owned(), e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_name_rooms_case_insensitively() {
+        assert_eq!(
+            Bridge::room("#lobby").map(|r| r.to_string()).ok(),
+            Some("lobby".into())
+        );
+        assert_eq!(
+            Bridge::room("#Rust-Dev").map(|r| r.to_string()).ok(),
+            Some("rust-dev".into())
+        );
+        let long = format!("#{}", "r".repeat(65));
+        for bad in ["#", "#a b", "#caf\u{e9}", "#-x", long.as_str()] {
+            assert!(
+                matches!(Bridge::room(bad), Err(BridgeError::Room(..))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            super::super::commands::channel(&"lobby".parse().expect("room")),
+            "#lobby"
+        );
+    }
+}

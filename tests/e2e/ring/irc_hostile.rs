@@ -73,6 +73,16 @@ fn hostile_irc_clients_are_refused_and_bounded() {
     a.send("JOIN #lobby");
     a.expect(" 366 ", ARRIVE);
 
+    // A source prefix naming somebody else changes nothing: the message is alice's.
+    a.send(":bob!bob@elsewhere PRIVMSG #lobby :spoofed-source-marker");
+    let from = crate::cluster::poll(ARRIVE, Duration::from_millis(200), || {
+        tail_ts(&c, 1, "spoofed-source-marker")
+    });
+    assert!(
+        from.as_deref().is_some_and(|f| f.ends_with(" alice")),
+        "shown on bob's node as alice's: {from:?}"
+    );
+
     // An oversized line is refused (417) and the connection goes on.
     a.send(&format!("PRIVMSG #lobby :{}", "x".repeat(600)));
     a.expect(" 417 ", ARRIVE);
