@@ -129,12 +129,36 @@ impl Checker {
                 },
                 None => Web::default(),
             },
-            irc: match irc.remove("listen") {
-                Some(v) => Irc {
-                    listen: self.optional_addr("irc.listen", v)?,
-                    explicit: true,
-                },
-                None => Irc::default(),
+            irc: {
+                let mut i = match irc.remove("listen") {
+                    Some(v) => Irc {
+                        listen: self.optional_addr("irc.listen", v)?,
+                        explicit: true,
+                        tls: None,
+                    },
+                    None => Irc::default(),
+                };
+                let mut file = |name: &str| -> Result<Option<PathBuf>, ConfigError> {
+                    match irc.remove(name) {
+                        Some(v) if v.clone().into_string().is_ok_and(|t| t.trim().is_empty()) => {
+                            Ok(None)
+                        }
+                        Some(v) => self.path(&format!("irc.{name}"), v).map(Some),
+                        None => Ok(None),
+                    }
+                };
+                i.tls = match (file("tls_cert")?, file("tls_key")?) {
+                    (Some(c), Some(k)) => Some((c, k)),
+                    (None, None) => None,
+                    _ => {
+                        return Err(key_error(
+                            "irc.tls_cert",
+                            "irc.tls_cert and irc.tls_key go together: give both PEM files, or neither",
+                            String::new(),
+                        ));
+                    }
+                };
+                i
             },
         };
         self.no_leftovers("node.", node)?;
@@ -148,13 +172,14 @@ impl Checker {
         self.no_leftovers("irc.", irc)?;
         if let Some(addr) = settings.irc.listen
             && !addr.ip().is_loopback()
+            && settings.irc.tls.is_none()
         {
             return Err(key_error(
                 "irc.listen",
                 format!(
-                    "{addr} is not a loopback address: chatd's IRC listener has no TLS yet, and \
-                     IRC passwords must not cross a network in clear text; listen on loopback \
-                     and reach it through an SSH tunnel or a TLS proxy (docs/irc.md)"
+                    "{addr} is not a loopback address: IRC passwords must not cross a network \
+                     in clear text; set irc.tls_cert and irc.tls_key (TLS), or listen on \
+                     loopback and reach it through an SSH tunnel (docs/irc.md)"
                 ),
                 String::new(),
             ));

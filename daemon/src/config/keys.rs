@@ -149,8 +149,13 @@ pub const KEYS: &[Key] = &[
     ),
     key(
         "irc.listen",
-        "TCP address of the IRC front door (loopback only: no TLS yet); empty turns it off",
+        "TCP address of the IRC front door; empty turns it off; off loopback it needs TLS",
     ),
+    key(
+        "irc.tls_cert",
+        "PEM certificate chain of the IRC front door; with irc.tls_key it speaks TLS only",
+    ),
+    key("irc.tls_key", "PEM private key of irc.tls_cert"),
 ];
 
 /// The key named `name`, if chatd has one.

@@ -214,6 +214,9 @@ pub struct Irc {
     /// Whether `irc.listen` was given rather than defaulted: a default address that is taken
     /// is skipped with a warning, a given one is an error.
     pub explicit: bool,
+    /// `irc.tls_cert` and `irc.tls_key`: PEM files; with them the listener speaks TLS only
+    /// (and may listen on a non-loopback address).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// `irc.listen` by default: loopback only, the IRC port.
@@ -225,6 +228,7 @@ impl Default for Irc {
         Irc {
             listen: Some(DEFAULT_IRC_LISTEN),
             explicit: false,
+            tls: None,
         }
     }
 }
@@ -484,6 +488,12 @@ impl Settings {
             "listen".into(),
             s(self.irc.listen.map(|a| a.to_string()).unwrap_or_default()),
         );
+        let (cert, key) = match &self.irc.tls {
+            Some((c, k)) => (c.display().to_string(), k.display().to_string()),
+            None => (String::new(), String::new()),
+        };
+        irc.insert("tls_cert".into(), s(cert));
+        irc.insert("tls_key".into(), s(key));
         // Sections in reading order (a TOML table would sort them).
         let mut out = String::new();
         for (name, table) in [

@@ -487,5 +487,17 @@ fn irc_listen_defaults_to_loopback_can_be_turned_off_and_refuses_other_addresses
     assert!(s.irc.explicit);
     let open = file("[irc]\nlisten = \"0.0.0.0:6667\"\n");
     let e = err(&with_file(&open), &home_env(&[]));
-    assert!(e.contains("irc.listen") && e.contains("no TLS"), "{e}");
+    assert!(
+        e.contains("irc.listen") && e.contains("irc.tls_cert"),
+        "{e}"
+    );
+    // With TLS a non-loopback address is allowed; the two files go together.
+    let tls = file(
+        "[irc]\nlisten = \"0.0.0.0:6697\"\ntls_cert = \"/etc/c.pem\"\ntls_key = \"/etc/k.pem\"\n",
+    );
+    let s = Settings::load(&with_file(&tls), &home_env(&[])).expect("tls");
+    assert_eq!(s.irc.tls, Some(("/etc/c.pem".into(), "/etc/k.pem".into())));
+    let half = file("[irc]\ntls_cert = \"/etc/c.pem\"\n");
+    let e = err(&with_file(&half), &home_env(&[]));
+    assert!(e.contains("go together"), "{e}");
 }

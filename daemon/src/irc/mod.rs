@@ -11,6 +11,7 @@
 //! - `session.rs`: one connection (bounded queues, timeouts) and its event loop;
 //! - `commands.rs`: the client's commands; `events.rs`: the network's events as IRC lines;
 //! - `history.rs`: `CHATHISTORY` (draft/chathistory) from this node's history;
+//! - `tls.rs`: TLS from `irc.tls_cert`/`irc.tls_key` (required off loopback);
 //! - this file: binding `irc.listen` and the bounded accept loop.
 //!
 //! The IRC service sits behind the other services: it uses them, nothing uses it (the gRPC
@@ -26,6 +27,7 @@ mod register;
 mod reply;
 pub mod secret;
 mod session;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -48,6 +50,8 @@ use crate::shutdown::Shutdown;
 pub use bridge::Bridge;
 pub use secret::{IrcLink, Secret};
 
+/// Time for a TLS client to finish its handshake.
+const HANDSHAKE_WAIT: Duration = Duration::from_secs(10);
 /// Open IRC connections at most; more are told so and closed at once.
 pub const MAX_CONNECTIONS: usize = 64;
 
@@ -60,6 +64,9 @@ pub enum IrcError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The TLS certificate or key cannot be used.
+    #[error("irc.tls_cert/irc.tls_key: {0}")]
+    Tls(String),
     /// The password key cannot be read or written.
     #[error("irc: the password key irc.key: {0}")]
     Key(#[from] crate::identity::IdentityError),
@@ -70,15 +77,21 @@ pub struct IrcListener {
     listener: TcpListener,
     addr: SocketAddr,
     secret: Secret,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl IrcListener {
     /// Binds `irc.listen`. A default address that is taken logs one warning and gives `None`;
-    /// an address given explicitly is an error. (A non-loopback address never gets here: the
-    /// configuration refuses it.)
+    /// an address given explicitly is an error. With `irc.tls_cert`/`irc.tls_key` the
+    /// certificate is loaded here (a bad one is an error) and the listener speaks TLS only;
+    /// the configuration refuses an address off loopback without them.
     pub async fn bind(irc: &Irc, data_dir: &Path) -> Result<Option<IrcListener>, IrcError> {
         let Some(addr) = irc.listen else {
             return Ok(None);
+        };
+        let tls = match &irc.tls {
+            Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+            None => None,
         };
         let listener = match TcpListener::bind(addr).await {
             Ok(l) => l,
@@ -96,6 +109,7 @@ impl IrcListener {
             listener,
             addr,
             secret,
+            tls,
         }))
     }
 
@@ -123,9 +137,11 @@ impl IrcListener {
         let link = IrcLink::new(self.addr, Secret::open(data_dir)?, clients.clone());
         let bridge = Arc::new(Bridge::new(chat, people, node, self.secret, token, rate));
         let addr = self.addr;
+        let tls = self.tls;
         let fut = async move {
-            info!(irc = %addr, "IRC front door on {addr}");
-            accept_loop(self.listener, bridge, clients, shutdown).await;
+            let kind = if tls.is_some() { "TLS" } else { "plain text" };
+            info!(irc = %addr, "IRC front door on {addr} ({kind})");
+            accept_loop(self.listener, bridge, clients, tls, shutdown).await;
         };
         Ok((link, fut))
     }
@@ -135,6 +151,7 @@ async fn accept_loop(
     listener: TcpListener,
     bridge: Arc<Bridge>,
     clients: Arc<AtomicU64>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: Shutdown,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -163,9 +180,18 @@ async fn accept_loop(
             continue;
         };
         let (bridge, clients, stop) = (bridge.clone(), clients.clone(), shutdown.clone());
+        let tls = tls.clone();
         conns.spawn(async move {
+            let _ = stream.set_nodelay(true);
             clients.fetch_add(1, Ordering::Relaxed);
-            session::serve(stream, addr, bridge, stop).await;
+            match tls {
+                None => session::serve(stream, addr, bridge, stop).await,
+                Some(tls) => match tokio::time::timeout(HANDSHAKE_WAIT, tls.accept(stream)).await {
+                    Ok(Ok(s)) => session::serve(s, addr, bridge, stop).await,
+                    Ok(Err(e)) => debug!(%addr, error = %e, "irc: TLS handshake failed"),
+                    Err(_) => debug!(%addr, "irc: no TLS handshake in time"),
+                },
+            }
             clients.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
@@ -185,6 +211,7 @@ mod tests {
         let irc = |explicit| Irc {
             listen: Some(addr),
             explicit,
+            tls: None,
         };
         assert!(
             IrcListener::bind(&irc(false), dir.path())
@@ -203,6 +230,7 @@ mod tests {
         let off = Irc {
             listen: None,
             explicit: true,
+            tls: None,
         };
         assert!(
             IrcListener::bind(&off, dir.path())
@@ -213,6 +241,7 @@ mod tests {
         let free = Irc {
             listen: Some("127.0.0.1:0".parse().expect("addr")),
             explicit: true,
+            tls: None,
         };
         let l = IrcListener::bind(&free, dir.path())
             .await

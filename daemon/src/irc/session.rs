@@ -15,9 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tracing::debug;
@@ -80,7 +78,7 @@ impl Out {
 
 /// The client's side, read line by line (cancel-safe: what was read stays in `lines`).
 struct Reader {
-    rd: OwnedReadHalf,
+    rd: Box<dyn AsyncRead + Send + Unpin>,
     lines: Lines,
 }
 
@@ -116,7 +114,7 @@ impl Reader {
     }
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<String>) {
+async fn write_loop(mut wr: Box<dyn AsyncWrite + Send + Unpin>, mut rx: mpsc::Receiver<String>) {
     while let Some(line) = rx.recv().await {
         match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(line.as_bytes())).await {
             Ok(Ok(())) => {}
@@ -145,15 +143,17 @@ impl Login for Counted<'_> {
     }
 }
 
-/// Serves one connection until it ends.
-pub async fn serve(stream: TcpStream, addr: SocketAddr, bridge: Arc<Bridge>, shutdown: Shutdown) {
-    let _ = stream.set_nodelay(true);
-    let (rd, wr) = stream.into_split();
+/// Serves one connection (plain TCP or TLS) until it ends.
+pub async fn serve<S>(stream: S, addr: SocketAddr, bridge: Arc<Bridge>, shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (rd, wr) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
-    let writer = tokio::spawn(write_loop(wr, rx));
+    let writer = tokio::spawn(write_loop(Box::new(wr), rx));
     let out = Out(tx);
     let mut reader = Reader {
-        rd,
+        rd: Box::new(rd),
         lines: Lines::default(),
     };
     let end = match run(&mut reader, &out, &bridge, addr, shutdown).await {

@@ -14,7 +14,9 @@ use crate::cluster::{Cluster, poll};
 // Beside this file: tests/e2e/ring/irc_hostile.rs.
 #[path = "irc_hostile.rs"]
 mod hostile;
-// And tests/e2e/ring/irc_weechat.rs.
+// And tests/e2e/ring/irc_weechat.rs, irc_tls.rs.
+#[path = "irc_tls.rs"]
+mod tls;
 #[path = "irc_weechat.rs"]
 mod weechat;
 
