@@ -2,7 +2,8 @@
 //! line at a time): it logs in with `chatctl irc-password`'s password, joins `#lobby`, and
 //! exchanges public and private messages with `chatctl` users on other nodes — their
 //! messages arrive with `server-time` tags equal to the messages' own times — sees away
-//! changes, a taken nickname's `433` and suffix, and a person leaving the network as QUIT.
+//! changes, a taken nickname's `433` and suffix, a person leaving the network as QUIT and
+//! coming back as JOIN.
 //! Hostile clients are in `irc_hostile.rs`.
 
 use std::io::{BufRead, BufReader, Write};
@@ -353,6 +354,11 @@ fn an_irc_client_talks_with_chatctl_users_on_other_nodes() {
     if let Some(mut d) = c.members[2].daemon.take() {
         d.wait_exit(Duration::from_secs(10));
     }
+    // carol comes back: a JOIN in the channel.
+    let boot = [c.addr(0)];
+    c.restart(2, &boot);
+    let join = a.expect(" JOIN #lobby", ARRIVE);
+    assert!(join.contains(" :carol!"), "{join}");
 
     a.send("QUIT :bye");
     a.expect("ERROR :Closing link", ARRIVE);
