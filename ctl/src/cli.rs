@@ -67,6 +67,9 @@ pub enum Command {
     Discover,
     /// Print a link that opens chatd's web view (web.listen) able to send as you.
     Web,
+    /// Print the password an IRC client logs in to your account with (PASS or SASL PLAIN) on
+    /// chatd's IRC front door (irc.listen), and its address.
+    IrcPassword,
     /// Chat in this terminal: rooms, private conversations (a window each), the timeline and
     /// the people online, with commands (/join, /msg, @nick, /edit, /delete, /block, /nick,
     /// /away, /back, /me, /users, /search, /help, /quit); Alt-U or F2 picks a user to write to.

@@ -82,6 +82,7 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::Ring => cmd::ring::run(&socket, printer).await,
             cli::Command::Discover => cmd::discover::run(&socket, printer).await,
             cli::Command::Web => cmd::web::run(&socket, printer).await,
+            cli::Command::IrcPassword => cmd::irc::run(&socket, printer).await,
             cli::Command::Chat { room } => cmd::chat::run(&socket, room).await,
             cli::Command::Send(args) => cmd::send::run(&socket, printer, args).await,
             cli::Command::Dm {

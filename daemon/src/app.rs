@@ -34,6 +34,7 @@ use crate::error::Error;
 use crate::eventlog::feed::Feed;
 use crate::eventlog::{EventLog, Kind, Record};
 use crate::identity::{Identity, Origin};
+use crate::irc::IrcListener;
 use crate::nickname::Nickname;
 use crate::node::Node;
 use crate::notify::{Notifier, RingCounts};
@@ -70,6 +71,7 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
         let group = settings.access.group.as_ref().map(|g| g.1);
         let control = ControlSocket::bind_for_group(&settings.control_socket, group).await?;
         let web = WebListener::bind(&settings.web, &settings.access, &settings.data_dir).await?;
+        let irc = IrcListener::bind(&settings.irc, &settings.data_dir).await?;
         // Bound here (not in the transport) to learn the real port before anything else runs.
         let udp = std::net::UdpSocket::bind(settings.listen)
             .map_err(|source| Error::Listen { addr: settings.listen, source })?;
@@ -240,6 +242,18 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             node.attach_web(web.link());
             let serve = web.serve(node.clone(), chat.clone(), people.clone(), chat_api.clone(), stop.clone());
             tasks.spawn("the web view", serve);
+        }
+        if let Some(irc) = irc {
+            let (link, serve) = irc.serve(
+                &settings.data_dir,
+                chat.clone(),
+                people.clone(),
+                node.clone(),
+                &settings.access,
+                stop.clone(),
+            )?;
+            node.attach_irc(link);
+            tasks.spawn("the IRC front door", serve);
         }
         let services = crate::control::Services {
             node: node.clone(),

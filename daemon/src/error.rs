@@ -61,6 +61,9 @@ pub enum Error {
     /// The web view could not start.
     #[error(transparent)]
     Web(#[from] crate::web::WebError),
+    /// The IRC front door could not start.
+    #[error(transparent)]
+    Irc(#[from] crate::irc::IrcError),
     /// The event log (`log.events`) could not start.
     #[error("log.events: {0}")]
     EventLog(#[from] crate::eventlog::EventLogError),
@@ -81,6 +84,9 @@ impl Error {
             Error::Listen { source, .. } if source.kind() == AddrInUse => EXIT_PORT_IN_USE,
             Error::Listen { source, .. } if source.kind() == PermissionDenied => EXIT_PERMISSION,
             Error::Web(crate::web::WebError::Bind { source, .. }) if source.kind() == AddrInUse => {
+                EXIT_PORT_IN_USE
+            }
+            Error::Irc(crate::irc::IrcError::Bind { source, .. }) if source.kind() == AddrInUse => {
                 EXIT_PORT_IN_USE
             }
             Error::Path(PathError::WrongOwner { .. } | PathError::Untrusted { .. }) => {

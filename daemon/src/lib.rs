@@ -17,6 +17,7 @@
 //! - [`ring`]: the driver running the overlay over the transport;
 //! - [`control`]: the gRPC control server on a Unix socket, one file per service;
 //! - [`web`]: the web live view, `/metrics` and `/healthz` over HTTP (axum);
+//! - [`irc`]: the IRC front door (`irc.listen`): IRC clients as clients of this node;
 //! - [`metrics`]: the histograms and counters only `/metrics` shows;
 //! - [`shutdown`]: the shutdown signal, from SIGINT/SIGTERM to every task;
 //! - [`supervise`]: the app's long-lived tasks; one that ends on its own ends the daemon;
@@ -41,6 +42,7 @@ pub mod env;
 pub mod error;
 pub mod eventlog;
 pub mod identity;
+pub mod irc;
 pub mod logging;
 pub mod metrics;
 pub mod nickname;

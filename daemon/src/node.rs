@@ -42,6 +42,7 @@ pub struct Node {
     /// LAN discovery, when on.
     lan: OnceLock<Arc<crate::discovery::mdns::Lan>>,
     web: OnceLock<crate::web::WebLink>,
+    irc: OnceLock<crate::irc::IrcLink>,
     /// The private-conversations service (its drop counters join the node's).
     private: OnceLock<std::sync::Arc<crate::dm::Dm>>,
     /// The event log, when `log.events` is on.
@@ -173,6 +174,7 @@ impl Node {
             ring: OnceLock::new(),
             lan: OnceLock::new(),
             web: OnceLock::new(),
+            irc: OnceLock::new(),
             private: OnceLock::new(),
             event_log: OnceLock::new(),
             activity: Arc::default(),
@@ -238,6 +240,16 @@ impl Node {
     /// Records that the web view runs, and how to make login links for it.
     pub fn attach_web(&self, link: crate::web::WebLink) {
         let _ = self.web.set(link);
+    }
+
+    /// Records that the IRC front door runs, and how to tell accounts their passwords.
+    pub fn attach_irc(&self, link: crate::irc::IrcLink) {
+        let _ = self.irc.set(link);
+    }
+
+    /// The IRC front door's passwords and address, if it runs.
+    pub fn irc(&self) -> Option<&crate::irc::IrcLink> {
+        self.irc.get()
     }
 
     /// Connects the private-conversations service (once).

@@ -30,6 +30,8 @@ mod hostile_junk;
 mod hostile_names;
 #[path = "ring/hostile_pool.rs"]
 mod hostile_pool;
+#[path = "ring/irc.rs"]
+mod irc;
 #[path = "ring/lan.rs"]
 mod lan;
 #[path = "ring/map.rs"]

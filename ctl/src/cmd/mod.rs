@@ -5,6 +5,7 @@ pub mod completions;
 pub mod discover;
 pub mod edit;
 pub mod export;
+pub mod irc;
 pub mod log;
 pub mod peers;
 pub mod private;

@@ -11,7 +11,7 @@ use config::{Map, Value, ValueKind};
 use super::ChatConfig;
 use super::{
     Access, ConfigError, DEFAULT_LISTEN, DEFAULT_LOG_FILTER, DEFAULT_MAX_CONNECTIONS, Discovery,
-    MAX_COMMIT_DELAY_MS, MAX_CONNECTIONS_RANGE, MAX_INTERFACES, ORIGIN_BURST_RANGE,
+    Irc, MAX_COMMIT_DELAY_MS, MAX_CONNECTIONS_RANGE, MAX_INTERFACES, ORIGIN_BURST_RANGE,
     ORIGIN_RATE_RANGE, PeerAddr, RECORD_REPLICAS_RANGE, RECORD_STORE_MB_RANGE, REPLY_DELAY_RANGE,
     RING_MS_RANGE, RingSettings, Settings, Web, key_error,
 };
@@ -40,6 +40,7 @@ impl Checker {
         let mut ring = self.section(&mut tree, "ring")?;
         let mut discovery = self.section(&mut tree, "discovery")?;
         let mut web = self.section(&mut tree, "web")?;
+        let mut irc = self.section(&mut tree, "irc")?;
         self.no_leftovers("", tree)?;
         let defaults = RingSettings::default();
         let mut ms = |name: &str, default: u64| -> Result<u64, ConfigError> {
@@ -128,6 +129,37 @@ impl Checker {
                 },
                 None => Web::default(),
             },
+            irc: {
+                let mut i = match irc.remove("listen") {
+                    Some(v) => Irc {
+                        listen: self.optional_addr("irc.listen", v)?,
+                        explicit: true,
+                        tls: None,
+                    },
+                    None => Irc::default(),
+                };
+                let mut file = |name: &str| -> Result<Option<PathBuf>, ConfigError> {
+                    match irc.remove(name) {
+                        Some(v) if v.clone().into_string().is_ok_and(|t| t.trim().is_empty()) => {
+                            Ok(None)
+                        }
+                        Some(v) => self.path(&format!("irc.{name}"), v).map(Some),
+                        None => Ok(None),
+                    }
+                };
+                i.tls = match (file("tls_cert")?, file("tls_key")?) {
+                    (Some(c), Some(k)) => Some((c, k)),
+                    (None, None) => None,
+                    _ => {
+                        return Err(key_error(
+                            "irc.tls_cert",
+                            "irc.tls_cert and irc.tls_key go together: give both PEM files, or neither",
+                            String::new(),
+                        ));
+                    }
+                };
+                i
+            },
         };
         self.no_leftovers("node.", node)?;
         self.no_leftovers("control.", control)?;
@@ -137,6 +169,21 @@ impl Checker {
         self.no_leftovers("ring.", ring)?;
         self.no_leftovers("discovery.", discovery)?;
         self.no_leftovers("web.", web)?;
+        self.no_leftovers("irc.", irc)?;
+        if let Some(addr) = settings.irc.listen
+            && !addr.ip().is_loopback()
+            && settings.irc.tls.is_none()
+        {
+            return Err(key_error(
+                "irc.listen",
+                format!(
+                    "{addr} is not a loopback address: IRC passwords must not cross a network \
+                     in clear text; set irc.tls_cert and irc.tls_key (TLS), or listen on \
+                     loopback and reach it through an SSH tunnel (docs/irc.md)"
+                ),
+                String::new(),
+            ));
+        }
         if let Some(addr) = settings.web.listen
             && !addr.ip().is_loopback()
             && settings.access.token.is_none()

@@ -147,6 +147,15 @@ pub const KEYS: &[Key] = &[
         "web.listen",
         "HTTP address of the web view and /metrics; empty turns them off",
     ),
+    key(
+        "irc.listen",
+        "TCP address of the IRC front door; empty turns it off; off loopback it needs TLS",
+    ),
+    key(
+        "irc.tls_cert",
+        "PEM certificate chain of the IRC front door; with irc.tls_key it speaks TLS only",
+    ),
+    key("irc.tls_key", "PEM private key of irc.tls_cert"),
 ];
 
 /// The key named `name`, if chatd has one.

@@ -202,6 +202,35 @@ pub struct Settings {
     pub discovery: Discovery,
     /// The web view and metrics (`[web]`).
     pub web: Web,
+    /// The IRC front door (`[irc]`).
+    pub irc: Irc,
+}
+
+/// The IRC front door (`irc.*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Irc {
+    /// `irc.listen`: the TCP address; `None` (an empty value) turns the IRC listener off.
+    pub listen: Option<SocketAddr>,
+    /// Whether `irc.listen` was given rather than defaulted: a default address that is taken
+    /// is skipped with a warning, a given one is an error.
+    pub explicit: bool,
+    /// `irc.tls_cert` and `irc.tls_key`: PEM files; with them the listener speaks TLS only
+    /// (and may listen on a non-loopback address).
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// `irc.listen` by default: loopback only, the IRC port.
+pub const DEFAULT_IRC_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 6667);
+
+impl Default for Irc {
+    fn default() -> Irc {
+        Irc {
+            listen: Some(DEFAULT_IRC_LISTEN),
+            explicit: false,
+            tls: None,
+        }
+    }
 }
 
 /// The web view and `/metrics` (`web.*`).
@@ -454,6 +483,17 @@ impl Settings {
             "listen".into(),
             s(self.web.listen.map(|a| a.to_string()).unwrap_or_default()),
         );
+        let mut irc = Table::new();
+        irc.insert(
+            "listen".into(),
+            s(self.irc.listen.map(|a| a.to_string()).unwrap_or_default()),
+        );
+        let (cert, key) = match &self.irc.tls {
+            Some((c, k)) => (c.display().to_string(), k.display().to_string()),
+            None => (String::new(), String::new()),
+        };
+        irc.insert("tls_cert".into(), s(cert));
+        irc.insert("tls_key".into(), s(key));
         // Sections in reading order (a TOML table would sort them).
         let mut out = String::new();
         for (name, table) in [
@@ -465,6 +505,7 @@ impl Settings {
             ("ring", ring),
             ("discovery", discovery),
             ("web", web),
+            ("irc", irc),
         ] {
             let body = toml::to_string(&table).unwrap_or_default();
             out.push_str(&format!("[{name}]\n{body}\n"));

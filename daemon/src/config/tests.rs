@@ -470,3 +470,34 @@ fn retention_days_is_off_by_default_and_bounded() {
     let f = file("[chat]\nretention_days = 36501\n");
     assert!(err(&with_file(&f), &home_env(&[])).contains("chat.retention_days"));
 }
+
+#[test]
+fn irc_listen_defaults_to_loopback_can_be_turned_off_and_refuses_other_addresses() {
+    let f = file("");
+    let s = Settings::load(&with_file(&f), &home_env(&[])).expect("loads");
+    assert_eq!(s.irc, Irc::default());
+    assert_eq!(s.irc.listen, Some(DEFAULT_IRC_LISTEN));
+    assert!(!s.irc.explicit);
+    let off = file("[irc]\nlisten = \"\"\n");
+    let s = Settings::load(&with_file(&off), &home_env(&[])).expect("off");
+    assert_eq!(s.irc.listen, None);
+    let given = file("[irc]\nlisten = \"127.0.0.1:7000\"\n");
+    let s = Settings::load(&with_file(&given), &home_env(&[])).expect("given");
+    assert_eq!(s.irc.listen, Some("127.0.0.1:7000".parse().expect("addr")));
+    assert!(s.irc.explicit);
+    let open = file("[irc]\nlisten = \"0.0.0.0:6667\"\n");
+    let e = err(&with_file(&open), &home_env(&[]));
+    assert!(
+        e.contains("irc.listen") && e.contains("irc.tls_cert"),
+        "{e}"
+    );
+    // With TLS a non-loopback address is allowed; the two files go together.
+    let tls = file(
+        "[irc]\nlisten = \"0.0.0.0:6697\"\ntls_cert = \"/etc/c.pem\"\ntls_key = \"/etc/k.pem\"\n",
+    );
+    let s = Settings::load(&with_file(&tls), &home_env(&[])).expect("tls");
+    assert_eq!(s.irc.tls, Some(("/etc/c.pem".into(), "/etc/k.pem".into())));
+    let half = file("[irc]\ntls_cert = \"/etc/c.pem\"\n");
+    let e = err(&with_file(&half), &home_env(&[]));
+    assert!(e.contains("go together"), "{e}");
+}

@@ -8,10 +8,10 @@ use std::time::Duration;
 use chat_overlay::Peer;
 use chat_proto::v1::node_service_server::NodeService;
 use chat_proto::v1::{
-    DiscoveredPeer, Finger, GetRingRequest, GetRingResponse, GetStatusRequest, GetStatusResponse,
-    GetWebLinkRequest, GetWebLinkResponse, LeaveRequest, LeaveResponse, ListDiscoveredRequest,
-    ListDiscoveredResponse, ListPeersRequest, ListPeersResponse, PeerInfo, ReadLogRequest,
-    ReadLogResponse, RingPeer,
+    DiscoveredPeer, Finger, GetIrcPasswordRequest, GetIrcPasswordResponse, GetRingRequest,
+    GetRingResponse, GetStatusRequest, GetStatusResponse, GetWebLinkRequest, GetWebLinkResponse,
+    LeaveRequest, LeaveResponse, ListDiscoveredRequest, ListDiscoveredResponse, ListPeersRequest,
+    ListPeersResponse, PeerInfo, ReadLogRequest, ReadLogResponse, RingPeer,
 };
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
@@ -137,6 +137,32 @@ impl NodeService for NodeApi {
         Ok(Response::new(GetWebLinkResponse {
             url,
             expires_at_unix_ms,
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
+    async fn get_irc_password(
+        &self,
+        request: Request<GetIrcPasswordRequest>,
+    ) -> Result<Response<GetIrcPasswordResponse>, Status> {
+        let who = self.people.who(request.extensions().get::<ClientInfo>());
+        let Some(irc) = self.node.irc() else {
+            return Err(ApiError::FailedPrecondition(
+                "the IRC front door is off (irc.listen is empty, or its default address was taken)"
+                    .into(),
+            )
+            .into());
+        };
+        let Some(password) = irc.password(who) else {
+            return Err(ApiError::PermissionDenied(
+                "a TCP guest logs in to IRC with the TCP token itself (PASS TOKEN), as its guest"
+                    .into(),
+            )
+            .into());
+        };
+        Ok(Response::new(GetIrcPasswordResponse {
+            password,
+            address: irc.addr.to_string(),
         }))
     }
 

@@ -117,11 +117,33 @@ impl Cluster {
     /// it), returned once the ring is correct and every node lists every name, within
     /// `deadline` each.
     pub fn named(net: u8, names: &[&str], deadline: Duration) -> Cluster {
+        Cluster::named_with_env(net, names, deadline, |_| Vec::new())
+    }
+
+    /// [`Cluster::named`] with extra environment for node `i` from `env(i)`.
+    pub fn named_with_env(
+        net: u8,
+        names: &[&str],
+        deadline: Duration,
+        env: impl Fn(usize) -> Vec<(String, String)>,
+    ) -> Cluster {
         let mut c = Cluster::new(net);
-        c.add_with_env(&[], &[("CHATD_NODE__NICKNAME", names[0])]);
+        let with = |i: usize, n: &str| {
+            let mut e = env(i);
+            e.push(("CHATD_NODE__NICKNAME".into(), n.to_owned()));
+            e
+        };
+        let first = with(0, names[0]);
+        let first: Vec<(&str, &str)> = first
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        c.add_with_env(&[], &first);
         let boot = [c.addr(0)];
-        for n in &names[1..] {
-            c.add_with_env(&boot, &[("CHATD_NODE__NICKNAME", n)]);
+        for (i, n) in names.iter().enumerate().skip(1) {
+            let e = with(i, n);
+            let e: Vec<(&str, &str)> = e.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            c.add_with_env(&boot, &e);
         }
         c.await_ring(deadline);
         poll(deadline, Duration::from_millis(300), || {

@@ -1,0 +1,580 @@
+//! The commands of a registered IRC client, each carried out through the bridge
+//! ([`super::bridge`]): JOIN, PART, PRIVMSG/NOTICE (a room or a person), NAMES, WHO, WHOIS,
+//! TOPIC, LIST, AWAY, NICK, MODE, USERHOST, ISON, PING/PONG, QUIT, CHATHISTORY
+//! (`history.rs`), and CAP after registration. Everything else gets `421`.
+
+use crate::chat::Room;
+use crate::chat::envelope::Kind;
+use crate::people::Presence;
+
+use super::bridge::{Bridge, BridgeError, Person};
+use super::line::Message;
+use super::register::valid_nick;
+use super::reply::{self, SERVER};
+use super::session::{End, Session};
+
+/// Messages replayed after a JOIN, at most.
+const REPLAY: usize = 50;
+/// The topic shown for every room (chatd rooms have no topics).
+const NO_TOPIC: &str = "No topic is set (chatd rooms have no topics)";
+
+impl Session {
+    /// Handles one command of the registered client.
+    pub async fn command(&mut self, m: Message) -> Result<(), End> {
+        let p = |i: usize| m.param(i).to_owned();
+        match m.command.as_str() {
+            "PING" => self
+                .out
+                .send(Message::new(Some(SERVER), "PONG", &[SERVER, m.param(0)])),
+            "PONG" => Ok(()),
+            "QUIT" => {
+                self.quit = true;
+                Ok(())
+            }
+            "CAP" => self.cap(&m),
+            "PASS" | "USER" => self.num("462", &["You may not reregister"]),
+            "AUTHENTICATE" => self.num("907", &["You have already authenticated"]),
+            "JOIN" if m.params.is_empty() => self.num("461", &["JOIN", "Not enough parameters"]),
+            "JOIN" if m.param(0) == "0" => {
+                for room in std::mem::take(&mut self.joined) {
+                    self.out
+                        .send(Message::new(Some(&self.me()), "PART", &[&channel(&room)]))?;
+                }
+                Ok(())
+            }
+            "JOIN" => {
+                for c in p(0).split(',') {
+                    self.join(c)?;
+                }
+                Ok(())
+            }
+            "PART" if m.params.is_empty() => self.num("461", &["PART", "Not enough parameters"]),
+            "PART" => {
+                for c in p(0).split(',') {
+                    self.part(c, m.params.get(1).map(String::as_str))?;
+                }
+                Ok(())
+            }
+            "PRIVMSG" | "NOTICE" => self.message(&m).await,
+            "NAMES" if m.params.is_empty() => self.num("366", &["*", "End of /NAMES list"]),
+            "NAMES" => {
+                for c in p(0).split(',') {
+                    self.names(c)?;
+                }
+                Ok(())
+            }
+            "WHO" => self.who(m.param(0)),
+            "WHOIS" if m.params.is_empty() => self.num("431", &["No nickname given"]),
+            "WHOIS" => self.whois(m.params.last().map_or("", String::as_str)),
+            "TOPIC" if m.params.is_empty() => self.num("461", &["TOPIC", "Not enough parameters"]),
+            "TOPIC" => self.topic(m.param(0), m.params.len() > 1),
+            "LIST" => self.list(),
+            "AWAY" => self.away(m.params.first().filter(|a| !a.is_empty())).await,
+            "NICK" if m.params.is_empty() => self.num("431", &["No nickname given"]),
+            "NICK" => self.nick(m.param(0)).await,
+            "MODE" => self.mode(&m),
+            "USERHOST" => {
+                let found: Vec<String> = m
+                    .params
+                    .iter()
+                    .take(5)
+                    .filter_map(|n| self.person(n))
+                    .map(|(name, u)| {
+                        let away = if u.presence == Presence::Away {
+                            '-'
+                        } else {
+                            '+'
+                        };
+                        format!("{name}={away}{}", host_of(&u))
+                    })
+                    .collect();
+                self.num("302", &[&found.join(" ")])
+            }
+            "ISON" => {
+                let on: Vec<String> = m
+                    .params
+                    .iter()
+                    .flat_map(|p| p.split_whitespace())
+                    .filter_map(|n| self.person(n).map(|(name, _)| name))
+                    .collect();
+                self.num("303", &[&on.join(" ")])
+            }
+            "CHATHISTORY" => self.chathistory(&m),
+            "MOTD" => self.num("422", &["MOTD File is missing"]),
+            "LUSERS" => {
+                let n = self.bridge.present().len().to_string();
+                self.num("251", &[&format!("There are {n} users on the network")])
+            }
+            other => self.num("421", &[other, "Unknown command"]),
+        }
+    }
+
+    fn cap(&mut self, m: &Message) -> Result<(), End> {
+        let n = self.nick.clone();
+        match m.param(0).to_ascii_uppercase().as_str() {
+            "LS" => {
+                let list: Vec<&str> = super::caps::LS.iter().map(|(k, _)| *k).collect();
+                self.out.send(Message::new(
+                    Some(SERVER),
+                    "CAP",
+                    &[&n, "LS", &list.join(" ")],
+                ))
+            }
+            "LIST" => self.out.send(Message::new(
+                Some(SERVER),
+                "CAP",
+                &[&n, "LIST", &self.caps.names().join(" ")],
+            )),
+            "REQ" => {
+                let asked = m.param(1);
+                // SASL cannot be turned on or off once registered.
+                let ok = !asked.contains("sasl") && self.caps.request(asked);
+                let verb = if ok { "ACK" } else { "NAK" };
+                self.out
+                    .send(Message::new(Some(SERVER), "CAP", &[&n, verb, asked]))
+            }
+            "END" => Ok(()),
+            sub => self.num("410", &[sub, "Invalid CAP command"]),
+        }
+    }
+
+    /// The person `name` shows, with the name shown.
+    fn person(&self, name: &str) -> Option<(String, Person)> {
+        let u = self.bridge.people.find(name)?;
+        self.bridge
+            .people
+            .user(&u.account)
+            .map(|(n, u)| (n, Person::from(&u)))
+    }
+
+    fn join(&mut self, c: &str) -> Result<(), End> {
+        let room = match Bridge::room(c) {
+            Ok(r) if c.starts_with('#') => r,
+            Ok(_) | Err(_) => {
+                return self.num(
+                    "403",
+                    &[c, "No such channel (chatd room names: #a-z0-9_-.)"],
+                );
+            }
+        };
+        if !self.joined.insert(room.clone()) {
+            return Ok(());
+        }
+        let ch = channel(&room);
+        self.out
+            .send(Message::new(Some(&self.me()), "JOIN", &[&ch]))?;
+        self.num("331", &[&ch, NO_TOPIC])?;
+        self.names(&ch)?;
+        self.replay(&room)
+    }
+
+    /// The room's recent messages after a JOIN, for a client with server-time (it shows
+    /// them at their own times): in a `chathistory` batch when the client has `batch`.
+    fn replay(&self, room: &Room) -> Result<(), End> {
+        // A client with draft/chathistory asks for what it wants itself.
+        if !self.caps.server_time || self.caps.chathistory {
+            return Ok(());
+        }
+        let rows = match self.bridge.chat.before(i64::MAX, Some(room), REPLAY) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "irc: no history to replay");
+                return Ok(());
+            }
+        };
+        let rows: Vec<_> = rows
+            .into_iter()
+            .filter(|s| matches!(s.message.kind, Kind::Text))
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let batch = self.caps.batch.then(|| format!("h{}", rows[0].pos));
+        if let Some(b) = &batch {
+            self.out.send(Message::new(
+                Some(SERVER),
+                "BATCH",
+                &[&format!("+{b}"), "chathistory", &channel(room)],
+            ))?;
+        }
+        for s in &rows {
+            self.out.all(self.public_lines(s, batch.as_deref()))?;
+        }
+        if let Some(b) = &batch {
+            self.out
+                .send(Message::new(Some(SERVER), "BATCH", &[&format!("-{b}")]))?;
+        }
+        Ok(())
+    }
+
+    fn part(&mut self, c: &str, reason: Option<&str>) -> Result<(), End> {
+        let Ok(room) = Bridge::room(c) else {
+            return self.num("403", &[c, "No such channel"]);
+        };
+        if !self.joined.remove(&room) {
+            return self.num("442", &[c, "You're not on that channel"]);
+        }
+        let ch = channel(&room);
+        let mut params = vec![ch.as_str()];
+        if let Some(r) = reason {
+            params.push(r);
+        }
+        self.out
+            .send(Message::new(Some(&self.me()), "PART", &params))
+    }
+
+    fn names(&self, c: &str) -> Result<(), End> {
+        if let Ok(room) = Bridge::room(c)
+            && self.joined.contains(&room)
+        {
+            let ch = channel(&room);
+            let mut names: Vec<String> = self
+                .bridge
+                .present()
+                .into_iter()
+                .filter(|(_, u)| u.account != self.account)
+                .map(|(n, _)| n)
+                .collect();
+            names.sort();
+            names.insert(0, self.nick.clone());
+            // Several lines if needed, each well under the line bound.
+            let mut line = String::new();
+            for n in names {
+                if line.len() + n.len() > 400 {
+                    self.num("353", &["=", &ch, &line])?;
+                    line.clear();
+                }
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(&n);
+            }
+            if !line.is_empty() {
+                self.num("353", &["=", &ch, &line])?;
+            }
+            return self.num("366", &[&ch, "End of /NAMES list"]);
+        }
+        self.num("366", &[c, "End of /NAMES list"])
+    }
+
+    fn who(&self, mask: &str) -> Result<(), End> {
+        let node = self.bridge.node.id().0;
+        let line = |ch: &str, name: &str, u: &Person| {
+            let flag = if u.presence == Presence::Away {
+                "G"
+            } else {
+                "H"
+            };
+            let (user, host) = split_mask(&reply::mask(name, &u.account, &u.node));
+            self.num(
+                "352",
+                &[ch, &user, &host, SERVER, name, flag, &format!("0 {name}")],
+            )
+        };
+        if mask.starts_with('#') {
+            if let Ok(room) = Bridge::room(mask)
+                && self.joined.contains(&room)
+            {
+                for (name, u) in self.bridge.present() {
+                    let shown = if u.account == self.account {
+                        self.nick.clone()
+                    } else {
+                        name
+                    };
+                    line(mask, &shown, &u)?;
+                }
+            }
+        } else if !mask.is_empty() {
+            if mask.eq_ignore_ascii_case(&self.nick) {
+                let me = self.bridge.self_view(self.who, self.account, node);
+                line("*", &self.nick, &me)?;
+            } else if let Some((name, u)) = self.person(mask) {
+                line("*", &name, &u)?;
+            }
+        }
+        self.num(
+            "315",
+            &[if mask.is_empty() { "*" } else { mask }, "End of WHO list"],
+        )
+    }
+
+    fn whois(&self, nick: &str) -> Result<(), End> {
+        let found = if nick.eq_ignore_ascii_case(&self.nick) {
+            let node = self.bridge.node.id().0;
+            Some((
+                self.nick.clone(),
+                self.bridge.self_view(self.who, self.account, node),
+            ))
+        } else {
+            self.person(nick)
+        };
+        let Some((name, u)) = found else {
+            self.num("401", &[nick, "No such nick"])?;
+            return self.num("318", &[nick, "End of /WHOIS list"]);
+        };
+        let (user, host) = split_mask(&reply::mask(&name, &u.account, &u.node));
+        self.num(
+            "311",
+            &[
+                &name,
+                &user,
+                &host,
+                "*",
+                &format!("account {}", hex::encode(u.account)),
+            ],
+        )?;
+        self.num(
+            "312",
+            &[
+                &name,
+                SERVER,
+                &format!("hosted by node {}", hex::encode(&u.node[..8])),
+            ],
+        )?;
+        if u.presence == Presence::Away {
+            self.num(
+                "301",
+                &[&name, if u.away.is_empty() { "away" } else { &u.away }],
+            )?;
+        }
+        if u.presence == Presence::Offline {
+            self.num(
+                "320",
+                &[&name, "is offline (private messages wait in the mailbox)"],
+            )?;
+        }
+        self.num("318", &[&name, "End of /WHOIS list"])
+    }
+
+    fn topic(&self, c: &str, set: bool) -> Result<(), End> {
+        let Ok(room) = Bridge::room(c) else {
+            return self.num("403", &[c, "No such channel"]);
+        };
+        if !self.joined.contains(&room) {
+            return self.num("442", &[c, "You're not on that channel"]);
+        }
+        if set {
+            return self.num("482", &[c, "chatd rooms have no topics"]);
+        }
+        self.num("331", &[&channel(&room), NO_TOPIC])
+    }
+
+    fn list(&self) -> Result<(), End> {
+        self.num("321", &["Channel", "Users  Name"])?;
+        let users = self.bridge.present().len().to_string();
+        if let Ok(rooms) = self.bridge.chat.rooms() {
+            for r in rooms {
+                let text = format!("{} messages", r.count);
+                self.num("322", &[&format!("#{}", r.name), &users, &text])?;
+            }
+        }
+        self.num("323", &["End of /LIST"])
+    }
+
+    async fn away(&mut self, message: Option<&String>) -> Result<(), End> {
+        match self.bridge.set_away(self.who, message.cloned()).await {
+            Ok(()) if message.is_some() => self.num("306", &["You have been marked as being away"]),
+            Ok(()) => self.num("305", &["You are no longer marked as being away"]),
+            Err(e) => self.fail("AWAY", &e),
+        }
+    }
+
+    async fn nick(&mut self, wish: &str) -> Result<(), End> {
+        if self.who == crate::people::Who::Token {
+            return self.num(
+                "484",
+                &["guests (*nick) keep the name their node gave them"],
+            );
+        }
+        if !valid_nick(wish) || wish.parse::<crate::nickname::Nickname>().is_err() {
+            return self.num(
+                "432",
+                &[
+                    wish,
+                    "Erroneous nickname (letters, digits, _ - . ; at most 32)",
+                ],
+            );
+        }
+        if wish == self.nick {
+            return Ok(());
+        }
+        match self.bridge.set_nick(self.who, wish).await {
+            Ok((got, note)) => {
+                if !got.eq_ignore_ascii_case(wish) {
+                    self.num(
+                        "433",
+                        &[
+                            wish,
+                            &format!("Nickname is already in use; you are now {got} ({note})"),
+                        ],
+                    )?;
+                }
+                self.rename(got)
+            }
+            Err(BridgeError::People(crate::people::PeopleError::AllTaken(n))) => self.num(
+                "433",
+                &[
+                    &n,
+                    "Nickname is already in use, and so are its suffixed forms",
+                ],
+            ),
+            Err(e) => self.fail("NICK", &e),
+        }
+    }
+
+    /// The client's nick becomes `got` (told with a NICK line).
+    pub fn rename(&mut self, got: String) -> Result<(), End> {
+        if got == self.nick {
+            return Ok(());
+        }
+        let old = self.me();
+        self.nick = got.clone();
+        self.names.insert(self.account, got.clone());
+        self.out.send(Message::new(Some(&old), "NICK", &[&got]))
+    }
+
+    fn mode(&self, m: &Message) -> Result<(), End> {
+        let target = m.param(0);
+        if target.starts_with('#') {
+            if m.params.len() > 1 {
+                return self.num("482", &[target, "chatd rooms have no modes to change"]);
+            }
+            return self.num("324", &[target, "+n"]);
+        }
+        if !target.eq_ignore_ascii_case(&self.nick) {
+            return self.num("502", &["Can't change mode for other users"]);
+        }
+        if m.params.len() > 1 {
+            return self.num("501", &["Unknown MODE flag"]);
+        }
+        self.num("221", &["+i"])
+    }
+
+    /// PRIVMSG or NOTICE: to a room, or to a person (end-to-end encrypted).
+    async fn message(&mut self, m: &Message) -> Result<(), End> {
+        let notice = m.command == "NOTICE";
+        let (target, text) = (m.param(0).to_owned(), m.param(1).to_owned());
+        if target.is_empty() {
+            return self.num("411", &[&format!("No recipient given ({})", m.command)]);
+        }
+        if m.params.len() < 2 || text.is_empty() {
+            return self.num("412", &["No text to send"]);
+        }
+        // CTCP other than ACTION is not carried (clients send VERSION and the like on their own).
+        let text = match text.strip_prefix('\u{1}') {
+            Some(ctcp) => match ctcp.strip_prefix("ACTION ") {
+                Some(action) => format!("/me {}", action.trim_end_matches('\u{1}')),
+                None => return Ok(()),
+            },
+            None => text,
+        };
+        if target.starts_with('#') {
+            let room = match Bridge::room(&target) {
+                Ok(r) => r,
+                Err(_) => return self.num("403", &[&target, "No such channel"]),
+            };
+            if !self.joined.contains(&room) {
+                return self.num("404", &[&target, "Cannot send to channel (join it first)"]);
+            }
+            match self
+                .bridge
+                .send_public(self.who, &self.key, &room, &text)
+                .await
+            {
+                Ok((id, _)) => {
+                    self.remember_sent(id);
+                    Ok(())
+                }
+                Err(e) if notice => {
+                    tracing::debug!(error = %e, "irc: a NOTICE to a room was not sent");
+                    Ok(())
+                }
+                Err(e) => self.num("404", &[&target, &format!("Cannot send to channel: {e}")]),
+            }
+        } else {
+            self.private(&target, &text, notice).await
+        }
+    }
+
+    async fn private(&mut self, target: &str, text: &str, notice: bool) -> Result<(), End> {
+        // A name not in the directory may still be known to the DHT: the send resolves it.
+        let person = self.person(target);
+        match self
+            .bridge
+            .send_private(self.who, &self.key, target, text)
+            .await
+        {
+            Ok(sent) => {
+                let row = &sent.row;
+                self.private_state(row.id, (row.edited_ms, row.deleted));
+                if self.caps.echo_message {
+                    let shown = person
+                        .as_ref()
+                        .map_or(target.to_owned(), |(n, _)| n.clone());
+                    let mut line = Message::new(Some(&self.me()), "PRIVMSG", &[&shown, text]);
+                    line = self.tags(line, row.sent_ms, &hex::encode(row.id));
+                    self.out.send(line)?;
+                }
+                if let Some((name, u)) = person
+                    && u.presence == Presence::Away
+                    && !notice
+                {
+                    self.num(
+                        "301",
+                        &[&name, if u.away.is_empty() { "away" } else { &u.away }],
+                    )?;
+                }
+                Ok(())
+            }
+            Err(BridgeError::Private(crate::dm::PrivateError::UnknownNick(_))) => {
+                self.num("401", &[target, "No such nick"])
+            }
+            Err(BridgeError::Private(e @ crate::dm::PrivateError::KeyChanged { .. })) => {
+                // Never sent: the person must check the safety number first.
+                self.notice(&format!("NOT SENT to {target}: {e}"))
+            }
+            Err(e) if notice => {
+                tracing::debug!(error = %e, "irc: a private NOTICE was not sent");
+                Ok(())
+            }
+            Err(e) => self.notice(&format!("NOT SENT to {target}: {e}")),
+        }
+    }
+
+    /// A failed command: `FAIL` with the reason.
+    fn fail(&self, command: &str, e: &BridgeError) -> Result<(), End> {
+        self.out.send(Message::new(
+            Some(SERVER),
+            "FAIL",
+            &[command, "CANNOT_DO", &super::line::clean(&e.to_string())],
+        ))
+    }
+
+    /// Adds the `time` and `msgid` tags the client asked for.
+    pub fn tags(&self, mut m: Message, unix_ms: u64, id: &str) -> Message {
+        if self.caps.server_time {
+            m = m.tag("time", Some(&reply::time_tag(unix_ms)));
+        }
+        if self.caps.message_tags && !id.is_empty() {
+            m = m.tag("msgid", Some(id));
+        }
+        m
+    }
+}
+
+/// The channel of a room.
+pub fn channel(room: &Room) -> String {
+    format!("#{room}")
+}
+
+fn host_of(u: &Person) -> String {
+    let mask = reply::mask("x", &u.account, &u.node);
+    mask.split_once('!')
+        .map_or(mask.clone(), |(_, h)| h.to_owned())
+}
+
+fn split_mask(mask: &str) -> (String, String) {
+    let uh = mask.split_once('!').map_or(mask, |(_, r)| r);
+    let (u, h) = uh.split_once('@').unwrap_or((uh, SERVER));
+    (u.to_owned(), h.to_owned())
+}
