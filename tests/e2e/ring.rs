@@ -34,6 +34,8 @@ mod hostile_pool;
 mod lan;
 #[path = "ring/membership.rs"]
 mod membership;
+#[path = "ring/offline.rs"]
+mod offline;
 #[path = "ring/people.rs"]
 mod people;
 #[path = "ring/private.rs"]
@@ -42,6 +44,8 @@ mod private;
 mod records;
 #[path = "ring/rejoin.rs"]
 mod rejoin;
+#[path = "ring/revive.rs"]
+mod revive;
 #[path = "ring/send.rs"]
 mod send;
 #[path = "ring/tui.rs"]

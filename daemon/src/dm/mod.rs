@@ -138,6 +138,8 @@ pub struct Dm {
     removals: Mutex<HashMap<[u8; 32], Removals>>,
     /// Wakes the task (a new engine to publish, an early drain).
     wake: Notify,
+    /// Hosted accounts whose node was told of a new mailbox item (`run.rs`).
+    poked: Mutex<std::collections::HashSet<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for Dm {
@@ -176,6 +178,7 @@ impl Dm {
             events: broadcast::channel(WATCH_QUEUE).0,
             removals: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            poked: Mutex::new(std::collections::HashSet::new()),
         }))
     }
 

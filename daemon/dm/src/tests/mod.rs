@@ -639,3 +639,67 @@ fn control_characters_are_refused_when_sent_and_neutralised_when_received() {
         vec!["two\nlines\tand a tab", "\u{fffd}[2Jgotcha\u{fffd}"]
     );
 }
+
+#[test]
+fn a_recipient_seen_online_gets_stored_messages_directly_and_each_once() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    for i in 0..6 {
+        net.with(a, |e, now| e.send_text(b, &format!("m{i}"), now))
+            .expect("sends");
+    }
+    net.tick_all();
+    // Every item went to the mailbox, which the recipient has not read (yet).
+    let stored = std::mem::take(&mut net.wire);
+    assert_eq!(stored.len(), 6);
+    assert!(
+        net.engines[&a]
+            .pending()
+            .iter()
+            .all(|(_, _, s)| *s == Status::Stored)
+    );
+    net.now += 2_000;
+    // The recipient is seen online: every message goes straight to its node, and a direct
+    // attempt that fails leaves the item in the mailbox rather than storing another.
+    let actions = net.with(a, |e, now| e.peer_online(b, now));
+    let mut direct = Vec::new();
+    for x in actions {
+        if let Action::Send {
+            to,
+            seq,
+            value,
+            mailbox,
+            direct_only,
+            ..
+        } = x
+        {
+            assert!(
+                !mailbox && direct_only,
+                "straight to the node, never stored again"
+            );
+            direct.push((to, seq, value));
+        }
+    }
+    assert_eq!(direct.len(), 6);
+    let (_, seq0, _) = direct[0];
+    net.with(a, |e, now| {
+        e.outcome(b, seq0, Delivery::Failed { retry_ms: 1_000 }, now)
+    });
+    assert!(
+        net.engines[&a]
+            .pending()
+            .iter()
+            .all(|(_, _, s)| *s == Status::Stored),
+        "a failed direct attempt keeps the item stored"
+    );
+    // The direct copies arrive, then the recipient reads the mailbox too: each shown once.
+    net.wire = direct.into_iter().map(|(to, _, v)| (to, v)).collect();
+    net.deliver_all(|_| {});
+    net.wire = stored;
+    net.deliver_all(|_| {});
+    let want: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+    assert_eq!(net.texts(2), want);
+    assert!(net.engines[&a].pending().is_empty(), "all acknowledged");
+    // Nothing left to send: seeing the recipient again does nothing.
+    assert!(net.with(a, |e, now| e.peer_online(b, now)).is_empty());
+}
