@@ -76,20 +76,22 @@ fn bob_away_with_six(net: u8, marker: &str) -> Cluster {
 }
 
 /// Restarts Bob, waits until his node is in the ring, and then at most [`PROMPT`] for all 6
-/// messages; checks each shows once. Returns the time from his joining to the last message.
-fn bob_returns(c: &mut Cluster, marker: &str) -> Duration {
+/// messages; checks each shows once. Returns the times from the restart to his joining and to
+/// the last message.
+fn bob_returns(c: &mut Cluster, marker: &str) -> (Duration, Duration) {
+    let start = Instant::now();
     c.restart(BOB, &[]);
     poll(FORM, Duration::from_millis(100), || {
         c.status(BOB).filter(|s| s["joined"] == true).map(|_| ())
     })
     .expect("bob's node joins again");
-    let back = Instant::now();
+    let joined = start.elapsed();
     let want: Vec<String> = (0..6).map(|k| format!("{marker}-{k}")).collect();
     let all = poll(PROMPT, Duration::from_millis(100), || {
         let got = c.received(BOB);
         want.iter().all(|w| got.contains(w)).then_some(())
     });
-    let took = back.elapsed();
+    let took = start.elapsed();
     let got = c.received(BOB);
     assert!(
         all.is_some(),
@@ -108,7 +110,16 @@ fn bob_returns(c: &mut Cluster, marker: &str) -> Duration {
             "{w} shown once: {got:?}"
         );
     }
-    took
+    (joined, took)
+}
+
+/// Waits until Alice's 6 messages are all in Bob's mailbox.
+fn stored(c: &Cluster, marker: &str) {
+    poll(Duration::from_secs(90), Duration::from_millis(250), || {
+        let s = statuses(c, ALICE, marker);
+        (s.len() == 6 && s.iter().all(|s| s == "stored")).then_some(())
+    })
+    .expect("alice's 6 messages are stored in bob's mailbox");
 }
 
 #[test]
@@ -119,42 +130,30 @@ fn offline_messages_arrive_promptly_when_the_recipient_returns_before_the_ack_ti
     c.kill(3);
     std::thread::sleep(Duration::from_secs(5));
     let took = bob_returns(&mut c, "early");
-    eprintln!("bob back before the ack timeout: all 6 after {took:?}");
-    if let Some(alice) = c.live().into_iter().find(|i| *i == ALICE) {
-        poll(FORM, Duration::from_millis(200), || {
-            statuses(&c, alice, "early")
-                .iter()
-                .all(|s| s == "delivered")
-                .then_some(())
-        })
-        .expect("alice sees all 6 delivered");
-    }
+    eprintln!("bob back before the ack timeout: (joined, all 6) {took:?} after his restart");
+    poll(FORM, Duration::from_millis(200), || {
+        let s = statuses(&c, ALICE, "early");
+        (s.len() == 6 && s.iter().all(|s| s == "delivered")).then_some(())
+    })
+    .expect("alice sees all 6 delivered");
 }
 
 #[test]
 fn offline_messages_arrive_promptly_when_the_recipient_returns_after_they_were_stored() {
     let mut c = bob_away_with_six(140, "late");
-    poll(Duration::from_secs(90), Duration::from_millis(250), || {
-        let s = statuses(&c, ALICE, "late");
-        (s.len() == 6 && s.iter().all(|s| s == "stored")).then_some(())
-    })
-    .expect("alice's 6 messages are stored in bob's mailbox");
+    stored(&c, "late");
     c.kill(2);
     c.kill(3);
     let took = bob_returns(&mut c, "late");
-    eprintln!("bob back after his messages were stored: all 6 after {took:?}");
+    eprintln!("bob back after they were stored: (joined, all 6) {took:?} after his restart");
 }
 
 #[test]
 fn offline_messages_arrive_promptly_when_the_sender_is_gone_by_then() {
     let mut c = bob_away_with_six(141, "gone");
-    poll(Duration::from_secs(90), Duration::from_millis(250), || {
-        let s = statuses(&c, ALICE, "gone");
-        (s.len() == 6 && s.iter().all(|s| s == "stored")).then_some(())
-    })
-    .expect("alice's 6 messages are stored in bob's mailbox");
+    stored(&c, "gone");
     stop(&mut c, ALICE);
     c.kill(2);
     let took = bob_returns(&mut c, "gone");
-    eprintln!("bob back after alice stopped: all 6 after {took:?}");
+    eprintln!("bob back after alice stopped: (joined, all 6) {took:?} after his restart");
 }
