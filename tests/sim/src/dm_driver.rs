@@ -46,6 +46,9 @@ use chat_overlay::sim::Sim;
 use chat_overlay::{DirectEvent, Time};
 use ed25519_dalek::SigningKey;
 
+#[path = "dm_presence.rs"]
+mod presence;
+
 /// How often an online account reads its mailbox at most (the daemon's period).
 pub const DRAIN_EVERY: Duration = Duration::from_secs(120);
 /// The second read after the start's; the gap doubles up to [`DRAIN_EVERY`].
@@ -357,18 +360,7 @@ impl Driver {
         self.pump(sim);
         let now = now_ms(sim);
         let hosts: Vec<u32> = self.hosts.keys().copied().collect();
-        // What every node's presence shows: which accounts are online, since which start.
-        let mut online: HashMap<[u8; 32], u64> = HashMap::new();
-        for (&host, h) in &mut self.hosts {
-            let member = sim.members().contains(&sim.hosts[host as usize].peer.id);
-            if member && !h.was_member {
-                h.incarnation += 1;
-            }
-            h.was_member = member && h.engine.is_some();
-            if h.was_member {
-                online.insert(h.signer.verifying_key().to_bytes(), h.incarnation);
-            }
-        }
+        let online = self.online(sim);
         for &host in &hosts {
             self.retry_online(sim, host, &online);
         }
@@ -416,49 +408,6 @@ impl Driver {
             }
         }
         self.pump(sim);
-    }
-
-    /// Sends again, directly, what `host`'s account has unacknowledged for each account seen
-    /// online (in `online`, by incarnation) since it last looked.
-    fn retry_online(&mut self, sim: &mut Sim, host: u32, online: &HashMap<[u8; 32], u64>) {
-        let now = now_ms(sim);
-        let Some(h) = self.hosts.get_mut(&host) else {
-            return;
-        };
-        if !h.was_member {
-            return;
-        }
-        let Some(e) = h.engine.as_mut() else { return };
-        let waiting = e.pending_peers();
-        let stored: Vec<[u8; 32]> = e
-            .pending()
-            .into_iter()
-            .filter(|(_, _, st)| *st == Status::Stored)
-            .map(|(to, _, _)| to)
-            .collect();
-        h.seen.retain(|to, _| waiting.contains(to));
-        let mut actions = Vec::new();
-        for to in waiting {
-            match online.get(&to) {
-                // Seen first: only what waits in the mailbox goes at once (the rest is
-                // being sent); seen back after a change: everything.
-                Some(inc)
-                    if h.seen
-                        .insert(to, *inc)
-                        .map_or(stored.contains(&to), |was| was != *inc) =>
-                {
-                    self.stats.online_retries += 1;
-                    actions.extend(e.peer_online(to, now));
-                }
-                Some(_) => {}
-                None => {
-                    h.seen.remove(&to);
-                }
-            }
-        }
-        if !actions.is_empty() {
-            self.run(sim, host, actions);
-        }
     }
 
     /// Hands the simulator's records and direct events to the engines, until none is left.
@@ -653,20 +602,6 @@ impl Driver {
             self.stats.direct_failed += 1;
             self.put_item(sim, host, to, seq, value, expires_ms);
         }
-    }
-
-    /// Tells `to`'s node, if it is a member, that its mailbox has a new item.
-    pub(crate) fn poke(&mut self, sim: &mut Sim, host: u32, to: [u8; 32]) {
-        let Some(&th) = self.by_account.get(&to) else {
-            return;
-        };
-        let node = sim.hosts[th as usize].peer.id;
-        if !sim.members().contains(&node) || th == host {
-            return;
-        }
-        self.stats.pokes += 1;
-        let t = self.token(host, Op::Poke);
-        sim.send_direct(host, t, node, to.to_vec());
     }
 
     fn direct_received(&mut self, sim: &mut Sim, host: u32, body: Vec<u8>) {
