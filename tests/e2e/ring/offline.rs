@@ -2,8 +2,9 @@
 //! every order (issue 37): Bob's node dies, Alice sends him 6 messages at once, two other
 //! nodes are killed (holders of Bob's mailbox among them, likely), Bob comes back — before
 //! Alice's node gave up waiting for an acknowledgement, after every item is in his mailbox,
-//! or after Alice's node has stopped too. Each time all 6 show exactly once within 10 s of
-//! Bob's node being back in the ring.
+//! after Alice's node has stopped too, or before Alice's node (stopped right after the sends)
+//! comes back. Each time all 6 show exactly once within 10 s of both nodes being back in the
+//! ring.
 
 use std::time::{Duration, Instant};
 
@@ -167,4 +168,51 @@ fn offline_messages_arrive_promptly_when_the_sender_is_gone_by_then() {
     stop(&mut c, ALICE);
     let took = bob_returns(&mut c, "gone");
     eprintln!("bob back after alice stopped: (joined, all 6) {took:?} after his restart");
+}
+
+#[test]
+fn offline_messages_arrive_promptly_when_the_sender_returns_after_the_recipient() {
+    // Alice's node stops right after the sends (her messages may not have left yet: they wait
+    // in her node's store); Bob comes back first, then Alice.
+    let mut c = bob_away_with_six(142, "both");
+    stop(&mut c, ALICE);
+    let (joined, _) = {
+        let start = Instant::now();
+        c.restart(BOB, &[]);
+        poll(FORM, Duration::from_millis(100), || {
+            c.status(BOB).filter(|s| s["joined"] == true).map(|_| ())
+        })
+        .expect("bob's node joins again");
+        (start.elapsed(), ())
+    };
+    let start = Instant::now();
+    c.restart(ALICE, &[]);
+    poll(FORM, Duration::from_millis(100), || {
+        c.status(ALICE).filter(|s| s["joined"] == true).map(|_| ())
+    })
+    .expect("alice's node joins again");
+    let alice_joined = start.elapsed();
+    let want: Vec<String> = (0..6).map(|k| format!("both-{k}")).collect();
+    let all = poll(PROMPT, Duration::from_millis(100), || {
+        let got = c.received(BOB);
+        want.iter().all(|w| got.contains(w)).then_some(())
+    });
+    let got = c.received(BOB);
+    assert!(
+        all.is_some(),
+        "bob has {} of 6 messages {PROMPT:?} after alice's return: {got:?}",
+        want.iter().filter(|w| got.contains(w)).count()
+    );
+    for w in &want {
+        assert_eq!(
+            got.iter().filter(|g| *g == w).count(),
+            1,
+            "{w} shown once: {got:?}"
+        );
+    }
+    eprintln!(
+        "alice back after bob (bob joined {joined:?} after his restart): alice joined {alice_joined:?}, all 6 {:?} after her restart",
+        start.elapsed()
+    );
+    c.await_ring(FORM);
 }
