@@ -44,10 +44,10 @@ fn stop(c: &mut Cluster, i: usize) {
 }
 
 /// Five named nodes; Alice and Bob have talked once (Alice holds Bob's keys and the
-/// conversation is bound), then Bob's node dies (SIGKILL: a power cut, no goodbye, so Alice's
-/// node still shows him online and tries direct delivery first) and Alice sends 6 messages at
-/// once.
-fn bob_away_with_six(net: u8, marker: &str) -> Cluster {
+/// conversation is bound), then Bob's node stops (`stopping`: SIGTERM, while Alice sends) or
+/// dies (SIGKILL: a power cut, no goodbye, so Alice's node still shows him online and tries
+/// direct delivery first) and Alice sends 6 messages at once.
+fn bob_away_with_six(net: u8, marker: &str, stopping: bool) -> Cluster {
     let names = ["alice", "bob", "carol", "dave", "erin"];
     // The ring's own default timers, as a user runs it (not the suite's short ones).
     let mut c = Cluster::new(net);
@@ -73,7 +73,16 @@ fn bob_away_with_six(net: u8, marker: &str) -> Cluster {
             .then_some(())
     })
     .expect("alice lists bob");
-    c.kill(BOB);
+    let mut going = None;
+    if stopping {
+        // Bob stops (SIGTERM) while Alice sends: his node may still take some of them
+        // directly on its way out.
+        let d = c.members[BOB].daemon.take().expect("bob runs");
+        d.signal(rustix::process::Signal::TERM);
+        going = Some(d);
+    } else {
+        c.kill(BOB);
+    }
     for k in 0..6 {
         let text = format!("{marker}-{k}");
         let out = ctl(&c, ALICE, &["dm", "bob", &text]);
@@ -82,6 +91,10 @@ fn bob_away_with_six(net: u8, marker: &str) -> Cluster {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+    if let Some(mut d) = going {
+        d.wait_exit(Duration::from_secs(20))
+            .expect("bob's node stopped");
     }
     // Two other nodes die right after: the ring is repairing while Alice's node tries (direct
     // delivery to a node it may still show online, then puts to holders that may have died).
@@ -142,7 +155,7 @@ fn stored(c: &Cluster, marker: &str) {
 #[test]
 fn offline_messages_arrive_promptly_when_the_recipient_returns_before_the_ack_timeout() {
     // The scenario: Bob returns 5 s later, well within Alice's 30 s wait.
-    let mut c = bob_away_with_six(139, "early");
+    let mut c = bob_away_with_six(139, "early", true);
     std::thread::sleep(Duration::from_secs(5));
     let took = bob_returns(&mut c, "early");
     eprintln!("bob back before the ack timeout: (joined, all 6) {took:?} after his restart");
@@ -155,7 +168,7 @@ fn offline_messages_arrive_promptly_when_the_recipient_returns_before_the_ack_ti
 
 #[test]
 fn offline_messages_arrive_promptly_when_the_recipient_returns_after_they_were_stored() {
-    let mut c = bob_away_with_six(140, "late");
+    let mut c = bob_away_with_six(140, "late", false);
     stored(&c, "late");
     let took = bob_returns(&mut c, "late");
     eprintln!("bob back after they were stored: (joined, all 6) {took:?} after his restart");
@@ -163,7 +176,7 @@ fn offline_messages_arrive_promptly_when_the_recipient_returns_after_they_were_s
 
 #[test]
 fn offline_messages_arrive_promptly_when_the_sender_is_gone_by_then() {
-    let mut c = bob_away_with_six(141, "gone");
+    let mut c = bob_away_with_six(141, "gone", false);
     stored(&c, "gone");
     stop(&mut c, ALICE);
     let took = bob_returns(&mut c, "gone");
@@ -174,7 +187,7 @@ fn offline_messages_arrive_promptly_when_the_sender_is_gone_by_then() {
 fn offline_messages_arrive_promptly_when_the_sender_returns_after_the_recipient() {
     // Alice's node stops right after the sends (her messages may not have left yet: they wait
     // in her node's store); Bob comes back first, then Alice.
-    let mut c = bob_away_with_six(142, "both");
+    let mut c = bob_away_with_six(142, "both", false);
     stop(&mut c, ALICE);
     let (joined, _) = {
         let start = Instant::now();
