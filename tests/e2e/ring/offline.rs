@@ -1,5 +1,5 @@
 //! Private messages to a recipient who was away arrive within seconds of its return, in
-//! every order (issue 37): Bob's node dies, Alice sends him 6 messages at once, two other
+//! every order (issue 37): Bob's node stops or dies, Alice sends him 6 messages at once, two other
 //! nodes are killed (holders of Bob's mailbox among them, likely), Bob comes back — before
 //! Alice's node gave up waiting for an acknowledgement, after every item is in his mailbox,
 //! after Alice's node has stopped too, or before Alice's node (stopped right after the sends)
