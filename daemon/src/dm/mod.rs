@@ -288,7 +288,9 @@ impl Dm {
         let ttl = u64::try_from(self.cfg.ttl.as_millis()).unwrap_or(u64::MAX);
         if let Some((core, peers)) = self.store().load(&account)? {
             match Engine::restore(signer.clone(), ttl, &core, peers) {
-                Some((e, bad)) => {
+                Some((mut e, bad)) => {
+                    // Sends in flight when the node stopped will not report: due now.
+                    e.resume(now);
                     if bad > 0 {
                         warn!(
                             bad,

@@ -8,8 +8,10 @@
 //!
 //! Each address is dialled (all at once) accepting any valid self-signed ed25519 certificate;
 //! the NodeId the certificate proves is learned from it, and from then on that peer is bound
-//! to it like any other (see "First contact" in docs/protocol.md). While no address answers at
-//! all, this task retries with exponential backoff (0.5 s doubling to [`MAX_DELAY`], jittered
+//! to it like any other (see "First contact" in docs/protocol.md). Once one address has
+//! answered, the others get `ANSWER_GRACE` more (a stopped node's address that does not
+//! refuse would hold the join up for a whole handshake timeout). While no address answers at
+//! all, this task retries with exponential backoff (0.5 s doubling to `MAX_DELAY`, jittered
 //! per node so that nodes restarted together do not retry in lockstep). An address that turns
 //! out to be this node is skipped; if every address is this node, the node founds a ring. A
 //! node with no bootstrap configured founds a ring if nobody answers in the first round.
@@ -53,6 +55,9 @@ pub const LAN_WINDOW: Duration = Duration::from_secs(3);
 const LAN_GRACE: Duration = Duration::from_millis(1200);
 
 const FIRST_DELAY: Duration = Duration::from_millis(500);
+/// How long the rest of a round's addresses may still answer once one has: those that answer
+/// later are probed as lost peers rather than waited for.
+const ANSWER_GRACE: Duration = Duration::from_millis(1000);
 /// Longest wait between two rounds: short, so that a node whose configured bootstrap is dead
 /// finds the peers restarted after it within seconds (a round is one dial per address).
 const MAX_DELAY: Duration = Duration::from_secs(8);
@@ -145,12 +150,27 @@ pub async fn run(
         }
         let mut via = Vec::new();
         let mut only_self = true;
-        while let Some(done) = tries.join_next().await {
+        // Once a peer answered, the others get ANSWER_GRACE more: a dead address that does not
+        // refuse (a stopped node's port) would hold the join up for a whole handshake timeout.
+        let mut grace: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match grace {
+                Some(until) => match tokio::time::timeout_at(until, tries.join_next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        tries.abort_all();
+                        break;
+                    }
+                },
+                None => tries.join_next().await,
+            };
+            let Some(done) = next else { break };
             let Ok((addr, result)) = done else { continue };
             match result {
                 Ok(peer) => {
                     info!(%addr, peer = %peer.id.short(), "bootstrap peer answered");
                     only_self = false;
+                    grace.get_or_insert_with(|| tokio::time::Instant::now() + ANSWER_GRACE);
                     if !via.iter().any(|p: &Peer| p.id == peer.id) {
                         via.push(peer);
                     }

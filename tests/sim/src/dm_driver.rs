@@ -317,8 +317,10 @@ impl Driver {
         };
         let peers: Vec<([u8; 32], Vec<u8>)> =
             h.disk.peers.iter().map(|(k, v)| (*k, v.clone())).collect();
-        let (engine, bad) = Engine::restore(h.signer.clone(), MESSAGE_TTL_MS, &h.disk.core, peers)
-            .expect("the engine's own export restores");
+        let (mut engine, bad) =
+            Engine::restore(h.signer.clone(), MESSAGE_TTL_MS, &h.disk.core, peers)
+                .expect("the engine's own export restores");
+        engine.resume(now_ms(sim));
         assert_eq!(bad, 0, "every peer the engine exported restores");
         h.engine = Some(engine);
         h.publish = true;

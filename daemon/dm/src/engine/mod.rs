@@ -466,6 +466,24 @@ impl Engine {
         actions
     }
 
+    /// The node started again with this engine restored: attempts whose outcome it waited for
+    /// when it stopped will never report, so the messages they carried are due now rather than
+    /// after [`OUTCOME_WAIT_MS`].
+    pub fn resume(&mut self, now_ms: u64) {
+        for (to, peer) in &mut self.peers {
+            let mut changed = false;
+            for p in peer.out.pending.values_mut() {
+                if p.status == Status::Queued && p.attempts > 0 && p.next_ms > now_ms {
+                    p.next_ms = now_ms;
+                    changed = true;
+                }
+            }
+            if changed {
+                self.dirty.insert(*to);
+            }
+        }
+    }
+
     /// Whether messages to `to` wait for their acknowledgement.
     pub fn has_pending(&self, to: &[u8; 32]) -> bool {
         self.peers

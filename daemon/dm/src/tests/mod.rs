@@ -703,3 +703,46 @@ fn a_recipient_seen_online_gets_stored_messages_directly_and_each_once() {
     // Nothing left to send: seeing the recipient again does nothing.
     assert!(net.with(a, |e, now| e.peer_online(b, now)).is_empty());
 }
+
+#[test]
+fn a_send_in_flight_when_the_node_stopped_is_made_again_at_once_after_the_restart() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    net.with(a, |e, now| e.send_text(b, "in flight", now))
+        .expect("sends");
+    let sends = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|x| matches!(x, Action::Send { seq, .. } if *seq > 0))
+            .count()
+    };
+    // The attempt goes out (once Bob's bundle is fetched); its outcome never comes: the node
+    // stops with the attempt persisted.
+    let first = net.with(a, |e, now| e.tick(now));
+    assert!(
+        first
+            .iter()
+            .any(|x| matches!(x, Action::FetchBundle { .. }))
+    );
+    let bundle = net.engines[&b].bundle();
+    let out = net.with(a, |e, now| e.bundle_fetched(b, Some(bundle), now));
+    assert_eq!(sends(&out), 1, "the attempt");
+    let ea = net.engines.remove(&a).expect("a");
+    let core = ea.export_core();
+    let peer = ea.export_peer(&b).expect("bob known");
+    let restore = || Engine::restore(account(1), TTL, &core, vec![(b, peer.clone())]);
+    let later = net.now + 1_000;
+    let (mut plain, _) = restore().expect("restores");
+    assert_eq!(
+        sends(&plain.tick(later)),
+        0,
+        "without resume: waits for the outcome"
+    );
+    let (mut resumed, _) = restore().expect("restores");
+    resumed.resume(later);
+    assert_eq!(
+        sends(&resumed.tick(later)),
+        1,
+        "resumed: sent again at once"
+    );
+}
