@@ -23,8 +23,8 @@
 //!
 //! Like the daemon, the driver persists what the engine changed ([`Engine::take_dirty`]) to the
 //! host's "disk" before it carries out any action, so a crash loses nothing the network saw;
-//! a restart restores the engine from that disk ([`Engine::restore`]) and publishes the bundle
-//! again.
+//! a restart restores the engine from that disk ([`Engine::restore`], then [`Engine::resume`]:
+//! sends in flight at the crash are made again at once) and publishes the bundle again.
 //!
 //! The directory of online accounts is deliberately stale: it names every account's node, so
 //! each first attempt goes direct and, when the recipient is away, fails (`NotInRing`) and
