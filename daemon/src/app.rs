@@ -132,7 +132,13 @@ pub async fn run(settings: Settings, reloader: Reloader, notifier: Notifier) -> 
             transport: transport::Config::new(listen_addr, settings.max_connections),
             chord: ring::chord_config(&settings.ring),
             bootstrap: settings.bootstrap.clone(),
-            remembered: remembered.iter().map(|r| r.addr).collect(),
+            remembered: remembered
+                .iter()
+                .map(|r| chat_overlay::Peer {
+                    id: r.id,
+                    addr: r.addr,
+                })
+                .collect(),
             lan: lan.clone(),
         };
         // Broadcasts are verified once, by the ring's validator, and stored by the chat core.

@@ -38,6 +38,8 @@ mod lan;
 mod map;
 #[path = "ring/membership.rs"]
 mod membership;
+#[path = "ring/offline.rs"]
+mod offline;
 #[path = "ring/people.rs"]
 mod people;
 #[path = "ring/private.rs"]
@@ -46,6 +48,8 @@ mod private;
 mod records;
 #[path = "ring/rejoin.rs"]
 mod rejoin;
+#[path = "ring/revive.rs"]
+mod revive;
 #[path = "ring/send.rs"]
 mod send;
 #[path = "ring/trace.rs"]

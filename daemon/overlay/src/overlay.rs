@@ -32,6 +32,12 @@ pub enum Input {
     /// remembered from an earlier run, or found on the LAN): when a whole round of attempts
     /// finds every one of them not a member, the node whose id is lowest founds the ring.
     JoinOrFound { via: Vec<Peer> },
+    /// Peers this node knew in an earlier run that do not answer now (remembered peers whose
+    /// ring is down): kept as lost peers and probed once this node is a member, so that when
+    /// one of them comes back in a ring of its own the two rings merge as after a partition.
+    /// Feed it before the join (or `Create`); this node, and peers already in its routing
+    /// state, are skipped; at most the graveyard's size is kept.
+    Lost { peers: Vec<Peer> },
     /// A message arrived from `from` (the driver has authenticated `from.id`).
     Message { from: Peer, msg: Message },
     /// A timer the node armed has expired.
@@ -284,6 +290,7 @@ impl Overlay {
             Input::Create => self.ring.create(now),
             Input::Join { via } => self.ring.join(now, via),
             Input::JoinOrFound { via } => self.ring.join_or_found(now, via),
+            Input::Lost { peers } => self.ring.lost(now, peers),
             Input::Message { from, msg } => self.ring.on_message(now, from, msg),
             Input::Unreachable(id) => self.ring.on_unreachable(now, id),
             Input::Lookup { key, token } => self.ring.app_lookup(now, key, token),

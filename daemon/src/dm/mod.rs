@@ -138,6 +138,8 @@ pub struct Dm {
     removals: Mutex<HashMap<[u8; 32], Removals>>,
     /// Wakes the task (a new engine to publish, an early drain).
     wake: Notify,
+    /// Hosted accounts whose node was told of a new mailbox item (`run.rs`).
+    poked: Mutex<std::collections::HashSet<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for Dm {
@@ -176,6 +178,7 @@ impl Dm {
             events: broadcast::channel(WATCH_QUEUE).0,
             removals: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            poked: Mutex::new(std::collections::HashSet::new()),
         }))
     }
 
@@ -285,7 +288,9 @@ impl Dm {
         let ttl = u64::try_from(self.cfg.ttl.as_millis()).unwrap_or(u64::MAX);
         if let Some((core, peers)) = self.store().load(&account)? {
             match Engine::restore(signer.clone(), ttl, &core, peers) {
-                Some((e, bad)) => {
+                Some((mut e, bad)) => {
+                    // Sends in flight when the node stopped will not report: due now.
+                    e.resume(now);
                     if bad > 0 {
                         warn!(
                             bad,

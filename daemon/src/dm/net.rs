@@ -80,9 +80,17 @@ impl Dm {
                 seq,
                 value,
                 mailbox,
+                direct_only,
                 expires_ms,
             } => {
-                let outcome = self.deliver(to, value, mailbox, expires_ms).await;
+                let outcome = if direct_only {
+                    self.deliver_direct(to, value).await
+                } else {
+                    self.deliver(to, value, mailbox, expires_ms).await
+                };
+                if matches!(outcome, Delivery::Stored(_)) {
+                    self.poke(to).await;
+                }
                 if seq > 0 {
                     let _ = self.act(signer, |e, now| ((), e.outcome(to, seq, outcome, now)));
                 }
@@ -111,6 +119,44 @@ impl Dm {
                 }
             }
             Action::Show(_) | Action::Status { .. } | Action::Group(_) | Action::Change(_) => {}
+        }
+    }
+
+    /// Delivers `value` straight to account `to`'s node, if it is online; never stores it
+    /// (the item is in the mailbox already).
+    async fn deliver_direct(&self, to: [u8; 32], value: Vec<u8>) -> Delivery {
+        let Some((_, u)) = self
+            .people
+            .user(&to)
+            .filter(|(_, u)| u.presence != Presence::Offline)
+        else {
+            return Delivery::Failed { retry_ms: 15_000 };
+        };
+        let mut body = Vec::with_capacity(32 + value.len());
+        body.extend_from_slice(&to);
+        body.extend_from_slice(&value);
+        match self.direct.send(NodeId(u.node), body).await {
+            Ok(()) => Delivery::Direct,
+            Err(e) => {
+                debug!(error = %e, "direct delivery of a stored item failed; it stays stored");
+                Delivery::Failed { retry_ms: 15_000 }
+            }
+        }
+    }
+
+    /// Tells account `to`'s node, if the directory shows it online, that its mailbox has a new
+    /// item: a direct body of the account alone (32 bytes), which makes that node read the
+    /// mailbox soon (`run.rs`). Best effort: the node reads it at start and periodically anyway.
+    async fn poke(&self, to: [u8; 32]) {
+        let Some((_, u)) = self
+            .people
+            .user(&to)
+            .filter(|(_, u)| u.presence != Presence::Offline)
+        else {
+            return;
+        };
+        if let Err(e) = self.direct.send(NodeId(u.node), to.to_vec()).await {
+            debug!(error = %e, "telling a recipient's node of its mailbox item failed");
         }
     }
 

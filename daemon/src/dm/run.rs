@@ -1,7 +1,15 @@
 //! The service's task: per hosted account, publish the key bundle (and again after each
 //! rotation, every [`chat_dm::engine::ROTATE_MS`] of running time), tick the engine every
-//! second, drain the mailbox at start and every [`DRAIN`]; take what other nodes deliver
-//! directly; prune messages past `chat.retention_days`.
+//! second, drain the mailbox at start, then after [`FIRST_REDRAIN`] doubling up to every
+//! [`DRAIN`] (items put just after the first read are found within seconds), and at once when
+//! a sender's node says it stored an item (a poke: a direct body of the account alone); take
+//! what other nodes deliver directly; prune messages past `chat.retention_days`.
+//!
+//! Each second it also looks at the presence of every account this node's accounts have
+//! unacknowledged messages for: one seen online again (back from offline, or announced anew
+//! from a restarted node) gets them all directly at once ([`chat_dm::Engine::peer_online`]),
+//! instead of waiting for an acknowledgement's timeout or its next mailbox read; one seen
+//! online for the first time (this node just started) gets at once what waits in its mailbox.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,10 +23,15 @@ use tracing::{debug, info, warn};
 
 use super::Dm;
 use crate::direct::Received;
+use crate::people::event::Presence;
 use crate::records::unix_ms;
 
-/// How often each account's mailbox is read.
+/// How often each account's mailbox is read, at most.
 pub const DRAIN: Duration = Duration::from_secs(120);
+/// The second read after the first, at start; the gap doubles up to [`DRAIN`].
+pub const FIRST_REDRAIN: Duration = Duration::from_secs(2);
+/// Shortest gap between two reads a poke asks for (pokes come from anyone).
+const POKE_GAP: Duration = Duration::from_secs(1);
 /// How often the engines are ticked.
 const TICK: Duration = Duration::from_secs(1);
 /// Lifetime of a published key bundle (renewed by the records layer while the node runs).
@@ -28,7 +41,28 @@ const BUNDLE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 struct AccountClock {
     published: bool,
     drained_ms: u64,
+    /// When the next read is due.
+    next_drain_ms: u64,
+    /// The gap to the read after it.
+    gap_ms: u64,
 }
+
+impl AccountClock {
+    /// A read was made at `now`: the next one after the current gap, which doubles.
+    fn drained(&mut self, now: u64) {
+        self.drained_ms = now;
+        self.gap_ms = if self.gap_ms == 0 {
+            FIRST_REDRAIN.as_millis() as u64
+        } else {
+            (self.gap_ms * 2).min(DRAIN.as_millis() as u64)
+        };
+        self.next_drain_ms = now + self.gap_ms;
+    }
+}
+
+/// What an account that messages wait for looked like when last seen online: when its
+/// presence began and its node. A change means it came back.
+type Seen = HashMap<([u8; 32], [u8; 32]), (u64, [u8; 32])>;
 
 impl Dm {
     /// Runs the service until the process ends.
@@ -47,22 +81,31 @@ impl Dm {
             }
         }
         let mut clocks: HashMap<[u8; 32], AccountClock> = HashMap::new();
+        let mut seen: Seen = HashMap::new();
         let mut prune_ms = 0;
         loop {
             let now = unix_ms();
             for (_, signer) in self.people.hosted_keys() {
                 let account = signer.verifying_key().to_bytes();
                 let clock = clocks.entry(account).or_default();
+                let poked = self.take_poke(&account);
                 if !clock.published {
                     // Drain before publishing: items sealed to the keys of before a rotation
                     // are read while those keys are still held.
                     self.drain(&signer).await;
-                    clock.drained_ms = unix_ms();
+                    clock.drained(unix_ms());
                     clock.published = self.publish(&signer, false).await;
-                } else if unix_ms().saturating_sub(clock.drained_ms) >= DRAIN.as_millis() as u64 {
+                } else if unix_ms() >= clock.next_drain_ms
+                    || (poked
+                        && unix_ms().saturating_sub(clock.drained_ms)
+                            >= POKE_GAP.as_millis() as u64)
+                {
                     self.drain(&signer).await;
-                    clock.drained_ms = unix_ms();
+                    clock.drained(unix_ms());
+                } else if poked {
+                    clock.next_drain_ms = clock.drained_ms + POKE_GAP.as_millis() as u64;
                 }
+                self.retry_online(&signer, &mut seen);
                 let rotate = self
                     .act(&signer, |e, now| (e.rotation_due(now), e.tick(now)))
                     .unwrap_or(false);
@@ -89,11 +132,58 @@ impl Dm {
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
                 _ = self.wake.notified() => {
-                    // Something changed: drain everyone soon (a bundle arrived, a new account).
+                    // Something changed: drain everyone soon (a bundle arrived, a new account,
+                    // a poke).
+                    let soon = unix_ms() + FIRST_REDRAIN.as_millis() as u64;
                     for c in clocks.values_mut() {
-                        c.drained_ms = c.drained_ms.min(unix_ms().saturating_sub(DRAIN.as_millis() as u64 - 2_000));
+                        c.next_drain_ms = c.next_drain_ms.min(soon);
                     }
                 }
+            }
+        }
+    }
+
+    /// Whether `account`'s node was poked since the last call.
+    fn take_poke(&self, account: &[u8; 32]) -> bool {
+        self.poked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(account)
+    }
+
+    /// Sends again, directly, what `signer`'s account has unacknowledged for each account
+    /// seen online again since the last call (see the module's comment).
+    fn retry_online(self: &Arc<Self>, signer: &SigningKey, seen: &mut Seen) {
+        let account = signer.verifying_key().to_bytes();
+        let (waiting, stored) = self
+            .engines()
+            .get(&account)
+            .map(|e| {
+                let stored: Vec<[u8; 32]> = e
+                    .pending()
+                    .into_iter()
+                    .filter(|(_, _, st)| *st == chat_dm::Status::Stored)
+                    .map(|(to, _, _)| to)
+                    .collect();
+                (e.pending_peers(), stored)
+            })
+            .unwrap_or_default();
+        seen.retain(|(a, to), _| *a != account || waiting.contains(to));
+        for to in waiting {
+            let now = match self.people.user(&to) {
+                Some((_, u)) if u.presence != Presence::Offline => (u.since_ms, u.node),
+                _ => {
+                    seen.remove(&(account, to));
+                    continue;
+                }
+            };
+            // Seen first (just sent to, or this node just started): only what waits in the
+            // mailbox goes at once, the rest is under way; seen back after a change:
+            // everything.
+            let was = seen.insert((account, to), now);
+            if was.map_or(stored.contains(&to), |was| was != now) {
+                debug!("a recipient of waiting private messages is online: sending them directly");
+                let _ = self.act(signer, |e, now| ((), e.peer_online(to, now)));
             }
         }
     }
@@ -160,11 +250,27 @@ impl Dm {
     /// Takes items other nodes delivered directly: `recipient account ‖ sealed value`.
     async fn take_direct(self: Arc<Self>, mut rx: tokio::sync::mpsc::Receiver<Received>) {
         while let Some((_from, body)) = rx.recv().await {
-            if body.len() <= 32 {
+            if body.len() < 32 {
                 continue;
             }
             let mut to = [0u8; 32];
             to.copy_from_slice(&body[..32]);
+            if body.len() == 32 {
+                // A poke: a sender's node stored an item in this account's mailbox.
+                if self
+                    .people
+                    .hosted_keys()
+                    .iter()
+                    .any(|(_, k)| k.verifying_key().to_bytes() == to)
+                {
+                    self.poked
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(to);
+                    self.wake.notify_one();
+                }
+                continue;
+            }
             let Some((_, signer)) = self
                 .people
                 .hosted_keys()

@@ -8,25 +8,32 @@
 //!
 //! Each address is dialled (all at once) accepting any valid self-signed ed25519 certificate;
 //! the NodeId the certificate proves is learned from it, and from then on that peer is bound
-//! to it like any other (see "First contact" in docs/protocol.md). The peers learned are handed
-//! to the overlay as `Input::Join { via }`; the overlay's own `JoinRetry` then retries the join
-//! with backoff through them. While no address answers at all, this task retries with
-//! exponential backoff (0.5 s doubling to 30 s, jittered per node so that nodes restarted
-//! together do not retry in lockstep). An address that turns out to be this node is skipped;
-//! if every address is this node, the node founds a ring. A node with no bootstrap configured
-//! that only has remembered peers founds a ring if none of them answers in the first round.
+//! to it like any other (see "First contact" in docs/protocol.md). Once one address has
+//! answered, the others get `ANSWER_GRACE` more (a stopped node's address that does not
+//! refuse would hold the join up for a whole handshake timeout). While no address answers at
+//! all, this task retries with exponential backoff (0.5 s doubling to `MAX_DELAY`, jittered
+//! per node so that nodes restarted together do not retry in lockstep). An address that turns
+//! out to be this node is skipped; if every address is this node, the node founds a ring. A
+//! node with no bootstrap configured founds a ring if nobody answers in the first round.
+//!
+//! The peers that answer are handed to the overlay as `Input::JoinOrFound`, configured
+//! bootstrap or not: any of them may be waiting for a ring itself (nodes started together on
+//! one LAN, or a whole network restarted after a power cut, each finding the others through
+//! its remembered peers while the configured bootstrap is dead). The overlay joins through
+//! whichever is a member; when a whole round finds every one of them not a member, the one
+//! with the lowest NodeId founds the ring the others join, so joiners never wait on each other
+//! for ever. The remembered peers that did not answer go first as `Input::Lost`: the overlay
+//! probes them once it is a member, so a ring one of them comes back in later (it remembered
+//! nobody who was up) merges with ours.
 //!
 //! With LAN discovery on (`crate::discovery::mdns`), the peers seen on the LAN are tried too;
-//! a node with no bootstrap first listens for announcements for up to [`LAN_WINDOW`]. Without
-//! a configured bootstrap the join is `Input::JoinOrFound`: the contacts may be waiting for a
-//! ring themselves (started together on one LAN, or restarted together remembering each
-//! other), and then the one with the lowest NodeId founds the ring the others join.
+//! a node with no bootstrap first listens for announcements for up to [`LAN_WINDOW`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chat_overlay::{Input, Message, NodeId};
+use chat_overlay::{Input, Message, NodeId, Peer};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -48,7 +55,12 @@ pub const LAN_WINDOW: Duration = Duration::from_secs(3);
 const LAN_GRACE: Duration = Duration::from_millis(1200);
 
 const FIRST_DELAY: Duration = Duration::from_millis(500);
-const MAX_DELAY: Duration = Duration::from_secs(30);
+/// How long the rest of a round's addresses may still answer once one has: those that answer
+/// later are probed as lost peers rather than waited for.
+const ANSWER_GRACE: Duration = Duration::from_millis(1000);
+/// Longest wait between two rounds: short, so that a node whose configured bootstrap is dead
+/// finds the peers restarted after it within seconds (a round is one dial per address).
+const MAX_DELAY: Duration = Duration::from_secs(8);
 
 /// Where to look for the ring.
 #[derive(Debug, Clone)]
@@ -57,6 +69,8 @@ pub struct Contacts {
     pub addrs: Vec<PeerAddr>,
     /// Found a ring if nobody answers the first round (no bootstrap was configured).
     pub found_if_silent: bool,
+    /// The remembered peers, with their ids: those that do not answer are probed later.
+    pub remembered: Vec<Peer>,
     /// This node, for the retry jitter.
     pub me: NodeId,
     /// Where the retry state is shown.
@@ -136,13 +150,28 @@ pub async fn run(
         }
         let mut via = Vec::new();
         let mut only_self = true;
-        while let Some(done) = tries.join_next().await {
+        // Once a peer answered, the others get ANSWER_GRACE more: a dead address that does not
+        // refuse (a stopped node's port) would hold the join up for a whole handshake timeout.
+        let mut grace: Option<tokio::time::Instant> = None;
+        loop {
+            let next = match grace {
+                Some(until) => match tokio::time::timeout_at(until, tries.join_next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        tries.abort_all();
+                        break;
+                    }
+                },
+                None => tries.join_next().await,
+            };
+            let Some(done) = next else { break };
             let Ok((addr, result)) = done else { continue };
             match result {
                 Ok(peer) => {
                     info!(%addr, peer = %peer.id.short(), "bootstrap peer answered");
                     only_self = false;
-                    if !via.iter().any(|p: &chat_overlay::Peer| p.id == peer.id) {
+                    grace.get_or_insert_with(|| tokio::time::Instant::now() + ANSWER_GRACE);
+                    if !via.iter().any(|p: &Peer| p.id == peer.id) {
                         via.push(peer);
                     }
                 }
@@ -157,11 +186,9 @@ pub async fn run(
         if !errors.is_empty() {
             only_self = false;
         }
-        let input = if !via.is_empty() && contacts.found_if_silent {
-            // Nobody was named to join through: the peers may be waiting too.
-            Some(Input::JoinOrFound { via })
-        } else if !via.is_empty() {
-            Some(Input::Join { via })
+        let input = if !via.is_empty() {
+            // Any of them may be waiting for a ring too (see the module's comment).
+            Some(Input::JoinOrFound { via: via.clone() })
         } else if only_self && addrs.is_empty() {
             info!(
                 "no peer to try (none configured, remembered or on the LAN): founding a new ring"
@@ -178,6 +205,16 @@ pub async fn run(
         };
         if let Some(input) = input {
             contacts.membership.set_retry(None);
+            let silent: Vec<Peer> = contacts
+                .remembered
+                .iter()
+                .filter(|r| r.id != contacts.me && !via.iter().any(|p| p.id == r.id))
+                .copied()
+                .collect();
+            if !silent.is_empty() {
+                let lost = Input::Lost { peers: silent };
+                let _ = driver.send(DriverCommand::Input(lost)).await;
+            }
             let _ = driver.send(DriverCommand::Input(input)).await;
             return;
         }

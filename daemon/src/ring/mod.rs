@@ -170,8 +170,9 @@ pub struct RingConfig {
     pub chord: ChordConfig,
     /// Addresses to join through; empty founds a ring (unless a remembered peer answers).
     pub bootstrap: Vec<crate::config::PeerAddr>,
-    /// Peers remembered from an earlier run, tried beside the bootstrap.
-    pub remembered: Vec<SocketAddr>,
+    /// Peers remembered from an earlier run (their ids then, and addresses), tried beside the
+    /// bootstrap.
+    pub remembered: Vec<Peer>,
     /// LAN discovery, when on: its peers are tried too.
     pub lan: Option<Arc<crate::discovery::mdns::Lan>>,
 }
@@ -258,8 +259,8 @@ pub fn start(
         });
     }
     let mut addrs = cfg.bootstrap.clone();
-    for a in &cfg.remembered {
-        let a = crate::config::PeerAddr::Ip(*a);
+    for r in &cfg.remembered {
+        let a = crate::config::PeerAddr::Ip(r.addr);
         if !addrs.contains(&a) && a != crate::config::PeerAddr::Ip(listen) {
             addrs.push(a);
         }
@@ -270,6 +271,7 @@ pub fn start(
         let contacts = bootstrap::Contacts {
             addrs,
             found_if_silent: cfg.bootstrap.is_empty(),
+            remembered: cfg.remembered.clone(),
             me: node.id(),
             membership: node.membership(),
             lan: cfg.lan.clone(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::cluster::{Cluster, poll};
 
 /// Waits until member `i` has written the ids of `others` to its remembered peers.
-fn remembers(c: &Cluster, i: usize, others: &[usize]) {
+pub fn remembers(c: &Cluster, i: usize, others: &[usize]) {
     let file = c.members[i].dir.join("data/peers");
     let ok = poll(Duration::from_secs(30), Duration::from_millis(200), || {
         let text = std::fs::read_to_string(&file).ok()?;

@@ -11,13 +11,20 @@
 //! - `Remove` → a mailbox removal (`Value::Removed`, at most [`MAX_REMOVED`] hashes a record),
 //!   signed by the account, put with `own: true`; the hashes of one tick go together (a
 //!   mailbox read whose senders' bundles arrive one by one makes one `Remove` per sender).
-//! - Every [`DRAIN_EVERY`] and once the node is a member after a start, the account reads its
-//!   own mailbox and hands the items to [`Engine::receive`].
+//!   With `direct_only` (an item already stored, sent again because its recipient came back)
+//!   a failed direct send is reported as `Failed`, never stored again. A stored item (not an
+//!   ack) pokes the recipient's node when it is a member: a direct body of the account alone.
+//! - Once the node is a member after a start, the account reads its own mailbox and hands the
+//!   items to [`Engine::receive`]; again after [`FIRST_REDRAIN`], the gap doubling up to
+//!   [`DRAIN_EVERY`]; and at once (at most every second) when poked.
+//! - Presence: each tick, a sender with unacknowledged messages for an account whose node is a
+//!   member again since it last looked (a new incarnation, as the daemon's directory sees a
+//!   fresh announcement) calls [`Engine::peer_online`].
 //!
 //! Like the daemon, the driver persists what the engine changed ([`Engine::take_dirty`]) to the
 //! host's "disk" before it carries out any action, so a crash loses nothing the network saw;
-//! a restart restores the engine from that disk ([`Engine::restore`]) and publishes the bundle
-//! again.
+//! a restart restores the engine from that disk ([`Engine::restore`], then [`Engine::resume`]:
+//! sends in flight at the crash are made again at once) and publishes the bundle again.
 //!
 //! The directory of online accounts is deliberately stale: it names every account's node, so
 //! each first attempt goes direct and, when the recipient is away, fails (`NotInRing`) and
@@ -39,8 +46,13 @@ use chat_overlay::sim::Sim;
 use chat_overlay::{DirectEvent, Time};
 use ed25519_dalek::SigningKey;
 
-/// How often an online account reads its mailbox (the daemon's period).
+#[path = "dm_presence.rs"]
+mod presence;
+
+/// How often an online account reads its mailbox at most (the daemon's period).
 pub const DRAIN_EVERY: Duration = Duration::from_secs(120);
+/// The second read after the start's; the gap doubles up to [`DRAIN_EVERY`].
+pub const FIRST_REDRAIN: Duration = Duration::from_secs(2);
 /// Lifetime of a published bundle record.
 pub const BUNDLE_TTL_MS: u64 = 7 * 24 * 3_600_000;
 /// Undelivered messages are given up after this long (the engine's `ttl_ms`).
@@ -66,7 +78,16 @@ struct Hosted {
     /// The bundle is to be published once the node is a member.
     publish: bool,
     next_drain: Time,
+    /// The gap after the next read.
+    drain_gap: Duration,
     draining: bool,
+    /// Poked since the last read.
+    poked: bool,
+    /// How many times the node became a member (what other nodes' presence shows).
+    incarnation: u64,
+    was_member: bool,
+    /// Per recipient with messages waiting: its incarnation when last seen online.
+    seen: BTreeMap<[u8; 32], u64>,
     /// Versions of this account's removals (a mailbox item's version is a nonce).
     removals: u64,
     /// Items taken since the last tick, removed together then (one removal record for up
@@ -96,7 +117,9 @@ enum Op {
         seq: u64,
         value: Vec<u8>,
         expires_ms: u64,
+        direct_only: bool,
     },
+    Poke,
 }
 
 /// The driver's counters.
@@ -124,6 +147,9 @@ pub struct DmStats {
     pub removals_failed: u64,
     /// Direct bodies received that named another account or were too short.
     pub misaddressed: u64,
+    /// Pokes sent after a stored item, and senders' direct retries to a recipient seen online.
+    pub pokes: u64,
+    pub online_retries: u64,
 }
 
 /// The driver for every hosted account of a simulation.
@@ -201,7 +227,12 @@ impl Driver {
             disk: Disk::default(),
             publish: true,
             next_drain: sim.now(),
+            drain_gap: FIRST_REDRAIN,
             draining: false,
+            poked: false,
+            incarnation: 0,
+            was_member: false,
+            seen: BTreeMap::new(),
             removals: 0,
             removing: Vec::new(),
         };
@@ -272,6 +303,7 @@ impl Driver {
         if let Some(h) = self.hosts.get_mut(&host) {
             h.engine = None;
             h.draining = false;
+            h.was_member = false;
         }
         self.ops.retain(|(h, _), _| *h != host);
     }
@@ -285,13 +317,17 @@ impl Driver {
         };
         let peers: Vec<([u8; 32], Vec<u8>)> =
             h.disk.peers.iter().map(|(k, v)| (*k, v.clone())).collect();
-        let (engine, bad) = Engine::restore(h.signer.clone(), MESSAGE_TTL_MS, &h.disk.core, peers)
-            .expect("the engine's own export restores");
+        let (mut engine, bad) =
+            Engine::restore(h.signer.clone(), MESSAGE_TTL_MS, &h.disk.core, peers)
+                .expect("the engine's own export restores");
+        engine.resume(now_ms(sim));
         assert_eq!(bad, 0, "every peer the engine exported restores");
         h.engine = Some(engine);
         h.publish = true;
         h.next_drain = sim.now();
+        h.drain_gap = FIRST_REDRAIN;
         h.draining = false;
+        h.seen.clear();
     }
 
     /// Messages every running engine still waits to have acknowledged.
@@ -326,6 +362,10 @@ impl Driver {
         self.pump(sim);
         let now = now_ms(sim);
         let hosts: Vec<u32> = self.hosts.keys().copied().collect();
+        let online = self.online(sim);
+        for &host in &hosts {
+            self.retry_online(sim, host, &online);
+        }
         for host in hosts {
             let member = sim.members().contains(&sim.hosts[host as usize].peer.id);
             let Some(h) = self.hosts.get_mut(&host) else {
@@ -338,10 +378,12 @@ impl Driver {
             let me = e.me();
             let publish = member && std::mem::take(&mut h.publish);
             let bundle = publish.then(|| e.bundle());
-            let drain = member && !h.draining && sim.now() >= h.next_drain;
+            let drain = member && !h.draining && (sim.now() >= h.next_drain || h.poked);
             if drain {
                 h.draining = true;
-                h.next_drain = sim.now() + DRAIN_EVERY;
+                h.poked = false;
+                h.next_drain = sim.now() + h.drain_gap;
+                h.drain_gap = (h.drain_gap * 2).min(DRAIN_EVERY);
             }
             self.run(sim, host, actions);
             if let Some(b) = bundle {
@@ -439,7 +481,11 @@ impl Driver {
                         retry_ms: FAILED_RETRY_MS,
                     }
                 };
-                e.outcome(to, seq, d, now)
+                let actions = e.outcome(to, seq, d, now);
+                if ok {
+                    self.poke(sim, host, to);
+                }
+                actions
             }
             Op::Reput { to, seq } => {
                 if result != Err(RecordError::Removed) {
@@ -461,7 +507,7 @@ impl Driver {
                 }
                 return;
             }
-            Op::Fetch { .. } | Op::Drain | Op::Direct { .. } => return,
+            Op::Fetch { .. } | Op::Drain | Op::Direct { .. } | Op::Poke => return,
         };
         self.run(sim, host, actions);
     }
@@ -527,6 +573,7 @@ impl Driver {
             seq,
             value,
             expires_ms,
+            direct_only,
         } = op
         else {
             return;
@@ -542,6 +589,17 @@ impl Driver {
             };
             let actions = e.outcome(to, seq, Delivery::Direct, now);
             self.run(sim, host, actions);
+        } else if direct_only {
+            self.stats.direct_failed += 1;
+            let now = now_ms(sim);
+            let Some(e) = self.hosts.get_mut(&host).and_then(|h| h.engine.as_mut()) else {
+                return;
+            };
+            let failed = Delivery::Failed {
+                retry_ms: FAILED_RETRY_MS,
+            };
+            let actions = e.outcome(to, seq, failed, now);
+            self.run(sim, host, actions);
         } else {
             self.stats.direct_failed += 1;
             self.put_item(sim, host, to, seq, value, expires_ms);
@@ -556,6 +614,11 @@ impl Driver {
         let Some(e) = h.engine.as_mut() else { return };
         if body.len() < 32 || body[..32] != e.me() {
             self.stats.misaddressed += 1;
+            return;
+        }
+        if body.len() == 32 {
+            // A poke: read the mailbox at the next tick (at most one read at a time).
+            h.poked = true;
             return;
         }
         let actions = e.receive(vec![(None, body[32..].to_vec())], now);
@@ -602,6 +665,7 @@ impl Driver {
                     seq,
                     value,
                     mailbox,
+                    direct_only,
                     expires_ms,
                 } => {
                     let node = self
@@ -620,10 +684,12 @@ impl Driver {
                                     seq,
                                     value,
                                     expires_ms,
+                                    direct_only,
                                 },
                             );
                             sim.send_direct(host, t, node, body);
                         }
+                        _ if direct_only => {}
                         _ => self.put_item(sim, host, to, seq, value, expires_ms),
                     }
                 }

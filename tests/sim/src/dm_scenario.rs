@@ -6,13 +6,18 @@
 //! 30 % of the other nodes (senders included) crash in three waves. Crashed senders restart
 //! five minutes later with their engine restored from what it persisted; the rest stay down.
 //! After more than 1.3 re-put periods the recipients come back (same node id, engine
-//! restored) and read their mailboxes every 120 s.
+//! restored) and read their mailboxes at once, then after 2 s doubling up to every 120 s (and
+//! when a sender's node pokes them); their senders, seeing them online again, send what waits
+//! directly. Other orders ([`DmOrder`]): `early` — the recipients come back right after the
+//! sends, while items are still on their way, and the crash waves spare the senders;
+//! `senders-gone` — every sender stops for good once its items are stored, before the
+//! recipients return.
 //!
 //! Reported: `lost` (messages never shown), `duplicates` (shown more than once), `out_of_order`
 //! (shown out of the sender's order), `outboxes_pending` (messages a sender still waits to
 //! have acknowledged), the mailbox items that lost every replica in a crash wave and how many
-//! lacked a copy when the recipients returned, re-puts, and how long the recipients took to
-//! see everything.
+//! lacked a copy when the recipients returned, re-puts, how long the recipients took to see
+//! everything, and the slowest message counted from its recipient's own return.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -26,7 +31,7 @@ use rand::Rng;
 
 use crate::dm_driver::Driver;
 use crate::report::Report;
-use crate::scenario::{Params, secs};
+use crate::scenario::{DmOrder, Params, secs};
 
 /// The driver acts (ticks the engines) this often.
 const TICK: Duration = Duration::from_secs(1);
@@ -138,7 +143,12 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     shuffle(sim, &mut live);
     let recipients: Vec<u32> = live[..r].to_vec();
     let senders: Vec<u32> = live[r..r + s].to_vec();
-    let pool: Vec<u32> = live[r..].to_vec();
+    // The crash waves' victims: senders too only in the late order.
+    let pool: Vec<u32> = if p.dm_order == DmOrder::Late {
+        live[r..].to_vec()
+    } else {
+        live[r + s..].to_vec()
+    };
     let sender_set: BTreeSet<u32> = senders.iter().copied().collect();
     let rcpt_accounts: Vec<[u8; 32]> = recipients
         .iter()
@@ -273,11 +283,34 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     rep.put("senders_crashed", senders_crashed);
     rep.put("items_lost_every_replica", lost_all);
 
-    // The DHT repairs; the restarted senders re-put what lost its copies.
-    let back_at =
-        last_wave + Duration::from_millis((REPUT_MS as f64 * 1.3) as u64) + Duration::from_secs(60);
-    w.advance(sim, back_at.max(sim.now()));
+    match p.dm_order {
+        DmOrder::Late => {
+            // The DHT repairs; the restarted senders re-put what lost its copies.
+            let back_at = last_wave
+                + Duration::from_millis((REPUT_MS as f64 * 1.3) as u64)
+                + Duration::from_secs(60);
+            w.advance(sim, back_at.max(sim.now()));
+        }
+        DmOrder::Early => w.advance_for(sim, Duration::from_secs(2)),
+        DmOrder::SendersGone => {
+            // Every sender waits until all it sent is stored, then stops for good.
+            let until = sim.now() + p.settle_max;
+            while sim.now() < until
+                && senders.iter().any(|h| {
+                    w.d.engine(*h)
+                        .is_some_and(|e| e.pending().iter().any(|(_, _, st)| *st != Status::Stored))
+                })
+            {
+                w.advance_for(sim, TICK);
+            }
+            for &h in &senders {
+                w.d.stop(sim, h, true);
+            }
+            w.advance_for(sim, Duration::from_secs(5));
+        }
+    }
     let restarted_all = w.restarts.is_empty();
+    rep.put("dm_order", format!("{:?}", p.dm_order));
     rep.put("senders_restarted", senders_crashed - w.restarts.len());
     rep.put("restarts_done", restarted_all);
     rep.put(
@@ -290,19 +323,37 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     // 5. The recipients return and read their mailboxes.
     let returned = sim.now();
     let gap = Duration::from_secs(20).div_f64(recipients.len().max(1) as f64);
+    let mut back_at: HashMap<u32, Time> = HashMap::new();
+    let mut slowest = Duration::ZERO;
+    let mut scanned = 0;
     for &h in &recipients {
         let via = sim.random_member().expect("members");
         w.d.restart(sim, h, via);
+        back_at.insert(h, sim.now());
         let next = sim.now() + gap;
         w.advance(sim, next);
+        for (host, _) in &w.d.shown[scanned..] {
+            if let Some(t) = back_at.get(host) {
+                slowest = slowest.max(sim.now().since(*t));
+            }
+        }
+        scanned = w.d.shown.len();
     }
     let mut all_shown_at = None;
     let mut all_acked_at = None;
-    let mut shown_count: HashMap<usize, usize> = HashMap::new();
-    let mut scanned = 0;
+    let mut shown_count: HashMap<usize, usize> = w.d.shown[..scanned]
+        .iter()
+        .filter_map(|(_, sh)| sh.text.parse::<usize>().ok())
+        .fold(HashMap::new(), |mut m, kk| {
+            *m.entry(kk).or_insert(0) += 1;
+            m
+        });
     while sim.now().since(returned) < DRAIN_MAX {
         w.advance_for(sim, TICK);
-        for (_, sh) in &w.d.shown[scanned..] {
+        for (host, sh) in &w.d.shown[scanned..] {
+            if let Some(t) = back_at.get(host) {
+                slowest = slowest.max(sim.now().since(*t));
+            }
             if let Ok(kk) = sh.text.parse::<usize>() {
                 *shown_count.entry(kk).or_insert(0) += 1;
             }
@@ -406,6 +457,13 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     rep.put("outboxes_pending", w.d.pending());
     rep.put("all_shown_seconds_after_return", all_shown_at);
     rep.put("all_acknowledged_seconds_after_return", all_acked_at);
+    // Each message counted from its own recipient's return (to the tick it was shown in).
+    rep.put(
+        "slowest_message_seconds_after_own_return",
+        slowest.as_secs_f64(),
+    );
+    rep.put("pokes", w.d.stats.pokes);
+    rep.put("online_retries", w.d.stats.online_retries);
     let st = w.d.stats.clone();
     rep.put("direct_ok", st.direct_ok);
     rep.put("direct_failed", st.direct_failed);

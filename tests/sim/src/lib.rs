@@ -14,4 +14,4 @@ pub mod scenario;
 
 pub use chat_overlay::sim::{Sim, SimConfig};
 pub use report::Report;
-pub use scenario::{Params, Scenario, run};
+pub use scenario::{DmOrder, Params, Scenario, run};

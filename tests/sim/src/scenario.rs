@@ -37,6 +37,10 @@ pub enum Scenario {
     /// Private messages to offline recipients while nodes crash: every node hosts an account
     /// with a real `chat_dm` engine; the recipients come back and read their mailboxes.
     Dm,
+    /// Every node of the settled ring goes down (a site's power cut); a random subset
+    /// (`--back`) comes back one by one in random order, each with only the peers it
+    /// remembered and no bootstrap, as the daemon restarts: one ring of them must form.
+    Revive,
 }
 
 impl Scenario {
@@ -51,8 +55,23 @@ impl Scenario {
             Scenario::Merge => "merge",
             Scenario::Presence => "presence",
             Scenario::Dm => "dm",
+            Scenario::Revive => "revive",
         }
     }
+}
+
+/// When the dm scenario's recipients come back, and whether their senders are up then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DmOrder {
+    /// After every item is in their mailbox and the crash waves (senders among the victims,
+    /// restarted) are repaired.
+    Late,
+    /// Right after the sends, while items are still on their way (direct attempts failing,
+    /// puts under way); the crash waves spare the senders (mailbox holders die).
+    Early,
+    /// After every item is stored and every sender has stopped for good: only the mailbox
+    /// (whose holders the crash waves hit) and the recipients' reads remain.
+    SendersGone,
 }
 
 /// Parameters of a run.
@@ -96,6 +115,12 @@ pub struct Params {
     pub recipients: Option<usize>,
     /// Private messages sent to them (dm scenario; default one per node).
     pub messages: Option<usize>,
+    /// When the recipients come back (dm scenario).
+    pub dm_order: DmOrder,
+    /// Nodes that come back (revive scenario; default a quarter).
+    pub back: Option<usize>,
+    /// Gap between two returns (revive scenario).
+    pub back_gap: Duration,
     /// Network model and protocol settings.
     pub sim: SimConfig,
     /// Print the ring's state to stderr while settling.
@@ -130,6 +155,9 @@ impl Params {
             liars: 0,
             recipients: None,
             messages: None,
+            dm_order: DmOrder::Late,
+            back: None,
+            back_gap: Duration::from_millis(200),
             progress: false,
             sim: SimConfig {
                 seed,
@@ -162,6 +190,7 @@ pub fn run(p: &Params) -> Report {
         Scenario::Merge => merge(&mut sim, p, &mut rep),
         Scenario::Presence => crate::presence_scenario::run(&mut sim, p, &mut rep),
         Scenario::Dm => crate::dm_scenario::run(&mut sim, p, &mut rep),
+        Scenario::Revive => revive(&mut sim, p, &mut rep),
     }
     let check = oracle::check(&sim);
     let final_lookups = measure_lookups(&mut sim, p.lookups);
@@ -457,6 +486,52 @@ fn merge(sim: &mut Sim, p: &Params, rep: &mut Report) {
     let t = repair(sim, p.settle_max);
     rep.put("merge_seconds", t);
     rep.put("merge_messages", sim.net.delivered - before);
+    settle(sim, p.settle_max);
+}
+
+/// Every node down, then a random subset back in random order, each through the peers it
+/// remembered ([`Sim::restart_remembering`], no bootstrap); reports how long after the last
+/// return one correct ring of exactly the returners formed (`revive_seconds`, `None` if not
+/// within `settle_max`).
+fn revive(sim: &mut Sim, p: &Params, rep: &mut Report) {
+    let n = sim.hosts.len() as u32;
+    let back = p.back.unwrap_or(n as usize / 4).clamp(1, n as usize);
+    // What each node's `peers` file holds: its routing view when it went down.
+    let views: Vec<Vec<chat_overlay::Peer>> = (0..n)
+        .map(|i| {
+            let id = sim.hosts[i as usize].peer.id;
+            sim.node(&id)
+                .map(|o| o.ring().known_peers())
+                .unwrap_or_default()
+        })
+        .collect();
+    for i in 0..n {
+        sim.crash(i);
+    }
+    sim.run_for(Duration::from_secs(5));
+    let mut order: Vec<u32> = (0..n).collect();
+    for k in (1..order.len()).rev() {
+        let j = sim.rng().random_range(0..=k);
+        order.swap(k, j);
+    }
+    order.truncate(back);
+    let first = sim.now();
+    for &i in &order {
+        sim.restart_remembering(i, &views[i as usize], true);
+        sim.run_for(p.back_gap);
+    }
+    let last = sim.now();
+    let mut took = None;
+    while sim.now().since(last) <= p.settle_max {
+        if sim.members().len() == back && oracle::check(sim).ring_correct {
+            took = Some(sim.now().since(last).as_secs_f64());
+            break;
+        }
+        sim.run_for(Duration::from_millis(250));
+    }
+    rep.put("back", back);
+    rep.put("returns_spread_seconds", last.since(first).as_secs_f64());
+    rep.put("revive_seconds", took);
     settle(sim, p.settle_max);
 }
 

@@ -1,7 +1,7 @@
 //! The simulator's scenarios at test sizes: the same code paths as `chat-sim`, with the
 //! acceptance criteria of the ring asserted. Full sizes run from the binary (docs/performance.md).
 
-use chat_sim::{Params, Report, Scenario, run};
+use chat_sim::{DmOrder, Params, Report, Scenario, run};
 
 fn get(r: &Report, key: &str) -> serde_json::Value {
     r.extra.get(key).cloned().unwrap_or(serde_json::Value::Null)
@@ -398,4 +398,46 @@ fn private_messages_to_offline_recipients_survive_crashes_exactly_once() {
     assert!(u(&r, "items_put_before_return") >= 450, "{s}");
     assert_eq!(u(&r, "items_without_copy_when_recipients_return"), 0, "{s}");
     assert!(u(&r, "reputs") >= 450, "{s}");
+    // Issue 37: each message shown within 10 s of its recipient's return.
+    assert!(
+        f(&r, "slowest_message_seconds_after_own_return") <= 10.0,
+        "{s}"
+    );
+}
+
+#[test]
+fn private_messages_reach_recipients_within_10_s_of_their_return_in_every_order() {
+    // Recipients back while items are still under way (mailbox holders crashing), and back
+    // after every sender stopped for good.
+    for order in [DmOrder::Early, DmOrder::SendersGone] {
+        let mut p = Params::new(Scenario::Dm, 200, 37);
+        p.lookups = 100;
+        p.dm_order = order;
+        let r = run(&p);
+        let s = r.human();
+        assert_eq!(u(&r, "messages"), 200, "{order:?}: {s}");
+        assert_eq!(u(&r, "lost"), 0, "{order:?}: {s}");
+        assert_eq!(u(&r, "duplicates"), 0, "{order:?}: {s}");
+        assert_eq!(u(&r, "out_of_order_pairs"), 0, "{order:?}: {s}");
+        assert_eq!(u(&r, "misrouted"), 0, "{order:?}: {s}");
+        assert!(
+            f(&r, "slowest_message_seconds_after_own_return") <= 10.0,
+            "{order:?}: {s}"
+        );
+    }
+}
+
+#[test]
+fn a_ring_that_all_went_down_comes_back_from_a_random_subset() {
+    // 200 nodes all down; 50 come back in random order, 200 ms apart, each with only its
+    // remembered peers: one correct ring of the 50 within 30 s of the last return.
+    let mut p = Params::new(Scenario::Revive, 200, 41);
+    p.lookups = 100;
+    p.back = Some(50);
+    let r = run(&p);
+    let s = r.human();
+    assert_eq!(u(&r, "back"), 50, "{s}");
+    let took = get(&r, "revive_seconds").as_f64();
+    assert!(took.is_some_and(|t| t <= 30.0), "{s}");
+    assert!(r.ring_correct, "{s}");
 }

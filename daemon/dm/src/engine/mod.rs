@@ -95,12 +95,15 @@ pub enum Action {
     FetchBundle { peer: [u8; 32] },
     /// Send sealed `value` to account `to`: directly to its node if it is online (unless
     /// `mailbox`), else as a mailbox item expiring at `expires_ms` ([`item_record`]). Report
-    /// the outcome with [`Engine::outcome`] unless `seq` is 0 (an acknowledgement).
+    /// the outcome with [`Engine::outcome`] unless `seq` is 0 (an acknowledgement). With
+    /// `direct_only` (the item is in the mailbox already; [`Engine::peer_online`]) a failed
+    /// direct delivery is reported as [`Delivery::Failed`] rather than stored again.
     Send {
         to: [u8; 32],
         seq: u64,
         value: Vec<u8>,
         mailbox: bool,
+        direct_only: bool,
         expires_ms: u64,
     },
     /// Put this pending item again (report `Removed` with [`Engine::item_removed`]).
@@ -441,13 +444,72 @@ impl Engine {
             }
         }
         for (to, seqs) in due {
-            self.attempt(to, &seqs, now_ms, &mut actions);
+            self.attempt(to, &seqs, now_ms, false, &mut actions);
         }
         actions
     }
 
-    /// Encrypts and sends the pending messages `seqs` to `to` (or fetches its bundle first).
-    fn attempt(&mut self, to: [u8; 32], seqs: &[u64], now_ms: u64, actions: &mut Vec<Action>) {
+    /// `to` was seen online again (its presence, or its node's announcement): every message
+    /// still unacknowledged goes to its node directly now, whatever it waited for — the
+    /// acknowledgement of an earlier direct delivery, or the recipient's next mailbox read.
+    /// Items already in the mailbox stay there (a failed direct attempt does not store them
+    /// again); the recipient shows each message once however many copies arrive.
+    pub fn peer_online(&mut self, to: [u8; 32], now_ms: u64) -> Vec<Action> {
+        let mut actions = Vec::new();
+        let Some(peer) = self.peers.get(&to) else {
+            return actions;
+        };
+        let seqs: Vec<u64> = peer.out.pending.keys().copied().collect();
+        if !seqs.is_empty() {
+            self.attempt(to, &seqs, now_ms, true, &mut actions);
+        }
+        actions
+    }
+
+    /// The node started again with this engine restored: attempts whose outcome it waited for
+    /// when it stopped will never report, so the messages they carried are due now rather than
+    /// after [`OUTCOME_WAIT_MS`].
+    pub fn resume(&mut self, now_ms: u64) {
+        for (to, peer) in &mut self.peers {
+            let mut changed = false;
+            for p in peer.out.pending.values_mut() {
+                if p.status == Status::Queued && p.attempts > 0 && p.next_ms > now_ms {
+                    p.next_ms = now_ms;
+                    changed = true;
+                }
+            }
+            if changed {
+                self.dirty.insert(*to);
+            }
+        }
+    }
+
+    /// Whether messages to `to` wait for their acknowledgement.
+    pub fn has_pending(&self, to: &[u8; 32]) -> bool {
+        self.peers
+            .get(to)
+            .is_some_and(|p| !p.out.pending.is_empty())
+    }
+
+    /// The accounts messages of this account wait for.
+    pub fn pending_peers(&self) -> Vec<[u8; 32]> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| !p.out.pending.is_empty())
+            .map(|(to, _)| *to)
+            .collect()
+    }
+
+    /// Encrypts and sends the pending messages `seqs` to `to` (or fetches its bundle first);
+    /// `direct`: straight to its node, whatever the status ([`Engine::peer_online`]).
+    fn attempt(
+        &mut self,
+        to: [u8; 32],
+        seqs: &[u64],
+        now_ms: u64,
+        direct: bool,
+        actions: &mut Vec<Action>,
+    ) {
         let Some(peer) = self.peers.get_mut(&to) else {
             return;
         };
@@ -481,7 +543,8 @@ impl Engine {
                 sent_ms: p.sent_ms,
                 body: p.body.clone(),
             };
-            let mailbox = p.status == Status::Sent;
+            let mailbox = !direct && p.status == Status::Sent;
+            let direct_only = direct && p.item.is_some();
             let expires_ms = p.deadline_ms.min(now_ms + ITEM_LIFE_MS);
             let Some(value) = self.encrypt(&to, &payload) else {
                 return;
@@ -500,6 +563,7 @@ impl Engine {
                 seq,
                 value,
                 mailbox,
+                direct_only,
                 expires_ms,
             });
         }
@@ -589,7 +653,7 @@ impl Engine {
             actions.extend(self.receive(waiting, now_ms));
         }
         if !seqs.is_empty() {
-            self.attempt(peer, &seqs, now_ms, &mut actions);
+            self.attempt(peer, &seqs, now_ms, false, &mut actions);
         }
         if !known
             && self
@@ -631,6 +695,16 @@ impl Engine {
             return Vec::new();
         };
         let status = match d {
+            Delivery::Direct | Delivery::Failed { .. } if p.item.is_some() => {
+                // A direct attempt for an item already in the mailbox ([`Engine::peer_online`]):
+                // the item stays, refreshed as before; the acknowledgement ends both.
+                let item_ms = p
+                    .item
+                    .as_ref()
+                    .map_or(u64::MAX, |i| i.expires.saturating_sub(FRESH_BEFORE_MS));
+                p.next_ms = p.deadline_ms.min(item_ms);
+                Status::Stored
+            }
             Delivery::Direct => {
                 p.next_ms = now_ms + DIRECT_ACK_WAIT_MS;
                 Status::Sent

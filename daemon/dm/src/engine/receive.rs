@@ -77,6 +77,7 @@ impl Engine {
                     seq: 0,
                     value,
                     mailbox: false,
+                    direct_only: false,
                     expires_ms: now_ms + super::ITEM_LIFE_MS,
                 });
             }

@@ -639,3 +639,110 @@ fn control_characters_are_refused_when_sent_and_neutralised_when_received() {
         vec!["two\nlines\tand a tab", "\u{fffd}[2Jgotcha\u{fffd}"]
     );
 }
+
+#[test]
+fn a_recipient_seen_online_gets_stored_messages_directly_and_each_once() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    for i in 0..6 {
+        net.with(a, |e, now| e.send_text(b, &format!("m{i}"), now))
+            .expect("sends");
+    }
+    net.tick_all();
+    // Every item went to the mailbox, which the recipient has not read (yet).
+    let stored = std::mem::take(&mut net.wire);
+    assert_eq!(stored.len(), 6);
+    assert!(
+        net.engines[&a]
+            .pending()
+            .iter()
+            .all(|(_, _, s)| *s == Status::Stored)
+    );
+    net.now += 2_000;
+    // The recipient is seen online: every message goes straight to its node, and a direct
+    // attempt that fails leaves the item in the mailbox rather than storing another.
+    let actions = net.with(a, |e, now| e.peer_online(b, now));
+    let mut direct = Vec::new();
+    for x in actions {
+        if let Action::Send {
+            to,
+            seq,
+            value,
+            mailbox,
+            direct_only,
+            ..
+        } = x
+        {
+            assert!(
+                !mailbox && direct_only,
+                "straight to the node, never stored again"
+            );
+            direct.push((to, seq, value));
+        }
+    }
+    assert_eq!(direct.len(), 6);
+    let (_, seq0, _) = direct[0];
+    net.with(a, |e, now| {
+        e.outcome(b, seq0, Delivery::Failed { retry_ms: 1_000 }, now)
+    });
+    assert!(
+        net.engines[&a]
+            .pending()
+            .iter()
+            .all(|(_, _, s)| *s == Status::Stored),
+        "a failed direct attempt keeps the item stored"
+    );
+    // The direct copies arrive, then the recipient reads the mailbox too: each shown once.
+    net.wire = direct.into_iter().map(|(to, _, v)| (to, v)).collect();
+    net.deliver_all(|_| {});
+    net.wire = stored;
+    net.deliver_all(|_| {});
+    let want: Vec<String> = (0..6).map(|i| format!("m{i}")).collect();
+    assert_eq!(net.texts(2), want);
+    assert!(net.engines[&a].pending().is_empty(), "all acknowledged");
+    // Nothing left to send: seeing the recipient again does nothing.
+    assert!(net.with(a, |e, now| e.peer_online(b, now)).is_empty());
+}
+
+#[test]
+fn a_send_in_flight_when_the_node_stopped_is_made_again_at_once_after_the_restart() {
+    let mut net = Net::new(2);
+    let (a, b) = (Net::key(1), Net::key(2));
+    net.with(a, |e, now| e.send_text(b, "in flight", now))
+        .expect("sends");
+    let sends = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(|x| matches!(x, Action::Send { seq, .. } if *seq > 0))
+            .count()
+    };
+    // The attempt goes out (once Bob's bundle is fetched); its outcome never comes: the node
+    // stops with the attempt persisted.
+    let first = net.with(a, |e, now| e.tick(now));
+    assert!(
+        first
+            .iter()
+            .any(|x| matches!(x, Action::FetchBundle { .. }))
+    );
+    let bundle = net.engines[&b].bundle();
+    let out = net.with(a, |e, now| e.bundle_fetched(b, Some(bundle), now));
+    assert_eq!(sends(&out), 1, "the attempt");
+    let ea = net.engines.remove(&a).expect("a");
+    let core = ea.export_core();
+    let peer = ea.export_peer(&b).expect("bob known");
+    let restore = || Engine::restore(account(1), TTL, &core, vec![(b, peer.clone())]);
+    let later = net.now + 1_000;
+    let (mut plain, _) = restore().expect("restores");
+    assert_eq!(
+        sends(&plain.tick(later)),
+        0,
+        "without resume: waits for the outcome"
+    );
+    let (mut resumed, _) = restore().expect("restores");
+    resumed.resume(later);
+    assert_eq!(
+        sends(&resumed.tick(later)),
+        1,
+        "resumed: sent again at once"
+    );
+}

@@ -51,6 +51,16 @@ impl Ring {
         self.join(now, via);
     }
 
+    /// `peers` (known from an earlier run, or waiting with us) are buried as lost peers, probed
+    /// once this node is a member: a ring any of them is in merges with ours.
+    pub(crate) fn lost(&mut self, now: Time, peers: Vec<Peer>) {
+        for p in peers.into_iter().take(self.cfg.graveyard_size) {
+            if p.id != self.t.me.id && !self.t.routes_to(&p.id) {
+                self.t.bury_lost(p, now, &self.cfg);
+            }
+        }
+    }
+
     /// A peer asked during a join answered that it is not a member.
     pub(super) fn join_peer_waiting(&mut self, peer: NodeId) {
         if self.join_via.iter().any(|p| p.id == peer) {
@@ -82,9 +92,13 @@ impl Ring {
             return;
         }
         if self.founder_among_waiting() {
-            self.join_via.clear();
+            // The peers that waited join this ring by their own retries; should one of them
+            // end in another ring instead (it saw a lower waiting peer we did not), probing
+            // it as a lost peer merges the two.
+            let waited = std::mem::take(&mut self.join_via);
             self.join_waiting.clear();
             self.become_member(now);
+            self.lost(now, waited);
             return;
         }
         // Rotate through the bootstrap peers, one per attempt.

@@ -170,6 +170,11 @@ impl Table {
         self.fingers.retain(|f| f.peer.id != *id);
     }
 
+    /// Buries `peer` (not known to have failed here: remembered from elsewhere) to be probed.
+    pub fn bury_lost(&mut self, peer: Peer, now: Time, cfg: &ChordConfig) {
+        self.bury(peer, now, cfg);
+    }
+
     fn bury(&mut self, peer: Peer, now: Time, cfg: &ChordConfig) {
         if cfg.graveyard_size == 0 {
             return;

@@ -16,6 +16,7 @@ mod direct;
 pub mod oracle;
 mod queue;
 mod records;
+mod restart;
 mod signature;
 pub mod tracker;
 

@@ -374,3 +374,114 @@ fn nodes_restarted_with_partial_views_found_one_ring_or_merge_by_hints() {
         "the rings did not merge"
     );
 }
+
+/// Every node of a settled ring goes down; a random subset comes back one by one in random
+/// order, each remembering its routing view from before (as the daemon's `peers` file) and
+/// with no bootstrap configured, as `restart_remembering` models. Returns the time from the
+/// last return to one correct ring of exactly the returners, or `None` past `bound`.
+fn whole_ring_restart(
+    seed: u64,
+    n: u32,
+    back: usize,
+    gap: Duration,
+    bound: Duration,
+) -> Option<Duration> {
+    let mut sim = ring(
+        SimConfig {
+            seed,
+            checks: true,
+            ..SimConfig::default()
+        },
+        n,
+        |_| false,
+    );
+    let views: Vec<Vec<Peer>> = (0..n)
+        .map(|i| {
+            let id = sim.hosts[i as usize].peer.id;
+            sim.node(&id)
+                .map(|o| o.ring().known_peers())
+                .unwrap_or_default()
+        })
+        .collect();
+    for i in 0..n {
+        sim.crash(i);
+    }
+    sim.run_for(Duration::from_secs(5));
+    let mut order: Vec<u32> = (0..n).collect();
+    for k in (1..order.len()).rev() {
+        let j = sim.rng().random_range(0..=k);
+        order.swap(k, j);
+    }
+    order.truncate(back);
+    for &i in &order {
+        assert!(sim.restart_remembering(i, &views[i as usize], true));
+        sim.run_for(gap);
+    }
+    let start = sim.now();
+    while sim.now().since(start) <= bound {
+        if sim.members().len() == back && oracle::check(&sim).ring_correct {
+            return Some(sim.now().since(start));
+        }
+        sim.run_for(Duration::from_millis(250));
+    }
+    None
+}
+
+#[test]
+fn a_subset_of_a_ring_that_all_went_down_forms_one_ring_again() {
+    for (seed, n, back) in [(41, 20, 2), (43, 20, 7), (47, 60, 15)] {
+        let took = whole_ring_restart(
+            seed,
+            n,
+            back,
+            Duration::from_millis(700),
+            Duration::from_secs(30),
+        );
+        assert!(
+            took.is_some(),
+            "seed {seed}: {back} of {n} back, no single ring within 30 s"
+        );
+        eprintln!("{back} of {n} back: one ring {took:?} after the last return");
+    }
+}
+
+#[test]
+fn nodes_restarted_together_that_each_see_only_the_other_found_one_ring() {
+    // The daemon's case of issue 37: each of two restarted nodes finds the other through its
+    // remembered peers (the bootstrap is dead); both wait, the lower id founds.
+    let mut sim = started_together(53, 2, |i| vec![1 - i]);
+    let deadline = sim.now() + Duration::from_secs(30);
+    while !(sim.members().len() == 2 && oracle::check(&sim).ring_correct) {
+        assert!(sim.now() < deadline, "two waiting nodes formed no ring");
+        sim.run_for(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_founder_probes_its_lost_peers_and_merges_with_their_ring() {
+    let mut sim = Sim::new(SimConfig {
+        seed: 59,
+        checks: true,
+        ..SimConfig::default()
+    });
+    for _ in 0..6 {
+        sim.add_host();
+    }
+    // 0 founds alone, remembering 3, which is down; 1 and 2 form a ring with 3 later and
+    // know nothing of 0. Only 0's probes of 3 can bring the rings together.
+    let lost = vec![sim.hosts[3].peer];
+    sim.boot(0, Input::Lost { peers: lost });
+    sim.input(0, Input::Create);
+    sim.run_for(Duration::from_secs(2));
+    sim.create(3);
+    sim.join(1, 3);
+    sim.join(2, 3);
+    let deadline = sim.now() + Duration::from_secs(60);
+    while !(sim.members().len() == 4 && oracle::check(&sim).ring_correct) {
+        assert!(
+            sim.now() < deadline,
+            "the founder never merged with its lost peer's ring"
+        );
+        sim.run_for(Duration::from_millis(250));
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chat_sim::{Params, Scenario, run};
+use chat_sim::{DmOrder, Params, Scenario, run};
 use clap::Parser;
 
 /// Simulate a chatd ring: thousands of real overlay nodes on virtual time.
@@ -64,6 +64,14 @@ struct Args {
     /// Private messages sent to the offline recipients (dm scenario; default one per node).
     #[arg(long)]
     messages: Option<usize>,
+    /// When the recipients come back (dm scenario): late (after every item is stored),
+    /// early (right after the sends), senders-gone (after every sender stopped).
+    #[arg(long, value_enum, default_value_t = DmOrder::Late)]
+    dm_order: DmOrder,
+    /// Nodes that come back after the whole ring went down (revive scenario; default a
+    /// quarter of the nodes).
+    #[arg(long)]
+    back: Option<usize>,
     /// Churn: each of joins, leaves and crashes per minute, as a fraction of the nodes.
     #[arg(long, default_value_t = 0.01)]
     churn_rate: f64,
@@ -145,6 +153,8 @@ fn main() -> anyhow::Result<()> {
     );
     p.recipients = a.recipients;
     p.messages = a.messages;
+    p.dm_order = a.dm_order;
+    p.back = a.back;
     p.progress = a.progress;
     let rep = run(&p);
     if a.json {
