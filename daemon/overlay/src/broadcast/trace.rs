@@ -522,6 +522,88 @@ mod tests {
         assert!(TraceLog::new(0).is_empty());
     }
 
+    /// A hostile node answers with far more children than a node can have, naming nodes that
+    /// do not exist: the walk keeps the bound, asks each named node at most once, and ends
+    /// with every node asked accounted for.
+    #[test]
+    fn a_lying_answer_cannot_grow_the_walk_past_its_bounds() {
+        let me = peer(1);
+        let mut ring = crate::Ring::new(me, crate::ChordConfig::default(), 7);
+        ring.create(Time(0));
+        let mut t = Tracing::new(16);
+        let o = NodeId([1; 32]);
+        t.log.received(o, 1, None, Via::Origin, Some(0), Time(1));
+        t.log.sent(o, 1, peer(2), Time(2));
+        t.start(&mut Ctx::new(&mut ring, Time(3)), o, 1, 42);
+        let walk = *t.walks.keys().next().expect("a walk runs");
+        // Node 2 lies: 3,000 children, all invented.
+        let liar = TraceHop {
+            from: Some(me),
+            via: Via::Tree,
+            depth: Some(1),
+            received_us: 10,
+            forwarded_us: Some(11),
+            children: (0..3000u32)
+                .map(|i| Peer {
+                    id: NodeId(blake3::hash(&i.to_be_bytes()).into()),
+                    addr: std::net::SocketAddr::from(([127, 0, 0, 9], 1)),
+                })
+                .collect(),
+        };
+        let answer = Reply::Answer {
+            from: peer(2),
+            body: Response::Broadcast(super::super::wire::BroadcastResponse::Trace(
+                TraceReply::Hop(liar),
+            )),
+        };
+        t.on_reply(&mut Ctx::new(&mut ring, Time(4)), TRACE_TOKEN | walk, answer);
+        assert!(t.check_invariants().is_ok());
+        // The invented nodes never answer: each question fails in turn.
+        let mut rounds = 0;
+        while let Some(w) = t.walks.get(&walk) {
+            let asked: Vec<Peer> = w
+                .nodes
+                .values()
+                .filter(|(_, o)| o.is_none())
+                .map(|(p, _)| *p)
+                .take(WALK_PARALLEL)
+                .collect();
+            for p in asked {
+                t.on_reply(
+                    &mut Ctx::new(&mut ring, Time(5)),
+                    TRACE_TOKEN | walk,
+                    Reply::Failed { to: p },
+                );
+            }
+            rounds += 1;
+            assert!(rounds < 1000, "the walk does not end");
+            assert!(t.check_invariants().is_ok());
+        }
+        let outs = ring.take_outputs();
+        let result = outs
+            .iter()
+            .find_map(|o| match o {
+                crate::Output::Event(Event::Broadcast(BroadcastEvent::Traced {
+                    token: 42,
+                    result,
+                })) => Some(result.clone()),
+                _ => None,
+            })
+            .expect("the walk ended")
+            .expect("it ran");
+        // Me, the liar, and at most MAX_TRACE_CHILDREN of its inventions.
+        assert!(result.nodes.len() <= 2 + MAX_TRACE_CHILDREN, "{}", result.nodes.len());
+        let liar = result.nodes.iter().find(|(p, _)| p.id == peer(2).id);
+        assert!(matches!(liar, Some((_, TraceOutcome::Hop(h))) if h.children.len() == MAX_TRACE_CHILDREN));
+        assert!(
+            result
+                .nodes
+                .iter()
+                .filter(|(p, _)| p.id != me.id && p.id != peer(2).id)
+                .all(|(_, o)| *o == TraceOutcome::NoAnswer)
+        );
+    }
+
     #[test]
     fn a_flooding_asker_is_refused_and_others_still_answered() {
         let mut t = Tracing::new(16);
