@@ -556,7 +556,11 @@ mod tests {
                 TraceReply::Hop(liar),
             )),
         };
-        t.on_reply(&mut Ctx::new(&mut ring, Time(4)), TRACE_TOKEN | walk, answer);
+        t.on_reply(
+            &mut Ctx::new(&mut ring, Time(4)),
+            TRACE_TOKEN | walk,
+            answer,
+        );
         assert!(t.check_invariants().is_ok());
         // The invented nodes never answer: each question fails in turn.
         let mut rounds = 0;
@@ -592,9 +596,15 @@ mod tests {
             .expect("the walk ended")
             .expect("it ran");
         // Me, the liar, and at most MAX_TRACE_CHILDREN of its inventions.
-        assert!(result.nodes.len() <= 2 + MAX_TRACE_CHILDREN, "{}", result.nodes.len());
+        assert!(
+            result.nodes.len() <= 2 + MAX_TRACE_CHILDREN,
+            "{}",
+            result.nodes.len()
+        );
         let liar = result.nodes.iter().find(|(p, _)| p.id == peer(2).id);
-        assert!(matches!(liar, Some((_, TraceOutcome::Hop(h))) if h.children.len() == MAX_TRACE_CHILDREN));
+        assert!(
+            matches!(liar, Some((_, TraceOutcome::Hop(h))) if h.children.len() == MAX_TRACE_CHILDREN)
+        );
         assert!(
             result
                 .nodes
