@@ -64,7 +64,8 @@ mod chat_service_tests {
                 "Search",
                 "ListRooms",
                 "Edit",
-                "Delete"
+                "Delete",
+                "Trace"
             ]
         );
     }
