@@ -163,7 +163,9 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     rep.put("isolated", isolated.len());
     rep.put("send_window_seconds", sent_done.since(start).as_secs_f64());
     rep.put("all_delivered_seconds_after_heal", caught_up);
-    trace_check(sim, &watched, rep);
+    if sim.cfg.chord.broadcast.trace_keep > 0 {
+        trace_check(sim, &watched, rep);
+    }
 }
 
 /// Traces each watched broadcast from a random live host and compares the walk's result with

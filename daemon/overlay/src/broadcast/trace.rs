@@ -122,11 +122,16 @@ struct Entry {
     children: Vec<Peer>,
 }
 
+/// The log's table: looked up, never iterated into outputs, so a fixed seed keeps runs
+/// reproducible (foldhash: a third of SipHash's instructions per delivery, measured with
+/// callgrind in `docs/performance.md`).
+type Table = HashMap<(NodeId, u64), Entry, foldhash::fast::FixedState>;
+
 /// The newest messages' entries, oldest evicted first.
 #[derive(Debug)]
 pub struct TraceLog {
     cap: usize,
-    entries: HashMap<(NodeId, u64), Entry>,
+    entries: Table,
     order: VecDeque<(NodeId, u64)>,
 }
 
@@ -135,7 +140,7 @@ impl TraceLog {
     pub fn new(cap: usize) -> TraceLog {
         TraceLog {
             cap,
-            entries: HashMap::new(),
+            entries: Table::with_hasher(foldhash::fast::FixedState::with_seed(0x7ace)),
             order: VecDeque::new(),
         }
     }
@@ -160,29 +165,34 @@ impl TraceLog {
         depth: Option<u8>,
         at: Time,
     ) {
-        if self.cap == 0 || self.entries.contains_key(&(origin, seq)) {
+        if self.cap == 0 {
             return;
         }
-        while self.entries.len() >= self.cap {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.entries.remove(&old);
+        if self.entries.len() >= self.cap {
+            // A broadcast arrives once (the memory de-duplicates before this): evict first.
+            if self.entries.contains_key(&(origin, seq)) {
+                return;
+            }
+            while self.entries.len() >= self.cap {
+                match self.order.pop_front() {
+                    Some(old) => {
+                        self.entries.remove(&old);
+                    }
+                    None => break,
                 }
-                None => break,
             }
         }
-        self.entries.insert(
-            (origin, seq),
-            Entry {
+        if let std::collections::hash_map::Entry::Vacant(v) = self.entries.entry((origin, seq)) {
+            v.insert(Entry {
                 from,
                 via,
                 depth,
                 received: at,
                 forwarded: None,
                 children: Vec::new(),
-            },
-        );
-        self.order.push_back((origin, seq));
+            });
+            self.order.push_back((origin, seq));
+        }
     }
 
     /// `(origin, seq)` was sent on to `to` at `at`.

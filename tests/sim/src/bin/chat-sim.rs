@@ -29,6 +29,10 @@ struct Args {
     /// Nodes cut off while the broadcasts run and reconnected after (broadcast scenario).
     #[arg(long, default_value_t = 0)]
     isolate: usize,
+    /// Broadcasts each node remembers for traces (`broadcast.trace_keep`; 0 keeps none and
+    /// skips the trace checks of the broadcast scenario).
+    #[arg(long, default_value_t = 4096)]
+    trace_keep: usize,
     /// Lookups measured at the end (and right after a crash).
     #[arg(long, default_value_t = 10_000)]
     lookups: usize,
@@ -125,6 +129,8 @@ fn main() -> anyhow::Result<()> {
         "--reply-delay-ms must be at most 1000"
     );
     p.sim.chord.broadcast.reply_delay = Duration::from_millis(a.reply_delay_ms);
+    anyhow::ensure!(a.trace_keep <= 1 << 20, "--trace-keep is at most 1,048,576");
+    p.sim.chord.broadcast.trace_keep = a.trace_keep;
     p.join_gap = Duration::from_secs_f64(a.join_gap_ms / 1000.0);
     let (churn_default, partition_default) = if records { (0, 0) } else { (600, 60) };
     p.churn_duration = Duration::from_secs(a.churn_secs.unwrap_or(churn_default));
