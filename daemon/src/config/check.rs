@@ -135,9 +135,13 @@ impl Checker {
                         listen: self.optional_addr("irc.listen", v)?,
                         explicit: true,
                         tls: None,
+                        guests: false,
                     },
                     None => Irc::default(),
                 };
+                if let Some(v) = irc.remove("guests") {
+                    i.guests = self.boolean("irc.guests", v)?;
+                }
                 let mut file = |name: &str| -> Result<Option<PathBuf>, ConfigError> {
                     match irc.remove(name) {
                         Some(v) if v.clone().into_string().is_ok_and(|t| t.trim().is_empty()) => {

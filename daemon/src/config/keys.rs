@@ -156,6 +156,10 @@ pub const KEYS: &[Key] = &[
         "PEM certificate chain of the IRC front door; with irc.tls_key it speaks TLS only",
     ),
     key("irc.tls_key", "PEM private key of irc.tls_cert"),
+    key(
+        "irc.guests",
+        "admit IRC clients without a password as guests of this node (*nick); default false",
+    ),
 ];
 
 /// The key named `name`, if chatd has one.

@@ -217,6 +217,9 @@ pub struct Irc {
     /// `irc.tls_cert` and `irc.tls_key`: PEM files; with them the listener speaks TLS only
     /// (and may listen on a non-loopback address).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// `irc.guests`: IRC clients without a password are admitted as guests of this node
+    /// (shown `*nick`, public messages only, as the TCP token's guest does). Off by default.
+    pub guests: bool,
 }
 
 /// `irc.listen` by default: loopback only, the IRC port.
@@ -229,6 +232,7 @@ impl Default for Irc {
             listen: Some(DEFAULT_IRC_LISTEN),
             explicit: false,
             tls: None,
+            guests: false,
         }
     }
 }
@@ -494,6 +498,7 @@ impl Settings {
         };
         irc.insert("tls_cert".into(), s(cert));
         irc.insert("tls_key".into(), s(key));
+        irc.insert("guests".into(), T::Boolean(self.irc.guests));
         // Sections in reading order (a TOML table would sort them).
         let mut out = String::new();
         for (name, table) in [

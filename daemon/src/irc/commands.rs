@@ -28,7 +28,10 @@ impl Session {
                 .send(Message::new(Some(SERVER), "PONG", &[SERVER, m.param(0)])),
             "PONG" => Ok(()),
             "QUIT" => {
-                self.quit = true;
+                self.quit = Some(match m.params.first().filter(|r| !r.is_empty()) {
+                    Some(r) => format!("Quit: {}", super::line::clean(r)),
+                    None => "Quit".to_owned(),
+                });
                 Ok(())
             }
             "CAP" => self.cap(&m),
@@ -36,9 +39,8 @@ impl Session {
             "AUTHENTICATE" => self.num("907", &["You have already authenticated"]),
             "JOIN" if m.params.is_empty() => self.num("461", &["JOIN", "Not enough parameters"]),
             "JOIN" if m.param(0) == "0" => {
-                for room in std::mem::take(&mut self.joined) {
-                    self.out
-                        .send(Message::new(Some(&self.me()), "PART", &[&channel(&room)]))?;
+                for room in self.joined.clone() {
+                    self.part(&channel(&room), None)?;
                 }
                 Ok(())
             }
@@ -73,19 +75,27 @@ impl Session {
             "NICK" if m.params.is_empty() => self.num("431", &["No nickname given"]),
             "NICK" => self.nick(m.param(0)).await,
             "MODE" => self.mode(&m),
+            "KICK" if m.params.len() < 2 => self.num("461", &["KICK", "Not enough parameters"]),
+            "KICK" => self.kick(m.param(0), m.param(1)),
             "USERHOST" => {
                 let found: Vec<String> = m
                     .params
                     .iter()
                     .take(5)
-                    .filter_map(|n| self.person(n))
-                    .map(|(name, u)| {
-                        let away = if u.presence == Presence::Away {
-                            '-'
-                        } else {
-                            '+'
-                        };
-                        format!("{name}={away}{}", host_of(&u))
+                    .filter_map(|n| {
+                        if let Some((_, c)) = self.bridge.local.find(n) {
+                            let away = if c.away.is_some() { '-' } else { '+' };
+                            let host = c.mask.split_once('!').map_or("", |(_, h)| h).to_owned();
+                            return Some(format!("{}={away}{host}", c.nick));
+                        }
+                        self.person(n).map(|(name, u)| {
+                            let away = if u.presence == Presence::Away {
+                                '-'
+                            } else {
+                                '+'
+                            };
+                            format!("{name}={away}{}", host_of(&u))
+                        })
                     })
                     .collect();
                 self.num("302", &[&found.join(" ")])
@@ -95,16 +105,19 @@ impl Session {
                     .params
                     .iter()
                     .flat_map(|p| p.split_whitespace())
-                    .filter_map(|n| self.person(n).map(|(name, _)| name))
+                    .filter_map(|n| {
+                        self.bridge
+                            .local
+                            .find(n)
+                            .map(|(_, c)| c.nick)
+                            .or_else(|| self.person(n).map(|(name, _)| name))
+                    })
                     .collect();
                 self.num("303", &[&on.join(" ")])
             }
             "CHATHISTORY" => self.chathistory(&m),
             "MOTD" => self.num("422", &["MOTD File is missing"]),
-            "LUSERS" => {
-                let n = self.bridge.present().len().to_string();
-                self.num("251", &[&format!("There are {n} users on the network")])
-            }
+            "LUSERS" => self.lusers(),
             other => self.num("421", &[other, "Unknown command"]),
         }
     }
@@ -139,7 +152,7 @@ impl Session {
     }
 
     /// The person `name` shows, with the name shown.
-    fn person(&self, name: &str) -> Option<(String, Person)> {
+    pub(super) fn person(&self, name: &str) -> Option<(String, Person)> {
         let u = self.bridge.people.find(name)?;
         self.bridge
             .people
@@ -161,9 +174,9 @@ impl Session {
             return Ok(());
         }
         let ch = channel(&room);
-        self.out
-            .send(Message::new(Some(&self.me()), "JOIN", &[&ch]))?;
-        self.num("331", &[&ch, NO_TOPIC])?;
+        let line = Message::new(Some(&self.me()), "JOIN", &[&ch]);
+        self.bridge.local.join(self.id, &room, &line);
+        self.out.send(line)?;
         self.names(&ch)?;
         self.replay(&room)
     }
@@ -219,8 +232,9 @@ impl Session {
         if let Some(r) = reason {
             params.push(r);
         }
-        self.out
-            .send(Message::new(Some(&self.me()), "PART", &params))
+        let line = Message::new(Some(&self.me()), "PART", &params);
+        self.bridge.local.part(self.id, &room, &line);
+        self.out.send(line)
     }
 
     fn names(&self, c: &str) -> Result<(), End> {
@@ -228,15 +242,7 @@ impl Session {
             && self.joined.contains(&room)
         {
             let ch = channel(&room);
-            let mut names: Vec<String> = self
-                .bridge
-                .present()
-                .into_iter()
-                .filter(|(_, u)| u.account != self.account)
-                .map(|(n, _)| n)
-                .collect();
-            names.sort();
-            names.insert(0, self.nick.clone());
+            let names = self.channel_names(&room);
             // Several lines if needed, each well under the line bound.
             let mut line = String::new();
             for n in names {
@@ -275,17 +281,17 @@ impl Session {
             if let Ok(room) = Bridge::room(mask)
                 && self.joined.contains(&room)
             {
-                for (name, u) in self.bridge.present() {
-                    let shown = if u.account == self.account {
-                        self.nick.clone()
-                    } else {
-                        name
-                    };
-                    line(mask, &shown, &u)?;
+                for (_, c) in self.bridge.local.members(&room) {
+                    self.who_local(mask, &c)?;
+                }
+                for (name, u) in self.network_names() {
+                    line(mask, &name, &u)?;
                 }
             }
         } else if !mask.is_empty() {
-            if mask.eq_ignore_ascii_case(&self.nick) {
+            if let Some((_, c)) = self.bridge.local.find(mask) {
+                self.who_local("*", &c)?;
+            } else if mask.eq_ignore_ascii_case(&self.nick) {
                 let me = self.bridge.self_view(self.who, self.account, node);
                 line("*", &self.nick, &me)?;
             } else if let Some((name, u)) = self.person(mask) {
@@ -299,6 +305,11 @@ impl Session {
     }
 
     fn whois(&self, nick: &str) -> Result<(), End> {
+        if let Some((_, c)) = self.bridge.local.find(nick)
+            && c.guest
+        {
+            return self.whois_local(&c);
+        }
         let found = if nick.eq_ignore_ascii_case(&self.nick) {
             let node = self.bridge.node.id().0;
             Some((
@@ -372,6 +383,9 @@ impl Session {
     }
 
     async fn away(&mut self, message: Option<&String>) -> Result<(), End> {
+        if self.guest {
+            return self.guest_away(message);
+        }
         match self.bridge.set_away(self.who, message.cloned()).await {
             Ok(()) if message.is_some() => self.num("306", &["You have been marked as being away"]),
             Ok(()) => self.num("305", &["You are no longer marked as being away"]),
@@ -380,6 +394,9 @@ impl Session {
     }
 
     async fn nick(&mut self, wish: &str) -> Result<(), End> {
+        if self.guest {
+            return self.guest_nick(wish);
+        }
         if self.who == crate::people::Who::Token {
             return self.num(
                 "484",
@@ -429,19 +446,60 @@ impl Session {
         }
         let old = self.me();
         self.nick = got.clone();
-        self.names.insert(self.account, got.clone());
+        if !self.guest {
+            self.names.insert(self.account, got.clone());
+        }
+        self.bridge
+            .local
+            .rename(self.id, &got, self.me(), self.guest);
         self.out.send(Message::new(Some(&old), "NICK", &[&got]))
     }
 
     fn mode(&self, m: &Message) -> Result<(), End> {
         let target = m.param(0);
         if target.starts_with('#') {
-            if m.params.len() > 1 {
-                return self.num("482", &[target, "chatd rooms have no modes to change"]);
+            let Ok(room) = Bridge::room(target) else {
+                return self.num("403", &[target, "No such channel"]);
+            };
+            let Some(change) = m.params.get(1) else {
+                return self.num("324", &[target, "+n"]);
+            };
+            // Ban, exception and invite lists are empty; other modes chatd does not know.
+            for c in change.chars().filter(|c| !matches!(c, '+' | '-')) {
+                match c {
+                    'b' if m.params.len() == 2 => {
+                        return self.num("368", &[target, "End of channel ban list"]);
+                    }
+                    'e' if m.params.len() == 2 => {
+                        return self.num("349", &[target, "End of channel exception list"]);
+                    }
+                    'I' if m.params.len() == 2 => {
+                        return self.num("347", &[target, "End of channel invite list"]);
+                    }
+                    'n' | 'b' | 'e' | 'I' | 'o' | 'v' | 'i' | 'k' | 'l' | 'm' | 's' | 't' => {}
+                    other => {
+                        return self.num(
+                            "472",
+                            &[&other.to_string(), "is an unknown mode char to me"],
+                        );
+                    }
+                }
             }
-            return self.num("324", &[target, "+n"]);
+            if !self.joined.contains(&room) {
+                return self.num("442", &[target, "You're not on that channel"]);
+            }
+            return self.num(
+                "482",
+                &[
+                    target,
+                    "You're not channel operator (chatd rooms have no operators or modes)",
+                ],
+            );
         }
         if !target.eq_ignore_ascii_case(&self.nick) {
+            if self.bridge.local.find(target).is_none() && self.person(target).is_none() {
+                return self.num("401", &[target, "No such nick"]);
+            }
             return self.num("502", &["Can't change mode for other users"]);
         }
         if m.params.len() > 1 {
@@ -476,9 +534,10 @@ impl Session {
             if !self.joined.contains(&room) {
                 return self.num("404", &[&target, "Cannot send to channel (join it first)"]);
             }
+            let guest = self.guest.then(|| (self.id, self.me()));
             match self
                 .bridge
-                .send_public(self.who, &self.key, &room, &text)
+                .send_public(self.who, &self.key, &room, &text, guest)
                 .await
             {
                 Ok((id, _)) => {
@@ -497,6 +556,9 @@ impl Session {
     }
 
     async fn private(&mut self, target: &str, text: &str, notice: bool) -> Result<(), End> {
+        if self.guest {
+            return self.guest_private(target, text, notice);
+        }
         // A name not in the directory may still be known to the DHT: the send resolves it.
         let person = self.person(target);
         match self

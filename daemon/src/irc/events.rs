@@ -33,11 +33,17 @@ impl Session {
         if m.kind == Kind::People || !self.joined.contains(&m.room) {
             return Ok(());
         }
-        let mine = self
-            .bridge
-            .people
-            .author_of(m.author.as_ref(), &m.from_id())
-            == Some(self.account);
+        let mine = match self.bridge.local.sent_by(&m.id) {
+            Some((id, _)) => id == self.id,
+            None => {
+                !self.guest
+                    && self
+                        .bridge
+                        .people
+                        .author_of(m.author.as_ref(), &m.from_id())
+                        == Some(self.account)
+            }
+        };
         if mine && !self.caps.echo_message && self.sent.contains(&m.id) {
             return Ok(());
         }
@@ -50,7 +56,11 @@ impl Session {
         let m = &stored.message;
         let people = &self.bridge.people;
         let author = people.author_of(m.author.as_ref(), &m.from_id());
-        let source = if author == Some(self.account) {
+        let guest = self.bridge.local.sent_by(&m.id);
+        let source = if let Some((id, mask)) = guest {
+            // A guest of this node sent it: shown with its own nick here.
+            if id == self.id { self.me() } else { mask }
+        } else if author == Some(self.account) && !self.guest {
             self.me()
         } else {
             let name = people.name_for(m.author.as_ref(), &m.from_id());
@@ -108,6 +118,13 @@ impl Session {
     /// A change in the user directory.
     pub fn on_user(&mut self, e: &UserEvent) -> Result<(), End> {
         if e.account == [0; 32] {
+            return Ok(());
+        }
+        // The node's guest account is shown as its guests here (their own JOIN, NICK and
+        // QUIT), not as one network person.
+        if (self.guest && e.account == self.account)
+            || self.bridge.local.is_guest_account(&e.account)
+        {
             return Ok(());
         }
         let Some((name, user)) = self.bridge.people.user(&e.account) else {

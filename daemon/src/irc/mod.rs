@@ -23,6 +23,8 @@ mod commands;
 mod events;
 mod history;
 pub mod line;
+mod local;
+mod members;
 mod register;
 mod reply;
 pub mod secret;
@@ -78,6 +80,7 @@ pub struct IrcListener {
     addr: SocketAddr,
     secret: Secret,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    guests: bool,
 }
 
 impl IrcListener {
@@ -110,6 +113,7 @@ impl IrcListener {
             addr,
             secret,
             tls,
+            guests: irc.guests,
         }))
     }
 
@@ -134,8 +138,17 @@ impl IrcListener {
         };
         let token = access.token.as_ref().map(|t| t.1.0.as_str().to_owned());
         let clients = Arc::new(AtomicU64::new(0));
+        let guests = self.guests;
         let link = IrcLink::new(self.addr, Secret::open(data_dir)?, clients.clone());
-        let bridge = Arc::new(Bridge::new(chat, people, node, self.secret, token, rate));
+        let bridge = Arc::new(Bridge::new(
+            chat,
+            people,
+            node,
+            self.secret,
+            token,
+            rate,
+            guests,
+        ));
         let addr = self.addr;
         let tls = self.tls;
         let fut = async move {
@@ -212,6 +225,7 @@ mod tests {
             listen: Some(addr),
             explicit,
             tls: None,
+            guests: false,
         };
         assert!(
             IrcListener::bind(&irc(false), dir.path())
@@ -231,6 +245,7 @@ mod tests {
             listen: None,
             explicit: true,
             tls: None,
+            guests: false,
         };
         assert!(
             IrcListener::bind(&off, dir.path())
@@ -242,6 +257,7 @@ mod tests {
             listen: Some("127.0.0.1:0".parse().expect("addr")),
             explicit: true,
             tls: None,
+            guests: false,
         };
         let l = IrcListener::bind(&free, dir.path())
             .await

@@ -21,8 +21,9 @@ const MAX_SASL: usize = 1200;
 pub enum Next {
     /// Wait for more.
     More,
-    /// Registered as `who`, with the nick the client asked for.
-    Done { who: Who, nick: String },
+    /// Registered as `who`, with the nick the client asked for; `guest`: without a
+    /// password, as the node's guest (`irc.guests`).
+    Done { who: Who, nick: String, guest: bool },
     /// Close after the replies (the reason goes in an ERROR line).
     Close(String),
 }
@@ -41,6 +42,11 @@ enum Sasl {
 pub struct Registration {
     nick: Option<String>,
     user: bool,
+    /// The USER command's user name and real name.
+    pub username: String,
+    pub realname: String,
+    /// `irc.guests`: a client without a password registers as the node's guest.
+    pub guests: bool,
     negotiating: bool,
     pass: Option<String>,
     sasl: Sasl,
@@ -62,6 +68,11 @@ impl Login for super::bridge::Bridge {
 }
 
 impl Registration {
+    /// The nick given was refused (another client's or a network name): wait for another.
+    pub fn nick_refused(&mut self) {
+        self.nick = None;
+    }
+
     fn target(&self) -> &str {
         self.nick.as_deref().unwrap_or("*")
     }
@@ -94,6 +105,8 @@ impl Registration {
                     ));
                 } else {
                     self.user = true;
+                    self.username = m.param(0).chars().take(16).collect();
+                    self.realname = m.param(3).chars().take(64).collect();
                 }
             }
             "AUTHENTICATE" => {
@@ -242,6 +255,13 @@ impl Registration {
             Some(who) => Next::Done {
                 who,
                 nick: nick.clone(),
+                guest: false,
+            },
+            // No password at all: a guest of this node, when the operator allows guests.
+            None if self.guests && self.pass.is_none() => Next::Done {
+                who: Who::Token,
+                nick: nick.clone(),
+                guest: true,
             },
             None => {
                 let why = if self.pass.is_some() {
@@ -347,7 +367,8 @@ mod tests {
             next,
             Next::Done {
                 who: Who::Unix(1000),
-                nick: "bob".into()
+                nick: "bob".into(),
+                guest: false,
             }
         );
         let mut r = Registration::default();
@@ -397,7 +418,8 @@ mod tests {
             next,
             Next::Done {
                 who: Who::Unix(1000),
-                nick: "bob".into()
+                nick: "bob".into(),
+                guest: false,
             }
         );
         assert!(r.caps.server_time && r.caps.echo_message);

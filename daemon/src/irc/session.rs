@@ -59,6 +59,12 @@ pub enum End {
 pub struct Out(mpsc::Sender<String>);
 
 impl Out {
+    /// A queue of `n` lines and its reading end.
+    pub fn pair(n: usize) -> (Out, mpsc::Receiver<String>) {
+        let (tx, rx) = mpsc::channel(n);
+        (Out(tx), rx)
+    }
+
     /// Queues one message; `Err` when the client is not reading (queue full) or gone.
     pub fn send(&self, m: Message) -> Result<(), End> {
         match self.0.try_send(m.to_line()) {
@@ -185,20 +191,45 @@ async fn run(
         ));
     }
     let registered = tokio::time::timeout(REGISTER_WAIT, register(reader, out, bridge, addr)).await;
-    let (who, wish, caps) = match registered {
+    let r = match registered {
         Ok(r) => r?,
         Err(_) => return Err(End::Close("Registration timed out".into())),
     };
     // A new account (the first login of a local user or of the guest) claims its name
     // in the background: wait for it a little, so the client starts with the right nick.
+    // A guest without a password keeps the nick it registered with.
     let named = Instant::now() + NAME_WAIT;
-    while bridge.people.nickname(who).0.is_none() && Instant::now() < named {
+    while !r.guest && bridge.people.nickname(r.who).0.is_none() && Instant::now() < named {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut s = Session::start(bridge.clone(), who, addr, caps, out.clone(), &wish)?;
+    let mut s = Session::start(bridge.clone(), &r, addr, out.clone())?;
+    let end = session_loop(&mut s, reader, out, bridge, &mut shutdown).await;
+    let reason = match (&end, &s.quit) {
+        (_, Some(q)) => q.clone(),
+        (Err(End::Close(why)), None) => why.clone(),
+        _ => "Connection closed".to_owned(),
+    };
+    bridge
+        .local
+        .remove(s.id, &Message::new(Some(&s.me()), "QUIT", &[&reason]));
+    match (end, &s.quit) {
+        (Err(e), None) => Err(e),
+        (_, Some(_)) => Err(End::Close("Client quit".into())),
+        (Ok(()), None) => Ok(()),
+    }
+}
+
+async fn session_loop(
+    s: &mut Session,
+    reader: &mut Reader,
+    out: &Out,
+    bridge: &Arc<Bridge>,
+    shutdown: &mut Shutdown,
+) -> Result<(), End> {
     let mut feed = s.subscribe(Start::Backlog(0))?;
     let mut users = bridge.people.watch();
-    let mut private = bridge.dm.as_ref().map(|d| d.watch());
+    // A guest without a password sees none of the guest account's private messages.
+    let mut private = bridge.dm.as_ref().filter(|_| !s.guest).map(|d| d.watch());
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = Instant::now();
@@ -246,8 +277,8 @@ async fn run(
                 }
             }
         }
-        if s.quit {
-            return Err(End::Close("Client quit".into()));
+        if s.quit.is_some() {
+            return Ok(());
         }
     }
 }
@@ -261,14 +292,29 @@ async fn recv_private(
     }
 }
 
-/// Registration: returns the account, the nick asked for and the capabilities.
+/// A finished registration.
+pub struct Registered {
+    pub who: Who,
+    /// The nick asked for.
+    pub wish: String,
+    pub caps: Caps,
+    /// Without a password (`irc.guests`).
+    pub guest: bool,
+    pub username: String,
+    pub realname: String,
+}
+
+/// Registration: the account, the nick asked for, the capabilities. A guest's nick must be
+/// free among the node's IRC clients and not a network name (`433` otherwise; it may try
+/// another).
 async fn register(
     reader: &mut Reader,
     out: &Out,
     bridge: &Bridge,
     addr: SocketAddr,
-) -> Result<(Who, String, Caps), End> {
+) -> Result<Registered, End> {
     let mut reg = Registration::default();
+    reg.guests = bridge.guests;
     let login = Counted {
         bridge,
         ip: addr.ip(),
@@ -285,7 +331,25 @@ async fn register(
         out.all(replies)?;
         match next {
             Next::More => {}
-            Next::Done { who, nick } => return Ok((who, nick, reg.caps)),
+            Next::Done { who, nick, guest } => {
+                if guest && !bridge.guest_nick_free(&nick, None) {
+                    out.send(reply::numeric(
+                        "433",
+                        "*",
+                        &[&nick, "Nickname is already in use"],
+                    ))?;
+                    reg.nick_refused();
+                    continue;
+                }
+                return Ok(Registered {
+                    who,
+                    wish: nick,
+                    caps: reg.caps.clone(),
+                    guest,
+                    username: reg.username.clone(),
+                    realname: reg.realname.clone(),
+                });
+            }
             Next::Close(reason) => return Err(End::Close(reason)),
         }
     }
@@ -308,6 +372,12 @@ fn refusal(nick: &str, e: &LineError) -> Message {
 /// A registered client's state.
 pub struct Session {
     pub bridge: Arc<Bridge>,
+    /// This client's id among the node's IRC clients ([`super::local::Local`]).
+    pub id: u64,
+    /// Registered without a password: a guest of this node (`irc.guests`).
+    pub guest: bool,
+    /// The USER command's user name (a guest's mask shows it).
+    pub username: String,
     pub who: Who,
     pub account: [u8; 32],
     /// The nick the client has now.
@@ -324,32 +394,55 @@ pub struct Session {
     /// Private messages shown (or sent) and their last state (edit time, deleted).
     pub private_seen: HashMap<[u8; 16], (u64, bool)>,
     private_order: VecDeque<[u8; 16]>,
-    /// The client sent QUIT.
-    pub quit: bool,
+    /// The client sent QUIT (with this reason).
+    pub quit: Option<String>,
 }
 
 impl Session {
     fn start(
         bridge: Arc<Bridge>,
-        who: Who,
+        r: &Registered,
         addr: SocketAddr,
-        caps: Caps,
         out: Out,
-        wish: &str,
     ) -> Result<Session, End> {
+        let (who, wish, caps) = (r.who, r.wish.as_str(), r.caps.clone());
         let account = bridge
             .people
             .account_of(who)
             .map_err(|e| End::Close(e.to_string()))?;
         let (held, _) = bridge.people.nickname(who);
         let nick = match held {
+            _ if r.guest => wish.to_owned(),
             Some(n) if who == Who::Token => format!("*{n}"),
             Some(n) => n,
             None if who == Who::Token => "*guest".to_owned(),
             None => wish.to_owned(),
         };
+        let node = bridge.node.id().0;
+        let mask = if r.guest {
+            super::members::guest_mask(&nick, &r.username, &node)
+        } else {
+            reply::mask(&nick, &account, &node)
+        };
+        let id = bridge
+            .local
+            .add(
+                &nick,
+                mask,
+                &r.username,
+                &r.realname,
+                r.guest,
+                account,
+                caps.clone(),
+                out.clone(),
+                r.guest,
+            )
+            .ok_or_else(|| End::Close(format!("{nick}: nickname taken meanwhile")))?;
         let mut s = Session {
             key: format!("irc:{who:?}:{}", addr.ip()),
+            id,
+            guest: r.guest,
+            username: r.username.clone(),
             bridge,
             who,
             account,
@@ -361,7 +454,7 @@ impl Session {
             sent: VecDeque::new(),
             private_seen: HashMap::new(),
             private_order: VecDeque::new(),
-            quit: false,
+            quit: None,
         };
         s.resync_users()?;
         s.welcome(wish)?;
@@ -394,7 +487,11 @@ impl Session {
 
     /// This client's own `nick!user@host`.
     pub fn me(&self) -> String {
-        reply::mask(&self.nick, &self.account, &self.bridge.node.id().0)
+        let node = self.bridge.node.id().0;
+        if self.guest {
+            return super::members::guest_mask(&self.nick, &self.username, &node);
+        }
+        reply::mask(&self.nick, &self.account, &node)
     }
 
     fn refused(&self, e: &LineError) -> Result<(), End> {
@@ -435,10 +532,11 @@ impl Session {
                 "are supported by this server",
             ],
         )?;
+        self.lusers()?;
         self.num("422", &["MOTD File is missing"])?;
         self.out
             .send(Message::new(Some(&self.me()), "MODE", &[n, "+i"]))?;
-        if !wish.eq_ignore_ascii_case(n) {
+        if !self.guest && !wish.eq_ignore_ascii_case(n) {
             self.notice(&format!(
                 "You are {n} on the network (your account's nickname); /nick NAME claims another"
             ))?;
