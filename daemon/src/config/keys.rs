@@ -160,6 +160,10 @@ pub const KEYS: &[Key] = &[
         "irc.guests",
         "admit IRC clients without a password as guests of this node (*nick); default false",
     ),
+    key(
+        "irc.server_name",
+        "the server name IRC clients see (numerics, PONG, WHO); default chatd",
+    ),
 ];
 
 /// The key named `name`, if chatd has one.

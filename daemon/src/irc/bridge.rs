@@ -170,15 +170,16 @@ impl Bridge {
     }
 
     /// Sends `text` to `room` as `who`; returns the stored message's id and time (Unix ms).
-    /// `guest`: the local client (id and mask) sending it as the node's guest, recorded in
-    /// [`super::local::Local`] as the message is stored.
+    /// `local`: the IRC client here sending it (id, mask, whether as a NOTICE), recorded in
+    /// [`super::local::Local`] as the message is stored, so the node's other IRC clients
+    /// show it as that client's (guests share one account).
     pub async fn send_public(
         &self,
         who: Who,
         key: &str,
         room: &Room,
         text: &str,
-        guest: Option<(u64, String)>,
+        guest: Option<(u64, String, bool)>,
     ) -> Result<(crate::chat::MessageId, u64), BridgeError> {
         crate::chat::envelope::check_text(text).map_err(|e| BridgeError::Chat(e.to_string()))?;
         let ring = self.ring()?.clone();
@@ -201,7 +202,9 @@ impl Bridge {
                     })
                 };
                 match guest {
-                    Some((id, mask)) => local.sending(id, mask, send).map(|(t, _)| t),
+                    Some((id, mask, notice)) => {
+                        local.sending(id, mask, notice, send).map(|(t, _)| t)
+                    }
                     None => send().map(|(t, _)| t),
                 }
             })

@@ -10,7 +10,7 @@ use crate::people::Presence;
 use super::bridge::{Bridge, BridgeError, Person};
 use super::line::Message;
 use super::register::valid_nick;
-use super::reply::{self, SERVER};
+use super::reply::{self, server};
 use super::session::{End, Session};
 
 /// Messages replayed after a JOIN, at most.
@@ -23,9 +23,12 @@ impl Session {
     pub async fn command(&mut self, m: Message) -> Result<(), End> {
         let p = |i: usize| m.param(i).to_owned();
         match m.command.as_str() {
-            "PING" => self
-                .out
-                .send(Message::new(Some(SERVER), "PONG", &[SERVER, m.param(0)])),
+            "PING" if m.params.is_empty() => self.num("461", &["PING", "Not enough parameters"]),
+            "PING" => self.out.send(Message::new(
+                Some(server()),
+                "PONG",
+                &[server(), m.param(0)],
+            )),
             "PONG" => Ok(()),
             "QUIT" => {
                 self.quit = Some(match m.params.first().filter(|r| !r.is_empty()) {
@@ -116,6 +119,14 @@ impl Session {
                 self.num("303", &[&on.join(" ")])
             }
             "CHATHISTORY" => self.chathistory(&m),
+            "TIME" => self.num(
+                "391",
+                &[server(), &reply::time_tag(crate::records::unix_ms()), "UTC"],
+            ),
+            "OPER" => self.num(
+                "491",
+                &["No O-lines for your host (chatd has no IRC operators)"],
+            ),
             "MOTD" => self.num("422", &["MOTD File is missing"]),
             "LUSERS" => self.lusers(),
             other => self.num("421", &[other, "Unknown command"]),
@@ -128,13 +139,13 @@ impl Session {
             "LS" => {
                 let list: Vec<&str> = super::caps::LS.iter().map(|(k, _)| *k).collect();
                 self.out.send(Message::new(
-                    Some(SERVER),
+                    Some(server()),
                     "CAP",
                     &[&n, "LS", &list.join(" ")],
                 ))
             }
             "LIST" => self.out.send(Message::new(
-                Some(SERVER),
+                Some(server()),
                 "CAP",
                 &[&n, "LIST", &self.caps.names().join(" ")],
             )),
@@ -144,7 +155,7 @@ impl Session {
                 let ok = !asked.contains("sasl") && self.caps.request(asked);
                 let verb = if ok { "ACK" } else { "NAK" };
                 self.out
-                    .send(Message::new(Some(SERVER), "CAP", &[&n, verb, asked]))
+                    .send(Message::new(Some(server()), "CAP", &[&n, verb, asked]))
             }
             "END" => Ok(()),
             sub => self.num("410", &[sub, "Invalid CAP command"]),
@@ -205,7 +216,7 @@ impl Session {
         let batch = self.caps.batch.then(|| format!("h{}", rows[0].pos));
         if let Some(b) = &batch {
             self.out.send(Message::new(
-                Some(SERVER),
+                Some(server()),
                 "BATCH",
                 &[&format!("+{b}"), "chathistory", &channel(room)],
             ))?;
@@ -215,7 +226,7 @@ impl Session {
         }
         if let Some(b) = &batch {
             self.out
-                .send(Message::new(Some(SERVER), "BATCH", &[&format!("-{b}")]))?;
+                .send(Message::new(Some(server()), "BATCH", &[&format!("-{b}")]))?;
         }
         Ok(())
     }
@@ -242,7 +253,7 @@ impl Session {
             && self.joined.contains(&room)
         {
             let ch = channel(&room);
-            let names = self.channel_names(&room);
+            let names = self.channel_names(&room, self.caps.userhost_in_names);
             // Several lines if needed, each well under the line bound.
             let mut line = String::new();
             for n in names {
@@ -274,7 +285,7 @@ impl Session {
             let (user, host) = split_mask(&reply::mask(name, &u.account, &u.node));
             self.num(
                 "352",
-                &[ch, &user, &host, SERVER, name, flag, &format!("0 {name}")],
+                &[ch, &user, &host, server(), name, flag, &format!("0 {name}")],
             )
         };
         if mask.starts_with('#') {
@@ -289,7 +300,9 @@ impl Session {
                 }
             }
         } else if !mask.is_empty() {
-            if let Some((_, c)) = self.bridge.local.find(mask) {
+            if mask.contains(['*', '?']) {
+                self.who_mask(mask)?;
+            } else if let Some((_, c)) = self.bridge.local.find(mask) {
                 self.who_local("*", &c)?;
             } else if mask.eq_ignore_ascii_case(&self.nick) {
                 let me = self.bridge.self_view(self.who, self.account, node);
@@ -338,7 +351,7 @@ impl Session {
             "312",
             &[
                 &name,
-                SERVER,
+                server(),
                 &format!("hosted by node {}", hex::encode(&u.node[..8])),
             ],
         )?;
@@ -362,6 +375,9 @@ impl Session {
             return self.num("403", &[c, "No such channel"]);
         };
         if !self.joined.contains(&room) {
+            if !self.channel_exists(&room) {
+                return self.num("403", &[c, "No such channel"]);
+            }
             return self.num("442", &[c, "You're not on that channel"]);
         }
         if set {
@@ -502,7 +518,11 @@ impl Session {
             }
             return self.num("502", &["Can't change mode for other users"]);
         }
+        // Everyone is +i (invisible to WHO masks outside shared channels); nothing changes.
         if m.params.len() > 1 {
+            if m.param(1).chars().all(|c| matches!(c, '+' | '-' | 'i')) {
+                return Ok(());
+            }
             return self.num("501", &["Unknown MODE flag"]);
         }
         self.num("221", &["+i"])
@@ -529,12 +549,19 @@ impl Session {
         if target.starts_with('#') {
             let room = match Bridge::room(&target) {
                 Ok(r) => r,
+                Err(_) if notice => return Ok(()),
                 Err(_) => return self.num("403", &[&target, "No such channel"]),
             };
             if !self.joined.contains(&room) {
+                if notice {
+                    return Ok(());
+                }
+                if !self.channel_exists(&room) {
+                    return self.num("403", &[&target, "No such channel"]);
+                }
                 return self.num("404", &[&target, "Cannot send to channel (join it first)"]);
             }
-            let guest = self.guest.then(|| (self.id, self.me()));
+            let guest = Some((self.id, self.me(), notice));
             match self
                 .bridge
                 .send_public(self.who, &self.key, &room, &text, guest)
@@ -606,7 +633,7 @@ impl Session {
     /// A failed command: `FAIL` with the reason.
     fn fail(&self, command: &str, e: &BridgeError) -> Result<(), End> {
         self.out.send(Message::new(
-            Some(SERVER),
+            Some(server()),
             "FAIL",
             &[command, "CANNOT_DO", &super::line::clean(&e.to_string())],
         ))
@@ -637,6 +664,6 @@ fn host_of(u: &Person) -> String {
 
 fn split_mask(mask: &str) -> (String, String) {
     let uh = mask.split_once('!').map_or(mask, |(_, r)| r);
-    let (u, h) = uh.split_once('@').unwrap_or((uh, SERVER));
+    let (u, h) = uh.split_once('@').unwrap_or((uh, server()));
     (u.to_owned(), h.to_owned())
 }

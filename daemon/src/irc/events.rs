@@ -34,7 +34,7 @@ impl Session {
             return Ok(());
         }
         let mine = match self.bridge.local.sent_by(&m.id) {
-            Some((id, _)) => id == self.id,
+            Some((id, _, _)) => id == self.id,
             None => {
                 !self.guest
                     && self
@@ -56,9 +56,14 @@ impl Session {
         let m = &stored.message;
         let people = &self.bridge.people;
         let author = people.author_of(m.author.as_ref(), &m.from_id());
-        let guest = self.bridge.local.sent_by(&m.id);
-        let source = if let Some((id, mask)) = guest {
-            // A guest of this node sent it: shown with its own nick here.
+        let local = self.bridge.local.sent_by(&m.id);
+        let command = if local.as_ref().is_some_and(|l| l.2) {
+            "NOTICE"
+        } else {
+            "PRIVMSG"
+        };
+        let source = if let Some((id, mask, _)) = local {
+            // An IRC client of this node sent it (guests share one account): shown as its.
             if id == self.id { self.me() } else { mask }
         } else if author == Some(self.account) && !self.guest {
             self.me()
@@ -84,7 +89,7 @@ impl Session {
                             Some(action) => format!("\u{1}ACTION {action}\u{1}"),
                             None => part,
                         };
-                        Message::new(Some(&source), "PRIVMSG", &[&ch, &text])
+                        Message::new(Some(&source), command, &[&ch, &text])
                     })
                     .collect()
             }

@@ -47,7 +47,7 @@ pub struct Client {
 struct Inner {
     next: u64,
     clients: BTreeMap<u64, Client>,
-    sent: HashMap<MessageId, (u64, String)>,
+    sent: HashMap<MessageId, (u64, String, bool)>,
     order: VecDeque<MessageId>,
 }
 
@@ -223,13 +223,14 @@ impl Local {
             .is_some_and(|c| c.out.send(line).is_ok())
     }
 
-    /// Runs `send` (a guest's public message being stored and broadcast) with the registry
+    /// Runs `send` (a public message of client `id` being stored and broadcast) with the registry
     /// held, and records the message as sent by client `id` with `mask` before anyone can
     /// look it up: every session reads [`Local::sent_by`] under the same lock.
     pub fn sending<T, E>(
         &self,
         id: u64,
         mask: String,
+        notice: bool,
         send: impl FnOnce() -> Result<(T, MessageId), E>,
     ) -> Result<(T, MessageId), E> {
         let mut g = self.lock();
@@ -240,12 +241,13 @@ impl Local {
             g.sent.remove(&old);
         }
         g.order.push_back(mid);
-        g.sent.insert(mid, (id, mask));
+        g.sent.insert(mid, (id, mask, notice));
         Ok((t, mid))
     }
 
-    /// Which client sent the public message `mid`, with the mask it had, if a guest here did.
-    pub fn sent_by(&self, mid: &MessageId) -> Option<(u64, String)> {
+    /// Which client here sent the public message `mid`, with the mask it had and whether as
+    /// a NOTICE.
+    pub fn sent_by(&self, mid: &MessageId) -> Option<(u64, String, bool)> {
         self.lock().sent.get(mid).cloned()
     }
 }
@@ -326,7 +328,7 @@ mod tests {
             raw[..8].copy_from_slice(&(i as u64).to_be_bytes());
             let mid = MessageId(raw);
             local
-                .sending(1, "m".into(), || Ok::<_, ()>(((), mid)))
+                .sending(1, "m".into(), false, || Ok::<_, ()>(((), mid)))
                 .expect("sent");
         }
         assert_eq!(local.lock().sent.len(), SENT);

@@ -14,7 +14,7 @@ use super::bridge::{Bridge, Person};
 use super::line::Message;
 use super::local::{Client, same};
 use super::register::valid_nick;
-use super::reply::{self, SERVER};
+use super::reply::{self, server};
 use super::session::{End, Session};
 
 /// A guest's `nick!~user@host`: the user name it gave (letters, digits, `_.-`; at most 9),
@@ -60,20 +60,63 @@ impl Session {
 
     /// NAMES of `room`: this client first, the node's other IRC clients in it, then the
     /// network's people.
-    pub fn channel_names(&self, room: &Room) -> Vec<String> {
-        let mut names = vec![self.nick.clone()];
-        let mut local: Vec<String> = self
+    /// With `masks` (`userhost-in-names`), each as `nick!user@host`.
+    pub fn channel_names(&self, room: &Room, masks: bool) -> Vec<String> {
+        let mut names = vec![if masks { self.me() } else { self.nick.clone() }];
+        let mut local: Vec<(String, String)> = self
             .bridge
             .local
             .members(room)
             .into_iter()
             .filter(|(id, _)| *id != self.id)
-            .map(|(_, c)| c.nick)
+            .map(|(_, c)| (c.nick, c.mask))
             .collect();
         local.sort();
-        names.extend(local);
-        names.extend(self.network_names().into_iter().map(|(n, _)| n));
+        names.extend(local.into_iter().map(|(n, m)| if masks { m } else { n }));
+        names.extend(self.network_names().into_iter().map(|(n, u)| {
+            if masks {
+                reply::mask(&n, &u.account, &u.node)
+            } else {
+                n
+            }
+        }));
         names
+    }
+
+    /// WHO with a mask (`*`, `?`): this client, the node's IRC clients sharing a channel with
+    /// it (everyone is `+i`), and the network's people (in every channel), whose nick or
+    /// `nick!user@host` matches.
+    pub fn who_mask(&self, mask: &str) -> Result<(), End> {
+        for (id, c) in self.bridge.local.all() {
+            let shares = id == self.id || !c.joined.is_disjoint(&self.joined);
+            if shares && (glob(mask, &c.nick) || glob(mask, &c.mask)) {
+                self.who_local("*", &c)?;
+            }
+        }
+        for (name, u) in self.network_names() {
+            let full = reply::mask(&name, &u.account, &u.node);
+            if glob(mask, &name) || glob(mask, &full) {
+                let (user, host) = user_host(&full);
+                let flag = if u.presence == Presence::Away {
+                    "G"
+                } else {
+                    "H"
+                };
+                self.num(
+                    "352",
+                    &[
+                        "*",
+                        &user,
+                        &host,
+                        server(),
+                        &name,
+                        flag,
+                        &format!("0 {name}"),
+                    ],
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// A WHO line (`352`) of an IRC client of this node.
@@ -90,7 +133,7 @@ impl Session {
                 ch,
                 &user,
                 &host,
-                SERVER,
+                server(),
                 &c.nick,
                 flag,
                 &format!("0 {}", c.realname),
@@ -113,12 +156,23 @@ impl Session {
         self.num("311", &[&c.nick, &user, &host, "*", &c.realname])?;
         self.num(
             "312",
-            &[&c.nick, SERVER, "a guest of this node (irc.guests)"],
+            &[&c.nick, server(), "a guest of this node (irc.guests)"],
         )?;
         if let Some(away) = &c.away {
             self.num("301", &[&c.nick, away])?;
         }
         self.num("318", &[&c.nick, "End of /WHOIS list"])
+    }
+
+    /// Whether `room` exists for IRC: an IRC client here is in it, or this node stores
+    /// messages of it.
+    pub fn channel_exists(&self, room: &Room) -> bool {
+        !self.bridge.local.members(room).is_empty()
+            || self
+                .bridge
+                .chat
+                .rooms()
+                .is_ok_and(|rs| rs.iter().any(|r| r.name == room.to_string()))
     }
 
     /// LUSERS: the node's IRC clients and the network's people.
@@ -255,9 +309,33 @@ impl Session {
     }
 }
 
+/// IRC wildcard matching (`*` any run, `?` one character), ASCII case-insensitive.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let t: Vec<char> = text.to_ascii_lowercase().chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
 fn user_host(mask: &str) -> (String, String) {
     let uh = mask.split_once('!').map_or(mask, |(_, r)| r);
-    let (u, h) = uh.split_once('@').unwrap_or((uh, SERVER));
+    let (u, h) = uh.split_once('@').unwrap_or((uh, server()));
     (u.to_owned(), h.to_owned())
 }
 
@@ -275,5 +353,15 @@ mod tests {
         assert_eq!(guest_mask("n", "a@b!c d", &node), "n!~abcd@abababab.chatd");
         assert_eq!(guest_mask("n", "@@", &node), "n!~guest@abababab.chatd");
         assert_eq!(user_host("n!~u@h.chatd"), ("~u".into(), "h.chatd".into()));
+    }
+
+    #[test]
+    fn wildcards_match_like_irc_masks() {
+        assert!(glob("*", "anything"));
+        assert!(glob("eva*", "Evan"));
+        assert!(!glob("eva*", "shivaram"));
+        assert!(glob("c?olnick!*@*", "coolNick!~u@h.chatd"));
+        assert!(!glob("c?olnick!*@x", "coolNick!~u@h.chatd"));
+        assert!(glob("*a*b*", "xxaxxbxx"));
     }
 }

@@ -108,6 +108,7 @@ impl IrcListener {
         };
         let addr = listener.local_addr().unwrap_or(addr);
         let secret = Secret::open(data_dir)?;
+        reply::set_server_name(&irc.server_name);
         Ok(Some(IrcListener {
             listener,
             addr,
@@ -226,6 +227,7 @@ mod tests {
             explicit,
             tls: None,
             guests: false,
+            server_name: "chatd".into(),
         };
         assert!(
             IrcListener::bind(&irc(false), dir.path())
@@ -246,6 +248,7 @@ mod tests {
             explicit: true,
             tls: None,
             guests: false,
+            server_name: "chatd".into(),
         };
         assert!(
             IrcListener::bind(&off, dir.path())
@@ -258,6 +261,7 @@ mod tests {
             explicit: true,
             tls: None,
             guests: false,
+            server_name: "chatd".into(),
         };
         let l = IrcListener::bind(&free, dir.path())
             .await

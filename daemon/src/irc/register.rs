@@ -11,7 +11,7 @@ use crate::people::Who;
 
 use super::caps::{Caps, LS};
 use super::line::Message;
-use super::reply::{self, SERVER};
+use super::reply::{self, server};
 
 /// Longest SASL payload accepted (PLAIN with a password fits in far less).
 const MAX_SASL: usize = 1200;
@@ -97,7 +97,7 @@ impl Registration {
                 None => out.push(reply::numeric("431", &t, &["No nickname given"])),
             },
             "USER" => {
-                if m.params.len() < 4 {
+                if m.params.len() < 4 || m.param(3).is_empty() {
                     out.push(reply::numeric(
                         "461",
                         &t,
@@ -114,7 +114,16 @@ impl Registration {
                     return (out, close);
                 }
             }
-            "PING" => out.push(Message::new(Some(SERVER), "PONG", &[SERVER, m.param(0)])),
+            "PING" if m.params.is_empty() => out.push(reply::numeric(
+                "461",
+                &t,
+                &["PING", "Not enough parameters"],
+            )),
+            "PING" => out.push(Message::new(
+                Some(server()),
+                "PONG",
+                &[server(), m.param(0)],
+            )),
             "QUIT" => return (out, Next::Close("Client quit".into())),
             "PONG" => {}
             other => out.push(reply::numeric(
@@ -144,13 +153,13 @@ impl Registration {
                     })
                     .collect();
                 out.push(Message::new(
-                    Some(SERVER),
+                    Some(server()),
                     "CAP",
                     &[&t, "LS", &list.join(" ")],
                 ));
             }
             "LIST" => out.push(Message::new(
-                Some(SERVER),
+                Some(server()),
                 "CAP",
                 &[&t, "LIST", &self.caps.names().join(" ")],
             )),
@@ -162,7 +171,7 @@ impl Registration {
                 } else {
                     "NAK"
                 };
-                out.push(Message::new(Some(SERVER), "CAP", &[&t, verb, &asked]));
+                out.push(Message::new(Some(server()), "CAP", &[&t, verb, &asked]));
             }
             "END" => self.negotiating = false,
             sub => out.push(reply::numeric("410", &t, &[sub, "Invalid CAP command"])),
@@ -229,7 +238,11 @@ impl Registration {
                         out.push(reply::numeric(
                             "900",
                             &t,
-                            &[&format!("{t}!{t}@{SERVER}"), &t, "You are now logged in"],
+                            &[
+                                &format!("{t}!{t}@{}", server()),
+                                &t,
+                                "You are now logged in",
+                            ],
                         ));
                         out.push(reply::numeric(
                             "903",

@@ -28,7 +28,7 @@ use super::bridge::Bridge;
 use super::caps::Caps;
 use super::line::{LineError, Lines, Message};
 use super::register::{Login, Next, Registration};
-use super::reply::{self, SERVER};
+use super::reply::{self, server};
 
 /// Lines waiting for a client to read them, at most.
 pub const OUT_QUEUE: usize = 512;
@@ -185,7 +185,9 @@ async fn run(
     addr: SocketAddr,
     mut shutdown: Shutdown,
 ) -> Result<(), End> {
-    if !bridge.may_try(addr.ip()) {
+    // With guests allowed, a throttled address may still come in without a password (each
+    // password it tries is still refused while throttled).
+    if !bridge.guests && !bridge.may_try(addr.ip()) {
         return Err(End::Close(
             "too many failed logins from this address; wait and retry".into(),
         ));
@@ -273,7 +275,7 @@ async fn session_loop(
                 }
                 if silent > PING_AFTER && !pinged {
                     pinged = true;
-                    out.send(Message::new(None, "PING", &[SERVER]))?;
+                    out.send(Message::new(None, "PING", &[server()]))?;
                 }
             }
         }
@@ -362,7 +364,7 @@ fn refusal(nick: &str, e: &LineError) -> Message {
             reply::numeric("417", nick, &["Input line was too long"])
         }
         other => Message::new(
-            Some(SERVER),
+            Some(server()),
             "FAIL",
             &["*", "INVALID_LINE", &format!("line refused: {other}")],
         ),
@@ -479,7 +481,7 @@ impl Session {
     /// A NOTICE from the server to this client.
     pub fn notice(&self, text: &str) -> Result<(), End> {
         self.out.send(Message::new(
-            Some(SERVER),
+            Some(server()),
             "NOTICE",
             &[&self.nick, &super::line::clean(text)],
         ))
@@ -508,12 +510,13 @@ impl Session {
         self.num(
             "002",
             &[&format!(
-                "Your host is {SERVER} (node {node}), running chatd {}",
+                "Your host is {} (node {node}), running chatd {}",
+                server(),
                 crate::node::VERSION
             )],
         )?;
         self.num("003", &["This server is a node of a decentralised network"])?;
-        self.num("004", &[SERVER, crate::node::VERSION, "i", "n"])?;
+        self.num("004", &[server(), crate::node::VERSION, "i", "n"])?;
         self.num(
             "005",
             &[
