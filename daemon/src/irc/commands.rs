@@ -68,7 +68,7 @@ impl Session {
                 }
                 Ok(())
             }
-            "WHO" => self.who(m.param(0)),
+            "WHO" => self.who(m.param(0), m.params.get(1).map(String::as_str)),
             "WHOIS" if m.params.is_empty() => self.num("431", &["No nickname given"]),
             "WHOIS" => self.whois(m.params.last().map_or("", String::as_str)),
             "TOPIC" if m.params.is_empty() => self.num("461", &["TOPIC", "Not enough parameters"]),
@@ -272,49 +272,6 @@ impl Session {
             return self.num("366", &[&ch, "End of /NAMES list"]);
         }
         self.num("366", &[c, "End of /NAMES list"])
-    }
-
-    fn who(&self, mask: &str) -> Result<(), End> {
-        let node = self.bridge.node.id().0;
-        let line = |ch: &str, name: &str, u: &Person| {
-            let flag = if u.presence == Presence::Away {
-                "G"
-            } else {
-                "H"
-            };
-            let (user, host) = split_mask(&reply::mask(name, &u.account, &u.node));
-            self.num(
-                "352",
-                &[ch, &user, &host, server(), name, flag, &format!("0 {name}")],
-            )
-        };
-        if mask.starts_with('#') {
-            if let Ok(room) = Bridge::room(mask)
-                && self.joined.contains(&room)
-            {
-                for (_, c) in self.bridge.local.members(&room) {
-                    self.who_local(mask, &c)?;
-                }
-                for (name, u) in self.network_names() {
-                    line(mask, &name, &u)?;
-                }
-            }
-        } else if !mask.is_empty() {
-            if mask.contains(['*', '?']) {
-                self.who_mask(mask)?;
-            } else if let Some((_, c)) = self.bridge.local.find(mask) {
-                self.who_local("*", &c)?;
-            } else if mask.eq_ignore_ascii_case(&self.nick) {
-                let me = self.bridge.self_view(self.who, self.account, node);
-                line("*", &self.nick, &me)?;
-            } else if let Some((name, u)) = self.person(mask) {
-                line("*", &name, &u)?;
-            }
-        }
-        self.num(
-            "315",
-            &[if mask.is_empty() { "*" } else { mask }, "End of WHO list"],
-        )
     }
 
     fn whois(&self, nick: &str) -> Result<(), End> {

@@ -83,65 +83,7 @@ impl Session {
         names
     }
 
-    /// WHO with a mask (`*`, `?`): this client, the node's IRC clients sharing a channel with
-    /// it (everyone is `+i`), and the network's people (in every channel), whose nick or
-    /// `nick!user@host` matches.
-    pub fn who_mask(&self, mask: &str) -> Result<(), End> {
-        for (id, c) in self.bridge.local.all() {
-            let shares = id == self.id || !c.joined.is_disjoint(&self.joined);
-            if shares && (glob(mask, &c.nick) || glob(mask, &c.mask)) {
-                self.who_local("*", &c)?;
-            }
-        }
-        for (name, u) in self.network_names() {
-            let full = reply::mask(&name, &u.account, &u.node);
-            if glob(mask, &name) || glob(mask, &full) {
-                let (user, host) = user_host(&full);
-                let flag = if u.presence == Presence::Away {
-                    "G"
-                } else {
-                    "H"
-                };
-                self.num(
-                    "352",
-                    &[
-                        "*",
-                        &user,
-                        &host,
-                        server(),
-                        &name,
-                        flag,
-                        &format!("0 {name}"),
-                    ],
-                )?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A WHO line (`352`) of an IRC client of this node.
-    pub fn who_local(&self, ch: &str, c: &Client) -> Result<(), End> {
-        let (user, host) = user_host(&c.mask);
-        let flag = if c.away.is_some() || self.away_account(c) {
-            "G"
-        } else {
-            "H"
-        };
-        self.num(
-            "352",
-            &[
-                ch,
-                &user,
-                &host,
-                server(),
-                &c.nick,
-                flag,
-                &format!("0 {}", c.realname),
-            ],
-        )
-    }
-
-    fn away_account(&self, c: &Client) -> bool {
+    pub(super) fn away_account(&self, c: &Client) -> bool {
         !c.guest
             && self
                 .bridge
@@ -333,7 +275,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-fn user_host(mask: &str) -> (String, String) {
+pub(super) fn user_host(mask: &str) -> (String, String) {
     let uh = mask.split_once('!').map_or(mask, |(_, r)| r);
     let (u, h) = uh.split_once('@').unwrap_or((uh, server()));
     (u.to_owned(), h.to_owned())

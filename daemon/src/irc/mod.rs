@@ -30,6 +30,7 @@ mod reply;
 pub mod secret;
 mod session;
 mod tls;
+mod who;
 
 use std::net::SocketAddr;
 use std::path::Path;

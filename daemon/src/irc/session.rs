@@ -40,6 +40,8 @@ pub const REGISTER_WAIT: Duration = Duration::from_secs(30);
 pub const PING_AFTER: Duration = Duration::from_secs(90);
 /// Silence after which the client is taken for gone.
 pub const IDLE: Duration = Duration::from_secs(180);
+/// How long a guest's nick taken by another client here is waited for at registration.
+const GHOST_WAIT: Duration = Duration::from_secs(2);
 /// How long a new account's first nickname claim is waited for at login.
 const NAME_WAIT: Duration = Duration::from_secs(5);
 /// Ids remembered of what this session sent, and of private messages shown.
@@ -334,7 +336,7 @@ async fn register(
         match next {
             Next::More => {}
             Next::Done { who, nick, guest } => {
-                if guest && !bridge.guest_nick_free(&nick, None) {
+                if guest && !nick_frees(bridge, &nick).await {
                     out.send(reply::numeric(
                         "433",
                         "*",
@@ -354,6 +356,22 @@ async fn register(
             }
             Next::Close(reason) => return Err(End::Close(reason)),
         }
+    }
+}
+
+/// Whether a guest may take `nick`, waiting up to [`GHOST_WAIT`] for another client of the
+/// node holding it to go (a client reconnecting at once often comes before the server has
+/// seen its previous connection close).
+async fn nick_frees(bridge: &Bridge, nick: &str) -> bool {
+    let until = Instant::now() + GHOST_WAIT;
+    loop {
+        if bridge.guest_nick_free(nick, None) {
+            return true;
+        }
+        if Instant::now() >= until || bridge.people.find(nick).is_some() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -532,6 +550,7 @@ impl Session {
                 &format!("CHATHISTORY={}", super::history::MAX_HISTORY),
                 "MSGREFTYPES=msgid,timestamp",
                 "UTF8ONLY",
+                "WHOX",
                 "are supported by this server",
             ],
         )?;
