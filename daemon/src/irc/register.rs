@@ -68,6 +68,14 @@ impl Login for super::bridge::Bridge {
 }
 
 impl Registration {
+    /// A new registration; `guests`: a client without a password registers as a guest.
+    pub fn new(guests: bool) -> Registration {
+        Registration {
+            guests,
+            ..Registration::default()
+        }
+    }
+
     /// The nick given was refused (another client's or a network name): wait for another.
     pub fn nick_refused(&mut self) {
         self.nick = None;
@@ -393,6 +401,61 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn with_guests_no_password_registers_a_guest_but_a_wrong_one_is_still_refused() {
+        let mut r = Registration::new(true);
+        let (_, next) = feed(&mut r, &["NICK visitor", "USER v 0 * :A visitor"]);
+        assert_eq!(
+            next,
+            Next::Done {
+                who: Who::Token,
+                nick: "visitor".into(),
+                guest: true
+            }
+        );
+        assert_eq!(
+            (r.username.as_str(), r.realname.as_str()),
+            ("v", "A visitor")
+        );
+        let mut r = Registration::new(true);
+        let (out, next) = feed(&mut r, &["PASS nope", "NICK a", "USER a 0 * :A"]);
+        assert!(
+            matches!(next, Next::Close(_)),
+            "a wrong password is no guest pass"
+        );
+        assert!(out.iter().any(|l| l.contains(" 464 ")), "{out:?}");
+        // A password still logs in to its account, not as a guest.
+        let mut r = Registration::new(true);
+        let (_, next) = feed(&mut r, &["PASS bob-secret", "NICK b", "USER b 0 * :B"]);
+        assert!(matches!(
+            next,
+            Next::Done {
+                who: Who::Unix(1000),
+                guest: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_refused_nick_waits_for_another_and_empty_realnames_or_pings_get_461() {
+        let mut r = Registration::new(true);
+        let (out, next) = feed(&mut r, &["PING", "NICK a", "USER a 0 * :"]);
+        assert_eq!(next, Next::More);
+        assert_eq!(
+            out.iter().filter(|l| l.contains(" 461 ")).count(),
+            2,
+            "{out:?}"
+        );
+        let (_, next) = feed(&mut r, &["USER a 0 * :A"]);
+        assert!(matches!(next, Next::Done { .. }));
+        r.nick_refused();
+        let (_, next) = feed(&mut r, &["USER a 0 * :A"]);
+        assert_eq!(next, Next::More, "no nick: no registration");
+        let (_, next) = feed(&mut r, &["NICK b"]);
+        assert!(matches!(next, Next::Done { nick, .. } if nick == "b"));
     }
 
     #[test]

@@ -317,8 +317,7 @@ async fn register(
     bridge: &Bridge,
     addr: SocketAddr,
 ) -> Result<Registered, End> {
-    let mut reg = Registration::default();
-    reg.guests = bridge.guests;
+    let mut reg = Registration::new(bridge.guests);
     let login = Counted {
         bridge,
         ip: addr.ip(),
