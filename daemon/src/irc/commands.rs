@@ -121,7 +121,10 @@ impl Session {
             "CHATHISTORY" => self.chathistory(&m),
             "TIME" => self.num(
                 "391",
-                &[server(), &reply::time_tag(crate::records::unix_ms()), "UTC"],
+                &[
+                    server(),
+                    &format!("{} UTC", reply::time_tag(crate::records::unix_ms())),
+                ],
             ),
             "OPER" => self.num(
                 "491",

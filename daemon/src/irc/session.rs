@@ -239,16 +239,11 @@ async fn session_loop(
     let mut heard = Instant::now();
     let mut pinged = false;
     loop {
+        // Biased: what the network already delivered goes out before the client's next
+        // command is answered, so a client that synchronises with PING sees it first.
         tokio::select! {
+            biased;
             () = shutdown.recv() => return Err(End::Close("chatd is shutting down".into())),
-            read = reader.next() => {
-                heard = Instant::now();
-                pinged = false;
-                match read? {
-                    Read::Line(m) => s.command(m).await?,
-                    Read::Refused(e) => s.refused(&e)?,
-                }
-            }
             event = feed.recv() => match event {
                 Some(FeedEvent::Message(m)) => s.on_message(&m)?,
                 Some(FeedEvent::Lagged { missed, resume_after }) => {
@@ -270,6 +265,14 @@ async fn session_loop(
                 Err(broadcast::error::RecvError::Lagged(n)) => s.notice(&format!("fell behind: {n} private events skipped (chatctl dms shows them)"))?,
                 Err(broadcast::error::RecvError::Closed) => private = None,
             },
+            read = reader.next() => {
+                heard = Instant::now();
+                pinged = false;
+                match read? {
+                    Read::Line(m) => s.command(m).await?,
+                    Read::Refused(e) => s.refused(&e)?,
+                }
+            }
             _ = tick.tick() => {
                 let silent = heard.elapsed();
                 if silent > IDLE {
