@@ -420,6 +420,15 @@ pub struct Session {
     pub quit: Option<String>,
 }
 
+impl Drop for Session {
+    /// Whatever ended the session (an error while welcoming the client included), it leaves
+    /// the node's IRC clients; after the QUIT `run` shows this changes nothing.
+    fn drop(&mut self) {
+        let line = Message::new(Some(&self.me()), "QUIT", &["Connection closed"]);
+        self.bridge.local.remove(self.id, &line);
+    }
+}
+
 impl Session {
     fn start(
         bridge: Arc<Bridge>,
