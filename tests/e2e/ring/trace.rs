@@ -71,10 +71,7 @@ fn send_and_time(c: &Cluster, from: usize, text: &str) -> (String, BTreeMap<usiz
         let mut times = BTreeMap::new();
         while let Some(r) = set.join_next().await {
             let (i, seen) = r.expect("subscriber");
-            times.insert(
-                i,
-                seen.unwrap_or_else(|| panic!("node {i} never showed it")),
-            );
+            times.insert(i, seen.unwrap_or_else(|| panic!("node {i} never showed it")));
         }
         (sent.id, times)
     })
@@ -136,9 +133,7 @@ fn a_traced_message_is_a_tree_of_n_minus_1_edges_whose_times_add_up() {
     }
     let bound = (N as f64).log2().ceil() as u64;
     for n in nodes {
-        let depth = n["depth"]
-            .as_u64()
-            .expect("depth (no repair on a calm ring)");
+        let depth = n["depth"].as_u64().expect("depth (no repair on a calm ring)");
         assert!(depth <= bound, "depth {depth} > {bound}: {n}");
     }
     // Latencies: the trace's is the overlay's arrival, the subscriber's comes after the store

@@ -220,11 +220,7 @@ fn network_view_maps_a_ten_node_ring() {
     let out = c
         .sandbox
         .chatctl_at(&sock3, &["send", "--json", "trace this one"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     b.eval("showView('chat'); true");
     b.wait(
         Duration::from_secs(20),
@@ -243,18 +239,14 @@ fn network_view_maps_a_ten_node_ring() {
         json!(9)
     );
     // Every hop starts at a node of the ring, and the tree's root is node 3.
-    let froms =
-        b.eval("[...document.querySelectorAll('#trace-layer path.hop')].map(p => p.dataset.from)");
+    let froms = b.eval("[...document.querySelectorAll('#trace-layer path.hop')].map(p => p.dataset.from)");
     let froms: Vec<&str> = froms
         .as_array()
         .expect("hops")
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(
-        froms.iter().all(|f| ids.iter().any(|i| i == f)),
-        "{froms:?}"
-    );
+    assert!(froms.iter().all(|f| ids.iter().any(|i| i == f)), "{froms:?}");
     assert!(froms.contains(&ids[3].as_str()), "{froms:?}");
     screenshot(&mut b, &dir.join("ringmap-10-realtrace.png"));
     let _ = std::fs::copy(
