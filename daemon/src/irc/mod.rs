@@ -11,6 +11,10 @@
 //! - `session.rs`: one connection (bounded queues, timeouts) and its event loop;
 //! - `commands.rs`: the client's commands; `events.rs`: the network's events as IRC lines;
 //! - `history.rs`: `CHATHISTORY` (draft/chathistory) from this node's history;
+//! - `local.rs`: the node's connected IRC clients (unique guest nicks, per-connection
+//!   channel membership, which client sent which public message);
+//! - `members.rs`: NAMES, LUSERS, KICK and what a guest without a password does
+//!   (`irc.guests`); `who.rs`: WHO and WHOX;
 //! - `tls.rs`: TLS from `irc.tls_cert`/`irc.tls_key` (required off loopback);
 //! - this file: binding `irc.listen` and the bounded accept loop.
 //!
