@@ -32,6 +32,8 @@ mod hostile_names;
 mod hostile_pool;
 #[path = "ring/irc.rs"]
 mod irc;
+#[path = "ring/irc_guests.rs"]
+mod irc_guests;
 #[path = "ring/lan.rs"]
 mod lan;
 #[path = "ring/map.rs"]

@@ -135,9 +135,32 @@ impl Checker {
                         listen: self.optional_addr("irc.listen", v)?,
                         explicit: true,
                         tls: None,
+                        guests: false,
+                        server_name: crate::config::DEFAULT_IRC_SERVER_NAME.to_owned(),
                     },
                     None => Irc::default(),
                 };
+                if let Some(v) = irc.remove("guests") {
+                    i.guests = self.boolean("irc.guests", v)?;
+                }
+                if let Some(v) = irc.remove("server_name") {
+                    let name = self.string("irc.server_name", v)?;
+                    let ok = (1..=63).contains(&name.len())
+                        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'));
+                    if !ok {
+                        return Err(key_error(
+                            "irc.server_name",
+                            format!(
+                                "{name:?}: 1-63 of A-Z a-z 0-9 . - starting with a letter or digit"
+                            ),
+                            String::new(),
+                        ));
+                    }
+                    i.server_name = name;
+                }
                 let mut file = |name: &str| -> Result<Option<PathBuf>, ConfigError> {
                     match irc.remove(name) {
                         Some(v) if v.clone().into_string().is_ok_and(|t| t.trim().is_empty()) => {

@@ -156,6 +156,14 @@ pub const KEYS: &[Key] = &[
         "PEM certificate chain of the IRC front door; with irc.tls_key it speaks TLS only",
     ),
     key("irc.tls_key", "PEM private key of irc.tls_cert"),
+    key(
+        "irc.guests",
+        "admit IRC clients without a password as guests of this node (*nick); default false",
+    ),
+    key(
+        "irc.server_name",
+        "the server name IRC clients see (numerics, PONG, WHO); default chatd",
+    ),
 ];
 
 /// The key named `name`, if chatd has one.

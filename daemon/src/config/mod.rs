@@ -217,7 +217,15 @@ pub struct Irc {
     /// `irc.tls_cert` and `irc.tls_key`: PEM files; with them the listener speaks TLS only
     /// (and may listen on a non-loopback address).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// `irc.guests`: IRC clients without a password are admitted as guests of this node
+    /// (shown `*nick`, public messages only, as the TCP token's guest does). Off by default.
+    pub guests: bool,
+    /// `irc.server_name`: the server name IRC clients see (numerics' source, PONG, WHO).
+    pub server_name: String,
 }
+
+/// `irc.server_name` by default.
+pub const DEFAULT_IRC_SERVER_NAME: &str = "chatd";
 
 /// `irc.listen` by default: loopback only, the IRC port.
 pub const DEFAULT_IRC_LISTEN: SocketAddr =
@@ -229,6 +237,8 @@ impl Default for Irc {
             listen: Some(DEFAULT_IRC_LISTEN),
             explicit: false,
             tls: None,
+            guests: false,
+            server_name: DEFAULT_IRC_SERVER_NAME.to_owned(),
         }
     }
 }
@@ -494,6 +504,8 @@ impl Settings {
         };
         irc.insert("tls_cert".into(), s(cert));
         irc.insert("tls_key".into(), s(key));
+        irc.insert("guests".into(), T::Boolean(self.irc.guests));
+        irc.insert("server_name".into(), s(self.irc.server_name.clone()));
         // Sections in reading order (a TOML table would sort them).
         let mut out = String::new();
         for (name, table) in [

@@ -501,3 +501,21 @@ fn irc_listen_defaults_to_loopback_can_be_turned_off_and_refuses_other_addresses
     let e = err(&with_file(&half), &home_env(&[]));
     assert!(e.contains("go together"), "{e}");
 }
+
+#[test]
+fn irc_guests_are_off_by_default_and_the_server_name_is_checked() {
+    let s = Settings::load(&with_file(&file("")), &home_env(&[])).expect("loads");
+    assert!(!s.irc.guests);
+    assert_eq!(s.irc.server_name, "chatd");
+    let on = file("[irc]\nguests = true\nserver_name = \"My.Little.Server\"\n");
+    let s = Settings::load(&with_file(&on), &home_env(&[])).expect("on");
+    assert!(s.irc.guests);
+    assert_eq!(s.irc.server_name, "My.Little.Server");
+    for bad in ["", "a b", "-x", "x:y"] {
+        let f = file(&format!("[irc]\nserver_name = \"{bad}\"\n"));
+        assert!(
+            err(&with_file(&f), &home_env(&[])).contains("irc.server_name"),
+            "{bad:?}"
+        );
+    }
+}

@@ -82,6 +82,10 @@ pub struct Bridge {
     pub secret: Secret,
     /// The TCP token, for guests.
     pub token: Option<String>,
+    /// `irc.guests`: clients without a password are guests of this node.
+    pub guests: bool,
+    /// The node's connected IRC clients.
+    pub local: Arc<super::local::Local>,
     limiter: Keyed<String>,
     /// Failed logins per address.
     failures: Keyed<std::net::IpAddr>,
@@ -102,6 +106,7 @@ impl Bridge {
         secret: Secret,
         token: Option<String>,
         rate: Rate,
+        guests: bool,
     ) -> Bridge {
         let dm = node.private();
         Bridge {
@@ -111,6 +116,8 @@ impl Bridge {
             dm,
             secret,
             token,
+            guests,
+            local: Arc::default(),
             limiter: Keyed::new(rate, RATE_KEYS),
             failures: Keyed::new(
                 Rate {
@@ -130,6 +137,12 @@ impl Bridge {
         let token = self.token.as_deref()?;
         super::secret::constant_time_eq(token.as_bytes(), password.trim().as_bytes())
             .then_some(Who::Token)
+    }
+
+    /// Whether a guest may take `nick`: not another IRC client's here (but `except`), not a
+    /// name in the people directory (a guest never claims a network name).
+    pub fn guest_nick_free(&self, nick: &str, except: Option<u64>) -> bool {
+        !self.local.taken(nick, except) && self.people.find(nick).is_none()
     }
 
     /// Whether `ip` may try a password now (not too many failures lately).
@@ -157,12 +170,16 @@ impl Bridge {
     }
 
     /// Sends `text` to `room` as `who`; returns the stored message's id and time (Unix ms).
+    /// `local`: the IRC client here sending it (id, mask, whether as a NOTICE), recorded in
+    /// [`super::local::Local`] as the message is stored, so the node's other IRC clients
+    /// show it as that client's (guests share one account).
     pub async fn send_public(
         &self,
         who: Who,
         key: &str,
         room: &Room,
         text: &str,
+        guest: Option<(u64, String, bool)>,
     ) -> Result<(crate::chat::MessageId, u64), BridgeError> {
         crate::chat::envelope::check_text(text).map_err(|e| BridgeError::Chat(e.to_string()))?;
         let ring = self.ring()?.clone();
@@ -175,10 +192,21 @@ impl Bridge {
         self.people.touch(who);
         let chat = self.chat.clone();
         let (room, text) = (room.clone(), text.to_owned());
+        let local = self.local.clone();
         let stored = ring
             .originate(move || {
-                chat.send_as(&room, &text, Some(author))
-                    .map(|l| (l.seq, l.wire, l.stored))
+                let send = || {
+                    chat.send_as(&room, &text, Some(author)).map(|l| {
+                        let id = l.stored.message.id;
+                        ((l.seq, l.wire, l.stored), id)
+                    })
+                };
+                match guest {
+                    Some((id, mask, notice)) => {
+                        local.sending(id, mask, notice, send).map(|(t, _)| t)
+                    }
+                    None => send().map(|(t, _)| t),
+                }
             })
             .await
             .map_err(|e| BridgeError::Chat(crate::control::ApiError::from(e).to_string()))?;

@@ -12,6 +12,7 @@ pub const LS: &[(&str, Option<&str>)] = &[
     ("multi-prefix", None),
     ("sasl", Some("PLAIN")),
     ("server-time", None),
+    ("userhost-in-names", None),
 ];
 
 /// The capabilities a client enabled.
@@ -26,6 +27,7 @@ pub struct Caps {
     pub multi_prefix: bool,
     pub sasl: bool,
     pub server_time: bool,
+    pub userhost_in_names: bool,
 }
 
 impl Caps {
@@ -38,6 +40,7 @@ impl Caps {
             "echo-message" => &mut self.echo_message,
             "message-tags" => &mut self.message_tags,
             "multi-prefix" => &mut self.multi_prefix,
+            "userhost-in-names" => &mut self.userhost_in_names,
             "sasl" => &mut self.sasl,
             "server-time" => &mut self.server_time,
             _ => return None,

@@ -10,7 +10,7 @@ use crate::people::Presence;
 use super::bridge::{Bridge, BridgeError, Person};
 use super::line::Message;
 use super::register::valid_nick;
-use super::reply::{self, SERVER};
+use super::reply::{self, server};
 use super::session::{End, Session};
 
 /// Messages replayed after a JOIN, at most.
@@ -23,12 +23,18 @@ impl Session {
     pub async fn command(&mut self, m: Message) -> Result<(), End> {
         let p = |i: usize| m.param(i).to_owned();
         match m.command.as_str() {
-            "PING" => self
-                .out
-                .send(Message::new(Some(SERVER), "PONG", &[SERVER, m.param(0)])),
+            "PING" if m.params.is_empty() => self.num("461", &["PING", "Not enough parameters"]),
+            "PING" => self.out.send(Message::new(
+                Some(server()),
+                "PONG",
+                &[server(), m.param(0)],
+            )),
             "PONG" => Ok(()),
             "QUIT" => {
-                self.quit = true;
+                self.quit = Some(match m.params.first().filter(|r| !r.is_empty()) {
+                    Some(r) => format!("Quit: {}", super::line::clean(r)),
+                    None => "Quit".to_owned(),
+                });
                 Ok(())
             }
             "CAP" => self.cap(&m),
@@ -36,9 +42,8 @@ impl Session {
             "AUTHENTICATE" => self.num("907", &["You have already authenticated"]),
             "JOIN" if m.params.is_empty() => self.num("461", &["JOIN", "Not enough parameters"]),
             "JOIN" if m.param(0) == "0" => {
-                for room in std::mem::take(&mut self.joined) {
-                    self.out
-                        .send(Message::new(Some(&self.me()), "PART", &[&channel(&room)]))?;
+                for room in self.joined.clone() {
+                    self.part(&channel(&room), None)?;
                 }
                 Ok(())
             }
@@ -63,7 +68,7 @@ impl Session {
                 }
                 Ok(())
             }
-            "WHO" => self.who(m.param(0)),
+            "WHO" => self.who(m.param(0), m.params.get(1).map(String::as_str)),
             "WHOIS" if m.params.is_empty() => self.num("431", &["No nickname given"]),
             "WHOIS" => self.whois(m.params.last().map_or("", String::as_str)),
             "TOPIC" if m.params.is_empty() => self.num("461", &["TOPIC", "Not enough parameters"]),
@@ -73,19 +78,27 @@ impl Session {
             "NICK" if m.params.is_empty() => self.num("431", &["No nickname given"]),
             "NICK" => self.nick(m.param(0)).await,
             "MODE" => self.mode(&m),
+            "KICK" if m.params.len() < 2 => self.num("461", &["KICK", "Not enough parameters"]),
+            "KICK" => self.kick(m.param(0), m.param(1)),
             "USERHOST" => {
                 let found: Vec<String> = m
                     .params
                     .iter()
                     .take(5)
-                    .filter_map(|n| self.person(n))
-                    .map(|(name, u)| {
-                        let away = if u.presence == Presence::Away {
-                            '-'
-                        } else {
-                            '+'
-                        };
-                        format!("{name}={away}{}", host_of(&u))
+                    .filter_map(|n| {
+                        if let Some((_, c)) = self.bridge.local.find(n) {
+                            let away = if c.away.is_some() { '-' } else { '+' };
+                            let host = c.mask.split_once('!').map_or("", |(_, h)| h).to_owned();
+                            return Some(format!("{}={away}{host}", c.nick));
+                        }
+                        self.person(n).map(|(name, u)| {
+                            let away = if u.presence == Presence::Away {
+                                '-'
+                            } else {
+                                '+'
+                            };
+                            format!("{name}={away}{}", host_of(&u))
+                        })
                     })
                     .collect();
                 self.num("302", &[&found.join(" ")])
@@ -95,16 +108,30 @@ impl Session {
                     .params
                     .iter()
                     .flat_map(|p| p.split_whitespace())
-                    .filter_map(|n| self.person(n).map(|(name, _)| name))
+                    .filter_map(|n| {
+                        self.bridge
+                            .local
+                            .find(n)
+                            .map(|(_, c)| c.nick)
+                            .or_else(|| self.person(n).map(|(name, _)| name))
+                    })
                     .collect();
                 self.num("303", &[&on.join(" ")])
             }
             "CHATHISTORY" => self.chathistory(&m),
+            "TIME" => self.num(
+                "391",
+                &[
+                    server(),
+                    &format!("{} UTC", reply::time_tag(crate::records::unix_ms())),
+                ],
+            ),
+            "OPER" => self.num(
+                "491",
+                &["No O-lines for your host (chatd has no IRC operators)"],
+            ),
             "MOTD" => self.num("422", &["MOTD File is missing"]),
-            "LUSERS" => {
-                let n = self.bridge.present().len().to_string();
-                self.num("251", &[&format!("There are {n} users on the network")])
-            }
+            "LUSERS" => self.lusers(),
             other => self.num("421", &[other, "Unknown command"]),
         }
     }
@@ -115,13 +142,13 @@ impl Session {
             "LS" => {
                 let list: Vec<&str> = super::caps::LS.iter().map(|(k, _)| *k).collect();
                 self.out.send(Message::new(
-                    Some(SERVER),
+                    Some(server()),
                     "CAP",
                     &[&n, "LS", &list.join(" ")],
                 ))
             }
             "LIST" => self.out.send(Message::new(
-                Some(SERVER),
+                Some(server()),
                 "CAP",
                 &[&n, "LIST", &self.caps.names().join(" ")],
             )),
@@ -131,7 +158,7 @@ impl Session {
                 let ok = !asked.contains("sasl") && self.caps.request(asked);
                 let verb = if ok { "ACK" } else { "NAK" };
                 self.out
-                    .send(Message::new(Some(SERVER), "CAP", &[&n, verb, asked]))
+                    .send(Message::new(Some(server()), "CAP", &[&n, verb, asked]))
             }
             "END" => Ok(()),
             sub => self.num("410", &[sub, "Invalid CAP command"]),
@@ -139,7 +166,7 @@ impl Session {
     }
 
     /// The person `name` shows, with the name shown.
-    fn person(&self, name: &str) -> Option<(String, Person)> {
+    pub(super) fn person(&self, name: &str) -> Option<(String, Person)> {
         let u = self.bridge.people.find(name)?;
         self.bridge
             .people
@@ -161,9 +188,9 @@ impl Session {
             return Ok(());
         }
         let ch = channel(&room);
-        self.out
-            .send(Message::new(Some(&self.me()), "JOIN", &[&ch]))?;
-        self.num("331", &[&ch, NO_TOPIC])?;
+        let line = Message::new(Some(&self.me()), "JOIN", &[&ch]);
+        self.bridge.local.join(self.id, &room, &line);
+        self.out.send(line)?;
         self.names(&ch)?;
         self.replay(&room)
     }
@@ -192,7 +219,7 @@ impl Session {
         let batch = self.caps.batch.then(|| format!("h{}", rows[0].pos));
         if let Some(b) = &batch {
             self.out.send(Message::new(
-                Some(SERVER),
+                Some(server()),
                 "BATCH",
                 &[&format!("+{b}"), "chathistory", &channel(room)],
             ))?;
@@ -202,7 +229,7 @@ impl Session {
         }
         if let Some(b) = &batch {
             self.out
-                .send(Message::new(Some(SERVER), "BATCH", &[&format!("-{b}")]))?;
+                .send(Message::new(Some(server()), "BATCH", &[&format!("-{b}")]))?;
         }
         Ok(())
     }
@@ -219,8 +246,9 @@ impl Session {
         if let Some(r) = reason {
             params.push(r);
         }
-        self.out
-            .send(Message::new(Some(&self.me()), "PART", &params))
+        let line = Message::new(Some(&self.me()), "PART", &params);
+        self.bridge.local.part(self.id, &room, &line);
+        self.out.send(line)
     }
 
     fn names(&self, c: &str) -> Result<(), End> {
@@ -228,15 +256,7 @@ impl Session {
             && self.joined.contains(&room)
         {
             let ch = channel(&room);
-            let mut names: Vec<String> = self
-                .bridge
-                .present()
-                .into_iter()
-                .filter(|(_, u)| u.account != self.account)
-                .map(|(n, _)| n)
-                .collect();
-            names.sort();
-            names.insert(0, self.nick.clone());
+            let names = self.channel_names(&room, self.caps.userhost_in_names);
             // Several lines if needed, each well under the line bound.
             let mut line = String::new();
             for n in names {
@@ -257,48 +277,12 @@ impl Session {
         self.num("366", &[c, "End of /NAMES list"])
     }
 
-    fn who(&self, mask: &str) -> Result<(), End> {
-        let node = self.bridge.node.id().0;
-        let line = |ch: &str, name: &str, u: &Person| {
-            let flag = if u.presence == Presence::Away {
-                "G"
-            } else {
-                "H"
-            };
-            let (user, host) = split_mask(&reply::mask(name, &u.account, &u.node));
-            self.num(
-                "352",
-                &[ch, &user, &host, SERVER, name, flag, &format!("0 {name}")],
-            )
-        };
-        if mask.starts_with('#') {
-            if let Ok(room) = Bridge::room(mask)
-                && self.joined.contains(&room)
-            {
-                for (name, u) in self.bridge.present() {
-                    let shown = if u.account == self.account {
-                        self.nick.clone()
-                    } else {
-                        name
-                    };
-                    line(mask, &shown, &u)?;
-                }
-            }
-        } else if !mask.is_empty() {
-            if mask.eq_ignore_ascii_case(&self.nick) {
-                let me = self.bridge.self_view(self.who, self.account, node);
-                line("*", &self.nick, &me)?;
-            } else if let Some((name, u)) = self.person(mask) {
-                line("*", &name, &u)?;
-            }
-        }
-        self.num(
-            "315",
-            &[if mask.is_empty() { "*" } else { mask }, "End of WHO list"],
-        )
-    }
-
     fn whois(&self, nick: &str) -> Result<(), End> {
+        if let Some((_, c)) = self.bridge.local.find(nick)
+            && c.guest
+        {
+            return self.whois_local(&c);
+        }
         let found = if nick.eq_ignore_ascii_case(&self.nick) {
             let node = self.bridge.node.id().0;
             Some((
@@ -327,7 +311,7 @@ impl Session {
             "312",
             &[
                 &name,
-                SERVER,
+                server(),
                 &format!("hosted by node {}", hex::encode(&u.node[..8])),
             ],
         )?;
@@ -351,6 +335,9 @@ impl Session {
             return self.num("403", &[c, "No such channel"]);
         };
         if !self.joined.contains(&room) {
+            if !self.channel_exists(&room) {
+                return self.num("403", &[c, "No such channel"]);
+            }
             return self.num("442", &[c, "You're not on that channel"]);
         }
         if set {
@@ -372,6 +359,9 @@ impl Session {
     }
 
     async fn away(&mut self, message: Option<&String>) -> Result<(), End> {
+        if self.guest {
+            return self.guest_away(message);
+        }
         match self.bridge.set_away(self.who, message.cloned()).await {
             Ok(()) if message.is_some() => self.num("306", &["You have been marked as being away"]),
             Ok(()) => self.num("305", &["You are no longer marked as being away"]),
@@ -380,6 +370,9 @@ impl Session {
     }
 
     async fn nick(&mut self, wish: &str) -> Result<(), End> {
+        if self.guest {
+            return self.guest_nick(wish);
+        }
         if self.who == crate::people::Who::Token {
             return self.num(
                 "484",
@@ -429,22 +422,67 @@ impl Session {
         }
         let old = self.me();
         self.nick = got.clone();
-        self.names.insert(self.account, got.clone());
+        if !self.guest {
+            self.names.insert(self.account, got.clone());
+        }
+        self.bridge
+            .local
+            .rename(self.id, &got, self.me(), self.guest);
         self.out.send(Message::new(Some(&old), "NICK", &[&got]))
     }
 
     fn mode(&self, m: &Message) -> Result<(), End> {
         let target = m.param(0);
         if target.starts_with('#') {
-            if m.params.len() > 1 {
-                return self.num("482", &[target, "chatd rooms have no modes to change"]);
+            let Ok(room) = Bridge::room(target) else {
+                return self.num("403", &[target, "No such channel"]);
+            };
+            let Some(change) = m.params.get(1) else {
+                return self.num("324", &[target, "+n"]);
+            };
+            // Ban, exception and invite lists are empty; other modes chatd does not know.
+            for c in change.chars().filter(|c| !matches!(c, '+' | '-')) {
+                match c {
+                    'b' if m.params.len() == 2 => {
+                        return self.num("368", &[target, "End of channel ban list"]);
+                    }
+                    'e' if m.params.len() == 2 => {
+                        return self.num("349", &[target, "End of channel exception list"]);
+                    }
+                    'I' if m.params.len() == 2 => {
+                        return self.num("347", &[target, "End of channel invite list"]);
+                    }
+                    'n' | 'b' | 'e' | 'I' | 'o' | 'v' | 'i' | 'k' | 'l' | 'm' | 's' | 't' => {}
+                    other => {
+                        return self.num(
+                            "472",
+                            &[&other.to_string(), "is an unknown mode char to me"],
+                        );
+                    }
+                }
             }
-            return self.num("324", &[target, "+n"]);
+            if !self.joined.contains(&room) {
+                return self.num("442", &[target, "You're not on that channel"]);
+            }
+            return self.num(
+                "482",
+                &[
+                    target,
+                    "You're not channel operator (chatd rooms have no operators or modes)",
+                ],
+            );
         }
         if !target.eq_ignore_ascii_case(&self.nick) {
+            if self.bridge.local.find(target).is_none() && self.person(target).is_none() {
+                return self.num("401", &[target, "No such nick"]);
+            }
             return self.num("502", &["Can't change mode for other users"]);
         }
+        // Everyone is +i (invisible to WHO masks outside shared channels); nothing changes.
         if m.params.len() > 1 {
+            if m.param(1).chars().all(|c| matches!(c, '+' | '-' | 'i')) {
+                return Ok(());
+            }
             return self.num("501", &["Unknown MODE flag"]);
         }
         self.num("221", &["+i"])
@@ -471,14 +509,22 @@ impl Session {
         if target.starts_with('#') {
             let room = match Bridge::room(&target) {
                 Ok(r) => r,
+                Err(_) if notice => return Ok(()),
                 Err(_) => return self.num("403", &[&target, "No such channel"]),
             };
             if !self.joined.contains(&room) {
+                if notice {
+                    return Ok(());
+                }
+                if !self.channel_exists(&room) {
+                    return self.num("403", &[&target, "No such channel"]);
+                }
                 return self.num("404", &[&target, "Cannot send to channel (join it first)"]);
             }
+            let guest = Some((self.id, self.me(), notice));
             match self
                 .bridge
-                .send_public(self.who, &self.key, &room, &text)
+                .send_public(self.who, &self.key, &room, &text, guest)
                 .await
             {
                 Ok((id, _)) => {
@@ -497,6 +543,9 @@ impl Session {
     }
 
     async fn private(&mut self, target: &str, text: &str, notice: bool) -> Result<(), End> {
+        if self.guest {
+            return self.guest_private(target, text, notice);
+        }
         // A name not in the directory may still be known to the DHT: the send resolves it.
         let person = self.person(target);
         match self
@@ -544,7 +593,7 @@ impl Session {
     /// A failed command: `FAIL` with the reason.
     fn fail(&self, command: &str, e: &BridgeError) -> Result<(), End> {
         self.out.send(Message::new(
-            Some(SERVER),
+            Some(server()),
             "FAIL",
             &[command, "CANNOT_DO", &super::line::clean(&e.to_string())],
         ))
@@ -575,6 +624,6 @@ fn host_of(u: &Person) -> String {
 
 fn split_mask(mask: &str) -> (String, String) {
     let uh = mask.split_once('!').map_or(mask, |(_, r)| r);
-    let (u, h) = uh.split_once('@').unwrap_or((uh, SERVER));
+    let (u, h) = uh.split_once('@').unwrap_or((uh, server()));
     (u.to_owned(), h.to_owned())
 }

@@ -33,11 +33,17 @@ impl Session {
         if m.kind == Kind::People || !self.joined.contains(&m.room) {
             return Ok(());
         }
-        let mine = self
-            .bridge
-            .people
-            .author_of(m.author.as_ref(), &m.from_id())
-            == Some(self.account);
+        let mine = match self.bridge.local.sent_by(&m.id) {
+            Some((id, _, _)) => id == self.id,
+            None => {
+                !self.guest
+                    && self
+                        .bridge
+                        .people
+                        .author_of(m.author.as_ref(), &m.from_id())
+                        == Some(self.account)
+            }
+        };
         if mine && !self.caps.echo_message && self.sent.contains(&m.id) {
             return Ok(());
         }
@@ -50,7 +56,16 @@ impl Session {
         let m = &stored.message;
         let people = &self.bridge.people;
         let author = people.author_of(m.author.as_ref(), &m.from_id());
-        let source = if author == Some(self.account) {
+        let local = self.bridge.local.sent_by(&m.id);
+        let command = if local.as_ref().is_some_and(|l| l.2) {
+            "NOTICE"
+        } else {
+            "PRIVMSG"
+        };
+        let source = if let Some((id, mask, _)) = local {
+            // An IRC client of this node sent it (guests share one account): shown as its.
+            if id == self.id { self.me() } else { mask }
+        } else if author == Some(self.account) && !self.guest {
             self.me()
         } else {
             let name = people.name_for(m.author.as_ref(), &m.from_id());
@@ -74,7 +89,7 @@ impl Session {
                             Some(action) => format!("\u{1}ACTION {action}\u{1}"),
                             None => part,
                         };
-                        Message::new(Some(&source), "PRIVMSG", &[&ch, &text])
+                        Message::new(Some(&source), command, &[&ch, &text])
                     })
                     .collect()
             }
@@ -108,6 +123,13 @@ impl Session {
     /// A change in the user directory.
     pub fn on_user(&mut self, e: &UserEvent) -> Result<(), End> {
         if e.account == [0; 32] {
+            return Ok(());
+        }
+        // The node's guest account is shown as its guests here (their own JOIN, NICK and
+        // QUIT), not as one network person.
+        if (self.guest && e.account == self.account)
+            || self.bridge.local.is_guest_account(&e.account)
+        {
             return Ok(());
         }
         let Some((name, user)) = self.bridge.people.user(&e.account) else {

@@ -9,7 +9,7 @@ use crate::chat::envelope::Kind;
 
 use super::bridge::Bridge;
 use super::line::Message;
-use super::reply::SERVER;
+use super::reply::server;
 use super::session::{End, Session};
 
 /// Most messages one CHATHISTORY answer holds (ISUPPORT `CHATHISTORY=`).
@@ -67,7 +67,7 @@ impl Session {
         let target = m.param(1).to_owned();
         let fail = |code: &str, text: &str| {
             self.out.send(Message::new(
-                Some(SERVER),
+                Some(server()),
                 "FAIL",
                 &["CHATHISTORY", code, &sub, text],
             ))
@@ -122,13 +122,13 @@ impl Session {
 
     fn batch_with(&self, target: &str, id: &str, lines: Vec<Message>) -> Result<(), End> {
         self.out.send(Message::new(
-            Some(SERVER),
+            Some(server()),
             "BATCH",
             &[&format!("+{id}"), "chathistory", target],
         ))?;
         self.out.all(lines)?;
         self.out
-            .send(Message::new(Some(SERVER), "BATCH", &[&format!("-{id}")]))
+            .send(Message::new(Some(server()), "BATCH", &[&format!("-{id}")]))
     }
 
     fn public_history(

@@ -12,6 +12,9 @@ use std::fmt::Write as _;
 pub const MAX_BODY: usize = 510;
 /// Longest tag section, `@` and the space included (IRCv3 message tags: 8191).
 pub const MAX_TAGS: usize = 8191;
+/// Longest tag section a client may send, `@` and the space included (IRCv3 message tags:
+/// 4094 bytes of client tag data; a longer one is refused with `417`).
+pub const MAX_CLIENT_TAGS: usize = 4096;
 /// Longest line the reader accepts before it gives up on the connection.
 pub const MAX_LINE: usize = MAX_TAGS + MAX_BODY + 2;
 /// Most parameters of one message (RFC 2812: 15).
@@ -93,7 +96,7 @@ impl Message {
         let mut msg = Message::default();
         if let Some(after) = rest.strip_prefix('@') {
             let (tags, tail) = after.split_once(' ').unwrap_or((after, ""));
-            if tags.len() + 2 > MAX_TAGS {
+            if tags.len() + 2 > MAX_CLIENT_TAGS {
                 return Err(LineError::TagsTooLong);
             }
             msg.tags = tags

@@ -11,6 +11,10 @@
 //! - `session.rs`: one connection (bounded queues, timeouts) and its event loop;
 //! - `commands.rs`: the client's commands; `events.rs`: the network's events as IRC lines;
 //! - `history.rs`: `CHATHISTORY` (draft/chathistory) from this node's history;
+//! - `local.rs`: the node's connected IRC clients (unique guest nicks, per-connection
+//!   channel membership, which client sent which public message);
+//! - `members.rs`: NAMES, LUSERS, KICK and what a guest without a password does
+//!   (`irc.guests`); `who.rs`: WHO and WHOX;
 //! - `tls.rs`: TLS from `irc.tls_cert`/`irc.tls_key` (required off loopback);
 //! - this file: binding `irc.listen` and the bounded accept loop.
 //!
@@ -23,11 +27,14 @@ mod commands;
 mod events;
 mod history;
 pub mod line;
+mod local;
+mod members;
 mod register;
 mod reply;
 pub mod secret;
 mod session;
 mod tls;
+mod who;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -78,6 +85,7 @@ pub struct IrcListener {
     addr: SocketAddr,
     secret: Secret,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    guests: bool,
 }
 
 impl IrcListener {
@@ -105,11 +113,13 @@ impl IrcListener {
         };
         let addr = listener.local_addr().unwrap_or(addr);
         let secret = Secret::open(data_dir)?;
+        reply::set_server_name(&irc.server_name);
         Ok(Some(IrcListener {
             listener,
             addr,
             secret,
             tls,
+            guests: irc.guests,
         }))
     }
 
@@ -134,8 +144,17 @@ impl IrcListener {
         };
         let token = access.token.as_ref().map(|t| t.1.0.as_str().to_owned());
         let clients = Arc::new(AtomicU64::new(0));
+        let guests = self.guests;
         let link = IrcLink::new(self.addr, Secret::open(data_dir)?, clients.clone());
-        let bridge = Arc::new(Bridge::new(chat, people, node, self.secret, token, rate));
+        let bridge = Arc::new(Bridge::new(
+            chat,
+            people,
+            node,
+            self.secret,
+            token,
+            rate,
+            guests,
+        ));
         let addr = self.addr;
         let tls = self.tls;
         let fut = async move {
@@ -212,6 +231,8 @@ mod tests {
             listen: Some(addr),
             explicit,
             tls: None,
+            guests: false,
+            server_name: "chatd".into(),
         };
         assert!(
             IrcListener::bind(&irc(false), dir.path())
@@ -231,6 +252,8 @@ mod tests {
             listen: None,
             explicit: true,
             tls: None,
+            guests: false,
+            server_name: "chatd".into(),
         };
         assert!(
             IrcListener::bind(&off, dir.path())
@@ -242,6 +265,8 @@ mod tests {
             listen: Some("127.0.0.1:0".parse().expect("addr")),
             explicit: true,
             tls: None,
+            guests: false,
+            server_name: "chatd".into(),
         };
         let l = IrcListener::bind(&free, dir.path())
             .await

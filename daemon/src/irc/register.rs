@@ -11,7 +11,7 @@ use crate::people::Who;
 
 use super::caps::{Caps, LS};
 use super::line::Message;
-use super::reply::{self, SERVER};
+use super::reply::{self, server};
 
 /// Longest SASL payload accepted (PLAIN with a password fits in far less).
 const MAX_SASL: usize = 1200;
@@ -21,8 +21,9 @@ const MAX_SASL: usize = 1200;
 pub enum Next {
     /// Wait for more.
     More,
-    /// Registered as `who`, with the nick the client asked for.
-    Done { who: Who, nick: String },
+    /// Registered as `who`, with the nick the client asked for; `guest`: without a
+    /// password, as the node's guest (`irc.guests`).
+    Done { who: Who, nick: String, guest: bool },
     /// Close after the replies (the reason goes in an ERROR line).
     Close(String),
 }
@@ -41,6 +42,11 @@ enum Sasl {
 pub struct Registration {
     nick: Option<String>,
     user: bool,
+    /// The USER command's user name and real name.
+    pub username: String,
+    pub realname: String,
+    /// `irc.guests`: a client without a password registers as the node's guest.
+    pub guests: bool,
     negotiating: bool,
     pass: Option<String>,
     sasl: Sasl,
@@ -62,6 +68,19 @@ impl Login for super::bridge::Bridge {
 }
 
 impl Registration {
+    /// A new registration; `guests`: a client without a password registers as a guest.
+    pub fn new(guests: bool) -> Registration {
+        Registration {
+            guests,
+            ..Registration::default()
+        }
+    }
+
+    /// The nick given was refused (another client's or a network name): wait for another.
+    pub fn nick_refused(&mut self) {
+        self.nick = None;
+    }
+
     fn target(&self) -> &str {
         self.nick.as_deref().unwrap_or("*")
     }
@@ -86,7 +105,7 @@ impl Registration {
                 None => out.push(reply::numeric("431", &t, &["No nickname given"])),
             },
             "USER" => {
-                if m.params.len() < 4 {
+                if m.params.len() < 4 || m.param(3).is_empty() {
                     out.push(reply::numeric(
                         "461",
                         &t,
@@ -94,6 +113,8 @@ impl Registration {
                     ));
                 } else {
                     self.user = true;
+                    self.username = m.param(0).chars().take(16).collect();
+                    self.realname = m.param(3).chars().take(64).collect();
                 }
             }
             "AUTHENTICATE" => {
@@ -101,7 +122,16 @@ impl Registration {
                     return (out, close);
                 }
             }
-            "PING" => out.push(Message::new(Some(SERVER), "PONG", &[SERVER, m.param(0)])),
+            "PING" if m.params.is_empty() => out.push(reply::numeric(
+                "461",
+                &t,
+                &["PING", "Not enough parameters"],
+            )),
+            "PING" => out.push(Message::new(
+                Some(server()),
+                "PONG",
+                &[server(), m.param(0)],
+            )),
             "QUIT" => return (out, Next::Close("Client quit".into())),
             "PONG" => {}
             other => out.push(reply::numeric(
@@ -131,13 +161,13 @@ impl Registration {
                     })
                     .collect();
                 out.push(Message::new(
-                    Some(SERVER),
+                    Some(server()),
                     "CAP",
                     &[&t, "LS", &list.join(" ")],
                 ));
             }
             "LIST" => out.push(Message::new(
-                Some(SERVER),
+                Some(server()),
                 "CAP",
                 &[&t, "LIST", &self.caps.names().join(" ")],
             )),
@@ -149,7 +179,7 @@ impl Registration {
                 } else {
                     "NAK"
                 };
-                out.push(Message::new(Some(SERVER), "CAP", &[&t, verb, &asked]));
+                out.push(Message::new(Some(server()), "CAP", &[&t, verb, &asked]));
             }
             "END" => self.negotiating = false,
             sub => out.push(reply::numeric("410", &t, &[sub, "Invalid CAP command"])),
@@ -216,7 +246,11 @@ impl Registration {
                         out.push(reply::numeric(
                             "900",
                             &t,
-                            &[&format!("{t}!{t}@{SERVER}"), &t, "You are now logged in"],
+                            &[
+                                &format!("{t}!{t}@{}", server()),
+                                &t,
+                                "You are now logged in",
+                            ],
                         ));
                         out.push(reply::numeric(
                             "903",
@@ -242,6 +276,13 @@ impl Registration {
             Some(who) => Next::Done {
                 who,
                 nick: nick.clone(),
+                guest: false,
+            },
+            // No password at all: a guest of this node, when the operator allows guests.
+            None if self.guests && self.pass.is_none() => Next::Done {
+                who: Who::Token,
+                nick: nick.clone(),
+                guest: true,
             },
             None => {
                 let why = if self.pass.is_some() {
@@ -347,7 +388,8 @@ mod tests {
             next,
             Next::Done {
                 who: Who::Unix(1000),
-                nick: "bob".into()
+                nick: "bob".into(),
+                guest: false,
             }
         );
         let mut r = Registration::default();
@@ -359,6 +401,61 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn with_guests_no_password_registers_a_guest_but_a_wrong_one_is_still_refused() {
+        let mut r = Registration::new(true);
+        let (_, next) = feed(&mut r, &["NICK visitor", "USER v 0 * :A visitor"]);
+        assert_eq!(
+            next,
+            Next::Done {
+                who: Who::Token,
+                nick: "visitor".into(),
+                guest: true
+            }
+        );
+        assert_eq!(
+            (r.username.as_str(), r.realname.as_str()),
+            ("v", "A visitor")
+        );
+        let mut r = Registration::new(true);
+        let (out, next) = feed(&mut r, &["PASS nope", "NICK a", "USER a 0 * :A"]);
+        assert!(
+            matches!(next, Next::Close(_)),
+            "a wrong password is no guest pass"
+        );
+        assert!(out.iter().any(|l| l.contains(" 464 ")), "{out:?}");
+        // A password still logs in to its account, not as a guest.
+        let mut r = Registration::new(true);
+        let (_, next) = feed(&mut r, &["PASS bob-secret", "NICK b", "USER b 0 * :B"]);
+        assert!(matches!(
+            next,
+            Next::Done {
+                who: Who::Unix(1000),
+                guest: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_refused_nick_waits_for_another_and_empty_realnames_or_pings_get_461() {
+        let mut r = Registration::new(true);
+        let (out, next) = feed(&mut r, &["PING", "NICK a", "USER a 0 * :"]);
+        assert_eq!(next, Next::More);
+        assert_eq!(
+            out.iter().filter(|l| l.contains(" 461 ")).count(),
+            2,
+            "{out:?}"
+        );
+        let (_, next) = feed(&mut r, &["USER a 0 * :A"]);
+        assert!(matches!(next, Next::Done { .. }));
+        r.nick_refused();
+        let (_, next) = feed(&mut r, &["USER a 0 * :A"]);
+        assert_eq!(next, Next::More, "no nick: no registration");
+        let (_, next) = feed(&mut r, &["NICK b"]);
+        assert!(matches!(next, Next::Done { nick, .. } if nick == "b"));
     }
 
     #[test]
@@ -397,7 +494,8 @@ mod tests {
             next,
             Next::Done {
                 who: Who::Unix(1000),
-                nick: "bob".into()
+                nick: "bob".into(),
+                guest: false,
             }
         );
         assert!(r.caps.server_time && r.caps.echo_message);

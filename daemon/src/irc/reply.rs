@@ -3,8 +3,20 @@
 
 use super::line::{Message, clean};
 
-/// The server name chatd gives itself on IRC.
+/// The server name chatd gives itself on IRC unless `irc.server_name` says otherwise.
 pub const SERVER: &str = "chatd";
+
+static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the server name (`irc.server_name`) once, at start; later calls change nothing.
+pub fn set_server_name(name: &str) {
+    let _ = NAME.set(name.to_owned());
+}
+
+/// The server name shown to IRC clients (the source of numerics, PONG, WHO's server field).
+pub fn server() -> &'static str {
+    NAME.get().map_or(SERVER, String::as_str)
+}
 
 /// A numeric reply to `target` (the client's nick, `*` before it has one).
 pub fn numeric(code: &str, target: &str, params: &[&str]) -> Message {
@@ -13,7 +25,7 @@ pub fn numeric(code: &str, target: &str, params: &[&str]) -> Message {
     all.extend(params.iter().map(|p| clean(p)));
     Message {
         tags: Vec::new(),
-        source: Some(SERVER.to_owned()),
+        source: Some(server().to_owned()),
         command: code.to_owned(),
         params: all,
     }

@@ -28,7 +28,7 @@ use super::bridge::Bridge;
 use super::caps::Caps;
 use super::line::{LineError, Lines, Message};
 use super::register::{Login, Next, Registration};
-use super::reply::{self, SERVER};
+use super::reply::{self, server};
 
 /// Lines waiting for a client to read them, at most.
 pub const OUT_QUEUE: usize = 512;
@@ -40,6 +40,8 @@ pub const REGISTER_WAIT: Duration = Duration::from_secs(30);
 pub const PING_AFTER: Duration = Duration::from_secs(90);
 /// Silence after which the client is taken for gone.
 pub const IDLE: Duration = Duration::from_secs(180);
+/// How long a guest's nick taken by another client here is waited for at registration.
+const GHOST_WAIT: Duration = Duration::from_secs(2);
 /// How long a new account's first nickname claim is waited for at login.
 const NAME_WAIT: Duration = Duration::from_secs(5);
 /// Ids remembered of what this session sent, and of private messages shown.
@@ -59,6 +61,12 @@ pub enum End {
 pub struct Out(mpsc::Sender<String>);
 
 impl Out {
+    /// A queue of `n` lines and its reading end.
+    pub fn pair(n: usize) -> (Out, mpsc::Receiver<String>) {
+        let (tx, rx) = mpsc::channel(n);
+        (Out(tx), rx)
+    }
+
     /// Queues one message; `Err` when the client is not reading (queue full) or gone.
     pub fn send(&self, m: Message) -> Result<(), End> {
         match self.0.try_send(m.to_line()) {
@@ -179,41 +187,63 @@ async fn run(
     addr: SocketAddr,
     mut shutdown: Shutdown,
 ) -> Result<(), End> {
-    if !bridge.may_try(addr.ip()) {
+    // With guests allowed, a throttled address may still come in without a password (each
+    // password it tries is still refused while throttled).
+    if !bridge.guests && !bridge.may_try(addr.ip()) {
         return Err(End::Close(
             "too many failed logins from this address; wait and retry".into(),
         ));
     }
     let registered = tokio::time::timeout(REGISTER_WAIT, register(reader, out, bridge, addr)).await;
-    let (who, wish, caps) = match registered {
+    let r = match registered {
         Ok(r) => r?,
         Err(_) => return Err(End::Close("Registration timed out".into())),
     };
     // A new account (the first login of a local user or of the guest) claims its name
     // in the background: wait for it a little, so the client starts with the right nick.
+    // A guest without a password keeps the nick it registered with.
     let named = Instant::now() + NAME_WAIT;
-    while bridge.people.nickname(who).0.is_none() && Instant::now() < named {
+    while !r.guest && bridge.people.nickname(r.who).0.is_none() && Instant::now() < named {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut s = Session::start(bridge.clone(), who, addr, caps, out.clone(), &wish)?;
+    let mut s = Session::start(bridge.clone(), &r, addr, out.clone())?;
+    let end = session_loop(&mut s, reader, out, bridge, &mut shutdown).await;
+    let reason = match (&end, &s.quit) {
+        (_, Some(q)) => q.clone(),
+        (Err(End::Close(why)), None) => why.clone(),
+        _ => "Connection closed".to_owned(),
+    };
+    bridge
+        .local
+        .remove(s.id, &Message::new(Some(&s.me()), "QUIT", &[&reason]));
+    match (end, &s.quit) {
+        (Err(e), None) => Err(e),
+        (_, Some(_)) => Err(End::Close("Client quit".into())),
+        (Ok(()), None) => Ok(()),
+    }
+}
+
+async fn session_loop(
+    s: &mut Session,
+    reader: &mut Reader,
+    out: &Out,
+    bridge: &Arc<Bridge>,
+    shutdown: &mut Shutdown,
+) -> Result<(), End> {
     let mut feed = s.subscribe(Start::Backlog(0))?;
     let mut users = bridge.people.watch();
-    let mut private = bridge.dm.as_ref().map(|d| d.watch());
+    // A guest without a password sees none of the guest account's private messages.
+    let mut private = bridge.dm.as_ref().filter(|_| !s.guest).map(|d| d.watch());
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = Instant::now();
     let mut pinged = false;
     loop {
+        // Biased: what the network already delivered goes out before the client's next
+        // command is answered, so a client that synchronises with PING sees it first.
         tokio::select! {
+            biased;
             () = shutdown.recv() => return Err(End::Close("chatd is shutting down".into())),
-            read = reader.next() => {
-                heard = Instant::now();
-                pinged = false;
-                match read? {
-                    Read::Line(m) => s.command(m).await?,
-                    Read::Refused(e) => s.refused(&e)?,
-                }
-            }
             event = feed.recv() => match event {
                 Some(FeedEvent::Message(m)) => s.on_message(&m)?,
                 Some(FeedEvent::Lagged { missed, resume_after }) => {
@@ -235,6 +265,14 @@ async fn run(
                 Err(broadcast::error::RecvError::Lagged(n)) => s.notice(&format!("fell behind: {n} private events skipped (chatctl dms shows them)"))?,
                 Err(broadcast::error::RecvError::Closed) => private = None,
             },
+            read = reader.next() => {
+                heard = Instant::now();
+                pinged = false;
+                match read? {
+                    Read::Line(m) => s.command(m).await?,
+                    Read::Refused(e) => s.refused(&e)?,
+                }
+            }
             _ = tick.tick() => {
                 let silent = heard.elapsed();
                 if silent > IDLE {
@@ -242,12 +280,12 @@ async fn run(
                 }
                 if silent > PING_AFTER && !pinged {
                     pinged = true;
-                    out.send(Message::new(None, "PING", &[SERVER]))?;
+                    out.send(Message::new(None, "PING", &[server()]))?;
                 }
             }
         }
-        if s.quit {
-            return Err(End::Close("Client quit".into()));
+        if s.quit.is_some() {
+            return Ok(());
         }
     }
 }
@@ -261,14 +299,28 @@ async fn recv_private(
     }
 }
 
-/// Registration: returns the account, the nick asked for and the capabilities.
+/// A finished registration.
+pub struct Registered {
+    pub who: Who,
+    /// The nick asked for.
+    pub wish: String,
+    pub caps: Caps,
+    /// Without a password (`irc.guests`).
+    pub guest: bool,
+    pub username: String,
+    pub realname: String,
+}
+
+/// Registration: the account, the nick asked for, the capabilities. A guest's nick must be
+/// free among the node's IRC clients and not a network name (`433` otherwise; it may try
+/// another).
 async fn register(
     reader: &mut Reader,
     out: &Out,
     bridge: &Bridge,
     addr: SocketAddr,
-) -> Result<(Who, String, Caps), End> {
-    let mut reg = Registration::default();
+) -> Result<Registered, End> {
+    let mut reg = Registration::new(bridge.guests);
     let login = Counted {
         bridge,
         ip: addr.ip(),
@@ -285,9 +337,43 @@ async fn register(
         out.all(replies)?;
         match next {
             Next::More => {}
-            Next::Done { who, nick } => return Ok((who, nick, reg.caps)),
+            Next::Done { who, nick, guest } => {
+                if guest && !nick_frees(bridge, &nick).await {
+                    out.send(reply::numeric(
+                        "433",
+                        "*",
+                        &[&nick, "Nickname is already in use"],
+                    ))?;
+                    reg.nick_refused();
+                    continue;
+                }
+                return Ok(Registered {
+                    who,
+                    wish: nick,
+                    caps: reg.caps.clone(),
+                    guest,
+                    username: reg.username.clone(),
+                    realname: reg.realname.clone(),
+                });
+            }
             Next::Close(reason) => return Err(End::Close(reason)),
         }
+    }
+}
+
+/// Whether a guest may take `nick`, waiting up to [`GHOST_WAIT`] for another client of the
+/// node holding it to go (a client reconnecting at once often comes before the server has
+/// seen its previous connection close).
+async fn nick_frees(bridge: &Bridge, nick: &str) -> bool {
+    let until = Instant::now() + GHOST_WAIT;
+    loop {
+        if bridge.guest_nick_free(nick, None) {
+            return true;
+        }
+        if Instant::now() >= until || bridge.people.find(nick).is_some() {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -298,7 +384,7 @@ fn refusal(nick: &str, e: &LineError) -> Message {
             reply::numeric("417", nick, &["Input line was too long"])
         }
         other => Message::new(
-            Some(SERVER),
+            Some(server()),
             "FAIL",
             &["*", "INVALID_LINE", &format!("line refused: {other}")],
         ),
@@ -308,6 +394,12 @@ fn refusal(nick: &str, e: &LineError) -> Message {
 /// A registered client's state.
 pub struct Session {
     pub bridge: Arc<Bridge>,
+    /// This client's id among the node's IRC clients ([`super::local::Local`]).
+    pub id: u64,
+    /// Registered without a password: a guest of this node (`irc.guests`).
+    pub guest: bool,
+    /// The USER command's user name (a guest's mask shows it).
+    pub username: String,
     pub who: Who,
     pub account: [u8; 32],
     /// The nick the client has now.
@@ -324,32 +416,64 @@ pub struct Session {
     /// Private messages shown (or sent) and their last state (edit time, deleted).
     pub private_seen: HashMap<[u8; 16], (u64, bool)>,
     private_order: VecDeque<[u8; 16]>,
-    /// The client sent QUIT.
-    pub quit: bool,
+    /// The client sent QUIT (with this reason).
+    pub quit: Option<String>,
+}
+
+impl Drop for Session {
+    /// Whatever ended the session (an error while welcoming the client included), it leaves
+    /// the node's IRC clients; after the QUIT `run` shows this changes nothing.
+    fn drop(&mut self) {
+        let line = Message::new(Some(&self.me()), "QUIT", &["Connection closed"]);
+        self.bridge.local.remove(self.id, &line);
+    }
 }
 
 impl Session {
     fn start(
         bridge: Arc<Bridge>,
-        who: Who,
+        r: &Registered,
         addr: SocketAddr,
-        caps: Caps,
         out: Out,
-        wish: &str,
     ) -> Result<Session, End> {
+        let (who, wish, caps) = (r.who, r.wish.as_str(), r.caps.clone());
         let account = bridge
             .people
             .account_of(who)
             .map_err(|e| End::Close(e.to_string()))?;
         let (held, _) = bridge.people.nickname(who);
         let nick = match held {
+            _ if r.guest => wish.to_owned(),
             Some(n) if who == Who::Token => format!("*{n}"),
             Some(n) => n,
             None if who == Who::Token => "*guest".to_owned(),
             None => wish.to_owned(),
         };
+        let node = bridge.node.id().0;
+        let mask = if r.guest {
+            super::members::guest_mask(&nick, &r.username, &node)
+        } else {
+            reply::mask(&nick, &account, &node)
+        };
+        let id = bridge
+            .local
+            .add(
+                &nick,
+                mask,
+                &r.username,
+                &r.realname,
+                r.guest,
+                account,
+                caps.clone(),
+                out.clone(),
+                r.guest,
+            )
+            .ok_or_else(|| End::Close(format!("{nick}: nickname taken meanwhile")))?;
         let mut s = Session {
             key: format!("irc:{who:?}:{}", addr.ip()),
+            id,
+            guest: r.guest,
+            username: r.username.clone(),
             bridge,
             who,
             account,
@@ -361,7 +485,7 @@ impl Session {
             sent: VecDeque::new(),
             private_seen: HashMap::new(),
             private_order: VecDeque::new(),
-            quit: false,
+            quit: None,
         };
         s.resync_users()?;
         s.welcome(wish)?;
@@ -386,7 +510,7 @@ impl Session {
     /// A NOTICE from the server to this client.
     pub fn notice(&self, text: &str) -> Result<(), End> {
         self.out.send(Message::new(
-            Some(SERVER),
+            Some(server()),
             "NOTICE",
             &[&self.nick, &super::line::clean(text)],
         ))
@@ -394,7 +518,11 @@ impl Session {
 
     /// This client's own `nick!user@host`.
     pub fn me(&self) -> String {
-        reply::mask(&self.nick, &self.account, &self.bridge.node.id().0)
+        let node = self.bridge.node.id().0;
+        if self.guest {
+            return super::members::guest_mask(&self.nick, &self.username, &node);
+        }
+        reply::mask(&self.nick, &self.account, &node)
     }
 
     fn refused(&self, e: &LineError) -> Result<(), End> {
@@ -411,12 +539,13 @@ impl Session {
         self.num(
             "002",
             &[&format!(
-                "Your host is {SERVER} (node {node}), running chatd {}",
+                "Your host is {} (node {node}), running chatd {}",
+                server(),
                 crate::node::VERSION
             )],
         )?;
         self.num("003", &["This server is a node of a decentralised network"])?;
-        self.num("004", &[SERVER, crate::node::VERSION, "i", "n"])?;
+        self.num("004", &[server(), crate::node::VERSION, "i", "n"])?;
         self.num(
             "005",
             &[
@@ -432,13 +561,15 @@ impl Session {
                 &format!("CHATHISTORY={}", super::history::MAX_HISTORY),
                 "MSGREFTYPES=msgid,timestamp",
                 "UTF8ONLY",
+                "WHOX",
                 "are supported by this server",
             ],
         )?;
+        self.lusers()?;
         self.num("422", &["MOTD File is missing"])?;
         self.out
             .send(Message::new(Some(&self.me()), "MODE", &[n, "+i"]))?;
-        if !wish.eq_ignore_ascii_case(n) {
+        if !self.guest && !wish.eq_ignore_ascii_case(n) {
             self.notice(&format!(
                 "You are {n} on the network (your account's nickname); /nick NAME claims another"
             ))?;
