@@ -496,30 +496,8 @@ fn merge(sim: &mut Sim, p: &Params, rep: &mut Report) {
 fn revive(sim: &mut Sim, p: &Params, rep: &mut Report) {
     let n = sim.hosts.len() as u32;
     let back = p.back.unwrap_or(n as usize / 4).clamp(1, n as usize);
-    // What each node's `peers` file holds: its routing view when it went down.
-    let views: Vec<Vec<chat_overlay::Peer>> = (0..n)
-        .map(|i| {
-            let id = sim.hosts[i as usize].peer.id;
-            sim.node(&id)
-                .map(|o| o.ring().known_peers())
-                .unwrap_or_default()
-        })
-        .collect();
-    for i in 0..n {
-        sim.crash(i);
-    }
-    sim.run_for(Duration::from_secs(5));
-    let mut order: Vec<u32> = (0..n).collect();
-    for k in (1..order.len()).rev() {
-        let j = sim.rng().random_range(0..=k);
-        order.swap(k, j);
-    }
-    order.truncate(back);
-    let first = sim.now();
-    for &i in &order {
-        sim.restart_remembering(i, &views[i as usize], true);
-        sim.run_for(p.back_gap);
-    }
+    // Each node restarts through its `peers` file: its routing view when it went down.
+    let (_, first) = sim.revive_subset(back, p.back_gap);
     let last = sim.now();
     let mut took = None;
     while sim.now().since(last) <= p.settle_max {

@@ -395,28 +395,7 @@ fn whole_ring_restart(
         n,
         |_| false,
     );
-    let views: Vec<Vec<Peer>> = (0..n)
-        .map(|i| {
-            let id = sim.hosts[i as usize].peer.id;
-            sim.node(&id)
-                .map(|o| o.ring().known_peers())
-                .unwrap_or_default()
-        })
-        .collect();
-    for i in 0..n {
-        sim.crash(i);
-    }
-    sim.run_for(Duration::from_secs(5));
-    let mut order: Vec<u32> = (0..n).collect();
-    for k in (1..order.len()).rev() {
-        let j = sim.rng().random_range(0..=k);
-        order.swap(k, j);
-    }
-    order.truncate(back);
-    for &i in &order {
-        assert!(sim.restart_remembering(i, &views[i as usize], true));
-        sim.run_for(gap);
-    }
+    sim.revive_subset(back, gap);
     let start = sim.now();
     while sim.now().since(start) <= bound {
         if sim.members().len() == back && oracle::check(&sim).ring_correct {
