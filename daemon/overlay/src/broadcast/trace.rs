@@ -407,13 +407,12 @@ impl Tracing {
             return;
         }
         walk.in_flight = walk.in_flight.saturating_sub(1);
-        if let TraceOutcome::Hop(h) = &outcome {
-            let named: Vec<Peer> = h.from.iter().chain(&h.children).copied().collect();
-            slot.1 = Some(outcome);
-            walk.meet(named);
-        } else {
-            slot.1 = Some(outcome);
-        }
+        let named: Vec<Peer> = match &outcome {
+            TraceOutcome::Hop(h) => h.from.iter().chain(&h.children).copied().collect(),
+            _ => Vec::new(),
+        };
+        slot.1 = Some(outcome);
+        walk.meet(named);
         self.pump(cx, id);
     }
 
