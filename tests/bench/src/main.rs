@@ -78,10 +78,11 @@ struct Args {
     /// every node's subscription times the edit's arrival.
     #[arg(long)]
     edits: bool,
-    /// Compare with IRC and NATS (issue 24): the latency step through a tree of ngircd
-    /// servers, a cluster of nats-server processes, then the chatd ring, in one run; prints one
-    /// table with the ratios chatd ÷ best anchor. The anchors listen on 127.0.(net+1).x and
-    /// 127.0.(net+2).x; install them with tests/bench/scripts/install-anchors.sh.
+    /// Compare with IRC, NATS and gossipsub (issues 24, 33): the latency step through a tree
+    /// of ngircd servers, a cluster of nats-server processes, rust-libp2p gossipsub nodes, then
+    /// the chatd ring, in one run; prints one table with the ratios chatd ÷ best of
+    /// ngircd/NATS and chatd ÷ gossipsub. The anchors listen on 127.0.(net+1).x, (net+2).x
+    /// and (net+3).x; install ngircd and NATS with tests/bench/scripts/install-anchors.sh.
     #[arg(long, conflicts_with_all = ["dm", "edits"])]
     compare: bool,
     /// The ngircd binary for --compare.
@@ -90,6 +91,10 @@ struct Args {
     /// The nats-server binary for --compare.
     #[arg(long, default_value = "/usr/sbin/nats-server")]
     nats_server: PathBuf,
+    /// The gossip-node binary for --compare (default: built with cargo from
+    /// tests/bench/gossip-node into $CARGO_TARGET_DIR/gossip-node).
+    #[arg(long)]
+    gossip_node: Option<PathBuf>,
     /// Turn the daemons' event log (`[log] events`, on by default) off, to measure its cost.
     #[arg(long)]
     no_event_log: bool,

@@ -1,25 +1,31 @@
-//! `chat-bench --compare` (issue 24): the latency scenario of chat-bench — one publisher at
-//! `--rate` messages a second for `--seconds`, one subscriber per node, latency from the start
-//! of the publish call to the arrival at each subscriber — run in one go against two anchors
-//! and then chatd, so that their ratios are taken on the same machine in the same minutes:
+//! `chat-bench --compare` (issues 24 and 33): the latency scenario of chat-bench — one
+//! publisher at `--rate` messages a second for `--seconds`, one subscriber per node, latency
+//! from the start of the publish call to the arrival at each subscriber — run in one go against
+//! three anchors and then chatd, so that their ratios are taken on the same machine in the same
+//! minutes:
 //!
 //! 1. ngircd: a tree of N IRC servers (each linked to its parent, a binary tree; the publisher
 //!    and node 0's subscriber on the root), raw IRC clients ([`irc`]);
 //! 2. nats-server: a cluster of N servers in a full mesh of routes, raw NATS clients ([`nats`]);
-//! 3. chatd: a ring of N daemons, measured by chat-bench's own latency step ([`crate::load`]).
+//! 3. rust-libp2p gossipsub: N `gossip-node` processes over QUIC, signed messages checked on
+//!    every node, clients of its line protocol ([`gossip`]); the node program is built with
+//!    cargo from tests/bench/gossip-node unless `--gossip-node` names one;
+//! 4. chatd: a ring of N daemons, measured by chat-bench's own latency step ([`crate::load`]).
 //!
 //! Server CPU per delivery is the servers' CPU time (`/proc/PID/stat`) over the measured step
 //! divided by the deliveries, as for chatd. Every server listens on its own 127.0.X.Y address;
 //! the ports the anchors need are bind-tested before anything starts (a taken port stops the
-//! run). An anchor that is not installed or does not start is reported and skipped; chatd
-//! still runs. The anchors' processes are stopped by pid when they are done, and on drop.
+//! run). An anchor that is not installed, cannot be built or does not start is reported and
+//! skipped; chatd still runs. The anchors' processes are stopped by pid when they are done,
+//! and on drop.
 
+mod gossip;
 mod irc;
 mod nats;
 mod procs;
 mod report;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +35,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::load::{self, Arrival};
 use crate::{StepReport, samples};
+pub use report::GOSSIPSUB;
 pub use report::{CompareReport, print_table};
 use report::{describe, measured, ratios, skipped};
 
@@ -93,6 +100,21 @@ pub fn check_ports(addrs: &[SocketAddr]) -> Result<()> {
     Ok(())
 }
 
+/// Refuses (with the port named) when any of `addrs` cannot be bound for UDP right now.
+pub fn check_udp_ports(addrs: &[SocketAddr]) -> Result<()> {
+    for a in addrs {
+        if let Err(e) = UdpSocket::bind(a) {
+            bail!(
+                "UDP port {} on {} is taken or cannot be bound ({e}); refusing to start: stop \
+                 what uses it or pick other addresses with --net",
+                a.port(),
+                a.ip()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the comparison; see the module's documentation.
 pub async fn run(args: &crate::Args, chatd: &std::path::Path) -> Result<CompareReport> {
     let n = usize::from(args.node_count());
@@ -103,6 +125,7 @@ pub async fn run(args: &crate::Args, chatd: &std::path::Path) -> Result<CompareR
     };
     let irc_net = args.net.wrapping_add(1);
     let nats_net = args.net.wrapping_add(2);
+    let gossip_net = args.net.wrapping_add(3);
     let (ngircd, nats_server) = (&args.ngircd, &args.nats_server);
     let missing = |p: &std::path::Path| -> Option<String> {
         (!p.exists()).then(|| {
@@ -120,6 +143,11 @@ pub async fn run(args: &crate::Args, chatd: &std::path::Path) -> Result<CompareR
     }
     if nats_missing.is_none() {
         ports.extend(nats::addrs(n, nats_net));
+    }
+    let gossip_bin = gossip::binary(args.gossip_node.as_deref(), say).await;
+    if gossip_bin.is_ok() {
+        ports.extend(gossip::addrs(n, gossip_net));
+        check_udp_ports(&gossip::udp_addrs(n, gossip_net))?;
     }
     check_ports(&ports)?;
 
@@ -157,12 +185,24 @@ pub async fn run(args: &crate::Args, chatd: &std::path::Path) -> Result<CompareR
     say(describe(&row));
     report.rows.push(row);
 
+    say(format!("{GOSSIPSUB}: {n} nodes on 127.0.{gossip_net}.x …"));
+    let row = match gossip_bin {
+        Err(why) => skipped(GOSSIPSUB, n, why),
+        Ok(bin) => match gossip::measure(&bin, n, gossip_net, args.rate, args.seconds).await {
+            Ok(step) => measured(GOSSIPSUB, n, step),
+            Err(e) => skipped(GOSSIPSUB, n, format!("could not start or measure: {e:#}")),
+        },
+    };
+    say(describe(&row));
+    report.rows.push(row);
+
     say(format!("chatd: {n} daemons on 127.0.{}.x …", args.net));
     let step = chatd_step(args, chatd, n).await?;
     let row = measured("chatd", n, step);
     say(describe(&row));
     report.rows.push(row);
-    report.chatd_over_best_anchor = ratios(&report.rows);
+    report.chatd_over_best_anchor = ratios(&report.rows, |r| r.system != GOSSIPSUB);
+    report.chatd_over_gossipsub = ratios(&report.rows, |r| r.system == GOSSIPSUB);
     Ok(report)
 }
 

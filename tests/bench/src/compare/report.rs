@@ -1,11 +1,15 @@
 //! The comparison's results: one row per system (measured, or skipped with the reason), the
-//! ratios chatd ÷ best anchor, and the table printed at the end of `chat-bench --compare`
+//! ratios chatd ÷ best of ngircd and NATS and chatd ÷ gossipsub, and the table printed at the
+//! end of `chat-bench --compare`
 //! (Markdown, so that it goes into docs/performance.md as it is; `--json` prints
 //! [`CompareReport`] instead).
 
 use serde::Serialize;
 
 use crate::StepReport;
+
+/// The gossipsub anchor's row name.
+pub const GOSSIPSUB: &str = "libp2p gossipsub (QUIC, D = 6)";
 
 /// One system's line of the table.
 #[derive(Serialize, Clone, Default)]
@@ -18,7 +22,7 @@ pub struct Row {
     pub step: Option<StepReport>,
 }
 
-/// chatd's figure ÷ the best anchor's, per figure.
+/// chatd's figure ÷ an anchor's (the best of several: the lowest), per figure.
 #[derive(Serialize, Clone, Default)]
 pub struct Ratios {
     pub p50: f64,
@@ -33,8 +37,11 @@ pub struct CompareReport {
     pub rate: f64,
     pub seconds: u64,
     pub rows: Vec<Row>,
-    /// `None` unless chatd and at least one anchor were measured.
+    /// chatd ÷ the best of ngircd and NATS; `None` unless chatd and at least one of them were
+    /// measured.
     pub chatd_over_best_anchor: Option<Ratios>,
+    /// chatd ÷ gossipsub; `None` unless both were measured.
+    pub chatd_over_gossipsub: Option<Ratios>,
 }
 
 pub fn skipped(system: &str, nodes: usize, why: String) -> Row {
@@ -72,12 +79,13 @@ pub fn describe(row: &Row) -> String {
     }
 }
 
-/// chatd ÷ the best (lowest) anchor figure, for each of p50, p99 and CPU per delivery.
-pub fn ratios(rows: &[Row]) -> Option<Ratios> {
+/// chatd ÷ the best (lowest) figure of the measured anchors that `over` picks, for each of
+/// p50, p99 and CPU per delivery.
+pub fn ratios(rows: &[Row], over: impl Fn(&Row) -> bool) -> Option<Ratios> {
     let chatd = rows.iter().find(|r| r.system == "chatd")?.step.as_ref()?;
     let anchors: Vec<&StepReport> = rows
         .iter()
-        .filter(|r| r.system != "chatd")
+        .filter(|r| r.system != "chatd" && over(r))
         .filter_map(|r| r.step.as_ref())
         .collect();
     let best =
@@ -133,11 +141,17 @@ pub fn print_table(r: &CompareReport) {
             ),
         }
     }
-    if let Some(q) = &r.chatd_over_best_anchor {
-        println!(
-            "| **chatd ÷ best anchor** | | **{:.2}×** | **{:.2}×** | **{:.2}×** | |",
-            q.p50, q.p99, q.cpu_per_delivery
-        );
+    let ratio_rows = [
+        ("chatd ÷ best of ngircd/NATS", &r.chatd_over_best_anchor),
+        ("chatd ÷ gossipsub", &r.chatd_over_gossipsub),
+    ];
+    for (name, q) in ratio_rows {
+        if let Some(q) = q {
+            println!(
+                "| **{name}** | | **{:.2}×** | **{:.2}×** | **{:.2}×** | |",
+                q.p50, q.p99, q.cpu_per_delivery
+            );
+        }
     }
 }
 
@@ -185,8 +199,11 @@ mod tests {
             skipped("other", 20, "absent".into()),
             row("chatd", 3.0, 8.0, 300.0),
         ];
-        let q = ratios(&rows).expect("ratios");
+        let q = ratios(&rows, |_| true).expect("ratios");
         assert_eq!((q.p50, q.p99, q.cpu_per_delivery), (3.0, 2.0, 3.0));
-        assert!(ratios(&rows[2..]).is_none());
+        assert!(ratios(&rows[2..], |_| true).is_none());
+        let q = ratios(&rows, |r| r.system == "nats").expect("chatd ÷ nats");
+        assert_eq!((q.p50, q.p99, q.cpu_per_delivery), (3.0, 1.6, 1.5));
+        assert!(ratios(&rows, |r| r.system == GOSSIPSUB).is_none());
     }
 }
