@@ -161,7 +161,8 @@ impl Task {
         }
     }
 
-    /// Sends everything stored after `last_pos`.
+    /// Sends everything stored after `last_pos`. A page shorter than asked for held every
+    /// row stored when it was read: the replay ends there, without another read.
     async fn replay(&mut self) -> Result<Result<(), Gone>, Ended> {
         loop {
             let (chat, room, from) = (self.chat.clone(), self.room.clone(), self.last_pos);
@@ -171,13 +172,14 @@ impl Task {
                     chat.feed_after(from, room.as_ref(), PAGE)
                 })
                 .await??;
-            if page.is_empty() {
-                return Ok(Ok(()));
-            }
+            let caught_up = page.len() < PAGE;
             for stored in page {
                 if self.deliver(Arc::new(stored)).await.is_err() {
                     return Ok(Err(Gone));
                 }
+            }
+            if caught_up {
+                return Ok(Ok(()));
             }
         }
     }
