@@ -19,6 +19,8 @@
 //! - [`web`]: the web live view, `/metrics` and `/healthz` over HTTP (axum);
 //! - [`irc`]: the IRC front door (`irc.listen`): IRC clients as clients of this node;
 //! - [`metrics`]: the histograms and counters only `/metrics` shows;
+//! - [`offload`]: blocking work (history reads, searches, private-message engine calls) on
+//!   the blocking pool, bounded per kind, never on an async worker;
 //! - [`shutdown`]: the shutdown signal, from SIGINT/SIGTERM to every task;
 //! - [`supervise`]: the app's long-lived tasks; one that ends on its own ends the daemon;
 //! - [`logging`]: `tracing` to the systemd journal or stderr, with a reloadable filter;
@@ -48,6 +50,7 @@ pub mod metrics;
 pub mod nickname;
 pub mod node;
 pub mod notify;
+pub mod offload;
 pub mod paths;
 pub mod people;
 pub mod records;

@@ -710,7 +710,7 @@ impl Chat {
 
     /// Holds the reader's connection as a slow read would (tests).
     #[cfg(test)]
-    fn hold_reader(&self) -> Option<MutexGuard<'_, reader::Reader>> {
+    pub(crate) fn hold_reader(&self) -> Option<MutexGuard<'_, reader::Reader>> {
         self.inner
             .reader
             .as_ref()

@@ -9,6 +9,10 @@
 //! drains; if the client reads too slowly, the hub's buffer overflows for this subscriber only,
 //! and the subscription sends [`FeedEvent::Lagged`] with the last message it delivered, then ends.
 //! The task also ends when the client goes away.
+//!
+//! Every read of the store runs on the blocking pool ([`crate::offload`], kind
+//! [`Work::Read`]), never on the async worker the task runs on; `spawn` itself reads (the
+//! backlog), so its callers run it there too.
 
 use std::sync::Arc;
 
@@ -18,6 +22,7 @@ use super::envelope::MessageId;
 use super::room::Room;
 use super::store::Stored;
 use super::{Chat, ChatError};
+use crate::offload::{Offload, OffloadError, Work};
 
 /// Events buffered per subscription before the task waits for the client.
 pub const CHANNEL_CAPACITY: usize = 32;
@@ -59,6 +64,15 @@ struct Task {
 /// Client went away.
 struct Gone;
 
+/// Why a subscription ended early.
+#[derive(Debug, thiserror::Error)]
+enum Ended {
+    #[error(transparent)]
+    Store(#[from] ChatError),
+    #[error(transparent)]
+    Offload(#[from] OffloadError),
+}
+
 /// Starts a subscription task and returns its event channel.
 ///
 /// `Start::Backlog` is resolved here, before returning, so that a message published after this
@@ -99,7 +113,7 @@ enum Initial {
 }
 
 impl Task {
-    async fn run(&mut self, initial: Initial) -> Result<(), ChatError> {
+    async fn run(&mut self, initial: Initial) -> Result<(), Ended> {
         match initial {
             Initial::After { id, pos } => {
                 self.last_pos = pos;
@@ -147,19 +161,25 @@ impl Task {
         }
     }
 
-    /// Sends everything stored after `last_pos`.
-    async fn replay(&mut self) -> Result<Result<(), Gone>, ChatError> {
+    /// Sends everything stored after `last_pos`. A page shorter than asked for held every
+    /// row stored when it was read: the replay ends there, without another read.
+    async fn replay(&mut self) -> Result<Result<(), Gone>, Ended> {
         loop {
-            let page = self
-                .chat
-                .feed_after(self.last_pos, self.room.as_ref(), PAGE)?;
-            if page.is_empty() {
-                return Ok(Ok(()));
-            }
+            let (chat, room, from) = (self.chat.clone(), self.room.clone(), self.last_pos);
+            // Owed: the subscription is open; its replay waits for a place rather than fail.
+            let page = Offload::shared()
+                .run_owed(Work::Read, move || {
+                    chat.feed_after(from, room.as_ref(), PAGE)
+                })
+                .await??;
+            let caught_up = page.len() < PAGE;
             for stored in page {
                 if self.deliver(Arc::new(stored)).await.is_err() {
                     return Ok(Err(Gone));
                 }
+            }
+            if caught_up {
+                return Ok(Ok(()));
             }
         }
     }

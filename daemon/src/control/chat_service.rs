@@ -2,8 +2,10 @@
 //!
 //! Requests are checked field by field (INVALID_ARGUMENT names the field); sends are limited
 //! per client (a Unix user or a TCP address) by `control.send_rate`/`control.send_burst`, and
-//! refused with UNAVAILABLE while the node is not a ring member. Errors become statuses in
-//! `error.rs` only.
+//! refused with UNAVAILABLE while the node is not a ring member. Every store read (History,
+//! Search, ListRooms, the positions a request names, a subscription's backlog) runs on the
+//! blocking pool through [`Offload`], bounded per kind (RESOURCE_EXHAUSTED past the bound),
+//! never on an async worker. Errors become statuses in `error.rs` only.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use crate::chat::ratelimit::{Keyed, Rate};
 use crate::chat::search;
 use crate::chat::{Chat, FeedEvent, MessageId, Room, Start, Stored};
 use crate::node::Node;
+use crate::offload::{Offload, Work};
 use crate::people::People;
 
 /// Largest `limit` of History and `backlog` of Subscribe.
@@ -45,6 +48,8 @@ pub struct ChatApi {
     limiter: Arc<Keyed<String>>,
     /// Whom each account blocked (their public messages are hidden from it).
     dm: Option<Arc<crate::dm::Dm>>,
+    /// The bounded way to the blocking pool for every store read.
+    offload: Offload,
 }
 
 impl ChatApi {
@@ -57,11 +62,18 @@ impl ChatApi {
             people,
             limiter: Arc::new(Keyed::new(rate, RATE_KEYS)),
             dm: None,
+            offload: Offload::shared(),
         }
     }
 }
 
 impl ChatApi {
+    /// Runs its store reads through `offload` instead of the process's gate (tests).
+    pub fn with_offload(mut self, offload: Offload) -> ChatApi {
+        self.offload = offload;
+        self
+    }
+
     /// Hides from each account the public messages of the people it blocked.
     pub fn with_private(mut self, dm: Arc<crate::dm::Dm>) -> ChatApi {
         self.dm = Some(dm);
@@ -132,7 +144,12 @@ impl ChatApi {
         text: Option<String>,
     ) -> Result<ChatMessage, ApiError> {
         // Answered before the rate is charged: a wrong id costs the client nothing.
-        match self.chat.find(&target)? {
+        let chat = self.chat.clone();
+        match self
+            .offload
+            .run(Work::Read, move || chat.find(&target))
+            .await??
+        {
             None => return Err(crate::chat::ChangeError::NotFound(target).into()),
             Some(s) if s.message.kind == Kind::Deleted => {
                 return Err(crate::chat::ChangeError::Deleted(target).into());
@@ -304,14 +321,24 @@ impl ChatService for ChatApi {
         let hidden = self.hider(request.extensions().get::<ClientInfo>());
         let req = request.into_inner();
         let room = room_filter("room", &req.room)?;
-        let start = match position(&self.chat, "resume_after_id", &req.resume_after_id)? {
-            Some((id, pos)) => Start::After { id, pos },
-            None => Start::Backlog(match req.backlog {
-                0 => 0,
-                n => page("backlog", n, 0)?,
-            }),
+        let backlog = match req.backlog {
+            0 => 0,
+            n => page("backlog", n, 0)?,
         };
-        let Some(events) = self.chat.subscribe(room, start).map_err(ApiError::from)? else {
+        let chat = self.chat.clone();
+        // The position and the backlog are read before the call returns (a message stored
+        // after it is never taken for backlog), on the blocking pool.
+        let opened = self
+            .offload
+            .run(Work::Read, move || -> Result<_, ApiError> {
+                let start = match position(&chat, "resume_after_id", &req.resume_after_id)? {
+                    Some((id, pos)) => Start::After { id, pos },
+                    None => Start::Backlog(backlog),
+                };
+                Ok(chat.subscribe(room, start)?)
+            })
+            .await??;
+        let Some(events) = opened else {
             return Err(ApiError::ResourceExhausted(
                 "too many open subscriptions (chat.max_subscribers)".into(),
             )
@@ -348,37 +375,14 @@ impl ChatService for ChatApi {
         let req = request.into_inner();
         let room = room_filter("room", &req.room)?;
         let limit = page("limit", req.limit, DEFAULT_PAGE)?;
-        let before = position(&self.chat, "before_id", &req.before_id)?.map(|(_, p)| p);
-        let after = position(&self.chat, "after_id", &req.after_id)?.map(|(_, p)| p);
-        let mut rows = match after {
-            Some(after) => self
-                .chat
-                .after(after, room.as_ref(), limit + 1)
-                .map_err(ApiError::from)?,
-            None => self
-                .chat
-                .before(before.unwrap_or(i64::MAX), room.as_ref(), limit + 1)
-                .map_err(ApiError::from)?,
-        };
-        if let (Some(_), Some(before)) = (after, before) {
-            rows.retain(|s| s.pos < before);
-        }
-        let more = rows.len() > limit;
-        if more {
-            if after.is_some() {
-                rows.truncate(limit);
-            } else {
-                rows.remove(0);
-            }
-        }
-        Ok(Response::new(HistoryResponse {
-            messages: rows
-                .iter()
-                .filter(|s| !hidden(s))
-                .map(|s| to_proto(s, &self.people))
-                .collect(),
-            more,
-        }))
+        let (chat, people) = (self.chat.clone(), self.people.clone());
+        let page = self
+            .offload
+            .run(Work::Read, move || {
+                history_page(&chat, &people, &req, room.as_ref(), limit, &hidden)
+            })
+            .await??;
+        Ok(Response::new(page))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
@@ -386,8 +390,6 @@ impl ChatService for ChatApi {
         &self,
         request: Request<SearchRequest>,
     ) -> Result<Response<SearchResponse>, Status> {
-        /// Candidates examined at most for one page (an author filter drops some).
-        const MAX_SCAN: usize = 20_000;
         let hidden = self.hider(request.extensions().get::<ClientInfo>());
         let req = request.into_inner();
         let expression = search::expression(&req.query).map_err(|e| ApiError::field("query", e))?;
@@ -398,54 +400,22 @@ impl ChatService for ChatApi {
             ms if ms > 0 => Timestamp::new(ms as u64, 0).0 as i64,
             _ => return Err(ApiError::field("since_unix_ms", "must not be negative").into()),
         };
-        let mut before =
-            position(&self.chat, "before_id", &req.before_id)?.map_or(i64::MAX, |(_, p)| p);
-        let from = req.from.trim().to_lowercase();
-        let chunk = if from.is_empty() {
-            limit + 1
-        } else {
-            (limit * 4).max(200)
-        };
-        let mut found = Vec::new();
-        let mut scanned = 0;
-        let mut exhausted;
-        loop {
-            let q = search::Search {
-                expression: expression.clone(),
-                room: room.as_ref().map(Room::as_str),
-                since_hlc: since,
-                before_pos: before,
-                limit: chunk,
-            };
-            let Some(rows) = self.chat.search(&q).map_err(ApiError::from)? else {
-                return Err(ApiError::FailedPrecondition(
-                    "this node keeps its history in memory, without a search index".into(),
-                )
-                .into());
-            };
-            let n = rows.len();
-            scanned += n;
-            for s in &rows {
-                before = s.pos;
-                if hidden(s) {
-                    continue;
-                }
-                let m = to_proto(s, &self.people);
-                if from.is_empty() || m.from.to_lowercase() == from {
-                    found.push(m);
-                }
-            }
-            exhausted = n < chunk;
-            if found.len() > limit || exhausted || scanned >= MAX_SCAN {
-                break;
-            }
-        }
-        let more = found.len() > limit || !exhausted;
-        found.truncate(limit);
-        Ok(Response::new(SearchResponse {
-            messages: found,
-            more,
-        }))
+        let (chat, people) = (self.chat.clone(), self.people.clone());
+        let found = self
+            .offload
+            .run(Work::Search, move || {
+                let q = Query {
+                    expression,
+                    room,
+                    since,
+                    limit,
+                    before_id: req.before_id,
+                    from: req.from.trim().to_lowercase(),
+                };
+                search_page(&chat, &people, &q, &hidden)
+            })
+            .await??;
+        Ok(Response::new(found))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
@@ -453,7 +423,12 @@ impl ChatService for ChatApi {
         &self,
         _request: Request<ListRoomsRequest>,
     ) -> Result<Response<ListRoomsResponse>, Status> {
-        let rooms = self.chat.rooms().map_err(ApiError::from)?;
+        let chat = self.chat.clone();
+        let rooms = self
+            .offload
+            .run(Work::Read, move || chat.rooms())
+            .await?
+            .map_err(ApiError::from)?;
         Ok(Response::new(ListRoomsResponse {
             rooms: rooms
                 .into_iter()
@@ -466,4 +441,108 @@ impl ChatService for ChatApi {
                 .collect(),
         }))
     }
+}
+
+/// One page of History (blocking: runs on the blocking pool).
+fn history_page(
+    chat: &Chat,
+    people: &People,
+    req: &HistoryRequest,
+    room: Option<&Room>,
+    limit: usize,
+    hidden: &dyn Fn(&Stored) -> bool,
+) -> Result<HistoryResponse, ApiError> {
+    let before = position(chat, "before_id", &req.before_id)?.map(|(_, p)| p);
+    let after = position(chat, "after_id", &req.after_id)?.map(|(_, p)| p);
+    let mut rows = match after {
+        Some(after) => chat.after(after, room, limit + 1)?,
+        None => chat.before(before.unwrap_or(i64::MAX), room, limit + 1)?,
+    };
+    if let (Some(_), Some(before)) = (after, before) {
+        rows.retain(|s| s.pos < before);
+    }
+    let more = rows.len() > limit;
+    if more {
+        if after.is_some() {
+            rows.truncate(limit);
+        } else {
+            rows.remove(0);
+        }
+    }
+    Ok(HistoryResponse {
+        messages: rows
+            .iter()
+            .filter(|s| !hidden(s))
+            .map(|s| to_proto(s, people))
+            .collect(),
+        more,
+    })
+}
+
+/// A checked Search request.
+struct Query {
+    expression: String,
+    room: Option<Room>,
+    since: i64,
+    limit: usize,
+    before_id: String,
+    /// The author's shown name, lowercase; empty for anyone.
+    from: String,
+}
+
+/// One page of Search (blocking: runs on the blocking pool).
+fn search_page(
+    chat: &Chat,
+    people: &People,
+    q: &Query,
+    hidden: &dyn Fn(&Stored) -> bool,
+) -> Result<SearchResponse, ApiError> {
+    /// Candidates examined at most for one page (an author filter drops some).
+    const MAX_SCAN: usize = 20_000;
+    let limit = q.limit;
+    let mut before = position(chat, "before_id", &q.before_id)?.map_or(i64::MAX, |(_, p)| p);
+    let chunk = if q.from.is_empty() {
+        limit + 1
+    } else {
+        (limit * 4).max(200)
+    };
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    let mut exhausted;
+    loop {
+        let s = search::Search {
+            expression: q.expression.clone(),
+            room: q.room.as_ref().map(Room::as_str),
+            since_hlc: q.since,
+            before_pos: before,
+            limit: chunk,
+        };
+        let Some(rows) = chat.search(&s)? else {
+            return Err(ApiError::FailedPrecondition(
+                "this node keeps its history in memory, without a search index".into(),
+            ));
+        };
+        let n = rows.len();
+        scanned += n;
+        for s in &rows {
+            before = s.pos;
+            if hidden(s) {
+                continue;
+            }
+            let m = to_proto(s, people);
+            if q.from.is_empty() || m.from.to_lowercase() == q.from {
+                found.push(m);
+            }
+        }
+        exhausted = n < chunk;
+        if found.len() > limit || exhausted || scanned >= MAX_SCAN {
+            break;
+        }
+    }
+    let more = found.len() > limit || !exhausted;
+    found.truncate(limit);
+    Ok(SearchResponse {
+        messages: found,
+        more,
+    })
 }

@@ -11,6 +11,7 @@ use chat_overlay::BroadcastError;
 
 use crate::chat::{ChangeError, ChatError, SendError};
 use crate::dm::PrivateError;
+use crate::offload::OffloadError;
 use crate::paths::PathError;
 use crate::people::PeopleError;
 use crate::records::RecordsError;
@@ -227,7 +228,24 @@ impl From<PrivateError> for ApiError {
             PrivateError::NotYours(_) => ApiError::PermissionDenied(m),
             PrivateError::People(e) => e.into(),
             PrivateError::Store(_) => ApiError::Internal(m),
+            PrivateError::Offload(e) => e.into(),
         }
+    }
+}
+
+impl From<OffloadError> for ApiError {
+    fn from(err: OffloadError) -> ApiError {
+        match err {
+            // Too many reads of this kind running and waiting: retrying later helps.
+            OffloadError::Busy { .. } => ApiError::ResourceExhausted(err.to_string()),
+            OffloadError::Task { .. } => ApiError::Internal(err.to_string()),
+        }
+    }
+}
+
+impl From<OffloadError> for Status {
+    fn from(err: OffloadError) -> Status {
+        ApiError::from(err).into()
     }
 }
 
@@ -306,6 +324,18 @@ mod tests {
                 SendError::Text(crate::chat::envelope::TextError::Control(0x1b)).into(),
                 Code::InvalidArgument,
                 "text: contains the control character U+001B; only newline and tab are allowed",
+            ),
+            (
+                OffloadError::Busy {
+                    kind: crate::offload::Work::Search,
+                    running: 2,
+                    queued: 32,
+                    waited_ms: 5000,
+                }
+                .into(),
+                Code::ResourceExhausted,
+                "this node is busy with search calls (2 running, 32 more waiting at most, \
+                 5000 ms waited); retry shortly",
             ),
         ];
         for (err, code, message) in cases {

@@ -19,6 +19,9 @@ pub mod access;
 mod chat_service;
 mod error;
 mod node_service;
+#[cfg(test)]
+#[path = "offload_tests.rs"]
+mod offload_tests;
 mod private_service;
 mod quiet;
 mod record_service;

@@ -1,6 +1,10 @@
 //! `chat.v1.PrivateService`: the caller's private messages and groups (`crate::dm`). The
 //! caller's account is the one the control connection maps to (the operator's, a local Unix
 //! user's, the TCP token's guest); nobody reads or sends as another account.
+//!
+//! Every call's work on the service (its engine calls, `dm.sqlite3` reads and commits) runs on
+//! the blocking pool ([`PrivateApi::off`]: kind `Private`, `Search` for SearchPrivate), never
+//! on an async worker; past the kind's bound the call fails with RESOURCE_EXHAUSTED.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,6 +30,7 @@ use super::access::ClientInfo;
 use crate::dm::contacts::{Contacts, Marks};
 use crate::dm::{Dm, DmEvent, Message};
 use crate::node::Node;
+use crate::offload::{Offload, Work};
 use crate::people::{People, PeopleError, Who};
 
 /// Most messages one history call returns.
@@ -57,6 +62,16 @@ impl PrivateApi {
     /// The service over `dm`.
     pub fn new(dm: Arc<Dm>, people: Arc<People>, node: Arc<Node>) -> PrivateApi {
         PrivateApi { dm, people, node }
+    }
+
+    /// Runs `f` with this service on the blocking pool (bounded by `work`'s limit).
+    async fn off<T: Send + 'static>(
+        &self,
+        work: Work,
+        f: impl FnOnce(PrivateApi) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let api = self.clone();
+        Offload::shared().run(work, move || f(api)).await?
     }
 
     fn caller<T>(&self, r: &Request<T>) -> Result<Who, ApiError> {
@@ -148,19 +163,33 @@ impl PrivateService for PrivateApi {
         let who = self.caller(&request)?;
         let r = request.into_inner();
         let m = match (r.to.trim().is_empty(), r.group_id.trim().is_empty()) {
-            (false, true) => self.dm.send_to(who, &r.to, &r.text, r.accept_new_key).await,
-            (true, false) => self.dm.send_group(who, &r.group_id, &r.text),
+            // Resolves the name on the network, then runs on the blocking pool itself.
+            (false, true) => self
+                .dm
+                .send_to(who, &r.to, &r.text, r.accept_new_key)
+                .await
+                .map_err(ApiError::from)?,
+            (true, false) => {
+                self.off(Work::Private, move |api| {
+                    Ok(api.dm.send_group(who, &r.group_id, &r.text)?)
+                })
+                .await?
+            }
             _ => {
                 return Err(
                     ApiError::field("to", "give exactly one of `to` and `group_id`").into(),
                 );
             }
-        }
-        .map_err(ApiError::from)?;
+        };
         self.people.touch(who);
-        let groups = self.dm.groups(who).map_err(ApiError::from)?;
+        let message = self
+            .off(Work::Private, move |api| {
+                let groups = api.dm.groups(who)?;
+                Ok(api.message(&m, &groups))
+            })
+            .await?;
         Ok(Response::new(SendPrivateResponse {
-            message: Some(self.message(&m, &groups)),
+            message: Some(message),
         }))
     }
 
@@ -184,24 +213,26 @@ impl PrivateService for PrivateApi {
                     .ok_or_else(|| ApiError::field("before_id", "a message id is 32 hex digits"))?,
             ),
         };
-        // One more than asked tells whether there are more.
-        let mut rows = self
-            .dm
-            .history(who, &r.with, before.as_ref(), limit + 1)
-            .map_err(ApiError::from)?;
-        let more = rows.len() > limit as usize;
-        if more {
-            rows.remove(0);
-        }
-        let groups = self.dm.groups(who).map_err(ApiError::from)?;
-        let contacts = self.contacts_of(who)?;
-        Ok(Response::new(PrivateHistoryResponse {
-            messages: rows
-                .iter()
-                .map(|m| self.message_marked(m, &groups, &contacts))
-                .collect(),
-            more,
-        }))
+        let page = self
+            .off(Work::Private, move |api| {
+                // One more than asked tells whether there are more.
+                let mut rows = api.dm.history(who, &r.with, before.as_ref(), limit + 1)?;
+                let more = rows.len() > limit as usize;
+                if more {
+                    rows.remove(0);
+                }
+                let groups = api.dm.groups(who)?;
+                let contacts = api.contacts_of(who)?;
+                Ok(PrivateHistoryResponse {
+                    messages: rows
+                        .iter()
+                        .map(|m| api.message_marked(m, &groups, &contacts))
+                        .collect(),
+                    more,
+                })
+            })
+            .await?;
+        Ok(Response::new(page))
     }
 
     type WatchPrivateStream = EventStream;
@@ -232,8 +263,23 @@ impl PrivateService for PrivateApi {
                 };
                 let event = match ev {
                     DmEvent::Message(m) if m.account == me => {
-                        let groups = api.dm.groups(who).unwrap_or_default();
-                        watch_private_response::Event::Message(api.message(&m, &groups))
+                        // The groups and bindings are read on the blocking pool.
+                        let shown = Offload::shared()
+                            .run_owed(Work::Private, {
+                                let api = api.clone();
+                                move || {
+                                    let groups = api.dm.groups(who).unwrap_or_default();
+                                    api.message(&m, &groups)
+                                }
+                            })
+                            .await;
+                        match shown {
+                            Ok(m) => watch_private_response::Event::Message(m),
+                            Err(e) => {
+                                let _ = tx.send(Err(ApiError::from(e).into())).await;
+                                return;
+                            }
+                        }
                     }
                     DmEvent::Status {
                         account,
@@ -270,12 +316,14 @@ impl PrivateService for PrivateApi {
     ) -> Result<Response<EditPrivateResponse>, Status> {
         let who = self.caller(&request)?;
         let req = request.into_inner();
-        let m = self
-            .dm
-            .change(who, &req.id, Some(&req.text))
-            .map_err(ApiError::from)?;
+        let message = self
+            .off(Work::Private, move |api| {
+                let m = api.dm.change(who, &req.id, Some(&req.text))?;
+                Ok(api.message(&m, &api.dm.groups(who)?))
+            })
+            .await?;
         Ok(Response::new(EditPrivateResponse {
-            message: Some(self.message(&m, &self.dm.groups(who).map_err(ApiError::from)?)),
+            message: Some(message),
         }))
     }
 
@@ -286,9 +334,14 @@ impl PrivateService for PrivateApi {
     ) -> Result<Response<DeletePrivateResponse>, Status> {
         let who = self.caller(&request)?;
         let req = request.into_inner();
-        let m = self.dm.change(who, &req.id, None).map_err(ApiError::from)?;
+        let message = self
+            .off(Work::Private, move |api| {
+                let m = api.dm.change(who, &req.id, None)?;
+                Ok(api.message(&m, &api.dm.groups(who)?))
+            })
+            .await?;
         Ok(Response::new(DeletePrivateResponse {
-            message: Some(self.message(&m, &self.dm.groups(who).map_err(ApiError::from)?)),
+            message: Some(message),
         }))
     }
 
@@ -308,18 +361,20 @@ impl PrivateService for PrivateApi {
             0 => 50,
             n => n.min(MAX_HISTORY),
         };
-        let rows = self
-            .dm
-            .search(who, &expression, &r.from, r.since_unix_ms as u64, limit)
-            .map_err(ApiError::from)?;
-        let groups = self.dm.groups(who).map_err(ApiError::from)?;
-        let contacts = self.contacts_of(who)?;
-        Ok(Response::new(SearchPrivateResponse {
-            messages: rows
-                .iter()
-                .map(|m| self.message_marked(m, &groups, &contacts))
-                .collect(),
-        }))
+        let messages = self
+            .off(Work::Search, move |api| {
+                let rows =
+                    api.dm
+                        .search(who, &expression, &r.from, r.since_unix_ms as u64, limit)?;
+                let groups = api.dm.groups(who)?;
+                let contacts = api.contacts_of(who)?;
+                Ok(rows
+                    .iter()
+                    .map(|m| api.message_marked(m, &groups, &contacts))
+                    .collect())
+            })
+            .await?;
+        Ok(Response::new(SearchPrivateResponse { messages }))
     }
 
     async fn create_group(
@@ -329,13 +384,13 @@ impl PrivateService for PrivateApi {
         let who = self.caller(&request)?;
         let me = self.people.account_of(who).map_err(ApiError::from)?;
         let r = request.into_inner();
-        let g = self
-            .dm
-            .create_group(who, &r.name, &r.members)
-            .map_err(ApiError::from)?;
-        Ok(Response::new(CreateGroupResponse {
-            group: Some(self.group(&g, &me)),
-        }))
+        let group = self
+            .off(Work::Private, move |api| {
+                let g = api.dm.create_group(who, &r.name, &r.members)?;
+                Ok(api.group(&g, &me))
+            })
+            .await?;
+        Ok(Response::new(CreateGroupResponse { group: Some(group) }))
     }
 
     async fn change_group(
@@ -345,13 +400,13 @@ impl PrivateService for PrivateApi {
         let who = self.caller(&request)?;
         let me = self.people.account_of(who).map_err(ApiError::from)?;
         let r = request.into_inner();
-        let g = self
-            .dm
-            .change_group(who, &r.group_id, &r.add, &r.remove)
-            .map_err(ApiError::from)?;
-        Ok(Response::new(ChangeGroupResponse {
-            group: Some(self.group(&g, &me)),
-        }))
+        let group = self
+            .off(Work::Private, move |api| {
+                let g = api.dm.change_group(who, &r.group_id, &r.add, &r.remove)?;
+                Ok(api.group(&g, &me))
+            })
+            .await?;
+        Ok(Response::new(ChangeGroupResponse { group: Some(group) }))
     }
 
     async fn leave_group(
@@ -360,9 +415,10 @@ impl PrivateService for PrivateApi {
     ) -> Result<Response<LeaveGroupResponse>, Status> {
         let who = self.caller(&request)?;
         let r = request.into_inner();
-        self.dm
-            .leave_group(who, &r.group_id)
-            .map_err(ApiError::from)?;
+        self.off(Work::Private, move |api| {
+            Ok(api.dm.leave_group(who, &r.group_id)?)
+        })
+        .await?;
         Ok(Response::new(LeaveGroupResponse {}))
     }
 
@@ -372,10 +428,13 @@ impl PrivateService for PrivateApi {
     ) -> Result<Response<ListGroupsResponse>, Status> {
         let who = self.caller(&request)?;
         let me = self.people.account_of(who).map_err(ApiError::from)?;
-        let groups = self.dm.groups(who).map_err(ApiError::from)?;
-        Ok(Response::new(ListGroupsResponse {
-            groups: groups.iter().map(|g| self.group(g, &me)).collect(),
-        }))
+        let groups = self
+            .off(Work::Private, move |api| {
+                let groups = api.dm.groups(who)?;
+                Ok(groups.iter().map(|g| api.group(g, &me)).collect())
+            })
+            .await?;
+        Ok(Response::new(ListGroupsResponse { groups }))
     }
 
     async fn block(
@@ -385,9 +444,10 @@ impl PrivateService for PrivateApi {
         let who = self.caller(&request)?;
         let r = request.into_inner();
         let changed = self
-            .dm
-            .set_blocked(who, &r.nickname, true)
-            .map_err(ApiError::from)?;
+            .off(Work::Private, move |api| {
+                Ok(api.dm.set_blocked(who, &r.nickname, true)?)
+            })
+            .await?;
         Ok(Response::new(BlockResponse { changed }))
     }
 
@@ -398,9 +458,10 @@ impl PrivateService for PrivateApi {
         let who = self.caller(&request)?;
         let r = request.into_inner();
         let changed = self
-            .dm
-            .set_blocked(who, &r.nickname, false)
-            .map_err(ApiError::from)?;
+            .off(Work::Private, move |api| {
+                Ok(api.dm.set_blocked(who, &r.nickname, false)?)
+            })
+            .await?;
         Ok(Response::new(UnblockResponse { changed }))
     }
 
@@ -432,7 +493,9 @@ impl PrivateService for PrivateApi {
         request: Request<ListBlocksRequest>,
     ) -> Result<Response<ListBlocksResponse>, Status> {
         let who = self.caller(&request)?;
-        let blocked = self.dm.blocked(who).map_err(ApiError::from)?;
+        let blocked = self
+            .off(Work::Private, move |api| Ok(api.dm.blocked(who)?))
+            .await?;
         Ok(Response::new(ListBlocksResponse {
             users: blocked
                 .iter()

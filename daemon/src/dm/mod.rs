@@ -15,6 +15,12 @@
 //!
 //! Every engine call's changes, with the messages it shows, are committed to the store before
 //! its actions (acknowledgements, removals) go out. No plaintext is logged.
+//!
+//! The engine calls (vodozemac) and the store's commits block: they never run on an async
+//! worker. The service's tasks call [`Dm::act_owed`], which runs [`Dm::act`] on the blocking
+//! pool ([`crate::offload`], kind `Private`); the control API runs its calls of this
+//! service there too (`control/private_service.rs`). The engines' lock and the store's are
+//! plain mutexes taken only inside such blocking calls, never across an await.
 
 pub mod contacts;
 mod net;
@@ -34,6 +40,7 @@ use tokio::sync::{Notify, broadcast};
 use tracing::warn;
 
 use crate::direct::Direct;
+use crate::offload::{Offload, OffloadError, Work};
 use crate::people::{People, PeopleError, Who};
 use crate::records::{Records, unix_ms};
 use store::{Batch, Change, Row, Store, StoreError};
@@ -95,6 +102,9 @@ pub enum PrivateError {
     /// The store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The blocking pool refused or failed the call.
+    #[error(transparent)]
+    Offload(#[from] OffloadError),
 }
 
 /// A private message as watchers and the history see it.
@@ -140,6 +150,9 @@ pub struct Dm {
     wake: Notify,
     /// Hosted accounts whose node was told of a new mailbox item (`run.rs`).
     poked: Mutex<std::collections::HashSet<[u8; 32]>>,
+    /// Whom each loaded engine's account blocked, as of its last call: read by
+    /// [`Dm::blocks`] on async workers without waiting for an engine call's commit.
+    blocked: Mutex<HashMap<[u8; 32], std::collections::HashSet<[u8; 32]>>>,
 }
 
 impl std::fmt::Debug for Dm {
@@ -179,6 +192,7 @@ impl Dm {
             removals: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             poked: Mutex::new(std::collections::HashSet::new()),
+            blocked: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -201,6 +215,19 @@ impl Dm {
         Ok((key.verifying_key().to_bytes(), key))
     }
 
+    /// [`Dm::act`] on the blocking pool, for the service's own tasks: waits for a place
+    /// rather than drop what the network brought.
+    async fn act_owed<R: Send + 'static>(
+        self: &Arc<Self>,
+        signer: &SigningKey,
+        f: impl FnOnce(&mut Engine, u64) -> (R, Vec<Action>) + Send + 'static,
+    ) -> Result<R, PrivateError> {
+        let (dm, signer) = (self.clone(), signer.clone());
+        Offload::shared()
+            .run_owed(Work::Private, move || dm.act(&signer, f))
+            .await?
+    }
+
     /// Runs `f` on `signer`'s engine (loaded or made on first use), commits what changed
     /// with the messages it shows, tells watchers, and carries out the network actions.
     fn act<R>(
@@ -219,6 +246,10 @@ impl Dm {
             }
         };
         let (r, actions) = f(engine, now);
+        self.blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(account, engine.blocked().copied().collect());
         let mut batch = Batch::default();
         let (core, peers) = engine.take_dirty();
         if core {
@@ -533,10 +564,13 @@ impl Dm {
     }
 
     /// Whether `account`'s owner (a hosted account) blocked `author` (hides public messages).
+    /// Never waits for an engine call (a copy kept by [`Dm::act`]).
     pub fn blocks(&self, account: &[u8; 32], author: &[u8; 32]) -> bool {
-        self.engines()
+        self.blocked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
             .get(account)
-            .is_some_and(|e| e.is_blocked(author))
+            .is_some_and(|b| b.contains(author))
     }
 
     fn resolve(&self, names: &[String]) -> Result<Vec<[u8; 32]>, PrivateError> {

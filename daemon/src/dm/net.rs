@@ -69,7 +69,11 @@ impl Dm {
                 if !found {
                     debug!("no key bundle found for a peer (yet); the engine asks again");
                 }
-                let _ = self.act(signer, |e, now| ((), e.bundle_fetched(peer, bundle, now)));
+                let _ = self
+                    .act_owed(signer, move |e, now| {
+                        ((), e.bundle_fetched(peer, bundle, now))
+                    })
+                    .await;
                 if found {
                     // Items that waited in the mailbox for this bundle.
                     self.wake.notify_one();
@@ -92,17 +96,21 @@ impl Dm {
                     self.poke(to).await;
                 }
                 if seq > 0 {
-                    let _ = self.act(signer, |e, now| ((), e.outcome(to, seq, outcome, now)));
+                    let _ = self
+                        .act_owed(signer, move |e, now| ((), e.outcome(to, seq, outcome, now)))
+                        .await;
                 }
             }
             Action::Reput { to, seq, record } => {
                 if let Err(RecordsError::Refused(RecordError::Removed)) =
                     self.records.put_record(record).await
                 {
-                    let _ = self.act(signer, |e, now| {
-                        e.item_removed(to, seq, now);
-                        ((), Vec::new())
-                    });
+                    let _ = self
+                        .act_owed(signer, move |e, now| {
+                            e.item_removed(to, seq, now);
+                            ((), Vec::new())
+                        })
+                        .await;
                 }
             }
             Action::Remove(hashes) => {

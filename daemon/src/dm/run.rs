@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use super::Dm;
 use crate::direct::Received;
+use crate::offload::{Offload, Work};
 use crate::people::event::Presence;
 use crate::records::unix_ms;
 
@@ -105,9 +106,10 @@ impl Dm {
                 } else if poked {
                     clock.next_drain_ms = clock.drained_ms + POKE_GAP.as_millis() as u64;
                 }
-                self.retry_online(&signer, &mut seen);
+                self.retry_online(&signer, &mut seen).await;
                 let rotate = self
-                    .act(&signer, |e, now| (e.rotation_due(now), e.tick(now)))
+                    .act_owed(&signer, |e, now| (e.rotation_due(now), e.tick(now)))
+                    .await
                     .unwrap_or(false);
                 if rotate {
                     self.drain(&signer).await;
@@ -120,7 +122,13 @@ impl Dm {
             {
                 prune_ms = now;
                 let before = now.saturating_sub(keep.as_millis() as u64);
-                match self.store().prune(before) {
+                let dm = self.clone();
+                let pruned = Offload::shared()
+                    .run_owed(Work::Private, move || dm.store().prune(before))
+                    .await
+                    .map_err(super::PrivateError::from)
+                    .and_then(|r| r.map_err(super::PrivateError::from));
+                match pruned {
                     Ok(0) => {}
                     Ok(n) => info!(
                         messages = n,
@@ -153,20 +161,26 @@ impl Dm {
 
     /// Sends again, directly, what `signer`'s account has unacknowledged for each account
     /// seen online again since the last call (see the module's comment).
-    fn retry_online(self: &Arc<Self>, signer: &SigningKey, seen: &mut Seen) {
+    async fn retry_online(self: &Arc<Self>, signer: &SigningKey, seen: &mut Seen) {
         let account = signer.verifying_key().to_bytes();
-        let (waiting, stored) = self
-            .engines()
-            .get(&account)
-            .map(|e| {
-                let stored: Vec<[u8; 32]> = e
-                    .pending()
-                    .into_iter()
-                    .filter(|(_, _, st)| *st == chat_dm::Status::Stored)
-                    .map(|(to, _, _)| to)
-                    .collect();
-                (e.pending_peers(), stored)
+        // The engines' lock may be held by a call committing: read it on the blocking pool.
+        let dm = self.clone();
+        let (waiting, stored) = Offload::shared()
+            .run_owed(Work::Private, move || {
+                dm.engines()
+                    .get(&account)
+                    .map(|e| {
+                        let stored: Vec<[u8; 32]> = e
+                            .pending()
+                            .into_iter()
+                            .filter(|(_, _, st)| *st == chat_dm::Status::Stored)
+                            .map(|(to, _, _)| to)
+                            .collect();
+                        (e.pending_peers(), stored)
+                    })
+                    .unwrap_or_default()
             })
+            .await
             .unwrap_or_default();
         seen.retain(|(a, to), _| *a != account || waiting.contains(to));
         for to in waiting {
@@ -183,7 +197,9 @@ impl Dm {
             let was = seen.insert((account, to), now);
             if was.map_or(stored.contains(&to), |was| was != now) {
                 debug!("a recipient of waiting private messages is online: sending them directly");
-                let _ = self.act(signer, |e, now| ((), e.peer_online(to, now)));
+                let _ = self
+                    .act_owed(signer, move |e, now| ((), e.peer_online(to, now)))
+                    .await;
             }
         }
     }
@@ -191,12 +207,15 @@ impl Dm {
     /// Publishes `signer`'s key bundle (rotating the keys first if `rotate`); whether it was
     /// stored.
     async fn publish(self: &Arc<Self>, signer: &SigningKey, rotate: bool) -> bool {
-        let Ok(bundle) = self.act(signer, |e: &mut Engine, now| {
-            if rotate {
-                e.rotate(now);
-            }
-            (e.bundle(), Vec::new())
-        }) else {
+        let Ok(bundle) = self
+            .act_owed(signer, move |e: &mut Engine, now| {
+                if rotate {
+                    e.rotate(now);
+                }
+                (e.bundle(), Vec::new())
+            })
+            .await
+        else {
             return false;
         };
         let account = signer.verifying_key().to_bytes();
@@ -244,7 +263,9 @@ impl Dm {
             return;
         }
         debug!(items = items.len(), "drained the mailbox");
-        let _ = self.act(signer, |e, now| ((), e.receive(items, now)));
+        let _ = self
+            .act_owed(signer, move |e, now| ((), e.receive(items, now)))
+            .await;
     }
 
     /// Takes items other nodes delivered directly: `recipient account ‖ sealed value`.
@@ -281,7 +302,11 @@ impl Dm {
                 continue;
             };
             let value = body[32..].to_vec();
-            let _ = self.act(&signer, |e, now| ((), e.receive(vec![(None, value)], now)));
+            let _ = self
+                .act_owed(&signer, move |e, now| {
+                    ((), e.receive(vec![(None, value)], now))
+                })
+                .await;
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::contacts::{self, Binding, Contact, Contacts, Marks};
 use super::{Dm, Message, PrivateError, row_of, send_and_tick};
+use crate::offload::{Offload, Work};
 use crate::people::Who;
 use crate::people::names::Resolved;
 use crate::records::unix_ms;
@@ -74,30 +75,36 @@ impl Dm {
     ) -> Result<Message, PrivateError> {
         let (account, signer) = self.account(who)?;
         let target = self.recipient(nick).await?;
-        let to = target.account;
-        let rebind = match &target.name {
-            Some(name) => {
-                let bound = self.store().contact(&account, name)?;
-                admit(bound.as_ref(), &to, accept_new_key).map_err(|old| {
-                    PrivateError::KeyChanged {
-                        name: nick.trim().trim_start_matches('@').to_owned(),
-                        old: hex::encode(&old[..4]),
-                        new: hex::encode(&to[..4]),
+        // The binding's check, the engine and the store block: on the blocking pool.
+        let (dm, nick, text) = (self.clone(), nick.to_owned(), text.to_owned());
+        Offload::shared()
+            .run(Work::Private, move || -> Result<Message, PrivateError> {
+                let to = target.account;
+                let rebind = match &target.name {
+                    Some(name) => {
+                        let bound = dm.store().contact(&account, name)?;
+                        admit(bound.as_ref(), &to, accept_new_key).map_err(|old| {
+                            PrivateError::KeyChanged {
+                                name: nick.trim().trim_start_matches('@').to_owned(),
+                                old: hex::encode(&old[..4]),
+                                new: hex::encode(&to[..4]),
+                            }
+                        })?
                     }
-                })?
-            }
-            None => false,
-        };
-        let shown = self.act(&signer, |e, now| {
-            send_and_tick(e, now, |e| e.send_text(to, text, now))
-        })??;
-        if rebind && let Some(name) = &target.name {
-            self.store().bind(&account, name, &to, unix_ms(), false)?;
-        }
-        Ok(Message {
-            account,
-            row: row_of(&shown),
-        })
+                    None => false,
+                };
+                let shown = dm.act(&signer, |e, now| {
+                    send_and_tick(e, now, |e| e.send_text(to, &text, now))
+                })??;
+                if rebind && let Some(name) = &target.name {
+                    dm.store().bind(&account, name, &to, unix_ms(), false)?;
+                }
+                Ok(Message {
+                    account,
+                    row: row_of(&shown),
+                })
+            })
+            .await?
     }
 
     /// The safety number of the caller and the person `nick` stands for; `confirm` marks it
@@ -113,11 +120,16 @@ impl Dm {
         let Some(name) = target.name else {
             return Err(PrivateError::VerifyByName(nick.trim().to_owned()));
         };
-        if confirm {
-            self.store()
-                .bind(&own, &name, &target.account, unix_ms(), true)?;
-        }
-        let bound = self.store().contact(&own, &name)?;
+        let dm = self.clone();
+        let account = target.account;
+        let bound = Offload::shared()
+            .run(Work::Private, move || -> Result<_, PrivateError> {
+                if confirm {
+                    dm.store().bind(&own, &name, &account, unix_ms(), true)?;
+                }
+                Ok(dm.store().contact(&own, &name)?)
+            })
+            .await??;
         Ok(Verification {
             own,
             account: target.account,

@@ -18,6 +18,7 @@ use crate::chat::ratelimit::{Keyed, Rate};
 use crate::chat::{Chat, FeedEvent, Room, Start};
 use crate::dm::{Dm, PrivateError};
 use crate::node::Node;
+use crate::offload::{Offload, Work};
 use crate::people::directory::User;
 use crate::people::{People, PeopleError, Presence, Who};
 
@@ -51,6 +52,9 @@ pub enum BridgeError {
     /// This node runs without private conversations.
     #[error("private messages are not available on this node")]
     NoPrivate,
+    /// Too many reads of this kind under way on this node.
+    #[error(transparent)]
+    Busy(#[from] crate::offload::OffloadError),
 }
 
 /// A person as IRC replies show them.
@@ -265,14 +269,34 @@ impl Bridge {
         }
     }
 
-    /// A subscription to every room's new messages; `None` when `chat.max_subscribers` are
-    /// open.
-    pub fn subscribe(
+    /// A subscription to every room's new messages, after message `resume_after` if this
+    /// node still has it, else from now; `None` when `chat.max_subscribers` are open. The
+    /// store is read on the blocking pool.
+    pub async fn subscribe(
         &self,
-        start: Start,
+        resume_after: Option<crate::chat::MessageId>,
     ) -> Result<Option<tokio::sync::mpsc::Receiver<FeedEvent>>, BridgeError> {
-        self.chat
-            .subscribe(None, start)
+        let chat = self.chat.clone();
+        Offload::shared()
+            .run(Work::Read, move || {
+                let at = resume_after
+                    .and_then(|id| chat.position(&id).ok().flatten().map(|pos| (id, pos)));
+                let start = match at {
+                    Some((id, pos)) => Start::After { id, pos },
+                    None => Start::Backlog(0),
+                };
+                chat.subscribe(None, start)
+            })
+            .await?
+            .map_err(|e| BridgeError::Chat(e.to_string()))
+    }
+
+    /// The rooms with stored messages, read on the blocking pool.
+    pub async fn rooms(&self) -> Result<Vec<crate::chat::store::RoomSummary>, BridgeError> {
+        let chat = self.chat.clone();
+        Offload::shared()
+            .run(Work::Read, move || chat.rooms())
+            .await?
             .map_err(|e| BridgeError::Chat(e.to_string()))
     }
 

@@ -5,6 +5,7 @@
 
 use crate::chat::Room;
 use crate::chat::envelope::Kind;
+use crate::offload::{Offload, Work};
 use crate::people::Presence;
 
 use super::bridge::{Bridge, BridgeError, Person};
@@ -49,7 +50,7 @@ impl Session {
             }
             "JOIN" => {
                 for c in p(0).split(',') {
-                    self.join(c)?;
+                    self.join(c).await?;
                 }
                 Ok(())
             }
@@ -73,7 +74,7 @@ impl Session {
             "WHOIS" => self.whois(m.params.last().map_or("", String::as_str)),
             "TOPIC" if m.params.is_empty() => self.num("461", &["TOPIC", "Not enough parameters"]),
             "TOPIC" => self.topic(m.param(0), m.params.len() > 1),
-            "LIST" => self.list(),
+            "LIST" => self.list().await,
             "AWAY" => self.away(m.params.first().filter(|a| !a.is_empty())).await,
             "NICK" if m.params.is_empty() => self.num("431", &["No nickname given"]),
             "NICK" => self.nick(m.param(0)).await,
@@ -118,7 +119,7 @@ impl Session {
                     .collect();
                 self.num("303", &[&on.join(" ")])
             }
-            "CHATHISTORY" => self.chathistory(&m),
+            "CHATHISTORY" => self.chathistory(&m).await,
             "TIME" => self.num(
                 "391",
                 &[
@@ -131,7 +132,10 @@ impl Session {
                 &["No O-lines for your host (chatd has no IRC operators)"],
             ),
             "MOTD" => self.num("422", &["MOTD File is missing"]),
-            "LUSERS" => self.lusers(),
+            "LUSERS" => {
+                let rooms = self.bridge.rooms().await.map_or(0, |r| r.len());
+                self.lusers(rooms)
+            }
             other => self.num("421", &[other, "Unknown command"]),
         }
     }
@@ -174,7 +178,7 @@ impl Session {
             .map(|(n, u)| (n, Person::from(&u)))
     }
 
-    fn join(&mut self, c: &str) -> Result<(), End> {
+    async fn join(&mut self, c: &str) -> Result<(), End> {
         let room = match Bridge::room(c) {
             Ok(r) if c.starts_with('#') => r,
             Ok(_) | Err(_) => {
@@ -192,17 +196,23 @@ impl Session {
         self.bridge.local.join(self.id, &room, &line);
         self.out.send(line)?;
         self.names(&ch)?;
-        self.replay(&room)
+        self.replay(&room).await
     }
 
     /// The room's recent messages after a JOIN, for a client with server-time (it shows
     /// them at their own times): in a `chathistory` batch when the client has `batch`.
-    fn replay(&self, room: &Room) -> Result<(), End> {
+    async fn replay(&self, room: &Room) -> Result<(), End> {
         // A client with draft/chathistory asks for what it wants itself.
         if !self.caps.server_time || self.caps.chathistory {
             return Ok(());
         }
-        let rows = match self.bridge.chat.before(i64::MAX, Some(room), REPLAY) {
+        let (chat, r) = (self.bridge.chat.clone(), room.clone());
+        let read = Offload::shared()
+            .run(Work::Read, move || chat.before(i64::MAX, Some(&r), REPLAY))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        let rows = match read {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(error = %e, "irc: no history to replay");
@@ -346,10 +356,10 @@ impl Session {
         self.num("331", &[&channel(&room), NO_TOPIC])
     }
 
-    fn list(&self) -> Result<(), End> {
+    async fn list(&self) -> Result<(), End> {
         self.num("321", &["Channel", "Users  Name"])?;
         let users = self.bridge.present().len().to_string();
-        if let Ok(rooms) = self.bridge.chat.rooms() {
+        if let Ok(rooms) = self.bridge.rooms().await {
             for r in rooms {
                 let text = format!("{} messages", r.count);
                 self.num("322", &[&format!("#{}", r.name), &users, &text])?;

@@ -4,8 +4,9 @@
 //! References are `msgid=ID` or `timestamp=YYYY-MM-DDThh:mm:ss.sssZ` (`*` for LATEST: the
 //! newest). Public timestamps are looked for among the room's newest [`SCAN`] messages.
 
-use crate::chat::Stored;
 use crate::chat::envelope::Kind;
+use crate::chat::{Chat, Stored};
+use crate::offload::{Offload, Work};
 
 use super::bridge::Bridge;
 use super::line::Message;
@@ -18,7 +19,7 @@ pub const MAX_HISTORY: usize = 100;
 const SCAN: usize = 1000;
 
 /// A message reference.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Ref {
     /// `*`: none (the newest).
     Newest,
@@ -62,7 +63,7 @@ pub fn parse_time(t: &str) -> Option<u64> {
 
 impl Session {
     /// `CHATHISTORY subcommand target ref [ref] limit`.
-    pub fn chathistory(&self, m: &Message) -> Result<(), End> {
+    pub async fn chathistory(&self, m: &Message) -> Result<(), End> {
         let sub = m.param(0).to_ascii_uppercase();
         let target = m.param(1).to_owned();
         let fail = |code: &str, text: &str| {
@@ -94,7 +95,16 @@ impl Session {
             let Ok(room) = Bridge::room(&target) else {
                 return fail("INVALID_TARGET", "no such channel");
             };
-            let rows = match self.public_history(&sub, &room, &refs, limit) {
+            // The store is read on the blocking pool.
+            let (chat, s, refs) = (self.bridge.chat.clone(), sub.clone(), refs.clone());
+            let read = Offload::shared()
+                .run(Work::Read, move || {
+                    public_history(&chat, &s, &room, &refs, limit)
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
+            let rows = match read {
                 Ok(r) => r,
                 Err(e) => return fail("MESSAGE_ERROR", &e),
             };
@@ -105,7 +115,7 @@ impl Session {
                 .collect();
             return self.batch_with(&target, &id, lines);
         }
-        match self.private_history(&sub, &target, &refs, limit) {
+        match self.private_history(&sub, &target, &refs, limit).await {
             Ok(lines) => self.batch(&target, lines),
             Err(e) => fail("MESSAGE_ERROR", &e),
         }
@@ -131,86 +141,7 @@ impl Session {
             .send(Message::new(Some(server()), "BATCH", &[&format!("-{id}")]))
     }
 
-    fn public_history(
-        &self,
-        sub: &str,
-        room: &crate::chat::Room,
-        refs: &[Ref],
-        limit: usize,
-    ) -> Result<Vec<Stored>, String> {
-        let chat = &self.bridge.chat;
-        let text_only = |rows: Vec<Stored>| -> Vec<Stored> {
-            rows.into_iter()
-                .filter(|s| s.message.kind == Kind::Text)
-                .collect()
-        };
-        // A reference as a position in this node's history.
-        let pos_of = |r: &Ref| -> Result<Option<(i64, u64)>, String> {
-            match r {
-                Ref::Newest => Ok(None),
-                Ref::Id(id) => {
-                    let id: crate::chat::MessageId =
-                        id.parse().map_err(|_| "not a message id".to_owned())?;
-                    match chat.find(&id).map_err(|e| e.to_string())? {
-                        Some(s) => Ok(Some((s.pos, s.message.hlc.millis()))),
-                        None => Err("no such message in this node's history".into()),
-                    }
-                }
-                Ref::Time(_) => Ok(None),
-            }
-        };
-        let recent = || {
-            chat.before(i64::MAX, Some(room), SCAN)
-                .map_err(|e| e.to_string())
-        };
-        let by_time = |rows: Vec<Stored>, keep: &dyn Fn(u64) -> bool| -> Vec<Stored> {
-            rows.into_iter()
-                .filter(|s| keep(s.message.hlc.millis()))
-                .collect()
-        };
-        let rows = match (sub, &refs[0]) {
-            ("LATEST", Ref::Newest) => chat
-                .before(i64::MAX, Some(room), limit)
-                .map_err(|e| e.to_string())?,
-            ("LATEST", Ref::Time(t)) => by_time(recent()?, &|ms| ms > *t),
-            ("LATEST" | "AFTER", r @ Ref::Id(_)) => {
-                let (pos, _) = pos_of(r)?.ok_or("no such message")?;
-                chat.after(pos, Some(room), limit)
-                    .map_err(|e| e.to_string())?
-            }
-            ("BEFORE", r @ Ref::Id(_)) => {
-                let (pos, _) = pos_of(r)?.ok_or("no such message")?;
-                chat.before(pos, Some(room), limit)
-                    .map_err(|e| e.to_string())?
-            }
-            ("BEFORE", Ref::Time(t)) => by_time(recent()?, &|ms| ms < *t),
-            ("AFTER", Ref::Time(t)) => by_time(recent()?, &|ms| ms > *t),
-            ("BETWEEN", a) => {
-                let bound = |r: &Ref| -> Result<u64, String> {
-                    match r {
-                        Ref::Time(t) => Ok(*t),
-                        r => Ok(pos_of(r)?.map_or(u64::MAX, |(_, ms)| ms)),
-                    }
-                };
-                let (x, y) = (bound(a)?, bound(&refs[1])?);
-                let (lo, hi) = (x.min(y), x.max(y));
-                by_time(recent()?, &|ms| ms > lo && ms < hi)
-            }
-            _ => return Err("unsupported reference for this subcommand".into()),
-        };
-        let mut rows = text_only(rows);
-        // LATEST and BEFORE keep the newest `limit`, the others the oldest.
-        if rows.len() > limit {
-            if matches!(sub, "LATEST" | "BEFORE") {
-                rows.drain(..rows.len() - limit);
-            } else {
-                rows.truncate(limit);
-            }
-        }
-        Ok(rows)
-    }
-
-    fn private_history(
+    async fn private_history(
         &self,
         sub: &str,
         with: &str,
@@ -220,7 +151,7 @@ impl Session {
         let dm = self
             .bridge
             .dm
-            .as_ref()
+            .clone()
             .ok_or("private messages are not available")?;
         let before: Option<[u8; 16]> = match (sub, &refs[0]) {
             ("LATEST", Ref::Newest) => None,
@@ -233,8 +164,13 @@ impl Session {
             _ => return Err("private history supports LATEST * and BEFORE msgid= only".into()),
         };
         let limit = u32::try_from(limit).unwrap_or(100);
-        let rows = dm
-            .history(self.who, with, before.as_ref(), limit)
+        let (who, with) = (self.who, with.to_owned());
+        let rows = Offload::shared()
+            .run(Work::Private, move || {
+                dm.history(who, &with, before.as_ref(), limit)
+            })
+            .await
+            .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for m in rows {
@@ -260,6 +196,85 @@ impl Session {
         }
         Ok(out)
     }
+}
+
+/// The public history a CHATHISTORY asks for (blocking: runs on the blocking pool).
+fn public_history(
+    chat: &Chat,
+    sub: &str,
+    room: &crate::chat::Room,
+    refs: &[Ref],
+    limit: usize,
+) -> Result<Vec<Stored>, String> {
+    let text_only = |rows: Vec<Stored>| -> Vec<Stored> {
+        rows.into_iter()
+            .filter(|s| s.message.kind == Kind::Text)
+            .collect()
+    };
+    // A reference as a position in this node's history.
+    let pos_of = |r: &Ref| -> Result<Option<(i64, u64)>, String> {
+        match r {
+            Ref::Newest => Ok(None),
+            Ref::Id(id) => {
+                let id: crate::chat::MessageId =
+                    id.parse().map_err(|_| "not a message id".to_owned())?;
+                match chat.find(&id).map_err(|e| e.to_string())? {
+                    Some(s) => Ok(Some((s.pos, s.message.hlc.millis()))),
+                    None => Err("no such message in this node's history".into()),
+                }
+            }
+            Ref::Time(_) => Ok(None),
+        }
+    };
+    let recent = || {
+        chat.before(i64::MAX, Some(room), SCAN)
+            .map_err(|e| e.to_string())
+    };
+    let by_time = |rows: Vec<Stored>, keep: &dyn Fn(u64) -> bool| -> Vec<Stored> {
+        rows.into_iter()
+            .filter(|s| keep(s.message.hlc.millis()))
+            .collect()
+    };
+    let rows = match (sub, &refs[0]) {
+        ("LATEST", Ref::Newest) => chat
+            .before(i64::MAX, Some(room), limit)
+            .map_err(|e| e.to_string())?,
+        ("LATEST", Ref::Time(t)) => by_time(recent()?, &|ms| ms > *t),
+        ("LATEST" | "AFTER", r @ Ref::Id(_)) => {
+            let (pos, _) = pos_of(r)?.ok_or("no such message")?;
+            chat.after(pos, Some(room), limit)
+                .map_err(|e| e.to_string())?
+        }
+        ("BEFORE", r @ Ref::Id(_)) => {
+            let (pos, _) = pos_of(r)?.ok_or("no such message")?;
+            chat.before(pos, Some(room), limit)
+                .map_err(|e| e.to_string())?
+        }
+        ("BEFORE", Ref::Time(t)) => by_time(recent()?, &|ms| ms < *t),
+        ("AFTER", Ref::Time(t)) => by_time(recent()?, &|ms| ms > *t),
+        ("BETWEEN", a) => {
+            let bound = |r: &Ref| -> Result<u64, String> {
+                match r {
+                    Ref::Time(t) => Ok(*t),
+                    r => Ok(pos_of(r)?.map_or(u64::MAX, |(_, ms)| ms)),
+                }
+            };
+            let (x, y) = (bound(a)?, bound(&refs[1])?);
+            let (lo, hi) = (x.min(y), x.max(y));
+            by_time(recent()?, &|ms| ms > lo && ms < hi)
+        }
+        _ => return Err("unsupported reference for this subcommand".into()),
+    };
+    let mut rows = text_only(rows);
+    // LATEST and BEFORE keep the newest `limit`, the others the oldest.
+    if rows.len() > limit {
+        if matches!(sub, "LATEST" | "BEFORE") {
+            rows.drain(..rows.len() - limit);
+        } else {
+            rows.truncate(limit);
+        }
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]

@@ -117,8 +117,9 @@ impl Session {
                 .is_ok_and(|rs| rs.iter().any(|r| r.name == room.to_string()))
     }
 
-    /// LUSERS: the node's IRC clients and the network's people.
-    pub fn lusers(&self) -> Result<(), End> {
+    /// LUSERS: the node's IRC clients and the network's people (`rooms`: the rooms with
+    /// stored messages, read beforehand on the blocking pool).
+    pub fn lusers(&self, rooms: usize) -> Result<(), End> {
         let local = self.bridge.local.all().len();
         let network = self.network_names().len();
         let all = (local + network).to_string();
@@ -129,7 +130,7 @@ impl Session {
             )],
         )?;
         self.num("252", &["0", "operator(s) online"])?;
-        let rooms = self.bridge.chat.rooms().map_or(0, |r| r.len()).to_string();
+        let rooms = rooms.to_string();
         self.num("254", &[&rooms, "channels formed"])?;
         self.num("255", &[&format!("I have {local} clients and 0 servers")])?;
         let l = local.to_string();

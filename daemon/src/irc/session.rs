@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::chat::{FeedEvent, MessageId, Room, Start};
+use crate::chat::{FeedEvent, MessageId, Room};
 use crate::people::Who;
 use crate::shutdown::Shutdown;
 
@@ -206,7 +206,8 @@ async fn run(
     while !r.guest && bridge.people.nickname(r.who).0.is_none() && Instant::now() < named {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut s = Session::start(bridge.clone(), &r, addr, out.clone())?;
+    let rooms = bridge.rooms().await.map_or(0, |r| r.len());
+    let mut s = Session::start(bridge.clone(), &r, addr, out.clone(), rooms)?;
     let end = session_loop(&mut s, reader, out, bridge, &mut shutdown).await;
     let reason = match (&end, &s.quit) {
         (_, Some(q)) => q.clone(),
@@ -230,7 +231,7 @@ async fn session_loop(
     bridge: &Arc<Bridge>,
     shutdown: &mut Shutdown,
 ) -> Result<(), End> {
-    let mut feed = s.subscribe(Start::Backlog(0))?;
+    let mut feed = s.subscribe(None).await?;
     let mut users = bridge.people.watch();
     // A guest without a password sees none of the guest account's private messages.
     let mut private = bridge.dm.as_ref().filter(|_| !s.guest).map(|d| d.watch());
@@ -248,10 +249,7 @@ async fn session_loop(
                 Some(FeedEvent::Message(m)) => s.on_message(&m)?,
                 Some(FeedEvent::Lagged { missed, resume_after }) => {
                     s.notice(&format!("fell behind: {missed} messages skipped"))?;
-                    feed = match resume_after.and_then(|id| bridge.chat.position(&id).ok().flatten().map(|pos| (id, pos))) {
-                        Some((id, pos)) => s.subscribe(Start::After { id, pos })?,
-                        None => s.subscribe(Start::Backlog(0))?,
-                    };
+                    feed = s.subscribe(resume_after).await?;
                 }
                 None => return Err(End::Close("the message feed ended".into())),
             },
@@ -435,6 +433,7 @@ impl Session {
         r: &Registered,
         addr: SocketAddr,
         out: Out,
+        rooms: usize,
     ) -> Result<Session, End> {
         let (who, wish, caps) = (r.who, r.wish.as_str(), r.caps.clone());
         let account = bridge
@@ -488,12 +487,16 @@ impl Session {
             quit: None,
         };
         s.resync_users()?;
-        s.welcome(wish)?;
+        s.welcome(wish, rooms)?;
         Ok(s)
     }
 
-    fn subscribe(&self, start: Start) -> Result<mpsc::Receiver<FeedEvent>, End> {
-        match self.bridge.subscribe(start) {
+    /// The feed, after `resume_after` if this node still has it, else from now.
+    async fn subscribe(
+        &self,
+        resume_after: Option<crate::chat::MessageId>,
+    ) -> Result<mpsc::Receiver<FeedEvent>, End> {
+        match self.bridge.subscribe(resume_after).await {
             Ok(Some(rx)) => Ok(rx),
             Ok(None) => Err(End::Close(
                 "too many open subscriptions on this node (chat.max_subscribers)".into(),
@@ -529,7 +532,7 @@ impl Session {
         self.out.send(refusal(&self.nick, e))
     }
 
-    fn welcome(&self, wish: &str) -> Result<(), End> {
+    fn welcome(&self, wish: &str, rooms: usize) -> Result<(), End> {
         let n = &self.nick;
         let node = self.bridge.node.id().short();
         self.num(
@@ -565,7 +568,7 @@ impl Session {
                 "are supported by this server",
             ],
         )?;
-        self.lusers()?;
+        self.lusers(rooms)?;
         self.num("422", &["MOTD File is missing"])?;
         self.out
             .send(Message::new(Some(&self.me()), "MODE", &[n, "+i"]))?;

@@ -7,6 +7,9 @@
 //! their due time (tokio's timer has millisecond resolution) is reported apart, as the
 //! publisher's slip. Each message's text names its step and sequence number; subscribers
 //! record when each arrives.
+//!
+//! With `--reader search`, [`read_until`] is the client that loops on `Search` and `History`
+//! beside a step (issue 33: reads must not move delivery's p99).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -307,6 +310,69 @@ pub fn finish(out: &mut Outcome, t0: Instant, last: Instant) {
     out.delivered = out.latencies_us.len() as u64;
     out.latencies_us.sort_unstable();
     out.span = last.saturating_duration_since(t0);
+}
+
+/// What the reader beside a step did (`--reader`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ReaderOutcome {
+    /// Calls that answered OK.
+    pub calls: u64,
+    /// Calls that failed (RESOURCE_EXHAUSTED included).
+    pub errors: u64,
+    /// Round trip of the successful calls, median and 99th percentile, in milliseconds.
+    pub call_p50_ms: f64,
+    pub call_p99_ms: f64,
+}
+
+/// Most calls one reader makes in a step, whatever its length.
+pub const READER_MAX_CALLS: u64 = 200_000;
+
+/// A client looping on `Search` (every message's word) and `History` (100 messages),
+/// alternately and one call at a time, on `socket` until `stop` is set, at most
+/// [`READER_MAX_CALLS`] calls.
+pub async fn read_until(
+    socket: PathBuf,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<ReaderOutcome> {
+    use chat_proto::v1::{HistoryRequest, SearchRequest};
+    use std::sync::atomic::Ordering;
+    let mut client = chatctl::client::chat_service(&chatctl::client::Target::unix(&socket)).await?;
+    let mut took_us = Vec::new();
+    let mut out = ReaderOutcome::default();
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) && n < READER_MAX_CALLS {
+        let start = Instant::now();
+        let ok = if n % 2 == 0 {
+            let request = SearchRequest {
+                query: "bench".into(),
+                room: ROOM.into(),
+                limit: 50,
+                ..SearchRequest::default()
+            };
+            client.search(request).await.is_ok()
+        } else {
+            let request = HistoryRequest {
+                room: ROOM.into(),
+                limit: 100,
+                ..HistoryRequest::default()
+            };
+            client.history(request).await.is_ok()
+        };
+        n += 1;
+        if ok {
+            out.calls += 1;
+            took_us.push(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX));
+        } else {
+            out.errors += 1;
+            // A refused call (the node's read limit) is not retried at once.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    took_us.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    out.call_p50_ms = ms(quantile(&took_us, 0.5));
+    out.call_p99_ms = ms(quantile(&took_us, 0.99));
+    Ok(out)
 }
 
 /// Forgets what the subscribers saw so far (between steps).

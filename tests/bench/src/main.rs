@@ -9,6 +9,10 @@
 //!    missing, a subscriber lagging, or p99 over the bound); the last step that kept up gives
 //!    the maximum sustained deliveries per second.
 //!
+//! With `--reader search`, the latency step runs twice in the same run: plain, then with a
+//! client looping on `Search` and `History` against node 0 (the publisher's); both steps and
+//! the ratio of their figures are reported (issue 33: reads must not move p99 by over 10 %).
+//!
 //! Figures go into docs/performance.md with the command that produced them. This is a
 //! benchmark, not a test: it reports what it measured and fails only when a message is lost.
 
@@ -21,6 +25,7 @@ mod procstat;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -98,9 +103,21 @@ struct Args {
     /// Turn the daemons' event log (`[log] events`, on by default) off, to measure its cost.
     #[arg(long)]
     no_event_log: bool,
+    /// Run the latency step a second time with a reader beside it (`search`: a client
+    /// looping on Search and History against node 0), and report both and their ratio.
+    #[arg(long, value_enum, conflicts_with_all = ["dm", "edits", "compare"])]
+    reader: Option<Reader>,
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
+}
+
+/// The reader `--reader` runs beside the second latency step.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Reader {
+    /// Search and History calls, alternately, one at a time.
+    Search,
 }
 
 impl Args {
@@ -146,7 +163,23 @@ struct Report {
     max_sustained: Option<StepReport>,
     dm: Option<dm::DmReport>,
     edits: Option<edits::EditReport>,
+    reader: Option<ReaderReport>,
     after_load: Option<Usage>,
+}
+
+/// The latency step with and without a reader (`--reader`), in one run.
+#[derive(Serialize, Clone)]
+struct ReaderReport {
+    reader: Reader,
+    /// The node the reader called.
+    node: usize,
+    plain: StepReport,
+    with_reader: StepReport,
+    calls: load::ReaderOutcome,
+    /// With ÷ without.
+    p50_ratio: f64,
+    p99_ratio: f64,
+    cpu_ratio: f64,
 }
 
 /// Per-daemon usage over an interval.
@@ -247,6 +280,16 @@ fn main() -> Result<()> {
             d.send_errors
         );
     }
+    if let Some(r) = &report.reader
+        && (r.with_reader.delivered != r.with_reader.deliveries_expected
+            || r.with_reader.send_errors > 0)
+    {
+        bail!(
+            "messages were lost beside the reader: {} of {} deliveries",
+            r.with_reader.delivered,
+            r.with_reader.deliveries_expected
+        );
+    }
     if let Some(l) = &report.latency
         && (l.delivered != l.deliveries_expected || l.send_errors > 0)
     {
@@ -340,7 +383,10 @@ async fn bench(args: &Args, chatd: &std::path::Path) -> Result<Report> {
     let publisher = sockets[0].clone();
     let sustain = Duration::from_millis(args.sustain_p99_ms);
     let mut step_id = 0;
-    let mut run_step = async |rate: f64, seconds: u64| -> Result<StepReport> {
+    let mut run_step = async |rate: f64,
+                              seconds: u64,
+                              reader: Option<&std::sync::atomic::AtomicBool>|
+           -> Result<StepReport> {
         step_id += 1;
         let step = load::Step {
             id: step_id,
@@ -351,6 +397,10 @@ async fn bench(args: &Args, chatd: &std::path::Path) -> Result<Report> {
         let drops_before = cluster.drops().await?;
         let before = samples(&pids)?;
         let out = load::run(&publisher, &subs, step, DRAIN).await?;
+        if let Some(stop) = reader {
+            // The reader's calls end with the step (its drain included).
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let after = samples(&pids)?;
         let mut r = step_report(step, &out, &before, &after, sustain);
         for (reason, n) in cluster.drops().await? {
@@ -386,12 +436,51 @@ async fn bench(args: &Args, chatd: &std::path::Path) -> Result<Report> {
         "latency: {} msg/s for {} s …",
         args.rate, args.seconds
     ));
-    report.latency = Some(run_step(args.rate, args.seconds).await?);
+    let plain = run_step(args.rate, args.seconds, None).await?;
+    report.latency = Some(plain.clone());
+
+    if let Some(kind) = args.reader {
+        say(format!(
+            "latency with a {kind:?} reader on node 0: {} msg/s for {} s …",
+            args.rate, args.seconds
+        ));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reading = tokio::spawn(load::read_until(sockets[0].clone(), stop.clone()));
+        let with_reader = run_step(args.rate, args.seconds, Some(&stop)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let calls = reading.await.context("the reader task")??;
+        let with_reader = with_reader?;
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+        let r = ReaderReport {
+            reader: kind,
+            node: 0,
+            p50_ratio: ratio(with_reader.p50_ms, plain.p50_ms),
+            p99_ratio: ratio(with_reader.p99_ms, plain.p99_ms),
+            cpu_ratio: ratio(with_reader.cpu_us_per_delivery, plain.cpu_us_per_delivery),
+            plain: plain.clone(),
+            with_reader,
+            calls,
+        };
+        say(format!(
+            "reader: {} calls ({} refused or failed), call p50 {:.2} ms, p99 {:.2} ms; \
+             delivery p99 {:.2} ms → {:.2} ms (× {:.3}), p50 × {:.3}, CPU per delivery × {:.3}",
+            r.calls.calls,
+            r.calls.errors,
+            r.calls.call_p50_ms,
+            r.calls.call_p99_ms,
+            r.plain.p99_ms,
+            r.with_reader.p99_ms,
+            r.p99_ratio,
+            r.p50_ratio,
+            r.cpu_ratio
+        ));
+        report.reader = Some(r);
+    }
 
     if args.step_seconds > 0 {
         let mut rate = args.rate * 2.0;
         while rate <= args.max_rate {
-            let r = run_step(rate, args.step_seconds).await?;
+            let r = run_step(rate, args.step_seconds, None).await?;
             report.throughput_steps.push(r.clone());
             if !r.kept_up {
                 break;
@@ -504,6 +593,28 @@ fn print_report(r: &Report) {
             l.deliveries_expected - l.delivered.min(l.deliveries_expected),
             l.duplicates,
             l.cpu_us_per_delivery
+        );
+    }
+    if let Some(x) = &r.reader {
+        println!(
+            "reader ({:?} on node {}): p50 {:.2} → {:.2} ms (× {:.3}), p99 {:.2} → {:.2} ms \
+             (× {:.3}), CPU per delivery {:.0} → {:.0} µs (× {:.3}); reader calls {} \
+             (p50 {:.2} ms, p99 {:.2} ms), {} refused or failed",
+            x.reader,
+            x.node,
+            x.plain.p50_ms,
+            x.with_reader.p50_ms,
+            x.p50_ratio,
+            x.plain.p99_ms,
+            x.with_reader.p99_ms,
+            x.p99_ratio,
+            x.plain.cpu_us_per_delivery,
+            x.with_reader.cpu_us_per_delivery,
+            x.cpu_ratio,
+            x.calls.calls,
+            x.calls.call_p50_ms,
+            x.calls.call_p99_ms,
+            x.calls.errors
         );
     }
     match &r.max_sustained {
