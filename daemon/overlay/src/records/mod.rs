@@ -13,6 +13,8 @@
 mod node;
 mod ops;
 pub mod policy;
+#[cfg(test)]
+mod read_tests;
 mod settle;
 mod store;
 mod sync;
