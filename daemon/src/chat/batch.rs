@@ -32,7 +32,7 @@ pub fn check(batch: Vec<Unchecked>, keys: &mut OriginKeys) -> Vec<Result<ChatMes
 fn batchable(batch: &[Unchecked]) -> bool {
     batch.iter().all(|u| {
         let (_, sig, key) = u.parts();
-        !key.is_weak() && canonical_r(&sig.r_bytes())
+        !key.is_weak() && canonical_r(sig.r_bytes())
     })
 }
 

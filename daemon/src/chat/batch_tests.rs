@@ -192,7 +192,7 @@ fn only_canonical_encodings_of_r_are_batched() {
         let msg = signed(i);
         let keys = OriginKeys::default();
         let u = envelope::decode_with(&msg.wire, &keys).expect("decodes");
-        assert!(canonical_r(&u.parts().1.r_bytes()), "a real signature's R");
+        assert!(canonical_r(u.parts().1.r_bytes()), "a real signature's R");
     }
 }
 
