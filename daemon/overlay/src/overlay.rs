@@ -11,7 +11,10 @@
 //! and `check_invariants`). Services this build does not know are counted and ignored
 //! (requests answered [`Response::Unsupported`]); [`Extension`]s add services at run time.
 
-use crate::broadcast::{Broadcast, BroadcastError, BroadcastEvent, BroadcastTimer, Validator};
+use crate::broadcast::wire::Bcast;
+use crate::broadcast::{
+    Broadcast, BroadcastError, BroadcastEvent, BroadcastTimer, Envelope, Validator,
+};
 use crate::config::ChordConfig;
 use crate::direct::{Direct, DirectEvent, DirectInput};
 use crate::id::NodeId;
@@ -196,6 +199,22 @@ impl Overlay {
     /// Broadcast's state (read-only): counters, messages in flight.
     pub fn broadcast(&self) -> &Broadcast {
         &self.broadcast
+    }
+
+    /// The envelope the validator will be asked about when `msg` is handled, if any: a tree
+    /// `Data`'s (always judged), or a `Repair`'s of a message not seen here. A driver that
+    /// takes several messages at once can check these together (batch verification) before
+    /// handling them one by one.
+    pub fn envelope_to_validate<'m>(&self, msg: &'m Message) -> Option<&'m Envelope> {
+        match msg {
+            Message::Notice(Notice::Broadcast(Bcast::Data { env, .. })) => Some(env),
+            Message::Notice(Notice::Broadcast(Bcast::Repair { env, .. }))
+                if !self.broadcast.is_seen(&env.origin, env.seq) =>
+            {
+                Some(env)
+            }
+            _ => None,
+        }
     }
 
     /// Plants `r` in this node's record store with no policy, as a modified node would: for

@@ -400,6 +400,66 @@ pub fn open(wire: &[u8]) -> Result<ChatMessage, EnvelopeError> {
 /// [`open`], taking the origin's key from `keys` when it is there and remembering it there
 /// once the signature verifies.
 pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<ChatMessage, EnvelopeError> {
+    decode_with(wire, keys)?.check(keys)
+}
+
+/// An envelope decoded and checked in everything but its signature ([`decode_with`]): it must
+/// not be trusted until [`Unchecked::check`] or a batch check (`chat/batch.rs`) passes.
+#[derive(Debug)]
+pub struct Unchecked {
+    message: ChatMessage,
+    /// The signed bytes with their context, as the signature covers them.
+    signed: Vec<u8>,
+    sig: Signature,
+}
+
+impl Unchecked {
+    /// The origin's node id, as the envelope claims it.
+    pub fn from_id(&self) -> NodeId {
+        self.message.from_id()
+    }
+
+    /// The sequence number the envelope claims.
+    pub fn seq(&self) -> u64 {
+        self.message.seq
+    }
+
+    /// The wire form.
+    pub fn wire(&self) -> &[u8] {
+        &self.message.wire
+    }
+
+    /// What a batch check needs: the signed bytes, the signature, the origin key.
+    pub(super) fn parts(&self) -> (&[u8], &Signature, &VerifyingKey) {
+        (&self.signed, &self.sig, &self.message.origin)
+    }
+
+    /// The message, trusted because a batch check (`chat/batch.rs`) covered its signature;
+    /// its key is remembered.
+    pub(super) fn verified(self, keys: &mut OriginKeys) -> ChatMessage {
+        keys.remember(self.message.origin);
+        self.message
+    }
+
+    /// Checks the signature alone ([`check_signature`]) and returns the message; its key is
+    /// remembered.
+    pub fn check(self, keys: &mut OriginKeys) -> Result<ChatMessage, EnvelopeError> {
+        check_signature(&self.message.origin, &self.signed, &self.sig)?;
+        Ok(self.verified(keys))
+    }
+
+    /// [`Unchecked::check`], returning a refused envelope's wire form (its only error is a bad
+    /// signature).
+    pub(super) fn check_or_wire(self, keys: &mut OriginKeys) -> Result<ChatMessage, Vec<u8>> {
+        match check_signature(&self.message.origin, &self.signed, &self.sig) {
+            Ok(()) => Ok(self.verified(keys)),
+            Err(_) => Err(self.message.wire),
+        }
+    }
+}
+
+/// Decodes an envelope and checks every field and limit, but not its signature.
+pub fn decode_with(wire: &[u8], keys: &OriginKeys) -> Result<Unchecked, EnvelopeError> {
     use EnvelopeError::Malformed;
     if wire.len() > MAX_WIRE_BYTES {
         return Err(EnvelopeError::Oversized(wire.len()));
@@ -469,9 +529,7 @@ pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<ChatMessage, Enve
         n if n.is_empty() => None,
         n => Some(n.parse().map_err(|_| Malformed("invalid nickname"))?),
     };
-    check_signature(&origin, &signed, &Signature::from_bytes(&sig))?;
-    keys.remember(origin);
-    Ok(ChatMessage {
+    let message = ChatMessage {
         id: MessageId(blake3::hash(&signed).into()),
         origin,
         seq,
@@ -485,11 +543,16 @@ pub fn open_with(wire: &[u8], keys: &mut OriginKeys) -> Result<ChatMessage, Enve
         author,
         nick,
         wire: wire.to_vec(),
+    };
+    Ok(Unchecked {
+        message,
+        signed: crate::sigctx::with(crate::sigctx::ENVELOPE, &signed),
+        sig: Signature::from_bytes(&sig),
     })
 }
 
-/// Verifies an envelope's signature: RFC 8032's check (ed25519-dalek's `verify`: the scalar
-/// `s` canonical, `R` recomputed and compared byte for byte) by an origin key that is not of
+/// Verifies an envelope's signature over `signed` (its context, then the signed part): RFC
+/// 8032's check (ed25519-dalek's `verify`: the scalar `s` canonical, `R` recomputed and compared byte for byte) by an origin key that is not of
 /// small order. `verify_strict` also refuses a signature whose `R` is of small order, which
 /// takes decompressing `R` — a sixth of each check. For a key of large order such a signature
 /// verifies only if `s = k·a` (its large-order part vanishes): only the holder of the secret
@@ -504,7 +567,7 @@ fn check_signature(
         return Err(EnvelopeError::BadSignature);
     }
     origin
-        .verify(&crate::sigctx::with(crate::sigctx::ENVELOPE, signed), sig)
+        .verify(signed, sig)
         .map_err(|_| EnvelopeError::BadSignature)
 }
 

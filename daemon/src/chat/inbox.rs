@@ -8,10 +8,18 @@
 //! messages kept decompressed ([`envelope::OriginKeys`]). A delivery whose message is not in
 //! the buffer (not possible with the current overlay) is verified again, never trusted.
 //!
+//! When one wake-up of the driver brings several broadcasts, the driver hands their envelopes
+//! to [`Inbox::prevalidate`] first: their signatures are checked as one batch
+//! ([`super::batch`]; a failed batch falls back to single checks), and each verdict waits in
+//! the same buffer, so the overlay's `validate` of each finds it there instead of verifying
+//! again. A refused envelope's verdict is kept too, so it is not verified twice; it is never
+//! forwarded, stored or shown.
+//!
 //! The store commits messages from the ring in groups; the driver calls [`Inbox::flush`] when
 //! a group is due (after its sends have left), so no extra task or wake-up is needed.
 //!
 //! [`Inbox::flush`]: crate::ring::Inbox::flush
+//! [`Inbox::prevalidate`]: crate::ring::Inbox::prevalidate
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -21,16 +29,39 @@ use chat_overlay::broadcast::Envelope;
 use tracing::debug;
 
 use super::envelope::OriginKeys;
-use super::{Chat, ChatMessage, envelope};
+use super::{Chat, ChatMessage, batch, envelope};
 
-/// Verified messages waiting for their delivery; older ones (validated but never delivered:
-/// duplicates, over-rate origins) are forgotten first.
-const VERIFIED_SLOTS: usize = 16;
+/// Verdicts waiting for their validation or delivery: a whole batch from the driver and a few
+/// more; older ones (validated but never delivered: duplicates, over-rate origins) are
+/// forgotten first.
+const VERIFIED_SLOTS: usize = crate::ring::MAX_BATCH + 16;
+
+/// A signature check's verdict on one payload.
+#[derive(Debug)]
+// Almost every verdict is a good one: boxing the message would cost an allocation per message
+// to save a few hundred bytes in each of the buffer's slots.
+#[allow(clippy::large_enum_variant)]
+enum Verdict {
+    /// Verified (and its origin and sequence number matched its envelope's).
+    Good(ChatMessage),
+    /// Refused; the payload, to recognise it.
+    Bad(Vec<u8>),
+}
+
+impl Verdict {
+    fn wire(&self) -> &[u8] {
+        match self {
+            Verdict::Good(m) => &m.wire,
+            Verdict::Bad(w) => w,
+        }
+    }
+}
+
 /// The chat core as the ring's [`crate::ring::Inbox`].
 #[derive(Debug)]
 pub struct RingInbox {
     chat: Chat,
-    verified: Mutex<VecDeque<ChatMessage>>,
+    verified: Mutex<VecDeque<Verdict>>,
     keys: Mutex<OriginKeys>,
 }
 
@@ -44,33 +75,88 @@ impl RingInbox {
         }
     }
 
-    fn verified(&self) -> MutexGuard<'_, VecDeque<ChatMessage>> {
+    fn verified(&self) -> MutexGuard<'_, VecDeque<Verdict>> {
         self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn keys(&self) -> MutexGuard<'_, OriginKeys> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The verified message whose wire bytes are `payload`, taken out of the buffer.
     fn take(&self, payload: &[u8]) -> Option<ChatMessage> {
         let mut verified = self.verified();
-        let i = verified.iter().rposition(|m| m.wire == payload)?;
-        verified.remove(i)
+        let i = verified
+            .iter()
+            .rposition(|v| matches!(v, Verdict::Good(m) if m.wire == payload))?;
+        match verified.remove(i) {
+            Some(Verdict::Good(m)) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The buffered verdict on `env`, if any: whether it is valid.
+    fn judged(&self, env: &Envelope) -> Option<bool> {
+        let verified = self.verified();
+        Some(
+            match verified.iter().rev().find(|v| v.wire() == env.payload)? {
+                Verdict::Good(m) => m.from_id() == env.origin && m.seq == env.seq,
+                Verdict::Bad(_) => false,
+            },
+        )
+    }
+
+    fn keep(&self, verdict: Verdict) {
+        let mut verified = self.verified();
+        if verified.len() >= VERIFIED_SLOTS {
+            verified.pop_front();
+        }
+        verified.push_back(verdict);
     }
 }
 
 impl crate::ring::Inbox for RingInbox {
     fn validate(&self, env: &Envelope) -> bool {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(valid) = self.judged(env) {
+            return valid;
+        }
+        let mut keys = self.keys();
         let Ok(message) = envelope::open_with(&env.payload, &mut keys) else {
             return false;
         };
         if message.from_id() != env.origin || message.seq != env.seq {
             return false;
         }
-        let mut verified = self.verified();
-        if verified.len() >= VERIFIED_SLOTS {
-            verified.pop_front();
-        }
-        verified.push_back(message);
+        self.keep(Verdict::Good(message));
         true
+    }
+
+    fn prevalidate(&self, envs: &[&Envelope]) {
+        if envs.len() < batch::BATCH_MIN {
+            // Single checks, in `validate`, cost less.
+            return;
+        }
+        let mut keys = self.keys();
+        // Envelopes that do not decode, or whose message names another origin or sequence
+        // number, are left to `validate`, which refuses them without checking a signature.
+        let unchecked: Vec<_> = envs
+            .iter()
+            .filter_map(|env| {
+                envelope::decode_with(&env.payload, &keys)
+                    .ok()
+                    .map(|u| (env, u))
+            })
+            .filter(|(env, u)| u.from_id() == env.origin && u.seq() == env.seq)
+            .map(|(_, u)| u)
+            .collect();
+        let results = batch::check(unchecked, &mut keys);
+        drop(keys);
+        for result in results {
+            self.keep(match result {
+                Ok(message) => Verdict::Good(message),
+                Err(wire) => Verdict::Bad(wire),
+            });
+        }
     }
 
     fn deliver(&self, env: &Envelope) {

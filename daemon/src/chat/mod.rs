@@ -14,6 +14,7 @@
 //! takes wire bytes and verifies them first). Storing and publishing happen under one lock, so subscribers see
 //! messages in store order.
 
+pub mod batch;
 mod changes;
 mod checkpoint;
 pub mod envelope;

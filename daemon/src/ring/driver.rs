@@ -8,6 +8,16 @@
 //! the node's `joined` flag and its predecessor watch ([`super::RingHandle::predecessor`]),
 //! hand deliveries to the [`super::Inbox`], records' events to the [`super::RecordSink`] and
 //! direct delivery's to the [`super::DirectSink`], all inline.
+//!
+//! One turn takes up to [`super::MAX_BATCH`] messages from the inbound queue, whatever is
+//! there, and hands the broadcast envelopes among them to [`super::Inbox::prevalidate`] at
+//! once (batch verification) before feeding them one by one.
+//!
+//! The driver runs as a task of the daemon's runtime; `CHAT_DRIVER_RUNTIME=thread` runs it on
+//! a thread of its own with a current-thread tokio runtime instead ([`spawn`]), the transport
+//! and the gRPC server staying on the daemon's runtime (the tokio channels between them cross
+//! runtimes). On a machine whose cores every daemon shares, the thread cost a quarter more CPU
+//! per delivery (docs/performance.md, "The driver's turn (issue 33)").
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,12 +29,83 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use super::timers::Timers;
-use super::{DriverCommand, RingView};
+use super::{DriverCommand, MAX_BATCH, RingView};
 use crate::node::Membership;
 use crate::transport::{Inbound, Transport};
 
 /// The longest the driver's loop waits without turning.
 const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// `thread` runs the driver on a thread of its own ([`spawn`]); anything else, or nothing,
+/// as a task of the daemon's runtime (measured: docs/performance.md, "The driver's turn
+/// (issue 33)").
+pub const RUNTIME_ENV: &str = "CHAT_DRIVER_RUNTIME";
+/// `off` makes the driver take one inbound message per turn and verify each alone, as before
+/// issue 33 (for A/B measurements); anything else, or nothing, batches.
+pub const BATCH_ENV: &str = "CHAT_DRIVER_BATCH";
+
+/// Starts `driver` as the supervised task "the ring driver" of `tasks`: as a task of the
+/// current runtime, or (`CHAT_DRIVER_RUNTIME=thread`) on a thread of its own running a
+/// current-thread runtime. On its thread, the driver's panic is carried to the supervised
+/// task, which panics with it (a dead driver stops the daemon), and the driver is dropped only
+/// once that task has ended (so no reader of its channels reports its death first, under
+/// another name); the thread stops when that task is aborted (shutdown). Must run inside a
+/// tokio runtime.
+pub(super) fn spawn(
+    driver: Driver,
+    inbound: mpsc::Receiver<Inbound<Message>>,
+    commands: mpsc::Receiver<DriverCommand>,
+    tasks: &mut crate::supervise::Tasks,
+) -> Result<(), crate::transport::TransportError> {
+    use crate::transport::TransportError::DriverThread;
+    let mut driver = driver;
+    if !std::env::var(RUNTIME_ENV).is_ok_and(|v| v == "thread") {
+        tasks.spawn("the ring driver", async move {
+            driver.run(inbound, commands).await
+        });
+        return Ok(());
+    }
+    // Timers only: the driver does no I/O of its own (the transport's link tasks write), so
+    // the thread parks on a condition variable instead of an epoll descriptor.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(DriverThread)?;
+    let (done_tx, done_rx) = oneshot::channel();
+    let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+    let span = tracing::Span::current();
+    std::thread::Builder::new()
+        .name("ring-driver".into())
+        .spawn(move || {
+            let _span = span.enter();
+            let run = std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(async {
+                    tokio::select! {
+                        () = driver.run(inbound, commands) => false,
+                        // The supervised task ended (shutdown aborted it).
+                        _ = &mut stop_rx => true,
+                    }
+                })
+            });
+            let result = std::panic::catch_unwind(run);
+            let stopped = matches!(result, Ok(true));
+            let _ = done_tx.send(result.map(|_| ()));
+            if !stopped {
+                let _ = stop_rx.blocking_recv();
+            }
+            drop(driver);
+        })
+        .map_err(DriverThread)?;
+    tasks.spawn("the ring driver", async move {
+        let _stop = stop_tx;
+        match done_rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => panic!("the ring driver's thread ended without a word"),
+        }
+    });
+    Ok(())
+}
 
 /// Test builds only (debug assertions on): `CHAT_TEST_DRIVER_FAULT=panic` makes the driver
 /// panic, `=stall` makes it block its thread, a second after the node has joined; release
@@ -119,7 +200,7 @@ impl Driver {
     }
 
     pub(super) async fn run(
-        mut self,
+        &mut self,
         mut inbound: mpsc::Receiver<Inbound<Message>>,
         mut commands: mpsc::Receiver<DriverCommand>,
     ) {
@@ -128,6 +209,10 @@ impl Driver {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let fault = Fault::from_env();
         let mut fault_at = None;
+        let batch = !std::env::var(BATCH_ENV).is_ok_and(|v| v == "off");
+        let take = if batch { MAX_BATCH } else { 1 };
+        let mut arrived = Vec::with_capacity(take);
+        let mut inbound_open = true;
         loop {
             self.membership.turned();
             if let Some(fault) = fault
@@ -157,14 +242,23 @@ impl Driver {
                 (a, b) => a.or(b),
             };
             tokio::select! {
-                Some(item) = inbound.recv() => match item {
-                    Inbound::Message { from, msg, at } => {
-                        self.feed_arrived(Input::Message { from, msg }, Some(at));
+                n = inbound.recv_many(&mut arrived, take), if inbound_open => {
+                    // 0: every sender is gone (the transport stopped).
+                    inbound_open = n > 0;
+                    if batch {
+                        self.prevalidate(&arrived);
                     }
-                    Inbound::Unreachable(id) => {
-                        self.feed(Input::Unreachable(id));
+                    for item in arrived.drain(..) {
+                        match item {
+                            Inbound::Message { from, msg, at } => {
+                                self.feed_arrived(Input::Message { from, msg }, Some(at));
+                            }
+                            Inbound::Unreachable(id) => {
+                                self.feed(Input::Unreachable(id));
+                            }
+                        }
                     }
-                },
+                }
                 cmd = commands.recv() => match cmd {
                     None => return,
                     Some(DriverCommand::Input(input)) => {
@@ -207,6 +301,23 @@ impl Driver {
                     }
                 }
             }
+        }
+    }
+
+    /// Hands the envelopes the overlay will validate among `arrived` to the inbox at once.
+    fn prevalidate(&self, arrived: &[Inbound<Message>]) {
+        if arrived.len() < 2 {
+            return;
+        }
+        let envs: Vec<&chat_overlay::broadcast::Envelope> = arrived
+            .iter()
+            .filter_map(|item| match item {
+                Inbound::Message { msg, .. } => self.overlay.envelope_to_validate(msg),
+                Inbound::Unreachable(_) => None,
+            })
+            .collect();
+        if envs.len() >= 2 {
+            self.inbox.prevalidate(&envs);
         }
     }
 

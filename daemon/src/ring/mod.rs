@@ -37,6 +37,9 @@ const COMMAND_QUEUE: usize = 256;
 /// Messages from peers queued to the driver (beyond this, readers wait: QUIC flow control
 /// then slows the peers down).
 const INBOUND_QUEUE: usize = 1024;
+/// The most messages the driver takes from its inbound queue in one turn; the broadcasts
+/// among them are verified as one batch ([`Inbox::prevalidate`]).
+pub const MAX_BATCH: usize = 64;
 
 /// What the driver is asked to do.
 pub enum DriverCommand {
@@ -136,6 +139,11 @@ pub trait DirectSink: Send + Sync + 'static {
 pub trait Inbox: Send + Sync + 'static {
     /// Whether `env` is acceptable (for chat: a validly signed envelope from `env.origin`).
     fn validate(&self, env: &chat_overlay::broadcast::Envelope) -> bool;
+    /// The envelopes one turn of the driver took that the overlay will ask
+    /// [`Inbox::validate`] about (at most [`MAX_BATCH`]): the inbox may judge them together
+    /// now (batch verification) and answer `validate` from what it found. It must still refuse
+    /// in `validate` whatever it would refuse alone.
+    fn prevalidate(&self, _envs: &[&chat_overlay::broadcast::Envelope]) {}
     /// `env`, validated and seen for the first time here.
     fn deliver(&self, env: &chat_overlay::broadcast::Envelope);
     /// Whether work deferred by [`Inbox::deliver`] (the chat store's group commit) is due at
@@ -248,7 +256,7 @@ pub fn start(
         records,
         direct,
     );
-    tasks.spawn("the ring driver", driver.run(inbound_rx, command_rx));
+    driver::spawn(driver, inbound_rx, command_rx, tasks)?;
     if let Some(accept) = transport.take_accept_task() {
         tasks.spawn("the QUIC accept loop", async move {
             if let Err(e) = accept.await

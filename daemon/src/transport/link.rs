@@ -95,7 +95,8 @@ impl<M: Wire> Inner<M> {
         let _ = tx.try_send(cmd);
         let generation = self.link_gen.fetch_add(1, Ordering::Relaxed);
         links.insert(to.id, (generation, tx));
-        tokio::spawn(self.clone().run_link(to, generation, rx).in_current_span());
+        self.runtime
+            .spawn(self.clone().run_link(to, generation, rx).in_current_span());
     }
 
     async fn run_link(

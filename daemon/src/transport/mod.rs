@@ -151,6 +151,9 @@ pub enum TransportError {
     /// The transport is shutting down.
     #[error("the transport is closed")]
     Closed,
+    /// The ring driver's thread or runtime could not start.
+    #[error("cannot start the ring driver's thread: {0}")]
+    DriverThread(std::io::Error),
 }
 
 /// The transport handle; cheap to clone.
@@ -180,6 +183,9 @@ struct Inner<M> {
     closing: AtomicBool,
     /// The accept loop, until its owner takes it ([`Transport::take_accept_task`]).
     accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The runtime the transport was bound on: link tasks start there, whichever thread sends
+    /// (the ring driver runs on a runtime of its own).
+    runtime: tokio::runtime::Handle,
 }
 
 /// Handshakes in progress at once on the accepting side.
@@ -239,6 +245,7 @@ impl<M: Wire> Transport<M> {
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
             closing: AtomicBool::new(false),
             accept: Mutex::new(None),
+            runtime: tokio::runtime::Handle::current(),
         });
         let accept = tokio::spawn(inner.clone().accept_loop().in_current_span());
         *lock(&inner.accept) = Some(accept);

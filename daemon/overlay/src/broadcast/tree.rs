@@ -162,6 +162,11 @@ impl Broadcast {
         self.tracing.check_invariants()
     }
 
+    /// Whether broadcast (`origin`, `seq`) was seen here (delivered, or below its origin's head).
+    pub fn is_seen(&self, origin: &NodeId, seq: u64) -> bool {
+        self.memory.is_seen(origin, seq)
+    }
+
     pub(super) fn valid(&self, env: &Envelope) -> bool {
         self.validator.as_ref().is_none_or(|v| v(env))
     }
