@@ -342,7 +342,7 @@ pub async fn read_until(
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) && n < READER_MAX_CALLS {
         let start = Instant::now();
-        let ok = if n % 2 == 0 {
+        let ok = if n.is_multiple_of(2) {
             let request = SearchRequest {
                 query: "bench".into(),
                 room: ROOM.into(),
