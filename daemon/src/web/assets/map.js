@@ -104,36 +104,45 @@ function labelOrder(nodes, me) {
   return nodes.length <= FULL_LABELS ? sorted : sorted.filter((n) => rank(n) < 6);
 }
 
-// Places labels outside the ring, each in the first of four lanes where it overlaps no other
-// label and no node; a label pushed out gets a leader line. A node left without a place keeps
-// its hover title.
+// Places labels outside the ring, each at the first spot where it overlaps no other label and
+// no node: four lanes outwards, and on a map of at most FULL_LABELS nodes also further lanes,
+// each tried level with the node and a line above and below it (two nodes a few degrees apart
+// at the ring's side would otherwise share every lane). A label away from its node gets a
+// leader line. A node left without a place (only on larger maps) keeps its hover title.
 function placeLabels(layer, nodes, me, taken) {
   const overlaps = (b) => taken.some((t) => b.x0 < t.x1 && b.x1 > t.x0 && b.y0 < t.y1 && b.y1 > t.y0);
+  const h = 15;
+  const lanes = nodes.length <= FULL_LABELS ? 10 : 4;
+  const shifts = nodes.length <= FULL_LABELS ? [0, h, -h, 2 * h, -2 * h] : [0];
   for (const n of labelOrder(nodes, me)) {
     const text = labelText(n, me);
     const w = text.length * 6.6 + 6;
-    const h = 15;
-    for (let lane = 0; lane < 4; lane++) {
-      const p = ringAt(n.id, RING_R + 18 + lane * 20);
-      const c = Math.cos(p.a);
-      const anchor = Math.abs(c) < 0.3 ? 'middle' : c > 0 ? 'start' : 'end';
-      const x0 = anchor === 'start' ? p.x : anchor === 'middle' ? p.x - w / 2 : p.x - w;
-      const box = { x0, y0: p.y - h / 2, x1: x0 + w, y1: p.y + h / 2 };
-      if (overlaps(box)) continue;
-      taken.push(box);
-      if (lane > 0) {
-        const from = ringAt(n.id, RING_R + 8);
-        const to = ringAt(n.id, RING_R + 10 + lane * 20);
-        layer.append(svgEl('line', { x1: fmt(from.x), y1: fmt(from.y), x2: fmt(to.x), y2: fmt(to.y), class: 'leader' }));
+    let spot = null;
+    for (let lane = 0; lane < lanes && !spot; lane++) {
+      for (const dy of shifts) {
+        const p = ringAt(n.id, RING_R + 18 + lane * 20);
+        const c = Math.cos(p.a);
+        const anchor = Math.abs(c) < 0.3 ? 'middle' : c > 0 ? 'start' : 'end';
+        const x0 = anchor === 'start' ? p.x : anchor === 'middle' ? p.x - w / 2 : p.x - w;
+        const y = p.y + dy;
+        const box = { x0, y0: y - h / 2, x1: x0 + w, y1: y + h / 2 };
+        if (!overlaps(box)) { spot = { lane, p, y, anchor, box }; break; }
       }
-      const label = svgEl('text', {
-        x: fmt(p.x), y: fmt(p.y), 'text-anchor': anchor, 'dominant-baseline': 'middle',
-        class: 'label' + (n.id === me ? ' me' : '') + (n.failed ? ' failed' : ''), 'data-id': n.id,
-      }, text);
-      label.append(svgEl('title', {}, titleText(n, me)));
-      layer.append(label);
-      break;
     }
+    if (!spot) continue;
+    const { lane, p, y, anchor, box } = spot;
+    taken.push(box);
+    if (lane > 0 || y !== p.y) {
+      const from = ringAt(n.id, RING_R + 8);
+      const to = ringAt(n.id, RING_R + 10 + lane * 20);
+      layer.append(svgEl('line', { x1: fmt(from.x), y1: fmt(from.y), x2: fmt(to.x), y2: fmt(y + (to.y - p.y)), class: 'leader' }));
+    }
+    const label = svgEl('text', {
+      x: fmt(p.x), y: fmt(y), 'text-anchor': anchor, 'dominant-baseline': 'middle',
+      class: 'label' + (n.id === me ? ' me' : '') + (n.failed ? ' failed' : ''), 'data-id': n.id,
+    }, text);
+    label.append(svgEl('title', {}, titleText(n, me)));
+    layer.append(label);
   }
 }
 
