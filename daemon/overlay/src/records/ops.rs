@@ -403,11 +403,10 @@ impl Records {
     /// Whether a claim read that has heard from every holder it asked must hear more before
     /// it names an owner: its most-named owner has fewer votes than
     /// [`policy::claim_quorum`]. Then it first asks the holders its own view names (the
-    /// nodes it knows nearest the key clockwise, itself included). If every answer then names
-    /// one owner, nothing disputes it and it is named. Otherwise the read looks the key up
-    /// again later, keeping the votes it has; a name still disputed after [`TRIES`] lookups
-    /// fails as unavailable — never elected from a minority of the holders, whose other
-    /// holders did not answer.
+    /// nodes it knows nearest the key clockwise, itself included), then looks the key up
+    /// again later, keeping the votes it has. After [`TRIES`] lookups an owner no other holder
+    /// disputes is named; a name still disputed fails as unavailable — never elected from a
+    /// minority of the holders, whose other holders did not answer.
     fn short_of_quorum(&mut self, cx: &mut Ctx<'_>, id: u64) -> bool {
         let replicas = self.cfg.replicas;
         let need = policy::claim_quorum(replicas, cx.ring().successors().len() + 1);
@@ -467,13 +466,10 @@ impl Records {
                 return true;
             }
         }
-        // The holders this node knows were asked and every answer names one owner: nothing
-        // disputes it, and looking again would only delay an uncontested name (a ring still
-        // re-forming after a restart answers from fewer holders for a few seconds).
-        if owners == 1 && policy::tally(found, votes).1 == 1 {
-            return false;
-        }
         if *tries >= TRIES {
+            if owners == 1 {
+                return false;
+            }
             self.fail(cx, id, RecordError::Unavailable);
             return true;
         }
