@@ -383,7 +383,6 @@ impl Records {
         else {
             return;
         };
-        let votes = self.counted(cx, kind, &key, &votes);
         let Some(token) = token else {
             self.settled(cx, kind, key, found, votes);
             return;
@@ -410,15 +409,6 @@ impl Records {
     fn short_of_quorum(&mut self, cx: &mut Ctx<'_>, id: u64) -> bool {
         let replicas = self.cfg.replicas;
         let need = policy::claim_quorum(replicas, cx.ring().successors().len() + 1);
-        let counted = match self.ops.get(&id) {
-            Some(Op {
-                kind: OpKind::Get {
-                    kind, key, votes, ..
-                },
-                ..
-            }) => self.counted(cx, *kind, key, votes),
-            _ => return false,
-        };
         let Some(Op {
             kind:
                 OpKind::Get {
@@ -441,10 +431,8 @@ impl Records {
         if Kind::from_u8(*kind).map(Kind::policy) != Some(Policy::Claim) {
             return false;
         }
-        let (top, owners) = policy::tally(found, &counted);
-        // No live claim answered at all (the name is free), or the quorum is met. Live claims
-        // answered only by nodes past the key's holders are no answer yet: read on.
-        if top >= need || (owners == 0 && policy::tally(found, votes).1 == 0) {
+        let (top, owners) = policy::tally(found, votes);
+        if owners == 0 || top >= need {
             return false;
         }
         if !*widened {
@@ -478,22 +466,6 @@ impl Records {
         asked.clear();
         self.retry(cx, id, true);
         true
-    }
-
-    /// The votes of a read of `kind` and `key` that count ([`policy::holders_votes`]): those
-    /// of the key's holders as far as this node knows the ring (its own view and whoever
-    /// answered), so a stray copy at a node past the holders is no vote.
-    fn counted(
-        &self,
-        cx: &Ctx<'_>,
-        kind: u8,
-        key: &[u8],
-        votes: &[(NodeId, super::Hash)],
-    ) -> Vec<(NodeId, super::Hash)> {
-        let loc = super::location(kind, key);
-        let mut known: Vec<NodeId> = cx.ring().known_peers().iter().map(|p| p.id).collect();
-        known.push(cx.me().id);
-        policy::holders_votes(&loc, self.cfg.replicas, &known, votes)
     }
 
     /// Looks the key up again (at once, or after a delay that doubles with each try), or

@@ -269,34 +269,6 @@ pub fn tally(copies: &[Record], votes: &[(NodeId, Hash)]) -> (usize, usize) {
     (counts.values().copied().max().unwrap_or(0), counts.len())
 }
 
-/// The `votes` a claim read counts: only those of the `replicas` nodes nearest `loc`
-/// clockwise among the nodes the reader knows of — `known` (its own view of the ring, itself
-/// included) and every node that answered. A node that answers for a key it does not hold as
-/// a holder (an honest node still keeping a stray copy until it hands it over, or one that
-/// accepted a liar's push because it held nothing to dispute) is then no vote wherever the
-/// reader knows of, or heard from, `replicas` nodes nearer the key; and no node can make
-/// itself nearer the key by saying so.
-pub fn holders_votes(
-    loc: &NodeId,
-    replicas: usize,
-    known: &[NodeId],
-    votes: &[(NodeId, Hash)],
-) -> Vec<(NodeId, Hash)> {
-    let mut nodes: Vec<NodeId> = known
-        .iter()
-        .chain(votes.iter().map(|(v, _)| v))
-        .copied()
-        .collect();
-    nodes.sort_by(|a, b| loc.cmp_from(a, b));
-    nodes.dedup();
-    nodes.truncate(replicas.max(1));
-    votes
-        .iter()
-        .filter(|(v, _)| nodes.contains(v))
-        .copied()
-        .collect()
-}
-
 /// The votes a claim read needs for its most-named owner before it names one: a majority of
 /// the key's holders, `replicas` of them in a ring of at least that many nodes (`ring` is the
 /// reader's own count: itself and its successors). So one holder — lying, or just back and
