@@ -13,8 +13,6 @@
 mod node;
 mod ops;
 pub mod policy;
-#[cfg(test)]
-mod read_tests;
 mod settle;
 mod store;
 mod sync;

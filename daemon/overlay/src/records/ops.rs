@@ -48,11 +48,6 @@ pub(super) enum OpKind {
         /// A holder that owns the key (the key's successor in its own view) answered.
         primary: bool,
         pages: u8,
-        /// Holders asked since the last lookup.
-        asked: BTreeSet<NodeId>,
-        /// The holders the reader's own view names were asked since the last lookup (a claim
-        /// read short of its quorum, [`policy::claim_quorum`]).
-        widened: bool,
     },
 }
 
@@ -132,8 +127,6 @@ impl Records {
             fanned: false,
             primary: false,
             pages: 0,
-            asked: BTreeSet::new(),
-            widened: false,
         });
         cx.lookup(loc, RECORDS, OP | id);
     }
@@ -180,21 +173,15 @@ impl Records {
     /// Asks holder `p` for the op's records (from `after` on).
     fn ask(&mut self, cx: &mut Ctx<'_>, id: u64, p: Peer, after: Option<super::Hash>) {
         let Some(Op {
-            kind:
-                OpKind::Get {
-                    kind,
-                    key,
-                    waiting,
-                    asked,
-                    ..
-                },
+            kind: OpKind::Get {
+                kind, key, waiting, ..
+            },
             ..
         }) = self.ops.get_mut(&id)
         else {
             return;
         };
         waiting.insert(p.id);
-        asked.insert(p.id);
         let me = cx.me();
         if p.id == me.id {
             let (kind, key) = (*kind, key.clone());
@@ -313,9 +300,9 @@ impl Records {
             for p in replicas.into_iter().take(self.cfg.replicas) {
                 let asked = match self.ops.get(&id) {
                     Some(Op {
-                        kind: OpKind::Get { asked, .. },
+                        kind: OpKind::Get { waiting, .. },
                         ..
-                    }) => asked.contains(&p.id),
+                    }) => waiting.contains(&p.id),
                     _ => true,
                 };
                 if !asked && p.id != from.id {
@@ -364,9 +351,6 @@ impl Records {
             self.retry(cx, id, true);
             return;
         }
-        if self.short_of_quorum(cx, id) {
-            return;
-        }
         let Some(Op {
             kind:
                 OpKind::Get {
@@ -397,75 +381,6 @@ impl Records {
             Ok(policy::resolve(p, &loc, found, &votes))
         };
         Self::event(cx, RecordsEvent::GetDone { token, result });
-    }
-
-    /// Whether a claim read that has heard from every holder it asked must hear more before
-    /// it names an owner: its most-named owner has fewer votes than
-    /// [`policy::claim_quorum`]. Then it first asks the holders its own view names (the
-    /// nodes it knows nearest the key clockwise, itself included), then looks the key up
-    /// again later, keeping the votes it has. After [`TRIES`] lookups an owner no other holder
-    /// disputes is named; a name still disputed fails as unavailable — never elected from a
-    /// minority of the holders, whose other holders did not answer.
-    fn short_of_quorum(&mut self, cx: &mut Ctx<'_>, id: u64) -> bool {
-        let replicas = self.cfg.replicas;
-        let need = policy::claim_quorum(replicas, cx.ring().successors().len() + 1);
-        let Some(Op {
-            kind:
-                OpKind::Get {
-                    kind,
-                    key,
-                    found,
-                    votes,
-                    waiting,
-                    asked,
-                    widened,
-                    fanned,
-                    ..
-                },
-            tries,
-            ..
-        }) = self.ops.get_mut(&id)
-        else {
-            return false;
-        };
-        if Kind::from_u8(*kind).map(Kind::policy) != Some(Policy::Claim) {
-            return false;
-        }
-        let (top, owners) = policy::tally(found, votes);
-        if owners == 0 || top >= need {
-            return false;
-        }
-        if !*widened {
-            *widened = true;
-            let loc = super::location(*kind, key);
-            let me = cx.me();
-            let mut mine = cx.ring().known_peers();
-            mine.push(me);
-            mine.sort_by(|a, b| loc.cmp_from(&a.id, &b.id));
-            mine.truncate(replicas);
-            mine.retain(|p| !asked.contains(&p.id));
-            if !mine.is_empty() {
-                waiting.extend(mine.iter().map(|p| p.id));
-                // This node's own answer last: it may finish the read at once.
-                mine.sort_by_key(|p| p.id == me.id);
-                for p in mine {
-                    self.ask(cx, id, p, None);
-                }
-                return true;
-            }
-        }
-        if *tries >= TRIES {
-            if owners == 1 {
-                return false;
-            }
-            self.fail(cx, id, RecordError::Unavailable);
-            return true;
-        }
-        *widened = false;
-        *fanned = false;
-        asked.clear();
-        self.retry(cx, id, true);
-        true
     }
 
     /// Looks the key up again (at once, or after a delay that doubles with each try), or

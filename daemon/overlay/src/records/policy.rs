@@ -249,35 +249,6 @@ pub fn elect_read(
     elect(loc, answers, incumbent)
 }
 
-/// How a read's `votes` (which holder answered which of `copies`) stand: how many holders name
-/// the most-named live owner, and how many live owners are named at all (tombstones are
-/// nobody's vote, as in [`elect`]).
-pub fn tally(copies: &[Record], votes: &[(NodeId, Hash)]) -> (usize, usize) {
-    let by_hash: BTreeMap<Hash, &Record> = copies.iter().map(|r| (r.hash(), r)).collect();
-    let mut voted: BTreeMap<NodeId, [u8; 32]> = BTreeMap::new();
-    for (holder, h) in votes {
-        if let Some(r) = by_hash.get(h)
-            && !matches!(r.value, Value::Deleted)
-        {
-            voted.entry(*holder).or_insert(r.owner);
-        }
-    }
-    let mut counts: BTreeMap<[u8; 32], usize> = BTreeMap::new();
-    for owner in voted.values() {
-        *counts.entry(*owner).or_insert(0) += 1;
-    }
-    (counts.values().copied().max().unwrap_or(0), counts.len())
-}
-
-/// The votes a claim read needs for its most-named owner before it names one: a majority of
-/// the key's holders, `replicas` of them in a ring of at least that many nodes (`ring` is the
-/// reader's own count: itself and its successors). So one holder — lying, or just back and
-/// still without a view of its neighbours — is never the whole answer where others hold the
-/// key.
-pub fn claim_quorum(replicas: usize, ring: usize) -> usize {
-    replicas.min(ring).max(1) / 2 + 1
-}
-
 /// What a reader returns from the copies it gathered of one kind and key: for *latest* the
 /// newest record (none if it is a tombstone); for *claim* the newest record of the owner the
 /// holders elect ([`elect`]: `votes` names which holder answered which copy) or, if no live

@@ -11,14 +11,14 @@ use super::store::{Offered, Store};
 use super::*;
 use crate::sim::{Sim, SimConfig, oracle};
 
-pub(super) const NOW: u64 = 1_800_000_000_000;
-pub(super) const HOUR: u64 = 3_600_000;
+const NOW: u64 = 1_800_000_000_000;
+const HOUR: u64 = 3_600_000;
 
-pub(super) fn key(n: u8) -> SigningKey {
+fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
 }
 
-pub(super) fn nick(name: &str, owner: u8, version: u64, created: u64) -> Record {
+fn nick(name: &str, owner: u8, version: u64, created: u64) -> Record {
     Record::sign(
         Kind::Nick,
         name.as_bytes().to_vec(),
@@ -402,7 +402,7 @@ fn owner_and_node_bounds_refuse_with_a_reason() {
 
 // ---- on a simulated ring ---------------------------------------------------------------------
 
-pub(super) fn ring(seed: u64, n: u32) -> Sim {
+fn ring(seed: u64, n: u32) -> Sim {
     let mut sim = Sim::new(SimConfig {
         seed,
         checks: true,
@@ -429,7 +429,7 @@ pub(super) fn ring(seed: u64, n: u32) -> Sim {
     sim
 }
 
-pub(super) fn wall(sim: &Sim) -> u64 {
+fn wall(sim: &Sim) -> u64 {
     sim.cfg.chord.records.wall_ms(sim.now())
 }
 
@@ -448,7 +448,7 @@ fn signed_profile(sim: &Sim, owner: u8, version: u64) -> Record {
 }
 
 /// Live members holding exactly `r`.
-pub(super) fn copies(sim: &Sim, r: &Record) -> Vec<NodeId> {
+fn copies(sim: &Sim, r: &Record) -> Vec<NodeId> {
     let h = r.hash();
     sim.members()
         .iter()
@@ -460,21 +460,21 @@ pub(super) fn copies(sim: &Sim, r: &Record) -> Vec<NodeId> {
         .collect()
 }
 
-pub(super) fn put_done(sim: &Sim, token: u64) -> Option<Result<u8, RecordError>> {
+fn put_done(sim: &Sim, token: u64) -> Option<Result<u8, RecordError>> {
     sim.record_events.iter().find_map(|(_, e)| match e {
         RecordsEvent::PutDone { token: t, result } if *t == token => Some(result.clone()),
         _ => None,
     })
 }
 
-pub(super) fn get_done(sim: &Sim, token: u64) -> Option<Result<Vec<Record>, RecordError>> {
+fn get_done(sim: &Sim, token: u64) -> Option<Result<Vec<Record>, RecordError>> {
     sim.record_events.iter().find_map(|(_, e)| match e {
         RecordsEvent::GetDone { token: t, result } if *t == token => Some(result.clone()),
         _ => None,
     })
 }
 
-pub(super) fn wait<T>(sim: &mut Sim, limit: Duration, mut f: impl FnMut(&Sim) -> Option<T>) -> T {
+fn wait<T>(sim: &mut Sim, limit: Duration, mut f: impl FnMut(&Sim) -> Option<T>) -> T {
     let deadline = sim.now() + limit;
     loop {
         if let Some(v) = f(sim) {
