@@ -8,6 +8,7 @@ use super::*;
 use crate::chat::envelope::{self, Draft};
 use crate::chat::hlc::Timestamp;
 use crate::chat::room::Room;
+use crate::chat::{Chat, MessageId};
 
 /// Message `i`, signed by key `i`.
 fn signed(i: u8) -> ChatMessage {
@@ -236,18 +237,22 @@ fn through_the_inbox(forge: Option<usize>) -> (Vec<bool>, crate::chat::Chat, Vec
     (verdicts, carol, msgs)
 }
 
+/// The ids of the messages `chat`'s history shows.
+fn shown(chat: &Chat) -> Vec<MessageId> {
+    chat.after(0, None, 20)
+        .expect("history")
+        .into_iter()
+        .map(|s| s.message.id)
+        .collect()
+}
+
 #[test]
 fn the_inbox_delivers_a_good_batch_from_its_one_check() {
     use std::sync::atomic::Ordering;
     let (verdicts, carol, msgs) = through_the_inbox(None);
     assert_eq!(verdicts, vec![true; 9]);
     assert_eq!(carol.counters().received.load(Ordering::Relaxed), 9);
-    let shown: Vec<_> = carol
-        .after(0, None, 20)
-        .expect("history")
-        .into_iter()
-        .map(|s| s.message.id)
-        .collect();
+    let shown = shown(&carol);
     assert_eq!(shown.len(), 9);
     assert!(msgs.iter().all(|m| shown.contains(&m.id)));
 }
@@ -261,12 +266,7 @@ fn the_inbox_never_forwards_or_shows_a_forged_envelope_of_a_batch() {
         // The overlay forwards and delivers only what `validate` accepts.
         assert_eq!(verdicts, expected, "forged envelope {at}");
         assert_eq!(carol.counters().received.load(Ordering::Relaxed), 8);
-        let shown: Vec<_> = carol
-            .after(0, None, 20)
-            .expect("history")
-            .into_iter()
-            .map(|s| s.message.id)
-            .collect();
+        let shown = shown(&carol);
         assert_eq!(shown.len(), 8);
         assert!(
             !shown.contains(&msgs[at].id),
