@@ -35,6 +35,8 @@
 pub mod app;
 pub mod chat;
 pub mod cli;
+pub mod client;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod direct;
@@ -58,6 +60,7 @@ pub mod reload;
 pub mod ring;
 pub mod shutdown;
 pub mod sigctx;
+pub mod status;
 pub mod supervise;
 pub mod transport;
 pub mod web;

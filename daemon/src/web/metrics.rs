@@ -17,14 +17,12 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chat_proto::v1::node_service_server::NodeService;
-use chat_proto::v1::{GetStatusRequest, GetStatusResponse};
+use chat_proto::v1::GetStatusResponse;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tonic::Request;
 
 use super::listener::Client;
 use super::{AppState, MAX_CLIENTS, Shared};
@@ -47,20 +45,7 @@ pub(super) async fn metrics(
         Ok(token) => token.then(|| s.node.activity().private_counts()),
         Err(r) => return super::refusal(r),
     };
-    let status = match s
-        .node_api
-        .get_status(Request::new(GetStatusRequest {}))
-        .await
-    {
-        Ok(r) => r.into_inner(),
-        Err(e) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("{}\n", e.message()),
-            )
-                .into_response();
-        }
-    };
+    let status = s.status.report(None).await;
     let mut body = String::new();
     match encode(&mut body, &registry(&s, &status, private)) {
         Ok(()) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
