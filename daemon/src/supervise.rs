@@ -119,6 +119,33 @@ impl Tasks {
     }
 }
 
+/// Test builds only (debug assertions on): `CHAT_TEST_FAULT=<what>[,<what>…]` makes each
+/// named piece of supervised work panic once, where it calls [`fault`]; release builds ignore
+/// it. Names: `checkpointer` (the WAL checkpointer: restarted and counted), `direct-intake`
+/// (the private direct deliveries' task: the daemon stops). The supervision tests use it
+/// (tests/e2e/ops/supervision.rs).
+pub const FAULT_ENV: &str = "CHAT_TEST_FAULT";
+
+/// Whether `what` should panic now (a fault injected by [`FAULT_ENV`]; once per process).
+pub fn fault(what: &'static str) -> bool {
+    static STRUCK: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    if !cfg!(debug_assertions) {
+        return false;
+    }
+    let Ok(wanted) = std::env::var(FAULT_ENV) else {
+        return false;
+    };
+    if !wanted.split(',').any(|w| w.trim() == what) {
+        return false;
+    }
+    let mut struck = STRUCK.lock().unwrap_or_else(|p| p.into_inner());
+    if struck.contains(&what) {
+        return false;
+    }
+    struck.push(what);
+    true
+}
+
 /// Restarts of supervised loops so far, by name.
 static RESTARTS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
 

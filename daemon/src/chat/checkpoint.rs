@@ -77,6 +77,9 @@ impl Checkpointer {
 }
 
 fn run(db: &Connection, dirty: &AtomicBool, stop: &mpsc::Receiver<()>) {
+    if crate::supervise::fault("checkpointer") {
+        panic!("injected fault: the WAL checkpointer panics");
+    }
     loop {
         let stopping = !matches!(
             stop.recv_timeout(INTERVAL),

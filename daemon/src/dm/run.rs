@@ -271,6 +271,9 @@ impl Dm {
     /// sender (never while the daemon runs: the app supervises this task, so its end stops
     /// the daemon instead of leaving the overlay acknowledging bodies nobody reads).
     pub async fn take_direct(self: Arc<Self>, mut rx: tokio::sync::mpsc::Receiver<Received>) {
+        if crate::supervise::fault("direct-intake") {
+            panic!("injected fault: the private direct deliveries' task panics");
+        }
         while let Some((_from, body)) = rx.recv().await {
             if body.len() < 32 {
                 continue;

@@ -104,6 +104,18 @@ fn registry(s: &Shared, status: &GetStatusResponse, private: Option<(u64, u64)>)
         "Things dropped because they were malformed, unauthenticated or over a limit",
         dropped,
     );
+    let restarts = Family::<Vec<(String, String)>, Counter>::default();
+    for (what, n) in crate::supervise::restarts() {
+        restarts
+            .get_or_create(&vec![("what".to_owned(), what.to_owned())])
+            .inc_by(n);
+    }
+    r.register(
+        "restarts",
+        "Supervised threads restarted after a panic (the WAL checkpointer, the search indexer, \
+         the event log and record file writers, mDNS browsing)",
+        restarts,
+    );
     gauge(
         &mut r,
         "ring_size_estimate",
