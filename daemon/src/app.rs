@@ -5,9 +5,14 @@
 //! and the event log (`log.events`) → bind the QUIC endpoint on the listen address and start
 //! the ring driver (founding a ring, or joining through `--bootstrap`) → serve.
 //!
-//! Supervision: the ring driver, the transport's accept loop and the systemd notifier run in
-//! the app's [`Tasks`]; the first that ends (returns or panics) while the node runs stops the
-//! daemon with exit status 1, so systemd restarts it instead of leaving it half alive.
+//! Wiring: [`run`] is a sequence of named steps (`bind`, `open_stores`, `start`,
+//! `start_notifier`, `serve`, `wait`, `shut_down`); each piece is built in order and
+//! handed what it needs, services before the node, the node before the API layer.
+//!
+//! Supervision: every long-lived task (the ring driver and its accept loop, the services, the
+//! event feed, the front doors, the systemd notifier) runs in the app's [`Tasks`]; the first
+//! that ends (returns or panics) while the node runs stops the daemon with exit status 1, so
+//! systemd restarts it instead of leaving it half alive.
 //!
 //! Readiness: the ring driver sets the node's `joined` flag on `Event::Joined`, which drives
 //! READY=1 (see [`crate::notify`]); STATUS= lines carry the ring-size estimate and the peer
