@@ -212,16 +212,20 @@ impl ControlSocket {
         let activity = node.activity().clone();
         // The server's own tasks: if one ends while it serves, the server stops with an error
         // (and the app with it), never half deaf.
+        // The accept loops return only once the server dropped its end of the queue (it is
+        // stopping): they then wait to be aborted, so only a panic reports here.
         let mut helpers = tokio::task::JoinSet::new();
+        let mut names = std::collections::HashMap::new();
         {
             let (tx, activity) = (tx.clone(), activity.clone());
-            helpers.spawn(
+            let h = helpers.spawn(
                 async move {
                     accept_unix(listener, policy, tx, activity).await;
-                    "the Unix accept loop"
+                    std::future::pending::<()>().await;
                 }
                 .in_current_span(),
             );
+            names.insert(h.id(), "the Unix accept loop");
         }
         if let Some(addr) = access.tcp_listen {
             let tcp = TcpListener::bind(addr)
@@ -230,13 +234,14 @@ impl ControlSocket {
             let local = tcp.local_addr().unwrap_or(addr);
             info!(tcp = %local, "control API also on TCP (bearer token required)");
             let admission = tcp::Admission::new(tcp::Limits::default());
-            helpers.spawn(
+            let h = helpers.spawn(
                 async move {
                     accept_tcp(tcp, admission, tx, activity).await;
-                    "the TCP accept loop"
+                    std::future::pending::<()>().await;
                 }
                 .in_current_span(),
             );
+            names.insert(h.id(), "the TCP accept loop");
         } else {
             drop(tx);
         }
@@ -249,13 +254,8 @@ impl ControlSocket {
         }
         {
             let node = node.clone();
-            helpers.spawn(
-                async move {
-                    standard::follow_membership(health, node).await;
-                    "the health follower"
-                }
-                .in_current_span(),
-            );
+            let h = helpers.spawn(standard::follow_membership(health, node).in_current_span());
+            names.insert(h.id(), "the health follower");
         }
         let (reflection_v1, reflection_v1alpha) =
             standard::reflection().map_err(|e| ControlError::Reflection(e.to_string()))?;
@@ -292,9 +292,13 @@ impl ControlSocket {
             );
         let result = tokio::select! {
             r = result => r.map_err(ControlError::Serve),
-            Some(ended) = helpers.join_next() => Err(ControlError::Helper(
-                ended.unwrap_or("one of its tasks (it panicked)"),
-            )),
+            Some(ended) = helpers.join_next_with_id() => {
+                let id = match &ended {
+                    Ok((id, ())) => *id,
+                    Err(e) => e.id(),
+                };
+                Err(ControlError::Helper(names.get(&id).copied().unwrap_or("a task")))
+            }
         };
         helpers.shutdown().await;
         drop(guard);
