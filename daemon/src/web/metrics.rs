@@ -2,7 +2,8 @@
 //! `prometheus-client`.
 //!
 //! The counters `chatctl status` shows are read at each scrape from the same place
-//! (`NodeService.GetStatus`, called in process), so the two always agree; the histograms and
+//! (`crate::status::NodeStatus::report`, which `NodeService.GetStatus` answers with), so the
+//! two always agree; the histograms and
 //! the delivery counter live in [`crate::metrics::Metrics`]. Peers' round-trip times are
 //! sampled every [`RTT_EVERY`] while the web view runs.
 //!
