@@ -1,18 +1,18 @@
-//! The running node's shared state: what the control services report and, later, the seam
-//! where the overlay driver plugs in.
+//! The running node's shared state, as the API layer (control, web, IRC) and the status see it.
 //!
 //! A [`Node`] holds the identity-derived facts (id, nickname, listen address, start time), the
-//! ring driver's [`Membership`] (joined, ring size, the driver's heartbeat), a handle to the ring
-//! driver once it runs ([`Node::ring`]), and a stop request that the control API's `Leave` uses
-//! to end the daemon. The driver holds only the `Membership`, never the `Node`: the node holds
-//! the driver's handle, so the other way round would keep the driver's command channel open
-//! for ever.
+//! ring driver's [`Membership`] (joined, ring size, the driver's heartbeat), the handles of what
+//! runs (the ring driver, LAN discovery, private conversations, the event log), and a stop
+//! request that the control API's `Leave` uses to end the daemon. The app builds it in order,
+//! after what it holds (`Node::new(..).with_ring(..)..`): the driver holds only the
+//! `Membership`, never the `Node` (the node holds the driver's handle, so the other way round
+//! would keep the driver's command channel open for ever), and no service depends on this
+//! module.
 
 use std::net::SocketAddr;
 
 use crate::config::PeerAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_overlay::NodeId;
@@ -21,11 +21,14 @@ use tokio::sync::watch;
 
 use crate::nickname::Nickname;
 use crate::ring::RingHandle;
+pub use crate::ring::membership::{Membership, Retry};
 
 /// The daemon's version, as reported by `GetStatus`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Facts about the running node, shared (behind an `Arc`) with every control service.
+/// Facts about the running node and the handles of what runs on it, shared (behind an `Arc`)
+/// with the API layer. Built in order by [`Node::new`] and the `with_*` steps before it is
+/// shared: nothing is attached later, so nothing is half-built.
 #[derive(Debug)]
 pub struct Node {
     id: NodeId,
@@ -37,107 +40,18 @@ pub struct Node {
     /// What the ring driver reports: joined (drives READY=1 and gRPC health), ring size,
     /// heartbeat.
     membership: Arc<Membership>,
-    /// The ring driver, once started.
-    ring: OnceLock<RingHandle>,
+    /// The ring driver (`None` only in tests that run no ring).
+    ring: Option<RingHandle>,
     /// LAN discovery, when on.
-    lan: OnceLock<Arc<crate::discovery::mdns::Lan>>,
-    web: OnceLock<crate::web::WebLink>,
-    irc: OnceLock<crate::irc::IrcLink>,
+    lan: Option<Arc<crate::discovery::mdns::Lan>>,
     /// The private-conversations service (its drop counters join the node's).
-    private: OnceLock<std::sync::Arc<crate::dm::Dm>>,
+    private: Option<Arc<crate::dm::Dm>>,
     /// The event log, when `log.events` is on.
-    event_log: OnceLock<crate::eventlog::EventLog>,
+    event_log: Option<crate::eventlog::EventLog>,
     /// Clients connected and private messages, for the status.
     activity: Arc<crate::eventlog::stats::Activity>,
     /// Set when something (the `Leave` RPC) asks the daemon to stop.
     stop: watch::Sender<bool>,
-}
-
-/// What the ring driver tells the rest of the daemon: whether the node is a member, the ring
-/// size, and a heartbeat that moves while the driver's loop turns (the watchdog pings only
-/// then).
-#[derive(Debug)]
-pub struct Membership {
-    joined: watch::Sender<bool>,
-    ring_size: AtomicU64,
-    ring_exact: std::sync::atomic::AtomicBool,
-    turns: AtomicU64,
-    retry: std::sync::Mutex<Option<Retry>>,
-}
-
-/// The first contact is waiting to try the bootstrap peers again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Retry {
-    /// Why the last round failed (each address's error, shortened).
-    pub reason: String,
-    /// When the next round starts, Unix milliseconds.
-    pub next_unix_ms: u64,
-}
-
-impl Default for Membership {
-    fn default() -> Self {
-        Membership {
-            joined: watch::Sender::new(false),
-            ring_size: AtomicU64::new(0),
-            ring_exact: std::sync::atomic::AtomicBool::new(false),
-            turns: AtomicU64::new(0),
-            retry: std::sync::Mutex::new(None),
-        }
-    }
-}
-
-impl Membership {
-    /// Sets the `joined` flag (subscribers hear of a change).
-    pub fn set_joined(&self, joined: bool) {
-        self.joined
-            .send_if_modified(|j| std::mem::replace(j, joined) != joined);
-    }
-
-    /// Whether the node is a ring member.
-    pub fn is_joined(&self) -> bool {
-        *self.joined.borrow()
-    }
-
-    /// Records the driver's ring size: the exact count (`exact`) or the estimate.
-    pub fn set_ring_size(&self, n: u64, exact: bool) {
-        self.ring_size.store(n, Ordering::Relaxed);
-        self.ring_exact.store(exact, Ordering::Relaxed);
-    }
-
-    /// Whether [`Membership::ring_size`] is the exact count rather than an estimate.
-    pub fn ring_size_is_exact(&self) -> bool {
-        self.ring_exact.load(Ordering::Relaxed)
-    }
-
-    /// The ring size, exact or estimated ([`Membership::ring_size_is_exact`]); 0 while not a
-    /// member.
-    pub fn ring_size(&self) -> u64 {
-        if self.is_joined() {
-            self.ring_size.load(Ordering::Relaxed)
-        } else {
-            0
-        }
-    }
-
-    /// Records that the bootstrap is retried (`None`: it is not, or no longer).
-    pub fn set_retry(&self, retry: Option<Retry>) {
-        *self.retry.lock().unwrap_or_else(|p| p.into_inner()) = retry;
-    }
-
-    /// Whether (and why, and until when) the bootstrap is being retried.
-    pub fn retry(&self) -> Option<Retry> {
-        self.retry.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// The driver's loop turned once more.
-    pub fn turned(&self) {
-        self.turns.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Turns of the driver's loop so far.
-    pub fn turns(&self) -> u64 {
-        self.turns.load(Ordering::Relaxed)
-    }
 }
 
 /// A point-in-time view of the node, as the control API reports it.
@@ -156,7 +70,8 @@ pub struct Status {
 }
 
 impl Node {
-    /// A node that started now.
+    /// A node that started now, with its own [`Membership`] and nothing running yet; the
+    /// `with_*` steps add what runs, before the node is shared.
     pub fn new(
         public_key: VerifyingKey,
         nickname: Option<Nickname>,
@@ -171,15 +86,49 @@ impl Node {
             bootstrap,
             started: Instant::now(),
             membership: Arc::new(Membership::default()),
-            ring: OnceLock::new(),
-            lan: OnceLock::new(),
-            web: OnceLock::new(),
-            irc: OnceLock::new(),
-            private: OnceLock::new(),
-            event_log: OnceLock::new(),
+            ring: None,
+            lan: None,
+            private: None,
+            event_log: None,
             activity: Arc::default(),
             stop: watch::Sender::new(false),
         }
+    }
+
+    /// The membership the ring driver was started with.
+    pub fn with_membership(mut self, membership: Arc<Membership>) -> Node {
+        self.membership = membership;
+        self
+    }
+
+    /// The activity counters the services were given.
+    pub fn with_activity(mut self, activity: Arc<crate::eventlog::stats::Activity>) -> Node {
+        self.activity = activity;
+        self
+    }
+
+    /// The running ring driver.
+    pub fn with_ring(mut self, ring: RingHandle) -> Node {
+        self.ring = Some(ring);
+        self
+    }
+
+    /// LAN discovery, when on.
+    pub fn with_lan(mut self, lan: Option<Arc<crate::discovery::mdns::Lan>>) -> Node {
+        self.lan = lan;
+        self
+    }
+
+    /// The private-conversations service.
+    pub fn with_private(mut self, dm: Arc<crate::dm::Dm>) -> Node {
+        self.private = Some(dm);
+        self
+    }
+
+    /// The event log, when on.
+    pub fn with_event_log(mut self, log: Option<crate::eventlog::EventLog>) -> Node {
+        self.event_log = log;
+        self
     }
 
     /// The node's id.
@@ -214,57 +163,27 @@ impl Node {
 
     /// Follows the `joined` flag.
     pub fn subscribe_joined(&self) -> watch::Receiver<bool> {
-        self.membership.joined.subscribe()
-    }
-
-    /// Attaches the running ring driver (once; later calls are ignored).
-    pub fn attach_ring(&self, ring: RingHandle) {
-        let _ = self.ring.set(ring);
+        self.membership.subscribe_joined()
     }
 
     /// The ring driver, if it runs.
     pub fn ring(&self) -> Option<&RingHandle> {
-        self.ring.get()
-    }
-
-    /// Attaches LAN discovery (once).
-    pub fn attach_lan(&self, lan: Arc<crate::discovery::mdns::Lan>) {
-        let _ = self.lan.set(lan);
+        self.ring.as_ref()
     }
 
     /// LAN discovery, if it runs.
     pub fn lan(&self) -> Option<&Arc<crate::discovery::mdns::Lan>> {
-        self.lan.get()
+        self.lan.as_ref()
     }
 
-    /// Records that the web view runs, and how to make login links for it.
-    pub fn attach_web(&self, link: crate::web::WebLink) {
-        let _ = self.web.set(link);
-    }
-
-    /// Records that the IRC front door runs, and how to tell accounts their passwords.
-    pub fn attach_irc(&self, link: crate::irc::IrcLink) {
-        let _ = self.irc.set(link);
-    }
-
-    /// The IRC front door's passwords and address, if it runs.
-    pub fn irc(&self) -> Option<&crate::irc::IrcLink> {
-        self.irc.get()
-    }
-
-    /// Connects the private-conversations service (once).
-    pub fn attach_private(&self, dm: std::sync::Arc<crate::dm::Dm>) {
-        let _ = self.private.set(dm);
-    }
-
-    /// The private-conversations service, once attached.
-    pub fn private(&self) -> Option<std::sync::Arc<crate::dm::Dm>> {
-        self.private.get().cloned()
+    /// The private-conversations service, when it runs.
+    pub fn private(&self) -> Option<Arc<crate::dm::Dm>> {
+        self.private.clone()
     }
 
     /// Private-message input dropped from the network, by reason (`dm_` and the reason).
     pub fn private_drops(&self) -> Vec<(String, u64)> {
-        self.private.get().map_or_else(Vec::new, |dm| {
+        self.private.as_ref().map_or_else(Vec::new, |dm| {
             dm.drops()
                 .into_iter()
                 .map(|(r, n)| (format!("dm_{r}"), n))
@@ -272,24 +191,14 @@ impl Node {
         })
     }
 
-    /// Connects the event log (once).
-    pub fn attach_event_log(&self, log: crate::eventlog::EventLog) {
-        let _ = self.event_log.set(log);
-    }
-
     /// The event log, when it runs.
     pub fn event_log(&self) -> Option<&crate::eventlog::EventLog> {
-        self.event_log.get()
+        self.event_log.as_ref()
     }
 
     /// Clients connected and private messages counted since the start.
     pub fn activity(&self) -> &Arc<crate::eventlog::stats::Activity> {
         &self.activity
-    }
-
-    /// The web view's login links, if it runs.
-    pub fn web(&self) -> Option<&crate::web::WebLink> {
-        self.web.get()
     }
 
     /// Asks the daemon to stop (it leaves the ring first).

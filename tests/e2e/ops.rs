@@ -9,6 +9,8 @@ mod support;
 
 #[path = "ops/failures.rs"]
 mod failures;
+#[path = "ops/supervision.rs"]
+mod supervision;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;

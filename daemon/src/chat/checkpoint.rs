@@ -60,7 +60,11 @@ impl Checkpointer {
         let flag = dirty.clone();
         std::thread::Builder::new()
             .name("chat-checkpoint".into())
-            .spawn(move || run(&db, &flag, &stopped))
+            .spawn(move || {
+                // Restarted if it panics: with automatic checkpoints off, a dead checkpointer
+                // would let the log grow without limit.
+                crate::supervise::keep_running("the WAL checkpointer", || run(&db, &flag, &stopped))
+            })
             .map_err(|e| warn!(error = %e, "no checkpoint thread; SQLite checkpoints inline"))
             .ok()?;
         Some(Checkpointer { dirty, _stop: stop })
@@ -73,6 +77,9 @@ impl Checkpointer {
 }
 
 fn run(db: &Connection, dirty: &AtomicBool, stop: &mpsc::Receiver<()>) {
+    if crate::supervise::fault("checkpointer") {
+        panic!("injected fault: the WAL checkpointer panics");
+    }
     loop {
         let stopping = !matches!(
             stop.recv_timeout(INTERVAL),

@@ -4,7 +4,8 @@
 //! - [`room`]: valid room names; [`envelope`]: signing, encoding and verifying messages;
 //! - [`hlc`]: timestamps; [`store`]: history (its log checkpointed by `checkpoint`);
 //!   [`hub`] and [`subscription`]: live delivery;
-//! - [`ratelimit`]: token buckets (per-client send limits, failed-login limits).
+//! - [`ratelimit`]: token buckets (per-client send limits, failed-login limits);
+//! - [`trace`]: message traces as people read them (the history plus the ring's trace).
 //!
 //! Data flow: [`Chat::send_local`] numbers, signs, stores and publishes to local subscribers,
 //! and returns the wire bytes for the broadcast; the control API calls it on the ring driver
@@ -28,6 +29,7 @@ pub mod room;
 pub mod search;
 pub mod store;
 pub mod subscription;
+pub mod trace;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

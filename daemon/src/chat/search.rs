@@ -147,19 +147,21 @@ impl Indexer {
         std::thread::Builder::new()
             .name("chat-search-index".into())
             .spawn(move || {
-                loop {
-                    match index_pass(&db) {
-                        Ok(n) if n >= BATCH as usize => continue,
-                        Ok(_) => {}
-                        Err(e) => warn!(error = %e, "search index: a pass failed; retrying"),
+                crate::supervise::keep_running("the search indexer", || {
+                    loop {
+                        match index_pass(&db) {
+                            Ok(n) if n >= BATCH as usize => continue,
+                            Ok(_) => {}
+                            Err(e) => warn!(error = %e, "search index: a pass failed; retrying"),
+                        }
+                        if !matches!(
+                            stopped.recv_timeout(EVERY),
+                            Err(mpsc::RecvTimeoutError::Timeout)
+                        ) {
+                            return;
+                        }
                     }
-                    if !matches!(
-                        stopped.recv_timeout(EVERY),
-                        Err(mpsc::RecvTimeoutError::Timeout)
-                    ) {
-                        return;
-                    }
-                }
+                })
             })
             .map_err(StoreError::Thread)?;
         Ok(Indexer { _stop: stop })

@@ -262,32 +262,13 @@ fn ring_and_transport_keys_are_checked() {
         RingSettings::default().check_predecessor_ms
     );
     assert_eq!(s.max_connections, 64);
-    let chord = crate::ring::chord_config(&s.ring);
-    assert_eq!(chord.broadcast.rate_per_sec, 500);
-    assert_eq!(
-        chord.broadcast.rate_burst,
-        RingSettings::default().origin_burst
-    );
-    assert_eq!(
-        chord.stabilize_interval,
-        std::time::Duration::from_millis(150)
-    );
+    assert_eq!(s.ring.origin_rate, 500);
     let env = home_env(&[("CHATD_RING__FIX_FINGERS_MS", "250")]);
     let s = Settings::load(&with_file(&file("")), &env).expect("env");
     assert_eq!(s.ring.fix_fingers_ms, 250);
-    assert_eq!(
-        crate::ring::chord_config(&s.ring).broadcast.reply_delay,
-        chat_overlay::ChordConfig::default().broadcast.reply_delay
-    );
     let env = home_env(&[("CHATD_RING__REPLY_DELAY_MS", "0")]);
     let s = Settings::load(&with_file(&file("")), &env).expect("env");
     assert_eq!(s.ring.reply_delay_ms, 0);
-    assert!(
-        crate::ring::chord_config(&s.ring)
-            .broadcast
-            .reply_delay
-            .is_zero()
-    );
     for (text, want) in [
         (
             "[ring]\nstabilize_ms = 0\n",

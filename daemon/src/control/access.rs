@@ -15,7 +15,7 @@
 //! interceptor applied to every service, health and reflection included.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -38,32 +38,7 @@ pub const FAILURE_REFILL: Duration = Duration::from_secs(2);
 /// Addresses remembered by the failure limiter.
 const FAILURE_KEYS: usize = 4096;
 
-/// Who is on the other end of a control connection.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum ClientInfo {
-    /// A local process on the Unix socket.
-    Unix {
-        /// Its user id.
-        uid: u32,
-        /// Whether it may use the API.
-        admitted: bool,
-    },
-    /// A remote client over TCP.
-    Tcp {
-        /// Its address.
-        addr: SocketAddr,
-    },
-}
-
-impl ClientInfo {
-    /// The key the per-client send rate limit uses: the user, or the IP address.
-    pub fn rate_key(&self) -> String {
-        match self {
-            ClientInfo::Unix { uid, .. } => format!("uid:{uid}"),
-            ClientInfo::Tcp { addr } => format!("ip:{}", addr.ip()),
-        }
-    }
-}
+pub use crate::client::{ClientInfo, is_operator, this_process};
 
 /// Decides whether a Unix peer is admitted.
 #[derive(Clone, Debug)]
@@ -215,25 +190,6 @@ pub enum Conn {
     Unix(super::quiet::QuietUnix, ClientInfo, Connection),
     /// TCP, under the listener's caps and timeouts.
     Tcp(super::tcp::Guarded, ClientInfo, Connection),
-}
-
-/// Whether the caller is the node's operator: root or chatd's own user (`own_uid`) on the
-/// Unix socket — the users who can read the data directory anyway. Members of
-/// `control.group`, TCP clients and in-process calls are not.
-pub fn is_operator(client: Option<&ClientInfo>, own_uid: u32) -> bool {
-    matches!(
-        client,
-        Some(ClientInfo::Unix { uid, admitted: true }) if *uid == 0 || *uid == own_uid
-    )
-}
-
-/// chatd itself as its operator, for the in-process calls it makes on the operator's behalf
-/// (the statistics line of the operator's logs).
-pub fn this_process() -> ClientInfo {
-    ClientInfo::Unix {
-        uid: rustix::process::geteuid().as_raw(),
-        admitted: true,
-    }
 }
 
 /// [`is_operator`] for this process's user: `Ok` for the operator, else PERMISSION_DENIED

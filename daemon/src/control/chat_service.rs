@@ -305,7 +305,7 @@ impl ChatService for ChatApi {
             .into());
         }
         let id: MessageId = id.parse().map_err(|e| ApiError::field("id", e))?;
-        let traced = crate::ring::trace::trace_message(&self.chat, self.node.ring(), id)
+        let traced = crate::chat::trace::trace_message(&self.chat, self.node.ring(), id)
             .await
             .map_err(ApiError::from)?;
         Ok(Response::new(super::trace::response(&traced)))

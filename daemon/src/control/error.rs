@@ -49,6 +49,10 @@ pub enum ControlError {
     /// The gRPC server failed.
     #[error("control server: {0}")]
     Serve(#[source] tonic::transport::Error),
+    /// One of the server's own tasks (an accept loop, the health follower) ended or panicked
+    /// while it served: the server stops rather than run half deaf.
+    #[error("control server: {0} ended unexpectedly")]
+    Helper(&'static str),
 }
 
 /// An error a control service reports to its client.
@@ -96,9 +100,9 @@ impl From<ChatError> for ApiError {
     }
 }
 
-impl From<crate::ring::trace::TraceError> for ApiError {
-    fn from(err: crate::ring::trace::TraceError) -> ApiError {
-        use crate::ring::trace::TraceError;
+impl From<crate::chat::trace::TraceError> for ApiError {
+    fn from(err: crate::chat::trace::TraceError) -> ApiError {
+        use crate::chat::trace::TraceError;
         match err {
             TraceError::NotFound(_) => ApiError::NotFound(format!("id: {err}")),
             TraceError::NotJoined => ApiError::Unavailable(err.to_string()),

@@ -42,11 +42,11 @@ use std::time::Duration;
 use chat_proto::v1::node_service_server::NodeServiceServer;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_stream::wrappers::ReceiverStream;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 pub use chat_service::ChatApi;
 pub use error::{ApiError, ControlError};
-pub use node_service::NodeApi;
+pub use node_service::{IrcFront, NodeApi, WebFront};
 pub use private_service::PrivateApi;
 pub use record_service::RecordApi;
 pub use user_service::UserApi;
@@ -79,13 +79,20 @@ pub fn chat_api(
     ChatApi::new(chat, node, people, rate)
 }
 
-/// What the control services serve.
+/// What the control services serve: the services, built before the API (which depends on
+/// them, never the reverse), and the other front doors' links.
 pub struct Services {
     pub node: Arc<Node>,
     pub chat_api: ChatApi,
     pub records: Arc<crate::records::Records>,
     pub people: Arc<crate::people::People>,
     pub dm: Arc<crate::dm::Dm>,
+    /// The node's status (the same one the web view and the event log read).
+    pub status: crate::status::NodeStatus,
+    /// The web view, when it runs (`GetWebLink`).
+    pub web: Option<Arc<dyn WebFront>>,
+    /// The IRC front door, when it runs (`GetIrcPassword`).
+    pub irc: Option<Arc<dyn IrcFront>>,
 }
 
 /// Connections accepted but not yet picked up by the server, at most.
@@ -192,6 +199,9 @@ impl ControlSocket {
             records,
             people,
             dm,
+            status,
+            web,
+            irc,
         } = services;
         let ControlSocket { listener, guard } = self;
         let (tx, rx) = mpsc::channel::<io::Result<Conn>>(ACCEPT_BACKLOG);
@@ -200,12 +210,23 @@ impl ControlSocket {
             group: access.group.as_ref().map(|g| g.1),
         };
         let activity = node.activity().clone();
-        let mut accepters = vec![tokio::spawn(accept_unix(
-            listener,
-            policy,
-            tx.clone(),
-            activity.clone(),
-        ))];
+        // The server's own tasks: if one ends while it serves, the server stops with an error
+        // (and the app with it), never half deaf.
+        // The accept loops return only once the server dropped its end of the queue (it is
+        // stopping): they then wait to be aborted, so only a panic reports here.
+        let mut helpers = tokio::task::JoinSet::new();
+        let mut names = std::collections::HashMap::new();
+        {
+            let (tx, activity) = (tx.clone(), activity.clone());
+            let h = helpers.spawn(
+                async move {
+                    accept_unix(listener, policy, tx, activity).await;
+                    std::future::pending::<()>().await;
+                }
+                .in_current_span(),
+            );
+            names.insert(h.id(), "the Unix accept loop");
+        }
         if let Some(addr) = access.tcp_listen {
             let tcp = TcpListener::bind(addr)
                 .await
@@ -213,7 +234,14 @@ impl ControlSocket {
             let local = tcp.local_addr().unwrap_or(addr);
             info!(tcp = %local, "control API also on TCP (bearer token required)");
             let admission = tcp::Admission::new(tcp::Limits::default());
-            accepters.push(tokio::spawn(accept_tcp(tcp, admission, tx, activity)));
+            let h = helpers.spawn(
+                async move {
+                    accept_tcp(tcp, admission, tx, activity).await;
+                    std::future::pending::<()>().await;
+                }
+                .in_current_span(),
+            );
+            names.insert(h.id(), "the TCP accept loop");
         } else {
             drop(tx);
         }
@@ -224,7 +252,11 @@ impl ControlSocket {
                 .set_service_status(*name, tonic_health::ServingStatus::NotServing)
                 .await;
         }
-        let health_task = tokio::spawn(standard::follow_membership(health, node.clone()));
+        {
+            let node = node.clone();
+            let h = helpers.spawn(standard::follow_membership(health, node).in_current_span());
+            names.insert(h.id(), "the health follower");
+        }
         let (reflection_v1, reflection_v1alpha) =
             standard::reflection().map_err(|e| ControlError::Reflection(e.to_string()))?;
         let gate = Gate::new(access.token.as_ref().map(|t| t.1.clone()));
@@ -234,10 +266,9 @@ impl ControlSocket {
             .layer(tonic::service::InterceptorLayer::new(move |r| {
                 gate.check(r)
             }))
-            .add_service(NodeServiceServer::new(NodeApi::new(
-                node.clone(),
-                people.clone(),
-            )))
+            .add_service(NodeServiceServer::new(
+                NodeApi::new(node.clone(), people.clone()).with_fronts(status, web, irc),
+            ))
             .add_service(UserServiceServer::new(UserApi::new(
                 people.clone(),
                 node.clone(),
@@ -258,13 +289,18 @@ impl ControlSocket {
             .serve_with_incoming_shutdown(
                 ReceiverStream::new(rx),
                 async move { shutdown.recv().await },
-            )
-            .await
-            .map_err(ControlError::Serve);
-        for task in accepters {
-            task.abort();
-        }
-        health_task.abort();
+            );
+        let result = tokio::select! {
+            r = result => r.map_err(ControlError::Serve),
+            Some(ended) = helpers.join_next_with_id() => {
+                let id = match &ended {
+                    Ok((id, ())) => *id,
+                    Err(e) => e.id(),
+                };
+                Err(ControlError::Helper(names.get(&id).copied().unwrap_or("a task")))
+            }
+        };
+        helpers.shutdown().await;
         drop(guard);
         result
     }

@@ -16,27 +16,67 @@ use chat_proto::v1::{
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
-use super::access::{ClientInfo, is_operator, require_operator};
+use super::access::{ClientInfo, require_operator};
 use super::{ApiError, ring_data};
 use crate::node::Node;
-use crate::people::People;
+use crate::people::{People, Who};
+use crate::status::NodeStatus;
 
 /// How long `Leave` waits for the leave to be announced.
 const LEAVE_DEADLINE: Duration = Duration::from_millis(1500);
 
 type LogStream = Pin<Box<dyn Stream<Item = Result<ReadLogResponse, Status>> + Send>>;
 
+/// What `GetWebLink` needs of the web view (implemented by `web::WebLink`; the control API
+/// names no web type, so the web view may use the control API's services).
+pub trait WebFront: std::fmt::Debug + Send + Sync {
+    /// A login link for `who`, and when it expires (Unix milliseconds).
+    fn login_link(&self, who: Who) -> (String, u64);
+}
+
+/// What `GetIrcPassword` needs of the IRC front door (implemented by `irc::IrcLink`).
+pub trait IrcFront: std::fmt::Debug + Send + Sync {
+    /// The IRC password of `who`'s account (`None` for the TCP guest: it uses the token).
+    fn password(&self, who: Who) -> Option<String>;
+    /// Where the IRC listener listens.
+    fn addr(&self) -> std::net::SocketAddr;
+}
+
 /// The `NodeService` implementation.
 #[derive(Debug, Clone)]
 pub struct NodeApi {
     node: Arc<Node>,
     people: Arc<People>,
+    status: NodeStatus,
+    web: Option<Arc<dyn WebFront>>,
+    irc: Option<Arc<dyn IrcFront>>,
 }
 
 impl NodeApi {
-    /// A service reporting on `node` (and its user, from `people`).
+    /// A service reporting on `node` (and its user, from `people`), with neither the web view
+    /// nor the IRC front door.
     pub fn new(node: Arc<Node>, people: Arc<People>) -> NodeApi {
-        NodeApi { node, people }
+        NodeApi {
+            status: NodeStatus::new(node.clone(), people.clone()),
+            node,
+            people,
+            web: None,
+            irc: None,
+        }
+    }
+
+    /// Reports through `status` (which counts the web pages) and answers `GetWebLink` and
+    /// `GetIrcPassword` through the fronts that run.
+    pub fn with_fronts(
+        mut self,
+        status: NodeStatus,
+        web: Option<Arc<dyn WebFront>>,
+        irc: Option<Arc<dyn IrcFront>>,
+    ) -> NodeApi {
+        self.status = status;
+        self.web = web;
+        self.irc = irc;
+        self
     }
 }
 
@@ -54,70 +94,8 @@ impl NodeService for NodeApi {
         &self,
         request: Request<GetStatusRequest>,
     ) -> Result<Response<GetStatusResponse>, Status> {
-        let who = self.people.who(request.extensions().get::<ClientInfo>());
-        let status = self.node.status();
-        let ring = self.node.ring();
-        let view = match ring {
-            Some(r) => r.view().await,
-            None => None,
-        };
-        let (nickname, nickname_note) = self.people.nickname(who);
-        let presence = self.people.presence(who);
-        let mut resp = GetStatusResponse {
-            node_id: status.id.to_hex(),
-            nickname: nickname.unwrap_or_default(),
-            nickname_note,
-            user_id: self
-                .people
-                .account_of(who)
-                .map(hex::encode)
-                .unwrap_or_default(),
-            presence: presence.as_str().to_owned(),
-            listen_addr: status.listen_addr.to_string(),
-            version: status.version.to_owned(),
-            uptime_seconds: status.uptime.as_secs(),
-            joined: self.node.is_joined(),
-            ..Default::default()
-        };
-        if let Some(v) = &view {
-            resp.predecessor = v.predecessor.map(|p| p.id.to_hex()).unwrap_or_default();
-            resp.successor = v
-                .successors
-                .first()
-                .map(|p| p.id.to_hex())
-                .unwrap_or_default();
-            resp.ring_size_estimate = if v.member { v.size_estimate } else { 0 };
-            resp.ring_size_exact = v.size_exact.unwrap_or(0);
-            resp.messages_sent = v.broadcast.originated;
-            resp.messages_received = v.broadcast.delivered;
-            resp.messages_forwarded = v.broadcast.payload_sends;
-            resp.records_held = v.records_held as u64;
-            resp.records_bytes = v.records_bytes as u64;
-        }
-        if let Some(retry) = self.node.membership().retry() {
-            resp.bootstrap_retry_reason = retry.reason;
-            resp.bootstrap_retry_at_unix_ms = retry.next_unix_ms;
-        }
-        if let Some(r) = ring {
-            resp.peers_connected = u32::try_from(r.peers().len()).unwrap_or(u32::MAX);
-            resp.dropped = r.dropped(view.as_ref()).into_iter().collect();
-        }
-        resp.dropped.extend(self.node.private_drops());
-        let activity = self.node.activity();
-        // Node-wide private-message counts say when this node's people talk privately: the
-        // operator's to see, zero for everyone else.
-        let own_uid = rustix::process::geteuid().as_raw();
-        if is_operator(request.extensions().get::<ClientInfo>(), own_uid) {
-            (resp.private_sent, resp.private_received) = activity.private_counts();
-        }
-        let count = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-        resp.subscriptions = count(activity.subscriptions());
-        resp.control_connections = count(activity.control_connections());
-        resp.web_clients = count(self.node.web().map_or(0, |w| w.pages() as u64));
-        if let Some(log) = self.node.event_log() {
-            resp.dropped.extend(log.drops());
-        }
-        Ok(Response::new(resp))
+        let client = request.extensions().get::<ClientInfo>();
+        Ok(Response::new(self.status.report(client).await))
     }
 
     #[tracing::instrument(skip_all, fields(node = %self.node.id().short()))]
@@ -126,14 +104,14 @@ impl NodeService for NodeApi {
         request: Request<GetWebLinkRequest>,
     ) -> Result<Response<GetWebLinkResponse>, Status> {
         let who = self.people.who(request.extensions().get::<ClientInfo>());
-        let Some(web) = self.node.web() else {
+        let Some(web) = self.web.as_ref() else {
             return Err(ApiError::FailedPrecondition(
                 "the web view is off (web.listen is empty, or its default address was taken)"
                     .into(),
             )
             .into());
         };
-        let (url, expires_at_unix_ms) = web.link(who);
+        let (url, expires_at_unix_ms) = web.login_link(who);
         Ok(Response::new(GetWebLinkResponse {
             url,
             expires_at_unix_ms,
@@ -146,7 +124,7 @@ impl NodeService for NodeApi {
         request: Request<GetIrcPasswordRequest>,
     ) -> Result<Response<GetIrcPasswordResponse>, Status> {
         let who = self.people.who(request.extensions().get::<ClientInfo>());
-        let Some(irc) = self.node.irc() else {
+        let Some(irc) = self.irc.as_ref() else {
             return Err(ApiError::FailedPrecondition(
                 "the IRC front door is off (irc.listen is empty, or its default address was taken)"
                     .into(),
@@ -162,7 +140,7 @@ impl NodeService for NodeApi {
         };
         Ok(Response::new(GetIrcPasswordResponse {
             password,
-            address: irc.addr.to_string(),
+            address: irc.addr().to_string(),
         }))
     }
 

@@ -35,7 +35,9 @@ pub async fn follow_membership(reporter: HealthReporter, node: Arc<Node>) {
             reporter.set_service_status(*name, status).await;
         }
         if joined.changed().await.is_err() {
-            return;
+            // The membership is gone: nothing will change any more (the server's helpers
+            // must not end on their own).
+            return std::future::pending().await;
         }
     }
 }

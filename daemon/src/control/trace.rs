@@ -1,10 +1,10 @@
-//! The API form of a traced message (`ChatService.Trace`): [`crate::ring::trace::Traced`]
+//! The API form of a traced message (`ChatService.Trace`): [`crate::chat::trace::Traced`]
 //! as a `TraceResponse`.
 
 use chat_overlay::broadcast::trace::{TraceOutcome, Via};
 use chat_proto::v1::{TraceNode, TraceResponse, TraceState, TraceVia};
 
-use crate::ring::trace::{Traced, TracedNode};
+use crate::chat::trace::{Traced, TracedNode};
 
 /// `t` as the API sends it.
 pub fn response(t: &Traced) -> TraceResponse {

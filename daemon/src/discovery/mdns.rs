@@ -220,9 +220,11 @@ impl Lan {
             .spawn(move || {
                 let _enter = span.enter();
                 // Ends when the daemon shuts down and closes the channel.
-                while let Ok(event) = events.recv() {
-                    handle(event, me, v4_only, &shared, &tx);
-                }
+                crate::supervise::keep_running("the mDNS browser", || {
+                    while let Ok(event) = events.recv() {
+                        handle(event, me, v4_only, &shared, &tx);
+                    }
+                });
                 debug!("mDNS browsing stopped");
             })
             .map_err(LanError::Thread)?;
@@ -312,6 +314,16 @@ fn handle(
             }
         }
         _ => {}
+    }
+}
+
+impl crate::ring::LanPeers for Lan {
+    fn peer_addrs(&self) -> Vec<Vec<SocketAddr>> {
+        self.seen().into_iter().map(|s| s.addrs).collect()
+    }
+
+    fn watch(&self) -> watch::Receiver<u64> {
+        Lan::watch(self)
     }
 }
 

@@ -22,6 +22,7 @@
 //! service there too (`control/private_service.rs`). The engines' lock and the store's are
 //! plain mutexes taken only inside such blocking calls, never across an await.
 
+pub mod actions;
 pub mod contacts;
 mod net;
 mod run;
@@ -153,6 +154,8 @@ pub struct Dm {
     /// Whom each loaded engine's account blocked, as of its last call: read by
     /// [`Dm::blocks`] on async workers without waiting for an engine call's commit.
     blocked: Mutex<HashMap<[u8; 32], std::collections::HashSet<[u8; 32]>>>,
+    /// The engines' network actions, running (bounded) ([`actions`]).
+    actions: actions::Pool,
 }
 
 impl std::fmt::Debug for Dm {
@@ -193,6 +196,7 @@ impl Dm {
             wake: Notify::new(),
             poked: Mutex::new(std::collections::HashSet::new()),
             blocked: Mutex::new(HashMap::new()),
+            actions: actions::Pool::default(),
         }))
     }
 
@@ -592,6 +596,10 @@ impl Dm {
             for (d, n) in e.drops() {
                 *out.entry(d.name()).or_insert(0) += n;
             }
+        }
+        let refused = self.actions.refused();
+        if refused > 0 {
+            out.insert("actions_full", refused);
         }
         out
     }

@@ -1,4 +1,5 @@
-//! Carrying out what the engines ask of the network, each in a task of its own: fetching a
+//! Carrying out what the engines ask of the network, each in a task of its own (at most
+//! [`super::actions::MAX_RUNNING`] at once, the rest queued, bounded): fetching a
 //! key bundle, delivering an item (straight to the recipient's node when the directory says
 //! it is online, else into its mailbox), putting a pending item again, removing drained items.
 //! Every outcome goes back to the engine through [`Dm::act`].
@@ -36,7 +37,8 @@ impl Dm {
             }
             let dm = self.clone();
             let signer = signer.clone();
-            tokio::spawn(async move { dm.carry_out(&signer, a).await });
+            self.actions
+                .run(async move { dm.carry_out(&signer, a).await });
         }
     }
 
@@ -48,7 +50,8 @@ impl Dm {
             hashes.sort_unstable();
             hashes.dedup();
             let dm = self.clone();
-            tokio::spawn(async move { dm.carry_out(&signer, Action::Remove(hashes)).await });
+            self.actions
+                .run(async move { dm.carry_out(&signer, Action::Remove(hashes)).await });
         }
     }
 

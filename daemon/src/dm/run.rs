@@ -66,16 +66,10 @@ impl AccountClock {
 type Seen = HashMap<([u8; 32], [u8; 32]), (u64, [u8; 32])>;
 
 impl Dm {
-    /// Runs the service until the process ends.
-    pub async fn run(
-        self: Arc<Self>,
-        mut joined: watch::Receiver<bool>,
-        received: Option<tokio::sync::mpsc::Receiver<Received>>,
-    ) {
-        // Direct deliveries are taken by a task of their own.
-        if let Some(rx) = received {
-            tokio::spawn(self.clone().take_direct(rx));
-        }
+    /// Runs the service until the process ends (the app supervises it; direct deliveries are
+    /// taken by [`Dm::take_direct`], a supervised task of its own). Panics if one of the
+    /// engines' network actions panicked, so that the daemon stops.
+    pub async fn run(self: Arc<Self>, mut joined: watch::Receiver<bool>) {
         while !*joined.borrow() {
             if joined.changed().await.is_err() {
                 return;
@@ -136,6 +130,10 @@ impl Dm {
                     ),
                     Err(e) => warn!(error = %e, "pruning private messages failed"),
                 }
+            }
+            self.actions.reap_now();
+            if let Some(panic) = self.actions.take_panic() {
+                std::panic::resume_unwind(panic);
             }
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
@@ -269,7 +267,13 @@ impl Dm {
     }
 
     /// Takes items other nodes delivered directly: `recipient account ‖ sealed value`.
-    async fn take_direct(self: Arc<Self>, mut rx: tokio::sync::mpsc::Receiver<Received>) {
+    /// Takes what other nodes deliver directly, until the direct-delivery service drops its
+    /// sender (never while the daemon runs: the app supervises this task, so its end stops
+    /// the daemon instead of leaving the overlay acknowledging bodies nobody reads).
+    pub async fn take_direct(self: Arc<Self>, mut rx: tokio::sync::mpsc::Receiver<Received>) {
+        if crate::supervise::fault("direct-intake") {
+            panic!("injected fault: the private direct deliveries' task panics");
+        }
         while let Some((_from, body)) = rx.recv().await {
             if body.len() < 32 {
                 continue;

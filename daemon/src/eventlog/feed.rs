@@ -7,23 +7,25 @@
 //! account of this node, or shown again edited or deleted: its sender, recipient or group,
 //! time and id — the text is in the event, and stays there). Missing some because it fell behind is counted
 //! (`eventlog_lagged`). Private messages are counted for `chatctl status` even with the
-//! event log off. Every `log.stats_interval_secs` it reads the node's status in process (as
-//! `/metrics` does) and writes it as one line to chatd's log (INFO) and as a `stats` record.
+//! event log off. Every `log.stats_interval_secs` it reads the node's status (the same
+//! assembly `GetStatus` and `/metrics` use, `crate::status`, handed in as [`ReadStatus`]) and
+//! writes it as one line to chatd's log (INFO) and as a `stats` record.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_proto::v1::GetStatusRequest;
-use chat_proto::v1::node_service_server::NodeService;
+use std::future::Future;
+use std::pin::Pin;
+
+use chat_proto::v1::GetStatusResponse;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::EventLog;
 use super::record::{Kind, PrivateFacts, Record};
 use super::stats::{self, Activity};
 use crate::chat::{Chat, Stored, envelope};
-use crate::control::NodeApi;
 use crate::dm::{Dm, DmEvent};
 use crate::people::{Change, People, UserEvent};
 use crate::records::unix_ms;
@@ -31,6 +33,12 @@ use crate::records::unix_ms;
 /// How often the writer drops records older than `chat.retention_days` at most (as the
 /// history: a quarter of the limit when that is shorter, at least every second).
 pub const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// Reads the node's status as its operator sees it (the app passes
+/// `status::NodeStatus::report` with this process as the client; the event log names nothing
+/// above the services, so the status module may use it).
+pub type ReadStatus =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = GetStatusResponse> + Send>> + Send + Sync>;
 
 /// What the feed watches and where it writes.
 pub struct Feed {
@@ -46,7 +54,7 @@ pub struct Feed {
     /// Private conversations.
     pub dm: Arc<Dm>,
     /// The status the statistics line shows.
-    pub status: NodeApi,
+    pub status: ReadStatus,
     /// `log.stats_interval_secs` (zero: no statistics line).
     pub stats_every: Duration,
     /// `chat.retention_days` (`None`: no age limit).
@@ -216,18 +224,8 @@ impl Feed {
 
     /// The statistics line, to chatd's log and the event log.
     async fn stats(&self) {
-        // The line goes to the operator's logs: asked as the operator (private counts included).
-        let mut request = tonic::Request::new(GetStatusRequest {});
-        request
-            .extensions_mut()
-            .insert(crate::control::access::this_process());
-        let status = match self.status.get_status(request).await {
-            Ok(r) => r.into_inner(),
-            Err(e) => {
-                warn!(error = %e.message(), "statistics: could not read the status");
-                return;
-            }
-        };
+        // The line goes to the operator's logs: read as the operator (private counts included).
+        let status = (self.status)().await;
         let line = stats::summary(&status);
         info!(
             messages_sent = status.messages_sent,

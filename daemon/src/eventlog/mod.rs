@@ -109,7 +109,8 @@ impl EventLog {
             .name("chatd-eventlog".into())
             .spawn(move || {
                 let _span = span.enter();
-                writer.run(rx);
+                let (mut writer, mut rx) = (writer, rx);
+                crate::supervise::keep_running("the event log writer", || writer.run(&mut rx));
             })
             .map_err(EventLogError::Thread)?;
         Ok(EventLog {

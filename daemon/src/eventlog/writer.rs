@@ -71,7 +71,9 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Runs until the channel closes or a [`Input::Close`] arrives.
-    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Input>) {
+    /// A panic inside is caught by the thread's [`crate::supervise::keep_running`], which
+    /// runs this again with the same writer and channel.
+    pub(super) fn run(&mut self, rx: &mut mpsc::Receiver<Input>) {
         while let Some(input) = rx.blocking_recv() {
             let record = matches!(input, Input::Record(_));
             if let Some(done) = self.handle(input) {

@@ -93,6 +93,16 @@ impl std::fmt::Debug for IrcLink {
     }
 }
 
+impl crate::control::IrcFront for IrcLink {
+    fn password(&self, who: Who) -> Option<String> {
+        IrcLink::password(self, who)
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
 impl IrcLink {
     /// The link for a listener on `addr` counting its clients in `clients`.
     pub fn new(addr: SocketAddr, secret: Secret, clients: Arc<AtomicU64>) -> IrcLink {

@@ -18,7 +18,7 @@ use tracing::warn;
 
 use super::event::Presence;
 use crate::chat::ratelimit::{Bucket, Rate};
-use crate::control::access::ClientInfo;
+use crate::client::ClientInfo;
 use crate::identity::{Identity, IdentityError};
 use crate::nickname::Nickname;
 use crate::records::unix_ms;

@@ -40,7 +40,7 @@ use chat_overlay::presence as batch;
 
 use crate::chat::envelope::Kind;
 use crate::chat::{Chat, ChatMessage, PeopleSink};
-use crate::control::access::ClientInfo;
+use crate::client::ClientInfo;
 use crate::identity::IdentityError;
 use crate::nickname::{Nickname, NicknameError};
 use crate::records::{Records, RecordsError, unix_ms};

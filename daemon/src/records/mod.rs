@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use chat_overlay::Input;
 use chat_overlay::records::{Kind, Policy, Record, RecordError, RecordsEvent, RecordsInput, Value};
@@ -38,12 +38,7 @@ pub const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
 /// Longest lifetime a client may ask for.
 pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Milliseconds since the Unix epoch, now.
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
+pub use crate::clock::unix_ms;
 
 /// Why a records call failed.
 #[derive(Debug, thiserror::Error)]

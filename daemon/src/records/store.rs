@@ -120,7 +120,10 @@ pub fn open(
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
     let writer = std::thread::Builder::new()
         .name("record-store".into())
-        .spawn(move || write_loop(db, rx))
+        .spawn(move || {
+            let mut db = db;
+            crate::supervise::keep_running("the record file writer", || write_loop(&mut db, &rx))
+        })
         .map_err(RecordStoreError::Thread)?;
     Ok((
         records,
@@ -156,7 +159,7 @@ impl RecordFile {
     }
 }
 
-fn write_loop(mut db: Connection, rx: Receiver<Write>) {
+fn write_loop(db: &mut Connection, rx: &Receiver<Write>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < 1024 {
@@ -165,7 +168,7 @@ fn write_loop(mut db: Connection, rx: Receiver<Write>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = apply(&mut db, &batch) {
+        if let Err(e) = apply(db, &batch) {
             warn!(error = %e, writes = batch.len(), "record store: write failed");
         }
     }

@@ -38,9 +38,9 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::DriverCommand;
+use super::LanPeers;
+use super::membership::{Membership, Retry};
 use crate::config::PeerAddr;
-use crate::discovery::mdns::Lan;
-use crate::node::{Membership, Retry};
 use crate::transport::{Transport, TransportError};
 
 /// How long resolving one name may take.
@@ -76,23 +76,26 @@ pub struct Contacts {
     /// Where the retry state is shown.
     pub membership: Arc<Membership>,
     /// Peers seen on the LAN, when discovery is on.
-    pub lan: Option<Arc<Lan>>,
+    pub lan: Option<Arc<dyn LanPeers>>,
 }
 
 /// Waits until the LAN has had time to answer: [`LAN_GRACE`] after the first peer is seen, at
 /// most [`LAN_WINDOW`] in all.
-async fn listen_to_lan(lan: &Lan) {
+async fn listen_to_lan(lan: &dyn LanPeers) {
     let start = tokio::time::Instant::now();
     let mut changed = lan.watch();
-    while lan.seen().is_empty() && start.elapsed() < LAN_WINDOW {
+    while lan.peer_addrs().is_empty() && start.elapsed() < LAN_WINDOW {
         let left = LAN_WINDOW.saturating_sub(start.elapsed());
         let _ = tokio::time::timeout(left, changed.changed()).await;
     }
-    if !lan.seen().is_empty() {
+    if !lan.peer_addrs().is_empty() {
         let left = LAN_WINDOW.saturating_sub(start.elapsed()).min(LAN_GRACE);
         tokio::time::sleep(left).await;
     }
-    info!(peers = lan.seen().len(), "listened for peers on the LAN");
+    info!(
+        peers = lan.peer_addrs().len(),
+        "listened for peers on the LAN"
+    );
 }
 
 /// The socket addresses of `addrs` now: IPs as they are, names resolved (errors collected).
@@ -133,13 +136,13 @@ pub async fn run(
     if let Some(lan) = &contacts.lan
         && contacts.found_if_silent
     {
-        listen_to_lan(lan).await;
+        listen_to_lan(lan.as_ref()).await;
     }
     loop {
         let mut errors = Vec::new();
         let mut addrs = resolve(&contacts.addrs, &mut errors).await;
         if let Some(lan) = &contacts.lan {
-            addrs.extend(lan.seen().iter().flat_map(|s| s.addrs.iter().copied()));
+            addrs.extend(lan.peer_addrs().into_iter().flatten());
             addrs.sort();
             addrs.dedup();
         }

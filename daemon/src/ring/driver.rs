@@ -28,9 +28,9 @@ use chat_overlay::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
+use super::membership::Membership;
 use super::timers::Timers;
 use super::{DriverCommand, MAX_BATCH, RingView};
-use crate::node::Membership;
 use crate::transport::{Inbound, Transport};
 
 /// The longest the driver's loop waits without turning.
@@ -436,7 +436,7 @@ impl Driver {
 
     /// Notes the peers connected now and those in the routing state as met.
     fn meet(&mut self) {
-        let (at, unix_ms) = (Instant::now(), crate::records::unix_ms());
+        let (at, unix_ms) = (Instant::now(), crate::clock::unix_ms());
         self.met.expire(at);
         let connected = self.transport.peers().into_iter().map(|p| Peer {
             id: p.id,

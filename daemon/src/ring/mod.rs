@@ -6,6 +6,7 @@
 //! - [`timers`]: the overlay's timers on tokio;
 //! - [`bootstrap`]: first contact with `--bootstrap` addresses of unknown NodeId;
 //! - [`originate`]: our own broadcasts, answered only once the overlay took them;
+//! - [`membership`]: what the driver tells the rest of the daemon (joined, ring size);
 //! - [`met`]: the nodes this node has met lately, for maps of the ring.
 //!
 //! The driver never looks inside a `wire::Message`: whatever variants the overlay defines are
@@ -13,10 +14,10 @@
 
 pub mod bootstrap;
 mod driver;
+pub mod membership;
 pub mod met;
 pub mod originate;
 pub mod timers;
-pub mod trace;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -28,7 +29,7 @@ use chat_overlay::{ChordConfig, Input, Message, NodeId, Peer};
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::node::Node;
+use crate::ring::membership::Membership;
 use crate::supervise::Tasks;
 use crate::transport::{self, PeerInfo, Transport, TransportError};
 
@@ -182,7 +183,16 @@ pub struct RingConfig {
     /// bootstrap.
     pub remembered: Vec<Peer>,
     /// LAN discovery, when on: its peers are tried too.
-    pub lan: Option<Arc<crate::discovery::mdns::Lan>>,
+    pub lan: Option<Arc<dyn LanPeers>>,
+}
+
+/// Peers found on the local network, as the first contact uses them (implemented by
+/// `discovery::mdns::Lan`; the ring names no discovery type, so discovery can depend on it).
+pub trait LanPeers: std::fmt::Debug + Send + Sync {
+    /// The addresses of each peer seen, most recently announced first.
+    fn peer_addrs(&self) -> Vec<Vec<std::net::SocketAddr>>;
+    /// A receiver that changes whenever a new peer or address is seen.
+    fn watch(&self) -> watch::Receiver<u64>;
 }
 
 /// A handle to the running driver; cheap to clone.
@@ -206,10 +216,10 @@ pub const TEST_ECHO_ENV: &str = "CHAT_OVERLAY_TEST_ECHO";
 
 /// Starts the transport on `socket` and starts the driver (and, with bootstrap addresses, the first
 /// contact). The driver and the transport's accept loop join `tasks`, which the app supervises.
-/// The driver holds the node's [`crate::node::Membership`], not the node. Must run inside a
-/// tokio runtime.
+/// The driver holds the node's [`Membership`], not the node. Must run inside a tokio runtime.
 pub fn start(
-    node: &Node,
+    id: NodeId,
+    membership: Arc<Membership>,
     key: &SigningKey,
     cfg: RingConfig,
     socket: std::net::UdpSocket,
@@ -232,14 +242,14 @@ pub fn start(
     let (commands, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (predecessor_tx, predecessor) = watch::channel(None);
     let me = Peer {
-        id: node.id(),
+        id,
         addr: advertised(listen),
     };
-    let seed = u64::from_le_bytes(node.id().0[..8].try_into().unwrap_or_default())
-        ^ std::process::id() as u64;
+    let seed =
+        u64::from_le_bytes(id.0[..8].try_into().unwrap_or_default()) ^ std::process::id() as u64;
     let mut chord = cfg.chord.clone();
     // Records' times are wall-clock times; the driver's epoch is "now".
-    chord.records.epoch_unix_ms = crate::records::unix_ms();
+    chord.records.epoch_unix_ms = crate::clock::unix_ms();
     let mut overlay = chat_overlay::Overlay::new(me, chord, seed);
     let validator = inbox.clone();
     overlay.set_validator(Box::new(move |env| validator.validate(env)));
@@ -248,7 +258,7 @@ pub fn start(
         overlay.add_extension(Box::new(chat_overlay::testing::Echo::default()));
     }
     let driver = driver::Driver::new(
-        node.membership(),
+        membership.clone(),
         overlay,
         transport.clone(),
         predecessor_tx,
@@ -280,15 +290,15 @@ pub fn start(
             addrs,
             found_if_silent: cfg.bootstrap.is_empty(),
             remembered: cfg.remembered.clone(),
-            me: node.id(),
-            membership: node.membership(),
+            me: id,
+            membership,
             lan: cfg.lan.clone(),
         };
-        tokio::spawn(tracing::Instrument::in_current_span(bootstrap::run(
-            transport.clone(),
-            contacts,
-            commands.clone(),
-        )));
+        // Supervised: it ends by design once the join is handed over; a panic stops the daemon.
+        tasks.spawn_finite(
+            "the bootstrap",
+            bootstrap::run(transport.clone(), contacts, commands.clone()),
+        );
     }
     Ok(RingHandle {
         commands,
@@ -455,5 +465,30 @@ mod tests {
         assert_eq!(ours.records.replicas, overlay.records.replicas);
         assert_eq!(ours.records.max_bytes, overlay.records.max_bytes);
         assert_eq!(ours.records.sync_interval, overlay.records.sync_interval);
+    }
+
+    #[test]
+    fn the_ring_keys_reach_the_overlay() {
+        // (Was in config/tests.rs; here so that config does not depend on the ring.)
+        let s = crate::config::RingSettings {
+            origin_rate: 500,
+            stabilize_ms: 150,
+            reply_delay_ms: 0,
+            ..Default::default()
+        };
+        let chord = chord_config(&s);
+        assert_eq!(chord.broadcast.rate_per_sec, 500);
+        assert_eq!(
+            chord.broadcast.rate_burst,
+            crate::config::RingSettings::default().origin_burst
+        );
+        assert_eq!(chord.stabilize_interval, Duration::from_millis(150));
+        assert!(chord.broadcast.reply_delay.is_zero());
+        assert_eq!(
+            chord_config(&crate::config::RingSettings::default())
+                .broadcast
+                .reply_delay,
+            ChordConfig::default().broadcast.reply_delay
+        );
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::chat::MessageId;
-use crate::ring::trace::Traced;
+use crate::chat::trace::Traced;
 
 /// The id of a page's trace request, if `text` is one (`Err`: a trace request whose id is
 /// not a message id).

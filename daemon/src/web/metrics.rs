@@ -2,7 +2,8 @@
 //! `prometheus-client`.
 //!
 //! The counters `chatctl status` shows are read at each scrape from the same place
-//! (`NodeService.GetStatus`, called in process), so the two always agree; the histograms and
+//! (`crate::status::NodeStatus::report`, which `NodeService.GetStatus` answers with), so the
+//! two always agree; the histograms and
 //! the delivery counter live in [`crate::metrics::Metrics`]. Peers' round-trip times are
 //! sampled every [`RTT_EVERY`] while the web view runs.
 //!
@@ -17,14 +18,12 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chat_proto::v1::node_service_server::NodeService;
-use chat_proto::v1::{GetStatusRequest, GetStatusResponse};
+use chat_proto::v1::GetStatusResponse;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use tonic::Request;
 
 use super::listener::Client;
 use super::{AppState, MAX_CLIENTS, Shared};
@@ -47,20 +46,7 @@ pub(super) async fn metrics(
         Ok(token) => token.then(|| s.node.activity().private_counts()),
         Err(r) => return super::refusal(r),
     };
-    let status = match s
-        .node_api
-        .get_status(Request::new(GetStatusRequest {}))
-        .await
-    {
-        Ok(r) => r.into_inner(),
-        Err(e) => {
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("{}\n", e.message()),
-            )
-                .into_response();
-        }
-    };
+    let status = s.status.report(None).await;
     let mut body = String::new();
     match encode(&mut body, &registry(&s, &status, private)) {
         Ok(()) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
@@ -118,6 +104,18 @@ fn registry(s: &Shared, status: &GetStatusResponse, private: Option<(u64, u64)>)
         "dropped",
         "Things dropped because they were malformed, unauthenticated or over a limit",
         dropped,
+    );
+    let restarts = Family::<Vec<(String, String)>, Counter>::default();
+    for (what, n) in crate::supervise::restarts() {
+        restarts
+            .get_or_create(&vec![("what".to_owned(), what.to_owned())])
+            .inc_by(n);
+    }
+    r.register(
+        "restarts",
+        "Supervised threads restarted after a panic (the WAL checkpointer, the search indexer, \
+         the event log and record file writers, mDNS browsing)",
+        restarts,
     );
     gauge(
         &mut r,

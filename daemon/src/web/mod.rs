@@ -94,6 +94,12 @@ impl std::fmt::Debug for WebLink {
     }
 }
 
+impl crate::control::WebFront for WebLink {
+    fn login_link(&self, who: crate::people::Who) -> (String, u64) {
+        self.link(who)
+    }
+}
+
 impl WebLink {
     /// A login link for `who`, and when it expires (Unix milliseconds).
     pub fn link(&self, who: crate::people::Who) -> (String, u64) {
@@ -161,10 +167,13 @@ impl WebListener {
         }
     }
 
-    /// Serves until `shutdown` fires.
+    /// Serves until `shutdown` fires (or the round-trip sampler ends, which the app's
+    /// supervision sees as this task ending). `status` is the node's status (it counts this
+    /// view's pages: [`WebLink::pages`]).
     pub async fn serve(
         self,
         node: Arc<Node>,
+        status: crate::status::NodeStatus,
         chat: Chat,
         people: Arc<People>,
         chat_api: ChatApi,
@@ -173,6 +182,7 @@ impl WebListener {
         let refused = Arc::new(AtomicU64::new(0));
         let state = Arc::new(Shared {
             node_api: NodeApi::new(node.clone(), people.clone()),
+            status,
             user_api: UserApi::new(people.clone(), node.clone()),
             chat_api,
             private_api: node
@@ -186,7 +196,7 @@ impl WebListener {
             refused: refused.clone(),
             port: self.addr.port(),
         });
-        let sampler = tokio::spawn(metrics::sample_rtt(node, chat));
+        let sampler = metrics::sample_rtt(node, chat);
         info!(web = %self.addr, "web view on http://{}/ (metrics on /metrics)", self.addr);
         let app = Router::new()
             .route("/", get(page))
@@ -203,14 +213,19 @@ impl WebListener {
             ))
             .layer(axum::middleware::map_response(secure))
             .with_state(state);
-        listener::serve(self.listener, app, MAX_CONNECTIONS, refused, shutdown).await;
-        sampler.abort();
+        // The sampler runs as long as the view: never alone, so its end is this task's.
+        tokio::select! {
+            () = listener::serve(self.listener, app, MAX_CONNECTIONS, refused, shutdown) => {}
+            () = sampler => {}
+        }
     }
 }
 
 /// What every handler shares.
 pub(crate) struct Shared {
     node_api: NodeApi,
+    /// The node's status (`/metrics`, the status frames).
+    status: crate::status::NodeStatus,
     user_api: UserApi,
     chat_api: ChatApi,
     /// Private conversations, for pages logged in as an account.

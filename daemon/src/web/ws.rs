@@ -20,7 +20,7 @@
 //! Page → server then: `{"t":"send","ref":N,"room":R,"text":T}`, or
 //! `{"t":"psend","ref":N,"to":NICK,"text":T}` (or `"group":G`) for a private message.
 //! Any page may also ask `{"t":"trace","id":ID}` (a public message's id): the node traces it
-//! through the ring ([`crate::ring::trace`]) while the feed goes on, and answers with a
+//! through the ring ([`crate::chat::trace`]) while the feed goes on, and answers with a
 //! `trace` frame (`edges` of `from`, `to`, `ms`; `answered`, `silent`, `depth`,
 //! `slowest_ms`; or `error`), one trace per page at a time.
 //!
@@ -46,10 +46,10 @@ use chat_proto::v1::node_service_server::NodeService;
 use chat_proto::v1::private_service_server::PrivateService;
 use chat_proto::v1::user_service_server::UserService;
 use chat_proto::v1::{
-    ChatMessage, GetRingRequest, GetStatusRequest, ListUsersRequest, MessageKind,
-    Presence as ApiPresence, PrivateHistoryRequest, PrivateMessage, SendPrivateRequest,
-    SendRequest, SubscribeRequest, WatchPrivateRequest, WatchPrivateResponse,
-    WatchUserEventsRequest, subscribe_response, watch_private_response,
+    ChatMessage, GetRingRequest, ListUsersRequest, MessageKind, Presence as ApiPresence,
+    PrivateHistoryRequest, PrivateMessage, SendPrivateRequest, SendRequest, SubscribeRequest,
+    WatchPrivateRequest, WatchPrivateResponse, WatchUserEventsRequest, subscribe_response,
+    watch_private_response,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -211,6 +211,11 @@ impl Page {
         }
     }
 
+    /// Who sends from this page, if it logged in.
+    fn client(&self) -> Option<&crate::client::ClientInfo> {
+        self.sender.as_ref().and_then(Option::as_ref)
+    }
+
     fn request<T>(&self, body: T) -> Request<T> {
         let mut r = Request::new(body);
         if let Some(Some(info)) = &self.sender {
@@ -267,13 +272,7 @@ impl Page {
     }
 
     async fn feed(&self, socket: &mut WebSocket, mut after: String, extra: Value) -> End {
-        let nickname = self
-            .s
-            .node_api
-            .get_status(self.request(GetStatusRequest {}))
-            .await
-            .map(|r| r.into_inner().nickname)
-            .unwrap_or_default();
+        let nickname = self.s.status.report(self.client()).await.nickname;
         let mut hello =
             json!({"t": "hello", "can_send": self.sender.is_some(), "nickname": nickname});
         if let (Some(h), Some(x)) = (hello.as_object_mut(), extra.as_object()) {
@@ -469,15 +468,7 @@ impl Page {
     }
 
     async fn send_status(&self, socket: &mut WebSocket) -> Result<(), End> {
-        let Ok(st) = self
-            .s
-            .node_api
-            .get_status(self.request(GetStatusRequest {}))
-            .await
-        else {
-            return Ok(());
-        };
-        let st = st.into_inner();
+        let st = self.s.status.report(self.client()).await;
         let frame = json!({"t": "status", "node_id": st.node_id, "nickname": st.nickname,
             "ring_size": if st.ring_size_exact > 0 { st.ring_size_exact } else { st.ring_size_estimate },
             "ring_exact": st.ring_size_exact > 0,
@@ -510,7 +501,7 @@ impl Page {
     fn trace(&self, id: crate::chat::MessageId) -> impl Future<Output = Value> + Send + 'static {
         let (chat, node) = (self.s.chat.clone(), self.s.node.clone());
         async move {
-            match crate::ring::trace::trace_message(&chat, node.ring(), id).await {
+            match crate::chat::trace::trace_message(&chat, node.ring(), id).await {
                 Ok(t) => super::map::trace_frame(&t),
                 Err(e) => super::map::trace_error(&id.to_hex(), &e.to_string()),
             }
