@@ -298,3 +298,68 @@ macro_rules! section {
 }
 
 pub(crate) use section;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::kinds::{Bool, Int};
+
+    section! {
+        /// A section only this test has: two keys, two lines.
+        #[derive(Debug, PartialEq, Eq)]
+        pub struct Demo {
+            /// A number.
+            /// Second line.
+            n @ "demo.n": u64 = 5, Int(1..=9), Live, flag "--n";
+            /// A switch.
+            on @ "demo.on": bool = false, Bool, Restart, example "true";
+        }
+    }
+
+    fn build(tree: &mut Tree) -> Result<Demo, ConfigError> {
+        Demo::build(tree, &Checker::new(BTreeMap::new(), None), &Env::default())
+    }
+
+    #[test]
+    fn one_line_per_key_gives_metadata_default_check_and_print() {
+        let keys = keys_of::<Demo>();
+        assert_eq!(
+            keys.iter().map(|k| k.name).collect::<Vec<_>>(),
+            ["demo.n", "demo.on"]
+        );
+        let n = &keys[0];
+        assert!(n.live && !keys[1].live);
+        assert_eq!(n.flag, Some("--n"));
+        assert_eq!(n.allowed, "1–9");
+        assert_eq!(
+            n.doc_lines().collect::<Vec<_>>(),
+            ["A number.", "Second line."]
+        );
+        assert_eq!((n.section(), n.short_name()), ("demo", "n"));
+        assert_eq!(keys[1].example, Some("true"));
+
+        let mut tree = Tree::default();
+        let defaults = build(&mut tree).expect("defaults");
+        assert_eq!(defaults, Demo::default());
+        assert_eq!((defaults.n, defaults.on), (5, false));
+
+        let mut given = Map::new();
+        given.insert("n".to_owned(), Value::new(None, 7_i64));
+        tree.sections.insert("demo".to_owned(), given.clone());
+        let demo = build(&mut tree).expect("valid");
+        assert_eq!(demo.n, 7);
+        assert!(tree.given("demo.n") && !tree.given("demo.on"));
+        assert!(tree.sections["demo"].is_empty(), "the key was taken");
+        let mut printed = Tables::default();
+        demo.write(&mut printed);
+        assert_eq!(
+            (printed.get("demo.n"), printed.get("demo.on")),
+            ("7".into(), "false".into())
+        );
+
+        given.insert("n".to_owned(), Value::new(None, 10_i64));
+        tree.sections.insert("demo".to_owned(), given);
+        let err = build(&mut tree).expect_err("out of range").to_string();
+        assert_eq!(err, "demo.n: integer 10 is out of range (expected 1..=9)");
+    }
+}

@@ -258,7 +258,7 @@ section! {
         /// this host may read (the public rooms, the user list, the metrics); sending from the
         /// page needs a session, which `chatctl web` prints a link for. Any other address needs
         /// control.token_file: every request but /healthz must then carry a session or
-        /// "Authorization: Bearer <token>". When the default address is taken (another chatd
+        /// "Authorization: Bearer TOKEN". When the default address is taken (another chatd
         /// on this host) chatd runs without the web view and says so; an address set here that
         /// cannot be bound stops chatd (exit 75 when in use). See docs/operations.md,
         /// "Monitoring".
