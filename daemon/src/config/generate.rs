@@ -58,9 +58,11 @@ pub fn sample() -> String {
             for line in key.doc_lines() {
                 out.push_str(&format!("# {line}\n").replace("# \n", "#\n"));
             }
+            out.push_str(&format!("# Allowed: {}.", key.allowed));
             if let Some(flag) = key.flag {
-                out.push_str(&format!("# Flag: {flag}.\n"));
+                out.push_str(&format!(" Flag: {flag}."));
             }
+            out.push('\n');
             if let Some(default) = key.default_is {
                 let words = format!("Default: {}.", default.replace('`', ""));
                 for line in wrap(&words, 90) {

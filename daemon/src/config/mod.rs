@@ -36,11 +36,6 @@ pub static KEYS: std::sync::LazyLock<Vec<Key>> = std::sync::LazyLock::new(|| {
     keys
 });
 
-/// The key named `name`, if chatd has one.
-pub fn find_key(name: &str) -> Option<&'static Key> {
-    KEYS.iter().find(|k| k.name == name)
-}
-
 use config::{Environment, FileFormat, Map, Source};
 
 use crate::env::Env;
