@@ -214,16 +214,20 @@ fn effective_config_round_trips() {
     }
 }
 
-const SAMPLE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/chatd.toml"));
+/// The sample config; `config::generate`'s test keeps `deploy/chatd.toml` equal to it.
+fn sample_text() -> String {
+    super::sample()
+}
 
 #[test]
 fn sample_config_loads_and_lists_every_key() {
-    let f = file(SAMPLE);
+    let sample = sample_text();
+    let f = file(&sample);
     let s = Settings::load(&with_file(&f), &home_env(&[])).expect("sample loads as is");
     assert_eq!(s.listen, DEFAULT_LISTEN, "sample shows the defaults");
     assert_eq!(s.log_filter, DEFAULT_LOG_FILTER);
     // Uncomment `# key = value` lines: the result must still load and set every key.
-    let uncommented: String = SAMPLE
+    let uncommented: String = sample
         .lines()
         .map(|l| match l.strip_prefix("# ") {
             Some(rest)
@@ -396,7 +400,7 @@ fn control_and_chat_keys_are_checked_by_name() {
 
 #[test]
 fn the_sample_config_shows_every_default() {
-    let sample = Settings::load(&with_file(&file(SAMPLE)), &home_env(&[])).expect("loads");
+    let sample = Settings::load(&with_file(&file(&sample_text())), &home_env(&[])).expect("loads");
     let defaults = Settings::load(&with_file(&file("")), &home_env(&[])).expect("loads");
     assert_eq!(sample.values(), defaults.values());
     assert_eq!(sample.values().len(), KEYS.len());
