@@ -87,47 +87,51 @@ impl Whole {
     }
 }
 
-macro_rules! whole_kinds {
-    ($($kind:ident: $lo:expr, $hi:expr;)*) => {$(
-        impl Kind<u64> for $kind {
-            fn parse(&self, c: &Checker, key: &str, value: Value) -> Result<u64, ConfigError> {
-                self.get(c, key, value)
+/// The integer types a whole-number key may have.
+pub trait WholeType: Copy {
+    /// From a checked value (the kind's range fits the type).
+    fn from_u64(n: u64) -> Self;
+    /// As printed.
+    fn to_u64(self) -> u64;
+}
+
+macro_rules! whole_type {
+    ($($t:ty),*) => {$(
+        impl WholeType for $t {
+            fn from_u64(n: u64) -> Self {
+                <$t>::try_from(n).unwrap_or(<$t>::MAX)
             }
-            fn to_toml(&self, value: &u64) -> toml::Value {
-                int(*value)
-            }
-            fn allowed(&self) -> String {
-                format!("{}–{}", $lo(self), $hi(self))
-            }
-        }
-        impl Kind<u32> for $kind {
-            fn parse(&self, c: &Checker, key: &str, value: Value) -> Result<u32, ConfigError> {
-                self.get(c, key, value).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-            }
-            fn to_toml(&self, value: &u32) -> toml::Value {
-                int(u64::from(*value))
-            }
-            fn allowed(&self) -> String {
-                format!("{}–{}", $lo(self), $hi(self))
-            }
-        }
-        impl Kind<usize> for $kind {
-            fn parse(&self, c: &Checker, key: &str, value: Value) -> Result<usize, ConfigError> {
-                self.get(c, key, value).map(|n| usize::try_from(n).unwrap_or(usize::MAX))
-            }
-            fn to_toml(&self, value: &usize) -> toml::Value {
-                int(*value as u64)
-            }
-            fn allowed(&self) -> String {
-                format!("{}–{}", $lo(self), $hi(self))
+            fn to_u64(self) -> u64 {
+                u64::try_from(self).unwrap_or(u64::MAX)
             }
         }
     )*};
 }
 
-whole_kinds! {
-    Int: |k: &Int| *k.0.start(), |k: &Int| *k.0.end();
-    Whole: |k: &Whole| k.0, |k: &Whole| k.1;
+whole_type!(u64, u32, usize);
+
+impl<T: WholeType> Kind<T> for Int {
+    fn parse(&self, c: &Checker, key: &str, value: Value) -> Result<T, ConfigError> {
+        self.get(c, key, value).map(T::from_u64)
+    }
+    fn to_toml(&self, value: &T) -> toml::Value {
+        int(value.to_u64())
+    }
+    fn allowed(&self) -> String {
+        format!("{}–{}", self.0.start(), self.0.end())
+    }
+}
+
+impl<T: WholeType> Kind<T> for Whole {
+    fn parse(&self, c: &Checker, key: &str, value: Value) -> Result<T, ConfigError> {
+        self.get(c, key, value).map(T::from_u64)
+    }
+    fn to_toml(&self, value: &T) -> toml::Value {
+        int(value.to_u64())
+    }
+    fn allowed(&self) -> String {
+        format!("{}–{}", self.0, self.1)
+    }
 }
 
 /// Milliseconds (a [`Whole`] number) as a [`Duration`].
