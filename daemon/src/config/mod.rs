@@ -6,10 +6,21 @@
 //! `CHATD_LOG__FILTER`. The `config` crate merges the layers; this module then checks every key
 //! itself so that each error is one line naming the key, the problem and where the value came
 //! from, e.g. `node.listen: invalid socket address "x" (from --listen)`.
+//!
+//! Every key is declared once, as one field line of a settings struct (`sections.rs`, `log.rs`;
+//! the `section!` macro is in `schema.rs`, the value kinds with their ranges in `kinds.rs`).
+//! Checking (`check.rs`), `check-config`'s output ([`Settings::to_toml`]), the sample
+//! `deploy/chatd.toml` and the table in `docs/operations.md` (`generate.rs`) and the reloader's
+//! comparison ([`Settings::values`], [`KEYS`]) all come from those lines.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+
+use config::{Environment, FileFormat, Map, Source};
+
+use crate::env::Env;
+use crate::paths;
 
 mod check;
 mod generate;
@@ -35,11 +46,6 @@ pub static KEYS: std::sync::LazyLock<Vec<Key>> = std::sync::LazyLock::new(|| {
     keys.sort_by_key(|k| schema::SECTIONS.iter().position(|s| *s == k.section()));
     keys
 });
-
-use config::{Environment, FileFormat, Map, Source};
-
-use crate::env::Env;
-use crate::paths;
 
 /// The system-wide config file, read when no `--config` is given and it exists.
 pub const SYSTEM_CONFIG: &str = "/etc/chatd/chatd.toml";

@@ -39,7 +39,7 @@ section! {
     pub struct Settings(env) {
         /// UDP address (IP:PORT) for QUIC connections from peers.
         listen @ "node.listen": SocketAddr = DEFAULT_LISTEN, Addr, Restart, flag "--listen";
-        /// Peers (IP:PORT, [IPv6]:PORT or HOST:PORT; names are resolved at every attempt) to
+        /// Peers (`IP:PORT`, `[IPv6]:PORT` or `HOST:PORT`; names are resolved at every attempt) to
         /// join the ring through; empty means this node founds a new ring, unless a peer it
         /// remembers from its last run (the file `peers` in data_dir) answers. Repeat the flag
         /// for several; in the environment, a comma-separated list.
