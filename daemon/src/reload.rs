@@ -69,7 +69,7 @@ impl Reloader {
     fn apply(&mut self, new: Settings) -> Result<Outcome, ReloadError> {
         let mut outcome = Outcome::default();
         let (old_values, new_values) = (self.current.values(), new.values());
-        for key in KEYS {
+        for key in KEYS.iter() {
             let (old, now) = (&old_values[key.name], &new_values[key.name]);
             if old == now {
                 continue;

@@ -1,6 +1,6 @@
 //! The `[log]` keys beyond `filter`: the event log (`log.events`, `log.events_max_bytes`,
-//! `log.events_files`) and the periodic statistics line (`log.stats_interval_secs`) — their
-//! settings, defaults, bounds, the check of each key and how `check-config` prints them.
+//! `log.events_files`) and the periodic statistics line (`log.stats_interval_secs`), declared
+//! once each (default, bounds, doc) with `section!`.
 //!
 //! The event log itself is `crate::eventlog`; its privacy effect is described in
 //! `docs/security.md` ("The event log").
@@ -8,47 +8,36 @@
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use config::{Map, Value};
+use super::kinds::{Bool, Int, Secs};
+use super::schema::section;
 
-use super::ConfigError;
-use super::check::Checker;
-
-/// Default `log.events_max_bytes`: 10 MiB per file.
-pub const DEFAULT_EVENTS_MAX_BYTES: u64 = 10 * 1024 * 1024;
-/// Accepted range of `log.events_max_bytes`: from 64 KiB (every record fits in a file: a
-/// record is at most about 25 KiB, a 4 KiB text with every byte escaped) to 1 GiB.
-pub const EVENTS_MAX_BYTES_RANGE: RangeInclusive<u64> = 65_536..=(1 << 30);
-/// Default `log.events_files`: `events.log` and four rotated files.
-pub const DEFAULT_EVENTS_FILES: u64 = 5;
-/// Accepted range of `log.events_files`.
+/// Accepted range of `log.events_files` (also the most rotated files the event log looks for).
 pub const EVENTS_FILES_RANGE: RangeInclusive<u64> = 1..=100;
-/// Default `log.stats_interval_secs`.
-pub const DEFAULT_STATS_INTERVAL_SECS: u64 = 60;
-/// Accepted range of `log.stats_interval_secs` (0 turns the line off; at most a day).
-pub const STATS_INTERVAL_RANGE: RangeInclusive<u64> = 0..=86_400;
 
-/// The event log and the statistics line (`log.events*`, `log.stats_interval_secs`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EventLogConfig {
-    /// `log.events`: keep `events.log` in the data directory.
-    pub enabled: bool,
-    /// `log.events_max_bytes`: the size at which `events.log` is rotated; no file is larger.
-    pub max_bytes: u64,
-    /// `log.events_files`: files kept, `events.log` included (`events.log.1` … `.N-1` are the
-    /// rotated ones); the log never takes more than `max_bytes × files`.
-    pub files: u32,
-    /// `log.stats_interval_secs`: period of the one-line summary (zero: none).
-    pub stats_interval: Duration,
-}
-
-impl Default for EventLogConfig {
-    fn default() -> Self {
-        EventLogConfig {
-            enabled: true,
-            max_bytes: DEFAULT_EVENTS_MAX_BYTES,
-            files: DEFAULT_EVENTS_FILES as u32,
-            stats_interval: Duration::from_secs(DEFAULT_STATS_INTERVAL_SECS),
-        }
+section! {
+    /// The event log and the statistics line (`log.events*`, `log.stats_interval_secs`).
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub struct EventLogConfig {
+        /// The event log: events.log in the data directory, one JSON object a line — every
+        /// public message with its text, every private message of this node's users as sender,
+        /// recipient and time only (never the text), joins, leaves, away/back, renames, start,
+        /// stop and the statistics below. Read it with `sudo chatctl log [-f] [--json]` (root
+        /// and chatd's user only). It keeps who wrote privately to whom and when: see
+        /// docs/security.md, "The event log".
+        enabled @ "log.events": bool = true, Bool, Restart;
+        /// events.log is rotated (to events.log.1, …) when the next record would take it past
+        /// this many bytes; no event-log file is larger. The lower bound lets every record fit
+        /// in a file (a record is at most about 25 KiB).
+        max_bytes @ "log.events_max_bytes": u64 = 10 * 1024 * 1024,
+            Int(65_536..=(1 << 30)), Restart;
+        /// Event-log files kept, events.log included, so the log never takes more than
+        /// events_max_bytes × events_files (50 MiB by default). Records older than
+        /// chat.retention_days, if set, are removed within a minute.
+        files @ "log.events_files": u32 = 5, Int(EVENTS_FILES_RANGE), Restart;
+        /// Every this many seconds, one INFO line with the messages processed and the clients
+        /// connected, also written to the event log as a "stats" record (0 turns it off).
+        stats_interval @ "log.stats_interval_secs": Duration = Duration::from_secs(60),
+            Secs(0..=86_400), Restart;
     }
 }
 
@@ -56,51 +45,6 @@ impl EventLogConfig {
     /// The most bytes the event log takes on disk.
     pub fn total_bytes(&self) -> u64 {
         self.max_bytes.saturating_mul(u64::from(self.files))
-    }
-
-    /// Adds the keys to the `[log]` table `check-config` prints.
-    pub(super) fn to_toml(&self, log: &mut toml::Table) {
-        use toml::Value as T;
-        let int = |n: u64| T::Integer(i64::try_from(n).unwrap_or(i64::MAX));
-        log.insert("events".into(), T::Boolean(self.enabled));
-        log.insert("events_max_bytes".into(), int(self.max_bytes));
-        log.insert("events_files".into(), int(u64::from(self.files)));
-        log.insert(
-            "stats_interval_secs".into(),
-            int(self.stats_interval.as_secs()),
-        );
-    }
-}
-
-impl Checker {
-    /// Checks (and removes) the event-log keys of the `[log]` section.
-    pub(super) fn event_log(
-        &self,
-        log: &mut Map<String, Value>,
-    ) -> Result<EventLogConfig, ConfigError> {
-        let d = EventLogConfig::default();
-        Ok(EventLogConfig {
-            enabled: match log.remove("events") {
-                Some(v) => self.boolean("log.events", v)?,
-                None => d.enabled,
-            },
-            max_bytes: match log.remove("events_max_bytes") {
-                Some(v) => self.integer("log.events_max_bytes", v, EVENTS_MAX_BYTES_RANGE)?,
-                None => d.max_bytes,
-            },
-            files: match log.remove("events_files") {
-                Some(v) => self.integer("log.events_files", v, EVENTS_FILES_RANGE)? as u32,
-                None => d.files,
-            },
-            stats_interval: match log.remove("stats_interval_secs") {
-                Some(v) => Duration::from_secs(self.integer(
-                    "log.stats_interval_secs",
-                    v,
-                    STATS_INTERVAL_RANGE,
-                )?),
-                None => d.stats_interval,
-            },
-        })
     }
 }
 

@@ -97,7 +97,7 @@ impl IrcListener {
         let Some(addr) = irc.listen else {
             return Ok(None);
         };
-        let tls = match &irc.tls {
+        let tls = match irc.tls() {
             Some((cert, key)) => Some(tls::acceptor(cert, key)?),
             None => None,
         };
@@ -230,7 +230,8 @@ mod tests {
         let irc = |explicit| Irc {
             listen: Some(addr),
             explicit,
-            tls: None,
+            tls_cert: None,
+            tls_key: None,
             guests: false,
             server_name: "chatd".into(),
         };
@@ -251,7 +252,8 @@ mod tests {
         let off = Irc {
             listen: None,
             explicit: true,
-            tls: None,
+            tls_cert: None,
+            tls_key: None,
             guests: false,
             server_name: "chatd".into(),
         };
@@ -264,7 +266,8 @@ mod tests {
         let free = Irc {
             listen: Some("127.0.0.1:0".parse().expect("addr")),
             explicit: true,
-            tls: None,
+            tls_cert: None,
+            tls_key: None,
             guests: false,
             server_name: "chatd".into(),
         };
