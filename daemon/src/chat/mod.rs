@@ -9,10 +9,12 @@
 //! Data flow: [`Chat::send_local`] numbers, signs, stores and publishes to local subscribers,
 //! and returns the wire bytes for the broadcast; the control API calls it on the ring driver
 //! only once the overlay admits the broadcast (`ring::originate`), so "sent" is true;
-//! [`RingInbox`] verifies what the ring brings (once) and hands it to
-//! [`Chat::accept_verified`], which dedupes, stores and publishes ([`Chat::accept_remote`]
-//! takes wire bytes and verifies them first). Storing and publishing happen under one lock, so subscribers see
-//! messages in store order.
+//! [`RingInbox`] verifies what the ring brings (once) and hands a driver turn's messages to
+//! [`Chat::hand_over`]: with a file history, the store's own thread (`pipeline.rs`) stores
+//! them, the driver having shown at once those certainly new; otherwise
+//! [`Chat::accept_verified`] dedupes, stores and publishes there and then
+//! ([`Chat::accept_remote`] takes wire bytes and verifies them first). Positions are reserved
+//! and messages published under one lock, so subscribers see messages in position order.
 
 pub mod batch;
 mod changes;

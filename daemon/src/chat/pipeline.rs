@@ -55,6 +55,10 @@ pub const QUEUE: usize = 1024;
 /// measurements switch it; docs/performance.md); anything else, or nothing, uses the thread.
 pub const STORE_ENV: &str = "CHAT_STORE";
 
+/// Environment variable: the thread's gathering period in milliseconds (default: the commit
+/// delay, `chat.commit_delay_ms`), for measurements.
+pub const GATHER_ENV: &str = "CHAT_STORE_GATHER_MS";
+
 /// How long [`Pipeline::settle`] waits for the thread at most.
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
@@ -177,7 +181,10 @@ impl Pipeline {
             moved: Condvar::new(),
             probe: Mutex::new(probe),
             horizon: AtomicI64::new(horizon),
-            gather,
+            gather: std::env::var(GATHER_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(gather, Duration::from_millis),
         })
     }
 
@@ -417,17 +424,19 @@ pub(super) fn merge(rows: Vec<Stored>, pending: Vec<Stored>) -> Vec<Stored> {
 /// urgent one), takes the queue, stores it, commits, and starts again. It holds the chat core
 /// only while it stores, so the core can go (its `Drop` closes the queue).
 fn run(p: &Pipeline, weak: &Weak<Inner>) {
+    // Whether the last period brought work: then the next one starts without waiting to be
+    // woken (the driver does not wake a thread that is gathering), so under steady load the
+    // thread wakes once per period.
+    let mut busy = false;
     loop {
         let jobs = {
             let mut q = lock(&p.queue);
-            while q.jobs.is_empty() && !q.closed {
-                q.idle = true;
-                q = p.wake.wait(q).unwrap_or_else(|e| e.into_inner());
-            }
-            q.idle = false;
-            if q.jobs.is_empty() {
-                // Closed, and nothing left.
-                return;
+            if !busy {
+                while q.jobs.is_empty() && !q.closed {
+                    q.idle = true;
+                    q = p.wake.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+                q.idle = false;
             }
             let until = Instant::now() + p.gather;
             while !q.urgent && !q.closed {
@@ -442,6 +451,15 @@ fn run(p: &Pipeline, weak: &Weak<Inner>) {
                     .0;
             }
             q.urgent = false;
+            if q.jobs.is_empty() {
+                if q.closed {
+                    return;
+                }
+                // A whole period brought nothing: sleep until woken.
+                busy = false;
+                continue;
+            }
+            busy = true;
             if q.waiting > 0 {
                 // The driver may wait for room.
                 p.moved.notify_all();
