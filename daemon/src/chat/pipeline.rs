@@ -12,8 +12,10 @@
 //! published to the hub by the driver at once, at a position reserved for it here ([`Shown`]);
 //! the thread later stores it at that position. "Certainly new" is decided without the
 //! writer: no message handed over and not yet committed has its id or names it as a target
-//! (`inflight`), its timestamp is above the retention horizon, and one indexed read on a
-//! read-only connection of the driver's own (`probe`) finds no committed row with its id, its
+//! (`inflight`), its timestamp is above the retention horizon, and its sequence number is
+//! above every one its origin has in the store or handed over (`seqs`, kept in memory, read
+//! once per origin on a read-only connection of the driver's own, `probe`) — or, for a message
+//! that arrives out of order, one indexed read there finds no committed row with its id, its
 //! origin and sequence number, or naming it as a target. Anything else — edits, deletes,
 //! people events, a message with changes held for it, a duplicate from before a restart — is
 //! left to the thread, which decides, stores and publishes it as before (and is woken for it at
@@ -96,7 +98,15 @@ pub(super) struct Shown {
     pending: VecDeque<Arc<Stored>>,
     /// Ids of messages handed over and not yet committed, and the ids they target.
     inflight: HashMap<MessageId, u32>,
+    /// Per origin (at most [`MAX_ORIGINS`]), a sequence number at or above every one of its
+    /// messages stored or handed over: the highest stored when first asked, raised by each
+    /// message handed over since.
+    seqs: HashMap<[u8; 32], u64>,
 }
+
+/// Origins whose highest sequence number [`Shown`] keeps; past that it forgets them all and
+/// reads each again when it next sees it.
+const MAX_ORIGINS: usize = 4096;
 
 impl Shown {
     /// The next position, reserved.
@@ -175,6 +185,7 @@ impl Pipeline {
                 next: head + 1,
                 pending: VecDeque::new(),
                 inflight: HashMap::new(),
+                seqs: HashMap::new(),
             }),
             queue: Mutex::default(),
             wake: Condvar::new(),
@@ -224,7 +235,8 @@ impl Pipeline {
                     continue;
                 }
                 shown.enter(&message);
-                if self.certainly_new(&shown, &message) {
+                let fresh = self.certainly_new(&mut shown, &message);
+                if fresh {
                     let pos = shown.reserve();
                     let stored = Arc::new(Stored { pos, message });
                     inner.observe_latency(&stored);
@@ -253,18 +265,58 @@ impl Pipeline {
         }
     }
 
-    /// Whether the store will take `m` as a new message to show as it is (module comment).
-    /// `m` is already in `inflight` (once).
-    fn certainly_new(&self, shown: &Shown, m: &ChatMessage) -> bool {
+    /// Whether the store will take `m` as a new message to show as it is (module comment);
+    /// notes its sequence number as handed over. `m` is already in `inflight` (once).
+    fn certainly_new(&self, shown: &mut Shown, m: &ChatMessage) -> bool {
+        let origin = *m.origin.as_bytes();
+        let high = match shown.seqs.get(&origin) {
+            Some(high) => Some(*high),
+            None => self.highest_seq(&origin),
+        };
+        if let Some(high) = high {
+            if shown.seqs.len() >= MAX_ORIGINS && !shown.seqs.contains_key(&origin) {
+                shown.seqs.clear();
+            }
+            shown.seqs.insert(origin, high.max(m.seq));
+        }
         if m.kind != Kind::Text || m.target.is_some() {
             return false;
         }
         if shown.inflight.get(&m.id).is_some_and(|n| *n > 1) {
+            // A copy, or a change of it, is on its way to the store.
             return false;
         }
         if (m.hlc.0 as i64) <= self.horizon.load(Ordering::Relaxed) {
             return false;
         }
+        // Above every sequence number of its origin stored: not stored (its id covers its
+        // origin and number), no other message holds the number, and no change of it by its
+        // author is held (an author numbers a change after its target). A change by anyone
+        // else is dropped when its target arrives. Only the store's row can say more.
+        if high.is_some_and(|high| m.seq > high) {
+            return true;
+        }
+        self.unknown(m)
+    }
+
+    /// The highest sequence number of `origin` stored (0 for none); `None` if the read failed.
+    fn highest_seq(&self, origin: &[u8; 32]) -> Option<u64> {
+        let probe = lock(&self.probe);
+        let high = probe
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE origin = ?1")
+            .and_then(|mut s| s.query_row([&origin[..]], |r| r.get::<_, i64>(0)));
+        match high {
+            Ok(high) => Some(u64::try_from(high).unwrap_or(0)),
+            Err(e) => {
+                debug!(error = %e, "sequence read failed; the store decides");
+                None
+            }
+        }
+    }
+
+    /// Whether no committed row has `m`'s id, its origin and sequence number, or names it as a
+    /// target (one read on the driver's own connection).
+    fn unknown(&self, m: &ChatMessage) -> bool {
         let probe = lock(&self.probe);
         let known = probe
             .prepare_cached(

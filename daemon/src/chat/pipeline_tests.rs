@@ -181,3 +181,39 @@ fn an_own_message_is_readable_as_soon_as_it_is_sent() {
         "in position order"
     );
 }
+
+#[test]
+fn out_of_order_messages_are_checked_and_an_early_edit_is_applied_before_showing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chat = file_chat(dir.path());
+    let bob = Chat::in_memory(
+        SigningKey::from_bytes(&[8; 32]),
+        None,
+        &ChatConfig::default(),
+    )
+    .expect("bob");
+    let lobby = Room::lobby();
+    let open = |l: super::Local| envelope::open(&l.wire).expect("verifies");
+    let first = open(bob.send_local(&lobby, "first").expect("sent"));
+    let second = open(bob.send_local(&lobby, "second").expect("sent"));
+    let edit = open(
+        bob.change_as(second.id, Some("second, edited"), None)
+            .expect("edit"),
+    );
+    let mut hub = chat.hub_subscribe();
+
+    // The edit first: held, not shown.
+    chat.hand_over(vec![edit]);
+    chat.commit().expect("settle");
+    assert!(hub.try_recv().is_err(), "a held edit is not shown");
+    // An older message, new here: shown at once (a read finds nothing of it).
+    chat.hand_over(vec![first.clone()]);
+    assert_eq!(hub.try_recv().expect("shown at once").message.id, first.id);
+    // Its target: the store applies the held edit before it is shown.
+    chat.hand_over(vec![second.clone()]);
+    chat.commit().expect("settle");
+    let got = hub.try_recv().expect("shown by the store");
+    assert_eq!(got.message.id, second.id);
+    assert_eq!(got.message.text, "second, edited");
+    assert_eq!(chat.metrics().shown_not_stored.get(), 0);
+}
