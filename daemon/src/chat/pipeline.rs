@@ -65,6 +65,8 @@ pub const GATHER_ENV: &str = "CHAT_STORE_GATHER_MS";
 const SETTLE_WAIT: Duration = Duration::from_secs(10);
 
 /// Work for the store thread.
+// Boxing the message would cost an allocation per message decided; the queue is bounded.
+#[allow(clippy::large_enum_variant)]
 enum Job {
     /// Shown already, at its position: store it there.
     Shown(Arc<Stored>),
