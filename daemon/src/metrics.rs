@@ -20,6 +20,11 @@ pub struct Metrics {
     pub peer_rtt: Histogram,
     /// Messages handed to local subscribers (API streams and web pages).
     pub deliveries: Counter,
+    /// Times the ring driver waited for room in the chat store thread's queue.
+    pub store_queue_waits: Counter,
+    /// Messages shown before they were stored that the store then did not take as new (the
+    /// check before showing should make this stay 0).
+    pub shown_not_stored: Counter,
 }
 
 impl Default for Metrics {
@@ -32,6 +37,8 @@ impl Default for Metrics {
             // 50 µs … 3.3 s.
             peer_rtt: Histogram::new(exponential_buckets(0.00005, 2.0, 17)),
             deliveries: Counter::default(),
+            store_queue_waits: Counter::default(),
+            shown_not_stored: Counter::default(),
         }
     }
 }

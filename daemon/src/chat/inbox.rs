@@ -15,13 +15,20 @@
 //! again. A refused envelope's verdict is kept too, so it is not verified twice; it is never
 //! forwarded, stored or shown.
 //!
-//! The store commits messages from the ring in groups; the driver calls [`Inbox::flush`] when
-//! a group is due (after its sends have left), so no extra task or wake-up is needed.
+//! [`Inbox::deliver`] only collects the verified message; at the end of the driver's turn, its
+//! forwards queued, [`Inbox::end_turn`] hands the turn's messages to the chat core at once
+//! ([`Chat::hand_over`]), which shows those that are certainly new to local subscribers and
+//! queues all of them for the store's own thread (`pipeline.rs`). With the store on the driver
+//! (`CHAT_STORE=driver`, or an in-memory history) they are stored there and then, and the
+//! driver calls [`Inbox::flush`] when a group commit is due.
 //!
+//! [`Inbox::deliver`]: crate::ring::Inbox::deliver
+//! [`Inbox::end_turn`]: crate::ring::Inbox::end_turn
 //! [`Inbox::flush`]: crate::ring::Inbox::flush
 //! [`Inbox::prevalidate`]: crate::ring::Inbox::prevalidate
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -63,6 +70,9 @@ pub struct RingInbox {
     chat: Chat,
     verified: Mutex<VecDeque<Verdict>>,
     keys: Mutex<OriginKeys>,
+    /// What this turn of the driver delivered (at most a turn's worth: `crate::ring::MAX_BATCH`
+    /// messages and the few a timer may bring).
+    turn: Mutex<Vec<ChatMessage>>,
 }
 
 impl RingInbox {
@@ -72,6 +82,7 @@ impl RingInbox {
             chat,
             verified: Mutex::new(VecDeque::with_capacity(VERIFIED_SLOTS)),
             keys: Mutex::default(),
+            turn: Mutex::default(),
         }
     }
 
@@ -160,15 +171,43 @@ impl crate::ring::Inbox for RingInbox {
     }
 
     fn deliver(&self, env: &Envelope) {
-        let result = match self.take(&env.payload) {
-            Some(message) => self.chat.accept_verified(message),
-            None => self.chat.accept_remote(&env.payload),
+        let message = match self.take(&env.payload) {
+            Some(message) => message,
+            None if self.chat.pipelined() => match envelope::open(&env.payload) {
+                Ok(message) => message,
+                Err(e) => {
+                    debug!(error = %e, "broadcast not accepted by the chat store");
+                    self.chat.counters().refused.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            },
+            None => {
+                if let Err(e) = self.chat.accept_remote(&env.payload) {
+                    debug!(
+                        reason = e.reason(),
+                        "broadcast not accepted by the chat store"
+                    );
+                }
+                return;
+            }
         };
-        if let Err(e) = result {
+        if self.chat.pipelined() {
+            self.turn
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(message);
+        } else if let Err(e) = self.chat.accept_verified(message) {
             debug!(
                 reason = e.reason(),
                 "broadcast not accepted by the chat store"
             );
+        }
+    }
+
+    fn end_turn(&self) {
+        let turn = std::mem::take(&mut *self.turn.lock().unwrap_or_else(|e| e.into_inner()));
+        if !turn.is_empty() {
+            self.chat.hand_over(turn);
         }
     }
 
@@ -181,6 +220,7 @@ impl crate::ring::Inbox for RingInbox {
     }
 
     fn flush(&self) {
+        self.end_turn();
         // The store logged the failure and rolled the batch back.
         let _ = self.chat.commit();
     }

@@ -10,11 +10,14 @@
 //! Data flow: [`Chat::send_local`] numbers, signs, stores and publishes to local subscribers,
 //! and returns the wire bytes for the broadcast; the control API calls it on the ring driver
 //! only once the overlay admits the broadcast (`ring::originate`), so "sent" is true;
-//! [`RingInbox`] verifies what the ring brings (once) and hands it to
-//! [`Chat::accept_verified`], which dedupes, stores and publishes ([`Chat::accept_remote`]
-//! takes wire bytes and verifies them first). Storing and publishing happen under one lock, so subscribers see
-//! messages in store order.
+//! [`RingInbox`] verifies what the ring brings (once) and hands a driver turn's messages to
+//! [`Chat::hand_over`]: with a file history, the store's own thread (`pipeline.rs`) stores
+//! them, the driver having shown at once those certainly new; otherwise
+//! [`Chat::accept_verified`] dedupes, stores and publishes there and then
+//! ([`Chat::accept_remote`] takes wire bytes and verifies them first). Positions are reserved
+//! and messages published under one lock, so subscribers see messages in position order.
 
+mod accept;
 pub mod batch;
 mod changes;
 mod checkpoint;
@@ -22,6 +25,7 @@ pub mod envelope;
 pub mod hlc;
 pub mod hub;
 mod inbox;
+mod pipeline;
 mod queries;
 pub mod ratelimit;
 mod reader;
@@ -203,6 +207,17 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// The search index's thread (file histories only).
     indexer: OnceLock<search::Indexer>,
+    /// The store's own thread and the messages shown before it stored them (file histories,
+    /// unless `CHAT_STORE=driver`; `pipeline.rs`).
+    pipeline: OnceLock<Arc<pipeline::Pipeline>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(p) = self.pipeline.get() {
+            p.close();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -222,8 +237,19 @@ impl Chat {
         let store = Store::open(data_dir, config.retention_messages)?;
         search::create(data_dir)?;
         let reader = reader::Reader::open(data_dir)?;
+        let (head, horizon) = (store.head()?, store.horizon());
         let chat = Chat::with_store(store, Some(reader), key, nick, config)?;
         let _ = chat.inner.indexer.set(search::Indexer::start(data_dir)?);
+        if !pipeline::on_driver() {
+            let p = Arc::new(pipeline::Pipeline::open(
+                data_dir,
+                head,
+                horizon,
+                config.commit_delay,
+            )?);
+            p.start(&chat.inner)?;
+            let _ = chat.inner.pipeline.set(p);
+        }
         Ok(chat)
     }
 
@@ -260,6 +286,7 @@ impl Chat {
                 people: OnceLock::new(),
                 metrics: Arc::default(),
                 indexer: OnceLock::new(),
+                pipeline: OnceLock::new(),
             }),
         };
         Ok(chat)
@@ -289,7 +316,13 @@ impl Chat {
             },
         )?;
         message.text = text.to_owned();
-        let pos = match state.store.insert_own(&message).map_err(ChatError::from)? {
+        let mut shown = self.inner.pipeline.get().map(|p| p.shown());
+        let at = shown.as_mut().map(|s| s.reserve());
+        let pos = match state
+            .store
+            .insert_own_at(&message, at)
+            .map_err(ChatError::from)?
+        {
             Insert::New(pos) => pos,
             _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused")).into()),
         };
@@ -298,6 +331,7 @@ impl Chat {
         if !text.is_empty() {
             self.inner.hub.publish(stored.clone());
         }
+        drop(shown);
         drop(state);
         Ok(Local {
             seq: stored.message.seq,
@@ -319,7 +353,7 @@ impl Chat {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.state()
     }
 
     /// A place among the `chat.outbound_queue` sends that may wait for the ring driver at
@@ -372,7 +406,10 @@ impl Chat {
         mut state: MutexGuard<'_, State>,
         message: ChatMessage,
     ) -> Result<Local, ChatError> {
-        let pos = match state.store.insert_own(&message)? {
+        // Committed before the caller answers: a read right after sees it.
+        let mut shown = self.inner.pipeline.get().map(|p| p.shown());
+        let at = shown.as_mut().map(|s| s.reserve());
+        let pos = match state.store.insert_own_at(&message, at)? {
             Insert::New(pos) | Insert::Superseded(pos) => pos,
             // Only possible if the database was edited behind our back.
             _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused"))),
@@ -380,6 +417,7 @@ impl Chat {
         state.seq = message.seq;
         let stored = Arc::new(Stored { pos, message });
         self.inner.hub.publish(stored.clone());
+        drop(shown);
         drop(state);
         self.inner.counters.sent.fetch_add(1, Ordering::Relaxed);
         Ok(Local {
@@ -435,7 +473,43 @@ impl Chat {
 
     /// The stored message `id` as it stands now (edited, or deleted), if stored.
     pub fn find(&self, id: &MessageId) -> Result<Option<Stored>, ChatError> {
-        Ok(self.state().store.find(id)?)
+        let Some(p) = self.inner.pipeline.get() else {
+            return Ok(self.state().store.find(id)?);
+        };
+        if let Some(s) = p.find(id) {
+            return Ok(Some(s));
+        }
+        match &self.inner.reader {
+            Some(r) => Ok(queries::by(
+                &r.lock().unwrap_or_else(|p| p.into_inner()).db,
+                "m.id",
+                &id.0[..],
+            )?),
+            None => Ok(self.state().store.find(id)?),
+        }
+    }
+
+    /// Hands one driver turn's verified messages from the ring over to the store's thread
+    /// (`pipeline.rs`), or stores them here when there is none.
+    pub fn hand_over(&self, messages: Vec<ChatMessage>) {
+        match self.inner.pipeline.get() {
+            Some(p) => p.hand_over(&self.inner, messages),
+            None => {
+                for m in messages {
+                    if let Err(e) = self.accept_verified(m) {
+                        tracing::debug!(
+                            reason = e.reason(),
+                            "broadcast not accepted by the chat store"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether messages from the ring go to the store's own thread (`pipeline.rs`).
+    pub fn pipelined(&self) -> bool {
+        self.inner.pipeline.get().is_some()
     }
 
     /// Verifies, dedupes, stores and publishes an envelope from the ring. `Ok` means the
@@ -446,74 +520,14 @@ impl Chat {
             EnvelopeError::Malformed(why) => AcceptError::Malformed(why),
             EnvelopeError::BadSignature => AcceptError::BadSignature,
         });
-        self.count(message.and_then(|m| self.accept_message(m)))
+        self.inner
+            .count(message.and_then(|m| self.inner.accept_message(m)))
     }
 
     /// [`Chat::accept_remote`] for a message already verified in this process (by the ring's
     /// validator, [`RingInbox`]).
     pub fn accept_verified(&self, message: ChatMessage) -> Result<Arc<Stored>, AcceptError> {
-        self.count(self.accept_message(message))
-    }
-
-    fn count(&self, result: Result<Arc<Stored>, AcceptError>) -> Result<Arc<Stored>, AcceptError> {
-        match &result {
-            Ok(_) => self.inner.counters.received.fetch_add(1, Ordering::Relaxed),
-            Err(AcceptError::Duplicate) => 0,
-            Err(_) => self.inner.counters.refused.fetch_add(1, Ordering::Relaxed),
-        };
-        result
-    }
-
-    fn accept_message(&self, mut message: ChatMessage) -> Result<Arc<Stored>, AcceptError> {
-        let mut state = self.state();
-        // The store recognises duplicates itself (in the insert's transaction).
-        self.inner.clock.observe(message.hlc)?;
-        if message.kind == Kind::People {
-            if state
-                .store
-                .position(&message.id)
-                .map_err(ChatError::from)?
-                .is_some()
-            {
-                return Err(AcceptError::Duplicate);
-            }
-            message.text = match self.inner.people.get() {
-                Some(p) => p.apply(&message),
-                None => String::new(),
-            };
-        }
-        let (pos, shown) = match state.store.insert(&message).map_err(ChatError::from)? {
-            Insert::New(pos) => (pos, true),
-            Insert::Amended(pos) => {
-                // Edits came first: show the message as they left it.
-                if let Some(now) = state.store.get(pos).map_err(ChatError::from)? {
-                    message = now.message;
-                }
-                (pos, true)
-            }
-            Insert::Redacted(pos) | Insert::Held(pos) | Insert::Superseded(pos) => (pos, false),
-            Insert::Duplicate | Insert::Deleted => return Err(AcceptError::Duplicate),
-            Insert::SeqReused => {
-                return Err(AcceptError::Replay("sequence number already used"));
-            }
-            Insert::Stale => return Err(AcceptError::Replay("older than the kept history")),
-            Insert::Forbidden => return Err(AcceptError::NotAuthor),
-        };
-        let stored = Arc::new(Stored { pos, message });
-        if !shown {
-            return Ok(stored);
-        }
-        if stored.message.kind == Kind::Text {
-            let late_ms = hlc::wall_millis().saturating_sub(stored.message.hlc.millis());
-            self.inner
-                .metrics
-                .delivery_latency
-                .observe(late_ms as f64 / 1000.0);
-        }
-        if stored.message.kind != Kind::People || !stored.message.text.is_empty() {
-            self.inner.hub.publish(stored.clone());
-        }
-        Ok(stored)
+        self.inner.count(self.inner.accept_message(message))
     }
 
     /// Messages matching `s`, newest first (committed ones: a message is searchable once
@@ -546,26 +560,26 @@ impl Chat {
 
     /// Whether messages from the ring have waited the commit delay at `now`.
     pub fn commit_due(&self, now: Instant) -> bool {
-        self.state().store.commit_due(now)
+        !self.pipelined() && self.state().store.commit_due(now)
     }
 
     /// When messages from the ring waiting uncommitted must be committed at the latest.
     pub fn commit_deadline(&self) -> Option<Instant> {
+        if self.pipelined() {
+            return None;
+        }
         self.state().store.commit_deadline()
     }
 
     /// Commits messages from the ring that wait uncommitted (a failure is logged by the store
     /// and rolls them back).
+    /// With the store's own thread: waits until it has stored and committed everything
+    /// handed over before (shutdown, tests).
     pub fn commit(&self) -> Result<(), ChatError> {
-        let mut state = self.state();
-        let pending = state.store.commit_deadline().is_some();
-        let started = Instant::now();
-        state.store.commit()?;
-        if pending {
-            let took = started.elapsed().as_secs_f64();
-            self.inner.metrics.commit_seconds.observe(took);
+        if let Some(p) = self.inner.pipeline.get() {
+            p.settle();
         }
-        Ok(())
+        self.inner.commit_writer()
     }
 
     /// Starts a subscription to `room` (all rooms if `None`). Returns `Ok(None)` when
@@ -583,6 +597,9 @@ impl Chat {
 
     /// The local position of message `id`, if stored.
     pub fn position(&self, id: &MessageId) -> Result<Option<i64>, ChatError> {
+        if self.pipelined() {
+            return Ok(self.find(id)?.map(|s| s.pos));
+        }
         Ok(self.state().store.position(id)?)
     }
 
@@ -645,6 +662,14 @@ impl Chat {
         limit: usize,
         which: Rows,
     ) -> Result<Vec<Stored>, ChatError> {
+        if let Some(p) = self.inner.pipeline.get() {
+            // Pending first: one committed meanwhile is in the committed rows read after.
+            let pending = p.after(after, room, limit, which);
+            let rows = self.page(after, room, limit, Some(which))?;
+            let mut rows = pipeline::merge(rows, pending);
+            rows.truncate(limit);
+            return Ok(rows);
+        }
         let mut rows = self.page(after, room, limit, Some(which))?;
         if rows.len() < limit && self.inner.reader.is_some() {
             // Every committed row after `after` is in `rows`: what follows is newer.
@@ -668,6 +693,13 @@ impl Chat {
     ) -> Result<Vec<Stored>, ChatError> {
         if self.inner.reader.is_none() {
             return self.page(before, room, limit, None);
+        }
+        if let Some(p) = self.inner.pipeline.get() {
+            let pending = p.before(before, room, limit);
+            let rows = self.page(before, room, limit, None)?;
+            let rows = pipeline::merge(rows, pending);
+            let extra = rows.len().saturating_sub(limit);
+            return Ok(rows.into_iter().skip(extra).collect());
         }
         // Rows after the committed head are the group commit's (or committed since).
         let head = self.committed_head()?;
@@ -711,6 +743,18 @@ impl Chat {
         }
     }
 
+    /// Holds the writer as a stuck store would (tests).
+    #[cfg(test)]
+    fn hold_writer(&self) -> MutexGuard<'_, State> {
+        self.state()
+    }
+
+    /// Messages waiting in the store thread's queue (tests).
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.inner.pipeline.get().map_or(0, |p| p.queued())
+    }
+
     /// Holds the reader's connection as a slow read would (tests).
     #[cfg(test)]
     pub(crate) fn hold_reader(&self) -> Option<MutexGuard<'_, reader::Reader>> {
@@ -750,3 +794,7 @@ mod tests;
 #[cfg(test)]
 #[path = "changes_tests.rs"]
 mod changes_tests;
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod pipeline_tests;

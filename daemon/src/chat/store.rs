@@ -239,7 +239,13 @@ impl Store {
     /// Offers a verified message relayed from the ring. A new one joins the batch: it is
     /// visible to reads at once and committed within the commit delay.
     pub fn insert(&mut self, m: &ChatMessage) -> Result<Insert, StoreError> {
-        let result = self.insert_with(m, None)?;
+        self.insert_at(m, None)
+    }
+
+    /// [`Store::insert`] at position `pos` if it is new (`None`: the next after the newest),
+    /// for a position reserved before the insert (`pipeline.rs`).
+    pub fn insert_at(&mut self, m: &ChatMessage, pos: Option<i64>) -> Result<Insert, StoreError> {
+        let result = self.insert_with(m, None, pos)?;
         let batch = self.batch.as_ref().map_or(0, |b| b.messages);
         if self.commit_delay.is_zero() || batch == 0 || batch >= MAX_BATCH {
             self.commit()?;
@@ -251,12 +257,26 @@ impl Store {
     /// one (which survives pruning; see [`Store::resume_point`]); commits it, with the batch,
     /// before returning.
     pub fn insert_own(&mut self, m: &ChatMessage) -> Result<Insert, StoreError> {
-        let result = self.insert_with(m, Some(m.seq))?;
+        self.insert_own_at(m, None)
+    }
+
+    /// [`Store::insert_own`] at a reserved position (as [`Store::insert_at`]).
+    pub fn insert_own_at(
+        &mut self,
+        m: &ChatMessage,
+        pos: Option<i64>,
+    ) -> Result<Insert, StoreError> {
+        let result = self.insert_with(m, Some(m.seq), pos)?;
         self.commit()?;
         Ok(result)
     }
 
-    fn insert_with(&mut self, m: &ChatMessage, own_seq: Option<u64>) -> Result<Insert, StoreError> {
+    fn insert_with(
+        &mut self,
+        m: &ChatMessage,
+        own_seq: Option<u64>,
+        pos: Option<i64>,
+    ) -> Result<Insert, StoreError> {
         if self.batch.is_none() {
             // BEGIN and COMMIT as cached statements: rusqlite's `transaction()` parses them
             // anew each time, which costs as much as the insert itself. IMMEDIATE: the write
@@ -270,7 +290,7 @@ impl Store {
                 messages: 0,
             });
         }
-        match self.insert_in_transaction(m, own_seq) {
+        match self.insert_in_transaction(m, own_seq, pos) {
             Ok(insert) => {
                 if let (Some(_), Some(b)) = (insert.stored_at(), self.batch.as_mut()) {
                     b.messages += 1;
@@ -391,6 +411,7 @@ impl Store {
         &mut self,
         m: &ChatMessage,
         own_seq: Option<u64>,
+        at: Option<i64>,
     ) -> Result<Insert, StoreError> {
         let known = |db: &Connection| -> Result<bool, StoreError> {
             Ok(db
@@ -421,8 +442,8 @@ impl Store {
         let inserted = self
             .db
             .prepare_cached(
-                "INSERT INTO messages (id, origin, seq, hlc, kind, room, nick, body, wire, target, held)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING",
+                "INSERT INTO messages (id, origin, seq, hlc, kind, room, nick, body, wire, target, held, pos)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT DO NOTHING",
             )?
             .execute(params![
                 &m.id.0[..],
@@ -436,6 +457,7 @@ impl Store {
                 wire,
                 m.target.as_ref().map(|t| &t.0[..]),
                 changes::held(&plan),
+                at,
             ])?;
         if inserted == 0 {
             return Ok(if known(&self.db)? {
@@ -482,6 +504,20 @@ impl Store {
             seq.unwrap_or(0).max(own) as u64,
             Timestamp(hlc.unwrap_or(0).max(horizon) as u64),
         ))
+    }
+
+    /// The newest position (0 when empty).
+    pub fn head(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .db
+            .query_row("SELECT COALESCE(MAX(pos), 0) FROM messages", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// The retention horizon: messages timestamped at or below it are refused.
+    pub fn horizon(&self) -> i64 {
+        self.horizon
     }
 
     /// The local position of message `id`, if stored.

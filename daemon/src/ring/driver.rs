@@ -214,6 +214,8 @@ impl Driver {
         let mut arrived = Vec::with_capacity(take);
         let mut inbound_open = true;
         loop {
+            // The last turn's sends are queued: its deliveries go to the store in one piece.
+            self.inbox.end_turn();
             self.membership.turned();
             if let Some(fault) = fault
                 && self.membership.is_joined()

@@ -147,6 +147,9 @@ pub trait Inbox: Send + Sync + 'static {
     fn prevalidate(&self, _envs: &[&chat_overlay::broadcast::Envelope]) {}
     /// `env`, validated and seen for the first time here.
     fn deliver(&self, env: &chat_overlay::broadcast::Envelope);
+    /// The driver's turn has ended: its forwards are queued; what [`Inbox::deliver`] took
+    /// during it may now be handed on (the chat store's thread takes a whole turn at once).
+    fn end_turn(&self) {}
     /// Whether work deferred by [`Inbox::deliver`] (the chat store's group commit) is due at
     /// `now`; the driver then calls [`Inbox::flush`] once the sends of its last input have left.
     fn flush_due(&self, _now: std::time::Instant) -> bool {

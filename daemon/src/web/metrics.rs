@@ -94,6 +94,16 @@ fn registry(s: &Shared, status: &GetStatusResponse, private: Option<(u64, u64)>)
         "Messages handed to local subscribers (API streams and web pages)",
         m.deliveries.clone(),
     );
+    r.register(
+        "store_queue_waits",
+        "Times the ring driver waited for room in the chat store thread's queue",
+        m.store_queue_waits.clone(),
+    );
+    r.register(
+        "shown_not_stored",
+        "Messages shown before they were stored that the store did not take as new",
+        m.shown_not_stored.clone(),
+    );
     let dropped = Family::<Vec<(String, String)>, Counter>::default();
     for (reason, n) in &status.dropped {
         dropped
