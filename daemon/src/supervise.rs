@@ -122,7 +122,8 @@ impl Tasks {
 /// Test builds only (debug assertions on): `CHAT_TEST_FAULT=<what>[,<what>…]` makes each
 /// named piece of supervised work panic once, where it calls [`fault`]; release builds ignore
 /// it. Names: `checkpointer` (the WAL checkpointer: restarted and counted), `direct-intake`
-/// (the private direct deliveries' task: the daemon stops). The supervision tests use it
+/// (the private direct deliveries' task: the daemon stops), `chat-store` (the chat store's
+/// thread: the daemon stops). The supervision tests use it
 /// (tests/e2e/ops/supervision.rs).
 pub const FAULT_ENV: &str = "CHAT_TEST_FAULT";
 

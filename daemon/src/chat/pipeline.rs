@@ -217,7 +217,22 @@ impl Pipeline {
         let p = self.clone();
         std::thread::Builder::new()
             .name("chat-store".into())
-            .spawn(move || run(&p, &weak))
+            .spawn(move || {
+                // Its death would leave the driver waiting for room that never comes and
+                // shown messages never stored: it stops the daemon (status 1), as a dead
+                // supervised task does; what it held comes back by anti-entropy after the
+                // restart.
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    if crate::supervise::fault("chat-store") {
+                        panic!("injected fault");
+                    }
+                    run(&p, &weak)
+                }));
+                if ran.is_err() {
+                    error!("the chat store thread panicked; stopping the daemon");
+                    std::process::exit(1);
+                }
+            })
             .map_err(StoreError::Thread)?;
         Ok(())
     }

@@ -46,6 +46,24 @@ fn a_dead_direct_delivery_intake_ends_the_daemon_with_an_error() {
     );
 }
 
+/// The chat store's thread dies: the driver would wait for room that never comes and shown
+/// messages would never be stored; instead the daemon stops with status 1.
+#[test]
+fn a_dead_chat_store_thread_ends_the_daemon_with_an_error() {
+    let sandbox = Sandbox::new();
+    let mut cmd = sandbox.chatd();
+    cmd.env("CHAT_TEST_FAULT", "chat-store");
+    let mut daemon = sandbox.spawn(cmd, &sandbox.socket());
+    let status = daemon.wait_exit(START_DEADLINE);
+    let log = daemon.log();
+    let status = status.unwrap_or_else(|| panic!("chatd kept running:\n{log}"));
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("the chat store thread panicked; stopping the daemon"),
+        "{log}"
+    );
+}
+
 /// The WAL checkpointer panics: it is restarted (the log stays bounded), the daemon runs on,
 /// and `/metrics` counts the restart.
 #[test]
