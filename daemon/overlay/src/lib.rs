@@ -10,15 +10,19 @@
 //! the deterministic simulator (`tests/sim`) run this very same code.
 
 pub mod broadcast;
+pub mod common;
 pub mod config;
 pub mod direct;
 pub mod id;
 pub mod overlay;
+#[cfg(any(test, feature = "sim"))]
+pub mod ping;
 pub mod presence;
 pub mod protocol;
 pub mod records;
 pub mod ring;
 pub mod rng;
+pub mod services;
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 pub mod testing;
@@ -30,6 +34,7 @@ pub use config::ChordConfig;
 pub use direct::{DirectError, DirectEvent, DirectInput};
 pub use id::{ID_BITS, NodeId, ParseIdError};
 pub use overlay::{Event, Input, LookupError, Output, Overlay, Timer};
+pub use protocol::{Service, ServiceEvent};
 pub use ring::{Phase, Ring};
 pub use time::Time;
 pub use wire::{Message, Peer};

@@ -245,7 +245,9 @@ pub fn start(
     overlay.set_validator(Box::new(move |env| validator.validate(env)));
     if cfg!(debug_assertions) && std::env::var_os(TEST_ECHO_ENV).is_some() {
         // A build "with a newer service", for the mixed-ring test (tests/e2e/ring/chat.rs).
-        overlay.add_extension(Box::new(chat_overlay::testing::Echo::default()));
+        if let Err(e) = overlay.add_service(Box::new(chat_overlay::testing::Echo::default())) {
+            tracing::warn!("test echo service not added: {e}");
+        }
     }
     let driver = driver::Driver::new(
         node.membership(),

@@ -17,9 +17,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::rate::RateLimiter;
 use super::tree::Broadcast;
 use super::{BroadcastError, BroadcastEvent};
+use crate::common::rate::RateLimiter;
 use crate::id::NodeId;
 use crate::overlay::Event;
 use crate::protocol::{Ctx, Reply};

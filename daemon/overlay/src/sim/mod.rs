@@ -17,6 +17,7 @@ pub mod oracle;
 mod queue;
 mod records;
 mod restart;
+mod service;
 mod signature;
 pub mod tracker;
 
@@ -31,7 +32,7 @@ use crate::broadcast::trace::TraceResult;
 use crate::broadcast::wire::Bcast;
 use crate::broadcast::{Envelope, MsgId};
 use crate::direct::DirectEvent;
-use crate::protocol::Extension;
+use crate::protocol::{Service, ServiceEvent};
 use crate::records::RecordsEvent;
 use crate::wire::{Notice, Request, Response};
 use crate::{
@@ -111,7 +112,7 @@ enum Ev {
 }
 
 /// Makes a fresh instance of a service for a host (at every start).
-pub type ExtensionFactory = fn() -> Box<dyn Extension>;
+pub type ExtensionFactory = fn() -> Box<dyn Service>;
 
 /// One simulated host.
 pub struct Host {
@@ -189,6 +190,8 @@ pub struct Sim {
     pub record_events: Vec<(u32, RecordsEvent)>,
     /// Direct delivery's outcomes and deliveries, by host.
     pub direct_events: Vec<(u32, DirectEvent)>,
+    /// Events of services without a variant in [`Event`] ([`Event::Service`]), by host.
+    pub service_events: Vec<(u32, ServiceEvent)>,
     /// Ended trace walks: the host that traced, its token, and the result.
     pub traces: Vec<(u32, u64, Result<TraceResult, crate::BroadcastError>)>,
     /// When set, `Joined` and `PredecessorChanged` events by host (what an application
@@ -243,6 +246,7 @@ impl Sim {
             events: Vec::new(),
             record_events: Vec::new(),
             direct_events: Vec::new(),
+            service_events: Vec::new(),
             traces: Vec::new(),
             ring_events: None,
             held: VecDeque::new(),
@@ -333,7 +337,9 @@ impl Sim {
             node.set_validator(Box::new(verify));
         }
         for make in &h.extensions {
-            node.add_extension(make());
+            if let Err(e) = node.add_service(make()) {
+                panic!("host {i}: {e}");
+            }
         }
         h.node = Some(node);
         self.apply(i, input);
@@ -553,6 +559,15 @@ impl Sim {
             return 0;
         };
         let outs = node.handle(now, input);
+        self.carry_out(i, outs)
+    }
+
+    /// Carries out host `i`'s outputs of one input (after checking its invariants); returns
+    /// how many there were.
+    fn carry_out(&mut self, i: u32, outs: Vec<Output>) -> usize {
+        let Some(node) = self.hosts[i as usize].node.as_ref() else {
+            return 0;
+        };
         let n = outs.len();
         if self.cfg.checks
             && let Err(e) = node.check_invariants()
@@ -723,6 +738,7 @@ impl Sim {
             Event::Records(RecordsEvent::Held(_) | RecordsEvent::Released(_)) => {}
             Event::Records(r) => self.record_events.push((i, r)),
             Event::Direct(d) => self.direct_events.push((i, d)),
+            Event::Service(e) => self.service_events.push((i, e)),
             Event::Left => self.remove_member(i),
             Event::LookupDone {
                 token,
