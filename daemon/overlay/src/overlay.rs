@@ -177,7 +177,7 @@ impl Overlay {
     pub fn new(me: Peer, cfg: ChordConfig, seed: u64) -> Overlay {
         let services = Services::new(registered(&cfg, me, seed));
         Overlay {
-            ring: Ring::new(me, cfg, seed),
+            ring: Ring::new(me, cfg.ring, seed),
             services,
         }
     }

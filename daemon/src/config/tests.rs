@@ -269,7 +269,7 @@ fn ring_and_transport_keys_are_checked() {
         RingSettings::default().origin_burst
     );
     assert_eq!(
-        chord.stabilize_interval,
+        chord.ring.stabilize_interval,
         std::time::Duration::from_millis(150)
     );
     let env = home_env(&[("CHATD_RING__FIX_FINGERS_MS", "250")]);
