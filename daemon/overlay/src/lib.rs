@@ -6,8 +6,11 @@
 //! ([`ring`]: Chord maintenance, lookups, the one RPC engine) with sub-protocols on top, each
 //! in its own folder with its own state, messages, timers and events ([`broadcast`]: broadcast
 //! along the finger table; [`records`]: the DHT of signed records; [`direct`]: one body to one
-//! node, acknowledged), meeting the core through [`protocol`]. The daemon's QUIC driver and
-//! the deterministic simulator (`tests/sim`) run this very same code.
+//! node, acknowledged), meeting the core through [`protocol`]: each is a
+//! [`protocol::Service`] in one registry ([`services`]), so a new one is a folder and one
+//! registration line (the test-only `ping` is the example; `docs/architecture.md` has the
+//! steps). Tools they share live in [`common`]. The daemon's QUIC driver and the deterministic
+//! simulator (`tests/sim`) run this very same code.
 
 pub mod broadcast;
 pub mod common;
