@@ -201,8 +201,8 @@ impl Overlay {
 
     /// Runs `f` on the service of type `T` at time `now`, as one input: what it does (sends,
     /// timers, events, requests, lookups) and what follows within the input comes back as the
-    /// outputs. `None`: the node runs no such service. A service's own inputs come in this
-    /// way; nothing in [`Input`] names them.
+    /// outputs. `None`: the node runs no such service, or has left the ring (then `f` does not
+    /// run). A service's own inputs come in this way; nothing in [`Input`] names them.
     pub fn call<T: Service, R>(
         &mut self,
         now: Time,
