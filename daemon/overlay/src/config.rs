@@ -1,91 +1,20 @@
-//! Tunables of the ring protocol, with the defaults documented in `docs/protocol.md`.
-
-use std::time::Duration;
+//! The overlay's configuration: one section per part, each defined (with its defaults) in
+//! the folder of the part it tunes. A new sub-protocol with settings adds its section here.
 
 use crate::broadcast::BroadcastConfig;
 use crate::direct::DirectConfig;
 use crate::records::RecordsConfig;
+use crate::ring::RingConfig;
 
-/// Ring-maintenance parameters. Every bound the node enforces lives here.
-#[derive(Clone, Debug)]
+/// Every section of the overlay's configuration.
+#[derive(Clone, Debug, Default)]
 pub struct ChordConfig {
-    /// Length `r` of the successor list.
-    pub successors: usize,
-    /// Period of stabilize (ask the successor for its predecessor and list).
-    pub stabilize_interval: Duration,
-    /// Shortest period of fix-fingers; used while fingers keep changing.
-    pub fix_fingers_min: Duration,
-    /// Longest period of fix-fingers; reached while every refresh confirms the table.
-    pub fix_fingers_max: Duration,
-    /// Period of check-predecessor.
-    pub check_predecessor_interval: Duration,
-    /// How long to wait for a response before resending or giving up.
-    pub rpc_timeout: Duration,
-    /// Resends of a request after its first timeout, before the peer counts as failed.
-    pub rpc_retries: u8,
-    /// A lookup that has not finished after this long fails.
-    pub lookup_timeout: Duration,
-    /// A lookup that has not finished after this many hops fails.
-    pub lookup_max_hops: u32,
-    /// Outstanding requests at once; beyond this new work is refused.
-    pub max_pending_rpcs: usize,
-    /// Outstanding lookups at once; beyond this new lookups fail at once.
-    pub max_lookups: usize,
-    /// How long a peer that failed stays out of routing unless it speaks to us first.
-    pub suspect_ttl: Duration,
-    /// Bound on remembered suspects.
-    pub max_suspects: usize,
-    /// Peers lost without a goodbye that we keep probing, for merging partitions.
-    pub graveyard_size: usize,
-    /// How long a lost peer is kept and probed.
-    pub graveyard_ttl: Duration,
-    /// Period of the probe round.
-    pub probe_interval: Duration,
-    /// Lost peers probed per round.
-    pub probe_batch: usize,
-    /// Longest gap between two probes of one lost peer (probes back off up to this).
-    pub probe_backoff_max: Duration,
-    /// First retry delay of a failed join; doubles up to `join_retry_max`.
-    pub join_retry_min: Duration,
-    /// Longest delay between join attempts.
-    pub join_retry_max: Duration,
-    /// Candidates returned by a routing step.
-    pub closer_candidates: usize,
+    /// The ring core: maintenance, RPCs, lookups.
+    pub ring: RingConfig,
     /// Broadcast tunables.
     pub broadcast: BroadcastConfig,
     /// Records tunables.
     pub records: RecordsConfig,
     /// Direct delivery tunables.
     pub direct: DirectConfig,
-}
-
-impl Default for ChordConfig {
-    fn default() -> Self {
-        ChordConfig {
-            successors: 16,
-            stabilize_interval: Duration::from_millis(1000),
-            fix_fingers_min: Duration::from_millis(500),
-            fix_fingers_max: Duration::from_secs(8),
-            check_predecessor_interval: Duration::from_millis(2000),
-            rpc_timeout: Duration::from_millis(500),
-            rpc_retries: 1,
-            lookup_timeout: Duration::from_secs(20),
-            lookup_max_hops: 64,
-            max_pending_rpcs: 4096,
-            max_lookups: 1024,
-            suspect_ttl: Duration::from_secs(30),
-            max_suspects: 1024,
-            graveyard_size: 64,
-            graveyard_ttl: Duration::from_secs(3600),
-            probe_interval: Duration::from_secs(5),
-            probe_batch: 4,
-            probe_backoff_max: Duration::from_secs(60),
-            join_retry_min: Duration::from_millis(500),
-            join_retry_max: Duration::from_secs(30),
-            closer_candidates: 4,
-            broadcast: BroadcastConfig::default(),
-            records: RecordsConfig::default(),
-            direct: DirectConfig::default(),
-        }
-    }
 }

@@ -6,10 +6,11 @@
 //! made, lookups it asked for, ring events) it queues ([`crate::protocol::Up`]); after each
 //! input [`Overlay`] hands the queue to the sub-protocol that owns each item, each with a
 //! [`Ctx`]: a read-only view of the ring plus the right to send, arm timers, make requests and
-//! lookups, and report a failed peer. A new sub-protocol is a folder with its state, messages,
-//! timers and events, and one registration here (a field, its arms in `drain`, `wants_timer`
-//! and `check_invariants`). Services this build does not know are counted and ignored
-//! (requests answered [`Response::Unsupported`]); [`Extension`]s add services at run time.
+//! lookups, and report a failed peer. Every sub-protocol is a [`Service`] in one registry
+//! (`crate::services`), found by its service number: a new one is a folder and one line in
+//! `services::registered` (or [`Overlay::add_service`] at run time); nothing here names it.
+//! Services this build does not know are counted and ignored (requests answered
+//! [`Response::Unsupported`]).
 
 use crate::broadcast::wire::Bcast;
 use crate::broadcast::{
@@ -18,11 +19,12 @@ use crate::broadcast::{
 use crate::config::ChordConfig;
 use crate::direct::{Direct, DirectEvent, DirectInput};
 use crate::id::NodeId;
-use crate::protocol::{Ctx, Extension, Up};
+use crate::protocol::{Ctx, Service, ServiceEvent, Up, unsupported};
 use crate::records::{Records, RecordsEvent, RecordsInput, RecordsTimer};
 use crate::ring::{Phase, Ring, RingTimer};
+use crate::services::{AddServiceError, Services, registered};
 use crate::time::Time;
-use crate::wire::{BROADCAST, DIRECT, Message, Notice, Peer, RECORDS, Request, Response};
+use crate::wire::{BROADCAST, Message, Notice, Peer, RECORDS, RING, Request, Response};
 
 /// An event the driver feeds to the node.
 #[derive(Clone, Debug)]
@@ -85,8 +87,20 @@ pub enum Timer {
     Broadcast(BroadcastTimer),
     /// Records'.
     Records(RecordsTimer),
-    /// An extension's: its service and its own number.
+    /// Another service's: its service number and its own number.
     Extension { service: u16, id: u64 },
+}
+
+impl Timer {
+    /// The service whose timer it is.
+    pub fn service(&self) -> u16 {
+        match self {
+            Timer::Ring(_) => RING,
+            Timer::Broadcast(_) => BROADCAST,
+            Timer::Records(_) => RECORDS,
+            Timer::Extension { service, .. } => *service,
+        }
+    }
 }
 
 /// An action for the driver.
@@ -127,6 +141,8 @@ pub enum Event {
     Records(RecordsEvent),
     /// From direct delivery: a send's outcome, or a body for this node.
     Direct(DirectEvent),
+    /// From another service (one without a variant here).
+    Service(ServiceEvent),
 }
 
 /// Why a lookup failed.
@@ -150,45 +166,61 @@ pub enum LookupError {
 #[derive(Debug)]
 pub struct Overlay {
     ring: Ring,
-    broadcast: Broadcast,
-    records: Records,
-    direct: Direct,
-    extensions: Vec<Box<dyn Extension>>,
+    services: Services,
 }
+
+/// Every node registers these ([`crate::services`]'s list), so their typed accessors find them.
+const REGISTERED: &str = "the node registers it in services::registered";
 
 impl Overlay {
     /// A node with identity `me`; `seed` makes its timer jitter and request ids reproducible.
     pub fn new(me: Peer, cfg: ChordConfig, seed: u64) -> Overlay {
-        let broadcast = Broadcast::new(
-            cfg.broadcast.clone(),
-            seed ^ me.id.high_u64().rotate_left(17),
-        );
+        let services = Services::new(registered(&cfg, me, seed));
         Overlay {
-            records: Records::new(cfg.records.clone()),
-            direct: Direct::new(cfg.direct.clone()),
-            ring: Ring::new(me, cfg, seed),
-            broadcast,
-            extensions: Vec::new(),
+            ring: Ring::new(me, cfg.ring, seed),
+            services,
         }
     }
 
-    /// Adds a service handled by `ext` (one per service number; a second one replaces it).
-    pub fn add_extension(&mut self, ext: Box<dyn Extension>) {
-        self.extensions.retain(|e| e.service() != ext.service());
-        self.extensions.push(ext);
+    /// Adds a service at run time (one per service number: a second one replaces the first).
+    /// The numbers of the frame layer, the ring core and the services every node runs are
+    /// refused.
+    pub fn add_service(&mut self, s: Box<dyn Service>) -> Result<(), AddServiceError> {
+        self.services.add(s)
     }
 
-    /// The extension serving `service`, if any.
-    pub fn extension(&self, service: u16) -> Option<&dyn Extension> {
-        self.extensions
-            .iter()
-            .find(|e| e.service() == service)
-            .map(|e| e.as_ref())
+    /// The service serving number `service`, if any.
+    pub fn service(&self, service: u16) -> Option<&dyn Service> {
+        self.services.get(service)
+    }
+
+    /// The service of type `T`, if the node runs one (read-only: state, counters).
+    pub fn service_ref<T: Service>(&self) -> Option<&T> {
+        self.services.typed::<T>()
+    }
+
+    /// Runs `f` on the service of type `T` at time `now`, as one input: what it does (sends,
+    /// timers, events, requests, lookups) and what follows within the input comes back as the
+    /// outputs. `None`: the node runs no such service, or has left the ring (then `f` does not
+    /// run). A service's own inputs come in this way; nothing in [`Input`] names them.
+    pub fn call<T: Service, R>(
+        &mut self,
+        now: Time,
+        f: impl FnOnce(&mut T, &mut Ctx<'_>) -> R,
+    ) -> Option<(R, Vec<Output>)> {
+        self.services.typed::<T>()?;
+        let mut result = None;
+        let out = self.turn(now, false, |o| {
+            if let Some(s) = o.services.typed_mut::<T>() {
+                result = Some(f(s, &mut Ctx::new(&mut o.ring, now)));
+            }
+        });
+        result.map(|r| (r, out))
     }
 
     /// Installs the application's envelope check (signature against the origin's key).
     pub fn set_validator(&mut self, v: Validator) {
-        self.broadcast.set_validator(v);
+        self.broadcast_mut().set_validator(v);
     }
 
     /// The ring core (read-only): membership, tables, counters.
@@ -198,7 +230,11 @@ impl Overlay {
 
     /// Broadcast's state (read-only): counters, messages in flight.
     pub fn broadcast(&self) -> &Broadcast {
-        &self.broadcast
+        self.services.typed().expect(REGISTERED)
+    }
+
+    fn broadcast_mut(&mut self) -> &mut Broadcast {
+        self.services.typed_mut().expect(REGISTERED)
     }
 
     /// The envelope the validator will be asked about when `msg` is handled, if any: a tree
@@ -209,7 +245,7 @@ impl Overlay {
         match msg {
             Message::Notice(Notice::Broadcast(Bcast::Data { env, .. })) => Some(env),
             Message::Notice(Notice::Broadcast(Bcast::Repair { env, .. }))
-                if !self.broadcast.is_seen(&env.origin, env.seq) =>
+                if !self.broadcast().is_seen(&env.origin, env.seq) =>
             {
                 Some(env)
             }
@@ -221,17 +257,20 @@ impl Overlay {
     /// the adversarial tests and the simulator only.
     #[doc(hidden)]
     pub fn plant_record(&mut self, r: crate::records::Record) {
-        self.records.plant(r);
+        self.services
+            .typed_mut::<Records>()
+            .expect(REGISTERED)
+            .plant(r);
     }
 
     /// Records' state (read-only): the store, counters, operations in flight.
     pub fn records(&self) -> &Records {
-        &self.records
+        self.services.typed().expect(REGISTERED)
     }
 
     /// Direct delivery's state (read-only): counters, sends in flight.
     pub fn direct(&self) -> &Direct {
-        &self.direct
+        self.services.typed().expect(REGISTERED)
     }
 
     /// Whether [`Input::Broadcast`] would be accepted at `now` (for a payload within
@@ -240,36 +279,43 @@ impl Overlay {
     /// truth: after an `Ok` here, a broadcast fed at the same or a later time with no other
     /// broadcast in between is accepted.
     pub fn admits_broadcast(&self, now: Time) -> Result<(), BroadcastError> {
-        self.broadcast.admits(&self.ring, now)
+        self.broadcast().admits(&self.ring, now)
     }
 
     /// Tells the node its driver's epoch as Unix time in microseconds, so that trace answers
     /// carry times other nodes can compare (the simulator leaves it at zero).
     pub fn set_wall_clock(&mut self, epoch_unix_us: u64) {
-        self.broadcast.set_wall_clock(epoch_unix_us);
+        self.broadcast_mut().set_wall_clock(epoch_unix_us);
     }
 
     /// [`Overlay::handle`] for an input that reached the driver at `arrived` (before `now`:
     /// it waited in a queue). Only the trace log reads it (when a message arrived, so the
     /// wait before it was sent on counts as the node's).
     pub fn handle_arrived(&mut self, now: Time, arrived: Time, input: Input) -> Vec<Output> {
-        self.broadcast.set_arrival(Some(arrived));
+        self.broadcast_mut().set_arrival(Some(arrived));
         let out = self.handle(now, input);
-        self.broadcast.set_arrival(None);
+        self.broadcast_mut().set_arrival(None);
         out
     }
 
     /// Feeds one input at time `now` and returns what the driver must do.
     pub fn handle(&mut self, now: Time, input: Input) -> Vec<Output> {
+        // A timer nobody wants must do nothing at all (`wants_timer`'s promise).
+        let idle = matches!(&input, Input::Timer(t) if !self.wants_timer(t));
+        self.turn(now, idle, |o| o.dispatch(now, input))
+    }
+
+    /// One input's turn: `work`, then what the ring core queued for the services, the
+    /// services' flushes (unless the input was `idle`), the neighbour changes it made.
+    fn turn(&mut self, now: Time, idle: bool, work: impl FnOnce(&mut Self)) -> Vec<Output> {
         if self.ring.phase() != Phase::Left {
-            // A timer nobody wants must do nothing at all (`wants_timer`'s promise).
-            let idle = matches!(&input, Input::Timer(t) if !self.wants_timer(t));
             let before = self.ring.neighbours();
-            self.dispatch(now, input);
+            work(self);
             self.drain(now);
             if !idle {
-                self.broadcast
-                    .flush_replies_if_due(&mut Ctx::new(&mut self.ring, now));
+                for s in self.services.iter_mut() {
+                    s.flush(&mut Ctx::new(&mut self.ring, now));
+                }
             }
             self.ring.report_neighbour_changes(before);
             self.drain(now);
@@ -277,35 +323,35 @@ impl Overlay {
         self.ring.take_outputs()
     }
 
+    /// Runs `f` on the service of type `T` (every node runs the ones this is used for).
+    fn with<T: Service>(&mut self, now: Time, f: impl FnOnce(&mut T, &mut Ctx<'_>)) {
+        if let Some(s) = self.services.typed_mut::<T>() {
+            f(s, &mut Ctx::new(&mut self.ring, now));
+        }
+    }
+
     fn dispatch(&mut self, now: Time, input: Input) {
         match input {
-            Input::Timer(Timer::Broadcast(t)) => self
-                .broadcast
-                .on_timer(&mut Ctx::new(&mut self.ring, now), t),
-            Input::Timer(Timer::Extension { service, id }) => {
-                if let Some(e) = serving(&mut self.extensions, service) {
-                    e.on_timer(&mut Ctx::new(&mut self.ring, now), id);
+            Input::Timer(Timer::Ring(t)) => self.ring.on_timer(now, t),
+            Input::Timer(t) => {
+                if let Some(s) = self.services.get_mut(t.service()) {
+                    s.on_timer(&mut Ctx::new(&mut self.ring, now), t);
                 }
             }
             Input::Broadcast { seq, payload } => {
-                self.broadcast
-                    .originate(&mut Ctx::new(&mut self.ring, now), seq, payload)
+                self.with(now, |b: &mut Broadcast, cx| b.originate(cx, seq, payload))
             }
-            Input::Records(r) => self.records.on_input(&mut Ctx::new(&mut self.ring, now), r),
-            Input::Direct(d) => self.direct.on_input(&mut Ctx::new(&mut self.ring, now), d),
-            Input::Timer(Timer::Records(t)) => {
-                self.records.on_timer(&mut Ctx::new(&mut self.ring, now), t)
+            Input::Trace { origin, seq, token } => {
+                self.with(now, |b: &mut Broadcast, cx| b.trace(cx, origin, seq, token))
             }
+            Input::Records(r) => self.with(now, |d: &mut Records, cx| d.on_input(cx, r)),
+            Input::Direct(d) => self.with(now, |x: &mut Direct, cx| x.on_input(cx, d)),
             Input::Leave => {
-                // Parents learn of finished hops now rather than ask after their timeout;
-                // held records go to the successors that hold them next.
-                let cx = &mut Ctx::new(&mut self.ring, now);
-                self.broadcast.flush_replies(cx);
-                self.records.on_leave(cx);
-                self.direct.on_leave(cx);
+                for s in self.services.iter_mut() {
+                    s.on_leave(&mut Ctx::new(&mut self.ring, now));
+                }
                 self.ring.leave();
             }
-            Input::Timer(Timer::Ring(t)) => self.ring.on_timer(now, t),
             Input::Create => self.ring.create(now),
             Input::Join { via } => self.ring.join(now, via),
             Input::JoinOrFound { via } => self.ring.join_or_found(now, via),
@@ -314,58 +360,37 @@ impl Overlay {
             Input::Unreachable(id) => self.ring.on_unreachable(now, id),
             Input::Lookup { key, token } => self.ring.app_lookup(now, key, token),
             Input::Discovered(peer) => self.ring.discovered(now, peer),
-            Input::Trace { origin, seq, token } => {
-                self.broadcast
-                    .trace(&mut Ctx::new(&mut self.ring, now), origin, seq, token)
-            }
         }
     }
 
-    /// Hands what the ring core queued to the sub-protocols, until nothing is left (a handler
-    /// may queue more: a lookup that ends at once, a request that cannot be sent).
+    /// Hands what the ring core queued to the services, by service number, until nothing is
+    /// left (a handler may queue more: a lookup that ends at once, a request that cannot be
+    /// sent).
     fn drain(&mut self, now: Time) {
         while let Some(up) = self.ring.next_up() {
             let cx = &mut Ctx::new(&mut self.ring, now);
             match up {
                 Up::Ring(ev) => {
-                    self.broadcast.on_ring_event(cx, &ev);
-                    self.records.on_ring_event(cx, &ev);
-                    self.direct.on_ring_event(cx, &ev);
-                    for e in &mut self.extensions {
-                        e.on_ring_event(cx, &ev);
+                    for s in self.services.iter_mut() {
+                        s.on_ring_event(cx, &ev);
                     }
                 }
-                Up::Notice { from, notice } => match notice {
-                    Notice::Broadcast(b) => self.broadcast.on_notice(cx, from, b),
-                    Notice::Records(d) => self.records.on_notice(cx, from, d),
-                    Notice::Other(o) => match serving(&mut self.extensions, o.service) {
-                        Some(e) => e.on_notice(cx, from, &o),
-                        None => cx.count_unknown(),
-                    },
-                    // The ring core keeps its own notices.
-                    Notice::Ring(_) => {}
+                // The ring core keeps its own notices.
+                Up::Notice {
+                    notice: Notice::Ring(_),
+                    ..
+                } => {}
+                Up::Notice { from, notice } => match self.services.get_mut(notice.service()) {
+                    Some(s) => s.on_notice(cx, from, notice),
+                    None => cx.count_unknown(),
                 },
                 Up::Request { from, id, body } => {
                     let answer = match body {
-                        Request::Broadcast(r) => {
-                            Response::Broadcast(self.broadcast.on_request(cx, from, r))
-                        }
-                        Request::Records(r) => {
-                            Response::Records(self.records.on_request(cx, from, r))
-                        }
-                        Request::Direct(r) => {
-                            Response::Direct(self.direct.on_request(cx, from, id, r))
-                        }
-                        Request::Other(o) => match serving(&mut self.extensions, o.service) {
-                            Some(e) => e
-                                .on_request(cx, from, &o)
-                                .map_or(Response::Unsupported, Response::Other),
-                            None => {
-                                cx.count_unknown();
-                                Response::Unsupported
-                            }
-                        },
                         Request::Ring(_) => Response::Unsupported,
+                        body => match self.services.get_mut(body.service()) {
+                            Some(s) => s.on_request(cx, from, id, body),
+                            None => unsupported(cx),
+                        },
                     };
                     cx.send(from, Message::Response { id, body: answer });
                 }
@@ -374,14 +399,8 @@ impl Overlay {
                     token,
                     reply,
                 } => {
-                    if service == BROADCAST {
-                        self.broadcast.on_reply(cx, token, reply);
-                    } else if service == RECORDS {
-                        self.records.on_reply(cx, token, reply);
-                    } else if service == DIRECT {
-                        self.direct.on_reply(cx, token, reply);
-                    } else if let Some(e) = serving(&mut self.extensions, service) {
-                        e.on_reply(cx, token, reply);
+                    if let Some(s) = self.services.get_mut(service) {
+                        s.on_reply(cx, token, reply);
                     }
                 }
                 Up::Lookup {
@@ -389,14 +408,8 @@ impl Overlay {
                     token,
                     result,
                 } => {
-                    if service == BROADCAST {
-                        self.broadcast.on_lookup(cx, token, result);
-                    } else if service == RECORDS {
-                        self.records.on_lookup(cx, token, result);
-                    } else if service == DIRECT {
-                        self.direct.on_lookup(cx, token, result);
-                    } else if let Some(e) = serving(&mut self.extensions, service) {
-                        e.on_lookup(cx, token, result);
+                    if let Some(s) = self.services.get_mut(service) {
+                        s.on_lookup(cx, token, result);
                     }
                 }
             }
@@ -410,13 +423,10 @@ impl Overlay {
     pub fn wants_timer(&self, timer: &Timer) -> bool {
         match timer {
             Timer::Ring(t) => self.ring.wants_timer(t),
-            Timer::Broadcast(t) => self.broadcast.wants_timer(t),
-            Timer::Records(t) => self.records.wants_timer(t),
-            Timer::Extension { service, id } => self
-                .extensions
-                .iter()
-                .find(|e| e.service() == *service)
-                .is_some_and(|e| e.wants_timer(*id)),
+            t => self
+                .services
+                .get(t.service())
+                .is_some_and(|s| s.wants_timer(t)),
         }
     }
 
@@ -424,9 +434,7 @@ impl Overlay {
     /// (the ring core's and every sub-protocol's bounds).
     pub fn check_invariants(&self) -> Result<(), String> {
         self.ring.check_invariants()?;
-        self.broadcast.check_invariants()?;
-        self.records.check_invariants()?;
-        self.direct.check_invariants()
+        self.services.iter().try_for_each(|s| s.check_invariants())
     }
 
     // ---- shortcuts for drivers -------------------------------------------------------------
@@ -462,9 +470,4 @@ pub fn refusal(outputs: &[Output], seq: u64) -> Option<BroadcastError> {
         }
         _ => None,
     })
-}
-
-/// The extension serving `service` among `exts`.
-fn serving(exts: &mut [Box<dyn Extension>], service: u16) -> Option<&mut Box<dyn Extension>> {
-    exts.iter_mut().find(|e| e.service() == service)
 }

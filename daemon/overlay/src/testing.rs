@@ -1,4 +1,4 @@
-//! A service for tests only: [`Echo`], an [`Extension`] on service [`TEST_ECHO`] that a test
+//! A service for tests only: [`Echo`], a [`Service`] added at run time on service [`TEST_ECHO`] that a test
 //! installs on some nodes of a ring and not on others, to prove that a new service can be rolled
 //! out into a running network: nodes without it count its messages and ignore them, answer its
 //! requests "unsupported", and keep the ring and the broadcast whole.
@@ -10,7 +10,7 @@ use std::any::Any;
 use std::time::Duration;
 
 use crate::overlay::Timer;
-use crate::protocol::{Ctx, Extension, Reply, RingEvent};
+use crate::protocol::{Ctx, Reply, RingEvent, Service};
 use crate::wire::{Message, Notice, Opaque, Peer, Request, Response, TEST_ECHO};
 
 /// What an [`Echo`] saw.
@@ -67,12 +67,16 @@ impl Echo {
     }
 }
 
-impl Extension for Echo {
+impl Service for Echo {
     fn service(&self) -> u16 {
         TEST_ECHO
     }
 
     fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
 
@@ -85,7 +89,7 @@ impl Extension for Echo {
         }
     }
 
-    fn on_timer(&mut self, cx: &mut Ctx<'_>, _id: u64) {
+    fn on_timer(&mut self, cx: &mut Ctx<'_>, _timer: Timer) {
         if !cx.ring().is_member() {
             return;
         }
@@ -107,13 +111,19 @@ impl Extension for Echo {
         Self::arm(cx);
     }
 
-    fn on_notice(&mut self, _cx: &mut Ctx<'_>, _from: Peer, _body: &Opaque) {
-        self.stats.notices_received += 1;
+    fn on_notice(&mut self, cx: &mut Ctx<'_>, _from: Peer, notice: Notice) {
+        match notice {
+            Notice::Other(_) => self.stats.notices_received += 1,
+            _ => cx.count_unknown(),
+        }
     }
 
-    fn on_request(&mut self, _cx: &mut Ctx<'_>, _from: Peer, body: &Opaque) -> Option<Opaque> {
+    fn on_request(&mut self, _cx: &mut Ctx<'_>, _from: Peer, _id: u64, body: Request) -> Response {
         self.stats.served += 1;
-        (body.body == b"ping").then(|| Self::body(b"pong"))
+        match body {
+            Request::Other(o) if o.body == b"ping" => Response::Other(Self::body(b"pong")),
+            _ => Response::Unsupported,
+        }
     }
 
     fn on_reply(&mut self, _cx: &mut Ctx<'_>, _token: u64, reply: Reply) {

@@ -114,8 +114,8 @@ pub enum Notice {
 }
 
 /// A body kept as bytes: a service this build does not know, or one it knows but whose
-/// version or message type it cannot read. Extensions ([`crate::protocol::Extension`]) speak
-/// through it.
+/// version or message type it cannot read. Services this module does not list
+/// ([`crate::protocol::Service`]) speak through it ([`crate::protocol::encode_body`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Opaque {
     /// The service number.
@@ -154,6 +154,18 @@ impl Request {
             Request::Records(_) => RECORDS,
             Request::Direct(_) => DIRECT,
             Request::Other(o) => o.service,
+        }
+    }
+}
+
+impl Notice {
+    /// The service the notice belongs to.
+    pub fn service(&self) -> u16 {
+        match self {
+            Notice::Ring(_) => RING,
+            Notice::Broadcast(_) => BROADCAST,
+            Notice::Records(_) => RECORDS,
+            Notice::Other(o) => o.service,
         }
     }
 }

@@ -191,17 +191,17 @@ section! {
     pub struct RingSettings {
         /// Period of stabilize, in milliseconds. The defaults of the ring timers suit real
         /// networks; tests use shorter ones. See docs/protocol.md.
-        stabilize_ms @ "ring.stabilize_ms": u64 = ms(overlay().stabilize_interval),
+        stabilize_ms @ "ring.stabilize_ms": u64 = ms(overlay().ring.stabilize_interval),
             Int(RING_MS_RANGE), Restart;
         /// Shortest period of fix-fingers, in milliseconds.
-        fix_fingers_ms @ "ring.fix_fingers_ms": u64 = ms(overlay().fix_fingers_min),
+        fix_fingers_ms @ "ring.fix_fingers_ms": u64 = ms(overlay().ring.fix_fingers_min),
             Int(RING_MS_RANGE), Restart;
         /// Period of check-predecessor, in milliseconds.
         check_predecessor_ms @ "ring.check_predecessor_ms": u64 =
-            ms(overlay().check_predecessor_interval), Int(RING_MS_RANGE), Restart;
+            ms(overlay().ring.check_predecessor_interval), Int(RING_MS_RANGE), Restart;
         /// How long to wait for an answer before resending a request or giving up on the peer,
         /// in milliseconds.
-        rpc_timeout_ms @ "ring.rpc_timeout_ms": u64 = ms(overlay().rpc_timeout),
+        rpc_timeout_ms @ "ring.rpc_timeout_ms": u64 = ms(overlay().ring.rpc_timeout),
             Int(RING_MS_RANGE), Restart;
         /// Broadcasts per second accepted from one origin node, checked at every hop. A node
         /// over the rate has its messages dropped and counted (dropped.rate_limited in chatctl

@@ -432,6 +432,8 @@ impl Driver {
                 debug!(predecessor = ?p.map(|p| p.id.short()), "predecessor changed");
                 self.predecessor.send_replace(p);
             }
+            // A service the daemon runs no consumer for (a test service).
+            Event::Service(e) => debug!(service = e.service, "service event not consumed"),
             _ => {}
         }
     }

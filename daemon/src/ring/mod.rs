@@ -258,7 +258,9 @@ pub fn start(
     overlay.set_validator(Box::new(move |env| validator.validate(env)));
     if cfg!(debug_assertions) && std::env::var_os(TEST_ECHO_ENV).is_some() {
         // A build "with a newer service", for the mixed-ring test (tests/e2e/ring/chat.rs).
-        overlay.add_extension(Box::new(chat_overlay::testing::Echo::default()));
+        if let Err(e) = overlay.add_service(Box::new(chat_overlay::testing::Echo::default())) {
+            tracing::warn!("test echo service not added: {e}");
+        }
     }
     let driver = driver::Driver::new(
         membership.clone(),
@@ -313,11 +315,11 @@ pub fn start(
 /// The overlay configuration for the `[ring]` settings.
 pub fn chord_config(ring: &crate::config::RingSettings) -> ChordConfig {
     let mut c = ChordConfig::default();
-    c.stabilize_interval = Duration::from_millis(ring.stabilize_ms);
-    c.fix_fingers_min = Duration::from_millis(ring.fix_fingers_ms);
-    c.fix_fingers_max = c.fix_fingers_max.max(c.fix_fingers_min);
-    c.check_predecessor_interval = Duration::from_millis(ring.check_predecessor_ms);
-    c.rpc_timeout = Duration::from_millis(ring.rpc_timeout_ms);
+    c.ring.stabilize_interval = Duration::from_millis(ring.stabilize_ms);
+    c.ring.fix_fingers_min = Duration::from_millis(ring.fix_fingers_ms);
+    c.ring.fix_fingers_max = c.ring.fix_fingers_max.max(c.ring.fix_fingers_min);
+    c.ring.check_predecessor_interval = Duration::from_millis(ring.check_predecessor_ms);
+    c.ring.rpc_timeout = Duration::from_millis(ring.rpc_timeout_ms);
     c.broadcast.rate_per_sec = ring.origin_rate;
     c.broadcast.rate_burst = ring.origin_burst;
     c.broadcast.reply_delay = Duration::from_millis(ring.reply_delay_ms);
@@ -454,14 +456,17 @@ mod tests {
     fn the_ring_keys_default_to_the_overlay_defaults() {
         let ours = chord_config(&crate::config::RingSettings::default());
         let overlay = ChordConfig::default();
-        assert_eq!(ours.stabilize_interval, overlay.stabilize_interval);
-        assert_eq!(ours.fix_fingers_min, overlay.fix_fingers_min);
-        assert_eq!(ours.fix_fingers_max, overlay.fix_fingers_max);
         assert_eq!(
-            ours.check_predecessor_interval,
-            overlay.check_predecessor_interval
+            ours.ring.stabilize_interval,
+            overlay.ring.stabilize_interval
         );
-        assert_eq!(ours.rpc_timeout, overlay.rpc_timeout);
+        assert_eq!(ours.ring.fix_fingers_min, overlay.ring.fix_fingers_min);
+        assert_eq!(ours.ring.fix_fingers_max, overlay.ring.fix_fingers_max);
+        assert_eq!(
+            ours.ring.check_predecessor_interval,
+            overlay.ring.check_predecessor_interval
+        );
+        assert_eq!(ours.ring.rpc_timeout, overlay.ring.rpc_timeout);
         assert_eq!(ours.broadcast.rate_per_sec, overlay.broadcast.rate_per_sec);
         assert_eq!(ours.broadcast.rate_burst, overlay.broadcast.rate_burst);
         assert_eq!(ours.broadcast.reply_delay, overlay.broadcast.reply_delay);
@@ -485,7 +490,7 @@ mod tests {
             chord.broadcast.rate_burst,
             crate::config::RingSettings::default().origin_burst
         );
-        assert_eq!(chord.stabilize_interval, Duration::from_millis(150));
+        assert_eq!(chord.ring.stabilize_interval, Duration::from_millis(150));
         assert!(chord.broadcast.reply_delay.is_zero());
         assert_eq!(
             chord_config(&crate::config::RingSettings::default())

@@ -123,7 +123,7 @@ fn wait_results<T: Clone>(
 ) -> Vec<Result<T, RecordError>> {
     let mut out: Vec<Option<Result<T, RecordError>>> = vec![None; count];
     let mut got = 0;
-    let deadline = sim.now() + sim.cfg.chord.lookup_timeout * 2 + Duration::from_secs(30);
+    let deadline = sim.now() + sim.cfg.chord.ring.lookup_timeout * 2 + Duration::from_secs(30);
     loop {
         // Keep what is not an answer (conflicts, lost claims) for the scenario to count.
         sim.record_events.retain(|(_, e)| match pick(e) {

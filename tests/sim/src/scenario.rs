@@ -244,7 +244,7 @@ fn settled(c: &RingCheck) -> bool {
 /// entries and fingers right, or `max` passes. Returns the virtual seconds it took.
 pub fn settle(sim: &mut Sim, max: Duration) -> f64 {
     let start = sim.now();
-    let step = sim.cfg.chord.stabilize_interval;
+    let step = sim.cfg.chord.ring.stabilize_interval;
     loop {
         sim.run_for(step);
         let elapsed = sim.now().since(start);
@@ -274,7 +274,7 @@ pub fn settle(sim: &mut Sim, max: Duration) -> f64 {
 /// Runs until the ring (successors and predecessors) is correct; returns the seconds taken.
 fn repair(sim: &mut Sim, max: Duration) -> Option<f64> {
     let start = sim.now();
-    let step = sim.cfg.chord.stabilize_interval / 4;
+    let step = sim.cfg.chord.ring.stabilize_interval / 4;
     while sim.now().since(start) < max {
         sim.run_for(step);
         if sim.members().len() == sim.live_count() && oracle::check(sim).ring_correct {
@@ -305,7 +305,7 @@ fn issue_lookups(sim: &mut Sim, count: usize, spread: Duration) {
 pub fn measure_lookups(sim: &mut Sim, count: usize) -> LookupSummary {
     sim.take_lookups();
     issue_lookups(sim, count, Duration::from_secs(5));
-    let deadline = sim.now() + Duration::from_secs(5) + sim.cfg.chord.lookup_timeout * 2;
+    let deadline = sim.now() + Duration::from_secs(5) + sim.cfg.chord.ring.lookup_timeout * 2;
     while sim.lookups_pending() > 0 && sim.now() < deadline {
         sim.run_for(Duration::from_millis(500));
     }
@@ -343,7 +343,7 @@ fn crash(sim: &mut Sim, p: &Params, rep: &mut Report) {
     let deadline = crashed_at + p.settle_max;
     let mut repaired = None;
     while sim.now() < deadline && (sim.lookups_pending() > 0 || repaired.is_none()) {
-        sim.run_for(sim.cfg.chord.stabilize_interval / 4);
+        sim.run_for(sim.cfg.chord.ring.stabilize_interval / 4);
         if repaired.is_none()
             && sim.members().len() == sim.live_count()
             && oracle::check(sim).ring_correct
@@ -404,7 +404,7 @@ fn churn(sim: &mut Sim, p: &Params, rep: &mut Report) {
         sim.run_for(tick);
     }
     // Let the last lookups finish.
-    sim.run_for(sim.cfg.chord.lookup_timeout);
+    sim.run_for(sim.cfg.chord.ring.lookup_timeout);
     let abandoned = sim.abandon_lookups();
     let during = LookupSummary::from_records(&sim.take_lookups());
     rep.put("churn_joins", joins);
@@ -419,7 +419,7 @@ fn churn(sim: &mut Sim, p: &Params, rep: &mut Report) {
     rep.put("repair_seconds", t);
     rep.put(
         "repair_stabilize_rounds",
-        t.map(|s| s / sim.cfg.chord.stabilize_interval.as_secs_f64()),
+        t.map(|s| s / sim.cfg.chord.ring.stabilize_interval.as_secs_f64()),
     );
     settle(sim, p.settle_max);
 }
@@ -439,7 +439,7 @@ fn partition(sim: &mut Sim, p: &Params, rep: &mut Report) {
             .filter(|h| h.group == g && h.node.is_some())
             .map(|h| h.peer.id)
             .collect();
-        let c = oracle::check_ring(sim, &side, sim.cfg.chord.successors);
+        let c = oracle::check_ring(sim, &side, sim.cfg.chord.ring.successors);
         rep.put(&format!("side{g}_nodes"), side.len());
         rep.put(&format!("side{g}_ring_correct"), c.ring_correct);
         sides_ok &= c.ring_correct;
@@ -475,7 +475,7 @@ fn merge(sim: &mut Sim, p: &Params, rep: &mut Report) {
         .iter()
         .map(|&i| sim.hosts[i as usize].peer.id)
         .collect();
-    let c = oracle::check_ring(sim, &side, sim.cfg.chord.successors);
+    let c = oracle::check_ring(sim, &side, sim.cfg.chord.ring.successors);
     rep.put("second_ring_correct", c.ring_correct);
     rep.put("two_rings_before", !oracle::check(sim).ring_correct);
     let at = sim.rng().random_range(0..founder);

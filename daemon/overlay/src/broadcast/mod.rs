@@ -10,8 +10,8 @@
 
 mod entropy;
 pub mod memory;
-pub mod rate;
 mod replies;
+mod service;
 #[cfg(test)]
 mod tests;
 pub mod trace;

@@ -136,7 +136,7 @@ fn answers_to_a_parent_leave_together() {
     let mut cfg = ChordConfig::default();
     cfg.broadcast.rate_per_sec = 1000;
     // Two successors: the tree has inner nodes (with 16, the origin reaches all 7 directly).
-    cfg.successors = 2;
+    cfg.ring.successors = 2;
     // At once: one group per answer; the 7 hops of each message need 7 `Done`s and an
     // `Ack` per inner node of the tree.
     cfg.broadcast.reply_delay = Duration::ZERO;

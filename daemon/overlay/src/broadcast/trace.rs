@@ -17,9 +17,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use super::rate::RateLimiter;
 use super::tree::Broadcast;
 use super::{BroadcastError, BroadcastEvent};
+use crate::common::rate::RateLimiter;
 use crate::id::NodeId;
 use crate::overlay::Event;
 use crate::protocol::{Ctx, Reply};
@@ -537,7 +537,7 @@ mod tests {
     #[test]
     fn a_lying_answer_cannot_grow_the_walk_past_its_bounds() {
         let me = peer(1);
-        let mut ring = crate::Ring::new(me, crate::ChordConfig::default(), 7);
+        let mut ring = crate::Ring::new(me, crate::ring::RingConfig::default(), 7);
         ring.create(Time(0));
         let mut t = Tracing::new(16);
         let o = NodeId([1; 32]);

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::memory::Memory;
-use super::rate::RateLimiter;
 use super::replies::Replies;
 use super::trace::{TRACE_TOKEN, Tracing, Via};
 use super::wire::{Bcast, BroadcastRequest, BroadcastResponse};
@@ -15,6 +14,7 @@ use super::{
     BroadcastConfig, BroadcastEvent, BroadcastStats, BroadcastTimer, Envelope, HopState,
     MAX_PAYLOAD, MsgId, Validator,
 };
+use crate::common::rate::RateLimiter;
 use crate::id::NodeId;
 use crate::overlay::Event;
 use crate::protocol::{Ctx, Reply, RingEvent};

@@ -12,6 +12,7 @@
 //! closes the remaining gaps.
 
 mod node;
+mod service;
 #[cfg(test)]
 mod tests;
 pub mod wire;

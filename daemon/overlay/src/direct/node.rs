@@ -9,7 +9,7 @@ use super::wire::{DirectRequest, DirectResponse};
 use super::{
     DirectConfig, DirectError, DirectEvent, DirectInput, DirectStats, MAX_BODY, MAX_REASON,
 };
-use crate::broadcast::rate::RateLimiter;
+use crate::common::rate::RateLimiter;
 use crate::id::NodeId;
 use crate::overlay::Event;
 use crate::protocol::{Ctx, Reply, RingEvent};

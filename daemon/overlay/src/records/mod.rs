@@ -13,6 +13,7 @@
 mod node;
 mod ops;
 pub mod policy;
+mod service;
 mod settle;
 mod store;
 mod sync;

@@ -14,7 +14,7 @@ use super::{
     Hash, Record, RecordError, RecordsConfig, RecordsEvent, RecordsInput, RecordsStats,
     RecordsTimer, policy,
 };
-use crate::broadcast::rate::RateLimiter;
+use crate::common::rate::RateLimiter;
 use crate::id::NodeId;
 use crate::overlay::Event;
 use crate::protocol::{Ctx, Reply, RingEvent};

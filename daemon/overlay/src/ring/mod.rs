@@ -11,6 +11,7 @@
 //! a goodbye are kept in a bounded graveyard and probed, which merges rings split by a
 //! partition once it heals. It is driven through [`crate::Overlay`].
 
+mod config;
 mod lookup;
 mod maintain;
 mod table;
@@ -18,10 +19,10 @@ pub mod wire;
 
 use std::collections::{BTreeMap, VecDeque};
 
+pub use config::RingConfig;
 pub use table::Finger;
 pub use wire::{ErrorCode, RingNotice, RingRequest, RingResponse};
 
-use crate::config::ChordConfig;
 use crate::id::NodeId;
 use crate::overlay::{Event, LookupError, Output, Timer};
 use crate::protocol::{Reply, RingEvent, Up};
@@ -144,7 +145,7 @@ const SUSPECT_AFTER: u8 = 2;
 /// The ring core of one node.
 #[derive(Debug)]
 pub struct Ring {
-    cfg: ChordConfig,
+    cfg: RingConfig,
     phase: Phase,
     t: Table,
     rpcs: BTreeMap<u64, Pending>,
@@ -172,7 +173,7 @@ pub struct Ring {
 impl Ring {
     /// A ring core with identity `me`; `seed` makes its timer jitter and request ids
     /// reproducible.
-    pub(crate) fn new(me: Peer, cfg: ChordConfig, seed: u64) -> Ring {
+    pub(crate) fn new(me: Peer, cfg: RingConfig, seed: u64) -> Ring {
         let mut rng = Rng::new(seed ^ me.id.high_u64());
         let next_id = rng.next_u64() >> 16;
         Ring {
@@ -264,7 +265,7 @@ impl Ring {
         &self.stats
     }
     /// The configuration in force.
-    pub fn config(&self) -> &ChordConfig {
+    pub fn config(&self) -> &RingConfig {
         &self.cfg
     }
     /// Live peers this node knows (successors, fingers, predecessor), without repeats.

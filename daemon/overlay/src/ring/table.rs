@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::ChordConfig;
+use super::RingConfig;
 use crate::id::{ID_BITS, NodeId};
 use crate::time::Time;
 use crate::wire::Peer;
@@ -99,7 +99,7 @@ impl Table {
     }
 
     /// Marks `peer` as failed: it leaves every routing structure and joins the graveyard.
-    pub fn suspect(&mut self, peer: Peer, now: Time, cfg: &ChordConfig) {
+    pub fn suspect(&mut self, peer: Peer, now: Time, cfg: &RingConfig) {
         if self.suspects.len() >= cfg.max_suspects && !self.suspects.contains_key(&peer.id) {
             self.suspects.retain(|_, until| *until > now);
             if self.suspects.len() >= cfg.max_suspects {
@@ -134,7 +134,7 @@ impl Table {
     /// and not already heard from in the last `probe_interval` — whether to rediscover it. A lost
     /// peer stays buried until it is back in our tables ([`Table::expire`]): if the messages
     /// that would bring it back are lost too, probing it is our only way to it.
-    pub fn heard_from(&mut self, id: &NodeId, now: Time, cfg: &ChordConfig) -> bool {
+    pub fn heard_from(&mut self, id: &NodeId, now: Time, cfg: &RingConfig) -> bool {
         self.strikes.remove(id);
         let was = self.suspects.remove(id).is_some();
         let lost = match self.graveyard.iter_mut().find(|l| l.peer.id == *id) {
@@ -171,11 +171,11 @@ impl Table {
     }
 
     /// Buries `peer` (not known to have failed here: remembered from elsewhere) to be probed.
-    pub fn bury_lost(&mut self, peer: Peer, now: Time, cfg: &ChordConfig) {
+    pub fn bury_lost(&mut self, peer: Peer, now: Time, cfg: &RingConfig) {
         self.bury(peer, now, cfg);
     }
 
-    fn bury(&mut self, peer: Peer, now: Time, cfg: &ChordConfig) {
+    fn bury(&mut self, peer: Peer, now: Time, cfg: &RingConfig) {
         if cfg.graveyard_size == 0 {
             return;
         }
@@ -208,7 +208,7 @@ impl Table {
     /// inside its span — the successor believes them gone — or when the new list is short of
     /// `r`: then they may be our last lifelines. Entries pushed off the end of a full list by
     /// closer nodes are simply forgotten.
-    pub fn set_successors(&mut self, first: Peer, tail: &[Peer], now: Time, cfg: &ChordConfig) {
+    pub fn set_successors(&mut self, first: Peer, tail: &[Peer], now: Time, cfg: &RingConfig) {
         let old = std::mem::take(&mut self.succs);
         self.build_successors(first, tail, now, cfg.successors);
         let span = self.succs.last().map(|p| self.dist(&p.id));
@@ -301,14 +301,14 @@ impl Table {
     /// A peer leaves our routing state without having failed (displaced by a closer one).
     /// While the successor list is short of `r`, every peer we know may be a lifeline back to
     /// the rest of the ring, so it is remembered and probed rather than forgotten.
-    pub fn displaced(&mut self, peer: Peer, now: Time, cfg: &ChordConfig) {
+    pub fn displaced(&mut self, peer: Peer, now: Time, cfg: &RingConfig) {
         if self.succs.len() < cfg.successors && peer.id != self.me.id && !self.routes_to(&peer.id) {
             self.bury(peer, now, cfg);
         }
     }
 
     /// Drops fingers from `len` on.
-    pub fn truncate_fingers(&mut self, len: usize, now: Time, cfg: &ChordConfig) {
+    pub fn truncate_fingers(&mut self, len: usize, now: Time, cfg: &RingConfig) {
         let gone: Vec<Finger> = self.fingers.drain(len.min(self.fingers.len())..).collect();
         for f in gone {
             self.displaced(f.peer, now, cfg);
@@ -325,7 +325,7 @@ impl Table {
         bit: u32,
         peer: Peer,
         now: Time,
-        cfg: &ChordConfig,
+        cfg: &RingConfig,
     ) -> bool {
         let f = Finger {
             bit: bit as u16,
@@ -374,7 +374,7 @@ impl Table {
 
     /// Seeds the finger chain from peers we heard of (a joining node copies its successor's
     /// fingers): each finger becomes the first known peer at or after its start.
-    pub fn seed_fingers(&mut self, known: &[Peer], now: Time, cfg: &ChordConfig) {
+    pub fn seed_fingers(&mut self, known: &[Peer], now: Time, cfg: &RingConfig) {
         let mut sorted: Vec<Peer> = known
             .iter()
             .copied()
@@ -405,7 +405,7 @@ impl Table {
     }
 
     /// Drops suspicions and lost peers past their time, and lost peers back in our tables.
-    pub fn expire(&mut self, now: Time, cfg: &ChordConfig) {
+    pub fn expire(&mut self, now: Time, cfg: &RingConfig) {
         self.suspects.retain(|_, until| *until > now);
         let mut graveyard = std::mem::take(&mut self.graveyard);
         graveyard.retain(|l| now.since(l.since) < cfg.graveyard_ttl && !self.routes_to(&l.peer.id));
@@ -428,7 +428,7 @@ mod tests {
     #[test]
     fn successor_list_stops_at_self_and_skips_order_breaks() {
         let mut t = Table::new(peer(100));
-        let cfg = ChordConfig::default();
+        let cfg = RingConfig::default();
         t.set_successors(
             peer(200),
             &[peer(300), peer(50), peer(100), peer(150)],
@@ -447,7 +447,7 @@ mod tests {
         let buried: Vec<_> = t.graveyard.iter().map(|l| l.peer.id.high_u64()).collect();
         assert_eq!(buried, vec![300, 50]);
         // With r = 2 the list is full: 350 pushed off the end by 250 is not buried.
-        let cfg2 = ChordConfig {
+        let cfg2 = RingConfig {
             successors: 2,
             ..cfg
         };
@@ -483,7 +483,7 @@ mod tests {
 
     #[test]
     fn suspect_removes_everywhere_and_buries() {
-        let cfg = ChordConfig::default();
+        let cfg = RingConfig::default();
         let mut t = Table::new(peer(0));
         t.succs = vec![peer(10), peer(20)];
         t.pred = Some(peer(10));
@@ -514,7 +514,7 @@ mod tests {
     #[test]
     fn finger_chain_stays_distinct() {
         let mut t = Table::new(peer(0));
-        let cfg = ChordConfig::default();
+        let cfg = RingConfig::default();
         t.seed_fingers(
             &[peer(5), peer(9), peer(1 << 10), peer(1 << 40)],
             Time::ZERO,
@@ -534,7 +534,7 @@ mod tests {
 
     #[test]
     fn the_size_is_exact_only_when_the_list_comes_round() {
-        let cfg = ChordConfig::default();
+        let cfg = RingConfig::default();
         let mut t = Table::new(peer(100));
         assert_eq!(t.exact_size(), Some(1), "alone, nobody lost");
         // Two nodes: the successor's list is us.
@@ -547,7 +547,7 @@ mod tests {
         t.set_successors(peer(200), &[peer(300), peer(150)], Time::ZERO, &cfg);
         assert_eq!(t.exact_size(), None);
         // A full list of r that we follow at once: r + 1 members.
-        let cfg3 = ChordConfig {
+        let cfg3 = RingConfig {
             successors: 3,
             ..cfg.clone()
         };

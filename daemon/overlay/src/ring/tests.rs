@@ -8,6 +8,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
+use crate::ChordConfig;
 use crate::Overlay as Node;
 use crate::broadcast::BroadcastTimer;
 use crate::overlay::Input;
@@ -194,7 +195,10 @@ fn ring_size_is_exact_where_the_successor_list_comes_round() {
     }
     // More members than the successor list covers: not known, only estimated.
     let cfg = ChordConfig {
-        successors: 4,
+        ring: crate::ring::RingConfig {
+            successors: 4,
+            ..Default::default()
+        },
         ..ChordConfig::default()
     };
     let net = build_with(&ids, &cfg);
@@ -309,7 +313,10 @@ fn routing_answer_that_does_not_approach_the_key_is_rejected() {
     let mut net = build_with(
         &ids,
         &ChordConfig {
-            successors: 2,
+            ring: crate::ring::RingConfig {
+                successors: 2,
+                ..Default::default()
+            },
             ..ChordConfig::default()
         },
     );
@@ -355,7 +362,10 @@ fn routing_answer_that_does_not_approach_the_key_is_rejected() {
 #[test]
 fn rpc_bound_refuses_instead_of_growing() {
     let cfg = ChordConfig {
-        max_lookups: 3,
+        ring: crate::ring::RingConfig {
+            max_lookups: 3,
+            ..Default::default()
+        },
         ..ChordConfig::default()
     };
     let mut n = Node::new(peer(0, 1), cfg, 1);

@@ -14,9 +14,11 @@
 
 mod direct;
 pub mod oracle;
+mod outputs;
 mod queue;
 mod records;
 mod restart;
+mod service;
 mod signature;
 pub mod tracker;
 
@@ -31,7 +33,7 @@ use crate::broadcast::trace::TraceResult;
 use crate::broadcast::wire::Bcast;
 use crate::broadcast::{Envelope, MsgId};
 use crate::direct::DirectEvent;
-use crate::protocol::Extension;
+use crate::protocol::{Service, ServiceEvent};
 use crate::records::RecordsEvent;
 use crate::wire::{Notice, Request, Response};
 use crate::{
@@ -111,7 +113,7 @@ enum Ev {
 }
 
 /// Makes a fresh instance of a service for a host (at every start).
-pub type ExtensionFactory = fn() -> Box<dyn Extension>;
+pub type ExtensionFactory = fn() -> Box<dyn Service>;
 
 /// One simulated host.
 pub struct Host {
@@ -189,6 +191,8 @@ pub struct Sim {
     pub record_events: Vec<(u32, RecordsEvent)>,
     /// Direct delivery's outcomes and deliveries, by host.
     pub direct_events: Vec<(u32, DirectEvent)>,
+    /// Events of services without a variant in [`Event`] ([`Event::Service`]), by host.
+    pub service_events: Vec<(u32, ServiceEvent)>,
     /// Ended trace walks: the host that traced, its token, and the result.
     pub traces: Vec<(u32, u64, Result<TraceResult, crate::BroadcastError>)>,
     /// When set, `Joined` and `PredecessorChanged` events by host (what an application
@@ -243,6 +247,7 @@ impl Sim {
             events: Vec::new(),
             record_events: Vec::new(),
             direct_events: Vec::new(),
+            service_events: Vec::new(),
             traces: Vec::new(),
             ring_events: None,
             held: VecDeque::new(),
@@ -333,7 +338,9 @@ impl Sim {
             node.set_validator(Box::new(verify));
         }
         for make in &h.extensions {
-            node.add_extension(make());
+            if let Err(e) = node.add_service(make()) {
+                panic!("host {i}: {e}");
+            }
         }
         h.node = Some(node);
         self.apply(i, input);
@@ -553,126 +560,7 @@ impl Sim {
             return 0;
         };
         let outs = node.handle(now, input);
-        let n = outs.len();
-        if self.cfg.checks
-            && let Err(e) = node.check_invariants()
-        {
-            panic!("host {i} broke an invariant: {e}");
-        }
-        let inc = self.hosts[i as usize].incarnation;
-        let from = self.hosts[i as usize].peer;
-        let mut replied_to: Vec<u32> = Vec::new();
-        for o in outs {
-            match o {
-                Output::Send { to, msg } => {
-                    let Some(t) = host_index(&to.addr) else {
-                        continue;
-                    };
-                    if matches!(
-                        &msg,
-                        Message::Notice(Notice::Records(_))
-                            | Message::Request {
-                                body: Request::Records(_),
-                                ..
-                            }
-                            | Message::Response {
-                                body: Response::Records(_),
-                                ..
-                            }
-                    ) {
-                        self.net.records_messages += 1;
-                    }
-                    match &msg {
-                        Message::Notice(Notice::Broadcast(
-                            Bcast::Data { id, .. } | Bcast::Repair { id, .. },
-                        )) => {
-                            self.tracker.on_send(id);
-                        }
-                        Message::Notice(Notice::Broadcast(
-                            Bcast::Ack { .. } | Bcast::Done { .. },
-                        )) => {
-                            self.tracker.replies += 1;
-                            if !replied_to.contains(&t) {
-                                replied_to.push(t);
-                                self.tracker.reply_groups += 1;
-                            }
-                        }
-                        _ => {}
-                    }
-                    let msg = if self.cfg.wire {
-                        match crate::wire::encode(&msg).and_then(|b| crate::wire::decode(&b)) {
-                            Ok(m) => m,
-                            Err(e) => panic!("host {i} sent a message that does not encode: {e}"),
-                        }
-                    } else {
-                        msg
-                    };
-                    if self.hold {
-                        self.held.push_back((t, from, msg));
-                    } else {
-                        self.travel_from(i, t, from, msg);
-                    }
-                }
-                Output::SetTimer { at, timer } => self.push(
-                    at,
-                    Ev::Timer {
-                        node: i,
-                        inc,
-                        timer,
-                        unwanted: false,
-                    },
-                ),
-                Output::Event(e) => self.on_event(i, e),
-            }
-        }
-        if self.cfg.checks {
-            self.mark_unwanted(i);
-        }
-        n
-    }
-
-    /// Sends `msg` from host `i` to host `t` through the loss and latency model.
-    fn travel_from(&mut self, i: u32, t: u32, from: Peer, msg: Message) {
-        if self.cfg.loss > 0.0 && self.rng.random_bool(self.cfg.loss) {
-            self.net.lost += 1;
-            return;
-        }
-        let at = self.now + self.link_latency(i, t);
-        let tinc = self.hosts.get(t as usize).map_or(0, |h| h.incarnation);
-        self.push(
-            at,
-            Ev::Deliver {
-                to: t,
-                inc: tinc,
-                from,
-                msg,
-            },
-        );
-    }
-
-    /// A released held message travels like any other.
-    fn travel(&mut self, to: u32, from: Peer, msg: Message) {
-        let i = self.host_of(&from.id).unwrap_or(to);
-        self.travel_from(i, to, from, msg);
-    }
-
-    /// Records, for every timer of host `i` in the queue, whether the node still wants it.
-    fn mark_unwanted(&mut self, i: u32) {
-        let h = &self.hosts[i as usize];
-        let Some(node) = h.node.as_ref() else { return };
-        for ev in self.slab.iter_mut().flatten() {
-            if let Ev::Timer {
-                node: n,
-                inc,
-                timer,
-                unwanted,
-            } = ev
-                && *n == i
-                && *inc == h.incarnation
-            {
-                *unwanted |= !node.wants_timer(timer);
-            }
-        }
+        self.carry_out(i, outs)
     }
 
     /// A message from `from` to host `to` was lost because `to` is down or cut off: the
@@ -723,6 +611,7 @@ impl Sim {
             Event::Records(RecordsEvent::Held(_) | RecordsEvent::Released(_)) => {}
             Event::Records(r) => self.record_events.push((i, r)),
             Event::Direct(d) => self.direct_events.push((i, d)),
+            Event::Service(e) => self.service_events.push((i, e)),
             Event::Left => self.remove_member(i),
             Event::LookupDone {
                 token,

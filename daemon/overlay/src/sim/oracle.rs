@@ -114,5 +114,5 @@ fn ratio(a: usize, b: usize) -> f64 {
 
 /// Checks the whole ring of live members.
 pub fn check(sim: &Sim) -> RingCheck {
-    check_ring(sim, sim.members(), sim.cfg.chord.successors)
+    check_ring(sim, sim.members(), sim.cfg.chord.ring.successors)
 }

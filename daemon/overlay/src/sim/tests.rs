@@ -56,7 +56,7 @@ fn broadcast_all(sim: &mut Sim, count: u64, gap: Duration, settle: Duration) -> 
 
 fn echo(sim: &Sim, i: u32) -> Option<&crate::testing::EchoStats> {
     let node = sim.hosts[i as usize].node.as_ref()?;
-    node.extension(TEST_ECHO)?
+    node.service(TEST_ECHO)?
         .as_any()
         .downcast_ref::<Echo>()
         .map(Echo::stats)
