@@ -73,6 +73,15 @@ fn bob_away_with_six(net: u8, marker: &str, stopping: bool) -> Cluster {
             .then_some(())
     })
     .expect("alice lists bob");
+    // Bob's node has run long enough to remember the other four (its `peers` file, checked
+    // every 2 s): it comes back through them, since it restarts without a bootstrap and two of
+    // them, and Alice's in some orders, are gone by then.
+    let peers = c.members[BOB].dir.join("data/peers");
+    poll(FORM, Duration::from_millis(200), || {
+        let text = std::fs::read_to_string(&peers).ok()?;
+        (text.lines().count() >= names.len() - 1).then_some(())
+    })
+    .expect("bob's node remembers the other four");
     let mut going = None;
     if stopping {
         // Bob stops (SIGTERM) while Alice sends: his node may still take some of them
