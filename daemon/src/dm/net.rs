@@ -7,10 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_dm::bundle::Bundle;
-use chat_dm::{Action, Delivery};
+use chat_dm::{Action, Delivery, delivery};
 use chat_overlay::NodeId;
-use chat_overlay::records::{Kind, MAX_REMOVED, RecordError, Value};
+use chat_overlay::records::{Kind, MAX_REMOVED, RecordError};
 use ed25519_dalek::SigningKey;
 use tracing::debug;
 
@@ -59,10 +58,7 @@ impl Dm {
         match a {
             Action::FetchBundle { peer } => {
                 let bundle = match self.records.get(Kind::Keys, peer.to_vec()).await {
-                    Ok(recs) => recs.into_iter().find_map(|r| match r.value {
-                        Value::Data(v) if r.owner == peer => Bundle::decode(&v, &peer).ok(),
-                        _ => None,
-                    }),
+                    Ok(recs) => delivery::bundle_in(recs, &peer),
                     Err(e) => {
                         debug!(error = %e, "fetching a key bundle failed");
                         None
@@ -141,16 +137,17 @@ impl Dm {
             .user(&to)
             .filter(|(_, u)| u.presence != Presence::Offline)
         else {
-            return Delivery::Failed { retry_ms: 15_000 };
+            return delivery::direct_failed();
         };
-        let mut body = Vec::with_capacity(32 + value.len());
-        body.extend_from_slice(&to);
-        body.extend_from_slice(&value);
-        match self.direct.send(NodeId(u.node), body).await {
+        match self
+            .direct
+            .send(NodeId(u.node), delivery::item_body(&to, &value))
+            .await
+        {
             Ok(()) => Delivery::Direct,
             Err(e) => {
                 debug!(error = %e, "direct delivery of a stored item failed; it stays stored");
-                Delivery::Failed { retry_ms: 15_000 }
+                delivery::direct_failed()
             }
         }
     }
@@ -166,7 +163,11 @@ impl Dm {
         else {
             return;
         };
-        if let Err(e) = self.direct.send(NodeId(u.node), to.to_vec()).await {
+        if let Err(e) = self
+            .direct
+            .send(NodeId(u.node), delivery::poke_body(&to))
+            .await
+        {
             debug!(error = %e, "telling a recipient's node of its mailbox item failed");
         }
     }
@@ -184,26 +185,26 @@ impl Dm {
             && let Some((_, u)) = self.people.user(&to)
             && u.presence != Presence::Offline
         {
-            let mut body = Vec::with_capacity(32 + value.len());
-            body.extend_from_slice(&to);
-            body.extend_from_slice(&value);
-            match self.direct.send(NodeId(u.node), body).await {
+            match self
+                .direct
+                .send(NodeId(u.node), delivery::item_body(&to, &value))
+                .await
+            {
                 Ok(()) => return Delivery::Direct,
                 Err(e) => debug!(error = %e, "direct delivery failed; using the mailbox"),
             }
         }
         let now = unix_ms();
-        let record = chat_dm::item_record(&to, value, now, expires_ms.max(now + 60_000));
+        let record = chat_dm::item_record(&to, value, now, delivery::item_expiry(now, expires_ms));
         match self.records.put_record(record.clone()).await {
             Ok(_) => Delivery::Stored(record),
-            Err(RecordsError::Refused(RecordError::RateLimited { retry_after_ms })) => {
-                Delivery::Failed {
-                    retry_ms: retry_after_ms.max(1000),
-                }
+            Err(RecordsError::Refused(e)) => {
+                debug!(error = %e, "a mailbox item was refused");
+                delivery::put_failed(Some(&e))
             }
             Err(e) => {
                 debug!(error = %e, "putting a mailbox item failed");
-                Delivery::Failed { retry_ms: 15_000 }
+                delivery::put_failed(None)
             }
         }
     }
