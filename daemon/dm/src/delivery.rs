@@ -149,18 +149,13 @@ impl Schedule {
         Schedule::default()
     }
 
-    /// What is due at `now_ms`. A read it asks for counts as made now (the next one comes
-    /// after the current gap, which doubles); until a publication succeeds, every call asks
-    /// for a read and a publication.
-    pub fn due(&mut self, now_ms: u64) -> Due {
-        let due = Due {
+    /// What is due at `now_ms`; report a read when it is over ([`Schedule::drained`]). Until
+    /// a publication succeeds, every call asks for a read and a publication.
+    pub fn due(&self, now_ms: u64) -> Due {
+        Due {
             drain: !self.published || now_ms >= self.next_drain_ms,
             publish: !self.published,
-        };
-        if due.drain {
-            self.drained(now_ms);
         }
-        due
     }
 
     /// Whether the publication [`Schedule::due`] asked for was stored.
@@ -173,8 +168,8 @@ impl Schedule {
         self.published = false;
     }
 
-    /// A read was made at `now_ms`: the next one after the current gap, which doubles.
-    fn drained(&mut self, now_ms: u64) {
+    /// A read was over at `now_ms`: the next one after the current gap, which doubles.
+    pub fn drained(&mut self, now_ms: u64) {
         self.drained_ms = now_ms;
         self.gap_ms = if self.gap_ms == 0 {
             FIRST_REDRAIN_MS
@@ -267,6 +262,17 @@ impl<P: PartialEq> OnlineWatch<P> {
 mod tests {
     use super::*;
 
+    impl Schedule {
+        /// [`Schedule::due`], a read it asks for made at once.
+        fn step(&mut self, now_ms: u64) -> Due {
+            let due = self.due(now_ms);
+            if due.drain {
+                self.drained(now_ms);
+            }
+            due
+        }
+    }
+
     #[test]
     fn bodies_read_back() {
         let to = [7u8; 32];
@@ -286,36 +292,36 @@ mod tests {
     fn reads_start_at_once_and_back_off_to_the_period() {
         let mut s = Schedule::new();
         assert_eq!(
-            s.due(1_000),
+            s.step(1_000),
             Due {
                 drain: true,
                 publish: true
             }
         );
         s.published(true);
-        assert_eq!(s.due(1_500), Due::default());
-        assert!(s.due(3_000).drain, "2 s after the first read");
-        assert!(!s.due(6_999).drain);
-        assert!(s.due(7_000).drain, "then 4 s");
+        assert_eq!(s.step(1_500), Due::default());
+        assert!(s.step(3_000).drain, "2 s after the first read");
+        assert!(!s.step(6_999).drain);
+        assert!(s.step(7_000).drain, "then 4 s");
         let mut t = 7_000;
         for _ in 0..20 {
             let mut next = t + 1;
-            while !s.due(next).drain {
+            while !s.step(next).drain {
                 next += 1_000;
             }
             assert!(next - t <= DRAIN_MS + 1_000);
             t = next;
         }
-        assert!(!s.due(t + DRAIN_MS - 1_000).drain, "the period holds");
+        assert!(!s.step(t + DRAIN_MS - 1_000).drain, "the period holds");
     }
 
     #[test]
     fn a_poke_reads_within_a_second_and_a_failed_publication_retries() {
         let mut s = Schedule::new();
-        s.due(0);
+        s.step(0);
         s.published(false);
         assert_eq!(
-            s.due(500),
+            s.step(500),
             Due {
                 drain: true,
                 publish: true
@@ -324,17 +330,17 @@ mod tests {
         );
         s.published(true);
         for t in [4_500, 12_500, 28_500] {
-            assert!(!s.due(t - 1).drain);
-            assert!(s.due(t).drain);
+            assert!(!s.step(t - 1).drain);
+            assert!(s.step(t).drain);
         }
-        assert!(!s.due(29_000).drain);
+        assert!(!s.step(29_000).drain);
         s.poked();
-        assert!(!s.due(29_400).drain, "at most one read a second");
-        assert!(s.due(29_500).drain);
+        assert!(!s.step(29_400).drain, "at most one read a second");
+        assert!(s.step(29_500).drain);
         s.soon(40_000);
-        assert!(s.due(42_000).drain);
+        assert!(s.step(42_000).drain);
         s.republish();
-        assert!(s.due(42_001).publish);
+        assert!(s.step(42_001).publish);
     }
 
     #[test]

@@ -63,6 +63,7 @@ impl Dm {
                 let due = clock.due(unix_ms());
                 if due.drain {
                     self.drain(&signer).await;
+                    clock.drained(unix_ms());
                 }
                 if due.publish {
                     clock.published(self.publish(&signer, false).await);

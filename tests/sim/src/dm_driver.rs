@@ -527,6 +527,7 @@ impl Driver {
             }
             Op::Drain => {
                 h.busy = h.busy.saturating_sub(1);
+                h.schedule.drained(now);
                 // A failed read: read again when the schedule says (as the daemon does).
                 let Ok(records) = result else { return };
                 let items = delivery::mailbox_items(records);
