@@ -375,6 +375,11 @@ impl Driver {
             };
             let bundle = due.publish.then(|| e.bundle());
             let drain = due.drain;
+            if drain {
+                // Counted from the read's start (the simulator's reads answer within the
+                // records layer's timeouts, as the daemon's await does).
+                h.schedule.drained(now);
+            }
             h.busy += u8::from(due.publish) + u8::from(due.drain);
             self.run(sim, host, actions);
             if let Some(b) = bundle {
@@ -527,7 +532,6 @@ impl Driver {
             }
             Op::Drain => {
                 h.busy = h.busy.saturating_sub(1);
-                h.schedule.drained(now);
                 // A failed read: read again when the schedule says (as the daemon does).
                 let Ok(records) = result else { return };
                 let items = delivery::mailbox_items(records);
