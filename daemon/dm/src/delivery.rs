@@ -13,6 +13,9 @@
 //!   something changed (a bundle arrived).
 //! - Which recipients of waiting messages came back online ([`OnlineWatch`]): they get what
 //!   waits for them directly at once ([`crate::Engine::peer_online`]).
+//! - Where a send goes ([`route`], [`after_direct_failure`]): direct to an online
+//!   recipient's node, else (or when that fails) its mailbox, never the mailbox again for an
+//!   item stored already.
 //! - How long a failed attempt waits before the engine tries again ([`FAILED_RETRY_MS`]), and
 //!   the shortest life of a mailbox item put ([`item_expiry`]).
 
@@ -96,6 +99,41 @@ pub fn bundle_in(records: impl IntoIterator<Item = Record>, peer: &[u8; 32]) -> 
         Value::Data(v) if &r.owner == peer => Bundle::decode(v, peer).ok(),
         _ => None,
     })
+}
+
+/// How a [`crate::Action::Send`] goes out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Straight to the recipient's node ([`item_body`]); if that fails, see
+    /// [`after_direct_failure`].
+    Direct,
+    /// Into the recipient's mailbox ([`crate::item_record`]).
+    Mailbox,
+    /// Nowhere now: report [`direct_failed`] to the engine.
+    Failed,
+}
+
+/// The route of a `Send` (its `mailbox` and `direct_only` flags) when the directory shows
+/// its recipient `online` or not: direct when online and the mailbox is not asked for;
+/// otherwise the mailbox, unless the item is there already (`direct_only`).
+pub fn route(mailbox: bool, direct_only: bool, online: bool) -> Route {
+    if online && !mailbox {
+        Route::Direct
+    } else if direct_only {
+        Route::Failed
+    } else {
+        Route::Mailbox
+    }
+}
+
+/// Where a `Send` goes after its direct delivery failed: the mailbox, unless the item is
+/// there already (`direct_only`).
+pub fn after_direct_failure(direct_only: bool) -> Route {
+    if direct_only {
+        Route::Failed
+    } else {
+        Route::Mailbox
+    }
 }
 
 /// What a failed put of a mailbox item means for the engine ([`crate::Engine::outcome`]):
@@ -271,6 +309,21 @@ mod tests {
             }
             due
         }
+    }
+
+    #[test]
+    fn a_send_goes_direct_to_an_online_recipient_else_to_its_mailbox() {
+        assert_eq!(route(false, false, true), Route::Direct);
+        assert_eq!(
+            route(true, false, true),
+            Route::Mailbox,
+            "the mailbox asked for"
+        );
+        assert_eq!(route(false, false, false), Route::Mailbox);
+        assert_eq!(route(false, true, true), Route::Direct);
+        assert_eq!(route(false, true, false), Route::Failed, "stored already");
+        assert_eq!(after_direct_failure(false), Route::Mailbox);
+        assert_eq!(after_direct_failure(true), Route::Failed);
     }
 
     #[test]

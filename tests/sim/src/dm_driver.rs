@@ -43,7 +43,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use chat_dm::delivery::{self, DirectBody, OnlineWatch, Schedule};
+use chat_dm::delivery::{self, DirectBody, OnlineWatch, Route, Schedule};
 use chat_dm::{Action, Delivery, Engine, Shown, Status};
 use chat_overlay::DirectEvent;
 use chat_overlay::direct::DirectError;
@@ -569,17 +569,18 @@ impl Driver {
             };
             let actions = e.outcome(to, seq, Delivery::Direct, now);
             self.run(sim, host, actions);
-        } else if direct_only {
+        } else {
             self.stats.direct_failed += 1;
+            if delivery::after_direct_failure(direct_only) == Route::Mailbox {
+                self.put_item(sim, host, to, seq, value, expires_ms);
+                return;
+            }
             let now = now_ms(sim);
             let Some(e) = self.hosts.get_mut(&host).and_then(|h| h.engine.as_mut()) else {
                 return;
             };
             let actions = e.outcome(to, seq, delivery::direct_failed(), now);
             self.run(sim, host, actions);
-        } else {
-            self.stats.direct_failed += 1;
-            self.put_item(sim, host, to, seq, value, expires_ms);
         }
     }
 
@@ -634,6 +635,8 @@ impl Driver {
         };
         persist(h);
         order(&mut actions);
+        // What the engine answers to outcomes known at once (a send with nowhere to go).
+        let mut follow = Vec::new();
         for a in actions {
             match a {
                 Action::FetchBundle { peer } => {
@@ -648,12 +651,13 @@ impl Driver {
                     direct_only,
                     expires_ms,
                 } => {
+                    // The stale directory: every hosted account's node shows online.
                     let node = self
                         .by_account
                         .get(&to)
                         .map(|h| sim.hosts[*h as usize].peer.id);
-                    match node {
-                        Some(node) if !mailbox => {
+                    match (delivery::route(mailbox, direct_only, node.is_some()), node) {
+                        (Route::Direct, Some(node)) => {
                             let body = delivery::item_body(&to, &value);
                             let t = self.token(
                                 host,
@@ -667,8 +671,17 @@ impl Driver {
                             );
                             sim.send_direct(host, t, node, body);
                         }
-                        _ if direct_only => {}
-                        _ => self.put_item(sim, host, to, seq, value, expires_ms),
+                        (Route::Mailbox, _) => self.put_item(sim, host, to, seq, value, expires_ms),
+                        _ => {
+                            let now = now_ms(sim);
+                            if seq > 0
+                                && let Some(e) =
+                                    self.hosts.get_mut(&host).and_then(|h| h.engine.as_mut())
+                            {
+                                let more = e.outcome(to, seq, delivery::direct_failed(), now);
+                                follow.extend(more);
+                            }
+                        }
                     }
                 }
                 Action::Reput { to, seq, record } => {
@@ -686,6 +699,9 @@ impl Driver {
                 Action::Change(c) => self.changes.push((host, c)),
                 Action::Group(_) => {}
             }
+        }
+        if !follow.is_empty() {
+            self.run(sim, host, follow);
         }
     }
 
