@@ -14,11 +14,15 @@
 //! - [`engine`]: one hosted account's state machine. The daemon (`daemon/src/dm/`) and the
 //!   simulator drive the same engine: they hand it what arrived and the time, and carry out
 //!   what it asks for (put a mailbox item, deliver directly, fetch a bundle, persist, show).
+//! - [`delivery`]: how an account's messages travel, the same for the daemon and the
+//!   simulator: the direct body `recipient account ‖ sealed value`, what a mailbox read
+//!   answers, when the bundle is published and the mailbox read, which recipients came back.
 //! - [`group`]: group conversations (membership signed by the group's creator; messages sent
 //!   pairwise to every member).
 //! - [`text`]: the characters a message's text may hold (shared with the public chat).
 
 pub mod bundle;
+pub mod delivery;
 pub mod engine;
 mod error;
 pub mod group;

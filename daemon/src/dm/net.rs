@@ -7,10 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_dm::bundle::Bundle;
+use chat_dm::delivery::{self, Route};
 use chat_dm::{Action, Delivery};
 use chat_overlay::NodeId;
-use chat_overlay::records::{Kind, MAX_REMOVED, RecordError, Value};
+use chat_overlay::records::{Kind, MAX_REMOVED, RecordError};
 use ed25519_dalek::SigningKey;
 use tracing::debug;
 
@@ -59,10 +59,7 @@ impl Dm {
         match a {
             Action::FetchBundle { peer } => {
                 let bundle = match self.records.get(Kind::Keys, peer.to_vec()).await {
-                    Ok(recs) => recs.into_iter().find_map(|r| match r.value {
-                        Value::Data(v) if r.owner == peer => Bundle::decode(&v, &peer).ok(),
-                        _ => None,
-                    }),
+                    Ok(recs) => delivery::bundle_in(recs, &peer),
                     Err(e) => {
                         debug!(error = %e, "fetching a key bundle failed");
                         None
@@ -90,11 +87,9 @@ impl Dm {
                 direct_only,
                 expires_ms,
             } => {
-                let outcome = if direct_only {
-                    self.deliver_direct(to, value).await
-                } else {
-                    self.deliver(to, value, mailbox, expires_ms).await
-                };
+                let outcome = self
+                    .deliver(to, value, mailbox, direct_only, expires_ms)
+                    .await;
                 if matches!(outcome, Delivery::Stored(_)) {
                     self.poke(to).await;
                 }
@@ -133,77 +128,72 @@ impl Dm {
         }
     }
 
-    /// Delivers `value` straight to account `to`'s node, if it is online; never stores it
-    /// (the item is in the mailbox already).
-    async fn deliver_direct(&self, to: [u8; 32], value: Vec<u8>) -> Delivery {
-        let Some((_, u)) = self
-            .people
-            .user(&to)
-            .filter(|(_, u)| u.presence != Presence::Offline)
-        else {
-            return Delivery::Failed { retry_ms: 15_000 };
-        };
-        let mut body = Vec::with_capacity(32 + value.len());
-        body.extend_from_slice(&to);
-        body.extend_from_slice(&value);
-        match self.direct.send(NodeId(u.node), body).await {
-            Ok(()) => Delivery::Direct,
-            Err(e) => {
-                debug!(error = %e, "direct delivery of a stored item failed; it stays stored");
-                Delivery::Failed { retry_ms: 15_000 }
-            }
-        }
-    }
-
     /// Tells account `to`'s node, if the directory shows it online, that its mailbox has a new
     /// item: a direct body of the account alone (32 bytes), which makes that node read the
     /// mailbox soon (`run.rs`). Best effort: the node reads it at start and periodically anyway.
     async fn poke(&self, to: [u8; 32]) {
-        let Some((_, u)) = self
-            .people
-            .user(&to)
-            .filter(|(_, u)| u.presence != Presence::Offline)
-        else {
+        let Some(node) = self.online_node(&to) else {
             return;
         };
-        if let Err(e) = self.direct.send(NodeId(u.node), to.to_vec()).await {
+        if let Err(e) = self
+            .direct
+            .send(NodeId(node), delivery::poke_body(&to))
+            .await
+        {
             debug!(error = %e, "telling a recipient's node of its mailbox item failed");
         }
     }
 
-    /// Delivers `value` to account `to`: directly if its node is online (and `mailbox` is
-    /// not asked for), else as a mailbox item.
+    /// The node of account `to` if the directory shows it online.
+    fn online_node(&self, to: &[u8; 32]) -> Option<[u8; 32]> {
+        self.people
+            .user(to)
+            .filter(|(_, u)| u.presence != Presence::Offline)
+            .map(|(_, u)| u.node)
+    }
+
+    /// Delivers `value` to account `to` the way [`delivery::route`] says: directly if its
+    /// node is online (and `mailbox` is not asked for), else as a mailbox item; never stores
+    /// it again when `direct_only` (the item is in the mailbox already).
     async fn deliver(
         &self,
         to: [u8; 32],
         value: Vec<u8>,
         mailbox: bool,
+        direct_only: bool,
         expires_ms: u64,
     ) -> Delivery {
-        if !mailbox
-            && let Some((_, u)) = self.people.user(&to)
-            && u.presence != Presence::Offline
+        let node = self.online_node(&to);
+        let mut route = delivery::route(mailbox, direct_only, node.is_some());
+        if route == Route::Direct
+            && let Some(node) = node
         {
-            let mut body = Vec::with_capacity(32 + value.len());
-            body.extend_from_slice(&to);
-            body.extend_from_slice(&value);
-            match self.direct.send(NodeId(u.node), body).await {
+            match self
+                .direct
+                .send(NodeId(node), delivery::item_body(&to, &value))
+                .await
+            {
                 Ok(()) => return Delivery::Direct,
-                Err(e) => debug!(error = %e, "direct delivery failed; using the mailbox"),
+                Err(e) => {
+                    debug!(error = %e, stored = direct_only, "direct delivery failed");
+                    route = delivery::after_direct_failure(direct_only);
+                }
             }
         }
+        if route != Route::Mailbox {
+            return delivery::direct_failed();
+        }
         let now = unix_ms();
-        let record = chat_dm::item_record(&to, value, now, expires_ms.max(now + 60_000));
+        let record = chat_dm::item_record(&to, value, now, delivery::item_expiry(now, expires_ms));
         match self.records.put_record(record.clone()).await {
             Ok(_) => Delivery::Stored(record),
-            Err(RecordsError::Refused(RecordError::RateLimited { retry_after_ms })) => {
-                Delivery::Failed {
-                    retry_ms: retry_after_ms.max(1000),
-                }
+            Err(RecordsError::Refused(e)) => {
+                debug!(error = %e, "a mailbox item was refused");
+                delivery::put_failed(Some(&e))
             }
             Err(e) => {
                 debug!(error = %e, "putting a mailbox item failed");
-                Delivery::Failed { retry_ms: 15_000 }
+                delivery::put_failed(None)
             }
         }
     }

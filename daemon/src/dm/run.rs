@@ -1,22 +1,25 @@
 //! The service's task: per hosted account, publish the key bundle (and again after each
 //! rotation, every [`chat_dm::engine::ROTATE_MS`] of running time), tick the engine every
-//! second, drain the mailbox at start, then after [`FIRST_REDRAIN`] doubling up to every
-//! [`DRAIN`] (items put just after the first read are found within seconds), and at once when
-//! a sender's node says it stored an item (a poke: a direct body of the account alone); take
-//! what other nodes deliver directly; prune messages past `chat.retention_days`.
+//! second, and read the mailbox when [`chat_dm::delivery::Schedule`] says (at start, then
+//! after 2 s doubling up to every 120 s, and within a second of a poke: a sender's node said
+//! it stored an item); take what other nodes deliver directly; prune messages past
+//! `chat.retention_days`.
 //!
 //! Each second it also looks at the presence of every account this node's accounts have
-//! unacknowledged messages for: one seen online again (back from offline, or announced anew
-//! from a restarted node) gets them all directly at once ([`chat_dm::Engine::peer_online`]),
-//! instead of waiting for an acknowledgement's timeout or its next mailbox read; one seen
-//! online for the first time (this node just started) gets at once what waits in its mailbox.
+//! unacknowledged messages for ([`chat_dm::delivery::OnlineWatch`]): one seen online again
+//! (back from offline, or announced anew from a restarted node) gets them all directly at once
+//! ([`chat_dm::Engine::peer_online`]), instead of waiting for an acknowledgement's timeout or
+//! its next mailbox read; one seen online for the first time (this node just started) gets at
+//! once what waits in its mailbox. The simulator (`tests/sim/src/dm_driver.rs`) drives the
+//! same schedule and watch.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chat_dm::Engine;
-use chat_overlay::records::{Kind, Value};
+use chat_dm::delivery::{self, DirectBody, OnlineWatch, Schedule};
+use chat_overlay::records::Kind;
 use ed25519_dalek::SigningKey;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -27,43 +30,14 @@ use crate::offload::{Offload, Work};
 use crate::people::event::Presence;
 use crate::records::unix_ms;
 
-/// How often each account's mailbox is read, at most.
-pub const DRAIN: Duration = Duration::from_secs(120);
-/// The second read after the first, at start; the gap doubles up to [`DRAIN`].
-pub const FIRST_REDRAIN: Duration = Duration::from_secs(2);
-/// Shortest gap between two reads a poke asks for (pokes come from anyone).
-const POKE_GAP: Duration = Duration::from_secs(1);
 /// How often the engines are ticked.
 const TICK: Duration = Duration::from_secs(1);
 /// Lifetime of a published key bundle (renewed by the records layer while the node runs).
 const BUNDLE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-#[derive(Default)]
-struct AccountClock {
-    published: bool,
-    drained_ms: u64,
-    /// When the next read is due.
-    next_drain_ms: u64,
-    /// The gap to the read after it.
-    gap_ms: u64,
-}
-
-impl AccountClock {
-    /// A read was made at `now`: the next one after the current gap, which doubles.
-    fn drained(&mut self, now: u64) {
-        self.drained_ms = now;
-        self.gap_ms = if self.gap_ms == 0 {
-            FIRST_REDRAIN.as_millis() as u64
-        } else {
-            (self.gap_ms * 2).min(DRAIN.as_millis() as u64)
-        };
-        self.next_drain_ms = now + self.gap_ms;
-    }
-}
-
 /// What an account that messages wait for looked like when last seen online: when its
 /// presence began and its node. A change means it came back.
-type Seen = HashMap<([u8; 32], [u8; 32]), (u64, [u8; 32])>;
+type Seen = OnlineWatch<(u64, [u8; 32])>;
 
 impl Dm {
     /// Runs the service until the process ends (the app supervises it; direct deliveries are
@@ -75,32 +49,27 @@ impl Dm {
                 return;
             }
         }
-        let mut clocks: HashMap<[u8; 32], AccountClock> = HashMap::new();
-        let mut seen: Seen = HashMap::new();
+        let mut clocks: HashMap<[u8; 32], Schedule> = HashMap::new();
+        let mut seen: HashMap<[u8; 32], Seen> = HashMap::new();
         let mut prune_ms = 0;
         loop {
             let now = unix_ms();
             for (_, signer) in self.people.hosted_keys() {
                 let account = signer.verifying_key().to_bytes();
                 let clock = clocks.entry(account).or_default();
-                let poked = self.take_poke(&account);
-                if !clock.published {
-                    // Drain before publishing: items sealed to the keys of before a rotation
-                    // are read while those keys are still held.
-                    self.drain(&signer).await;
-                    clock.drained(unix_ms());
-                    clock.published = self.publish(&signer, false).await;
-                } else if unix_ms() >= clock.next_drain_ms
-                    || (poked
-                        && unix_ms().saturating_sub(clock.drained_ms)
-                            >= POKE_GAP.as_millis() as u64)
-                {
-                    self.drain(&signer).await;
-                    clock.drained(unix_ms());
-                } else if poked {
-                    clock.next_drain_ms = clock.drained_ms + POKE_GAP.as_millis() as u64;
+                if self.take_poke(&account) {
+                    clock.poked();
                 }
-                self.retry_online(&signer, &mut seen).await;
+                let due = clock.due(unix_ms());
+                if due.drain {
+                    self.drain(&signer).await;
+                    clock.drained(unix_ms());
+                }
+                if due.publish {
+                    clock.published(self.publish(&signer, false).await);
+                }
+                self.retry_online(&signer, seen.entry(account).or_default())
+                    .await;
                 let rotate = self
                     .act_owed(&signer, |e, now| (e.rotation_due(now), e.tick(now)))
                     .await
@@ -140,9 +109,9 @@ impl Dm {
                 _ = self.wake.notified() => {
                     // Something changed: drain everyone soon (a bundle arrived, a new account,
                     // a poke).
-                    let soon = unix_ms() + FIRST_REDRAIN.as_millis() as u64;
+                    let now = unix_ms();
                     for c in clocks.values_mut() {
-                        c.next_drain_ms = c.next_drain_ms.min(soon);
+                        c.soon(now);
                     }
                 }
             }
@@ -167,38 +136,20 @@ impl Dm {
             .run_owed(Work::Private, move || {
                 dm.engines()
                     .get(&account)
-                    .map(|e| {
-                        let stored: Vec<[u8; 32]> = e
-                            .pending()
-                            .into_iter()
-                            .filter(|(_, _, st)| *st == chat_dm::Status::Stored)
-                            .map(|(to, _, _)| to)
-                            .collect();
-                        (e.pending_peers(), stored)
-                    })
+                    .map(delivery::waiting)
                     .unwrap_or_default()
             })
             .await
             .unwrap_or_default();
-        seen.retain(|(a, to), _| *a != account || waiting.contains(to));
-        for to in waiting {
-            let now = match self.people.user(&to) {
-                Some((_, u)) if u.presence != Presence::Offline => (u.since_ms, u.node),
-                _ => {
-                    seen.remove(&(account, to));
-                    continue;
-                }
-            };
-            // Seen first (just sent to, or this node just started): only what waits in the
-            // mailbox goes at once, the rest is under way; seen back after a change:
-            // everything.
-            let was = seen.insert((account, to), now);
-            if was.map_or(stored.contains(&to), |was| was != now) {
-                debug!("a recipient of waiting private messages is online: sending them directly");
-                let _ = self
-                    .act_owed(signer, move |e, now| ((), e.peer_online(to, now)))
-                    .await;
-            }
+        let back = seen.look(&waiting, &stored, |to| match self.people.user(to) {
+            Some((_, u)) if u.presence != Presence::Offline => Some((u.since_ms, u.node)),
+            _ => None,
+        });
+        for to in back {
+            debug!("a recipient of waiting private messages is online: sending them directly");
+            let _ = self
+                .act_owed(signer, move |e, now| ((), e.peer_online(to, now)))
+                .await;
         }
     }
 
@@ -250,13 +201,7 @@ impl Dm {
                 return;
             }
         };
-        let items: Vec<chat_dm::Item> = items
-            .into_iter()
-            .filter_map(|r| match &r.value {
-                Value::Data(v) => Some((Some(r.hash()), v.clone())),
-                _ => None,
-            })
-            .collect();
+        let items = delivery::mailbox_items(items);
         if items.is_empty() {
             return;
         }
@@ -275,42 +220,36 @@ impl Dm {
             panic!("injected fault: the private direct deliveries' task panics");
         }
         while let Some((_from, body)) = rx.recv().await {
-            if body.len() < 32 {
-                continue;
-            }
-            let mut to = [0u8; 32];
-            to.copy_from_slice(&body[..32]);
-            if body.len() == 32 {
-                // A poke: a sender's node stored an item in this account's mailbox.
-                if self
-                    .people
+            let hosts = |to: &[u8; 32]| {
+                self.people
                     .hosted_keys()
-                    .iter()
-                    .any(|(_, k)| k.verifying_key().to_bytes() == to)
-                {
+                    .into_iter()
+                    .find(|(_, k)| k.verifying_key().to_bytes() == *to)
+            };
+            match delivery::parse_body(&body) {
+                None => {}
+                // A sender's node stored an item in this account's mailbox.
+                Some(DirectBody::Poke(to)) if hosts(&to).is_some() => {
                     self.poked
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(to);
                     self.wake.notify_one();
                 }
-                continue;
+                Some(DirectBody::Poke(_)) => {}
+                Some(DirectBody::Item { account, value }) => {
+                    let Some((_, signer)) = hosts(&account) else {
+                        debug!("a direct item for an account this node does not host");
+                        continue;
+                    };
+                    let value = value.to_vec();
+                    let _ = self
+                        .act_owed(&signer, move |e, now| {
+                            ((), e.receive(vec![(None, value)], now))
+                        })
+                        .await;
+                }
             }
-            let Some((_, signer)) = self
-                .people
-                .hosted_keys()
-                .into_iter()
-                .find(|(_, k)| k.verifying_key().to_bytes() == to)
-            else {
-                debug!("a direct item for an account this node does not host");
-                continue;
-            };
-            let value = body[32..].to_vec();
-            let _ = self
-                .act_owed(&signer, move |e, now| {
-                    ((), e.receive(vec![(None, value)], now))
-                })
-                .await;
         }
     }
 }

@@ -32,7 +32,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chat_overlay::{NodeId, Peer};
+use chat_overlay::NodeId;
+use chat_people::DownWatch;
 use tokio::sync::{Notify, broadcast, watch};
 use tracing::{debug, info, warn};
 
@@ -57,11 +58,6 @@ use event::{Event, MAX_AWAY_BYTES};
 const TICK: Duration = Duration::from_secs(2);
 /// How often the node looks for ended presence epochs it holds.
 const FLUSH: Duration = Duration::from_millis(250);
-/// How long after its predecessor vanished a node reports it down: time for a graceful
-/// goodbye, which travels in its presence epoch, to arrive first (then nothing is reported).
-const REPORT_AFTER: Duration = Duration::from_millis(3000);
-/// Vanished predecessors waiting to be reported, at most.
-const MAX_SUSPECTS: usize = 64;
 /// User events a slow watcher may fall behind by.
 const WATCH_QUEUE: usize = 1024;
 
@@ -587,10 +583,10 @@ impl People {
                 return;
             }
         }
-        let mut predecessor: Option<Peer> = None;
+        // When to report a vanished predecessor's users offline (`chat_people::down`).
+        let mut down = DownWatch::new(NodeId(self.node));
         let mut tick = tokio::time::interval(TICK);
         let mut flush = tokio::time::interval(FLUSH);
-        let mut suspects: Vec<(NodeId, std::time::Instant)> = Vec::new();
         let checker = self.check_names();
         tokio::pin!(checker);
         loop {
@@ -599,19 +595,10 @@ impl People {
                 _ = tick.tick() => self.on_tick(&ring).await,
                 _ = flush.tick() => {
                     self.flush_epochs(&ring).await;
-                    // Predecessors gone long enough for their goodbyes to have arrived.
-                    let now = std::time::Instant::now();
-                    let (due, wait): (Vec<_>, Vec<_>) =
-                        suspects.drain(..).partition(|(_, at)| *at <= now);
-                    suspects = wait;
-                    let pred = *predecessors.borrow();
-                    for (dead, _) in due {
-                        // Still outside the ring (not back as our predecessor, nor between it
-                        // and us)?
-                        let back = pred.is_some_and(|p| p.id == dead || !dead.in_open(&p.id, &NodeId(self.node)));
-                        if !back {
-                            self.report_down(&ring, dead).await;
-                        }
+                    // Predecessors gone long enough for their goodbyes to have arrived, and
+                    // still outside the ring.
+                    for dead in down.due(unix_ms()) {
+                        self.report_down(&ring, dead).await;
                     }
                 }
                 Some(r) = recv(&mut held) => self.held_items().offer(r, unix_ms()),
@@ -621,21 +608,11 @@ impl People {
                         return; // the ring driver is gone
                     }
                     let new = *predecessors.borrow_and_update();
-                    let me = NodeId(self.node);
-                    let mut gone: Vec<NodeId> = vanished(predecessor, new, me).into_iter().collect();
-                    // Nodes whose users show online but that lie between our new
-                    // predecessor and us are not in the ring either (the predecessor we
-                    // knew may have died after them, before reporting them).
-                    if let Some(p) = new {
-                        gone.extend(self.directory().online_nodes_between(&p.id, &me));
-                    }
-                    let at = std::time::Instant::now() + REPORT_AFTER;
-                    for dead in gone {
-                        if suspects.len() < MAX_SUSPECTS && !suspects.iter().any(|(d, _)| *d == dead) {
-                            suspects.push((dead, at));
-                        }
-                    }
-                    predecessor = new;
+                    down.predecessor_changed(
+                        new,
+                        |from, to| self.directory().online_nodes_between(from, to),
+                        unix_ms(),
+                    );
                 }
                 Some(l) = recv(&mut lost) => {
                     let h = self.all_hosted().into_iter().find(|h| h.account == l.owner);
@@ -692,17 +669,6 @@ async fn recv<T>(rx: &mut Option<tokio::sync::mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
-/// The predecessor `old` is gone (not merely passed by a node that joined between it and
-/// us) when the new predecessor is none, or does not lie between `old` and `me`.
-fn vanished(old: Option<Peer>, new: Option<Peer>, me: NodeId) -> Option<NodeId> {
-    let old = old?;
-    match new {
-        Some(n) if n.id == old.id => None,
-        Some(n) if n.id.in_open(&old.id, &me) => None,
-        _ => Some(old.id),
-    }
-}
-
 /// The account a message from `author` (`None`: the node's operator, in envelopes of the
 /// first format) signed by node `node` is from: only if its profile says `node` hosts it.
 fn verified_author<'a>(
@@ -723,26 +689,6 @@ mod batch_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn peer(b: u8) -> Option<Peer> {
-        Some(Peer {
-            id: NodeId([b; 32]),
-            addr: "127.0.0.1:1".parse().expect("addr"),
-        })
-    }
-
-    #[test]
-    fn a_predecessor_that_vanished_is_told_from_one_passed_by_a_joiner() {
-        let me = NodeId([50; 32]);
-        assert_eq!(
-            vanished(peer(10), peer(20), me),
-            None,
-            "a node joined between"
-        );
-        assert_eq!(vanished(peer(10), peer(5), me), Some(NodeId([10; 32])));
-        assert_eq!(vanished(peer(10), None, me), Some(NodeId([10; 32])));
-        assert_eq!(vanished(None, peer(5), me), None);
-    }
 
     #[test]
     fn accounts_hosted_before_are_found_again() {

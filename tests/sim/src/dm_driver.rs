@@ -14,12 +14,17 @@
 //!   With `direct_only` (an item already stored, sent again because its recipient came back)
 //!   a failed direct send is reported as `Failed`, never stored again. A stored item (not an
 //!   ack) pokes the recipient's node when it is a member: a direct body of the account alone.
-//! - Once the node is a member after a start, the account reads its own mailbox and hands the
-//!   items to [`Engine::receive`]; again after [`FIRST_REDRAIN`], the gap doubling up to
-//!   [`DRAIN_EVERY`]; and at once (at most every second) when poked.
+//! - Once the node is a member after a start, the account publishes its bundle and reads its
+//!   own mailbox, handing the items to [`Engine::receive`], when the daemon's
+//!   [`Schedule`] says (at start, then after 2 s doubling up to every 120 s, within a second
+//!   of a poke); one read or publication at a time, as the daemon awaits each.
 //! - Presence: each tick, a sender with unacknowledged messages for an account whose node is a
 //!   member again since it last looked (a new incarnation, as the daemon's directory sees a
-//!   fresh announcement) calls [`Engine::peer_online`].
+//!   fresh announcement) calls [`Engine::peer_online`], as the daemon's [`OnlineWatch`] says.
+//!
+//! The formats (the direct body `account ‖ sealed`, a poke, a mailbox read's items, a bundle
+//! found), the schedule, the watch and the retry delays are the daemon's own, from
+//! [`chat_dm::delivery`].
 //!
 //! Like the daemon, the driver persists what the engine changed ([`Engine::take_dirty`]) to the
 //! host's "disk" before it carries out any action, so a crash loses nothing the network saw;
@@ -38,29 +43,25 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use chat_dm::bundle::Bundle;
+use chat_dm::delivery::{self, DirectBody, OnlineWatch, Route, Schedule};
 use chat_dm::{Action, Delivery, Engine, Shown, Status};
+use chat_overlay::DirectEvent;
 use chat_overlay::direct::DirectError;
 use chat_overlay::records::{Hash, Kind, MAX_REMOVED, Record, RecordError, RecordsEvent, Value};
 use chat_overlay::sim::Sim;
-use chat_overlay::{DirectEvent, Time};
 use ed25519_dalek::SigningKey;
 
 #[path = "dm_presence.rs"]
 mod presence;
 
 /// How often an online account reads its mailbox at most (the daemon's period).
-pub const DRAIN_EVERY: Duration = Duration::from_secs(120);
-/// The second read after the start's; the gap doubles up to [`DRAIN_EVERY`].
-pub const FIRST_REDRAIN: Duration = Duration::from_secs(2);
+pub const DRAIN_EVERY: Duration = Duration::from_millis(delivery::DRAIN_MS);
 /// Lifetime of a published bundle record.
 pub const BUNDLE_TTL_MS: u64 = 7 * 24 * 3_600_000;
 /// Undelivered messages are given up after this long (the engine's `ttl_ms`).
 pub const MESSAGE_TTL_MS: u64 = 30 * 24 * 3_600_000;
 /// A removal outlives every item it names (items live at most `ITEM_LIFE_MS`).
 const REMOVAL_TTL_MS: u64 = chat_dm::engine::ITEM_LIFE_MS + 3_600_000;
-/// After a failed attempt (neither direct nor the mailbox worked), try again after this long.
-const FAILED_RETRY_MS: u64 = 30_000;
 
 /// What a crash must not lose: the engine's persisted parts.
 #[derive(Default)]
@@ -75,19 +76,15 @@ struct Hosted {
     /// `None` while the node is down.
     engine: Option<Engine>,
     disk: Disk,
-    /// The bundle is to be published once the node is a member.
-    publish: bool,
-    next_drain: Time,
-    /// The gap after the next read.
-    drain_gap: Duration,
-    draining: bool,
-    /// Poked since the last read.
-    poked: bool,
+    /// When to publish the bundle and read the mailbox (the daemon's).
+    schedule: Schedule,
+    /// A publication or read is under way (the daemon awaits each before the next step).
+    busy: u8,
     /// How many times the node became a member (what other nodes' presence shows).
     incarnation: u64,
     was_member: bool,
     /// Per recipient with messages waiting: its incarnation when last seen online.
-    seen: BTreeMap<[u8; 32], u64>,
+    seen: OnlineWatch<u64>,
     /// Versions of this account's removals (a mailbox item's version is a nonce).
     removals: u64,
     /// Items taken since the last tick, removed together then (one removal record for up
@@ -225,14 +222,11 @@ impl Driver {
             signer,
             engine: Some(engine),
             disk: Disk::default(),
-            publish: true,
-            next_drain: sim.now(),
-            drain_gap: FIRST_REDRAIN,
-            draining: false,
-            poked: false,
+            schedule: Schedule::new(),
+            busy: 0,
             incarnation: 0,
             was_member: false,
-            seen: BTreeMap::new(),
+            seen: OnlineWatch::new(),
             removals: 0,
             removing: Vec::new(),
         };
@@ -302,7 +296,7 @@ impl Driver {
         }
         if let Some(h) = self.hosts.get_mut(&host) {
             h.engine = None;
-            h.draining = false;
+            h.busy = 0;
             h.was_member = false;
         }
         self.ops.retain(|(h, _), _| *h != host);
@@ -323,11 +317,9 @@ impl Driver {
         engine.resume(now_ms(sim));
         assert_eq!(bad, 0, "every peer the engine exported restores");
         h.engine = Some(engine);
-        h.publish = true;
-        h.next_drain = sim.now();
-        h.drain_gap = FIRST_REDRAIN;
-        h.draining = false;
-        h.seen.clear();
+        h.schedule = Schedule::new();
+        h.busy = 0;
+        h.seen = OnlineWatch::new();
     }
 
     /// Messages every running engine still waits to have acknowledged.
@@ -376,15 +368,19 @@ impl Driver {
             };
             let actions = e.tick(now);
             let me = e.me();
-            let publish = member && std::mem::take(&mut h.publish);
-            let bundle = publish.then(|| e.bundle());
-            let drain = member && !h.draining && (sim.now() >= h.next_drain || h.poked);
+            let due = if member && h.busy == 0 {
+                h.schedule.due(now)
+            } else {
+                delivery::Due::default()
+            };
+            let bundle = due.publish.then(|| e.bundle());
+            let drain = due.drain;
             if drain {
-                h.draining = true;
-                h.poked = false;
-                h.next_drain = sim.now() + h.drain_gap;
-                h.drain_gap = (h.drain_gap * 2).min(DRAIN_EVERY);
+                // Counted from the read's start (the simulator's reads answer within the
+                // records layer's timeouts, as the daemon's await does).
+                h.schedule.drained(now);
             }
+            h.busy += u8::from(due.publish) + u8::from(due.drain);
             self.run(sim, host, actions);
             if let Some(b) = bundle {
                 let record = Record::sign(
@@ -454,9 +450,11 @@ impl Driver {
             Op::PublishBundle => {
                 if result.is_ok() {
                     self.stats.bundles_published += 1;
-                } else if let Some(h) = self.hosts.get_mut(&host) {
-                    // Published again at the next tick.
-                    h.publish = true;
+                }
+                if let Some(h) = self.hosts.get_mut(&host) {
+                    // Published again at the next tick if it failed.
+                    h.schedule.published(result.is_ok());
+                    h.busy = h.busy.saturating_sub(1);
                 }
                 return;
             }
@@ -473,13 +471,12 @@ impl Driver {
                 let Some(e) = self.hosts.get_mut(&host).and_then(|h| h.engine.as_mut()) else {
                     return;
                 };
-                let d = if ok {
-                    self.stored.push((to, record.clone()));
-                    Delivery::Stored(record)
-                } else {
-                    Delivery::Failed {
-                        retry_ms: FAILED_RETRY_MS,
+                let d = match result {
+                    Ok(_) => {
+                        self.stored.push((to, record.clone()));
+                        Delivery::Stored(record)
                     }
+                    Err(e) => delivery::put_failed(Some(&e)),
                 };
                 let actions = e.outcome(to, seq, d, now);
                 if ok {
@@ -526,12 +523,7 @@ impl Driver {
         let actions = match op {
             Op::Fetch { peer } => {
                 self.stats.bundle_fetches += 1;
-                let bundle = result.ok().and_then(|rs| {
-                    rs.iter().find_map(|r| match &r.value {
-                        Value::Data(d) => Bundle::decode(d, &peer).ok(),
-                        _ => None,
-                    })
-                });
+                let bundle = result.ok().and_then(|rs| delivery::bundle_in(rs, &peer));
                 if bundle.is_none() {
                     self.stats.bundles_missing += 1;
                 }
@@ -539,22 +531,10 @@ impl Driver {
                 e.bundle_fetched(peer, bundle, now)
             }
             Op::Drain => {
-                h.draining = false;
-                let Ok(records) = result else {
-                    // Read again soon.
-                    h.next_drain = sim.now() + Duration::from_secs(10);
-                    return;
-                };
-                let items: Vec<chat_dm::Item> = records
-                    .into_iter()
-                    .filter_map(|r| {
-                        let hash = r.hash();
-                        match r.value {
-                            Value::Data(d) => Some((Some(hash), d)),
-                            _ => None,
-                        }
-                    })
-                    .collect();
+                h.busy = h.busy.saturating_sub(1);
+                // A failed read: read again when the schedule says (as the daemon does).
+                let Ok(records) = result else { return };
+                let items = delivery::mailbox_items(records);
                 if items.is_empty() {
                     return;
                 }
@@ -589,20 +569,18 @@ impl Driver {
             };
             let actions = e.outcome(to, seq, Delivery::Direct, now);
             self.run(sim, host, actions);
-        } else if direct_only {
+        } else {
             self.stats.direct_failed += 1;
+            if delivery::after_direct_failure(direct_only) == Route::Mailbox {
+                self.put_item(sim, host, to, seq, value, expires_ms);
+                return;
+            }
             let now = now_ms(sim);
             let Some(e) = self.hosts.get_mut(&host).and_then(|h| h.engine.as_mut()) else {
                 return;
             };
-            let failed = Delivery::Failed {
-                retry_ms: FAILED_RETRY_MS,
-            };
-            let actions = e.outcome(to, seq, failed, now);
+            let actions = e.outcome(to, seq, delivery::direct_failed(), now);
             self.run(sim, host, actions);
-        } else {
-            self.stats.direct_failed += 1;
-            self.put_item(sim, host, to, seq, value, expires_ms);
         }
     }
 
@@ -612,16 +590,19 @@ impl Driver {
             return;
         };
         let Some(e) = h.engine.as_mut() else { return };
-        if body.len() < 32 || body[..32] != e.me() {
-            self.stats.misaddressed += 1;
-            return;
-        }
-        if body.len() == 32 {
-            // A poke: read the mailbox at the next tick (at most one read at a time).
-            h.poked = true;
-            return;
-        }
-        let actions = e.receive(vec![(None, body[32..].to_vec())], now);
+        let value = match delivery::parse_body(&body) {
+            Some(DirectBody::Poke(to)) if to == e.me() => {
+                // Read the mailbox within a second (at most one read at a time).
+                h.schedule.poked();
+                return;
+            }
+            Some(DirectBody::Item { account, value }) if account == e.me() => value.to_vec(),
+            _ => {
+                self.stats.misaddressed += 1;
+                return;
+            }
+        };
+        let actions = e.receive(vec![(None, value)], now);
         self.run(sim, host, actions);
     }
 
@@ -635,7 +616,7 @@ impl Driver {
         expires_ms: u64,
     ) {
         let now = now_ms(sim);
-        let record = chat_dm::item_record(&to, value, now, expires_ms);
+        let record = chat_dm::item_record(&to, value, now, delivery::item_expiry(now, expires_ms));
         let t = self.token(
             host,
             Op::Item {
@@ -654,6 +635,8 @@ impl Driver {
         };
         persist(h);
         order(&mut actions);
+        // What the engine answers to outcomes known at once (a send with nowhere to go).
+        let mut follow = Vec::new();
         for a in actions {
             match a {
                 Action::FetchBundle { peer } => {
@@ -668,15 +651,14 @@ impl Driver {
                     direct_only,
                     expires_ms,
                 } => {
+                    // The stale directory: every hosted account's node shows online.
                     let node = self
                         .by_account
                         .get(&to)
                         .map(|h| sim.hosts[*h as usize].peer.id);
-                    match node {
-                        Some(node) if !mailbox => {
-                            let mut body = Vec::with_capacity(32 + value.len());
-                            body.extend_from_slice(&to);
-                            body.extend_from_slice(&value);
+                    match (delivery::route(mailbox, direct_only, node.is_some()), node) {
+                        (Route::Direct, Some(node)) => {
+                            let body = delivery::item_body(&to, &value);
                             let t = self.token(
                                 host,
                                 Op::Direct {
@@ -689,8 +671,17 @@ impl Driver {
                             );
                             sim.send_direct(host, t, node, body);
                         }
-                        _ if direct_only => {}
-                        _ => self.put_item(sim, host, to, seq, value, expires_ms),
+                        (Route::Mailbox, _) => self.put_item(sim, host, to, seq, value, expires_ms),
+                        _ => {
+                            let now = now_ms(sim);
+                            if seq > 0
+                                && let Some(e) =
+                                    self.hosts.get_mut(&host).and_then(|h| h.engine.as_mut())
+                            {
+                                let more = e.outcome(to, seq, delivery::direct_failed(), now);
+                                follow.extend(more);
+                            }
+                        }
                     }
                 }
                 Action::Reput { to, seq, record } => {
@@ -708,6 +699,9 @@ impl Driver {
                 Action::Change(c) => self.changes.push((host, c)),
                 Action::Group(_) => {}
             }
+        }
+        if !follow.is_empty() {
+            self.run(sim, host, follow);
         }
     }
 

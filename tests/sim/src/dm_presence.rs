@@ -1,10 +1,11 @@
 //! The driver's presence and pokes (`daemon/src/dm/run.rs`, `net.rs`): which accounts the
 //! directory shows online and since which start of their node, senders sending directly what
-//! waits for an account seen online again, and a stored item's poke to its recipient's node.
+//! waits for an account seen online again (the daemon's [`chat_dm::delivery::OnlineWatch`]),
+//! and a stored item's poke to its recipient's node.
 
 use std::collections::HashMap;
 
-use chat_dm::Status;
+use chat_dm::delivery;
 use chat_overlay::sim::Sim;
 
 use super::{Driver, Op, now_ms};
@@ -43,32 +44,12 @@ impl Driver {
             return;
         }
         let Some(e) = h.engine.as_mut() else { return };
-        let waiting = e.pending_peers();
-        let stored: Vec<[u8; 32]> = e
-            .pending()
-            .into_iter()
-            .filter(|(_, _, st)| *st == Status::Stored)
-            .map(|(to, _, _)| to)
-            .collect();
-        h.seen.retain(|to, _| waiting.contains(to));
+        let (waiting, stored) = delivery::waiting(e);
+        let back = h.seen.look(&waiting, &stored, |to| online.get(to).copied());
         let mut actions = Vec::new();
-        for to in waiting {
-            match online.get(&to) {
-                // Seen first: only what waits in the mailbox goes at once (the rest is
-                // being sent); seen back after a change: everything.
-                Some(inc)
-                    if h.seen
-                        .insert(to, *inc)
-                        .map_or(stored.contains(&to), |was| was != *inc) =>
-                {
-                    self.stats.online_retries += 1;
-                    actions.extend(e.peer_online(to, now));
-                }
-                Some(_) => {}
-                None => {
-                    h.seen.remove(&to);
-                }
-            }
+        for to in back {
+            self.stats.online_retries += 1;
+            actions.extend(e.peer_online(to, now));
         }
         if !actions.is_empty() {
             self.run(sim, host, actions);
@@ -86,6 +67,6 @@ impl Driver {
         }
         self.stats.pokes += 1;
         let t = self.token(host, Op::Poke);
-        sim.send_direct(host, t, node, to.to_vec());
+        sim.send_direct(host, t, node, delivery::poke_body(&to));
     }
 }

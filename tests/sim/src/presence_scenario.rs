@@ -21,7 +21,9 @@ use std::time::Duration;
 use chat_overlay::presence::{self, EPOCH, GRACE, ITEM_TTL};
 use chat_overlay::records::{Hash, Kind, Record, Value};
 use chat_overlay::sim::Sim;
-use chat_overlay::{Event, NodeId, Peer, Time};
+use chat_overlay::{Event, NodeId, Time};
+use chat_people::DownWatch;
+use chat_people::down::REPORT_AFTER_MS;
 use ed25519_dalek::SigningKey;
 use rand::Rng;
 
@@ -39,8 +41,8 @@ const TICK: Duration = Duration::from_millis(100);
 /// Holders look for ended epochs this often (as the daemon's people service does).
 const FLUSH: Duration = Duration::from_millis(250);
 /// How long a node waits for a vanished predecessor's goodbye before reporting it (the
-/// daemon's `REPORT_AFTER`).
-const REPORT_AFTER: Duration = Duration::from_millis(3000);
+/// daemon's, from `chat_people::down`).
+const REPORT_AFTER: Duration = Duration::from_millis(REPORT_AFTER_MS);
 
 /// How many times a publisher puts an item before broadcasting it alone (the daemon's `TRIES`).
 const TRIES: u32 = 3;
@@ -62,9 +64,9 @@ struct Watch {
     seqs: Vec<u64>,
     /// Items put (numbers their records).
     puts: u64,
-    preds: HashMap<u32, Option<Peer>>,
+    /// Each node's watch on its predecessors: the daemon's [`DownWatch`].
+    downs: std::collections::BTreeMap<u32, DownWatch>,
     crashed_at: HashMap<NodeId, Time>,
-    left: std::collections::HashSet<NodeId>,
     report_delays_ms: Vec<u32>,
     events: u64,
     /// Gather events per epoch (the daemon's way) rather than broadcast each.
@@ -82,8 +84,6 @@ struct Watch {
     publisher_gone: u64,
     batches: u64,
     epoch_waits_ms: Vec<u32>,
-    /// Vanished predecessors to report: when, by whom, which.
-    suspects: Vec<(Time, u32, NodeId)>,
     /// Nodes whose users every directory shows online.
     online: std::collections::BTreeSet<NodeId>,
     next_flush: Option<Time>,
@@ -170,21 +170,21 @@ impl Watch {
         }
     }
 
-    /// Reports the vanished predecessors whose wait is over (by a reporter still up).
+    /// Reports the vanished predecessors whose wait is over and that are still outside the
+    /// ring (by a reporter still up), as the daemon's [`DownWatch`] says.
     fn report(&mut self, sim: &mut Sim) {
         let now = sim.now();
-        let (due, wait): (Vec<_>, Vec<_>) =
-            self.suspects.drain(..).partition(|(t, _, _)| *t <= now);
-        self.suspects = wait;
-        for (_, host, dead) in due {
-            // Its reporter went too (the next one sees the gap), or another reported it
-            // first (the daemon's directory shows it offline already).
-            if !sim.is_up(host) || !self.online.contains(&dead) {
-                continue;
+        let now_ms = sim.cfg.chord.records.wall_ms(now);
+        let mut due = Vec::new();
+        for (&host, w) in &mut self.downs {
+            if sim.is_up(host) {
+                due.extend(w.due(now_ms).into_iter().map(|dead| (host, dead)));
             }
-            let me = sim.hosts[host as usize].peer.id;
-            let pred = self.preds.get(&host).copied().flatten();
-            if pred.is_some_and(|p| p.id == dead || !dead.in_open(&p.id, &me)) {
+        }
+        for (host, dead) in due {
+            // Another reported it first, or it said goodbye (the daemon's directory shows
+            // it offline already: nothing to report).
+            if !self.online.contains(&dead) {
                 continue;
             }
             self.online.remove(&dead);
@@ -271,42 +271,29 @@ impl Watch {
             }
             match ev {
                 Event::Joined => {
-                    self.preds.insert(host, None);
                     let id = sim.hosts[host as usize].peer.id;
+                    self.downs.insert(host, DownWatch::new(id));
                     self.online.insert(id);
                     self.announce(sim, host);
                 }
                 Event::PredecessorChanged(new) => {
-                    let old = self.preds.insert(host, new).flatten();
                     let me = sim.hosts[host as usize].peer.id;
-                    let mut gone: Vec<NodeId> = Vec::new();
-                    if let Some(old) = old {
-                        let passed =
-                            new.is_some_and(|n| n.id == old.id || n.id.in_open(&old.id, &me));
-                        if !passed {
-                            gone.push(old.id);
-                        }
-                    }
-                    // As the daemon: nodes shown online between the new predecessor and us
-                    // are not in the ring either.
-                    if let Some(p) = new {
-                        gone.extend(
-                            self.online
-                                .iter()
-                                .filter(|n| n.in_open(&p.id, &me))
-                                .take(64),
-                        );
-                    }
-                    for dead in gone {
-                        // Only users still shown online: not after a goodbye, not once
-                        // reported (several neighbours may suspect one node; the first
-                        // report makes it offline and the others then see that).
-                        if self.left.contains(&dead) || !self.online.contains(&dead) {
-                            continue;
-                        }
-                        // Reported after the daemon's wait for a goodbye (`REPORT_AFTER`).
-                        self.suspects.push((sim.now() + REPORT_AFTER, host, dead));
-                    }
+                    let now_ms = sim.cfg.chord.records.wall_ms(sim.now());
+                    let online = &self.online;
+                    // The directory's nodes with users online between two nodes (sorted,
+                    // at most 64, as the daemon's `online_nodes_between`).
+                    let between = |from: &NodeId, to: &NodeId| {
+                        online
+                            .iter()
+                            .filter(|n| n.in_open(from, to))
+                            .take(64)
+                            .copied()
+                            .collect()
+                    };
+                    self.downs
+                        .entry(host)
+                        .or_insert_with(|| DownWatch::new(me))
+                        .predecessor_changed(new, between, now_ms);
                 }
                 _ => {}
             }
@@ -331,7 +318,9 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
                 .node
                 .as_ref()
                 .and_then(|o| o.ring().predecessor());
-            w.preds.insert(h, pred);
+            let mut down = DownWatch::new(sim.hosts[h as usize].peer.id);
+            down.predecessor_changed(pred, |_, _| Vec::new(), 0);
+            w.downs.insert(h, down);
             w.online.insert(sim.hosts[h as usize].peer.id);
         }
     }
@@ -355,7 +344,6 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
             && !leaving.iter().any(|(_, h)| *h == i)
         {
             // Offline first, then leave (the daemon's shutdown order).
-            w.left.insert(sim.hosts[i as usize].peer.id);
             w.online.remove(&sim.hosts[i as usize].peer.id);
             w.announce(sim, i);
             leaving.push((sim.now() + LEAVE_AFTER, i));
