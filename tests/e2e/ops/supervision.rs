@@ -28,21 +28,27 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
     out
 }
 
-/// The task taking private messages delivered directly dies: without supervision the overlay
-/// would keep acknowledging bodies nobody reads; with it the daemon stops with status 1.
-#[test]
-fn a_dead_direct_delivery_intake_ends_the_daemon_with_an_error() {
+/// Starts chatd with the fault `what` injected and asserts it stops with status 1, logging
+/// `line`.
+fn a_fault_ends_the_daemon(what: &str, line: &str) {
     let sandbox = Sandbox::new();
     let mut cmd = sandbox.chatd();
-    cmd.env("CHAT_TEST_FAULT", "direct-intake");
+    cmd.env("CHAT_TEST_FAULT", what);
     let mut daemon = sandbox.spawn(cmd, &sandbox.socket());
     let status = daemon.wait_exit(START_DEADLINE);
     let log = daemon.log();
     let status = status.unwrap_or_else(|| panic!("chatd kept running:\n{log}"));
     assert_eq!(status.code(), Some(1), "{log}");
-    assert!(
-        log.contains("the private direct deliveries panicked unexpectedly"),
-        "{log}"
+    assert!(log.contains(line), "{log}");
+}
+
+/// The task taking private messages delivered directly dies: without supervision the overlay
+/// would keep acknowledging bodies nobody reads; with it the daemon stops with status 1.
+#[test]
+fn a_dead_direct_delivery_intake_ends_the_daemon_with_an_error() {
+    a_fault_ends_the_daemon(
+        "direct-intake",
+        "the private direct deliveries panicked unexpectedly",
     );
 }
 
@@ -50,17 +56,9 @@ fn a_dead_direct_delivery_intake_ends_the_daemon_with_an_error() {
 /// messages would never be stored; instead the daemon stops with status 1.
 #[test]
 fn a_dead_chat_store_thread_ends_the_daemon_with_an_error() {
-    let sandbox = Sandbox::new();
-    let mut cmd = sandbox.chatd();
-    cmd.env("CHAT_TEST_FAULT", "chat-store");
-    let mut daemon = sandbox.spawn(cmd, &sandbox.socket());
-    let status = daemon.wait_exit(START_DEADLINE);
-    let log = daemon.log();
-    let status = status.unwrap_or_else(|| panic!("chatd kept running:\n{log}"));
-    assert_eq!(status.code(), Some(1), "{log}");
-    assert!(
-        log.contains("the chat store thread panicked; stopping the daemon"),
-        "{log}"
+    a_fault_ends_the_daemon(
+        "chat-store",
+        "the chat store thread panicked; stopping the daemon",
     );
 }
 
