@@ -20,14 +20,19 @@ fn file_chat(dir: &std::path::Path) -> Chat {
     chat
 }
 
-/// `n` verified messages from another node, as the ring's validator hands them on.
-fn remote(n: usize, first: usize) -> Vec<ChatMessage> {
-    let bob = Chat::in_memory(
+/// Another node's chat core (bob), whose messages are the remote ones of these tests.
+fn bob() -> Chat {
+    Chat::in_memory(
         SigningKey::from_bytes(&[8; 32]),
         None,
         &ChatConfig::default(),
     )
-    .expect("bob");
+    .expect("bob")
+}
+
+/// `n` verified messages from another node, as the ring's validator hands them on.
+fn remote(n: usize, first: usize) -> Vec<ChatMessage> {
+    let bob = bob();
     let lobby = Room::lobby();
     (0..first + n)
         .map(|i| bob.send_local(&lobby, &format!("m{i}")).expect("sent"))
@@ -186,12 +191,7 @@ fn an_own_message_is_readable_as_soon_as_it_is_sent() {
 fn out_of_order_messages_are_checked_and_an_early_edit_is_applied_before_showing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let chat = file_chat(dir.path());
-    let bob = Chat::in_memory(
-        SigningKey::from_bytes(&[8; 32]),
-        None,
-        &ChatConfig::default(),
-    )
-    .expect("bob");
+    let bob = bob();
     let lobby = Room::lobby();
     let open = |l: super::Local| envelope::open(&l.wire).expect("verifies");
     let first = open(bob.send_local(&lobby, "first").expect("sent"));
