@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::*;
 use crate::id::NodeId;
 use crate::services::AddServiceError;
-use crate::sim::{Sim, SimConfig, oracle};
+use crate::sim::{Sim, SimConfig};
 use crate::wire::{self, Opaque};
 use crate::{ChordConfig, Input, Output, Overlay};
 
@@ -203,16 +203,7 @@ fn in_a_simulated_ring_every_ping_is_answered_and_a_crashed_peer_is_reported() {
     for _ in 0..n {
         sim.add_host();
     }
-    sim.create(0);
-    for i in 1..n {
-        sim.join(i, 0);
-        sim.run_for(Duration::from_millis(50));
-    }
-    let deadline = sim.now() + Duration::from_secs(120);
-    while !(sim.members().len() == n as usize && oracle::check(&sim).ring_correct) {
-        assert!(sim.now() < deadline, "the ring did not form");
-        sim.run_for(Duration::from_millis(500));
-    }
+    sim.form_ring(n, false);
     let peers: Vec<Peer> = (0..n).map(|i| sim.hosts[i as usize].peer).collect();
     let mut tokens = Vec::new();
     for i in 0..n {

@@ -412,20 +412,8 @@ fn ring(seed: u64, n: u32) -> Sim {
     for _ in 0..n {
         sim.add_host();
     }
-    sim.create(0);
-    for i in 1..n {
-        sim.join(i, 0);
-        sim.run_for(Duration::from_millis(50));
-    }
     // A stable ring: every successor list complete (lookups are exact).
-    let deadline = sim.now() + Duration::from_secs(120);
-    while !(sim.members().len() == n as usize && {
-        let c = oracle::check(&sim);
-        c.ring_correct && c.successor_lists_correct == 1.0
-    }) {
-        assert!(sim.now() < deadline, "the ring did not form");
-        sim.run_for(Duration::from_millis(500));
-    }
+    sim.form_ring(n, true);
     sim
 }
 

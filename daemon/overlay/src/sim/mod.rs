@@ -697,6 +697,25 @@ impl Sim {
         self.now = self.now.max(until);
     }
 
+    /// Forms one ring of the hosts `0..n` (already added): host 0 founds it, the others join
+    /// through it 50 ms apart; then runs until all `n` are members and the ring is correct (and,
+    /// with `full_lists`, every successor list complete). Panics after 120 virtual seconds.
+    pub fn form_ring(&mut self, n: u32, full_lists: bool) {
+        self.create(0);
+        for i in 1..n {
+            self.join(i, 0);
+            self.run_for(Duration::from_millis(50));
+        }
+        let deadline = self.now() + Duration::from_secs(120);
+        while !(self.members().len() == n as usize && {
+            let c = oracle::check(self);
+            c.ring_correct && (!full_lists || c.successor_lists_correct == 1.0)
+        }) {
+            assert!(self.now() < deadline, "the ring did not form");
+            self.run_for(Duration::from_millis(500));
+        }
+    }
+
     /// Runs for `d` of virtual time.
     pub fn run_for(&mut self, d: Duration) {
         let until = self.now + d;

@@ -17,16 +17,7 @@ fn ring(cfg: SimConfig, n: u32, with_echo: impl Fn(u32) -> bool) -> Sim {
             sim.add_extension(h, || Box::new(Echo::default()));
         }
     }
-    sim.create(0);
-    for i in 1..n {
-        sim.join(i, 0);
-        sim.run_for(Duration::from_millis(50));
-    }
-    let deadline = sim.now() + Duration::from_secs(120);
-    while !(sim.members().len() == n as usize && oracle::check(&sim).ring_correct) {
-        assert!(sim.now() < deadline, "the ring did not form");
-        sim.run_for(Duration::from_millis(500));
-    }
+    sim.form_ring(n, false);
     sim
 }
 
