@@ -267,6 +267,7 @@ impl Records {
             return;
         };
         *primary |= owner;
+        let loc = super::location(*kind, key);
         for r in records {
             // A read never returns what does not verify, nor another key's record.
             if r.kind != *kind || r.key != *key {
@@ -297,7 +298,16 @@ impl Records {
             *fanned = true;
         }
         if fan {
-            for p in replicas.into_iter().take(self.cfg.replicas) {
+            // The holders the answerer names, and those this node's own view names: a holder
+            // just back from a restart names only the few neighbours it knows yet, and one
+            // that lies could name only its friends.
+            let mut to: Vec<Peer> = replicas.into_iter().take(self.cfg.replicas).collect();
+            for p in self.view_holders(cx, &loc) {
+                if !to.iter().any(|t| t.id == p.id) {
+                    to.push(p);
+                }
+            }
+            for p in to {
                 let asked = match self.ops.get(&id) {
                     Some(Op {
                         kind: OpKind::Get { waiting, .. },
@@ -367,6 +377,7 @@ impl Records {
         else {
             return;
         };
+        let votes = self.counted(cx, kind, &key, &found, votes);
         let Some(token) = token else {
             self.settled(cx, kind, key, found, votes);
             return;
@@ -381,6 +392,48 @@ impl Records {
             Ok(policy::resolve(p, &loc, found, &votes))
         };
         Self::event(cx, RecordsEvent::GetDone { token, result });
+    }
+
+    /// The key's holders at `loc` as this node's own view of the ring has them (itself
+    /// included): the `replicas` nodes nearest `loc` clockwise among those it knows.
+    fn view_holders(&self, cx: &Ctx<'_>, loc: &NodeId) -> Vec<Peer> {
+        let mut nodes = cx.ring().known_peers();
+        nodes.push(cx.me());
+        nodes.sort_by(|a, b| loc.cmp_from(&a.id, &b.id));
+        nodes.dedup_by_key(|p| p.id);
+        nodes.truncate(self.cfg.replicas.max(1));
+        nodes
+    }
+
+    /// The votes of a finished read of `kind` and `key` that count
+    /// ([`policy::holders_votes`]): those of the key's holders as far as this node knows the
+    /// ring (its own view and whoever answered), so a copy kept by a node past the holders (a
+    /// stray a liar pushed there) is no vote. If the holders' votes name no live record while
+    /// others do, all votes count, as before this rule (the holders did not answer in time).
+    fn counted(
+        &self,
+        cx: &Ctx<'_>,
+        kind: u8,
+        key: &[u8],
+        found: &[Record],
+        votes: Vec<(NodeId, super::Hash)>,
+    ) -> Vec<(NodeId, super::Hash)> {
+        let loc = super::location(kind, key);
+        let mut known: Vec<NodeId> = cx.ring().known_peers().iter().map(|p| p.id).collect();
+        known.push(cx.me().id);
+        let counted = policy::holders_votes(&loc, self.cfg.replicas, &known, &votes);
+        let live = |vs: &[(NodeId, super::Hash)]| {
+            vs.iter().any(|(_, h)| {
+                found
+                    .iter()
+                    .any(|r| r.hash() == *h && !matches!(r.value, super::Value::Deleted))
+            })
+        };
+        if live(&counted) || !live(&votes) {
+            counted
+        } else {
+            votes
+        }
     }
 
     /// Looks the key up again (at once, or after a delay that doubles with each try), or

@@ -228,6 +228,34 @@ pub fn elect<'a>(
         .map(|(_, o)| *o)
 }
 
+/// The `votes` a claim read counts: only those of the `replicas` nodes nearest `loc`
+/// clockwise among the nodes the reader knows of — `known` (its own view of the ring, itself
+/// included) and every node that answered. A node that answers for a key it does not hold as
+/// a holder (an honest node still keeping a stray copy until it hands it over, or one that
+/// accepted a liar's push because it held nothing to dispute) is then no vote wherever the
+/// reader knows of, or heard from, `replicas` nodes nearer the key; and no node can make
+/// itself nearer the key by saying so.
+pub fn holders_votes(
+    loc: &NodeId,
+    replicas: usize,
+    known: &[NodeId],
+    votes: &[(NodeId, Hash)],
+) -> Vec<(NodeId, Hash)> {
+    let mut nodes: Vec<NodeId> = known
+        .iter()
+        .chain(votes.iter().map(|(v, _)| v))
+        .copied()
+        .collect();
+    nodes.sort_by(|a, b| loc.cmp_from(a, b));
+    nodes.dedup();
+    nodes.truncate(replicas.max(1));
+    votes
+        .iter()
+        .filter(|(v, _)| nodes.contains(v))
+        .copied()
+        .collect()
+}
+
 /// The newest of `copies` (one kind, one key, one owner) by [`newer`].
 pub fn newest(copies: impl IntoIterator<Item = Record>) -> Option<Record> {
     copies

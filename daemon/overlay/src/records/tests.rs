@@ -774,3 +774,37 @@ proptest::proptest! {
         attack_a_held_name(seed, n, lying, outsider);
     }
 }
+
+#[test]
+fn only_the_holders_the_reader_knows_of_count_and_a_node_past_them_is_no_vote() {
+    let loc = nick("erin", 1, 1, NOW).location();
+    let at = |n: u8| loc.wrapping_add(&NodeId::from_high_u64(u64::from(n) << 40));
+    let (a, m) = (nick("erin", 1, 1, NOW), nick("erin", 2, 1, 1));
+    let votes = [
+        (at(1), a.hash()),
+        (at(2), m.hash()),
+        (at(4), m.hash()),
+        (at(5), m.hash()),
+    ];
+    // The reader knows the three holders: the strays past them (4, 5) are no votes, and the
+    // honest holder's claim is not outvoted by them.
+    let known = [at(1), at(2), at(3), at(4)];
+    let counted = policy::holders_votes(&loc, 3, &known, &votes);
+    assert_eq!(counted, votes[..2].to_vec());
+    assert_eq!(
+        policy::elect_read(&loc, &[a.clone(), m.clone()], &votes, None),
+        Some(m.owner)
+    );
+    assert_eq!(
+        policy::elect_read(&loc, &[a.clone(), m.clone()], &counted, None),
+        Some(a.owner)
+    );
+    // A reader that knows only itself (node 5) still ranks the answerers: 1, 2, 4 are nearest.
+    let counted = policy::holders_votes(&loc, 3, &[at(5)], &votes);
+    assert_eq!(counted, votes[..3].to_vec());
+    // The key's primary is nearest even when it lies just before the wrap of the ring.
+    let before = loc.wrapping_add(&NodeId::from_high_u64(u64::MAX));
+    let counted =
+        policy::holders_votes(&loc, 1, &[before], &[(before, m.hash()), (at(1), a.hash())]);
+    assert_eq!(counted, vec![(at(1), a.hash())]);
+}
