@@ -418,18 +418,21 @@ impl Records {
         found: &[Record],
         votes: Vec<(NodeId, super::Hash)>,
     ) -> Vec<(NodeId, super::Hash)> {
+        // Only a claim's read elects by votes; other reads ignore them.
+        if Kind::from_u8(kind).map(Kind::policy) != Some(Policy::Claim) {
+            return votes;
+        }
         let loc = super::location(kind, key);
         let mut known: Vec<NodeId> = cx.ring().known_peers().iter().map(|p| p.id).collect();
         known.push(cx.me().id);
         let counted = policy::holders_votes(&loc, self.cfg.replicas, &known, &votes);
-        let live = |vs: &[(NodeId, super::Hash)]| {
-            vs.iter().any(|(_, h)| {
-                found
-                    .iter()
-                    .any(|r| r.hash() == *h && !matches!(r.value, super::Value::Deleted))
-            })
-        };
-        if live(&counted) || !live(&votes) {
+        let live: BTreeSet<super::Hash> = found
+            .iter()
+            .filter(|r| !matches!(r.value, super::Value::Deleted))
+            .map(Record::hash)
+            .collect();
+        let names_live = |vs: &[(NodeId, super::Hash)]| vs.iter().any(|(_, h)| live.contains(h));
+        if names_live(&counted) || !names_live(&votes) {
             counted
         } else {
             votes
