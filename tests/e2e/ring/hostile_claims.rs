@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chat_overlay::records::{Kind, Record, Value};
+use chat_overlay::records::{Kind, Record, Value, location};
 use chatd::identity::Identity;
 use ed25519_dalek::SigningKey;
 
@@ -43,6 +43,54 @@ fn holder_of(c: &Cluster, i: usize, name: &str) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// The owners (hex) of the `nick NAME` claims the record file in `dir` holds.
+fn held(dir: &Path, name: &str) -> Vec<String> {
+    let Ok(db) = rusqlite::Connection::open(dir.join("data/records.sqlite")) else {
+        return Vec::new();
+    };
+    let Ok(mut rows) = db.prepare("SELECT body FROM records") else {
+        return Vec::new();
+    };
+    rows.query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .map(|rows| {
+            rows.filter_map(Result::ok)
+                .filter_map(|b| ciborium::from_reader::<Record, _>(&b[..]).ok())
+                .filter(|r| r.kind == Kind::Nick as u8 && r.key == name.as_bytes())
+                .map(|r| hex::encode(r.owner))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The members holding `nick NAME` by the ring's rule: the three whose ids follow its
+/// location clockwise.
+fn holders(c: &Cluster, name: &str) -> Vec<usize> {
+    let loc = hex::encode(location(Kind::Nick as u8, name.as_bytes()).0);
+    let mut ids: Vec<(String, usize)> = (0..c.members.len())
+        .map(|i| (c.members[i].id.clone(), i))
+        .collect();
+    ids.sort();
+    let first = ids.iter().position(|(id, _)| *id >= loc).unwrap_or(0);
+    ids.rotate_left(first);
+    ids.into_iter().take(3).map(|(_, i)| i).collect()
+}
+
+/// What every member holds and reads of `nick NAME`, for a failure's message.
+fn stores(c: &Cluster, names: &[&str], name: &str) -> String {
+    c.live()
+        .into_iter()
+        .map(|i| {
+            format!(
+                "{} {}: holds {:?}, reads {:?}\n",
+                names[i],
+                &c.members[i].id[..8],
+                held(&c.members[i].dir, name),
+                holder_of(c, i, name)
+            )
+        })
+        .collect()
 }
 
 /// Replaces every `nick NAME` row of the record file in `dir` by `forged`.
@@ -86,6 +134,21 @@ fn a_backdated_claim_planted_in_a_nodes_record_file_does_not_take_a_held_name() 
             .then_some(())
     })
     .expect("every node reads alice's claim");
+    // The name is held: its three holders keep alice's claim (a claim taken while the ring
+    // was still forming may sit at its first node until the holders compare ranges).
+    let holding = holders(&c, "alice");
+    poll(SETTLE, Duration::from_millis(300), || {
+        holding
+            .iter()
+            .all(|&i| held(&c.members[i].dir, "alice") == [alice_key.clone()])
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the holders never held alice's claim\n{}",
+            stores(&c, &names, "alice")
+        )
+    });
 
     // Mallory's node stops; its record file gets the forged claim; it starts again.
     c.members[mallory].daemon = None;
@@ -134,9 +197,11 @@ fn a_backdated_claim_planted_in_a_nodes_record_file_does_not_take_a_held_name() 
         poll(SETTLE, Duration::from_millis(300), || {
             let owner = holder_of(&c, i, "alice")?;
             assert_eq!(
-                owner, alice_key,
-                "{} reads another owner of alice",
-                names[i]
+                owner,
+                alice_key,
+                "{} reads another owner of alice\n{}",
+                names[i],
+                stores(&c, &names, "alice")
             );
             Some(())
         })
