@@ -133,7 +133,7 @@ pub fn message_json(m: &PrivateMessage) -> serde_json::Value {
     v
 }
 
-/// The mark after the other person's name of a direct message: ` ✓` (safety number
+/// The mark after the other person's name of a one-to-one message: ` ✓` (safety number
 /// confirmed), ` ⚠` (their name is bound to another key), or nothing.
 pub fn mark(m: &PrivateMessage) -> &'static str {
     if m.key_changed {

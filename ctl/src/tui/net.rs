@@ -306,7 +306,7 @@ fn feed_event(m: ChatMessage) -> Option<NetEvent> {
 /// The window's form of a private message.
 fn private_event(m: PrivateMessage) -> NetEvent {
     let peer = if m.outgoing { m.to } else { m.from.clone() };
-    // A received direct message carries the sender's trust mark after the name: ⚠ (their
+    // A received one-to-one message carries the sender's trust mark after the name: ⚠ (their
     // name is bound to another key), ✓ (safety number confirmed).
     let from = match (m.outgoing, m.key_changed, m.peer_verified) {
         (false, true, _) => format!("{} ⚠", m.from),

@@ -88,7 +88,7 @@ pub enum Timer {
     /// Records'.
     Records(RecordsTimer),
     /// Another service's: its service number and its own number.
-    Extension { service: u16, id: u64 },
+    Service { service: u16, id: u64 },
 }
 
 impl Timer {
@@ -98,7 +98,7 @@ impl Timer {
             Timer::Ring(_) => RING,
             Timer::Broadcast(_) => BROADCAST,
             Timer::Records(_) => RECORDS,
-            Timer::Extension { service, .. } => *service,
+            Timer::Service { service, .. } => *service,
         }
     }
 }

@@ -157,7 +157,7 @@ impl<'a> Ctx<'a> {
 /// A service's messages are the typed bodies of [`Notice`], [`Request`] and [`Response`] for
 /// the services this crate was built with, and [`Opaque`] bodies (its own encoding, see
 /// [`encode_body`] and [`decode_body`]) for any other: a new service needs no change in
-/// `wire.rs`. Its timers are [`Timer::Extension`] with its service number (the built-in ones
+/// `wire.rs`. Its timers are [`Timer::Service`] with its service number (the built-in ones
 /// keep their typed variants), its events [`Event::Service`], its inputs a closure run through
 /// [`crate::Overlay::call`]. Nodes without a service count its messages and ignore them, and
 /// answer its requests [`Response::Unsupported`].

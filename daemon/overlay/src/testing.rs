@@ -59,7 +59,7 @@ impl Echo {
         let at = cx.now() + Self::PERIOD;
         cx.set_timer(
             at,
-            Timer::Extension {
+            Timer::Service {
                 service: TEST_ECHO,
                 id: 0,
             },

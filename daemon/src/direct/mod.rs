@@ -163,7 +163,7 @@ impl DirectSink for Direct {
                         from = %from.id.short(),
                         bytes = len,
                         dropped,
-                        "a direct message was dropped: the receiving queue is full"
+                        "a direct delivery was dropped: the receiving queue is full"
                     );
                 }
             }

@@ -204,7 +204,7 @@ impl Feed {
             return;
         }
         let named = |a: &[u8; 32]| (self.people.display_account(a), hex::encode(a));
-        // The recipient: the other account of a direct message sent; the account of this
+        // The recipient: the other account of a one-to-one message sent; the account of this
         // node a message was received for (a group's too); none for a group message sent.
         let to = match (row.outgoing, row.group, row.peer) {
             (true, None, Some(peer)) => named(&peer),

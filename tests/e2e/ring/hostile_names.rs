@@ -1,5 +1,5 @@
 //! Hostile names: a profile that claims a held name (signed by its own account, with an
-//! early `created`) is shown with a suffix and never receives the direct messages sent to
+//! early `created`) is shown with a suffix and never receives the one-to-one messages sent to
 //! that name — the name is what the DHT's holders answer; and once two people have talked, a
 //! different key behind the name is refused until the sender accepts it (trust on first use),
 //! with a safety number both sides see alike.
@@ -181,7 +181,7 @@ fn a_forged_profile_claiming_a_held_name_gets_no_messages_sent_to_it() {
     });
     assert_ne!(shown, "alice");
 
-    // A direct message to "alice" reaches alice's account, acknowledged end to end.
+    // A one-to-one message to "alice" reaches alice's account, acknowledged end to end.
     let text = "for-the-real-alice-5c1e";
     let sent = ctl(&c, 1, &["dm", "alice", text]);
     assert!(

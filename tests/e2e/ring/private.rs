@@ -1,4 +1,4 @@
-//! Private messages over a real ring: a direct message reaches only its recipient and its
+//! Private messages over a real ring: a one-to-one message reaches only its recipient and its
 //! text is found in no other node's data directory and in no log; a message to a stopped
 //! recipient, with two other nodes killed meanwhile, arrives once when the recipient returns;
 //! a group message reaches every member and no one else; a blocked sender's message never
@@ -73,7 +73,7 @@ fn private_messages_reach_only_their_recipients_even_offline() {
     let names = ["alice", "bob", "carol", "dave", "erin"];
     let mut c = Cluster::named(22, &names, FORM);
 
-    // 1. A direct message reaches Bob only, and is acknowledged end to end.
+    // 1. A one-to-one message reaches Bob only, and is acknowledged end to end.
     let secret = "private-marker-7d1f0c";
     let sent = ctl(&c, 0, &["dm", "bob", secret]);
     assert!(

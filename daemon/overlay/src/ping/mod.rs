@@ -3,7 +3,7 @@
 //! its `mod` line in `lib.rs`). It proves that a sub-protocol needs nothing outside its folder:
 //! its own service number ([`PING`]), messages in its own encoding ([`PingMsg`], carried as
 //! [`crate::wire::Opaque`] bodies), its config section ([`PingConfig`]), its timers
-//! ([`Timer::Extension`]), its events ([`PingEvent`] in [`crate::Event::Service`]) and its
+//! ([`Timer::Service`]), its events ([`PingEvent`] in [`crate::Event::Service`]) and its
 //! inputs (methods run through [`crate::Overlay::call`]).
 //!
 //! A node asked to ping a peer sends it a request; the peer answers with the same nonce. The
@@ -153,7 +153,7 @@ impl Ping {
         let at = cx.now() + self.cfg.deadline;
         cx.set_timer(
             at,
-            Timer::Extension {
+            Timer::Service {
                 service: PING,
                 id: token,
             },
@@ -193,7 +193,7 @@ impl Service for Ping {
     }
 
     fn on_timer(&mut self, cx: &mut Ctx<'_>, timer: Timer) {
-        if let Timer::Extension { id, .. } = timer
+        if let Timer::Service { id, .. } = timer
             && let Some((to, _)) = self.outstanding.remove(&id)
         {
             self.stats.timed_out += 1;
@@ -202,7 +202,7 @@ impl Service for Ping {
     }
 
     fn wants_timer(&self, timer: &Timer) -> bool {
-        matches!(timer, Timer::Extension { id, .. } if self.outstanding.contains_key(id))
+        matches!(timer, Timer::Service { id, .. } if self.outstanding.contains_key(id))
     }
 
     fn on_notice(&mut self, cx: &mut Ctx<'_>, from: Peer, notice: Notice) {

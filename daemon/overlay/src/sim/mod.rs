@@ -113,7 +113,7 @@ enum Ev {
 }
 
 /// Makes a fresh instance of a service for a host (at every start).
-pub type ExtensionFactory = fn() -> Box<dyn Service>;
+pub type ServiceFactory = fn() -> Box<dyn Service>;
 
 /// One simulated host.
 pub struct Host {
@@ -122,7 +122,7 @@ pub struct Host {
     /// The overlay node while the host is up.
     pub node: Option<Overlay>,
     /// Services this host's build adds.
-    pub extensions: Vec<ExtensionFactory>,
+    pub services: Vec<ServiceFactory>,
     /// Bumped on every restart; stale events of an earlier life are dropped.
     pub incarnation: u32,
     /// Partition group.
@@ -318,7 +318,7 @@ impl Sim {
         self.hosts.push(Host {
             peer,
             node: None,
-            extensions: Vec::new(),
+            services: Vec::new(),
             incarnation: 0,
             group: 0,
         });
@@ -337,7 +337,7 @@ impl Sim {
         if self.cfg.validate {
             node.set_validator(Box::new(verify));
         }
-        for make in &h.extensions {
+        for make in &h.services {
             if let Err(e) = node.add_service(make()) {
                 panic!("host {i}: {e}");
             }
@@ -439,8 +439,8 @@ impl Sim {
     }
 
     /// Host `i`'s build adds the service `make` makes (from its next start on).
-    pub fn add_extension(&mut self, i: u32, make: ExtensionFactory) {
-        self.hosts[i as usize].extensions.push(make);
+    pub fn add_service(&mut self, i: u32, make: ServiceFactory) {
+        self.hosts[i as usize].services.push(make);
     }
 
     /// The host index of `id`.

@@ -14,7 +14,7 @@ fn ring(cfg: SimConfig, n: u32, with_echo: impl Fn(u32) -> bool) -> Sim {
     for _ in 0..n {
         let h = sim.add_host();
         if with_echo(h) {
-            sim.add_extension(h, || Box::new(Echo::default()));
+            sim.add_service(h, || Box::new(Echo::default()));
         }
     }
     sim.form_ring(n, false);
