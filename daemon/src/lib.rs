@@ -61,6 +61,7 @@ pub mod nickname;
 pub mod node;
 pub mod notify;
 pub mod offload;
+pub mod ops;
 pub mod paths;
 pub mod people;
 pub mod records;
