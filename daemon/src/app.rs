@@ -437,11 +437,17 @@ fn serve<'a>(
         status,
         ..
     } = running;
-    let chat_api =
-        crate::control::chat_api(chat.clone(), node.clone(), people.clone(), &settings.access)
-            .with_private(dm.clone());
+    // One set of chat operations for every front door: a client's send limit holds across
+    // the gRPC API and the web view.
+    let chat_ops = crate::ops::ChatOps::with_access(
+        chat.clone(),
+        node.clone(),
+        people.clone(),
+        &settings.access,
+    )
+    .with_private(dm.clone());
     let mut status = status.clone();
-    let mut web_front: Option<Arc<dyn crate::control::WebFront>> = None;
+    let mut web_front: Option<Arc<dyn crate::ops::WebFront>> = None;
     if let Some(web) = web {
         let link = web.link();
         status = status.with_web_pages(Arc::new(move || link.pages() as u64));
@@ -451,12 +457,12 @@ fn serve<'a>(
             status.clone(),
             chat.clone(),
             people.clone(),
-            chat_api.clone(),
+            chat_ops.clone(),
             stop.clone(),
         );
         tasks.spawn("the web view", serve);
     }
-    let mut irc_front: Option<Arc<dyn crate::control::IrcFront>> = None;
+    let mut irc_front: Option<Arc<dyn crate::ops::IrcFront>> = None;
     if let Some(irc) = irc {
         let (link, serve) = irc.serve(
             &settings.data_dir,
@@ -471,7 +477,7 @@ fn serve<'a>(
     }
     let services = crate::control::Services {
         node: node.clone(),
-        chat_api,
+        chat: chat_ops,
         records: records.clone(),
         people: people.clone(),
         dm: dm.clone(),
