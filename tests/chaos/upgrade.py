@@ -14,15 +14,12 @@ compiled); OLD_CHATD and OLD_CHATCTL name ready binaries instead. NEW_CHATD / NE
 default to the debug build of this tree. Prints one JSON line with the figures and exits 1 if
 anything was lost or duplicated. Talks only to 127.0.97.x; kills only its own pids.
 """
-import json, os, random, shutil, signal, subprocess, sys, tempfile, threading, time
+import json, os, random, shutil, subprocess, sys, tempfile, threading, time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.abspath(os.path.join(HERE, "../.."))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+from harness import FAST, REPO, TARGET, Node, ctl, one_ring, wait
+
 NODES = int(os.environ.get("NODES", "6"))
 RATE = float(os.environ.get("RATE", "5"))  # messages per second
-CONFIG = ("[ring]\nstabilize_ms = 150\nfix_fingers_ms = 150\ncheck_predecessor_ms = 300\n"
-          "rpc_timeout_ms = 300\n[web]\nlisten = \"\"\n[irc]\nlisten = \"\"\n")
 
 
 def git(*args):
@@ -60,66 +57,6 @@ def old_build():
     return os.path.join(target, "debug/chatd"), os.path.join(target, "debug/chatctl")
 
 
-class Node:
-    def __init__(self, root, i):
-        self.i, self.dir = i, os.path.join(root, f"n{i}")
-        self.addr = f"127.0.97.{10 + i}:{7700 + i}"
-        self.sock = os.path.join(self.dir, "c.sock")
-        self.proc, self.build = None, None
-
-    def start(self, chatd, build, bootstrap, config):
-        os.makedirs(self.dir, exist_ok=True)
-        args = [chatd, "--config", config, "--listen", self.addr, "--data-dir",
-                os.path.join(self.dir, "data"), "--control", self.sock]
-        if bootstrap:
-            args += ["--bootstrap", bootstrap]
-        log = open(os.path.join(self.dir, f"log-{build}"), "a")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, CHATD_LOG="info"))
-        self.build = build
-
-    def stop(self):
-        if self.proc:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-            self.proc = None
-
-
-def ctl(chatctl, node, *args, timeout=10):
-    try:
-        r = subprocess.run([chatctl, "--socket", node.sock, *args], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
-    return r if r.returncode == 0 else None
-
-
-def one_ring(chatctl, nodes):
-    views = []
-    for n in nodes:
-        r = ctl(chatctl, n, "ring", "--json")
-        if r is None:
-            return False
-        v = json.loads(r.stdout)
-        succ = (v.get("successors") or [{}])[0].get("node_id")
-        pred = (v.get("predecessor") or {}).get("node_id")
-        views.append((v["node_id"], succ, pred))
-    ids = sorted(v[0] for v in views)
-    n = len(ids)
-    return all(s == ids[(ids.index(me) + 1) % n] and p == ids[(ids.index(me) - 1) % n] for me, s, p in views)
-
-
-def wait(limit, f):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < limit:
-        if f():
-            return time.monotonic() - t0
-        time.sleep(0.25)
-    return None
-
-
 def main():
     old_chatd, old_ctl = old_build()
     new_chatd = os.environ.get("NEW_CHATD", os.path.join(TARGET, "debug/chatd"))
@@ -127,15 +64,15 @@ def main():
     versions = [subprocess.run([b, "--version"], capture_output=True, text=True).stdout.strip() for b in (old_chatd, new_chatd)]
     root = tempfile.mkdtemp(prefix="chatd-upgrade-")
     config = os.path.join(root, "chatd.toml")
-    open(config, "w").write(CONFIG)
-    nodes = [Node(root, i) for i in range(NODES)]
+    open(config, "w").write(FAST)
+    nodes = [Node(root, i, f"127.0.97.{10 + i}:{7700 + i}") for i in range(NODES)]
     sent, refused, lock, stop = [], [0], threading.Lock(), threading.Event()
     figures = {"versions": versions, "nodes": NODES}
     try:
         for n in nodes:
-            n.start(old_chatd, "old", None if n.i == 0 else nodes[0].addr, config)
-            wait(20, lambda: ctl(old_ctl, n, "status", "--json") is not None)
-        if wait(60, lambda: one_ring(new_ctl, nodes)) is None:
+            n.start(old_chatd, config, None if n.i == 0 else nodes[0].addr, build="old")
+            wait(20, lambda: ctl(n, "status", "--json", chatctl=old_ctl) is not None)
+        if wait(60, lambda: one_ring(nodes, chatctl=new_ctl)) is None:
             sys.exit("the old build's ring did not form")
 
         def load():
@@ -145,7 +82,7 @@ def main():
                 n = random.choice([n for n in nodes if n.proc])
                 text = f"upgrade-{k}"
                 # The client of a node uses that node's build of chatctl.
-                r = ctl(old_ctl if n.build == "old" else new_ctl, n, "send", "--json", text)
+                r = ctl(n, "send", "--json", text, chatctl=old_ctl if n.build == "old" else new_ctl)
                 with lock:
                     if r is not None:
                         sent.append(text)
@@ -159,8 +96,8 @@ def main():
         steps = []
         for n in nodes:
             n.stop()
-            n.start(new_chatd, "new", nodes[(n.i + 1) % NODES].addr, config)
-            took = wait(60, lambda: one_ring(new_ctl, nodes))
+            n.start(new_chatd, config, nodes[(n.i + 1) % NODES].addr, build="new")
+            took = wait(60, lambda: one_ring(nodes, chatctl=new_ctl))
             if took is None:
                 sys.exit(f"no correct ring after replacing node {n.i}")
             steps.append(round(took, 2))
@@ -173,7 +110,7 @@ def main():
         def histories():
             out = []
             for n in nodes:
-                r = ctl(new_ctl, n, "tail", "-n", str(len(sent) + 100), "--json", timeout=30)
+                r = ctl(n, "tail", "-n", str(len(sent) + 100), "--json", chatctl=new_ctl, timeout=30)
                 if r is None:
                     return None
                 texts = [json.loads(l).get("text", "") for l in r.stdout.splitlines() if l.strip()]
