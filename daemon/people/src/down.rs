@@ -83,6 +83,11 @@ impl DownWatch {
             .collect()
     }
 
+    /// The predecessor as last told.
+    pub fn predecessor(&self) -> Option<Peer> {
+        self.predecessor
+    }
+
     /// Suspects waiting.
     pub fn waiting(&self) -> usize {
         self.suspects.len()
