@@ -38,6 +38,9 @@ pub const MAX_PENDING: usize = 1024;
 /// How long a put may take before the driver answers [`Engine::put_failed`] (the event is
 /// then broadcast on its own).
 pub const PUT_WAIT_MS: u64 = 800;
+/// How long a stopping node waits for its users' offline events to be published before it
+/// leaves the ring.
+pub const OFFLINE_DEADLINE_MS: u64 = 1_000;
 /// Puts of one event before it is broadcast on its own.
 pub const TRIES: u32 = 3;
 /// What the value of a presence epoch's item starts with, before the people event it

@@ -25,7 +25,7 @@ use chat_overlay::records::{Kind, Record, Value};
 use chat_overlay::sim::Sim;
 use chat_overlay::{Event, NodeId, Time};
 use chat_people::down::REPORT_AFTER_MS;
-use chat_people::engine::{Action, Alone, Engine, Gather, TICK_MS};
+use chat_people::engine::{Action, Alone, Engine, Gather, OFFLINE_DEADLINE_MS, TICK_MS};
 use chat_people::epoch::{self, EPOCH, GRACE};
 use ed25519_dalek::SigningKey;
 use rand::Rng;
@@ -37,8 +37,8 @@ use crate::scenario::{Params, secs};
 /// `daemon/src/people/event.rs`, test `a_profile_event_is_about_the_size_the_simulator_uses`).
 const EVENT_BYTES: usize = 490;
 /// How long after announcing offline a leaving node leaves the ring (the daemon waits for
-/// the put to be stored, at most `OFFLINE_DEADLINE`, 1 s).
-const LEAVE_AFTER: Duration = Duration::from_millis(1000);
+/// the put to be stored, at most this long).
+const LEAVE_AFTER: Duration = Duration::from_millis(OFFLINE_DEADLINE_MS);
 /// Churn decisions are taken this often.
 const TICK: Duration = Duration::from_millis(100);
 /// The engines' clock ticks this often on average (as the daemon's people service ticks it).
@@ -309,15 +309,10 @@ impl Watch {
                 Event::PredecessorChanged(new) => {
                     let now_ms = sim.cfg.chord.records.wall_ms(sim.now());
                     let online = &self.online;
-                    // The directory's nodes with users online between two nodes (sorted,
-                    // at most 64, as the daemon's `online_nodes_between`).
+                    // The directory's nodes with users online between two nodes, as the
+                    // daemon's directory answers.
                     let between = |from: &NodeId, to: &NodeId| {
-                        online
-                            .iter()
-                            .filter(|n| n.in_open(from, to))
-                            .take(64)
-                            .copied()
-                            .collect()
+                        chat_people::down::online_between(online.iter().copied(), from, to)
                     };
                     let (id, gather) = (sim.hosts[host as usize].peer.id, self.gather);
                     self.engines
