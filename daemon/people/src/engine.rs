@@ -273,6 +273,13 @@ impl Engine {
         out
     }
 
+    /// Whether a [`Engine::tick`] now would do nothing: no event waits for its batch, no
+    /// epoch item is held, no neighbour is suspected (a driver running many engines may skip
+    /// an idle one's tick).
+    pub fn idle(&self) -> bool {
+        self.pending.is_empty() && self.held.is_empty() && self.down.waiting() == 0
+    }
+
     /// Events put and not yet seen in a batch.
     pub fn pending(&self) -> usize {
         self.pending.len()

@@ -33,6 +33,7 @@ fn hash_of(n: u8) -> Hash {
 #[test]
 fn an_event_is_put_under_its_epoch_and_confirmed_by_its_batch() {
     let mut e = Engine::new(ME, Gather::Epochs);
+    assert!(e.idle());
     let now = 1_000_000;
     let p = the_put(e.publish(b"profile".to_vec(), "line".into(), now));
     assert_eq!(p.epoch, epoch::epoch_of(now));
@@ -41,6 +42,7 @@ fn an_event_is_put_under_its_epoch_and_confirmed_by_its_batch() {
     assert_eq!(p.publication.tries, 1);
     assert!(e.put_done(p.publication, hash_of(1), now).is_none());
     assert_eq!(e.pending(), 1);
+    assert!(!e.idle());
     assert!(
         e.tick(now + LATE - 1).is_empty(),
         "still waits for its batch"
@@ -49,6 +51,7 @@ fn an_event_is_put_under_its_epoch_and_confirmed_by_its_batch() {
     let back = e.confirm(&hash_of(1)).expect("ours");
     assert_eq!((back.note.as_str(), back.born_ms), ("line", now));
     assert_eq!(e.pending(), 0);
+    assert!(e.idle());
     assert!(
         e.tick(now + 10 * LATE).is_empty(),
         "confirmed: nothing more"

@@ -250,6 +250,13 @@ impl Watch {
             let Some(engine) = self.engines.get_mut(&host) else {
                 continue;
             };
+            if engine.idle() {
+                // Its tick would do nothing; a stopped node's is done with.
+                if !sim.is_up(host) {
+                    self.engines.remove(&host);
+                }
+                continue;
+            }
             let actions = engine.tick(now_ms);
             if sim.is_up(host) {
                 for a in actions {
