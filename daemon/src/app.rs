@@ -59,8 +59,9 @@ use crate::{paths, shutdown, transport};
 pub const GRACE: Duration = Duration::from_millis(1000);
 /// How long leaving the ring may take at shutdown.
 pub const LEAVE_DEADLINE: Duration = Duration::from_millis(1500);
-/// How long announcing the node's user offline may take at shutdown.
-const OFFLINE_DEADLINE: Duration = Duration::from_millis(1000);
+/// How long announcing the node's users offline may take at shutdown (the presence engine's
+/// bound, which the simulator's presence scenario uses too).
+const OFFLINE_DEADLINE: Duration = Duration::from_millis(chat_people::engine::OFFLINE_DEADLINE_MS);
 /// How long closing the QUIC endpoint may take at shutdown.
 const CLOSE_DEADLINE: Duration = Duration::from_millis(500);
 
