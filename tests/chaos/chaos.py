@@ -292,6 +292,11 @@ def main():
         b = box.get("b", {})
         figures["private_sent_ok"] = len(run.private)
         figures["private_lost"] = sum(len(want_dm.get(i, set()) - set(b.get(i, []))) for i in b)
+        sent_at = {text: (to, round(ts, 1)) for text, to, ts in run.private}
+        figures["private_lost_detail"] = sorted(
+            (t, f"to n{i}", sent_at[t][1]) for i in b for t in want_dm.get(i, set()) - set(b.get(i, [])))[:20]
+        figures["public_missing_detail"] = {
+            f"n{i}": len(want_pub - set(h[i])) for i in h if want_pub - set(h[i])}
         figures["private_duplicated"] = sum(len(b[i]) - len(set(b[i])) for i in b)
         figures["refused"] = run.refused
         def readable(nick):
