@@ -104,6 +104,12 @@ pub enum StoreError {
     /// A thread of the store could not start.
     #[error("chat store: {0}")]
     Thread(std::io::Error),
+    /// The history file could not be opened or set up (damaged, not a database, no space).
+    #[error("chat store {}: {source}", path.display())]
+    Open {
+        path: std::path::PathBuf,
+        source: rusqlite::Error,
+    },
 }
 
 /// A summary of one room.
@@ -184,7 +190,15 @@ impl Store {
     /// Opens (creating if needed) `DIR/chat.sqlite3`, keeping at most `retention` messages.
     pub fn open(dir: &Path, retention: u64) -> Result<Store, StoreError> {
         let path = dir.join(DB_FILE);
-        let mut store = Store::with_connection(Connection::open(&path)?, retention)?;
+        let named = |e: StoreError| match e {
+            StoreError::Sql(source) => StoreError::Open {
+                path: path.clone(),
+                source,
+            },
+            e => e,
+        };
+        let db = Connection::open(&path).map_err(|e| named(e.into()))?;
+        let mut store = Store::with_connection(db, retention).map_err(named)?;
         store.checkpointer = Checkpointer::start(&path);
         if store.checkpointer.is_some() {
             store.db.pragma_update(None, "wal_autocheckpoint", 0)?;

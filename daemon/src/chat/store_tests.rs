@@ -353,3 +353,17 @@ fn messages_past_the_age_limit_go_from_the_history_the_file_and_the_log() {
         assert!(!found, "{} still holds expired text", path.display());
     }
 }
+
+#[test]
+fn a_damaged_history_file_is_named_in_the_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join(DB_FILE), vec![0x5a; 8192]).expect("garbage");
+    let err = match Store::open(dir.path(), 10) {
+        Ok(_) => panic!("a file that is not a database opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains(&dir.path().join(DB_FILE).display().to_string()),
+        "{err}"
+    );
+}
