@@ -10,6 +10,8 @@
 //! (`sync.rs`), hand their records over when they leave, and owners re-put their records
 //! periodically, so a record whose every replica died comes back.
 
+#[cfg(test)]
+mod echo_tests;
 mod node;
 mod ops;
 pub mod policy;

@@ -11,14 +11,14 @@ use super::store::{Offered, Store};
 use super::*;
 use crate::sim::{Sim, SimConfig, oracle};
 
-const NOW: u64 = 1_800_000_000_000;
-const HOUR: u64 = 3_600_000;
+pub(super) const NOW: u64 = 1_800_000_000_000;
+pub(super) const HOUR: u64 = 3_600_000;
 
-fn key(n: u8) -> SigningKey {
+pub(super) fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
 }
 
-fn nick(name: &str, owner: u8, version: u64, created: u64) -> Record {
+pub(super) fn nick(name: &str, owner: u8, version: u64, created: u64) -> Record {
     Record::sign(
         Kind::Nick,
         name.as_bytes().to_vec(),
@@ -402,7 +402,7 @@ fn owner_and_node_bounds_refuse_with_a_reason() {
 
 // ---- on a simulated ring ---------------------------------------------------------------------
 
-fn ring(seed: u64, n: u32) -> Sim {
+pub(super) fn ring(seed: u64, n: u32) -> Sim {
     let mut sim = Sim::new(SimConfig {
         seed,
         checks: true,
@@ -417,7 +417,7 @@ fn ring(seed: u64, n: u32) -> Sim {
     sim
 }
 
-fn wall(sim: &Sim) -> u64 {
+pub(super) fn wall(sim: &Sim) -> u64 {
     sim.cfg.chord.records.wall_ms(sim.now())
 }
 
@@ -436,7 +436,7 @@ fn signed_profile(sim: &Sim, owner: u8, version: u64) -> Record {
 }
 
 /// Live members holding exactly `r`.
-fn copies(sim: &Sim, r: &Record) -> Vec<NodeId> {
+pub(super) fn copies(sim: &Sim, r: &Record) -> Vec<NodeId> {
     let h = r.hash();
     sim.members()
         .iter()
@@ -448,21 +448,21 @@ fn copies(sim: &Sim, r: &Record) -> Vec<NodeId> {
         .collect()
 }
 
-fn put_done(sim: &Sim, token: u64) -> Option<Result<u8, RecordError>> {
+pub(super) fn put_done(sim: &Sim, token: u64) -> Option<Result<u8, RecordError>> {
     sim.record_events.iter().find_map(|(_, e)| match e {
         RecordsEvent::PutDone { token: t, result } if *t == token => Some(result.clone()),
         _ => None,
     })
 }
 
-fn get_done(sim: &Sim, token: u64) -> Option<Result<Vec<Record>, RecordError>> {
+pub(super) fn get_done(sim: &Sim, token: u64) -> Option<Result<Vec<Record>, RecordError>> {
     sim.record_events.iter().find_map(|(_, e)| match e {
         RecordsEvent::GetDone { token: t, result } if *t == token => Some(result.clone()),
         _ => None,
     })
 }
 
-fn wait<T>(sim: &mut Sim, limit: Duration, mut f: impl FnMut(&Sim) -> Option<T>) -> T {
+pub(super) fn wait<T>(sim: &mut Sim, limit: Duration, mut f: impl FnMut(&Sim) -> Option<T>) -> T {
     let deadline = sim.now() + limit;
     loop {
         if let Some(v) = f(sim) {
@@ -661,7 +661,7 @@ fn a_name_claimed_on_both_sides_of_a_partition_has_one_owner_after_the_heal() {
 
 /// Runs `sim` for `d` while the modified nodes `liars` keep `forged` planted in their stores
 /// (so they answer reads and push copies with it, however often honest copies reach them).
-fn run_lying(sim: &mut Sim, d: Duration, liars: &[u32], forged: &Record) {
+pub(super) fn run_lying(sim: &mut Sim, d: Duration, liars: &[u32], forged: &Record) {
     let end = sim.now() + d;
     while sim.now() < end {
         for &l in liars {

@@ -1,0 +1,143 @@
+//! Tests of the *echo*: a node that holds nothing for a held name (a joiner that just became
+//! one of its holders, a node that replaced a crashed holder) must not take the first claim
+//! copy pushed to it as its own vote, or a lying holder plus its echo would be two votes of
+//! three and even the honest holders' settlements would elect the liar's claim.
+
+use std::time::Duration;
+
+use super::tests::{copies, get_done, key, nick, put_done, ring, run_lying, wait, wall};
+use super::*;
+
+/// What happens among the name's holders while the liar starts lying.
+#[derive(Clone, Copy, Debug)]
+enum Churn {
+    /// An honest node joins at this place among the holders: 0 before the key's primary (it
+    /// becomes the primary), 1 between the first and the second holder, 2 between the second
+    /// and the third; the third is displaced (it still holds the honest copy until the stray
+    /// rule drops it).
+    Join(usize),
+    /// The honest holder at this index crashes; the node after the holders replaces it, with
+    /// an empty store.
+    Crash(usize),
+}
+
+/// The midpoint of the arc from `a` clockwise to `b`.
+fn between(a: &NodeId, b: &NodeId) -> NodeId {
+    a.wrapping_add(&NodeId::from_high_u64(a.distance_to(b).high_u64() / 2))
+}
+
+/// A settled ring of `n` holds alice's claim at its three holders; the holder at `lying`
+/// (0 = the primary) plants a backdated claim by mallory and keeps it planted, and at that
+/// moment `churn` happens. Returns what went wrong (nothing when the honest holders all end
+/// with alice's claim and every honest read names her).
+fn echo_attack(seed: u64, n: u32, lying: usize, churn: Churn) -> Vec<String> {
+    let mut sim = ring(seed, n);
+    let now = wall(&sim);
+    let alice = nick("alice", 1, 1, now);
+    let forged = Record::sign(
+        Kind::Nick,
+        b"alice".to_vec(),
+        Value::Data(b"profile".to_vec()),
+        &key(9),
+        1,
+        1,
+        alice.expires,
+    );
+    sim.put_record(0, 1, alice.clone(), true);
+    assert!(wait(&mut sim, Duration::from_secs(10), |s| put_done(s, 1)).is_ok());
+    let loc = alice.location();
+    let truth = sim.true_holders(&loc, 3);
+    wait(&mut sim, Duration::from_secs(10), |s| {
+        truth
+            .iter()
+            .all(|id| copies(s, &alice).contains(id))
+            .then_some(())
+    });
+    let liar = sim.host_of(&truth[lying]).expect("a holder's host");
+    sim.plant_record(liar, forged.clone());
+    let mut gone = None;
+    match churn {
+        Churn::Join(slot) => {
+            let id = match slot {
+                0 => between(&loc, &truth[0]),
+                s => between(&truth[s - 1], &truth[s]),
+            };
+            let j = sim.add_host_with_id(id);
+            sim.join(j, (liar + 1) % n);
+        }
+        Churn::Crash(c) => {
+            let h = sim.host_of(&truth[c]).expect("a holder's host");
+            sim.crash(h);
+            gone = Some(h);
+        }
+    }
+    run_lying(&mut sim, Duration::from_secs(30), &[liar], &forged);
+    let what = format!("seed {seed}, liar {lying}, {churn:?}");
+    let mut wrong = Vec::new();
+    let holders = sim.true_holders(&loc, 3);
+    for id in &holders {
+        if *id != truth[lying] && !copies(&sim, &alice).contains(id) {
+            let held = sim.node(id).map(|o| {
+                o.records()
+                    .store()
+                    .get(&loc, alice.kind, &alice.key, wall(&sim))
+                    .iter()
+                    .map(|r| hex::encode(&r.owner[..2]))
+                    .collect::<Vec<_>>()
+            });
+            wrong.push(format!(
+                "{what}: honest holder {} holds {held:?}, not alice's claim",
+                id.short()
+            ));
+        }
+    }
+    let hosts = sim.hosts.len() as u32;
+    let readers: Vec<u32> = (0..hosts)
+        .filter(|h| *h != liar && Some(*h) != gone)
+        .collect();
+    for (t, h) in readers.iter().enumerate() {
+        sim.get_record(*h, 100 + t as u64, alice.kind, alice.key.clone());
+    }
+    run_lying(&mut sim, Duration::from_secs(10), &[liar], &forged);
+    for (t, h) in readers.iter().enumerate() {
+        let got = get_done(&sim, 100 + t as u64);
+        if got != Some(Ok(vec![alice.clone()])) {
+            let names = match &got {
+                Some(Ok(rs)) => format!("{:?}", rs.iter().map(|r| r.owner == forged.owner).collect::<Vec<_>>()),
+                other => format!("{other:?}"),
+            };
+            wrong.push(format!("{what}: read at host {h}: mallory's? {names}"));
+        }
+    }
+    wrong
+}
+
+/// An honest node joins among a held name's holders just as one of them starts lying: the
+/// joiner holds nothing, and the liar's copy may reach it first.
+#[test]
+fn a_joiner_among_the_holders_is_no_echo_of_a_lying_holder() {
+    let mut wrong = Vec::new();
+    for seed in [81, 82] {
+        for lying in 0..3 {
+            for slot in 0..3 {
+                wrong.extend(echo_attack(seed, 12, lying, Churn::Join(slot)));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// An honest holder crashes just as another starts lying: the node that replaces it holds
+/// nothing, and the liar's copy may reach it first.
+#[test]
+fn a_crashed_holders_replacement_is_no_echo_of_a_lying_holder() {
+    let mut wrong = Vec::new();
+    for seed in [91, 92] {
+        for lying in 0..3 {
+            for crashed in (0..3).filter(|c| *c != lying) {
+                wrong.extend(echo_attack(seed, 12, lying, Churn::Crash(crashed)));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
