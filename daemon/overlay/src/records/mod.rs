@@ -497,6 +497,9 @@ pub struct RecordsStats {
     pub refused_rate: u64,
     /// Disputes over a name settled here (two keys' claims met).
     pub conflicts: u64,
+    /// Copies of a claim that came to a node holding nothing for the name, settled before
+    /// they were kept (tentative copies).
+    pub tentative: u64,
     /// Records dropped at expiry.
     pub expired: u64,
     /// Digest comparisons started.

@@ -11,7 +11,7 @@ use super::store::{Offered, Store};
 use super::sync::SyncTask;
 use super::wire::{self as rwire, RecordsNotice, RecordsRequest, RecordsResponse};
 use super::{
-    Hash, Record, RecordError, RecordsConfig, RecordsEvent, RecordsInput, RecordsStats,
+    Hash, Kind, Record, RecordError, RecordsConfig, RecordsEvent, RecordsInput, RecordsStats,
     RecordsTimer, policy,
 };
 use crate::common::rate::RateLimiter;
@@ -380,15 +380,36 @@ impl Records {
         }
     }
 
-    /// A copy from another holder: kept if this node may hold its key and it passes the
-    /// policy.
+    /// A copy from another holder (a push, a fetch, a hand-over): kept if this node may hold
+    /// its key and it passes the policy. A live claim of a name this node holds nothing for is
+    /// tentative: the node settles the name first ([`Records::confirm`]).
     pub(super) fn accept_copy(&mut self, cx: &mut Ctx<'_>, r: Record) {
         if !self.may_hold(cx, &r.location()) {
             self.stats.refused_range += 1;
             cx.count_invalid();
             return;
         }
+        if self.tentative(cx, &r) {
+            self.stats.tentative += 1;
+            self.confirm(cx, &r);
+            return;
+        }
         let _ = self.offer(cx, r, Via::Copy);
+    }
+
+    /// Whether `r` is a valid, live claim of a name this node holds nothing live for (not even
+    /// a tombstone).
+    fn tentative(&self, cx: &Ctx<'_>, r: &Record) -> bool {
+        let now_ms = self.now_ms(cx);
+        let claim = Kind::from_u8(r.kind).is_some_and(|k| k.policy() == policy::Policy::Claim);
+        claim
+            && !matches!(r.value, super::Value::Deleted)
+            && !self.store.contains(&r.hash())
+            && self
+                .store
+                .get(&r.location(), r.kind, &r.key, now_ms)
+                .is_empty()
+            && policy::validate(r, &self.cfg, now_ms).is_ok()
     }
 
     /// Whether this node may be one of the `k` holders of `loc`: it is the key's successor,

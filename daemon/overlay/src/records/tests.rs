@@ -269,7 +269,8 @@ fn the_holders_elect_an_owner_and_nothing_the_claimer_chose_counts() {
         NOW + HOUR,
     );
     let elect = |answers: &[(u8, &Record)], inc: Option<[u8; 32]>| {
-        policy::elect(&loc, answers.iter().map(|(h, r)| (holder(*h), *r)), inc)
+        let none: [(NodeId, &Record); 0] = [];
+        policy::elect(&loc, answers.iter().map(|(h, r)| (holder(*h), *r)), none, inc)
     };
     // The majority wins, in any order of answers, whoever holds it now.
     assert_eq!(elect(&[(1, &m), (2, &a), (3, &a)], None), Some(a.owner));
@@ -303,7 +304,10 @@ fn the_holders_elect_an_owner_and_nothing_the_claimer_chose_counts() {
             Policy::Claim,
             &loc,
             vec![m.clone(), a.clone(), a2.clone()],
-            &votes
+            &policy::Ballot {
+                holders: votes,
+                next: Vec::new()
+            }
         ),
         vec![a2]
     );
@@ -357,7 +361,7 @@ fn a_mailbox_takes_items_within_quota_and_the_recipients_removal_keeps_them_out(
         .cloned()
         .collect();
     assert_eq!(
-        policy::resolve(Policy::Set, &NodeId::ZERO, all, &[]),
+        policy::resolve(Policy::Set, &NodeId::ZERO, all, &policy::Ballot::default()),
         items[2..4].to_vec()
     );
     s.check(&c).expect("accounting");
@@ -791,14 +795,21 @@ fn only_the_holders_the_reader_knows_of_count_and_a_node_past_them_is_no_vote() 
     let known = [at(1), at(2), at(3), at(4)];
     let counted = policy::holders_votes(&loc, 3, &known, &votes);
     assert_eq!(counted, votes[..2].to_vec());
+    let only = |holders: &[(NodeId, Hash)]| policy::Ballot {
+        holders: holders.to_vec(),
+        next: Vec::new(),
+    };
     assert_eq!(
-        policy::elect_read(&loc, &[a.clone(), m.clone()], &votes, None),
+        policy::elect_read(&loc, &[a.clone(), m.clone()], &only(&votes), None),
         Some(m.owner)
     );
     assert_eq!(
-        policy::elect_read(&loc, &[a.clone(), m.clone()], &counted, None),
+        policy::elect_read(&loc, &[a.clone(), m.clone()], &only(&counted), None),
         Some(a.owner)
     );
+    // Those past them are the next nodes, which only break a tie among the holders' votes.
+    let ballot = policy::ranked_votes(&loc, 3, &known, &votes);
+    assert_eq!(ballot.next, votes[2..].to_vec());
     // A reader that knows only itself (node 5) still ranks the answerers: 1, 2, 4 are nearest.
     let counted = policy::holders_votes(&loc, 3, &[at(5)], &votes);
     assert_eq!(counted, votes[..3].to_vec());
