@@ -26,7 +26,8 @@ fn between(a: &NodeId, b: &NodeId) -> NodeId {
     a.wrapping_add(&NodeId::from_high_u64(a.distance_to(b).high_u64() / 2))
 }
 
-/// A settled ring of `n` holds alice's claim at its three holders; the holder at `lying`
+/// A settled ring of `n` holds alice's claim at its three holders (and the witness after
+/// them); the holder at `lying`
 /// (0 = the primary) plants a backdated claim by mallory and keeps it planted, and at that
 /// moment `churn` happens. Returns what went wrong (nothing when the honest holders all end
 /// with alice's claim and every honest read names her).
@@ -46,7 +47,8 @@ fn echo_attack(seed: u64, n: u32, lying: usize, churn: Churn) -> Vec<String> {
     sim.put_record(0, 1, alice.clone(), true);
     assert!(wait(&mut sim, Duration::from_secs(10), |s| put_done(s, 1)).is_ok());
     let loc = alice.location();
-    let truth = sim.true_holders(&loc, 3);
+    // Settled: the three holders and the witness after them hold alice's claim.
+    let truth = sim.true_holders(&loc, 4);
     wait(&mut sim, Duration::from_secs(10), |s| {
         truth
             .iter()
@@ -103,7 +105,12 @@ fn echo_attack(seed: u64, n: u32, lying: usize, churn: Churn) -> Vec<String> {
         let got = get_done(&sim, 100 + t as u64);
         if got != Some(Ok(vec![alice.clone()])) {
             let names = match &got {
-                Some(Ok(rs)) => format!("{:?}", rs.iter().map(|r| r.owner == forged.owner).collect::<Vec<_>>()),
+                Some(Ok(rs)) => format!(
+                    "{:?}",
+                    rs.iter()
+                        .map(|r| r.owner == forged.owner)
+                        .collect::<Vec<_>>()
+                ),
                 other => format!("{other:?}"),
             };
             wrong.push(format!("{what}: read at host {h}: mallory's? {names}"));
@@ -140,4 +147,26 @@ fn a_crashed_holders_replacement_is_no_echo_of_a_lying_holder() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 8, ..Default::default() })]
+    /// Any seed, ring size, lying holder and churn among the holders.
+    #[test]
+    fn no_churn_among_the_holders_makes_an_echo_of_a_lying_holder(
+        seed in 100u64..10_000,
+        n in 8u32..20,
+        lying in 0usize..3,
+        join in proptest::bool::ANY,
+        place in 0usize..3,
+    ) {
+        let churn = if join {
+            Churn::Join(place)
+        } else {
+            // An honest holder crashes: one of the two that do not lie.
+            Churn::Crash(if place == lying { (place + 1) % 3 } else { place })
+        };
+        let wrong = echo_attack(seed, n, lying, churn);
+        proptest::prop_assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
 }

@@ -57,6 +57,8 @@ pub struct Records {
     pub(super) disputes: BTreeMap<NodeId, Dispute>,
     /// When the node became a member.
     pub(super) joined_at: Option<crate::time::Time>,
+    /// The predecessor at the last stray check.
+    pub(super) last_pred: Option<NodeId>,
     started: bool,
     pub(super) stats: RecordsStats,
 }
@@ -80,6 +82,7 @@ impl Records {
             strays: BTreeMap::new(),
             disputes: BTreeMap::new(),
             joined_at: None,
+            last_pred: None,
             started: false,
             stats: RecordsStats::default(),
         }
@@ -287,11 +290,11 @@ impl Records {
         }
     }
 
-    /// The node leaves: hand every held record to the next `k` successors (the `k`-th is
-    /// the one that becomes a holder when this node is gone).
+    /// The node leaves: hand every held record to the next `k + 1` successors (the `k`-th
+    /// becomes a holder when this node is gone, the one after it the witness).
     pub fn on_leave(&mut self, cx: &mut Ctx<'_>) {
         let all: Vec<Record> = self.store.iter().cloned().collect();
-        let to = Self::successors(cx, self.cfg.replicas);
+        let to = Self::successors(cx, self.cfg.replicas + 1);
         self.push(cx, &to, all);
     }
 
@@ -428,9 +431,10 @@ impl Records {
         frac * n <= (8 * self.cfg.replicas).max(32) as f64
     }
 
-    /// Sends copies of `records` to the next `k − 1` successors.
+    /// Sends copies of `records` to the next `k` successors: the other `k − 1` holders and
+    /// the witness.
     pub(super) fn replicate(&mut self, cx: &mut Ctx<'_>, records: Vec<Record>) {
-        let to = Self::successors(cx, self.cfg.replicas.saturating_sub(1));
+        let to = Self::successors(cx, self.cfg.replicas);
         self.push(cx, &to, records);
     }
 

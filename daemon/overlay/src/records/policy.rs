@@ -213,10 +213,7 @@ fn live_votes<'a>(
 }
 
 /// The owners among `among` (all if `None`) that most of `voted` name.
-fn most_named(
-    voted: &BTreeMap<NodeId, [u8; 32]>,
-    among: Option<&[[u8; 32]]>,
-) -> Vec<[u8; 32]> {
+fn most_named(voted: &BTreeMap<NodeId, [u8; 32]>, among: Option<&[[u8; 32]]>) -> Vec<[u8; 32]> {
     let mut counts: BTreeMap<[u8; 32], usize> = BTreeMap::new();
     for owner in voted.values() {
         if among.is_none_or(|a| a.contains(owner)) {
@@ -350,12 +347,7 @@ pub fn elect_read(
 /// holders elect ([`elect`]: `ballot` names which node answered which copy) or, if no live
 /// claim was answered, none; for *set* every item no removal names, in hash order. Every input
 /// must have been verified.
-pub fn resolve(
-    policy: Policy,
-    loc: &NodeId,
-    copies: Vec<Record>,
-    ballot: &Ballot,
-) -> Vec<Record> {
+pub fn resolve(policy: Policy, loc: &NodeId, copies: Vec<Record>, ballot: &Ballot) -> Vec<Record> {
     match policy {
         Policy::Set => {
             let mut items: BTreeMap<Hash, Record> = BTreeMap::new();

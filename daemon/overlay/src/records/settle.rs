@@ -173,6 +173,7 @@ impl Records {
         if Some(winner) != incumbent {
             let live = found
                 .into_iter()
+                .chain(candidate)
                 .filter(|r| r.owner == winner && !matches!(r.value, Value::Deleted));
             if let Some(r) = policy::newest(live) {
                 // Raises the conflict (winner, the incumbent) and the Held / Released events.

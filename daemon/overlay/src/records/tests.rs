@@ -270,7 +270,12 @@ fn the_holders_elect_an_owner_and_nothing_the_claimer_chose_counts() {
     );
     let elect = |answers: &[(u8, &Record)], inc: Option<[u8; 32]>| {
         let none: [(NodeId, &Record); 0] = [];
-        policy::elect(&loc, answers.iter().map(|(h, r)| (holder(*h), *r)), none, inc)
+        policy::elect(
+            &loc,
+            answers.iter().map(|(h, r)| (holder(*h), *r)),
+            none,
+            inc,
+        )
     };
     // The majority wins, in any order of answers, whoever holds it now.
     assert_eq!(elect(&[(1, &m), (2, &a), (3, &a)], None), Some(a.owner));
@@ -487,7 +492,8 @@ fn a_put_lands_on_the_k_true_holders_and_survives_two_of_them_crashing() {
         wait(&mut sim, Duration::from_secs(10), |s| put_done(s, 1)),
         Ok(3)
     );
-    let truth = sim.true_holders(&r.location(), k);
+    // The k holders and the witness after them, and no other node.
+    let truth = sim.true_holders(&r.location(), k + 1);
     wait(&mut sim, Duration::from_secs(5), |s| {
         (copies(s, &r) == {
             let mut t = truth.clone();
