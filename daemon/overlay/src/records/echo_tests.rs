@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::policy;
 use super::tests::{copies, get_done, key, nick, put_done, ring, run_lying, wait, wall};
 use super::*;
 
@@ -117,6 +118,60 @@ fn echo_attack(seed: u64, n: u32, lying: usize, churn: Churn) -> Vec<String> {
         }
     }
     wrong
+}
+
+/// A tie among the holders' votes (a liar and one honest holder, the third holding nothing
+/// yet) goes to the owner most of the next nodes past the holders name, before the nearest
+/// holder's; an incumbent still keeps a tie.
+#[test]
+fn the_next_nodes_break_a_tie_among_the_holders_before_their_position() {
+    let a = nick("erin", 1, 1, super::tests::NOW);
+    let m = nick("erin", 2, 1, 1);
+    let loc = a.location();
+    let at = |n: u8| loc.wrapping_add(&NodeId::from_high_u64(u64::from(n) << 40));
+    // Holders 1 (lies, nearest the key), 2 (honest), 3 (holds nothing); the witness 4 and a
+    // displaced node 5 hold alice's claim.
+    let votes = [
+        (at(1), m.hash()),
+        (at(2), a.hash()),
+        (at(4), a.hash()),
+        (at(5), a.hash()),
+    ];
+    let known = [at(1), at(2), at(3), at(4), at(5)];
+    let ballot = policy::ranked_votes(&loc, 3, &known, &votes);
+    assert_eq!(ballot.holders, votes[..2].to_vec());
+    assert_eq!(ballot.next, votes[2..].to_vec());
+    let copies = [a.clone(), m.clone()];
+    assert_eq!(
+        policy::elect_read(&loc, &copies, &ballot, None),
+        Some(a.owner)
+    );
+    // Without them the nearest holder's answer wins the tie; the incumbent keeps it anyway.
+    let bare = policy::Ballot {
+        holders: ballot.holders.clone(),
+        next: Vec::new(),
+    };
+    assert_eq!(
+        policy::elect_read(&loc, &copies, &bare, None),
+        Some(m.owner)
+    );
+    assert_eq!(
+        policy::elect_read(&loc, &copies, &ballot, Some(m.owner)),
+        Some(m.owner)
+    );
+    // The next nodes never outvote the holders: 2 to 1 among the holders wins.
+    let votes = [
+        (at(1), m.hash()),
+        (at(2), m.hash()),
+        (at(3), a.hash()),
+        (at(4), a.hash()),
+        (at(5), a.hash()),
+    ];
+    let ballot = policy::ranked_votes(&loc, 3, &known, &votes);
+    assert_eq!(
+        policy::elect_read(&loc, &copies, &ballot, None),
+        Some(m.owner)
+    );
 }
 
 /// An honest node joins among a held name's holders just as one of them starts lying: the
