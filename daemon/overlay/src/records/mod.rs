@@ -1,5 +1,7 @@
 //! DHT records: signed, expiring values that live at the successor of `blake3(kind ‖ key)`
-//! and are replicated on the next `k − 1` successors (`docs/protocol.md`, "Records").
+//! and are replicated on the next `k − 1` successors, plus one copy at the successor after
+//! them, the *witness*, which breaks a tie among the holders' votes on a disputed name
+//! (`docs/protocol.md`, "Records").
 //!
 //! A sub-protocol of the overlay ([`Records`], `node.rs`). A [`Record`] carries its kind, key,
 //! value, the owner's ed25519 public key, a version, a creation and an expiry time and the
@@ -330,8 +332,8 @@ pub enum RecordError {
 /// Records' tunables (defaults in `docs/protocol.md`, "Records").
 #[derive(Clone, Debug)]
 pub struct RecordsConfig {
-    /// Copies of every record: its primary (the key's successor) and the next `k − 1`
-    /// successors.
+    /// Holders of every record, `k`: its primary (the key's successor) and the next `k − 1`
+    /// successors; one more copy is kept at the successor after them (the witness).
     pub replicas: usize,
     /// Longest lifetime of a record (its expiry at most this far ahead).
     pub max_ttl: Duration,
