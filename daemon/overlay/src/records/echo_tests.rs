@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use super::policy;
-use super::tests::{copies, get_done, key, nick, put_done, ring, run_lying, wait, wall};
+use super::tests::{copies, get_done, key, nick, put_done, run_lying, wait, wall};
 use super::*;
+use crate::sim::{Sim, SimConfig};
 
 /// What happens among the name's holders while the liar starts lying.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +23,23 @@ enum Churn {
     Crash(usize),
 }
 
+/// A settled ring of `n` (every successor list complete), keeping a witness copy or not
+/// ([`RecordsConfig::witness`]).
+fn ring(seed: u64, n: u32, witness: bool) -> Sim {
+    let mut sim = Sim::new(SimConfig {
+        seed,
+        checks: true,
+        wire: true,
+        ..SimConfig::default()
+    });
+    sim.cfg.chord.records.witness = witness;
+    for _ in 0..n {
+        sim.add_host();
+    }
+    sim.form_ring(n, true);
+    sim
+}
+
 /// The midpoint of the arc from `a` clockwise to `b`.
 fn between(a: &NodeId, b: &NodeId) -> NodeId {
     a.wrapping_add(&NodeId::from_high_u64(a.distance_to(b).high_u64() / 2))
@@ -32,8 +50,8 @@ fn between(a: &NodeId, b: &NodeId) -> NodeId {
 /// (0 = the primary) plants a backdated claim by mallory and keeps it planted, and at that
 /// moment `churn` happens. Returns what went wrong (nothing when the honest holders all end
 /// with alice's claim and every honest read names her).
-fn echo_attack(seed: u64, n: u32, lying: usize, churn: Churn) -> Vec<String> {
-    let mut sim = ring(seed, n);
+fn echo_attack(seed: u64, n: u32, lying: usize, churn: Churn, witness: bool) -> Vec<String> {
+    let mut sim = ring(seed, n, witness);
     let now = wall(&sim);
     let alice = nick("alice", 1, 1, now);
     let forged = Record::sign(
@@ -48,8 +66,8 @@ fn echo_attack(seed: u64, n: u32, lying: usize, churn: Churn) -> Vec<String> {
     sim.put_record(0, 1, alice.clone(), true);
     assert!(wait(&mut sim, Duration::from_secs(10), |s| put_done(s, 1)).is_ok());
     let loc = alice.location();
-    // Settled: the three holders and the witness after them hold alice's claim.
-    let truth = sim.true_holders(&loc, 4);
+    // Settled: the three holders (and the witness after them) hold alice's claim.
+    let truth = sim.true_holders(&loc, 3 + usize::from(witness));
     wait(&mut sim, Duration::from_secs(10), |s| {
         truth
             .iter()
@@ -75,7 +93,7 @@ fn echo_attack(seed: u64, n: u32, lying: usize, churn: Churn) -> Vec<String> {
         }
     }
     run_lying(&mut sim, Duration::from_secs(30), &[liar], &forged);
-    let what = format!("seed {seed}, liar {lying}, {churn:?}");
+    let what = format!("seed {seed}, liar {lying}, {churn:?}, witness {witness}");
     let mut wrong = Vec::new();
     let holders = sim.true_holders(&loc, 3);
     for id in &holders {
@@ -182,7 +200,7 @@ fn a_joiner_among_the_holders_is_no_echo_of_a_lying_holder() {
     for seed in [81, 82] {
         for lying in 0..3 {
             for slot in 0..3 {
-                wrong.extend(echo_attack(seed, 12, lying, Churn::Join(slot)));
+                wrong.extend(echo_attack(seed, 12, lying, Churn::Join(slot), false));
             }
         }
     }
@@ -190,15 +208,32 @@ fn a_joiner_among_the_holders_is_no_echo_of_a_lying_holder() {
 }
 
 /// An honest holder crashes just as another starts lying: the node that replaces it holds
-/// nothing, and the liar's copy may reach it first.
+/// nothing, and the liar's copy may reach it first. The liar and the other honest holder tie;
+/// with a witness copy the node after the holders breaks the tie (and the replacement, the
+/// former witness, holds a copy already).
 #[test]
-fn a_crashed_holders_replacement_is_no_echo_of_a_lying_holder() {
+fn a_crashed_holders_replacement_is_no_echo_of_a_lying_holder_with_a_witness() {
     let mut wrong = Vec::new();
     for seed in [91, 92] {
         for lying in 0..3 {
             for crashed in (0..3).filter(|c| *c != lying) {
-                wrong.extend(echo_attack(seed, 12, lying, Churn::Crash(crashed)));
+                wrong.extend(echo_attack(seed, 12, lying, Churn::Crash(crashed), true));
             }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Without the witness (the default), the crash case is the known limit: the liar and the
+/// surviving honest holder tie with nothing past the holders to break it, and the tie goes to
+/// the holder nearest the key. Where that is the honest holder, the name stays alice's.
+#[test]
+fn without_a_witness_a_crash_is_survived_where_the_honest_holder_is_nearer_the_key() {
+    let mut wrong = Vec::new();
+    for seed in [91, 92] {
+        // The liar is the last holder; either other holder crashes, the survivor is nearer.
+        for crashed in 0..2 {
+            wrong.extend(echo_attack(seed, 12, 2, Churn::Crash(crashed), false));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -206,7 +241,8 @@ fn a_crashed_holders_replacement_is_no_echo_of_a_lying_holder() {
 
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 8, ..Default::default() })]
-    /// Any seed, ring size, lying holder and churn among the holders.
+    /// Any seed, ring size, lying holder and churn among the holders (a crash with the
+    /// witness kept).
     #[test]
     fn no_churn_among_the_holders_makes_an_echo_of_a_lying_holder(
         seed in 100u64..10_000,
@@ -214,14 +250,16 @@ proptest::proptest! {
         lying in 0usize..3,
         join in proptest::bool::ANY,
         place in 0usize..3,
+        witness in proptest::bool::ANY,
     ) {
-        let churn = if join {
-            Churn::Join(place)
+        // A crash needs the witness (the known limit otherwise); a join does not.
+        let (churn, witness) = if join {
+            (Churn::Join(place), witness)
         } else {
             // An honest holder crashes: one of the two that do not lie.
-            Churn::Crash(if place == lying { (place + 1) % 3 } else { place })
+            (Churn::Crash(if place == lying { (place + 1) % 3 } else { place }), true)
         };
-        let wrong = echo_attack(seed, n, lying, churn);
+        let wrong = echo_attack(seed, n, lying, churn, witness);
         proptest::prop_assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 }

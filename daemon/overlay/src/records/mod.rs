@@ -1,7 +1,7 @@
 //! DHT records: signed, expiring values that live at the successor of `blake3(kind ‖ key)`
-//! and are replicated on the next `k − 1` successors, plus one copy at the successor after
-//! them, the *witness*, which breaks a tie among the holders' votes on a disputed name
-//! (`docs/protocol.md`, "Records").
+//! and are replicated on the next `k − 1` successors, plus, with [`RecordsConfig::witness`],
+//! one copy at the successor after them, which breaks a tie among the holders' votes on a
+//! disputed name (`docs/protocol.md`, "Records").
 //!
 //! A sub-protocol of the overlay ([`Records`], `node.rs`). A [`Record`] carries its kind, key,
 //! value, the owner's ed25519 public key, a version, a creation and an expiry time and the
@@ -333,8 +333,14 @@ pub enum RecordError {
 #[derive(Clone, Debug)]
 pub struct RecordsConfig {
     /// Holders of every record, `k`: its primary (the key's successor) and the next `k − 1`
-    /// successors; one more copy is kept at the successor after them (the witness).
+    /// successors.
     pub replicas: usize,
+    /// Keep one more copy at the successor after the holders, the *witness*: it breaks a tie
+    /// among the holders' votes on a disputed name and is a holder with a copy already when
+    /// one of them fails. Off by default: its comparisons (one more per node and round) made
+    /// a ring that all went down and came back converge late or not at all in the simulator
+    /// (`chat-sim --scenario revive`, 2 seeds of 80), which is the ring's to fix first.
+    pub witness: bool,
     /// Longest lifetime of a record (its expiry at most this far ahead).
     pub max_ttl: Duration,
     /// How far ahead of this node's clock a creation time may lie.
@@ -374,6 +380,7 @@ impl Default for RecordsConfig {
     fn default() -> Self {
         RecordsConfig {
             replicas: 3,
+            witness: false,
             max_ttl: Duration::from_secs(90 * 24 * 3600),
             max_skew: Duration::from_secs(300),
             max_per_owner: 1024,

@@ -290,11 +290,11 @@ impl Records {
         }
     }
 
-    /// The node leaves: hand every held record to the next `k + 1` successors (the `k`-th
-    /// becomes a holder when this node is gone, the one after it the witness).
+    /// The node leaves: hand every held record to the next `k` successors (the `k`-th
+    /// becomes a holder when this node is gone), and to the witness after them.
     pub fn on_leave(&mut self, cx: &mut Ctx<'_>) {
         let all: Vec<Record> = self.store.iter().cloned().collect();
-        let to = Self::successors(cx, self.cfg.replicas + 1);
+        let to = Self::successors(cx, self.copies_after() + 1);
         self.push(cx, &to, all);
     }
 
@@ -431,10 +431,15 @@ impl Records {
         frac * n <= (8 * self.cfg.replicas).max(32) as f64
     }
 
-    /// Sends copies of `records` to the next `k` successors: the other `k − 1` holders and
-    /// the witness.
+    /// The successors that keep copies of this node's primary range: the other `k − 1`
+    /// holders, and the witness if [`super::RecordsConfig::witness`].
+    pub(super) fn copies_after(&self) -> usize {
+        self.cfg.replicas.saturating_sub(1) + usize::from(self.cfg.witness)
+    }
+
+    /// Sends copies of `records` to the successors that keep them ([`Records::copies_after`]).
     pub(super) fn replicate(&mut self, cx: &mut Ctx<'_>, records: Vec<Record>) {
-        let to = Self::successors(cx, self.cfg.replicas);
+        let to = Self::successors(cx, self.copies_after());
         self.push(cx, &to, records);
     }
 

@@ -1,8 +1,8 @@
 //! How holders keep `k` copies: every sync period (and soon after the neighbours change) a
 //! node compares the digest of its primary range `(predecessor, self]` with each of its next
-//! `k` successors (the other `k − 1` holders and the *witness*, the node after them, whose
-//! copy breaks a tie among the holders' votes and makes it a holder with a copy already when
-//! one of them fails). Equal digests end the exchange; otherwise the successor lists its
+//! `k − 1` successors (and the *witness* after them if `RecordsConfig::witness`: its copy
+//! breaks a tie among the holders' votes and makes it a holder with a copy already when one of
+//! them fails). Equal digests end the exchange; otherwise the successor lists its
 //! hashes in the range, the node pushes what the successor lacks and fetches what it lacks
 //! itself, and both merge by policy — so a new successor gets its copies, a joiner gets the
 //! range it took over, a node back from a crash, restart or partition converges, and two
@@ -63,12 +63,12 @@ impl Records {
         };
         let me = ring.me().id;
         let now = cx.now();
-        // The next `k − 1` holders and the witness after them.
+        let copies = self.copies_after();
         let peers: Vec<Peer> = ring
             .successors()
             .iter()
             .filter(|p| !ring.is_suspect(&p.id, now))
-            .take(self.cfg.replicas)
+            .take(copies)
             .copied()
             .collect();
         for p in peers {

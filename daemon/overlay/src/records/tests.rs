@@ -492,8 +492,9 @@ fn a_put_lands_on_the_k_true_holders_and_survives_two_of_them_crashing() {
         wait(&mut sim, Duration::from_secs(10), |s| put_done(s, 1)),
         Ok(3)
     );
-    // The k holders and the witness after them, and no other node.
-    let truth = sim.true_holders(&r.location(), k + 1);
+    // The k holders (and the witness after them, if kept), and no other node.
+    let witness = usize::from(sim.cfg.chord.records.witness);
+    let truth = sim.true_holders(&r.location(), k + witness);
     wait(&mut sim, Duration::from_secs(5), |s| {
         (copies(s, &r) == {
             let mut t = truth.clone();
