@@ -1,5 +1,7 @@
 //! DHT records: signed, expiring values that live at the successor of `blake3(kind ‖ key)`
-//! and are replicated on the next `k − 1` successors (`docs/protocol.md`, "Records").
+//! and are replicated on the next `k − 1` successors, plus, with [`RecordsConfig::witness`],
+//! one copy at the successor after them, which breaks a tie among the holders' votes on a
+//! disputed name (`docs/protocol.md`, "Records").
 //!
 //! A sub-protocol of the overlay ([`Records`], `node.rs`). A [`Record`] carries its kind, key,
 //! value, the owner's ed25519 public key, a version, a creation and an expiry time and the
@@ -10,6 +12,8 @@
 //! (`sync.rs`), hand their records over when they leave, and owners re-put their records
 //! periodically, so a record whose every replica died comes back.
 
+#[cfg(test)]
+mod echo_tests;
 mod node;
 mod ops;
 pub mod policy;
@@ -328,9 +332,15 @@ pub enum RecordError {
 /// Records' tunables (defaults in `docs/protocol.md`, "Records").
 #[derive(Clone, Debug)]
 pub struct RecordsConfig {
-    /// Copies of every record: its primary (the key's successor) and the next `k − 1`
+    /// Holders of every record, `k`: its primary (the key's successor) and the next `k − 1`
     /// successors.
     pub replicas: usize,
+    /// Keep one more copy at the successor after the holders, the *witness*: it breaks a tie
+    /// among the holders' votes on a disputed name and is a holder with a copy already when
+    /// one of them fails. Off by default: its comparisons (one more per node and round) made
+    /// a ring that all went down and came back converge late or not at all in the simulator
+    /// (`chat-sim --scenario revive`, 2 seeds of 80), which is the ring's to fix first.
+    pub witness: bool,
     /// Longest lifetime of a record (its expiry at most this far ahead).
     pub max_ttl: Duration,
     /// How far ahead of this node's clock a creation time may lie.
@@ -370,6 +380,7 @@ impl Default for RecordsConfig {
     fn default() -> Self {
         RecordsConfig {
             replicas: 3,
+            witness: false,
             max_ttl: Duration::from_secs(90 * 24 * 3600),
             max_skew: Duration::from_secs(300),
             max_per_owner: 1024,
@@ -495,6 +506,9 @@ pub struct RecordsStats {
     pub refused_rate: u64,
     /// Disputes over a name settled here (two keys' claims met).
     pub conflicts: u64,
+    /// Copies of a claim that came to a node holding nothing for the name, settled before
+    /// they were kept (tentative copies).
+    pub tentative: u64,
     /// Records dropped at expiry.
     pub expired: u64,
     /// Digest comparisons started.

@@ -11,7 +11,7 @@ use super::store::{Offered, Store};
 use super::sync::SyncTask;
 use super::wire::{self as rwire, RecordsNotice, RecordsRequest, RecordsResponse};
 use super::{
-    Hash, Record, RecordError, RecordsConfig, RecordsEvent, RecordsInput, RecordsStats,
+    Hash, Kind, Record, RecordError, RecordsConfig, RecordsEvent, RecordsInput, RecordsStats,
     RecordsTimer, policy,
 };
 use crate::common::rate::RateLimiter;
@@ -57,6 +57,8 @@ pub struct Records {
     pub(super) disputes: BTreeMap<NodeId, Dispute>,
     /// When the node became a member.
     pub(super) joined_at: Option<crate::time::Time>,
+    /// The predecessor at the last stray check.
+    pub(super) last_pred: Option<NodeId>,
     started: bool,
     pub(super) stats: RecordsStats,
 }
@@ -80,6 +82,7 @@ impl Records {
             strays: BTreeMap::new(),
             disputes: BTreeMap::new(),
             joined_at: None,
+            last_pred: None,
             started: false,
             stats: RecordsStats::default(),
         }
@@ -287,11 +290,11 @@ impl Records {
         }
     }
 
-    /// The node leaves: hand every held record to the next `k` successors (the `k`-th is
-    /// the one that becomes a holder when this node is gone).
+    /// The node leaves: hand every held record to the next `k` successors (the `k`-th
+    /// becomes a holder when this node is gone), and to the witness after them.
     pub fn on_leave(&mut self, cx: &mut Ctx<'_>) {
         let all: Vec<Record> = self.store.iter().cloned().collect();
-        let to = Self::successors(cx, self.cfg.replicas);
+        let to = Self::successors(cx, self.copies_after() + 1);
         self.push(cx, &to, all);
     }
 
@@ -380,15 +383,36 @@ impl Records {
         }
     }
 
-    /// A copy from another holder: kept if this node may hold its key and it passes the
-    /// policy.
+    /// A copy from another holder (a push, a fetch, a hand-over): kept if this node may hold
+    /// its key and it passes the policy. A live claim of a name this node holds nothing for is
+    /// tentative: the node settles the name first ([`Records::confirm`]).
     pub(super) fn accept_copy(&mut self, cx: &mut Ctx<'_>, r: Record) {
         if !self.may_hold(cx, &r.location()) {
             self.stats.refused_range += 1;
             cx.count_invalid();
             return;
         }
+        if self.tentative(cx, &r) {
+            self.stats.tentative += 1;
+            self.confirm(cx, &r);
+            return;
+        }
         let _ = self.offer(cx, r, Via::Copy);
+    }
+
+    /// Whether `r` is a valid, live claim of a name this node holds nothing live for (not even
+    /// a tombstone).
+    fn tentative(&self, cx: &Ctx<'_>, r: &Record) -> bool {
+        let now_ms = self.now_ms(cx);
+        let claim = Kind::from_u8(r.kind).is_some_and(|k| k.policy() == policy::Policy::Claim);
+        claim
+            && !matches!(r.value, super::Value::Deleted)
+            && !self.store.contains(&r.hash())
+            && self
+                .store
+                .get(&r.location(), r.kind, &r.key, now_ms)
+                .is_empty()
+            && policy::validate(r, &self.cfg, now_ms).is_ok()
     }
 
     /// Whether this node may be one of the `k` holders of `loc`: it is the key's successor,
@@ -407,9 +431,15 @@ impl Records {
         frac * n <= (8 * self.cfg.replicas).max(32) as f64
     }
 
-    /// Sends copies of `records` to the next `k − 1` successors.
+    /// The successors that keep copies of this node's primary range: the other `k − 1`
+    /// holders, and the witness if [`super::RecordsConfig::witness`].
+    pub(super) fn copies_after(&self) -> usize {
+        self.cfg.replicas.saturating_sub(1) + usize::from(self.cfg.witness)
+    }
+
+    /// Sends copies of `records` to the successors that keep them ([`Records::copies_after`]).
     pub(super) fn replicate(&mut self, cx: &mut Ctx<'_>, records: Vec<Record>) {
-        let to = Self::successors(cx, self.cfg.replicas.saturating_sub(1));
+        let to = Self::successors(cx, self.copies_after());
         self.push(cx, &to, records);
     }
 

@@ -377,9 +377,9 @@ impl Records {
         else {
             return;
         };
-        let votes = self.counted(cx, kind, &key, &found, votes);
+        let ballot = self.counted(cx, kind, &key, &found, votes);
         let Some(token) = token else {
-            self.settled(cx, kind, key, found, votes);
+            self.settled(cx, kind, key, found, ballot);
             return;
         };
         let result = if answered == 0 {
@@ -389,7 +389,7 @@ impl Records {
             self.stats.gets_ok += 1;
             let p = Kind::from_u8(kind).map_or(Policy::Latest, Kind::policy);
             let loc = super::location(kind, &key);
-            Ok(policy::resolve(p, &loc, found, &votes))
+            Ok(policy::resolve(p, &loc, found, &ballot))
         };
         Self::event(cx, RecordsEvent::GetDone { token, result });
     }
@@ -405,11 +405,12 @@ impl Records {
         nodes
     }
 
-    /// The votes of a finished read of `kind` and `key` that count
-    /// ([`policy::holders_votes`]): those of the key's holders as far as this node knows the
-    /// ring (its own view and whoever answered), so a copy kept by a node past the holders (a
-    /// stray a liar pushed there) is no vote. If the holders' votes name no live record while
-    /// others do, all votes count, as before this rule (the holders did not answer in time).
+    /// The votes of a finished read of `kind` and `key` that count, by rank
+    /// ([`policy::ranked_votes`]): those of the key's holders as far as this node knows the
+    /// ring (its own view and whoever answered), and those of the next `k` nodes, which only
+    /// break a tie; a copy kept by a node further away (a stray a liar pushed there) is no
+    /// vote. If the holders' votes name no live record while others do, all votes count as
+    /// holders' votes, as before this rule (the holders did not answer in time).
     fn counted(
         &self,
         cx: &Ctx<'_>,
@@ -417,25 +418,31 @@ impl Records {
         key: &[u8],
         found: &[Record],
         votes: Vec<(NodeId, super::Hash)>,
-    ) -> Vec<(NodeId, super::Hash)> {
+    ) -> policy::Ballot {
         // Only a claim's read elects by votes; other reads ignore them.
         if Kind::from_u8(kind).map(Kind::policy) != Some(Policy::Claim) {
-            return votes;
+            return policy::Ballot {
+                holders: votes,
+                next: Vec::new(),
+            };
         }
         let loc = super::location(kind, key);
         let mut known: Vec<NodeId> = cx.ring().known_peers().iter().map(|p| p.id).collect();
         known.push(cx.me().id);
-        let counted = policy::holders_votes(&loc, self.cfg.replicas, &known, &votes);
+        let ballot = policy::ranked_votes(&loc, self.cfg.replicas, &known, &votes);
         let live: BTreeSet<super::Hash> = found
             .iter()
             .filter(|r| !matches!(r.value, super::Value::Deleted))
             .map(Record::hash)
             .collect();
         let names_live = |vs: &[(NodeId, super::Hash)]| vs.iter().any(|(_, h)| live.contains(h));
-        if names_live(&counted) || !names_live(&votes) {
-            counted
+        if names_live(&ballot.holders) || !names_live(&votes) {
+            ballot
         } else {
-            votes
+            policy::Ballot {
+                holders: votes,
+                next: Vec::new(),
+            }
         }
     }
 

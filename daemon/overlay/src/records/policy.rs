@@ -187,39 +187,78 @@ pub fn merge(policy: Policy, held: Option<&Record>, new: &Record, via: Via, now_
     }
 }
 
+/// Which node answered which copy in a claim's read, split by the nodes' rank from the key
+/// ([`ranked_votes`]): `holders` are the votes of the key's `k` holders, `next` those of the
+/// `k` nodes after them (they only break a tie among the holders).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ballot {
+    /// Votes of the `k` nodes nearest the key.
+    pub holders: Vec<(NodeId, Hash)>,
+    /// Votes of the next `k` nodes (a node the ring moved past the holders still keeps its
+    /// copy until it hands it over; the node a joiner displaced is one).
+    pub next: Vec<(NodeId, Hash)>,
+}
+
+/// One live vote per node (its first answer), tombstones not counted.
+fn live_votes<'a>(
+    answers: impl IntoIterator<Item = (NodeId, &'a Record)>,
+) -> BTreeMap<NodeId, [u8; 32]> {
+    let mut voted: BTreeMap<NodeId, [u8; 32]> = BTreeMap::new();
+    for (node, r) in answers {
+        if !matches!(r.value, Value::Deleted) {
+            voted.entry(node).or_insert(r.owner);
+        }
+    }
+    voted
+}
+
+/// The owners among `among` (all if `None`) that most of `voted` name.
+fn most_named(voted: &BTreeMap<NodeId, [u8; 32]>, among: Option<&[[u8; 32]]>) -> Vec<[u8; 32]> {
+    let mut counts: BTreeMap<[u8; 32], usize> = BTreeMap::new();
+    for owner in voted.values() {
+        if among.is_none_or(|a| a.contains(owner)) {
+            *counts.entry(*owner).or_insert(0) += 1;
+        }
+    }
+    let Some(top) = counts.values().copied().max() else {
+        return Vec::new();
+    };
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n == top)
+        .map(|(o, _)| o)
+        .collect()
+}
+
 /// The owner whose claim of one name the holders' `answers` elect: `(holder, its claim)`, one
 /// answer counted per holder, tombstones not counted (a released name is nobody's). The owner
 /// most holders name wins. A tie goes to `incumbent` if it is among the tied (a holder keeps
-/// what it holds until the answers say otherwise), else to the tied owner named by the holder
-/// nearest `loc` clockwise (the key's primary first) — so nodes that hear the same answers
-/// elect the same owner. Nothing a claimer chooses (its `created`, its key) counts; a holder
-/// that lies is one vote.
+/// what it holds until the answers say otherwise); else to the tied owner most of the `next`
+/// nodes past the holders name (a holder that joined or replaced a crashed one holds nothing
+/// yet, so a lying holder and one honest holder can tie; the node the joiner displaced still
+/// holds the honest copy); else to the tied owner named by the holder nearest `loc` clockwise
+/// (the key's primary first) — so nodes that hear the same answers elect the same owner.
+/// Nothing a claimer chooses (its `created`, its key) counts; a node that lies is one vote.
 pub fn elect<'a>(
     loc: &NodeId,
     answers: impl IntoIterator<Item = (NodeId, &'a Record)>,
+    next: impl IntoIterator<Item = (NodeId, &'a Record)>,
     incumbent: Option<[u8; 32]>,
 ) -> Option<[u8; 32]> {
-    let mut voted: BTreeMap<NodeId, [u8; 32]> = BTreeMap::new();
-    for (holder, r) in answers {
-        if !matches!(r.value, Value::Deleted) {
-            voted.entry(holder).or_insert(r.owner);
-        }
-    }
-    let mut counts: BTreeMap<[u8; 32], usize> = BTreeMap::new();
-    for owner in voted.values() {
-        *counts.entry(*owner).or_insert(0) += 1;
-    }
-    let top = counts.values().copied().max()?;
-    let tied: Vec<[u8; 32]> = counts
-        .iter()
-        .filter(|(_, n)| **n == top)
-        .map(|(o, _)| *o)
-        .collect();
-    if tied.len() == 1 {
+    let voted = live_votes(answers);
+    let mut tied = most_named(&voted, None);
+    if tied.len() <= 1 {
         return tied.first().copied();
     }
     if let Some(i) = incumbent.filter(|i| tied.contains(i)) {
         return Some(i);
+    }
+    let seconds = most_named(&live_votes(next), Some(&tied));
+    if !seconds.is_empty() {
+        tied = seconds;
+    }
+    if tied.len() == 1 {
+        return tied.first().copied();
     }
     voted
         .iter()
@@ -228,19 +267,21 @@ pub fn elect<'a>(
         .map(|(_, o)| *o)
 }
 
-/// The `votes` a claim read counts: only those of the `replicas` nodes nearest `loc`
-/// clockwise among the nodes the reader knows of — `known` (its own view of the ring, itself
-/// included) and every node that answered. A node that answers for a key it does not hold as
-/// a holder (an honest node still keeping a stray copy until it hands it over, or one that
-/// accepted a liar's push because it held nothing to dispute) is then no vote wherever the
-/// reader knows of, or heard from, `replicas` nodes nearer the key; and no node can make
-/// itself nearer the key by saying so.
-pub fn holders_votes(
+/// Splits the `votes` of a claim's read by rank ([`Ballot`]): the `replicas` nodes nearest
+/// `loc` clockwise among the nodes the reader knows of — `known` (its own view of the ring,
+/// itself included) and every node that answered — are the holders, the next `replicas` the
+/// tie-breakers; the rest are no vote. A node that answers for a key it does not hold as a
+/// holder (an honest node still keeping a stray copy until it hands it over, or one that
+/// accepted a liar's push) is then no holder's vote wherever the reader knows of, or heard
+/// from, `replicas` nodes nearer the key; and no node can make itself nearer the key by saying
+/// so.
+pub fn ranked_votes(
     loc: &NodeId,
     replicas: usize,
     known: &[NodeId],
     votes: &[(NodeId, Hash)],
-) -> Vec<(NodeId, Hash)> {
+) -> Ballot {
+    let k = replicas.max(1);
     let mut nodes: Vec<NodeId> = known
         .iter()
         .chain(votes.iter().map(|(v, _)| v))
@@ -248,12 +289,29 @@ pub fn holders_votes(
         .collect();
     nodes.sort_by(|a, b| loc.cmp_from(a, b));
     nodes.dedup();
-    nodes.truncate(replicas.max(1));
-    votes
-        .iter()
-        .filter(|(v, _)| nodes.contains(v))
-        .copied()
-        .collect()
+    nodes.truncate(2 * k);
+    let rank = |v: &NodeId| nodes.iter().position(|n| n == v);
+    let pick = |lo: usize, hi: usize| -> Vec<(NodeId, Hash)> {
+        votes
+            .iter()
+            .filter(|(v, _)| rank(v).is_some_and(|r| (lo..hi).contains(&r)))
+            .copied()
+            .collect()
+    };
+    Ballot {
+        holders: pick(0, k),
+        next: pick(k, 2 * k),
+    }
+}
+
+/// The holders' votes of [`ranked_votes`].
+pub fn holders_votes(
+    loc: &NodeId,
+    replicas: usize,
+    known: &[NodeId],
+    votes: &[(NodeId, Hash)],
+) -> Vec<(NodeId, Hash)> {
+    ranked_votes(loc, replicas, known, votes).holders
 }
 
 /// The newest of `copies` (one kind, one key, one owner) by [`newer`].
@@ -263,31 +321,33 @@ pub fn newest(copies: impl IntoIterator<Item = Record>) -> Option<Record> {
         .reduce(|a, b| if newer(&b, &a) { b } else { a })
 }
 
-/// [`elect`] over the copies a read gathered: `votes` names which holder answered which copy.
+/// [`elect`] over the copies a read gathered: `ballot` names which node answered which copy.
 pub fn elect_read(
     loc: &NodeId,
     copies: &[Record],
-    votes: &[(NodeId, Hash)],
+    ballot: &Ballot,
     incumbent: Option<[u8; 32]>,
 ) -> Option<[u8; 32]> {
     let by_hash: BTreeMap<Hash, &Record> = copies.iter().map(|r| (r.hash(), r)).collect();
-    let answers = votes
-        .iter()
-        .filter_map(|(holder, h)| by_hash.get(h).map(|r| (*holder, *r)));
-    elect(loc, answers, incumbent)
+    let answers = |vs: &[(NodeId, Hash)]| -> Vec<(NodeId, &Record)> {
+        vs.iter()
+            .filter_map(|(node, h)| by_hash.get(h).map(|r| (*node, *r)))
+            .collect()
+    };
+    elect(
+        loc,
+        answers(&ballot.holders),
+        answers(&ballot.next),
+        incumbent,
+    )
 }
 
 /// What a reader returns from the copies it gathered of one kind and key: for *latest* the
 /// newest record (none if it is a tombstone); for *claim* the newest record of the owner the
-/// holders elect ([`elect`]: `votes` names which holder answered which copy) or, if no live
+/// holders elect ([`elect`]: `ballot` names which node answered which copy) or, if no live
 /// claim was answered, none; for *set* every item no removal names, in hash order. Every input
 /// must have been verified.
-pub fn resolve(
-    policy: Policy,
-    loc: &NodeId,
-    copies: Vec<Record>,
-    votes: &[(NodeId, Hash)],
-) -> Vec<Record> {
+pub fn resolve(policy: Policy, loc: &NodeId, copies: Vec<Record>, ballot: &Ballot) -> Vec<Record> {
     match policy {
         Policy::Set => {
             let mut items: BTreeMap<Hash, Record> = BTreeMap::new();
@@ -307,7 +367,7 @@ pub fn resolve(
                 .collect()
         }
         Policy::Claim => {
-            let Some(winner) = elect_read(loc, &copies, votes, None) else {
+            let Some(winner) = elect_read(loc, &copies, ballot, None) else {
                 return Vec::new();
             };
             newest(copies.into_iter().filter(|r| r.owner == winner))

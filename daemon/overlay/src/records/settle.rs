@@ -6,14 +6,23 @@
 //! store — is one vote. The loser is told by a [`RecordsEvent::Conflict`] where the dispute is
 //! settled and by a refused renewal ([`RecordsEvent::Lost`]) at its owner's node.
 //!
+//! A copy of a live claim that reaches a node holding nothing for its name (a joiner that
+//! became one of the name's holders, the node that replaced a crashed holder, a replica whose
+//! copy of a fresh claim had not come yet) is *tentative*: the node does not keep it as its
+//! own vote — else a lying holder that pushes first would have an *echo*, and the two would
+//! outvote the honest holder. It settles the name first, abstaining (it holds nothing), and
+//! keeps the claim of the owner the holders elect ([`Records::confirm`]); only if no node
+//! answered a live claim does it keep the copy it was given.
+//!
 //! Settlements are bounded: one in flight per name, one per name per [`SETTLE_GAP`] sync
-//! periods, at most [`MAX_DISPUTES`] names remembered.
+//! periods, at most [`MAX_DISPUTES`] names remembered (a tentative copy beyond that is
+//! dropped, and comes again at the next comparison).
 
 use std::collections::BTreeSet;
 
 use super::node::Records;
-use super::policy::{self, Via};
-use super::{Hash, Record, Value};
+use super::policy::{self, Ballot, Via};
+use super::{Record, Value};
 use crate::id::NodeId;
 use crate::protocol::Ctx;
 use crate::time::Time;
@@ -36,12 +45,25 @@ pub(super) struct Dispute {
     running: bool,
     /// When the last settlement started.
     last: Option<Time>,
+    /// The first tentative copy, if the name was empty here: kept if no node answers a live
+    /// claim of the name.
+    candidate: Option<Record>,
 }
 
 impl Records {
     /// A copy of `r` disputed the claim held for its name: remember it and settle the name
     /// when it is due.
     pub(super) fn dispute(&mut self, cx: &mut Ctx<'_>, r: &Record) {
+        self.challenge(cx, r, false);
+    }
+
+    /// A tentative copy `r` of a live claim reached this node, which holds nothing for the
+    /// name: settle the name before holding anything for it.
+    pub(super) fn confirm(&mut self, cx: &mut Ctx<'_>, r: &Record) {
+        self.challenge(cx, r, true);
+    }
+
+    fn challenge(&mut self, cx: &mut Ctx<'_>, r: &Record, tentative: bool) {
         let loc = r.location();
         if !self.disputes.contains_key(&loc) {
             self.prune_disputes(cx.now());
@@ -55,9 +77,13 @@ impl Records {
             challengers: BTreeSet::new(),
             running: false,
             last: None,
+            candidate: None,
         });
         if d.challengers.len() < MAX_CHALLENGERS {
             d.challengers.insert(r.owner);
+        }
+        if tentative && d.candidate.is_none() {
+            d.candidate = Some(r.clone());
         }
         self.settle_if_due(cx, loc);
     }
@@ -111,54 +137,62 @@ impl Records {
         }
     }
 
-    /// The holders answered a settlement's read: `found` the verified copies, `votes` which
-    /// holder answered which. The elected owner keeps the name here; each loser is reported.
+    /// The holders answered a settlement's read: `found` the verified copies, `ballot` which
+    /// node answered which. The elected owner keeps the name here; each loser is reported.
     pub(super) fn settled(
         &mut self,
         cx: &mut Ctx<'_>,
         kind: u8,
         key: Vec<u8>,
         found: Vec<Record>,
-        votes: Vec<(NodeId, Hash)>,
+        ballot: Ballot,
     ) {
         let loc = super::location(kind, &key);
-        let challengers = match self.disputes.get_mut(&loc) {
+        let (challengers, candidate) = match self.disputes.get_mut(&loc) {
             Some(d) => {
                 d.running = false;
-                std::mem::take(&mut d.challengers)
+                (std::mem::take(&mut d.challengers), d.candidate.take())
             }
-            None => BTreeSet::new(),
+            None => (BTreeSet::new(), None),
         };
         let now_ms = self.now_ms(cx);
-        let incumbent = self
-            .store
-            .get(&loc, kind, &key, now_ms)
+        let held = self.store.get(&loc, kind, &key, now_ms);
+        let empty = held.is_empty();
+        let incumbent = held
             .into_iter()
             .find(|r| !matches!(r.value, Value::Deleted))
             .map(|r| r.owner);
-        let Some(winner) = policy::elect_read(&loc, &found, &votes, incumbent) else {
-            return;
-        };
-        if Some(winner) == incumbent {
-            for loser in challengers.into_iter().filter(|c| *c != winner) {
-                self.stats.conflicts += 1;
-                Self::event(
-                    cx,
-                    super::RecordsEvent::Conflict {
-                        key: key.clone(),
-                        winner,
-                        loser,
-                    },
-                );
+        let Some(winner) = policy::elect_read(&loc, &found, &ballot, incumbent) else {
+            // No node answered a live claim: a name empty here keeps the copy it was given
+            // (a hand-over from the last node that held it), as before tentative copies.
+            if let (true, Some(r)) = (empty, candidate) {
+                let _ = self.offer(cx, r, Via::Settle);
             }
             return;
+        };
+        if Some(winner) != incumbent {
+            let live = found
+                .into_iter()
+                .chain(candidate)
+                .filter(|r| r.owner == winner && !matches!(r.value, Value::Deleted));
+            if let Some(r) = policy::newest(live) {
+                // Raises the conflict (winner, the incumbent) and the Held / Released events.
+                let _ = self.offer(cx, r, Via::Settle);
+            }
+            if incumbent.is_some() {
+                return;
+            }
         }
-        let live = found
-            .into_iter()
-            .filter(|r| r.owner == winner && !matches!(r.value, Value::Deleted));
-        if let Some(r) = policy::newest(live) {
-            // Raises the conflict (winner, the incumbent) and the Held / Released events.
-            let _ = self.offer(cx, r, Via::Settle);
+        for loser in challengers.into_iter().filter(|c| *c != winner) {
+            self.stats.conflicts += 1;
+            Self::event(
+                cx,
+                super::RecordsEvent::Conflict {
+                    key: key.clone(),
+                    winner,
+                    loser,
+                },
+            );
         }
     }
 }

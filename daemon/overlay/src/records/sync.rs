@@ -1,6 +1,8 @@
 //! How holders keep `k` copies: every sync period (and soon after the neighbours change) a
 //! node compares the digest of its primary range `(predecessor, self]` with each of its next
-//! `k − 1` successors. Equal digests end the exchange; otherwise the successor lists its
+//! `k − 1` successors (and the *witness* after them if `RecordsConfig::witness`: its copy
+//! breaks a tie among the holders' votes and makes it a holder with a copy already when one of
+//! them fails). Equal digests end the exchange; otherwise the successor lists its
 //! hashes in the range, the node pushes what the successor lacks and fetches what it lacks
 //! itself, and both merge by policy — so a new successor gets its copies, a joiner gets the
 //! range it took over, a node back from a crash, restart or partition converges, and two
@@ -61,11 +63,12 @@ impl Records {
         };
         let me = ring.me().id;
         let now = cx.now();
+        let copies = self.copies_after();
         let peers: Vec<Peer> = ring
             .successors()
             .iter()
             .filter(|p| !ring.is_suspect(&p.id, now))
-            .take(self.cfg.replicas.saturating_sub(1))
+            .take(copies)
             .copied()
             .collect();
         for p in peers {
@@ -228,6 +231,17 @@ impl Records {
         let now = cx.now();
         let window = self.cfg.sync_interval * STRAY_PERIODS;
         let ring = cx.ring();
+        // A node joined just before this one: the range it took over, `(old, new]`, was this
+        // node's, and this node is its first replica now, not a stray's keeper (else it would
+        // drop its copies before the joiner's first comparison covers them, and the joiner
+        // would be the range's only copy). Counted as compared now.
+        let pred = ring.predecessor().map(|p| p.id);
+        if let (Some(old), Some(new)) = (self.last_pred, pred)
+            && new.in_open(&old, &ring.me().id)
+        {
+            self.note_covered(now, old, new);
+        }
+        self.last_pred = pred;
         if !ring.is_member() || self.joined_at.is_none_or(|t| now.since(t) < window) {
             return;
         }

@@ -11,14 +11,14 @@ use super::store::{Offered, Store};
 use super::*;
 use crate::sim::{Sim, SimConfig, oracle};
 
-const NOW: u64 = 1_800_000_000_000;
-const HOUR: u64 = 3_600_000;
+pub(super) const NOW: u64 = 1_800_000_000_000;
+pub(super) const HOUR: u64 = 3_600_000;
 
-fn key(n: u8) -> SigningKey {
+pub(super) fn key(n: u8) -> SigningKey {
     SigningKey::from_bytes(&[n; 32])
 }
 
-fn nick(name: &str, owner: u8, version: u64, created: u64) -> Record {
+pub(super) fn nick(name: &str, owner: u8, version: u64, created: u64) -> Record {
     Record::sign(
         Kind::Nick,
         name.as_bytes().to_vec(),
@@ -269,7 +269,13 @@ fn the_holders_elect_an_owner_and_nothing_the_claimer_chose_counts() {
         NOW + HOUR,
     );
     let elect = |answers: &[(u8, &Record)], inc: Option<[u8; 32]>| {
-        policy::elect(&loc, answers.iter().map(|(h, r)| (holder(*h), *r)), inc)
+        let none: [(NodeId, &Record); 0] = [];
+        policy::elect(
+            &loc,
+            answers.iter().map(|(h, r)| (holder(*h), *r)),
+            none,
+            inc,
+        )
     };
     // The majority wins, in any order of answers, whoever holds it now.
     assert_eq!(elect(&[(1, &m), (2, &a), (3, &a)], None), Some(a.owner));
@@ -303,7 +309,10 @@ fn the_holders_elect_an_owner_and_nothing_the_claimer_chose_counts() {
             Policy::Claim,
             &loc,
             vec![m.clone(), a.clone(), a2.clone()],
-            &votes
+            &policy::Ballot {
+                holders: votes,
+                next: Vec::new()
+            }
         ),
         vec![a2]
     );
@@ -357,7 +366,7 @@ fn a_mailbox_takes_items_within_quota_and_the_recipients_removal_keeps_them_out(
         .cloned()
         .collect();
     assert_eq!(
-        policy::resolve(Policy::Set, &NodeId::ZERO, all, &[]),
+        policy::resolve(Policy::Set, &NodeId::ZERO, all, &policy::Ballot::default()),
         items[2..4].to_vec()
     );
     s.check(&c).expect("accounting");
@@ -402,7 +411,7 @@ fn owner_and_node_bounds_refuse_with_a_reason() {
 
 // ---- on a simulated ring ---------------------------------------------------------------------
 
-fn ring(seed: u64, n: u32) -> Sim {
+pub(super) fn ring(seed: u64, n: u32) -> Sim {
     let mut sim = Sim::new(SimConfig {
         seed,
         checks: true,
@@ -417,7 +426,7 @@ fn ring(seed: u64, n: u32) -> Sim {
     sim
 }
 
-fn wall(sim: &Sim) -> u64 {
+pub(super) fn wall(sim: &Sim) -> u64 {
     sim.cfg.chord.records.wall_ms(sim.now())
 }
 
@@ -436,7 +445,7 @@ fn signed_profile(sim: &Sim, owner: u8, version: u64) -> Record {
 }
 
 /// Live members holding exactly `r`.
-fn copies(sim: &Sim, r: &Record) -> Vec<NodeId> {
+pub(super) fn copies(sim: &Sim, r: &Record) -> Vec<NodeId> {
     let h = r.hash();
     sim.members()
         .iter()
@@ -448,21 +457,21 @@ fn copies(sim: &Sim, r: &Record) -> Vec<NodeId> {
         .collect()
 }
 
-fn put_done(sim: &Sim, token: u64) -> Option<Result<u8, RecordError>> {
+pub(super) fn put_done(sim: &Sim, token: u64) -> Option<Result<u8, RecordError>> {
     sim.record_events.iter().find_map(|(_, e)| match e {
         RecordsEvent::PutDone { token: t, result } if *t == token => Some(result.clone()),
         _ => None,
     })
 }
 
-fn get_done(sim: &Sim, token: u64) -> Option<Result<Vec<Record>, RecordError>> {
+pub(super) fn get_done(sim: &Sim, token: u64) -> Option<Result<Vec<Record>, RecordError>> {
     sim.record_events.iter().find_map(|(_, e)| match e {
         RecordsEvent::GetDone { token: t, result } if *t == token => Some(result.clone()),
         _ => None,
     })
 }
 
-fn wait<T>(sim: &mut Sim, limit: Duration, mut f: impl FnMut(&Sim) -> Option<T>) -> T {
+pub(super) fn wait<T>(sim: &mut Sim, limit: Duration, mut f: impl FnMut(&Sim) -> Option<T>) -> T {
     let deadline = sim.now() + limit;
     loop {
         if let Some(v) = f(sim) {
@@ -483,7 +492,9 @@ fn a_put_lands_on_the_k_true_holders_and_survives_two_of_them_crashing() {
         wait(&mut sim, Duration::from_secs(10), |s| put_done(s, 1)),
         Ok(3)
     );
-    let truth = sim.true_holders(&r.location(), k);
+    // The k holders (and the witness after them, if kept), and no other node.
+    let witness = usize::from(sim.cfg.chord.records.witness);
+    let truth = sim.true_holders(&r.location(), k + witness);
     wait(&mut sim, Duration::from_secs(5), |s| {
         (copies(s, &r) == {
             let mut t = truth.clone();
@@ -661,7 +672,7 @@ fn a_name_claimed_on_both_sides_of_a_partition_has_one_owner_after_the_heal() {
 
 /// Runs `sim` for `d` while the modified nodes `liars` keep `forged` planted in their stores
 /// (so they answer reads and push copies with it, however often honest copies reach them).
-fn run_lying(sim: &mut Sim, d: Duration, liars: &[u32], forged: &Record) {
+pub(super) fn run_lying(sim: &mut Sim, d: Duration, liars: &[u32], forged: &Record) {
     let end = sim.now() + d;
     while sim.now() < end {
         for &l in liars {
@@ -791,14 +802,21 @@ fn only_the_holders_the_reader_knows_of_count_and_a_node_past_them_is_no_vote() 
     let known = [at(1), at(2), at(3), at(4)];
     let counted = policy::holders_votes(&loc, 3, &known, &votes);
     assert_eq!(counted, votes[..2].to_vec());
+    let only = |holders: &[(NodeId, Hash)]| policy::Ballot {
+        holders: holders.to_vec(),
+        next: Vec::new(),
+    };
     assert_eq!(
-        policy::elect_read(&loc, &[a.clone(), m.clone()], &votes, None),
+        policy::elect_read(&loc, &[a.clone(), m.clone()], &only(&votes), None),
         Some(m.owner)
     );
     assert_eq!(
-        policy::elect_read(&loc, &[a.clone(), m.clone()], &counted, None),
+        policy::elect_read(&loc, &[a.clone(), m.clone()], &only(&counted), None),
         Some(a.owner)
     );
+    // Those past them are the next nodes, which only break a tie among the holders' votes.
+    let ballot = policy::ranked_votes(&loc, 3, &known, &votes);
+    assert_eq!(ballot.next, votes[2..].to_vec());
     // A reader that knows only itself (node 5) still ranks the answerers: 1, 2, 4 are nearest.
     let counted = policy::holders_votes(&loc, 3, &[at(5)], &votes);
     assert_eq!(counted, votes[..3].to_vec());
