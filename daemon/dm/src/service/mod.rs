@@ -36,6 +36,7 @@
 //! engines' hash maps give them in any order), so the requests depend only on the inputs.
 
 mod answers;
+pub use answers::PutResult;
 #[cfg(test)]
 mod tests;
 
