@@ -118,13 +118,10 @@ impl Service {
                     self.commit(account, Vec::new());
                 }
             }
-            Some(Op::Remove) => {
-                // The items stay until they expire; read again, they are known replays and
-                // are removed then.
-                if result.is_err() {
-                    self.stats.removals_failed += 1;
-                }
-            }
+            // The items stay until they expire; read again, they are known replays and are
+            // removed then.
+            Some(Op::Remove) if result.is_err() => self.stats.removals_failed += 1,
+            Some(Op::Remove) => {}
             Some(other) => {
                 self.ops.insert(token, other);
             }
