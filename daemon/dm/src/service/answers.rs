@@ -20,7 +20,7 @@ impl Service {
         now_ms: u64,
         dir: &impl Directory,
     ) {
-        match self.ops.remove(&token) {
+        match self.take_op(token) {
             Some(Op::Fetch { account, peer }) => {
                 self.stats.bundle_fetches += 1;
                 let bundle = result.and_then(|rs| delivery::bundle_in(rs, &peer));
@@ -63,7 +63,7 @@ impl Service {
                 }
             }
             Some(other) => {
-                self.ops.insert(token, other);
+                self.ops.insert(token, (self.ticks, other));
             }
             None => {}
         }
@@ -71,7 +71,7 @@ impl Service {
 
     /// The answer to a [`Out::Put`], [`Out::Publish`] or [`Out::Remove`].
     pub fn put_done(&mut self, token: u64, result: PutResult, now_ms: u64, dir: &impl Directory) {
-        match self.ops.remove(&token) {
+        match self.take_op(token) {
             Some(Op::Publish { account }) => {
                 if result.is_ok() {
                     self.stats.bundles_published += 1;
@@ -123,7 +123,7 @@ impl Service {
             Some(Op::Remove) if result.is_err() => self.stats.removals_failed += 1,
             Some(Op::Remove) => {}
             Some(other) => {
-                self.ops.insert(token, other);
+                self.ops.insert(token, (self.ticks, other));
             }
             None => {}
         }
@@ -131,7 +131,7 @@ impl Service {
 
     /// The answer to a [`Out::Send`]: whether the node accepted the body.
     pub fn direct_done(&mut self, token: u64, ok: bool, now_ms: u64, dir: &impl Directory) {
-        let Some(op) = self.ops.remove(&token) else {
+        let Some(op) = self.take_op(token) else {
             return;
         };
         let Op::Direct {
@@ -144,7 +144,7 @@ impl Service {
         } = op
         else {
             if !matches!(op, Op::Poke) {
-                self.ops.insert(token, op);
+                self.ops.insert(token, (self.ticks, op));
             }
             return;
         };

@@ -48,6 +48,10 @@ use crate::bundle::Bundle;
 use crate::delivery::{self, OnlineWatch, Route, Schedule};
 use crate::engine::{Action, Engine};
 
+/// Ticks (seconds) after which an unanswered request is forgotten: longer than any answer
+/// takes (the daemon's records calls give up after 120 s, its direct sends after 30 s).
+pub const GIVE_UP_TICKS: u64 = 600;
+
 /// What the directory shows of an online account: its node, and what its presence looks
 /// like (when it began, or how many times its node came up): a change means it came back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,8 +244,11 @@ enum Op {
 #[derive(Default)]
 pub struct Service {
     accounts: BTreeMap<[u8; 32], Account>,
-    ops: HashMap<u64, Op>,
+    /// What each token is for, and the tick it was made at.
+    ops: HashMap<u64, (u64, Op)>,
     next_token: u64,
+    /// Ticks so far.
+    ticks: u64,
     member: bool,
     out: Vec<Out>,
     stats: Stats,
@@ -351,6 +358,8 @@ impl Service {
 
     /// A second has passed (see the module's comment).
     pub fn tick(&mut self, now_ms: u64, dir: &impl Directory) {
+        self.ticks += 1;
+        self.give_up();
         let accounts: Vec<[u8; 32]> = self.accounts.keys().copied().collect();
         for account in accounts {
             if self.member {
@@ -406,8 +415,43 @@ impl Service {
 
     fn token(&mut self, op: Op) -> u64 {
         self.next_token += 1;
-        self.ops.insert(self.next_token, op);
+        self.ops.insert(self.next_token, (self.ticks, op));
         self.next_token
+    }
+
+    /// The request of `token`, no longer waited for.
+    fn take_op(&mut self, token: u64) -> Option<Op> {
+        self.ops.remove(&token).map(|(_, op)| op)
+    }
+
+    /// Forgets requests unanswered for [`GIVE_UP_TICKS`] (a driver that dropped one: its
+    /// queue was full), as if they failed: a read or publication is made again when due, and
+    /// the engines' own waits cover the rest. A late answer is then ignored.
+    fn give_up(&mut self) {
+        let now = self.ticks;
+        let old: Vec<u64> = self
+            .ops
+            .iter()
+            .filter(|(_, (at, _))| now.saturating_sub(*at) > GIVE_UP_TICKS)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in old {
+            match self.take_op(t) {
+                Some(Op::Drain { account }) => {
+                    if let Some(a) = self.accounts.get_mut(&account) {
+                        a.busy = a.busy.saturating_sub(1);
+                        a.rotating = false;
+                    }
+                }
+                Some(Op::Publish { account }) => {
+                    if let Some(a) = self.accounts.get_mut(&account) {
+                        a.busy = a.busy.saturating_sub(1);
+                        a.schedule.published(false);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Sends again, directly, what `account` has unacknowledged for each recipient seen

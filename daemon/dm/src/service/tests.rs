@@ -262,3 +262,35 @@ fn misaddressed_bodies_are_counted_and_pokes_shorten_the_read() {
     n.nodes[0].direct_done(999, true, 1_000, &dir);
     assert_eq!(n.nodes[0].in_flight(), 0);
 }
+
+#[test]
+fn a_request_never_answered_is_given_up_and_the_mailbox_read_again() {
+    let signer = SigningKey::from_bytes(&[3; 32]);
+    let me = signer.verifying_key().to_bytes();
+    let mut s = Service::new();
+    s.add(Engine::new(signer, 86_400_000, 1_000));
+    s.member(true);
+    let dir = Dir(&[false, false], [[0; 32], [0; 32]]);
+    let reads = |outs: &[Out]| {
+        outs.iter()
+            .filter(|o| matches!(o, Out::Get { kind: Kind::Mailbox, key, .. } if key[..] == me[..]))
+            .count()
+    };
+    s.tick(1_000, &dir);
+    let first = s.take();
+    assert_eq!(reads(&first), 1);
+    assert!(first.iter().any(|o| matches!(o, Out::Publish { .. })));
+    // The driver drops both requests: nothing more while they are waited for.
+    let mut now = 1_000;
+    for _ in 0..GIVE_UP_TICKS {
+        now += 1_000;
+        s.tick(now, &dir);
+        assert_eq!(reads(&s.take()), 0);
+    }
+    now += 1_000;
+    s.tick(now, &dir);
+    let again = s.take();
+    assert_eq!(reads(&again), 1, "read again once given up");
+    assert!(again.iter().any(|o| matches!(o, Out::Publish { .. })));
+    assert_eq!(s.in_flight(), 2);
+}
