@@ -59,8 +59,9 @@ use crate::{paths, shutdown, transport};
 pub const GRACE: Duration = Duration::from_millis(1000);
 /// How long leaving the ring may take at shutdown.
 pub const LEAVE_DEADLINE: Duration = Duration::from_millis(1500);
-/// How long announcing the node's user offline may take at shutdown.
-const OFFLINE_DEADLINE: Duration = Duration::from_millis(1000);
+/// How long announcing the node's users offline may take at shutdown (the presence engine's
+/// bound, which the simulator's presence scenario uses too).
+const OFFLINE_DEADLINE: Duration = Duration::from_millis(chat_people::engine::OFFLINE_DEADLINE_MS);
 /// How long closing the QUIC endpoint may take at shutdown.
 const CLOSE_DEADLINE: Duration = Duration::from_millis(500);
 
@@ -437,11 +438,17 @@ fn serve<'a>(
         status,
         ..
     } = running;
-    let chat_api =
-        crate::control::chat_api(chat.clone(), node.clone(), people.clone(), &settings.access)
-            .with_private(dm.clone());
+    // One set of chat operations for every front door: a client's send limit holds across
+    // the gRPC API and the web view.
+    let chat_ops = crate::ops::ChatOps::with_access(
+        chat.clone(),
+        node.clone(),
+        people.clone(),
+        &settings.access,
+    )
+    .with_private(dm.clone());
     let mut status = status.clone();
-    let mut web_front: Option<Arc<dyn crate::control::WebFront>> = None;
+    let mut web_front: Option<Arc<dyn crate::ops::WebFront>> = None;
     if let Some(web) = web {
         let link = web.link();
         status = status.with_web_pages(Arc::new(move || link.pages() as u64));
@@ -451,12 +458,12 @@ fn serve<'a>(
             status.clone(),
             chat.clone(),
             people.clone(),
-            chat_api.clone(),
+            chat_ops.clone(),
             stop.clone(),
         );
         tasks.spawn("the web view", serve);
     }
-    let mut irc_front: Option<Arc<dyn crate::control::IrcFront>> = None;
+    let mut irc_front: Option<Arc<dyn crate::ops::IrcFront>> = None;
     if let Some(irc) = irc {
         let (link, serve) = irc.serve(
             &settings.data_dir,
@@ -471,7 +478,7 @@ fn serve<'a>(
     }
     let services = crate::control::Services {
         node: node.clone(),
-        chat_api,
+        chat: chat_ops,
         records: records.clone(),
         people: people.clone(),
         dm: dm.clone(),

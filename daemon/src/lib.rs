@@ -16,10 +16,14 @@
 //!   messages as metadata only) and the periodic statistics line;
 //! - [`node`]: the running node's shared state, built in order from what runs on it;
 //! - [`status`]: `GetStatus` assembled once, for the API, `/metrics` and the event log;
+//! - [`ops`]: the services' client operations (chat, users, private conversations, the ring
+//!   map) as plain methods with one error type: what the gRPC API and the web view both call;
 //! - [`transport`]: QUIC (quinn) with identity-bound TLS and CBOR frames;
 //! - [`ring`]: the driver running the overlay over the transport;
-//! - [`control`]: the gRPC control server on a Unix socket, one file per service;
-//! - [`web`]: the web live view, `/metrics` and `/healthz` over HTTP (axum);
+//! - [`control`]: the gRPC control server on a Unix socket, one thin adapter per service over
+//!   [`ops`];
+//! - [`web`]: the web live view, `/metrics` and `/healthz` over HTTP (axum), a front door
+//!   beside the gRPC API over the same [`ops`];
 //! - [`irc`]: the IRC front door (`irc.listen`): IRC clients as clients of this node;
 //! - [`metrics`]: the histograms and counters only `/metrics` shows;
 //! - [`offload`]: blocking work (history reads, searches, private-message engine calls) on
@@ -61,6 +65,7 @@ pub mod nickname;
 pub mod node;
 pub mod notify;
 pub mod offload;
+pub mod ops;
 pub mod paths;
 pub mod people;
 pub mod records;

@@ -14,8 +14,8 @@ pub const ENVELOPE: &[u8] = b"chatd/v1/envelope\0";
 /// An account's profile (signed by the account).
 pub const PROFILE: &[u8] = b"chatd/v1/profile\0";
 /// The value of a presence epoch's item, before the people event it carries (the record is
-/// signed by the publishing node).
-pub const PRESENCE_EPOCH_ITEM: &[u8] = b"chatd/v1/presence-epoch\0";
+/// signed by the publishing node); defined with the presence engine that makes the items.
+pub const PRESENCE_EPOCH_ITEM: &[u8] = chat_people::engine::ITEM_CONTEXT;
 
 /// `bytes` behind the `context` prefix: what is signed and verified.
 pub fn with(context: &[u8], bytes: &[u8]) -> Vec<u8> {

@@ -7,6 +7,11 @@
 //! the graph "top-level module A names top-level module B". A strongly connected component
 //! with more than one module is a circle; the test fails naming it and the files behind each
 //! of its edges.
+//!
+//! A second check keeps the front doors peers: the web view (`web/`) names nothing of the gRPC
+//! API (`crate::control`), and no file outside `control/` builds a `tonic::Request` or names a
+//! gRPC service trait (`…_server::`), so nothing calls a gRPC handler in process; both front
+//! doors call the services' client operations (`crate::ops`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -303,6 +308,95 @@ fn the_top_level_modules_of_daemon_src_import_each_other_without_a_circle() {
     assert!(g.len() > 10, "found only {} modules under {src:?}", g.len());
     let found = circles(&g);
     assert!(found.is_empty(), "\n{}", report(&g, &found));
+}
+
+/// What a file at `rel` (relative to `daemon/src`) does against the front doors' rule, given
+/// its code without comments and strings: one line per finding.
+fn front_door_findings(rel: &Path, code: &str) -> Vec<String> {
+    let first = rel
+        .components()
+        .next()
+        .and_then(|c| c.as_os_str().to_str())
+        .unwrap_or("");
+    if first == "control" {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    let at = rel.display();
+    if first == "web" && named_modules(code).contains("control") {
+        found.push(format!(
+            "{at}: the web view names crate::control (call crate::ops instead)"
+        ));
+    }
+    if code.contains("tonic::Request") || imports_tonic_request(code) {
+        found.push(format!(
+            "{at}: builds a tonic::Request outside control/ (an in-process gRPC call)"
+        ));
+    }
+    if code.contains("_server::") {
+        found.push(format!(
+            "{at}: names a gRPC service trait outside control/ (an in-process gRPC call)"
+        ));
+    }
+    found
+}
+
+/// Whether `code` imports `Request` from tonic (`use tonic::{…, Request, …}`).
+fn imports_tonic_request(code: &str) -> bool {
+    let mut rest = code;
+    while let Some(at) = rest.find("tonic::{") {
+        rest = &rest[at + "tonic::{".len()..];
+        let group = &rest[..rest.find('}').unwrap_or(rest.len())];
+        if group
+            .split(',')
+            .any(|item| item.trim() == "Request" || item.trim().starts_with("Request as"))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn the_web_view_and_the_grpc_api_are_peers_over_the_services() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    assert!(
+        files.iter().any(|f| f.starts_with(src.join("web"))),
+        "no web view under {src:?}"
+    );
+    let found: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            let rel = f.strip_prefix(&src).expect("under src");
+            let code = code_only(&std::fs::read_to_string(f).expect("read source"));
+            front_door_findings(rel, &code)
+        })
+        .collect();
+    assert!(found.is_empty(), "\n{}", found.join("\n"));
+}
+
+#[test]
+fn the_front_door_check_sees_in_process_grpc_calls() {
+    let web = Path::new("web/ws.rs");
+    let bad = code_only(
+        "use crate::control::access::ClientInfo;\nuse tonic::{Code, Request};\n\
+         use chat_proto::v1::chat_service_server::ChatService;\nlet r = tonic::Request::new(x);",
+    );
+    let found = front_door_findings(web, &bad);
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(found[0].contains("names crate::control"), "{found:?}");
+    // Elsewhere only the gRPC calls count; inside control/ nothing does.
+    let eventlog = Path::new("eventlog/feed.rs");
+    assert_eq!(front_door_findings(eventlog, &bad).len(), 2);
+    assert!(front_door_findings(Path::new("control/mod.rs"), &bad).is_empty());
+    // Comments, strings and other crates' names are not code.
+    let fine = code_only(
+        "// crate::control::ChatApi and tonic::Request::new\nlet s = \"tonic::Request\";\n\
+         use crate::ops::ChatOps; use tonic_health::x;",
+    );
+    assert!(front_door_findings(web, &fine).is_empty());
 }
 
 #[test]

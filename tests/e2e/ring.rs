@@ -40,8 +40,12 @@ mod lan;
 mod map;
 #[path = "ring/membership.rs"]
 mod membership;
+#[path = "ring/netns.rs"]
+mod netns;
 #[path = "ring/offline.rs"]
 mod offline;
+#[path = "ring/partition.rs"]
+mod partition;
 #[path = "ring/people.rs"]
 mod people;
 #[path = "ring/private.rs"]

@@ -20,7 +20,6 @@ pub mod id;
 pub mod overlay;
 #[cfg(any(test, feature = "sim"))]
 pub mod ping;
-pub mod presence;
 pub mod protocol;
 pub mod records;
 pub mod ring;

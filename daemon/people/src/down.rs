@@ -13,6 +13,25 @@ pub const REPORT_AFTER_MS: u64 = 3_000;
 /// Most suspects waiting at once (further ones are not reported by this node).
 pub const MAX_SUSPECTS: usize = 64;
 
+/// Most nodes shown online between a new predecessor and this node that one change makes
+/// suspects of ([`online_between`]).
+pub const MAX_BETWEEN: usize = 64;
+
+/// The nodes among `online` (the nodes the directory shows with users online or away) that
+/// lie strictly between `from` and `to`: sorted, each once, at most [`MAX_BETWEEN`] — what a
+/// driver answers [`DownWatch::predecessor_changed`]'s question with.
+pub fn online_between(
+    online: impl IntoIterator<Item = NodeId>,
+    from: &NodeId,
+    to: &NodeId,
+) -> Vec<NodeId> {
+    let mut out: Vec<NodeId> = online.into_iter().filter(|n| n.in_open(from, to)).collect();
+    out.sort();
+    out.dedup();
+    out.truncate(MAX_BETWEEN);
+    out
+}
+
 /// The predecessor `old` is gone (not merely passed by a node that joined between it and
 /// us) when the new predecessor is none, or does not lie between `old` and `me`.
 pub fn vanished(old: Option<Peer>, new: Option<Peer>, me: NodeId) -> Option<NodeId> {
@@ -83,6 +102,11 @@ impl DownWatch {
             .collect()
     }
 
+    /// The predecessor as last told.
+    pub fn predecessor(&self) -> Option<Peer> {
+        self.predecessor
+    }
+
     /// Suspects waiting.
     pub fn waiting(&self) -> usize {
         self.suspects.len()
@@ -111,6 +135,21 @@ mod tests {
         assert_eq!(vanished(peer(10), peer(5), me), Some(NodeId([10; 32])));
         assert_eq!(vanished(peer(10), None, me), Some(NodeId([10; 32])));
         assert_eq!(vanished(None, peer(5), me), None);
+    }
+
+    #[test]
+    fn the_nodes_online_between_are_sorted_once_and_bounded() {
+        let ids = |v: &[u8]| v.iter().map(|b| NodeId([*b; 32])).collect::<Vec<_>>();
+        let from = NodeId([10; 32]);
+        let to = NodeId([200; 32]);
+        assert_eq!(
+            online_between(ids(&[50, 5, 10, 20, 50, 200, 201]), &from, &to),
+            ids(&[20, 50])
+        );
+        let many = (0..=255u8).map(|b| NodeId([b; 32]));
+        let got = online_between(many, &from, &to);
+        assert_eq!(got.len(), MAX_BETWEEN);
+        assert_eq!(got[0], NodeId([11; 32]));
     }
 
     #[test]

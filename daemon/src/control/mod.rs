@@ -12,8 +12,12 @@
 //! reflection services in `standard.rs`); who may call is decided in `access.rs` (peer
 //! credentials on the socket, a bearer token on the optional TCP listener, and
 //! `access::require_operator` for the operator's calls: `Leave`, `ReadLog`); the TCP
-//! listener's connection caps and timeouts are in `tcp.rs`; domain errors become
-//! `tonic::Status` in one place, `error.rs`.
+//! listener's connection caps and timeouts are in `tcp.rs`; errors become `tonic::Status` in
+//! one place, `error.rs`.
+//!
+//! The handlers are thin adapters over the services' client operations (`crate::ops`): they
+//! take the caller from the connection, call the operation and map its error. The web view is
+//! a peer front door over the same operations; it never calls these handlers, nor they it.
 
 pub mod access;
 mod chat_service;
@@ -25,7 +29,6 @@ mod offload_tests;
 mod private_service;
 mod quiet;
 mod record_service;
-pub mod ring_data;
 mod standard;
 pub mod tcp;
 #[cfg(test)]
@@ -46,7 +49,7 @@ use tracing::{Instrument, info, warn};
 
 pub use chat_service::ChatApi;
 pub use error::{ApiError, ControlError};
-pub use node_service::{IrcFront, NodeApi, WebFront};
+pub use node_service::NodeApi;
 pub use private_service::PrivateApi;
 pub use record_service::RecordApi;
 pub use user_service::UserApi;
@@ -59,40 +62,24 @@ use chat_proto::v1::user_service_server::UserServiceServer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::chat::Chat;
-use crate::chat::ratelimit::Rate;
 use crate::config::Access;
 use crate::eventlog::stats::Activity;
-
-/// The chat service for `access`'s send limits; the control server and the web view share
-/// it, so a client's limit holds across both.
-pub fn chat_api(
-    chat: Chat,
-    node: Arc<Node>,
-    people: Arc<crate::people::People>,
-    access: &Access,
-) -> ChatApi {
-    let rate = Rate {
-        per_second: access.send_rate,
-        burst: f64::from(access.send_burst),
-    };
-    ChatApi::new(chat, node, people, rate)
-}
 
 /// What the control services serve: the services, built before the API (which depends on
 /// them, never the reverse), and the other front doors' links.
 pub struct Services {
     pub node: Arc<Node>,
-    pub chat_api: ChatApi,
+    /// The chat service's operations (shared with the web view: one send limit per client).
+    pub chat: crate::ops::ChatOps,
     pub records: Arc<crate::records::Records>,
     pub people: Arc<crate::people::People>,
     pub dm: Arc<crate::dm::Dm>,
     /// The node's status (the same one the web view and the event log read).
     pub status: crate::status::NodeStatus,
     /// The web view, when it runs (`GetWebLink`).
-    pub web: Option<Arc<dyn WebFront>>,
+    pub web: Option<Arc<dyn crate::ops::WebFront>>,
     /// The IRC front door, when it runs (`GetIrcPassword`).
-    pub irc: Option<Arc<dyn IrcFront>>,
+    pub irc: Option<Arc<dyn crate::ops::IrcFront>>,
 }
 
 /// Connections accepted but not yet picked up by the server, at most.
@@ -195,7 +182,7 @@ impl ControlSocket {
     ) -> Result<(), ControlError> {
         let Services {
             node,
-            chat_api,
+            chat,
             records,
             people,
             dm,
@@ -269,11 +256,10 @@ impl ControlSocket {
             .add_service(NodeServiceServer::new(
                 NodeApi::new(node.clone(), people.clone()).with_fronts(status, web, irc),
             ))
-            .add_service(UserServiceServer::new(UserApi::new(
-                people.clone(),
-                node.clone(),
+            .add_service(UserServiceServer::new(UserApi::over(
+                crate::ops::UserOps::new(people.clone(), node.clone()),
             )))
-            .add_service(ChatServiceServer::new(chat_api))
+            .add_service(ChatServiceServer::new(ChatApi::over(chat)))
             .add_service(RecordServiceServer::new(RecordApi::new(
                 records,
                 people.clone(),

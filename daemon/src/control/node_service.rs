@@ -5,42 +5,27 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_overlay::Peer;
 use chat_proto::v1::node_service_server::NodeService;
 use chat_proto::v1::{
-    DiscoveredPeer, Finger, GetIrcPasswordRequest, GetIrcPasswordResponse, GetRingRequest,
-    GetRingResponse, GetStatusRequest, GetStatusResponse, GetWebLinkRequest, GetWebLinkResponse,
-    LeaveRequest, LeaveResponse, ListDiscoveredRequest, ListDiscoveredResponse, ListPeersRequest,
-    ListPeersResponse, PeerInfo, ReadLogRequest, ReadLogResponse, RingPeer,
+    DiscoveredPeer, GetIrcPasswordRequest, GetIrcPasswordResponse, GetRingRequest, GetRingResponse,
+    GetStatusRequest, GetStatusResponse, GetWebLinkRequest, GetWebLinkResponse, LeaveRequest,
+    LeaveResponse, ListDiscoveredRequest, ListDiscoveredResponse, ListPeersRequest,
+    ListPeersResponse, PeerInfo, ReadLogRequest, ReadLogResponse,
 };
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
+use super::ApiError;
 use super::access::{ClientInfo, require_operator};
-use super::{ApiError, ring_data};
 use crate::node::Node;
-use crate::people::{People, Who};
+use crate::ops::{IrcFront, WebFront};
+use crate::people::People;
 use crate::status::NodeStatus;
 
 /// How long `Leave` waits for the leave to be announced.
 const LEAVE_DEADLINE: Duration = Duration::from_millis(1500);
 
 type LogStream = Pin<Box<dyn Stream<Item = Result<ReadLogResponse, Status>> + Send>>;
-
-/// What `GetWebLink` needs of the web view (implemented by `web::WebLink`; the control API
-/// names no web type, so the web view may use the control API's services).
-pub trait WebFront: std::fmt::Debug + Send + Sync {
-    /// A login link for `who`, and when it expires (Unix milliseconds).
-    fn login_link(&self, who: Who) -> (String, u64);
-}
-
-/// What `GetIrcPassword` needs of the IRC front door (implemented by `irc::IrcLink`).
-pub trait IrcFront: std::fmt::Debug + Send + Sync {
-    /// The IRC password of `who`'s account (`None` for the TCP guest: it uses the token).
-    fn password(&self, who: Who) -> Option<String>;
-    /// Where the IRC listener listens.
-    fn addr(&self) -> std::net::SocketAddr;
-}
 
 /// The `NodeService` implementation.
 #[derive(Debug, Clone)]
@@ -77,13 +62,6 @@ impl NodeApi {
         self.web = web;
         self.irc = irc;
         self
-    }
-}
-
-fn ring_peer(p: &Peer) -> RingPeer {
-    RingPeer {
-        node_id: p.id.to_hex(),
-        address: p.addr.to_string(),
     }
 }
 
@@ -203,37 +181,8 @@ impl NodeService for NodeApi {
         &self,
         _request: Request<GetRingRequest>,
     ) -> Result<Response<GetRingResponse>, Status> {
-        let mut resp = GetRingResponse {
-            node_id: self.node.id().to_hex(),
-            ..Default::default()
-        };
-        let Some(ring) = self.node.ring() else {
-            return Ok(Response::new(resp));
-        };
-        let view = ring
-            .view()
-            .await
-            .ok_or_else(|| ApiError::Unavailable("the ring driver has stopped".into()))?;
-        let connected = ring.peers();
-        let names = self
-            .people
-            .names_by_node(&ring_data::ids(&view, &connected), ring_data::MAX_NAMES);
-        (resp.known, resp.known_omitted) =
-            ring_data::known_nodes(&view, &connected, &names, crate::records::unix_ms());
-        resp.nicknames = names.get(&view.me.id.0).cloned().unwrap_or_default();
-        resp.ring_size_exact = view.size_exact.unwrap_or(0);
-        resp.ring_size_estimate = if view.member { view.size_estimate } else { 0 };
-        resp.predecessor = view.predecessor.as_ref().map(ring_peer);
-        resp.successors = view.successors.iter().map(ring_peer).collect();
-        resp.fingers = view
-            .fingers
-            .iter()
-            .map(|f| Finger {
-                index: u32::from(f.bit),
-                peer: Some(ring_peer(&f.peer)),
-            })
-            .collect();
-        Ok(Response::new(resp))
+        let ring = crate::ops::ring::ring_map(&self.node, &self.people).await?;
+        Ok(Response::new(ring))
     }
 
     type ReadLogStream = LogStream;

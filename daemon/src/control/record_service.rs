@@ -184,10 +184,9 @@ mod tests {
         let f = fixture();
         let api = RecordApi::new(f.records.clone(), f.people.clone());
         // A presence epoch's key, a hosted account's key, the node's key, and the empty key.
-        let epoch = chat_overlay::presence::epoch_key(chat_overlay::presence::epoch_of(
-            crate::records::unix_ms(),
-        ))
-        .to_vec();
+        let epoch =
+            chat_people::epoch::epoch_key(chat_people::epoch::epoch_of(crate::records::unix_ms()))
+                .to_vec();
         let account = f
             .people
             .account_of(crate::people::Who::Operator)

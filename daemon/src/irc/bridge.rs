@@ -213,7 +213,7 @@ impl Bridge {
                 }
             })
             .await
-            .map_err(|e| BridgeError::Chat(crate::control::ApiError::from(e).to_string()))?;
+            .map_err(|e| BridgeError::Chat(crate::ops::ApiError::from(e).to_string()))?;
         Ok((stored.message.id, stored.message.hlc.millis()))
     }
 

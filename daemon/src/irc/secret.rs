@@ -93,7 +93,7 @@ impl std::fmt::Debug for IrcLink {
     }
 }
 
-impl crate::control::IrcFront for IrcLink {
+impl crate::ops::IrcFront for IrcLink {
     fn password(&self, who: Who) -> Option<String> {
         IrcLink::password(self, who)
     }

@@ -58,7 +58,7 @@ fn item(other: &SigningKey, value: impl Fn(Vec<u8>) -> Vec<u8>) -> Record {
     };
     let event = Event::Profile(profile.sign(&account)).encode();
     let now = crate::records::unix_ms();
-    let key = chat_overlay::presence::epoch_key(chat_overlay::presence::epoch_of(now));
+    let key = chat_people::epoch::epoch_key(chat_people::epoch::epoch_of(now));
     Record::sign(
         RecordKind::Mailbox,
         key.to_vec(),

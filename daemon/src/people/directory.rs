@@ -128,19 +128,14 @@ impl Directory {
     }
 
     /// The nodes hosting accounts shown online or away whose ids lie strictly between `from`
-    /// and `to` on the ring (at most 64).
+    /// and `to` on the ring (sorted, at most 64: `chat_people::down::online_between`).
     pub fn online_nodes_between(&self, from: &NodeId, to: &NodeId) -> Vec<NodeId> {
-        let mut out: Vec<NodeId> = self
+        let online = self
             .users
             .values()
             .filter(|u| u.presence != Presence::Offline)
-            .map(|u| NodeId(u.node))
-            .filter(|n| n.in_open(from, to))
-            .collect();
-        out.sort();
-        out.dedup();
-        out.truncate(64);
-        out
+            .map(|u| NodeId(u.node));
+        chat_people::down::online_between(online, from, to)
     }
 
     /// Node `node` was seen dead: its accounts go offline. Returns a line per account.

@@ -85,7 +85,7 @@ pub enum Event {
     /// The sending node saw this node die (its predecessor vanished without leaving): every
     /// account it hosted is offline until it says otherwise.
     NodeDown(#[serde(with = "serde_bytes")] [u8; 32]),
-    /// The events of one presence epoch (`chat_overlay::presence`), gathered and broadcast by the epoch's
+    /// The events of one presence epoch (`chat_people::epoch`), gathered and broadcast by the epoch's
     /// holder: each item is a mailbox record signed by the node that published it, whose
     /// value is one of the events above.
     Batch(Vec<Record>),

@@ -5,9 +5,12 @@
 //!   — with their keys and own state;
 //! - `event.rs`: people events on the wire (signed profiles, node-down reports);
 //! - `directory.rs`: the user list built from verified events;
-//! - `publish.rs` (with the overlay's `presence` rules): how events travel — gathered per presence epoch at one
-//!   node and broadcast together, so presence costs each node a bounded number of messages
-//!   per second whatever the network's size;
+//! - `publish.rs`: how events travel — gathered per presence epoch at one node and broadcast
+//!   together, so presence costs each node a bounded number of messages per second whatever
+//!   the network's size. The decisions (which epoch, when to put again or broadcast alone,
+//!   which epochs this node broadcasts, which vanished neighbours it reports down) are the
+//!   sans-IO presence engine's, `chat_people::Engine`, which the simulator drives too; this
+//!   service does its actions;
 //! - `names.rs`: names resolved through the DHT — who holds a nickname is what the claim's
 //!   holders answer (cached briefly), never what a profile says;
 //! - `life.rs`: an account's life — claiming its nickname (a *claim* record signed by the
@@ -33,11 +36,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chat_overlay::NodeId;
-use chat_people::DownWatch;
+use chat_people::{Engine, Gather};
 use tokio::sync::{Notify, broadcast, watch};
 use tracing::{debug, info, warn};
-
-use chat_overlay::presence as batch;
 
 use crate::chat::envelope::Kind;
 use crate::chat::{Chat, ChatMessage, PeopleSink};
@@ -56,8 +57,9 @@ use event::{Event, MAX_AWAY_BYTES};
 
 /// How often the service looks at its clocks (claims, auto-away, renewals, announcements).
 const TICK: Duration = Duration::from_secs(2);
-/// How often the node looks for ended presence epochs it holds.
-const FLUSH: Duration = Duration::from_millis(250);
+/// How often the presence engine looks at its clock (ended epochs this node holds, down
+/// reports due, events to put again).
+const FLUSH: Duration = Duration::from_millis(chat_people::engine::TICK_MS);
 /// User events a slow watcher may fall behind by.
 const WATCH_QUEUE: usize = 1024;
 
@@ -130,8 +132,8 @@ pub struct People {
     dir: Mutex<Directory>,
     events: broadcast::Sender<UserEvent>,
     wake: Notify,
-    pending: Mutex<Vec<publish::Pending>>,
-    held: Mutex<batch::Held>,
+    /// The presence engine: events on their way, epochs held, predecessors watched.
+    engine: Mutex<Engine>,
     /// The holders' recent answers for names used as recipients.
     names: Mutex<names::NameCache>,
     /// Names waiting for a background look-up, and what wakes the look-ups.
@@ -160,8 +162,7 @@ impl People {
             dir: Mutex::new(Directory::default()),
             events: broadcast::channel(WATCH_QUEUE).0,
             wake: Notify::new(),
-            pending: Mutex::new(Vec::new()),
-            held: Mutex::new(batch::Held::default()),
+            engine: Mutex::new(Engine::new(node, Gather::Epochs)),
             names: Mutex::new(names::NameCache::default()),
             checks: Mutex::new(names::CheckQueue::default()),
             check_wake: Notify::new(),
@@ -206,17 +207,13 @@ impl People {
         self.checks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn pending(&self) -> MutexGuard<'_, Vec<publish::Pending>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Presence items (mailbox records of recent epochs) this node holds for broadcasting.
     pub fn presence_items_held(&self) -> usize {
-        self.held_items().len()
-    }
-
-    fn held_items(&self) -> MutexGuard<'_, batch::Held> {
-        self.held.lock().unwrap_or_else(|p| p.into_inner())
+        self.engine().held_items()
     }
 
     fn all_hosted(&self) -> Vec<Arc<Hosted>> {
@@ -456,14 +453,14 @@ impl People {
             let Value::Data(value) = &r.value else {
                 continue;
             };
-            let Some(bytes) = value.strip_prefix(crate::sigctx::PRESENCE_EPOCH_ITEM) else {
+            let Some(bytes) = chat_people::engine::item_event(value) else {
                 debug!("a batch item not made as a presence epoch item; skipped");
                 continue;
             };
             let from = crate::identity::node_id_of_bytes(&r.owner);
             if from.0 == self.node {
-                if let Some(line) = self.confirm(&r.hash()) {
-                    lines.push(line);
+                if let Some(p) = self.engine().confirm(&r.hash()) {
+                    lines.push(p.note);
                     continue;
                 }
                 if live {
@@ -529,22 +526,21 @@ impl People {
         }
     }
 
-    /// Reports node `dead` (our predecessor, gone without leaving) to everybody.
-    async fn report_down(&self, ring: &RingHandle, dead: NodeId) {
+    /// Node `dead` (our predecessor, gone without leaving) is to be reported: its users go
+    /// offline here, and the report is published if the directory showed any online (none:
+    /// they said goodbye, or it hosted nobody we know of).
+    fn report_down(&self, dead: NodeId) -> Option<chat_people::Action> {
         let lines = self.directory().node_down(&dead.0, unix_ms());
         if lines.is_empty() {
-            // Its users said goodbye (a graceful stop), or it hosted nobody we know of.
             debug!(node = %dead.short(), "predecessor gone; nobody to report offline");
-            return;
+            return None;
         }
         for l in &lines {
             self.notify_watchers(l.clone(), [0; 32], Change::NodeDown);
         }
+        info!(node = %dead.short(), "reporting a dead neighbour's users offline");
         let bytes = Event::NodeDown(dead.0).encode();
-        match self.publish_event(ring, bytes, lines.join("; ")).await {
-            Ok(()) => info!(node = %dead.short(), "reported a dead neighbour's users offline"),
-            Err(e) => warn!(node = %dead.short(), error = %e, "could not report a dead neighbour"),
-        }
+        Some(self.engine().publish(bytes, lines.join("; "), unix_ms()))
     }
 
     /// At a graceful stop: every hosted account goes offline (bounded by `deadline`).
@@ -583,8 +579,6 @@ impl People {
                 return;
             }
         }
-        // When to report a vanished predecessor's users offline (`chat_people::down`).
-        let mut down = DownWatch::new(NodeId(self.node));
         let mut tick = tokio::time::interval(TICK);
         let mut flush = tokio::time::interval(FLUSH);
         let checker = self.check_names();
@@ -594,25 +588,29 @@ impl People {
                 () = &mut checker => return,
                 _ = tick.tick() => self.on_tick(&ring).await,
                 _ = flush.tick() => {
-                    self.flush_epochs(&ring).await;
-                    // Predecessors gone long enough for their goodbyes to have arrived, and
-                    // still outside the ring.
-                    for dead in down.due(unix_ms()) {
-                        self.report_down(&ring, dead).await;
+                    // Ended epochs this node holds first, predecessors gone long enough for
+                    // their goodbyes to have arrived and still outside the ring, events that
+                    // did not come back in their batch.
+                    let actions = self.engine().tick(unix_ms());
+                    for a in actions {
+                        if let Err(e) = self.carry(&ring, a).await {
+                            warn!(error = %e, "a people event could not be published");
+                        }
                     }
                 }
-                Some(r) = recv(&mut held) => self.held_items().offer(r, unix_ms()),
+                Some(r) = recv(&mut held) => self.engine().held(r, unix_ms()),
                 () = self.wake.notified() => self.on_tick(&ring).await,
                 changed = predecessors.changed() => {
                     if changed.is_err() {
                         return; // the ring driver is gone
                     }
                     let new = *predecessors.borrow_and_update();
-                    down.predecessor_changed(
-                        new,
-                        |from, to| self.directory().online_nodes_between(from, to),
-                        unix_ms(),
-                    );
+                    // The directory's nodes shown online between the new predecessor and us.
+                    let me = NodeId(self.node);
+                    let online = new
+                        .map(|p| self.directory().online_nodes_between(&p.id, &me))
+                        .unwrap_or_default();
+                    self.engine().predecessor_changed(new, |_, _| online, unix_ms());
                 }
                 Some(l) = recv(&mut lost) => {
                     let h = self.all_hosted().into_iter().find(|h| h.account == l.owner);
@@ -628,7 +626,6 @@ impl People {
         for h in self.all_hosted() {
             self.tick_account(ring, &h).await;
         }
-        self.resubmit(ring).await;
     }
 }
 

@@ -8,9 +8,11 @@
 //! - `/metrics`: Prometheus (OpenMetrics) text, with `prometheus-client` ([`metrics`]).
 //! - `/healthz`: 200 once the node has joined a ring, 503 before.
 //!
-//! Who may read and send is [`auth`]'s business. The page reads through the very services the
-//! gRPC API runs — the same bounded subscriptions, the same per-client send limits — called in
-//! process, so a web client can no more slow the ring than an API client can. Connections are
+//! Who may read and send is [`auth`]'s business. The web view is a front door beside the gRPC
+//! API, over the same services' client operations (`crate::ops`: the same bounded
+//! subscriptions, the same per-client send limits — one [`ChatOps`] shared with the API), so a
+//! web client can no more slow the ring than an API client can; it never calls a gRPC handler,
+//! and maps the operations' errors to what a page sees in one place ([`error`]). Connections are
 //! bounded ([`MAX_CONNECTIONS`], more are closed at once; headers must come within
 //! [`listener::HEADER_TIMEOUT`]), and so are WebSocket clients ([`MAX_CLIENTS`]) and their
 //! frames ([`MAX_FRAME`]). On loopback a request must name a loopback host (`Host`), so a web
@@ -18,6 +20,7 @@
 //! Content-Security-Policy; the page writes what it receives as text, never as HTML.
 
 pub mod auth;
+mod error;
 mod listener;
 mod map;
 mod metrics;
@@ -40,8 +43,8 @@ use tracing::{info, warn};
 
 use crate::chat::Chat;
 use crate::config::{Access, Web};
-use crate::control::{ChatApi, NodeApi, UserApi};
 use crate::node::Node;
+use crate::ops::{ChatOps, PrivateOps, UserOps};
 use crate::people::People;
 use crate::shutdown::Shutdown;
 use auth::{Auth, Proof};
@@ -94,7 +97,7 @@ impl std::fmt::Debug for WebLink {
     }
 }
 
-impl crate::control::WebFront for WebLink {
+impl crate::ops::WebFront for WebLink {
     fn login_link(&self, who: crate::people::Who) -> (String, u64) {
         self.link(who)
     }
@@ -176,18 +179,17 @@ impl WebListener {
         status: crate::status::NodeStatus,
         chat: Chat,
         people: Arc<People>,
-        chat_api: ChatApi,
+        chat_ops: ChatOps,
         shutdown: Shutdown,
     ) {
         let refused = Arc::new(AtomicU64::new(0));
         let state = Arc::new(Shared {
-            node_api: NodeApi::new(node.clone(), people.clone()),
             status,
-            user_api: UserApi::new(people.clone(), node.clone()),
-            chat_api,
-            private_api: node
+            users: UserOps::new(people.clone(), node.clone()),
+            chat_ops,
+            private: node
                 .private()
-                .map(|dm| crate::control::PrivateApi::new(dm, people.clone(), node.clone())),
+                .map(|dm| PrivateOps::new(dm, people.clone(), node.clone())),
             node: node.clone(),
             chat: chat.clone(),
             people,
@@ -223,13 +225,14 @@ impl WebListener {
 
 /// What every handler shares.
 pub(crate) struct Shared {
-    node_api: NodeApi,
     /// The node's status (`/metrics`, the status frames).
     status: crate::status::NodeStatus,
-    user_api: UserApi,
-    chat_api: ChatApi,
+    /// The people service's operations (the user list and its changes).
+    users: UserOps,
+    /// The chat service's operations (the feed, sends), shared with the gRPC API.
+    chat_ops: ChatOps,
     /// Private conversations, for pages logged in as an account.
-    private_api: Option<crate::control::PrivateApi>,
+    private: Option<PrivateOps>,
     node: Arc<Node>,
     chat: Chat,
     people: Arc<People>,

@@ -24,10 +24,11 @@
 //! `trace` frame (`edges` of `from`, `to`, `ms`; `answered`, `silent`, `depth`,
 //! `slowest_ms`; or `error`), one trace per page at a time.
 //!
-//! The feed is a `Subscribe` call of the chat service, in process: `?after=ID` resumes right
-//! after the last message the page saw, so a reconnect neither loses nor repeats one; a page
-//! that reads too slowly gets `lagged` and reconnects, as an API client does. Sends go through
-//! the chat service's `Send` with the session's account, under the same per-client limit.
+//! The feed is a subscription of the chat service's operations (`crate::ops::ChatOps`, the
+//! same the gRPC `Subscribe` runs): `?after=ID` resumes right after the last message the page
+//! saw, so a reconnect neither loses nor repeats one; a page that reads too slowly gets
+//! `lagged` and reconnects, as an API client does. Sends go through the same operations' send
+//! with the session's account, under the same per-client limit.
 //! A binary frame, a frame over [`super::MAX_FRAME`], a write the page does not take within
 //! [`WRITE_TIMEOUT`], or no frame at all from the page (not even the pong to our ping every
 //! [`PING_EVERY`]) for [`SILENCE`] ends the connection. Off loopback a page without a valid
@@ -41,14 +42,9 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chat_proto::v1::chat_service_server::ChatService;
-use chat_proto::v1::node_service_server::NodeService;
-use chat_proto::v1::private_service_server::PrivateService;
-use chat_proto::v1::user_service_server::UserService;
 use chat_proto::v1::{
-    ChatMessage, GetRingRequest, ListUsersRequest, MessageKind, Presence as ApiPresence,
-    PrivateHistoryRequest, PrivateMessage, SendPrivateRequest, SendRequest, SubscribeRequest,
-    WatchPrivateRequest, WatchPrivateResponse, WatchUserEventsRequest, subscribe_response,
+    ChatMessage, MessageKind, Presence as ApiPresence, PrivateHistoryRequest, PrivateMessage,
+    SendPrivateRequest, SubscribeRequest, WatchPrivateResponse, subscribe_response,
     watch_private_response,
 };
 use serde::Deserialize;
@@ -56,12 +52,12 @@ use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::MissedTickBehavior;
 use tokio_stream::StreamExt;
-use tonic::{Code, Request};
 
 use super::auth::Proof;
 use super::listener::Client;
 use super::{AppState, MAX_FRAME, Shared};
-use crate::control::access::ClientInfo;
+use crate::client::ClientInfo;
+use crate::ops::ApiError;
 use crate::people::Who;
 
 /// Messages replayed to a page that connects without `after`.
@@ -216,14 +212,6 @@ impl Page {
         self.sender.as_ref().and_then(Option::as_ref)
     }
 
-    fn request<T>(&self, body: T) -> Request<T> {
-        let mut r = Request::new(body);
-        if let Some(Some(info)) = &self.sender {
-            r.extensions_mut().insert(info.clone());
-        }
-        r
-    }
-
     /// Reads the `auth` frame; sets who sends from this page; returns the `hello` extras.
     async fn authenticate(&mut self, socket: &mut WebSocket) -> Result<Value, End> {
         let first = match tokio::time::timeout(AUTH_WAIT, socket.recv()).await {
@@ -287,9 +275,11 @@ impl Page {
                 backlog: if after.is_empty() { BACKLOG } else { 0 },
                 resume_after_id: after.clone(),
             };
-            match self.s.chat_api.subscribe(Request::new(req)).await {
-                Ok(r) => break r.into_inner(),
-                Err(e) if e.code() == Code::NotFound && !after.is_empty() => {
+            // The feed is opened without the page's client, as it always was: it hides what
+            // the node's operator blocked, not what the page's account did.
+            match self.s.chat_ops.subscribe(None, req).await {
+                Ok(feed) => break feed,
+                Err(e) if super::error::is_not_found(&e) && !after.is_empty() => {
                     // The message is no longer stored here: start over with the backlog.
                     after.clear();
                     if let Err(e) = send(socket, &json!({"t": "reset"})).await {
@@ -299,33 +289,25 @@ impl Page {
                 Err(_) => return End::Close(close_code::AGAIN, "too many subscribers; retry"),
             }
         };
-        let mut users = match self
-            .s
-            .user_api
-            .watch_user_events(Request::new(WatchUserEventsRequest {}))
-            .await
-        {
-            Ok(r) => r.into_inner(),
-            Err(_) => return End::Close(close_code::AGAIN, "too many watchers; retry"),
-        };
+        let mut users = self.s.users.watch();
         // A page logged in as an account also gets that account's private messages: the
         // recent ones, then as they come. A read-only page gets none.
         let mut private: PrivateStream = Box::pin(tokio_stream::pending());
-        if let (Some(_), Some(api)) = (&self.sender, &self.s.private_api) {
-            if let Ok(w) = api
-                .watch_private(self.request(WatchPrivateRequest {}))
-                .await
-            {
-                private = Box::pin(w.into_inner());
+        if let (Some(_), Some(ops)) = (&self.sender, &self.s.private) {
+            if let Ok(w) = ops.watch(self.client()) {
+                private = w;
             }
-            let recent = api
-                .private_history(self.request(PrivateHistoryRequest {
-                    with: String::new(),
-                    limit: BACKLOG,
-                    before_id: String::new(),
-                }))
+            let recent = ops
+                .history(
+                    self.client(),
+                    PrivateHistoryRequest {
+                        with: String::new(),
+                        limit: BACKLOG,
+                        before_id: String::new(),
+                    },
+                )
                 .await
-                .map(|r| r.into_inner().messages)
+                .map(|r| r.messages)
                 .unwrap_or_default();
             for m in &recent {
                 if let Err(e) = send(socket, &private_frame(m)).await {
@@ -356,7 +338,7 @@ impl Page {
                 }
                 event = feed.next() => {
                     let frame = match event {
-                        Some(Ok(r)) => match r.event {
+                        Some(r) => match r.event {
                             Some(subscribe_response::Event::Message(m)) => message_frame(&m),
                             Some(subscribe_response::Event::Lagged(l)) => {
                                 let _ = send(socket, &json!({"t": "lagged", "resume": l.resume_after_id})).await;
@@ -380,7 +362,7 @@ impl Page {
                     _ => return End::Close(close_code::AGAIN, "private messages ended; reconnect"),
                 },
                 event = users.next() => match event {
-                    Some(Ok(_)) => users_due = true,
+                    Some(_) => users_due = true,
                     _ => return End::Close(close_code::AGAIN, "user events ended; reconnect"),
                 },
                 _ = users_tick.tick(), if users_due => {
@@ -441,14 +423,8 @@ impl Page {
     }
 
     async fn send_users(&self, socket: &mut WebSocket) -> Result<(), End> {
-        let list = match self
-            .s
-            .user_api
-            .list_users(self.request(ListUsersRequest {}))
-            .await
-        {
-            Ok(r) => r.into_inner().users,
-            Err(_) => return Ok(()),
+        let Ok(list) = self.s.users.list(self.client()) else {
+            return Ok(());
         };
         let users: Vec<Value> = list
             .into_iter()
@@ -479,15 +455,10 @@ impl Page {
 
     /// Sends the `ring` frame if it differs from `last` (the text of the one sent before).
     async fn send_ring(&self, socket: &mut WebSocket, last: &mut String) -> Result<(), End> {
-        let Ok(r) = self
-            .s
-            .node_api
-            .get_ring(self.request(GetRingRequest {}))
-            .await
-        else {
+        let Ok(r) = crate::ops::ring::ring_map(&self.s.node, &self.s.people).await else {
             return Ok(());
         };
-        let text = super::map::ring_frame(&r.into_inner()).to_string();
+        let text = super::map::ring_frame(&r).to_string();
         if text == *last {
             return Ok(());
         }
@@ -537,44 +508,36 @@ impl Page {
                 "message": "this page may only read: run `chatctl web` and open the link it prints to send from it"});
         }
         if req.t == "psend" {
-            let Some(api) = &self.s.private_api else {
+            let Some(ops) = &self.s.private else {
                 return json!({"t": "error", "ref": req.r#ref, "message": "private messages are not available"});
             };
-            let call = self.request(SendPrivateRequest {
+            let call = SendPrivateRequest {
                 to: req.to,
                 group_id: req.group,
                 text: req.text,
                 accept_new_key: false,
-            });
-            let sent = api.send_private(call).await;
-            return answer(
-                req.r#ref,
-                sent.map(|r| r.into_inner().message.map(|m| m.id)),
-            );
+            };
+            let sent = ops.send(self.client(), call).await;
+            return answer(req.r#ref, sent.map(|m| m.id));
         }
-        let call = self.request(SendRequest {
-            room: req.room,
-            text: req.text,
-        });
-        let sent = self.s.chat_api.send(call).await;
-        answer(
-            req.r#ref,
-            sent.map(|r| r.into_inner().message.map(|m| m.id)),
-        )
+        let sent = self
+            .s
+            .chat_ops
+            .send(self.client(), &req.room, req.text)
+            .await;
+        answer(req.r#ref, sent.map(|m| m.id))
     }
 }
 
 /// The answer to a send of the page's, by its `ref`: `sent` with the message id, or `error`.
-fn answer(r: u64, sent: Result<Option<String>, tonic::Status>) -> Value {
+fn answer(r: u64, sent: Result<String, ApiError>) -> Value {
     match sent {
-        Ok(id) => json!({"t": "sent", "ref": r, "id": id.unwrap_or_default()}),
-        Err(e) => json!({"t": "error", "ref": r, "message": e.message()}),
+        Ok(id) => json!({"t": "sent", "ref": r, "id": id}),
+        Err(e) => json!({"t": "error", "ref": r, "message": super::error::shown(e)}),
     }
 }
 
-type PrivateStream = std::pin::Pin<
-    Box<dyn tokio_stream::Stream<Item = Result<WatchPrivateResponse, tonic::Status>> + Send>,
->;
+type PrivateStream = crate::ops::private::PrivateEvents;
 
 /// The page's frame for a public message, a people event, or an edit or delete of a message.
 fn message_frame(m: &ChatMessage) -> Value {

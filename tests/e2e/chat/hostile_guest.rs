@@ -115,7 +115,7 @@ async fn hostile_guest_cannot_stop_the_node_or_write_what_services_own() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_millis() as u64;
-    let epoch = chat_overlay::presence::epoch_key(chat_overlay::presence::epoch_of(now_ms));
+    let epoch = chat_people::epoch::epoch_key(chat_people::epoch::epoch_of(now_ms));
     let mut records = guest_records(channel.clone());
     for (kind, key) in [
         ("mailbox", epoch.to_vec()),

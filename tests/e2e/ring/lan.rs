@@ -10,119 +10,13 @@
 //! Needs root (`ip netns`) and iproute2; skipped with a printed reason otherwise, and failed
 //! instead when `CHATD_TEST_STRICT=1` (CI).
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::cluster::{CONFIG, poll};
-use crate::support::{Daemon, Sandbox, chatd_bin, skip_or_fail};
-
-/// Two namespaces joined by a veth pair, removed on drop.
-struct Netns {
-    names: [String; 2],
-    addrs: [Ipv4Addr; 2],
-    veth: [String; 2],
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-impl Netns {
-    /// Creates `chatd-PID-TAG-{a,b}` with 10.213.`subnet`.1 and .2 on a veth pair.
-    fn create(tag: &str, subnet: u8) -> Result<Netns, String> {
-        let pid = std::process::id();
-        let ns = Netns {
-            names: [
-                format!("chatd-{pid}-{tag}-a"),
-                format!("chatd-{pid}-{tag}-b"),
-            ],
-            addrs: [
-                Ipv4Addr::new(10, 213, subnet, 1),
-                Ipv4Addr::new(10, 213, subnet, 2),
-            ],
-            // Interface names are at most 15 bytes.
-            veth: [
-                format!("cv{}{tag}a", pid % 100_000),
-                format!("cv{}{tag}b", pid % 100_000),
-            ],
-        };
-        let veth = ns.veth.clone();
-        for n in &ns.names {
-            ip(&["netns", "add", n])?;
-        }
-        ip(&[
-            "link", "add", &veth[0], "type", "veth", "peer", "name", &veth[1],
-        ])?;
-        for ((n, v), addr) in ns.names.iter().zip(&veth).zip(&ns.addrs) {
-            ip(&["link", "set", v, "netns", n])?;
-            let cidr = format!("{addr}/24");
-            ip(&["-n", n, "addr", "add", &cidr, "dev", v])?;
-            ip(&["-n", n, "link", "set", v, "up"])?;
-            ip(&["-n", n, "link", "set", "lo", "up"])?;
-        }
-        Ok(ns)
-    }
-
-    /// `cmd`'s program and arguments, run inside namespace `i` (`ip netns exec` execs it, so
-    /// the child's pid is the program's).
-    fn wrap(&self, i: usize, cmd: &Command) -> Command {
-        let mut out = Command::new("ip");
-        out.args(["netns", "exec", &self.names[i]])
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        out.env_clear();
-        for (k, v) in cmd.get_envs() {
-            if let Some(v) = v {
-                out.env(k, v);
-            }
-        }
-        out.stdin(Stdio::null());
-        out
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        for n in &self.names {
-            // Deleting a namespace deletes the veth end inside it (and so the pair).
-            let _ = ip(&["netns", "del", n]);
-        }
-        // A pair left in this namespace by a failed setup (normally gone already).
-        let _ = ip(&["link", "del", &self.veth[0]]);
-    }
-}
-
-/// Creates the namespaces, or says why the test cannot run here.
-fn netns_or_skip(tag: &str, subnet: u8) -> Option<Netns> {
-    if !rustix::process::geteuid().is_root() {
-        skip_or_fail("LAN discovery test: needs root to create network namespaces");
-        return None;
-    }
-    match Netns::create(tag, subnet) {
-        Ok(ns) => Some(ns),
-        Err(e) => {
-            skip_or_fail(&format!(
-                "LAN discovery test: cannot create network namespaces: {e}"
-            ));
-            None
-        }
-    }
-}
+use crate::netns::{Netns, netns_or_skip};
+use crate::support::{Daemon, Sandbox, chatd_bin};
 
 struct Node {
     daemon: Daemon,
@@ -219,7 +113,7 @@ for _ in range(3):
 
 #[test]
 fn nodes_on_one_lan_find_each_other_and_shrug_off_forged_announcements() {
-    let Some(ns) = netns_or_skip("d", 1) else {
+    let Some(ns) = netns_or_skip("LAN discovery test", "d", 1) else {
         return;
     };
     let sandbox = Sandbox::new();
@@ -305,7 +199,7 @@ fn nodes_on_one_lan_find_each_other_and_shrug_off_forged_announcements() {
 
 #[test]
 fn an_unresolvable_bootstrap_name_is_retried_with_a_clear_status() {
-    let Some(ns) = netns_or_skip("u", 2) else {
+    let Some(ns) = netns_or_skip("LAN discovery test", "u", 2) else {
         return;
     };
     let sandbox = Sandbox::new();

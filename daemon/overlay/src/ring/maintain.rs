@@ -592,6 +592,15 @@ impl Ring {
         // Closest lost peers first: they are the likeliest lost successors.
         due.sort_by_key(|i| me.distance_to(&self.t.graveyard[*i].peer.id));
         due.truncate(self.cfg.probe_batch);
+        // Backing off, every lost peer of one partition can wait its next probe at once (they
+        // were lost together): with nothing due, the one waiting longest is probed anyway, so
+        // a healed partition is found within a round, for one ping a round.
+        if due.is_empty()
+            && let Some(i) =
+                (0..self.t.graveyard.len()).min_by_key(|i| self.t.graveyard[*i].next_probe)
+        {
+            due.push(i);
+        }
         for i in due {
             let lost = &mut self.t.graveyard[i];
             lost.next_probe = now + lost.backoff;

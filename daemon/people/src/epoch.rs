@@ -2,8 +2,9 @@
 //! seconds at one node and broadcast together, so that what presence costs each node per
 //! second is bounded by the epoch length, not by the network's size times its churn.
 //!
-//! Pure rules over records (no state machine of its own): the daemon's people service
-//! (`daemon/src/people/publish.rs`) and the simulator's presence scenario run this same code.
+//! Pure rules over records: the publishing side of them is [`crate::Engine`], which the
+//! daemon's people service (`daemon/src/people/`) and the simulator's presence scenario both
+//! drive.
 //!
 //! Time is cut into epochs of [`EPOCH`]. A node publishing an event puts it as a mailbox item
 //! (a *set* record, signed by the node's key) under the epoch's key, `blake3("chatd presence
@@ -16,8 +17,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use crate::NodeId;
-use crate::records::{Kind as RecordKind, Record, location};
+use chat_overlay::NodeId;
+use chat_overlay::records::{Kind as RecordKind, Record, location};
 
 /// Length of an epoch.
 pub const EPOCH: Duration = Duration::from_millis(2500);
@@ -155,7 +156,7 @@ pub fn chunks(items: Vec<Record>) -> Vec<Vec<Record>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::Value;
+    use chat_overlay::records::Value;
     use ed25519_dalek::SigningKey;
 
     fn item(e: u64, n: u8) -> Record {
