@@ -1,6 +1,6 @@
 //! How a hosted account's messages travel, without I/O: the formats and the timing decisions
-//! the daemon's private-message service (`daemon/src/dm/`) and the simulator's driver
-//! (`tests/sim/src/dm_driver.rs`) share, so that the simulator runs what the daemon runs.
+//! of the delivery service ([`crate::service`]), which the daemon (`daemon/src/dm/`) and the
+//! simulator (`tests/sim/src/dm_driver.rs`) both run.
 //!
 //! - The direct body: `recipient account ‖ sealed value` ([`item_body`]), or the account alone,
 //!   a *poke* telling its node that the mailbox has a new item ([`poke_body`]); read back by

@@ -17,6 +17,10 @@
 //! - [`delivery`]: how an account's messages travel, the same for the daemon and the
 //!   simulator: the direct body `recipient account ‖ sealed value`, what a mailbox read
 //!   answers, when the bundle is published and the mailbox read, which recipients came back.
+//! - [`service`]: one node's delivery service: the hosted accounts' engines, schedules and
+//!   watches, their actions turned into records reads and puts and direct sends (requests
+//!   with tokens), the answers fed back. The daemon and the simulator carry out its requests;
+//!   neither re-implements it.
 //! - [`group`]: group conversations (membership signed by the group's creator; messages sent
 //!   pairwise to every member).
 //! - [`text`]: the characters a message's text may hold (shared with the public chat).
@@ -29,6 +33,7 @@ pub mod group;
 pub mod keys;
 pub mod payload;
 pub mod seal;
+pub mod service;
 pub mod stream;
 #[cfg(test)]
 mod tests;

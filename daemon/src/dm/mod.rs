@@ -1,26 +1,28 @@
 //! The private-conversations service: end-to-end encrypted direct and group messages of the
 //! accounts this node hosts (`docs/protocol.md`, "Private messages"; `docs/security.md`).
 //!
-//! The rules live in the sans-IO `chat-dm` crate ([`chat_dm::Engine`], one per hosted
-//! account); this service drives them:
+//! The rules live in the sans-IO `chat-dm` crate: the engines ([`chat_dm::Engine`], one per
+//! hosted account) and their delivery ([`chat_dm::service::Service`]: schedules, routes,
+//! pokes, the watch for recipients back online — the code the simulator runs too). This
+//! module is its I/O:
 //! - `store.rs`: `dm.sqlite3` — engine state and the accounts' own private messages;
-//! - `net.rs`: what the engines ask for — fetch a key bundle, deliver an item directly to the
-//!   recipient's node or put it in its mailbox, put it again, remove drained items;
+//! - `net.rs`: the service's network requests — records reads and puts, bundles and removals
+//!   signed by the accounts, direct sends — and their answers, fed back by token;
 //! - `trust.rs` and `contacts.rs`: whom a direct message goes to — the account the DHT
 //!   names for the nickname — and the conversation's binding to that key (trust on first
 //!   use), safety numbers;
-//! - `run.rs`: the service's task — publishing each account's key bundle, rotating keys,
-//!   ticking the engines, draining the mailboxes, taking direct deliveries;
+//! - `run.rs`: the service's task — ticking the service every second, taking direct
+//!   deliveries, pruning;
 //! - this file: the service and what the control API calls.
 //!
 //! Every engine call's changes, with the messages it shows, are committed to the store before
 //! its actions (acknowledgements, removals) go out. No plaintext is logged.
 //!
 //! The engine calls (vodozemac) and the store's commits block: they never run on an async
-//! worker. The service's tasks call [`Dm::act_owed`], which runs [`Dm::act`] on the blocking
-//! pool ([`crate::offload`], kind `Private`); the control API runs its calls of this
-//! service there too (`control/private_service.rs`). The engines' lock and the store's are
-//! plain mutexes taken only inside such blocking calls, never across an await.
+//! worker. The service's tasks call [`Dm::step`] on the blocking pool ([`crate::offload`],
+//! kind `Private`); the control API runs its calls of this service ([`Dm::act`]) there too
+//! (`control/private_service.rs`). The service's lock and the store's are plain mutexes
+//! taken only inside such blocking calls, never across an await.
 
 pub mod actions;
 pub mod contacts;
@@ -35,15 +37,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chat_dm::group::GroupState;
+use chat_dm::service::{Commit, Out, Service};
 use chat_dm::{Action, DmError, Engine, Shown, Status};
 use ed25519_dalek::SigningKey;
 use tokio::sync::{Notify, broadcast};
 use tracing::warn;
 
 use crate::direct::Direct;
-use crate::offload::{Offload, OffloadError, Work};
+use crate::offload::OffloadError;
 use crate::people::{People, PeopleError, Who};
 use crate::records::{Records, unix_ms};
+pub(crate) use net::Online;
 use store::{Batch, Change, Row, Store, StoreError};
 
 /// Events a slow watcher may fall behind by.
@@ -132,9 +136,6 @@ pub enum DmEvent {
     },
 }
 
-/// Items an account took from its mailbox and will remove: its key and their hashes.
-type Removals = (SigningKey, Vec<chat_overlay::records::Hash>);
-
 /// The service.
 pub struct Dm {
     cfg: DmConfig,
@@ -142,19 +143,18 @@ pub struct Dm {
     records: Arc<Records>,
     direct: Arc<Direct>,
     store: Mutex<Store>,
-    engines: Mutex<HashMap<[u8; 32], Engine>>,
+    /// The hosted accounts' engines and their delivery ([`chat_dm::service`]): what the
+    /// network is asked for comes from it, and the answers go back to it.
+    service: Mutex<Service>,
+    /// The hosted accounts' keys, for signing their bundles and removals (`net.rs`).
+    signers: Mutex<HashMap<[u8; 32], SigningKey>>,
     events: broadcast::Sender<DmEvent>,
-    /// Items taken from each account's mailbox, removed together once a second (each
-    /// removal record takes a slot of the mailbox until it expires).
-    removals: Mutex<HashMap<[u8; 32], Removals>>,
-    /// Wakes the task (a new engine to publish, an early drain).
+    /// Wakes the task (a new engine to publish at once).
     wake: Notify,
-    /// Hosted accounts whose node was told of a new mailbox item (`run.rs`).
-    poked: Mutex<std::collections::HashSet<[u8; 32]>>,
     /// Whom each loaded engine's account blocked, as of its last call: read by
     /// [`Dm::blocks`] on async workers without waiting for an engine call's commit.
     blocked: Mutex<HashMap<[u8; 32], std::collections::HashSet<[u8; 32]>>>,
-    /// The engines' network actions, running (bounded) ([`actions`]).
+    /// The service's network requests, running (bounded) ([`actions`]).
     actions: actions::Pool,
 }
 
@@ -190,18 +190,17 @@ impl Dm {
             records,
             direct,
             store: Mutex::new(Store::open(data_dir)?),
-            engines: Mutex::new(HashMap::new()),
+            service: Mutex::new(Service::new()),
+            signers: Mutex::new(HashMap::new()),
             events: broadcast::channel(WATCH_QUEUE).0,
-            removals: Mutex::new(HashMap::new()),
             wake: Notify::new(),
-            poked: Mutex::new(std::collections::HashSet::new()),
             blocked: Mutex::new(HashMap::new()),
             actions: actions::Pool::default(),
         }))
     }
 
-    fn engines(&self) -> MutexGuard<'_, HashMap<[u8; 32], Engine>> {
-        self.engines.lock().unwrap_or_else(|p| p.into_inner())
+    fn service(&self) -> MutexGuard<'_, Service> {
+        self.service.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn store(&self) -> MutexGuard<'_, Store> {
@@ -219,59 +218,128 @@ impl Dm {
         Ok((key.verifying_key().to_bytes(), key))
     }
 
-    /// [`Dm::act`] on the blocking pool, for the service's own tasks: waits for a place
-    /// rather than drop what the network brought.
-    async fn act_owed<R: Send + 'static>(
-        self: &Arc<Self>,
-        signer: &SigningKey,
-        f: impl FnOnce(&mut Engine, u64) -> (R, Vec<Action>) + Send + 'static,
-    ) -> Result<R, PrivateError> {
-        let (dm, signer) = (self.clone(), signer.clone());
-        Offload::shared()
-            .run_owed(Work::Private, move || dm.act(&signer, f))
-            .await?
-    }
-
-    /// Runs `f` on `signer`'s engine (loaded or made on first use), commits what changed
-    /// with the messages it shows, tells watchers, and carries out the network actions.
+    /// Runs `f` on `signer`'s engine (loaded or made on first use) through the delivery
+    /// service, commits what changed with the messages it shows, tells watchers, and carries
+    /// out the network requests.
     fn act<R>(
         self: &Arc<Self>,
         signer: &SigningKey,
         f: impl FnOnce(&mut Engine, u64) -> (R, Vec<Action>),
     ) -> Result<R, PrivateError> {
         let account = signer.verifying_key().to_bytes();
-        let now = unix_ms();
-        let mut engines = self.engines();
-        let engine = match engines.entry(account) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                self.wake.notify_one();
-                v.insert(self.load_engine(signer, now)?)
-            }
-        };
-        let (r, actions) = f(engine, now);
+        let mut service = self.service();
+        self.load(&mut service, signer)?;
+        let dir = Online(&self.people);
+        let r = service
+            .call(&account, unix_ms(), &dir, f)
+            .ok_or_else(|| PrivateError::Engine(DmError::Backlog("no engine".into())))?;
+        self.finish(service)?;
+        Ok(r)
+    }
+
+    /// Hosts `signer`'s engine in the service if it is not yet (restored from the store, or
+    /// new).
+    fn load(&self, service: &mut Service, signer: &SigningKey) -> Result<(), PrivateError> {
+        let account = signer.verifying_key().to_bytes();
+        if service.hosts(&account) {
+            return Ok(());
+        }
+        let engine = self.load_engine(signer, unix_ms())?;
         self.blocked
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(account, engine.blocked().copied().collect());
-        let mut batch = Batch::default();
-        let (core, peers) = engine.take_dirty();
-        if core {
-            batch.core = Some(engine.export_core());
-        }
-        for p in peers {
-            if let Some(state) = engine.export_peer(&p) {
-                batch.peers.push((p, state));
+        service.add(engine);
+        self.signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(account, signer.clone());
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Runs `f` on the service (with `load_all`, every account the node hosts loaded
+    /// first), then commits and carries out what it asked for; for the service's own tasks,
+    /// on the blocking pool.
+    pub(super) fn step(
+        self: &Arc<Self>,
+        load_all: bool,
+        f: impl FnOnce(&mut Service, u64, &Online<'_>),
+    ) -> Result<(), PrivateError> {
+        let mut service = self.service();
+        if load_all {
+            for (_, signer) in self.people.hosted_keys() {
+                self.load(&mut service, &signer)?;
             }
         }
+        f(&mut service, unix_ms(), &Online(&self.people));
+        self.finish(service)
+    }
+
+    /// Commits the service's [`Out::Commit`]s in order (each with the messages it shows),
+    /// releases the service, tells watchers and starts the network requests.
+    fn finish(self: &Arc<Self>, mut service: MutexGuard<'_, Service>) -> Result<(), PrivateError> {
+        let outs = service.take();
         let mut events = Vec::new();
         let mut network = Vec::new();
         let mut received = Vec::new();
-        for a in actions {
+        let mut failed = None;
+        for o in outs {
+            let Out::Commit(c) = o else {
+                network.push(o);
+                continue;
+            };
+            if failed.is_some() {
+                continue;
+            }
+            let account = c.account;
+            if let Some(e) = service.engine(&account) {
+                self.blocked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(account, e.blocked().copied().collect());
+            }
+            if let Err(e) = self.commit(c, &mut events, &mut received) {
+                // Nothing after a failed commit goes out (the engine asks again).
+                failed = Some(e);
+            }
+        }
+        drop(service);
+        for (account, from) in received {
+            self.bind_received(&account, &from);
+        }
+        for e in events {
+            let _ = self.events.send(e);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.execute(network);
+        Ok(())
+    }
+
+    /// Writes one engine call's changes and local effects to the store.
+    fn commit(
+        &self,
+        c: Commit,
+        events: &mut Vec<DmEvent>,
+        received: &mut Vec<([u8; 32], [u8; 32])>,
+    ) -> Result<(), PrivateError> {
+        let account = c.account;
+        let mut batch = Batch {
+            core: c.core,
+            ..Batch::default()
+        };
+        batch.peers = c
+            .peers
+            .into_iter()
+            .filter_map(|(p, state)| state.map(|s| (p, s)))
+            .collect();
+        for a in c.local {
             match a {
                 Action::Show(s) => {
                     if !s.outgoing && s.group.is_none() {
-                        received.push(s.from);
+                        received.push((account, s.from));
                     }
                     let m = Message {
                         account,
@@ -296,7 +364,7 @@ impl Dm {
                     text: c.text,
                     sent_ms: c.sent_ms,
                 }),
-                other => network.push(other),
+                _ => {}
             }
         }
         if !batch.is_empty() {
@@ -307,15 +375,7 @@ impl Dm {
                 }
             }
         }
-        drop(engines);
-        for from in received {
-            self.bind_received(&account, &from);
-        }
-        for e in events {
-            let _ = self.events.send(e);
-        }
-        self.execute(signer, network);
-        Ok(r)
+        Ok(())
     }
 
     fn load_engine(&self, signer: &SigningKey, now: u64) -> Result<Engine, PrivateError> {
@@ -532,7 +592,7 @@ impl Dm {
     /// The caller's groups.
     pub fn groups(self: &Arc<Self>, who: Who) -> Result<Vec<GroupState>, PrivateError> {
         let (account, signer) = self.account(who)?;
-        if let Some(e) = self.engines().get(&account) {
+        if let Some(e) = self.service().engine(&account) {
             return Ok(e.groups());
         }
         self.act(&signer, |e, _| (e.groups(), Vec::new()))
@@ -592,7 +652,7 @@ impl Dm {
     /// Dropped network input by reason, over every engine (metrics).
     pub fn drops(&self) -> HashMap<&'static str, u64> {
         let mut out = HashMap::new();
-        for e in self.engines().values() {
+        for e in self.service().engines() {
             for (d, n) in e.drops() {
                 *out.entry(d.name()).or_insert(0) += n;
             }

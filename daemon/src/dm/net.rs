@@ -1,200 +1,181 @@
-//! Carrying out what the engines ask of the network, each in a task of its own (at most
-//! [`super::actions::MAX_RUNNING`] at once, the rest queued, bounded): fetching a
-//! key bundle, delivering an item (straight to the recipient's node when the directory says
-//! it is online, else into its mailbox), putting a pending item again, removing drained items.
-//! Every outcome goes back to the engine through [`Dm::act`].
+//! Carrying out the network requests of the delivery service ([`chat_dm::service`]), each in
+//! a task of its own (at most [`super::actions::MAX_RUNNING`] at once, the rest queued,
+//! bounded): records reads and puts, the accounts' bundles and removals (signed by the
+//! records layer, which renews a bundle while the node runs), direct sends. Every answer
+//! goes back to the service by its token, on the blocking pool ([`Dm::step`]). Which request
+//! an engine's action becomes, and what an answer means, is the service's (the simulator
+//! runs the same); only the I/O is here.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chat_dm::delivery::{self, Route};
-use chat_dm::{Action, Delivery};
+use chat_dm::service::{Directory, Out, PutResult};
 use chat_overlay::NodeId;
-use chat_overlay::records::{Kind, MAX_REMOVED, RecordError};
-use ed25519_dalek::SigningKey;
+use chat_overlay::records::Record;
 use tracing::debug;
 
 use super::Dm;
+use crate::offload::{Offload, Work};
+use crate::people::People;
 use crate::people::event::Presence;
-use crate::records::{RecordsError, unix_ms};
+use crate::records::RecordsError;
 
 /// How long removals of drained items live at their holders: longer than any item.
 const REMOVAL_TTL: Duration = Duration::from_secs(8 * 24 * 3600);
+/// Lifetime of a published key bundle (renewed by the records layer while the node runs).
+const BUNDLE_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The people directory as the delivery service sees it: an account is online while its
+/// presence is not offline; its presence began at `since_ms`, on `node`.
+pub(crate) struct Online<'a>(pub &'a People);
+
+impl Directory for Online<'_> {
+    fn online(&self, account: &[u8; 32]) -> Option<chat_dm::service::Online> {
+        match self.0.user(account) {
+            Some((_, u)) if u.presence != Presence::Offline => Some(chat_dm::service::Online {
+                node: u.node,
+                since: u.since_ms,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What a request's answer is, for the service.
+enum Answer {
+    Get(Option<Vec<Record>>),
+    Put(PutResult),
+    Direct(bool),
+}
+
+/// A records layer's put outcome as the service reads it.
+fn put_result<T>(r: Result<T, RecordsError>) -> PutResult {
+    match r {
+        Ok(_) => Ok(()),
+        Err(RecordsError::Refused(e)) => {
+            debug!(error = %e, "a private-message put was refused");
+            Err(Some(e))
+        }
+        Err(e) => {
+            debug!(error = %e, "a private-message put failed");
+            Err(None)
+        }
+    }
+}
 
 impl Dm {
-    /// Starts the network actions of `signer`'s engine; removals wait for
-    /// [`Dm::flush_removals`].
-    pub(super) fn execute(self: &Arc<Self>, signer: &SigningKey, actions: Vec<Action>) {
-        for a in actions {
-            if let Action::Remove(hashes) = a {
-                let account = signer.verifying_key().to_bytes();
-                let mut removals = self.removals.lock().unwrap_or_else(|p| p.into_inner());
-                let entry = removals
-                    .entry(account)
-                    .or_insert_with(|| (signer.clone(), Vec::new()));
-                entry.1.extend(hashes);
+    /// Starts the service's network requests (commits are written already).
+    pub(super) fn execute(self: &Arc<Self>, requests: Vec<Out>) {
+        for o in requests {
+            if matches!(o, Out::Commit(_)) {
                 continue;
             }
             let dm = self.clone();
-            let signer = signer.clone();
-            self.actions
-                .run(async move { dm.carry_out(&signer, a).await });
+            self.actions.run(async move { dm.carry_out(o).await });
         }
     }
 
-    /// Removes what each account took from its mailbox since the last call: one removal
-    /// record per 128 items.
-    pub(super) fn flush_removals(self: &Arc<Self>) {
-        let all = std::mem::take(&mut *self.removals.lock().unwrap_or_else(|p| p.into_inner()));
-        for (_, (signer, mut hashes)) in all {
-            hashes.sort_unstable();
-            hashes.dedup();
-            let dm = self.clone();
-            self.actions
-                .run(async move { dm.carry_out(&signer, Action::Remove(hashes)).await });
-        }
-    }
-
-    async fn carry_out(self: Arc<Self>, signer: &SigningKey, a: Action) {
-        match a {
-            Action::FetchBundle { peer } => {
-                let bundle = match self.records.get(Kind::Keys, peer.to_vec()).await {
-                    Ok(recs) => delivery::bundle_in(recs, &peer),
+    async fn carry_out(self: Arc<Self>, o: Out) {
+        let (token, answer) = match o {
+            Out::Commit(_) => return,
+            Out::Get { token, kind, key } => {
+                let r = match self.records.get(kind, key).await {
+                    Ok(rs) => Some(rs),
                     Err(e) => {
-                        debug!(error = %e, "fetching a key bundle failed");
+                        debug!(error = %e, "a private-message read failed");
                         None
                     }
                 };
-                let found = bundle.is_some();
-                if !found {
-                    debug!("no key bundle found for a peer (yet); the engine asks again");
-                }
-                let _ = self
-                    .act_owed(signer, move |e, now| {
-                        ((), e.bundle_fetched(peer, bundle, now))
-                    })
-                    .await;
-                if found {
-                    // Items that waited in the mailbox for this bundle.
-                    self.wake.notify_one();
-                }
+                (token, Answer::Get(r))
             }
-            Action::Send {
-                to,
-                seq,
-                value,
-                mailbox,
-                direct_only,
-                expires_ms,
+            Out::Put { token, record, .. } => (
+                token,
+                Answer::Put(put_result(self.records.put_record(record).await)),
+            ),
+            Out::Publish {
+                token,
+                account,
+                bundle,
             } => {
-                let outcome = self
-                    .deliver(to, value, mailbox, direct_only, expires_ms)
-                    .await;
-                if matches!(outcome, Delivery::Stored(_)) {
-                    self.poke(to).await;
-                }
-                if seq > 0 {
-                    let _ = self
-                        .act_owed(signer, move |e, now| ((), e.outcome(to, seq, outcome, now)))
-                        .await;
-                }
-            }
-            Action::Reput { to, seq, record } => {
-                if let Err(RecordsError::Refused(RecordError::Removed)) =
-                    self.records.put_record(record).await
-                {
-                    let _ = self
-                        .act_owed(signer, move |e, now| {
-                            e.item_removed(to, seq, now);
-                            ((), Vec::new())
-                        })
-                        .await;
-                }
-            }
-            Action::Remove(hashes) => {
-                for chunk in hashes.chunks(MAX_REMOVED) {
-                    if let Err(e) = self
-                        .records
-                        .remove_items(signer, chunk.to_vec(), REMOVAL_TTL)
-                        .await
-                    {
-                        // The items stay until they expire; drained again, they are known
-                        // replays and are removed then.
-                        debug!(error = %e, items = chunk.len(), "removing drained items failed");
+                let r = match self.signer(&account) {
+                    Some(signer) => {
+                        self.records
+                            .put_as(
+                                &signer,
+                                chat_overlay::records::Kind::Keys,
+                                account.to_vec(),
+                                bundle.encode(),
+                                BUNDLE_TTL,
+                                None,
+                            )
+                            .await
                     }
+                    None => Err(RecordsError::Busy),
+                };
+                match &r {
+                    Ok(_) => debug!("published the private-message key bundle"),
+                    Err(e) => tracing::warn!(
+                        error = %e,
+                        "could not publish the private-message key bundle; retrying"
+                    ),
                 }
+                (token, Answer::Put(put_result(r)))
             }
-            Action::Show(_) | Action::Status { .. } | Action::Group(_) | Action::Change(_) => {}
-        }
-    }
-
-    /// Tells account `to`'s node, if the directory shows it online, that its mailbox has a new
-    /// item: a direct body of the account alone (32 bytes), which makes that node read the
-    /// mailbox soon (`run.rs`). Best effort: the node reads it at start and periodically anyway.
-    async fn poke(&self, to: [u8; 32]) {
-        let Some(node) = self.online_node(&to) else {
-            return;
+            Out::Remove {
+                token,
+                account,
+                hashes,
+            } => {
+                let n = hashes.len();
+                let r = match self.signer(&account) {
+                    Some(signer) => {
+                        self.records
+                            .remove_items(&signer, hashes, REMOVAL_TTL)
+                            .await
+                    }
+                    None => Err(RecordsError::Busy),
+                };
+                if let Err(e) = &r {
+                    // The items stay until they expire; drained again, they are known
+                    // replays and are removed then.
+                    debug!(error = %e, items = n, "removing drained items failed");
+                }
+                (token, Answer::Put(put_result(r)))
+            }
+            Out::Send { token, node, body } => {
+                let ok = match self.direct.send(NodeId(node), body).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        debug!(error = %e, "a private-message direct send failed");
+                        false
+                    }
+                };
+                (token, Answer::Direct(ok))
+            }
         };
-        if let Err(e) = self
-            .direct
-            .send(NodeId(node), delivery::poke_body(&to))
-            .await
-        {
-            debug!(error = %e, "telling a recipient's node of its mailbox item failed");
+        let dm = self.clone();
+        let fed = Offload::shared()
+            .run_owed(Work::Private, move || {
+                dm.step(false, |s, now, dir| match answer {
+                    Answer::Get(r) => s.get_done(token, r, now, dir),
+                    Answer::Put(r) => s.put_done(token, r, now, dir),
+                    Answer::Direct(ok) => s.direct_done(token, ok, now, dir),
+                })
+            })
+            .await;
+        match fed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => debug!(error = %e, "an answer to the private-message service failed"),
+            Err(e) => debug!(error = %e, "an answer to the private-message service was not taken"),
         }
     }
 
-    /// The node of account `to` if the directory shows it online.
-    fn online_node(&self, to: &[u8; 32]) -> Option<[u8; 32]> {
-        self.people
-            .user(to)
-            .filter(|(_, u)| u.presence != Presence::Offline)
-            .map(|(_, u)| u.node)
-    }
-
-    /// Delivers `value` to account `to` the way [`delivery::route`] says: directly if its
-    /// node is online (and `mailbox` is not asked for), else as a mailbox item; never stores
-    /// it again when `direct_only` (the item is in the mailbox already).
-    async fn deliver(
-        &self,
-        to: [u8; 32],
-        value: Vec<u8>,
-        mailbox: bool,
-        direct_only: bool,
-        expires_ms: u64,
-    ) -> Delivery {
-        let node = self.online_node(&to);
-        let mut route = delivery::route(mailbox, direct_only, node.is_some());
-        if route == Route::Direct
-            && let Some(node) = node
-        {
-            match self
-                .direct
-                .send(NodeId(node), delivery::item_body(&to, &value))
-                .await
-            {
-                Ok(()) => return Delivery::Direct,
-                Err(e) => {
-                    debug!(error = %e, stored = direct_only, "direct delivery failed");
-                    route = delivery::after_direct_failure(direct_only);
-                }
-            }
-        }
-        if route != Route::Mailbox {
-            return delivery::direct_failed();
-        }
-        let now = unix_ms();
-        let record = chat_dm::item_record(&to, value, now, delivery::item_expiry(now, expires_ms));
-        match self.records.put_record(record.clone()).await {
-            Ok(_) => Delivery::Stored(record),
-            Err(RecordsError::Refused(e)) => {
-                debug!(error = %e, "a mailbox item was refused");
-                delivery::put_failed(Some(&e))
-            }
-            Err(e) => {
-                debug!(error = %e, "putting a mailbox item failed");
-                delivery::put_failed(None)
-            }
-        }
+    /// The key of hosted account `account`.
+    fn signer(&self, account: &[u8; 32]) -> Option<ed25519_dalek::SigningKey> {
+        self.signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(account)
+            .cloned()
     }
 }

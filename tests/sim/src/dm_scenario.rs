@@ -1,6 +1,6 @@
 //! The private-messages scenario: every node of a settled ring hosts one account with a real
 //! [`chat_dm::Engine`] (real keys, Olm sessions and sealed items), driven as the daemon drives
-//! it ([`crate::dm_driver`]). Every account publishes its key bundle; `R` recipients leave
+//! it: the daemon's delivery service ([`chat_dm::service`]) through [`crate::dm_driver`]. Every account publishes its key bundle; `R` recipients leave
 //! gracefully (their bundles stay in the DHT); disjoint senders send `M` messages to random
 //! recipients over a minute — direct delivery fails, so they become mailbox items — while
 //! 30 % of the other nodes (senders included) crash in three waves. Crashed senders restart
@@ -132,11 +132,11 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
         w.d.host(sim, h, SigningKey::from_bytes(&seed));
     }
     let t0 = sim.now();
-    while (w.d.stats.bundles_published as usize) < n && sim.now().since(t0) < p.settle_max {
+    while (w.d.stats().bundles_published as usize) < n && sim.now().since(t0) < p.settle_max {
         w.advance_for(sim, TICK);
     }
     rep.put("accounts", n);
-    rep.put("bundles_published", w.d.stats.bundles_published);
+    rep.put("bundles_published", w.d.stats().bundles_published);
     rep.put("publish_seconds", sim.now().since(t0).as_secs_f64());
 
     // 2. The recipients leave; the senders are others.
@@ -317,8 +317,8 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
         "items_without_copy_when_recipients_return",
         items_without_copy(sim, &w, &rcpt_set),
     );
-    rep.put("items_put_before_return", w.d.stats.items_put);
-    rep.put("reputs_before_return", w.d.stats.reputs);
+    rep.put("items_put_before_return", w.d.stats().items_put);
+    rep.put("reputs_before_return", w.d.stats().reputs);
 
     // 5. The recipients return and read their mailboxes.
     let returned = sim.now();
@@ -462,9 +462,9 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
         "slowest_message_seconds_after_own_return",
         slowest.as_secs_f64(),
     );
-    rep.put("pokes", w.d.stats.pokes);
-    rep.put("online_retries", w.d.stats.online_retries);
-    let st = w.d.stats.clone();
+    let st = w.d.stats();
+    rep.put("pokes", st.pokes);
+    rep.put("online_retries", st.online_retries);
     rep.put("direct_ok", st.direct_ok);
     rep.put("direct_failed", st.direct_failed);
     rep.put("items_put", st.items_put);
