@@ -3,18 +3,18 @@
 //! Startup: install signal handlers → lock and open the data directory → load or create the
 //! node key → bind the control socket (refusing if another chatd serves it) → open the history
 //! and the event log (`log.events`) → bind the QUIC endpoint on the listen address and start
-//! the ring driver (founding a ring, or joining through `--bootstrap`) → serve.
+//! the overlay driver (founding a ring, or joining through `--bootstrap`) → serve.
 //!
 //! Wiring: [`run`] is a sequence of named steps (`bind`, `open_stores`, `start`,
 //! `start_notifier`, `serve`, `wait`, `shut_down`); each piece is built in order and
 //! handed what it needs, services before the node, the node before the API layer.
 //!
-//! Supervision: every long-lived task (the ring driver and its accept loop, the services, the
+//! Supervision: every long-lived task (the overlay driver and its accept loop, the services, the
 //! event feed, the front doors, the systemd notifier) runs in the app's [`Tasks`]; the first
 //! that ends (returns or panics) while the node runs stops the daemon with exit status 1, so
 //! systemd restarts it instead of leaving it half alive.
 //!
-//! Readiness: the ring driver sets the node's `joined` flag on `Event::Joined`, which drives
+//! Readiness: the overlay driver sets the node's `joined` flag on `Event::Joined`, which drives
 //! READY=1 (see [`crate::notify`]); STATUS= lines carry the ring-size estimate and the peer
 //! count. SIGHUP re-reads the configuration and applies what can change at run time
 //! ([`Reloader`]).
@@ -45,11 +45,11 @@ use crate::irc::IrcListener;
 use crate::nickname::Nickname;
 use crate::node::Node;
 use crate::notify::{Notifier, RingCounts};
+use crate::overlay::membership::Membership;
+use crate::overlay::{self, OverlayHandle, RingConfig};
 use crate::people::{People, PeopleConfig};
 use crate::records::Records;
 use crate::reload::Reloader;
-use crate::ring::membership::Membership;
-use crate::ring::{self, RingConfig, RingHandle};
 use crate::status::NodeStatus;
 use crate::supervise::{Ended, Tasks};
 use crate::web::WebListener;
@@ -206,13 +206,13 @@ struct Running {
     people: Arc<People>,
     records: Arc<Records>,
     dm: Arc<Dm>,
-    ring: RingHandle,
+    ring: OverlayHandle,
     lan: Option<Arc<Lan>>,
     event_log: Option<EventLog>,
     status: NodeStatus,
 }
 
-/// Starts LAN discovery, the ring driver and the services on it (people, private
+/// Starts LAN discovery, the overlay driver and the services on it (people, private
 /// conversations, the event feed, pruning, the peer cache), each supervised in `tasks`.
 fn start(
     settings: &Settings,
@@ -256,7 +256,7 @@ fn start(
     };
     let ring_cfg = RingConfig {
         transport: transport::Config::new(listen_addr, settings.max_connections),
-        chord: ring::chord_config(&settings.ring),
+        chord: overlay::chord_config(&settings.ring),
         bootstrap: settings.bootstrap.clone(),
         remembered: remembered
             .iter()
@@ -265,7 +265,7 @@ fn start(
                 addr: r.addr,
             })
             .collect(),
-        lan: lan.clone().map(|l| l as Arc<dyn ring::LanPeers>),
+        lan: lan.clone().map(|l| l as Arc<dyn overlay::LanPeers>),
     };
     // Broadcasts are verified once, by the ring's validator, and stored by the chat core.
     let inbox = Arc::new(RingInbox::new(chat.clone()));
@@ -287,13 +287,13 @@ fn start(
         },
     )?;
     let membership = Arc::new(Membership::default());
-    let ring = ring::start(
+    let ring = overlay::start(
         identity.id(),
         membership.clone(),
         identity.signing_key(),
         ring_cfg,
         udp,
-        ring::Apps {
+        overlay::Apps {
             inbox,
             records: records.clone(),
             direct: direct.clone(),
@@ -339,7 +339,7 @@ fn start(
         )
         .with_membership(membership)
         .with_activity(activity.clone())
-        .with_ring(ring.clone())
+        .with_overlay(ring.clone())
         .with_lan(lan.clone())
         .with_private(dm.clone())
         .with_event_log(event_log.clone()),

@@ -20,7 +20,7 @@ pub struct Metrics {
     pub peer_rtt: Histogram,
     /// Messages handed to local subscribers (API streams and web pages).
     pub deliveries: Counter,
-    /// Times the ring driver waited for room in the chat store thread's queue.
+    /// Times the overlay driver waited for room in the chat store thread's queue.
     pub store_queue_waits: Counter,
     /// Messages shown before they were stored that the store then did not take as new (the
     /// check before showing should make this stay 0).

@@ -1,10 +1,10 @@
 //! The running node's shared state, as the API layer (control, web, IRC) and the status see it.
 //!
 //! A [`Node`] holds the identity-derived facts (id, nickname, listen address, start time), the
-//! ring driver's [`Membership`] (joined, ring size, the driver's heartbeat), the handles of what
-//! runs (the ring driver, LAN discovery, private conversations, the event log), and a stop
+//! overlay driver's [`Membership`] (joined, ring size, the driver's heartbeat), the handles of what
+//! runs (the overlay driver, LAN discovery, private conversations, the event log), and a stop
 //! request that the control API's `Leave` uses to end the daemon. The app builds it in order,
-//! after what it holds (`Node::new(..).with_ring(..)..`): the driver holds only the
+//! after what it holds (`Node::new(..).with_overlay(..)..`): the driver holds only the
 //! `Membership`, never the `Node` (the node holds the driver's handle, so the other way round
 //! would keep the driver's command channel open for ever), and no service depends on this
 //! module.
@@ -20,8 +20,8 @@ use ed25519_dalek::VerifyingKey;
 use tokio::sync::watch;
 
 use crate::nickname::Nickname;
-use crate::ring::RingHandle;
-pub use crate::ring::membership::{Membership, Retry};
+use crate::overlay::OverlayHandle;
+pub use crate::overlay::membership::{Membership, Retry};
 
 /// The daemon's version, as reported by `GetStatus`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -37,11 +37,11 @@ pub struct Node {
     listen_addr: SocketAddr,
     bootstrap: Vec<PeerAddr>,
     started: Instant,
-    /// What the ring driver reports: joined (drives READY=1 and gRPC health), ring size,
+    /// What the overlay driver reports: joined (drives READY=1 and gRPC health), ring size,
     /// heartbeat.
     membership: Arc<Membership>,
-    /// The ring driver (`None` only in tests that run no ring).
-    ring: Option<RingHandle>,
+    /// The overlay driver (`None` only in tests that run no ring).
+    overlay: Option<OverlayHandle>,
     /// LAN discovery, when on.
     lan: Option<Arc<crate::discovery::mdns::Lan>>,
     /// The private-conversations service (its drop counters join the node's).
@@ -86,7 +86,7 @@ impl Node {
             bootstrap,
             started: Instant::now(),
             membership: Arc::new(Membership::default()),
-            ring: None,
+            overlay: None,
             lan: None,
             private: None,
             event_log: None,
@@ -95,7 +95,7 @@ impl Node {
         }
     }
 
-    /// The membership the ring driver was started with.
+    /// The membership the overlay driver was started with.
     pub fn with_membership(mut self, membership: Arc<Membership>) -> Node {
         self.membership = membership;
         self
@@ -107,9 +107,9 @@ impl Node {
         self
     }
 
-    /// The running ring driver.
-    pub fn with_ring(mut self, ring: RingHandle) -> Node {
-        self.ring = Some(ring);
+    /// The running overlay driver.
+    pub fn with_overlay(mut self, overlay: OverlayHandle) -> Node {
+        self.overlay = Some(overlay);
         self
     }
 
@@ -146,7 +146,7 @@ impl Node {
         &self.bootstrap
     }
 
-    /// What the ring driver reports (the driver holds a clone).
+    /// What the overlay driver reports (the driver holds a clone).
     pub fn membership(&self) -> Arc<Membership> {
         self.membership.clone()
     }
@@ -166,9 +166,9 @@ impl Node {
         self.membership.subscribe_joined()
     }
 
-    /// The ring driver, if it runs.
-    pub fn ring(&self) -> Option<&RingHandle> {
-        self.ring.as_ref()
+    /// The overlay's driver, if it runs.
+    pub fn overlay(&self) -> Option<&OverlayHandle> {
+        self.overlay.as_ref()
     }
 
     /// LAN discovery, if it runs.

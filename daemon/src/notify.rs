@@ -7,7 +7,7 @@
 //!   count read through a [`CountsSource`] (so the overlay driver can feed real numbers),
 //!   refreshed every [`STATUS_INTERVAL`] when it changed;
 //! - `WATCHDOG=1` every third of `WATCHDOG_USEC` (systemd asks for less than half) when it is set
-//!   and `WATCHDOG_PID`, if set, is our process id — and only while the ring driver's loop is
+//!   and `WATCHDOG_PID`, if set, is our process id — and only while the overlay driver's loop is
 //!   turning: its heartbeat (`RingCounts::driver_turns`, at least once a second) must have moved
 //!   within [`STALL_AFTER`], so a stuck driver stops the pings and systemd restarts chatd;
 //! - `STOPPING=1` at the start of a shutdown, `RELOADING=1` … `READY=1` around a SIGHUP reload.
@@ -40,7 +40,7 @@ pub struct RingCounts {
     pub ring_exact: bool,
     /// Peers this node is connected to.
     pub peers: u64,
-    /// Turns of the ring driver's loop so far (its heartbeat).
+    /// Turns of the overlay driver's loop so far (its heartbeat).
     pub driver_turns: u64,
     /// When the bootstrap is tried again, Unix milliseconds (0: it is not being retried).
     pub retry_at_unix_ms: u64,
@@ -183,7 +183,7 @@ impl Notifier {
                         stalled = false;
                     } else if !stalled {
                         stalled = true;
-                        warn!("the ring driver has not turned for {STALL_AFTER:?}; no more watchdog pings");
+                        warn!("the overlay driver has not turned for {STALL_AFTER:?}; no more watchdog pings");
                     }
                 }
                 _ = refresh.tick() => {}

@@ -57,7 +57,7 @@ impl NodeStatus {
     pub async fn report(&self, client: Option<&ClientInfo>) -> GetStatusResponse {
         let who = self.people.who(client);
         let status = self.node.status();
-        let ring = self.node.ring();
+        let ring = self.node.overlay();
         let view = match ring {
             Some(r) => r.view().await,
             None => None,

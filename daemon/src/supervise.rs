@@ -1,7 +1,7 @@
 //! Supervision: the app owns its long-lived tasks, and a task that ends on its own is a failure
 //! of the whole daemon.
 //!
-//! A daemon with a dead ring driver or a dead transport would keep its control API up and look
+//! A daemon with a dead overlay driver or a dead transport would keep its control API up and look
 //! alive while it relays nothing. So the app spawns every long-lived task into one [`Tasks`]
 //! (a `JoinSet` that remembers names) and waits on [`Tasks::ended`] beside the signals; the
 //! first task that returns or panics before shutdown ends the daemon with an error (exit

@@ -109,7 +109,7 @@ fn chatd_notified(sandbox: &Sandbox, notify: &NotifySocket, env: &[(&str, &str)]
     sandbox.spawn(cmd, &sandbox.socket())
 }
 
-/// chatd (a test build) whose ring driver suffers `fault` a second after joining, with a
+/// chatd (a test build) whose overlay driver suffers `fault` a second after joining, with a
 /// watchdog of 600 ms (pings every 200 ms while the driver turns).
 fn faulty_chatd(sandbox: &Sandbox, fault: &str) -> (NotifySocket, Daemon) {
     let notify = NotifySocket::new(sandbox, "notify.sock");
@@ -124,7 +124,7 @@ fn faulty_chatd(sandbox: &Sandbox, fault: &str) -> (NotifySocket, Daemon) {
     (notify, daemon)
 }
 
-/// Supervision: a ring driver that panics (a test build's injected fault) ends the daemon with
+/// Supervision: an overlay driver that panics (a test build's injected fault) ends the daemon with
 /// exit status 1 — systemd's `Restart=on-failure` then starts it again — and, the process being
 /// gone, the watchdog pings stop.
 #[test]
@@ -136,7 +136,7 @@ fn a_panicking_ring_driver_ends_the_daemon_with_an_error() {
     let status = status.unwrap_or_else(|| panic!("chatd kept running:\n{log}"));
     assert_eq!(status.code(), Some(1), "{log}");
     assert!(
-        log.contains("the ring driver panicked unexpectedly"),
+        log.contains("the overlay driver panicked unexpectedly"),
         "{log}"
     );
     notify.wait_for(Duration::ZERO, &mut daemon, |_| true);
@@ -151,7 +151,7 @@ fn a_panicking_ring_driver_ends_the_daemon_with_an_error() {
     assert_eq!(notify.count("WATCHDOG=1"), pings);
 }
 
-/// A ring driver that is stuck (a test build's injected fault blocks its thread) gets no more
+/// An overlay driver that is stuck (a test build's injected fault blocks its thread) gets no more
 /// watchdog pings once its heartbeat has stood still for `STALL_AFTER` (3 s) at most, so
 /// systemd kills and restarts chatd; the process itself is still there.
 #[test]

@@ -1,6 +1,6 @@
 //! The chat core's own side of accepting a message: the writer's lock, the counters, the
 //! group commit, and the dedupe-store-publish of a verified message from the ring — called on
-//! the ring driver (`CHAT_STORE=driver`, in-memory histories) or on the store's own thread
+//! the overlay driver (`CHAT_STORE=driver`, in-memory histories) or on the store's own thread
 //! (`pipeline.rs`).
 
 use std::sync::atomic::Ordering;

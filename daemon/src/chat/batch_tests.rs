@@ -201,7 +201,7 @@ fn only_canonical_encodings_of_r_are_batched() {
 /// batch first, then validated and delivered one by one. `forge` names the one whose
 /// signature is broken, if any. Returns each validation's verdict and the receiving core.
 fn through_the_inbox(forge: Option<usize>) -> (Vec<bool>, crate::chat::Chat, Vec<ChatMessage>) {
-    use crate::ring::Inbox;
+    use crate::overlay::Inbox;
     let msgs: Vec<ChatMessage> = (1..=9).map(signed).collect();
     let envs: Vec<chat_overlay::broadcast::Envelope> = msgs
         .iter()

@@ -2,7 +2,7 @@
 //!
 //! SQLite's automatic checkpoint runs inside the commit that crosses the WAL size threshold:
 //! that commit copies the log into the database and fsyncs, which takes milliseconds and would
-//! stall the ring driver delivering a message. The store turns automatic checkpoints off and
+//! stall the overlay driver delivering a message. The store turns automatic checkpoints off and
 //! this thread, with its own connection, runs PASSIVE checkpoints (they never block the
 //! writer) once a second when something was written. Dropping the [`Checkpointer`] stops the
 //! thread after a last checkpoint.

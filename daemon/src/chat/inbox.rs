@@ -1,4 +1,4 @@
-//! The chat core behind the ring ([`crate::ring::Inbox`]).
+//! The chat core behind the ring ([`crate::overlay::Inbox`]).
 //!
 //! The ring's validator verifies each broadcast's signed envelope — signature, signing key
 //! hashing to the broadcast's origin, same sequence number — before the overlay stores or
@@ -22,10 +22,10 @@
 //! (`CHAT_STORE=driver`, or an in-memory history) they are stored there and then, and the
 //! driver calls [`Inbox::flush`] when a group commit is due.
 //!
-//! [`Inbox::deliver`]: crate::ring::Inbox::deliver
-//! [`Inbox::end_turn`]: crate::ring::Inbox::end_turn
-//! [`Inbox::flush`]: crate::ring::Inbox::flush
-//! [`Inbox::prevalidate`]: crate::ring::Inbox::prevalidate
+//! [`Inbox::deliver`]: crate::overlay::Inbox::deliver
+//! [`Inbox::end_turn`]: crate::overlay::Inbox::end_turn
+//! [`Inbox::flush`]: crate::overlay::Inbox::flush
+//! [`Inbox::prevalidate`]: crate::overlay::Inbox::prevalidate
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -41,7 +41,7 @@ use super::{Chat, ChatMessage, batch, envelope};
 /// Verdicts waiting for their validation or delivery: a whole batch from the driver and a few
 /// more; older ones (validated but never delivered: duplicates, over-rate origins) are
 /// forgotten first.
-const VERIFIED_SLOTS: usize = crate::ring::MAX_BATCH + 16;
+const VERIFIED_SLOTS: usize = crate::overlay::MAX_BATCH + 16;
 
 /// A signature check's verdict on one payload.
 #[derive(Debug)]
@@ -64,13 +64,13 @@ impl Verdict {
     }
 }
 
-/// The chat core as the ring's [`crate::ring::Inbox`].
+/// The chat core as the ring's [`crate::overlay::Inbox`].
 #[derive(Debug)]
 pub struct RingInbox {
     chat: Chat,
     verified: Mutex<VecDeque<Verdict>>,
     keys: Mutex<OriginKeys>,
-    /// What this turn of the driver delivered (at most a turn's worth: `crate::ring::MAX_BATCH`
+    /// What this turn of the driver delivered (at most a turn's worth: `crate::overlay::MAX_BATCH`
     /// messages and the few a timer may bring).
     turn: Mutex<Vec<ChatMessage>>,
 }
@@ -126,7 +126,7 @@ impl RingInbox {
     }
 }
 
-impl crate::ring::Inbox for RingInbox {
+impl crate::overlay::Inbox for RingInbox {
     fn validate(&self, env: &Envelope) -> bool {
         if let Some(valid) = self.judged(env) {
             return valid;

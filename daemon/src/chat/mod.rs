@@ -8,8 +8,8 @@
 //! - [`trace`]: message traces as people read them (the history plus the ring's trace).
 //!
 //! Data flow: [`Chat::send_local`] numbers, signs, stores and publishes to local subscribers,
-//! and returns the wire bytes for the broadcast; the control API calls it on the ring driver
-//! only once the overlay admits the broadcast (`ring::originate`), so "sent" is true;
+//! and returns the wire bytes for the broadcast; the control API calls it on the overlay driver
+//! only once the overlay admits the broadcast (`overlay::originate`), so "sent" is true;
 //! [`RingInbox`] verifies what the ring brings (once) and hands a driver turn's messages to
 //! [`Chat::hand_over`]: with a file history, the store's own thread (`pipeline.rs`) stores
 //! them, the driver having shown at once those certainly new; otherwise
@@ -85,7 +85,7 @@ pub enum SendError {
     /// The text is empty or too long.
     #[error(transparent)]
     Text(#[from] TextError),
-    /// `chat.outbound_queue` sends already wait for the ring driver; try again later.
+    /// `chat.outbound_queue` sends already wait for the overlay driver; try again later.
     #[error("too many messages waiting to be sent to the ring; try again shortly")]
     Busy,
     /// The store failed.
@@ -356,7 +356,7 @@ impl Chat {
         self.inner.state()
     }
 
-    /// A place among the `chat.outbound_queue` sends that may wait for the ring driver at
+    /// A place among the `chat.outbound_queue` sends that may wait for the overlay driver at
     /// once, held until the send is answered; [`SendError::Busy`] when none is free.
     pub fn sending_permit(&self) -> Result<OwnedSemaphorePermit, SendError> {
         self.inner
@@ -367,7 +367,7 @@ impl Chat {
     }
 
     /// Numbers and signs `text` for `room`, stores it and shows it to local subscribers. The
-    /// caller broadcasts it at once: the control API runs this on the ring driver, only once
+    /// caller broadcasts it at once: the control API runs this on the overlay driver, only once
     /// the overlay admits the broadcast.
     pub fn send_local(&self, room: &Room, text: &str) -> Result<Local, SendError> {
         self.send_as(room, text, None)

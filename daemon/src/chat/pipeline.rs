@@ -1,7 +1,7 @@
 //! The chat store off the ring's driver: its own thread (`chat-store`), fed one driver turn at
 //! a time, with messages shown to local subscribers before they are stored.
 //!
-//! **A turn at a time.** The ring driver collects the messages one turn delivers
+//! **A turn at a time.** The overlay driver collects the messages one turn delivers
 //! ([`super::RingInbox`]) and, once the turn's forwards are queued, hands them over in one
 //! call ([`super::Chat::hand_over`]): one lock of the queue, and a wake of the thread only when
 //! it sleeps with nothing to do. The thread then gathers for the commit delay
@@ -53,7 +53,7 @@ use super::store::{DB_FILE, Insert, StoreError, Stored};
 /// Messages waiting for the store thread at most; a turn that finds no room waits (counted).
 pub const QUEUE: usize = 1024;
 
-/// Environment variable: `driver` stores on the ring driver, as before issue 33 (the A/B
+/// Environment variable: `driver` stores on the overlay driver, as before issue 33 (the A/B
 /// measurements switch it; docs/performance.md); anything else, or nothing, uses the thread.
 pub const STORE_ENV: &str = "CHAT_STORE";
 

@@ -1,5 +1,5 @@
 //! A connection of its own for the history reads of the control API (History pages, ListRooms,
-//! subscription replay), so that a slow read never holds up the writer — the ring driver,
+//! subscription replay), so that a slow read never holds up the writer — the overlay driver,
 //! which stores every message it relays and then forwards the next one.
 //!
 //! SQLite in WAL mode lets readers and the writer work at once; this connection is

@@ -10,7 +10,7 @@
 //! [`Checkpointer`] thread, never inside a commit.
 //!
 //! **Group commit.** Messages relayed from the ring join an open write transaction (a
-//! *batch*) that is committed once it is `commit_delay` old — by the ring driver, after the
+//! *batch*) that is committed once it is `commit_delay` old — by the overlay driver, after the
 //! sends of the message at hand have left ([`Store::commit_due`], [`Store::commit_deadline`]) —
 //! or when it holds [`MAX_BATCH`] messages, when this node's own message is stored (a `Send`
 //! returns only once its message is committed), and when the store is dropped. Reads on this

@@ -66,7 +66,7 @@ async fn a_local_message_reaches_another_core_once() {
     assert_eq!(bob.counters().refused.load(Ordering::Relaxed), 3);
 
     // From the ring: the inbox verifies once, in the validator, and stores on delivery.
-    use crate::ring::Inbox;
+    use crate::overlay::Inbox;
     let env = |seq, payload: &[u8]| chat_overlay::broadcast::Envelope {
         origin: sent.message.from_id(),
         seq,
@@ -261,7 +261,7 @@ async fn subscriptions_are_bounded_and_released() {
 /// subscribers; the read itself waits for its own connection only.
 #[test]
 fn a_slow_read_does_not_hold_up_deliveries_from_the_ring() {
-    use crate::ring::Inbox;
+    use crate::overlay::Inbox;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = ChatConfig {
         commit_delay: Duration::from_millis(20),

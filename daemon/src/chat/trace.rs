@@ -1,5 +1,5 @@
 //! Message traces as people read them: find a public message's origin and number in the
-//! history, ask the ring how it travelled ([`crate::ring::RingHandle::trace`], the overlay's
+//! history, ask the ring how it travelled ([`crate::overlay::OverlayHandle::trace`], the overlay's
 //! `broadcast/trace.rs`), and turn the answers into a tree with per-hop times, each node's
 //! latency and the slowest path. `chatctl trace`, the API's `ChatService.Trace` and the web
 //! view all read this one analysis.
@@ -10,7 +10,7 @@ use chat_overlay::broadcast::trace::{TraceOutcome, TraceResult};
 use chat_overlay::{BroadcastError, NodeId, Peer};
 
 use super::{Chat, ChatError, MessageId};
-use crate::ring::RingHandle;
+use crate::overlay::OverlayHandle;
 
 /// Why a trace could not run.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +81,7 @@ impl Traced {
 /// Traces public message `id`.
 pub async fn trace_message(
     chat: &Chat,
-    ring: Option<&RingHandle>,
+    ring: Option<&OverlayHandle>,
     id: MessageId,
 ) -> Result<Traced, TraceError> {
     let reader = chat.clone();

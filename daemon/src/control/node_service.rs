@@ -129,7 +129,7 @@ impl NodeService for NodeApi {
     ) -> Result<Response<ListPeersResponse>, Status> {
         let peers = self
             .node
-            .ring()
+            .overlay()
             .map(|r| r.peers())
             .unwrap_or_default()
             .into_iter()
@@ -152,7 +152,7 @@ impl NodeService for NodeApi {
         };
         let connected: Vec<chat_overlay::NodeId> = self
             .node
-            .ring()
+            .overlay()
             .map(|r| r.peers().into_iter().map(|p| p.id).collect())
             .unwrap_or_default();
         let (ignored, dropped) = lan.counters();
@@ -228,7 +228,7 @@ impl NodeService for NodeApi {
             request.extensions().get::<ClientInfo>(),
             "stopping the node (Leave)",
         )?;
-        if let Some(ring) = self.node.ring()
+        if let Some(ring) = self.node.overlay()
             && !ring.leave(LEAVE_DEADLINE).await
         {
             tracing::warn!("leave not confirmed within {LEAVE_DEADLINE:?}; stopping anyway");

@@ -3,7 +3,7 @@
 //! transport of end-to-end-encrypted private messages (a service above encrypts and
 //! acknowledges end to end; this one never sees plaintext and never logs bodies).
 //!
-//! It hears the overlay's direct events inline from the ring driver ([`DirectSink`]): a send's
+//! It hears the overlay's direct events inline from the overlay driver ([`DirectSink`]): a send's
 //! outcome completes the waiting [`Direct::send`] call; a body for this node goes to the one
 //! receiver handed out by [`Direct::received`], through a bounded queue. When that queue is
 //! full the body is dropped and counted, although its sender was already told it was
@@ -18,7 +18,7 @@ use chat_overlay::{DirectError, DirectEvent, DirectInput, Input, NodeId};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use crate::ring::{DirectSink, RingHandle};
+use crate::overlay::{DirectSink, OverlayHandle};
 
 /// Sends of the API waiting for the overlay, at most (the overlay's own bound is the same).
 pub const MAX_PENDING: usize = 1024;
@@ -34,8 +34,8 @@ pub enum DirectSendError {
     /// The overlay (here or at the target) refused or could not deliver it.
     #[error(transparent)]
     Refused(#[from] DirectError),
-    /// The ring driver is not running (or not attached yet).
-    #[error("the ring driver is not running")]
+    /// The overlay driver is not running (or not attached yet).
+    #[error("the overlay driver is not running")]
     DriverClosed,
     /// No outcome within [`SEND_TIMEOUT`]: the body may or may not have arrived.
     #[error("no outcome within {} s; the body may or may not have arrived", SEND_TIMEOUT.as_secs())]
@@ -47,7 +47,7 @@ pub type Received = (NodeId, Vec<u8>);
 
 /// The direct-delivery service.
 pub struct Direct {
-    ring: OnceLock<RingHandle>,
+    ring: OnceLock<OverlayHandle>,
     waiters: Mutex<HashMap<u64, oneshot::Sender<Result<(), DirectError>>>>,
     next: AtomicU64,
     tx: mpsc::Sender<Received>,
@@ -78,7 +78,7 @@ impl Direct {
     }
 
     /// Connects the service to the running ring (once; later calls are ignored).
-    pub fn attach(&self, ring: RingHandle) {
+    pub fn attach(&self, ring: OverlayHandle) {
         let _ = self.ring.set(ring);
     }
 

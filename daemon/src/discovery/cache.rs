@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chat_overlay::NodeId;
 use tracing::{debug, warn};
 
-use crate::ring::RingHandle;
+use crate::overlay::OverlayHandle;
 
 /// Peers remembered at most.
 pub const MAX_PEERS: usize = 64;
@@ -149,7 +149,7 @@ pub fn merge(known: &[Remembered], seen_now: &[(NodeId, SocketAddr)], now: u64) 
 }
 
 /// Keeps the file in step with the ring until the driver stops.
-pub async fn run(ring: RingHandle, dir: PathBuf, mut known: Vec<Remembered>) {
+pub async fn run(ring: OverlayHandle, dir: PathBuf, mut known: Vec<Remembered>) {
     let mut tick = tokio::time::interval(CHECK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;

@@ -12,15 +12,15 @@ use chat_overlay::{Input, NodeId, Peer};
 use tokio::time::Instant;
 
 use super::mdns::Lan;
-use crate::ring::RingHandle;
+use crate::overlay::OverlayHandle;
 
 /// One hint per period at most.
 pub const PERIOD: Duration = Duration::from_secs(2);
 /// The same peer is offered again after this long.
 pub const AGAIN: Duration = Duration::from_secs(30);
 
-/// Runs until the ring driver stops.
-pub async fn run(ring: RingHandle, lan: Arc<Lan>) {
+/// Runs until the overlay driver stops.
+pub async fn run(ring: OverlayHandle, lan: Arc<Lan>) {
     let mut offered: BTreeMap<NodeId, Instant> = BTreeMap::new();
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

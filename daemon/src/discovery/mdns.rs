@@ -1,6 +1,6 @@
 //! LAN discovery with mDNS/DNS-SD (`--lan`, `discovery.mdns`): this node advertises
 //! `_chatd._udp.local.` with its QUIC port and its NodeId (TXT `id=`), and browses for the
-//! others. What it sees feeds the first contact (`ring::bootstrap`, so a node with no bootstrap
+//! others. What it sees feeds the first contact (`overlay::bootstrap`, so a node with no bootstrap
 //! joins the nodes on its LAN instead of founding a ring of its own) and, once in a ring, the
 //! overlay's `Input::Discovered` hints (so rings founded apart on one LAN merge); `chatctl
 //! discover` lists it.
@@ -317,7 +317,7 @@ fn handle(
     }
 }
 
-impl crate::ring::LanPeers for Lan {
+impl crate::overlay::LanPeers for Lan {
     fn peer_addrs(&self) -> Vec<Vec<SocketAddr>> {
         self.seen().into_iter().map(|s| s.addrs).collect()
     }

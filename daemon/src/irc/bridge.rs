@@ -3,7 +3,7 @@
 //! ring's handle), never the gRPC handlers themselves.
 //!
 //! - a public message: numbered, signed for the session's account and broadcast through
-//!   `RingHandle::originate` exactly as `ChatService.Send` does it — "sent" only once the
+//!   `OverlayHandle::originate` exactly as `ChatService.Send` does it — "sent" only once the
 //!   overlay took it — under the same per-client limit (`control.send_rate`/`send_burst`,
 //!   one bucket per IRC session's account and address);
 //! - a private message: `Dm::send_to` (end-to-end encrypted, offline delivery by mailbox),
@@ -159,11 +159,11 @@ impl Bridge {
         let _ = self.failures.take(&ip);
     }
 
-    fn ring(&self) -> Result<&crate::ring::RingHandle, BridgeError> {
+    fn ring(&self) -> Result<&crate::overlay::OverlayHandle, BridgeError> {
         if !self.node.is_joined() {
             return Err(BridgeError::NotJoined);
         }
-        self.node.ring().ok_or(BridgeError::NotJoined)
+        self.node.overlay().ok_or(BridgeError::NotJoined)
     }
 
     /// Takes a token of the session's send bucket (`key`: its account and address).

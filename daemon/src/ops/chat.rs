@@ -120,7 +120,7 @@ impl ChatOps {
 
 /// What a send needs once it is allowed: the ring, a place in the queue, the author.
 struct Sending {
-    ring: crate::ring::RingHandle,
+    ring: crate::overlay::OverlayHandle,
     _waiting: tokio::sync::OwnedSemaphorePermit,
     author: [u8; 32],
 }
@@ -142,7 +142,7 @@ impl ChatOps {
                 wait.as_millis().max(1)
             )));
         }
-        let ring = self.node.ring().ok_or_else(|| {
+        let ring = self.node.overlay().ok_or_else(|| {
             ApiError::Unavailable("the ring is not running; messages cannot be sent".into())
         })?;
         // Bounded: at most `chat.outbound_queue` sends wait for the driver at once.
@@ -249,7 +249,7 @@ impl ChatOps {
             ));
         }
         let id: MessageId = id.parse().map_err(|e| ApiError::field("id", e))?;
-        Ok(crate::chat::trace::trace_message(&self.chat, self.node.ring(), id).await?)
+        Ok(crate::chat::trace::trace_message(&self.chat, self.node.overlay(), id).await?)
     }
 
     /// Opens a subscription for `client` (the messages of the people it blocked left out).

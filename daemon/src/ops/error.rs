@@ -9,9 +9,9 @@ use chat_overlay::BroadcastError;
 use crate::chat::{ChangeError, ChatError, SendError};
 use crate::dm::PrivateError;
 use crate::offload::OffloadError;
+use crate::overlay::originate::OriginateError;
 use crate::people::PeopleError;
 use crate::records::RecordsError;
-use crate::ring::originate::OriginateError;
 use chat_dm::DmError;
 use chat_overlay::records::RecordError;
 
@@ -100,7 +100,7 @@ impl<E: Into<ApiError>> From<OriginateError<E>> for ApiError {
         match err {
             OriginateError::Job(e) => e.into(),
             OriginateError::DriverGone => ApiError::Unavailable(
-                "the ring driver is not running; the message was not sent".into(),
+                "the overlay driver is not running; the message was not sent".into(),
             ),
             OriginateError::Refused(e) => match e {
                 BroadcastError::RateLimited { retry_after } => {

@@ -14,13 +14,13 @@ pub async fn ring_map(node: &Node, people: &People) -> Result<GetRingResponse, A
         node_id: node.id().to_hex(),
         ..Default::default()
     };
-    let Some(ring) = node.ring() else {
+    let Some(ring) = node.overlay() else {
         return Ok(resp);
     };
     let view = ring
         .view()
         .await
-        .ok_or_else(|| ApiError::Unavailable("the ring driver has stopped".into()))?;
+        .ok_or_else(|| ApiError::Unavailable("the overlay driver has stopped".into()))?;
     let connected = ring.peers();
     let names = people.names_by_node(&ring_data::ids(&view, &connected), ring_data::MAX_NAMES);
     (resp.known, resp.known_omitted) =

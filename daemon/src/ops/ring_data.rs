@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chat_overlay::NodeId;
 use chat_proto::v1::KnownNode;
 
-use crate::ring::RingView;
+use crate::overlay::RingView;
 use crate::transport::PeerInfo;
 
 /// Nodes listed at most (the proto says so).
@@ -100,7 +100,7 @@ fn upsert(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ring::met::MetNode;
+    use crate::overlay::met::MetNode;
     use chat_overlay::Peer;
     use chat_overlay::ring::Finger;
     use std::net::{Ipv4Addr, SocketAddr};

@@ -12,9 +12,9 @@ use tokio_stream::Stream;
 use super::ApiError;
 use crate::client::ClientInfo;
 use crate::node::Node;
+use crate::overlay::OverlayHandle;
 use crate::people::event::Presence;
 use crate::people::{People, PeopleError};
-use crate::ring::RingHandle;
 
 /// User events as they come (`missed` says how many a slow reader lost); ends with the service.
 pub type UserEvents = Pin<Box<dyn Stream<Item = WatchUserEventsResponse> + Send>>;
@@ -46,12 +46,12 @@ impl UserOps {
         &self.node
     }
 
-    fn ring(&self) -> Result<&RingHandle, ApiError> {
+    fn ring(&self) -> Result<&OverlayHandle, ApiError> {
         if !self.node.is_joined() {
             return Err(PeopleError::NotJoined.into());
         }
         self.node
-            .ring()
+            .overlay()
             .ok_or_else(|| PeopleError::NotJoined.into())
     }
 

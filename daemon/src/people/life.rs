@@ -12,8 +12,8 @@ use super::account::{CHANGES, Hosted};
 use super::event::{self, Event, Presence, Profile};
 use super::{People, PeopleError};
 use crate::nickname::{MAX_LEN, Nickname};
+use crate::overlay::OverlayHandle;
 use crate::records::{LostName, RecordsError, unix_ms};
-use crate::ring::RingHandle;
 
 /// Suffixed names tried when the wished one is taken.
 const SUFFIX_ATTEMPTS: usize = 8;
@@ -101,7 +101,11 @@ impl People {
     }
 
     /// Signs `h`'s current profile and broadcasts it.
-    pub(super) async fn announce(&self, ring: &RingHandle, h: &Hosted) -> Result<(), PeopleError> {
+    pub(super) async fn announce(
+        &self,
+        ring: &OverlayHandle,
+        h: &Hosted,
+    ) -> Result<(), PeopleError> {
         let Some(bytes) = self.profile_event(h) else {
             return Ok(());
         };
@@ -150,7 +154,7 @@ impl People {
 
     /// One look at `h`'s clocks: the first claim, auto-away, the daily renewal, a pending
     /// announcement, a name conflict.
-    pub(super) async fn tick_account(&self, ring: &RingHandle, h: &Hosted) {
+    pub(super) async fn tick_account(&self, ring: &OverlayHandle, h: &Hosted) {
         if h.me().nick.is_none() {
             let first = h.remembered_nick().unwrap_or_else(|| h.wish.clone());
             match self.claim(h, &first).await {
@@ -207,7 +211,7 @@ impl People {
     /// Another account shows `h`'s name with a claim that beats ours (both were granted at
     /// once, on both sides of a split or by holders that did not yet agree): ask the DHT who
     /// holds it, and take a suffixed name if it is not us.
-    async fn check_conflict(&self, ring: &RingHandle, h: &Hosted) {
+    async fn check_conflict(&self, ring: &OverlayHandle, h: &Hosted) {
         if !self.directory().loses_name(&h.account) {
             return;
         }
@@ -233,7 +237,7 @@ impl People {
     }
 
     /// `h`'s name is held by another account: take a suffixed form of it and say why.
-    pub(super) async fn on_lost(&self, ring: &RingHandle, h: &Hosted, lost: LostName) {
+    pub(super) async fn on_lost(&self, ring: &OverlayHandle, h: &Hosted, lost: LostName) {
         let Some(current) = h.me().nick.clone() else {
             return;
         };

@@ -45,8 +45,8 @@ use crate::chat::{Chat, ChatMessage, PeopleSink};
 use crate::client::ClientInfo;
 use crate::identity::IdentityError;
 use crate::nickname::{Nickname, NicknameError};
+use crate::overlay::OverlayHandle;
 use crate::records::{Records, RecordsError, unix_ms};
-use crate::ring::RingHandle;
 pub use account::Who;
 use account::{Hosted, MAX_HOSTED, login_name};
 use chat_overlay::records::{Kind as RecordKind, Record, Value};
@@ -368,7 +368,7 @@ impl People {
     /// `who` goes away with `message` (`None`: back online); announced at once.
     pub async fn set_away(
         &self,
-        ring: &RingHandle,
+        ring: &OverlayHandle,
         who: Who,
         message: Option<String>,
     ) -> Result<(), PeopleError> {
@@ -401,7 +401,7 @@ impl People {
     /// got and, when it differs, why.
     pub async fn set_nick(
         &self,
-        ring: &RingHandle,
+        ring: &OverlayHandle,
         who: Who,
         wish: &str,
     ) -> Result<(String, String), PeopleError> {
@@ -544,7 +544,7 @@ impl People {
     }
 
     /// At a graceful stop: every hosted account goes offline (bounded by `deadline`).
-    pub async fn go_offline(&self, ring: &RingHandle, deadline: Duration) {
+    pub async fn go_offline(&self, ring: &OverlayHandle, deadline: Duration) {
         let all = self.all_hosted();
         let work = async {
             for h in &all {
@@ -570,7 +570,7 @@ impl People {
 
     /// The service's life: once joined, claim every hosted account's name and announce it,
     /// then keep presence true.
-    pub async fn run(self: Arc<Self>, ring: RingHandle, mut joined: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, ring: OverlayHandle, mut joined: watch::Receiver<bool>) {
         let mut lost = self.records.lost_names();
         let mut held = self.records.held_items();
         let mut predecessors = ring.predecessor();
@@ -602,7 +602,7 @@ impl People {
                 () = self.wake.notified() => self.on_tick(&ring).await,
                 changed = predecessors.changed() => {
                     if changed.is_err() {
-                        return; // the ring driver is gone
+                        return; // the overlay driver is gone
                     }
                     let new = *predecessors.borrow_and_update();
                     // The directory's nodes shown online between the new predecessor and us.
@@ -622,7 +622,7 @@ impl People {
         }
     }
 
-    async fn on_tick(&self, ring: &RingHandle) {
+    async fn on_tick(&self, ring: &OverlayHandle) {
         for h in self.all_hosted() {
             self.tick_account(ring, &h).await;
         }

@@ -15,14 +15,14 @@ use tracing::{debug, warn};
 
 use super::event::Event;
 use super::{People, PeopleError};
+use crate::overlay::OverlayHandle;
 use crate::records::unix_ms;
-use crate::ring::RingHandle;
 
 impl People {
     /// Publishes a people event (`line`: how it reads here) through its epoch.
     pub(super) async fn publish_event(
         &self,
-        ring: &RingHandle,
+        ring: &OverlayHandle,
         bytes: Vec<u8>,
         line: String,
     ) -> Result<(), PeopleError> {
@@ -32,7 +32,11 @@ impl People {
 
     /// Does `first` of the engine's actions and those it leads to (a put's answer, a report's
     /// event); fails if an event to broadcast on its own could not be.
-    pub(super) async fn carry(&self, ring: &RingHandle, first: Action) -> Result<(), PeopleError> {
+    pub(super) async fn carry(
+        &self,
+        ring: &OverlayHandle,
+        first: Action,
+    ) -> Result<(), PeopleError> {
         let mut next = Some(first);
         while let Some(action) = next.take() {
             next = match action {
@@ -109,7 +113,7 @@ impl People {
     /// Broadcasts one event on its own.
     pub(super) async fn broadcast_direct(
         &self,
-        ring: &RingHandle,
+        ring: &OverlayHandle,
         bytes: Vec<u8>,
         line: String,
     ) -> Result<(), PeopleError> {

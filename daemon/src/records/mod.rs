@@ -2,7 +2,7 @@
 //! key, and the node's part as a holder — persistence of what it holds (`store.rs`) and
 //! re-signing of its own records before they expire.
 //!
-//! It hears the overlay's records events inline from the ring driver ([`RecordSink`]): answers
+//! It hears the overlay's records events inline from the overlay driver ([`RecordSink`]): answers
 //! to its puts and gets complete the waiting API calls; `Held` and `Released` go to the record
 //! file; `Expiring` re-signs an own record with a later expiry and puts it again; `Lost`
 //! (another key holds a name this node claimed) is logged.
@@ -22,7 +22,7 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
-use crate::ring::{RecordSink, RingHandle};
+use crate::overlay::{OverlayHandle, RecordSink};
 pub use store::RecordStoreError;
 use store::{RecordFile, Write};
 
@@ -55,8 +55,8 @@ pub enum RecordsError {
     /// Too many calls are waiting.
     #[error("too many record operations in flight; try again shortly")]
     Busy,
-    /// The ring driver is not running or did not answer.
-    #[error("the ring driver did not answer; the operation may or may not have happened")]
+    /// The overlay driver is not running or did not answer.
+    #[error("the overlay driver did not answer; the operation may or may not have happened")]
     NoAnswer,
 }
 
@@ -91,7 +91,7 @@ struct Own {
 /// The records service.
 pub struct Records {
     key: SigningKey,
-    ring: OnceLock<RingHandle>,
+    ring: OnceLock<OverlayHandle>,
     waiters: Mutex<HashMap<u64, Waiter>>,
     next: AtomicU64,
     own: Mutex<HashMap<OwnKey, Own>>,
@@ -137,21 +137,21 @@ impl Records {
 
     /// Connects the service to the running ring and hands it the records held before the
     /// restart.
-    pub fn attach(&self, ring: RingHandle, held: Vec<Record>) {
+    pub fn attach(&self, ring: OverlayHandle, held: Vec<Record>) {
         if !held.is_empty() {
             info!(
                 records = held.len(),
                 "restoring the DHT records held before"
             );
             if !ring.submit(Input::Records(RecordsInput::Restore(held))) {
-                warn!("could not hand the restored records to the ring driver");
+                warn!("could not hand the restored records to the overlay driver");
             }
         }
         let _ = self.ring.set(ring);
     }
 
     /// Stops the record file's writer after it wrote what is queued (at shutdown, after the
-    /// ring driver stopped); waits at most [`CLOSE_DEADLINE`].
+    /// overlay driver stopped); waits at most [`CLOSE_DEADLINE`].
     pub async fn close(&self) {
         if let Ok(mut f) = self.file.lock() {
             f.take();

@@ -151,8 +151,8 @@ pub enum TransportError {
     /// The transport is shutting down.
     #[error("the transport is closed")]
     Closed,
-    /// The ring driver's thread or runtime could not start.
-    #[error("cannot start the ring driver's thread: {0}")]
+    /// The overlay driver's thread or runtime could not start.
+    #[error("cannot start the overlay driver's thread: {0}")]
     DriverThread(std::io::Error),
 }
 
@@ -184,7 +184,7 @@ struct Inner<M> {
     /// The accept loop, until its owner takes it ([`Transport::take_accept_task`]).
     accept: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The runtime the transport was bound on: link tasks start there, whichever thread sends
-    /// (the ring driver runs on a runtime of its own).
+    /// (the overlay driver runs on a runtime of its own).
     runtime: tokio::runtime::Handle,
 }
 

@@ -96,7 +96,7 @@ fn registry(s: &Shared, status: &GetStatusResponse, private: Option<(u64, u64)>)
     );
     r.register(
         "store_queue_waits",
-        "Times the ring driver waited for room in the chat store thread's queue",
+        "Times the overlay driver waited for room in the chat store thread's queue",
         m.store_queue_waits.clone(),
     );
     r.register(
@@ -250,7 +250,7 @@ pub(super) async fn sample_rtt(node: Arc<Node>, chat: Chat) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Some(ring) = node.ring() {
+        if let Some(ring) = node.overlay() {
             for p in ring.peers() {
                 chat.metrics().peer_rtt.observe(p.rtt.as_secs_f64());
             }

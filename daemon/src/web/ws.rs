@@ -472,7 +472,7 @@ impl Page {
     fn trace(&self, id: crate::chat::MessageId) -> impl Future<Output = Value> + Send + 'static {
         let (chat, node) = (self.s.chat.clone(), self.s.node.clone());
         async move {
-            match crate::chat::trace::trace_message(&chat, node.ring(), id).await {
+            match crate::chat::trace::trace_message(&chat, node.overlay(), id).await {
                 Ok(t) => super::map::trace_frame(&t),
                 Err(e) => super::map::trace_error(&id.to_hex(), &e.to_string()),
             }

@@ -50,7 +50,7 @@ USER = [
     (("chatd::people", "chatd::dm"), "chatd: people and private (per-message checks)"),
     (("chatd::chat",), "chatd: chat core"),
     (("chatd::transport",), "chatd: transport"),
-    (("chatd::ring",), "chatd: ring driver"),
+    (("chatd::overlay",), "chatd: overlay driver"),
     (("chatd::",), "chatd: other"),
     (("prometheus", "pow"), "metrics"),
 ]

@@ -1,4 +1,4 @@
-//! Supervision of the work chatd starts beside the ring driver (daemon/src/supervise.rs): a
+//! Supervision of the work chatd starts beside the overlay driver (daemon/src/supervise.rs): a
 //! supervised task that dies stops the daemon with exit status 1 (systemd restarts it), and a
 //! supervised thread that panics is restarted and counted on `/metrics`. Faults are injected
 //! by test builds through `CHAT_TEST_FAULT`.

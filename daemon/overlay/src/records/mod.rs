@@ -14,8 +14,6 @@
 
 #[cfg(test)]
 mod echo_tests;
-#[cfg(test)]
-mod young_tests;
 mod node;
 mod ops;
 pub mod policy;
@@ -26,6 +24,8 @@ mod sync;
 #[cfg(test)]
 mod tests;
 pub mod wire;
+#[cfg(test)]
+mod young_tests;
 
 pub use node::Records;
 pub use policy::Policy;

@@ -1,4 +1,4 @@
-//! The ring driver: runs the sans-IO overlay (`chat_overlay::Overlay`) over the QUIC
+//! The overlay driver: runs the sans-IO overlay (`chat_overlay::Overlay`) over the QUIC
 //! transport.
 //!
 //! - [`driver`]: the task that owns the overlay node, feeds it inputs (authenticated messages,
@@ -10,7 +10,7 @@
 //! - [`met`]: the nodes this node has met lately, for maps of the ring.
 //!
 //! The driver never looks inside a `wire::Message`: whatever variants the overlay defines are
-//! carried as they are. Everything else talks to the driver through a [`RingHandle`].
+//! carried as they are. Everything else talks to the driver through a [`OverlayHandle`].
 
 pub mod bootstrap;
 mod driver;
@@ -29,7 +29,7 @@ use chat_overlay::{ChordConfig, Input, Message, NodeId, Peer};
 use ed25519_dalek::SigningKey;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::ring::membership::Membership;
+use crate::overlay::membership::Membership;
 use crate::supervise::Tasks;
 use crate::transport::{self, PeerInfo, Transport, TransportError};
 
@@ -200,15 +200,15 @@ pub trait LanPeers: std::fmt::Debug + Send + Sync {
 
 /// A handle to the running driver; cheap to clone.
 #[derive(Clone)]
-pub struct RingHandle {
+pub struct OverlayHandle {
     commands: mpsc::Sender<DriverCommand>,
     transport: Transport<Message>,
     predecessor: watch::Receiver<Option<Peer>>,
 }
 
-impl std::fmt::Debug for RingHandle {
+impl std::fmt::Debug for OverlayHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RingHandle").finish_non_exhaustive()
+        f.debug_struct("OverlayHandle").finish_non_exhaustive()
     }
 }
 
@@ -228,7 +228,7 @@ pub fn start(
     socket: std::net::UdpSocket,
     apps: Apps,
     tasks: &mut Tasks,
-) -> Result<RingHandle, TransportError> {
+) -> Result<OverlayHandle, TransportError> {
     let Apps {
         inbox,
         records,
@@ -305,7 +305,7 @@ pub fn start(
             bootstrap::run(transport.clone(), contacts, commands.clone()),
         );
     }
-    Ok(RingHandle {
+    Ok(OverlayHandle {
         commands,
         transport,
         predecessor,
@@ -335,7 +335,7 @@ fn advertised(listen: SocketAddr) -> SocketAddr {
     listen
 }
 
-impl RingHandle {
+impl OverlayHandle {
     /// The routing state, or `None` when the driver has stopped.
     pub async fn view(&self) -> Option<RingView> {
         let (tx, rx) = oneshot::channel();
@@ -382,7 +382,7 @@ impl RingHandle {
         matches!(tokio::time::timeout(deadline, work).await, Ok(Some(())))
     }
 
-    /// Closes every connection (after [`RingHandle::leave`]).
+    /// Closes every connection (after [`OverlayHandle::leave`]).
     pub async fn close(&self, deadline: Duration) {
         self.transport.close(deadline).await;
     }

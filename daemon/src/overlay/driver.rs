@@ -5,7 +5,7 @@
 //! the overlay's own timers, and from [`DriverCommand`]s. After each input the outputs are executed
 //! at once: `Send` goes to the transport (which never blocks), `SetTimer` to the timer heap
 //! (the driver sleeps until the earliest timer the overlay still wants), then `Event`s update
-//! the node's `joined` flag and its predecessor watch ([`super::RingHandle::predecessor`]),
+//! the node's `joined` flag and its predecessor watch ([`super::OverlayHandle::predecessor`]),
 //! hand deliveries to the [`super::Inbox`], records' events to the [`super::RecordSink`] and
 //! direct delivery's to the [`super::DirectSink`], all inline.
 //!
@@ -44,7 +44,7 @@ pub const RUNTIME_ENV: &str = "CHAT_DRIVER_RUNTIME";
 /// issue 33 (for A/B measurements); anything else, or nothing, batches.
 pub const BATCH_ENV: &str = "CHAT_DRIVER_BATCH";
 
-/// Starts `driver` as the supervised task "the ring driver" of `tasks`: as a task of the
+/// Starts `driver` as the supervised task "the overlay driver" of `tasks`: as a task of the
 /// current runtime, or (`CHAT_DRIVER_RUNTIME=thread`) on a thread of its own running a
 /// current-thread runtime. On its thread, the driver's panic is carried to the supervised
 /// task, which panics with it (a dead driver stops the daemon), and the driver is dropped only
@@ -60,7 +60,7 @@ pub(super) fn spawn(
     use crate::transport::TransportError::DriverThread;
     let mut driver = driver;
     if !std::env::var(RUNTIME_ENV).is_ok_and(|v| v == "thread") {
-        tasks.spawn("the ring driver", async move {
+        tasks.spawn("the overlay driver", async move {
             driver.run(inbound, commands).await
         });
         return Ok(());
@@ -96,12 +96,12 @@ pub(super) fn spawn(
             drop(driver);
         })
         .map_err(DriverThread)?;
-    tasks.spawn("the ring driver", async move {
+    tasks.spawn("the overlay driver", async move {
         let _stop = stop_tx;
         match done_rx.await {
             Ok(Ok(())) => {}
             Ok(Err(panic)) => std::panic::resume_unwind(panic),
-            Err(_) => panic!("the ring driver's thread ended without a word"),
+            Err(_) => panic!("the overlay driver's thread ended without a word"),
         }
     });
     Ok(())
@@ -132,9 +132,9 @@ impl Fault {
 
     fn strike(self) {
         match self {
-            Fault::Panic => panic!("injected fault: the ring driver panics ({FAULT_ENV})"),
+            Fault::Panic => panic!("injected fault: the overlay driver panics ({FAULT_ENV})"),
             Fault::Stall => {
-                error!("injected fault: the ring driver stalls ({FAULT_ENV})");
+                error!("injected fault: the overlay driver stalls ({FAULT_ENV})");
                 std::thread::sleep(Duration::from_secs(3600));
             }
         }

@@ -1,4 +1,4 @@
-//! What the ring driver tells the rest of the daemon: whether the node is a member (drives
+//! What the overlay driver tells the rest of the daemon: whether the node is a member (drives
 //! READY=1 and gRPC health), the ring size, the bootstrap's retry, and the driver's heartbeat.
 //! Made before the driver starts and shared with it; the node and the status read it.
 
@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::watch;
 
-/// What the ring driver tells the rest of the daemon: whether the node is a member, the ring
+/// What the overlay driver tells the rest of the daemon: whether the node is a member, the ring
 /// size, and a heartbeat that moves while the driver's loop turns (the watchdog pings only
 /// then).
 #[derive(Debug)]

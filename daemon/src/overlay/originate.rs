@@ -1,6 +1,6 @@
 //! Broadcasting a message of our own so that the client is told the truth.
 //!
-//! [`RingHandle::originate`] hands the driver a job that numbers, signs and stores the message.
+//! [`OverlayHandle::originate`] hands the driver a job that numbers, signs and stores the message.
 //! The driver first asks the overlay whether it admits a broadcast now
 //! ([`chat_overlay::Overlay::admits_broadcast`]: a member, not too many in flight, a token in
 //! the node's own `ring.origin_rate` bucket). Only then does it run the job, and it feeds the
@@ -14,7 +14,7 @@ use std::time::Duration;
 use chat_overlay::BroadcastError;
 use tokio::sync::oneshot;
 
-use super::{DriverCommand, RingHandle};
+use super::{DriverCommand, OverlayHandle};
 
 /// How long a send may wait for room in the driver's command queue.
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
@@ -23,7 +23,7 @@ const QUEUE_WAIT: Duration = Duration::from_secs(5);
 /// when it failed (its error went to the caller by another way).
 pub(super) type Job = Box<dyn FnOnce() -> Option<(u64, Vec<u8>)> + Send>;
 
-/// Why [`RingHandle::originate`] did not broadcast.
+/// Why [`OverlayHandle::originate`] did not broadcast.
 #[derive(Debug, thiserror::Error)]
 pub enum OriginateError<E> {
     /// The overlay refused the broadcast: nothing was stored.
@@ -32,12 +32,12 @@ pub enum OriginateError<E> {
     /// The job failed (its own error): nothing was broadcast.
     #[error(transparent)]
     Job(E),
-    /// The ring driver is not running, or did not take the job within a few seconds.
-    #[error("the ring driver is not running or not keeping up")]
+    /// The overlay driver is not running, or did not take the job within a few seconds.
+    #[error("the overlay driver is not running or not keeping up")]
     DriverGone,
 }
 
-impl RingHandle {
+impl OverlayHandle {
     /// Runs `job` on the driver if, and only if, the overlay admits a broadcast now, and
     /// broadcasts the sequence number and payload it returns; `Ok` carries the job's result
     /// once the overlay has taken the broadcast.
