@@ -1,5 +1,6 @@
 //! Scripted tests of the broadcast: exactly-once delivery over a small ring, a crashed child's
-//! arc re-routed, anti-entropy catching a node up, and every kind of bad broadcast dropped,
+//! arc re-routed, anti-entropy catching a node up (one that missed messages, one restarted, one
+//! whose application lost messages), and every kind of bad broadcast dropped,
 //! counted and never forwarded.
 
 use std::time::Duration;
