@@ -8,6 +8,8 @@
 
 mod support;
 
+#[path = "ring/backfill.rs"]
+mod backfill;
 #[path = "ring/chat.rs"]
 mod chat;
 // The gRPC client of the chat tests (this binary uses only its Unix-socket part).

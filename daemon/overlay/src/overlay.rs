@@ -282,6 +282,13 @@ impl Overlay {
         self.broadcast().admits(&self.ring, now)
     }
 
+    /// The application could not keep broadcast `(origin, seq)` it was delivered (its store
+    /// failed): the node forgets it saw it, so anti-entropy brings it back from the
+    /// neighbours (`docs/protocol.md`, "Anti-entropy"). Takes nothing and sends nothing.
+    pub fn forget_broadcast(&mut self, origin: &NodeId, seq: u64) {
+        self.broadcast_mut().forget(origin, seq);
+    }
+
     /// Tells the node its driver's epoch as Unix time in microseconds, so that trace answers
     /// carry times other nodes can compare (the simulator leaves it at zero).
     pub fn set_wall_clock(&mut self, epoch_unix_us: u64) {

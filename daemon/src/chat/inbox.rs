@@ -221,7 +221,16 @@ impl crate::overlay::Inbox for RingInbox {
 
     fn flush(&self) {
         self.end_turn();
-        // The store logged the failure and rolled the batch back.
+        // The store logged the failure and rolled the batch back (its messages are in
+        // `take_dropped`).
         let _ = self.chat.commit();
+    }
+
+    fn take_dropped(&self) -> Vec<(chat_overlay::NodeId, u64)> {
+        self.chat
+            .take_dropped()
+            .into_iter()
+            .map(|(origin, seq)| (crate::identity::node_id_of_bytes(&origin), seq))
+            .collect()
     }
 }

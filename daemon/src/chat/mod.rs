@@ -210,6 +210,8 @@ struct Inner {
     /// The store's own thread and the messages shown before it stored them (file histories,
     /// unless `CHAT_STORE=driver`; `pipeline.rs`).
     pipeline: OnceLock<Arc<pipeline::Pipeline>>,
+    /// Messages a failed write lost, for the ring to fetch again ([`Chat::take_dropped`]).
+    dropped: store::Dropped,
 }
 
 impl Drop for Inner {
@@ -272,6 +274,7 @@ impl Chat {
     ) -> Result<Chat, StoreError> {
         store.set_commit_delay(config.commit_delay);
         let (seq, newest) = store.resume_point(&key.verifying_key())?;
+        let dropped = store.dropped();
         let chat = Chat {
             inner: Arc::new(Inner {
                 key,
@@ -287,6 +290,7 @@ impl Chat {
                 metrics: Arc::default(),
                 indexer: OnceLock::new(),
                 pipeline: OnceLock::new(),
+                dropped,
             }),
         };
         Ok(chat)
@@ -569,6 +573,14 @@ impl Chat {
             return None;
         }
         self.state().store.commit_deadline()
+    }
+
+    /// Takes the `(origin, seq)` of the messages from the ring that a failed write lost (disk
+    /// full, I/O error) since the last call: the ring's driver makes the overlay forget it saw
+    /// them, so that anti-entropy brings them back (`docs/protocol.md`, "Anti-entropy").
+    pub fn take_dropped(&self) -> Vec<([u8; 32], u64)> {
+        let mut d = self.inner.dropped.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *d)
     }
 
     /// Commits messages from the ring that wait uncommitted (a failure is logged by the store

@@ -588,8 +588,8 @@ impl Inner {
                 }
             }
         }
-        // A failed commit was logged by the store, which rolled the group back: anti-entropy
-        // brings its messages back after a restart.
+        // A failed commit was logged by the store, which rolled the group back and noted its
+        // messages for the ring's driver: anti-entropy brings them back.
         let _ = self.commit_writer();
         let mut shown = p.shown();
         for (id, target) in &done {

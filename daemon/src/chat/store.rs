@@ -21,6 +21,7 @@
 //! page writes per message and most of the store's time (docs/performance.md).
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::VerifyingKey;
@@ -41,6 +42,14 @@ const LOG_SIZE_LIMIT: i64 = 16 << 20;
 
 /// Messages one batch holds at most; the insert that fills it commits it.
 pub const MAX_BATCH: usize = 256;
+
+/// Messages lost to a failed write that wait for the ring to be told ([`Store::dropped`]);
+/// past this the oldest are kept and the rest come back only after a restart.
+pub const MAX_DROPPED: usize = 4096;
+
+/// `(origin, seq)` of messages a failed write lost, shared with the ring's driver, which makes
+/// the overlay forget it saw them so that anti-entropy brings them back.
+pub type Dropped = Arc<Mutex<Vec<([u8; 32], u64)>>>;
 
 /// A stored message and its local position.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,6 +151,8 @@ pub struct Store {
     /// The batch deleted a message's text: once it is committed, the write-ahead log is
     /// emptied too, so no old copy of the text stays in it.
     erased: bool,
+    /// Messages a failed write lost (at most [`MAX_DROPPED`]).
+    dropped: Dropped,
 }
 
 /// The open write transaction.
@@ -150,6 +161,8 @@ struct Batch {
     opened: Instant,
     /// New messages in it.
     messages: usize,
+    /// Their `(origin, seq)`, told to the ring if the batch is rolled back.
+    keys: Vec<([u8; 32], u64)>,
 }
 
 // `pos` is the rowid without AUTOINCREMENT (which costs a write of `sqlite_sequence` per
@@ -241,6 +254,7 @@ impl Store {
             commit_delay: Duration::ZERO,
             batch: None,
             erased: false,
+            dropped: Dropped::default(),
         })
     }
 
@@ -291,6 +305,20 @@ impl Store {
         own_seq: Option<u64>,
         pos: Option<i64>,
     ) -> Result<Insert, StoreError> {
+        let result = self.insert_in_batch(m, own_seq, pos);
+        if result.is_err() {
+            // The message itself is lost too (whether or not it was new).
+            self.note_dropped(std::iter::once((*m.origin.as_bytes(), m.seq)));
+        }
+        result
+    }
+
+    fn insert_in_batch(
+        &mut self,
+        m: &ChatMessage,
+        own_seq: Option<u64>,
+        pos: Option<i64>,
+    ) -> Result<Insert, StoreError> {
         if self.batch.is_none() {
             // BEGIN and COMMIT as cached statements: rusqlite's `transaction()` parses them
             // anew each time, which costs as much as the insert itself. IMMEDIATE: the write
@@ -302,12 +330,14 @@ impl Store {
             self.batch = Some(Batch {
                 opened: Instant::now(),
                 messages: 0,
+                keys: Vec::new(),
             });
         }
         match self.insert_in_transaction(m, own_seq, pos) {
             Ok(insert) => {
                 if let (Some(_), Some(b)) = (insert.stored_at(), self.batch.as_mut()) {
                     b.messages += 1;
+                    b.keys.push((*m.origin.as_bytes(), m.seq));
                 }
                 Ok(insert)
             }
@@ -321,7 +351,8 @@ impl Store {
     }
 
     /// Commits the batch, if one is open. On failure the batch is rolled back (its messages
-    /// come back from the ring's anti-entropy after a restart) and the error returned.
+    /// are noted in [`Store::dropped`]: the ring's anti-entropy brings them back) and the
+    /// error returned.
     pub fn commit(&mut self) -> Result<(), StoreError> {
         if self.batch.is_none() {
             return Ok(());
@@ -355,8 +386,23 @@ impl Store {
         }
     }
 
+    /// The list of messages lost to failed writes, which the ring's driver empties.
+    pub fn dropped(&self) -> Dropped {
+        self.dropped.clone()
+    }
+
+    fn note_dropped(&self, keys: impl IntoIterator<Item = ([u8; 32], u64)>) {
+        let mut d = self.dropped.lock().unwrap_or_else(|e| e.into_inner());
+        let room = MAX_DROPPED.saturating_sub(d.len());
+        d.extend(keys.into_iter().take(room));
+    }
+
     fn roll_back(&mut self, why: &StoreError) {
-        let lost = self.batch.take().map_or(0, |b| b.messages);
+        let batch = self.batch.take();
+        let lost = batch.as_ref().map_or(0, |b| b.messages);
+        if let Some(b) = batch {
+            self.note_dropped(b.keys);
+        }
         // Leave no transaction open behind a failed statement or COMMIT.
         if !self.db.is_autocommit() {
             let _ = self.db.execute_batch("ROLLBACK");

@@ -1,5 +1,5 @@
 //! Unit tests for [`super`]: dedupe, sequence reuse, paging, rooms, retention, the log and
-//! group commit.
+//! group commit, the messages a failed write lost.
 
 use std::time::{Duration, Instant};
 
@@ -366,4 +366,48 @@ fn a_damaged_history_file_is_named_in_the_error() {
         err.contains(&dir.path().join(DB_FILE).display().to_string()),
         "{err}"
     );
+}
+
+#[test]
+fn a_failed_write_notes_the_messages_it_lost() {
+    let mut store = Store::in_memory(100_000).expect("store");
+    store.set_commit_delay(Duration::from_secs(60));
+    let dropped = store.dropped();
+    store
+        .insert(&msg(1, 1, 1000, "lobby", "kept"))
+        .expect("insert");
+    store.commit().expect("commit");
+    // The disk fills up: no page may be added.
+    let pages: i64 = store
+        .db
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .expect("page count");
+    store
+        .db
+        .pragma_update(None, "max_page_count", pages)
+        .expect("limit");
+    let big = "x".repeat(3000);
+    let mut failed = None;
+    for seq in 2..200 {
+        if store
+            .insert(&msg(1, seq, 1000 + seq, "lobby", &big))
+            .is_err()
+        {
+            failed = Some(seq);
+            break;
+        }
+    }
+    let failed = failed.expect("the full disk refused a write");
+    let origin = *SigningKey::from_bytes(&[1; 32]).verifying_key().as_bytes();
+    let lost: Vec<u64> = dropped
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(o, seq)| {
+            assert_eq!(*o, origin);
+            *seq
+        })
+        .collect();
+    // Every message of the rolled-back batch, and the one that failed; not the committed one.
+    assert_eq!(lost, (2..=failed).collect::<Vec<_>>());
 }

@@ -232,6 +232,10 @@ impl Driver {
                 tokio::task::yield_now().await;
                 self.inbox.flush();
             }
+            // Messages the store could not keep are asked for again by anti-entropy.
+            for (origin, seq) in self.inbox.take_dropped() {
+                self.overlay.forget_broadcast(&origin, seq);
+            }
             let overlay = &self.overlay;
             self.timers.drop_front_while(|t| !overlay.wants_timer(t));
             let timer = self.timers.next().map(|at| self.instant(at));

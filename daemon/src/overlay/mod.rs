@@ -161,6 +161,12 @@ pub trait Inbox: Send + Sync + 'static {
     }
     /// Does the deferred work.
     fn flush(&self) {}
+    /// Broadcasts [`Inbox::deliver`] took that the application then lost (its store's write
+    /// failed), as `(origin, seq)`, since the last call: the driver makes the overlay forget
+    /// it saw them, so that anti-entropy brings them back.
+    fn take_dropped(&self) -> Vec<(chat_overlay::NodeId, u64)> {
+        Vec::new()
+    }
 }
 
 /// The applications the driver hands the overlay's events to, inline.

@@ -113,6 +113,31 @@ impl Memory {
         }
     }
 
+    /// Forgets that `(origin, seq)` was seen, so that anti-entropy brings it back: the
+    /// application could not keep it (its store failed). The contiguous high drops below it;
+    /// the numbers seen above it stay seen while they fit the out-of-order bound (past that
+    /// they are given up and may come back as duplicates, which the application drops). The
+    /// stored copy is kept (it is still served to neighbours).
+    pub fn forget(&mut self, origin: &NodeId, seq: u64) {
+        let Some(s) = self.seen.get_mut(origin) else {
+            return;
+        };
+        if seq == 0 {
+            return;
+        }
+        if seq > s.high {
+            s.above.remove(&seq);
+            return;
+        }
+        let old = s.high;
+        s.high = seq - 1;
+        let room = self.max_out_of_order.saturating_sub(s.above.len());
+        let count = usize::try_from(old - seq).unwrap_or(usize::MAX);
+        if count <= room {
+            s.above.extend(seq + 1..=old);
+        }
+    }
+
     /// The stored message `(origin, seq)`.
     pub fn get(&self, origin: &NodeId, seq: u64) -> Option<&Remembered> {
         self.msgs.get(&(*origin, seq))
@@ -240,5 +265,29 @@ mod tests {
         assert!(s.missing_for(&heads, false, now, grace, 10).len() == 1);
         assert!(s.lacks_any(&[(NodeId([1; 32]), 5)]));
         assert!(!s.lacks_any(&[(NodeId([1; 32]), 2)]));
+    }
+
+    #[test]
+    fn a_forgotten_message_is_asked_for_again() {
+        let mut s = Memory::new(100, 10, 10);
+        let o = NodeId([1; 32]);
+        for seq in 1..=5 {
+            put(&mut s, 0, env(1, seq));
+        }
+        s.forget(&o, 3);
+        assert!(!s.is_seen(&o, 3) && s.is_seen(&o, 2) && s.is_seen(&o, 4));
+        assert_eq!(s.digest(10).0, vec![(o, 2)]);
+        // A neighbour holding 1..=5 now offers 3 (and 4, 5, which are dropped as seen).
+        assert!(s.lacks_any(&[(o, 5)]));
+        put(&mut s, 1, env(1, 3));
+        assert_eq!(s.digest(10).0, vec![(o, 5)]);
+        // Past the out-of-order bound the numbers above are given up rather than kept.
+        for seq in 6..=40 {
+            put(&mut s, 2, env(1, seq));
+        }
+        s.forget(&o, 10);
+        assert_eq!(s.digest(10).0, vec![(o, 9)]);
+        assert!(s.seen[&o].above.len() <= 10);
+        assert!(!s.is_seen(&o, 10) && !s.is_seen(&o, 11));
     }
 }

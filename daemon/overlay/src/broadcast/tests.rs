@@ -1,5 +1,6 @@
 //! Scripted tests of the broadcast: exactly-once delivery over a small ring, a crashed child's
-//! arc re-routed, anti-entropy catching a node up, and every kind of bad broadcast dropped,
+//! arc re-routed, anti-entropy catching a node up (one that missed messages, one restarted, one
+//! whose application lost messages), and every kind of bad broadcast dropped,
 //! counted and never forwarded.
 
 use std::time::Duration;
@@ -381,4 +382,81 @@ fn bad_broadcasts_are_dropped_counted_and_never_forwarded() {
         "passed {passed}"
     );
     assert!(stats(&net, rx).dropped_rate >= 20);
+}
+
+#[test]
+fn a_restarted_node_gets_what_was_broadcast_while_it_was_down() {
+    let mut net = build(&IDS);
+    let payload = |seq: u64| vec![seq as u8; 4];
+    let send = |net: &mut Net, seq: u64| {
+        net.input(
+            0,
+            Input::Broadcast {
+                seq,
+                payload: payload(seq),
+            },
+        );
+    };
+    for seq in 1..=3 {
+        send(&mut net, seq);
+    }
+    run(&mut net, 10);
+    net.crash(6);
+    for seq in 4..=8 {
+        send(&mut net, seq);
+    }
+    run(&mut net, 20);
+    net.events.clear();
+    net.sim.join(6, 1);
+    run(&mut net, 10);
+    send(&mut net, 9);
+    run(&mut net, 60);
+    for seq in 4..=9u64 {
+        let id = env_of(&net, 0, seq, &payload(seq)).id();
+        assert!(
+            delivered(&net, id).contains(&6),
+            "message {seq} reached the restarted node"
+        );
+    }
+}
+
+#[test]
+fn a_message_the_application_could_not_keep_comes_back() {
+    let mut net = build(&IDS);
+    for seq in 1..=4 {
+        net.input(
+            0,
+            Input::Broadcast {
+                seq,
+                payload: vec![seq as u8],
+            },
+        );
+    }
+    run(&mut net, 10);
+    let ids: Vec<MsgId> = (1..=4u64)
+        .map(|seq| env_of(&net, 0, seq, &[seq as u8]).id())
+        .collect();
+    assert!(ids.iter().all(|id| delivered(&net, *id).contains(&6)));
+    // Node 6's store failed on messages 2 and 3 (disk full): the daemon makes it forget them.
+    net.events.clear();
+    let origin = net.peers[0].id;
+    for seq in [2, 3] {
+        net.sim.hosts[6]
+            .node
+            .as_mut()
+            .expect("up")
+            .forget_broadcast(&origin, seq);
+    }
+    run(&mut net, 30);
+    assert_eq!(
+        delivered(&net, ids[1]),
+        vec![6],
+        "message 2 came back to node 6 only"
+    );
+    assert_eq!(
+        delivered(&net, ids[2]),
+        vec![6],
+        "message 3 came back to node 6 only"
+    );
+    assert!(delivered(&net, ids[0]).is_empty() && delivered(&net, ids[3]).is_empty());
 }

@@ -167,6 +167,12 @@ impl Broadcast {
         self.memory.is_seen(origin, seq)
     }
 
+    /// Forgets that (`origin`, `seq`) was seen ([`Memory::forget`]): anti-entropy asks the
+    /// neighbours for it again.
+    pub(crate) fn forget(&mut self, origin: &NodeId, seq: u64) {
+        self.memory.forget(origin, seq);
+    }
+
     pub(super) fn valid(&self, env: &Envelope) -> bool {
         self.validator.as_ref().is_none_or(|v| v(env))
     }
