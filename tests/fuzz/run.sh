@@ -9,7 +9,7 @@
 # libunwind-dev and liblzma-dev (.ci/run installs them). The instrumented build goes to
 # $CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release (or tests/fuzz/hfuzz_target); inputs that
 # found new coverage go to $HFUZZ_WORKSPACE/TARGET/new (never into the committed corpus/), and a
-# crash is kept there as TARGET/*.fuzz and printed. HFUZZ_THREADS sets honggfuzz's threads
+# crash is kept there as TARGET/*.fuzz and printed with its panic message. HFUZZ_THREADS sets honggfuzz's threads
 # (default: the CPUs). docs/security.md, "Fuzzing", says what each target checks.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -30,6 +30,7 @@ case "${1:-}" in
   --seeds)
     cargo hfuzz build
     "$BIN/gen_seeds" corpus
+    cp ../../deploy/chatd.toml corpus/config/sample
     du -sh corpus
     exit 0 ;;
   ''|-*) sed -n '2,12p' "$0"; exit 2 ;;
@@ -51,18 +52,19 @@ for t in "${TARGETS[@]}"; do
   mkdir -p "$work/new"
   # -P: persistent mode (the targets loop); --output: new inputs beside, not into, corpus/.
   "$TARGET_DIR/honggfuzz" -W "$work" -f "corpus/$t" --output "$work/new" -P \
-    --run_time "$SECONDS_EACH" --threads "$threads" --timeout 5 --exit_upon_crash --quiet \
-    --verbose -- "$BIN/$t" >"$work/log" 2>&1 || true
+    --run_time "$SECONDS_EACH" --threads "$threads" --timeout 5 --exit_upon_crash -v \
+    -- "$BIN/$t" >"$work/log" 2>&1 || true
   crashes=$(find "$work" -maxdepth 1 -name '*.fuzz' | wc -l)
-  runs=$(grep -Eo 'iterations:[0-9]+' "$work/log" | tail -1 | cut -d: -f2 || true)
+  runs=$(grep -Eo 'Summary iterations:[0-9]+' "$work/log" | tail -1 | cut -d: -f2 || true)
   echo "fuzz: $t: ${runs:-?} runs in ${SECONDS_EACH} s, $(find "$work/new" -type f | wc -l) new inputs, $crashes crashes"
   if [[ $crashes -gt 0 ]]; then
     failed+=("$t")
     for f in "$work"/*.fuzz; do
       echo "fuzz: $t crashed on $f:"; od -A d -t x1 "$f" | head -20
-      # The panic message, by running the input through the target once more.
-      "$BIN/$t" <"$f" 2>&1 | tail -5 || true
     done
+    # The panic message (honggfuzz's log keeps the target's stderr); replay one input with
+    # `cargo hfuzz run-debug TARGET FILE`.
+    grep -m 3 -A 6 'panicked' "$work/log" || true
   fi
 done
 if [[ ${#failed[@]} -gt 0 ]]; then
