@@ -21,6 +21,7 @@
 
 pub mod auth;
 mod error;
+pub mod frames;
 mod listener;
 mod map;
 mod metrics;

@@ -54,6 +54,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_stream::StreamExt;
 
 use super::auth::Proof;
+use super::frames::Refused;
 use super::listener::Client;
 use super::{AppState, MAX_FRAME, Shared};
 use crate::client::ClientInfo;
@@ -181,16 +182,6 @@ enum End {
     Close(u16, &'static str),
 }
 
-/// What the page's `auth` frame says.
-#[derive(Deserialize)]
-struct AuthFrame {
-    t: String,
-    #[serde(default)]
-    ticket: Option<String>,
-    #[serde(default)]
-    session: Option<String>,
-}
-
 impl Page {
     async fn run(&mut self, mut socket: WebSocket, after: String) {
         let end = match self.authenticate(&mut socket).await {
@@ -220,12 +211,9 @@ impl Page {
             Ok(_) => return Err(End::Close(close_code::POLICY, "expected an auth frame")),
             Err(_) => return Err(End::Close(close_code::POLICY, "no auth frame in time")),
         };
-        let Ok(frame) = serde_json::from_str::<AuthFrame>(first.as_str()) else {
+        let Some(frame) = super::frames::parse_auth(first.as_str()) else {
             return Err(End::Close(close_code::POLICY, "expected an auth frame"));
         };
-        if frame.t != "auth" {
-            return Err(End::Close(close_code::POLICY, "expected an auth frame"));
-        }
         let auth = &self.s.auth;
         let (proof, session) = match (&frame.ticket, &frame.session) {
             (Some(t), _) => match auth.session_from_ticket(t) {
@@ -480,34 +468,20 @@ impl Page {
     }
 
     async fn on_text(&self, text: &str) -> Value {
-        #[derive(Deserialize)]
-        struct Send {
-            t: String,
-            #[serde(default)]
-            r#ref: u64,
-            #[serde(default)]
-            room: String,
-            #[serde(default)]
-            to: String,
-            #[serde(default)]
-            group: String,
-            #[serde(default)]
-            text: String,
-        }
-        let req: Send = match serde_json::from_str(text) {
+        let req = match super::frames::parse_send(text) {
             Ok(r) => r,
-            Err(e) => {
+            Err(Refused::NotARequest(e)) => {
                 return json!({"t": "error", "ref": 0, "message": format!("not a request: {e}")});
             }
+            Err(Refused::Unknown { r#ref, t }) => {
+                return json!({"t": "error", "ref": r#ref, "message": format!("unknown request {t:?}")});
+            }
         };
-        if req.t != "send" && req.t != "psend" {
-            return json!({"t": "error", "ref": req.r#ref, "message": format!("unknown request {:?}", req.t)});
-        }
         if self.sender.is_none() {
             return json!({"t": "error", "ref": req.r#ref,
                 "message": "this page may only read: run `chatctl web` and open the link it prints to send from it"});
         }
-        if req.t == "psend" {
+        if req.private() {
             let Some(ops) = &self.s.private else {
                 return json!({"t": "error", "ref": req.r#ref, "message": "private messages are not available"});
             };
