@@ -72,8 +72,12 @@ def main():
         for n in nodes:
             n.start(old_chatd, config, None if n.i == 0 else nodes[0].addr, build="old")
             wait(20, lambda: ctl(n, "status", "--json", chatctl=old_ctl) is not None)
-        if wait(60, lambda: one_ring(nodes, chatctl=new_ctl)) is None:
-            sys.exit("the old build's ring did not form")
+        if wait(120, lambda: one_ring(nodes, chatctl=new_ctl)) is None:
+            for n in nodes:
+                log = os.path.join(n.dir, "log-old")
+                tail = open(log).read()[-1500:] if os.path.exists(log) else "(no log)"
+                print(f"--- n{n.i} ({'running' if n.proc and n.proc.poll() is None else 'exited'}):\n{tail}", file=sys.stderr)
+            sys.exit("the old build's ring did not form within 120 s")
 
         def load():
             k = 0
