@@ -43,11 +43,8 @@ mod map;
 #[path = "ring/membership.rs"]
 mod membership;
 #[path = "ring/netns.rs"]
+#[allow(dead_code)] // `cut` is the timing suite's (tests/e2e/timing.rs)
 mod netns;
-#[path = "ring/offline.rs"]
-mod offline;
-#[path = "ring/partition.rs"]
-mod partition;
 #[path = "ring/people.rs"]
 mod people;
 #[path = "ring/private.rs"]
