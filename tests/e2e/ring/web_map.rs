@@ -167,12 +167,9 @@ fn network_view_maps_a_ten_node_ring() {
     );
     assert_eq!(overlaps, json!(0), "labels overlap");
 
-    // Kept after the test, for people to look at: their paths are printed.
-    let dir = tempfile::Builder::new()
-        .prefix("chatd-ringmap-")
-        .tempdir()
-        .expect("tempdir")
-        .keep();
+    // Kept after the test, for people to look at (one directory, replaced by the next run).
+    let dir = std::env::temp_dir().join("chatd-ringmap");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
     let shot = dir.join("ringmap-10.png");
     screenshot(&mut b, &shot);
     std::fs::copy(&shot, "/tmp/ringmap-10.png").expect("copy to /tmp");
