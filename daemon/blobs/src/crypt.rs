@@ -107,7 +107,7 @@ pub fn encrypt(
             buf.zeroize();
             return Err(CryptError::TooLarge { limit: max_plain });
         }
-        if have <= SEGMENT && have < SEGMENT {
+        if have < SEGMENT {
             let mut seg = buf[..have].to_vec();
             enc.encrypt_last_in_place(&[], &mut seg)
                 .map_err(|_| CryptError::Tampered { segment })?;

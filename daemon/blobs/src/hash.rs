@@ -101,7 +101,7 @@ pub fn count_bytes(ranges: &ChunkRanges, size: u64) -> u64 {
     let chunks = count_chunks(ranges, end);
     let mut bytes = chunks * 1024;
     // The last chunk may be short.
-    if size % 1024 != 0 && ranges.contains(&ChunkNum(end.0 - 1)) {
+    if !size.is_multiple_of(1024) && ranges.contains(&ChunkNum(end.0 - 1)) {
         bytes -= 1024 - size % 1024;
     }
     bytes

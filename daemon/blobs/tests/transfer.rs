@@ -1,0 +1,300 @@
+//! Verified range transfer between two stores in one process: whole blobs, resumption after
+//! a cut (also across a restart), and providers that lie in every way a response can.
+
+mod common;
+
+use chat_blobs::plan::Failure;
+use chat_blobs::transfer::Received;
+use chat_blobs::{ChunkNum, ChunkRanges, FetchError, FetchPlan, Hash, StoreError};
+use common::{MIB, data, fetch_once, open, partial_is_clean, respond};
+
+fn all() -> ChunkRanges {
+    ChunkRanges::all()
+}
+
+#[test]
+fn whole_blobs_of_every_size_arrive_identical() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let (mut provider, mut fetcher) = (open(a.path()), open(b.path()));
+    let sizes = [
+        0usize,
+        1,
+        1024,
+        16 * 1024 - 1,
+        16 * 1024,
+        16 * 1024 + 1,
+        (MIB + 7) as usize,
+        (10 * MIB) as usize,
+    ];
+    for (i, &len) in sizes.iter().enumerate() {
+        let bytes = data(len, 100 + i as u64);
+        let h = provider.import_bytes(&bytes).expect("import").hash;
+        let missing = fetcher.begin_fetch(&h, len as u64).expect("begin");
+        if len == 0 {
+            assert!(missing.is_empty(), "an empty blob needs no transfer");
+            assert!(fetcher.has(&h));
+            continue;
+        }
+        let got = fetch_once(&mut fetcher, &mut provider, &h, &missing).expect("fetch");
+        assert_eq!(
+            got,
+            Received {
+                bytes: len as u64,
+                complete: true
+            },
+            "size {len}"
+        );
+        assert_eq!(fetcher.read_to_vec(&h).expect("read"), bytes, "size {len}");
+        // The fetched blob is served in turn, with its own outboard.
+        let again = respond(&mut fetcher, &h, &all());
+        assert_eq!(again, respond(&mut provider, &h, &all()));
+    }
+}
+
+#[test]
+fn a_cut_transfer_resumes_after_a_restart_byte_identical() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let mut provider = open(a.path());
+    let bytes = data((3 * MIB + 7) as usize, 7);
+    let len = bytes.len() as u64;
+    let h = provider.import_bytes(&bytes).expect("import").hash;
+
+    let mut fetcher = open(b.path());
+    let missing = fetcher.begin_fetch(&h, len).expect("begin");
+    let resp = respond(&mut provider, &h, &missing);
+    // The connection drops halfway through the response.
+    let cut = &resp[..resp.len() / 2];
+    let err = fetcher.receive(&h, &missing, cut).expect_err("cut");
+    assert!(matches!(err, FetchError::Truncated(_)), "{err}");
+    let verified = fetcher.verified(&h).expect("under way");
+    let kept = chat_blobs::hash::count_bytes(&verified, len);
+    assert!(kept > len / 3 && kept < len, "kept {kept} of {len}");
+    assert!(partial_is_clean(b.path(), &h, &verified, &bytes));
+
+    // The daemon restarts: the partial blob and what verified are found again.
+    drop(fetcher);
+    let mut fetcher = open(b.path());
+    assert_eq!(fetcher.verified(&h), Some(verified.clone()));
+    let rest = fetcher.begin_fetch(&h, len).expect("resume");
+    assert_eq!(rest, chat_blobs::hash::all_chunks(len) - verified);
+    let got = fetch_once(&mut fetcher, &mut provider, &h, &rest).expect("rest");
+    assert!(got.complete);
+    assert_eq!(got.bytes, len - kept, "only the missing part travelled");
+    let out = b.path().join("copy");
+    fetcher.export(&h, &out).expect("export");
+    assert_eq!(std::fs::read(out).expect("read"), bytes);
+    assert!(fetcher.missing(&h).is_none());
+    assert_eq!(
+        std::fs::read_dir(b.path().join("blobs/partial"))
+            .expect("dir")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn a_flipped_byte_is_refused_and_nothing_of_its_chunk_group_is_kept() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let mut provider = open(a.path());
+    let bytes = data((MIB + 7) as usize, 3);
+    let len = bytes.len() as u64;
+    let h = provider.import_bytes(&bytes).expect("import").hash;
+    let honest = respond(&mut provider, &h, &all());
+
+    // A byte in the middle of the data, one near the start (a hash pair), the last byte.
+    for pos in [honest.len() / 2, 9 + 5, honest.len() - 1] {
+        let mut fetcher = open(b.path());
+        let missing = fetcher.begin_fetch(&h, len).expect("begin");
+        let mut lie = honest.clone();
+        lie[pos] ^= 0x20;
+        let err = fetcher
+            .receive(&h, &missing, &lie[..])
+            .expect_err("refused");
+        assert!(err.is_bad_provider(), "flip at {pos}: {err}");
+        let verified = fetcher.verified(&h).expect("under way");
+        assert!(!verified.is_superset(&chat_blobs::hash::all_chunks(len)));
+        assert!(
+            partial_is_clean(b.path(), &h, &verified, &bytes),
+            "flip at {pos}"
+        );
+        assert!(!fetcher.has(&h));
+        // The rest comes from an honest provider.
+        let rest = fetcher.missing(&h).expect("missing");
+        fetch_once(&mut fetcher, &mut provider, &h, &rest).expect("rest");
+        assert_eq!(fetcher.read_to_vec(&h).expect("read"), bytes);
+        fetcher.remove(&h).expect("remove");
+    }
+}
+
+#[test]
+fn a_response_for_another_blob_is_refused() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let mut provider = open(a.path());
+    let mut fetcher = open(b.path());
+    for len in [1000usize, 100_000] {
+        let wanted = data(len, 1);
+        let other = data(len, 2);
+        let h_wanted = Hash::of(&wanted);
+        let h_other = provider.import_bytes(&other).expect("import").hash;
+        let missing = fetcher.begin_fetch(&h_wanted, len as u64).expect("begin");
+        let resp = respond(&mut provider, &h_other, &missing);
+        let err = fetcher
+            .receive(&h_wanted, &missing, &resp[..])
+            .expect_err("refused");
+        assert!(err.is_bad_provider(), "{err}");
+        assert_eq!(fetcher.verified(&h_wanted), Some(ChunkRanges::empty()));
+        assert!(partial_is_clean(
+            b.path(),
+            &h_wanted,
+            &ChunkRanges::empty(),
+            &wanted
+        ));
+        // A provider that claims another size is refused before any data.
+        let mut resp = respond(&mut provider, &h_other, &missing);
+        resp[1] ^= 1;
+        assert!(
+            fetcher
+                .receive(&h_wanted, &missing, &resp[..])
+                .expect_err("size")
+                .is_bad_provider()
+        );
+        fetcher.abandon_fetch(&h_wanted);
+    }
+    // Not found, and a garbage status byte.
+    let h = Hash::of(b"nobody has this");
+    fetcher.begin_fetch(&h, 5000).expect("begin");
+    let resp = respond(&mut provider, &h, &all());
+    assert!(matches!(
+        fetcher.receive(&h, &all(), &resp[..]),
+        Err(FetchError::NotFound(_))
+    ));
+    assert!(matches!(
+        fetcher.receive(&h, &all(), &[9u8][..]),
+        Err(FetchError::Wire(_))
+    ));
+    assert!(matches!(
+        fetcher.receive(&h, &all(), &[][..]),
+        Err(FetchError::Wire(_))
+    ));
+}
+
+#[test]
+fn truncated_responses_keep_only_whole_verified_groups() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let mut provider = open(a.path());
+    let bytes = data(200_000, 5);
+    let len = bytes.len() as u64;
+    let h = provider.import_bytes(&bytes).expect("import").hash;
+    let resp = respond(&mut provider, &h, &all());
+    let mut fetcher = open(b.path());
+    for cut in [
+        0,
+        5,
+        9,
+        9 + 64,
+        9 + 64 * 4 + 100,
+        resp.len() / 3,
+        resp.len() - 1,
+    ] {
+        let missing = fetcher.begin_fetch(&h, len).expect("begin");
+        let err = fetcher
+            .receive(&h, &missing, &resp[..cut])
+            .expect_err("cut");
+        assert!(
+            matches!(err, FetchError::Truncated(_) | FetchError::Wire(_)),
+            "cut {cut}: {err}"
+        );
+        let verified = fetcher.verified(&h).expect("under way");
+        assert!(
+            partial_is_clean(b.path(), &h, &verified, &bytes),
+            "cut {cut}"
+        );
+        fetcher.abandon_fetch(&h);
+    }
+}
+
+#[test]
+fn ranges_from_two_providers_one_lying() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let mut honest = open(a.path());
+    let bytes = data((4 * MIB + 3) as usize, 11);
+    let len = bytes.len() as u64;
+    let h = honest.import_bytes(&bytes).expect("import").hash;
+    let mut fetcher = open(b.path());
+    fetcher.begin_fetch(&h, len).expect("begin");
+
+    let mut plan = FetchPlan::new(len, ["honest", "liar"]);
+    let mut asked_liar = 0;
+    let mut served = [0u64; 2];
+    for _round in 0..10 {
+        let verified = fetcher
+            .verified(&h)
+            .unwrap_or_else(|| chat_blobs::hash::all_chunks(len));
+        let assignments = plan.assign(&verified);
+        if assignments.is_empty() {
+            break;
+        }
+        for (who, ranges) in assignments {
+            let mut resp = respond(&mut honest, &h, &ranges);
+            if who == "liar" {
+                asked_liar += 1;
+                // Good bytes at first, then one flipped three quarters in.
+                let at = resp.len() * 3 / 4;
+                resp[at] ^= 0xff;
+            }
+            match fetcher.receive(&h, &ranges, &resp[..]) {
+                Ok(r) => {
+                    served[usize::from(who == "liar")] += r.bytes;
+                    plan.done(&who);
+                }
+                Err(e) if e.is_bad_provider() => plan.failed(&who, Failure::Lied),
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+    }
+    assert!(fetcher.has(&h), "complete");
+    assert_eq!(fetcher.read_to_vec(&h).expect("read"), bytes);
+    assert!(plan.is_bad(&"liar"));
+    assert_eq!(asked_liar, 1, "a liar is asked once");
+    assert_eq!(served[1], 0, "its response did not finish");
+    // What the liar sent before the bad byte verified and was kept, not fetched twice: the
+    // honest provider sent less than the whole blob.
+    assert!(served[0] < len, "honest sent {} of {len}", served[0]);
+}
+
+#[test]
+fn fetch_refusals() {
+    let b = tempfile::tempdir().expect("tempdir");
+    let mut fetcher = open(b.path());
+    let h = Hash::of(b"x");
+    // Over max_file_bytes.
+    assert!(matches!(
+        fetcher.begin_fetch(&h, 65 * MIB),
+        Err(FetchError::Store(StoreError::TooLarge { .. }))
+    ));
+    // An empty file whose hash is not the empty hash.
+    assert!(matches!(
+        fetcher.begin_fetch(&h, 0),
+        Err(FetchError::BadReference(_))
+    ));
+    // A response before any fetch started.
+    assert!(matches!(
+        fetcher.receive(&h, &all(), &[0u8][..]),
+        Err(FetchError::NotStarted(_))
+    ));
+    // Two references disagreeing on the size of one hash.
+    fetcher.begin_fetch(&h, 5000).expect("begin");
+    assert!(matches!(
+        fetcher.begin_fetch(&h, 6000),
+        Err(FetchError::BadReference(_))
+    ));
+    // Ranges past the end are ignored rather than trusted.
+    let missing = fetcher.begin_fetch(&h, 5000).expect("again");
+    assert_eq!(missing, ChunkRanges::from(ChunkNum(0)..ChunkNum(5)));
+}
