@@ -3,7 +3,8 @@
 //!
 //! The missing chunks (all chunks minus verified minus those asked of someone) are split
 //! into contiguous pieces of about equal size, cut at chunk group boundaries, one per idle
-//! provider. A provider whose response failed gets its unfinished chunks taken back (the
+//! provider; the first piece also holds the blob's last chunk group, the one that proves the
+//! blob's size. A provider whose response failed gets its unfinished chunks taken back (the
 //! next [`FetchPlan::assign`] gives them to others); one that sent bytes that do not verify
 //! is never asked again; one that failed otherwise (gone, truncated, not found) is asked
 //! again up to [`MAX_FAILURES`] times.
@@ -66,6 +67,15 @@ pub fn split(missing: &ChunkRanges, end: ChunkNum, parts: usize) -> Vec<ChunkRan
         pieces.push(piece);
     }
     pieces
+}
+
+/// The chunks of the last chunk group of a blob of `end` chunks.
+fn last_group(end: ChunkNum) -> ChunkRanges {
+    if end.0 == 0 {
+        return ChunkRanges::empty();
+    }
+    let start = (end.0 - 1) / GROUP_CHUNKS * GROUP_CHUNKS;
+    ChunkRanges::from(ChunkNum(start)..end)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +143,19 @@ impl<P: Clone + PartialEq> FetchPlan<P> {
             .filter(|(_, (_, s))| matches!(s, State::Idle { .. }))
             .map(|(i, _)| i)
             .collect();
-        let pieces = split(&open, self.end, idle.len());
+        // The blob's last chunk group goes first (with the first piece): only it proves the
+        // size the reference gave, which shapes the whole tree.
+        let last = last_group(self.end);
+        let lead = !idle.is_empty() && !last.is_empty() && last.is_subset(&open);
+        let rest = if lead { &open - &last } else { open };
+        let mut pieces = split(&rest, self.end, idle.len());
+        if lead {
+            match pieces.first_mut() {
+                Some(p) if p.boundaries().len() + 2 <= MAX_BOUNDARIES => *p |= last,
+                Some(_) => {}
+                None => pieces.push(last),
+            }
+        }
         let mut out = Vec::with_capacity(pieces.len());
         for (i, piece) in idle.into_iter().zip(pieces) {
             let (p, s) = &mut self.providers[i];
@@ -283,6 +305,11 @@ mod tests {
             .iter()
             .fold(ChunkRanges::empty(), |a, (_, p)| a | p.clone());
         assert_eq!(all, r(0, end));
+        assert!(
+            first[0].1.contains(&ChunkNum(end - 1)),
+            "the last group leads"
+        );
+        assert!(first[0].1.contains(&ChunkNum(0)));
         // Nothing more to hand out while all is in flight.
         assert!(plan.assign(&verified).is_empty());
 

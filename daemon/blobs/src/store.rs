@@ -243,10 +243,7 @@ impl BlobStore {
         let clock = self.clock;
         if let Some(e) = self.entries.get_mut(hash) {
             e.last_used = clock;
-            let p = self.data_path(hash);
-            if let Err(e) = File::open(&p).and_then(|f| f.set_modified(SystemTime::now())) {
-                tracing::debug!(blob = %hash, error = %e, "recording a blob's use");
-            }
+            stamp(&self.data_path(hash));
         }
     }
 
@@ -411,6 +408,8 @@ impl BlobStore {
         fs::rename(ob, &ob_dst).map_err(|e| StoreError::io(&ob_dst, e))?;
         let dst = self.data_path(hash);
         fs::rename(data, &dst).map_err(|e| StoreError::io(&dst, e))?;
+        // The same clock as `touch`: a write's own timestamp is coarser.
+        stamp(&dst);
         let dir = self.root.join("complete");
         File::open(&dir)
             .and_then(|d| d.sync_all())
@@ -537,6 +536,14 @@ fn file_hash(path: &Path, ext: &str) -> Option<Hash> {
         return None;
     }
     stem.parse().ok()
+}
+
+/// Sets a complete blob's modification time to now: its last use, the eviction order a
+/// restart finds.
+fn stamp(path: &Path) {
+    if let Err(e) = File::open(path).and_then(|f| f.set_modified(SystemTime::now())) {
+        tracing::debug!(path = %path.display(), error = %e, "recording a blob's use");
+    }
 }
 
 pub(crate) fn remove_quietly(path: &Path) {
