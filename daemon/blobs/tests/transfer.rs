@@ -298,3 +298,43 @@ fn fetch_refusals() {
     let missing = fetcher.begin_fetch(&h, 5000).expect("again");
     assert_eq!(missing, ChunkRanges::from(ChunkNum(0)..ChunkNum(5)));
 }
+
+#[test]
+fn recorded_progress_whose_bytes_were_lost_never_becomes_a_wrong_blob() {
+    // A power cut after the ranges file was written but before the data reached the disk
+    // (which the syncs are there to prevent): the final check of the whole file catches it.
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let mut provider = open(a.path());
+    let bytes = data(500_000, 21);
+    let len = bytes.len() as u64;
+    let h = provider.import_bytes(&bytes).expect("import").hash;
+    let mut fetcher = open(b.path());
+    let missing = fetcher.begin_fetch(&h, len).expect("begin");
+    let resp = respond(&mut provider, &h, &missing);
+    fetcher
+        .receive(&h, &missing, &resp[..resp.len() / 2])
+        .expect_err("cut");
+    drop(fetcher);
+    let data_file = b
+        .path()
+        .join("blobs/partial")
+        .join(format!("{}.data", h.to_hex()));
+    std::fs::write(&data_file, vec![0u8; len as usize]).expect("lose the bytes");
+    let mut fetcher = open(b.path());
+    let rest = fetcher.begin_fetch(&h, len).expect("resume");
+    let err = fetch_once(&mut fetcher, &mut provider, &h, &rest).expect_err("caught");
+    assert!(
+        matches!(err, FetchError::Store(StoreError::Corrupt(_))),
+        "{err}"
+    );
+    assert!(!fetcher.has(&h));
+    assert!(
+        fetcher.missing(&h).is_none(),
+        "the partial blob is discarded"
+    );
+    // Fetched again from scratch, it is right.
+    let all_missing = fetcher.begin_fetch(&h, len).expect("again");
+    fetch_once(&mut fetcher, &mut provider, &h, &all_missing).expect("fetch");
+    assert_eq!(fetcher.read_to_vec(&h).expect("read"), bytes);
+}
