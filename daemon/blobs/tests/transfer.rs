@@ -338,3 +338,28 @@ fn recorded_progress_whose_bytes_were_lost_never_becomes_a_wrong_blob() {
     fetch_once(&mut fetcher, &mut provider, &h, &all_missing).expect("fetch");
     assert_eq!(fetcher.read_to_vec(&h).expect("read"), bytes);
 }
+
+#[test]
+fn ranges_past_the_end_bring_the_last_chunk_on_both_sides_alike() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let mut provider = open(a.path());
+    // 98 chunks; the last chunk is 97 (672 bytes), in the short last group 96..98. Chunks
+    // inside a group can be asked for: the provider computes their hashes from the data.
+    let bytes = data(100_000, 31);
+    let len = bytes.len() as u64;
+    let h = provider.import_bytes(&bytes).expect("import").hash;
+    let mut fetcher = open(b.path());
+    fetcher.begin_fetch(&h, len).expect("begin");
+    let ask = ChunkRanges::from(ChunkNum(0)..ChunkNum(16))
+        | ChunkRanges::from(ChunkNum(200)..ChunkNum(300));
+    let got = fetch_once(&mut fetcher, &mut provider, &h, &ask).expect("fetch");
+    assert_eq!(got.bytes, 16 * 1024 + (len - 97 * 1024));
+    let verified = fetcher.verified(&h).expect("under way");
+    assert_eq!(
+        verified,
+        ChunkRanges::from(ChunkNum(0)..ChunkNum(16))
+            | ChunkRanges::from(ChunkNum(97)..ChunkNum(98))
+    );
+    assert!(partial_is_clean(b.path(), &h, &verified, &bytes));
+}
