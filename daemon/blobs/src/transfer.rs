@@ -7,15 +7,20 @@
 //! - Fetcher: [`BlobStore::begin_fetch`] opens (or resumes) a partial blob;
 //!   [`BlobStore::receive`] decodes one response with bao-tree's decoder, which checks every
 //!   hash pair and chunk group against the hash before yielding it; only then is it written.
+//!   [`FetchWriter`] is the same without the store, for several responses at once;
+//!   [`BlobStore::record_verified`] takes what each verified.
 //!   A mismatch ends the response with [`FetchError::BadProvider`]; what verified before is
 //!   kept, recorded, and not asked for again.
 //!
 //! Both ends work on `std::io` streams: the daemon runs them off its event loop, over a QUIC
 //! stream adapted to `Read`/`Write`.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 
+use bao_tree::io::outboard::PreOrderOutboard;
 use bao_tree::io::sync::{DecodeResponseIter, OutboardMut, encode_ranges_validated};
 use bao_tree::io::{BaoContentItem, DecodeError, EncodeError};
 use bao_tree::{ChunkNum, ChunkRanges};
@@ -158,7 +163,8 @@ impl BlobStore {
 
     /// Decodes one response to a request for `requested` chunks of `hash`, writing each
     /// chunk group only after it verified, and records what verified. When the last
-    /// missing chunk group arrives, the blob becomes complete.
+    /// missing chunk group arrives, the blob becomes complete. (One response at a time;
+    /// for several at once, see [`FetchWriter`].)
     ///
     /// Errors: [`FetchError::BadProvider`] (bytes that do not verify, a different size),
     /// [`FetchError::Truncated`], [`FetchError::NotFound`]; in each case everything that
@@ -167,75 +173,63 @@ impl BlobStore {
         &mut self,
         hash: &Hash,
         requested: &ChunkRanges,
-        mut response: impl Read,
+        response: impl Read,
     ) -> Result<Received, FetchError> {
+        let mut writer = self.fetch_writer(hash)?;
+        let mut complete = false;
+        let bytes = writer.decode(requested, response, |verified| {
+            complete = self.record_verified(hash, verified)?;
+            Ok(())
+        })?;
+        Ok(Received { bytes, complete })
+    }
+
+    /// A writer for one response of a fetch under way, independent of the store: the daemon
+    /// runs one per provider, off its event loop and without holding the store, and records
+    /// what each verified with [`BlobStore::record_verified`].
+    pub fn fetch_writer(&self, hash: &Hash) -> Result<FetchWriter, FetchError> {
+        let p = self
+            .partials
+            .get(hash)
+            .ok_or(FetchError::NotStarted(*hash))?;
+        let io_err = |path: &std::path::Path, e| FetchError::Store(StoreError::io(path, e));
+        Ok(FetchWriter {
+            hash: *hash,
+            size: p.size,
+            data: p.data.try_clone().map_err(|e| io_err(&p.paths.data, e))?,
+            outboard: PreOrderOutboard {
+                root: p.outboard.root,
+                tree: p.outboard.tree,
+                data: p
+                    .outboard
+                    .data
+                    .try_clone()
+                    .map_err(|e| io_err(&p.paths.outboard, e))?,
+            },
+            data_path: p.paths.data.clone(),
+            outboard_path: p.paths.outboard.clone(),
+        })
+    }
+
+    /// Records chunks a [`FetchWriter`] verified and synced; when none is missing any more,
+    /// the blob becomes complete. Returns whether it is.
+    pub fn record_verified(
+        &mut self,
+        hash: &Hash,
+        verified: &ChunkRanges,
+    ) -> Result<bool, FetchError> {
         let p = self
             .partials
             .get_mut(hash)
             .ok_or(FetchError::NotStarted(*hash))?;
-        let size = match wire::read_head(&mut response)? {
-            ResponseHead::NotFound => return Err(FetchError::NotFound(*hash)),
-            ResponseHead::Ok(s) => s,
-        };
-        if size != p.size {
-            return Err(FetchError::BadProvider(format!(
-                "it says {hash} is {size} bytes, the reference says {}",
-                p.size
-            )));
-        }
-        let tree = p.outboard.tree;
-        // Decoded exactly as the provider encodes it: bao-tree truncates ranges past the end
-        // to the last chunk group on both sides.
-        let mut bytes = 0u64;
-        let mut uncommitted = 0u64;
-        let mut failure = None;
-        let iter = DecodeResponseIter::new(hash.blake3(), tree, &mut response, requested);
-        for item in iter {
-            let step = match item {
-                Ok(BaoContentItem::Parent(parent)) => p
-                    .outboard
-                    .save(parent.node, &parent.pair)
-                    .map_err(|e| StoreError::io(&p.paths.outboard, e).into()),
-                Ok(BaoContentItem::Leaf(leaf)) => {
-                    let len = leaf.data.len() as u64;
-                    match p.data.write_all_at(&leaf.data, leaf.offset) {
-                        Ok(()) => {
-                            let start = ChunkNum(leaf.offset / 1024);
-                            let end = ChunkNum::chunks(leaf.offset + len);
-                            p.verified |= ChunkRanges::from(start..end);
-                            bytes += len;
-                            uncommitted += len;
-                            Ok(())
-                        }
-                        Err(e) => Err(StoreError::io(&p.paths.data, e).into()),
-                    }
-                }
-                Err(e) => Err(decode_error(hash, e)),
-            };
-            if let Err(e) = step {
-                failure = Some(e);
-                break;
-            }
-            if uncommitted >= COMMIT_BYTES {
-                p.save().map_err(|e| StoreError::io(&p.paths.ranges, e))?;
-                uncommitted = 0;
-            }
-        }
-        let complete = failure.is_none() && p.missing().is_empty();
-        if complete {
-            // Recorded as complete by the rename into the complete blobs instead.
+        p.verified |= verified & &hash::all_chunks(p.size);
+        if p.missing().is_empty() {
+            // Recorded as complete by the rename into the complete blobs.
             self.finish_fetch(hash)?;
-            return Ok(Received { bytes, complete });
+            return Ok(true);
         }
         p.save().map_err(|e| StoreError::io(&p.paths.ranges, e))?;
-        if let Some(e) = failure {
-            tracing::debug!(blob = %hash, error = %e, kept = bytes, "a response failed");
-            return Err(e);
-        }
-        Ok(Received {
-            bytes,
-            complete: false,
-        })
+        Ok(false)
     }
 
     /// Moves a fully verified partial blob into the complete blobs, after one last check of
@@ -265,6 +259,104 @@ impl BlobStore {
         remove_quietly(&p.paths.ranges);
         self.insert_complete(*hash, p.size);
         tracing::debug!(blob = %hash, size = p.size, "blob fetched");
+        Ok(())
+    }
+}
+
+/// Writes one response's chunk groups into a partial blob as they verify. It holds its own
+/// handles on the partial blob's files, so several writers (one per provider, on disjoint
+/// ranges) can run at once without the store; a hash pair two of them receive is the same
+/// verified 64 bytes.
+pub struct FetchWriter {
+    hash: Hash,
+    size: u64,
+    data: File,
+    outboard: PreOrderOutboard<File>,
+    data_path: PathBuf,
+    outboard_path: PathBuf,
+}
+
+impl FetchWriter {
+    /// Decodes one response to a request for `requested`, writing each hash pair and chunk
+    /// group after it verified. Every [`COMMIT_BYTES`] and at the end, also when the
+    /// response fails, the files are synced and `record` is given the chunks verified since
+    /// its last call (to hand to [`BlobStore::record_verified`]). Returns the bytes verified.
+    pub fn decode(
+        &mut self,
+        requested: &ChunkRanges,
+        mut response: impl Read,
+        mut record: impl FnMut(&ChunkRanges) -> Result<(), FetchError>,
+    ) -> Result<u64, FetchError> {
+        let hash = self.hash;
+        let size = match wire::read_head(&mut response)? {
+            ResponseHead::NotFound => return Err(FetchError::NotFound(hash)),
+            ResponseHead::Ok(s) => s,
+        };
+        if size != self.size {
+            return Err(FetchError::BadProvider(format!(
+                "it says {hash} is {size} bytes, the reference says {}",
+                self.size
+            )));
+        }
+        let tree = self.outboard.tree;
+        let mut bytes = 0u64;
+        let mut fresh = ChunkRanges::empty();
+        let mut uncommitted = 0u64;
+        let mut failure = None;
+        // Decoded exactly as the provider encodes it: bao-tree reads ranges past the end as
+        // the last chunk, on both sides.
+        let iter = DecodeResponseIter::new(hash.blake3(), tree, &mut response, requested);
+        for item in iter {
+            let step = match item {
+                Ok(BaoContentItem::Parent(parent)) => self
+                    .outboard
+                    .save(parent.node, &parent.pair)
+                    .map_err(|e| StoreError::io(&self.outboard_path, e).into()),
+                Ok(BaoContentItem::Leaf(leaf)) => {
+                    let len = leaf.data.len() as u64;
+                    match self.data.write_all_at(&leaf.data, leaf.offset) {
+                        Ok(()) => {
+                            let start = ChunkNum(leaf.offset / 1024);
+                            let end = ChunkNum::chunks(leaf.offset + len);
+                            fresh |= ChunkRanges::from(start..end);
+                            bytes += len;
+                            uncommitted += len;
+                            Ok(())
+                        }
+                        Err(e) => Err(StoreError::io(&self.data_path, e).into()),
+                    }
+                }
+                Err(e) => Err(decode_error(&hash, e)),
+            };
+            if let Err(e) = step {
+                failure = Some(e);
+                break;
+            }
+            if uncommitted >= COMMIT_BYTES {
+                self.sync()?;
+                record(&std::mem::take(&mut fresh))?;
+                uncommitted = 0;
+            }
+        }
+        self.sync()?;
+        record(&fresh)?;
+        match failure {
+            Some(e) => {
+                tracing::debug!(blob = %hash, error = %e, kept = bytes, "a response failed");
+                Err(e)
+            }
+            None => Ok(bytes),
+        }
+    }
+
+    fn sync(&self) -> Result<(), FetchError> {
+        self.data
+            .sync_data()
+            .map_err(|e| StoreError::io(&self.data_path, e))?;
+        self.outboard
+            .data
+            .sync_data()
+            .map_err(|e| StoreError::io(&self.outboard_path, e))?;
         Ok(())
     }
 }

@@ -363,3 +363,119 @@ fn ranges_past_the_end_bring_the_last_chunk_on_both_sides_alike() {
     );
     assert!(partial_is_clean(b.path(), &h, &verified, &bytes));
 }
+
+#[test]
+fn two_providers_at_once_on_their_own_threads() {
+    // The daemon's shape: the store behind a lock, one writer per provider decoding on its
+    // own thread, taking the lock only to record what verified.
+    use std::sync::{Arc, Mutex};
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let mut provider = open(a.path());
+    let bytes = data((40 * MIB + 5) as usize, 41);
+    let len = bytes.len() as u64;
+    let h = provider.import_bytes(&bytes).expect("import").hash;
+    let store = Arc::new(Mutex::new(open(b.path())));
+    store
+        .lock()
+        .expect("lock")
+        .begin_fetch(&h, len)
+        .expect("begin");
+    let mut plan = FetchPlan::new(len, [1u8, 2]);
+    let pieces = plan.assign(&ChunkRanges::empty());
+    assert_eq!(pieces.len(), 2);
+    let mut threads = Vec::new();
+    for (who, ranges) in pieces {
+        let response = respond(&mut provider, &h, &ranges);
+        let mut writer = store
+            .lock()
+            .expect("lock")
+            .fetch_writer(&h)
+            .expect("writer");
+        let store = Arc::clone(&store);
+        threads.push(std::thread::spawn(move || {
+            let mut records = 0;
+            let bytes = writer.decode(&ranges, &response[..], |verified| {
+                records += 1;
+                store
+                    .lock()
+                    .expect("lock")
+                    .record_verified(&h, verified)
+                    .map(|_| ())
+            });
+            (who, bytes.expect("decode"), records)
+        }));
+    }
+    let mut total = 0;
+    for t in threads {
+        let (who, got, records) = t.join().expect("thread");
+        assert!(got > 15 * MIB, "provider {who} sent {got}");
+        assert!(
+            records >= 2,
+            "progress recorded within the response, not only at its end"
+        );
+        total += got;
+    }
+    assert_eq!(total, len);
+    let mut store = store.lock().expect("lock");
+    assert!(store.has(&h));
+    assert_eq!(store.read_to_vec(&h).expect("read"), bytes);
+}
+
+/// A response stream whose process dies after `left` bytes.
+struct DiesAfter<'a> {
+    bytes: &'a [u8],
+    left: usize,
+}
+
+impl std::io::Read for DiesAfter<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        assert!(self.left > 0, "the process dies here");
+        let n = buf.len().min(self.left).min(self.bytes.len());
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_crash_mid_response_keeps_what_was_recorded() {
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let mut provider = open(a.path());
+    let bytes = data((24 * MIB) as usize, 51);
+    let len = bytes.len() as u64;
+    let h = provider.import_bytes(&bytes).expect("import").hash;
+    let resp = respond(&mut provider, &h, &ChunkRanges::all());
+    let dir = b.path().to_path_buf();
+    // Dies 20 MiB in: after the 16 MiB record, before the end-of-response one.
+    let crashed = std::thread::spawn(move || {
+        let mut fetcher = open(&dir);
+        let missing = fetcher.begin_fetch(&h, len).expect("begin");
+        let _ = fetcher.receive(
+            &h,
+            &missing,
+            DiesAfter {
+                bytes: &resp,
+                left: (20 * MIB) as usize,
+            },
+        );
+    })
+    .join();
+    assert!(crashed.is_err(), "the fetch died");
+    let mut fetcher = open(b.path());
+    let verified = fetcher.verified(&h).expect("found again");
+    let kept = chat_blobs::hash::count_bytes(&verified, len);
+    assert!((16 * MIB..20 * MIB).contains(&kept), "kept {kept}");
+    assert!(common::partial_holds_no_foreign_bytes(
+        b.path(),
+        &h,
+        &verified,
+        &bytes
+    ));
+    let rest = fetcher.begin_fetch(&h, len).expect("resume");
+    let got = fetch_once(&mut fetcher, &mut provider, &h, &rest).expect("rest");
+    assert!(got.complete);
+    assert_eq!(fetcher.read_to_vec(&h).expect("read"), bytes);
+}

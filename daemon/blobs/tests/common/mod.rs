@@ -69,3 +69,23 @@ pub fn partial_is_clean(dir: &Path, hash: &Hash, verified: &ChunkRanges, origina
         }
     })
 }
+
+/// After a crash: recorded chunks hold the original bytes; the others hold zeros or the
+/// original bytes (verified and written, not yet recorded) — never anything else.
+pub fn partial_holds_no_foreign_bytes(
+    dir: &Path,
+    hash: &Hash,
+    verified: &ChunkRanges,
+    original: &[u8],
+) -> bool {
+    let path = dir
+        .join("blobs/partial")
+        .join(format!("{}.data", hash.to_hex()));
+    let on_disk = std::fs::read(path).expect("partial data file");
+    on_disk.chunks(1024).enumerate().all(|(i, chunk)| {
+        let orig = &original[i * 1024..i * 1024 + chunk.len()];
+        chunk == orig
+            || (!verified.contains(&chat_blobs::ChunkNum(i as u64))
+                && chunk.iter().all(|&b| b == 0))
+    })
+}
