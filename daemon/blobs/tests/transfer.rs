@@ -479,3 +479,62 @@ fn a_crash_mid_response_keeps_what_was_recorded() {
     assert!(got.complete);
     assert_eq!(fetcher.read_to_vec(&h).expect("read"), bytes);
 }
+
+#[test]
+fn randomly_damaged_responses_never_leave_a_foreign_byte() {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let mut provider = open(a.path());
+    let bytes = data(150_000, 61);
+    let len = bytes.len() as u64;
+    let h = provider.import_bytes(&bytes).expect("import").hash;
+    let mut fetcher = open(b.path());
+    let mut rng = StdRng::seed_from_u64(7);
+    let (mut refused, mut completed) = (0, 0);
+    for round in 0..150 {
+        let missing = fetcher.begin_fetch(&h, len).expect("begin");
+        if missing.is_empty() {
+            completed += 1;
+            assert_eq!(
+                fetcher.read_to_vec(&h).expect("read"),
+                bytes,
+                "round {round}"
+            );
+            fetcher.remove(&h).expect("remove");
+            continue;
+        }
+        let mut resp = respond(&mut provider, &h, &missing);
+        match rng.random_range(0..4) {
+            0 => {
+                let i = rng.random_range(0..resp.len());
+                resp[i] ^= 1 << rng.random_range(0..8);
+            }
+            1 => resp.truncate(rng.random_range(0..resp.len())),
+            2 => {
+                let i = rng.random_range(0..resp.len());
+                resp.insert(i, rng.random());
+            }
+            _ => {} // an honest response now and then
+        }
+        if fetcher.receive(&h, &missing, &resp[..]).is_err() {
+            refused += 1;
+        }
+        if let Some(verified) = fetcher.verified(&h) {
+            assert!(
+                partial_is_clean(b.path(), &h, &verified, &bytes),
+                "round {round}"
+            );
+        } else {
+            assert_eq!(
+                fetcher.read_to_vec(&h).expect("read"),
+                bytes,
+                "round {round}"
+            );
+        }
+    }
+    assert!(
+        refused > 50 && completed > 5,
+        "refused {refused}, completed {completed}"
+    );
+}
