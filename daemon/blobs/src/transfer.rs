@@ -3,7 +3,8 @@
 //! - Provider: [`BlobStore::serve`] answers a [`Request`] with the response header and
 //!   bao-tree's *validated* encoding of the requested ranges: the provider checks its own
 //!   bytes against the outboard as it sends, so disk corruption is caught at the source
-//!   (the blob is then removed) instead of earning the provider a bad name.
+//!   (the blob is then removed) instead of earning the provider a bad name. [`BlobSource`]
+//!   is the same without the store, for several requests at once.
 //! - Fetcher: [`BlobStore::begin_fetch`] opens (or resumes) a partial blob;
 //!   [`BlobStore::receive`] decodes one response with bao-tree's decoder, which checks every
 //!   hash pair and chunk group against the hash before yielding it; only then is it written.
@@ -34,7 +35,7 @@ use crate::wire::{self, Request, ResponseHead};
 /// Verified bytes are recorded (files synced, ranges file renamed) at least this often
 /// within one response, and at its end: a crash loses at most this much progress. Each
 /// record costs three `fdatasync`s; at 4 MiB they took most of a fetch's time.
-const COMMIT_BYTES: u64 = 16 << 20;
+pub const COMMIT_BYTES: u64 = 16 << 20;
 
 /// What one response brought.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,37 +66,37 @@ impl<W: Write> Write for Counting<W> {
 impl BlobStore {
     /// Answers `request` on `out`: the header, then the requested ranges, encoded and
     /// checked against the outboard. A blob that is not complete here is answered "not
-    /// found". Returns the bytes written.
-    pub fn serve(&mut self, request: &Request, out: impl Write) -> Result<u64, StoreError> {
-        let mut out = Counting { inner: out, n: 0 };
-        if !self.has(&request.hash) {
-            out.write_all(&[wire::STATUS_NOT_FOUND])
-                .map_err(StoreError::Response)?;
-            return Ok(out.n);
+    /// found"; one found damaged on disk is removed. Returns the bytes written. (One request
+    /// at a time; for several at once, see [`BlobSource`].)
+    pub fn serve(&mut self, request: &Request, mut out: impl Write) -> Result<u64, StoreError> {
+        let source = match self.source(&request.hash) {
+            Ok(s) => s,
+            Err(StoreError::NotFound(_)) => {
+                out.write_all(&[wire::STATUS_NOT_FOUND])
+                    .map_err(StoreError::Response)?;
+                return Ok(1);
+            }
+            Err(e) => return Err(e),
+        };
+        let res = source.serve(&request.ranges, out);
+        if matches!(res, Err(StoreError::Corrupt(_))) {
+            tracing::warn!(blob = %request.hash, "a stored blob does not match its outboard: removed");
+            self.remove(&request.hash)?;
         }
-        let data = self.open_blob(&request.hash)?;
-        let ob = self.open_outboard(&request.hash)?;
-        out.write_all(&wire::ok_header(ob.tree.size()))
-            .map_err(StoreError::Response)?;
-        match encode_ranges_validated(&data, &ob, &request.ranges, &mut out) {
-            Ok(()) => {
-                out.flush().map_err(StoreError::Response)?;
-                Ok(out.n)
-            }
-            Err(EncodeError::ParentHashMismatch(_) | EncodeError::LeafHashMismatch(_)) => {
-                tracing::warn!(blob = %request.hash, "a stored blob does not match its outboard: removed");
-                self.remove(&request.hash)?;
-                Err(StoreError::Corrupt(request.hash))
-            }
-            Err(EncodeError::SizeMismatch) => {
-                self.remove(&request.hash)?;
-                Err(StoreError::Corrupt(request.hash))
-            }
-            Err(EncodeError::Io(e)) => Err(StoreError::io(&self.data_path(&request.hash), e)),
-            Err(EncodeError::ParentWrite(_) | EncodeError::LeafWrite(_)) => Err(
-                StoreError::Response(io::Error::new(io::ErrorKind::BrokenPipe, "requester gone")),
-            ),
-        }
+        res
+    }
+
+    /// A complete blob's data and outboard, opened for serving without the store (the
+    /// daemon answers several requests at once, off its event loop). Marks the blob used.
+    /// It stays readable if the blob is evicted meanwhile.
+    pub fn source(&mut self, hash: &Hash) -> Result<BlobSource, StoreError> {
+        let data = self.open_blob(hash)?;
+        let outboard = self.open_outboard(hash)?;
+        Ok(BlobSource {
+            hash: *hash,
+            data,
+            outboard,
+        })
     }
 
     /// Starts or resumes fetching the blob `hash` of `size` bytes (from its reference) and
@@ -260,6 +261,47 @@ impl BlobStore {
         self.insert_complete(*hash, p.size);
         tracing::debug!(blob = %hash, size = p.size, "blob fetched");
         Ok(())
+    }
+}
+
+/// A complete blob opened for serving (see [`BlobStore::source`]).
+pub struct BlobSource {
+    hash: Hash,
+    data: File,
+    outboard: PreOrderOutboard<File>,
+}
+
+impl BlobSource {
+    /// The blob's size.
+    pub fn size(&self) -> u64 {
+        self.outboard.tree.size()
+    }
+
+    /// Writes the response to a request for `ranges`: the header, then bao-tree's validated
+    /// encoding. [`StoreError::Corrupt`]: the data on disk does not match the outboard (the
+    /// caller removes the blob; nothing that failed the check was sent).
+    pub fn serve(&self, ranges: &ChunkRanges, out: impl Write) -> Result<u64, StoreError> {
+        let mut out = Counting { inner: out, n: 0 };
+        out.write_all(&wire::ok_header(self.size()))
+            .map_err(StoreError::Response)?;
+        match encode_ranges_validated(&self.data, &self.outboard, ranges, &mut out) {
+            Ok(()) => {
+                out.flush().map_err(StoreError::Response)?;
+                Ok(out.n)
+            }
+            Err(
+                EncodeError::ParentHashMismatch(_)
+                | EncodeError::LeafHashMismatch(_)
+                | EncodeError::SizeMismatch,
+            ) => Err(StoreError::Corrupt(self.hash)),
+            Err(EncodeError::Io(e)) => Err(StoreError::Io {
+                path: format!("blob {}", self.hash),
+                source: e,
+            }),
+            Err(EncodeError::ParentWrite(_) | EncodeError::LeafWrite(_)) => Err(
+                StoreError::Response(io::Error::new(io::ErrorKind::BrokenPipe, "requester gone")),
+            ),
+        }
     }
 }
 

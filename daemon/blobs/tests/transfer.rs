@@ -367,7 +367,8 @@ fn ranges_past_the_end_bring_the_last_chunk_on_both_sides_alike() {
 #[test]
 fn two_providers_at_once_on_their_own_threads() {
     // The daemon's shape: the store behind a lock, one writer per provider decoding on its
-    // own thread, taking the lock only to record what verified.
+    // own thread, taking the lock only to record what verified; providers serving from
+    // sources opened without holding their store.
     use std::sync::{Arc, Mutex};
     let a = tempfile::tempdir().expect("tempdir");
     let b = tempfile::tempdir().expect("tempdir");
@@ -385,8 +386,13 @@ fn two_providers_at_once_on_their_own_threads() {
     let pieces = plan.assign(&ChunkRanges::empty());
     assert_eq!(pieces.len(), 2);
     let mut threads = Vec::new();
-    for (who, ranges) in pieces {
-        let response = respond(&mut provider, &h, &ranges);
+    let sources: Vec<_> = pieces
+        .iter()
+        .map(|_| provider.source(&h).expect("source"))
+        .collect();
+    // Opened sources keep serving even if the provider evicts the blob meanwhile.
+    provider.remove(&h).expect("evict");
+    for ((who, ranges), source) in pieces.into_iter().zip(sources) {
         let mut writer = store
             .lock()
             .expect("lock")
@@ -394,6 +400,8 @@ fn two_providers_at_once_on_their_own_threads() {
             .expect("writer");
         let store = Arc::clone(&store);
         threads.push(std::thread::spawn(move || {
+            let mut response = Vec::new();
+            source.serve(&ranges, &mut response).expect("serve");
             let mut records = 0;
             let bytes = writer.decode(&ranges, &response[..], |verified| {
                 records += 1;
