@@ -127,6 +127,11 @@ impl Partial {
     pub fn save(&self) -> io::Result<()> {
         self.data.sync_data()?;
         self.outboard.data.sync_data()?;
+        self.save_ranges()
+    }
+
+    /// Records the verified ranges atomically (data and outboard synced by the caller).
+    pub fn save_ranges(&self) -> io::Result<()> {
         let tmp = self.paths.ranges.with_extension("ranges.tmp");
         {
             let mut f = open_rw(&tmp, true)?;

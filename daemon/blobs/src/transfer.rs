@@ -179,7 +179,7 @@ impl BlobStore {
         let mut writer = self.fetch_writer(hash)?;
         let mut complete = false;
         let bytes = writer.decode(requested, response, |verified| {
-            complete = self.record_verified(hash, verified)?;
+            complete = self.record_verified(verified)?;
             Ok(())
         })?;
         Ok(Received { bytes, complete })
@@ -214,22 +214,21 @@ impl BlobStore {
 
     /// Records chunks a [`FetchWriter`] verified and synced; when none is missing any more,
     /// the blob becomes complete. Returns whether it is.
-    pub fn record_verified(
-        &mut self,
-        hash: &Hash,
-        verified: &ChunkRanges,
-    ) -> Result<bool, FetchError> {
+    pub fn record_verified(&mut self, verified: Verified) -> Result<bool, FetchError> {
+        let hash = verified.hash;
         let p = self
             .partials
-            .get_mut(hash)
-            .ok_or(FetchError::NotStarted(*hash))?;
-        p.verified |= verified & &hash::all_chunks(p.size);
+            .get_mut(&hash)
+            .ok_or(FetchError::NotStarted(hash))?;
+        p.verified |= verified.ranges & hash::all_chunks(p.size);
         if p.missing().is_empty() {
             // Recorded as complete by the rename into the complete blobs.
-            self.finish_fetch(hash)?;
+            self.finish_fetch(&hash)?;
             return Ok(true);
         }
-        p.save().map_err(|e| StoreError::io(&p.paths.ranges, e))?;
+        // The writer synced the data and outboard before it handed over `verified`.
+        p.save_ranges()
+            .map_err(|e| StoreError::io(&p.paths.ranges, e))?;
         Ok(false)
     }
 
@@ -305,6 +304,26 @@ impl BlobSource {
     }
 }
 
+/// Chunks of one blob a [`FetchWriter`] verified, wrote and synced: only a writer makes
+/// these, so only verified chunks are ever recorded.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    hash: Hash,
+    ranges: ChunkRanges,
+}
+
+impl Verified {
+    /// The blob.
+    pub fn hash(&self) -> &Hash {
+        &self.hash
+    }
+
+    /// The chunks.
+    pub fn ranges(&self) -> &ChunkRanges {
+        &self.ranges
+    }
+}
+
 /// Writes one response's chunk groups into a partial blob as they verify. It holds its own
 /// handles on the partial blob's files, so several writers (one per provider, on disjoint
 /// ranges) can run at once without the store; a hash pair two of them receive is the same
@@ -327,7 +346,7 @@ impl FetchWriter {
         &mut self,
         requested: &ChunkRanges,
         mut response: impl Read,
-        mut record: impl FnMut(&ChunkRanges) -> Result<(), FetchError>,
+        mut record: impl FnMut(Verified) -> Result<(), FetchError>,
     ) -> Result<u64, FetchError> {
         let hash = self.hash;
         let size = match wire::read_head(&mut response)? {
@@ -376,12 +395,18 @@ impl FetchWriter {
             }
             if uncommitted >= COMMIT_BYTES {
                 self.sync()?;
-                record(&std::mem::take(&mut fresh))?;
+                record(Verified {
+                    hash,
+                    ranges: std::mem::take(&mut fresh),
+                })?;
                 uncommitted = 0;
             }
         }
         self.sync()?;
-        record(&fresh)?;
+        record(Verified {
+            hash,
+            ranges: fresh,
+        })?;
         match failure {
             Some(e) => {
                 tracing::debug!(blob = %hash, error = %e, kept = bytes, "a response failed");

@@ -408,7 +408,7 @@ fn two_providers_at_once_on_their_own_threads() {
                 store
                     .lock()
                     .expect("lock")
-                    .record_verified(&h, verified)
+                    .record_verified(verified)
                     .map(|_| ())
             });
             (who, bytes.expect("decode"), records)
