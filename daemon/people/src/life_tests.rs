@@ -157,6 +157,11 @@ fn a_node_reported_dead_announces_again() {
     assert_eq!(l.tick(NOW + 1, AWAY), vec![Do::Announce]);
 }
 
+/// A read of the holders of `name`.
+fn read_of(name: &str) -> Do {
+    Do::ReadHolders { name: name.into() }
+}
+
 /// The majority answer of three holders of `erin`, each naming the account its record is
 /// from (what a claim read answers: `policy::elect` over the holders' votes).
 fn majority(answers: [&Record; 3]) -> Option<[u8; 32]> {
@@ -180,21 +185,16 @@ fn a_lying_holder_refusing_the_renewal_does_not_make_the_account_rename() {
     let ours = claim_of("Erin", 1);
     let theirs = claim_of("erin", 2);
     // The primary holder refuses the renewal: "taken by account 2". Only a read follows.
-    let read = l.lost(b"erin").expect("a read of the holders");
     assert_eq!(
-        read,
-        Do::ReadHolders {
-            name: "erin".into()
-        }
+        l.lost(b"erin"),
+        Some(read_of("erin")),
+        "a read of the holders"
     );
     // The liar is the nearest holder and votes for account 2; the two others hold ours.
     let answer = majority([&theirs, &ours, &ours]);
     assert_eq!(answer, Some(account(1)));
-    assert_eq!(
-        l.holders("erin", answer, &account(1)),
-        None,
-        "still ours: kept"
-    );
+    let kept = l.holders("erin", answer, &account(1));
+    assert_eq!(kept, None, "still ours: kept");
     assert_eq!(l.nick(), Some("Erin"));
     // Nobody answered for the name: nothing to rename for either.
     assert_eq!(l.holders("erin", None, &account(1)), None);
@@ -209,12 +209,7 @@ fn a_name_the_majority_gives_another_account_is_given_up_for_a_suffixed_form() {
     let mut l = holding("erin4821");
     let ours = claim_of("erin4821", 1);
     let theirs = claim_of("erin4821", 2);
-    assert_eq!(
-        l.contested(),
-        Some(Do::ReadHolders {
-            name: "erin4821".into()
-        })
-    );
+    assert_eq!(l.contested(), Some(read_of("erin4821")));
     let answer = majority([&ours, &theirs, &theirs]);
     assert_eq!(answer, Some(account(2)));
     assert_eq!(
