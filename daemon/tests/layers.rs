@@ -8,8 +8,9 @@
 //! with more than one module is a circle; the test fails naming it and the files behind each
 //! of its edges.
 //!
-//! A second check keeps the front doors peers: the web view (`web/`) names nothing of the gRPC
-//! API (`crate::control`), and no file outside `control/` builds a `tonic::Request` or names a
+//! A second check keeps the front doors peers: the web view (`web/`) and the IRC gateway
+//! (`irc/`) name nothing of the gRPC API (`crate::control`; what they share with it, such as
+//! the failed-login limit, lives below them in `crate::ops`), and no file outside `control/` builds a `tonic::Request` or names a
 //! gRPC service trait (`…_server::`), so nothing calls a gRPC handler in process; both front
 //! doors call the services' client operations (`crate::ops`).
 
@@ -328,6 +329,11 @@ fn front_door_findings(rel: &Path, code: &str) -> Vec<String> {
             "{at}: the web view names crate::control (call crate::ops instead)"
         ));
     }
+    if first == "irc" && named_modules(code).contains("control") {
+        found.push(format!(
+            "{at}: the IRC gateway names crate::control (call or share through crate::ops instead)"
+        ));
+    }
     if code.contains("tonic::Request") || imports_tonic_request(code) {
         found.push(format!(
             "{at}: builds a tonic::Request outside control/ (an in-process gRPC call)"
@@ -358,14 +364,16 @@ fn imports_tonic_request(code: &str) -> bool {
 }
 
 #[test]
-fn the_web_view_and_the_grpc_api_are_peers_over_the_services() {
+fn the_web_view_the_irc_gateway_and_the_grpc_api_are_peers_over_the_services() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
-    assert!(
-        files.iter().any(|f| f.starts_with(src.join("web"))),
-        "no web view under {src:?}"
-    );
+    for door in ["web", "irc"] {
+        assert!(
+            files.iter().any(|f| f.starts_with(src.join(door))),
+            "no {door}/ under {src:?}"
+        );
+    }
     let found: Vec<String> = files
         .iter()
         .flat_map(|f| {
@@ -387,6 +395,18 @@ fn the_front_door_check_sees_in_process_grpc_calls() {
     let found = front_door_findings(web, &bad);
     assert_eq!(found.len(), 3, "{found:?}");
     assert!(found[0].contains("names crate::control"), "{found:?}");
+    // The IRC gateway may not name the gRPC API either (not even its constants).
+    let irc = Path::new("irc/bridge.rs");
+    let consts = code_only("use crate::control::access::{FAILURE_BURST, FAILURE_REFILL};");
+    let found = front_door_findings(irc, &consts);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("IRC gateway names crate::control"),
+        "{found:?}"
+    );
+    assert!(
+        front_door_findings(irc, &code_only("use crate::ops::access::failed_logins;")).is_empty()
+    );
     // Elsewhere only the gRPC calls count; inside control/ nothing does.
     let eventlog = Path::new("eventlog/feed.rs");
     assert_eq!(front_door_findings(eventlog, &bad).len(), 2);

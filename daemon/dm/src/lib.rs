@@ -39,7 +39,7 @@ pub mod stream;
 mod tests;
 pub mod text;
 
-pub use engine::{Action, Changed, Delivery, Engine, Item, Shown, Status, item_record};
+pub use engine::{Action, Changed, Delivery, Engine, Item, Outgoing, Shown, Status, item_record};
 pub use error::{DmError, Dropped};
 
 /// Longest text of one private message, in bytes (UTF-8). With every header, the sealed item

@@ -5,7 +5,10 @@
 //! - [`hlc`]: timestamps; [`store`]: history (its log checkpointed by `checkpoint`);
 //!   [`hub`] and [`subscription`]: live delivery;
 //! - [`ratelimit`]: token buckets (per-client send limits, failed-login limits);
-//! - [`trace`]: message traces as people read them (the history plus the ring's trace).
+//! - [`trace`]: message traces as people read them (the history plus the ring's trace);
+//! - [`Chat`]'s methods by job: `send.rs` this node's own messages and their numbering,
+//!   `receive.rs` what the ring brings and its commit, `reads.rs` history, search and
+//!   subscriptions; this file the handle, its state and errors.
 //!
 //! Data flow: [`Chat::send_local`] numbers, signs, stores and publishes to local subscribers,
 //! and returns the wire bytes for the broadcast; the control API calls it on the overlay driver
@@ -29,19 +32,21 @@ mod pipeline;
 mod queries;
 pub mod ratelimit;
 mod reader;
+mod reads;
+mod receive;
 pub mod room;
 pub mod search;
+mod send;
 pub mod store;
 pub mod subscription;
 pub mod trace;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
 pub use envelope::{ChatMessage, MessageId};
 pub use inbox::RingInbox;
@@ -51,11 +56,18 @@ pub use subscription::{FeedEvent, Start};
 
 use crate::metrics::Metrics;
 use crate::nickname::Nickname;
-use envelope::{Change, Draft, EnvelopeError, Kind, TextError};
+use envelope::TextError;
+// What the tests (`use super::*`) use of what the methods' files import.
 use hlc::Clock;
 use hub::Hub;
 pub use queries::Rows;
-use store::{Insert, Store, StoreError};
+use store::{Store, StoreError};
+#[cfg(test)]
+use {
+    envelope::{Change, Draft, Kind},
+    std::sync::atomic::Ordering,
+    tokio::sync::mpsc,
+};
 
 pub use crate::config::{ChatConfig, DEFAULT_COMMIT_DELAY};
 
@@ -301,458 +313,8 @@ impl Chat {
         let _ = self.inner.people.set(sink);
     }
 
-    /// Numbers, signs and stores a people event of this node (its line `text` is shown to
-    /// local subscribers), as [`Chat::send_local`] does a message; the caller broadcasts it.
-    pub fn send_event(&self, event: &[u8], text: &str) -> Result<Local, SendError> {
-        let mut state = self.state();
-        let seq = state.seq + 1;
-        let mut message = envelope::sign(
-            &self.inner.key,
-            &Draft {
-                seq,
-                hlc: self.inner.clock.tick(),
-                room: &Room::lobby(),
-                text: "",
-                event: Some(event),
-                author: None,
-                nick: self.inner.nick.as_ref(),
-                change: None,
-            },
-        )?;
-        message.text = text.to_owned();
-        let mut shown = self.inner.pipeline.get().map(|p| p.shown());
-        let at = shown.as_mut().map(|s| s.reserve());
-        let pos = match state
-            .store
-            .insert_own_at(&message, at)
-            .map_err(ChatError::from)?
-        {
-            Insert::New(pos) => pos,
-            _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused")).into()),
-        };
-        state.seq = seq;
-        let stored = Arc::new(Stored { pos, message });
-        if !text.is_empty() {
-            self.inner.hub.publish(stored.clone());
-        }
-        drop(shown);
-        drop(state);
-        Ok(Local {
-            seq: stored.message.seq,
-            wire: stored.message.wire.to_vec(),
-            stored,
-        })
-    }
-
-    /// The stored people events, oldest first (at most [`MAX_PEOPLE_EVENTS`], the newest).
-    pub fn people_events(&self) -> Result<Vec<ChatMessage>, ChatError> {
-        let rows = match &self.inner.reader {
-            Some(r) => queries::people_events(
-                &r.lock().unwrap_or_else(|p| p.into_inner()).db,
-                MAX_PEOPLE_EVENTS,
-            ),
-            None => self.state().store.people_events(MAX_PEOPLE_EVENTS),
-        }?;
-        Ok(rows.into_iter().map(|s| s.message).collect())
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
         self.inner.state()
-    }
-
-    /// A place among the `chat.outbound_queue` sends that may wait for the overlay driver at
-    /// once, held until the send is answered; [`SendError::Busy`] when none is free.
-    pub fn sending_permit(&self) -> Result<OwnedSemaphorePermit, SendError> {
-        self.inner
-            .sending
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| SendError::Busy)
-    }
-
-    /// Numbers and signs `text` for `room`, stores it and shows it to local subscribers. The
-    /// caller broadcasts it at once: the control API runs this on the overlay driver, only once
-    /// the overlay admits the broadcast.
-    pub fn send_local(&self, room: &Room, text: &str) -> Result<Local, SendError> {
-        self.send_as(room, text, None)
-    }
-
-    /// [`Chat::send_local`] for the hosted account `author`.
-    pub fn send_as(
-        &self,
-        room: &Room,
-        text: &str,
-        author: Option<[u8; 32]>,
-    ) -> Result<Local, SendError> {
-        envelope::check_text(text)?;
-        let state = self.state();
-        let seq = state.seq + 1;
-        let message = envelope::sign(
-            &self.inner.key,
-            &Draft {
-                seq,
-                hlc: self.inner.clock.tick(),
-                room,
-                text,
-                nick: self.inner.nick.as_ref(),
-                event: None,
-                author,
-                change: None,
-            },
-        )?;
-        Ok(self.store_own(state, message)?)
-    }
-
-    /// Stores this node's own message or change `message` (numbered next), shows it to
-    /// local subscribers and counts it as sent.
-    fn store_own(
-        &self,
-        mut state: MutexGuard<'_, State>,
-        message: ChatMessage,
-    ) -> Result<Local, ChatError> {
-        // Committed before the caller answers: a read right after sees it.
-        let mut shown = self.inner.pipeline.get().map(|p| p.shown());
-        let at = shown.as_mut().map(|s| s.reserve());
-        let pos = match state.store.insert_own_at(&message, at)? {
-            Insert::New(pos) | Insert::Superseded(pos) => pos,
-            // Only possible if the database was edited behind our back.
-            _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused"))),
-        };
-        state.seq = message.seq;
-        let stored = Arc::new(Stored { pos, message });
-        self.inner.hub.publish(stored.clone());
-        drop(shown);
-        drop(state);
-        self.inner.counters.sent.fetch_add(1, Ordering::Relaxed);
-        Ok(Local {
-            seq: stored.message.seq,
-            wire: stored.message.wire.to_vec(),
-            stored,
-        })
-    }
-
-    /// Edits (`edit` the new text) or deletes (`edit` `None`) the message `target` of the
-    /// hosted account `author`: checks that it is this node's and that account's, signs the
-    /// change, stores it (applying it) and shows it to local subscribers; the caller
-    /// broadcasts it at once, as after [`Chat::send_as`].
-    pub fn change_as(
-        &self,
-        target: MessageId,
-        edit: Option<&str>,
-        author: Option<[u8; 32]>,
-    ) -> Result<Local, ChangeError> {
-        if let Some(text) = edit {
-            envelope::check_text(text).map_err(SendError::from)?;
-        }
-        let state = self.state();
-        let Some(old) = state.store.find(&target).map_err(ChatError::from)? else {
-            return Err(ChangeError::NotFound(target));
-        };
-        let old = old.message;
-        match old.kind {
-            Kind::Deleted => return Err(ChangeError::Deleted(target)),
-            Kind::Text if old.origin == self.inner.key.verifying_key() && old.author == author => {}
-            _ => return Err(ChangeError::NotYours(target)),
-        }
-        let seq = state.seq + 1;
-        let message = envelope::sign(
-            &self.inner.key,
-            &Draft {
-                seq,
-                hlc: self.inner.clock.tick(),
-                room: &old.room,
-                text: edit.unwrap_or(""),
-                nick: self.inner.nick.as_ref(),
-                event: None,
-                author,
-                change: Some(match edit {
-                    Some(_) => Change::Edit(target),
-                    None => Change::Delete(target),
-                }),
-            },
-        )
-        .map_err(SendError::from)?;
-        Ok(self.store_own(state, message)?)
-    }
-
-    /// The stored message `id` as it stands now (edited, or deleted), if stored.
-    pub fn find(&self, id: &MessageId) -> Result<Option<Stored>, ChatError> {
-        let Some(p) = self.inner.pipeline.get() else {
-            return Ok(self.state().store.find(id)?);
-        };
-        if let Some(s) = p.find(id) {
-            return Ok(Some(s));
-        }
-        match &self.inner.reader {
-            Some(r) => Ok(queries::by(
-                &r.lock().unwrap_or_else(|p| p.into_inner()).db,
-                "m.id",
-                &id.0[..],
-            )?),
-            None => Ok(self.state().store.find(id)?),
-        }
-    }
-
-    /// Hands one driver turn's verified messages from the ring over to the store's thread
-    /// (`pipeline.rs`), or stores them here when there is none.
-    pub fn hand_over(&self, messages: Vec<ChatMessage>) {
-        match self.inner.pipeline.get() {
-            Some(p) => p.hand_over(&self.inner, messages),
-            None => {
-                for m in messages {
-                    if let Err(e) = self.accept_verified(m) {
-                        tracing::debug!(
-                            reason = e.reason(),
-                            "broadcast not accepted by the chat store"
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    /// Whether messages from the ring go to the store's own thread (`pipeline.rs`).
-    pub fn pipelined(&self) -> bool {
-        self.inner.pipeline.get().is_some()
-    }
-
-    /// Verifies, dedupes, stores and publishes an envelope from the ring. `Ok` means the
-    /// message is new here (forward it); [`AcceptError::Duplicate`] means it was seen before.
-    pub fn accept_remote(&self, wire: &[u8]) -> Result<Arc<Stored>, AcceptError> {
-        let message = envelope::open(wire).map_err(|e| match e {
-            EnvelopeError::Oversized(n) => AcceptError::Oversized(n),
-            EnvelopeError::Malformed(why) => AcceptError::Malformed(why),
-            EnvelopeError::BadSignature => AcceptError::BadSignature,
-        });
-        self.inner
-            .count(message.and_then(|m| self.inner.accept_message(m)))
-    }
-
-    /// [`Chat::accept_remote`] for a message already verified in this process (by the ring's
-    /// validator, [`RingInbox`]).
-    pub fn accept_verified(&self, message: ChatMessage) -> Result<Arc<Stored>, AcceptError> {
-        self.inner.count(self.inner.accept_message(message))
-    }
-
-    /// Messages matching `s`, newest first (committed ones: a message is searchable once
-    /// the indexer's next pass has seen it, within about a second). `None` for a history
-    /// kept in memory, which has no index.
-    pub fn search(&self, s: &search::Search<'_>) -> Result<Option<Vec<Stored>>, ChatError> {
-        let Some(reader) = &self.inner.reader else {
-            return Ok(None);
-        };
-        let r = reader.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(Some(search::query(&r.db, s)?))
-    }
-
-    /// Deletes the messages older than `max_age` (`chat.retention_days`), in chunks so that
-    /// the writer is never held for long; returns how many went.
-    pub fn prune_expired(&self, max_age: std::time::Duration) -> Result<usize, ChatError> {
-        /// Messages deleted per hold of the writer.
-        const CHUNK: usize = 5000;
-        let now = hlc::wall_millis();
-        let cut = now.saturating_sub(u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX));
-        let mut total = 0;
-        loop {
-            let n = self.state().store.prune_older(cut, CHUNK)?;
-            total += n;
-            if n < CHUNK {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// Whether messages from the ring have waited the commit delay at `now`.
-    pub fn commit_due(&self, now: Instant) -> bool {
-        !self.pipelined() && self.state().store.commit_due(now)
-    }
-
-    /// When messages from the ring waiting uncommitted must be committed at the latest.
-    pub fn commit_deadline(&self) -> Option<Instant> {
-        if self.pipelined() {
-            return None;
-        }
-        self.state().store.commit_deadline()
-    }
-
-    /// Takes the `(origin, seq)` of the messages from the ring that a failed write lost (disk
-    /// full, I/O error) since the last call: the ring's driver makes the overlay forget it saw
-    /// them, so that anti-entropy brings them back (`docs/protocol.md`, "Anti-entropy").
-    pub fn take_dropped(&self) -> Vec<([u8; 32], u64)> {
-        let mut d = self.inner.dropped.lock().unwrap_or_else(|e| e.into_inner());
-        std::mem::take(&mut *d)
-    }
-
-    /// Commits messages from the ring that wait uncommitted (a failure is logged by the store
-    /// and rolls them back).
-    /// With the store's own thread: waits until it has stored and committed everything
-    /// handed over before (shutdown, tests).
-    pub fn commit(&self) -> Result<(), ChatError> {
-        if let Some(p) = self.inner.pipeline.get() {
-            p.settle();
-        }
-        self.inner.commit_writer()
-    }
-
-    /// Starts a subscription to `room` (all rooms if `None`). Returns `Ok(None)` when
-    /// `chat.max_subscribers` subscriptions are open.
-    pub fn subscribe(
-        &self,
-        room: Option<Room>,
-        start: Start,
-    ) -> Result<Option<mpsc::Receiver<FeedEvent>>, ChatError> {
-        let Ok(permit) = self.inner.subscriptions.clone().try_acquire_owned() else {
-            return Ok(None);
-        };
-        subscription::spawn(self.clone(), room, start, permit).map(Some)
-    }
-
-    /// The local position of message `id`, if stored.
-    pub fn position(&self, id: &MessageId) -> Result<Option<i64>, ChatError> {
-        if self.pipelined() {
-            return Ok(self.find(id)?.map(|s| s.pos));
-        }
-        Ok(self.state().store.position(id)?)
-    }
-
-    /// A page of history on the reader's connection (never the writer's lock), or on the
-    /// writer's for an in-memory history: after `bound` (oldest first) or, with `after` false,
-    /// the newest before it.
-    fn page(
-        &self,
-        bound: i64,
-        room: Option<&Room>,
-        limit: usize,
-        after: Option<Rows>,
-    ) -> Result<Vec<Stored>, ChatError> {
-        let rows = match &self.inner.reader {
-            Some(r) => {
-                let r = r.lock().unwrap_or_else(|p| p.into_inner());
-                match after {
-                    Some(rows) => queries::after(&r.db, bound, room, limit, rows),
-                    None => queries::before(&r.db, bound, room, limit),
-                }
-            }
-            None => {
-                let state = self.state();
-                match after {
-                    Some(rows) => state.store.after_rows(bound, room, limit, rows),
-                    None => state.store.before(bound, room, limit),
-                }
-            }
-        };
-        Ok(rows?)
-    }
-
-    /// Up to `limit` messages after position `after`, oldest first. Committed rows come from
-    /// the reader's connection ([`reader`]); the last few that the ring's group commit has not
-    /// committed yet (at most `store::MAX_BATCH`, the newest) from the writer's, in a short
-    /// indexed read.
-    pub fn after(
-        &self,
-        after: i64,
-        room: Option<&Room>,
-        limit: usize,
-    ) -> Result<Vec<Stored>, ChatError> {
-        self.after_rows(after, room, limit, Rows::History)
-    }
-
-    /// [`Chat::after`] with the edits and deletes a subscription replays.
-    pub fn feed_after(
-        &self,
-        after: i64,
-        room: Option<&Room>,
-        limit: usize,
-    ) -> Result<Vec<Stored>, ChatError> {
-        self.after_rows(after, room, limit, Rows::Feed)
-    }
-
-    fn after_rows(
-        &self,
-        after: i64,
-        room: Option<&Room>,
-        limit: usize,
-        which: Rows,
-    ) -> Result<Vec<Stored>, ChatError> {
-        if let Some(p) = self.inner.pipeline.get() {
-            // Pending first: one committed meanwhile is in the committed rows read after.
-            let pending = p.after(after, room, limit, which);
-            let rows = self.page(after, room, limit, Some(which))?;
-            let mut rows = pipeline::merge(rows, pending);
-            rows.truncate(limit);
-            return Ok(rows);
-        }
-        let mut rows = self.page(after, room, limit, Some(which))?;
-        if rows.len() < limit && self.inner.reader.is_some() {
-            // Every committed row after `after` is in `rows`: what follows is newer.
-            let from = rows.last().map_or(after, |s| s.pos);
-            let more = self
-                .state()
-                .store
-                .after_rows(from, room, limit - rows.len(), which)?;
-            rows.extend(more);
-        }
-        Ok(rows)
-    }
-
-    /// Up to `limit` newest messages before position `before`, oldest first: the uncommitted
-    /// newest from the writer's connection, the rest from the reader's (as [`Chat::after`]).
-    pub fn before(
-        &self,
-        before: i64,
-        room: Option<&Room>,
-        limit: usize,
-    ) -> Result<Vec<Stored>, ChatError> {
-        if self.inner.reader.is_none() {
-            return self.page(before, room, limit, None);
-        }
-        if let Some(p) = self.inner.pipeline.get() {
-            let pending = p.before(before, room, limit);
-            let rows = self.page(before, room, limit, None)?;
-            let rows = pipeline::merge(rows, pending);
-            let extra = rows.len().saturating_sub(limit);
-            return Ok(rows.into_iter().skip(extra).collect());
-        }
-        // Rows after the committed head are the group commit's (or committed since).
-        let head = self.committed_head()?;
-        let newest = self.state().store.between(head, before, room, limit)?;
-        if newest.len() >= limit {
-            return Ok(newest);
-        }
-        let mut rows = self.page(before.min(head + 1), room, limit - newest.len(), None)?;
-        rows.extend(newest);
-        Ok(rows)
-    }
-
-    /// The newest committed position (0 when empty).
-    fn committed_head(&self) -> Result<i64, ChatError> {
-        Ok(self
-            .page(i64::MAX, None, 1, None)?
-            .last()
-            .map_or(0, |s| s.pos))
-    }
-
-    /// The newest position overall (0 when empty) and the newest `n` messages up to it. The
-    /// head is read first: a message stored meanwhile lies after it and comes with the replay
-    /// that follows.
-    fn backlog(&self, room: Option<&Room>, n: usize) -> Result<(i64, Vec<Stored>), ChatError> {
-        let head = self.before(i64::MAX, None, 1)?.last().map_or(0, |s| s.pos);
-        let backlog = if n == 0 || head == 0 {
-            Vec::new()
-        } else {
-            self.before(head + 1, room, n)?
-        };
-        Ok((head, backlog))
-    }
-
-    /// Rooms with stored messages (committed ones; the reader's connection).
-    pub fn rooms(&self) -> Result<Vec<store::RoomSummary>, ChatError> {
-        match &self.inner.reader {
-            Some(r) => Ok(queries::rooms(
-                &r.lock().unwrap_or_else(|p| p.into_inner()).db,
-            )?),
-            None => Ok(self.state().store.rooms()?),
-        }
     }
 
     /// Holds the writer as a stuck store would (tests).

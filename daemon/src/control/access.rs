@@ -8,7 +8,8 @@
 //!   first fence. Anyone else gets PERMISSION_DENIED on every call.
 //! - TCP (`control.tcp_listen`): every call must carry `authorization: Bearer TOKEN`; a missing
 //!   or wrong token gets UNAUTHENTICATED. Failures are counted per source address (token
-//!   bucket: [`FAILURE_BURST`] at once, then one per [`FAILURE_REFILL`]); past that the address
+//!   bucket: [`FAILURE_BURST`] at once, then one per [`FAILURE_REFILL`], the limit the IRC
+//!   bridge shares, `ops::access`); past that the address
 //!   gets RESOURCE_EXHAUSTED, even with the right token, until the bucket refills.
 //!
 //! [`Conn`] carries a [`ClientInfo`] into every request's extensions; [`Gate`] is the
@@ -19,7 +20,6 @@ use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
@@ -27,14 +27,12 @@ use tonic::transport::server::Connected;
 use tonic::{Request, Status};
 
 use super::ApiError;
-use crate::chat::ratelimit::{Keyed, Rate};
+use crate::chat::ratelimit::Keyed;
 use crate::config::Token;
 use crate::eventlog::stats::Connection;
+use crate::ops::access::failed_logins;
 
-/// Failed logins an address may make at once.
-pub const FAILURE_BURST: f64 = 5.0;
-/// Time for one more failed login to be allowed.
-pub const FAILURE_REFILL: Duration = Duration::from_secs(2);
+pub use crate::ops::access::{FAILURE_BURST, FAILURE_REFILL};
 /// Addresses remembered by the failure limiter.
 const FAILURE_KEYS: usize = 4096;
 
@@ -128,13 +126,9 @@ pub struct Gate {
 impl Gate {
     /// A gate checking TCP clients against `token`.
     pub fn new(token: Option<Token>) -> Gate {
-        let rate = Rate {
-            per_second: 1.0 / FAILURE_REFILL.as_secs_f64(),
-            burst: FAILURE_BURST,
-        };
         Gate {
             token: token.map(Arc::new),
-            failures: Arc::new(Keyed::new(rate, FAILURE_KEYS)),
+            failures: Arc::new(Keyed::new(failed_logins(), FAILURE_KEYS)),
         }
     }
 

@@ -23,7 +23,7 @@ use crate::people::directory::User;
 use crate::people::{People, PeopleError, Presence, Who};
 
 use super::secret::Secret;
-use crate::control::access::{FAILURE_BURST, FAILURE_REFILL};
+use crate::ops::access::failed_logins;
 
 /// Sessions remembered by the send limiter.
 const RATE_KEYS: usize = 4096;
@@ -123,13 +123,7 @@ impl Bridge {
             guests,
             local: Arc::default(),
             limiter: Keyed::new(rate, RATE_KEYS),
-            failures: Keyed::new(
-                Rate {
-                    per_second: 1.0 / FAILURE_REFILL.as_secs_f64(),
-                    burst: FAILURE_BURST,
-                },
-                RATE_KEYS,
-            ),
+            failures: Keyed::new(failed_logins(), RATE_KEYS),
         }
     }
 

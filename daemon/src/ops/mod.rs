@@ -14,9 +14,11 @@
 //! - [`users`]: the user list, user events, nickname and presence ([`UserOps`]);
 //! - [`private`]: private messages, groups, blocks, verification ([`PrivateOps`]);
 //! - [`ring`]: the ring map; [`ring_data`]: its list of known nodes;
+//! - [`access`]: the failed-login limit the gRPC API's TCP gate and the IRC bridge share;
 //! - [`fronts`]: what one front door asks of another ([`WebFront`], [`IrcFront`]);
 //! - [`error`]: [`ApiError`] and how the services' errors become one.
 
+pub mod access;
 pub mod chat;
 pub mod error;
 pub mod fronts;

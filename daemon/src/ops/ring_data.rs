@@ -100,18 +100,10 @@ fn upsert(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::overlay::met::MetNode;
+    use crate::overlay::met::{MetNode, loopback_peer as peer};
     use chat_overlay::Peer;
     use chat_overlay::ring::Finger;
-    use std::net::{Ipv4Addr, SocketAddr};
     use std::time::Duration;
-
-    fn peer(v: u64, port: u16) -> Peer {
-        Peer {
-            id: NodeId::from_high_u64(v),
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        }
-    }
 
     fn view(me: Peer) -> RingView {
         RingView {

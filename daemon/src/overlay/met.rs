@@ -75,17 +75,19 @@ impl Met {
     }
 }
 
+/// A peer for tests: node id `v` (in the id's high bits) at loopback port `port`.
+#[cfg(test)]
+pub(crate) fn loopback_peer(v: u64, port: u16) -> Peer {
+    Peer {
+        id: NodeId::from_high_u64(v),
+        addr: std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::loopback_peer as peer;
     use super::*;
-    use std::net::{Ipv4Addr, SocketAddr};
-
-    fn peer(v: u64, port: u16) -> Peer {
-        Peer {
-            id: NodeId::from_high_u64(v),
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        }
-    }
 
     #[test]
     fn bounded_newest_address_and_forgotten_when_old() {

@@ -12,11 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use chat_overlay::records::Record;
+use chat_people::Life;
 use ed25519_dalek::SigningKey;
 use tracing::warn;
 
-use super::event::Presence;
 use crate::chat::ratelimit::{Bucket, Rate};
 use crate::client::ClientInfo;
 use crate::identity::{Identity, IdentityError};
@@ -66,39 +65,11 @@ impl Who {
 /// An account's own state.
 #[derive(Debug)]
 pub struct Me {
-    /// The nickname held (none until claimed).
-    pub nick: Option<String>,
-    /// Its claim record.
-    pub claim: Option<Record>,
-    /// Why the name is not the one wished for (empty when it is).
-    pub note: String,
-    /// Presence.
-    pub presence: Presence,
-    /// Away message.
-    pub away: String,
-    /// Away because of inactivity (activity brings it back).
-    pub auto_away: bool,
-    /// Since when (Unix milliseconds).
-    pub since_ms: u64,
-    /// The version of the last profile signed.
-    pub version: u64,
-    /// Last activity.
-    pub last_active: Instant,
-    /// When the name was last claimed.
-    pub claimed_at: Option<Instant>,
-    /// A profile waits to be broadcast.
-    pub dirty: bool,
+    /// Its name, presence and the decisions about them (claims, auto-away, announcements),
+    /// made by the sans-IO [`Life`].
+    pub life: Life,
     /// Name and presence changes.
     pub changes: Bucket,
-}
-
-impl Me {
-    /// Holds `nick` by `claim`, claimed now.
-    pub fn hold(&mut self, nick: String, claim: Record) {
-        self.nick = Some(nick);
-        self.claim = Some(claim);
-        self.claimed_at = Some(Instant::now());
-    }
 }
 
 /// One hosted account.
@@ -139,17 +110,7 @@ impl Hosted {
             wish,
             nick_file: path.with_extension("nick"),
             me: Mutex::new(Me {
-                nick: None,
-                claim: None,
-                note: String::new(),
-                presence: Presence::Online,
-                away: String::new(),
-                auto_away: false,
-                since_ms: unix_ms(),
-                version: 0,
-                last_active: Instant::now(),
-                claimed_at: None,
-                dirty: false,
+                life: Life::new(unix_ms()),
                 changes: Bucket::full(CHANGES, Instant::now()),
             }),
         })

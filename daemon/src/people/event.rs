@@ -18,27 +18,9 @@ use crate::nickname::Nickname;
 /// Longest away message, in bytes of UTF-8.
 pub const MAX_AWAY_BYTES: usize = 200;
 
-/// An account's presence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Presence {
-    /// Its node is up and the person was active lately.
-    Online,
-    /// Said so, or inactive for `chat.away_after_secs`.
-    Away,
-    /// Its node stopped, or was seen dead by its ring neighbour.
-    Offline,
-}
-
-impl Presence {
-    /// `online`, `away` or `offline`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Presence::Online => "online",
-            Presence::Away => "away",
-            Presence::Offline => "offline",
-        }
-    }
-}
+/// An account's presence (defined with the account's life in `chat_people::life`; its
+/// serialised form is part of the profile).
+pub use chat_people::life::Presence;
 
 /// What an account says about itself; signed by the account's key ([`SignedProfile`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,9 +106,7 @@ impl Event {
 }
 
 /// The nickname's form in claims: lower case (names are unique regardless of case).
-pub fn normalise(nick: &str) -> String {
-    nick.to_ascii_lowercase()
-}
+pub use chat_people::life::normalise;
 
 impl Profile {
     /// Signs the profile with the account's key.

@@ -1,24 +1,22 @@
-//! One hosted account's life on the network: its nickname claim (with a suffix when taken,
-//! renewed daily, given up for a suffixed form when another account turns out to hold it),
-//! its signed profile broadcast as a people event, and its presence over time.
+//! One hosted account's life on the network, carried out: the decisions — when its nickname
+//! is claimed (with a suffix when taken, renewed daily, given up for a suffixed form only when
+//! the name's holders name another account), when its profile is announced, when it goes
+//! away — are the sans-IO [`chat_people::Life`]'s; this file does what it answers: puts the
+//! claims through the records layer, signs and publishes the profile, reads a name's holders.
 
 use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chat_overlay::records::{Kind as RecordKind, Record, RecordError};
+use chat_people::{Claim, Do, Why};
 use tracing::{debug, info, warn};
 
 use super::account::{CHANGES, Hosted};
-use super::event::{self, Event, Presence, Profile};
+use super::event::{self, Event, Profile};
 use super::{People, PeopleError};
 use crate::nickname::{MAX_LEN, Nickname};
 use crate::overlay::OverlayHandle;
 use crate::records::{LostName, RecordsError, unix_ms};
-
-/// Suffixed names tried when the wished one is taken.
-const SUFFIX_ATTEMPTS: usize = 8;
-/// How often a nickname claim is signed again with a fresh expiry.
-const RECLAIM: Duration = Duration::from_secs(24 * 3600);
 
 /// Takes one of `h`'s name-or-presence-change tokens.
 pub(super) fn take_change(h: &Hosted) -> Result<(), PeopleError> {
@@ -29,41 +27,29 @@ pub(super) fn take_change(h: &Hosted) -> Result<(), PeopleError> {
 }
 
 impl People {
-    /// Claims `wish` for `h` or, while it is taken, a suffixed form of it; the third value
-    /// says why the name got differs from the wish (empty when it does not).
-    pub(super) async fn claim(
+    /// Carries out `claim` for `h`: claims its names in turn while the holders answer that
+    /// they are taken, and hands the one granted to the account's [`chat_people::Life`]. Returns the name
+    /// got and why it differs from the wish (empty when it does not).
+    pub(super) async fn carry_claim(
         &self,
         h: &Hosted,
-        wish: &Nickname,
-    ) -> Result<(String, Record, String), PeopleError> {
-        self.claim_from(h, wish, 0).await
-    }
-
-    /// [`People::claim`], starting at attempt `first` (0: the wish itself; 1: straight to
-    /// the suffixed forms).
-    async fn claim_from(
-        &self,
-        h: &Hosted,
-        wish: &Nickname,
-        first: usize,
-    ) -> Result<(String, Record, String), PeopleError> {
-        for attempt in first..=SUFFIX_ATTEMPTS {
-            let name = if attempt == 0 {
-                wish.to_string()
-            } else {
-                suffixed(wish.as_str())
-            };
+        claim: &Claim,
+    ) -> Result<(String, String), PeopleError> {
+        let wish: Nickname = claim.wish.parse()?;
+        for attempt in claim.attempts() {
+            let name = claim.name(attempt, MAX_LEN, random());
             match self.put_claim(h, &name).await {
-                Ok(record) if attempt == 0 => {
-                    info!(nickname = %name, "nickname claimed");
-                    return Ok((name, record, String::new()));
-                }
                 Ok(record) => {
-                    warn!(wished = %wish, got = %name, "the nickname is taken by another user; using a suffixed form");
-                    let note = format!(
-                        "the nickname {wish} is taken by another user on the network; you are {name} instead"
-                    );
-                    return Ok((name, record, note));
+                    if attempt == 0 {
+                        info!(nickname = %name, "nickname claimed");
+                    } else {
+                        warn!(wished = %wish, got = %name, "the nickname is taken by another user; using a suffixed form");
+                    }
+                    let note = h
+                        .me()
+                        .life
+                        .claimed(claim, attempt, name.clone(), record, unix_ms());
+                    return Ok((name, note));
                 }
                 Err(RecordsError::Refused(RecordError::Taken { .. })) => continue,
                 Err(e) => return Err(e.into()),
@@ -119,14 +105,14 @@ impl People {
         let result = self.publish_event(ring, bytes, line.clone()).await;
         match result {
             Ok(()) => {
-                h.me().dirty = false;
+                h.me().life.announced(true);
                 if !line.is_empty() {
                     self.notify_watchers(line, h.account, change);
                 }
                 Ok(())
             }
             Err(e) => {
-                h.me().dirty = true;
+                h.me().life.announced(false);
                 Err(e)
             }
         }
@@ -135,128 +121,94 @@ impl People {
     /// The event bytes of `h`'s current profile with a new version (`None` before its
     /// nickname is claimed).
     fn profile_event(&self, h: &Hosted) -> Option<Vec<u8>> {
-        let mut me = h.me();
-        let (nick, claim) = (me.nick.clone()?, me.claim.clone()?);
-        me.version = unix_ms().max(me.version + 1);
+        let now = h.me().life.profile(unix_ms())?;
         let p = Profile {
             account: h.account,
             node: self.node,
-            nick,
-            claim,
+            nick: now.nick,
+            claim: now.claim,
             guest: h.guest,
-            presence: me.presence,
-            away: me.away.clone(),
-            since_ms: me.since_ms,
-            version: me.version,
+            presence: now.presence,
+            away: now.away,
+            since_ms: now.since_ms,
+            version: now.version,
         };
         Some(Event::Profile(p.sign(&h.key)).encode())
     }
 
-    /// One look at `h`'s clocks: the first claim, auto-away, the daily renewal, a pending
-    /// announcement, a name conflict.
+    /// One look at `h`'s clocks ([`chat_people::Life::tick`]): the first claim, auto-away, the daily
+    /// renewal, a pending announcement; and a name conflict the directory shows.
     pub(super) async fn tick_account(&self, ring: &OverlayHandle, h: &Hosted) {
-        if h.me().nick.is_none() {
+        let away_after = self.cfg.away_after.as_millis() as u64;
+        let mut acts = tick_life(h, away_after);
+        if acts.contains(&Do::ClaimFirst) {
             let first = h.remembered_nick().unwrap_or_else(|| h.wish.clone());
-            match self.claim(h, &first).await {
-                Ok((nick, claim, note)) => {
-                    let mut me = h.me();
-                    me.hold(nick, claim);
-                    me.note = note;
-                    me.dirty = true;
-                }
-                Err(e) => {
-                    warn!(error = %e, "could not claim the nickname yet; retrying");
-                    return;
-                }
-            }
-        }
-        let (dirty, reclaim) = {
-            let mut me = h.me();
-            let idle = me.last_active.elapsed();
-            if !self.cfg.away_after.is_zero()
-                && me.presence == Presence::Online
-                && idle >= self.cfg.away_after
+            if let Err(e) = self
+                .carry_claim(h, &Claim::new(first.as_str(), Why::First))
+                .await
             {
-                info!(idle_secs = idle.as_secs(), "inactive: away");
-                me.presence = Presence::Away;
-                me.auto_away = true;
-                me.since_ms = unix_ms();
-                me.dirty = true;
+                warn!(error = %e, "could not claim the nickname yet; retrying");
+                return;
             }
-            let reclaim = me.claimed_at.is_some_and(|t| t.elapsed() >= RECLAIM);
-            (me.dirty, reclaim)
-        };
-        if reclaim {
-            let held = h.me().nick.clone();
-            if let Some(Ok(n)) = held.map(|w| w.parse::<Nickname>()) {
-                match self.claim(h, &n).await {
-                    Ok((nick, claim, note)) => {
-                        let mut me = h.me();
-                        me.dirty |= me.nick.as_deref() != Some(&nick);
-                        if !note.is_empty() {
-                            me.note = note;
-                        }
-                        me.hold(nick, claim);
+            acts = tick_life(h, away_after);
+        }
+        for a in acts {
+            match a {
+                Do::Claim(c) => {
+                    if let Err(e) = self.carry_claim(h, &c).await {
+                        warn!(error = %e, "could not renew the nickname claim");
                     }
-                    Err(e) => warn!(error = %e, "could not renew the nickname claim"),
                 }
+                Do::Announce => {
+                    if let Err(e) = self.announce(ring, h).await {
+                        debug!(error = %e, "announcement not taken yet; retrying");
+                    }
+                }
+                Do::ClaimFirst | Do::ReadHolders { .. } => {}
             }
         }
-        if dirty && let Err(e) = self.announce(ring, h).await {
-            debug!(error = %e, "announcement not taken yet; retrying");
-        }
-        self.check_conflict(ring, h).await;
-    }
-
-    /// Another account shows `h`'s name with a claim that beats ours (both were granted at
-    /// once, on both sides of a split or by holders that did not yet agree): ask the DHT who
-    /// holds it, and take a suffixed name if it is not us.
-    async fn check_conflict(&self, ring: &OverlayHandle, h: &Hosted) {
-        if !self.directory().loses_name(&h.account) {
-            return;
-        }
-        let Some(nick) = h.me().nick.clone() else {
-            return;
-        };
-        let name = event::normalise(&nick).into_bytes();
-        match self.records.get(RecordKind::Nick, name.clone()).await {
-            Ok(held) => {
-                if let Some(holder) = held.first().map(|r| r.owner)
-                    && holder != h.account
-                {
-                    let lost = LostName {
-                        owner: h.account,
-                        name,
-                        holder,
-                    };
-                    self.on_lost(ring, h, lost).await;
-                }
+        // Another account shows our name with a claim that beats ours (both were granted at
+        // once, on both sides of a split or by holders that did not yet agree).
+        if self.directory().loses_name(&h.account) {
+            let read = h.me().life.contested();
+            if let Some(Do::ReadHolders { name }) = read {
+                self.read_holders(ring, h, &name).await;
             }
-            Err(e) => debug!(error = %e, "could not check who holds our nickname"),
         }
     }
 
-    /// `h`'s name is held by another account: take a suffixed form of it and say why.
+    /// A report that `h`'s name is held by another account (a holder refused the renewal,
+    /// or two claims met): the holders are asked before anything is given up.
     pub(super) async fn on_lost(&self, ring: &OverlayHandle, h: &Hosted, lost: LostName) {
-        let Some(current) = h.me().nick.clone() else {
-            return;
-        };
-        if event::normalise(&current).into_bytes() != lost.name {
-            return;
+        let read = h.me().life.lost(&lost.name);
+        if let Some(Do::ReadHolders { name }) = read {
+            debug!(nickname = %name, holder = %hex::encode(&lost.holder[..4]), "told another key holds our nickname; asking its holders");
+            self.read_holders(ring, h, &name).await;
         }
-        warn!(nickname = %current, "another user holds this nickname (claimed first); renaming");
-        let Ok(base) = strip_suffix(&current).parse::<Nickname>() else {
+    }
+
+    /// Asks the holders of `h`'s name (normalised `name`) who holds it — a claim read, the
+    /// majority of their answers — and takes a suffixed form of it if [`chat_people::Life::holders`]
+    /// says the name is another account's.
+    async fn read_holders(&self, ring: &OverlayHandle, h: &Hosted, name: &str) {
+        let held = match self
+            .records
+            .get(RecordKind::Nick, name.as_bytes().to_vec())
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                debug!(error = %e, "could not check who holds our nickname");
+                return;
+            }
+        };
+        let holder = held.first().map(|r| r.owner);
+        let Some(rename) = h.me().life.holders(name, holder, &h.account) else {
             return;
         };
-        match self.claim_from(h, &base, 1).await {
-            Ok((name, claim, _)) => {
-                {
-                    let mut me = h.me();
-                    me.note = format!(
-                        "the nickname {current} was also granted to another user who claimed it first (at the same time, or while the network was split); you are {name} now"
-                    );
-                    me.hold(name, claim);
-                }
+        warn!(nickname = %name, "another user holds this nickname (claimed first); renaming");
+        match self.carry_claim(h, &rename).await {
+            Ok(_) => {
                 if let Err(e) = self.announce(ring, h).await {
                     warn!(error = %e, "could not announce the new nickname yet");
                 }
@@ -266,38 +218,21 @@ impl People {
     }
 }
 
-/// `base` with a random four-digit suffix, shortened to fit [`MAX_LEN`].
-fn suffixed(base: &str) -> String {
-    let n = std::collections::hash_map::RandomState::new()
+/// [`chat_people::Life::tick`] for `h` now, saying when inactivity made it away.
+fn tick_life(h: &Hosted, away_after_ms: u64) -> Vec<Do> {
+    let now = unix_ms();
+    let mut me = h.me();
+    let was = me.life.presence();
+    let acts = me.life.tick(now, away_after_ms);
+    if me.life.presence() != was {
+        info!(idle_secs = me.life.idle_ms(now) / 1000, "inactive: away");
+    }
+    acts
+}
+
+/// A fresh random number (a suffix's digits).
+fn random() -> u64 {
+    std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish()
-        % 9000
-        + 1000;
-    let keep = base.len().min(MAX_LEN - 4);
-    format!("{}{n}", &base[..keep])
-}
-
-/// `name` without a four-digit suffix a collision gave it.
-fn strip_suffix(name: &str) -> &str {
-    let b = name.as_bytes();
-    if b.len() > 4 && b[b.len() - 4..].iter().all(u8::is_ascii_digit) {
-        &name[..name.len() - 4]
-    } else {
-        name
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suffixes_fit_and_come_off() {
-        let long = "a".repeat(MAX_LEN);
-        let s = suffixed(&long);
-        assert_eq!(s.len(), MAX_LEN);
-        assert!(s.parse::<Nickname>().is_ok());
-        assert_eq!(strip_suffix("alice4821"), "alice");
-        assert_eq!(strip_suffix("bob"), "bob");
-    }
 }

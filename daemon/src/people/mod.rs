@@ -16,7 +16,9 @@
 //! - `life.rs`: an account's life — claiming its nickname (a *claim* record signed by the
 //!   account; a taken name gets a random numeric suffix and the person is told why),
 //!   announcing its profile, going away after `chat.away_after_secs` without activity,
-//!   renaming when its name turns out to be another's;
+//!   renaming when the name's holders say it is another's. The decisions are the sans-IO
+//!   `chat_people::Life`'s (one per hosted account, in `account.rs`'s `Me`); this service
+//!   carries out its claims, announcements and reads of a name's holders;
 //! - this file: the service — accounts by client, the directory, the events the chat core
 //!   hands over, the service's task (ticks, dead predecessors, lost names), and going offline
 //!   at a graceful stop.
@@ -188,7 +190,7 @@ impl People {
         // Our own last profiles, from before the restart, are history: sign newer ones.
         for h in people.all_hosted() {
             if let Some(u) = people.directory().get(&h.account) {
-                h.me().version = u.version;
+                h.me().life.signed_before(u.version);
             }
         }
         chat.set_people(people.clone());
@@ -298,7 +300,7 @@ impl People {
         match self.host(who) {
             Ok(h) => {
                 let me = h.me();
-                (me.nick.clone(), me.note.clone())
+                (me.life.nick().map(str::to_owned), me.life.note().to_owned())
             }
             Err(e) => (None, e.to_string()),
         }
@@ -307,7 +309,7 @@ impl People {
     /// `who`'s presence.
     pub fn presence(&self, who: Who) -> Presence {
         self.host(who)
-            .map_or(Presence::Offline, |h| h.me().presence)
+            .map_or(Presence::Offline, |h| h.me().life.presence())
     }
 
     /// Every account known, by shown name.
@@ -352,15 +354,8 @@ impl People {
         let Ok(h) = self.host(who) else {
             return;
         };
-        let mut me = h.me();
-        me.last_active = std::time::Instant::now();
-        if me.auto_away && me.presence == Presence::Away {
-            me.auto_away = false;
-            me.presence = Presence::Online;
-            me.away.clear();
-            me.since_ms = unix_ms();
-            me.dirty = true;
-            drop(me);
+        let announce = h.me().life.touch(unix_ms());
+        if announce {
             self.wake.notify_one();
         }
     }
@@ -378,23 +373,15 @@ impl People {
             return Err(PeopleError::AwayTooLong);
         }
         let h = self.host(who)?;
-        if h.me().nick.is_none() {
+        if h.me().life.nick().is_none() {
             return Err(PeopleError::NotJoined);
         }
         life::take_change(&h)?;
-        {
-            let mut me = h.me();
-            me.last_active = std::time::Instant::now();
-            me.auto_away = false;
-            me.presence = if message.is_some() {
-                Presence::Away
-            } else {
-                Presence::Online
-            };
-            me.away = message.unwrap_or_default();
-            me.since_ms = unix_ms();
+        let announce = h.me().life.set_away(message, unix_ms());
+        match announce {
+            Some(_) => self.announce(ring, &h).await,
+            None => Err(PeopleError::NotJoined),
         }
-        self.announce(ring, &h).await
     }
 
     /// `who` changes nickname to `wish` (a suffixed form if it is taken); returns the name
@@ -408,13 +395,8 @@ impl People {
         let wish: Nickname = wish.parse()?;
         let h = self.host(who)?;
         life::take_change(&h)?;
-        let (nick, claim, note) = self.claim(&h, &wish).await?;
-        {
-            let mut me = h.me();
-            me.hold(nick.clone(), claim);
-            me.note = note.clone();
-            me.last_active = std::time::Instant::now();
-        }
+        let claim = chat_people::Claim::new(wish.as_str(), chat_people::Why::Set);
+        let (nick, note) = self.carry_claim(&h, &claim).await?;
         self.announce(ring, &h).await?;
         Ok((nick, note))
     }
@@ -506,8 +488,7 @@ impl People {
                 if live {
                     info!(reporter = %from.short(), "a neighbour reported this node dead; saying otherwise");
                     for h in self.all_hosted() {
-                        let mut me = h.me();
-                        me.dirty |= me.nick.is_some();
+                        h.me().life.deny_down();
                     }
                     self.wake.notify_one();
                 }
@@ -548,14 +529,8 @@ impl People {
         let all = self.all_hosted();
         let work = async {
             for h in &all {
-                {
-                    let mut me = h.me();
-                    if me.nick.is_none() {
-                        continue;
-                    }
-                    me.presence = Presence::Offline;
-                    me.away.clear();
-                    me.since_ms = unix_ms();
+                if h.me().life.go_offline(unix_ms()).is_none() {
+                    continue;
                 }
                 if let Err(e) = self.announce(ring, h).await {
                     warn!(error = %e, "could not announce going offline");

@@ -87,6 +87,23 @@ pub enum Delivery {
     Failed { retry_ms: u64 },
 }
 
+/// A sealed value on its way to an account ([`Action::Send`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The recipient account.
+    pub to: [u8; 32],
+    /// The message's number (0: an acknowledgement, whose outcome is not reported).
+    pub seq: u64,
+    /// The sealed value.
+    pub value: Vec<u8>,
+    /// Into the mailbox, not to the recipient's node.
+    pub mailbox: bool,
+    /// The item is in the mailbox already: a failed direct delivery is not stored again.
+    pub direct_only: bool,
+    /// When its mailbox item expires (Unix ms).
+    pub expires_ms: u64,
+}
+
 /// What the engine asks its driver to do.
 #[derive(Clone, Debug)]
 pub enum Action {
@@ -98,14 +115,7 @@ pub enum Action {
     /// the outcome with [`Engine::outcome`] unless `seq` is 0 (an acknowledgement). With
     /// `direct_only` (the item is in the mailbox already; [`Engine::peer_online`]) a failed
     /// direct delivery is reported as [`Delivery::Failed`] rather than stored again.
-    Send {
-        to: [u8; 32],
-        seq: u64,
-        value: Vec<u8>,
-        mailbox: bool,
-        direct_only: bool,
-        expires_ms: u64,
-    },
+    Send(Outgoing),
     /// Put this pending item again (report `Removed` with [`Engine::item_removed`]).
     Reput {
         to: [u8; 32],
@@ -558,14 +568,14 @@ impl Engine {
             };
             p.attempts = p.attempts.saturating_add(1);
             p.next_ms = now_ms + OUTCOME_WAIT_MS;
-            actions.push(Action::Send {
+            actions.push(Action::Send(Outgoing {
                 to,
                 seq,
                 value,
                 mailbox,
                 direct_only,
                 expires_ms,
-            });
+            }));
         }
         self.dirty.insert(to);
     }

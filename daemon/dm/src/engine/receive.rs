@@ -72,14 +72,14 @@ impl Engine {
                 body: Body::Ack { upto: p.inn.upto() },
             };
             if let Some(value) = self.encrypt(&to, &ack) {
-                actions.push(Action::Send {
+                actions.push(Action::Send(super::Outgoing {
                     to,
                     seq: 0,
                     value,
                     mailbox: false,
                     direct_only: false,
                     expires_ms: now_ms + super::ITEM_LIFE_MS,
-                });
+                }));
             }
         }
         if !remove.is_empty() {

@@ -134,15 +134,7 @@ impl Service {
         let Some(op) = self.take_op(token) else {
             return;
         };
-        let Op::Direct {
-            account,
-            to,
-            seq,
-            value,
-            expires_ms,
-            direct_only,
-        } = op
-        else {
+        let Op::Direct { account, out } = op else {
             if !matches!(op, Op::Poke) {
                 self.ops.insert(token, (self.ticks, op));
             }
@@ -153,19 +145,19 @@ impl Service {
             Delivery::Direct
         } else {
             self.stats.direct_failed += 1;
-            if delivery::after_direct_failure(direct_only) == Route::Mailbox {
-                self.put_item(account, to, seq, value, expires_ms, now_ms);
+            if delivery::after_direct_failure(out.direct_only) == Route::Mailbox {
+                self.put_item(account, out, now_ms);
                 return;
             }
             delivery::direct_failed()
         };
-        if seq == 0 {
+        if out.seq == 0 {
             return;
         }
         let Some(a) = self.accounts.get_mut(&account) else {
             return;
         };
-        let actions = a.engine.outcome(to, seq, d, now_ms);
+        let actions = a.engine.outcome(out.to, out.seq, d, now_ms);
         self.act(account, actions, now_ms, dir);
     }
 

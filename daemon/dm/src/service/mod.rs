@@ -46,7 +46,7 @@ use chat_overlay::records::{Hash, Kind, MAX_REMOVED, Record};
 
 use crate::bundle::Bundle;
 use crate::delivery::{self, OnlineWatch, Route, Schedule};
-use crate::engine::{Action, Engine};
+use crate::engine::{Action, Engine, Outgoing};
 
 /// Ticks (seconds) after which an unanswered request is forgotten: longer than any answer
 /// takes (the daemon's records calls give up after 120 s, its direct sends after 30 s).
@@ -231,11 +231,7 @@ enum Op {
     Remove,
     Direct {
         account: [u8; 32],
-        to: [u8; 32],
-        seq: u64,
-        value: Vec<u8>,
-        expires_ms: u64,
-        direct_only: bool,
+        out: Outgoing,
     },
     Poke,
 }
@@ -269,7 +265,7 @@ impl std::fmt::Debug for Service {
 fn order(actions: &mut [Action]) {
     actions.sort_by_key(|a| match a {
         Action::FetchBundle { peer } => (1u8, *peer, 0u64),
-        Action::Send { to, seq, .. } => (2, *to, *seq),
+        Action::Send(o) => (2, o.to, o.seq),
         Action::Reput { to, seq, .. } => (3, *to, *seq),
         _ => (0, [0; 32], 0),
     });
@@ -552,38 +548,25 @@ impl Service {
                         key: peer.to_vec(),
                     });
                 }
-                Action::Send {
-                    to,
-                    seq,
-                    value,
-                    mailbox,
-                    direct_only,
-                    expires_ms,
-                } => {
-                    let node = dir.route_to(&to);
-                    match (delivery::route(mailbox, direct_only, node.is_some()), node) {
+                Action::Send(out) => {
+                    let node = dir.route_to(&out.to);
+                    match (
+                        delivery::route(out.mailbox, out.direct_only, node.is_some()),
+                        node,
+                    ) {
                         (Route::Direct, Some(node)) => {
-                            let body = delivery::item_body(&to, &value);
-                            let token = self.token(Op::Direct {
-                                account,
-                                to,
-                                seq,
-                                value,
-                                expires_ms,
-                                direct_only,
-                            });
+                            let body = delivery::item_body(&out.to, &out.value);
+                            let token = self.token(Op::Direct { account, out });
                             self.out.push(Out::Send { token, node, body });
                         }
-                        (Route::Mailbox, _) => {
-                            self.put_item(account, to, seq, value, expires_ms, now_ms)
-                        }
+                        (Route::Mailbox, _) => self.put_item(account, out, now_ms),
                         _ => {
-                            if seq > 0
+                            if out.seq > 0
                                 && let Some(a) = self.accounts.get_mut(&account)
                             {
                                 follow.extend(a.engine.outcome(
-                                    to,
-                                    seq,
+                                    out.to,
+                                    out.seq,
                                     delivery::direct_failed(),
                                     now_ms,
                                 ));
@@ -636,15 +619,15 @@ impl Service {
         }
     }
 
-    fn put_item(
-        &mut self,
-        account: [u8; 32],
-        to: [u8; 32],
-        seq: u64,
-        value: Vec<u8>,
-        expires_ms: u64,
-        now_ms: u64,
-    ) {
+    /// Puts `out` as a mailbox item of `account`'s (reported with the item's answer).
+    fn put_item(&mut self, account: [u8; 32], out: Outgoing, now_ms: u64) {
+        let Outgoing {
+            to,
+            seq,
+            value,
+            expires_ms,
+            ..
+        } = out;
         let record = crate::item_record(
             &to,
             value,

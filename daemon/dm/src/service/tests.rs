@@ -147,6 +147,25 @@ impl Net {
         }
     }
 
+    /// Two nodes that ticked three times from 1 s (bundles published), and the time after.
+    fn started() -> (Net, u64) {
+        let mut n = Net::new();
+        let mut now = 1_000;
+        for _ in 0..3 {
+            n.tick(now);
+            now += 1_000;
+        }
+        (n, now)
+    }
+
+    /// `count` ticks a second apart after `now` (which moves on).
+    fn ticks(&mut self, now: &mut u64, count: usize) {
+        for _ in 0..count {
+            *now += 1_000;
+            self.tick(*now);
+        }
+    }
+
     fn tick(&mut self, now: u64) {
         let accounts = self.accounts();
         let online = self.online;
@@ -179,18 +198,10 @@ impl Net {
 
 #[test]
 fn an_online_recipient_gets_it_directly_and_acknowledges() {
-    let mut n = Net::new();
-    let mut now = 1_000;
-    for _ in 0..3 {
-        n.tick(now);
-        now += 1_000;
-    }
+    let (mut n, mut now) = Net::started();
     assert_eq!(n.nodes[0].stats().bundles_published, 1);
     n.send(0, 1, "hello", now);
-    for _ in 0..5 {
-        now += 1_000;
-        n.tick(now);
-    }
+    n.ticks(&mut now, 5);
     assert_eq!(n.shown, vec![(1, "hello".to_string())]);
     assert_eq!(n.pending(0), 0, "acknowledged");
     assert!(n.nodes[0].stats().direct_ok >= 1);
@@ -200,12 +211,7 @@ fn an_online_recipient_gets_it_directly_and_acknowledges() {
 
 #[test]
 fn an_offline_recipient_reads_its_mailbox_when_back_and_is_poked() {
-    let mut n = Net::new();
-    let mut now = 1_000;
-    for _ in 0..3 {
-        n.tick(now);
-        now += 1_000;
-    }
+    let (mut n, mut now) = Net::started();
     n.online[1] = false;
     n.send(0, 1, "while away", now);
     assert_eq!(n.nodes[0].stats().items_put, 1, "into the mailbox");
@@ -226,10 +232,7 @@ fn an_offline_recipient_reads_its_mailbox_when_back_and_is_poked() {
     assert!(n.nodes[0].stats().online_retries >= 1);
     // The item is removed from the mailbox after a read (the removals of a tick go out at
     // the next one).
-    for _ in 0..130 {
-        now += 1_000;
-        n.tick(now);
-    }
+    n.ticks(&mut now, 130);
     assert_eq!(n.shown.len(), 1, "still shown once");
     let left = n
         .store
@@ -238,8 +241,7 @@ fn an_offline_recipient_reads_its_mailbox_when_back_and_is_poked() {
     assert_eq!(left, 0, "removed after the read");
     // A later message while online goes direct; a stored one would poke.
     n.send(0, 1, "again", now);
-    now += 1_000;
-    n.tick(now);
+    n.ticks(&mut now, 1);
     assert_eq!(n.shown.len(), 2);
 }
 

@@ -67,7 +67,7 @@ impl Net {
                         .bundle_fetched(peer, b, now);
                     self.run(who, more);
                 }
-                Action::Send { to, seq, value, .. } => {
+                Action::Send(crate::engine::Outgoing { to, seq, value, .. }) => {
                     assert!(value.len() <= 4096, "a sealed item fits a record value");
                     self.wire.push((to, value.clone()));
                     if seq > 0 {
@@ -664,14 +664,14 @@ fn a_recipient_seen_online_gets_stored_messages_directly_and_each_once() {
     let actions = net.with(a, |e, now| e.peer_online(b, now));
     let mut direct = Vec::new();
     for x in actions {
-        if let Action::Send {
+        if let Action::Send(crate::engine::Outgoing {
             to,
             seq,
             value,
             mailbox,
             direct_only,
             ..
-        } = x
+        }) = x
         {
             assert!(
                 !mailbox && direct_only,
@@ -713,7 +713,7 @@ fn a_send_in_flight_when_the_node_stopped_is_made_again_at_once_after_the_restar
     let sends = |actions: &[Action]| {
         actions
             .iter()
-            .filter(|x| matches!(x, Action::Send { seq, .. } if *seq > 0))
+            .filter(|x| matches!(x, Action::Send(o) if o.seq > 0))
             .count()
     };
     // The attempt goes out (once Bob's bundle is fetched); its outcome never comes: the node
