@@ -21,10 +21,10 @@ span of 40 s (SCHEDULE=short: 12 nodes, about 2 minutes in all, what CI runs) or
   stop       SIGSTOP of one node for 20 s, then SIGCONT (a gray failure)
   corrupt    a restart with chat.sqlite3 and records.sqlite truncated and zeroed
   diskfull   a node whose data directory is a small tmpfs that fills up, then is freed
-  skew       two nodes whose wall clock is off from the start (libfaketime; SKEW="+90s,-40s")
+  skew       two nodes whose wall clock is off from the start (libfaketime; SKEW="+180s,-40s")
   loss       5 % of the UDP packets dropped (iptables statistic) during the span
-  delay      a quarter of the packets queued behind a slow htb class: delay and reordering
-             (this kernel has no netem; see harness.Netns.delay)
+  delay      a quarter of the packets through a slow htb class (300 kbit/s, 40 packets):
+             bursts delayed and reordered (this kernel has no netem; harness.Netns.delay)
   dup        1 % of the UDP packets duplicated (iptables TEE) during the span
   partition  the two namespaces cut apart (20 s short, 60 s long), then healed
 
@@ -260,10 +260,7 @@ class Run:
         else:
             ns.delay(True)
         self.note(f"{fault} on")
-        time.sleep(self.span / 2)
-        if fault == "delay":
-            self.results["delay"] = {"probe": ns.probe_delay(0)}
-        time.sleep(self.span / 2)
+        time.sleep(self.span)
         stats = ns.counters()
         if fault == "loss":
             ns.loss(0.05, False)
@@ -272,7 +269,7 @@ class Run:
             ns.duplicate(0.01, False)
             self.results["dup"] = {"duplicated_packets": stats["teed"]}
         else:
-            self.results["delay"].update(ns.slow_stats())
+            self.results["delay"] = ns.slow_stats()
             ns.delay(False)
         self.note(f"{fault} off")
 
@@ -371,7 +368,7 @@ def main():
     victims, rest = rest[:kills], rest[kills:]
     frozen, corrupted, filled, skewed = rest[0], rest[1], rest[2], rest[3:5]
     if "skew" in o.faults:
-        for n, s in zip(skewed, os.environ.get("SKEW", "+90s,-40s").split(",")):
+        for n, s in zip(skewed, os.environ.get("SKEW", "+180s,-40s").split(",")):
             n.skew = s
         run.notes.append("clock skew: " + ", ".join(f"n{n.i} {n.skew}" for n in skewed if n.skew))
     for n in run.nodes:

@@ -203,9 +203,13 @@ class Netns:
 
     # The kernel here has no sch_netem (nor tbf): no fixed delay can be added. What it has is
     # htb and the u32 classifier: a quarter of the UDP packets of 64 bytes or more (chosen by
-    # two bits of a ciphertext byte, so at random) go through a slow class (RATE, a queue of
-    # LIMIT packets) and are delayed by its queue while the others pass: delay and reordering.
-    SLOW_RATE, SLOW_LIMIT = "1mbit", 40
+    # two bits of a ciphertext byte, so at random) go through a slow class (SLOW_RATE, a queue
+    # of SLOW_LIMIT packets) and wait in its queue whenever they come faster than its rate,
+    # while the others pass: bursts are delayed (a 1,200-byte packet takes 32 ms at 300 kbit/s,
+    # a full queue of them 1.3 s) and reordered, and a full queue drops. A lone packet after a
+    # quiet spell passes at once (htb's burst), so this is congestion, not netem's fixed delay.
+    SLOW_RATE = os.environ.get("SLOW_RATE", "300kbit")
+    SLOW_LIMIT = int(os.environ.get("SLOW_LIMIT", "40"))
 
     def delay(self, on):
         for side in (0, 1):
@@ -216,7 +220,7 @@ class Netns:
                 tc = ("tc",)
                 self.run(side, *tc, "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "20")
                 self.run(side, *tc, "class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb",
-                         "rate", self.SLOW_RATE)
+                         "rate", self.SLOW_RATE, "burst", "1600", "cburst", "1600")
                 self.run(side, *tc, "class", "add", "dev", dev, "parent", "1:", "classid", "1:20", "htb",
                          "rate", "10gbit")
                 self.run(side, *tc, "qdisc", "add", "dev", dev, "parent", "1:10", "handle", "10:", "pfifo",
@@ -227,8 +231,9 @@ class Netns:
         self.shaped = on
 
     def slow_stats(self):
-        """Packets through the slow class and dropped by its queue, summed over the links."""
-        sent = dropped = 0
+        """Packets through the slow class, the times one had to wait for the class's rate
+        (htb's overlimits: delayed) and the packets its full queue dropped, over the links."""
+        sent = dropped = waited = 0
         for side in (0, 1):
             for dev in ("lo", self.veth[side]):
                 out = self.run(side, "tc", "-s", "class", "show", "dev", dev, "classid", "1:10", check=False).stdout
@@ -237,25 +242,9 @@ class Netns:
                     sent += int(words[words.index("Sent") + 3])
                 if "(dropped" in words:
                     dropped += int(words[words.index("(dropped") + 1].rstrip(","))
-        return {"slow_packets": sent, "slow_dropped": dropped}
-
-    def probe_delay(self, side, count=40):
-        """One-way delay (ms) of `count` UDP packets that take the slow class, on loopback in
-        namespace `side`: median and maximum, or None if all were lost."""
-        code = (
-            "import socket,time,statistics as s\n"
-            "r=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);r.bind(('127.0.0.1',0));r.settimeout(2)\n"
-            "w=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);d=[]\n"
-            f"for i in range({count}):\n"
-            "  w.sendto(str(time.monotonic()).ljust(64).encode()+bytes(64),r.getsockname())\n"
-            "  try: d.append((time.monotonic()-float(r.recv(256)[:64]))*1000)\n"
-            "  except socket.timeout: pass\n"
-            "  time.sleep(0.02)\n"
-            "print(round(s.median(d),1) if d else None, round(max(d),1) if d else None, len(d))\n")
-        out = self.run(side, "python3", "-c", code, check=False).stdout.split()
-        if len(out) != 3 or out[0] == "None":
-            return None
-        return {"median_ms": float(out[0]), "max_ms": float(out[1]), "received": int(out[2]), "sent": count}
+                if "overlimits" in words:
+                    waited += int(words[words.index("overlimits") + 1])
+        return {"slow_packets": sent, "slow_waited": waited, "slow_dropped": dropped}
 
 
 # ---- daemons ------------------------------------------------------------------------------
