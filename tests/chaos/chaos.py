@@ -23,7 +23,7 @@ span of 40 s (SCHEDULE=short: 12 nodes, about 2 minutes in all, what CI runs) or
   diskfull   a node whose data directory is a small tmpfs that fills up, then is freed
   skew       two nodes whose wall clock is off from the start (libfaketime; SKEW="+180s,-40s")
   loss       5 % of the UDP packets dropped (iptables statistic) during the span
-  delay      a quarter of the packets through a slow htb class (300 kbit/s, 40 packets):
+  delay      a quarter of the packets through a slow htb class (25 kbit/s a node, 40 packets):
              bursts delayed and reordered (this kernel has no netem; harness.Netns.delay)
   dup        1 % of the UDP packets duplicated (iptables TEE) during the span
   partition  the two namespaces cut apart (20 s short, 60 s long), then healed
@@ -133,7 +133,7 @@ class Run:
                 r = ctl(n, "dm", to.nick, text, timeout=15)
                 with self.lock:
                     if r is not None:
-                        self.private.append((text, to.i, t))
+                        self.private.append((text, to.i, t, n.i))
                     else:
                         self.refused += 1
             else:
@@ -258,7 +258,8 @@ class Run:
         elif fault == "dup":
             ns.duplicate(0.01, True)
         else:
-            ns.delay(True)
+            # 25 kbit/s a node: 300 for the short schedule's 12, 750 for the long one's 30.
+            ns.delay(True, rate=f"{25 * self.o.nodes}kbit")
         self.note(f"{fault} on")
         time.sleep(self.span)
         stats = ns.counters()
@@ -428,7 +429,7 @@ def main():
     figures["public_duplicated"] = sum(len(h[i]) - len(set(h[i])) for i in h)
     figures["public_missing_detail"] = {f"n{i}": len(want_pub - set(h[i])) for i in h if want_pub - set(h[i])}
     want_dm = {}
-    for text, to, _ in run.private:
+    for text, to, _, _ in run.private:
         want_dm.setdefault(to, set()).add(text)
     box = {}
 
@@ -444,9 +445,10 @@ def main():
     b = box.get("b", {})
     figures["private_sent_ok"] = len(run.private)
     figures["private_lost"] = sum(len(want_dm.get(i, set()) - set(b.get(i, []))) for i in b)
-    sent_at = {text: (to, round(ts, 1)) for text, to, ts in run.private}
+    sent_at = {text: (round(ts, 1), frm) for text, _, ts, frm in run.private}
     figures["private_lost_detail"] = sorted(
-        (t, f"to n{i}", sent_at[t][1]) for i in b for t in want_dm.get(i, set()) - set(b.get(i, [])))[:20]
+        (t, f"n{sent_at[t][1]} to n{i}", f"at {sent_at[t][0]} s")
+        for i in b for t in want_dm.get(i, set()) - set(b.get(i, [])))[:20]
     figures["private_duplicated"] = sum(len(b[i]) - len(set(b[i])) for i in b)
     figures["refused"] = run.refused
 

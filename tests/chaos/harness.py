@@ -208,10 +208,12 @@ class Netns:
     # while the others pass: bursts are delayed (a 1,200-byte packet takes 32 ms at 300 kbit/s,
     # a full queue of them 1.3 s) and reordered, and a full queue drops. A lone packet after a
     # quiet spell passes at once (htb's burst), so this is congestion, not netem's fixed delay.
-    SLOW_RATE = os.environ.get("SLOW_RATE", "300kbit")
+    SLOW_RATE = os.environ.get("SLOW_RATE")
     SLOW_LIMIT = int(os.environ.get("SLOW_LIMIT", "40"))
 
-    def delay(self, on):
+    def delay(self, on, rate="300kbit"):
+        """Turns the slow class on (at `rate`, or $SLOW_RATE) or off on every link."""
+        rate = self.SLOW_RATE or rate
         for side in (0, 1):
             for dev in ("lo", self.veth[side]):
                 if not on:
@@ -220,7 +222,7 @@ class Netns:
                 tc = ("tc",)
                 self.run(side, *tc, "qdisc", "add", "dev", dev, "root", "handle", "1:", "htb", "default", "20")
                 self.run(side, *tc, "class", "add", "dev", dev, "parent", "1:", "classid", "1:10", "htb",
-                         "rate", self.SLOW_RATE, "burst", "1600", "cburst", "1600")
+                         "rate", rate, "burst", "1600", "cburst", "1600")
                 self.run(side, *tc, "class", "add", "dev", dev, "parent", "1:", "classid", "1:20", "htb",
                          "rate", "10gbit")
                 self.run(side, *tc, "qdisc", "add", "dev", dev, "parent", "1:10", "handle", "10:", "pfifo",
