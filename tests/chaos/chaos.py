@@ -332,8 +332,10 @@ def preflight(o):
                      "or CHATD/CHATCTL")
     missing = {}
     if o.loopback:
-        for f in LINK + ("diskfull",):
-            missing[f] = "--loopback: no namespaces, no tmpfs"
+        for f in LINK:
+            missing[f] = "--loopback: no namespaces"
+        if not is_root():
+            missing["diskfull"] = "needs root to mount a tmpfs"
     else:
         if not is_root():
             skip("chaos.py needs root (network namespaces, iptables, tc, a tmpfs); --loopback runs "
@@ -428,6 +430,9 @@ def main():
     figures["public_missing_on_restarted_nodes"] = sum(len(want_pub - set(h[i])) for i in h) - lost
     figures["public_duplicated"] = sum(len(h[i]) - len(set(h[i])) for i in h)
     figures["public_missing_detail"] = {f"n{i}": len(want_pub - set(h[i])) for i in h if want_pub - set(h[i])}
+    figures["public_lost_detail"] = sorted(
+        (t, f"from n{frm}", f"at {ts:.1f} s", f"missing on {sum(t not in h[i] for i in h if t in must[i])}")
+        for t, frm, ts in run.public if any(t in must[i] and t not in h[i] for i in h))[:20]
     want_dm = {}
     for text, to, _, _ in run.private:
         want_dm.setdefault(to, set()).add(text)

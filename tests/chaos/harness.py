@@ -43,24 +43,34 @@ _cleaned = threading.Event()
 
 
 def track(proc):
+    """Registers a process for `cleanup`; one started by a thread after cleanup is killed."""
     with _lock:
         _procs.append(proc)
+        late = _cleaned.is_set()
+    if late:
+        proc.kill()
+        proc.wait(5)
     return proc
 
 
 def on_cleanup(f):
-    """Registers an undo step (run last-registered first by `cleanup`)."""
+    """Registers an undo step (run last-registered first by `cleanup`; at once if cleanup has
+    already run, e.g. a fault's thread that mounted something as the time limit expired)."""
     with _lock:
-        _undo.append(f)
+        late = _cleaned.is_set()
+        if not late:
+            _undo.append(f)
+    if late:
+        f()
 
 
 def cleanup():
     """Kills every process this harness started (only those pids; a stopped one is continued
     first so it dies), then runs the undo steps. Bounded: about 5 s a process at worst."""
-    if _cleaned.is_set():
-        return
-    _cleaned.set()
     with _lock:
+        if _cleaned.is_set():
+            return
+        _cleaned.set()
         procs, undo = list(_procs), list(reversed(_undo))
     for p in procs:
         if p.poll() is None:
