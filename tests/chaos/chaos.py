@@ -377,9 +377,9 @@ def main():
     for n in run.nodes:
         run.start(n)
         time.sleep(0.1)
-    formed = wait(120, lambda: one_ring(run.nodes))
-    if formed is None:
-        dump_logs(run.nodes, why="the ring did not form within 120 s")
+    formed = wait(120, lambda: one_ring(run.nodes) or any(n.proc.poll() is not None for n in run.nodes))
+    if formed is None or any(n.proc.poll() is not None for n in run.nodes):
+        dump_logs(run.nodes, why="the ring did not form within 120 s, or a node exited")
         sys.exit("the ring did not form")
     figures["formed_s"] = round(formed, 1)
     loader = threading.Thread(target=run.load, daemon=True)

@@ -275,11 +275,14 @@ class Node:
     def log(self):
         return os.path.join(self.dir, f"log{('-' + self.build) if self.build else ''}")
 
-    def start(self, chatd, config, bootstrap=None, build="", wrap=(), env=None):
+    def start(self, chatd, config, bootstrap=None, build="", wrap=(), env_extra=None):
         os.makedirs(self.dir, exist_ok=True)
         if self.ns:
             wrap = (*self.ns[0].exec(self.ns[1]), *wrap)
-        env = dict(os.environ, CHATD_LOG="info", **(env or {}))
+        # chatd reads every CHATD_* variable as configuration (and refuses unknown ones, such as
+        # CI's CHATD_TEST_STRICT): none of the caller's reach it, only those given here.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_")}
+        env.update(CHATD_LOG="info", **(env_extra or {}))
         if self.skew:
             if not LIBFAKETIME:
                 raise RuntimeError("libfaketime is not installed")
