@@ -4,16 +4,22 @@
 //!
 //! A timestamp is one `u64`: milliseconds since the Unix epoch in the upper 48 bits, a logical
 //! counter in the lower 16. [`Clock::tick`] stamps a local event; [`Clock::observe`] merges a
-//! remote timestamp, refusing one too far ahead of our wall clock (a sender with a broken clock
-//! must not drag everyone's clock into the future).
+//! remote timestamp. A sender with a wrong clock must not drag everyone's clock into the
+//! future, nor lose its messages: a timestamp up to [`MAX_AHEAD`] ahead of our wall clock is
+//! accepted but moves our clock at most [`MAX_DRIFT`] ahead (so a reply may sort up to
+//! `MAX_AHEAD - MAX_DRIFT` before the message it answers); one further ahead is refused (it
+//! would stay at the end of every history).
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Bits of the logical counter.
 const LOGICAL_BITS: u32 = 16;
-/// How far ahead of our wall clock a remote timestamp may be.
+/// How far ahead of our wall clock a remote timestamp may move our clock.
 pub const MAX_DRIFT: Duration = Duration::from_secs(60);
+/// How far ahead of our wall clock a remote timestamp may be at all (the records' clock skew
+/// allowance, `records::Config::max_skew`, is the same 5 minutes).
+pub const MAX_AHEAD: Duration = Duration::from_secs(300);
 
 /// A hybrid logical timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,7 +44,7 @@ impl Timestamp {
 
 /// A remote timestamp was too far in the future.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("timestamp is {ahead_ms} ms ahead of this node's clock (at most {} s allowed)", MAX_DRIFT.as_secs())]
+#[error("timestamp is {ahead_ms} ms ahead of this node's clock (at most {} s allowed)", MAX_AHEAD.as_secs())]
 pub struct TooFarAhead {
     /// By how much.
     pub ahead_ms: u64,
@@ -88,16 +94,18 @@ impl Clock {
         self.observe_at(remote, wall_millis())
     }
 
-    /// Merges a remote timestamp seen at wall-clock time `wall_ms`.
+    /// Merges a remote timestamp seen at wall-clock time `wall_ms`: our clock moves to it, but
+    /// never more than [`MAX_DRIFT`] ahead of `wall_ms`; one more than [`MAX_AHEAD`] ahead is
+    /// refused.
     pub fn observe_at(&self, remote: Timestamp, wall_ms: u64) -> Result<(), TooFarAhead> {
-        let limit = wall_ms.saturating_add(MAX_DRIFT.as_millis() as u64);
-        if remote.millis() > limit {
+        if remote.millis() > wall_ms.saturating_add(MAX_AHEAD.as_millis() as u64) {
             return Err(TooFarAhead {
                 ahead_ms: remote.millis() - wall_ms,
             });
         }
+        let cap = Timestamp::new(wall_ms.saturating_add(MAX_DRIFT.as_millis() as u64), 0);
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        *last = (*last).max(remote.0);
+        *last = (*last).max(remote.min(cap).0);
         Ok(())
     }
 }
@@ -132,11 +140,27 @@ mod tests {
     #[test]
     fn refuses_timestamps_far_in_the_future() {
         let clock = Clock::starting_at(Timestamp::new(10, 0));
-        let far = Timestamp::new(1000 + 61_000, 0);
+        let far = Timestamp::new(1000 + 301_000, 0);
         assert_eq!(
             clock.observe_at(far, 1000),
-            Err(TooFarAhead { ahead_ms: 61_000 })
+            Err(TooFarAhead { ahead_ms: 301_000 })
         );
         assert_eq!(clock.tick_at(1000).millis(), 1000, "clock unaffected");
+    }
+
+    #[test]
+    fn accepts_a_clock_minutes_ahead_without_following_it_all_the_way() {
+        // A sender whose clock is 3 minutes ahead (issue 37's chaos run: refused before, so
+        // every node but its own lost its messages).
+        let clock = Clock::starting_at(Timestamp::new(10, 0));
+        let ahead = Timestamp::new(1000 + 180_000, 5);
+        assert_eq!(clock.observe_at(ahead, 1000), Ok(()));
+        let t = clock.tick_at(1000);
+        assert!(t < ahead, "our clock must not follow it 3 minutes ahead");
+        assert_eq!(t.millis(), 1000 + MAX_DRIFT.as_millis() as u64);
+        // Within MAX_DRIFT it is followed as before.
+        let near = Timestamp::new(2000 + 30_000, 3);
+        clock.observe_at(near, 2000).expect("30 s ahead");
+        assert!(clock.tick_at(2000) > near);
     }
 }
