@@ -144,6 +144,13 @@ fn a_tight_budget_lowers_size_and_quality_or_says_why_not() {
         .thumbnail
         .expect("fits");
     assert_eq!((t.width, t.height), (20, 10));
+    // A line of pixels keeps at least one row.
+    let line = encode(&DynamicImage::ImageRgb8(photo(8000, 1, 4)), ImageFormat::Png);
+    let t = thumb::make(&line, &DecodeLimits::default(), THUMB_BUDGET)
+        .expect("decodes")
+        .thumbnail
+        .expect("fits");
+    assert_eq!((t.width, t.height), (THUMB_MAX_SIDE, 1));
 }
 
 #[test]
