@@ -145,7 +145,10 @@ fn a_tight_budget_lowers_size_and_quality_or_says_why_not() {
         .expect("fits");
     assert_eq!((t.width, t.height), (20, 10));
     // A line of pixels keeps at least one row.
-    let line = encode(&DynamicImage::ImageRgb8(photo(8000, 1, 4)), ImageFormat::Png);
+    let line = encode(
+        &DynamicImage::ImageRgb8(photo(8000, 1, 4)),
+        ImageFormat::Png,
+    );
     let t = thumb::make(&line, &DecodeLimits::default(), THUMB_BUDGET)
         .expect("decodes")
         .thumbnail
