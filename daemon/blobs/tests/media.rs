@@ -24,6 +24,7 @@ fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let start = Instant::now();
     let out = f();
     let took = start.elapsed();
+    println!("{what}: {took:?}");
     assert!(took < BOUND, "{what} took {took:?}");
     out
 }
