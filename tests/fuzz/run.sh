@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-TARGETS=(wire_frame services envelope record dm_items config web_frames)
+TARGETS=(wire_frame services envelope record dm_items config web_frames thumbnail)
 
 # The fuzz crate is its own workspace (it is excluded from the main one): build it with the
 # same dependency versions as the daemon.

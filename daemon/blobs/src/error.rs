@@ -1,4 +1,4 @@
-//! The crate's typed errors, one per layer: the store, the wire, a fetch, encryption.
+//! The crate's typed errors, one per layer: the store, the wire, a fetch, encryption, images.
 
 use std::io;
 
@@ -144,4 +144,64 @@ pub enum CryptError {
     /// No randomness for the key or nonce.
     #[error("no randomness available: {0}")]
     Random(String),
+}
+
+/// Why bytes are not shown as an image: they are not one of the four raster formats, break a
+/// decoding limit, or do not decode. Such a blob is served as an attachment.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The checked type is not PNG, JPEG, GIF or WebP.
+    #[error("not an image the page shows: {0:?}")]
+    NotAnImage(crate::media::MediaType),
+    /// The image decoder takes the bytes for another format than their checked type.
+    #[error("the bytes do not read as their checked type {0:?}")]
+    FormatMismatch(crate::media::MediaType),
+    /// The header's dimensions are zero or over the limit; nothing was decoded.
+    #[error("an image of {width}×{height} pixels; each side must be 1 to {max_side}")]
+    TooLarge {
+        /// Width from the header.
+        width: u32,
+        /// Height from the header.
+        height: u32,
+        /// The limit per side.
+        max_side: u32,
+    },
+    /// The decoded pixels would need more memory than allowed; nothing was decoded.
+    #[error("decoding needs {needed} bytes, more than the limit of {limit}")]
+    TooMuchMemory {
+        /// Bytes the decoded image takes.
+        needed: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// More bytes than a thumbnail may have.
+    #[error("{len} bytes, more than the limit of {limit}")]
+    TooManyBytes {
+        /// The length.
+        len: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The decoder hit one of its limits while decoding.
+    #[error("decoding limit: {0}")]
+    Limits(String),
+    /// The bytes do not decode (truncated, corrupt, unsupported variant).
+    #[error("does not decode: {0}")]
+    Decode(String),
+}
+
+/// Why an image that decoded has no thumbnail (it is still shown; the reference carries none).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum NoThumbnail {
+    /// Even the smallest side at the lowest quality is over the byte budget.
+    #[error("the smallest thumbnail is {smallest} bytes, over the budget of {budget}")]
+    OverBudget {
+        /// The smallest encoding tried, in bytes.
+        smallest: usize,
+        /// The budget.
+        budget: usize,
+    },
+    /// The JPEG encoder failed.
+    #[error("encoding the thumbnail: {0}")]
+    Encode(String),
 }

@@ -12,6 +12,10 @@
 //! - [`plan`]: which provider is asked for which ranges; re-planned when one fails or lies.
 //! - [`crypt`]: private files, encrypted before import with a fresh key (STREAM over
 //!   XChaCha20-Poly1305) and decrypted on export.
+//! - [`media`]: what a blob is from its magic numbers (never the claimed type or name), how a
+//!   page serves it (inline only for a raster image that decoded), a safe download name.
+//! - [`thumb`]: decoding untrusted images within limits, and the thumbnail a file reference
+//!   carries (a JPEG within a byte budget).
 //!
 //! No network and no async runtime here: the daemon carries requests and responses over its
 //! QUIC connections and runs this crate's blocking file work off its event loop.
@@ -19,15 +23,19 @@
 pub mod crypt;
 pub mod error;
 pub mod hash;
+pub mod media;
 mod partial;
 pub mod plan;
 pub mod store;
+pub mod thumb;
 pub mod transfer;
 pub mod wire;
 
 pub use bao_tree::{ChunkNum, ChunkRanges};
 pub use crypt::FileKey;
-pub use error::{CryptError, FetchError, StoreError, WireError};
+pub use error::{CryptError, DecodeError, FetchError, NoThumbnail, StoreError, WireError};
 pub use hash::{BLOCK_SIZE, Hash};
+pub use media::{Disposition, MediaType, Serving};
 pub use plan::FetchPlan;
 pub use store::{BlobInfo, BlobStore, StoreConfig};
+pub use thumb::{DecodeLimits, DecodedImage, Thumbnail};

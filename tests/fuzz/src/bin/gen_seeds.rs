@@ -383,4 +383,56 @@ fn main() {
     ] {
         put(&dir, "web_frames", name, text.as_bytes());
     }
+
+    // Files as the blob store's media checks and thumbnailer see them.
+    for (name, bytes) in thumbnail_seeds() {
+        put(&dir, "thumbnail", name, &bytes);
+    }
+}
+
+/// The `thumbnail` target's seeds: small images in each of the four formats (an alpha channel,
+/// a grey one, an animation), made with `image`'s encoders, and a few non-images.
+fn thumbnail_seeds() -> Vec<(&'static str, Vec<u8>)> {
+    use image::{DynamicImage, ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+    fn enc(image: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut out, format).expect("encode a seed");
+        out.into_inner()
+    }
+    let rgb = DynamicImage::ImageRgb8(RgbImage::from_fn(24, 16, |x, y| {
+        Rgb([(x * 10) as u8, (y * 15) as u8, ((x ^ y) * 8) as u8])
+    }));
+    let rgba = DynamicImage::ImageRgba8(RgbaImage::from_fn(8, 8, |x, y| {
+        Rgba([200, (x * 30) as u8, 40, (y * 32) as u8])
+    }));
+    let mut animation = Vec::new();
+    {
+        let mut gif = image::codecs::gif::GifEncoder::new(&mut animation);
+        for i in 0..3u8 {
+            let frame = RgbaImage::from_pixel(6, 6, Rgba([i * 80, 0, 255 - i * 80, 255]));
+            gif.encode_frame(image::Frame::new(frame))
+                .expect("a GIF frame");
+        }
+    }
+    vec![
+        ("png-rgb", enc(&rgb, ImageFormat::Png)),
+        ("png-rgba", enc(&rgba, ImageFormat::Png)),
+        (
+            "png-grey",
+            enc(&DynamicImage::ImageLuma8(rgb.to_luma8()), ImageFormat::Png),
+        ),
+        ("jpeg", enc(&rgb, ImageFormat::Jpeg)),
+        ("gif", enc(&rgb, ImageFormat::Gif)),
+        ("gif-animated", animation),
+        ("webp-lossless", enc(&rgba, ImageFormat::WebP)),
+        (
+            "svg",
+            br#"<svg xmlns="http://www.w3.org/2000/svg"/>"#.to_vec(),
+        ),
+        (
+            "name",
+            "../../etc/passwd\u{202e}gnp.exe".as_bytes().to_vec(),
+        ),
+        ("pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec()),
+    ]
 }
