@@ -37,6 +37,11 @@ pub const POKE_GAP_MS: u64 = 1_000;
 pub const FAILED_RETRY_MS: u64 = 15_000;
 /// The shortest life of a mailbox item from its put.
 pub const MIN_ITEM_LIFE_MS: u64 = 60_000;
+/// After the node could not store what a read took ([`Schedule::failed`]), the next read is
+/// made this soon; the gap doubles up to [`FAILED_REDRAIN_MAX_MS`] while the failures go on.
+pub const FAILED_REDRAIN_MS: u64 = 2_000;
+/// Longest gap between reads while the node cannot store what they take.
+pub const FAILED_REDRAIN_MAX_MS: u64 = 30_000;
 
 /// A direct body as read by the recipient's node.
 #[derive(Debug, PartialEq, Eq)]
@@ -179,6 +184,9 @@ pub struct Schedule {
     next_drain_ms: u64,
     /// The gap to the read after it (0 before the first read).
     gap_ms: u64,
+    /// The gap after the last failure to store ([`Schedule::failed`]) and when it was.
+    failed_gap_ms: u64,
+    failed_ms: u64,
 }
 
 impl Schedule {
@@ -226,6 +234,24 @@ impl Schedule {
     /// [`FIRST_REDRAIN_MS`] of `now_ms`.
     pub fn soon(&mut self, now_ms: u64) {
         self.next_drain_ms = self.next_drain_ms.min(now_ms + FIRST_REDRAIN_MS);
+    }
+
+    /// The node could not store what the account took (its disk is full): what a read took
+    /// stays in the mailbox, so read again [`FAILED_REDRAIN_MS`] later, doubling up to
+    /// [`FAILED_REDRAIN_MAX_MS`] while the failures go on (a failure more than
+    /// [`FAILED_REDRAIN_MAX_MS`] after the last starts again from the shortest gap).
+    pub fn failed(&mut self, now_ms: u64) {
+        let streak = self.failed_gap_ms > 0
+            && now_ms.saturating_sub(self.failed_ms) <= self.failed_gap_ms + FAILED_REDRAIN_MAX_MS;
+        self.failed_gap_ms = if streak {
+            (self.failed_gap_ms * 2).min(FAILED_REDRAIN_MAX_MS)
+        } else {
+            FAILED_REDRAIN_MS
+        };
+        self.failed_ms = now_ms;
+        // Whatever an earlier step of the failed call asked (a bundle found asks for a read
+        // soon): while the node cannot store, reads back off.
+        self.next_drain_ms = now_ms + self.failed_gap_ms;
     }
 }
 
