@@ -314,6 +314,11 @@ impl Service {
         self.commit(account, Vec::new());
     }
 
+    /// Stops hosting `account`; its engine, if it was hosted (what was committed stays).
+    pub fn remove(&mut self, account: &[u8; 32]) -> Option<Engine> {
+        self.accounts.remove(account).map(|a| a.engine)
+    }
+
     /// Whether `account` is hosted here.
     pub fn hosts(&self, account: &[u8; 32]) -> bool {
         self.accounts.contains_key(account)
