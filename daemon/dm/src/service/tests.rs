@@ -8,6 +8,9 @@ use ed25519_dalek::SigningKey;
 
 use super::*;
 
+/// A node's store: the engine's written core and peers.
+type Written = (Vec<u8>, BTreeMap<[u8; 32], Vec<u8>>);
+
 /// Two nodes, `a` and `b`, one account each.
 struct Net {
     nodes: [Service; 2],
@@ -21,7 +24,7 @@ struct Net {
     /// A node whose store fails every write (a full disk).
     full: [bool; 2],
     /// Each node's store: the engine's written core and peers.
-    written: [(Vec<u8>, BTreeMap<[u8; 32], Vec<u8>>); 2],
+    written: [Written; 2],
     /// "Delivered" statuses written on each node.
     delivered: [usize; 2],
 }
