@@ -353,6 +353,32 @@ mod tests {
     }
 
     #[test]
+    fn reads_after_failures_to_store_back_off_and_start_short_again_later() {
+        let mut s = Schedule::new();
+        s.published(true);
+        let mut now = 1_000;
+        assert!(s.step(now).drain);
+        // Failures in a row: 2 s, 4 s, 8 s, 16 s, 30 s, 30 s.
+        let mut gaps = Vec::new();
+        for _ in 0..6 {
+            s.failed(now);
+            let mut t = now + 1;
+            while !s.due(t).drain {
+                t += 1;
+            }
+            gaps.push(t - now);
+            now = t;
+            s.step(now);
+        }
+        assert_eq!(gaps, vec![2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+        // Long after the last failure, the next starts short again.
+        now += 120_000;
+        s.failed(now);
+        assert!(!s.due(now + 1_999).drain);
+        assert!(s.due(now + 2_000).drain);
+    }
+
+    #[test]
     fn bodies_read_back() {
         let to = [7u8; 32];
         assert_eq!(

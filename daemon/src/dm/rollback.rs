@@ -56,6 +56,9 @@ impl Dm {
         let now = unix_ms();
         for account in unwritten {
             let Some(signer) = self.signer(&account) else {
+                // Not loaded through `Dm::load` (cannot happen): the engine goes rather than
+                // run on unwritten state.
+                service.remove(&account);
                 continue;
             };
             match self.load_engine(&signer, now, false) {
