@@ -236,6 +236,13 @@ impl Schedule {
         self.next_drain_ms = self.next_drain_ms.min(now_ms + FIRST_REDRAIN_MS);
     }
 
+    /// The node stores again: read at the next look, and a later failure backs off from the
+    /// shortest gap.
+    pub fn recovered(&mut self, now_ms: u64) {
+        self.failed_gap_ms = 0;
+        self.next_drain_ms = self.next_drain_ms.min(now_ms);
+    }
+
     /// The node could not store what the account took (its disk is full): what a read took
     /// stays in the mailbox, so read again [`FAILED_REDRAIN_MS`] later, doubling up to
     /// [`FAILED_REDRAIN_MAX_MS`] while the failures go on (a failure more than

@@ -6,10 +6,11 @@
 //! acknowledgement, removal or status of it went out (the requests after the failed commit
 //! are handed back, [`chat_dm::service::Service::dropped`]). Meanwhile the overlay answers
 //! direct deliveries to this node with a refusal for [`REFUSE_FOR`] (renewed by each
-//! failure, lifted by the next commit written), so senders put their items in the mailbox
-//! at once instead of waiting for an acknowledgement that cannot come. The first failure
-//! after a success is logged as a warning, the return of space as an info line; every
-//! failure is counted (`commit_failed` in the drops).
+//! failure, lifted by the next commit written or by a probe of the store that writes, made
+//! once a tick while commits fail — then every mailbox is read at once), so senders put their
+//! items in the mailbox at once instead of waiting for an acknowledgement that cannot come.
+//! The first failure after a success is logged as a warning, the return of space as an info
+//! line; every failure is counted (`commit_failed` in the drops).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -76,6 +77,20 @@ impl Dm {
                     service.remove(&account);
                 }
             }
+        }
+    }
+
+    /// While commits fail, once a tick: whether the store writes again (a small write,
+    /// [`super::store::Store::probe`]); if it does, direct deliveries are accepted again and
+    /// every mailbox is read at once ([`Service::store_back`]).
+    pub(super) fn probe_store(&self) {
+        if !self.failing.load(Ordering::Relaxed) {
+            return;
+        }
+        let writes = self.store().probe().is_ok();
+        if writes {
+            self.store_writes();
+            self.service().store_back(unix_ms());
         }
     }
 

@@ -499,6 +499,15 @@ impl Service {
         true
     }
 
+    /// The driver's store writes again after failures ([`Service::restore`]): every account
+    /// reads its mailbox at the next tick, so what waited there while the node could not
+    /// store it arrives now rather than after the backoff.
+    pub fn store_back(&mut self, now_ms: u64) {
+        for a in self.accounts.values_mut() {
+            a.schedule.recovered(now_ms);
+        }
+    }
+
     /// The requests the driver did not carry out (they followed a commit it could not
     /// write): each is forgotten as if it failed, so a read or publication is made again
     /// when due and the engines' own waits cover the rest.
