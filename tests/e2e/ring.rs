@@ -18,6 +18,8 @@ mod chat;
 mod client;
 #[path = "ring/cluster.rs"]
 mod cluster;
+#[path = "ring/dm_disk_full.rs"]
+mod dm_disk_full;
 #[path = "ring/edits.rs"]
 mod edits;
 #[path = "ring/eventlog.rs"]

@@ -37,6 +37,11 @@ pub const POKE_GAP_MS: u64 = 1_000;
 pub const FAILED_RETRY_MS: u64 = 15_000;
 /// The shortest life of a mailbox item from its put.
 pub const MIN_ITEM_LIFE_MS: u64 = 60_000;
+/// After the node could not store what a read took ([`Schedule::failed`]), the next read is
+/// made this soon; the gap doubles up to [`FAILED_REDRAIN_MAX_MS`] while the failures go on.
+pub const FAILED_REDRAIN_MS: u64 = 2_000;
+/// Longest gap between reads while the node cannot store what they take.
+pub const FAILED_REDRAIN_MAX_MS: u64 = 30_000;
 
 /// A direct body as read by the recipient's node.
 #[derive(Debug, PartialEq, Eq)]
@@ -179,6 +184,9 @@ pub struct Schedule {
     next_drain_ms: u64,
     /// The gap to the read after it (0 before the first read).
     gap_ms: u64,
+    /// The gap after the last failure to store ([`Schedule::failed`]) and when it was.
+    failed_gap_ms: u64,
+    failed_ms: u64,
 }
 
 impl Schedule {
@@ -226,6 +234,31 @@ impl Schedule {
     /// [`FIRST_REDRAIN_MS`] of `now_ms`.
     pub fn soon(&mut self, now_ms: u64) {
         self.next_drain_ms = self.next_drain_ms.min(now_ms + FIRST_REDRAIN_MS);
+    }
+
+    /// The node stores again: read at the next look, and a later failure backs off from the
+    /// shortest gap.
+    pub fn recovered(&mut self, now_ms: u64) {
+        self.failed_gap_ms = 0;
+        self.next_drain_ms = self.next_drain_ms.min(now_ms);
+    }
+
+    /// The node could not store what the account took (its disk is full): what a read took
+    /// stays in the mailbox, so read again [`FAILED_REDRAIN_MS`] later, doubling up to
+    /// [`FAILED_REDRAIN_MAX_MS`] while the failures go on (a failure more than
+    /// [`FAILED_REDRAIN_MAX_MS`] after the last starts again from the shortest gap).
+    pub fn failed(&mut self, now_ms: u64) {
+        let streak = self.failed_gap_ms > 0
+            && now_ms.saturating_sub(self.failed_ms) <= self.failed_gap_ms + FAILED_REDRAIN_MAX_MS;
+        self.failed_gap_ms = if streak {
+            (self.failed_gap_ms * 2).min(FAILED_REDRAIN_MAX_MS)
+        } else {
+            FAILED_REDRAIN_MS
+        };
+        self.failed_ms = now_ms;
+        // Whatever an earlier step of the failed call asked (a bundle found asks for a read
+        // soon): while the node cannot store, reads back off.
+        self.next_drain_ms = now_ms + self.failed_gap_ms;
     }
 }
 
@@ -324,6 +357,32 @@ mod tests {
         assert_eq!(route(false, true, false), Route::Failed, "stored already");
         assert_eq!(after_direct_failure(false), Route::Mailbox);
         assert_eq!(after_direct_failure(true), Route::Failed);
+    }
+
+    #[test]
+    fn reads_after_failures_to_store_back_off_and_start_short_again_later() {
+        let mut s = Schedule::new();
+        s.published(true);
+        let mut now = 1_000;
+        assert!(s.step(now).drain);
+        // Failures in a row: 2 s, 4 s, 8 s, 16 s, 30 s, 30 s.
+        let mut gaps = Vec::new();
+        for _ in 0..6 {
+            s.failed(now);
+            let mut t = now + 1;
+            while !s.due(t).drain {
+                t += 1;
+            }
+            gaps.push(t - now);
+            now = t;
+            s.step(now);
+        }
+        assert_eq!(gaps, vec![2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+        // Long after the last failure, the next starts short again.
+        now += 120_000;
+        s.failed(now);
+        assert!(!s.due(now + 1_999).drain);
+        assert!(s.due(now + 2_000).drain);
     }
 
     #[test]

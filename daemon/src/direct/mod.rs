@@ -129,6 +129,25 @@ impl Direct {
         }
     }
 
+    /// Has the overlay refuse bodies for this node for `duration`, answering `reason`
+    /// ([`DirectInput::Refuse`]): the receiver cannot store them now. Best effort (a driver
+    /// not running or full drops it; the period is renewed at the next failure).
+    pub fn refuse(&self, duration: Duration, reason: &str) {
+        if let Some(ring) = self.ring.get() {
+            let _ = ring.submit(Input::Direct(DirectInput::Refuse {
+                duration,
+                reason: reason.to_owned(),
+            }));
+        }
+    }
+
+    /// Has the overlay accept bodies again ([`DirectInput::Accept`]).
+    pub fn accept(&self) {
+        if let Some(ring) = self.ring.get() {
+            let _ = ring.submit(Input::Direct(DirectInput::Accept));
+        }
+    }
+
     fn forget(&self, token: u64) {
         self.waiters
             .lock()

@@ -11,12 +11,16 @@
 //! - `trust.rs` and `contacts.rs`: whom a direct message goes to — the account the DHT
 //!   names for the nickname — and the conversation's binding to that key (trust on first
 //!   use), safety numbers;
+//! - `rollback.rs`: a commit the store cannot write — the engines go back to their stored
+//!   state, direct deliveries are refused for a while, a log line and a counter;
 //! - `run.rs`: the service's task — ticking the service every second, taking direct
 //!   deliveries, pruning;
 //! - this file: the service and what the control API calls.
 //!
 //! Every engine call's changes, with the messages it shows, are committed to the store before
-//! its actions (acknowledgements, removals) go out. No plaintext is logged.
+//! its actions (acknowledgements, removals) go out; a commit the store cannot write (a full
+//! disk) puts the engine back to its stored state and refuses direct deliveries for a while
+//! (`rollback.rs`), so nothing is acknowledged that was not written. No plaintext is logged.
 //!
 //! The engine calls (vodozemac) and the store's commits block: they never run on an async
 //! worker. The service's tasks call [`Dm::step`] on the blocking pool ([`crate::offload`],
@@ -27,6 +31,7 @@
 pub mod actions;
 pub mod contacts;
 mod net;
+mod rollback;
 mod run;
 pub mod store;
 pub mod trust;
@@ -156,6 +161,9 @@ pub struct Dm {
     blocked: Mutex<HashMap<[u8; 32], std::collections::HashSet<[u8; 32]>>>,
     /// The service's network requests, running (bounded) ([`actions`]).
     actions: actions::Pool,
+    /// Commits the store could not write, and whether the last one failed (`rollback.rs`).
+    commit_failures: std::sync::atomic::AtomicU64,
+    failing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Dm {
@@ -196,6 +204,8 @@ impl Dm {
             wake: Notify::new(),
             blocked: Mutex::new(HashMap::new()),
             actions: actions::Pool::default(),
+            commit_failures: Default::default(),
+            failing: Default::default(),
         }))
     }
 
@@ -244,7 +254,7 @@ impl Dm {
         if service.hosts(&account) {
             return Ok(());
         }
-        let engine = self.load_engine(signer, unix_ms())?;
+        let engine = self.load_engine(signer, unix_ms(), true)?;
         self.blocked
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -284,14 +294,22 @@ impl Dm {
         let mut network = Vec::new();
         let mut received = Vec::new();
         let mut failed = None;
+        let mut wrote = false;
+        // Once a commit fails, it and everything after it: not carried out.
+        let mut unwritten = Vec::new();
+        let mut dropped = Vec::new();
         for o in outs {
+            if failed.is_some() {
+                if let Out::Commit(c) = &o {
+                    unwritten.push(c.account);
+                }
+                dropped.push(o);
+                continue;
+            }
             let Out::Commit(c) = o else {
                 network.push(o);
                 continue;
             };
-            if failed.is_some() {
-                continue;
-            }
             let account = c.account;
             if let Some(e) = service.engine(&account) {
                 self.blocked
@@ -299,10 +317,20 @@ impl Dm {
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(account, e.blocked().copied().collect());
             }
-            if let Err(e) = self.commit(c, &mut events, &mut received) {
-                // Nothing after a failed commit goes out (the engine asks again).
-                failed = Some(e);
+            match self.commit(c, &mut events, &mut received) {
+                Ok(()) => wrote = true,
+                Err(e) => {
+                    unwritten.push(account);
+                    failed = Some(e);
+                }
             }
+        }
+        if let Some(e) = &failed {
+            // Nothing after a failed commit goes out, and the engines whose changes were not
+            // written go back to what the store holds (`rollback.rs`).
+            self.roll_back(&mut service, unwritten, dropped, e);
+        } else if wrote {
+            self.store_writes();
         }
         drop(service);
         for (account, from) in received {
@@ -311,20 +339,24 @@ impl Dm {
         for e in events {
             let _ = self.events.send(e);
         }
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        // What preceded the failed commit was written: it goes out.
         self.execute(network);
-        Ok(())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
-    /// Writes one engine call's changes and local effects to the store.
+    /// Writes one engine call's changes and local effects to the store; what it shows and
+    /// binds is added to `events` and `received` only once written.
     fn commit(
         &self,
         c: Commit,
-        events: &mut Vec<DmEvent>,
-        received: &mut Vec<([u8; 32], [u8; 32])>,
+        all_events: &mut Vec<DmEvent>,
+        all_received: &mut Vec<([u8; 32], [u8; 32])>,
     ) -> Result<(), PrivateError> {
+        let mut events = Vec::new();
+        let mut received = Vec::new();
         let account = c.account;
         let mut batch = Batch {
             core: c.core,
@@ -375,17 +407,28 @@ impl Dm {
                 }
             }
         }
+        all_events.append(&mut events);
+        all_received.append(&mut received);
         Ok(())
     }
 
-    fn load_engine(&self, signer: &SigningKey, now: u64) -> Result<Engine, PrivateError> {
+    /// `signer`'s engine as the store holds it (new if it holds none); with `resume`, the
+    /// sends in flight when the node stopped are due now.
+    fn load_engine(
+        &self,
+        signer: &SigningKey,
+        now: u64,
+        resume: bool,
+    ) -> Result<Engine, PrivateError> {
         let account = signer.verifying_key().to_bytes();
         let ttl = u64::try_from(self.cfg.ttl.as_millis()).unwrap_or(u64::MAX);
         if let Some((core, peers)) = self.store().load(&account)? {
             match Engine::restore(signer.clone(), ttl, &core, peers) {
                 Some((mut e, bad)) => {
                     // Sends in flight when the node stopped will not report: due now.
-                    e.resume(now);
+                    if resume {
+                        e.resume(now);
+                    }
                     if bad > 0 {
                         warn!(
                             bad,
@@ -660,6 +703,10 @@ impl Dm {
         let refused = self.actions.refused();
         if refused > 0 {
             out.insert("actions_full", refused);
+        }
+        let failed = self.commit_failures();
+        if failed > 0 {
+            out.insert("commit_failed", failed);
         }
         out
     }

@@ -171,7 +171,7 @@ impl Dm {
     }
 
     /// The key of hosted account `account`.
-    fn signer(&self, account: &[u8; 32]) -> Option<ed25519_dalek::SigningKey> {
+    pub(super) fn signer(&self, account: &[u8; 32]) -> Option<ed25519_dalek::SigningKey> {
         self.signers
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -39,7 +39,10 @@ impl Dm {
             let dm = self.clone();
             let ticked = Offload::shared()
                 .run_owed(Work::Private, move || {
-                    dm.step(true, |s, now, dir| s.tick(now, dir))
+                    let ticked = dm.step(true, |s, now, dir| s.tick(now, dir));
+                    // After failed commits: does the store write again?
+                    dm.probe_store();
+                    ticked
                 })
                 .await;
             match ticked {

@@ -324,6 +324,19 @@ impl Store {
         Ok(changed)
     }
 
+    /// Whether the store can write now: a small row written and deleted in one transaction
+    /// (while commits fail, to see space return).
+    pub fn probe(&mut self) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS probe (x BLOB);
+             INSERT INTO probe (x) VALUES (zeroblob(16384));
+             DELETE FROM probe;",
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// `account`'s message `id`.
     pub fn get(&self, account: &[u8; 32], id: &[u8; 16]) -> Result<Option<Row>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM message AS m WHERE m.account = ?1 AND m.id = ?2");

@@ -437,6 +437,7 @@ impl OverlayHandle {
         if let Some(d) = view.map(|v| &v.direct) {
             m.insert("direct_rate_limited".into(), d.refused_rate);
             m.insert("direct_oversized".into(), d.refused_size);
+            m.insert("direct_refused_store".into(), d.refused_app);
         }
         m
     }

@@ -32,6 +32,13 @@
 //! as one [`Out::Commit`] before the requests of that call, so a crash loses nothing the
 //! network saw; the driver must write it before carrying out what follows it.
 //!
+//! **Nothing taken without a commit**: when the driver cannot write a commit (a full disk),
+//! it carries out nothing that follows it (handing those requests back,
+//! [`Service::dropped`]) and puts the engines whose commits were not written back to their
+//! stored state ([`Service::restore`]). So an item is acknowledged to its sender and removed
+//! from the mailbox only after the recipient's node wrote it; one the node could not write
+//! is taken again when it comes again, once space returns.
+//!
 //! **Determinism**: accounts go in key order and one call's actions in a fixed order (the
 //! engines' hash maps give them in any order), so the requests depend only on the inputs.
 
@@ -166,6 +173,11 @@ pub struct Stats {
     /// Pokes sent after a stored item; direct retries to recipients seen online again.
     pub pokes: u64,
     pub online_retries: u64,
+    /// Engines put back to their last written state after the driver could not write a
+    /// commit ([`Service::restore`]), and requests the driver dropped after such a failure
+    /// ([`Service::dropped`]).
+    pub restores: u64,
+    pub dropped: u64,
 }
 
 impl Stats {
@@ -187,6 +199,8 @@ impl Stats {
         self.misaddressed += o.misaddressed;
         self.pokes += o.pokes;
         self.online_retries += o.online_retries;
+        self.restores += o.restores;
+        self.dropped += o.dropped;
     }
 }
 
@@ -294,6 +308,11 @@ impl Service {
             },
         );
         self.commit(account, Vec::new());
+    }
+
+    /// Stops hosting `account`; its engine, if it was hosted (what was committed stays).
+    pub fn remove(&mut self, account: &[u8; 32]) -> Option<Engine> {
+        self.accounts.remove(account).map(|a| a.engine)
     }
 
     /// Whether `account` is hosted here.
@@ -432,21 +451,74 @@ impl Service {
             .map(|(t, _)| *t)
             .collect();
         for t in old {
-            match self.take_op(t) {
-                Some(Op::Drain { account }) => {
-                    if let Some(a) = self.accounts.get_mut(&account) {
-                        a.busy = a.busy.saturating_sub(1);
-                        a.rotating = false;
-                    }
+            self.forget(t);
+        }
+    }
+
+    /// Forgets the request of `token` as if it failed (see [`Service::give_up`]).
+    fn forget(&mut self, token: u64) {
+        match self.take_op(token) {
+            Some(Op::Drain { account }) => {
+                if let Some(a) = self.accounts.get_mut(&account) {
+                    a.busy = a.busy.saturating_sub(1);
+                    a.rotating = false;
                 }
-                Some(Op::Publish { account }) => {
-                    if let Some(a) = self.accounts.get_mut(&account) {
-                        a.busy = a.busy.saturating_sub(1);
-                        a.schedule.published(false);
-                    }
-                }
-                _ => {}
             }
+            Some(Op::Publish { account }) => {
+                if let Some(a) = self.accounts.get_mut(&account) {
+                    a.busy = a.busy.saturating_sub(1);
+                    a.schedule.published(false);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// **Commit failed**: the driver could not write a [`Out::Commit`] of `engine`'s account
+    /// (its disk is full). The engine goes back to `engine` — the state last written, restored
+    /// from the store by the driver — so that nothing the failed call took counts as taken:
+    /// no acknowledgement of it went out (the driver drops every request after a failed
+    /// commit, [`Service::dropped`]), a message it received is taken again when it comes
+    /// again (the sender resends until acknowledged; a mailbox item stays, as the removals
+    /// not yet sent are dropped — an item taken before is a known replay when read again and
+    /// is removed then), and the mailbox is read again soon, backing off while the failures
+    /// go on ([`Schedule::failed`]). The schedule, the watch and requests under way are kept.
+    /// `false` if the account is not hosted here.
+    pub fn restore(&mut self, engine: Engine, now_ms: u64) -> bool {
+        let Some(a) = self.accounts.get_mut(&engine.me()) else {
+            return false;
+        };
+        self.stats.restores += 1;
+        a.engine = engine;
+        a.removing.clear();
+        a.schedule.failed(now_ms);
+        true
+    }
+
+    /// The driver's store writes again after failures ([`Service::restore`]): every account
+    /// reads its mailbox at the next tick, so what waited there while the node could not
+    /// store it arrives now rather than after the backoff.
+    pub fn store_back(&mut self, now_ms: u64) {
+        for a in self.accounts.values_mut() {
+            a.schedule.recovered(now_ms);
+        }
+    }
+
+    /// The requests the driver did not carry out (they followed a commit it could not
+    /// write): each is forgotten as if it failed, so a read or publication is made again
+    /// when due and the engines' own waits cover the rest.
+    pub fn dropped(&mut self, outs: Vec<Out>) {
+        for o in outs {
+            let token = match o {
+                Out::Commit(_) => continue,
+                Out::Get { token, .. }
+                | Out::Put { token, .. }
+                | Out::Publish { token, .. }
+                | Out::Remove { token, .. }
+                | Out::Send { token, .. } => token,
+            };
+            self.stats.dropped += 1;
+            self.forget(token);
         }
     }
 

@@ -8,6 +8,9 @@ use ed25519_dalek::SigningKey;
 
 use super::*;
 
+/// A node's store: the engine's written core and peers.
+type Written = (Vec<u8>, BTreeMap<[u8; 32], Vec<u8>>);
+
 /// Two nodes, `a` and `b`, one account each.
 struct Net {
     nodes: [Service; 2],
@@ -18,6 +21,12 @@ struct Net {
     shown: Vec<(usize, String)>,
     committed: usize,
     sends: usize,
+    /// A node whose store fails every write (a full disk).
+    full: [bool; 2],
+    /// Each node's store: the engine's written core and peers.
+    written: [Written; 2],
+    /// "Delivered" statuses written on each node.
+    delivered: [usize; 2],
 }
 
 struct Dir<'a>(&'a [bool; 2], [[u8; 32]; 2]);
@@ -52,7 +61,19 @@ impl Net {
             shown: Vec::new(),
             committed: 0,
             sends: 0,
+            full: [false, false],
+            written: Default::default(),
+            delivered: [0, 0],
         }
+    }
+
+    /// Node `i`'s engine as its store holds it.
+    fn stored_engine(&self, i: usize) -> Engine {
+        let (core, peers) = &self.written[i];
+        let peers = peers.iter().map(|(k, v)| (*k, v.clone())).collect();
+        Engine::restore(self.signers[i].clone(), 86_400_000, core, peers)
+            .expect("a written engine restores")
+            .0
     }
 
     fn account(&self, i: usize) -> [u8; 32] {
@@ -70,7 +91,16 @@ impl Net {
             for i in 0..2 {
                 let outs = self.nodes[i].take();
                 idle &= outs.is_empty();
-                for o in outs {
+                let mut outs = outs.into_iter();
+                while let Some(o) = outs.next() {
+                    if self.full[i] && matches!(o, Out::Commit(_)) {
+                        // As the daemon does: nothing after the failed commit goes out, and
+                        // the engine goes back to what the store holds.
+                        self.nodes[i].dropped(outs.by_ref().collect());
+                        let engine = self.stored_engine(i);
+                        assert!(self.nodes[i].restore(engine, now));
+                        break;
+                    }
                     self.carry_out(i, o, now);
                 }
             }
@@ -87,9 +117,23 @@ impl Net {
         match o {
             Out::Commit(c) => {
                 self.committed += 1;
+                if let Some(core) = c.core {
+                    self.written[i].0 = core;
+                }
+                for (p, state) in c.peers {
+                    match state {
+                        Some(st) => self.written[i].1.insert(p, st),
+                        None => self.written[i].1.remove(&p),
+                    };
+                }
                 for a in c.local {
-                    if let Action::Show(s) = a {
-                        self.shown.push((i, s.text));
+                    match a {
+                        Action::Show(s) => self.shown.push((i, s.text)),
+                        Action::Status {
+                            status: crate::engine::Status::Delivered,
+                            ..
+                        } => self.delivered[i] += 1,
+                        _ => {}
                     }
                 }
             }
@@ -295,4 +339,68 @@ fn a_request_never_answered_is_given_up_and_the_mailbox_read_again() {
     assert_eq!(reads(&again), 1, "read again once given up");
     assert!(again.iter().any(|o| matches!(o, Out::Publish { .. })));
     assert_eq!(s.in_flight(), 2);
+}
+
+#[test]
+fn an_item_the_recipient_cannot_write_is_not_acknowledged_and_comes_again() {
+    let mut n = Net::new();
+    let mut now = 1_000;
+    for _ in 0..3 {
+        n.tick(now);
+        now += 1_000;
+    }
+    let mailbox = |n: &Net| {
+        n.store
+            .get(&(Kind::Mailbox as u8, n.account(1).to_vec()))
+            .map_or(0, |v| v.len())
+    };
+    // b's disk is full: the direct delivery reaches its engine, whose commit fails.
+    n.full[1] = true;
+    n.send(0, 1, "while full", now);
+    assert!(n.nodes[1].stats().restores >= 1, "b's engine went back");
+    for _ in 0..60 {
+        now += 1_000;
+        n.tick(now);
+    }
+    assert!(n.shown.is_empty(), "nothing shown without a commit");
+    assert_eq!(n.delivered[0], 0, "a was never told delivered");
+    assert_eq!(n.pending(0), 1, "a keeps it");
+    // Without an acknowledgement a put it into b's mailbox; b read it, could not write
+    // it, and left it there.
+    assert!(n.nodes[0].stats().items_put >= 1);
+    assert!(n.nodes[1].stats().drains >= 2);
+    assert!(mailbox(&n) >= 1, "the item stays in the mailbox");
+    // Bounded: the reads back off while the failures go on (at most one per 2 s).
+    let drains = n.nodes[1].stats().drains;
+    for _ in 0..60 {
+        now += 1_000;
+        n.tick(now);
+    }
+    let more = n.nodes[1].stats().drains - drains;
+    assert!(
+        (1..=10).contains(&more),
+        "{more} reads in 60 s while full: {:?} {:?}",
+        n.nodes[0].stats(),
+        n.nodes[1].stats()
+    );
+    // Space returns (the driver tells the service): b reads its mailbox at the next tick,
+    // takes it once, and a is told delivered once.
+    n.full[1] = false;
+    n.nodes[1].store_back(now);
+    for _ in 0..3 {
+        now += 1_000;
+        n.tick(now);
+        if n.pending(0) == 0 {
+            break;
+        }
+    }
+    assert_eq!(n.shown, vec![(1, "while full".to_string())], "shown once");
+    assert_eq!(n.pending(0), 0, "acknowledged once written");
+    assert_eq!(n.delivered[0], 1);
+    for _ in 0..130 {
+        now += 1_000;
+        n.tick(now);
+    }
+    assert_eq!(n.shown.len(), 1, "still shown once");
+    assert_eq!(mailbox(&n), 0, "removed once written");
 }

@@ -7,7 +7,9 @@
 //! a lookup of its id (or a small cache of recent answers), checks that the lookup ended at
 //! exactly that id (else [`DirectError::NotInRing`]) and asks it through the ring's RPC engine
 //! (`wire.rs`), which resends and times out. The target checks the size and a per-origin rate,
-//! raises [`DirectEvent::Received`] and acknowledges. Delivery is at most once per request
+//! raises [`DirectEvent::Received`] and acknowledges — unless the application asked it to
+//! refuse bodies for a while ([`DirectInput::Refuse`]: it cannot store them), when it answers
+//! a refusal and delivers nothing. Delivery is at most once per request
 //! (resends of one request are recognised); the end-to-end acknowledgement of the layer above
 //! closes the remaining gaps.
 
@@ -80,6 +82,13 @@ pub enum DirectInput {
         to: NodeId,
         body: Vec<u8>,
     },
+    /// Refuse bodies for this node for `duration` (the application cannot take them now: its
+    /// store cannot write): each is answered [`DirectError::Refused`] with `reason` (at most
+    /// [`MAX_REASON`] bytes) instead of being delivered, so the sender keeps it and uses
+    /// another way (the mailbox). A later `Refuse` replaces the period.
+    Refuse { duration: Duration, reason: String },
+    /// Accept bodies again (ends a [`DirectInput::Refuse`] early).
+    Accept,
 }
 
 impl fmt::Debug for DirectInput {
@@ -91,6 +100,12 @@ impl fmt::Debug for DirectInput {
                 .field("to", &to.short())
                 .field("body_len", &body.len())
                 .finish(),
+            DirectInput::Refuse { duration, reason } => f
+                .debug_struct("Refuse")
+                .field("duration", duration)
+                .field("reason", reason)
+                .finish(),
+            DirectInput::Accept => f.write_str("Accept"),
         }
     }
 }
@@ -165,4 +180,6 @@ pub struct DirectStats {
     pub refused_rate: u64,
     /// Refused here: the body was over [`MAX_BODY`].
     pub refused_size: u64,
+    /// Refused here: the application asked for it ([`DirectInput::Refuse`]).
+    pub refused_app: u64,
 }

@@ -47,6 +47,8 @@ pub struct Direct {
     /// Requests delivered lately, by origin and request id, oldest first (with `seen_set`).
     seen: VecDeque<(Time, NodeId, u64)>,
     seen_set: BTreeSet<(NodeId, u64)>,
+    /// Bodies are refused until then, with these words ([`DirectInput::Refuse`]).
+    refusing: Option<(Time, String)>,
     stats: DirectStats,
 }
 
@@ -61,6 +63,7 @@ impl Direct {
             cache: BTreeMap::new(),
             seen: VecDeque::new(),
             seen_set: BTreeSet::new(),
+            refusing: None,
             stats: DirectStats::default(),
         }
     }
@@ -87,10 +90,29 @@ impl Direct {
 
     /// An application request.
     pub fn on_input(&mut self, cx: &mut Ctx<'_>, input: DirectInput) {
-        let DirectInput::Send { token, to, body } = input;
+        let (token, to, body) = match input {
+            DirectInput::Send { token, to, body } => (token, to, body),
+            DirectInput::Refuse {
+                duration,
+                reason: why,
+            } => {
+                self.refusing = Some((cx.now() + duration, reason(why)));
+                return;
+            }
+            DirectInput::Accept => {
+                self.refusing = None;
+                return;
+            }
+        };
         let me = cx.me();
         let refused = if body.len() > MAX_BODY {
             Some(DirectError::TooLarge { max: MAX_BODY })
+        } else if to == me.id
+            && let Some(why) = self.refusal(cx.now())
+        {
+            // To this node itself while it refuses: refused as another node would be.
+            self.stats.refused_app += 1;
+            Some(DirectError::Refused(why))
         } else if to == me.id {
             // To this node itself: delivered here, no message.
             self.stats.received += 1;
@@ -237,6 +259,12 @@ impl Direct {
             self.stats.duplicates += 1;
             return DirectResponse::Accepted;
         }
+        if let Some(why) = self.refusal(now) {
+            // The application cannot take it now: the sender keeps it (nothing delivered,
+            // nothing remembered, so a resend after the period is delivered).
+            self.stats.refused_app += 1;
+            return DirectResponse::Refused(why);
+        }
         if !self.limiter.allow(&from.id, now) {
             self.stats.refused_rate += 1;
             let wait = self.limiter.wait(&from.id, now);
@@ -254,6 +282,25 @@ impl Direct {
         self.stats.received += 1;
         cx.event(Event::Direct(DirectEvent::Received { from, body }));
         DirectResponse::Accepted
+    }
+
+    /// The refusal's words while the application's refusal lasts ([`DirectInput::Refuse`]).
+    fn refusal(&mut self, now: Time) -> Option<String> {
+        match &self.refusing {
+            Some((until, why)) if now < *until => Some(why.clone()),
+            Some(_) => {
+                self.refusing = None;
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Whether bodies are refused at `now` ([`DirectInput::Refuse`]).
+    pub fn refusing(&self, now: Time) -> bool {
+        self.refusing
+            .as_ref()
+            .is_some_and(|(until, _)| now < *until)
     }
 
     /// The node leaves: every send in flight fails (their answers would not be heard).

@@ -125,6 +125,68 @@ fn the_receiver_limits_each_origin_and_names_when_to_retry() {
 }
 
 #[test]
+fn bodies_are_refused_while_the_application_asks_and_delivered_after() {
+    let mut node = founded(ChordConfig::default());
+    let t = Time::ZERO + Duration::from_secs(1);
+    let refuse = Input::Direct(DirectInput::Refuse {
+        duration: Duration::from_secs(10),
+        reason: "cannot store".into(),
+    });
+    node.handle(t, refuse);
+    assert!(node.direct().refusing(t));
+    let (r, ev) = answer(&mut node, t, peer(2), deliver(1, vec![1]));
+    assert_eq!(
+        (r, ev.len()),
+        (
+            Response::Direct(DirectResponse::Refused("cannot store".into())),
+            0
+        ),
+        "refused, nothing delivered"
+    );
+    // A body to this node itself is refused too.
+    let outs = node.handle(
+        t,
+        Input::Direct(DirectInput::Send {
+            token: 5,
+            to: peer(1).id,
+            body: vec![1],
+        }),
+    );
+    assert!(outs.iter().any(|o| matches!(
+        o,
+        Output::Event(Event::Direct(DirectEvent::Done {
+            token: 5,
+            result: Err(DirectError::Refused(_))
+        }))
+    )));
+    assert!(!outs.iter().any(|o| matches!(
+        o,
+        Output::Event(Event::Direct(DirectEvent::Received { .. }))
+    )));
+    // The resend of the refused request, after the period: delivered (it was not taken as
+    // seen).
+    let later = t + Duration::from_secs(10);
+    assert!(!node.direct().refusing(later));
+    let (r, ev) = answer(&mut node, later, peer(2), deliver(1, vec![1]));
+    assert_eq!(
+        (r, ev.len()),
+        (Response::Direct(DirectResponse::Accepted), 1)
+    );
+    // Accept ends a refusal early.
+    node.handle(
+        later,
+        Input::Direct(DirectInput::Refuse {
+            duration: Duration::from_secs(60),
+            reason: "x".into(),
+        }),
+    );
+    node.handle(later, Input::Direct(DirectInput::Accept));
+    let (r, _) = answer(&mut node, later, peer(2), deliver(2, vec![1]));
+    assert_eq!(r, Response::Direct(DirectResponse::Accepted));
+    assert_eq!(node.direct().stats().refused_app, 2);
+}
+
+#[test]
 fn a_body_over_the_bound_fails_at_once_without_a_message() {
     let mut node = founded(ChordConfig::default());
     let outs = node.handle(
