@@ -59,6 +59,8 @@ pub mod reset {
     pub const VERSION: u32 = 0x15;
     /// The transport is shutting down.
     pub const CLOSING: u32 = 0x16;
+    /// The stream was dropped without being finished: what was sent is not the whole.
+    pub const CANCELLED: u32 = 0x17;
 }
 
 /// A bulk stream's header.

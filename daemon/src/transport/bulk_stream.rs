@@ -4,7 +4,9 @@
 //! The idle timeout is enforced where the stream is used: a read or write that waits while
 //! neither direction has moved for [`BulkConfig::idle`](super::bulk::BulkConfig) fails with
 //! `TimedOut`, and the stream is reset and stopped with [`reset::IDLE`] and counted. An
-//! incoming stream holds its place in the bounds until it is dropped.
+//! incoming stream holds its place in the bounds until it is dropped. A stream dropped before
+//! [`BulkStream::finish`] is reset with [`reset::CANCELLED`] (quinn alone would finish it, and
+//! a cut transfer would look complete to the reader).
 
 use std::future::Future;
 use std::io;
@@ -33,6 +35,7 @@ pub struct BulkStream {
     read_timer: Pin<Box<Sleep>>,
     write_timer: Pin<Box<Sleep>>,
     timed_out: bool,
+    finished: bool,
     drops: Arc<Drops>,
     _slot: Option<Slot>,
 }
@@ -58,6 +61,7 @@ impl BulkStream {
             read_timer: Box::pin(tokio::time::sleep_until(last + idle)),
             write_timer: Box::pin(tokio::time::sleep_until(last + idle)),
             timed_out: false,
+            finished: false,
             drops,
             _slot: slot,
         }
@@ -75,6 +79,7 @@ impl BulkStream {
 
     /// Ends the sending direction cleanly (everything written is delivered).
     pub fn finish(&mut self) -> io::Result<()> {
+        self.finished = true;
         self.send
             .finish()
             .map_err(|e| io::Error::new(io::ErrorKind::NotConnected, e))
@@ -190,6 +195,16 @@ impl AsyncWrite for BulkStream {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        AsyncWrite::poll_shutdown(Pin::new(&mut self.get_mut().send), cx)
+        let this = self.get_mut();
+        this.finished = true;
+        AsyncWrite::poll_shutdown(Pin::new(&mut this.send), cx)
+    }
+}
+
+impl Drop for BulkStream {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.send.reset(VarInt::from_u32(reset::CANCELLED));
+        }
     }
 }

@@ -375,6 +375,25 @@ async fn a_stream_where_nothing_moves_is_cut_after_the_idle_timeout() {
     assert_eq!(code, Some(reset::IDLE));
 }
 
+#[tokio::test]
+async fn a_stream_dropped_unfinished_reads_as_cancelled_not_as_complete() {
+    let (a, _a_rx) = node(54);
+    let (b, _b_rx) = node(55);
+    let mut owner = b.bulk_listen(kind::TEST, 4);
+    let mut out = a.open_bulk(peer_of(&b), TEST).await.expect("opens");
+    out.write_all(b"half").await.expect("writes");
+    let mut inc = tokio::time::timeout(Duration::from_secs(10), owner.recv())
+        .await
+        .expect("in time")
+        .expect("handed over");
+    drop(out);
+    let mut got = Vec::new();
+    let end = tokio::time::timeout(Duration::from_secs(10), inc.read_to_end(&mut got))
+        .await
+        .expect("in time");
+    assert!(end.is_err(), "a cut stream must not end cleanly: {end:?}");
+}
+
 /// The figure of docs/performance.md: MB/s of one bulk stream on loopback, and the latency of
 /// frames sent every 5 ms without and during it.
 /// `cargo test --release -p chatd --lib bulk_figure -- --ignored --nocapture`
