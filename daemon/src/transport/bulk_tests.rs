@@ -407,6 +407,7 @@ async fn bulk_figure() {
     let quiet_until = Instant::now() + Duration::from_secs(2);
     let quiet = frames(&a, &b, &mut b_rx, gap, || Instant::now() >= quiet_until).await;
     let mb = 200;
+    let before = a.connection_stats(&b.me()).expect("connected").path;
     let run = transfer(
         &a,
         &b,
@@ -430,6 +431,15 @@ async fn bulk_figure() {
         "bulk: {mb} MiB in {:.3} s = {:.0} MiB/s",
         run.secs,
         mb as f64 / run.secs
+    );
+    let after = a.connection_stats(&b.me()).expect("connected").path;
+    println!(
+        "A→B packets sent {}, lost {}, congestion events {}, rtt now {:?}, cwnd now {}",
+        after.sent_packets - before.sent_packets,
+        after.lost_packets - before.lost_packets,
+        after.congestion_events - before.congestion_events,
+        after.rtt,
+        after.cwnd
     );
     show("frames without transfer", &quiet);
     show("frames during transfer", &run.frames);

@@ -344,6 +344,11 @@ impl<M: Wire> Transport<M> {
         self.inner.bulk.listen(kind, capacity)
     }
 
+    /// quinn's statistics of the pooled connection to `id` (packets, losses, congestion).
+    pub fn connection_stats(&self, id: &NodeId) -> Option<quinn::ConnectionStats> {
+        lock(&self.inner.pool).get(id).map(|c| c.stats())
+    }
+
     /// Incoming bulk streams open now (admitted and not yet dropped).
     pub fn bulk_open(&self) -> usize {
         self.inner.bulk.open()
