@@ -255,7 +255,10 @@ fn start(
         None
     };
     let ring_cfg = RingConfig {
-        transport: transport::Config::new(listen_addr, settings.max_connections),
+        transport: transport::Config {
+            bulk: settings.bulk.transport(),
+            ..transport::Config::new(listen_addr, settings.max_connections)
+        },
         chord: overlay::chord_config(&settings.ring),
         bootstrap: settings.bootstrap.clone(),
         remembered: remembered

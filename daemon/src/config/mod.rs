@@ -36,7 +36,7 @@ pub use log::EventLogConfig;
 pub use peer::PeerAddr;
 pub use schema::{Key, Reload};
 pub use sections::{
-    Access, ChatConfig, Discovery, Irc, RING_MS_RANGE, RingSettings, Settings, Web,
+    Access, BulkSettings, ChatConfig, Discovery, Irc, RING_MS_RANGE, RingSettings, Settings, Web,
 };
 
 /// Every key chatd understands, in the order `check-config` prints them (by section, then as

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::nickname::Nickname;
 use crate::paths;
+use crate::transport::BulkConfig;
 
 /// Accepted range of the `ring.*_ms` timer periods.
 pub const RING_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=600_000;
@@ -79,6 +80,8 @@ section! {
         web: Web;
         /// The IRC front door (`[irc]`).
         irc: Irc;
+        /// Bulk streams' bounds (`transport.bulk_*`).
+        bulk: BulkSettings;
     }
     extra {
         /// The config file that was read, if any.
@@ -230,6 +233,42 @@ section! {
         /// Period of the record holders' digest comparison, in milliseconds.
         record_sync_ms @ "ring.record_sync_ms": u64 = ms(overlay().records.sync_interval),
             Int(RING_MS_RANGE), Restart;
+    }
+}
+
+section! {
+    /// Bounds of the bulk streams peers open (`transport.bulk_*`): the byte streams of file
+    /// transfers beside the overlay's frames (docs/protocol.md, "Bulk streams").
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct BulkSettings {
+        /// Bulk streams one peer may have open to this node at once; more are refused (reset
+        /// with code 0x11) and counted as dropped.bulk_refused.
+        per_peer @ "transport.bulk_streams_per_peer": usize = BulkConfig::default().per_peer,
+            Whole(1, 256), Restart;
+        /// Bulk streams all peers together may have open to this node at once; more are
+        /// refused like the above.
+        total @ "transport.bulk_streams": usize = BulkConfig::default().total,
+            Whole(1, 65_536), Restart;
+        /// Milliseconds a peer has to send a bulk stream's 4-byte header once the stream is
+        /// open; a stream without one is cut (code 0x12, dropped.bulk_slow_header).
+        header_deadline @ "transport.bulk_header_ms": Duration =
+            BulkConfig::default().header_deadline, Millis(100, 60_000), Restart;
+        /// Milliseconds a bulk stream may sit with nothing moving either way before it is cut
+        /// (code 0x13, dropped.bulk_idle).
+        idle @ "transport.bulk_idle_ms": Duration = BulkConfig::default().idle,
+            Millis(1_000, 3_600_000), Restart;
+    }
+}
+
+impl BulkSettings {
+    /// The transport's settings for these keys.
+    pub fn transport(&self) -> BulkConfig {
+        BulkConfig {
+            per_peer: self.per_peer,
+            total: self.total,
+            header_deadline: self.header_deadline,
+            idle: self.idle,
+        }
     }
 }
 

@@ -99,6 +99,11 @@ impl<M: Wire> Inner<M> {
         tracing::debug!(peer = %id.short(), addr = %peer.addr, outbound, "connected");
         tokio::spawn(
             self.clone()
+                .accept_bulk(peer, conn.clone())
+                .in_current_span(),
+        );
+        tokio::spawn(
+            self.clone()
                 .read_connection(peer, conn.clone())
                 .in_current_span(),
         );

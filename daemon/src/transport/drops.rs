@@ -31,11 +31,20 @@ pub enum Reason {
     OversizedOutgoing,
     /// An idle, unproven connection was closed to admit a new peer into the full pool.
     Evicted,
+    /// An incoming bulk stream was refused: over the per-peer or total bound, or its owner's
+    /// queue was full.
+    BulkRefused,
+    /// An incoming bulk stream's kind has no owner on this node.
+    BulkUnknownKind,
+    /// An incoming bulk stream's header did not arrive within the deadline.
+    BulkSlowHeader,
+    /// A bulk stream was cut after its idle timeout.
+    BulkIdle,
 }
 
 impl Reason {
     /// Every reason, in the order reported.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 15] = [
         Reason::OversizedFrame,
         Reason::UndecodableFrame,
         Reason::TruncatedFrame,
@@ -47,6 +56,10 @@ impl Reason {
         Reason::Unreachable,
         Reason::OversizedOutgoing,
         Reason::Evicted,
+        Reason::BulkRefused,
+        Reason::BulkUnknownKind,
+        Reason::BulkSlowHeader,
+        Reason::BulkIdle,
     ];
 
     /// The name reported in `GetStatus.dropped`.
@@ -63,6 +76,10 @@ impl Reason {
             Reason::Unreachable => "unreachable",
             Reason::OversizedOutgoing => "oversized_outgoing",
             Reason::Evicted => "evicted_idle",
+            Reason::BulkRefused => "bulk_refused",
+            Reason::BulkUnknownKind => "bulk_unknown_kind",
+            Reason::BulkSlowHeader => "bulk_slow_header",
+            Reason::BulkIdle => "bulk_idle",
         }
     }
 }

@@ -193,7 +193,10 @@ impl<M: Wire> Inner<M> {
     }
 
     /// The connection to `peer`: the pooled one, or a new dial that must prove `peer.id`.
-    async fn connection(self: &Arc<Self>, peer: Peer) -> Result<quinn::Connection, TransportError> {
+    pub(super) async fn connection(
+        self: &Arc<Self>,
+        peer: Peer,
+    ) -> Result<quinn::Connection, TransportError> {
         if let Some(c) = lock(&self.pool).get(&peer.id) {
             return Ok(c);
         }

@@ -10,6 +10,8 @@
 //!   one);
 //! - [`conn`]: accepting connections and reading frames from them;
 //! - [`link`]: one sender task per peer: dialling, queueing and writing frames;
+//! - [`bulk`] and [`bulk_stream`]: bulk streams, bidirectional byte streams for file transfers
+//!   beside the frames (a typed header, owners by kind, bounds, idle timeout);
 //! - [`drops`]: what was dropped, by reason.
 //!
 //! A [`Transport`] is generic over the message type `M` (the overlay's `wire::Message`): it
@@ -19,7 +21,13 @@
 //! arrive are handed to the owner through a bounded channel as [`Inbound::Message`], with the
 //! sender's NodeId taken from the verified certificate of the connection it came on; a peer
 //! that cannot be reached is reported as [`Inbound::Unreachable`].
+//!
+//! Bidirectional streams carry bulk data only ([`bulk`]): [`Transport::open_bulk`] opens one
+//! on the same pooled connection, and the accepting side hands it to the owner that registered
+//! its kind with [`Transport::bulk_listen`].
 
+pub mod bulk;
+mod bulk_stream;
 pub mod cert;
 mod conn;
 pub mod drops;
@@ -42,6 +50,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::Instrument;
 
+pub use bulk::{BulkConfig, BulkHeader, BulkStream};
 pub use drops::{Drops, Reason};
 pub use tls::{ALPN, TlsError};
 pub use verify::Expect;
@@ -88,6 +97,8 @@ pub struct Config {
     /// A new connection is not evicted to make room for another for this long
     /// ([`pool::EVICT_GRACE`]).
     pub evict_grace: Duration,
+    /// Bounds and timeouts of incoming bulk streams.
+    pub bulk: BulkConfig,
 }
 
 impl Config {
@@ -102,6 +113,7 @@ impl Config {
             dial_timeout: Duration::from_secs(3),
             send_queue: 256,
             evict_grace: pool::EVICT_GRACE,
+            bulk: BulkConfig::default(),
         }
     }
 }
@@ -151,6 +163,9 @@ pub enum TransportError {
     /// The transport is shutting down.
     #[error("the transport is closed")]
     Closed,
+    /// A bulk stream could not be opened on the connection to `peer`.
+    #[error("cannot open a bulk stream to {}: {reason}", peer.short())]
+    Bulk { peer: NodeId, reason: String },
     /// The overlay driver's thread or runtime could not start.
     #[error("cannot start the overlay driver's thread: {0}")]
     DriverThread(std::io::Error),
@@ -179,6 +194,7 @@ struct Inner<M> {
     links: Mutex<HashMap<NodeId, (u64, mpsc::Sender<LinkCmd>)>>,
     link_gen: AtomicU64,
     inbound: mpsc::Sender<Inbound<M>>,
+    bulk: bulk::Bulk,
     handshakes: Arc<Semaphore>,
     closing: AtomicBool,
     /// The accept loop, until its owner takes it ([`Transport::take_accept_task`]).
@@ -219,7 +235,7 @@ impl<M: Wire> Transport<M> {
         inbound: mpsc::Sender<Inbound<M>>,
     ) -> Result<Transport<M>, TransportError> {
         let drops = Arc::new(Drops::default());
-        let tls = Tls::new(key, cfg.idle_timeout, cfg.keepalive, drops.clone())?;
+        let tls = Tls::new(key, &cfg, drops.clone())?;
         let bind_err = |source| TransportError::Bind {
             addr: cfg.listen,
             source,
@@ -237,11 +253,12 @@ impl<M: Wire> Transport<M> {
             endpoint,
             tls,
             pool: Mutex::new(Pool::with_grace(me, cfg.max_connections, cfg.evict_grace)),
-            cfg,
             drops,
             links: Mutex::new(HashMap::new()),
             link_gen: AtomicU64::new(0),
             inbound,
+            bulk: bulk::Bulk::new(cfg.bulk),
+            cfg,
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
             closing: AtomicBool::new(false),
             accept: Mutex::new(None),
@@ -307,6 +324,36 @@ impl<M: Wire> Transport<M> {
         lock(&self.inner.pool).set_routing(ids.into_iter().collect());
     }
 
+    /// Opens a bulk stream of `header`'s kind to `to`, on the pooled connection or a new one
+    /// that must prove `to.id` (`to.addr` is only used to dial), and writes the header. The
+    /// peer refuses an unknown kind or a stream over its bounds by resetting it with a
+    /// [`bulk::reset`] code, which the first read or write then reports.
+    pub async fn open_bulk(
+        &self,
+        to: Peer,
+        header: BulkHeader,
+    ) -> Result<BulkStream, TransportError> {
+        self.inner.open_bulk(to, header).await
+    }
+
+    /// Makes the caller the owner of bulk streams of `kind`: the ones peers open arrive on the
+    /// returned receiver, at most `capacity` waiting (more are refused with
+    /// [`bulk::reset::BUSY`]). A later call for the same kind replaces the owner; a dropped
+    /// receiver makes the kind unknown again.
+    pub fn bulk_listen(&self, kind: u16, capacity: usize) -> mpsc::Receiver<BulkStream> {
+        self.inner.bulk.listen(kind, capacity)
+    }
+
+    /// quinn's statistics of the pooled connection to `id` (packets, losses, congestion).
+    pub fn connection_stats(&self, id: &NodeId) -> Option<quinn::ConnectionStats> {
+        lock(&self.inner.pool).get(id).map(|c| c.stats())
+    }
+
+    /// Incoming bulk streams open now (admitted and not yet dropped).
+    pub fn bulk_open(&self) -> usize {
+        self.inner.bulk.open()
+    }
+
     /// The drop counters.
     pub fn drops(&self) -> &Arc<Drops> {
         &self.inner.drops
@@ -367,3 +414,6 @@ pub fn connection_peer_id(conn: &quinn::Connection) -> Option<NodeId> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bulk_tests;

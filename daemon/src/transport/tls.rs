@@ -3,7 +3,6 @@
 //! resumption (every connection is authenticated by a full handshake), and the QUIC limits.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
@@ -25,6 +24,29 @@ pub const MAX_STREAMS: u32 = 64;
 /// answers (held up to 20 ms, `chord/replies.rs`) then carry the acknowledgements, instead of
 /// a packet of their own every second message.
 const ACK_ELICITING_THRESHOLD: u32 = 16;
+/// Receive window of every stream (frames' and bulk), bytes: what one stream may have in flight
+/// unread. It bounds a bulk stream's throughput at window / RTT (2 MiB at 20 ms: 100 MiB/s).
+pub const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+/// Bidirectional (bulk) streams a peer may open at once on one connection, beyond the
+/// transport's own per-peer bound: the excess reaches the accept loop and is refused with a
+/// reset code, rather than waiting unseen in the peer's QUIC stream credit.
+pub const BULK_STREAMS_SLACK: u32 = 4;
+/// Send buffer kept for the frames beside the bulk streams' full windows, in stream windows.
+const FRAME_HEADROOM_WINDOWS: u64 = 4;
+
+/// The bidirectional stream limit per connection for `per_peer` bulk streams, and the send
+/// window: every bulk stream a peer lets us open may fill its whole stream window (its unread
+/// bytes count against our send buffer until acknowledged), and the frames still find
+/// [`FRAME_HEADROOM_WINDOWS`] windows of room, so a saturating transfer never blocks a frame's
+/// write. (The connection-level receive window stays unlimited, quinn's default: each stream's
+/// window bounds what a peer may send.)
+pub fn windows(per_peer: usize) -> (u32, u64) {
+    let bidi = u32::try_from(per_peer)
+        .unwrap_or(u32::MAX)
+        .saturating_add(BULK_STREAMS_SLACK);
+    let send = (u64::from(bidi) + FRAME_HEADROOM_WINDOWS) * u64::from(STREAM_WINDOW);
+    (bidi, send)
+}
 
 /// Why the TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -51,19 +73,18 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// TLS material for the node `key`, with `idle` timeout and `keepalive` interval.
-    pub fn new(
-        key: &SigningKey,
-        idle: Duration,
-        keepalive: Duration,
-        drops: Arc<Drops>,
-    ) -> Result<Tls, TlsError> {
+    /// TLS material for the node `key`, with the QUIC limits of `cfg`.
+    pub fn new(key: &SigningKey, cfg: &super::Config, drops: Arc<Drops>) -> Result<Tls, TlsError> {
         let (cert, key) = super::cert::own_certificate(key)?;
         let mut t = quinn::TransportConfig::default();
-        t.max_idle_timeout(IdleTimeout::try_from(idle).ok())
-            .keep_alive_interval(Some(keepalive))
-            .max_concurrent_bidi_streams(VarInt::from_u32(0))
+        let (bidi, send_window) = windows(cfg.bulk.per_peer);
+        t.max_idle_timeout(IdleTimeout::try_from(cfg.idle_timeout).ok())
+            .keep_alive_interval(Some(cfg.keepalive))
+            .max_concurrent_bidi_streams(VarInt::from_u32(bidi))
             .max_concurrent_uni_streams(VarInt::from_u32(MAX_STREAMS))
+            .stream_receive_window(VarInt::from_u32(STREAM_WINDOW))
+            .send_window(send_window)
+            .send_fairness(true)
             .datagram_receive_buffer_size(None)
             .ack_frequency_config(Some({
                 let mut a = quinn::AckFrequencyConfig::default();

@@ -197,6 +197,14 @@ fn registry(s: &Shared, status: &GetStatusResponse, private: Option<(u64, u64)>)
     );
     gauge(
         &mut r,
+        "bulk_streams_open",
+        "Incoming bulk streams (file transfers) open now",
+        s.node
+            .overlay()
+            .map_or(0, |ring| ring.transport().bulk_open() as u64),
+    );
+    gauge(
+        &mut r,
         "records_held",
         "DHT records this node holds",
         status.records_held,
