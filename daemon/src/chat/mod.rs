@@ -25,6 +25,7 @@ pub mod envelope;
 pub mod hlc;
 pub mod hub;
 mod inbox;
+mod own;
 mod pipeline;
 mod queries;
 pub mod ratelimit;
@@ -55,7 +56,7 @@ use envelope::{Change, Draft, EnvelopeError, Kind, TextError};
 use hlc::Clock;
 use hub::Hub;
 pub use queries::Rows;
-use store::{Insert, Store, StoreError};
+use store::{Store, StoreError};
 
 pub use crate::config::{ChatConfig, DEFAULT_COMMIT_DELAY};
 
@@ -305,32 +306,26 @@ impl Chat {
     /// local subscribers), as [`Chat::send_local`] does a message; the caller broadcasts it.
     pub fn send_event(&self, event: &[u8], text: &str) -> Result<Local, SendError> {
         let mut state = self.state();
-        let seq = state.seq + 1;
-        let mut message = envelope::sign(
-            &self.inner.key,
-            &Draft {
-                seq,
-                hlc: self.inner.clock.tick(),
-                room: &Room::lobby(),
-                text: "",
-                event: Some(event),
-                author: None,
-                nick: self.inner.nick.as_ref(),
-                change: None,
-            },
-        )?;
-        message.text = text.to_owned();
         let mut shown = self.inner.pipeline.get().map(|p| p.shown());
         let at = shown.as_mut().map(|s| s.reserve());
-        let pos = match state
-            .store
-            .insert_own_at(&message, at)
-            .map_err(ChatError::from)?
-        {
-            Insert::New(pos) => pos,
-            _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused")).into()),
-        };
-        state.seq = seq;
+        let key = self.inner.key.verifying_key();
+        let (pos, message) = own::insert_own(&mut state, &key, at, |seq| {
+            let mut message = envelope::sign(
+                &self.inner.key,
+                &Draft {
+                    seq,
+                    hlc: self.inner.clock.tick(),
+                    room: &Room::lobby(),
+                    text: "",
+                    event: Some(event),
+                    author: None,
+                    nick: self.inner.nick.as_ref(),
+                    change: None,
+                },
+            )?;
+            message.text = text.to_owned();
+            Ok(message)
+        })?;
         let stored = Arc::new(Stored { pos, message });
         if !text.is_empty() {
             self.inner.hub.publish(stored.clone());
@@ -386,39 +381,36 @@ impl Chat {
     ) -> Result<Local, SendError> {
         envelope::check_text(text)?;
         let state = self.state();
-        let seq = state.seq + 1;
-        let message = envelope::sign(
-            &self.inner.key,
-            &Draft {
-                seq,
-                hlc: self.inner.clock.tick(),
-                room,
-                text,
-                nick: self.inner.nick.as_ref(),
-                event: None,
-                author,
-                change: None,
-            },
-        )?;
-        Ok(self.store_own(state, message)?)
+        self.store_own(state, |seq| {
+            envelope::sign(
+                &self.inner.key,
+                &Draft {
+                    seq,
+                    hlc: self.inner.clock.tick(),
+                    room,
+                    text,
+                    nick: self.inner.nick.as_ref(),
+                    event: None,
+                    author,
+                    change: None,
+                },
+            )
+        })
     }
 
-    /// Stores this node's own message or change `message` (numbered next), shows it to
-    /// local subscribers and counts it as sent.
+    /// Stores this node's own message or change that `sign` signs with the next own number
+    /// (past any own message the store holds: `own.rs`), shows it to local subscribers and
+    /// counts it as sent.
     fn store_own(
         &self,
         mut state: MutexGuard<'_, State>,
-        message: ChatMessage,
-    ) -> Result<Local, ChatError> {
+        sign: impl Fn(u64) -> Result<ChatMessage, envelope::TextError>,
+    ) -> Result<Local, SendError> {
         // Committed before the caller answers: a read right after sees it.
         let mut shown = self.inner.pipeline.get().map(|p| p.shown());
         let at = shown.as_mut().map(|s| s.reserve());
-        let pos = match state.store.insert_own_at(&message, at)? {
-            Insert::New(pos) | Insert::Superseded(pos) => pos,
-            // Only possible if the database was edited behind our back.
-            _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused"))),
-        };
-        state.seq = message.seq;
+        let key = self.inner.key.verifying_key();
+        let (pos, message) = own::insert_own(&mut state, &key, at, sign)?;
         let stored = Arc::new(Stored { pos, message });
         self.inner.hub.publish(stored.clone());
         drop(shown);
@@ -454,25 +446,24 @@ impl Chat {
             Kind::Text if old.origin == self.inner.key.verifying_key() && old.author == author => {}
             _ => return Err(ChangeError::NotYours(target)),
         }
-        let seq = state.seq + 1;
-        let message = envelope::sign(
-            &self.inner.key,
-            &Draft {
-                seq,
-                hlc: self.inner.clock.tick(),
-                room: &old.room,
-                text: edit.unwrap_or(""),
-                nick: self.inner.nick.as_ref(),
-                event: None,
-                author,
-                change: Some(match edit {
-                    Some(_) => Change::Edit(target),
-                    None => Change::Delete(target),
-                }),
-            },
-        )
-        .map_err(SendError::from)?;
-        Ok(self.store_own(state, message)?)
+        Ok(self.store_own(state, |seq| {
+            envelope::sign(
+                &self.inner.key,
+                &Draft {
+                    seq,
+                    hlc: self.inner.clock.tick(),
+                    room: &old.room,
+                    text: edit.unwrap_or(""),
+                    nick: self.inner.nick.as_ref(),
+                    event: None,
+                    author,
+                    change: Some(match edit {
+                        Some(_) => Change::Edit(target),
+                        None => Change::Delete(target),
+                    }),
+                },
+            )
+        })?)
     }
 
     /// The stored message `id` as it stands now (edited, or deleted), if stored.

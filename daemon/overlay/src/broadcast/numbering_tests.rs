@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use super::numbering::MAX_PLAUSIBLE;
+use super::wire::BroadcastResponse;
 use super::{BroadcastError, BroadcastEvent, Envelope, MsgId, NUMBERING_WAIT};
 use crate::ChordConfig;
 use crate::overlay::{Event, Input};
@@ -158,4 +160,35 @@ fn an_own_message_met_later_raises_the_floor() {
     assert_eq!(net.node(0).expect("up").own_seq_floor(), 0);
     run(&mut net, Duration::from_secs(30));
     assert_eq!(net.node(0).expect("up").own_seq_floor(), 4);
+}
+
+#[test]
+fn answers_count_once_and_a_lie_past_the_plausible_is_ignored() {
+    use crate::protocol::Reply;
+    use crate::wire::Response;
+    let mut net = Net::new(&IDS[..3], &config(NUMBERING_WAIT));
+    net.sim.create(0);
+    run(&mut net, Duration::from_millis(100));
+    let (me, a, b) = (net.peers[0], net.peers[1], net.peers[2]);
+    let mut bc = super::Broadcast::new(config(NUMBERING_WAIT).broadcast, 1);
+    // Asking two neighbours (as `numbering_ask` records them).
+    bc.numbering
+        .start_asking(net.now() + NUMBERING_WAIT, [a.id, b.id]);
+    let answer = |from, h| Reply::Answer {
+        from,
+        body: Response::Broadcast(BroadcastResponse::Head(h)),
+    };
+    bc.numbering_reply(answer(a, MAX_PLAUSIBLE + 1));
+    assert_eq!(bc.own_floor(), 0, "a lie past the plausible is ignored");
+    assert!(bc.numbering.learning(net.now()));
+    bc.numbering_reply(answer(a, 50));
+    assert_eq!(bc.own_floor(), 0, "one answer per neighbour asked");
+    bc.numbering_reply(answer(me, 60));
+    assert_eq!(bc.own_floor(), 0, "nobody else's answer counts");
+    bc.numbering_reply(answer(b, 7));
+    assert_eq!(bc.own_floor(), 7);
+    assert!(
+        !bc.numbering.learning(net.now()),
+        "every neighbour asked answered"
+    );
 }
