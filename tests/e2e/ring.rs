@@ -40,6 +40,8 @@ mod irc;
 mod irc_guests;
 #[path = "ring/lan.rs"]
 mod lan;
+#[path = "ring/lost_history.rs"]
+mod lost_history;
 #[path = "ring/map.rs"]
 mod map;
 #[path = "ring/membership.rs"]

@@ -282,6 +282,14 @@ impl Overlay {
         self.broadcast().admits(&self.ring, now)
     }
 
+    /// The highest sequence number of this node's own that the ring is known to hold (its
+    /// neighbours' answers after it joined, and every own message met since): number the next
+    /// broadcast above it, never at or below (`broadcast/numbering.rs`). While
+    /// [`Overlay::admits_broadcast`] answers [`BroadcastError::Numbering`] it may still rise.
+    pub fn own_seq_floor(&self) -> u64 {
+        self.broadcast().own_floor()
+    }
+
     /// The application could not keep broadcast `(origin, seq)` it was delivered (its store
     /// failed): the node forgets it saw it, so anti-entropy brings it back from the
     /// neighbours (`docs/protocol.md`, "Anti-entropy"). Takes nothing and sends nothing.

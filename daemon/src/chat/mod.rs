@@ -28,6 +28,7 @@ pub mod envelope;
 pub mod hlc;
 pub mod hub;
 mod inbox;
+mod own;
 mod pipeline;
 mod queries;
 pub mod ratelimit;

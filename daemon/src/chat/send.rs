@@ -9,9 +9,8 @@ use std::sync::{Arc, MutexGuard};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::envelope::{self, Change, Draft, Kind};
-use super::store::{Insert, StoreError};
 use super::{
-    ChangeError, Chat, ChatError, ChatMessage, Local, MessageId, Room, SendError, State, Stored,
+    ChangeError, Chat, ChatError, own, ChatMessage, Local, MessageId, Room, SendError, State, Stored,
 };
 
 impl Chat {
@@ -19,32 +18,26 @@ impl Chat {
     /// local subscribers), as [`Chat::send_local`] does a message; the caller broadcasts it.
     pub fn send_event(&self, event: &[u8], text: &str) -> Result<Local, SendError> {
         let mut state = self.state();
-        let seq = state.seq + 1;
-        let mut message = envelope::sign(
-            &self.inner.key,
-            &Draft {
-                seq,
-                hlc: self.inner.clock.tick(),
-                room: &Room::lobby(),
-                text: "",
-                event: Some(event),
-                author: None,
-                nick: self.inner.nick.as_ref(),
-                change: None,
-            },
-        )?;
-        message.text = text.to_owned();
         let mut shown = self.inner.pipeline.get().map(|p| p.shown());
         let at = shown.as_mut().map(|s| s.reserve());
-        let pos = match state
-            .store
-            .insert_own_at(&message, at)
-            .map_err(ChatError::from)?
-        {
-            Insert::New(pos) => pos,
-            _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused")).into()),
-        };
-        state.seq = seq;
+        let key = self.inner.key.verifying_key();
+        let (pos, message) = own::insert_own(&mut state, &key, at, |seq| {
+            let mut message = envelope::sign(
+                &self.inner.key,
+                &Draft {
+                    seq,
+                    hlc: self.inner.clock.tick(),
+                    room: &Room::lobby(),
+                    text: "",
+                    event: Some(event),
+                    author: None,
+                    nick: self.inner.nick.as_ref(),
+                    change: None,
+                },
+            )?;
+            message.text = text.to_owned();
+            Ok(message)
+        })?;
         let stored = Arc::new(Stored { pos, message });
         if !text.is_empty() {
             self.inner.hub.publish(stored.clone());
@@ -84,39 +77,36 @@ impl Chat {
     ) -> Result<Local, SendError> {
         envelope::check_text(text)?;
         let state = self.state();
-        let seq = state.seq + 1;
-        let message = envelope::sign(
-            &self.inner.key,
-            &Draft {
-                seq,
-                hlc: self.inner.clock.tick(),
-                room,
-                text,
-                nick: self.inner.nick.as_ref(),
-                event: None,
-                author,
-                change: None,
-            },
-        )?;
-        Ok(self.store_own(state, message)?)
+        self.store_own(state, |seq| {
+            envelope::sign(
+                &self.inner.key,
+                &Draft {
+                    seq,
+                    hlc: self.inner.clock.tick(),
+                    room,
+                    text,
+                    nick: self.inner.nick.as_ref(),
+                    event: None,
+                    author,
+                    change: None,
+                },
+            )
+        })
     }
 
-    /// Stores this node's own message or change `message` (numbered next), shows it to
-    /// local subscribers and counts it as sent.
+    /// Stores this node's own message or change that `sign` signs with the next own number
+    /// (past any own message the store holds: `own.rs`), shows it to local subscribers and
+    /// counts it as sent.
     fn store_own(
         &self,
         mut state: MutexGuard<'_, State>,
-        message: ChatMessage,
-    ) -> Result<Local, ChatError> {
+        sign: impl Fn(u64) -> Result<ChatMessage, envelope::TextError>,
+    ) -> Result<Local, SendError> {
         // Committed before the caller answers: a read right after sees it.
         let mut shown = self.inner.pipeline.get().map(|p| p.shown());
         let at = shown.as_mut().map(|s| s.reserve());
-        let pos = match state.store.insert_own_at(&message, at)? {
-            Insert::New(pos) | Insert::Superseded(pos) => pos,
-            // Only possible if the database was edited behind our back.
-            _ => return Err(ChatError::Store(StoreError::Corrupt("own sequence reused"))),
-        };
-        state.seq = message.seq;
+        let key = self.inner.key.verifying_key();
+        let (pos, message) = own::insert_own(&mut state, &key, at, sign)?;
         let stored = Arc::new(Stored { pos, message });
         self.inner.hub.publish(stored.clone());
         drop(shown);
@@ -152,24 +142,23 @@ impl Chat {
             Kind::Text if old.origin == self.inner.key.verifying_key() && old.author == author => {}
             _ => return Err(ChangeError::NotYours(target)),
         }
-        let seq = state.seq + 1;
-        let message = envelope::sign(
-            &self.inner.key,
-            &Draft {
-                seq,
-                hlc: self.inner.clock.tick(),
-                room: &old.room,
-                text: edit.unwrap_or(""),
-                nick: self.inner.nick.as_ref(),
-                event: None,
-                author,
-                change: Some(match edit {
-                    Some(_) => Change::Edit(target),
-                    None => Change::Delete(target),
-                }),
-            },
-        )
-        .map_err(SendError::from)?;
-        Ok(self.store_own(state, message)?)
+        Ok(self.store_own(state, |seq| {
+            envelope::sign(
+                &self.inner.key,
+                &Draft {
+                    seq,
+                    hlc: self.inner.clock.tick(),
+                    room: &old.room,
+                    text: edit.unwrap_or(""),
+                    nick: self.inner.nick.as_ref(),
+                    event: None,
+                    author,
+                    change: Some(match edit {
+                        Some(_) => Change::Edit(target),
+                        None => Change::Delete(target),
+                    }),
+                },
+            )
+        })?)
     }
 }

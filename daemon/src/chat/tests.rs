@@ -380,3 +380,56 @@ fn stored_messages_are_found_by_their_words_newest_first() {
         "only the message holding the quote and OR"
     );
 }
+
+/// A node whose history was lost (same key, empty store) meets its own earlier messages from
+/// the ring: sending skips the numbers they hold instead of failing for ever, and numbers above
+/// the floor the overlay gives it.
+#[tokio::test]
+async fn a_lost_history_never_makes_sending_fail() {
+    let config = ChatConfig::default();
+    let lobby = Room::lobby();
+    let before = core(7, "x", &config);
+    let old: Vec<Local> = (1..=3)
+        .map(|i| {
+            before
+                .send_local(&lobby, &format!("old {i}"))
+                .expect("sent")
+        })
+        .collect();
+    let after = core(7, "x", &config);
+    // Anti-entropy brings back its second and third messages before it sends.
+    for l in &old[1..] {
+        after.accept_remote(&l.wire).expect("own message back");
+    }
+    let first = after.send_local(&lobby, "new 1").expect("sent");
+    assert_eq!(
+        first.seq, 1,
+        "nothing told it 1 is taken (the overlay's floor does)"
+    );
+    let second = after
+        .send_local(&lobby, "new 2")
+        .expect("2 is held: skipped, not an error");
+    assert_eq!(second.seq, 4, "past the highest own number stored");
+    let event = after.send_event(b"ev", "").expect("an event numbers on");
+    assert_eq!(event.seq, 5);
+    // The overlay's floor (the highest own number the ring holds) moves the counter up, never
+    // down.
+    after.number_above(10);
+    assert_eq!(after.send_local(&lobby, "new 3").expect("sent").seq, 11);
+    after.number_above(2);
+    assert_eq!(after.send_local(&lobby, "new 4").expect("sent").seq, 12);
+    // The same when the skipped number is an event's.
+    let again = core(7, "x", &config);
+    again.accept_remote(&event.wire).expect("own event back");
+    again.number_above(4);
+    assert_eq!(again.send_event(b"ev2", "").expect("skips past 5").seq, 6);
+    // Another node has each message once: none of the new ones reuses an old number.
+    let other = core(8, "y", &config);
+    for l in old.iter().chain([&second, &event]) {
+        other.accept_remote(&l.wire).expect("new to another node");
+    }
+    assert!(matches!(
+        other.accept_remote(&first.wire),
+        Err(AcceptError::Replay(_))
+    ));
+}

@@ -192,7 +192,8 @@ impl Bridge {
         let (room, text) = (room.clone(), text.to_owned());
         let local = self.local.clone();
         let stored = ring
-            .originate(move || {
+            .originate(move |floor| {
+                chat.number_above(floor);
                 let send = || {
                     chat.send_as(&room, &text, Some(author)).map(|l| {
                         let id = l.stored.message.id;

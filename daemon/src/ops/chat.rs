@@ -181,7 +181,8 @@ impl ChatOps {
         let author = go.author;
         let stored = go
             .ring
-            .originate(move || {
+            .originate(move |floor| {
+                chat.number_above(floor);
                 chat.change_as(target, text.as_deref(), Some(author))
                     .map(|l| (l.seq, l.wire, l.stored))
             })
@@ -209,7 +210,8 @@ impl ChatOps {
         let author = go.author;
         let stored = go
             .ring
-            .originate(move || {
+            .originate(move |floor| {
+                chat.number_above(floor);
                 chat.send_as(&room, &text, Some(author))
                     .map(|l| (l.seq, l.wire, l.stored))
             })

@@ -117,6 +117,11 @@ impl<E: Into<ApiError>> From<OriginateError<E>> for ApiError {
                 ),
                 BroadcastError::TooLarge => ApiError::field("text", e),
                 BroadcastError::SeqUsed => ApiError::Internal(e.to_string()),
+                // The driver holds sends while the node learns its numbering; past its bound
+                // of held sends the client is told to retry.
+                BroadcastError::Numbering => {
+                    ApiError::Unavailable(format!("{e}; the message was not sent"))
+                }
             },
         }
     }

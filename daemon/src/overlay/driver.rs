@@ -33,6 +33,10 @@ use super::timers::Timers;
 use super::{DriverCommand, MAX_BATCH, RingView};
 use crate::transport::{Inbound, Transport};
 
+/// Sends held while the node learns its own numbering (`super::originate`); past this they
+/// are refused with [`BroadcastError::Numbering`] (retryable).
+const MAX_HELD: usize = 256;
+
 /// The longest the driver's loop waits without turning.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
@@ -156,6 +160,12 @@ pub(super) struct Driver {
     records: Arc<dyn super::RecordSink>,
     direct: Arc<dyn super::DirectSink>,
     met: super::met::Met,
+    /// Sends waiting for the node to know its own numbering (at most [`MAX_HELD`], for at
+    /// most the overlay's `numbering_wait`).
+    held: std::collections::VecDeque<(
+        super::originate::Job,
+        oneshot::Sender<Result<(), BroadcastError>>,
+    )>,
 }
 
 impl Driver {
@@ -188,6 +198,7 @@ impl Driver {
             records,
             direct,
             met: super::met::Met::default(),
+            held: std::collections::VecDeque::new(),
         }
     }
 
@@ -217,6 +228,7 @@ impl Driver {
             // The last turn's sends are queued: its deliveries go to the store in one piece.
             self.inbox.end_turn();
             self.membership.turned();
+            self.release_held();
             if let Some(fault) = fault
                 && self.membership.is_joined()
             {
@@ -275,7 +287,7 @@ impl Driver {
                         let _ = reply.send(self.view());
                     }
                     Some(DriverCommand::Originate { job, reply }) => {
-                        let _ = reply.send(self.originate(job));
+                        self.originate_or_hold(job, reply);
                     }
                     Some(DriverCommand::Trace { origin, seq, reply }) => {
                         let token = self.next_trace;
@@ -378,11 +390,38 @@ impl Driver {
         refusal
     }
 
+    /// [`Driver::originate`], or, while the node still learns its own numbering from its
+    /// neighbours, holds the job (bounded) until it knows ([`Driver::release_held`]).
+    fn originate_or_hold(
+        &mut self,
+        job: super::originate::Job,
+        reply: oneshot::Sender<Result<(), BroadcastError>>,
+    ) {
+        let learning = self.overlay.admits_broadcast(self.now()) == Err(BroadcastError::Numbering);
+        if learning && self.held.len() < MAX_HELD {
+            self.held.push_back((job, reply));
+        } else {
+            let _ = reply.send(self.originate(job));
+        }
+    }
+
+    /// Runs the held sends, in order, once the node knows its numbering (or has left).
+    fn release_held(&mut self) {
+        while !self.held.is_empty()
+            && self.overlay.admits_broadcast(self.now()) != Err(BroadcastError::Numbering)
+        {
+            if let Some((job, reply)) = self.held.pop_front() {
+                let _ = reply.send(self.originate(job));
+            }
+        }
+    }
+
     /// Runs `job` and broadcasts what it made if the overlay admits a broadcast now; the
-    /// job's store write happens only then ([`super::originate`]).
+    /// job's store write happens only then ([`super::originate`]). The job numbers its
+    /// message above the highest own number the ring is known to hold.
     fn originate(&mut self, job: super::originate::Job) -> Result<(), BroadcastError> {
         self.overlay.admits_broadcast(self.now())?;
-        let Some((seq, payload)) = job() else {
+        let Some((seq, payload)) = job(self.overlay.own_seq_floor()) else {
             // The job failed before anything was stored; it told its caller why.
             return Ok(());
         };

@@ -329,6 +329,8 @@ pub fn chord_config(ring: &crate::config::RingSettings) -> ChordConfig {
     c.broadcast.rate_per_sec = ring.origin_rate;
     c.broadcast.rate_burst = ring.origin_burst;
     c.broadcast.reply_delay = Duration::from_millis(ring.reply_delay_ms);
+    // A node whose history was lost learns its own numbering before it sends (protocol.md).
+    c.broadcast.numbering_wait = chat_overlay::broadcast::NUMBERING_WAIT;
     c.records.replicas = ring.record_replicas as usize;
     c.records.max_bytes = (ring.record_store_mb as usize).saturating_mul(1024 * 1024);
     c.records.sync_interval = Duration::from_millis(ring.record_sync_ms);

@@ -118,8 +118,11 @@ impl People {
         line: String,
     ) -> Result<(), PeopleError> {
         let chat = self.chat.clone();
-        ring.originate(move || chat.send_event(&bytes, &line).map(|l| (l.seq, l.wire, ())))
-            .await
-            .map_err(|e| PeopleError::Ring(e.to_string()))
+        ring.originate(move |floor| {
+            chat.number_above(floor);
+            chat.send_event(&bytes, &line).map(|l| (l.seq, l.wire, ()))
+        })
+        .await
+        .map_err(|e| PeopleError::Ring(e.to_string()))
     }
 }

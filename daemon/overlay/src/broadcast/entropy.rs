@@ -91,6 +91,7 @@ impl Broadcast {
             return;
         }
         self.memory.insert(cx.now(), env.clone(), id);
+        self.numbering.met(&cx.me().id, &env);
         let arrived = self.tracing.arrival(cx.now());
         self.tracing
             .log

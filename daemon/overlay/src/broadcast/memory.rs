@@ -61,6 +61,13 @@ impl Memory {
             .is_some_and(|s| seq <= s.high || s.above.contains(&seq))
     }
 
+    /// The highest sequence number of `origin` seen (0: none, or the origin is forgotten).
+    pub fn highest(&self, origin: &NodeId) -> u64 {
+        self.seen
+            .get(origin)
+            .map_or(0, |s| s.above.last().copied().unwrap_or(0).max(s.high))
+    }
+
     /// Records a new message (the caller checked [`Memory::is_seen`]) and keeps it for
     /// anti-entropy, evicting the oldest beyond the bound.
     pub fn insert(&mut self, now: Time, env: Envelope, id: MsgId) {
@@ -232,6 +239,9 @@ mod tests {
         assert_eq!(s.digest(10).0, vec![(o, 1)]);
         put(&mut s, 0, env(1, 2));
         assert_eq!(s.digest(10).0, vec![(o, 3)]);
+        // The highest number seen counts the out-of-order ones.
+        put(&mut s, 0, env(1, 7));
+        assert_eq!((s.highest(&o), s.highest(&NodeId([2; 32]))), (7, 0));
     }
 
     #[test]

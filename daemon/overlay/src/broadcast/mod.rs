@@ -10,6 +10,9 @@
 
 mod entropy;
 pub mod memory;
+mod numbering;
+#[cfg(test)]
+mod numbering_tests;
 mod replies;
 mod service;
 #[cfg(test)]
@@ -18,7 +21,8 @@ pub mod trace;
 mod tree;
 pub mod wire;
 
-pub use tree::{Broadcast, BroadcastError};
+pub use numbering::MAX_ASKED;
+pub use tree::Broadcast;
 
 use std::fmt;
 use std::time::Duration;
@@ -33,8 +37,36 @@ pub const MAX_PAYLOAD: usize = 16 * 1024;
 /// Longest path a broadcast may take (a sanity bound; a correct tree is ⌈log2 N⌉ deep).
 pub const MAX_DEPTH: u8 = 64;
 
+/// How long the daemon lets a node that has just joined learn its own numbering from its
+/// neighbours ([`BroadcastConfig::numbering_wait`]).
+pub const NUMBERING_WAIT: Duration = Duration::from_secs(3);
+
 /// Longest anti-entropy digest (origins per message).
 pub const MAX_DIGEST: usize = 128;
+
+/// Why the node refused to broadcast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BroadcastError {
+    /// This node is not a ring member.
+    #[error("this node is not a ring member")]
+    NotMember,
+    /// The payload is over the bound.
+    #[error("payload over {MAX_PAYLOAD} bytes")]
+    TooLarge,
+    /// This sequence number was used before.
+    #[error("sequence number already used")]
+    SeqUsed,
+    /// This node's own rate limit is exhausted; a token comes after `retry_after`.
+    #[error("this node is over its broadcast rate; retry in {} ms", retry_after.as_millis().max(1))]
+    RateLimited { retry_after: std::time::Duration },
+    /// Too many broadcasts are in flight.
+    #[error("too many broadcasts in flight")]
+    Busy,
+    /// This node has just joined and is still learning from its neighbours the highest
+    /// sequence number of its own the ring holds (at most `numbering_wait`).
+    #[error("this node is still learning its message numbering from the ring; retry shortly")]
+    Numbering,
+}
 
 /// Broadcast's timers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,6 +79,8 @@ pub enum BroadcastTimer {
     Replies(u64),
     /// Periodic anti-entropy with a ring neighbour.
     AntiEntropy,
+    /// The deadline for learning this node's own numbering (`numbering.rs`).
+    Numbering,
 }
 
 impl From<BroadcastTimer> for crate::overlay::Timer {
@@ -170,6 +204,11 @@ pub struct BroadcastConfig {
     pub rate_per_sec: u32,
     /// Burst accepted from one origin.
     pub rate_burst: u32,
+    /// How long a node that has just joined waits for its neighbours to tell it the highest
+    /// number of its own they hold before it broadcasts (`numbering.rs`); zero (the default,
+    /// which the simulator's scenarios keep) numbers at once without asking. The daemon waits
+    /// [`NUMBERING_WAIT`].
+    pub numbering_wait: Duration,
 }
 
 impl Default for BroadcastConfig {
@@ -191,6 +230,7 @@ impl Default for BroadcastConfig {
             trace_keep: 4096,
             rate_per_sec: 20,
             rate_burst: 200,
+            numbering_wait: Duration::ZERO,
         }
     }
 }

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::memory::Memory;
+use super::numbering::{NUMBERING_TOKEN, Numbering};
 use super::replies::Replies;
 use super::trace::{TRACE_TOKEN, Tracing, Via};
 use super::wire::{Bcast, BroadcastRequest, BroadcastResponse};
 use super::{
-    BroadcastConfig, BroadcastEvent, BroadcastStats, BroadcastTimer, Envelope, HopState,
-    MAX_PAYLOAD, MsgId, Validator,
+    BroadcastConfig, BroadcastError, BroadcastEvent, BroadcastStats, BroadcastTimer, Envelope,
+    HopState, MAX_PAYLOAD, MsgId, Validator,
 };
 use crate::common::rate::RateLimiter;
 use crate::id::NodeId;
@@ -25,26 +26,6 @@ use crate::wire::{BROADCAST, Message, Notice, Peer, Request, Response};
 /// Parents remembered per message (a message reaches a node more than once only after
 /// re-routing).
 const MAX_PARENTS: usize = 8;
-
-/// Why the node refused to broadcast.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BroadcastError {
-    /// This node is not a ring member.
-    #[error("this node is not a ring member")]
-    NotMember,
-    /// The payload is over the bound.
-    #[error("payload over {MAX_PAYLOAD} bytes")]
-    TooLarge,
-    /// This sequence number was used before.
-    #[error("sequence number already used")]
-    SeqUsed,
-    /// This node's own rate limit is exhausted; a token comes after `retry_after`.
-    #[error("this node is over its broadcast rate; retry in {} ms", retry_after.as_millis().max(1))]
-    RateLimited { retry_after: std::time::Duration },
-    /// Too many broadcasts are in flight.
-    #[error("too many broadcasts in flight")]
-    Busy,
-}
 
 /// A message this node is forwarding: it reports `Done` to its parents once every child hop is
 /// resolved.
@@ -98,6 +79,7 @@ pub struct Broadcast {
     next_hop: u64,
     pub(super) replies: Replies,
     pub(super) tracing: Tracing,
+    pub(super) numbering: Numbering,
 }
 
 impl fmt::Debug for Broadcast {
@@ -124,6 +106,7 @@ impl Broadcast {
             next_hop: Rng::new(seed).next_u64() >> 16,
             replies: Replies::default(),
             tracing: Tracing::new(cfg.trace_keep),
+            numbering: Numbering::default(),
             cfg,
         }
     }
@@ -185,6 +168,9 @@ impl Broadcast {
         if !ring.is_member() {
             return Err(BroadcastError::NotMember);
         }
+        if self.numbering.learning(now) {
+            return Err(BroadcastError::Numbering);
+        }
         if self.tasks.len() >= self.cfg.max_tasks {
             return Err(BroadcastError::Busy);
         }
@@ -201,7 +187,7 @@ impl Broadcast {
             Some(e)
         } else if payload.len() > MAX_PAYLOAD {
             Some(BroadcastError::TooLarge)
-        } else if seq == 0 || self.memory.is_seen(&me, seq) {
+        } else if seq <= self.numbering.high() || self.memory.is_seen(&me, seq) {
             Some(BroadcastError::SeqUsed)
         } else if !self.rate.allow(&me, cx.now()) {
             // `admits` saw a token at this very time.
@@ -222,6 +208,7 @@ impl Broadcast {
         };
         let id = env.id();
         self.memory.insert(cx.now(), env.clone(), id);
+        self.numbering.saw(seq);
         self.tracing
             .log
             .received(me, seq, None, Via::Origin, Some(0), cx.now());
@@ -351,6 +338,7 @@ impl Broadcast {
             BroadcastTimer::Done(hop) => (hop, Stage::Done),
             BroadcastTimer::Replies(batch) => return self.wants_replies_timer(*batch),
             BroadcastTimer::AntiEntropy => return true,
+            BroadcastTimer::Numbering => return self.numbering.asking(),
         };
         self.hops.get(hop).is_some_and(|h| h.stage == stage)
     }
@@ -364,6 +352,7 @@ impl Broadcast {
             BroadcastTimer::Done(hop) => self.on_done_timer(cx, hop),
             BroadcastTimer::Replies(batch) => self.on_replies_timer(cx, batch),
             BroadcastTimer::AntiEntropy => self.tick_anti_entropy(cx),
+            BroadcastTimer::Numbering => self.numbering_deadline(cx.now()),
         }
     }
 
@@ -373,11 +362,13 @@ impl Broadcast {
             RingEvent::Joined => {
                 let a = cx.jittered(self.cfg.ae_interval);
                 cx.set_timer(cx.now() + a, BroadcastTimer::AntiEntropy.into());
+                self.numbering_start(cx);
             }
             RingEvent::Unreachable(id) => self.on_unreachable(cx, *id),
+            RingEvent::NeighboursChanged => self.numbering_ask(cx),
             // Arcs are re-routed on a child's failure, not on suspicion alone; the tree is
             // cut from the tables at each message.
-            RingEvent::PeerSuspected(_) | RingEvent::NeighboursChanged => {}
+            RingEvent::PeerSuspected(_) => {}
         }
     }
 
@@ -458,6 +449,7 @@ impl Broadcast {
             return;
         }
         self.memory.insert(cx.now(), env.clone(), id);
+        self.numbering.met(&cx.me().id, &env);
         let arrived = self.tracing.arrival(cx.now());
         self.tracing.log.received(
             env.origin,
@@ -609,6 +601,9 @@ impl Broadcast {
 
     /// The outcome of a request: a status request about hop `hop`, or a trace question.
     pub(crate) fn on_reply(&mut self, cx: &mut Ctx<'_>, hop: u64, reply: Reply) {
+        if hop == NUMBERING_TOKEN {
+            return self.numbering_reply(reply);
+        }
         if hop & TRACE_TOKEN != 0 {
             return self.tracing.on_reply(cx, hop, reply);
         }
@@ -658,6 +653,9 @@ impl Broadcast {
             }
             BroadcastRequest::Trace { origin, seq } => {
                 BroadcastResponse::Trace(self.tracing.answer(from, origin, seq, cx.now()))
+            }
+            BroadcastRequest::Head { origin } => {
+                BroadcastResponse::Head(self.head_of(&cx.me().id, &origin))
             }
         }
     }

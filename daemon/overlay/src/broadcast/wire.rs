@@ -48,6 +48,9 @@ pub enum BroadcastRequest {
     /// How did broadcast (`origin`, `seq`) reach you, and where did you send it on
     /// (`broadcast/trace.rs`)?
     Trace { origin: NodeId, seq: u64 },
+    /// What is the highest sequence number of `origin` you have seen (`numbering.rs`: a node
+    /// that has just joined asks it about itself)?
+    Head { origin: NodeId },
 }
 
 /// Broadcast responses.
@@ -57,6 +60,8 @@ pub enum BroadcastResponse {
     Status(HopState),
     /// Answer to `Trace`.
     Trace(TraceReply),
+    /// Answer to `Head` (0: none seen).
+    Head(u64),
 }
 
 impl Bcast {

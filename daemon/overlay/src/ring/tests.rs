@@ -47,7 +47,7 @@ impl std::ops::DerefMut for Net {
 }
 
 impl Net {
-    fn new(ids: &[u64], cfg: &ChordConfig) -> Net {
+    pub(crate) fn new(ids: &[u64], cfg: &ChordConfig) -> Net {
         let mut sim = Sim::new(SimConfig {
             seed: 7,
             latency_min: Duration::ZERO,
