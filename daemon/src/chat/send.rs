@@ -10,7 +10,8 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::envelope::{self, Change, Draft, Kind};
 use super::{
-    ChangeError, Chat, ChatError, own, ChatMessage, Local, MessageId, Room, SendError, State, Stored,
+    ChangeError, Chat, ChatError, ChatMessage, Local, MessageId, Room, SendError, State, Stored,
+    own,
 };
 
 impl Chat {
