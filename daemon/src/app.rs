@@ -3,7 +3,8 @@
 //! Startup: install signal handlers → lock and open the data directory → load or create the
 //! node key → bind the control socket (refusing if another chatd serves it) → open the history
 //! and the event log (`log.events`) → bind the QUIC endpoint on the listen address and start
-//! the overlay driver (founding a ring, or joining through `--bootstrap`) → serve.
+//! the overlay driver (founding a ring, or joining through `--bootstrap`) → start the services
+//! (people, private conversations, files) → serve.
 //!
 //! Wiring: [`run`] is a sequence of named steps (`bind`, `open_stores`, `start`,
 //! `start_notifier`, `serve`, `wait`, `shut_down`); each piece is built in order and
@@ -40,6 +41,7 @@ use crate::error::Error;
 use crate::eventlog::feed::Feed;
 use crate::eventlog::stats::Activity;
 use crate::eventlog::{EventLog, Kind, Record};
+use crate::files::Files;
 use crate::identity::{Identity, Origin};
 use crate::irc::IrcListener;
 use crate::nickname::Nickname;
@@ -206,6 +208,9 @@ struct Running {
     people: Arc<People>,
     records: Arc<Records>,
     dm: Arc<Dm>,
+    /// The blob store and transfers (not yet reached by the API).
+    #[allow(dead_code)]
+    files: Arc<Files>,
     ring: OverlayHandle,
     lan: Option<Arc<Lan>>,
     event_log: Option<EventLog>,
@@ -333,6 +338,14 @@ fn start(
             dm.clone().take_direct(received),
         );
     }
+    // Files: the blob store in <data_dir>/blobs/ and the blob transfers over bulk streams.
+    let files = Files::open(
+        &settings.data_dir,
+        settings.files.store(),
+        ring.transport().clone(),
+    )?;
+    let streams = files.listen();
+    tasks.spawn("the files service", files.clone().run(streams));
     let node = Arc::new(
         Node::new(
             identity.public_key(),
@@ -388,6 +401,7 @@ fn start(
         people,
         records,
         dm,
+        files,
         ring,
         lan,
         event_log,
