@@ -343,9 +343,11 @@ fn start(
         &settings.data_dir,
         settings.files.store(),
         ring.transport().clone(),
+        Some((records.clone(), listen_addr)),
     )?;
     let streams = files.listen();
     tasks.spawn("the files service", files.clone().run(streams));
+    tasks.spawn("the provider records", files.clone().renew());
     let node = Arc::new(
         Node::new(
             identity.public_key(),

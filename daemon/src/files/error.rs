@@ -24,6 +24,9 @@ pub enum FilesError {
         /// Providers that failed otherwise (gone, cut short, not holding it).
         gone: usize,
     },
+    /// The DHT could not be asked for providers.
+    #[error("looking up providers: {0}")]
+    Lookup(String),
     /// The same blob is being fetched already.
     #[error("{0} is being fetched already")]
     Busy(Hash),

@@ -112,11 +112,15 @@ impl Files {
                 verified = self.verified(hash).await?;
             }
         }
-        self.blocking(move |s| {
-            s.info(&hash)
-                .ok_or(FilesError::Store(chat_blobs::StoreError::NotFound(hash)))
-        })
-        .await
+        let info = self
+            .blocking(move |s| {
+                s.info(&hash)
+                    .ok_or(FilesError::Store(chat_blobs::StoreError::NotFound(hash)))
+            })
+            .await?;
+        // Every node that fetched a blob serves it.
+        self.announce(info.hash, info.size).await;
+        Ok(info)
     }
 
     /// What of a fetch under way has verified (all of it once complete).

@@ -10,6 +10,8 @@
 //!   ([`fetch`]): every chunk group is verified before it is written, a provider whose bytes
 //!   do not verify is never asked again and counted ([`FileStats::bad_providers`]), and a
 //!   fetch cut short resumes from what verified.
+//! - [`provide`]: provider records in the DHT — put when a blob is imported or fetched,
+//!   renewed while held — and [`Files::fetch_found`], a fetch from the providers found there.
 //!
 //! All file work runs on tokio's blocking pool; the store is behind a `std` mutex held only
 //! for its bookkeeping (opening a blob, recording what verified), never while bytes move.
@@ -17,10 +19,12 @@
 pub mod bridge;
 pub mod error;
 pub mod fetch;
+pub mod provide;
 pub mod serve;
 #[cfg(test)]
 mod tests;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +33,7 @@ use chat_blobs::{BlobInfo, BlobStore, Hash, StoreConfig};
 use chat_overlay::wire::Message;
 use tokio::sync::{Semaphore, mpsc};
 
+use crate::records::Records;
 use crate::transport::{BulkHeader, BulkStream, Transport, bulk::kind};
 
 pub use error::FilesError;
@@ -71,6 +76,9 @@ pub struct Files {
     serving: Arc<Semaphore>,
     fetching: Mutex<std::collections::HashSet<Hash>>,
     stats: Arc<FileStats>,
+    /// The records layer and this node's address, for provider records (none in tests
+    /// without a ring).
+    dht: Option<(Arc<Records>, SocketAddr)>,
 }
 
 impl Files {
@@ -80,6 +88,7 @@ impl Files {
         data_dir: &Path,
         cfg: StoreConfig,
         transport: Transport<Message>,
+        dht: Option<(Arc<Records>, SocketAddr)>,
     ) -> Result<Arc<Files>, FilesError> {
         let store = BlobStore::open(data_dir, cfg)?;
         tracing::info!(
@@ -93,6 +102,7 @@ impl Files {
             serving: Arc::new(Semaphore::new(SERVING)),
             fetching: Mutex::new(Default::default()),
             stats: Arc::default(),
+            dht,
         }))
     }
 
@@ -126,9 +136,11 @@ impl Files {
         self.blocking(|s| Ok(s.list())).await
     }
 
-    /// Imports `bytes` as a blob (blocking work off the workers).
+    /// Imports `bytes` as a blob (blocking work off the workers) and announces it.
     pub async fn import_bytes(&self, bytes: Vec<u8>) -> Result<BlobInfo, FilesError> {
-        self.blocking(move |s| Ok(s.import_bytes(&bytes)?)).await
+        let info = self.blocking(move |s| Ok(s.import_bytes(&bytes)?)).await?;
+        self.announce(info.hash, info.size).await;
+        Ok(info)
     }
 
     /// A complete blob's bytes (for tests and small blobs).

@@ -59,7 +59,7 @@ fn node(seed: u8) -> Node {
     let dir = tempfile::tempdir().expect("tempdir");
     let (t, inbound) = transport(seed);
     let peer = peer_of(&t);
-    let files = Files::open(dir.path(), CFG, t).expect("opens");
+    let files = Files::open(dir.path(), CFG, t, None).expect("opens");
     let streams = files.listen();
     tokio::spawn(files.clone().run(streams));
     Node {
