@@ -208,8 +208,7 @@ struct Running {
     people: Arc<People>,
     records: Arc<Records>,
     dm: Arc<Dm>,
-    /// The blob store and transfers (not yet reached by the API).
-    #[allow(dead_code)]
+    /// The blob store and transfers.
     files: Arc<Files>,
     ring: OverlayHandle,
     lan: Option<Arc<Lan>>,
@@ -454,6 +453,7 @@ fn serve<'a>(
         people,
         records,
         dm,
+        files,
         status,
         ..
     } = running;
@@ -501,6 +501,7 @@ fn serve<'a>(
         records: records.clone(),
         people: people.clone(),
         dm: dm.clone(),
+        files: files.clone(),
         status,
         web: web_front,
         irc: irc_front,

@@ -79,6 +79,8 @@ pub struct Files {
     /// The records layer and this node's address, for provider records (none in tests
     /// without a ring).
     dht: Option<(Arc<Records>, SocketAddr)>,
+    /// The data directory the store is in.
+    root: std::path::PathBuf,
 }
 
 impl Files {
@@ -103,6 +105,7 @@ impl Files {
             fetching: Mutex::new(Default::default()),
             stats: Arc::default(),
             dht,
+            root: data_dir.to_path_buf(),
         }))
     }
 
@@ -139,6 +142,75 @@ impl Files {
     /// Imports `bytes` as a blob (blocking work off the workers) and announces it.
     pub async fn import_bytes(&self, bytes: Vec<u8>) -> Result<BlobInfo, FilesError> {
         let info = self.blocking(move |s| Ok(s.import_bytes(&bytes)?)).await?;
+        self.announce(info.hash, info.size).await;
+        Ok(info)
+    }
+
+    /// The store's bounds and bytes used.
+    pub async fn usage(&self) -> Result<(StoreConfig, u64), FilesError> {
+        self.blocking(|s| Ok((s.config(), s.used_bytes()))).await
+    }
+
+    /// A complete blob, if held.
+    pub async fn info(&self, hash: Hash) -> Result<Option<BlobInfo>, FilesError> {
+        self.blocking(move |s| Ok(s.info(&hash))).await
+    }
+
+    /// Bytes of `hash` (of `size` bytes) verified here so far (all once complete).
+    pub async fn have(&self, hash: Hash, size: u64) -> Result<u64, FilesError> {
+        self.blocking(move |s| {
+            Ok(match (s.info(&hash), s.verified(&hash)) {
+                (Some(info), _) => info.size,
+                (None, Some(v)) => chat_blobs::hash::count_bytes(&v, size),
+                (None, None) => 0,
+            })
+        })
+        .await
+    }
+
+    /// Opens a complete blob for reading (marks it used).
+    pub async fn open_blob(&self, hash: Hash) -> Result<std::fs::File, FilesError> {
+        self.blocking(move |s| Ok(s.open_blob(&hash)?)).await
+    }
+
+    /// The checked media type of a complete blob, from its first bytes.
+    pub async fn media_type(&self, hash: Hash) -> Result<chat_blobs::MediaType, FilesError> {
+        let f = self.open_blob(hash).await?;
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut head = Vec::with_capacity(chat_blobs::media::SNIFF_BYTES);
+            let _ = f
+                .take(chat_blobs::media::SNIFF_BYTES as u64)
+                .read_to_end(&mut head);
+            chat_blobs::MediaType::sniff(&head)
+        })
+        .await
+        .map_err(|_| FilesError::Worker)
+    }
+
+    /// Where an upload in progress is written: the store's `tmp/` (emptied when the store
+    /// opens, so a crash leaves nothing behind).
+    pub fn upload_path(&self) -> std::path::PathBuf {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        self.root
+            .join("blobs")
+            .join("tmp")
+            .join(format!("upload-{}-{n}", std::process::id()))
+    }
+
+    /// Imports a finished upload's file (copied into the store, checked against its size)
+    /// and announces it; the upload file is removed either way.
+    pub async fn import_upload(&self, path: std::path::PathBuf) -> Result<BlobInfo, FilesError> {
+        let p = path.clone();
+        let res = self
+            .blocking(move |s| {
+                let res = s.import_file(&p);
+                let _ = std::fs::remove_file(&p);
+                Ok(res?)
+            })
+            .await;
+        let info = res?;
         self.announce(info.hash, info.size).await;
         Ok(info)
     }

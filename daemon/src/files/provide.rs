@@ -103,6 +103,17 @@ impl Files {
             return Ok(info);
         }
         let found = self.providers(hash).await?;
+        self.fetch_among(hash, size, found).await
+    }
+
+    /// Fetches `hash` from the providers `found` ([`Files::providers`]) whose claimed size is
+    /// `size` (`None`: the size most of them claim).
+    pub async fn fetch_among(
+        &self,
+        hash: Hash,
+        size: Option<u64>,
+        found: Vec<(Peer, u64)>,
+    ) -> Result<chat_blobs::BlobInfo, FilesError> {
         let size = match size {
             Some(s) => s,
             None => most_claimed(&found).ok_or(FilesError::NoProvider {
