@@ -359,6 +359,7 @@ fn start(
         .with_overlay(ring.clone())
         .with_lan(lan.clone())
         .with_private(dm.clone())
+        .with_files(files.clone())
         .with_event_log(event_log.clone()),
     );
     let status = NodeStatus::new(node.clone(), people.clone());

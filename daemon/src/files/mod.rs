@@ -83,6 +83,15 @@ pub struct Files {
     root: std::path::PathBuf,
 }
 
+impl std::fmt::Debug for Files {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Files")
+            .field("root", &self.root)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Files {
     /// Opens the blob store in `data_dir/blobs/` (creating it, cleaning what an interrupted
     /// write left). Blocking: call it before the runtime's work starts or off its workers.
