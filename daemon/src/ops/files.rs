@@ -305,3 +305,7 @@ fn read_full(r: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usiz
     }
     Ok(n)
 }
+
+#[cfg(test)]
+#[path = "files_tests.rs"]
+mod tests;
