@@ -15,7 +15,10 @@ use tokio::io::AsyncReadExt;
 use super::{FileStats, Files, bridge, lock};
 use crate::transport::BulkStream;
 
-/// Reset code: the request was malformed.
+/// The whole request must arrive within this once the stream is handed over (a slow
+/// requester must not hold one of the answers' places).
+pub const REQUEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Reset code: the request was malformed (or late).
 pub const BAD_REQUEST: u32 = 0x100;
 /// Reset code: the answer failed on this side (a damaged blob, a disk error).
 pub const FAILED: u32 = 0x101;
@@ -26,7 +29,13 @@ pub(super) async fn answer(files: &Files, mut stream: BulkStream) {
     if stream.header().version != super::HEADER.version {
         return stream.refuse(crate::transport::bulk::reset::VERSION);
     }
-    let request = match read_request(&mut stream).await {
+    let read = tokio::time::timeout(REQUEST_DEADLINE, read_request(&mut stream)).await;
+    let request = match read.unwrap_or_else(|_| {
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no request in time",
+        ))
+    }) {
         Ok(r) => r,
         Err(e) => {
             FileStats::add(&files.stats.bad_requests, 1);
