@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "chat/v1/record_service.proto",
         "chat/v1/user_service.proto",
         "chat/v1/private_service.proto",
+        "chat/v1/file_service.proto",
     ];
     println!("cargo:rerun-if-changed=chat");
 

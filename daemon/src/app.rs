@@ -3,7 +3,8 @@
 //! Startup: install signal handlers → lock and open the data directory → load or create the
 //! node key → bind the control socket (refusing if another chatd serves it) → open the history
 //! and the event log (`log.events`) → bind the QUIC endpoint on the listen address and start
-//! the overlay driver (founding a ring, or joining through `--bootstrap`) → serve.
+//! the overlay driver (founding a ring, or joining through `--bootstrap`) → start the services
+//! (people, private conversations, files) → serve.
 //!
 //! Wiring: [`run`] is a sequence of named steps (`bind`, `open_stores`, `start`,
 //! `start_notifier`, `serve`, `wait`, `shut_down`); each piece is built in order and
@@ -40,6 +41,7 @@ use crate::error::Error;
 use crate::eventlog::feed::Feed;
 use crate::eventlog::stats::Activity;
 use crate::eventlog::{EventLog, Kind, Record};
+use crate::files::Files;
 use crate::identity::{Identity, Origin};
 use crate::irc::IrcListener;
 use crate::nickname::Nickname;
@@ -206,6 +208,8 @@ struct Running {
     people: Arc<People>,
     records: Arc<Records>,
     dm: Arc<Dm>,
+    /// The blob store and transfers.
+    files: Arc<Files>,
     ring: OverlayHandle,
     lan: Option<Arc<Lan>>,
     event_log: Option<EventLog>,
@@ -333,6 +337,16 @@ fn start(
             dm.clone().take_direct(received),
         );
     }
+    // Files: the blob store in <data_dir>/blobs/ and the blob transfers over bulk streams.
+    let files = Files::open(
+        &settings.data_dir,
+        settings.files.store(),
+        ring.transport().clone(),
+        Some((records.clone(), listen_addr)),
+    )?;
+    let streams = files.listen();
+    tasks.spawn("the files service", files.clone().run(streams));
+    tasks.spawn("the provider records", files.clone().renew());
     let node = Arc::new(
         Node::new(
             identity.public_key(),
@@ -345,6 +359,7 @@ fn start(
         .with_overlay(ring.clone())
         .with_lan(lan.clone())
         .with_private(dm.clone())
+        .with_files(files.clone())
         .with_event_log(event_log.clone()),
     );
     let status = NodeStatus::new(node.clone(), people.clone());
@@ -388,6 +403,7 @@ fn start(
         people,
         records,
         dm,
+        files,
         ring,
         lan,
         event_log,
@@ -438,6 +454,7 @@ fn serve<'a>(
         people,
         records,
         dm,
+        files,
         status,
         ..
     } = running;
@@ -485,6 +502,7 @@ fn serve<'a>(
         records: records.clone(),
         people: people.clone(),
         dm: dm.clone(),
+        files: files.clone(),
         status,
         web: web_front,
         irc: irc_front,

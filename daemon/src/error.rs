@@ -43,6 +43,9 @@ pub enum Error {
     /// The private-message store could not be opened.
     #[error(transparent)]
     Private(#[from] crate::dm::store::StoreError),
+    /// The blob store could not be opened.
+    #[error("files: {0}")]
+    Files(#[from] crate::files::FilesError),
     /// The operator's account could not be opened.
     #[error("the operator's account: {0}")]
     People(#[from] crate::people::PeopleError),

@@ -57,6 +57,7 @@ pub mod dm;
 pub mod env;
 pub mod error;
 pub mod eventlog;
+pub mod files;
 pub mod identity;
 pub mod irc;
 pub mod logging;

@@ -46,6 +46,8 @@ pub struct Node {
     lan: Option<Arc<crate::discovery::mdns::Lan>>,
     /// The private-conversations service (its drop counters join the node's).
     private: Option<Arc<crate::dm::Dm>>,
+    /// The files service (its counters for the metrics).
+    files: Option<Arc<crate::files::Files>>,
     /// The event log, when `log.events` is on.
     event_log: Option<crate::eventlog::EventLog>,
     /// Clients connected and private messages, for the status.
@@ -89,6 +91,7 @@ impl Node {
             overlay: None,
             lan: None,
             private: None,
+            files: None,
             event_log: None,
             activity: Arc::default(),
             stop: watch::Sender::new(false),
@@ -179,6 +182,17 @@ impl Node {
     /// The private-conversations service, when it runs.
     pub fn private(&self) -> Option<Arc<crate::dm::Dm>> {
         self.private.clone()
+    }
+
+    /// The files service.
+    pub fn with_files(mut self, files: Arc<crate::files::Files>) -> Node {
+        self.files = Some(files);
+        self
+    }
+
+    /// The files service, when it runs.
+    pub fn files(&self) -> Option<&Arc<crate::files::Files>> {
+        self.files.as_ref()
     }
 
     /// Private-message input dropped from the network, by reason (`dm_` and the reason).

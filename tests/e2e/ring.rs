@@ -24,6 +24,8 @@ mod dm_disk_full;
 mod edits;
 #[path = "ring/eventlog.rs"]
 mod eventlog;
+#[path = "ring/files.rs"]
+mod files;
 #[path = "ring/hostile.rs"]
 mod hostile;
 #[path = "ring/hostile_claims.rs"]

@@ -28,6 +28,7 @@ pub const SECTIONS: &[&str] = &[
     "discovery",
     "web",
     "irc",
+    "files",
 ];
 
 /// Whether SIGHUP applies a key's new value to the running node.

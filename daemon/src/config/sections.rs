@@ -82,6 +82,8 @@ section! {
         irc: Irc;
         /// Bulk streams' bounds (`transport.bulk_*`).
         bulk: BulkSettings;
+        /// Files: the blob store and its limits (`[files]`).
+        files: FilesSettings;
     }
     extra {
         /// The config file that was read, if any.
@@ -268,6 +270,53 @@ impl BulkSettings {
             total: self.total,
             header_deadline: self.header_deadline,
             idle: self.idle,
+        }
+    }
+}
+
+section! {
+    /// Files (`files.*`): the blob store in `<data_dir>/blobs/` and what it takes
+    /// (docs/protocol.md, "Files").
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct FilesSettings {
+        /// The largest file in MiB this node stores, uploads or fetches; larger ones are
+        /// refused with a clear error.
+        max_file_mb @ "files.max_file_mb": u64 = 100, Whole(1, 1_048_576), Restart;
+        /// MiB the blob store may use on disk (files' bytes and their verification trees,
+        /// complete and being fetched); past it the least recently used unpinned files of
+        /// others are evicted. At least files.max_file_mb.
+        store_mb @ "files.store_mb": u64 = 2048, Whole(1, 16_777_216), Restart;
+        /// Images up to this many KiB are fetched by every node at once (not in this version
+        /// yet: the key is read and checked).
+        auto_fetch_kb @ "files.auto_fetch_kb": u64 = 1024, Whole(0, 1_048_576), Restart;
+        /// The largest private file in MiB kept for an offline recipient (not in this version
+        /// yet: the key is read and checked).
+        offline_max_mb @ "files.offline_max_mb": u64 = 25, Whole(0, 1_048_576), Restart;
+    }
+    check = store_holds_a_file;
+}
+
+/// The store must hold at least one file of the largest size.
+fn store_holds_a_file(s: &mut FilesSettings, _: &Tree) -> Result<(), ConfigError> {
+    if s.store_mb < s.max_file_mb {
+        return Err(key_error(
+            "files.store_mb",
+            format!(
+                "{} MiB cannot hold one file of files.max_file_mb ({} MiB)",
+                s.store_mb, s.max_file_mb
+            ),
+            String::new(),
+        ));
+    }
+    Ok(())
+}
+
+impl FilesSettings {
+    /// The blob store's bounds for these keys.
+    pub fn store(&self) -> chat_blobs::StoreConfig {
+        chat_blobs::StoreConfig {
+            max_file_bytes: self.max_file_mb << 20,
+            quota_bytes: self.store_mb << 20,
         }
     }
 }

@@ -491,3 +491,17 @@ fn irc_guests_are_off_by_default_and_the_server_name_is_checked() {
         );
     }
 }
+
+#[test]
+fn files_keys_default_and_bound() {
+    let s = Settings::load(&Overrides::default(), &home_env(&[])).expect("loads");
+    assert_eq!(s.files.store().max_file_bytes, 100 << 20);
+    assert_eq!(s.files.store().quota_bytes, 2048 << 20);
+    assert_eq!((s.files.auto_fetch_kb, s.files.offline_max_mb), (1024, 25));
+    let f = file("[files]\nmax_file_mb = 500\nstore_mb = 100\n");
+    let err = Settings::load(&with_file(&f), &home_env(&[])).expect_err("store too small");
+    assert!(err.to_string().contains("files.store_mb"), "{err}");
+    let f = file("[files]\nmax_file_mb = 0\n");
+    let err = Settings::load(&with_file(&f), &home_env(&[])).expect_err("out of range");
+    assert!(err.to_string().contains("files.max_file_mb"), "{err}");
+}

@@ -22,6 +22,7 @@
 pub mod access;
 mod chat_service;
 mod error;
+mod file_service;
 mod node_service;
 #[cfg(test)]
 #[path = "offload_tests.rs"]
@@ -49,6 +50,7 @@ use tracing::{Instrument, info, warn};
 
 pub use chat_service::ChatApi;
 pub use error::{ApiError, ControlError};
+pub use file_service::FileApi;
 pub use node_service::NodeApi;
 pub use private_service::PrivateApi;
 pub use record_service::RecordApi;
@@ -56,6 +58,7 @@ pub use user_service::UserApi;
 
 use access::{Conn, Gate, UnixPolicy};
 use chat_proto::v1::chat_service_server::ChatServiceServer;
+use chat_proto::v1::file_service_server::FileServiceServer;
 use chat_proto::v1::private_service_server::PrivateServiceServer;
 use chat_proto::v1::record_service_server::RecordServiceServer;
 use chat_proto::v1::user_service_server::UserServiceServer;
@@ -74,6 +77,8 @@ pub struct Services {
     pub records: Arc<crate::records::Records>,
     pub people: Arc<crate::people::People>,
     pub dm: Arc<crate::dm::Dm>,
+    /// The files service (`FileService`).
+    pub files: Arc<crate::files::Files>,
     /// The node's status (the same one the web view and the event log read).
     pub status: crate::status::NodeStatus,
     /// The web view, when it runs (`GetWebLink`).
@@ -186,6 +191,7 @@ impl ControlSocket {
             records,
             people,
             dm,
+            files,
             status,
             web,
             irc,
@@ -268,6 +274,9 @@ impl ControlSocket {
                 dm,
                 people.clone(),
                 node.clone(),
+            )))
+            .add_service(FileServiceServer::new(FileApi::over(
+                crate::ops::FileOps::new(files),
             )))
             .add_service(health_service)
             .add_service(reflection_v1)

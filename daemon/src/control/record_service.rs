@@ -5,8 +5,8 @@
 //! account (the operator's, a local user's or the TCP guest's — see `people::Who`), never by
 //! the node's key, so nothing a client writes can pass for the node's own word. And it writes
 //! only name claims (`nick`): the kinds chatd's services own — `profile`, `presence`, `keys`
-//! (the private-message key bundle) and `mailbox` (private-message items and the presence
-//! epochs' items) — are refused with PERMISSION_DENIED for every caller, the operator included.
+//! (the private-message key bundle), `mailbox` (private-message items and the presence
+//! epochs' items) and `provider` (the files service's provider records) — are refused with PERMISSION_DENIED for every caller, the operator included.
 //! Any kind may be read.
 
 use std::sync::Arc;
@@ -67,8 +67,8 @@ pub fn writable(kind: Kind) -> Result<(), ApiError> {
         Kind::Nick => Ok(()),
         other => Err(ApiError::PermissionDenied(format!(
             "kind: {} records are written only by chatd's own services (profiles and presence \
-             by the people service, key bundles and mailboxes by private messages); clients \
-             may write nick claims",
+             by the people service, key bundles and mailboxes by private messages, providers \
+             by the files service); clients may write nick claims",
             other.name()
         ))),
     }
@@ -78,7 +78,9 @@ fn kind(name: &str) -> Result<Kind, ApiError> {
     Kind::from_name(name).ok_or_else(|| {
         ApiError::field(
             "kind",
-            format!("unknown kind {name:?}; one of nick, profile, presence, keys, mailbox"),
+            format!(
+                "unknown kind {name:?}; one of nick, profile, presence, keys, mailbox, provider"
+            ),
         )
     })
 }

@@ -19,6 +19,7 @@ pub const HEALTH_SERVICES: &[&str] = &[
     "chat.v1.RecordService",
     "chat.v1.UserService",
     "chat.v1.PrivateService",
+    "chat.v1.FileService",
 ];
 
 /// Keeps the health statuses equal to the node's membership until the node is dropped.

@@ -4,10 +4,12 @@
 //! view show the same words; each front door then maps the kind to its own codes once (gRPC
 //! statuses in `control/error.rs`, the web's frames in `web/error.rs`).
 
+use chat_blobs::{FetchError, StoreError};
 use chat_overlay::BroadcastError;
 
 use crate::chat::{ChangeError, ChatError, SendError};
 use crate::dm::PrivateError;
+use crate::files::FilesError;
 use crate::offload::OffloadError;
 use crate::overlay::originate::OriginateError;
 use crate::people::PeopleError;
@@ -154,6 +156,33 @@ impl From<RecordsError> for ApiError {
                     | RecordError::Unavailable => ApiError::Unavailable(m),
                 }
             }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        let m = err.to_string();
+        match err {
+            StoreError::TooLarge { .. } => ApiError::field("size", m),
+            StoreError::QuotaFull { .. } => ApiError::ResourceExhausted(m),
+            StoreError::NotFound(_) => ApiError::NotFound(m),
+            StoreError::Corrupt(_) => ApiError::Unavailable(m),
+            _ => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<FilesError> for ApiError {
+    fn from(err: FilesError) -> ApiError {
+        match err {
+            FilesError::Store(e) | FilesError::Fetch(FetchError::Store(e)) => e.into(),
+            FilesError::Fetch(FetchError::BadReference(m)) => ApiError::field("size", m),
+            e @ (FilesError::Fetch(_)
+            | FilesError::NoProvider { .. }
+            | FilesError::Busy(_)
+            | FilesError::Lookup(_)) => ApiError::Unavailable(e.to_string()),
+            e @ FilesError::Worker => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -21,6 +21,7 @@
 pub mod access;
 pub mod chat;
 pub mod error;
+pub mod files;
 pub mod fronts;
 pub mod private;
 pub mod ring;
@@ -29,6 +30,7 @@ pub mod users;
 
 pub use chat::ChatOps;
 pub use error::ApiError;
+pub use files::FileOps;
 pub use fronts::{IrcFront, WebFront};
 pub use private::PrivateOps;
 pub use users::UserOps;

@@ -327,6 +327,27 @@ impl Records {
         self.put_with(record, false).await
     }
 
+    /// Signs an item of a *set* kind (a blob's provider record) with the node's key and puts
+    /// it once: this layer does not renew it; its maker puts it again while it holds.
+    pub async fn put_item(
+        &self,
+        kind: Kind,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<u8, RecordsError> {
+        if kind.policy() != Policy::Set || ttl.is_zero() || ttl > MAX_TTL {
+            return Err(RecordsError::Invalid {
+                field: "kind",
+                problem: "a set kind's item, living 1 s to the longest TTL".into(),
+            });
+        }
+        let key = key_for(self.owner(), kind, key)?;
+        let signer = self.key.clone();
+        let record = self.sign(&signer, kind, key, Value::Data(value), ttl, None);
+        self.put_with(record, false).await
+    }
+
     /// Removes `items` from the mailbox of `recipient`'s account (signed by it), for `ttl`
     /// (at least as long as the items would have lived).
     pub async fn remove_items(

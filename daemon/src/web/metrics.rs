@@ -203,6 +203,40 @@ fn registry(s: &Shared, status: &GetStatusResponse, private: Option<(u64, u64)>)
             .overlay()
             .map_or(0, |ring| ring.transport().bulk_open() as u64),
     );
+    if let Some(files) = s.node.files() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let st = files.stats();
+        counter(
+            &mut r,
+            "files_served_bytes",
+            "Bytes of verified file ranges served to other nodes",
+            st.bytes_served.load(Relaxed),
+        );
+        counter(
+            &mut r,
+            "files_fetched_bytes",
+            "Bytes of files fetched from other nodes and verified",
+            st.bytes_fetched.load(Relaxed),
+        );
+        counter(
+            &mut r,
+            "files_bad_providers",
+            "Providers dropped from a fetch for bytes that did not verify",
+            st.bad_providers.load(Relaxed),
+        );
+        counter(
+            &mut r,
+            "files_bad_requests",
+            "File range requests refused as malformed",
+            st.bad_requests.load(Relaxed),
+        );
+        counter(
+            &mut r,
+            "files_corrupt",
+            "Stored files found damaged while serving them (removed)",
+            st.corrupt.load(Relaxed),
+        );
+    }
     gauge(
         &mut r,
         "records_held",

@@ -72,6 +72,9 @@ pub enum Kind {
     Keys = 4,
     /// An offline mailbox: key = the recipient's key; items by anyone (*set*).
     Mailbox = 5,
+    /// Providers of a blob: key = the blob's BLAKE3 hash; items by the nodes that hold it,
+    /// each signed by the providing node's key (*set*).
+    Provider = 6,
 }
 
 impl Kind {
@@ -83,6 +86,7 @@ impl Kind {
             3 => Kind::Presence,
             4 => Kind::Keys,
             5 => Kind::Mailbox,
+            6 => Kind::Provider,
             _ => return None,
         })
     }
@@ -92,7 +96,7 @@ impl Kind {
         match self {
             Kind::Nick => Policy::Claim,
             Kind::Profile | Kind::Presence | Kind::Keys => Policy::Latest,
-            Kind::Mailbox => Policy::Set,
+            Kind::Mailbox | Kind::Provider => Policy::Set,
         }
     }
 
@@ -104,12 +108,13 @@ impl Kind {
             Kind::Presence => "presence",
             Kind::Keys => "keys",
             Kind::Mailbox => "mailbox",
+            Kind::Provider => "provider",
         }
     }
 
     /// The kind called `s`.
     pub fn from_name(s: &str) -> Option<Kind> {
-        (1..=5).filter_map(Kind::from_u8).find(|k| k.name() == s)
+        (1..=6).filter_map(Kind::from_u8).find(|k| k.name() == s)
     }
 }
 

@@ -10,8 +10,9 @@
 //! - *latest* (profile, presence, key bundle): the key is the owner's key; the highest
 //!   version wins (ties: the larger hash), so only the owner can write and every copy
 //!   converges.
-//! - *set* (mailboxes): items by anyone, within the mailbox's quota; the recipient's signed
-//!   removal deletes items and keeps them from coming back until it expires.
+//! - *set* (mailboxes, blob providers): items by anyone, within the mailbox's quota; the
+//!   recipient's signed removal deletes items and keeps them from coming back until it
+//!   expires (a blob has no recipient: its provider items only expire).
 
 use std::collections::BTreeMap;
 
@@ -73,7 +74,9 @@ pub fn check_shape(r: &Record, cfg: &RecordsConfig, now_ms: u64) -> Result<Kind,
             ));
         }
         Policy::Set if r.key.len() != 32 => {
-            return Err(RecordError::BadKey("a mailbox key is a 32-byte key".into()));
+            return Err(RecordError::BadKey(
+                "a mailbox's or a blob's key is 32 bytes".into(),
+            ));
         }
         _ => {}
     }
