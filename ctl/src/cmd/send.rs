@@ -80,6 +80,7 @@ async fn send_one(
     let request = SendRequest {
         room: room.to_owned(),
         text,
+        ..Default::default()
     };
     let response = client::retry_exhausted(MAX_RETRIES, RETRY_WAIT, || {
         let (mut api, request) = (api.clone(), request.clone());

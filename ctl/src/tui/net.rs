@@ -434,7 +434,14 @@ async fn act(
             reference,
             room,
             text,
-        } => match chat.send(SendRequest { room, text }).await {
+        } => match chat
+            .send(SendRequest {
+                room,
+                text,
+                ..Default::default()
+            })
+            .await
+        {
             Ok(_) => NetEvent::Sent(reference),
             Err(s) => NetEvent::NotSent(reference, why(s)),
         },
