@@ -240,9 +240,13 @@ pub struct SendArgs {
     /// The room [default: lobby].
     #[arg(long, short = 'r', value_name = "ROOM")]
     pub room: Option<String>,
-    /// The message; several words are joined with spaces.
+    /// The message; several words are joined with spaces. With --file: the caption.
     #[arg(value_name = "TEXT")]
     pub text: Vec<String>,
+    /// Upload this file and send a message referencing it (every node shows it; images up to
+    /// files.auto_fetch_kb are fetched at once).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// `chatctl export`.

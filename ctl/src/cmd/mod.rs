@@ -13,6 +13,7 @@ pub mod record;
 pub mod ring;
 pub mod search;
 pub mod send;
+pub mod send_file;
 pub mod status;
 pub mod tail;
 pub mod trace;
