@@ -1,13 +1,15 @@
 //! Messages with files on real daemons: `chatctl send --file` of a generated PNG on A reaches B
 //! and C with its reference (hash, name, size, type, image size and a JPEG thumbnail that the
-//! receivers checked), `tail` shows the `📎` line, and a `Send` naming a file the node does not
+//! receivers checked), B and C fetch the image by themselves (auto-fetch), `tail` shows the
+//! `📎` line, and a `Send` naming a file the node does not
 //! hold is refused with INVALID_ARGUMENT.
 
 use std::time::Duration;
 
 use base64::Engine as _;
-use chat_proto::v1::SendRequest;
 use chat_proto::v1::chat_service_client::ChatServiceClient;
+use chat_proto::v1::file_service_client::FileServiceClient;
+use chat_proto::v1::{ListFilesRequest, SendRequest};
 
 use crate::client;
 use crate::cluster::{Cluster, poll};
@@ -99,6 +101,28 @@ fn an_image_sent_with_send_file_shows_with_its_thumbnail_everywhere() {
             "node {i}: {plain}"
         );
     }
+    // B and C fetched the image without anyone asking (files.auto_fetch_kb, 1024 by default).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for i in [1, 2] {
+        let socket = c.members[i].dir.join("run/control.sock");
+        let held = poll(ARRIVE, Duration::from_millis(300), || {
+            let files = rt.block_on(async {
+                let mut f = FileServiceClient::new(client::unix(&socket).await);
+                f.list_files(ListFilesRequest {}).await
+            });
+            files
+                .ok()?
+                .into_inner()
+                .files
+                .iter()
+                .any(|f| f.hash == hash)
+                .then_some(())
+        });
+        assert!(held.is_some(), "node {i} did not fetch the image by itself");
+    }
     // Without a caption the text is the file line (what older builds show).
     let out = ctl(&c, 0, &["send", "--json", "--file", path]);
     let sent = lines(&out).pop().expect("the sent message as JSON");
@@ -109,10 +133,6 @@ fn an_image_sent_with_send_file_shows_with_its_thumbnail_everywhere() {
         "{sent}"
     );
     // A file the node does not hold cannot be referenced.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
     let socket = c.members[0].dir.join("run/control.sock");
     let refused = rt.block_on(async {
         let mut chat = ChatServiceClient::new(client::unix(&socket).await);
