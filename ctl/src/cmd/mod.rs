@@ -5,6 +5,8 @@ pub mod completions;
 pub mod discover;
 pub mod edit;
 pub mod export;
+pub mod files;
+pub mod get;
 pub mod irc;
 pub mod log;
 pub mod peers;

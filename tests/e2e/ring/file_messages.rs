@@ -1,7 +1,8 @@
 //! Messages with files on real daemons: `chatctl send --file` of a generated PNG on A reaches B
 //! and C with its reference (hash, name, size, type, image size and a JPEG thumbnail that the
 //! receivers checked), B and C fetch the image by themselves (auto-fetch), `tail` shows the
-//! `📎` line, and a `Send` naming a file the node does not
+//! `📎` line, `chatctl files` lists the messages with files and `chatctl get` downloads a
+//! 3 MB file on C byte-identical (refusing to overwrite without `--force`), and a `Send` naming a file the node does not
 //! hold is refused with INVALID_ARGUMENT.
 
 use std::time::Duration;
@@ -132,6 +133,53 @@ fn an_image_sent_with_send_file_shows_with_its_thumbnail_everywhere() {
             .is_some_and(|t| t.starts_with("📎 photo.png ")),
         "{sent}"
     );
+    // A larger file that is not an image: not fetched by itself, downloaded on demand on C
+    // by its message id, byte-identical; an existing file is kept without --force.
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let big_path = c.members[0].dir.join("data.bin");
+    std::fs::write(&big_path, &big).expect("writes");
+    let out = ctl(
+        &c,
+        0,
+        &[
+            "send",
+            "--json",
+            "--file",
+            big_path.to_str().expect("utf-8"),
+        ],
+    );
+    let big_id = lines(&out).pop().expect("sent")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let listed = poll(ARRIVE, Duration::from_millis(300), || {
+        let files = lines(&ctl(&c, 2, &["files", "--json"]));
+        (files.iter().any(|m| m["id"] == big_id.as_str()) && files.len() == 3).then_some(files)
+    })
+    .expect("C lists the three messages with files");
+    assert_eq!(
+        listed[2]["attachment"]["media_type"],
+        "application/octet-stream"
+    );
+    let dest = c.members[2].dir.join("got.bin");
+    let dest_s = dest.to_str().expect("utf-8");
+    let out = ctl(&c, 2, &["get", &big_id, "-o", dest_s]);
+    assert!(
+        out.status.success(),
+        "get failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read(&dest).expect("saved") == big,
+        "not byte-identical"
+    );
+    let out = ctl(&c, 2, &["get", &big_id, "-o", dest_s]);
+    assert!(!out.status.success(), "overwrote without --force");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    let out = ctl(&c, 2, &["get", &big_id, "-o", dest_s, "--force"]);
+    assert!(out.status.success());
     // A file the node does not hold cannot be referenced.
     let socket = c.members[0].dir.join("run/control.sock");
     let refused = rt.block_on(async {
