@@ -3,7 +3,8 @@
 //! receivers checked), B and C fetch the image by themselves (auto-fetch), `tail` shows the
 //! `📎` line, `chatctl files` lists the messages with files and `chatctl get` downloads a
 //! 3 MB file on C byte-identical (refusing to overwrite without `--force`), and a `Send` naming a file the node does not
-//! hold is refused with INVALID_ARGUMENT.
+//! hold is refused with INVALID_ARGUMENT. Forged references (a thumbnail that is markup, a
+//! size of 1 TiB) are shown without thumbnail, never fetched, and `get` fails cleanly.
 
 use std::time::Duration;
 
@@ -11,6 +12,16 @@ use base64::Engine as _;
 use chat_proto::v1::chat_service_client::ChatServiceClient;
 use chat_proto::v1::file_service_client::FileServiceClient;
 use chat_proto::v1::{ListFilesRequest, SendRequest};
+
+use chat_overlay::broadcast::Envelope;
+use chat_overlay::broadcast::wire::Bcast;
+use chat_overlay::wire::{Message, Notice};
+use chatd::chat::envelope::{self, Draft};
+use chatd::chat::hlc::{Timestamp, wall_millis};
+use chatd::chat::room::Room;
+use chatd::transport::{self, Transport};
+use ciborium::Value as CborValue;
+use ed25519_dalek::{Signer, SigningKey};
 
 use crate::client;
 use crate::cluster::{Cluster, poll};
@@ -199,4 +210,137 @@ fn an_image_sent_with_send_file_shows_with_its_thumbnail_everywhere() {
     let out = ctl(&c, 0, &["send", "--file", "/nonexistent/file.png"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+/// A text message from `key`'s node with `reference` (any CBOR, unchecked) after its fields:
+/// what a hostile node can sign.
+fn forged_message(key: &SigningKey, seq: u64, text: &str, reference: &CborValue) -> Message {
+    let now = wall_millis();
+    let plain = envelope::sign(
+        key,
+        &Draft {
+            seq,
+            hlc: Timestamp::new(now, 0),
+            room: &Room::lobby(),
+            text,
+            event: None,
+            author: None,
+            nick: None,
+            change: None,
+        },
+    )
+    .expect("signs");
+    let outer: CborValue = ciborium::from_reader(plain.wire.as_slice()).expect("cbor");
+    let CborValue::Array(outer) = outer else {
+        panic!("not an array")
+    };
+    let Some(CborValue::Bytes(mut signed)) = outer.into_iter().next() else {
+        panic!("no signed part")
+    };
+    ciborium::into_writer(reference, &mut signed).expect("writes");
+    let sig = key.sign(&chatd::sigctx::with(chatd::sigctx::ENVELOPE, &signed));
+    let mut wire = Vec::new();
+    ciborium::into_writer(
+        &CborValue::Array(vec![
+            CborValue::Bytes(signed),
+            CborValue::Bytes(sig.to_bytes().to_vec()),
+        ]),
+        &mut wire,
+    )
+    .expect("writes");
+    let env = Envelope {
+        origin: chatd::identity::node_id(&key.verifying_key()),
+        seq,
+        payload: wire,
+    };
+    Message::Notice(Notice::Broadcast(Bcast::Repair { id: env.id(), env }))
+}
+
+/// `[1, hash, name, size, media 1 (PNG), 400, 300, thumbnail]`.
+fn reference(hash: [u8; 32], size: u64, thumbnail: &[u8]) -> CborValue {
+    CborValue::Array(vec![
+        CborValue::from(1u64),
+        CborValue::Bytes(hash.to_vec()),
+        CborValue::Text("evil.png".into()),
+        CborValue::from(size),
+        CborValue::from(1u64),
+        CborValue::from(400u64),
+        CborValue::from(300u64),
+        CborValue::Bytes(thumbnail.to_vec()),
+    ])
+}
+
+/// Sends `msg` to the node listening at `to` from a peer of key `key` on `from`.
+fn inject(key: &SigningKey, from: &str, to: std::net::SocketAddr, msg: &Message) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        let cfg = transport::Config::new(from.parse().expect("addr"), 8);
+        let t: Transport<Message> = Transport::bind(key, cfg, tx).expect("bind");
+        let peer = t.first_contact(to).await.expect("handshake");
+        t.send(peer, msg);
+        t.flush(Duration::from_secs(5)).await;
+        t.close(Duration::from_secs(1)).await;
+    });
+}
+
+#[test]
+fn hostile_references_are_shown_without_thumbnail_and_never_fetched() {
+    let c = ring(145, 2);
+    let key = SigningKey::from_bytes(&[0x45; 32]);
+    // A thumbnail that is markup, not a JPEG; and a size far over files.max_file_mb.
+    let svg = reference([0x11; 32], 1000, b"<svg onload=alert(1)></svg>");
+    let huge = reference([0x22; 32], 1 << 40, &[]);
+    inject(
+        &key,
+        "127.0.145.200:0",
+        c.addr(0),
+        &forged_message(&key, 1, "svg", &svg),
+    );
+    inject(
+        &key,
+        "127.0.145.201:0",
+        c.addr(0),
+        &forged_message(&key, 2, "huge", &huge),
+    );
+    for i in [0, 1] {
+        let got = poll(ARRIVE, Duration::from_millis(300), || {
+            let all = lines(&ctl(&c, i, &["tail", "-n", "50", "--json"]));
+            let svg = all.iter().find(|m| m["text"] == "svg")?.clone();
+            let huge = all.iter().find(|m| m["text"] == "huge")?.clone();
+            Some((svg, huge))
+        })
+        .unwrap_or_else(|| panic!("node {i} never showed the forged messages"));
+        let (svg, huge) = got;
+        assert_eq!(svg["attachment"]["thumbnail_refused"], true, "{svg}");
+        assert_eq!(svg["attachment"]["thumbnail"], "", "{svg}");
+        assert_eq!(huge["attachment"]["size"], 1u64 << 40, "{huge}");
+        // Asking for the huge one is a clear error; the daemon lives on.
+        let id = huge["id"].as_str().expect("id");
+        let dest = c.members[i].dir.join("huge.png");
+        let out = ctl(&c, i, &["get", id, "-o", dest.to_str().expect("utf-8")]);
+        assert!(!out.status.success());
+        assert!(!dest.exists(), "a failed get left a file");
+        assert!(c.status(i).is_some(), "node {i} died");
+    }
+    // Neither was fetched (nor could a fetch of the huge one have started).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for i in [0, 1] {
+        let socket = c.members[i].dir.join("run/control.sock");
+        let files = rt
+            .block_on(async {
+                let mut f = FileServiceClient::new(client::unix(&socket).await);
+                f.list_files(ListFilesRequest {}).await
+            })
+            .expect("lists")
+            .into_inner()
+            .files;
+        assert!(files.is_empty(), "node {i} holds {files:?}");
+    }
 }
