@@ -178,3 +178,20 @@ fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
 fn mb(n: u64) -> String {
     format!("{:.1} MB", n as f64 / 1e6)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::safe_name;
+
+    #[test]
+    fn hostile_names_become_plain_file_names() {
+        let h = "ab".repeat(32);
+        assert_eq!(safe_name("photo.png", &h), "photo.png");
+        assert_eq!(safe_name("../../etc/passwd", &h), "_.._etc_passwd");
+        assert_eq!(safe_name(".bashrc", &h), "bashrc");
+        assert_eq!(safe_name("a/\u{1b}[31mb", &h), "a___31mb");
+        assert_eq!(safe_name("", &h), "abababababababab");
+        assert_eq!(safe_name("///", &h), "abababababababab");
+        assert!(safe_name(&"x".repeat(500), &h).len() <= 120);
+    }
+}
