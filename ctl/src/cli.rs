@@ -158,6 +158,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Show the latest messages, and with -f follow new ones.
     Tail(TailArgs),
+    /// Download the file of a message (ID: its message id or the file's hash), with progress.
+    Get(GetArgs),
+    /// List the messages with files (newest last).
+    Files(FilesArgs),
     /// Show the node's event log (messages and events with their times; private messages as
     /// sender, recipient and time only), and with -f follow it. The node's operator only
     /// (root or chatd's user).
@@ -240,9 +244,13 @@ pub struct SendArgs {
     /// The room [default: lobby].
     #[arg(long, short = 'r', value_name = "ROOM")]
     pub room: Option<String>,
-    /// The message; several words are joined with spaces.
+    /// The message; several words are joined with spaces. With --file: the caption.
     #[arg(value_name = "TEXT")]
     pub text: Vec<String>,
+    /// Upload this file and send a message referencing it (every node shows it; images up to
+    /// files.auto_fetch_kb are fetched at once).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// `chatctl export`.
@@ -292,6 +300,28 @@ pub struct SearchArgs {
     /// Matches to show at most (1-1000).
     #[arg(long, short = 'n', default_value_t = 50, value_name = "N")]
     pub limit: u32,
+}
+
+/// `chatctl get`.
+#[derive(Debug, clap::Args, PartialEq, Eq)]
+pub struct GetArgs {
+    /// A message id or a file hash (64 hex digits).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Where to save it [default: the file's name, made safe, in the current directory].
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<std::path::PathBuf>,
+    /// Replace PATH if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `chatctl files`.
+#[derive(Debug, clap::Args, PartialEq, Eq)]
+pub struct FilesArgs {
+    /// Only this room.
+    #[arg(long, short = 'r', value_name = "ROOM")]
+    pub room: Option<String>,
 }
 
 /// `chatctl tail`.

@@ -248,6 +248,16 @@ pub async fn chat_service(socket: &Target) -> Result<ChatServiceClient<Conn>, Cl
     Ok(ChatServiceClient::new(connect(socket).await?))
 }
 
+/// A `chat.v1.FileService` client, without a whole-call deadline (an upload or download
+/// takes as long as the file needs; a dead daemon still ends it with an error).
+pub async fn file_service(
+    socket: &Target,
+) -> Result<chat_proto::v1::file_service_client::FileServiceClient<Conn>, ClientError> {
+    Ok(chat_proto::v1::file_service_client::FileServiceClient::new(
+        connect_with(socket, None).await?,
+    ))
+}
+
 /// A `chat.v1.RecordService` client; a record operation may take as long as chatd's own
 /// bound (lookups retried around failed holders), so its deadline is longer.
 pub async fn record_service(socket: &Target) -> Result<RecordServiceClient<Conn>, ClientError> {

@@ -85,6 +85,8 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::IrcPassword => cmd::irc::run(&socket, printer).await,
             cli::Command::Chat { room } => cmd::chat::run(&socket, room).await,
             cli::Command::Send(args) => cmd::send::run(&socket, printer, args).await,
+            cli::Command::Get(args) => cmd::get::run(&socket, printer, args).await,
+            cli::Command::Files(args) => cmd::files::run(&socket, printer, args).await,
             cli::Command::Dm {
                 nick,
                 text,

@@ -347,6 +347,14 @@ fn start(
     let streams = files.listen();
     tasks.spawn("the files service", files.clone().run(streams));
     tasks.spawn("the provider records", files.clone().renew());
+    tasks.spawn(
+        "the auto-fetch of images",
+        crate::files::auto::run(
+            files.clone(),
+            chat.hub_subscribe(),
+            settings.files.auto_fetch_kb.saturating_mul(1024),
+        ),
+    );
     let node = Arc::new(
         Node::new(
             identity.public_key(),

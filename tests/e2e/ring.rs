@@ -24,6 +24,8 @@ mod dm_disk_full;
 mod edits;
 #[path = "ring/eventlog.rs"]
 mod eventlog;
+#[path = "ring/file_messages.rs"]
+mod file_messages;
 #[path = "ring/files.rs"]
 mod files;
 #[path = "ring/hostile.rs"]

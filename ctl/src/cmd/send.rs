@@ -1,4 +1,5 @@
-//! `chatctl send [--room R] TEXT…`: send one message, or with no TEXT one message per line of
+//! `chatctl send [--room R] TEXT…`: send one message (with `--file PATH`: a file, the text its
+//! caption, `send_file.rs`), or with no TEXT one message per line of
 //! standard input (blank lines skipped). A text `@nick words…` goes privately to nick
 //! (`chatctl dm`), unless `--room` names a room. Prints nothing on success, or with `--json` the sent
 //! message. When chatd says the client sends too fast, waits and retries (bounded), so piping a
@@ -27,6 +28,10 @@ pub async fn run(socket: &Target, printer: Printer, args: SendArgs) -> Result<()
     let mut api = client::chat_service(socket).await?;
     let explicit_room = args.room.is_some();
     let room = args.room.unwrap_or_default();
+    if let Some(path) = &args.file {
+        let caption = args.text.join(" ");
+        return crate::cmd::send_file::run(socket, printer, &room, path, caption).await;
+    }
     if !args.text.is_empty() {
         let text = args.text.join(" ");
         // The seeds' syntax: `@nick text` is a private message (unless a room is named).
@@ -80,6 +85,7 @@ async fn send_one(
     let request = SendRequest {
         room: room.to_owned(),
         text,
+        ..Default::default()
     };
     let response = client::retry_exhausted(MAX_RETRIES, RETRY_WAIT, || {
         let (mut api, request) = (api.clone(), request.clone());

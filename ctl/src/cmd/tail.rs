@@ -263,7 +263,40 @@ pub fn message_json(m: &ChatMessage) -> serde_json::Value {
     if m.deleted {
         v["deleted"] = json!(true);
     }
+    if let Some(a) = &m.attachment {
+        use base64::Engine as _;
+        v["attachment"] = json!({
+            "hash": a.hash,
+            "name": a.name,
+            "size": a.size,
+            "media_type": a.media_type,
+            "width": a.width,
+            "height": a.height,
+            "thumbnail": base64::engine::general_purpose::STANDARD.encode(&a.thumbnail),
+            "thumbnail_refused": a.thumbnail_refused,
+        });
+    }
     v
+}
+
+/// The file line of a message with a file: `📎 name 2.4 MB` (the name made harmless).
+pub fn file_line(a: &chat_proto::v1::FileAttachment) -> String {
+    format!("📎 {} {}", sanitize(&a.name), human_size(a.size))
+}
+
+/// A human size: `2.4 MB`, `512 B`.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1000.0;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
 }
 
 /// Prints one message: a line for people (what came from the network made harmless for the
@@ -313,6 +346,18 @@ pub(crate) fn print(printer: Printer, m: &ChatMessage) -> Result<(), Error> {
         Ok(MessageKind::Delete) => dim(&format!("(deleted {target}…)")),
         _ if m.edited_at_unix_ms != 0 => format!("{} {}", sanitize(&m.text), dim("(edited)")),
         _ => sanitize(&m.text),
+    };
+    let text = match &m.attachment {
+        Some(a) if !m.deleted => {
+            let line = file_line(a);
+            // Without a caption the text is that line already (what older builds show).
+            if m.text.starts_with("📎 ") {
+                line
+            } else {
+                format!("{text}  {line}")
+            }
+        }
+        _ => text,
     };
     let mut out = std::io::stdout().lock();
     writeln!(

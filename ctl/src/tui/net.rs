@@ -287,7 +287,12 @@ fn feed_event(m: ChatMessage) -> Option<NetEvent> {
             body: Body {
                 id: m.id,
                 from: m.from,
-                text: m.text,
+                // A file shows as `📎 name 2.4 MB` after the caption (sanitised with the line).
+                text: match &m.attachment {
+                    Some(a) if m.text.starts_with("📎 ") => file_text(a),
+                    Some(a) => format!("{}  {}", m.text, file_text(a)),
+                    None => m.text,
+                },
                 at_ms: m.sent_at_unix_ms,
                 edited: m.edited_at_unix_ms != 0,
                 deleted: m.deleted,
@@ -301,6 +306,11 @@ fn feed_event(m: ChatMessage) -> Option<NetEvent> {
         },
         MessageKind::Unspecified => return None,
     })
+}
+
+/// A file's line, unsanitised: `📎 name 2.4 MB`.
+fn file_text(a: &chat_proto::v1::FileAttachment) -> String {
+    format!("📎 {} {}", a.name, crate::cmd::tail::human_size(a.size))
 }
 
 /// The window's form of a private message.
@@ -434,7 +444,14 @@ async fn act(
             reference,
             room,
             text,
-        } => match chat.send(SendRequest { room, text }).await {
+        } => match chat
+            .send(SendRequest {
+                room,
+                text,
+                ..Default::default()
+            })
+            .await
+        {
             Ok(_) => NetEvent::Sent(reference),
             Err(s) => NetEvent::NotSent(reference, why(s)),
         },
@@ -566,6 +583,29 @@ mod tests {
             NetEvent::Private { body, .. } => body.from,
             _ => String::new(),
         }
+    }
+
+    #[test]
+    fn a_message_with_a_file_shows_its_file_line() {
+        let text = |caption: &str| {
+            let m = ChatMessage {
+                kind: MessageKind::Text as i32,
+                text: caption.into(),
+                attachment: Some(chat_proto::v1::FileAttachment {
+                    name: "report.pdf".into(),
+                    size: 2_400_000,
+                    ..Default::default()
+                }),
+                ..ChatMessage::default()
+            };
+            match feed_event(m) {
+                Some(NetEvent::Message { body, .. }) => body.text,
+                _ => String::new(),
+            }
+        };
+        assert_eq!(text("the numbers"), "the numbers  📎 report.pdf 2.4 MB");
+        // No caption: the text already is the file line (what older builds show).
+        assert_eq!(text("📎 report.pdf 2.4 MB"), "📎 report.pdf 2.4 MB");
     }
 
     #[test]

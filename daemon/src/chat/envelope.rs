@@ -6,7 +6,9 @@
 //! and bytes for a people event (kind 2: an account's signed profile or a node-down report,
 //! `people/event.rs`); `author` is the public key of the account the node sends for (a node
 //! hosts several: its operator's, local Unix users', guests'), absent in people events and in
-//! envelopes of the first format. A node can only sign as itself, and a receiver names the
+//! envelopes of the first format. A text message may carry a file reference as a second CBOR
+//! item after that array, inside `signed` (`attachment.rs`; older builds read only the first
+//! item and see a plain text message). A node can only sign as itself, and a receiver names the
 //! author only if that account's verified profile says this node hosts it. The ed25519 signature covers exactly the `signed`
 //! bytes, and the message id is `blake3(signed)`, so re-encoding the outer array cannot change
 //! a message's identity. Every limit is checked before anything is trusted: the whole frame is
@@ -27,6 +29,7 @@ use chat_overlay::NodeId;
 use ciborium::Value;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 
+use super::attachment::{self, Attachment, AttachmentError};
 use super::hlc::Timestamp;
 use super::room::Room;
 use crate::nickname::Nickname;
@@ -157,6 +160,8 @@ pub struct ChatMessage {
     pub author: Option<[u8; 32]>,
     /// The origin's nickname when it sent the message.
     pub nick: Option<Nickname>,
+    /// A text message's file reference (`attachment.rs`), checked; `None` for any other kind.
+    pub attachment: Option<Attachment>,
     /// The wire form, to forward unchanged.
     pub wire: Vec<u8>,
 }
@@ -194,6 +199,12 @@ pub enum TextError {
     /// Holds a control character other than newline and tab ([`chat_dm::text`]).
     #[error("contains the control character U+{0:04X}; only newline and tab are allowed")]
     Control(u32),
+    /// A file reference that breaks a bound.
+    #[error("attachment: {0}")]
+    Attachment(#[from] AttachmentError),
+    /// The whole envelope would be over [`MAX_WIRE_BYTES`].
+    #[error("the message would be {0} bytes; at most {MAX_WIRE_BYTES} are allowed")]
+    Oversized(usize),
 }
 
 /// Checks a text before it is signed: its size ([`check_size`]) and its characters (no
@@ -262,6 +273,15 @@ pub enum Change {
 
 /// Signs a draft with `key`.
 pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<ChatMessage, TextError> {
+    sign_with(key, draft, None)
+}
+
+/// Signs a draft with `key`, a text message carrying `attachment` (ignored for other kinds).
+pub fn sign_with(
+    key: &SigningKey,
+    draft: &Draft<'_>,
+    attachment: Option<&Attachment>,
+) -> Result<ChatMessage, TextError> {
     let (kind, body) = match (draft.event, draft.change) {
         (Some(event), _) if event.is_empty() || event.len() > MAX_EVENT_BYTES => {
             return Err(TextError::TooLong(event.len()));
@@ -304,12 +324,23 @@ pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<ChatMessage, TextErro
         fields.push(Value::Bytes(author.to_vec()));
     }
     let signed_value = Value::Array(fields);
-    let signed = to_vec(&signed_value);
+    let mut signed = to_vec(&signed_value);
+    let attachment = match attachment {
+        Some(a) if kind == Kind::Text => {
+            attachment::check(a)?;
+            signed.extend(to_vec(&attachment::encode(a)));
+            Some(a.clone())
+        }
+        _ => None,
+    };
     let signature = key.sign(&crate::sigctx::with(crate::sigctx::ENVELOPE, &signed));
     let wire = to_vec(&Value::Array(vec![
         Value::Bytes(signed.clone()),
         Value::Bytes(signature.to_bytes().to_vec()),
     ]));
+    if wire.len() > MAX_WIRE_BYTES {
+        return Err(TextError::Oversized(wire.len()));
+    }
     Ok(ChatMessage {
         id: MessageId(blake3::hash(&signed).into()),
         origin,
@@ -323,6 +354,7 @@ pub fn sign(key: &SigningKey, draft: &Draft<'_>) -> Result<ChatMessage, TextErro
         event: draft.event.map(<[u8]>::to_vec).unwrap_or_default(),
         author: draft.author,
         nick: draft.nick.cloned(),
+        attachment,
         wire,
     })
 }
@@ -470,8 +502,8 @@ pub fn decode_with(wire: &[u8], keys: &OriginKeys) -> Result<Unchecked, Envelope
     let sig: [u8; 64] = bytes(sig)
         .and_then(|b| b.try_into().ok())
         .ok_or(Malformed("signature is not 64 bytes"))?;
-    let inner: Value = ciborium::from_reader(signed.as_slice())
-        .map_err(|_| Malformed("signed part is not CBOR"))?;
+    let (inner, attachment) =
+        attachment::split(&signed).ok_or(Malformed("signed part is not CBOR"))?;
     let (fields, author) =
         split_author(inner).ok_or(Malformed("expected 8 or 9 envelope fields"))?;
     let author = match author {
@@ -542,6 +574,7 @@ pub fn decode_with(wire: &[u8], keys: &OriginKeys) -> Result<Unchecked, Envelope
         event,
         author,
         nick,
+        attachment: attachment.filter(|_| kind == Kind::Text),
         wire: wire.to_vec(),
     };
     Ok(Unchecked {
@@ -598,15 +631,19 @@ pub struct Extra {
     pub author: Option<[u8; 32]>,
     /// An edit's or delete's target.
     pub target: Option<MessageId>,
+    /// A text message's file reference.
+    pub attachment: Option<Attachment>,
 }
 
 /// The [`Extra`] of a stored envelope.
 pub fn stored_extra(wire: &[u8]) -> Option<Extra> {
     let outer: Value = ciborium::from_reader(wire).ok()?;
     let [signed, _] = array::<2>(outer)?;
-    let inner: Value = ciborium::from_reader(bytes(signed)?.as_slice()).ok()?;
+    let (inner, attachment) = attachment::split(&bytes(signed)?)?;
     let ([_, _, _, _, kind, _, body, _], author) = split_author(inner)?;
-    let (event, target) = match uint(kind).and_then(Kind::from_wire)? {
+    let kind = uint(kind).and_then(Kind::from_wire)?;
+    let attachment = attachment.filter(|_| kind == Kind::Text);
+    let (event, target) = match kind {
         Kind::People => (bytes(body)?, None),
         Kind::Text | Kind::Deleted => (Vec::new(), None),
         Kind::Edit => (
@@ -623,6 +660,7 @@ pub fn stored_extra(wire: &[u8]) -> Option<Extra> {
         event,
         author,
         target,
+        attachment,
     })
 }
 

@@ -21,6 +21,7 @@
 //! and messages published under one lock, so subscribers see messages in position order.
 
 mod accept;
+pub mod attachment;
 pub mod batch;
 mod changes;
 mod checkpoint;

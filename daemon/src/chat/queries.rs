@@ -245,6 +245,7 @@ pub(super) fn decode(row: RawRow) -> Result<Stored, StoreError> {
             edited: edited.map(|h| Timestamp(h as u64)),
             event: extra.event,
             author: extra.author,
+            attachment: extra.attachment,
             wire,
         },
     })

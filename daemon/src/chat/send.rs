@@ -76,10 +76,21 @@ impl Chat {
         text: &str,
         author: Option<[u8; 32]>,
     ) -> Result<Local, SendError> {
+        self.send_attached(room, text, author, None)
+    }
+
+    /// [`Chat::send_as`] with a file reference (`attachment.rs`).
+    pub fn send_attached(
+        &self,
+        room: &Room,
+        text: &str,
+        author: Option<[u8; 32]>,
+        attachment: Option<&super::attachment::Attachment>,
+    ) -> Result<Local, SendError> {
         envelope::check_text(text)?;
         let state = self.state();
         self.store_own(state, |seq| {
-            envelope::sign(
+            envelope::sign_with(
                 &self.inner.key,
                 &Draft {
                     seq,
@@ -91,6 +102,7 @@ impl Chat {
                     author,
                     change: None,
                 },
+                attachment,
             )
         })
     }

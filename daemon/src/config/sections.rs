@@ -286,8 +286,9 @@ section! {
         /// complete and being fetched); past it the least recently used unpinned files of
         /// others are evicted. At least files.max_file_mb.
         store_mb @ "files.store_mb": u64 = 2048, Whole(1, 16_777_216), Restart;
-        /// Images up to this many KiB are fetched by every node at once (not in this version
-        /// yet: the key is read and checked).
+        /// Images (PNG, JPEG, GIF, WebP) referenced by public messages, up to this many KiB,
+        /// are fetched by every node at once in the background (4 at a time, 64 waiting at
+        /// most; 0: never).
         auto_fetch_kb @ "files.auto_fetch_kb": u64 = 1024, Whole(0, 1_048_576), Restart;
         /// The largest private file in MiB kept for an offline recipient (not in this version
         /// yet: the key is read and checked).

@@ -55,7 +55,15 @@ impl ChatService for ChatApi {
     async fn send(&self, request: Request<SendRequest>) -> Result<Response<SendResponse>, Status> {
         let info = request.extensions().get::<ClientInfo>().cloned();
         let req = request.into_inner();
-        let message = self.ops.send(info.as_ref(), &req.room, req.text).await?;
+        let message = match req.attachment_hash.as_str() {
+            "" => self.ops.send(info.as_ref(), &req.room, req.text).await?,
+            hash => {
+                let (room, name) = (&req.room, &req.attachment_name);
+                self.ops
+                    .send_with_file(info.as_ref(), room, req.text, hash, name)
+                    .await?
+            }
+        };
         Ok(Response::new(SendResponse {
             message: Some(message),
         }))

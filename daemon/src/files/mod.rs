@@ -16,6 +16,7 @@
 //! All file work runs on tokio's blocking pool; the store is behind a `std` mutex held only
 //! for its bookkeeping (opening a blob, recording what verified), never while bytes move.
 
+pub mod auto;
 pub mod bridge;
 pub mod error;
 pub mod fetch;

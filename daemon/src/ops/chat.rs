@@ -13,8 +13,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use chat_proto::v1::{
-    ChatMessage, HistoryRequest, HistoryResponse, Lagged, ListRoomsResponse, MessageKind, RoomInfo,
-    SearchRequest, SearchResponse, SubscribeRequest, SubscribeResponse, subscribe_response,
+    ChatMessage, FileAttachment, HistoryRequest, HistoryResponse, Lagged, ListRoomsResponse,
+    MessageKind, RoomInfo, SearchRequest, SearchResponse, SubscribeRequest, SubscribeResponse,
+    subscribe_response,
 };
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -220,6 +221,116 @@ impl ChatOps {
         Ok(to_proto(&stored, &self.people))
     }
 
+    /// Sends `text` (the caption; empty: `📎 NAME SIZE`) with a reference to the blob
+    /// `hash` this node holds complete, named `name` (empty: from the hash and its type).
+    pub async fn send_with_file(
+        &self,
+        client: Option<&ClientInfo>,
+        room: &str,
+        text: String,
+        hash: &str,
+        name: &str,
+    ) -> Result<ChatMessage, ApiError> {
+        let room = match room {
+            "" => Room::lobby(),
+            r => r.parse().map_err(|e| ApiError::field("room", e))?,
+        };
+        let attachment = self.reference(hash, name).await?;
+        let text = match text.trim().is_empty() {
+            true => format!(
+                "📎 {} {}",
+                attachment.name,
+                crate::chat::attachment::human_size(attachment.size)
+            ),
+            false => text,
+        };
+        crate::chat::envelope::check_text(&text).map_err(|e| ApiError::field("text", e))?;
+        let go = self.sending(client)?;
+        let chat = self.chat.clone();
+        let author = go.author;
+        let stored = go
+            .ring
+            .originate(move |floor| {
+                chat.number_above(floor);
+                chat.send_attached(&room, &text, Some(author), Some(&attachment))
+                    .map(|l| (l.seq, l.wire, l.stored))
+            })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(to_proto(&stored, &self.people))
+    }
+
+    /// The reference to the blob `hash` this node holds: its size and checked type from the
+    /// store, for an image its dimensions and thumbnail.
+    async fn reference(
+        &self,
+        hash: &str,
+        name: &str,
+    ) -> Result<crate::chat::attachment::Attachment, ApiError> {
+        use crate::chat::attachment::{Attachment, MAX_NAME_BYTES};
+        let files = self
+            .node
+            .files()
+            .ok_or_else(|| ApiError::field("attachment_hash", "this node has no files service"))?;
+        let parsed: chat_blobs::Hash = hash
+            .parse()
+            .map_err(|_| ApiError::field("attachment_hash", "expected 64 hex digits"))?;
+        let info = files.info(parsed).await?.ok_or_else(|| {
+            ApiError::field(
+                "attachment_hash",
+                "this node does not hold that file (upload it with FileService.Upload first)",
+            )
+        })?;
+        let media = files.media_type(parsed).await?;
+        let name = match name {
+            "" => {
+                let ext = media
+                    .extension()
+                    .map(|e| format!(".{e}"))
+                    .unwrap_or_default();
+                format!("{}{ext}", &hash[..16])
+            }
+            n if n.len() > MAX_NAME_BYTES || n.chars().any(char::is_control) => {
+                return Err(ApiError::field(
+                    "attachment_name",
+                    format!("at most {MAX_NAME_BYTES} bytes without control characters"),
+                ));
+            }
+            n => n.to_owned(),
+        };
+        let mut a = Attachment {
+            hash: parsed.0,
+            name,
+            size: info.size,
+            media,
+            width: 0,
+            height: 0,
+            thumbnail: Vec::new(),
+            thumbnail_refused: false,
+        };
+        if media.is_raster_image() && info.size <= MAX_THUMBNAIL_SOURCE {
+            let bytes = files.read_to_vec(parsed).await?;
+            let made = tokio::task::spawn_blocking(move || {
+                chat_blobs::thumb::make(
+                    &bytes,
+                    &chat_blobs::DecodeLimits::default(),
+                    chat_blobs::thumb::THUMB_BUDGET,
+                )
+            })
+            .await
+            .ok()
+            .and_then(Result::ok);
+            if let Some(made) = made {
+                a.width = made.image.width();
+                a.height = made.image.height();
+                if let Ok(t) = made.thumbnail {
+                    a.thumbnail = t.jpeg;
+                }
+            }
+        }
+        Ok(a)
+    }
+
     /// Replaces the text of the caller's message `id` with `text`; the edit as sent.
     pub async fn edit(
         &self,
@@ -408,6 +519,9 @@ fn page(field: &str, n: u32, default: u32) -> Result<usize, ApiError> {
     }
 }
 
+/// Largest image a thumbnail is made of when it is sent (larger ones are sent without).
+const MAX_THUMBNAIL_SOURCE: u64 = 64 * 1024 * 1024;
+
 /// The API form of a stored message. Its author is named by what `people` verified (the
 /// nickname of the account the signing node hosts), never by the name inside the envelope.
 pub fn to_proto(stored: &Stored, people: &People) -> ChatMessage {
@@ -434,6 +548,21 @@ pub fn to_proto(stored: &Stored, people: &People) -> ChatMessage {
         target_id: m.target.map(|t| t.to_hex()).unwrap_or_default(),
         edited_at_unix_ms: m.edited.map_or(0, millis),
         deleted: m.kind == Kind::Deleted,
+        attachment: m.attachment.as_ref().map(attachment_to_proto),
+    }
+}
+
+/// The API form of a file reference.
+pub fn attachment_to_proto(a: &crate::chat::attachment::Attachment) -> FileAttachment {
+    FileAttachment {
+        hash: a.hash_hex(),
+        name: a.name.clone(),
+        size: a.size,
+        media_type: a.media.mime().to_owned(),
+        width: a.width,
+        height: a.height,
+        thumbnail: a.thumbnail.clone(),
+        thumbnail_refused: a.thumbnail_refused,
     }
 }
 

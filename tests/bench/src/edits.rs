@@ -78,6 +78,7 @@ pub async fn run(sockets: &[PathBuf], rate: f64, edits: u64) -> Result<EditRepor
             .send(SendRequest {
                 room: "lobby".into(),
                 text: format!("to be edited {i}"),
+                ..Default::default()
             })
             .await?
             .into_inner()

@@ -227,6 +227,7 @@ pub async fn run(
             let request = SendRequest {
                 room: ROOM.into(),
                 text: text(step.id, seq),
+                ..Default::default()
             };
             let start = Instant::now();
             let ok = client.send(request).await.is_ok();

@@ -21,6 +21,7 @@ fn send(room: &str, text: &str) -> SendRequest {
     SendRequest {
         room: room.into(),
         text: text.into(),
+        ..Default::default()
     }
 }
 

@@ -61,6 +61,7 @@ fn every_send_answered_ok_reaches_every_node_and_every_refused_one_none() {
                         .send(SendRequest {
                             room: String::new(),
                             text: text.clone(),
+                            ..Default::default()
                         })
                         .await
                         .map(|_| ())

@@ -42,6 +42,7 @@ fn send_and_time(c: &Cluster, from: usize, text: &str) -> (String, BTreeMap<usiz
             .send(SendRequest {
                 room: String::new(),
                 text: text.to_owned(),
+                ..Default::default()
             })
             .await
             .expect("send")

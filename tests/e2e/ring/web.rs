@@ -562,6 +562,7 @@ fn changes(c: &Cluster, b: &mut Browser) -> Changed {
         rt.block_on(chat.send(SendRequest {
             room: "lobby".into(),
             text: text.into(),
+            ..Default::default()
         }))
         .expect("send")
         .into_inner()

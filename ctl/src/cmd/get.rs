@@ -1,0 +1,197 @@
+//! `chatctl get ID [-o PATH] [--force]`: downloads a file through the node
+//! (`FileService.Download`: fetched from its providers, every range verified) and saves it.
+//! ID is a message id (the file it references) or a file hash. Progress goes to standard
+//! error; the bytes go to a temporary file next to PATH, renamed only when complete, so a
+//! failure leaves nothing under PATH. An existing PATH is kept unless `--force`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chat_proto::v1::{DownloadRequest, download_response};
+
+use crate::Error;
+use crate::cli::GetArgs;
+use crate::client::{self, Target};
+use crate::output::Printer;
+
+/// Longest file name chosen from a message, in bytes.
+const MAX_NAME: usize = 120;
+
+/// Downloads the file.
+pub async fn run(socket: &Target, printer: Printer, args: GetArgs) -> Result<(), Error> {
+    let id = args.id.trim().to_ascii_lowercase();
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Usage(format!(
+            "{}: expected a message id or a file hash (64 hex digits)",
+            args.id
+        )));
+    }
+    // A message id names its file; anything else is taken as the file's hash.
+    let found = crate::cmd::files::with_files(socket, "").await?;
+    let (hash, size, name) = match found.iter().find(|m| m.id == id) {
+        Some(m) => {
+            let a = m
+                .attachment
+                .as_ref()
+                .map(|a| (a.hash.clone(), a.size, a.name.clone()));
+            a.unwrap_or_default()
+        }
+        None => {
+            let named = found
+                .iter()
+                .filter_map(|m| m.attachment.as_ref())
+                .find(|a| a.hash == id);
+            match named {
+                Some(a) => (a.hash.clone(), a.size, a.name.clone()),
+                None => (id.clone(), 0, String::new()),
+            }
+        }
+    };
+    let dest = match args.output {
+        Some(p) => p,
+        None => PathBuf::from(safe_name(&name, &hash)),
+    };
+    if dest.exists() && !args.force {
+        return Err(Error::Usage(format!(
+            "{} exists; use --force to replace it",
+            dest.display()
+        )));
+    }
+    let got = download(socket, &hash, size, &dest).await?;
+    if printer.is_json() {
+        printer
+            .json_line(&serde_json::json!({
+                "hash": hash,
+                "size": got,
+                "path": dest.display().to_string(),
+            }))
+            .map_err(Error::Output)?;
+    }
+    Ok(())
+}
+
+/// A file name from an untrusted one: letters, digits, `.`, `-`, `_` kept (others `_`), no
+/// leading dot, at most [`MAX_NAME`] bytes; the hash's first 16 digits when nothing is left.
+pub fn safe_name(name: &str, hash: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    while out.starts_with('.') {
+        out.remove(0);
+    }
+    while out.len() > MAX_NAME {
+        out.pop();
+    }
+    if out.is_empty() || out.chars().all(|c| c == '_') {
+        return hash.get(..16).unwrap_or(hash).to_owned();
+    }
+    out
+}
+
+/// Streams the file into a temporary file next to `dest`, renamed to `dest` once complete.
+async fn download(socket: &Target, hash: &str, size: u64, dest: &Path) -> Result<u64, Error> {
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let cannot = |e: std::io::Error| Error::Usage(format!("cannot write {}: {e}", dest.display()));
+    let mut tmp = tempfile_in(dir).map_err(cannot)?;
+    let mut files = client::file_service(socket).await?;
+    let mut stream = files
+        .download(DownloadRequest {
+            hash: hash.to_owned(),
+            size,
+        })
+        .await
+        .map_err(|s| client::call_error(socket, s))?
+        .into_inner();
+    let mut written = 0u64;
+    let mut total = size;
+    let mut shown = false;
+    let result = loop {
+        match stream.message().await {
+            Ok(Some(m)) => match m.item {
+                Some(download_response::Item::Progress(p)) => {
+                    total = p.size;
+                    eprint!(
+                        "\rfetching: {} / {} from {} provider(s)",
+                        mb(p.have),
+                        mb(p.size),
+                        p.providers
+                    );
+                    shown = true;
+                }
+                Some(download_response::Item::Chunk(c)) => {
+                    if let Err(e) = tmp.1.write_all(&c) {
+                        break Err(cannot(e));
+                    }
+                    written += c.len() as u64;
+                }
+                None => {}
+            },
+            Ok(None) => break Ok(()),
+            Err(s) => break Err(Error::Client(client::call_error(socket, s))),
+        }
+    };
+    if shown {
+        eprintln!();
+    }
+    let done = result.and_then(|()| {
+        if written != total {
+            return Err(Error::Usage(format!(
+                "the download ended after {written} of {total} bytes"
+            )));
+        }
+        tmp.1.sync_all().map_err(cannot)?;
+        std::fs::rename(&tmp.0, dest).map_err(cannot)
+    });
+    if done.is_err() {
+        let _ = std::fs::remove_file(&tmp.0);
+    }
+    done.map(|()| written)
+}
+
+/// A new file in `dir` only this process writes: `.chatctl-get-PID-N`.
+fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    for n in 0..100 {
+        let path = dir.join(format!(".chatctl-get-{}-{n}", std::process::id()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("no temporary name free"))
+}
+
+fn mb(n: u64) -> String {
+    format!("{:.1} MB", n as f64 / 1e6)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_name;
+
+    #[test]
+    fn hostile_names_become_plain_file_names() {
+        let h = "ab".repeat(32);
+        assert_eq!(safe_name("photo.png", &h), "photo.png");
+        assert_eq!(safe_name("../../etc/passwd", &h), "_.._etc_passwd");
+        assert_eq!(safe_name(".bashrc", &h), "bashrc");
+        assert_eq!(safe_name("a/\u{1b}[31mb", &h), "a___31mb");
+        assert_eq!(safe_name("", &h), "abababababababab");
+        assert_eq!(safe_name("///", &h), "abababababababab");
+        assert!(safe_name(&"x".repeat(500), &h).len() <= 120);
+    }
+}

@@ -1,0 +1,109 @@
+//! `chatctl send --file PATH [--room R] [CAPTION…]`: uploads the file to this node's store
+//! (`FileService.Upload`, 64 KiB chunks; progress on standard error for files over 1 MiB),
+//! then sends a message referencing it (`Send` with `attachment_hash`). Prints nothing on
+//! success, or with `--json` the sent message (its `attachment` included).
+
+use std::io::Read;
+use std::path::Path;
+
+use chat_proto::v1::{SendRequest, UploadMetadata, UploadRequest, upload_request};
+
+use crate::Error;
+use crate::client::{self, Target};
+use crate::output::Printer;
+
+/// Bytes per upload message.
+const CHUNK: usize = 64 * 1024;
+/// Files larger than this show their upload's progress.
+const PROGRESS_OVER: u64 = 1024 * 1024;
+
+/// Uploads `path` and sends it to `room` with `caption`.
+pub async fn run(
+    socket: &Target,
+    printer: Printer,
+    room: &str,
+    path: &Path,
+    caption: String,
+) -> Result<(), Error> {
+    let cannot = |e: std::io::Error| Error::Usage(format!("cannot read {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let size = file.metadata().map_err(cannot)?.len();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let hash = upload(socket, file, &name, size).await?;
+    let mut api = client::chat_service(socket).await?;
+    let response = api
+        .send(SendRequest {
+            room: room.to_owned(),
+            text: caption,
+            attachment_hash: hash,
+            attachment_name: name,
+        })
+        .await
+        .map_err(|s| client::call_error(socket, s))?
+        .into_inner();
+    if let (true, Some(message)) = (printer.is_json(), &response.message) {
+        printer
+            .json_line(&crate::cmd::tail::message_json(message))
+            .map_err(Error::Output)?;
+    }
+    Ok(())
+}
+
+/// Streams `file` (`size` bytes) to the node's store; its hash.
+async fn upload(
+    socket: &Target,
+    file: std::fs::File,
+    name: &str,
+    size: u64,
+) -> Result<String, Error> {
+    let mut files = client::file_service(socket).await?;
+    let first = UploadRequest {
+        item: Some(upload_request::Item::Metadata(UploadMetadata {
+            name: name.to_owned(),
+            size,
+        })),
+    };
+    let show = size > PROGRESS_OVER;
+    // The bytes are read as the stream is polled: at most one chunk in memory besides
+    // what the channel holds.
+    let chunks = futures_util::stream::unfold((file, 0u64), move |(mut file, sent)| async move {
+        let mut buf = vec![0u8; CHUNK];
+        let n = match file.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                if show {
+                    eprintln!();
+                }
+                return None;
+            }
+            Ok(n) => n,
+        };
+        buf.truncate(n);
+        let sent = sent + n as u64;
+        if show && (sent % (1024 * 1024) < CHUNK as u64 || sent == size) {
+            eprint!("\ruploading: {} / {}", mb(sent), mb(size));
+        }
+        Some((
+            UploadRequest {
+                item: Some(upload_request::Item::Chunk(buf)),
+            },
+            (file, sent),
+        ))
+    });
+    let stream = futures_util::StreamExt::chain(futures_util::stream::iter([first]), chunks);
+    let response = files
+        .upload(stream)
+        .await
+        .map_err(|s| client::call_error(socket, s))?
+        .into_inner();
+    response
+        .file
+        .map(|f| f.hash)
+        .ok_or_else(|| Error::Usage("chatd answered the upload without a file".into()))
+}
+
+fn mb(n: u64) -> String {
+    format!("{:.1} MB", n as f64 / 1e6)
+}
