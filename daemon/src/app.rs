@@ -347,6 +347,8 @@ fn start(
     let streams = files.listen();
     tasks.spawn("the files service", files.clone().run(streams));
     tasks.spawn("the provider records", files.clone().renew());
+    // The auto-fetch watches the message hub like a client would; it is not one.
+    activity.internal_watcher(true);
     tasks.spawn(
         "the auto-fetch of images",
         crate::files::auto::run(
