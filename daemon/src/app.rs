@@ -328,7 +328,8 @@ fn start(
     )?;
     tasks.spawn(
         "the private-conversations service",
-        dm.clone().run(membership.subscribe_joined()),
+        dm.clone()
+            .run(membership.subscribe_joined(), ring.predecessor()),
     );
     if let Some(received) = direct.received() {
         // If it died the overlay would keep acknowledging bodies nobody reads.

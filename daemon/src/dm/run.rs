@@ -5,7 +5,8 @@
 //! start, then after 2 s doubling up to every 120 s, and within a second of a poke: a
 //! sender's node said it stored an item), and sends directly what waits for a recipient seen
 //! online again ([`chat_dm::delivery::OnlineWatch`]); take what other nodes deliver
-//! directly; prune messages past `chat.retention_days`. The simulator
+//! directly; prune messages past `chat.retention_days`; read the mailboxes again within 2 s
+//! of a change of the node's predecessor (a merge into another ring, a neighbour gone). The simulator
 //! (`tests/sim/src/dm_driver.rs`) runs the same service.
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use super::Dm;
 use crate::direct::Received;
 use crate::offload::{Offload, Work};
 use crate::records::unix_ms;
+use chat_overlay::Peer;
 
 /// How often the service is ticked.
 const TICK: Duration = Duration::from_secs(1);
@@ -26,7 +28,11 @@ impl Dm {
     /// Runs the service until the process ends (the app supervises it; direct deliveries are
     /// taken by [`Dm::take_direct`], a supervised task of its own). Panics if one of the
     /// service's network requests panicked, so that the daemon stops.
-    pub async fn run(self: Arc<Self>, mut joined: watch::Receiver<bool>) {
+    pub async fn run(
+        self: Arc<Self>,
+        mut joined: watch::Receiver<bool>,
+        mut predecessor: watch::Receiver<Option<Peer>>,
+    ) {
         while !*joined.borrow() {
             if joined.changed().await.is_err() {
                 return;
@@ -78,6 +84,17 @@ impl Dm {
                 _ = tokio::time::sleep(TICK) => {}
                 // A new account: its bundle is published and its mailbox read at once.
                 _ = self.wake.notified() => {}
+                // The node's place in the ring changed (it joined the others' ring after
+                // founding one of its own, a merge): read the mailboxes again soon.
+                changed = predecessor.changed() => {
+                    if changed.is_ok() {
+                        debug!("predecessor changed: reading the mailboxes again soon");
+                        self.service().ring_changed(unix_ms());
+                    } else {
+                        // The overlay is gone; the daemon is stopping.
+                        tokio::time::sleep(TICK).await;
+                    }
+                }
             }
         }
     }

@@ -21,7 +21,7 @@ const CUT: Duration = Duration::from_secs(60);
 const MERGE: Duration = Duration::from_secs(10);
 
 struct Node {
-    _daemon: Daemon,
+    daemon: Daemon,
     socket: PathBuf,
 }
 
@@ -45,7 +45,7 @@ fn start(sandbox: &Sandbox, ns: &Netns, i: usize, bootstrap: Option<SocketAddr>)
     }
     let daemon = sandbox.start(ns.wrap(side(i), &cmd), &socket);
     Node {
-        _daemon: daemon,
+        daemon: daemon,
         socket,
     }
 }
@@ -59,12 +59,12 @@ fn json(sandbox: &Sandbox, node: &Node, args: &[&str]) -> Option<serde_json::Val
 }
 
 /// Whether every node of `nodes` has the right successor and predecessor for one ring of
-/// exactly them.
-fn one_ring(sandbox: &Sandbox, nodes: &[&Node]) -> bool {
+/// exactly them; otherwise what each node sees (for the failure message).
+fn one_ring(sandbox: &Sandbox, nodes: &[&Node]) -> Result<(), String> {
     let mut views = Vec::new();
-    for n in nodes {
+    for (i, n) in nodes.iter().enumerate() {
         let Some(r) = json(sandbox, n, &["ring", "--json"]) else {
-            return false;
+            return Err(format!("node {i}: `chatctl ring --json` failed"));
         };
         let id = r["node_id"].as_str().unwrap_or_default().to_owned();
         let succ = r["successors"][0]["node_id"].as_str().map(str::to_owned);
@@ -74,13 +74,51 @@ fn one_ring(sandbox: &Sandbox, nodes: &[&Node]) -> bool {
     let mut ids: Vec<String> = views.iter().map(|v| v.0.clone()).collect();
     ids.sort();
     let n = ids.len();
-    views.iter().all(|(id, succ, pred)| {
+    let right = views.iter().all(|(id, succ, pred)| {
         let Some(me) = ids.iter().position(|x| x == id) else {
             return false;
         };
         succ.as_deref() == Some(ids[(me + 1) % n].as_str())
             && pred.as_deref() == Some(ids[(me + n - 1) % n].as_str())
+    });
+    if right {
+        return Ok(());
+    }
+    let short = |s: &Option<String>| {
+        s.as_deref()
+            .map_or("-".into(), |s| s[..8.min(s.len())].to_owned())
+    };
+    Err(views
+        .iter()
+        .map(|(id, succ, pred)| {
+            format!(
+                "{} succ {} pred {}",
+                &id[..8.min(id.len())],
+                short(succ),
+                short(pred)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; "))
+}
+
+/// Polls [`one_ring`] for `nodes` up to `deadline`: the time it took, or what was wrong last.
+fn await_one_ring(
+    sandbox: &Sandbox,
+    nodes: &[&Node],
+    deadline: Duration,
+    every: Duration,
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    let mut last = String::new();
+    poll(deadline, every, || match one_ring(sandbox, nodes) {
+        Ok(()) => Some(start.elapsed()),
+        Err(e) => {
+            last = e;
+            None
+        }
     })
+    .ok_or(last)
 }
 
 #[test]
@@ -100,32 +138,40 @@ fn twelve_nodes_cut_in_two_for_a_minute_are_one_ring_again_within_ten_seconds_of
         nodes.push(start(&sandbox, &ns, i, Some(listen)));
     }
     let all: Vec<&Node> = nodes.iter().collect();
-    poll(Duration::from_secs(90), Duration::from_millis(300), || {
-        one_ring(&sandbox, &all).then_some(())
-    })
-    .expect("twelve nodes form one ring");
+    if let Err(e) = await_one_ring(
+        &sandbox,
+        &all,
+        Duration::from_secs(90),
+        Duration::from_millis(300),
+    ) {
+        panic!("twelve nodes do not form one ring: {e}");
+    }
 
     ns.cut(true).expect("cut");
     let cut = Instant::now();
     let (a, b) = all.split_at(NODES / 2);
-    for half in [a, b] {
-        poll(CUT, Duration::from_millis(500), || {
-            one_ring(&sandbox, half).then_some(())
-        })
-        .expect("each side goes on as a ring of its own");
+    for (k, half) in [a, b].into_iter().enumerate() {
+        if let Err(e) = await_one_ring(&sandbox, half, CUT, Duration::from_millis(500)) {
+            let logs: Vec<String> = half.iter().map(|n| n.daemon.log_tail(30)).collect();
+            panic!(
+                "side {k} is not a ring of its own {CUT:?} after the cut: {e}\nits logs (newest first):\n{}",
+                logs.join("\n---\n")
+            );
+        }
     }
     std::thread::sleep(CUT.saturating_sub(cut.elapsed()));
     ns.cut(false).expect("heal");
     let healed = Instant::now();
-    let merged = poll(MERGE, Duration::from_millis(250), || {
-        one_ring(&sandbox, &all).then_some(healed.elapsed())
-    });
-    assert!(
-        merged.is_some(),
-        "not one ring {MERGE:?} after the heal (one ring after {:?})",
-        poll(Duration::from_secs(60), Duration::from_millis(500), || {
-            one_ring(&sandbox, &all).then_some(healed.elapsed())
-        })
-    );
+    let merged = await_one_ring(&sandbox, &all, MERGE, Duration::from_millis(250));
+    if let Err(e) = &merged {
+        let later = await_one_ring(
+            &sandbox,
+            &all,
+            Duration::from_secs(60),
+            Duration::from_millis(500),
+        )
+        .map(|_| healed.elapsed());
+        panic!("not one ring {MERGE:?} after the heal: {e} (one ring after {later:?})");
+    }
     eprintln!("one ring {:?} after the heal", merged);
 }

@@ -12,6 +12,9 @@
 //! - the simulator's records and direct events → [`Service::get_done`],
 //!   [`Service::put_done`], [`Service::direct_done`], [`Service::direct_received`].
 //!
+//! A change of a host's predecessor is told to its service ([`Service::ring_changed`]), as
+//! the daemon's predecessor watch does.
+//!
 //! The directory ([`Directory`]): an account is online while its node is up and a member,
 //! its presence the number of times its node became one (a restarted node announces itself
 //! anew). Sends are routed by a deliberately stale directory that names every account's
@@ -63,6 +66,9 @@ struct Hosted {
     /// How many times the node became a member (what other nodes' presence shows).
     incarnation: u64,
     was_member: bool,
+    /// The node's predecessor at the last tick: a change reads the mailboxes again soon, as
+    /// the daemon's predecessor watch does.
+    predecessor: Option<chat_overlay::NodeId>,
     /// Versions of this account's removals (a mailbox item's version is a nonce).
     removals: u64,
     /// Item puts of messages under way: token → (recipient, record), for [`Driver::stored`].
@@ -163,6 +169,7 @@ impl Driver {
                 disk: Disk::default(),
                 incarnation: 0,
                 was_member: false,
+                predecessor: None,
                 removals: 0,
                 items: HashMap::new(),
             },
@@ -302,6 +309,14 @@ impl Driver {
             }
             h.was_member = member;
             h.service.member(member);
+            let id = sim.hosts[host as usize].peer.id;
+            let pred = sim
+                .node(&id)
+                .and_then(|n| n.ring().predecessor().map(|p| p.id));
+            if member && pred != h.predecessor {
+                h.service.ring_changed(now);
+            }
+            h.predecessor = pred;
         }
         let hosts: Vec<u32> = self.hosts.keys().copied().collect();
         for host in hosts {

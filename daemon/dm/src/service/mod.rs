@@ -351,6 +351,16 @@ impl Service {
         self.member = member;
     }
 
+    /// The node's place in the ring changed (its predecessor did: it joined another ring, a
+    /// merge, a neighbour died): the holders of each mailbox may be others now, so every
+    /// account reads its mailbox within [`delivery::FIRST_REDRAIN_MS`] (a node that founded a
+    /// ring of its own and then joined the others would otherwise wait for its doubling gap).
+    pub fn ring_changed(&mut self, now_ms: u64) {
+        for a in self.accounts.values_mut() {
+            a.schedule.soon(now_ms);
+        }
+    }
+
     /// The requests made since the last call, in order.
     pub fn take(&mut self) -> Vec<Out> {
         std::mem::take(&mut self.out)

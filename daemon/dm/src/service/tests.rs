@@ -404,3 +404,22 @@ fn an_item_the_recipient_cannot_write_is_not_acknowledged_and_comes_again() {
     assert_eq!(n.shown.len(), 1, "still shown once");
     assert_eq!(mailbox(&n), 0, "removed once written");
 }
+
+#[test]
+fn a_ring_change_reads_the_mailboxes_again_within_two_seconds() {
+    let (mut n, mut now) = Net::started();
+    // A minute on: the reads' gap has doubled past 30 s.
+    n.ticks(&mut now, 60);
+    let drains = |n: &Net| n.nodes[1].stats().drains;
+    let before = drains(&n);
+    n.ticks(&mut now, 3);
+    assert_eq!(
+        drains(&n),
+        before,
+        "no read due in the next 3 s without a change"
+    );
+    // The node joined another ring (a merge): its mailbox's holders may be others now.
+    n.nodes[1].ring_changed(now);
+    n.ticks(&mut now, 3);
+    assert_eq!(drains(&n), before + 1, "one read within 2 s of the change");
+}
