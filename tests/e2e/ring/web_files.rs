@@ -421,7 +421,12 @@ fn shows(b: &mut Browser, name: &str, width: u32, since: Instant) -> (Duration, 
         &format!("(() => {{ const i = {sel}.querySelector('img.full'); return !!i && i.complete && i.naturalWidth === {width}; }})()"),
         &format!("the full image of {name}"),
     );
-    (thumb, since.elapsed())
+    let shown = since.elapsed();
+    // For the screenshot: the message's line at the top of the timeline.
+    b.eval(&format!(
+        "{sel}.closest('li').scrollIntoView({{block: 'start'}}); true"
+    ));
+    (thumb, shown)
 }
 
 fn screenshot(b: &mut Browser, path: &Path) {
