@@ -7,6 +7,9 @@
 //!   it talks to `/ws` ([`ws`]).
 //! - `/metrics`: Prometheus (OpenMetrics) text, with `prometheus-client` ([`metrics`]).
 //! - `/healthz`: 200 once the node has joined a ring, 503 before.
+//! - `/files/{hash}`: a file from this node's blob store, fetched first if not held, with
+//!   headers that keep untrusted bytes harmless ([`files`]); `POST /files`: an upload from the
+//!   page, sent to a room as a message with the file ([`upload`]).
 //!
 //! Who may read and send is [`auth`]'s business. The web view is a front door beside the gRPC
 //! API, over the same services' client operations (`crate::ops`: the same bounded
@@ -21,10 +24,12 @@
 
 pub mod auth;
 mod error;
+pub mod files;
 pub mod frames;
 mod listener;
 mod map;
 mod metrics;
+mod upload;
 mod ws;
 
 use std::net::SocketAddr;
@@ -59,7 +64,9 @@ pub const MAX_CLIENTS: usize = 64;
 pub const MAX_FRAME: usize = 16 * 1024;
 
 /// The policy every response carries: nothing but this origin's own files and WebSocket.
-const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+/// Images also from `data:` (the thumbnails a message carries, checked JPEGs) and `blob:` (a
+/// file fetched with the page's session off loopback).
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// Why the web view cannot start.
@@ -198,6 +205,7 @@ impl WebListener {
             clients: self.clients.clone(),
             refused: refused.clone(),
             port: self.addr.port(),
+            files: files::FileRoutes::default(),
         });
         let sampler = metrics::sample_rtt(node, chat);
         info!(web = %self.addr, "web view on http://{}/ (metrics on /metrics)", self.addr);
@@ -209,6 +217,8 @@ impl WebListener {
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics::metrics))
             .route("/ws", get(ws::upgrade))
+            .route("/files", axum::routing::post(upload::upload))
+            .route("/files/{hash}", get(files::download))
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -242,6 +252,8 @@ pub(crate) struct Shared {
     refused: Arc<AtomicU64>,
     /// The port the web view listens on (allowed `Host` headers on loopback).
     port: u16,
+    /// The file routes' bounds and remembered verdicts ([`files`], [`upload`]).
+    files: files::FileRoutes,
 }
 
 type AppState = State<Arc<Shared>>;
@@ -335,10 +347,9 @@ async fn local_host(State(s): AppState, req: Request, next: Next) -> Response {
 
 async fn secure(mut r: Response) -> Response {
     let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A blob response brings its own, stricter policy (`files`): it is kept.
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -7,7 +7,10 @@
 //! session presented is over), `msg` (`id`, `room`, `from`, `from_id`, `text`, `at`,
 //! `kind`: `text`, `event`, `edit` — the message `target` now reads `text` — or `delete` — the
 //! message `target` is gone; a `text` message also says `edited`, when its shown text was
-//! written (Unix ms, 0: never edited), and `deleted`; a kind newer than the page is `other`),
+//! written (Unix ms, 0: never edited), and `deleted`, and `file` when it references one
+//! (`hash`, `name`, `size`, `media_type`, `width`, `height`, `image`, `thumb`: the checked
+//! JPEG thumbnail in base64; the bytes are at `/files/{hash}`, `super::files`); a kind newer
+//! than the page is `other`),
 //! `users` (the whole list), `status` (node, ring size — `ring_exact` says whether it is the
 //! exact count or an estimate —, peers…, every 2 s), `ring` (the Network view's map: this
 //! node, the ring size, every node met with its roles, connection, RTT, failure and nicknames,
@@ -144,7 +147,7 @@ pub(super) async fn upgrade(
 }
 
 /// The gRPC client identity a web session sends as (`None`: the operator).
-fn client_info(who: Who, from: Client) -> Option<ClientInfo> {
+pub(super) fn client_info(who: Who, from: Client) -> Option<ClientInfo> {
     match who {
         Who::Operator => None,
         Who::Unix(uid) => Some(ClientInfo::Unix {
@@ -157,7 +160,7 @@ fn client_info(who: Who, from: Client) -> Option<ClientInfo> {
 
 /// Whether the request's `Origin` (sent by every browser) is the host it was sent to. A
 /// request without one comes from a program, not a page another site could have opened.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(super) fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
@@ -522,10 +525,34 @@ fn message_frame(m: &ChatMessage) -> Value {
         Ok(MessageKind::Delete) => "delete",
         _ => "other",
     };
-    json!({
+    let mut frame = json!({
         "t": "msg", "id": m.id, "room": m.room, "from": m.from, "from_id": m.from_id,
         "text": m.text, "at": m.sent_at_unix_ms, "kind": kind, "target": m.target_id,
         "edited": m.edited_at_unix_ms, "deleted": m.deleted,
+    });
+    if let Some(a) = &m.attachment {
+        frame["file"] = file_frame(a);
+    }
+    frame
+}
+
+/// A message's file reference as the page gets it: `hash`, `name` (shown as text only),
+/// `size`, `media_type`, `width`, `height`, `image` (a raster image type: shown inline) and
+/// `thumb` (the checked JPEG thumbnail in base64, empty when none).
+fn file_frame(a: &chat_proto::v1::FileAttachment) -> Value {
+    use base64::Engine as _;
+    let image = matches!(
+        a.media_type.as_str(),
+        "image/png" | "image/jpeg" | "image/gif" | "image/webp"
+    );
+    let thumb = if a.thumbnail.is_empty() {
+        String::new()
+    } else {
+        base64::engine::general_purpose::STANDARD.encode(&a.thumbnail)
+    };
+    json!({
+        "hash": a.hash, "name": a.name, "size": a.size, "media_type": a.media_type,
+        "width": a.width, "height": a.height, "image": image, "thumb": thumb,
     })
 }
 

@@ -30,6 +30,9 @@ mod hostile;
 // The Network view: tests/e2e/ring/web_map.rs.
 #[path = "web_map.rs"]
 mod map;
+// Files on the page: tests/e2e/ring/web_files.rs.
+#[path = "web_files.rs"]
+mod files;
 
 const FORM: Duration = Duration::from_secs(60);
 

@@ -23,6 +23,7 @@ const state = {
   retry: 500,
   ticket: '',                // a login link's ticket, traded for a session on connect
   stopped: false,            // refused for good (4401): no more reconnects
+  uploading: false,          // an upload is under way (one at a time)
 };
 
 // A `chatctl web` link carries its ticket in the fragment, which no server sees: take it and
@@ -107,8 +108,99 @@ function line(m) {
       mark.title = 'edited ' + hhmmss(m.edited);
       li.append(mark);
     }
+    if (m.file && /^[0-9a-f]{64}$/.test(m.file.hash)) li.append(fileView(m.file));
   }
   return li;
+}
+
+// A size as chatctl and the TUI write it: `512 B`, `2.4 MB`.
+function humanSize(n) {
+  if (n < 1000) return n + ' B';
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = n / 1000;
+  let u = 0;
+  while (v >= 1000 && u + 1 < units.length) { v /= 1000; u += 1; }
+  return v.toFixed(1) + ' ' + units[u];
+}
+
+// A file's address on this node (which fetches it first if it does not hold it): the
+// message's name goes along for the download's name, its size for the fetch.
+function fileUrl(f) {
+  return '/files/' + f.hash + '?name=' + encodeURIComponent(f.name) + '&size=' + encodeURIComponent(f.size);
+}
+
+// Loads a file into `img`: by its address, or — when the page has a session, which a node
+// off loopback asks for — fetched with it and shown from a blob: URL.
+function loadImage(img, url, failed) {
+  const s = storedSession();
+  if (!s) { img.src = url; return; }
+  fetch(url, { headers: { 'X-Chatd-Session': s } })
+    .then((r) => (r.ok ? r.blob() : r.text().then((t) => Promise.reject(new Error(t.trim() || 'HTTP ' + r.status)))))
+    .then((b) => { img.src = URL.createObjectURL(b); })
+    .catch((e) => failed(String(e.message || e)));
+}
+
+// Downloads a file with the page's session (a plain link cannot carry it).
+function download(f) {
+  fetch(fileUrl(f), { headers: { 'X-Chatd-Session': storedSession() } })
+    .then((r) => (r.ok ? r.blob() : r.text().then((t) => Promise.reject(new Error(t.trim() || 'HTTP ' + r.status)))))
+    .then((b) => {
+      const a = el('a');
+      a.href = URL.createObjectURL(b);
+      a.download = f.name;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+    })
+    .catch((e) => hint('Download of ' + f.name + ' failed: ' + String(e.message || e), 'note'));
+}
+
+// A message's file: an image as its thumbnail (the checked JPEG the message carries), full
+// size on click (served by this node, fetched on demand); any file as a download link with
+// its name and size. Names are text, never HTML.
+function fileView(f) {
+  const box = el('div', 'file');
+  const label = '📎 ' + f.name + ' (' + humanSize(f.size) + ')';
+  if (f.image) {
+    const thumb = el('img', 'thumb');
+    thumb.alt = f.name;
+    thumb.title = f.name + ': click for full size';
+    if (f.thumb && /^[A-Za-z0-9+/=]+$/.test(f.thumb)) thumb.src = 'data:image/jpeg;base64,' + f.thumb;
+    else thumb.classList.add('none');
+    const toggle = () => {
+      const shown = box.querySelector('img.full');
+      if (shown) {
+        shown.remove();
+        const n = box.querySelector('.filenote');
+        if (n) n.remove();
+        thumb.hidden = false;
+        return;
+      }
+      const full = el('img', 'full');
+      full.alt = f.name;
+      full.title = 'click to close';
+      const note = el('span', 'filenote', 'loading ' + humanSize(f.size) + '…');
+      full.addEventListener('load', () => { note.remove(); thumb.hidden = true; });
+      full.addEventListener('error', () => { note.textContent = 'the image could not be loaded (not fetched yet?); click the thumbnail to retry'; full.remove(); thumb.hidden = false; });
+      full.addEventListener('click', toggle);
+      loadImage(full, fileUrl(f), (why) => { note.textContent = why; full.remove(); });
+      box.prepend(note);
+      box.prepend(full);
+    };
+    thumb.addEventListener('click', toggle);
+    box.append(thumb);
+  }
+  const a = el('a', 'download', label);
+  a.href = fileUrl(f);
+  a.download = '';
+  a.addEventListener('click', (e) => {
+    if (!storedSession()) return;
+    e.preventDefault();
+    download(f);
+  });
+  box.append(a);
+  return box;
 }
 
 // A shown message now reads `text`, edited at `edited` (Unix ms; 0: never), or is gone
@@ -272,6 +364,7 @@ function hint(text, kind) {
 function setCanSend(ok) {
   $('text').disabled = !ok;
   $('send').disabled = !ok;
+  $('attach').disabled = !ok || state.uploading;
   const kind = $('hint').dataset.kind || '';
   if (kind !== '' && kind !== 'mode') return;
   if (!state.canSend) hint(READ_ONLY, 'mode');
@@ -379,6 +472,81 @@ $('compose').addEventListener('submit', (e) => {
     : to.startsWith('+') ? { t: 'psend', ref: state.ref, group: to.slice(1), text }
     : { t: 'send', ref: state.ref, room: to || 'lobby', text };
   state.ws.send(JSON.stringify(frame));
+});
+
+// Uploads a file to the room shown (the lobby for all rooms), the text box as its caption,
+// as this page's account: POST /files with the page's session, a progress bar from the
+// upload's progress events. The node sends the message with the file once it is stored.
+function upload(file) {
+  const s = storedSession();
+  if (!state.canSend || !s) {
+    hint('Sending files needs the page\'s login: run `chatctl web` and open the link it prints.', 'note');
+    return;
+  }
+  if (state.uploading) return;
+  const to = state.current;
+  if (to.startsWith('@') || to.startsWith('+')) {
+    hint('From this page files go to rooms only: pick a room first.', 'note');
+    return;
+  }
+  const caption = $('text').value;
+  const q = '?room=' + encodeURIComponent(to || 'lobby') + '&name=' + encodeURIComponent(file.name) +
+    '&caption=' + encodeURIComponent(caption);
+  const bar = $('upload-progress');
+  const done = (note) => {
+    state.uploading = false;
+    $('upload').hidden = true;
+    setCanSend(!$('send').disabled);
+    if (note) hint(note, 'note');
+  };
+  state.uploading = true;
+  $('attach').disabled = true;
+  $('upload').hidden = false;
+  $('upload-name').textContent = file.name + ' (' + humanSize(file.size) + ')';
+  bar.value = 0;
+  $('upload-pct').textContent = '0 %';
+  const xhr = new XMLHttpRequest();
+  xhr.open('POST', '/files' + q);
+  xhr.setRequestHeader('X-Chatd-Session', s);
+  xhr.upload.onprogress = (e) => {
+    if (!e.lengthComputable || e.total === 0) return;
+    const pct = Math.floor((e.loaded / e.total) * 100);
+    bar.value = pct;
+    $('upload-pct').textContent = pct + ' %';
+  };
+  xhr.onload = () => {
+    if (xhr.status === 200) {
+      if ($('text').value === caption) $('text').value = '';
+      done('Sent ' + file.name + '.');
+    } else {
+      done('Upload of ' + file.name + ' refused: ' + (xhr.responseText.trim() || 'HTTP ' + xhr.status));
+    }
+  };
+  xhr.onerror = () => done('Upload of ' + file.name + ' failed: the connection broke (a file over files.max_file_mb is refused).');
+  xhr.send(file);
+}
+
+$('attach').addEventListener('click', () => $('file').click());
+$('file').addEventListener('change', () => {
+  const f = $('file').files[0];
+  $('file').value = '';
+  if (f) upload(f);
+});
+const carriesFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes('Files');
+document.addEventListener('dragover', (e) => {
+  if (!carriesFiles(e)) return;
+  e.preventDefault();
+  document.body.dataset.drop = 'on';
+});
+document.addEventListener('dragleave', (e) => {
+  if (e.target === document.documentElement || e.relatedTarget === null) delete document.body.dataset.drop;
+});
+document.addEventListener('drop', (e) => {
+  if (!carriesFiles(e)) return;
+  e.preventDefault();
+  delete document.body.dataset.drop;
+  const f = e.dataTransfer.files[0];
+  if (f) upload(f);
 });
 
 for (const b of document.querySelectorAll('#views button')) {
