@@ -71,6 +71,8 @@ pub struct Shown {
     pub to: [u8; 32],
     pub group: Option<[u8; 16]>,
     pub text: String,
+    /// A private file's reference (opaque to the engine), if the message carries one.
+    pub file: Option<Vec<u8>>,
     /// The sender's clock.
     pub sent_ms: u64,
     pub outgoing: bool,
@@ -328,10 +330,21 @@ impl Engine {
 
     /// Sends `text` privately to `to`.
     pub fn send_text(&mut self, to: [u8; 32], text: &str, now_ms: u64) -> Result<Shown, DmError> {
+        self.send_with(to, text, None, now_ms)
+    }
+
+    /// Sends `text` privately to `to`, with a private file's reference `file` (opaque here).
+    pub fn send_with(
+        &mut self,
+        to: [u8; 32],
+        text: &str,
+        file: Option<Vec<u8>>,
+        now_ms: u64,
+    ) -> Result<Shown, DmError> {
         if to == self.me {
             return Err(DmError::ToSelf);
         }
-        check_text(text)?;
+        check_text_with(text, file.as_deref())?;
         self.admit(to, now_ms)?;
         let nonce = crate::random::<16>();
         self.enqueue(
@@ -340,6 +353,7 @@ impl Engine {
                 conv: Conv::Direct,
                 nonce,
                 text: text.to_owned(),
+                file: file.clone(),
             },
             now_ms,
         )?;
@@ -349,6 +363,7 @@ impl Engine {
             to,
             group: None,
             text: text.to_owned(),
+            file,
             sent_ms: now_ms,
             outgoing: true,
         })
@@ -774,6 +789,20 @@ impl Engine {
             *self.drops.entry(d).or_insert(0) += n as u64;
         }
     }
+}
+
+/// Checks a text's size and characters, and a file reference's size: the two together
+/// within [`MAX_TEXT`].
+pub(crate) fn check_text_with(text: &str, file: Option<&[u8]>) -> Result<(), DmError> {
+    check_text(text)?;
+    let extra = file.map_or(0, <[u8]>::len);
+    if extra > crate::payload::MAX_FILE_REF || text.len() + extra > MAX_TEXT {
+        return Err(DmError::TextSize {
+            len: text.len() + extra,
+            max: MAX_TEXT,
+        });
+    }
+    Ok(())
 }
 
 /// Checks a text's size and characters.
