@@ -24,7 +24,8 @@ use crate::payload::{Body, Conv, Payload};
 use crate::seal::{Inner, seal};
 pub use crate::stream::Status;
 use crate::stream::{InStream, OutStream, Pending};
-use crate::{DmError, Dropped, MAX_PENDING, MAX_PENDING_PER_PEER, MAX_TEXT, SEND_PER_MIN};
+pub(crate) use crate::text::{check_text, check_text_with};
+use crate::{DmError, Dropped, MAX_PENDING, MAX_PENDING_PER_PEER, SEND_PER_MIN};
 
 mod changes;
 mod groups;
@@ -789,32 +790,4 @@ impl Engine {
             *self.drops.entry(d).or_insert(0) += n as u64;
         }
     }
-}
-
-/// Checks a text's size and characters, and a file reference's size: the two together
-/// within [`MAX_TEXT`].
-pub(crate) fn check_text_with(text: &str, file: Option<&[u8]>) -> Result<(), DmError> {
-    check_text(text)?;
-    let extra = file.map_or(0, <[u8]>::len);
-    if extra > crate::payload::MAX_FILE_REF || text.len() + extra > MAX_TEXT {
-        return Err(DmError::TextSize {
-            len: text.len() + extra,
-            max: MAX_TEXT,
-        });
-    }
-    Ok(())
-}
-
-/// Checks a text's size and characters.
-pub(crate) fn check_text(text: &str) -> Result<(), DmError> {
-    if text.is_empty() || text.len() > MAX_TEXT {
-        return Err(DmError::TextSize {
-            len: text.len(),
-            max: MAX_TEXT,
-        });
-    }
-    if let Some(c) = crate::text::first_forbidden(text) {
-        return Err(DmError::ControlChar { code: u32::from(c) });
-    }
-    Ok(())
 }
