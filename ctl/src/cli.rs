@@ -92,9 +92,14 @@ pub enum Command {
         /// The recipient's nickname.
         #[arg(value_name = "NICK")]
         nick: String,
-        /// The message; several words are joined with spaces.
+        /// The message; several words are joined with spaces. With --file: the caption.
         #[arg(value_name = "TEXT")]
         text: Vec<String>,
+        /// Send this file, encrypted on your node with a fresh key that travels only inside
+        /// the end-to-end encrypted message. Up to files.offline_max_mb it reaches an offline
+        /// recipient even after your node stops; a larger one only while your node is up.
+        #[arg(long, value_name = "PATH")]
+        file: Option<std::path::PathBuf>,
     },
     /// Show the safety number of your account and NICK's (the account the network's name
     /// holders name): compare it with NICK in person or over another channel; both of you see
@@ -158,7 +163,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Show the latest messages, and with -f follow new ones.
     Tail(TailArgs),
-    /// Download the file of a message (ID: its message id or the file's hash), with progress.
+    /// Download the file of a message (ID: its message id, a private message's id, or the
+    /// file's hash), with progress. A private file is decrypted by your node.
     Get(GetArgs),
     /// List the messages with files (newest last).
     Files(FilesArgs),
@@ -233,8 +239,12 @@ pub enum GroupCommand {
         /// The group's name or id.
         #[arg(value_name = "GROUP")]
         group: String,
+        /// The message; with --file: the caption.
         #[arg(value_name = "TEXT")]
         text: Vec<String>,
+        /// Send this file to every member, encrypted as with `chatctl dm --file`.
+        #[arg(long, value_name = "PATH")]
+        file: Option<std::path::PathBuf>,
     },
 }
 

@@ -91,13 +91,19 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
                 nick,
                 text,
                 accept_new_key,
+                file,
             } => {
                 let to = if accept_new_key {
                     cmd::private::To::NickNewKey(nick)
                 } else {
                     cmd::private::To::Nick(nick)
                 };
-                cmd::private::dm(&socket, printer, to, text).await
+                match file {
+                    Some(path) => {
+                        cmd::send_file::private(&socket, printer, to, &path, text.join(" ")).await
+                    }
+                    None => cmd::private::dm(&socket, printer, to, text).await,
+                }
             }
             cli::Command::Verify { nick, confirm } => {
                 cmd::verify::run(&socket, printer, nick, confirm).await

@@ -347,6 +347,24 @@ fn start(
     )?;
     let streams = files.listen();
     tasks.spawn("the files service", files.clone().run(streams));
+    // Private files: ciphertext held for other nodes' offline recipients, and the files this
+    // node's accounts receive, fetched at once.
+    files.configure_offline(crate::files::hold::Offline {
+        max_bytes: settings.files.offline_max_mb << 20,
+        replicas: usize::try_from(settings.ring.record_replicas).unwrap_or(3),
+        ttl: settings.chat.mailbox_ttl,
+        total_bytes: (settings.files.store_mb << 20) / 4,
+    });
+    let holds = files.listen_holds();
+    tasks.spawn("the private file holds", files.clone().run_holds(holds));
+    tasks.spawn(
+        "the fetch of received private files",
+        crate::files::private::fetch_received(
+            files.clone(),
+            dm.watch(),
+            settings.files.max_file_mb << 20,
+        ),
+    );
     tasks.spawn("the provider records", files.clone().renew());
     // The auto-fetch watches the message hub like a client would; it is not one.
     activity.internal_watcher(true);

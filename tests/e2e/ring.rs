@@ -57,6 +57,8 @@ mod netns;
 mod people;
 #[path = "ring/private.rs"]
 mod private;
+#[path = "ring/private_files.rs"]
+mod private_files;
 #[path = "ring/records.rs"]
 mod records;
 #[path = "ring/rejoin.rs"]

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chat_proto::v1::{DownloadRequest, download_response};
+use chat_proto::v1::{DownloadRequest, PrivateHistoryRequest, download_response};
 
 use crate::Error;
 use crate::cli::GetArgs;
@@ -20,9 +20,13 @@ const MAX_NAME: usize = 120;
 /// Downloads the file.
 pub async fn run(socket: &Target, printer: Printer, args: GetArgs) -> Result<(), Error> {
     let id = args.id.trim().to_ascii_lowercase();
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return private(socket, printer, args, id).await;
+    }
     if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(Error::Usage(format!(
-            "{}: expected a message id or a file hash (64 hex digits)",
+            "{}: expected a message id (64 hex digits; a private message's: 32) or a file hash \
+             (64 hex digits)",
             args.id
         )));
     }
@@ -57,7 +61,12 @@ pub async fn run(socket: &Target, printer: Printer, args: GetArgs) -> Result<(),
             dest.display()
         )));
     }
-    let got = download(socket, &hash, size, &dest).await?;
+    let request = DownloadRequest {
+        hash: hash.clone(),
+        size,
+        ..Default::default()
+    };
+    let got = download(socket, request, None, &dest).await?;
     if printer.is_json() {
         printer
             .json_line(&serde_json::json!({
@@ -95,8 +104,67 @@ pub fn safe_name(name: &str, hash: &str) -> String {
     out
 }
 
+/// The file of private message `id`: the node fetches its ciphertext, decrypts it with the
+/// key the message carried and streams the plaintext.
+async fn private(
+    socket: &Target,
+    printer: Printer,
+    args: GetArgs,
+    id: String,
+) -> Result<(), Error> {
+    let mut api = client::private_service(socket, false).await?;
+    let page = api
+        .private_history(PrivateHistoryRequest {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| client::call_error(socket, s))?
+        .into_inner();
+    let file = page
+        .messages
+        .iter()
+        .find(|m| m.id == id)
+        .and_then(|m| m.attachment.clone());
+    let (name, size) = file
+        .map(|a| (a.name, Some(a.size)))
+        .unwrap_or((String::new(), None));
+    let dest = match args.output {
+        Some(p) => p,
+        None => PathBuf::from(safe_name(&name, &id)),
+    };
+    if dest.exists() && !args.force {
+        return Err(Error::Usage(format!(
+            "{} exists; use --force to replace it",
+            dest.display()
+        )));
+    }
+    let request = DownloadRequest {
+        private_id: id.clone(),
+        ..Default::default()
+    };
+    let got = download(socket, request, size, &dest).await?;
+    if printer.is_json() {
+        printer
+            .json_line(&serde_json::json!({
+                "id": id,
+                "size": got,
+                "path": dest.display().to_string(),
+            }))
+            .map_err(Error::Output)?;
+    }
+    Ok(())
+}
+
 /// Streams the file into a temporary file next to `dest`, renamed to `dest` once complete.
-async fn download(socket: &Target, hash: &str, size: u64, dest: &Path) -> Result<u64, Error> {
+/// `plain`: the size of a private file's plaintext (progress counts its ciphertext).
+async fn download(
+    socket: &Target,
+    request: DownloadRequest,
+    plain: Option<u64>,
+    dest: &Path,
+) -> Result<u64, Error> {
+    let size = request.size;
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -104,11 +172,9 @@ async fn download(socket: &Target, hash: &str, size: u64, dest: &Path) -> Result
     let cannot = |e: std::io::Error| Error::Usage(format!("cannot write {}: {e}", dest.display()));
     let mut tmp = tempfile_in(dir).map_err(cannot)?;
     let mut files = client::file_service(socket).await?;
+    let private = !request.private_id.is_empty();
     let mut stream = files
-        .download(DownloadRequest {
-            hash: hash.to_owned(),
-            size,
-        })
+        .download(request)
         .await
         .map_err(|s| client::call_error(socket, s))?
         .into_inner();
@@ -144,6 +210,12 @@ async fn download(socket: &Target, hash: &str, size: u64, dest: &Path) -> Result
         eprintln!();
     }
     let done = result.and_then(|()| {
+        // A private file's plaintext was checked against its hash by the node.
+        let total = if private {
+            plain.unwrap_or(written)
+        } else {
+            total
+        };
         if written != total {
             return Err(Error::Usage(format!(
                 "the download ended after {written} of {total} bytes"

@@ -63,12 +63,14 @@ async fn send_one(
             group_id: String::new(),
             text,
             accept_new_key: matches!(to, To::NickNewKey(_)),
+            ..Default::default()
         },
         To::Group(g) => SendPrivateRequest {
             to: String::new(),
             group_id: g.clone(),
             text,
             accept_new_key: false,
+            ..Default::default()
         },
     };
     let response = client::retry_exhausted(MAX_RETRIES, RETRY_WAIT, || {
@@ -130,6 +132,14 @@ pub fn message_json(m: &PrivateMessage) -> serde_json::Value {
     if m.key_changed {
         v["key_changed"] = json!(true);
     }
+    if let Some(a) = &m.attachment {
+        v["file"] = json!({
+            "hash": a.hash,
+            "name": a.name,
+            "size": a.size,
+            "media_type": a.media_type,
+        });
+    }
     v
 }
 
@@ -186,6 +196,15 @@ pub fn print(printer: Printer, m: &PrivateMessage) -> Result<(), Error> {
         format!("{} {}", sanitize(&m.text), dim("(edited)"))
     } else {
         sanitize(&m.text)
+    };
+    let text = match (&m.attachment, m.deleted) {
+        (Some(a), false) => format!(
+            "{text}  📎 {} ({} bytes; chatctl get {})",
+            sanitize(&a.name),
+            a.size,
+            m.id
+        ),
+        _ => text,
     };
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -291,7 +310,18 @@ enum Change {
 
 /// `chatctl group …`.
 pub async fn group(socket: &Target, printer: Printer, cmd: GroupCommand) -> Result<(), Error> {
-    if let GroupCommand::Send { group, text } = cmd {
+    if let GroupCommand::Send { group, text, file } = cmd {
+        if let Some(path) = file {
+            let caption = text.join(" ");
+            return crate::cmd::send_file::private(
+                socket,
+                printer,
+                To::Group(group),
+                &path,
+                caption,
+            )
+            .await;
+        }
         return dm(socket, printer, To::Group(group), text).await;
     }
     let cmd_kind = match &cmd {

@@ -6,7 +6,9 @@
 use std::io::Read;
 use std::path::Path;
 
-use chat_proto::v1::{SendRequest, UploadMetadata, UploadRequest, upload_request};
+use chat_proto::v1::{
+    SendPrivateRequest, SendRequest, UploadMetadata, UploadRequest, upload_request,
+};
 
 use crate::Error;
 use crate::client::{self, Target};
@@ -32,7 +34,7 @@ pub async fn run(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let hash = upload(socket, file, &name, size).await?;
+    let hash = upload(socket, file, &name, size, false).await?;
     let mut api = client::chat_service(socket).await?;
     let response = api
         .send(SendRequest {
@@ -52,18 +54,75 @@ pub async fn run(
     Ok(())
 }
 
+/// Uploads `path` encrypted (`UploadMetadata.encrypt`) and sends it privately `to` a person
+/// or group with `caption` (`SendPrivate` with `attachment_hash`). Says on standard error
+/// whether the file reaches an offline recipient after this node stops.
+pub async fn private(
+    socket: &Target,
+    printer: Printer,
+    to: crate::cmd::private::To,
+    path: &Path,
+    caption: String,
+) -> Result<(), Error> {
+    use crate::cmd::private::To;
+    let cannot = |e: std::io::Error| Error::Usage(format!("cannot read {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let size = file.metadata().map_err(cannot)?.len();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let hash = upload(socket, file, &name, size, true).await?;
+    let (to, group_id, accept_new_key) = match to {
+        To::Nick(n) => (n, String::new(), false),
+        To::NickNewKey(n) => (n, String::new(), true),
+        To::Group(g) => (String::new(), g, false),
+    };
+    let mut api = client::private_service(socket, false).await?;
+    let response = api
+        .send_private(SendPrivateRequest {
+            to,
+            group_id,
+            text: caption,
+            accept_new_key,
+            attachment_hash: hash,
+            attachment_name: name,
+        })
+        .await
+        .map_err(|s| client::call_error(socket, s))?
+        .into_inner();
+    if let (true, Some(m)) = (printer.is_json(), &response.message) {
+        let mut v = crate::cmd::private::message_json(m);
+        v["file_holders"] = serde_json::json!(response.file_holders);
+        printer.json_line(&v).map_err(Error::Output)?;
+    } else if response.file_holders > 0 {
+        eprintln!(
+            "sent; {} other node(s) keep the encrypted file for an offline recipient",
+            response.file_holders
+        );
+    } else {
+        eprintln!(
+            "sent; the file is over files.offline_max_mb: it is served only while this node is \
+             up (until the recipient's node has fetched it)"
+        );
+    }
+    Ok(())
+}
+
 /// Streams `file` (`size` bytes) to the node's store; its hash.
 async fn upload(
     socket: &Target,
     file: std::fs::File,
     name: &str,
     size: u64,
+    encrypt: bool,
 ) -> Result<String, Error> {
     let mut files = client::file_service(socket).await?;
     let first = UploadRequest {
         item: Some(upload_request::Item::Metadata(UploadMetadata {
             name: name.to_owned(),
             size,
+            encrypt,
         })),
     };
     let show = size > PROGRESS_OVER;

@@ -375,6 +375,7 @@ async fn act_private(
                 group_id: group,
                 text,
                 accept_new_key: false,
+                ..Default::default()
             };
             match private.send_private(req).await {
                 Ok(_) => NetEvent::Sent(reference),

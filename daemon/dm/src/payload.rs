@@ -9,6 +9,9 @@ use crate::group::SignedGroup;
 
 /// Largest encoded payload accepted.
 pub const MAX_BYTES: usize = 3400;
+/// Largest file reference a text may carry; with it, the text and the reference together
+/// stay within [`crate::MAX_TEXT`].
+pub const MAX_FILE_REF: usize = 1024;
 
 /// Which conversation a text belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -29,6 +32,12 @@ pub enum Body {
         #[serde(with = "serde_bytes")]
         nonce: [u8; 16],
         text: String,
+        /// A private file's reference (opaque here: the daemon's `files::private` format,
+        /// at most [`MAX_FILE_REF`] bytes), or none. Absent from the encoding when none, and
+        /// ignored by builds that do not know it: they show the text (docs/protocol.md,
+        /// "Private files").
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+        file: Option<Vec<u8>>,
     },
     /// Everything of the stream up to `upto` was received and stored (cumulative). Not
     /// itself numbered or acknowledged.
@@ -81,5 +90,67 @@ impl Payload {
             return None;
         }
         ciborium::from_reader(bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text body as builds before private files encoded it.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    enum OldBody {
+        Text {
+            conv: Conv,
+            #[serde(with = "serde_bytes")]
+            nonce: [u8; 16],
+            text: String,
+        },
+    }
+
+    fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::into_writer(v, &mut out).expect("CBOR into a Vec");
+        out
+    }
+
+    #[test]
+    fn a_text_without_a_file_encodes_as_before() {
+        let new = Body::Text {
+            conv: Conv::Direct,
+            nonce: [4; 16],
+            text: "hi".into(),
+            file: None,
+        };
+        let old = OldBody::Text {
+            conv: Conv::Direct,
+            nonce: [4; 16],
+            text: "hi".into(),
+        };
+        assert_eq!(cbor(&new), cbor(&old), "no new bytes without a file");
+        // An old body reads as a text without a file.
+        let read: Body = ciborium::from_reader(&cbor(&old)[..]).expect("decodes");
+        assert_eq!(read, new);
+    }
+
+    #[test]
+    fn an_older_build_reads_the_text_of_a_file_message() {
+        let new = Body::Text {
+            conv: Conv::Group([9; 16]),
+            nonce: [4; 16],
+            text: "📎 report.pdf".into(),
+            file: Some(vec![7; 300]),
+        };
+        let old: OldBody = ciborium::from_reader(&cbor(&new)[..]).expect("an old build decodes");
+        assert_eq!(
+            old,
+            OldBody::Text {
+                conv: Conv::Group([9; 16]),
+                nonce: [4; 16],
+                text: "📎 report.pdf".into(),
+            }
+        );
+        let back: Body = ciborium::from_reader(&cbor(&new)[..]).expect("decodes");
+        assert_eq!(back, new);
     }
 }

@@ -6,8 +6,13 @@
 //! What the local user sends is refused if it breaks the rule ([`first_forbidden`]); what
 //! comes from the network is signed by its sender and cannot be changed on the wire, so the
 //! text kept and shown is [`sanitize`]d (each forbidden character becomes U+FFFD).
+//!
+//! A private text is also bounded in size ([`check_text`]: 1 to [`MAX_TEXT`] bytes;
+//! [`check_text_with`]: with a file reference, the two together within it).
 
 use std::borrow::Cow;
+
+use crate::{DmError, MAX_TEXT};
 
 /// The character shown instead of a forbidden one.
 pub const REPLACEMENT: char = '\u{fffd}';
@@ -33,6 +38,34 @@ pub fn sanitize(text: &str) -> Cow<'_, str> {
             .map(|c| if is_forbidden(c) { REPLACEMENT } else { c })
             .collect(),
     )
+}
+
+/// Checks a text's size and characters, and a file reference's size: the two together
+/// within [`MAX_TEXT`].
+pub(crate) fn check_text_with(text: &str, file: Option<&[u8]>) -> Result<(), DmError> {
+    check_text(text)?;
+    let extra = file.map_or(0, <[u8]>::len);
+    if extra > crate::payload::MAX_FILE_REF || text.len() + extra > MAX_TEXT {
+        return Err(DmError::TextSize {
+            len: text.len() + extra,
+            max: MAX_TEXT,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a text's size and characters.
+pub(crate) fn check_text(text: &str) -> Result<(), DmError> {
+    if text.is_empty() || text.len() > MAX_TEXT {
+        return Err(DmError::TextSize {
+            len: text.len(),
+            max: MAX_TEXT,
+        });
+    }
+    if let Some(c) = first_forbidden(text) {
+        return Err(DmError::ControlChar { code: u32::from(c) });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

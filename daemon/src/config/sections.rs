@@ -290,8 +290,11 @@ section! {
         /// are fetched by every node at once in the background (4 at a time, 64 waiting at
         /// most; 0: never).
         auto_fetch_kb @ "files.auto_fetch_kb": u64 = 1024, Whole(0, 1_048_576), Restart;
-        /// The largest private file in MiB kept for an offline recipient (not in this version
-        /// yet: the key is read and checked).
+        /// The largest private file in MiB whose ciphertext other nodes keep for an offline
+        /// recipient (the k nodes after its hash, for the mailbox's lifetime; each keeps at
+        /// most 4 such files' worth per sending node and a quarter of files.store_mb in
+        /// all). Larger private files are served only while their sender's node is up. The
+        /// same limit bounds what this node keeps for others.
         offline_max_mb @ "files.offline_max_mb": u64 = 25, Whole(0, 1_048_576), Restart;
     }
     check = store_holds_a_file;

@@ -13,19 +13,29 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::ApiError;
+use crate::client::ClientInfo;
 use crate::ops::FileOps;
 use crate::ops::files::UploadItem;
+use crate::ops::private::PrivateOps;
 
 /// The `FileService` implementation.
 #[derive(Clone)]
 pub struct FileApi {
     ops: FileOps,
+    /// For downloads of private files (`private_id`): the caller's messages.
+    private: Option<PrivateOps>,
 }
 
 impl FileApi {
     /// The service over `ops`.
     pub fn over(ops: FileOps) -> FileApi {
-        FileApi { ops }
+        FileApi { ops, private: None }
+    }
+
+    /// With the private-conversation service, for downloads of private files.
+    pub fn with_private(mut self, private: PrivateOps) -> FileApi {
+        self.private = Some(private);
+        self
     }
 }
 
@@ -61,8 +71,21 @@ impl FileService for FileApi {
         &self,
         request: Request<DownloadRequest>,
     ) -> Result<Response<Self::DownloadStream>, Status> {
+        let who = request.extensions().get::<ClientInfo>().cloned();
         let req = request.into_inner();
-        let rx = self.ops.download(&req.hash, req.size).await?;
+        let rx = match (req.private_id.trim(), &self.private) {
+            ("", _) => self.ops.download(&req.hash, req.size).await?,
+            (id, Some(private)) => {
+                let file = private.file_of(who.as_ref(), id).await?;
+                self.ops.download_private(file).await?
+            }
+            (_, None) => {
+                return Err(ApiError::Unavailable(
+                    "private messages are not available on this node".into(),
+                )
+                .into());
+            }
+        };
         let stream = ReceiverStream::new(rx).map(|r| r.map_err(Status::from));
         Ok(Response::new(Box::pin(stream)))
     }

@@ -271,13 +271,15 @@ impl ControlSocket {
                 people.clone(),
             )))
             .add_service(PrivateServiceServer::new(PrivateApi::new(
-                dm,
+                dm.clone(),
                 people.clone(),
                 node.clone(),
             )))
-            .add_service(FileServiceServer::new(FileApi::over(
-                crate::ops::FileOps::new(files),
-            )))
+            .add_service(FileServiceServer::new(
+                FileApi::over(crate::ops::FileOps::new(files)).with_private(
+                    crate::ops::private::PrivateOps::new(dm, people.clone(), node.clone()),
+                ),
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -55,9 +55,13 @@ impl PrivateService for PrivateApi {
         request: Request<SendPrivateRequest>,
     ) -> Result<Response<SendPrivateResponse>, Status> {
         let who = caller(&request);
-        let message = self.ops.send(who.as_ref(), request.into_inner()).await?;
+        let (message, file_holders) = self
+            .ops
+            .send_counted(who.as_ref(), request.into_inner())
+            .await?;
         Ok(Response::new(SendPrivateResponse {
             message: Some(message),
+            file_holders,
         }))
     }
 

@@ -453,10 +453,21 @@ impl Dm {
         group: &str,
         text: &str,
     ) -> Result<Message, PrivateError> {
+        self.send_group_with(who, group, text, None)
+    }
+
+    /// [`Dm::send_group`] with a private file's reference `file` (`files::private`).
+    pub fn send_group_with(
+        self: &Arc<Self>,
+        who: Who,
+        group: &str,
+        text: &str,
+        file: Option<Vec<u8>>,
+    ) -> Result<Message, PrivateError> {
         let (account, signer) = self.account(who)?;
         let id = self.group_id(&signer, group)?;
         let shown = self.act(&signer, |e, now| {
-            send_and_tick(e, now, |e| e.send_group(&id, text, now))
+            send_and_tick(e, now, |e| e.send_group_with(&id, text, file, now))
         })??;
         Ok(Message {
             account,
@@ -521,6 +532,25 @@ impl Dm {
             [] => Err(PrivateError::UnknownGroup(group.to_owned())),
             _ => Err(PrivateError::AmbiguousGroup(group.to_owned())),
         }
+    }
+
+    /// The caller's message `id` (hex), if it is there and not deleted.
+    pub fn message_of(self: &Arc<Self>, who: Who, id: &str) -> Result<Message, PrivateError> {
+        let (account, _) = self.account(who)?;
+        let mut key = [0u8; 16];
+        hex::decode_to_slice(id.trim(), &mut key)
+            .map_err(|_| PrivateError::BadId(id.to_owned()))?;
+        let row = self
+            .store()
+            .get(&account, &key)?
+            .filter(|r| !r.deleted)
+            .ok_or_else(|| PrivateError::NoMessage(id.to_owned()))?;
+        Ok(Message { account, row })
+    }
+
+    /// How long an undelivered message is tried (the mailbox's lifetime).
+    pub fn mailbox_ttl(&self) -> Duration {
+        self.cfg.ttl
     }
 
     /// The caller's private messages (with `with`: one person's or one group's).
@@ -763,5 +793,6 @@ fn row_of(s: &Shown) -> Row {
         },
         edited_ms: 0,
         deleted: false,
+        file: s.file.clone(),
     }
 }

@@ -20,7 +20,7 @@ pub const MAX_MESSAGES: i64 = 100_000;
 
 /// The columns [`row`] reads.
 const COLUMNS: &str = "m.id, m.sender, m.peer, m.grp, m.text, m.sent_ms, m.outgoing, m.status,
-    m.edited_ms, m.deleted";
+    m.edited_ms, m.deleted, m.file";
 
 /// A message row of a query selecting [`COLUMNS`] (`None` if a key column has the wrong
 /// length).
@@ -44,6 +44,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Row>> {
         status: r.get(7)?,
         edited_ms: u64::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
         deleted: r.get(9)?,
+        file: r.get(10)?,
     }))
 }
 
@@ -81,6 +82,8 @@ pub struct Row {
     pub edited_ms: u64,
     /// Its sender deleted it (the text is gone).
     pub deleted: bool,
+    /// A private file's reference (`files::private`, its key included), if it carries one.
+    pub file: Option<Vec<u8>>,
 }
 
 /// An edit (`text`) or delete of message `id`, applied only to a message sent by `from`.
@@ -203,6 +206,15 @@ impl Store {
                  ALTER TABLE message ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;",
             )?;
         }
+        // Private files' references (`files::private`): added to a store of an earlier version.
+        let files: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('message') WHERE name = 'file'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !files {
+            conn.execute_batch("ALTER TABLE message ADD COLUMN file BLOB;")?;
+        }
         // Conversations bound to keys (`contacts.rs`): added to a store of an earlier version.
         super::contacts::create(&conn)?;
         // The WAL and shared-memory files get SQLite's default mode: tighten them too.
@@ -266,8 +278,8 @@ impl Store {
         for m in &batch.messages {
             tx.execute(
                 "INSERT OR IGNORE INTO message
-                     (account, id, sender, peer, grp, text, sent_ms, outgoing, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     (account, id, sender, peer, grp, text, sent_ms, outgoing, status, file)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     &account[..],
                     &m.id[..],
@@ -278,6 +290,7 @@ impl Store {
                     i64::try_from(m.sent_ms).unwrap_or(i64::MAX),
                     m.outgoing,
                     m.status,
+                    m.file,
                 ],
             )?;
         }
@@ -298,7 +311,7 @@ impl Store {
                     params![&account[..], &c.id[..], &c.from[..], text, sent],
                 )?,
                 None => tx.execute(
-                    "UPDATE message SET text = '', edited_ms = 0, deleted = 1
+                    "UPDATE message SET text = '', edited_ms = 0, deleted = 1, file = NULL
                      WHERE account = ?1 AND id = ?2 AND sender = ?3 AND deleted = 0",
                     params![&account[..], &c.id[..], &c.from[..]],
                 )?,

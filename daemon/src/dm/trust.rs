@@ -73,6 +73,19 @@ impl Dm {
         text: &str,
         accept_new_key: bool,
     ) -> Result<Message, PrivateError> {
+        self.send_to_with(who, nick, text, None, accept_new_key)
+            .await
+    }
+
+    /// [`Dm::send_to`] with a private file's reference `file` (`files::private`).
+    pub async fn send_to_with(
+        self: &Arc<Self>,
+        who: Who,
+        nick: &str,
+        text: &str,
+        file: Option<Vec<u8>>,
+        accept_new_key: bool,
+    ) -> Result<Message, PrivateError> {
         let (account, signer) = self.account(who)?;
         let target = self.recipient(nick).await?;
         // The binding's check, the engine and the store block: on the blocking pool.
@@ -94,7 +107,7 @@ impl Dm {
                     None => false,
                 };
                 let shown = dm.act(&signer, |e, now| {
-                    send_and_tick(e, now, |e| e.send_text(to, &text, now))
+                    send_and_tick(e, now, |e| e.send_with(to, &text, file, now))
                 })??;
                 if rebind && let Some(name) = &target.name {
                     dm.store().bind(&account, name, &to, unix_ms(), false)?;

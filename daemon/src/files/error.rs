@@ -30,6 +30,12 @@ pub enum FilesError {
     /// The same blob is being fetched already.
     #[error("{0} is being fetched already")]
     Busy(Hash),
+    /// No node would keep a private file for an offline recipient (their reasons).
+    #[error("{0}")]
+    Hold(String),
+    /// A private file did not decrypt, or its plaintext does not match its hash.
+    #[error("the private file does not open: {0}")]
+    Decrypt(String),
     /// A blocking task ended without an answer (the runtime is shutting down).
     #[error("the blob store's worker stopped")]
     Worker,

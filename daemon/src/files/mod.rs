@@ -13,6 +13,10 @@
 //! - [`provide`]: provider records in the DHT — put when a blob is imported or fetched,
 //!   renewed while held — and [`Files::fetch_found`], a fetch from the providers found there.
 //!
+//! - [`private`]: private files — encrypted uploads, the reference a private message
+//!   carries, decryption on download, the recipient's fetch; [`hold`]: their ciphertext kept
+//!   by other nodes for offline recipients.
+//!
 //! All file work runs on tokio's blocking pool; the store is behind a `std` mutex held only
 //! for its bookkeeping (opening a blob, recording what verified), never while bytes move.
 
@@ -20,6 +24,8 @@ pub mod auto;
 pub mod bridge;
 pub mod error;
 pub mod fetch;
+pub mod hold;
+pub mod private;
 pub mod provide;
 pub mod serve;
 #[cfg(test)]
@@ -82,6 +88,12 @@ pub struct Files {
     dht: Option<(Arc<Records>, SocketAddr)>,
     /// The data directory the store is in.
     root: std::path::PathBuf,
+    /// Keys of encrypted uploads waiting for their messages ([`private`]).
+    pending: Mutex<private::PendingKeys>,
+    /// Blobs held for other nodes' offline recipients ([`hold`]).
+    holds: Mutex<hold::Holds>,
+    /// The holding's settings ([`Files::configure_offline`]).
+    offline: std::sync::OnceLock<hold::Offline>,
 }
 
 impl std::fmt::Debug for Files {
@@ -116,6 +128,9 @@ impl Files {
             stats: Arc::default(),
             dht,
             root: data_dir.to_path_buf(),
+            pending: Mutex::default(),
+            holds: Mutex::default(),
+            offline: std::sync::OnceLock::new(),
         }))
     }
 

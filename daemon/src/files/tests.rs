@@ -20,14 +20,14 @@ const CFG: StoreConfig = StoreConfig {
     quota_bytes: 256 << 20,
 };
 
-fn transport(seed: u8) -> (Transport<Message>, mpsc::Receiver<Inbound<Message>>) {
+pub(super) fn transport(seed: u8) -> (Transport<Message>, mpsc::Receiver<Inbound<Message>>) {
     let key = SigningKey::from_bytes(&[seed; 32]);
     let (tx, rx) = mpsc::channel(1024);
     let cfg = Config::new("127.0.0.1:0".parse().expect("addr"), 16);
     (Transport::bind(&key, cfg, tx).expect("binds"), rx)
 }
 
-fn peer_of(t: &Transport<Message>) -> Peer {
+pub(super) fn peer_of(t: &Transport<Message>) -> Peer {
     Peer {
         id: t.me(),
         addr: t.local_addr().expect("addr"),
@@ -35,7 +35,7 @@ fn peer_of(t: &Transport<Message>) -> Peer {
 }
 
 /// Deterministic bytes that do not repeat at any small period.
-fn data(len: usize) -> Vec<u8> {
+pub(super) fn data(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..len)
         .map(|_| {
@@ -48,14 +48,14 @@ fn data(len: usize) -> Vec<u8> {
 }
 
 /// A node running the files service; the temporary directory lives as long as it.
-struct Node {
-    files: Arc<Files>,
-    peer: Peer,
+pub(super) struct Node {
+    pub(super) files: Arc<Files>,
+    pub(super) peer: Peer,
     _dir: tempfile::TempDir,
     _inbound: mpsc::Receiver<Inbound<Message>>,
 }
 
-fn node(seed: u8) -> Node {
+pub(super) fn node(seed: u8) -> Node {
     let dir = tempfile::tempdir().expect("tempdir");
     let (t, inbound) = transport(seed);
     let peer = peer_of(&t);
@@ -72,7 +72,7 @@ fn node(seed: u8) -> Node {
 
 /// How a fake provider spoils its honest answer.
 #[derive(Clone, Copy)]
-enum Spoil {
+pub(super) enum Spoil {
     /// One byte flipped at this fraction of the answer.
     Flip(f64),
     /// Only this fraction of the answer, then the stream is dropped (reset).
@@ -80,7 +80,7 @@ enum Spoil {
 }
 
 /// A provider holding `bytes` that answers requests with its honest encoding, spoiled.
-fn fake(seed: u8, bytes: &[u8], spoil: Spoil) -> (Peer, tempfile::TempDir) {
+pub(super) fn fake(seed: u8, bytes: &[u8], spoil: Spoil) -> (Peer, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut store = BlobStore::open(dir.path(), CFG).expect("store");
     let hash = store.import_bytes(bytes).expect("import").hash;

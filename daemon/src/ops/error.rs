@@ -183,6 +183,8 @@ impl From<FilesError> for ApiError {
             | FilesError::Busy(_)
             | FilesError::Lookup(_)) => ApiError::Unavailable(e.to_string()),
             e @ FilesError::Worker => ApiError::Internal(e.to_string()),
+            e @ FilesError::Hold(_) => ApiError::FailedPrecondition(e.to_string()),
+            e @ FilesError::Decrypt(_) => ApiError::Unavailable(e.to_string()),
         }
     }
 }

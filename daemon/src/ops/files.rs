@@ -21,6 +21,7 @@ use tokio_stream::{Stream, StreamExt};
 
 use super::ApiError;
 use crate::files::Files;
+use crate::files::private::PrivateFile;
 
 /// Bytes in one download chunk.
 pub const CHUNK: usize = 64 * 1024;
@@ -88,8 +89,12 @@ impl FileOps {
             let _ = std::fs::remove_file(&path);
             return Err(e);
         }
-        let info = self.files.import_upload(path).await?;
-        tracing::info!(blob = %info.hash, size = info.size, "file uploaded");
+        let info = if meta.encrypt {
+            self.files.import_private(path).await?
+        } else {
+            self.files.import_upload(path).await?
+        };
+        tracing::info!(blob = %info.hash, size = info.size, encrypted = meta.encrypt, "file uploaded");
         Ok(UploadResponse {
             file: Some(self.info(info).await?),
         })
@@ -205,6 +210,93 @@ impl FileOps {
         });
         Ok(rx)
     }
+}
+
+impl FileOps {
+    /// Starts the download of a private file: its ciphertext fetched (if this node does not
+    /// hold it) with progress in ciphertext bytes, then decrypted and sent as plaintext
+    /// chunks; a file that does not open ends the stream with an error.
+    pub async fn download_private(
+        &self,
+        file: PrivateFile,
+    ) -> Result<mpsc::Receiver<Result<DownloadResponse, ApiError>>, ApiError> {
+        let hash = file.cipher_hash;
+        let held = self.files.info(hash).await?;
+        let found = match held {
+            Some(_) => Vec::new(),
+            None => {
+                let found = self.files.providers(hash).await?;
+                if found.is_empty() {
+                    return Err(ApiError::NotFound(format!(
+                        "no node is known to hold the file {} (its sender and holders are \
+                         offline, or its holders' copies expired)",
+                        file.name
+                    )));
+                }
+                found
+            }
+        };
+        let (tx, rx) = mpsc::channel(16);
+        let files = self.files.clone();
+        tokio::spawn(async move {
+            let res = send_private(&files, file, held, found, &tx).await;
+            if let Err(e) = res {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        Ok(rx)
+    }
+}
+
+/// Fetches the ciphertext (if needed, reporting progress), then sends the plaintext.
+async fn send_private(
+    files: &Arc<Files>,
+    file: PrivateFile,
+    held: Option<BlobInfo>,
+    found: Vec<(chat_overlay::Peer, u64)>,
+    tx: &mpsc::Sender<Result<DownloadResponse, ApiError>>,
+) -> Result<(), ApiError> {
+    let gone = || ApiError::Unavailable("the client went away".into());
+    let (hash, size) = (file.cipher_hash, file.cipher_size);
+    if held.is_none() {
+        let providers = u32::try_from(found.len()).unwrap_or(u32::MAX);
+        tx.send(Ok(progress(size, 0, providers)))
+            .await
+            .map_err(|_| gone())?;
+        let fetch = files.fetch_among(hash, Some(size), found);
+        tokio::pin!(fetch);
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut fetch => { done?; break; }
+                _ = tick.tick() => {
+                    let have = files.have(hash, size).await?;
+                    tx.send(Ok(progress(size, have, providers)))
+                        .await
+                        .map_err(|_| gone())?;
+                }
+            }
+        }
+        files.keep(hash).await?;
+    }
+    tx.send(Ok(progress(size, size, 0)))
+        .await
+        .map_err(|_| gone())?;
+    let (chunks, mut plain) = mpsc::channel::<Vec<u8>>(4);
+    let forward = async {
+        while let Some(c) = plain.recv().await {
+            let msg = DownloadResponse {
+                item: Some(download_response::Item::Chunk(c)),
+            };
+            if tx.send(Ok(msg)).await.is_err() {
+                return;
+            }
+        }
+    };
+    let (decrypted, ()) = tokio::join!(files.decrypt_to(&file, chunks, CHUNK), forward);
+    decrypted?;
+    Ok(())
 }
 
 fn parse(hash: &str) -> Result<Hash, ApiError> {

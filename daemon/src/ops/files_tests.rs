@@ -39,6 +39,7 @@ fn meta(size: u64) -> Result<UploadItem, ApiError> {
     Ok(UploadItem::Metadata(UploadMetadata {
         name: "x".into(),
         size,
+        ..Default::default()
     }))
 }
 

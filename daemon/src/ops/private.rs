@@ -8,13 +8,14 @@
 //! never on an async worker; past the kind's bound the call is refused as busy.
 
 use std::pin::Pin;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use chat_dm::group::GroupState;
 use chat_proto::v1::{
-    BlockedUser, DeliveryStatus, Group, PrivateHistoryRequest, PrivateHistoryResponse,
-    PrivateMessage, SearchPrivateRequest, SendPrivateRequest, StatusChange, VerifyResponse,
-    WatchPrivateResponse, watch_private_response,
+    BlockedUser, DeliveryStatus, FileAttachment, Group, PrivateHistoryRequest,
+    PrivateHistoryResponse, PrivateMessage, SearchPrivateRequest, SendPrivateRequest, StatusChange,
+    VerifyResponse, WatchPrivateResponse, watch_private_response,
 };
 use tokio::sync::broadcast::error::RecvError;
 use tokio_stream::Stream;
@@ -23,6 +24,7 @@ use super::ApiError;
 use crate::client::ClientInfo;
 use crate::dm::contacts::{Contacts, Marks};
 use crate::dm::{Dm, DmEvent, Message};
+use crate::files::private::PrivateFile;
 use crate::node::Node;
 use crate::offload::{Offload, Work};
 use crate::people::{People, PeopleError, Who};
@@ -128,6 +130,18 @@ impl PrivateOps {
             deleted: r.deleted,
             peer_verified: marks.verified,
             key_changed: marks.key_changed,
+            attachment: r
+                .file
+                .as_deref()
+                .filter(|_| !r.deleted)
+                .and_then(PrivateFile::decode)
+                .map(|f| FileAttachment {
+                    hash: f.cipher_hash.to_hex(),
+                    name: f.name,
+                    size: f.size,
+                    media_type: f.media.mime().to_owned(),
+                    ..Default::default()
+                }),
         }
     }
 
@@ -160,17 +174,37 @@ impl PrivateOps {
         client: Option<&ClientInfo>,
         r: SendPrivateRequest,
     ) -> Result<PrivateMessage, ApiError> {
+        Ok(self.send_counted(client, r).await?.0)
+    }
+
+    /// [`PrivateOps::send`], and for a message with a file how many other nodes hold its
+    /// ciphertext for offline recipients.
+    pub async fn send_counted(
+        &self,
+        client: Option<&ClientInfo>,
+        mut r: SendPrivateRequest,
+    ) -> Result<(PrivateMessage, u32), ApiError> {
         let who = self.caller(client)?;
+        let (file, holders) = match r.attachment_hash.trim() {
+            "" => (None, 0),
+            hash => {
+                let (file, holders) = self.prepare_file(hash, &r.attachment_name).await?;
+                if r.text.trim().is_empty() {
+                    r.text = format!("📎 {}", file.name);
+                }
+                (Some(file.encode()), holders)
+            }
+        };
         let m = match (r.to.trim().is_empty(), r.group_id.trim().is_empty()) {
             // Resolves the name on the network, then runs on the blocking pool itself.
             (false, true) => self
                 .dm
-                .send_to(who, &r.to, &r.text, r.accept_new_key)
+                .send_to_with(who, &r.to, &r.text, file, r.accept_new_key)
                 .await
                 .map_err(ApiError::from)?,
             (true, false) => {
                 self.off(Work::Private, move |ops| {
-                    Ok(ops.dm.send_group(who, &r.group_id, &r.text)?)
+                    Ok(ops.dm.send_group_with(who, &r.group_id, &r.text, file)?)
                 })
                 .await?
             }
@@ -182,9 +216,69 @@ impl PrivateOps {
             }
         };
         self.people.touch(who);
+        let shown = self
+            .off(Work::Private, move |ops| {
+                let groups = ops.dm.groups(who)?;
+                Ok(ops.message(&m, &groups))
+            })
+            .await?;
+        Ok((shown, holders))
+    }
+
+    /// The reference of the encrypted upload `hash` under `name`, its ciphertext kept here
+    /// (pinned, announced) and, within `files.offline_max_mb`, by other nodes for offline
+    /// recipients (how many: the second value).
+    async fn prepare_file(&self, hash: &str, name: &str) -> Result<(PrivateFile, u32), ApiError> {
+        let files = self
+            .node
+            .files()
+            .cloned()
+            .ok_or_else(|| ApiError::Unavailable("this node has no file store".into()))?;
+        let hash = chat_blobs::Hash::from_str(hash)
+            .map_err(|_| ApiError::field("attachment_hash", "64 hex digits"))?;
+        let pending = files.pending(&hash).ok_or_else(|| {
+            ApiError::field(
+                "attachment_hash",
+                "no encrypted upload of the last 10 minutes has this hash (upload it with \
+                 `encrypt`)",
+            )
+        })?;
+        let name = match name.trim() {
+            "" => hash.to_hex()[..16].to_owned(),
+            n => n.to_owned(),
+        };
+        if name.len() > crate::chat::attachment::MAX_NAME_BYTES
+            || name.chars().any(char::is_control)
+        {
+            return Err(ApiError::field(
+                "attachment_name",
+                "1 to 255 bytes without control characters",
+            ));
+        }
+        let file = pending.reference(hash, name);
+        files.keep(hash).await?;
+        let holders = files
+            .place(hash, file.cipher_size, self.dm.mailbox_ttl())
+            .await?;
+        files.announce(hash, file.cipher_size).await;
+        Ok((file, u32::try_from(holders).unwrap_or(u32::MAX)))
+    }
+
+    /// The file of the caller's private message `id` (hex).
+    pub async fn file_of(
+        &self,
+        client: Option<&ClientInfo>,
+        id: &str,
+    ) -> Result<PrivateFile, ApiError> {
+        let who = self.caller(client)?;
+        let id = id.trim().to_owned();
         self.off(Work::Private, move |ops| {
-            let groups = ops.dm.groups(who)?;
-            Ok(ops.message(&m, &groups))
+            let m = ops.dm.message_of(who, &id)?;
+            m.row
+                .file
+                .as_deref()
+                .and_then(PrivateFile::decode)
+                .ok_or_else(|| ApiError::NotFound(format!("private message {id} carries no file")))
         })
         .await
     }

@@ -38,6 +38,8 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 pub mod kind {
     /// Content-addressed blob transfer (`chat-blobs`, issue 35): verified ranges.
     pub const BLOBS: u16 = 1;
+    /// Holding a private file's ciphertext for an offline recipient (`files::hold`).
+    pub const FILE_HOLD: u16 = 0x20;
     /// Reserved for tests and benchmarks; no daemon service owns it.
     pub const TEST: u16 = 0xfff0;
 }

@@ -493,6 +493,7 @@ impl Page {
                 group_id: req.group,
                 text: req.text,
                 accept_new_key: false,
+                ..Default::default()
             };
             let sent = ops.send(self.client(), call).await;
             return answer(req.r#ref, sent.map(|m| m.id));

@@ -169,6 +169,7 @@ async fn send(
             group_id: String::new(),
             text,
             accept_new_key: false,
+            ..Default::default()
         })
         .await
         .ok()?;

@@ -46,6 +46,7 @@ async fn upload(socket: &Path, bytes: &[u8]) -> Result<(String, u64, String), to
         item: Some(upload_request::Item::Metadata(UploadMetadata {
             name: "test.bin".into(),
             size: bytes.len() as u64,
+            ..Default::default()
         })),
     }];
     for c in bytes.chunks(64 * 1024) {
@@ -70,6 +71,7 @@ async fn download(socket: &Path, hash: &str) -> Result<Vec<u8>, tonic::Status> {
         .download(DownloadRequest {
             hash: hash.to_owned(),
             size: 0,
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -624,6 +624,7 @@ fn changes(c: &Cluster, b: &mut Browser) -> Changed {
             group_id: String::new(),
             text: format!("private tpyo {pid}"),
             accept_new_key: false,
+            ..Default::default()
         }))
         .expect("send_private")
         .into_inner()

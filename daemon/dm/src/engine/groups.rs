@@ -1,7 +1,7 @@
 //! Group operations of the engine: create, add, remove, leave, send; and the group states
 //! and departures that arrive from other members.
 
-use super::{Action, Engine, Group, Shown, check_text};
+use super::{Action, Engine, Group, Shown, check_text_with};
 use crate::group::{GroupState, MAX_NAME, SignedGroup, group_id};
 use crate::payload::{Body, Conv, Payload};
 use crate::{DmError, Dropped, MAX_GROUP_MEMBERS, MAX_GROUPS};
@@ -160,7 +160,19 @@ impl Engine {
 
     /// Sends `text` to every other member of group `id`.
     pub fn send_group(&mut self, id: &[u8; 16], text: &str, now_ms: u64) -> Result<Shown, DmError> {
-        check_text(text)?;
+        self.send_group_with(id, text, None, now_ms)
+    }
+
+    /// Sends `text` with a private file's reference `file` (opaque here) to every other
+    /// member of group `id`.
+    pub fn send_group_with(
+        &mut self,
+        id: &[u8; 16],
+        text: &str,
+        file: Option<Vec<u8>>,
+        now_ms: u64,
+    ) -> Result<Shown, DmError> {
+        check_text_with(text, file.as_deref())?;
         let others = self.others(id)?;
         let mut key = [0u8; 32];
         key[..16].copy_from_slice(id);
@@ -173,6 +185,7 @@ impl Engine {
                     conv: Conv::Group(*id),
                     nonce,
                     text: text.to_owned(),
+                    file: file.clone(),
                 },
                 now_ms,
             )?;
@@ -183,6 +196,7 @@ impl Engine {
             to: self.me,
             group: Some(*id),
             text: text.to_owned(),
+            file,
             sent_ms: now_ms,
             outgoing: true,
         })

@@ -24,7 +24,8 @@ use crate::payload::{Body, Conv, Payload};
 use crate::seal::{Inner, seal};
 pub use crate::stream::Status;
 use crate::stream::{InStream, OutStream, Pending};
-use crate::{DmError, Dropped, MAX_PENDING, MAX_PENDING_PER_PEER, MAX_TEXT, SEND_PER_MIN};
+pub(crate) use crate::text::{check_text, check_text_with};
+use crate::{DmError, Dropped, MAX_PENDING, MAX_PENDING_PER_PEER, SEND_PER_MIN};
 
 mod changes;
 mod groups;
@@ -71,6 +72,8 @@ pub struct Shown {
     pub to: [u8; 32],
     pub group: Option<[u8; 16]>,
     pub text: String,
+    /// A private file's reference (opaque to the engine), if the message carries one.
+    pub file: Option<Vec<u8>>,
     /// The sender's clock.
     pub sent_ms: u64,
     pub outgoing: bool,
@@ -328,10 +331,21 @@ impl Engine {
 
     /// Sends `text` privately to `to`.
     pub fn send_text(&mut self, to: [u8; 32], text: &str, now_ms: u64) -> Result<Shown, DmError> {
+        self.send_with(to, text, None, now_ms)
+    }
+
+    /// Sends `text` privately to `to`, with a private file's reference `file` (opaque here).
+    pub fn send_with(
+        &mut self,
+        to: [u8; 32],
+        text: &str,
+        file: Option<Vec<u8>>,
+        now_ms: u64,
+    ) -> Result<Shown, DmError> {
         if to == self.me {
             return Err(DmError::ToSelf);
         }
-        check_text(text)?;
+        check_text_with(text, file.as_deref())?;
         self.admit(to, now_ms)?;
         let nonce = crate::random::<16>();
         self.enqueue(
@@ -340,6 +354,7 @@ impl Engine {
                 conv: Conv::Direct,
                 nonce,
                 text: text.to_owned(),
+                file: file.clone(),
             },
             now_ms,
         )?;
@@ -349,6 +364,7 @@ impl Engine {
             to,
             group: None,
             text: text.to_owned(),
+            file,
             sent_ms: now_ms,
             outgoing: true,
         })
@@ -774,18 +790,4 @@ impl Engine {
             *self.drops.entry(d).or_insert(0) += n as u64;
         }
     }
-}
-
-/// Checks a text's size and characters.
-pub(crate) fn check_text(text: &str) -> Result<(), DmError> {
-    if text.is_empty() || text.len() > MAX_TEXT {
-        return Err(DmError::TextSize {
-            len: text.len(),
-            max: MAX_TEXT,
-        });
-    }
-    if let Some(c) = crate::text::first_forbidden(text) {
-        return Err(DmError::ControlChar { code: u32::from(c) });
-    }
-    Ok(())
 }

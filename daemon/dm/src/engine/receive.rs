@@ -223,7 +223,12 @@ impl Engine {
     pub(super) fn deliver(&mut self, p: Payload, now_ms: u64, actions: &mut Vec<Action>) {
         let blocked = self.blocked.contains(&p.from);
         match p.body {
-            Body::Text { conv, nonce, text } => {
+            Body::Text {
+                conv,
+                nonce,
+                text,
+                file,
+            } => {
                 if blocked {
                     self.count(Dropped::Blocked);
                     return;
@@ -239,7 +244,12 @@ impl Engine {
                         None => {
                             if self.waiting.len() < MAX_WAITING {
                                 self.waiting.push(Payload {
-                                    body: Body::Text { conv, nonce, text },
+                                    body: Body::Text {
+                                        conv,
+                                        nonce,
+                                        text,
+                                        file,
+                                    },
                                     ..p
                                 });
                                 self.core_dirty = true;
@@ -257,6 +267,8 @@ impl Engine {
                     group,
                     // The sender's engine refuses control characters; another's may not.
                     text: crate::text::sanitize(&text).into_owned(),
+                    // Bounded as the sender's engine bounds it; parsed by the daemon.
+                    file: file.filter(|f| f.len() <= crate::payload::MAX_FILE_REF),
                     sent_ms: p.sent_ms,
                     outgoing: false,
                 }));

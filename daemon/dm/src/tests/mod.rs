@@ -439,6 +439,7 @@ fn a_group_message_from_a_non_member_is_dropped() {
             conv: crate::payload::Conv::Group(g.id),
             nonce: [1; 16],
             text: "spoof".into(),
+            file: None,
         },
     };
     let value = ec.encrypt(&b, &spoof).expect("encrypts");
@@ -629,6 +630,7 @@ fn control_characters_are_refused_when_sent_and_neutralised_when_received() {
             conv: crate::payload::Conv::Direct,
             nonce: [3; 16],
             text: "\u{1b}[2Jgotcha\u{9b}".into(),
+            file: None,
         },
     };
     let value = ea.encrypt(&b, &hostile).expect("encrypts");

@@ -311,6 +311,7 @@ fn main() {
                 conv: Conv::Direct,
                 nonce: [2; 16],
                 text: "hi bob".into(),
+                file: None,
             },
         ),
         ("ack", Body::Ack { upto: 3 }),
