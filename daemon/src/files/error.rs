@@ -27,9 +27,6 @@ pub enum FilesError {
     /// The DHT could not be asked for providers.
     #[error("looking up providers: {0}")]
     Lookup(String),
-    /// The same blob is being fetched already.
-    #[error("{0} is being fetched already")]
-    Busy(Hash),
     /// A blocking task ended without an answer (the runtime is shutting down).
     #[error("the blob store's worker stopped")]
     Worker,

@@ -35,7 +35,7 @@ fn peer_of(t: &Transport<Message>) -> Peer {
 }
 
 /// Deterministic bytes that do not repeat at any small period.
-fn data(len: usize) -> Vec<u8> {
+pub(super) fn data(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     (0..len)
         .map(|_| {
@@ -48,14 +48,14 @@ fn data(len: usize) -> Vec<u8> {
 }
 
 /// A node running the files service; the temporary directory lives as long as it.
-struct Node {
-    files: Arc<Files>,
-    peer: Peer,
+pub(super) struct Node {
+    pub(super) files: Arc<Files>,
+    pub(super) peer: Peer,
     _dir: tempfile::TempDir,
     _inbound: mpsc::Receiver<Inbound<Message>>,
 }
 
-fn node(seed: u8) -> Node {
+pub(super) fn node(seed: u8) -> Node {
     let dir = tempfile::tempdir().expect("tempdir");
     let (t, inbound) = transport(seed);
     let peer = peer_of(&t);
