@@ -24,6 +24,8 @@ mod dm_disk_full;
 mod edits;
 #[path = "ring/eventlog.rs"]
 mod eventlog;
+#[path = "ring/file_lifecycle.rs"]
+mod file_lifecycle;
 #[path = "ring/file_messages.rs"]
 mod file_messages;
 #[path = "ring/files.rs"]

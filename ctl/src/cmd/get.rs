@@ -137,7 +137,7 @@ async fn download(socket: &Target, hash: &str, size: u64, dest: &Path) -> Result
                 None => {}
             },
             Ok(None) => break Ok(()),
-            Err(s) => break Err(Error::Client(client::call_error(socket, s))),
+            Err(s) => break Err(Error::Client(stream_error(socket, s))),
         }
     };
     if shown {
@@ -159,6 +159,17 @@ async fn download(socket: &Target, hash: &str, size: u64, dest: &Path) -> Result
 }
 
 /// A new file in `dir` only this process writes: `.chatctl-get-PID-N`.
+/// An error that ended the download stream: chatd's own (sent in the trailers, so without
+/// the response headers [`client::call_error`] looks for, and without an underlying
+/// transport error) is shown as chatd's message, not as "cannot reach chatd".
+fn stream_error(socket: &Target, s: tonic::Status) -> client::ClientError {
+    use std::error::Error as _;
+    if s.source().is_none() && !s.message().is_empty() {
+        return client::ClientError::Remote(s);
+    }
+    client::call_error(socket, s)
+}
+
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     for n in 0..100 {
         let path = dir.join(format!(".chatctl-get-{}-{n}", std::process::id()));
