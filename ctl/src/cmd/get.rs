@@ -57,7 +57,21 @@ pub async fn run(socket: &Target, printer: Printer, args: GetArgs) -> Result<(),
             dest.display()
         )));
     }
-    let got = download(socket, &hash, size, &dest).await?;
+    let mut shown = false;
+    let got = download(socket, &hash, size, &dest, |p| {
+        eprint!(
+            "\rfetching: {} / {} from {} provider(s)",
+            mb(p.have),
+            mb(p.size),
+            p.providers
+        );
+        shown = true;
+    })
+    .await;
+    if shown {
+        eprintln!();
+    }
+    let got = got?;
     if printer.is_json() {
         printer
             .json_line(&serde_json::json!({
@@ -96,7 +110,16 @@ pub fn safe_name(name: &str, hash: &str) -> String {
 }
 
 /// Streams the file into a temporary file next to `dest`, renamed to `dest` once complete.
-async fn download(socket: &Target, hash: &str, size: u64, dest: &Path) -> Result<u64, Error> {
+/// Downloads `hash` (`size` bytes, 0: unknown) into `dest` through a temporary file next to
+/// it (renamed when complete; removed on failure), calling `progress` with each progress
+/// message; the bytes written. `dest` is replaced if it exists: callers check first.
+pub(crate) async fn download(
+    socket: &Target,
+    hash: &str,
+    size: u64,
+    dest: &Path,
+    mut progress: impl FnMut(&chat_proto::v1::DownloadProgress),
+) -> Result<u64, Error> {
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -114,19 +137,12 @@ async fn download(socket: &Target, hash: &str, size: u64, dest: &Path) -> Result
         .into_inner();
     let mut written = 0u64;
     let mut total = size;
-    let mut shown = false;
     let result = loop {
         match stream.message().await {
             Ok(Some(m)) => match m.item {
                 Some(download_response::Item::Progress(p)) => {
                     total = p.size;
-                    eprint!(
-                        "\rfetching: {} / {} from {} provider(s)",
-                        mb(p.have),
-                        mb(p.size),
-                        p.providers
-                    );
-                    shown = true;
+                    progress(&p);
                 }
                 Some(download_response::Item::Chunk(c)) => {
                     if let Err(e) = tmp.1.write_all(&c) {
@@ -140,9 +156,6 @@ async fn download(socket: &Target, hash: &str, size: u64, dest: &Path) -> Result
             Err(s) => break Err(Error::Client(stream_error(socket, s))),
         }
     };
-    if shown {
-        eprintln!();
-    }
     let done = result.and_then(|()| {
         if written != total {
             return Err(Error::Usage(format!(
@@ -158,7 +171,6 @@ async fn download(socket: &Target, hash: &str, size: u64, dest: &Path) -> Result
     done.map(|()| written)
 }
 
-/// A new file in `dir` only this process writes: `.chatctl-get-PID-N`.
 /// An error that ended the download stream: chatd's own (sent in the trailers, so without
 /// the response headers [`client::call_error`] looks for, and without an underlying
 /// transport error) is shown as chatd's message, not as "cannot reach chatd".
@@ -170,6 +182,7 @@ fn stream_error(socket: &Target, s: tonic::Status) -> client::ClientError {
     client::call_error(socket, s)
 }
 
+/// A new file in `dir` only this process writes: `.chatctl-get-PID-N`.
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
     for n in 0..100 {
         let path = dir.join(format!(".chatctl-get-{}-{n}", std::process::id()));

@@ -32,18 +32,18 @@ pub async fn run(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let hash = upload(socket, file, &name, size).await?;
-    let mut api = client::chat_service(socket).await?;
-    let response = api
-        .send(SendRequest {
-            room: room.to_owned(),
-            text: caption,
-            attachment_hash: hash,
-            attachment_name: name,
-        })
-        .await
-        .map_err(|s| client::call_error(socket, s))?
-        .into_inner();
+    let show = size > PROGRESS_OVER;
+    let hash = upload(socket, file, &name, size, move |sent| {
+        if show && (sent % (1024 * 1024) < CHUNK as u64 || sent == size) {
+            eprint!("\ruploading: {} / {}", mb(sent), mb(size));
+        }
+    })
+    .await;
+    if show {
+        eprintln!();
+    }
+    let hash = hash?;
+    let response = send(socket, room, caption, hash, name).await?;
     if let (true, Some(message)) = (printer.is_json(), &response.message) {
         printer
             .json_line(&crate::cmd::tail::message_json(message))
@@ -52,12 +52,35 @@ pub async fn run(
     Ok(())
 }
 
-/// Streams `file` (`size` bytes) to the node's store; its hash.
-async fn upload(
+/// Sends `caption` to `room` with the uploaded file `hash` named `name`.
+pub(crate) async fn send(
+    socket: &Target,
+    room: &str,
+    caption: String,
+    hash: String,
+    name: String,
+) -> Result<chat_proto::v1::SendResponse, Error> {
+    let mut api = client::chat_service(socket).await?;
+    Ok(api
+        .send(SendRequest {
+            room: room.to_owned(),
+            text: caption,
+            attachment_hash: hash,
+            attachment_name: name,
+        })
+        .await
+        .map_err(|s| client::call_error(socket, s))?
+        .into_inner())
+}
+
+/// Streams `file` (`size` bytes) to the node's store, calling `progress` with the bytes sent
+/// after each chunk; its hash.
+pub(crate) async fn upload(
     socket: &Target,
     file: std::fs::File,
     name: &str,
     size: u64,
+    progress: impl FnMut(u64) + Send + 'static,
 ) -> Result<String, Error> {
     let mut files = client::file_service(socket).await?;
     let first = UploadRequest {
@@ -66,32 +89,27 @@ async fn upload(
             size,
         })),
     };
-    let show = size > PROGRESS_OVER;
     // The bytes are read as the stream is polled: at most one chunk in memory besides
     // what the channel holds.
-    let chunks = futures_util::stream::unfold((file, 0u64), move |(mut file, sent)| async move {
-        let mut buf = vec![0u8; CHUNK];
-        let n = match file.read(&mut buf) {
-            Ok(0) | Err(_) => {
-                if show {
-                    eprintln!();
-                }
-                return None;
-            }
-            Ok(n) => n,
-        };
-        buf.truncate(n);
-        let sent = sent + n as u64;
-        if show && (sent % (1024 * 1024) < CHUNK as u64 || sent == size) {
-            eprint!("\ruploading: {} / {}", mb(sent), mb(size));
-        }
-        Some((
-            UploadRequest {
-                item: Some(upload_request::Item::Chunk(buf)),
-            },
-            (file, sent),
-        ))
-    });
+    let chunks = futures_util::stream::unfold(
+        (file, 0u64, progress),
+        move |(mut file, sent, mut progress)| async move {
+            let mut buf = vec![0u8; CHUNK];
+            let n = match file.read(&mut buf) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => n,
+            };
+            buf.truncate(n);
+            let sent = sent + n as u64;
+            progress(sent);
+            Some((
+                UploadRequest {
+                    item: Some(upload_request::Item::Chunk(buf)),
+                },
+                (file, sent, progress),
+            ))
+        },
+    );
     let stream = futures_util::StreamExt::chain(futures_util::stream::iter([first]), chunks);
     let response = files
         .upload(stream)
