@@ -71,5 +71,7 @@ mod send;
 mod trace;
 #[path = "ring/tui.rs"]
 mod tui;
+#[path = "ring/tui_files.rs"]
+mod tui_files;
 #[path = "ring/web.rs"]
 mod web;
