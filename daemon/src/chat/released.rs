@@ -118,16 +118,28 @@ pub(super) fn references(db: &Connection, hash: &[u8; 32]) -> Result<bool, Store
 
 impl Chat {
     /// Takes (up to [`TAKE`]) hashes of files whose messages were deleted or expired since
-    /// the last call (module docs). The writer's view: a removal not yet committed counts
-    /// (were its batch lost, the ring brings the delete again).
+    /// the last call (module docs). When there are some, the writer's open batch is committed
+    /// first, so that [`Chat::references`] (on the reader's connection) sees the removals.
     pub fn take_released(&self) -> Result<Vec<[u8; 32]>, ChatError> {
-        Ok(self.state().store.take_released(TAKE)?)
+        let mut state = self.state();
+        let taken = state.store.take_released(TAKE)?;
+        if !taken.is_empty() {
+            state.store.commit()?;
+        }
+        Ok(taken)
     }
 
-    /// Whether a kept text message references the file `hash` (the writer's view, so a
-    /// message not yet committed counts).
+    /// Whether a kept text message references the file `hash`: a scan of the committed
+    /// history on the reader's connection (the writer's for an in-memory history), so the
+    /// writer — which the ring's messages wait for — is not held meanwhile.
     pub fn references(&self, hash: &[u8; 32]) -> Result<bool, ChatError> {
-        Ok(self.state().store.references(hash)?)
+        match &self.inner.reader {
+            Some(r) => Ok(references(
+                &r.lock().unwrap_or_else(|p| p.into_inner()).db,
+                hash,
+            )?),
+            None => Ok(self.state().store.references(hash)?),
+        }
     }
 }
 

@@ -57,7 +57,12 @@ impl Files {
                 return Ok(info);
             }
         };
+        // Counted as what this fetch added to what had verified (a provider's piece may still
+        // be in flight when the blob completes: its task is then dropped, its bytes written).
+        let before = self.have(hash, size).await.unwrap_or(0);
         let res = self.fetch_inner(hash, size, providers).await;
+        let after = self.have(hash, size).await.unwrap_or(before);
+        FileStats::add(&self.stats.bytes_fetched, after.saturating_sub(before));
         if res.is_err() {
             FileStats::add(&self.stats.fetch_failures, 1);
         }
@@ -108,10 +113,7 @@ impl Files {
                     return Err(FilesError::Worker);
                 };
                 match res {
-                    Ok(n) => {
-                        FileStats::add(&self.stats.bytes_fetched, n);
-                        plan.done(&peer);
-                    }
+                    Ok(_) => plan.done(&peer),
                     Err(FetchError::Store(e)) => {
                         running.abort_all();
                         return Err(FilesError::Store(e));

@@ -139,3 +139,46 @@ async fn a_deleted_messages_file_leaves_the_store_unless_another_keeps_it() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_messages_file_leaves_the_store() {
+    let a = node(6);
+    let chat = Chat::in_memory(
+        SigningKey::from_bytes(&[8; 32]),
+        None,
+        &ChatConfig::default(),
+    )
+    .expect("chat");
+    tokio::spawn(super::run(a.files.clone(), chat.clone()));
+    let own = a.files.import_bytes(data(50_000)).await.expect("imports");
+    a.files.pin(own.hash).await.expect("pins");
+    chat.send_attached(
+        &Room::lobby(),
+        "old news",
+        ALICE,
+        Some(&reference(own.hash, own.size)),
+    )
+    .expect("sent");
+    // chat.retention_days with everything older than now expired (the pruning task's call).
+    let c = chat.clone();
+    let pruned = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while c.prune_expired(Duration::ZERO).expect("prunes") == 0 {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::yield_now();
+        }
+        true
+    })
+    .await
+    .expect("joins");
+    assert!(pruned, "the message never expired");
+    let files = a.files.clone();
+    let removed = until(Duration::from_secs(10), async || {
+        matches!(files.info(own.hash).await, Ok(None))
+    })
+    .await;
+    assert!(removed, "the expired message's (pinned) file is still held");
+    assert_eq!(a.files.summary().await.expect("summary").pinned_files, 0);
+}
