@@ -366,6 +366,11 @@ fn start(
         ),
     );
     tasks.spawn("the provider records", files.clone().renew());
+    // Files whose messages were deleted or expired leave the store.
+    tasks.spawn(
+        "the files of deleted messages",
+        crate::files::lifecycle::run(files.clone(), chat.clone()),
+    );
     // The auto-fetch watches the message hub like a client would; it is not one.
     activity.internal_watcher(true);
     tasks.spawn(

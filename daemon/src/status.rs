@@ -118,6 +118,24 @@ impl NodeStatus {
         if let Some(log) = self.node.event_log() {
             resp.dropped.extend(log.drops());
         }
+        if let Some(files) = self.node.files()
+            && let Ok(s) = files.summary().await
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            let st = files.stats();
+            resp.file_store = Some(chat_proto::v1::FileStoreStatus {
+                files: s.files,
+                used_bytes: s.used_bytes,
+                quota_bytes: s.quota_bytes,
+                max_file_bytes: s.max_file_bytes,
+                pinned_files: s.pinned_files,
+                pinned_bytes: s.pinned_bytes,
+                bytes_served: st.bytes_served.load(Relaxed),
+                bytes_fetched: st.bytes_fetched.load(Relaxed),
+                fetch_failures: st.fetch_failures.load(Relaxed),
+                files_released: st.released.load(Relaxed),
+            });
+        }
         resp
     }
 }

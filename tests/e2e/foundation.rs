@@ -53,6 +53,7 @@ fn chatctl_status_human_and_json() {
             "bootstrap_retry_reason",
             "control_connections",
             "dropped",
+            "file_store",
             "joined",
             "listen_addr",
             "messages_forwarded",
@@ -103,6 +104,12 @@ fn chatctl_status_human_and_json() {
     assert!(json["control_connections"].as_u64() >= Some(1), "{json}");
     assert_eq!(json["subscriptions"], 0);
     assert_eq!(json["private_sent"], 0);
+    // The blob store: empty, within its bounds.
+    let store = &json["file_store"];
+    assert_eq!(store["files"], 0, "{json}");
+    assert_eq!(store["pinned_files"], 0, "{json}");
+    assert!(store["quota_bytes"].as_u64() > Some(0), "{json}");
+    assert!(store["max_file_bytes"].as_u64() > Some(0), "{json}");
 
     let out = sandbox.chatctl_at(&sandbox.socket(), &["status"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -116,6 +123,9 @@ fn chatctl_status_human_and_json() {
         "0 sent, 0 received",
         "subscriptions",
         "control connections",
+        "0 held, 0 B of ",
+        "0 pinned (0 B)",
+        "0 B served, 0 B fetched, 0 failed fetches, 0 released",
     ] {
         assert!(text.contains(want), "human output lacks {want:?}:\n{text}");
     }

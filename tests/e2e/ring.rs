@@ -24,6 +24,8 @@ mod dm_disk_full;
 mod edits;
 #[path = "ring/eventlog.rs"]
 mod eventlog;
+#[path = "ring/file_lifecycle.rs"]
+mod file_lifecycle;
 #[path = "ring/file_messages.rs"]
 mod file_messages;
 #[path = "ring/files.rs"]
@@ -71,5 +73,7 @@ mod send;
 mod trace;
 #[path = "ring/tui.rs"]
 mod tui;
+#[path = "ring/tui_files.rs"]
+mod tui_files;
 #[path = "ring/web.rs"]
 mod web;

@@ -66,7 +66,7 @@ pub async fn run(socket: &Target, printer: Printer, args: GetArgs) -> Result<(),
         size,
         ..Default::default()
     };
-    let got = download(socket, request, None, &dest).await?;
+    let got = download_showing(socket, request, None, &dest).await?;
     if printer.is_json() {
         printer
             .json_line(&serde_json::json!({
@@ -143,7 +143,7 @@ async fn private(
         private_id: id.clone(),
         ..Default::default()
     };
-    let got = download(socket, request, size, &dest).await?;
+    let got = download_showing(socket, request, size, &dest).await?;
     if printer.is_json() {
         printer
             .json_line(&serde_json::json!({
@@ -156,13 +156,41 @@ async fn private(
     Ok(())
 }
 
-/// Streams the file into a temporary file next to `dest`, renamed to `dest` once complete.
-/// `plain`: the size of a private file's plaintext (progress counts its ciphertext).
-async fn download(
+/// [`download`] with its progress on standard error.
+async fn download_showing(
     socket: &Target,
     request: DownloadRequest,
     plain: Option<u64>,
     dest: &Path,
+) -> Result<u64, Error> {
+    let mut shown = false;
+    let got = download(socket, request, plain, dest, |p| {
+        eprint!(
+            "\rfetching: {} / {} from {} provider(s)",
+            mb(p.have),
+            mb(p.size),
+            p.providers
+        );
+        shown = true;
+    })
+    .await;
+    if shown {
+        eprintln!();
+    }
+    got
+}
+
+/// Downloads what `request` names into `dest` through a temporary file next to it (made once
+/// the node took the download; renamed when complete, removed on failure), calling
+/// `progress` with each progress message; the bytes written. `plain`: the size of a private
+/// file's plaintext (progress counts its ciphertext). `dest` is replaced if it exists:
+/// callers check first.
+pub(crate) async fn download(
+    socket: &Target,
+    request: DownloadRequest,
+    plain: Option<u64>,
+    dest: &Path,
+    mut progress: impl FnMut(&chat_proto::v1::DownloadProgress),
 ) -> Result<u64, Error> {
     let size = request.size;
     let dir = dest
@@ -170,7 +198,6 @@ async fn download(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let cannot = |e: std::io::Error| Error::Usage(format!("cannot write {}: {e}", dest.display()));
-    let mut tmp = tempfile_in(dir).map_err(cannot)?;
     let mut files = client::file_service(socket).await?;
     let private = !request.private_id.is_empty();
     let mut stream = files
@@ -178,21 +205,16 @@ async fn download(
         .await
         .map_err(|s| client::call_error(socket, s))?
         .into_inner();
+    // Made only once the node took the download: a refused one leaves nothing here.
+    let mut tmp = tempfile_in(dir).map_err(cannot)?;
     let mut written = 0u64;
     let mut total = size;
-    let mut shown = false;
     let result = loop {
         match stream.message().await {
             Ok(Some(m)) => match m.item {
                 Some(download_response::Item::Progress(p)) => {
                     total = p.size;
-                    eprint!(
-                        "\rfetching: {} / {} from {} provider(s)",
-                        mb(p.have),
-                        mb(p.size),
-                        p.providers
-                    );
-                    shown = true;
+                    progress(&p);
                 }
                 Some(download_response::Item::Chunk(c)) => {
                     if let Err(e) = tmp.1.write_all(&c) {
@@ -203,12 +225,9 @@ async fn download(
                 None => {}
             },
             Ok(None) => break Ok(()),
-            Err(s) => break Err(Error::Client(client::call_error(socket, s))),
+            Err(s) => break Err(Error::Client(stream_error(socket, s))),
         }
     };
-    if shown {
-        eprintln!();
-    }
     let done = result.and_then(|()| {
         // A private file's plaintext was checked against its hash by the node.
         let total = if private {
@@ -228,6 +247,17 @@ async fn download(
         let _ = std::fs::remove_file(&tmp.0);
     }
     done.map(|()| written)
+}
+
+/// An error that ended the download stream: chatd's own (sent in the trailers, so without
+/// the response headers [`client::call_error`] looks for, and without an underlying
+/// transport error) is shown as chatd's message, not as "cannot reach chatd".
+fn stream_error(socket: &Target, s: tonic::Status) -> client::ClientError {
+    use std::error::Error as _;
+    if s.source().is_none() && !s.message().is_empty() {
+        return client::ClientError::Remote(s);
+    }
+    client::call_error(socket, s)
 }
 
 /// A new file in `dir` only this process writes: `.chatctl-get-PID-N`.

@@ -1,10 +1,15 @@
-//! `chatctl send --file PATH [--room R] [CAPTION…]`: uploads the file to this node's store
-//! (`FileService.Upload`, 64 KiB chunks; progress on standard error for files over 1 MiB),
-//! then sends a message referencing it (`Send` with `attachment_hash`). Prints nothing on
-//! success, or with `--json` the sent message (its `attachment` included).
+//! `chatctl send --file PATH [--room R] [CAPTION…]` and `chatctl dm|group send … --file`:
+//! uploads the file to this node's store (`FileService.Upload`, 64 KiB chunks, encrypted by
+//! the node for a private file; progress on standard error for files over 1 MiB), then sends
+//! a message referencing it (`Send` / `SendPrivate` with `attachment_hash`). Prints nothing
+//! on success (a private send says whether the file outlives this node), or with `--json`
+//! the sent message (its `attachment` included). A file that cannot be read, or whose read
+//! fails midway, is a clear error and the node keeps nothing of it (the upload is cut, never
+//! ended early).
 
 use std::io::Read;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use chat_proto::v1::{
     SendPrivateRequest, SendRequest, UploadMetadata, UploadRequest, upload_request,
@@ -19,6 +24,50 @@ const CHUNK: usize = 64 * 1024;
 /// Files larger than this show their upload's progress.
 const PROGRESS_OVER: u64 = 1024 * 1024;
 
+/// Why an upload failed: reading the local file, or chatd.
+#[derive(Debug)]
+pub(crate) enum UploadError {
+    /// The file's read failed midway (the upload was cut; the node keeps nothing).
+    Read(std::io::Error),
+    /// chatd refused the upload or could not be reached.
+    Call(Error),
+}
+
+impl UploadError {
+    /// The error to report, a read error through `cannot` (which names the path).
+    pub(crate) fn or_read(self, cannot: &impl Fn(std::io::Error) -> Error) -> Error {
+        match self {
+            UploadError::Read(e) => cannot(e),
+            UploadError::Call(e) => e,
+        }
+    }
+}
+
+impl From<Error> for UploadError {
+    fn from(e: Error) -> Self {
+        UploadError::Call(e)
+    }
+}
+
+/// Opens `path` for an upload: the file, its size and its name. A directory or other
+/// non-regular file is refused.
+fn open(path: &Path) -> Result<(std::fs::File, u64, String), Error> {
+    let cannot = |e: std::io::Error| Error::Usage(format!("cannot read {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(Error::Usage(format!(
+            "cannot read {}: not a regular file",
+            path.display()
+        )));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok((file, meta.len(), name))
+}
+
 /// Uploads `path` and sends it to `room` with `caption`.
 pub async fn run(
     socket: &Target,
@@ -28,30 +77,38 @@ pub async fn run(
     caption: String,
 ) -> Result<(), Error> {
     let cannot = |e: std::io::Error| Error::Usage(format!("cannot read {}: {e}", path.display()));
-    let file = std::fs::File::open(path).map_err(cannot)?;
-    let size = file.metadata().map_err(cannot)?.len();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let hash = upload(socket, file, &name, size, false).await?;
-    let mut api = client::chat_service(socket).await?;
-    let response = api
-        .send(SendRequest {
-            room: room.to_owned(),
-            text: caption,
-            attachment_hash: hash,
-            attachment_name: name,
-        })
+    let (file, size, name) = open(path)?;
+    let hash = upload_showing(socket, file, &name, size, false)
         .await
-        .map_err(|s| client::call_error(socket, s))?
-        .into_inner();
+        .map_err(|e| e.or_read(&cannot))?;
+    let response = send(socket, room, caption, hash, name).await?;
     if let (true, Some(message)) = (printer.is_json(), &response.message) {
         printer
             .json_line(&crate::cmd::tail::message_json(message))
             .map_err(Error::Output)?;
     }
     Ok(())
+}
+
+/// [`upload`] with its progress on standard error for files over [`PROGRESS_OVER`].
+async fn upload_showing(
+    socket: &Target,
+    file: std::fs::File,
+    name: &str,
+    size: u64,
+    encrypt: bool,
+) -> Result<String, UploadError> {
+    let show = size > PROGRESS_OVER;
+    let hash = upload(socket, file, name, size, encrypt, move |sent| {
+        if show && (sent % (1024 * 1024) < CHUNK as u64 || sent == size) {
+            eprint!("\ruploading: {} / {}", mb(sent), mb(size));
+        }
+    })
+    .await;
+    if show {
+        eprintln!();
+    }
+    hash
 }
 
 /// Uploads `path` encrypted (`UploadMetadata.encrypt`) and sends it privately `to` a person
@@ -66,13 +123,10 @@ pub async fn private(
 ) -> Result<(), Error> {
     use crate::cmd::private::To;
     let cannot = |e: std::io::Error| Error::Usage(format!("cannot read {}: {e}", path.display()));
-    let file = std::fs::File::open(path).map_err(cannot)?;
-    let size = file.metadata().map_err(cannot)?.len();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let hash = upload(socket, file, &name, size, true).await?;
+    let (file, size, name) = open(path)?;
+    let hash = upload_showing(socket, file, &name, size, true)
+        .await
+        .map_err(|e| e.or_read(&cannot))?;
     let (to, group_id, accept_new_key) = match to {
         To::Nick(n) => (n, String::new(), false),
         To::NickNewKey(n) => (n, String::new(), true),
@@ -109,14 +163,38 @@ pub async fn private(
     Ok(())
 }
 
-/// Streams `file` (`size` bytes) to the node's store; its hash.
-async fn upload(
+/// Sends `caption` to `room` with the uploaded file `hash` named `name`.
+pub(crate) async fn send(
+    socket: &Target,
+    room: &str,
+    caption: String,
+    hash: String,
+    name: String,
+) -> Result<chat_proto::v1::SendResponse, Error> {
+    let mut api = client::chat_service(socket).await?;
+    Ok(api
+        .send(SendRequest {
+            room: room.to_owned(),
+            text: caption,
+            attachment_hash: hash,
+            attachment_name: name,
+        })
+        .await
+        .map_err(|s| client::call_error(socket, s))?
+        .into_inner())
+}
+
+/// Streams `file` (`size` bytes) to the node's store (encrypted there if `encrypt`), calling
+/// `progress` with the bytes sent after each chunk; its hash. A read error cuts the upload
+/// (the node keeps nothing): [`UploadError::Read`].
+pub(crate) async fn upload(
     socket: &Target,
     file: std::fs::File,
     name: &str,
     size: u64,
     encrypt: bool,
-) -> Result<String, Error> {
+    progress: impl FnMut(u64) + Send + 'static,
+) -> Result<String, UploadError> {
     let mut files = client::file_service(socket).await?;
     let first = UploadRequest {
         item: Some(upload_request::Item::Metadata(UploadMetadata {
@@ -125,42 +203,55 @@ async fn upload(
             encrypt,
         })),
     };
-    let show = size > PROGRESS_OVER;
+    let read_error: Arc<Mutex<Option<std::io::Error>>> = Arc::new(Mutex::new(None));
+    let failed = Arc::new(tokio::sync::Notify::new());
+    let (slot, failed_tx) = (read_error.clone(), failed.clone());
     // The bytes are read as the stream is polled: at most one chunk in memory besides
     // what the channel holds.
-    let chunks = futures_util::stream::unfold((file, 0u64), move |(mut file, sent)| async move {
-        let mut buf = vec![0u8; CHUNK];
-        let n = match file.read(&mut buf) {
-            Ok(0) | Err(_) => {
-                if show {
-                    eprintln!();
-                }
-                return None;
+    let chunks = futures_util::stream::unfold(
+        (file, 0u64, progress),
+        move |(mut file, sent, mut progress)| {
+            let (slot, failed) = (slot.clone(), failed_tx.clone());
+            async move {
+                let mut buf = vec![0u8; CHUNK];
+                let n = match file.read(&mut buf) {
+                    Ok(0) => return None,
+                    Err(e) => {
+                        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                        failed.notify_one();
+                        // Never end the stream: a clean end would upload what was read as
+                        // the file; the call is dropped instead (below), a cut upload.
+                        std::future::pending::<()>().await;
+                        return None;
+                    }
+                    Ok(n) => n,
+                };
+                buf.truncate(n);
+                let sent = sent + n as u64;
+                progress(sent);
+                Some((
+                    UploadRequest {
+                        item: Some(upload_request::Item::Chunk(buf)),
+                    },
+                    (file, sent, progress),
+                ))
             }
-            Ok(n) => n,
-        };
-        buf.truncate(n);
-        let sent = sent + n as u64;
-        if show && (sent % (1024 * 1024) < CHUNK as u64 || sent == size) {
-            eprint!("\ruploading: {} / {}", mb(sent), mb(size));
-        }
-        Some((
-            UploadRequest {
-                item: Some(upload_request::Item::Chunk(buf)),
-            },
-            (file, sent),
-        ))
-    });
+        },
+    );
     let stream = futures_util::StreamExt::chain(futures_util::stream::iter([first]), chunks);
-    let response = files
-        .upload(stream)
-        .await
-        .map_err(|s| client::call_error(socket, s))?
-        .into_inner();
+    let response = tokio::select! {
+        r = files.upload(stream) => r.map_err(|s| client::call_error(socket, s))?.into_inner(),
+        () = failed.notified() => {
+            let e = read_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+            return Err(UploadError::Read(
+                e.unwrap_or_else(|| std::io::Error::other("the read failed")),
+            ));
+        }
+    };
     response
         .file
         .map(|f| f.hash)
-        .ok_or_else(|| Error::Usage("chatd answered the upload without a file".into()))
+        .ok_or_else(|| Error::Usage("chatd answered the upload without a file".into()).into())
 }
 
 fn mb(n: u64) -> String {

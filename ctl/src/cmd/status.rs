@@ -1,5 +1,6 @@
 //! `chatctl status`: the node's id, nickname, listen address, version, uptime, ring
-//! neighbours, peers, message counters (public and private), clients connected and drops.
+//! neighbours, peers, message counters (public and private), clients connected, drops and the
+//! blob store.
 
 use crate::client::Target;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use chat_proto::v1::{GetStatusRequest, GetStatusResponse};
 
 use crate::Error;
 use crate::client::{self, ClientError};
+use crate::cmd::tail::human_size as human_bytes;
 use crate::output::{Printer, human_duration};
 
 /// Asks chatd at `socket` for its status and prints it.
@@ -68,6 +70,19 @@ pub fn fields(s: &GetStatusResponse) -> Vec<(&'static str, String)> {
         ),
         ("dropped", dropped(s)),
     ];
+    if let Some(f) = &s.file_store {
+        fields.push(("files", file_store(f)));
+        fields.push((
+            "file transfers",
+            format!(
+                "{} served, {} fetched, {} failed fetches, {} released",
+                human_bytes(f.bytes_served),
+                human_bytes(f.bytes_fetched),
+                f.fetch_failures,
+                f.files_released
+            ),
+        ));
+    }
     if s.bootstrap_retry_at_unix_ms > 0 {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -96,6 +111,19 @@ pub fn ring_size(exact: u64, estimate: u64) -> String {
         (0, n) => format!("≈ {n} (estimate)"),
         (n, _) => n.to_string(),
     }
+}
+
+/// The store line: `3 held, 2.4 MB of 1.0 GB used, 1 pinned (2.1 MB), files up to 100.0 MB`.
+pub fn file_store(f: &chat_proto::v1::FileStoreStatus) -> String {
+    format!(
+        "{} held, {} of {} used, {} pinned ({}), files up to {}",
+        f.files,
+        human_bytes(f.used_bytes),
+        human_bytes(f.quota_bytes),
+        f.pinned_files,
+        human_bytes(f.pinned_bytes),
+        human_bytes(f.max_file_bytes)
+    )
 }
 
 fn or_none(s: &str) -> String {
@@ -140,5 +168,26 @@ mod tests {
             ..Default::default()
         };
         assert!(fields(&s).contains(&("ring size", "2".to_owned())));
+        assert!(!fields(&s).iter().any(|(k, _)| *k == "files"));
+    }
+
+    #[test]
+    fn the_store_line_says_what_is_held_used_and_pinned() {
+        let s = GetStatusResponse {
+            file_store: Some(chat_proto::v1::FileStoreStatus {
+                files: 3,
+                used_bytes: 2_400_000,
+                quota_bytes: 1_000_000_000,
+                max_file_bytes: 100_000_000,
+                pinned_files: 1,
+                pinned_bytes: 512,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(fields(&s).contains(&(
+            "files",
+            "3 held, 2.4 MB of 1.0 GB used, 1 pinned (512 B), files up to 100.0 MB".to_owned()
+        )));
     }
 }

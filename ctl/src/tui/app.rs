@@ -36,6 +36,8 @@ pub struct Line {
     pub edited: bool,
     /// Its author deleted it.
     pub deleted: bool,
+    /// The file it references (public messages; gone once deleted).
+    pub file: Option<FileRef>,
 }
 
 /// What kind of line.
@@ -160,6 +162,19 @@ pub struct Body {
     pub edited: bool,
     /// Its author deleted it.
     pub deleted: bool,
+    /// The file it references, if any.
+    pub file: Option<FileRef>,
+}
+
+/// A message's file, as `/get` fetches it (`files.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileRef {
+    /// The file's hash, 64 hex digits.
+    pub hash: String,
+    /// The name its sender gave (made safe before it names a file here).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 /// What chatd said (from `net.rs`).
@@ -209,6 +224,8 @@ pub enum NetEvent {
         lines: Vec<NetEvent>,
         more: bool,
     },
+    /// How an upload or download goes, for the status line (empty: done).
+    Progress(String),
 }
 
 /// What the window asks chatd to do (for `net.rs`).
@@ -247,6 +264,15 @@ pub enum Action {
     Older { room: String, before: String },
     /// Search the stored messages.
     Search(String),
+    /// Upload the file at `path` and send it to `room` with `caption` (`/file`).
+    SendFile {
+        reference: u64,
+        room: String,
+        path: String,
+        caption: String,
+    },
+    /// Download `file` into the current directory (`/get`); `force` replaces a file there.
+    GetFile { file: FileRef, force: bool },
 }
 
 /// A line handed to chatd and not yet answered: given back if it fails.
@@ -287,6 +313,8 @@ pub struct App {
     seen_order: VecDeque<String>,
     pub(super) pending: HashMap<u64, Pending>,
     pub(super) next_ref: u64,
+    /// An upload's or download's progress, shown in the status line (empty: none).
+    pub progress: String,
 }
 
 impl App {
@@ -308,6 +336,7 @@ impl App {
             seen_order: VecDeque::new(),
             pending: HashMap::new(),
             next_ref: 0,
+            progress: String::new(),
         }
     }
 
@@ -338,6 +367,7 @@ impl App {
             mention: false,
             edited: false,
             deleted: false,
+            file: None,
         };
         let i = self.current;
         self.convs[i].push(line);
@@ -416,6 +446,7 @@ impl App {
                 }
             }
             NetEvent::Older { room, lines, more } => self.older(&sanitize(&room), lines, more),
+            NetEvent::Progress(p) => self.progress = sanitize(&p),
         }
     }
 
@@ -475,6 +506,7 @@ impl App {
             mine,
             edited: body.edited && !body.deleted,
             deleted: body.deleted,
+            file: body.file.filter(|_| !body.deleted),
         }
     }
 
@@ -519,6 +551,7 @@ impl App {
             at_ms: old.at_ms,
             edited: text.is_some(),
             deleted: text.is_none(),
+            file: old.file.clone().filter(|_| text.is_some()),
         };
         let mine = old.mine;
         let mut line = self.line(body, false);

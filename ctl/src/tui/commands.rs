@@ -1,6 +1,6 @@
 //! What Enter does with the input line: a message to the window shown, `@nick text`, or a
 //! `/command` — among them `/edit [N] TEXT` and `/delete [N]` of one's own N-th last message
-//! in the window shown. A line that cannot be carried out comes back into the input, so nothing
+//! in the window shown, `/file` and `/get` (`files.rs`). A line that cannot be carried out comes back into the input, so nothing
 //! typed is lost.
 
 use super::app::{Action, App, LineKind, Pending, SCROLLBACK};
@@ -23,6 +23,14 @@ pub const COMMANDS: &[(&str, &str)] = &[
     (
         "/delete",
         "[N] — delete your last message here (or your N-th last)",
+    ),
+    (
+        "/file",
+        "PATH [CAPTION] — send a file to this room (\"quotes\" around a path with spaces)",
+    ),
+    (
+        "/get",
+        "[N|ID] [--force] — save the N-th last file shown here (1) in the current directory",
     ),
     ("/users", "— list the people of the network here"),
     (
@@ -104,6 +112,8 @@ impl App {
             "/me" if !rest.is_empty() => return self.send(format!("/me {rest}")),
             "/edit" => return self.edit_own(rest, &line),
             "/delete" => return self.delete_own(rest, &line),
+            "/file" => return self.send_file(rest, &line),
+            "/get" => return self.get_file(rest, &line),
             "/users" => {
                 let list: Vec<String> = self
                     .listed_users()
@@ -151,7 +161,7 @@ impl App {
     }
 
     /// Remembers `line` until chatd answers; its reference.
-    fn pend(&mut self, line: &str, failed: &'static str) -> u64 {
+    pub(super) fn pend(&mut self, line: &str, failed: &'static str) -> u64 {
         self.next_ref += 1;
         let reference = self.next_ref;
         self.pending.insert(
@@ -262,7 +272,7 @@ impl App {
     }
 
     /// A line that cannot be carried out: said why, and the line goes back into the input.
-    fn back(&mut self, line: &str, why: &str) -> Vec<Action> {
+    pub(super) fn back(&mut self, line: &str, why: &str) -> Vec<Action> {
         self.notice(why);
         if self.input.text().is_empty() {
             self.input.set(line);

@@ -2,6 +2,7 @@
 //!
 //! - `app.rs`: the window's state and what keys and chatd's events do to it (no I/O);
 //! - `commands.rs`: what Enter does with the input line (messages, `/commands`);
+//! - `files.rs`: `/file` and `/get` (upload and send, download into the current directory);
 //! - `users.rs`: the users pane as a chooser of whom to write to privately;
 //! - `view.rs`: drawing it — conversations | timeline | users, status and input lines;
 //! - `net.rs`: the task that talks to chatd and reconnects when it goes away;
@@ -15,6 +16,7 @@
 
 mod app;
 mod commands;
+mod files;
 mod input;
 #[cfg(test)]
 mod kit;

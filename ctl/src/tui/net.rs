@@ -87,6 +87,7 @@ async fn refuse(tx: &mpsc::Sender<NetEvent>, a: Action) {
     let ev = match a {
         Action::Send { reference, .. }
         | Action::SendPrivate { reference, .. }
+        | Action::SendFile { reference, .. }
         | Action::Change { reference, .. } => {
             NetEvent::NotSent(reference, "chatd is not reachable".into())
         }
@@ -267,6 +268,9 @@ async fn session(
                         | Action::Change { private: true, .. } => {
                             act_private(a, private, &socket).await
                         }
+                        a @ (Action::SendFile { .. } | Action::GetFile { .. }) => {
+                            super::files::act(a, &tx, &socket).await
+                        }
                         a => act(a, chat, people, &tx, &socket).await,
                     };
                     let _ = tx.send(ev).await;
@@ -296,6 +300,11 @@ fn feed_event(m: ChatMessage) -> Option<NetEvent> {
                 at_ms: m.sent_at_unix_ms,
                 edited: m.edited_at_unix_ms != 0,
                 deleted: m.deleted,
+                file: m.attachment.as_ref().map(|a| super::app::FileRef {
+                    hash: a.hash.clone(),
+                    name: a.name.clone(),
+                    size: a.size,
+                }),
             },
         },
         MessageKind::Edit | MessageKind::Delete => NetEvent::Change {
@@ -334,6 +343,7 @@ fn private_event(m: PrivateMessage) -> NetEvent {
             at_ms: m.sent_unix_ms,
             edited: m.edited_unix_ms != 0,
             deleted: m.deleted,
+            file: None,
         },
     }
 }
@@ -542,7 +552,9 @@ async fn act(
         Action::SendPrivate { reference, .. } => {
             NetEvent::NotSent(reference, "internal: sent the wrong way".into())
         }
-        Action::Block(..) => NetEvent::Notice("internal: sent the wrong way".into()),
+        Action::Block(..) | Action::SendFile { .. } | Action::GetFile { .. } => {
+            NetEvent::Notice("internal: sent the wrong way".into())
+        }
         Action::Older { room, before } => {
             let req = HistoryRequest {
                 room: room.clone(),

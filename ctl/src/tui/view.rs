@@ -312,6 +312,9 @@ fn status_line(frame: &mut Frame, app: &App, area: Rect, theme: Theme) {
         )),
         conn,
     ];
+    if !app.progress.is_empty() {
+        spans.push(Span::raw(format!(" · {}", app.progress)));
+    }
     if app.scroll > 0 {
         spans.push(Span::raw(format!(" · scrolled up {} (PgDn)", app.scroll)));
     }

@@ -194,7 +194,8 @@ pub(super) fn apply(
             })
         }
         Plan::Change { target } => {
-            // The delete: the target keeps its row, without its text.
+            // The delete: the target keeps its row, without its text (and its file goes).
+            super::released::note_pos(db, target)?;
             db.pragma_update(None, "secure_delete", true)?;
             let done = (|| -> Result<(), StoreError> {
                 db.prepare_cached(

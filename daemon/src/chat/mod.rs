@@ -8,7 +8,8 @@
 //! - [`trace`]: message traces as people read them (the history plus the ring's trace);
 //! - [`Chat`]'s methods by job: `send.rs` this node's own messages and their numbering,
 //!   `receive.rs` what the ring brings and its commit, `reads.rs` history, search and
-//!   subscriptions; this file the handle, its state and errors.
+//!   subscriptions, `released.rs` the files of messages deleted or expired; this file the
+//!   handle, its state and errors.
 //!
 //! Data flow: [`Chat::send_local`] numbers, signs, stores and publishes to local subscribers,
 //! and returns the wire bytes for the broadcast; the control API calls it on the overlay driver
@@ -36,6 +37,7 @@ pub mod ratelimit;
 mod reader;
 mod reads;
 mod receive;
+mod released;
 pub mod room;
 pub mod search;
 mod send;

@@ -32,6 +32,7 @@ use super::checkpoint::Checkpointer;
 use super::envelope::{ChatMessage, Kind, MessageId};
 use super::hlc::Timestamp;
 use super::queries;
+use super::released;
 use super::room::Room;
 
 /// File name of the database inside the data directory.
@@ -245,6 +246,7 @@ impl Store {
             db.execute_batch(CHANGES)?;
         }
         db.execute_batch(CHANGE_INDEXES)?;
+        db.execute_batch(released::SCHEMA)?;
         let horizon = meta(&db, "horizon")?.unwrap_or(0);
         Ok(Store {
             horizon,
@@ -428,6 +430,11 @@ impl Store {
         self.db.pragma_update(None, "secure_delete", true)?;
         let result = (|| -> Result<usize, StoreError> {
             let tx = self.db.unchecked_transaction()?;
+            released::note_where(
+                &tx,
+                "SELECT pos FROM messages WHERE hlc < ?1 ORDER BY pos LIMIT ?2",
+                params![cut, limit as i64],
+            )?;
             let n = tx
                 .prepare_cached(
                     "DELETE FROM messages WHERE pos IN
@@ -451,6 +458,16 @@ impl Store {
                 .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
         Ok(n)
+    }
+
+    /// Takes up to `limit` hashes of files whose messages went (`released.rs`).
+    pub fn take_released(&mut self, limit: usize) -> Result<Vec<[u8; 32]>, StoreError> {
+        released::take(&self.db, limit)
+    }
+
+    /// Whether a kept text message references the file `hash` (`released.rs`).
+    pub fn references(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        released::references(&self.db, hash)
     }
 
     /// Whether the batch has waited the commit delay at `now`.
@@ -538,6 +555,7 @@ impl Store {
                 .prepare_cached("SELECT MAX(hlc) FROM messages WHERE pos <= ?1")?
                 .query_row([cut], |r| r.get(0))?;
             if let Some(h) = dropped {
+                released::note_where(tx, "SELECT pos FROM messages WHERE pos <= ?1", [cut])?;
                 tx.prepare_cached("DELETE FROM messages WHERE pos <= ?1")?
                     .execute([cut])?;
                 self.horizon = h.max(self.horizon);

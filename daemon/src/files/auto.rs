@@ -63,6 +63,10 @@ pub async fn run(files: Arc<Files>, mut feed: broadcast::Receiver<Arc<Stored>>, 
 async fn fetch(files: &Files, a: &Attachment) {
     let hash = chat_blobs::Hash(a.hash);
     for attempt in 1..=TRIES {
+        if attempt > 1 && files.was_released(&hash) {
+            // Its message was deleted meanwhile.
+            return;
+        }
         match files.fetch_found(hash, Some(a.size)).await {
             Ok(_) => {
                 tracing::debug!(hash = %a.hash_hex(), "auto-fetched");

@@ -27,9 +27,6 @@ pub enum FilesError {
     /// The DHT could not be asked for providers.
     #[error("looking up providers: {0}")]
     Lookup(String),
-    /// The same blob is being fetched already.
-    #[error("{0} is being fetched already")]
-    Busy(Hash),
     /// No node would keep a private file for an offline recipient (their reasons).
     #[error("{0}")]
     Hold(String),

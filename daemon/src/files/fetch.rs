@@ -27,24 +27,54 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 impl Files {
     /// Fetches the blob `hash` of `size` bytes (from its reference) from `providers` into the
     /// store, resuming what an earlier fetch verified, and returns it as stored.
+    ///
+    /// One fetch per blob at a time: a call while another fetch of the same blob runs (a
+    /// second download, the auto-fetch) waits for it instead of racing it, and then has the
+    /// blob, or, if that fetch failed, makes its own attempt with its own providers.
     pub async fn fetch(
         &self,
         hash: Hash,
         size: u64,
         providers: Vec<Peer>,
     ) -> Result<BlobInfo, FilesError> {
-        {
-            let mut fetching = self.fetching.lock().unwrap_or_else(|e| e.into_inner());
-            if !fetching.insert(hash) {
-                return Err(FilesError::Busy(hash));
+        let _turn = loop {
+            let waiting = {
+                let mut fetching = self.fetching.lock().unwrap_or_else(|e| e.into_inner());
+                match fetching.get(&hash) {
+                    Some(running) => running.subscribe(),
+                    None => {
+                        let (done, _) = tokio::sync::watch::channel(());
+                        fetching.insert(hash, done);
+                        break Turn { files: self, hash };
+                    }
+                }
+            };
+            FileStats::add(&self.stats.fetches_joined, 1);
+            // The running fetch drops its sender when it ends, however it ends.
+            let mut waiting = waiting;
+            while waiting.changed().await.is_ok() {}
+            if let Some(info) = self.info(hash).await? {
+                return Ok(info);
             }
-        }
+        };
+        // Counted as what this fetch added to what had verified (a provider's piece may still
+        // be in flight when the blob completes: its task is then dropped, its bytes written).
+        let before = self.have(hash, size).await.unwrap_or(0);
         let res = self.fetch_inner(hash, size, providers).await;
+        let after = self.have(hash, size).await.unwrap_or(before);
+        FileStats::add(&self.stats.bytes_fetched, after.saturating_sub(before));
+        if res.is_err() {
+            FileStats::add(&self.stats.fetch_failures, 1);
+        }
+        res
+    }
+
+    /// Whether a fetch of `hash` is running.
+    pub fn is_fetching(&self, hash: &Hash) -> bool {
         self.fetching
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&hash);
-        res
+            .contains_key(hash)
     }
 
     async fn fetch_inner(
@@ -83,10 +113,7 @@ impl Files {
                     return Err(FilesError::Worker);
                 };
                 match res {
-                    Ok(n) => {
-                        FileStats::add(&self.stats.bytes_fetched, n);
-                        plan.done(&peer);
-                    }
+                    Ok(_) => plan.done(&peer),
                     Err(FetchError::Store(e)) => {
                         running.abort_all();
                         return Err(FilesError::Store(e));
@@ -132,6 +159,23 @@ impl Files {
             })
         })
         .await
+    }
+}
+
+/// This call's turn to fetch a blob: ends it (waking those waiting) when dropped, even when
+/// the fetch is cancelled.
+struct Turn<'a> {
+    files: &'a Files,
+    hash: Hash,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.files
+            .fetching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.hash);
     }
 }
 

@@ -12,7 +12,8 @@
 //!   fetch cut short resumes from what verified.
 //! - [`provide`]: provider records in the DHT — put when a blob is imported or fetched,
 //!   renewed while held — and [`Files::fetch_found`], a fetch from the providers found there.
-//!
+//! - [`lifecycle`]: files whose messages were deleted or expired leave the store
+//!   ([`Files::release`]); this node's own sent files are pinned ([`Files::pin`]).
 //! - [`private`]: private files — encrypted uploads, the reference a private message
 //!   carries, decryption on download, the recipient's fetch; [`hold`]: their ciphertext kept
 //!   by other nodes for offline recipients.
@@ -25,6 +26,7 @@ pub mod bridge;
 pub mod error;
 pub mod fetch;
 pub mod hold;
+pub mod lifecycle;
 pub mod private;
 pub mod provide;
 pub mod serve;
@@ -68,6 +70,12 @@ pub struct FileStats {
     pub bad_requests: AtomicU64,
     /// Stored blobs found damaged while serving them (removed).
     pub corrupt: AtomicU64,
+    /// Fetches that ended without the blob (no provider left, the store failed).
+    pub fetch_failures: AtomicU64,
+    /// Fetches that waited for a running fetch of the same blob instead of starting one.
+    pub fetches_joined: AtomicU64,
+    /// Blobs removed because the messages that referenced them were deleted or expired.
+    pub released: AtomicU64,
 }
 
 impl FileStats {
@@ -76,12 +84,33 @@ impl FileStats {
     }
 }
 
+/// The store's figures (`chatctl status`, `GetStatus.file_store`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreSummary {
+    /// Complete files held.
+    pub files: u64,
+    /// Bytes used: files and their verification trees, complete and being fetched.
+    pub used_bytes: u64,
+    /// The quota (`files.store_mb`).
+    pub quota_bytes: u64,
+    /// The largest file (`files.max_file_mb`).
+    pub max_file_bytes: u64,
+    /// Complete files pinned (this node's own sent files), and their bytes.
+    pub pinned_files: u64,
+    /// See `pinned_files`.
+    pub pinned_bytes: u64,
+}
+
+/// Hashes [`Files::was_released`] remembers.
+const RECENTLY_RELEASED: usize = 1024;
+
 /// The files service (module docs).
 pub struct Files {
     store: Arc<Mutex<BlobStore>>,
     transport: Transport<Message>,
     serving: Arc<Semaphore>,
-    fetching: Mutex<std::collections::HashSet<Hash>>,
+    /// The fetches running, each with the sender its waiters watch (dropped when it ends).
+    fetching: Mutex<std::collections::HashMap<Hash, tokio::sync::watch::Sender<()>>>,
     stats: Arc<FileStats>,
     /// The records layer and this node's address, for provider records (none in tests
     /// without a ring).
@@ -94,6 +123,8 @@ pub struct Files {
     holds: Mutex<hold::Holds>,
     /// The holding's settings ([`Files::configure_offline`]).
     offline: std::sync::OnceLock<hold::Offline>,
+    /// The latest hashes released ([`Files::release`]).
+    released: Mutex<std::collections::VecDeque<Hash>>,
 }
 
 impl std::fmt::Debug for Files {
@@ -131,6 +162,7 @@ impl Files {
             pending: Mutex::default(),
             holds: Mutex::default(),
             offline: std::sync::OnceLock::new(),
+            released: Mutex::default(),
         }))
     }
 
@@ -179,6 +211,62 @@ impl Files {
     /// A complete blob, if held.
     pub async fn info(&self, hash: Hash) -> Result<Option<BlobInfo>, FilesError> {
         self.blocking(move |s| Ok(s.info(&hash))).await
+    }
+
+    /// The store's figures for `chatctl status`.
+    pub async fn summary(&self) -> Result<StoreSummary, FilesError> {
+        self.blocking(|s| {
+            let list = s.list();
+            let pinned: Vec<&BlobInfo> = list.iter().filter(|b| b.pinned).collect();
+            let cfg = s.config();
+            Ok(StoreSummary {
+                files: list.len() as u64,
+                used_bytes: s.used_bytes(),
+                quota_bytes: cfg.quota_bytes,
+                max_file_bytes: cfg.max_file_bytes,
+                pinned_files: pinned.len() as u64,
+                pinned_bytes: pinned.iter().map(|b| b.size).sum(),
+            })
+        })
+        .await
+    }
+
+    /// Keeps a blob from eviction (this node's own sent files); a blob not here yet is pinned
+    /// when it arrives.
+    pub async fn pin(&self, hash: Hash) -> Result<(), FilesError> {
+        self.blocking(move |s| Ok(s.pin(&hash)?)).await
+    }
+
+    /// Removes a blob, complete or partial, and its pin, because no kept message references
+    /// it any more ([`lifecycle`]); a later auto-fetch retry of it stops. Whether anything was
+    /// removed.
+    pub async fn release(&self, hash: Hash) -> Result<bool, FilesError> {
+        {
+            let mut recent = self.released.lock().unwrap_or_else(|e| e.into_inner());
+            if recent.len() >= RECENTLY_RELEASED {
+                recent.pop_front();
+            }
+            recent.push_back(hash);
+        }
+        let removed = self
+            .blocking(move |s| {
+                let held = s.has(&hash) || s.verified(&hash).is_some() || s.is_pinned(&hash);
+                s.remove(&hash)?;
+                Ok(held)
+            })
+            .await?;
+        if removed {
+            FileStats::add(&self.stats.released, 1);
+        }
+        Ok(removed)
+    }
+
+    /// Whether `hash` was released lately (the auto-fetch does not try it again).
+    pub fn was_released(&self, hash: &Hash) -> bool {
+        self.released
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(hash)
     }
 
     /// Bytes of `hash` (of `size` bytes) verified here so far (all once complete).

@@ -146,6 +146,10 @@ impl Files {
                 continue;
             };
             for b in held {
+                // Released since the list was taken: not announced again.
+                if !matches!(self.info(b.hash).await, Ok(Some(_))) {
+                    continue;
+                }
                 self.announce(b.hash, b.size).await;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }

@@ -236,6 +236,7 @@ impl ChatOps {
             r => r.parse().map_err(|e| ApiError::field("room", e))?,
         };
         let attachment = self.reference(hash, name).await?;
+        let hash_bytes = attachment.hash;
         let text = match text.trim().is_empty() {
             true => format!(
                 "📎 {} {}",
@@ -257,6 +258,12 @@ impl ChatOps {
             })
             .await
             .map_err(ApiError::from)?;
+        // This node's own sent file stays while its message does (released with it).
+        if let Some(files) = self.node.files()
+            && let Err(e) = files.pin(chat_blobs::Hash(hash_bytes)).await
+        {
+            tracing::warn!(error = %e, "could not pin a sent file");
+        }
         Ok(to_proto(&stored, &self.people))
     }
 

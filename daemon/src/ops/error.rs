@@ -178,10 +178,9 @@ impl From<FilesError> for ApiError {
         match err {
             FilesError::Store(e) | FilesError::Fetch(FetchError::Store(e)) => e.into(),
             FilesError::Fetch(FetchError::BadReference(m)) => ApiError::field("size", m),
-            e @ (FilesError::Fetch(_)
-            | FilesError::NoProvider { .. }
-            | FilesError::Busy(_)
-            | FilesError::Lookup(_)) => ApiError::Unavailable(e.to_string()),
+            e @ (FilesError::Fetch(_) | FilesError::NoProvider { .. } | FilesError::Lookup(_)) => {
+                ApiError::Unavailable(e.to_string())
+            }
             e @ FilesError::Worker => ApiError::Internal(e.to_string()),
             e @ FilesError::Hold(_) => ApiError::FailedPrecondition(e.to_string()),
             e @ FilesError::Decrypt(_) => ApiError::Unavailable(e.to_string()),

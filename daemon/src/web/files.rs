@@ -258,44 +258,32 @@ async fn held_or_fetched(
             ),
         )
     };
-    loop {
-        let found = files.providers(hash).await.map_err(failed)?;
-        if found.is_empty() {
-            return Err(text(
-                StatusCode::NOT_FOUND,
-                format!("no such file: this node does not hold {hash} and no node is known to"),
-            ));
-        }
-        let Ok(permit) = routes.fetching.clone().try_acquire_owned() else {
-            return Err(text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many files are being fetched for pages; try again shortly",
-            ));
-        };
-        // The fetch runs on its own: a page that goes away does not cut it short.
-        let f = files.clone();
-        let size = (size > 0).then_some(size);
-        let job = tokio::spawn(async move {
-            let r = f.fetch_among(hash, size, found).await;
-            drop(permit);
-            r
-        });
-        match tokio::time::timeout_at(deadline, job).await {
-            Ok(Ok(Ok(info))) => return Ok(info.size),
-            Ok(Ok(Err(FilesError::Busy(_)))) => {
-                // Fetched already (auto-fetch, another page): wait for it.
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                if let Some(info) = files.info(hash).await.map_err(failed)? {
-                    return Ok(info.size);
-                }
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(too_long());
-                }
-            }
-            Ok(Ok(Err(e))) => return Err(failed(e)),
-            Ok(Err(_)) => return Err(failed(FilesError::Worker)),
-            Err(_) => return Err(too_long()),
-        }
+    let found = files.providers(hash).await.map_err(failed)?;
+    if found.is_empty() {
+        return Err(text(
+            StatusCode::NOT_FOUND,
+            format!("no such file: this node does not hold {hash} and no node is known to"),
+        ));
+    }
+    let Ok(permit) = routes.fetching.clone().try_acquire_owned() else {
+        return Err(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many files are being fetched for pages; try again shortly",
+        ));
+    };
+    // The fetch runs on its own: a page that goes away does not cut it short.
+    let f = files.clone();
+    let size = (size > 0).then_some(size);
+    let job = tokio::spawn(async move {
+        let r = f.fetch_among(hash, size, found).await;
+        drop(permit);
+        r
+    });
+    match tokio::time::timeout_at(deadline, job).await {
+        Ok(Ok(Ok(info))) => Ok(info.size),
+        Ok(Ok(Err(e))) => Err(failed(e)),
+        Ok(Err(_)) => Err(failed(FilesError::Worker)),
+        Err(_) => Err(too_long()),
     }
 }
 
@@ -305,7 +293,7 @@ fn failed(e: FilesError) -> Response {
         FilesError::NoProvider { .. } | FilesError::Lookup(_) | FilesError::Fetch(_) => {
             StatusCode::BAD_GATEWAY
         }
-        FilesError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        FilesError::Hold(_) | FilesError::Decrypt(_) => StatusCode::BAD_GATEWAY,
         FilesError::Store(chat_blobs::StoreError::NotFound(_)) => StatusCode::NOT_FOUND,
         FilesError::Store(_) | FilesError::Worker => StatusCode::INTERNAL_SERVER_ERROR,
     };

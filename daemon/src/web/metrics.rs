@@ -236,6 +236,50 @@ fn registry(s: &Shared, status: &GetStatusResponse, private: Option<(u64, u64)>)
             "Stored files found damaged while serving them (removed)",
             st.corrupt.load(Relaxed),
         );
+        counter(
+            &mut r,
+            "files_fetch_failures",
+            "Fetches that ended without the file (no provider left, the store failed)",
+            st.fetch_failures.load(Relaxed),
+        );
+        counter(
+            &mut r,
+            "files_fetches_joined",
+            "Fetches that waited for a running fetch of the same file instead of starting one",
+            st.fetches_joined.load(Relaxed),
+        );
+        counter(
+            &mut r,
+            "files_released",
+            "Files removed from the store because their messages were deleted or expired",
+            st.released.load(Relaxed),
+        );
+    }
+    if let Some(fs) = &status.file_store {
+        gauge(
+            &mut r,
+            "files_store_bytes",
+            "Bytes the blob store uses (files and verification trees, complete and partial)",
+            fs.used_bytes,
+        );
+        gauge(
+            &mut r,
+            "files_store_quota_bytes",
+            "The blob store's quota (files.store_mb)",
+            fs.quota_bytes,
+        );
+        gauge(
+            &mut r,
+            "files_held",
+            "Complete files in the blob store",
+            fs.files,
+        );
+        gauge(
+            &mut r,
+            "files_pinned_bytes",
+            "Bytes of the pinned files (this node's own sent files)",
+            fs.pinned_bytes,
+        );
     }
     gauge(
         &mut r,

@@ -18,10 +18,10 @@ const FORM: Duration = Duration::from_secs(60);
 
 /// A tmux server of our own (its own socket), killed when its `owner` handle drops; the
 /// handle drives its session `session`.
-struct Tmux {
-    name: String,
-    session: &'static str,
-    owner: bool,
+pub(crate) struct Tmux {
+    pub(crate) name: String,
+    pub(crate) session: &'static str,
+    pub(crate) owner: bool,
 }
 
 impl Tmux {
@@ -41,7 +41,17 @@ impl Tmux {
     }
 
     /// Starts `chatctl chat` on `socket` in a new 120×30 session `session`.
-    fn start(&self, session: &'static str, socket: &std::path::Path) -> Tmux {
+    pub(crate) fn start(&self, session: &'static str, socket: &std::path::Path) -> Tmux {
+        self.start_in(session, socket, std::path::Path::new("."))
+    }
+
+    /// The same, in the directory `dir`.
+    pub(crate) fn start_in(
+        &self,
+        session: &'static str,
+        socket: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Tmux {
         let line = format!(
             "{} --socket {} chat; echo EXITED:$?; sleep 60",
             chatctl_bin().display(),
@@ -49,7 +59,18 @@ impl Tmux {
         );
         let started = self
             .cmd()
-            .args(["new-session", "-d", "-s", session, "-x", "120", "-y", "30"])
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                session,
+                "-x",
+                "120",
+                "-y",
+                "30",
+                "-c",
+            ])
+            .arg(dir)
             .arg(line)
             .status()
             .expect("tmux new-session");
@@ -57,7 +78,7 @@ impl Tmux {
         self.session(session)
     }
 
-    fn send(&self, keys: &[&str]) {
+    pub(crate) fn send(&self, keys: &[&str]) {
         let ok = self
             .cmd()
             .args(["send-keys", "-t", self.session])
@@ -67,7 +88,7 @@ impl Tmux {
         assert!(ok.success());
     }
 
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         let out = self
             .cmd()
             .args(["capture-pane", "-p", "-t", self.session])
@@ -77,7 +98,7 @@ impl Tmux {
     }
 
     /// Waits until the pane shows `what`; panics with the pane otherwise.
-    fn wait_for(&self, deadline: Duration, what: &str) {
+    pub(crate) fn wait_for(&self, deadline: Duration, what: &str) {
         let found = poll(deadline, Duration::from_millis(100), || {
             self.screen().contains(what).then_some(())
         });
@@ -100,7 +121,7 @@ impl Drop for Tmux {
     }
 }
 
-fn has_tmux() -> bool {
+pub(crate) fn has_tmux() -> bool {
     Command::new("tmux")
         .arg("-V")
         .output()

@@ -700,6 +700,13 @@ fn metrics(c: &Cluster, web: SocketAddr) {
         "chatd_mailbox_items",
         "chatd_subscribers",
         "chatd_users{presence=\"online\"}",
+        "chatd_files_served_bytes_total",
+        "chatd_files_fetched_bytes_total",
+        "chatd_files_fetch_failures_total",
+        "chatd_files_bad_providers_total",
+        "chatd_files_released_total",
+        "chatd_files_store_bytes",
+        "chatd_files_store_quota_bytes",
     ] {
         assert!(body.contains(name), "{name} missing from /metrics:\n{body}");
     }
