@@ -69,5 +69,7 @@ mod send;
 mod trace;
 #[path = "ring/tui.rs"]
 mod tui;
+#[path = "ring/voice.rs"]
+mod voice;
 #[path = "ring/web.rs"]
 mod web;

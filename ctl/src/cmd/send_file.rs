@@ -40,6 +40,7 @@ pub async fn run(
             text: caption,
             attachment_hash: hash,
             attachment_name: name,
+            voice: false,
         })
         .await
         .map_err(|s| client::call_error(socket, s))?
@@ -53,7 +54,7 @@ pub async fn run(
 }
 
 /// Streams `file` (`size` bytes) to the node's store; its hash.
-async fn upload(
+pub async fn upload(
     socket: &Target,
     file: std::fs::File,
     name: &str,
