@@ -12,6 +12,8 @@
 
 pub mod error;
 pub mod sandbox;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
