@@ -62,7 +62,9 @@ impl From<crate::voice::VoiceError> for ApiError {
         match err {
             V::Refused(m) => ApiError::InvalidArgument(format!("the recording: {m}")),
             e @ V::NoModel(_) => ApiError::FailedPrecondition(e.to_string()),
-            e @ (V::Timeout(_) | V::Limit(_)) => ApiError::ResourceExhausted(e.to_string()),
+            e @ (V::Timeout(_) | V::Limit(_) | V::Busy) => {
+                ApiError::ResourceExhausted(e.to_string())
+            }
             e @ V::Helper(_) => ApiError::Unavailable(e.to_string()),
             V::Io(e) => ApiError::Internal(format!("voice: {e}")),
         }

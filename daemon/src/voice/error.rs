@@ -10,6 +10,9 @@ pub enum VoiceError {
     /// No model is configured (`voice.model_dir`) or it cannot be loaded.
     #[error("no transcription model on this node: {0}")]
     NoModel(String),
+    /// Too many jobs wait for a helper already.
+    #[error("too many recordings wait for transcription on this node; retry later")]
+    Busy,
     /// The helper ran past `voice.timeout_secs` and was killed.
     #[error("transcription took longer than {0} s and was stopped")]
     Timeout(u64),

@@ -8,7 +8,7 @@
 //! and the group killed too when the job is dropped (a client that goes away). The recording
 //! goes in on stdin; the helper writes the Ogg/Opus conversion to a file the daemon chose and
 //! one line of JSON on stdout ([`Outcome`]). At most `voice.max_jobs` helpers run at once;
-//! further jobs wait for a slot.
+//! at most [`MAX_WAITING`] further jobs wait for a slot, more are refused.
 
 pub mod error;
 pub mod sandbox;
@@ -31,6 +31,8 @@ pub use error::VoiceError;
 
 /// The helper's source, run with `python3 -E -c` unless `voice.helper` names another.
 pub const HELPER: &str = include_str!("helper.py");
+/// Jobs waiting for a helper slot at most; more are refused ([`VoiceError::Busy`]).
+pub const MAX_WAITING: usize = 8;
 /// Bytes of the helper's answer read at most.
 const MAX_ANSWER: u64 = 4 << 20;
 /// Bytes of the helper's stderr kept for the log.
@@ -113,6 +115,7 @@ pub struct Voice {
     cfg: VoiceSettings,
     max_bytes: u64,
     slots: Arc<Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
     stats: VoiceStats,
 }
 
@@ -124,6 +127,7 @@ impl Voice {
             cfg,
             max_bytes,
             slots,
+            waiting: Default::default(),
             stats: VoiceStats::default(),
         }
     }
@@ -146,11 +150,13 @@ impl Voice {
         out: Option<&Path>,
         transcribe: bool,
     ) -> Result<Outcome, VoiceError> {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| VoiceError::Helper("the runner is shutting down".into()))?;
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(VoiceError::Busy);
+        }
+        let slot = self.slots.acquire().await;
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        let _slot = slot.map_err(|_| VoiceError::Helper("the runner is shutting down".into()))?;
         self.stats.jobs.fetch_add(1, Ordering::Relaxed);
         let res = self.run_helper(input, out, transcribe).await;
         if let Err(e) = &res {
