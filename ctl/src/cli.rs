@@ -168,6 +168,17 @@ pub enum Command {
     Get(GetArgs),
     /// List the messages with files (newest last).
     Files(FilesArgs),
+    /// Send a voice message: PATH (WAV, Ogg/Opus, WebM/Opus…) is uploaded, converted to
+    /// Ogg/Opus and transcribed on this node (with voice.model_dir set), then sent with its
+    /// transcript.
+    Voice(VoiceArgs),
+    /// Transcribe a voice message whose transcript is pending (ID: its message id) with this
+    /// node's model, and send the transcript to its room.
+    Transcribe {
+        /// The voice message's id (64 hex digits).
+        #[arg(value_name = "ID")]
+        id: String,
+    },
     /// Show the node's event log (messages and events with their times; private messages as
     /// sender, recipient and time only), and with -f follow it. The node's operator only
     /// (root or chatd's user).
@@ -324,6 +335,17 @@ pub struct GetArgs {
     /// Replace PATH if it exists.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `chatctl voice`.
+#[derive(Debug, clap::Args, PartialEq, Eq)]
+pub struct VoiceArgs {
+    /// The recording.
+    #[arg(value_name = "PATH")]
+    pub path: std::path::PathBuf,
+    /// The room [default: lobby].
+    #[arg(long, short = 'r', value_name = "ROOM")]
+    pub room: Option<String>,
 }
 
 /// `chatctl files`.

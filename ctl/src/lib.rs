@@ -87,6 +87,8 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
             cli::Command::Send(args) => cmd::send::run(&socket, printer, args).await,
             cli::Command::Get(args) => cmd::get::run(&socket, printer, args).await,
             cli::Command::Files(args) => cmd::files::run(&socket, printer, args).await,
+            cli::Command::Voice(args) => cmd::voice::send(&socket, printer, args).await,
+            cli::Command::Transcribe { id } => cmd::voice::transcribe(&socket, printer, &id).await,
             cli::Command::Dm {
                 nick,
                 text,

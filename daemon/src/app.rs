@@ -394,6 +394,10 @@ fn start(
         .with_lan(lan.clone())
         .with_private(dm.clone())
         .with_files(files.clone())
+        .with_voice(Arc::new(crate::voice::Voice::new(
+            settings.voice.clone(),
+            settings.files.max_file_mb << 20,
+        )))
         .with_event_log(event_log.clone()),
     );
     let status = NodeStatus::new(node.clone(), people.clone());

@@ -77,6 +77,7 @@ pub mod sigctx;
 pub mod status;
 pub mod supervise;
 pub mod transport;
+pub mod voice;
 pub mod web;
 
 pub use app::run;

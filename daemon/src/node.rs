@@ -48,6 +48,8 @@ pub struct Node {
     private: Option<Arc<crate::dm::Dm>>,
     /// The files service (its counters for the metrics).
     files: Option<Arc<crate::files::Files>>,
+    /// The voice runner (transcription helper), when files run.
+    voice: Option<Arc<crate::voice::Voice>>,
     /// The event log, when `log.events` is on.
     event_log: Option<crate::eventlog::EventLog>,
     /// Clients connected and private messages, for the status.
@@ -92,6 +94,7 @@ impl Node {
             lan: None,
             private: None,
             files: None,
+            voice: None,
             event_log: None,
             activity: Arc::default(),
             stop: watch::Sender::new(false),
@@ -193,6 +196,17 @@ impl Node {
     /// The files service, when it runs.
     pub fn files(&self) -> Option<&Arc<crate::files::Files>> {
         self.files.as_ref()
+    }
+
+    /// The voice runner.
+    pub fn with_voice(mut self, voice: Arc<crate::voice::Voice>) -> Node {
+        self.voice = Some(voice);
+        self
+    }
+
+    /// The voice runner, when files run.
+    pub fn voice(&self) -> Option<&Arc<crate::voice::Voice>> {
+        self.voice.as_ref()
     }
 
     /// Private-message input dropped from the network, by reason (`dm_` and the reason).

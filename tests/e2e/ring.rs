@@ -75,5 +75,7 @@ mod trace;
 mod tui;
 #[path = "ring/tui_files.rs"]
 mod tui_files;
+#[path = "ring/voice.rs"]
+mod voice;
 #[path = "ring/web.rs"]
 mod web;

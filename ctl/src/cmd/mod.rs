@@ -21,4 +21,5 @@ pub mod tail;
 pub mod trace;
 pub mod users;
 pub mod verify;
+pub mod voice;
 pub mod web;

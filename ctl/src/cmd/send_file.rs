@@ -51,7 +51,7 @@ impl From<Error> for UploadError {
 
 /// Opens `path` for an upload: the file, its size and its name. A directory or other
 /// non-regular file is refused.
-fn open(path: &Path) -> Result<(std::fs::File, u64, String), Error> {
+pub(crate) fn open(path: &Path) -> Result<(std::fs::File, u64, String), Error> {
     let cannot = |e: std::io::Error| Error::Usage(format!("cannot read {}: {e}", path.display()));
     let file = std::fs::File::open(path).map_err(cannot)?;
     let meta = file.metadata().map_err(cannot)?;
@@ -178,6 +178,7 @@ pub(crate) async fn send(
             text: caption,
             attachment_hash: hash,
             attachment_name: name,
+            voice: false,
         })
         .await
         .map_err(|s| client::call_error(socket, s))?

@@ -276,6 +276,9 @@ pub fn message_json(m: &ChatMessage) -> serde_json::Value {
             "thumbnail_refused": a.thumbnail_refused,
         });
     }
+    if let Some(t) = &m.voice {
+        v["voice"] = crate::cmd::voice::voice_json(t);
+    }
     v
 }
 
@@ -347,8 +350,10 @@ pub(crate) fn print(printer: Printer, m: &ChatMessage) -> Result<(), Error> {
         _ if m.edited_at_unix_ms != 0 => format!("{} {}", sanitize(&m.text), dim("(edited)")),
         _ => sanitize(&m.text),
     };
-    let text = match &m.attachment {
-        Some(a) if !m.deleted => {
+    let text = match (&m.attachment, &m.voice) {
+        // A voice message's text is its `🎤 0:07 "…"` line; a search adds where words are.
+        (_, Some(v)) if !m.deleted => format!("{text}{}", crate::cmd::voice::matches_line(v)),
+        (Some(a), _) if !m.deleted => {
             let line = file_line(a);
             // Without a caption the text is that line already (what older builds show).
             if m.text.starts_with("📎 ") {

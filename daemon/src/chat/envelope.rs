@@ -32,6 +32,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use super::attachment::{self, Attachment, AttachmentError};
 use super::hlc::Timestamp;
 use super::room::Room;
+use super::transcript::{self, Transcript};
 use crate::nickname::Nickname;
 
 /// Envelope format version: 2 since the signature covers the [`crate::sigctx::ENVELOPE`]
@@ -162,6 +163,9 @@ pub struct ChatMessage {
     pub nick: Option<Nickname>,
     /// A text message's file reference (`attachment.rs`), checked; `None` for any other kind.
     pub attachment: Option<Attachment>,
+    /// A voice message's transcript item (`transcript.rs`), checked; `None` for any other
+    /// kind and for text messages without one.
+    pub transcript: Option<Transcript>,
     /// The wire form, to forward unchanged.
     pub wire: Vec<u8>,
 }
@@ -282,6 +286,17 @@ pub fn sign_with(
     draft: &Draft<'_>,
     attachment: Option<&Attachment>,
 ) -> Result<ChatMessage, TextError> {
+    sign_voice(key, draft, attachment, None)
+}
+
+/// Signs a draft with `key`, a text message carrying `attachment` and a voice message's
+/// `transcript` (`transcript.rs`; both ignored for other kinds).
+pub fn sign_voice(
+    key: &SigningKey,
+    draft: &Draft<'_>,
+    attachment: Option<&Attachment>,
+    voice: Option<&Transcript>,
+) -> Result<ChatMessage, TextError> {
     let (kind, body) = match (draft.event, draft.change) {
         (Some(event), _) if event.is_empty() || event.len() > MAX_EVENT_BYTES => {
             return Err(TextError::TooLong(event.len()));
@@ -333,6 +348,18 @@ pub fn sign_with(
         }
         _ => None,
     };
+    let transcript = match voice {
+        Some(t) if kind == Kind::Text => {
+            if attachment.is_none() {
+                signed.extend(to_vec(&Value::Null));
+            }
+            let item = transcript::encode_bounded(t);
+            let kept: Value = ciborium::from_reader(item.as_slice()).unwrap_or(Value::Null);
+            signed.extend(item);
+            transcript::decode(kept)
+        }
+        _ => None,
+    };
     let signature = key.sign(&crate::sigctx::with(crate::sigctx::ENVELOPE, &signed));
     let wire = to_vec(&Value::Array(vec![
         Value::Bytes(signed.clone()),
@@ -355,6 +382,7 @@ pub fn sign_with(
         author: draft.author,
         nick: draft.nick.cloned(),
         attachment,
+        transcript,
         wire,
     })
 }
@@ -502,8 +530,8 @@ pub fn decode_with(wire: &[u8], keys: &OriginKeys) -> Result<Unchecked, Envelope
     let sig: [u8; 64] = bytes(sig)
         .and_then(|b| b.try_into().ok())
         .ok_or(Malformed("signature is not 64 bytes"))?;
-    let (inner, attachment) =
-        attachment::split(&signed).ok_or(Malformed("signed part is not CBOR"))?;
+    let (inner, attachment, voice) =
+        transcript::split(&signed).ok_or(Malformed("signed part is not CBOR"))?;
     let (fields, author) =
         split_author(inner).ok_or(Malformed("expected 8 or 9 envelope fields"))?;
     let author = match author {
@@ -575,6 +603,7 @@ pub fn decode_with(wire: &[u8], keys: &OriginKeys) -> Result<Unchecked, Envelope
         author,
         nick,
         attachment: attachment.filter(|_| kind == Kind::Text),
+        transcript: voice.filter(|_| kind == Kind::Text),
         wire: wire.to_vec(),
     };
     Ok(Unchecked {
@@ -633,16 +662,19 @@ pub struct Extra {
     pub target: Option<MessageId>,
     /// A text message's file reference.
     pub attachment: Option<Attachment>,
+    /// A voice message's transcript item.
+    pub transcript: Option<Transcript>,
 }
 
 /// The [`Extra`] of a stored envelope.
 pub fn stored_extra(wire: &[u8]) -> Option<Extra> {
     let outer: Value = ciborium::from_reader(wire).ok()?;
     let [signed, _] = array::<2>(outer)?;
-    let (inner, attachment) = attachment::split(&bytes(signed)?)?;
+    let (inner, attachment, voice) = transcript::split(&bytes(signed)?)?;
     let ([_, _, _, _, kind, _, body, _], author) = split_author(inner)?;
     let kind = uint(kind).and_then(Kind::from_wire)?;
     let attachment = attachment.filter(|_| kind == Kind::Text);
+    let transcript = voice.filter(|_| matches!(kind, Kind::Text | Kind::Deleted));
     let (event, target) = match kind {
         Kind::People => (bytes(body)?, None),
         Kind::Text | Kind::Deleted => (Vec::new(), None),
@@ -661,6 +693,7 @@ pub fn stored_extra(wire: &[u8]) -> Option<Extra> {
         author,
         target,
         attachment,
+        transcript,
     })
 }
 

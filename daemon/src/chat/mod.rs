@@ -44,6 +44,7 @@ mod send;
 pub mod store;
 pub mod subscription;
 pub mod trace;
+pub mod transcript;
 
 use std::path::Path;
 use std::sync::atomic::AtomicU64;

@@ -246,6 +246,7 @@ pub(super) fn decode(row: RawRow) -> Result<Stored, StoreError> {
             event: extra.event,
             author: extra.author,
             attachment: extra.attachment,
+            transcript: extra.transcript,
             wire,
         },
     })

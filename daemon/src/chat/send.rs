@@ -87,10 +87,22 @@ impl Chat {
         author: Option<[u8; 32]>,
         attachment: Option<&super::attachment::Attachment>,
     ) -> Result<Local, SendError> {
+        self.send_voice(room, text, author, attachment, None)
+    }
+
+    /// [`Chat::send_attached`] with a voice message's transcript item (`transcript.rs`).
+    pub fn send_voice(
+        &self,
+        room: &Room,
+        text: &str,
+        author: Option<[u8; 32]>,
+        attachment: Option<&super::attachment::Attachment>,
+        transcript: Option<&super::transcript::Transcript>,
+    ) -> Result<Local, SendError> {
         envelope::check_text(text)?;
         let state = self.state();
         self.store_own(state, |seq| {
-            envelope::sign_with(
+            envelope::sign_voice(
                 &self.inner.key,
                 &Draft {
                     seq,
@@ -103,6 +115,7 @@ impl Chat {
                     change: None,
                 },
                 attachment,
+                transcript,
             )
         })
     }

@@ -30,6 +30,7 @@ pub mod peer;
 mod schema;
 mod sections;
 mod token;
+pub mod voice;
 
 pub use generate::{operations_table, sample};
 pub use log::EventLogConfig;
@@ -38,6 +39,7 @@ pub use schema::{Key, Reload};
 pub use sections::{
     Access, BulkSettings, ChatConfig, Discovery, Irc, RING_MS_RANGE, RingSettings, Settings, Web,
 };
+pub use voice::VoiceSettings;
 
 /// Every key chatd understands, in the order `check-config` prints them (by section, then as
 /// declared).

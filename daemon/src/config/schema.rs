@@ -29,6 +29,7 @@ pub const SECTIONS: &[&str] = &[
     "web",
     "irc",
     "files",
+    "voice",
 ];
 
 /// Whether SIGHUP applies a key's new value to the running node.

@@ -84,6 +84,8 @@ section! {
         bulk: BulkSettings;
         /// Files: the blob store and its limits (`[files]`).
         files: FilesSettings;
+        /// Voice messages: transcription and its helper's limits (`[voice]`).
+        voice: super::voice::VoiceSettings;
     }
     extra {
         /// The config file that was read, if any.

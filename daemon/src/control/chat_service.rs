@@ -10,7 +10,8 @@ use chat_proto::v1::chat_service_server::ChatService;
 use chat_proto::v1::{
     DeleteRequest, DeleteResponse, EditRequest, EditResponse, HistoryRequest, HistoryResponse,
     ListRoomsRequest, ListRoomsResponse, SearchRequest, SearchResponse, SendRequest, SendResponse,
-    SubscribeRequest, SubscribeResponse, TraceRequest, TraceResponse,
+    SubscribeRequest, SubscribeResponse, TraceRequest, TraceResponse, TranscribeRequest,
+    TranscribeResponse,
 };
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -57,6 +58,11 @@ impl ChatService for ChatApi {
         let req = request.into_inner();
         let message = match req.attachment_hash.as_str() {
             "" => self.ops.send(info.as_ref(), &req.room, req.text).await?,
+            hash if req.voice => {
+                self.ops
+                    .send_voice(info.as_ref(), &req.room, hash, &req.attachment_name)
+                    .await?
+            }
             hash => {
                 let (room, name) = (&req.room, &req.attachment_name);
                 self.ops
@@ -65,6 +71,19 @@ impl ChatService for ChatApi {
             }
         };
         Ok(Response::new(SendResponse {
+            message: Some(message),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.ops.node().id().short()))]
+    async fn transcribe(
+        &self,
+        request: Request<TranscribeRequest>,
+    ) -> Result<Response<TranscribeResponse>, Status> {
+        let info = request.extensions().get::<ClientInfo>().cloned();
+        let id = request.into_inner().id;
+        let message = self.ops.transcribe(info.as_ref(), &id).await?;
+        Ok(Response::new(TranscribeResponse {
             message: Some(message),
         }))
     }

@@ -33,6 +33,10 @@ use crate::node::Node;
 use crate::offload::{Offload, Work};
 use crate::people::People;
 
+#[path = "chat_voice.rs"]
+mod voice;
+pub use voice::{fill_matches, voice_text, voice_to_proto};
+
 /// Largest `limit` of History and `backlog` of Subscribe.
 pub const MAX_PAGE: u32 = 1000;
 /// `limit` when the client gives 0.
@@ -466,7 +470,11 @@ impl ChatOps {
                     before_id: req.before_id,
                     from: req.from.trim().to_lowercase(),
                 };
-                search_page(&chat, &people, &q, &hidden)
+                let query = req.query;
+                search_page(&chat, &people, &q, &hidden).map(|mut page| {
+                    fill_matches(&mut page.messages, &query);
+                    page
+                })
             })
             .await?
     }
@@ -556,6 +564,7 @@ pub fn to_proto(stored: &Stored, people: &People) -> ChatMessage {
         edited_at_unix_ms: m.edited.map_or(0, millis),
         deleted: m.kind == Kind::Deleted,
         attachment: m.attachment.as_ref().map(attachment_to_proto),
+        voice: m.transcript.as_ref().map(voice_to_proto),
     }
 }
 

@@ -56,6 +56,21 @@ impl ApiError {
     }
 }
 
+impl From<crate::voice::VoiceError> for ApiError {
+    fn from(err: crate::voice::VoiceError) -> ApiError {
+        use crate::voice::VoiceError as V;
+        match err {
+            V::Refused(m) => ApiError::InvalidArgument(format!("the recording: {m}")),
+            e @ V::NoModel(_) => ApiError::FailedPrecondition(e.to_string()),
+            e @ (V::Timeout(_) | V::Limit(_) | V::Busy) => {
+                ApiError::ResourceExhausted(e.to_string())
+            }
+            e @ V::Helper(_) => ApiError::Unavailable(e.to_string()),
+            V::Io(e) => ApiError::Internal(format!("voice: {e}")),
+        }
+    }
+}
+
 impl From<ChatError> for ApiError {
     fn from(err: ChatError) -> ApiError {
         ApiError::Internal(err.to_string())

@@ -200,6 +200,7 @@ fn an_image_sent_with_send_file_shows_with_its_thumbnail_everywhere() {
             text: "x".into(),
             attachment_hash: "ab".repeat(32),
             attachment_name: String::new(),
+            voice: false,
         })
         .await
     });

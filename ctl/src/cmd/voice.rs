@@ -1,0 +1,127 @@
+//! `chatctl voice PATH [--room R]`: uploads a recording (`FileService.Upload`), then sends it
+//! as a voice message (`Send` with `voice`): the node converts it to Ogg/Opus and transcribes
+//! it in its helper, which takes a few seconds per minute of audio. `chatctl transcribe ID`:
+//! a later transcript of a pending voice message, made by this node (`Transcribe`). Both
+//! print nothing on success, or with `--json` the sent message.
+
+use chat_proto::v1::{SendRequest, TranscribeRequest, VoiceTranscript, VoiceWord};
+use serde_json::json;
+
+use crate::Error;
+use crate::cli::VoiceArgs;
+use crate::client::{self, Target};
+use crate::output::Printer;
+use crate::tui::text::sanitize;
+
+/// Uploads and sends the recording.
+pub async fn send(socket: &Target, printer: Printer, args: VoiceArgs) -> Result<(), Error> {
+    let path = &args.path;
+    let cannot = |e: std::io::Error| Error::Usage(format!("cannot read {}: {e}", path.display()));
+    let (file, size, name) = crate::cmd::send_file::open(path)?;
+    let hash = crate::cmd::send_file::upload(socket, file, &name, size, false, |_| {})
+        .await
+        .map_err(|e| e.or_read(&cannot))?;
+    let mut api = client::chat_service(socket).await?;
+    let response = api
+        .send(SendRequest {
+            room: args.room.unwrap_or_default(),
+            text: String::new(),
+            attachment_hash: hash,
+            attachment_name: name,
+            voice: true,
+        })
+        .await
+        .map_err(|s| client::call_error(socket, s))?
+        .into_inner();
+    if let Some(message) = &response.message {
+        print(printer, message)?;
+    }
+    Ok(())
+}
+
+/// Transcribes a pending voice message on this node.
+pub async fn transcribe(socket: &Target, printer: Printer, id: &str) -> Result<(), Error> {
+    let mut api = client::chat_service(socket).await?;
+    let response = api
+        .transcribe(TranscribeRequest {
+            id: id.trim().to_owned(),
+        })
+        .await
+        .map_err(|s| client::call_error(socket, s))?
+        .into_inner();
+    if let Some(message) = &response.message {
+        print(printer, message)?;
+    }
+    Ok(())
+}
+
+fn print(printer: Printer, m: &chat_proto::v1::ChatMessage) -> Result<(), Error> {
+    if printer.is_json() {
+        return printer
+            .json_line(&crate::cmd::tail::message_json(m))
+            .map_err(Error::Output);
+    }
+    Ok(())
+}
+
+/// `1.22 s` style offset: `0:01.2`.
+pub fn offset(ms: u64) -> String {
+    format!(
+        "{}:{:02}.{}",
+        ms / 60_000,
+        (ms / 1000) % 60,
+        (ms % 1000) / 100
+    )
+}
+
+fn word_json(w: &VoiceWord) -> serde_json::Value {
+    json!({"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms})
+}
+
+/// The `voice` object of `--json` output.
+pub fn voice_json(t: &VoiceTranscript) -> serde_json::Value {
+    let mut v = json!({
+        "duration_ms": t.duration_ms,
+        "pending": t.pending,
+        "language": t.language,
+        "text": t.text,
+        "words": t.words.iter().map(word_json).collect::<Vec<_>>(),
+    });
+    if !t.transcript_of.is_empty() {
+        v["transcript_of"] = json!(t.transcript_of);
+    }
+    if !t.matches.is_empty() {
+        v["matches"] = json!(t.matches.iter().map(word_json).collect::<Vec<_>>());
+    }
+    v
+}
+
+/// What follows a voice message's line: where a search's words are in the audio
+/// (`  ▶ Tuesday@0:01.2`), else nothing.
+pub fn matches_line(t: &VoiceTranscript) -> String {
+    t.matches
+        .iter()
+        .map(|w| format!("  ▶ {}@{}", sanitize(&w.word), offset(w.start_ms)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_and_matches_read_as_times() {
+        assert_eq!(offset(1220), "0:01.2");
+        assert_eq!(offset(61_950), "1:01.9");
+        let t = VoiceTranscript {
+            matches: vec![VoiceWord {
+                word: "Tuesday".into(),
+                start_ms: 1220,
+                end_ms: 1580,
+            }],
+            ..Default::default()
+        };
+        assert_eq!(matches_line(&t), "  ▶ Tuesday@0:01.2");
+        assert_eq!(voice_json(&t)["matches"][0]["start_ms"], 1220);
+    }
+}
