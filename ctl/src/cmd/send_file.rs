@@ -49,6 +49,12 @@ impl From<Error> for UploadError {
     }
 }
 
+impl From<client::ClientError> for UploadError {
+    fn from(e: client::ClientError) -> Self {
+        UploadError::Call(Error::Client(e))
+    }
+}
+
 /// Opens `path` for an upload: the file, its size and its name. A directory or other
 /// non-regular file is refused.
 pub(crate) fn open(path: &Path) -> Result<(std::fs::File, u64, String), Error> {

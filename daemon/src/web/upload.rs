@@ -181,7 +181,11 @@ fn check_message(q: &UploadQuery) -> Result<(), ApiError> {
 fn body_items(body: Body, name: String, size: u64) -> ReceiverStream<Result<UploadItem, ApiError>> {
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
-        let meta = UploadItem::Metadata(UploadMetadata { name, size });
+        let meta = UploadItem::Metadata(UploadMetadata {
+            name,
+            size,
+            encrypt: false,
+        });
         if tx.send(Ok(meta)).await.is_err() {
             return;
         }

@@ -45,7 +45,7 @@ fn start(sandbox: &Sandbox, ns: &Netns, i: usize, bootstrap: Option<SocketAddr>)
     }
     let daemon = sandbox.start(ns.wrap(side(i), &cmd), &socket);
     Node {
-        daemon: daemon,
+        daemon,
         socket,
     }
 }
