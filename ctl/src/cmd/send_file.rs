@@ -27,12 +27,25 @@ pub async fn run(
 ) -> Result<(), Error> {
     let cannot = |e: std::io::Error| Error::Usage(format!("cannot read {}: {e}", path.display()));
     let file = std::fs::File::open(path).map_err(cannot)?;
-    let size = file.metadata().map_err(cannot)?.len();
+    let meta = file.metadata().map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(Error::Usage(format!(
+            "cannot read {}: not a regular file",
+            path.display()
+        )));
+    }
+    let size = meta.len();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let hash = upload(socket, file, &name, size).await?;
+    let read_error = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let hash = upload(socket, file, &name, size, read_error.clone()).await;
+    // A read that failed midway ends the upload short (the node refuses it): say why.
+    if let Some(e) = read_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        return Err(cannot(e));
+    }
+    let hash = hash?;
     let mut api = client::chat_service(socket).await?;
     let response = api
         .send(SendRequest {
@@ -52,12 +65,14 @@ pub async fn run(
     Ok(())
 }
 
-/// Streams `file` (`size` bytes) to the node's store; its hash.
+/// Streams `file` (`size` bytes) to the node's store; its hash. A read error ends the
+/// stream early and is left in `read_error`.
 async fn upload(
     socket: &Target,
     file: std::fs::File,
     name: &str,
     size: u64,
+    read_error: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
 ) -> Result<String, Error> {
     let mut files = client::file_service(socket).await?;
     let first = UploadRequest {
@@ -69,28 +84,38 @@ async fn upload(
     let show = size > PROGRESS_OVER;
     // The bytes are read as the stream is polled: at most one chunk in memory besides
     // what the channel holds.
-    let chunks = futures_util::stream::unfold((file, 0u64), move |(mut file, sent)| async move {
-        let mut buf = vec![0u8; CHUNK];
-        let n = match file.read(&mut buf) {
-            Ok(0) | Err(_) => {
-                if show {
-                    eprintln!();
+    let chunks = futures_util::stream::unfold((file, 0u64), move |(mut file, sent)| {
+        let read_error = read_error.clone();
+        async move {
+            let mut buf = vec![0u8; CHUNK];
+            let n = match file.read(&mut buf) {
+                Ok(0) => {
+                    if show {
+                        eprintln!();
+                    }
+                    return None;
                 }
-                return None;
+                Err(e) => {
+                    if show {
+                        eprintln!();
+                    }
+                    *read_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                    return None;
+                }
+                Ok(n) => n,
+            };
+            buf.truncate(n);
+            let sent = sent + n as u64;
+            if show && (sent % (1024 * 1024) < CHUNK as u64 || sent == size) {
+                eprint!("\ruploading: {} / {}", mb(sent), mb(size));
             }
-            Ok(n) => n,
-        };
-        buf.truncate(n);
-        let sent = sent + n as u64;
-        if show && (sent % (1024 * 1024) < CHUNK as u64 || sent == size) {
-            eprint!("\ruploading: {} / {}", mb(sent), mb(size));
+            Some((
+                UploadRequest {
+                    item: Some(upload_request::Item::Chunk(buf)),
+                },
+                (file, sent),
+            ))
         }
-        Some((
-            UploadRequest {
-                item: Some(upload_request::Item::Chunk(buf)),
-            },
-            (file, sent),
-        ))
     });
     let stream = futures_util::StreamExt::chain(futures_util::stream::iter([first]), chunks);
     let response = files

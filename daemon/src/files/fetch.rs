@@ -8,7 +8,8 @@
 //! counted ([`super::FileStats::bad_providers`]); one that is gone, cut short or without the
 //! blob is asked again a few times. The fetch ends when the blob is complete, or fails with
 //! [`FilesError::NoProvider`] when no provider is left, keeping what verified for a later
-//! fetch to resume.
+//! fetch to resume; a failure of this node's own store (a full disk) removes the partial
+//! blob instead.
 
 use std::time::Duration;
 
@@ -39,12 +40,10 @@ impl Files {
                 return Err(FilesError::Busy(hash));
             }
         }
-        let res = self.fetch_inner(hash, size, providers).await;
-        self.fetching
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&hash);
-        res
+        // Also when this future is dropped midway (the client of a download went away):
+        // otherwise the blob would stay "being fetched" until the node restarts.
+        let _guard = Fetching { files: self, hash };
+        self.fetch_inner(hash, size, providers).await
     }
 
     async fn fetch_inner(
@@ -88,7 +87,15 @@ impl Files {
                         plan.done(&peer);
                     }
                     Err(FetchError::Store(e)) => {
+                        // This node's disk failed (full, say): what verified is given up
+                        // rather than left to fill the disk; a later fetch starts anew.
                         running.abort_all();
+                        tracing::warn!(blob = %hash, error = %e, "a fetch failed on this node's store: its partial blob is removed");
+                        self.blocking(move |s| {
+                            s.abandon_fetch(&hash);
+                            Ok(())
+                        })
+                        .await?;
                         return Err(FilesError::Store(e));
                     }
                     Err(e) if e.is_bad_provider() => {
@@ -132,6 +139,22 @@ impl Files {
             })
         })
         .await
+    }
+}
+
+/// Takes a blob off the fetches under way when dropped.
+struct Fetching<'a> {
+    files: &'a Files,
+    hash: Hash,
+}
+
+impl Drop for Fetching<'_> {
+    fn drop(&mut self) {
+        self.files
+            .fetching
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.hash);
     }
 }
 

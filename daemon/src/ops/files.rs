@@ -83,11 +83,12 @@ impl FileOps {
             ));
         }
         let path = self.files.upload_path();
-        let written = self.receive(&path, meta.size, &mut items).await;
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
+        // Removes the partial upload however this ends, also when the client goes away
+        // midway (this future is then dropped): nothing half-written stays in `tmp/`.
+        let mut partial = Partial(Some(path.clone()));
+        self.receive(&path, meta.size, &mut items).await?;
+        // From here the import owns the file (and removes it).
+        partial.0 = None;
         let info = self.files.import_upload(path).await?;
         tracing::info!(blob = %info.hash, size = info.size, "file uploaded");
         Ok(UploadResponse {
@@ -204,6 +205,17 @@ impl FileOps {
             }
         });
         Ok(rx)
+    }
+}
+
+/// An upload being written, removed on drop.
+struct Partial(Option<std::path::PathBuf>);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
