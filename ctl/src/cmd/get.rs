@@ -102,7 +102,6 @@ async fn download(socket: &Target, hash: &str, size: u64, dest: &Path) -> Result
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let cannot = |e: std::io::Error| Error::Usage(format!("cannot write {}: {e}", dest.display()));
-    let mut tmp = tempfile_in(dir).map_err(cannot)?;
     let mut files = client::file_service(socket).await?;
     let mut stream = files
         .download(DownloadRequest {
@@ -112,6 +111,8 @@ async fn download(socket: &Target, hash: &str, size: u64, dest: &Path) -> Result
         .await
         .map_err(|s| client::call_error(socket, s))?
         .into_inner();
+    // Made only once the node took the download: a refused one leaves nothing here.
+    let mut tmp = tempfile_in(dir).map_err(cannot)?;
     let mut written = 0u64;
     let mut total = size;
     let mut shown = false;

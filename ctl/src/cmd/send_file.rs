@@ -65,8 +65,8 @@ pub async fn run(
     Ok(())
 }
 
-/// Streams `file` (`size` bytes) to the node's store; its hash. A read error ends the
-/// stream early and is left in `read_error`.
+/// Streams `file` (`size` bytes) to the node's store; its hash. A read error cuts the
+/// upload (the node keeps nothing) and is left in `read_error`.
 async fn upload(
     socket: &Target,
     file: std::fs::File,
@@ -82,10 +82,13 @@ async fn upload(
         })),
     };
     let show = size > PROGRESS_OVER;
+    let failed_tx = std::sync::Arc::new(tokio::sync::Notify::new());
+    let failed = failed_tx.clone();
     // The bytes are read as the stream is polled: at most one chunk in memory besides
     // what the channel holds.
     let chunks = futures_util::stream::unfold((file, 0u64), move |(mut file, sent)| {
         let read_error = read_error.clone();
+        let failed = failed_tx.clone();
         async move {
             let mut buf = vec![0u8; CHUNK];
             let n = match file.read(&mut buf) {
@@ -100,6 +103,10 @@ async fn upload(
                         eprintln!();
                     }
                     *read_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                    failed.notify_one();
+                    // Never end the stream: a clean end would upload what was read as the
+                    // file; the call is dropped instead (below), a cut upload for the node.
+                    std::future::pending::<()>().await;
                     return None;
                 }
                 Ok(n) => n,
@@ -118,11 +125,11 @@ async fn upload(
         }
     });
     let stream = futures_util::StreamExt::chain(futures_util::stream::iter([first]), chunks);
-    let response = files
-        .upload(stream)
-        .await
-        .map_err(|s| client::call_error(socket, s))?
-        .into_inner();
+    let response = tokio::select! {
+        r = files.upload(stream) => r.map_err(|s| client::call_error(socket, s))?.into_inner(),
+        // The caller reports the read error itself.
+        () = failed.notified() => return Err(Error::Usage("a read failed".into())),
+    };
     response
         .file
         .map(|f| f.hash)

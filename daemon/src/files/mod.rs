@@ -19,6 +19,7 @@
 pub mod auto;
 pub mod bridge;
 pub mod error;
+pub mod faults;
 pub mod fetch;
 pub mod provide;
 pub mod serve;

@@ -23,46 +23,6 @@ pub const BAD_REQUEST: u32 = 0x100;
 /// Reset code: the answer failed on this side (a damaged blob, a disk error).
 pub const FAILED: u32 = 0x101;
 
-/// Test builds only (`debug_assertions`): with `CHAT_FILES_TEST_CORRUPT_SERVE=N` set, this node
-/// flips one bit of byte N of every answer it serves, after its own check of the bytes: a
-/// hostile provider for the e2e tests (tests/e2e/ring/file_swarm.rs). Release builds ignore it.
-pub const TEST_CORRUPT_ENV: &str = "CHAT_FILES_TEST_CORRUPT_SERVE";
-
-/// The byte to corrupt in every answer ([`TEST_CORRUPT_ENV`]), in test builds.
-fn test_corrupt_at() -> Option<u64> {
-    if !cfg!(debug_assertions) {
-        return None;
-    }
-    std::env::var(TEST_CORRUPT_ENV).ok()?.parse().ok()
-}
-
-/// A writer that flips one bit of byte `at` of what goes through ([`TEST_CORRUPT_ENV`]).
-struct Corrupting<W> {
-    inner: W,
-    at: u64,
-    pos: u64,
-}
-
-impl<W: io::Write> io::Write for Corrupting<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let start = self.pos;
-        let n = match self.at.checked_sub(start) {
-            Some(k) if k < buf.len() as u64 => {
-                let mut b = buf.to_vec();
-                b[k as usize] ^= 0x01;
-                self.inner.write(&b)?
-            }
-            _ => self.inner.write(buf)?,
-        };
-        self.pos += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Reads one request from `stream` and answers it.
 pub(super) async fn answer(files: &Files, mut stream: BulkStream) {
     let peer = stream.peer().id;
@@ -91,15 +51,8 @@ pub(super) async fn answer(files: &Files, mut stream: BulkStream) {
         let mut writer = writer;
         match source {
             Ok(source) => {
-                let res = match test_corrupt_at() {
-                    Some(at) => {
-                        let out = Corrupting {
-                            inner: &mut writer,
-                            at,
-                            pos: 0,
-                        };
-                        source.serve(&request.ranges, out)
-                    }
+                let res = match super::faults::Faults::from_env() {
+                    Some(faults) => source.serve(&request.ranges, faults.wrap(&mut writer)),
                     None => source.serve(&request.ranges, &mut writer),
                 };
                 if matches!(res, Err(StoreError::Corrupt(_))) {

@@ -1,6 +1,7 @@
 //! Issue 35's judged scenarios for public files, on real daemons: a 50 MB file sent to #lobby
 //! on A is fetched by four nodes at once from A and B (which fetched it earlier); A is killed
-//! with SIGKILL when the four are about halfway, and each completes from B, byte-identical.
+//! with SIGKILL when the four are about halfway (their progress, with providers slowed to
+//! 4 MiB/s an answer so that halfway can be seen), and each completes from B, byte-identical.
 //! A provider that serves wrong bytes (a test build's `CHAT_FILES_TEST_CORRUPT_SERVE`) is
 //! detected, counted (`files_bad_providers` in `/metrics`) and bypassed: the download
 //! completes byte-identical from the honest provider and only verified bytes were stored.
@@ -17,7 +18,7 @@ use chat_proto::v1::{DownloadRequest, GetRecordRequest, download_response};
 
 use crate::client;
 use crate::cluster::{Cluster, poll};
-use crate::files::{data, ring, runtime, socket, upload};
+use crate::files::{data, runtime, socket, upload};
 
 /// How long a whole fetch may take (on two loaded cores, debug build).
 const FETCH: Duration = Duration::from_secs(120);
@@ -122,7 +123,16 @@ fn partials(c: &Cluster, i: usize) -> usize {
 
 #[test]
 fn a_50_mb_file_reaches_four_fetchers_while_its_sender_dies_halfway() {
-    let mut c = ring(191, 6);
+    // Providers serve each answer at 4 MiB/s (a test build's `CHAT_FILES_TEST_SERVE_KIB_S`):
+    // unthrottled, the four fetch 50 MB in about a second on loopback, too fast to catch
+    // halfway.
+    let slow = [("CHAT_FILES_TEST_SERVE_KIB_S", "4096")];
+    let mut c = Cluster::new(191);
+    let first = c.add_with_env(&[], &slow);
+    for _ in 1..6 {
+        c.add_with_env(&[c.addr(first)], &slow);
+    }
+    c.await_ring(Duration::from_secs(60));
     let (a, seed, fetchers) = (0, 1, [2usize, 3, 4, 5]);
     // A sends the file to #lobby.
     let bytes = data(50 << 20);
