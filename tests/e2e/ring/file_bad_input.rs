@@ -141,7 +141,7 @@ fn bad_files_and_hashes_get_clear_errors_and_leave_nothing() {
         use std::os::unix::fs::PermissionsExt;
         let locked = dir.join("locked.bin");
         std::fs::write(&locked, b"secret").expect("writes");
-        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0)).expect("chmod");
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod");
         let out = send(&locked);
         assert_refused(&out, "unreadable", &["cannot read", "Permission denied"]);
     }
