@@ -41,7 +41,7 @@ pub async fn run(
         .unwrap_or_default();
     let read_error = std::sync::Arc::new(std::sync::Mutex::new(None));
     let hash = upload(socket, file, &name, size, read_error.clone()).await;
-    // A read that failed midway ends the upload short (the node refuses it): say why.
+    // A read that failed midway cut the upload (the node keeps nothing): say why.
     if let Some(e) = read_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
         return Err(cannot(e));
     }
