@@ -13,6 +13,7 @@
 #
 #   tests/bench/scripts/files_throughput.sh            # ROUNDS=3 SIZE_MB=200
 #   NO_BUILD=1 NO_QUINN=1 ...                          # built binaries as they are, no quinn
+#   NO_BUILD=1 BASELINE=target/release/deps/chatd-HASH ...  # the lib test binary as it is
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -21,8 +22,8 @@ cd "$(dirname "$0")/../../.."
 export CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
 TARGET=${CARGO_TARGET_DIR:-target}
 [ -n "${NO_BUILD:-}" ] || cargo build --release -p chatd -p chatctl
-BASELINE=
-[ -n "${NO_QUINN:-}" ] || BASELINE=$(cargo test --release -p chatd --lib --no-run --message-format=json 2>/dev/null |
+BASELINE=${BASELINE:-} # the release lib test binary, if built already
+[ -n "${NO_QUINN:-}" ] || [ -n "$BASELINE" ] || BASELINE=$(cargo test --release -p chatd --lib --no-run --message-format=json 2>/dev/null |
   python3 -c 'import sys,json
 for l in sys.stdin:
     m=json.loads(l)
