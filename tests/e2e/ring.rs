@@ -24,10 +24,14 @@ mod dm_disk_full;
 mod edits;
 #[path = "ring/eventlog.rs"]
 mod eventlog;
+#[path = "ring/file_bad_input.rs"]
+mod file_bad_input;
 #[path = "ring/file_lifecycle.rs"]
 mod file_lifecycle;
 #[path = "ring/file_messages.rs"]
 mod file_messages;
+#[path = "ring/file_swarm.rs"]
+mod file_swarm;
 #[path = "ring/files.rs"]
 mod files;
 #[path = "ring/hostile.rs"]

@@ -36,8 +36,13 @@ impl PartialPaths {
         }
     }
 
+    /// Where the ranges file is written before it replaces the last one.
+    fn ranges_tmp(&self) -> PathBuf {
+        self.ranges.with_extension("ranges.tmp")
+    }
+
     pub fn remove(&self) {
-        for p in [&self.ranges, &self.data, &self.outboard] {
+        for p in [&self.ranges, &self.ranges_tmp(), &self.data, &self.outboard] {
             if let Err(e) = fs::remove_file(p)
                 && e.kind() != io::ErrorKind::NotFound
             {
@@ -132,12 +137,17 @@ impl Partial {
 
     /// Records the verified ranges atomically (data and outboard synced by the caller).
     pub fn save_ranges(&self) -> io::Result<()> {
-        let tmp = self.paths.ranges.with_extension("ranges.tmp");
-        {
+        let tmp = self.paths.ranges_tmp();
+        let written = (|| {
             let mut f = open_rw(&tmp, true)?;
             f.set_len(0)?;
             f.write_all(&encode_state(self.size, &self.verified))?;
-            f.sync_data()?;
+            f.sync_data()
+        })();
+        if let Err(e) = written {
+            // A full disk, say: no half-written state file stays behind.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
         }
         fs::rename(&tmp, &self.paths.ranges)
     }

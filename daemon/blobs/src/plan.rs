@@ -7,7 +7,7 @@
 //! blob's size. A provider whose response failed gets its unfinished chunks taken back (the
 //! next [`FetchPlan::assign`] gives them to others); one that sent bytes that do not verify
 //! is never asked again; one that failed otherwise (gone, truncated, not found) is asked
-//! again up to [`MAX_FAILURES`] times.
+//! again up to [`MAX_FAILURES`] times, but only while no provider that failed less is left.
 
 use bao_tree::{ChunkNum, ChunkRanges};
 use range_collections::range_set::RangeSetRange;
@@ -136,11 +136,22 @@ impl<P: Clone + PartialEq> FetchPlan<P> {
     /// returns the new requests.
     pub fn assign(&mut self, verified: &ChunkRanges) -> Vec<(P, ChunkRanges)> {
         let open = ChunkRanges::from(ChunkNum(0)..self.end) - verified - self.in_flight();
+        // Work goes to the providers that failed least: one that failed (gone, say) is
+        // asked again only when no provider with fewer failures is left, so a dead one does
+        // not hold pieces that a healthy one, busy or idle, would deliver.
+        let least = self
+            .providers
+            .iter()
+            .filter_map(|(_, s)| match s {
+                State::Idle { failures } | State::Busy { failures, .. } => Some(*failures),
+                State::Bad => None,
+            })
+            .min();
         let idle: Vec<usize> = self
             .providers
             .iter()
             .enumerate()
-            .filter(|(_, (_, s))| matches!(s, State::Idle { .. }))
+            .filter(|(_, (_, s))| matches!(s, State::Idle { failures } if Some(*failures) == least))
             .map(|(i, _)| i)
             .collect();
         // The blob's last chunk group goes first (with the first piece): only it proves the
@@ -326,22 +337,34 @@ mod tests {
 
         let second = plan.assign(&verified);
         let names: Vec<&str> = second.iter().map(|(p, _)| *p).collect();
-        assert_eq!(names, vec!["a", "c"], "the liar is not asked again");
-        let again = second
+        assert_eq!(
+            names,
+            vec!["a"],
+            "neither the liar nor, while a healthy one is left, the gone one"
+        );
+        assert_eq!(second[0].1, r(0, end) - verified.clone(), "the remainder");
+
+        // "a" is cut short after part of it: both failed once now, so both are asked.
+        verified |= split(&second[0].1, ChunkNum(end), 2)[0].clone();
+        plan.failed(&"a", Failure::Unavailable);
+        let third = plan.assign(&verified);
+        let names: Vec<&str> = third.iter().map(|(p, _)| *p).collect();
+        assert_eq!(names, vec!["a", "c"]);
+        let again = third
             .iter()
             .fold(ChunkRanges::empty(), |a, (_, p)| a | p.clone());
         assert_eq!(again, r(0, end) - verified.clone(), "exactly the remainder");
 
         // "c" keeps failing: after MAX_FAILURES it is out; "a" finishes the rest.
         plan.done(&"a");
-        verified |= second[0].1.clone();
+        verified |= third[0].1.clone();
         plan.failed(&"c", Failure::Unavailable);
         plan.failed(&"c", Failure::Unavailable);
         assert!(plan.is_bad(&"c"));
-        let third = plan.assign(&verified);
-        assert_eq!(third.len(), 1);
-        assert_eq!(third[0].0, "a");
-        verified |= third[0].1.clone();
+        let fourth = plan.assign(&verified);
+        assert_eq!(fourth.len(), 1);
+        assert_eq!(fourth[0].0, "a");
+        verified |= fourth[0].1.clone();
         assert_eq!(verified, r(0, end));
         assert!(!plan.is_stuck(&verified));
     }

@@ -8,7 +8,8 @@
 //! counted ([`super::FileStats::bad_providers`]); one that is gone, cut short or without the
 //! blob is asked again a few times. The fetch ends when the blob is complete, or fails with
 //! [`FilesError::NoProvider`] when no provider is left, keeping what verified for a later
-//! fetch to resume.
+//! fetch to resume; a failure of this node's own store (a full disk) removes the partial
+//! blob instead.
 
 use std::time::Duration;
 
@@ -115,7 +116,15 @@ impl Files {
                 match res {
                     Ok(_) => plan.done(&peer),
                     Err(FetchError::Store(e)) => {
+                        // This node's disk failed (full, say): what verified is given up
+                        // rather than left to fill the disk; a later fetch starts anew.
                         running.abort_all();
+                        tracing::warn!(blob = %hash, error = %e, "a fetch failed on this node's store: its partial blob is removed");
+                        self.blocking(move |s| {
+                            s.abandon_fetch(&hash);
+                            Ok(())
+                        })
+                        .await?;
                         return Err(FilesError::Store(e));
                     }
                     Err(e) if e.is_bad_provider() => {

@@ -10,6 +10,8 @@
 //!   ([`fetch`]): every chunk group is verified before it is written, a provider whose bytes
 //!   do not verify is never asked again and counted ([`FileStats::bad_providers`]), and a
 //!   fetch cut short resumes from what verified.
+//! - [`faults`]: in test builds only, a provider told by the environment to serve wrong bytes
+//!   or slowly (the e2e tests of a hostile provider and of a sender killed halfway).
 //! - [`provide`]: provider records in the DHT — put when a blob is imported or fetched,
 //!   renewed while held — and [`Files::fetch_found`], a fetch from the providers found there.
 //! - [`lifecycle`]: files whose messages were deleted or expired leave the store
@@ -24,6 +26,7 @@
 pub mod auto;
 pub mod bridge;
 pub mod error;
+pub mod faults;
 pub mod fetch;
 pub mod hold;
 pub mod lifecycle;

@@ -51,7 +51,10 @@ pub(super) async fn answer(files: &Files, mut stream: BulkStream) {
         let mut writer = writer;
         match source {
             Ok(source) => {
-                let res = source.serve(&request.ranges, &mut writer);
+                let res = match super::faults::Faults::from_env() {
+                    Some(faults) => source.serve(&request.ranges, faults.wrap(&mut writer)),
+                    None => source.serve(&request.ranges, &mut writer),
+                };
                 if matches!(res, Err(StoreError::Corrupt(_))) {
                     tracing::warn!(blob = %request.hash, "a stored blob does not match its outboard: removed");
                     if let Err(e) = lock(&store).remove(&request.hash) {

@@ -183,6 +183,15 @@ impl From<StoreError> for ApiError {
             StoreError::QuotaFull { .. } => ApiError::ResourceExhausted(m),
             StoreError::NotFound(_) => ApiError::NotFound(m),
             StoreError::Corrupt(_) => ApiError::Unavailable(m),
+            // A full disk is the operator's to fix, and the client's to be told plainly.
+            StoreError::Io { ref source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                ) =>
+            {
+                ApiError::ResourceExhausted(format!("this node's disk is full: {m}"))
+            }
             _ => ApiError::Internal(m),
         }
     }

@@ -84,11 +84,12 @@ impl FileOps {
             ));
         }
         let path = self.files.upload_path();
-        let written = self.receive(&path, meta.size, &mut items).await;
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&path);
-            return Err(e);
-        }
+        // Removes the partial upload however this ends, also when the client goes away
+        // midway (this future is then dropped): nothing half-written stays in `tmp/`.
+        let mut partial = Partial(Some(path.clone()));
+        self.receive(&path, meta.size, &mut items).await?;
+        // From here the import owns the file (and removes it).
+        partial.0 = None;
         let info = if meta.encrypt {
             self.files.import_private(path).await?
         } else {
@@ -297,6 +298,17 @@ async fn send_private(
     let (decrypted, ()) = tokio::join!(files.decrypt_to(&file, chunks, CHUNK), forward);
     decrypted?;
     Ok(())
+}
+
+/// An upload being written, removed on drop.
+struct Partial(Option<std::path::PathBuf>);
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 fn parse(hash: &str) -> Result<Hash, ApiError> {

@@ -3,12 +3,10 @@
 //! chat store's writes failed and were rolled back) gets those it lost once there is room
 //! again, without a restart (`docs/protocol.md`, "Anti-entropy").
 
-use std::process::Command;
 use std::time::Duration;
 
 use crate::chat::texts;
-use crate::cluster::{Cluster, poll};
-use crate::support::skip_or_fail;
+use crate::cluster::{Cluster, Tmpfs, poll};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -47,35 +45,18 @@ fn a_restarted_node_gets_what_was_broadcast_while_it_was_down() {
     await_texts(&c, 3, &want);
 }
 
-/// Unmounts the tmpfs on drop.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_node_whose_disk_filled_up_gets_what_its_store_lost() {
-    if !rustix::process::geteuid().is_root() {
-        skip_or_fail("backfill disk full: needs root to mount a tmpfs");
+    if !Tmpfs::available("backfill disk full") {
         return;
     }
     let mut c = Cluster::named(171, &["a", "b", "c"], Duration::from_secs(30));
     // Node 3's data directory is a small tmpfs.
     let dir = c.sandbox.path().join("n3");
     let data = dir.join("data");
-    std::fs::create_dir_all(&data).expect("data dir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs"])
-        .arg(&data)
-        .status();
-    if !mounted.is_ok_and(|s| s.success()) {
-        skip_or_fail("backfill disk full: cannot mount a tmpfs");
+    let Some(_mount) = Tmpfs::mount(&data, "8m", "backfill disk full") else {
         return;
-    }
-    let _mount = Mount(data.clone());
+    };
     let listen = "127.0.171.13:0".parse().expect("addr");
     let i = c.start_at(dir, listen, &[c.addr(0)], Vec::new());
     c.await_ring(Duration::from_secs(30));

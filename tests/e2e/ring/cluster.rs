@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{Daemon, Sandbox};
+use crate::support::{Daemon, Sandbox, skip_or_fail};
 
 /// Ring timers for tests (the `[ring]` section); the defaults would make the suite slow.
 pub const CONFIG: &str = "[ring]\nstabilize_ms = 150\nfix_fingers_ms = 150\ncheck_predecessor_ms = 300\nrpc_timeout_ms = 300\n";
@@ -296,4 +296,56 @@ pub fn found_in(dir: &std::path::Path, needle: &[u8]) -> Option<String> {
         }
     }
     None
+}
+
+/// A small tmpfs mounted at a directory, unmounted (lazily) on drop: a disk that fills up,
+/// for the tests of full disks (a node's data directory, a download's output). Needs root.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Whether tmpfs can be mounted here (root); otherwise the test `what` is skipped with
+    /// the reason printed (failed under `CHATD_TEST_STRICT=1`). Call it before the cluster
+    /// forms, so a skipped test costs nothing.
+    pub fn available(what: &str) -> bool {
+        let root = rustix::process::geteuid().is_root();
+        if !root {
+            skip_or_fail(&format!("{what}: needs root to mount a tmpfs"));
+        }
+        root
+    }
+
+    /// Mounts a tmpfs of `size` (mount's `size=`, e.g. `8m`) at `dir` (created), or skips
+    /// the test `what` (as [`Tmpfs::available`]) when it cannot be mounted.
+    pub fn mount(dir: &std::path::Path, size: &str, what: &str) -> Option<Tmpfs> {
+        if !Tmpfs::available(what) {
+            return None;
+        }
+        std::fs::create_dir_all(dir).expect("the mount point");
+        let mounted = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status();
+        if !mounted.is_ok_and(|s| s.success()) {
+            skip_or_fail(&format!("{what}: cannot mount a tmpfs"));
+            return None;
+        }
+        Some(Tmpfs(dir.to_owned()))
+    }
+
+    /// Where it is mounted.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
 }

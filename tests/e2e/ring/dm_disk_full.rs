@@ -5,11 +5,9 @@
 //! is acknowledged only after the recipient's node wrote it).
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::cluster::{Cluster, poll};
-use crate::support::skip_or_fail;
+use crate::cluster::{Cluster, Tmpfs, poll};
 
 /// How long the ring, the names and the key bundles may take.
 const FORM: Duration = Duration::from_secs(60);
@@ -17,15 +15,6 @@ const FORM: Duration = Duration::from_secs(60);
 const ARRIVE: Duration = Duration::from_secs(90);
 /// How long bob's disk stays full after the last send.
 const FULL_FOR: Duration = Duration::from_secs(15);
-
-/// Unmounts the tmpfs on drop.
-struct Mount(std::path::PathBuf);
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
     c.sandbox
@@ -84,24 +73,16 @@ fn log_tail(c: &Cluster, i: usize) -> String {
 
 #[test]
 fn private_messages_to_a_full_disk_are_not_acknowledged_and_arrive_once_space_returns() {
-    if !rustix::process::geteuid().is_root() {
-        skip_or_fail("dm disk full: needs root to mount a tmpfs");
+    if !Tmpfs::available("dm disk full") {
         return;
     }
     let mut c = Cluster::named(173, &["alice", "carol"], FORM);
     // Bob's node: its data directory is a small tmpfs.
     let dir = c.sandbox.path().join("n2");
     let data = dir.join("data");
-    std::fs::create_dir_all(&data).expect("data dir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8m,mode=0700", "tmpfs"])
-        .arg(&data)
-        .status();
-    if !mounted.is_ok_and(|s| s.success()) {
-        skip_or_fail("dm disk full: cannot mount a tmpfs");
+    let Some(_mount) = Tmpfs::mount(&data, "8m", "dm disk full") else {
         return;
-    }
-    let _mount = Mount(data.clone());
+    };
     let listen = "127.0.173.12:0".parse().expect("addr");
     let env = vec![("CHATD_NODE__NICKNAME".to_owned(), "bob".to_owned())];
     let bob = c.start_at(dir, listen, &[c.addr(0)], env);

@@ -16,7 +16,7 @@ use crate::client;
 use crate::cluster::{Cluster, poll};
 
 /// Deterministic bytes that do not repeat at any small period.
-fn data(len: usize) -> Vec<u8> {
+pub fn data(len: usize) -> Vec<u8> {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     (0..len)
         .map(|_| {
@@ -28,18 +28,18 @@ fn data(len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn socket(c: &Cluster, i: usize) -> PathBuf {
+pub fn socket(c: &Cluster, i: usize) -> PathBuf {
     c.members[i].dir.join("run/control.sock")
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime")
 }
 
-async fn upload(socket: &Path, bytes: &[u8]) -> Result<(String, u64, String), tonic::Status> {
+pub async fn upload(socket: &Path, bytes: &[u8]) -> Result<(String, u64, String), tonic::Status> {
     let mut files =
         FileServiceClient::new(client::unix(socket).await).max_decoding_message_size(1 << 20);
     let mut msgs = vec![UploadRequest {
@@ -91,7 +91,7 @@ async fn download(socket: &Path, hash: &str) -> Result<Vec<u8>, tonic::Status> {
     Ok(out)
 }
 
-async fn held(socket: &Path) -> usize {
+pub async fn held(socket: &Path) -> usize {
     let mut files = FileServiceClient::new(client::unix(socket).await);
     files
         .list_files(ListFilesRequest {})
@@ -102,7 +102,7 @@ async fn held(socket: &Path) -> usize {
         .len()
 }
 
-fn ring(net: u8, n: usize) -> Cluster {
+pub fn ring(net: u8, n: usize) -> Cluster {
     let mut c = Cluster::new(net);
     let first = c.add(&[]);
     for _ in 1..n {

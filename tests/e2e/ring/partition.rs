@@ -44,10 +44,7 @@ fn start(sandbox: &Sandbox, ns: &Netns, i: usize, bootstrap: Option<SocketAddr>)
         cmd.args(["--bootstrap", &b.to_string()]);
     }
     let daemon = sandbox.start(ns.wrap(side(i), &cmd), &socket);
-    Node {
-        daemon,
-        socket,
-    }
+    Node { daemon, socket }
 }
 
 fn json(sandbox: &Sandbox, node: &Node, args: &[&str]) -> Option<serde_json::Value> {
