@@ -67,7 +67,8 @@ mod chat_service_tests {
                 "ListRooms",
                 "Edit",
                 "Delete",
-                "Trace"
+                "Trace",
+                "Transcribe"
             ]
         );
     }
