@@ -253,19 +253,30 @@ impl Chat {
         nick: Option<Nickname>,
         config: &ChatConfig,
     ) -> Result<Chat, ChatError> {
+        // A damaged file fails the start with an error that names it (the operator moves it
+        // aside), whichever of the opens below meets the damage first.
+        let named = |file: &str| {
+            let path = data_dir.join(file);
+            move |e: StoreError| match e {
+                StoreError::Sql(source) => StoreError::Open { path, source },
+                e => e,
+            }
+        };
         let store = Store::open(data_dir, config.retention_messages)?;
-        search::create(data_dir)?;
-        let reader = reader::Reader::open(data_dir)?;
-        let (head, horizon) = (store.head()?, store.horizon());
+        search::create(data_dir).map_err(named(search::INDEX_FILE))?;
+        let reader = reader::Reader::open(data_dir).map_err(named(store::DB_FILE))?;
+        let (head, horizon) = (
+            store.head().map_err(named(store::DB_FILE))?,
+            store.horizon(),
+        );
         let chat = Chat::with_store(store, Some(reader), key, nick, config)?;
-        let _ = chat.inner.indexer.set(search::Indexer::start(data_dir)?);
+        let indexer = search::Indexer::start(data_dir).map_err(named(search::INDEX_FILE))?;
+        let _ = chat.inner.indexer.set(indexer);
         if !pipeline::on_driver() {
-            let p = Arc::new(pipeline::Pipeline::open(
-                data_dir,
-                head,
-                horizon,
-                config.commit_delay,
-            )?);
+            let p = Arc::new(
+                pipeline::Pipeline::open(data_dir, head, horizon, config.commit_delay)
+                    .map_err(named(store::DB_FILE))?,
+            );
             p.start(&chat.inner)?;
             let _ = chat.inner.pipeline.set(p);
         }

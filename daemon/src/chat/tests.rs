@@ -433,3 +433,27 @@ async fn a_lost_history_never_makes_sending_fail() {
         Err(AcceptError::Replay(_))
     ));
 }
+
+#[tokio::test]
+async fn a_damaged_search_index_fails_the_open_with_its_file_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = SigningKey::from_bytes(&[4; 32]);
+    let config = ChatConfig::default();
+    {
+        let chat = Chat::open(dir.path(), key.clone(), None, &config).expect("open");
+        chat.send_local(&Room::lobby(), "before").expect("sent");
+    }
+    // Not a database any more (the history itself is intact).
+    let index = dir.path().join(search::INDEX_FILE);
+    for f in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("{}{f}", search::INDEX_FILE)));
+    }
+    std::fs::write(&index, vec![0x5a; 8192]).expect("damage");
+    let e = Chat::open(dir.path(), key, None, &config)
+        .err()
+        .expect("a damaged index fails the open");
+    assert!(
+        e.to_string().contains(&index.display().to_string()),
+        "the error names the file: {e}"
+    );
+}
