@@ -449,9 +449,9 @@ async fn a_damaged_search_index_fails_the_open_with_its_file_named() {
         let _ = std::fs::remove_file(dir.path().join(format!("{}{f}", search::INDEX_FILE)));
     }
     std::fs::write(&index, vec![0x5a; 8192]).expect("damage");
-    let e = Chat::open(dir.path(), key, None, &config)
-        .err()
-        .expect("a damaged index fails the open");
+    let Err(e) = Chat::open(dir.path(), key, None, &config) else {
+        panic!("a damaged index fails the open");
+    };
     assert!(
         e.to_string().contains(&index.display().to_string()),
         "the error names the file: {e}"
