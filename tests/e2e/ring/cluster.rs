@@ -191,6 +191,29 @@ impl Cluster {
             .collect()
     }
 
+    /// `chatctl ARGS` against member `i`'s control socket, as it ended.
+    pub fn ctl(&self, i: usize, args: &[&str]) -> std::process::Output {
+        self.sandbox
+            .chatctl_at(&Self::socket(&self.members[i].dir), args)
+    }
+
+    /// `chatctl send --json --file PATH [CAPTION]` on member `i`: the message as sent (the
+    /// send must succeed).
+    pub fn send_file(&self, i: usize, path: &std::path::Path, caption: &str) -> serde_json::Value {
+        let path = path.to_str().expect("a UTF-8 path");
+        let mut args = vec!["send", "--json", "--file", path];
+        if !caption.is_empty() {
+            args.push(caption);
+        }
+        let out = self.ctl(i, &args);
+        assert!(
+            out.status.success(),
+            "send --file on node {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_lines(&out).pop().expect("the sent message")
+    }
+
     /// `chatctl ARGS --json` against the node in `dir`, parsed; `None` if it failed.
     pub fn json(&self, dir: &std::path::Path, args: &[&str]) -> Option<serde_json::Value> {
         let out = self.sandbox.chatctl_at(&Self::socket(dir), args);
@@ -348,4 +371,12 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
+}
+
+/// The JSON lines of a `chatctl … --json` output (other lines skipped).
+pub fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
 }

@@ -16,14 +16,9 @@ const ARRIVE: Duration = Duration::from_secs(90);
 /// How long bob's disk stays full after the last send.
 const FULL_FOR: Duration = Duration::from_secs(15);
 
-fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
-    c.sandbox
-        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
-}
-
 /// Member `i`'s private messages (`chatctl dms --json`).
 fn dms(c: &Cluster, i: usize) -> Vec<serde_json::Value> {
-    let out = ctl(c, i, &["dms", "-n", "200", "--json"]);
+    let out = c.ctl(i, &["dms", "-n", "200", "--json"]);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -90,7 +85,7 @@ fn private_messages_to_a_full_disk_are_not_acknowledged_and_arrive_once_space_re
     c.await_ring(FORM);
     // A first message with room to spare: sessions and bundles are in place.
     let warm = "dm-full-warm".to_owned();
-    let sent = ctl(&c, 0, &["dm", "bob", &warm]);
+    let sent = c.ctl(0, &["dm", "bob", &warm]);
     assert!(
         sent.status.success(),
         "{}",
@@ -111,7 +106,7 @@ fn private_messages_to_a_full_disk_are_not_acknowledged_and_arrive_once_space_re
     }
     let want: Vec<String> = (0..5).map(|k| format!("dm-full-{k}")).collect();
     for text in &want {
-        let sent = ctl(&c, 0, &["dm", "bob", text]);
+        let sent = c.ctl(0, &["dm", "bob", text]);
         assert!(
             sent.status.success(),
             "alice sends {text}: {}",

@@ -5,28 +5,16 @@
 
 use std::time::Duration;
 
-use crate::cluster::{Cluster, found_in, poll};
+use crate::cluster::{Cluster, found_in, json_lines, poll};
 
 /// How long the ring and the names may take.
 const FORM: Duration = Duration::from_secs(60);
 /// How long a message or change may take to arrive (a restarted node's through anti-entropy).
 const ARRIVE: Duration = Duration::from_secs(60);
 
-fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
-    c.sandbox
-        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
-}
-
 /// Member `i`'s history (`tail -n 200 --json`) as JSON objects.
 fn history(c: &Cluster, i: usize) -> Vec<serde_json::Value> {
-    lines(&ctl(c, i, &["tail", "-n", "200", "--json"]))
-}
-
-fn lines(out: &std::process::Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    json_lines(&c.ctl(i, &["tail", "-n", "200", "--json"]))
 }
 
 /// Member `i`'s stored message `id`.
@@ -36,7 +24,7 @@ fn message(c: &Cluster, i: usize, id: &str) -> Option<serde_json::Value> {
 
 /// The texts of member `i`'s search for `q` (public rooms only).
 fn search(c: &Cluster, i: usize, q: &str) -> Vec<String> {
-    lines(&ctl(c, i, &["search", q, "--room", "lobby", "--json"]))
+    json_lines(&c.ctl(i, &["search", q, "--room", "lobby", "--json"]))
         .iter()
         .map(|m| m["text"].as_str().unwrap_or("").to_owned())
         .collect()
@@ -49,13 +37,13 @@ fn edits_and_deletes_reach_every_node_even_one_that_was_down() {
 
     // Alice says two things; everyone has both.
     let send = |text: &str| -> String {
-        let out = ctl(&c, 0, &["send", text, "--json"]);
+        let out = c.ctl(0, &["send", text, "--json"]);
         assert!(
             out.status.success(),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        lines(&out)
+        json_lines(&out)
             .first()
             .and_then(|m| m["id"].as_str().map(str::to_owned))
             .expect("the sent message's id")
@@ -74,14 +62,14 @@ fn edits_and_deletes_reach_every_node_even_one_that_was_down() {
     d.signal(rustix::process::Signal::TERM);
     assert!(d.wait_exit(Duration::from_secs(10)).is_some());
     c.members[2].daemon = None;
-    let edit = ctl(&c, 0, &["edit", &kept, "meet at the station instead"]);
+    let edit = c.ctl(0, &["edit", &kept, "meet at the station instead"]);
     assert!(
         edit.status.success(),
         "{}",
         String::from_utf8_lossy(&edit.stderr)
     );
     // A prefix names the message as well as the whole id.
-    let delete = ctl(&c, 0, &["delete", &gone[..10]]);
+    let delete = c.ctl(0, &["delete", &gone[..10]]);
     assert!(
         delete.status.success(),
         "{}",
@@ -89,16 +77,16 @@ fn edits_and_deletes_reach_every_node_even_one_that_was_down() {
     );
 
     // Bob cannot change Alice's message: refused, with a reason, and nothing changes.
-    let hack = ctl(&c, 1, &["edit", &kept, "hacked by bob"]);
+    let hack = c.ctl(1, &["edit", &kept, "hacked by bob"]);
     assert_eq!(hack.status.code(), Some(4), "a refusal by chatd");
     let why = String::from_utf8_lossy(&hack.stderr);
     assert!(why.contains("not yours"), "{why}");
     // Nor can anyone edit what does not exist, or with an empty text.
-    let unknown = ctl(&c, 1, &["edit", &"ab".repeat(32), "x"]);
+    let unknown = c.ctl(1, &["edit", &"ab".repeat(32), "x"]);
     assert_eq!(unknown.status.code(), Some(4));
-    assert_eq!(ctl(&c, 0, &["edit", &kept, " "]).status.code(), Some(2));
+    assert_eq!(c.ctl(0, &["edit", &kept, " "]).status.code(), Some(2));
     let long = "x".repeat(5000);
-    let over = ctl(&c, 0, &["edit", &kept, &long]);
+    let over = c.ctl(0, &["edit", &kept, &long]);
     assert_eq!(over.status.code(), Some(4), "over the size limit");
     assert!(String::from_utf8_lossy(&over.stderr).contains("4096"));
 
@@ -154,9 +142,9 @@ fn edits_and_deletes_reach_every_node_even_one_that_was_down() {
 fn private_messages_are_edited_and_deleted_at_their_recipient() {
     let names = ["alice", "bob"];
     let c = Cluster::named(24, &names, FORM);
-    let dms = |i: usize| lines(&ctl(&c, i, &["dms", "-n", "50", "--json"]));
+    let dms = |i: usize| json_lines(&c.ctl(i, &["dms", "-n", "50", "--json"]));
     for text in ["private-one", "private-two"] {
-        let out = ctl(&c, 0, &["dm", "bob", text]);
+        let out = c.ctl(0, &["dm", "bob", text]);
         assert!(
             out.status.success(),
             "{}",
@@ -177,14 +165,14 @@ fn private_messages_are_edited_and_deleted_at_their_recipient() {
     let one = id_of(0, "private-one");
     let two = id_of(0, "private-two");
     // Bob cannot change Alice's message, even on his own node.
-    let hack = ctl(&c, 1, &["edit", &one, "hacked"]);
+    let hack = c.ctl(1, &["edit", &one, "hacked"]);
     assert_eq!(hack.status.code(), Some(4));
     assert!(
-        ctl(&c, 0, &["edit", &one, "private-one, edited"])
+        c.ctl(0, &["edit", &one, "private-one, edited"])
             .status
             .success()
     );
-    assert!(ctl(&c, 0, &["delete", &two]).status.success());
+    assert!(c.ctl(0, &["delete", &two]).status.success());
     poll(ARRIVE, Duration::from_millis(200), || {
         let got = dms(1);
         let one = got.iter().find(|m| m["id"] == one.as_str())?;
@@ -203,7 +191,7 @@ fn private_messages_are_edited_and_deleted_at_their_recipient() {
         })
         .unwrap_or_else(|| panic!("{name}: the deleted text is still in a file"));
     }
-    let found = ctl(&c, 1, &["search", "private", "--json"]);
+    let found = c.ctl(1, &["search", "private", "--json"]);
     let found = String::from_utf8_lossy(&found.stdout);
     assert!(found.contains("private-one, edited"), "{found}");
     assert!(!found.contains("private-two"), "{found}");

@@ -10,11 +10,6 @@ use std::time::{Duration, Instant};
 use crate::cluster::{Cluster, Tmpfs, poll};
 use crate::files::{data, held, ring, runtime, socket, upload};
 
-fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
-    c.sandbox
-        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
-}
-
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -49,7 +44,7 @@ fn assert_clean_and_alive(c: &Cluster, i: usize, what: &str) {
         let left = entries(&blobs.join(sub));
         assert!(left.is_empty(), "{what}: left in blobs/{sub}: {left:?}");
     }
-    let status = ctl(c, i, &["status", "--json"]);
+    let status = c.ctl(i, &["status", "--json"]);
     assert!(
         status.status.success(),
         "{what}: the node stopped answering"
@@ -109,7 +104,7 @@ fn bad_files_and_hashes_get_clear_errors_and_leave_nothing() {
     let dir = c.members[a].dir.clone();
     let send = |path: &Path| {
         let p = path.to_str().expect("utf-8");
-        ctl(&c, a, &["send", "--json", "--file", p])
+        c.ctl(a, &["send", "--json", "--file", p])
     };
 
     // Over files.max_file_mb (1 MiB here).
@@ -154,8 +149,7 @@ fn bad_files_and_hashes_get_clear_errors_and_leave_nothing() {
     std::fs::create_dir_all(&out_dir).expect("out dir");
     let target = out_dir.join("nothing.bin");
     let t = Instant::now();
-    let out = ctl(
-        &c,
+    let out = c.ctl(
         a,
         &[
             "get",
@@ -188,7 +182,7 @@ fn bad_files_and_hashes_get_clear_errors_and_leave_nothing() {
     let id = sent["id"].as_str().expect("id").to_owned();
     // The other node shows it (and fetches it: it is small) and is unharmed too.
     let shown = poll(Duration::from_secs(30), Duration::from_millis(300), || {
-        let tail = ctl(&c, 1, &["tail", "-n", "20", "--json"]);
+        let tail = c.ctl(1, &["tail", "-n", "20", "--json"]);
         String::from_utf8_lossy(&tail.stdout)
             .contains(&id)
             .then_some(())
@@ -225,11 +219,7 @@ fn a_download_to_a_full_disk_fails_clearly_and_the_node_serves_on() {
         return;
     };
     let target = small.path().join("file.bin");
-    let out = ctl(
-        &c,
-        1,
-        &["get", &hash, "-o", target.to_str().expect("utf-8")],
-    );
+    let out = c.ctl(1, &["get", &hash, "-o", target.to_str().expect("utf-8")]);
     assert_refused(
         &out,
         "a full output disk",
@@ -246,11 +236,7 @@ fn a_download_to_a_full_disk_fails_clearly_and_the_node_serves_on() {
     c.kill(0);
     let target = c.sandbox.path().join("c.bin");
     let out = poll(Duration::from_secs(60), Duration::from_millis(500), || {
-        let out = ctl(
-            &c,
-            2,
-            &["get", &hash, "-o", target.to_str().expect("utf-8")],
-        );
+        let out = c.ctl(2, &["get", &hash, "-o", target.to_str().expect("utf-8")]);
         out.status.success().then_some(out)
     });
     assert!(out.is_some(), "C never got the file from B");
@@ -264,8 +250,7 @@ fn a_download_to_a_full_disk_fails_clearly_and_the_node_serves_on() {
         .expect("uploads on B");
     let target = c.sandbox.path().join("d.bin");
     let out = poll(Duration::from_secs(60), Duration::from_millis(500), || {
-        let out = ctl(
-            &c,
+        let out = c.ctl(
             d,
             &["get", &big_hash, "-o", target.to_str().expect("utf-8")],
         );
@@ -276,6 +261,6 @@ fn a_download_to_a_full_disk_fails_clearly_and_the_node_serves_on() {
     assert_refused(&out, "a full data disk", &["No space left"]);
     assert!(!target.exists(), "nothing at the output");
     assert_clean_and_alive(&c, d, "a full data disk");
-    let sent = ctl(&c, d, &["send", "still here"]);
+    let sent = c.ctl(d, &["send", "still here"]);
     assert!(sent.status.success(), "D still sends: {}", stderr(&sent));
 }

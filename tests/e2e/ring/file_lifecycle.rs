@@ -6,27 +6,15 @@
 
 use std::time::Duration;
 
-use crate::cluster::{Cluster, poll};
+use crate::cluster::{Cluster, json_lines, poll};
 
 /// How long a message or a removal may take to spread.
 const SPREAD: Duration = Duration::from_secs(30);
 
-fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
-    c.sandbox
-        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
-}
-
-fn json(out: &std::process::Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 fn status(c: &Cluster, i: usize) -> serde_json::Value {
-    let out = ctl(c, i, &["status", "--json"]);
+    let out = c.ctl(i, &["status", "--json"]);
     assert!(out.status.success(), "status on node {i} failed");
-    json(&out).pop().expect("status as JSON")
+    json_lines(&out).pop().expect("status as JSON")
 }
 
 /// A 300 × 200 PNG with a gradient.
@@ -71,23 +59,7 @@ fn deleting_a_message_removes_its_file_from_every_store() {
     let hash = blake3::hash(&bytes).to_hex().to_string();
     let path = c.members[0].dir.join("plan.png");
     std::fs::write(&path, &bytes).expect("writes");
-    let out = ctl(
-        &c,
-        0,
-        &[
-            "send",
-            "--json",
-            "--file",
-            path.to_str().expect("utf-8"),
-            "the plan",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "send --file: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let id = json(&out).pop().expect("the sent message")["id"]
+    let id = c.send_file(0, &path, "the plan")["id"]
         .as_str()
         .expect("an id")
         .to_owned();
@@ -112,10 +84,10 @@ fn deleting_a_message_removes_its_file_from_every_store() {
         b["file_store"]["bytes_fetched"].as_u64() >= Some(bytes.len() as u64),
         "{b}"
     );
-    let human = String::from_utf8_lossy(&ctl(&c, 1, &["status"]).stdout).into_owned();
+    let human = String::from_utf8_lossy(&c.ctl(1, &["status"]).stdout).into_owned();
     assert!(human.contains("1 held, "), "{human}");
 
-    let out = ctl(&c, 0, &["delete", &id]);
+    let out = c.ctl(0, &["delete", &id]);
     assert!(
         out.status.success(),
         "delete: {}",
@@ -139,7 +111,7 @@ fn deleting_a_message_removes_its_file_from_every_store() {
     let d = c.add(&[c.addr(first)]);
     c.await_ring(Duration::from_secs(60));
     let dest = c.members[d].dir.join("plan.png");
-    let out = ctl(&c, d, &["get", &hash, "-o", dest.to_str().expect("utf-8")]);
+    let out = c.ctl(d, &["get", &hash, "-o", dest.to_str().expect("utf-8")]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "D downloaded a deleted file");
     assert!(err.contains("no provider"), "not a clear error: {err}");

@@ -24,22 +24,10 @@ use ciborium::Value as CborValue;
 use ed25519_dalek::{Signer, SigningKey};
 
 use crate::client;
-use crate::cluster::{Cluster, poll};
+use crate::cluster::{Cluster, json_lines, poll};
 
 /// How long a message may take to arrive.
 const ARRIVE: Duration = Duration::from_secs(30);
-
-fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
-    c.sandbox
-        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
-}
-
-fn lines(out: &std::process::Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 /// A 400 × 300 PNG with a gradient (so its thumbnail is not trivial).
 fn png() -> Vec<u8> {
@@ -71,19 +59,19 @@ fn an_image_sent_with_send_file_shows_with_its_thumbnail_everywhere() {
     let path = c.members[0].dir.join("photo.png");
     std::fs::write(&path, &bytes).expect("writes the image");
     let path = path.to_str().expect("utf-8 path");
-    let out = ctl(&c, 0, &["send", "--json", "--file", path, "a", "sunset"]);
+    let out = c.ctl(0, &["send", "--json", "--file", path, "a", "sunset"]);
     assert!(
         out.status.success(),
         "send --file failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let sent = lines(&out).pop().expect("the sent message as JSON");
+    let sent = json_lines(&out).pop().expect("the sent message as JSON");
     assert_eq!(sent["text"], "a sunset");
     assert_eq!(sent["attachment"]["hash"], hash.as_str());
     let id = sent["id"].as_str().expect("an id").to_owned();
     for i in [1, 2] {
         let got = poll(ARRIVE, Duration::from_millis(300), || {
-            lines(&ctl(&c, i, &["tail", "-n", "50", "--json"]))
+            json_lines(&c.ctl(i, &["tail", "-n", "50", "--json"]))
                 .into_iter()
                 .find(|m| m["id"] == id.as_str())
         })
@@ -104,7 +92,7 @@ fn an_image_sent_with_send_file_shows_with_its_thumbnail_everywhere() {
         );
         assert!(thumb.len() <= 6 * 1024, "node {i}: {} bytes", thumb.len());
         // The plain tail shows the file line after the caption.
-        let plain = ctl(&c, i, &["tail", "-n", "50"]);
+        let plain = c.ctl(i, &["tail", "-n", "50"]);
         let plain = String::from_utf8_lossy(&plain.stdout);
         assert!(
             plain
@@ -136,8 +124,8 @@ fn an_image_sent_with_send_file_shows_with_its_thumbnail_everywhere() {
         assert!(held.is_some(), "node {i} did not fetch the image by itself");
     }
     // Without a caption the text is the file line (what older builds show).
-    let out = ctl(&c, 0, &["send", "--json", "--file", path]);
-    let sent = lines(&out).pop().expect("the sent message as JSON");
+    let out = c.ctl(0, &["send", "--json", "--file", path]);
+    let sent = json_lines(&out).pop().expect("the sent message as JSON");
     assert!(
         sent["text"]
             .as_str()
@@ -151,22 +139,12 @@ fn an_image_sent_with_send_file_shows_with_its_thumbnail_everywhere() {
         .collect();
     let big_path = c.members[0].dir.join("data.bin");
     std::fs::write(&big_path, &big).expect("writes");
-    let out = ctl(
-        &c,
-        0,
-        &[
-            "send",
-            "--json",
-            "--file",
-            big_path.to_str().expect("utf-8"),
-        ],
-    );
-    let big_id = lines(&out).pop().expect("sent")["id"]
+    let big_id = c.send_file(0, &big_path, "")["id"]
         .as_str()
         .expect("id")
         .to_owned();
     let listed = poll(ARRIVE, Duration::from_millis(300), || {
-        let files = lines(&ctl(&c, 2, &["files", "--json"]));
+        let files = json_lines(&c.ctl(2, &["files", "--json"]));
         (files.iter().any(|m| m["id"] == big_id.as_str()) && files.len() == 3).then_some(files)
     })
     .expect("C lists the three messages with files");
@@ -176,7 +154,7 @@ fn an_image_sent_with_send_file_shows_with_its_thumbnail_everywhere() {
     );
     let dest = c.members[2].dir.join("got.bin");
     let dest_s = dest.to_str().expect("utf-8");
-    let out = ctl(&c, 2, &["get", &big_id, "-o", dest_s]);
+    let out = c.ctl(2, &["get", &big_id, "-o", dest_s]);
     assert!(
         out.status.success(),
         "get failed: {}",
@@ -186,10 +164,10 @@ fn an_image_sent_with_send_file_shows_with_its_thumbnail_everywhere() {
         std::fs::read(&dest).expect("saved") == big,
         "not byte-identical"
     );
-    let out = ctl(&c, 2, &["get", &big_id, "-o", dest_s]);
+    let out = c.ctl(2, &["get", &big_id, "-o", dest_s]);
     assert!(!out.status.success(), "overwrote without --force");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
-    let out = ctl(&c, 2, &["get", &big_id, "-o", dest_s, "--force"]);
+    let out = c.ctl(2, &["get", &big_id, "-o", dest_s, "--force"]);
     assert!(out.status.success());
     // A file the node does not hold cannot be referenced.
     let socket = c.members[0].dir.join("run/control.sock");
@@ -208,7 +186,7 @@ fn an_image_sent_with_send_file_shows_with_its_thumbnail_everywhere() {
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("attachment_hash"), "{status:?}");
     // And a file that cannot be read is a clear error, nothing sent.
-    let out = ctl(&c, 0, &["send", "--file", "/nonexistent/file.png"]);
+    let out = c.ctl(0, &["send", "--file", "/nonexistent/file.png"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
@@ -309,7 +287,7 @@ fn hostile_references_are_shown_without_thumbnail_and_never_fetched() {
     );
     for i in [0, 1] {
         let got = poll(ARRIVE, Duration::from_millis(300), || {
-            let all = lines(&ctl(&c, i, &["tail", "-n", "50", "--json"]));
+            let all = json_lines(&c.ctl(i, &["tail", "-n", "50", "--json"]));
             let svg = all.iter().find(|m| m["text"] == "svg")?.clone();
             let huge = all.iter().find(|m| m["text"] == "huge")?.clone();
             Some((svg, huge))
@@ -322,7 +300,7 @@ fn hostile_references_are_shown_without_thumbnail_and_never_fetched() {
         // Asking for the huge one is a clear error; the daemon lives on.
         let id = huge["id"].as_str().expect("id");
         let dest = c.members[i].dir.join("huge.png");
-        let out = ctl(&c, i, &["get", id, "-o", dest.to_str().expect("utf-8")]);
+        let out = c.ctl(i, &["get", id, "-o", dest.to_str().expect("utf-8")]);
         assert!(!out.status.success());
         assert!(!dest.exists(), "a failed get left a file");
         assert!(c.status(i).is_some(), "node {i} died");

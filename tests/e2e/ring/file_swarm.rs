@@ -17,23 +17,11 @@ use chat_proto::v1::record_service_client::RecordServiceClient;
 use chat_proto::v1::{DownloadRequest, GetRecordRequest, download_response};
 
 use crate::client;
-use crate::cluster::{Cluster, poll};
+use crate::cluster::{Cluster, json_lines, poll};
 use crate::files::{data, runtime, socket, upload};
 
 /// How long a whole fetch may take (on two loaded cores, debug build).
 const FETCH: Duration = Duration::from_secs(120);
-
-fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
-    c.sandbox
-        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
-}
-
-fn lines(out: &std::process::Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 /// What arrived of one download: its BLAKE3 hash (hex) and length.
 type Got = Result<(String, u64), tonic::Status>;
@@ -141,30 +129,14 @@ fn a_50_mb_file_reaches_four_fetchers_while_its_sender_dies_halfway() {
     let path = c.members[a].dir.join("big.bin");
     std::fs::write(&path, &bytes).expect("writes the file");
     drop(bytes);
-    let out = ctl(
-        &c,
-        a,
-        &[
-            "send",
-            "--json",
-            "--file",
-            path.to_str().expect("utf-8"),
-            "big",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "send --file: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sent = lines(&out).pop().expect("the sent message");
+    let sent = c.send_file(a, &path, "big");
     assert_eq!(sent["attachment"]["hash"], want.as_str());
     let id = sent["id"].as_str().expect("an id").to_owned();
     // Every fetcher sees the message with its reference (and too big to fetch by itself).
     let mut size = 0;
     for &i in fetchers.iter().chain([&seed]) {
         let m = poll(Duration::from_secs(30), Duration::from_millis(300), || {
-            lines(&ctl(&c, i, &["tail", "-n", "20", "--json"]))
+            json_lines(&c.ctl(i, &["tail", "-n", "20", "--json"]))
                 .into_iter()
                 .find(|m| m["id"] == id.as_str())
         })

@@ -24,14 +24,9 @@ const FORM: Duration = Duration::from_secs(60);
 /// How long a message or a profile may take to arrive.
 const ARRIVE: Duration = Duration::from_secs(45);
 
-fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
-    c.sandbox
-        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
-}
-
 /// Member `i`'s private messages (`chatctl dms --json`).
 fn dms(c: &Cluster, i: usize) -> Vec<serde_json::Value> {
-    let out = ctl(c, i, &["dms", "-n", "200", "--json"]);
+    let out = c.ctl(i, &["dms", "-n", "200", "--json"]);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -183,7 +178,7 @@ fn a_forged_profile_claiming_a_held_name_gets_no_messages_sent_to_it() {
 
     // A one-to-one message to "alice" reaches alice's account, acknowledged end to end.
     let text = "for-the-real-alice-5c1e";
-    let sent = ctl(&c, 1, &["dm", "alice", text]);
+    let sent = c.ctl(1, &["dm", "alice", text]);
     assert!(
         sent.status.success(),
         "{}",
@@ -217,7 +212,7 @@ fn a_forged_profile_claiming_a_held_name_gets_no_messages_sent_to_it() {
 fn a_new_key_behind_a_name_is_refused_until_the_sender_accepts_it() {
     let mut c = Cluster::named(62, &["alice", "carol"], FORM);
     let first = "before-the-change-0a7b";
-    let sent = ctl(&c, 1, &["dm", "alice", first]);
+    let sent = c.ctl(1, &["dm", "alice", first]);
     assert!(
         sent.status.success(),
         "{}",
@@ -267,7 +262,7 @@ fn a_new_key_behind_a_name_is_refused_until_the_sender_accepts_it() {
     // Carol's next message to "alice" is refused, with the way out in the message.
     let second = "after-the-change-3d9f";
     let refused = poll(FORM, Duration::from_millis(500), || {
-        let out = ctl(&c, 1, &["dm", "alice", second]);
+        let out = c.ctl(1, &["dm", "alice", second]);
         assert!(
             !out.status.success(),
             "sent to a changed key without asking"
@@ -298,7 +293,7 @@ fn a_new_key_behind_a_name_is_refused_until_the_sender_accepts_it() {
 
     // A message from the new key reaches carol marked: "alice" is bound to the old key.
     let hello = "hello-from-the-new-key-2b77";
-    let out = ctl(&c, new, &["dm", "carol", hello]);
+    let out = c.ctl(new, &["dm", "carol", hello]);
     assert!(
         out.status.success(),
         "{}",
@@ -319,14 +314,14 @@ fn a_new_key_behind_a_name_is_refused_until_the_sender_accepts_it() {
 
     // Accepted: sent to the new key, and from then on without the flag.
     let third = "accepted-new-key-61c2";
-    let out = ctl(&c, 1, &["dm", "--accept-new-key", "alice", third]);
+    let out = c.ctl(1, &["dm", "--accept-new-key", "alice", third]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let fourth = "bound-again-8e04";
-    let out = ctl(&c, 1, &["dm", "alice", fourth]);
+    let out = c.ctl(1, &["dm", "alice", fourth]);
     assert!(
         out.status.success(),
         "{}",

@@ -33,18 +33,13 @@ fn texts(c: &Cluster, i: usize) -> Vec<String> {
         .collect()
 }
 
-fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
-    c.sandbox
-        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
-}
-
 /// What a failed wait needs to be understood: each of `members`' private messages (their
 /// status; the texts are the test's own markers), its view of the users, and the last lines
 /// of its log.
 fn diagnose(c: &Cluster, members: &[usize]) -> String {
     let mut out = String::new();
     for &i in members {
-        let users = ctl(c, i, &["users", "--json"]);
+        let users = c.ctl(i, &["users", "--json"]);
         let tail = c.members[i]
             .daemon
             .as_ref()
@@ -75,7 +70,7 @@ fn private_messages_reach_only_their_recipients_even_offline() {
 
     // 1. A one-to-one message reaches Bob only, and is acknowledged end to end.
     let secret = "private-marker-7d1f0c";
-    let sent = ctl(&c, 0, &["dm", "bob", secret]);
+    let sent = c.ctl(0, &["dm", "bob", secret]);
     assert!(
         sent.status.success(),
         "{}",
@@ -113,19 +108,19 @@ fn private_messages_reach_only_their_recipients_even_offline() {
     }
 
     // Bob finds it by a word (his own node's index of his private messages); Carol does not.
-    let found = ctl(&c, 1, &["search", "private-marker-7d1f0c", "--json"]);
+    let found = c.ctl(1, &["search", "private-marker-7d1f0c", "--json"]);
     let found = String::from_utf8_lossy(&found.stdout);
     assert!(
         found.contains("\"kind\":\"private\"") && found.contains(secret),
         "{found}"
     );
-    let none = ctl(&c, 2, &["search", "private-marker-7d1f0c", "--json"]);
+    let none = c.ctl(2, &["search", "private-marker-7d1f0c", "--json"]);
     assert!(!String::from_utf8_lossy(&none.stdout).contains(secret));
 
     // Bob's export has his private messages only when asked, anonymised like the rest.
-    let plain = ctl(&c, 1, &["export"]);
+    let plain = c.ctl(1, &["export"]);
     assert!(!String::from_utf8_lossy(&plain.stdout).contains(secret));
-    let out = ctl(&c, 1, &["export", "--include-private", "--anonymize"]);
+    let out = c.ctl(1, &["export", "--include-private", "--anonymize"]);
     let with = String::from_utf8_lossy(&out.stdout);
     let line = with
         .lines()
@@ -140,19 +135,19 @@ fn private_messages_reach_only_their_recipients_even_offline() {
     assert!(!line.contains("alice") && !line.contains("bob"), "{line}");
 
     // 2. `send "@bob …"` is private too; a group reaches its members only.
-    let out = ctl(&c, 2, &["send", "@bob from carol with the seeds' syntax"]);
+    let out = c.ctl(2, &["send", "@bob from carol with the seeds' syntax"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = ctl(&c, 0, &["group", "create", "team", "bob", "carol"]);
+    let out = c.ctl(0, &["group", "create", "team", "bob", "carol"]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = ctl(&c, 0, &["group", "send", "team", "group-marker"]);
+    let out = c.ctl(0, &["group", "send", "team", "group-marker"]);
     assert!(
         out.status.success(),
         "{}",
@@ -175,35 +170,31 @@ fn private_messages_reach_only_their_recipients_even_offline() {
     assert!(texts(&c, 3).is_empty() && texts(&c, 4).is_empty());
     // Dave is no member: he cannot post to it.
     assert!(
-        !ctl(&c, 3, &["group", "send", "team", "intruder"])
+        !c.ctl(3, &["group", "send", "team", "intruder"])
             .status
             .success()
     );
 
     // 3. Bob blocks Carol: her next message is acknowledged and never shown.
-    assert!(ctl(&c, 1, &["block", "carol"]).status.success());
-    assert!(
-        ctl(&c, 2, &["dm", "bob", "blocked-marker"])
-            .status
-            .success()
-    );
+    assert!(c.ctl(1, &["block", "carol"]).status.success());
+    assert!(c.ctl(2, &["dm", "bob", "blocked-marker"]).status.success());
     poll(ARRIVE, Duration::from_millis(200), || {
         (status_of(&c, 2, "blocked-marker").as_deref() == Some("delivered")).then_some(())
     })
     .expect("carol sees it delivered (she is not told)");
     assert!(!texts(&c, 1).iter().any(|t| t == "blocked-marker"));
     // Her public messages are hidden from Bob, not from the others.
-    assert!(ctl(&c, 2, &["send", "public-from-carol"]).status.success());
+    assert!(c.ctl(2, &["send", "public-from-carol"]).status.success());
     for i in [0, 3] {
         poll(ARRIVE, Duration::from_millis(200), || {
-            let out = ctl(&c, i, &["tail", "-n", "50", "--room", "lobby"]);
+            let out = c.ctl(i, &["tail", "-n", "50", "--room", "lobby"]);
             String::from_utf8_lossy(&out.stdout)
                 .contains("public-from-carol")
                 .then_some(())
         })
         .expect("the others see carol's public message");
     }
-    let bob_tail = ctl(&c, 1, &["tail", "-n", "50", "--room", "lobby"]);
+    let bob_tail = c.ctl(1, &["tail", "-n", "50", "--room", "lobby"]);
     assert!(!String::from_utf8_lossy(&bob_tail.stdout).contains("public-from-carol"));
 
     // 4. Bob stops; Alice writes; two other nodes are killed; Bob comes back and gets it once.
@@ -221,7 +212,7 @@ fn private_messages_reach_only_their_recipients_even_offline() {
     })
     .expect("alice sees bob offline");
     let later = "offline-marker-42";
-    assert!(ctl(&c, 0, &["dm", "bob", later]).status.success());
+    assert!(c.ctl(0, &["dm", "bob", later]).status.success());
     poll(ARRIVE, Duration::from_millis(200), || {
         (status_of(&c, 0, later).as_deref() == Some("stored")).then_some(())
     })
