@@ -1,8 +1,13 @@
 //! `chatctl voice PATH [--room R]`: uploads a recording (`FileService.Upload`), then sends it
 //! as a voice message (`Send` with `voice`): the node converts it to Ogg/Opus and transcribes
-//! it in its helper, which takes a few seconds per minute of audio. `chatctl transcribe ID`:
+//! it in its helper, which takes a few seconds per minute of audio. `--record` (or `-` for a
+//! private one's PATH) records one first (`voice_record.rs`). `chatctl dm NICK --voice PATH`
+//! and `group send G --voice PATH`: the same, privately (`SendPrivate` with `voice`: an
+//! encrypted upload; the transcript travels inside the encrypted message). `chatctl transcribe ID`:
 //! a later transcript of a pending voice message, made by this node (`Transcribe`). Both
 //! print nothing on success, or with `--json` the sent message.
+
+use std::path::{Path, PathBuf};
 
 use chat_proto::v1::{SendRequest, TranscribeRequest, VoiceTranscript, VoiceWord};
 use serde_json::json;
@@ -13,9 +18,26 @@ use crate::client::{self, Target};
 use crate::output::Printer;
 use crate::tui::text::sanitize;
 
+/// The recording at `path`, or (`None` or `-`) one recorded now.
+fn recording(
+    path: Option<&Path>,
+) -> Result<(PathBuf, Option<crate::cmd::voice_record::Recording>), Error> {
+    match path {
+        Some(p) if p != Path::new("-") => Ok((p.to_owned(), None)),
+        _ => {
+            let r = crate::cmd::voice_record::record()?;
+            Ok((r.path().to_owned(), Some(r)))
+        }
+    }
+}
+
 /// Uploads and sends the recording.
 pub async fn send(socket: &Target, printer: Printer, args: VoiceArgs) -> Result<(), Error> {
-    let path = &args.path;
+    let (path, _recorded) = match args.record {
+        true => recording(None)?,
+        false => recording(args.path.as_deref())?,
+    };
+    let path = &path;
     let cannot = |e: std::io::Error| Error::Usage(format!("cannot read {}: {e}", path.display()));
     let (file, size, name) = crate::cmd::send_file::open(path)?;
     let hash = crate::cmd::send_file::upload(socket, file, &name, size, false, |_| {})
@@ -37,6 +59,18 @@ pub async fn send(socket: &Target, printer: Printer, args: VoiceArgs) -> Result<
         print(printer, message)?;
     }
     Ok(())
+}
+
+/// Uploads the recording at `path` (`-`: records one) encrypted and sends it privately `to`
+/// a person or group as a voice message.
+pub async fn private(
+    socket: &Target,
+    printer: Printer,
+    to: crate::cmd::private::To,
+    path: &Path,
+) -> Result<(), Error> {
+    let (path, _recorded) = recording(Some(path))?;
+    crate::cmd::send_file::private(socket, printer, to, &path, String::new(), true).await
 }
 
 /// Transcribes a pending voice message on this node.

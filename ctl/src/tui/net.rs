@@ -88,6 +88,7 @@ async fn refuse(tx: &mpsc::Sender<NetEvent>, a: Action) {
         Action::Send { reference, .. }
         | Action::SendPrivate { reference, .. }
         | Action::SendFile { reference, .. }
+        | Action::SendVoice { reference, .. }
         | Action::Change { reference, .. } => {
             NetEvent::NotSent(reference, "chatd is not reachable".into())
         }
@@ -271,6 +272,7 @@ async fn session(
                         a @ (Action::SendFile { .. } | Action::GetFile { .. }) => {
                             super::files::act(a, &tx, &socket).await
                         }
+                        a @ Action::SendVoice { .. } => super::voice::act(a, &tx, &socket).await,
                         a => act(a, chat, people, &tx, &socket).await,
                     };
                     let _ = tx.send(ev).await;
@@ -552,7 +554,10 @@ async fn act(
         Action::SendPrivate { reference, .. } => {
             NetEvent::NotSent(reference, "internal: sent the wrong way".into())
         }
-        Action::Block(..) | Action::SendFile { .. } | Action::GetFile { .. } => {
+        Action::Block(..)
+        | Action::SendFile { .. }
+        | Action::SendVoice { .. }
+        | Action::GetFile { .. } => {
             NetEvent::Notice("internal: sent the wrong way".into())
         }
         Action::Older { room, before } => {

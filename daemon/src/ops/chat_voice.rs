@@ -66,18 +66,10 @@ impl ChatOps {
             .await?;
         let t = outcome.transcript();
         let text = voice_text(&t, &outcome.text, None);
-        let chat = self.chat.clone();
-        let author = go.author;
-        let stored = go
-            .ring
-            .originate(move |floor| {
-                chat.number_above(floor);
-                chat.send_voice(&room, &text, Some(author), Some(&attachment), Some(&t))
-                    .map(|l| (l.seq, l.wire, l.stored))
-            })
-            .await
-            .map_err(ApiError::from)?;
-        Ok(to_proto(&stored, &self.people))
+        self.originate(go, move |chat, author| {
+            chat.send_voice(&room, &text, Some(author), Some(&attachment), Some(&t))
+        })
+        .await
     }
 
     /// Transcribes the pending voice message `id` here and sends the transcript.
@@ -136,24 +128,22 @@ impl ChatOps {
         }
         let text = voice_text(&later, &outcome.text, Some(()));
         let room = m.room.clone();
-        let chat = self.chat.clone();
-        let author = go.author;
-        let stored = go
-            .ring
-            .originate(move |floor| {
-                chat.number_above(floor);
-                chat.send_voice(&room, &text, Some(author), None, Some(&later))
-                    .map(|l| (l.seq, l.wire, l.stored))
-            })
-            .await
-            .map_err(ApiError::from)?;
-        Ok(to_proto(&stored, &self.people))
+        self.originate(go, move |chat, author| {
+            chat.send_voice(&room, &text, Some(author), None, Some(&later))
+        })
+        .await
     }
 }
 
 /// The message text of a voice message (`🎤 0:07 "…"`) or of a later transcript of one,
 /// within the text's bound.
 pub fn voice_text(t: &Transcript, text: &str, later: Option<()>) -> String {
+    voice_text_within(t, text, later, MAX_TEXT_BYTES)
+}
+
+/// [`voice_text`] within `max` bytes: the transcript is cut at a character boundary and
+/// marked `…` (a private message's text shares its bound with the file reference).
+pub fn voice_text_within(t: &Transcript, text: &str, later: Option<()>, max: usize) -> String {
     let clock = transcript::clock(t.duration_ms);
     let head = match later {
         Some(()) => format!("🎤 transcript of a {clock} voice message:"),
@@ -167,7 +157,7 @@ pub fn voice_text(t: &Transcript, text: &str, later: Option<()>) -> String {
     if text.is_empty() {
         return format!("{head} (no speech)");
     }
-    let room = MAX_TEXT_BYTES.saturating_sub(head.len() + 8);
+    let room = max.saturating_sub(head.len() + 8);
     let quoted = match text.len() <= room {
         true => text.to_owned(),
         false => {
@@ -225,5 +215,17 @@ pub fn fill_matches(messages: &mut [ChatMessage], query: &str) {
             ..Transcript::default()
         };
         v.matches = t.matches(query).iter().map(word_to_proto).collect();
+    }
+}
+
+/// Fills in the matching words of a private voice message found by a search.
+pub fn fill_match(v: &mut VoiceTranscript, query: &str) {
+    let mut m = [ChatMessage {
+        voice: Some(std::mem::take(v)),
+        ..Default::default()
+    }];
+    fill_matches(&mut m, query);
+    if let Some(back) = m[0].voice.take() {
+        *v = back;
     }
 }
