@@ -50,8 +50,8 @@ impl Recorder {
             _ => c.args(["-nostdin", "-loglevel", "error", "-f", "pulse", "-i", "default"]),
         };
         match self.name {
-            "arecord" => c.args(["-d", &secs]),
-            "ffmpeg" => c.args(["-t", &secs, "-ac", "1", "-ar", "16000", "-y"]),
+            "arecord" => c.args(["-d", secs.as_str()]),
+            "ffmpeg" => c.args(["-t", secs.as_str(), "-ac", "1", "-ar", "16000", "-y"]),
             _ => &mut c,
         };
         c.arg(out);
@@ -61,7 +61,7 @@ impl Recorder {
 
 /// The first recorder on `path_var` (a PATH value), or `None`.
 pub fn find(path_var: &OsStr) -> Option<Recorder> {
-    RECORDERS.iter().find_map(|name| {
+    RECORDERS.iter().find_map(|&name| {
         std::env::split_paths(path_var)
             .map(|dir| dir.join(name))
             .find(|p| is_executable(p))

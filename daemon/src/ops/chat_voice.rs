@@ -5,7 +5,7 @@
 
 use chat_proto::v1::{ChatMessage, VoiceTranscript, VoiceWord};
 
-use super::{ApiError, ChatOps, Kind, Room, Work, position, to_proto};
+use super::{ApiError, ChatOps, Kind, Room, Work, position};
 use crate::chat::attachment::MAX_NAME_BYTES;
 use crate::chat::envelope::MAX_TEXT_BYTES;
 use crate::chat::transcript::{self, Transcript};
@@ -200,32 +200,24 @@ fn word_to_proto(w: &transcript::Word) -> VoiceWord {
 
 /// Fills in the matching words of the voice messages among search results.
 pub fn fill_matches(messages: &mut [ChatMessage], query: &str) {
-    for m in messages {
-        let Some(v) = m.voice.as_mut() else { continue };
-        let t = Transcript {
-            words: v
-                .words
-                .iter()
-                .map(|w| transcript::Word {
-                    word: w.word.clone(),
-                    start_ms: w.start_ms,
-                    end_ms: w.end_ms,
-                })
-                .collect(),
-            ..Transcript::default()
-        };
-        v.matches = t.matches(query).iter().map(word_to_proto).collect();
+    for v in messages.iter_mut().filter_map(|m| m.voice.as_mut()) {
+        fill_match(v, query);
     }
 }
 
-/// Fills in the matching words of a private voice message found by a search.
+/// Fills in the words of one voice message's transcript that match a search's `query`.
 pub fn fill_match(v: &mut VoiceTranscript, query: &str) {
-    let mut m = [ChatMessage {
-        voice: Some(std::mem::take(v)),
-        ..Default::default()
-    }];
-    fill_matches(&mut m, query);
-    if let Some(back) = m[0].voice.take() {
-        *v = back;
-    }
+    let t = Transcript {
+        words: v
+            .words
+            .iter()
+            .map(|w| transcript::Word {
+                word: w.word.clone(),
+                start_ms: w.start_ms,
+                end_ms: w.end_ms,
+            })
+            .collect(),
+        ..Transcript::default()
+    };
+    v.matches = t.matches(query).iter().map(word_to_proto).collect();
 }

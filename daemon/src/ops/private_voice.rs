@@ -142,7 +142,8 @@ mod tests {
     fn a_long_transcript_loses_its_last_words_first_and_the_text_fits_the_rest() {
         // 700 words: far over the reference's bound; a long name leaves less room still.
         let t = long(700);
-        for name in ["voice.ogg", &format!("{}.ogg", "n".repeat(MAX_NAME_BYTES - 4))] {
+        let longest = format!("{}.ogg", "n".repeat(MAX_NAME_BYTES - 4));
+        for name in ["voice.ogg", longest.as_str()] {
             let bytes = file(Some(t.clone()), name).encode();
             assert!(bytes.len() <= chat_dm::payload::MAX_FILE_REF, "{}", bytes.len());
             let back = PrivateFile::decode(&bytes).expect("decodes").voice.expect("voice");
