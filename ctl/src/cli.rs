@@ -178,9 +178,10 @@ pub enum Command {
     /// transcript.
     Voice(VoiceArgs),
     /// Transcribe a voice message whose transcript is pending (ID: its message id) with this
-    /// node's model, and send the transcript to its room.
+    /// node's model, and send the transcript to its room; for a private voice message, add
+    /// the transcript to your own history only (the others are not told).
     Transcribe {
-        /// The voice message's id (64 hex digits).
+        /// The voice message's id (64 hex digits; a private message's: 32).
         #[arg(value_name = "ID")]
         id: String,
     },

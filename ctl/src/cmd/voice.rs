@@ -3,13 +3,16 @@
 //! it in its helper, which takes a few seconds per minute of audio. `--record` (or `-` for a
 //! private one's PATH) records one first (`voice_record.rs`). `chatctl dm NICK --voice PATH`
 //! and `group send G --voice PATH`: the same, privately (`SendPrivate` with `voice`: an
-//! encrypted upload; the transcript travels inside the encrypted message). `chatctl transcribe ID`:
-//! a later transcript of a pending voice message, made by this node (`Transcribe`). Both
-//! print nothing on success, or with `--json` the sent message.
+//! encrypted upload; the transcript travels inside the encrypted message). `chatctl
+//! transcribe ID`: a later transcript of a pending voice message, made by this node
+//! (`Transcribe`; for a private message's id, `TranscribePrivate`: in the caller's own
+//! history only). All print nothing on success, or with `--json` the message.
 
 use std::path::{Path, PathBuf};
 
-use chat_proto::v1::{SendRequest, TranscribeRequest, VoiceTranscript, VoiceWord};
+use chat_proto::v1::{
+    SendRequest, TranscribePrivateRequest, TranscribeRequest, VoiceTranscript, VoiceWord,
+};
 use serde_json::json;
 
 use crate::Error;
@@ -73,8 +76,25 @@ pub async fn private(
     crate::cmd::send_file::private(socket, printer, to, &path, String::new(), true).await
 }
 
-/// Transcribes a pending voice message on this node.
+/// Transcribes a pending voice message on this node: a public one (64 hex digits) for
+/// everybody, as a message of the caller's; a private one (32) in the caller's own history.
 pub async fn transcribe(socket: &Target, printer: Printer, id: &str) -> Result<(), Error> {
+    if id.trim().len() == 32 {
+        let mut api = client::private_service(socket, false).await?;
+        let response = api
+            .transcribe_private(TranscribePrivateRequest {
+                id: id.trim().to_owned(),
+            })
+            .await
+            .map_err(|s| client::call_error(socket, s))?
+            .into_inner();
+        if let (true, Some(m)) = (printer.is_json(), &response.message) {
+            printer
+                .json_line(&crate::cmd::private::message_json(m))
+                .map_err(Error::Output)?;
+        }
+        return Ok(());
+    }
     let mut api = client::chat_service(socket).await?;
     let response = api
         .transcribe(TranscribeRequest {

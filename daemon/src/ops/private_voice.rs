@@ -3,13 +3,19 @@
 //! end-to-end encrypted reference (`files/private.rs`), as `ChatService.Send` with `voice`
 //! does in a room (`chat_voice.rs`). The recording's plaintext exists only in the store's
 //! `tmp/` while the sandboxed helper reads it (unlinked once opened); the upload's ciphertext
-//! is removed once converted. docs/protocol.md, "Private voice messages".
+//! is removed once converted. `TranscribePrivate` makes a pending one's transcript later, on
+//! a participant's node, for that participant only. docs/protocol.md, "Private voice
+//! messages".
 
 use std::str::FromStr;
 
+use chat_proto::v1::PrivateMessage;
+
 use super::PrivateOps;
 use crate::chat::attachment::MAX_NAME_BYTES;
+use crate::client::ClientInfo;
 use crate::files::private::PrivateFile;
+use crate::offload::Work;
 use crate::ops::ApiError;
 
 impl PrivateOps {
@@ -83,6 +89,80 @@ impl PrivateOps {
         );
         let holders = self.hold(&files, &file).await?;
         Ok((reference, text, holders))
+    }
+}
+
+impl PrivateOps {
+    /// Transcribes the caller's private voice message `id` (hex) whose transcript is pending
+    /// (its sender's node had no model) with this node's model, for the caller only: the
+    /// text and the reference's transcript in the caller's own history; the message as it
+    /// now stands.
+    pub async fn transcribe(
+        &self,
+        client: Option<&ClientInfo>,
+        id: &str,
+    ) -> Result<PrivateMessage, ApiError> {
+        let who = self.caller(client)?;
+        let id = id.trim().to_ascii_lowercase();
+        let m = {
+            let id = id.clone();
+            self.off(Work::Private, move |ops| Ok(ops.dm.message_of(who, &id)?))
+                .await?
+        };
+        let mut file = m
+            .row
+            .file
+            .as_deref()
+            .and_then(PrivateFile::decode)
+            .filter(|f| f.voice.is_some())
+            .ok_or_else(|| ApiError::FailedPrecondition("id: not a voice message".into()))?;
+        let before = file.voice.clone().unwrap_or_default();
+        if before.transcribed {
+            return Err(ApiError::FailedPrecondition(
+                "id: the voice message has its transcript already".into(),
+            ));
+        }
+        let voice = self
+            .node
+            .voice()
+            .filter(|v| v.has_model())
+            .ok_or_else(|| {
+                ApiError::FailedPrecondition(
+                    "no transcription model on this node (set voice.model_dir)".into(),
+                )
+            })?
+            .clone();
+        let files = self
+            .node
+            .files()
+            .cloned()
+            .ok_or_else(|| ApiError::Unavailable("this node has no file store".into()))?;
+        files
+            .fetch_found(file.cipher_hash, Some(file.cipher_size))
+            .await?;
+        let plain = files.upload_path();
+        files.decrypt_file(&file, plain.clone()).await?;
+        let input = std::fs::File::open(&plain);
+        let _ = std::fs::remove_file(&plain);
+        let input = input.map_err(|e| ApiError::Internal(format!("voice: the recording: {e}")))?;
+        let outcome = voice.run(input, None, true).await?;
+        let mut t = outcome.transcript();
+        if t.duration_ms == 0 {
+            t.duration_ms = before.duration_ms;
+        }
+        file.voice = Some(t.clone());
+        let reference = file.encode();
+        let text = super::super::chat::voice_text_within(
+            &t,
+            &outcome.text,
+            None,
+            chat_dm::MAX_TEXT.saturating_sub(reference.len()),
+        );
+        self.off(Work::Private, move |ops| {
+            let m = ops.dm.transcribed(who, &id, &text, &reference)?;
+            Ok(ops.message(&m, &ops.dm.groups(who)?))
+        })
+        .await
     }
 }
 
