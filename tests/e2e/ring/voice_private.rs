@@ -4,6 +4,8 @@
 //! encrypted message. Bob's `dms` shows `🎤 0:0x "…"`; his `search tuesday` finds it with the
 //! word's offset in the audio. Carol's search on her node does not, nor does a guest account's
 //! on Bob's node; no data directory but Alice's and Bob's holds the transcript's text.
+//! Carol's node has no model: her voice message to Bob goes out pending, and `chatctl
+//! transcribe ID` on Bob's node adds the transcript to Bob's history only.
 //!
 //! Needs what `voice.rs` needs (espeak-ng, faster-whisper, the tiny model); without them it
 //! skips with the reason, or fails under `CHATD_TEST_STRICT=1`.
@@ -35,8 +37,10 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let tcp = free_addr("127.0.238.40");
     let c = Cluster::named_with_env(238, &["alice", "bob", "carol"], FORM, |i| {
+        // Carol's node converts recordings but has no model.
         let mut env: Vec<(String, String)> = voice
             .iter()
+            .filter(|(k, _)| i != CAROL || *k != "CHATD_VOICE__MODEL_DIR")
             .map(|(k, v)| ((*k).to_owned(), v.clone()))
             .collect();
         if i == BOB {
@@ -149,7 +153,64 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
         !String::from_utf8_lossy(&out.stdout).contains(&id),
         "a guest on bob's node found bob's private message"
     );
-    for i in [ALICE, BOB] {
+
+    // Carol's voice message to Bob goes out pending (no model on her node); she cannot
+    // transcribe it, Bob's node can, for Bob only.
+    let wav_c = c.members[CAROL].dir.join("later.wav");
+    speak("please call me on tuesday", &wav_c);
+    let pending = sent(&ctl(
+        &c,
+        CAROL,
+        &["dm", "--json", "bob", "--voice", wav_c.to_str().expect("utf-8")],
+    ));
+    assert_eq!(pending["voice"]["pending"], true, "{pending}");
+    assert!(
+        pending["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("(transcript pending)")),
+        "{pending}"
+    );
+    let pid = pending["id"].as_str().expect("id").to_owned();
+    let refused = ctl(&c, CAROL, &["transcribe", &pid]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no transcription model"),
+        "{refused:?}"
+    );
+    let done = poll(ARRIVE, Duration::from_millis(500), || {
+        let out = ctl(&c, BOB, &["transcribe", "--json", &pid]);
+        out.status.success().then(|| lines(&out).pop()).flatten()
+    })
+    .expect("bob's node transcribes carol's voice message");
+    assert_eq!(done["voice"]["pending"], false, "{done}");
+    assert!(
+        done["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("🎤 0:0") && t.to_lowercase().contains("call")),
+        "{done}"
+    );
+    let again = ctl(&c, BOB, &["transcribe", &pid]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("transcript already"),
+        "{again:?}"
+    );
+    let found = lines(&ctl(&c, BOB, &["search", "--json", "call"]))
+        .into_iter()
+        .find(|m| m["id"] == pid.as_str())
+        .expect("bob's search finds the transcript made on his node");
+    assert!(
+        found["voice"]["matches"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty()),
+        "{found}"
+    );
+    // Carol's own copy is still pending: the transcript was Bob's alone.
+    let hers = lines(&ctl(&c, CAROL, &["dms", "-n", "50", "--json"]))
+        .into_iter()
+        .find(|m| m["id"] == pid.as_str())
+        .expect("carol's copy");
+    assert_eq!(hers["voice"]["pending"], true, "{hers}");
+    for i in [ALICE, BOB, CAROL] {
         no_helper_left(&c, i);
     }
 }
