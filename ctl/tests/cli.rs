@@ -161,14 +161,21 @@ fn recording_without_a_recorder_or_a_device_is_a_clear_error_leaving_nothing() {
     std::fs::create_dir_all(&bin).expect("mkdir");
     std::fs::create_dir_all(&tmp).expect("mkdir");
     // No recorder on PATH: what to install, exit status 1.
-    for args in [&["voice", "--record"][..], &["dm", "bob", "--voice", "-"][..]] {
+    for args in [
+        &["voice", "--record"][..],
+        &["dm", "bob", "--voice", "-"][..],
+    ] {
         let (code, err) = record_with(bin.as_os_str(), &tmp, args);
         assert_eq!(code, 1, "{err}");
         assert!(
             err.contains("cannot record: no audio recorder found on PATH: install alsa-utils"),
             "{err}"
         );
-        assert!(left(&tmp).is_empty(), "a recording was left: {:?}", left(&tmp));
+        assert!(
+            left(&tmp).is_empty(),
+            "a recording was left: {:?}",
+            left(&tmp)
+        );
     }
     // An arecord that finds no sound card (what arecord says on a machine without one).
     let fake = bin.join("arecord");
@@ -182,9 +189,19 @@ fn recording_without_a_recorder_or_a_device_is_a_clear_error_leaving_nothing() {
     let path = std::env::join_paths([&bin, std::path::Path::new("/bin")]).expect("joins");
     let (code, err) = record_with(&path, &tmp, &["voice", "--record"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("cannot record: no audio input device"), "{err}");
-    assert!(err.contains("cannot find card"), "the recorder's words: {err}");
-    assert!(left(&tmp).is_empty(), "a recording was left: {:?}", left(&tmp));
+    assert!(
+        err.contains("cannot record: no audio input device"),
+        "{err}"
+    );
+    assert!(
+        err.contains("cannot find card"),
+        "the recorder's words: {err}"
+    );
+    assert!(
+        left(&tmp).is_empty(),
+        "a recording was left: {:?}",
+        left(&tmp)
+    );
 }
 
 #[test]
@@ -204,6 +221,9 @@ fn a_real_arecord_without_a_device_is_told_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (code, err) = record_with(&real, dir.path(), &["voice", "--record"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("cannot record: no audio input device"), "{err}");
+    assert!(
+        err.contains("cannot record: no audio input device"),
+        "{err}"
+    );
     assert!(left(dir.path()).is_empty());
 }

@@ -47,7 +47,15 @@ impl Recorder {
             "arecord" => c.args(["-q", "-f", "S16_LE", "-r", "16000", "-c", "1", "-t", "wav"]),
             "parecord" => c.args(["--file-format=wav", "--rate=16000", "--channels=1"]),
             "pw-record" => c.args(["--rate", "16000", "--channels", "1"]),
-            _ => c.args(["-nostdin", "-loglevel", "error", "-f", "pulse", "-i", "default"]),
+            _ => c.args([
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-f",
+                "pulse",
+                "-i",
+                "default",
+            ]),
         };
         match self.name {
             "arecord" => c.args(["-d", secs.as_str()]),
@@ -184,11 +192,13 @@ fn wait_for_stop(child: &mut Child) -> Stop {
     });
     let deadline = Instant::now() + Duration::from_secs(MAX_SECONDS + 2);
     loop {
-        if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
-            return Stop::Exited;
-        }
+        // Ctrl-C reaches the recorder too (the terminal's process group): it may have ended
+        // already, as asked.
         if INTERRUPTED.load(Ordering::Relaxed) || Instant::now() > deadline {
             return Stop::Asked;
+        }
+        if matches!(child.try_wait(), Ok(Some(_)) | Err(_)) {
+            return Stop::Exited;
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Stop::Asked,
@@ -327,7 +337,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let r = temp_file().expect("made");
         let path = r.path().to_owned();
-        let mode = std::fs::metadata(&path).expect("exists").permissions().mode();
+        let mode = std::fs::metadata(&path)
+            .expect("exists")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         drop(r);
         assert!(!path.exists());

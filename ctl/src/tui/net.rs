@@ -559,9 +559,7 @@ async fn act(
         Action::Block(..)
         | Action::SendFile { .. }
         | Action::SendVoice { .. }
-        | Action::GetFile { .. } => {
-            NetEvent::Notice("internal: sent the wrong way".into())
-        }
+        | Action::GetFile { .. } => NetEvent::Notice("internal: sent the wrong way".into()),
         Action::Older { room, before } => {
             let req = HistoryRequest {
                 room: room.clone(),

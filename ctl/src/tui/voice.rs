@@ -83,8 +83,8 @@ async fn send(
     path: &str,
 ) -> Result<(), String> {
     let cannot = |e: std::io::Error| format!("cannot read {path}: {e}");
-    let (file, size, name) = crate::cmd::send_file::open(std::path::Path::new(path))
-        .map_err(|e| e.to_string())?;
+    let (file, size, name) =
+        crate::cmd::send_file::open(std::path::Path::new(path)).map_err(|e| e.to_string())?;
     let private = matches!(to, VoiceTo::Private { .. });
     let progress = super::files::reporter(tx, format!("uploading {name}"), size);
     let hash = crate::cmd::send_file::upload(socket, file, &name, size, private, progress)

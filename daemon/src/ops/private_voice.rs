@@ -225,10 +225,21 @@ mod tests {
         let longest = format!("{}.ogg", "n".repeat(MAX_NAME_BYTES - 4));
         for name in ["voice.ogg", longest.as_str()] {
             let bytes = file(Some(t.clone()), name).encode();
-            assert!(bytes.len() <= chat_dm::payload::MAX_FILE_REF, "{}", bytes.len());
-            let back = PrivateFile::decode(&bytes).expect("decodes").voice.expect("voice");
+            assert!(
+                bytes.len() <= chat_dm::payload::MAX_FILE_REF,
+                "{}",
+                bytes.len()
+            );
+            let back = PrivateFile::decode(&bytes)
+                .expect("decodes")
+                .voice
+                .expect("voice");
             assert!(!back.words.is_empty() && back.words.len() < 700);
-            assert_eq!(back.words[..], t.words[..back.words.len()], "a prefix is kept");
+            assert_eq!(
+                back.words[..],
+                t.words[..back.words.len()],
+                "a prefix is kept"
+            );
             assert_eq!((back.duration_ms, back.language.as_str()), (300_000, "en"));
             let words: Vec<&str> = t.words.iter().map(|w| w.word.as_str()).collect();
             let text = crate::ops::chat::voice_text_within(

@@ -46,7 +46,10 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
         if i == BOB {
             // A guest account on Bob's node: another account than Bob's.
             env.push(("CHATD_CONTROL__TCP_LISTEN".into(), tcp.to_string()));
-            env.push(("CHATD_CONTROL__TOKEN_FILE".into(), token.display().to_string()));
+            env.push((
+                "CHATD_CONTROL__TOKEN_FILE".into(),
+                token.display().to_string(),
+            ));
         }
         env
     });
@@ -62,7 +65,13 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
     let msg = sent(&ctl(
         &c,
         ALICE,
-        &["dm", "--json", "bob", "--voice", wav.to_str().expect("utf-8")],
+        &[
+            "dm",
+            "--json",
+            "bob",
+            "--voice",
+            wav.to_str().expect("utf-8"),
+        ],
     ));
     let id = msg["id"].as_str().expect("id").to_owned();
     assert_eq!(msg["voice"]["language"], "en", "{msg}");
@@ -87,11 +96,16 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
     assert_eq!(got["text"], text.as_str(), "{got}");
     assert_eq!(got["voice"]["text"], transcript.as_str(), "{got}");
     assert!(
-        got["voice"]["words"].as_array().is_some_and(|w| w.len() >= 5),
+        got["voice"]["words"]
+            .as_array()
+            .is_some_and(|w| w.len() >= 5),
         "{got}"
     );
     let shown = String::from_utf8_lossy(&ctl(&c, BOB, &["dms", "alice"]).stdout).into_owned();
-    assert!(shown.contains("🎤 0:0") && shown.contains(&transcript), "{shown}");
+    assert!(
+        shown.contains("🎤 0:0") && shown.contains(&transcript),
+        "{shown}"
+    );
 
     // Only Alice's and Bob's data directories hold the transcript (checked before anyone
     // searches for its words: a search's words are nobody's secret).
@@ -124,8 +138,8 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
     );
     let at = matches[0]["start_ms"].as_u64().expect("offset");
     assert!((600..=2200).contains(&at), "tuesday at {at} ms: {hit}");
-    let plain = String::from_utf8_lossy(&ctl(&c, BOB, &["search", "tuesday"]).stdout)
-        .to_lowercase();
+    let plain =
+        String::from_utf8_lossy(&ctl(&c, BOB, &["search", "tuesday"]).stdout).to_lowercase();
     assert!(plain.contains("▶ tuesday@0:0"), "{plain}");
 
     // Carol's search, on her node, does not.
@@ -161,7 +175,13 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
     let pending = sent(&ctl(
         &c,
         CAROL,
-        &["dm", "--json", "bob", "--voice", wav_c.to_str().expect("utf-8")],
+        &[
+            "dm",
+            "--json",
+            "bob",
+            "--voice",
+            wav_c.to_str().expect("utf-8"),
+        ],
     ));
     assert_eq!(pending["voice"]["pending"], true, "{pending}");
     assert!(
