@@ -62,6 +62,9 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
 
     let wav = c.members[ALICE].dir.join("meeting.wav");
     speak(SENTENCE, &wav);
+    // Timed side by side with a public voice message of the same recording, at the end
+    // (docs/performance.md, "Private voice messages").
+    let started = std::time::Instant::now();
     let msg = sent(&ctl(
         &c,
         ALICE,
@@ -73,6 +76,7 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
             wav.to_str().expect("utf-8"),
         ],
     ));
+    let private_took = started.elapsed();
     let id = msg["id"].as_str().expect("id").to_owned();
     assert_eq!(msg["voice"]["language"], "en", "{msg}");
     assert_eq!(msg["voice"]["pending"], false, "{msg}");
@@ -230,6 +234,27 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
         .find(|m| m["id"] == pid.as_str())
         .expect("carol's copy");
     assert_eq!(hers["voice"]["pending"], true, "{hers}");
+    // The same recording as a public voice message (last: its transcript is public).
+    let started = std::time::Instant::now();
+    let public = sent(&ctl(
+        &c,
+        ALICE,
+        &[
+            "voice",
+            "--json",
+            "--room",
+            "voicetest",
+            wav.to_str().expect("utf-8"),
+        ],
+    ));
+    let public_took = started.elapsed();
+    assert_eq!(public["voice"]["pending"], false, "{public}");
+    eprintln!(
+        "voice send, same recording, same node: private (dm --voice) {:.2} s, public (voice) \
+         {:.2} s",
+        private_took.as_secs_f64(),
+        public_took.as_secs_f64()
+    );
     for i in [ALICE, BOB, CAROL] {
         no_helper_left(&c, i);
     }
