@@ -325,11 +325,14 @@ mod tests {
             "ALSA lib confmisc.c:855:(parse_card) cannot find card '0'\narecord: main:850: audio open error: No such file or directory\n",
         );
         let text = e.to_string();
-        assert!(text.starts_with("no audio input device"), "{text}");
+        assert!(
+            text.starts_with("cannot record: no audio input device"),
+            "{text}"
+        );
         assert!(text.contains("arecord: ALSA lib"), "{text}");
         assert_eq!(e.exit_code(), 1);
         let other = failed("ffmpeg", "\n");
-        assert_eq!(other.to_string(), "ffmpeg recorded nothing");
+        assert_eq!(other.to_string(), "cannot record: ffmpeg recorded nothing");
     }
 
     #[test]
