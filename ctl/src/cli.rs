@@ -100,6 +100,11 @@ pub enum Command {
         /// recipient even after your node stops; a larger one only while your node is up.
         #[arg(long, value_name = "PATH")]
         file: Option<std::path::PathBuf>,
+        /// Send this recording as a voice message (`-`: record one now, as `voice
+        /// --record`): your node converts it to Ogg/Opus and transcribes it, then sends it
+        /// as a private file with the transcript inside the encrypted message.
+        #[arg(long, value_name = "PATH", conflicts_with_all = ["file", "text"])]
+        voice: Option<std::path::PathBuf>,
     },
     /// Show the safety number of your account and NICK's (the account the network's name
     /// holders name): compare it with NICK in person or over another channel; both of you see
@@ -173,9 +178,10 @@ pub enum Command {
     /// transcript.
     Voice(VoiceArgs),
     /// Transcribe a voice message whose transcript is pending (ID: its message id) with this
-    /// node's model, and send the transcript to its room.
+    /// node's model, and send the transcript to its room; for a private voice message, add
+    /// the transcript to your own history only (the others are not told).
     Transcribe {
-        /// The voice message's id (64 hex digits).
+        /// The voice message's id (64 hex digits; a private message's: 32).
         #[arg(value_name = "ID")]
         id: String,
     },
@@ -256,6 +262,10 @@ pub enum GroupCommand {
         /// Send this file to every member, encrypted as with `chatctl dm --file`.
         #[arg(long, value_name = "PATH")]
         file: Option<std::path::PathBuf>,
+        /// Send this recording to every member as a voice message, as `chatctl dm --voice`
+        /// (`-`: record one now).
+        #[arg(long, value_name = "PATH", conflicts_with_all = ["file", "text"])]
+        voice: Option<std::path::PathBuf>,
     },
 }
 
@@ -341,8 +351,12 @@ pub struct GetArgs {
 #[derive(Debug, clap::Args, PartialEq, Eq)]
 pub struct VoiceArgs {
     /// The recording.
-    #[arg(value_name = "PATH")]
-    pub path: std::path::PathBuf,
+    #[arg(value_name = "PATH", required_unless_present = "record")]
+    pub path: Option<std::path::PathBuf>,
+    /// Record from the default input device until Enter or Ctrl-C (at most 300 s), with
+    /// an installed recorder (arecord, parecord, pw-record or ffmpeg), then send.
+    #[arg(long, conflicts_with = "path")]
+    pub record: bool,
     /// The room [default: lobby].
     #[arg(long, short = 'r', value_name = "ROOM")]
     pub room: Option<String>,

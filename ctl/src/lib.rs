@@ -43,6 +43,9 @@ pub enum Error {
     /// An argument is not what the command takes (exit status 2, like clap's own errors).
     #[error("{0}")]
     Usage(String),
+    /// Recording a voice message failed: no recorder, no input device (exit status 1).
+    #[error("cannot record: {0}")]
+    Record(String),
 }
 
 impl Error {
@@ -94,17 +97,20 @@ pub fn run(cli: cli::Cli) -> Result<(), Error> {
                 text,
                 accept_new_key,
                 file,
+                voice,
             } => {
                 let to = if accept_new_key {
                     cmd::private::To::NickNewKey(nick)
                 } else {
                     cmd::private::To::Nick(nick)
                 };
-                match file {
-                    Some(path) => {
-                        cmd::send_file::private(&socket, printer, to, &path, text.join(" ")).await
+                match (file, voice) {
+                    (_, Some(path)) => cmd::voice::private(&socket, printer, to, &path).await,
+                    (Some(path), None) => {
+                        let caption = text.join(" ");
+                        cmd::send_file::private(&socket, printer, to, &path, caption, false).await
                     }
-                    None => cmd::private::dm(&socket, printer, to, text).await,
+                    (None, None) => cmd::private::dm(&socket, printer, to, text).await,
                 }
             }
             cli::Command::Verify { nick, confirm } => {

@@ -81,5 +81,7 @@ mod tui;
 mod tui_files;
 #[path = "ring/voice.rs"]
 mod voice;
+#[path = "ring/voice_private.rs"]
+mod voice_private;
 #[path = "ring/web.rs"]
 mod web;

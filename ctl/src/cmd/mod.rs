@@ -22,4 +22,5 @@ pub mod trace;
 pub mod users;
 pub mod verify;
 pub mod voice;
+pub mod voice_record;
 pub mod web;

@@ -132,6 +132,9 @@ pub fn message_json(m: &PrivateMessage) -> serde_json::Value {
     if m.key_changed {
         v["key_changed"] = json!(true);
     }
+    if let Some(t) = &m.voice {
+        v["voice"] = crate::cmd::voice::voice_json(t);
+    }
     if let Some(a) = &m.attachment {
         v["file"] = json!({
             "hash": a.hash,
@@ -198,6 +201,15 @@ pub fn print(printer: Printer, m: &PrivateMessage) -> Result<(), Error> {
         sanitize(&m.text)
     };
     let text = match (&m.attachment, m.deleted) {
+        // A voice message's text is `🎤 0:07 "…"` already; where a search's words are.
+        (Some(_), false) if m.voice.is_some() => format!(
+            "{text}  (chatctl get {}){}",
+            m.id,
+            m.voice
+                .as_ref()
+                .map(crate::cmd::voice::matches_line)
+                .unwrap_or_default()
+        ),
         (Some(a), false) => format!(
             "{text}  📎 {} ({} bytes; chatctl get {})",
             sanitize(&a.name),
@@ -310,7 +322,16 @@ enum Change {
 
 /// `chatctl group …`.
 pub async fn group(socket: &Target, printer: Printer, cmd: GroupCommand) -> Result<(), Error> {
-    if let GroupCommand::Send { group, text, file } = cmd {
+    if let GroupCommand::Send {
+        group,
+        text,
+        file,
+        voice,
+    } = cmd
+    {
+        if let Some(path) = voice {
+            return crate::cmd::voice::private(socket, printer, To::Group(group), &path).await;
+        }
         if let Some(path) = file {
             let caption = text.join(" ");
             return crate::cmd::send_file::private(
@@ -319,6 +340,7 @@ pub async fn group(socket: &Target, printer: Printer, cmd: GroupCommand) -> Resu
                 To::Group(group),
                 &path,
                 caption,
+                false,
             )
             .await;
         }

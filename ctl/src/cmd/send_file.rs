@@ -118,14 +118,16 @@ async fn upload_showing(
 }
 
 /// Uploads `path` encrypted (`UploadMetadata.encrypt`) and sends it privately `to` a person
-/// or group with `caption` (`SendPrivate` with `attachment_hash`). Says on standard error
-/// whether the file reaches an offline recipient after this node stops.
+/// or group with `caption` (`SendPrivate` with `attachment_hash`; with `voice`, as a voice
+/// message: the node converts and transcribes it, the caption is unused). Says on standard
+/// error whether the file reaches an offline recipient after this node stops.
 pub async fn private(
     socket: &Target,
     printer: Printer,
     to: crate::cmd::private::To,
     path: &Path,
     caption: String,
+    voice: bool,
 ) -> Result<(), Error> {
     use crate::cmd::private::To;
     let cannot = |e: std::io::Error| Error::Usage(format!("cannot read {}: {e}", path.display()));
@@ -147,6 +149,7 @@ pub async fn private(
             accept_new_key,
             attachment_hash: hash,
             attachment_name: name,
+            voice,
         })
         .await
         .map_err(|s| client::call_error(socket, s))?

@@ -1,10 +1,18 @@
 //! `chatctl voice PATH [--room R]`: uploads a recording (`FileService.Upload`), then sends it
 //! as a voice message (`Send` with `voice`): the node converts it to Ogg/Opus and transcribes
-//! it in its helper, which takes a few seconds per minute of audio. `chatctl transcribe ID`:
-//! a later transcript of a pending voice message, made by this node (`Transcribe`). Both
-//! print nothing on success, or with `--json` the sent message.
+//! it in its helper, which takes a few seconds per minute of audio. `--record` (or `-` for a
+//! private one's PATH) records one first (`voice_record.rs`). `chatctl dm NICK --voice PATH`
+//! and `group send G --voice PATH`: the same, privately (`SendPrivate` with `voice`: an
+//! encrypted upload; the transcript travels inside the encrypted message). `chatctl
+//! transcribe ID`: a later transcript of a pending voice message, made by this node
+//! (`Transcribe`; for a private message's id, `TranscribePrivate`: in the caller's own
+//! history only). All print nothing on success, or with `--json` the message.
 
-use chat_proto::v1::{SendRequest, TranscribeRequest, VoiceTranscript, VoiceWord};
+use std::path::{Path, PathBuf};
+
+use chat_proto::v1::{
+    SendRequest, TranscribePrivateRequest, TranscribeRequest, VoiceTranscript, VoiceWord,
+};
 use serde_json::json;
 
 use crate::Error;
@@ -13,9 +21,26 @@ use crate::client::{self, Target};
 use crate::output::Printer;
 use crate::tui::text::sanitize;
 
+/// The recording at `path`, or (`None` or `-`) one recorded now.
+fn recording(
+    path: Option<&Path>,
+) -> Result<(PathBuf, Option<crate::cmd::voice_record::Recording>), Error> {
+    match path {
+        Some(p) if p != Path::new("-") => Ok((p.to_owned(), None)),
+        _ => {
+            let r = crate::cmd::voice_record::record()?;
+            Ok((r.path().to_owned(), Some(r)))
+        }
+    }
+}
+
 /// Uploads and sends the recording.
 pub async fn send(socket: &Target, printer: Printer, args: VoiceArgs) -> Result<(), Error> {
-    let path = &args.path;
+    let (path, _recorded) = match args.record {
+        true => recording(None)?,
+        false => recording(args.path.as_deref())?,
+    };
+    let path = &path;
     let cannot = |e: std::io::Error| Error::Usage(format!("cannot read {}: {e}", path.display()));
     let (file, size, name) = crate::cmd::send_file::open(path)?;
     let hash = crate::cmd::send_file::upload(socket, file, &name, size, false, |_| {})
@@ -39,8 +64,37 @@ pub async fn send(socket: &Target, printer: Printer, args: VoiceArgs) -> Result<
     Ok(())
 }
 
-/// Transcribes a pending voice message on this node.
+/// Uploads the recording at `path` (`-`: records one) encrypted and sends it privately `to`
+/// a person or group as a voice message.
+pub async fn private(
+    socket: &Target,
+    printer: Printer,
+    to: crate::cmd::private::To,
+    path: &Path,
+) -> Result<(), Error> {
+    let (path, _recorded) = recording(Some(path))?;
+    crate::cmd::send_file::private(socket, printer, to, &path, String::new(), true).await
+}
+
+/// Transcribes a pending voice message on this node: a public one (64 hex digits) for
+/// everybody, as a message of the caller's; a private one (32) in the caller's own history.
 pub async fn transcribe(socket: &Target, printer: Printer, id: &str) -> Result<(), Error> {
+    if id.trim().len() == 32 {
+        let mut api = client::private_service(socket, false).await?;
+        let response = api
+            .transcribe_private(TranscribePrivateRequest {
+                id: id.trim().to_owned(),
+            })
+            .await
+            .map_err(|s| client::call_error(socket, s))?
+            .into_inner();
+        if let (true, Some(m)) = (printer.is_json(), &response.message) {
+            printer
+                .json_line(&crate::cmd::private::message_json(m))
+                .map_err(Error::Output)?;
+        }
+        return Ok(());
+    }
     let mut api = client::chat_service(socket).await?;
     let response = api
         .transcribe(TranscribeRequest {

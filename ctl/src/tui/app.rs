@@ -271,6 +271,13 @@ pub enum Action {
         path: String,
         caption: String,
     },
+    /// Upload the recording at `path` and send it as a voice message `to` a room or
+    /// privately (`/voice`).
+    SendVoice {
+        reference: u64,
+        to: super::voice::VoiceTo,
+        path: String,
+    },
     /// Download `file` into the current directory (`/get`); `force` replaces a file there.
     GetFile { file: FileRef, force: bool },
 }
@@ -456,6 +463,7 @@ impl App {
         match action {
             Action::Send { reference, .. }
             | Action::SendPrivate { reference, .. }
+            | Action::SendVoice { reference, .. }
             | Action::Change { reference, .. } => {
                 self.on_net(NetEvent::NotSent(reference, "chatd is busy".into()));
             }

@@ -29,6 +29,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
         "PATH [CAPTION] — send a file to this room (\"quotes\" around a path with spaces)",
     ),
     (
+        "/voice",
+        "PATH — send a recording as a voice message here (transcribed by your node)",
+    ),
+    (
         "/get",
         "[N|ID] [--force] — save the N-th last file shown here (1) in the current directory",
     ),
@@ -113,6 +117,7 @@ impl App {
             "/edit" => return self.edit_own(rest, &line),
             "/delete" => return self.delete_own(rest, &line),
             "/file" => return self.send_file(rest, &line),
+            "/voice" => return self.send_voice(rest, &line),
             "/get" => return self.get_file(rest, &line),
             "/users" => {
                 let list: Vec<String> = self

@@ -120,7 +120,7 @@ pub(super) async fn act(a: Action, tx: &mpsc::Sender<NetEvent>, socket: &Target)
 
 /// A progress reporter: sends the status line's text when the percentage changes (dropped
 /// when the window is busy).
-fn reporter(
+pub(super) fn reporter(
     tx: &mpsc::Sender<NetEvent>,
     what: String,
     size: u64,

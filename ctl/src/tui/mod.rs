@@ -3,6 +3,7 @@
 //! - `app.rs`: the window's state and what keys and chatd's events do to it (no I/O);
 //! - `commands.rs`: what Enter does with the input line (messages, `/commands`);
 //! - `files.rs`: `/file` and `/get` (upload and send, download into the current directory);
+//! - `voice.rs`: `/voice PATH` (a voice message to the room, person or group shown);
 //! - `users.rs`: the users pane as a chooser of whom to write to privately;
 //! - `view.rs`: drawing it — conversations | timeline | users, status and input lines;
 //! - `net.rs`: the task that talks to chatd and reconnects when it goes away;
@@ -24,6 +25,7 @@ mod net;
 pub(crate) mod text;
 mod users;
 mod view;
+mod voice;
 
 use crate::client::Target;
 

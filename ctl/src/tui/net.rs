@@ -88,6 +88,7 @@ async fn refuse(tx: &mpsc::Sender<NetEvent>, a: Action) {
         Action::Send { reference, .. }
         | Action::SendPrivate { reference, .. }
         | Action::SendFile { reference, .. }
+        | Action::SendVoice { reference, .. }
         | Action::Change { reference, .. } => {
             NetEvent::NotSent(reference, "chatd is not reachable".into())
         }
@@ -271,6 +272,7 @@ async fn session(
                         a @ (Action::SendFile { .. } | Action::GetFile { .. }) => {
                             super::files::act(a, &tx, &socket).await
                         }
+                        a @ Action::SendVoice { .. } => super::voice::act(a, &tx, &socket).await,
                         a => act(a, chat, people, &tx, &socket).await,
                     };
                     let _ = tx.send(ev).await;
@@ -291,8 +293,10 @@ fn feed_event(m: ChatMessage) -> Option<NetEvent> {
             body: Body {
                 id: m.id,
                 from: m.from,
-                // A file shows as `📎 name 2.4 MB` after the caption (sanitised with the line).
+                // A file shows as `📎 name 2.4 MB` after the caption (sanitised with the line);
+                // a voice message as its text, `🎤 0:07 "transcript…"`.
                 text: match &m.attachment {
+                    Some(_) if m.voice.is_some() => m.text,
                     Some(a) if m.text.starts_with("📎 ") => file_text(a),
                     Some(a) => format!("{}  {}", m.text, file_text(a)),
                     None => m.text,
@@ -552,9 +556,10 @@ async fn act(
         Action::SendPrivate { reference, .. } => {
             NetEvent::NotSent(reference, "internal: sent the wrong way".into())
         }
-        Action::Block(..) | Action::SendFile { .. } | Action::GetFile { .. } => {
-            NetEvent::Notice("internal: sent the wrong way".into())
-        }
+        Action::Block(..)
+        | Action::SendFile { .. }
+        | Action::SendVoice { .. }
+        | Action::GetFile { .. } => NetEvent::Notice("internal: sent the wrong way".into()),
         Action::Older { room, before } => {
             let req = HistoryRequest {
                 room: room.clone(),
@@ -619,6 +624,25 @@ mod tests {
         assert_eq!(text("the numbers"), "the numbers  📎 report.pdf 2.4 MB");
         // No caption: the text already is the file line (what older builds show).
         assert_eq!(text("📎 report.pdf 2.4 MB"), "📎 report.pdf 2.4 MB");
+        // A voice message's line is its text; its file stays for /get.
+        let voice = ChatMessage {
+            kind: MessageKind::Text as i32,
+            text: "🎤 0:07 \"the meeting is moved\"".into(),
+            attachment: Some(chat_proto::v1::FileAttachment {
+                name: "note.ogg".into(),
+                size: 9000,
+                ..Default::default()
+            }),
+            voice: Some(chat_proto::v1::VoiceTranscript::default()),
+            ..ChatMessage::default()
+        };
+        match feed_event(voice) {
+            Some(NetEvent::Message { body, .. }) => {
+                assert_eq!(body.text, "🎤 0:07 \"the meeting is moved\"");
+                assert!(body.file.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

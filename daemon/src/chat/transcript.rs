@@ -121,6 +121,12 @@ pub fn encode(t: &Transcript) -> Value {
 /// The item's bytes within [`ITEM_BUDGET`]: words past the budget (or over the bounds) left
 /// out, a word longer than [`MAX_WORD_BYTES`] dropped, the language cut.
 pub fn encode_bounded(t: &Transcript) -> Vec<u8> {
+    encode_within(t, ITEM_BUDGET)
+}
+
+/// The item's bytes within `budget` (at least the item without words, ~20 bytes), as
+/// [`encode_bounded`] cuts it: the words from the last one back are left out first.
+pub fn encode_within(t: &Transcript, budget: usize) -> Vec<u8> {
     let mut t = t.clone();
     t.words
         .retain(|w| !w.word.is_empty() && w.word.len() <= MAX_WORD_BYTES);
@@ -132,10 +138,10 @@ pub fn encode_bounded(t: &Transcript) -> Vec<u8> {
         let mut out = Vec::new();
         // Writing to a Vec cannot fail.
         let _ = ciborium::into_writer(&encode(&t), &mut out);
-        if out.len() <= ITEM_BUDGET || t.words.is_empty() {
+        if out.len() <= budget || t.words.is_empty() {
             return out;
         }
-        let keep = t.words.len() * ITEM_BUDGET / out.len();
+        let keep = t.words.len() * budget / out.len();
         t.words.truncate(keep.min(t.words.len() - 1));
     }
 }

@@ -13,8 +13,8 @@ use chat_proto::v1::{
     EditPrivateResponse, LeaveGroupRequest, LeaveGroupResponse, ListBlocksRequest,
     ListBlocksResponse, ListGroupsRequest, ListGroupsResponse, PrivateHistoryRequest,
     PrivateHistoryResponse, SearchPrivateRequest, SearchPrivateResponse, SendPrivateRequest,
-    SendPrivateResponse, UnblockRequest, UnblockResponse, VerifyRequest, VerifyResponse,
-    WatchPrivateRequest, WatchPrivateResponse,
+    SendPrivateResponse, TranscribePrivateRequest, TranscribePrivateResponse, UnblockRequest,
+    UnblockResponse, VerifyRequest, VerifyResponse, WatchPrivateRequest, WatchPrivateResponse,
 };
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -113,6 +113,19 @@ impl PrivateService for PrivateApi {
         let req = request.into_inner();
         let message = self.ops.change(who.as_ref(), req.id, None).await?;
         Ok(Response::new(DeletePrivateResponse {
+            message: Some(message),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(node = %self.ops.node().id().short()))]
+    async fn transcribe_private(
+        &self,
+        request: Request<TranscribePrivateRequest>,
+    ) -> Result<Response<TranscribePrivateResponse>, Status> {
+        let who = caller(&request);
+        let id = request.into_inner().id;
+        let message = self.ops.transcribe(who.as_ref(), &id).await?;
+        Ok(Response::new(TranscribePrivateResponse {
             message: Some(message),
         }))
     }

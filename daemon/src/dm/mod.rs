@@ -35,6 +35,7 @@ mod rollback;
 mod run;
 pub mod store;
 pub mod trust;
+mod voice;
 
 use std::collections::HashMap;
 use std::path::Path;

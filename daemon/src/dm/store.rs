@@ -350,6 +350,22 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces the text and the file reference of `account`'s message `id` (a transcript of
+    /// a private voice message made later, for that account only); whether it was there.
+    pub fn transcribed(
+        &self,
+        account: &[u8; 32],
+        id: &[u8; 16],
+        text: &str,
+        file: &[u8],
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE message SET text = ?3, file = ?4 WHERE account = ?1 AND id = ?2 AND deleted = 0",
+            params![&account[..], &id[..], text, file],
+        )?;
+        Ok(n > 0)
+    }
+
     /// `account`'s message `id`.
     pub fn get(&self, account: &[u8; 32], id: &[u8; 16]) -> Result<Option<Row>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM message AS m WHERE m.account = ?1 AND m.id = ?2");

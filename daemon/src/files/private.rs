@@ -10,6 +10,9 @@
 //! ```
 //!
 //! (`size` and `media` are the plaintext's; the STREAM nonce is in the ciphertext's header.)
+//! A private voice message's reference has a ninth item, its transcript in the public voice
+//! item's format (`chat/transcript.rs`), cut so the whole reference stays within
+//! [`chat_dm::payload::MAX_FILE_REF`] (docs/protocol.md, "Private voice messages").
 //! A receiver reads it with [`PrivateFile::decode`]: anything malformed or of another version
 //! is no file (the text is still shown).
 //!
@@ -33,6 +36,7 @@ use tokio::sync::{Semaphore, broadcast, mpsc};
 
 use super::{Files, FilesError};
 use crate::chat::attachment::{MAX_NAME_BYTES, media_code, media_from_code};
+use crate::chat::transcript::{self, Transcript};
 use crate::dm::DmEvent;
 
 /// How long an encrypted upload's key waits for its message.
@@ -62,12 +66,36 @@ pub struct PrivateFile {
     pub size: u64,
     /// The media type the sender's node found in the plaintext's first bytes.
     pub media: MediaType,
+    /// A private voice message's transcript (with the words that fitted the bound).
+    pub voice: Option<Transcript>,
 }
 
 impl PrivateFile {
-    /// The reference's bytes.
+    /// The reference's bytes, within [`chat_dm::payload::MAX_FILE_REF`] for a name of at
+    /// most [`MAX_NAME_BYTES`]: a transcript's words are left out from the last one back
+    /// until it fits.
     pub fn encode(&self) -> Vec<u8> {
-        let v = Value::Array(vec![
+        let mut items = self.items();
+        let mut out = Vec::new();
+        // Writing CBOR into a Vec cannot fail.
+        let _ = ciborium::into_writer(&Value::Array(items.clone()), &mut out);
+        let Some(t) = &self.voice else {
+            return out;
+        };
+        let budget = chat_dm::payload::MAX_FILE_REF.saturating_sub(out.len());
+        let item = transcript::encode_within(t, budget);
+        let Ok(item) = ciborium::from_reader::<Value, _>(item.as_slice()) else {
+            return out;
+        };
+        items.push(item);
+        out.clear();
+        let _ = ciborium::into_writer(&Value::Array(items), &mut out);
+        out
+    }
+
+    /// The eight items of every reference.
+    fn items(&self) -> Vec<Value> {
+        vec![
             Value::from(VERSION),
             Value::Bytes(self.cipher_hash.0.to_vec()),
             Value::from(self.cipher_size),
@@ -76,11 +104,7 @@ impl PrivateFile {
             Value::Text(self.name.clone()),
             Value::from(self.size),
             Value::from(media_code(self.media)),
-        ]);
-        let mut out = Vec::new();
-        // Writing CBOR into a Vec cannot fail.
-        let _ = ciborium::into_writer(&v, &mut out);
-        out
+        ]
     }
 
     /// Reads a reference from a message: `None` when malformed, of another version, or
@@ -92,6 +116,13 @@ impl PrivateFile {
         let v: Value = ciborium::from_reader(bytes).ok()?;
         let Value::Array(items) = v else {
             return None;
+        };
+        // A ninth item is a voice message's transcript; one that breaks a bound is none (the
+        // file and the text are still shown).
+        let mut items = items;
+        let voice = match items.len() {
+            9 => items.pop().and_then(transcript::decode),
+            _ => None,
         };
         let [
             version,
@@ -133,6 +164,7 @@ impl PrivateFile {
             name,
             size,
             media: media_from_code(uint(media)?),
+            voice,
         })
     }
 }
@@ -159,6 +191,7 @@ impl Pending {
             name,
             size: self.size,
             media: self.media,
+            voice: None,
         }
     }
 }
@@ -312,6 +345,73 @@ impl Files {
         })
         .await
         .map_err(|_| FilesError::Worker)?
+    }
+}
+
+impl Files {
+    /// Decrypts the held ciphertext of `file` into a new file at `path` (the store's `tmp/`,
+    /// emptied when the store opens), checked against the plaintext's hash; on failure the
+    /// file is removed. For the node's own work on a private upload (a voice message's
+    /// conversion), never kept.
+    pub async fn decrypt_file(
+        &self,
+        file: &PrivateFile,
+        path: std::path::PathBuf,
+    ) -> Result<u64, FilesError> {
+        let src = self.open_blob(file.cipher_hash).await?;
+        let (key, want) = (file.key.clone(), file.plain_hash);
+        tokio::task::spawn_blocking(move || {
+            let res = (|| {
+                let out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|e| FilesError::Decrypt(format!("{}: {e}", path.display())))?;
+                let mut out = HashWriter {
+                    inner: io::BufWriter::new(out),
+                    hasher: blake3::Hasher::new(),
+                };
+                let n = chat_blobs::crypt::decrypt(
+                    &key,
+                    io::BufReader::with_capacity(1 << 20, src),
+                    &mut out,
+                )
+                .map_err(|e| FilesError::Decrypt(e.to_string()))?;
+                out.inner
+                    .flush()
+                    .map_err(|e| FilesError::Decrypt(format!("{}: {e}", path.display())))?;
+                if *out.hasher.finalize().as_bytes() != want {
+                    return Err(FilesError::Decrypt(
+                        "the plaintext does not match its hash".into(),
+                    ));
+                }
+                Ok(n)
+            })();
+            if res.is_err() {
+                let _ = std::fs::remove_file(&path);
+            }
+            res
+        })
+        .await
+        .map_err(|_| FilesError::Worker)?
+    }
+}
+
+/// Writes through, hashing what it writes.
+struct HashWriter<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let k = self.inner.write(b)?;
+        self.hasher.update(&b[..k]);
+        Ok(k)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

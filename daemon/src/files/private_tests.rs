@@ -41,6 +41,7 @@ fn a_reference_reads_back_and_a_bad_one_is_no_file() {
         name: "report.pdf".into(),
         size: 1000,
         media: MediaType::Pdf,
+        voice: None,
     };
     let bytes = f.encode();
     assert!(bytes.len() <= chat_dm::payload::MAX_FILE_REF);

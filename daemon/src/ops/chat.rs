@@ -35,7 +35,7 @@ use crate::people::People;
 
 #[path = "chat_voice.rs"]
 mod voice;
-pub use voice::{fill_matches, voice_text, voice_to_proto};
+pub use voice::{fill_match, fill_matches, voice_text, voice_text_within, voice_to_proto};
 
 /// Largest `limit` of History and `backlog` of Subscribe.
 pub const MAX_PAGE: u32 = 1000;
@@ -182,14 +182,30 @@ impl ChatOps {
             Some(_) => {}
         }
         let go = self.sending(info)?;
+        self.originate(go, move |chat, author| {
+            chat.change_as(target, text.as_deref(), Some(author))
+        })
+        .await
+    }
+
+    /// The tail every send shares: `store` numbers, signs and stores the message as `go`'s
+    /// author on the overlay's driver, only once the overlay admits its broadcast (so the
+    /// answer, the message as stored, means the overlay has taken it).
+    async fn originate<E>(
+        &self,
+        go: Sending,
+        store: impl FnOnce(&Chat, [u8; 32]) -> Result<crate::chat::Local, E> + Send + 'static,
+    ) -> Result<ChatMessage, ApiError>
+    where
+        E: Into<ApiError> + Send + 'static,
+    {
         let chat = self.chat.clone();
         let author = go.author;
         let stored = go
             .ring
             .originate(move |floor| {
                 chat.number_above(floor);
-                chat.change_as(target, text.as_deref(), Some(author))
-                    .map(|l| (l.seq, l.wire, l.stored))
+                store(&chat, author).map(|l| (l.seq, l.wire, l.stored))
             })
             .await?;
         Ok(to_proto(&stored, &self.people))
@@ -210,19 +226,11 @@ impl ChatOps {
         };
         crate::chat::envelope::check_text(&text).map_err(|e| ApiError::field("text", e))?;
         let go = self.sending(client)?;
-        let chat = self.chat.clone();
         // The message is signed by this node for the caller's account (its author).
-        let author = go.author;
-        let stored = go
-            .ring
-            .originate(move |floor| {
-                chat.number_above(floor);
-                chat.send_as(&room, &text, Some(author))
-                    .map(|l| (l.seq, l.wire, l.stored))
-            })
-            .await
-            .map_err(ApiError::from)?;
-        Ok(to_proto(&stored, &self.people))
+        self.originate(go, move |chat, author| {
+            chat.send_as(&room, &text, Some(author))
+        })
+        .await
     }
 
     /// Sends `text` (the caption; empty: `📎 NAME SIZE`) with a reference to the blob
@@ -251,24 +259,18 @@ impl ChatOps {
         };
         crate::chat::envelope::check_text(&text).map_err(|e| ApiError::field("text", e))?;
         let go = self.sending(client)?;
-        let chat = self.chat.clone();
-        let author = go.author;
-        let stored = go
-            .ring
-            .originate(move |floor| {
-                chat.number_above(floor);
+        let sent = self
+            .originate(go, move |chat, author| {
                 chat.send_attached(&room, &text, Some(author), Some(&attachment))
-                    .map(|l| (l.seq, l.wire, l.stored))
             })
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
         // This node's own sent file stays while its message does (released with it).
         if let Some(files) = self.node.files()
             && let Err(e) = files.pin(chat_blobs::Hash(hash_bytes)).await
         {
             tracing::warn!(error = %e, "could not pin a sent file");
         }
-        Ok(to_proto(&stored, &self.people))
+        Ok(sent)
     }
 
     /// The reference to the blob `hash` this node holds: its size and checked type from the

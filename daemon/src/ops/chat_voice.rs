@@ -5,7 +5,7 @@
 
 use chat_proto::v1::{ChatMessage, VoiceTranscript, VoiceWord};
 
-use super::{ApiError, ChatOps, Kind, Room, Work, position, to_proto};
+use super::{ApiError, ChatOps, Kind, Room, Work, position};
 use crate::chat::attachment::MAX_NAME_BYTES;
 use crate::chat::envelope::MAX_TEXT_BYTES;
 use crate::chat::transcript::{self, Transcript};
@@ -66,18 +66,10 @@ impl ChatOps {
             .await?;
         let t = outcome.transcript();
         let text = voice_text(&t, &outcome.text, None);
-        let chat = self.chat.clone();
-        let author = go.author;
-        let stored = go
-            .ring
-            .originate(move |floor| {
-                chat.number_above(floor);
-                chat.send_voice(&room, &text, Some(author), Some(&attachment), Some(&t))
-                    .map(|l| (l.seq, l.wire, l.stored))
-            })
-            .await
-            .map_err(ApiError::from)?;
-        Ok(to_proto(&stored, &self.people))
+        self.originate(go, move |chat, author| {
+            chat.send_voice(&room, &text, Some(author), Some(&attachment), Some(&t))
+        })
+        .await
     }
 
     /// Transcribes the pending voice message `id` here and sends the transcript.
@@ -136,24 +128,22 @@ impl ChatOps {
         }
         let text = voice_text(&later, &outcome.text, Some(()));
         let room = m.room.clone();
-        let chat = self.chat.clone();
-        let author = go.author;
-        let stored = go
-            .ring
-            .originate(move |floor| {
-                chat.number_above(floor);
-                chat.send_voice(&room, &text, Some(author), None, Some(&later))
-                    .map(|l| (l.seq, l.wire, l.stored))
-            })
-            .await
-            .map_err(ApiError::from)?;
-        Ok(to_proto(&stored, &self.people))
+        self.originate(go, move |chat, author| {
+            chat.send_voice(&room, &text, Some(author), None, Some(&later))
+        })
+        .await
     }
 }
 
 /// The message text of a voice message (`🎤 0:07 "…"`) or of a later transcript of one,
 /// within the text's bound.
 pub fn voice_text(t: &Transcript, text: &str, later: Option<()>) -> String {
+    voice_text_within(t, text, later, MAX_TEXT_BYTES)
+}
+
+/// [`voice_text`] within `max` bytes: the transcript is cut at a character boundary and
+/// marked `…` (a private message's text shares its bound with the file reference).
+pub fn voice_text_within(t: &Transcript, text: &str, later: Option<()>, max: usize) -> String {
     let clock = transcript::clock(t.duration_ms);
     let head = match later {
         Some(()) => format!("🎤 transcript of a {clock} voice message:"),
@@ -167,7 +157,7 @@ pub fn voice_text(t: &Transcript, text: &str, later: Option<()>) -> String {
     if text.is_empty() {
         return format!("{head} (no speech)");
     }
-    let room = MAX_TEXT_BYTES.saturating_sub(head.len() + 8);
+    let room = max.saturating_sub(head.len() + 8);
     let quoted = match text.len() <= room {
         true => text.to_owned(),
         false => {
@@ -210,20 +200,24 @@ fn word_to_proto(w: &transcript::Word) -> VoiceWord {
 
 /// Fills in the matching words of the voice messages among search results.
 pub fn fill_matches(messages: &mut [ChatMessage], query: &str) {
-    for m in messages {
-        let Some(v) = m.voice.as_mut() else { continue };
-        let t = Transcript {
-            words: v
-                .words
-                .iter()
-                .map(|w| transcript::Word {
-                    word: w.word.clone(),
-                    start_ms: w.start_ms,
-                    end_ms: w.end_ms,
-                })
-                .collect(),
-            ..Transcript::default()
-        };
-        v.matches = t.matches(query).iter().map(word_to_proto).collect();
+    for v in messages.iter_mut().filter_map(|m| m.voice.as_mut()) {
+        fill_match(v, query);
     }
+}
+
+/// Fills in the words of one voice message's transcript that match a search's `query`.
+pub fn fill_match(v: &mut VoiceTranscript, query: &str) {
+    let t = Transcript {
+        words: v
+            .words
+            .iter()
+            .map(|w| transcript::Word {
+                word: w.word.clone(),
+                start_ms: w.start_ms,
+                end_ms: w.end_ms,
+            })
+            .collect(),
+        ..Transcript::default()
+    };
+    v.matches = t.matches(query).iter().map(word_to_proto).collect();
 }

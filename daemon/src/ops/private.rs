@@ -29,6 +29,9 @@ use crate::node::Node;
 use crate::offload::{Offload, Work};
 use crate::people::{People, PeopleError, Who};
 
+#[path = "private_voice.rs"]
+mod voice;
+
 /// Most messages one history call returns.
 const MAX_HISTORY: u32 = 1000;
 
@@ -109,6 +112,11 @@ impl PrivateOps {
             ),
             _ => (String::new(), String::new()),
         };
+        let file = r
+            .file
+            .as_deref()
+            .filter(|_| !r.deleted)
+            .and_then(PrivateFile::decode);
         let group = r
             .group
             .and_then(|g| groups.iter().find(|s| s.id == g))
@@ -130,18 +138,21 @@ impl PrivateOps {
             deleted: r.deleted,
             peer_verified: marks.verified,
             key_changed: marks.key_changed,
-            attachment: r
-                .file
-                .as_deref()
-                .filter(|_| !r.deleted)
-                .and_then(PrivateFile::decode)
-                .map(|f| FileAttachment {
-                    hash: f.cipher_hash.to_hex(),
-                    name: f.name,
-                    size: f.size,
-                    media_type: f.media.mime().to_owned(),
-                    ..Default::default()
-                }),
+            attachment: file.as_ref().map(|f| FileAttachment {
+                hash: f.cipher_hash.to_hex(),
+                name: f.name.clone(),
+                size: f.size,
+                media_type: f.media.mime().to_owned(),
+                ..Default::default()
+            }),
+            voice: file.and_then(|f| f.voice).map(|t| {
+                let mut v = super::chat::voice_to_proto(&t);
+                // The text holds every word (the reference only those that fitted).
+                if let Some(q) = voice::quoted(&r.text) {
+                    v.text = q.to_owned();
+                }
+                v
+            }),
         }
     }
 
@@ -186,7 +197,19 @@ impl PrivateOps {
     ) -> Result<(PrivateMessage, u32), ApiError> {
         let who = self.caller(client)?;
         let (file, holders) = match r.attachment_hash.trim() {
+            "" if r.voice => {
+                return Err(ApiError::field(
+                    "attachment_hash",
+                    "a voice message needs the recording's encrypted upload",
+                ));
+            }
             "" => (None, 0),
+            hash if r.voice => {
+                let (reference, text, holders) =
+                    self.prepare_voice(hash, &r.attachment_name).await?;
+                r.text = text;
+                (Some(reference), holders)
+            }
             hash => {
                 let (file, holders) = self.prepare_file(hash, &r.attachment_name).await?;
                 if r.text.trim().is_empty() {
@@ -256,12 +279,20 @@ impl PrivateOps {
             ));
         }
         let file = pending.reference(hash, name);
+        let holders = self.hold(&files, &file).await?;
+        Ok((file, holders))
+    }
+
+    /// Keeps the ciphertext of `file` here (pinned, announced) and, within
+    /// `files.offline_max_mb`, has other nodes hold it for offline recipients (how many).
+    async fn hold(&self, files: &crate::files::Files, file: &PrivateFile) -> Result<u32, ApiError> {
+        let hash = file.cipher_hash;
         files.keep(hash).await?;
         let holders = files
             .place(hash, file.cipher_size, self.dm.mailbox_ttl())
             .await?;
         files.announce(hash, file.cipher_size).await;
-        Ok((file, u32::try_from(holders).unwrap_or(u32::MAX)))
+        Ok(u32::try_from(holders).unwrap_or(u32::MAX))
     }
 
     /// The file of the caller's private message `id` (hex).
@@ -431,10 +462,14 @@ impl PrivateOps {
                 .search(who, &expression, &r.from, r.since_unix_ms as u64, limit)?;
             let groups = ops.dm.groups(who)?;
             let contacts = ops.contacts_of(who)?;
-            Ok(rows
+            let mut found: Vec<PrivateMessage> = rows
                 .iter()
                 .map(|m| ops.message_marked(m, &groups, &contacts))
-                .collect())
+                .collect();
+            for v in found.iter_mut().filter_map(|m| m.voice.as_mut()) {
+                super::chat::fill_match(v, &r.query);
+            }
+            Ok(found)
         })
         .await
     }

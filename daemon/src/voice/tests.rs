@@ -34,6 +34,22 @@ fn runner(dir: &Path, script: &str, cfg: impl FnOnce(&mut VoiceSettings)) -> Opt
     Some(Voice::new(s, 1 << 20))
 }
 
+/// A runner whose helper starts a grandchild (`sleep 1000`), writes its pid to the returned
+/// file and sleeps: what the deadline and a dropped job must kill, the whole group.
+fn sleeping(dir: &Path, cfg: impl FnOnce(&mut VoiceSettings)) -> Option<(Voice, PathBuf)> {
+    let pid_file = dir.join("grandchild.pid");
+    let script = format!(
+        r#"
+import subprocess, time
+p = subprocess.Popen(["sleep", "1000"])
+open({:?}, "w").write(str(p.pid))
+time.sleep(1000)
+"#,
+        pid_file.to_str().expect("utf-8")
+    );
+    Some((runner(dir, &script, cfg)?, pid_file))
+}
+
 fn input(dir: &Path) -> std::fs::File {
     let p = dir.join("in.wav");
     std::fs::write(&p, b"RIFF....").expect("writes");
@@ -88,17 +104,7 @@ print(json.dumps({"duration_ms": 1234, "text": "%d %d %d" % (
 #[tokio::test]
 async fn a_helper_past_its_deadline_is_killed_with_its_children() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pid_file = dir.path().join("grandchild.pid");
-    let script = format!(
-        r#"
-import subprocess, time
-p = subprocess.Popen(["sleep", "1000"])
-open({:?}, "w").write(str(p.pid))
-time.sleep(1000)
-"#,
-        pid_file.to_str().expect("utf-8")
-    );
-    let Some(v) = runner(dir.path(), &script, |s| s.timeout = Duration::from_secs(2)) else {
+    let Some((v, pid_file)) = sleeping(dir.path(), |s| s.timeout = Duration::from_secs(2)) else {
         return;
     };
     let err = v
@@ -113,17 +119,7 @@ time.sleep(1000)
 #[tokio::test]
 async fn a_dropped_job_kills_its_helper() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pid_file = dir.path().join("grandchild.pid");
-    let script = format!(
-        r#"
-import subprocess, time
-p = subprocess.Popen(["sleep", "1000"])
-open({:?}, "w").write(str(p.pid))
-time.sleep(1000)
-"#,
-        pid_file.to_str().expect("utf-8")
-    );
-    let Some(v) = runner(dir.path(), &script, |_| {}) else {
+    let Some((v, pid_file)) = sleeping(dir.path(), |_| {}) else {
         return;
     };
     let job = v.run(input(dir.path()), None, true);

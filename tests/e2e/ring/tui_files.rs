@@ -2,7 +2,8 @@
 //! the room (both windows show its `📎` line), `/get` in the other node's window saves it in
 //! that window's directory byte-identical, a second `/get` refuses to replace it (the file
 //! unchanged), `/get 1 --force` replaces it, and `/get 2` names a file that is not there.
-//! Skips without tmux (fails under `CHATD_TEST_STRICT=1`).
+//! `/voice PATH` sends a voice message both windows show as `🎤 0:0x "…"` (with the tiny
+//! model). Skips without tmux (or the voice requirements; fails under `CHATD_TEST_STRICT=1`).
 
 use std::time::Duration;
 
@@ -78,4 +79,48 @@ fn a_file_sent_and_saved_from_the_terminal_chat() {
     assert_eq!(names, ["numbers.bin"], "{names:?}");
     sender.send(&["/quit", "Enter"]);
     sender.wait_for(FORM, "EXITED:0");
+}
+
+/// `/voice PATH` in `chatctl chat` (issue 36): the recording is converted and transcribed on
+/// the sender's node and both windows show `🎤 0:0x "…"` with the transcript. Needs tmux and
+/// what `voice.rs` needs.
+#[test]
+fn a_voice_message_sent_from_the_terminal_chat() {
+    if !has_tmux() {
+        skip_or_fail("tmux is not installed (apt install tmux): the terminal chat voice test");
+        return;
+    }
+    let voice = match crate::voice::requirements() {
+        Ok(v) => v,
+        Err(reason) => return skip_or_fail(&reason),
+    };
+    let mut env: Vec<(&str, &str)> = voice.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("CHATD_NODE__NICKNAME", "talker"));
+    let mut c = Cluster::new(174);
+    c.add_with_env(&[], &env);
+    c.add_with_env(&[c.addr(0)], &[("CHATD_NODE__NICKNAME", "hearer")]);
+    c.await_ring(FORM);
+    let sock = |i: usize| c.members[i].dir.join("run/control.sock");
+    let wav = c.members[0].dir.join("note.wav");
+    crate::voice::speak(crate::voice::SENTENCE, &wav);
+
+    let server = Tmux {
+        name: format!("chatd-voice-{}", std::process::id()),
+        session: "talker",
+        owner: true,
+    };
+    let talker = server.start("talker", &sock(0));
+    let hearer = server.start("hearer", &sock(1));
+    talker.wait_for(FORM, "connected");
+    hearer.wait_for(FORM, "connected");
+    talker.send(&[&format!("/voice {}", wav.display()), "Enter"]);
+    talker.wait_for(FORM, "🎤 0:0");
+    hearer.wait_for(FORM, "🎤 0:0");
+    assert!(
+        hearer.screen().to_lowercase().contains("afternoon"),
+        "the transcript is on the line:\n{}",
+        hearer.screen()
+    );
+    talker.send(&["/quit", "Enter"]);
+    talker.wait_for(FORM, "EXITED:0");
 }

@@ -21,7 +21,7 @@ use crate::support::skip_or_fail;
 /// How long a message may take to arrive.
 const ARRIVE: Duration = Duration::from_secs(30);
 /// The sentence of the judged scenario.
-const SENTENCE: &str = "the meeting is moved to tuesday afternoon";
+pub const SENTENCE: &str = "the meeting is moved to tuesday afternoon";
 
 /// The `CHATD_VOICE__*` settings of a node with the model (the model directory and the
 /// Python that imports faster-whisper: the daemon's environment may find another python3),
@@ -106,19 +106,19 @@ fn silence(path: &Path, seconds: u32) {
     std::fs::write(path, wav).expect("writes");
 }
 
-fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
+pub fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
     c.sandbox
         .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
 }
 
-fn lines(out: &std::process::Output) -> Vec<serde_json::Value> {
+pub fn lines(out: &std::process::Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
 
-fn sent(out: &std::process::Output) -> serde_json::Value {
+pub fn sent(out: &std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),
         "failed: {}",
@@ -139,7 +139,7 @@ pub fn children(pid: u32) -> Vec<String> {
         .collect()
 }
 
-fn no_helper_left(c: &Cluster, i: usize) {
+pub fn no_helper_left(c: &Cluster, i: usize) {
     let pid = c.members[i].daemon.as_ref().expect("running").pid();
     let left = poll(Duration::from_secs(10), Duration::from_millis(100), || {
         children(pid).is_empty().then_some(())

@@ -1,0 +1,274 @@
+//! Private voice messages (issue 36): `SendPrivate` with `voice` turns the caller's encrypted
+//! upload of a recording into a private file of Ogg/Opus with its transcript inside the
+//! end-to-end encrypted reference (`files/private.rs`), as `ChatService.Send` with `voice`
+//! does in a room (`chat_voice.rs`). The recording's plaintext exists only in the store's
+//! `tmp/` while the sandboxed helper reads it (unlinked once opened); the upload's ciphertext
+//! is removed once converted. `TranscribePrivate` makes a pending one's transcript later, on
+//! a participant's node, for that participant only. docs/protocol.md, "Private voice
+//! messages".
+
+use std::str::FromStr;
+
+use chat_proto::v1::PrivateMessage;
+
+use super::PrivateOps;
+use crate::chat::attachment::MAX_NAME_BYTES;
+use crate::client::ClientInfo;
+use crate::files::private::PrivateFile;
+use crate::offload::Work;
+use crate::ops::ApiError;
+
+impl PrivateOps {
+    /// The Ogg/Opus reference (its transcript in it), the message's text and how many other
+    /// nodes hold the file, made from the encrypted upload `hash` of a recording named `name`.
+    pub(super) async fn prepare_voice(
+        &self,
+        hash: &str,
+        name: &str,
+    ) -> Result<(Vec<u8>, String, u32), ApiError> {
+        let files = self
+            .node
+            .files()
+            .cloned()
+            .ok_or_else(|| ApiError::Unavailable("this node has no file store".into()))?;
+        let voice = self
+            .node
+            .voice()
+            .ok_or_else(|| ApiError::Unavailable("voice messages are off on this node".into()))?
+            .clone();
+        let hash = chat_blobs::Hash::from_str(hash)
+            .map_err(|_| ApiError::field("attachment_hash", "64 hex digits"))?;
+        let upload = files
+            .pending(&hash)
+            .ok_or_else(|| {
+                ApiError::field(
+                    "attachment_hash",
+                    "no encrypted upload of the last 10 minutes has this hash (upload it with \
+                     `encrypt`)",
+                )
+            })?
+            .reference(hash, "recording".into());
+        let plain = files.upload_path();
+        files.decrypt_file(&upload, plain.clone()).await?;
+        let input = std::fs::File::open(&plain);
+        // Unlinked at once: the helper reads the open file; nothing stays behind.
+        let _ = std::fs::remove_file(&plain);
+        let input = input.map_err(|e| ApiError::Internal(format!("voice: the recording: {e}")))?;
+        let out = files.upload_path();
+        let outcome = match voice.run(input, Some(&out), true).await {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&out).await;
+                return Err(e.into());
+            }
+        };
+        let ogg = files.import_private(out).await?;
+        // The recording's ciphertext: nothing references it.
+        if let Err(e) = files.release(hash).await {
+            tracing::warn!(error = %e, "could not remove a converted recording");
+        }
+        let stem = std::path::Path::new(name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| {
+                !s.is_empty() && s.len() + 4 <= MAX_NAME_BYTES && !s.chars().any(char::is_control)
+            })
+            .unwrap_or_else(|| "voice".into());
+        let mut file = files
+            .pending(&ogg.hash)
+            .ok_or_else(|| ApiError::Unavailable("too many uploads wait here; retry".into()))?
+            .reference(ogg.hash, format!("{stem}.ogg"));
+        let t = outcome.transcript();
+        file.voice = Some(t.clone());
+        let reference = file.encode();
+        let text = super::super::chat::voice_text_within(
+            &t,
+            &outcome.text,
+            None,
+            chat_dm::MAX_TEXT.saturating_sub(reference.len()),
+        );
+        let holders = self.hold(&files, &file).await?;
+        Ok((reference, text, holders))
+    }
+}
+
+impl PrivateOps {
+    /// Transcribes the caller's private voice message `id` (hex) whose transcript is pending
+    /// (its sender's node had no model) with this node's model, for the caller only: the
+    /// text and the reference's transcript in the caller's own history; the message as it
+    /// now stands.
+    pub async fn transcribe(
+        &self,
+        client: Option<&ClientInfo>,
+        id: &str,
+    ) -> Result<PrivateMessage, ApiError> {
+        let who = self.caller(client)?;
+        let id = id.trim().to_ascii_lowercase();
+        let m = {
+            let id = id.clone();
+            self.off(Work::Private, move |ops| Ok(ops.dm.message_of(who, &id)?))
+                .await?
+        };
+        let mut file = m
+            .row
+            .file
+            .as_deref()
+            .and_then(PrivateFile::decode)
+            .filter(|f| f.voice.is_some())
+            .ok_or_else(|| ApiError::FailedPrecondition("id: not a voice message".into()))?;
+        let before = file.voice.clone().unwrap_or_default();
+        if before.transcribed {
+            return Err(ApiError::FailedPrecondition(
+                "id: the voice message has its transcript already".into(),
+            ));
+        }
+        let voice = self
+            .node
+            .voice()
+            .filter(|v| v.has_model())
+            .ok_or_else(|| {
+                ApiError::FailedPrecondition(
+                    "no transcription model on this node (set voice.model_dir)".into(),
+                )
+            })?
+            .clone();
+        let files = self
+            .node
+            .files()
+            .cloned()
+            .ok_or_else(|| ApiError::Unavailable("this node has no file store".into()))?;
+        files
+            .fetch_found(file.cipher_hash, Some(file.cipher_size))
+            .await?;
+        let plain = files.upload_path();
+        files.decrypt_file(&file, plain.clone()).await?;
+        let input = std::fs::File::open(&plain);
+        let _ = std::fs::remove_file(&plain);
+        let input = input.map_err(|e| ApiError::Internal(format!("voice: the recording: {e}")))?;
+        let outcome = voice.run(input, None, true).await?;
+        let mut t = outcome.transcript();
+        if t.duration_ms == 0 {
+            t.duration_ms = before.duration_ms;
+        }
+        file.voice = Some(t.clone());
+        let reference = file.encode();
+        let text = super::super::chat::voice_text_within(
+            &t,
+            &outcome.text,
+            None,
+            chat_dm::MAX_TEXT.saturating_sub(reference.len()),
+        );
+        self.off(Work::Private, move |ops| {
+            let m = ops.dm.transcribed(who, &id, &text, &reference)?;
+            Ok(ops.message(&m, &ops.dm.groups(who)?))
+        })
+        .await
+    }
+}
+
+/// The quoted transcript of a voice message's text (`🎤 0:07 "…"`), if it has one.
+pub fn quoted(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix("🎤 ")?;
+    let open = rest.find('"')?;
+    let close = rest.rfind('"')?;
+    (close > open).then(|| &rest[open + 1..close])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::transcript::{Transcript, Word};
+    use chat_blobs::{FileKey, Hash, MediaType};
+
+    fn long(n: usize) -> Transcript {
+        Transcript {
+            duration_ms: 300_000,
+            transcribed: true,
+            language: "en".into(),
+            words: (0..n)
+                .map(|i| Word {
+                    word: format!("word{i}"),
+                    start_ms: i as u64 * 400,
+                    end_ms: i as u64 * 400 + 300,
+                })
+                .collect(),
+            of: None,
+        }
+    }
+
+    fn file(voice: Option<Transcript>, name: &str) -> PrivateFile {
+        PrivateFile {
+            cipher_hash: Hash([1; 32]),
+            cipher_size: chat_blobs::crypt::ciphertext_len(1000),
+            key: FileKey([2; 32]),
+            plain_hash: [3; 32],
+            name: name.into(),
+            size: 1000,
+            media: MediaType::Ogg,
+            voice,
+        }
+    }
+
+    #[test]
+    fn a_short_transcript_travels_whole_in_the_reference() {
+        let t = long(7);
+        let bytes = file(Some(t.clone()), "voice.ogg").encode();
+        let back = PrivateFile::decode(&bytes).expect("decodes");
+        assert_eq!(back.voice, Some(t));
+        assert_eq!(back.name, "voice.ogg");
+    }
+
+    #[test]
+    fn a_long_transcript_loses_its_last_words_first_and_the_text_fits_the_rest() {
+        // 700 words: far over the reference's bound; a long name leaves less room still.
+        let t = long(700);
+        let longest = format!("{}.ogg", "n".repeat(MAX_NAME_BYTES - 4));
+        for name in ["voice.ogg", longest.as_str()] {
+            let bytes = file(Some(t.clone()), name).encode();
+            assert!(
+                bytes.len() <= chat_dm::payload::MAX_FILE_REF,
+                "{}",
+                bytes.len()
+            );
+            let back = PrivateFile::decode(&bytes)
+                .expect("decodes")
+                .voice
+                .expect("voice");
+            assert!(!back.words.is_empty() && back.words.len() < 700);
+            assert_eq!(
+                back.words[..],
+                t.words[..back.words.len()],
+                "a prefix is kept"
+            );
+            assert_eq!((back.duration_ms, back.language.as_str()), (300_000, "en"));
+            let words: Vec<&str> = t.words.iter().map(|w| w.word.as_str()).collect();
+            let text = crate::ops::chat::voice_text_within(
+                &t,
+                &words.join(" "),
+                None,
+                chat_dm::MAX_TEXT - bytes.len(),
+            );
+            assert!(text.len() + bytes.len() <= chat_dm::MAX_TEXT);
+            assert!(text.starts_with("🎤 5:00 \"word0 word1"), "{text}");
+            assert!(text.ends_with("…\""), "the text is cut, marked: {text}");
+            assert!(quoted(&text).is_some_and(|q| q.starts_with("word0")));
+        }
+    }
+
+    #[test]
+    fn a_bad_transcript_leaves_the_file_and_junk_is_no_file() {
+        let mut bytes = file(None, "voice.ogg").encode();
+        // A ninth item that is no transcript: the file, without a transcript.
+        bytes[0] += 1; // array of 8 → 9
+        bytes.push(0x07);
+        let back = PrivateFile::decode(&bytes).expect("the file stays");
+        assert!(back.voice.is_none());
+        // A tenth item: no file.
+        bytes[0] += 1;
+        bytes.push(0x07);
+        assert!(PrivateFile::decode(&bytes).is_none());
+        assert_eq!(quoted("🎤 0:07 \"hi there\""), Some("hi there"));
+        assert_eq!(quoted("🎤 0:07 (transcript pending)"), None);
+        assert_eq!(quoted("plain \"text\""), None);
+    }
+}
