@@ -17,7 +17,7 @@
 //! `CHATD_TEST_STRICT=1`.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -221,6 +221,7 @@ fn a_voice_message_recorded_on_the_page_plays_on_another_nodes_page_and_is_found
         "the elapsed time: {shown}"
     );
     screenshot(&mut a, &shots.join("a-recording.png"));
+    let stop = Instant::now();
     a.eval("document.getElementById('record').click(); true");
     let hint = "document.getElementById('hint').textContent";
     a.wait(
@@ -233,6 +234,7 @@ fn a_voice_message_recorded_on_the_page_plays_on_another_nodes_page_and_is_found
     let said = a.eval(hint);
     let said = said.as_str().unwrap_or("");
     assert!(said.starts_with("Sent the voice message (0:0"), "{said}");
+    let sent_after = stop.elapsed();
 
     // B's page shows it with a player; its source is served as audio/ogg (B fetches it from
     // A), and it loads and plays in the page.
@@ -240,6 +242,12 @@ fn a_voice_message_recorded_on_the_page_plays_on_another_nodes_page_and_is_found
         ARRIVE,
         &format!("!!{VOICE_LINE}"),
         "the voice message on B's page",
+    );
+    let shown_after = stop.elapsed();
+    println!(
+        "stop clicked → A's page says sent: {} ms (upload, conversion, transcription); → B's page shows it: {} ms",
+        sent_after.as_millis(),
+        shown_after.as_millis()
     );
     let text = b.eval(&format!("{VOICE_LINE}.querySelector('.text').textContent"));
     let text = text.as_str().unwrap_or("").to_owned();

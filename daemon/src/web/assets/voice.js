@@ -87,7 +87,8 @@ function voiceButton(canSend) {
   if (VOICE.recorder) { b.disabled = false; return; }
   b.disabled = !canSend || state.uploading || !VOICE.settings;
   b.title = !VOICE.settings ? 'Voice messages are off on this node'
-    : 'Record a voice message (click again to stop and send; at most ' + clock(VOICE.settings.max_seconds * 1000) + ')';
+    : 'Record a voice message (click again to stop and send; at most ' + clock(VOICE.settings.max_seconds * 1000) + ')' +
+      (VOICE.settings.transcribe ? '' : '. This node does not transcribe (no voice.model_dir): the transcript will be pending');
 }
 
 // hello's `voice`.
@@ -198,6 +199,7 @@ function finishRecording(rec, stream) {
   if (blob.size === 0) { hint('Nothing was recorded.', 'note'); return; }
   const ext = type === 'audio/ogg' ? 'ogg' : 'webm';
   const file = new File([blob], 'voice.' + ext, { type });
+  hint('Sending the voice message…', 'note');
   const capped = VOICE.capped
     ? 'The recording reached this node\'s limit of ' + clock(VOICE.settings.max_seconds * 1000) + ' (voice.max_seconds) and was stopped there. '
     : '';
