@@ -67,9 +67,7 @@ fn hello(web: SocketAddr, session: &str) -> Value {
 #[test]
 fn the_pages_voice_send_needs_its_session_and_origin() {
     let mut c = Cluster::new(238);
-    let web: SocketAddr = format!("127.0.0.1:{}", free_port())
-        .parse()
-        .expect("addr");
+    let web: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     c.add_with_env(
         &[],
         &[
@@ -122,7 +120,11 @@ fn the_pages_voice_send_needs_its_session_and_origin() {
         len,
     );
     assert_eq!(code, 401);
-    assert_eq!(store(&c, 0), before, "a refused voice send stored something");
+    assert_eq!(
+        store(&c, 0),
+        before,
+        "a refused voice send stored something"
+    );
     let tail = ctl(&c, 0, &["tail", "-n", "20", "--json"]);
     assert!(
         !String::from_utf8_lossy(&tail.stdout).contains("🎤"),
@@ -266,18 +268,27 @@ fn a_voice_message_recorded_on_the_page_plays_on_another_nodes_page_and_is_found
     b.eval(&format!(
         "window.fetched = null; fetch({audio}.src).then(r => r.blob().then(x => {{ window.fetched = {{status: r.status, type: r.headers.get('content-type'), size: x.size}}; }})); true"
     ));
-    b.wait(ARRIVE, "window.fetched !== null", "the player's source fetched");
+    b.wait(
+        ARRIVE,
+        "window.fetched !== null",
+        "the player's source fetched",
+    );
     let fetched = b.eval("window.fetched");
     assert_eq!(fetched["status"], 200, "{fetched}");
     assert_eq!(fetched["type"], "audio/ogg", "{fetched}");
-    assert!(fetched["size"].as_u64().is_some_and(|n| n > 1000), "{fetched}");
+    assert!(
+        fetched["size"].as_u64().is_some_and(|n| n > 1000),
+        "{fetched}"
+    );
     b.eval(&format!("{audio}.play(); true"));
     b.wait(
         ARRIVE,
         &format!("{audio}.readyState >= 1 && {audio}.currentTime > 0.3 && !{audio}.error"),
         "the recording plays in B's page",
     );
-    b.eval(&format!("{audio}.pause(); {VOICE_LINE}.scrollIntoView({{block: 'center'}}); true"));
+    b.eval(&format!(
+        "{audio}.pause(); {VOICE_LINE}.scrollIntoView({{block: 'center'}}); true"
+    ));
     screenshot(&mut b, &shots.join("b-voice-message.png"));
     screenshot(&mut a, &shots.join("a-sent.png"));
 

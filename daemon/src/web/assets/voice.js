@@ -209,7 +209,8 @@ function finishRecording(rec, stream) {
 // What the page says once the node sent the recording (the upload's answer, app.js).
 function voiceSent(answer, capped) {
   const v = (answer && answer.voice) || {};
-  let text = capped + 'Sent the voice message (' + clock(v.duration_ms || 0) + ')';
+  // Rounded up, as the message's own `🎤 m:ss` is.
+  let text = capped + 'Sent the voice message (' + clock(Math.ceil((v.duration_ms || 0) / 1000) * 1000) + ')';
   if (v.pending) {
     text += VOICE.settings && !VOICE.settings.transcribe
       ? '; transcription is not available on this node (no voice.model_dir): its transcript is pending.'
