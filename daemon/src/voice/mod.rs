@@ -137,6 +137,11 @@ impl Voice {
         self.cfg.model_dir.is_some()
     }
 
+    /// The longest recording accepted (`voice.max_seconds`).
+    pub fn max_seconds(&self) -> u64 {
+        self.cfg.max_seconds
+    }
+
     /// The counters.
     pub fn stats(&self) -> &VoiceStats {
         &self.stats

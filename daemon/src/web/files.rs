@@ -11,7 +11,9 @@
 //! within limits ([`chat_blobs::thumb::decode_limited`], at most [`DECODING`] at once, blobs
 //! of at most [`MAX_DECODE_BYTES`]) is `inline` with its image type; everything else —
 //! SVG, HTML, XML and unknown bytes above all — is `Content-Disposition: attachment` with a
-//! safe file name ([`chat_blobs::media::safe_file_name`]). Every blob response carries
+//! safe file name ([`chat_blobs::media::safe_file_name`]); a voice message's Ogg/Opus is
+//! `audio/ogg` (sniffed) as an attachment too, which the page's `<audio>` plays all the same
+//! (media elements ignore `Content-Disposition`). Every blob response carries
 //! `X-Content-Type-Options: nosniff`, a `Content-Security-Policy` with `sandbox` and
 //! `default-src 'none'`, and `Cross-Origin-Resource-Policy: same-origin`.
 //!

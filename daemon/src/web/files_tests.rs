@@ -1,6 +1,7 @@
 //! The headers a blob is served with: a PNG that decoded inline as `image/png`; HTML, SVG and
 //! an image that did not decode as attachments of opaque bytes; every one with `nosniff`, a
-//! sandboxing policy and a safe download name.
+//! sandboxing policy and a safe download name; an Ogg (a voice message) as `audio/ogg` for the
+//! page's player.
 
 use chat_blobs::media::{MediaType, serving};
 use chat_blobs::thumb::{DecodeLimits, decode_limited};
@@ -90,4 +91,24 @@ fn a_hostile_name_becomes_a_safe_header() {
     );
     assert!(d.contains(".pdf"), "the checked type's extension: {d}");
     assert_eq!(get(&h, "content-type"), "application/pdf");
+}
+
+#[test]
+fn an_ogg_is_audio_for_the_player_and_a_claimed_ogg_of_markup_is_not() {
+    // An Ogg page header (what a voice message's Ogg/Opus starts with).
+    let mut ogg = b"OggS\0\x02".to_vec();
+    ogg.extend_from_slice(&[0; 20]);
+    ogg.extend_from_slice(b"OpusHead");
+    let (kind, s) = verdict(&ogg);
+    assert_eq!(kind, MediaType::Ogg);
+    let h = blob_headers(s, kind, "voice.ogg");
+    // `<audio>` plays it (it ignores the disposition); opened directly it is a download.
+    assert_eq!(get(&h, "content-type"), "audio/ogg");
+    assert!(get(&h, "content-disposition").starts_with("attachment; filename=\"voice.ogg\""));
+    assert_harmless(&h);
+    // HTML named like a voice message is still opaque bytes, never audio nor a document.
+    let (kind, s) = verdict(b"<html><script>alert(1)</script></html>");
+    let h = blob_headers(s, kind, "voice.ogg");
+    assert_eq!(get(&h, "content-type"), "application/octet-stream");
+    assert!(get(&h, "content-disposition").starts_with("attachment"));
 }

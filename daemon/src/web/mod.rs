@@ -9,7 +9,9 @@
 //! - `/healthz`: 200 once the node has joined a ring, 503 before.
 //! - `/files/{hash}`: a file from this node's blob store, fetched first if not held, with
 //!   headers that keep untrusted bytes harmless ([`files`]); `POST /files`: an upload from the
-//!   page, sent to a room as a message with the file ([`upload`]).
+//!   page, sent to a room as a message with the file, or (`voice=1`) a recording from the
+//!   page's record button sent as a voice message ([`upload`]; the page's player and recorder
+//!   are `assets/voice.js`).
 //!
 //! Who may read and send is [`auth`]'s business. The web view is a front door beside the gRPC
 //! API, over the same services' client operations (`crate::ops`: the same bounded
@@ -65,9 +67,11 @@ pub const MAX_FRAME: usize = 16 * 1024;
 
 /// The policy every response carries: nothing but this origin's own files and WebSocket.
 /// Images also from `data:` (the thumbnails a message carries, checked JPEGs) and `blob:` (a
-/// file fetched with the page's session off loopback).
+/// file fetched with the page's session off loopback); audio (voice messages' players) from
+/// this origin's `/files/` and `blob:` alike.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
-                   connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+                   media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+                   frame-ancestors 'none'";
 
 /// Why the web view cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +217,7 @@ impl WebListener {
             .route("/", get(page))
             .route("/app.js", get(script))
             .route("/map.js", get(map_script))
+            .route("/voice.js", get(voice_script))
             .route("/style.css", get(style))
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics::metrics))
@@ -386,6 +391,13 @@ async fn map_script() -> Response {
     asset(
         "text/javascript; charset=utf-8",
         include_str!("assets/map.js"),
+    )
+}
+
+async fn voice_script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("assets/voice.js"),
     )
 }
 

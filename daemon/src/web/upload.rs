@@ -3,9 +3,14 @@
 //! `chatctl send --file` does.
 //!
 //! The request: the file's bytes as the body (any `Content-Type`; a `Content-Length` is
-//! required), `?room=R&name=N&caption=C` (room empty: the lobby; caption optional). Only the
-//! page's logged-in account may upload, with the same protections as the page's sends on
-//! `/ws`: the `Origin` must be this web view's own address (a cross-origin request is refused
+//! required), `?room=R&name=N&caption=C` (room empty: the lobby; caption optional); with
+//! `&voice=1` the file is a recording (the page's 🎙 button: WebM/Opus or Ogg/Opus), sent as
+//! a voice message through the chat operations' `send_voice`, as `chatctl voice` does:
+//! converted to Ogg/Opus and transcribed in the sandboxed helper, or sent with its transcript
+//! pending on a node without a model; the answer then carries `voice` (`pending`,
+//! `duration_ms`, `text`), and a node with voice messages off answers 503 before a byte is
+//! stored. Only the page's logged-in account may upload, with the same protections as the
+//! page's sends on `/ws`: the `Origin` must be this web view's own address (a cross-origin request is refused
 //! with 403 before a byte is read), and the request must carry the page's session in the
 //! `X-Chatd-Session` header (a header no other site can make a browser send without a CORS
 //! preflight, which this view never grants) or the bearer token; a reader's request is 401.
@@ -54,6 +59,10 @@ pub(super) struct UploadQuery {
     /// The caption (empty: `📎 NAME SIZE`).
     #[serde(default)]
     caption: String,
+    /// `1`: a recording, sent as a voice message (converted and transcribed here; the
+    /// caption is not used: the message's text is `🎤 M:SS "transcript"`).
+    #[serde(default)]
+    voice: u8,
 }
 
 /// `POST /files` (module docs).
@@ -83,7 +92,7 @@ pub(super) async fn upload(
     let Ok(Query(q)) = query else {
         return text(
             StatusCode::BAD_REQUEST,
-            "room, name, caption: expected text parameters",
+            "room, name, caption: expected text parameters; voice: 0 or 1",
         );
     };
     let Some(files) = s.node.files().cloned() else {
@@ -122,6 +131,13 @@ pub(super) async fn upload(
     if let Err(e) = check_message(&q) {
         return answer_error(e);
     }
+    let voice = q.voice == 1;
+    if voice && s.node.voice().is_none() {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "voice messages are off on this node",
+        );
+    }
     let Ok(permit) = s.files.uploading.clone().try_acquire_owned() else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -134,16 +150,30 @@ pub(super) async fn upload(
         let items = body_items(body, q.name.clone(), len);
         let stored = ops.upload(items).await?;
         let hash = stored.file.map(|f| f.hash).unwrap_or_default();
-        let sent = chat_ops
-            .send_with_file(client.as_ref(), &q.room, q.caption, &hash, &q.name)
-            .await?;
+        // The upload's slot is held through the conversion and transcription too.
+        let sent = match voice {
+            true => {
+                chat_ops
+                    .send_voice(client.as_ref(), &q.room, &hash, &q.name)
+                    .await?
+            }
+            false => {
+                chat_ops
+                    .send_with_file(client.as_ref(), &q.room, q.caption, &hash, &q.name)
+                    .await?
+            }
+        };
         drop(permit);
         Ok::<_, ApiError>((sent, hash))
     });
     match job.await {
         Ok(Ok((sent, hash))) => {
-            tracing::info!(blob = %hash, size = len, "file uploaded from the web page");
-            let body = json!({"id": sent.id, "hash": hash, "size": len});
+            tracing::info!(blob = %hash, size = len, voice, "file uploaded from the web page");
+            let mut body = json!({"id": sent.id, "hash": hash, "size": len});
+            if let Some(v) = &sent.voice {
+                body["voice"] = json!({"pending": v.pending, "duration_ms": v.duration_ms,
+                    "text": v.text});
+            }
             (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],

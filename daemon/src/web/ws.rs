@@ -4,13 +4,15 @@
 //! `"session": S` (kept from an earlier `hello`) to send as an account; within [`AUTH_WAIT`].
 //! Server → page, one JSON object per text frame, by `t`:
 //! `hello` (`can_send`, `nickname`, `session` when a ticket was traded, `expired` when the
-//! session presented is over), `msg` (`id`, `room`, `from`, `from_id`, `text`, `at`,
+//! session presented is over, `voice`: `null` when this node takes no voice messages, else
+//! `max_seconds` and `transcribe`, for the record button), `msg` (`id`, `room`, `from`, `from_id`, `text`, `at`,
 //! `kind`: `text`, `event`, `edit` — the message `target` now reads `text` — or `delete` — the
 //! message `target` is gone; a `text` message also says `edited`, when its shown text was
 //! written (Unix ms, 0: never edited), and `deleted`, and `file` when it references one
 //! (`hash`, `name`, `size`, `media_type`, `width`, `height`, `image`, `thumb`: the checked
-//! JPEG thumbnail in base64; the bytes are at `/files/{hash}`, `super::files`); a kind newer
-//! than the page is `other`),
+//! JPEG thumbnail in base64; the bytes are at `/files/{hash}`, `super::files`), and `voice`
+//! on a voice message or a later transcript of one (`duration_ms`, `pending`, `language`,
+//! `text`, `words` with their offsets, `of`); a kind newer than the page is `other`),
 //! `users` (the whole list), `status` (node, ring size — `ring_exact` says whether it is the
 //! exact count or an estimate —, peers…, every 2 s), `ring` (the Network view's map: this
 //! node, the ring size, every node met with its roles, connection, RTT, failure and nicknames,
@@ -252,8 +254,8 @@ impl Page {
 
     async fn feed(&self, socket: &mut WebSocket, mut after: String, extra: Value) -> End {
         let nickname = self.s.status.report(self.client()).await.nickname;
-        let mut hello =
-            json!({"t": "hello", "can_send": self.sender.is_some(), "nickname": nickname});
+        let mut hello = json!({"t": "hello", "can_send": self.sender.is_some(),
+            "nickname": nickname, "voice": voice_settings(&self.s)});
         if let (Some(h), Some(x)) = (hello.as_object_mut(), extra.as_object()) {
             h.extend(x.clone());
         }
@@ -534,7 +536,36 @@ fn message_frame(m: &ChatMessage) -> Value {
     if let Some(a) = &m.attachment {
         frame["file"] = file_frame(a);
     }
+    if let Some(v) = &m.voice {
+        frame["voice"] = voice_frame(v);
+    }
     frame
+}
+
+/// What the page's record button needs to know of this node (`hello`'s `voice`): `null` when
+/// voice messages are off here, else `max_seconds` (the hard cap of a recording) and
+/// `transcribe` (whether this node has a model; without one a recording goes out with its
+/// transcript pending).
+fn voice_settings(s: &Shared) -> Value {
+    match (s.node.voice(), s.node.files()) {
+        (Some(v), Some(_)) => json!({"max_seconds": v.max_seconds(), "transcribe": v.has_model()}),
+        _ => Value::Null,
+    }
+}
+
+/// A voice message's transcript as the page gets it: `duration_ms`, `pending`, `language`,
+/// `text`, `words` (`word`, `start_ms`, `end_ms`: the player seeks to a clicked word) and
+/// `of` (the voice message a later transcript is of).
+fn voice_frame(v: &chat_proto::v1::VoiceTranscript) -> Value {
+    let words: Vec<Value> = v
+        .words
+        .iter()
+        .map(|w| json!({"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms}))
+        .collect();
+    json!({
+        "duration_ms": v.duration_ms, "pending": v.pending, "language": v.language,
+        "text": v.text, "words": words, "of": v.transcript_of,
+    })
 }
 
 /// A message's file reference as the page gets it: `hash`, `name` (shown as text only),
@@ -629,6 +660,30 @@ mod tests {
         assert_eq!(
             newer["kind"], "other",
             "a kind newer than the page is not shown as text"
+        );
+        let voice = message_frame(&ChatMessage {
+            kind: MessageKind::Text as i32,
+            voice: Some(chat_proto::v1::VoiceTranscript {
+                duration_ms: 4_200,
+                pending: false,
+                text: "moved to tuesday".into(),
+                words: vec![chat_proto::v1::VoiceWord {
+                    word: "tuesday".into(),
+                    start_ms: 1_200,
+                    end_ms: 1_700,
+                }],
+                ..Default::default()
+            }),
+            ..ChatMessage::default()
+        });
+        assert_eq!(
+            (&voice["voice"]["duration_ms"], &voice["voice"]["pending"]),
+            (&json!(4_200), &json!(false))
+        );
+        assert_eq!(voice["voice"]["words"][0]["start_ms"], 1_200);
+        assert!(
+            shown.get("voice").is_none(),
+            "a message without a recording has no voice"
         );
         let p = private_frame(&PrivateMessage {
             id: "p".into(),

@@ -33,6 +33,9 @@ mod map;
 // Files on the page: tests/e2e/ring/web_files.rs.
 #[path = "web_files.rs"]
 mod files;
+// Voice messages on the page: tests/e2e/ring/web_voice.rs.
+#[path = "web_voice.rs"]
+mod voice_page;
 
 const FORM: Duration = Duration::from_secs(60);
 
@@ -98,6 +101,11 @@ fn chromium() -> Option<PathBuf> {
 
 impl Browser {
     fn open(bin: &Path, profile: &Path, url: &str) -> Browser {
+        Browser::open_with(bin, profile, url, &[])
+    }
+
+    /// Like [`Browser::open`], with more command-line switches (`extra`).
+    fn open_with(bin: &Path, profile: &Path, url: &str, extra: &[String]) -> Browser {
         let mut child = Command::new(bin)
             .args([
                 "--headless=new",
@@ -110,6 +118,7 @@ impl Browser {
                 "--window-size=1280,800",
             ])
             .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
             .arg(url)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

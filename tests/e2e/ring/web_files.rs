@@ -33,7 +33,7 @@ const ARRIVE: Duration = Duration::from_secs(30);
 /// "Within a few seconds": the most a page may take to show the image.
 const SHOWN: Duration = Duration::from_secs(10);
 
-fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
+pub(super) fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
     c.sandbox
         .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
 }
@@ -82,7 +82,7 @@ fn noisy_png(w: u32, h: u32, seed: u64) -> Vec<u8> {
 }
 
 /// The blobs of node `i`'s store (complete ones) and what its `tmp/` holds.
-fn store(c: &Cluster, i: usize) -> (usize, usize) {
+pub(super) fn store(c: &Cluster, i: usize) -> (usize, usize) {
     let blobs = c.members[i].dir.join("data/blobs");
     let count = |d: PathBuf, pred: &dyn Fn(&str) -> bool| {
         std::fs::read_dir(d)
@@ -100,7 +100,7 @@ fn store(c: &Cluster, i: usize) -> (usize, usize) {
 }
 
 /// The web view's session for node `i`'s `chatctl web` link (traded on `/ws` as a page does).
-fn session(c: &Cluster, i: usize, web: SocketAddr) -> String {
+pub(super) fn session(c: &Cluster, i: usize, web: SocketAddr) -> String {
     let link = c
         .json(&c.members[i].dir, &["web", "--json"])
         .expect("chatctl web");
@@ -134,7 +134,7 @@ fn session(c: &Cluster, i: usize, web: SocketAddr) -> String {
 
 /// A raw `POST` of `body` announcing `length` bytes (sent whole only if it is its length);
 /// returns (status, body).
-fn post(
+pub(super) fn post(
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
@@ -170,7 +170,7 @@ fn post(
 }
 
 /// A raw `GET`; (status, head, body bytes).
-fn get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+pub(super) fn get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(40)))
         .expect("timeout");
@@ -429,7 +429,7 @@ fn shows(b: &mut Browser, name: &str, width: u32, since: Instant) -> (Duration, 
     (thumb, shown)
 }
 
-fn screenshot(b: &mut Browser, path: &Path) {
+pub(super) fn screenshot(b: &mut Browser, path: &Path) {
     let shot = b.call("Page.captureScreenshot", json!({"format": "png"}));
     let png = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,

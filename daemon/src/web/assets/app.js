@@ -108,7 +108,8 @@ function line(m) {
       mark.title = 'edited ' + hhmmss(m.edited);
       li.append(mark);
     }
-    if (m.file && /^[0-9a-f]{64}$/.test(m.file.hash)) li.append(fileView(m.file));
+    // A voice message: its player (voice.js); any other file: its image or download link.
+    if (m.file && /^[0-9a-f]{64}$/.test(m.file.hash)) li.append(m.voice ? voiceView(m.file) : fileView(m.file));
   }
   return li;
 }
@@ -365,6 +366,7 @@ function setCanSend(ok) {
   $('text').disabled = !ok;
   $('send').disabled = !ok;
   $('attach').disabled = !ok || state.uploading;
+  voiceButton(ok);
   const kind = $('hint').dataset.kind || '';
   if (kind !== '' && kind !== 'mode') return;
   if (!state.canSend) hint(READ_ONLY, 'mode');
@@ -405,6 +407,7 @@ function onFrame(ev) {
         hint('Your session has expired: run `chatctl web` for a new link.', 'note');
       }
       state.canSend = !!f.can_send;
+      voiceHello(f.voice);
       state.me.nick = f.nickname || state.me.nick;
       state.retry = 500;
       setConnected(true);
@@ -477,21 +480,27 @@ $('compose').addEventListener('submit', (e) => {
 // Uploads a file to the room shown (the lobby for all rooms), the text box as its caption,
 // as this page's account: POST /files with the page's session, a progress bar from the
 // upload's progress events. The node sends the message with the file once it is stored.
-function upload(file) {
+// `voice` (the record button's, voice.js: {voice, room, label, capped}): a recording, sent
+// as a voice message (voice=1; no caption) to the room it was recorded for.
+function upload(file, voice) {
   const s = storedSession();
   if (!state.canSend || !s) {
     hint('Sending files needs the page\'s login: run `chatctl web` and open the link it prints.', 'note');
     return;
   }
-  if (state.uploading) return;
-  const to = state.current;
+  if (state.uploading) {
+    if (voice) hint('The recording was not sent: another upload is under way. Record again once it is done.', 'note');
+    return;
+  }
+  const to = voice ? voice.room : state.current;
   if (to.startsWith('@') || to.startsWith('+')) {
     hint('From this page files go to rooms only: pick a room first.', 'note');
     return;
   }
-  const caption = $('text').value;
+  const caption = voice ? '' : $('text').value;
   const q = '?room=' + encodeURIComponent(to || 'lobby') + '&name=' + encodeURIComponent(file.name) +
-    '&caption=' + encodeURIComponent(caption);
+    (voice ? '&voice=1' : '&caption=' + encodeURIComponent(caption));
+  const what = voice ? voice.label : file.name;
   const bar = $('upload-progress');
   const done = (note) => {
     state.uploading = false;
@@ -501,8 +510,9 @@ function upload(file) {
   };
   state.uploading = true;
   $('attach').disabled = true;
+  $('record').disabled = true;
   $('upload').hidden = false;
-  $('upload-name').textContent = file.name + ' (' + humanSize(file.size) + ')';
+  $('upload-name').textContent = what + ' (' + humanSize(file.size) + ')';
   bar.value = 0;
   $('upload-pct').textContent = '0 %';
   const xhr = new XMLHttpRequest();
@@ -512,17 +522,22 @@ function upload(file) {
     if (!e.lengthComputable || e.total === 0) return;
     const pct = Math.floor((e.loaded / e.total) * 100);
     bar.value = pct;
-    $('upload-pct').textContent = pct + ' %';
+    $('upload-pct').textContent = pct + ' %' + (voice && pct === 100 ? ': converting and transcribing…' : '');
   };
   xhr.onload = () => {
-    if (xhr.status === 200) {
+    if (xhr.status === 200 && voice) {
+      let answer = null;
+      try { answer = JSON.parse(xhr.responseText); } catch (_) { /* the message was sent all the same */ }
+      done('');
+      voiceSent(answer, voice.capped);
+    } else if (xhr.status === 200) {
       if ($('text').value === caption) $('text').value = '';
       done('Sent ' + file.name + '.');
     } else {
-      done('Upload of ' + file.name + ' refused: ' + (xhr.responseText.trim() || 'HTTP ' + xhr.status));
+      done((voice ? voice.capped + 'Voice message refused: ' : 'Upload of ' + file.name + ' refused: ') + (xhr.responseText.trim() || 'HTTP ' + xhr.status));
     }
   };
-  xhr.onerror = () => done('Upload of ' + file.name + ' failed: the connection broke (a file over files.max_file_mb is refused).');
+  xhr.onerror = () => done((voice ? 'Sending the voice message' : 'Upload of ' + file.name) + ' failed: the connection broke (a file over files.max_file_mb is refused).');
   xhr.send(file);
 }
 
@@ -555,6 +570,7 @@ for (const b of document.querySelectorAll('#views button')) {
 $('trace-clear').addEventListener('click', () => { clearTrace(); $('trace-note').textContent = ''; });
 
 renderRooms();
+voiceInit();
 showView(location.hash === '#network' ? 'network' : 'chat');
 setConnected(false);
 connect();
