@@ -44,6 +44,7 @@ pub(crate) struct Candidates {
 }
 
 impl Candidates {
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.v.len()
     }
