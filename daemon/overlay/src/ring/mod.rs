@@ -180,6 +180,11 @@ pub struct Ring {
     next_sample: Time,
     /// Until then (`sample_interval` after becoming a member) every stabilize asks for one.
     young_until: Time,
+    /// When a peer was last suspected (failed): merge candidates are probed for
+    /// `candidate_window` after it.
+    last_failure: Option<Time>,
+    /// The sample's own randomness, apart from `rng`: sampling does not move the timers.
+    sample_rng: Rng,
 }
 
 impl Ring {
@@ -187,6 +192,7 @@ impl Ring {
     /// reproducible.
     pub(crate) fn new(me: Peer, cfg: RingConfig, seed: u64) -> Ring {
         let mut rng = Rng::new(seed ^ me.id.high_u64());
+        let sample_rng = Rng::new(seed ^ me.id.high_u64() ^ 0x5a3c_96e1_0f87_d24b);
         let next_id = rng.next_u64() >> 16;
         Ring {
             fix_interval: cfg.fix_fingers_min,
@@ -212,6 +218,8 @@ impl Ring {
             cands: sample::Candidates::default(),
             next_sample: Time::from_micros(0),
             young_until: Time::from_micros(0),
+            last_failure: None,
+            sample_rng,
         }
     }
 
@@ -549,6 +557,7 @@ impl Ring {
         }
         let was = self.t.is_suspect(&peer.id, now);
         self.t.suspect(peer, now, &self.cfg);
+        self.last_failure = Some(now);
         if !was {
             self.event(Event::PeerSuspected(peer.id));
             self.up

@@ -234,7 +234,9 @@ impl Ring {
         if now < self.next_sample && now >= self.young_until {
             return 0;
         }
-        self.next_sample = now + self.jittered(self.cfg.sample_interval);
+        let us = self.cfg.sample_interval.as_micros() as u64;
+        let jitter = self.sample_rng.below((us / 2).max(1));
+        self.next_sample = now + Duration::from_micros(us - us / 4 + jitter);
         self.cfg.sample_size.min(MAX_SAMPLE) as u8
     }
 
@@ -260,7 +262,7 @@ impl Ring {
         pool.dedup_by_key(|p| p.id);
         let k = want.min(MAX_SAMPLE).min(pool.len());
         for i in 0..k {
-            let j = i + self.rng.below((pool.len() - i) as u64) as usize;
+            let j = i + self.sample_rng.below((pool.len() - i) as u64) as usize;
             pool.swap(i, j);
         }
         pool.truncate(k);
@@ -295,12 +297,14 @@ impl Ring {
         }
     }
 
-    /// While we have lost a peer within `candidate_window` (we may be cut off from part of the
+    /// Within `candidate_window` of a peer's failure (we may be cut off from part of the
     /// ring), probes up to `candidate_probes` due candidates outside our routing state, one
-    /// merge at a time.
+    /// merge at a time. Peers merely displaced while the ring forms do not count.
     pub(super) fn probe_candidates(&mut self, now: Time) {
-        let window = self.cfg.candidate_window;
-        if self.merge_inflight || !self.t.graveyard.iter().any(|l| now.since(l.since) < window) {
+        let recent = self
+            .last_failure
+            .is_some_and(|t| now.since(t) < self.cfg.candidate_window);
+        if self.merge_inflight || !recent {
             return;
         }
         let mut due: Vec<(Time, bool, Peer)> = self
