@@ -102,6 +102,9 @@ pub struct Params {
     pub presence_direct: bool,
     /// How long the partition lasts.
     pub partition_duration: Duration,
+    /// Partition scenario: every node joins through host 0, and the cut comes the moment the
+    /// ring is first correct (not settled), host 0 on side 0 (issue 37: a ring cut young).
+    pub young_cut: bool,
     /// Records put (records scenario).
     pub records: usize,
     /// Records read back at each check (records scenario; all when fewer).
@@ -149,6 +152,7 @@ impl Params {
             churn_rate: 0.01,
             presence_direct: false,
             partition_duration: Duration::from_secs(if quiet { 0 } else { 60 }),
+            young_cut: false,
             records: 1000,
             reads: 10_000,
             claims: 100,
@@ -176,10 +180,15 @@ pub fn run(p: &Params) -> Report {
         seed: p.sim.seed,
         ..Report::default()
     };
-    build_ring(&mut sim, p.nodes, p.join_gap);
+    let young = p.young_cut && p.scenario == Scenario::Partition;
+    build_ring_via(&mut sim, p.nodes, p.join_gap, young);
     sim.progress = p.progress;
-    let settled = settle(&mut sim, p.settle_max);
-    rep.put("settle_seconds", settled);
+    if young {
+        rep.put("formed_seconds", repair(&mut sim, p.settle_max));
+    } else {
+        let settled = settle(&mut sim, p.settle_max);
+        rep.put("settle_seconds", settled);
+    }
     match p.scenario {
         Scenario::Join => {}
         Scenario::Crash => crash(&mut sim, p, &mut rep),
@@ -219,6 +228,11 @@ fn fill(rep: &mut Report, sim: &Sim, c: &RingCheck, l: &LookupSummary) {
 /// members is in flight, so a ring of a handful of nodes is not flooded by hundreds of
 /// simultaneous joiners.
 pub fn build_ring(sim: &mut Sim, n: usize, gap: Duration) {
+    build_ring_via(sim, n, gap, false);
+}
+
+/// [`build_ring`], every join through host 0 when `via_first`.
+fn build_ring_via(sim: &mut Sim, n: usize, gap: Duration, via_first: bool) {
     let first = sim.add_host();
     sim.create(first);
     for _ in 1..n {
@@ -231,7 +245,11 @@ pub fn build_ring(sim: &mut Sim, n: usize, gap: Duration) {
             waited += Duration::from_millis(1);
         }
         let i = sim.add_host();
-        let via = sim.random_member().unwrap_or(first);
+        let via = if via_first {
+            first
+        } else {
+            sim.random_member().unwrap_or(first)
+        };
         sim.join(i, via);
     }
 }
@@ -425,23 +443,44 @@ fn churn(sim: &mut Sim, p: &Params, rep: &mut Report) {
 }
 
 fn partition(sim: &mut Sim, p: &Params, rep: &mut Report) {
-    let groups: Vec<u8> = (0..sim.hosts.len())
+    let mut groups: Vec<u8> = (0..sim.hosts.len())
         .map(|_| sim.rng().random_range(0..2u8))
         .collect();
+    if p.young_cut
+        && let Some(g) = groups.first_mut()
+    {
+        *g = 0;
+    }
     sim.partition(&groups);
-    sim.run_for(p.partition_duration);
+    let sides: Vec<BTreeSet<NodeId>> = (0..2u8)
+        .map(|g| {
+            sim.hosts
+                .iter()
+                .filter(|h| h.group == g && h.node.is_some())
+                .map(|h| h.peer.id)
+                .collect()
+        })
+        .collect();
+    // When each side first was one correct ring (checked every second).
+    let r = sim.cfg.chord.ring.successors;
+    let cut_at = sim.now();
+    let mut first_ok: [Option<f64>; 2] = [None, None];
+    while sim.now().since(cut_at) < p.partition_duration {
+        let step = (p.partition_duration - sim.now().since(cut_at)).min(Duration::from_secs(1));
+        sim.run_for(step);
+        for (g, side) in sides.iter().enumerate() {
+            if first_ok[g].is_none() && oracle::check_ring(sim, side, r).ring_correct {
+                first_ok[g] = Some(sim.now().since(cut_at).as_secs_f64());
+            }
+        }
+    }
     // Each side should have closed into a ring of its own.
     let mut sides_ok = true;
-    for g in 0..2u8 {
-        let side: BTreeSet<NodeId> = sim
-            .hosts
-            .iter()
-            .filter(|h| h.group == g && h.node.is_some())
-            .map(|h| h.peer.id)
-            .collect();
-        let c = oracle::check_ring(sim, &side, sim.cfg.chord.ring.successors);
+    for (g, side) in sides.iter().enumerate() {
+        let c = oracle::check_ring(sim, side, r);
         rep.put(&format!("side{g}_nodes"), side.len());
         rep.put(&format!("side{g}_ring_correct"), c.ring_correct);
+        rep.put(&format!("side{g}_one_ring_seconds"), first_ok[g]);
         sides_ok &= c.ring_correct;
     }
     rep.put("partition_sides_correct", sides_ok);

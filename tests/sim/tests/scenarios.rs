@@ -96,6 +96,21 @@ fn a_healed_partition_merges_into_one_ring() {
     assert_merged(&r);
 }
 
+/// Issue 37 at scale: every node joins through host 0 and the cut comes the moment the ring
+/// is first correct, host 0 on side 0; each side is one ring within 30 s of the cut.
+#[test]
+fn a_ring_cut_the_moment_it_formed_closes_each_side_and_merges() {
+    let mut p = Params::new(Scenario::Partition, 400, 15);
+    p.lookups = 2000;
+    p.young_cut = true;
+    let r = run(&p);
+    assert_flag(&r, "partition_sides_correct");
+    for side in ["side0_one_ring_seconds", "side1_one_ring_seconds"] {
+        assert!(f(&r, side) <= 30.0, "{side}: {}", r.human());
+    }
+    assert_merged(&r);
+}
+
 #[test]
 fn two_rings_founded_apart_merge_through_one_discovery_hint() {
     let mut p = Params::new(Scenario::Merge, 300, 16);

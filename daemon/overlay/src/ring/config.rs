@@ -48,6 +48,18 @@ pub struct RingConfig {
     pub join_retry_max: Duration,
     /// Candidates returned by a routing step.
     pub closer_candidates: usize,
+    /// Peers in the random sample a node asks for in a state answer, and the most unconfirmed
+    /// merge candidates one source may hold (issue 37; `ring/sample.rs`). 0 turns sampling off.
+    pub sample_size: usize,
+    /// How often a member asks its successor for a sample (in one stabilize request).
+    pub sample_interval: Duration,
+    /// Bound on the merge-candidate table.
+    pub candidates: usize,
+    /// Merge candidates probed per probe round while the node has lost a peer within
+    /// `candidate_window`.
+    pub candidate_probes: usize,
+    /// See `candidate_probes`.
+    pub candidate_window: Duration,
 }
 
 impl Default for RingConfig {
@@ -74,6 +86,11 @@ impl Default for RingConfig {
             join_retry_min: Duration::from_millis(500),
             join_retry_max: Duration::from_secs(30),
             closer_candidates: 4,
+            sample_size: 4,
+            sample_interval: Duration::from_secs(10),
+            candidates: 32,
+            candidate_probes: 1,
+            candidate_window: Duration::from_secs(120),
         }
     }
 }

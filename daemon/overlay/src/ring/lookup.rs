@@ -124,7 +124,10 @@ impl Ring {
             } else {
                 l.asked.push(s.id);
                 l.confirming = Some(s.id);
-                RingRequest::GetState { fingers: false }
+                RingRequest::GetState {
+                    fingers: false,
+                    sample: 0,
+                }
             };
             if self.request(now, s, body, RpcPurpose::Lookup(id)).is_none() {
                 self.finish_id(now, id, Err(LookupError::Busy));

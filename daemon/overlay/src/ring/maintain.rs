@@ -120,7 +120,10 @@ impl Ring {
             .request(
                 now,
                 succ,
-                RingRequest::GetState { fingers: true },
+                RingRequest::GetState {
+                    fingers: true,
+                    sample: self.join_sample_size(),
+                },
                 Purpose::JoinState,
             )
             .is_none()
@@ -163,6 +166,7 @@ impl Ring {
             pred,
             succs,
             fingers,
+            ..
         } = body
         else {
             self.join_failed(now);
@@ -188,7 +192,10 @@ impl Ring {
                 let sent = self.request(
                     now,
                     p,
-                    RingRequest::GetState { fingers: false },
+                    RingRequest::GetState {
+                        fingers: false,
+                        sample: 0,
+                    },
                     Purpose::Candidate { steps: steps + 1 },
                 );
                 if sent.is_none() {
@@ -203,6 +210,7 @@ impl Ring {
 
     fn become_member(&mut self, now: Time) {
         self.phase = Phase::Member;
+        self.young_until = now + self.cfg.sample_interval;
         self.event(Event::Joined);
         self.up.push_back(Up::Ring(RingEvent::Joined));
         let s = self.jittered(self.cfg.stabilize_interval);
@@ -308,10 +316,14 @@ impl Ring {
         }
         match self.t.successor() {
             Some(s) => {
+                let sample = self.wants_sample(now);
                 let sent = self.request(
                     now,
                     s,
-                    RingRequest::GetState { fingers: false },
+                    RingRequest::GetState {
+                        fingers: false,
+                        sample,
+                    },
                     Purpose::Stabilize,
                 );
                 self.stabilizing = sent.is_some();
@@ -396,7 +408,7 @@ impl Ring {
         self.fix_interval = self.cfg.fix_fingers_min;
     }
 
-    pub(super) fn state_response(&self, fingers: bool) -> RingResponse {
+    pub(super) fn state_response(&mut self, to: NodeId, fingers: bool, sample: u8) -> RingResponse {
         if self.phase != Phase::Member {
             return RingResponse::Error(ErrorCode::NotMember);
         }
@@ -408,6 +420,7 @@ impl Ring {
             } else {
                 Vec::new()
             },
+            sample: self.sample_for(to, usize::from(sample)),
         }
     }
 
@@ -478,7 +491,15 @@ impl Ring {
     fn check_finger(&mut self, now: Time, peer: Peer, k: usize, bit: u32, steps: u8) {
         let purpose = Purpose::FingerCheck { k, bit, steps };
         if self
-            .request(now, peer, RingRequest::GetState { fingers: false }, purpose)
+            .request(
+                now,
+                peer,
+                RingRequest::GetState {
+                    fingers: false,
+                    sample: 0,
+                },
+                purpose,
+            )
             .is_none()
         {
             self.fix_inflight = false;
@@ -607,6 +628,7 @@ impl Ring {
             let peer = lost.peer;
             self.request(now, peer, RingRequest::Ping, Purpose::Probe);
         }
+        self.probe_candidates(now);
         let p = self.jittered(self.cfg.probe_interval);
         self.set_timer(now + p, RingTimer::Probe);
     }
@@ -661,6 +683,7 @@ impl Ring {
                     pred,
                     succs,
                     fingers,
+                    ..
                 } => pred
                     .iter()
                     .chain(succs)
@@ -690,7 +713,10 @@ impl Ring {
         self.request(
             now,
             peer,
-            RingRequest::GetState { fingers: false },
+            RingRequest::GetState {
+                fingers: false,
+                sample: 0,
+            },
             Purpose::Candidate { steps: 0 },
         );
     }
@@ -705,7 +731,7 @@ impl Ring {
     }
 
     /// Looks our own id up through `via`: in another ring, that finds our successor there.
-    fn start_merge(&mut self, now: Time, via: Vec<Peer>) {
+    pub(super) fn start_merge(&mut self, now: Time, via: Vec<Peer>) {
         if self.merge_inflight {
             return;
         }

@@ -9,11 +9,15 @@
 //! without checking it is alive, successor list = successor + its list, `notify` only
 //! proposes, a joiner is a member only once it holds a full successor list. Peers lost without
 //! a goodbye are kept in a bounded graveyard and probed, which merges rings split by a
-//! partition once it heals. It is driven through [`crate::Overlay`].
+//! partition once it heals. Members also swap small random samples of the peers they know and
+//! keep them as merge candidates, probed while peers are lost, so that each side of a partition
+//! closes into one ring even when it was cut before its members knew each other
+//! (`sample.rs`). It is driven through [`crate::Overlay`].
 
 mod config;
 mod lookup;
 mod maintain;
+mod sample;
 mod table;
 pub mod wire;
 
@@ -110,6 +114,8 @@ enum Purpose {
     PredCandidate,
     /// `Ping` to a lost peer.
     Probe,
+    /// `Ping` to a merge candidate (`sample.rs`).
+    Sample,
     /// A step of lookup `id`.
     Lookup(u64),
     /// `GetState` to the node we believe is finger `k` (or a node its predecessor pointer
@@ -168,6 +174,17 @@ pub struct Ring {
     found_if_waiting: bool,
     /// The join attempt at which each `join_via` peer last answered "not a member".
     join_waiting: BTreeMap<NodeId, u32>,
+    /// Members' addresses kept for merging a split side (`sample.rs`).
+    cands: sample::Candidates,
+    /// When stabilize next asks for a sample.
+    next_sample: Time,
+    /// Until then (`sample_interval` after becoming a member) every stabilize asks for one.
+    young_until: Time,
+    /// When a peer was last suspected (failed): merge candidates are probed for
+    /// `candidate_window` after it.
+    last_failure: Option<Time>,
+    /// The sample's own randomness, apart from `rng`: sampling does not move the timers.
+    sample_rng: Rng,
 }
 
 impl Ring {
@@ -175,6 +192,7 @@ impl Ring {
     /// reproducible.
     pub(crate) fn new(me: Peer, cfg: RingConfig, seed: u64) -> Ring {
         let mut rng = Rng::new(seed ^ me.id.high_u64());
+        let sample_rng = Rng::new(seed ^ me.id.high_u64() ^ 0x5a3c_96e1_0f87_d24b);
         let next_id = rng.next_u64() >> 16;
         Ring {
             fix_interval: cfg.fix_fingers_min,
@@ -197,6 +215,11 @@ impl Ring {
             join_attempt: 0,
             found_if_waiting: false,
             join_waiting: BTreeMap::new(),
+            cands: sample::Candidates::default(),
+            next_sample: Time::from_micros(0),
+            young_until: Time::from_micros(0),
+            last_failure: None,
+            sample_rng,
         }
     }
 
@@ -260,6 +283,14 @@ impl Ring {
     pub fn suspects(&self, now: Time) -> Vec<NodeId> {
         self.t.suspects(now)
     }
+    /// The merge candidates (`sample.rs`): each peer, and whether it spoke to us directly.
+    pub fn merge_candidates(&self) -> Vec<(Peer, bool)> {
+        self.cands.iter().map(|c| (c.peer, c.confirmed)).collect()
+    }
+    /// Peers lost without a goodbye, still probed.
+    pub fn lost_peers(&self) -> Vec<Peer> {
+        self.t.graveyard.iter().map(|l| l.peer).collect()
+    }
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -303,7 +334,7 @@ impl Ring {
         if self.t.graveyard.len() > self.cfg.graveyard_size {
             return Err("graveyard over its bound".into());
         }
-        Ok(())
+        self.cands.check(&self.cfg)
     }
 
     /// Whether ring timer `timer` would do anything if it fired now.
@@ -526,6 +557,7 @@ impl Ring {
         }
         let was = self.t.is_suspect(&peer.id, now);
         self.t.suspect(peer, now, &self.cfg);
+        self.last_failure = Some(now);
         if !was {
             self.event(Event::PeerSuspected(peer.id));
             self.up
@@ -537,6 +569,11 @@ impl Ring {
         self.stats.rpc_failures += 1;
         if p.purpose == Purpose::Probe {
             self.probe_failed(now, p.to);
+            return;
+        }
+        if p.purpose == Purpose::Sample {
+            // A candidate is not a neighbour: its silence costs it its entry, not a suspicion.
+            self.cands.failed(&p.to.id, now, &self.cfg);
             return;
         }
         // A request that was resent has timed out twice: suspect at once. A single timeout of a
@@ -560,7 +597,7 @@ impl Ring {
                 self.stabilize(now);
             }
             Purpose::Candidate { .. } => self.notify_successor(),
-            Purpose::CheckPred | Purpose::PredCandidate | Purpose::Probe => {}
+            Purpose::CheckPred | Purpose::PredCandidate | Purpose::Probe | Purpose::Sample => {}
             Purpose::Lookup(lid) => self.lookup_step(now, lid),
             Purpose::JoinState => self.join_failed(now),
             Purpose::FingerCheck { k, bit, .. } => self.finger_check_failed(now, k, bit),
@@ -598,6 +635,7 @@ impl Ring {
             return;
         }
         self.heard_from(now, from);
+        self.heard_directly(now, from);
         self.observe_message(now, from, &msg);
         match msg {
             Message::Request {
@@ -626,7 +664,9 @@ impl Ring {
     fn on_request(&mut self, now: Time, from: Peer, id: u64, body: RingRequest) {
         let resp = match body {
             RingRequest::Ping => RingResponse::Pong,
-            RingRequest::GetState { fingers } => self.state_response(fingers),
+            RingRequest::GetState { fingers, sample } => {
+                self.state_response(from.id, fingers, sample)
+            }
             RingRequest::FindSuccessor { key } => self.route_step(now, &key),
         };
         self.send(
@@ -655,7 +695,16 @@ impl Ring {
                 });
                 return;
             }
-            (_, Response::Ring(r)) => r,
+            (_, Response::Ring(r)) => {
+                if let (
+                    RingResponse::State { sample, .. },
+                    Request::Ring(RingRequest::GetState { sample: asked, .. }),
+                ) = (&r, &p.body)
+                {
+                    self.learn_sample(now, from.id, sample, usize::from(*asked));
+                }
+                r
+            }
             // A ring request answered in another service's words (or "unsupported"): the
             // peer is alive but cannot serve it, like a node that is not a member.
             (_, _) => RingResponse::Error(ErrorCode::NotMember),
@@ -669,6 +718,7 @@ impl Ring {
                 self.finger_check_response(now, from, body, k, bit, steps)
             }
             Purpose::CheckPred | Purpose::Probe => {}
+            Purpose::Sample => self.candidate_answered(now, from),
             Purpose::PredCandidate => self.pred_candidate_alive(now, from),
             Purpose::Service { .. } => {}
         }

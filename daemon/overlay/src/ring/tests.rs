@@ -273,6 +273,7 @@ fn forged_and_stale_messages_change_nothing() {
                     pred: None,
                     succs: vec![peer(1, 40), peer(2, 30)],
                     fingers: vec![],
+                    sample: vec![],
                 }),
             },
         ),
@@ -511,7 +512,8 @@ fn forged(kind: u8, ids: &[u64], pred: Option<u64>, x: u64) -> Message {
             body: Response::Ring(RingResponse::State {
                 pred,
                 succs: list.clone(),
-                fingers: list,
+                fingers: list.clone(),
+                sample: list.into_iter().take(3).collect(),
             }),
         },
         1 => Message::Response {
@@ -534,6 +536,7 @@ fn forged(kind: u8, ids: &[u64], pred: Option<u64>, x: u64) -> Message {
             id: x,
             body: Request::Ring(RingRequest::GetState {
                 fingers: x.is_multiple_of(2),
+                sample: (x % 20) as u8,
             }),
         },
         _ => Message::Response {

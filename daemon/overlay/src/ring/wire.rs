@@ -12,13 +12,26 @@ use crate::wire::{InvalidMessage, MAX_PEER_LIST, Peer, check_ring_order};
 /// Wire version of the ring service.
 pub const VERSION: u16 = 1;
 
+/// Most peers a state answer's `sample` may name.
+pub const MAX_SAMPLE: usize = 16;
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
 /// Requests of the ring core.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RingRequest {
     /// Are you alive?
     Ping,
-    /// Your predecessor and successor list (and fingers, when asked).
-    GetState { fingers: bool },
+    /// Your predecessor and successor list (and fingers, when asked; and a random sample of
+    /// up to `sample` of the members you know: a field added compatibly after 0.1.0, which older
+    /// nodes ignore, and which is left out of the encoding when 0).
+    GetState {
+        fingers: bool,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        sample: u8,
+    },
     /// One step of an iterative lookup for the successor of `key`.
     FindSuccessor { key: NodeId },
 }
@@ -33,6 +46,11 @@ pub enum RingResponse {
         pred: Option<Peer>,
         succs: Vec<Peer>,
         fingers: Vec<Peer>,
+        /// A random sample of members the responder knows (issue 37), when asked; at most
+        /// [`MAX_SAMPLE`]. Receivers keep them as merge candidates only: see `ring/sample.rs`.
+        /// Added compatibly in 0.2: older nodes ignore it, and it is left out when empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        sample: Vec<Peer>,
     },
     /// The key's successor is `succs[0]`; the rest follow it on the ring (fallbacks).
     Found { succs: Vec<Peer> },
@@ -75,9 +93,13 @@ impl RingResponse {
                 pred,
                 succs,
                 fingers,
+                sample,
             } => {
                 if pred.is_some_and(|p| p.id == *sender) {
                     return Err(InvalidMessage::SelfReference);
+                }
+                if sample.len() > MAX_SAMPLE {
+                    return Err(InvalidMessage::ListTooLong(sample.len()));
                 }
                 check_ring_order(sender, succs)?;
                 check_ring_order(sender, fingers)

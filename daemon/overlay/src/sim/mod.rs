@@ -151,6 +151,10 @@ pub struct NetStats {
     pub unreachable: u64,
     /// Records messages sent (requests, responses, notices).
     pub records_messages: u64,
+    /// Messages sent, and their encoded bytes (counted with [`SimConfig::wire`] only).
+    pub sent: u64,
+    /// See `sent`.
+    pub sent_bytes: u64,
 }
 
 /// A message held for an adversary ([`Sim::set_hold`]): destination host, sender, message.
@@ -730,3 +734,5 @@ impl Sim {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod young_cut;

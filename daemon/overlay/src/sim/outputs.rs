@@ -58,7 +58,12 @@ impl Sim {
                         _ => {}
                     }
                     let msg = if self.cfg.wire {
-                        match crate::wire::encode(&msg).and_then(|b| crate::wire::decode(&b)) {
+                        let encoded = crate::wire::encode(&msg);
+                        if let Ok(b) = &encoded {
+                            self.net.sent += 1;
+                            self.net.sent_bytes += b.len() as u64;
+                        }
+                        match encoded.and_then(|b| crate::wire::decode(&b)) {
                             Ok(m) => m,
                             Err(e) => panic!("host {i} sent a message that does not encode: {e}"),
                         }

@@ -39,7 +39,8 @@ fn largest_message_fits_the_bound_and_round_trips() {
         body: Response::Ring(RingResponse::State {
             pred: Some(peer(0xff)),
             succs: list.clone(),
-            fingers: list,
+            fingers: list.clone(),
+            sample: list[..rwire::MAX_SAMPLE].to_vec(),
         }),
     });
 }
@@ -201,6 +202,7 @@ fn validation_rejects_bad_lists() {
         pred: None,
         succs: vec![peer(9), peer(3)],
         fingers: vec![],
+        sample: vec![],
     };
     assert_eq!(
         backwards.validate(&sender),
@@ -223,6 +225,7 @@ fn validation_rejects_bad_lists() {
         pred: Some(peer(7)),
         succs: vec![peer(3), peer(9)],
         fingers: vec![],
+        sample: vec![peer(5)],
     };
     assert_eq!(good.validate(&sender), Ok(()));
 }
@@ -316,5 +319,101 @@ fn an_unknown_field_is_ignored() {
             pred: Some(peer(4)),
             succs: vec![peer(5)],
         }))
+    );
+}
+
+/// The ring messages as v0.1.0 declared them, before the sample (issue 37).
+mod v010 {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    pub enum RingRequest {
+        Ping,
+        GetState { fingers: bool },
+        FindSuccessor { key: NodeId },
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    pub enum RingResponse {
+        Pong,
+        State {
+            pred: Option<Peer>,
+            succs: Vec<Peer>,
+            fingers: Vec<Peer>,
+        },
+    }
+}
+
+fn cbor<T: Serialize>(v: &T) -> Vec<u8> {
+    let mut b = Vec::new();
+    ciborium::into_writer(v, &mut b).expect("encodes");
+    b
+}
+
+fn uncbor<T: serde::de::DeserializeOwned>(b: &[u8]) -> T {
+    ciborium::from_reader(b).expect("decodes")
+}
+
+#[test]
+fn the_sample_is_invisible_to_v010_nodes_and_absent_in_their_frames() {
+    // A v0.1.0 node reads a new node's sample request and answer, the sample ignored.
+    let ask = RingRequest::GetState {
+        fingers: false,
+        sample: 4,
+    };
+    assert_eq!(
+        uncbor::<v010::RingRequest>(&cbor(&ask)),
+        v010::RingRequest::GetState { fingers: false }
+    );
+    let answer = RingResponse::State {
+        pred: Some(peer(1)),
+        succs: vec![peer(2)],
+        fingers: vec![],
+        sample: vec![peer(7), peer(9)],
+    };
+    assert_eq!(
+        uncbor::<v010::RingResponse>(&cbor(&answer)),
+        v010::RingResponse::State {
+            pred: Some(peer(1)),
+            succs: vec![peer(2)],
+            fingers: vec![],
+        }
+    );
+    // Without a sample the encoding is v0.1.0's byte for byte; v0.1.0 frames read as "no
+    // sample asked / none given".
+    let old_ask = v010::RingRequest::GetState { fingers: true };
+    let new_ask = RingRequest::GetState {
+        fingers: true,
+        sample: 0,
+    };
+    assert_eq!(cbor(&new_ask), cbor(&old_ask));
+    assert_eq!(uncbor::<RingRequest>(&cbor(&old_ask)), new_ask);
+    let old_answer = v010::RingResponse::State {
+        pred: None,
+        succs: vec![peer(3)],
+        fingers: vec![peer(4)],
+    };
+    let new_answer = RingResponse::State {
+        pred: None,
+        succs: vec![peer(3)],
+        fingers: vec![peer(4)],
+        sample: vec![],
+    };
+    assert_eq!(cbor(&new_answer), cbor(&old_answer));
+    assert_eq!(uncbor::<RingResponse>(&cbor(&old_answer)), new_answer);
+}
+
+#[test]
+fn a_sample_over_its_bound_is_invalid() {
+    let sender = NodeId([0; 32]);
+    let long = RingResponse::State {
+        pred: None,
+        succs: vec![],
+        fingers: vec![],
+        sample: (1..=rwire::MAX_SAMPLE as u8 + 1).map(peer).collect(),
+    };
+    assert_eq!(
+        long.validate(&sender),
+        Err(InvalidMessage::ListTooLong(rwire::MAX_SAMPLE + 1))
     );
 }

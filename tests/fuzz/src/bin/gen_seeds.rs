@@ -84,7 +84,10 @@ fn main() {
         (
             0,
             "ring-state",
-            cbor(&RingRequest::GetState { fingers: true }),
+            cbor(&RingRequest::GetState {
+                fingers: true,
+                sample: 4,
+            }),
         ),
         (
             1,
@@ -93,6 +96,7 @@ fn main() {
                 pred: Some(peer(1)),
                 succs: vec![peer(2), peer(3)],
                 fingers: vec![peer(4)],
+                sample: vec![peer(5)],
             }),
         ),
         (

@@ -48,6 +48,14 @@ struct Args {
     /// Seconds the partition lasts (partition scenario; records scenario: default none).
     #[arg(long)]
     partition_secs: Option<u64>,
+    /// Partition scenario: every node joins through host 0 and the cut comes the moment the
+    /// ring is first correct (before it settles), host 0 on side 0.
+    #[arg(long)]
+    young_cut: bool,
+    /// Turn the peer sample and the merge candidates off (`sample_size` and `candidates` 0:
+    /// the ring core before issue 37), for A/B runs.
+    #[arg(long)]
+    no_sample: bool,
     /// Records put (records scenario).
     #[arg(long, default_value_t = 1000)]
     records: usize,
@@ -140,6 +148,11 @@ fn main() -> anyhow::Result<()> {
         "--churn-rate must be in 0..=1"
     );
     p.churn_rate = a.churn_rate;
+    p.young_cut = a.young_cut;
+    if a.no_sample {
+        p.sim.chord.ring.sample_size = 0;
+        p.sim.chord.ring.candidates = 0;
+    }
     p.presence_direct = a.presence_direct;
     anyhow::ensure!(
         a.records <= 10_000_000

@@ -1,0 +1,455 @@
+//! Merge candidates (issue 37): a bounded table of members' addresses that are not in our
+//! routing state, learned from the random sample a state answer carries or from peers that
+//! spoke to us directly. A node cut off with only a few peers (a ring split in its first
+//! seconds) probes them, while it has lost peers, to find the rest of its side of the
+//! partition.
+//!
+//! Trust: an address learned second-hand is only a candidate. It is probed, never routed to, and
+//! never passed on in our own samples until it has answered with its own identity. One source
+//! holds at most `sample_size` unconfirmed entries (a new sample from it replaces its oldest);
+//! when the table is full an unconfirmed entry of the source holding the most is evicted first,
+//! and a confirmed entry is evicted only for another confirmed one (least recently heard first).
+//! An unconfirmed entry that does not answer its probe is dropped.
+
+use std::time::Duration;
+
+use super::wire::{MAX_SAMPLE, RingRequest};
+use super::{Phase, Purpose, Ring, RingConfig};
+use crate::id::NodeId;
+use crate::time::Time;
+use crate::wire::Peer;
+
+/// Failed probes after which a confirmed candidate is dropped.
+const CONFIRMED_FAILURES: u8 = 3;
+
+/// One merge candidate.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Candidate {
+    pub peer: Peer,
+    /// Who named it; the peer itself once it spoke to us directly.
+    source: NodeId,
+    /// It spoke to us directly (its identity is proven by the transport).
+    pub confirmed: bool,
+    /// When it was learned, or last heard from once confirmed.
+    seen: Time,
+    pub next_probe: Time,
+    backoff: Duration,
+    failures: u8,
+}
+
+/// The bounded candidate table.
+#[derive(Debug, Default)]
+pub(crate) struct Candidates {
+    v: Vec<Candidate>,
+}
+
+impl Candidates {
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.v.len()
+    }
+
+    /// The entries, for sampling and probing.
+    pub fn iter(&self) -> impl Iterator<Item = &Candidate> {
+        self.v.iter()
+    }
+
+    fn fresh(
+        peer: Peer,
+        source: NodeId,
+        confirmed: bool,
+        now: Time,
+        cfg: &RingConfig,
+    ) -> Candidate {
+        Candidate {
+            peer,
+            source,
+            confirmed,
+            seen: now,
+            next_probe: now,
+            backoff: cfg.probe_interval,
+            failures: 0,
+        }
+    }
+
+    /// `peer` spoke to us directly: it is a confirmed candidate (its address and identity as
+    /// the transport saw them).
+    pub fn confirm(&mut self, peer: Peer, now: Time, cfg: &RingConfig) {
+        if cfg.candidates == 0 {
+            return;
+        }
+        if let Some(c) = self.v.iter_mut().find(|c| c.peer.id == peer.id) {
+            if !c.confirmed {
+                c.confirmed = true;
+                c.failures = 0;
+            }
+            c.peer = peer;
+            c.source = peer.id;
+            c.seen = now;
+            return;
+        }
+        if self.v.len() >= cfg.candidates && !self.evict_unconfirmed() {
+            // Full of confirmed entries: the least recently heard makes room.
+            if let Some(i) = (0..self.v.len()).min_by_key(|i| self.v[*i].seen) {
+                self.v.swap_remove(i);
+            }
+        }
+        self.v.push(Self::fresh(peer, peer.id, true, now, cfg));
+    }
+
+    /// `source` named `peers` in a sample: each unknown one becomes an unconfirmed candidate,
+    /// within the per-source and total bounds. `source` holds at most `quota` unconfirmed
+    /// entries (`sample_size`; the join's larger sample, up to [`MAX_SAMPLE`]); only the first
+    /// `quota` peers are read.
+    pub fn learn(
+        &mut self,
+        me: NodeId,
+        source: NodeId,
+        peers: &[Peer],
+        quota: usize,
+        now: Time,
+        cfg: &RingConfig,
+    ) {
+        if cfg.candidates == 0 {
+            return;
+        }
+        let quota = quota.min(MAX_SAMPLE);
+        for p in peers.iter().take(quota) {
+            if p.id == me || p.id == source || self.v.iter().any(|c| c.peer.id == p.id) {
+                continue;
+            }
+            let from_source = self
+                .v
+                .iter()
+                .filter(|c| !c.confirmed && c.source == source)
+                .count();
+            if from_source >= quota {
+                // The source's quota is used: its oldest entry makes room.
+                if let Some(i) = (0..self.v.len())
+                    .filter(|i| !self.v[*i].confirmed && self.v[*i].source == source)
+                    .min_by_key(|i| self.v[*i].seen)
+                {
+                    self.v.swap_remove(i);
+                }
+            } else if self.v.len() >= cfg.candidates && !self.evict_unconfirmed() {
+                // Only confirmed entries: they are worth more than a hearsay address.
+                return;
+            }
+            self.v.push(Self::fresh(*p, source, false, now, cfg));
+        }
+    }
+
+    /// Evicts the oldest unconfirmed entry of the source holding the most; false if none.
+    fn evict_unconfirmed(&mut self) -> bool {
+        let count = |s: &NodeId| {
+            self.v
+                .iter()
+                .filter(|c| !c.confirmed && c.source == *s)
+                .count()
+        };
+        let victim = (0..self.v.len())
+            .filter(|i| !self.v[*i].confirmed)
+            .max_by_key(|i| {
+                (
+                    count(&self.v[*i].source),
+                    std::cmp::Reverse(self.v[*i].seen),
+                )
+            });
+        match victim {
+            Some(i) => {
+                self.v.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A probe of `id` was sent: the next waits its backoff.
+    pub fn probed(&mut self, id: &NodeId, now: Time) {
+        if let Some(c) = self.v.iter_mut().find(|c| c.peer.id == *id) {
+            c.next_probe = now + c.backoff;
+        }
+    }
+
+    /// `id` answered its probe: confirmed, and probed less often (it is most likely in our
+    /// ring already; if not, the merge its answer starts brings it in).
+    pub fn answered(&mut self, peer: Peer, now: Time, cfg: &RingConfig) {
+        self.confirm(peer, now, cfg);
+        if let Some(c) = self.v.iter_mut().find(|c| c.peer.id == peer.id) {
+            c.backoff = c.backoff.saturating_mul(2).min(cfg.probe_backoff_max);
+            c.next_probe = now + c.backoff;
+        }
+    }
+
+    /// `id` did not answer its probe: an unconfirmed entry is dropped, a confirmed one backs off
+    /// and is dropped after [`CONFIRMED_FAILURES`] failures in a row.
+    pub fn failed(&mut self, id: &NodeId, now: Time, cfg: &RingConfig) {
+        let Some(i) = self.v.iter().position(|c| c.peer.id == *id) else {
+            return;
+        };
+        let c = &mut self.v[i];
+        c.failures = c.failures.saturating_add(1);
+        if !c.confirmed || c.failures >= CONFIRMED_FAILURES {
+            self.v.swap_remove(i);
+            return;
+        }
+        c.backoff = c.backoff.saturating_mul(2).min(cfg.probe_backoff_max);
+        c.next_probe = now + c.backoff;
+    }
+
+    /// Checks the bounds: at most `candidates` entries, at most [`MAX_SAMPLE`] unconfirmed ones
+    /// per source, no repeats.
+    pub fn check(&self, cfg: &RingConfig) -> Result<(), String> {
+        if self.v.len() > cfg.candidates {
+            return Err(format!("{} merge candidates", self.v.len()));
+        }
+        for (i, c) in self.v.iter().enumerate() {
+            if self.v[..i].iter().any(|d| d.peer.id == c.peer.id) {
+                return Err("a merge candidate twice".into());
+            }
+            let n = self
+                .v
+                .iter()
+                .filter(|d| !d.confirmed && d.source == c.source)
+                .count();
+            if !c.confirmed && n > MAX_SAMPLE {
+                return Err(format!("{n} unconfirmed merge candidates from one source"));
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---- the rules -------------------------------------------------------------------------------
+
+impl Ring {
+    /// How many peers this stabilize asks for: `sample_size` at every round during the first
+    /// `sample_interval` of membership (a young node learns its ring quickly), then every
+    /// `sample_interval`; none while our successor list runs round the whole ring (we know
+    /// every member already).
+    pub(super) fn wants_sample(&mut self, now: Time) -> u8 {
+        if self.cfg.sample_size == 0 || self.cfg.candidates == 0 || self.t.exact_size().is_some() {
+            return 0;
+        }
+        if now < self.next_sample && now >= self.young_until {
+            return 0;
+        }
+        let us = self.cfg.sample_interval.as_micros() as u64;
+        let jitter = self.sample_rng.below((us / 2).max(1));
+        self.next_sample = now + Duration::from_micros(us - us / 4 + jitter);
+        self.cfg.sample_size.min(MAX_SAMPLE) as u8
+    }
+
+    /// How many peers a joiner asks its successor for: up to [`MAX_SAMPLE`], once (it knows
+    /// nobody yet; a ring cut seconds later needs every address it can get).
+    pub(super) fn join_sample_size(&self) -> u8 {
+        if self.cfg.sample_size == 0 || self.cfg.candidates == 0 {
+            return 0;
+        }
+        MAX_SAMPLE.min(self.cfg.candidates) as u8
+    }
+
+    /// Up to `want` (at most [`MAX_SAMPLE`]) peers drawn at random from our routing state and
+    /// our confirmed candidates, never `to` itself nor an unconfirmed (second-hand) address.
+    pub(super) fn sample_for(&mut self, to: NodeId, want: usize) -> Vec<Peer> {
+        if want == 0 {
+            return Vec::new();
+        }
+        let mut pool = self.known_peers();
+        pool.extend(self.cands.iter().filter(|c| c.confirmed).map(|c| c.peer));
+        pool.retain(|p| p.id != to && p.id != self.t.me.id);
+        pool.sort_by_key(|p| p.id);
+        pool.dedup_by_key(|p| p.id);
+        let k = want.min(MAX_SAMPLE).min(pool.len());
+        for i in 0..k {
+            let j = i + self.sample_rng.below((pool.len() - i) as u64) as usize;
+            pool.swap(i, j);
+        }
+        pool.truncate(k);
+        pool
+    }
+
+    /// A state answer to our request carried a sample (at most what we asked for is read: the
+    /// join's larger one, or `sample_size`).
+    pub(super) fn learn_sample(&mut self, now: Time, from: NodeId, sample: &[Peer], asked: usize) {
+        if sample.is_empty() || !matches!(self.phase, Phase::Member | Phase::Joining) {
+            return;
+        }
+        let me = self.t.me.id;
+        let fresh: Vec<Peer> = sample
+            .iter()
+            .take(asked)
+            .filter(|p| !self.t.routes_to(&p.id))
+            .copied()
+            .collect();
+        let quota = if self.phase == Phase::Joining {
+            asked
+        } else {
+            self.cfg.sample_size
+        };
+        self.cands.learn(me, from, &fresh, quota, now, &self.cfg);
+    }
+
+    /// `peer` spoke to us: outside our routing state, it is a confirmed candidate.
+    pub(super) fn heard_directly(&mut self, now: Time, peer: Peer) {
+        if self.phase == Phase::Member && !self.t.routes_to(&peer.id) {
+            self.cands.confirm(peer, now, &self.cfg);
+        }
+    }
+
+    /// Within `candidate_window` of a peer's failure (we may be cut off from part of the
+    /// ring), probes up to `candidate_probes` due candidates outside our routing state, one
+    /// merge at a time. Peers merely displaced while the ring forms do not count.
+    pub(super) fn probe_candidates(&mut self, now: Time) {
+        let recent = self
+            .last_failure
+            .is_some_and(|t| now.since(t) < self.cfg.candidate_window);
+        if self.merge_inflight || !recent {
+            return;
+        }
+        let mut due: Vec<(Time, bool, Peer)> = self
+            .cands
+            .iter()
+            .filter(|c| {
+                c.next_probe <= now
+                    && !self.t.routes_to(&c.peer.id)
+                    && !self.t.is_suspect(&c.peer.id, now)
+                    && !self.t.graveyard.iter().any(|l| l.peer.id == c.peer.id)
+            })
+            .map(|c| (c.next_probe, !c.confirmed, c.peer))
+            .collect();
+        // Longest waiting first; among equals, confirmed ones first.
+        due.sort_by_key(|(at, hearsay, p)| (*at, *hearsay, p.id));
+        due.truncate(self.cfg.candidate_probes);
+        for (_, _, peer) in due {
+            self.cands.probed(&peer.id, now);
+            self.request(now, peer, RingRequest::Ping, Purpose::Sample);
+        }
+    }
+
+    /// A candidate answered its probe: it may be a member of another ring on our side; a merge
+    /// lookup through it finds out (and joins the rings if so).
+    pub(super) fn candidate_answered(&mut self, now: Time, peer: Peer) {
+        self.cands.answered(peer, now, &self.cfg);
+        if self.phase == Phase::Member && !self.t.routes_to(&peer.id) {
+            self.start_merge(now, vec![peer]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    fn peer(v: u8) -> Peer {
+        Peer {
+            id: NodeId([v; 32]),
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 4000 + u16::from(v))),
+        }
+    }
+
+    fn cfg() -> RingConfig {
+        RingConfig {
+            candidates: 8,
+            sample_size: 3,
+            ..RingConfig::default()
+        }
+    }
+
+    #[test]
+    fn one_source_cannot_hold_more_than_its_quota() {
+        let (cfg, me, now) = (cfg(), NodeId([0; 32]), Time::from_micros(0));
+        let mut t = Candidates::default();
+        let liar = NodeId([200; 32]);
+        // A hostile node sends sample after sample of fresh addresses.
+        for round in 0..20u8 {
+            let names: Vec<Peer> = (0..10).map(|k| peer(1 + (round * 10 + k) % 190)).collect();
+            t.learn(me, liar, &names, cfg.sample_size, now, &cfg);
+            t.check(&cfg).expect("bounds");
+        }
+        assert_eq!(t.len(), cfg.sample_size);
+        // Honest sources still get their share.
+        t.learn(
+            me,
+            NodeId([201; 32]),
+            &[peer(191), peer(192)],
+            cfg.sample_size,
+            now,
+            &cfg,
+        );
+        t.learn(
+            me,
+            NodeId([202; 32]),
+            &[peer(193), peer(194)],
+            cfg.sample_size,
+            now,
+            &cfg,
+        );
+        assert_eq!(t.len(), cfg.sample_size + 4);
+        t.check(&cfg).expect("bounds");
+    }
+
+    #[test]
+    fn confirmed_entries_are_kept_over_hearsay_and_hearsay_never_evicts_them() {
+        let (cfg, me, now) = (cfg(), NodeId([0; 32]), Time::from_micros(0));
+        let mut t = Candidates::default();
+        for v in 1..=8 {
+            t.confirm(peer(v), now, &cfg);
+        }
+        t.learn(
+            me,
+            NodeId([100; 32]),
+            &[peer(50), peer(51)],
+            cfg.sample_size,
+            now,
+            &cfg,
+        );
+        assert_eq!(t.len(), 8);
+        assert!(
+            t.iter().all(|c| c.confirmed),
+            "hearsay displaced a confirmed entry"
+        );
+        // A hearsay entry is evicted first when a confirmed one needs room.
+        let mut t = Candidates::default();
+        for v in 1..=7 {
+            t.confirm(peer(v), now, &cfg);
+        }
+        t.learn(
+            me,
+            NodeId([100; 32]),
+            &[peer(50)],
+            cfg.sample_size,
+            now,
+            &cfg,
+        );
+        t.confirm(peer(60), now, &cfg);
+        assert_eq!(t.len(), 8);
+        assert!(t.iter().all(|c| c.confirmed));
+    }
+
+    #[test]
+    fn our_own_id_and_the_source_are_not_candidates_and_a_silent_hearsay_entry_goes() {
+        let (cfg, me, now) = (cfg(), NodeId([0; 32]), Time::from_micros(0));
+        let mut t = Candidates::default();
+        let src = NodeId([9; 32]);
+        t.learn(
+            me,
+            src,
+            &[peer(0), peer(9), peer(3)],
+            cfg.sample_size,
+            now,
+            &cfg,
+        );
+        assert_eq!(t.len(), 1);
+        t.failed(&peer(3).id, now, &cfg);
+        assert_eq!(t.len(), 0);
+        // A confirmed one survives two failures, not three.
+        t.confirm(peer(4), now, &cfg);
+        t.failed(&peer(4).id, now, &cfg);
+        t.failed(&peer(4).id, now, &cfg);
+        assert_eq!(t.len(), 1);
+        t.failed(&peer(4).id, now, &cfg);
+        assert_eq!(t.len(), 0);
+    }
+}
