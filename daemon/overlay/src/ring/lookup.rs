@@ -116,7 +116,10 @@ impl Ring {
         if !l.found.is_empty() {
             let s = l.found.remove(0);
             if s.id == me {
-                l.followers = self.own_followers(now);
+                let followers = self.own_followers(now);
+                if let Some(l) = self.lookups.get_mut(&id) {
+                    l.followers = followers;
+                }
                 self.finish_id(now, id, Ok(s));
                 return;
             }
