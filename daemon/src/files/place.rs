@@ -82,7 +82,9 @@ impl Files {
                     tracing::debug!(blob = %hash, error = %e, "looking up the hash's successors")
                 }
                 Ok(None) => tracing::debug!(blob = %hash, "the overlay driver has stopped"),
-                Err(_) => tracing::debug!(blob = %hash, "the lookup of the hash's successors timed out"),
+                Err(_) => {
+                    tracing::debug!(blob = %hash, "the lookup of the hash's successors timed out")
+                }
             }
         }
         let peers = self
@@ -219,7 +221,10 @@ mod tests {
             .into_iter()
             .map(NodeId::from_high_u64)
             .collect();
-        assert_eq!(c, want, "in ring order, once each, bounded, never this node");
+        assert_eq!(
+            c, want,
+            "in ring order, once each, bounded, never this node"
+        );
         assert!(from_successors(me, vec![peer(30)]).is_empty());
     }
 
@@ -228,7 +233,10 @@ mod tests {
         let me = NodeId::from_high_u64(5);
         let mut h = [0u8; 32];
         h[..8].copy_from_slice(&1000u64.to_be_bytes());
-        let peers: Vec<Peer> = [10, 5, 2000, 1500, 999, 1000].into_iter().map(peer).collect();
+        let peers: Vec<Peer> = [10, 5, 2000, 1500, 999, 1000]
+            .into_iter()
+            .map(peer)
+            .collect();
         let c: Vec<NodeId> = nearest_clockwise(me, &Hash(h), peers)
             .iter()
             .map(|p| p.id)

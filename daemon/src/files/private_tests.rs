@@ -196,14 +196,23 @@ async fn a_refusing_holder_is_replaced_by_the_next_candidate() {
         )
         .await
         .expect("held by the next candidate");
-    assert_eq!(held.iter().map(|p| p.id).collect::<Vec<_>>(), vec![big.peer.id]);
+    assert_eq!(
+        held.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![big.peer.id]
+    );
     assert!(big.files.is_holding(&file.cipher_hash));
     assert!(!small.files.is_holding(&file.cipher_hash));
     // Only refusals, no candidate left: the clear error, naming the refusal.
     let other = upload(&a, &data(50_000), "g.bin").await;
     match a
         .files
-        .place_with(other.cipher_hash, other.cipher_size, ttl, vec![small.peer], 1)
+        .place_with(
+            other.cipher_hash,
+            other.cipher_size,
+            ttl,
+            vec![small.peer],
+            1,
+        )
         .await
     {
         Err(FilesError::Hold(m)) => assert!(m.contains("offline_max_mb"), "{m}"),

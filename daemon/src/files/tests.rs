@@ -278,7 +278,11 @@ async fn quota_pressure_evicts_an_old_public_file_never_a_received_private_one()
     // A private file a local account received: pinned, then fetched (as `fetch_received`
     // does); the least recently used file of the store.
     let private = tagged(100_000, 1);
-    let p = sender.files.import_bytes(private.clone()).await.expect("import");
+    let p = sender
+        .files
+        .import_bytes(private.clone())
+        .await
+        .expect("import");
     files.keep(p.hash).await.expect("pin");
     files
         .fetch(p.hash, p.size, vec![sender.peer])

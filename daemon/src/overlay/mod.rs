@@ -82,7 +82,9 @@ impl std::fmt::Debug for DriverCommand {
             DriverCommand::View(_) => f.write_str("View"),
             DriverCommand::Leave(_) => f.write_str("Leave"),
             DriverCommand::Originate { .. } => f.write_str("Originate"),
-            DriverCommand::Lookup { key, .. } => f.debug_struct("Lookup").field("key", key).finish(),
+            DriverCommand::Lookup { key, .. } => {
+                f.debug_struct("Lookup").field("key", key).finish()
+            }
             DriverCommand::Trace { origin, seq, .. } => f
                 .debug_struct("Trace")
                 .field("origin", origin)

@@ -96,7 +96,14 @@ fn send(c: &Cluster, bytes: &[u8], name: &str) -> (String, u64) {
     let out = ctl(
         c,
         ALICE,
-        &["dm", "--json", "bob", "--file", path.to_str().expect("utf-8"), "here"],
+        &[
+            "dm",
+            "--json",
+            "bob",
+            "--file",
+            path.to_str().expect("utf-8"),
+            "here",
+        ],
     );
     let text = ok(&out);
     let sent: serde_json::Value =
@@ -154,5 +161,9 @@ fn a_private_files_holders_are_its_hashs_successors() {
     let mut want = successors(&ring, &hash, K, &c.members[ALICE].id);
     want.sort_unstable();
     assert_eq!(held, K as u64);
-    assert_eq!(holding(&c, &hash), want, "the holders of {hash} after churn");
+    assert_eq!(
+        holding(&c, &hash),
+        want,
+        "the holders of {hash} after churn"
+    );
 }
