@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use chat_blobs::Hash;
 use chat_overlay::{NodeId, Peer};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::{Files, FilesError};
+use super::Files;
 use crate::records::unix_ms;
 use crate::transport::{BulkHeader, BulkStream, bulk::kind};
 
