@@ -345,3 +345,7 @@ impl Ring {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "lookup_tests.rs"]
+mod tests;
