@@ -130,6 +130,7 @@ impl NodeStatus {
                 max_file_bytes: s.max_file_bytes,
                 pinned_files: s.pinned_files,
                 pinned_bytes: s.pinned_bytes,
+                evictable_bytes: s.evictable_bytes,
                 bytes_served: st.bytes_served.load(Relaxed),
                 bytes_fetched: st.bytes_fetched.load(Relaxed),
                 fetch_failures: st.fetch_failures.load(Relaxed),

@@ -26,6 +26,8 @@ mod edits;
 mod eventlog;
 #[path = "ring/file_bad_input.rs"]
 mod file_bad_input;
+#[path = "ring/file_holders.rs"]
+mod file_holders;
 #[path = "ring/file_lifecycle.rs"]
 mod file_lifecycle;
 #[path = "ring/file_messages.rs"]

@@ -113,15 +113,19 @@ pub fn ring_size(exact: u64, estimate: u64) -> String {
     }
 }
 
-/// The store line: `3 held, 2.4 MB of 1.0 GB used, 1 pinned (2.1 MB), files up to 100.0 MB`.
+/// The store line: `3 held, 2.4 MB of 1.0 GB used, 1 pinned (2.1 MB), 2 evictable (300.0 kB),
+/// files up to 100.0 MB` (pinned: kept while their messages are; evictable: least recently
+/// used first when the quota needs room).
 pub fn file_store(f: &chat_proto::v1::FileStoreStatus) -> String {
     format!(
-        "{} held, {} of {} used, {} pinned ({}), files up to {}",
+        "{} held, {} of {} used, {} pinned ({}), {} evictable ({}), files up to {}",
         f.files,
         human_bytes(f.used_bytes),
         human_bytes(f.quota_bytes),
         f.pinned_files,
         human_bytes(f.pinned_bytes),
+        f.files.saturating_sub(f.pinned_files),
+        human_bytes(f.evictable_bytes),
         human_bytes(f.max_file_bytes)
     )
 }
@@ -172,7 +176,7 @@ mod tests {
     }
 
     #[test]
-    fn the_store_line_says_what_is_held_used_and_pinned() {
+    fn the_store_line_says_what_is_held_used_pinned_and_evictable() {
         let s = GetStatusResponse {
             file_store: Some(chat_proto::v1::FileStoreStatus {
                 files: 3,
@@ -181,13 +185,15 @@ mod tests {
                 max_file_bytes: 100_000_000,
                 pinned_files: 1,
                 pinned_bytes: 512,
+                evictable_bytes: 300_000,
                 ..Default::default()
             }),
             ..Default::default()
         };
         assert!(fields(&s).contains(&(
             "files",
-            "3 held, 2.4 MB of 1.0 GB used, 1 pinned (512 B), files up to 100.0 MB".to_owned()
+            "3 held, 2.4 MB of 1.0 GB used, 1 pinned (512 B), 2 evictable (300.0 kB), files up to 100.0 MB"
+                .to_owned()
         )));
     }
 }

@@ -15,7 +15,7 @@ pub enum StoreError {
     },
     /// The quota cannot make room: everything else is pinned or in progress.
     #[error(
-        "the blob store is full: {needed} bytes needed, {available} can be freed or are free (quota {quota})"
+        "the blob store is full: {needed} bytes needed, {available} free or taken by evictable files; the rest of its quota of {quota} bytes (files.store_mb) is pinned files, never evicted, and fetches in progress"
     )]
     QuotaFull {
         /// Bytes the blob needs (data and outboard).

@@ -49,7 +49,8 @@ pub enum Input {
     Timer(Timer),
     /// The driver could not reach this peer (connection refused, reset or timed out).
     Unreachable(NodeId),
-    /// The application asks for the successor of `key`; answered by [`Event::LookupDone`].
+    /// The application asks for the successor of `key` (and learns the nodes after it);
+    /// answered by [`Event::LookupDone`].
     Lookup { key: NodeId, token: u64 },
     /// Leave the ring gracefully.
     Leave,
@@ -126,6 +127,11 @@ pub enum Event {
         token: u64,
         result: Result<Peer, LookupError>,
         hops: u32,
+        /// On success, the nodes after the successor on the ring, nearest first, as far as
+        /// the lookup learnt them (usually the successor's own successor list; shorter when
+        /// it could not tell, empty on failure; at most [`crate::wire::MAX_PEER_LIST`]):
+        /// with the successor, the key's successors, for placing something on several.
+        followers: Vec<Peer>,
     },
     /// The first successor changed.
     SuccessorChanged(Option<Peer>),

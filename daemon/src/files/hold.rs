@@ -1,10 +1,9 @@
 //! Holding private files for offline recipients (docs/protocol.md, "Holding ciphertext").
 //!
 //! Before a private message with a file of at most `files.offline_max_mb` is reported sent,
-//! the sender's node asks the `k` nodes nearest clockwise from the ciphertext's hash among
-//! those it is connected to (its successors and fingers: the hash's successors as far as it
-//! knows them; `k` = `ring.record_replicas`) to hold it, over a bulk stream of kind
-//! [`kind::FILE_HOLD`]:
+//! the sender's node asks the `k` successors of the ciphertext's hash on the ring
+//! (`k` = `ring.record_replicas`; which nodes, and the fallbacks, in [`super::place`]) to
+//! hold it, over a bulk stream of kind [`kind::FILE_HOLD`]:
 //!
 //! ```text
 //! request = version:u8 (1) ‖ hash:[u8; 32] ‖ size:u64 LE ‖ ttl_s:u64 LE     (49 bytes)
@@ -28,9 +27,8 @@ use chat_blobs::Hash;
 use chat_overlay::{NodeId, Peer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
 
-use super::{Files, FilesError};
+use super::Files;
 use crate::records::unix_ms;
 use crate::transport::{BulkHeader, BulkStream, bulk::kind};
 
@@ -40,9 +38,9 @@ pub const HEADER: BulkHeader = BulkHeader {
     version: 1,
 };
 /// A request's length.
-const REQUEST: usize = 49;
+pub(super) const REQUEST: usize = 49;
 /// The longest reason in a refusal.
-const MAX_REASON: usize = 200;
+pub(super) const MAX_REASON: usize = 200;
 /// Hold requests answered at once.
 const AT_ONCE: usize = 4;
 /// Hold requests waiting, at most (the transport refuses more).
@@ -52,7 +50,7 @@ pub const MAX_HOLDS: usize = 4096;
 /// One origin node's holds, in bytes, at most this many times `offline_max_mb`.
 pub const PER_ORIGIN_FILES: u64 = 4;
 /// How long the asking node waits for a holder (which fetches the file meanwhile).
-const ANSWER_WAIT: Duration = Duration::from_secs(300);
+pub(super) const ANSWER_WAIT: Duration = Duration::from_secs(300);
 /// How often expired holds are removed.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 
@@ -152,7 +150,7 @@ impl Holds {
 }
 
 /// Why a holder refused, as the asking node words it.
-fn refused(reason: &[u8]) -> String {
+pub(super) fn refused(reason: &[u8]) -> String {
     let reason = &reason[..reason.len().min(MAX_REASON)];
     String::from_utf8_lossy(reason)
         .chars()
@@ -169,7 +167,7 @@ impl Files {
         *self.holds.lock().unwrap_or_else(|e| e.into_inner()) = Holds::decode(&text);
     }
 
-    fn offline(&self) -> Offline {
+    pub(super) fn offline(&self) -> Offline {
         self.offline.get().copied().unwrap_or_default()
     }
 
@@ -198,106 +196,6 @@ impl Files {
         if let Some(h) = holds.0.get_mut(hash) {
             h.kept = true;
         }
-    }
-
-    /// The nodes asked to hold `hash`: the `k` nearest clockwise from it among the
-    /// connected peers.
-    fn holders_for(&self, hash: &Hash, k: usize) -> Vec<Peer> {
-        let me = self.transport.me();
-        let at = NodeId(hash.0);
-        let mut peers: Vec<Peer> = self
-            .transport
-            .peers()
-            .into_iter()
-            .filter(|p| p.id != me)
-            .map(|p| Peer {
-                id: p.id,
-                addr: p.addr,
-            })
-            .collect();
-        peers.sort_by(|a, b| at.cmp_from(&a.id, &b.id));
-        peers.truncate(k);
-        peers
-    }
-
-    /// Has the blob `hash` (`size` bytes, held here) kept for an offline recipient by up to
-    /// `k` other nodes for `ttl`; returns how many hold it. `Ok(0)`: over
-    /// `files.offline_max_mb`, served only while this node is up. An error when no node
-    /// would hold it.
-    pub async fn place(&self, hash: Hash, size: u64, ttl: Duration) -> Result<usize, FilesError> {
-        let cfg = self.offline();
-        if size > cfg.max_bytes {
-            return Ok(0);
-        }
-        let holders = self.holders_for(&hash, cfg.replicas.max(1));
-        self.place_with(hash, size, ttl, holders).await
-    }
-
-    /// [`Files::place`] with the holders given.
-    pub(super) async fn place_with(
-        &self,
-        hash: Hash,
-        size: u64,
-        ttl: Duration,
-        holders: Vec<Peer>,
-    ) -> Result<usize, FilesError> {
-        if holders.is_empty() {
-            return Err(FilesError::Hold(
-                "no other node is connected to keep it for an offline recipient".into(),
-            ));
-        }
-        let mut request = Vec::with_capacity(REQUEST);
-        request.push(1);
-        request.extend_from_slice(&hash.0);
-        request.extend_from_slice(&size.to_le_bytes());
-        request.extend_from_slice(&ttl.as_secs().to_le_bytes());
-        let mut asks = JoinSet::new();
-        for peer in holders {
-            let (transport, request) = (self.transport.clone(), request.clone());
-            asks.spawn(async move {
-                let ask = async {
-                    let mut s = transport
-                        .open_bulk(peer, HEADER)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    s.write_all(&request).await.map_err(|e| e.to_string())?;
-                    s.finish().map_err(|e| e.to_string())?;
-                    let mut answer = Vec::new();
-                    (&mut s)
-                        .take(1 + MAX_REASON as u64)
-                        .read_to_end(&mut answer)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    match answer.split_first() {
-                        Some((0, _)) => Ok(()),
-                        Some((_, reason)) => Err(refused(reason)),
-                        None => Err("no answer".into()),
-                    }
-                };
-                let res = tokio::time::timeout(ANSWER_WAIT, ask)
-                    .await
-                    .unwrap_or_else(|_| Err("no answer in time".into()));
-                (peer, res)
-            });
-        }
-        let (mut held, mut reasons) = (0usize, Vec::new());
-        while let Some(joined) = asks.join_next().await {
-            let Ok((peer, res)) = joined else { continue };
-            match res {
-                Ok(()) => held += 1,
-                Err(reason) => {
-                    tracing::debug!(peer = %peer.id.short(), blob = %hash, %reason, "a holder refused");
-                    reasons.push(format!("{}: {reason}", peer.id.short()));
-                }
-            }
-        }
-        if held == 0 {
-            return Err(FilesError::Hold(format!(
-                "no node would keep it for an offline recipient ({})",
-                reasons.join("; ")
-            )));
-        }
-        Ok(held)
     }
 
     /// Takes the hold requests' bulk streams; call before [`Files::run_holds`].

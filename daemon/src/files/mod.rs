@@ -18,7 +18,7 @@
 //!   ([`Files::release`]); this node's own sent files are pinned ([`Files::pin`]).
 //! - [`private`]: private files — encrypted uploads, the reference a private message
 //!   carries, decryption on download, the recipient's fetch; [`hold`]: their ciphertext kept
-//!   by other nodes for offline recipients.
+//!   by other nodes for offline recipients, on the hash's successors ([`place`]).
 //!
 //! All file work runs on tokio's blocking pool; the store is behind a `std` mutex held only
 //! for its bookkeeping (opening a blob, recording what verified), never while bytes move.
@@ -30,6 +30,7 @@ pub mod faults;
 pub mod fetch;
 pub mod hold;
 pub mod lifecycle;
+pub mod place;
 pub mod private;
 pub mod provide;
 pub mod serve;
@@ -98,10 +99,12 @@ pub struct StoreSummary {
     pub quota_bytes: u64,
     /// The largest file (`files.max_file_mb`).
     pub max_file_bytes: u64,
-    /// Complete files pinned (this node's own sent files), and their bytes.
+    /// Complete files pinned (docs/operations.md, "What is pinned"), and their bytes.
     pub pinned_files: u64,
     /// See `pinned_files`.
     pub pinned_bytes: u64,
+    /// Bytes of the complete files not pinned: what eviction may take.
+    pub evictable_bytes: u64,
 }
 
 /// Hashes [`Files::was_released`] remembers.
@@ -229,13 +232,14 @@ impl Files {
                 max_file_bytes: cfg.max_file_bytes,
                 pinned_files: pinned.len() as u64,
                 pinned_bytes: pinned.iter().map(|b| b.size).sum(),
+                evictable_bytes: list.iter().filter(|b| !b.pinned).map(|b| b.size).sum(),
             })
         })
         .await
     }
 
-    /// Keeps a blob from eviction (this node's own sent files); a blob not here yet is pinned
-    /// when it arrives.
+    /// Keeps a blob from eviction (the files of messages this node's accounts sent); a blob
+    /// not here yet is pinned when it arrives.
     pub async fn pin(&self, hash: Hash) -> Result<(), FilesError> {
         self.blocking(move |s| Ok(s.pin(&hash)?)).await
     }

@@ -444,12 +444,14 @@ pub async fn fetch_received(files: Arc<Files>, mut feed: broadcast::Receiver<DmE
                 return;
             };
             let hash = file.cipher_hash;
+            // Pinned before it arrives: from its last verified byte on, eviction cannot take
+            // it (after the holders' time this copy may be the only one).
+            if let Err(e) = files.keep(hash).await {
+                tracing::debug!(blob = %hash, error = %e, "pinning a private file");
+            }
             for attempt in 1..=TRIES {
                 match files.fetch_found(hash, Some(file.cipher_size)).await {
                     Ok(_) => {
-                        if let Err(e) = files.keep(hash).await {
-                            tracing::debug!(blob = %hash, error = %e, "keeping a private file");
-                        }
                         tracing::debug!(blob = %hash, "private file fetched");
                         return;
                     }

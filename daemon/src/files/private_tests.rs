@@ -141,16 +141,16 @@ async fn a_holder_keeps_ciphertext_within_its_bounds_until_it_expires() {
     let ttl = Duration::from_secs(60);
     let n = a
         .files
-        .place_with(small.cipher_hash, small.cipher_size, ttl, vec![h.peer])
+        .place_with(small.cipher_hash, small.cipher_size, ttl, vec![h.peer], 3)
         .await
         .expect("held");
-    assert_eq!(n, 1);
+    assert_eq!(n.len(), 1, "fewer holders than wanted is still a success");
     assert!(holds(&h.files, &small.cipher_hash) && h.files.is_holding(&small.cipher_hash));
     // Over the holder's limit: refused with its reason, before anything is sent.
     let big = upload(&a, &data(1_100_000), "b.bin").await;
     let res = a
         .files
-        .place_with(big.cipher_hash, big.cipher_size, ttl, vec![h.peer])
+        .place_with(big.cipher_hash, big.cipher_size, ttl, vec![h.peer], 3)
         .await;
     match res {
         Err(FilesError::Hold(m)) => assert!(m.contains("offline_max_mb"), "{m}"),
@@ -166,4 +166,57 @@ async fn a_holder_keeps_ciphertext_within_its_bounds_until_it_expires() {
         !holds(&h.files, &small.cipher_hash),
         "an expired hold's blob is removed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_holder_is_replaced_by_the_next_candidate() {
+    let (a, small, big) = (node(47), node(48), node(49));
+    let cfg = |max_bytes| super::super::hold::Offline {
+        max_bytes,
+        replicas: 1,
+        ttl: Duration::from_secs(3600),
+        total_bytes: 64 << 20,
+    };
+    // `small` keeps nothing over 1000 bytes: it refuses; `big` is asked next and holds it.
+    small.files.configure_offline(cfg(1000));
+    big.files.configure_offline(cfg(1 << 20));
+    for n in [&small, &big] {
+        let streams = n.files.listen_holds();
+        tokio::spawn(n.files.clone().run_holds(streams));
+    }
+    let file = upload(&a, &data(100_000), "f.bin").await;
+    let ttl = Duration::from_secs(60);
+    let held = a
+        .files
+        .place_with(
+            file.cipher_hash,
+            file.cipher_size,
+            ttl,
+            vec![small.peer, big.peer],
+            1,
+        )
+        .await
+        .expect("held by the next candidate");
+    assert_eq!(
+        held.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![big.peer.id]
+    );
+    assert!(big.files.is_holding(&file.cipher_hash));
+    assert!(!small.files.is_holding(&file.cipher_hash));
+    // Only refusals, no candidate left: the clear error, naming the refusal.
+    let other = upload(&a, &data(50_000), "g.bin").await;
+    match a
+        .files
+        .place_with(
+            other.cipher_hash,
+            other.cipher_size,
+            ttl,
+            vec![small.peer],
+            1,
+        )
+        .await
+    {
+        Err(FilesError::Hold(m)) => assert!(m.contains("offline_max_mb"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }

@@ -257,3 +257,71 @@ async fn a_malformed_request_is_refused() {
     assert!(read.is_err(), "reset, not answered: {read:?} {buf:?}");
     assert_eq!(a.files.stats().bad_requests.load(Ordering::Relaxed), 1);
 }
+
+/// `len` bytes of [`data`] made distinct by `tag`.
+fn tagged(len: usize, tag: u8) -> Vec<u8> {
+    let mut b = data(len);
+    b[0] ^= tag;
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_pressure_evicts_an_old_public_file_never_a_received_private_one() {
+    let sender = node(60);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (t, _inbound) = transport(61);
+    let tight = StoreConfig {
+        max_file_bytes: 1 << 20,
+        quota_bytes: 260_000,
+    };
+    let files = Files::open(dir.path(), tight, t, None).expect("opens");
+    // A private file a local account received: pinned, then fetched (as `fetch_received`
+    // does); the least recently used file of the store.
+    let private = tagged(100_000, 1);
+    let p = sender
+        .files
+        .import_bytes(private.clone())
+        .await
+        .expect("import");
+    files.keep(p.hash).await.expect("pin");
+    files
+        .fetch(p.hash, p.size, vec![sender.peer])
+        .await
+        .expect("fetched");
+    // Another node's public file, fetched later: evictable.
+    let public = sender
+        .files
+        .import_bytes(tagged(100_000, 2))
+        .await
+        .expect("import");
+    files
+        .fetch(public.hash, public.size, vec![sender.peer])
+        .await
+        .expect("fetched");
+    let s = files.summary().await.expect("summary");
+    assert_eq!(
+        (s.files, s.pinned_files, s.pinned_bytes, s.evictable_bytes),
+        (2, 1, 100_000, 100_000)
+    );
+    // A third file needs room: the public one goes although the private one is older.
+    let newer = files
+        .import_bytes(tagged(100_000, 3))
+        .await
+        .expect("room made");
+    assert!(files.info(p.hash).await.expect("info").is_some());
+    assert!(files.info(public.hash).await.expect("info").is_none());
+    assert!(files.info(newer.hash).await.expect("info").is_some());
+    // More than the free and evictable bytes together: refused, naming the quota's setting,
+    // and nothing is evicted for it.
+    match files.import_bytes(tagged(200_000, 4)).await {
+        Err(e @ FilesError::Store(chat_blobs::StoreError::QuotaFull { .. })) => {
+            assert!(e.to_string().contains("files.store_mb"), "{e}")
+        }
+        other => panic!("expected the quota's refusal, got {other:?}"),
+    }
+    assert_eq!(files.read_to_vec(p.hash).await.expect("kept"), private);
+    assert!(files.info(newer.hash).await.expect("info").is_some());
+    // The message went: the private file is released like any other.
+    assert!(files.release(p.hash).await.expect("released"));
+    assert_eq!(files.summary().await.expect("summary").pinned_files, 0);
+}

@@ -259,6 +259,9 @@ async fn send_private(
 ) -> Result<(), ApiError> {
     let gone = || ApiError::Unavailable("the client went away".into());
     let (hash, size) = (file.cipher_hash, file.cipher_size);
+    // Pinned (before it arrives, when it is fetched): the private file of a kept message
+    // (operations.md, "The blob store").
+    files.keep(hash).await?;
     if held.is_none() {
         let providers = u32::try_from(found.len()).unwrap_or(u32::MAX);
         tx.send(Ok(progress(size, 0, providers)))
@@ -279,7 +282,6 @@ async fn send_private(
                 }
             }
         }
-        files.keep(hash).await?;
     }
     tx.send(Ok(progress(size, size, 0)))
         .await

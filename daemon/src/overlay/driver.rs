@@ -156,6 +156,10 @@ pub(super) struct Driver {
     /// Trace walks running, by token (the overlay bounds them and always answers).
     traces: std::collections::HashMap<u64, oneshot::Sender<super::TraceOutcome>>,
     next_trace: u64,
+    /// Lookups of the application running, by token (the overlay bounds them by its
+    /// `max_lookups` and deadlines and always answers).
+    lookups: std::collections::HashMap<u64, oneshot::Sender<super::LookupOutcome>>,
+    next_lookup: u64,
     inbox: Arc<dyn super::Inbox>,
     records: Arc<dyn super::RecordSink>,
     direct: Arc<dyn super::DirectSink>,
@@ -194,6 +198,8 @@ impl Driver {
             leave_waiters: Vec::new(),
             traces: std::collections::HashMap::new(),
             next_trace: 0,
+            lookups: std::collections::HashMap::new(),
+            next_lookup: 0,
             inbox,
             records,
             direct,
@@ -294,6 +300,12 @@ impl Driver {
                         self.next_trace = self.next_trace.wrapping_add(1);
                         self.traces.insert(token, reply);
                         self.feed(Input::Trace { origin, seq, token });
+                    }
+                    Some(DriverCommand::Lookup { key, reply }) => {
+                        let token = self.next_lookup;
+                        self.next_lookup = self.next_lookup.wrapping_add(1);
+                        self.lookups.insert(token, reply);
+                        self.feed(Input::Lookup { key, token });
                     }
                     Some(DriverCommand::Leave(reply)) => {
                         self.feed(Input::Leave);
@@ -450,6 +462,20 @@ impl Driver {
             Event::Broadcast(BroadcastEvent::Traced { token, result }) => {
                 if let Some(reply) = self.traces.remove(&token) {
                     let _ = reply.send(result);
+                }
+            }
+            Event::LookupDone {
+                token,
+                result,
+                followers,
+                ..
+            } => {
+                if let Some(reply) = self.lookups.remove(&token) {
+                    let _ = reply.send(result.map(|s| {
+                        let mut all = vec![s];
+                        all.extend(followers);
+                        all
+                    }));
                 }
             }
             Event::Joined => {

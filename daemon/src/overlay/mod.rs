@@ -55,6 +55,11 @@ pub enum DriverCommand {
         job: originate::Job,
         reply: oneshot::Sender<Result<(), chat_overlay::BroadcastError>>,
     },
+    /// Look up the successors of `key` ([`OverlayHandle::successors`]).
+    Lookup {
+        key: NodeId,
+        reply: oneshot::Sender<LookupOutcome>,
+    },
     /// Ask the ring how broadcast (`origin`, `seq`) travelled.
     Trace {
         origin: NodeId,
@@ -62,6 +67,9 @@ pub enum DriverCommand {
         reply: oneshot::Sender<TraceOutcome>,
     },
 }
+
+/// A lookup's answer: the key's successor and the nodes after it, nearest first.
+pub type LookupOutcome = Result<Vec<Peer>, chat_overlay::LookupError>;
 
 /// What a trace of one broadcast found, or why none ran.
 pub type TraceOutcome =
@@ -74,6 +82,9 @@ impl std::fmt::Debug for DriverCommand {
             DriverCommand::View(_) => f.write_str("View"),
             DriverCommand::Leave(_) => f.write_str("Leave"),
             DriverCommand::Originate { .. } => f.write_str("Originate"),
+            DriverCommand::Lookup { key, .. } => {
+                f.debug_struct("Lookup").field("key", key).finish()
+            }
             DriverCommand::Trace { origin, seq, .. } => f
                 .debug_struct("Trace")
                 .field("origin", origin)
@@ -361,6 +372,19 @@ impl OverlayHandle {
                 seq,
                 reply: tx,
             })
+            .await
+            .ok()?;
+        rx.await.ok()
+    }
+
+    /// The successors of `key` as a lookup through the ring finds them: the key's successor
+    /// and the nodes after it, nearest first (the successor's own successor list; this node
+    /// may be among them). `None` when the driver has stopped; the overlay bounds the lookup
+    /// by its deadline and hop limit.
+    pub async fn successors(&self, key: NodeId) -> Option<LookupOutcome> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(DriverCommand::Lookup { key, reply: tx })
             .await
             .ok()?;
         rx.await.ok()

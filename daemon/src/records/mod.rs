@@ -150,6 +150,11 @@ impl Records {
         let _ = self.ring.set(ring);
     }
 
+    /// The running ring, once attached (for lookups by other services).
+    pub fn ring(&self) -> Option<&OverlayHandle> {
+        self.ring.get()
+    }
+
     /// Stops the record file's writer after it wrote what is queued (at shutdown, after the
     /// overlay driver stopped); waits at most [`CLOSE_DEADLINE`].
     pub async fn close(&self) {

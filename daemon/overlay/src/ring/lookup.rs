@@ -6,7 +6,7 @@ use super::wire::{ErrorCode, RingRequest, RingResponse};
 use super::{Event, LookupError, Phase, Purpose as RpcPurpose, Ring, RingTimer, Up};
 use crate::id::NodeId;
 use crate::time::Time;
-use crate::wire::Peer;
+use crate::wire::{MAX_PEER_LIST, Peer};
 
 /// Longest shortlist of candidates a lookup keeps.
 const SHORTLIST: usize = 16;
@@ -41,6 +41,10 @@ pub(super) struct Lookup {
     /// key's successor).
     confirming: Option<NodeId>,
     hops: u32,
+    /// The nodes after the successor found, nearest first, as the lookup learnt them (the
+    /// successor's own successor list when it was asked for its state): the key's further
+    /// successors, for the application ([`Event::LookupDone`]).
+    followers: Vec<Peer>,
 }
 
 impl Ring {
@@ -61,6 +65,7 @@ impl Ring {
             found: Vec::new(),
             confirming: None,
             hops: 0,
+            followers: Vec::new(),
         };
         if self.lookups.len() >= self.cfg.max_lookups {
             self.finish(now, l, Err(LookupError::Busy));
@@ -79,6 +84,7 @@ impl Ring {
                 }
                 if self.t.owns(&key) {
                     let me = self.t.me;
+                    l.followers = self.own_followers(now);
                     self.finish(now, l, Ok(me));
                     return;
                 }
@@ -110,6 +116,10 @@ impl Ring {
         if !l.found.is_empty() {
             let s = l.found.remove(0);
             if s.id == me {
+                let followers = self.own_followers(now);
+                if let Some(l) = self.lookups.get_mut(&id) {
+                    l.followers = followers;
+                }
                 self.finish_id(now, id, Ok(s));
                 return;
             }
@@ -169,9 +179,12 @@ impl Ring {
             return RingResponse::Error(ErrorCode::NotMember);
         }
         if self.t.owns(key) {
-            return RingResponse::Found {
-                succs: vec![self.t.me],
-            };
+            // Itself, then its successors: the asker learns the key's further successors
+            // (older nodes answer with themselves only; the asker then knows just the one).
+            let mut succs = vec![self.t.me];
+            succs.extend(self.own_followers(now));
+            succs.truncate(MAX_PEER_LIST);
+            return RingResponse::Found { succs };
         }
         if let Some(i) = self.t.successor_index(key) {
             let succs: Vec<Peer> = self.t.succs[i..]
@@ -200,10 +213,11 @@ impl Ring {
         let confirming = l.confirming.take() == Some(from.id);
         match body {
             RingResponse::Pong => {
+                l.followers = std::mem::take(&mut l.found);
                 self.finish_id(now, id, Ok(from));
                 return;
             }
-            RingResponse::State { pred, .. } if confirming => {
+            RingResponse::State { pred, succs, .. } if confirming => {
                 match pred {
                     // Its predecessor lies between the key and it: that node (or one before
                     // it) is the successor. Ask it, keeping this one as the fallback.
@@ -219,8 +233,9 @@ impl Ring {
                         l.found.insert(0, p);
                     }
                     // The key lies between its predecessor and it, or it knows no predecessor
-                    // (it cannot tell): it is the answer.
+                    // (it cannot tell): it is the answer, and its successors follow it.
                     _ => {
+                        l.followers = succs;
                         self.finish_id(now, id, Ok(from));
                         return;
                     }
@@ -238,6 +253,7 @@ impl Ring {
                 if !plausible {
                     self.stats.invalid += 1;
                 } else if succs[0].id == from.id {
+                    l.followers = succs[1..].to_vec();
                     self.finish_id(now, id, Ok(from));
                     return;
                 } else {
@@ -282,7 +298,30 @@ impl Ring {
         }
     }
 
-    fn finish(&mut self, now: Time, l: Lookup, result: Result<Peer, LookupError>) {
+    /// This node's successors that are not suspected, for a lookup that ends here.
+    fn own_followers(&self, now: Time) -> Vec<Peer> {
+        let me = self.t.me.id;
+        self.t
+            .succs
+            .iter()
+            .filter(|p| p.id != me && !self.t.is_suspect(&p.id, now))
+            .copied()
+            .collect()
+    }
+
+    fn finish(&mut self, now: Time, mut l: Lookup, result: Result<Peer, LookupError>) {
+        // Followers: in ring order after the successor, never it or this node twice, bounded.
+        if let Ok(s) = &result {
+            let mut seen = vec![s.id];
+            l.followers.retain(|p| {
+                let new = !seen.contains(&p.id);
+                seen.push(p.id);
+                new
+            });
+            l.followers.truncate(MAX_PEER_LIST);
+        } else {
+            l.followers.clear();
+        }
         if result.is_ok() {
             self.stats.lookups_ok += 1;
         } else {
@@ -293,6 +332,7 @@ impl Ring {
                 token,
                 result,
                 hops: l.hops,
+                followers: l.followers,
             }),
             LookupFor::Join => match result {
                 Ok(s) => self.join_found(now, s),
@@ -308,3 +348,7 @@ impl Ring {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "lookup_tests.rs"]
+mod tests;

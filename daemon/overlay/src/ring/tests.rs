@@ -166,7 +166,7 @@ fn one_node_ring_owns_everything() {
         },
     );
     assert!(net.events.iter().any(|(_, e)| matches!(e,
-        Event::LookupDone { token: 1, result: Ok(p), hops: 0 } if p.id == NodeId::from_high_u64(42))));
+        Event::LookupDone { token: 1, result: Ok(p), hops: 0, .. } if p.id == NodeId::from_high_u64(42))));
 }
 
 #[test]

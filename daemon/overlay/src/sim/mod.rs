@@ -621,6 +621,7 @@ impl Sim {
                 token,
                 result,
                 hops,
+                ..
             } => {
                 if let Some(key) = self.pending_lookups.remove(&token) {
                     let truth = self.true_successor(&key);
