@@ -38,9 +38,8 @@ use crate::wire::{self, Request, ResponseHead};
 pub const RECORD_BYTES: u64 = 1 << 20;
 /// The store writes a fetch's ranges file (a hint, not synced: see `partial.rs`) after at
 /// least this many newly verified bytes, and when a response ends: a crash loses at most
-/// about this much progress.
-/// With a sync of data, outboard and ranges file each time (as before), recording every
-/// 16 MiB still took most of a fetch's time; the hint is re-verified on load instead.
+/// about this much progress. (Until issue 35's throughput work, data, outboard and ranges
+/// file were synced at each of these; the hint is re-verified on load instead.)
 pub const COMMIT_BYTES: u64 = 16 << 20;
 
 /// What one response brought.
