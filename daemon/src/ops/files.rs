@@ -393,7 +393,13 @@ async fn send_file(
                                     None => continue,
                                 },
                             };
-                            send_range(file, hash, sent, upto, tx).await?;
+                            if let Err(e) = send_range(file, hash, sent, upto, tx).await {
+                                // The client went away (a full disk, say) while the fetch
+                                // runs: the fetch completes all the same, as it did when
+                                // no byte was sent before the end.
+                                let _ = (&mut fetch).await;
+                                return Err(e);
+                            }
                             sent = upto;
                         }
                     }
