@@ -32,6 +32,8 @@ mod file_holders;
 mod file_lifecycle;
 #[path = "ring/file_messages.rs"]
 mod file_messages;
+#[path = "ring/file_stream.rs"]
+mod file_stream;
 #[path = "ring/file_swarm.rs"]
 mod file_swarm;
 #[path = "ring/files.rs"]

@@ -16,6 +16,9 @@ use crate::output::Printer;
 
 /// Longest file name chosen from a message, in bytes.
 const MAX_NAME: usize = 120;
+/// The download's writes to the disk are started (not waited for) after this many bytes, so
+/// the sync before the rename finds little left to write.
+const WRITEBACK_BYTES: u64 = 4 << 20;
 
 /// Downloads the file.
 pub async fn run(socket: &Target, printer: Printer, args: GetArgs) -> Result<(), Error> {
@@ -181,7 +184,8 @@ async fn download_showing(
 }
 
 /// Downloads what `request` names into `dest` through a temporary file next to it (made once
-/// the node took the download; renamed when complete, removed on failure), calling
+/// the node took the download; renamed when complete, removed on failure; the node is asked
+/// to stream the bytes as they verify), calling
 /// `progress` with each progress message; the bytes written. `plain`: the size of a private
 /// file's plaintext (progress counts its ciphertext). `dest` is replaced if it exists:
 /// callers check first.
@@ -200,6 +204,10 @@ pub(crate) async fn download(
     let cannot = |e: std::io::Error| Error::Usage(format!("cannot write {}: {e}", dest.display()));
     let mut files = client::file_service(socket).await?;
     let private = !request.private_id.is_empty();
+    // Written to a temporary file removed on failure: the bytes may come as soon as they
+    // verified on the node, so the write overlaps the node's fetch.
+    let mut request = request;
+    request.stream_verified = !private;
     let mut stream = files
         .download(request)
         .await
@@ -208,6 +216,7 @@ pub(crate) async fn download(
     // Made only once the node took the download: a refused one leaves nothing here.
     let mut tmp = tempfile_in(dir).map_err(cannot)?;
     let mut written = 0u64;
+    let mut kicked = 0u64;
     let mut total = size;
     let result = loop {
         match stream.message().await {
@@ -221,6 +230,10 @@ pub(crate) async fn download(
                         break Err(cannot(e));
                     }
                     written += c.len() as u64;
+                    if written - kicked >= WRITEBACK_BYTES {
+                        start_writeback(&tmp.1, kicked, written - kicked);
+                        kicked = written;
+                    }
                 }
                 None => {}
             },
@@ -259,6 +272,25 @@ fn stream_error(socket: &Target, s: tonic::Status) -> client::ClientError {
     }
     client::call_error(socket, s)
 }
+
+/// Starts writing `len` bytes of `file` from `offset` back to the disk without waiting
+/// (`sync_file_range`); only a hint, so a failure is ignored: the sync at the end is what
+/// makes the file durable.
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &std::fs::File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: a plain system call on a descriptor `file` owns and keeps open during the
+    // call; no memory is passed.
+    let _ = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &std::fs::File, _offset: u64, _len: u64) {}
 
 /// A new file in `dir` only this process writes: `.chatctl-get-PID-N`.
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {

@@ -16,6 +16,8 @@
 //!   page serves it (inline only for a raster image that decoded), a safe download name.
 //! - [`thumb`]: decoding untrusted images within limits, and the thumbnail a file reference
 //!   carries (a JPEG within a byte budget).
+//! - [`writeback`]: starting the disk writes of a fetch's bytes early, so the one sync at
+//!   its end waits for the tail only.
 //!
 //! No network and no async runtime here: the daemon carries requests and responses over its
 //! QUIC connections and runs this crate's blocking file work off its event loop.
@@ -30,6 +32,7 @@ pub mod store;
 pub mod thumb;
 pub mod transfer;
 pub mod wire;
+pub mod writeback;
 
 pub use bao_tree::{ChunkNum, ChunkRanges};
 pub use crypt::FileKey;

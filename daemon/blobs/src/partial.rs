@@ -1,14 +1,23 @@
 //! A blob being fetched: its data file (sparse, full length), its pre-order outboard (hash
 //! pairs written as they verify; zeros where unknown) and the chunk ranges verified so far,
-//! persisted in `<hash>.ranges` (written to a temporary file and renamed, after the data and
-//! outboard were synced) so that a restart resumes where it stopped.
+//! persisted in `<hash>.ranges` (written to a temporary file and renamed) so that a restart
+//! resumes where it stopped.
+//!
+//! The ranges file is a hint, not a promise: it is written without syncing the data and
+//! outboard first (the syncs cost most of a fetch's time), so after a power cut it may name
+//! chunks whose bytes never reached the disk. A partial blob found when the store opens is
+//! therefore checked again ([`Partial::load`]): every recorded piece of [`RECHECK_CHUNKS`] is
+//! re-encoded against the outboard from the root down, and only the pieces that verify are
+//! kept; the rest is fetched again.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use bao_tree::io::outboard::PreOrderOutboard;
+use bao_tree::io::sync::encode_ranges_validated;
 use bao_tree::{ChunkNum, ChunkRanges};
+use range_collections::range_set::RangeSetRange;
 
 use crate::hash::{self, Hash};
 use crate::wire::ranges_from_boundaries;
@@ -18,6 +27,9 @@ const VERSION: u8 = 1;
 /// A ranges file with more boundaries than this is damaged (a blob of `max_file_bytes`
 /// has far fewer chunk groups).
 const MAX_STATE_BOUNDARIES: usize = 1 << 20;
+/// Chunks re-verified as one piece when a partial blob is loaded (1 MiB, a multiple of the
+/// chunk group): a piece that does not verify is fetched again as a whole.
+pub(crate) const RECHECK_CHUNKS: u64 = 1024;
 
 /// The three files of a partial blob.
 pub(crate) struct PartialPaths {
@@ -59,6 +71,8 @@ pub(crate) struct Partial {
     pub outboard: PreOrderOutboard<File>,
     pub verified: ChunkRanges,
     pub paths: PartialPaths,
+    /// Bytes verified since the ranges file was last written.
+    pub unsaved: u64,
 }
 
 impl Partial {
@@ -80,13 +94,15 @@ impl Partial {
             },
             verified: ChunkRanges::empty(),
             paths,
+            unsaved: 0,
         };
-        p.save()?;
+        p.save_ranges()?;
         Ok(p)
     }
 
-    /// Opens a partial blob left by an earlier run. `Ok(None)`: its files are missing or
-    /// damaged (the caller removes them).
+    /// Opens a partial blob left by an earlier run, keeping of its recorded ranges only what
+    /// verifies again against the hash (see the module's comment). `Ok(None)`: its files are
+    /// missing or damaged (the caller removes them).
     pub fn load(dir: &Path, hash: &Hash) -> io::Result<Option<Self>> {
         let paths = PartialPaths::new(dir, hash);
         let bytes = match fs::read(&paths.ranges) {
@@ -105,16 +121,19 @@ impl Partial {
         if data.metadata()?.len() != size || ob.metadata()?.len() != tree.outboard_size() {
             return Ok(None);
         }
+        let outboard = PreOrderOutboard {
+            root: hash.blake3(),
+            tree,
+            data: ob,
+        };
+        let verified = recheck(&data, &outboard, &verified);
         Ok(Some(Partial {
             size,
             data,
-            outboard: PreOrderOutboard {
-                root: hash.blake3(),
-                tree,
-                data: ob,
-            },
+            outboard,
             verified,
             paths,
+            unsaved: 0,
         }))
     }
 
@@ -128,21 +147,14 @@ impl Partial {
         hash::all_chunks(self.size) - &self.verified
     }
 
-    /// Syncs data and outboard, then records the verified ranges atomically.
-    pub fn save(&self) -> io::Result<()> {
-        self.data.sync_data()?;
-        self.outboard.data.sync_data()?;
-        self.save_ranges()
-    }
-
-    /// Records the verified ranges atomically (data and outboard synced by the caller).
+    /// Records the verified ranges: a new file renamed over the last one, not synced (a
+    /// hint re-verified on load; see the module's comment).
     pub fn save_ranges(&self) -> io::Result<()> {
         let tmp = self.paths.ranges_tmp();
         let written = (|| {
             let mut f = open_rw(&tmp, true)?;
             f.set_len(0)?;
-            f.write_all(&encode_state(self.size, &self.verified))?;
-            f.sync_data()
+            f.write_all(&encode_state(self.size, &self.verified))
         })();
         if let Err(e) = written {
             // A full disk, say: no half-written state file stays behind.
@@ -151,6 +163,35 @@ impl Partial {
         }
         fs::rename(&tmp, &self.paths.ranges)
     }
+}
+
+/// What of `recorded` verifies against the hash: each piece of [`RECHECK_CHUNKS`] is
+/// re-encoded with bao-tree's validated encoder (hash pairs from the root down, then the chunk
+/// groups' bytes) into nothing; a piece whose hash pairs or bytes do not match, or cannot be
+/// read, is dropped.
+pub(crate) fn recheck(
+    data: &File,
+    outboard: &PreOrderOutboard<File>,
+    recorded: &ChunkRanges,
+) -> ChunkRanges {
+    let end = ChunkNum::chunks(outboard.tree.size());
+    let mut kept = ChunkRanges::empty();
+    for r in recorded.iter() {
+        let (start, stop) = match r {
+            RangeSetRange::Range(r) => (r.start.0, r.end.0.min(end.0)),
+            RangeSetRange::RangeFrom(r) => (r.start.0, end.0),
+        };
+        let mut at = start;
+        while at < stop {
+            let next = ((at / RECHECK_CHUNKS + 1) * RECHECK_CHUNKS).min(stop);
+            let piece = ChunkRanges::from(ChunkNum(at)..ChunkNum(next));
+            if encode_ranges_validated(data, outboard, &piece, io::sink()).is_ok() {
+                kept |= piece;
+            }
+            at = next;
+        }
+    }
+    kept
 }
 
 fn open_rw(path: &Path, create: bool) -> io::Result<File> {

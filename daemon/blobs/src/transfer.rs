@@ -25,6 +25,7 @@ use bao_tree::io::outboard::PreOrderOutboard;
 use bao_tree::io::sync::{DecodeResponseIter, OutboardMut, encode_ranges_validated};
 use bao_tree::io::{BaoContentItem, DecodeError, EncodeError};
 use bao_tree::{ChunkNum, ChunkRanges};
+use range_collections::range_set::RangeSetRange;
 
 use crate::error::{FetchError, StoreError};
 use crate::hash::{self, Hash};
@@ -32,9 +33,13 @@ use crate::partial::Partial;
 use crate::store::{BlobStore, remove_quietly};
 use crate::wire::{self, Request, ResponseHead};
 
-/// Verified bytes are recorded (files synced, ranges file renamed) at least this often
-/// within one response, and at its end: a crash loses at most this much progress. Each
-/// record costs three `fdatasync`s; at 4 MiB they took most of a fetch's time.
+/// Verified bytes are handed to the store (and so become visible to a download streaming
+/// them, and to progress) at least this often within one response, and at its end.
+pub const RECORD_BYTES: u64 = 1 << 20;
+/// The store writes a fetch's ranges file (a hint, not synced: see `partial.rs`) after at
+/// least this many newly verified bytes, and when a response ends: a crash loses at most
+/// about this much progress. (Until issue 35's throughput work, data, outboard and ranges
+/// file were synced at each of these; the hint is re-verified on load instead.)
 pub const COMMIT_BYTES: u64 = 16 << 20;
 
 /// What one response brought.
@@ -155,6 +160,33 @@ impl BlobStore {
         self.partials.get(hash).map(|p| p.verified.clone())
     }
 
+    /// Bytes of a fetch under way verified from the start of the blob without a gap (`None`:
+    /// no fetch of it).
+    pub fn verified_prefix(&self, hash: &Hash) -> Option<u64> {
+        let p = self.partials.get(hash)?;
+        let first = p.verified.iter().next();
+        let chunks = match first {
+            Some(RangeSetRange::Range(r)) if r.start.0 == 0 => r.end.0,
+            Some(RangeSetRange::RangeFrom(r)) if r.start.0 == 0 => u64::MAX,
+            _ => 0,
+        };
+        Some(chunks.saturating_mul(1024).min(p.size))
+    }
+
+    /// A second handle on the data file of a fetch under way (`None`: no fetch of it), for
+    /// reading what verified: a verified byte is never written again, and the handle stays
+    /// readable when the blob completes (renamed) or the fetch is given up (removed).
+    pub fn partial_data(&self, hash: &Hash) -> Result<Option<File>, StoreError> {
+        self.partials
+            .get(hash)
+            .map(|p| {
+                p.data
+                    .try_clone()
+                    .map_err(|e| StoreError::io(&p.paths.data, e))
+            })
+            .transpose()
+    }
+
     /// Gives up a fetch: its partial blob is removed.
     pub fn abandon_fetch(&mut self, hash: &Hash) {
         if let Some(p) = self.partials.remove(hash) {
@@ -212,29 +244,40 @@ impl BlobStore {
         })
     }
 
-    /// Records chunks a [`FetchWriter`] verified and synced; when none is missing any more,
+    /// Records chunks a [`FetchWriter`] verified and wrote; when none is missing any more,
     /// the blob becomes complete. Returns whether it is.
     pub fn record_verified(&mut self, verified: Verified) -> Result<bool, FetchError> {
         let hash = verified.hash;
-        let p = self
-            .partials
-            .get_mut(&hash)
-            .ok_or(FetchError::NotStarted(hash))?;
-        p.verified |= verified.ranges & hash::all_chunks(p.size);
+        let Some(p) = self.partials.get_mut(&hash) else {
+            // Completed by an earlier record (of this response or another's): its last
+            // chunks were verified and written all the same.
+            return match self.info(&hash) {
+                Some(_) => Ok(true),
+                None => Err(FetchError::NotStarted(hash)),
+            };
+        };
+        let fresh = verified.ranges & hash::all_chunks(p.size);
+        let added = hash::count_bytes(&(&fresh - &p.verified), p.size);
+        p.verified |= fresh;
         if p.missing().is_empty() {
             // Recorded as complete by the rename into the complete blobs.
             self.finish_fetch(&hash)?;
             return Ok(true);
         }
-        // The writer synced the data and outboard before it handed over `verified`.
-        p.save_ranges()
-            .map_err(|e| StoreError::io(&p.paths.ranges, e))?;
+        p.unsaved += added;
+        if p.unsaved >= COMMIT_BYTES || (verified.end && p.unsaved > 0) {
+            p.save_ranges()
+                .map_err(|e| StoreError::io(&p.paths.ranges, e))?;
+            p.unsaved = 0;
+        }
         Ok(false)
     }
 
-    /// Moves a fully verified partial blob into the complete blobs, after one last check of
-    /// the whole file against the hash (a crash between a write and its sync cannot leave a
-    /// wrong complete blob).
+    /// Moves a fully verified partial blob into the complete blobs: data and outboard synced
+    /// (the one sync of a fetch), then renamed. No second pass over the whole file: every
+    /// chunk group was verified before it was written, in this run or, for what an earlier
+    /// run recorded, again when the store opened (`partial.rs`), and the sync comes before
+    /// the rename, so a crash cannot leave a wrong complete blob.
     fn finish_fetch(&mut self, hash: &Hash) -> Result<(), FetchError> {
         let Some(p) = self.partials.remove(hash) else {
             return Err(FetchError::NotStarted(*hash));
@@ -245,16 +288,6 @@ impl BlobStore {
             .data
             .sync_data()
             .map_err(|e| io_err(&p.paths.outboard, e))?;
-        let mut hasher = blake3::Hasher::new();
-        let mut reader = io::BufReader::with_capacity(1 << 20, &p.data);
-        hasher
-            .update_reader(&mut reader)
-            .map_err(|e| io_err(&p.paths.data, e))?;
-        if Hash::from(hasher.finalize()) != *hash {
-            tracing::warn!(blob = %hash, "a fetched blob does not match its hash after all: discarded");
-            p.paths.remove();
-            return Err(StoreError::Corrupt(*hash).into());
-        }
         self.install(hash, &p.paths.data, &p.paths.outboard)?;
         remove_quietly(&p.paths.ranges);
         self.insert_complete(*hash, p.size);
@@ -304,12 +337,14 @@ impl BlobSource {
     }
 }
 
-/// Chunks of one blob a [`FetchWriter`] verified, wrote and synced: only a writer makes
+/// Chunks of one blob a [`FetchWriter`] verified and wrote: only a writer makes
 /// these, so only verified chunks are ever recorded.
 #[derive(Debug, Clone)]
 pub struct Verified {
     hash: Hash,
     ranges: ChunkRanges,
+    /// The last of a response (the store then writes its ranges file).
+    end: bool,
 }
 
 impl Verified {
@@ -339,9 +374,10 @@ pub struct FetchWriter {
 
 impl FetchWriter {
     /// Decodes one response to a request for `requested`, writing each hash pair and chunk
-    /// group after it verified. Every [`COMMIT_BYTES`] and at the end, also when the
-    /// response fails, the files are synced and `record` is given the chunks verified since
-    /// its last call (to hand to [`BlobStore::record_verified`]). Returns the bytes verified.
+    /// group after it verified. Every [`RECORD_BYTES`] and at the end, also when the
+    /// response fails, `record` is given the chunks verified and written since its last call
+    /// (to hand to [`BlobStore::record_verified`]). Nothing is synced here: the store syncs
+    /// once when the blob completes. Returns the bytes verified.
     pub fn decode(
         &mut self,
         requested: &ChunkRanges,
@@ -363,6 +399,9 @@ impl FetchWriter {
         let mut bytes = 0u64;
         let mut fresh = ChunkRanges::empty();
         let mut uncommitted = 0u64;
+        // The bytes written since the last record, whose writeback to the disk is then
+        // started (not waited for): the one sync at the end finds little left to write.
+        let mut span: Option<(u64, u64)> = None;
         let mut failure = None;
         // Decoded exactly as the provider encodes it: bao-tree reads ranges past the end as
         // the last chunk, on both sides.
@@ -382,6 +421,10 @@ impl FetchWriter {
                             fresh |= ChunkRanges::from(start..end);
                             bytes += len;
                             uncommitted += len;
+                            let end = leaf.offset + len;
+                            span = Some(span.map_or((leaf.offset, end), |(lo, hi)| {
+                                (lo.min(leaf.offset), hi.max(end))
+                            }));
                             Ok(())
                         }
                         Err(e) => Err(StoreError::io(&self.data_path, e).into()),
@@ -393,19 +436,22 @@ impl FetchWriter {
                 failure = Some(e);
                 break;
             }
-            if uncommitted >= COMMIT_BYTES {
-                self.sync()?;
+            if uncommitted >= RECORD_BYTES {
+                if let Some((lo, hi)) = span.take() {
+                    crate::writeback::start(&self.data, lo, hi - lo);
+                }
                 record(Verified {
                     hash,
                     ranges: std::mem::take(&mut fresh),
+                    end: false,
                 })?;
                 uncommitted = 0;
             }
         }
-        self.sync()?;
         record(Verified {
             hash,
             ranges: fresh,
+            end: true,
         })?;
         match failure {
             Some(e) => {
@@ -414,17 +460,6 @@ impl FetchWriter {
             }
             None => Ok(bytes),
         }
-    }
-
-    fn sync(&self) -> Result<(), FetchError> {
-        self.data
-            .sync_data()
-            .map_err(|e| StoreError::io(&self.data_path, e))?;
-        self.outboard
-            .data
-            .sync_data()
-            .map_err(|e| StoreError::io(&self.outboard_path, e))?;
-        Ok(())
     }
 }
 

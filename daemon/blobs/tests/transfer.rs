@@ -302,7 +302,8 @@ fn fetch_refusals() {
 #[test]
 fn recorded_progress_whose_bytes_were_lost_never_becomes_a_wrong_blob() {
     // A power cut after the ranges file was written but before the data reached the disk
-    // (which the syncs are there to prevent): the final check of the whole file catches it.
+    // (nothing is synced before the blob completes): the store re-verifies what the ranges
+    // file names when it opens, and fetches again what does not verify.
     let a = tempfile::tempdir().expect("tempdir");
     let b = tempfile::tempdir().expect("tempdir");
     let mut provider = open(a.path());
@@ -315,6 +316,8 @@ fn recorded_progress_whose_bytes_were_lost_never_becomes_a_wrong_blob() {
     fetcher
         .receive(&h, &missing, &resp[..resp.len() / 2])
         .expect_err("cut");
+    let recorded = fetcher.verified(&h).expect("under way");
+    assert!(!recorded.is_empty());
     drop(fetcher);
     let data_file = b
         .path()
@@ -322,21 +325,72 @@ fn recorded_progress_whose_bytes_were_lost_never_becomes_a_wrong_blob() {
         .join(format!("{}.data", h.to_hex()));
     std::fs::write(&data_file, vec![0u8; len as usize]).expect("lose the bytes");
     let mut fetcher = open(b.path());
+    assert_eq!(
+        fetcher.verified(&h),
+        Some(ChunkRanges::empty()),
+        "nothing of the lost bytes counts as verified"
+    );
     let rest = fetcher.begin_fetch(&h, len).expect("resume");
-    let err = fetch_once(&mut fetcher, &mut provider, &h, &rest).expect_err("caught");
-    assert!(
-        matches!(err, FetchError::Store(StoreError::Corrupt(_))),
-        "{err}"
-    );
-    assert!(!fetcher.has(&h));
-    assert!(
-        fetcher.missing(&h).is_none(),
-        "the partial blob is discarded"
-    );
-    // Fetched again from scratch, it is right.
-    let all_missing = fetcher.begin_fetch(&h, len).expect("again");
-    fetch_once(&mut fetcher, &mut provider, &h, &all_missing).expect("fetch");
+    assert_eq!(rest, chat_blobs::hash::all_chunks(len));
+    let got = fetch_once(&mut fetcher, &mut provider, &h, &rest).expect("fetch");
+    assert!(got.complete);
     assert_eq!(fetcher.read_to_vec(&h).expect("read"), bytes);
+}
+
+#[test]
+fn only_the_damaged_piece_of_recorded_progress_is_fetched_again() {
+    // 3 MiB recorded; after a "power cut" one byte of the second MiB and one hash pair of the
+    // outboard are wrong on disk: the store keeps the pieces that still verify.
+    let a = tempfile::tempdir().expect("tempdir");
+    let b = tempfile::tempdir().expect("tempdir");
+    let mut provider = open(a.path());
+    let bytes = data((4 * MIB) as usize, 22);
+    let len = bytes.len() as u64;
+    let h = provider.import_bytes(&bytes).expect("import").hash;
+    let mut fetcher = open(b.path());
+    let first = ChunkRanges::from(ChunkNum(0)..ChunkNum(3 * 1024));
+    fetcher.begin_fetch(&h, len).expect("begin");
+    let resp = respond(&mut provider, &h, &first);
+    fetcher.receive(&h, &first, &resp[..]).expect("first 3 MiB");
+    assert_eq!(fetcher.verified(&h), Some(first.clone()));
+    drop(fetcher);
+    let partial = b.path().join("blobs/partial");
+    let data_file = partial.join(format!("{}.data", h.to_hex()));
+    let mut on_disk = std::fs::read(&data_file).expect("read");
+    on_disk[(MIB + 4321) as usize] ^= 1;
+    std::fs::write(&data_file, &on_disk).expect("damage");
+    let mut fetcher = open(b.path());
+    let kept = fetcher.verified(&h).expect("found again");
+    let expected = ChunkRanges::from(ChunkNum(0)..ChunkNum(1024))
+        | ChunkRanges::from(ChunkNum(2048)..ChunkNum(3 * 1024));
+    assert_eq!(
+        kept, expected,
+        "the damaged MiB is dropped, the others kept"
+    );
+    let rest = fetcher.begin_fetch(&h, len).expect("resume");
+    let got = fetch_once(&mut fetcher, &mut provider, &h, &rest).expect("rest");
+    assert!(got.complete);
+    assert_eq!(
+        got.bytes,
+        2 * MIB,
+        "only the damaged MiB and the last one travelled"
+    );
+    assert_eq!(fetcher.read_to_vec(&h).expect("read"), bytes);
+
+    // A zeroed outboard (its hash pairs never reached the disk) keeps nothing.
+    let c = tempfile::tempdir().expect("tempdir");
+    let mut fetcher = open(c.path());
+    fetcher.begin_fetch(&h, len).expect("begin");
+    fetcher.receive(&h, &first, &resp[..]).expect("first 3 MiB");
+    drop(fetcher);
+    let ob = c
+        .path()
+        .join("blobs/partial")
+        .join(format!("{}.obao", h.to_hex()));
+    let n = std::fs::metadata(&ob).expect("outboard").len();
+    std::fs::write(&ob, vec![0u8; n as usize]).expect("lose the outboard");
+    let fetcher = open(c.path());
+    assert_eq!(fetcher.verified(&h), Some(ChunkRanges::empty()));
 }
 
 #[test]

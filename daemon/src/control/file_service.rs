@@ -74,7 +74,11 @@ impl FileService for FileApi {
         let who = request.extensions().get::<ClientInfo>().cloned();
         let req = request.into_inner();
         let rx = match (req.private_id.trim(), &self.private) {
-            ("", _) => self.ops.download(&req.hash, req.size).await?,
+            ("", _) => {
+                self.ops
+                    .download(&req.hash, req.size, req.stream_verified)
+                    .await?
+            }
             (id, Some(private)) => {
                 let file = private.file_of(who.as_ref(), id).await?;
                 self.ops.download_private(file).await?

@@ -288,6 +288,18 @@ impl Files {
         .await
     }
 
+    /// Bytes of a fetch under way verified from the start of the blob without a gap (0 when
+    /// no fetch of it is under way).
+    pub async fn verified_prefix(&self, hash: Hash) -> Result<u64, FilesError> {
+        self.blocking(move |s| Ok(s.verified_prefix(&hash).unwrap_or(0)))
+            .await
+    }
+
+    /// The data file of a fetch under way (`None`: no fetch of it), for reading what verified.
+    pub async fn partial_data(&self, hash: Hash) -> Result<Option<std::fs::File>, FilesError> {
+        self.blocking(move |s| Ok(s.partial_data(&hash)?)).await
+    }
+
     /// Opens a complete blob for reading (marks it used).
     pub async fn open_blob(&self, hash: Hash) -> Result<std::fs::File, FilesError> {
         self.blocking(move |s| Ok(s.open_blob(&hash)?)).await

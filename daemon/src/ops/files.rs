@@ -5,7 +5,10 @@
 //! An upload is written to the store's `tmp/` as it arrives, checked against the size its
 //! metadata announced (not a byte more, not a byte less) and only then imported: a cut or
 //! oversized upload leaves nothing behind. A download sends bytes only once the whole file
-//! is verified in the store, so a client never receives bytes that do not match the hash.
+//! is verified in the store, so a client never receives bytes that do not match the hash;
+//! one that asks for `stream_verified` gets them in order as soon as they verified, while the
+//! rest is fetched (the copy to the client overlaps the fetch), and is told to discard them by
+//! the stream's error if the fetch then fails.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -27,6 +30,11 @@ use crate::files::private::PrivateFile;
 pub const CHUNK: usize = 64 * 1024;
 /// How often a download under way reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// How often a `stream_verified` download looks for newly verified bytes to send.
+const EARLY_EVERY: Duration = Duration::from_millis(10);
+/// Most bytes a `stream_verified` download sends in one look (then it reports progress and
+/// looks again).
+const EARLY_TURN: u64 = 4 << 20;
 
 /// One piece of an upload as the front door hands it over.
 pub enum UploadItem {
@@ -179,12 +187,14 @@ impl FileOps {
     }
 
     /// Starts a download: the file is fetched from its providers if this node does not
-    /// hold it, with progress messages, then sent in chunks. Errors found before anything is
-    /// sent (a bad hash, no provider known) are the call's; later ones end the stream.
+    /// hold it, with progress messages, then sent in chunks (`early`: each chunk as soon as
+    /// it and all before it verified). Errors found before anything is sent (a bad hash, no
+    /// provider known) are the call's; later ones end the stream.
     pub async fn download(
         &self,
         hash: &str,
         size: u64,
+        early: bool,
     ) -> Result<mpsc::Receiver<Result<DownloadResponse, ApiError>>, ApiError> {
         let hash = parse(hash)?;
         let size = (size > 0).then_some(size);
@@ -204,7 +214,7 @@ impl FileOps {
         let (tx, rx) = mpsc::channel(16);
         let files = self.files.clone();
         tokio::spawn(async move {
-            let res = send_file(&files, hash, size, held, found, &tx).await;
+            let res = send_file(&files, hash, size, held, found, early, &tx).await;
             if let Err(e) = res {
                 let _ = tx.send(Err(e)).await;
             }
@@ -327,16 +337,22 @@ fn progress(size: u64, have: u64, providers: u32) -> DownloadResponse {
     }
 }
 
-/// Fetches (if needed, reporting progress) and sends the file.
+/// Fetches (if needed, reporting progress) and sends the file; `early`: sends the verified
+/// start of the file while the rest is fetched.
 async fn send_file(
     files: &Arc<Files>,
     hash: Hash,
     size: Option<u64>,
     held: Option<BlobInfo>,
     found: Vec<(chat_overlay::Peer, u64)>,
+    early: bool,
     tx: &mpsc::Sender<Result<DownloadResponse, ApiError>>,
 ) -> Result<(), ApiError> {
     let gone = || ApiError::Unavailable("the client went away".into());
+    // Bytes already sent (from the start of the file), and the partial blob's data file they
+    // are read from.
+    let mut sent = 0u64;
+    let mut partial: Option<Arc<std::fs::File>> = None;
     let info = match held {
         Some(info) => {
             tx.send(Ok(progress(info.size, info.size, 0)))
@@ -354,6 +370,8 @@ async fn send_file(
             tokio::pin!(fetch);
             let mut tick = tokio::time::interval(PROGRESS_EVERY);
             tick.tick().await;
+            let mut look = tokio::time::interval(EARLY_EVERY);
+            look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
                     done = &mut fetch => break done?,
@@ -362,6 +380,30 @@ async fn send_file(
                         tx.send(Ok(progress(claimed, have, providers)))
                             .await
                             .map_err(|_| gone())?;
+                    }
+                    _ = look.tick(), if early => {
+                        // The provider tasks run on their own meanwhile: only this loop's
+                        // bookkeeping waits for the send.
+                        let prefix = files.verified_prefix(hash).await?;
+                        let upto = prefix.min(sent.saturating_add(EARLY_TURN));
+                        if upto > sent {
+                            let file = match &partial {
+                                Some(f) => f.clone(),
+                                // None: the fetch completed meanwhile; the rest is sent below.
+                                None => match files.partial_data(hash).await? {
+                                    Some(f) => partial.insert(Arc::new(f)).clone(),
+                                    None => continue,
+                                },
+                            };
+                            if let Err(e) = send_range(file, hash, sent, upto, tx).await {
+                                // The client went away (a full disk, say) while the fetch
+                                // runs: the fetch completes all the same, as it did when
+                                // no byte was sent before the end.
+                                let _ = (&mut fetch).await;
+                                return Err(e);
+                            }
+                            sent = upto;
+                        }
                     }
                 }
             }
@@ -373,6 +415,12 @@ async fn send_file(
     let f = files.open_blob(hash).await?;
     let tx = tx.clone();
     tokio::task::spawn_blocking(move || {
+        use std::io::Seek;
+        let mut f = f;
+        if let Err(e) = f.seek(std::io::SeekFrom::Start(sent)) {
+            let _ = tx.blocking_send(Err(ApiError::Internal(format!("reading {hash}: {e}"))));
+            return;
+        }
         let mut f = std::io::BufReader::with_capacity(CHUNK, f);
         loop {
             let mut buf = vec![0u8; CHUNK];
@@ -398,6 +446,37 @@ async fn send_file(
     })
     .await
     .map_err(|_| ApiError::Internal("the download's reader stopped".into()))
+}
+
+/// Sends bytes `from..to` of a partial blob's data file (verified, so never changed again)
+/// as chunks.
+async fn send_range(
+    file: Arc<std::fs::File>,
+    hash: Hash,
+    from: u64,
+    to: u64,
+    tx: &mpsc::Sender<Result<DownloadResponse, ApiError>>,
+) -> Result<(), ApiError> {
+    let tx = tx.clone();
+    tokio::task::spawn_blocking(move || {
+        use std::os::unix::fs::FileExt;
+        let mut at = from;
+        while at < to {
+            let n = usize::try_from(to - at).unwrap_or(CHUNK).min(CHUNK);
+            let mut buf = vec![0u8; n];
+            file.read_exact_at(&mut buf, at)
+                .map_err(|e| ApiError::Internal(format!("reading {hash}: {e}")))?;
+            let msg = DownloadResponse {
+                item: Some(download_response::Item::Chunk(buf)),
+            };
+            tx.blocking_send(Ok(msg))
+                .map_err(|_| ApiError::Unavailable("the client went away".into()))?;
+            at += n as u64;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|_| ApiError::Internal("the download's reader stopped".into()))?
 }
 
 /// Reads until `buf` is full or the end.

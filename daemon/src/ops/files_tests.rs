@@ -109,7 +109,11 @@ async fn an_upload_is_stored_and_downloaded_whole() {
     assert_eq!(file.media_type, "image/png", "checked from the bytes");
     assert_eq!(o.ops.stat(&file.hash).await.expect("stat").size, 200_000);
     assert_eq!(o.ops.list().await.expect("list").files.len(), 1);
-    let mut rx = o.ops.download(&file.hash, 0).await.expect("downloads");
+    let mut rx = o
+        .ops
+        .download(&file.hash, 0, false)
+        .await
+        .expect("downloads");
     let mut got = Vec::new();
     while let Some(m) = rx.recv().await {
         if let Some(download_response::Item::Chunk(c)) = m.expect("no error").item {
@@ -118,10 +122,18 @@ async fn an_upload_is_stored_and_downloaded_whole() {
         }
     }
     assert!(got == bytes, "the same bytes");
-    let bad = o.ops.download("zz", 0).await.expect_err("a bad hash");
+    let bad = o
+        .ops
+        .download("zz", 0, false)
+        .await
+        .expect_err("a bad hash");
     assert!(matches!(bad, ApiError::InvalidArgument(_)), "{bad:?}");
     let unknown = blake3::hash(b"nobody has this").to_hex().to_string();
-    let none = o.ops.download(&unknown, 0).await.expect_err("no provider");
+    let none = o
+        .ops
+        .download(&unknown, 0, false)
+        .await
+        .expect_err("no provider");
     assert!(matches!(none, ApiError::NotFound(_)), "{none:?}");
     let none = o.ops.stat(&unknown).await.expect_err("not held");
     assert!(matches!(none, ApiError::NotFound(_)), "{none:?}");

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 35's throughput figure: a file of SIZE_MB MiB (200) of random bytes uploaded on chatd
 # A and downloaded on chatd B (`chatctl get`: found through the DHT, fetched over a bulk
-# stream with every chunk group verified and written to B's store, then streamed to the
-# client), two release daemons on loopback, against two baselines in the same run, the three
+# stream with every chunk group verified and written to B's store, streamed to the client as
+# it verifies), two release daemons on loopback, against two baselines in the same run, the three
 # interleaved for ROUNDS rounds (3):
 #   - quinn: one raw bulk stream of chatd's transport between two endpoints in one process
 #     (`transport::bulk_tests::bulk_figure`: quinn + rustls, 200 MiB, no store, no hashing
@@ -14,6 +14,8 @@
 #   tests/bench/scripts/files_throughput.sh            # ROUNDS=3 SIZE_MB=200
 #   NO_BUILD=1 NO_QUINN=1 ...                          # built binaries as they are, no quinn
 #   NO_BUILD=1 BASELINE=target/release/deps/chatd-HASH ...  # the lib test binary as it is
+#   BEFORE_BIN=DIR ...   # also DIR/chatd + DIR/chatctl (an older build) in every round: A/B
+#   AFTER_BIN=DIR ...    # the build measured, instead of $CARGO_TARGET_DIR/release
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
@@ -29,8 +31,9 @@ for l in sys.stdin:
     m=json.loads(l)
     if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["name"]=="chatd" and m["profile"]["test"]:
         print(m["executable"])' | tail -1)
-CHATD=$TARGET/release/chatd
-CHATCTL=$TARGET/release/chatctl
+CHATD=${AFTER_BIN:-$TARGET/release}/chatd
+CHATCTL=${AFTER_BIN:-$TARGET/release}/chatctl
+BEFORE_BIN=${BEFORE_BIN:-}
 
 if ! command -v iperf3 >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -49,17 +52,19 @@ trap cleanup EXIT
 
 # Two daemons: A founds the ring, B joins it.
 printf '[ring]\nstabilize_ms = 150\nfix_fingers_ms = 150\ncheck_predecessor_ms = 300\n' >"$WORK/chatd.toml"
-start() { # name listen [bootstrap]
+start() { # name listen [bootstrap [bin-dir]]
   local d=$WORK/$1
   mkdir -p "$d"
   local boot=()
   [ -n "${3:-}" ] && boot=(--bootstrap "$3")
+  local chatd=$CHATD chatctl=$CHATCTL
+  [ -n "${4:-}" ] && chatd=$4/chatd && chatctl=$4/chatctl
   CHATD_FILES__MAX_FILE_MB=$((SIZE_MB + 1)) CHATD_FILES__STORE_MB=$((SIZE_MB * 2 * ROUNDS + 64)) \
-    "$CHATD" --config "$WORK/chatd.toml" --listen "$2" --data-dir "$d/data" \
+    "$chatd" --config "$WORK/chatd.toml" --listen "$2" --data-dir "$d/data" \
     --control "$d/control.sock" "${boot[@]}" >"$d/log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do
-    "$CHATCTL" --socket "$d/control.sock" status >/dev/null 2>&1 && return 0
+    "$chatctl" --socket "$d/control.sock" status >/dev/null 2>&1 && return 0
     sleep 0.1
   done
   echo "chatd $1 did not start" >&2
@@ -68,24 +73,35 @@ start() { # name listen [bootstrap]
 }
 start a 127.0.0.1:47351
 start b 127.0.0.1:47352 127.0.0.1:47351
-ctl() { local n=$1; shift; "$CHATCTL" --socket "$WORK/$n/control.sock" "$@"; }
+if [ -n "$BEFORE_BIN" ]; then # the older build's own two daemons
+  start oa 127.0.0.1:47354 "" "$BEFORE_BIN"
+  start ob 127.0.0.1:47355 127.0.0.1:47354 "$BEFORE_BIN"
+fi
+ctl() {
+  local n=$1 bin=$CHATCTL
+  shift
+  case $n in o*) bin=$BEFORE_BIN/chatctl ;; esac
+  "$bin" --socket "$WORK/$n/control.sock" "$@"
+}
 
-chatd_round() {
+chatd_round() { # round [prefix: o for the older build]
+  local a=${2:-}a b=${2:-}b label="chatd get"
+  [ -n "${2:-}" ] && label="chatd get (before)"
   local f=$WORK/file-$1.bin
   head -c "${SIZE_MB}M" /dev/urandom >"$f"
   local hash
-  hash=$(ctl a send --json --file "$f" "round $1" 2>/dev/null | python3 -c 'import sys,json; print(json.loads(sys.stdin.readline())["attachment"]["hash"])')
+  hash=$(ctl "$a" send --json --file "$f" "round $1" 2>/dev/null | python3 -c 'import sys,json; print(json.loads(sys.stdin.readline())["attachment"]["hash"])')
   # B learns A's provider record through the DHT; until then `get` says "no provider".
   for _ in $(seq 200); do
-    ctl b record get provider "$hash" >/dev/null 2>&1 && break
+    ctl "$b" record get provider "$hash" >/dev/null 2>&1 && break
     sleep 0.1
   done
   local t0 t1
   t0=$(date +%s.%N)
-  ctl b get "$hash" -o "$WORK/got-$1.bin" 2>/dev/null
+  ctl "$b" get "$hash" -o "$WORK/got-$1.bin" 2>/dev/null
   t1=$(date +%s.%N)
   cmp -s "$f" "$WORK/got-$1.bin" || { echo "round $1: B's copy differs" >&2; exit 1; }
-  python3 -c "print(f'chatd get: {$SIZE_MB} MiB in {$t1-$t0:.3f} s = {$SIZE_MB/($t1-$t0):.0f} MiB/s')"
+  python3 -c "print(f'$label: {$SIZE_MB} MiB in {$t1-$t0:.3f} s = {$SIZE_MB/($t1-$t0):.0f} MiB/s')"
   rm -f "$f" "$WORK/got-$1.bin"
 }
 
@@ -117,6 +133,7 @@ print("iperf3 tcp: %.0f MiB in %.3f s = %.0f MiB/s" % (mib, secs, mib / secs))'
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$ROUNDS"); do
   echo "-- round $r (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  [ -z "$BEFORE_BIN" ] || chatd_round "$r" o
   chatd_round "$r"
   quinn_round
   iperf_round
