@@ -88,10 +88,20 @@ pub async fn transcribe(socket: &Target, printer: Printer, id: &str) -> Result<(
             .await
             .map_err(|s| client::call_error(socket, s))?
             .into_inner();
-        if let (true, Some(m)) = (printer.is_json(), &response.message) {
-            printer
-                .json_line(&crate::cmd::private::message_json(m))
-                .map_err(Error::Output)?;
+        let Some(m) = &response.message else {
+            return Ok(());
+        };
+        if printer.is_json() {
+            let mut v = crate::cmd::private::message_json(m);
+            if let Some(shared) = &response.shared {
+                v["shared"] = crate::cmd::private::message_json(shared);
+            }
+            printer.json_line(&v).map_err(Error::Output)?;
+        } else {
+            println!("{}", crate::output::terminal_safe(&m.text));
+            if response.shared.is_some() {
+                println!("(also sent to the conversation as a later transcript)");
+            }
         }
         return Ok(());
     }

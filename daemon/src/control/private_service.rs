@@ -124,9 +124,10 @@ impl PrivateService for PrivateApi {
     ) -> Result<Response<TranscribePrivateResponse>, Status> {
         let who = caller(&request);
         let id = request.into_inner().id;
-        let message = self.ops.transcribe(who.as_ref(), &id).await?;
+        let (message, shared) = self.ops.transcribe(who.as_ref(), &id).await?;
         Ok(Response::new(TranscribePrivateResponse {
             message: Some(message),
+            shared: Some(shared),
         }))
     }
 

@@ -1,7 +1,7 @@
-//! A later transcript of a private voice message (issue 36), made on a recipient's node for
-//! its own account only: the message's text and file reference (with the transcript) are
-//! replaced in that account's rows; the other participants are not told (docs/protocol.md,
-//! "Private voice messages").
+//! A later transcript of a private voice message (issue 36), made on a participant's node:
+//! the message's text and file reference (with the transcript) are replaced in that
+//! account's rows (the others get it as a private message, `ops/private_voice.rs`;
+//! docs/protocol.md, "Private voice messages").
 
 use std::sync::Arc;
 

@@ -94,10 +94,10 @@ impl FileOps {
         let path = self.files.upload_path();
         // Removes the partial upload however this ends, also when the client goes away
         // midway (this future is then dropped): nothing half-written stays in `tmp/`.
-        let mut partial = Partial(Some(path.clone()));
-        self.receive(&path, meta.size, &mut items).await?;
+        let mut partial = Partial::new(path.clone());
+        self.receive(&partial, meta.size, &mut items).await?;
         // From here the import owns the file (and removes it).
-        partial.0 = None;
+        partial.path = None;
         let info = if meta.encrypt {
             self.files.import_private(path).await?
         } else {
@@ -109,17 +109,17 @@ impl FileOps {
         })
     }
 
-    /// Writes the upload's chunks to `path`, exactly `size` bytes.
+    /// Writes the upload's chunks to `partial`'s file, exactly `size` bytes.
     async fn receive(
         &self,
-        path: &std::path::Path,
+        partial: &Partial,
         size: u64,
         items: &mut (impl Stream<Item = Result<UploadItem, ApiError>> + Unpin),
     ) -> Result<(), ApiError> {
         let internal = |e: std::io::Error| ApiError::Internal(format!("writing an upload: {e}"));
         let worker = || ApiError::Internal("the upload's writer stopped".into());
-        let p = path.to_path_buf();
-        let mut f = tokio::task::spawn_blocking(move || std::fs::File::create(p))
+        let create = partial.creator().ok_or_else(worker)?;
+        let mut f = tokio::task::spawn_blocking(create)
             .await
             .map_err(|_| worker())?
             .map_err(internal)?;
@@ -312,12 +312,43 @@ async fn send_private(
     Ok(())
 }
 
-/// An upload being written, removed on drop.
-struct Partial(Option<std::path::PathBuf>);
+/// An upload being written, removed on drop — also when the drop (a client gone midway)
+/// comes while the file is still being created on the blocking pool: the creator then sees
+/// `dropped` after creating it and removes it itself.
+struct Partial {
+    path: Option<std::path::PathBuf>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Partial {
+    fn new(path: std::path::PathBuf) -> Partial {
+        Partial {
+            path: Some(path),
+            dropped: Default::default(),
+        }
+    }
+
+    /// Creates the file (for the blocking pool); `None` once the import owns it.
+    fn creator(&self) -> Option<impl FnOnce() -> std::io::Result<std::fs::File> + use<>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (path, dropped) = (self.path.clone()?, self.dropped.clone());
+        Some(move || {
+            let f = std::fs::File::create(&path)?;
+            if dropped.load(SeqCst) {
+                let _ = std::fs::remove_file(&path);
+                return Err(std::io::Error::other("the upload was abandoned"));
+            }
+            Ok(f)
+        })
+    }
+}
 
 impl Drop for Partial {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
+        if let Some(p) = self.path.take() {
+            // Set before the removal: a creator still running removes what it made.
+            self.dropped
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             let _ = std::fs::remove_file(p);
         }
     }

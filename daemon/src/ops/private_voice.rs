@@ -4,7 +4,8 @@
 //! does in a room (`chat_voice.rs`). The recording's plaintext exists only in the store's
 //! `tmp/` while the sandboxed helper reads it (unlinked once opened); the upload's ciphertext
 //! is removed once converted. `TranscribePrivate` makes a pending one's transcript later, on
-//! a participant's node, for that participant only. docs/protocol.md, "Private voice
+//! a participant's node: into that participant's copy, and to the others as a private
+//! message marked as a later transcript. docs/protocol.md, "Private voice
 //! messages".
 
 use std::str::FromStr;
@@ -17,6 +18,7 @@ use crate::client::ClientInfo;
 use crate::files::private::PrivateFile;
 use crate::offload::Work;
 use crate::ops::ApiError;
+use crate::people::Who;
 
 impl PrivateOps {
     /// The Ogg/Opus reference (its transcript in it), the message's text and how many other
@@ -94,14 +96,15 @@ impl PrivateOps {
 
 impl PrivateOps {
     /// Transcribes the caller's private voice message `id` (hex) whose transcript is pending
-    /// (its sender's node had no model) with this node's model, for the caller only: the
-    /// text and the reference's transcript in the caller's own history; the message as it
-    /// now stands.
+    /// (its sender's node had no model) with this node's model: the transcript is sent to the
+    /// conversation as a private message marked as a later transcript, then put in the
+    /// caller's own copy (text and the reference's transcript). The voice message as it now
+    /// stands, and the message that carried the transcript to the others.
     pub async fn transcribe(
         &self,
         client: Option<&ClientInfo>,
         id: &str,
-    ) -> Result<PrivateMessage, ApiError> {
+    ) -> Result<(PrivateMessage, PrivateMessage), ApiError> {
         let who = self.caller(client)?;
         let id = id.trim().to_ascii_lowercase();
         let m = {
@@ -158,9 +161,56 @@ impl PrivateOps {
             None,
             chat_dm::MAX_TEXT.saturating_sub(reference.len()),
         );
+        // The other participants get it first, as a private message marked as a later
+        // transcript (what a public voice message's later transcript is too): if that send
+        // fails, nothing is saved and the caller may try again.
+        let later =
+            super::super::chat::voice_text_within(&t, &outcome.text, Some(()), chat_dm::MAX_TEXT);
+        let shared = self.share_transcript(who, &m.row, &later).await?;
+        let mine = self
+            .off(Work::Private, move |ops| {
+                let m = ops.dm.transcribed(who, &id, &text, &reference)?;
+                Ok(ops.message(&m, &ops.dm.groups(who)?))
+            })
+            .await?;
+        Ok((mine, shared))
+    }
+
+    /// Sends `text` (a later transcript) to the conversation of `row`: its group, or the
+    /// other person of a one-to-one conversation under the name the conversation is bound to.
+    async fn share_transcript(
+        &self,
+        who: Who,
+        row: &crate::dm::store::Row,
+        text: &str,
+    ) -> Result<PrivateMessage, ApiError> {
+        let sent = match (row.group, row.peer) {
+            (Some(group), _) => {
+                let group = hex::encode(group);
+                let text = text.to_owned();
+                self.off(Work::Private, move |ops| {
+                    Ok(ops.dm.send_group_with(who, &group, &text, None)?)
+                })
+                .await?
+            }
+            (None, Some(peer)) => {
+                let name = self.people.confirmed_name(&peer).ok_or_else(|| {
+                    ApiError::Unavailable(
+                        "the voice message's sender has no confirmed nickname now: the \
+                         transcript cannot be sent to them (try again later)"
+                            .into(),
+                    )
+                })?;
+                self.dm.send_to_with(who, &name, text, None, false).await?
+            }
+            (None, None) => {
+                return Err(ApiError::FailedPrecondition(
+                    "id: the message belongs to no conversation".into(),
+                ));
+            }
+        };
         self.off(Work::Private, move |ops| {
-            let m = ops.dm.transcribed(who, &id, &text, &reference)?;
-            Ok(ops.message(&m, &ops.dm.groups(who)?))
+            Ok(ops.message(&sent, &ops.dm.groups(who)?))
         })
         .await
     }

@@ -37,12 +37,19 @@ fn entries(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Nothing half-written in node `i`'s blob store, and the node answers.
+/// Nothing half-written in node `i`'s blob store (within a few seconds: a client that gave
+/// up has returned before the node saw its upload end), and the node answers.
 fn assert_clean_and_alive(c: &Cluster, i: usize, what: &str) {
     let blobs = c.members[i].dir.join("data/blobs");
     for sub in ["tmp", "partial"] {
+        let clean = poll(Duration::from_secs(10), Duration::from_millis(100), || {
+            entries(&blobs.join(sub)).is_empty().then_some(())
+        });
         let left = entries(&blobs.join(sub));
-        assert!(left.is_empty(), "{what}: left in blobs/{sub}: {left:?}");
+        assert!(
+            clean.is_some(),
+            "{what}: left in blobs/{sub} after 10 s: {left:?}"
+        );
     }
     let status = c.ctl(i, &["status", "--json"]);
     assert!(

@@ -5,7 +5,7 @@
 //! word's offset in the audio. Carol's search on her node does not, nor does a guest account's
 //! on Bob's node; no data directory but Alice's and Bob's holds the transcript's text.
 //! Carol's node has no model: her voice message to Bob goes out pending, and `chatctl
-//! transcribe ID` on Bob's node adds the transcript to Bob's history only.
+//! transcribe ID` on Bob's node adds the transcript to Bob's copy and sends it to Carol.
 //!
 //! Needs what `voice.rs` needs (espeak-ng, faster-whisper, the tiny model); without them it
 //! skips with the reason, or fails under `CHATD_TEST_STRICT=1`.
@@ -173,7 +173,7 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
     );
 
     // Carol's voice message to Bob goes out pending (no model on her node); she cannot
-    // transcribe it, Bob's node can, for Bob only.
+    // transcribe it, Bob's node can: into Bob's copy, and to Carol as a later transcript.
     let wav_c = c.members[CAROL].dir.join("later.wav");
     speak("please call me on tuesday", &wav_c);
     let pending = sent(&ctl(
@@ -228,7 +228,23 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
             .is_some_and(|m| !m.is_empty()),
         "{found}"
     );
-    // Carol's own copy is still pending: the transcript was Bob's alone.
+    // Carol gets Bob's transcript as a private message marked as a later transcript (her
+    // copy of the voice message itself stays as it was sent).
+    let shared = done["shared"]["id"]
+        .as_str()
+        .expect("the shared message's id");
+    let got = poll(ARRIVE, Duration::from_millis(300), || {
+        lines(&ctl(&c, CAROL, &["dms", "-n", "50", "--json"]))
+            .into_iter()
+            .find(|m| m["id"] == shared)
+    })
+    .expect("carol receives the transcript bob's node made");
+    assert!(
+        got["text"].as_str().is_some_and(|t| {
+            t.starts_with("🎤 transcript of a 0:0") && t.to_lowercase().contains("call")
+        }),
+        "{got}"
+    );
     let hers = lines(&ctl(&c, CAROL, &["dms", "-n", "50", "--json"]))
         .into_iter()
         .find(|m| m["id"] == pid.as_str())

@@ -104,6 +104,22 @@ function labelOrder(nodes, me) {
   return nodes.length <= FULL_LABELS ? sorted : sorted.filter((n) => rank(n) < 6);
 }
 
+// The width a label's text takes in the page's font (a bold one for this node's), measured in
+// a hidden SVG (styled as the map's labels, style.css): a guess per character let labels with
+// wide digits overlap.
+let measurer = null;
+function textWidth(text, bold) {
+  if (!measurer) {
+    measurer = svgEl('svg', { id: 'map-measure', width: 0, height: 0, 'aria-hidden': 'true' });
+    document.body.append(measurer);
+  }
+  const t = svgEl('text', { class: 'label' + (bold ? ' me' : '') }, text);
+  measurer.append(t);
+  const w = t.getComputedTextLength();
+  t.remove();
+  return w > 0 ? w : text.length * 8;
+}
+
 // Places labels outside the ring, each at the first spot where it overlaps no other label and
 // no node: four lanes outwards, and on a map of at most FULL_LABELS nodes also further lanes,
 // each tried level with the node and a line above and below it (two nodes a few degrees apart
@@ -116,7 +132,7 @@ function placeLabels(layer, nodes, me, taken) {
   const shifts = nodes.length <= FULL_LABELS ? [0, h, -h, 2 * h, -2 * h] : [0];
   for (const n of labelOrder(nodes, me)) {
     const text = labelText(n, me);
-    const w = text.length * 6.6 + 6;
+    const w = textWidth(text, n.id === me) + 6;
     let spot = null;
     for (let lane = 0; lane < lanes && !spot; lane++) {
       for (const dy of shifts) {
