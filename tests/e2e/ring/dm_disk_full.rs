@@ -83,6 +83,17 @@ fn private_messages_to_a_full_disk_are_not_acknowledged_and_arrive_once_space_re
     let bob = c.start_at(dir, listen, &[c.addr(0)], env);
     assert_eq!(bob, 2);
     c.await_ring(FORM);
+    // Bob's name reaches alice's node a little after the ring forms (a send before then is
+    // refused: "nobody is called bob").
+    poll(FORM, Duration::from_millis(300), || {
+        let users = c.json(&c.members[0].dir, &["users", "--json"])?;
+        users["users"]
+            .as_array()?
+            .iter()
+            .any(|u| u["nickname"] == "bob")
+            .then_some(())
+    })
+    .expect("alice's node knows bob's name");
     // A first message with room to spare: sessions and bundles are in place.
     let warm = "dm-full-warm".to_owned();
     let sent = c.ctl(0, &["dm", "bob", &warm]);
