@@ -120,6 +120,10 @@ function textWidth(text, bold) {
   return w > 0 ? w : text.length * 8;
 }
 
+// A label's height with room to spare: the font's line box (ascent + descent, about 16 px for
+// 13 px text), which a 15 px lane step let two stacked labels overlap by a pixel.
+const LABEL_H = 19;
+
 // Places labels outside the ring, each at the first spot where it overlaps no other label and
 // no node: four lanes outwards, and on a map of at most FULL_LABELS nodes also further lanes,
 // each tried level with the node and a line above and below it (two nodes a few degrees apart
@@ -127,7 +131,7 @@ function textWidth(text, bold) {
 // leader line. A node left without a place (only on larger maps) keeps its hover title.
 function placeLabels(layer, nodes, me, taken) {
   const overlaps = (b) => taken.some((t) => b.x0 < t.x1 && b.x1 > t.x0 && b.y0 < t.y1 && b.y1 > t.y0);
-  const h = 15;
+  const h = LABEL_H;
   const lanes = nodes.length <= FULL_LABELS ? 10 : 4;
   const shifts = nodes.length <= FULL_LABELS ? [0, h, -h, 2 * h, -2 * h] : [0];
   for (const n of labelOrder(nodes, me)) {
