@@ -9,7 +9,10 @@
 #     beyond a checksum of what arrived);
 #   - iperf3 over TCP on loopback (installed here with apt-get when missing; not in CI).
 # Prints one line per measurement and the machine's load; docs/performance.md ("Files")
-# holds the figures. Release build without fat LTO (as the bulk-stream figures there).
+# holds the figures. Each chatd and quinn line also gives the CPU seconds the transfer took
+# (user + system: both daemons and chatctl for chatd, the whole test process for quinn, its
+# 2 s of idle frames and set-up included), a figure the machine's load changes far less.
+# Release build without fat LTO (as the bulk-stream figures there).
 #
 #   tests/bench/scripts/files_throughput.sh            # ROUNDS=3 SIZE_MB=200
 #   NO_BUILD=1 NO_QUINN=1 ...                          # built binaries as they are, no quinn
@@ -71,12 +74,27 @@ start() { # name listen [bootstrap [bin-dir]]
   cat "$d/log" >&2
   exit 1
 }
+declare -A PID_OF
 start a 127.0.0.1:47351
+PID_OF[a]=${PIDS[-1]}
 start b 127.0.0.1:47352 127.0.0.1:47351
+PID_OF[b]=${PIDS[-1]}
 if [ -n "$BEFORE_BIN" ]; then # the older build's own two daemons
   start oa 127.0.0.1:47354 "" "$BEFORE_BIN"
+  PID_OF[oa]=${PIDS[-1]}
   start ob 127.0.0.1:47355 127.0.0.1:47354 "$BEFORE_BIN"
+  PID_OF[ob]=${PIDS[-1]}
 fi
+ticks() { # CPU clock ticks (user + system) of the pids given, so far
+  local t=0 p f
+  for p in "$@"; do
+    read -ra f <"/proc/$p/stat"
+    t=$((t + f[13] + f[14]))
+  done
+  echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+declare -A CTL_BIN=([a]=$CHATCTL [b]=$CHATCTL [oa]=$BEFORE_BIN/chatctl [ob]=$BEFORE_BIN/chatctl)
 ctl() {
   local n=$1 bin=$CHATCTL
   shift
@@ -96,12 +114,16 @@ chatd_round() { # round [prefix: o for the older build]
     ctl "$b" record get provider "$hash" >/dev/null 2>&1 && break
     sleep 0.1
   done
-  local t0 t1
+  local t0 t1 c0 c1 ctl_cpu
+  c0=$(ticks "${PID_OF[$a]}" "${PID_OF[$b]}")
   t0=$(date +%s.%N)
-  ctl "$b" get "$hash" -o "$WORK/got-$1.bin" 2>/dev/null
+  /usr/bin/time -f '%U %S' -o "$WORK/ctl-cpu" "${CTL_BIN[$b]}" --socket "$WORK/$b/control.sock" \
+    get "$hash" -o "$WORK/got-$1.bin" 2>/dev/null
   t1=$(date +%s.%N)
+  c1=$(ticks "${PID_OF[$a]}" "${PID_OF[$b]}")
+  ctl_cpu=$(awk '{print $1 + $2}' "$WORK/ctl-cpu")
   cmp -s "$f" "$WORK/got-$1.bin" || { echo "round $1: B's copy differs" >&2; exit 1; }
-  python3 -c "print(f'$label: {$SIZE_MB} MiB in {$t1-$t0:.3f} s = {$SIZE_MB/($t1-$t0):.0f} MiB/s')"
+  python3 -c "print(f'$label: {$SIZE_MB} MiB in {$t1-$t0:.3f} s = {$SIZE_MB/($t1-$t0):.0f} MiB/s, CPU {($c1-$c0)/$HZ+$ctl_cpu:.2f} s (daemons {($c1-$c0)/$HZ:.2f}, chatctl {$ctl_cpu:.2f})')"
   rm -f "$f" "$WORK/got-$1.bin"
 }
 
@@ -110,8 +132,11 @@ quinn_round() {
     echo "quinn bulk stream: not built (NO_QUINN)"
     return
   fi
-  "$BASELINE" transport::bulk_tests::bulk_figure --ignored --nocapture 2>/dev/null |
-    grep '^bulk:' | sed 's/^bulk:/quinn bulk stream:/'
+  local line cpu
+  line=$(/usr/bin/time -f '%U %S' -o "$WORK/quinn-cpu" "$BASELINE" transport::bulk_tests::bulk_figure \
+    --ignored --nocapture 2>/dev/null | grep '^bulk:' | sed 's/^bulk:/quinn bulk stream:/')
+  cpu=$(awk '{print $1 + $2}' "$WORK/quinn-cpu")
+  echo "$line, CPU $cpu s (the whole test process)"
 }
 
 iperf_round() {
