@@ -197,6 +197,27 @@ impl Cluster {
             .chatctl_at(&Self::socket(&self.members[i].dir), args)
     }
 
+    /// `chatctl ARGS` against member `i`'s control socket, which must succeed: its output.
+    pub fn ctl_ok(&self, i: usize, args: &[&str]) -> String {
+        let out = self.ctl(i, args);
+        assert!(
+            out.status.success(),
+            "chatctl {} on node {i} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `chatctl ARGS` (a `--json` one) on member `i`, which must succeed: its last JSON line.
+    pub fn ctl_json(&self, i: usize, args: &[&str]) -> serde_json::Value {
+        self.ctl_ok(i, args)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .next_back()
+            .unwrap_or_else(|| panic!("chatctl {} on node {i}: no JSON", args.join(" ")))
+    }
+
     /// `chatctl send --json --file PATH [CAPTION]` on member `i`: the message as sent (the
     /// send must succeed).
     pub fn send_file(&self, i: usize, path: &std::path::Path, caption: &str) -> serde_json::Value {
@@ -205,13 +226,22 @@ impl Cluster {
         if !caption.is_empty() {
             args.push(caption);
         }
-        let out = self.ctl(i, &args);
-        assert!(
-            out.status.success(),
-            "send --file on node {i}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        json_lines(&out).pop().expect("the sent message")
+        self.ctl_json(i, &args)
+    }
+
+    /// `chatctl dm --json TO --file PATH [TEXT…]` on member `i`: the private message as sent
+    /// (the send must succeed).
+    pub fn dm_file(
+        &self,
+        i: usize,
+        to: &str,
+        path: &std::path::Path,
+        text: &[&str],
+    ) -> serde_json::Value {
+        let path = path.to_str().expect("a UTF-8 path");
+        let mut args = vec!["dm", "--json", to, "--file", path];
+        args.extend_from_slice(text);
+        self.ctl_json(i, &args)
     }
 
     /// `chatctl ARGS --json` against the node in `dir`, parsed; `None` if it failed.
