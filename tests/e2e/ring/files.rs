@@ -131,6 +131,7 @@ pub fn await_providers(c: &Cluster, at: usize, hash: &str, n: usize) {
     );
 }
 
+/// `n` daemons joined through the first, once they form one ring.
 pub fn ring(net: u8, n: usize) -> Cluster {
     let mut c = Cluster::new(net);
     let first = c.add(&[]);
