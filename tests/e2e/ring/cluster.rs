@@ -1,10 +1,14 @@
 //! A cluster of real chatd processes on distinct 127.0.N.x addresses, with short ring timers,
-//! and checks of the ring they form through `chatctl ring --json`.
+//! and checks of the ring they form through `chatctl ring --json`; `chatctl` against a member
+//! (plain, must-succeed, JSON) and the `hello` a member's web view sends a page.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite;
 
 use crate::support::{Daemon, Sandbox, skip_or_fail};
 
@@ -409,4 +413,35 @@ pub fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// The `hello` frame the web view on `web` sends a page that authenticates with `auth` (a
+/// `chatctl web` ticket or a session) over `/ws`; each frame waited for at most 10 s.
+pub fn ws_hello(web: SocketAddr, auth: serde_json::Value) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{web}/ws"))
+            .await
+            .expect("ws");
+        ws.send(tungstenite::Message::Text(auth.to_string().into()))
+            .await
+            .expect("auth");
+        for _ in 0..100 {
+            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("a frame in time")
+                .expect("open")
+                .expect("frame");
+            if let tungstenite::Message::Text(t) = m {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("json");
+                if v["t"] == "hello" {
+                    return v;
+                }
+            }
+        }
+        panic!("no hello among the first 100 frames");
+    })
 }

@@ -70,37 +70,6 @@ fn http(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String,
     (status, head.to_owned(), body.to_owned())
 }
 
-/// The `hello` frame the web view on `web` sends a page that authenticates with `auth` (a
-/// `chatctl web` ticket or a session) over `/ws`; each frame waited for at most 10 s.
-fn ws_hello(web: SocketAddr, auth: Value) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{web}/ws"))
-            .await
-            .expect("ws");
-        ws.send(Message::Text(auth.to_string().into()))
-            .await
-            .expect("auth");
-        for _ in 0..100 {
-            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                .await
-                .expect("a frame in time")
-                .expect("open")
-                .expect("frame");
-            if let Message::Text(t) = m {
-                let v: Value = serde_json::from_str(t.as_str()).expect("json");
-                if v["t"] == "hello" {
-                    return v;
-                }
-            }
-        }
-        panic!("no hello among the first 100 frames");
-    })
-}
-
 /// Headless Chromium, killed on drop, and a DevTools connection to its page.
 struct Browser {
     child: Child,

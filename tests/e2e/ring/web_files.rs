@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Browser, FORM, chromium, free_port, ws_hello};
-use crate::cluster::{Cluster, poll};
+use super::{Browser, FORM, chromium, free_port};
+use crate::cluster::{Cluster, poll, ws_hello};
 use crate::support::skip_or_fail;
 
 /// How long a message may take to reach another node.
