@@ -6,10 +6,10 @@
 use chat_proto::v1::{ChatMessage, VoiceTranscript, VoiceWord};
 
 use super::{ApiError, ChatOps, Kind, Room, Work, position};
-use crate::chat::attachment::MAX_NAME_BYTES;
 use crate::chat::envelope::MAX_TEXT_BYTES;
 use crate::chat::transcript::{self, Transcript};
 use crate::client::ClientInfo;
+use crate::ops::recording;
 
 impl ChatOps {
     /// Sends the recording `hash` (uploaded to this node) to `room` as a voice message.
@@ -29,11 +29,7 @@ impl ChatOps {
             .files()
             .ok_or_else(|| ApiError::field("attachment_hash", "this node has no files service"))?
             .clone();
-        let voice = self
-            .node
-            .voice()
-            .ok_or_else(|| ApiError::Unavailable("voice messages are off on this node".into()))?
-            .clone();
+        let voice = recording::runner(&self.node)?;
         let parsed: chat_blobs::Hash = hash
             .parse()
             .map_err(|_| ApiError::field("attachment_hash", "expected 64 hex digits"))?;
@@ -47,20 +43,9 @@ impl ChatOps {
         // (its work is the expensive part), once.
         let go = self.sending(client)?;
         let input = files.open_blob(parsed).await?;
-        let out = files.upload_path();
-        let outcome = match voice.run(input, Some(&out), true).await {
-            Ok(o) => o,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&out).await;
-                return Err(e.into());
-            }
-        };
+        let (outcome, out) = recording::convert(&voice, &files, input).await?;
         let ogg = files.import_upload(out).await?;
-        let stem = std::path::Path::new(name)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| !s.is_empty() && s.len() + 4 <= MAX_NAME_BYTES)
-            .unwrap_or_else(|| "voice".into());
+        let stem = recording::ogg_stem(name).unwrap_or_else(|| "voice".into());
         let attachment = self
             .reference(&ogg.hash.to_string(), &format!("{stem}.ogg"))
             .await?;
@@ -102,21 +87,7 @@ impl ChatOps {
                 "id: the message was deleted".into(),
             ));
         }
-        let voice = self
-            .node
-            .voice()
-            .filter(|v| v.has_model())
-            .ok_or_else(|| {
-                ApiError::FailedPrecondition(
-                    "no transcription model on this node (set voice.model_dir)".into(),
-                )
-            })?
-            .clone();
-        let files = self
-            .node
-            .files()
-            .ok_or_else(|| ApiError::Unavailable("this node has no files service".into()))?
-            .clone();
+        let (voice, files) = recording::transcriber(&self.node)?;
         let go = self.sending(client)?;
         let hash = chat_blobs::Hash(a.hash);
         files.fetch_found(hash, Some(a.size)).await?;

@@ -14,6 +14,8 @@
 //! - [`users`]: the user list, user events, nickname and presence ([`UserOps`]);
 //! - [`private`]: private messages, groups, blocks, verification ([`PrivateOps`]);
 //! - [`ring`]: the ring map; [`ring_data`]: its list of known nodes;
+//! - `recording`: the voice runner, the helper's conversion and the Ogg/Opus file's name
+//!   that a room's and a private voice message share;
 //! - [`access`]: the failed-login limit the gRPC API's TCP gate and the IRC bridge share;
 //! - [`fronts`]: what one front door asks of another ([`WebFront`], [`IrcFront`]);
 //! - [`error`]: [`ApiError`] and how the services' errors become one.
@@ -24,6 +26,7 @@ pub mod error;
 pub mod files;
 pub mod fronts;
 pub mod private;
+mod recording;
 pub mod ring;
 pub mod ring_data;
 pub mod users;

@@ -13,11 +13,12 @@ use std::str::FromStr;
 use chat_proto::v1::PrivateMessage;
 
 use super::PrivateOps;
-use crate::chat::attachment::MAX_NAME_BYTES;
+use crate::chat::transcript::Transcript;
 use crate::client::ClientInfo;
+use crate::files::Files;
 use crate::files::private::PrivateFile;
 use crate::offload::Work;
-use crate::ops::ApiError;
+use crate::ops::{ApiError, recording};
 use crate::people::Who;
 
 impl PrivateOps {
@@ -33,11 +34,7 @@ impl PrivateOps {
             .files()
             .cloned()
             .ok_or_else(|| ApiError::Unavailable("this node has no file store".into()))?;
-        let voice = self
-            .node
-            .voice()
-            .ok_or_else(|| ApiError::Unavailable("voice messages are off on this node".into()))?
-            .clone();
+        let voice = recording::runner(&self.node)?;
         let hash = chat_blobs::Hash::from_str(hash)
             .map_err(|_| ApiError::field("attachment_hash", "64 hex digits"))?;
         let upload = files
@@ -50,45 +47,21 @@ impl PrivateOps {
                 )
             })?
             .reference(hash, "recording".into());
-        let plain = files.upload_path();
-        files.decrypt_file(&upload, plain.clone()).await?;
-        let input = std::fs::File::open(&plain);
-        // Unlinked at once: the helper reads the open file; nothing stays behind.
-        let _ = std::fs::remove_file(&plain);
-        let input = input.map_err(|e| ApiError::Internal(format!("voice: the recording: {e}")))?;
-        let out = files.upload_path();
-        let outcome = match voice.run(input, Some(&out), true).await {
-            Ok(o) => o,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&out).await;
-                return Err(e.into());
-            }
-        };
+        let input = open_plain(&files, &upload).await?;
+        let (outcome, out) = recording::convert(&voice, &files, input).await?;
         let ogg = files.import_private(out).await?;
         // The recording's ciphertext: nothing references it.
         if let Err(e) = files.release(hash).await {
             tracing::warn!(error = %e, "could not remove a converted recording");
         }
-        let stem = std::path::Path::new(name)
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| {
-                !s.is_empty() && s.len() + 4 <= MAX_NAME_BYTES && !s.chars().any(char::is_control)
-            })
+        let stem = recording::ogg_stem(name)
+            .filter(|s| !s.chars().any(char::is_control))
             .unwrap_or_else(|| "voice".into());
         let mut file = files
             .pending(&ogg.hash)
             .ok_or_else(|| ApiError::Unavailable("too many uploads wait here; retry".into()))?
             .reference(ogg.hash, format!("{stem}.ogg"));
-        let t = outcome.transcript();
-        file.voice = Some(t.clone());
-        let reference = file.encode();
-        let text = super::super::chat::voice_text_within(
-            &t,
-            &outcome.text,
-            None,
-            chat_dm::MAX_TEXT.saturating_sub(reference.len()),
-        );
+        let (reference, text) = with_transcript(&mut file, outcome.transcript(), &outcome.text);
         let holders = self.hold(&files, &file).await?;
         Ok((reference, text, holders))
     }
@@ -125,42 +98,17 @@ impl PrivateOps {
                 "id: the voice message has its transcript already".into(),
             ));
         }
-        let voice = self
-            .node
-            .voice()
-            .filter(|v| v.has_model())
-            .ok_or_else(|| {
-                ApiError::FailedPrecondition(
-                    "no transcription model on this node (set voice.model_dir)".into(),
-                )
-            })?
-            .clone();
-        let files = self
-            .node
-            .files()
-            .cloned()
-            .ok_or_else(|| ApiError::Unavailable("this node has no file store".into()))?;
+        let (voice, files) = recording::transcriber(&self.node)?;
         files
             .fetch_found(file.cipher_hash, Some(file.cipher_size))
             .await?;
-        let plain = files.upload_path();
-        files.decrypt_file(&file, plain.clone()).await?;
-        let input = std::fs::File::open(&plain);
-        let _ = std::fs::remove_file(&plain);
-        let input = input.map_err(|e| ApiError::Internal(format!("voice: the recording: {e}")))?;
+        let input = open_plain(&files, &file).await?;
         let outcome = voice.run(input, None, true).await?;
         let mut t = outcome.transcript();
         if t.duration_ms == 0 {
             t.duration_ms = before.duration_ms;
         }
-        file.voice = Some(t.clone());
-        let reference = file.encode();
-        let text = super::super::chat::voice_text_within(
-            &t,
-            &outcome.text,
-            None,
-            chat_dm::MAX_TEXT.saturating_sub(reference.len()),
-        );
+        let (reference, text) = with_transcript(&mut file, t.clone(), &outcome.text);
         // The other participants get it first, as a private message marked as a later
         // transcript (what a public voice message's later transcript is too): if that send
         // fails, nothing is saved and the caller may try again.
@@ -216,6 +164,30 @@ impl PrivateOps {
     }
 }
 
+/// The plaintext of the private file `file` (in this node's store), open for the helper to
+/// read: decrypted into the store's `tmp/` and unlinked at once, so nothing stays behind.
+async fn open_plain(files: &Files, file: &PrivateFile) -> Result<std::fs::File, ApiError> {
+    let plain = files.upload_path();
+    files.decrypt_file(file, plain.clone()).await?;
+    let input = std::fs::File::open(&plain);
+    let _ = std::fs::remove_file(&plain);
+    input.map_err(|e| ApiError::Internal(format!("voice: the recording: {e}")))
+}
+
+/// Puts the transcript `t` in `file`'s reference: the encoded reference, and the message's
+/// text with the transcript `text` in what the reference leaves of a private message's bound.
+fn with_transcript(file: &mut PrivateFile, t: Transcript, text: &str) -> (Vec<u8>, String) {
+    file.voice = Some(t.clone());
+    let reference = file.encode();
+    let text = super::super::chat::voice_text_within(
+        &t,
+        text,
+        None,
+        chat_dm::MAX_TEXT.saturating_sub(reference.len()),
+    );
+    (reference, text)
+}
+
 /// The quoted transcript of a voice message's text (`🎤 0:07 "…"`), if it has one.
 pub fn quoted(text: &str) -> Option<&str> {
     let rest = text.strip_prefix("🎤 ")?;
@@ -227,7 +199,8 @@ pub fn quoted(text: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::transcript::{Transcript, Word};
+    use crate::chat::attachment::MAX_NAME_BYTES;
+    use crate::chat::transcript::Word;
     use chat_blobs::{FileKey, Hash, MediaType};
 
     fn long(n: usize) -> Transcript {

@@ -1,10 +1,14 @@
 //! A cluster of real chatd processes on distinct 127.0.N.x addresses, with short ring timers,
-//! and checks of the ring they form through `chatctl ring --json`.
+//! and checks of the ring they form through `chatctl ring --json`; `chatctl` against a member
+//! (plain, must-succeed, JSON) and the `hello` a member's web view sends a page.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite;
 
 use crate::support::{Daemon, Sandbox, skip_or_fail};
 
@@ -197,6 +201,27 @@ impl Cluster {
             .chatctl_at(&Self::socket(&self.members[i].dir), args)
     }
 
+    /// `chatctl ARGS` against member `i`'s control socket, which must succeed: its output.
+    pub fn ctl_ok(&self, i: usize, args: &[&str]) -> String {
+        let out = self.ctl(i, args);
+        assert!(
+            out.status.success(),
+            "chatctl {} on node {i} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `chatctl ARGS` (a `--json` one) on member `i`, which must succeed: its last JSON line.
+    pub fn ctl_json(&self, i: usize, args: &[&str]) -> serde_json::Value {
+        self.ctl_ok(i, args)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .next_back()
+            .unwrap_or_else(|| panic!("chatctl {} on node {i}: no JSON", args.join(" ")))
+    }
+
     /// `chatctl send --json --file PATH [CAPTION]` on member `i`: the message as sent (the
     /// send must succeed).
     pub fn send_file(&self, i: usize, path: &std::path::Path, caption: &str) -> serde_json::Value {
@@ -205,13 +230,22 @@ impl Cluster {
         if !caption.is_empty() {
             args.push(caption);
         }
-        let out = self.ctl(i, &args);
-        assert!(
-            out.status.success(),
-            "send --file on node {i}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        json_lines(&out).pop().expect("the sent message")
+        self.ctl_json(i, &args)
+    }
+
+    /// `chatctl dm --json TO --file PATH [TEXT…]` on member `i`: the private message as sent
+    /// (the send must succeed).
+    pub fn dm_file(
+        &self,
+        i: usize,
+        to: &str,
+        path: &std::path::Path,
+        text: &[&str],
+    ) -> serde_json::Value {
+        let path = path.to_str().expect("a UTF-8 path");
+        let mut args = vec!["dm", "--json", to, "--file", path];
+        args.extend_from_slice(text);
+        self.ctl_json(i, &args)
     }
 
     /// `chatctl ARGS --json` against the node in `dir`, parsed; `None` if it failed.
@@ -379,4 +413,35 @@ pub fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// The `hello` frame the web view on `web` sends a page that authenticates with `auth` (a
+/// `chatctl web` ticket or a session) over `/ws`; each frame waited for at most 10 s.
+pub fn ws_hello(web: SocketAddr, auth: serde_json::Value) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{web}/ws"))
+            .await
+            .expect("ws");
+        ws.send(tungstenite::Message::Text(auth.to_string().into()))
+            .await
+            .expect("auth");
+        for _ in 0..100 {
+            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("a frame in time")
+                .expect("open")
+                .expect("frame");
+            if let tungstenite::Message::Text(t) = m {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).expect("json");
+                if v["t"] == "hello" {
+                    return v;
+                }
+            }
+        }
+        panic!("no hello among the first 100 frames");
+    })
 }

@@ -16,20 +16,6 @@ const FORM: Duration = Duration::from_secs(60);
 const K: usize = 3;
 const ALICE: usize = 0;
 
-fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
-    c.sandbox
-        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
-}
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "chatctl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Bytes of a file whose contents differ by `seed`.
 fn file(seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -93,21 +79,7 @@ fn holding(c: &Cluster, hash: &str) -> Vec<String> {
 fn send(c: &Cluster, bytes: &[u8], name: &str) -> (String, u64) {
     let path = c.members[ALICE].dir.join(name);
     std::fs::write(&path, bytes).expect("writes the file");
-    let out = ctl(
-        c,
-        ALICE,
-        &[
-            "dm",
-            "--json",
-            "bob",
-            "--file",
-            path.to_str().expect("utf-8"),
-            "here",
-        ],
-    );
-    let text = ok(&out);
-    let sent: serde_json::Value =
-        serde_json::from_str(text.lines().last().expect("a line")).expect("json");
+    let sent = c.dm_file(ALICE, "bob", &path, &["here"]);
     let hash = sent["file"]["hash"].as_str().expect("hash").to_owned();
     (hash, sent["file_holders"].as_u64().expect("file_holders"))
 }
@@ -136,7 +108,7 @@ fn a_private_files_holders_are_its_hashs_successors() {
     let mut c = Cluster::named_with_env(231, &names, FORM, |_| {
         vec![("CHATD_RING__RECORD_REPLICAS".into(), replicas.clone())]
     });
-    ok(&ctl(&c, ALICE, &["dm", "bob", "hello"]));
+    c.ctl_ok(ALICE, &["dm", "bob", "hello"]);
     settled(&c);
     let ring = members(&c);
     assert_eq!(ring.len(), names.len(), "the ring reports every node");

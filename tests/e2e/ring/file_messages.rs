@@ -24,7 +24,8 @@ use ciborium::Value as CborValue;
 use ed25519_dalek::{Signer, SigningKey};
 
 use crate::client;
-use crate::cluster::{Cluster, json_lines, poll};
+use crate::cluster::{json_lines, poll};
+use crate::files::ring;
 
 /// How long a message may take to arrive.
 const ARRIVE: Duration = Duration::from_secs(30);
@@ -39,16 +40,6 @@ fn png() -> Vec<u8> {
         .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
         .expect("encodes");
     out
-}
-
-fn ring(net: u8, n: usize) -> Cluster {
-    let mut c = Cluster::new(net);
-    let first = c.add(&[]);
-    for _ in 1..n {
-        c.add(&[c.addr(first)]);
-    }
-    c.await_ring(Duration::from_secs(60));
-    c
 }
 
 #[test]
@@ -249,8 +240,9 @@ fn reference(hash: [u8; 32], size: u64, thumbnail: &[u8]) -> CborValue {
     ])
 }
 
-/// Sends `msg` to the node listening at `to` from a peer of key `key` on `from`.
-fn inject(key: &SigningKey, from: &str, to: std::net::SocketAddr, msg: &Message) {
+/// Sends `msg` to the node listening at `to` from a peer of key `key` on `from` (a hostile
+/// peer: the message as it chose to make it).
+pub fn inject(key: &SigningKey, from: &str, to: std::net::SocketAddr, msg: &Message) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

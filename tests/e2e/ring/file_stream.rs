@@ -11,7 +11,7 @@ use chat_proto::v1::{DownloadRequest, download_response};
 
 use crate::client;
 use crate::cluster::Cluster;
-use crate::files::{data, runtime, socket, upload};
+use crate::files::{await_providers, data, runtime, socket, upload};
 
 /// How long a whole download may take (on two loaded cores, debug build).
 const FETCH: Duration = Duration::from_secs(120);
@@ -93,18 +93,10 @@ fn streamed_bytes_arrive_while_the_file_is_fetched_and_a_dead_provider_ends_the_
         .block_on(upload(&socket(&c, 0), &bytes))
         .expect("uploads");
 
-    // B streams it: byte-identical, much of it before the fetch completed.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let got = loop {
-        let got = rt.block_on(streamed(&socket(&c, 1), &hash, |_| {}));
-        // NOT_FOUND until B learns A's provider record through the DHT.
-        match &got.end {
-            Err(e) if e.code() == tonic::Code::NotFound && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(300));
-            }
-            _ => break got,
-        }
-    };
+    // B streams it once the DHT names A as its provider (NOT_FOUND before): byte-identical,
+    // much of it before the fetch completed.
+    await_providers(&c, 1, &hash, 1);
+    let got = rt.block_on(streamed(&socket(&c, 1), &hash, |_| {}));
     got.end.as_ref().expect("B's download completes");
     assert!(got.bytes == bytes, "B's copy is byte-identical");
     eprintln!(
@@ -121,22 +113,14 @@ fn streamed_bytes_arrive_while_the_file_is_fetched_and_a_dead_provider_ends_the_
     // C streams it from A alone (B is stopped), and A dies when C has 2 MiB: the stream
     // ends with an error, after only verified bytes.
     c.kill(1);
+    await_providers(&c, 2, &hash, 1);
     let mut killed = false;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let got = loop {
-        let got = rt.block_on(streamed(&socket(&c, 2), &hash, |n| {
-            if n >= 2 << 20 && !killed {
-                c.kill(0);
-                killed = true;
-            }
-        }));
-        match &got.end {
-            Err(e) if e.code() == tonic::Code::NotFound && !killed && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(300));
-            }
-            _ => break got,
+    let got = rt.block_on(streamed(&socket(&c, 2), &hash, |n| {
+        if n >= 2 << 20 && !killed {
+            c.kill(0);
+            killed = true;
         }
-    };
+    }));
     assert!(killed, "C got 2 MiB while A was alive");
     let err = got
         .end

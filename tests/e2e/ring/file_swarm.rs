@@ -13,12 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chat_proto::v1::file_service_client::FileServiceClient;
-use chat_proto::v1::record_service_client::RecordServiceClient;
-use chat_proto::v1::{DownloadRequest, GetRecordRequest, download_response};
+use chat_proto::v1::{DownloadRequest, download_response};
 
 use crate::client;
 use crate::cluster::{Cluster, json_lines, poll};
-use crate::files::{data, runtime, socket, upload};
+use crate::files::{await_providers, data, runtime, socket, upload};
 
 /// How long a whole fetch may take (on two loaded cores, debug build).
 const FETCH: Duration = Duration::from_secs(120);
@@ -52,34 +51,6 @@ async fn download_watched(socket: &Path, hash: &str, size: u64, have: &AtomicU64
         }
     }
     Ok((hasher.finalize().to_hex().to_string(), n))
-}
-
-/// The provider records the DHT holds for `hash`, asked at the node of `socket`.
-async fn providers(socket: &Path, hash: &str) -> usize {
-    let Ok(key) = hex::decode(hash) else {
-        return 0;
-    };
-    let mut records = RecordServiceClient::new(client::unix(socket).await);
-    records
-        .get_record(GetRecordRequest {
-            kind: "provider".into(),
-            key,
-        })
-        .await
-        .map_or(0, |r| r.into_inner().records.len())
-}
-
-/// Waits until the DHT names `n` providers of `hash` (asked at node `at`).
-fn await_providers(c: &Cluster, at: usize, hash: &str, n: usize) {
-    let rt = runtime();
-    let seen = poll(Duration::from_secs(30), Duration::from_millis(300), || {
-        let k = rt.block_on(providers(&socket(c, at), hash));
-        (k >= n).then_some(k)
-    });
-    assert!(
-        seen.is_some(),
-        "the DHT never named {n} providers of {hash}"
-    );
 }
 
 /// Starts a download on node `i` in a thread of its own; its progress goes to `have`.

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chat_proto::v1::file_service_client::FileServiceClient;
+use chat_proto::v1::record_service_client::RecordServiceClient;
 use chat_proto::v1::{
-    DownloadRequest, ListFilesRequest, UploadMetadata, UploadRequest, download_response,
-    upload_request,
+    DownloadRequest, GetRecordRequest, ListFilesRequest, UploadMetadata, UploadRequest,
+    download_response, upload_request,
 };
 
 use crate::client;
@@ -102,6 +103,35 @@ pub async fn held(socket: &Path) -> usize {
         .len()
 }
 
+/// The provider records the DHT holds for `hash`, asked at the node of `socket`.
+pub async fn providers(socket: &Path, hash: &str) -> usize {
+    let Ok(key) = hex::decode(hash) else {
+        return 0;
+    };
+    let mut records = RecordServiceClient::new(client::unix(socket).await);
+    records
+        .get_record(GetRecordRequest {
+            kind: "provider".into(),
+            key,
+        })
+        .await
+        .map_or(0, |r| r.into_inner().records.len())
+}
+
+/// Waits until the DHT names `n` providers of `hash` (asked at node `at`).
+pub fn await_providers(c: &Cluster, at: usize, hash: &str, n: usize) {
+    let rt = runtime();
+    let seen = poll(Duration::from_secs(30), Duration::from_millis(300), || {
+        let k = rt.block_on(providers(&socket(c, at), hash));
+        (k >= n).then_some(k)
+    });
+    assert!(
+        seen.is_some(),
+        "the DHT never named {n} providers of {hash}"
+    );
+}
+
+/// `n` daemons joined through the first, once they form one ring.
 pub fn ring(net: u8, n: usize) -> Cluster {
     let mut c = Cluster::new(net);
     let first = c.add(&[]);

@@ -14,10 +14,10 @@ use chatd::chat::envelope::{self, Draft};
 use chatd::chat::hlc::{Timestamp, wall_millis};
 use chatd::chat::room::Room;
 use chatd::people::event::{Event, Presence, Profile};
-use chatd::transport::{self, Transport};
 use ed25519_dalek::SigningKey;
 
-use crate::cluster::{Cluster, poll};
+use crate::cluster::{Cluster, json_lines, poll};
+use crate::file_messages::inject;
 
 /// How long the ring, the names and the key bundles may take.
 const FORM: Duration = Duration::from_secs(60);
@@ -26,11 +26,7 @@ const ARRIVE: Duration = Duration::from_secs(45);
 
 /// Member `i`'s private messages (`chatctl dms --json`).
 fn dms(c: &Cluster, i: usize) -> Vec<serde_json::Value> {
-    let out = c.ctl(i, &["dms", "-n", "200", "--json"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    json_lines(&c.ctl(i, &["dms", "-n", "200", "--json"]))
 }
 
 fn received(c: &Cluster, i: usize, text: &str) -> bool {
@@ -126,23 +122,6 @@ fn forged_profile(node_key: &SigningKey, account: &SigningKey, nick: &str) -> Me
         payload: signed.wire.to_vec(),
     };
     Message::Notice(Notice::Broadcast(Bcast::Repair { id: env.id(), env }))
-}
-
-/// Sends `msg` to the node listening at `to` from a peer of key `key` on `from`.
-fn inject(key: &SigningKey, from: &str, to: std::net::SocketAddr, msg: &Message) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let (tx, _rx) = tokio::sync::mpsc::channel(8);
-        let cfg = transport::Config::new(from.parse().expect("addr"), 8);
-        let t: Transport<Message> = Transport::bind(key, cfg, tx).expect("bind");
-        let peer = t.first_contact(to).await.expect("handshake");
-        t.send(peer, msg);
-        t.flush(Duration::from_secs(5)).await;
-        t.close(Duration::from_secs(1)).await;
-    });
 }
 
 #[test]

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cluster::{Cluster, found_in, poll};
+use crate::cluster::{Cluster, found_in, json_lines, poll};
 
 /// How long the ring, the names and the key bundles may take.
 const FORM: Duration = Duration::from_secs(60);
@@ -17,26 +17,10 @@ const ARRIVE: Duration = Duration::from_secs(60);
 const ALICE: usize = 0;
 const BOB: usize = 1;
 
-fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
-    c.sandbox
-        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
-}
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "chatctl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Member `i`'s received private messages with a file, as JSON.
 fn received_files(c: &Cluster, i: usize) -> Vec<serde_json::Value> {
-    let out = ctl(c, i, &["dms", "-n", "200", "--json"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    json_lines(&c.ctl(i, &["dms", "-n", "200", "--json"]))
+        .into_iter()
         .filter(|m| m["outgoing"] == false && m.get("file").is_some())
         .collect()
 }
@@ -71,7 +55,7 @@ fn flip_a_byte(path: &Path) {
 fn five(net: u8) -> Cluster {
     let names = ["alice", "bob", "carol", "dave", "erin"];
     let c = Cluster::named(net, &names, FORM);
-    ok(&ctl(&c, ALICE, &["dm", "bob", "hello"]));
+    c.ctl_ok(ALICE, &["dm", "bob", "hello"]);
     poll(FORM, Duration::from_millis(200), || {
         c.received(BOB).iter().any(|t| t == "hello").then_some(())
     })
@@ -82,21 +66,7 @@ fn five(net: u8) -> Cluster {
 /// Sends `file` from Alice to Bob while Bob's node is stopped; returns the sent message.
 fn send_to_stopped_bob(c: &mut Cluster, path: &Path) -> serde_json::Value {
     c.kill(BOB);
-    let out = ctl(
-        c,
-        ALICE,
-        &[
-            "dm",
-            "--json",
-            "bob",
-            "--file",
-            path.to_str().expect("utf-8"),
-            "the",
-            "report",
-        ],
-    );
-    let text = ok(&out);
-    serde_json::from_str(text.lines().last().expect("a line")).expect("json")
+    c.dm_file(ALICE, "bob", path, &["the", "report"])
 }
 
 #[test]
@@ -126,10 +96,8 @@ fn a_private_pdf_reaches_an_offline_bob_after_its_sender_stopped() {
     assert_eq!(held.len() as u64, holders, "holders {held:?}");
     // The message itself is in Bob's mailbox before Alice's node stops (SIGTERM).
     poll(ARRIVE, Duration::from_millis(300), || {
-        let out = ctl(&c, ALICE, &["dms", "-n", "50", "--json"]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        json_lines(&c.ctl(ALICE, &["dms", "-n", "50", "--json"]))
+            .iter()
             .any(|m| m["id"] == id.as_str() && m["status"] == "stored")
             .then_some(())
     })
@@ -154,7 +122,7 @@ fn a_private_pdf_reaches_an_offline_bob_after_its_sender_stopped() {
     assert_eq!(m["file"]["name"], "report.pdf");
     let dest = c.members[BOB].dir.join("got.pdf");
     let got = poll(ARRIVE, Duration::from_secs(1), || {
-        let out = ctl(&c, BOB, &["get", &id, "-o", dest.to_str()?, "--force"]);
+        let out = c.ctl(BOB, &["get", &id, "-o", dest.to_str()?, "--force"]);
         out.status.success().then_some(())
     });
     assert!(
@@ -187,26 +155,12 @@ fn a_private_pdf_reaches_an_offline_bob_after_its_sender_stopped() {
 fn a_group_file_reaches_every_member_and_a_damaged_file_fails_cleanly() {
     let names = ["alice", "bob", "carol", "dave"];
     let c = Cluster::named(212, &names, FORM);
-    ok(&ctl(
-        &c,
-        ALICE,
-        &["group", "create", "team", "bob", "carol"],
-    ));
+    c.ctl_ok(ALICE, &["group", "create", "team", "bob", "carol"]);
     let bytes = pdf(0xabc);
     let path = c.members[ALICE].dir.join("plan.pdf");
     std::fs::write(&path, &bytes).expect("writes the file");
-    let out = ctl(
-        &c,
-        ALICE,
-        &[
-            "group",
-            "send",
-            "team",
-            "--file",
-            path.to_str().expect("utf-8"),
-        ],
-    );
-    ok(&out);
+    let path = path.to_str().expect("utf-8");
+    c.ctl_ok(ALICE, &["group", "send", "team", "--file", path]);
     for i in [1, 2] {
         let m = poll(ARRIVE, Duration::from_millis(300), || {
             received_files(&c, i).into_iter().next()
@@ -217,7 +171,7 @@ fn a_group_file_reaches_every_member_and_a_damaged_file_fails_cleanly() {
         let id = m["id"].as_str().expect("id").to_owned();
         let dest = c.members[i].dir.join("plan.pdf");
         let got = poll(ARRIVE, Duration::from_secs(1), || {
-            let out = ctl(&c, i, &["get", &id, "-o", dest.to_str()?, "--force"]);
+            let out = c.ctl(i, &["get", &id, "-o", dest.to_str()?, "--force"]);
             out.status.success().then_some(())
         });
         assert!(got.is_some(), "member {i}'s get never succeeded");
@@ -232,19 +186,7 @@ fn a_group_file_reaches_every_member_and_a_damaged_file_fails_cleanly() {
     let other = pdf(0xdef);
     let path = c.members[ALICE].dir.join("broken.pdf");
     std::fs::write(&path, &other).expect("writes the file");
-    let out = ctl(
-        &c,
-        ALICE,
-        &[
-            "dm",
-            "--json",
-            "bob",
-            "--file",
-            path.to_str().expect("utf-8"),
-        ],
-    );
-    let sent: serde_json::Value =
-        serde_json::from_str(ok(&out).lines().last().expect("a line")).expect("json");
+    let sent = c.dm_file(ALICE, "bob", &path, &[]);
     let cipher = sent["file"]["hash"].as_str().expect("hash").to_owned();
     let id = sent["id"].as_str().expect("id").to_owned();
     // Wait for Bob's node to have fetched it, then damage every copy (Bob's included).
@@ -259,7 +201,7 @@ fn a_group_file_reaches_every_member_and_a_damaged_file_fails_cleanly() {
         }
     }
     let dest = c.members[BOB].dir.join("broken.pdf");
-    let out = ctl(&c, BOB, &["get", &id, "-o", dest.to_str().expect("utf-8")]);
+    let out = c.ctl(BOB, &["get", &id, "-o", dest.to_str().expect("utf-8")]);
     assert!(!out.status.success(), "a damaged file is not delivered");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.trim().is_empty(), "a clear error");

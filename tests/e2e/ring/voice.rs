@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+pub use crate::cluster::json_lines as lines;
 use crate::cluster::{Cluster, poll};
 use crate::support::skip_or_fail;
 
@@ -106,18 +107,12 @@ fn silence(path: &Path, seconds: u32) {
     std::fs::write(path, wav).expect("writes");
 }
 
+/// `chatctl ARGS` on member `i`, as it ended.
 pub fn ctl(c: &Cluster, i: usize, args: &[&str]) -> std::process::Output {
-    c.sandbox
-        .chatctl_at(&c.members[i].dir.join("run/control.sock"), args)
+    c.ctl(i, args)
 }
 
-pub fn lines(out: &std::process::Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
+/// `chatctl ARGS` that must succeed: the last JSON line of its output.
 pub fn sent(out: &std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),
@@ -145,6 +140,60 @@ pub fn no_helper_left(c: &Cluster, i: usize) {
         children(pid).is_empty().then_some(())
     });
     assert!(left.is_some(), "node {i} left helpers: {:?}", children(pid));
+}
+
+/// Member `i`'s `chatctl search --json tuesday` finds the voice message `id` (of
+/// [`SENTENCE`]) within `within`, with one match: the word, at its offset in the audio. The
+/// message as found.
+pub fn finds_tuesday(c: &Cluster, i: usize, id: &str, within: Duration) -> serde_json::Value {
+    let hit = poll(within, Duration::from_millis(300), || {
+        lines(&ctl(c, i, &["search", "--json", "tuesday"]))
+            .into_iter()
+            .find(|m| m["id"] == id)
+    })
+    .unwrap_or_else(|| panic!("node {i}'s search never found the voice message {id}"));
+    let matches = hit["voice"]["matches"].as_array().expect("matches");
+    assert_eq!(matches.len(), 1, "{hit}");
+    assert!(
+        matches[0]["word"]
+            .as_str()
+            .is_some_and(|w| w.to_lowercase().starts_with("tuesday")),
+        "{hit}"
+    );
+    let at = matches[0]["start_ms"].as_u64().expect("offset");
+    // espeak-ng says "tuesday" about 1.2 s in, the fifth of seven words in 2.5 s.
+    assert!((600..=2200).contains(&at), "tuesday at {at} ms: {hit}");
+    hit
+}
+
+/// Checks the voice message `pending`, sent from member `i` (which has no model): its
+/// transcript is pending, and `chatctl transcribe` of it on `i` is refused for want of a
+/// model. Its id.
+pub fn untranscribable(c: &Cluster, i: usize, pending: &serde_json::Value) -> String {
+    assert_eq!(pending["voice"]["pending"], true, "{pending}");
+    assert!(
+        pending["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("(transcript pending)")),
+        "{pending}"
+    );
+    let id = pending["id"].as_str().expect("id").to_owned();
+    let refused = ctl(c, i, &["transcribe", &id]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("no transcription model"),
+        "{refused:?}"
+    );
+    id
+}
+
+/// `chatctl transcribe --json ID` on member `i`, tried until it succeeds or `within` has
+/// passed: the message it answered with.
+pub fn transcribed(c: &Cluster, i: usize, id: &str, within: Duration) -> Option<serde_json::Value> {
+    poll(within, Duration::from_millis(500), || {
+        let out = ctl(c, i, &["transcribe", "--json", id]);
+        out.status.success().then(|| lines(&out).pop()).flatten()
+    })
 }
 
 #[test]
@@ -179,23 +228,7 @@ fn a_voice_message_is_transcribed_and_found_by_search_on_another_node() {
         "{msg}"
     );
     // B has no model, and finds it by a word of its transcript, with the word's offset.
-    let hit = poll(ARRIVE, Duration::from_millis(300), || {
-        lines(&ctl(&c, 1, &["search", "--json", "tuesday"]))
-            .into_iter()
-            .find(|m| m["id"] == id.as_str())
-    })
-    .expect("B's search finds the voice message");
-    let matches = hit["voice"]["matches"].as_array().expect("matches");
-    assert_eq!(matches.len(), 1, "{hit}");
-    assert!(
-        matches[0]["word"]
-            .as_str()
-            .is_some_and(|w| w.to_lowercase().starts_with("tuesday")),
-        "{hit}"
-    );
-    let at = matches[0]["start_ms"].as_u64().expect("offset");
-    // espeak-ng says "tuesday" about 1.2 s in, the fifth of seven words in 2.5 s.
-    assert!((600..=2200).contains(&at), "tuesday at {at} ms: {hit}");
+    finds_tuesday(&c, 1, &id, ARRIVE);
     let plain = String::from_utf8_lossy(&ctl(&c, 1, &["search", "tuesday"]).stdout).into_owned();
     assert!(
         plain.contains("🎤") && plain.contains("▶ Tuesday@0:0"),
@@ -210,25 +243,8 @@ fn a_voice_message_is_transcribed_and_found_by_search_on_another_node() {
         1,
         &["voice", "--json", wav_b.to_str().expect("utf-8")],
     ));
-    assert_eq!(pending["voice"]["pending"], true, "{pending}");
-    assert!(
-        pending["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("(transcript pending)")),
-        "{pending}"
-    );
-    let pid = pending["id"].as_str().expect("id").to_owned();
-    let refused = ctl(&c, 1, &["transcribe", &pid]);
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("no transcription model"),
-        "{refused:?}"
-    );
-    let later = poll(ARRIVE, Duration::from_millis(500), || {
-        let out = ctl(&c, 0, &["transcribe", "--json", &pid]);
-        out.status.success().then(|| lines(&out).pop()).flatten()
-    })
-    .expect("A transcribes B's voice message");
+    let pid = untranscribable(&c, 1, &pending);
+    let later = transcribed(&c, 0, &pid, ARRIVE).expect("A transcribes B's voice message");
     assert_eq!(later["voice"]["transcript_of"], pid.as_str(), "{later}");
     let later_id = later["id"].as_str().expect("id").to_owned();
     let found = poll(ARRIVE, Duration::from_millis(300), || {

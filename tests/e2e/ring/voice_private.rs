@@ -14,7 +14,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use super::irc::free_addr;
-use super::voice::{SENTENCE, ctl, lines, no_helper_left, requirements, sent, speak};
+use super::voice::{
+    SENTENCE, ctl, finds_tuesday, lines, no_helper_left, requirements, sent, speak, transcribed,
+    untranscribable,
+};
 use crate::cluster::{Cluster, found_in, poll};
 use crate::support::skip_or_fail;
 
@@ -24,6 +27,12 @@ const ALICE: usize = 0;
 const BOB: usize = 1;
 const CAROL: usize = 2;
 const TOKEN: &str = "voice-private-guest-token-0123456789";
+
+/// `chatctl dm --json bob --voice WAV` on member `i`: the private voice message as sent.
+fn dm_voice(c: &Cluster, i: usize, wav: &std::path::Path) -> serde_json::Value {
+    let wav = wav.to_str().expect("utf-8");
+    sent(&ctl(c, i, &["dm", "--json", "bob", "--voice", wav]))
+}
 
 #[test]
 fn a_private_voice_message_is_searchable_only_by_its_participants() {
@@ -65,17 +74,7 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
     // Timed side by side with a public voice message of the same recording, at the end
     // (docs/performance.md, "Private voice messages").
     let started = std::time::Instant::now();
-    let msg = sent(&ctl(
-        &c,
-        ALICE,
-        &[
-            "dm",
-            "--json",
-            "bob",
-            "--voice",
-            wav.to_str().expect("utf-8"),
-        ],
-    ));
+    let msg = dm_voice(&c, ALICE, &wav);
     let private_took = started.elapsed();
     let id = msg["id"].as_str().expect("id").to_owned();
     assert_eq!(msg["voice"]["language"], "en", "{msg}");
@@ -126,22 +125,7 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
     );
 
     // Bob's search finds it with the word's offset.
-    let hit = poll(ARRIVE, Duration::from_millis(300), || {
-        lines(&ctl(&c, BOB, &["search", "--json", "tuesday"]))
-            .into_iter()
-            .find(|m| m["id"] == id.as_str())
-    })
-    .expect("bob's search finds the private voice message");
-    let matches = hit["voice"]["matches"].as_array().expect("matches");
-    assert_eq!(matches.len(), 1, "{hit}");
-    assert!(
-        matches[0]["word"]
-            .as_str()
-            .is_some_and(|w| w.to_lowercase().starts_with("tuesday")),
-        "{hit}"
-    );
-    let at = matches[0]["start_ms"].as_u64().expect("offset");
-    assert!((600..=2200).contains(&at), "tuesday at {at} ms: {hit}");
+    finds_tuesday(&c, BOB, &id, ARRIVE);
     let plain =
         String::from_utf8_lossy(&ctl(&c, BOB, &["search", "tuesday"]).stdout).to_lowercase();
     assert!(plain.contains("▶ tuesday@0:0"), "{plain}");
@@ -176,36 +160,10 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
     // transcribe it, Bob's node can: into Bob's copy, and to Carol as a later transcript.
     let wav_c = c.members[CAROL].dir.join("later.wav");
     speak("please call me on tuesday", &wav_c);
-    let pending = sent(&ctl(
-        &c,
-        CAROL,
-        &[
-            "dm",
-            "--json",
-            "bob",
-            "--voice",
-            wav_c.to_str().expect("utf-8"),
-        ],
-    ));
-    assert_eq!(pending["voice"]["pending"], true, "{pending}");
-    assert!(
-        pending["text"]
-            .as_str()
-            .is_some_and(|t| t.contains("(transcript pending)")),
-        "{pending}"
-    );
-    let pid = pending["id"].as_str().expect("id").to_owned();
-    let refused = ctl(&c, CAROL, &["transcribe", &pid]);
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("no transcription model"),
-        "{refused:?}"
-    );
-    let done = poll(ARRIVE, Duration::from_millis(500), || {
-        let out = ctl(&c, BOB, &["transcribe", "--json", &pid]);
-        out.status.success().then(|| lines(&out).pop()).flatten()
-    })
-    .expect("bob's node transcribes carol's voice message");
+    let pending = dm_voice(&c, CAROL, &wav_c);
+    let pid = untranscribable(&c, CAROL, &pending);
+    let done =
+        transcribed(&c, BOB, &pid, ARRIVE).expect("bob's node transcribes carol's voice message");
     assert_eq!(done["voice"]["pending"], false, "{done}");
     assert!(
         done["text"]

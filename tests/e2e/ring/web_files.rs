@@ -20,12 +20,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 use super::{Browser, FORM, chromium, free_port};
-use crate::cluster::{Cluster, poll};
+use crate::cluster::{Cluster, poll, ws_hello};
 use crate::support::skip_or_fail;
 
 /// How long a message may take to reach another node.
@@ -105,31 +103,9 @@ pub(super) fn session(c: &Cluster, i: usize, web: SocketAddr) -> String {
         .json(&c.members[i].dir, &["web", "--json"])
         .expect("chatctl web");
     let url = link["url"].as_str().expect("url");
-    let ticket = url.split("#login=").nth(1).expect("a ticket").to_owned();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{web}/ws"))
-            .await
-            .expect("ws");
-        let auth = json!({"t": "auth", "ticket": ticket}).to_string();
-        ws.send(Message::Text(auth.into())).await.expect("auth");
-        loop {
-            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                .await
-                .expect("a frame in time")
-                .expect("open")
-                .expect("frame");
-            if let Message::Text(t) = m {
-                let v: Value = serde_json::from_str(t.as_str()).expect("json");
-                if v["t"] == "hello" {
-                    return v["session"].as_str().expect("a session").to_owned();
-                }
-            }
-        }
-    })
+    let ticket = url.split("#login=").nth(1).expect("a ticket");
+    let hello = ws_hello(web, json!({"t": "auth", "ticket": ticket}));
+    hello["session"].as_str().expect("a session").to_owned()
 }
 
 /// A raw `POST` of `body` announcing `length` bytes (sent whole only if it is its length);

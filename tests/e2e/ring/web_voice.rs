@@ -19,13 +19,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 use super::files::{ctl, post, screenshot, session, store};
 use super::{Browser, FORM, chromium, free_port};
-use crate::cluster::{Cluster, poll};
+use crate::cluster::{Cluster, poll, ws_hello};
 use crate::support::skip_or_fail;
 
 /// What the fake microphone says.
@@ -37,31 +35,7 @@ const RECORD_MS: u64 = 4_500;
 
 /// The `hello` frame node `web` sends a page that presents `session`.
 fn hello(web: SocketAddr, session: &str) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{web}/ws"))
-            .await
-            .expect("ws");
-        let auth = json!({"t": "auth", "session": session}).to_string();
-        ws.send(Message::Text(auth.into())).await.expect("auth");
-        for _ in 0..100 {
-            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                .await
-                .expect("a frame in time")
-                .expect("open")
-                .expect("frame");
-            if let Message::Text(t) = m {
-                let v: Value = serde_json::from_str(t.as_str()).expect("json");
-                if v["t"] == "hello" {
-                    return v;
-                }
-            }
-        }
-        panic!("no hello among the first 100 frames");
-    })
+    ws_hello(web, json!({"t": "auth", "session": session}))
 }
 
 #[test]
