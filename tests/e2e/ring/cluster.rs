@@ -197,6 +197,19 @@ impl Cluster {
             .chatctl_at(&Self::socket(&self.members[i].dir), args)
     }
 
+    /// `chatctl dm --json TO --file PATH` on member `i` (`flag` `--voice`: a voice message),
+    /// as it ended.
+    pub fn dm_file(
+        &self,
+        i: usize,
+        to: &str,
+        flag: &str,
+        path: &std::path::Path,
+    ) -> std::process::Output {
+        let path = path.to_str().expect("a UTF-8 path");
+        self.ctl(i, &["dm", "--json", to, flag, path])
+    }
+
     /// `chatctl send --json --file PATH [CAPTION]` on member `i`: the message as sent (the
     /// send must succeed).
     pub fn send_file(&self, i: usize, path: &std::path::Path, caption: &str) -> serde_json::Value {
@@ -379,4 +392,59 @@ pub fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// A token guest: another account than the local users' on the node started with
+/// [`Guest::env`] (the control API on TCP with a bearer token).
+pub struct Guest {
+    _dir: tempfile::TempDir,
+    /// The token file (mode 0600).
+    pub token: PathBuf,
+    /// The node's control address on TCP.
+    pub tcp: SocketAddr,
+}
+
+impl Guest {
+    /// A guest whose token is `token`, for a node whose TCP control listener is on `ip`.
+    pub fn new(ip: &str, token: &str) -> Guest {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("token");
+        std::fs::write(&path, format!("{token}\n")).expect("token");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let tcp = std::net::TcpListener::bind(format!("{ip}:0"))
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        Guest {
+            _dir: dir,
+            token: path,
+            tcp,
+        }
+    }
+
+    /// The node's settings for this guest.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("CHATD_CONTROL__TCP_LISTEN".into(), self.tcp.to_string()),
+            (
+                "CHATD_CONTROL__TOKEN_FILE".into(),
+                self.token.display().to_string(),
+            ),
+        ]
+    }
+
+    /// `chatctl --remote TCP --token-file TOKEN ARGS` once the listener is up, as it ended.
+    pub fn ctl(&self, c: &Cluster, args: &[&str]) -> std::process::Output {
+        poll(Duration::from_secs(60), Duration::from_millis(200), || {
+            std::net::TcpStream::connect(self.tcp).ok()
+        })
+        .expect("the node's TCP control listener is up");
+        c.sandbox
+            .chatctl()
+            .args(["--remote", &self.tcp.to_string(), "--token-file"])
+            .arg(&self.token)
+            .args(args)
+            .output()
+            .expect("chatctl runs")
+    }
 }

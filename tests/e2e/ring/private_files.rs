@@ -232,17 +232,7 @@ fn a_group_file_reaches_every_member_and_a_damaged_file_fails_cleanly() {
     let other = pdf(0xdef);
     let path = c.members[ALICE].dir.join("broken.pdf");
     std::fs::write(&path, &other).expect("writes the file");
-    let out = ctl(
-        &c,
-        ALICE,
-        &[
-            "dm",
-            "--json",
-            "bob",
-            "--file",
-            path.to_str().expect("utf-8"),
-        ],
-    );
+    let out = c.dm_file(ALICE, "bob", "--file", &path);
     let sent: serde_json::Value =
         serde_json::from_str(ok(&out).lines().last().expect("a line")).expect("json");
     let cipher = sent["file"]["hash"].as_str().expect("hash").to_owned();

@@ -21,15 +21,13 @@
 //! without them it skips with the reason, and fails under `CHATD_TEST_STRICT=1`.
 
 use std::net::SocketAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::files::{get, get_with, noisy_png, screenshot, session, session_from};
 use super::{Browser, FORM, chromium, free_port};
-use crate::cluster::{Cluster, poll};
-use crate::irc::free_addr;
+use crate::cluster::{Cluster, Guest, poll};
 use crate::support::skip_or_fail;
 use crate::voice::{SENTENCE, ctl, lines, requirements, sent, speak};
 
@@ -73,11 +71,7 @@ fn private_voice_and_image_show_on_the_recipients_page_and_nobody_elses() {
         Ok(v) => v,
         Err(reason) => return skip_or_fail(&reason),
     };
-    let dir = tempfile::tempdir().expect("tmp");
-    let token = dir.path().join("token");
-    std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let tcp = free_addr("127.0.241.40");
+    let guest = Guest::new("127.0.241.40", TOKEN);
     let webs: Vec<SocketAddr> = (0..2)
         .map(|_| format!("127.0.0.1:{}", free_port()).parse().expect("addr"))
         .collect();
@@ -88,11 +82,7 @@ fn private_voice_and_image_show_on_the_recipients_page_and_nobody_elses() {
             BOB => {
                 env.push(("CHATD_WEB__LISTEN".into(), webs[0].to_string()));
                 // A guest account on Bob's node: another account than Bob's.
-                env.push(("CHATD_CONTROL__TCP_LISTEN".into(), tcp.to_string()));
-                env.push((
-                    "CHATD_CONTROL__TOKEN_FILE".into(),
-                    token.display().to_string(),
-                ));
+                env.extend(guest.env());
             }
             _ => env.push(("CHATD_WEB__LISTEN".into(), webs[1].to_string())),
         }
@@ -103,17 +93,7 @@ fn private_voice_and_image_show_on_the_recipients_page_and_nobody_elses() {
     // Alice sends Bob a voice message and an image, privately.
     let wav = c.members[ALICE].dir.join("meeting.wav");
     speak(SENTENCE, &wav);
-    let v = sent(&ctl(
-        &c,
-        ALICE,
-        &[
-            "dm",
-            "--json",
-            "bob",
-            "--voice",
-            wav.to_str().expect("utf-8"),
-        ],
-    ));
+    let v = sent(&c.dm_file(ALICE, "bob", "--voice", &wav));
     let vid = v["id"].as_str().expect("id").to_owned();
     let ogg_size = v["file"]["size"].as_u64().expect("size");
     let ogg_cipher = v["file"]["hash"].as_str().expect("hash").to_owned();
@@ -121,17 +101,7 @@ fn private_voice_and_image_show_on_the_recipients_page_and_nobody_elses() {
     let png = noisy_png(320, 240, 41);
     let png_path = c.members[ALICE].dir.join("photo.png");
     std::fs::write(&png_path, &png).expect("png");
-    let p = sent(&ctl(
-        &c,
-        ALICE,
-        &[
-            "dm",
-            "--json",
-            "bob",
-            "--file",
-            png_path.to_str().expect("utf-8"),
-        ],
-    ));
+    let p = sent(&c.dm_file(ALICE, "bob", "--file", &png_path));
     let pid = p["id"].as_str().expect("id").to_owned();
     let png_cipher = p["file"]["hash"].as_str().expect("hash").to_owned();
     poll(ARRIVE, Duration::from_millis(300), || {
@@ -288,28 +258,17 @@ fn private_voice_and_image_show_on_the_recipients_page_and_nobody_elses() {
         "carol's page on her node"
     );
     assert_eq!(words(carol_web, &carol, &unknown), nothing);
-    poll(FORM, Duration::from_millis(200), || {
-        std::net::TcpStream::connect(tcp).ok()
-    })
-    .expect("bob's TCP listener is up");
-    let guest_link = c
-        .sandbox
-        .chatctl()
-        .args(["--remote", &tcp.to_string(), "--token-file"])
-        .arg(&token)
-        .args(["web", "--json"])
-        .output()
-        .expect("chatctl runs");
+    let guest_link = guest.ctl(&c, &["web", "--json"]);
     assert!(guest_link.status.success(), "{guest_link:?}");
     let guest_url = lines(&guest_link)
         .pop()
         .and_then(|l| l["url"].as_str().map(str::to_owned))
         .expect("the guest's link");
-    let guest = session_from(bob_web, &guest_url);
-    assert_ne!(guest, bob);
+    let other = session_from(bob_web, &guest_url);
+    assert_ne!(other, bob);
     for id in [&vid, &pid] {
         assert_eq!(
-            words(bob_web, &guest, id),
+            words(bob_web, &other, id),
             nothing,
             "another account on bob's node"
         );
