@@ -241,7 +241,7 @@ fn lower(k: &'static str) -> &'static str {
 
 /// The blob's size once it is held complete: at once if it is, else after a fetch from the
 /// providers the DHT names (at most [`FETCH_WAIT`]).
-async fn held_or_fetched(
+pub(super) async fn held_or_fetched(
     routes: &FileRoutes,
     files: &Arc<Files>,
     hash: Hash,
@@ -290,7 +290,7 @@ async fn held_or_fetched(
 }
 
 /// A files-service error as the page sees it.
-fn failed(e: FilesError) -> Response {
+pub(super) fn failed(e: FilesError) -> Response {
     let code = match &e {
         FilesError::NoProvider { .. } | FilesError::Lookup(_) | FilesError::Fetch(_) => {
             StatusCode::BAD_GATEWAY
@@ -316,20 +316,9 @@ impl FileRoutes {
         }
         let kind = files.media_type(hash).await?;
         let serving = if kind.is_raster_image() && size <= MAX_DECODE_BYTES {
-            let _turn = self
-                .decoding
-                .acquire()
-                .await
-                .map_err(|_| FilesError::Worker)?;
+            let _turn = self.decoding_turn().await?;
             let bytes = files.read_to_vec(hash).await?;
-            tokio::task::spawn_blocking(move || {
-                let decoded = thumb::decode_limited(&bytes, &thumb::DecodeLimits::default())
-                    .ok()
-                    .map(|(d, _)| d);
-                chat_blobs::media::serving(kind, decoded.as_ref())
-            })
-            .await
-            .map_err(|_| FilesError::Worker)?
+            image_serving(kind, bytes).await?.0
         } else {
             chat_blobs::media::serving(kind, None)
         };
@@ -341,9 +330,35 @@ impl FileRoutes {
         Ok((kind, serving))
     }
 
+    /// A turn to hold and decode an image (at most [`DECODING`] at once).
+    pub(super) async fn decoding_turn(
+        &self,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, FilesError> {
+        self.decoding
+            .acquire()
+            .await
+            .map_err(|_| FilesError::Worker)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Hash, (MediaType, Serving)>> {
         self.verdicts.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// How an image of checked type `kind` whose bytes are `bytes` is served: inline only if it
+/// decodes within limits (on the blocking pool); the bytes are handed back.
+pub(super) async fn image_serving(
+    kind: MediaType,
+    bytes: Vec<u8>,
+) -> Result<(Serving, Vec<u8>), FilesError> {
+    tokio::task::spawn_blocking(move || {
+        let decoded = thumb::decode_limited(&bytes, &thumb::DecodeLimits::default())
+            .ok()
+            .map(|(d, _)| d);
+        (chat_blobs::media::serving(kind, decoded.as_ref()), bytes)
+    })
+    .await
+    .map_err(|_| FilesError::Worker)
 }
 
 /// A response body reading `file` in chunks on the blocking pool.

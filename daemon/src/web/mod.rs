@@ -12,6 +12,8 @@
 //!   page, sent to a room as a message with the file, or (`voice=1`) a recording from the
 //!   page's record button sent as a voice message ([`upload`]; the page's player and recorder
 //!   are `assets/voice.js`).
+//! - `/private-files/{id}`: the decrypted file of the logged-in account's private message
+//!   `id`, for that account's session only ([`private_files`]).
 //!
 //! Who may read and send is [`auth`]'s business. The web view is a front door beside the gRPC
 //! API, over the same services' client operations (`crate::ops`: the same bounded
@@ -31,6 +33,7 @@ pub mod frames;
 mod listener;
 mod map;
 mod metrics;
+mod private_files;
 mod upload;
 mod ws;
 
@@ -224,6 +227,7 @@ impl WebListener {
             .route("/ws", get(ws::upgrade))
             .route("/files", axum::routing::post(upload::upload))
             .route("/files/{hash}", get(files::download))
+            .route("/private-files/{id}", get(private_files::download))
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 state.clone(),

@@ -19,7 +19,9 @@
 //! at most 256; [`super::map`]; looked at every 2 s, sent when it changed), `sent`/`error` (the answer to a send, by `ref`), `lagged` (`resume`: reconnect
 //! after this id), `reset` (the id to resume after is gone: start over).
 //! A page logged in as an account also gets `pmsg` (`id`, `from`, `to`, `group`, `text`,
-//! `at`, `outgoing`, `edited`, `deleted`): that account's private messages, the recent ones
+//! `at`, `outgoing`, `edited`, `deleted`, and `file` and `voice` as a `msg` has them, the
+//! file's decrypted bytes at its `url`, `/private-files/{id}`, for this account's session
+//! only: `super::private_files`): that account's private messages, the recent ones
 //! first; a `pmsg` with an id already shown is that message edited or deleted (it replaces
 //! the line).
 //! Page → server then: `{"t":"send","ref":N,"room":R,"text":T}`, or
@@ -588,14 +590,24 @@ fn file_frame(a: &chat_proto::v1::FileAttachment) -> Value {
     })
 }
 
-/// The page's frame for a private message.
+/// The page's frame for a private message; with its file's reference (as [`file_frame`];
+/// the hash is the ciphertext's, the bytes — decrypted, for this page's account only — at
+/// `url`: `/private-files/{id}`, [`super::private_files`]) and a voice message's transcript.
 fn private_frame(m: &PrivateMessage) -> Value {
-    json!({
+    let mut frame = json!({
         "t": "pmsg", "id": m.id, "from": m.from, "to": m.to, "group": m.group,
         "text": m.text, "at": m.sent_unix_ms, "outgoing": m.outgoing,
         "edited": m.edited_unix_ms, "deleted": m.deleted,
         "verified": m.peer_verified, "key_changed": m.key_changed,
-    })
+    });
+    if let Some(a) = m.attachment.as_ref().filter(|_| !m.deleted) {
+        frame["file"] = file_frame(a);
+        frame["file"]["url"] = json!(format!("/private-files/{}", m.id));
+    }
+    if let Some(v) = m.voice.as_ref().filter(|_| !m.deleted) {
+        frame["voice"] = voice_frame(v);
+    }
+    frame
 }
 
 async fn send(socket: &mut WebSocket, v: &Value) -> Result<(), End> {
@@ -692,5 +704,37 @@ mod tests {
             ..PrivateMessage::default()
         });
         assert_eq!((&p["edited"], &p["deleted"]), (&json!(7), &json!(false)));
+        assert!(p.get("file").is_none(), "no file, no reference: {p}");
+        // A private voice message: its reference points at the decrypting route, by id.
+        let mut voice_dm = PrivateMessage {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            attachment: Some(chat_proto::v1::FileAttachment {
+                hash: "c".repeat(64),
+                name: "meeting.ogg".into(),
+                size: 9_000,
+                media_type: "audio/ogg".into(),
+                ..Default::default()
+            }),
+            voice: Some(chat_proto::v1::VoiceTranscript {
+                duration_ms: 3_100,
+                ..Default::default()
+            }),
+            ..PrivateMessage::default()
+        };
+        let p = private_frame(&voice_dm);
+        assert_eq!(
+            p["file"]["url"],
+            "/private-files/0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(
+            (&p["file"]["media_type"], &p["voice"]["duration_ms"]),
+            (&json!("audio/ogg"), &json!(3_100))
+        );
+        voice_dm.deleted = true;
+        let gone = private_frame(&voice_dm);
+        assert!(
+            gone.get("file").is_none() && gone.get("voice").is_none(),
+            "{gone}"
+        );
     }
 }

@@ -445,3 +445,58 @@ pub fn ws_hello(web: SocketAddr, auth: serde_json::Value) -> serde_json::Value {
         panic!("no hello among the first 100 frames");
     })
 }
+
+/// A token guest: another account than the local users' on the node started with
+/// [`Guest::env`] (the control API on TCP with a bearer token).
+pub struct Guest {
+    _dir: tempfile::TempDir,
+    /// The token file (mode 0600).
+    pub token: PathBuf,
+    /// The node's control address on TCP.
+    pub tcp: SocketAddr,
+}
+
+impl Guest {
+    /// A guest whose token is `token`, for a node whose TCP control listener is on `ip`.
+    pub fn new(ip: &str, token: &str) -> Guest {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("token");
+        std::fs::write(&path, format!("{token}\n")).expect("token");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let tcp = std::net::TcpListener::bind(format!("{ip}:0"))
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        Guest {
+            _dir: dir,
+            token: path,
+            tcp,
+        }
+    }
+
+    /// The node's settings for this guest.
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("CHATD_CONTROL__TCP_LISTEN".into(), self.tcp.to_string()),
+            (
+                "CHATD_CONTROL__TOKEN_FILE".into(),
+                self.token.display().to_string(),
+            ),
+        ]
+    }
+
+    /// `chatctl --remote TCP --token-file TOKEN ARGS` once the listener is up, as it ended.
+    pub fn ctl(&self, c: &Cluster, args: &[&str]) -> std::process::Output {
+        poll(Duration::from_secs(60), Duration::from_millis(200), || {
+            std::net::TcpStream::connect(self.tcp).ok()
+        })
+        .expect("the node's TCP control listener is up");
+        c.sandbox
+            .chatctl()
+            .args(["--remote", &self.tcp.to_string(), "--token-file"])
+            .arg(&self.token)
+            .args(args)
+            .output()
+            .expect("chatctl runs")
+    }
+}

@@ -10,7 +10,6 @@
 //! Needs what `voice.rs` needs (espeak-ng, faster-whisper, the tiny model); without them it
 //! skips with the reason, or fails under `CHATD_TEST_STRICT=1`.
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use super::irc::free_addr;
@@ -18,7 +17,7 @@ use super::voice::{
     SENTENCE, ctl, finds_tuesday, lines, no_helper_left, requirements, sent, speak, transcribed,
     untranscribable,
 };
-use crate::cluster::{Cluster, found_in, poll};
+use crate::cluster::{Cluster, Guest, found_in, poll};
 use crate::support::skip_or_fail;
 
 const FORM: Duration = Duration::from_secs(60);
@@ -40,11 +39,7 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
         Ok(v) => v,
         Err(reason) => return skip_or_fail(&reason),
     };
-    let dir = tempfile::tempdir().expect("tmp");
-    let token = dir.path().join("token");
-    std::fs::write(&token, format!("{TOKEN}\n")).expect("token");
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    let tcp = free_addr("127.0.238.40");
+    let guest = Guest::new("127.0.238.40", TOKEN);
     let c = Cluster::named_with_env(238, &["alice", "bob", "carol"], FORM, |i| {
         // Carol's node converts recordings but has no model.
         let mut env: Vec<(String, String)> = voice
@@ -54,11 +49,7 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
             .collect();
         if i == BOB {
             // A guest account on Bob's node: another account than Bob's.
-            env.push(("CHATD_CONTROL__TCP_LISTEN".into(), tcp.to_string()));
-            env.push((
-                "CHATD_CONTROL__TOKEN_FILE".into(),
-                token.display().to_string(),
-            ));
+            env.extend(guest.env());
         }
         env
     });
@@ -138,18 +129,7 @@ fn a_private_voice_message_is_searchable_only_by_its_participants() {
         "carol found bob's private message"
     );
     // Nor does another account (a guest's) on Bob's node.
-    poll(FORM, Duration::from_millis(200), || {
-        std::net::TcpStream::connect(tcp).ok()
-    })
-    .expect("bob's TCP listener is up");
-    let out = c
-        .sandbox
-        .chatctl()
-        .args(["--remote", &tcp.to_string(), "--token-file"])
-        .arg(&token)
-        .args(["search", "--json", "tuesday"])
-        .output()
-        .expect("chatctl runs");
+    let out = guest.ctl(&c, &["search", "--json", "tuesday"]);
     assert!(out.status.success(), "{out:?}");
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains(&id),

@@ -36,6 +36,9 @@ mod files;
 // Voice messages on the page: tests/e2e/ring/web_voice.rs.
 #[path = "web_voice.rs"]
 mod voice_page;
+// Private files and voice messages on the page: tests/e2e/ring/web_private.rs.
+#[path = "web_private.rs"]
+mod private_page;
 
 const FORM: Duration = Duration::from_secs(60);
 

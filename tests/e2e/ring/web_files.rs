@@ -69,7 +69,7 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// A PNG of `w` × `h` noisy pixels (they do not compress: about 3 bytes a pixel).
-fn noisy_png(w: u32, h: u32, seed: u64) -> Vec<u8> {
+pub(super) fn noisy_png(w: u32, h: u32, seed: u64) -> Vec<u8> {
     let px = noise((w * h * 3) as usize, seed);
     let img = image::RgbImage::from_raw(w, h, px).expect("pixels");
     let mut out = Vec::new();
@@ -102,7 +102,11 @@ pub(super) fn session(c: &Cluster, i: usize, web: SocketAddr) -> String {
     let link = c
         .json(&c.members[i].dir, &["web", "--json"])
         .expect("chatctl web");
-    let url = link["url"].as_str().expect("url");
+    session_from(web, link["url"].as_str().expect("url"))
+}
+
+/// The web view's session for the login link `url` (traded on `web`'s `/ws` as a page does).
+pub(super) fn session_from(web: SocketAddr, url: &str) -> String {
     let ticket = url.split("#login=").nth(1).expect("a ticket");
     let hello = ws_hello(web, json!({"t": "auth", "ticket": ticket}));
     hello["session"].as_str().expect("a session").to_owned()
@@ -147,10 +151,23 @@ pub(super) fn post(
 
 /// A raw `GET`; (status, head, body bytes).
 pub(super) fn get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+    get_with(addr, path, &[])
+}
+
+/// A raw `GET` with extra `headers`; (status, head in lower case, body bytes).
+pub(super) fn get_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(40)))
         .expect("timeout");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
     s.write_all(req.as_bytes()).expect("write");
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);

@@ -109,7 +109,7 @@ function line(m) {
       li.append(mark);
     }
     // A voice message: its player (voice.js); any other file: its image or download link.
-    if (m.file && /^[0-9a-f]{64}$/.test(m.file.hash)) li.append(m.voice ? voiceView(m.file) : fileView(m.file));
+    if (m.file && validFile(m.file)) li.append(m.voice ? voiceView(m.file) : fileView(m.file));
   }
   return li;
 }
@@ -124,27 +124,40 @@ function humanSize(n) {
   return v.toFixed(1) + ' ' + units[u];
 }
 
+// A public file names its blob by hash; a private one (a `pmsg`'s) its decrypting route.
+const PRIVATE_URL = /^\/private-files\/[0-9a-f]{32}$/;
+function validFile(f) {
+  return f.url ? PRIVATE_URL.test(f.url) : /^[0-9a-f]{64}$/.test(f.hash);
+}
+
 // A file's address on this node (which fetches it first if it does not hold it): the
-// message's name goes along for the download's name, its size for the fetch.
+// message's name goes along for the download's name, its size for the fetch. A private
+// file's is its message's route (the node decrypts it for this page's account only; the
+// name and size come from the message there).
 function fileUrl(f) {
+  if (f.url) return f.url;
   return '/files/' + f.hash + '?name=' + encodeURIComponent(f.name) + '&size=' + encodeURIComponent(f.size);
 }
 
+// A file's bytes fetched with the page's session (an <img> or <audio> src cannot carry it).
+function fetchWithSession(url) {
+  return fetch(url, { headers: { 'X-Chatd-Session': storedSession() } })
+    .then((r) => (r.ok ? r.blob() : r.text().then((t) => Promise.reject(new Error(t.trim() || 'HTTP ' + r.status)))));
+}
+
 // Loads a file into `img`: by its address, or — when the page has a session, which a node
-// off loopback asks for — fetched with it and shown from a blob: URL.
+// off loopback asks for, and a private file always — fetched with it and shown from a blob:
+// URL.
 function loadImage(img, url, failed) {
-  const s = storedSession();
-  if (!s) { img.src = url; return; }
-  fetch(url, { headers: { 'X-Chatd-Session': s } })
-    .then((r) => (r.ok ? r.blob() : r.text().then((t) => Promise.reject(new Error(t.trim() || 'HTTP ' + r.status)))))
+  if (!storedSession()) { img.src = url; return; }
+  fetchWithSession(url)
     .then((b) => { img.src = URL.createObjectURL(b); })
     .catch((e) => failed(String(e.message || e)));
 }
 
 // Downloads a file with the page's session (a plain link cannot carry it).
 function download(f) {
-  fetch(fileUrl(f), { headers: { 'X-Chatd-Session': storedSession() } })
-    .then((r) => (r.ok ? r.blob() : r.text().then((t) => Promise.reject(new Error(t.trim() || 'HTTP ' + r.status)))))
+  fetchWithSession(fileUrl(f))
     .then((b) => {
       const a = el('a');
       a.href = URL.createObjectURL(b);
@@ -168,7 +181,10 @@ function fileView(f) {
     thumb.alt = f.name;
     thumb.title = f.name + ': click for full size';
     if (f.thumb && /^[A-Za-z0-9+/=]+$/.test(f.thumb)) thumb.src = 'data:image/jpeg;base64,' + f.thumb;
-    else thumb.classList.add('none');
+    else if (f.url) {
+      // A private image carries no thumbnail: the decrypted image, shown small.
+      loadImage(thumb, fileUrl(f), (why) => { thumb.classList.add('none'); box.prepend(el('span', 'filenote', why)); });
+    } else thumb.classList.add('none');
     const toggle = () => {
       const shown = box.querySelector('img.full');
       if (shown) {
@@ -253,6 +269,7 @@ function onPrivate(f) {
     private: true, edited: f.deleted ? 0 : f.edited, deleted: !!f.deleted,
     verified: !!f.verified, keyChanged: !!f.key_changed,
     room: f.group ? '+' + f.group : '@' + (f.outgoing ? f.to : f.from),
+    file: f.deleted ? null : f.file, voice: f.deleted ? null : f.voice,
   };
   show(m);
 }

@@ -27,17 +27,12 @@ function clock(ms) {
   return Math.floor(s / 60) + ':' + String(s % 60).padStart(2, '0');
 }
 
-// A file's bytes fetched with the page's session (an <audio src> cannot carry it).
-function fetchWithSession(url) {
-  return fetch(url, { headers: { 'X-Chatd-Session': storedSession() } })
-    .then((r) => (r.ok ? r.blob() : r.text().then((t) => Promise.reject(new Error(t.trim() || 'HTTP ' + r.status)))));
-}
-
 // A voice message's player: `<audio controls preload="none">` of its Ogg/Opus file at
-// /files/{hash}. Nothing is loaded until play; a node that does not hold the file fetches it
+// /files/{hash} (a private one's at its message's route). Nothing is loaded until play; a node that does not hold the file fetches it
 // then (the request waits for it). Where the node wants the page's session for files (off
 // loopback) the plain request is refused: the page then fetches the bytes with its session
-// and plays them from a blob: URL.
+// (app.js's fetchWithSession) and plays them from a blob: URL. A private voice message's
+// player plays /private-files/{id}, which always wants the session: the same way.
 function voiceView(f) {
   const box = el('div', 'voice');
   const audio = el('audio');
