@@ -12,7 +12,6 @@
 
 use std::time::Duration;
 
-use super::irc::free_addr;
 use super::voice::{
     SENTENCE, ctl, finds_tuesday, lines, no_helper_left, requirements, sent, speak, transcribed,
     untranscribable,
