@@ -238,3 +238,58 @@ fn offline_messages_arrive_promptly_when_the_sender_returns_after_the_recipient(
     );
     c.await_ring(FORM);
 }
+
+#[test]
+fn offline_messages_arrive_promptly_when_the_last_holder_is_slow_to_answer_the_return() {
+    // The sender gone order, with the one node left (Erin, the holder of Bob's mailbox) frozen
+    // (SIGSTOP: alive to the kernel, silent to the ring) while Bob's node starts: what a loaded
+    // machine does to a first contact. Bob's node hears nobody, founds a ring of its own and
+    // reads an empty mailbox; Erin goes on 4 s later and the two rings merge. All 6 must still
+    // arrive within 10 s of Erin answering again.
+    const ERIN: usize = 4;
+    let mut c = bob_away_with_six(143, "slow", false);
+    stored(&c, "slow");
+    stop(&mut c, ALICE);
+    let erin = c.members[ERIN].daemon.as_ref().expect("erin runs");
+    erin.signal(rustix::process::Signal::STOP);
+    let start = Instant::now();
+    c.restart(BOB, &[]);
+    poll(FORM, Duration::from_millis(100), || {
+        c.status(BOB).filter(|s| s["joined"] == true).map(|_| ())
+    })
+    .expect("bob's node founds or joins a ring");
+    let joined = start.elapsed();
+    std::thread::sleep(Duration::from_secs(4).saturating_sub(start.elapsed()));
+    let erin = c.members[ERIN].daemon.as_ref().expect("erin runs");
+    erin.signal(rustix::process::Signal::CONT);
+    let cont = Instant::now();
+    let want: Vec<String> = (0..6).map(|k| format!("slow-{k}")).collect();
+    let all = poll(PROMPT, Duration::from_millis(100), || {
+        let got = c.received(BOB);
+        want.iter().all(|w| got.contains(w)).then_some(())
+    });
+    let took = cont.elapsed();
+    let got = c.received(BOB);
+    assert!(
+        all.is_some(),
+        "bob has {} of 6 messages {PROMPT:?} after erin answers again: {got:?}\nbob's log:\n{}",
+        want.iter().filter(|w| got.contains(w)).count(),
+        c.members[BOB]
+            .daemon
+            .as_ref()
+            .map(|d| d.log_tail(60))
+            .unwrap_or_default()
+    );
+    for w in &want {
+        assert_eq!(
+            got.iter().filter(|g| *g == w).count(),
+            1,
+            "{w} shown once: {got:?}"
+        );
+    }
+    eprintln!(
+        "bob back while erin was frozen: bob joined {joined:?} after his restart, all 6 {took:?} after erin went on ({:?} after bob's restart)",
+        start.elapsed()
+    );
+    c.await_ring(FORM);
+}
