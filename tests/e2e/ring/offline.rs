@@ -3,8 +3,9 @@
 //! nodes are killed (holders of Bob's mailbox among them, likely), Bob comes back — before
 //! Alice's node gave up waiting for an acknowledgement, after every item is in his mailbox,
 //! after Alice's node has stopped too, or before Alice's node (stopped right after the sends)
-//! comes back. Each time all 6 show exactly once within 10 s of both nodes being back in the
-//! ring.
+//! comes back, or after Alice's node stopped while the one node left (the holder of his
+//! mailbox) is frozen. Each time all 6 show exactly once within 10 s of both nodes being back
+//! in the ring (of the holder answering again, in the last order).
 
 use std::time::{Duration, Instant};
 
