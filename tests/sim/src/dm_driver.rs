@@ -66,6 +66,10 @@ struct Hosted {
     /// How many times the node became a member (what other nodes' presence shows).
     incarnation: u64,
     was_member: bool,
+    /// The node has been a member since it started: only then is its service ticked, as the
+    /// daemon's service loop waits for the first join (a restarted sender's resumed sends
+    /// would otherwise go out before its node is back, fail, and wait for the engine's retry).
+    joined: bool,
     /// The node's predecessor at the last tick: a change reads the mailboxes again soon, as
     /// the daemon's predecessor watch does.
     predecessor: Option<chat_overlay::NodeId>,
@@ -169,6 +173,7 @@ impl Driver {
                 disk: Disk::default(),
                 incarnation: 0,
                 was_member: false,
+                joined: false,
                 predecessor: None,
                 removals: 0,
                 items: HashMap::new(),
@@ -246,6 +251,7 @@ impl Driver {
             h.service.stop();
             h.up = false;
             h.was_member = false;
+            h.joined = false;
             h.items.clear();
         }
     }
@@ -308,6 +314,7 @@ impl Driver {
                 h.incarnation += 1;
             }
             h.was_member = member;
+            h.joined |= member;
             h.service.member(member);
             let id = sim.hosts[host as usize].peer.id;
             let pred = sim
@@ -318,7 +325,12 @@ impl Driver {
             }
             h.predecessor = pred;
         }
-        let hosts: Vec<u32> = self.hosts.keys().copied().collect();
+        let hosts: Vec<u32> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.joined)
+            .map(|(k, _)| *k)
+            .collect();
         for host in hosts {
             self.with_service(sim, host, |s, dir| s.tick(now, dir));
         }
