@@ -23,8 +23,9 @@
 //! not yet heard of a departure takes.
 //!
 //! A restart restores the engine from the host's disk ([`Engine::restore`], then
-//! [`Engine::resume`]: sends in flight at the crash are made again at once) and hosts it in
-//! the service afresh (its bundle is published again).
+//! [`Engine::resume`]: sends in flight at the crash are made again once the node is a member)
+//! and hosts it in the service afresh (its bundle is published again). As in the daemon, a
+//! host's service is ticked only once its node has been a member since it started.
 //!
 //! Determinism: the service orders its requests; nothing here depends on the (unseedable)
 //! randomness of the cryptography, only on the seeded simulator.
