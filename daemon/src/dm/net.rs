@@ -80,7 +80,10 @@ impl Dm {
             Out::Commit(_) => return,
             Out::Get { token, kind, key } => {
                 let r = match self.records.get(kind, key).await {
-                    Ok(rs) => Some(rs),
+                    Ok(rs) => {
+                        debug!(?kind, records = rs.len(), "a private-message read answered");
+                        Some(rs)
+                    }
                     Err(e) => {
                         debug!(error = %e, "a private-message read failed");
                         None

@@ -29,9 +29,11 @@ pub struct Member {
 
 /// The cluster.
 pub struct Cluster {
+    /// First, so that the daemons stop (and their logs are kept, under
+    /// `CHATD_TEST_KEEP_LOGS`) before the sandbox goes: fields drop in this order.
+    pub members: Vec<Member>,
     pub sandbox: Sandbox,
     pub net: u8,
-    pub members: Vec<Member>,
 }
 
 impl Cluster {

@@ -3,8 +3,9 @@
 //! nodes are killed (holders of Bob's mailbox among them, likely), Bob comes back — before
 //! Alice's node gave up waiting for an acknowledgement, after every item is in his mailbox,
 //! after Alice's node has stopped too, or before Alice's node (stopped right after the sends)
-//! comes back. Each time all 6 show exactly once within 10 s of both nodes being back in the
-//! ring.
+//! comes back, or after Alice's node stopped while the one node left (the holder of his
+//! mailbox) is frozen. Each time all 6 show exactly once within 10 s of both nodes being back
+//! in the ring (of the holder answering again, in the last order).
 
 use std::time::{Duration, Instant};
 
@@ -112,32 +113,48 @@ fn bob_away_with_six(net: u8, marker: &str, stopping: bool) -> Cluster {
     c
 }
 
+/// Restarts member `i` (no bootstrap: through its remembered peers) and waits until its node
+/// is in a ring: the time from the restart's start to that, and that start.
+fn restart_joined(c: &mut Cluster, i: usize) -> (Duration, Instant) {
+    let start = Instant::now();
+    c.restart(i, &[]);
+    poll(FORM, Duration::from_millis(100), || {
+        c.status(i).filter(|s| s["joined"] == true).map(|_| ())
+    })
+    .unwrap_or_else(|| panic!("node {i} joins or founds a ring again"));
+    (start.elapsed(), start)
+}
+
 /// Restarts Bob, waits until his node is in the ring, and then at most [`PROMPT`] for all 6
 /// messages; checks each shows once. Returns the times from the restart to his joining and to
 /// the last message.
 fn bob_returns(c: &mut Cluster, marker: &str) -> (Duration, Duration) {
-    let start = Instant::now();
-    c.restart(BOB, &[]);
-    poll(FORM, Duration::from_millis(100), || {
-        c.status(BOB).filter(|s| s["joined"] == true).map(|_| ())
-    })
-    .expect("bob's node joins again");
-    let joined = start.elapsed();
+    let (joined, start) = restart_joined(c, BOB);
+    six_shown_once(c, marker, "his return");
+    let took = start.elapsed();
+    // Bob rejoined the one ring (no ring of his own).
+    c.await_ring(FORM);
+    (joined, took)
+}
+
+/// Waits at most [`PROMPT`] for all 6 of `marker`'s messages on Bob's node and checks that
+/// each shows once; `after` names what the wait started at (for the failure message, with
+/// the last lines of Bob's log).
+fn six_shown_once(c: &Cluster, marker: &str, after: &str) {
     let want: Vec<String> = (0..6).map(|k| format!("{marker}-{k}")).collect();
     let all = poll(PROMPT, Duration::from_millis(100), || {
         let got = c.received(BOB);
         want.iter().all(|w| got.contains(w)).then_some(())
     });
-    let took = start.elapsed();
     let got = c.received(BOB);
     assert!(
         all.is_some(),
-        "bob has {} of 6 messages {PROMPT:?} after his return: {got:?}\nbob's log:\n{}",
+        "bob has {} of 6 messages {PROMPT:?} after {after}: {got:?}\nbob's log:\n{}",
         want.iter().filter(|w| got.contains(w)).count(),
         c.members[BOB]
             .daemon
             .as_ref()
-            .map(|d| d.log_tail(40))
+            .map(|d| d.log_tail(60))
             .unwrap_or_default()
     );
     for w in &want {
@@ -147,9 +164,6 @@ fn bob_returns(c: &mut Cluster, marker: &str) -> (Duration, Duration) {
             "{w} shown once: {got:?}"
         );
     }
-    // Bob rejoined the one ring (no ring of his own).
-    c.await_ring(FORM);
-    (joined, took)
 }
 
 /// Waits until Alice's 6 messages are all in Bob's mailbox.
@@ -198,42 +212,38 @@ fn offline_messages_arrive_promptly_when_the_sender_returns_after_the_recipient(
     // in her node's store); Bob comes back first, then Alice.
     let mut c = bob_away_with_six(142, "both", false);
     stop(&mut c, ALICE);
-    let (joined, _) = {
-        let start = Instant::now();
-        c.restart(BOB, &[]);
-        poll(FORM, Duration::from_millis(100), || {
-            c.status(BOB).filter(|s| s["joined"] == true).map(|_| ())
-        })
-        .expect("bob's node joins again");
-        (start.elapsed(), ())
-    };
-    let start = Instant::now();
-    c.restart(ALICE, &[]);
-    poll(FORM, Duration::from_millis(100), || {
-        c.status(ALICE).filter(|s| s["joined"] == true).map(|_| ())
-    })
-    .expect("alice's node joins again");
-    let alice_joined = start.elapsed();
-    let want: Vec<String> = (0..6).map(|k| format!("both-{k}")).collect();
-    let all = poll(PROMPT, Duration::from_millis(100), || {
-        let got = c.received(BOB);
-        want.iter().all(|w| got.contains(w)).then_some(())
-    });
-    let got = c.received(BOB);
-    assert!(
-        all.is_some(),
-        "bob has {} of 6 messages {PROMPT:?} after alice's return: {got:?}",
-        want.iter().filter(|w| got.contains(w)).count()
-    );
-    for w in &want {
-        assert_eq!(
-            got.iter().filter(|g| *g == w).count(),
-            1,
-            "{w} shown once: {got:?}"
-        );
-    }
+    let (joined, _) = restart_joined(&mut c, BOB);
+    let (alice_joined, start) = restart_joined(&mut c, ALICE);
+    six_shown_once(&c, "both", "alice's return");
     eprintln!(
         "alice back after bob (bob joined {joined:?} after his restart): alice joined {alice_joined:?}, all 6 {:?} after her restart",
+        start.elapsed()
+    );
+    c.await_ring(FORM);
+}
+
+#[test]
+fn offline_messages_arrive_promptly_when_the_last_holder_is_slow_to_answer_the_return() {
+    // The sender gone order, with the one node left (Erin, the holder of Bob's mailbox) frozen
+    // (SIGSTOP: alive to the kernel, silent to the ring) while Bob's node starts: what a loaded
+    // machine does to a first contact. Bob's node hears nobody, founds a ring of its own and
+    // reads an empty mailbox; Erin goes on 4 s later and the two rings merge. All 6 must still
+    // arrive within 10 s of Erin answering again.
+    const ERIN: usize = 4;
+    let mut c = bob_away_with_six(143, "slow", false);
+    stored(&c, "slow");
+    stop(&mut c, ALICE);
+    let erin = c.members[ERIN].daemon.as_ref().expect("erin runs");
+    erin.signal(rustix::process::Signal::STOP);
+    let (joined, start) = restart_joined(&mut c, BOB);
+    std::thread::sleep(Duration::from_secs(4).saturating_sub(start.elapsed()));
+    let erin = c.members[ERIN].daemon.as_ref().expect("erin runs");
+    erin.signal(rustix::process::Signal::CONT);
+    let cont = Instant::now();
+    six_shown_once(&c, "slow", "erin answers again");
+    let took = cont.elapsed();
+    eprintln!(
+        "bob back while erin was frozen: bob joined {joined:?} after his restart, all 6 {took:?} after erin went on ({:?} after bob's restart)",
         start.elapsed()
     );
     c.await_ring(FORM);

@@ -331,5 +331,34 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.keep_log();
+    }
+}
+
+impl Daemon {
+    /// With `CHATD_TEST_KEEP_LOGS=DIR` (a run under investigation), copies chatd's log into
+    /// `DIR` before the sandbox goes, as `SANDBOX-NODE-pidPID.log` (`NODE` the directory that
+    /// holds its control socket's `run/`, e.g. `n1`), so the logs of every start of every node
+    /// survive a passing test too.
+    fn keep_log(&self) {
+        let Some(dir) = std::env::var_os("CHATD_TEST_KEEP_LOGS") else {
+            return;
+        };
+        let name = |p: Option<&Path>| {
+            p.and_then(Path::file_name)
+                .map_or("-".into(), |n| n.to_string_lossy().into_owned())
+        };
+        let node = self.socket.parent().and_then(Path::parent);
+        let sandbox = self.log.parent();
+        let to = PathBuf::from(dir).join(format!(
+            "{}-{}-pid{}.log",
+            name(sandbox),
+            name(node),
+            self.child.id()
+        ));
+        let _ = std::fs::create_dir_all(to.parent().unwrap_or(Path::new(".")));
+        if let Err(e) = std::fs::copy(&self.log, &to) {
+            eprintln!("could not keep {}: {e}", to.display());
+        }
     }
 }

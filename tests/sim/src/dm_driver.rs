@@ -23,8 +23,9 @@
 //! not yet heard of a departure takes.
 //!
 //! A restart restores the engine from the host's disk ([`Engine::restore`], then
-//! [`Engine::resume`]: sends in flight at the crash are made again at once) and hosts it in
-//! the service afresh (its bundle is published again).
+//! [`Engine::resume`]: sends in flight at the crash are made again once the node is a member)
+//! and hosts it in the service afresh (its bundle is published again). As in the daemon, a
+//! host's service is ticked only once its node has been a member since it started.
 //!
 //! Determinism: the service orders its requests; nothing here depends on the (unseedable)
 //! randomness of the cryptography, only on the seeded simulator.
@@ -66,6 +67,10 @@ struct Hosted {
     /// How many times the node became a member (what other nodes' presence shows).
     incarnation: u64,
     was_member: bool,
+    /// The node has been a member since it started: only then is its service ticked, as the
+    /// daemon's service loop waits for the first join (a restarted sender's resumed sends
+    /// would otherwise go out before its node is back, fail, and wait for the engine's retry).
+    joined: bool,
     /// The node's predecessor at the last tick: a change reads the mailboxes again soon, as
     /// the daemon's predecessor watch does.
     predecessor: Option<chat_overlay::NodeId>,
@@ -169,6 +174,7 @@ impl Driver {
                 disk: Disk::default(),
                 incarnation: 0,
                 was_member: false,
+                joined: false,
                 predecessor: None,
                 removals: 0,
                 items: HashMap::new(),
@@ -246,6 +252,7 @@ impl Driver {
             h.service.stop();
             h.up = false;
             h.was_member = false;
+            h.joined = false;
             h.items.clear();
         }
     }
@@ -308,6 +315,7 @@ impl Driver {
                 h.incarnation += 1;
             }
             h.was_member = member;
+            h.joined |= member;
             h.service.member(member);
             let id = sim.hosts[host as usize].peer.id;
             let pred = sim
@@ -318,7 +326,12 @@ impl Driver {
             }
             h.predecessor = pred;
         }
-        let hosts: Vec<u32> = self.hosts.keys().copied().collect();
+        let hosts: Vec<u32> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.joined)
+            .map(|(k, _)| *k)
+            .collect();
         for host in hosts {
             self.with_service(sim, host, |s, dir| s.tick(now, dir));
         }

@@ -11,7 +11,9 @@
 //! directly. Other orders ([`DmOrder`]): `early` — the recipients come back right after the
 //! sends, while items are still on their way, and the crash waves spare the senders;
 //! `senders-gone` — every sender stops for good once its items are stored, before the
-//! recipients return.
+//! recipients return; `sender-back` — every sender stops right after its sends (items still on
+//! their way), the recipients return, then the senders (each message then timed from the
+//! later of the two returns).
 //!
 //! Reported: `lost` (messages never shown), `duplicates` (shown more than once), `out_of_order`
 //! (shown out of the sender's order), `outboxes_pending` (messages a sender still waits to
@@ -292,6 +294,14 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
             w.advance(sim, back_at.max(sim.now()));
         }
         DmOrder::Early => w.advance_for(sim, Duration::from_secs(2)),
+        DmOrder::SenderBack => {
+            // Each sender's user quits right after the sends: what is under way stops with it.
+            w.advance_for(sim, Duration::from_secs(1));
+            for &h in &senders {
+                w.d.stop(sim, h, true);
+            }
+            w.advance_for(sim, Duration::from_secs(5));
+        }
         DmOrder::SendersGone => {
             // Every sender waits until all it sent is stored, then stops for good.
             let until = sim.now() + p.settle_max;
@@ -338,6 +348,22 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
             }
         }
         scanned = w.d.shown.len();
+    }
+    if p.dm_order == DmOrder::SenderBack {
+        // The senders come back after every recipient: from now on both ends are up.
+        for &h in &senders {
+            if let Some(via) = sim.random_member() {
+                w.d.restart(sim, h, via);
+            }
+        }
+        let both = sim.now();
+        for t in back_at.values_mut() {
+            *t = both;
+        }
+        rep.put(
+            "senders_back_seconds_after_first_return",
+            both.since(returned).as_secs_f64(),
+        );
     }
     let mut all_shown_at = None;
     let mut all_acked_at = None;
@@ -457,7 +483,8 @@ pub fn run(sim: &mut Sim, p: &Params, rep: &mut Report) {
     rep.put("outboxes_pending", w.d.pending());
     rep.put("all_shown_seconds_after_return", all_shown_at);
     rep.put("all_acknowledged_seconds_after_return", all_acked_at);
-    // Each message counted from its own recipient's return (to the tick it was shown in).
+    // Each message counted from its own recipient's return (to the tick it was shown in; in
+    // the sender-back order from the senders' return, if it was shown after it).
     rep.put(
         "slowest_message_seconds_after_own_return",
         slowest.as_secs_f64(),

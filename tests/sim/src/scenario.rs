@@ -72,6 +72,10 @@ pub enum DmOrder {
     /// After every item is stored and every sender has stopped for good: only the mailbox
     /// (whose holders the crash waves hit) and the recipients' reads remain.
     SendersGone,
+    /// Every sender stops (gracefully) right after its sends, items still on their way; the
+    /// recipients come back, then the senders: what they had under way goes out after their
+    /// restart. Messages are timed from when both ends were back.
+    SenderBack,
 }
 
 /// Parameters of a run.

@@ -422,9 +422,10 @@ fn private_messages_to_offline_recipients_survive_crashes_exactly_once() {
 
 #[test]
 fn private_messages_reach_recipients_within_10_s_of_their_return_in_every_order() {
-    // Recipients back while items are still under way (mailbox holders crashing), and back
-    // after every sender stopped for good.
-    for order in [DmOrder::Early, DmOrder::SendersGone] {
+    // Recipients back while items are still under way (mailbox holders crashing), back
+    // after every sender stopped for good, and back before their senders (stopped right after
+    // the sends, timed from the senders' return).
+    for order in [DmOrder::Early, DmOrder::SendersGone, DmOrder::SenderBack] {
         let mut p = Params::new(Scenario::Dm, 200, 37);
         p.lookups = 100;
         p.dm_order = order;

@@ -14,6 +14,8 @@
 
 #[cfg(test)]
 mod echo_tests;
+#[cfg(test)]
+mod leave_tests;
 mod node;
 mod ops;
 pub mod policy;

@@ -20,6 +20,10 @@ use crate::overlay::Event;
 use crate::protocol::{Ctx, Reply, RingEvent};
 use crate::wire::{Message, Notice, Peer};
 
+/// A leaving node hands its records to this many times the successors that keep them
+/// ([`Records::on_leave`]).
+pub(super) const LEAVE_SPARE: usize = 2;
+
 /// Tokens of lookups and requests: the top byte says what they belong to.
 pub(super) const OP: u64 = 1 << 56;
 pub(super) const SYNC: u64 = 2 << 56;
@@ -291,10 +295,14 @@ impl Records {
     }
 
     /// The node leaves: hand every held record to the next `k` successors (the `k`-th
-    /// becomes a holder when this node is gone), and to the witness after them.
+    /// becomes a holder when this node is gone), and to the witness after them — and to as
+    /// many successors again after those ([`LEAVE_SPARE`]): a node often leaves while its
+    /// neighbours churn, and successors that died moments before (not yet noticed) would
+    /// otherwise take the last copies with them. A spare that is no holder hands its copy on
+    /// like any stray.
     pub fn on_leave(&mut self, cx: &mut Ctx<'_>) {
         let all: Vec<Record> = self.store.iter().cloned().collect();
-        let to = Self::successors(cx, self.copies_after() + 1);
+        let to = Self::successors(cx, (self.copies_after() + 1) * LEAVE_SPARE);
         self.push(cx, &to, all);
     }
 

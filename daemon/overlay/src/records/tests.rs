@@ -430,7 +430,7 @@ pub(super) fn wall(sim: &Sim) -> u64 {
     sim.cfg.chord.records.wall_ms(sim.now())
 }
 
-fn signed_profile(sim: &Sim, owner: u8, version: u64) -> Record {
+pub(super) fn signed_profile(sim: &Sim, owner: u8, version: u64) -> Record {
     let k = key(owner);
     let now = wall(sim);
     Record::sign(

@@ -77,7 +77,8 @@ struct Args {
     #[arg(long)]
     messages: Option<usize>,
     /// When the recipients come back (dm scenario): late (after every item is stored),
-    /// early (right after the sends), senders-gone (after every sender stopped).
+    /// early (right after the sends), senders-gone (after every sender stopped), sender-back
+    /// (the senders stop right after the sends and return after the recipients).
     #[arg(long, value_enum, default_value_t = DmOrder::Late)]
     dm_order: DmOrder,
     /// Nodes that come back after the whole ring went down (revive scenario; default a
