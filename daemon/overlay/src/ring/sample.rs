@@ -10,6 +10,12 @@
 //! when the table is full an unconfirmed entry of the source holding the most is evicted first,
 //! and a confirmed entry is evicted only for another confirmed one (least recently heard first).
 //! An unconfirmed entry that does not answer its probe is dropped.
+//!
+//! A joiner also spreads word of itself (`JoinNews`): it asks the peer its join lookup started at
+//! (its bootstrap, which in a young ring has heard of nearly everyone) for a sample too, and pings
+//! up to `announce` peers drawn at random from its join samples, once per join. A ping proves
+//! its sender, so each receiver keeps the new member as a confirmed candidate: the nodes that
+//! know of a young member are then not all on one side of a cut (issue 37).
 
 use std::time::Duration;
 
@@ -35,6 +41,22 @@ pub(crate) struct Candidate {
     pub next_probe: Time,
     backoff: Duration,
     failures: u8,
+}
+
+/// A joiner's news of itself: the door it joined through and who has heard of it.
+#[derive(Debug, Default)]
+pub(crate) struct JoinNews {
+    /// The peer the current join lookup started at.
+    pub door: Option<Peer>,
+    /// The door was asked for a sample (once per join).
+    asked_door: bool,
+    /// Join samples still to come: the first of two takes half the pushes.
+    pending: usize,
+    /// Peers that know of us already (the successor, the door, those we pinged); at most
+    /// 2 + `announce`.
+    told: Vec<NodeId>,
+    /// Pings sent (at most `announce` per join).
+    sent: usize,
 }
 
 /// The bounded candidate table.
@@ -282,12 +304,80 @@ impl Ring {
             .filter(|p| !self.t.routes_to(&p.id))
             .copied()
             .collect();
-        let quota = if self.phase == Phase::Joining {
-            asked
-        } else {
-            self.cfg.sample_size
+        // A source holds at most what we asked it for: `sample_size`, or a join's larger
+        // sample (the successor's, the door's).
+        self.cands.learn(me, from, &fresh, asked, now, &self.cfg);
+    }
+
+    /// The join lookup found `succ`: the door it started at (when another peer) is asked for a
+    /// sample as well, once per join. In a young ring the bootstrap has heard of nearly every
+    /// member, the successor perhaps of a few neighbours.
+    pub(super) fn ask_door(&mut self, now: Time, succ: Peer) {
+        let want = self.join_sample_size();
+        self.news.told = vec![succ.id];
+        self.news.pending = 1;
+        let Some(door) = self.news.door.filter(|d| d.id != succ.id) else {
+            return;
         };
-        self.cands.learn(me, from, &fresh, quota, now, &self.cfg);
+        self.news.told.push(door.id);
+        if !self.cfg.door_sample || want == 0 || self.news.asked_door {
+            return;
+        }
+        self.news.asked_door = true;
+        let body = RingRequest::GetState {
+            fingers: false,
+            sample: want,
+        };
+        if self.request(now, door, body, Purpose::DoorSample).is_some() {
+            self.news.pending = 2;
+        }
+    }
+
+    /// A join sample arrived from `from`: ping up to `announce` of its peers (in all, over the
+    /// join's samples; the first of two takes half) at random, none that knows of us already.
+    /// The receivers keep us as a confirmed merge candidate.
+    pub(super) fn announce(&mut self, now: Time, from: NodeId, sample: &[Peer], asked: usize) {
+        let left = self
+            .cfg
+            .announce
+            .min(MAX_SAMPLE)
+            .saturating_sub(self.news.sent);
+        let share = left.div_ceil(self.news.pending.max(1));
+        self.news.pending = self.news.pending.saturating_sub(1);
+        if share == 0 || self.cfg.sample_size == 0 || self.cfg.candidates == 0 {
+            return;
+        }
+        let me = self.t.me.id;
+        let mut pool: Vec<Peer> = sample
+            .iter()
+            .take(asked)
+            .filter(|p| p.id != me && p.id != from)
+            .copied()
+            .collect();
+        for i in 0..pool.len() {
+            let j = i + self.sample_rng.below((pool.len() - i) as u64) as usize;
+            pool.swap(i, j);
+        }
+        let mut left = share;
+        for p in pool {
+            if left == 0 {
+                break;
+            }
+            if self.news.told.contains(&p.id) {
+                continue;
+            }
+            left -= 1;
+            self.news.told.push(p.id);
+            self.news.sent += 1;
+            self.request(now, p, RingRequest::Ping, Purpose::Announce);
+        }
+    }
+
+    /// A peer we announced ourselves to answered: it is alive and knows of us.
+    pub(super) fn announce_answered(&mut self, now: Time, peer: Peer) {
+        if !self.t.routes_to(&peer.id) {
+            self.cands.confirm(peer, now, &self.cfg);
+        }
     }
 
     /// `peer` spoke to us: outside our routing state, it is a confirmed candidate.
