@@ -430,6 +430,9 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::overlay::Output;
+    use crate::ring::wire::RingResponse;
+    use crate::wire::{Message, Request, Response};
     use std::net::{Ipv4Addr, SocketAddr};
 
     fn peer(v: u8) -> Peer {
@@ -541,5 +544,143 @@ mod tests {
         assert_eq!(t.len(), 1);
         t.failed(&peer(4).id, now, &cfg);
         assert_eq!(t.len(), 0);
+    }
+
+    /// Joins node 50 through door 10 (successor 60), every peer answering at once: the door's
+    /// `GetState` sample is `door_sample` (empty: a v0.1.0 door, which ignores the field);
+    /// returns the ring, the peers asked for a sample, and the peers pinged.
+    fn join_through(door_sample: &[u8]) -> (Ring, Vec<NodeId>, Vec<NodeId>) {
+        let mut ring = Ring::new(peer(50), RingConfig::default(), 3);
+        let (door, succ) = (peer(10), peer(60));
+        let mut now = Time::from_micros(0);
+        ring.join(now, vec![door]);
+        let (mut asked, mut pinged) = (Vec::new(), Vec::new());
+        for _ in 0..20 {
+            now = now + Duration::from_millis(1);
+            for o in ring.take_outputs() {
+                let Output::Send {
+                    to,
+                    msg: Message::Request { id, body },
+                } = o
+                else {
+                    continue;
+                };
+                let Request::Ring(req) = body else { continue };
+                let answer = match req {
+                    RingRequest::Ping => {
+                        pinged.push(to.id);
+                        RingResponse::Pong
+                    }
+                    RingRequest::FindSuccessor { .. } => RingResponse::Found { succs: vec![succ] },
+                    RingRequest::GetState { sample, .. } => {
+                        if sample > 0 {
+                            asked.push(to.id);
+                        }
+                        let names: &[u8] = if to.id == door.id {
+                            door_sample
+                        } else {
+                            &[70, 80, 10]
+                        };
+                        RingResponse::State {
+                            pred: Some(peer(40)).filter(|p| p.id != to.id),
+                            succs: vec![peer(70), peer(80)],
+                            fingers: Vec::new(),
+                            sample: names
+                                .iter()
+                                .map(|v| peer(*v))
+                                .filter(|p| p.id != to.id)
+                                .take(usize::from(sample))
+                                .collect(),
+                        }
+                    }
+                };
+                let msg = Message::Response {
+                    id,
+                    body: Response::Ring(answer),
+                };
+                ring.on_message(now, to, msg);
+            }
+        }
+        assert!(ring.is_member(), "the join completed");
+        ring.check_invariants().expect("invariants");
+        (ring, asked, pinged)
+    }
+
+    #[test]
+    fn a_joiner_asks_its_door_once_and_announces_itself_to_at_most_four_sampled_peers() {
+        let door_knows = [20, 30, 40, 60, 70, 80, 90, 100, 110];
+        let (ring, asked, pinged) = join_through(&door_knows);
+        assert_eq!(
+            asked.iter().filter(|id| **id == peer(10).id).count(),
+            1,
+            "the door is asked for a sample once: {asked:?}"
+        );
+        // Half the pushes from the successor's sample (70, 80), the rest from the door's.
+        let mut p = pinged.clone();
+        p.sort();
+        p.dedup();
+        assert_eq!(p.len(), pinged.len(), "nobody is pinged twice: {pinged:?}");
+        assert_eq!(pinged.len(), 4, "{pinged:?}");
+        assert!(pinged.contains(&peer(70).id) && pinged.contains(&peer(80).id));
+        assert!(
+            pinged
+                .iter()
+                .all(|id| *id != peer(10).id && *id != peer(60).id),
+            "the door and the successor know of us already: {pinged:?}"
+        );
+        // Each one that answered is kept as a confirmed candidate (unless we route to it).
+        let confirmed: Vec<NodeId> = ring
+            .merge_candidates()
+            .iter()
+            .filter(|(_, c)| *c)
+            .map(|(p, _)| p.id)
+            .collect();
+        for id in &pinged {
+            assert!(
+                confirmed.contains(id) || ring.known_peers().iter().any(|p| p.id == *id),
+                "{id:?} answered and is neither a confirmed candidate nor in our tables"
+            );
+        }
+    }
+
+    #[test]
+    fn a_v010_door_answers_without_a_sample_and_the_join_goes_on() {
+        // A v0.1.0 door ignores the `sample` field and answers with a plain state.
+        let (_ring, asked, pinged) = join_through(&[]);
+        assert_eq!(
+            asked.len(),
+            2,
+            "successor and door asked once each: {asked:?}"
+        );
+        assert_eq!(pinged.len(), 2, "only the successor's sample: {pinged:?}");
+        // And with the news off, a join asks only its successor and pings nobody.
+        let mut ring = Ring::new(
+            peer(50),
+            RingConfig {
+                door_sample: false,
+                announce: 0,
+                ..RingConfig::default()
+            },
+            3,
+        );
+        ring.join(Time::from_micros(0), vec![peer(10)]);
+        ring.join_found(Time::from_micros(0), peer(60));
+        let gets = ring
+            .take_outputs()
+            .into_iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Send {
+                        msg: Message::Request {
+                            body: Request::Ring(RingRequest::GetState { .. }),
+                            ..
+                        },
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(gets, 1);
     }
 }

@@ -273,21 +273,20 @@ fn each_side_of_a_ring_of_twelve_cut_young_closes_into_one_ring_and_heals() {
 /// Messages and encoded bytes per node per second on a ring of `n` formed through host 0 and
 /// settled (every successor list full), over `secs` of virtual time; with `cut`, the ring is
 /// split into two random halves for the whole window (lost peers: the candidates are probed).
-fn cost(seed: u64, n: u32, sample: bool, cut: bool, secs: u64) -> (f64, f64) {
+/// Also the bytes sent from the first join until the ring is settled, per joiner.
+fn cost(seed: u64, n: u32, news: News, cut: bool, secs: u64) -> (f64, f64, f64) {
     let mut cfg = SimConfig {
         seed,
         wire: true,
         ..SimConfig::default()
     };
-    if !sample {
-        cfg.chord.ring.sample_size = 0;
-        cfg.chord.ring.candidates = 0;
-    }
+    news.apply(&mut cfg.chord.ring);
     let mut sim = Sim::new(cfg);
     for _ in 0..n {
         sim.add_host();
     }
     sim.form_ring(n, true);
+    let formed = sim.net.sent_bytes as f64 / f64::from(n - 1);
     sim.run_for(Duration::from_secs(30));
     if cut {
         let groups: Vec<u8> = (0..n).map(|h| u8::from(h % 2 == 1)).collect();
@@ -299,26 +298,24 @@ fn cost(seed: u64, n: u32, sample: bool, cut: bool, secs: u64) -> (f64, f64) {
     (
         (sim.net.sent - m0) as f64 / per,
         (sim.net.sent_bytes - b0) as f64 / per,
+        formed,
     )
 }
 
-/// The sample's cost, side by side (A: sampling off, B: on) in one run; figures for
-/// `docs/performance.md`. Run with
-/// `cargo test -p chat-overlay --release --lib young_cut::sample_cost -- --ignored --nocapture`.
+/// The cost, side by side in one run: the sample without (A: the code before) and with (B) a
+/// joiner's news of itself; figures for `docs/performance.md`. Run with
+/// `cargo test -p chat-overlay --features sim --lib young_cut::sample_cost -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement, not a check: prints figures for docs/performance.md"]
 fn sample_cost() {
     for (n, cut) in [(12, false), (12, true), (200, false), (200, true)] {
-        let (ma, ba) = cost(7, n, false, cut, 300);
-        let (mb, bb) = cost(7, n, true, cut, 300);
-        eprintln!(
-            "{n} nodes{}: off {ma:.3} msg/s {ba:.0} B/s per node; on {mb:.3} msg/s {bb:.0} B/s \
-             per node; +{:.3} msg/s (+{:.1} %), +{:.0} B/s (+{:.1} %)",
-            if cut { ", cut in halves" } else { "" },
-            mb - ma,
-            (mb / ma - 1.0) * 100.0,
-            bb - ba,
-            (bb / ba - 1.0) * 100.0
-        );
+        for (news, name) in [(News::Off, "A"), (News::On, "B")] {
+            let (m, b, formed) = cost(7, n, news, cut, 300);
+            eprintln!(
+                "COST {n} nodes{} {name}: {m:.3} msg/s {b:.0} B/s per node; forming: {formed:.0} \
+                 B per joiner",
+                if cut { ", cut in halves" } else { "" },
+            );
+        }
     }
 }
