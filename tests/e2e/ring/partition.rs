@@ -137,27 +137,47 @@ fn await_one_ring(
     .ok_or(last)
 }
 
-/// Starts the twelve, the first six in namespace 0 and the rest in 1, every one joining through
-/// node 0, and waits (polling every `every`) until they first form one ring: the nodes, and
-/// how long that took.
-fn form_twelve(sandbox: &Sandbox, ns: &Netns, every: Duration) -> (Vec<Node>, Duration) {
+/// The twelve, formed, in their namespaces. Fields drop in this order: the daemons, the
+/// sandbox, the namespaces, then the other test's turn.
+struct Twelve {
+    nodes: Vec<Node>,
+    sandbox: Sandbox,
+    ns: Netns,
+    /// From the first start until they first formed one ring.
+    formed: Duration,
+    _one: MutexGuard<'static, ()>,
+}
+
+/// Waits its turn, makes the namespaces (or skips with the reason), starts the twelve, the
+/// first six in namespace 0 and the rest in 1, every one joining through node 0, and waits
+/// (polling every `every`) until they first form one ring.
+fn twelve(test: &str, tag: &str, subnet: u8, every: Duration) -> Option<Twelve> {
+    let one = one_at_a_time();
+    let ns = netns_or_skip(test, tag, subnet)?;
+    let sandbox = Sandbox::new();
     // The ring's default timers; no web view or IRC door (six daemons share a loopback).
     sandbox.write_config("[web]\nlisten = \"\"\n[irc]\nlisten = \"\"\n");
     let started = Instant::now();
-    let first = start(sandbox, ns, 0, None);
-    let listen: SocketAddr = json(sandbox, &first, &["status", "--json"])
+    let first = start(&sandbox, &ns, 0, None);
+    let listen: SocketAddr = json(&sandbox, &first, &["status", "--json"])
         .and_then(|s| s["listen_addr"].as_str()?.parse().ok())
         .expect("the first node's address");
     let mut nodes = vec![first];
     for i in 1..NODES {
-        nodes.push(start(sandbox, ns, i, Some(listen)));
+        nodes.push(start(&sandbox, &ns, i, Some(listen)));
     }
     let all: Vec<&Node> = nodes.iter().collect();
-    if let Err(e) = await_one_ring(sandbox, &all, Duration::from_secs(90), every) {
+    if let Err(e) = await_one_ring(&sandbox, &all, Duration::from_secs(90), every) {
         panic!("twelve nodes do not form one ring: {e}");
     }
-    let took = started.elapsed();
-    (nodes, took)
+    let formed = started.elapsed();
+    Some(Twelve {
+        nodes,
+        sandbox,
+        ns,
+        formed,
+        _one: one,
+    })
 }
 
 /// Heals the cut and checks the whole is one ring within [`MERGE`]: how long it took.
@@ -190,19 +210,17 @@ fn side_failed(half: &[&Node], k: usize, what: &str, e: &str) -> ! {
 
 #[test]
 fn twelve_nodes_cut_in_two_for_a_minute_are_one_ring_again_within_ten_seconds_of_the_heal() {
-    let _one = one_at_a_time();
-    let Some(ns) = netns_or_skip("partition test", "p", 3) else {
+    let Some(t) = twelve("partition test", "p", 3, Duration::from_millis(300)) else {
         return;
     };
-    let sandbox = Sandbox::new();
-    let (nodes, _) = form_twelve(&sandbox, &ns, Duration::from_millis(300));
-    let all: Vec<&Node> = nodes.iter().collect();
+    let (sandbox, ns) = (&t.sandbox, &t.ns);
+    let all: Vec<&Node> = t.nodes.iter().collect();
     // A settled ring: every node lists the other eleven as successors (the young cut is the
     // next test's).
     let settled = poll(Duration::from_secs(60), Duration::from_millis(300), || {
         all.iter()
             .all(|n| {
-                json(&sandbox, n, &["ring", "--json"])
+                json(sandbox, n, &["ring", "--json"])
                     .and_then(|r| r["successors"].as_array().map(Vec::len))
                     .is_some_and(|len| len >= NODES - 1)
             })
@@ -217,7 +235,7 @@ fn twelve_nodes_cut_in_two_for_a_minute_are_one_ring_again_within_ten_seconds_of
     let cut = Instant::now();
     let (a, b) = all.split_at(NODES / 2);
     for (k, half) in [a, b].into_iter().enumerate() {
-        if let Err(e) = await_one_ring(&sandbox, half, CUT, Duration::from_millis(500)) {
+        if let Err(e) = await_one_ring(sandbox, half, CUT, Duration::from_millis(500)) {
             side_failed(
                 half,
                 k,
@@ -227,7 +245,7 @@ fn twelve_nodes_cut_in_two_for_a_minute_are_one_ring_again_within_ten_seconds_of
         }
     }
     std::thread::sleep(CUT.saturating_sub(cut.elapsed()));
-    let merged = heal_into_one_ring(&sandbox, &ns, &all);
+    let merged = heal_into_one_ring(sandbox, ns, &all);
     eprintln!("one ring {merged:?} after the heal");
 }
 
@@ -237,14 +255,12 @@ fn twelve_nodes_cut_in_two_for_a_minute_are_one_ring_again_within_ten_seconds_of
 /// itself (`ring/sample.rs`) give each side the addresses to close by.
 #[test]
 fn twelve_nodes_cut_the_moment_their_ring_forms_close_each_side_and_heal() {
-    let _one = one_at_a_time();
-    let Some(ns) = netns_or_skip("young partition test", "y", 4) else {
+    // Polled as fast as twelve `chatctl ring` calls go: the cut comes at most a round later.
+    let Some(t) = twelve("young partition test", "y", 4, Duration::from_millis(50)) else {
         return;
     };
-    let sandbox = Sandbox::new();
-    // Polled as fast as twelve `chatctl ring` calls go: the cut comes at most a round later.
-    let (nodes, formed) = form_twelve(&sandbox, &ns, Duration::from_millis(50));
-    let all: Vec<&Node> = nodes.iter().collect();
+    let (sandbox, ns, formed) = (&t.sandbox, &t.ns, t.formed);
+    let all: Vec<&Node> = t.nodes.iter().collect();
     ns.cut(true).expect("cut");
     let cut = Instant::now();
     let halves = all.split_at(NODES / 2);
@@ -254,7 +270,7 @@ fn twelve_nodes_cut_the_moment_their_ring_forms_close_each_side_and_heal() {
     poll(YOUNG_SIDE, Duration::from_millis(250), || {
         for k in 0..2 {
             if took[k].is_none() {
-                match one_ring(&sandbox, halves[k]) {
+                match one_ring(sandbox, halves[k]) {
                     Ok(()) => took[k] = Some(cut.elapsed()),
                     Err(e) => last[k] = e,
                 }
@@ -274,17 +290,17 @@ fn twelve_nodes_cut_the_moment_their_ring_forms_close_each_side_and_heal() {
     }
     // Still one ring each at the end of the cut (a few seconds' grace for the checks).
     std::thread::sleep(YOUNG_SIDE.saturating_sub(cut.elapsed()));
-    for k in 0..2 {
+    for (k, half) in halves.into_iter().enumerate() {
         if let Err(e) = await_one_ring(
-            &sandbox,
-            halves[k],
+            sandbox,
+            half,
             Duration::from_secs(3),
             Duration::from_millis(250),
         ) {
-            side_failed(halves[k], k, "split again before the heal", &e);
+            side_failed(half, k, "split again before the heal", &e);
         }
     }
-    let merged = heal_into_one_ring(&sandbox, &ns, &all);
+    let merged = heal_into_one_ring(sandbox, ns, &all);
     eprintln!(
         "young cut: one ring {formed:?} after the first start; sides one ring {:?} and {:?} \
          after the cut; one ring {merged:?} after the heal",
