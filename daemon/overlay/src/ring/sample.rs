@@ -550,7 +550,12 @@ mod tests {
     /// `GetState` sample is `door_sample` (empty: a v0.1.0 door, which ignores the field);
     /// returns the ring, the peers asked for a sample, and the peers pinged.
     fn join_through(door_sample: &[u8]) -> (Ring, Vec<NodeId>, Vec<NodeId>) {
-        let mut ring = Ring::new(peer(50), RingConfig::default(), 3);
+        let cfg = RingConfig {
+            door_sample: true,
+            announce: 4,
+            ..RingConfig::default()
+        };
+        let mut ring = Ring::new(peer(50), cfg, 3);
         let (door, succ) = (peer(10), peer(60));
         let mut now = Time::from_micros(0);
         ring.join(now, vec![door]);

@@ -96,9 +96,11 @@ enum News {
 impl News {
     fn apply(self, ring: &mut crate::ring::RingConfig) {
         ring.door_sample = matches!(self, News::Door | News::On);
-        if matches!(self, News::Off | News::Door) {
-            ring.announce = 0;
-        }
+        ring.announce = if matches!(self, News::Announce | News::On) {
+            4
+        } else {
+            0
+        };
     }
 }
 
