@@ -251,8 +251,8 @@ fn twelve_nodes_cut_in_two_for_a_minute_are_one_ring_again_within_ten_seconds_of
 
 /// Cut seconds after the ring forms, a node may know of no one on its side but a neighbour or
 /// two (its bootstrap peer is across the cut): seen once before issue 37's sample, side 1
-/// stayed a ring of 4 and a ring of 2 for a whole minute. The sample and a joiner's news of
-/// itself (`ring/sample.rs`) give each side the addresses to close by.
+/// stayed a ring of 4 and a ring of 2 for a whole minute. The sample (`ring/sample.rs`; and a
+/// joiner's news of itself, when on) gives each side the addresses to close by.
 #[test]
 fn twelve_nodes_cut_the_moment_their_ring_forms_close_each_side_and_heal() {
     // Polled as fast as twelve `chatctl ring` calls go: the cut comes at most a round later.

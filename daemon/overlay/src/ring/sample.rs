@@ -11,7 +11,8 @@
 //! and a confirmed entry is evicted only for another confirmed one (least recently heard first).
 //! An unconfirmed entry that does not answer its probe is dropped.
 //!
-//! A joiner also spreads word of itself (`JoinNews`): it asks the peer its join lookup started at
+//! A joiner can also spread word of itself (`JoinNews`; `door_sample` and `announce`, off by
+//! default for now): it asks the peer its join lookup started at
 //! (its bootstrap, which in a young ring has heard of nearly everyone) for a sample too, and pings
 //! up to `announce` peers drawn at random from its join samples, once per join. A ping proves
 //! its sender, so each receiver keeps the new member as a confirmed candidate: the nodes that
