@@ -60,6 +60,14 @@ pub struct RingConfig {
     pub candidate_probes: usize,
     /// See `candidate_probes`.
     pub candidate_window: Duration,
+    /// A joiner also asks the peer its join lookup started at (its bootstrap) for a sample of
+    /// up to [`super::wire::MAX_SAMPLE`] members, once per join (`ring/sample.rs`). Off by
+    /// default for now: see `docs/performance.md`, "A ring cut young".
+    pub door_sample: bool,
+    /// Members a joiner announces itself to (a `Ping`: the receiver keeps it as a merge
+    /// candidate), drawn at random from its join samples, once per join; 0 (the default for
+    /// now, as `door_sample`) turns it off.
+    pub announce: usize,
 }
 
 impl Default for RingConfig {
@@ -91,6 +99,8 @@ impl Default for RingConfig {
             candidates: 32,
             candidate_probes: 1,
             candidate_window: Duration::from_secs(120),
+            door_sample: false,
+            announce: 0,
         }
     }
 }

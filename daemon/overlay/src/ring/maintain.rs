@@ -106,6 +106,7 @@ impl Ring {
         self.join_attempt = self.join_attempt.saturating_add(1);
         let first = self.join_via[i];
         let key = self.t.me.id;
+        self.news.door = Some(first);
         self.start_lookup(now, key, LookupPurpose::Join, Some(vec![first]));
     }
 
@@ -129,7 +130,9 @@ impl Ring {
             .is_none()
         {
             self.join_failed(now);
+            return;
         }
+        self.ask_door(now, succ);
     }
 
     pub(super) fn join_failed(&mut self, now: Time) {

@@ -124,6 +124,10 @@ enum Purpose {
     FingerCheck { k: usize, bit: u32, steps: u8 },
     /// `GetState` to the successor a joining node found.
     JoinState,
+    /// `GetState` for a sample only, to the peer a join lookup started at (`sample.rs`).
+    DoorSample,
+    /// `Ping` announcing a new member to a peer of its join samples (`sample.rs`).
+    Announce,
     /// A sub-protocol's request; the answer goes back to `service` with `token`.
     Service { service: u16, token: u64 },
 }
@@ -185,6 +189,8 @@ pub struct Ring {
     last_failure: Option<Time>,
     /// The sample's own randomness, apart from `rng`: sampling does not move the timers.
     sample_rng: Rng,
+    /// The announcement of a join in progress (`sample.rs`).
+    news: sample::JoinNews,
 }
 
 impl Ring {
@@ -220,6 +226,7 @@ impl Ring {
             young_until: Time::from_micros(0),
             last_failure: None,
             sample_rng,
+            news: sample::JoinNews::default(),
         }
     }
 
@@ -571,7 +578,7 @@ impl Ring {
             self.probe_failed(now, p.to);
             return;
         }
-        if p.purpose == Purpose::Sample {
+        if matches!(p.purpose, Purpose::Sample | Purpose::Announce) {
             // A candidate is not a neighbour: its silence costs it its entry, not a suspicion.
             self.cands.failed(&p.to.id, now, &self.cfg);
             return;
@@ -597,7 +604,12 @@ impl Ring {
                 self.stabilize(now);
             }
             Purpose::Candidate { .. } => self.notify_successor(),
-            Purpose::CheckPred | Purpose::PredCandidate | Purpose::Probe | Purpose::Sample => {}
+            Purpose::CheckPred
+            | Purpose::PredCandidate
+            | Purpose::Probe
+            | Purpose::Sample
+            | Purpose::Announce
+            | Purpose::DoorSample => {}
             Purpose::Lookup(lid) => self.lookup_step(now, lid),
             Purpose::JoinState => self.join_failed(now),
             Purpose::FingerCheck { k, bit, .. } => self.finger_check_failed(now, k, bit),
@@ -702,6 +714,9 @@ impl Ring {
                 ) = (&r, &p.body)
                 {
                     self.learn_sample(now, from.id, sample, usize::from(*asked));
+                    if matches!(p.purpose, Purpose::JoinState | Purpose::DoorSample) {
+                        self.announce(now, from.id, sample, usize::from(*asked));
+                    }
                 }
                 r
             }
@@ -717,8 +732,9 @@ impl Ring {
             Purpose::FingerCheck { k, bit, steps } => {
                 self.finger_check_response(now, from, body, k, bit, steps)
             }
-            Purpose::CheckPred | Purpose::Probe => {}
+            Purpose::CheckPred | Purpose::Probe | Purpose::DoorSample => {}
             Purpose::Sample => self.candidate_answered(now, from),
+            Purpose::Announce => self.announce_answered(now, from),
             Purpose::PredCandidate => self.pred_candidate_alive(now, from),
             Purpose::Service { .. } => {}
         }

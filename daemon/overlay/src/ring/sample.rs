@@ -10,6 +10,13 @@
 //! when the table is full an unconfirmed entry of the source holding the most is evicted first,
 //! and a confirmed entry is evicted only for another confirmed one (least recently heard first).
 //! An unconfirmed entry that does not answer its probe is dropped.
+//!
+//! A joiner can also spread word of itself (`JoinNews`; `door_sample` and `announce`, off by
+//! default for now): it asks the peer its join lookup started at
+//! (its bootstrap, which in a young ring has heard of nearly everyone) for a sample too, and pings
+//! up to `announce` peers drawn at random from its join samples, once per join. A ping proves
+//! its sender, so each receiver keeps the new member as a confirmed candidate: the nodes that
+//! know of a young member are then not all on one side of a cut (issue 37).
 
 use std::time::Duration;
 
@@ -35,6 +42,22 @@ pub(crate) struct Candidate {
     pub next_probe: Time,
     backoff: Duration,
     failures: u8,
+}
+
+/// A joiner's news of itself: the door it joined through and who has heard of it.
+#[derive(Debug, Default)]
+pub(crate) struct JoinNews {
+    /// The peer the current join lookup started at.
+    pub door: Option<Peer>,
+    /// The door was asked for a sample (once per join).
+    asked_door: bool,
+    /// Join samples still to come: the first of two takes half the pushes.
+    pending: usize,
+    /// Peers that know of us already (the successor, the door, those we pinged); at most
+    /// 2 + `announce`.
+    told: Vec<NodeId>,
+    /// Pings sent (at most `announce` per join).
+    sent: usize,
 }
 
 /// The bounded candidate table.
@@ -282,12 +305,80 @@ impl Ring {
             .filter(|p| !self.t.routes_to(&p.id))
             .copied()
             .collect();
-        let quota = if self.phase == Phase::Joining {
-            asked
-        } else {
-            self.cfg.sample_size
+        // A source holds at most what we asked it for: `sample_size`, or a join's larger
+        // sample (the successor's, the door's).
+        self.cands.learn(me, from, &fresh, asked, now, &self.cfg);
+    }
+
+    /// The join lookup found `succ`: the door it started at (when another peer) is asked for a
+    /// sample as well, once per join. In a young ring the bootstrap has heard of nearly every
+    /// member, the successor perhaps of a few neighbours.
+    pub(super) fn ask_door(&mut self, now: Time, succ: Peer) {
+        let want = self.join_sample_size();
+        self.news.told = vec![succ.id];
+        self.news.pending = 1;
+        let Some(door) = self.news.door.filter(|d| d.id != succ.id) else {
+            return;
         };
-        self.cands.learn(me, from, &fresh, quota, now, &self.cfg);
+        self.news.told.push(door.id);
+        if !self.cfg.door_sample || want == 0 || self.news.asked_door {
+            return;
+        }
+        self.news.asked_door = true;
+        let body = RingRequest::GetState {
+            fingers: false,
+            sample: want,
+        };
+        if self.request(now, door, body, Purpose::DoorSample).is_some() {
+            self.news.pending = 2;
+        }
+    }
+
+    /// A join sample arrived from `from`: ping up to `announce` of its peers (in all, over the
+    /// join's samples; the first of two takes half) at random, none that knows of us already.
+    /// The receivers keep us as a confirmed merge candidate.
+    pub(super) fn announce(&mut self, now: Time, from: NodeId, sample: &[Peer], asked: usize) {
+        let left = self
+            .cfg
+            .announce
+            .min(MAX_SAMPLE)
+            .saturating_sub(self.news.sent);
+        let share = left.div_ceil(self.news.pending.max(1));
+        self.news.pending = self.news.pending.saturating_sub(1);
+        if share == 0 || self.cfg.sample_size == 0 || self.cfg.candidates == 0 {
+            return;
+        }
+        let me = self.t.me.id;
+        let mut pool: Vec<Peer> = sample
+            .iter()
+            .take(asked)
+            .filter(|p| p.id != me && p.id != from)
+            .copied()
+            .collect();
+        for i in 0..pool.len() {
+            let j = i + self.sample_rng.below((pool.len() - i) as u64) as usize;
+            pool.swap(i, j);
+        }
+        let mut left = share;
+        for p in pool {
+            if left == 0 {
+                break;
+            }
+            if self.news.told.contains(&p.id) {
+                continue;
+            }
+            left -= 1;
+            self.news.told.push(p.id);
+            self.news.sent += 1;
+            self.request(now, p, RingRequest::Ping, Purpose::Announce);
+        }
+    }
+
+    /// A peer we announced ourselves to answered: it is alive and knows of us.
+    pub(super) fn announce_answered(&mut self, now: Time, peer: Peer) {
+        if !self.t.routes_to(&peer.id) {
+            self.cands.confirm(peer, now, &self.cfg);
+        }
     }
 
     /// `peer` spoke to us: outside our routing state, it is a confirmed candidate.
@@ -340,6 +431,9 @@ impl Ring {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::overlay::Output;
+    use crate::ring::wire::RingResponse;
+    use crate::wire::{Message, Request, Response};
     use std::net::{Ipv4Addr, SocketAddr};
 
     fn peer(v: u8) -> Peer {
@@ -451,5 +545,148 @@ mod tests {
         assert_eq!(t.len(), 1);
         t.failed(&peer(4).id, now, &cfg);
         assert_eq!(t.len(), 0);
+    }
+
+    /// Joins node 50 through door 10 (successor 60), every peer answering at once: the door's
+    /// `GetState` sample is `door_sample` (empty: a v0.1.0 door, which ignores the field);
+    /// returns the ring, the peers asked for a sample, and the peers pinged.
+    fn join_through(door_sample: &[u8]) -> (Ring, Vec<NodeId>, Vec<NodeId>) {
+        let cfg = RingConfig {
+            door_sample: true,
+            announce: 4,
+            ..RingConfig::default()
+        };
+        let mut ring = Ring::new(peer(50), cfg, 3);
+        let (door, succ) = (peer(10), peer(60));
+        let mut now = Time::from_micros(0);
+        ring.join(now, vec![door]);
+        let (mut asked, mut pinged) = (Vec::new(), Vec::new());
+        for _ in 0..20 {
+            now = now + Duration::from_millis(1);
+            for o in ring.take_outputs() {
+                let Output::Send {
+                    to,
+                    msg: Message::Request { id, body },
+                } = o
+                else {
+                    continue;
+                };
+                let Request::Ring(req) = body else { continue };
+                let answer = match req {
+                    RingRequest::Ping => {
+                        pinged.push(to.id);
+                        RingResponse::Pong
+                    }
+                    RingRequest::FindSuccessor { .. } => RingResponse::Found { succs: vec![succ] },
+                    RingRequest::GetState { sample, .. } => {
+                        if sample > 0 {
+                            asked.push(to.id);
+                        }
+                        let names: &[u8] = if to.id == door.id {
+                            door_sample
+                        } else {
+                            &[70, 80, 10]
+                        };
+                        RingResponse::State {
+                            pred: Some(peer(40)).filter(|p| p.id != to.id),
+                            succs: vec![peer(70), peer(80)],
+                            fingers: Vec::new(),
+                            sample: names
+                                .iter()
+                                .map(|v| peer(*v))
+                                .filter(|p| p.id != to.id)
+                                .take(usize::from(sample))
+                                .collect(),
+                        }
+                    }
+                };
+                let msg = Message::Response {
+                    id,
+                    body: Response::Ring(answer),
+                };
+                ring.on_message(now, to, msg);
+            }
+        }
+        assert!(ring.is_member(), "the join completed");
+        ring.check_invariants().expect("invariants");
+        (ring, asked, pinged)
+    }
+
+    #[test]
+    fn a_joiner_asks_its_door_once_and_announces_itself_to_at_most_four_sampled_peers() {
+        let door_knows = [20, 30, 40, 60, 70, 80, 90, 100, 110];
+        let (ring, asked, pinged) = join_through(&door_knows);
+        assert_eq!(
+            asked.iter().filter(|id| **id == peer(10).id).count(),
+            1,
+            "the door is asked for a sample once: {asked:?}"
+        );
+        // Half the pushes from the successor's sample (70, 80), the rest from the door's.
+        let mut p = pinged.clone();
+        p.sort();
+        p.dedup();
+        assert_eq!(p.len(), pinged.len(), "nobody is pinged twice: {pinged:?}");
+        assert_eq!(pinged.len(), 4, "{pinged:?}");
+        assert!(pinged.contains(&peer(70).id) && pinged.contains(&peer(80).id));
+        assert!(
+            pinged
+                .iter()
+                .all(|id| *id != peer(10).id && *id != peer(60).id),
+            "the door and the successor know of us already: {pinged:?}"
+        );
+        // Each one that answered is kept as a confirmed candidate (unless we route to it).
+        let confirmed: Vec<NodeId> = ring
+            .merge_candidates()
+            .iter()
+            .filter(|(_, c)| *c)
+            .map(|(p, _)| p.id)
+            .collect();
+        for id in &pinged {
+            assert!(
+                confirmed.contains(id) || ring.known_peers().iter().any(|p| p.id == *id),
+                "{id:?} answered and is neither a confirmed candidate nor in our tables"
+            );
+        }
+    }
+
+    #[test]
+    fn a_v010_door_answers_without_a_sample_and_the_join_goes_on() {
+        // A v0.1.0 door ignores the `sample` field and answers with a plain state.
+        let (_ring, asked, pinged) = join_through(&[]);
+        assert_eq!(
+            asked.len(),
+            2,
+            "successor and door asked once each: {asked:?}"
+        );
+        assert_eq!(pinged.len(), 2, "only the successor's sample: {pinged:?}");
+        // And with the news off, a join asks only its successor and pings nobody.
+        let mut ring = Ring::new(
+            peer(50),
+            RingConfig {
+                door_sample: false,
+                announce: 0,
+                ..RingConfig::default()
+            },
+            3,
+        );
+        ring.join(Time::from_micros(0), vec![peer(10)]);
+        ring.join_found(Time::from_micros(0), peer(60));
+        let gets = ring
+            .take_outputs()
+            .into_iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Send {
+                        msg: Message::Request {
+                            body: Request::Ring(RingRequest::GetState { .. }),
+                            ..
+                        },
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(gets, 1);
     }
 }

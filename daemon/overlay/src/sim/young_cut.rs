@@ -73,9 +73,35 @@ struct Shape {
     latency: (Duration, Duration),
     /// The sample exchange on (`false`: `sample_size` and `candidates` 0, the code before it).
     sample: bool,
+    /// A joiner's news of itself (`ring/sample.rs`): the door's sample, and the announcement.
+    news: News,
     /// Side 0 is the first half to join, side 1 the second (the e2e test's shape); otherwise
     /// random halves.
     by_join_order: bool,
+}
+
+/// Which parts of a joiner's news of itself are on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum News {
+    /// Neither (the code before them).
+    Off,
+    /// Only the door's sample.
+    Door,
+    /// Only the announcement pings.
+    Announce,
+    /// Both (the default configuration).
+    On,
+}
+
+impl News {
+    fn apply(self, ring: &mut crate::ring::RingConfig) {
+        ring.door_sample = matches!(self, News::Door | News::On);
+        ring.announce = if matches!(self, News::Announce | News::On) {
+            4
+        } else {
+            0
+        };
+    }
 }
 
 /// `n` hosts join through host 0, `shape.gap` apart; the moment (10 ms steps) the ring is
@@ -92,6 +118,7 @@ fn young_cut(seed: u64, n: u32, shape: Shape, cut: Duration) -> Outcome {
         cfg.chord.ring.sample_size = 0;
         cfg.chord.ring.candidates = 0;
     }
+    shape.news.apply(&mut cfg.chord.ring);
     let mut sim = Sim::new(cfg);
     for _ in 0..n {
         sim.add_host();
@@ -175,22 +202,36 @@ fn unsound(seeds: std::ops::RangeInclusive<u64>, n: u32, shape: Shape) -> Vec<(u
 
 const LAN: (Duration, Duration) = (Duration::from_micros(200), Duration::from_millis(2));
 
-/// The young cut with and without the sample, side by side, for `docs/performance.md`:
+/// The young cut without the sample, with it, and with a joiner's news of itself (the door's
+/// sample, the announcement, both), side by side, for `docs/performance.md`:
 /// `cargo test -p chat-overlay --features sim --lib young_cut_table -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement, not a check: prints figures for docs/performance.md"]
 fn young_cut_table() {
+    let modes = [
+        (false, News::Off),
+        (true, News::Off),
+        (true, News::Door),
+        (true, News::Announce),
+        (true, News::On),
+    ];
+    // YOUNG_CUT_SEEDS=N runs seeds 1..=N (default 20).
+    let seeds: u64 = std::env::var("YOUNG_CUT_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     for gap in [100u64, 200, 300] {
-        for sample in [false, true] {
+        for (sample, news) in modes {
             let shape = Shape {
                 gap: Duration::from_millis(gap),
                 latency: LAN,
                 sample,
+                news,
                 by_join_order: true,
             };
-            let bad = unsound(1..=20, 12, shape);
+            let bad = unsound(1..=seeds, 12, shape);
             eprintln!(
-                "SUMMARY {shape:?}: {} of 20 unsound: {:?}",
+                "SUMMARY {shape:?}: {} of {seeds} unsound: {:?}",
                 bad.len(),
                 bad.iter().map(|b| b.0).collect::<Vec<_>>()
             );
@@ -206,6 +247,7 @@ fn across_seeds(seeds: std::ops::RangeInclusive<u64>, n: u32, gap: Duration) {
         gap,
         latency: LAN,
         sample: true,
+        news: News::On,
         by_join_order: true,
     };
     let bad = unsound(seeds, n, shape);
@@ -220,32 +262,33 @@ fn across_seeds(seeds: std::ops::RangeInclusive<u64>, n: u32, gap: Duration) {
 }
 
 /// Without the sample, seeds 1 and 14 at 300 ms left a node of the late side alone for the
-/// whole cut (its bootstrap and every peer it knew were across it); see
-/// `docs/performance.md`, "A ring cut young".
+/// whole cut (its bootstrap and every peer it knew were across it); without a joiner's news of
+/// itself, seed 10 at 100 ms (the node knew only side-0 peers, and no node of its side had
+/// heard of it); see `docs/performance.md`, "A ring cut young".
 #[test]
 fn each_side_of_a_ring_of_twelve_cut_young_closes_into_one_ring_and_heals() {
     across_seeds(1..=20, 12, Duration::from_millis(300));
     across_seeds(1..=20, 12, Duration::from_millis(200));
+    across_seeds(1..=20, 12, Duration::from_millis(100));
 }
 
 /// Messages and encoded bytes per node per second on a ring of `n` formed through host 0 and
 /// settled (every successor list full), over `secs` of virtual time; with `cut`, the ring is
 /// split into two random halves for the whole window (lost peers: the candidates are probed).
-fn cost(seed: u64, n: u32, sample: bool, cut: bool, secs: u64) -> (f64, f64) {
+/// Also the bytes sent from the first join until the ring is settled, per joiner.
+fn cost(seed: u64, n: u32, news: News, cut: bool, secs: u64) -> (f64, f64, f64) {
     let mut cfg = SimConfig {
         seed,
         wire: true,
         ..SimConfig::default()
     };
-    if !sample {
-        cfg.chord.ring.sample_size = 0;
-        cfg.chord.ring.candidates = 0;
-    }
+    news.apply(&mut cfg.chord.ring);
     let mut sim = Sim::new(cfg);
     for _ in 0..n {
         sim.add_host();
     }
     sim.form_ring(n, true);
+    let formed = sim.net.sent_bytes as f64 / f64::from(n - 1);
     sim.run_for(Duration::from_secs(30));
     if cut {
         let groups: Vec<u8> = (0..n).map(|h| u8::from(h % 2 == 1)).collect();
@@ -257,26 +300,24 @@ fn cost(seed: u64, n: u32, sample: bool, cut: bool, secs: u64) -> (f64, f64) {
     (
         (sim.net.sent - m0) as f64 / per,
         (sim.net.sent_bytes - b0) as f64 / per,
+        formed,
     )
 }
 
-/// The sample's cost, side by side (A: sampling off, B: on) in one run; figures for
-/// `docs/performance.md`. Run with
-/// `cargo test -p chat-overlay --release --lib young_cut::sample_cost -- --ignored --nocapture`.
+/// The cost, side by side in one run: the sample without (A: the code before) and with (B) a
+/// joiner's news of itself; figures for `docs/performance.md`. Run with
+/// `cargo test -p chat-overlay --features sim --lib young_cut::sample_cost -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement, not a check: prints figures for docs/performance.md"]
 fn sample_cost() {
     for (n, cut) in [(12, false), (12, true), (200, false), (200, true)] {
-        let (ma, ba) = cost(7, n, false, cut, 300);
-        let (mb, bb) = cost(7, n, true, cut, 300);
-        eprintln!(
-            "{n} nodes{}: off {ma:.3} msg/s {ba:.0} B/s per node; on {mb:.3} msg/s {bb:.0} B/s \
-             per node; +{:.3} msg/s (+{:.1} %), +{:.0} B/s (+{:.1} %)",
-            if cut { ", cut in halves" } else { "" },
-            mb - ma,
-            (mb / ma - 1.0) * 100.0,
-            bb - ba,
-            (bb / ba - 1.0) * 100.0
-        );
+        for (news, name) in [(News::Off, "A"), (News::On, "B")] {
+            let (m, b, formed) = cost(7, n, news, cut, 300);
+            eprintln!(
+                "COST {n} nodes{} {name}: {m:.3} msg/s {b:.0} B/s per node; forming: {formed:.0} \
+                 B per joiner",
+                if cut { ", cut in halves" } else { "" },
+            );
+        }
     }
 }
