@@ -36,7 +36,7 @@ namespaces. Skips (exit 0, or 1 under CHATD_TEST_STRICT=1) without root or a nee
 import argparse, json, os, random, shutil, signal, subprocess, sys, threading, time, traceback
 
 import harness
-from harness import CHATD, FAST, Netns, Node, ctl, dump_logs, guard, is_root, one_ring, skip, wait
+from harness import CHATD, FAST, Netns, Node, ctl, dump_lines, dump_logs, guard, is_root, one_ring, skip, wait
 
 FAULTS = ("kill", "stop", "corrupt", "diskfull", "skew", "loss", "delay", "dup", "partition")
 LINK = ("loss", "delay", "dup", "partition")
@@ -472,6 +472,11 @@ def main():
            or figures["private_lost"] or figures["private_duplicated"] or unread or run.errors)
     if bad:
         dump_logs([n for n in run.nodes if n.skew or not n.up], chars=1200, why="failed; some logs:")
+        # Each lost private message's sender and recipient: their private-message lines.
+        trail = sorted({i for text, to, _, frm in run.private
+                        if text not in set(b.get(to, [])) for i in (frm, to)})
+        for i in trail[:6]:
+            dump_lines(run.nodes[i], ("chatd::dm", "private", "mailbox", "joined", "chatd is running"))
     sys.exit(1 if bad else 0)
 
 

@@ -282,7 +282,9 @@ class Node:
         # chatd reads every CHATD_* variable as configuration (and refuses unknown ones, such as
         # CI's CHATD_TEST_STRICT): none of the caller's reach it, only those given here.
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHATD_")}
-        env.update(CHATD_LOG="info", **(env_extra or {}))
+        # The private-message service at debug: a lost private message's trail (its text is
+        # never logged) is what a failed run prints.
+        env.update(CHATD_LOG="info,chatd::dm=debug", **(env_extra or {}))
         if self.skew:
             if not LIBFAKETIME:
                 raise RuntimeError("libfaketime is not installed")
@@ -331,6 +333,19 @@ class Node:
                 return fh.read()[-chars:]
         except OSError:
             return "(no log)"
+
+
+def dump_lines(n, words, most=80):
+    """The last `most` lines of n's log (every start of it) that name one of `words`, on
+    stderr: a lost message's trail."""
+    try:
+        with open(n.log, errors="replace") as fh:
+            lines = [l.rstrip() for l in fh if any(w in l for w in words)]
+    except OSError:
+        lines = ["(no log)"]
+    print(f"--- n{n.i}, lines naming {', '.join(words)} (last {most}):", file=sys.stderr)
+    for l in lines[-most:]:
+        print(l[:400], file=sys.stderr)
 
 
 def dump_logs(nodes, chars=1500, why=""):
